@@ -1,0 +1,81 @@
+/**
+ * The sync server's storage port. Nodes are stateless: everything, including the fence, lives
+ * here, so every node of a stack sees one truth. Adapters: sqlite.ts (embedded default) and
+ * riak.ts (Riak KV over HTTP). Both run the same contract suite (test/server/store-contract).
+ *
+ * Sequence numbers order all changes of a store. Import keeps the sequence numbers it is given,
+ * so client cursors survive backup, restore and catch-up; a local change whose number an
+ * imported change claims (only smoke-test writes on a stack not yet live) moves after it.
+ */
+import type { ExportItemLine, ImportResult, ItemType } from '../../src/navcloud/protocol.ts';
+
+export interface StoredItem {
+  id: string;
+  owner: string;
+  type: ItemType;
+  /** Absent on tombstones. */
+  data?: unknown;
+  rev: string;
+  deleted: boolean;
+  shares: string[];
+  seq: number;
+  updatedAt: string;
+}
+
+/** A change as one user sees it in their feed. */
+export interface StoredChange extends StoredItem {
+  /** Set when the change reaches this user through a share (`shared` stream messages). */
+  sharedBy?: string;
+  /** Set on a share's revocation as this user sees it. */
+  revoked?: boolean;
+}
+
+export interface PutItem {
+  id: string;
+  owner: string;
+  type: ItemType;
+  data: unknown;
+  /** `*`: create only. */
+  ifNoneMatch?: '*';
+  /** Update only this revision. */
+  ifMatch?: string;
+}
+
+/** Store failures the HTTP layer maps to status codes. */
+export class StoreError extends Error {
+  override name = 'StoreError';
+  constructor(
+    readonly code: 'not-found' | 'precondition-failed' | 'fenced' | 'unavailable' | 'cursor-gone',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface SyncStore {
+  /** The item as `user` may see it: owned or shared with them; tombstones are not returned. */
+  get(id: string, user: string): Promise<StoredItem | undefined>;
+  /** Create or update; an id owned by someone else is 'not-found' to the caller. Rejects with 'fenced' while fenced. */
+  put(request: PutItem): Promise<{ item: StoredItem; created: boolean }>;
+  /** Leaves a tombstone. */
+  delete(id: string, owner: string, ifMatch?: string): Promise<StoredItem>;
+  share(id: string, owner: string, to: string): Promise<StoredItem>;
+  unshare(id: string, owner: string, to: string): Promise<StoredItem>;
+  /** Live items shared with `user`, newest first. */
+  inbox(user: string, limit: number): Promise<StoredItem[]>;
+  /** Changes visible to `user` with seq > since, oldest first. 'cursor-gone' when since is beyond the store or compacted. */
+  changes(user: string, since: number, limit: number): Promise<StoredChange[]>;
+  /** Every item (tombstones too) whose last change is > since, in seq order. */
+  exportSince(since: number): AsyncIterable<StoredItem>;
+  /** Idempotent: keeps revisions and sequence numbers; older or equal revisions are skipped. */
+  import(lines: ExportItemLine[]): Promise<Omit<ImportResult, 'cursor'> & { seq: number }>;
+  fence(): Promise<number>;
+  unfence(): Promise<number>;
+  isFenced(): Promise<boolean>;
+  /** Highest sequence number in the store. */
+  highestSeq(): Promise<number>;
+  countItems(): Promise<number>;
+  /** Cheap round trip for /readyz. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

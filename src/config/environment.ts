@@ -1,0 +1,94 @@
+import { readFile } from 'node:fs/promises';
+import { resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const environmentsDir = resolve(repoRoot, 'infra/environments');
+
+/** Raised for any unusable environment file; the CLI turns it into exit code 2. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const envName = z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, 'lower-case letters, digits and dashes, starting with a letter');
+
+export const environmentSchema = z.object({
+  name: envName,
+  profile: z.enum(['aws', 'local']),
+  region: z.string().min(1),
+  hostedZoneId: z.string().min(1),
+  /** Fully qualified record the clients resolve, with or without the trailing dot. */
+  recordName: z.string().min(1),
+  ttl: z.number().int().min(1).max(86_400),
+  /** Template path relative to infra/ (aws) or the number of local nodes' template (local). */
+  template: z.string().min(1),
+  parameters: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String)).default({}),
+  backups: z.object({
+    bucket: z.string().min(3),
+    prefix: z.string().default('backups/'),
+    keep: z.number().int().min(1).default(7),
+  }),
+  smoke: z.object({
+    heartbeatMs: z.number().int().min(50),
+    /** How long a change written on one node may take to reach a stream on another. */
+    changeArrivalMs: z.number().int().min(1).default(2_000),
+    sampleItems: z.number().int().min(0).default(20),
+    /** Per-check latency ceiling for the HTTP round trips. */
+    maxLatencyMs: z.number().int().min(1).default(2_000),
+  }),
+  approval: z.enum(['auto', 'manual']).default('auto'),
+  approvalTimeoutSeconds: z.number().int().min(1).default(3_600),
+  verifySeconds: z.number().int().min(0),
+  drainSeconds: z.number().int().min(0),
+  keepStacks: z.number().int().min(0).default(1),
+  /** Where the stack's JWT secret comes from: `env:VAR` reads an environment variable, anything else is the secret. */
+  jwtSecret: z.string().min(1),
+  /** Catch-up stops repeating and fences the old stack once a pass copies at most this many changes. */
+  catchUpFenceBelow: z.number().int().min(0).default(100),
+});
+
+export type Environment = z.output<typeof environmentSchema>;
+
+/** One line per problem: the file, the field path and what was expected. */
+export function describeIssues(file: string, error: z.ZodError): string {
+  return error.issues
+    .map((issue) => `${file}: field '${issue.path.join('.') || '(root)'}': ${issue.message}`)
+    .join('\n');
+}
+
+export function parseEnvironment(file: string, text: string): Environment {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`${file}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const parsed = environmentSchema.safeParse(raw);
+  if (!parsed.success) throw new ConfigError(describeIssues(file, parsed.error));
+  return parsed.data;
+}
+
+export async function loadEnvironment(name: string, dir = environmentsDir): Promise<Environment> {
+  if (!envName.safeParse(name).success) {
+    throw new ConfigError(`environment name '${name}' is not valid: expected lower-case letters, digits and dashes`);
+  }
+  const file = resolve(dir, `${name}.yaml`);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    throw new ConfigError(`no environment '${name}': ${file} does not exist`);
+  }
+  const env = parseEnvironment(file, text);
+  if (env.name !== name) throw new ConfigError(`${file}: field 'name': expected '${name}' (the file name), got '${env.name}'`);
+  return env;
+}
+
+export function resolveSecret(ref: string): string {
+  if (!ref.startsWith('env:')) return ref;
+  const value = process.env[ref.slice(4)];
+  if (!value) throw new ConfigError(`environment variable ${ref.slice(4)} is not set (named by jwtSecret)`);
+  return value;
+}

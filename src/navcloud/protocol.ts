@@ -1,0 +1,94 @@
+/**
+ * Wire shapes of the NavCloud sync API (DESIGN §7) shared by the server, the orchestrator's
+ * activities, the smoke tests and the synthetic clients. Change them here, nowhere else.
+ */
+
+export type ItemType = 'trip' | 'route' | 'place';
+export const ITEM_ID = /^[A-Za-z0-9._-]{1,128}$/;
+export const MAX_ITEM_BYTES = 256 * 1024;
+
+/** One change as the feed and the stream deliver it. */
+export interface Change {
+  /** Opaque cursor just after this change: a client resuming with it gets what follows. */
+  cursor: string;
+  id: string;
+  owner: string;
+  type: ItemType;
+  rev: string;
+  deleted: boolean;
+  /** Absent on tombstones. */
+  data?: unknown;
+  updatedAt: string;
+}
+
+export interface ChangesPage {
+  changes: Change[];
+  next: string;
+}
+
+export type StreamMessage =
+  | ({ type: 'change' } & Change)
+  | ({ type: 'shared'; by: string; to: string; revoked?: boolean } & Change)
+  | { type: 'heartbeat'; at: string; node: string }
+  | { type: 'reconnect'; reason: string };
+
+/**
+ * A line of GET /admin/export, of POST /admin/import, and of every backup's data.
+ * `seq`-level ordering is carried by `cursor`, which import preserves.
+ */
+export interface ExportItemLine {
+  kind: 'item';
+  id: string;
+  owner: string;
+  type: ItemType;
+  rev: string;
+  deleted: boolean;
+  data?: unknown;
+  /** Users the item is shared with. */
+  shares: string[];
+  cursor: string;
+  updatedAt: string;
+}
+
+/** Always the last line of an export: every change up to `cursor` was in the lines before. */
+export interface ExportEndLine {
+  kind: 'end';
+  cursor: string;
+  items: number;
+}
+
+export type ExportLine = ExportItemLine | ExportEndLine;
+
+/** Answer of POST /admin/import. */
+export interface ImportResult {
+  /** Lines applied (newer than what the store had). */
+  applied: number;
+  /** Lines skipped because the store already had that revision or a newer one. */
+  skipped: number;
+  /** Highest cursor now in the store. */
+  cursor: string;
+}
+
+/** Answer of POST /admin/fence and /admin/unfence. */
+export interface FenceResult {
+  fenced: boolean;
+  /** Highest cursor in the store when the call returned: after a fence, no write follows it. */
+  cursor: string;
+}
+
+/** Answer of GET /admin/stats (one node). */
+export interface NodeStats {
+  node: string;
+  fenced: boolean;
+  draining: boolean;
+  openStreams: number;
+  /** Requests per second over the last 10 seconds, admin calls excluded. */
+  requestRate: number;
+  items: number;
+  cursor: string;
+  uptimeSeconds: number;
+}
+
+export interface ApiErrorBody {
+  error: { code: string; message: string };
+}

@@ -1,0 +1,115 @@
+/**
+ * The switch's public contract: workflow input, the `status` query's answer and the report CI
+ * archives (DESIGN §5–§6). Pure types and constants: workflow code imports this file too.
+ */
+import type { Colour } from '../cloud/ports.ts';
+
+export const TASK_QUEUE = 'switchyard';
+export const switchWorkflowId = (env: string) => `switch-${env}`;
+export const scheduleId = (env: string) => `nightly-refresh-${env}`;
+
+export const PHASES = [
+  'planning', 'provisioning', 'restoring', 'smoke-testing', 'catching-up', 'awaiting-approval',
+  'switching', 'verifying', 'draining', 'tearing-down', 'done', 'rolling-back', 'failed',
+] as const;
+export type Phase = (typeof PHASES)[number];
+
+export type Trigger = 'ci' | 'schedule' | 'manual';
+export type Outcome = 'switched' | 'failed' | 'rolled-back' | 'aborted';
+
+/** Search attributes the dev server registers and every switch upserts (DESIGN §5). */
+export const SEARCH_ATTRIBUTES = {
+  SwitchEnv: 'Keyword',
+  SwitchPhase: 'Keyword',
+  SwitchColor: 'Keyword',
+  SwitchStack: 'Keyword',
+  SwitchVersion: 'Keyword',
+  SwitchTrigger: 'Keyword',
+} as const;
+
+export interface SwitchInput {
+  env: string;
+  /** 'latest' or a backup manifest key. */
+  backup: string;
+  approval?: 'auto' | 'manual';
+  keepFailed?: boolean;
+  trigger: Trigger;
+  /** Application version being rolled out (a template parameter of the stack). */
+  version: string;
+}
+
+export interface Decision {
+  by: string;
+  comment: string;
+}
+
+export interface PhaseTiming {
+  name: Phase;
+  startedAt: string;
+  durationMs: number;
+}
+
+export interface SmokeCheck {
+  name: string;
+  ok: boolean;
+  durationMs: number;
+  detail?: string;
+}
+
+export interface StackRefSummary {
+  stack: string;
+  colour: Colour;
+}
+
+export interface RestoreProgress {
+  items: number;
+  total: number;
+}
+
+export interface SwitchStatus {
+  env: string;
+  phase: Phase;
+  from?: StackRefSummary;
+  to?: StackRefSummary;
+  backup?: { key: string; items: number };
+  restore?: RestoreProgress;
+  smoke?: SmokeCheck[];
+  phases: PhaseTiming[];
+  approval?: { decision: 'approved' | 'aborted'; by: string; comment: string; at: string };
+  error?: string;
+}
+
+/** Figures from synthetic clients that ran alongside a switch (demo, benchmarks). */
+export interface ClientFigures {
+  requests: number;
+  failedRequests: number;
+  writesAcknowledged: number;
+  writesLost: number;
+  streams: number;
+  streamsReconnected: number;
+  maxReconnectMs: number;
+  duplicateEvents: number;
+  missedEvents: number;
+}
+
+export interface SwitchReport {
+  env: string;
+  workflowId: string;
+  runId?: string;
+  outcome: Outcome;
+  reason?: string;
+  trigger: Trigger;
+  version: string;
+  from?: StackRefSummary;
+  to?: StackRefSummary;
+  backup?: { key: string; items: number };
+  phases: PhaseTiming[];
+  smoke: { checks: SmokeCheck[] };
+  approval?: SwitchStatus['approval'];
+  startedAt: string;
+  finishedAt: string;
+  clients?: ClientFigures;
+}
+
+/** Exit codes are a contract with CI (DESIGN §6). */
+export const EXIT = { switched: 0, failed: 1, usage: 2, busy: 3 } as const;
