@@ -1,0 +1,340 @@
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SignJWT } from 'jose';
+import type {
+  CreateStackRequest, StackDescription, StackOutputs, StackProgress, StackProvisioner, StackStatus, Colour,
+} from '../ports.ts';
+import { CloudError, StackFailedError } from '../errors.ts';
+import { repoRoot } from '../../config/environment.ts';
+import { createLogger } from '../../logging.ts';
+import { claimBlock, releaseBlock } from './addresses.ts';
+import { isRunning, stopProcesses } from './processes.ts';
+import { loadStackSpec } from './stack-spec.ts';
+
+const log = createLogger('local-stacks');
+
+export interface LocalStackProvisionerOptions {
+  /** Parent of every stack's folder, e.g. `.data/stacks`. */
+  stacksDir: string;
+  /** SYNC_JWT_SECRET of every node; also signs the admin token delete uses to drain. */
+  jwtSecret: string;
+  /**
+   * SYNC_BUS of every node: the local environment's RabbitMQ, so a change written on one node
+   * reaches streams on the others. `memory` (the default) serves only streams on the writing node.
+   */
+  bus?: string;
+  /** Bounds waitUntilReady; a timeout is retryable (the nodes may only be slow to start). */
+  readyTimeoutMs?: number;
+  /** How long nodes get between SIGTERM and SIGKILL on delete. */
+  stopGraceMs?: number;
+  /** The sync server's entry point; tests never change it, it is here so the path is not hidden. */
+  serverEntry?: string;
+}
+
+interface NodeRecord {
+  id: string;
+  address: string;
+  url: string;
+}
+
+/** `.data/stacks/<stack>/stack.json`: everything needed to find a stack's processes again. */
+interface StackRecord {
+  name: string;
+  env: string;
+  colour: Colour;
+  workflowId: string;
+  status: StackStatus;
+  rawStatus: string;
+  createdAt: string;
+  tags: Record<string, string>;
+  block: string;
+  port: number;
+  nodes: NodeRecord[];
+  outputs?: StackOutputs;
+}
+
+const STACK_FILE = 'stack.json';
+const CLAIMS = '.blocks';
+
+/**
+ * The local profile's compute: a stack is N `navcloud-sync` processes sharing one SQLite file,
+ * each on its own loopback address and the same port. Nodes are started detached (their own
+ * session, not children anyone waits for), so they outlive the worker that created them; all
+ * state is on disk, so a new provisioner object — in a restarted worker — finds them again.
+ */
+export class LocalStackProvisioner implements StackProvisioner {
+  private readonly stacksDir: string;
+  private readonly readyTimeoutMs: number;
+  private readonly stopGraceMs: number;
+  private readonly serverEntry: string;
+
+  constructor(private readonly options: LocalStackProvisionerOptions) {
+    this.stacksDir = resolve(options.stacksDir);
+    this.readyTimeoutMs = options.readyTimeoutMs ?? 90_000;
+    this.stopGraceMs = options.stopGraceMs ?? 10_000;
+    this.serverEntry = options.serverEntry ?? resolve(repoRoot, 'bin/navcloud-sync.js');
+  }
+
+  private dir(name: string): string {
+    // SYNC_NODE_ID (`<stack>-node-N`) allows 64 characters.
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,55}$/.test(name)) {
+      throw new CloudError(`stack name '${name}' is not valid: up to 56 letters, digits, '.', '_' and '-'`, false, 'InvalidName', name);
+    }
+    return join(this.stacksDir, name);
+  }
+
+  async create(request: CreateStackRequest): Promise<void> {
+    const dir = this.dir(request.name);
+    const existing = this.read(request.name);
+    if (existing) {
+      if (existing.workflowId !== request.workflowId) {
+        throw new CloudError(
+          `stack ${request.name} already exists, created by workflow ${existing.workflowId}, not ${request.workflowId}`,
+          false, 'AlreadyExists', request.name);
+      }
+      // A retried create after a crash between writing the record and starting every node.
+      if (existing.status === 'creating') this.startMissingNodes(existing);
+      return;
+    }
+    const spec = await loadStackSpec(request.template, request.parameters);
+    mkdirSync(dir, { recursive: true });
+    const block = await claimBlock(join(this.stacksDir, CLAIMS), request.name, spec.nodes, spec.port, (n) => join(this.stacksDir, n));
+    const nodes = block.addresses.map((address, i) => ({ id: `${request.name}-node-${i + 1}`, address, url: `http://${address}:${spec.port}` }));
+    const env: Record<string, string> = {
+      PORT: String(spec.port),
+      SYNC_STORE: `sqlite:${join(dir, 'store.sqlite')}`,
+      SYNC_BUS: this.options.bus ?? 'memory',
+      SYNC_JWT_SECRET: this.options.jwtSecret,
+      SYNC_HEARTBEAT_MS: String(spec.heartbeatMs),
+      LOG_FORMAT: 'json',
+    };
+    // The secret is needed again to drain on delete, possibly by another process: keep it private.
+    writeFileSync(join(dir, 'node.env'), Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\n') + '\n', { mode: 0o600 });
+    const record: StackRecord = {
+      name: request.name,
+      env: request.env,
+      colour: request.colour,
+      workflowId: request.workflowId,
+      status: 'creating',
+      rawStatus: 'CREATE_IN_PROGRESS',
+      createdAt: new Date().toISOString(),
+      tags: { env: request.env, colour: request.colour, workflowId: request.workflowId },
+      block: block.prefix,
+      port: spec.port,
+      nodes,
+    };
+    this.write(record);
+    log.info({ stack: record.name, env: record.env, nodes: nodes.map((n) => n.url) }, 'creating local stack');
+    this.startMissingNodes(record);
+  }
+
+  private startMissingNodes(record: StackRecord): void {
+    const dir = join(this.stacksDir, record.name);
+    const env = readEnvFile(join(dir, 'node.env'));
+    for (const node of record.nodes) {
+      if (existsSync(join(dir, `${nodeFile(node)}.pid`))) continue;
+      const out = openSync(join(dir, `${nodeFile(node)}.log`), 'a');
+      const child = spawn(process.execPath, [this.serverEntry], {
+        cwd: repoRoot,
+        detached: true,
+        stdio: ['ignore', out, out],
+        env: { ...process.env, ...env, HOST: node.address, SYNC_NODE_ID: node.id },
+      });
+      closeSync(out);
+      child.unref();
+      if (child.pid === undefined) throw new CloudError(`could not start ${node.id}`, true, 'SpawnFailed', record.name);
+      writeFileSync(join(dir, `${nodeFile(node)}.pid`), `${child.pid}\n`);
+    }
+  }
+
+  async waitUntilReady(name: string, onProgress?: (p: StackProgress) => void, signal?: AbortSignal): Promise<StackDescription> {
+    const deadline = Date.now() + this.readyTimeoutMs;
+    for (;;) {
+      signal?.throwIfAborted();
+      const record = this.refresh(name);
+      if (!record) throw new CloudError(`stack ${name} does not exist`, false, 'NotFound', name);
+      if (record.status === 'failed') throw new StackFailedError(name, record.rawStatus, this.failures(record));
+      if (record.status === 'ready') return describeRecord(record, this.deadNodes(record));
+      if (record.status !== 'creating') throw new CloudError(`stack ${name} is ${record.status}, it will not become ready`, false, 'NotCreating', name);
+      const ready = await Promise.all(record.nodes.map((n) => answersReady(n.url)));
+      const done = ready.filter(Boolean).length;
+      onProgress?.({ rawStatus: record.rawStatus, done, total: record.nodes.length });
+      if (done === record.nodes.length) {
+        record.status = 'ready';
+        record.rawStatus = 'CREATE_COMPLETE';
+        record.outputs = {
+          endpoint: record.nodes[0]!.url,
+          adminUrl: record.nodes[0]!.url,
+          nodes: record.nodes.map((n) => n.url),
+          dnsTarget: { kind: 'a', addresses: record.nodes.map((n) => n.address) },
+        };
+        this.write(record);
+        log.info({ stack: name }, 'local stack ready');
+        return describeRecord(record, []);
+      }
+      if (Date.now() > deadline) {
+        throw new CloudError(`stack ${name}: ${done} of ${record.nodes.length} nodes ready after ${this.readyTimeoutMs} ms`, true, 'Timeout', name);
+      }
+      await sleep(200, undefined, { signal });
+    }
+  }
+
+  async describe(name: string): Promise<StackDescription | undefined> {
+    const record = this.refresh(name);
+    return record && describeRecord(record, this.deadNodes(record));
+  }
+
+  async list(env: string): Promise<StackDescription[]> {
+    if (!existsSync(this.stacksDir)) return [];
+    return readdirSync(this.stacksDir)
+      .filter((entry) => entry !== CLAIMS)
+      .map((entry) => this.refresh(entry))
+      .filter((r): r is StackRecord => r !== undefined && r.env === env)
+      .sort((a, b) => b.createdAt.localeCompare(a.createdAt))
+      .map((r) => describeRecord(r, this.deadNodes(r)));
+  }
+
+  async delete(name: string): Promise<void> {
+    const dir = this.dir(name);
+    if (!existsSync(dir)) return;
+    const record = this.read(name);
+    if (record) {
+      record.status = 'deleting';
+      record.rawStatus = 'DELETE_IN_PROGRESS';
+      this.write(record);
+      const running = record.nodes.filter((n) => this.pidOf(record, n) !== undefined);
+      await this.drain(dir, running);
+      await stopProcesses(running.map((n) => ({ pid: this.pidOf(record, n)!, marker: `SYNC_NODE_ID=${n.id}` })), this.stopGraceMs);
+      releaseBlock(join(this.stacksDir, CLAIMS), record.block, name);
+    }
+    rmSync(dir, { recursive: true, force: true });
+    log.info({ stack: name }, 'local stack deleted');
+  }
+
+  async waitUntilDeleted(name: string, _onProgress?: (p: StackProgress) => void, signal?: AbortSignal): Promise<void> {
+    // delete() stops the processes itself; a folder left by a crashed delete is finished here.
+    signal?.throwIfAborted();
+    if (existsSync(this.dir(name))) await this.delete(name);
+  }
+
+  /** Streams get `reconnect` before the nodes stop; a node that does not answer is stopped anyway. */
+  private async drain(dir: string, nodes: NodeRecord[]): Promise<void> {
+    if (!nodes.length) return;
+    const secret = readEnvFile(join(dir, 'node.env')).SYNC_JWT_SECRET ?? this.options.jwtSecret;
+    const token = await new SignJWT({ role: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('switchyard')
+      .setIssuedAt().setExpirationTime('5m').sign(new TextEncoder().encode(secret));
+    await Promise.all(nodes.map(async (node) => {
+      try {
+        const res = await fetch(`${node.url}/admin/drain`, {
+          method: 'POST', headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(2_000),
+        });
+        await res.arrayBuffer();
+      } catch (err) {
+        log.warn({ node: node.id, err: (err as Error).message }, 'drain before stop failed');
+      }
+    }));
+  }
+
+  /** The record with a creating stack whose node died turned into a failed one (and saved). */
+  private refresh(name: string): StackRecord | undefined {
+    const record = this.read(name);
+    if (!record || record.status !== 'creating') return record;
+    const dead = this.deadNodes(record);
+    if (!dead.length) return record;
+    record.status = 'failed';
+    record.rawStatus = 'CREATE_FAILED';
+    this.write(record);
+    log.warn({ stack: name, dead: dead.map((n) => n.id) }, 'local stack failed: a node exited while creating');
+    return record;
+  }
+
+  /** Nodes that were started and are no longer running (a node not yet started is not dead). */
+  private deadNodes(record: StackRecord): NodeRecord[] {
+    const dir = join(this.stacksDir, record.name);
+    return record.nodes.filter((n) => existsSync(join(dir, `${nodeFile(n)}.pid`)) && this.pidOf(record, n) === undefined);
+  }
+
+  private pidOf(record: StackRecord, node: NodeRecord): number | undefined {
+    try {
+      const pid = Number(readFileSync(join(this.stacksDir, record.name, `${nodeFile(node)}.pid`), 'utf8').trim());
+      return isRunning(pid, `SYNC_NODE_ID=${node.id}`) ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private failures(record: StackRecord) {
+    const dir = join(this.stacksDir, record.name);
+    return this.deadNodes(record).map((n) => ({
+      resource: n.id,
+      type: 'Local::SyncNode',
+      reason: `exited while the stack was being created; last log line: ${lastLine(join(dir, `${nodeFile(n)}.log`))}`,
+    }));
+  }
+
+  private read(name: string): StackRecord | undefined {
+    try {
+      return JSON.parse(readFileSync(join(this.dir(name), STACK_FILE), 'utf8')) as StackRecord;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  /** Write-then-rename, so a reader never sees half a record. */
+  private write(record: StackRecord): void {
+    const file = join(this.dir(record.name), STACK_FILE);
+    writeFileSync(`${file}.tmp`, JSON.stringify(record, null, 2));
+    renameSync(`${file}.tmp`, file);
+  }
+}
+
+function nodeFile(node: NodeRecord): string {
+  return node.id.slice(node.id.lastIndexOf('node-'));
+}
+
+function describeRecord(record: StackRecord, dead: NodeRecord[]): StackDescription {
+  const rawStatus = record.status === 'ready' && dead.length
+    ? `${record.rawStatus}; not running: ${dead.map((n) => n.id).join(', ')}`
+    : record.rawStatus;
+  return {
+    name: record.name,
+    env: record.env,
+    colour: record.colour,
+    workflowId: record.workflowId,
+    status: record.status,
+    rawStatus,
+    createdAt: record.createdAt,
+    ...(record.status === 'ready' && record.outputs ? { outputs: record.outputs } : {}),
+  };
+}
+
+async function answersReady(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1_000) });
+    await res.arrayBuffer();
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+function readEnvFile(file: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0) env[line.slice(0, eq)] = line.slice(eq + 1);
+  }
+  return env;
+}
+
+function lastLine(file: string): string {
+  try {
+    const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
+    return lines[lines.length - 1]?.slice(0, 500) || '(empty log)';
+  } catch {
+    return '(no log)';
+  }
+}

@@ -1,0 +1,56 @@
+import { readFileSync, renameSync, writeFileSync, mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { z } from 'zod';
+import { ConfigError } from '../config/environment.ts';
+import { dataDir } from '../tools.ts';
+
+/**
+ * `.data/local.json`: where `switchyard up` started each piece of the local environment. The
+ * worker's adapters (src/cloud/factory.ts), the CLI and `down` read it; SWITCHYARD_LOCAL_STATE
+ * names another file (tests run their own environment beside the developer's).
+ */
+const stateSchema = z.object({
+  dataDir: z.string(),
+  region: z.string(),
+  motoEndpoint: z.string().url(),
+  temporalAddress: z.string(),
+  temporalUiUrl: z.string().optional(),
+  /** The DNS responder, `host:port`. */
+  dnsServer: z.string(),
+  /** SYNC_BUS of every stack's nodes. */
+  bus: z.string(),
+  /** Hosted zone id per domain, for environments whose hostedZoneId is `auto`. */
+  hostedZones: z.record(z.string(), z.string()),
+  /** Processes `down` stops: name → pid (each leads its own process group). */
+  processes: z.record(z.string(), z.number().int()),
+  startedAt: z.string(),
+});
+
+export type LocalState = z.output<typeof stateSchema>;
+
+export function localStatePath(): string {
+  return resolve(process.env.SWITCHYARD_LOCAL_STATE ?? resolve(dataDir, 'local.json'));
+}
+
+export function readLocalState(file = localStatePath()): LocalState {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    throw new ConfigError(`the local environment is not running (${file} does not exist): start it with 'switchyard up'`);
+  }
+  const parsed = stateSchema.safeParse(JSON.parse(text));
+  if (!parsed.success) throw new ConfigError(`${file} is not a local environment state file: ${parsed.error.issues[0]?.message}`);
+  return parsed.data;
+}
+
+export function writeLocalState(state: LocalState, file = localStatePath()): void {
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(`${file}.tmp`, JSON.stringify(state, null, 2));
+  renameSync(`${file}.tmp`, file);
+}
+
+/** The domain a record lives in: its name without the first label. */
+export function recordDomain(recordName: string): string {
+  return recordName.replace(/\.$/, '').split('.').slice(1).join('.').toLowerCase();
+}
