@@ -1,0 +1,149 @@
+/**
+ * `switchyard switch`: starts the environment's stackSwitch; with --wait follows it to the end,
+ * prints the report and exits 0 (switched) or 1 (anything else).
+ */
+import { Option } from 'commander';
+import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { EXIT, TASK_QUEUE, switchWorkflowId, type SwitchInput, type SwitchReport, type SwitchStatus, type Trigger } from '../../switch/contract.ts';
+import { renderJson, renderMarkdown } from '../../switch/report.ts';
+import { switchStartAttributes } from '../../temporal/switch-attributes.ts';
+import { ENV_OPTION, type CommandModule } from '../command.ts';
+import type { Cli } from '../context.ts';
+import { ProgressReporter } from '../progress.ts';
+import { busyError, defaultVersion, findSwitch } from '../switches.ts';
+
+interface SwitchOptions {
+  env: string;
+  backup: string;
+  approval?: 'auto' | 'manual';
+  version?: string;
+  trigger?: Exclude<Trigger, 'schedule'>;
+  wait?: boolean;
+  json?: boolean;
+  keepFailed?: boolean;
+}
+
+const POLL_MS = 500;
+/** A status query that takes longer than this is skipped, not waited for: the next poll asks again. */
+const QUERY_DEADLINE_MS = 2_000;
+
+export const switchCommand: CommandModule = (program, cli) => {
+  program.command('switch')
+    .description('start a blue/green switch of an environment')
+    .requiredOption(...ENV_OPTION)
+    .option('--backup <latest|KEY>', 'backup to restore: latest or a manifest key', 'latest')
+    .addOption(new Option('--approval <mode>', 'override the environment\'s approval mode').choices(['auto', 'manual']))
+    .option('--version <version>', 'application version to roll out (default: this checkout\'s)')
+    .addOption(new Option('--trigger <trigger>', 'who is switching (default: ci when CI is set, else manual)').choices(['ci', 'manual']))
+    .option('--wait', 'follow the switch to its end and print the report')
+    .option('--json', 'print JSON (with --wait: the switch report) instead of text')
+    .option('--keep-failed', 'keep the new stack when the switch fails before switching DNS, to investigate')
+    .action((options: SwitchOptions) => runSwitch(cli, options));
+};
+
+async function runSwitch(cli: Cli, options: SwitchOptions): Promise<void> {
+  const environment = await cli.environment(options.env);
+  const input: SwitchInput = {
+    env: environment.name,
+    backup: options.backup,
+    trigger: options.trigger ?? (cli.io.env.CI ? 'ci' : 'manual'),
+    version: options.version ?? defaultVersion(),
+    ...(options.approval ? { approval: options.approval } : {}),
+    ...(options.keepFailed ? { keepFailed: true } : {}),
+  };
+  const client = await cli.client();
+  // A scheduled switch runs under a suffixed id, which the id conflict below cannot see.
+  const running = await findSwitch(client, input.env, true);
+  if (running) throw busyError(input.env, running.description.workflowId, running.description.startTime);
+
+  let handle: WorkflowHandleWithFirstExecutionRunId;
+  try {
+    handle = await client.workflow.start('stackSwitch', {
+      workflowId: switchWorkflowId(input.env),
+      taskQueue: TASK_QUEUE,
+      args: [input],
+      typedSearchAttributes: switchStartAttributes(input),
+    });
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    const winner = await findSwitch(client, input.env, true);
+    throw busyError(input.env, winner?.description.workflowId ?? switchWorkflowId(input.env), winner?.description.startTime);
+  }
+  const runId = handle.firstExecutionRunId;
+  cli.logger.debug({ workflowId: handle.workflowId, runId, input }, 'switch started');
+
+  if (!options.wait) {
+    if (options.json) cli.out(JSON.stringify({ workflowId: handle.workflowId, runId }));
+    else cli.out(`started ${handle.workflowId} (run ${runId}); watch it with \`switchyard status --env ${input.env}\``);
+    return;
+  }
+
+  const report = await follow(cli, handle, input);
+  cli.out(options.json ? renderJson(report) : renderMarkdown(report));
+  cli.exitCode = report.outcome === 'switched' ? EXIT.switched : EXIT.failed;
+}
+
+/** Polls `status` while waiting for the result; the report comes from the workflow itself. */
+async function follow(cli: Cli, handle: WorkflowHandleWithFirstExecutionRunId, input: SwitchInput): Promise<SwitchReport> {
+  const client = await cli.client();
+  const reporter = new ProgressReporter(cli.io.stderr, !!cli.io.stderr.isTTY);
+  const started = Date.now();
+  let settled: { report: SwitchReport } | { error: unknown } | undefined;
+  const result = handle.result().then(
+    (report: SwitchReport) => { settled = { report }; },
+    (error: unknown) => { settled = { error }; },
+  );
+  let last: SwitchStatus | undefined;
+  try {
+    while (!settled) {
+      try {
+        last = await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle.query<SwitchStatus>('status'));
+        reporter.update(last, Date.now() - started);
+      } catch (err) {
+        // No worker has picked the switch up yet, or the query raced its end: ask again next time.
+        cli.logger.debug({ err }, 'status query did not answer');
+      }
+      await Promise.race([result, sleep(POLL_MS)]);
+    }
+  } finally {
+    reporter.finish();
+  }
+  if ('report' in settled) return { ...settled.report, runId: settled.report.runId ?? handle.firstExecutionRunId };
+  if (!(settled.error instanceof WorkflowFailedError)) throw settled.error;
+  return failureReport(cli, handle, input, settled.error, last);
+}
+
+function rootCause(err: Error): string {
+  let cause: Error = err;
+  while (cause.cause instanceof Error && cause.cause.message) cause = cause.cause;
+  return cause.message || err.message;
+}
+
+/**
+ * A switch that ended by throwing (terminated, timed out, a bug) still gets a report, from its
+ * last known status, so CI always has something to archive.
+ */
+async function failureReport(cli: Cli, handle: WorkflowHandle, input: SwitchInput, err: WorkflowFailedError,
+  last: SwitchStatus | undefined): Promise<SwitchReport> {
+  const description = await handle.describe();
+  const status = await handle.query<SwitchStatus>('status').catch(() => last);
+  cli.logger.debug({ err }, 'switch workflow failed');
+  return {
+    env: input.env,
+    workflowId: handle.workflowId,
+    runId: description.runId,
+    outcome: status?.approval?.decision === 'aborted' ? 'aborted' : 'failed',
+    reason: rootCause(err),
+    trigger: input.trigger,
+    version: input.version,
+    from: status?.from,
+    to: status?.to,
+    backup: status?.backup,
+    phases: status?.phases ?? [],
+    smoke: { checks: status?.smoke ?? [] },
+    approval: status?.approval,
+    startedAt: description.startTime.toISOString(),
+    finishedAt: (description.closeTime ?? new Date()).toISOString(),
+  };
+}

@@ -1,0 +1,64 @@
+/**
+ * What every command shares: where output goes, the environment loader (always before Temporal is
+ * touched, so a bad file is exit 2 with the loader's message) and one lazily made Temporal client.
+ */
+import type { Writable } from 'node:stream';
+import type { Client } from '@temporalio/client';
+import { loadEnvironment, environmentsDir, type Environment } from '../config/environment.ts';
+import { createLogger, type Logger } from '../logging.ts';
+import { createClient, connectionOptions } from '../temporal/client.ts';
+
+export interface CliIo {
+  stdout: Writable & { isTTY?: boolean };
+  stderr: Writable & { isTTY?: boolean; columns?: number };
+  env: Record<string, string | undefined>;
+}
+
+export class Cli {
+  verbose = false;
+  /** Directory of <env>.yaml files; `--environments` or SWITCHYARD_ENVIRONMENTS override it. */
+  environmentsDir: string;
+  /** Set by a command that ends normally but must not exit 0 (a switch that failed). */
+  exitCode = 0;
+  private clientPromise: Promise<Client> | undefined;
+  private loggerInstance: Logger | undefined;
+
+  constructor(readonly io: CliIo) {
+    this.environmentsDir = io.env.SWITCHYARD_ENVIRONMENTS || environmentsDir;
+  }
+
+  get logger(): Logger {
+    this.loggerInstance ??= createLogger('switchyard-cli', { level: this.verbose ? 'debug' : 'warn' });
+    return this.loggerInstance;
+  }
+
+  environment(name: string): Promise<Environment> {
+    return loadEnvironment(name, this.environmentsDir);
+  }
+
+  /** The address the client uses, for messages; reading it also validates the TLS settings. */
+  get temporalAddress(): string {
+    return connectionOptions(this.io.env).connection.address;
+  }
+
+  client(): Promise<Client> {
+    this.clientPromise ??= createClient(this.io.env).then((client) => {
+      this.logger.debug({ address: this.temporalAddress, namespace: client.options.namespace }, 'connected to Temporal');
+      return client;
+    });
+    return this.clientPromise;
+  }
+
+  out(text: string): void {
+    this.io.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  }
+
+  err(text: string): void {
+    this.io.stderr.write(text.endsWith('\n') ? text : `${text}\n`);
+  }
+
+  async close(): Promise<void> {
+    const client = await this.clientPromise?.catch(() => undefined);
+    await client?.connection.close();
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * The `switchyard` command (DESIGN §6). Exit codes are a contract with CI: 0 switched, 1 failed or
+ * rolled back, 2 usage or configuration error, 3 another switch of the environment is running.
+ */
+import { Command } from 'commander';
+import { ServiceError } from '@temporalio/client';
+import { EXIT } from '../switch/contract.ts';
+import type { CommandModule } from './command.ts';
+import { Cli } from './context.ts';
+import { outcomeOf } from './errors.ts';
+import { switchCommand } from './commands/switch.ts';
+import { statusCommand } from './commands/status.ts';
+import { approveCommand } from './commands/approve.ts';
+import { abortCommand } from './commands/abort.ts';
+
+/** Every command, in the order `--help` lists them. */
+const commands: CommandModule[] = [
+  switchCommand,
+  statusCommand,
+  approveCommand,
+  abortCommand,
+];
+
+const UNAVAILABLE = 14;
+
+function buildProgram(cli: Cli): Command {
+  const program = new Command('switchyard')
+    .description('Blue/green stack switches of the NavCloud sync service, on Temporal')
+    .option('--verbose', 'debug logs, and stack traces with errors')
+    .option('--environments <dir>', 'directory of <env>.yaml files (default: infra/environments, or SWITCHYARD_ENVIRONMENTS)')
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => cli.io.stdout.write(text),
+      writeErr: (text) => cli.io.stderr.write(text),
+      // commander's "error: …" line is already one sentence; name the tool and point at help.
+      outputError: (text, write) => write(`switchyard: ${text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')} (see \`switchyard --help\`)\n`),
+    })
+    .hook('preAction', (_program, action) => {
+      const globals = action.optsWithGlobals<{ verbose?: boolean; environments?: string }>();
+      cli.verbose = !!globals.verbose;
+      if (globals.environments) cli.environmentsDir = globals.environments;
+    });
+  for (const register of commands) register(program, cli);
+  return program;
+}
+
+export async function runCli(argv: string[], cli: Cli): Promise<number> {
+  const program = buildProgram(cli);
+  try {
+    if (argv.length === 0) {
+      program.outputHelp({ error: true });
+      return EXIT.usage;
+    }
+    await program.parseAsync(argv, { from: 'user' });
+    return cli.exitCode;
+  } catch (err) {
+    const unavailable = err instanceof ServiceError && (err.cause as { code?: number } | undefined)?.code === UNAVAILABLE;
+    const outcome = unavailable
+      ? { exitCode: EXIT.usage, message: `Temporal is not reachable at ${cli.temporalAddress}` }
+      : outcomeOf(err);
+    if (outcome.message) cli.err(`switchyard: ${outcome.message}`);
+    if (cli.verbose && outcome.message && err instanceof Error && err.stack) cli.err(err.stack);
+    return outcome.exitCode;
+  } finally {
+    await cli.close();
+  }
+}
+
+const cli = new Cli({ stdout: process.stdout, stderr: process.stderr, env: process.env });
+const code = await runCli(process.argv.slice(2), cli);
+process.exit(code);

@@ -1,0 +1,90 @@
+/**
+ * The switch report as people and CI read it: Markdown for a terminal or a CI summary, JSON for
+ * archiving (DESIGN §6). The report itself is produced by the workflow; this only renders it.
+ */
+import type { SwitchReport, StackRefSummary, ClientFigures } from './contract.ts';
+
+/** 850 ms, 12.3 s, 4m 05s, 1h 02m: short enough for a progress line, exact enough for a report. */
+export function formatDuration(ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) return '–';
+  if (ms < 1_000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1_000).toFixed(1)} s`;
+  const totalSeconds = Math.floor(ms / 1_000);
+  const hours = Math.floor(totalSeconds / 3_600);
+  const minutes = Math.floor((totalSeconds % 3_600) / 60);
+  const seconds = totalSeconds % 60;
+  if (hours > 0) return `${hours}h ${String(minutes).padStart(2, '0')}m`;
+  return `${minutes}m ${String(seconds).padStart(2, '0')}s`;
+}
+
+/** Table cells must not break the table: pipes escaped, line breaks flattened. */
+function cell(value: string): string {
+  return value.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+}
+
+function stack(ref: StackRefSummary | undefined): string {
+  return ref ? `${ref.stack} (${ref.colour})` : '–';
+}
+
+function table(header: string[], rows: string[][]): string[] {
+  return [
+    `| ${header.join(' | ')} |`,
+    `|${header.map(() => '---').join('|')}|`,
+    ...rows.map((row) => `| ${row.map(cell).join(' | ')} |`),
+  ];
+}
+
+const CLIENT_FIGURES: Array<[keyof ClientFigures, string]> = [
+  ['requests', 'Requests'],
+  ['failedRequests', 'Failed requests (after retries)'],
+  ['writesAcknowledged', 'Writes acknowledged'],
+  ['writesLost', 'Writes lost'],
+  ['streams', 'Streams'],
+  ['streamsReconnected', 'Streams reconnected'],
+  ['maxReconnectMs', 'Longest reconnect (ms)'],
+  ['duplicateEvents', 'Duplicate events'],
+  ['missedEvents', 'Missed events'],
+];
+
+export function renderMarkdown(report: SwitchReport): string {
+  const took = Date.parse(report.finishedAt) - Date.parse(report.startedAt);
+  const summary: string[][] = [
+    ['Workflow', report.runId ? `${report.workflowId} (run ${report.runId})` : report.workflowId],
+    ['Outcome', report.outcome],
+  ];
+  if (report.reason) summary.push(['Reason', report.reason]);
+  summary.push(
+    ['Trigger', report.trigger],
+    ['Version', report.version],
+    ['From', stack(report.from)],
+    ['To', stack(report.to)],
+    ['Backup', report.backup ? `${report.backup.key} (${report.backup.items} items)` : '–'],
+    ['Started', report.startedAt],
+    ['Finished', `${report.finishedAt} (took ${formatDuration(took)})`],
+  );
+  if (report.approval) {
+    const { decision, by, comment, at } = report.approval;
+    summary.push(['Approval', `${decision} by ${by} at ${at}${comment ? `: ${comment}` : ''}`]);
+  }
+
+  const lines = [`# Switch of ${report.env}: ${report.outcome}`, '', ...table(['', ''], summary)];
+  lines.push('', '## Phases', '');
+  lines.push(...(report.phases.length
+    ? table(['Phase', 'Started', 'Duration'], report.phases.map((p) => [p.name, p.startedAt, formatDuration(p.durationMs)]))
+    : ['No phase ran.']));
+  lines.push('', '## Smoke checks', '');
+  lines.push(...(report.smoke.checks.length
+    ? table(['Check', 'Result', 'Duration', 'Detail'],
+      report.smoke.checks.map((c) => [c.name, c.ok ? 'ok' : 'FAILED', formatDuration(c.durationMs), c.detail ?? '']))
+    : ['No smoke check ran.']));
+  if (report.clients) {
+    const clients = report.clients;
+    lines.push('', '## Synthetic clients', '');
+    lines.push(...table(['Figure', 'Value'], CLIENT_FIGURES.map(([key, label]) => [label, String(clients[key])])));
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export function renderJson(report: SwitchReport): string {
+  return `${JSON.stringify(report, null, 2)}\n`;
+}

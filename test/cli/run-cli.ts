@@ -1,0 +1,58 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { repoRoot } from '../../src/config/environment.ts';
+
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real `switchyard` launcher as CI would, with a bounded lifetime. */
+export function runCli(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 60_000): Promise<CliRun> {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(process.execPath, [resolve(repoRoot, 'bin/switchyard.js'), ...args], {
+      cwd: repoRoot,
+      env: { ...process.env, CI: undefined, LOG_LEVEL: undefined, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
+    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolveRun({ code, stdout, stderr });
+    });
+  });
+}
+
+/** A valid local environment file's fields; tests override what they need. */
+export function environmentYaml(name: string, extra = ''): string {
+  return [
+    `name: ${name}`,
+    'profile: local',
+    'region: us-east-1',
+    'hostedZoneId: ZLOCAL',
+    `recordName: sync.${name}.navcloud.test`,
+    'ttl: 1',
+    'template: local',
+    `backups: { bucket: navcloud-${name}-backups }`,
+    'smoke: { heartbeatMs: 100 }',
+    'verifySeconds: 0',
+    'drainSeconds: 1',
+    'jwtSecret: test-secret',
+    extra,
+  ].join('\n');
+}
+
+/** A temp directory of environment files, for `--environments`. */
+export function environmentsDir(files: Record<string, string>): { dir: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'switchyard-envs-'));
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, `${name}.yaml`), text);
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
