@@ -9,6 +9,8 @@ export interface ChangeEvent {
   /** Users whose feed the change touches (owner and sharees). */
   users: string[];
   node: string;
+  /** When the change was published (epoch ms), for the bus lag metric; optional on the wire. */
+  at?: number;
 }
 
 export interface EventBus {

@@ -26,9 +26,12 @@ export interface ChangesPage {
   next: string;
 }
 
+/** A change on the stream: there `type` names the message, so the item's type travels as `itemType`. */
+export type StreamedChange = Omit<Change, 'type'> & { itemType: ItemType };
+
 export type StreamMessage =
-  | ({ type: 'change' } & Change)
-  | ({ type: 'shared'; by: string; to: string; revoked?: boolean } & Change)
+  | ({ type: 'change' } & StreamedChange)
+  | ({ type: 'shared'; by: string; to: string; revoked?: boolean } & StreamedChange)
   | { type: 'heartbeat'; at: string; node: string }
   | { type: 'reconnect'; reason: string };
 

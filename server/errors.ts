@@ -1,0 +1,18 @@
+import type { ApiErrorBody } from '../src/navcloud/protocol.ts';
+
+/** An error the HTTP layer answers as `{ error: { code, message } }` with its status. */
+export class ApiError extends Error {
+  override name = 'ApiError';
+  constructor(
+    readonly status: 400 | 401 | 403 | 404 | 405 | 410 | 412 | 413 | 415 | 429 | 503,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+
+  body(): ApiErrorBody {
+    return { error: { code: this.code, message: this.message } };
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * Operator endpoints (JWT role=admin): export and import for backups and catch-up, the fence that
+ * stops writes on every node sharing the store, this node's drain, and its stats.
+ */
+import { ITEM_ID, type ExportEndLine, type ExportItemLine, type FenceResult, type ImportResult, type NodeStats } from '../../src/navcloud/protocol.ts';
+import { decodeCursor, encodeCursor } from '../cursor.ts';
+import { ApiError } from '../errors.ts';
+import { exportLineOf } from '../wire.ts';
+import type { Handler } from './context.ts';
+import { drained, requireContentType, sendJson } from './io.ts';
+import { sinceParam } from './params.ts';
+
+const EXPORT_CHUNK = 64 * 1024;
+const IMPORT_BATCH = 2000;
+/** An item line holds at most a 256 KiB item plus its envelope. */
+const MAX_LINE = 512 * 1024;
+const ITEM_TYPES = new Set(['trip', 'route', 'place']);
+
+export const exportItems: Handler = async (context, { response, query }) => {
+  const since = sinceParam(query);
+  const highest = await context.store.highestSeq();
+  if (since > highest) throw new ApiError(410, 'cursor-gone', `cursor ${since} is beyond the newest change of this store`);
+  response.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+  let chunk = '';
+  let items = 0;
+  let last = highest;
+  for await (const item of context.store.exportSince(since)) {
+    chunk += `${JSON.stringify(exportLineOf(item))}\n`;
+    items++;
+    if (item.seq > last) last = item.seq;
+    if (chunk.length >= EXPORT_CHUNK) {
+      const more = response.write(chunk);
+      chunk = '';
+      if (!more && !(await drained(response))) return;
+    }
+  }
+  // The store was read from one snapshot taken after `highest`: every change up to `last` is above.
+  const end: ExportEndLine = { kind: 'end', cursor: encodeCursor(last), items };
+  response.end(`${chunk}${JSON.stringify(end)}\n`);
+};
+
+function lineError(lineNumber: number, message: string): ApiError {
+  return new ApiError(400, 'invalid-import-line', `line ${lineNumber}: ${message} (earlier lines were applied; import is idempotent, so fix and resend)`);
+}
+
+/** One NDJSON line of an import: an item line, or undefined for the end line. */
+export function parseImportLine(text: string, lineNumber: number): ExportItemLine | undefined {
+  let value: Record<string, unknown>;
+  try {
+    value = JSON.parse(text) as Record<string, unknown>;
+  } catch (error) {
+    throw lineError(lineNumber, `not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw lineError(lineNumber, 'expected a JSON object');
+  if (value.kind === 'end') return undefined;
+  if (value.kind !== 'item') throw lineError(lineNumber, `kind must be "item" or "end", got ${JSON.stringify(value.kind)}`);
+  const { id, owner, type, rev, deleted, data, shares, cursor, updatedAt } = value;
+  if (typeof id !== 'string' || !ITEM_ID.test(id)) throw lineError(lineNumber, 'id must be 1-128 characters of A-Za-z0-9._-');
+  if (typeof owner !== 'string' || owner.length === 0 || owner.length > 128) throw lineError(lineNumber, 'owner must be a user id of 1-128 characters');
+  if (typeof type !== 'string' || !ITEM_TYPES.has(type)) throw lineError(lineNumber, 'type must be trip, route or place');
+  if (typeof rev !== 'string' || rev.length === 0 || rev.length > 128) throw lineError(lineNumber, 'rev must be a revision string');
+  if (typeof deleted !== 'boolean') throw lineError(lineNumber, 'deleted must be a boolean');
+  if (!deleted && (typeof data !== 'object' || data === null || Array.isArray(data))) throw lineError(lineNumber, 'data must be an object on a live item');
+  if (!Array.isArray(shares) || !shares.every((user) => typeof user === 'string' && user.length > 0 && user.length <= 128)) {
+    throw lineError(lineNumber, 'shares must be an array of user ids');
+  }
+  const seq = typeof cursor === 'string' ? decodeCursor(cursor) : undefined;
+  if (seq === undefined || seq === 0) throw lineError(lineNumber, 'cursor is not a cursor of this service');
+  if (typeof updatedAt !== 'string' || Number.isNaN(Date.parse(updatedAt))) throw lineError(lineNumber, 'updatedAt must be an ISO timestamp');
+  const line: ExportItemLine = { kind: 'item', id, owner, type: type as ExportItemLine['type'], rev, deleted, shares: shares as string[], cursor: cursor as string, updatedAt };
+  if (!deleted) line.data = data;
+  return line;
+}
+
+export const importItems: Handler = async (context, { request, response }) => {
+  requireContentType(request, 'application/x-ndjson');
+  request.setEncoding('utf8');
+  let applied = 0;
+  let skipped = 0;
+  let seq = await context.store.highestSeq();
+  let batch: ExportItemLine[] = [];
+  let lineNumber = 0;
+  let pending = '';
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const result = await context.store.import(batch);
+    applied += result.applied;
+    skipped += result.skipped;
+    seq = result.seq;
+    const users = new Set<string>();
+    for (const line of batch) {
+      users.add(line.owner);
+      for (const user of line.shares) users.add(user);
+    }
+    context.announce(seq, users);
+    batch = [];
+  };
+  const take = (text: string) => {
+    lineNumber++;
+    if (text.trim() === '') return;
+    const line = parseImportLine(text, lineNumber);
+    if (line) batch.push(line);
+  };
+  for await (const chunk of request as AsyncIterable<string>) {
+    pending += chunk;
+    let start = 0;
+    for (let newline = pending.indexOf('\n'); newline >= 0; newline = pending.indexOf('\n', start)) {
+      take(pending.slice(start, newline));
+      start = newline + 1;
+    }
+    pending = pending.slice(start);
+    if (pending.length > MAX_LINE) throw new ApiError(413, 'payload-too-large', `line ${lineNumber + 1} is longer than ${MAX_LINE} bytes`);
+    if (batch.length >= IMPORT_BATCH) await flush();
+  }
+  take(pending);
+  await flush();
+  const result: ImportResult = { applied, skipped, cursor: encodeCursor(seq) };
+  context.logger.info({ ...result }, 'import finished');
+  sendJson(response, 200, result);
+};
+
+export const fence: Handler = async (context, { response }) => {
+  const seq = await context.store.fence();
+  const result: FenceResult = { fenced: true, cursor: encodeCursor(seq) };
+  context.logger.warn({ cursor: result.cursor, seq }, 'store fenced: writes refused on every node');
+  sendJson(response, 200, result);
+};
+
+export const unfence: Handler = async (context, { response }) => {
+  const seq = await context.store.unfence();
+  const result: FenceResult = { fenced: false, cursor: encodeCursor(seq) };
+  context.logger.warn({ cursor: result.cursor, seq }, 'store unfenced: writes accepted again');
+  sendJson(response, 200, result);
+};
+
+export const drain: Handler = async (context, { response }) => {
+  context.state.draining = true;
+  const closedStreams = context.hub.closeAll('draining');
+  context.logger.warn({ closedStreams }, 'node draining: streams sent reconnect, readyz answers 503');
+  sendJson(response, 200, { draining: true, closedStreams });
+};
+
+export const stats: Handler = async (context, { response }) => {
+  const [fenced, items, seq] = await Promise.all([context.store.isFenced(), context.store.countItems(), context.store.highestSeq()]);
+  const body: NodeStats = {
+    node: context.config.nodeId,
+    fenced,
+    draining: context.state.draining,
+    openStreams: context.hub.size,
+    requestRate: context.metrics.requestRate(),
+    items,
+    cursor: encodeCursor(seq),
+    uptimeSeconds: Math.floor((Date.now() - context.state.startedAt) / 1000),
+  };
+  sendJson(response, 200, body);
+};

@@ -1,0 +1,38 @@
+/** What every handler of one node works with. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '../../src/logging.ts';
+import type { Principal } from '../auth.ts';
+import type { EventBus } from '../bus/port.ts';
+import type { ServerConfig } from '../config.ts';
+import type { Metrics } from '../metrics.ts';
+import type { SyncStore } from '../store/port.ts';
+import type { StreamHub } from '../streams.ts';
+
+export interface NodeState {
+  draining: boolean;
+  shuttingDown: boolean;
+  startedAt: number;
+}
+
+export interface AppContext {
+  config: ServerConfig;
+  store: SyncStore;
+  bus: EventBus;
+  hub: StreamHub;
+  metrics: Metrics;
+  logger: Logger;
+  state: NodeState;
+  /** Tells every node's streams (through the bus) that these users' feeds moved to `seq`. */
+  announce(seq: number, users: Iterable<string>): void;
+}
+
+export interface Exchange {
+  request: IncomingMessage;
+  response: ServerResponse;
+  principal: Principal;
+  /** Path parameters, in pattern order. */
+  params: string[];
+  query: URLSearchParams;
+}
+
+export type Handler = (context: AppContext, exchange: Exchange) => Promise<void>;

@@ -1,0 +1,79 @@
+/** Reading requests and writing answers: JSON bodies with their limits, and the error body of DESIGN §7. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { z } from 'zod';
+import { ApiError } from '../errors.ts';
+
+export function sendJson(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  response.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  response.end(text);
+}
+
+export function sendEmpty(response: ServerResponse, status: number, headers: Record<string, string> = {}): void {
+  response.writeHead(status, headers);
+  response.end();
+}
+
+export function sendError(response: ServerResponse, error: ApiError): void {
+  const headers: Record<string, string> = { ...error.headers };
+  // An oversized body is not read to its end: the connection cannot be reused.
+  if (error.status === 413) headers.connection = 'close';
+  sendJson(response, error.status, error.body(), headers);
+}
+
+export function requireContentType(request: IncomingMessage, expected: string): void {
+  const given = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (given !== expected) {
+    throw new ApiError(415, 'unsupported-media-type', `Content-Type must be ${expected}, got ${given ? JSON.stringify(given) : 'none'}`);
+  }
+}
+
+/** The whole body, refused with 413 as soon as it is known to pass `limit` bytes. */
+export async function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(request.headers['content-length']);
+  const tooLarge = () => new ApiError(413, 'payload-too-large', `request body is larger than ${limit} bytes`);
+  if (declared > limit) throw tooLarge();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw tooLarge();
+    chunks.push(chunk as Buffer);
+  }
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+}
+
+/** A JSON body checked against `schema`; 400 naming the first field that is wrong. */
+export async function readJson<T>(request: IncomingMessage, limit: number, schema: z.ZodType<T>): Promise<T> {
+  requireContentType(request, 'application/json');
+  const body = await readBody(request, limit);
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString('utf8'));
+  } catch (error) {
+    throw new ApiError(400, 'malformed-json', `request body is not valid JSON: ${(error as Error).message}`);
+  }
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const path = issue.path.length > 0 ? issue.path.join('.') : 'body';
+    throw new ApiError(400, 'invalid-body', `${path}: ${issue.message}`);
+  }
+  return result.data;
+}
+
+/** Waits until a response can take more bytes; false when the client went away. */
+export function drained(response: ServerResponse): Promise<boolean> {
+  if (response.destroyed) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = (ok: boolean) => {
+      response.off('drain', onDrain);
+      response.off('close', onClose);
+      resolve(ok);
+    };
+    const onDrain = () => done(true);
+    const onClose = () => done(false);
+    response.on('drain', onDrain);
+    response.on('close', onClose);
+  });
+}

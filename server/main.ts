@@ -1,0 +1,41 @@
+/**
+ * `navcloud-sync`: one sync node configured from the environment (DESIGN §7). SIGTERM or SIGINT
+ * shuts it down gracefully and it exits 0; a bad configuration exits 2 with one line saying what is wrong.
+ */
+import { createLogger } from '../src/logging.ts';
+import { startServer } from './app.ts';
+import { ConfigError, configFromEnv } from './config.ts';
+
+const logger = createLogger('navcloud-sync');
+
+let config;
+try {
+  config = configFromEnv(process.env);
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  process.stderr.write(`navcloud-sync: ${error.message}\n`);
+  process.exit(2);
+}
+
+try {
+  const server = await startServer({ ...config, logger });
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    server.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+} catch (error) {
+  logger.fatal({ err: error }, 'sync node could not start');
+  process.stderr.write(`navcloud-sync: could not start: ${(error as Error).message}\n`);
+  process.exit(1);
+}

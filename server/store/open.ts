@@ -1,0 +1,22 @@
+/**
+ * Opens the store a `SYNC_STORE` value names. Adapters other than the embedded one load on demand
+ * so a node only pulls in what it uses; `riak.ts` exports `openRiakStore(url)`.
+ */
+import type { SyncStore } from './port.ts';
+
+export function describeStoreSpec(spec: string): string | undefined {
+  if (/^sqlite:.+/.test(spec)) return undefined;
+  if (/^riak:https?:\/\/[^/]+/.test(spec)) return undefined;
+  return `SYNC_STORE must be sqlite:PATH or riak:http://HOST:PORT, got ${JSON.stringify(spec)}`;
+}
+
+export async function openStore(spec: string): Promise<SyncStore> {
+  const problem = describeStoreSpec(spec);
+  if (problem) throw new Error(problem);
+  if (spec.startsWith('sqlite:')) {
+    const { SqliteStore } = await import('./sqlite.ts');
+    return new SqliteStore(spec.slice('sqlite:'.length));
+  }
+  const riak = (await import('./riak.ts' as string)) as { openRiakStore(url: string): Promise<SyncStore> | SyncStore };
+  return riak.openRiakStore(spec.slice('riak:'.length));
+}

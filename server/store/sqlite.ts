@@ -1,0 +1,374 @@
+/**
+ * The embedded store: one SQLite file in WAL mode that several server processes may share. Every
+ * write runs in an IMMEDIATE transaction, so the sequence counter, the fence check and the change
+ * itself commit together and commit order equals sequence order across processes.
+ *
+ * Items are keyed by their latest change's sequence number (the rowid), which makes exports a
+ * plain table scan and per-user feeds an index range. `access` holds one row per sharee; a
+ * revoked share keeps its row (revoked = 1, seq = the revocation) so the former sharee's feed
+ * still tells them.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { ExportItemLine, ItemType } from '../../src/navcloud/protocol.ts';
+import { decodeCursor } from '../cursor.ts';
+import { compareRevisions, nextRevision } from './revision.ts';
+import { StoreError, type PutItem, type StoredChange, type StoredItem, type SyncStore } from './port.ts';
+
+interface ItemRow {
+  seq: number;
+  id: string;
+  owner: string;
+  type: ItemType;
+  data: string | null;
+  rev: string;
+  deleted: 0 | 1;
+  shares: string;
+  updated_at: string;
+}
+
+interface ChangeRow extends ItemRow {
+  shared_by: string | null;
+  revoked: 0 | 1;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS items (
+  seq INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  owner TEXT NOT NULL,
+  type TEXT NOT NULL,
+  data TEXT,
+  rev TEXT NOT NULL,
+  deleted INTEGER NOT NULL,
+  shares TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_owner_seq ON items (owner, seq);
+CREATE TABLE IF NOT EXISTS access (
+  item_id TEXT NOT NULL,
+  user TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  revoked INTEGER NOT NULL,
+  PRIMARY KEY (item_id, user)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS access_user ON access (user, revoked, seq);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta (key, value) VALUES ('seq', 0), ('fenced', 0);
+`;
+
+const COLUMNS = 'seq, id, owner, type, data, rev, deleted, shares, updated_at';
+const EXPORT_PAGE = 2000;
+
+function toItem(row: ItemRow): StoredItem {
+  const item: StoredItem = {
+    id: row.id,
+    owner: row.owner,
+    type: row.type,
+    rev: row.rev,
+    deleted: row.deleted === 1,
+    shares: JSON.parse(row.shares) as string[],
+    seq: row.seq,
+    updatedAt: row.updated_at,
+  };
+  if (row.data !== null) item.data = JSON.parse(row.data);
+  return item;
+}
+
+function toChange(row: ChangeRow): StoredChange {
+  const change: StoredChange = toItem(row);
+  if (row.shared_by !== null) change.sharedBy = row.shared_by;
+  if (row.revoked === 1) {
+    // A former sharee learns the item is gone for them, not what it now holds.
+    change.revoked = true;
+    change.deleted = true;
+    change.shares = [];
+    delete change.data;
+  }
+  return change;
+}
+
+export interface SqliteStoreOptions {
+  /** How long a write waits for another process's transaction, in ms. */
+  busyTimeoutMs?: number;
+}
+
+export class SqliteStore implements SyncStore {
+  private readonly db: Database.Database;
+  private readonly statements;
+  private readonly transactions;
+
+  constructor(readonly path: string, options: SqliteStoreOptions = {}) {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    this.db = new Database(path, { timeout: options.busyTimeoutMs ?? 5000 });
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.exec(SCHEMA);
+    const db = this.db;
+    this.statements = {
+      byId: db.prepare<[string], ItemRow>(`SELECT ${COLUMNS} FROM items WHERE id = ?`),
+      bySeq: db.prepare<[number], ItemRow>(`SELECT ${COLUMNS} FROM items WHERE seq = ?`),
+      insert: db.prepare(`INSERT INTO items (${COLUMNS}) VALUES (@seq, @id, @owner, @type, @data, @rev, @deleted, @shares, @updated_at)`),
+      update: db.prepare(`UPDATE items SET seq = @seq, owner = @owner, type = @type, data = @data, rev = @rev, deleted = @deleted, shares = @shares, updated_at = @updated_at WHERE id = @id`),
+      moveSeq: db.prepare<[number, number]>('UPDATE items SET seq = ? WHERE seq = ?'),
+      grant: db.prepare<[string, string, number]>(
+        'INSERT INTO access (item_id, user, seq, revoked) VALUES (?, ?, ?, 0) ON CONFLICT (item_id, user) DO UPDATE SET seq = excluded.seq, revoked = 0',
+      ),
+      revoke: db.prepare<[number, string, string]>('UPDATE access SET revoked = 1, seq = ? WHERE item_id = ? AND user = ?'),
+      accessOf: db.prepare<[string], { user: string; revoked: 0 | 1 }>('SELECT user, revoked FROM access WHERE item_id = ?'),
+      dropAccess: db.prepare<[string]>('DELETE FROM access WHERE item_id = ?'),
+      meta: db.prepare<[string], { value: number }>('SELECT value FROM meta WHERE key = ?'),
+      setMeta: db.prepare<[number, string]>('UPDATE meta SET value = ? WHERE key = ?'),
+      nextSeq: db.prepare<[], { value: number }>("UPDATE meta SET value = value + 1 WHERE key = 'seq' RETURNING value"),
+      inbox: db.prepare<[string, number], ItemRow>(
+        `SELECT ${COLUMNS.split(', ').map((c) => `i.${c}`).join(', ')} FROM access a JOIN items i ON i.id = a.item_id
+         WHERE a.user = ? AND a.revoked = 0 AND i.deleted = 0 ORDER BY i.seq DESC LIMIT ?`,
+      ),
+      changes: db.prepare<{ user: string; since: number; limit: number }, ChangeRow>(
+        `SELECT ${COLUMNS}, NULL AS shared_by, 0 AS revoked FROM items WHERE owner = @user AND seq > @since
+         UNION ALL
+         SELECT i.seq, i.id, i.owner, i.type, i.data, i.rev, i.deleted, i.shares, i.updated_at, i.owner, 0
+           FROM access a JOIN items i ON i.id = a.item_id WHERE a.user = @user AND a.revoked = 0 AND i.seq > @since
+         UNION ALL
+         SELECT a.seq, i.id, i.owner, i.type, NULL, i.rev, 1, '[]', i.updated_at, i.owner, 1
+           FROM access a JOIN items i ON i.id = a.item_id WHERE a.user = @user AND a.revoked = 1 AND a.seq > @since
+         ORDER BY 1 LIMIT @limit`,
+      ),
+      count: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM items WHERE deleted = 0'),
+      ping: db.prepare('SELECT 1'),
+    };
+    this.transactions = {
+      put: db.transaction((request: PutItem) => this.putNow(request)),
+      delete: db.transaction((id: string, owner: string, ifMatch?: string) => this.deleteNow(id, owner, ifMatch)),
+      share: db.transaction((id: string, owner: string, to: string, granted: boolean) => this.shareNow(id, owner, to, granted)),
+      import: db.transaction((lines: ExportItemLine[]) => this.importNow(lines)),
+      setFence: db.transaction((fenced: boolean) => {
+        this.statements.setMeta.run(fenced ? 1 : 0, 'fenced');
+        return this.statements.meta.get('seq')!.value;
+      }),
+      changes: db.transaction((user: string, since: number, limit: number) => {
+        if (since > this.statements.meta.get('seq')!.value) {
+          throw new StoreError('cursor-gone', `cursor ${since} is beyond the newest change of this store`);
+        }
+        return this.statements.changes.all({ user, since, limit });
+      }),
+    };
+  }
+
+  async get(id: string, user: string): Promise<StoredItem | undefined> {
+    const row = this.guard(() => this.statements.byId.get(id));
+    if (!row || row.deleted === 1) return undefined;
+    if (row.owner !== user && !(JSON.parse(row.shares) as string[]).includes(user)) return undefined;
+    return toItem(row);
+  }
+
+  async put(request: PutItem): Promise<{ item: StoredItem; created: boolean }> {
+    return this.guard(() => this.transactions.put.immediate(request));
+  }
+
+  async delete(id: string, owner: string, ifMatch?: string): Promise<StoredItem> {
+    return this.guard(() => this.transactions.delete.immediate(id, owner, ifMatch));
+  }
+
+  async share(id: string, owner: string, to: string): Promise<StoredItem> {
+    return this.guard(() => this.transactions.share.immediate(id, owner, to, true));
+  }
+
+  async unshare(id: string, owner: string, to: string): Promise<StoredItem> {
+    return this.guard(() => this.transactions.share.immediate(id, owner, to, false));
+  }
+
+  async inbox(user: string, limit: number): Promise<StoredItem[]> {
+    return this.guard(() => this.statements.inbox.all(user, limit).map(toItem));
+  }
+
+  async changes(user: string, since: number, limit: number): Promise<StoredChange[]> {
+    // Deferred transaction: the bound check and the query read one snapshot.
+    return this.guard(() => this.transactions.changes.deferred(user, since, limit).map(toChange));
+  }
+
+  /**
+   * Reads one snapshot on its own connection, so the export is consistent while writes go on
+   * and never holds the writer's connection busy between pages.
+   */
+  async *exportSince(since: number): AsyncIterable<StoredItem> {
+    const reader = new Database(this.path, { readonly: true, fileMustExist: true });
+    try {
+      const page = reader.prepare<[number, number], ItemRow>(`SELECT ${COLUMNS} FROM items WHERE seq > ? ORDER BY seq LIMIT ?`);
+      reader.exec('BEGIN');
+      let after = since;
+      for (;;) {
+        const rows = page.all(after, EXPORT_PAGE);
+        for (const row of rows) yield toItem(row);
+        if (rows.length < EXPORT_PAGE) break;
+        after = rows[rows.length - 1]!.seq;
+      }
+      reader.exec('COMMIT');
+    } finally {
+      reader.close();
+    }
+  }
+
+  async import(lines: ExportItemLine[]): Promise<{ applied: number; skipped: number; seq: number }> {
+    return this.guard(() => this.transactions.import.immediate(lines));
+  }
+
+  async fence(): Promise<number> {
+    return this.guard(() => this.transactions.setFence.immediate(true));
+  }
+
+  async unfence(): Promise<number> {
+    return this.guard(() => this.transactions.setFence.immediate(false));
+  }
+
+  async isFenced(): Promise<boolean> {
+    return this.guard(() => this.statements.meta.get('fenced')!.value === 1);
+  }
+
+  async highestSeq(): Promise<number> {
+    return this.guard(() => this.statements.meta.get('seq')!.value);
+  }
+
+  async countItems(): Promise<number> {
+    return this.guard(() => this.statements.count.get()!.n);
+  }
+
+  async ping(): Promise<void> {
+    this.guard(() => this.statements.ping.get());
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  private guard<T>(work: () => T): T {
+    try {
+      return work();
+    } catch (error) {
+      if (error instanceof StoreError) throw error;
+      const code = (error as { code?: string }).code ?? '';
+      if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED') || code.startsWith('SQLITE_IOERR') || !this.db.open) {
+        throw new StoreError('unavailable', `sqlite store ${this.path} is unavailable: ${(error as Error).message}`);
+      }
+      throw error;
+    }
+  }
+
+  private assertNotFenced(): void {
+    if (this.statements.meta.get('fenced')!.value === 1) throw new StoreError('fenced', 'the store is fenced: writes are refused until it is unfenced');
+  }
+
+  private putNow(request: PutItem): { item: StoredItem; created: boolean } {
+    this.assertNotFenced();
+    const existing = this.statements.byId.get(request.id);
+    if (existing && existing.owner !== request.owner) throw new StoreError('not-found', `item ${request.id} not found`);
+    const live = existing && existing.deleted === 0 ? existing : undefined;
+    if (request.ifNoneMatch === '*' && live) throw new StoreError('precondition-failed', `item ${request.id} already exists (If-None-Match: *)`);
+    if (request.ifMatch !== undefined && live?.rev !== request.ifMatch) {
+      throw new StoreError('precondition-failed', live ? `item ${request.id} is at revision ${live.rev}, not ${request.ifMatch}` : `item ${request.id} does not exist (If-Match)`);
+    }
+    // A recreated item starts unshared: its former sharees already saw the deletion.
+    if (existing && !live) this.statements.dropAccess.run(request.id);
+    const row: ItemRow = {
+      seq: this.statements.nextSeq.get()!.value,
+      id: request.id,
+      owner: request.owner,
+      type: request.type,
+      data: JSON.stringify(request.data),
+      rev: nextRevision(existing?.rev),
+      deleted: 0,
+      shares: live ? live.shares : '[]',
+      updated_at: new Date().toISOString(),
+    };
+    (existing ? this.statements.update : this.statements.insert).run(row);
+    return { item: toItem(row), created: !live };
+  }
+
+  private deleteNow(id: string, owner: string, ifMatch?: string): StoredItem {
+    this.assertNotFenced();
+    const existing = this.statements.byId.get(id);
+    if (!existing || existing.owner !== owner || existing.deleted === 1) throw new StoreError('not-found', `item ${id} not found`);
+    if (ifMatch !== undefined && existing.rev !== ifMatch) throw new StoreError('precondition-failed', `item ${id} is at revision ${existing.rev}, not ${ifMatch}`);
+    // Sharees keep their access row, so the tombstone reaches their feeds too.
+    const row: ItemRow = {
+      ...existing,
+      seq: this.statements.nextSeq.get()!.value,
+      data: null,
+      rev: nextRevision(existing.rev),
+      deleted: 1,
+      updated_at: new Date().toISOString(),
+    };
+    this.statements.update.run(row);
+    return toItem(row);
+  }
+
+  private shareNow(id: string, owner: string, to: string, granted: boolean): StoredItem {
+    this.assertNotFenced();
+    const existing = this.statements.byId.get(id);
+    if (!existing || existing.owner !== owner || existing.deleted === 1) throw new StoreError('not-found', `item ${id} not found`);
+    const shares = JSON.parse(existing.shares) as string[];
+    if (shares.includes(to) === granted) return toItem(existing);
+    const next = granted ? [...shares, to] : shares.filter((user) => user !== to);
+    const row: ItemRow = {
+      ...existing,
+      seq: this.statements.nextSeq.get()!.value,
+      rev: nextRevision(existing.rev),
+      shares: JSON.stringify(next),
+      updated_at: new Date().toISOString(),
+    };
+    this.statements.update.run(row);
+    if (granted) this.statements.grant.run(id, to, row.seq);
+    else this.statements.revoke.run(row.seq, id, to);
+    return toItem(row);
+  }
+
+  private importNow(lines: ExportItemLine[]): { applied: number; skipped: number; seq: number } {
+    let counter = this.statements.meta.get('seq')!.value;
+    let applied = 0;
+    let skipped = 0;
+    for (const line of lines) {
+      const seq = decodeCursor(line.cursor);
+      if (seq === undefined || seq === 0) throw new Error(`import line for item ${line.id} has an invalid cursor ${JSON.stringify(line.cursor)}`);
+      const existing = this.statements.byId.get(line.id);
+      if (existing && compareRevisions(line.rev, existing.rev) <= 0) {
+        skipped++;
+        continue;
+      }
+      if (seq <= counter) {
+        const occupant = this.statements.bySeq.get(seq);
+        if (occupant && occupant.id !== line.id) {
+          // Only a local change (a smoke test on a stack not yet live) can hold an imported number: it moves after.
+          counter++;
+          this.statements.moveSeq.run(counter, seq);
+        }
+      }
+      const row: ItemRow = {
+        seq,
+        id: line.id,
+        owner: line.owner,
+        type: line.type,
+        data: line.deleted || line.data === undefined ? null : JSON.stringify(line.data),
+        rev: line.rev,
+        deleted: line.deleted ? 1 : 0,
+        shares: JSON.stringify(line.shares),
+        updated_at: line.updatedAt,
+      };
+      (existing ? this.statements.update : this.statements.insert).run(row);
+      if (line.shares.length > 0 || (existing && existing.shares !== '[]')) this.importAccess(line, seq);
+      counter = Math.max(counter, seq);
+      applied++;
+    }
+    this.statements.setMeta.run(counter, 'seq');
+    return { applied, skipped, seq: counter };
+  }
+
+  /** Sharees dropped between the copy we had and the imported one see it as a revocation at the imported change. */
+  private importAccess(line: ExportItemLine, seq: number): void {
+    const wanted = new Set(line.shares);
+    for (const { user, revoked } of this.statements.accessOf.all(line.id)) {
+      if (!wanted.has(user) && revoked === 0) this.statements.revoke.run(seq, line.id, user);
+    }
+    for (const user of wanted) this.statements.grant.run(line.id, user, seq);
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * The node's open streams (GET /v1/stream). A stream is a cursor and a socket: bus events only
+ * wake it, and it then reads the store after its cursor, so a late or lost event delays a change
+ * but never drops or repeats one. Heartbeats come from one shared wheel. A client that stops
+ * reading is not buffered for: once its unsent bytes pass a bound the stream stops reading the
+ * store, and if they stay above it the stream is cut off with `reconnect`.
+ */
+import type { ServerResponse } from 'node:http';
+import type { Logger } from '../src/logging.ts';
+import type { StreamMessage } from '../src/navcloud/protocol.ts';
+import type { ChangeEvent, EventBus } from './bus/port.ts';
+import { HeartbeatWheel } from './heartbeat-wheel.ts';
+import type { Metrics } from './metrics.ts';
+import { StoreError, type SyncStore } from './store/port.ts';
+import { streamMessageOf } from './wire.ts';
+
+const PAGE = 500;
+/** A reconnect still stuck behind a full buffer is given this long before the socket is destroyed. */
+const CLOSE_GRACE_MS = 2000;
+const STORE_RETRY_MS = 1000;
+
+interface Stream {
+  user: string;
+  cursor: number;
+  response: ServerResponse;
+  reading: boolean;
+  /** Woken while reading: read again before going idle. */
+  woken: boolean;
+  closed: boolean;
+  /** Since when the unsent bytes have been above the bound. */
+  congestedSince: number | undefined;
+  /** Resolves a read waiting for the socket to drain. */
+  drained: (() => void) | undefined;
+}
+
+export interface StreamHubOptions {
+  store: SyncStore;
+  bus: EventBus;
+  metrics: Metrics;
+  logger: Logger;
+  nodeId: string;
+  heartbeatMs: number;
+  bufferBytes: number;
+  slowStreamMs: number;
+}
+
+export class StreamHub {
+  private readonly byUser = new Map<string, Set<Stream>>();
+  private readonly wheel: HeartbeatWheel<Stream>;
+  private readonly unsubscribe: Array<() => void>;
+  private count = 0;
+  private heartbeatAt = -1;
+  private heartbeatLine = '';
+
+  constructor(private readonly options: StreamHubOptions) {
+    this.wheel = new HeartbeatWheel(options.heartbeatMs, (stream, lag, now) => this.heartbeat(stream, lag, now));
+    this.wheel.start();
+    this.unsubscribe = [
+      options.bus.subscribe((event) => this.onChange(event)),
+      options.bus.onResync(() => this.wakeAll()),
+    ];
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** Takes over a response whose headers are not sent yet; `since` was checked against the store. */
+  open(user: string, since: number, response: ServerResponse): void {
+    const stream: Stream = { user, cursor: since, response, reading: false, woken: false, closed: false, congestedSince: undefined, drained: undefined };
+    response.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+    response.flushHeaders();
+    response.socket?.setNoDelay(true);
+    response.on('close', () => this.forget(stream));
+    response.on('drain', () => {
+      const resume = stream.drained;
+      stream.drained = undefined;
+      resume?.();
+    });
+    let peers = this.byUser.get(user);
+    if (!peers) this.byUser.set(user, (peers = new Set()));
+    peers.add(stream);
+    this.count++;
+    this.wheel.add(stream);
+    this.wake(stream);
+  }
+
+  /** Sends `reconnect` to every stream and closes them (drain, shutdown). */
+  closeAll(reason: string): number {
+    let closed = 0;
+    for (const peers of [...this.byUser.values()]) {
+      for (const stream of [...peers]) {
+        this.cut(stream, reason);
+        closed++;
+      }
+    }
+    return closed;
+  }
+
+  stop(): void {
+    this.wheel.stop();
+    for (const unsubscribe of this.unsubscribe) unsubscribe();
+  }
+
+  private onChange(event: ChangeEvent): void {
+    if (event.at !== undefined) this.options.metrics.busEvent(Math.max(0, Date.now() - event.at) / 1000);
+    for (const user of event.users) {
+      const peers = this.byUser.get(user);
+      if (!peers) continue;
+      for (const stream of peers) if (event.seq > stream.cursor) this.wake(stream);
+    }
+  }
+
+  private wakeAll(): void {
+    for (const peers of this.byUser.values()) for (const stream of peers) this.wake(stream);
+  }
+
+  private wake(stream: Stream): void {
+    if (stream.closed) return;
+    if (stream.reading) {
+      stream.woken = true;
+      return;
+    }
+    stream.reading = true;
+    void this.read(stream).finally(() => {
+      stream.reading = false;
+    });
+  }
+
+  private async read(stream: Stream): Promise<void> {
+    do {
+      stream.woken = false;
+      let changes;
+      try {
+        changes = await this.options.store.changes(stream.user, stream.cursor, PAGE);
+      } catch (error) {
+        if (error instanceof StoreError && error.code === 'cursor-gone') {
+          // The store went back in time under this stream (a restore): the client must start over.
+          this.cut(stream, 'cursor-gone');
+          return;
+        }
+        this.options.logger.warn({ err: error, user: stream.user }, 'stream could not read the store; retrying');
+        setTimeout(() => this.wake(stream), STORE_RETRY_MS).unref();
+        return;
+      }
+      if (stream.closed) return;
+      if (changes.length > 0) {
+        let chunk = '';
+        for (const change of changes) chunk += `${JSON.stringify(streamMessageOf(change, stream.user))}\n`;
+        stream.cursor = changes[changes.length - 1]!.seq;
+        stream.response.write(chunk);
+      }
+      if (changes.length === PAGE) stream.woken = true;
+      if (stream.woken && stream.response.writableLength > this.options.bufferBytes) {
+        // Read no further until the client catches up; the heartbeat wheel cuts it off if it never does.
+        await new Promise<void>((resolve) => {
+          stream.drained = resolve;
+        });
+        if (stream.closed) return;
+      }
+    } while (stream.woken);
+  }
+
+  private heartbeat(stream: Stream, lagMs: number, now: number): void {
+    if (stream.closed) return;
+    if (stream.response.writableLength > this.options.bufferBytes) {
+      stream.congestedSince ??= now;
+      if (now - stream.congestedSince >= this.options.slowStreamMs) this.cut(stream, 'slow-reader');
+      return;
+    }
+    stream.congestedSince = undefined;
+    if (now !== this.heartbeatAt) {
+      // One serialisation per tick serves every stream beating in it.
+      this.heartbeatAt = now;
+      const message: StreamMessage = { type: 'heartbeat', at: new Date(now).toISOString(), node: this.options.nodeId };
+      this.heartbeatLine = `${JSON.stringify(message)}\n`;
+    }
+    stream.response.write(this.heartbeatLine);
+    this.options.metrics.heartbeat(lagMs / 1000);
+  }
+
+  private cut(stream: Stream, reason: string): void {
+    if (stream.closed) return;
+    const message: StreamMessage = { type: 'reconnect', reason };
+    this.forget(stream);
+    this.options.metrics.streamCut(reason);
+    const { response } = stream;
+    response.end(`${JSON.stringify(message)}\n`);
+    const force = setTimeout(() => response.destroy(), CLOSE_GRACE_MS);
+    force.unref();
+    response.once('close', () => clearTimeout(force));
+  }
+
+  private forget(stream: Stream): void {
+    if (stream.closed) return;
+    stream.closed = true;
+    this.wheel.remove(stream);
+    const peers = this.byUser.get(stream.user);
+    peers?.delete(stream);
+    if (peers?.size === 0) this.byUser.delete(stream.user);
+    this.count--;
+    const resume = stream.drained;
+    stream.drained = undefined;
+    resume?.();
+  }
+}
