@@ -1,0 +1,41 @@
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { SqliteStore } from '../../server/store/sqlite.ts';
+import { describeStoreContract } from './store-contract.ts';
+import { tempDir } from './helpers.ts';
+
+describeStoreContract('sqlite', async () => {
+  const dir = tempDir('navcloud-store-');
+  const store = new SqliteStore(join(dir.path, 'store.sqlite'));
+  return {
+    store,
+    async cleanup() {
+      await store.close();
+      dir.remove();
+    },
+  };
+});
+
+describe('SqliteStore shared by two connections (two server processes)', () => {
+  it('orders writes of both by one sequence and makes the fence of one bind the other', async () => {
+    const dir = tempDir('navcloud-shared-');
+    const path = join(dir.path, 'shared.sqlite');
+    const a = new SqliteStore(path);
+    const b = new SqliteStore(path);
+    try {
+      const first = await a.put({ id: 'one', owner: 'alice', type: 'trip', data: {} });
+      const second = await b.put({ id: 'two', owner: 'alice', type: 'trip', data: {} });
+      expect(second.item.seq).toBe(first.item.seq + 1);
+      expect((await a.changes('alice', 0, 10)).map((c) => c.id)).toEqual(['one', 'two']);
+      await a.fence();
+      await expect(b.put({ id: 'three', owner: 'alice', type: 'trip', data: {} })).rejects.toMatchObject({ code: 'fenced' });
+      await b.unfence();
+      await a.put({ id: 'three', owner: 'alice', type: 'trip', data: {} });
+      expect(await b.countItems()).toBe(3);
+    } finally {
+      await a.close();
+      await b.close();
+      dir.remove();
+    }
+  });
+});

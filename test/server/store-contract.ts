@@ -1,0 +1,229 @@
+/**
+ * The behaviour every SyncStore adapter must have (server/store/port.ts), as a reusable suite:
+ * `describeStoreContract('sqlite', async () => ({ store, cleanup }))`. It only talks to the port.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ExportItemLine } from '../../src/navcloud/protocol.ts';
+import { encodeCursor } from '../../server/cursor.ts';
+import { StoreError, type StoredItem, type SyncStore } from '../../server/store/port.ts';
+
+export interface StoreUnderTest {
+  store: SyncStore;
+  cleanup(): Promise<void>;
+}
+
+async function storeError(promise: Promise<unknown>): Promise<StoreError['code']> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof StoreError) return error.code;
+    throw error;
+  }
+  throw new Error('expected a StoreError, the call succeeded');
+}
+
+async function collect(iterable: AsyncIterable<StoredItem>): Promise<StoredItem[]> {
+  const items: StoredItem[] = [];
+  for await (const item of iterable) items.push(item);
+  return items;
+}
+
+function lineOf(item: StoredItem): ExportItemLine {
+  const line: ExportItemLine = {
+    kind: 'item', id: item.id, owner: item.owner, type: item.type, rev: item.rev, deleted: item.deleted,
+    shares: item.shares, cursor: encodeCursor(item.seq), updatedAt: item.updatedAt,
+  };
+  if (item.data !== undefined) line.data = item.data;
+  return line;
+}
+
+export function describeStoreContract(name: string, makeStore: () => Promise<StoreUnderTest>): void {
+  describe(`SyncStore contract: ${name}`, () => {
+    let subject: StoreUnderTest;
+    let store: SyncStore;
+    const extra: StoreUnderTest[] = [];
+
+    beforeEach(async () => {
+      subject = await makeStore();
+      store = subject.store;
+    });
+
+    afterEach(async () => {
+      await subject.cleanup();
+      for (const other of extra.splice(0)) await other.cleanup();
+    });
+
+    it('creates, reads and updates an item with increasing revisions and sequence numbers', async () => {
+      const first = await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { name: 'Lisbon' } });
+      expect(first.created).toBe(true);
+      expect(first.item).toMatchObject({ id: 'trip-1', owner: 'alice', type: 'trip', data: { name: 'Lisbon' }, deleted: false, shares: [] });
+      const read = await store.get('trip-1', 'alice');
+      expect(read).toMatchObject({ rev: first.item.rev, data: { name: 'Lisbon' }, seq: first.item.seq });
+      const second = await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { name: 'Porto' } });
+      expect(second.created).toBe(false);
+      expect(second.item.rev).not.toBe(first.item.rev);
+      expect(second.item.seq).toBeGreaterThan(first.item.seq);
+      expect(await store.highestSeq()).toBe(second.item.seq);
+      expect((await store.get('trip-1', 'alice'))?.data).toEqual({ name: 'Porto' });
+    });
+
+    it('enforces If-None-Match: * and If-Match preconditions', async () => {
+      const { item } = await store.put({ id: 'p', owner: 'alice', type: 'place', data: { v: 1 }, ifNoneMatch: '*' });
+      expect(await storeError(store.put({ id: 'p', owner: 'alice', type: 'place', data: { v: 2 }, ifNoneMatch: '*' }))).toBe('precondition-failed');
+      expect(await storeError(store.put({ id: 'p', owner: 'alice', type: 'place', data: { v: 2 }, ifMatch: '9-nope' }))).toBe('precondition-failed');
+      expect(await storeError(store.put({ id: 'missing', owner: 'alice', type: 'place', data: {}, ifMatch: item.rev }))).toBe('precondition-failed');
+      const updated = await store.put({ id: 'p', owner: 'alice', type: 'place', data: { v: 3 }, ifMatch: item.rev });
+      expect(updated.item.data).toEqual({ v: 3 });
+      expect(await storeError(store.delete('p', 'alice', item.rev))).toBe('precondition-failed');
+      expect((await store.get('p', 'alice'))?.data).toEqual({ v: 3 });
+    });
+
+    it('keeps items of one user away from another', async () => {
+      await store.put({ id: 'secret', owner: 'alice', type: 'route', data: { x: 1 } });
+      expect(await store.get('secret', 'mallory')).toBeUndefined();
+      expect(await storeError(store.put({ id: 'secret', owner: 'mallory', type: 'route', data: { x: 2 } }))).toBe('not-found');
+      expect(await storeError(store.delete('secret', 'mallory'))).toBe('not-found');
+      expect(await storeError(store.share('secret', 'mallory', 'mallory2'))).toBe('not-found');
+      expect(await store.changes('mallory', 0, 100)).toEqual([]);
+      expect((await store.get('secret', 'alice'))?.data).toEqual({ x: 1 });
+    });
+
+    it('leaves a tombstone on delete that feeds and exports carry', async () => {
+      const { item } = await store.put({ id: 'gone', owner: 'alice', type: 'trip', data: { a: 1 } });
+      const tombstone = await store.delete('gone', 'alice', item.rev);
+      expect(tombstone).toMatchObject({ id: 'gone', deleted: true });
+      expect(tombstone.data).toBeUndefined();
+      expect(await store.get('gone', 'alice')).toBeUndefined();
+      expect(await storeError(store.delete('gone', 'alice'))).toBe('not-found');
+      const feed = await store.changes('alice', item.seq, 10);
+      expect(feed).toHaveLength(1);
+      expect(feed[0]).toMatchObject({ id: 'gone', deleted: true, seq: tombstone.seq });
+      const exported = await collect(store.exportSince(0));
+      expect(exported.map((i) => [i.id, i.deleted])).toEqual([['gone', true]]);
+      expect(await store.countItems()).toBe(0);
+      const again = await store.put({ id: 'gone', owner: 'alice', type: 'trip', data: { a: 2 }, ifNoneMatch: '*' });
+      expect(again.created).toBe(true);
+      expect(await storeError(store.put({ id: 'gone', owner: 'bob', type: 'trip', data: {} }))).toBe('not-found');
+    });
+
+    it('shares an item read-only, lists it in the inbox, and tells the sharee about a revocation', async () => {
+      const { item } = await store.put({ id: 'shared', owner: 'alice', type: 'route', data: { km: 12 } });
+      const shared = await store.share('shared', 'alice', 'bob');
+      expect(shared.shares).toEqual(['bob']);
+      expect(shared.seq).toBeGreaterThan(item.seq);
+      expect((await store.get('shared', 'bob'))?.data).toEqual({ km: 12 });
+      expect(await store.get('shared', 'carol')).toBeUndefined();
+      expect(await storeError(store.put({ id: 'shared', owner: 'bob', type: 'route', data: {} }))).toBe('not-found');
+      expect((await store.inbox('bob', 10)).map((i) => i.id)).toEqual(['shared']);
+      const bobFeed = await store.changes('bob', 0, 10);
+      expect(bobFeed).toHaveLength(1);
+      expect(bobFeed[0]).toMatchObject({ id: 'shared', sharedBy: 'alice', deleted: false, data: { km: 12 } });
+      const edited = await store.put({ id: 'shared', owner: 'alice', type: 'route', data: { km: 13 } });
+      expect((await store.changes('bob', shared.seq, 10)).map((c) => [c.seq, c.data])).toEqual([[edited.item.seq, { km: 13 }]]);
+      const revoked = await store.unshare('shared', 'alice', 'bob');
+      expect(revoked.shares).toEqual([]);
+      expect(await store.get('shared', 'bob')).toBeUndefined();
+      expect(await store.inbox('bob', 10)).toEqual([]);
+      const after = await store.changes('bob', edited.item.seq, 10);
+      expect(after).toHaveLength(1);
+      expect(after[0]).toMatchObject({ id: 'shared', revoked: true, seq: revoked.seq });
+      expect(after[0]?.data).toBeUndefined();
+      await store.put({ id: 'shared', owner: 'alice', type: 'route', data: { km: 14 } });
+      expect(await store.changes('bob', revoked.seq, 10)).toEqual([]);
+    });
+
+    it('pages the feed in sequence order and refuses a cursor beyond the store', async () => {
+      for (let i = 0; i < 5; i++) await store.put({ id: `i${i}`, owner: 'alice', type: 'place', data: { i } });
+      await store.put({ id: 'other', owner: 'bob', type: 'place', data: {} });
+      const first = await store.changes('alice', 0, 3);
+      expect(first.map((c) => c.id)).toEqual(['i0', 'i1', 'i2']);
+      const rest = await store.changes('alice', first[2]!.seq, 3);
+      expect(rest.map((c) => c.id)).toEqual(['i3', 'i4']);
+      await store.put({ id: 'i1', owner: 'alice', type: 'place', data: { i: 'again' } });
+      expect((await store.changes('alice', rest[1]!.seq, 10)).map((c) => c.id)).toEqual(['i1']);
+      const highest = await store.highestSeq();
+      expect(await storeError(store.changes('alice', highest + 1, 10))).toBe('cursor-gone');
+      expect(await store.changes('alice', highest, 10)).toEqual([]);
+    });
+
+    it('exports since a point, and an import into an empty store keeps every item, revision and cursor', async () => {
+      await store.put({ id: 'a', owner: 'alice', type: 'trip', data: { n: 1 } });
+      await store.put({ id: 'b', owner: 'bob', type: 'route', data: { n: 2 } });
+      await store.share('a', 'alice', 'bob');
+      const middle = await store.highestSeq();
+      await store.put({ id: 'c', owner: 'alice', type: 'place', data: { n: 3 } });
+      await store.delete('b', 'bob');
+      const all = await collect(store.exportSince(0));
+      expect(all.map((i) => i.seq)).toEqual([...all.map((i) => i.seq)].sort((x, y) => x - y));
+      expect((await collect(store.exportSince(middle))).map((i) => i.id)).toEqual(['c', 'b']);
+
+      const target = await makeStore();
+      extra.push(target);
+      const result = await target.store.import(all.map(lineOf));
+      expect(result).toEqual({ applied: 3, skipped: 0, seq: await store.highestSeq() });
+      expect(await collect(target.store.exportSince(0))).toEqual(all);
+      for (const user of ['alice', 'bob']) {
+        expect(await target.store.changes(user, 0, 100)).toEqual(await store.changes(user, 0, 100));
+        expect(await target.store.changes(user, middle, 100)).toEqual(await store.changes(user, middle, 100));
+      }
+      expect(await target.store.import(all.map(lineOf))).toEqual({ applied: 0, skipped: 3, seq: result.seq });
+      expect(await target.store.countItems()).toBe(2);
+    });
+
+    it('applies only newer revisions on import and moves a local change whose sequence number an import claims', async () => {
+      await store.put({ id: 'x', owner: 'alice', type: 'trip', data: { v: 1 } });
+      await store.put({ id: 'y', owner: 'alice', type: 'trip', data: { v: 1 } });
+      await store.put({ id: 'x', owner: 'alice', type: 'trip', data: { v: 2 } });
+      const source = await collect(store.exportSince(0));
+
+      const target = await makeStore();
+      extra.push(target);
+      await target.store.put({ id: 'smoke-1', owner: 'smoke', type: 'place', data: {} });
+      const local = await target.store.put({ id: 'smoke-2', owner: 'smoke', type: 'place', data: {} });
+      expect(source.map((i) => i.seq)).toContain(local.item.seq);
+      const result = await target.store.import(source.map(lineOf));
+      expect(result.applied).toBe(2);
+      expect((await target.store.changes('smoke', 0, 10)).map((c) => c.id)).toEqual(['smoke-1', 'smoke-2']);
+      const moved = await target.store.get('smoke-2', 'smoke');
+      expect(moved?.rev).toBe(local.item.rev);
+      expect(moved!.seq).toBeGreaterThan(Math.max(...source.map((i) => i.seq)));
+      expect(await target.store.highestSeq()).toBeGreaterThanOrEqual(moved!.seq);
+      const y = source.find((i) => i.id === 'y')!;
+      expect(await target.store.get('y', 'alice')).toEqual(y);
+
+      const older = { ...lineOf(source.find((i) => i.id === 'x')!), rev: '1-000000000000', data: { v: 0 } };
+      expect((await target.store.import([older])).skipped).toBe(1);
+      expect((await target.store.get('x', 'alice'))?.data).toEqual({ v: 2 });
+      const newer = { ...lineOf(source.find((i) => i.id === 'x')!), rev: '7-abc', data: { v: 7 }, cursor: encodeCursor(result.seq + 5) };
+      expect((await target.store.import([newer])).applied).toBe(1);
+      expect(await target.store.get('x', 'alice')).toMatchObject({ rev: '7-abc', data: { v: 7 }, seq: result.seq + 5 });
+      expect(await target.store.highestSeq()).toBe(result.seq + 5);
+    });
+
+    it('refuses every write while fenced, serves reads, and writes again after unfence', async () => {
+      const { item } = await store.put({ id: 'f', owner: 'alice', type: 'trip', data: { v: 1 } });
+      const fencedAt = await store.fence();
+      expect(fencedAt).toBe(item.seq);
+      expect(await store.isFenced()).toBe(true);
+      expect(await storeError(store.put({ id: 'f', owner: 'alice', type: 'trip', data: { v: 2 } }))).toBe('fenced');
+      expect(await storeError(store.put({ id: 'new', owner: 'alice', type: 'trip', data: {} }))).toBe('fenced');
+      expect(await storeError(store.delete('f', 'alice'))).toBe('fenced');
+      expect(await storeError(store.share('f', 'alice', 'bob'))).toBe('fenced');
+      expect(await storeError(store.unshare('f', 'alice', 'bob'))).toBe('fenced');
+      expect((await store.get('f', 'alice'))?.data).toEqual({ v: 1 });
+      expect(await store.changes('alice', 0, 10)).toHaveLength(1);
+      expect(await store.highestSeq()).toBe(fencedAt);
+      expect(await store.unfence()).toBe(fencedAt);
+      expect(await store.isFenced()).toBe(false);
+      await store.put({ id: 'f', owner: 'alice', type: 'trip', data: { v: 2 } });
+      expect((await store.get('f', 'alice'))?.data).toEqual({ v: 2 });
+    });
+
+    it('answers ping and counts live items', async () => {
+      await store.ping();
+      await store.put({ id: 'one', owner: 'u', type: 'place', data: {} });
+      await store.put({ id: 'two', owner: 'u', type: 'place', data: {} });
+      expect(await store.countItems()).toBe(2);
+    });
+  });
+}
