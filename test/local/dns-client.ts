@@ -2,6 +2,14 @@ import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import dnsPacket, { type DecodedPacket, type RecordType } from 'dns-packet';
 
+/** The fields of an answer the tests look at, whatever its type. */
+export interface PlainAnswer {
+  type: string;
+  name: string;
+  ttl?: number;
+  data: unknown;
+}
+
 /** One raw DNS query, so tests see the flags, rcode and TTLs a stub resolver would hide. */
 export async function dnsQuery(
   host: string, port: number, name: string, type: RecordType, transport: 'udp' | 'tcp',

@@ -7,7 +7,7 @@ import { route53Client } from '../../src/cloud/aws/clients.ts';
 import { Route53DnsRouter } from '../../src/cloud/aws/dns-router.ts';
 import { startDnsResponder, type DnsResponder } from '../../src/cloud/local/dns-responder.ts';
 import { responderAnswerCheck } from '../../src/cloud/local/answer-check.ts';
-import { dnsQuery } from './dns-client.ts';
+import { dnsQuery, type PlainAnswer } from './dns-client.ts';
 
 const RECORD = 'sync.dns-test.navcloud.test';
 
@@ -41,7 +41,7 @@ describe('local DNS responder over the Route53 zone in moto', () => {
     expect(reply.rcode).toBe('NOERROR');
     expect(reply.flag_aa).toBe(true);
     expect(reply.flag_rd).toBe(true);
-    expect(reply.answers!.map((a) => [a.type, a.name, a.ttl, a.data])).toEqual(expect.arrayContaining([
+    expect((reply.answers as PlainAnswer[]).map((a) => [a.type, a.name, a.ttl, a.data])).toEqual(expect.arrayContaining([
       ['A', RECORD, 7, '127.31.0.1'],
       ['A', RECORD, 7, '127.31.0.2'],
     ]));
@@ -50,7 +50,7 @@ describe('local DNS responder over the Route53 zone in moto', () => {
 
   it('answers the ownership TXT record the router writes beside the A record', async () => {
     const reply = await dnsQuery(responder.host, responder.port, `_switchyard.${RECORD}`, 'TXT', 'udp');
-    expect(reply.answers!.map((a) => (a.data as Buffer[]).map(String))).toEqual([['stack=stack-a']]);
+    expect((reply.answers as PlainAnswer[]).map((a) => (a.data as Buffer[]).map(String))).toEqual([['stack=stack-a']]);
   });
 
   it('says NXDOMAIN for an unknown name and NOERROR with no data for a missing type, with the zone SOA', async () => {
@@ -92,7 +92,7 @@ describe('local DNS responder over the Route53 zone in moto', () => {
     let answered: string[] = [];
     for (let i = 0; i < 50 && answered.join() !== '127.32.0.1'; i++) {
       const reply = await dnsQuery(responder.host, responder.port, RECORD, 'A', 'udp');
-      answered = reply.answers!.map((a) => String(a.data));
+      answered = (reply.answers as PlainAnswer[]).map((a) => String(a.data));
       await sleep(50);
     }
     expect(answered).toEqual(['127.32.0.1']);

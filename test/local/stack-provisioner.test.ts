@@ -1,0 +1,146 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { LocalStackProvisioner } from '../../src/cloud/local/stack-provisioner.ts';
+import { isRunning } from '../../src/cloud/local/processes.ts';
+import { CloudError, StackFailedError } from '../../src/cloud/errors.ts';
+import type { CreateStackRequest, StackProgress } from '../../src/cloud/ports.ts';
+import { signToken } from '../../server/auth.ts';
+import { freePort } from '../../src/net.ts';
+
+const SECRET = 'provisioner-test-secret-0123456789';
+
+/** Pids of a stack's nodes, as its pid files say, with the marker that proves a pid is still ours. */
+function nodePids(stacksDir: string, name: string): Array<{ pid: number; marker: string }> {
+  const dir = join(stacksDir, name);
+  return readdirSync(dir).filter((f) => f.endsWith('.pid')).map((f) => ({
+    pid: Number(readFileSync(join(dir, f), 'utf8')),
+    marker: `SYNC_NODE_ID=${name}-${f.replace('.pid', '')}`,
+  }));
+}
+
+describe('local stack provisioner (real navcloud-sync processes)', () => {
+  let stacksDir: string;
+  let port: number;
+  let request: CreateStackRequest;
+  const provisioner = () => new LocalStackProvisioner({ stacksDir, jwtSecret: SECRET, stopGraceMs: 5_000 });
+
+  beforeAll(async () => {
+    stacksDir = mkdtempSync(join(tmpdir(), 'switchyard-stacks-'));
+    port = await freePort();
+    request = {
+      name: `navcloud-t-blue-${randomBytes(3).toString('hex')}`, env: 't', colour: 'blue', workflowId: 'switch-t/run-1',
+      template: 'local-stack', parameters: { nodes: '2', port: String(port), heartbeatMs: '500', version: 'ignored' },
+    };
+  });
+
+  afterAll(async () => {
+    const p = provisioner();
+    for (const name of existsSync(stacksDir) ? readdirSync(stacksDir).filter((n) => !n.startsWith('.')) : []) await p.delete(name);
+    rmSync(stacksDir, { recursive: true, force: true });
+  });
+
+  it('creates a 2-node stack on its own loopback addresses, sharing one store', async () => {
+    const p = provisioner();
+    await p.create(request);
+    const pidsAfterCreate = nodePids(stacksDir, request.name).map((n) => n.pid);
+    // Same name and workflow: a no-op that starts nothing new.
+    await p.create(request);
+    expect(nodePids(stacksDir, request.name).map((n) => n.pid)).toEqual(pidsAfterCreate);
+
+    const progress: StackProgress[] = [];
+    const ready = await p.waitUntilReady(request.name, (e) => progress.push(e));
+    expect(ready.status).toBe('ready');
+    expect(ready.rawStatus).toBe('CREATE_COMPLETE');
+    expect(progress.length).toBeGreaterThan(0);
+    expect(progress.every((e) => e.total === 2)).toBe(true);
+
+    const outputs = ready.outputs!;
+    expect(outputs.nodes).toHaveLength(2);
+    expect(outputs.dnsTarget.kind).toBe('a');
+    const addresses = outputs.dnsTarget.kind === 'a' ? outputs.dnsTarget.addresses : [];
+    expect(new Set(addresses).size).toBe(2);
+    for (const address of addresses) expect(address).toMatch(/^127\.(\d+)\.(\d+)\.\d+$/);
+    expect(addresses[0]).not.toMatch(/^127\.0\./);
+    expect(outputs.nodes).toEqual(addresses.map((a) => `http://${a}:${port}`));
+    expect(outputs.endpoint).toBe(outputs.nodes[0]);
+    expect(outputs.adminUrl).toBe(outputs.nodes[0]);
+
+    // A write through one node is read through the other: one SQLite file behind both.
+    const auth = { authorization: `Bearer ${signToken(SECRET, 'alice')}`, 'content-type': 'application/json' };
+    const put = await fetch(`${outputs.nodes[0]}/v1/items/trip-1`, { method: 'PUT', headers: auth, body: JSON.stringify({ type: 'trip', data: { to: 'Lyon' } }) });
+    expect(put.status).toBe(201);
+    const got = await fetch(`${outputs.nodes[1]}/v1/items/trip-1`, { headers: auth });
+    expect(got.status).toBe(200);
+    expect(await got.json()).toMatchObject({ data: { to: 'Lyon' } });
+
+    const stackFile = JSON.parse(readFileSync(join(stacksDir, request.name, 'stack.json'), 'utf8'));
+    expect(stackFile).toMatchObject({ name: request.name, env: 't', colour: 'blue', workflowId: 'switch-t/run-1', status: 'ready', outputs });
+    expect(stackFile.tags).toEqual({ env: 't', colour: 'blue', workflowId: 'switch-t/run-1' });
+  });
+
+  it('refuses the same stack name for another workflow', async () => {
+    await expect(provisioner().create({ ...request, workflowId: 'switch-t/run-2' }))
+      .rejects.toMatchObject({ code: 'AlreadyExists', retryable: false });
+  });
+
+  it('is found again, running, by a new provisioner object (a restarted worker)', async () => {
+    const p = provisioner();
+    const described = await p.describe(request.name);
+    expect(described).toMatchObject({ name: request.name, status: 'ready', colour: 'blue', env: 't' });
+    expect((await p.list('t')).map((s) => s.name)).toEqual([request.name]);
+    expect(await p.list('other')).toEqual([]);
+    expect(await p.describe('navcloud-t-green-none')).toBeUndefined();
+    for (const url of described!.outputs!.nodes) expect((await fetch(`${url}/readyz`)).status).toBe(200);
+    expect(nodePids(stacksDir, request.name).every((n) => isRunning(n.pid, n.marker))).toBe(true);
+  });
+
+  it('reports a node that died after creation in describe, without failing the stack', async () => {
+    const [, second] = nodePids(stacksDir, request.name);
+    process.kill(second!.pid, 'SIGKILL');
+    for (let i = 0; i < 100 && isRunning(second!.pid, second!.marker); i++) await new Promise((r) => setTimeout(r, 50));
+    const described = await provisioner().describe(request.name);
+    expect(described!.status).toBe('ready');
+    expect(described!.rawStatus).toContain(`${request.name}-node-2`);
+  });
+
+  it('deletes the stack: no process, no folder; deleting again is a no-op', async () => {
+    const pids = nodePids(stacksDir, request.name);
+    const p = provisioner();
+    await p.delete(request.name);
+    await p.waitUntilDeleted(request.name);
+    expect(pids.some((n) => isRunning(n.pid, n.marker))).toBe(false);
+    expect(existsSync(join(stacksDir, request.name))).toBe(false);
+    expect(await p.describe(request.name)).toBeUndefined();
+    await p.delete(request.name);
+    expect(readdirSync(join(stacksDir, '.blocks'))).toEqual([]);
+  });
+
+  it('fails a stack whose node exits while it is being created, naming the node and its last log line', async () => {
+    const bad = new LocalStackProvisioner({ stacksDir, jwtSecret: 'short', stopGraceMs: 2_000 });
+    const name = `navcloud-t-green-${randomBytes(3).toString('hex')}`;
+    await bad.create({ ...request, name, colour: 'green' });
+    const error = await bad.waitUntilReady(name).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StackFailedError);
+    expect((error as StackFailedError).retryable).toBe(false);
+    // Both nodes exit; the stack fails on the first one seen dead.
+    const failed = (error as StackFailedError).failures.map((f) => f.resource);
+    expect(failed.length).toBeGreaterThan(0);
+    for (const resource of failed) expect(resource).toMatch(new RegExp(`^${name}-node-[12]$`));
+    expect((error as Error).message).toContain('SYNC_JWT_SECRET');
+    expect((await bad.describe(name))!.status).toBe('failed');
+    await bad.delete(name);
+    expect(existsSync(join(stacksDir, name))).toBe(false);
+  });
+
+  it('rejects a bad template parameter, naming it', async () => {
+    const error = await provisioner().create({ ...request, name: 'navcloud-t-blue-badparam', parameters: { nodes: 'many', port: String(port) } })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CloudError);
+    expect((error as CloudError).retryable).toBe(false);
+    expect((error as Error).message).toMatch(/'nodes'/);
+    expect(existsSync(join(stacksDir, 'navcloud-t-blue-badparam'))).toBe(false);
+  });
+});
