@@ -1,0 +1,157 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ExportLine, FenceResult, NodeStats } from '../../src/navcloud/protocol.ts';
+import { call, exportAll, openStream, startTestNode, tempDir, type TestNode } from './helpers.ts';
+
+const nodes: TestNode[] = [];
+async function node(options: Parameters<typeof startTestNode>[0] = {}, dir?: ReturnType<typeof tempDir>): Promise<TestNode> {
+  const started = await startTestNode(options, dir);
+  nodes.push(started);
+  return started;
+}
+afterEach(async () => {
+  for (const started of nodes.splice(0).reverse()) await started.stop();
+});
+
+async function feed(target: TestNode, token: string, since?: string): Promise<Array<{ id: string; rev: string; cursor: string; deleted: boolean }>> {
+  const all = [];
+  let cursor = since;
+  for (;;) {
+    const page = await call(target, 'GET', `/v1/changes?limit=3${cursor ? `&since=${cursor}` : ''}`, { token });
+    expect(page.status).toBe(200);
+    all.push(...page.json.changes);
+    if (page.json.changes.length < 3) return all;
+    cursor = page.json.next;
+  }
+}
+
+function ndjson(lines: unknown[]): string {
+  return lines.map((line) => JSON.stringify(line)).join('\n') + '\n';
+}
+
+describe('admin export and import', () => {
+  it('moves a store to an empty one keeping items, revisions and cursors; a client resumes with a pre-export cursor', async () => {
+    const source = await node();
+    const admin = source.token('ops', true);
+    const alice = source.token('alice');
+    const bob = source.token('bob');
+    for (let i = 0; i < 6; i++) await call(source, 'PUT', `/v1/items/a${i}`, { token: alice, body: { type: 'trip', data: { i } } });
+    await call(source, 'PUT', '/v1/items/b0', { token: bob, body: { type: 'route', data: {} } });
+    await call(source, 'POST', '/v1/items/a1/shares', { token: alice, body: { to: 'bob' } });
+    const clientCursor = (await call(source, 'GET', '/v1/changes?limit=4', { token: alice })).json.next as string;
+    await call(source, 'DELETE', '/v1/items/a2', { token: alice });
+    await call(source, 'PUT', '/v1/items/a0', { token: alice, body: { type: 'trip', data: { i: 'edited' } } });
+
+    const backup = await exportAll(source, admin);
+    const end = backup[backup.length - 1] as Extract<ExportLine, { kind: 'end' }>;
+    expect(end).toMatchObject({ kind: 'end', items: backup.length - 1 });
+    expect(backup.slice(0, -1).every((line) => line.kind === 'item' && typeof line.cursor === 'string' && typeof line.rev === 'string')).toBe(true);
+
+    // Writes after the backup reach the new store through a catch-up export since the backup's end cursor.
+    await call(source, 'PUT', '/v1/items/a3', { token: alice, body: { type: 'trip', data: { i: 'late' } } });
+    await call(source, 'DELETE', '/v1/items/a1/shares/bob', { token: alice });
+    const catchUp = await exportAll(source, admin, end.cursor);
+    expect(catchUp.slice(0, -1).map((line) => line.id)).toEqual(['a3', 'a1']);
+
+    const target = await node();
+    const restored = await call(target, 'POST', '/admin/import', { token: admin, raw: ndjson(backup), headers: { 'content-type': 'application/x-ndjson' } });
+    expect(restored.status).toBe(200);
+    expect(restored.json).toEqual({ applied: backup.length - 1, skipped: 0, cursor: end.cursor });
+    const caughtUp = await call(target, 'POST', '/admin/import', { token: admin, raw: ndjson(catchUp), headers: { 'content-type': 'application/x-ndjson' } });
+    expect(caughtUp.json).toMatchObject({ applied: 2, skipped: 0 });
+    const again = await call(target, 'POST', '/admin/import', { token: admin, raw: ndjson([...backup, ...catchUp]), headers: { 'content-type': 'application/x-ndjson' } });
+    expect(again.json).toMatchObject({ applied: 0, skipped: backup.length - 1 + 2 });
+
+    expect(await exportAll(target, admin)).toEqual(await exportAll(source, admin));
+    for (const token of [alice, bob]) {
+      expect(await feed(target, token)).toEqual(await feed(source, token));
+      const resumed = await feed(target, token, clientCursor);
+      expect(resumed).toEqual(await feed(source, token, clientCursor));
+      expect(new Set(resumed.map((c) => c.cursor)).size).toBe(resumed.length);
+    }
+    const resumedIds = (await feed(target, alice, clientCursor)).map((c) => c.id);
+    expect(resumedIds).toEqual(['a5', 'a2', 'a0', 'a3', 'a1']);
+    expect((await call(target, 'GET', '/v1/items/a1', { token: bob })).status).toBe(404);
+    expect((await call(target, 'GET', '/v1/items/a0', { token: alice })).json.data).toEqual({ i: 'edited' });
+  });
+});
+
+describe('fence', () => {
+  it('answers writes 503 with Retry-After on every node of the store while reads and streams go on; unfence restores', async () => {
+    const dir = tempDir();
+    const a = await node({ heartbeatMs: 100 }, dir);
+    const b = await node({ heartbeatMs: 100 }, { path: dir.path, remove: () => undefined });
+    const admin = a.token('ops', true);
+    const alice = a.token('alice');
+    const put = await call(a, 'PUT', '/v1/items/f1', { token: alice, body: { type: 'trip', data: { v: 1 } } });
+    const stream = await openStream(b, alice);
+    await stream.next((m) => m.type === 'change' && m.id === 'f1');
+
+    const fenced = await call(a, 'POST', '/admin/fence', { token: admin });
+    expect(fenced.status).toBe(200);
+    const result = fenced.json as FenceResult;
+    expect(result.fenced).toBe(true);
+    expect(put.status).toBe(201);
+    expect(result.cursor).toBe((await call(a, 'GET', '/v1/changes', { token: alice })).json.next);
+
+    for (const target of [a, b]) {
+      const write = await call(target, 'PUT', '/v1/items/f1', { token: alice, body: { type: 'trip', data: { v: 2 } } });
+      expect(write.status).toBe(503);
+      expect(write.json.error.code).toBe('fenced');
+      expect(Number(write.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect((await call(target, 'DELETE', '/v1/items/f1', { token: alice })).status).toBe(503);
+      expect((await call(target, 'POST', '/v1/items/f1/shares', { token: alice, body: { to: 'bob' } })).status).toBe(503);
+      const read = await call(target, 'GET', '/v1/items/f1', { token: alice });
+      expect(read.status).toBe(200);
+      expect(read.json.data).toEqual({ v: 1 });
+      expect((await call(target, 'GET', '/v1/changes', { token: alice })).status).toBe(200);
+    }
+    const beats = stream.messages.filter((m) => m.type === 'heartbeat').length;
+    await stream.next((m) => m.type === 'heartbeat');
+    expect(stream.messages.filter((m) => m.type === 'heartbeat').length).toBeGreaterThan(beats);
+    const lateStream = await openStream(a, alice);
+    expect(lateStream.status).toBe(200);
+    await lateStream.next((m) => m.type === 'change' && m.id === 'f1');
+    const stats = (await call(b, 'GET', '/admin/stats', { token: admin })).json as NodeStats;
+    expect(stats.fenced).toBe(true);
+    expect(stats.cursor).toBe(result.cursor);
+
+    const unfenced = await call(b, 'POST', '/admin/unfence', { token: admin });
+    expect(unfenced.json).toEqual({ fenced: false, cursor: result.cursor });
+    const after = await call(a, 'PUT', '/v1/items/f1', { token: alice, body: { type: 'trip', data: { v: 3 } } });
+    expect(after.status).toBe(200);
+    const live = await lateStream.next((m) => m.type === 'change' && m.id === 'f1' && m.data?.v === 3);
+    expect(live.rev).toBe(after.json.rev);
+    stream.close();
+    lateStream.close();
+  });
+});
+
+describe('drain', () => {
+  it('sends reconnect to every stream, answers readyz and new streams 503, and keeps serving requests', async () => {
+    const target = await node();
+    const admin = target.token('ops', true);
+    const alice = target.token('alice');
+    const streams = await Promise.all([openStream(target, alice), openStream(target, target.token('bob'))]);
+    await expect.poll(async () => ((await call(target, 'GET', '/admin/stats', { token: admin })).json as NodeStats).openStreams).toBe(2);
+
+    const drained = await call(target, 'POST', '/admin/drain', { token: admin });
+    expect(drained.json).toEqual({ draining: true, closedStreams: 2 });
+    for (const stream of streams) {
+      const last = await stream.next((m) => m.type === 'reconnect');
+      expect(last.reason).toBe('draining');
+      await stream.ended;
+    }
+    const ready = await call(target, 'GET', '/readyz');
+    expect(ready.status).toBe(503);
+    expect(ready.json.error.code).toBe('draining');
+    const refused = await call(target, 'GET', '/v1/stream', { token: alice });
+    expect(refused.status).toBe(503);
+    expect(refused.json.error.code).toBe('draining');
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await call(target, 'PUT', '/v1/items/d1', { token: alice, body: { type: 'place', data: {} } })).status).toBe(201);
+    const stats = (await call(target, 'GET', '/admin/stats', { token: admin })).json as NodeStats;
+    expect(stats).toMatchObject({ node: 'test-node', draining: true, fenced: false, openStreams: 0, items: 1 });
+    expect(stats.requestRate).toBeGreaterThan(0);
+    expect(stats.uptimeSeconds).toBeGreaterThanOrEqual(0);
+  });
+});
