@@ -1,0 +1,106 @@
+/**
+ * Test stacks: real sync servers started in-process (real sockets, one real SQLite file in a temp
+ * dir). The nodes of one stack share the file, as a stack's processes do, and one memory bus
+ * instance, which stands in for the RabbitMQ fan-out between processes (the memory bus does not
+ * cross server instances on its own).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, request, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import { startServer, type RunningServer } from '../../server/app.ts';
+import { MemoryBus } from '../../server/bus/memory.ts';
+import type { StackOutputs } from '../../src/cloud/ports.ts';
+import { createLogger } from '../../src/logging.ts';
+
+export const JWT_SECRET = 'test-secret-for-smoke-and-fleet';
+export const quietLogger = createLogger('test-sync', { level: 'warn' });
+
+export interface TestStack {
+  outputs: StackOutputs;
+  servers: RunningServer[];
+  sqliteFile: string;
+  close(): Promise<void>;
+}
+
+export interface TestStackOptions {
+  nodes?: number;
+  heartbeatMs?: number;
+  /** One loopback address per node, all on `port` (as a local stack is laid out); default 127.0.0.1 with any port. */
+  hosts?: string[];
+  port?: number;
+  retryAfterSeconds?: number;
+  jwtSecret?: string;
+}
+
+export async function startTestStack(options: TestStackOptions = {}): Promise<TestStack> {
+  const dir = mkdtempSync(join(tmpdir(), 'navcloud-test-'));
+  const sqliteFile = join(dir, 'store.sqlite');
+  const bus = new MemoryBus();
+  const count = options.hosts?.length ?? options.nodes ?? 2;
+  const servers: RunningServer[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      servers.push(await startServer({
+        jwtSecret: options.jwtSecret ?? JWT_SECRET,
+        host: options.hosts?.[i] ?? '127.0.0.1',
+        port: options.port ?? 0,
+        store: `sqlite:${sqliteFile}`,
+        busInstance: bus,
+        heartbeatMs: options.heartbeatMs ?? 200,
+        nodeId: `node-${i + 1}`,
+        retryAfterSeconds: options.retryAfterSeconds ?? 1,
+        shutdownGraceMs: 1000,
+        logger: quietLogger,
+      }));
+    }
+  } catch (err) {
+    await Promise.all(servers.map((s) => s.close()));
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  const nodes = servers.map((s) => s.url);
+  return {
+    outputs: {
+      endpoint: nodes[0]!,
+      adminUrl: nodes[0]!,
+      nodes,
+      dnsTarget: { kind: 'a', addresses: servers.map((s) => new URL(s.url).hostname) },
+    },
+    servers,
+    sqliteFile,
+    async close() {
+      await Promise.all(servers.map((s) => s.close()));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A forwarding HTTP proxy in front of `target`, with a hook to rewrite each request's headers:
+ * what a misconfigured gateway in front of a stack looks like.
+ */
+export async function startProxy(target: string, rewrite: (headers: Record<string, string | string[] | undefined>) => void): Promise<{ url: string; close(): Promise<void> }> {
+  const server: Server = createServer((incoming, outgoing) => {
+    const headers = { ...incoming.headers };
+    rewrite(headers);
+    const upstream = request(new URL(incoming.url ?? '/', target), { method: incoming.method, headers }, (answer) => {
+      outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(outgoing);
+    });
+    upstream.on('error', () => outgoing.destroy());
+    incoming.pipe(upstream);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () => new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}
