@@ -25,6 +25,8 @@ export const environmentSchema = z.object({
   /** Template path relative to infra/ (aws) or the number of local nodes' template (local). */
   template: z.string().min(1),
   parameters: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String)).default({}),
+  /** aws only: the CloudFormation execution role (infra/orchestrator.yaml) that builds app stacks. */
+  stackRoleArn: z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+/, 'an IAM role ARN').optional(),
   backups: z.object({
     bucket: z.string().min(3),
     prefix: z.string().default('backups/'),

@@ -43,6 +43,8 @@ export interface AwsStackProvisionerOptions {
   /** Bucket for templates over the inline limit (the environment's backup bucket). */
   templateBucket: string;
   templatePrefix?: string;
+  /** CloudFormation execution role (infra/orchestrator.yaml) that builds the stack's resources. */
+  roleArn?: string;
   /** Where `CreateStackRequest.template` is resolved; default infra/. */
   templateDir?: string;
   poll?: Partial<PollOptions>;
@@ -135,6 +137,7 @@ export class AwsStackProvisioner implements StackProvisioner {
         Parameters: Object.entries(request.parameters).map(([ParameterKey, ParameterValue]) => ({ ParameterKey, ParameterValue })),
         Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
         Capabilities: ['CAPABILITY_IAM', 'CAPABILITY_NAMED_IAM'],
+        ...(this.options.roleArn ? { RoleARN: this.options.roleArn } : {}),
         ClientRequestToken: createToken(request.workflowId, request.name),
       })));
       this.log.info({ stack: request.name, env: request.env, colour: request.colour, workflowId: request.workflowId }, 'stack creation started');
