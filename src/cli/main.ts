@@ -12,6 +12,7 @@ import { switchCommand } from './commands/switch.ts';
 import { statusCommand } from './commands/status.ts';
 import { approveCommand } from './commands/approve.ts';
 import { abortCommand } from './commands/abort.ts';
+import { scheduleCommand } from './commands/schedule.ts';
 
 /** Every command, in the order `--help` lists them. */
 const commands: CommandModule[] = [
@@ -19,6 +20,7 @@ const commands: CommandModule[] = [
   statusCommand,
   approveCommand,
   abortCommand,
+  scheduleCommand,
 ];
 
 const UNAVAILABLE = 14;

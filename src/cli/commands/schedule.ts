@@ -1,0 +1,84 @@
+/** `switchyard schedule …`: the environment's nightly refresh (Temporal Schedule `nightly-refresh-<env>`). */
+import type { Command } from 'commander';
+import { EXIT, scheduleId } from '../../switch/contract.ts';
+import {
+  DEFAULT_CRON, deleteNightlySchedule, pauseNightlySchedule, setNightlySchedule, showNightlySchedule,
+  triggerNightlySchedule, unpauseNightlySchedule,
+} from '../../temporal/schedules.ts';
+import { ENV_OPTION, type CommandModule } from '../command.ts';
+import type { Cli } from '../context.ts';
+import { ExitError } from '../errors.ts';
+import { busyError, defaultVersion, findSwitch } from '../switches.ts';
+
+function subcommand(schedule: Command, name: string, description: string): Command {
+  return schedule.command(name).description(description).requiredOption(...ENV_OPTION);
+}
+
+export const scheduleCommand: CommandModule = (program, cli) => {
+  const schedule = program.command('schedule').description('the nightly refresh switch of an environment');
+
+  subcommand(schedule, 'set', 'create the nightly schedule, or change its time or version')
+    .option('--cron <expr>', 'when, as a cron expression in UTC', DEFAULT_CRON)
+    .option('--version <version>', 'application version each night rolls out (default: this checkout\'s)')
+    .option('--backup <latest|KEY>', 'backup each night restores', 'latest')
+    .action(async (options: { env: string; cron: string; version?: string; backup: string }) => {
+      const environment = await cli.environment(options.env);
+      const client = await cli.client();
+      const done = await setNightlySchedule(client, {
+        env: environment.name, cron: options.cron, version: options.version ?? defaultVersion(), backup: options.backup,
+      });
+      cli.out(`${done} ${scheduleId(environment.name)}: '${options.cron}' (UTC)`);
+    });
+
+  subcommand(schedule, 'show', 'show the schedule: time, paused or not, next and recent runs')
+    .option('--json', 'print it as JSON')
+    .action(async (options: { env: string; json?: boolean }) => {
+      const environment = await cli.environment(options.env);
+      const view = await showNightlySchedule(await cli.client(), environment.name);
+      if (!view) throw new ExitError(EXIT.failed, `environment ${environment.name} has no nightly schedule (${scheduleId(environment.name)})`);
+      if (options.json) return cli.out(JSON.stringify(view, null, 2));
+      const lines = [
+        `${view.scheduleId}: '${view.cron}' (${view.timezone}), version ${view.version}, ${view.paused ? 'PAUSED' : 'active'}${view.note ? ` — ${view.note}` : ''}`,
+        `next: ${view.nextRuns.slice(0, 3).join(', ') || 'none'}`,
+        ...view.recentRuns.map((run) => `ran: ${run.scheduledAt} ${run.workflowId}${view.running.includes(run.workflowId) ? ' (running)' : ''}`),
+      ];
+      cli.out(lines.join('\n'));
+    });
+
+  subcommand(schedule, 'pause', 'stop the nightly switches until unpaused')
+    .option('--note <text>', 'why (shown by `schedule show` and in the UI)')
+    .action(async (options: { env: string; note?: string }) => {
+      const environment = await cli.environment(options.env);
+      const note = options.note ?? `paused by ${cli.io.env.USER ?? 'switchyard'}`;
+      await pauseNightlySchedule(await cli.client(), environment.name, note);
+      cli.out(`paused ${scheduleId(environment.name)}: ${note}`);
+    });
+
+  subcommand(schedule, 'unpause', 'resume the nightly switches')
+    .option('--note <text>', 'why')
+    .action(async (options: { env: string; note?: string }) => {
+      const environment = await cli.environment(options.env);
+      const note = options.note ?? `unpaused by ${cli.io.env.USER ?? 'switchyard'}`;
+      await unpauseNightlySchedule(await cli.client(), environment.name, note);
+      cli.out(`unpaused ${scheduleId(environment.name)}: ${note}`);
+    });
+
+  subcommand(schedule, 'trigger', 'run the nightly switch now')
+    .action(async (options: { env: string }) => {
+      const environment = await cli.environment(options.env);
+      const client = await cli.client();
+      // The schedule's overlap policy only knows its own runs; a switch started by CI counts too.
+      const running = await findSwitch(client, environment.name, true);
+      if (running) throw busyError(environment.name, running.description.workflowId, running.description.startTime);
+      const workflowId = await triggerNightlySchedule(client, environment.name);
+      if (!workflowId) throw new ExitError(EXIT.busy, `${scheduleId(environment.name)} started nothing: its last run is still going (overlap: skip)`);
+      cli.out(`triggered ${scheduleId(environment.name)}: started ${workflowId}; watch it with \`switchyard status --env ${environment.name}\``);
+    });
+
+  subcommand(schedule, 'delete', 'remove the nightly schedule (running switches go on)')
+    .action(async (options: { env: string }) => {
+      const environment = await cli.environment(options.env);
+      await deleteNightlySchedule(await cli.client(), environment.name);
+      cli.out(`deleted ${scheduleId(environment.name)}`);
+    });
+};

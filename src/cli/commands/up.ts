@@ -1,0 +1,135 @@
+/** `switchyard up`: the local environment (DESIGN §3), in the background or, with --foreground, until Ctrl-C. */
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { InvalidArgumentError } from 'commander';
+import { repoRoot } from '../../config/environment.ts';
+import { createPorts } from '../../cloud/factory.ts';
+import { EXIT } from '../../switch/contract.ts';
+import { dataDir } from '../../tools.ts';
+import { startLocalEnvironment } from '../../local/environment.ts';
+import { alive, runningEnvironment } from '../../local/control.ts';
+import { localStatePath, readLocalState, type LocalState } from '../../local/state.ts';
+import type { CommandModule } from '../command.ts';
+import type { Cli } from '../context.ts';
+import { ExitError } from '../errors.ts';
+
+export interface UpOptions {
+  env: string[];
+  foreground?: boolean;
+  temporalPort: number;
+  uiPort: number;
+  dnsPort: number;
+  seedItems: number;
+}
+
+const START_TIMEOUT_MS = 240_000;
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 65_535) throw new InvalidArgumentError(`expected a port number (1-65535), got '${value}'`);
+  return n;
+}
+
+function count(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 1_000_000) throw new InvalidArgumentError(`expected a whole number from 1 to 1000000, got '${value}'`);
+  return n;
+}
+
+export const upCommand: CommandModule = (program, cli) => {
+  program.command('up')
+    .description('start the local environment: Temporal with its Web UI, moto, RabbitMQ, the DNS responder, a worker, seeded environments')
+    .option('--env <name...>', 'local-profile environments to prepare', ['dev'])
+    .option('--foreground', 'stay in the foreground and stop everything on Ctrl-C')
+    .option('--temporal-port <port>', 'Temporal frontend port', port, 7233)
+    .option('--ui-port <port>', 'Temporal Web UI port', port, 8233)
+    .option('--dns-port <port>', 'DNS responder port on 127.0.0.1', port, 5353)
+    .option('--seed-items <n>', 'items in a freshly seeded environment', count, 1000)
+    .action((options: UpOptions) => (options.foreground ? runForeground(cli, options) : runBackground(cli, options)));
+};
+
+async function runForeground(cli: Cli, options: UpOptions): Promise<void> {
+  const stateFile = localStatePath();
+  const running = runningEnvironment(stateFile);
+  if (running) throw new ExitError(EXIT.usage, `the local environment is already running (supervisor pid ${running.processes.supervisor}); stop it with 'switchyard down'`);
+  const local = await startLocalEnvironment({
+    dataDir, envs: options.env, environmentsDir: cli.environmentsDir, temporalPort: options.temporalPort, uiPort: options.uiPort,
+    persistTemporal: true, dnsPort: options.dnsPort, seedItems: options.seedItems,
+  });
+  const stop = new Promise<NodeJS.Signals>((res) => {
+    process.once('SIGINT', () => res('SIGINT'));
+    process.once('SIGTERM', () => res('SIGTERM'));
+  });
+  try {
+    cli.out(await summary(cli, local.state, options.env));
+    cli.out('Ctrl-C stops everything.');
+    const signal = await stop;
+    cli.err(`${signal}: stopping the local environment`);
+  } finally {
+    await local.stop();
+  }
+}
+
+/** Starts `up --foreground` detached, so it outlives this command, and waits until it is ready. */
+async function runBackground(cli: Cli, options: UpOptions): Promise<void> {
+  const stateFile = localStatePath();
+  const running = runningEnvironment(stateFile);
+  if (running) {
+    cli.out(await summary(cli, running, options.env));
+    return;
+  }
+  const logFile = resolve(dataDir, 'logs/up.log');
+  mkdirSync(resolve(dataDir, 'logs'), { recursive: true });
+  const log = openSync(logFile, 'a');
+  const args = [resolve(repoRoot, 'bin/switchyard.js'), 'up', '--foreground', '--env', ...options.env,
+    '--temporal-port', String(options.temporalPort), '--ui-port', String(options.uiPort), '--dns-port', String(options.dnsPort),
+    '--seed-items', String(options.seedItems), '--environments', cli.environmentsDir];
+  const child = spawn(process.execPath, args, { cwd: repoRoot, detached: true, stdio: ['ignore', log, log], env: { ...cli.io.env, LOG_FORMAT: 'json' } });
+  closeSync(log);
+  child.unref();
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  for (;;) {
+    await sleep(250);
+    if (!alive(child.pid!)) throw new ExitError(EXIT.failed, `the local environment did not start; the end of ${logFile}:\n${tail(logFile, 15)}`);
+    const state = runningEnvironment(stateFile);
+    if (state?.readyAt && state.processes.supervisor === child.pid) {
+      cli.out(await summary(cli, readLocalState(stateFile), options.env));
+      cli.out(`Logs: ${join(dataDir, 'logs')}. Stop with 'switchyard down'.`);
+      return;
+    }
+    if (Date.now() > deadline) {
+      process.kill(-child.pid!, 'SIGTERM');
+      throw new ExitError(EXIT.failed, `the local environment was not ready within ${START_TIMEOUT_MS / 1000} s; see ${logFile}`);
+    }
+  }
+}
+
+async function summary(cli: Cli, state: LocalState, envNames: string[]): Promise<string> {
+  const [dnsHost, dnsPort] = state.dnsServer.split(':');
+  const lines = [
+    `Local environment up (supervisor pid ${state.processes.supervisor}).`,
+    `  Temporal Web UI     ${state.temporalUiUrl ?? '(headless)'}`,
+    `  Temporal            ${state.temporalAddress}`,
+    `  DNS responder       ${state.dnsServer}`,
+    `  moto (S3, Route53)  ${state.motoEndpoint}`,
+    `  RabbitMQ            ${state.bus}`,
+  ];
+  for (const name of envNames) {
+    const env = await cli.environment(name);
+    const live = await createPorts(env, state).dns.current(env.recordName);
+    lines.push(`  ${env.name}: ${env.recordName} -> ${live ? `${live.stack} (${live.target.kind === 'a' ? live.target.addresses.join(', ') : live.target.dnsName})` : 'no record'}, port ${env.parameters.port}`);
+    lines.push(`    resolve it:  dig @${dnsHost} -p ${dnsPort} ${env.recordName}`);
+    lines.push(`    switch it:   TEMPORAL_ADDRESS=${state.temporalAddress} switchyard switch --env ${env.name} --wait`);
+  }
+  return lines.join('\n');
+}
+
+function tail(file: string, lines: number): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
