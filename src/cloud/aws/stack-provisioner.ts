@@ -166,11 +166,11 @@ export class AwsStackProvisioner implements StackProvisioner {
         onProgress?.({ rawStatus: raw });
         return this.toDescription(stack);
       }
-      if (status === 'failed' || status === 'deleted') {
+      // A rollback still moving is waited out, so that the compensation's delete finds a stack
+      // it can delete; a terminal failure, or somebody deleting the stack, ends the wait.
+      if (status === 'deleting' || status === 'deleted' || (status === 'failed' && !raw.endsWith('_IN_PROGRESS'))) {
         throw new StackFailedError(name, raw, failuresFrom(name, await this.events(stack.StackId ?? name)));
       }
-      // Rollback and deletion are still moving: keep waiting for a terminal status so that the
-      // compensation's delete finds a stack it can delete.
       onProgress?.({ rawStatus: raw, ...(await this.resourceCounts(name)) });
       return undefined;
     }, signal);
