@@ -1,0 +1,130 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createAdminClient } from '../../src/navcloud/admin-client.ts';
+import { startFleet, type Fleet, type FleetOptions } from '../../src/fleet/fleet.ts';
+import { freePort } from '../../src/net.ts';
+import type { ClientFigures } from '../../src/switch/contract.ts';
+import { JWT_SECRET, quietLogger, startTestStack, type TestStack } from '../navcloud/stack.ts';
+import { startTestDns, type TestDns } from './dns.ts';
+import { startStreamMangler } from './mangler.ts';
+
+const RECORD = 'api.fleet.navcloud.test';
+const HEARTBEAT_MS = 200;
+
+/** Loopback addresses of their own, so parallel test files never share one. */
+function loopbackAddresses(count: number): string[] {
+  const [b, c] = [10 + Math.floor(Math.random() * 200), Math.floor(Math.random() * 250)];
+  return Array.from({ length: count }, (_, i) => `127.${b}.${c}.${i + 1}`);
+}
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function setUp(nodes: number): Promise<{ stack: TestStack; dns: TestDns; hosts: string[]; port: number }> {
+  const hosts = loopbackAddresses(nodes + 1);
+  const port = await freePort(hosts[0]);
+  const stack = await startTestStack({ hosts: hosts.slice(0, nodes), port, heartbeatMs: HEARTBEAT_MS, retryAfterSeconds: 1 });
+  cleanups.push(() => stack.close());
+  const dns = await startTestDns(RECORD, [hosts[0]!], 1);
+  cleanups.push(() => dns.close());
+  return { stack, dns, hosts, port };
+}
+
+function fleetOptions(dns: TestDns, port: number, overrides: Partial<FleetOptions> = {}): FleetOptions {
+  return {
+    recordName: RECORD, resolver: { host: dns.host, port: dns.port }, servicePort: port, jwtSecret: JWT_SECRET,
+    users: 4, writesPerSecond: 20, maxDurationMs: 20_000, heartbeatMs: 500, settleMs: 3000, log: quietLogger, ...overrides,
+  };
+}
+
+async function started(options: FleetOptions): Promise<Fleet> {
+  const fleet = await startFleet(options);
+  cleanups.push(() => fleet.stop());
+  return fleet;
+}
+
+/** Polls the running figures until `condition` holds; fails the test after `ms`. */
+async function until(fleet: Fleet, condition: (f: ClientFigures) => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition(fleet.figures())) {
+    if (Date.now() > deadline) throw new Error(`fleet did not reach: ${what} within ${ms} ms: ${JSON.stringify(fleet.figures())}`);
+    await sleep(50);
+  }
+}
+
+describe('client fleet', () => {
+  it('writes, reads and streams through the public name with every write acknowledged, delivered once and stored', async () => {
+    const { stack, dns, port } = await setUp(1);
+    const fleet = await started(fleetOptions(dns, port));
+    await until(fleet, (f) => f.writesAcknowledged >= 16, 10_000, '16 acknowledged writes');
+    const figures = await fleet.stop();
+    expect(figures).toMatchObject({ failedRequests: 0, streams: 4, duplicateEvents: 0, missedEvents: 0, writesLost: 0 });
+    // Every write is followed by one read.
+    expect(figures.requests).toBeGreaterThanOrEqual(2 * figures.writesAcknowledged - 4);
+    expect(dns.queries).toBeGreaterThan(0);
+    const verified = await fleet.verify(stack.outputs.endpoint);
+    expect(verified).toEqual({ ...figures, writesLost: 0 });
+  });
+
+  it('follows a repointed record and a drain, retrying the fence, with nothing failed, lost, missed or repeated', async () => {
+    const { stack, dns, hosts, port } = await setUp(2);
+    const [oldNode, newNode] = stack.outputs.nodes as [string, string];
+    const admin = createAdminClient({ adminUrl: newNode, jwtSecret: JWT_SECRET });
+    const fleet = await started(fleetOptions(dns, port, { users: 6, writesPerSecond: 30 }));
+    await until(fleet, (f) => f.writesAcknowledged >= 10, 10_000, '10 acknowledged writes');
+
+    // A switch as the clients live it: writes fenced, the record moved, the old node drained.
+    await admin.fence();
+    dns.point([hosts[1]!]);
+    await sleep(400);
+    await admin.unfence();
+    await admin.drain(oldNode);
+    const movedAt = fleet.figures().writesAcknowledged;
+    await until(fleet, (f) => f.streamsReconnected >= 6 && f.writesAcknowledged >= movedAt + 10, 10_000, 'every stream reopened and 10 more writes');
+    expect((await admin.stats(oldNode)).openStreams).toBe(0);
+    expect((await admin.stats(newNode)).openStreams).toBe(6);
+
+    const figures = await fleet.stop();
+    expect(figures).toMatchObject({ failedRequests: 0, streams: 6, duplicateEvents: 0, missedEvents: 0 });
+    expect(figures.maxReconnectMs).toBeGreaterThan(0);
+    expect(await fleet.verify(newNode)).toMatchObject({ writesLost: 0 });
+  });
+
+  it('counts acknowledged writes missing from a stack as lost', async () => {
+    const { dns, port } = await setUp(1);
+    const fleet = await started(fleetOptions(dns, port, { users: 2 }));
+    await until(fleet, (f) => f.writesAcknowledged >= 4, 10_000, '4 acknowledged writes');
+    const figures = await fleet.stop();
+    const elsewhere = await startTestStack({ nodes: 1 });
+    cleanups.push(() => elsewhere.close());
+    expect(await fleet.verify(elsewhere.outputs.endpoint)).toMatchObject({ writesLost: figures.writesAcknowledged });
+  });
+
+  it('counts change events delivered twice, and acknowledged writes never delivered', async () => {
+    const { stack, dns, hosts, port } = await setUp(1);
+    const doubling = await startStreamMangler(hosts[1]!, port, stack.outputs.endpoint, (line) => (line.includes('"type":"change"') ? [line, line] : [line]));
+    cleanups.push(() => doubling.close());
+    dns.point([hosts[1]!]);
+    const doubled = await started(fleetOptions(dns, port, { users: 2 }));
+    await until(doubled, (f) => f.writesAcknowledged >= 4, 10_000, '4 acknowledged writes');
+    const doubledFigures = await doubled.stop();
+    expect(doubledFigures.duplicateEvents).toBeGreaterThanOrEqual(doubledFigures.writesAcknowledged);
+    expect(doubledFigures.missedEvents).toBe(0);
+    await doubling.close();
+
+    const dropping = await startStreamMangler(hosts[1]!, port, stack.outputs.endpoint, (line) => (line.includes('"type":"change"') ? [] : [line]));
+    cleanups.push(() => dropping.close());
+    const starved = await started(fleetOptions(dns, port, { users: 2, settleMs: 300 }));
+    await until(starved, (f) => f.writesAcknowledged >= 4, 10_000, '4 acknowledged writes');
+    const starvedFigures = await starved.stop();
+    expect(starvedFigures.missedEvents).toBe(starvedFigures.writesAcknowledged);
+    expect(starvedFigures.duplicateEvents).toBe(0);
+  });
+
+  it('refuses options that would not bound the fleet', async () => {
+    await expect(startFleet({ ...fleetOptions({ host: '127.0.0.1', port: 1 } as TestDns, 1), writesPerSecond: 0 })).rejects.toThrow(/writesPerSecond must be a positive number, got 0/);
+    await expect(startFleet({ ...fleetOptions({ host: '127.0.0.1', port: 1 } as TestDns, 1), maxDurationMs: Number.NaN })).rejects.toThrow(/maxDurationMs/);
+  });
+});
