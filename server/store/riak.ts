@@ -1,0 +1,504 @@
+/**
+ * SyncStore over Riak KV's HTTP API (`SYNC_STORE=riak:http://HOST:8098?…`, see riak/config.ts).
+ *
+ * One object per item in the configured bucket type, its JSON carrying what the feeds need:
+ * owner, sharees, and the former sharees with the sequence number of their revocation. Secondary
+ * indexes answer every query: `seq_int` (exports, and finding the item an import's number
+ * claims), `feed_bin` = `<user>/<seq>` once per user who sees the change (owner, sharees, former
+ * sharees at their revocation), `inbox_bin` (live sharees) and `live_int` (counting).
+ *
+ * Sequence numbers come from a counter data type. Writes are read-modify-write carrying the
+ * vector clock they read, guarded by `If-Match` on the version read (or `If-None-Match: *` when the
+ * key was empty), retried when Riak answers 412. Siblings left by concurrent writers are resolved
+ * the same way on every node (highest revision, then highest seq, then the larger JSON) and the
+ * winner is written back under a fresh sequence number, so every feed sees the settled state.
+ *
+ * The fence is a key read before every write and again after its sequence number is taken: a
+ * write that read "open" just before a fence either lands below the number fence() answered, or
+ * is refused.
+ */
+import type { ExportItemLine, ItemType } from '../../src/navcloud/protocol.ts';
+import { createLogger, type Logger } from '../../src/logging.ts';
+import { decodeCursor } from '../cursor.ts';
+import { compareRevisions, nextRevision } from './revision.ts';
+import { StoreError, type PutItem, type StoredChange, type StoredItem, type SyncStore } from './port.ts';
+import { RiakClient, type FetchResult, type RiakValue } from './riak/client.ts';
+import { parseRiakUrl } from './riak/config.ts';
+
+/** What one Riak object holds. */
+export interface ItemRecord {
+  id: string;
+  owner: string;
+  type: ItemType;
+  data?: unknown;
+  rev: string;
+  deleted: boolean;
+  shares: string[];
+  seq: number;
+  updatedAt: string;
+  /** Former sharees and the sequence number of their revocation. */
+  revoked: Record<string, number>;
+}
+
+interface FenceRecord {
+  fenced: boolean;
+  at: string;
+}
+
+interface Read<T> {
+  record?: T;
+  vclock?: string;
+  /** Set only when Riak held exactly one value: the version `If-Match` guards. */
+  etag?: string;
+  /** More than one value: the record is the resolved winner, not yet written back. */
+  siblings: number;
+}
+
+const SEQ_COUNTER = 'seq';
+const FENCE_KEY = 'fence';
+const SEQ_DIGITS = 16;
+const MAX_SEQ = Number.MAX_SAFE_INTEGER;
+const WRITE_ATTEMPTS = 4;
+/** Bounds every paginated walk. */
+const MAX_PAGES = 10_000;
+
+export interface RiakStoreOptions {
+  logger?: Logger;
+  /** Keys per secondary index page. */
+  pageSize?: number;
+}
+
+export async function openRiakStore(url: string, options: RiakStoreOptions = {}): Promise<RiakStore> {
+  return new RiakStore(new RiakClient(parseRiakUrl(url)), options);
+}
+
+export class RiakStore implements SyncStore {
+  private readonly log: Logger;
+  private readonly metaBucket: string;
+  private readonly bucket: string;
+  private readonly page: number;
+  /** The fence as last read, revalidated with a conditional GET (304) on every write. */
+  private fenceCache: { etag: string; fenced: boolean } | undefined;
+
+  constructor(private readonly riak: RiakClient, options: RiakStoreOptions = {}) {
+    this.page = options.pageSize ?? 500;
+    this.log = (options.logger ?? createLogger('navcloud-sync')).child({ component: 'riak-store', bucketType: riak.config.bucketType, bucket: riak.config.bucket });
+    this.bucket = riak.config.bucket;
+    this.metaBucket = `${riak.config.bucket}.meta`;
+  }
+
+  async get(id: string, user: string): Promise<StoredItem | undefined> {
+    const read = await this.readItem(id);
+    const record = read.siblings > 1 ? await this.settle(id, read) : read.record;
+    if (!record || record.deleted) return undefined;
+    if (record.owner !== user && !record.shares.includes(user)) return undefined;
+    return toItem(record);
+  }
+
+  async put(request: PutItem): Promise<{ item: StoredItem; created: boolean }> {
+    let created = false;
+    const record = await this.write(request.id, (existing) => {
+      if (existing && existing.owner !== request.owner) throw new StoreError('not-found', `item ${request.id} not found`);
+      const live = existing && !existing.deleted ? existing : undefined;
+      if (request.ifNoneMatch === '*' && live) throw new StoreError('precondition-failed', `item ${request.id} already exists (If-None-Match: *)`);
+      if (request.ifMatch !== undefined && live?.rev !== request.ifMatch) {
+        throw new StoreError('precondition-failed', live ? `item ${request.id} is at revision ${live.rev}, not ${request.ifMatch}` : `item ${request.id} does not exist (If-Match)`);
+      }
+      created = !live;
+      return (seq) => ({
+        id: request.id,
+        owner: request.owner,
+        type: request.type,
+        data: request.data,
+        rev: nextRevision(existing?.rev),
+        deleted: false,
+        // A recreated item starts unshared: its former sharees already saw the deletion.
+        shares: live ? live.shares : [],
+        seq,
+        updatedAt: new Date().toISOString(),
+        revoked: live ? live.revoked : {},
+      });
+    });
+    return { item: toItem(record), created };
+  }
+
+  async delete(id: string, owner: string, ifMatch?: string): Promise<StoredItem> {
+    const record = await this.write(id, (existing) => {
+      if (!existing || existing.owner !== owner || existing.deleted) throw new StoreError('not-found', `item ${id} not found`);
+      if (ifMatch !== undefined && existing.rev !== ifMatch) throw new StoreError('precondition-failed', `item ${id} is at revision ${existing.rev}, not ${ifMatch}`);
+      // Sharees keep their feed entries, so the tombstone reaches them too.
+      return (seq) => {
+        const tombstone: ItemRecord = { ...existing, seq, rev: nextRevision(existing.rev), deleted: true, updatedAt: new Date().toISOString() };
+        delete tombstone.data;
+        return tombstone;
+      };
+    });
+    return toItem(record);
+  }
+
+  share(id: string, owner: string, to: string): Promise<StoredItem> {
+    return this.changeShares(id, owner, to, true);
+  }
+
+  unshare(id: string, owner: string, to: string): Promise<StoredItem> {
+    return this.changeShares(id, owner, to, false);
+  }
+
+  async inbox(user: string, limit: number): Promise<StoredItem[]> {
+    const keys = new Set<string>();
+    for await (const [, key] of this.walk('inbox_bin', encodeUser(user), undefined)) keys.add(key);
+    const records = await this.readMany([...keys]);
+    return records
+      .filter((record): record is ItemRecord => record !== undefined && !record.deleted && record.shares.includes(user))
+      .sort((a, b) => b.seq - a.seq)
+      .slice(0, limit)
+      .map(toItem);
+  }
+
+  async changes(user: string, since: number, limit: number): Promise<StoredChange[]> {
+    const highest = await this.highestSeq();
+    if (since > highest) throw new StoreError('cursor-gone', `cursor ${since} is beyond the newest change of this store`);
+    const changes: StoredChange[] = [];
+    let continuation: string | undefined;
+    for (let page = 0; page < MAX_PAGES && changes.length < limit; page += 1) {
+      const found = await this.riak.index(this.bucket, 'feed_bin', feedTerm(user, since + 1), feedTerm(user, MAX_SEQ), limit - changes.length, continuation);
+      const records = await this.readMany(found.results.map(([, key]) => key));
+      for (const [index, [term]] of found.results.entries()) {
+        const record = records[index];
+        const change = record && changeFor(record, user, seqOfTerm(term));
+        if (change) changes.push(change);
+      }
+      continuation = found.continuation;
+      // An index entry is stale when its item moved on since: the item's newer entry comes later in the range.
+      if (!continuation) break;
+    }
+    return changes.sort((a, b) => a.seq - b.seq).slice(0, limit);
+  }
+
+  async *exportSince(since: number): AsyncIterable<StoredItem> {
+    let continuation: string | undefined;
+    for (let page = 0; page < MAX_PAGES; page += 1) {
+      const found = await this.riak.index(this.bucket, 'seq_int', since + 1, MAX_SEQ, this.page, continuation);
+      const records = await this.readMany(found.results.map(([, key]) => key));
+      for (const [index, [term]] of found.results.entries()) {
+        const record = records[index];
+        // Yielded at its current number only; an entry it has moved on from is stale.
+        if (record && record.seq === Number(term)) yield toItem(record);
+      }
+      continuation = found.continuation;
+      if (!continuation) return;
+    }
+    throw new Error(`export since ${since} did not finish within ${MAX_PAGES} pages of ${this.page}`);
+  }
+
+  async import(lines: ExportItemLine[]): Promise<{ applied: number; skipped: number; seq: number }> {
+    const numbered = lines.map((line) => {
+      const seq = decodeCursor(line.cursor);
+      if (seq === undefined || seq === 0) throw new Error(`import line for item ${line.id} has an invalid cursor ${JSON.stringify(line.cursor)}`);
+      return { line, seq };
+    });
+    let counter = await this.highestSeq();
+    let applied = 0;
+    let skipped = 0;
+    for (const { line, seq } of numbered) {
+      const read = await this.readItem(line.id);
+      const existing = read.record;
+      if (existing && compareRevisions(line.rev, existing.rev) <= 0) {
+        skipped += 1;
+        continue;
+      }
+      if (seq > counter) {
+        counter = await this.riak.increment(SEQ_COUNTER, seq - counter);
+      } else {
+        counter = await this.moveOccupant(seq, line.id, counter);
+      }
+      const record: ItemRecord = {
+        id: line.id,
+        owner: line.owner,
+        type: line.type,
+        rev: line.rev,
+        deleted: line.deleted,
+        shares: [...line.shares],
+        seq,
+        updatedAt: line.updatedAt,
+        revoked: importedRevocations(existing, line, seq),
+      };
+      if (!line.deleted && line.data !== undefined) record.data = line.data;
+      await this.storeRecord(line.id, record, read.vclock);
+      applied += 1;
+    }
+    return { applied, skipped, seq: counter };
+  }
+
+  async fence(): Promise<number> {
+    await this.setFence(true);
+    return this.highestSeq();
+  }
+
+  async unfence(): Promise<number> {
+    await this.setFence(false);
+    return this.highestSeq();
+  }
+
+  async isFenced(): Promise<boolean> {
+    return (await this.readFence()).fenced;
+  }
+
+  highestSeq(): Promise<number> {
+    return this.riak.counter(SEQ_COUNTER);
+  }
+
+  async countItems(): Promise<number> {
+    let count = 0;
+    for await (const _ of this.walk('live_int', 1, undefined)) count += 1;
+    return count;
+  }
+
+  ping(): Promise<void> {
+    return this.riak.ping();
+  }
+
+  async close(): Promise<void> {
+    this.riak.close();
+  }
+
+  private async changeShares(id: string, owner: string, to: string, granted: boolean): Promise<StoredItem> {
+    const record = await this.write(id, (existing) => {
+      if (!existing || existing.owner !== owner || existing.deleted) throw new StoreError('not-found', `item ${id} not found`);
+      if (existing.shares.includes(to) === granted) return existing;
+      return (seq) => {
+        const revoked = { ...existing.revoked };
+        if (granted) delete revoked[to];
+        else revoked[to] = seq;
+        return {
+          ...existing,
+          seq,
+          rev: nextRevision(existing.rev),
+          shares: granted ? [...existing.shares, to] : existing.shares.filter((user) => user !== to),
+          updatedAt: new Date().toISOString(),
+          revoked,
+        };
+      };
+    });
+    return toItem(record);
+  }
+
+  /**
+   * Read-modify-write of one item. `decide` sees the current record and either throws, answers
+   * the record unchanged (nothing to write), or answers how to build the new record once it has
+   * its sequence number.
+   */
+  private async write(id: string, decide: (existing: ItemRecord | undefined) => ItemRecord | ((seq: number) => ItemRecord)): Promise<ItemRecord> {
+    for (let attempt = 1; attempt <= WRITE_ATTEMPTS; attempt += 1) {
+      await this.assertNotFenced();
+      const read = await this.readItem(id);
+      const decision = decide(read.record);
+      if (typeof decision !== 'function') return decision;
+      const seq = await this.riak.increment(SEQ_COUNTER, 1);
+      // A fence set since the first check must win over this write: its number may be above the fence's.
+      await this.assertNotFenced();
+      const record = decision(seq);
+      const stored = await this.riak.store(this.bucket, id, {
+        body: JSON.stringify(record),
+        vclock: read.vclock,
+        indexes: indexesOf(record),
+        ...(read.record ? (read.etag ? { ifMatch: read.etag } : {}) : { ifNoneMatch: '*' as const }),
+      });
+      if (stored.kind === 'precondition-failed') {
+        this.log.debug({ id, attempt }, 'item changed between read and write; retrying');
+        continue;
+      }
+      if (stored.values.length > 1) {
+        this.log.warn({ id, siblings: stored.values.length }, 'concurrent writes left siblings; settling them');
+        await this.settle(id, { ...resolveValues(id, stored.values), vclock: stored.vclock, siblings: stored.values.length });
+      }
+      return record;
+    }
+    throw new StoreError('unavailable', `item ${id} kept changing during ${WRITE_ATTEMPTS} write attempts; try again`);
+  }
+
+  /** Writes the resolved winner of siblings back under a fresh number; while fenced, reads resolve it in memory only. */
+  private async settle(id: string, read: Read<ItemRecord>): Promise<ItemRecord | undefined> {
+    let current = read;
+    for (let attempt = 1; attempt <= WRITE_ATTEMPTS && current.siblings > 1 && current.record; attempt += 1) {
+      if ((await this.readFence()).fenced) return current.record;
+      const winner: ItemRecord = { ...current.record, seq: await this.riak.increment(SEQ_COUNTER, 1) };
+      const stored = await this.riak.store(this.bucket, id, { body: JSON.stringify(winner), vclock: current.vclock, indexes: indexesOf(winner) });
+      if (stored.kind === 'stored' && stored.values.length <= 1) return winner;
+      current = await this.readItem(id);
+    }
+    return current.record;
+  }
+
+  /** Moves a local change off a sequence number an import claims; answers the counter after. */
+  private async moveOccupant(seq: number, importedId: string, counter: number): Promise<number> {
+    for await (const [, key] of this.walk('seq_int', seq, seq)) {
+      if (key === importedId) continue;
+      const read = await this.readItem(key);
+      if (!read.record || read.record.seq !== seq) continue;
+      counter = await this.riak.increment(SEQ_COUNTER, 1);
+      this.log.info({ id: key, from: seq, to: counter }, 'import claims the sequence number of a local change; moving it after');
+      await this.storeRecord(key, { ...read.record, seq: counter }, read.vclock);
+    }
+    return counter;
+  }
+
+  private async storeRecord(id: string, record: ItemRecord, vclock: string | undefined): Promise<void> {
+    const stored = await this.riak.store(this.bucket, id, { body: JSON.stringify(record), vclock, indexes: indexesOf(record) });
+    if (stored.kind === 'precondition-failed') throw new StoreError('unavailable', `Riak refused to store item ${id} (412)`);
+  }
+
+  private async readItem(id: string): Promise<Read<ItemRecord>> {
+    return resolveFetch(id, await this.riak.fetch(this.bucket, id));
+  }
+
+  private async readMany(keys: string[]): Promise<(ItemRecord | undefined)[]> {
+    return Promise.all(keys.map(async (key) => (await this.readItem(key)).record));
+  }
+
+  /** Every [term, key] of an exact (`end` undefined) or range query, page by page. */
+  private async *walk(index: string, start: string | number, end: string | number | undefined): AsyncIterable<[string, string]> {
+    let continuation: string | undefined;
+    for (let page = 0; page < MAX_PAGES; page += 1) {
+      const found = await this.riak.index(this.bucket, index, start, end, this.page, continuation);
+      yield* found.results;
+      continuation = found.continuation;
+      if (!continuation) return;
+    }
+    throw new Error(`the ${index} index query did not finish within ${MAX_PAGES} pages of ${this.page}`);
+  }
+
+  private async assertNotFenced(): Promise<void> {
+    if ((await this.readFence()).fenced) throw new StoreError('fenced', 'the store is fenced: writes are refused until it is unfenced');
+  }
+
+  private async readFence(): Promise<{ fenced: boolean; vclock?: string }> {
+    const cached = this.fenceCache;
+    const fetched = await this.riak.fetch(this.metaBucket, FENCE_KEY, cached?.etag);
+    if (fetched.kind === 'not-modified' && cached) return { fenced: cached.fenced };
+    if (fetched.kind !== 'found') {
+      this.fenceCache = undefined;
+      return { fenced: false, vclock: fetched.kind === 'missing' ? fetched.vclock : undefined };
+    }
+    const fence = resolveFence(fetched.values);
+    this.fenceCache = fetched.etag && fetched.values.length === 1 ? { etag: fetched.etag, fenced: fence.fenced } : undefined;
+    return { fenced: fence.fenced, vclock: fetched.vclock };
+  }
+
+  private async setFence(fenced: boolean): Promise<void> {
+    const current = await this.riak.fetch(this.metaBucket, FENCE_KEY);
+    const vclock = current.kind === 'not-modified' ? undefined : current.vclock;
+    const record: FenceRecord = { fenced, at: new Date().toISOString() };
+    const stored = await this.riak.store(this.metaBucket, FENCE_KEY, { body: JSON.stringify(record), vclock, indexes: {} });
+    if (stored.kind === 'precondition-failed') throw new StoreError('unavailable', 'Riak refused to store the fence (412)');
+    this.fenceCache = undefined;
+    this.log.info({ fenced }, fenced ? 'store fenced' : 'store unfenced');
+  }
+}
+
+function resolveFetch(id: string, fetched: FetchResult): Read<ItemRecord> {
+  if (fetched.kind !== 'found') return { vclock: fetched.kind === 'missing' ? fetched.vclock : undefined, siblings: 0 };
+  const resolved = resolveValues(id, fetched.values);
+  return { ...resolved, vclock: fetched.vclock, etag: fetched.values.length === 1 ? fetched.etag : undefined, siblings: fetched.values.length };
+}
+
+/** The deterministic winner among siblings: highest revision, then highest seq, then the larger JSON. */
+export function resolveValues(id: string, values: RiakValue[]): { record?: ItemRecord } {
+  let winner: { record: ItemRecord; json: string } | undefined;
+  for (const value of values) {
+    const json = value.body.toString('utf8');
+    const record = parseRecord(id, json);
+    if (!winner) {
+      winner = { record, json };
+      continue;
+    }
+    const order = compareRevisions(record.rev, winner.record.rev) || record.seq - winner.record.seq || (json > winner.json ? 1 : json < winner.json ? -1 : 0);
+    if (order > 0) winner = { record, json };
+  }
+  return { record: winner?.record };
+}
+
+/** Concurrent fence and unfence: the later one wins; on a tie, fenced (the safe side). */
+function resolveFence(values: RiakValue[]): FenceRecord {
+  let winner: FenceRecord = { fenced: false, at: '' };
+  for (const value of values) {
+    const parsed = JSON.parse(value.body.toString('utf8')) as Partial<FenceRecord>;
+    const candidate: FenceRecord = { fenced: parsed.fenced === true, at: typeof parsed.at === 'string' ? parsed.at : '' };
+    if (candidate.at > winner.at || (candidate.at === winner.at && candidate.fenced)) winner = candidate;
+  }
+  return winner;
+}
+
+function parseRecord(id: string, json: string): ItemRecord {
+  let parsed: Partial<ItemRecord>;
+  try {
+    parsed = JSON.parse(json) as Partial<ItemRecord>;
+  } catch {
+    throw new StoreError('unavailable', `Riak object for item ${id} is not JSON`);
+  }
+  if (typeof parsed.id !== 'string' || typeof parsed.owner !== 'string' || typeof parsed.rev !== 'string' || !Number.isSafeInteger(parsed.seq)) {
+    throw new StoreError('unavailable', `Riak object for item ${id} is not an item record`);
+  }
+  return { ...parsed, shares: parsed.shares ?? [], revoked: parsed.revoked ?? {} } as ItemRecord;
+}
+
+function toItem(record: ItemRecord): StoredItem {
+  const item: StoredItem = {
+    id: record.id,
+    owner: record.owner,
+    type: record.type,
+    rev: record.rev,
+    deleted: record.deleted,
+    shares: [...record.shares],
+    seq: record.seq,
+    updatedAt: record.updatedAt,
+  };
+  if (record.data !== undefined && !record.deleted) item.data = record.data;
+  return item;
+}
+
+/** The change `user` sees from this record's feed entry at `seq`, or undefined when the entry is stale. */
+function changeFor(record: ItemRecord, user: string, seq: number): StoredChange | undefined {
+  if (record.revoked[user] === seq) {
+    // A former sharee learns the item is gone for them, not what it now holds.
+    const change: StoredChange = { ...toItem(record), seq, deleted: true, shares: [], sharedBy: record.owner, revoked: true };
+    delete change.data;
+    return change;
+  }
+  if (record.seq !== seq) return undefined;
+  if (record.owner === user) return toItem(record);
+  if (record.shares.includes(user)) return { ...toItem(record), sharedBy: record.owner };
+  return undefined;
+}
+
+function indexesOf(record: ItemRecord): Record<string, (string | number)[]> {
+  const feed = [feedTerm(record.owner, record.seq), ...record.shares.map((user) => feedTerm(user, record.seq)),
+    ...Object.entries(record.revoked).map(([user, seq]) => feedTerm(user, seq))];
+  return {
+    seq_int: [record.seq],
+    feed_bin: feed,
+    inbox_bin: record.deleted ? [] : record.shares.map(encodeUser),
+    live_int: record.deleted ? [] : [1],
+  };
+}
+
+/** Sharees dropped between the copy we had and the imported one see a revocation at the imported change. */
+function importedRevocations(existing: ItemRecord | undefined, line: ExportItemLine, seq: number): Record<string, number> {
+  const revoked = { ...(existing?.revoked ?? {}) };
+  for (const user of existing?.shares ?? []) if (!line.shares.includes(user)) revoked[user] = seq;
+  for (const user of line.shares) delete revoked[user];
+  return revoked;
+}
+
+/** User ids are free text; percent-encoding keeps `,` (Riak's index value separator) and `/` out of terms. */
+function encodeUser(user: string): string {
+  return encodeURIComponent(user);
+}
+
+function feedTerm(user: string, seq: number): string {
+  return `${encodeUser(user)}/${String(seq).padStart(SEQ_DIGITS, '0')}`;
+}
+
+function seqOfTerm(term: string): number {
+  return Number(term.slice(term.lastIndexOf('/') + 1));
+}

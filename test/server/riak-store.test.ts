@@ -1,0 +1,263 @@
+import { randomBytes } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import pino from 'pino';
+import { encodeCursor } from '../../server/cursor.ts';
+import { StoreError } from '../../server/store/port.ts';
+import { openRiakStore, RiakStore } from '../../server/store/riak.ts';
+import { RiakClient } from '../../server/store/riak/client.ts';
+import { parseRiakUrl } from '../../server/store/riak/config.ts';
+import { freePort } from '../../src/net.ts';
+import { RiakEmulator, type RecordedRequest } from '../support/riak-emulator.ts';
+import { describeStoreContract } from './store-contract.ts';
+
+const logger = pino({ level: 'silent' });
+
+describeStoreContract('riak (documented HTTP API, emulated on loopback)', async () => {
+  const riak = await new RiakEmulator().start();
+  const store = new RiakStore(new RiakClient(parseRiakUrl(riak.url)), { logger, pageSize: 2 });
+  return {
+    store,
+    async cleanup() {
+      await store.close();
+      await riak.stop();
+    },
+  };
+});
+
+// No Riak can be installed on these machines (DESIGN §7); set RIAK_URL=http://HOST:8098 to run
+// the contract against a real one (bucket types `navcloud` and `counters` must exist and be active).
+describe.runIf(process.env.RIAK_URL)('against a real Riak at RIAK_URL', () => {
+  describeStoreContract('riak (real)', async () => {
+    const store = await openRiakStore(`${process.env.RIAK_URL}?bucket=contract-${randomBytes(6).toString('hex')}&r=quorum&w=quorum`, { logger });
+    return { store, cleanup: () => store.close() };
+  });
+});
+
+function withoutTransport(request: RecordedRequest) {
+  const { host: _host, connection: _connection, 'content-length': _length, ...headers } = request.headers;
+  return { method: request.method, path: request.path, query: request.query, headers, body: request.body };
+}
+
+async function storeError(promise: Promise<unknown>): Promise<StoreError> {
+  const error = await promise.then(() => undefined, (e: unknown) => e);
+  if (!(error instanceof StoreError)) throw new Error(`expected a StoreError, got ${String(error)}`);
+  return error;
+}
+
+describe('Riak store: the exact requests it makes and how it reads each documented answer', () => {
+  let riak: RiakEmulator;
+  let store: RiakStore;
+  const T = '/types/navcloud/buckets/trips';
+  const ITEM = `${T}/keys/trip-1`;
+  const FENCE = `${T}.meta/keys/fence`;
+  const COUNTER = '/types/counters/buckets/trips/datatypes/seq';
+
+  beforeEach(async () => {
+    riak = await new RiakEmulator().start();
+    store = await openRiakStore(`${riak.url}?bucket=trips&r=quorum&pr=1&w=2&pw=one&dw=all`, { logger });
+  });
+
+  afterEach(async () => {
+    await store.close();
+    await riak.stop();
+  });
+
+  it('creates an item: fence read, item read, counter increment, fence re-read, conditional PUT with indexes', async () => {
+    const { item, created } = await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { name: 'Lisbon' } });
+    expect(created).toBe(true);
+    expect(item.seq).toBe(1);
+    const accept = 'multipart/mixed, application/json';
+    expect(riak.requests.map(withoutTransport)).toEqual([
+      { method: 'GET', path: FENCE, query: { r: 'quorum', pr: '1' }, headers: { accept }, body: '' },
+      { method: 'GET', path: ITEM, query: { r: 'quorum', pr: '1' }, headers: { accept }, body: '' },
+      {
+        method: 'POST', path: COUNTER, query: { w: '2', pw: 'one', dw: 'all', returnbody: 'true' },
+        headers: { 'content-type': 'application/json', accept: 'application/json' }, body: '{"increment":1}',
+      },
+      { method: 'GET', path: FENCE, query: { r: 'quorum', pr: '1' }, headers: { accept }, body: '' },
+      {
+        method: 'PUT', path: ITEM, query: { w: '2', pw: 'one', dw: 'all', returnbody: 'true' },
+        headers: {
+          'content-type': 'application/json', accept, 'if-none-match': '*',
+          'x-riak-index-seq_int': '1', 'x-riak-index-feed_bin': 'alice/0000000000000001', 'x-riak-index-live_int': '1',
+        },
+        body: JSON.stringify({ id: 'trip-1', owner: 'alice', type: 'trip', data: { name: 'Lisbon' }, rev: item.rev, deleted: false, shares: [], seq: 1, updatedAt: item.updatedAt, revoked: {} }),
+      },
+    ]);
+  });
+
+  it('updates with the vector clock and ETag it read, and indexes every user who sees the change', async () => {
+    await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { v: 1 } });
+    await store.share('trip-1', 'alice', 'bob, the "builder"/x');
+    riak.clearRequests();
+    await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { v: 2 } });
+    const read = riak.requests.find((r) => r.method === 'GET' && r.path === ITEM)!;
+    expect(read).toBeDefined();
+    const put = riak.requests.find((r) => r.method === 'PUT')!;
+    // The GET that preceded this PUT answered this vclock and etag (the emulator checks them too).
+    expect(put.headers['x-riak-vclock']).toMatch(/^[A-Za-z0-9+/=]+$/);
+    expect(put.headers['if-match']).toMatch(/^"[^"]+"$/);
+    expect(put.headers['if-none-match']).toBeUndefined();
+    expect(put.headers['x-riak-index-feed_bin']).toBe('alice/0000000000000003, bob%2C%20the%20%22builder%22%2Fx/0000000000000003');
+    expect(put.headers['x-riak-index-inbox_bin']).toBe('bob%2C%20the%20%22builder%22%2Fx');
+    expect(riak.siblingCount('navcloud', 'trips', 'trip-1')).toBe(1);
+  });
+
+  it('revalidates a cached fence with If-None-Match and takes 304 as unchanged', async () => {
+    await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: {} });
+    await store.fence();
+    riak.clearRequests();
+    expect((await storeError(store.put({ id: 'trip-2', owner: 'alice', type: 'trip', data: {} }))).code).toBe('fenced');
+    expect(await store.isFenced()).toBe(true);
+    const fenceReads = riak.requests.filter((r) => r.path === FENCE);
+    expect(fenceReads.length).toBe(2);
+    expect(fenceReads[1]!.headers['if-none-match']).toMatch(/^"[^"]+"$/);
+    expect(riak.requests.filter((r) => r.path !== FENCE)).toEqual([]);
+    await store.unfence();
+    await store.put({ id: 'trip-2', owner: 'alice', type: 'trip', data: {} });
+  });
+
+  it('resolves siblings (300 multipart/mixed) by highest revision and writes the winner back under a new number', async () => {
+    const { item } = await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { v: 'ours' } });
+    const base = { id: 'trip-1', owner: 'alice', type: 'trip', deleted: false, shares: [], updatedAt: item.updatedAt, revoked: {} };
+    riak.addSibling('navcloud', 'trips', 'trip-1', { ...base, data: { v: 'newer' }, rev: '5-aaaaaaaaaaaa', seq: 1 }, { seq_int: ['1'], feed_bin: ['alice/0000000000000001'] });
+    riak.addSibling('navcloud', 'trips', 'trip-1', { ...base, data: { v: 'older' }, rev: '3-ffffffffffff', seq: 9 }, { seq_int: ['9'] });
+    riak.clearRequests();
+    const read = await store.get('trip-1', 'alice');
+    expect(read).toMatchObject({ data: { v: 'newer' }, rev: '5-aaaaaaaaaaaa', seq: 2 });
+    const [get, fence, counter, put] = riak.requests;
+    expect(get).toMatchObject({ method: 'GET', path: ITEM, headers: { accept: 'multipart/mixed, application/json' } });
+    // Written back only while not fenced.
+    expect(fence).toMatchObject({ method: 'GET', path: FENCE });
+    expect(counter).toMatchObject({ method: 'POST', path: COUNTER });
+    expect(put).toMatchObject({ method: 'PUT', path: ITEM, headers: { 'x-riak-index-seq_int': '2' } });
+    expect(put!.headers['x-riak-vclock']).toBeTruthy();
+    expect(put!.headers['if-match']).toBeUndefined();
+    expect(riak.siblingCount('navcloud', 'trips', 'trip-1')).toBe(1);
+    expect((await store.changes('alice', 0, 10)).map((c) => [c.seq, c.rev])).toEqual([[2, '5-aaaaaaaaaaaa']]);
+  });
+
+  it('settles siblings a concurrent writer left when its own PUT answers 300', async () => {
+    await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { v: 1 } });
+    const boundary = 'b0undary';
+    const part = (value: object) => `\r\n--${boundary}\r\nContent-Type: application/json\r\nEtag: "x"\r\n\r\n${JSON.stringify(value)}`;
+    const base = { id: 'trip-1', owner: 'alice', type: 'trip', deleted: false, shares: [], updatedAt: 'now', revoked: {} };
+    riak.respondOnce((r) => r.method === 'PUT', {
+      status: 300,
+      headers: { 'content-type': `multipart/mixed; boundary=${boundary}`, 'x-riak-vclock': 'c2libGluZ3M=' },
+      body: `${part({ ...base, rev: '2-aaaa', seq: 2, data: { v: 2 } })}${part({ ...base, rev: '2-bbbb', seq: 3, data: { v: 'other' } })}\r\n--${boundary}\r\nX-Riak-Deleted: true\r\n\r\n\r\n--${boundary}--\r\n`,
+    });
+    await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { v: 2 } });
+    const puts = riak.requests.filter((r) => r.method === 'PUT');
+    // create, the write answered 300, the winner written back with the 300's vclock; the emulator
+    // never stored the canned siblings, so that vclock is stale to it: it answers 300 once more
+    // (its own value beside the winner) and the store settles again, with the vclock it re-read.
+    expect(puts).toHaveLength(4);
+    expect(puts[2]!.headers['x-riak-vclock']).toBe('c2libGluZ3M=');
+    expect(JSON.parse(puts[2]!.body)).toMatchObject({ rev: '2-bbbb', data: { v: 'other' } });
+    expect(JSON.parse(puts[3]!.body)).toMatchObject({ rev: '2-bbbb', data: { v: 'other' } });
+    expect(riak.siblingCount('navcloud', 'trips', 'trip-1')).toBe(1);
+    expect(await store.get('trip-1', 'alice')).toMatchObject({ rev: '2-bbbb', data: { v: 'other' } });
+  });
+
+  it('answers 404 as absence: a missing item, a counter never written', async () => {
+    expect(await store.get('nothing', 'alice')).toBeUndefined();
+    expect(await store.highestSeq()).toBe(0);
+    expect(await store.isFenced()).toBe(false);
+    expect(riak.requests.map((r) => r.path)).toEqual([`${T}/keys/nothing`, COUNTER, FENCE]);
+  });
+
+  it('retries a write when Riak answers 412 (the item changed since it was read), and gives up after four attempts', async () => {
+    await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { v: 1 } });
+    riak.respondOnce((r) => r.method === 'PUT', { status: 412, body: 'Precondition Failed' });
+    const { item } = await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { v: 2 } });
+    expect(riak.requests.filter((r) => r.method === 'PUT')).toHaveLength(3);
+    expect((await store.get('trip-1', 'alice'))?.rev).toBe(item.rev);
+    for (let i = 0; i < 4; i += 1) riak.respondOnce((r) => r.method === 'PUT', { status: 412 });
+    const error = await storeError(store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { v: 3 } }));
+    expect(error.code).toBe('unavailable');
+    expect(error.message).toMatch(/kept changing during 4 write attempts/);
+    expect((await store.get('trip-1', 'alice'))?.data).toEqual({ v: 2 });
+  });
+
+  it('accepts 204 for a store that returned no body', async () => {
+    riak.respondOnce((r) => r.method === 'PUT', { status: 204 });
+    const { item } = await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: {} });
+    expect(item.seq).toBe(1);
+  });
+
+  it('maps 503 and an unreachable Riak to unavailable, for reads and writes alike', async () => {
+    riak.respondOnce((r) => r.path === ITEM, { status: 503, body: 'request timed out' });
+    const read = await storeError(store.get('trip-1', 'alice'));
+    expect(read.code).toBe('unavailable');
+    expect(read.message).toMatch(/503: request timed out/);
+    riak.respondOnce((r) => r.path === COUNTER, { status: 503 });
+    expect((await storeError(store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: {} }))).code).toBe('unavailable');
+    riak.respondOnce((r) => r.path.includes('/index/'), { status: 503 });
+    expect((await storeError(store.changes('alice', 0, 10))).code).toBe('unavailable');
+    expect(await store.get('trip-1', 'alice')).toBeUndefined();
+
+    const nowhere = await openRiakStore(`http://127.0.0.1:${await freePort()}?timeout_ms=2000`, { logger });
+    const refused = await storeError(nowhere.ping());
+    expect(refused.code).toBe('unavailable');
+    expect(refused.message).toMatch(/Riak did not answer GET \/ping: .*ECONNREFUSED/);
+    await nowhere.close();
+  });
+
+  it('reports 400 as a configuration error, naming what Riak said', async () => {
+    const badQuorum = await openRiakStore(`${riak.url}?r=5`, { logger });
+    const error = await badQuorum.get('trip-1', 'alice').then(() => undefined, (e: Error) => e);
+    expect(error).not.toBeInstanceOf(StoreError);
+    expect(error?.message).toMatch(/bad request .*quorum.*Specified r value 5 is invalid/);
+    await badQuorum.close();
+  });
+
+  it('pages secondary index queries with max_results and continuation', async () => {
+    const paged = new RiakStore(new RiakClient(parseRiakUrl(`${riak.url}?bucket=trips`)), { logger, pageSize: 2 });
+    for (let i = 0; i < 5; i += 1) await paged.put({ id: `t${i}`, owner: 'alice', type: 'trip', data: { i } });
+    riak.clearRequests();
+    const exported: string[] = [];
+    for await (const item of paged.exportSince(1)) exported.push(item.id);
+    expect(exported).toEqual(['t1', 't2', 't3', 't4']);
+    const queries = riak.requests.filter((r) => r.path.includes('/index/'));
+    expect(queries.map((r) => [r.path, r.query.max_results, r.query.return_terms, r.query.continuation !== undefined])).toEqual([
+      [`${T}/index/seq_int/2/${Number.MAX_SAFE_INTEGER}`, '2', 'true', false],
+      [`${T}/index/seq_int/2/${Number.MAX_SAFE_INTEGER}`, '2', 'true', true],
+      [`${T}/index/seq_int/2/${Number.MAX_SAFE_INTEGER}`, '2', 'true', true],
+    ]);
+    riak.clearRequests();
+    expect((await paged.changes('alice', 2, 10)).map((c) => c.id)).toEqual(['t2', 't3', 't4']);
+    const feed = riak.requests.find((r) => r.path.includes('/index/feed_bin/'))!;
+    expect(feed.path).toBe(`${T}/index/feed_bin/alice%2F0000000000000003/alice%2F${String(Number.MAX_SAFE_INTEGER).padStart(16, '0')}`);
+    expect(feed.query).toEqual({ max_results: '10', return_terms: 'true' });
+    expect(await paged.countItems()).toBe(5);
+    await paged.close();
+  });
+
+  it('keeps imported sequence numbers by raising the counter, and refuses a line without a cursor', async () => {
+    const line = { kind: 'item' as const, id: 'imp', owner: 'alice', type: 'trip' as const, rev: '4-abc', deleted: false, data: { a: 1 }, shares: ['bob'], cursor: encodeCursor(40), updatedAt: '2026-01-01T00:00:00.000Z' };
+    expect(await store.import([line])).toEqual({ applied: 1, skipped: 0, seq: 40 });
+    const increment = riak.requests.find((r) => r.path === COUNTER && r.method === 'POST')!;
+    expect(increment.body).toBe('{"increment":40}');
+    expect(await store.inbox('bob', 10)).toMatchObject([{ id: 'imp', seq: 40 }]);
+    await expect(store.import([{ ...line, cursor: 'not-a-cursor' }])).rejects.toThrow(/import line for item imp has an invalid cursor/);
+  });
+});
+
+describe('riak: store URL', () => {
+  it('reads bucket type, bucket, counter type, quorum and timeout from the query string', () => {
+    expect(parseRiakUrl('http://10.0.0.5:8098/riak/?type=nc&bucket=b1&counter_type=ctr&r=quorum&pr=1&w=all&pw=2&dw=one&timeout_ms=500')).toEqual({
+      base: 'http://10.0.0.5:8098/riak', bucketType: 'nc', bucket: 'b1', counterType: 'ctr',
+      quorum: { r: 'quorum', pr: '1', w: 'all', pw: '2', dw: 'one' }, timeoutMs: 500,
+    });
+    expect(parseRiakUrl('http://riak:8098')).toMatchObject({ bucketType: 'navcloud', bucket: 'items', counterType: 'counters', quorum: {}, timeoutMs: 10000 });
+  });
+
+  it('names the parameter and what was expected when the URL is wrong', () => {
+    expect(() => parseRiakUrl('riak-host:8098')).toThrow(/must be http:\/\/ or https:\/\//);
+    expect(() => parseRiakUrl('http://h:8098?w=most')).toThrow(/parameter w="most" must be one, quorum, all, default or a replica count/);
+    expect(() => parseRiakUrl('http://h:8098?bukket=x')).toThrow(/unknown parameter "bukket"/);
+    expect(() => parseRiakUrl('http://h:8098?bucket=a/b')).toThrow(/parameter bucket="a\/b" must be 1-64 characters/);
+    expect(() => parseRiakUrl('http://h:8098?timeout_ms=5')).toThrow(/timeout_ms="5" must be an integer from 100 to 600000/);
+  });
+});

@@ -1,0 +1,265 @@
+/**
+ * A loopback HTTP server that answers the parts of Riak KV's HTTP API the store uses, as the Riak
+ * documentation describes them: fetch object (200, 300 multipart/mixed siblings, 304 on a matching
+ * If-None-Match, 404), store object (200/300 with returnbody, 204 without, 412 on a failed
+ * If-None-Match/If-Match, siblings when the vector clock does not descend from the stored one, as
+ * with allow_mult=true), secondary index queries (exact and range, sorted by term then key,
+ * max_results/continuation pagination, return_terms), the counter data type, and ping. Quorum
+ * values above n_val=3 answer 400, as Riak does.
+ *
+ * It records every request, and answers the next matching request with a canned response when
+ * a test asks for one (503, 412, ...).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  query: Record<string, string>;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export interface CannedResponse {
+  status: number;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+interface Sibling {
+  body: Buffer;
+  contentType: string;
+  vtag: string;
+  lastModified: string;
+  indexes: Record<string, string[]>;
+}
+
+interface StoredObject {
+  siblings: Sibling[];
+  version: number;
+}
+
+const N_VAL = 3;
+const QUORUM = /^(one|quorum|all|default|[0-9]+)$/;
+
+export class RiakEmulator {
+  readonly requests: RecordedRequest[] = [];
+  private readonly objects = new Map<string, StoredObject>();
+  private readonly counters = new Map<string, number>();
+  private readonly canned: { match: (request: RecordedRequest) => boolean; response: CannedResponse }[] = [];
+  private server: Server | undefined;
+  url = '';
+
+  constructor(readonly types: { kv: string[]; counter: string[] } = { kv: ['navcloud'], counter: ['counters'] }) {}
+
+  async start(): Promise<this> {
+    this.server = createServer((request, response) => this.handle(request, response));
+    await new Promise<void>((res) => this.server!.listen(0, '127.0.0.1', res));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    server.closeAllConnections();
+    await new Promise<void>((res) => server.close(() => res()));
+  }
+
+  /** The next request `match` accepts gets `response` instead of the emulated answer. */
+  respondOnce(match: (request: RecordedRequest) => boolean, response: CannedResponse): void {
+    this.canned.push({ match, response });
+  }
+
+  /** Adds a sibling as a concurrent writer on another node would (a store without our vector clock). */
+  addSibling(type: string, bucket: string, key: string, value: unknown, indexes: Record<string, string[]> = {}): void {
+    const object = this.objects.get(objectId(type, bucket, key)) ?? { siblings: [], version: 0 };
+    object.siblings.push(sibling(Buffer.from(JSON.stringify(value)), 'application/json', indexes));
+    object.version += 1;
+    this.objects.set(objectId(type, bucket, key), object);
+  }
+
+  siblingCount(type: string, bucket: string, key: string): number {
+    return this.objects.get(objectId(type, bucket, key))?.siblings.length ?? 0;
+  }
+
+  clearRequests(): void {
+    this.requests.length = 0;
+  }
+
+  private handle(request: IncomingMessage, response: ServerResponse): void {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      const url = new URL(request.url ?? '/', 'http://riak');
+      const body = Buffer.concat(chunks);
+      const recorded: RecordedRequest = {
+        method: request.method ?? 'GET',
+        path: url.pathname,
+        query: Object.fromEntries(url.searchParams),
+        headers: Object.fromEntries(Object.entries(request.headers).map(([name, value]) => [name, Array.isArray(value) ? value.join(', ') : value ?? ''])),
+        body: body.toString('utf8'),
+      };
+      this.requests.push(recorded);
+      const canned = this.canned.findIndex((entry) => entry.match(recorded));
+      if (canned >= 0) {
+        const [{ response: answer }] = this.canned.splice(canned, 1) as [{ response: CannedResponse }];
+        response.writeHead(answer.status, answer.headers ?? {}).end(answer.body ?? '');
+        return;
+      }
+      const answer = this.answer(recorded, url, body);
+      response.writeHead(answer.status, answer.headers ?? {}).end(answer.body ?? '');
+    });
+  }
+
+  private answer(request: RecordedRequest, url: URL, body: Buffer): { status: number; headers?: Record<string, string>; body?: string | Buffer } {
+    const segments = url.pathname.split('/').slice(1).map(decodeURIComponent);
+    if (request.method === 'GET' && url.pathname === '/ping') return { status: 200, headers: { 'content-type': 'text/html' }, body: 'OK' };
+    for (const name of ['r', 'pr', 'w', 'pw', 'dw']) {
+      const value = request.query[name];
+      if (value !== undefined && (!QUORUM.test(value) || (/^[0-9]+$/.test(value) && Number(value) > N_VAL))) {
+        return text(400, `Specified ${name} value ${value} is invalid for bucket n value of ${N_VAL}\n`);
+      }
+    }
+    const [typesWord, type, bucketsWord, bucket, kind, ...rest] = segments;
+    if (typesWord !== 'types' || bucketsWord !== 'buckets' || !type || !bucket) return text(404, 'Resource not found\n');
+    if (kind === 'keys' && rest.length === 1) {
+      if (!this.types.kv.includes(type)) return text(404, `Unknown bucket type: ${type}\n`);
+      const id = objectId(type, bucket, rest[0]!);
+      if (request.method === 'GET') return this.fetch(id, request);
+      if (request.method === 'PUT') return this.store(id, request, body);
+    }
+    if (kind === 'index' && (rest.length === 2 || rest.length === 3) && request.method === 'GET') {
+      if (!this.types.kv.includes(type)) return text(404, `Unknown bucket type: ${type}\n`);
+      return this.index(type, bucket, rest[0]!, rest[1]!, rest[2], request.query);
+    }
+    if (kind === 'datatypes' && rest.length === 1) {
+      if (!this.types.counter.includes(type)) return text(404, `Bucket datatype not set for type ${type}\n`);
+      const id = objectId(type, bucket, rest[0]!);
+      if (request.method === 'GET') {
+        const value = this.counters.get(id);
+        return value === undefined ? text(404, 'not found\n') : json(200, { type: 'counter', value });
+      }
+      if (request.method === 'POST') {
+        const op = JSON.parse(body.toString('utf8')) as { increment?: unknown };
+        if (!Number.isSafeInteger(op.increment)) return text(400, 'Invalid counter operation\n');
+        const value = (this.counters.get(id) ?? 0) + (op.increment as number);
+        this.counters.set(id, value);
+        return request.query.returnbody === 'true' ? json(200, { type: 'counter', value }) : { status: 204 };
+      }
+    }
+    return text(405, 'Method not allowed\n');
+  }
+
+  private fetch(id: string, request: RecordedRequest) {
+    const object = this.objects.get(id);
+    if (!object || object.siblings.length === 0) return text(404, 'not found\n');
+    const vclock = vclockOf(id, object.version);
+    if (object.siblings.length === 1) {
+      const [only] = object.siblings as [Sibling];
+      if (request.headers['if-none-match'] === `"${only.vtag}"`) return { status: 304, headers: { etag: `"${only.vtag}"`, 'x-riak-vclock': vclock } };
+      return { status: 200, headers: { ...siblingHeaders(only), 'x-riak-vclock': vclock }, body: only.body };
+    }
+    return this.multiple(object, vclock, request);
+  }
+
+  private multiple(object: StoredObject, vclock: string, request: RecordedRequest) {
+    if (!(request.headers.accept ?? '').includes('multipart/mixed')) {
+      return text(300, `Siblings:\n${object.siblings.map((s) => s.vtag).join('\n')}\n`, { 'x-riak-vclock': vclock });
+    }
+    const boundary = randomBytes(12).toString('base64url');
+    const parts = object.siblings.map((s) => Buffer.concat([
+      Buffer.from(`\r\n--${boundary}\r\n${Object.entries(siblingHeaders(s)).map(([n, v]) => `${n}: ${v}`).join('\r\n')}\r\n\r\n`),
+      s.body,
+    ]));
+    return {
+      status: 300,
+      headers: { 'content-type': `multipart/mixed; boundary=${boundary}`, 'x-riak-vclock': vclock },
+      body: Buffer.concat([...parts, Buffer.from(`\r\n--${boundary}--\r\n`)]),
+    };
+  }
+
+  private store(id: string, request: RecordedRequest, body: Buffer) {
+    const object = this.objects.get(id) ?? { siblings: [], version: 0 };
+    const exists = object.siblings.length > 0;
+    if (request.headers['if-none-match'] === '*' && exists) return text(412, 'Precondition Failed\n');
+    const ifMatch = request.headers['if-match'];
+    if (ifMatch !== undefined && !(object.siblings.length === 1 && `"${object.siblings[0]!.vtag}"` === ifMatch)) return text(412, 'Precondition Failed\n');
+    const indexes: Record<string, string[]> = {};
+    for (const [name, value] of Object.entries(request.headers)) {
+      if (!name.startsWith('x-riak-index-')) continue;
+      const index = name.slice('x-riak-index-'.length);
+      const values = value.split(',').map((v) => v.trim()).filter(Boolean);
+      if (!/_(bin|int)$/.test(index)) return text(400, `Invalid index name: ${index}\n`);
+      if (index.endsWith('_int') && values.some((v) => !/^-?[0-9]+$/.test(v))) return text(400, `Could not parse index value: ${value}\n`);
+      indexes[index] = values;
+    }
+    const value = sibling(body, request.headers['content-type'] ?? 'application/octet-stream', indexes);
+    const descends = request.headers['x-riak-vclock'] === vclockOf(id, object.version);
+    object.siblings = descends || !exists ? [value] : [...object.siblings, value];
+    object.version += 1;
+    this.objects.set(id, object);
+    if (request.query.returnbody !== 'true') return { status: 204 };
+    return this.fetch(id, { ...request, headers: { ...request.headers, 'if-none-match': '' } });
+  }
+
+  private index(type: string, bucket: string, index: string, start: string, end: string | undefined, query: Record<string, string>) {
+    if (!/_(bin|int)$/.test(index)) return text(400, `Invalid index name: ${index}\n`);
+    const numeric = index.endsWith('_int');
+    const compare = (a: string, b: string) => (numeric ? Number(a) - Number(b) : a < b ? -1 : a > b ? 1 : 0);
+    const prefix = objectId(type, bucket, '');
+    const entries: [string, string][] = [];
+    for (const [id, object] of this.objects) {
+      if (!id.startsWith(prefix)) continue;
+      const key = id.slice(prefix.length);
+      const terms = new Set(object.siblings.flatMap((s) => s.indexes[index] ?? []));
+      for (const term of terms) {
+        if (end === undefined ? compare(term, start) === 0 : compare(term, start) >= 0 && compare(term, end) <= 0) entries.push([term, key]);
+      }
+    }
+    entries.sort(([ta, ka], [tb, kb]) => compare(ta, tb) || (ka < kb ? -1 : ka > kb ? 1 : 0));
+    let from = 0;
+    if (query.continuation) {
+      const [term, key] = JSON.parse(Buffer.from(query.continuation, 'base64').toString('utf8')) as [string, string];
+      from = entries.findIndex(([t, k]) => compare(t, term) > 0 || (compare(t, term) === 0 && k > key));
+      if (from < 0) from = entries.length;
+    }
+    const max = query.max_results ? Number(query.max_results) : Infinity;
+    const page = entries.slice(from, from + max);
+    const more = Number.isFinite(max) && page.length === max;
+    const last = page[page.length - 1];
+    const continuation = more && last ? Buffer.from(JSON.stringify(last)).toString('base64') : undefined;
+    const answer = query.return_terms === 'true' && end !== undefined
+      ? { results: page.map(([term, key]) => ({ [term]: key })) }
+      : { keys: page.map(([, key]) => key) };
+    return json(200, continuation ? { ...answer, continuation } : answer);
+  }
+}
+
+function objectId(type: string, bucket: string, key: string): string {
+  return `${type}\u0000${bucket}\u0000${key}`;
+}
+
+function vclockOf(id: string, version: number): string {
+  return Buffer.from(`a85hYGBgzGDKBVI${id.length}:${version}`).toString('base64');
+}
+
+function sibling(body: Buffer, contentType: string, indexes: Record<string, string[]>): Sibling {
+  return { body, contentType, vtag: randomBytes(8).toString('base64url'), lastModified: new Date().toUTCString(), indexes };
+}
+
+function siblingHeaders(s: Sibling): Record<string, string> {
+  const headers: Record<string, string> = { 'content-type': s.contentType, etag: `"${s.vtag}"`, 'last-modified': s.lastModified };
+  for (const [name, values] of Object.entries(s.indexes)) headers[`x-riak-index-${name}`] = values.join(', ');
+  return headers;
+}
+
+function text(status: number, body: string, headers: Record<string, string> = {}) {
+  return { status, headers: { 'content-type': 'text/plain', ...headers }, body };
+}
+
+function json(status: number, value: unknown) {
+  return { status, headers: { 'content-type': 'application/json' }, body: JSON.stringify(value) };
+}
