@@ -213,7 +213,8 @@ export class Route53DnsRouter implements DnsRouter {
         if (!sameName(set.Name ?? '', name) || set.Type !== type) return found;
         found.push(set);
       }
-      if (!page.IsTruncated) return found;
+      // The next page starts with someone else's records: no need to ask for it.
+      if (!page.IsTruncated || !sameName(page.NextRecordName ?? '', name) || page.NextRecordType !== type) return found;
       start = { name: page.NextRecordName, type: page.NextRecordType, id: page.NextRecordIdentifier };
     }
   }
