@@ -13,6 +13,7 @@ import { statusCommand } from './commands/status.ts';
 import { approveCommand } from './commands/approve.ts';
 import { abortCommand } from './commands/abort.ts';
 import { scheduleCommand } from './commands/schedule.ts';
+import { stacksCommand } from './commands/stacks.ts';
 
 /** Every command, in the order `--help` lists them. */
 const commands: CommandModule[] = [
@@ -20,6 +21,7 @@ const commands: CommandModule[] = [
   statusCommand,
   approveCommand,
   abortCommand,
+  stacksCommand,
   scheduleCommand,
 ];
 
@@ -68,6 +70,9 @@ export async function runCli(argv: string[], cli: Cli): Promise<number> {
     await cli.close();
   }
 }
+
+// Node 20 is the supported floor (DESIGN §3): the AWS SDK's multi-line notice about it is noise on every command.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const cli = new Cli({ stdout: process.stdout, stderr: process.stderr, env: process.env });
 const code = await runCli(process.argv.slice(2), cli);
