@@ -28,6 +28,12 @@ export interface CannedResponse {
   body?: string;
 }
 
+interface Answer {
+  status: number;
+  headers?: Record<string, string>;
+  body?: string | Buffer;
+}
+
 interface Sibling {
   body: Buffer;
   contentType: string;
@@ -105,7 +111,7 @@ export class RiakEmulator {
       this.requests.push(recorded);
       const canned = this.canned.findIndex((entry) => entry.match(recorded));
       if (canned >= 0) {
-        const [{ response: answer }] = this.canned.splice(canned, 1) as [{ response: CannedResponse }];
+        const answer = this.canned.splice(canned, 1)[0]!.response;
         response.writeHead(answer.status, answer.headers ?? {}).end(answer.body ?? '');
         return;
       }
@@ -114,7 +120,7 @@ export class RiakEmulator {
     });
   }
 
-  private answer(request: RecordedRequest, url: URL, body: Buffer): { status: number; headers?: Record<string, string>; body?: string | Buffer } {
+  private answer(request: RecordedRequest, url: URL, body: Buffer): Answer {
     const segments = url.pathname.split('/').slice(1).map(decodeURIComponent);
     if (request.method === 'GET' && url.pathname === '/ping') return { status: 200, headers: { 'content-type': 'text/html' }, body: 'OK' };
     for (const name of ['r', 'pr', 'w', 'pw', 'dw']) {
@@ -153,7 +159,7 @@ export class RiakEmulator {
     return text(405, 'Method not allowed\n');
   }
 
-  private fetch(id: string, request: RecordedRequest) {
+  private fetch(id: string, request: RecordedRequest): Answer {
     const object = this.objects.get(id);
     if (!object || object.siblings.length === 0) return text(404, 'not found\n');
     const vclock = vclockOf(id, object.version);
@@ -165,7 +171,7 @@ export class RiakEmulator {
     return this.multiple(object, vclock, request);
   }
 
-  private multiple(object: StoredObject, vclock: string, request: RecordedRequest) {
+  private multiple(object: StoredObject, vclock: string, request: RecordedRequest): Answer {
     if (!(request.headers.accept ?? '').includes('multipart/mixed')) {
       return text(300, `Siblings:\n${object.siblings.map((s) => s.vtag).join('\n')}\n`, { 'x-riak-vclock': vclock });
     }
@@ -181,7 +187,7 @@ export class RiakEmulator {
     };
   }
 
-  private store(id: string, request: RecordedRequest, body: Buffer) {
+  private store(id: string, request: RecordedRequest, body: Buffer): Answer {
     const object = this.objects.get(id) ?? { siblings: [], version: 0 };
     const exists = object.siblings.length > 0;
     if (request.headers['if-none-match'] === '*' && exists) return text(412, 'Precondition Failed\n');
@@ -205,7 +211,7 @@ export class RiakEmulator {
     return this.fetch(id, { ...request, headers: { ...request.headers, 'if-none-match': '' } });
   }
 
-  private index(type: string, bucket: string, index: string, start: string, end: string | undefined, query: Record<string, string>) {
+  private index(type: string, bucket: string, index: string, start: string, end: string | undefined, query: Record<string, string>): Answer {
     if (!/_(bin|int)$/.test(index)) return text(400, `Invalid index name: ${index}\n`);
     const numeric = index.endsWith('_int');
     const compare = (a: string, b: string) => (numeric ? Number(a) - Number(b) : a < b ? -1 : a > b ? 1 : 0);
@@ -256,10 +262,10 @@ function siblingHeaders(s: Sibling): Record<string, string> {
   return headers;
 }
 
-function text(status: number, body: string, headers: Record<string, string> = {}) {
+function text(status: number, body: string, headers: Record<string, string> = {}): Answer {
   return { status, headers: { 'content-type': 'text/plain', ...headers }, body };
 }
 
-function json(status: number, value: unknown) {
+function json(status: number, value: unknown): Answer {
   return { status, headers: { 'content-type': 'application/json' }, body: JSON.stringify(value) };
 }
