@@ -46,6 +46,19 @@ const manifestSchema = z.object({
   bytes: z.number().int().min(0),
 });
 
+/**
+ * A manifest counts item lines (BackupManifest.items), not the export's closing `end` line; only a
+ * line that mentions it is parsed, so counting costs nothing on the other lines.
+ */
+function isItemLine(line: string): boolean {
+  if (!line.includes('"end"')) return true;
+  try {
+    return (JSON.parse(line) as { kind?: unknown }).kind !== 'end';
+  } catch {
+    return true;
+  }
+}
+
 /** Lines are batched into chunks of about this size before gzip, so 100k small lines are not 100k writes. */
 const CHUNK_BYTES = 64 * 1024;
 
@@ -116,7 +129,7 @@ export class S3BackupStore implements BackupStore {
         const lines = text.split('\n');
         rest = lines.pop() ?? '';
         for (const line of lines) {
-          items += 1;
+          if (isItemLine(line)) items += 1;
           yield line;
         }
       }
@@ -139,7 +152,7 @@ export class S3BackupStore implements BackupStore {
         false, 'ChecksumMismatch', manifest.key);
     }
     if (items !== manifest.items) {
-      throw new CloudError(`backup data ${where} has ${items} lines, its manifest ${manifest.key} says ${manifest.items}`,
+      throw new CloudError(`backup data ${where} has ${items} item lines, its manifest ${manifest.key} says ${manifest.items}`,
         false, 'ChecksumMismatch', manifest.key);
     }
   }
@@ -160,7 +173,7 @@ export class S3BackupStore implements BackupStore {
         if (line.includes('\n')) throw new CloudError(`backup line ${items + 1} contains a newline; NDJSON lines must be single-line JSON`, false, 'InvalidBackup', dataKey);
         pending.push(line, '\n');
         size += line.length + 1;
-        items += 1;
+        if (isItemLine(line)) items += 1;
         if (size >= CHUNK_BYTES) {
           const buf = Buffer.from(pending.join(''), 'utf8');
           hash.update(buf);
