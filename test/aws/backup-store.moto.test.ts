@@ -84,7 +84,7 @@ describe('S3BackupStore on moto', () => {
 
     expect((await backups.list('dev')).map((b) => b.key)).toEqual([...keys].reverse());
     const deleted = await backups.prune('dev', 2);
-    expect(deleted.sort()).toEqual([keys[0], keys[1]].flatMap((k) => [k.replace('manifest.json', 'data.ndjson.gz'), k]).sort());
+    expect(deleted.sort()).toEqual(keys.slice(0, 2).flatMap((k) => [k.replace('manifest.json', 'data.ndjson.gz'), k]).sort());
     expect((await backups.list('dev')).map((b) => b.key)).toEqual([keys[3], keys[2]]);
     expect((await backups.latest('stage'))?.key).toBe(other.key);
   });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ListResourceRecordSetsCommand } from '@aws-sdk/client-route-53';
-import { Route53DnsRouter, ownerName } from '../../src/cloud/aws/dns-router.ts';
+import { Route53DnsRouter, ownerName, type AnswerCheck } from '../../src/cloud/aws/dns-router.ts';
 import { DnsConflictError } from '../../src/cloud/errors.ts';
 import type { DnsTarget } from '../../src/cloud/ports.ts';
 import { startMoto, type Moto } from '../support/moto.ts';
@@ -18,7 +18,7 @@ beforeEach(async () => {
 });
 
 // moto has no TestDNSAnswer: the check is the pluggable one the local profile also uses.
-function router(answerCheck = async () => true) {
+function router(answerCheck: AnswerCheck = async () => true) {
   return new Route53DnsRouter({
     route53: motoClients(moto).route53, hostedZoneId: zoneId, answerCheck, minIntervalMs: 0,
     poll: { initialMs: 10, maxMs: 50, timeoutMs: 5_000 },
