@@ -106,6 +106,8 @@ export interface SwitchReport {
   phases: PhaseTiming[];
   smoke: { checks: SmokeCheck[] };
   approval?: SwitchStatus['approval'];
+  /** What went wrong without changing the outcome (a drain that timed out, a stack kept). */
+  warnings?: string[];
   startedAt: string;
   finishedAt: string;
   clients?: ClientFigures;

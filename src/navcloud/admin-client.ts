@@ -1,0 +1,184 @@
+/**
+ * The orchestrator's client for one stack's admin API (DESIGN §7): export, import, fence,
+ * unfence, drain, stats and health. Failures are CloudErrors so activities decide once whether
+ * Temporal should retry: 5xx, 429 and connection problems are retryable; other 4xx are not.
+ */
+import { SignJWT } from 'jose';
+import { CloudError } from '../cloud/errors.ts';
+import type {
+  ApiErrorBody, ExportItemLine, ExportLine, FenceResult, ImportResult, NodeStats,
+} from './protocol.ts';
+
+export interface StackAdmin {
+  /** Every line of GET /admin/export (since `since` when given), the end line last. */
+  exportSince(since: string | undefined, signal?: AbortSignal): AsyncIterable<ExportLine>;
+  /** One POST /admin/import of these lines as an NDJSON body. */
+  importLines(lines: ExportItemLine[], signal?: AbortSignal): Promise<ImportResult>;
+  fence(signal?: AbortSignal): Promise<FenceResult>;
+  unfence(signal?: AbortSignal): Promise<FenceResult>;
+  /** POST /admin/drain on one node (a base URL from the stack's `nodes`). */
+  drain(node: string, signal?: AbortSignal): Promise<void>;
+  stats(node: string, signal?: AbortSignal): Promise<NodeStats>;
+  /** GET /healthz on a base URL: true on 200, false on any other answer or no answer. */
+  healthy(baseUrl: string, signal?: AbortSignal): Promise<boolean>;
+}
+
+export interface AdminClientOptions {
+  adminUrl: string;
+  /** The stack's JWT secret, already resolved (resolveSecret). */
+  jwtSecret: string;
+  /** Ceiling for one non-streaming call. */
+  requestTimeoutMs?: number;
+}
+
+const TOKEN_LIFETIME_S = 300;
+
+export function createAdminClient(options: AdminClientOptions): StackAdmin {
+  const adminUrl = options.adminUrl.replace(/\/+$/, '');
+  const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+  const key = new TextEncoder().encode(options.jwtSecret);
+  let token: { value: string; renewAt: number } | undefined;
+
+  async function bearer(): Promise<string> {
+    if (!token || Date.now() >= token.renewAt) {
+      const value = await new SignJWT({ role: 'admin' })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setSubject('switchyard')
+        .setIssuedAt()
+        .setExpirationTime(`${TOKEN_LIFETIME_S}s`)
+        .sign(key);
+      // Renew well before expiry so a token never dies in flight.
+      token = { value, renewAt: Date.now() + (TOKEN_LIFETIME_S / 2) * 1000 };
+    }
+    return `Bearer ${token.value}`;
+  }
+
+  async function call(method: string, url: string, init: { body?: string; signal?: AbortSignal; stream?: boolean } = {}): Promise<Response> {
+    const signals = [init.signal, init.stream ? undefined : AbortSignal.timeout(requestTimeoutMs)]
+      .filter((s): s is AbortSignal => s !== undefined);
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        method,
+        headers: {
+          authorization: await bearer(),
+          ...(init.body !== undefined ? { 'content-type': 'application/x-ndjson' } : {}),
+        },
+        body: init.body,
+        signal: signals.length ? AbortSignal.any(signals) : undefined,
+      });
+    } catch (err) {
+      if (init.signal?.aborted) throw err;
+      throw new CloudError(`${method} ${url} failed: ${describeCause(err)}`, true, 'Unreachable', url, { cause: err });
+    }
+    if (!response.ok) throw await httpError(method, url, response);
+    return response;
+  }
+
+  async function json<T>(method: string, path: string, signal?: AbortSignal, base = adminUrl): Promise<T> {
+    const url = `${base.replace(/\/+$/, '')}${path}`;
+    const response = await call(method, url, { signal });
+    try {
+      return (await response.json()) as T;
+    } catch (err) {
+      throw new CloudError(`${method} ${url} answered ${response.status} with a body that is not JSON`, true, 'BadResponse', url, { cause: err });
+    }
+  }
+
+  return {
+    async *exportSince(since, signal) {
+      const url = `${adminUrl}/admin/export${since ? `?since=${encodeURIComponent(since)}` : ''}`;
+      const response = await call('GET', url, { signal, stream: true });
+      let ended = false;
+      for await (const line of ndjsonLines(response, url)) {
+        const parsed = parseLine(line, url);
+        if (parsed.kind === 'end') ended = true;
+        yield parsed;
+      }
+      // A cut connection ends the body early; without the end line nothing proves completeness.
+      if (!ended) throw new CloudError(`${url}: export ended without its end line`, true, 'ExportTruncated', url);
+    },
+    async importLines(lines, signal) {
+      const url = `${adminUrl}/admin/import`;
+      const body = lines.map((line) => JSON.stringify(line)).join('\n') + '\n';
+      const response = await call('POST', url, { body, signal });
+      return (await response.json()) as ImportResult;
+    },
+    fence: (signal) => json<FenceResult>('POST', '/admin/fence', signal),
+    unfence: (signal) => json<FenceResult>('POST', '/admin/unfence', signal),
+    async drain(node, signal) {
+      await json<unknown>('POST', '/admin/drain', signal, node);
+    },
+    stats: (node, signal) => json<NodeStats>('GET', '/admin/stats', signal, node),
+    async healthy(baseUrl, signal) {
+      const timeout = AbortSignal.timeout(requestTimeoutMs);
+      try {
+        const response = await fetch(`${baseUrl.replace(/\/+$/, '')}/healthz`, {
+          signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+        });
+        await response.body?.cancel();
+        return response.ok;
+      } catch {
+        if (signal?.aborted) throw signal.reason;
+        return false;
+      }
+    },
+  };
+}
+
+async function httpError(method: string, url: string, response: Response): Promise<CloudError> {
+  let detail = response.statusText;
+  try {
+    const text = await response.text();
+    try {
+      const body = JSON.parse(text) as Partial<ApiErrorBody>;
+      detail = body.error?.message ? `${body.error.code ?? 'error'}: ${body.error.message}` : text.slice(0, 200);
+    } catch {
+      detail = text.slice(0, 200) || detail;
+    }
+  } catch {
+    // The body is only there to explain; the status alone decides.
+  }
+  const retryable = response.status >= 500 || response.status === 429;
+  return new CloudError(`${method} ${url} answered ${response.status}: ${detail}`, retryable, `Http${response.status}`, url);
+}
+
+async function* ndjsonLines(response: Response, url: string): AsyncIterable<string> {
+  if (!response.body) return;
+  const decoder = new TextDecoder();
+  let buffered = '';
+  try {
+    for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+      buffered += decoder.decode(chunk, { stream: true });
+      let newline: number;
+      while ((newline = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, newline).trim();
+        buffered = buffered.slice(newline + 1);
+        if (line) yield line;
+      }
+    }
+  } catch (err) {
+    throw new CloudError(`${url}: export stream broke: ${describeCause(err)}`, true, 'ExportTruncated', url, { cause: err });
+  }
+  const rest = (buffered + decoder.decode()).trim();
+  if (rest) yield rest;
+}
+
+function parseLine(line: string, url: string): ExportLine {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    throw new CloudError(`${url}: export line is not JSON: ${line.slice(0, 120)}`, false, 'BadExportLine', url);
+  }
+  const kind = (value as { kind?: unknown } | null)?.kind;
+  if (kind !== 'item' && kind !== 'end') {
+    throw new CloudError(`${url}: export line has kind ${JSON.stringify(kind)}, expected "item" or "end"`, false, 'BadExportLine', url);
+  }
+  return value as ExportLine;
+}
+
+function describeCause(err: unknown): string {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  return cause?.code ?? cause?.message ?? (err as Error).message;
+}

@@ -1,0 +1,55 @@
+/**
+ * Activity stubs with options per kind of work. Long activities heartbeat, so a dead worker is
+ * noticed within their heartbeat timeout and the retry resumes elsewhere.
+ */
+import { ActivityCancellationType, proxyActivities, type ActivityOptions } from '@temporalio/workflow';
+import type { SwitchyardActivities } from '../activities/index.ts';
+
+// Cancelling (abort) waits for the activity to stop, so compensation never races the step it undoes.
+const base: ActivityOptions = { cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED };
+
+/** Reads and single calls: quick, retried a few times. */
+export const quick = proxyActivities<SwitchyardActivities>({
+  ...base,
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 5 },
+});
+
+/** Compensation: must happen, so it is retried for a long time. */
+export const persistent = proxyActivities<SwitchyardActivities>({
+  ...base,
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 30 },
+});
+
+/** Creating and deleting stacks: slow, progress in heartbeats. */
+export const provisioning = proxyActivities<SwitchyardActivities>({
+  ...base,
+  startToCloseTimeout: '1 hour',
+  heartbeatTimeout: '2 minutes',
+  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
+});
+
+/** Moving data (restore, catch-up, export): heartbeat per batch, resumed after a crash. */
+export const streaming = proxyActivities<SwitchyardActivities>({
+  ...base,
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '10 seconds',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
+});
+
+/** Smoke checks judge the stack: a crash is retried once, a failed check is an answer. */
+export const smoke = proxyActivities<SwitchyardActivities>({
+  ...base,
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '2s', maximumAttempts: 2 },
+});
+
+/** Waiting for DNS to be in sync and answered. */
+export const dnsWait = proxyActivities<SwitchyardActivities>({
+  ...base,
+  startToCloseTimeout: '20 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 5 },
+});

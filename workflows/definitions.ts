@@ -1,0 +1,51 @@
+/**
+ * Names the CLI and the workflows share: queries, updates, workflow ids and search attribute
+ * keys. Pure definitions, safe to import from workflow code and from clients.
+ */
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import type { Decision, SwitchStatus } from '../src/switch/contract.ts';
+
+export const statusQuery = defineQuery<SwitchStatus>('status');
+/** Approve a switch that waits for approval (`approval: manual`). */
+export const approveUpdate = defineUpdate<SwitchStatus, [Decision]>('approve');
+/** Abort a switch before it reaches `switching`; refused afterwards, with the reason. */
+export const abortUpdate = defineUpdate<SwitchStatus, [Decision]>('abort');
+
+export const rollbackWorkflowId = (env: string) => `rollback-${env}`;
+export const backupWorkflowId = (env: string) => `backup-${env}`;
+
+export const searchAttributes = {
+  env: defineSearchAttributeKey('SwitchEnv', SearchAttributeType.KEYWORD),
+  phase: defineSearchAttributeKey('SwitchPhase', SearchAttributeType.KEYWORD),
+  colour: defineSearchAttributeKey('SwitchColor', SearchAttributeType.KEYWORD),
+  stack: defineSearchAttributeKey('SwitchStack', SearchAttributeType.KEYWORD),
+  version: defineSearchAttributeKey('SwitchVersion', SearchAttributeType.KEYWORD),
+  trigger: defineSearchAttributeKey('SwitchTrigger', SearchAttributeType.KEYWORD),
+};
+
+export interface RollbackInput {
+  env: string;
+  by: string;
+  comment?: string;
+}
+
+export interface RollbackReport {
+  env: string;
+  workflowId: string;
+  outcome: 'rolled-back' | 'failed';
+  reason?: string;
+  from?: string;
+  to?: string;
+  by: string;
+  startedAt: string;
+  finishedAt: string;
+}
+
+export interface BackupReport {
+  env: string;
+  stack: string;
+  key: string;
+  items: number;
+  pruned: string[];
+}

@@ -1,0 +1,4 @@
+/** Every workflow the Switchyard worker runs (bundled from this file). */
+export { stackSwitch } from './stack-switch.ts';
+export { rollback } from './rollback.ts';
+export { backupStack } from './backup-stack.ts';
