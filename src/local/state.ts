@@ -24,6 +24,8 @@ const stateSchema = z.object({
   /** Processes `down` stops: name → pid (each leads its own process group). */
   processes: z.record(z.string(), z.number().int()),
   startedAt: z.string(),
+  /** Set once every environment is seeded and the worker polls: `up` in the background waits for it. */
+  readyAt: z.string().optional(),
 });
 
 export type LocalState = z.output<typeof stateSchema>;

@@ -1,0 +1,75 @@
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { connect } from 'amqplib';
+import { freePort, waitForPort } from '../net.ts';
+import { spawnService, waitReady, type Service } from './services.ts';
+
+/** Debian's package puts the real start script here; /usr/sbin/rabbitmq-server would `su rabbitmq`. */
+const SERVER_SCRIPT = '/usr/lib/rabbitmq/bin/rabbitmq-server';
+const EPMD = '/usr/bin/epmd';
+
+export interface Broker {
+  url: string;
+  services: Service[];
+  stop(): Promise<void>;
+}
+
+/**
+ * The local environment's RabbitMQ: the stacks' nodes fan their change events out through it,
+ * so a write on one node of a stack reaches streams on the others (SYNC_BUS). It runs as the
+ * current user with its own epmd, node name, ports and data under `dir`, on loopback only.
+ */
+export async function startBroker(dir: string, logDir: string): Promise<Broker> {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const [port, distPort, epmdPort] = [await freePort(), await freePort(), await freePort()];
+  writeFileSync(join(dir, 'rabbitmq.conf'), [
+    `listeners.tcp.1 = 127.0.0.1:${port}`,
+    'loopback_users.guest = true',
+    // A nearly full laptop disk must not stop the stacks' event fan-out.
+    'disk_free_limit.absolute = 1MB',
+    'log.console = false',
+    'log.file.level = warning',
+  ].join('\n') + '\n');
+  writeFileSync(join(dir, 'enabled_plugins'), '[].\n');
+  writeFileSync(join(dir, 'rabbitmq-env.conf'), '');
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    HOME: dir,
+    ERL_EPMD_PORT: String(epmdPort),
+    ERL_EPMD_ADDRESS: '127.0.0.1',
+    RABBITMQ_NODENAME: `switchyard-${randomBytes(4).toString('hex')}@localhost`,
+    RABBITMQ_NODE_IP_ADDRESS: '127.0.0.1',
+    RABBITMQ_NODE_PORT: String(port),
+    RABBITMQ_DIST_PORT: String(distPort),
+    RABBITMQ_CONFIG_FILE: join(dir, 'rabbitmq'),
+    RABBITMQ_ENABLED_PLUGINS_FILE: join(dir, 'enabled_plugins'),
+    RABBITMQ_MNESIA_BASE: join(dir, 'mnesia'),
+    RABBITMQ_LOG_BASE: join(dir, 'log'),
+    RABBITMQ_CONF_ENV_FILE: join(dir, 'rabbitmq-env.conf'),
+    RABBITMQ_ADVANCED_CONFIG_FILE: join(dir, 'advanced.config'),
+    RABBITMQ_PID_FILE: join(dir, 'rabbitmq.pid'),
+  };
+  const epmd = spawnService({ name: 'epmd', command: EPMD, args: ['-port', String(epmdPort), '-address', '127.0.0.1'], env, logFile: join(logDir, 'epmd.log') });
+  const services = [epmd];
+  const stop = async () => {
+    for (const service of [...services].reverse()) await service.stop(20_000);
+  };
+  try {
+    await waitForPort('127.0.0.1', epmdPort, 10_000, 'epmd');
+    const broker = spawnService({ name: 'rabbitmq', command: SERVER_SCRIPT, args: [], env, cwd: dir, logFile: join(logDir, 'rabbitmq.log') });
+    services.push(broker);
+    const url = `amqp://127.0.0.1:${port}`;
+    // The listener opens before boot finishes: only a completed AMQP handshake means ready.
+    await waitReady(broker, 'rabbitmq-server', 90_000, async () => {
+      const connection = await connect(url);
+      await connection.close();
+      return true;
+    });
+    return { url, services: [...services], stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

@@ -1,0 +1,201 @@
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Connection } from '@temporalio/client';
+import { loadEnvironment, environmentsDir as defaultEnvironmentsDir } from '../config/environment.ts';
+import { createLogger, type Logger } from '../logging.ts';
+import { freePort } from '../net.ts';
+import { repoRoot } from '../config/environment.ts';
+import { toolPath } from '../tools.ts';
+import { TASK_QUEUE } from '../switch/contract.ts';
+import { startDevServer, type DevServer } from '../temporal/dev-server.ts';
+import { route53Client, s3Client } from '../cloud/aws/clients.ts';
+import { createPorts, LOCAL_CREDENTIALS } from '../cloud/factory.ts';
+import { LocalStackProvisioner } from '../cloud/local/stack-provisioner.ts';
+import { startDnsResponder, type DnsResponder } from '../cloud/local/dns-responder.ts';
+import { startBroker, type Broker } from './broker.ts';
+import { spawnService, waitReady, type Service } from './services.ts';
+import { ensureBucket, ensureHostedZone, seedEnvironment, type SeedResult } from './seed.ts';
+import { writeLocalState, type LocalState } from './state.ts';
+
+export interface LocalEnvironmentOptions {
+  /** Where stacks, logs, Temporal's database and local.json go (`.data` for `up`). */
+  dataDir: string;
+  /** Environments to prepare (bucket, hosted zone, seed): local-profile files only. */
+  envs: string[];
+  environmentsDir?: string;
+  /** Temporal frontend port; 0 picks a free one. The Web UI is served only when uiPort is set. */
+  temporalPort: number;
+  uiPort?: number;
+  /** Keep Temporal's history in dataDir/temporal.sqlite across restarts. */
+  persistTemporal: boolean;
+  /** DNS responder port on 127.0.0.1; 0 picks a free one. */
+  dnsPort: number;
+  /** Items written into each seeded environment's first stack (and so into its first backup). */
+  seedItems: number;
+  region?: string;
+  log?: Logger;
+}
+
+export interface LocalEnvironment {
+  state: LocalState;
+  stateFile: string;
+  seeded: Record<string, SeedResult | undefined>;
+  /** The worker child process; killWorker/startWorker are how fault drills crash and restart it. */
+  worker(): Service | undefined;
+  killWorker(): Promise<void>;
+  startWorker(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The whole local profile on one machine: moto (S3 and Route53), RabbitMQ (the stacks' event
+ * bus), a Temporal dev server, the DNS responder, and a worker in a child process so it can be
+ * killed and started again like a real deployment. Each environment gets its bucket and hosted
+ * zone, and a first live stack with a backup if it has none. Everything started is stopped by
+ * stop(), stacks included.
+ */
+export async function startLocalEnvironment(options: LocalEnvironmentOptions): Promise<LocalEnvironment> {
+  const log = options.log ?? createLogger('local-env');
+  const dataDir = resolve(options.dataDir);
+  const logDir = join(dataDir, 'logs');
+  const stateFile = join(dataDir, 'local.json');
+  const environmentsDir = options.environmentsDir ?? defaultEnvironmentsDir;
+  const region = options.region ?? 'us-east-1';
+  mkdirSync(logDir, { recursive: true });
+  const envs = await Promise.all(options.envs.map((name) => loadEnvironment(name, environmentsDir)));
+  for (const env of envs) {
+    if (env.profile !== 'local') throw new Error(`environment '${env.name}' has profile ${env.profile}; the local environment runs only local-profile environments`);
+  }
+  await removeStacks(dataDir, log);
+
+  const stops: Array<() => Promise<void>> = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch((err: unknown) => log.error({ err }, 'stopping a local service failed'));
+    stops.length = 0;
+  };
+  try {
+    const temporalPort = options.temporalPort || await freePort();
+    const [moto, broker, temporal] = await Promise.all([
+      startMoto(logDir, region).then((s) => { stops.push(() => s.service.stop(5_000)); return s; }),
+      startBroker(join(dataDir, 'rabbitmq'), logDir).then((b: Broker) => { stops.push(b.stop); return b; }),
+      startDevServer({
+        port: temporalPort, uiPort: options.uiPort, logFile: join(logDir, 'temporal.log'),
+        dbFile: options.persistTemporal ? join(dataDir, 'temporal.sqlite') : undefined,
+      }).then((t: DevServer) => { stops.push(t.stop); return t; }),
+    ]);
+
+    const aws = { region, endpoint: moto.endpoint, credentials: LOCAL_CREDENTIALS };
+    const route53 = route53Client(aws);
+    const hostedZones: Record<string, string> = {};
+    for (const env of envs) {
+      await ensureBucket(s3Client(aws), env.backups.bucket);
+      const zone = await ensureHostedZone(route53, env.recordName);
+      hostedZones[zone.domain] = zone.id;
+    }
+    const dns: DnsResponder = await startDnsResponder({ route53, port: options.dnsPort });
+    stops.push(dns.close);
+
+    const state: LocalState = {
+      dataDir, region, motoEndpoint: moto.endpoint, temporalAddress: temporal.address, temporalUiUrl: temporal.uiUrl,
+      dnsServer: dns.address, bus: broker.url, hostedZones,
+      processes: {
+        supervisor: process.pid, moto: moto.service.pid, temporal: temporal.process.pid!,
+        ...Object.fromEntries(broker.services.map((s) => [s.name, s.pid])),
+      },
+      startedAt: new Date().toISOString(),
+    };
+    writeLocalState(state, stateFile);
+
+    let worker: Service | undefined;
+    const startWorker = async () => {
+      worker = spawnService({
+        name: 'worker',
+        command: process.execPath,
+        args: ['--import', 'tsx', resolve(repoRoot, 'src/local/worker-main.ts')],
+        cwd: repoRoot,
+        env: {
+          ...process.env, TEMPORAL_ADDRESS: temporal.address, SWITCHYARD_LOCAL_STATE: stateFile,
+          SWITCHYARD_ENVIRONMENTS: environmentsDir, LOG_FORMAT: 'json',
+        },
+        logFile: join(logDir, 'worker.log'),
+      });
+      const started = worker;
+      await waitReady(started, 'the worker', 60_000, () => hasWorkflowPoller(temporal.address));
+      log.info({ pid: started.pid }, 'worker polling');
+    };
+    const killWorker = async () => {
+      await worker?.kill();
+      worker = undefined;
+    };
+    stops.push(async () => { await worker?.stop(10_000); });
+    stops.push(async () => { await removeStacks(dataDir, log); });
+    await startWorker();
+
+    const seeded: Record<string, SeedResult | undefined> = {};
+    for (const env of envs) seeded[env.name] = await seedEnvironment(env, createPorts(env, state), options.seedItems, log);
+    state.readyAt = new Date().toISOString();
+    writeLocalState(state, stateFile);
+
+    return {
+      state,
+      stateFile,
+      seeded,
+      worker: () => worker,
+      killWorker,
+      startWorker,
+      stop: async () => {
+        await stopAll();
+        rmSync(stateFile, { force: true });
+      },
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+async function startMoto(logDir: string, region: string): Promise<{ endpoint: string; service: Service }> {
+  const port = await freePort();
+  const endpoint = `http://127.0.0.1:${port}`;
+  const service = spawnService({
+    name: 'moto',
+    command: toolPath('moto_server'),
+    args: ['-H', '127.0.0.1', '-p', String(port)],
+    // moto takes the account it emulates from these; the developer's real AWS settings stay out.
+    env: { ...process.env, AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', AWS_DEFAULT_REGION: region },
+    logFile: join(logDir, 'moto.log'),
+  });
+  await waitReady(service, 'moto_server', 60_000, async () => {
+    const res = await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(2_000) });
+    await res.arrayBuffer();
+    return res.ok;
+  });
+  return { endpoint, service };
+}
+
+/** True once some worker polls the switchyard task queue for workflow tasks. */
+async function hasWorkflowPoller(address: string): Promise<boolean> {
+  const connection = await Connection.connect({ address, connectTimeout: 2_000 });
+  try {
+    const queue = await connection.workflowService.describeTaskQueue({
+      namespace: 'default', taskQueue: { name: TASK_QUEUE }, taskQueueType: 1,
+    });
+    return (queue.pollers?.length ?? 0) > 0;
+  } finally {
+    await connection.close();
+  }
+}
+
+/** Deletes every stack under dataDir/stacks: leftovers of a run that crashed, or the run ending. */
+export async function removeStacks(dataDir: string, log: Logger): Promise<string[]> {
+  const stacksDir = join(dataDir, 'stacks');
+  if (!existsSync(stacksDir)) return [];
+  // delete() drains with each stack's own secret (kept in its folder); this one is never used.
+  const provisioner = new LocalStackProvisioner({ stacksDir, jwtSecret: 'unused-local-cleanup-secret' });
+  const names = readdirSync(stacksDir).filter((name) => !name.startsWith('.'));
+  for (const name of names) {
+    await provisioner.delete(name);
+    log.info({ stack: name }, 'removed local stack');
+  }
+  return names;
+}

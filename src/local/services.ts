@@ -1,0 +1,92 @@
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { signalGroup } from '../cloud/local/processes.ts';
+
+/**
+ * One process of the local environment (moto, RabbitMQ, the worker). Each leads its own
+ * process group, so stopping it takes its helpers too (RabbitMQ's Erlang children), and its
+ * output goes to a log file under `.data/logs`.
+ */
+export interface Service {
+  name: string;
+  pid: number;
+  logFile: string;
+  /** Resolves with the exit code (or signal) once the process is gone. */
+  exited: Promise<string>;
+  running(): boolean;
+  /** SIGTERM to the group, SIGKILL after graceMs; resolves once the process is gone. */
+  stop(graceMs?: number): Promise<void>;
+  /** SIGKILL at once: a crash, for fault drills. */
+  kill(): Promise<void>;
+}
+
+export interface ServiceSpec {
+  name: string;
+  command: string;
+  args: string[];
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  logFile: string;
+}
+
+const live = new Set<Service>();
+// A supervisor that dies must not leave its services behind.
+process.once('exit', () => {
+  for (const service of live) if (service.running()) signalGroup(service.pid, 'SIGKILL');
+});
+
+export function spawnService(spec: ServiceSpec): Service {
+  mkdirSync(dirname(spec.logFile), { recursive: true });
+  const log = openSync(spec.logFile, 'a');
+  const child = spawn(spec.command, spec.args, {
+    cwd: spec.cwd, env: spec.env ?? process.env, detached: true, stdio: ['ignore', log, log],
+  });
+  closeSync(log);
+  if (child.pid === undefined) throw new Error(`could not start ${spec.name} (${spec.command})`);
+  const pid = child.pid;
+  let done = false;
+  const exited = new Promise<string>((res) => {
+    child.once('exit', (code, signal) => {
+      done = true;
+      res(signal ?? String(code));
+    });
+  });
+  const service: Service = {
+    name: spec.name,
+    pid,
+    logFile: spec.logFile,
+    exited,
+    running: () => !done,
+    async stop(graceMs = 10_000) {
+      if (!done) {
+        signalGroup(pid, 'SIGTERM');
+        const timer = setTimeout(() => signalGroup(pid, 'SIGKILL'), graceMs);
+        await exited;
+        clearTimeout(timer);
+      }
+      // Helpers the leader started may linger a moment after it.
+      signalGroup(pid, 'SIGKILL');
+      live.delete(service);
+    },
+    async kill() {
+      signalGroup(pid, 'SIGKILL');
+      await exited;
+      live.delete(service);
+    },
+  };
+  live.add(service);
+  return service;
+}
+
+/** Polls `probe` until it says ready; fails early, naming the log, if the service exits first. */
+export async function waitReady(service: Service, what: string, timeoutMs: number, probe: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (!service.running()) throw new Error(`${what} exited with ${await service.exited} before it was ready; see ${service.logFile}`);
+    if (await probe().catch(() => false)) return;
+    if (Date.now() > deadline) throw new Error(`${what} was not ready within ${timeoutMs} ms; see ${service.logFile}`);
+    await sleep(100);
+  }
+}

@@ -1,0 +1,119 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { resolveSecret, type Environment } from '../config/environment.ts';
+import { createPorts } from '../cloud/factory.ts';
+import { startFleet, type Fleet } from '../fleet/fleet.ts';
+import { TASK_QUEUE, switchWorkflowId, type ClientFigures, type SwitchInput, type SwitchReport } from '../switch/contract.ts';
+import { switchStartAttributes } from '../temporal/switch-attributes.ts';
+import type { Logger } from '../logging.ts';
+import type { LocalState } from './state.ts';
+
+export interface FleetPlan {
+  users: number;
+  writesPerSecond: number;
+  /** Hard stop for the fleet, whatever happens to the switch. */
+  maxDurationMs?: number;
+}
+
+export interface TargetCheck {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface SwitchUnderLoad {
+  report: SwitchReport;
+  clients: ClientFigures;
+  targets: TargetCheck[];
+  /** The workflow's wall time, start to result. */
+  wallMs: number;
+}
+
+/**
+ * One switch of `env` while a synthetic client fleet writes, reads and streams through the
+ * public name (real DNS, the environment's responder). The fleet keeps going until clients had
+ * time to follow the switch (TTL + two heartbeats), then stops and checks every acknowledged
+ * write against the stack DNS now points at. The figures go into the report (DESIGN §6
+ * `clients`), which is written back to the reports folder.
+ */
+export async function switchUnderLoad(options: {
+  client: Client;
+  env: Environment;
+  state: LocalState;
+  fleet: FleetPlan;
+  input?: Partial<SwitchInput>;
+  log: Logger;
+  /** Called once the switch has started, with its workflow id (drills act on it). */
+  onStarted?: (workflowId: string) => Promise<void> | void;
+}): Promise<SwitchUnderLoad> {
+  const { client, env, state, log } = options;
+  const [host, port] = state.dnsServer.split(':');
+  const fleet: Fleet = await startFleet({
+    recordName: env.recordName,
+    resolver: { host: host!, port: Number(port) },
+    servicePort: Number(env.parameters.port),
+    jwtSecret: resolveSecret(env.jwtSecret),
+    users: options.fleet.users,
+    writesPerSecond: options.fleet.writesPerSecond,
+    maxDurationMs: options.fleet.maxDurationMs ?? 15 * 60_000,
+    heartbeatMs: env.smoke.heartbeatMs,
+    log,
+  });
+  let stopped = false;
+  try {
+    // Let every client hold a stream and write a little on the old stack first.
+    await sleep(Math.max(1_000, env.smoke.heartbeatMs));
+    const input: SwitchInput = { env: env.name, backup: 'latest', trigger: 'manual', version: 'demo', ...options.input };
+    const started = Date.now();
+    const handle = await client.workflow.start('stackSwitch', {
+      workflowId: switchWorkflowId(env.name), taskQueue: TASK_QUEUE, args: [input], typedSearchAttributes: switchStartAttributes(input),
+    });
+    log.info({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId }, 'switch started under client load');
+    await options.onStarted?.(handle.workflowId);
+    let report: SwitchReport;
+    try {
+      report = await handle.result();
+    } catch (err) {
+      if (!(err instanceof WorkflowFailedError)) throw err;
+      report = {
+        env: env.name, workflowId: handle.workflowId, runId: handle.firstExecutionRunId, outcome: 'failed',
+        reason: (err.cause ?? err).message, trigger: input.trigger, version: input.version, phases: [], smoke: { checks: [] },
+        startedAt: new Date(started).toISOString(), finishedAt: new Date().toISOString(),
+      };
+    }
+    const wallMs = Date.now() - started;
+    // Clients follow on their own: the TTL runs out, or a drained stream says `reconnect`.
+    await sleep(env.ttl * 1_000 + 2 * env.smoke.heartbeatMs);
+    await fleet.stop();
+    stopped = true;
+    const ports = createPorts(env, state);
+    const live = await ports.dns.current(env.recordName);
+    const stack = live && await ports.stacks.describe(live.stack);
+    if (!stack?.outputs) throw new Error(`after the switch DNS points at ${live?.stack ?? 'nothing'}, which has no running stack to check the writes against`);
+    const clients = await fleet.verify(stack.outputs.endpoint);
+    const full: SwitchReport = { ...report, clients };
+    const reportsDir = join(state.dataDir, 'reports');
+    mkdirSync(reportsDir, { recursive: true });
+    writeFileSync(join(reportsDir, `${full.workflowId}.json`), JSON.stringify(full, null, 2) + '\n');
+    return { report: full, clients, targets: checkTargets(env, full, clients), wallMs };
+  } finally {
+    if (!stopped) await fleet.stop().catch(() => undefined);
+  }
+}
+
+/** The targets of issue 5 a switch under load must meet. */
+export function checkTargets(env: Environment, report: SwitchReport, clients: ClientFigures): TargetCheck[] {
+  const reconnectBound = env.ttl * 1_000 + env.smoke.heartbeatMs;
+  return [
+    { name: 'switched', ok: report.outcome === 'switched', detail: report.outcome + (report.reason ? `: ${report.reason}` : '') },
+    { name: 'no failed requests', ok: clients.failedRequests === 0, detail: `${clients.failedRequests} of ${clients.requests} failed after retries` },
+    { name: 'no lost writes', ok: clients.writesLost === 0, detail: `${clients.writesLost} of ${clients.writesAcknowledged} acknowledged writes missing` },
+    { name: 'no missed events', ok: clients.missedEvents === 0, detail: `${clients.missedEvents} missed, ${clients.duplicateEvents} duplicate` },
+    {
+      name: 'streams on the new stack within TTL + one heartbeat', ok: clients.maxReconnectMs <= reconnectBound,
+      detail: `${clients.streamsReconnected} of ${clients.streams} streams reconnected, slowest ${clients.maxReconnectMs} ms (bound ${reconnectBound} ms)`,
+    },
+  ];
+}
