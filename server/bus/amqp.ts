@@ -29,7 +29,7 @@ export interface AmqpBusOptions {
 }
 
 type WireMessage =
-  | { kind: 'change'; seq: number; users: string[]; node: string }
+  | { kind: 'change'; seq: number; users: string[]; node: string; at?: number }
   | { kind: 'resync'; node: string };
 
 const DEFAULT_EXCHANGE = 'navcloud.changes';
@@ -95,7 +95,7 @@ export class AmqpBus implements EventBus {
     this.deliver(event);
     if (this.owesResync && !this.send({ kind: 'resync', node: this.node })) return;
     this.owesResync = false;
-    if (!this.send({ kind: 'change', seq: event.seq, users: event.users, node: event.node })) this.owesResync = true;
+    if (!this.send({ kind: 'change', seq: event.seq, users: event.users, node: event.node, at: event.at })) this.owesResync = true;
   }
 
   subscribe(listener: (event: ChangeEvent) => void): () => void {
@@ -201,7 +201,8 @@ export class AmqpBus implements EventBus {
       this.resync();
       return;
     }
-    this.deliver({ seq: parsed.seq, users: parsed.users, node: parsed.node });
+    const { kind: _kind, ...event } = parsed;
+    this.deliver(event);
   }
 
   private deliver(event: ChangeEvent): void {
@@ -238,7 +239,9 @@ function parseWireMessage(content: Buffer): WireMessage | undefined {
   if (message.kind === 'resync') return { kind: 'resync', node: message.node };
   if (message.kind !== 'change' || !Number.isSafeInteger(message.seq) || !Array.isArray(message.users)) return undefined;
   if (!message.users.every((user) => typeof user === 'string')) return undefined;
-  return { kind: 'change', seq: message.seq as number, users: message.users as string[], node: message.node };
+  const change: WireMessage = { kind: 'change', seq: message.seq as number, users: message.users as string[], node: message.node };
+  if (Number.isFinite(message.at)) change.at = message.at as number;
+  return change;
 }
 
 /** Broker URLs may carry a password; logs and errors must not. */

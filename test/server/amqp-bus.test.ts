@@ -79,13 +79,13 @@ describe('AMQP event bus on a real RabbitMQ', () => {
   it('fans a change out to every node once, its own node included', async () => {
     const [a, b, c] = [await open('a'), await open('b'), await open('c')];
     const [seenA, seenB, seenC] = [record(a), record(b), record(c)];
-    a.publish({ seq: 7, users: ['alice', 'bob'], node: 'a' });
+    a.publish({ seq: 7, users: ['alice', 'bob'], node: 'a', at: 1_700_000_000_000 });
     b.publish({ seq: 8, users: ['carol'], node: 'b' });
     await until('both events on every node', () => [seenA, seenB, seenC].every((seen) => seen.events.length >= 2));
     await sleep(200);
     for (const seen of [seenA, seenB, seenC]) {
       expect(seen.events.map((event) => event.seq).sort()).toEqual([7, 8]);
-      expect(seen.events.find((event) => event.seq === 7)).toEqual({ seq: 7, users: ['alice', 'bob'], node: 'a' });
+      expect(seen.events.find((event) => event.seq === 7)).toEqual({ seq: 7, users: ['alice', 'bob'], node: 'a', at: 1_700_000_000_000 });
       expect(seen.resyncs).toBe(0);
     }
   });

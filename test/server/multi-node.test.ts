@@ -1,0 +1,140 @@
+/**
+ * Two real `navcloud-sync` processes sharing one SQLite file and a real RabbitMQ: changes cross
+ * nodes through the fanout exchange, and a broker outage delays them without losing or repeating any.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, openSync, closeSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signToken } from '../../server/auth.ts';
+import { repoRoot } from '../../src/config/environment.ts';
+import { freePort, waitForPort } from '../../src/net.ts';
+import { startRabbitMq, type RabbitMq } from '../support/rabbitmq.ts';
+import { call, openStream, SECRET, tempDir, type StreamReader } from './helpers.ts';
+
+const bin = resolve(repoRoot, 'bin/navcloud-sync.js');
+
+interface Node {
+  url: string;
+  child: ChildProcess;
+}
+
+let broker: RabbitMq;
+let dir: { path: string; remove(): void };
+const nodes: Node[] = [];
+
+async function startNode(id: string, database: string, busUrl: string): Promise<Node> {
+  const port = await freePort();
+  const logDir = resolve(repoRoot, 'test-artifacts');
+  mkdirSync(logDir, { recursive: true });
+  const log = openSync(join(logDir, `multi-node-${id}-${port}.log`), 'a');
+  const child = spawn(process.execPath, [bin], {
+    env: {
+      PATH: process.env.PATH, LOG_FORMAT: 'json', HOST: '127.0.0.1', PORT: String(port),
+      SYNC_STORE: `sqlite:${database}`, SYNC_BUS: busUrl, SYNC_JWT_SECRET: SECRET, SYNC_NODE_ID: id, SYNC_HEARTBEAT_MS: '1000',
+    },
+    stdio: ['ignore', 'ignore', log],
+  });
+  closeSync(log);
+  const node = { url: `http://127.0.0.1:${port}`, child };
+  nodes.push(node);
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`navcloud-sync ${id} exited with ${code}; see test-artifacts`))));
+  exited.catch(() => undefined);
+  await Promise.race([waitForPort('127.0.0.1', port, 60_000, `navcloud-sync ${id}`), exited]);
+  return node;
+}
+
+async function stopNode(node: Node): Promise<void> {
+  if (node.child.exitCode !== null || node.child.signalCode !== null) return;
+  const exited = new Promise<void>((res) => node.child.once('exit', () => res()));
+  node.child.kill('SIGTERM');
+  const timer = setTimeout(() => node.child.kill('SIGKILL'), 15_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+const alice = signToken(SECRET, 'alice');
+
+async function put(node: Node, id: string, data: unknown): Promise<void> {
+  const answer = await call(node, 'PUT', `/v1/items/${id}`, { token: alice, body: { type: 'place', data } });
+  expect(answer.status, answer.text).toBe(201);
+}
+
+/** Every change message for `ids` on the stream, waiting until each has arrived at least once. */
+async function collect(stream: StreamReader, ids: string[], timeoutMs: number): Promise<string[]> {
+  const wanted = new Set(ids);
+  const seen = new Set<string>();
+  while (seen.size < wanted.size) {
+    const message = await stream.next((m) => m.type === 'change' && wanted.has(m.id) && !seen.has(m.id), timeoutMs);
+    seen.add(message.id);
+  }
+  return stream.messages.filter((m) => m.type === 'change' && wanted.has(m.id)).map((m) => m.id);
+}
+
+describe('two sync nodes, one SQLite file, a real RabbitMQ', () => {
+  let a: Node;
+  let b: Node;
+
+  beforeAll(async () => {
+    broker = await startRabbitMq();
+    dir = tempDir('navcloud-multi-');
+    const database = join(dir.path, 'shared.sqlite');
+    a = await startNode('node-a', database, broker.url);
+    b = await startNode('node-b', database, broker.url);
+  });
+
+  afterAll(async () => {
+    await Promise.all(nodes.splice(0).map(stopNode));
+    await broker?.dispose();
+    dir?.remove();
+  });
+
+  it('delivers a write on node A to a stream on node B', async () => {
+    const stream = await openStream(b, alice);
+    try {
+      expect(stream.status).toBe(200);
+      await stream.next((m) => m.type === 'heartbeat');
+      await put(a, 'from-a', { n: 1 });
+      const change = await stream.next((m) => m.type === 'change' && m.id === 'from-a', 10_000);
+      expect(change).toMatchObject({ type: 'change', id: 'from-a', owner: 'alice', data: { n: 1 }, deleted: false });
+      const heartbeat = await stream.next((m) => m.type === 'heartbeat');
+      expect(heartbeat.node).toBe('node-b');
+    } finally {
+      stream.close();
+    }
+  });
+
+  it('loses no change while the broker is down: every write of the outage reaches both nodes, once', async () => {
+    const onB = await openStream(b, alice);
+    const onA = await openStream(a, alice);
+    try {
+      await Promise.all([onA, onB].map((stream) => stream.next((m) => m.type === 'heartbeat')));
+      await broker.stop();
+      const during = Array.from({ length: 20 }, (_, i) => `outage-${i}`);
+      for (const [i, id] of during.entries()) await put(a, id, { i });
+      // Node A's own streams need no broker; node B has no way to hear of these writes yet.
+      const onAAfter = await collect(onA, during, 20_000);
+      await sleep(300);
+      expect(onB.messages.filter((m) => m.type === 'change' && during.includes(m.id))).toEqual([]);
+      await broker.start();
+      // Node B learns of them only by re-reading the store once its bus has reconnected.
+      const onBAfter = await collect(onB, during, 60_000);
+      // A write after the outage crosses again; any duplicate of the outage writes would precede it.
+      await put(a, 'after-outage', {});
+      await onB.next((m) => m.type === 'change' && m.id === 'after-outage', 20_000);
+      await onA.next((m) => m.type === 'change' && m.id === 'after-outage', 20_000);
+      for (const received of [onBAfter, onAAfter]) expect(received.sort()).toEqual([...during].sort());
+      for (const stream of [onA, onB]) {
+        const ids = stream.messages.filter((m) => m.type === 'change').map((m) => m.id);
+        expect(new Set(ids).size).toBe(ids.length);
+        expect(ids.filter((id) => during.includes(id)).sort()).toEqual([...during].sort());
+      }
+      expect((await call(a, 'GET', '/readyz')).status).toBe(200);
+      expect((await call(b, 'GET', '/readyz')).status).toBe(200);
+    } finally {
+      onA.close();
+      onB.close();
+    }
+  });
+});
