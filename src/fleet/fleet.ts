@@ -35,6 +35,10 @@ export interface FleetOptions {
   heartbeatMs: number;
   /** How long stop() waits for streams to deliver the last acknowledged writes (default 5 s). */
   settleMs?: number;
+  /** Users open their first stream spread over this long (default 5 ms per user, at most 10 s). */
+  rampUpMs?: number;
+  /** After `reconnect`, each stream waits a random time up to this (default: heartbeatMs, at most 1 s). */
+  reconnectJitterMs?: number;
   retry?: Partial<RetryPolicy>;
   requestTimeoutMs?: number;
   /** Prefix of the users' ids (default `fleet-<random>`). */
@@ -81,6 +85,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     retry: { ...DEFAULT_RETRY, ...options.retry },
     requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
     streamIdleMs: options.heartbeatMs * 3,
+    reconnectJitterMs: options.reconnectJitterMs ?? Math.min(options.heartbeatMs, 1000),
     counters,
     log,
   };
@@ -94,7 +99,8 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
   const stopStreams = new AbortController();
   // Every user waits on these two signals: one listener each per user is expected, not a leak.
   setMaxListeners(0, stopWriting.signal, stopStreams.signal);
-  const streamLoops = users.map((user) => user.holdStream(stopStreams.signal));
+  const rampUpMs = options.rampUpMs ?? Math.min(10_000, options.users * 5);
+  const streamLoops = users.map((user, i) => user.holdStream(stopStreams.signal, (i * rampUpMs) / options.users));
   // Each user writes at its share of the fleet's rate, one request at a time, like a phone.
   const intervalMs = (1000 * options.users) / options.writesPerSecond;
   const writeLoops = users.map((user) => writeLoop(user, intervalMs, options.readsPerWrite ?? 1, stopWriting.signal));
@@ -161,13 +167,14 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
   }
 
   // Figures are only meaningful once the streams are up; a fleet that cannot open them starts anyway.
-  await Promise.race([Promise.all(users.map((u) => u.firstStream)), sleep(context.requestTimeoutMs, undefined, { ref: false })]);
+  await Promise.race([Promise.all(users.map((u) => u.firstStream)), sleep(rampUpMs + context.requestTimeoutMs, undefined, { ref: false })]);
   return { figures: () => figures(), stop, verify };
 }
 
 async function writeLoop(user: FleetUser, intervalMs: number, readsPerWrite: number, signal: AbortSignal): Promise<void> {
-  // Wait for the stream so every acknowledged write has a stream to arrive on; spread the starts.
-  await Promise.race([user.firstStream, pause(intervalMs * 4, signal)]);
+  // Write only once the stream is open, so every acknowledged write has a stream to arrive on.
+  const aborted = new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+  await Promise.race([user.firstStream, aborted]);
   if (!(await pause(Math.random() * intervalMs, signal))) return;
   while (!signal.aborted) {
     const started = Date.now();

@@ -31,7 +31,7 @@ export class PublicName {
     readonly name: string,
     server: ResolverAddress,
     /** Bound on one lookup; the resolver retries once within it. */
-    timeoutMs = 1_000,
+    timeoutMs = 4_000,
   ) {
     this.resolver = new Resolver({ timeout: Math.max(1, Math.floor(timeoutMs / 2)), tries: 2 });
     this.resolver.setServers([`${server.host}:${server.port}`]);

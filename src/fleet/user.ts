@@ -32,6 +32,8 @@ export interface FleetContext {
   requestTimeoutMs: number;
   /** A stream silent this long (no heartbeat) is treated as dead. */
   streamIdleMs: number;
+  /** After `reconnect`, a random wait up to this long, so a drained node's streams do not return in one burst. */
+  reconnectJitterMs: number;
   counters: FleetCounters;
   log: Logger;
 }
@@ -177,13 +179,24 @@ export class FleetUser {
 
   // ------------------------------------------------------------------ stream
 
-  /** Holds the stream until `signal` aborts, reopening it from the cursor whenever it is lost. */
-  async holdStream(signal: AbortSignal): Promise<void> {
+  /**
+   * Holds the stream until `signal` aborts, reopening it from the cursor whenever it is lost.
+   * The first open waits `startAfterMs`, so a fleet ramps up instead of connecting all at once.
+   */
+  async holdStream(signal: AbortSignal, startAfterMs = 0): Promise<void> {
     const { counters, log } = this.context;
     let everOpened = false;
     let failures = 0;
+    let wait = startAfterMs;
     while (!signal.aborted) {
-      let wait = 0;
+      if (wait > 0) {
+        try {
+          await sleep(wait, undefined, { signal });
+        } catch {
+          break;
+        }
+      }
+      wait = 0;
       try {
         const stream = await this.openStream(signal);
         if (everOpened) {
@@ -196,11 +209,14 @@ export class FleetUser {
         }
         this.lostAt = undefined;
         failures = 0;
+        let told = false;
         for await (const message of stream) {
+          told ||= message.type === 'reconnect';
           this.receive(message);
           this.cursor = stream.cursor;
         }
-        // Closed by the server (after `reconnect`, or shutting down): reopen at once.
+        // Closed by the server: after `reconnect` somewhat later, else (shutting down) at once.
+        if (told) wait = Math.random() * this.context.reconnectJitterMs;
       } catch (err) {
         if (signal.aborted) break;
         wait = this.afterStreamFailure(err, failures++);
@@ -208,13 +224,6 @@ export class FleetUser {
       }
       if (signal.aborted) break;
       this.lostAt ??= Date.now();
-      if (wait > 0) {
-        try {
-          await sleep(wait, undefined, { signal });
-        } catch {
-          break;
-        }
-      }
     }
   }
 
