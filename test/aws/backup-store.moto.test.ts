@@ -105,4 +105,20 @@ describe('S3BackupStore on moto', () => {
     const read = async () => { for await (const _ of backups.read(latest!)) { /* drain */ } };
     await expect(read()).rejects.toMatchObject({ code: 'ChecksumMismatch', retryable: false, resource: written.key });
   });
+
+  it('leaves no backup behind when the lines fail mid-way, and passes their error through', async () => {
+    const backups = store();
+    async function* failing() {
+      yield* itemLines(1_000);
+      throw new Error('export stream from navcloud-dev-blue-1 closed early');
+    }
+    await expect(backups.write({ env: 'dev', sourceStack: 's', cursor: '1' }, failing())).rejects.toThrow('export stream from navcloud-dev-blue-1 closed early');
+    expect(await backups.latest('dev')).toBeUndefined();
+  });
+
+  it('refuses a line with a newline in it', async () => {
+    async function* bad() { yield '{"id":"a"}\n{"id":"b"}'; }
+    await expect(store().write({ env: 'dev', sourceStack: 's', cursor: '1' }, bad())).rejects.toMatchObject({ code: 'InvalidBackup', retryable: false });
+    expect(await store().latest('dev')).toBeUndefined();
+  });
 });

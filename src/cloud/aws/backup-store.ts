@@ -165,11 +165,21 @@ export class S3BackupStore implements BackupStore {
     const hash = createHash('sha256');
     let items = 0;
     let bytes = 0;
+    // A failure of the caller's lines (e.g. the export stream) is theirs to classify, not S3's.
+    let sourceError: unknown;
 
+    async function* source(): AsyncGenerator<string> {
+      try {
+        yield* lines;
+      } catch (err) {
+        sourceError = err;
+        throw err;
+      }
+    }
     async function* chunks(): AsyncGenerator<Buffer> {
       let pending: string[] = [];
       let size = 0;
-      for await (const line of lines) {
+      for await (const line of source()) {
         if (line.includes('\n')) throw new CloudError(`backup line ${items + 1} contains a newline; NDJSON lines must be single-line JSON`, false, 'InvalidBackup', dataKey);
         pending.push(line, '\n');
         size += line.length + 1;
@@ -206,7 +216,8 @@ export class S3BackupStore implements BackupStore {
       await Promise.all([pipeline(Readable.from(chunks()), createGzip(), counter), uploaded]);
     } catch (err) {
       await upload.abort().catch(() => undefined);
-      throw err instanceof CloudError ? err : classifyAwsError(err, 's3:Upload', this.url(dataKey));
+      if (err === sourceError || err instanceof CloudError) throw err;
+      throw classifyAwsError(err, 's3:Upload', this.url(dataKey));
     }
 
     const manifest: BackupManifest = {
