@@ -49,14 +49,18 @@ export class AmqpBus implements EventBus {
   private owesResync = false;
   private connects = 0;
   private closed = false;
-  /** Events dropped because the broker could not take them; for logs and tests. */
-  dropped = 0;
+  private droppedCount = 0;
 
   private constructor(options: AmqpBusOptions) {
     this.log = (options.logger ?? createLogger('navcloud-sync')).child({ component: 'amqp-bus', node: options.node });
     this.node = options.node;
     this.exchange = options.exchange ?? DEFAULT_EXCHANGE;
     this.maxInFlight = options.maxInFlight ?? 10_000;
+  }
+
+  /** Events dropped because the broker could not take them (a resync was owed instead). */
+  get dropped(): number {
+    return this.droppedCount;
   }
 
   /**
@@ -126,7 +130,12 @@ export class AmqpBus implements EventBus {
     await channel.bindQueue(queue, this.exchange, '');
     await channel.consume(queue, (message) => this.receive(message), { noAck: true });
     channel.on('close', () => {
-      if (this.channel === channel) this.channel = undefined;
+      if (this.channel !== channel || this.closed) return;
+      this.channel = undefined;
+      // The broker closed the channel but not the connection (say, the exchange was deleted):
+      // without a channel the node is deaf, so start over through the reconnect path.
+      this.log.warn('event bus channel closed by the broker; reconnecting');
+      model.close().catch(() => undefined);
     });
     this.channel = channel;
     this.inFlight = 0;
@@ -159,7 +168,7 @@ export class AmqpBus implements EventBus {
   private send(message: WireMessage): boolean {
     const channel = this.channel;
     if (!channel || this.inFlight >= this.maxInFlight) {
-      this.dropped += 1;
+      this.droppedCount += 1;
       return false;
     }
     this.inFlight += 1;
@@ -179,7 +188,7 @@ export class AmqpBus implements EventBus {
     } catch (error) {
       // The channel closed before the 'disconnect' event reached us.
       settle(error);
-      this.dropped += 1;
+      this.droppedCount += 1;
       return false;
     }
   }

@@ -157,6 +157,21 @@ describe('AMQP event bus on a real RabbitMQ', () => {
     expect(seenB.events.map((event) => event.seq)).toEqual([1, 2, 3, 4, 5, 51]);
   });
 
+  it('reconnects when the broker closes its channel but not its connection', async () => {
+    const exchange = `test.${expect.getState().currentTestName}`;
+    const a = await open('a');
+    const seenA = record(a);
+    const raw = await connect(broker.url);
+    await (await raw.createChannel()).deleteExchange(exchange);
+    await raw.close();
+    // Publishing to the deleted exchange makes the broker close a's channel (404 NOT_FOUND).
+    a.publish({ seq: 1, users: ['alice'], node: 'a' });
+    await until('a to reconnect and resync', () => seenA.resyncs === 1);
+    const b = await open('b');
+    b.publish({ seq: 2, users: ['alice'], node: 'b' });
+    await until('b\'s event on a', () => seenA.events.some((event) => event.seq === 2));
+  });
+
   it('fails startup with a clear error when no broker ever answers', async () => {
     const port = await freePort();
     await expect(AmqpBus.open(`amqp://guest:secret@127.0.0.1:${port}`, { node: 'a', logger, initialDelayMs: 10, initialMaxRetries: 2 }))

@@ -9,6 +9,7 @@ import { parseRiakUrl } from '../../server/store/riak/config.ts';
 import { freePort } from '../../src/net.ts';
 import { RiakEmulator, type RecordedRequest } from '../support/riak-emulator.ts';
 import { describeStoreContract } from './store-contract.ts';
+import { call, openStream, startTestNode } from './helpers.ts';
 
 const logger = pino({ level: 'silent' });
 
@@ -241,6 +242,39 @@ describe('Riak store: the exact requests it makes and how it reads each document
     expect(increment.body).toBe('{"increment":40}');
     expect(await store.inbox('bob', 10)).toMatchObject([{ id: 'imp', seq: 40 }]);
     await expect(store.import([{ ...line, cursor: 'not-a-cursor' }])).rejects.toThrow(/import line for item imp has an invalid cursor/);
+  });
+});
+
+describe('a sync node on SYNC_STORE=riak:', () => {
+  it('serves the sync API from Riak, and answers 503 while Riak does', async () => {
+    const riak = await new RiakEmulator().start();
+    const node = await startTestNode({ store: `riak:${riak.url}?bucket=api&w=quorum` });
+    try {
+      const alice = node.token('alice');
+      const stream = await openStream(node, alice);
+      const created = await call(node, 'PUT', '/v1/items/trip-9', { token: alice, body: { type: 'trip', data: { to: 'Faro' } } });
+      expect(created.status).toBe(201);
+      const etag = created.headers.get('etag')!;
+      expect((await call(node, 'PUT', '/v1/items/trip-9', { token: alice, body: { type: 'trip', data: {} }, headers: { 'if-match': '"1-000000000000"' } })).status).toBe(412);
+      expect((await call(node, 'GET', '/v1/items/trip-9', { token: alice })).json).toMatchObject({ id: 'trip-9', owner: 'alice', type: 'trip', data: { to: 'Faro' } });
+      expect((await call(node, 'GET', '/v1/items/trip-9', { token: node.token('mallory') })).status).toBe(404);
+      expect(await stream.next((m) => m.type === 'change' && m.id === 'trip-9')).toMatchObject({ rev: etag.replaceAll('"', ''), data: { to: 'Faro' } });
+      const feed = await call(node, 'GET', '/v1/changes', { token: alice });
+      expect(feed.json.changes.map((c: { id: string }) => c.id)).toEqual(['trip-9']);
+      expect(riak.requests.some((r) => r.method === 'PUT' && r.path === '/types/navcloud/buckets/api/keys/trip-9' && r.query.w === 'quorum')).toBe(true);
+      stream.close();
+
+      riak.respondOnce((r) => r.path === '/ping', { status: 503 });
+      expect((await call(node, 'GET', '/readyz')).status).toBe(503);
+      riak.respondOnce((r) => r.path.endsWith('/keys/trip-9'), { status: 503, body: 'timeout' });
+      const unavailable = await call(node, 'GET', '/v1/items/trip-9', { token: alice });
+      expect(unavailable.status).toBe(503);
+      expect(unavailable.json.error.code).toBe('store-unavailable');
+      expect((await call(node, 'GET', '/readyz')).status).toBe(200);
+    } finally {
+      await node.stop();
+      await riak.stop();
+    }
   });
 });
 
