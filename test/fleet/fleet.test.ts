@@ -80,6 +80,12 @@ describe('client fleet', () => {
     dns.point([hosts[1]!]);
     await sleep(400);
     await admin.unfence();
+    // Once the record's TTL has passed, requests go to the new node before any drain says so.
+    const deadline = Date.now() + 5000;
+    while ((await admin.stats(newNode)).requestRate === 0) {
+      if (Date.now() > deadline) throw new Error('no request reached the new node after the TTL');
+      await sleep(100);
+    }
     await admin.drain(oldNode);
     const movedAt = fleet.figures().writesAcknowledged;
     await until(fleet, (f) => f.streamsReconnected >= 6 && f.writesAcknowledged >= movedAt + 10, 10_000, 'every stream reopened and 10 more writes');
@@ -90,6 +96,23 @@ describe('client fleet', () => {
     expect(figures).toMatchObject({ failedRequests: 0, streams: 6, duplicateEvents: 0, missedEvents: 0 });
     expect(figures.maxReconnectMs).toBeGreaterThan(0);
     expect(await fleet.verify(newNode)).toMatchObject({ writesLost: 0 });
+  });
+
+  it('re-resolves and retries when the address it uses stops answering', async () => {
+    const { stack, dns, hosts, port } = await setUp(2);
+    // Clients first reach node 1 through a middlebox on a third address, which then dies.
+    const doomed = await startStreamMangler(hosts[2]!, port, stack.outputs.nodes[0]!, (line) => [line]);
+    cleanups.push(() => doomed.close());
+    dns.point([hosts[2]!]);
+    const fleet = await started(fleetOptions(dns, port));
+    await until(fleet, (f) => f.writesAcknowledged >= 8, 10_000, '8 acknowledged writes');
+    dns.point([hosts[1]!]);
+    await doomed.close();
+    const before = fleet.figures().writesAcknowledged;
+    await until(fleet, (f) => f.streamsReconnected >= 4 && f.writesAcknowledged >= before + 8, 10_000, 'every stream reopened and 8 more writes');
+    const figures = await fleet.stop();
+    expect(figures).toMatchObject({ failedRequests: 0, streams: 4, duplicateEvents: 0, missedEvents: 0 });
+    expect(await fleet.verify(stack.outputs.nodes[1]!)).toMatchObject({ writesLost: 0 });
   });
 
   it('counts acknowledged writes missing from a stack as lost', async () => {
