@@ -87,6 +87,18 @@ export function fakeEnvironment(name: string, overrides: Partial<Environment> = 
   };
 }
 
+/** The name of the live stack `seedWorld` creates. */
+export const seedStackName = (env: string) => `navcloud-${env}-blue-seed0001`;
+
+/** A live stack of `env` with `items` items, a backup of it, and 5 writes it took since. */
+export function seedWorld(world: FakeWorld, env: string, items = 30): string {
+  const name = seedStackName(env);
+  world.addStack(name, 'blue', { items, live: true, env });
+  world.addBackup(name, `backups/${env}-seed.json`);
+  world.write(name, 5, 'since-backup');
+  return name;
+}
+
 export class FakeWorld {
   state: FakeState;
   private readonly options: FakeWorldOptions;

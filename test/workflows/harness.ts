@@ -14,7 +14,7 @@ import type { Environment } from '../../src/config/environment.ts';
 import { SEARCH_ATTRIBUTES } from '../../src/switch/contract.ts';
 import { toolPath } from '../../src/tools.ts';
 import { createActivities } from '../../activities/index.ts';
-import { FakeWorld } from '../support/fake-ports.ts';
+import { FakeWorld, seedStackName, seedWorld } from '../support/fake-ports.ts';
 
 export const workflowsPath = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
 
@@ -32,14 +32,12 @@ export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
   return bundle;
 }
 
-export const OLD = 'navcloud-test-blue-seed0001';
+export const OLD = seedStackName('test');
 
 /** A world where `OLD` is live with 30 items, backed up, and took 5 more writes since the backup. */
 export function seededWorld(env: Partial<Environment> = {}): FakeWorld {
   const world = new FakeWorld({ env });
-  world.addStack(OLD, 'blue', { items: 30, live: true });
-  world.addBackup(OLD, 'backups/seed.json');
-  world.write(OLD, 5, 'since-backup');
+  seedWorld(world, 'test');
   return world;
 }
 

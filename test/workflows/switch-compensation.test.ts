@@ -85,7 +85,7 @@ describe('a successful switch', () => {
     expect(world.itemIds(OLD)).toHaveLength(35);
     expect(world.stack(OLD).draining).toBe(true);
     expect(world.stack(OLD).description.status).toBe('ready');
-    expect(report.backup).toEqual({ key: 'backups/seed.json', items: 30 });
+    expect(report.backup).toEqual({ key: 'backups/test-seed.json', items: 30 });
     expect(report.smoke.checks.every((c) => c.ok)).toBe(true);
     expect(world.state.calls.indexOf(`fence ${OLD}`)).toBeLessThan(world.state.calls.indexOf(`dns ${newStackOf(report)}`));
     expect(world.state.calls[0]).toContain('"Version":"1.2.3"');

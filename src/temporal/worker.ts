@@ -1,0 +1,108 @@
+/**
+ * The Switchyard worker: task queue `switchyard`, workflows bundled from workflows/index.ts,
+ * activities built from injected dependencies, every log line (SDK, core, workflows, activities)
+ * through pino, and a graceful shutdown on SIGINT/SIGTERM that lets running activities finish.
+ */
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NativeConnection, Runtime, Worker, type Logger as TemporalLogger, type LogLevel, type LogMetadata } from '@temporalio/worker';
+import { IllegalStateError } from '@temporalio/common';
+import { loadEnvironment, resolveSecret } from '../config/environment.ts';
+import { createPorts } from '../cloud/factory.ts';
+import { createAdminClient } from '../navcloud/admin-client.ts';
+import { runSmokeChecks } from '../navcloud/smoke.ts';
+import { createLogger, type Logger } from '../logging.ts';
+import { dataDir } from '../tools.ts';
+import { TASK_QUEUE } from '../switch/contract.ts';
+import { createActivities, type ActivityDeps } from '../../activities/index.ts';
+import { connectionOptions } from './client.ts';
+
+export const workflowsPath = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
+
+export interface RunWorkerOptions {
+  /** Defaults: TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE (and TLS or API key) as read by src/temporal/client.ts. */
+  address?: string;
+  namespace?: string;
+  taskQueue?: string;
+  /** Defaults to the real adapters: environment files, createPorts, the admin client, the smoke checks. */
+  deps?: ActivityDeps;
+  shutdownSignals?: NodeJS.Signals[];
+  logger?: Logger;
+  /** How often at most an activity's heartbeats reach the server (and cancellations reach the activity). */
+  heartbeatThrottleMs?: number;
+  /** Called once the worker polls its task queue. */
+  onRunning?: (worker: Worker) => void;
+}
+
+export function defaultDeps(): ActivityDeps {
+  return {
+    loadEnvironment: (name) => loadEnvironment(name),
+    ports: (env) => createPorts(env),
+    admin: (env, adminUrl) => createAdminClient({ adminUrl, jwtSecret: resolveSecret(env.jwtSecret) }),
+    runSmokeChecks,
+    reportsDir: resolve(dataDir, 'reports'),
+  };
+}
+
+/** Runs until a shutdown signal (or worker.shutdown()) and its graceful end; rejects if the worker fails. */
+export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
+  const logger = options.logger ?? createLogger('switchyard-worker');
+  installRuntime(logger, options.shutdownSignals ?? ['SIGINT', 'SIGTERM']);
+  const target = connectionOptions();
+  const connection = await NativeConnection.connect({
+    ...target.connection,
+    address: options.address ?? target.connection.address,
+  });
+  try {
+    const taskQueue = options.taskQueue ?? TASK_QUEUE;
+    const throttle = options.heartbeatThrottleMs ?? 5_000;
+    const worker = await Worker.create({
+      connection,
+      namespace: options.namespace ?? target.namespace,
+      taskQueue,
+      workflowsPath,
+      activities: createActivities(options.deps ?? defaultDeps()),
+      maxHeartbeatThrottleInterval: throttle,
+      defaultHeartbeatThrottleInterval: throttle,
+      // On shutdown, running activities are cancelled and given this long to stop cleanly.
+      shutdownGraceTime: '10s',
+    });
+    logger.info({ taskQueue, address: options.address ?? target.connection.address }, 'worker polling');
+    const running = worker.run();
+    options.onRunning?.(worker);
+    await running;
+    logger.info({ taskQueue }, 'worker stopped');
+  } finally {
+    await connection.close();
+  }
+}
+
+/** The Temporal runtime is process-wide and installed once: a second worker in the process shares it. */
+function installRuntime(logger: Logger, shutdownSignals: NodeJS.Signals[]): void {
+  try {
+    Runtime.install({
+      logger: pinoForTemporal(logger.child({ component: 'temporal' })),
+      shutdownSignals,
+      telemetryOptions: { logging: { filter: { core: 'WARN', other: 'WARN' }, forward: {} } },
+    });
+  } catch (err) {
+    if (!(err instanceof IllegalStateError)) throw err;
+  }
+}
+
+const levels: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
+  TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error',
+};
+
+/** Temporal's Logger interface over pino: metadata (workflow id, env, phase...) becomes fields. */
+export function pinoForTemporal(logger: Logger): TemporalLogger {
+  const log = (level: LogLevel, message: string, meta?: LogMetadata) => logger[levels[level]](meta ?? {}, message);
+  return {
+    log,
+    trace: (message, meta) => log('TRACE', message, meta),
+    debug: (message, meta) => log('DEBUG', message, meta),
+    info: (message, meta) => log('INFO', message, meta),
+    warn: (message, meta) => log('WARN', message, meta),
+    error: (message, meta) => log('ERROR', message, meta),
+  };
+}

@@ -1,0 +1,113 @@
+/**
+ * stackSwitch on the shared dev server: one switch per environment, and a worker killed with
+ * SIGKILL in the middle of restoring — the switch still completes and the restore resumes from
+ * its heartbeat checkpoint.
+ */
+import { afterAll, beforeAll, expect, inject, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { repoRoot } from '../../src/config/environment.ts';
+import { switchWorkflowId, type SwitchInput, type SwitchReport } from '../../src/switch/contract.ts';
+import { FakeWorld, seedStackName, seedWorld } from '../support/fake-ports.ts';
+import { tempDir } from './harness.ts';
+
+let connection: Connection;
+let client: Client;
+const workers = new Set<ChildProcess>();
+
+beforeAll(async () => {
+  connection = await Connection.connect({ address: inject('temporalAddress') });
+  client = new Client({ connection });
+});
+afterAll(async () => {
+  for (const worker of workers) worker.kill('SIGKILL');
+  await connection?.close();
+});
+
+const input = (env: string): SwitchInput => ({ env, backup: 'latest', trigger: 'ci', version: '2.0.0' });
+
+/** Starts test/support/test-worker.ts as its own process and resolves once it polls. */
+async function startTestWorker(env: Record<string, string>): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/test-worker.ts'], {
+    cwd: repoRoot,
+    env: { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress'), LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  workers.add(child);
+  child.once('exit', () => workers.delete(child));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('test worker not ready within 60 s')), 60_000);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('worker ready')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`test worker exited with ${code} before it was ready`)));
+  });
+  return child;
+}
+
+it('refuses a second switch of the same environment while one runs', async () => {
+  const env = `busy-${randomUUID().slice(0, 8)}`;
+  // No worker polls this queue: the first switch simply stays running.
+  const taskQueue = `nobody-${randomUUID()}`;
+  const first = await client.workflow.start('stackSwitch', { taskQueue, workflowId: switchWorkflowId(env), args: [input(env)] });
+  try {
+    await expect(client.workflow.start('stackSwitch', { taskQueue, workflowId: switchWorkflowId(env), args: [input(env)] }))
+      .rejects.toBeInstanceOf(WorkflowExecutionAlreadyStartedError);
+  } finally {
+    await first.terminate('test finished');
+  }
+});
+
+it('finishes a switch whose worker was killed mid-restore, resuming the restore from its checkpoint', async () => {
+  const env = `kill-${randomUUID().slice(0, 8)}`;
+  const taskQueue = `switch-kill-${randomUUID()}`;
+  const stateDir = tempDir('switch-kill-');
+  const stateFile = join(stateDir, 'world.json');
+  const world = new FakeWorld({ stateFile });
+  seedWorld(world, env, 400);
+  const backupIds = new Set(world.state.backups[0]!.lines.map((l) => (JSON.parse(l) as { id?: string }).id).filter(Boolean));
+  const workerEnv = {
+    SWITCHYARD_TASK_QUEUE: taskQueue,
+    SWITCHYARD_TEST_STATE_DIR: stateDir,
+    SWITCHYARD_TEST_IMPORT_DELAY_MS: '100',
+    SWITCHYARD_TEST_BATCH_LINES: '10',
+    SWITCHYARD_TEST_ENV: JSON.stringify({ verifySeconds: 0, drainSeconds: 0, ttl: 1 }),
+  };
+
+  const first = await startTestWorker(workerEnv);
+  const handle = await client.workflow.start('stackSwitch', { taskQueue, workflowId: switchWorkflowId(env), args: [input(env)] });
+  const seed = seedStackName(env);
+  let newStack: string | undefined;
+  let importedBeforeKill = 0;
+  for (let i = 0; i < 600 && importedBeforeKill < 100; i += 1) {
+    await sleep(50);
+    const imported = world.reload().imported;
+    newStack = Object.keys(imported).find((name) => name !== seed);
+    importedBeforeKill = newStack ? imported[newStack]!.length : 0;
+  }
+  expect(importedBeforeKill).toBeGreaterThanOrEqual(100);
+  first.kill('SIGKILL');
+  await new Promise((resolve) => first.once('exit', resolve));
+  importedBeforeKill = world.reload().imported[newStack!]!.length;
+  expect(importedBeforeKill).toBeLessThan(400);
+
+  await startTestWorker(workerEnv);
+  const report = (await handle.result()) as SwitchReport;
+  expect(report.outcome).toBe('switched');
+  const state = world.reload();
+  expect(state.dns?.stack).toBe(newStack);
+  const restoreImports = state.imported[newStack!]!.filter((id) => backupIds.has(id));
+  // Every backed-up item arrived; the first batch only once, so the retry did not start over.
+  expect(new Set(restoreImports)).toEqual(backupIds);
+  const [firstId] = backupIds;
+  expect(restoreImports.filter((id) => id === firstId)).toHaveLength(1);
+  expect(restoreImports.length).toBeLessThan(400 + importedBeforeKill);
+  expect(world.itemIds(newStack!)).toEqual(world.itemIds(seed));
+  expect(state.violations).toEqual([]);
+}, 180_000);
