@@ -34,6 +34,8 @@ function backup(folder: string, lines: string[]): { manifest: BackupManifest; da
 beforeEach(() => s3.reset());
 
 describe('S3BackupStore (aws-sdk-client-mock)', () => {
+  // Pins the paging requests and splits a backup's objects across pages, which moto's ordering
+  // never does; the moto suite covers half-written backups end to end.
   it('reads ListObjectsV2 page by page and skips half-written backups', async () => {
     const older = backup('20261124T000000Z-aaaa0001', ['{"id":"a"}']);
     const newest = backup('20261125T000000Z-aaaa0002', ['{"id":"b"}']);
@@ -59,6 +61,7 @@ describe('S3BackupStore (aws-sdk-client-mock)', () => {
     expect(s3.commandCalls(GetObjectCommand).some((c) => c.args[0].input.Key?.includes('aaaa0003'))).toBe(false);
   });
 
+  // Manifest content that a crashed or foreign writer could leave; simplest to serve from a mock.
   it('skips a manifest that is not valid JSON or lacks a field', async () => {
     const good = backup('20261124T000000Z-aaaa0001', ['{"id":"a"}']);
     s3.on(ListObjectsV2Command).resolves({
@@ -88,6 +91,7 @@ describe('S3BackupStore (aws-sdk-client-mock)', () => {
     expect(error.message).toContain(manifest.key);
   });
 
+  // moto cannot cut a download off mid-stream.
   it('refuses data that is not gzip, and a stream cut off mid-way as retryable', async () => {
     const { manifest, data } = backup('20261124T000000Z-aaaa0001', ['{"id":"a"}']);
     const cut = () => new Readable({

@@ -108,6 +108,11 @@ describe('Route53DnsRouter on moto', () => {
     expect(await dns.lowerTtl(recordName, 30)).toBeUndefined();
   });
 
+  it('names the zone when it does not exist', async () => {
+    const dns = new Route53DnsRouter({ route53: motoClients(moto).route53, hostedZoneId: 'Z0000000000NOSUCHZONE', minIntervalMs: 0 });
+    await expect(dns.current(recordName)).rejects.toMatchObject({ code: 'NotFound', retryable: false, resource: recordName, message: expect.stringContaining('Z0000000000NOSUCHZONE') });
+  });
+
   it('verifies through the pluggable answer check', async () => {
     const asked: string[] = [];
     const dns = router(async (name, target) => { asked.push(name); return target.kind === 'a' && target.addresses[0] === '127.0.0.11'; });

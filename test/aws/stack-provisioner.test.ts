@@ -1,7 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { mockClient } from 'aws-sdk-client-mock';
 import {
-  AlreadyExistsException,
   CloudFormationClient,
   CreateStackCommand,
   DeleteStackCommand,
@@ -12,7 +11,7 @@ import {
   type StackEvent,
 } from '@aws-sdk/client-cloudformation';
 import { S3Client } from '@aws-sdk/client-s3';
-import { AwsStackProvisioner, createToken, STACK_TAGS } from '../../src/cloud/aws/stack-provisioner.ts';
+import { AwsStackProvisioner, createToken, parseStackOutputs, STACK_TAGS } from '../../src/cloud/aws/stack-provisioner.ts';
 import { StackFailedError } from '../../src/cloud/errors.ts';
 import type { CreateStackRequest } from '../../src/cloud/ports.ts';
 
@@ -62,6 +61,7 @@ function event(logical: string, type: string, status: string, reason?: string): 
 beforeEach(() => cfn.reset());
 
 describe('AwsStackProvisioner (aws-sdk-client-mock)', () => {
+  // moto ignores ClientRequestToken and cannot lose an answer: the request itself is checked here.
   it('sends the same ClientRequestToken when CreateStack is retried after a lost answer', async () => {
     cfn.on(CreateStackCommand)
       .rejectsOnce(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }))
@@ -78,6 +78,7 @@ describe('AwsStackProvisioner (aws-sdk-client-mock)', () => {
     expect(createToken('switch-prod', 'navcloud-prod-blue-d4e5f6')).not.toBe(calls[0]!.ClientRequestToken);
   });
 
+  // app-stack.yaml cannot be created on moto (see appStackOutputs), so the request is checked instead.
   it('creates app-stack.yaml with the environment parameters, stack tags, capabilities and the execution role', async () => {
     cfn.on(CreateStackCommand).resolves({ StackId: stackId });
     await provisioner().create(request);
@@ -94,16 +95,7 @@ describe('AwsStackProvisioner (aws-sdk-client-mock)', () => {
     expect(input.RoleARN).toBe('arn:aws:iam::123456789012:role/switchyard-prod-stack-execution');
   });
 
-  it('adopts its own stack on AlreadyExists and refuses somebody else\'s', async () => {
-    cfn.on(CreateStackCommand).rejects(new AlreadyExistsException({ message: `Stack [${request.name}] already exists`, $metadata: {} }));
-    cfn.on(DescribeStacksCommand).resolvesOnce({ Stacks: [stack('CREATE_IN_PROGRESS')] })
-      .resolves({ Stacks: [stack('CREATE_COMPLETE', { Tags: [{ Key: STACK_TAGS.env, Value: 'prod' }, { Key: STACK_TAGS.workflowId, Value: 'switch-prod-2' }] })] });
-    await provisioner().create(request);
-    await expect(provisioner().create(request)).rejects.toMatchObject({
-      code: 'AlreadyExists', retryable: false, message: expect.stringContaining('switch-prod-2'),
-    });
-  });
-
+  // moto creates a stack within CreateStack, so it is never seen in progress.
   it('waits with progress until ready and parses the app stack outputs', async () => {
     cfn.on(DescribeStacksCommand)
       .resolvesOnce({ Stacks: [stack('CREATE_IN_PROGRESS')] })
@@ -130,9 +122,11 @@ describe('AwsStackProvisioner (aws-sdk-client-mock)', () => {
     });
   });
 
-  it('rejects a ready stack without the output contract, naming the missing output', async () => {
-    cfn.on(DescribeStacksCommand).resolves({ Stacks: [stack('CREATE_COMPLETE', { Outputs: appStackOutputs.filter((o) => o.OutputKey !== 'AliasHostedZoneId') })] });
-    await expect(provisioner().waitUntilReady(request.name)).rejects.toMatchObject({ code: 'InvalidOutputs', message: expect.stringContaining("'AliasHostedZoneId'") });
+  it('rejects outputs without the contract, naming the missing output', () => {
+    expect(() => parseStackOutputs(request.name, appStackOutputs.filter((o) => o.OutputKey !== 'AliasHostedZoneId')))
+      .toThrow(expect.objectContaining({ code: 'InvalidOutputs', message: expect.stringContaining("'AliasHostedZoneId'") }));
+    expect(parseStackOutputs(request.name, [...appStackOutputs, { OutputKey: 'Nodes', OutputValue: 'http://10.0.1.5:8080, http://10.0.2.5:8080' }]).nodes)
+      .toEqual(['http://10.0.1.5:8080', 'http://10.0.2.5:8080']);
   });
 
   // moto never leaves CREATE_IN_PROGRESS on a failed resource and never rolls back.
@@ -172,6 +166,7 @@ describe('AwsStackProvisioner (aws-sdk-client-mock)', () => {
     expect(cfn.commandCalls(DescribeStackEventsCommand)).toHaveLength(2);
   });
 
+  // moto deletes a stack within DeleteStack and never fails to.
   it('reports DELETE_FAILED with the resource that would not go', async () => {
     cfn.on(DescribeStacksCommand)
       .resolvesOnce({ Stacks: [stack('CREATE_COMPLETE', { Outputs: appStackOutputs })] })
@@ -194,6 +189,7 @@ describe('AwsStackProvisioner (aws-sdk-client-mock)', () => {
     expect(failure.message).toBe(`stack ${request.name} ended in DELETE_FAILED: ApiSecurityGroup (AWS::EC2::SecurityGroup): resource sg-0abc has a dependent object`);
   });
 
+  // moto answers DescribeStacks in one page.
   it('lists an environment\'s stacks across DescribeStacks pages, newest first, without deleted ones', async () => {
     const other = (name: string, env: string, created: string, status = 'CREATE_COMPLETE') => stack(status, {
       StackName: name, StackId: `${stackId}-${name}`, CreationTime: new Date(created), Outputs: appStackOutputs,
@@ -209,6 +205,7 @@ describe('AwsStackProvisioner (aws-sdk-client-mock)', () => {
     expect(listed.map((s) => [s.name, s.status])).toEqual([['navcloud-prod-green-2', 'creating'], ['navcloud-prod-blue-1', 'ready']]);
   });
 
+  // moto does not enforce IAM.
   it('classifies an access denial on CreateStack as non-retryable, naming the stack', async () => {
     cfn.on(CreateStackCommand).rejects(Object.assign(new Error('User: arn:aws:sts::123456789012:assumed-role/x is not authorized to perform: cloudformation:CreateStack'), { name: 'AccessDenied', $metadata: { httpStatusCode: 403 } }));
     await expect(provisioner().create(request)).rejects.toMatchObject({ code: 'AccessDenied', retryable: false, resource: request.name });

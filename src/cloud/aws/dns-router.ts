@@ -98,14 +98,14 @@ export class Route53DnsRouter implements DnsRouter {
   }
 
   async current(recordName: string): Promise<DnsRecordState | undefined> {
-    const records = await this.recordSetsNamed(fqdn(recordName), 'A');
+    const records = await this.recordSetsNamed(recordName, fqdn(recordName), 'A');
     if (records.length === 0) return undefined;
     if (records.length > 1 || records[0]!.SetIdentifier) {
       throw new CloudError(`${recordName} has ${records.length} A record sets with a routing policy; Switchyard manages a simple record only`,
         false, 'Validation', recordName);
     }
     const record = records[0]!;
-    const owner = (await this.recordSetsNamed(ownerName(recordName), 'TXT'))[0];
+    const owner = (await this.recordSetsNamed(recordName, ownerName(recordName), 'TXT'))[0];
     const stack = owner?.ResourceRecords?.map((r) => /^"stack=(.*)"$/.exec(r.Value ?? '')?.[1]).find(Boolean) ?? '';
     const target: DnsTarget = record.AliasTarget
       ? { kind: 'alias', dnsName: record.AliasTarget.DNSName ?? '', hostedZoneId: record.AliasTarget.HostedZoneId ?? '' }
@@ -201,11 +201,11 @@ export class Route53DnsRouter implements DnsRouter {
   }
 
   /** Record sets with exactly this name and type, read across ListResourceRecordSets pages. */
-  private async recordSetsNamed(name: string, type: RRType): Promise<ResourceRecordSet[]> {
+  private async recordSetsNamed(recordName: string, name: string, type: RRType): Promise<ResourceRecordSet[]> {
     const found: ResourceRecordSet[] = [];
     let start: { name?: string; type?: RRType; id?: string } = { name, type };
     for (;;) {
-      const page = await this.call('route53:ListResourceRecordSets', name, () => this.route53.send(new ListResourceRecordSetsCommand({
+      const page = await this.call('route53:ListResourceRecordSets', recordName, () => this.route53.send(new ListResourceRecordSetsCommand({
         HostedZoneId: this.zone, StartRecordName: start.name, StartRecordType: start.type, StartRecordIdentifier: start.id,
       })));
       for (const set of page.ResourceRecordSets ?? []) {
@@ -225,6 +225,7 @@ export class Route53DnsRouter implements DnsRouter {
     const wait = this.nextCallAt - now;
     this.nextCallAt = Math.max(now, this.nextCallAt) + this.minIntervalMs;
     if (wait > 0) await sleep(wait);
-    return awsCall(operation, resource, send);
+    // The zone goes into the operation so that the message names it; the resource stays the record.
+    return awsCall(`${operation} (zone ${this.zone})`, resource, send);
   }
 }
