@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -61,6 +61,9 @@ async function stopGroup(child: ChildProcess, graceMs: number): Promise<void> {
  * user (root on CI), so it needs no access to /var/lib/rabbitmq.
  */
 export async function startRabbitMq(): Promise<RabbitMq> {
+  for (const path of [SERVER_SCRIPT, EPMD]) {
+    if (!existsSync(path)) throw new Error(`${path} is missing: run 'npm run bootstrap' (scripts/bootstrap installs Debian's rabbitmq-server)`);
+  }
   const dir = mkdtempSync(join(tmpdir(), 'switchyard-rabbitmq-'));
   const [port, distPort, epmdPort] = [await freePort(), await freePort(), await freePort()];
   const nodeName = `switchyard-${randomBytes(4).toString('hex')}@localhost`;
