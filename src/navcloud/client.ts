@@ -40,7 +40,7 @@ export interface SyncClientOptions {
   /** Bearer token; undefined sends none (to check refusals). */
   token?: string;
   agent?: Agent;
-  /** Bound on each request's wait for an answer. */
+  /** Bound on each request, from sending it to the end of its answer (a stream: to its headers). */
   timeoutMs?: number;
   signal?: AbortSignal;
 }
@@ -131,7 +131,7 @@ export class SyncClient {
       agent: this.options.agent, signal, headersTimeoutMs: this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     });
     const target = `GET ${this.options.baseUrl}/v1/stream`;
-    if (response.status !== 200) return errorResult(response.status, response.headers, await readText(response, target));
+    if (response.status !== 200) return errorResult(response.status, response.headers, await readText(response, target, this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS));
     return {
       ok: true,
       status: 200,
@@ -142,11 +142,13 @@ export class SyncClient {
   private async call<T>(method: string, path: string, init: { headers?: Record<string, string>; body?: string } = {}): Promise<ApiResult<T>> {
     const timeoutMs = this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const target = `${method} ${this.options.baseUrl}${path}`;
+    const started = Date.now();
     const response = await openResponse({
       method, baseUrl: this.options.baseUrl, path, headers: this.headers(init.headers), body: init.body,
       agent: this.options.agent, signal: this.signal(), headersTimeoutMs: timeoutMs,
     });
-    const text = await readText(response, target);
+    // The bound covers the whole exchange, body included.
+    const text = await readText(response, target, Math.max(0, timeoutMs - (Date.now() - started)));
     if (response.status >= 400) return errorResult(response.status, response.headers, text);
     let body: unknown;
     try {

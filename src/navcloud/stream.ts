@@ -65,13 +65,21 @@ export function openResponse(exchange: HttpExchange): Promise<OpenResponse> {
   });
 }
 
-/** Reads a whole body as text; a reset midway is a ConnectionError. */
-export async function readText(response: OpenResponse, target: string): Promise<string> {
+/** Reads a whole body as text; a reset midway, or no end within `timeoutMs`, is a ConnectionError. */
+export async function readText(response: OpenResponse, target: string, timeoutMs?: number): Promise<string> {
   const chunks: Buffer[] = [];
+  let timedOut = false;
+  const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
+    timedOut = true;
+    response.request.destroy();
+  }, timeoutMs);
   try {
     for await (const chunk of response.body) chunks.push(chunk as Buffer);
   } catch (err) {
+    if (timedOut) throw new ConnectionError(target, `answer not complete within ${timeoutMs} ms`, { cause: err });
     throw new ConnectionError(target, `response cut off: ${(err as Error).message}`, { cause: err });
+  } finally {
+    clearTimeout(timer);
   }
   return Buffer.concat(chunks).toString('utf8');
 }

@@ -1,4 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mintToken, SyncClient } from '../../src/navcloud/client.ts';
 import { createAdminClient } from '../../src/navcloud/admin-client.ts';
 import type { StreamMessage } from '../../src/navcloud/protocol.ts';
@@ -63,10 +66,25 @@ describe('SyncClient', () => {
     }
   });
 
-  it('throws ConnectionError when nothing answers', async () => {
+  it('throws ConnectionError when nothing answers, or an answer stalls past the timeout', async () => {
     const port = await freePort();
     const nobody = new SyncClient({ baseUrl: `http://127.0.0.1:${port}`, token: 't' });
     await expect(nobody.health()).rejects.toBeInstanceOf(ConnectionError);
+
+    const staller = createServer((_, response) => {
+      response.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+      response.write('{"status":');
+    });
+    staller.listen(0, '127.0.0.1');
+    await once(staller, 'listening');
+    try {
+      const address = staller.address() as AddressInfo;
+      const stalled = new SyncClient({ baseUrl: `http://127.0.0.1:${address.port}`, timeoutMs: 150 });
+      await expect(stalled.health()).rejects.toThrow(/answer not complete within \d+ ms/);
+    } finally {
+      staller.closeAllConnections();
+      staller.close();
+    }
   });
 });
 
