@@ -128,23 +128,7 @@ export class Route53DnsRouter implements DnsRouter {
     if (!sameState(found, request.expected)) {
       throw new DnsConflictError(request.recordName, `expected ${describeState(request.expected)}, found ${describeState(found)}`);
     }
-    const batch = (create: 'CREATE' | 'UPSERT'): Change[] => [
-      ...(request.expected ? recordSets(request.expected).map((r): Change => ({ Action: 'DELETE', ResourceRecordSet: r })) : []),
-      ...recordSets(wanted).map((r): Change => ({ Action: create, ResourceRecordSet: r })),
-    ];
-    const comment = `switch ${request.recordName} to ${request.stack}`;
-    let changeId: string;
-    try {
-      changeId = await this.apply(request.recordName, batch('CREATE'), comment);
-    } catch (err) {
-      if (!(err instanceof DnsConflictError) || !/already exists/i.test(err.message)) throw err;
-      if (!sameState(await this.current(request.recordName), request.expected)) throw err;
-      // moto refuses a CREATE identical to any it has ever applied, even after that record was
-      // deleted (Route53 checks the zone itself and never gets here). The record is still exactly
-      // as expected, so the DELETEs keep the batch conditional and UPSERT stands in for CREATE.
-      this.log.warn({ recordName: request.recordName }, 'CREATE refused although the record is as expected; retrying with UPSERT');
-      changeId = await this.apply(request.recordName, batch('UPSERT'), comment);
-    }
+    const changeId = await this.replace(request.expected, wanted, `switch ${request.recordName} to ${request.stack}`);
     this.log.info({ recordName: request.recordName, from: describeState(request.expected), to: describeState(wanted), changeId }, 'record switched');
     return changeId;
   }
@@ -157,11 +141,7 @@ export class Route53DnsRouter implements DnsRouter {
   async lowerTtl(recordName: string, ttl: number): Promise<string | undefined> {
     const found = await this.current(recordName);
     if (!found || found.target.kind === 'alias' || found.ttl <= ttl) return undefined;
-    const lowered = { ...found, ttl };
-    return this.apply(recordName, [
-      ...recordSets(found).map((r): Change => ({ Action: 'DELETE', ResourceRecordSet: r })),
-      ...recordSets(lowered).map((r): Change => ({ Action: 'CREATE', ResourceRecordSet: r })),
-    ], `lower TTL of ${recordName} to ${ttl}`);
+    return this.replace(found, { ...found, ttl }, `lower TTL of ${recordName} to ${ttl}`);
   }
 
   async waitInSync(changeId: string, onPoll?: () => void, signal?: AbortSignal): Promise<void> {
@@ -184,6 +164,25 @@ export class Route53DnsRouter implements DnsRouter {
     // Route53 answers an alias with the load balancer's addresses: they must all be the target's.
     const expected = new Set(await resolve4(target.dnsName.replace(/\.$/, '')).catch(() => [] as string[]));
     return answered.every((address) => expected.has(address));
+  }
+
+  /** One batch: DELETE exactly `from` (nothing when undefined), CREATE `to`. */
+  private async replace(from: DnsRecordState | undefined, to: DnsRecordState, comment: string): Promise<string> {
+    const batch = (create: 'CREATE' | 'UPSERT'): Change[] => [
+      ...(from ? recordSets(from).map((r): Change => ({ Action: 'DELETE', ResourceRecordSet: r })) : []),
+      ...recordSets(to).map((r): Change => ({ Action: create, ResourceRecordSet: r })),
+    ];
+    try {
+      return await this.apply(to.recordName, batch('CREATE'), comment);
+    } catch (err) {
+      if (!(err instanceof DnsConflictError) || !/already exists/i.test(err.message)) throw err;
+      if (!sameState(await this.current(to.recordName), from)) throw err;
+      // moto refuses a CREATE identical to any it has ever applied, even after that record was
+      // deleted (Route53 checks the zone itself and never gets here). The record is still exactly
+      // as expected, so the DELETEs keep the batch conditional and UPSERT stands in for CREATE.
+      this.log.warn({ recordName: to.recordName }, 'CREATE refused although the record is as expected; retrying with UPSERT');
+      return this.apply(to.recordName, batch('UPSERT'), comment);
+    }
   }
 
   private async apply(recordName: string, changes: Change[], comment: string): Promise<string> {
