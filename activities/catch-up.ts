@@ -40,10 +40,11 @@ export function catchUpActivities(context: (env: string) => Promise<EnvironmentC
       throw refuse('ExportTruncated', `${input.fromAdminUrl}/admin/export ended without its end line`);
     },
 
-    /** The newest cursor a stack's store holds: where a copy into it can start. */
-    async stackCursor(input: { env: string; adminUrl: string }): Promise<string> {
+    /** Whether a stack is fenced or draining, and the newest cursor its store holds (where a copy into it starts). */
+    async stackState(input: { env: string; adminUrl: string }): Promise<{ cursor: string; fenced: boolean; draining: boolean }> {
       const { admin } = await context(input.env);
-      return (await admin(input.adminUrl).stats(input.adminUrl, Context.current().cancellationSignal)).cursor;
+      const { cursor, fenced, draining } = await admin(input.adminUrl).stats(input.adminUrl, Context.current().cancellationSignal);
+      return { cursor, fenced, draining };
     },
 
     /** After this returns, the stack accepts no write past the returned cursor. */

@@ -28,6 +28,8 @@ export interface RollbackInput {
   env: string;
   by: string;
   comment?: string;
+  /** The stack to return to; by default the newest ready stack that served clients and was drained by a switch. */
+  to?: string;
 }
 
 export interface RollbackReport {

@@ -1,6 +1,7 @@
 /**
  * The `rollback` workflow: sends clients back to the previous stack, if it still exists and is
- * ready, without losing what the current stack accepted meanwhile.
+ * ready, without losing what the current stack accepted meanwhile. A stack that a switch drained
+ * is a previous stack; one kept after a failed switch (--keep-failed) never is, unless named.
  */
 import { workflowInfo } from '@temporalio/workflow';
 import type { RollbackInput, RollbackReport } from './definitions.ts';
@@ -18,9 +19,25 @@ export async function rollback(input: RollbackInput): Promise<RollbackReport> {
   const plan = await quick.planSwitch(env);
   if (!plan.live) return report('failed', { reason: `the DNS record of ${env} points nowhere: nothing to roll back from` });
   const current = plan.live.record.stack;
-  const stacks = await quick.listStacks(env);
-  const previous = stacks.find((s) => s.name !== current && s.status === 'ready' && s.outputs);
-  if (!previous?.outputs) return report('failed', { from: current, reason: `no previous stack of ${env} exists and is ready` });
+  const candidates = (await quick.listStacks(env))
+    .filter((s) => s.name !== current && s.status === 'ready' && s.outputs && (!input.to || s.name === input.to));
+  let previous: (typeof candidates)[number] | undefined;
+  let since: string | undefined;
+  for (const candidate of candidates) {
+    const state = await quick.stackState({ env, adminUrl: candidate.outputs!.adminUrl });
+    // Only a stack a switch drained has served clients; one kept after a failed switch never passed.
+    if (input.to || state.draining) {
+      previous = candidate;
+      since = state.cursor;
+      break;
+    }
+  }
+  if (!previous?.outputs || since === undefined) {
+    return report('failed', {
+      from: current,
+      reason: input.to ? `stack ${input.to} of ${env} does not exist or is not ready` : `no previous stack of ${env} exists, is ready and served clients before`,
+    });
+  }
   const to = previous.outputs;
   const from = plan.live.stack?.outputs;
 
@@ -30,7 +47,6 @@ export async function rollback(input: RollbackInput): Promise<RollbackReport> {
       // Writes the current stack took since the previous one stopped must follow the clients back.
       await quick.fenceStack({ env, adminUrl: from.adminUrl });
       fenced = true;
-      const since = await quick.stackCursor({ env, adminUrl: to.adminUrl });
       await streaming.copyChanges({ env, fromAdminUrl: from.adminUrl, toAdminUrl: to.adminUrl, since });
     }
     await persistent.unfenceStack({ env, adminUrl: to.adminUrl });

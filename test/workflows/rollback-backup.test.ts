@@ -1,0 +1,97 @@
+/**
+ * The `rollback` and `backupStack` workflows on the time-skipping server with the fake world.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { SwitchReport } from '../../src/switch/contract.ts';
+import { backupStack, rollback, stackSwitch } from '../../workflows/index.ts';
+import { OLD, seededWorld, timeSkippingEnvironment, workerFor, workflowBundle } from './harness.ts';
+
+let testEnv: TestWorkflowEnvironment;
+beforeAll(async () => {
+  testEnv = await timeSkippingEnvironment();
+  await workflowBundle();
+});
+afterAll(async () => {
+  await testEnv?.teardown();
+});
+
+describe('rollback', () => {
+  it('points DNS back at the previous stack with the writes the current one took', async () => {
+    const world = seededWorld();
+    world.state.writesAfterSwitch = 3;
+    const { worker, taskQueue } = await workerFor(testEnv.nativeConnection, world);
+    const { switched, rolledBack } = await worker.runUntil(async () => {
+      const switched: SwitchReport = await testEnv.client.workflow.execute(stackSwitch, {
+        taskQueue, workflowId: `switch-${randomUUID()}`, args: [{ env: 'test', backup: 'latest', trigger: 'ci', version: '2' }],
+      });
+      const rolledBack = await testEnv.client.workflow.execute(rollback, {
+        taskQueue, workflowId: `rollback-${randomUUID()}`, args: [{ env: 'test', by: 'alice', comment: 'bad release' }],
+      });
+      return { switched, rolledBack };
+    });
+    const current = switched.to!.stack;
+    expect(rolledBack).toMatchObject({ outcome: 'rolled-back', from: current, to: OLD, by: 'alice' });
+    expect(world.state.dns?.stack).toBe(OLD);
+    expect(world.stack(OLD).fenced).toBe(false);
+    expect(world.stack(current).fenced).toBe(true);
+    const afterSwitch = world.itemIds(current).filter((id) => id.startsWith('after-switch'));
+    expect(afterSwitch).toHaveLength(3);
+    expect(world.itemIds(OLD)).toEqual(expect.arrayContaining(afterSwitch));
+    expect(world.state.violations).toEqual([]);
+  });
+
+  it('never returns to a stack kept after a failed switch', async () => {
+    const world = seededWorld().fail('smoke', { message: 'stream check failed' });
+    const { worker, taskQueue } = await workerFor(testEnv.nativeConnection, world);
+    const report = await worker.runUntil(async () => {
+      const failed: SwitchReport = await testEnv.client.workflow.execute(stackSwitch, {
+        taskQueue, workflowId: `switch-${randomUUID()}`, args: [{ env: 'test', backup: 'latest', trigger: 'ci', version: '3', keepFailed: true }],
+      });
+      expect(world.stack(failed.to!.stack).description.status).toBe('ready');
+      return testEnv.client.workflow.execute(rollback, { taskQueue, workflowId: `rollback-${randomUUID()}`, args: [{ env: 'test', by: 'bob' }] });
+    });
+    expect(report.outcome).toBe('failed');
+    expect(world.state.dns?.stack).toBe(OLD);
+  });
+
+  it('fails with the reason and changes nothing when there is no previous stack', async () => {
+    const world = seededWorld();
+    const { worker, taskQueue } = await workerFor(testEnv.nativeConnection, world);
+    const report = await worker.runUntil(testEnv.client.workflow.execute(rollback, {
+      taskQueue, workflowId: `rollback-${randomUUID()}`, args: [{ env: 'test', by: 'bob' }],
+    }));
+    expect(report).toMatchObject({ outcome: 'failed', from: OLD, reason: 'no previous stack of test exists, is ready and served clients before' });
+    expect(world.state.dns?.stack).toBe(OLD);
+    expect(world.state.calls.filter((c) => c.startsWith('fence') || c.startsWith('dns'))).toEqual([]);
+  });
+});
+
+describe('backupStack', () => {
+  it('exports the live stack into a new backup and prunes to backups.keep', async () => {
+    const world = seededWorld({ backups: { bucket: 'b', prefix: 'backups/', keep: 2 } });
+    world.addBackup(OLD, 'backups/second.json');
+    const { worker, taskQueue } = await workerFor(testEnv.nativeConnection, world);
+    const report = await worker.runUntil(testEnv.client.workflow.execute(backupStack, {
+      taskQueue, workflowId: `backup-${randomUUID()}`, args: [{ env: 'test' }],
+    }));
+    expect(report.stack).toBe(OLD);
+    expect(report.items).toBe(35);
+    expect(report.pruned).toEqual(['backups/test-seed.json']);
+    const newest = world.state.backups[0]!;
+    expect(newest.manifest.key).toBe(report.key);
+    expect(newest.manifest.cursor).toBe(`c${world.stack(OLD).seq}`);
+    expect(world.state.backups.map((b) => b.manifest.key)).toEqual([report.key, 'backups/second.json']);
+  });
+
+  it('fails with a clear reason when no stack is live', async () => {
+    const world = seededWorld();
+    delete world.state.dns;
+    const { worker, taskQueue } = await workerFor(testEnv.nativeConnection, world);
+    const failure = await worker.runUntil(testEnv.client.workflow.execute(backupStack, {
+      taskQueue, workflowId: `backup-${randomUUID()}`, args: [{ env: 'test' }],
+    }).catch((e: unknown) => e));
+    expect(String((failure as Error & { cause?: Error }).cause?.message)).toContain('environment test has no ready stack behind its DNS record');
+  });
+});
