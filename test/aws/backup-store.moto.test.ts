@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { S3BackupStore } from '../../src/cloud/aws/backup-store.ts';
+import type { ExportEndLine, ExportItemLine } from '../../src/navcloud/protocol.ts';
 import { startMoto, type Moto } from '../support/moto.ts';
 import { createBucket, motoClients } from './moto-helpers.ts';
 
@@ -18,10 +19,17 @@ function store(now?: () => Date) {
   return new S3BackupStore({ s3: motoClients(moto).s3, bucket, prefix: 'backups/', ...(now ? { now } : {}) });
 }
 
+/** Export lines (src/navcloud/protocol.ts): `count` items, then the closing end line. */
 async function* itemLines(count: number): AsyncGenerator<string> {
   for (let i = 0; i < count; i += 1) {
-    yield JSON.stringify({ type: 'item', id: `item-${i}`, owner: `user-${i % 97}`, rev: `${i}-a`, cursor: String(i), data: { n: i } });
+    const line: ExportItemLine = {
+      kind: 'item', id: `item-${i}`, owner: `user-${i % 97}`, type: 'trip', rev: `${i}-a`, deleted: false,
+      data: { n: i }, shares: [], cursor: String(i + 1), updatedAt: '2026-11-26T05:00:00.000Z',
+    };
+    yield JSON.stringify(line);
   }
+  const end: ExportEndLine = { kind: 'end', cursor: String(count), items: count };
+  yield JSON.stringify(end);
 }
 
 describe('S3BackupStore on moto', () => {
@@ -34,14 +42,12 @@ describe('S3BackupStore on moto', () => {
     const latest = await backups.latest('dev');
     expect(latest).toEqual(written);
 
-    let count = 0;
-    let last = '';
-    for await (const line of backups.read(latest!)) {
-      count += 1;
-      last = line;
-    }
-    expect(count).toBe(100_000);
-    expect(JSON.parse(last).id).toBe('item-99999');
+    const lines: string[] = [];
+    for await (const line of backups.read(latest!)) lines.push(line);
+    // The manifest counts items; the export's end line travels with them.
+    expect(lines).toHaveLength(100_001);
+    expect(JSON.parse(lines[99_999]!).id).toBe('item-99999');
+    expect(JSON.parse(lines[100_000]!)).toEqual({ kind: 'end', cursor: '100000', items: 100_000 });
   });
 
   it('streams a data object larger than one multipart part', async () => {
