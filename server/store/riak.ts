@@ -68,12 +68,27 @@ export interface RiakStoreOptions {
   pageSize?: number;
 }
 
+/**
+ * Opens the store and checks the bucket types it needs, so a misconfigured cluster fails the
+ * node's start with what to fix. A Riak that does not answer yet does not: /readyz reports it.
+ */
 export async function openRiakStore(url: string, options: RiakStoreOptions = {}): Promise<RiakStore> {
-  return new RiakStore(new RiakClient(parseRiakUrl(url)), options);
+  const store = new RiakStore(new RiakClient(parseRiakUrl(url)), options);
+  try {
+    await store.checkBucketTypes();
+  } catch (error) {
+    if (error instanceof StoreError && error.code === 'unavailable') {
+      store.log.warn({ err: error }, 'Riak is not answering yet; bucket types not checked');
+      return store;
+    }
+    await store.close();
+    throw error;
+  }
+  return store;
 }
 
 export class RiakStore implements SyncStore {
-  private readonly log: Logger;
+  readonly log: Logger;
   private readonly metaBucket: string;
   private readonly bucket: string;
   private readonly page: number;
@@ -85,6 +100,25 @@ export class RiakStore implements SyncStore {
     this.log = (options.logger ?? createLogger('navcloud-sync')).child({ component: 'riak-store', bucketType: riak.config.bucketType, bucket: riak.config.bucket });
     this.bucket = riak.config.bucket;
     this.metaBucket = `${riak.config.bucket}.meta`;
+  }
+
+  async checkBucketTypes(): Promise<void> {
+    const { bucketType, counterType, bucket } = this.riak.config;
+    const items = await this.riak.props(bucketType, bucket);
+    if (!items) {
+      throw new Error(`Riak has no active bucket type ${JSON.stringify(bucketType)}: create it with riak-admin bucket-type create ${bucketType} '{"props":{"allow_mult":true}}' and activate it`);
+    }
+    if (items.datatype !== undefined) throw new Error(`Riak bucket type ${JSON.stringify(bucketType)} holds ${String(items.datatype)} data types; the store needs a plain key/value bucket type`);
+    if (items.allow_mult !== true) {
+      throw new Error(`Riak bucket type ${JSON.stringify(bucketType)} has allow_mult=${String(items.allow_mult)}: it must be true, or concurrent writes silently lose one of them instead of leaving siblings`);
+    }
+    const counters = await this.riak.props(counterType, bucket);
+    if (!counters) {
+      throw new Error(`Riak has no active bucket type ${JSON.stringify(counterType)}: create it with riak-admin bucket-type create ${counterType} '{"props":{"datatype":"counter"}}' and activate it`);
+    }
+    if (counters.datatype !== 'counter') {
+      throw new Error(`Riak bucket type ${JSON.stringify(counterType)} (counter_type) must have datatype counter, it has ${JSON.stringify(counters.datatype ?? 'none')}`);
+    }
   }
 
   async get(id: string, user: string): Promise<StoredItem | undefined> {
@@ -159,6 +193,7 @@ export class RiakStore implements SyncStore {
     const highest = await this.highestSeq();
     if (since > highest) throw new StoreError('cursor-gone', `cursor ${since} is beyond the newest change of this store`);
     const changes: StoredChange[] = [];
+    if (limit < 1) return changes;
     let continuation: string | undefined;
     for (let page = 0; page < MAX_PAGES && changes.length < limit; page += 1) {
       const found = await this.riak.index(this.bucket, 'feed_bin', feedTerm(user, since + 1), feedTerm(user, MAX_SEQ), limit - changes.length, continuation);

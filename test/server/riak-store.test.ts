@@ -56,11 +56,32 @@ describe('Riak store: the exact requests it makes and how it reads each document
   beforeEach(async () => {
     riak = await new RiakEmulator().start();
     store = await openRiakStore(`${riak.url}?bucket=trips&r=quorum&pr=1&w=2&pw=one&dw=all`, { logger });
+    riak.clearRequests();
   });
 
   afterEach(async () => {
     await store.close();
     await riak.stop();
+  });
+
+  it('checks its bucket types when opened, and says what to fix', async () => {
+    const opened = await openRiakStore(`${riak.url}?bucket=trips&r=quorum`, { logger });
+    await opened.close();
+    expect(riak.requests.map(withoutTransport)).toEqual([
+      { method: 'GET', path: `${T}/props`, query: {}, headers: { accept: 'application/json' }, body: '' },
+      { method: 'GET', path: '/types/counters/buckets/trips/props', query: {}, headers: { accept: 'application/json' }, body: '' },
+    ]);
+    await expect(openRiakStore(`${riak.url}?type=nope`, { logger })).rejects.toThrow(/no active bucket type "nope": create it with riak-admin bucket-type create nope/);
+    await expect(openRiakStore(`${riak.url}?counter_type=navcloud`, { logger })).rejects.toThrow(/bucket type "navcloud" \(counter_type\) must have datatype counter, it has "none"/);
+    await expect(openRiakStore(`${riak.url}?type=counters`, { logger })).rejects.toThrow(/holds counter data types/);
+    riak.allowMult = false;
+    await expect(openRiakStore(riak.url, { logger })).rejects.toThrow(/allow_mult=false: it must be true/);
+    riak.allowMult = true;
+    // A cluster still starting does not stop the node: readiness reports it instead.
+    riak.respondOnce((r) => r.path.endsWith('/props'), { status: 503 });
+    const early = await openRiakStore(riak.url, { logger });
+    await early.ping();
+    await early.close();
   });
 
   it('creates an item: fence read, item read, counter increment, fence re-read, conditional PUT with indexes', async () => {

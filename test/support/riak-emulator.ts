@@ -57,6 +57,8 @@ export class RiakEmulator {
   private readonly canned: { match: (request: RecordedRequest) => boolean; response: CannedResponse }[] = [];
   private server: Server | undefined;
   url = '';
+  /** As the bucket types report it; the emulator always keeps siblings. */
+  allowMult = true;
 
   constructor(readonly types: { kv: string[]; counter: string[] } = { kv: ['navcloud'], counter: ['counters'] }) {}
 
@@ -131,6 +133,11 @@ export class RiakEmulator {
     }
     const [typesWord, type, bucketsWord, bucket, kind, ...rest] = segments;
     if (typesWord !== 'types' || bucketsWord !== 'buckets' || !type || !bucket) return text(404, 'Resource not found\n');
+    if (kind === 'props' && rest.length === 0 && request.method === 'GET') {
+      const datatype = this.types.counter.includes(type) ? { datatype: 'counter' } : {};
+      if (!this.types.kv.includes(type) && !datatype.datatype) return text(404, `Unknown bucket type: ${type}\n`);
+      return json(200, { props: { name: bucket, n_val: N_VAL, allow_mult: this.allowMult, last_write_wins: false, ...datatype } });
+    }
     if (kind === 'keys' && rest.length === 1) {
       if (!this.types.kv.includes(type)) return text(404, `Unknown bucket type: ${type}\n`);
       const id = objectId(type, bucket, rest[0]!);

@@ -151,6 +151,16 @@ export class RiakClient {
     return counterValue(response.body, key);
   }
 
+  /** A bucket's properties (GET …/props), or undefined when Riak does not know its bucket type. */
+  async props(bucketType: string, bucket: string): Promise<Record<string, unknown> | undefined> {
+    const response = await this.send('GET', `/types/${enc(bucketType)}/buckets/${enc(bucket)}/props`, {}, { accept: 'application/json' });
+    if (response.status === 404) return undefined;
+    if (response.status !== 200) throw this.unexpected('GET', `props of ${bucketType}/${bucket}`, response);
+    const parsed = parseJson(response.body, `props of ${bucketType}/${bucket}`) as { props?: unknown };
+    if (typeof parsed.props !== 'object' || parsed.props === null) throw new StoreError('unavailable', `Riak answered props of ${bucketType}/${bucket} without props`);
+    return parsed.props as Record<string, unknown>;
+  }
+
   async ping(): Promise<void> {
     const response = await this.send('GET', '/ping', {}, {});
     if (response.status !== 200) throw this.unexpected('GET', 'ping', response);
