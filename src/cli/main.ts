@@ -8,19 +8,25 @@ import { EXIT } from '../switch/contract.ts';
 import type { CommandModule } from './command.ts';
 import { Cli } from './context.ts';
 import { outcomeOf } from './errors.ts';
+import { workerCommand } from './commands/worker.ts';
 import { switchCommand } from './commands/switch.ts';
 import { statusCommand } from './commands/status.ts';
 import { approveCommand } from './commands/approve.ts';
 import { abortCommand } from './commands/abort.ts';
 import { scheduleCommand } from './commands/schedule.ts';
 import { stacksCommand } from './commands/stacks.ts';
+import { rollbackCommand } from './commands/rollback.ts';
+import { backupCommand } from './commands/backup.ts';
 
 /** Every command, in the order `--help` lists them. */
 const commands: CommandModule[] = [
+  workerCommand,
   switchCommand,
   statusCommand,
   approveCommand,
   abortCommand,
+  rollbackCommand,
+  backupCommand,
   stacksCommand,
   scheduleCommand,
 ];

@@ -56,3 +56,10 @@ export function defaultVersion(): string {
   const pkg = JSON.parse(readFileSync(resolve(repoRoot, 'package.json'), 'utf8')) as { version: string };
   return pkg.version;
 }
+
+/** The innermost message of a failure chain: what actually went wrong, in its own words. */
+export function rootCause(err: Error): string {
+  let cause: Error = err;
+  while (cause.cause instanceof Error && cause.cause.message) cause = cause.cause;
+  return cause.message || err.message;
+}

@@ -68,6 +68,7 @@ export function renderMarkdown(report: SwitchReport): string {
   }
 
   const lines = [`# Switch of ${report.env}: ${report.outcome}`, '', ...table(['', ''], summary)];
+  if (report.warnings?.length) lines.push('', '## Warnings', '', ...report.warnings.map((warning) => `- ${warning.replace(/\r?\n/g, ' ')}`));
   lines.push('', '## Phases', '');
   lines.push(...(report.phases.length
     ? table(['Phase', 'Started', 'Duration'], report.phases.map((p) => [p.name, p.startedAt, formatDuration(p.durationMs)]))

@@ -1,20 +1,17 @@
 /**
  * The search attributes a switch carries from the moment it starts (DESIGN §5), so `status`,
- * `approve` and the UI find a switch by environment even before its first phase upserts them, and
+ * `approve` and the UI find a switch by environment even before a worker has picked it up, and
  * whether it was started by the CLI (id `switch-<env>`) or by a schedule (id with a time suffix).
  */
-import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from '@temporalio/common';
+import type { SearchAttributePair } from '@temporalio/common';
+import { searchAttributes } from '../../workflows/definitions.ts';
 import type { SwitchInput } from '../switch/contract.ts';
-
-export const switchEnvKey = defineSearchAttributeKey('SwitchEnv', SearchAttributeType.KEYWORD);
-export const switchTriggerKey = defineSearchAttributeKey('SwitchTrigger', SearchAttributeType.KEYWORD);
-export const switchVersionKey = defineSearchAttributeKey('SwitchVersion', SearchAttributeType.KEYWORD);
 
 export function switchStartAttributes(input: Pick<SwitchInput, 'env' | 'trigger' | 'version'>): SearchAttributePair[] {
   return [
-    { key: switchEnvKey, value: input.env },
-    { key: switchTriggerKey, value: input.trigger },
-    { key: switchVersionKey, value: input.version },
+    { key: searchAttributes.env, value: input.env },
+    { key: searchAttributes.trigger, value: input.trigger },
+    { key: searchAttributes.version, value: input.version },
   ];
 }
 

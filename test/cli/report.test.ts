@@ -64,6 +64,12 @@ describe('renderMarkdown', () => {
     expect(text).toContain('| Approval | aborted by ana at 2026-11-26T03:02:00.000Z: wrong version |');
   });
 
+  it('lists warnings only when there are some', () => {
+    expect(renderMarkdown(switched)).not.toContain('## Warnings');
+    const text = renderMarkdown({ ...switched, warnings: ['drain timed out after 300 s\nwith 2 streams open', 'kept stack x'] });
+    expect(text).toContain('## Warnings\n\n- drain timed out after 300 s with 2 streams open\n- kept stack x\n');
+  });
+
   it('adds the synthetic clients\' figures only when clients ran', () => {
     expect(renderMarkdown(switched)).not.toContain('Synthetic clients');
     const text = renderMarkdown({ ...switched, clients: {

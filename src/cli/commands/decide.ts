@@ -4,6 +4,7 @@
  */
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Command } from 'commander';
+import { abortUpdate, approveUpdate } from '../../../workflows/definitions.ts';
 import { EXIT, type Decision } from '../../switch/contract.ts';
 import { ENV_OPTION } from '../command.ts';
 import type { Cli } from '../context.ts';
@@ -34,7 +35,7 @@ async function decide(cli: Cli, update: 'approve' | 'abort', options: DecideOpti
   if (!found) throw new ExitError(EXIT.failed, `no switch of ${environment.name} is running, so there is nothing to ${update}`);
   const decision: Decision = { by, comment: options.comment };
   try {
-    await found.handle.executeUpdate(update, { args: [decision] });
+    await found.handle.executeUpdate(update === 'approve' ? approveUpdate : abortUpdate, { args: [decision] });
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError) {
       throw new ExitError(EXIT.failed, `${found.description.workflowId} refused ${update}: ${err.cause?.message ?? err.message}`, { cause: err });

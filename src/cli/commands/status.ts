@@ -1,4 +1,5 @@
 /** `switchyard status`: what the environment's current (or last) switch is doing, from its `status` query. */
+import { statusQuery } from '../../../workflows/definitions.ts';
 import { EXIT, type SwitchStatus } from '../../switch/contract.ts';
 import { formatDuration } from '../../switch/report.ts';
 import { ENV_OPTION, type CommandModule } from '../command.ts';
@@ -25,7 +26,7 @@ async function runStatus(cli: Cli, options: { env: string; json?: boolean }): Pr
   const { description, handle } = found;
   let status: SwitchStatus;
   try {
-    status = await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle.query<SwitchStatus>('status'));
+    status = await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle.query(statusQuery));
   } catch (err) {
     throw new ExitError(EXIT.failed,
       `${description.workflowId} is ${description.status.name} but its status query did not answer (is a worker running?)`, { cause: err });

@@ -8,10 +8,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { EXIT, TASK_QUEUE, switchWorkflowId, type SwitchInput, type SwitchReport, type SwitchStatus, type Trigger } from '../../switch/contract.ts';
 import { renderJson, renderMarkdown } from '../../switch/report.ts';
 import { switchStartAttributes } from '../../temporal/switch-attributes.ts';
+import { statusQuery } from '../../../workflows/definitions.ts';
+import type { stackSwitch } from '../../../workflows/stack-switch.ts';
 import { ENV_OPTION, type CommandModule } from '../command.ts';
 import type { Cli } from '../context.ts';
 import { ProgressReporter } from '../progress.ts';
-import { busyError, defaultVersion, findSwitch } from '../switches.ts';
+import { busyError, defaultVersion, findSwitch, rootCause } from '../switches.ts';
 
 interface SwitchOptions {
   env: string;
@@ -57,9 +59,9 @@ async function runSwitch(cli: Cli, options: SwitchOptions): Promise<void> {
   const running = await findSwitch(client, input.env, true);
   if (running) throw busyError(input.env, running.description.workflowId, running.description.startTime);
 
-  let handle: WorkflowHandleWithFirstExecutionRunId;
+  let handle: WorkflowHandleWithFirstExecutionRunId<typeof stackSwitch>;
   try {
-    handle = await client.workflow.start('stackSwitch', {
+    handle = await client.workflow.start<typeof stackSwitch>('stackSwitch', {
       workflowId: switchWorkflowId(input.env),
       taskQueue: TASK_QUEUE,
       args: [input],
@@ -85,7 +87,7 @@ async function runSwitch(cli: Cli, options: SwitchOptions): Promise<void> {
 }
 
 /** Polls `status` while waiting for the result; the report comes from the workflow itself. */
-async function follow(cli: Cli, handle: WorkflowHandleWithFirstExecutionRunId, input: SwitchInput): Promise<SwitchReport> {
+async function follow(cli: Cli, handle: WorkflowHandleWithFirstExecutionRunId<typeof stackSwitch>, input: SwitchInput): Promise<SwitchReport> {
   const client = await cli.client();
   const reporter = new ProgressReporter(cli.io.stderr, !!cli.io.stderr.isTTY);
   const started = Date.now();
@@ -98,7 +100,7 @@ async function follow(cli: Cli, handle: WorkflowHandleWithFirstExecutionRunId, i
   try {
     while (!settled) {
       try {
-        last = await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle.query<SwitchStatus>('status'));
+        last = await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle.query(statusQuery));
         reporter.update(last, Date.now() - started);
       } catch (err) {
         // No worker has picked the switch up yet, or the query raced its end: ask again next time.
@@ -114,12 +116,6 @@ async function follow(cli: Cli, handle: WorkflowHandleWithFirstExecutionRunId, i
   return failureReport(cli, handle, input, settled.error, last);
 }
 
-function rootCause(err: Error): string {
-  let cause: Error = err;
-  while (cause.cause instanceof Error && cause.cause.message) cause = cause.cause;
-  return cause.message || err.message;
-}
-
 /**
  * A switch that ended by throwing (terminated, timed out, a bug) still gets a report, from its
  * last known status, so CI always has something to archive.
@@ -127,7 +123,7 @@ function rootCause(err: Error): string {
 async function failureReport(cli: Cli, handle: WorkflowHandle, input: SwitchInput, err: WorkflowFailedError,
   last: SwitchStatus | undefined): Promise<SwitchReport> {
   const description = await handle.describe();
-  const status = await handle.query<SwitchStatus>('status').catch(() => last);
+  const status = await handle.query(statusQuery).catch(() => last);
   cli.logger.debug({ err }, 'switch workflow failed');
   return {
     env: input.env,
