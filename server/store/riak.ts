@@ -16,6 +16,13 @@
  * The fence is a key read before every write and again after its sequence number is taken: a
  * write that read "open" just before a fence either lands below the number fence() answered, or
  * is refused.
+ *
+ * What Riak cannot give that SQLite does: a number is taken before its item is stored, so for the
+ * length of one write a feed may show seq N+1 while N is still on its way, and a client that
+ * moved its cursor past N in that window does not see N until the item changes again. Counter
+ * increments coordinated by different vnodes during a partition may also hand out one number
+ * twice. Exports are not affected: a switch fences the store, and so waits out every write in
+ * flight, before it exports.
  */
 import type { ExportItemLine, ItemType } from '../../src/navcloud/protocol.ts';
 import { createLogger, type Logger } from '../../src/logging.ts';
