@@ -113,14 +113,17 @@ export class FleetUser {
     this.fail(`PUT ${item.id}`, undefined, `still conflicting after ${MAX_CONFLICT_ROUNDS} rounds`);
   }
 
-  /** GET of an item this user wrote; the store must have at least the acknowledged write. */
+  /** GET of an item this user wrote: an answer older than the last acknowledged write is a failure too. */
   async read(): Promise<void> {
     const written = this.items.filter((item) => item.acked.length);
     if (!written.length) return;
     const item = written[Math.floor(Math.random() * written.length)]!;
+    const acked = item.acked.at(-1)!;
     this.context.counters.requests++;
     const result = await this.send((client) => client.getItem(item.id));
-    if (!result?.ok) this.fail(`GET ${item.id}`, result);
+    if (!result?.ok) return this.fail(`GET ${item.id}`, result);
+    const stored = (result.body.data as Partial<WrittenData> | undefined)?.n ?? 0;
+    if (stored < acked) this.fail(`GET ${item.id}`, result, `stale read: write ${stored}, after write ${acked} was acknowledged`);
   }
 
   private acknowledge(item: ItemState, n: number, rev: string): void {
@@ -146,8 +149,8 @@ export class FleetUser {
       let wait: number;
       try {
         const result = await call(await this.client());
-        if (result.status !== 503 && result.status !== 429) return result;
-        wait = result.ok ? backoff(retry, attempt) : (result.retryAfterMs ?? backoff(retry, attempt));
+        if (result.ok || (result.status !== 503 && result.status !== 429)) return result;
+        wait = result.retryAfterMs ?? backoff(retry, attempt);
       } catch (err) {
         if (!(err instanceof ConnectionError) && !(err instanceof NameResolutionError)) throw err;
         this.forgetAddress();
