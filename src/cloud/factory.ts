@@ -24,6 +24,7 @@ export function createPorts(env: Environment, state?: LocalState): Ports {
     return {
       stacks: new AwsStackProvisioner({
         cloudFormation: cloudFormationClient(config), s3: s3Client(config), region: env.region, templateBucket: env.backups.bucket,
+        roleArn: env.stackRoleArn,
       }),
       backups: new S3BackupStore({ s3: s3Client(config), bucket: env.backups.bucket, prefix: env.backups.prefix }),
       dns: new Route53DnsRouter({ route53: route53Client(config), hostedZoneId: env.hostedZoneId }),
