@@ -8,6 +8,9 @@ import { EXIT } from '../switch/contract.ts';
 import type { CommandModule } from './command.ts';
 import { Cli } from './context.ts';
 import { outcomeOf } from './errors.ts';
+import { upCommand } from './commands/up.ts';
+import { downCommand } from './commands/down.ts';
+import { demoCommand } from './commands/demo.ts';
 import { workerCommand } from './commands/worker.ts';
 import { switchCommand } from './commands/switch.ts';
 import { statusCommand } from './commands/status.ts';
@@ -20,6 +23,9 @@ import { backupCommand } from './commands/backup.ts';
 
 /** Every command, in the order `--help` lists them. */
 const commands: CommandModule[] = [
+  upCommand,
+  downCommand,
+  demoCommand,
   workerCommand,
   switchCommand,
   statusCommand,
