@@ -84,7 +84,7 @@ describe('Riak store: the exact requests it makes and how it reads each document
     await early.close();
   });
 
-  it('creates an item: fence read, item read, counter increment, fence re-read, conditional PUT with indexes', async () => {
+  it('creates an item: fence read, item read, counter increment, conditional PUT with indexes, fence re-read', async () => {
     const { item, created } = await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { name: 'Lisbon' } });
     expect(created).toBe(true);
     expect(item.seq).toBe(1);
@@ -96,7 +96,6 @@ describe('Riak store: the exact requests it makes and how it reads each document
         method: 'POST', path: COUNTER, query: { w: '2', pw: 'one', dw: 'all', returnbody: 'true' },
         headers: { 'content-type': 'application/json', accept: 'application/json' }, body: '{"increment":1}',
       },
-      { method: 'GET', path: FENCE, query: { r: 'quorum', pr: '1' }, headers: { accept }, body: '' },
       {
         method: 'PUT', path: ITEM, query: { w: '2', pw: 'one', dw: 'all', returnbody: 'true' },
         headers: {
@@ -105,7 +104,18 @@ describe('Riak store: the exact requests it makes and how it reads each document
         },
         body: JSON.stringify({ id: 'trip-1', owner: 'alice', type: 'trip', data: { name: 'Lisbon' }, rev: item.rev, deleted: false, shares: [], seq: 1, updatedAt: item.updatedAt, revoked: {} }),
       },
+      { method: 'GET', path: FENCE, query: { r: 'quorum', pr: '1' }, headers: { accept }, body: '' },
     ]);
+  });
+
+  it('does not acknowledge a write the fence overtook while it was being stored', async () => {
+    const fenced = JSON.stringify({ fenced: true, at: new Date().toISOString() });
+    riak.respondOnce((r) => r.path === FENCE && riak.requests.some((earlier) => earlier.method === 'PUT'), {
+      status: 200, headers: { 'content-type': 'application/json', etag: '"f1"', 'x-riak-vclock': 'ZmVuY2U=' }, body: fenced,
+    });
+    const error = await storeError(store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: {} }));
+    expect(error.code).toBe('fenced');
+    expect(riak.requests.map((r) => `${r.method} ${r.path}`)).toEqual([`GET ${FENCE}`, `GET ${ITEM}`, `POST ${COUNTER}`, `PUT ${ITEM}`, `GET ${FENCE}`]);
   });
 
   it('updates with the vector clock and ETag it read, and indexes every user who sees the change', async () => {
