@@ -238,7 +238,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       );
     });
   }
-  listener.listen(config.port, config.host);
+  // A deep accept queue: after a switch, thousands of streams reconnect at once.
+  listener.listen({ port: config.port, host: config.host, backlog: 4096 });
   await once(listener, 'listening');
   const address = listener.address();
   const port = typeof address === 'object' && address ? address.port : config.port;

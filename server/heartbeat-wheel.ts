@@ -3,9 +3,13 @@
  * tick visits the slots that fell due, so 20,000 streams cost one interval and a slice of the
  * period's work per tick, not 20,000 timers.
  */
-export class HeartbeatWheel<T> {
+/** A wheel member remembers its own slot: no per-member index beside the slots themselves. */
+export interface WheelMember {
+  wheelSlot: number | undefined;
+}
+
+export class HeartbeatWheel<T extends WheelMember> {
   private readonly slots: Set<T>[];
-  private readonly slotOf = new Map<T, number>();
   private readonly tickMs: number;
   private readonly origin = Date.now();
   /** Absolute index of the next slot to visit; slot k falls due at origin + k * tickMs. */
@@ -20,25 +24,30 @@ export class HeartbeatWheel<T> {
 
   start(): void {
     this.next = Math.floor((Date.now() - this.origin) / this.tickMs) + 1;
-    this.timer = setInterval(() => this.tick(), this.tickMs);
+    this.schedule();
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    clearTimeout(this.timer);
+    this.timer = undefined;
   }
 
   /** First beat about one period from now: in the slot just visited. */
   add(member: T): void {
     const slot = (this.next - 1 + this.slots.length) % this.slots.length;
     this.slots[slot]!.add(member);
-    this.slotOf.set(member, slot);
+    member.wheelSlot = slot;
   }
 
   remove(member: T): void {
-    const slot = this.slotOf.get(member);
-    if (slot === undefined) return;
-    this.slots[slot]!.delete(member);
-    this.slotOf.delete(member);
+    if (member.wheelSlot === undefined) return;
+    this.slots[member.wheelSlot]!.delete(member);
+    member.wheelSlot = undefined;
+  }
+
+  /** Wakes exactly when the next slot falls due (an interval would drift up to a tick off the slots). */
+  private schedule(): void {
+    this.timer = setTimeout(() => this.tick(), Math.max(0, this.origin + this.next * this.tickMs - Date.now()));
   }
 
   private tick(): void {
@@ -49,5 +58,6 @@ export class HeartbeatWheel<T> {
       for (const member of this.slots[this.next % this.slots.length]!) this.beat(member, lag, now);
       this.next++;
     }
+    if (this.timer !== undefined) this.schedule();
   }
 }

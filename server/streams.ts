@@ -9,7 +9,7 @@ import type { ServerResponse } from 'node:http';
 import type { Logger } from '../src/logging.ts';
 import type { StreamMessage } from '../src/navcloud/protocol.ts';
 import type { ChangeEvent, EventBus } from './bus/port.ts';
-import { HeartbeatWheel } from './heartbeat-wheel.ts';
+import { HeartbeatWheel, type WheelMember } from './heartbeat-wheel.ts';
 import type { Metrics } from './metrics.ts';
 import { StoreError, type SyncStore } from './store/port.ts';
 import { streamMessageOf } from './wire.ts';
@@ -19,7 +19,7 @@ const PAGE = 500;
 const CLOSE_GRACE_MS = 2000;
 const STORE_RETRY_MS = 1000;
 
-interface Stream {
+interface Stream extends WheelMember {
   user: string;
   cursor: number;
   response: ServerResponse;
@@ -67,16 +67,11 @@ export class StreamHub {
 
   /** Takes over a response whose headers are not sent yet; `since` was checked against the store. */
   open(user: string, since: number, response: ServerResponse): void {
-    const stream: Stream = { user, cursor: since, response, reading: false, woken: false, closed: false, congestedSince: undefined, drained: undefined };
+    const stream: Stream = { user, cursor: since, response, reading: false, woken: false, closed: false, congestedSince: undefined, drained: undefined, wheelSlot: undefined };
     response.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
     response.flushHeaders();
     response.socket?.setNoDelay(true);
     response.on('close', () => this.forget(stream));
-    response.on('drain', () => {
-      const resume = stream.drained;
-      stream.drained = undefined;
-      resume?.();
-    });
     let peers = this.byUser.get(user);
     if (!peers) this.byUser.set(user, (peers = new Set()));
     peers.add(stream);
@@ -155,7 +150,9 @@ export class StreamHub {
         // Read no further until the client catches up; the heartbeat wheel cuts it off if it never does.
         await new Promise<void>((resolve) => {
           stream.drained = resolve;
+          stream.response.once('drain', resolve);
         });
+        stream.drained = undefined;
         if (stream.closed) return;
       }
     } while (stream.woken);

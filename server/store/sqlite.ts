@@ -104,6 +104,8 @@ export class SqliteStore implements SyncStore {
     this.db = new Database(path, { timeout: options.busyTimeoutMs ?? 5000 });
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
+    // Reads through a memory map instead of a read() per page: most of a GET's store time otherwise.
+    this.db.pragma('mmap_size = 268435456');
     this.db.exec(SCHEMA);
     const db = this.db;
     this.statements = {

@@ -106,8 +106,7 @@ describe('fence', () => {
       expect((await call(target, 'GET', '/v1/changes', { token: alice })).status).toBe(200);
     }
     const beats = stream.messages.filter((m) => m.type === 'heartbeat').length;
-    await stream.next((m) => m.type === 'heartbeat');
-    expect(stream.messages.filter((m) => m.type === 'heartbeat').length).toBeGreaterThan(beats);
+    await expect.poll(() => stream.messages.filter((m) => m.type === 'heartbeat').length, { timeout: 5000 }).toBeGreaterThan(beats);
     const lateStream = await openStream(a, alice);
     expect(lateStream.status).toBe(200);
     await lateStream.next((m) => m.type === 'change' && m.id === 'f1');

@@ -1,0 +1,364 @@
+/**
+ * `npm run bench:server`: figures for the sync server (issue 3), printed, never asserted.
+ *   1. open streams one node holds with a 1 s heartbeat: p99 heartbeat lag, resident memory per stream;
+ *   2. GET and PUT throughput with 50 concurrent clients, beside a bare node:http server in the same run;
+ *   3. export and import of 1,000,000 items into SQLite (items/s).
+ * Every server is a real `navcloud-sync` process on loopback; load comes from raw-socket clients in
+ * forked processes so the client's own cost stays small. Every phase is bounded in count and time.
+ * Sizes can be lowered for a quick run: BENCH_STREAMS, BENCH_ITEMS, BENCH_SECONDS.
+ */
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createReadStream, createWriteStream, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { request } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { signToken } from '../server/auth.ts';
+import { encodeCursor } from '../server/cursor.ts';
+import { freePort, waitForPort } from '../src/net.ts';
+
+const SECRET = 'bench-secret-0123456789abcdef';
+const HOST = '127.0.0.1';
+const self = fileURLToPath(import.meta.url);
+const root = resolve(import.meta.dirname, '..');
+const STREAMS = Number(process.env.BENCH_STREAMS ?? 19_800);
+const ITEMS = Number(process.env.BENCH_ITEMS ?? 1_000_000);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const CLIENTS = 50;
+const STREAM_WORKERS = 4;
+
+// ---------------------------------------------------------------------------------------------
+// Worker side (forked): raw-socket clients reporting to the parent over IPC.
+
+interface StreamWorkerArgs { port: number; count: number; tokens: string[]; seconds: number; periodMs: number }
+interface LoadWorkerArgs { port: number; seconds: number; requests: string[][] }
+
+function percentile(sorted: number[], p: number): number {
+  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** Holds `count` streams, records how far each heartbeat gap strays from the period. */
+async function streamWorker(args: StreamWorkerArgs): Promise<void> {
+  const sockets: Socket[] = [];
+  const deviations: number[] = [];
+  let opened = 0;
+  let failed = 0;
+  let measuring = false;
+  const BATCH = 100;
+  for (let start = 0; start < args.count; start += BATCH) {
+    await Promise.all(Array.from({ length: Math.min(BATCH, args.count - start) }, (_, k) => new Promise<void>((done) => {
+      const i = start + k;
+      const socket = connect({ host: HOST, port: args.port });
+      let last = 0;
+      let ready = false;
+      socket.setNoDelay(true);
+      socket.on('connect', () => socket.write(`GET /v1/stream HTTP/1.1\r\nhost: bench\r\nauthorization: Bearer ${args.tokens[i % args.tokens.length]}\r\n\r\n`));
+      socket.on('data', (chunk: Buffer) => {
+        const now = performance.now();
+        if (!ready) {
+          ready = true;
+          if (chunk.subarray(0, 12).toString() === 'HTTP/1.1 200') opened++;
+          else failed++;
+          done();
+        }
+        if (chunk.includes('"heartbeat"')) {
+          if (measuring && last > 0) deviations.push(Math.abs(now - last - args.periodMs));
+          last = now;
+        }
+      });
+      socket.on('error', () => {
+        if (!ready) {
+          ready = true;
+          failed++;
+          done();
+        }
+      });
+      sockets.push(socket);
+    })));
+  }
+  process.send!({ type: 'opened', opened, failed });
+  await new Promise<void>((go) => process.once('message', () => go()));
+  measuring = true;
+  await new Promise((wait) => setTimeout(wait, args.seconds * 1000));
+  measuring = false;
+  deviations.sort((a, b) => a - b);
+  process.send!({ type: 'lag', samples: deviations.length, p50: percentile(deviations, 50), p99: percentile(deviations, 99), max: deviations[deviations.length - 1] ?? NaN });
+  for (const socket of sockets) socket.destroy();
+  process.exit(0);
+}
+
+/** One keep-alive connection per request list, each sending its next request when the last answer is complete. */
+async function loadWorker(args: LoadWorkerArgs): Promise<void> {
+  let completed = 0;
+  let errors = 0;
+  const latencies: number[] = [];
+  const deadline = performance.now() + args.seconds * 1000;
+  await Promise.all(args.requests.map((requests) => new Promise<void>((done) => {
+    const socket = connect({ host: HOST, port: args.port });
+    socket.setNoDelay(true);
+    let next = 0;
+    let buffer: Buffer = Buffer.alloc(0);
+    let sentAt = 0;
+    const send = () => {
+      if (performance.now() >= deadline) {
+        socket.destroy();
+        done();
+        return;
+      }
+      sentAt = performance.now();
+      socket.write(requests[next++ % requests.length]!);
+    };
+    socket.on('connect', send);
+    socket.on('data', (chunk: Buffer) => {
+      buffer = buffer.length === 0 ? chunk : Buffer.concat([buffer as Buffer, chunk]);
+      for (;;) {
+        const headerEnd = buffer.indexOf('\r\n\r\n');
+        if (headerEnd < 0) return;
+        const head = buffer.subarray(0, headerEnd).toString('latin1');
+        const length = Number(/content-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+        if (buffer.length < headerEnd + 4 + length) return;
+        const status = Number(head.slice(9, 12));
+        if (status >= 200 && status < 300) completed++;
+        else errors++;
+        latencies.push(performance.now() - sentAt);
+        buffer = buffer.subarray(headerEnd + 4 + length);
+        send();
+      }
+    });
+    socket.on('error', () => {
+      errors++;
+      done();
+    });
+    socket.on('close', () => done());
+  })));
+  latencies.sort((a, b) => a - b);
+  process.send!({ completed, errors, p50: percentile(latencies, 50), p99: percentile(latencies, 99) });
+  process.exit(0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parent side.
+
+/** Arguments go over IPC: request lists are too large for a command line. */
+function forkWorker(kind: 'streams' | 'load', args: StreamWorkerArgs | LoadWorkerArgs): ChildProcess {
+  const worker = fork(self, [kind], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  worker.send(args);
+  return worker;
+}
+
+interface SyncProcess { child: ChildProcess; port: number; url: string; stop(): Promise<void> }
+
+async function startSync(dataDir: string, env: Record<string, string> = {}): Promise<SyncProcess> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [join(root, 'bin/navcloud-sync.js')], {
+    env: { PATH: process.env.PATH, LOG_LEVEL: 'warn', LOG_FORMAT: 'json', PORT: String(port), SYNC_JWT_SECRET: SECRET, SYNC_STORE: `sqlite:${join(dataDir, 'navcloud.sqlite')}`, SYNC_RATE_LIMIT: 'off', SYNC_NODE_ID: 'bench', ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  await waitForPort(HOST, port, 60_000, 'navcloud-sync');
+  return {
+    child, port, url: `http://${HOST}:${port}`,
+    async stop() {
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+function rssKiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]);
+}
+
+function httpCall(url: string, method: string, token: string, body?: string, contentType = 'application/json'): Promise<{ status: number; text: string }> {
+  return new Promise((done, fail) => {
+    const req = request(url, { method, headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': contentType }) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk)).on('end', () => done({ status: res.statusCode ?? 0, text }));
+    });
+    req.on('error', fail);
+    req.end(body);
+  });
+}
+
+function fmt(value: number, digits = 0): string {
+  return value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
+
+async function benchStreams(dataDir: string): Promise<void> {
+  const periodMs = 1000;
+  const sync = await startSync(dataDir, { SYNC_HEARTBEAT_MS: String(periodMs) });
+  try {
+    const tokens = Array.from({ length: 500 }, (_, i) => signToken(SECRET, `stream-user-${i}`));
+    await httpCall(`${sync.url}/v1/inbox`, 'GET', tokens[0]!);
+    await new Promise((wait) => setTimeout(wait, 1000));
+    const before = rssKiB(sync.child.pid!);
+    const per = Math.ceil(STREAMS / STREAM_WORKERS);
+    const workers = Array.from({ length: STREAM_WORKERS }, (_, w) => forkWorker('streams', { port: sync.port, count: Math.min(per, STREAMS - w * per), tokens, seconds: 10, periodMs } satisfies StreamWorkerArgs));
+    const started = performance.now();
+    const opened = await Promise.all(workers.map((worker) => once(worker, 'message').then(([m]) => m as { opened: number; failed: number })));
+    const openSeconds = (performance.now() - started) / 1000;
+    const total = opened.reduce((sum, o) => sum + o.opened, 0);
+    const failed = opened.reduce((sum, o) => sum + o.failed, 0);
+    await new Promise((wait) => setTimeout(wait, 2000));
+    const after = rssKiB(sync.child.pid!);
+    const metricsBefore = await httpCall(`${sync.url}/metrics`, 'GET', tokens[0]!);
+    for (const worker of workers) worker.send('measure');
+    const lags = await Promise.all(workers.map((worker) => once(worker, 'message').then(([m]) => m as { samples: number; p50: number; p99: number; max: number })));
+    const metricsAfter = await httpCall(`${sync.url}/metrics`, 'GET', tokens[0]!);
+    const serverP99 = histogramQuantile(metricsBefore.text, metricsAfter.text, 'navcloud_heartbeat_lag_seconds', 0.99);
+    const rssAtEnd = rssKiB(sync.child.pid!);
+    console.log(`streams: ${fmt(total)} open on one node (${failed} refused), opened in ${fmt(openSeconds, 1)} s, heartbeat every ${periodMs} ms`);
+    console.log(`  heartbeat lag, client side (|gap - period|, ${fmt(lags.reduce((s, l) => s + l.samples, 0))} gaps over 10 s): p50 ${fmt(Math.max(...lags.map((l) => l.p50)), 1)} ms, p99 ${fmt(Math.max(...lags.map((l) => l.p99)), 1)} ms, max ${fmt(Math.max(...lags.map((l) => l.max)), 1)} ms`);
+    console.log(`  heartbeat lag, server side over the same 10 s (behind schedule, histogram bucket bound): p99 <= ${fmt(serverP99 * 1000, 1)} ms`);
+    console.log(`  resident memory: ${fmt(before / 1024, 1)} MiB before, ${fmt(after / 1024, 1)} MiB with the streams (${fmt(rssAtEnd / 1024, 1)} MiB after 10 s) = ${fmt(((after - before) * 1024) / Math.max(1, total) / 1024, 2)} KiB per stream`);
+    await Promise.all(workers.map((worker) => (worker.exitCode === null ? once(worker, 'exit') : undefined)));
+  } finally {
+    await sync.stop();
+  }
+}
+
+/** The upper bound of the first bucket holding quantile q of what a Prometheus histogram counted between two scrapes. */
+function histogramQuantile(before: string, after: string, name: string, q: number): number {
+  const read = (text: string) => [...text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)$`, 'gm'))].map((m) => [m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2])] as const);
+  const start = read(before);
+  const buckets = read(after).map(([bound, count], i) => [bound, count - (start[i]?.[1] ?? 0)] as const);
+  const total = buckets[buckets.length - 1]?.[1] ?? 0;
+  return buckets.find(([, count]) => count >= q * total)?.[0] ?? NaN;
+}
+
+/** CPU seconds (user + system) a process has used, from /proc. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+interface LoadResult { rate: number; errors: number; p50: number; p99: number; cpuMicros: number }
+
+/** Besides the rate, the server's CPU time per request: unlike the rate, it hardly depends on what else runs on the machine. */
+async function runLoad(pid: number, port: number, requests: string[][]): Promise<LoadResult> {
+  const cpuBefore = cpuSeconds(pid);
+  const half = Math.ceil(requests.length / 2);
+  const workers = [requests.slice(0, half), requests.slice(half)].map((part) => forkWorker('load', { port, seconds: SECONDS, requests: part } satisfies LoadWorkerArgs));
+  const results = await Promise.all(workers.map((worker) => once(worker, 'message').then(([m]) => m as { completed: number; errors: number; p50: number; p99: number })));
+  const completed = results.reduce((sum, r) => sum + r.completed + r.errors, 0);
+  return {
+    cpuMicros: ((cpuSeconds(pid) - cpuBefore) * 1e6) / Math.max(1, completed),
+    rate: results.reduce((sum, r) => sum + r.completed, 0) / SECONDS,
+    errors: results.reduce((sum, r) => sum + r.errors, 0),
+    p50: Math.max(...results.map((r) => r.p50)),
+    p99: Math.max(...results.map((r) => r.p99)),
+  };
+}
+
+async function benchThroughput(dataDir: string): Promise<void> {
+  const barePort = await freePort();
+  const fixed = JSON.stringify({ id: 'fixed', owner: 'bench', type: 'place', rev: '1-000000000000', data: { name: 'a fixed answer', lat: 48.85, lon: 2.35 }, updatedAt: new Date().toISOString() });
+  const bare = spawn(process.execPath, ['-e', `require('node:http').createServer((q, s) => { q.resume(); s.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(${JSON.stringify(fixed)}) }); s.end(${JSON.stringify(fixed)}); }).listen(${barePort}, '${HOST}')`], { stdio: 'inherit' });
+  const sync = await startSync(dataDir);
+  try {
+    await waitForPort(HOST, barePort, 10_000, 'bare node:http server');
+    const users = Array.from({ length: CLIENTS }, (_, i) => ({ user: `load-user-${i}`, token: signToken(SECRET, `load-user-${i}`) }));
+    const body = JSON.stringify({ type: 'place', data: { name: 'a fixed answer', lat: 48.85, lon: 2.35 } });
+    for (const { user, token } of users) {
+      for (let k = 0; k < 20; k++) await httpCall(`${sync.url}/v1/items/${user}-${k}`, 'PUT', token, body);
+    }
+    const get = (path: string, token: string) => `GET ${path} HTTP/1.1\r\nhost: bench\r\nauthorization: Bearer ${token}\r\n\r\n`;
+    const put = (path: string, token: string) => `PUT ${path} HTTP/1.1\r\nhost: bench\r\nauthorization: Bearer ${token}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    // Bare and GET runs alternate, so a neighbour's load on the machine weighs on both alike.
+    const bareRuns = [];
+    const getRuns = [];
+    for (let round = 0; round < 2; round++) {
+      bareRuns.push(await runLoad(bare.pid!, barePort, users.map(({ token }) => [get('/fixed', token)])));
+      getRuns.push(await runLoad(sync.child.pid!, sync.port, users.map(({ user, token }) => Array.from({ length: 20 }, (_, k) => get(`/v1/items/${user}-${k}`, token)))));
+    }
+    const best = (runs: LoadResult[]) => runs.reduce((a, b) => (b.rate > a.rate ? b : a));
+    const bareResult = best(bareRuns);
+    const getResult = best(getRuns);
+    const putResult = await runLoad(sync.child.pid!, sync.port, users.map(({ user, token }) => Array.from({ length: 20 }, (_, k) => put(`/v1/items/${user}-${k}`, token))));
+    const line = (name: string, r: LoadResult) => `  ${name.padEnd(28)} ${fmt(r.rate).padStart(8)} req/s  p50 ${fmt(r.p50, 2)} ms  p99 ${fmt(r.p99, 2)} ms  server CPU ${fmt(r.cpuMicros, 1)} µs/request  errors ${r.errors}`;
+    console.log(`throughput: ${CLIENTS} concurrent keep-alive clients, ${SECONDS} s per run (bare and GET: best of 2 alternating runs)`);
+    console.log(line('bare node:http, fixed JSON', bareResult));
+    console.log(line('GET /v1/items/{id}', getResult));
+    console.log(line('PUT /v1/items/{id}', putResult));
+    console.log(`  GET rate is ${fmt((100 * getResult.rate) / bareResult.rate, 1)}% of the bare server's; by server CPU per request, ${fmt((100 * bareResult.cpuMicros) / getResult.cpuMicros, 1)}%`);
+  } finally {
+    bare.kill('SIGTERM');
+    await sync.stop();
+  }
+}
+
+async function benchExportImport(dataDir: string): Promise<void> {
+  const seed = join(dataDir, 'seed.ndjson');
+  const out = createWriteStream(seed);
+  const now = new Date().toISOString();
+  for (let i = 1; i <= ITEMS; i++) {
+    const line = { kind: 'item', id: `item-${i}`, owner: `user-${i % 1000}`, type: 'trip', rev: `1-${i.toString(16).padStart(12, '0')}`, deleted: false, shares: i % 50 === 0 ? [`user-${(i + 1) % 1000}`] : [], cursor: encodeCursor(i), updatedAt: now, data: { name: `trip ${i}`, from: 'Paris', to: 'Lyon', km: i % 900 } };
+    if (!out.write(`${JSON.stringify(line)}\n`)) await once(out, 'drain');
+  }
+  out.end();
+  await once(out, 'finish');
+  const admin = signToken(SECRET, 'bench-admin', { role: 'admin' });
+  const source = await startSync(join(dataDir, 'source'));
+  const target = await startSync(join(dataDir, 'target'));
+  try {
+    const importInto = async (url: string, file: string) => {
+      const started = performance.now();
+      const answer = await new Promise<string>((done, fail) => {
+        const req = request(`${url}/admin/import`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/x-ndjson' } }, (res) => {
+          let text = '';
+          res.setEncoding('utf8').on('data', (c: string) => (text += c)).on('end', () => (res.statusCode === 200 ? done(text) : fail(new Error(`import answered ${res.statusCode}: ${text}`))));
+        });
+        req.on('error', fail);
+        createReadStream(file).pipe(req);
+      });
+      return { seconds: (performance.now() - started) / 1000, result: JSON.parse(answer) as { applied: number } };
+    };
+    const seeded = await importInto(source.url, seed);
+    const dump = join(dataDir, 'export.ndjson');
+    const exportStarted = performance.now();
+    await new Promise<void>((done, fail) => {
+      const req = request(`${source.url}/admin/export`, { headers: { authorization: `Bearer ${admin}` } }, (res) => {
+        const file = createWriteStream(dump);
+        res.pipe(file);
+        file.on('finish', () => done());
+        res.on('error', fail);
+      });
+      req.on('error', fail);
+      req.end();
+    });
+    const exportSeconds = (performance.now() - exportStarted) / 1000;
+    const restored = await importInto(target.url, dump);
+    console.log(`export/import: ${fmt(ITEMS)} items (${fmt(statSync(dump).size / 1024 / 1024, 0)} MiB of NDJSON) through the admin API into SQLite`);
+    console.log(`  import into an empty store:   ${fmt(seeded.seconds, 1)} s = ${fmt(seeded.result.applied / seeded.seconds)} items/s`);
+    console.log(`  export of the whole store:    ${fmt(exportSeconds, 1)} s = ${fmt(ITEMS / exportSeconds)} items/s`);
+    console.log(`  import of that export:        ${fmt(restored.seconds, 1)} s = ${fmt(restored.result.applied / restored.seconds)} items/s`);
+  } finally {
+    await source.stop();
+    await target.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const [mode] = process.argv.slice(2);
+  if (mode === 'streams' || mode === 'load') {
+    const [args] = await once(process, 'message');
+    return mode === 'streams' ? streamWorker(args as StreamWorkerArgs) : loadWorker(args as LoadWorkerArgs);
+  }
+  const dataDir = mkdtempSync(join(tmpdir(), 'navcloud-bench-'));
+  const phases = (process.env.BENCH_PHASES ?? 'streams,throughput,export').split(',');
+  try {
+    console.log(`navcloud-sync benchmark (node ${process.version}, loopback)`);
+    if (phases.includes('streams')) await benchStreams(join(dataDir, 'streams'));
+    if (phases.includes('throughput')) await benchThroughput(join(dataDir, 'throughput'));
+    if (phases.includes('export')) await benchExportImport(dataDir);
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+await main();
