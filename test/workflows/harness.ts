@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DefaultLogger, Runtime, Worker, bundleWorkflowCode, type NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 import type { Environment } from '../../src/config/environment.ts';
 import { SEARCH_ATTRIBUTES } from '../../src/switch/contract.ts';
 import { toolPath } from '../../src/tools.ts';
@@ -68,7 +68,22 @@ export async function timeSkippingEnvironment(): Promise<TestWorkflowEnvironment
   });
   await env.connection.operatorService.addSearchAttributes({
     namespace: env.namespace ?? 'default',
-    searchAttributes: Object.fromEntries(Object.keys(SEARCH_ATTRIBUTES).map((name) => [name, temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
+    searchAttributes: Object.fromEntries(Object.keys(SEARCH_ATTRIBUTES).map((name) => [name, proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
   });
   return env;
+}
+
+type History = proto.temporal.api.history.v1.IHistory;
+const { History } = proto.temporal.api.history.v1;
+
+/**
+ * Histories as JSON fixtures. The SDK's historyToJSON cannot be used here: @temporalio/common
+ * carries its own protobufjs, whose JSON extension rejects @temporalio/proto's types.
+ */
+export function historyToFixture(history: History): string {
+  return JSON.stringify(History.toObject(History.fromObject(history), { longs: String, enums: String, bytes: String }), null, 1);
+}
+
+export function historyFromFixture(text: string): History {
+  return History.fromObject(JSON.parse(text) as Record<string, unknown>);
 }
