@@ -1,10 +1,11 @@
 /**
  * HTTP exchanges with a sync node over node:http, read as they arrive: the raw response for the
- * typed client (src/navcloud/client.ts) and the NDJSON readers for GET /v1/stream and
- * GET /admin/export. node:http rather than fetch so a caller controls the agent (one per fleet),
- * sees connection failures as such, and can hold thousands of chunked responses open cheaply.
+ * typed client (src/navcloud/client.ts) and the NDJSON reader of GET /v1/stream. node:http
+ * rather than fetch so a caller controls the agent (one per fleet), sees connection failures as
+ * such, and can hold thousands of chunked responses open cheaply.
  */
 import { request, type Agent, type IncomingHttpHeaders, type IncomingMessage, type ClientRequest } from 'node:http';
+import { StringDecoder } from 'node:string_decoder';
 import type { ApiErrorBody, StreamMessage } from './protocol.ts';
 
 export interface HttpExchange {
@@ -21,7 +22,7 @@ export interface HttpExchange {
   headersTimeoutMs?: number;
 }
 
-/** Raised when no response arrived: refused, reset, timed out. HTTP answers are never this. */
+/** Raised when no complete answer arrived: refused, reset, cut off, timed out. HTTP statuses are never this. */
 export class ConnectionError extends Error {
   override name = 'ConnectionError';
   constructor(readonly target: string, message: string, options?: { cause?: unknown }) {
@@ -55,7 +56,8 @@ export function openResponse(exchange: HttpExchange): Promise<OpenResponse> {
       clearTimeout(timer);
       resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res, request: req });
     });
-    req.once('error', (err) => {
+    // `on`, not `once`: a socket can fail again after the answer started, and must not crash the process.
+    req.on('error', (err) => {
       clearTimeout(timer);
       if (exchange.signal?.aborted) reject(exchange.signal.reason);
       else if (err instanceof ConnectionError) reject(err);
@@ -106,10 +108,12 @@ export function retryAfterMs(headers: IncomingHttpHeaders): number | undefined {
 }
 
 /** Splits a chunked body into parsed JSON lines as they arrive. */
-async function* ndjsonLines(body: AsyncIterable<Buffer | string>): AsyncGenerator<unknown> {
+async function* ndjsonLines(body: AsyncIterable<Buffer>): AsyncGenerator<unknown> {
+  // A chunk can end inside a multi-byte character: the decoder keeps the partial bytes.
+  const decoder = new StringDecoder('utf8');
   let pending = '';
   for await (const chunk of body) {
-    pending += typeof chunk === 'string' ? chunk : chunk.toString('utf8');
+    pending += decoder.write(chunk);
     let newline = pending.indexOf('\n');
     while (newline >= 0) {
       const line = pending.slice(0, newline).trim();
@@ -118,6 +122,7 @@ async function* ndjsonLines(body: AsyncIterable<Buffer | string>): AsyncGenerato
       newline = pending.indexOf('\n');
     }
   }
+  pending += decoder.end();
   if (pending.trim()) yield parseLine(pending.trim());
 }
 

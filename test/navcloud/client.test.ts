@@ -151,6 +151,32 @@ describe('SyncStream', () => {
     await expect(drainSilent).rejects.toThrow(/silent for 20 ms/);
   });
 
+  it('reassembles lines and characters split across chunks', async () => {
+    const line = Buffer.from(`${JSON.stringify({ type: 'change', cursor: 'c1', id: 'zurich', owner: 'u', itemType: 'place', rev: '1-a', deleted: false, data: { name: 'Zürich 東京' }, updatedAt: 'now' })}\n`);
+    const splitter = createServer(async (_, response) => {
+      response.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      // One byte per chunk: every multi-byte character and the line itself arrive in pieces.
+      for (const byte of line) {
+        response.write(Buffer.from([byte]));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      response.end();
+    });
+    splitter.listen(0, '127.0.0.1');
+    await once(splitter, 'listening');
+    try {
+      const address = splitter.address() as AddressInfo;
+      const opened = await new SyncClient({ baseUrl: `http://127.0.0.1:${address.port}`, token: 't' }).stream();
+      if (!opened.ok) throw new Error('stream refused');
+      const messages: StreamMessage[] = [];
+      for await (const message of opened.body) messages.push(message);
+      expect(messages).toMatchObject([{ type: 'change', id: 'zurich', data: { name: 'Zürich 東京' } }]);
+      expect(opened.body.cursor).toBe('c1');
+    } finally {
+      splitter.close();
+    }
+  });
+
   it('ends quietly on close(), and throws ConnectionError when the connection is cut midway', async () => {
     const closing = await as('stream-dave').stream();
     if (!closing.ok) throw new Error('stream refused');
