@@ -63,7 +63,7 @@ async function runDemo(cli: Cli, options: DemoOptions): Promise<void> {
       cli.err(`\n${leg}: ${options.users} clients writing ${options.writesPerSecond}/s and streaming through ${env.recordName}...`);
       const result = await switchUnderLoad({ client, env, state, fleet: { users: options.users, writesPerSecond: options.writesPerSecond }, log });
       cli.out(renderMarkdown(result.report));
-      cli.out(result.targets.map((t) => `- [${t.ok ? 'x' : ' '}] ${t.name}: ${t.detail}`).join('\n') + '\n');
+      cli.out('\n## Targets\n\n' + result.targets.map((t) => `- [${t.ok ? 'x' : ' '}] ${t.name}: ${t.detail}`).join('\n') + '\n');
       allMet &&= result.targets.every((t) => t.ok);
       if (result.report.outcome !== 'switched') break;
     }

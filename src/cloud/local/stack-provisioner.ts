@@ -2,13 +2,13 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SignJWT } from 'jose';
 import type {
   CreateStackRequest, StackDescription, StackOutputs, StackProgress, StackProvisioner, StackStatus, Colour,
 } from '../ports.ts';
 import { CloudError, StackFailedError } from '../errors.ts';
 import { repoRoot } from '../../config/environment.ts';
 import { createLogger } from '../../logging.ts';
+import { createAdminClient } from '../../navcloud/admin-client.ts';
 import { claimBlock, releaseBlock } from './addresses.ts';
 import { isRunning, stopProcesses } from './processes.ts';
 import { loadStackSpec } from './stack-spec.ts';
@@ -222,19 +222,11 @@ export class LocalStackProvisioner implements StackProvisioner {
   /** Streams get `reconnect` before the nodes stop; a node that does not answer is stopped anyway. */
   private async drain(dir: string, nodes: NodeRecord[]): Promise<void> {
     if (!nodes.length) return;
-    const secret = readEnvFile(join(dir, 'node.env')).SYNC_JWT_SECRET ?? this.options.jwtSecret;
-    const token = await new SignJWT({ role: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('switchyard')
-      .setIssuedAt().setExpirationTime('5m').sign(new TextEncoder().encode(secret));
-    await Promise.all(nodes.map(async (node) => {
-      try {
-        const res = await fetch(`${node.url}/admin/drain`, {
-          method: 'POST', headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(2_000),
-        });
-        await res.arrayBuffer();
-      } catch (err) {
-        log.warn({ node: node.id, err: (err as Error).message }, 'drain before stop failed');
-      }
-    }));
+    const jwtSecret = readEnvFile(join(dir, 'node.env')).SYNC_JWT_SECRET ?? this.options.jwtSecret;
+    const admin = createAdminClient({ adminUrl: nodes[0]!.url, jwtSecret, requestTimeoutMs: 2_000 });
+    await Promise.all(nodes.map((node) => admin.drain(node.url).catch((err: unknown) => {
+      log.warn({ node: node.id, err: (err as Error).message }, 'drain before stop failed');
+    })));
   }
 
   /** The record with a creating stack whose node died turned into a failed one (and saved). */
