@@ -63,6 +63,16 @@ export class AmqpBus implements EventBus {
     return this.droppedCount;
   }
 
+  /** Whether events can reach the broker right now. */
+  get connected(): boolean {
+    return this.channel !== undefined;
+  }
+
+  /** Publishes the broker has not confirmed yet. */
+  get unconfirmed(): number {
+    return this.inFlight;
+  }
+
   /**
    * Connects to `url` (amqp://user:pass@host:port/vhost) and resolves once this node's queue is
    * bound to the exchange; rejects when the first connection gives up, since a broker that never

@@ -109,7 +109,9 @@ describe('AMQP event bus on a real RabbitMQ', () => {
   it('survives a broker restart: publishing while down does not throw, and both nodes resync after', async () => {
     const [a, b] = [await open('a'), await open('b')];
     const [seenA, seenB] = [record(a), record(b)];
+    expect(a.connected && b.connected).toBe(true);
     await broker.stop();
+    await until('both nodes to notice', () => !a.connected && !b.connected);
     const droppedBefore = a.dropped;
     for (let seq = 1; seq <= 1000; seq += 1) a.publish({ seq, users: ['alice'], node: 'a' });
     // Events are hints: while down they are dropped (and counted), never queued in memory.
@@ -118,6 +120,7 @@ describe('AMQP event bus on a real RabbitMQ', () => {
     expect(seenB.events).toHaveLength(0);
     await broker.start();
     await until('both nodes to resync after reconnecting', () => seenA.resyncs >= 1 && seenB.resyncs >= 1, 30_000);
+    expect(a.connected && b.connected).toBe(true);
     a.publish({ seq: 1001, users: ['alice'], node: 'a' });
     await until('the first event after the outage', () => seenB.events.some((event) => event.seq === 1001));
   });
@@ -151,7 +154,7 @@ describe('AMQP event bus on a real RabbitMQ', () => {
     expect(a.dropped).toBe(45);
     await until('the five sent events', () => seenB.events.length === 5);
     expect(seenB.resyncs).toBe(0);
-    await sleep(100);
+    await until('the broker to confirm them', () => a.unconfirmed === 0);
     a.publish({ seq: 51, users: ['alice'], node: 'a' });
     await until('the resync and the next event', () => seenB.resyncs === 1 && seenB.events.some((event) => event.seq === 51));
     expect(seenB.events.map((event) => event.seq)).toEqual([1, 2, 3, 4, 5, 51]);
