@@ -40,11 +40,11 @@ export function catchUpActivities(context: (env: string) => Promise<EnvironmentC
       throw refuse('ExportTruncated', `${input.fromAdminUrl}/admin/export ended without its end line`);
     },
 
-    /** Whether a stack is fenced or draining, and the newest cursor its store holds (where a copy into it starts). */
-    async stackState(input: { env: string; adminUrl: string }): Promise<{ cursor: string; fenced: boolean; draining: boolean }> {
+    /** Items in a stack's store, whether it is fenced or draining, and the newest cursor it holds (where a copy into it starts). */
+    async stackState(input: { env: string; adminUrl: string }): Promise<{ items: number; cursor: string; fenced: boolean; draining: boolean }> {
       const { admin } = await context(input.env);
-      const { cursor, fenced, draining } = await admin(input.adminUrl).stats(input.adminUrl, Context.current().cancellationSignal);
-      return { cursor, fenced, draining };
+      const { items, cursor, fenced, draining } = await admin(input.adminUrl).stats(input.adminUrl, Context.current().cancellationSignal);
+      return { items, cursor, fenced, draining };
     },
 
     /** After this returns, the stack accepts no write past the returned cursor. */

@@ -12,6 +12,8 @@ import { SwitchRun } from './switch-run.ts';
 import { reasonOf, stop } from './failures.ts';
 import { isoAt, workflowNow } from './clock.ts';
 
+/** How often the status query's restore progress is refreshed from the new stack's item count. */
+const RESTORE_PROGRESS_EVERY_MS = 5_000;
 /** Catch-up passes before fencing no matter how busy the old stack still is. */
 const MAX_CATCH_UP_PASSES = 5;
 /** Verification looks at the new stack this often; two failures in a row roll back. */
@@ -139,7 +141,14 @@ export async function stackSwitch(input: SwitchInput): Promise<SwitchReport> {
       run.status.backup = { key: backup.key, items: backup.items };
       run.status.restore = { items: 0, total: backup.items };
       run.describe(`importing ${backup.items} items of backup ${backup.key} into ${name}`);
-      const restored = await streaming.restoreBackup({ env, backupKey: backup.key, adminUrl: next.outputs.adminUrl });
+      const restored = await whileWatching(
+        streaming.restoreBackup({ env, backupKey: backup.key, adminUrl: next.outputs.adminUrl }),
+        async () => {
+          const state = await quick.stackState({ env, adminUrl: next.outputs.adminUrl });
+          run.status.restore = { items: Math.min(state.items, backup.items), total: backup.items };
+          run.describe(`imported ${run.status.restore.items} of ${backup.items} items of backup ${backup.key} into ${name}`);
+        },
+      );
       run.status.restore = { items: restored.items, total: backup.items };
 
       run.enter('smoke-testing', `checking ${name} directly at ${next.outputs.endpoint}`);
@@ -276,6 +285,23 @@ export async function stackSwitch(input: SwitchInput): Promise<SwitchReport> {
       }
     }
   }
+}
+
+/**
+ * Awaits `work`, and meanwhile calls `look` every RESTORE_PROGRESS_EVERY_MS: progress shown from
+ * evidence (the stack's own count), without the activity having to reach back into the workflow.
+ */
+async function whileWatching<T>(work: Promise<T>, look: () => Promise<void>): Promise<T> {
+  let finished = false;
+  work.then(() => (finished = true), () => (finished = true));
+  while (!(await condition(() => finished, RESTORE_PROGRESS_EVERY_MS))) {
+    try {
+      await look();
+    } catch {
+      // Progress is for people watching; a stats call that fails must not fail the restore.
+    }
+  }
+  return work;
 }
 
 function checkDecision(decision: Decision): void {

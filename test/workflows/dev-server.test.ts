@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { repoRoot } from '../../src/config/environment.ts';
-import { switchWorkflowId, type SwitchInput, type SwitchReport } from '../../src/switch/contract.ts';
+import { switchWorkflowId, type SwitchInput, type SwitchReport, type SwitchStatus } from '../../src/switch/contract.ts';
+import { statusQuery } from '../../workflows/definitions.ts';
 import { FakeWorld, seedStackName, seedWorld } from '../support/fake-ports.ts';
 import { tempDir } from './harness.ts';
 
@@ -26,6 +27,9 @@ afterAll(async () => {
   for (const worker of workers) worker.kill('SIGKILL');
   await connection?.close();
 });
+
+/** Items in the backup: at 5 per import batch and 100 ms per batch, the restore takes about 12 s. */
+const ITEMS = 600;
 
 const input = (env: string): SwitchInput => ({ env, backup: 'latest', trigger: 'ci', version: '2.0.0' });
 
@@ -70,32 +74,32 @@ it('finishes a switch whose worker was killed mid-restore, resuming the restore 
   const stateDir = tempDir('switch-kill-');
   const stateFile = join(stateDir, 'world.json');
   const world = new FakeWorld({ stateFile });
-  seedWorld(world, env, 400);
+  seedWorld(world, env, ITEMS);
   const backupIds = new Set(world.state.backups[0]!.lines.map((l) => (JSON.parse(l) as { id?: string }).id).filter(Boolean));
   const workerEnv = {
     SWITCHYARD_TASK_QUEUE: taskQueue,
     SWITCHYARD_TEST_STATE_DIR: stateDir,
     SWITCHYARD_TEST_IMPORT_DELAY_MS: '100',
-    SWITCHYARD_TEST_BATCH_LINES: '10',
+    SWITCHYARD_TEST_BATCH_LINES: '5',
     SWITCHYARD_TEST_ENV: JSON.stringify({ verifySeconds: 0, drainSeconds: 0, ttl: 1 }),
   };
 
   const first = await startTestWorker(workerEnv);
   const handle = await client.workflow.start('stackSwitch', { taskQueue, workflowId: switchWorkflowId(env), args: [input(env)] });
   const seed = seedStackName(env);
-  let newStack: string | undefined;
-  let importedBeforeKill = 0;
-  for (let i = 0; i < 600 && importedBeforeKill < 100; i += 1) {
-    await sleep(50);
-    const imported = world.reload().imported;
-    newStack = Object.keys(imported).find((name) => name !== seed);
-    importedBeforeKill = newStack ? imported[newStack]!.length : 0;
+  // Kill once the status query shows restore progress (read from the new stack's own count).
+  let progress: SwitchStatus['restore'];
+  for (let i = 0; i < 600 && !(progress && progress.items > 0); i += 1) {
+    await sleep(100);
+    progress = (await handle.query(statusQuery)).restore;
   }
-  expect(importedBeforeKill).toBeGreaterThanOrEqual(100);
+  expect(progress?.total).toBe(ITEMS);
+  expect(progress?.items).toBeGreaterThan(0);
   first.kill('SIGKILL');
   await new Promise((resolve) => first.once('exit', resolve));
-  importedBeforeKill = world.reload().imported[newStack!]!.length;
-  expect(importedBeforeKill).toBeLessThan(400);
+  const newStack = Object.keys(world.reload().imported).find((name) => name !== seed);
+  const importedBeforeKill = world.state.imported[newStack!]!.length;
+  expect(importedBeforeKill).toBeLessThan(ITEMS);
 
   await startTestWorker(workerEnv);
   const report = (await handle.result()) as SwitchReport;
@@ -107,7 +111,7 @@ it('finishes a switch whose worker was killed mid-restore, resuming the restore 
   expect(new Set(restoreImports)).toEqual(backupIds);
   const [firstId] = backupIds;
   expect(restoreImports.filter((id) => id === firstId)).toHaveLength(1);
-  expect(restoreImports.length).toBeLessThan(400 + importedBeforeKill);
+  expect(restoreImports.length).toBeLessThan(ITEMS + importedBeforeKill);
   expect(world.itemIds(newStack!)).toEqual(world.itemIds(seed));
   expect(state.violations).toEqual([]);
 }, 180_000);
