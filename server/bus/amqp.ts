@@ -26,6 +26,8 @@ export interface AmqpBusOptions {
   initialMaxRetries?: number;
   /** Publishes awaiting the broker's confirm; beyond this, events are dropped (and a resync owed). */
   maxInFlight?: number;
+  /** AMQP heartbeat asked of the broker unless the URL sets `heartbeat`. */
+  heartbeatSeconds?: number;
 }
 
 type WireMessage =
@@ -80,7 +82,18 @@ export class AmqpBus implements EventBus {
    */
   static async open(url: string, options: AmqpBusOptions): Promise<AmqpBus> {
     const bus = new AmqpBus(options);
-    const connection = await connect(url, {
+    let target: URL;
+    try {
+      target = new URL(url);
+    } catch {
+      throw new Error(`event bus URL ${JSON.stringify(redactUrl(url))} is not a URL; expected amqp://USER:PASS@HOST:PORT[/VHOST]`);
+    }
+    // The broker's default (60 s, two misses to give up) leaves a silently dead connection, and
+    // the node deaf, for two minutes.
+    if (!target.searchParams.has('heartbeat')) target.searchParams.set('heartbeat', String(options.heartbeatSeconds ?? 10));
+    const connection = await connect(target.toString(), {
+      // A connection attempt to a host that does not answer must fail into the backoff, not hang.
+      timeout: 10_000,
       recovery: {
         initialDelay: options.initialDelayMs ?? 100,
         maxDelay: options.maxDelayMs ?? 5_000,

@@ -45,10 +45,17 @@ async function until(what: string, condition: () => boolean, timeoutMs = 20_000)
   }
 }
 
-/** A loopback TCP relay to the broker whose connections the test can cut, as a network failure would. */
-async function relay(targetPort: number): Promise<{ url: string; cut(): void; close(): Promise<void> }> {
+/**
+ * A loopback TCP relay to the broker whose connections the test can cut (closed, as a reset
+ * would) or freeze (open but silent, as a lost host or a NAT that forgot them would).
+ */
+async function relay(targetPort: number): Promise<{ url: string; cut(): void; freeze(): void; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
+  const frozen = new WeakSet<Socket>();
   let refusing = false;
+  const forward = (from: Socket, to: Socket) => from.on('data', (chunk: Buffer) => {
+    if (!frozen.has(from)) to.write(chunk);
+  });
   const server: Server = createServer((client) => {
     if (refusing) return client.destroy();
     const upstream = tcpConnect({ host: '127.0.0.1', port: targetPort });
@@ -57,7 +64,10 @@ async function relay(targetPort: number): Promise<{ url: string; cut(): void; cl
       socket.on('close', () => sockets.delete(socket));
       socket.on('error', () => undefined);
     }
-    client.pipe(upstream).pipe(client);
+    forward(client, upstream);
+    forward(upstream, client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
   });
   const port = await freePort();
   await new Promise<void>((res) => server.listen(port, '127.0.0.1', res));
@@ -67,6 +77,9 @@ async function relay(targetPort: number): Promise<{ url: string; cut(): void; cl
       refusing = true;
       for (const socket of sockets) socket.destroy();
       setTimeout(() => { refusing = false; }, 300);
+    },
+    freeze() {
+      for (const socket of sockets) frozen.add(socket);
     },
     close: () => new Promise<void>((res) => {
       server.close(() => res());
@@ -143,6 +156,23 @@ describe('AMQP event bus on a real RabbitMQ', () => {
     } finally {
       await a.close();
       await cuttable.close();
+    }
+  });
+
+  it('notices a connection gone silent by its heartbeat, reconnects and resyncs', async () => {
+    const silent = await relay(broker.port);
+    const a = await open('a', silent.url, { heartbeatSeconds: 1 });
+    try {
+      const seenA = record(a);
+      const b = await open('b');
+      silent.freeze();
+      await until('a to give the silent connection up', () => !a.connected, 30_000);
+      await until('a to reconnect and resync', () => a.connected && seenA.resyncs === 1, 30_000);
+      b.publish({ seq: 3, users: ['alice'], node: 'b' });
+      await until('b\'s event on a', () => seenA.events.some((event) => event.seq === 3));
+    } finally {
+      await a.close();
+      await silent.close();
     }
   });
 
