@@ -6,6 +6,7 @@ import type { Writable } from 'node:stream';
 import type { Client } from '@temporalio/client';
 import { loadEnvironment, environmentsDir, type Environment } from '../config/environment.ts';
 import { createLogger, type Logger } from '../logging.ts';
+import { TASK_QUEUE } from '../switch/contract.ts';
 import { createClient, connectionOptions } from '../temporal/client.ts';
 
 export interface CliIo {
@@ -25,6 +26,11 @@ export class Cli {
 
   constructor(readonly io: CliIo) {
     this.environmentsDir = io.env.SWITCHYARD_ENVIRONMENTS || environmentsDir;
+  }
+
+  /** SWITCHYARD_TASK_QUEUE lets a separate set of workers (a test, a staging fleet) serve its own switches. */
+  get taskQueue(): string {
+    return this.io.env.SWITCHYARD_TASK_QUEUE || TASK_QUEUE;
   }
 
   get logger(): Logger {

@@ -24,6 +24,8 @@ export interface NightlyRefresh {
   /** Application version each night's switch rolls out. */
   version: string;
   backup?: string;
+  /** Where the switch's workers poll (default `switchyard`). */
+  taskQueue?: string;
 }
 
 export interface NightlyScheduleView {
@@ -51,7 +53,7 @@ function action(refresh: NightlyRefresh, cron: string): ScheduleOptionsStartWork
     workflowType: 'stackSwitch',
     // The server appends the scheduled time to this id, so nights never collide with each other.
     workflowId: switchWorkflowId(refresh.env),
-    taskQueue: TASK_QUEUE,
+    taskQueue: refresh.taskQueue ?? TASK_QUEUE,
     args: [input],
     memo: { ...memo },
     typedSearchAttributes: switchStartAttributes(input),

@@ -20,7 +20,7 @@ function expectUsage(result: { code: number | null; stdout: string; stderr: stri
   expect(result.stdout).toBe('');
 }
 
-describe.concurrent('switchyard arguments', () => {
+describe('switchyard arguments', () => {
   it('exits 2 with an unknown command', async () => {
     expectUsage(await runCli(['swich', '--env', 'qa']), /^switchyard: unknown command 'swich'.*\(Did you mean switch\?\)/);
   });

@@ -10,8 +10,9 @@ import {
   unpauseNightlySchedule,
 } from '../../src/temporal/schedules.ts';
 
-// No worker polls here: a triggered switch stays running, which is what the overlap check needs.
+// No worker polls this task queue: a triggered switch stays running, which is what the overlap check needs.
 const env = `sched-${randomBytes(3).toString('hex')}`;
+const taskQueue = `schedules-${randomBytes(4).toString('hex')}`;
 let client: Client;
 
 /** Visibility is eventually consistent: ask again for a bounded time. */
@@ -40,7 +41,7 @@ afterAll(async () => {
 describe.sequential('nightly-refresh schedule', () => {
   it('is created at 03:00 UTC by default and shows the version it rolls out', async () => {
     expect(await showNightlySchedule(client, env)).toBeUndefined();
-    expect(await setNightlySchedule(client, { env, version: '1.0.0' })).toBe('created');
+    expect(await setNightlySchedule(client, { env, taskQueue, version: '1.0.0' })).toBe('created');
     const view = await showNightlySchedule(client, env);
     expect(view).toMatchObject({ scheduleId: `nightly-refresh-${env}`, cron: '0 3 * * *', timezone: 'UTC', paused: false, version: '1.0.0' });
     expect(view?.nextRuns.length).toBeGreaterThan(0);
@@ -60,7 +61,7 @@ describe.sequential('nightly-refresh schedule', () => {
 
   it('is updated in place by a second set, keeping its paused state', async () => {
     await pauseNightlySchedule(client, env, 'release freeze');
-    expect(await setNightlySchedule(client, { env, cron: '15 4 * * 1-5', version: '1.1.0' })).toBe('updated');
+    expect(await setNightlySchedule(client, { env, taskQueue, cron: '15 4 * * 1-5', version: '1.1.0' })).toBe('updated');
     const view = await showNightlySchedule(client, env);
     expect(view).toMatchObject({ cron: '15 4 * * 1-5', version: '1.1.0', paused: true, note: 'release freeze' });
     for (const run of view?.nextRuns ?? []) {
@@ -82,7 +83,7 @@ describe.sequential('nightly-refresh schedule', () => {
     const tagged = await listIds(`WorkflowType = 'stackSwitch' AND SwitchEnv = '${env}' AND SwitchTrigger = 'schedule'`);
     expect(tagged).toEqual([workflowId]);
     const description = await client.workflow.getHandle(workflowId!).describe();
-    expect(description.taskQueue).toBe('switchyard');
+    expect(description.taskQueue).toBe(taskQueue);
     const view = await showNightlySchedule(client, env);
     expect(view?.recentRuns.map((run) => run.workflowId)).toEqual([workflowId]);
     // The schedule learns that its run is still going a moment after starting it.
@@ -101,8 +102,8 @@ describe.sequential('nightly-refresh schedule', () => {
   });
 
   it('refuses a cron expression that is not one, naming it', async () => {
-    await expect(setNightlySchedule(client, { env, cron: '61 3 * * *', version: '1.1.0' })).rejects.toThrow(ConfigError);
-    await expect(setNightlySchedule(client, { env, cron: 'nightly', version: '1.1.0' })).rejects.toThrow(/cron expression 'nightly' is not valid/);
+    await expect(setNightlySchedule(client, { env, taskQueue, cron: '61 3 * * *', version: '1.1.0' })).rejects.toThrow(ConfigError);
+    await expect(setNightlySchedule(client, { env, taskQueue, cron: 'nightly', version: '1.1.0' })).rejects.toThrow(/cron expression 'nightly' is not valid/);
     expect((await showNightlySchedule(client, env))?.cron).toBe('15 4 * * 1-5');
   });
 

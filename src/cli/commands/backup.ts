@@ -2,7 +2,7 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
 import { backupWorkflowId, type BackupReport } from '../../../workflows/definitions.ts';
 import type { backupStack } from '../../../workflows/backup-stack.ts';
-import { EXIT, TASK_QUEUE } from '../../switch/contract.ts';
+import { EXIT } from '../../switch/contract.ts';
 import { ENV_OPTION, type CommandModule } from '../command.ts';
 import type { Cli } from '../context.ts';
 import { ExitError } from '../errors.ts';
@@ -23,7 +23,7 @@ async function runBackup(cli: Cli, options: { env: string; json?: boolean }): Pr
   let report: BackupReport;
   try {
     report = await client.workflow.execute<typeof backupStack>('backupStack', {
-      workflowId, taskQueue: TASK_QUEUE, args: [{ env: environment.name }],
+      workflowId, taskQueue: cli.taskQueue, args: [{ env: environment.name }],
     });
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {

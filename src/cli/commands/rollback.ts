@@ -5,7 +5,7 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
 import { rollbackWorkflowId, type RollbackInput, type RollbackReport } from '../../../workflows/definitions.ts';
 import type { rollback } from '../../../workflows/rollback.ts';
-import { EXIT, TASK_QUEUE } from '../../switch/contract.ts';
+import { EXIT } from '../../switch/contract.ts';
 import { ENV_OPTION, type CommandModule } from '../command.ts';
 import type { Cli } from '../context.ts';
 import { ExitError } from '../errors.ts';
@@ -40,7 +40,7 @@ async function runRollback(cli: Cli, options: RollbackOptions): Promise<void> {
   const workflowId = rollbackWorkflowId(environment.name);
   let report: RollbackReport;
   try {
-    report = await client.workflow.execute<typeof rollback>('rollback', { workflowId, taskQueue: TASK_QUEUE, args: [input] });
+    report = await client.workflow.execute<typeof rollback>('rollback', { workflowId, taskQueue: cli.taskQueue, args: [input] });
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {
       throw new ExitError(EXIT.busy, `a rollback of ${environment.name} is already running (${workflowId})`);

@@ -26,6 +26,7 @@ export const scheduleCommand: CommandModule = (program, cli) => {
       const client = await cli.client();
       const done = await setNightlySchedule(client, {
         env: environment.name, cron: options.cron, version: options.version ?? defaultVersion(), backup: options.backup,
+        taskQueue: cli.taskQueue,
       });
       cli.out(`${done} ${scheduleId(environment.name)}: '${options.cron}' (UTC)`);
     });

@@ -5,7 +5,7 @@
 import { Option } from 'commander';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { EXIT, TASK_QUEUE, switchWorkflowId, type SwitchInput, type SwitchReport, type SwitchStatus, type Trigger } from '../../switch/contract.ts';
+import { EXIT, switchWorkflowId, type SwitchInput, type SwitchReport, type SwitchStatus, type Trigger } from '../../switch/contract.ts';
 import { renderJson, renderMarkdown } from '../../switch/report.ts';
 import { switchStartAttributes } from '../../temporal/switch-attributes.ts';
 import { statusQuery } from '../../../workflows/definitions.ts';
@@ -63,7 +63,7 @@ async function runSwitch(cli: Cli, options: SwitchOptions): Promise<void> {
   try {
     handle = await client.workflow.start<typeof stackSwitch>('stackSwitch', {
       workflowId: switchWorkflowId(input.env),
-      taskQueue: TASK_QUEUE,
+      taskQueue: cli.taskQueue,
       args: [input],
       typedSearchAttributes: switchStartAttributes(input),
     });

@@ -14,9 +14,9 @@ async function runWorkerCommand(cli: Cli): Promise<void> {
   const address = cli.temporalAddress;
   // The worker loads the workflow bundler and every adapter: only this command pays for them.
   const { runWorker } = await import('../../temporal/worker.ts');
-  cli.logger.debug({ address }, 'starting worker');
+  cli.logger.debug({ address, taskQueue: cli.taskQueue }, 'starting worker');
   try {
-    await runWorker();
+    await runWorker({ taskQueue: cli.taskQueue });
   } catch (err) {
     // The SDK's TransportError class is internal; its name is what it promises.
     if (err instanceof Error && err.name === 'TransportError') throw new TemporalUnreachableError(address, { cause: err });

@@ -1,0 +1,194 @@
+/**
+ * The CLI end to end, as CI runs it: the real `switchyard` process against the shared dev server
+ * and C1's test worker process (test/support/test-worker.ts) over a file-backed fake world.
+ * Exit codes 0 (switched), 1 (aborted, failed), 3 (another switch is running); 2 is in arguments.test.ts.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { Client } from '@temporalio/client';
+import { repoRoot } from '../../src/config/environment.ts';
+import { PHASES, switchWorkflowId, type Phase, type SwitchReport, type SwitchStatus } from '../../src/switch/contract.ts';
+import { createClient } from '../../src/temporal/client.ts';
+import { FakeWorld, seedStackName } from '../support/fake-ports.ts';
+import { environmentsDir, environmentYaml, runCli, type CliRun } from './run-cli.ts';
+
+const env = `cli-${randomBytes(3).toString('hex')}`;
+// Its own task queue: no other test's worker takes these switches, and this worker takes no one else's.
+const taskQueue = `cli-e2e-${randomBytes(4).toString('hex')}`;
+const stateDir = mkdtempSync(join(tmpdir(), 'switchyard-cli-e2e-'));
+const envs = environmentsDir({ [env]: environmentYaml(env) });
+let worker: ChildProcess | undefined;
+let client: Client;
+
+const cliEnv = () => ({ TEMPORAL_ADDRESS: inject('temporalAddress'), SWITCHYARD_TASK_QUEUE: taskQueue, USER: 'ci-bot' });
+const cli = (...args: string[]) => runCli([...args, '--environments', envs.dir], cliEnv(), 120_000);
+
+async function startWorker(): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/test-worker.ts'], {
+    cwd: repoRoot,
+    env: {
+      ...process.env,
+      TEMPORAL_ADDRESS: inject('temporalAddress'),
+      LOG_LEVEL: 'warn',
+      SWITCHYARD_TASK_QUEUE: taskQueue,
+      SWITCHYARD_TEST_STATE_DIR: stateDir,
+      SWITCHYARD_TEST_SEED_ENV: env,
+      // Manual approval holds a switch still for the busy check and for approve/abort.
+      SWITCHYARD_TEST_ENV: JSON.stringify({ verifySeconds: 0, drainSeconds: 0, ttl: 1, approval: 'manual' }),
+      // The first two switches pass their smoke tests, the third fails them.
+      SWITCHYARD_TEST_FAIL: JSON.stringify({ smoke: { after: 2, retryable: false, message: 'stream check saw no heartbeat' } }),
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('test worker not ready within 90 s')), 90_000);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('worker ready')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`test worker exited with ${code} before it was ready`)));
+  });
+  return child;
+}
+
+/** Asks the running switch for its phase until it is `phase` (bounded). */
+async function waitForPhase(phase: Phase): Promise<SwitchStatus> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const status = await client.workflow.getHandle(switchWorkflowId(env)).query<SwitchStatus>('status').catch(() => undefined);
+    if (status?.phase === phase) return status;
+    if (Date.now() > deadline) throw new Error(`switch of ${env} did not reach ${phase}; last seen ${status?.phase}`);
+    await sleep(200);
+  }
+}
+
+function reportOf(run: CliRun): SwitchReport {
+  return JSON.parse(run.stdout) as SwitchReport;
+}
+
+/** The fields DESIGN §6 promises every report has. */
+function expectReportShape(report: SwitchReport) {
+  expect(report).toMatchObject({ env, workflowId: switchWorkflowId(env) });
+  expect(['switched', 'failed', 'rolled-back', 'aborted']).toContain(report.outcome);
+  if (report.outcome !== 'switched') expect(report.reason).toEqual(expect.any(String));
+  expect(report.from).toMatchObject({ stack: expect.any(String), colour: expect.stringMatching(/^(blue|green)$/) });
+  expect(report.to).toMatchObject({ stack: expect.any(String), colour: expect.stringMatching(/^(blue|green)$/) });
+  expect(report.backup).toMatchObject({ key: expect.any(String), items: expect.any(Number) });
+  expect(report.phases.length).toBeGreaterThan(0);
+  for (const phase of report.phases) {
+    expect(PHASES).toContain(phase.name);
+    expect(Number.isNaN(Date.parse(phase.startedAt))).toBe(false);
+    expect(phase.durationMs).toBeGreaterThanOrEqual(0);
+  }
+  for (const check of report.smoke.checks) expect(check).toMatchObject({ name: expect.any(String), ok: expect.any(Boolean), durationMs: expect.any(Number) });
+}
+
+beforeAll(async () => {
+  client = await createClient({ TEMPORAL_ADDRESS: inject('temporalAddress') });
+  worker = await startWorker();
+}, 120_000);
+
+afterAll(async () => {
+  if (worker && worker.exitCode === null) {
+    const exited = new Promise((resolve) => worker!.once('exit', resolve));
+    worker.kill('SIGTERM');
+    setTimeout(() => worker?.kill('SIGKILL'), 15_000).unref();
+    await exited;
+  }
+  await client?.connection.close();
+  envs.remove();
+  rmSync(stateDir, { recursive: true, force: true });
+});
+
+describe.sequential('switchyard exit codes end to end', () => {
+  let firstNewStack: string;
+
+  it('exits 3 for a second switch while one waits for approval, and 0 once approved', async () => {
+    const waiting = cli('switch', '--env', env, '--version', '2.0.0', '--wait', '--json');
+    const status = await waitForPhase('awaiting-approval');
+    firstNewStack = status.to!.stack;
+
+    const second = await cli('switch', '--env', env);
+    expect(second.code).toBe(3);
+    expect(second.stderr.trim()).toMatch(new RegExp(
+      `^switchyard: a switch of ${env} is already running \\(switch-${env}, started \\d{4}-\\d\\d-\\d\\dT[^)]+\\); watch it with \`switchyard status --env ${env}\`$`));
+
+    // The schedule's own overlap policy cannot see a switch CI started; the CLI refuses to trigger it.
+    const set = await cli('schedule', 'set', '--env', env, '--cron', '0 4 * * *');
+    expect(set.code).toBe(0);
+    expect(set.stdout.trim()).toBe(`created nightly-refresh-${env}: '0 4 * * *' (UTC)`);
+    const triggered = await cli('schedule', 'trigger', '--env', env);
+    expect(triggered.code).toBe(3);
+    expect(triggered.stderr).toContain(`a switch of ${env} is already running (switch-${env}, started`);
+    expect((await cli('schedule', 'delete', '--env', env)).code).toBe(0);
+
+    const shown = await cli('status', '--env', env);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toContain(`${env}: awaiting-approval → ${firstNewStack}`);
+
+    const approved = await cli('approve', '--env', env, '--comment', 'release 2.0.0');
+    expect(approved.code).toBe(0);
+    expect(approved.stdout.trim()).toBe(`approved switch-${env} as ci-bot: release 2.0.0`);
+
+    const result = await waiting;
+    expect(result.code).toBe(0);
+    const report = reportOf(result);
+    expectReportShape(report);
+    expect(report).toMatchObject({
+      outcome: 'switched', version: '2.0.0', trigger: 'manual',
+      from: { stack: seedStackName(env), colour: 'blue' }, to: { stack: firstNewStack, colour: 'green' },
+      approval: { decision: 'approved', by: 'ci-bot', comment: 'release 2.0.0' },
+    });
+    // Progress went to stderr as plain lines (not a TTY), one per phase change; stdout is only the report.
+    expect(result.stderr).toMatch(new RegExp(`^\\S+Z ${env}: awaiting-approval → ${firstNewStack} \\(green\\)`, 'm'));
+    expect(result.stderr).toMatch(new RegExp(`^\\S+Z ${env}: draining`, 'm'));
+    expect(new FakeWorld({ stateFile: join(stateDir, 'world.json') }).reload().dns?.stack).toBe(firstNewStack);
+  }, 120_000);
+
+  it('exits 1 when the switch is aborted, recording who and why, and the approval command is refused afterwards', async () => {
+    const waiting = cli('switch', '--env', env, '--wait', '--json');
+    await waitForPhase('awaiting-approval');
+    const aborted = await cli('abort', '--env', env, '--by', 'ana', '--comment', 'wrong version');
+    expect(aborted.code).toBe(0);
+
+    const result = await waiting;
+    expect(result.code).toBe(1);
+    const report = reportOf(result);
+    expectReportShape(report);
+    expect(report).toMatchObject({ outcome: 'aborted', approval: { decision: 'aborted', by: 'ana', comment: 'wrong version' } });
+
+    const late = await cli('approve', '--env', env);
+    expect(late.code).toBe(1);
+    expect(late.stderr.trim()).toBe(`switchyard: no switch of ${env} is running, so there is nothing to approve`);
+    expect(new FakeWorld({ stateFile: join(stateDir, 'world.json') }).reload().dns?.stack).toBe(firstNewStack);
+  }, 120_000);
+
+  it('exits 1 with a Markdown report naming the reason when smoke tests fail', async () => {
+    const result = await cli('switch', '--env', env, '--wait');
+    expect(result.code).toBe(1);
+    expect(result.stdout.split('\n')[0]).toBe(`# Switch of ${env}: failed`);
+    expect(result.stdout).toMatch(/\| Reason \| .*stream check saw no heartbeat/);
+    expect(result.stdout).toContain(`| From | ${firstNewStack} (green) |`);
+    const world = new FakeWorld({ stateFile: join(stateDir, 'world.json') }).reload();
+    expect(world.dns?.stack).toBe(firstNewStack);
+    expect(world.violations).toEqual([]);
+  }, 120_000);
+
+  it('prints the workflow and run id and exits 0 without --wait', async () => {
+    const started = await cli('switch', '--env', env, '--json');
+    expect(started.code).toBe(0);
+    const ids = JSON.parse(started.stdout) as { workflowId: string; runId: string };
+    expect(ids.workflowId).toBe(switchWorkflowId(env));
+    const result = await client.workflow.getHandle(ids.workflowId, ids.runId).result() as SwitchReport;
+    // The smoke tests still fail: the point is that this run is the one the CLI named.
+    expect(result.outcome).toBe('failed');
+    expect(result.workflowId).toBe(ids.workflowId);
+  }, 120_000);
+});
