@@ -155,6 +155,11 @@ describe.sequential('switchyard exit codes end to end', () => {
   it('exits 1 when the switch is aborted, recording who and why, and the approval command is refused afterwards', async () => {
     const waiting = cli('switch', '--env', env, '--wait', '--json');
     await waitForPhase('awaiting-approval');
+    const shown = await cli('status', '--env', env, '--json');
+    expect(shown.code).toBe(0);
+    expect(JSON.parse(shown.stdout)).toMatchObject({
+      workflowId: switchWorkflowId(env), execution: 'RUNNING', status: { env, phase: 'awaiting-approval', from: { stack: firstNewStack } },
+    });
     const aborted = await cli('abort', '--env', env, '--by', 'ana', '--comment', 'wrong version');
     expect(aborted.code).toBe(0);
 
@@ -190,5 +195,21 @@ describe.sequential('switchyard exit codes end to end', () => {
     // The smoke tests still fail: the point is that this run is the one the CLI named.
     expect(result.outcome).toBe('failed');
     expect(result.workflowId).toBe(ids.workflowId);
+  }, 120_000);
+
+  it('backs up the live stack and exits 0', async () => {
+    const result = await cli('backup', '--env', env, '--json');
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout) as { env: string; stack: string; key: string; items: number };
+    expect(report).toMatchObject({ env, stack: firstNewStack, key: expect.any(String) });
+    expect(report.items).toBeGreaterThan(0);
+  }, 120_000);
+
+  it('rolls back to the previous stack and exits 0', async () => {
+    const result = await cli('rollback', '--env', env, '--comment', 'release 2.0.0 is slow');
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout.trim()).toBe(`rolled ${env} back from ${firstNewStack} to ${seedStackName(env)} (rollback-${env}, by ci-bot)`);
+    expect(new FakeWorld({ stateFile: join(stateDir, 'world.json') }).reload().dns?.stack).toBe(seedStackName(env));
   }, 120_000);
 });
