@@ -46,7 +46,7 @@ async function streamWorker(args: StreamWorkerArgs): Promise<void> {
   let opened = 0;
   let failed = 0;
   let measuring = false;
-  const BATCH = 100;
+  const BATCH = 400;
   for (let start = 0; start < args.count; start += BATCH) {
     await Promise.all(Array.from({ length: Math.min(BATCH, args.count - start) }, (_, k) => new Promise<void>((done) => {
       const i = start + k;
@@ -207,14 +207,17 @@ async function benchStreams(dataDir: string): Promise<void> {
     await new Promise((wait) => setTimeout(wait, 2000));
     const after = rssKiB(sync.child.pid!);
     const metricsBefore = await httpCall(`${sync.url}/metrics`, 'GET', tokens[0]!);
+    const cpuBefore = cpuSeconds(sync.child.pid!);
     for (const worker of workers) worker.send('measure');
     const lags = await Promise.all(workers.map((worker) => once(worker, 'message').then(([m]) => m as { samples: number; p50: number; p99: number; max: number })));
+    const cpuUsed = cpuSeconds(sync.child.pid!) - cpuBefore;
     const metricsAfter = await httpCall(`${sync.url}/metrics`, 'GET', tokens[0]!);
     const serverP99 = histogramQuantile(metricsBefore.text, metricsAfter.text, 'navcloud_heartbeat_lag_seconds', 0.99);
     const rssAtEnd = rssKiB(sync.child.pid!);
     console.log(`streams: ${fmt(total)} open on one node (${failed} refused), opened in ${fmt(openSeconds, 1)} s, heartbeat every ${periodMs} ms`);
     console.log(`  heartbeat lag, client side (|gap - period|, ${fmt(lags.reduce((s, l) => s + l.samples, 0))} gaps over 10 s): p50 ${fmt(Math.max(...lags.map((l) => l.p50)), 1)} ms, p99 ${fmt(Math.max(...lags.map((l) => l.p99)), 1)} ms, max ${fmt(Math.max(...lags.map((l) => l.max)), 1)} ms`);
     console.log(`  heartbeat lag, server side over the same 10 s (behind schedule, histogram bucket bound): p99 <= ${fmt(serverP99 * 1000, 1)} ms`);
+    console.log(`  server CPU while holding them: ${fmt((100 * cpuUsed) / 10, 1)}% of one core = ${fmt((cpuUsed * 1e6) / Math.max(1, total * 10), 1)} µs per heartbeat`);
     console.log(`  resident memory: ${fmt(before / 1024, 1)} MiB before, ${fmt(after / 1024, 1)} MiB with the streams (${fmt(rssAtEnd / 1024, 1)} MiB after 10 s) = ${fmt(((after - before) * 1024) / Math.max(1, total) / 1024, 2)} KiB per stream`);
     await Promise.all(workers.map((worker) => (worker.exitCode === null ? once(worker, 'exit') : undefined)));
   } finally {

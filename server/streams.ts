@@ -6,6 +6,7 @@
  * store, and if they stay above it the stream is cut off with `reconnect`.
  */
 import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Logger } from '../src/logging.ts';
 import type { StreamMessage } from '../src/navcloud/protocol.ts';
 import type { ChangeEvent, EventBus } from './bus/port.ts';
@@ -23,6 +24,8 @@ interface Stream extends WheelMember {
   user: string;
   cursor: number;
   response: ServerResponse;
+  /** Lines go to the socket as ready-made chunks (see frame()); only the end goes through the response. */
+  socket: Socket;
   reading: boolean;
   /** Woken while reading: read again before going idle. */
   woken: boolean;
@@ -31,6 +34,16 @@ interface Stream extends WheelMember {
   congestedSince: number | undefined;
   /** Resolves a read waiting for the socket to drain. */
   drained: (() => void) | undefined;
+}
+
+/**
+ * One HTTP/1.1 chunk holding `text`. Streams write these straight to the socket: the heartbeat
+ * chunk is built once per tick and shared by every stream beating in it, which saves 20,000
+ * streams a string encoding and a three-part write each per heartbeat.
+ */
+function frame(text: string): Buffer {
+  const length = Buffer.byteLength(text);
+  return Buffer.from(`${length.toString(16)}\r\n${text}\r\n`);
 }
 
 export interface StreamHubOptions {
@@ -50,7 +63,7 @@ export class StreamHub {
   private readonly unsubscribe: Array<() => void>;
   private count = 0;
   private heartbeatAt = -1;
-  private heartbeatLine = '';
+  private heartbeatChunk: Buffer = Buffer.alloc(0);
 
   constructor(private readonly options: StreamHubOptions) {
     this.wheel = new HeartbeatWheel(options.heartbeatMs, (stream, lag, now) => this.heartbeat(stream, lag, now));
@@ -67,10 +80,12 @@ export class StreamHub {
 
   /** Takes over a response whose headers are not sent yet; `since` was checked against the store. */
   open(user: string, since: number, response: ServerResponse): void {
-    const stream: Stream = { user, cursor: since, response, reading: false, woken: false, closed: false, congestedSince: undefined, drained: undefined, wheelSlot: undefined };
+    const socket = response.socket;
+    if (!socket || socket.destroyed) return;
     response.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
     response.flushHeaders();
-    response.socket?.setNoDelay(true);
+    socket.setNoDelay(true);
+    const stream: Stream = { user, cursor: since, response, socket, reading: false, woken: false, closed: false, congestedSince: undefined, drained: undefined, wheelSlot: undefined };
     response.on('close', () => this.forget(stream));
     let peers = this.byUser.get(user);
     if (!peers) this.byUser.set(user, (peers = new Set()));
@@ -143,14 +158,14 @@ export class StreamHub {
         let chunk = '';
         for (const change of changes) chunk += `${JSON.stringify(streamMessageOf(change, stream.user))}\n`;
         stream.cursor = changes[changes.length - 1]!.seq;
-        stream.response.write(chunk);
+        stream.socket.write(frame(chunk));
       }
       if (changes.length === PAGE) stream.woken = true;
-      if (stream.woken && stream.response.writableLength > this.options.bufferBytes) {
+      if (stream.woken && stream.socket.writableLength > this.options.bufferBytes) {
         // Read no further until the client catches up; the heartbeat wheel cuts it off if it never does.
         await new Promise<void>((resolve) => {
           stream.drained = resolve;
-          stream.response.once('drain', resolve);
+          stream.socket.once('drain', resolve);
         });
         stream.drained = undefined;
         if (stream.closed) return;
@@ -160,7 +175,7 @@ export class StreamHub {
 
   private heartbeat(stream: Stream, lagMs: number, now: number): void {
     if (stream.closed) return;
-    if (stream.response.writableLength > this.options.bufferBytes) {
+    if (stream.socket.writableLength > this.options.bufferBytes) {
       stream.congestedSince ??= now;
       if (now - stream.congestedSince >= this.options.slowStreamMs) this.cut(stream, 'slow-reader');
       return;
@@ -170,9 +185,9 @@ export class StreamHub {
       // One serialisation per tick serves every stream beating in it.
       this.heartbeatAt = now;
       const message: StreamMessage = { type: 'heartbeat', at: new Date(now).toISOString(), node: this.options.nodeId };
-      this.heartbeatLine = `${JSON.stringify(message)}\n`;
+      this.heartbeatChunk = frame(`${JSON.stringify(message)}\n`);
     }
-    stream.response.write(this.heartbeatLine);
+    stream.socket.write(this.heartbeatChunk);
     this.options.metrics.heartbeat(lagMs / 1000);
   }
 

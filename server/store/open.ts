@@ -1,6 +1,6 @@
 /**
  * Opens the store a `SYNC_STORE` value names. Adapters other than the embedded one load on demand
- * so a node only pulls in what it uses; `riak.ts` exports `openRiakStore(url)`.
+ * so a node only pulls in what it uses.
  */
 import type { SyncStore } from './port.ts';
 
@@ -17,6 +17,6 @@ export async function openStore(spec: string): Promise<SyncStore> {
     const { SqliteStore } = await import('./sqlite.ts');
     return new SqliteStore(spec.slice('sqlite:'.length));
   }
-  const riak = (await import('./riak.ts' as string)) as { openRiakStore(url: string): Promise<SyncStore> | SyncStore };
-  return riak.openRiakStore(spec.slice('riak:'.length));
+  const { openRiakStore } = await import('./riak.ts');
+  return openRiakStore(spec.slice('riak:'.length));
 }
