@@ -241,10 +241,11 @@ export async function stackSwitch(input: SwitchInput): Promise<SwitchReport> {
       const probe = await quick.probeStack({ env, endpoint: next.outputs.endpoint, adminUrl: next.outputs.adminUrl, target: next.outputs.dnsTarget });
       failuresInARow = probe.ok ? 0 : failuresInARow + 1;
       if (failuresInARow >= 2) throw stop('VerificationFailed', `verification failed: ${probe.detail}`);
-      if (watchedMs >= settings.verifySeconds * 1000) return;
-      const step = Math.min(VERIFY_EVERY_MS, settings.verifySeconds * 1000 - watchedMs);
+      // The watch ends on a healthy look: a failure at the very end is looked at once more.
+      if (watchedMs >= settings.verifySeconds * 1000 && probe.ok) return;
+      const step = Math.max(1_000, Math.min(VERIFY_EVERY_MS, settings.verifySeconds * 1000 - watchedMs));
       run.describe(`${next.name} ${probe.ok ? 'healthy' : `unhealthy once (${probe.detail})`}; watched ${watchedMs / 1000} of ${settings.verifySeconds} s`);
-      await sleep(Math.max(step, 1), { summary: 'until the next look at the new stack' });
+      await sleep(step, { summary: 'until the next look at the new stack' });
       watchedMs += step;
     }
   }

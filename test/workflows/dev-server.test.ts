@@ -114,4 +114,15 @@ it('finishes a switch whose worker was killed mid-restore, resuming the restore 
   expect(restoreImports.length).toBeLessThan(ITEMS + importedBeforeKill);
   expect(world.itemIds(newStack!)).toEqual(world.itemIds(seed));
   expect(state.violations).toEqual([]);
+  const { searchAttributes } = await handle.describe();
+  expect(searchAttributes).toMatchObject({
+    SwitchEnv: [env], SwitchPhase: ['done'], SwitchColor: ['green'], SwitchStack: [newStack], SwitchVersion: ['2.0.0'], SwitchTrigger: ['ci'],
+  });
 }, 180_000);
+
+it('stops the worker gracefully on SIGTERM', async () => {
+  const worker = await startTestWorker({ SWITCHYARD_TASK_QUEUE: `idle-${randomUUID()}`, SWITCHYARD_TEST_STATE_DIR: tempDir('switch-term-') });
+  const exited = new Promise<number | null>((resolve) => worker.once('exit', (code) => resolve(code)));
+  worker.kill('SIGTERM');
+  expect(await exited).toBe(0);
+}, 90_000);

@@ -19,10 +19,10 @@ import { FakeWorld, seedStackName, seedWorld } from '../support/fake-ports.ts';
 export const workflowsPath = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
 
 let runtimeInstalled = false;
-/** Worker logs only at WARN: the tests' output stays readable. */
+/** Worker logs only errors: the injected failures would otherwise fill the tests' output. */
 export function quietRuntime(): void {
   if (runtimeInstalled) return;
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
   runtimeInstalled = true;
 }
 

@@ -171,6 +171,13 @@ describe('a failure after the switch', () => {
     expect(world.state.violations).toEqual([]);
   });
 
+  it('does not roll back for a single unhealthy look at the new stack', async () => {
+    const world = seededWorld().fail('probe', { stack: 'green', times: 1 });
+    const { report } = await runSwitch({ world });
+    expect(report.outcome).toBe('switched');
+    expect(world.state.dnsChanges).toBe(1);
+  });
+
   it('when resolvers never answer with the new stack: switches back', async () => {
     const world = seededWorld().fail('dns.verify', { times: 1 });
     const { report } = await runSwitch({ world });
