@@ -136,7 +136,7 @@ describe('AMQP event bus on a real RabbitMQ', () => {
     expect(a.connected && b.connected).toBe(true);
     a.publish({ seq: 1001, users: ['alice'], node: 'a' });
     await until('the first event after the outage', () => seenB.events.some((event) => event.seq === 1001));
-  });
+  }, 120_000);
 
   it('asks the other nodes to resync when only its own connection dropped while it had events to send', async () => {
     const cuttable = await relay(broker.port);

@@ -136,5 +136,5 @@ describe('two sync nodes, one SQLite file, a real RabbitMQ', () => {
       onA.close();
       onB.close();
     }
-  });
+  }, 180_000);
 });
