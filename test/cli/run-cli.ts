@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -10,25 +10,37 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Runs the real `switchyard` launcher as CI would, with a bounded lifetime. */
-export function runCli(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 60_000): Promise<CliRun> {
-  return new Promise((resolveRun, reject) => {
-    const child = spawn(process.execPath, [resolve(repoRoot, 'bin/switchyard.js'), ...args], {
-      cwd: repoRoot,
-      env: { ...process.env, CI: undefined, LOG_LEVEL: undefined, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+export interface RunningCli {
+  child: ChildProcess;
+  /** What it wrote to stderr so far. */
+  stderr(): string;
+  done: Promise<CliRun>;
+}
+
+/** Starts the real `switchyard` launcher as CI would; killed if it outlives timeoutMs. */
+export function startCli(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 60_000): RunningCli {
+  const child = spawn(process.execPath, [resolve(repoRoot, 'bin/switchyard.js'), ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, CI: undefined, LOG_LEVEL: undefined, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
+  child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const done = new Promise<CliRun>((resolveRun, reject) => {
     child.once('error', reject);
     child.once('close', (code) => {
       clearTimeout(timer);
       resolveRun({ code, stdout, stderr });
     });
   });
+  return { child, stderr: () => stderr, done };
+}
+
+export function runCli(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 60_000): Promise<CliRun> {
+  return startCli(args, env, timeoutMs).done;
 }
 
 /** A valid local environment file's fields; tests override what they need. */

@@ -29,6 +29,10 @@ interface SwitchOptions {
 const POLL_MS = 500;
 /** A status query that takes longer than this is skipped, not waited for: the next poll asks again. */
 const QUERY_DEADLINE_MS = 2_000;
+/** Without a single answer for this long, no worker is likely running: say so once. */
+const NO_WORKER_HINT_MS = 10_000;
+/** The shell's convention for "stopped by Ctrl-C". */
+const INTERRUPTED = 130;
 
 export const switchCommand: CommandModule = (program, cli) => {
   program.command('switch')
@@ -97,6 +101,14 @@ async function follow(cli: Cli, handle: WorkflowHandleWithFirstExecutionRunId<ty
     (error: unknown) => { settled = { error }; },
   );
   let last: SwitchStatus | undefined;
+  let hinted = false;
+  // Ctrl-C stops the watching, not the switch: say where to pick it up again.
+  const onInterrupt = () => {
+    reporter.finish();
+    cli.err(`switchyard: stopped following ${handle.workflowId}; the switch goes on: watch it with \`switchyard status --env ${input.env}\``);
+    process.exit(INTERRUPTED);
+  };
+  process.once('SIGINT', onInterrupt);
   try {
     while (!settled) {
       try {
@@ -105,10 +117,16 @@ async function follow(cli: Cli, handle: WorkflowHandleWithFirstExecutionRunId<ty
       } catch (err) {
         // No worker has picked the switch up yet, or the query raced its end: ask again next time.
         cli.logger.debug({ err }, 'status query did not answer');
+        if (!last && !hinted && Date.now() - started > NO_WORKER_HINT_MS) {
+          hinted = true;
+          reporter.finish();
+          cli.err(`switchyard: no worker has answered for ${NO_WORKER_HINT_MS / 1000} s: is \`switchyard worker\` running for task queue ${cli.taskQueue}?`);
+        }
       }
       await Promise.race([result, sleep(POLL_MS)]);
     }
   } finally {
+    process.off('SIGINT', onInterrupt);
     reporter.finish();
   }
   if ('report' in settled) return { ...settled.report, runId: settled.report.runId ?? handle.firstExecutionRunId };

@@ -1,0 +1,35 @@
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, expect, inject, it } from 'vitest';
+import { switchWorkflowId } from '../../src/switch/contract.ts';
+import { createClient } from '../../src/temporal/client.ts';
+import { environmentsDir, environmentYaml, startCli } from './run-cli.ts';
+
+const env = `nowk-${randomBytes(3).toString('hex')}`;
+const envs = environmentsDir({ [env]: environmentYaml(env) });
+afterAll(() => envs.remove());
+
+it('says when no worker answers, and Ctrl-C stops the watching but not the switch', async () => {
+  // Nobody polls this task queue.
+  const taskQueue = `nobody-${randomBytes(4).toString('hex')}`;
+  const running = startCli(['switch', '--env', env, '--wait', '--environments', envs.dir],
+    { TEMPORAL_ADDRESS: inject('temporalAddress'), SWITCHYARD_TASK_QUEUE: taskQueue }, 90_000);
+  const deadline = Date.now() + 60_000;
+  while (!running.stderr().includes('no worker has answered') && Date.now() < deadline) await sleep(200);
+  expect(running.stderr()).toContain(`switchyard: no worker has answered for 10 s: is \`switchyard worker\` running for task queue ${taskQueue}?`);
+
+  running.child.kill('SIGINT');
+  const result = await running.done;
+  expect(result.code).toBe(130);
+  expect(result.stderr).toContain(`switchyard: stopped following switch-${env}; the switch goes on: watch it with \`switchyard status --env ${env}\``);
+  expect(result.stdout).toBe('');
+
+  const client = await createClient({ TEMPORAL_ADDRESS: inject('temporalAddress') });
+  try {
+    const handle = client.workflow.getHandle(switchWorkflowId(env));
+    expect((await handle.describe()).status.name).toBe('RUNNING');
+    await handle.terminate('test finished');
+  } finally {
+    await client.connection.close();
+  }
+}, 120_000);
