@@ -256,7 +256,8 @@ export async function stackSwitch(input: SwitchInput): Promise<SwitchReport> {
     await quick.drainStack(target);
     const floorMs = settings.ttl * 1000;
     const ceilingMs = Math.max(settings.drainSeconds * 1000, floorMs);
-    const stepMs = Math.max(5_000, Math.min(30_000, Math.ceil(ceilingMs / 20)));
+    // Look often enough to stop soon after the floor, rarely enough to keep the history small.
+    const stepMs = Math.max(1_000, Math.min(30_000, floorMs, Math.ceil(ceilingMs / 10)));
     let waitedMs = 0;
     while (waitedMs < ceilingMs) {
       const step = Math.min(stepMs, ceilingMs - waitedMs);
