@@ -27,11 +27,16 @@ describe('SqliteStore shared by two connections (two server processes)', () => {
       const second = await b.put({ id: 'two', owner: 'alice', type: 'trip', data: {} });
       expect(second.item.seq).toBe(first.item.seq + 1);
       expect((await a.changes('alice', 0, 10)).map((c) => c.id)).toEqual(['one', 'two']);
+      expect((await a.get('one', 'alice'))?.data).toEqual({});
+      await b.put({ id: 'one', owner: 'alice', type: 'trip', data: { by: 'b' } });
+      expect((await a.get('one', 'alice'))?.data).toEqual({ by: 'b' });
+      await b.delete('one', 'alice');
+      expect(await a.get('one', 'alice')).toBeUndefined();
       await a.fence();
       await expect(b.put({ id: 'three', owner: 'alice', type: 'trip', data: {} })).rejects.toMatchObject({ code: 'fenced' });
       await b.unfence();
       await a.put({ id: 'three', owner: 'alice', type: 'trip', data: {} });
-      expect(await b.countItems()).toBe(3);
+      expect(await b.countItems()).toBe(2);
     } finally {
       await a.close();
       await b.close();
