@@ -175,19 +175,23 @@ describe.sequential('switchyard exit codes end to end', () => {
     expect(new FakeWorld({ stateFile: join(stateDir, 'world.json') }).reload().dns?.stack).toBe(firstNewStack);
   }, 120_000);
 
-  it('exits 1 with a Markdown report naming the reason when smoke tests fail', async () => {
+  it('exits 1 with a Markdown report naming the reason when smoke tests fail, the new stack deleted', async () => {
+    const callsBefore = new FakeWorld({ stateFile: join(stateDir, 'world.json') }).reload().calls.length;
     const result = await cli('switch', '--env', env, '--wait');
     expect(result.code).toBe(1);
     expect(result.stdout.split('\n')[0]).toBe(`# Switch of ${env}: failed`);
     expect(result.stdout).toMatch(/\| Reason \| .*stream check saw no heartbeat/);
     expect(result.stdout).toContain(`| From | ${firstNewStack} (green) |`);
+    const failedStack = /\| To \| (\S+) \(blue\) \|/.exec(result.stdout)?.[1];
     const world = new FakeWorld({ stateFile: join(stateDir, 'world.json') }).reload();
     expect(world.dns?.stack).toBe(firstNewStack);
+    expect(world.calls.slice(callsBefore)).toContain(`delete ${failedStack}`);
     expect(world.violations).toEqual([]);
   }, 120_000);
 
   it('prints the workflow and run id and exits 0 without --wait', async () => {
-    const started = await cli('switch', '--env', env, '--json');
+    // With CI set, the switch says CI started it.
+    const started = await runCli(['switch', '--env', env, '--json', '--environments', envs.dir], { ...cliEnv(), CI: 'true' });
     expect(started.code).toBe(0);
     const ids = JSON.parse(started.stdout) as { workflowId: string; runId: string };
     expect(ids.workflowId).toBe(switchWorkflowId(env));
@@ -195,6 +199,7 @@ describe.sequential('switchyard exit codes end to end', () => {
     // The smoke tests still fail: the point is that this run is the one the CLI named.
     expect(result.outcome).toBe('failed');
     expect(result.workflowId).toBe(ids.workflowId);
+    expect(result.trigger).toBe('ci');
   }, 120_000);
 
   it('backs up the live stack and exits 0', async () => {
@@ -211,5 +216,18 @@ describe.sequential('switchyard exit codes end to end', () => {
     expect(result.code).toBe(0);
     expect(result.stdout.trim()).toBe(`rolled ${env} back from ${firstNewStack} to ${seedStackName(env)} (rollback-${env}, by ci-bot)`);
     expect(new FakeWorld({ stateFile: join(stateDir, 'world.json') }).reload().dns?.stack).toBe(seedStackName(env));
+  }, 120_000);
+
+  // Last: a kept stack that failed its smoke tests must not be around for the rollback above to pick.
+  it('keeps the new stack of a failed switch with --keep-failed', async () => {
+    const callsBefore = new FakeWorld({ stateFile: join(stateDir, 'world.json') }).reload().calls.length;
+    const result = await cli('switch', '--env', env, '--wait', '--json', '--keep-failed');
+    expect(result.code).toBe(1);
+    const report = reportOf(result);
+    expect(report.outcome).toBe('failed');
+    const world = new FakeWorld({ stateFile: join(stateDir, 'world.json') }).reload();
+    expect(world.calls.slice(callsBefore).some((call) => call.startsWith(`create ${report.to!.stack} `))).toBe(true);
+    expect(world.calls.slice(callsBefore)).not.toContain(`delete ${report.to!.stack}`);
+    expect(world.dns?.stack).toBe(seedStackName(env));
   }, 120_000);
 });
