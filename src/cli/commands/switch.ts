@@ -141,7 +141,8 @@ async function follow(cli: Cli, handle: WorkflowHandleWithFirstExecutionRunId<ty
 async function failureReport(cli: Cli, handle: WorkflowHandle, input: SwitchInput, err: WorkflowFailedError,
   last: SwitchStatus | undefined): Promise<SwitchReport> {
   const description = await handle.describe();
-  const status = await handle.query(statusQuery).catch(() => last);
+  const client = await cli.client();
+  const status = await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle.query(statusQuery)).catch(() => last);
   cli.logger.debug({ err }, 'switch workflow failed');
   return {
     env: input.env,
