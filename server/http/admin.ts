@@ -11,7 +11,8 @@ import { drained, requireContentType, sendJson } from './io.ts';
 import { sinceParam } from './params.ts';
 
 const EXPORT_CHUNK = 64 * 1024;
-const IMPORT_BATCH = 2000;
+/** Lines per store transaction: large batches amortise each commit over more rows. */
+const IMPORT_BATCH = 10_000;
 /** An item line holds at most a 256 KiB item plus its envelope. */
 const MAX_LINE = 512 * 1024;
 const ITEM_TYPES = new Set(['trip', 'route', 'place']);
