@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
 import { signToken } from '../../server/auth.ts';
-import { call, exportAll, SECRET, startTestNode, type TestNode } from './helpers.ts';
+import { SqliteStore } from '../../server/store/sqlite.ts';
+import { call, exportAll, SECRET, startTestNode, tempDir, type TestNode } from './helpers.ts';
 
 describe('sync API (DESIGN §7) over real sockets and a SQLite file', () => {
   let node: TestNode;
@@ -203,6 +205,26 @@ describe('per-user rate limit', () => {
       expect(limited.json.error.code).toBe('rate-limited');
       expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
       expect((await call(node, 'GET', '/v1/inbox', { token: node.token('frank') })).status).toBe(200);
+    } finally {
+      await node.stop();
+    }
+  });
+});
+
+describe('readiness', () => {
+  it('answers /readyz 503 while the store is unreachable, and /healthz 200', async () => {
+    const dir = tempDir();
+    const store = new SqliteStore(join(dir.path, 'gone.sqlite'));
+    await store.close();
+    const node = await startTestNode({ storeInstance: store }, dir);
+    try {
+      const ready = await call(node, 'GET', '/readyz');
+      expect(ready.status).toBe(503);
+      expect(ready.json.error.code).toBe('store-unavailable');
+      expect((await call(node, 'GET', '/healthz')).status).toBe(200);
+      const read = await call(node, 'GET', '/v1/items/anything', { token: node.token('alice') });
+      expect(read.status).toBe(503);
+      expect(read.json.error.code).toBe('store-unavailable');
     } finally {
       await node.stop();
     }
