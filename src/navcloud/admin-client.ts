@@ -3,7 +3,7 @@
  * unfence, drain, stats and health. Failures are CloudErrors so activities decide once whether
  * Temporal should retry: 5xx, 429 and connection problems are retryable; other 4xx are not.
  */
-import { SignJWT } from 'jose';
+import { signToken } from '../../server/auth.ts';
 import { CloudError } from '../cloud/errors.ts';
 import type {
   ApiErrorBody, ExportItemLine, ExportLine, FenceResult, ImportResult, NodeStats,
@@ -36,17 +36,12 @@ const TOKEN_LIFETIME_S = 300;
 export function createAdminClient(options: AdminClientOptions): StackAdmin {
   const adminUrl = options.adminUrl.replace(/\/+$/, '');
   const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
-  const key = new TextEncoder().encode(options.jwtSecret);
   let token: { value: string; renewAt: number } | undefined;
 
-  async function bearer(): Promise<string> {
+  function bearer(): string {
     if (!token || Date.now() >= token.renewAt) {
-      const value = await new SignJWT({ role: 'admin' })
-        .setProtectedHeader({ alg: 'HS256' })
-        .setSubject('switchyard')
-        .setIssuedAt()
-        .setExpirationTime(`${TOKEN_LIFETIME_S}s`)
-        .sign(key);
+      // The sync server's own signer: one JWT implementation in the repository, the claims it verifies.
+      const value = signToken(options.jwtSecret, 'switchyard', { role: 'admin', expiresIn: TOKEN_LIFETIME_S });
       // Renew well before expiry so a token never dies in flight.
       token = { value, renewAt: Date.now() + (TOKEN_LIFETIME_S / 2) * 1000 };
     }
@@ -61,7 +56,7 @@ export function createAdminClient(options: AdminClientOptions): StackAdmin {
       response = await fetch(url, {
         method,
         headers: {
-          authorization: await bearer(),
+          authorization: bearer(),
           ...(init.body !== undefined ? { 'content-type': 'application/x-ndjson' } : {}),
         },
         body: init.body,
