@@ -7,7 +7,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { createLogger, type Logger } from '../src/logging.ts';
-import { authenticate, type Principal } from './auth.ts';
+import { Authenticator, type Principal } from './auth.ts';
 import { openBus } from './bus/open.ts';
 import type { EventBus } from './bus/port.ts';
 import { defaultConfig, type ServerConfig } from './config.ts';
@@ -76,6 +76,9 @@ const ROUTES: Route[] = [
   route('POST', '/admin/drain', 'admin', admin.drain),
   route('GET', '/admin/stats', 'admin', admin.stats),
 ];
+
+/** Handlers only read the query: one empty instance serves every request without a query string. */
+const NO_QUERY = new URLSearchParams();
 
 function match(path: string): { routes: Route[]; params: string[] } | undefined {
   const segments = path.split('/').slice(1);
@@ -154,6 +157,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     },
   };
   const limiter = config.rateLimit ? new RateLimiter(config.rateLimit) : undefined;
+  const authenticator = new Authenticator(config.jwtSecret);
   const clientAddresses = new WeakMap<Socket, string>();
   let inFlight = 0;
   let idle: (() => void) | undefined;
@@ -173,13 +177,14 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       }
       const found = match(path);
       if (!found) throw new ApiError(404, 'no-route', `no route for ${path.slice(0, 200)}`);
-      const chosen = found.routes.find((candidate) => candidate.method === method);
+      let chosen: Route | undefined;
+      for (const candidate of found.routes) if (candidate.method === method) chosen = candidate;
       if (!chosen) throw new ApiError(405, 'method-not-allowed', `${method} is not allowed on ${path.slice(0, 200)}`, { allow: found.routes.map((r) => r.method).join(', ') });
       name = chosen.name;
       let principal: Principal = { user: '', admin: false };
       if (chosen.access !== 'public') {
         try {
-          principal = authenticate(config.jwtSecret, request.headers.authorization);
+          principal = authenticator.authenticate(request.headers.authorization);
         } catch (error) {
           // Failed authentications count against the client's address, so guessing tokens is throttled too.
           const wait = limiter?.take(`address:${client}`) ?? 0;
@@ -191,7 +196,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
         const wait = limiter?.take(`user:${principal.user}`) ?? 0;
         if (wait > 0) throw new ApiError(429, 'rate-limited', `too many requests for user ${principal.user}: retry in ${wait} s`, { 'retry-after': String(wait) });
       }
-      await chosen.handler(context, { request, response, principal, params: found.routes.length > 0 ? found.params : [], query: new URLSearchParams(q < 0 ? '' : url.slice(q + 1)) });
+      await chosen.handler(context, { request, response, principal, params: found.params, query: q < 0 ? NO_QUERY : new URLSearchParams(url.slice(q + 1)) });
     } catch (caught) {
       const error = caught instanceof StoreError ? fromStoreError(caught, config.retryAfterSeconds) : caught;
       if (response.headersSent) {
@@ -211,13 +216,18 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
 
   const server: Server = createHttpServer({ keepAliveTimeout: 65_000 }, (request, response) => {
     inFlight++;
-    const done = () => {
-      inFlight--;
-      if (inFlight === 0) idle?.();
-    };
     // A stream is in flight until its headers are out; after that the hub owns it.
-    void handle(request, response).finally(done);
+    handle(request, response).then(finished, (error: unknown) => {
+      // Only answering the error itself can fail here; the node must stay up regardless.
+      logger.error({ err: error }, 'could not answer a failed request');
+      response.destroy();
+      finished();
+    });
   });
+  function finished(): void {
+    inFlight--;
+    if (inFlight === 0) idle?.();
+  }
   server.on('clientError', (error, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     else socket.destroy();

@@ -38,27 +38,30 @@ interface Verified {
   expires: number;
 }
 
-/**
- * Tokens whose signature this process already verified, keyed by the whole token (signature
- * included), so only the exact bytes that verified can hit it; expiry is still checked on every use.
- * Clients send the same token on every request, and the HMAC and two JSON parses are most of the
- * cost of authenticating one.
- */
-const verified = new Map<string, Verified>();
 const VERIFIED_MAX = 50_000;
 
-/** The principal of an `Authorization` header, or a 401 saying precisely what is wrong with it. */
-export function authenticate(secret: string, authorization: string | undefined): Principal {
-  if (!authorization) throw new ApiError(401, 'missing-token', 'Authorization header with a Bearer token is required', { 'www-authenticate': 'Bearer' });
-  if (!authorization.startsWith('Bearer ')) throw unauthorized('bad-token', 'Authorization must use the Bearer scheme');
-  const token = authorization.slice(7).trim();
-  const key = `${secret.length}:${secret}:${token}`;
-  const known = verified.get(key);
-  if (known && known.expires > Date.now() / 1000) return known.principal;
-  const result = verify(secret, token);
-  if (verified.size >= VERIFIED_MAX) verified.clear();
-  verified.set(key, result);
-  return result.principal;
+/**
+ * Authenticates `Authorization` headers against one secret. Headers whose token this instance
+ * already verified are remembered by their exact text (signature included), so only the bytes that
+ * verified can hit; expiry is still checked on every use. Clients send the same token on every
+ * request, and the HMAC and two JSON parses are most of the cost of authenticating one.
+ */
+export class Authenticator {
+  private readonly verified = new Map<string, Verified>();
+
+  constructor(private readonly secret: string) {}
+
+  /** The principal of an `Authorization` header, or a 401 saying precisely what is wrong with it. */
+  authenticate(authorization: string | undefined): Principal {
+    if (!authorization) throw new ApiError(401, 'missing-token', 'Authorization header with a Bearer token is required', { 'www-authenticate': 'Bearer' });
+    const known = this.verified.get(authorization);
+    if (known && known.expires > Date.now() / 1000) return known.principal;
+    if (!authorization.startsWith('Bearer ')) throw unauthorized('bad-token', 'Authorization must use the Bearer scheme');
+    const result = verify(this.secret, authorization.slice(7).trim());
+    if (this.verified.size >= VERIFIED_MAX) this.verified.clear();
+    this.verified.set(authorization, result);
+    return result.principal;
+  }
 }
 
 function verify(secret: string, token: string): Verified {

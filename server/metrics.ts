@@ -43,7 +43,8 @@ const SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 const RATE_WINDOW_SECONDS = 10;
 
 export class Metrics {
-  private readonly requests = new Map<string, number>();
+  /** route → method → status → count: nested so counting builds no label string per request. */
+  private readonly requests = new Map<string, Map<string, Map<number, number>>>();
   private readonly storeLatency = new Map<string, Histogram>();
   private readonly heartbeatLag = new Histogram(SECONDS);
   private readonly busLag = new Histogram(SECONDS);
@@ -56,9 +57,12 @@ export class Metrics {
   constructor(private readonly openStreams: () => number) {}
 
   request(route: string, method: string, status: number): void {
-    const key = `route="${route}",method="${method}",status="${status}"`;
-    this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
-    if (!route.startsWith('/admin')) {
+    let byMethod = this.requests.get(route);
+    if (!byMethod) this.requests.set(route, (byMethod = new Map()));
+    let byStatus = byMethod.get(method);
+    if (!byStatus) byMethod.set(method, (byStatus = new Map()));
+    byStatus.set(status, (byStatus.get(status) ?? 0) + 1);
+    if (route.charCodeAt(1) !== 97 /* a: /admin… */) {
       this.rotate();
       this.window[this.windowSecond % RATE_WINDOW_SECONDS]!++;
     }
@@ -93,7 +97,11 @@ export class Metrics {
       '# HELP navcloud_http_requests_total HTTP requests answered, by route pattern, method and status.',
       '# TYPE navcloud_http_requests_total counter',
     ];
-    for (const [labels, value] of this.requests) lines.push(`navcloud_http_requests_total{${labels}} ${value}`);
+    for (const [route, byMethod] of this.requests) {
+      for (const [method, byStatus] of byMethod) {
+        for (const [status, value] of byStatus) lines.push(`navcloud_http_requests_total{route="${route}",method="${method}",status="${status}"} ${value}`);
+      }
+    }
     lines.push(
       '# HELP navcloud_open_streams Streams this node holds open.',
       '# TYPE navcloud_open_streams gauge',
