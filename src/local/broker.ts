@@ -1,9 +1,9 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { connect } from 'amqplib';
 import { freePort, waitForPort } from '../net.ts';
-import { spawnService, waitReady, type Service } from './services.ts';
+import { ServiceFailedError, spawnService, waitReady, type Service } from './services.ts';
 
 /** Debian's package puts the real start script here; /usr/sbin/rabbitmq-server would `su rabbitmq`. */
 const SERVER_SCRIPT = '/usr/lib/rabbitmq/bin/rabbitmq-server';
@@ -63,6 +63,10 @@ export async function startBroker(dir: string, logDir: string): Promise<Broker> 
     const url = `amqp://127.0.0.1:${port}`;
     // The listener opens before boot finishes: only a completed AMQP handshake means ready.
     await waitReady(broker, 'rabbitmq-server', 90_000, async () => {
+      // The Erlang VM may linger writing a crash dump after a failed boot: read the verdict from the log.
+      if (readFileSync(broker.logFile, 'utf8').includes('init terminating in do_boot')) {
+        throw new ServiceFailedError(`rabbitmq-server failed to boot; see ${broker.logFile}`);
+      }
       const connection = await connect(url);
       await connection.close();
       return true;

@@ -74,14 +74,13 @@ export async function startLocalEnvironment(options: LocalEnvironmentOptions): P
     stops.length = 0;
   };
   try {
-    const temporalPort = options.temporalPort || await freePort();
     const [moto, broker, temporal] = await Promise.all([
-      startMoto(logDir, region).then((s) => { stops.push(() => s.service.stop(5_000)); return s; }),
-      startBroker(join(dataDir, 'rabbitmq'), logDir).then((b: Broker) => { stops.push(b.stop); return b; }),
-      startDevServer({
-        port: temporalPort, uiPort: options.uiPort, logFile: join(logDir, 'temporal.log'),
+      withRetries(() => startMoto(logDir, region)).then((s) => { stops.push(() => s.service.stop(5_000)); return s; }),
+      withRetries(() => startBroker(join(dataDir, 'rabbitmq'), logDir)).then((b: Broker) => { stops.push(b.stop); return b; }),
+      withRetries(async () => startDevServer({
+        port: options.temporalPort || await freePort(), uiPort: options.uiPort, logFile: join(logDir, 'temporal.log'),
         dbFile: options.persistTemporal ? join(dataDir, 'temporal.sqlite') : undefined,
-      }).then((t: DevServer) => { stops.push(t.stop); return t; }),
+      })).then((t: DevServer) => { stops.push(t.stop); return t; }),
     ]);
 
     const aws = { region, endpoint: moto.endpoint, credentials: LOCAL_CREDENTIALS };
@@ -154,6 +153,21 @@ export async function startLocalEnvironment(options: LocalEnvironmentOptions): P
   }
 }
 
+/**
+ * A port freePort() found can be taken by another process before the service binds it (a busy
+ * shared machine): starting afresh, with new ports, is the remedy. Each start cleans up after
+ * itself when it fails.
+ */
+async function withRetries<T>(start: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (attempt >= attempts) throw err;
+    }
+  }
+}
+
 async function startMoto(logDir: string, region: string): Promise<{ endpoint: string; service: Service }> {
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
@@ -165,11 +179,16 @@ async function startMoto(logDir: string, region: string): Promise<{ endpoint: st
     env: { ...process.env, AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', AWS_DEFAULT_REGION: region },
     logFile: join(logDir, 'moto.log'),
   });
-  await waitReady(service, 'moto_server', 60_000, async () => {
-    const res = await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(2_000) });
-    await res.arrayBuffer();
-    return res.ok;
-  });
+  try {
+    await waitReady(service, 'moto_server', 60_000, async () => {
+      const res = await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(2_000) });
+      await res.arrayBuffer();
+      return res.ok;
+    });
+  } catch (err) {
+    await service.stop(2_000);
+    throw err;
+  }
   return { endpoint, service };
 }
 

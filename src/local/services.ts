@@ -80,12 +80,20 @@ export function spawnService(spec: ServiceSpec): Service {
   return service;
 }
 
+/** Thrown by a readiness probe that knows the service will never come up, to stop waiting at once. */
+export class ServiceFailedError extends Error {
+  override name = 'ServiceFailedError';
+}
+
 /** Polls `probe` until it says ready; fails early, naming the log, if the service exits first. */
 export async function waitReady(service: Service, what: string, timeoutMs: number, probe: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (!service.running()) throw new Error(`${what} exited with ${await service.exited} before it was ready; see ${service.logFile}`);
-    if (await probe().catch(() => false)) return;
+    if (await probe().catch((err: unknown) => {
+      if (err instanceof ServiceFailedError) throw err;
+      return false;
+    })) return;
     if (Date.now() > deadline) throw new Error(`${what} was not ready within ${timeoutMs} ms; see ${service.logFile}`);
     await sleep(100);
   }

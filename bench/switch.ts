@@ -1,0 +1,93 @@
+/**
+ * `npm run bench:switch` (issue 5): a switch of `dev` on the local profile with 100,000 items in
+ * the backup, 1,000 clients each holding a stream and 200 writes/s across them. Prints the time
+ * per phase, the orchestration overhead (the workflow's wall time minus the time its activities
+ * ran, and minus its timers) and the clients' figures. Figures are printed, never asserted.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import type { temporal } from '@temporalio/proto';
+import { loadEnvironment } from '../src/config/environment.ts';
+import { createLogger } from '../src/logging.ts';
+import { startLocalEnvironment } from '../src/local/environment.ts';
+import { switchUnderLoad } from '../src/local/switch-under-load.ts';
+
+const ITEMS = Number(process.env.BENCH_ITEMS ?? 100_000);
+const USERS = Number(process.env.BENCH_STREAMS ?? 1_000);
+const WRITES_PER_SECOND = Number(process.env.BENCH_WRITES_PER_SECOND ?? 200);
+
+const log = createLogger('bench-switch', { level: 'warn' });
+const env = await loadEnvironment('dev');
+const dataDir = mkdtempSync(join(tmpdir(), 'switchyard-bench-'));
+console.log(`bench:switch — ${ITEMS} items in the backup, ${USERS} streams, ${WRITES_PER_SECOND} writes/s (data in ${dataDir})`);
+const setupStarted = Date.now();
+const local = await startLocalEnvironment({ dataDir, envs: [env.name], temporalPort: 0, persistTemporal: false, dnsPort: 0, seedItems: ITEMS, log });
+console.log(`local environment up and seeded in ${((Date.now() - setupStarted) / 1000).toFixed(1)} s`);
+const connection = await Connection.connect({ address: local.state.temporalAddress });
+let exitCode = 0;
+try {
+  const client = new Client({ connection });
+  const result = await switchUnderLoad({
+    client, env, state: local.state, log, fleet: { users: USERS, writesPerSecond: WRITES_PER_SECOND, maxDurationMs: 10 * 60_000 },
+  });
+  const history = await client.workflow.getHandle(result.report.workflowId, result.report.runId).fetchHistory();
+  const timing = orchestrationTiming(history.events ?? []);
+
+  console.log(`\noutcome: ${result.report.outcome}${result.report.reason ? ` (${result.report.reason})` : ''}`);
+  console.log(`backup: ${result.report.backup?.key} (${result.report.backup?.items} items)`);
+  console.log('\nphase               duration');
+  for (const phase of result.report.phases) console.log(`${phase.name.padEnd(20)}${(phase.durationMs / 1000).toFixed(2).padStart(8)} s`);
+  console.log(`\nswitch wall time (workflow start to close): ${(timing.wallMs / 1000).toFixed(2)} s`);
+  console.log(`activities ran for:                        ${(timing.activityMs / 1000).toFixed(2)} s (${timing.activities} executions)`);
+  console.log(`timers (deliberate waits) ran for:         ${(timing.timerMs / 1000).toFixed(2)} s`);
+  console.log(`orchestration overhead (wall - activities): ${((timing.wallMs - timing.activityMs) / 1000).toFixed(2)} s`);
+  console.log(`orchestration overhead (wall - activities - timers): ${((timing.wallMs - timing.activityMs - timing.timerMs) / 1000).toFixed(2)} s`);
+  console.log('\nclients:', JSON.stringify(result.clients, null, 2));
+  console.log('\ntargets:');
+  for (const target of result.targets) console.log(`  [${target.ok ? 'x' : ' '}] ${target.name}: ${target.detail}`);
+  console.log(`  [${timing.wallMs < 60_000 ? 'x' : ' '}] switch under 60 s: ${(timing.wallMs / 1000).toFixed(1)} s`);
+  const overhead = timing.wallMs - timing.activityMs - timing.timerMs;
+  console.log(`  [${overhead < 2_000 ? 'x' : ' '}] orchestration overhead under 2 s: ${(overhead / 1000).toFixed(2)} s`);
+  if (!result.targets.every((t) => t.ok)) exitCode = 1;
+} finally {
+  await connection.close();
+  await local.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+}
+process.exit(exitCode);
+
+type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
+
+/** Wall time of the run, and how much of it activities (start to end) and timers took. */
+function orchestrationTiming(events: HistoryEvent[]) {
+  const at = (e: HistoryEvent) => {
+    const t = e.eventTime;
+    return t ? Number(t.seconds ?? 0) * 1000 + Math.floor((t.nanos ?? 0) / 1e6) : 0;
+  };
+  const started = new Map<string, number>();
+  const timers = new Map<string, number>();
+  let activityMs = 0;
+  let timerMs = 0;
+  let activities = 0;
+  for (const event of events) {
+    const id = String(event.eventId);
+    if (event.activityTaskStartedEventAttributes) started.set(String(event.activityTaskStartedEventAttributes.scheduledEventId), at(event));
+    const end = event.activityTaskCompletedEventAttributes ?? event.activityTaskFailedEventAttributes ?? event.activityTaskTimedOutEventAttributes;
+    if (end) {
+      const from = started.get(String(end.scheduledEventId));
+      if (from !== undefined) {
+        activityMs += at(event) - from;
+        activities += 1;
+      }
+    }
+    if (event.timerStartedEventAttributes) timers.set(id, at(event));
+    const fired = event.timerFiredEventAttributes ?? event.timerCanceledEventAttributes;
+    if (fired) {
+      const from = timers.get(String(fired.startedEventId));
+      if (from !== undefined) timerMs += at(event) - from;
+    }
+  }
+  return { wallMs: at(events[events.length - 1]!) - at(events[0]!), activityMs, timerMs, activities };
+}

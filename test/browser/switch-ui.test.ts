@@ -1,0 +1,98 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { chromium, type BrowserContext } from 'playwright-core';
+import { repoRoot } from '../../src/config/environment.ts';
+import { freePort } from '../../src/net.ts';
+import { TASK_QUEUE, switchWorkflowId, type SwitchInput, type SwitchReport, type SwitchStatus } from '../../src/switch/contract.ts';
+import { switchStartAttributes } from '../../src/temporal/switch-attributes.ts';
+import { startTestEnvironment, type TestEnvironment } from '../local/local-env.ts';
+
+const artifacts = resolve(repoRoot, 'test-artifacts');
+
+// A real Chromium (Debian's) on the Temporal Web UI of the local environment, during a switch.
+describe('the Temporal Web UI during a switch', () => {
+  let t: TestEnvironment;
+  let browser: BrowserContext;
+  let profile: string;
+  let environmentsDir: string;
+
+  beforeAll(async () => {
+    // dev with manual approval: the switch then holds in one phase for as long as the browser needs.
+    environmentsDir = mkdtempSync(join(tmpdir(), 'switchyard-envs-'));
+    const dev = readFileSync(join(repoRoot, 'infra/environments/dev.yaml'), 'utf8');
+    writeFileSync(join(environmentsDir, 'dev.yaml'), dev.replace(/^approval: auto$/m, 'approval: manual'));
+    t = await startTestEnvironment(200, { uiPort: await freePort(), environmentsDir });
+    profile = mkdtempSync(join(tmpdir(), 'switchyard-chromium-'));
+    // A fresh profile directory (playwright passes it as --user-data-dir).
+    browser = await chromium.launchPersistentContext(profile, {
+      executablePath: '/usr/bin/chromium',
+      headless: true,
+      viewport: { width: 1400, height: 1000 },
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+        '--disable-component-update', '--disable-sync'],
+    });
+  }, 240_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    if (profile) rmSync(profile, { recursive: true, force: true });
+    if (environmentsDir) rmSync(environmentsDir, { recursive: true, force: true });
+    const left = await t?.stop();
+    expect(left?.leftoverPids ?? []).toEqual([]);
+  });
+
+  it('shows the switch workflow, its SwitchPhase and its current details', async () => {
+    const input: SwitchInput = { env: 'dev', backup: 'latest', trigger: 'manual', version: 'ui-test' };
+    const handle = await t.client.workflow.start('stackSwitch', {
+      workflowId: switchWorkflowId('dev'), taskQueue: TASK_QUEUE, args: [input], typedSearchAttributes: switchStartAttributes(input),
+    });
+    let status: SwitchStatus | undefined;
+    const deadline = Date.now() + 180_000;
+    while (status?.phase !== 'awaiting-approval' && !['done', 'failed'].includes(status?.phase ?? '') && Date.now() < deadline) {
+      status = await handle.query<SwitchStatus>('status').catch(() => status);
+      await sleep(200);
+    }
+    expect(status?.phase).toBe('awaiting-approval');
+
+    const page = await browser.newPage();
+    const ui = t.local.state.temporalUiUrl!;
+    // The list, filtered by the search attribute the workflow upserts: the switch must be in it.
+    const query = `WorkflowType="stackSwitch" AND SwitchPhase="awaiting-approval"`;
+    await page.goto(`${ui}/namespaces/default/workflows?query=${encodeURIComponent(query)}`);
+    const row = page.getByRole('link', { name: handle.workflowId }).first();
+    await row.waitFor({ timeout: 60_000 });
+    await row.click();
+
+    await page.waitForURL(/\/workflows\/switch-dev\//, { timeout: 30_000 });
+    mkdirSync(artifacts, { recursive: true });
+
+    // The workflow's search attributes: SwitchPhase among them, with the phase.
+    await page.getByText('Search Attributes', { exact: true }).click();
+    const phaseRow = page.getByText('SwitchPhase').first();
+    await phaseRow.waitFor({ timeout: 60_000 });
+    await page.getByText('awaiting-approval').first().waitFor({ timeout: 30_000 });
+    const attributesShot = join(artifacts, 'temporal-ui-switch-attributes.png');
+    await page.screenshot({ path: attributesShot, fullPage: true });
+
+    // Its current details (user metadata), headed by the phase and naming the stack waiting for approval;
+    // the UI renders the markdown in a sandboxed frame.
+    await page.getByText('User Metadata', { exact: true }).click();
+    const shot = join(artifacts, 'temporal-ui-switch.png');
+    const currentDetails = page.frameLocator('iframe').first();
+    try {
+      await currentDetails.getByText(new RegExp(`${status!.to!.stack} passed its smoke checks`)).first().waitFor({ timeout: 60_000 });
+    } finally {
+      await page.screenshot({ path: shot, fullPage: true });
+    }
+    expect(await currentDetails.locator('strong').first().textContent()).toBe('awaiting-approval');
+    expect(statSync(shot).size).toBeGreaterThan(10_000);
+    expect(statSync(attributesShot).size).toBeGreaterThan(10_000);
+
+    await handle.executeUpdate('abort', { args: [{ by: 'browser-test', comment: 'seen in the UI' }] });
+    const report = await handle.result() as SwitchReport;
+    expect(report.outcome).toBe('aborted');
+  }, 300_000);
+});

@@ -1,0 +1,40 @@
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { createLogger } from '../../src/logging.ts';
+import { startLocalEnvironment, type LocalEnvironment } from '../../src/local/environment.ts';
+import { alive } from '../../src/local/control.ts';
+
+/** A whole local environment (moto, RabbitMQ, Temporal, DNS, worker) in a temporary data dir, on free ports. */
+export interface TestEnvironment {
+  local: LocalEnvironment;
+  client: Client;
+  dataDir: string;
+  /** Stops everything and returns what was still running afterwards (should be nothing). */
+  stop(): Promise<{ leftoverPids: number[]; leftoverStacks: string[] }>;
+}
+
+export async function startTestEnvironment(seedItems: number, options: { uiPort?: number; environmentsDir?: string } = {}): Promise<TestEnvironment> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'switchyard-local-'));
+  const local = await startLocalEnvironment({
+    dataDir, envs: ['dev'], environmentsDir: options.environmentsDir, temporalPort: 0, uiPort: options.uiPort, persistTemporal: false, dnsPort: 0, seedItems,
+    log: createLogger('local-env-test', { level: 'warn' }),
+  });
+  const connection = await Connection.connect({ address: local.state.temporalAddress });
+  return {
+    local,
+    client: new Client({ connection }),
+    dataDir,
+    async stop() {
+      await connection.close();
+      const pids = Object.values(local.state.processes).filter((pid) => pid !== process.pid);
+      await local.stop();
+      const stacksDir = join(dataDir, 'stacks');
+      const leftoverStacks = existsSync(stacksDir) ? readdirSync(stacksDir).filter((n) => !n.startsWith('.')) : [];
+      const leftoverPids = pids.filter(alive);
+      rmSync(dataDir, { recursive: true, force: true });
+      return { leftoverPids, leftoverStacks };
+    },
+  };
+}
