@@ -311,9 +311,13 @@ function checkDecision(decision: Decision): void {
   if (typeof decision.comment !== 'string') throw new Error('a decision needs `comment`: why');
 }
 
-/** Short, stable per run: the same on every replay. */
+/**
+ * Short, stable per run (the same on every replay), and different for every run: run ids are
+ * UUIDv7, whose leading digits are a timestamp shared by runs started within about a minute, so
+ * the suffix comes from the random tail.
+ */
 function shortId(runId: string): string {
-  return runId.replace(/-/g, '').slice(0, 8);
+  return runId.replace(/-/g, '').slice(-8);
 }
 
 function colourInName(stack: string | null): Colour | undefined {

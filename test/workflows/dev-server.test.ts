@@ -120,6 +120,34 @@ it('finishes a switch whose worker was killed mid-restore, resuming the restore 
   });
 }, 180_000);
 
+it('names the new stack of each switch differently, even for switches started within the same minute', async () => {
+  // The dev server's run ids are UUIDv7: two runs started seconds apart share their leading digits.
+  const env = `names-${randomUUID().slice(0, 8)}`;
+  const taskQueue = `switch-names-${randomUUID()}`;
+  const stateDir = tempDir('switch-names-');
+  const world = new FakeWorld({ stateFile: join(stateDir, 'world.json') });
+  seedWorld(world, env);
+  // Smoke tests fail, so both switches go for the same colour: only the run can tell their stacks apart.
+  await startTestWorker({
+    SWITCHYARD_TASK_QUEUE: taskQueue,
+    SWITCHYARD_TEST_STATE_DIR: stateDir,
+    SWITCHYARD_TEST_FAIL: JSON.stringify({ smoke: { retryable: false, message: 'no heartbeat' } }),
+  });
+  const reports: SwitchReport[] = [];
+  for (let i = 0; i < 2; i += 1) {
+    reports.push(await client.workflow.execute('stackSwitch', { taskQueue, workflowId: switchWorkflowId(env), args: [input(env)] }) as SwitchReport);
+  }
+  const [first, second] = reports as [SwitchReport, SwitchReport];
+  expect(first.outcome).toBe('failed');
+  expect(second.outcome).toBe('failed');
+  expect(first.to?.colour).toBe('green');
+  expect(second.to?.colour).toBe('green');
+  expect(second.to?.stack).not.toBe(first.to?.stack);
+  const created = world.reload().calls.filter((call) => call.startsWith('create ')).map((call) => call.split(' ')[1]);
+  expect(created).toEqual([first.to?.stack, second.to?.stack]);
+  expect(world.state.violations).toEqual([]);
+}, 120_000);
+
 it('stops the worker gracefully on SIGTERM', async () => {
   const worker = await startTestWorker({ SWITCHYARD_TASK_QUEUE: `idle-${randomUUID()}`, SWITCHYARD_TEST_STATE_DIR: tempDir('switch-term-') });
   const exited = new Promise<number | null>((resolve) => worker.once('exit', (code) => resolve(code)));
