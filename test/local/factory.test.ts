@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadEnvironment, parseEnvironment } from '../../src/config/environment.ts';
+import { createPorts, localHostedZone } from '../../src/cloud/factory.ts';
+import { AwsStackProvisioner } from '../../src/cloud/aws/stack-provisioner.ts';
+import { S3BackupStore } from '../../src/cloud/aws/backup-store.ts';
+import { Route53DnsRouter } from '../../src/cloud/aws/dns-router.ts';
+import { LocalStackProvisioner } from '../../src/cloud/local/stack-provisioner.ts';
+import { readLocalState, type LocalState } from '../../src/local/state.ts';
+
+const state: LocalState = {
+  dataDir: '/tmp/switchyard-factory-test', region: 'us-east-1', motoEndpoint: 'http://127.0.0.1:1', temporalAddress: '127.0.0.1:2',
+  dnsServer: '127.0.0.1:3', bus: 'memory', hostedZones: { 'dev.navcloud.test': 'ZLOCAL1' }, processes: { supervisor: 1 }, startedAt: '',
+};
+
+describe('port factory', () => {
+  it('builds local stacks with the S3 and Route53 adapters for the local profile, resolving the auto zone', async () => {
+    const env = await loadEnvironment('dev');
+    const ports = createPorts(env, state);
+    expect(ports.stacks).toBeInstanceOf(LocalStackProvisioner);
+    expect(ports.backups).toBeInstanceOf(S3BackupStore);
+    expect(ports.dns).toBeInstanceOf(Route53DnsRouter);
+    expect(localHostedZone(env, state)).toBe('ZLOCAL1');
+    expect(localHostedZone({ ...env, hostedZoneId: 'ZEXPLICIT' }, state)).toBe('ZEXPLICIT');
+  });
+
+  it('says which domain has no zone when hostedZoneId is auto and up did not create one', async () => {
+    const env = await loadEnvironment('dev');
+    const other = { ...env, recordName: 'sync.qa.navcloud.test' };
+    expect(() => createPorts(other, state)).toThrow(ConfigError);
+    expect(() => createPorts(other, state)).toThrow(/qa\.navcloud\.test/);
+  });
+
+  it('tells the user to run up when the local environment is not running', () => {
+    const missing = join(mkdtempSync(join(tmpdir(), 'switchyard-state-')), 'local.json');
+    expect(() => readLocalState(missing)).toThrow(/switchyard up/);
+    writeFileSync(missing, JSON.stringify({ dataDir: 1 }));
+    expect(() => readLocalState(missing)).toThrow(ConfigError);
+  });
+
+  it('builds CloudFormation, S3 and Route53 adapters for the aws profile', () => {
+    const env = parseEnvironment('prod.yaml', `
+name: prod
+profile: aws
+region: eu-west-1
+hostedZoneId: Z123
+recordName: sync.navcloud.example
+ttl: 60
+template: app-stack.yaml
+backups: { bucket: navcloud-prod-backups }
+smoke: { heartbeatMs: 25000 }
+verifySeconds: 300
+drainSeconds: 900
+jwtSecret: env:PROD_SECRET
+`);
+    const ports = createPorts(env);
+    expect(ports.stacks).toBeInstanceOf(AwsStackProvisioner);
+    expect(ports.backups).toBeInstanceOf(S3BackupStore);
+    expect(ports.dns).toBeInstanceOf(Route53DnsRouter);
+  });
+});
