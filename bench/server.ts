@@ -12,7 +12,7 @@ import { once } from 'node:events';
 import { createReadStream, createWriteStream, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { signToken } from '../server/auth.ts';
@@ -32,7 +32,7 @@ const STREAM_WORKERS = 4;
 // ---------------------------------------------------------------------------------------------
 // Worker side (forked): raw-socket clients reporting to the parent over IPC.
 
-interface StreamWorkerArgs { port: number; count: number; tokens: string[]; seconds: number; periodMs: number }
+interface StreamWorkerArgs { port: number; count: number; tokens: string[]; seconds: number; periodMs: number; localAddress: string }
 interface LoadWorkerArgs { port: number; seconds: number; requests: string[][] }
 
 function percentile(sorted: number[], p: number): number {
@@ -50,7 +50,8 @@ async function streamWorker(args: StreamWorkerArgs): Promise<void> {
   for (let start = 0; start < args.count; start += BATCH) {
     await Promise.all(Array.from({ length: Math.min(BATCH, args.count - start) }, (_, k) => new Promise<void>((done) => {
       const i = start + k;
-      const socket = connect({ host: HOST, port: args.port });
+      // Each worker its own loopback source address: 20,000 connections from one would crowd its ephemeral ports.
+      const socket = connect({ host: HOST, port: args.port, localAddress: args.localAddress });
       let last = 0;
       let ready = false;
       socket.setNoDelay(true);
@@ -198,7 +199,7 @@ async function benchStreams(dataDir: string): Promise<void> {
     await new Promise((wait) => setTimeout(wait, 1000));
     const before = rssKiB(sync.child.pid!);
     const per = Math.ceil(STREAMS / STREAM_WORKERS);
-    const workers = Array.from({ length: STREAM_WORKERS }, (_, w) => forkWorker('streams', { port: sync.port, count: Math.min(per, STREAMS - w * per), tokens, seconds: 10, periodMs } satisfies StreamWorkerArgs));
+    const workers = Array.from({ length: STREAM_WORKERS }, (_, w) => forkWorker('streams', { port: sync.port, count: Math.min(per, STREAMS - w * per), tokens, seconds: 10, periodMs, localAddress: `127.0.0.${2 + w}` } satisfies StreamWorkerArgs));
     const started = performance.now();
     const opened = await Promise.all(workers.map((worker) => once(worker, 'message').then(([m]) => m as { opened: number; failed: number })));
     const openSeconds = (performance.now() - started) / 1000;
@@ -214,7 +215,7 @@ async function benchStreams(dataDir: string): Promise<void> {
     const metricsAfter = await httpCall(`${sync.url}/metrics`, 'GET', tokens[0]!);
     const serverP99 = histogramQuantile(metricsBefore.text, metricsAfter.text, 'navcloud_heartbeat_lag_seconds', 0.99);
     const rssAtEnd = rssKiB(sync.child.pid!);
-    console.log(`streams: ${fmt(total)} open on one node (${failed} refused), opened in ${fmt(openSeconds, 1)} s, heartbeat every ${periodMs} ms`);
+    console.log(`streams: ${fmt(total)} open on one node (load average now ${loadavg()[0]!.toFixed(1)}) (${failed} refused), opened in ${fmt(openSeconds, 1)} s, heartbeat every ${periodMs} ms`);
     console.log(`  heartbeat lag, client side (|gap - period|, ${fmt(lags.reduce((s, l) => s + l.samples, 0))} gaps over 10 s): p50 ${fmt(Math.max(...lags.map((l) => l.p50)), 1)} ms, p99 ${fmt(Math.max(...lags.map((l) => l.p99)), 1)} ms, max ${fmt(Math.max(...lags.map((l) => l.max)), 1)} ms`);
     console.log(`  heartbeat lag, server side over the same 10 s (behind schedule, histogram bucket bound): p99 <= ${fmt(serverP99 * 1000, 1)} ms`);
     console.log(`  server CPU while holding them: ${fmt((100 * cpuUsed) / 10, 1)}% of one core = ${fmt((cpuUsed * 1e6) / Math.max(1, total * 10), 1)} µs per heartbeat`);
@@ -355,7 +356,8 @@ async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'navcloud-bench-'));
   const phases = (process.env.BENCH_PHASES ?? 'streams,throughput,export').split(',');
   try {
-    console.log(`navcloud-sync benchmark (node ${process.version}, loopback)`);
+    const openFiles = /Max open files\s+(\d+)/.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1];
+    console.log(`navcloud-sync benchmark (node ${process.version}, loopback, ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}, open files limit ${openFiles})`);
     if (phases.includes('streams')) await benchStreams(join(dataDir, 'streams'));
     if (phases.includes('throughput')) await benchThroughput(join(dataDir, 'throughput'));
     if (phases.includes('export')) await benchExportImport(dataDir);
