@@ -2,7 +2,7 @@
  * `npm run bench:switch` (issue 5): a switch of `dev` on the local profile with 100,000 items in
  * the backup, 1,000 clients each holding a stream and 200 writes/s across them. Prints the time
  * per phase, the orchestration overhead (the workflow's wall time minus the time its activities
- * ran, and minus its timers) and the clients' figures. Figures are printed, never asserted.
+ * ran, and minus the time nothing but its deliberate timers ran) and the clients' figures. Figures are printed, never asserted.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -41,14 +41,14 @@ try {
   for (const phase of result.report.phases) console.log(`${phase.name.padEnd(20)}${(phase.durationMs / 1000).toFixed(2).padStart(8)} s`);
   console.log(`\nswitch wall time (workflow start to close): ${(timing.wallMs / 1000).toFixed(2)} s`);
   console.log(`activities ran for:                        ${(timing.activityMs / 1000).toFixed(2)} s (${timing.activities} executions)`);
-  console.log(`timers (deliberate waits) ran for:         ${(timing.timerMs / 1000).toFixed(2)} s`);
-  console.log(`orchestration overhead (wall - activities): ${((timing.wallMs - timing.activityMs) / 1000).toFixed(2)} s`);
-  console.log(`orchestration overhead (wall - activities - timers): ${((timing.wallMs - timing.activityMs - timing.timerMs) / 1000).toFixed(2)} s`);
+  console.log(`wall - activities (includes the deliberate waits: verifying, the drain's TTL): ${((timing.wallMs - timing.activityMs) / 1000).toFixed(2)} s`);
+  console.log(`time covered by activities or timers:      ${(timing.coveredMs / 1000).toFixed(2)} s`);
+  console.log(`orchestration overhead (wall - covered):   ${((timing.wallMs - timing.coveredMs) / 1000).toFixed(2)} s`);
   console.log('\nclients:', JSON.stringify(result.clients, null, 2));
   console.log('\ntargets:');
   for (const target of result.targets) console.log(`  [${target.ok ? 'x' : ' '}] ${target.name}: ${target.detail}`);
   console.log(`  [${timing.wallMs < 60_000 ? 'x' : ' '}] switch under 60 s: ${(timing.wallMs / 1000).toFixed(1)} s`);
-  const overhead = timing.wallMs - timing.activityMs - timing.timerMs;
+  const overhead = timing.wallMs - timing.coveredMs;
   console.log(`  [${overhead < 2_000 ? 'x' : ' '}] orchestration overhead under 2 s: ${(overhead / 1000).toFixed(2)} s`);
   if (!result.targets.every((t) => t.ok)) exitCode = 1;
 } finally {
@@ -60,7 +60,11 @@ process.exit(exitCode);
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
-/** Wall time of the run, and how much of it activities (start to end) and timers took. */
+/**
+ * Wall time of the run; the time activities ran (summed); and the time covered by activities or
+ * timers (deliberate waits such as verifySeconds and the drain's TTL), as a union since they
+ * overlap. What the union leaves out of the wall time is the orchestration itself.
+ */
 function orchestrationTiming(events: HistoryEvent[]) {
   const at = (e: HistoryEvent) => {
     const t = e.eventTime;
@@ -68,26 +72,30 @@ function orchestrationTiming(events: HistoryEvent[]) {
   };
   const started = new Map<string, number>();
   const timers = new Map<string, number>();
+  const working: Array<[number, number]> = [];
   let activityMs = 0;
-  let timerMs = 0;
   let activities = 0;
   for (const event of events) {
-    const id = String(event.eventId);
     if (event.activityTaskStartedEventAttributes) started.set(String(event.activityTaskStartedEventAttributes.scheduledEventId), at(event));
     const end = event.activityTaskCompletedEventAttributes ?? event.activityTaskFailedEventAttributes ?? event.activityTaskTimedOutEventAttributes;
-    if (end) {
-      const from = started.get(String(end.scheduledEventId));
-      if (from !== undefined) {
-        activityMs += at(event) - from;
-        activities += 1;
-      }
+    const from = end && started.get(String(end.scheduledEventId));
+    if (from !== undefined && from !== null) {
+      activityMs += at(event) - from;
+      activities += 1;
+      working.push([from, at(event)]);
     }
-    if (event.timerStartedEventAttributes) timers.set(id, at(event));
+    if (event.timerStartedEventAttributes) timers.set(String(event.eventId), at(event));
     const fired = event.timerFiredEventAttributes ?? event.timerCanceledEventAttributes;
-    if (fired) {
-      const from = timers.get(String(fired.startedEventId));
-      if (from !== undefined) timerMs += at(event) - from;
-    }
+    const timerFrom = fired && timers.get(String(fired.startedEventId));
+    if (timerFrom !== undefined && timerFrom !== null) working.push([timerFrom, at(event)]);
   }
-  return { wallMs: at(events[events.length - 1]!) - at(events[0]!), activityMs, timerMs, activities };
+  working.sort((a, b) => a[0] - b[0]);
+  let coveredMs = 0;
+  let reach = -Infinity;
+  for (const [from, to] of working) {
+    if (to <= reach) continue;
+    coveredMs += to - Math.max(from, reach);
+    reach = to;
+  }
+  return { wallMs: at(events[events.length - 1]!) - at(events[0]!), activityMs, coveredMs, activities };
 }
