@@ -72,7 +72,7 @@ export function parseProxyHeader(buffer: Buffer): { header: ProxyHeader; length:
   return { header: { kind: 'local' }, length: FIXED + length };
 }
 
-/** Builds a PROXY v2 header for an IPv4 TCP connection (what the balancer sends; used by tests and benchmarks). */
+/** Builds a PROXY v2 header for an IPv4 TCP connection, as the balancer sends it (for clients that stand in for one). */
 export function encodeProxyHeader(source: ProxiedAddress, destination: ProxiedAddress): Buffer {
   const header = Buffer.alloc(FIXED + 12);
   SIGNATURE.copy(header, 0);

@@ -174,6 +174,12 @@ describe('sync API (DESIGN §7) over real sockets and a SQLite file', () => {
     expect(after).toEqual(before);
   });
 
+  it('answers an id too long for any request line with 431 and stays up', async () => {
+    const answer = await call(node, 'GET', `/v1/items/${'x'.repeat(20_000)}`, { token: alice });
+    expect(answer.status).toBe(431);
+    expect((await call(node, 'GET', '/healthz')).status).toBe(200);
+  });
+
   it('answers 405 with Allow for a known path and a wrong method', async () => {
     const answer = await call(node, 'POST', '/v1/items/trip-a', { token: alice, body: {} });
     expect(answer.status).toBe(405);
