@@ -119,7 +119,8 @@ export async function stackSwitch(input: SwitchInput): Promise<SwitchReport> {
     await beforeSwitching.run(async () => {
       run.enter('planning', `reading which stack ${env} serves from DNS`);
       const plan = await quick.planSwitch(env);
-      settings = plan.settings;
+      // `switch --approval` decides for this switch; the environment file only sets the default.
+      settings = input.approval ? { ...plan.settings, approval: input.approval } : plan.settings;
       liveRecordStack = plan.live?.record.stack ?? null;
       const liveStack = plan.live?.stack;
       if (liveStack?.status === 'ready' && liveStack.outputs) old = { ...liveStack, outputs: liveStack.outputs };

@@ -38,8 +38,7 @@ async function startWorker(): Promise<ChildProcess> {
       SWITCHYARD_TASK_QUEUE: taskQueue,
       SWITCHYARD_TEST_STATE_DIR: stateDir,
       SWITCHYARD_TEST_SEED_ENV: env,
-      // Manual approval holds a switch still for the busy check and for approve/abort.
-      SWITCHYARD_TEST_ENV: JSON.stringify({ verifySeconds: 0, drainSeconds: 0, ttl: 1, approval: 'manual' }),
+      SWITCHYARD_TEST_ENV: JSON.stringify({ verifySeconds: 0, drainSeconds: 0, ttl: 1 }),
       // The first two switches pass their smoke tests, the third fails them.
       SWITCHYARD_TEST_FAIL: JSON.stringify({ smoke: { after: 2, retryable: false, message: 'stream check saw no heartbeat' } }),
     },
@@ -111,7 +110,8 @@ describe.sequential('switchyard exit codes end to end', () => {
   let firstNewStack: string;
 
   it('exits 3 for a second switch while one waits for approval, and 0 once approved', async () => {
-    const waiting = cli('switch', '--env', env, '--version', '2.0.0', '--wait', '--json');
+    // Manual approval (the environment approves automatically) holds the switch still for the busy check and approve.
+    const waiting = cli('switch', '--env', env, '--version', '2.0.0', '--approval', 'manual', '--wait', '--json');
     const status = await waitForPhase('awaiting-approval');
     firstNewStack = status.to!.stack;
 
@@ -153,7 +153,7 @@ describe.sequential('switchyard exit codes end to end', () => {
   }, 120_000);
 
   it('exits 1 when the switch is aborted, recording who and why, and the approval command is refused afterwards', async () => {
-    const waiting = cli('switch', '--env', env, '--wait', '--json');
+    const waiting = cli('switch', '--env', env, '--approval', 'manual', '--wait', '--json');
     await waitForPhase('awaiting-approval');
     const shown = await cli('status', '--env', env, '--json');
     expect(shown.code).toBe(0);

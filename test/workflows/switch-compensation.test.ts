@@ -220,6 +220,27 @@ describe('approval', () => {
     expect(world.itemIds(newStackOf(report))).toEqual(world.itemIds(OLD));
   });
 
+  it('waits for approval when the switch asks for it, although the environment approves automatically', async () => {
+    const { report } = await runSwitch({
+      env: { approval: 'auto' },
+      input: { approval: 'manual' },
+      during: async (handle) => {
+        await untilPhase(handle, 'awaiting-approval');
+        await handle.executeUpdate(approveUpdate, { args: [{ by: 'gina', comment: 'release by hand' }] });
+      },
+    });
+    expect(report.outcome).toBe('switched');
+    expect(phasesOf(report)).toContain('awaiting-approval');
+    expect(report.approval).toMatchObject({ decision: 'approved', by: 'gina' });
+  });
+
+  it('does not wait when the switch approves automatically, although the environment wants approval', async () => {
+    const { report } = await runSwitch({ env: { approval: 'manual' }, input: { approval: 'auto' } });
+    expect(report.outcome).toBe('switched');
+    expect(phasesOf(report)).not.toContain('awaiting-approval');
+    expect(report.approval).toBeUndefined();
+  });
+
   it('refuses approve when nothing waits for approval', async () => {
     const world = seededWorld();
     world.fail('stacks.waitUntilReady', { message: 'hang' });
