@@ -101,11 +101,12 @@ export class SqliteStore implements SyncStore {
   private readonly statements;
   private readonly transactions;
   /**
-   * Rows get() has read, trusted while no other connection has committed: SQLite's data_version
+   * Items get() has read, trusted while no other connection has committed: SQLite's data_version
    * changes exactly then, and this connection's own writes drop what they touch. It spares GETs
-   * most of a table read.
+   * most of a table read and the JSON parsing. get() hands out these objects themselves, so the
+   * HTTP layer can keep their serialisation too: callers treat them as read-only.
    */
-  private readonly rows = new Map<string, ItemRow>();
+  private readonly rows = new Map<string, StoredItem>();
   private rowsVersion = -1;
 
   constructor(readonly path: string, options: SqliteStoreOptions = {}) {
@@ -171,10 +172,10 @@ export class SqliteStore implements SyncStore {
   }
 
   async get(id: string, user: string): Promise<StoredItem | undefined> {
-    const row = this.guard(() => this.cachedRow(id));
-    if (!row || row.deleted === 1) return undefined;
-    if (row.owner !== user && !(JSON.parse(row.shares) as string[]).includes(user)) return undefined;
-    return toItem(row);
+    const item = this.guard(() => this.cachedItem(id));
+    if (!item || item.deleted) return undefined;
+    if (item.owner !== user && !item.shares.includes(user)) return undefined;
+    return item;
   }
 
   async put(request: PutItem): Promise<{ item: StoredItem; created: boolean }> {
@@ -278,21 +279,21 @@ export class SqliteStore implements SyncStore {
     }
   }
 
-  private cachedRow(id: string): ItemRow | undefined {
+  private cachedItem(id: string): StoredItem | undefined {
     const version = this.statements.dataVersion.get()!;
     if (version !== this.rowsVersion) {
       this.rows.clear();
       this.rowsVersion = version;
     }
-    let row = this.rows.get(id);
-    if (row === undefined) {
-      row = this.statements.byId.get(id);
-      if (row) {
-        if (this.rows.size >= ROW_CACHE) this.rows.clear();
-        this.rows.set(id, row);
-      }
+    let item = this.rows.get(id);
+    if (item === undefined) {
+      const row = this.statements.byId.get(id);
+      if (!row) return undefined;
+      item = toItem(row);
+      if (this.rows.size >= ROW_CACHE) this.rows.clear();
+      this.rows.set(id, item);
     }
-    return row;
+    return item;
   }
 
   private assertNotFenced(): void {
