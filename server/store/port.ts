@@ -53,7 +53,10 @@ export class StoreError extends Error {
 }
 
 export interface SyncStore {
-  /** The item as `user` may see it: owned or shared with them; tombstones are not returned. */
+  /**
+   * The item as `user` may see it: owned or shared with them; tombstones are not returned.
+   * Callers treat the result as read-only: an adapter may hand out a cached object.
+   */
   get(id: string, user: string): Promise<StoredItem | undefined>;
   /** Create or update; an id owned by someone else is 'not-found' to the caller. Rejects with 'fenced' while fenced. */
   put(request: PutItem): Promise<{ item: StoredItem; created: boolean }>;
