@@ -119,6 +119,9 @@ export async function startLocalEnvironment(options: LocalEnvironmentOptions): P
         logFile: join(logDir, 'worker.log'),
       });
       const started = worker;
+      // `down` must find the worker even if this supervisor was killed without cleaning up.
+      state.processes.worker = started.pid;
+      writeLocalState(state, stateFile);
       await waitReady(started, 'the worker', 60_000, () => hasWorkflowPoller(temporal.address));
       log.info({ pid: started.pid }, 'worker polling');
     };

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { CreateHostedZoneCommand, ListHostedZonesByNameCommand, type Route53Client } from '@aws-sdk/client-route-53';
 import { resolveSecret, type Environment } from '../config/environment.ts';
-import type { Ports } from '../cloud/ports.ts';
+import type { BackupManifest, Ports } from '../cloud/ports.ts';
 import { createAdminClient, type StackAdmin } from '../navcloud/admin-client.ts';
 import type { ExportItemLine } from '../navcloud/protocol.ts';
 import { encodeCursor } from '../../server/cursor.ts';
@@ -41,16 +41,23 @@ export interface SeedResult {
  * Gives a fresh local environment what a switch needs: a live stack with data that DNS points
  * at, and a backup of it. The stack is provisioned directly through the ports rather than by a
  * switch: a switch moves clients from one live stack to another (catch-up, fence, drain), and
- * there is no live stack yet to move them from. Returns undefined when the record already
- * points at a stack and a backup exists.
+ * there is no live stack yet to move them from. A live stack without a backup only gets the
+ * backup. Returns undefined when the record already points at a stack and a backup exists.
  */
 export async function seedEnvironment(env: Environment, ports: Ports, items: number, log: Logger): Promise<SeedResult | undefined> {
   const live = await ports.dns.current(env.recordName);
   const backup = await ports.backups.latest(env.name);
   if (live && backup) return undefined;
+  const jwtSecret = resolveSecret(env.jwtSecret);
+  if (live) {
+    // Clients are served already: only the backup is missing, and it is taken from what they use.
+    const outputs = (await ports.stacks.describe(live.stack))?.outputs;
+    if (!outputs) throw new Error(`${env.recordName} points at ${live.stack}, which is not a running stack, and there is no backup to restore from`);
+    const manifest = await backUp(env, ports, live.stack, createAdminClient({ adminUrl: outputs.adminUrl, jwtSecret }), outputs.adminUrl);
+    return { stack: live.stack, items: manifest.items, backupKey: manifest.key };
+  }
 
   const name = `navcloud-${env.name}-blue-${randomBytes(4).toString('hex')}`;
-  const jwtSecret = resolveSecret(env.jwtSecret);
   log.info({ stack: name, items }, 'seeding the environment: a first live stack, data, a backup and the DNS record');
   await ports.stacks.create({ name, env: env.name, colour: 'blue', workflowId: 'seed', template: env.template, parameters: env.parameters });
   const ready = await ports.stacks.waitUntilReady(name);
@@ -58,16 +65,21 @@ export async function seedEnvironment(env: Environment, ports: Ports, items: num
 
   const admin = createAdminClient({ adminUrl: outputs.adminUrl, jwtSecret });
   await importSeedItems(admin, items);
-  const { cursor } = await admin.stats(outputs.adminUrl);
-  async function* exported(): AsyncIterable<string> {
-    for await (const line of admin.exportSince(undefined)) yield JSON.stringify(line);
-  }
-  const manifest = await ports.backups.write({ env: env.name, sourceStack: name, cursor }, exported());
+  const manifest = await backUp(env, ports, name, admin, outputs.adminUrl);
 
-  const changeId = await ports.dns.switch({ recordName: env.recordName, ttl: env.ttl, expected: live, stack: name, target: outputs.dnsTarget });
+  const changeId = await ports.dns.switch({ recordName: env.recordName, ttl: env.ttl, expected: undefined, stack: name, target: outputs.dnsTarget });
   await ports.dns.waitInSync(changeId);
   log.info({ stack: name, backup: manifest.key, items: manifest.items }, 'environment seeded');
   return { stack: name, items: manifest.items, backupKey: manifest.key };
+}
+
+/** Exports the stack into a new backup; the cursor is read first, so the export holds at least everything up to it. */
+async function backUp(env: Environment, ports: Ports, stack: string, admin: StackAdmin, adminUrl: string): Promise<BackupManifest> {
+  const { cursor } = await admin.stats(adminUrl);
+  async function* exported(): AsyncIterable<string> {
+    for await (const line of admin.exportSince(undefined)) yield JSON.stringify(line);
+  }
+  return ports.backups.write({ env: env.name, sourceStack: stack, cursor }, exported());
 }
 
 /**
