@@ -1,5 +1,7 @@
 /** `switchyard up`: the local environment (DESIGN §3), in the background or, with --foreground, until Ctrl-C. */
 import { spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { createServer } from 'node:net';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -54,6 +56,11 @@ async function runForeground(cli: Cli, options: UpOptions): Promise<void> {
   const stateFile = localStatePath();
   const running = runningEnvironment(stateFile);
   if (running) throw new ExitError(EXIT.usage, `the local environment is already running (supervisor pid ${running.processes.supervisor}); stop it with 'switchyard down'`);
+  for (const [what, option, value] of [
+    ['Temporal', '--temporal-port', options.temporalPort], ['the Temporal Web UI', '--ui-port', options.uiPort], ['the DNS responder', '--dns-port', options.dnsPort],
+  ] as const) {
+    if (!(await portFree(value))) throw new ExitError(EXIT.usage, `port ${value} on 127.0.0.1 (for ${what}) is in use: free it or choose another with ${option}`);
+  }
   const local = await startLocalEnvironment({
     dataDir, envs: options.env, environmentsDir: cli.environmentsDir, temporalPort: options.temporalPort, uiPort: options.uiPort,
     persistTemporal: true, dnsPort: options.dnsPort, seedItems: options.seedItems,
@@ -124,6 +131,21 @@ async function summary(cli: Cli, state: LocalState, envNames: string[]): Promise
     lines.push(`    switch it:   TEMPORAL_ADDRESS=${state.temporalAddress} switchyard switch --env ${env.name} --wait`);
   }
   return lines.join('\n');
+}
+
+/** True when both TCP and UDP can bind 127.0.0.1:port right now. */
+async function portFree(port: number): Promise<boolean> {
+  const tcp = await new Promise<boolean>((res) => {
+    const server = createServer();
+    server.once('error', () => res(false));
+    server.listen({ host: '127.0.0.1', port, exclusive: true }, () => server.close(() => res(true)));
+  });
+  const udp = await new Promise<boolean>((res) => {
+    const socket = createSocket('udp4');
+    socket.once('error', () => { socket.close(); res(false); });
+    socket.bind(port, '127.0.0.1', () => socket.close(() => res(true)));
+  });
+  return tcp && udp;
 }
 
 function tail(file: string, lines: number): string {
