@@ -214,7 +214,9 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     }
   }
 
-  const server: Server = createHttpServer({ keepAliveTimeout: 65_000 }, (request, response) => {
+  // A restore streams a whole backup as one import body: give a request an hour to arrive, not
+  // node's default five minutes (request heads still have to arrive within a minute).
+  const server: Server = createHttpServer({ keepAliveTimeout: 65_000, requestTimeout: 3_600_000 }, (request, response) => {
     inFlight++;
     // A stream is in flight until its headers are out; after that the hub owns it.
     handle(request, response).then(finished, (error: unknown) => {
