@@ -54,6 +54,20 @@ describe('fault drills on the local profile', () => {
     throw new Error(`switch never reached ${phases.join('/')}; last phase ${last?.phase}`);
   }
 
+  /** Polls the workflow until an activity of this type is running on a worker (bounded). */
+  async function waitForRunningActivity(workflowId: string, type: string): Promise<void> {
+    const handle = t.client.workflow.getHandle(workflowId);
+    const deadline = Date.now() + 120_000;
+    while (Date.now() < deadline) {
+      const { raw } = await handle.describe();
+      // A start time means a worker picked the attempt up (not merely scheduled).
+      if (raw.pendingActivities?.some((a) => a.activityType?.name === type && a.lastStartedTime)) return;
+      if (raw.workflowExecutionInfo?.closeTime) break;
+      await sleep(20);
+    }
+    throw new Error(`activity ${type} of ${workflowId} was never seen running`);
+  }
+
   /** Every stack dir's node processes that still run, by stack. */
   function runningStacks(): string[] {
     const stacksDir = join(t.dataDir, 'stacks');
@@ -88,13 +102,15 @@ describe('fault drills on the local profile', () => {
     expect(result.clients.missedEvents).toBe(0);
   }
 
-  for (const phase of ['restoring', 'draining'] as const) {
+  // Restoring: killed while the restore activity itself streams the backup, which must resume.
+  for (const [phase, activity] of [['restoring', 'restoreBackup'], ['draining', undefined]] as const) {
     it(`finishes a switch whose worker was killed during ${phase} and restarted, leaving nothing behind`, async () => {
       const before = (await ports.dns.current(env.recordName))!.stack;
       const result = await switchUnderLoad({
         client: t.client, env, state: t.local.state, fleet, log,
         onStarted: async (workflowId) => {
           await waitForPhase(workflowId, [phase]);
+          if (activity) await waitForRunningActivity(workflowId, activity);
           await t.local.killWorker();
           await sleep(1_000);
           await t.local.startWorker();
