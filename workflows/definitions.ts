@@ -4,7 +4,7 @@
  */
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import type { Decision, SwitchStatus } from '../src/switch/contract.ts';
+import type { Decision, Outcome, SwitchInput, SwitchReport, SwitchStatus } from '../src/switch/contract.ts';
 
 export const statusQuery = defineQuery<SwitchStatus>('status');
 /** Approve a switch that waits for approval (`approval: manual`). */
@@ -51,3 +51,12 @@ export interface BackupReport {
   items: number;
   pruned: string[];
 }
+
+/** What the schedule gives each night's `nightlyRefresh`: the switch to start, its trigger is `schedule`. */
+export type NightlyRefreshInput = Pick<SwitchInput, 'env' | 'version' | 'backup'>;
+
+export type NightlyRefreshResult =
+  /** A switch of the environment (`running`) was already going: this night started none. */
+  | { env: string; outcome: 'skipped'; running: string; reason: string }
+  /** The switch this night started, and how it ended. */
+  | { env: string; outcome: Outcome; switch: { workflowId: string; runId: string }; reason?: string; report: SwitchReport };

@@ -2,3 +2,4 @@
 export { stackSwitch } from './stack-switch.ts';
 export { rollback } from './rollback.ts';
 export { backupStack } from './backup-stack.ts';
+export { nightlyRefresh } from './nightly-refresh.ts';

@@ -1,15 +1,18 @@
 /**
  * The nightly refresh of an environment (DESIGN §5): a Temporal Schedule `nightly-refresh-<env>`
- * that starts a stackSwitch with trigger `schedule`, skipping a night while the last one still runs.
+ * that starts a `nightlyRefresh` workflow, which starts the switch as `switch-<env>` with trigger
+ * `schedule` (workflows/nightly-refresh.ts). The schedule skips a night while the last one still
+ * runs; the night itself skips its switch while any switch of the environment runs.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, ServiceError,
-  type Client, type ScheduleDescription, type ScheduleHandle, type ScheduleOptionsStartWorkflowAction,
+  type Client, type ScheduleDescription, type ScheduleHandle, type ScheduleOptionsStartWorkflowAction, type WorkflowHandle,
 } from '@temporalio/client';
 import { ConfigError } from '../config/environment.ts';
-import { TASK_QUEUE, scheduleId, switchWorkflowId, type SwitchInput } from '../switch/contract.ts';
-import { switchStartAttributes } from './switch-attributes.ts';
+import { TASK_QUEUE, scheduleId } from '../switch/contract.ts';
+import { searchAttributes, type NightlyRefreshInput } from '../../workflows/definitions.ts';
+import type { nightlyRefresh } from '../../workflows/nightly-refresh.ts';
 
 /** 03:00 UTC: after the nightly backups, before anyone in Europe starts work. */
 export const DEFAULT_CRON = '0 3 * * *';
@@ -45,18 +48,18 @@ interface ActionMemo {
   nightlyCron: string;
 }
 
-function action(refresh: NightlyRefresh, cron: string): ScheduleOptionsStartWorkflowAction<(input: SwitchInput) => Promise<unknown>> {
-  const input: SwitchInput = { env: refresh.env, backup: refresh.backup ?? 'latest', trigger: 'schedule', version: refresh.version };
+function action(refresh: NightlyRefresh, cron: string): ScheduleOptionsStartWorkflowAction<typeof nightlyRefresh> {
+  const input: NightlyRefreshInput = { env: refresh.env, backup: refresh.backup ?? 'latest', version: refresh.version };
   const memo: ActionMemo = { nightlyCron: cron };
   return {
     type: 'startWorkflow',
-    workflowType: 'stackSwitch',
+    workflowType: 'nightlyRefresh',
     // The server appends the scheduled time to this id, so nights never collide with each other.
-    workflowId: switchWorkflowId(refresh.env),
+    workflowId: scheduleId(refresh.env),
     taskQueue: refresh.taskQueue ?? TASK_QUEUE,
     args: [input],
     memo: { ...memo },
-    typedSearchAttributes: switchStartAttributes(input),
+    typedSearchAttributes: [{ key: searchAttributes.env, value: refresh.env }],
   };
 }
 
@@ -122,7 +125,7 @@ export async function showNightlySchedule(client: Client, env: string): Promise<
   if (!found) return undefined;
   const { description } = found;
   const startAction = description.action.type === 'startWorkflow' ? description.action : undefined;
-  const input = startAction?.args?.[0] as SwitchInput | undefined;
+  const input = startAction?.args?.[0] as NightlyRefreshInput | undefined;
   return {
     scheduleId: description.scheduleId,
     cron: (startAction?.memo as ActionMemo | undefined)?.nightlyCron ?? '(not set by switchyard)',
@@ -148,23 +151,54 @@ export async function unpauseNightlySchedule(client: Client, env: string, note: 
   await (await existing(client, env)).handle.unpause(note);
 }
 
+/** What triggering the schedule led to. */
+export type TriggeredNight =
+  /** The night's run started the switch. */
+  | { outcome: 'started'; nightly: string; switch: { workflowId: string; runId: string } }
+  /** The night's run found a switch of the environment running and started none. */
+  | { outcome: 'skipped'; nightly: string; running: string; reason: string }
+  /** The schedule started no night: its last one still runs (overlap: skip). */
+  | { outcome: 'overlap' }
+  /** The night's run started, but no worker ran it within the wait. */
+  | { outcome: 'pending'; nightly: string };
+
 /**
- * Runs the nightly switch now, under the schedule's overlap policy, and returns the workflow it
- * started — or undefined when none started within `waitMs` (skipped: the last night still runs).
+ * Runs the nightly refresh now, under the schedule's overlap policy, and follows the night's run
+ * (for at most `waitMs`) until it has started the switch or skipped it.
  */
-export async function triggerNightlySchedule(client: Client, env: string, waitMs = 5_000): Promise<string | undefined> {
+export async function triggerNightlySchedule(client: Client, env: string, waitMs = 10_000): Promise<TriggeredNight> {
   const { handle, description } = await existing(client, env);
   const before = new Set(description.info.recentActions.map((run) => run.action.workflow.firstExecutionRunId));
-  // The SDK's default for a manual trigger is ALLOW_ALL, which would start a second switch.
+  const skippedBefore = description.info.numActionsSkippedOverlap;
+  // The SDK's default for a manual trigger is ALLOW_ALL, which would start a second night alongside.
   await handle.trigger(ScheduleOverlapPolicy.SKIP);
   const deadline = Date.now() + waitMs;
+  let night: WorkflowHandle<typeof nightlyRefresh> | undefined;
   while (Date.now() < deadline) {
-    const now = await handle.describe();
-    const started = now.info.recentActions.find((run) => !before.has(run.action.workflow.firstExecutionRunId));
-    if (started) return started.action.workflow.workflowId;
+    if (!night) {
+      const now = await handle.describe();
+      const started = now.info.recentActions.find((run) => !before.has(run.action.workflow.firstExecutionRunId));
+      if (started) night = client.workflow.getHandle(started.action.workflow.workflowId, started.action.workflow.firstExecutionRunId);
+      else if (now.info.numActionsSkippedOverlap > skippedBefore) return { outcome: 'overlap' };
+    }
+    const answer = night && await whatTheNightDid(night);
+    if (answer) return answer;
     await sleep(200);
   }
-  return undefined;
+  return night ? { outcome: 'pending', nightly: night.workflowId } : { outcome: 'overlap' };
+}
+
+/** The switch a night's run started (seen as its pending child or in its result), its skip, or nothing yet. */
+async function whatTheNightDid(night: WorkflowHandle<typeof nightlyRefresh>): Promise<TriggeredNight | undefined> {
+  const description = await night.describe();
+  const child = description.raw.pendingChildren?.find((pending) => pending.workflowId && pending.runId);
+  if (child) return { outcome: 'started', nightly: night.workflowId, switch: { workflowId: child.workflowId!, runId: child.runId! } };
+  if (description.status.name === 'RUNNING') return undefined;
+  const result = await night.result();
+  if (result.outcome === 'skipped') {
+    return { outcome: 'skipped', nightly: night.workflowId, running: result.running, reason: result.reason };
+  }
+  return { outcome: 'started', nightly: night.workflowId, switch: result.switch };
 }
 
 export async function deleteNightlySchedule(client: Client, env: string): Promise<void> {

@@ -120,13 +120,16 @@ describe.sequential('switchyard exit codes end to end', () => {
     expect(second.stderr.trim()).toMatch(new RegExp(
       `^switchyard: a switch of ${env} is already running \\(switch-${env}, started \\d{4}-\\d\\d-\\d\\dT[^)]+\\); watch it with \`switchyard status --env ${env}\`$`));
 
-    // The schedule's own overlap policy cannot see a switch CI started; the CLI refuses to trigger it.
+    // A night of the schedule meets the same switch-<env> id, so it skips its switch.
     const set = await cli('schedule', 'set', '--env', env, '--cron', '0 4 * * *');
     expect(set.code).toBe(0);
     expect(set.stdout.trim()).toBe(`created nightly-refresh-${env}: '0 4 * * *' (UTC)`);
+    const waitingRun = (await client.workflow.getHandle(switchWorkflowId(env)).describe()).runId;
     const triggered = await cli('schedule', 'trigger', '--env', env);
     expect(triggered.code).toBe(3);
-    expect(triggered.stderr).toContain(`a switch of ${env} is already running (switch-${env}, started`);
+    expect(triggered.stderr.trim()).toMatch(new RegExp(
+      `^switchyard: nightly-refresh-${env}-\\S+ started no switch: a switch of ${env} is already running \\(switch-${env}, started `));
+    expect((await client.workflow.getHandle(switchWorkflowId(env)).describe()).runId).toBe(waitingRun);
     expect((await cli('schedule', 'delete', '--env', env)).code).toBe(0);
 
     const shown = await cli('status', '--env', env);

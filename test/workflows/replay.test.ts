@@ -1,5 +1,5 @@
 /**
- * Replays the saved histories of finished switches, rollbacks and backups against today's
+ * Replays the saved histories of finished switches, rollbacks, backups and nights against today's
  * workflow code: a change that breaks determinism fails here. Regenerate the fixtures only for
  * an intended change (test/fixtures/histories/regenerate.ts), with patching if switches may be running.
  */
@@ -15,8 +15,9 @@ const fixtures = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
 
 beforeAll(() => quietRuntime());
 
-it('has the fixtures of a switch that succeeded, failed with compensation, and rolled back after verifying', () => {
-  expect(fixtures).toEqual(expect.arrayContaining(['switch-switched.json', 'switch-failed-smoke.json', 'switch-rolled-back.json']));
+it('has the fixtures of a switch that succeeded, failed with compensation, and rolled back after verifying, and of nights that switched and skipped', () => {
+  expect(fixtures).toEqual(expect.arrayContaining(['switch-switched.json', 'switch-failed-smoke.json', 'switch-rolled-back.json',
+    'nightly-refresh-switched.json', 'nightly-refresh-skipped.json']));
 });
 
 it('replays every saved history without a nondeterminism error', async () => {

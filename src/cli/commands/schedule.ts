@@ -68,12 +68,24 @@ export const scheduleCommand: CommandModule = (program, cli) => {
     .action(async (options: { env: string }) => {
       const environment = await cli.environment(options.env);
       const client = await cli.client();
-      // The schedule's overlap policy only knows its own runs; a switch started by CI counts too.
-      const running = await findSwitch(client, environment.name, true);
-      if (running) throw busyError(environment.name, running.description.workflowId, running.description.startTime);
-      const workflowId = await triggerNightlySchedule(client, environment.name);
-      if (!workflowId) throw new ExitError(EXIT.busy, `${scheduleId(environment.name)} started nothing: its last run is still going (overlap: skip)`);
-      cli.out(`triggered ${scheduleId(environment.name)}: started ${workflowId}; watch it with \`switchyard status --env ${environment.name}\``);
+      const id = scheduleId(environment.name);
+      const night = await triggerNightlySchedule(client, environment.name);
+      switch (night.outcome) {
+        case 'started':
+          cli.out(`triggered ${id}: ${night.nightly} started ${night.switch.workflowId} (run ${night.switch.runId}); ` +
+            `watch it with \`switchyard status --env ${environment.name}\``);
+          return;
+        case 'skipped': {
+          // The night knows which id was taken; the CLI can also say since when.
+          const running = await findSwitch(client, environment.name, true);
+          throw busyError(environment.name, running?.description.workflowId ?? night.running, running?.description.startTime, `${night.nightly} started no switch`);
+        }
+        case 'overlap':
+          throw new ExitError(EXIT.busy, `${id} started nothing: its last night is still running (overlap: skip)`);
+        case 'pending':
+          cli.out(`triggered ${id}: started ${night.nightly}`);
+          cli.err(`switchyard: no worker has run ${night.nightly} yet: is \`switchyard worker\` running for task queue ${cli.taskQueue}?`);
+      }
     });
 
   subcommand(schedule, 'delete', 'remove the nightly schedule (running switches go on)')

@@ -59,10 +59,6 @@ async function runSwitch(cli: Cli, options: SwitchOptions): Promise<void> {
     ...(options.keepFailed ? { keepFailed: true } : {}),
   };
   const client = await cli.client();
-  // A scheduled switch runs under a suffixed id, which the id conflict below cannot see.
-  const running = await findSwitch(client, input.env, true);
-  if (running) throw busyError(input.env, running.description.workflowId, running.description.startTime);
-
   let handle: WorkflowHandleWithFirstExecutionRunId<typeof stackSwitch>;
   try {
     handle = await client.workflow.start<typeof stackSwitch>('stackSwitch', {
