@@ -34,6 +34,11 @@ export function localStatePath(): string {
   return resolve(process.env.SWITCHYARD_LOCAL_STATE ?? resolve(dataDir, 'local.json'));
 }
 
+/** Where `up` keeps stacks, logs and Temporal's database: beside its state file (`.data` by default). */
+export function localDataDir(): string {
+  return dirname(localStatePath());
+}
+
 export function readLocalState(file = localStatePath()): LocalState {
   let text: string;
   try {

@@ -8,11 +8,10 @@ import { InvalidArgumentError } from 'commander';
 import { Client, Connection } from '@temporalio/client';
 import { EXIT } from '../../switch/contract.ts';
 import { renderMarkdown } from '../../switch/report.ts';
-import { dataDir } from '../../tools.ts';
 import { createLogger } from '../../logging.ts';
 import { startLocalEnvironment, type LocalEnvironment } from '../../local/environment.ts';
 import { runningEnvironment } from '../../local/control.ts';
-import { localStatePath } from '../../local/state.ts';
+import { localDataDir, localStatePath } from '../../local/state.ts';
 import { switchUnderLoad } from '../../local/switch-under-load.ts';
 import type { CommandModule } from '../command.ts';
 import type { Cli } from '../context.ts';
@@ -49,7 +48,7 @@ async function runDemo(cli: Cli, options: DemoOptions): Promise<void> {
   } else {
     cli.err('Starting the local environment (Temporal with its Web UI, moto, RabbitMQ, DNS responder, worker)...');
     own = await startLocalEnvironment({
-      dataDir, envs: [env.name], environmentsDir: cli.environmentsDir, temporalPort: 7233, uiPort: 8233,
+      dataDir: localDataDir(), envs: [env.name], environmentsDir: cli.environmentsDir, temporalPort: 7233, uiPort: 8233,
       persistTemporal: true, dnsPort: 5353, seedItems: 1000, log,
     });
     state = own.state;

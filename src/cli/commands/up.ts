@@ -9,10 +9,9 @@ import { InvalidArgumentError } from 'commander';
 import { repoRoot } from '../../config/environment.ts';
 import { createPorts } from '../../cloud/factory.ts';
 import { EXIT } from '../../switch/contract.ts';
-import { dataDir } from '../../tools.ts';
 import { startLocalEnvironment } from '../../local/environment.ts';
 import { alive, runningEnvironment } from '../../local/control.ts';
-import { localStatePath, readLocalState, type LocalState } from '../../local/state.ts';
+import { localDataDir, localStatePath, readLocalState, type LocalState } from '../../local/state.ts';
 import type { CommandModule } from '../command.ts';
 import type { Cli } from '../context.ts';
 import { ExitError } from '../errors.ts';
@@ -62,7 +61,7 @@ async function runForeground(cli: Cli, options: UpOptions): Promise<void> {
     if (!(await portFree(value))) throw new ExitError(EXIT.usage, `port ${value} on 127.0.0.1 (for ${what}) is in use: free it or choose another with ${option}`);
   }
   const local = await startLocalEnvironment({
-    dataDir, envs: options.env, environmentsDir: cli.environmentsDir, temporalPort: options.temporalPort, uiPort: options.uiPort,
+    dataDir: localDataDir(), envs: options.env, environmentsDir: cli.environmentsDir, temporalPort: options.temporalPort, uiPort: options.uiPort,
     persistTemporal: true, dnsPort: options.dnsPort, seedItems: options.seedItems,
   });
   const stop = new Promise<NodeJS.Signals>((res) => {
@@ -87,8 +86,8 @@ async function runBackground(cli: Cli, options: UpOptions): Promise<void> {
     cli.out(await summary(cli, running, options.env));
     return;
   }
-  const logFile = resolve(dataDir, 'logs/up.log');
-  mkdirSync(resolve(dataDir, 'logs'), { recursive: true });
+  const logFile = resolve(localDataDir(), 'logs/up.log');
+  mkdirSync(resolve(localDataDir(), 'logs'), { recursive: true });
   const log = openSync(logFile, 'a');
   const args = [resolve(repoRoot, 'bin/switchyard.js'), 'up', '--foreground', '--env', ...options.env,
     '--temporal-port', String(options.temporalPort), '--ui-port', String(options.uiPort), '--dns-port', String(options.dnsPort),
@@ -103,7 +102,7 @@ async function runBackground(cli: Cli, options: UpOptions): Promise<void> {
     const state = runningEnvironment(stateFile);
     if (state?.readyAt && state.processes.supervisor === child.pid) {
       cli.out(await summary(cli, readLocalState(stateFile), options.env));
-      cli.out(`Logs: ${join(dataDir, 'logs')}. Stop with 'switchyard down'.`);
+      cli.out(`Logs: ${join(localDataDir(), 'logs')}. Stop with 'switchyard down'.`);
       return;
     }
     if (Date.now() > deadline) {
