@@ -15,7 +15,9 @@ import type { Metrics } from './metrics.ts';
 import { StoreError, type SyncStore } from './store/port.ts';
 import { streamMessageOf } from './wire.ts';
 
-const PAGE = 500;
+const PAGE = 200;
+/** Lines are sent in chunks of about this many characters. */
+const CHUNK_CHARS = 64 * 1024;
 /** A reconnect still stuck behind a full buffer is given this long before the socket is destroyed. */
 const CLOSE_GRACE_MS = 2000;
 const STORE_RETRY_MS = 1000;
@@ -154,13 +156,21 @@ export class StreamHub {
         return;
       }
       if (stream.closed) return;
-      if (changes.length > 0) {
-        let chunk = '';
-        for (const change of changes) chunk += `${JSON.stringify(streamMessageOf(change, stream.user))}\n`;
-        stream.cursor = changes[changes.length - 1]!.seq;
-        stream.socket.write(frame(chunk));
+      let chunk = '';
+      let sent = 0;
+      for (const change of changes) {
+        chunk += `${JSON.stringify(streamMessageOf(change, stream.user))}\n`;
+        stream.cursor = change.seq;
+        sent++;
+        if (chunk.length >= CHUNK_CHARS) {
+          stream.socket.write(frame(chunk));
+          chunk = '';
+          // The rest of the page waits for the client: the cursor says where to pick up.
+          if (stream.socket.writableLength > this.options.bufferBytes) break;
+        }
       }
-      if (changes.length === PAGE) stream.woken = true;
+      if (chunk) stream.socket.write(frame(chunk));
+      if (sent < changes.length || changes.length === PAGE) stream.woken = true;
       if (stream.woken && stream.socket.writableLength > this.options.bufferBytes) {
         // Read no further until the client catches up; the heartbeat wheel cuts it off if it never does.
         await new Promise<void>((resolve) => {

@@ -38,6 +38,28 @@ describe('GET /v1/stream', () => {
     stream.close();
   });
 
+  it('catches up across many store pages without losing or repeating a change', async () => {
+    const target = await node();
+    const alice = target.token('alice');
+    for (let batch = 0; batch < 9; batch++) {
+      await Promise.all(Array.from({ length: 50 }, (_, i) => call(target, 'PUT', `/v1/items/bulk-${batch}-${i}`, { token: alice, body: { type: 'place', data: { batch, i } } })));
+    }
+    const stream = await openStream(target, alice);
+    await expect.poll(() => stream.messages.filter((m) => m.type === 'change').length, { timeout: 10_000 }).toBe(450);
+    const cursors = stream.messages.filter((m) => m.type === 'change').map((m) => m.cursor);
+    expect(new Set(cursors).size).toBe(450);
+    const feed = [];
+    let since = '';
+    for (;;) {
+      const page = (await call(target, 'GET', `/v1/changes?limit=1000${since ? `&since=${since}` : ''}`, { token: alice })).json;
+      feed.push(...page.changes.map((c: { cursor: string }) => c.cursor));
+      if (page.changes.length === 0) break;
+      since = page.next;
+    }
+    expect(cursors).toEqual(feed);
+    stream.close();
+  });
+
   it('tells a sharee about shared items, their edits and the revocation, and nobody else', async () => {
     const target = await node();
     const alice = target.token('alice');
