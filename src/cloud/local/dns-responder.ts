@@ -1,5 +1,5 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import dnsPacket, { type Answer, type DecodedPacket, type Question, type RecordType } from 'dns-packet';
 import {
   ListHostedZonesCommand, ListResourceRecordSetsCommand, type ListResourceRecordSetsCommandOutput, type ResourceRecordSet, type Route53Client,
@@ -59,7 +59,7 @@ export async function startDnsResponder(options: DnsResponderOptions): Promise<D
         address: `${host}:${port}`,
         close: async () => {
           await new Promise<void>((res) => udp.close(() => res()));
-          await new Promise<void>((res) => tcp.close(() => res()));
+          await tcp.close();
         },
       };
     } catch (err) {
@@ -86,7 +86,7 @@ function bindUdp(host: string, port: number, answer: (q: Buffer, udp: boolean) =
   });
 }
 
-function listenTcp(host: string, port: number, answer: (q: Buffer, udp: boolean) => Promise<Buffer | undefined>): Promise<Server> {
+function listenTcp(host: string, port: number, answer: (q: Buffer, udp: boolean) => Promise<Buffer | undefined>): Promise<{ close(): Promise<void> }> {
   const connections = new Set<Socket>();
   const server = createServer((socket) => {
     connections.add(socket);
@@ -109,17 +109,16 @@ function listenTcp(host: string, port: number, answer: (q: Buffer, udp: boolean)
       }
     });
   });
-  const close = server.close.bind(server);
   // Closing must not wait for a client that keeps its connection open.
-  server.close = (cb) => {
+  const close = () => new Promise<void>((res) => {
     for (const socket of connections) socket.destroy();
-    return close(cb);
-  };
+    server.close(() => res());
+  });
   return new Promise((res, reject) => {
     server.once('error', reject);
     server.listen({ host, port, exclusive: true }, () => {
       server.off('error', reject);
-      res(server);
+      res({ close });
     });
   });
 }
