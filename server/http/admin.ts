@@ -13,6 +13,8 @@ import { sinceParam } from './params.ts';
 const EXPORT_CHUNK = 64 * 1024;
 /** Lines per store transaction: large batches amortise each commit over more rows. */
 const IMPORT_BATCH = 10_000;
+/** …and at most about this many characters of them, so large items cannot make a batch huge. */
+const IMPORT_BATCH_CHARS = 32 * 1024 * 1024;
 /** An item line holds at most a 256 KiB item plus its envelope. */
 const MAX_LINE = 512 * 1024;
 const ITEM_TYPES = new Set(['trip', 'route', 'place']);
@@ -80,6 +82,7 @@ export const importItems: Handler = async (context, { request, response }) => {
   let skipped = 0;
   let seq = await context.store.highestSeq();
   let batch: ExportItemLine[] = [];
+  let batchChars = 0;
   let lineNumber = 0;
   let pending = '';
   const flush = async () => {
@@ -95,12 +98,14 @@ export const importItems: Handler = async (context, { request, response }) => {
     }
     context.announce(seq, users);
     batch = [];
+    batchChars = 0;
   };
   const take = (text: string) => {
     lineNumber++;
     if (text.trim() === '') return;
     const line = parseImportLine(text, lineNumber);
     if (line) batch.push(line);
+    batchChars += text.length;
   };
   for await (const chunk of request as AsyncIterable<string>) {
     pending += chunk;
@@ -111,7 +116,7 @@ export const importItems: Handler = async (context, { request, response }) => {
     }
     pending = pending.slice(start);
     if (pending.length > MAX_LINE) throw new ApiError(413, 'payload-too-large', `line ${lineNumber + 1} is longer than ${MAX_LINE} bytes`);
-    if (batch.length >= IMPORT_BATCH) await flush();
+    if (batch.length >= IMPORT_BATCH || batchChars >= IMPORT_BATCH_CHARS) await flush();
   }
   take(pending);
   await flush();

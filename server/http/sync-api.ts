@@ -105,12 +105,24 @@ function cursorGone(error: unknown): never {
   throw error;
 }
 
+/** A page of the feed stops after the change that passes this size: `limit` × 256 KiB items would not fit in memory. */
+const PAGE_CHARS = 4 * 1024 * 1024;
+
 export const changes: Handler = async (context, { response, principal, query }) => {
   const since = sinceParam(query);
   const limit = limitParam(query, 100, 1000);
   const page = await context.store.changes(principal.user, since, limit).catch(cursorGone);
-  const last = page[page.length - 1];
-  sendJson(response, 200, { changes: page.map(changeOf), next: encodeCursor(last ? last.seq : since) });
+  const lines: string[] = [];
+  let chars = 0;
+  let next = since;
+  for (const change of page) {
+    const line = JSON.stringify(changeOf(change));
+    lines.push(line);
+    next = change.seq;
+    chars += line.length;
+    if (chars >= PAGE_CHARS) break;
+  }
+  sendJsonText(response, 200, `{"changes":[${lines.join(',')}],"next":${JSON.stringify(encodeCursor(next))}}`);
 };
 
 export const stream: Handler = async (context, exchange: Exchange) => {

@@ -114,6 +114,19 @@ describe('sync API (DESIGN §7) over real sockets and a SQLite file', () => {
     expect(badLimit.json.error.code).toBe('invalid-limit');
   });
 
+  it('ends a feed page early when its changes are large, and the next page goes on from there', async () => {
+    const gina = node.token('gina');
+    const blob = 'g'.repeat(250 * 1024);
+    for (let i = 0; i < 20; i++) expect((await call(node, 'PUT', `/v1/items/large-${i}`, { token: gina, body: { type: 'route', data: { blob, i } } })).status).toBe(201);
+    const first = await call(node, 'GET', '/v1/changes?limit=1000', { token: gina });
+    const count = first.json.changes.length;
+    expect(count).toBeGreaterThan(0);
+    expect(count).toBeLessThan(20);
+    expect(first.json.next).toBe(first.json.changes[count - 1].cursor);
+    const second = await call(node, 'GET', `/v1/changes?limit=1000&since=${first.json.next}`, { token: gina });
+    expect([...first.json.changes, ...second.json.changes].map((c: { data: { i: number } }) => c.data.i)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+  });
+
   it('answers 401 with a specific message for missing, malformed, expired and wrongly signed tokens', async () => {
     const cases: Array<[string | undefined, string]> = [
       [undefined, 'missing-token'],
