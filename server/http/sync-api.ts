@@ -94,7 +94,7 @@ export const unshareItem: Handler = async (context, { response, principal, param
 };
 
 export const inbox: Handler = async (context, { response, principal, query }) => {
-  const items = await context.store.inbox(principal.user, limitParam(query, 100, 1000));
+  const items = await context.store.inbox(principal.user, limitParam(query, 100, 200));
   sendJson(response, 200, { items: items.map((item) => itemBody(item, principal.user)) });
 };
 

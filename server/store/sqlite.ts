@@ -61,7 +61,8 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('seq', 0), ('fenced', 0);
 const COLUMNS = 'seq, id, owner, type, data, rev, deleted, shares, updated_at';
 const ROW_CACHE = 10_000;
 const IMPORT_CHECKPOINT_PAGES = 20_000;
-const EXPORT_PAGE = 2000;
+/** Rows per read of an export: items may be 256 KiB each. */
+const EXPORT_PAGE = 500;
 
 function toItem(row: ItemRow): StoredItem {
   const item: StoredItem = {

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { encodeCursor } from '../../server/cursor.ts';
 import { SqliteStore } from '../../server/store/sqlite.ts';
 import { describeStoreContract } from './store-contract.ts';
 import { tempDir } from './helpers.ts';
@@ -40,6 +41,29 @@ describe('SqliteStore shared by two connections (two server processes)', () => {
     } finally {
       await a.close();
       await b.close();
+      dir.remove();
+    }
+  });
+});
+
+describe('SqliteStore export', () => {
+  it('pages through a store larger than one read, in sequence order, from any point', async () => {
+    const dir = tempDir('navcloud-export-');
+    const store = new SqliteStore(join(dir.path, 'big.sqlite'));
+    try {
+      const now = new Date().toISOString();
+      const lines = Array.from({ length: 1234 }, (_, i) => ({
+        kind: 'item' as const, id: `e${i}`, owner: `u${i % 7}`, type: 'trip' as const, rev: '1-a', deleted: false, shares: [], cursor: encodeCursor(i + 1), updatedAt: now, data: { i },
+      }));
+      expect(await store.import(lines)).toEqual({ applied: 1234, skipped: 0, seq: 1234 });
+      const all = [];
+      for await (const item of store.exportSince(0)) all.push(item.seq);
+      expect(all).toEqual(Array.from({ length: 1234 }, (_, i) => i + 1));
+      let fromMiddle = 0;
+      for await (const item of store.exportSince(1000)) fromMiddle += item.seq > 1000 ? 1 : 100_000;
+      expect(fromMiddle).toBe(234);
+    } finally {
+      await store.close();
       dir.remove();
     }
   });
