@@ -8,7 +8,7 @@
 import { ChildWorkflowCancellationType, ParentClosePolicy, log, setCurrentDetails, startChild } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { switchWorkflowId, type SwitchInput } from '../src/switch/contract.ts';
-import { switchStartAttributes } from '../src/temporal/switch-attributes.ts';
+import { switchStartOptions } from '../src/temporal/switch-attributes.ts';
 import type { NightlyRefreshInput, NightlyRefreshResult } from './definitions.ts';
 import { stackSwitch } from './stack-switch.ts';
 
@@ -18,9 +18,8 @@ export async function nightlyRefresh(refresh: NightlyRefreshInput): Promise<Nigh
   const workflowId = switchWorkflowId(env);
   setCurrentDetails(`**starting** — ${workflowId} to roll out version ${input.version}`);
   const child = await startChild(stackSwitch, {
-    workflowId,
+    ...switchStartOptions(input),
     args: [input],
-    typedSearchAttributes: switchStartAttributes(input),
     // The switch answers to its own approve and abort only: ending or cancelling this night's
     // run must not cut a switch short, which would skip its compensation.
     parentClosePolicy: ParentClosePolicy.ABANDON,

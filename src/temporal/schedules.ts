@@ -60,6 +60,9 @@ function action(refresh: NightlyRefresh, cron: string): ScheduleOptionsStartWork
     args: [input],
     memo: { ...memo },
     typedSearchAttributes: [{ key: searchAttributes.env, value: refresh.env }],
+    staticSummary: `nightly refresh of ${refresh.env}: switch to version ${input.version}`,
+    staticDetails: `Starts \`switch-${refresh.env}\` (trigger schedule) at '${cron}' UTC, restoring backup ${input.backup}, and waits for it; ` +
+      `skips the night when a switch of ${refresh.env} is already running.`,
   };
 }
 

@@ -1,10 +1,12 @@
 /**
- * The search attributes a switch carries from the moment it starts (DESIGN §5), so the UI and
- * visibility queries see its environment, trigger and version even before a worker picks it up.
+ * What a switch carries from the moment it starts, whoever starts it (the CLI, a night of the
+ * schedule): its id `switch-<env>`, the search attributes of DESIGN §5, so the UI and visibility
+ * queries see its environment, trigger and version before a worker picks it up, and the UI's
+ * fixed summary and details (in SDK 1.24 only the starter can set them, not the workflow).
  */
 import type { SearchAttributePair } from '@temporalio/common';
 import { searchAttributes } from '../../workflows/definitions.ts';
-import type { SwitchInput } from '../switch/contract.ts';
+import { switchWorkflowId, type SwitchInput } from '../switch/contract.ts';
 
 export function switchStartAttributes(input: Pick<SwitchInput, 'env' | 'trigger' | 'version'>): SearchAttributePair[] {
   return [
@@ -12,4 +14,23 @@ export function switchStartAttributes(input: Pick<SwitchInput, 'env' | 'trigger'
     { key: searchAttributes.trigger, value: input.trigger },
     { key: searchAttributes.version, value: input.version },
   ];
+}
+
+/** Start options of a stackSwitch, for a client start and for a child start alike. */
+export function switchStartOptions(input: SwitchInput) {
+  return {
+    workflowId: switchWorkflowId(input.env),
+    typedSearchAttributes: switchStartAttributes(input),
+    staticSummary: `switch ${input.env} to version ${input.version} (trigger ${input.trigger})`,
+    staticDetails: [
+      `- **Environment:** ${input.env}`,
+      `- **Version:** ${input.version}`,
+      `- **Backup:** ${input.backup}`,
+      `- **Approval:** ${input.approval ? `${input.approval}, asked for by this switch` : `as the environment file of ${input.env} says`}`,
+      `- **Trigger:** ${input.trigger}`,
+      ...(input.keepFailed ? ['- **Keep failed:** the new stack is kept if the switch fails before DNS changes'] : []),
+      '',
+      `Follow it with \`switchyard status --env ${input.env}\`; decide with \`switchyard approve --env ${input.env}\` or \`switchyard abort --env ${input.env}\`.`,
+    ].join('\n'),
+  };
 }

@@ -114,6 +114,10 @@ describe.sequential('switchyard exit codes end to end', () => {
     const waiting = cli('switch', '--env', env, '--version', '2.0.0', '--approval', 'manual', '--wait', '--json');
     const status = await waitForPhase('awaiting-approval');
     firstNewStack = status.to!.stack;
+    // What the Web UI shows for it, set by the CLI when it started the switch.
+    const started = await client.workflow.getHandle(switchWorkflowId(env)).describe();
+    expect(await started.staticSummary()).toBe(`switch ${env} to version 2.0.0 (trigger manual)`);
+    expect(await started.staticDetails()).toContain('- **Approval:** manual, asked for by this switch');
 
     const second = await cli('switch', '--env', env);
     expect(second.code).toBe(3);
@@ -211,6 +215,7 @@ describe.sequential('switchyard exit codes end to end', () => {
     const report = JSON.parse(result.stdout) as { env: string; stack: string; key: string; items: number };
     expect(report).toMatchObject({ env, stack: firstNewStack, key: expect.any(String) });
     expect(report.items).toBeGreaterThan(0);
+    expect(await (await client.workflow.getHandle(`backup-${env}`).describe()).staticSummary()).toBe(`back up the live stack of ${env}`);
   }, 120_000);
 
   it('rolls back to the previous stack and exits 0', async () => {
@@ -219,6 +224,9 @@ describe.sequential('switchyard exit codes end to end', () => {
     expect(result.code).toBe(0);
     expect(result.stdout.trim()).toBe(`rolled ${env} back from ${firstNewStack} to ${seedStackName(env)} (rollback-${env}, by ci-bot)`);
     expect(new FakeWorld({ stateFile: join(stateDir, 'world.json') }).reload().dns?.stack).toBe(seedStackName(env));
+    const rollback = await client.workflow.getHandle(`rollback-${env}`).describe();
+    expect(await rollback.staticSummary()).toBe(`roll ${env} back to its previous stack (by ci-bot)`);
+    expect(await rollback.staticDetails()).toBe('**Why:** release 2.0.0 is slow');
   }, 120_000);
 
   // Last: a kept stack that failed its smoke tests must not be around for the rollback above to pick.

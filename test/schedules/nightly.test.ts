@@ -118,6 +118,9 @@ describe.sequential('nightly-refresh schedule', () => {
     const description = await client.workflow.getHandle(switchWorkflowId(env)).describe();
     expect(description).toMatchObject({ runId: night.switch.runId, taskQueue, parentExecution: { workflowId: night.nightly } });
     expect(description.searchAttributes).toMatchObject({ SwitchEnv: [env], SwitchTrigger: ['schedule'], SwitchVersion: ['1.1.0'] });
+    // What the Web UI shows for the night and for its switch.
+    expect(await description.staticSummary()).toBe(`switch ${env} to version 1.1.0 (trigger schedule)`);
+    expect(await (await client.workflow.getHandle(night.nightly).describe()).staticSummary()).toBe(`nightly refresh of ${env}: switch to version 1.1.0`);
     expect(await currentDetails(night.nightly)).toContain(`started switch-${env} (run ${night.switch.runId})`);
     const view = await showNightlySchedule(client, env);
     expect(view?.recentRuns.map((run) => run.workflowId)).toEqual([night.nightly]);

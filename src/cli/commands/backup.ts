@@ -24,6 +24,7 @@ async function runBackup(cli: Cli, options: { env: string; json?: boolean }): Pr
   try {
     report = await client.workflow.execute<typeof backupStack>('backupStack', {
       workflowId, taskQueue: cli.taskQueue, args: [{ env: environment.name }],
+      staticSummary: `back up the live stack of ${environment.name}`,
     });
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {

@@ -40,7 +40,11 @@ async function runRollback(cli: Cli, options: RollbackOptions): Promise<void> {
   const workflowId = rollbackWorkflowId(environment.name);
   let report: RollbackReport;
   try {
-    report = await client.workflow.execute<typeof rollback>('rollback', { workflowId, taskQueue: cli.taskQueue, args: [input] });
+    report = await client.workflow.execute<typeof rollback>('rollback', {
+      workflowId, taskQueue: cli.taskQueue, args: [input],
+      staticSummary: `roll ${input.env} back to its previous stack (by ${by})`,
+      ...(input.comment ? { staticDetails: `**Why:** ${input.comment}` } : {}),
+    });
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {
       throw new ExitError(EXIT.busy, `a rollback of ${environment.name} is already running (${workflowId})`);

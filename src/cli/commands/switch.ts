@@ -7,7 +7,7 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Workflo
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EXIT, switchWorkflowId, type SwitchInput, type SwitchReport, type SwitchStatus, type Trigger } from '../../switch/contract.ts';
 import { renderJson, renderMarkdown } from '../../switch/report.ts';
-import { switchStartAttributes } from '../../temporal/switch-attributes.ts';
+import { switchStartOptions } from '../../temporal/switch-attributes.ts';
 import { statusQuery } from '../../../workflows/definitions.ts';
 import type { stackSwitch } from '../../../workflows/stack-switch.ts';
 import { ENV_OPTION, type CommandModule } from '../command.ts';
@@ -61,12 +61,7 @@ async function runSwitch(cli: Cli, options: SwitchOptions): Promise<void> {
   const client = await cli.client();
   let handle: WorkflowHandleWithFirstExecutionRunId<typeof stackSwitch>;
   try {
-    handle = await client.workflow.start<typeof stackSwitch>('stackSwitch', {
-      workflowId: switchWorkflowId(input.env),
-      taskQueue: cli.taskQueue,
-      args: [input],
-      typedSearchAttributes: switchStartAttributes(input),
-    });
+    handle = await client.workflow.start<typeof stackSwitch>('stackSwitch', { ...switchStartOptions(input), taskQueue: cli.taskQueue, args: [input] });
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     const winner = await findSwitch(client, input.env, true);
