@@ -143,3 +143,10 @@ export interface DnsRouter {
   /** True when resolvers are answered with the target. */
   verify(recordName: string, target: DnsTarget): Promise<boolean>;
 }
+
+/** The adapters one environment's switch uses; built by src/cloud/factory.ts from its profile. */
+export interface Ports {
+  stacks: StackProvisioner;
+  backups: BackupStore;
+  dns: DnsRouter;
+}
