@@ -5,8 +5,8 @@ import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { resolveSecret, type Environment } from '../config/environment.ts';
 import { createPorts } from '../cloud/factory.ts';
 import { startFleet, type Fleet } from '../fleet/fleet.ts';
-import { TASK_QUEUE, switchWorkflowId, type ClientFigures, type SwitchInput, type SwitchReport } from '../switch/contract.ts';
-import { switchStartAttributes } from '../temporal/switch-attributes.ts';
+import { TASK_QUEUE, type ClientFigures, type SwitchInput, type SwitchReport } from '../switch/contract.ts';
+import { switchStartOptions } from '../temporal/switch-attributes.ts';
 import type { Logger } from '../logging.ts';
 import type { LocalState } from './state.ts';
 
@@ -67,9 +67,7 @@ export async function switchUnderLoad(options: {
     await sleep(Math.max(1_000, env.smoke.heartbeatMs));
     const input: SwitchInput = { env: env.name, backup: 'latest', trigger: 'manual', version: 'demo', ...options.input };
     const started = Date.now();
-    const handle = await client.workflow.start('stackSwitch', {
-      workflowId: switchWorkflowId(env.name), taskQueue: TASK_QUEUE, args: [input], typedSearchAttributes: switchStartAttributes(input),
-    });
+    const handle = await client.workflow.start('stackSwitch', { ...switchStartOptions(input), taskQueue: TASK_QUEUE, args: [input] });
     log.info({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId }, 'switch started under client load');
     await options.onStarted?.(handle.workflowId);
     let report: SwitchReport;

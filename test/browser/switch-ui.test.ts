@@ -3,11 +3,11 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { chromium, type BrowserContext } from 'playwright-core';
+import { chromium, type BrowserContext, type Frame } from 'playwright-core';
 import { repoRoot } from '../../src/config/environment.ts';
 import { freePort } from '../../src/net.ts';
-import { TASK_QUEUE, switchWorkflowId, type SwitchInput, type SwitchReport, type SwitchStatus } from '../../src/switch/contract.ts';
-import { switchStartAttributes } from '../../src/temporal/switch-attributes.ts';
+import { TASK_QUEUE, type SwitchInput, type SwitchReport, type SwitchStatus } from '../../src/switch/contract.ts';
+import { switchStartOptions } from '../../src/temporal/switch-attributes.ts';
 import { startTestEnvironment, type TestEnvironment } from '../local/local-env.ts';
 
 const artifacts = resolve(repoRoot, 'test-artifacts');
@@ -46,9 +46,7 @@ describe('the Temporal Web UI during a switch', () => {
 
   it('shows the switch workflow, its SwitchPhase and its current details', async () => {
     const input: SwitchInput = { env: 'dev', backup: 'latest', trigger: 'manual', version: 'ui-test' };
-    const handle = await t.client.workflow.start('stackSwitch', {
-      workflowId: switchWorkflowId('dev'), taskQueue: TASK_QUEUE, args: [input], typedSearchAttributes: switchStartAttributes(input),
-    });
+    const handle = await t.client.workflow.start('stackSwitch', { ...switchStartOptions(input), taskQueue: TASK_QUEUE, args: [input] });
     let status: SwitchStatus | undefined;
     const deadline = Date.now() + 180_000;
     while (status?.phase !== 'awaiting-approval' && !['done', 'failed'].includes(status?.phase ?? '') && Date.now() < deadline) {
@@ -77,17 +75,23 @@ describe('the Temporal Web UI during a switch', () => {
     const attributesShot = join(artifacts, 'temporal-ui-switch-attributes.png');
     await page.screenshot({ path: attributesShot, fullPage: true });
 
-    // Its current details (user metadata), headed by the phase and naming the stack waiting for approval;
-    // the UI renders the markdown in a sandboxed frame.
+    // Its current details (user metadata), headed by the phase and naming the stack waiting for approval.
+    // The UI renders each markdown block (static details, current details) in its own sandboxed frame.
     await page.getByText('User Metadata', { exact: true }).click();
     const shot = join(artifacts, 'temporal-ui-switch.png');
-    const currentDetails = page.frameLocator('iframe').first();
+    const waiting = new RegExp(`${status!.to!.stack} passed its smoke checks`);
+    let currentDetails: Frame | undefined;
     try {
-      await currentDetails.getByText(new RegExp(`${status!.to!.stack} passed its smoke checks`)).first().waitFor({ timeout: 60_000 });
+      for (const deadline = Date.now() + 60_000; !currentDetails && Date.now() < deadline; await sleep(250)) {
+        for (const frame of page.frames()) {
+          if (await frame.getByText(waiting).count().catch(() => 0)) currentDetails = frame;
+        }
+      }
     } finally {
       await page.screenshot({ path: shot, fullPage: true });
     }
-    expect(await currentDetails.locator('strong').first().textContent()).toBe('awaiting-approval');
+    expect(currentDetails, 'a frame showing the current details').toBeDefined();
+    expect(await currentDetails!.locator('strong').first().textContent()).toBe('awaiting-approval');
     expect(statSync(shot).size).toBeGreaterThan(10_000);
     expect(statSync(attributesShot).size).toBeGreaterThan(10_000);
 
