@@ -74,6 +74,7 @@ const ROUTES: Route[] = [
   route('POST', '/admin/fence', 'admin', admin.fence),
   route('POST', '/admin/unfence', 'admin', admin.unfence),
   route('POST', '/admin/drain', 'admin', admin.drain),
+  route('POST', '/admin/undrain', 'admin', admin.undrain),
   route('GET', '/admin/stats', 'admin', admin.stats),
 ];
 

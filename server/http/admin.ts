@@ -1,8 +1,8 @@
 /**
  * Operator endpoints (JWT role=admin): export and import for backups and catch-up, the fence that
- * stops writes on every node sharing the store, this node's drain, and its stats.
+ * stops writes on every node sharing the store, this node's drain and its undoing, and its stats.
  */
-import { ITEM_ID, type ExportEndLine, type ExportItemLine, type FenceResult, type ImportResult, type NodeStats } from '../../src/navcloud/protocol.ts';
+import { ITEM_ID, type DrainResult, type ExportEndLine, type ExportItemLine, type FenceResult, type ImportResult, type NodeStats } from '../../src/navcloud/protocol.ts';
 import { decodeCursor, encodeCursor } from '../cursor.ts';
 import { ApiError } from '../errors.ts';
 import { exportLineOf } from '../wire.ts';
@@ -143,7 +143,19 @@ export const drain: Handler = async (context, { response }) => {
   context.state.draining = true;
   const closedStreams = context.hub.closeAll('draining');
   context.logger.warn({ closedStreams }, 'node draining: streams sent reconnect, readyz answers 503');
-  sendJson(response, 200, { draining: true, closedStreams });
+  const result: DrainResult = { draining: true, closedStreams };
+  sendJson(response, 200, result);
+};
+
+/**
+ * A rollback sends clients back to a stack a switch drained. A node shutting down stays refused:
+ * the router answers every request 503 once shutdown begins, so this never reopens a closing node.
+ */
+export const undrain: Handler = async (context, { response }) => {
+  context.state.draining = false;
+  context.logger.warn('node undrained: readyz answers 200 and streams are accepted again');
+  const result: DrainResult = { draining: false, closedStreams: 0 };
+  sendJson(response, 200, result);
 };
 
 export const stats: Handler = async (context, { response }) => {

@@ -79,6 +79,13 @@ export interface FenceResult {
   cursor: string;
 }
 
+/** Answer of POST /admin/drain and /admin/undrain (one node). */
+export interface DrainResult {
+  draining: boolean;
+  /** Streams the call sent `reconnect` and closed: none for an undrain. */
+  closedStreams: number;
+}
+
 /** Answer of GET /admin/stats (one node). */
 export interface NodeStats {
   node: string;

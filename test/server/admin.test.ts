@@ -1,5 +1,7 @@
+import { connect } from 'node:net';
+import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ExportLine, FenceResult, NodeStats } from '../../src/navcloud/protocol.ts';
+import type { DrainResult, ExportLine, FenceResult, NodeStats } from '../../src/navcloud/protocol.ts';
 import { call, exportAll, openStream, startTestNode, tempDir, type TestNode } from './helpers.ts';
 
 const nodes: TestNode[] = [];
@@ -152,5 +154,57 @@ describe('drain', () => {
     expect(stats).toMatchObject({ node: 'test-node', draining: true, fenced: false, openStreams: 0, items: 1 });
     expect(stats.requestRate).toBeGreaterThan(0);
     expect(stats.uptimeSeconds).toBeGreaterThanOrEqual(0);
+  });
+
+  it('undrain reopens only the node that answers it: readyz 200 and a stream opens again', async () => {
+    const dir = tempDir();
+    const a = await node({ heartbeatMs: 100 }, dir);
+    const b = await node({ heartbeatMs: 100 }, { path: dir.path, remove: () => undefined });
+    const admin = a.token('ops', true);
+    const alice = a.token('alice');
+    for (const target of [a, b]) expect((await call(target, 'POST', '/admin/drain', { token: admin })).status).toBe(200);
+    for (const target of [a, b]) {
+      expect((await call(target, 'GET', '/readyz')).status).toBe(503);
+      expect((await call(target, 'GET', '/v1/stream', { token: alice })).json.error.code).toBe('draining');
+    }
+
+    const undrained = await call(a, 'POST', '/admin/undrain', { token: admin });
+    expect(undrained.status).toBe(200);
+    expect(undrained.json as DrainResult).toEqual({ draining: false, closedStreams: 0 });
+    expect((await call(a, 'GET', '/readyz')).json).toEqual({ status: 'ready', node: 'test-node' });
+    const stream = await openStream(a, alice);
+    expect(stream.status).toBe(200);
+    await stream.next((m) => m.type === 'heartbeat');
+    const put = await call(a, 'PUT', '/v1/items/u1', { token: alice, body: { type: 'trip', data: {} } });
+    expect((await stream.next((m) => m.type === 'change' && m.id === 'u1')).rev).toBe(put.json.rev);
+    expect(((await call(a, 'GET', '/admin/stats', { token: admin })).json as NodeStats)).toMatchObject({ draining: false, openStreams: 1 });
+    // The other node was not told: it still refuses.
+    expect((await call(b, 'GET', '/readyz')).json.error.code).toBe('draining');
+    expect(((await call(b, 'GET', '/admin/stats', { token: admin })).json as NodeStats).draining).toBe(true);
+    // Undoing a drain twice, or on a node that never drained, changes nothing.
+    expect((await call(a, 'POST', '/admin/undrain', { token: admin })).json).toEqual({ draining: false, closedStreams: 0 });
+    expect((await call(a, 'GET', '/readyz')).status).toBe(200);
+    expect((await call(a, 'POST', '/admin/undrain', { token: alice })).status).toBe(403);
+    stream.close();
+  });
+
+  it('refuses an undrain that reaches a node already shutting down', async () => {
+    const target = await startTestNode();
+    const admin = target.token('ops', true);
+    // The request head arrives in two parts: shutdown begins between them, on a connection it cannot close as idle.
+    const socket = connect(target.port, '127.0.0.1');
+    await once(socket, 'connect');
+    let answer = '';
+    socket.setEncoding('utf8').on('data', (chunk: string) => (answer += chunk));
+    const ended = once(socket, 'close');
+    socket.write(`POST /admin/undrain HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${admin}\r\n`);
+    await new Promise((wait) => setTimeout(wait, 100));
+    const stopped = target.stop();
+    socket.write('content-length: 0\r\n\r\n');
+    await ended;
+    await stopped;
+    const [head, body] = answer.split('\r\n\r\n');
+    expect(head).toMatch(/^HTTP\/1\.1 503 /);
+    expect(JSON.parse(body!).error.code).toBe('shutting-down');
   });
 });
