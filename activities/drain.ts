@@ -12,6 +12,17 @@ export function drainActivities(context: (env: string) => Promise<EnvironmentCon
       await Promise.all(input.nodes.map((node) => client.drain(node, signal)));
     },
 
+    /**
+     * POST /admin/undrain on every node: ready and taking streams again, as before a switch drained
+     * them. A node that is not draining answers the same, so a retry is harmless.
+     */
+    async undrainStack(input: { env: string; adminUrl: string; nodes: string[] }): Promise<void> {
+      const { admin } = await context(input.env);
+      const client = admin(input.adminUrl);
+      const signal = Context.current().cancellationSignal;
+      await Promise.all(input.nodes.map((node) => client.undrain(node, signal)));
+    },
+
     /** Open streams and request rate summed over the nodes: the evidence the drain wait needs. */
     async stackActivity(input: { env: string; adminUrl: string; nodes: string[] }): Promise<StackActivity> {
       const { admin } = await context(input.env);

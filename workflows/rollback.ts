@@ -2,6 +2,7 @@
  * The `rollback` workflow: sends clients back to the previous stack, if it still exists and is
  * ready, without losing what the current stack accepted meanwhile. A stack that a switch drained
  * is a previous stack; one kept after a failed switch (--keep-failed) never is, unless named.
+ * Its nodes are undrained before DNS points at them again, and drained again if it does not.
  */
 import { workflowInfo } from '@temporalio/workflow';
 import type { RollbackInput, RollbackReport } from './definitions.ts';
@@ -23,12 +24,14 @@ export async function rollback(input: RollbackInput): Promise<RollbackReport> {
     .filter((s) => s.name !== current && s.status === 'ready' && s.outputs && (!input.to || s.name === input.to));
   let previous: (typeof candidates)[number] | undefined;
   let since: string | undefined;
+  let wasDraining = false;
   for (const candidate of candidates) {
     const state = await quick.stackState({ env, adminUrl: candidate.outputs!.adminUrl });
     // Only a stack a switch drained has served clients; one kept after a failed switch never passed.
     if (input.to || state.draining) {
       previous = candidate;
       since = state.cursor;
+      wasDraining = state.draining;
       break;
     }
   }
@@ -42,6 +45,8 @@ export async function rollback(input: RollbackInput): Promise<RollbackReport> {
   const from = plan.live.stack?.outputs;
 
   let fenced = false;
+  let undrained = false;
+  let pointedBack = false;
   try {
     if (from) {
       // Writes the current stack took since the previous one stopped must follow the clients back.
@@ -50,11 +55,24 @@ export async function rollback(input: RollbackInput): Promise<RollbackReport> {
       await streaming.copyChanges({ env, fromAdminUrl: from.adminUrl, toAdminUrl: to.adminUrl, since });
     }
     await persistent.unfenceStack({ env, adminUrl: to.adminUrl });
+    // Drained nodes fail readiness and refuse streams: clients sent back to them would find no service.
+    undrained = true;
+    await persistent.undrainStack({ env, adminUrl: to.adminUrl, nodes: to.nodes });
     const back = await quick.switchDns({ env, expectedStack: current, stack: previous.name, target: to.dnsTarget });
+    pointedBack = true;
     if (back.changeId) await dnsWait.waitDnsInSync({ env, changeId: back.changeId });
   } catch (err) {
+    let reason = reasonOf(err);
     if (fenced && from) await persistent.unfenceStack({ env, adminUrl: from.adminUrl });
-    return report('failed', { from: current, to: previous.name, reason: reasonOf(err) });
+    if (undrained && wasDraining && !pointedBack) {
+      // Drained again, it stays the stack a later rollback finds and returns to.
+      try {
+        await persistent.drainStack({ env, adminUrl: to.adminUrl, nodes: to.nodes });
+      } catch (drainErr) {
+        reason += `; ${previous.name} could not be drained again (${reasonOf(drainErr)}), so a later rollback will not pick it by itself`;
+      }
+    }
+    return report('failed', { from: current, to: previous.name, reason });
   }
   if (from) {
     try {

@@ -1,6 +1,6 @@
 /**
  * The orchestrator's client for one stack's admin API (DESIGN §7): export, import, fence,
- * unfence, drain, stats and health. Failures are CloudErrors so activities decide once whether
+ * unfence, drain, undrain, stats and health. Failures are CloudErrors so activities decide once whether
  * Temporal should retry: 5xx, 429 and connection problems are retryable; other 4xx are not.
  */
 import { signToken } from '../../server/auth.ts';
@@ -18,6 +18,8 @@ export interface StackAdmin {
   unfence(signal?: AbortSignal): Promise<FenceResult>;
   /** POST /admin/drain on one node (a base URL from the stack's `nodes`). */
   drain(node: string, signal?: AbortSignal): Promise<void>;
+  /** POST /admin/undrain on one node: it reports ready and takes streams again. */
+  undrain(node: string, signal?: AbortSignal): Promise<void>;
   stats(node: string, signal?: AbortSignal): Promise<NodeStats>;
   /** GET /healthz on a base URL: true on 200, false on any other answer or no answer. */
   healthy(baseUrl: string, signal?: AbortSignal): Promise<boolean>;
@@ -103,6 +105,9 @@ export function createAdminClient(options: AdminClientOptions): StackAdmin {
     unfence: (signal) => json<FenceResult>('POST', '/admin/unfence', signal),
     async drain(node, signal) {
       await json<unknown>('POST', '/admin/drain', signal, node);
+    },
+    async undrain(node, signal) {
+      await json<unknown>('POST', '/admin/undrain', signal, node);
     },
     stats: (node, signal) => json<NodeStats>('GET', '/admin/stats', signal, node),
     async healthy(baseUrl, signal) {

@@ -17,7 +17,7 @@ import type { ActivityDeps, SmokeRunner } from '../../activities/index.ts';
 
 export const FAILURE_POINTS = [
   'stacks.create', 'stacks.waitUntilReady', 'stacks.delete', 'backups.latest', 'backups.read',
-  'admin.import', 'admin.export', 'admin.fence', 'admin.unfence', 'admin.drain', 'admin.stats',
+  'admin.import', 'admin.export', 'admin.fence', 'admin.unfence', 'admin.drain', 'admin.undrain', 'admin.stats',
   'dns.switch', 'dns.waitInSync', 'dns.verify', 'smoke', 'probe',
 ] as const;
 export type FailurePoint = (typeof FAILURE_POINTS)[number];
@@ -343,6 +343,9 @@ export class FakeWorld {
           }
           const stack = this.state.stacks[request.stack];
           if (!stack || stack.description.status !== 'ready') this.state.violations.push(`DNS switched to ${request.stack}, which is not ready`);
+          // Clients sent to a fenced or drained stack would have their writes or streams refused.
+          if (stack?.fenced) this.state.violations.push(`DNS switched to ${request.stack}, which is fenced`);
+          if (stack?.draining) this.state.violations.push(`DNS switched to ${request.stack}, which is draining`);
           this.state.dns = { recordName: request.recordName, ttl: request.ttl, target: request.target, stack: request.stack };
           this.state.dnsChanges += 1;
           this.record(`dns ${request.stack}`);
@@ -417,6 +420,12 @@ export class FakeWorld {
           world.state.repointDnsOnDrain = undefined;
           world.record(`dns ${repoint} (by someone else)`);
         }
+      },
+      async undrain(node) {
+        world.check('admin.undrain', node);
+        const stack = world.stackOfUrl(node);
+        stack.draining = false;
+        world.record(`undrain ${node}`);
       },
       async stats(node): Promise<NodeStats> {
         world.check('admin.stats', node);

@@ -1,6 +1,6 @@
 /**
  * The orchestrator's admin client against real sync nodes (SQLite stores on loopback), and the
- * restore and catch-up activities driving it: export, batched import, fence, drain, stats,
+ * restore and catch-up activities driving it: export, batched import, fence, drain, undrain, stats,
  * a restore resumed from a heartbeat checkpoint, and how failures are classified.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -67,7 +67,7 @@ describe('admin client against real sync nodes', () => {
     expect(lines.filter((l) => l.kind === 'item').map((l) => (l as ExportItemLine).id).sort()).toEqual(['later-0', 'later-1', 'later-2']);
   });
 
-  it('fences (writes refused, cursor returned), unfences, drains and reports stats', async () => {
+  it('fences (writes refused, cursor returned), unfences, drains, undrains and reports stats', async () => {
     const fenced = await sourceAdmin.fence();
     expect(fenced.fenced).toBe(true);
     const refused = await call(source, 'PUT', '/v1/items/while-fenced', { token: source.token('user-1'), body: { type: 'trip', data: {} } });
@@ -79,6 +79,10 @@ describe('admin client against real sync nodes', () => {
     const stats = await sourceAdmin.stats(source.url);
     expect(stats).toMatchObject({ node: 'source', draining: true, fenced: false, openStreams: 0 });
     expect(await sourceAdmin.healthy(source.url)).toBe(true);
+    expect((await call(source, 'GET', '/readyz')).status).toBe(503);
+    await sourceAdmin.undrain(source.url);
+    expect((await sourceAdmin.stats(source.url)).draining).toBe(false);
+    expect((await call(source, 'GET', '/readyz')).status).toBe(200);
   });
 
   it('refuses a wrong secret for good, naming the URL and the server\'s message', async () => {

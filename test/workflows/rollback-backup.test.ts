@@ -35,10 +35,49 @@ describe('rollback', () => {
     expect(rolledBack).toMatchObject({ outcome: 'rolled-back', from: current, to: OLD, by: 'alice' });
     expect(world.state.dns?.stack).toBe(OLD);
     expect(world.stack(OLD).fenced).toBe(false);
+    expect(world.stack(OLD).draining).toBe(false);
     expect(world.stack(current).fenced).toBe(true);
+    expect(world.stack(current).draining).toBe(true);
+    // The switch drained OLD's nodes; the rollback unfences OLD and undrains every node of it before DNS points back.
+    const nodes = (stack: string) => world.stack(stack).description.outputs!.nodes;
+    const calls = world.state.calls;
+    expect(calls.slice(calls.indexOf(`dns ${current}`))).toEqual([
+      `dns ${current}`, ...nodes(OLD).map((node) => `drain ${node}`),
+      `fence ${current}`, `unfence ${OLD}`, ...nodes(OLD).map((node) => `undrain ${node}`),
+      `dns ${OLD}`, ...nodes(current).map((node) => `drain ${node}`),
+    ]);
     const afterSwitch = world.itemIds(current).filter((id) => id.startsWith('after-switch'));
     expect(afterSwitch).toHaveLength(3);
     expect(world.itemIds(OLD)).toEqual(expect.arrayContaining(afterSwitch));
+    expect(world.state.violations).toEqual([]);
+  });
+
+  it('drains the previous stack again when DNS cannot be pointed back, so a later rollback still finds it', async () => {
+    const world = seededWorld();
+    const { worker, taskQueue } = await workerFor(testEnv.nativeConnection, world);
+    const { switched, failed, retried } = await worker.runUntil(async () => {
+      const switched: SwitchReport = await testEnv.client.workflow.execute(stackSwitch, {
+        taskQueue, workflowId: `switch-${randomUUID()}`, args: [{ env: 'test', backup: 'latest', trigger: 'ci', version: '2' }],
+      });
+      world.fail('dns.switch', { stack: OLD, times: 1, message: 'Route53 throttled the change' });
+      const failed = await testEnv.client.workflow.execute(rollback, { taskQueue, workflowId: `rollback-${randomUUID()}`, args: [{ env: 'test', by: 'dana' }] });
+      const afterFailure = { dns: world.state.dns?.stack, old: { ...world.stack(OLD) }, current: { ...world.stack(switched.to!.stack) } };
+      const retried = await testEnv.client.workflow.execute(rollback, { taskQueue, workflowId: `rollback-${randomUUID()}`, args: [{ env: 'test', by: 'dana' }] });
+      return { switched, failed: { report: failed, ...afterFailure }, retried };
+    });
+    const current = switched.to!.stack;
+    expect(failed.report).toMatchObject({ outcome: 'failed', from: current, to: OLD, reason: expect.stringContaining('Route53 throttled the change') });
+    expect(failed.dns).toBe(current);
+    expect(failed.current).toMatchObject({ fenced: false, draining: false });
+    expect(failed.old).toMatchObject({ draining: true });
+    const nodes = world.stack(OLD).description.outputs!.nodes;
+    const firstUndrain = world.state.calls.indexOf(`undrain ${nodes[0]}`);
+    expect(world.state.calls.slice(firstUndrain, firstUndrain + 5)).toEqual([
+      ...nodes.map((n) => `undrain ${n}`), `unfence ${current}`, ...nodes.map((n) => `drain ${n}`),
+    ]);
+    expect(retried).toMatchObject({ outcome: 'rolled-back', from: current, to: OLD });
+    expect(world.state.dns?.stack).toBe(OLD);
+    expect(world.stack(OLD)).toMatchObject({ fenced: false, draining: false });
     expect(world.state.violations).toEqual([]);
   });
 
