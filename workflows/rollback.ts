@@ -63,7 +63,13 @@ export async function rollback(input: RollbackInput): Promise<RollbackReport> {
     if (back.changeId) await dnsWait.waitDnsInSync({ env, changeId: back.changeId });
   } catch (err) {
     let reason = reasonOf(err);
-    if (fenced && from) await persistent.unfenceStack({ env, adminUrl: from.adminUrl });
+    if (pointedBack) {
+      // The batch was accepted: clients are on their way to the previous stack. Unfencing the one
+      // they leave would let both take writes, so it stays fenced until DNS is seen in sync.
+      reason += `; DNS already points to ${previous.name}, so ${current} stays fenced`;
+    } else if (fenced && from) {
+      await persistent.unfenceStack({ env, adminUrl: from.adminUrl });
+    }
     if (undrained && wasDraining && !pointedBack) {
       // Drained again, it stays the stack a later rollback finds and returns to.
       try {

@@ -81,6 +81,25 @@ describe('rollback', () => {
     expect(world.state.violations).toEqual([]);
   });
 
+  it('keeps the stack it leaves fenced when DNS points back but is never seen in sync', async () => {
+    const world = seededWorld();
+    const { worker, taskQueue } = await workerFor(testEnv.nativeConnection, world);
+    const { switched, report } = await worker.runUntil(async () => {
+      const switched: SwitchReport = await testEnv.client.workflow.execute(stackSwitch, {
+        taskQueue, workflowId: `switch-${randomUUID()}`, args: [{ env: 'test', backup: 'latest', trigger: 'ci', version: '2' }],
+      });
+      world.fail('dns.waitInSync', { retryable: false, message: 'change never reached INSYNC' });
+      const report = await testEnv.client.workflow.execute(rollback, { taskQueue, workflowId: `rollback-${randomUUID()}`, args: [{ env: 'test', by: 'erin' }] });
+      return { switched, report };
+    });
+    const current = switched.to!.stack;
+    expect(report).toMatchObject({ outcome: 'failed', reason: expect.stringContaining(`${current} stays fenced`) });
+    expect(world.state.dns?.stack).toBe(OLD);
+    // Only one of the two stacks may take writes: the one DNS now names.
+    expect(world.stack(current).fenced).toBe(true);
+    expect(world.stack(OLD)).toMatchObject({ fenced: false, draining: false });
+  });
+
   it('never returns to a stack kept after a failed switch', async () => {
     const world = seededWorld().fail('smoke', { message: 'stream check failed' });
     const { worker, taskQueue } = await workerFor(testEnv.nativeConnection, world);
