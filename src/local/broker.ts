@@ -6,35 +6,32 @@ import { freePort, waitForPort } from '../net.ts';
 import { ServiceFailedError, spawnService, waitReady, type Service } from './services.ts';
 
 /** Debian's package puts the real start script here; /usr/sbin/rabbitmq-server would `su rabbitmq`. */
-const SERVER_SCRIPT = '/usr/lib/rabbitmq/bin/rabbitmq-server';
-const EPMD = '/usr/bin/epmd';
+export const RABBITMQ_SERVER_SCRIPT = '/usr/lib/rabbitmq/bin/rabbitmq-server';
+export const EPMD = '/usr/bin/epmd';
 
-export interface Broker {
-  url: string;
-  services: Service[];
-  stop(): Promise<void>;
+export interface BrokerPorts {
+  port: number;
+  distPort: number;
+  epmdPort: number;
 }
 
 /**
- * The local environment's RabbitMQ: the stacks' nodes fan their change events out through it,
- * so a write on one node of a stack reaches streams on the others (SYNC_BUS). It runs as the
- * current user with its own epmd, node name, ports and data under `dir`, on loopback only.
+ * Writes a private broker's configuration into `dir` and returns the environment that runs it:
+ * its own epmd port (4369 may belong to another node), node name, data and logs, loopback only,
+ * as the current user, so it needs no access to /var/lib/rabbitmq.
  */
-export async function startBroker(dir: string, logDir: string): Promise<Broker> {
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  const [port, distPort, epmdPort] = [await freePort(), await freePort(), await freePort()];
+export function brokerEnvironment(dir: string, { port, distPort, epmdPort }: BrokerPorts): NodeJS.ProcessEnv {
   writeFileSync(join(dir, 'rabbitmq.conf'), [
     `listeners.tcp.1 = 127.0.0.1:${port}`,
     'loopback_users.guest = true',
-    // A nearly full laptop disk must not stop the stacks' event fan-out.
+    // A nearly full disk must not stop the stacks' event fan-out.
     'disk_free_limit.absolute = 1MB',
     'log.console = false',
     'log.file.level = warning',
   ].join('\n') + '\n');
   writeFileSync(join(dir, 'enabled_plugins'), '[].\n');
   writeFileSync(join(dir, 'rabbitmq-env.conf'), '');
-  const env: NodeJS.ProcessEnv = {
+  return {
     ...process.env,
     HOME: dir,
     ERL_EPMD_PORT: String(epmdPort),
@@ -51,6 +48,24 @@ export async function startBroker(dir: string, logDir: string): Promise<Broker> 
     RABBITMQ_ADVANCED_CONFIG_FILE: join(dir, 'advanced.config'),
     RABBITMQ_PID_FILE: join(dir, 'rabbitmq.pid'),
   };
+}
+
+export interface Broker {
+  url: string;
+  services: Service[];
+  stop(): Promise<void>;
+}
+
+/**
+ * The local environment's RabbitMQ: the stacks' nodes fan their change events out through it,
+ * so a write on one node of a stack reaches streams on the others (SYNC_BUS). It runs as the
+ * current user with its own epmd, node name, ports and data under `dir`, on loopback only.
+ */
+export async function startBroker(dir: string, logDir: string): Promise<Broker> {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const [port, distPort, epmdPort] = [await freePort(), await freePort(), await freePort()];
+  const env = brokerEnvironment(dir, { port, distPort, epmdPort });
   const epmd = spawnService({ name: 'epmd', command: EPMD, args: ['-port', String(epmdPort), '-address', '127.0.0.1'], env, logFile: join(logDir, 'epmd.log') });
   const services = [epmd];
   const stop = async () => {
@@ -58,7 +73,7 @@ export async function startBroker(dir: string, logDir: string): Promise<Broker> 
   };
   try {
     await waitForPort('127.0.0.1', epmdPort, 10_000, 'epmd');
-    const broker = spawnService({ name: 'rabbitmq', command: SERVER_SCRIPT, args: [], env, cwd: dir, logFile: join(logDir, 'rabbitmq.log') });
+    const broker = spawnService({ name: 'rabbitmq', command: RABBITMQ_SERVER_SCRIPT, args: [], env, cwd: dir, logFile: join(logDir, 'rabbitmq.log') });
     services.push(broker);
     const url = `amqp://127.0.0.1:${port}`;
     // The listener opens before boot finishes: only a completed AMQP handshake means ready.

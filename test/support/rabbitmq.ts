@@ -1,16 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from 'amqplib';
 import { freePort, waitForPort } from '../../src/net.ts';
 import { repoRoot } from '../../src/config/environment.ts';
-
-/** Debian's package puts the real start script here; /usr/sbin/rabbitmq-server would `su rabbitmq`. */
-const SERVER_SCRIPT = '/usr/lib/rabbitmq/bin/rabbitmq-server';
-const EPMD = '/usr/bin/epmd';
+import { brokerEnvironment, EPMD, RABBITMQ_SERVER_SCRIPT } from '../../src/local/broker.ts';
 
 export interface RabbitMq {
   /** amqp://127.0.0.1:PORT — stays the same across stop() and start(). */
@@ -61,42 +57,15 @@ async function stopGroup(child: ChildProcess, graceMs: number): Promise<void> {
  * user (root on CI), so it needs no access to /var/lib/rabbitmq.
  */
 export async function startRabbitMq(): Promise<RabbitMq> {
-  for (const path of [SERVER_SCRIPT, EPMD]) {
+  for (const path of [RABBITMQ_SERVER_SCRIPT, EPMD]) {
     if (!existsSync(path)) throw new Error(`${path} is missing: run 'npm run bootstrap' (scripts/bootstrap installs Debian's rabbitmq-server)`);
   }
   const dir = mkdtempSync(join(tmpdir(), 'switchyard-rabbitmq-'));
   const [port, distPort, epmdPort] = [await freePort(), await freePort(), await freePort()];
-  const nodeName = `switchyard-${randomBytes(4).toString('hex')}@localhost`;
   const logDir = resolve(repoRoot, 'test-artifacts');
   mkdirSync(logDir, { recursive: true });
   const logFile = resolve(logDir, `rabbitmq-${port}.log`);
-  writeFileSync(join(dir, 'rabbitmq.conf'), [
-    'listeners.tcp.1 = 127.0.0.1:' + port,
-    'loopback_users.guest = true',
-    // The broker must not stop accepting publishes because a shared CI disk is nearly full.
-    'disk_free_limit.absolute = 1MB',
-    'log.console = false',
-    'log.file.level = warning',
-  ].join('\n') + '\n');
-  writeFileSync(join(dir, 'enabled_plugins'), '[].\n');
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    HOME: dir,
-    ERL_EPMD_PORT: String(epmdPort),
-    ERL_EPMD_ADDRESS: '127.0.0.1',
-    RABBITMQ_NODENAME: nodeName,
-    RABBITMQ_NODE_IP_ADDRESS: '127.0.0.1',
-    RABBITMQ_NODE_PORT: String(port),
-    RABBITMQ_DIST_PORT: String(distPort),
-    RABBITMQ_CONFIG_FILE: join(dir, 'rabbitmq'),
-    RABBITMQ_ENABLED_PLUGINS_FILE: join(dir, 'enabled_plugins'),
-    RABBITMQ_MNESIA_BASE: join(dir, 'mnesia'),
-    RABBITMQ_LOG_BASE: join(dir, 'log'),
-    RABBITMQ_CONF_ENV_FILE: join(dir, 'rabbitmq-env.conf'),
-    RABBITMQ_ADVANCED_CONFIG_FILE: join(dir, 'advanced.config'),
-    RABBITMQ_PID_FILE: join(dir, 'rabbitmq.pid'),
-  };
-  writeFileSync(env.RABBITMQ_CONF_ENV_FILE!, '');
+  const env = brokerEnvironment(dir, { port, distPort, epmdPort });
 
   const epmd = spawn(EPMD, ['-port', String(epmdPort), '-address', '127.0.0.1'], { env, detached: true, stdio: 'ignore' });
   running.add(epmd);
@@ -107,7 +76,7 @@ export async function startRabbitMq(): Promise<RabbitMq> {
 
   const start = async (): Promise<void> => {
     const log = openSync(logFile, 'a');
-    const child = spawn(SERVER_SCRIPT, [], { env, cwd: dir, detached: true, stdio: ['ignore', log, log] });
+    const child = spawn(RABBITMQ_SERVER_SCRIPT, [], { env, cwd: dir, detached: true, stdio: ['ignore', log, log] });
     closeSync(log);
     running.add(child);
     broker = child;
