@@ -2,22 +2,13 @@
  * Everything activities reach the world through, injected so tests can hand in fakes.
  */
 import type { Environment } from '../src/config/environment.ts';
-import type { Ports, StackOutputs } from '../src/cloud/ports.ts';
+import type { Ports } from '../src/cloud/ports.ts';
 import type { StackAdmin } from '../src/navcloud/admin-client.ts';
+import type { SmokeOptions } from '../src/navcloud/smoke.ts';
 import type { SmokeCheck } from '../src/switch/contract.ts';
-import type { Logger } from '../src/logging.ts';
 
-/** The signature of runSmokeChecks in src/navcloud/smoke.ts. */
-export type SmokeRunner = (options: {
-  stack: StackOutputs;
-  jwtSecret: string;
-  heartbeatMs: number;
-  changeArrivalMs: number;
-  maxLatencyMs: number;
-  sampleItems: number;
-  signal?: AbortSignal;
-  log?: Logger;
-}) => Promise<SmokeCheck[]>;
+/** What runs the smoke checks: runSmokeChecks of src/navcloud/smoke.ts, or a fake in tests. */
+export type SmokeRunner = (options: SmokeOptions) => Promise<SmokeCheck[]>;
 
 export interface ActivityDeps {
   loadEnvironment(name: string): Promise<Environment>;
