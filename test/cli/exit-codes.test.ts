@@ -3,7 +3,7 @@
  * and C1's test worker process (test/support/test-worker.ts) over a file-backed fake world.
  * Exit codes 0 (switched), 1 (aborted, failed), 3 (another switch is running); 2 is in arguments.test.ts.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,10 +11,10 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Client } from '@temporalio/client';
-import { repoRoot } from '../../src/config/environment.ts';
 import { PHASES, switchWorkflowId, type Phase, type SwitchReport, type SwitchStatus } from '../../src/switch/contract.ts';
 import { createClient } from '../../src/temporal/client.ts';
 import { FakeWorld, seedStackName } from '../support/fake-ports.ts';
+import { startTestWorker } from '../support/test-worker-process.ts';
 import { environmentsDir, environmentYaml, runCli, type CliRun } from './run-cli.ts';
 
 const env = `cli-${randomBytes(3).toString('hex')}`;
@@ -28,33 +28,15 @@ let client: Client;
 const cliEnv = () => ({ TEMPORAL_ADDRESS: inject('temporalAddress'), SWITCHYARD_TASK_QUEUE: taskQueue, USER: 'ci-bot' });
 const cli = (...args: string[]) => runCli([...args, '--environments', envs.dir], cliEnv(), 120_000);
 
-async function startWorker(): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/test-worker.ts'], {
-    cwd: repoRoot,
-    env: {
-      ...process.env,
-      TEMPORAL_ADDRESS: inject('temporalAddress'),
-      LOG_LEVEL: 'warn',
-      SWITCHYARD_TASK_QUEUE: taskQueue,
-      SWITCHYARD_TEST_STATE_DIR: stateDir,
-      SWITCHYARD_TEST_SEED_ENV: env,
-      SWITCHYARD_TEST_ENV: JSON.stringify({ verifySeconds: 0, drainSeconds: 0, ttl: 1 }),
-      // The first two switches pass their smoke tests, the third fails them.
-      SWITCHYARD_TEST_FAIL: JSON.stringify({ smoke: { after: 2, retryable: false, message: 'stream check saw no heartbeat' } }),
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
+function startWorker(): Promise<ChildProcess> {
+  return startTestWorker({
+    SWITCHYARD_TASK_QUEUE: taskQueue,
+    SWITCHYARD_TEST_STATE_DIR: stateDir,
+    SWITCHYARD_TEST_SEED_ENV: env,
+    SWITCHYARD_TEST_ENV: JSON.stringify({ verifySeconds: 0, drainSeconds: 0, ttl: 1 }),
+    // The first two switches pass their smoke tests, the third fails them.
+    SWITCHYARD_TEST_FAIL: JSON.stringify({ smoke: { after: 2, retryable: false, message: 'stream check saw no heartbeat' } }),
   });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('test worker not ready within 90 s')), 90_000);
-    child.stdout!.on('data', (chunk: Buffer) => {
-      if (chunk.toString().includes('worker ready')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`test worker exited with ${code} before it was ready`)));
-  });
-  return child;
 }
 
 /** Asks the running switch for its phase until it is `phase` (bounded). */

@@ -4,15 +4,15 @@
  * its heartbeat checkpoint.
  */
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import { repoRoot } from '../../src/config/environment.ts';
 import { switchWorkflowId, type SwitchInput, type SwitchReport, type SwitchStatus } from '../../src/switch/contract.ts';
 import { statusQuery } from '../../workflows/definitions.ts';
 import { FakeWorld, seedStackName, seedWorld } from '../support/fake-ports.ts';
+import { startTestWorker as startWorkerProcess } from '../support/test-worker-process.ts';
 import { tempDir } from './harness.ts';
 
 let connection: Connection;
@@ -33,25 +33,11 @@ const ITEMS = 600;
 
 const input = (env: string): SwitchInput => ({ env, backup: 'latest', trigger: 'ci', version: '2.0.0' });
 
-/** Starts test/support/test-worker.ts as its own process and resolves once it polls. */
+/** A test worker process, killed after the file's tests. */
 async function startTestWorker(env: Record<string, string>): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/test-worker.ts'], {
-    cwd: repoRoot,
-    env: { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress'), LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = await startWorkerProcess(env, 60_000);
   workers.add(child);
   child.once('exit', () => workers.delete(child));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('test worker not ready within 60 s')), 60_000);
-    child.stdout!.on('data', (chunk: Buffer) => {
-      if (chunk.toString().includes('worker ready')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`test worker exited with ${code} before it was ready`)));
-  });
   return child;
 }
 
