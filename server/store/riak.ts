@@ -26,7 +26,7 @@
  * increments coordinated by different vnodes during a partition may also hand out one number
  * twice.
  */
-import type { ExportItemLine, ItemType } from '../../src/navcloud/protocol.ts';
+import type { ExportItemLine } from '../../src/navcloud/protocol.ts';
 import { createLogger, type Logger } from '../../src/logging.ts';
 import { decodeCursor } from '../cursor.ts';
 import { compareRevisions, nextRevision } from './revision.ts';
@@ -35,16 +35,7 @@ import { RiakClient, type FetchResult, type RiakValue } from './riak/client.ts';
 import { parseRiakUrl } from './riak/config.ts';
 
 /** What one Riak object holds. */
-export interface ItemRecord {
-  id: string;
-  owner: string;
-  type: ItemType;
-  data?: unknown;
-  rev: string;
-  deleted: boolean;
-  shares: string[];
-  seq: number;
-  updatedAt: string;
+export interface ItemRecord extends StoredItem {
   /** Former sharees and the sequence number of their revocation. */
   revoked: Record<string, number>;
 }

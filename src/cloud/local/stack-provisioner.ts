@@ -3,7 +3,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, 
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type {
-  CreateStackRequest, StackDescription, StackOutputs, StackProgress, StackProvisioner, StackStatus, Colour,
+  CreateStackRequest, StackDescription, StackProgress, StackProvisioner,
 } from '../ports.ts';
 import { CloudError, StackFailedError } from '../errors.ts';
 import { repoRoot } from '../../config/environment.ts';
@@ -40,19 +40,11 @@ interface NodeRecord {
 }
 
 /** `.data/stacks/<stack>/stack.json`: everything needed to find a stack's processes again. */
-interface StackRecord {
-  name: string;
-  env: string;
-  colour: Colour;
-  workflowId: string;
-  status: StackStatus;
-  rawStatus: string;
-  createdAt: string;
+interface StackRecord extends StackDescription {
   tags: Record<string, string>;
   block: string;
   port: number;
   nodes: NodeRecord[];
-  outputs?: StackOutputs;
 }
 
 const STACK_FILE = 'stack.json';
