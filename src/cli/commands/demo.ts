@@ -4,7 +4,6 @@
  * exits 0 only if every target is met. Uses the running local environment if `up` started one,
  * else starts its own and tears it down at the end.
  */
-import { InvalidArgumentError } from 'commander';
 import { Client, Connection } from '@temporalio/client';
 import { EXIT } from '../../switch/contract.ts';
 import { renderMarkdown } from '../../switch/report.ts';
@@ -13,6 +12,7 @@ import { startLocalEnvironment, type LocalEnvironment } from '../../local/enviro
 import { runningEnvironment } from '../../local/control.ts';
 import { localDataDir, localStatePath } from '../../local/state.ts';
 import { switchUnderLoad } from '../../local/switch-under-load.ts';
+import { wholeNumber } from '../options.ts';
 import type { CommandModule } from '../command.ts';
 import type { Cli } from '../context.ts';
 
@@ -22,11 +22,7 @@ interface DemoOptions {
   writesPerSecond: number;
 }
 
-function positive(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new InvalidArgumentError(`expected a whole number from 1 to 10000, got '${value}'`);
-  return n;
-}
+const positive = wholeNumber(1, 10_000);
 
 export const demoCommand: CommandModule = (program, cli) => {
   program.command('demo')

@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { InvalidArgumentError } from 'commander';
+import { wholeNumber } from '../options.ts';
 import { repoRoot } from '../../config/environment.ts';
 import { createPorts } from '../../cloud/factory.ts';
 import { EXIT } from '../../switch/contract.ts';
@@ -27,17 +27,8 @@ export interface UpOptions {
 
 const START_TIMEOUT_MS = 240_000;
 
-function port(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 65_535) throw new InvalidArgumentError(`expected a port number (1-65535), got '${value}'`);
-  return n;
-}
-
-function count(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 1_000_000) throw new InvalidArgumentError(`expected a whole number from 1 to 1000000, got '${value}'`);
-  return n;
-}
+const port = wholeNumber(1, 65_535, 'a port number (1-65535)');
+const count = wholeNumber(1, 1_000_000);
 
 export const upCommand: CommandModule = (program, cli) => {
   program.command('up')
