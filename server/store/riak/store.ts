@@ -30,7 +30,8 @@ import type { ExportItemLine } from '../../../src/navcloud/protocol.ts';
 import { createLogger, type Logger } from '../../../src/logging.ts';
 import { decodeCursor } from '../../cursor.ts';
 import { compareRevisions, nextRevision } from '../revision.ts';
-import { StoreError, type Clock, type FenceMode, type FenceState, type PutItem, type StoredChange, type StoredItem, type SyncStore } from '../port.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { StoreError, type StoreExport, type Clock, type FenceMode, type FenceState, type PutItem, type StoredChange, type StoredItem, type SyncStore } from '../port.ts';
 import { RiakClient, type FetchResult, type RiakValue } from './client.ts';
 import { parseRiakUrl } from './config.ts';
 
@@ -219,10 +220,24 @@ export class RiakStore implements SyncStore {
     return changes.sort((a, b) => a.seq - b.seq).slice(0, limit);
   }
 
-  async *exportSince(since: number): AsyncIterable<StoredItem> {
+  /**
+   * A number is taken before its object is stored, so the counter alone is no cursor: a write may
+   * hold a number below it and not be stored yet. Every write is acknowledged only if it stored its
+   * object within the write deadline of taking its number, so once the deadline has passed since
+   * the counter was read, every acknowledged write at or below it is stored; the walk then stops
+   * at that number, and the next export starts there.
+   */
+  async exportSince(since: number): Promise<StoreExport> {
+    const through = await this.highestSeq();
+    await sleep(this.riak.config.writeDeadlineMs);
+    return { through, items: this.walkExport(since, through) };
+  }
+
+  private async *walkExport(since: number, through: number): AsyncIterable<StoredItem> {
+    if (through <= since) return;
     let continuation: string | undefined;
     for (let page = 0; page < MAX_PAGES; page += 1) {
-      const found = await this.riak.index(this.bucket, 'seq_int', since + 1, MAX_SEQ, this.page, continuation);
+      const found = await this.riak.index(this.bucket, 'seq_int', since + 1, through, this.page, continuation);
       const records = await this.readMany(found.results.map(([, key]) => key));
       for (const [index, [term]] of found.results.entries()) {
         const record = records[index];
@@ -351,6 +366,7 @@ export class RiakStore implements SyncStore {
       const read = await this.readItem(id);
       const decision = decide(read.record);
       if (typeof decision !== 'function') return decision;
+      const numbered = performance.now();
       const record = decision(await this.riak.increment(SEQ_COUNTER, 1));
       const stored = await this.riak.store(this.bucket, id, {
         body: JSON.stringify(record),
@@ -361,6 +377,12 @@ export class RiakStore implements SyncStore {
       if (stored.kind === 'precondition-failed') {
         this.log.debug({ id, attempt }, 'item changed between read and write; retrying');
         continue;
+      }
+      const took = performance.now() - numbered;
+      if (took > this.riak.config.writeDeadlineMs) {
+        // An export that read the counter after this number was taken may have walked past it already.
+        this.log.warn({ id, seq: record.seq, tookMs: Math.round(took) }, 'write stored after its deadline; not acknowledged');
+        throw new StoreError('unavailable', `item ${id} was stored ${Math.round(took)} ms after it took sequence number ${record.seq}, later than the write deadline of ${this.riak.config.writeDeadlineMs} ms: not acknowledged, retry it`);
       }
       if (stored.values.length > 1) {
         this.log.warn({ id, siblings: stored.values.length }, 'concurrent writes left siblings; settling them');
