@@ -15,16 +15,18 @@
  *
  * The fence is a key read before every write and again after the write is stored, and a write
  * is acknowledged only if the fence was still open then. So every acknowledged write was stored
- * before fence() set the flag, its number is at or below the one fence() answered, and an export
- * made after the fence sees it (with quorum reads and writes). A write the fence overtook is
- * answered 'fenced' although Riak holds it: the client retries it on the next stack, and the last
- * delta of a switch may carry it there too, which costs a revision, never a write.
+ * before fence() wrote the fence, its number is at or below the one fence() answered, and an
+ * export made after the fence contains it. A write the fence overtook is answered 'fenced' although
+ * Riak holds it: the client retries it on the next stack, and the last delta of a switch may carry
+ * it there too, which costs a revision, never a write. The fence's lease is an absolute time every
+ * node compares with its own clock; a lapsed lease reads as open.
  *
- * What Riak cannot give that SQLite does: a number is taken before its item is stored, so for the
- * length of one write a feed may show seq N+1 while N is still on its way, and a client that
- * moved its cursor past N in that window does not see N until the item changes again. Counter
- * increments coordinated by different vnodes during a partition may also hand out one number
- * twice.
+ * A number is taken before its item is stored, so exports use a write deadline instead of the
+ * counter as their cursor (exportSince). For the length of one write a client's feed may still show
+ * seq N+1 while N is on its way: a client that moved its cursor past N in that window does not see
+ * N until the item changes again. Counter increments coordinated by different vnodes during a
+ * partition may also hand out one number twice. docs/riak.md has the whole story: which quorum
+ * settings these guarantees need and what Riak cannot promise.
  */
 import type { ExportItemLine } from '../../../src/navcloud/protocol.ts';
 import { createLogger, type Logger } from '../../../src/logging.ts';
