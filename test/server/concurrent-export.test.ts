@@ -7,15 +7,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import { signToken } from '../../server/auth.ts';
 import { decodeCursor } from '../../server/cursor.ts';
 import { freePort, waitForPort } from '../../src/net.ts';
+import { spawnRiakEmulator } from '../support/riak-emulator.ts';
 import { call, SECRET, tempDir } from './helpers.ts';
 
 const bin = resolve(import.meta.dirname, '../../bin/navcloud-sync.js');
-const emulatorMain = resolve(import.meta.dirname, '../support/riak-emulator.ts');
 const WRITERS = 8;
 /** Writers go on until the fence refuses them, at most this many writes each. */
 const WRITES_PER_WRITER = 200;
@@ -23,7 +22,7 @@ const ACKS_PER_EXPORT = 30;
 const EXPORTS_BEFORE_FENCE = 4;
 
 const children: ChildProcess[] = [];
-const cleanups: (() => void)[] = [];
+const cleanups: (() => void | Promise<void>)[] = [];
 
 afterEach(async () => {
   for (const child of children.splice(0)) {
@@ -33,7 +32,7 @@ afterEach(async () => {
       await exited;
     }
   }
-  for (const cleanup of cleanups.splice(0)) cleanup();
+  for (const cleanup of cleanups.splice(0)) await cleanup();
 });
 
 async function startNode(store: string, nodeId: string): Promise<{ url: string }> {
@@ -45,15 +44,6 @@ async function startNode(store: string, nodeId: string): Promise<{ url: string }
   children.push(child);
   await waitForPort('127.0.0.1', port, 30_000, nodeId);
   return { url: `http://127.0.0.1:${port}` };
-}
-
-/** The emulator as its own process; answers its base URL. */
-async function startRiakProcess(): Promise<string> {
-  const child = spawn(process.execPath, ['--import', 'tsx', emulatorMain], { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(child);
-  const lines = createInterface({ input: child.stdout! });
-  const [first] = (await once(lines, 'line')) as [string];
-  return (JSON.parse(first) as { url: string }).url;
 }
 
 async function exportFrom(node: { url: string }, admin: string, since: string | undefined): Promise<{ ids: string[]; cursor: string }> {
@@ -117,7 +107,8 @@ describe('two node processes on one store, exports chained through a fence', () 
   });
 
   it('Riak (emulator process): every acknowledged write is in some export', async () => {
-    const riak = await startRiakProcess();
-    await writeAndChainExports(`riak:${riak}?bucket=concurrent&write_deadline_ms=300`);
+    const riak = await spawnRiakEmulator();
+    cleanups.push(riak.stop);
+    await writeAndChainExports(`riak:${riak.url}?bucket=concurrent&write_deadline_ms=300`);
   });
 });

@@ -22,7 +22,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
 
 export interface RecordedRequest {
   /** Which of the emulator's nodes received it: 0 for the first, then in `addNode()` order. */
@@ -366,6 +369,23 @@ function text(status: number, body: string, headers: Record<string, string> = {}
 
 function json(status: number, value: unknown): Answer {
   return { status, headers: { 'content-type': 'application/json' }, body: JSON.stringify(value) };
+}
+
+/** The emulator as a process of its own (as a stack's nodes would reach a Riak), stopped by stop(). */
+export async function spawnRiakEmulator(): Promise<{ url: string; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = once(child, 'exit');
+  const [first] = (await Promise.race([once(createInterface({ input: child.stdout! }), 'line'), exited.then(() => {
+    throw new Error(`the Riak emulator process exited before it printed its URL (${child.exitCode ?? child.signalCode})`);
+  })])) as [string];
+  return {
+    url: (JSON.parse(first) as { url: string }).url,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
