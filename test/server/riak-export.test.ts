@@ -6,6 +6,8 @@
  * export's cursor passed the held number and every later export from it skipped that write.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { RiakClient } from '../../server/store/riak/client.ts';
+import { parseRiakUrl } from '../../server/store/riak/config.ts';
 import { RiakEmulator, type RecordedRequest } from '../support/riak-emulator.ts';
 import { call, exportAll, startTestNode, tempDir, type TestNode } from './helpers.ts';
 
@@ -100,5 +102,52 @@ describe('Riak exports chained cursor to cursor', () => {
     expect(ids.sort()).toEqual(['fast', 'slow']);
     expect(first.status).toBe(201);
     expect((await exportFrom(a, admin, cursor)).ids).toEqual([]);
+  });
+});
+
+describe('the Riak emulator holds any step at a gate the test opens', () => {
+  it('holds a counter increment before it is applied or after, an object store, and an index update, on one node and not the other', async () => {
+    riak = await new RiakEmulator().start();
+    const first = new RiakClient(parseRiakUrl(`${riak.url}?bucket=g`));
+    const second = new RiakClient(parseRiakUrl(`${await riak.addNode()}?bucket=g`));
+    try {
+      const increment = (r: RecordedRequest) => r.method === 'POST' && r.path.endsWith('/datatypes/seq');
+      const before = riak.hold((r) => increment(r) && r.node === 0, 'before');
+      const held = first.increment('seq', 1);
+      expect((await before.reached).node).toBe(0);
+      // The other node is not held, and the held increment is not applied yet.
+      expect(await second.increment('seq', 1)).toBe(1);
+      before.open();
+      expect(await held).toBe(2);
+
+      const answer = riak.hold(increment, 'answer');
+      const taken = first.increment('seq', 1);
+      await answer.reached;
+      expect(await second.counter('seq')).toBe(3);
+      answer.open();
+      expect(await taken).toBe(3);
+
+      const store = riak.hold((r) => r.method === 'PUT', 'before');
+      const stored = first.store('g', 'k', { body: '{"v":1}', indexes: { seq_int: [7] } });
+      await store.reached;
+      expect((await second.fetch('g', 'k')).kind).toBe('missing');
+      store.open();
+      expect((await stored).kind).toBe('stored');
+
+      const index = riak.hold((r) => r.method === 'PUT', 'index');
+      const read = await second.fetch('g', 'k');
+      const vclock = read.kind === 'found' ? read.vclock : undefined;
+      expect((await first.store('g', 'k', { body: '{"v":2}', vclock, indexes: { seq_int: [9] } })).kind).toBe('stored');
+      // Stored and readable, but index queries still see the entry it replaced.
+      expect((await second.fetch('g', 'k')).kind).toBe('found');
+      expect((await second.index('g', 'seq_int', 0, 100, 10)).results).toEqual([['7', 'k']]);
+      index.open();
+      await index.reached;
+      await new Promise((tick) => setImmediate(tick));
+      expect((await second.index('g', 'seq_int', 0, 100, 10)).results).toEqual([['9', 'k']]);
+    } finally {
+      first.close();
+      second.close();
+    }
   });
 });
