@@ -17,7 +17,7 @@ describe('a switch of the local profile on Riak', () => {
   beforeAll(async () => {
     env = await loadEnvironment('dev');
     riak = await spawnRiakEmulator();
-    t = await startTestEnvironment(200, { store: `riak:${riak.url}?write_deadline_ms=200` });
+    t = await startTestEnvironment(200, { store: `riak:${riak.url}?write_deadline_ms=1000` });
   }, 240_000);
 
   afterAll(async () => {

@@ -15,7 +15,7 @@ const logger = pino({ level: 'silent' });
 
 describeStoreContract('riak (documented HTTP API, emulated on loopback)', async (clock) => {
   const riak = await new RiakEmulator().start();
-  const store = new RiakStore(new RiakClient(parseRiakUrl(`${riak.url}?write_deadline_ms=50`)), { logger, pageSize: 2, clock });
+  const store = new RiakStore(new RiakClient(parseRiakUrl(`${riak.url}?write_deadline_ms=1000`)), { logger, pageSize: 2, clock });
   return {
     store,
     async cleanup() {
@@ -148,6 +148,18 @@ describe('Riak store: the exact requests it makes and how it reads each document
     expect(riak.requests.filter((r) => r.path !== FENCE).map((r) => `${r.method} ${r.path}`)).toEqual([`GET ${COUNTER}`]);
     await store.unfence();
     await store.put({ id: 'trip-2', owner: 'alice', type: 'trip', data: {} });
+  });
+
+  it('resolves fence siblings: forwarding beats a racing lease renewal, otherwise the later change wins', async () => {
+    const now = Date.now();
+    riak.addSibling('navcloud', 'trips.meta', 'fence', { mode: 'forwarding', forwardTo: 'http://new:7070', at: now });
+    riak.addSibling('navcloud', 'trips.meta', 'fence', { mode: 'fenced', leaseExpiresAt: now + 60_000, at: now + 5 });
+    expect(await store.fenceState()).toEqual({ mode: 'forwarding', forwardTo: 'http://new:7070', seq: 0 });
+    // Writing over the siblings (with their vector clock) leaves one value.
+    expect(await store.unfence()).toEqual({ mode: 'open', seq: 0 });
+    expect(riak.siblingCount('navcloud', 'trips.meta', 'fence')).toBe(1);
+    riak.addSibling('navcloud', 'trips.meta', 'fence', { mode: 'fenced', leaseExpiresAt: now + 60_000, at: now + 10 });
+    expect((await store.fenceState()).mode).toBe('fenced');
   });
 
   it('resolves siblings (300 multipart/mixed) by highest revision and writes the winner back under a new number', async () => {

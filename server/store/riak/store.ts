@@ -112,6 +112,9 @@ export class RiakStore implements SyncStore {
     this.log = (options.logger ?? createLogger('navcloud-sync')).child({ component: 'riak-store', bucketType: riak.config.bucketType, bucket: riak.config.bucket });
     this.bucket = riak.config.bucket;
     this.metaBucket = `${riak.config.bucket}.meta`;
+    if (riak.config.quorum.w !== 'all') {
+      this.log.warn({ w: riak.config.quorum.w ?? 'bucket default' }, 'writes are acknowledged before every replica has them, so an export (one replica per partition) may miss one: use w=all (docs/riak.md)');
+    }
   }
 
   async checkBucketTypes(): Promise<void> {
@@ -515,12 +518,18 @@ export function resolveValues(id: string, values: RiakValue[]): { record?: ItemR
 
 const RESTRICTION: Record<FenceMode, number> = { open: 0, fenced: 1, forwarding: 2 };
 
-/** Concurrent fence changes: the later one wins; on a tie, the one refusing more (the safe side). */
+/**
+ * Concurrent fence changes (siblings): forwarding beats a fence, since forward is the switch's
+ * commit and a lease renewal racing it must not turn it back into a lease that lapses; otherwise
+ * the later one wins, and on a tie the one refusing more (the safe side).
+ */
 function resolveFence(values: RiakValue[]): FenceRecord {
   let winner: FenceRecord = OPEN;
   for (const value of values) {
     const candidate = parseFence(value.body.toString('utf8'));
-    if (candidate.at > winner.at || (candidate.at === winner.at && RESTRICTION[candidate.mode] > RESTRICTION[winner.mode])) winner = candidate;
+    const committed = candidate.mode === 'forwarding' && winner.mode === 'fenced';
+    const overtaken = candidate.mode === 'fenced' && winner.mode === 'forwarding';
+    if (committed || (!overtaken && (candidate.at > winner.at || (candidate.at === winner.at && RESTRICTION[candidate.mode] > RESTRICTION[winner.mode])))) winner = candidate;
   }
   return winner;
 }
