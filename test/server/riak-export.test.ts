@@ -105,6 +105,32 @@ describe('Riak exports chained cursor to cursor', () => {
   });
 });
 
+describe('the fence on Riak', () => {
+  it('once it has answered, no node acknowledges a write the next export from the last cursor misses', async () => {
+    riak = await new RiakEmulator().start();
+    const a = await riakNode(riak.url, 'node-a');
+    const b = await riakNode(await riak.addNode(), 'node-b');
+    const admin = a.token('ops', true);
+    const alice = a.token('alice');
+    expect((await call(a, 'PUT', '/v1/items/before', { token: alice, body: { type: 'trip', data: {} } })).status).toBe(201);
+    const { cursor } = await exportFrom(b, admin, undefined);
+
+    // Node a has checked the fence, taken its number and is storing its object when node b fences.
+    const storing = riak.hold(storeOf('overtaken', 0));
+    const overtaken = call(a, 'PUT', '/v1/items/overtaken', { token: alice, body: { type: 'trip', data: {} } });
+    await storing.reached;
+    const fenced = await call(b, 'POST', '/admin/fence', { token: admin, body: { leaseSeconds: 60 } });
+    expect(fenced.status).toBe(200);
+    storing.open();
+    const answer = await overtaken;
+    expect(answer.status).toBe(503);
+    expect(answer.json.error.code).toBe('fenced');
+    expect((await call(b, 'PUT', '/v1/items/after', { token: alice, body: { type: 'trip', data: {} } })).status).toBe(503);
+    // Riak holds the refused write; the last delta may carry it, which costs a revision, never a write.
+    expect((await exportFrom(a, admin, cursor)).ids).toEqual(['overtaken']);
+  });
+});
+
 describe('the Riak emulator holds any step at a gate the test opens', () => {
   it('holds a counter increment before it is applied or after, an object store, and an index update, on one node and not the other', async () => {
     riak = await new RiakEmulator().start();
