@@ -258,7 +258,7 @@ describe('Riak store: the exact requests it makes and how it reads each document
   });
 
   it('pages secondary index queries with max_results and continuation', async () => {
-    const paged = new RiakStore(new RiakClient(parseRiakUrl(`${riak.url}?bucket=trips&write_deadline_ms=10`)), { logger, pageSize: 2 });
+    const paged = new RiakStore(new RiakClient(parseRiakUrl(`${riak.url}?bucket=trips&write_deadline_ms=1000`)), { logger, pageSize: 2 });
     for (let i = 0; i < 5; i += 1) await paged.put({ id: `t${i}`, owner: 'alice', type: 'trip', data: { i } });
     riak.clearRequests();
     const exported: string[] = [];
