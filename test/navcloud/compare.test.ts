@@ -47,7 +47,7 @@ async function seed(stack: TestStack, count: number, owner = 'compare-owner'): P
   const revs = new Map<string, string>();
   for (let i = 0; i < count; i++) {
     const put = await client.putItem(`cmp-${i}`, { type: 'trip', data: { i } });
-    if (!put.ok) throw new Error(`seed write answered ${put.status}`);
+    if (!put.ok || !put.etag) throw new Error(`seed write answered ${put.status}`);
     revs.set(`cmp-${i}`, put.etag);
   }
   return revs;
