@@ -8,6 +8,9 @@ import { Authenticator } from './auth.ts';
 import { openBus } from './bus/open.ts';
 import type { EventBus } from './bus/port.ts';
 import { defaultConfig, type ServerConfig } from './config.ts';
+import { FenceWatch } from './flip/fence-watch.ts';
+import { Forwarder } from './flip/forward.ts';
+import { FenceGuard } from './flip/hold.ts';
 import type { AppContext, NodeState } from './http/context.ts';
 import { requestPipeline } from './http/pipeline.ts';
 import { listen } from './listener.ts';
@@ -54,11 +57,16 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       bus.publish({ seq, users: [...new Set(users)], node: config.nodeId, at: Date.now() });
     },
   };
+  const fence = new FenceWatch(store, { pollMs: config.fencePollMs, idleMs: config.fenceIdleMs, logger });
+  await fence.start();
+  const forwarder = new Forwarder({ timeoutMs: 30_000, logger });
+  const fenceGuard = new FenceGuard(context, fence, forwarder, { holdMs: config.holdMs, retryAfterSeconds: config.retryAfterSeconds });
   const handle = requestPipeline({
     context,
     authenticator: new Authenticator(config.jwtSecret),
     limiter: config.rateLimit ? new RateLimiter(config.rateLimit) : undefined,
     takeovers: [],
+    guard: (call, handleHere) => fenceGuard.guard(call, handleHere),
   });
   const listener = await listen({ host: config.host, port: config.port, proxyProtocol: config.proxyProtocol, logger }, handle);
   logger.info({ url: listener.url, store: config.store.replace(/\/\/[^@/]*@/, '//[redacted]@'), bus: config.bus.replace(/\/\/[^@/]*@/, '//[redacted]@'), heartbeatMs: config.heartbeatMs, proxyProtocol: config.proxyProtocol }, 'sync node listening');
@@ -69,10 +77,12 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       state.shuttingDown = true;
       state.draining = true;
       const stopped = listener.stopAccepting();
-      const streams = hub!.closeAll('shutdown');
+      const streams = hub!.closeAll('shutdown') + forwarder.closeStreams();
+      fence.stop();
       await listener.settle(config.shutdownGraceMs);
       await stopped;
       hub!.stop();
+      forwarder.close();
       await bus.close();
       await store.close();
       logger.info({ streams, unfinished: listener.inFlight }, 'sync node stopped');

@@ -28,12 +28,19 @@ export interface IncomingCall {
 /** Answers the request itself and resolves true, or resolves false to let it be routed as usual. */
 export type Takeover = (context: AppContext, call: IncomingCall) => Promise<boolean>;
 
+/**
+ * Wraps the handler of every routed and admitted request: runs it, runs it again, or answers
+ * itself instead (the fence guard holds and forwards requests while the stack switches).
+ */
+export type Guard = (call: IncomingCall, handle: () => Promise<void>) => Promise<void>;
+
 export interface PipelineOptions {
   context: AppContext;
   authenticator: Authenticator;
   limiter: RateLimiter | undefined;
   /** Tried in order before routing; the first that answers ends the request. */
   takeovers: readonly Takeover[];
+  guard?: Guard;
 }
 
 /** Handlers only read the query: one empty instance serves every request without a query string. */
@@ -41,7 +48,7 @@ const NO_QUERY = new URLSearchParams();
 const PUBLIC: Principal = { user: '', admin: false };
 
 export function requestPipeline(options: PipelineOptions): RequestHandler {
-  const { context, authenticator, limiter, takeovers } = options;
+  const { context, authenticator, limiter, takeovers, guard } = options;
   const { config, logger, metrics, state } = context;
 
   /** The caller as the route demands it, or a 401/403/429. */
@@ -84,7 +91,9 @@ export function requestPipeline(options: PipelineOptions): RequestHandler {
       if (!route) throw new ApiError(405, 'method-not-allowed', `${method} is not allowed on ${path.slice(0, 200)}`, { allow: found.allowed.join(', ') });
       const principal = await admit(route, request, client);
       if (route.access !== 'public') user = principal.user;
-      await route.handler(context, { request, response, principal, params: found.params, query: q < 0 ? NO_QUERY : new URLSearchParams(url.slice(q + 1)) });
+      const query = q < 0 ? NO_QUERY : new URLSearchParams(url.slice(q + 1));
+      const handleHere = () => route.handler(context, { request, response, principal, params: found.params, query });
+      await (guard ? guard({ request, response, method, path, route, client }, handleHere) : handleHere());
     } catch (caught) {
       answerFailure(response, caught, config.retryAfterSeconds, logger, { route: name, method, user, client });
     } finally {
