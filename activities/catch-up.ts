@@ -50,7 +50,7 @@ export function catchUpActivities(context: (env: string) => Promise<EnvironmentC
     /** After this returns, the stack accepts no write past the returned cursor. */
     async fenceStack(input: { env: string; adminUrl: string }): Promise<FenceResult> {
       const { admin } = await context(input.env);
-      return admin(input.adminUrl).fence(Context.current().cancellationSignal);
+      return admin(input.adminUrl).fence({ leaseSeconds: 60 }, Context.current().cancellationSignal);
     },
 
     async unfenceStack(input: { env: string; adminUrl: string }): Promise<FenceResult> {

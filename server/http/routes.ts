@@ -39,6 +39,7 @@ export const ROUTES: Route[] = [
   route('GET', '/admin/export', 'admin', admin.exportItems),
   route('POST', '/admin/import', 'admin', admin.importItems),
   route('POST', '/admin/fence', 'admin', admin.fence),
+  route('POST', '/admin/forward', 'admin', admin.forward),
   route('POST', '/admin/unfence', 'admin', admin.unfence),
   route('POST', '/admin/drain', 'admin', admin.drain),
   route('POST', '/admin/undrain', 'admin', admin.undrain),
