@@ -1,8 +1,10 @@
 /**
  * This node's view of the stack's fence (the store holds it for every node). Requests read a
- * cached copy, never the store: a timer refreshes it, every `idleMs` while the stack is open or
- * forwarding and every `pollMs` while it is fenced or a request waits on it, so a held write
- * learns within `pollMs` that the store now forwards or opened again (unfenced, or its lease lapsed).
+ * cached copy at most `pollMs` old, so a busy node reads the store at most once per `pollMs`
+ * and an idle one not at all for requests. A timer refreshes it too, every `pollMs` while the
+ * stack is fenced or a request waits on it (a held write learns within `pollMs` that the store
+ * now forwards or opened again: unfenced, or its lease lapsed) and every `idleMs` otherwise (so
+ * open streams learn that the stack forwards even when no request comes).
  */
 import type { Logger } from '../../src/logging.ts';
 import type { FenceState, SyncStore } from '../store/port.ts';
@@ -26,6 +28,8 @@ export class FenceWatch {
   private state: FenceState = { mode: 'open', seq: 0 };
   private fetchedAt = 0;
   private fetching: Promise<FenceState> | undefined;
+  /** Reads of the store started so far. */
+  private started = 0;
   private timer: NodeJS.Timeout | undefined;
   /** The timer runs on `pollMs`. */
   private polling = false;
@@ -38,9 +42,9 @@ export class FenceWatch {
     private readonly options: FenceWatchOptions,
   ) {}
 
-  /** Reads the fence once and keeps it fresh from then on. */
+  /** Reads the fence once and keeps it fresh from then on; a node whose store is down still starts (and answers 503). */
   async start(): Promise<void> {
-    await this.refresh();
+    await this.refresh().catch((error: unknown) => this.options.logger.warn({ err: error }, 'could not read the fence at start; requests will try again'));
     this.schedule();
   }
 
@@ -50,10 +54,24 @@ export class FenceWatch {
     for (const waiter of [...this.waiters]) this.release(waiter);
   }
 
-  /** The fence as last read; read again first when the timer has fallen behind (a busy event loop). */
+  /** The fence as read at most `pollMs` ago. */
   async current(): Promise<FenceState> {
-    if (Date.now() - this.fetchedAt <= 2 * this.options.idleMs) return this.state;
+    if (Date.now() - this.fetchedAt <= this.options.pollMs) return this.state;
     return this.refresh();
+  }
+
+  /**
+   * The fence as read by a store read that started after this call: what a read served while
+   * fenced needs, so it never misses a forward (and the writes the new stack took since) that
+   * committed before it arrived.
+   */
+  async fresh(): Promise<FenceState> {
+    const mark = this.started;
+    for (;;) {
+      if (this.fetching && this.started > mark) return this.fetching;
+      if (!this.fetching) return this.refresh();
+      await this.fetching.catch(() => undefined);
+    }
   }
 
   /** The cached fence, however old. */
@@ -63,7 +81,9 @@ export class FenceWatch {
 
   /** Reads the store now (one read at a time, shared by every caller). */
   refresh(): Promise<FenceState> {
-    this.fetching ??= this.store.fenceState()
+    if (this.fetching) return this.fetching;
+    this.started++;
+    this.fetching = this.store.fenceState()
       .then((state) => {
         this.fetchedAt = Date.now();
         this.apply(state);

@@ -1,7 +1,7 @@
 /**
  * What a client request does in each fence mode (docs in server/README.md, "The flip"):
  * - open: handled here.
- * - fenced: reads are handled here; a write is held until the fence resolves, then forwarded
+ * - fenced: reads are handled here (after reading the fence afresh); a write is held until the fence resolves, then forwarded
  *   (the stack now forwards), handled here (unfenced, or the lease lapsed), or after `holdMs`
  *   answered 503 `fenced` with Retry-After and Connection: close.
  * - forwarding: relayed to the stack this one forwards to, streams included.
@@ -51,6 +51,8 @@ export class FenceGuard {
     let heldSince: number | undefined;
     for (;;) {
       let state = await this.watch.current();
+      // Reads are served here while fenced, but never after the stack began forwarding.
+      if (state.mode === 'fenced' && !write) state = await this.watch.fresh();
       if (state.mode === 'fenced' && write) {
         heldSince ??= Date.now();
         state = await this.watch.waitWhileFenced(deadline);
@@ -75,7 +77,7 @@ export class FenceGuard {
       } catch (error) {
         // This node's view of the fence was behind the store's: hold the write after all.
         if (write && error instanceof StoreError && error.code === 'fenced' && !call.response.headersSent && Date.now() < deadline) {
-          await this.watch.refresh();
+          await this.watch.fresh();
           continue;
         }
         throw error;
