@@ -2,7 +2,9 @@
  * `npm run bench:switch` (issue 5): a switch of `dev` on the local profile with 100,000 items in
  * the backup, 1,000 clients each holding a stream and 200 writes/s across them. Prints the time
  * per phase, the orchestration overhead (the workflow's wall time minus the time its activities
- * ran, and minus the time nothing but its deliberate timers ran) and the clients' figures. Figures are printed, never asserted.
+ * ran, and minus the time nothing but its deliberate timers ran) and the clients' figures: retrying
+ * clients and, beside them, clients that never retry, the longest write pause any of them saw, and
+ * Porcupine's verdict on their history. Figures are printed, never asserted.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -44,12 +46,17 @@ try {
   console.log(`wall - activities (includes the deliberate waits: verifying, the drain's TTL): ${((timing.wallMs - timing.activityMs) / 1000).toFixed(2)} s`);
   console.log(`time covered by activities or timers:      ${(timing.coveredMs / 1000).toFixed(2)} s`);
   console.log(`orchestration overhead (wall - covered):   ${((timing.wallMs - timing.coveredMs) / 1000).toFixed(2)} s`);
-  console.log('\nclients:', JSON.stringify(result.clients, null, 2));
+  const { nonRetrying, linearizability, ...retrying } = result.clients;
+  console.log('\nclients that retry:', JSON.stringify(retrying, null, 2));
+  console.log('clients that never retry:', JSON.stringify(nonRetrying, null, 2));
+  console.log(`Porcupine (per-key linearizability): ${JSON.stringify(linearizability)}`);
   console.log('\ntargets:');
   for (const target of result.targets) console.log(`  [${target.ok ? 'x' : ' '}] ${target.name}: ${target.detail}`);
   console.log(`  [${timing.wallMs < 60_000 ? 'x' : ' '}] switch under 60 s: ${(timing.wallMs / 1000).toFixed(1)} s`);
   const overhead = timing.wallMs - timing.coveredMs;
   console.log(`  [${overhead < 2_000 ? 'x' : ' '}] orchestration overhead under 2 s: ${(overhead / 1000).toFixed(2)} s`);
+  const pause = Math.max(nonRetrying?.maxWritePauseMs ?? 0, retrying.maxWritePauseMs ?? 0);
+  console.log(`  [${pause <= 500 ? 'x' : ' '}] longest write pause any client saw ≤ 500 ms: ${pause} ms (non-retrying ${nonRetrying?.maxWritePauseMs ?? '–'} ms, retrying ${retrying.maxWritePauseMs ?? '–'} ms; DNS TTL ${env.ttl} s)`);
   if (!result.targets.every((t) => t.ok)) exitCode = 1;
 } finally {
   await connection.close();
