@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signToken } from '../../server/auth.ts';
 import { encodeProxyHeader } from '../../server/proxy-protocol.ts';
 import { freePort, waitForPort } from '../../src/net.ts';
-import { call, openStream, SECRET, tempDir } from './helpers.ts';
+import { call, openStream, SECRET, startTestNode, tempDir } from './helpers.ts';
 
 const bin = resolve(import.meta.dirname, '../../bin/navcloud-sync.js');
 const admin = signToken(SECRET, 'switchyard', { role: 'admin' });
@@ -248,6 +248,25 @@ describe('forwarding behind a PROXY protocol balancer', () => {
     } finally {
       await node.stop();
       upstream.close();
+    }
+  });
+});
+
+describe('reading the fence', () => {
+  it('does not read the store per request: requests share a cached fence', async () => {
+    const node = await startTestNode();
+    try {
+      const token = node.token('cache-user');
+      expect((await call(node, 'PUT', '/v1/items/cached', { token, body: { type: 'trip', data: {} } })).status).toBe(201);
+      const fenceReads = async () => Number(/navcloud_store_latency_seconds_count\{operation="fenceState"\} (\d+)/.exec((await call(node, 'GET', '/metrics')).text)?.[1] ?? 0);
+      const before = await fenceReads();
+      const requests = 400;
+      await Promise.all(Array.from({ length: 4 }, async () => {
+        for (let i = 0; i < requests / 4; i++) await call(node, 'GET', '/v1/items/cached', { token });
+      }));
+      expect(await fenceReads() - before).toBeLessThan(requests / 4);
+    } finally {
+      await node.stop();
     }
   });
 });
