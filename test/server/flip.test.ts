@@ -151,14 +151,15 @@ describe('the flip: hold, then forward', () => {
     const stream = await openStream(old, alice);
     try {
       expect(stream.status).toBe(200);
+      await expect.poll(async () => (await call(fresh, 'GET', '/admin/stats', { token: admin })).json.openStreams).toBe(1);
       expect(await stream.next((m) => m.type === 'heartbeat')).toMatchObject({ node: 'new-1' });
       await put(fresh, 'flip-streamed', { n: 1 });
       expect(await stream.next((m) => m.type === 'change' && m.id === 'flip-streamed')).toMatchObject({ owner: 'flip-alice', data: { n: 1 } });
     } finally {
       stream.close();
     }
-    // Closed by the client: the old node lets go of it.
-    await expect.poll(async () => (await call(old, 'GET', '/metrics')).text, { timeout: 5_000 }).toMatch(/navcloud_open_streams 0/);
+    // Closed by the client: the relay lets go of the new stack's stream too.
+    await expect.poll(async () => (await call(fresh, 'GET', '/admin/stats', { token: admin })).json.openStreams, { timeout: 5_000 }).toBe(0);
   });
 
   it('ends a relayed stream when the new stack closes it', async () => {
