@@ -26,6 +26,8 @@ const MAX_OPERATIONS = 2_000_000;
 
 export class History {
   private readonly origin = performance.now();
+  /** Wall-clock time of the history's zero, to line it up with a report's phases. */
+  readonly startedAt = new Date().toISOString();
   private clients = 0;
   readonly operations: HistoryOperation[] = [];
   truncated = false;
@@ -38,6 +40,11 @@ export class History {
   /** One clock for every client of the run, in microseconds. */
   now(): number {
     return Math.round((performance.now() - this.origin) * 1000);
+  }
+
+  /** The history as the checker reads it. */
+  toJSON(): { startedAt: string; operations: HistoryOperation[] } {
+    return { startedAt: this.startedAt, operations: this.operations };
   }
 
   record(operation: HistoryOperation): void {
@@ -64,7 +71,7 @@ export async function checkLinearizability(history: History): Promise<Linearizab
     child.on('close', (code) => resolve(code ?? 2));
   });
   child.stdin.on('error', () => undefined);
-  child.stdin.end(JSON.stringify({ operations: history.operations }));
+  child.stdin.end(JSON.stringify(history));
   const code = await exited;
   if (code !== 0 && code !== 1) throw new Error(`linearizability checker exited ${code}: ${stderr.trim()}`);
   return JSON.parse(stdout) as LinearizabilityVerdict;

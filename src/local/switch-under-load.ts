@@ -111,6 +111,8 @@ export async function switchUnderLoad(options: {
     const reportsDir = join(state.dataDir, 'reports');
     mkdirSync(reportsDir, { recursive: true });
     writeFileSync(join(reportsDir, `${full.workflowId}.json`), JSON.stringify(full, null, 2) + '\n');
+    // The clients' history beside it, so the checker's verdict can be reproduced: .tools/bin/linearizability FILE
+    writeFileSync(join(reportsDir, `${full.workflowId}.history.json`), JSON.stringify(history));
     return { report: full, clients, targets: checkTargets(env, full, clients), wallMs };
   } finally {
     if (!stopped) await Promise.all([fleet.stop(), plain.stop()]).catch(() => undefined);

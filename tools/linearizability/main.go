@@ -28,6 +28,8 @@ type operation struct {
 }
 
 type history struct {
+	// StartedAt is the wall-clock time of the history's zero (informational).
+	StartedAt  string      `json:"startedAt"`
 	Operations []operation `json:"operations"`
 }
 
