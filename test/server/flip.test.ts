@@ -253,6 +253,25 @@ describe('forwarding behind a PROXY protocol balancer', () => {
   });
 });
 
+describe('stacks forwarding to each other', () => {
+  it('refuse a request relayed three times instead of relaying it forever', async () => {
+    const node = await startTestNode();
+    try {
+      const operator = node.token('switchyard', true);
+      await call(node, 'POST', '/admin/fence', { token: operator, body: { leaseSeconds: 30 } });
+      // The worst misconfiguration: a stack forwarding to itself.
+      expect((await call(node, 'POST', '/admin/forward', { token: operator, body: { to: node.url } })).status).toBe(200);
+      await settled();
+      const answer = await call(node, 'GET', '/v1/inbox', { token: node.token('looped') });
+      expect(answer.status).toBe(503);
+      expect(answer.json).toMatchObject({ error: { code: 'forward-loop' } });
+      expect(answer.headers.get('retry-after')).toBeTruthy();
+    } finally {
+      await node.stop();
+    }
+  });
+});
+
 describe('reading the fence', () => {
   it('does not read the store per request: requests share a cached fence', async () => {
     const node = await startTestNode();
