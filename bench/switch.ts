@@ -9,6 +9,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Client, Connection } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import { loadEnvironment } from '../src/config/environment.ts';
@@ -31,9 +32,13 @@ const connection = await Connection.connect({ address: local.state.temporalAddre
 let exitCode = 0;
 try {
   const client = new Client({ connection });
+  // The clients all run in this process: their pauses include its own event-loop delay, printed beside them.
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
   const result = await switchUnderLoad({
     client, env, state: local.state, log, fleet: { users: USERS, writesPerSecond: WRITES_PER_SECOND, maxDurationMs: 10 * 60_000 },
   });
+  loopDelay.disable();
   const history = await client.workflow.getHandle(result.report.workflowId, result.report.runId).fetchHistory();
   const timing = orchestrationTiming(history.events ?? []);
 
@@ -50,6 +55,7 @@ try {
   console.log('\nclients that retry:', JSON.stringify(retrying, null, 2));
   console.log('clients that never retry:', JSON.stringify(nonRetrying, null, 2));
   console.log(`Porcupine (per-key linearizability): ${JSON.stringify(linearizability)}`);
+  console.log(`event-loop delay of the clients' process: p99 ${(loopDelay.percentile(99) / 1e6).toFixed(0)} ms, max ${(loopDelay.max / 1e6).toFixed(0)} ms (part of every pause above)`);
   console.log('\ntargets:');
   for (const target of result.targets) console.log(`  [${target.ok ? 'x' : ' '}] ${target.name}: ${target.detail}`);
   console.log(`  [${timing.wallMs < 60_000 ? 'x' : ' '}] switch under 60 s: ${(timing.wallMs / 1000).toFixed(1)} s`);
