@@ -15,6 +15,8 @@ export interface HistoryOperation {
   kind: 'write' | 'read';
   /** The counter written, or read back (0: the item did not exist). */
   value: number;
+  /** The item's revision as answered (absent without an answer, or for a missing item). */
+  rev?: string;
   /** Microseconds on the history's clock. */
   call: number;
   /** Null for a write whose outcome is unknown (no answer): it may take effect at any time after its call. */

@@ -119,10 +119,10 @@ export class FleetUser {
       const n = ++item.lastN;
       const body = { type: 'trip' as const, data: { user: this.id, n } satisfies WrittenData };
       const call = history.now();
-      const written = (at: number | null) => history.record({ client: this.historyClient, key: item.id, kind: 'write', value: n, call, return: at });
+      const written = (at: number | null, rev?: string) => history.record({ client: this.historyClient, key: item.id, kind: 'write', value: n, rev, call, return: at });
       const result = await this.send((client) => client.putItem(item.id, body, item.rev === undefined ? { ifNoneMatch: '*' } : { ifMatch: item.rev }));
       if (result?.ok && result.etag) {
-        written(history.now());
+        written(history.now(), result.etag);
         return this.acknowledge(item, n, result.etag);
       }
       if (result?.status !== 412) {
@@ -138,7 +138,7 @@ export class FleetUser {
       const stored = current.body.data as Partial<WrittenData> | undefined;
       // Our own write applied before its answer was lost: acknowledged after all.
       if (stored?.n === n) {
-        written(history.now());
+        written(history.now(), current.etag);
         return this.acknowledge(item, n, current.etag);
       }
       item.rev = current.etag;
@@ -159,7 +159,7 @@ export class FleetUser {
     if (result?.status === 404) this.context.history.record({ client: this.historyClient, key: item.id, kind: 'read', value: 0, call, return: this.context.history.now() });
     if (!result?.ok) return this.fail(`GET ${item.id}`, result);
     const stored = (result.body.data as Partial<WrittenData> | undefined)?.n ?? 0;
-    this.context.history.record({ client: this.historyClient, key: item.id, kind: 'read', value: stored, call, return: this.context.history.now() });
+    this.context.history.record({ client: this.historyClient, key: item.id, kind: 'read', value: stored, rev: result.etag, call, return: this.context.history.now() });
     if (stored < acked) this.fail(`GET ${item.id}`, result, `stale read: write ${stored}, after write ${acked} was acknowledged`);
   }
 

@@ -23,6 +23,7 @@ type operation struct {
 	Key    string `json:"key"`
 	Kind   string `json:"kind"`
 	Value  int64  `json:"value"`
+	Rev    string `json:"rev"` // informational: the register holds the fleet's counter, not the revision
 	Call   int64  `json:"call"`
 	Return *int64 `json:"return"`
 }
