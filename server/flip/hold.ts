@@ -1,9 +1,10 @@
 /**
  * What a client request does in each fence mode (docs in server/README.md, "The flip"):
  * - open: handled here.
- * - fenced: reads are handled here (after reading the fence afresh); a write is held until the fence resolves, then forwarded
- *   (the stack now forwards), handled here (unfenced, or the lease lapsed), or after `holdMs`
- *   answered 503 `fenced` with Retry-After and Connection: close.
+ * - fenced: reads are handled here (after reading the fence afresh, so none is served after the
+ *   stack began forwarding); a write is held until the fence resolves, then forwarded (the stack
+ *   now forwards), handled here (unfenced, or the lease lapsed), or after `holdMs` answered 503
+ *   `fenced` with Retry-After and Connection: close.
  * - forwarding: relayed to the stack this one forwards to, streams included.
  * A write's body is read before any of this, so a write the store refuses as fenced (this node's
  * view of the fence was a moment old) is held and handled again, never answered 503 at once.
