@@ -4,15 +4,16 @@
  * per phase, the orchestration overhead (the workflow's wall time minus the time its activities
  * ran, and minus the time nothing but its deliberate timers ran) and the clients' figures: retrying
  * clients and, beside them, clients that never retry, the longest write pause any of them saw, and
- * Porcupine's verdict on their history. Figures are printed, never asserted.
+ * Porcupine's verdict on their history. Sizes: BENCH_ITEMS, BENCH_STREAMS, BENCH_WRITES_PER_SECOND;
+ * BENCH_TTL overrides the record's TTL (run it at 2 and at 30). Figures are printed, never asserted.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Client, Connection } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
-import { loadEnvironment } from '../src/config/environment.ts';
+import { environmentsDir, loadEnvironment } from '../src/config/environment.ts';
 import { createLogger } from '../src/logging.ts';
 import { startLocalEnvironment } from '../src/local/environment.ts';
 import { switchUnderLoad } from '../src/local/switch-under-load.ts';
@@ -20,13 +21,22 @@ import { switchUnderLoad } from '../src/local/switch-under-load.ts';
 const ITEMS = Number(process.env.BENCH_ITEMS ?? 100_000);
 const USERS = Number(process.env.BENCH_STREAMS ?? 1_000);
 const WRITES_PER_SECOND = Number(process.env.BENCH_WRITES_PER_SECOND ?? 200);
+/** The record's TTL in seconds (dev.yaml's by default): the write pause should not depend on it. */
+const TTL = process.env.BENCH_TTL;
 
 const log = createLogger('bench-switch', { level: 'warn' });
-const env = await loadEnvironment('dev');
 const dataDir = mkdtempSync(join(tmpdir(), 'switchyard-bench-'));
-console.log(`bench:switch — ${ITEMS} items in the backup, ${USERS} streams, ${WRITES_PER_SECOND} writes/s (data in ${dataDir})`);
+let environments = environmentsDir;
+if (TTL !== undefined) {
+  if (!/^\d+$/.test(TTL)) throw new Error(`BENCH_TTL must be a whole number of seconds, got ${JSON.stringify(TTL)}`);
+  environments = join(dataDir, 'environments');
+  mkdirSync(environments);
+  writeFileSync(join(environments, 'dev.yaml'), readFileSync(join(environmentsDir, 'dev.yaml'), 'utf8').replace(/^ttl: \d+$/m, `ttl: ${TTL}`));
+}
+const env = await loadEnvironment('dev', environments);
+console.log(`bench:switch — ${ITEMS} items in the backup, ${USERS} streams, ${WRITES_PER_SECOND} writes/s, DNS TTL ${env.ttl} s (data in ${dataDir})`);
 const setupStarted = Date.now();
-const local = await startLocalEnvironment({ dataDir, envs: [env.name], temporalPort: 0, persistTemporal: false, dnsPort: 0, seedItems: ITEMS, log });
+const local = await startLocalEnvironment({ dataDir, envs: [env.name], environmentsDir: environments, temporalPort: 0, persistTemporal: false, dnsPort: 0, seedItems: ITEMS, log });
 console.log(`local environment up and seeded in ${((Date.now() - setupStarted) / 1000).toFixed(1)} s`);
 const connection = await Connection.connect({ address: local.state.temporalAddress });
 let exitCode = 0;
