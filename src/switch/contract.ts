@@ -80,6 +80,16 @@ export interface SwitchStatus {
 }
 
 /** Figures from synthetic clients that ran alongside a switch (demo, benchmarks). */
+export interface LinearizabilityVerdict {
+  ok: boolean;
+  result: 'Ok' | 'Illegal' | 'Unknown' | 'Skipped';
+  operations: number;
+  keys: number;
+  /** Items whose history is not linearizable. */
+  violations: string[];
+  detail?: string;
+}
+
 export interface ClientFigures {
   requests: number;
   failedRequests: number;
@@ -90,6 +100,12 @@ export interface ClientFigures {
   maxReconnectMs: number;
   duplicateEvents: number;
   missedEvents: number;
+  /** Longest time any client waited from a write not yet acknowledged to an acknowledged one. */
+  maxWritePauseMs?: number;
+  /** Clients that never retry, run beside the retrying ones above (demo, benchmarks). */
+  nonRetrying?: ClientFigures;
+  /** Porcupine's per-key linearizability verdict on every client's writes and reads. */
+  linearizability?: LinearizabilityVerdict;
 }
 
 export interface SwitchReport {
