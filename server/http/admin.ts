@@ -2,6 +2,7 @@
  * Operator endpoints (JWT role=admin): export and import for backups and catch-up, the fence that
  * stops writes on every node sharing the store, this node's drain and its undoing, and its stats.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { ITEM_ID, type DrainResult, type ExportEndLine, type ExportItemLine, type FenceResult, type ImportResult, type NodeStats } from '../../src/navcloud/protocol.ts';
 import { decodeCursor, encodeCursor } from '../cursor.ts';
 import { ApiError } from '../errors.ts';
@@ -18,6 +19,16 @@ const IMPORT_BATCH_CHARS = 32 * 1024 * 1024;
 /** An item line holds at most a 256 KiB item plus its envelope. */
 const MAX_LINE = 512 * 1024;
 const ITEM_TYPES = new Set(['trip', 'route', 'place']);
+
+/** Event-loop delay in 10-second windows: a lifetime percentile would hide a node that turned slow. */
+const LAG_WINDOW_MS = 10_000;
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
+let previousWindowLagMs = 0;
+setInterval(() => {
+  previousWindowLagMs = loopDelay.count ? loopDelay.percentile(99) / 1e6 : 0;
+  loopDelay.reset();
+}, LAG_WINDOW_MS).unref();
 
 export const exportItems: Handler = async (context, { response, query }) => {
   const since = sinceParam(query);
@@ -169,6 +180,8 @@ export const stats: Handler = async (context, { response }) => {
     items,
     cursor: encodeCursor(seq),
     uptimeSeconds: Math.floor((Date.now() - context.state.startedAt) / 1000),
+    version: context.config.version,
+    eventLoopLagMs: Math.round(Math.max(previousWindowLagMs, loopDelay.count ? loopDelay.percentile(99) / 1e6 : 0) * 10) / 10,
   };
   sendJson(response, 200, body);
 };

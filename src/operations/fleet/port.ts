@@ -1,0 +1,64 @@
+/**
+ * What `switchyard fleet` needs from where the nodes run (docs in README "Fleet operations").
+ * `local`: the stack's navcloud-sync processes, their log files and /proc. `aws`: the API
+ * instances of the stack's Auto Scaling group, SSM Run Command and CloudWatch Logs.
+ */
+import type { StackDescription } from '../../cloud/ports.ts';
+
+export interface FleetNode {
+  stack: string;
+  /** The node id its log lines and stats carry (SYNC_NODE_ID: `<stack>-node-N` or the instance id). */
+  id: string;
+  /** Private address (loopback locally). */
+  address: string;
+  /** Base URL of the node itself, for /admin/* and /readyz. */
+  url: string;
+  /** What the platform says: running, stopped, pending, terminated… */
+  state: string;
+}
+
+export interface LogLine {
+  node: string;
+  /** Epoch ms: the pino `time` of the line, or when it was read for a line without one. */
+  time: number;
+  text: string;
+}
+
+export interface LogQuery {
+  /** Epoch ms; lines before it are skipped. */
+  since?: number;
+  signal?: AbortSignal;
+}
+
+export interface ExecRequest {
+  /** Run by /bin/sh on the node, with NODE_ID (and NODE_PID where the platform knows it) set. */
+  script: string;
+  /** How many nodes run it at once. */
+  parallel: number;
+  timeoutSeconds: number;
+  signal?: AbortSignal;
+}
+
+export interface ExecResult {
+  node: string;
+  /** The command's exit status; 124 when it timed out, as timeout(1) reports it. */
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+}
+
+export const TIMED_OUT = 124;
+
+export interface FleetPlatform {
+  /** The API nodes of these stacks, in stack then node order. */
+  nodes(stacks: StackDescription[]): Promise<FleetNode[]>;
+  /** Each node's log from `since`, in that node's order. */
+  logs(nodes: FleetNode[], query: LogQuery): Promise<LogLine[]>;
+  /** Calls `onLines` with each batch of new lines until the signal aborts. */
+  follow(nodes: FleetNode[], onLines: (lines: LogLine[]) => void, signal: AbortSignal): Promise<void>;
+  /** Runs the script on the nodes, at most `parallel` at a time; a result for every node. */
+  exec(nodes: FleetNode[], request: ExecRequest): Promise<ExecResult[]>;
+  /** Stops and starts the node's server process (the caller drained it and waits for ready). */
+  restart(node: FleetNode): Promise<void>;
+}
