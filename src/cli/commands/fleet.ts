@@ -2,6 +2,7 @@
  * `switchyard fleet`: the nodes of an environment's stacks (the live one by default): list them,
  * read their logs merged, their statistics, run a command on all of them, restart them rolling.
  */
+import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import type { Environment } from '../../config/environment.ts';
 import { createLogger } from '../../logging.ts';
@@ -146,16 +147,18 @@ async function stats(cli: Cli, options: ScopeOptions): Promise<void> {
 async function exec(cli: Cli, words: string[], options: ExecOptions): Promise<void> {
   const command = words.join(' ').trim();
   if (!command) throw new UsageError('fleet exec needs a command after --, e.g. switchyard fleet exec --env dev -- uptime');
-  const by = options.by ?? cli.io.env.USER;
-  if (!by) throw new UsageError('--by is required when USER is not set: say who runs the command');
+  const by = who(cli, options.by);
   const { environment, fleet, scope } = await open(cli, options);
   if (environment.approval === 'manual' && !options.yes) {
     throw new UsageError(`environment ${environment.name} has approval: manual: add --yes to run '${command}' on its nodes`);
   }
-  const { nodes, results } = await asUsage(fleet.exec(scope, command, { parallel: options.parallel, timeoutSeconds: options.timeout }));
-  audit().info({ by, env: environment.name, stacks: [...new Set(nodes.map((n) => n.stack))], nodes: nodes.map((n) => n.id), command,
-    failed: results.filter((r) => r.exitCode !== 0).map((r) => r.node) }, 'fleet exec');
+  const log = audit().child({ by, env: environment.name, command });
+  const { nodes, results } = await asUsage(fleet.exec(scope, command, {
+    parallel: options.parallel, timeoutSeconds: options.timeout,
+    onStart: (targets) => log.info({ stacks: [...new Set(targets.map((n) => n.stack))], nodes: targets.map((n) => n.id) }, 'fleet exec started'),
+  }));
   const failed = results.filter((r) => r.exitCode !== 0);
+  log.info({ nodes: nodes.length, failed: failed.map((r) => r.node) }, 'fleet exec finished');
   if (options.json) cli.out(JSON.stringify({ env: environment.name, command, results }, null, 2));
   else {
     for (const result of results) {
@@ -171,7 +174,7 @@ async function exec(cli: Cli, words: string[], options: ExecOptions): Promise<vo
 }
 
 async function restart(cli: Cli, options: ScopeOptions & { by?: string }): Promise<void> {
-  const by = options.by ?? cli.io.env.USER ?? 'unknown';
+  const by = who(cli, options.by);
   const { environment, fleet, scope } = await open(cli, options);
   const { FleetRestartError } = await import('../../operations/fleet/fleet.ts');
   audit().info({ by, env: environment.name, stack: options.stack ?? (options.all ? 'all' : 'live'), node: options.node }, 'fleet restart');
@@ -187,6 +190,11 @@ async function restart(cli: Cli, options: ScopeOptions & { by?: string }): Promi
   }
   if (options.json) cli.out(JSON.stringify({ env: environment.name, restarted }, null, 2));
   else cli.out(`restarted ${restarted.length} node(s) one at a time: ${restarted.join(', ')}`);
+}
+
+/** --by, else the login: a person is always named in the log. */
+function who(cli: Cli, by: string | undefined): string {
+  return by ?? cli.io.env.USER ?? userInfo().username;
 }
 
 /** Who ran what where: always logged, whatever --verbose says. */

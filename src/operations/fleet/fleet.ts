@@ -171,9 +171,11 @@ export class Fleet {
     });
   }
 
-  async exec(scope: FleetScope, command: string, options: { parallel: number; timeoutSeconds: number; signal?: AbortSignal }): Promise<{ nodes: FleetNode[]; results: ExecResult[] }> {
+  /** `onStart` hears which nodes are about to run it, before anything runs (the audit log). */
+  async exec(scope: FleetScope, command: string, options: { parallel: number; timeoutSeconds: number; signal?: AbortSignal; onStart?: (nodes: FleetNode[]) => void }): Promise<{ nodes: FleetNode[]; results: ExecResult[] }> {
     const { nodes } = await this.select(scope);
-    const results = await this.options.platform.exec(nodes, { script: command, ...options });
+    options.onStart?.(nodes);
+    const results = await this.options.platform.exec(nodes, { script: command, parallel: options.parallel, timeoutSeconds: options.timeoutSeconds, signal: options.signal });
     return { nodes, results };
   }
 
