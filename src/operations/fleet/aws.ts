@@ -8,14 +8,16 @@ import { GetCommandInvocationCommand, SendCommandCommand, type SSMClient, type T
 import { setTimeout as sleep } from 'node:timers/promises';
 import { apiInstances, nodeUrl, type NodeDiscoveryClients } from '../../cloud/aws/api-nodes.ts';
 import { awsCall, causeName } from '../../cloud/aws/classify.ts';
-import { STACK_TAGS } from '../../cloud/aws/stack-provisioner.ts';
 import { CloudError } from '../../cloud/errors.ts';
 import type { StackDescription } from '../../cloud/ports.ts';
 import { boundedAll, lineTime } from './lines.ts';
 import { TIMED_OUT, type ExecRequest, type ExecResult, type FleetNode, type FleetPlatform, type LogLine, type LogQuery } from './port.ts';
 
-/** The tag infra/app-stack.yaml puts on API instances only (the stack's own tags reach Riak's too). */
-export const ROLE_TAG = { key: 'navcloud:role', api: 'api' } as const;
+/**
+ * The tag infra/app-stack.yaml puts on the API instances only, valued with the stack's name: the
+ * stack's own tags reach the Riak instances too.
+ */
+export const API_NODE_TAG = 'navcloud:api-node-of';
 
 /** The stack's log group, as infra/app-stack.yaml names it. */
 export const logGroupOf = (stack: string): string => `/navcloud/${stack}`;
@@ -90,11 +92,9 @@ export class AwsFleetPlatform implements FleetPlatform {
     const results: ExecResult[] = [];
     for (const [stack, ids] of byStack(nodes)) {
       const whole = (await apiInstances(this.options, stack)).every((i) => ids.includes(i.instanceId));
-      // The whole stack by its tags, so the command reaches exactly the API instances IAM lets it;
-      // one node by its instance id.
-      const targets: Target[] = whole
-        ? [{ Key: `tag:${STACK_TAGS.stack}`, Values: [stack] }, { Key: `tag:${ROLE_TAG.key}`, Values: [ROLE_TAG.api] }]
-        : [];
+      // The whole stack by its API instances' tag, so an instance that joined the group since is
+      // reached too; one node by its instance id.
+      const targets: Target[] = [{ Key: `tag:${API_NODE_TAG}`, Values: [stack] }];
       const sent = await awsCall('ssm:SendCommand', stack, () => this.options.ssm.send(new SendCommandCommand({
         DocumentName: 'AWS-RunShellScript',
         ...(whole ? { Targets: targets } : { InstanceIds: ids }),

@@ -1,0 +1,106 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { resolve } from 'node:path';
+import { DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
+import { CreateLogGroupCommand, CreateLogStreamCommand, PutLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
+import { DescribeInstancesCommand } from '@aws-sdk/client-ec2';
+import { ListCommandsCommand } from '@aws-sdk/client-ssm';
+import { AwsStackProvisioner } from '../../src/cloud/aws/stack-provisioner.ts';
+import type { StackDescription } from '../../src/cloud/ports.ts';
+import { AwsFleetPlatform, logGroupOf } from '../../src/operations/fleet/aws.ts';
+import { mergeByTime } from '../../src/operations/fleet/lines.ts';
+import { createBucket, motoClients } from '../aws/moto-helpers.ts';
+import { startMoto, motoRegion, type Moto } from '../support/moto.ts';
+
+const stackName = 'navcloud-prod-blue-c0ffee';
+let moto: Moto;
+let stack: StackDescription;
+
+beforeAll(async () => { moto = await startMoto(); });
+afterAll(async () => { await moto?.stop(); });
+beforeEach(async () => {
+  await moto.reset();
+  await createBucket(moto, 'templates');
+  const clients = motoClients(moto);
+  const provisioner = new AwsStackProvisioner({
+    ...clients, region: motoRegion, templateBucket: 'templates', templateDir: resolve(import.meta.dirname, '../aws/fixtures'),
+    poll: { initialMs: 10, maxMs: 100, timeoutMs: 30_000 },
+  });
+  await provisioner.create({
+    name: stackName, env: 'prod', colour: 'blue', workflowId: 'switch-prod', template: 'api-group-stack.yaml', parameters: { ApiNodeCount: '2' },
+  });
+  stack = await provisioner.waitUntilReady(stackName);
+});
+
+function platform() {
+  return new AwsFleetPlatform({ ...motoClients(moto), pollMs: 10 });
+}
+
+/** The instance ids of the stack's Auto Scaling groups, API group first. */
+async function groups(): Promise<{ api: string[]; other: string[] }> {
+  const all = (await motoClients(moto).autoScaling.send(new DescribeAutoScalingGroupsCommand({}))).AutoScalingGroups ?? [];
+  const ids = (g: (typeof all)[number] | undefined) => (g?.Instances ?? []).map((i) => i.InstanceId!).sort();
+  return { api: ids(all.find((g) => g.Instances?.length === 2)), other: ids(all.find((g) => g.Instances?.length === 1)) };
+}
+
+describe('fleet on the aws profile, against moto', () => {
+  it('finds the API instances of the stack (CloudFormation -> Auto Scaling -> EC2), not its other groups', async () => {
+    const { api, other } = await groups();
+    const nodes = await platform().nodes([stack]);
+    expect(nodes.map((n) => n.id)).toEqual(api);
+    expect(nodes.map((n) => n.id)).not.toContain(other[0]);
+    const described = await motoClients(moto).ec2.send(new DescribeInstancesCommand({ InstanceIds: api }));
+    const address = new Map(described.Reservations!.flatMap((r) => r.Instances!).map((i) => [i.InstanceId!, i.PrivateIpAddress!]));
+    for (const node of nodes) {
+      expect(node).toMatchObject({ stack: stackName, address: address.get(node.id), url: `http://${address.get(node.id)}:8080`, state: 'running' });
+    }
+    expect(stack.outputs?.nodes).toEqual(nodes.map((n) => n.url));
+  });
+
+  it('runs a command through SSM Run Command targeted by the API instances' tag, and one node by its instance id', async () => {
+    const { api, other } = await groups();
+    const fleet = platform();
+    const nodes = await fleet.nodes([stack]);
+    const results = await fleet.exec(nodes, { script: 'uptime', parallel: 2, timeoutSeconds: 30 });
+    // moto runs nothing: every invocation succeeds with empty output.
+    expect(results).toEqual(api.map((id) => ({ node: id, exitCode: 0, stdout: '', stderr: '', timedOut: false })));
+    const sent = (await motoClients(moto).ssm.send(new ListCommandsCommand({}))).Commands ?? [];
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({
+      DocumentName: 'AWS-RunShellScript', MaxConcurrency: '2',
+      Parameters: { commands: ['uptime'], executionTimeout: ['30'] },
+      Targets: [{ Key: 'tag:navcloud:api-node-of', Values: [stackName] }],
+    });
+    // The tag reaches the API instances only.
+    expect([...(sent[0]!.InstanceIds ?? [])].sort()).toEqual(api);
+    expect(sent[0]!.InstanceIds).not.toContain(other[0]);
+
+    const one = await fleet.exec([nodes[1]!], { script: 'hostname', parallel: 1, timeoutSeconds: 10 });
+    expect(one.map((r) => r.node)).toEqual([nodes[1]!.id]);
+    const second = (await motoClients(moto).ssm.send(new ListCommandsCommand({}))).Commands!.find((c) => c.Parameters?.commands?.[0] === 'hostname');
+    // moto adds every instance of the account to a command sent without Targets (it filters EC2
+    // with no filter), so only "sent by instance id, no tag target" can be checked here.
+    expect(second?.InstanceIds).toContain(nodes[1]!.id);
+    expect(second?.Targets ?? []).toEqual([]);
+  });
+
+  it('reads each instance\'s log stream from the stack\'s CloudWatch Logs group, from --since on', async () => {
+    const fleet = platform();
+    const nodes = await fleet.nodes([stack]);
+    const { logs } = motoClients(moto);
+    await logs.send(new CreateLogGroupCommand({ logGroupName: logGroupOf(stackName) }));
+    const t0 = Date.now() - 60_000;
+    for (const [n, node] of nodes.entries()) {
+      await logs.send(new CreateLogStreamCommand({ logGroupName: logGroupOf(stackName), logStreamName: node.id }));
+      await logs.send(new PutLogEventsCommand({
+        logGroupName: logGroupOf(stackName), logStreamName: node.id,
+        logEvents: [0, 2, 4].map((k) => ({ timestamp: t0 + (k + n) * 1000, message: JSON.stringify({ level: 30, time: t0 + (k + n) * 1000, msg: `line ${k + n}` }) })),
+      }));
+    }
+    const merged = mergeByTime(await fleet.logs(nodes, {}));
+    expect(merged.map((l) => JSON.parse(l.text).msg)).toEqual(['line 0', 'line 1', 'line 2', 'line 3', 'line 4', 'line 5']);
+    expect(merged.map((l) => l.node)).toEqual([0, 1, 0, 1, 0, 1].map((i) => nodes[i]!.id));
+    const since = await fleet.logs(nodes, { since: t0 + 3_000 });
+    expect(mergeByTime(since).map((l) => JSON.parse(l.text).msg)).toEqual(['line 3', 'line 4', 'line 5']);
+    expect(await fleet.logs([nodes[0]!], {})).toHaveLength(3);
+  });
+});
