@@ -56,7 +56,7 @@ describe('fleet on the aws profile, against moto', () => {
     expect(stack.outputs?.nodes).toEqual(nodes.map((n) => n.url));
   });
 
-  it('runs a command through SSM Run Command targeted by the API instances' tag, and one node by its instance id', async () => {
+  it('runs a command through SSM Run Command targeted by the API instances\' tag, and one node by its instance id', async () => {
     const { api, other } = await groups();
     const fleet = platform();
     const nodes = await fleet.nodes([stack]);
