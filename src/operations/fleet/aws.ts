@@ -10,7 +10,7 @@ import { apiInstances, nodeUrl, type NodeDiscoveryClients } from '../../cloud/aw
 import { awsCall, causeName } from '../../cloud/aws/classify.ts';
 import { CloudError } from '../../cloud/errors.ts';
 import type { StackDescription } from '../../cloud/ports.ts';
-import { boundedAll, lineTime } from './lines.ts';
+import { boundedAll, keepNewest, lineTime, newest } from './lines.ts';
 import { TIMED_OUT, type ExecRequest, type ExecResult, type FleetNode, type FleetPlatform, type LogLine, type LogQuery } from './port.ts';
 
 /**
@@ -29,8 +29,6 @@ export interface AwsFleetPlatformOptions extends NodeDiscoveryClients {
   pollMs?: number;
   /** Longest a command may wait for delivery to an instance, on top of its own timeout. */
   deliverySeconds?: number;
-  /** Log events read per `fleet logs` at most, so a long --since cannot fill memory. */
-  maxLogEvents?: number;
 }
 
 const DONE = new Set(['Success', 'Failed', 'Cancelled', 'TimedOut']);
@@ -38,12 +36,10 @@ const DONE = new Set(['Success', 'Failed', 'Cancelled', 'TimedOut']);
 export class AwsFleetPlatform implements FleetPlatform {
   private readonly pollMs: number;
   private readonly deliverySeconds: number;
-  private readonly maxLogEvents: number;
 
   constructor(private readonly options: AwsFleetPlatformOptions) {
     this.pollMs = options.pollMs ?? 1_000;
     this.deliverySeconds = options.deliverySeconds ?? 60;
-    this.maxLogEvents = options.maxLogEvents ?? 100_000;
   }
 
   async nodes(stacks: StackDescription[]): Promise<FleetNode[]> {
@@ -54,14 +50,15 @@ export class AwsFleetPlatform implements FleetPlatform {
   }
 
   async logs(nodes: FleetNode[], query: LogQuery): Promise<LogLine[]> {
-    const lines: LogLine[] = [];
+    const perNode = new Map<string, LogLine[]>(nodes.map((n) => [n.id, []]));
     for (const [stack, ids] of byStack(nodes)) {
       for await (const event of this.events(stack, ids, query.since ?? 0, query.signal)) {
-        lines.push(lineOf(event));
-        if (lines.length >= this.maxLogEvents) return lines;
+        const line = lineOf(event);
+        const own = perNode.get(line.node);
+        if (own) keepNewest(own, line);
       }
     }
-    return lines;
+    return [...perNode.values()].flatMap(newest);
   }
 
   async follow(nodes: FleetNode[], onLines: (lines: LogLine[]) => void, signal: AbortSignal): Promise<void> {

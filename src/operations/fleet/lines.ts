@@ -40,6 +40,20 @@ export function readableLine(colour: boolean): (line: LogLine) => string {
   };
 }
 
+/** Lines a `fleet logs` keeps at most per node: the newest, so a long --since cannot fill memory. */
+export const MAX_LINES_PER_NODE = 100_000;
+
+/** Appends a node's line, dropping its oldest ones beyond MAX_LINES_PER_NODE (trimmed in bulk). */
+export function keepNewest(lines: LogLine[], line: LogLine): void {
+  lines.push(line);
+  if (lines.length >= 2 * MAX_LINES_PER_NODE) lines.splice(0, lines.length - MAX_LINES_PER_NODE);
+}
+
+/** The newest MAX_LINES_PER_NODE of one node's lines. */
+export function newest(lines: LogLine[]): LogLine[] {
+  return lines.length > MAX_LINES_PER_NODE ? lines.slice(lines.length - MAX_LINES_PER_NODE) : lines;
+}
+
 /** Runs `task` on every item, at most `limit` at once; results in the items' order. */
 export async function boundedAll<T, R>(items: T[], limit: number, task: (item: T) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);

@@ -11,7 +11,7 @@ import type { StackDescription } from '../../cloud/ports.ts';
 import type { LocalNodeProcess, LocalStackProvisioner } from '../../cloud/local/stack-provisioner.ts';
 import { signalGroup } from '../../cloud/local/processes.ts';
 import { TIMED_OUT, type ExecRequest, type ExecResult, type FleetNode, type FleetPlatform, type LogLine, type LogQuery } from './port.ts';
-import { boundedAll, lineTime } from './lines.ts';
+import { boundedAll, keepNewest, lineTime, newest } from './lines.ts';
 
 const FOLLOW_POLL_MS = 250;
 /** Output kept per node and stream: a command that prints without end must not fill memory. */
@@ -30,6 +30,7 @@ export class LocalFleetPlatform implements FleetPlatform {
     const lines: LogLine[] = [];
     for (const node of nodes) {
       const file = this.process(node).logFile;
+      const own: LogLine[] = [];
       let last = 0;
       const input = createReadStream(file, { encoding: 'utf8' });
       const reading = createInterface({ input, crlfDelay: Infinity });
@@ -38,7 +39,7 @@ export class LocalFleetPlatform implements FleetPlatform {
           query.signal?.throwIfAborted();
           if (!text) continue;
           last = lineTime(text) ?? last;
-          if (query.since === undefined || last >= query.since) lines.push({ node: node.id, time: last, text });
+          if (query.since === undefined || last >= query.since) keepNewest(own, { node: node.id, time: last, text });
         }
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
@@ -46,6 +47,7 @@ export class LocalFleetPlatform implements FleetPlatform {
         reading.close();
         input.destroy();
       }
+      lines.push(...newest(own));
     }
     return lines;
   }
