@@ -8,7 +8,10 @@ import { AwsStackProvisioner } from '../../src/cloud/aws/stack-provisioner.ts';
 import type { StackDescription } from '../../src/cloud/ports.ts';
 import { AwsFleetPlatform, logGroupOf } from '../../src/operations/fleet/aws.ts';
 import { mergeByTime } from '../../src/operations/fleet/lines.ts';
-import { createBucket, motoClients } from '../aws/moto-helpers.ts';
+import { createBucket, createZone, motoClients } from '../aws/moto-helpers.ts';
+import { Route53DnsRouter } from '../../src/cloud/aws/dns-router.ts';
+import { createAdminClient } from '../../src/navcloud/admin-client.ts';
+import { Fleet, FleetInputError } from '../../src/operations/fleet/fleet.ts';
 import { startMoto, motoRegion, type Moto } from '../support/moto.ts';
 
 const stackName = 'navcloud-prod-blue-c0ffee';
@@ -102,5 +105,28 @@ describe('fleet on the aws profile, against moto', () => {
     const since = await fleet.logs(nodes, { since: t0 + 3_000 });
     expect(mergeByTime(since).map((l) => JSON.parse(l.text).msg)).toEqual(['line 3', 'line 4', 'line 5']);
     expect(await fleet.logs([nodes[0]!], {})).toHaveLength(3);
+  });
+
+  it('drives a whole fleet on aws: the live stack by DNS, its instances, Run Command, restart; unknown names refused', async () => {
+    const clients = motoClients(moto);
+    const provisioner = new AwsStackProvisioner({ ...clients, region: motoRegion, templateBucket: 'templates', templateDir: resolve(import.meta.dirname, '../aws/fixtures') });
+    const zone = await createZone(moto, 'navcloud.test');
+    const dns = new Route53DnsRouter({ route53: clients.route53, hostedZoneId: zone, minIntervalMs: 0 });
+    await dns.switch({ recordName: 'sync.prod.navcloud.test', ttl: 60, expected: undefined, stack: stackName, target: stack.outputs!.dnsTarget });
+    const fleet = new Fleet({
+      env: 'prod', recordName: 'sync.prod.navcloud.test', stacks: provisioner, dns, platform: platform(),
+      admin: createAdminClient({ adminUrl: 'http://127.0.0.1:9', jwtSecret: 'x'.repeat(32), requestTimeoutMs: 200 }), drainSeconds: 0,
+    });
+    const { api } = await groups();
+    const rows = await fleet.list({});
+    // The addresses are moto's: nothing answers there, so every node is listed as unreachable.
+    expect(rows.map((r) => [r.id, r.live, r.colour, r.status])).toEqual(api.map((id) => [id, true, 'blue', 'unreachable']));
+    const { results } = await fleet.exec({ node: api[1] }, 'uptime', { parallel: 1, timeoutSeconds: 5 });
+    expect(results.map((r) => [r.node, r.exitCode])).toEqual([[api[1], 0]]);
+    await platform().restart(rows[0]!);
+    const restart = (await clients.ssm.send(new ListCommandsCommand({}))).Commands!.find((c) => c.Parameters?.commands?.[0] === 'systemctl restart navcloud-sync');
+    expect(restart?.InstanceIds).toContain(api[0]);
+    await expect(fleet.list({ node: 'i-nope' })).rejects.toThrow(new FleetInputError(`no node i-nope in ${stackName} (its nodes: ${api.join(', ')})`));
+    await expect(fleet.list({ stack: 'navcloud-prod-green-0' })).rejects.toThrow(FleetInputError);
   });
 });
