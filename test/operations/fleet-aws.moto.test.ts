@@ -10,7 +10,6 @@ import { AwsFleetPlatform, logGroupOf } from '../../src/operations/fleet/aws.ts'
 import { mergeByTime } from '../../src/operations/fleet/lines.ts';
 import { createBucket, createZone, motoClients } from '../aws/moto-helpers.ts';
 import { Route53DnsRouter } from '../../src/cloud/aws/dns-router.ts';
-import { createAdminClient } from '../../src/navcloud/admin-client.ts';
 import { Fleet, FleetInputError } from '../../src/operations/fleet/fleet.ts';
 import { startMoto, motoRegion, type Moto } from '../support/moto.ts';
 
@@ -114,13 +113,14 @@ describe('fleet on the aws profile, against moto', () => {
     const dns = new Route53DnsRouter({ route53: clients.route53, hostedZoneId: zone, minIntervalMs: 0 });
     await dns.switch({ recordName: 'sync.prod.navcloud.test', ttl: 60, expected: undefined, stack: stackName, target: stack.outputs!.dnsTarget });
     const fleet = new Fleet({
-      env: 'prod', recordName: 'sync.prod.navcloud.test', stacks: provisioner, dns, platform: platform(),
-      admin: createAdminClient({ adminUrl: 'http://127.0.0.1:9', jwtSecret: 'x'.repeat(32), requestTimeoutMs: 200 }), drainSeconds: 0,
+      env: 'prod', recordName: 'sync.prod.navcloud.test', stacks: provisioner, dns, platform: platform(), drainSeconds: 0,
     });
     const { api } = await groups();
     const rows = await fleet.list({});
-    // The addresses are moto's: nothing answers there, so every node is listed as unreachable.
+    // Each node is asked for its stats by Run Command; moto's invocations print nothing, so none has any.
     expect(rows.map((r) => [r.id, r.live, r.colour, r.status])).toEqual(api.map((id) => [id, true, 'blue', 'unreachable']));
+    const asked = (await clients.ssm.send(new ListCommandsCommand({}))).Commands!.find((c) => c.Parameters?.commands?.[0]?.includes('navcloud-admin.js GET /admin/stats'));
+    expect(asked?.Targets).toEqual([{ Key: 'tag:navcloud:api-node-of', Values: [stackName] }]);
     const { results } = await fleet.exec({ node: api[1] }, 'uptime', { parallel: 1, timeoutSeconds: 5 });
     expect(results.map((r) => [r.node, r.exitCode])).toEqual([[api[1], 0]]);
     await platform().restart(rows[0]!);

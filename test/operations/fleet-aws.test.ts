@@ -93,6 +93,18 @@ describe('fleet on the aws profile: the paths moto cannot produce', () => {
   });
 });
 
+describe('node stats on the aws profile', () => {
+  it('asks each instance for its own /admin/stats through one Run Command and reads the JSON it prints', async () => {
+    const stats = { node: 'i-0aaa', fenced: false, draining: false, openStreams: 12, requestRate: 3.5, items: 9, cursor: 'c', uptimeSeconds: 60, version: '1.4.2', eventLoopLagMs: 1.2 };
+    ssm.on(GetCommandInvocationCommand, { InstanceId: 'i-0aaa' }).resolves({ Status: 'Success', ResponseCode: 0, StandardOutputContent: JSON.stringify(stats) });
+    ssm.on(GetCommandInvocationCommand, { InstanceId: 'i-0bbb' }).resolves({ Status: 'Failed', ResponseCode: 1, StandardErrorContent: 'navcloud-admin: GET /admin/stats on 127.0.0.1:8080 failed: connect ECONNREFUSED' });
+    ssm.on(GetCommandInvocationCommand, { InstanceId: 'i-0ccc' }).resolves({ Status: 'Success', ResponseCode: 0, StandardOutputContent: 'not json' });
+    expect(await platform().stats(nodes)).toEqual([stats, undefined, undefined]);
+    const script = ssm.commandCalls(SendCommandCommand)[0]!.args[0].input.Parameters!.commands![0]!;
+    expect(script).toBe('set -a; . /etc/navcloud.env; set +a; cd /opt/navcloud && node bin/navcloud-admin.js GET /admin/stats');
+  });
+});
+
 describe('OS statistics script output', () => {
   it('turns the one line into figures and refuses anything else', () => {
     expect(parseOsStats('clk=100 ticks=25 ns=1000000000 rss_kb=102400 fds=42 load=0.50,0.25,0.10\n')).toEqual({

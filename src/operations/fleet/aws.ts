@@ -10,6 +10,7 @@ import { apiInstances, nodeUrl, type NodeDiscoveryClients } from '../../cloud/aw
 import { awsCall, causeName } from '../../cloud/aws/classify.ts';
 import { CloudError } from '../../cloud/errors.ts';
 import type { StackDescription } from '../../cloud/ports.ts';
+import type { NodeStats } from '../../navcloud/protocol.ts';
 import { boundedAll, keepNewest, lineTime, newest } from './lines.ts';
 import { TIMED_OUT, type ExecRequest, type ExecResult, type FleetNode, type FleetPlatform, type LogLine, type LogQuery } from './port.ts';
 
@@ -115,6 +116,32 @@ export class AwsFleetPlatform implements FleetPlatform {
     }
   }
 
+  /** GET /admin/stats by each instance itself (server/admin-call.ts), in one Run Command. */
+  async stats(nodes: FleetNode[]): Promise<Array<NodeStats | undefined>> {
+    const results = await this.exec(nodes, { script: adminCall('GET', '/admin/stats'), parallel: nodes.length, timeoutSeconds: 30 });
+    return nodes.map((node) => {
+      const result = results.find((r) => r.node === node.id);
+      if (!result || result.exitCode !== 0) return undefined;
+      try {
+        return JSON.parse(result.stdout) as NodeStats;
+      } catch {
+        return undefined;
+      }
+    });
+  }
+
+  async drain(node: FleetNode): Promise<void> {
+    const [result] = await this.exec([node], { script: adminCall('POST', '/admin/drain'), parallel: 1, timeoutSeconds: 30 });
+    if (!result || result.exitCode !== 0) {
+      throw new CloudError(`draining ${node.id} failed: ${result?.stderr.trim() || `exit ${result?.exitCode}`}`, true, 'DrainFailed', node.id);
+    }
+  }
+
+  async ready(node: FleetNode): Promise<boolean> {
+    const [result] = await this.exec([node], { script: adminCall('GET', '/readyz'), parallel: 1, timeoutSeconds: 30 });
+    return result?.exitCode === 0;
+  }
+
   /** Polls one instance's invocation until it ends or the deadline passes (then it timed out). */
   private async invocation(commandId: string, instanceId: string, deadline: number, signal?: AbortSignal): Promise<ExecResult> {
     for (;;) {
@@ -156,6 +183,14 @@ export class AwsFleetPlatform implements FleetPlatform {
       nextToken = page.nextToken;
     } while (nextToken);
   }
+}
+
+/**
+ * The node calls its own API: it is reachable neither from outside its VPC nor without the PROXY
+ * header its listener expects. /etc/navcloud.env (written by infra/app-stack.yaml) has its settings.
+ */
+function adminCall(method: 'GET' | 'POST', path: string): string {
+  return `set -a; . /etc/navcloud.env; set +a; cd /opt/navcloud && node bin/navcloud-admin.js ${method} ${path}`;
 }
 
 function byStack(nodes: FleetNode[]): Map<string, string[]> {

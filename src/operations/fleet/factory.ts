@@ -15,8 +15,11 @@ export function createFleet(env: Environment, state?: LocalState): Fleet {
   const local = env.profile === 'local' ? state ?? readLocalState() : undefined;
   const ports = createPorts(env, local);
   let platform: FleetPlatform;
-  if (local) platform = new LocalFleetPlatform(localStackProvisioner(env, local));
-  else {
+  if (local) {
+    // Per-node calls name each node's own URL; the base URL is never used alone.
+    const admin = createAdminClient({ adminUrl: 'http://127.0.0.1', jwtSecret: resolveSecret(env.jwtSecret), requestTimeoutMs: 3_000 });
+    platform = new LocalFleetPlatform(localStackProvisioner(env, local), admin);
+  } else {
     const config: AwsClientConfig = { region: env.region };
     platform = new AwsFleetPlatform({
       cloudFormation: cloudFormationClient(config), autoScaling: autoScalingClient(config), ec2: ec2Client(config),
@@ -29,8 +32,6 @@ export function createFleet(env: Environment, state?: LocalState): Fleet {
     stacks: ports.stacks,
     dns: ports.dns,
     platform,
-    // Per-node calls name the node's own URL; the base URL is never used alone.
-    admin: createAdminClient({ adminUrl: 'http://127.0.0.1', jwtSecret: resolveSecret(env.jwtSecret), requestTimeoutMs: 3_000 }),
     drainSeconds: env.drainSeconds,
   });
 }

@@ -5,7 +5,6 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Colour, DnsRouter, StackDescription, StackProvisioner } from '../../cloud/ports.ts';
-import type { StackAdmin } from '../../navcloud/admin-client.ts';
 import type { NodeStats } from '../../navcloud/protocol.ts';
 import { mergeByTime } from './lines.ts';
 import { OS_STATS_SCRIPT, parseOsStats, type OsStats } from './os-stats.ts';
@@ -39,8 +38,6 @@ export interface FleetOptions {
   stacks: StackProvisioner;
   dns: DnsRouter;
   platform: FleetPlatform;
-  /** Admin client of the environment's stacks (any base URL; per-node calls name the node). */
-  admin: StackAdmin;
   /** Longest a drained node is given for its streams to leave before it restarts. */
   drainSeconds: number;
   /** Longest a restarted node may take to answer /readyz. */
@@ -116,7 +113,7 @@ export class Fleet {
 
   async list(scope: FleetScope): Promise<NodeRow[]> {
     const { stacks, live, nodes } = await this.select(scope);
-    const stats = await Promise.all(nodes.map((node) => this.nodeStats(node)));
+    const stats = await this.nodeStats(nodes);
     return nodes.map((node, i) => {
       const stack = stacks.find((s) => s.name === node.stack)!;
       const s = stats[i];
@@ -151,7 +148,7 @@ export class Fleet {
     const running = nodes.filter((n) => n.state === 'running');
     const [os, admin] = await Promise.all([
       this.options.platform.exec(running, { script: OS_STATS_SCRIPT, parallel: running.length || 1, timeoutSeconds: STATS_TIMEOUT_SECONDS }),
-      Promise.all(nodes.map((node) => this.nodeStats(node))),
+      this.nodeStats(nodes),
     ]);
     return nodes.map((node, i) => {
       const result = os.find((r) => r.node === node.id);
@@ -189,8 +186,7 @@ export class Fleet {
     for (const node of nodes) {
       if (node.stack === live) {
         const peers = stackNodes.filter((n) => n.stack === node.stack && n.id !== node.id);
-        const readyPeers = (await Promise.all(peers.map((peer) => this.nodeStats(peer))))
-          .filter((s, i) => s && statusOf(peers[i]!, s) === 'ready');
+        const readyPeers = (await this.nodeStats(peers)).filter((s, i) => statusOf(peers[i]!, s) === 'ready');
         if (!readyPeers.length) {
           throw new FleetRestartError(`refusing to restart ${node.id}: no other node of the live stack ${node.stack} is ready, so clients would have none`, restarted);
         }
@@ -211,13 +207,13 @@ export class Fleet {
   /** Drain, then wait (bounded) for its streams to leave; an unreachable node is restarted anyway. */
   private async drain(node: FleetNode): Promise<void> {
     try {
-      await this.options.admin.drain(node.url);
+      await this.options.platform.drain(node);
     } catch {
       return;
     }
     const deadline = Date.now() + this.options.drainSeconds * 1000;
     while (Date.now() < deadline) {
-      const s = await this.nodeStats(node);
+      const [s] = await this.nodeStats([node]);
       if (!s || s.openStreams === 0) return;
       await sleep(250);
     }
@@ -226,25 +222,17 @@ export class Fleet {
   private async waitReady(node: FleetNode): Promise<boolean> {
     const deadline = Date.now() + this.readyTimeoutMs;
     while (Date.now() < deadline) {
-      try {
-        const response = await fetch(`${node.url}/readyz`, { signal: AbortSignal.timeout(2_000) });
-        await response.body?.cancel();
-        if (response.ok) return true;
-      } catch {
-        // still starting
-      }
+      if (await this.options.platform.ready(node).catch(() => false)) return true;
       await sleep(200);
     }
     return false;
   }
 
-  private async nodeStats(node: FleetNode): Promise<NodeStats | undefined> {
-    if (node.state !== 'running') return undefined;
-    try {
-      return await this.options.admin.stats(node.url);
-    } catch {
-      return undefined;
-    }
+  /** Stats of the running nodes (others have none to give), in the nodes' order. */
+  private async nodeStats(nodes: FleetNode[]): Promise<Array<NodeStats | undefined>> {
+    const running = nodes.filter((n) => n.state === 'running');
+    const answers = running.length ? await this.options.platform.stats(running) : [];
+    return nodes.map((node) => answers[running.indexOf(node)]);
   }
 }
 

@@ -8,6 +8,8 @@ import { open, stat } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { StackDescription } from '../../cloud/ports.ts';
+import type { StackAdmin } from '../../navcloud/admin-client.ts';
+import type { NodeStats } from '../../navcloud/protocol.ts';
 import type { LocalNodeProcess, LocalStackProvisioner } from '../../cloud/local/stack-provisioner.ts';
 import { signalGroup } from '../../cloud/local/processes.ts';
 import { TIMED_OUT, type ExecRequest, type ExecResult, type FleetNode, type FleetPlatform, type LogLine, type LogQuery } from './port.ts';
@@ -18,7 +20,8 @@ const FOLLOW_POLL_MS = 250;
 const OUTPUT_LIMIT = 1024 * 1024;
 
 export class LocalFleetPlatform implements FleetPlatform {
-  constructor(private readonly provisioner: LocalStackProvisioner) {}
+  /** `admin` signs with the environment's secret; its calls name each node's own URL. */
+  constructor(private readonly provisioner: LocalStackProvisioner, private readonly admin: StackAdmin) {}
 
   async nodes(stacks: StackDescription[]): Promise<FleetNode[]> {
     return stacks.flatMap((stack) => this.provisioner.nodeProcesses(stack.name).map((node) => ({
@@ -92,6 +95,24 @@ export class LocalFleetPlatform implements FleetPlatform {
 
   async restart(node: FleetNode): Promise<void> {
     await this.provisioner.restartNode(node.stack, node.id);
+  }
+
+  stats(nodes: FleetNode[]): Promise<Array<NodeStats | undefined>> {
+    return Promise.all(nodes.map((node) => this.admin.stats(node.url).catch(() => undefined)));
+  }
+
+  async drain(node: FleetNode): Promise<void> {
+    await this.admin.drain(node.url);
+  }
+
+  async ready(node: FleetNode): Promise<boolean> {
+    try {
+      const response = await fetch(`${node.url}/readyz`, { signal: AbortSignal.timeout(2_000) });
+      await response.body?.cancel();
+      return response.ok;
+    } catch {
+      return false;
+    }
   }
 
   private process(node: FleetNode): LocalNodeProcess {

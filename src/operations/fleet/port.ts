@@ -4,6 +4,7 @@
  * instances of the stack's Auto Scaling group, SSM Run Command and CloudWatch Logs.
  */
 import type { StackDescription } from '../../cloud/ports.ts';
+import type { NodeStats } from '../../navcloud/protocol.ts';
 
 export interface FleetNode {
   stack: string;
@@ -61,4 +62,10 @@ export interface FleetPlatform {
   exec(nodes: FleetNode[], request: ExecRequest): Promise<ExecResult[]>;
   /** Stops and starts the node's server process (the caller drained it and waits for ready). */
   restart(node: FleetNode): Promise<void>;
+  /** Each node's GET /admin/stats, in the nodes' order; undefined for a node that did not answer. */
+  stats(nodes: FleetNode[]): Promise<Array<NodeStats | undefined>>;
+  /** POST /admin/drain on the node: its streams are told to reconnect, /readyz answers 503. */
+  drain(node: FleetNode): Promise<void>;
+  /** True when the node's /readyz answers 200. */
+  ready(node: FleetNode): Promise<boolean>;
 }
