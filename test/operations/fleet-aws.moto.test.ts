@@ -98,12 +98,25 @@ describe('fleet on the aws profile, against moto', () => {
         logEvents: [0, 2, 4].map((k) => ({ timestamp: t0 + (k + n) * 1000, message: JSON.stringify({ level: 30, time: t0 + (k + n) * 1000, msg: `line ${k + n}` }) })),
       }));
     }
-    const merged = mergeByTime(await fleet.logs(nodes, {}));
+    const { lines: all, mark } = await fleet.logs(nodes, {});
+    expect(mark.at).toBeGreaterThan(t0);
+    const merged = mergeByTime(all);
     expect(merged.map((l) => JSON.parse(l.text).msg)).toEqual(['line 0', 'line 1', 'line 2', 'line 3', 'line 4', 'line 5']);
     expect(merged.map((l) => l.node)).toEqual([0, 1, 0, 1, 0, 1].map((i) => nodes[i]!.id));
-    const since = await fleet.logs(nodes, { since: t0 + 3_000 });
+    const { lines: since } = await fleet.logs(nodes, { since: t0 + 3_000 });
     expect(mergeByTime(since).map((l) => JSON.parse(l.text).msg)).toEqual(['line 3', 'line 4', 'line 5']);
-    expect(await fleet.logs([nodes[0]!], {})).toHaveLength(3);
+    expect((await fleet.logs([nodes[0]!], {})).lines).toHaveLength(3);
+
+    // What is written after the history read is what following shows, each line once.
+    const later = Math.max(Date.now(), mark.at);
+    await logs.send(new PutLogEventsCommand({ logGroupName: logGroupOf(stackName), logStreamName: nodes[1]!.id, logEvents: [{ timestamp: later, message: 'after the history' }] }));
+    const followed: string[] = [];
+    const stop = new AbortController();
+    await fleet.follow(nodes, mark, (lines) => {
+      followed.push(...lines.map((l) => `${l.node} ${l.text}`));
+      stop.abort();
+    }, stop.signal);
+    expect(followed).toEqual([`${nodes[1]!.id} after the history`]);
   });
 
   it('drives a whole fleet on aws: the live stack by DNS, its instances, Run Command, restart; unknown names refused', async () => {

@@ -74,7 +74,7 @@ describe('fleet on the aws profile: the paths moto cannot produce', () => {
   });
 
   it('follows CloudWatch Logs through throttling without showing an event twice, until aborted', async () => {
-    const now = Date.now() + 1_000;
+    const now = Date.now();
     logs.on(FilterLogEventsCommand)
       .resolvesOnce({ events: [{ eventId: 'e1', logStreamName: 'i-0aaa', timestamp: now, message: '{"time":1,"msg":"a"}' }] })
       .rejectsOnce(throttled())
@@ -83,13 +83,13 @@ describe('fleet on the aws profile: the paths moto cannot produce', () => {
       .resolves({ events: [] });
     const seen: LogLine[] = [];
     const stop = new AbortController();
-    await platform().follow(nodes.slice(0, 2), (lines) => {
+    await platform().follow(nodes.slice(0, 2), { at: now - 1, offsets: {} }, (lines) => {
       seen.push(...lines);
       if (seen.length >= 2) stop.abort();
     }, stop.signal);
     expect(seen.map((l) => [l.node, l.text])).toEqual([['i-0aaa', '{"time":1,"msg":"a"}'], ['i-0bbb', 'plain text']]);
     expect(seen[1]!.time).toBe(now + 5);
-    expect(logs.commandCalls(FilterLogEventsCommand)[0]!.args[0].input).toMatchObject({ logGroupName: `/navcloud/${stack}`, logStreamNames: ['i-0aaa', 'i-0bbb'] });
+    expect(logs.commandCalls(FilterLogEventsCommand)[0]!.args[0].input).toMatchObject({ logGroupName: `/navcloud/${stack}`, logStreamNames: ['i-0aaa', 'i-0bbb'], startTime: now - 1 });
   });
 });
 

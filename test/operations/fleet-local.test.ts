@@ -128,11 +128,21 @@ describe('switchyard fleet (local profile, real processes)', () => {
     const running = startCli(['--environments', envs.dir, 'fleet', 'logs', '--env', 'flt', '--follow', '--grep', 'followed-marker|node draining', '--since', '1s'], cliEnv, 60_000);
     let out = '';
     running.child.stdout!.on('data', (chunk: Buffer) => { out += chunk.toString(); });
-    // Until the follow loop runs: a drain logged before it started could be shown by the history part alone.
-    await sleep(3_000);
-    expect((await fetch(`${liveNodes[0]}/admin/drain`, { method: 'POST', headers: admin })).status).toBe(200);
-    await fetch(`${liveNodes[0]}/admin/undrain`, { method: 'POST', headers: admin });
-    await expect.poll(() => out, { timeout: 15_000, interval: 100 }).toContain('node draining');
+    const drained = () => out.split('\n').filter((l) => l.includes('node draining')).length;
+    const drainOnce = async () => {
+      expect((await fetch(`${liveNodes[0]}/admin/drain`, { method: 'POST', headers: admin })).status).toBe(200);
+      await fetch(`${liveNodes[0]}/admin/undrain`, { method: 'POST', headers: admin });
+    };
+    // The command takes a while to start: drain until a line shows (bounded), then once more, which
+    // only the follow loop can show.
+    for (let i = 0; i < 60 && drained() === 0; i++) {
+      await drainOnce();
+      await sleep(500);
+    }
+    const shown = drained();
+    expect(shown).toBeGreaterThan(0);
+    await drainOnce();
+    await expect.poll(drained, { timeout: 15_000, interval: 100 }).toBeGreaterThan(shown);
     running.child.kill('SIGINT');
     const done = await running.done;
     expect(done.code).toBe(0);

@@ -117,8 +117,7 @@ async function logs(cli: Cli, options: LogsOptions): Promise<void> {
   const interrupt = () => stop.abort();
   process.once('SIGINT', interrupt);
   try {
-    print(await asUsage(fleet.logs(scope, { since, grep, signal: stop.signal })));
-    if (options.follow && !stop.signal.aborted) await fleet.follow(scope, { grep }, print, stop.signal);
+    await asUsage(fleet.logs(scope, { since, grep, follow: Boolean(options.follow), signal: stop.signal }, print));
   } catch (err) {
     if (!stop.signal.aborted) throw err;
   } finally {

@@ -12,7 +12,7 @@ import { CloudError } from '../../cloud/errors.ts';
 import type { StackDescription } from '../../cloud/ports.ts';
 import type { NodeStats } from '../../navcloud/protocol.ts';
 import { boundedAll, keepNewest, lineTime, newest } from './lines.ts';
-import { TIMED_OUT, type ExecRequest, type ExecResult, type FleetNode, type FleetPlatform, type LogLine, type LogQuery } from './port.ts';
+import { TIMED_OUT, type ExecRequest, type ExecResult, type FleetNode, type FleetPlatform, type LogLine, type LogMark, type LogQuery } from './port.ts';
 
 /**
  * The tag infra/app-stack.yaml puts on the API instances only, valued with the stack's name: the
@@ -50,27 +50,29 @@ export class AwsFleetPlatform implements FleetPlatform {
     return perStack.flat();
   }
 
-  async logs(nodes: FleetNode[], query: LogQuery): Promise<LogLine[]> {
+  async logs(nodes: FleetNode[], query: LogQuery): Promise<{ lines: LogLine[]; mark: LogMark }> {
+    // Events stamped from `at` on are the follow's: the history stops just before it.
+    const mark: LogMark = { at: Date.now(), offsets: {} };
     const perNode = new Map<string, LogLine[]>(nodes.map((n) => [n.id, []]));
     for (const [stack, ids] of byStack(nodes)) {
-      for await (const event of this.events(stack, ids, query.since ?? 0, query.signal)) {
+      for await (const event of this.events(stack, ids, query.since ?? 0, mark.at - 1, query.signal)) {
         const line = lineOf(event);
         const own = perNode.get(line.node);
         if (own) keepNewest(own, line);
       }
     }
-    return [...perNode.values()].flatMap(newest);
+    return { lines: [...perNode.values()].flatMap(newest), mark };
   }
 
-  async follow(nodes: FleetNode[], onLines: (lines: LogLine[]) => void, signal: AbortSignal): Promise<void> {
-    let since = Date.now();
+  async follow(nodes: FleetNode[], from: LogMark, onLines: (lines: LogLine[]) => void, signal: AbortSignal): Promise<void> {
+    let since = from.at;
     // Events at the boundary timestamp come again on the next poll: remember which were shown.
     let seen = new Set<string>();
     while (!signal.aborted) {
       const batch: FilteredLogEvent[] = [];
       try {
         for (const [stack, ids] of byStack(nodes)) {
-          for await (const event of this.events(stack, ids, since, signal)) if (!seen.has(event.eventId ?? '')) batch.push(event);
+          for await (const event of this.events(stack, ids, since, undefined, signal)) if (!seen.has(event.eventId ?? '')) batch.push(event);
         }
       } catch (err) {
         if (signal.aborted) return;
@@ -173,11 +175,11 @@ export class AwsFleetPlatform implements FleetPlatform {
     }
   }
 
-  private async *events(stack: string, instanceIds: string[], since: number, signal?: AbortSignal): AsyncIterable<FilteredLogEvent> {
+  private async *events(stack: string, instanceIds: string[], since: number, until: number | undefined, signal?: AbortSignal): AsyncIterable<FilteredLogEvent> {
     let nextToken: string | undefined;
     do {
       const page = await awsCall('logs:FilterLogEvents', logGroupOf(stack), () => this.options.logs.send(new FilterLogEventsCommand({
-        logGroupName: logGroupOf(stack), logStreamNames: instanceIds, startTime: since, nextToken,
+        logGroupName: logGroupOf(stack), logStreamNames: instanceIds, startTime: since, endTime: until, nextToken,
       }), { abortSignal: signal }));
       yield* page.events ?? [];
       nextToken = page.nextToken;

@@ -127,20 +127,21 @@ export class Fleet {
     });
   }
 
-  /** Every selected node's log from `since`, merged in time order, filtered by `grep`. */
-  async logs(scope: FleetScope, query: { since?: number; grep?: RegExp; signal?: AbortSignal }): Promise<LogLine[]> {
+  /**
+   * Every selected node's log from `since`, merged in time order and filtered by `grep`, to
+   * `show`; with `follow`, then the lines written after, each batch in time order, until the
+   * signal aborts.
+   */
+  async logs(scope: FleetScope, query: { since?: number; grep?: RegExp; follow: boolean; signal: AbortSignal }, show: (lines: LogLine[]) => void): Promise<void> {
     const { nodes } = await this.select(scope);
-    const lines = await this.options.platform.logs(nodes, { since: query.since, signal: query.signal });
-    return mergeByTime(lines.filter((line) => !query.grep || query.grep.test(line.text)));
-  }
-
-  /** New lines as they come, each batch in time order, until the signal aborts. */
-  async follow(scope: FleetScope, query: { grep?: RegExp }, onLines: (lines: LogLine[]) => void, signal: AbortSignal): Promise<void> {
-    const { nodes } = await this.select(scope);
-    await this.options.platform.follow(nodes, (lines) => {
-      const kept = mergeByTime(lines.filter((line) => !query.grep || query.grep.test(line.text)));
-      if (kept.length) onLines(kept);
-    }, signal);
+    const kept = (lines: LogLine[]) => mergeByTime(lines.filter((line) => !query.grep || query.grep.test(line.text)));
+    const { lines, mark } = await this.options.platform.logs(nodes, { since: query.since, signal: query.signal });
+    show(kept(lines));
+    if (!query.follow) return;
+    await this.options.platform.follow(nodes, mark, (batch) => {
+      const shown = kept(batch);
+      if (shown.length) show(shown);
+    }, query.signal);
   }
 
   async stats(scope: FleetScope): Promise<StatsRow[]> {

@@ -12,7 +12,7 @@ import type { StackAdmin } from '../../navcloud/admin-client.ts';
 import type { NodeStats } from '../../navcloud/protocol.ts';
 import type { LocalNodeProcess, LocalStackProvisioner } from '../../cloud/local/stack-provisioner.ts';
 import { signalGroup } from '../../cloud/local/processes.ts';
-import { TIMED_OUT, type ExecRequest, type ExecResult, type FleetNode, type FleetPlatform, type LogLine, type LogQuery } from './port.ts';
+import { TIMED_OUT, type ExecRequest, type ExecResult, type FleetNode, type FleetPlatform, type LogLine, type LogMark, type LogQuery } from './port.ts';
 import { boundedAll, keepNewest, lineTime, newest } from './lines.ts';
 
 const FOLLOW_POLL_MS = 250;
@@ -29,13 +29,18 @@ export class LocalFleetPlatform implements FleetPlatform {
     })));
   }
 
-  async logs(nodes: FleetNode[], query: LogQuery): Promise<LogLine[]> {
+  async logs(nodes: FleetNode[], query: LogQuery): Promise<{ lines: LogLine[]; mark: LogMark }> {
     const lines: LogLine[] = [];
+    const mark: LogMark = { at: Date.now(), offsets: {} };
     for (const node of nodes) {
       const file = this.process(node).logFile;
+      // Up to the size it has now: what is appended meanwhile is the follow's.
+      const size = await sizeOf(file);
+      mark.offsets[node.id] = size;
+      if (size === 0) continue;
       const own: LogLine[] = [];
       let last = 0;
-      const input = createReadStream(file, { encoding: 'utf8' });
+      const input = createReadStream(file, { encoding: 'utf8', end: size - 1 });
       const reading = createInterface({ input, crlfDelay: Infinity });
       try {
         for await (const text of reading) {
@@ -52,13 +57,13 @@ export class LocalFleetPlatform implements FleetPlatform {
       }
       lines.push(...newest(own));
     }
-    return lines;
+    return { lines, mark };
   }
 
-  async follow(nodes: FleetNode[], onLines: (lines: LogLine[]) => void, signal: AbortSignal): Promise<void> {
+  async follow(nodes: FleetNode[], from: LogMark, onLines: (lines: LogLine[]) => void, signal: AbortSignal): Promise<void> {
     const tails = await Promise.all(nodes.map(async (node) => {
       const file = this.process(node).logFile;
-      return { node, file, offset: await sizeOf(file), partial: '', last: Date.now() };
+      return { node, file, offset: from.offsets[node.id] ?? await sizeOf(file), partial: '', last: from.at };
     }));
     while (!signal.aborted) {
       const batch: LogLine[] = [];

@@ -31,6 +31,14 @@ export interface LogQuery {
   signal?: AbortSignal;
 }
 
+/** Where a log read ended, so following picks up exactly after it: no line lost, none twice. */
+export interface LogMark {
+  /** Epoch ms: lines stamped from then on are new (platforms that read by time). */
+  at: number;
+  /** Bytes read of each node's log file (platforms that read files). */
+  offsets: Record<string, number>;
+}
+
 export interface ExecRequest {
   /** Run by /bin/sh on the node, with NODE_ID (and NODE_PID where the platform knows it) set. */
   script: string;
@@ -54,10 +62,10 @@ export const TIMED_OUT = 124;
 export interface FleetPlatform {
   /** The API nodes of these stacks, in stack then node order. */
   nodes(stacks: StackDescription[]): Promise<FleetNode[]>;
-  /** Each node's log from `since`, in that node's order. */
-  logs(nodes: FleetNode[], query: LogQuery): Promise<LogLine[]>;
-  /** Calls `onLines` with each batch of new lines until the signal aborts. */
-  follow(nodes: FleetNode[], onLines: (lines: LogLine[]) => void, signal: AbortSignal): Promise<void>;
+  /** Each node's log from `since`, in that node's order, and where the read ended. */
+  logs(nodes: FleetNode[], query: LogQuery): Promise<{ lines: LogLine[]; mark: LogMark }>;
+  /** Calls `onLines` with each batch of lines after `from` until the signal aborts. */
+  follow(nodes: FleetNode[], from: LogMark, onLines: (lines: LogLine[]) => void, signal: AbortSignal): Promise<void>;
   /** Runs the script on the nodes, at most `parallel` at a time; a result for every node. */
   exec(nodes: FleetNode[], request: ExecRequest): Promise<ExecResult[]>;
   /** Stops and starts the node's server process (the caller drained it and waits for ready). */
