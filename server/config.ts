@@ -2,6 +2,7 @@
  * The server's configuration, from the environment variables of DESIGN §7 or given directly to
  * startServer. Every bad value is refused up front with the variable, the value and what was expected.
  */
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { describeStoreSpec } from './store/open.ts';
 import { describeBusSpec } from './bus/open.ts';
@@ -23,6 +24,8 @@ export interface ServerConfig {
   jwtSecret: string;
   heartbeatMs: number;
   nodeId: string;
+  /** What this node runs (NAVCLOUD_VERSION, set by the stack; the package version otherwise), shown by `fleet list`. */
+  version: string;
   /** Expect a PROXY protocol v2 header on every connection (behind the NLB). */
   proxyProtocol: boolean;
   /** undefined: no limit. */
@@ -45,6 +48,8 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
+const packageVersion = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
 export const defaultRateLimit: RateLimit = { perSecond: 5000, burst: 10_000 };
 
 export function defaultConfig(overrides: Partial<ServerConfig> & Pick<ServerConfig, 'jwtSecret'>): ServerConfig {
@@ -55,6 +60,7 @@ export function defaultConfig(overrides: Partial<ServerConfig> & Pick<ServerConf
     bus: 'memory',
     heartbeatMs: 25_000,
     nodeId: hostname(),
+    version: packageVersion,
     proxyProtocol: false,
     rateLimit: defaultRateLimit,
     slowStreamMs: 30_000,
@@ -115,6 +121,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv): ServerConfig {
     jwtSecret,
     heartbeatMs: integer(env, 'SYNC_HEARTBEAT_MS', 25_000, 10, 3_600_000),
     nodeId,
+    ...(env.NAVCLOUD_VERSION ? { version: env.NAVCLOUD_VERSION.slice(0, 64) } : {}),
     proxyProtocol: proxy === '1' || proxy === 'true',
     rateLimit: rateLimit(env.SYNC_RATE_LIMIT),
     slowStreamMs: integer(env, 'SYNC_SLOW_STREAM_MS', 30_000, 100, 3_600_000),

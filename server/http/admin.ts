@@ -3,6 +3,7 @@
  * stops writes on every node sharing the store (with a lease, then forwarding once the switch
  * commits), this node's drain and its undoing, and its stats.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { z } from 'zod';
 import { ITEM_ID, type DrainResult, type ExportEndLine, type ExportItemLine, type FenceResult, type FenceStatus, type ImportResult, type NodeStats } from '../../src/navcloud/protocol.ts';
 import { decodeCursor, encodeCursor } from '../cursor.ts';
@@ -34,6 +35,16 @@ const ForwardBody = z.strictObject({
     }
   }, 'must be the http(s)://host:port base URL of the stack to forward to'),
 });
+
+/** Event-loop delay in 10-second windows: a lifetime percentile would hide a node that turned slow. */
+const LAG_WINDOW_MS = 10_000;
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
+let previousWindowLagMs = 0;
+setInterval(() => {
+  previousWindowLagMs = loopDelay.count ? loopDelay.percentile(99) / 1e6 : 0;
+  loopDelay.reset();
+}, LAG_WINDOW_MS).unref();
 
 export const exportItems: Handler = async (context, { response, query }) => {
   const since = sinceParam(query);
@@ -205,6 +216,8 @@ export const stats: Handler = async (context, { response }) => {
     items,
     cursor: encodeCursor(seq),
     uptimeSeconds: Math.floor((Date.now() - context.state.startedAt) / 1000),
+    version: context.config.version,
+    eventLoopLagMs: Math.round(Math.max(previousWindowLagMs, loopDelay.count ? loopDelay.percentile(99) / 1e6 : 0) * 10) / 10,
   };
   sendJson(response, 200, body);
 };

@@ -20,6 +20,7 @@ import { scheduleCommand } from './commands/schedule.ts';
 import { stacksCommand } from './commands/stacks.ts';
 import { rollbackCommand } from './commands/rollback.ts';
 import { backupCommand } from './commands/backup.ts';
+import { fleetCommand } from './commands/fleet.ts';
 
 /** Every command, in the order `--help` lists them. */
 const commands: CommandModule[] = [
@@ -35,6 +36,7 @@ const commands: CommandModule[] = [
   backupCommand,
   stacksCommand,
   scheduleCommand,
+  fleetCommand,
 ];
 
 const UNAVAILABLE = 14;

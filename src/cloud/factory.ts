@@ -1,7 +1,9 @@
 import { resolve } from 'node:path';
 import { ConfigError, resolveSecret, type Environment } from '../config/environment.ts';
 import type { Ports } from './ports.ts';
-import { route53Client, s3Client, cloudFormationClient, type AwsClientConfig } from './aws/clients.ts';
+import {
+  autoScalingClient, cloudFormationClient, ec2Client, route53Client, s3Client, type AwsClientConfig,
+} from './aws/clients.ts';
 import { AwsStackProvisioner } from './aws/stack-provisioner.ts';
 import { S3BackupStore } from './aws/backup-store.ts';
 import { Route53DnsRouter } from './aws/dns-router.ts';
@@ -23,7 +25,7 @@ export function createPorts(env: Environment, state?: LocalState): Ports {
     const config: AwsClientConfig = { region: env.region };
     return {
       stacks: new AwsStackProvisioner({
-        cloudFormation: cloudFormationClient(config), s3: s3Client(config), region: env.region, templateBucket: env.backups.bucket,
+        cloudFormation: cloudFormationClient(config), autoScaling: autoScalingClient(config), ec2: ec2Client(config), s3: s3Client(config), region: env.region, templateBucket: env.backups.bucket,
         roleArn: env.stackRoleArn,
       }),
       backups: new S3BackupStore({ s3: s3Client(config), bucket: env.backups.bucket, prefix: env.backups.prefix }),
@@ -33,9 +35,7 @@ export function createPorts(env: Environment, state?: LocalState): Ports {
   const local = state ?? readLocalState();
   const config: AwsClientConfig = { region: local.region, endpoint: local.motoEndpoint, credentials: LOCAL_CREDENTIALS };
   return {
-    stacks: new LocalStackProvisioner({
-      stacksDir: resolve(local.dataDir, 'stacks'), jwtSecret: resolveSecret(env.jwtSecret), bus: local.bus, store: local.store,
-    }),
+    stacks: localStackProvisioner(env, local),
     backups: new S3BackupStore({ s3: s3Client(config), bucket: env.backups.bucket, prefix: env.backups.prefix }),
     dns: new Route53DnsRouter({
       route53: route53Client(config),
@@ -46,6 +46,11 @@ export function createPorts(env: Environment, state?: LocalState): Ports {
       minIntervalMs: 0,
     }),
   };
+}
+
+/** The local profile's stacks: processes under the local environment's data directory. */
+export function localStackProvisioner(env: Environment, local: LocalState): LocalStackProvisioner {
+  return new LocalStackProvisioner({ stacksDir: resolve(local.dataDir, 'stacks'), jwtSecret: resolveSecret(env.jwtSecret), bus: local.bus, store: local.store });
 }
 
 /** `auto` is the zone `switchyard up` created for the record's domain; anything else is a zone id. */

@@ -114,6 +114,9 @@ export interface NodeStats {
   items: number;
   cursor: string;
   uptimeSeconds: number;
+  version: string;
+  /** 99th percentile of the event loop's delay over the last 10 seconds, in ms. */
+  eventLoopLagMs: number;
 }
 
 export interface ApiErrorBody {

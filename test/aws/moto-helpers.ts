@@ -1,6 +1,8 @@
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { CreateHostedZoneCommand } from '@aws-sdk/client-route-53';
-import { cloudFormationClient, route53Client, s3Client, type AwsClientConfig } from '../../src/cloud/aws/clients.ts';
+import {
+  autoScalingClient, cloudFormationClient, cloudWatchLogsClient, ec2Client, route53Client, s3Client, ssmClient, type AwsClientConfig,
+} from '../../src/cloud/aws/clients.ts';
 import { motoCredentials, motoRegion, type Moto } from '../support/moto.ts';
 
 export function motoConfig(moto: Moto): AwsClientConfig {
@@ -9,7 +11,10 @@ export function motoConfig(moto: Moto): AwsClientConfig {
 
 export function motoClients(moto: Moto) {
   const config = motoConfig(moto);
-  return { s3: s3Client(config), route53: route53Client(config), cloudFormation: cloudFormationClient(config) };
+  return {
+    s3: s3Client(config), route53: route53Client(config), cloudFormation: cloudFormationClient(config),
+    autoScaling: autoScalingClient(config), ec2: ec2Client(config), ssm: ssmClient(config), logs: cloudWatchLogsClient(config),
+  };
 }
 
 export async function createBucket(moto: Moto, bucket: string): Promise<void> {

@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
+import { DescribeInstancesCommand, StopInstancesCommand } from '@aws-sdk/client-ec2';
 import { AwsStackProvisioner, INLINE_TEMPLATE_LIMIT, STACK_TAGS } from '../../src/cloud/aws/stack-provisioner.ts';
 import type { CreateStackRequest } from '../../src/cloud/ports.ts';
 import { startMoto, motoRegion, type Moto } from '../support/moto.ts';
@@ -21,9 +23,9 @@ beforeEach(async () => {
 });
 
 function provisioner(templateDir = fixtures) {
-  const { cloudFormation, s3 } = motoClients(moto);
+  const { cloudFormation, s3, autoScaling, ec2 } = motoClients(moto);
   return new AwsStackProvisioner({
-    cloudFormation, s3, region: motoRegion, templateBucket, templateDir,
+    cloudFormation, s3, autoScaling, ec2, region: motoRegion, templateBucket, templateDir,
     poll: { initialMs: 10, maxMs: 100, timeoutMs: 30_000 },
   });
 }
@@ -45,7 +47,7 @@ describe('AwsStackProvisioner on moto', () => {
       outputs: {
         endpoint: 'https://navcloud-dev-green-a1b2c3.example.test',
         adminUrl: 'https://navcloud-dev-green-a1b2c3.example.test/admin-1.4.2',
-        nodes: ['http://10.0.1.10:8080', 'http://10.0.2.10:8080'],
+        nodes: [],
         dnsTarget: { kind: 'alias', dnsName: 'navcloud-dev-green-a1b2c3-nlb.elb.us-east-1.amazonaws.com', hostedZoneId: 'Z26RNL4JYFTOTI' },
       },
     });
@@ -96,12 +98,30 @@ describe('AwsStackProvisioner on moto', () => {
       expect((await readFile(join(dir, 'big-stack.yaml'))).byteLength).toBeGreaterThan(INLINE_TEMPLATE_LIMIT);
       const stacks = provisioner(dir);
       await stacks.create(request({ template: 'big-stack.yaml' }));
-      expect((await stacks.waitUntilReady('navcloud-dev-green-a1b2c3')).outputs?.nodes).toHaveLength(2);
+      expect((await stacks.waitUntilReady('navcloud-dev-green-a1b2c3')).outputs?.endpoint).toBe('https://navcloud-dev-green-a1b2c3.example.test');
       const uploaded = await motoClients(moto).s3.send(new ListObjectsV2Command({ Bucket: templateBucket, Prefix: 'templates/navcloud-dev-green-a1b2c3/' }));
       expect(uploaded.Contents?.map((o) => o.Key)).toEqual([expect.stringMatching(/big-stack\.yaml$/)]);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('lists the running API nodes of the ApiGroup Auto Scaling group by private address, not the other groups\' instances', async () => {
+    const stacks = provisioner();
+    await stacks.create(request({ template: 'api-group-stack.yaml', parameters: { ApiNodeCount: '3' } }));
+    const ready = await stacks.waitUntilReady('navcloud-dev-green-a1b2c3');
+    const { ec2, autoScaling } = motoClients(moto);
+    const group = await autoScaling.send(new DescribeAutoScalingGroupsCommand({}));
+    const api = group.AutoScalingGroups!.find((g) => g.Instances?.length === 3)!;
+    const described = await ec2.send(new DescribeInstancesCommand({ InstanceIds: api.Instances!.map((i) => i.InstanceId!) }));
+    const addresses = described.Reservations!.flatMap((r) => r.Instances!).sort((a, b) => a.InstanceId!.localeCompare(b.InstanceId!)).map((i) => i.PrivateIpAddress);
+    expect(addresses).toHaveLength(3);
+    expect(ready.outputs?.nodes).toEqual(addresses.map((a) => `http://${a}:8080`));
+    expect((await stacks.list('dev'))[0]?.outputs?.nodes).toEqual(ready.outputs?.nodes);
+
+    // A stopped instance is no node to drain.
+    await ec2.send(new StopInstancesCommand({ InstanceIds: [api.Instances![0]!.InstanceId!] }));
+    expect((await stacks.describe('navcloud-dev-green-a1b2c3'))?.outputs?.nodes).toHaveLength(2);
   });
 
   it('names a missing template file clearly', async () => {

@@ -6,6 +6,8 @@ import { promisify } from 'node:util';
 import { parse, type Tags } from 'yaml';
 import { repoRoot, parseEnvironment, environmentSchema } from '../../src/config/environment.ts';
 import { toolPath } from '../../src/tools.ts';
+import { API_GROUP } from '../../src/cloud/aws/api-nodes.ts';
+import { API_NODE_TAG, logGroupOf } from '../../src/operations/fleet/aws.ts';
 
 const infra = resolve(repoRoot, 'infra');
 
@@ -38,7 +40,7 @@ describe('infra templates', () => {
   it('pass cfn-lint, every one of them', async () => {
     const templates = await cloudFormationTemplates();
     expect(templates).toEqual(expect.arrayContaining(['app-stack.yaml', 'backups.yaml', 'network.yaml', 'orchestrator.yaml']));
-    const files = [...templates.map((t) => resolve(infra, t)), resolve(import.meta.dirname, 'fixtures/small-stack.yaml')];
+    const files = [...templates.map((t) => resolve(infra, t)), ...['small-stack.yaml', 'api-group-stack.yaml'].map((f) => resolve(import.meta.dirname, 'fixtures', f))];
     const result = await promisify(execFile)(toolPath('cfn-lint'), ['--format', 'parseable', '--', ...files], { timeout: 120_000 })
       .then(() => ({ code: 0, stdout: '' }), (err: { code: number; stdout: string }) => ({ code: err.code, stdout: err.stdout }));
     expect(result.stdout).toBe('');
@@ -135,9 +137,16 @@ describe('infra templates', () => {
       ChangeResourceRecordSetsCommand: ['route53:ChangeResourceRecordSets'],
       GetChangeCommand: ['route53:GetChange'],
       TestDNSAnswerCommand: ['route53:TestDNSAnswer'],
+      DescribeStackResourcesCommand: ['cloudformation:DescribeStackResources'],
+      DescribeAutoScalingGroupsCommand: ['autoscaling:DescribeAutoScalingGroups'],
+      DescribeInstancesCommand: ['ec2:DescribeInstances'],
+      SendCommandCommand: ['ssm:SendCommand'],
+      GetCommandInvocationCommand: ['ssm:GetCommandInvocation'],
+      FilterLogEventsCommand: ['logs:FilterLogEvents'],
     };
-    const adapterDir = resolve(repoRoot, 'src/cloud/aws');
-    const sources = await Promise.all((await readdir(adapterDir)).filter((f) => f.endsWith('.ts')).map((f) => readFile(resolve(adapterDir, f), 'utf8')));
+    const awsSources = [resolve(repoRoot, 'src/cloud/aws'), resolve(repoRoot, 'src/operations/fleet')];
+    const files = (await Promise.all(awsSources.map(async (dir) => (await readdir(dir)).filter((f) => f.endsWith('.ts')).map((f) => resolve(dir, f))))).flat();
+    const sources = await Promise.all(files.map((f) => readFile(f, 'utf8')));
     const used = new Set(sources.flatMap((s) => [...s.matchAll(/new (\w+Command|Upload)\(/g)].map((m) => m[1]!)));
     expect([...used].filter((c) => !(c in actionsOf))).toEqual([]);
     const needed = new Set([...used].flatMap((c) => actionsOf[c]!));
@@ -148,11 +157,40 @@ describe('infra templates', () => {
     expect([...granted].sort()).toEqual([...needed].sort());
     // Only the calls IAM cannot scope get '*'.
     const unscoped = statements.filter((s) => s.Resource === '*').flatMap((s) => [s.Action].flat()).sort();
-    expect(unscoped).toEqual(['cloudformation:DescribeStacks', 'route53:TestDNSAnswer']);
+    expect(unscoped).toEqual(['autoscaling:DescribeAutoScalingGroups', 'cloudformation:DescribeStacks', 'ec2:DescribeInstances', 'route53:TestDNSAnswer', 'ssm:GetCommandInvocation']);
   });
 
   it('the environment schema accepts stackRoleArn only as a role ARN', () => {
     expect(environmentSchema.shape.stackRoleArn.safeParse('arn:aws:iam::123456789012:role/x').success).toBe(true);
     expect(environmentSchema.shape.stackRoleArn.safeParse('arn:aws:iam::123456789012:user/x').success).toBe(false);
+  });
+
+  it('app-stack.yaml ships each API node\'s log to the stack\'s log group and tags API instances for `fleet`', async () => {
+    const app = await template('app-stack.yaml');
+    expect(app.Resources.ApiLogGroup).toMatchObject({ Type: 'AWS::Logs::LogGroup', Properties: { LogGroupName: { 'Fn::Sub': logGroupOf('${AWS::StackName}') } } });
+    const group = app.Resources[API_GROUP]!;
+    expect(group.Type).toBe('AWS::AutoScaling::AutoScalingGroup');
+    expect(group.Properties.Tags).toContainEqual({ Key: API_NODE_TAG, Value: { Ref: 'AWS::StackName' }, PropagateAtLaunch: true });
+    const userData = app.Resources.ApiLaunchTemplate!.Properties.LaunchTemplateData.UserData['Fn::Base64']['Fn::Sub'][0] as string;
+    expect(userData).toContain('amazon-cloudwatch-agent-ctl -a fetch-config');
+    expect(userData).toContain(`"log_group_name": "${logGroupOf('${AWS::StackName}')}", "log_stream_name": "{instance_id}"`);
+    expect(userData).toContain('StandardOutput=append:/var/log/navcloud-sync.log');
+    const statements = app.Resources.ApiRole!.Properties.Policies[0].PolicyDocument.Statement as Array<{ Action: unknown; Resource: unknown }>;
+    expect(statements).toContainEqual({ Effect: 'Allow', Action: ['logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams'], Resource: { 'Fn::GetAtt': ['ApiLogGroup', 'Arn'] } });
+  });
+
+  it('orchestrator.yaml lets fleet reach only its own environment\'s instances and log groups', async () => {
+    const orchestrator = await template('orchestrator.yaml');
+    const statements = orchestrator.Resources.WorkerPolicy!.Properties.PolicyDocument.Statement as Array<{ Sid: string; Action: string | string[]; Resource: unknown; Condition?: unknown }>;
+    const bySid = new Map(statements.map((s) => [s.Sid, s]));
+    expect(bySid.get('FleetRunCommandsOnOwnInstances')).toMatchObject({
+      Action: 'ssm:SendCommand',
+      Resource: { 'Fn::Sub': 'arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*' },
+      Condition: { StringEquals: { 'ssm:resourceTag/switchyard:env': { Ref: 'EnvName' } } },
+    });
+    expect(bySid.get('FleetShellScriptDocumentOnly')?.Resource).toEqual({ 'Fn::Sub': 'arn:${AWS::Partition}:ssm:${AWS::Region}::document/AWS-RunShellScript' });
+    const logGroups = JSON.stringify(bySid.get('FleetReadOwnNodeLogs')?.Resource);
+    expect(bySid.get('FleetReadOwnNodeLogs')?.Action).toBe('logs:FilterLogEvents');
+    for (const colour of ['blue', 'green']) expect(logGroups).toContain(`log-group:${logGroupOf(`navcloud-\${EnvName}-${colour}-*`)}`);
   });
 });

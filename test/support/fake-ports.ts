@@ -443,6 +443,7 @@ export class FakeWorld {
         return {
           node, fenced: stack.fenced, fence: { mode: stack.fenced ? 'fenced' : 'open' }, draining: stack.draining, openStreams: busy ? 3 : 0, requestRate: busy ? 12 : 0,
           items: Object.keys(stack.items).length, cursor: cursorOf(stack.seq), uptimeSeconds: 100,
+          version: 'fake', eventLoopLagMs: 0,
         };
       },
       async healthy(baseUrl) {

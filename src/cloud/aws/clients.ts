@@ -1,4 +1,8 @@
+import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
+import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { SSMClient } from '@aws-sdk/client-ssm';
 import { S3Client } from '@aws-sdk/client-s3';
 import { Route53Client } from '@aws-sdk/client-route-53';
 
@@ -32,4 +36,20 @@ export function s3Client(config: AwsClientConfig): S3Client {
 
 export function route53Client(config: AwsClientConfig): Route53Client {
   return new Route53Client(common(config));
+}
+
+export function autoScalingClient(config: AwsClientConfig): AutoScalingClient {
+  return new AutoScalingClient(common(config));
+}
+
+export function ec2Client(config: AwsClientConfig): EC2Client {
+  return new EC2Client(common(config));
+}
+
+export function ssmClient(config: AwsClientConfig): SSMClient {
+  return new SSMClient(common(config));
+}
+
+export function cloudWatchLogsClient(config: AwsClientConfig): CloudWatchLogsClient {
+  return new CloudWatchLogsClient(common(config));
 }

@@ -23,6 +23,7 @@ import type {
 import { CloudError, StackFailedError } from '../errors.ts';
 import { repoRoot } from '../../config/environment.ts';
 import { createLogger, type Logger } from '../../logging.ts';
+import { apiInstances, nodeUrl, type NodeDiscoveryClients } from './api-nodes.ts';
 import { awsCall } from './classify.ts';
 import { pollUntil, type PollOptions } from './poll.ts';
 
@@ -36,7 +37,7 @@ export const STACK_TAGS = {
   stack: 'switchyard:stack',
 } as const;
 
-export interface AwsStackProvisionerOptions {
+export interface AwsStackProvisionerOptions extends NodeDiscoveryClients {
   cloudFormation: CloudFormationClient;
   s3: S3Client;
   region: string;
@@ -69,10 +70,10 @@ export function createToken(workflowId: string, stackName: string): string {
 }
 
 /**
- * Stack outputs → the port's shape. Output keys are the contract with infra/app-stack.yaml:
- * Endpoint, AdminUrl, Nodes (comma separated, may be empty or absent), AliasDnsName, AliasHostedZoneId.
+ * Stack outputs → the port's shape, but for the nodes (found by apiInstances). Output keys are the
+ * contract with infra/app-stack.yaml: Endpoint, AdminUrl, AliasDnsName, AliasHostedZoneId.
  */
-export function parseStackOutputs(stack: string, outputs: Array<{ OutputKey?: string; OutputValue?: string }>): StackOutputs {
+export function parseStackOutputs(stack: string, outputs: Array<{ OutputKey?: string; OutputValue?: string }>): Omit<StackOutputs, 'nodes'> {
   const byKey = new Map(outputs.filter((o) => o.OutputKey).map((o) => [o.OutputKey!, o.OutputValue ?? '']));
   const required = (key: string) => {
     const value = byKey.get(key);
@@ -85,7 +86,6 @@ export function parseStackOutputs(stack: string, outputs: Array<{ OutputKey?: st
   return {
     endpoint: required('Endpoint'),
     adminUrl: required('AdminUrl'),
-    nodes: (byKey.get('Nodes') ?? '').split(',').map((n) => n.trim()).filter(Boolean),
     dnsTarget: { kind: 'alias', dnsName: required('AliasDnsName'), hostedZoneId: required('AliasHostedZoneId') },
   };
 }
@@ -178,7 +178,7 @@ export class AwsStackProvisioner implements StackProvisioner {
 
   async describe(name: string): Promise<StackDescription | undefined> {
     const stack = await this.describeRaw(name);
-    return stack && this.toDescription(stack);
+    return stack && await this.toDescription(stack);
   }
 
   async list(env: string): Promise<StackDescription[]> {
@@ -190,10 +190,10 @@ export class AwsStackProvisioner implements StackProvisioner {
       stacks.push(...(page.Stacks ?? []));
       nextToken = page.NextToken;
     } while (nextToken);
-    return stacks
+    const mine = stacks
       .filter((s) => tagOf(s, STACK_TAGS.env) === env && s.StackStatus !== 'DELETE_COMPLETE')
-      .sort((a, b) => (b.CreationTime?.getTime() ?? 0) - (a.CreationTime?.getTime() ?? 0))
-      .map((s) => this.toDescription(s));
+      .sort((a, b) => (b.CreationTime?.getTime() ?? 0) - (a.CreationTime?.getTime() ?? 0));
+    return Promise.all(mine.map((s) => this.toDescription(s)));
   }
 
   async delete(name: string): Promise<void> {
@@ -244,6 +244,11 @@ export class AwsStackProvisioner implements StackProvisioner {
     return { TemplateURL: `https://${bucket}.s3.${this.options.region}.amazonaws.com/${key.split('/').map(encodeURIComponent).join('/')}` };
   }
 
+  private async nodes(stack: string): Promise<string[]> {
+    const instances = await apiInstances(this.options, stack);
+    return instances.filter((i) => i.state === 'running').map((i) => nodeUrl(i.privateAddress));
+  }
+
   private async describeRaw(name: string): Promise<Stack | undefined> {
     try {
       const out = await awsCall('cloudformation:DescribeStacks', name, () => this.cfn.send(new DescribeStacksCommand({ StackName: name })));
@@ -289,7 +294,8 @@ export class AwsStackProvisioner implements StackProvisioner {
     return { done, total };
   }
 
-  private toDescription(stack: Stack): StackDescription {
+  /** A ready stack's outputs carry the admin base URL of each running API node. */
+  private async toDescription(stack: Stack): Promise<StackDescription> {
     const name = stack.StackName ?? '?';
     const raw = stack.StackStatus ?? 'UNKNOWN';
     const status = stackStatus(raw);
@@ -301,7 +307,7 @@ export class AwsStackProvisioner implements StackProvisioner {
       status,
       rawStatus: raw,
       createdAt: (stack.CreationTime ?? new Date(0)).toISOString(),
-      ...(status === 'ready' ? { outputs: parseStackOutputs(name, stack.Outputs ?? []) } : {}),
+      ...(status === 'ready' ? { outputs: { ...parseStackOutputs(name, stack.Outputs ?? []), nodes: await this.nodes(stack.StackId ?? name) } } : {}),
     };
   }
 }

@@ -35,7 +35,7 @@ export interface LocalStackProvisionerOptions {
   store?: LocalStore;
 }
 
-interface NodeRecord {
+export interface NodeRecord {
   id: string;
   address: string;
   url: string;
@@ -47,6 +47,15 @@ interface StackRecord extends StackDescription {
   block: string;
   port: number;
   nodes: NodeRecord[];
+}
+
+/** One node of a local stack as a process: what `switchyard fleet` operates on. */
+export interface LocalNodeProcess extends NodeRecord {
+  /** Undefined when the node is not running. */
+  pid: number | undefined;
+  logFile: string;
+  /** The stack's folder (its store, pid and log files). */
+  dir: string;
 }
 
 const STACK_FILE = 'stack.json';
@@ -212,6 +221,26 @@ export class LocalStackProvisioner implements StackProvisioner {
     // delete() stops the processes itself; a folder left by a crashed delete is finished here.
     signal?.throwIfAborted();
     if (existsSync(this.dir(name))) await this.delete(name);
+  }
+
+  /** The stack's nodes with their processes and log files; empty for a stack that does not exist. */
+  nodeProcesses(name: string): LocalNodeProcess[] {
+    const record = this.read(name);
+    if (!record) return [];
+    const dir = join(this.stacksDir, name);
+    return record.nodes.map((node) => ({ ...node, pid: this.pidOf(record, node), logFile: join(dir, `${nodeFile(node)}.log`), dir }));
+  }
+
+  /** Stops one node (SIGTERM, SIGKILL after the grace) and starts it again with the stack's settings. */
+  async restartNode(name: string, nodeId: string): Promise<void> {
+    const record = this.read(name);
+    const node = record?.nodes.find((n) => n.id === nodeId);
+    if (!record || !node) throw new CloudError(`stack ${name} has no node ${nodeId}`, false, 'NotFound', name);
+    const pid = this.pidOf(record, node);
+    if (pid !== undefined) await stopProcesses([{ pid, marker: `SYNC_NODE_ID=${node.id}` }], this.stopGraceMs);
+    rmSync(join(this.stacksDir, name, `${nodeFile(node)}.pid`), { force: true });
+    this.startMissingNodes(record);
+    log.info({ stack: name, node: nodeId }, 'local node restarted');
   }
 
   /** Streams get `reconnect` before the nodes stop; a node that does not answer is stopped anyway. */
