@@ -15,11 +15,11 @@ import { connect, type Socket } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { signToken } from '../server/auth.ts';
+import { signToken } from '../src/navcloud/token.ts';
 import { encodeCursor } from '../server/cursor.ts';
 import { freePort, waitForPort } from '../src/net.ts';
 
-const SECRET = 'bench-secret-0123456789abcdef';
+const SECRET = 'bench-secret-0123456789abcdef-0123456789';
 const HOST = '127.0.0.1';
 const self = fileURLToPath(import.meta.url);
 const root = resolve(import.meta.dirname, '..');
@@ -194,7 +194,7 @@ async function benchStreams(dataDir: string): Promise<void> {
   const periodMs = 1000;
   const sync = await startSync(dataDir, { SYNC_HEARTBEAT_MS: String(periodMs) });
   try {
-    const tokens = Array.from({ length: 500 }, (_, i) => signToken(SECRET, `stream-user-${i}`));
+    const tokens = await Promise.all(Array.from({ length: 500 }, (_, i) => signToken(SECRET, `stream-user-${i}`)));
     await httpCall(`${sync.url}/v1/inbox`, 'GET', tokens[0]!);
     await new Promise((wait) => setTimeout(wait, 1000));
     const before = rssKiB(sync.child.pid!);
@@ -266,7 +266,7 @@ async function benchThroughput(dataDir: string): Promise<void> {
   const sync = await startSync(dataDir);
   try {
     await waitForPort(HOST, barePort, 10_000, 'bare node:http server');
-    const users = Array.from({ length: CLIENTS }, (_, i) => ({ user: `load-user-${i}`, token: signToken(SECRET, `load-user-${i}`) }));
+    const users = await Promise.all(Array.from({ length: CLIENTS }, async (_, i) => ({ user: `load-user-${i}`, token: await signToken(SECRET, `load-user-${i}`) })));
     const body = JSON.stringify({ type: 'place', data: { name: 'a fixed answer', lat: 48.85, lon: 2.35 } });
     for (const { user, token } of users) {
       for (let k = 0; k < 20; k++) await httpCall(`${sync.url}/v1/items/${user}-${k}`, 'PUT', token, body);
@@ -306,7 +306,7 @@ async function benchExportImport(dataDir: string): Promise<void> {
   }
   out.end();
   await once(out, 'finish');
-  const admin = signToken(SECRET, 'bench-admin', { role: 'admin' });
+  const admin = await signToken(SECRET, 'bench-admin', { admin: true });
   const source = await startSync(join(dataDir, 'source'));
   const target = await startSync(join(dataDir, 'target'));
   try {

@@ -3,6 +3,7 @@
  * startServer. Every bad value is refused up front with the variable, the value and what was expected.
  */
 import { hostname } from 'node:os';
+import { describeSecretProblem } from './auth.ts';
 import { describeStoreSpec } from './store/open.ts';
 import { describeBusSpec } from './bus/open.ts';
 
@@ -86,7 +87,8 @@ function rateLimit(raw: string | undefined): RateLimit | undefined {
 export function configFromEnv(env: NodeJS.ProcessEnv): ServerConfig {
   const jwtSecret = env.SYNC_JWT_SECRET;
   if (!jwtSecret) throw new ConfigError('SYNC_JWT_SECRET is required: the HS256 secret client tokens are signed with');
-  if (jwtSecret.length < 16) throw new ConfigError('SYNC_JWT_SECRET must be at least 16 characters long');
+  const secretProblem = describeSecretProblem(jwtSecret);
+  if (secretProblem) throw new ConfigError(secretProblem);
   const store = env.SYNC_STORE || 'sqlite:.data/navcloud.sqlite';
   const storeProblem = describeStoreSpec(store);
   if (storeProblem) throw new ConfigError(storeProblem);

@@ -3,7 +3,8 @@ import { ITEM_ID } from '../../src/navcloud/protocol.ts';
 import { decodeCursor } from '../cursor.ts';
 import { ApiError } from '../errors.ts';
 
-export const USER_ID = /^[^\s/]{1,128}$/;
+/** No whitespace, slashes or control characters: user ids travel in paths, logs and rate-limit keys. */
+export const USER_ID = /^[^\s/\p{Cc}]{1,128}$/u;
 
 export function itemId(raw: string | undefined): string {
   if (raw === undefined || !ITEM_ID.test(raw)) {
