@@ -144,7 +144,8 @@ export class StreamHub {
       stream.woken = false;
       let changes;
       try {
-        changes = await this.options.store.changes(stream.user, stream.cursor, PAGE);
+        // A page holds about what the socket may buffer: more would only wait in memory for a slow client.
+        changes = await this.options.store.changes(stream.user, stream.cursor, PAGE, this.options.bufferBytes);
       } catch (error) {
         if (error instanceof StoreError && error.code === 'cursor-gone') {
           // The store went back in time under this stream (a restore): the client must start over.
@@ -158,19 +159,27 @@ export class StreamHub {
       if (stream.closed) return;
       let chunk = '';
       let sent = 0;
+      let written = 0;
       for (const change of changes) {
         chunk += `${JSON.stringify(streamMessageOf(change, stream.user))}\n`;
         stream.cursor = change.seq;
         sent++;
         if (chunk.length >= CHUNK_CHARS) {
-          stream.socket.write(frame(chunk));
+          const framed = frame(chunk);
+          written += framed.length;
+          stream.socket.write(framed);
           chunk = '';
           // The rest of the page waits for the client: the cursor says where to pick up.
           if (stream.socket.writableLength > this.options.bufferBytes) break;
         }
       }
-      if (chunk) stream.socket.write(frame(chunk));
-      if (sent < changes.length || changes.length === PAGE) stream.woken = true;
+      if (chunk) {
+        const framed = frame(chunk);
+        written += framed.length;
+        stream.socket.write(framed);
+      }
+      // A page the store cut by size holds at least bufferBytes of data, so it wrote at least that much.
+      if (sent < changes.length || changes.length === PAGE || written >= this.options.bufferBytes) stream.woken = true;
       if (stream.woken && stream.socket.writableLength > this.options.bufferBytes) {
         // Read no further until the client catches up; the heartbeat wheel cuts it off if it never does.
         await new Promise<void>((resolve) => {

@@ -41,6 +41,9 @@ export interface PutItem {
   ifMatch?: string;
 }
 
+/** What a page of changes holds of item data unless told otherwise: a thousand 256 KiB items would not fit in memory. */
+export const PAGE_BYTES = 4 * 1024 * 1024;
+
 /** Store failures the HTTP layer maps to status codes. */
 export class StoreError extends Error {
   override name = 'StoreError';
@@ -66,8 +69,12 @@ export interface SyncStore {
   unshare(id: string, owner: string, to: string): Promise<StoredItem>;
   /** Live items shared with `user`, newest first. */
   inbox(user: string, limit: number): Promise<StoredItem[]>;
-  /** Changes visible to `user` with seq > since, oldest first. 'cursor-gone' when since is beyond the store or compacted. */
-  changes(user: string, since: number, limit: number): Promise<StoredChange[]>;
+  /**
+   * Changes visible to `user` with seq > since, oldest first. 'cursor-gone' when since is beyond the store or compacted.
+   * At most `limit` changes, and the page ends with the change whose item data takes the page past
+   * `maxBytes` (default PAGE_BYTES): an adapter bounds a page by size before it loads the items.
+   */
+  changes(user: string, since: number, limit: number, maxBytes?: number): Promise<StoredChange[]>;
   /** Every item (tombstones too) whose last change is > since, in seq order. */
   exportSince(since: number): AsyncIterable<StoredItem>;
   /** Idempotent: keeps revisions and sequence numbers; older or equal revisions are skipped. */

@@ -30,7 +30,7 @@ import type { ExportItemLine } from '../../src/navcloud/protocol.ts';
 import { createLogger, type Logger } from '../../src/logging.ts';
 import { decodeCursor } from '../cursor.ts';
 import { compareRevisions, nextRevision } from './revision.ts';
-import { StoreError, type PutItem, type StoredChange, type StoredItem, type SyncStore } from './port.ts';
+import { PAGE_BYTES, StoreError, type PutItem, type StoredChange, type StoredItem, type SyncStore } from './port.ts';
 import { RiakClient, type FetchResult, type RiakValue } from './riak/client.ts';
 import { parseRiakUrl } from './riak/config.ts';
 
@@ -61,6 +61,8 @@ const MAX_SEQ = Number.MAX_SAFE_INTEGER;
 const WRITE_ATTEMPTS = 4;
 /** Bounds every paginated walk. */
 const MAX_PAGES = 10_000;
+/** Feed items read at once: a page of changes holds at most maxBytes plus this many items. */
+const FEED_READ_BATCH = 8;
 
 export interface RiakStoreOptions {
   logger?: Logger;
@@ -189,20 +191,28 @@ export class RiakStore implements SyncStore {
       .map(toItem);
   }
 
-  async changes(user: string, since: number, limit: number): Promise<StoredChange[]> {
+  async changes(user: string, since: number, limit: number, maxBytes = PAGE_BYTES): Promise<StoredChange[]> {
     const highest = await this.highestSeq();
     if (since > highest) throw new StoreError('cursor-gone', `cursor ${since} is beyond the newest change of this store`);
     const changes: StoredChange[] = [];
     if (limit < 1) return changes;
     let continuation: string | undefined;
-    for (let page = 0; page < MAX_PAGES && changes.length < limit; page += 1) {
+    let bytes = 0;
+    for (let page = 0; page < MAX_PAGES && changes.length < limit && bytes < maxBytes; page += 1) {
       const found = await this.riak.index(this.bucket, 'feed_bin', feedTerm(user, since + 1), feedTerm(user, MAX_SEQ), limit - changes.length, continuation);
-      const records = await this.readMany(found.results.map(([, key]) => key));
-      for (const [index, [term]] of found.results.entries()) {
-        const record = records[index];
-        const change = record && changeFor(record, user, seqOfTerm(term));
-        if (change) changes.push(change);
+      // Index order is seq order: items are read a few at a time, and reading stops once the page passes maxBytes.
+      for (let start = 0; start < found.results.length && bytes < maxBytes; start += FEED_READ_BATCH) {
+        const batch = found.results.slice(start, start + FEED_READ_BATCH);
+        const records = await this.readMany(batch.map(([, key]) => key));
+        for (const [index, [term]] of batch.entries()) {
+          const record = records[index];
+          const change = record && changeFor(record, user, seqOfTerm(term));
+          if (!change || bytes >= maxBytes) continue;
+          changes.push(change);
+          if (change.data !== undefined) bytes += Buffer.byteLength(JSON.stringify(change.data));
+        }
       }
+      if (bytes >= maxBytes) break;
       continuation = found.continuation;
       // An index entry is stale when its item moved on since: the item's newer entry comes later in the range.
       if (!continuation) break;

@@ -14,7 +14,7 @@ import { dirname } from 'node:path';
 import type { ExportItemLine, ItemType } from '../../src/navcloud/protocol.ts';
 import { decodeCursor } from '../cursor.ts';
 import { compareRevisions, nextRevision } from './revision.ts';
-import { StoreError, type PutItem, type StoredChange, type StoredItem, type SyncStore } from './port.ts';
+import { PAGE_BYTES, StoreError, type PutItem, type StoredChange, type StoredItem, type SyncStore } from './port.ts';
 
 interface ItemRow {
   seq: number;
@@ -150,6 +150,15 @@ export class SqliteStore implements SyncStore {
            FROM access a JOIN items i ON i.id = a.item_id WHERE a.user = @user AND a.revoked = 1 AND a.seq > @since
          ORDER BY 1 LIMIT @limit`,
       ),
+      // The same rows' data sizes: octet_length reads a value's size from its record header, not the value.
+      changeSizes: db.prepare<{ user: string; since: number; limit: number }, { bytes: number | null }>(
+        `SELECT seq, octet_length(data) AS bytes FROM items WHERE owner = @user AND seq > @since
+         UNION ALL
+         SELECT i.seq, octet_length(i.data) FROM access a JOIN items i ON i.id = a.item_id WHERE a.user = @user AND a.revoked = 0 AND i.seq > @since
+         UNION ALL
+         SELECT a.seq, 0 FROM access a JOIN items i ON i.id = a.item_id WHERE a.user = @user AND a.revoked = 1 AND a.seq > @since
+         ORDER BY 1 LIMIT @limit`,
+      ),
       count: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM items WHERE deleted = 0'),
       ping: db.prepare('SELECT 1'),
       dataVersion: db.prepare<[], number>('PRAGMA data_version').pluck(),
@@ -163,11 +172,19 @@ export class SqliteStore implements SyncStore {
         this.statements.setMeta.run(fenced ? 1 : 0, 'fenced');
         return this.statements.meta.get('seq')!.value;
       }),
-      changes: db.transaction((user: string, since: number, limit: number) => {
+      changes: db.transaction((user: string, since: number, limit: number, maxBytes: number) => {
         if (since > this.statements.meta.get('seq')!.value) {
           throw new StoreError('cursor-gone', `cursor ${since} is beyond the newest change of this store`);
         }
-        return this.statements.changes.all({ user, since, limit });
+        // Sized first, then loaded up to the change that passes maxBytes: one snapshot, so the same rows.
+        let count = 0;
+        let bytes = 0;
+        for (const row of this.statements.changeSizes.iterate({ user, since, limit })) {
+          count++;
+          bytes += row.bytes ?? 0;
+          if (bytes >= maxBytes) break;
+        }
+        return count === 0 ? [] : this.statements.changes.all({ user, since, limit: count });
       }),
     };
   }
@@ -199,9 +216,9 @@ export class SqliteStore implements SyncStore {
     return this.guard(() => this.statements.inbox.all(user, limit).map(toItem));
   }
 
-  async changes(user: string, since: number, limit: number): Promise<StoredChange[]> {
-    // Deferred transaction: the bound check and the query read one snapshot.
-    return this.guard(() => this.transactions.changes.deferred(user, since, limit).map(toChange));
+  async changes(user: string, since: number, limit: number, maxBytes = PAGE_BYTES): Promise<StoredChange[]> {
+    // Deferred transaction: the bound check and the queries read one snapshot.
+    return this.guard(() => this.transactions.changes.deferred(user, since, limit, maxBytes).map(toChange));
   }
 
   /**
