@@ -41,7 +41,7 @@ export interface PutItem {
   ifMatch?: string;
 }
 
-/** What a page of changes holds of item data unless told otherwise: a thousand 256 KiB items would not fit in memory. */
+/** What a page of changes or of the inbox holds of item data unless told otherwise: a thousand 256 KiB items would not fit in memory. */
 export const PAGE_BYTES = 4 * 1024 * 1024;
 
 /** Store failures the HTTP layer maps to status codes. */
@@ -67,8 +67,8 @@ export interface SyncStore {
   delete(id: string, owner: string, ifMatch?: string): Promise<StoredItem>;
   share(id: string, owner: string, to: string): Promise<StoredItem>;
   unshare(id: string, owner: string, to: string): Promise<StoredItem>;
-  /** Live items shared with `user`, newest first. */
-  inbox(user: string, limit: number): Promise<StoredItem[]>;
+  /** Live items shared with `user`, newest first: at most `limit`, ending with the item whose data passes `maxBytes` (default PAGE_BYTES). */
+  inbox(user: string, limit: number, maxBytes?: number): Promise<StoredItem[]>;
   /**
    * Changes visible to `user` with seq > since, oldest first. 'cursor-gone' when since is beyond the store or compacted.
    * At most `limit` changes, and the page ends with the change whose item data takes the page past

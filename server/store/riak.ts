@@ -61,7 +61,7 @@ const MAX_SEQ = Number.MAX_SAFE_INTEGER;
 const WRITE_ATTEMPTS = 4;
 /** Bounds every paginated walk. */
 const MAX_PAGES = 10_000;
-/** Feed items read at once: a page of changes holds at most maxBytes plus this many items. */
+/** Items read at once for the feed and the inbox: a page holds at most maxBytes plus this many items. */
 const FEED_READ_BATCH = 8;
 
 export interface RiakStoreOptions {
@@ -180,15 +180,30 @@ export class RiakStore implements SyncStore {
     return this.changeShares(id, owner, to, false);
   }
 
-  async inbox(user: string, limit: number): Promise<StoredItem[]> {
+  async inbox(user: string, limit: number, maxBytes = PAGE_BYTES): Promise<StoredItem[]> {
     const keys = new Set<string>();
     for await (const [, key] of this.walk('inbox_bin', encodeUser(user), undefined)) keys.add(key);
-    const records = await this.readMany([...keys]);
-    return records
-      .filter((record): record is ItemRecord => record !== undefined && !record.deleted && record.shares.includes(user))
-      .sort((a, b) => b.seq - a.seq)
-      .slice(0, limit)
-      .map(toItem);
+    // The index does not order by seq: every item is read to rank it, a few at a time, keeping only its number.
+    const ranked: Array<{ key: string; seq: number }> = [];
+    const all = [...keys];
+    for (let start = 0; start < all.length; start += FEED_READ_BATCH) {
+      const batch = all.slice(start, start + FEED_READ_BATCH);
+      for (const [index, record] of (await this.readMany(batch)).entries()) {
+        if (record && !record.deleted && record.shares.includes(user)) ranked.push({ key: batch[index]!, seq: record.seq });
+      }
+    }
+    ranked.sort((a, b) => b.seq - a.seq);
+    const items: StoredItem[] = [];
+    let bytes = 0;
+    for (let start = 0; start < ranked.length && items.length < limit && bytes < maxBytes; start += FEED_READ_BATCH) {
+      const records = await this.readMany(ranked.slice(start, start + FEED_READ_BATCH).map((entry) => entry.key));
+      for (const record of records) {
+        if (!record || record.deleted || !record.shares.includes(user) || items.length >= limit || bytes >= maxBytes) continue;
+        items.push(toItem(record));
+        bytes += Buffer.byteLength(JSON.stringify(record.data ?? null));
+      }
+    }
+    return items.sort((a, b) => b.seq - a.seq);
   }
 
   async changes(user: string, since: number, limit: number, maxBytes = PAGE_BYTES): Promise<StoredChange[]> {

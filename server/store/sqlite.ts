@@ -140,6 +140,10 @@ export class SqliteStore implements SyncStore {
         `SELECT ${COLUMNS.split(', ').map((c) => `i.${c}`).join(', ')} FROM access a JOIN items i ON i.id = a.item_id
          WHERE a.user = ? AND a.revoked = 0 AND i.deleted = 0 ORDER BY i.seq DESC LIMIT ?`,
       ),
+      inboxSizes: db.prepare<[string, number], { bytes: number | null }>(
+        `SELECT octet_length(i.data) AS bytes FROM access a JOIN items i ON i.id = a.item_id
+         WHERE a.user = ? AND a.revoked = 0 AND i.deleted = 0 ORDER BY i.seq DESC LIMIT ?`,
+      ),
       changes: db.prepare<{ user: string; since: number; limit: number }, ChangeRow>(
         `SELECT ${COLUMNS}, NULL AS shared_by, 0 AS revoked FROM items WHERE owner = @user AND seq > @since
          UNION ALL
@@ -172,18 +176,16 @@ export class SqliteStore implements SyncStore {
         this.statements.setMeta.run(fenced ? 1 : 0, 'fenced');
         return this.statements.meta.get('seq')!.value;
       }),
+      inbox: db.transaction((user: string, limit: number, maxBytes: number) => {
+        const count = pageLength(this.statements.inboxSizes.iterate(user, limit), maxBytes);
+        return count === 0 ? [] : this.statements.inbox.all(user, count);
+      }),
       changes: db.transaction((user: string, since: number, limit: number, maxBytes: number) => {
         if (since > this.statements.meta.get('seq')!.value) {
           throw new StoreError('cursor-gone', `cursor ${since} is beyond the newest change of this store`);
         }
         // Sized first, then loaded up to the change that passes maxBytes: one snapshot, so the same rows.
-        let count = 0;
-        let bytes = 0;
-        for (const row of this.statements.changeSizes.iterate({ user, since, limit })) {
-          count++;
-          bytes += row.bytes ?? 0;
-          if (bytes >= maxBytes) break;
-        }
+        const count = pageLength(this.statements.changeSizes.iterate({ user, since, limit }), maxBytes);
         return count === 0 ? [] : this.statements.changes.all({ user, since, limit: count });
       }),
     };
@@ -212,8 +214,8 @@ export class SqliteStore implements SyncStore {
     return this.guard(() => this.transactions.share.immediate(id, owner, to, false));
   }
 
-  async inbox(user: string, limit: number): Promise<StoredItem[]> {
-    return this.guard(() => this.statements.inbox.all(user, limit).map(toItem));
+  async inbox(user: string, limit: number, maxBytes = PAGE_BYTES): Promise<StoredItem[]> {
+    return this.guard(() => this.transactions.inbox.deferred(user, limit, maxBytes).map(toItem));
   }
 
   async changes(user: string, since: number, limit: number, maxBytes = PAGE_BYTES): Promise<StoredChange[]> {
@@ -434,4 +436,16 @@ export class SqliteStore implements SyncStore {
     }
     for (const user of wanted) this.statements.grant.run(line.id, user, seq);
   }
+}
+
+/** How many of these rows (in page order) a page takes: up to and including the one whose data passes maxBytes. */
+function pageLength(sizes: Iterable<{ bytes: number | null }>, maxBytes: number): number {
+  let count = 0;
+  let bytes = 0;
+  for (const row of sizes) {
+    count++;
+    bytes += row.bytes ?? 0;
+    if (bytes >= maxBytes) break;
+  }
+  return count;
 }

@@ -164,6 +164,17 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
       expect((await store.changes('alice', 0, 100, 1)).map((c) => c.id)).toEqual(['big0']);
     });
 
+    it('ends an inbox page, newest first, after the item whose data passes maxBytes', async () => {
+      const blob = 'y'.repeat(10_000);
+      for (let i = 0; i < 4; i++) {
+        await store.put({ id: `gift${i}`, owner: 'alice', type: 'place', data: { blob } });
+        await store.share(`gift${i}`, 'alice', 'bob');
+      }
+      expect((await store.inbox('bob', 10, 15_000)).map((i) => i.id)).toEqual(['gift3', 'gift2']);
+      expect((await store.inbox('bob', 10)).map((i) => i.id)).toEqual(['gift3', 'gift2', 'gift1', 'gift0']);
+      expect((await store.inbox('bob', 3, 1)).map((i) => i.id)).toEqual(['gift3']);
+    });
+
     it('exports since a point, and an import into an empty store keeps every item, revision and cursor', async () => {
       await store.put({ id: 'a', owner: 'alice', type: 'trip', data: { n: 1 } });
       await store.put({ id: 'b', owner: 'bob', type: 'route', data: { n: 2 } });
