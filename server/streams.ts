@@ -80,6 +80,11 @@ export class StreamHub {
     return this.count;
   }
 
+  /** Streams `user` holds open on this node. */
+  streamsOf(user: string): number {
+    return this.byUser.get(user)?.size ?? 0;
+  }
+
   /** Takes over a response whose headers are not sent yet; `since` was checked against the store. */
   open(user: string, since: number, response: ServerResponse): void {
     const socket = response.socket;

@@ -14,7 +14,7 @@ const EXPORT_CHUNK = 64 * 1024;
 /** Lines per store transaction: large batches amortise each commit over more rows. */
 const IMPORT_BATCH = 10_000;
 /** …and at most about this many characters of them, so large items cannot make a batch huge. */
-const IMPORT_BATCH_CHARS = 32 * 1024 * 1024;
+const IMPORT_BATCH_CHARS = 8 * 1024 * 1024;
 /** An item line holds at most a 256 KiB item plus its envelope. */
 const MAX_LINE = 512 * 1024;
 const ITEM_TYPES = new Set(['trip', 'route', 'place']);

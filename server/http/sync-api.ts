@@ -21,6 +21,7 @@ const PutBody = z.strictObject({
 const ShareBody = z.strictObject({ to: z.string().regex(USER_ID, 'must be a user id of 1-128 characters without spaces or slashes') });
 
 const SHARE_BODY_LIMIT = 4096;
+const MAX_STREAMS_PER_USER = 64;
 
 function notFound(id: string): ApiError {
   return new ApiError(404, 'not-found', `item ${id} not found`);
@@ -115,5 +116,10 @@ export const stream: Handler = async (context, exchange: Exchange) => {
   const since = sinceParam(query);
   const highest = await context.store.highestSeq();
   if (since > highest) throw new ApiError(410, 'cursor-gone', `cursor ${since} is beyond the newest change of this store: start again without since`);
+  // Each stream holds a socket and up to a buffer's worth of unsent bytes: one user cannot hold a node's memory.
+  // Checked just before opening, with no await between, so concurrent opens cannot pass it together.
+  if (context.hub.streamsOf(principal.user) >= MAX_STREAMS_PER_USER) {
+    throw new ApiError(429, 'too-many-streams', `a user may hold at most ${MAX_STREAMS_PER_USER} streams on one node: close one first`, { 'retry-after': String(context.config.retryAfterSeconds) });
+  }
   context.hub.open(principal.user, since, response);
 };
