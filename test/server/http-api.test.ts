@@ -209,6 +209,11 @@ describe('sync API (DESIGN §7) over real sockets and a SQLite file', () => {
     expect(metrics.text).toMatch(/navcloud_store_latency_seconds_count\{operation="put"\} \d+/);
     expect(metrics.text).toContain('navcloud_heartbeat_lag_seconds_bucket');
     expect(metrics.text).toContain('navcloud_bus_lag_seconds_count');
+    // prom-client's process metrics beside the node's own: CPU, memory, event-loop lag, GC.
+    expect(metrics.text).toMatch(/^process_cpu_user_seconds_total \d/m);
+    expect(metrics.text).toMatch(/^process_resident_memory_bytes \d+/m);
+    expect(metrics.text).toMatch(/^nodejs_eventloop_lag_p99_seconds \d/m);
+    expect(metrics.text).toContain('# TYPE nodejs_gc_duration_seconds histogram');
   });
 });
 
