@@ -1,5 +1,5 @@
 /**
- * The node's Prometheus metrics (DESIGN §9) through prom-client: requests, open streams, stream
+ * The node's Prometheus metrics through prom-client: requests, open streams, stream
  * reconnects, heartbeats and their lag, store latency and bus lag, beside prom-client's default
  * process metrics (CPU, memory, event-loop lag, GC). Each node has its own registry (tests run
  * several nodes in one process); the process metrics are collected once per process and exposed
