@@ -145,12 +145,14 @@ export class StreamHub {
   }
 
   private async read(stream: Stream): Promise<void> {
+    const bound = this.options.bufferBytes;
     do {
       stream.woken = false;
+      // Only what the socket has room for is loaded: more would wait in memory for a slow client.
+      const room = Math.max(1, bound - stream.socket.writableLength);
       let changes;
       try {
-        // A page holds about what the socket may buffer: more would only wait in memory for a slow client.
-        changes = await this.options.store.changes(stream.user, stream.cursor, PAGE, this.options.bufferBytes);
+        changes = await this.options.store.changes(stream.user, stream.cursor, PAGE, room);
       } catch (error) {
         if (error instanceof StoreError && error.code === 'cursor-gone') {
           // The store went back in time under this stream (a restore): the client must start over.
@@ -165,8 +167,16 @@ export class StreamHub {
       let chunk = '';
       let sent = 0;
       let written = 0;
+      let full = false;
       for (const change of changes) {
-        chunk += `${JSON.stringify(streamMessageOf(change, stream.user))}\n`;
+        const line = `${JSON.stringify(streamMessageOf(change, stream.user))}\n`;
+        // Unsent bytes stay within the bound, except for a page's first message (a stream always moves):
+        // a client that stops reading costs the node its bound plus one message at most.
+        if (sent > 0 && stream.socket.writableLength + chunk.length + line.length > bound) {
+          full = true;
+          break;
+        }
+        chunk += line;
         stream.cursor = change.seq;
         sent++;
         if (chunk.length >= CHUNK_CHARS) {
@@ -174,8 +184,6 @@ export class StreamHub {
           written += framed.length;
           stream.socket.write(framed);
           chunk = '';
-          // The rest of the page waits for the client: the cursor says where to pick up.
-          if (stream.socket.writableLength > this.options.bufferBytes) break;
         }
       }
       if (chunk) {
@@ -183,9 +191,11 @@ export class StreamHub {
         written += framed.length;
         stream.socket.write(framed);
       }
-      // A page the store cut by size holds at least bufferBytes of data, so it wrote at least that much.
-      if (sent < changes.length || changes.length === PAGE || written >= this.options.bufferBytes) stream.woken = true;
-      if (stream.woken && stream.socket.writableLength > this.options.bufferBytes) {
+      // A page the store cut by size holds at least `room` bytes of data, so at least that much was written.
+      if (full || changes.length === PAGE || written >= room) stream.woken = true;
+      // The rest waits for the client (the cursor says where to pick up); without a pending drain, the next
+      // page's first message goes out regardless.
+      if (stream.woken && stream.socket.writableNeedDrain && (full || stream.socket.writableLength > bound)) {
         // Read no further until the client catches up; the heartbeat wheel cuts it off if it never does.
         await new Promise<void>((resolve) => {
           stream.drained = resolve;
@@ -199,7 +209,8 @@ export class StreamHub {
 
   private heartbeat(stream: Stream, lagMs: number, now: number): void {
     if (stream.closed) return;
-    if (stream.socket.writableLength > this.options.bufferBytes) {
+    // Congested: waiting for the client to take what is buffered before sending more.
+    if (stream.drained !== undefined || stream.socket.writableLength > this.options.bufferBytes) {
       stream.congestedSince ??= now;
       if (now - stream.congestedSince >= this.options.slowStreamMs) this.cut(stream, 'slow-reader');
       return;
