@@ -61,8 +61,6 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('seq', 0), ('fenced', 0);
 const COLUMNS = 'seq, id, owner, type, data, rev, deleted, shares, updated_at';
 const ROW_CACHE = 10_000;
 const IMPORT_CHECKPOINT_PAGES = 20_000;
-/** Rows per read of an export: items may be 256 KiB each. */
-const EXPORT_PAGE = 500;
 
 function toItem(row: ItemRow): StoredItem {
   const item: StoredItem = {
@@ -225,20 +223,15 @@ export class SqliteStore implements SyncStore {
 
   /**
    * Reads one snapshot on its own connection, so the export is consistent while writes go on
-   * and never holds the writer's connection busy between pages.
+   * and never holds the writer's connection busy. Rows are read one at a time as the export is
+   * written: whatever the items' sizes, an export holds one of them in memory.
    */
   async *exportSince(since: number): AsyncIterable<StoredItem> {
     const reader = new Database(this.path, { readonly: true, fileMustExist: true });
     try {
-      const page = reader.prepare<[number, number], ItemRow>(`SELECT ${COLUMNS} FROM items WHERE seq > ? ORDER BY seq LIMIT ?`);
+      const rows = reader.prepare<[number], ItemRow>(`SELECT ${COLUMNS} FROM items WHERE seq > ? ORDER BY seq`);
       reader.exec('BEGIN');
-      let after = since;
-      for (;;) {
-        const rows = page.all(after, EXPORT_PAGE);
-        for (const row of rows) yield toItem(row);
-        if (rows.length < EXPORT_PAGE) break;
-        after = rows[rows.length - 1]!.seq;
-      }
+      for (const row of rows.iterate(since)) yield toItem(row);
       reader.exec('COMMIT');
     } finally {
       reader.close();
