@@ -28,7 +28,7 @@ export interface ServerConfig {
   proxyProtocol: boolean;
   /** undefined: no limit. */
   rateLimit: RateLimit | undefined;
-  /** A stream whose unsent bytes stay above streamBufferBytes this long is cut off with reconnect. */
+  /** A stream that has waited this long for its client to take its unsent bytes (at most streamBufferBytes) is cut off with reconnect. */
   slowStreamMs: number;
   streamBufferBytes: number;
   /** How long shutdown waits for in-flight requests. */

@@ -2,8 +2,8 @@
  * The node's open streams (GET /v1/stream). A stream is a cursor and a socket: bus events only
  * wake it, and it then reads the store after its cursor, so a late or lost event delays a change
  * but never drops or repeats one. Heartbeats come from one shared wheel. A client that stops
- * reading is not buffered for: once its unsent bytes pass a bound the stream stops reading the
- * store, and if they stay above it the stream is cut off with `reconnect`.
+ * reading is not buffered for: a stream loads and queues at most a bound of unsent bytes (or one
+ * larger message), then waits for the client; if it waits too long it is cut off with `reconnect`.
  */
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -32,7 +32,7 @@ interface Stream extends WheelMember {
   /** Woken while reading: read again before going idle. */
   woken: boolean;
   closed: boolean;
-  /** Since when the unsent bytes have been above the bound. */
+  /** Since when the stream has been waiting for the client to take its unsent bytes. */
   congestedSince: number | undefined;
   /** Resolves a read waiting for the socket to drain. */
   drained: (() => void) | undefined;
