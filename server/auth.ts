@@ -23,6 +23,7 @@ const CACHE_ENTRIES = 20_000;
 const CACHE_BYTES = 16 * 1024 * 1024;
 /** What an entry costs beside its token's characters (two bytes each): the principal and the LRU's bookkeeping. */
 const ENTRY_OVERHEAD_BYTES = 200;
+const CACHE_TTL_MAX_MS = 3_600_000;
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
 const CHALLENGE = { 'www-authenticate': 'Bearer error="invalid_token"' };
@@ -89,7 +90,8 @@ export class Authenticator {
     const { principal, expiresAt } = await this.verify(token).catch((error: unknown) => {
       throw refusal(error);
     });
-    const ttl = expiresAt * 1000 - Date.now();
+    // Whole milliseconds (the cache takes no fractions), and never longer than an hour: exp may be 1e300.
+    const ttl = Math.min(CACHE_TTL_MAX_MS, Math.floor(expiresAt * 1000 - Date.now()));
     if (ttl > 0) this.verified.set(token, principal, { ttl });
     return principal;
   }
