@@ -46,7 +46,7 @@ export const exportItems: Handler = async (context, { response, query }) => {
 };
 
 /** Revisions as stores write them (`<generation>-<nonce>`), with room for the generation to grow. */
-const REVISION = /^[1-9][0-9]{0,14}-[A-Za-z0-9]{1,64}$/;
+const REVISION = /^[0-9]{1,15}-[A-Za-z0-9]{1,64}$/;
 const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$/;
 /**
  * The highest sequence number an import may carry: later writes number on from the store's highest,
