@@ -90,7 +90,7 @@ export class Authenticator {
     const { principal, expiresAt } = await this.verify(token).catch((error: unknown) => {
       throw refusal(error);
     });
-    // Whole milliseconds (the cache takes no fractions), and never longer than an hour: exp may be 1e300.
+    // Until the token expires, but at most an hour: exp may be 1e300, and a verified token is looked at again hourly.
     const ttl = Math.min(CACHE_TTL_MAX_MS, Math.floor(expiresAt * 1000 - Date.now()));
     if (ttl > 0) this.verified.set(token, principal, { ttl });
     return principal;
