@@ -145,57 +145,11 @@ export class StreamHub {
   }
 
   private async read(stream: Stream): Promise<void> {
-    const bound = this.options.bufferBytes;
     do {
       stream.woken = false;
-      // Only what the socket has room for is loaded: more would wait in memory for a slow client.
-      const room = Math.max(1, bound - stream.socket.writableLength);
-      let changes;
-      try {
-        changes = await this.options.store.changes(stream.user, stream.cursor, PAGE, room);
-      } catch (error) {
-        if (error instanceof StoreError && error.code === 'cursor-gone') {
-          // The store went back in time under this stream (a restore): the client must start over.
-          this.cut(stream, 'cursor-gone');
-          return;
-        }
-        this.options.logger.warn({ err: error, user: stream.user }, 'stream could not read the store; retrying');
-        setTimeout(() => this.wake(stream), STORE_RETRY_MS).unref();
-        return;
-      }
-      if (stream.closed) return;
-      let chunk = '';
-      let sent = 0;
-      let written = 0;
-      let full = false;
-      for (const change of changes) {
-        const line = `${JSON.stringify(streamMessageOf(change, stream.user))}\n`;
-        // Unsent bytes stay within the bound, except for a page's first message (a stream always moves):
-        // a client that stops reading costs the node its bound plus one message at most.
-        if (sent > 0 && stream.socket.writableLength + chunk.length + line.length > bound) {
-          full = true;
-          break;
-        }
-        chunk += line;
-        stream.cursor = change.seq;
-        sent++;
-        if (chunk.length >= CHUNK_CHARS) {
-          const framed = frame(chunk);
-          written += framed.length;
-          stream.socket.write(framed);
-          chunk = '';
-        }
-      }
-      if (chunk) {
-        const framed = frame(chunk);
-        written += framed.length;
-        stream.socket.write(framed);
-      }
-      // A page the store cut by size holds at least `room` bytes of data, so at least that much was written.
-      if (full || changes.length === PAGE || written >= room) stream.woken = true;
-      // The rest waits for the client (the cursor says where to pick up); without a pending drain, the next
-      // page's first message goes out regardless.
-      if (stream.woken && stream.socket.writableNeedDrain && (full || stream.socket.writableLength > bound)) {
+      const next = await this.sendPage(stream);
+      if (next === 'stop' || stream.closed) return;
+      if (next === 'wait') {
         // Read no further until the client catches up; the heartbeat wheel cuts it off if it never does.
         await new Promise<void>((resolve) => {
           stream.drained = resolve;
@@ -205,6 +159,62 @@ export class StreamHub {
         if (stream.closed) return;
       }
     } while (stream.woken);
+  }
+
+  /**
+   * Loads what the socket has room for after the stream's cursor and sends it. Its own frame, so
+   * the page and its text are garbage by the time a stream waits for a slow client.
+   * 'wait': the rest waits for the client to take what is buffered; 'stop': the read ends here.
+   */
+  private async sendPage(stream: Stream): Promise<'go' | 'wait' | 'stop'> {
+    const bound = this.options.bufferBytes;
+    // Only what the socket has room for is loaded: more would sit in memory for a slow client.
+    const room = Math.max(1, bound - stream.socket.writableLength);
+    let changes;
+    try {
+      changes = await this.options.store.changes(stream.user, stream.cursor, PAGE, room);
+    } catch (error) {
+      if (error instanceof StoreError && error.code === 'cursor-gone') {
+        // The store went back in time under this stream (a restore): the client must start over.
+        this.cut(stream, 'cursor-gone');
+        return 'stop';
+      }
+      this.options.logger.warn({ err: error, user: stream.user }, 'stream could not read the store; retrying');
+      setTimeout(() => this.wake(stream), STORE_RETRY_MS).unref();
+      return 'stop';
+    }
+    if (stream.closed) return 'stop';
+    let chunk = '';
+    let sent = 0;
+    let written = 0;
+    let full = false;
+    for (const change of changes) {
+      const line = `${JSON.stringify(streamMessageOf(change, stream.user))}\n`;
+      // Unsent bytes stay within the bound, except for a page's first message (a stream always moves):
+      // a client that stops reading costs the node its bound, or one larger message, at most.
+      if (sent > 0 && stream.socket.writableLength + chunk.length + line.length > bound) {
+        full = true;
+        break;
+      }
+      chunk += line;
+      stream.cursor = change.seq;
+      sent++;
+      if (chunk.length >= CHUNK_CHARS) {
+        const framed = frame(chunk);
+        written += framed.length;
+        stream.socket.write(framed);
+        chunk = '';
+      }
+    }
+    if (chunk) {
+      const framed = frame(chunk);
+      written += framed.length;
+      stream.socket.write(framed);
+    }
+    // A page the store cut by size holds at least `room` bytes of data, so at least that much was written.
+    if (full || changes.length === PAGE || written >= room) stream.woken = true;
+    // Without a pending drain, the next page's first message goes out regardless.
+    return stream.woken && stream.socket.writableNeedDrain && (full || stream.socket.writableLength > bound) ? 'wait' : 'go';
   }
 
   private heartbeat(stream: Stream, lagMs: number, now: number): void {
