@@ -17,7 +17,7 @@ import type { ExportItemLine } from '../src/navcloud/protocol.ts';
 
 const ITEMS = Number(process.env.BENCH_ITEMS ?? 200_000);
 const CHANGED = Number(process.env.BENCH_CHANGED ?? 10_000);
-const SECRET = 'bench-compare-secret-0123456789';
+const SECRET = 'bench-compare-secret-0123456789abcdef';
 const BATCH = 10_000;
 
 const dir = mkdtempSync(join(tmpdir(), 'switchyard-bench-compare-'));

@@ -2,10 +2,12 @@
  * `npm run bench:server`: figures for the sync server (issue 3), printed, never asserted.
  *   1. open streams one node holds with a 1 s heartbeat: p99 heartbeat lag, resident memory per stream;
  *   2. GET and PUT throughput with 50 concurrent clients, beside a bare node:http server in the same run;
- *   3. export and import of 1,000,000 items into SQLite (items/s).
+ *   3. export and import of 1,000,000 items into SQLite (items/s);
+ *   4. resident memory with 1,000 streams that never read, on a store of large items (issue 13).
+ * The targets of issue 13 are printed beside the figures and again at the end.
  * Every server is a real `navcloud-sync` process on loopback; load comes from raw-socket clients in
  * forked processes so the client's own cost stays small. Every phase is bounded in count and time.
- * Sizes can be lowered for a quick run: BENCH_STREAMS, BENCH_ITEMS, BENCH_SECONDS.
+ * Sizes can be lowered for a quick run: BENCH_STREAMS, BENCH_ITEMS, BENCH_SECONDS, BENCH_STALLED_STREAMS.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -15,25 +17,34 @@ import { connect, type Socket } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { signToken } from '../server/auth.ts';
+import { signToken } from '../src/navcloud/token.ts';
 import { encodeCursor } from '../server/cursor.ts';
 import { freePort, waitForPort } from '../src/net.ts';
 
-const SECRET = 'bench-secret-0123456789abcdef';
+const SECRET = 'bench-secret-0123456789abcdef-0123456789';
 const HOST = '127.0.0.1';
 const self = fileURLToPath(import.meta.url);
 const root = resolve(import.meta.dirname, '..');
 const STREAMS = Number(process.env.BENCH_STREAMS ?? 19_800);
 const ITEMS = Number(process.env.BENCH_ITEMS ?? 1_000_000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const STALLED_STREAMS = Number(process.env.BENCH_STALLED_STREAMS ?? 1000);
 const CLIENTS = 50;
 const STREAM_WORKERS = 4;
+
+/** Issue 13's targets, with what this run measured against each. */
+const targets: Array<{ target: string; measured: string; met: boolean }> = [];
+function againstTarget(what: string, measured: string, met: boolean): string {
+  targets.push({ target: what, measured, met });
+  return `[target ${what}: ${met ? 'met' : 'NOT met'}]`;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Worker side (forked): raw-socket clients reporting to the parent over IPC.
 
 interface StreamWorkerArgs { port: number; count: number; tokens: string[]; seconds: number; periodMs: number; localAddress: string }
 interface LoadWorkerArgs { port: number; seconds: number; requests: string[][] }
+interface StalledWorkerArgs { port: number; count: number; tokens: string[]; localAddress: string }
 
 function percentile(sorted: number[], p: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -86,6 +97,32 @@ async function streamWorker(args: StreamWorkerArgs): Promise<void> {
   measuring = false;
   deviations.sort((a, b) => a - b);
   process.send!({ type: 'lag', samples: deviations.length, p50: percentile(deviations, 50), p99: percentile(deviations, 99), max: deviations[deviations.length - 1] ?? NaN });
+  for (const socket of sockets) socket.destroy();
+  process.exit(0);
+}
+
+/** Opens `count` streams and never reads past their first bytes: the node must bound what it buffers for them. */
+async function stalledWorker(args: StalledWorkerArgs): Promise<void> {
+  const sockets: Socket[] = [];
+  let opened = 0;
+  let failed = 0;
+  await Promise.all(Array.from({ length: args.count }, (_, i) => new Promise<void>((done) => {
+    const socket = connect({ host: HOST, port: args.port, localAddress: args.localAddress });
+    socket.on('connect', () => socket.write(`GET /v1/stream HTTP/1.1\r\nhost: bench\r\nauthorization: Bearer ${args.tokens[i % args.tokens.length]}\r\n\r\n`));
+    socket.once('data', (chunk: Buffer) => {
+      if (chunk.subarray(0, 12).toString() === 'HTTP/1.1 200') opened++;
+      else failed++;
+      socket.pause();
+      done();
+    });
+    socket.on('error', () => {
+      failed++;
+      done();
+    });
+    sockets.push(socket);
+  })));
+  process.send!({ opened, failed });
+  await new Promise<void>((go) => process.once('message', () => go()));
   for (const socket of sockets) socket.destroy();
   process.exit(0);
 }
@@ -143,7 +180,7 @@ async function loadWorker(args: LoadWorkerArgs): Promise<void> {
 // Parent side.
 
 /** Arguments go over IPC: request lists are too large for a command line. */
-function forkWorker(kind: 'streams' | 'load', args: StreamWorkerArgs | LoadWorkerArgs): ChildProcess {
+function forkWorker(kind: 'streams' | 'load' | 'stalled', args: StreamWorkerArgs | LoadWorkerArgs | StalledWorkerArgs): ChildProcess {
   const worker = fork(self, [kind], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   worker.send(args);
   return worker;
@@ -170,9 +207,9 @@ async function startSync(dataDir: string, env: Record<string, string> = {}): Pro
   };
 }
 
-function rssKiB(pid: number): number {
+function rssKiB(pid: number, part: 'VmRSS' | 'RssAnon' = 'VmRSS'): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]);
+  return Number(new RegExp(`${part}:\\s+(\\d+) kB`).exec(status)?.[1]);
 }
 
 function httpCall(url: string, method: string, token: string, body?: string, contentType = 'application/json'): Promise<{ status: number; text: string }> {
@@ -194,7 +231,7 @@ async function benchStreams(dataDir: string): Promise<void> {
   const periodMs = 1000;
   const sync = await startSync(dataDir, { SYNC_HEARTBEAT_MS: String(periodMs) });
   try {
-    const tokens = Array.from({ length: 500 }, (_, i) => signToken(SECRET, `stream-user-${i}`));
+    const tokens = await Promise.all(Array.from({ length: 500 }, (_, i) => signToken(SECRET, `stream-user-${i}`)));
     await httpCall(`${sync.url}/v1/inbox`, 'GET', tokens[0]!);
     await new Promise((wait) => setTimeout(wait, 1000));
     const before = rssKiB(sync.child.pid!);
@@ -219,7 +256,9 @@ async function benchStreams(dataDir: string): Promise<void> {
     console.log(`  heartbeat lag, client side (|gap - period|, ${fmt(lags.reduce((s, l) => s + l.samples, 0))} gaps over 10 s): p50 ${fmt(Math.max(...lags.map((l) => l.p50)), 1)} ms, p99 ${fmt(Math.max(...lags.map((l) => l.p99)), 1)} ms, max ${fmt(Math.max(...lags.map((l) => l.max)), 1)} ms`);
     console.log(`  heartbeat lag, server side over the same 10 s (behind schedule, histogram bucket bound): p99 <= ${fmt(serverP99 * 1000, 1)} ms`);
     console.log(`  server CPU while holding them: ${fmt((100 * cpuUsed) / 10, 1)}% of one core = ${fmt((cpuUsed * 1e6) / Math.max(1, total * 10), 1)} µs per heartbeat`);
-    console.log(`  resident memory: ${fmt(before / 1024, 1)} MiB before, ${fmt(after / 1024, 1)} MiB with the streams (${fmt(rssAtEnd / 1024, 1)} MiB after 10 s) = ${fmt(((after - before) * 1024) / Math.max(1, total) / 1024, 2)} KiB per stream`);
+    const perStreamKiB = ((after - before) * 1024) / Math.max(1, total) / 1024;
+    console.log(`  resident memory: ${fmt(before / 1024, 1)} MiB before, ${fmt(after / 1024, 1)} MiB with the streams (${fmt(rssAtEnd / 1024, 1)} MiB after 10 s) = ${fmt(perStreamKiB, 2)} KiB per stream`);
+    console.log(`  ${againstTarget('19,800 streams on one node at <= 10 KiB each', `${fmt(total)} streams at ${fmt(perStreamKiB, 2)} KiB each`, total >= 19_800 && perStreamKiB <= 10)}`);
     await Promise.all(workers.map((worker) => (worker.exitCode === null ? once(worker, 'exit') : undefined)));
   } finally {
     await sync.stop();
@@ -266,7 +305,7 @@ async function benchThroughput(dataDir: string): Promise<void> {
   const sync = await startSync(dataDir);
   try {
     await waitForPort(HOST, barePort, 10_000, 'bare node:http server');
-    const users = Array.from({ length: CLIENTS }, (_, i) => ({ user: `load-user-${i}`, token: signToken(SECRET, `load-user-${i}`) }));
+    const users = await Promise.all(Array.from({ length: CLIENTS }, async (_, i) => ({ user: `load-user-${i}`, token: await signToken(SECRET, `load-user-${i}`) })));
     const body = JSON.stringify({ type: 'place', data: { name: 'a fixed answer', lat: 48.85, lon: 2.35 } });
     for (const { user, token } of users) {
       for (let k = 0; k < 20; k++) await httpCall(`${sync.url}/v1/items/${user}-${k}`, 'PUT', token, body);
@@ -289,7 +328,9 @@ async function benchThroughput(dataDir: string): Promise<void> {
     console.log(line('bare node:http, fixed JSON', bareResult));
     console.log(line('GET /v1/items/{id}', getResult));
     console.log(line('PUT /v1/items/{id}', putResult));
-    console.log(`  GET rate is ${fmt((100 * getResult.rate) / bareResult.rate, 1)}% of the bare server's; by server CPU per request, ${fmt((100 * bareResult.cpuMicros) / getResult.cpuMicros, 1)}%`);
+    const share = (100 * getResult.rate) / bareResult.rate;
+    console.log(`  GET rate is ${fmt(share, 1)}% of the bare server's; by server CPU per request, ${fmt((100 * bareResult.cpuMicros) / getResult.cpuMicros, 1)}%`);
+    console.log(`  ${againstTarget('GET >= 50% of a bare node:http server in the same run', `${fmt(share, 1)}%`, share >= 50)}`);
   } finally {
     bare.kill('SIGTERM');
     await sync.stop();
@@ -306,7 +347,7 @@ async function benchExportImport(dataDir: string): Promise<void> {
   }
   out.end();
   await once(out, 'finish');
-  const admin = signToken(SECRET, 'bench-admin', { role: 'admin' });
+  const admin = await signToken(SECRET, 'bench-admin', { admin: true });
   const source = await startSync(join(dataDir, 'source'));
   const target = await startSync(join(dataDir, 'target'));
   try {
@@ -338,7 +379,8 @@ async function benchExportImport(dataDir: string): Promise<void> {
     const exportSeconds = (performance.now() - exportStarted) / 1000;
     const restored = await importInto(target.url, dump);
     console.log(`export/import: ${fmt(ITEMS)} items (${fmt(statSync(dump).size / 1024 / 1024, 0)} MiB of NDJSON) through the admin API into SQLite`);
-    console.log(`  import into an empty store:   ${fmt(seeded.seconds, 1)} s = ${fmt(seeded.result.applied / seeded.seconds)} items/s`);
+    const seededRate = seeded.result.applied / seeded.seconds;
+    console.log(`  import into an empty store:   ${fmt(seeded.seconds, 1)} s = ${fmt(seededRate)} items/s  ${againstTarget('import >= 50,000 items/s', `${fmt(seededRate)} items/s`, seededRate >= 50_000)}`);
     console.log(`  export of the whole store:    ${fmt(exportSeconds, 1)} s = ${fmt(ITEMS / exportSeconds)} items/s`);
     console.log(`  import of that export:        ${fmt(restored.seconds, 1)} s = ${fmt(restored.result.applied / restored.seconds)} items/s`);
   } finally {
@@ -347,20 +389,68 @@ async function benchExportImport(dataDir: string): Promise<void> {
   }
 }
 
+/** Resident memory of a node holding streams that never read, each behind on megabytes of large items. */
+async function benchStalledStreams(dataDir: string): Promise<void> {
+  const USERS = 20;
+  const ITEMS_PER_USER = 16;
+  const sync = await startSync(dataDir);
+  try {
+    const tokens = await Promise.all(Array.from({ length: USERS }, (_, i) => signToken(SECRET, `stalled-user-${i}`)));
+    const body = JSON.stringify({ type: 'route', data: { blob: 's'.repeat(250 * 1024) } });
+    for (const [u, token] of tokens.entries()) {
+      for (let k = 0; k < ITEMS_PER_USER; k++) {
+        const answer = await httpCall(`${sync.url}/v1/items/large-${u}-${k}`, 'PUT', token, body);
+        if (answer.status !== 201) throw new Error(`seeding a large item answered ${answer.status}: ${answer.text}`);
+      }
+    }
+    await new Promise((wait) => setTimeout(wait, 1000));
+    // Anonymous memory is what the node holds; the rest of RSS is the SQLite file mapped in (shared page cache).
+    const before = rssKiB(sync.child.pid!, 'RssAnon');
+    const beforeTotal = rssKiB(sync.child.pid!);
+    const per = Math.ceil(STALLED_STREAMS / 2);
+    const workers = [0, 1].map((w) => forkWorker('stalled', { port: sync.port, count: Math.max(0, Math.min(per, STALLED_STREAMS - w * per)), tokens, localAddress: `127.0.0.${10 + w}` } satisfies StalledWorkerArgs));
+    const opened = await Promise.all(workers.map((worker) => once(worker, 'message').then(([m]) => m as { opened: number; failed: number })));
+    const total = opened.reduce((sum, o) => sum + o.opened, 0);
+    // Let every stream push what it will before the node stops reading the store for it.
+    let peak = rssKiB(sync.child.pid!, 'RssAnon');
+    for (let i = 0; i < 10; i++) {
+      await new Promise((wait) => setTimeout(wait, 500));
+      peak = Math.max(peak, rssKiB(sync.child.pid!, 'RssAnon'));
+    }
+    const settled = rssKiB(sync.child.pid!, 'RssAnon');
+    const settledTotal = rssKiB(sync.child.pid!);
+    const metrics = (await httpCall(`${sync.url}/metrics`, 'GET', tokens[0]!)).text;
+    const gauge = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1]) / 1024 / 1024;
+    const behind = (ITEMS_PER_USER * 250) / 1024;
+    console.log(`stalled streams: ${fmt(total)} streams that never read (${opened.reduce((s, o) => s + o.failed, 0)} refused), each ${fmt(behind, 1)} MiB of 250 KiB items behind (${USERS} users, ${fmt((USERS * behind), 0)} MiB in the store)`);
+    console.log(`  node RSS: ${fmt(beforeTotal / 1024, 1)} MiB before, ${fmt(settledTotal / 1024, 1)} MiB with the streams (the SQLite file mapped in counts too)`);
+    console.log(`  anonymous memory: ${fmt(before / 1024, 1)} MiB before, ${fmt(peak / 1024, 1)} MiB at the peak, ${fmt(settled / 1024, 1)} MiB after 5 s = ${fmt(((settled - before) / Math.max(1, total)), 0)} KiB per stream (bound: 256 KiB of buffer, or one larger message)`);
+    console.log(`  of which V8 heap in use ${fmt(gauge('nodejs_heap_size_used_bytes'), 1)} MiB (of ${fmt(gauge('nodejs_heap_size_total_bytes'), 1)} MiB), outside the heap (buffers) ${fmt(gauge('nodejs_external_memory_bytes'), 1)} MiB`);
+    for (const worker of workers) worker.send('close');
+    await Promise.all(workers.map((worker) => (worker.exitCode === null ? once(worker, 'exit') : undefined)));
+  } finally {
+    await sync.stop();
+  }
+}
+
 async function main(): Promise<void> {
   const [mode] = process.argv.slice(2);
-  if (mode === 'streams' || mode === 'load') {
+  if (mode === 'streams' || mode === 'load' || mode === 'stalled') {
     const [args] = await once(process, 'message');
+    if (mode === 'stalled') return stalledWorker(args as StalledWorkerArgs);
     return mode === 'streams' ? streamWorker(args as StreamWorkerArgs) : loadWorker(args as LoadWorkerArgs);
   }
   const dataDir = mkdtempSync(join(tmpdir(), 'navcloud-bench-'));
-  const phases = (process.env.BENCH_PHASES ?? 'streams,throughput,export').split(',');
+  const phases = (process.env.BENCH_PHASES ?? 'streams,throughput,export,stalled').split(',');
   try {
     const openFiles = /Max open files\s+(\d+)/.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1];
     console.log(`navcloud-sync benchmark (node ${process.version}, loopback, ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}, open files limit ${openFiles})`);
     if (phases.includes('streams')) await benchStreams(join(dataDir, 'streams'));
     if (phases.includes('throughput')) await benchThroughput(join(dataDir, 'throughput'));
     if (phases.includes('export')) await benchExportImport(dataDir);
+    if (phases.includes('stalled')) await benchStalledStreams(join(dataDir, 'stalled'));
+    console.log('targets of issue 13 (printed, never asserted):');
+    for (const t of targets) console.log(`  ${t.met ? 'met    ' : 'NOT met'}  ${t.target.padEnd(56)} measured: ${t.measured}`);
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }

@@ -8,7 +8,7 @@
  */
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import { signToken } from './auth.ts';
+import { signToken } from '../src/navcloud/token.ts';
 import { ConfigError, configFromEnv } from './config.ts';
 import { SIGNATURE } from './proxy-protocol.ts';
 
@@ -32,7 +32,7 @@ try {
 }
 
 const { port, proxyProtocol, jwtSecret } = config;
-const token = signToken(jwtSecret, 'navcloud-admin', { role: 'admin', expiresIn: 60 });
+const token = await signToken(jwtSecret, 'navcloud-admin', { admin: true, expiresIn: 60 });
 const call = request({
   host: '127.0.0.1', port, method, path, timeout: TIMEOUT_MS,
   headers: { authorization: `Bearer ${token}`, connection: 'close', 'content-length': '0' },

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { describeSecretProblem } from './auth.ts';
 import { describeStoreSpec } from './store/open.ts';
 import { describeBusSpec } from './bus/open.ts';
 
@@ -30,7 +31,7 @@ export interface ServerConfig {
   proxyProtocol: boolean;
   /** undefined: no limit. */
   rateLimit: RateLimit | undefined;
-  /** A stream whose unsent bytes stay above streamBufferBytes this long is cut off with reconnect. */
+  /** A stream that has waited this long for its client to take its unsent bytes (at most streamBufferBytes) is cut off with reconnect. */
   slowStreamMs: number;
   streamBufferBytes: number;
   /** How long shutdown waits for in-flight requests. */
@@ -100,7 +101,8 @@ function rateLimit(raw: string | undefined): RateLimit | undefined {
 export function configFromEnv(env: NodeJS.ProcessEnv): ServerConfig {
   const jwtSecret = env.SYNC_JWT_SECRET;
   if (!jwtSecret) throw new ConfigError('SYNC_JWT_SECRET is required: the HS256 secret client tokens are signed with');
-  if (jwtSecret.length < 16) throw new ConfigError('SYNC_JWT_SECRET must be at least 16 characters long');
+  const secretProblem = describeSecretProblem(jwtSecret);
+  if (secretProblem) throw new ConfigError(secretProblem);
   const store = env.SYNC_STORE || 'sqlite:.data/navcloud.sqlite';
   const storeProblem = describeStoreSpec(store);
   if (storeProblem) throw new ConfigError(storeProblem);

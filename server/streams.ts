@@ -2,8 +2,8 @@
  * The node's open streams (GET /v1/stream). A stream is a cursor and a socket: bus events only
  * wake it, and it then reads the store after its cursor, so a late or lost event delays a change
  * but never drops or repeats one. Heartbeats come from one shared wheel. A client that stops
- * reading is not buffered for: once its unsent bytes pass a bound the stream stops reading the
- * store, and if they stay above it the stream is cut off with `reconnect`.
+ * reading is not buffered for: a stream loads and queues at most a bound of unsent bytes (or one
+ * larger message), then waits for the client; if it waits too long it is cut off with `reconnect`.
  */
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -32,7 +32,7 @@ interface Stream extends WheelMember {
   /** Woken while reading: read again before going idle. */
   woken: boolean;
   closed: boolean;
-  /** Since when the unsent bytes have been above the bound. */
+  /** Since when the stream has been waiting for the client to take its unsent bytes. */
   congestedSince: number | undefined;
   /** Resolves a read waiting for the socket to drain. */
   drained: (() => void) | undefined;
@@ -78,6 +78,11 @@ export class StreamHub {
 
   get size(): number {
     return this.count;
+  }
+
+  /** Streams `user` holds open on this node. */
+  streamsOf(user: string): number {
+    return this.byUser.get(user)?.size ?? 0;
   }
 
   /** Takes over a response whose headers are not sent yet; `since` was checked against the store. */
@@ -142,36 +147,9 @@ export class StreamHub {
   private async read(stream: Stream): Promise<void> {
     do {
       stream.woken = false;
-      let changes;
-      try {
-        changes = await this.options.store.changes(stream.user, stream.cursor, PAGE);
-      } catch (error) {
-        if (error instanceof StoreError && error.code === 'cursor-gone') {
-          // The store went back in time under this stream (a restore): the client must start over.
-          this.cut(stream, 'cursor-gone');
-          return;
-        }
-        this.options.logger.warn({ err: error, user: stream.user }, 'stream could not read the store; retrying');
-        setTimeout(() => this.wake(stream), STORE_RETRY_MS).unref();
-        return;
-      }
-      if (stream.closed) return;
-      let chunk = '';
-      let sent = 0;
-      for (const change of changes) {
-        chunk += `${JSON.stringify(streamMessageOf(change, stream.user))}\n`;
-        stream.cursor = change.seq;
-        sent++;
-        if (chunk.length >= CHUNK_CHARS) {
-          stream.socket.write(frame(chunk));
-          chunk = '';
-          // The rest of the page waits for the client: the cursor says where to pick up.
-          if (stream.socket.writableLength > this.options.bufferBytes) break;
-        }
-      }
-      if (chunk) stream.socket.write(frame(chunk));
-      if (sent < changes.length || changes.length === PAGE) stream.woken = true;
-      if (stream.woken && stream.socket.writableLength > this.options.bufferBytes) {
+      const next = await this.sendPage(stream);
+      if (next === 'stop' || stream.closed) return;
+      if (next === 'wait') {
         // Read no further until the client catches up; the heartbeat wheel cuts it off if it never does.
         await new Promise<void>((resolve) => {
           stream.drained = resolve;
@@ -183,9 +161,66 @@ export class StreamHub {
     } while (stream.woken);
   }
 
+  /**
+   * Loads what the socket has room for after the stream's cursor and sends it. Its own frame, so
+   * the page and its text are garbage by the time a stream waits for a slow client.
+   * 'wait': the rest waits for the client to take what is buffered; 'stop': the read ends here.
+   */
+  private async sendPage(stream: Stream): Promise<'go' | 'wait' | 'stop'> {
+    const bound = this.options.bufferBytes;
+    // Only what the socket has room for is loaded: more would sit in memory for a slow client.
+    const room = Math.max(1, bound - stream.socket.writableLength);
+    let changes;
+    try {
+      changes = await this.options.store.changes(stream.user, stream.cursor, PAGE, room);
+    } catch (error) {
+      if (error instanceof StoreError && error.code === 'cursor-gone') {
+        // The store went back in time under this stream (a restore): the client must start over.
+        this.cut(stream, 'cursor-gone');
+        return 'stop';
+      }
+      this.options.logger.warn({ err: error, user: stream.user }, 'stream could not read the store; retrying');
+      setTimeout(() => this.wake(stream), STORE_RETRY_MS).unref();
+      return 'stop';
+    }
+    if (stream.closed) return 'stop';
+    let chunk = '';
+    let sent = 0;
+    let written = 0;
+    let full = false;
+    for (const change of changes) {
+      const line = `${JSON.stringify(streamMessageOf(change, stream.user))}\n`;
+      // Unsent bytes stay within the bound, except for a page's first message (a stream always moves):
+      // a client that stops reading costs the node its bound, or one larger message, at most.
+      if (sent > 0 && stream.socket.writableLength + chunk.length + line.length > bound) {
+        full = true;
+        break;
+      }
+      chunk += line;
+      stream.cursor = change.seq;
+      sent++;
+      if (chunk.length >= CHUNK_CHARS) {
+        const framed = frame(chunk);
+        written += framed.length;
+        stream.socket.write(framed);
+        chunk = '';
+      }
+    }
+    if (chunk) {
+      const framed = frame(chunk);
+      written += framed.length;
+      stream.socket.write(framed);
+    }
+    // A page the store cut by size holds at least `room` bytes of data, so at least that much was written.
+    if (full || changes.length === PAGE || written >= room) stream.woken = true;
+    // Without a pending drain, the next page's first message goes out regardless.
+    return stream.woken && stream.socket.writableNeedDrain && (full || stream.socket.writableLength > bound) ? 'wait' : 'go';
+  }
+
   private heartbeat(stream: Stream, lagMs: number, now: number): void {
     if (stream.closed) return;
-    if (stream.socket.writableLength > this.options.bufferBytes) {
+    // Congested: waiting for the client to take what is buffered before sending more.
+    if (stream.drained !== undefined || stream.socket.writableLength > this.options.bufferBytes) {
       stream.congestedSince ??= now;
       if (now - stream.congestedSince >= this.options.slowStreamMs) this.cut(stream, 'slow-reader');
       return;

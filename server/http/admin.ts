@@ -8,17 +8,20 @@ import { z } from 'zod';
 import { ITEM_ID, type DrainResult, type ExportEndLine, type ExportItemLine, type FenceResult, type FenceStatus, type ImportResult, type NodeStats } from '../../src/navcloud/protocol.ts';
 import { decodeCursor, encodeCursor } from '../cursor.ts';
 import { ApiError } from '../errors.ts';
+import { StoreError } from '../store/port.ts';
 import { exportLineOf } from '../wire.ts';
 import type { FenceState } from '../store/port.ts';
 import type { Handler } from './context.ts';
+import { fromStoreError } from './failures.ts';
 import { drained, readJson, requireContentType, sendJson } from './io.ts';
-import { sinceParam } from './params.ts';
+import { parseJson } from './json.ts';
+import { sinceParam, USER_ID } from './params.ts';
 
 const EXPORT_CHUNK = 64 * 1024;
 /** Lines per store transaction: large batches amortise each commit over more rows. */
 const IMPORT_BATCH = 10_000;
 /** …and at most about this many characters of them, so large items cannot make a batch huge. */
-const IMPORT_BATCH_CHARS = 32 * 1024 * 1024;
+const IMPORT_BATCH_CHARS = 8 * 1024 * 1024;
 /** An item line holds at most a 256 KiB item plus its envelope. */
 const MAX_LINE = 512 * 1024;
 const ITEM_TYPES = new Set(['trip', 'route', 'place']);
@@ -68,34 +71,50 @@ export const exportItems: Handler = async (context, { response, query }) => {
   response.end(`${chunk}${JSON.stringify(end)}\n`);
 };
 
-function lineError(lineNumber: number, message: string): ApiError {
-  return new ApiError(400, 'invalid-import-line', `line ${lineNumber}: ${message} (earlier lines were applied; import is idempotent, so fix and resend)`);
+/** Revisions as stores write them (`<generation>-<nonce>`), with room for the generation to grow. */
+const REVISION = /^[0-9]{1,15}-[A-Za-z0-9]{1,64}$/;
+const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$/;
+/**
+ * The highest sequence number an import may carry: later writes number on from the store's highest,
+ * and must stay exact integers with cursors that decode (2^53 - 2^50 writes of headroom).
+ */
+const MAX_IMPORTED_SEQ = 2 ** 50;
+
+/** A line that cannot be imported, or the store failing partway, with exactly which lines were imported before it. */
+function importError(status: ApiError['status'], code: string, message: string, importedThrough: number, headers: Record<string, string> = {}): ApiError {
+  const done = importedThrough === 0 ? 'no line was imported' : `lines 1-${importedThrough} were imported (applied, or skipped as not newer) and nothing after them`;
+  return new ApiError(status, code, `${message}; ${done} (import is idempotent: fix and resend)`, headers);
 }
 
+/** A line that is not a valid import line; the message says why. */
+class LineRefused extends Error {}
+
 /** One NDJSON line of an import: an item line, or undefined for the end line. */
-export function parseImportLine(text: string, lineNumber: number): ExportItemLine | undefined {
-  let value: Record<string, unknown>;
+function parseImportLine(text: string): ExportItemLine | undefined {
+  let parsed: unknown;
   try {
-    value = JSON.parse(text) as Record<string, unknown>;
+    parsed = parseJson(text);
   } catch (error) {
-    throw lineError(lineNumber, `not valid JSON: ${(error as Error).message}`);
+    throw new LineRefused((error as Error).message);
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw lineError(lineNumber, 'expected a JSON object');
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new LineRefused('expected a JSON object');
+  const value = parsed as Record<string, unknown>;
   if (value.kind === 'end') return undefined;
-  if (value.kind !== 'item') throw lineError(lineNumber, `kind must be "item" or "end", got ${JSON.stringify(value.kind)}`);
+  if (value.kind !== 'item') throw new LineRefused('kind must be "item" or "end"');
   const { id, owner, type, rev, deleted, data, shares, cursor, updatedAt } = value;
-  if (typeof id !== 'string' || !ITEM_ID.test(id)) throw lineError(lineNumber, 'id must be 1-128 characters of A-Za-z0-9._-');
-  if (typeof owner !== 'string' || owner.length === 0 || owner.length > 128) throw lineError(lineNumber, 'owner must be a user id of 1-128 characters');
-  if (typeof type !== 'string' || !ITEM_TYPES.has(type)) throw lineError(lineNumber, 'type must be trip, route or place');
-  if (typeof rev !== 'string' || rev.length === 0 || rev.length > 128) throw lineError(lineNumber, 'rev must be a revision string');
-  if (typeof deleted !== 'boolean') throw lineError(lineNumber, 'deleted must be a boolean');
-  if (!deleted && (typeof data !== 'object' || data === null || Array.isArray(data))) throw lineError(lineNumber, 'data must be an object on a live item');
-  if (!Array.isArray(shares) || !shares.every((user) => typeof user === 'string' && user.length > 0 && user.length <= 128)) {
-    throw lineError(lineNumber, 'shares must be an array of user ids');
+  if (typeof id !== 'string' || !ITEM_ID.test(id)) throw new LineRefused('id must be 1-128 characters of A-Za-z0-9._- other than . and ..');
+  if (typeof owner !== 'string' || !USER_ID.test(owner)) throw new LineRefused('owner must be a user id of 1-128 characters without spaces, slashes or control characters');
+  if (typeof type !== 'string' || !ITEM_TYPES.has(type)) throw new LineRefused('type must be trip, route or place');
+  if (typeof rev !== 'string' || !REVISION.test(rev)) throw new LineRefused('rev must be a revision like "3-ab12cd" (generation below 10^15)');
+  if (typeof deleted !== 'boolean') throw new LineRefused('deleted must be a boolean');
+  if (!deleted && (typeof data !== 'object' || data === null || Array.isArray(data))) throw new LineRefused('data must be an object on a live item');
+  if (!Array.isArray(shares) || !shares.every((user) => typeof user === 'string' && USER_ID.test(user) && user !== owner) || new Set(shares).size !== shares.length) {
+    throw new LineRefused('shares must be an array of distinct user ids other than the owner');
   }
   const seq = typeof cursor === 'string' ? decodeCursor(cursor) : undefined;
-  if (seq === undefined || seq === 0) throw lineError(lineNumber, 'cursor is not a cursor of this service');
-  if (typeof updatedAt !== 'string' || Number.isNaN(Date.parse(updatedAt))) throw lineError(lineNumber, 'updatedAt must be an ISO timestamp');
+  if (seq === undefined || seq === 0) throw new LineRefused('cursor is not a cursor of this service');
+  if (seq > MAX_IMPORTED_SEQ) throw new LineRefused(`cursor stands for change ${seq}, above the ${MAX_IMPORTED_SEQ} an import may carry`);
+  if (typeof updatedAt !== 'string' || !TIMESTAMP.test(updatedAt) || Number.isNaN(Date.parse(updatedAt))) throw new LineRefused('updatedAt must be an ISO timestamp in UTC');
   const line: ExportItemLine = { kind: 'item', id, owner, type: type as ExportItemLine['type'], rev, deleted, shares: shares as string[], cursor: cursor as string, updatedAt };
   if (!deleted) line.data = data;
   return line;
@@ -110,41 +129,68 @@ export const importItems: Handler = async (context, { request, response }) => {
   let batch: ExportItemLine[] = [];
   let batchChars = 0;
   let lineNumber = 0;
+  /** Every line up to this one is in the store (or was skipped as not newer). */
+  let importedThrough = 0;
   let pending = '';
   const flush = async () => {
-    if (batch.length === 0) return;
-    const result = await context.store.import(batch);
-    applied += result.applied;
-    skipped += result.skipped;
-    seq = result.seq;
-    const users = new Set<string>();
-    for (const line of batch) {
-      users.add(line.owner);
-      for (const user of line.shares) users.add(user);
+    if (batch.length > 0) {
+      let result;
+      try {
+        result = await context.store.import(batch);
+      } catch (error) {
+        const refusal = error instanceof StoreError ? fromStoreError(error, context.config.retryAfterSeconds) : undefined;
+        if (!refusal) throw error;
+        throw importError(refusal.status, refusal.code, `lines ${importedThrough + 1}-${lineNumber} could not be imported: ${refusal.message}`, importedThrough, refusal.headers);
+      }
+      applied += result.applied;
+      skipped += result.skipped;
+      seq = result.seq;
+      const users = new Set<string>();
+      for (const line of batch) {
+        users.add(line.owner);
+        for (const user of line.shares) users.add(user);
+      }
+      context.announce(seq, users);
+      batch = [];
+      batchChars = 0;
     }
-    context.announce(seq, users);
-    batch = [];
-    batchChars = 0;
+    importedThrough = lineNumber;
   };
-  const take = (text: string) => {
+  /** Applies the lines before a refused one, then refuses it. */
+  const refuse = async (status: ApiError['status'], code: string, message: string): Promise<never> => {
+    await flush();
+    throw importError(status, code, message, importedThrough);
+  };
+  /** Takes one line into the batch; the reason it is refused otherwise. Synchronous: it runs for every line. */
+  const take = (text: string): string | undefined => {
+    if (text.trim() !== '') {
+      let line;
+      try {
+        line = parseImportLine(text);
+      } catch (error) {
+        if (!(error instanceof LineRefused)) throw error;
+        return `line ${lineNumber + 1}: ${error.message}`;
+      }
+      if (line) batch.push(line);
+      batchChars += text.length;
+    }
     lineNumber++;
-    if (text.trim() === '') return;
-    const line = parseImportLine(text, lineNumber);
-    if (line) batch.push(line);
-    batchChars += text.length;
+    return undefined;
   };
   for await (const chunk of request as AsyncIterable<string>) {
     pending += chunk;
     let start = 0;
     for (let newline = pending.indexOf('\n'); newline >= 0; newline = pending.indexOf('\n', start)) {
-      take(pending.slice(start, newline));
+      const refused = take(pending.slice(start, newline));
+      if (refused) await refuse(400, 'invalid-import-line', refused);
       start = newline + 1;
     }
     pending = pending.slice(start);
-    if (pending.length > MAX_LINE) throw new ApiError(413, 'payload-too-large', `line ${lineNumber + 1} is longer than ${MAX_LINE} bytes`);
+    if (pending.length > MAX_LINE) await refuse(413, 'payload-too-large', `line ${lineNumber + 1} is longer than ${MAX_LINE} characters`);
     if (batch.length >= IMPORT_BATCH || batchChars >= IMPORT_BATCH_CHARS) await flush();
   }
-  take(pending);
+  const refused = take(pending);
+  if (refused) await refuse(400, 'invalid-import-line', refused);
   await flush();
   const result: ImportResult = { applied, skipped, cursor: encodeCursor(seq) };
   context.logger.info({ ...result }, 'import finished');

@@ -2,6 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { z } from 'zod';
 import { ApiError } from '../errors.ts';
+import { parseJson } from './json.ts';
 
 export function sendJson(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   sendJsonText(response, status, JSON.stringify(body), headers);
@@ -62,16 +63,11 @@ export async function readBody(request: IncomingMessage, limit: number): Promise
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
 }
 
-/** A JSON body checked against `schema`; 400 naming the first field that is wrong. */
+/** A JSON body (depth and keys checked by parseJson) checked against `schema`; 400 naming the first field that is wrong. */
 export async function readJson<T>(request: IncomingMessage, limit: number, schema: z.ZodType<T>): Promise<T> {
   requireContentType(request, 'application/json');
   const body = await readBody(request, limit);
-  let value: unknown;
-  try {
-    value = JSON.parse(body.toString('utf8'));
-  } catch (error) {
-    throw new ApiError(400, 'malformed-json', `request body is not valid JSON: ${(error as Error).message}`);
-  }
+  const value = parseJson(body.toString('utf8'));
   const result = schema.safeParse(value);
   if (!result.success) {
     const issue = result.error.issues[0]!;

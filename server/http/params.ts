@@ -3,12 +3,13 @@ import { ITEM_ID } from '../../src/navcloud/protocol.ts';
 import { decodeCursor } from '../cursor.ts';
 import { ApiError } from '../errors.ts';
 
-export const USER_ID = /^[^\s/]{1,128}$/;
+/** No whitespace, slashes or control characters: user ids travel in paths, logs and rate-limit keys. */
+export const USER_ID = /^[^\s/\p{Cc}]{1,128}$/u;
 
 export function itemId(raw: string | undefined): string {
   if (raw === undefined || !ITEM_ID.test(raw)) {
     const shown = raw === undefined ? '' : raw.length > 40 ? `${raw.slice(0, 40)}… (${raw.length} characters)` : raw;
-    throw new ApiError(400, 'invalid-id', `item id must be 1-128 characters of A-Za-z0-9._-, got ${JSON.stringify(shown)}`);
+    throw new ApiError(400, 'invalid-id', `item id must be 1-128 characters of A-Za-z0-9._- other than . and .., got ${JSON.stringify(shown)}`);
   }
   return raw;
 }

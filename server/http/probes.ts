@@ -16,7 +16,7 @@ export const ready: Handler = async (context, { response }) => {
 };
 
 export const metrics: Handler = async (context, { response }) => {
-  const text = context.metrics.render();
-  response.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'content-length': Buffer.byteLength(text) });
+  const text = await context.metrics.render();
+  response.writeHead(200, { 'content-type': context.metrics.contentType, 'content-length': Buffer.byteLength(text) });
   response.end(text);
 };

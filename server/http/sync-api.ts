@@ -21,6 +21,7 @@ const PutBody = z.strictObject({
 const ShareBody = z.strictObject({ to: z.string().regex(USER_ID, 'must be a user id of 1-128 characters without spaces or slashes') });
 
 const SHARE_BODY_LIMIT = 4096;
+const MAX_STREAMS_PER_USER = 64;
 
 function notFound(id: string): ApiError {
   return new ApiError(404, 'not-found', `item ${id} not found`);
@@ -98,24 +99,13 @@ export const inbox: Handler = async (context, { response, principal, query }) =>
   sendJson(response, 200, { items: items.map((item) => itemBody(item, principal.user)) });
 };
 
-/** A page of the feed stops after the change that passes this size: `limit` × 256 KiB items would not fit in memory. */
-const PAGE_CHARS = 4 * 1024 * 1024;
-
+/** The store ends a page after the change that passes its byte bound (PAGE_BYTES), before it loads the items. */
 export const changes: Handler = async (context, { response, principal, query }) => {
   const since = sinceParam(query);
   const limit = limitParam(query, 100, 1000);
   const page = await context.store.changes(principal.user, since, limit);
-  const lines: string[] = [];
-  let chars = 0;
-  let next = since;
-  for (const change of page) {
-    const line = JSON.stringify(changeOf(change));
-    lines.push(line);
-    next = change.seq;
-    chars += line.length;
-    if (chars >= PAGE_CHARS) break;
-  }
-  sendJsonText(response, 200, `{"changes":[${lines.join(',')}],"next":${JSON.stringify(encodeCursor(next))}}`);
+  const next = page.length > 0 ? page[page.length - 1]!.seq : since;
+  sendJsonText(response, 200, `{"changes":[${page.map((change) => JSON.stringify(changeOf(change))).join(',')}],"next":${JSON.stringify(encodeCursor(next))}}`);
 };
 
 export const stream: Handler = async (context, exchange: Exchange) => {
@@ -126,5 +116,10 @@ export const stream: Handler = async (context, exchange: Exchange) => {
   const since = sinceParam(query);
   const highest = await context.store.highestSeq();
   if (since > highest) throw new ApiError(410, 'cursor-gone', `cursor ${since} is beyond the newest change of this store: start again without since`);
+  // Each stream holds a socket and up to a buffer's worth of unsent bytes: one user cannot hold a node's memory.
+  // Checked just before opening, with no await between, so concurrent opens cannot pass it together.
+  if (context.hub.streamsOf(principal.user) >= MAX_STREAMS_PER_USER) {
+    throw new ApiError(429, 'too-many-streams', `a user may hold at most ${MAX_STREAMS_PER_USER} streams on one node: close one first`, { 'retry-after': String(context.config.retryAfterSeconds) });
+  }
   context.hub.open(principal.user, since, response);
 };

@@ -10,12 +10,12 @@ const TIMED: AsyncMethods[] = [
 export function instrumentStore(store: SyncStore, observe: (operation: string, seconds: number) => void): SyncStore {
   const timed = {} as SyncStore;
   for (const operation of TIMED) {
-    const method = store[operation] as (this: SyncStore, a?: unknown, b?: unknown, c?: unknown) => Promise<unknown>;
+    const method = store[operation] as (this: SyncStore, a?: unknown, b?: unknown, c?: unknown, d?: unknown) => Promise<unknown>;
     // Fixed parameters rather than rest/spread, and one settle callback: this wraps every GET.
-    (timed as unknown as Record<string, unknown>)[operation] = (a?: unknown, b?: unknown, c?: unknown) => {
+    (timed as unknown as Record<string, unknown>)[operation] = (a?: unknown, b?: unknown, c?: unknown, d?: unknown) => {
       const started = performance.now();
       const settled = () => observe(operation, (performance.now() - started) / 1000);
-      const result = method.call(store, a, b, c);
+      const result = method.call(store, a, b, c, d);
       result.then(settled, settled);
       return result;
     };

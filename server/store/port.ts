@@ -61,6 +61,9 @@ export interface FenceState {
 /** Wall-clock epoch ms; the store's lease arithmetic reads time only through it, so tests can move it. */
 export type Clock = () => number;
 
+/** What a page of changes or of the inbox holds of item data unless told otherwise: a thousand 256 KiB items would not fit in memory. */
+export const PAGE_BYTES = 4 * 1024 * 1024;
+
 /** Store failures the HTTP layer maps to status codes. */
 export class StoreError extends Error {
   override name = 'StoreError';
@@ -94,10 +97,14 @@ export interface SyncStore {
   delete(id: string, owner: string, ifMatch?: string): Promise<StoredItem>;
   share(id: string, owner: string, to: string): Promise<StoredItem>;
   unshare(id: string, owner: string, to: string): Promise<StoredItem>;
-  /** Live items shared with `user`, newest first. */
-  inbox(user: string, limit: number): Promise<StoredItem[]>;
-  /** Changes visible to `user` with seq > since, oldest first. 'cursor-gone' when since is beyond the store or compacted. */
-  changes(user: string, since: number, limit: number): Promise<StoredChange[]>;
+  /** Live items shared with `user`, newest first: at most `limit`, ending with the item whose data passes `maxBytes` (default PAGE_BYTES). */
+  inbox(user: string, limit: number, maxBytes?: number): Promise<StoredItem[]>;
+  /**
+   * Changes visible to `user` with seq > since, oldest first. 'cursor-gone' when since is beyond the store or compacted.
+   * At most `limit` changes, and the page ends with the change whose item data takes the page past
+   * `maxBytes` (default PAGE_BYTES): an adapter bounds a page by size before it loads the items.
+   */
+  changes(user: string, since: number, limit: number, maxBytes?: number): Promise<StoredChange[]>;
   /** Every item (tombstones too) whose last change is > since and at most the export's `through`. */
   exportSince(since: number): Promise<StoreExport>;
   /** Idempotent: keeps revisions and sequence numbers; older or equal revisions are skipped. */

@@ -14,7 +14,7 @@ import { dirname } from 'node:path';
 import type { ExportItemLine, ItemType } from '../../src/navcloud/protocol.ts';
 import { decodeCursor } from '../cursor.ts';
 import { compareRevisions, nextRevision } from './revision.ts';
-import { StoreError, type StoreExport, type Clock, type FenceMode, type FenceState, type PutItem, type StoredChange, type StoredItem, type SyncStore } from './port.ts';
+import { PAGE_BYTES, StoreError, type StoreExport, type Clock, type FenceMode, type FenceState, type PutItem, type StoredChange, type StoredItem, type SyncStore } from './port.ts';
 
 interface ItemRow {
   seq: number;
@@ -74,8 +74,6 @@ interface FenceRow {
 const COLUMNS = 'seq, id, owner, type, data, rev, deleted, shares, updated_at';
 const ROW_CACHE = 10_000;
 const IMPORT_CHECKPOINT_PAGES = 20_000;
-/** Rows per read of an export: items may be 256 KiB each. */
-const EXPORT_PAGE = 500;
 
 function toItem(row: ItemRow): StoredItem {
   const item: StoredItem = {
@@ -95,14 +93,8 @@ function toItem(row: ItemRow): StoredItem {
 /** The items of an open read transaction on `reader`, page by page; closes the reader when done or abandoned. */
 async function* snapshotItems(reader: Database.Database, since: number): AsyncIterable<StoredItem> {
   try {
-    const page = reader.prepare<[number, number], ItemRow>(`SELECT ${COLUMNS} FROM items WHERE seq > ? ORDER BY seq LIMIT ?`);
-    let after = since;
-    for (;;) {
-      const rows = page.all(after, EXPORT_PAGE);
-      for (const row of rows) yield toItem(row);
-      if (rows.length < EXPORT_PAGE) break;
-      after = rows[rows.length - 1]!.seq;
-    }
+    const rows = reader.prepare<[number], ItemRow>(`SELECT ${COLUMNS} FROM items WHERE seq > ? ORDER BY seq`);
+    for (const row of rows.iterate(since)) yield toItem(row);
     reader.exec('COMMIT');
   } finally {
     reader.close();
@@ -176,6 +168,10 @@ export class SqliteStore implements SyncStore {
         `SELECT ${COLUMNS.split(', ').map((c) => `i.${c}`).join(', ')} FROM access a JOIN items i ON i.id = a.item_id
          WHERE a.user = ? AND a.revoked = 0 AND i.deleted = 0 ORDER BY i.seq DESC LIMIT ?`,
       ),
+      inboxSizes: db.prepare<[string, number], { bytes: number | null }>(
+        `SELECT octet_length(i.data) AS bytes FROM access a JOIN items i ON i.id = a.item_id
+         WHERE a.user = ? AND a.revoked = 0 AND i.deleted = 0 ORDER BY i.seq DESC LIMIT ?`,
+      ),
       changes: db.prepare<{ user: string; since: number; limit: number }, ChangeRow>(
         `SELECT ${COLUMNS}, NULL AS shared_by, 0 AS revoked FROM items WHERE owner = @user AND seq > @since
          UNION ALL
@@ -184,6 +180,15 @@ export class SqliteStore implements SyncStore {
          UNION ALL
          SELECT a.seq, i.id, i.owner, i.type, NULL, i.rev, 1, '[]', i.updated_at, i.owner, 1
            FROM access a JOIN items i ON i.id = a.item_id WHERE a.user = @user AND a.revoked = 1 AND a.seq > @since
+         ORDER BY 1 LIMIT @limit`,
+      ),
+      // The same rows' data sizes: octet_length reads a value's size from its record header, not the value.
+      changeSizes: db.prepare<{ user: string; since: number; limit: number }, { bytes: number | null }>(
+        `SELECT seq, octet_length(data) AS bytes FROM items WHERE owner = @user AND seq > @since
+         UNION ALL
+         SELECT i.seq, octet_length(i.data) FROM access a JOIN items i ON i.id = a.item_id WHERE a.user = @user AND a.revoked = 0 AND i.seq > @since
+         UNION ALL
+         SELECT a.seq, 0 FROM access a JOIN items i ON i.id = a.item_id WHERE a.user = @user AND a.revoked = 1 AND a.seq > @since
          ORDER BY 1 LIMIT @limit`,
       ),
       count: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM items WHERE deleted = 0'),
@@ -216,11 +221,17 @@ export class SqliteStore implements SyncStore {
         return this.fenceStateNow();
       }),
       fenceState: db.transaction(() => this.fenceStateNow()),
-      changes: db.transaction((user: string, since: number, limit: number) => {
+      inbox: db.transaction((user: string, limit: number, maxBytes: number) => {
+        const count = pageLength(this.statements.inboxSizes.iterate(user, limit), maxBytes);
+        return count === 0 ? [] : this.statements.inbox.all(user, count);
+      }),
+      changes: db.transaction((user: string, since: number, limit: number, maxBytes: number) => {
         if (since > this.statements.meta.get('seq')!.value) {
           throw new StoreError('cursor-gone', `cursor ${since} is beyond the newest change of this store`);
         }
-        return this.statements.changes.all({ user, since, limit });
+        // Sized first, then loaded up to the change that passes maxBytes: one snapshot, so the same rows.
+        const count = pageLength(this.statements.changeSizes.iterate({ user, since, limit }), maxBytes);
+        return count === 0 ? [] : this.statements.changes.all({ user, since, limit: count });
       }),
     };
   }
@@ -248,19 +259,20 @@ export class SqliteStore implements SyncStore {
     return this.guard(() => this.transactions.share.immediate(id, owner, to, false));
   }
 
-  async inbox(user: string, limit: number): Promise<StoredItem[]> {
-    return this.guard(() => this.statements.inbox.all(user, limit).map(toItem));
+  async inbox(user: string, limit: number, maxBytes = PAGE_BYTES): Promise<StoredItem[]> {
+    return this.guard(() => this.transactions.inbox.deferred(user, limit, maxBytes).map(toItem));
   }
 
-  async changes(user: string, since: number, limit: number): Promise<StoredChange[]> {
-    // Deferred transaction: the bound check and the query read one snapshot.
-    return this.guard(() => this.transactions.changes.deferred(user, since, limit).map(toChange));
+  async changes(user: string, since: number, limit: number, maxBytes = PAGE_BYTES): Promise<StoredChange[]> {
+    // Deferred transaction: the bound check and the queries read one snapshot.
+    return this.guard(() => this.transactions.changes.deferred(user, since, limit, maxBytes).map(toChange));
   }
 
   /**
    * Reads one snapshot on its own connection, so the export is consistent while writes go on
-   * and never holds the writer's connection busy between pages. Numbers are taken and stored in one
-   * transaction, so the snapshot's counter is its cursor.
+   * and never holds the writer's connection busy. Numbers are taken and stored in one transaction,
+   * so the snapshot's counter is its cursor. Rows are read one at a time as the export is written:
+   * whatever the items' sizes, an export holds one of them in memory.
    */
   async exportSince(since: number): Promise<StoreExport> {
     const reader = this.guard(() => new Database(this.path, { readonly: true, fileMustExist: true }));
@@ -487,4 +499,16 @@ export class SqliteStore implements SyncStore {
     }
     for (const user of wanted) this.statements.grant.run(line.id, user, seq);
   }
+}
+
+/** How many of these rows (in page order) a page takes: up to and including the one whose data passes maxBytes. */
+function pageLength(sizes: Iterable<{ bytes: number | null }>, maxBytes: number): number {
+  let count = 0;
+  let bytes = 0;
+  for (const row of sizes) {
+    count++;
+    bytes += row.bytes ?? 0;
+    if (bytes >= maxBytes) break;
+  }
+  return count;
 }

@@ -10,7 +10,8 @@ import { Agent } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ClientFigures } from '../switch/contract.ts';
 import { createLogger, type Logger } from '../logging.ts';
-import { mintToken, SyncClient } from '../navcloud/client.ts';
+import { SyncClient } from '../navcloud/client.ts';
+import { signToken } from '../navcloud/token.ts';
 import { PublicName, type ResolverAddress } from './public-name.ts';
 import { History } from './history.ts';
 import { DEFAULT_RETRY, FleetCounters, FleetUser, type FleetContext, type RetryPolicy } from './user.ts';
@@ -99,8 +100,8 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
   const prefix = options.userPrefix ?? `fleet-${randomUUID().slice(0, 8)}`;
   // Tokens outlive the run and its verification.
   const tokenSeconds = Math.ceil(options.maxDurationMs / 1000) + 3600;
-  const users = Array.from({ length: options.users }, (_, i) =>
-    new FleetUser(`${prefix}-${i}`, mintToken(options.jwtSecret, `${prefix}-${i}`, { expiresIn: tokenSeconds }), options.itemsPerUser ?? 3, context));
+  const users = await Promise.all(Array.from({ length: options.users }, async (_, i) =>
+    new FleetUser(`${prefix}-${i}`, await signToken(options.jwtSecret, `${prefix}-${i}`, { expiresIn: tokenSeconds }), options.itemsPerUser ?? 3, context)));
 
   const stopWriting = new AbortController();
   const stopStreams = new AbortController();

@@ -228,7 +228,7 @@ export async function removeStacks(dataDir: string, log: Logger): Promise<string
   const stacksDir = join(dataDir, 'stacks');
   if (!existsSync(stacksDir)) return [];
   // delete() drains with each stack's own secret (kept in its folder); this one is never used.
-  const provisioner = new LocalStackProvisioner({ stacksDir, jwtSecret: 'unused-local-cleanup-secret' });
+  const provisioner = new LocalStackProvisioner({ stacksDir, jwtSecret: 'unused-local-cleanup-secret-0123456789abcdef' });
   const names = readdirSync(stacksDir).filter((name) => !name.startsWith('.'));
   for (const name of names) {
     await provisioner.delete(name);

@@ -3,7 +3,7 @@
  * (with a lease), forward, unfence, drain, undrain, stats and health. Failures are CloudErrors so activities decide once whether
  * Temporal should retry: 5xx, 429 and connection problems are retryable; other 4xx are not.
  */
-import { signToken } from '../../server/auth.ts';
+import { signToken } from './token.ts';
 import { CloudError } from '../cloud/errors.ts';
 import type {
   ApiErrorBody, ExportItemLine, ExportLine, FenceResult, ImportResult, NodeStats,
@@ -36,21 +36,20 @@ export interface AdminClientOptions {
   requestTimeoutMs?: number;
 }
 
+/** Well below the server's ADMIN_TOKEN_MAX_SECONDS. */
 const TOKEN_LIFETIME_S = 300;
 
 export function createAdminClient(options: AdminClientOptions): StackAdmin {
   const adminUrl = options.adminUrl.replace(/\/+$/, '');
   const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
-  let token: { value: string; renewAt: number } | undefined;
+  let token: { value: Promise<string>; renewAt: number } | undefined;
 
-  function bearer(): string {
+  async function bearer(): Promise<string> {
     if (!token || Date.now() >= token.renewAt) {
-      // The sync server's own signer: one JWT implementation in the repository, the claims it verifies.
-      const value = signToken(options.jwtSecret, 'switchyard', { role: 'admin', expiresIn: TOKEN_LIFETIME_S });
-      // Renew well before expiry so a token never dies in flight.
-      token = { value, renewAt: Date.now() + (TOKEN_LIFETIME_S / 2) * 1000 };
+      // Renew well before expiry so a token never dies in flight; concurrent calls share one signing.
+      token = { value: signToken(options.jwtSecret, 'switchyard', { admin: true, expiresIn: TOKEN_LIFETIME_S }), renewAt: Date.now() + (TOKEN_LIFETIME_S / 2) * 1000 };
     }
-    return `Bearer ${token.value}`;
+    return `Bearer ${await token.value}`;
   }
 
   async function call(method: string, url: string, init: { body?: string; contentType?: string; signal?: AbortSignal; stream?: boolean } = {}): Promise<Response> {
@@ -61,7 +60,7 @@ export function createAdminClient(options: AdminClientOptions): StackAdmin {
       response = await fetch(url, {
         method,
         headers: {
-          authorization: bearer(),
+          authorization: await bearer(),
           ...(init.body !== undefined ? { 'content-type': init.contentType ?? 'application/x-ndjson' } : {}),
         },
         body: init.body,

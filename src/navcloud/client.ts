@@ -1,11 +1,11 @@
 /**
  * A typed client for the user side of the NavCloud sync API (DESIGN §7), used by the smoke
- * tests, the synthetic client fleet and the tests (the admin side is src/navcloud/admin-client.ts). HTTP answers come back as results, never as exceptions, because
+ * tests, the synthetic client fleet and the tests (the admin side is src/navcloud/admin-client.ts;
+ * tokens come from src/navcloud/token.ts). HTTP answers come back as results, never as exceptions, because
  * callers act on the status (412, 404, 503 + Retry-After); only a missing answer (refused,
  * reset, timed out) throws, as ConnectionError.
  */
 import type { Agent } from 'node:http';
-import { signToken } from '../../server/auth.ts';
 import type { ApiErrorBody, ChangesPage, ItemType } from './protocol.ts';
 import { openResponse, parseApiError, readText, retryAfterMs, SyncStream } from './stream.ts';
 
@@ -53,11 +53,6 @@ export interface OpenStreamOptions {
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
-
-/** A token for `user` (or an admin) signed with the stack's secret; one hour unless told. */
-export function mintToken(secret: string, user: string, options: { admin?: boolean; expiresIn?: number } = {}): string {
-  return signToken(secret, user, { role: options.admin ? 'admin' : undefined, expiresIn: options.expiresIn ?? 3600 });
-}
 
 /** `"<rev>"` or `W/"<rev>"` → `<rev>` */
 export function parseEtag(value: string | string[] | undefined): string | undefined {

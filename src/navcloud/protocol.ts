@@ -4,7 +4,8 @@
  */
 
 export type ItemType = 'trip' | 'route' | 'place';
-export const ITEM_ID = /^[A-Za-z0-9._-]{1,128}$/;
+/** 1-128 of A-Za-z0-9._-, but not `.` or `..`: path segments (and a Riak key of `.` names the bucket). */
+export const ITEM_ID = /^(?!\.\.?$)[A-Za-z0-9._-]{1,128}$/;
 export const MAX_ITEM_BYTES = 256 * 1024;
 
 /** One change as the feed and the stream deliver it. */

@@ -14,7 +14,8 @@ import type { SmokeCheck } from '../switch/contract.ts';
 import type { Logger } from '../logging.ts';
 import type { StreamMessage } from './protocol.ts';
 import { createAdminClient } from './admin-client.ts';
-import { mintToken, SyncClient, type ApiResult } from './client.ts';
+import { SyncClient, type ApiResult } from './client.ts';
+import { signToken } from './token.ts';
 import { openResponse, type SyncStream } from './stream.ts';
 
 export const SMOKE_USER_PREFIX = 'smoke-';
@@ -83,8 +84,8 @@ class SmokeRun {
     const { jwtSecret } = this.options;
     const attempts: Array<[string, string | undefined]> = [
       ['no token', undefined],
-      ['a token signed with another secret', mintToken(`${jwtSecret}-not`, this.owner)],
-      ['an expired token', mintToken(jwtSecret, this.owner, { expiresIn: -60 })],
+      ['a token signed with another secret', await signToken(`${jwtSecret}-not`, this.owner)],
+      ['an expired token', await signToken(jwtSecret, this.owner, { expiresIn: -60 })],
       ['a malformed token', 'not-a-jwt'],
     ];
     for (const [what, token] of attempts) {
@@ -93,7 +94,7 @@ class SmokeRun {
     const stats = `${this.options.stack.adminUrl}/admin/stats`;
     const response = await openResponse({
       method: 'GET', baseUrl: this.options.stack.adminUrl, path: '/admin/stats',
-      headers: { authorization: `Bearer ${mintToken(jwtSecret, this.owner)}` },
+      headers: { authorization: `Bearer ${await signToken(jwtSecret, this.owner)}` },
       signal: this.options.signal, headersTimeoutMs: this.options.maxLatencyMs,
     });
     response.body.resume();
@@ -102,7 +103,7 @@ class SmokeRun {
 
   /** Create, conflicting create, read, update, stale update, delete, read after delete. */
   async roundTrip(): Promise<void> {
-    const client = this.as(this.owner);
+    const client = await this.as(this.owner);
     const id = `${this.prefix}-round-trip`;
     const first = { type: 'trip' as const, data: { name: 'smoke round trip', step: 1 } };
     const created = expectSuccess(await client.putItem(id, first, { ifNoneMatch: '*' }), 201, `PUT ${id} (create)`);
@@ -129,8 +130,8 @@ class SmokeRun {
 
   /** The owner shares; the reader sees it at the same path and in the inbox; a stranger gets 404. */
   async sharing(): Promise<void> {
-    const owner = this.as(this.owner);
-    const reader = this.as(this.reader);
+    const owner = await this.as(this.owner);
+    const reader = await this.as(this.reader);
     const id = `${this.prefix}-shared`;
     const item = { type: 'place' as const, data: { name: 'smoke shared place' } };
     expectSuccess(await owner.putItem(id, item, { ifNoneMatch: '*' }), 201, `PUT ${id}`);
@@ -146,7 +147,7 @@ class SmokeRun {
     if (!inbox.body.items?.some((entry) => entry.id === id)) {
       throw new CheckFailed(`GET /v1/inbox as ${this.reader} does not list ${id}`);
     }
-    expectStatus(await this.as(this.stranger).getItem(id), 404, `GET ${id} as ${this.stranger}`);
+    expectStatus(await (await this.as(this.stranger)).getItem(id), 404, `GET ${id} as ${this.stranger}`);
     const refused = await reader.deleteItem(id);
     if (refused.ok) throw new CheckFailed(`DELETE ${id} as ${this.reader} (a reader, not the owner) answered ${refused.status}`);
 
@@ -167,7 +168,7 @@ class SmokeRun {
     }
     const problems: string[] = [];
     for (const line of sample) {
-      const read = await this.as(line.owner).getItem(line.id);
+      const read = await (await this.as(line.owner)).getItem(line.id);
       if (!read.ok) problems.push(`${line.id} (owner ${line.owner}): ${read.status} ${read.error.code}`);
       else if (read.etag !== line.rev) problems.push(`${line.id}: revision ${read.etag}, export says ${line.rev}`);
       else if (!isDeepStrictEqual(read.body.data, line.data)) problems.push(`${line.id}: data differs from the export`);
@@ -203,7 +204,7 @@ class SmokeRun {
       const [heartbeats, arrival] = await Promise.all([
         this.measure(() => this.heartbeats(watcher, streamNode)),
         this.measure(async () => {
-          const writer = this.as(user, writeNode);
+          const writer = await this.as(user, writeNode);
           const written = performance.now();
           const put = await writer.putItem(id, { type: 'route', data: { name: 'smoke streamed route' } }, { ifNoneMatch: '*' });
           expectStatus(put, 201, `PUT ${id} on ${writeNode}`);
@@ -223,7 +224,7 @@ class SmokeRun {
   }
 
   private async openWatcher(node: string, user: string): Promise<StreamWatcher> {
-    const client = this.as(user, node);
+    const client = await this.as(user, node);
     const page = expectSuccess(await client.changes(), 200, `GET ${node}/v1/changes`);
     // Opening at the current cursor means the change written next cannot predate the stream.
     const opened = expectSuccess(await client.stream({ since: page.body.next, signal: this.options.signal }), 200, `GET ${node}/v1/stream`);
@@ -249,7 +250,7 @@ class SmokeRun {
   async cleanUp(): Promise<void> {
     for (const [id, owner] of this.leftovers) {
       try {
-        const client = new SyncClient({ baseUrl: this.options.stack.endpoint, token: mintToken(this.options.jwtSecret, owner, { expiresIn: 600 }), timeoutMs: this.options.maxLatencyMs });
+        const client = new SyncClient({ baseUrl: this.options.stack.endpoint, token: await signToken(this.options.jwtSecret, owner, { expiresIn: 600 }), timeoutMs: this.options.maxLatencyMs });
         await client.deleteItem(id);
       } catch (err) {
         this.options.log?.warn({ err, id }, 'smoke test item could not be deleted');
@@ -280,8 +281,8 @@ class SmokeRun {
     return new SyncClient({ baseUrl, token, timeoutMs: this.options.maxLatencyMs, signal: this.options.signal });
   }
 
-  private as(user: string, baseUrl = this.options.stack.endpoint): SyncClient {
-    return this.client(baseUrl, mintToken(this.options.jwtSecret, user, { expiresIn: 600 }));
+  private async as(user: string, baseUrl = this.options.stack.endpoint): Promise<SyncClient> {
+    return this.client(baseUrl, await signToken(this.options.jwtSecret, user, { expiresIn: 600 }));
   }
 }
 

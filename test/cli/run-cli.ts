@@ -57,7 +57,7 @@ export function environmentYaml(name: string, extra = ''): string {
     'smoke: { heartbeatMs: 100 }',
     'verifySeconds: 0',
     'drainSeconds: 1',
-    'jwtSecret: test-secret',
+    'jwtSecret: test-secret-for-the-cli-0123456789abcdef',
     extra,
   ].join('\n');
 }

@@ -7,7 +7,7 @@ import { LocalStackProvisioner } from '../../src/cloud/local/stack-provisioner.t
 import { isRunning } from '../../src/cloud/local/processes.ts';
 import { CloudError, StackFailedError } from '../../src/cloud/errors.ts';
 import type { CreateStackRequest, StackProgress } from '../../src/cloud/ports.ts';
-import { signToken } from '../../server/auth.ts';
+import { signToken } from '../../src/navcloud/token.ts';
 import { freePort } from '../../src/net.ts';
 import type { LocalStore } from '../../src/cloud/local/stack-spec.ts';
 import { createAdminClient } from '../../src/navcloud/admin-client.ts';
@@ -73,7 +73,7 @@ describe('local stack provisioner (real navcloud-sync processes)', () => {
     expect(outputs.adminUrl).toBe(outputs.nodes[0]);
 
     // A write through one node is read through the other: one SQLite file behind both.
-    const auth = { authorization: `Bearer ${signToken(SECRET, 'alice')}`, 'content-type': 'application/json' };
+    const auth = { authorization: `Bearer ${await signToken(SECRET, 'alice')}`, 'content-type': 'application/json' };
     const put = await fetch(`${outputs.nodes[0]}/v1/items/trip-1`, { method: 'PUT', headers: auth, body: JSON.stringify({ type: 'trip', data: { to: 'Lyon' } }) });
     expect(put.status).toBe(201);
     const got = await fetch(`${outputs.nodes[1]}/v1/items/trip-1`, { headers: auth });

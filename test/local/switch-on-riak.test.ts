@@ -7,7 +7,7 @@ import { createPorts } from '../../src/cloud/factory.ts';
 import { createLogger } from '../../src/logging.ts';
 import { switchUnderLoad } from '../../src/local/switch-under-load.ts';
 import { TASK_QUEUE } from '../../src/switch/contract.ts';
-import { signToken } from '../../server/auth.ts';
+import { signToken } from '../../src/navcloud/token.ts';
 import { rollbackWorkflowId, type RollbackReport } from '../../workflows/definitions.ts';
 import { spawnRiakEmulator } from '../support/riak-emulator.ts';
 import { startTestEnvironment, type TestEnvironment } from './local-env.ts';
@@ -52,7 +52,7 @@ describe('a switch and a rollback of the local profile on Riak', () => {
     expect(run.clients.missedEvents).toBe(0);
 
     const green = (await ports.stacks.describe(run.report.to!.stack))!.outputs!;
-    const auth = { authorization: `Bearer ${signToken(resolveSecret(env.jwtSecret), 'rollback-user')}`, 'content-type': 'application/json' };
+    const auth = { authorization: `Bearer ${await signToken(resolveSecret(env.jwtSecret), 'rollback-user')}`, 'content-type': 'application/json' };
     const put = await fetch(`${green.endpoint}/v1/items/made-on-green`, { method: 'PUT', headers: auth, body: JSON.stringify({ type: 'trip', data: { on: 'green' } }) });
     expect(put.status).toBe(201);
 

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mintToken, SyncClient } from '../../src/navcloud/client.ts';
+import { SyncClient } from '../../src/navcloud/client.ts';
+import { signToken } from '../../src/navcloud/token.ts';
 import { createAdminClient } from '../../src/navcloud/admin-client.ts';
 import type { StreamMessage } from '../../src/navcloud/protocol.ts';
 import { ConnectionError } from '../../src/navcloud/stream.ts';
@@ -10,7 +11,7 @@ import { freePort } from '../../src/net.ts';
 import { JWT_SECRET, startProxy, startTestStack, type TestStack } from './stack.ts';
 
 let stack: TestStack;
-const as = (user: string, baseUrl = stack.outputs.endpoint) => new SyncClient({ baseUrl, token: mintToken(JWT_SECRET, user), timeoutMs: 5000 });
+const as = async (user: string, baseUrl = stack.outputs.endpoint) => new SyncClient({ baseUrl, token: await signToken(JWT_SECRET, user), timeoutMs: 5000 });
 
 beforeAll(async () => {
   // Writes on a fenced stack are refused at once (not held), so the refusal can be checked.
@@ -22,7 +23,7 @@ afterAll(async () => {
 
 describe('SyncClient', () => {
   it('writes, reads and deletes with revisions as ETags and preconditions', async () => {
-    const alice = as('client-alice');
+    const alice = await as('client-alice');
     const created = await alice.putItem('client-item-1', { type: 'trip', data: { km: 1 } }, { ifNoneMatch: '*' });
     expect(created).toMatchObject({ ok: true, status: 201 });
     const rev1 = created.ok ? created.etag : undefined;
@@ -43,15 +44,15 @@ describe('SyncClient', () => {
   });
 
   it('shares an item and lists it in the reader\'s inbox', async () => {
-    const owner = as('client-owner');
+    const owner = await as('client-owner');
     await owner.putItem('client-shared-1', { type: 'place', data: { name: 'x' } }, { ifNoneMatch: '*' });
-    expect(await as('client-reader').getItem('client-shared-1')).toMatchObject({ status: 404 });
+    expect(await (await as('client-reader')).getItem('client-shared-1')).toMatchObject({ status: 404 });
     expect(await owner.share('client-shared-1', 'client-reader')).toMatchObject({ ok: true });
-    expect(await as('client-reader').getItem('client-shared-1')).toMatchObject({ ok: true, body: { data: { name: 'x' } } });
-    const inbox = await as('client-reader').inbox();
+    expect(await (await as('client-reader')).getItem('client-shared-1')).toMatchObject({ ok: true, body: { data: { name: 'x' } } });
+    const inbox = await (await as('client-reader')).inbox();
     expect(inbox.ok && inbox.body.items.map((i) => i.id)).toEqual(['client-shared-1']);
     expect(await owner.unshare('client-shared-1', 'client-reader')).toMatchObject({ ok: true });
-    expect(await as('client-reader').getItem('client-shared-1')).toMatchObject({ status: 404 });
+    expect(await (await as('client-reader')).getItem('client-shared-1')).toMatchObject({ status: 404 });
   });
 
   it('returns refusals as results with the error body, and Retry-After on a fence', async () => {
@@ -60,7 +61,7 @@ describe('SyncClient', () => {
     const admin = createAdminClient({ adminUrl: stack.outputs.adminUrl, jwtSecret: JWT_SECRET });
     await admin.fence({ leaseSeconds: 60 });
     try {
-      const refused = await as('client-fenced').putItem('client-fenced-1', { type: 'trip', data: {} });
+      const refused = await (await as('client-fenced')).putItem('client-fenced-1', { type: 'trip', data: {} });
       expect(refused).toMatchObject({ ok: false, status: 503, error: { code: 'fenced' }, retryAfterMs: 1000 });
     } finally {
       await admin.unfence();
@@ -91,14 +92,14 @@ describe('SyncClient', () => {
 
 describe('SyncStream', () => {
   it('delivers changes written on another node and follows their cursor', async () => {
-    const reader = as('stream-bob');
+    const reader = await as('stream-bob');
     const page = await reader.changes();
     const since = page.ok ? page.body.next : undefined;
     const opened = await reader.stream({ since });
     if (!opened.ok) throw new Error(`stream refused: ${opened.status}`);
     const stream = opened.body;
     expect(stream.cursor).toBe(since);
-    const written = await as('stream-bob', stack.outputs.nodes[1]).putItem('stream-item-1', { type: 'route', data: { n: 1 } }, { ifNoneMatch: '*' });
+    const written = await (await as('stream-bob', stack.outputs.nodes[1])).putItem('stream-item-1', { type: 'route', data: { n: 1 } }, { ifNoneMatch: '*' });
     expect(written.ok).toBe(true);
     const seen: StreamMessage[] = [];
     for await (const message of stream) {
@@ -117,7 +118,7 @@ describe('SyncStream', () => {
   it('ends cleanly after reconnect when the node drains, and the node refuses new streams', async () => {
     const drainable = await startTestStack({ nodes: 1, heartbeatMs: 100 });
     try {
-      const client = new SyncClient({ baseUrl: drainable.outputs.endpoint, token: mintToken(JWT_SECRET, 'drained-user') });
+      const client = new SyncClient({ baseUrl: drainable.outputs.endpoint, token: await signToken(JWT_SECRET, 'drained-user') });
       const opened = await client.stream();
       if (!opened.ok) throw new Error('stream refused');
       const admin = createAdminClient({ adminUrl: drainable.outputs.adminUrl, jwtSecret: JWT_SECRET });
@@ -135,7 +136,7 @@ describe('SyncStream', () => {
 
   it('throws the abort reason when aborted and ConnectionError when silent too long', async () => {
     const controller = new AbortController();
-    const opened = await as('stream-carol').stream({ signal: controller.signal });
+    const opened = await (await as('stream-carol')).stream({ signal: controller.signal });
     if (!opened.ok) throw new Error('stream refused');
     const reason = new Error('test aborted the stream');
     const iterate = (async () => {
@@ -144,7 +145,7 @@ describe('SyncStream', () => {
     await expect(iterate).rejects.toBe(reason);
 
     // Heartbeats every 150 ms cannot keep a 20 ms idle bound satisfied.
-    const silent = await as('stream-carol').stream({ idleTimeoutMs: 20 });
+    const silent = await (await as('stream-carol')).stream({ idleTimeoutMs: 20 });
     if (!silent.ok) throw new Error('stream refused');
     const drainSilent = (async () => {
       for await (const message of silent.body) void message;
@@ -179,7 +180,7 @@ describe('SyncStream', () => {
   });
 
   it('ends quietly on close(), and throws ConnectionError when the connection is cut midway', async () => {
-    const closing = await as('stream-dave').stream();
+    const closing = await (await as('stream-dave')).stream();
     if (!closing.ok) throw new Error('stream refused');
     const closed = (async () => {
       for await (const message of closing.body) if (message.type === 'heartbeat') closing.body.close();
@@ -187,7 +188,7 @@ describe('SyncStream', () => {
     await expect(closed).resolves.toBeUndefined();
 
     const proxy = await startProxy(stack.outputs.endpoint, () => undefined);
-    const cut = await as('stream-dave', proxy.url).stream();
+    const cut = await (await as('stream-dave', proxy.url)).stream();
     if (!cut.ok) throw new Error('stream refused');
     const iterate = (async () => {
       for await (const message of cut.body) if (message.type === 'heartbeat') void proxy.close();

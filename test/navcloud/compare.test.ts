@@ -7,7 +7,8 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { compareActivities } from '../../activities/compare.ts';
 import type { EnvironmentContext } from '../../activities/deps.ts';
 import { createAdminClient, type StackAdmin } from '../../src/navcloud/admin-client.ts';
-import { mintToken, SyncClient } from '../../src/navcloud/client.ts';
+import { SyncClient } from '../../src/navcloud/client.ts';
+import { signToken } from '../../src/navcloud/token.ts';
 import { compareStacks } from '../../src/navcloud/compare.ts';
 import type { ExportItemLine } from '../../src/navcloud/protocol.ts';
 import { JWT_SECRET, startTestStack, type TestStack } from './stack.ts';
@@ -28,7 +29,7 @@ async function twoStacks(): Promise<{ old: TestStack; fresh: TestStack; oldAdmin
   };
 }
 
-const as = (user: string, stack: TestStack) => new SyncClient({ baseUrl: stack.outputs.endpoint, token: mintToken(JWT_SECRET, user), timeoutMs: 5000 });
+const as = async (user: string, stack: TestStack) => new SyncClient({ baseUrl: stack.outputs.endpoint, token: await signToken(JWT_SECRET, user), timeoutMs: 5000 });
 
 /** Copies everything `from` has into `to`, as restore and catch-up do. */
 async function copy(from: StackAdmin, to: StackAdmin): Promise<void> {
@@ -43,7 +44,7 @@ async function copy(from: StackAdmin, to: StackAdmin): Promise<void> {
 }
 
 async function seed(stack: TestStack, count: number, owner = 'compare-owner'): Promise<Map<string, string>> {
-  const client = as(owner, stack);
+  const client = await as(owner, stack);
   const revs = new Map<string, string>();
   for (let i = 0; i < count; i++) {
     const put = await client.putItem(`cmp-${i}`, { type: 'trip', data: { i } });
@@ -57,15 +58,15 @@ describe('compareStacks', () => {
   it('finds no mismatch when the new stack has every item at the same or a newer revision', async () => {
     const { old, fresh, oldAdmin, newAdmin } = await twoStacks();
     const revs = await seed(old, 60);
-    await as('compare-owner', old).deleteItem('cmp-5');
-    await as('compare-owner', old).share('cmp-6', 'compare-reader');
+    await (await as('compare-owner', old)).deleteItem('cmp-5');
+    await (await as('compare-owner', old)).share('cmp-6', 'compare-reader');
     await copy(oldAdmin, newAdmin);
     // Changed on the new stack after the copy (forwarded writes): newer revisions at later cursors.
-    const onNew = as('compare-owner', fresh);
+    const onNew = await as('compare-owner', fresh);
     for (const id of ['cmp-0', 'cmp-30', 'cmp-59']) expect((await onNew.putItem(id, { type: 'trip', data: { after: true } }, { ifMatch: revs.get(id) })).ok).toBe(true);
     await onNew.deleteItem('cmp-31');
     // Items only the new stack has are not the old stack's business.
-    await as('someone-new', fresh).putItem('new-only', { type: 'place', data: {} });
+    await (await as('someone-new', fresh)).putItem('new-only', { type: 'place', data: {} });
 
     const result = await compareStacks(oldAdmin, newAdmin);
     expect(result).toMatchObject({ itemsCompared: 60, mismatches: 0, firstMismatches: [] });
@@ -77,14 +78,14 @@ describe('compareStacks', () => {
     const { old, fresh, oldAdmin, newAdmin } = await twoStacks();
     const revs = await seed(old, 40);
     await copy(oldAdmin, newAdmin);
-    await as('compare-owner', fresh).putItem('cmp-3', { type: 'trip', data: { after: true } }, { ifMatch: revs.get('cmp-3') });
+    await (await as('compare-owner', fresh)).putItem('cmp-3', { type: 'trip', data: { after: true } }, { ifMatch: revs.get('cmp-3') });
     // Planted: writes the old stack took after the copy, which never reached the new one.
-    const onOld = as('compare-owner', old);
+    const onOld = await as('compare-owner', old);
     const lateRev = await onOld.putItem('cmp-7', { type: 'trip', data: { late: true } }, { ifMatch: revs.get('cmp-7') });
     await onOld.putItem('late-only', { type: 'route', data: {} });
     await onOld.deleteItem('cmp-8');
     // Both stacks changed cmp-9 after the copy; the new stack's change is later but of an older generation.
-    const onNew = as('compare-owner', fresh);
+    const onNew = await as('compare-owner', fresh);
     for (let i = 0; i < 10; i++) await onNew.putItem(`filler-${i}`, { type: 'trip', data: {} });
     const newRev9 = await onNew.putItem('cmp-9', { type: 'trip', data: { on: 'new' } }, { ifMatch: revs.get('cmp-9') });
     const second = await onOld.putItem('cmp-9', { type: 'trip', data: { on: 'old' } }, { ifMatch: revs.get('cmp-9') });
@@ -115,7 +116,7 @@ describe('compareStacks', () => {
     const { old, fresh, oldAdmin, newAdmin } = await twoStacks();
     await seed(old, 12);
     await copy(oldAdmin, newAdmin);
-    await as('compare-owner', old).putItem('planted', { type: 'trip', data: {} });
+    await (await as('compare-owner', old)).putItem('planted', { type: 'trip', data: {} });
     const context = async () => ({
       admin: (adminUrl: string) => createAdminClient({ adminUrl, jwtSecret: JWT_SECRET }),
     }) as unknown as EnvironmentContext;

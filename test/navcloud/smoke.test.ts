@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminClient } from '../../src/navcloud/admin-client.ts';
-import { mintToken } from '../../src/navcloud/client.ts';
+import { signToken } from '../../src/navcloud/token.ts';
 import type { ExportItemLine } from '../../src/navcloud/protocol.ts';
 import { runSmokeChecks, type SmokeOptions } from '../../src/navcloud/smoke.ts';
 import type { SmokeCheck } from '../../src/switch/contract.ts';
@@ -110,8 +110,9 @@ describe('runSmokeChecks', () => {
   });
 
   it('fails auth refusal behind a gateway that lets anonymous requests through', async () => {
+    const gatewayToken = await signToken(JWT_SECRET, 'gateway');
     const gateway = await startProxy(stack.outputs.endpoint, (headers) => {
-      headers.authorization ??= `Bearer ${mintToken(JWT_SECRET, 'gateway')}`;
+      headers.authorization ??= `Bearer ${gatewayToken}`;
     });
     try {
       const checks = await runSmokeChecks(options({ stack: { ...stack.outputs, endpoint: gateway.url } }));

@@ -14,7 +14,7 @@ import { MemoryBus } from '../../server/bus/memory.ts';
 import type { StackOutputs } from '../../src/cloud/ports.ts';
 import { createLogger } from '../../src/logging.ts';
 
-export const JWT_SECRET = 'test-secret-for-smoke-and-fleet';
+export const JWT_SECRET = 'test-secret-for-smoke-and-fleet-0123456789';
 export const quietLogger = createLogger('test-sync', { level: 'warn' });
 
 export interface TestStack {

@@ -8,7 +8,7 @@ import { createPorts } from '../../src/cloud/factory.ts';
 import { loadEnvironment } from '../../src/config/environment.ts';
 import { writeLocalState, type LocalState } from '../../src/local/state.ts';
 import { freePort } from '../../src/net.ts';
-import { signToken } from '../../server/auth.ts';
+import { signToken } from '../../src/navcloud/token.ts';
 import type { NodeRow, StatsRow } from '../../src/operations/fleet/fleet.ts';
 import type { ExecResult, LogLine } from '../../src/operations/fleet/port.ts';
 import { createZone } from '../aws/moto-helpers.ts';
@@ -16,7 +16,7 @@ import { startMoto, motoRegion, type Moto } from '../support/moto.ts';
 import { environmentsDir, environmentYaml, runCli, startCli } from '../cli/run-cli.ts';
 
 const SECRET = 'fleet-test-secret-0123456789abcdef';
-const admin = { authorization: `Bearer ${signToken(SECRET, 'fleet-test', { role: 'admin' })}` };
+const admin = { authorization: `Bearer ${await signToken(SECRET, 'fleet-test', { admin: true })}` };
 
 // `switchyard fleet` on the local profile: real navcloud-sync processes, their log files and /proc.
 describe('switchyard fleet (local profile, real processes)', () => {
@@ -217,7 +217,7 @@ describe('switchyard fleet (local profile, real processes)', () => {
 
   it('restarts the live stack one node at a time under client load without a failed request', async () => {
     const pidsBefore = provisioner.nodeProcesses(live).map((n) => n.pid);
-    const user = { authorization: `Bearer ${signToken(SECRET, 'load-user')}`, 'content-type': 'application/json' };
+    const user = { authorization: `Bearer ${await signToken(SECRET, 'load-user')}`, 'content-type': 'application/json' };
     let stop = false;
     const figures = { ok: 0, failed: 0, retried: 0 };
     // Bounded: at most 5,000 requests or 90 s. Like a client behind DNS with both addresses: a

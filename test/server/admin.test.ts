@@ -33,9 +33,9 @@ function ndjson(lines: unknown[]): string {
 describe('admin export and import', () => {
   it('moves a store to an empty one keeping items, revisions and cursors; a client resumes with a pre-export cursor', async () => {
     const source = await node();
-    const admin = source.token('ops', true);
-    const alice = source.token('alice');
-    const bob = source.token('bob');
+    const admin = await source.token('ops', true);
+    const alice = await source.token('alice');
+    const bob = await source.token('bob');
     for (let i = 0; i < 6; i++) await call(source, 'PUT', `/v1/items/a${i}`, { token: alice, body: { type: 'trip', data: { i } } });
     await call(source, 'PUT', '/v1/items/b0', { token: bob, body: { type: 'route', data: {} } });
     await call(source, 'POST', '/v1/items/a1/shares', { token: alice, body: { to: 'bob' } });
@@ -83,8 +83,8 @@ describe('fence', () => {
     // Writes refused at once rather than held (server/flip/hold.ts), so the refusal itself is checked.
     const a = await node({ heartbeatMs: 100, holdMs: 0 }, dir);
     const b = await node({ heartbeatMs: 100, holdMs: 0 }, { path: dir.path, remove: () => undefined });
-    const admin = a.token('ops', true);
-    const alice = a.token('alice');
+    const admin = await a.token('ops', true);
+    const alice = await a.token('alice');
     const put = await call(a, 'PUT', '/v1/items/f1', { token: alice, body: { type: 'trip', data: { v: 1 } } });
     const stream = await openStream(b, alice);
     await stream.next((m) => m.type === 'change' && m.id === 'f1');
@@ -131,7 +131,7 @@ describe('fence', () => {
 describe('fence lease and forward over HTTP', () => {
   it('takes leaseSeconds, renews, reports the fence in stats, forwards from a live fence and refuses what it must', async () => {
     const target = await node();
-    const admin = target.token('ops', true);
+    const admin = await target.token('ops', true);
     const post = (path: string, body?: unknown) => call(target, 'POST', path, { token: admin, body });
 
     expect((await post('/admin/forward', { to: 'http://127.0.0.1:9000' })).json.error.code).toBe('fence-lapsed');
@@ -171,9 +171,9 @@ describe('fence lease and forward over HTTP', () => {
 describe('drain', () => {
   it('sends reconnect to every stream, answers readyz and new streams 503, and keeps serving requests', async () => {
     const target = await node();
-    const admin = target.token('ops', true);
-    const alice = target.token('alice');
-    const streams = await Promise.all([openStream(target, alice), openStream(target, target.token('bob'))]);
+    const admin = await target.token('ops', true);
+    const alice = await target.token('alice');
+    const streams = await Promise.all([openStream(target, alice), openStream(target, await target.token('bob'))]);
     await expect.poll(async () => ((await call(target, 'GET', '/admin/stats', { token: admin })).json as NodeStats).openStreams).toBe(2);
 
     const drained = await call(target, 'POST', '/admin/drain', { token: admin });
@@ -202,8 +202,8 @@ describe('drain', () => {
     // Writes refused at once rather than held (server/flip/hold.ts), so the refusal itself is checked.
     const a = await node({ heartbeatMs: 100, holdMs: 0 }, dir);
     const b = await node({ heartbeatMs: 100, holdMs: 0 }, { path: dir.path, remove: () => undefined });
-    const admin = a.token('ops', true);
-    const alice = a.token('alice');
+    const admin = await a.token('ops', true);
+    const alice = await a.token('alice');
     for (const target of [a, b]) expect((await call(target, 'POST', '/admin/drain', { token: admin })).status).toBe(200);
     for (const target of [a, b]) {
       expect((await call(target, 'GET', '/readyz')).status).toBe(503);
@@ -232,7 +232,7 @@ describe('drain', () => {
 
   it('refuses an undrain that reaches a node already shutting down', async () => {
     const target = await startTestNode();
-    const admin = target.token('ops', true);
+    const admin = await target.token('ops', true);
     // The request head arrives in two parts: shutdown begins between them, on a connection it cannot close as idle.
     const socket = connect(target.port, '127.0.0.1');
     await once(socket, 'connect');

@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { signToken } from '../../server/auth.ts';
+import { signToken } from '../../src/navcloud/token.ts';
 import { decodeCursor } from '../../server/cursor.ts';
 import { freePort, waitForPort } from '../../src/net.ts';
 import { spawnRiakEmulator } from '../support/riak-emulator.ts';
@@ -57,12 +57,12 @@ async function exportFrom(node: { url: string }, admin: string, since: string | 
 
 async function writeAndChainExports(store: string): Promise<void> {
   const nodes = [await startNode(store, 'proc-a'), await startNode(store, 'proc-b')];
-  const admin = signToken(SECRET, 'ops', { role: 'admin' });
+  const admin = await signToken(SECRET, 'ops', { admin: true });
   const acknowledged: string[] = [];
   let refused = 0;
   let fenced = false;
   const writers = Array.from({ length: WRITERS }, async (_, writer) => {
-    const token = signToken(SECRET, `user-${writer}`);
+    const token = await signToken(SECRET, `user-${writer}`);
     for (let i = 0; i < WRITES_PER_WRITER; i++) {
       const id = `w${writer}-${i}`;
       const answer = await call(nodes[(writer + i) % 2]!, 'PUT', `/v1/items/${id}`, { token, body: { type: 'trip', data: { writer, i } } });

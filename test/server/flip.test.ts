@@ -10,15 +10,15 @@ import { createServer, request, type IncomingHttpHeaders, type IncomingMessage }
 import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signToken } from '../../server/auth.ts';
+import { signToken } from '../../src/navcloud/token.ts';
 import { encodeProxyHeader } from '../../server/proxy-protocol.ts';
 import { freePort, waitForPort } from '../../src/net.ts';
 import { call, openStream, SECRET, startTestNode, tempDir } from './helpers.ts';
 
 const bin = resolve(import.meta.dirname, '../../bin/navcloud-sync.js');
-const admin = signToken(SECRET, 'switchyard', { role: 'admin' });
-const alice = signToken(SECRET, 'flip-alice');
-const bob = signToken(SECRET, 'flip-bob');
+const admin = await signToken(SECRET, 'switchyard', { admin: true });
+const alice = await signToken(SECRET, 'flip-alice');
+const bob = await signToken(SECRET, 'flip-bob');
 
 interface NodeProcess {
   url: string;
@@ -257,12 +257,12 @@ describe('stacks forwarding to each other', () => {
   it('refuse a request relayed three times instead of relaying it forever', async () => {
     const node = await startTestNode();
     try {
-      const operator = node.token('switchyard', true);
+      const operator = await node.token('switchyard', true);
       await call(node, 'POST', '/admin/fence', { token: operator, body: { leaseSeconds: 30 } });
       // The worst misconfiguration: a stack forwarding to itself.
       expect((await call(node, 'POST', '/admin/forward', { token: operator, body: { to: node.url } })).status).toBe(200);
       await settled();
-      const answer = await call(node, 'GET', '/v1/inbox', { token: node.token('looped') });
+      const answer = await call(node, 'GET', '/v1/inbox', { token: await node.token('looped') });
       expect(answer.status).toBe(503);
       expect(answer.json).toMatchObject({ error: { code: 'forward-loop' } });
       expect(answer.headers.get('retry-after')).toBeTruthy();
@@ -276,7 +276,7 @@ describe('reading the fence', () => {
   it('does not read the store per request: requests share a cached fence', async () => {
     const node = await startTestNode();
     try {
-      const token = node.token('cache-user');
+      const token = await node.token('cache-user');
       expect((await call(node, 'PUT', '/v1/items/cached', { token, body: { type: 'trip', data: {} } })).status).toBe(201);
       const fenceReads = async () => Number(/navcloud_store_latency_seconds_count\{operation="fenceState"\} (\d+)/.exec((await call(node, 'GET', '/metrics')).text)?.[1] ?? 0);
       const before = await fenceReads();

@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { request } from 'node:http';
 import pino from 'pino';
 import { startServer, type RunningServer, type StartOptions } from '../../server/app.ts';
-import { signToken } from '../../server/auth.ts';
+import { signToken } from '../../src/navcloud/token.ts';
 
-export const SECRET = 'test-secret-0123456789abcdef';
+export const SECRET = 'test-secret-0123456789abcdef-0123456789';
 
 export function tempDir(prefix = 'navcloud-'): { path: string; remove(): void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
@@ -16,7 +16,7 @@ export function tempDir(prefix = 'navcloud-'): { path: string; remove(): void } 
 
 export interface TestNode extends RunningServer {
   dir: string;
-  token(user: string, admin?: boolean): string;
+  token(user: string, admin?: boolean): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -31,7 +31,7 @@ export async function startTestNode(options: Partial<StartOptions> = {}, dir = t
   return {
     ...server,
     dir: dir.path,
-    token: (user, admin = false) => signToken(SECRET, user, admin ? { role: 'admin' } : {}),
+    token: (user, admin = false) => signToken(SECRET, user, { admin }),
     async stop() {
       await server.close();
       dir.remove();

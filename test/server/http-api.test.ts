@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { signToken } from '../../server/auth.ts';
+import { signToken } from '../../src/navcloud/token.ts';
 import { SqliteStore } from '../../server/store/sqlite.ts';
 import { call, exportAll, SECRET, startTestNode, tempDir, type TestNode } from './helpers.ts';
 
@@ -13,10 +13,10 @@ describe('sync API (DESIGN §7) over real sockets and a SQLite file', () => {
 
   beforeAll(async () => {
     node = await startTestNode();
-    alice = node.token('alice');
-    bob = node.token('bob');
-    carol = node.token('carol');
-    admin = node.token('ops', true);
+    alice = await node.token('alice');
+    bob = await node.token('bob');
+    carol = await node.token('carol');
+    admin = await node.token('ops', true);
   });
   afterAll(async () => node.stop());
 
@@ -92,7 +92,7 @@ describe('sync API (DESIGN §7) over real sockets and a SQLite file', () => {
   });
 
   it('pages the changes feed with opaque cursors and answers 410 for unknown ones', async () => {
-    const dave = node.token('dave');
+    const dave = await node.token('dave');
     for (let i = 0; i < 5; i++) await call(node, 'PUT', `/v1/items/dave-${i}`, { token: dave, body: { type: 'place', data: { i } } });
     const first = await call(node, 'GET', '/v1/changes?limit=3', { token: dave });
     expect(first.status).toBe(200);
@@ -115,7 +115,7 @@ describe('sync API (DESIGN §7) over real sockets and a SQLite file', () => {
   });
 
   it('ends a feed page early when its changes are large, and the next page goes on from there', async () => {
-    const gina = node.token('gina');
+    const gina = await node.token('gina');
     const blob = 'g'.repeat(250 * 1024);
     for (let i = 0; i < 20; i++) expect((await call(node, 'PUT', `/v1/items/large-${i}`, { token: gina, body: { type: 'route', data: { blob, i } } })).status).toBe(201);
     const first = await call(node, 'GET', '/v1/changes?limit=1000', { token: gina });
@@ -133,9 +133,9 @@ describe('sync API (DESIGN §7) over real sockets and a SQLite file', () => {
       ['Basic abc', 'bad-token'],
       ['Bearer not.a.jwt.at-all', 'bad-token'],
       ['Bearer abc', 'bad-token'],
-      [`Bearer ${signToken('another-secret-entirely', 'alice')}`, 'bad-signature'],
-      [`Bearer ${signToken(SECRET, 'alice', { expiresIn: -10 })}`, 'token-expired'],
-      [`Bearer ${signToken(SECRET, '')}`, 'bad-token'],
+      [`Bearer ${await signToken('another-secret-entirely', 'alice')}`, 'bad-signature'],
+      [`Bearer ${await signToken(SECRET, 'alice', { expiresIn: -10 })}`, 'token-expired'],
+      [`Bearer ${await signToken(SECRET, '')}`, 'bad-token'],
     ];
     for (const [authorization, code] of cases) {
       const answer = await call(node, 'GET', '/v1/items/trip-a', { headers: authorization ? { authorization } : {} });
@@ -209,6 +209,11 @@ describe('sync API (DESIGN §7) over real sockets and a SQLite file', () => {
     expect(metrics.text).toMatch(/navcloud_store_latency_seconds_count\{operation="put"\} \d+/);
     expect(metrics.text).toContain('navcloud_heartbeat_lag_seconds_bucket');
     expect(metrics.text).toContain('navcloud_bus_lag_seconds_count');
+    // prom-client's process metrics beside the node's own: CPU, memory, event-loop lag, GC.
+    expect(metrics.text).toMatch(/^process_cpu_user_seconds_total \d/m);
+    expect(metrics.text).toMatch(/^process_resident_memory_bytes \d+/m);
+    expect(metrics.text).toMatch(/^nodejs_eventloop_lag_p99_seconds \d/m);
+    expect(metrics.text).toContain('# TYPE nodejs_gc_duration_seconds histogram');
   });
 });
 
@@ -216,14 +221,14 @@ describe('per-user rate limit', () => {
   it('answers 429 with Retry-After once a user spends the burst, without touching other users', async () => {
     const node = await startTestNode({ rateLimit: { perSecond: 1, burst: 3 } });
     try {
-      const erin = node.token('erin');
+      const erin = await node.token('erin');
       const statuses: number[] = [];
       for (let i = 0; i < 4; i++) statuses.push((await call(node, 'GET', '/v1/inbox', { token: erin })).status);
       expect(statuses).toEqual([200, 200, 200, 429]);
       const limited = await call(node, 'GET', '/v1/inbox', { token: erin });
       expect(limited.json.error.code).toBe('rate-limited');
       expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
-      expect((await call(node, 'GET', '/v1/inbox', { token: node.token('frank') })).status).toBe(200);
+      expect((await call(node, 'GET', '/v1/inbox', { token: await node.token('frank') })).status).toBe(200);
     } finally {
       await node.stop();
     }
@@ -241,7 +246,7 @@ describe('readiness', () => {
       expect(ready.status).toBe(503);
       expect(ready.json.error.code).toBe('store-unavailable');
       expect((await call(node, 'GET', '/healthz')).status).toBe(200);
-      const read = await call(node, 'GET', '/v1/items/anything', { token: node.token('alice') });
+      const read = await call(node, 'GET', '/v1/items/anything', { token: await node.token('alice') });
       expect(read.status).toBe(503);
       expect(read.json.error.code).toBe('store-unavailable');
     } finally {

@@ -7,7 +7,7 @@ import { mkdirSync, openSync, closeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signToken } from '../../server/auth.ts';
+import { signToken } from '../../src/navcloud/token.ts';
 import { repoRoot } from '../../src/config/environment.ts';
 import { freePort, waitForPort } from '../../src/net.ts';
 import { startRabbitMq, type RabbitMq } from '../support/rabbitmq.ts';
@@ -54,7 +54,7 @@ async function stopNode(node: Node): Promise<void> {
   clearTimeout(timer);
 }
 
-const alice = signToken(SECRET, 'alice');
+const alice = await signToken(SECRET, 'alice');
 
 async function put(node: Node, id: string, data: unknown): Promise<void> {
   const answer = await call(node, 'PUT', `/v1/items/${id}`, { token: alice, body: { type: 'place', data } });

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { request, type IncomingMessage } from 'node:http';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { signToken } from '../../server/auth.ts';
+import { signToken } from '../../src/navcloud/token.ts';
 import { freePort, waitForPort } from '../../src/net.ts';
 import { call, openStream, SECRET, tempDir } from './helpers.ts';
 
@@ -24,9 +24,9 @@ describe('navcloud-sync process', () => {
     try {
       await waitForPort('127.0.0.1', port, 30_000, 'navcloud-sync');
       const node = { url: `http://127.0.0.1:${port}` };
-      const alice = signToken(SECRET, 'alice');
+      const alice = await signToken(SECRET, 'alice');
       expect((await call(node, 'PUT', '/v1/items/p1', { token: alice, body: { type: 'trip', data: {} } })).status).toBe(201);
-      const streams = await Promise.all([openStream(node, alice), openStream(node, signToken(SECRET, 'bob'))]);
+      const streams = await Promise.all([openStream(node, alice), openStream(node, await signToken(SECRET, 'bob'))]);
       await streams[0]!.next((m) => m.type === 'change');
       // A write whose body is still arriving when the signal comes must be finished, not dropped.
       const body = JSON.stringify({ type: 'trip', data: { during: 'shutdown' } });

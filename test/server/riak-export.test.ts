@@ -44,8 +44,8 @@ describe('Riak exports chained cursor to cursor', () => {
     riak = await new RiakEmulator().start();
     const a = await riakNode(riak.url, 'node-a');
     const b = await riakNode(await riak.addNode(), 'node-b');
-    const admin = a.token('ops', true);
-    const alice = a.token('alice');
+    const admin = await a.token('ops', true);
+    const alice = await a.token('alice');
     const acknowledged: string[] = [];
     const exported = new Set<string>();
     let cursor: string | undefined;
@@ -82,8 +82,8 @@ describe('Riak exports chained cursor to cursor', () => {
     // The held write lands within milliseconds of its gate opening, well inside the deadline.
     const a = await riakNode(riak.url, 'node-a');
     const b = await riakNode(await riak.addNode(), 'node-b');
-    const admin = a.token('ops', true);
-    const alice = a.token('alice');
+    const admin = await a.token('ops', true);
+    const alice = await a.token('alice');
     const first = await call(b, 'PUT', '/v1/items/first', { token: alice, body: { type: 'trip', data: {} } });
     const since = (await exportFrom(b, admin, undefined)).cursor;
 
@@ -110,8 +110,8 @@ describe('the fence on Riak', () => {
     riak = await new RiakEmulator().start();
     const a = await riakNode(riak.url, 'node-a');
     const b = await riakNode(await riak.addNode(), 'node-b');
-    const admin = a.token('ops', true);
-    const alice = a.token('alice');
+    const admin = await a.token('ops', true);
+    const alice = await a.token('alice');
     expect((await call(a, 'PUT', '/v1/items/before', { token: alice, body: { type: 'trip', data: {} } })).status).toBe(201);
     const { cursor } = await exportFrom(b, admin, undefined);
 

@@ -296,14 +296,14 @@ describe('a sync node on SYNC_STORE=riak:', () => {
     const riak = await new RiakEmulator().start();
     const node = await startTestNode({ store: `riak:${riak.url}?bucket=api&w=quorum` });
     try {
-      const alice = node.token('alice');
+      const alice = await node.token('alice');
       const stream = await openStream(node, alice);
       const created = await call(node, 'PUT', '/v1/items/trip-9', { token: alice, body: { type: 'trip', data: { to: 'Faro' } } });
       expect(created.status).toBe(201);
       const etag = created.headers.get('etag')!;
       expect((await call(node, 'PUT', '/v1/items/trip-9', { token: alice, body: { type: 'trip', data: {} }, headers: { 'if-match': '"1-000000000000"' } })).status).toBe(412);
       expect((await call(node, 'GET', '/v1/items/trip-9', { token: alice })).json).toMatchObject({ id: 'trip-9', owner: 'alice', type: 'trip', data: { to: 'Faro' } });
-      expect((await call(node, 'GET', '/v1/items/trip-9', { token: node.token('mallory') })).status).toBe(404);
+      expect((await call(node, 'GET', '/v1/items/trip-9', { token: await node.token('mallory') })).status).toBe(404);
       expect(await stream.next((m) => m.type === 'change' && m.id === 'trip-9')).toMatchObject({ rev: etag.replaceAll('"', ''), data: { to: 'Faro' } });
       const feed = await call(node, 'GET', '/v1/changes', { token: alice });
       expect(feed.json.changes.map((c: { id: string }) => c.id)).toEqual(['trip-9']);

@@ -150,6 +150,35 @@ export function describeStoreContract(name: string, makeStore: (clock: Clock) =>
       expect(await store.changes('alice', highest, 10)).toEqual([]);
     });
 
+    it('ends a feed page after the change whose data passes maxBytes, shares and revocations included', async () => {
+      const blob = 'x'.repeat(10_000);
+      for (let i = 0; i < 4; i++) await store.put({ id: `big${i}`, owner: 'alice', type: 'trip', data: { blob } });
+      await store.put({ id: 'bobs', owner: 'bob', type: 'trip', data: { blob } });
+      await store.share('bobs', 'bob', 'alice');
+      await store.put({ id: 'small', owner: 'alice', type: 'trip', data: {} });
+      const sized = await store.changes('alice', 0, 100, 25_000);
+      // 10 KB each: the third change is the one that passes 25 KB and ends the page.
+      expect(sized.map((c) => c.id)).toEqual(['big0', 'big1', 'big2']);
+      const rest = await store.changes('alice', sized[2]!.seq, 100, 25_000);
+      expect(rest.map((c) => c.id)).toEqual(['big3', 'bobs', 'small']);
+      await store.unshare('bobs', 'bob', 'alice');
+      const revoked = await store.changes('alice', rest[2]!.seq, 100, 1);
+      expect(revoked.map((c) => [c.id, c.revoked])).toEqual([['bobs', true]]);
+      // A single change larger than the bound still makes a page: the feed never stalls.
+      expect((await store.changes('alice', 0, 100, 1)).map((c) => c.id)).toEqual(['big0']);
+    });
+
+    it('ends an inbox page, newest first, after the item whose data passes maxBytes', async () => {
+      const blob = 'y'.repeat(10_000);
+      for (let i = 0; i < 4; i++) {
+        await store.put({ id: `gift${i}`, owner: 'alice', type: 'place', data: { blob } });
+        await store.share(`gift${i}`, 'alice', 'bob');
+      }
+      expect((await store.inbox('bob', 10, 15_000)).map((i) => i.id)).toEqual(['gift3', 'gift2']);
+      expect((await store.inbox('bob', 10)).map((i) => i.id)).toEqual(['gift3', 'gift2', 'gift1', 'gift0']);
+      expect((await store.inbox('bob', 3, 1)).map((i) => i.id)).toEqual(['gift3']);
+    });
+
     it('exports since a point, and an import into an empty store keeps every item, revision and cursor', async () => {
       await store.put({ id: 'a', owner: 'alice', type: 'trip', data: { n: 1 } });
       await store.put({ id: 'b', owner: 'bob', type: 'route', data: { n: 2 } });

@@ -16,7 +16,7 @@ afterEach(async () => {
 describe('GET /v1/stream', () => {
   it('catches up from since, then delivers live changes, each once and in order', async () => {
     const target = await node();
-    const alice = target.token('alice');
+    const alice = await target.token('alice');
     for (let i = 0; i < 3; i++) await call(target, 'PUT', `/v1/items/s${i}`, { token: alice, body: { type: 'place', data: { i } } });
     const since = (await call(target, 'GET', '/v1/changes?limit=1', { token: alice })).json.next;
 
@@ -41,7 +41,7 @@ describe('GET /v1/stream', () => {
 
   it('catches up across many store pages without losing or repeating a change', async () => {
     const target = await node();
-    const alice = target.token('alice');
+    const alice = await target.token('alice');
     for (let batch = 0; batch < 9; batch++) {
       await Promise.all(Array.from({ length: 50 }, (_, i) => call(target, 'PUT', `/v1/items/bulk-${batch}-${i}`, { token: alice, body: { type: 'place', data: { batch, i } } })));
     }
@@ -63,9 +63,9 @@ describe('GET /v1/stream', () => {
 
   it('tells a sharee about shared items, their edits and the revocation, and nobody else', async () => {
     const target = await node();
-    const alice = target.token('alice');
-    const bobStream = await openStream(target, target.token('bob'));
-    const carolStream = await openStream(target, target.token('carol'));
+    const alice = await target.token('alice');
+    const bobStream = await openStream(target, await target.token('bob'));
+    const carolStream = await openStream(target, await target.token('carol'));
     await call(target, 'PUT', '/v1/items/shared-trip', { token: alice, body: { type: 'trip', data: { v: 1 } } });
     await call(target, 'POST', '/v1/items/shared-trip/shares', { token: alice, body: { to: 'bob' } });
     const shared = await bobStream.next((m) => m.type === 'shared');
@@ -83,7 +83,7 @@ describe('GET /v1/stream', () => {
 
   it('sends heartbeats every SYNC_HEARTBEAT_MS with the node id', async () => {
     const target = await node({ heartbeatMs: 100 });
-    const stream = await openStream(target, target.token('alice'));
+    const stream = await openStream(target, await target.token('alice'));
     const beats = [];
     for (let i = 0; i < 4; i++) beats.push(await stream.next((m) => m.type === 'heartbeat', 5000));
     for (const beat of beats) {
@@ -97,14 +97,14 @@ describe('GET /v1/stream', () => {
 
   it('refuses an unknown cursor with 410 before streaming', async () => {
     const target = await node();
-    const answer = await call(target, 'GET', '/v1/stream?since=bogus', { token: target.token('alice') });
+    const answer = await call(target, 'GET', '/v1/stream?since=bogus', { token: await target.token('alice') });
     expect(answer.status).toBe(410);
     expect(answer.json.error.code).toBe('cursor-unknown');
   });
 
   it('cuts off a client that stops reading with reconnect instead of buffering for it', async () => {
     const target = await node({ heartbeatMs: 50, slowStreamMs: 300, streamBufferBytes: 64 * 1024 });
-    const alice = target.token('alice');
+    const alice = await target.token('alice');
     // A raw socket paused from the start: Node reads nothing, so once the kernel's socket buffers
     // are full (their size depends on the machine's TCP tuning) the node's own buffer would grow.
     const { port } = new URL(target.url);

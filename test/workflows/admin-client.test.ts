@@ -24,7 +24,7 @@ let targetAdmin: StackAdmin;
 
 async function writeItems(node: TestNode, count: number, prefix: string): Promise<void> {
   for (let i = 0; i < count; i += 1) {
-    const answer = await call(node, 'PUT', `/v1/items/${prefix}-${i}`, { token: node.token('user-1'), body: { type: 'trip', data: { i } } });
+    const answer = await call(node, 'PUT', `/v1/items/${prefix}-${i}`, { token: await node.token('user-1'), body: { type: 'trip', data: { i } } });
     expect(answer.status).toBe(201);
   }
 }
@@ -72,7 +72,7 @@ describe('admin client against real sync nodes', () => {
     const fenced = await sourceAdmin.fence({ leaseSeconds: 30 });
     expect(fenced).toMatchObject({ fenced: true, mode: 'fenced' });
     expect(Date.parse(fenced.leaseExpiresAt!)).toBeGreaterThan(Date.now());
-    const refused = await call(source, 'PUT', '/v1/items/while-fenced', { token: source.token('user-1'), body: { type: 'trip', data: {} } });
+    const refused = await call(source, 'PUT', '/v1/items/while-fenced', { token: await source.token('user-1'), body: { type: 'trip', data: {} } });
     expect(refused.status).toBe(503);
     expect((await sourceAdmin.stats(source.url))).toMatchObject({ fenced: true, fence: { mode: 'fenced', leaseExpiresAt: fenced.leaseExpiresAt } });
     const forwarding = await sourceAdmin.forward('http://127.0.0.1:9/');

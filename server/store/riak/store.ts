@@ -33,7 +33,7 @@ import { createLogger, type Logger } from '../../../src/logging.ts';
 import { decodeCursor } from '../../cursor.ts';
 import { compareRevisions, nextRevision } from '../revision.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { StoreError, type StoreExport, type Clock, type FenceMode, type FenceState, type PutItem, type StoredChange, type StoredItem, type SyncStore } from '../port.ts';
+import { PAGE_BYTES, StoreError, type StoreExport, type Clock, type FenceMode, type FenceState, type PutItem, type StoredChange, type StoredItem, type SyncStore } from '../port.ts';
 import { RiakClient, type FetchResult, type RiakValue } from './client.ts';
 import { parseRiakUrl } from './config.ts';
 
@@ -69,6 +69,8 @@ const MAX_SEQ = Number.MAX_SAFE_INTEGER;
 const WRITE_ATTEMPTS = 4;
 /** Bounds every paginated walk. */
 const MAX_PAGES = 10_000;
+/** Items read at once for the feed and the inbox: a page holds at most maxBytes plus this many items. */
+const FEED_READ_BATCH = 8;
 
 export interface RiakStoreOptions {
   logger?: Logger;
@@ -193,31 +195,54 @@ export class RiakStore implements SyncStore {
     return this.changeShares(id, owner, to, false);
   }
 
-  async inbox(user: string, limit: number): Promise<StoredItem[]> {
+  async inbox(user: string, limit: number, maxBytes = PAGE_BYTES): Promise<StoredItem[]> {
     const keys = new Set<string>();
     for await (const [, key] of this.walk('inbox_bin', encodeUser(user), undefined)) keys.add(key);
-    const records = await this.readMany([...keys]);
-    return records
-      .filter((record): record is ItemRecord => record !== undefined && !record.deleted && record.shares.includes(user))
-      .sort((a, b) => b.seq - a.seq)
-      .slice(0, limit)
-      .map(toItem);
+    // The index does not order by seq: every item is read to rank it, a few at a time, keeping only its number.
+    const ranked: Array<{ key: string; seq: number }> = [];
+    const all = [...keys];
+    for (let start = 0; start < all.length; start += FEED_READ_BATCH) {
+      const batch = all.slice(start, start + FEED_READ_BATCH);
+      for (const [index, record] of (await this.readMany(batch)).entries()) {
+        if (record && !record.deleted && record.shares.includes(user)) ranked.push({ key: batch[index]!, seq: record.seq });
+      }
+    }
+    ranked.sort((a, b) => b.seq - a.seq);
+    const items: StoredItem[] = [];
+    let bytes = 0;
+    for (let start = 0; start < ranked.length && items.length < limit && bytes < maxBytes; start += FEED_READ_BATCH) {
+      const records = await this.readMany(ranked.slice(start, start + FEED_READ_BATCH).map((entry) => entry.key));
+      for (const record of records) {
+        if (!record || record.deleted || !record.shares.includes(user) || items.length >= limit || bytes >= maxBytes) continue;
+        items.push(toItem(record));
+        bytes += Buffer.byteLength(JSON.stringify(record.data ?? null));
+      }
+    }
+    return items.sort((a, b) => b.seq - a.seq);
   }
 
-  async changes(user: string, since: number, limit: number): Promise<StoredChange[]> {
+  async changes(user: string, since: number, limit: number, maxBytes = PAGE_BYTES): Promise<StoredChange[]> {
     const highest = await this.highestSeq();
     if (since > highest) throw new StoreError('cursor-gone', `cursor ${since} is beyond the newest change of this store`);
     const changes: StoredChange[] = [];
     if (limit < 1) return changes;
     let continuation: string | undefined;
-    for (let page = 0; page < MAX_PAGES && changes.length < limit; page += 1) {
+    let bytes = 0;
+    for (let page = 0; page < MAX_PAGES && changes.length < limit && bytes < maxBytes; page += 1) {
       const found = await this.riak.index(this.bucket, 'feed_bin', feedTerm(user, since + 1), feedTerm(user, MAX_SEQ), limit - changes.length, continuation);
-      const records = await this.readMany(found.results.map(([, key]) => key));
-      for (const [index, [term]] of found.results.entries()) {
-        const record = records[index];
-        const change = record && changeFor(record, user, seqOfTerm(term));
-        if (change) changes.push(change);
+      // Index order is seq order: items are read a few at a time, and reading stops once the page passes maxBytes.
+      for (let start = 0; start < found.results.length && bytes < maxBytes; start += FEED_READ_BATCH) {
+        const batch = found.results.slice(start, start + FEED_READ_BATCH);
+        const records = await this.readMany(batch.map(([, key]) => key));
+        for (const [index, [term]] of batch.entries()) {
+          const record = records[index];
+          const change = record && changeFor(record, user, seqOfTerm(term));
+          if (!change || bytes >= maxBytes) continue;
+          changes.push(change);
+          if (change.data !== undefined) bytes += Buffer.byteLength(JSON.stringify(change.data));
+        }
       }
+      if (bytes >= maxBytes) break;
       continuation = found.continuation;
       // An index entry is stale when its item moved on since: the item's newer entry comes later in the range.
       if (!continuation) break;
@@ -243,11 +268,15 @@ export class RiakStore implements SyncStore {
     let continuation: string | undefined;
     for (let page = 0; page < MAX_PAGES; page += 1) {
       const found = await this.riak.index(this.bucket, 'seq_int', since + 1, through, this.page, continuation);
-      const records = await this.readMany(found.results.map(([, key]) => key));
-      for (const [index, [term]] of found.results.entries()) {
-        const record = records[index];
-        // Yielded at its current number only; an entry it has moved on from is stale.
-        if (record && record.seq === Number(term)) yield toItem(record);
+      // Read a few at a time: a page of 256 KiB items must not be held in memory at once.
+      for (let start = 0; start < found.results.length; start += FEED_READ_BATCH) {
+        const batch = found.results.slice(start, start + FEED_READ_BATCH);
+        const records = await this.readMany(batch.map(([, key]) => key));
+        for (const [index, [term]] of batch.entries()) {
+          const record = records[index];
+          // Yielded at its current number only; an entry it has moved on from is stale.
+          if (record && record.seq === Number(term)) yield toItem(record);
+        }
       }
       continuation = found.continuation;
       if (!continuation) return;
