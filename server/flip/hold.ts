@@ -57,6 +57,8 @@ export class FenceGuard {
       if (state.mode === 'fenced' && write) {
         heldSince ??= Date.now();
         state = await this.watch.waitWhileFenced(deadline);
+        // A refusal is decided on the store's own word, not on a view that may be a moment old.
+        if (state.mode === 'fenced') state = await this.watch.fresh();
         if (state.mode === 'fenced') {
           this.context.metrics.held('timed-out', (Date.now() - heldSince) / 1000);
           throw new ApiError(503, 'fenced', `writes were held ${this.options.holdMs} ms while the service switches stacks: retry shortly`, {
