@@ -12,7 +12,11 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-const envName = z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, 'lower-case letters, digits and dashes, starting with a letter');
+// The colours delimit stack names (navcloud-<env>-<colour>-<id>): with no -blue or -green part in
+// an environment's name, IAM patterns for one environment never match another's (infra/orchestrator.yaml).
+const envName = z.string()
+  .regex(/^[a-z][a-z0-9-]{0,30}$/, 'lower-case letters, digits and dashes, starting with a letter')
+  .regex(/^(?!.*-(blue|green)(-|$))/, "no '-blue' or '-green' part (the colours delimit stack names)");
 
 export const environmentSchema = z.object({
   name: envName,
@@ -73,8 +77,9 @@ export function parseEnvironment(file: string, text: string): Environment {
 }
 
 export async function loadEnvironment(name: string, dir = environmentsDir): Promise<Environment> {
-  if (!envName.safeParse(name).success) {
-    throw new ConfigError(`environment name '${name}' is not valid: expected lower-case letters, digits and dashes`);
+  const valid = envName.safeParse(name);
+  if (!valid.success) {
+    throw new ConfigError(`environment name '${name}' is not valid: expected ${valid.error.issues[0]!.message}`);
   }
   const file = resolve(dir, `${name}.yaml`);
   let text: string;

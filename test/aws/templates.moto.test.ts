@@ -35,22 +35,28 @@ describe('infra templates on moto', () => {
     }
   });
 
-  // moto's CloudFormation applies only a bucket's encryption and tags (not versioning or lifecycle
-  // rules): those are held to cfn-lint and checked in the template by templates.test.ts.
-  it('backups.yaml builds an encrypted bucket', async () => {
+  // moto's CloudFormation applies only a bucket's encryption and tags (not versioning, lifecycle
+  // rules or access logging): those are held to cfn-lint and checked in the template by
+  // templates.test.ts and checkov.test.ts.
+  it('backups.yaml builds an encrypted bucket and its SSE-S3 access-log bucket', async () => {
     const resources = await createLongLived('navcloud-prod-backups', 'backups.yaml', { EnvName: 'prod', BucketName: 'navcloud-prod-backups' });
     expect(resources.get('Bucket')?.PhysicalResourceId).toBe('navcloud-prod-backups');
-    const encryption = await motoClients(moto).s3.send(new GetBucketEncryptionCommand({ Bucket: 'navcloud-prod-backups' }));
+    const s3 = motoClients(moto).s3;
+    const encryption = await s3.send(new GetBucketEncryptionCommand({ Bucket: 'navcloud-prod-backups' }));
     expect(encryption.ServerSideEncryptionConfiguration?.Rules?.[0]?.ApplyServerSideEncryptionByDefault?.SSEAlgorithm).toBe('aws:kms');
+    expect(resources.get('AccessLogBucket')?.PhysicalResourceId).toBe('navcloud-prod-backups-access-logs');
+    const logEncryption = await s3.send(new GetBucketEncryptionCommand({ Bucket: 'navcloud-prod-backups-access-logs' }));
+    expect(logEncryption.ServerSideEncryptionConfiguration?.Rules?.[0]?.ApplyServerSideEncryptionByDefault?.SSEAlgorithm).toBe('AES256');
   });
 
   it('orchestrator.yaml builds the worker role, its policy and the stack execution role', async () => {
     const resources = await createLongLived('switchyard-prod-orchestrator', 'orchestrator.yaml', {
       EnvName: 'prod', WorkerPrincipalArn: 'arn:aws:iam::123456789012:root', BackupBucket: 'navcloud-prod-backups',
-      HostedZoneId: 'Z0123456789ABCDEFGHIJ', RecordName: 'sync.navcloud.example.com',
+      HostedZoneId: 'Z0123456789ABCDEFGHIJ', RecordName: 'sync.navcloud.example.com', ArtifactBucket: 'navcloud-prod-artifacts',
     });
     expect(resources.get('WorkerRole')).toMatchObject({ ResourceStatus: 'CREATE_COMPLETE', PhysicalResourceId: 'switchyard-prod-worker' });
     expect(resources.get('StackExecutionRole')).toMatchObject({ ResourceStatus: 'CREATE_COMPLETE', PhysicalResourceId: 'switchyard-prod-stack-execution' });
     expect(resources.get('WorkerPolicy')?.PhysicalResourceId).toBe('arn:aws:iam::123456789012:policy/switchyard-prod-worker');
+    expect(resources.get('AppRoleBoundary')?.PhysicalResourceId).toBe('arn:aws:iam::123456789012:policy/switchyard-prod-app-role-boundary');
   });
 });
