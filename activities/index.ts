@@ -13,6 +13,8 @@ import { drainActivities } from './drain.ts';
 import { verifyActivities } from './verify.ts';
 import { backupActivities } from './backups.ts';
 import { reportActivities } from './report.ts';
+import { notifyActivities } from './notify.ts';
+import { createNotifier } from '../src/notify/factory.ts';
 
 export type { ActivityDeps, SmokeRunner } from './deps.ts';
 
@@ -30,6 +32,7 @@ export function createActivities(deps: ActivityDeps) {
     ...verifyActivities(context),
     ...backupActivities(context),
     ...reportActivities(context, deps.reportsDir),
+    ...notifyActivities(context, deps.notifier ?? createNotifier),
   });
 }
 
