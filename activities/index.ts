@@ -31,7 +31,7 @@ export function createActivities(deps: ActivityDeps) {
     ...drainActivities(context),
     ...verifyActivities(context),
     ...backupActivities(context),
-    ...reportActivities(context, deps.reportsDir),
+    ...reportActivities(context, deps.reportsDir, deps.metrics),
     ...notifyActivities(context, deps.notifier ?? createNotifier),
   });
 }
