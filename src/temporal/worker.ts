@@ -35,6 +35,8 @@ export interface RunWorkerOptions {
   heartbeatThrottleMs?: number;
   /** Called once the worker polls its task queue. */
   onRunning?: (worker: Worker) => void;
+  /** How long running activities get to stop cleanly after a shutdown signal (default 10). */
+  shutdownGraceSeconds?: number;
   /** Serve /healthz and /metrics (Switchyard's and the SDK's runtime metrics) here. */
   probe?: ProbeOptions;
   /** Called with the probe's base URL once it listens. */
@@ -87,7 +89,7 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
       maxHeartbeatThrottleInterval: throttle,
       defaultHeartbeatThrottleInterval: throttle,
       // On shutdown, running activities are cancelled and given this long to stop cleanly.
-      shutdownGraceTime: '10s',
+      shutdownGraceTime: `${options.shutdownGraceSeconds ?? 10}s`,
     });
     logger.info({ taskQueue, address: options.address ?? target.connection.address }, 'worker polling');
     const running = worker.run();

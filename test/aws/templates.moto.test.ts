@@ -3,9 +3,10 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { CreateStackCommand, DescribeStackResourcesCommand, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { GetBucketEncryptionCommand } from '@aws-sdk/client-s3';
+import { DescribeServicesCommand, DescribeTaskDefinitionCommand, ECSClient } from '@aws-sdk/client-ecs';
 import { repoRoot } from '../../src/config/environment.ts';
 import { startMoto, type Moto } from '../support/moto.ts';
-import { motoClients } from './moto-helpers.ts';
+import { motoClients, motoConfig } from './moto-helpers.ts';
 
 let moto: Moto;
 beforeAll(async () => { moto = await startMoto(); });
@@ -58,5 +59,30 @@ describe('infra templates on moto', () => {
     expect(resources.get('StackExecutionRole')).toMatchObject({ ResourceStatus: 'CREATE_COMPLETE', PhysicalResourceId: 'switchyard-prod-stack-execution' });
     expect(resources.get('WorkerPolicy')?.PhysicalResourceId).toBe('arn:aws:iam::123456789012:policy/switchyard-prod-worker');
     expect(resources.get('AppRoleBoundary')?.PhysicalResourceId).toBe('arn:aws:iam::123456789012:policy/switchyard-prod-app-role-boundary');
+  });
+});
+
+describe('worker-service.yaml on moto', () => {
+  it('builds the cluster, the Fargate task definition and a service of at least one worker in the network\'s private subnets', async () => {
+    await createLongLived('navcloud-prod-network', 'network.yaml', { EnvName: 'prod', VpcCidr: '10.40.0.0/16' });
+    const resources = await createLongLived('switchyard-prod-worker', 'worker-service.yaml', {
+      EnvName: 'prod', NetworkStack: 'navcloud-prod-network', Image: '123456789012.dkr.ecr.us-east-1.amazonaws.com/switchyard@sha256:' + 'a'.repeat(64),
+      WorkerRoleArn: 'arn:aws:iam::123456789012:role/switchyard-prod-worker', TemporalAddress: 'prod.a1b2c.tmprl.cloud:7233',
+      TemporalNamespace: 'prod.a1b2c', TemporalAuth: 'api-key', TemporalSecretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:switchyard/prod/temporal-AbCdEf',
+    });
+    for (const id of ['LogGroup', 'ExecutionRole', 'Cluster', 'TaskSecurityGroup', 'TaskDefinition', 'Service']) {
+      expect(resources.get(id)?.ResourceStatus, id).toBe('CREATE_COMPLETE');
+    }
+    expect(resources.has('ScraperIngress')).toBe(false);
+    const ecs = new ECSClient(motoConfig(moto));
+    const { taskDefinition } = await ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: resources.get('TaskDefinition')!.PhysicalResourceId! }));
+    // moto's CloudFormation keeps the containers but not the task's role, network mode or launch
+    // type: templates.test.ts holds those to the template.
+    const container = taskDefinition!.containerDefinitions![0]!;
+    expect(container).toMatchObject({ readonlyRootFilesystem: true, healthCheck: { startPeriod: 90 } });
+    expect(container.secrets).toEqual([{ name: 'TEMPORAL_API_KEY', valueFrom: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:switchyard/prod/temporal-AbCdEf:apiKey::' }]);
+    expect(container.logConfiguration?.options?.['awslogs-group']).toBe('/switchyard/prod/worker');
+    const { services } = await ecs.send(new DescribeServicesCommand({ cluster: 'switchyard-prod', services: ['switchyard-prod-worker'] }));
+    expect(services?.[0]).toMatchObject({ serviceName: 'switchyard-prod-worker', desiredCount: 2, status: 'ACTIVE' });
   });
 });

@@ -167,6 +167,35 @@ describe('infra templates', () => {
     expect(used.filter((a) => !allowed.has(a))).toEqual([]);
   });
 
+  it('worker-service.yaml: Fargate tasks as the orchestrator\'s worker role, Temporal credentials from Secrets Manager, draining deploys', async () => {
+    const service = await template('worker-service.yaml');
+    const task = service.Resources.TaskDefinition!.Properties;
+    expect(task).toMatchObject({ RequiresCompatibilities: ['FARGATE'], NetworkMode: 'awsvpc', TaskRoleArn: { Ref: 'WorkerRoleArn' } });
+    const [container] = task.ContainerDefinitions as Array<Record<string, any>>;
+    expect(container!.LogConfiguration.Options['awslogs-group']).toEqual({ Ref: 'LogGroup' });
+    expect(service.Resources.LogGroup!.Properties.LogGroupName).toEqual({ 'Fn::Sub': '/switchyard/${EnvName}/worker' });
+    expect(container!.Secrets['Fn::If'][0]).toBe('UseApiKey');
+    const secretNames = (branch: Array<{ Name: string }>) => branch.map((s) => s.Name);
+    expect(secretNames(container!.Secrets['Fn::If'][1])).toEqual(['TEMPORAL_API_KEY']);
+    expect(secretNames(container!.Secrets['Fn::If'][2])).toEqual(['TEMPORAL_TLS_CERT', 'TEMPORAL_TLS_KEY']);
+    expect(JSON.stringify(container!.Environment)).not.toMatch(/TEMPORAL_API_KEY|TEMPORAL_TLS_KEY/);
+    expect(container!.HealthCheck.Command.join(' ')).toContain('/healthz');
+    // Activities get their grace inside the stop timeout (Fargate allows at most 120 s).
+    const grace = Number((container!.Environment as Array<{ Name: string; Value: string }>).find((e) => e.Name === 'SWITCHYARD_SHUTDOWN_GRACE_SECONDS')!.Value);
+    expect(container!.StopTimeout).toBeLessThanOrEqual(120);
+    expect(grace).toBeGreaterThanOrEqual(60);
+    expect(grace).toBeLessThan(container!.StopTimeout);
+    const svc = service.Resources.Service!.Properties;
+    expect(svc.DeploymentConfiguration).toMatchObject({ MinimumHealthyPercent: 100, MaximumPercent: 200 });
+    expect(svc.NetworkConfiguration.AwsvpcConfiguration.AssignPublicIp).toBe('DISABLED');
+    expect(svc.DesiredCount).toEqual({ Ref: 'WorkerCount' });
+    expect(service.Parameters.WorkerCount).toMatchObject({ MinValue: 1 });
+    expect(Number(service.Parameters.WorkerCount!.Default)).toBeGreaterThanOrEqual(1);
+    // The orchestrator's worker role lets ECS tasks of its own account assume it.
+    const trust = (await template('orchestrator.yaml')).Resources.WorkerRole!.Properties.AssumeRolePolicyDocument.Statement as Array<Record<string, any>>;
+    expect(trust).toContainEqual(expect.objectContaining({ Principal: { Service: 'ecs-tasks.amazonaws.com' }, Condition: { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } } }));
+  });
+
   it('the environment schema accepts stackRoleArn only as a role ARN', () => {
     expect(environmentSchema.shape.stackRoleArn.safeParse('arn:aws:iam::123456789012:role/x').success).toBe(true);
     expect(environmentSchema.shape.stackRoleArn.safeParse('arn:aws:iam::123456789012:user/x').success).toBe(false);

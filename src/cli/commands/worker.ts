@@ -8,6 +8,7 @@ import { wholeNumber } from '../options.ts';
 interface WorkerOptions {
   probePort?: number;
   probeHost: string;
+  shutdownGrace?: number;
 }
 
 export const workerCommand: CommandModule = (program, cli) => {
@@ -16,6 +17,8 @@ export const workerCommand: CommandModule = (program, cli) => {
     .addOption(new Option('--probe-port <port>', 'serve /healthz and /metrics (Prometheus) on this port')
       .env('SWITCHYARD_PROBE_PORT').argParser(wholeNumber(1, 65_535, 'a port number')))
     .addOption(new Option('--probe-host <address>', 'address the probe listens on').env('SWITCHYARD_PROBE_HOST').default('127.0.0.1'))
+    .addOption(new Option('--shutdown-grace <seconds>', 'how long running activities get to stop after SIGTERM (default 10)')
+      .env('SWITCHYARD_SHUTDOWN_GRACE_SECONDS').argParser(wholeNumber(0, 3_600, 'a whole number of seconds')))
     .action((options: WorkerOptions) => runWorkerCommand(cli, options));
 };
 
@@ -29,6 +32,7 @@ async function runWorkerCommand(cli: Cli, options: WorkerOptions): Promise<void>
     await runWorker({
       taskQueue: cli.taskQueue,
       ...(options.probePort ? { probe: { host: options.probeHost, port: options.probePort } } : {}),
+      ...(options.shutdownGrace !== undefined ? { shutdownGraceSeconds: options.shutdownGrace } : {}),
     });
   } catch (err) {
     // The SDK's TransportError class is internal; its name is what it promises.
