@@ -135,8 +135,15 @@ describe('the image, assembled without Docker', () => {
     }
     expect((await fetch(`${probe}/nothing`)).status).toBe(404);
 
+    // The image's own HEALTHCHECK command, run as Docker would run it in the container.
+    const [check, ...checkArgs] = execForm(argsOf(final, 'HEALTHCHECK')[0]!.replace(/^.*?CMD /, ''));
+    const healthcheck = () => run(check === 'node' ? process.execPath : check!, checkArgs, { env: { ...envOf(final), SWITCHYARD_PROBE_PORT: String(port) }, timeout: 10_000 })
+      .then(() => 0, (err: { code: number }) => err.code);
+    expect(await healthcheck()).toBe(0);
+
     worker.kill('SIGTERM');
     expect(await exited, stderr).toBe(0);
+    expect(await healthcheck()).toBe(1);
   }, 180_000);
 });
 
