@@ -39,8 +39,8 @@ describe('switchyard fleet (local profile, real processes)', () => {
     const zone = await createZone(moto, 'navcloud.test');
     const common = `hostedZoneId: ${zone}\njwtSecret: ${SECRET}`;
     envs = environmentsDir({
-      flt: environmentYaml('flt').replace('hostedZoneId: ZLOCAL', '').replace('jwtSecret: test-secret', common),
-      fltm: environmentYaml('fltm').replace('hostedZoneId: ZLOCAL', '').replace('jwtSecret: test-secret', `${common}\napproval: manual`),
+      flt: environmentYaml('flt').replace('hostedZoneId: ZLOCAL', '').replace(/^jwtSecret: .*$/m, common),
+      fltm: environmentYaml('fltm').replace('hostedZoneId: ZLOCAL', '').replace(/^jwtSecret: .*$/m, `${common}\napproval: manual`),
     });
     const state: LocalState = {
       dataDir, region: motoRegion, motoEndpoint: moto.endpoint, temporalAddress: '127.0.0.1:1', dnsServer: '127.0.0.1:1',

@@ -5,6 +5,7 @@ import { EC2Client } from '@aws-sdk/client-ec2';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { S3Client } from '@aws-sdk/client-s3';
 import { Route53Client } from '@aws-sdk/client-route-53';
+import { SNSClient } from '@aws-sdk/client-sns';
 
 export interface AwsClientConfig {
   region: string;
@@ -52,4 +53,8 @@ export function ssmClient(config: AwsClientConfig): SSMClient {
 
 export function cloudWatchLogsClient(config: AwsClientConfig): CloudWatchLogsClient {
   return new CloudWatchLogsClient(common(config));
+}
+
+export function snsClient(config: AwsClientConfig): SNSClient {
+  return new SNSClient(common(config));
 }
