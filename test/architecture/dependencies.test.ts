@@ -12,9 +12,8 @@ import extractTSConfig from 'dependency-cruiser/config-utl/extract-ts-config';
 
 const ROOTS = ['src', 'server', 'workflows', 'activities', 'bench', 'test'];
 
-async function cruiseRepository(ruleOverrides?: (config: Record<string, unknown>) => void): Promise<ICruiseResult> {
+async function cruiseRepository(): Promise<ICruiseResult> {
   const options = await extractDepcruiseOptions('./.dependency-cruiser.cjs');
-  ruleOverrides?.(options);
   const result = await cruise(ROOTS, { ...options, validate: true }, undefined, { tsConfig: extractTSConfig('tsconfig.json') });
   return result.output as ICruiseResult;
 }
