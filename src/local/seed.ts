@@ -7,7 +7,7 @@ import { createAdminClient, type StackAdmin } from '../navcloud/admin-client.ts'
 import type { ExportItemLine } from '../navcloud/protocol.ts';
 import { encodeCursor } from '../../server/cursor.ts';
 import type { Logger } from '../logging.ts';
-import { recordDomain } from './state.ts';
+import { recordDomain } from '../cloud/factory.ts';
 
 /** The S3 bucket of an environment's backups, in moto. Creating one that exists is fine. */
 export async function ensureBucket(s3: S3Client, bucket: string): Promise<void> {

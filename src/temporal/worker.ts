@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { NativeConnection, Runtime, Worker, type Logger as TemporalLogger, type LogLevel, type LogMetadata } from '@temporalio/worker';
 import { IllegalStateError } from '@temporalio/common';
 import { loadEnvironment, resolveSecret } from '../config/environment.ts';
-import { createPorts } from '../cloud/factory.ts';
+import { createPorts, type LocalCloud } from '../cloud/factory.ts';
 import { createAdminClient } from '../navcloud/admin-client.ts';
 import { runSmokeChecks } from '../navcloud/smoke.ts';
 import { createLogger, type Logger } from '../logging.ts';
@@ -24,8 +24,8 @@ export interface RunWorkerOptions {
   address?: string;
   namespace?: string;
   taskQueue?: string;
-  /** Defaults to the real adapters: environment files, createPorts, the admin client, the smoke checks. */
-  deps?: ActivityDeps;
+  /** The real adapters (defaultDeps) or a test's. */
+  deps: ActivityDeps;
   shutdownSignals?: NodeJS.Signals[];
   logger?: Logger;
   /** How often at most an activity's heartbeats reach the server (and cancellations reach the activity). */
@@ -34,10 +34,11 @@ export interface RunWorkerOptions {
   onRunning?: (worker: Worker) => void;
 }
 
-export function defaultDeps(): ActivityDeps {
+/** `localCloud` reads the local environment, for environments of the local profile. */
+export function defaultDeps(localCloud: () => LocalCloud): ActivityDeps {
   return {
     loadEnvironment: (name) => loadEnvironment(name),
-    ports: (env) => createPorts(env),
+    ports: (env) => createPorts(env, localCloud),
     admin: (env, adminUrl) => createAdminClient({ adminUrl, jwtSecret: resolveSecret(env.jwtSecret) }),
     runSmokeChecks,
     reportsDir: resolve(dataDir, 'reports'),
@@ -45,7 +46,7 @@ export function defaultDeps(): ActivityDeps {
 }
 
 /** Runs until a shutdown signal (or worker.shutdown()) and its graceful end; rejects if the worker fails. */
-export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
+export async function runWorker(options: RunWorkerOptions): Promise<void> {
   const logger = options.logger ?? createLogger('switchyard-worker');
   installRuntime(logger, options.shutdownSignals ?? ['SIGINT', 'SIGTERM']);
   const target = connectionOptions();
@@ -61,7 +62,7 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
       namespace: options.namespace ?? target.namespace,
       taskQueue,
       workflowsPath,
-      activities: createActivities(options.deps ?? defaultDeps()),
+      activities: createActivities(options.deps),
       maxHeartbeatThrottleInterval: throttle,
       defaultHeartbeatThrottleInterval: throttle,
       // On shutdown, running activities are cancelled and given this long to stop cleanly.
