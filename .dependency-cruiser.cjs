@@ -59,10 +59,12 @@ module.exports = {
     },
     {
       name: 'cloud-imports-no-local-environment-or-cli',
-      comment: 'Ports and adapters are used by the worker, the CLI and the local supervisor alike: they import none of them.',
+      comment:
+        'Ports and adapters are used by the worker, the CLI and the local supervisor alike: they import ' +
+        'none of them, nor the clients of the sync service (draining is an activity, not an adapter\'s).',
       severity: 'error',
       from: { path: '^src/cloud/' },
-      to: { path: '^src/(local|cli)/' },
+      to: { path: '^src/(local|cli|navcloud|fleet|temporal)/' },
     },
     {
       name: 'clients-never-import-the-server',
