@@ -3,7 +3,7 @@
  * stops writes on every node sharing the store, this node's drain and its undoing, and its stats.
  */
 import { ITEM_ID, type DrainResult, type ExportEndLine, type ExportItemLine, type FenceResult, type ImportResult, type NodeStats } from '../../src/navcloud/protocol.ts';
-import { decodeCursor, encodeCursor } from '../cursor.ts';
+import { decodeCursor, encodeCursor } from '../../src/navcloud/cursor.ts';
 import { ApiError } from '../errors.ts';
 import { exportLineOf } from '../wire.ts';
 import type { Handler } from './context.ts';

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { MAX_ITEM_BYTES } from '../../src/navcloud/protocol.ts';
-import { encodeCursor } from '../cursor.ts';
+import { encodeCursor } from '../../src/navcloud/cursor.ts';
 import { ApiError } from '../errors.ts';
 import { StoreError, type StoredItem } from '../store/port.ts';
 import { changeOf, itemBody } from '../wire.ts';

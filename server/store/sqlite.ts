@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { ExportItemLine, ItemType } from '../../src/navcloud/protocol.ts';
-import { decodeCursor } from '../cursor.ts';
+import { decodeCursor } from '../../src/navcloud/cursor.ts';
 import { compareRevisions, nextRevision } from './revision.ts';
 import { StoreError, type PutItem, type StoredChange, type StoredItem, type SyncStore } from './port.ts';
 

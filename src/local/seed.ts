@@ -5,7 +5,7 @@ import { resolveSecret, type Environment } from '../config/environment.ts';
 import type { BackupManifest, Ports } from '../cloud/ports.ts';
 import { createAdminClient, type StackAdmin } from '../navcloud/admin-client.ts';
 import type { ExportItemLine } from '../navcloud/protocol.ts';
-import { encodeCursor } from '../../server/cursor.ts';
+import { encodeCursor } from '../navcloud/cursor.ts';
 import type { Logger } from '../logging.ts';
 import { recordDomain } from '../cloud/factory.ts';
 

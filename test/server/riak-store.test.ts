@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
-import { encodeCursor } from '../../server/cursor.ts';
+import { encodeCursor } from '../../src/navcloud/cursor.ts';
 import { StoreError } from '../../server/store/port.ts';
 import { openRiakStore, RiakStore } from '../../server/store/riak.ts';
 import { RiakClient } from '../../server/store/riak/client.ts';
