@@ -7,6 +7,7 @@ import { createAdminClient, type StackAdmin } from '../navcloud/admin-client.ts'
 import type { ExportItemLine } from '../navcloud/protocol.ts';
 import { encodeCursor } from '../navcloud/cursor.ts';
 import type { Logger } from '../logging.ts';
+import { stackName } from '../switch/stack-name.ts';
 import { recordDomain } from '../cloud/factory.ts';
 
 /** The S3 bucket of an environment's backups, in moto. Creating one that exists is fine. */
@@ -57,7 +58,7 @@ export async function seedEnvironment(env: Environment, ports: Ports, items: num
     return { stack: live.stack, items: manifest.items, backupKey: manifest.key };
   }
 
-  const name = `navcloud-${env.name}-blue-${randomBytes(4).toString('hex')}`;
+  const name = stackName(env.name, 'blue', randomBytes(4).toString('hex'));
   log.info({ stack: name, items }, 'seeding the environment: a first live stack, data, a backup and the DNS record');
   await ports.stacks.create({ name, env: env.name, colour: 'blue', workflowId: 'seed', template: env.template, parameters: env.parameters });
   const ready = await ports.stacks.waitUntilReady(name);
