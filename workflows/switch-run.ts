@@ -4,10 +4,9 @@
  */
 import { setCurrentDetails, upsertSearchAttributes, workflowInfo, log } from '@temporalio/workflow';
 import type { Colour } from '../src/cloud/ports.ts';
-import type {
-  Outcome, Phase, SmokeCheck, StackRefSummary, SwitchInput, SwitchReport, SwitchStatus,
+import {
+  searchAttributes, type Outcome, type Phase, type SmokeCheck, type StackRefSummary, type SwitchInput, type SwitchReport, type SwitchStatus,
 } from '../src/switch/contract.ts';
-import { searchAttributes } from './definitions.ts';
 import { isoAt, workflowNow } from './clock.ts';
 
 const BEFORE_SWITCHING: readonly Phase[] = [

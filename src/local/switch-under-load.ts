@@ -6,7 +6,7 @@ import { resolveSecret, type Environment } from '../config/environment.ts';
 import { createPorts } from '../cloud/factory.ts';
 import { startFleet, type Fleet } from '../fleet/fleet.ts';
 import { TASK_QUEUE, type ClientFigures, type SwitchInput, type SwitchReport } from '../switch/contract.ts';
-import { switchStartOptions } from '../temporal/switch-attributes.ts';
+import { switchStartOptions } from '../switch/contract.ts';
 import type { Logger } from '../logging.ts';
 import type { LocalState } from './state.ts';
 

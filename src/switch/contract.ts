@@ -1,11 +1,16 @@
 /**
- * The switch's public contract: workflow input, the `status` query's answer and the report CI
- * archives (DESIGN §5–§6). Pure types and constants: workflow code imports this file too.
+ * The switch's public contract, shared by workflow code and every client: task queue, workflow
+ * ids, search-attribute keys, what a switch carries from its start (input, summary), the `status`
+ * query's answer and the report CI archives (docs/architecture.md). Pure: workflow code imports it.
  */
+import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from '@temporalio/common';
 import type { Colour } from '../cloud/ports.ts';
 
 export const TASK_QUEUE = 'switchyard';
+/** One switch, one rollback and one backup of an environment at a time: the id says which. */
 export const switchWorkflowId = (env: string) => `switch-${env}`;
+export const rollbackWorkflowId = (env: string) => `rollback-${env}`;
+export const backupWorkflowId = (env: string) => `backup-${env}`;
 export const scheduleId = (env: string) => `nightly-refresh-${env}`;
 
 export const PHASES = [
@@ -17,15 +22,18 @@ export type Phase = (typeof PHASES)[number];
 export type Trigger = 'ci' | 'schedule' | 'manual';
 export type Outcome = 'switched' | 'failed' | 'rolled-back' | 'aborted';
 
-/** Search attributes the dev server registers and every switch upserts (DESIGN §5). */
-export const SEARCH_ATTRIBUTES = {
-  SwitchEnv: 'Keyword',
-  SwitchPhase: 'Keyword',
-  SwitchColor: 'Keyword',
-  SwitchStack: 'Keyword',
-  SwitchVersion: 'Keyword',
-  SwitchTrigger: 'Keyword',
-} as const;
+/**
+ * Search attributes of a switch: set by its starter (env, trigger, version) and by the switch as it
+ * goes (phase, colour, stack). The dev server registers them; a hosted namespace needs them too.
+ */
+export const searchAttributes = {
+  env: defineSearchAttributeKey('SwitchEnv', SearchAttributeType.KEYWORD),
+  phase: defineSearchAttributeKey('SwitchPhase', SearchAttributeType.KEYWORD),
+  colour: defineSearchAttributeKey('SwitchColor', SearchAttributeType.KEYWORD),
+  stack: defineSearchAttributeKey('SwitchStack', SearchAttributeType.KEYWORD),
+  version: defineSearchAttributeKey('SwitchVersion', SearchAttributeType.KEYWORD),
+  trigger: defineSearchAttributeKey('SwitchTrigger', SearchAttributeType.KEYWORD),
+};
 
 export interface SwitchInput {
   env: string;
@@ -36,6 +44,37 @@ export interface SwitchInput {
   trigger: Trigger;
   /** Application version being rolled out (a template parameter of the stack). */
   version: string;
+}
+
+export function switchStartAttributes(input: Pick<SwitchInput, 'env' | 'trigger' | 'version'>): SearchAttributePair[] {
+  return [
+    { key: searchAttributes.env, value: input.env },
+    { key: searchAttributes.trigger, value: input.trigger },
+    { key: searchAttributes.version, value: input.version },
+  ];
+}
+
+/**
+ * Start options of a stackSwitch, for a client start and for a child start alike: its id, the
+ * search attributes the UI and visibility queries see before a worker picks it up, and the UI's
+ * fixed summary and details (in SDK 1.24 only the starter can set them, not the workflow).
+ */
+export function switchStartOptions(input: SwitchInput) {
+  return {
+    workflowId: switchWorkflowId(input.env),
+    typedSearchAttributes: switchStartAttributes(input),
+    staticSummary: `switch ${input.env} to version ${input.version} (trigger ${input.trigger})`,
+    staticDetails: [
+      `- **Environment:** ${input.env}`,
+      `- **Version:** ${input.version}`,
+      `- **Backup:** ${input.backup}`,
+      `- **Approval:** ${input.approval ? `${input.approval}, asked for by this switch` : `as the environment file of ${input.env} says`}`,
+      `- **Trigger:** ${input.trigger}`,
+      ...(input.keepFailed ? ['- **Keep failed:** the new stack is kept if the switch fails before DNS changes'] : []),
+      '',
+      `Follow it with \`switchyard status --env ${input.env}\`; decide with \`switchyard approve --env ${input.env}\` or \`switchyard abort --env ${input.env}\`.`,
+    ].join('\n'),
+  };
 }
 
 export interface Decision {

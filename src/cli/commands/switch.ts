@@ -7,7 +7,7 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Workflo
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EXIT, switchWorkflowId, type SwitchInput, type SwitchReport, type SwitchStatus, type Trigger } from '../../switch/contract.ts';
 import { renderJson, renderMarkdown } from '../../switch/report.ts';
-import { switchStartOptions } from '../../temporal/switch-attributes.ts';
+import { switchStartOptions } from '../../switch/contract.ts';
 import { statusQuery } from '../../../workflows/definitions.ts';
 import type { stackSwitch } from '../../../workflows/stack-switch.ts';
 import { ENV_OPTION, type CommandModule } from '../command.ts';
