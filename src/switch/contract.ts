@@ -152,5 +152,42 @@ export interface SwitchReport {
   clients?: ClientFigures;
 }
 
+/** How a switch ended, beside what its status shows. */
+export interface SwitchEnding {
+  workflowId: string;
+  runId?: string;
+  outcome: Outcome;
+  reason?: string;
+  smoke: SmokeCheck[];
+  warnings?: string[];
+  startedAt: string;
+  finishedAt: string;
+}
+
+/**
+ * The report of a switch: the workflow builds it when it ends, and the CLI from the last status
+ * of a switch that ended by throwing (terminated, timed out, a bug), so CI always has one.
+ */
+export function switchReport(input: SwitchInput, status: Pick<SwitchStatus, 'from' | 'to' | 'backup' | 'phases' | 'approval'>, end: SwitchEnding): SwitchReport {
+  return {
+    env: input.env,
+    workflowId: end.workflowId,
+    runId: end.runId,
+    outcome: end.outcome,
+    ...(end.reason ? { reason: end.reason } : {}),
+    trigger: input.trigger,
+    version: input.version,
+    from: status.from,
+    to: status.to,
+    backup: status.backup,
+    phases: status.phases,
+    smoke: { checks: end.smoke },
+    approval: status.approval,
+    ...(end.warnings?.length ? { warnings: end.warnings } : {}),
+    startedAt: end.startedAt,
+    finishedAt: end.finishedAt,
+  };
+}
+
 /** Exit codes are a contract with CI (DESIGN §6). */
 export const EXIT = { switched: 0, failed: 1, usage: 2, busy: 3 } as const;
