@@ -1,7 +1,7 @@
 /**
  * What workflows and activities exchange. Pure types: workflow code imports this file.
  */
-import type { BackupManifest, Colour, DnsRecordState, DnsTarget, StackDescription, StackOutputs } from '../src/cloud/ports.ts';
+import type { Colour, DnsRecordState, StackDescription } from '../src/cloud/ports.ts';
 
 /** The part of an environment file a switch decides with (secrets stay in activities). */
 export interface SwitchSettings {
@@ -69,13 +69,6 @@ export interface CopyResult {
   cursor: string;
 }
 
-export interface DnsSwitchInput {
-  env: string;
-  expected: DnsRecordState | undefined;
-  stack: string;
-  target: DnsTarget;
-}
-
 /** What the record says after a switch; `changeId` null when it already said so. */
 export interface DnsSwitchResult {
   changeId: string | null;
@@ -100,7 +93,3 @@ export interface BackupSummary {
   cursor: string;
   sourceStack: string;
 }
-
-export type StackRef = Pick<StackDescription, 'name' | 'colour'> & { outputs: StackOutputs };
-
-export type { BackupManifest };

@@ -16,14 +16,6 @@ export class ExitError extends Error {
   }
 }
 
-/** Bad arguments the parser could not catch (e.g. a cron expression the server refuses). */
-export class UsageError extends ExitError {
-  override name = 'UsageError';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(EXIT.usage, message, options);
-  }
-}
-
 export interface Outcome {
   exitCode: number;
   /** Undefined when the message has already been written (commander prints its own). */

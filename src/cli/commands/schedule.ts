@@ -6,7 +6,6 @@ import {
   triggerNightlySchedule, unpauseNightlySchedule,
 } from '../../temporal/schedules.ts';
 import { ENV_OPTION, type CommandModule } from '../command.ts';
-import type { Cli } from '../context.ts';
 import { ExitError } from '../errors.ts';
 import { busyError, defaultVersion, findSwitch } from '../switches.ts';
 
