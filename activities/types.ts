@@ -1,7 +1,7 @@
 /**
  * What workflows and activities exchange. Pure types: workflow code imports this file.
  */
-import type { Colour, DnsRecordState, StackDescription } from '../src/cloud/ports.ts';
+import type { Colour, DnsRecordState, DnsTarget, StackDescription } from '../src/cloud/ports.ts';
 
 /** The part of an environment file a switch decides with (secrets stay in activities). */
 export interface SwitchSettings {
@@ -67,6 +67,13 @@ export interface CopyResult {
   copied: number;
   /** Cursor of the source's export end: the next pass starts here. */
   cursor: string;
+}
+
+export interface DnsSwitchInput {
+  env: string;
+  expected: DnsRecordState | undefined;
+  stack: string;
+  target: DnsTarget;
 }
 
 /** What the record says after a switch; `changeId` null when it already said so. */

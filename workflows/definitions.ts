@@ -1,6 +1,7 @@
 /**
- * The switch's query and updates, and the input and results of the other workflows. Ids and
- * search-attribute keys are in src/switch/contract.ts. Pure: safe for workflow code and clients.
+ * The switch's query and updates, and the ids, input and results of the other workflows. The
+ * switch's id and search-attribute keys are in src/switch/contract.ts. Pure: safe for workflow
+ * code and clients.
  */
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { Decision, Outcome, SwitchInput, SwitchReport, SwitchStatus } from '../src/switch/contract.ts';
@@ -10,6 +11,9 @@ export const statusQuery = defineQuery<SwitchStatus>('status');
 export const approveUpdate = defineUpdate<SwitchStatus, [Decision]>('approve');
 /** Abort a switch before it reaches `switching`; refused afterwards, with the reason. */
 export const abortUpdate = defineUpdate<SwitchStatus, [Decision]>('abort');
+
+export const rollbackWorkflowId = (env: string) => `rollback-${env}`;
+export const backupWorkflowId = (env: string) => `backup-${env}`;
 
 export interface RollbackInput {
   env: string;

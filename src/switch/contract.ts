@@ -1,16 +1,14 @@
 /**
- * The switch's public contract, shared by workflow code and every client: task queue, workflow
- * ids, search-attribute keys, what a switch carries from its start (input, summary), the `status`
- * query's answer and the report CI archives (docs/architecture.md). Pure: workflow code imports it.
+ * The switch's public contract, shared by workflow code and every client: task queue, the
+ * switch's and the schedule's ids, search-attribute keys, what a switch carries from its start
+ * (input, summary), the `status` query's answer and the report CI archives (docs/architecture.md).
+ * Pure: workflow code imports it.
  */
 import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from '@temporalio/common';
 import type { Colour } from '../cloud/ports.ts';
 
 export const TASK_QUEUE = 'switchyard';
-/** One switch, one rollback and one backup of an environment at a time: the id says which. */
 export const switchWorkflowId = (env: string) => `switch-${env}`;
-export const rollbackWorkflowId = (env: string) => `rollback-${env}`;
-export const backupWorkflowId = (env: string) => `backup-${env}`;
 export const scheduleId = (env: string) => `nightly-refresh-${env}`;
 
 export const PHASES = [

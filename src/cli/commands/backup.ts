@@ -1,7 +1,6 @@
 /** `switchyard backup`: exports the live stack of an environment to its backup store (workflow `backupStack`). */
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
-import type { BackupReport } from '../../../workflows/definitions.ts';
-import { backupWorkflowId } from '../../switch/contract.ts';
+import { backupWorkflowId, type BackupReport } from '../../../workflows/definitions.ts';
 import type { backupStack } from '../../../workflows/backup-stack.ts';
 import { EXIT } from '../../switch/contract.ts';
 import { ENV_OPTION, type CommandModule } from '../command.ts';

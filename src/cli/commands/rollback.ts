@@ -3,8 +3,7 @@
  * writes the current stack took meanwhile. Refused while a switch of the environment runs.
  */
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
-import type { RollbackInput, RollbackReport } from '../../../workflows/definitions.ts';
-import { rollbackWorkflowId } from '../../switch/contract.ts';
+import { rollbackWorkflowId, type RollbackInput, type RollbackReport } from '../../../workflows/definitions.ts';
 import type { rollback } from '../../../workflows/rollback.ts';
 import { EXIT } from '../../switch/contract.ts';
 import { ENV_OPTION, type CommandModule } from '../command.ts';
