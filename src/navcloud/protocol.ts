@@ -7,8 +7,8 @@ export type ItemType = 'trip' | 'route' | 'place';
 export const ITEM_ID = /^[A-Za-z0-9._-]{1,128}$/;
 export const MAX_ITEM_BYTES = 256 * 1024;
 
-/** One change as the feed and the stream deliver it. */
-export interface Change {
+/** An item as of one change: what the feed, the stream and an export all carry. */
+interface ItemVersion {
   /** Opaque cursor just after this change: a client resuming with it gets what follows. */
   cursor: string;
   id: string;
@@ -20,6 +20,9 @@ export interface Change {
   data?: unknown;
   updatedAt: string;
 }
+
+/** One change as the feed and the stream deliver it. */
+export type Change = ItemVersion;
 
 export interface ChangesPage {
   changes: Change[];
@@ -39,18 +42,10 @@ export type StreamMessage =
  * A line of GET /admin/export, of POST /admin/import, and of every backup's data.
  * `seq`-level ordering is carried by `cursor`, which import preserves.
  */
-export interface ExportItemLine {
+export interface ExportItemLine extends ItemVersion {
   kind: 'item';
-  id: string;
-  owner: string;
-  type: ItemType;
-  rev: string;
-  deleted: boolean;
-  data?: unknown;
   /** Users the item is shared with. */
   shares: string[];
-  cursor: string;
-  updatedAt: string;
 }
 
 /** Always the last line of an export: every change up to `cursor` was in the lines before. */
