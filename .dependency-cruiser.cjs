@@ -2,20 +2,24 @@
  * The layering of Switchyard, checked in `npm test` (test/architecture/dependencies.test.ts).
  * docs/architecture.md explains each layer; a rule here is the one place it is enforced.
  */
-/** Modules outside workflows/ that workflow code may import at run time (no I/O, no Node). */
+/**
+ * Modules outside workflows/ that workflow code may import at run time (no I/O, no Node):
+ * src/switch/ is the switch's pure domain (contract, stack names, clean-up and invariant rules).
+ */
 const WORKFLOW_SAFE = [
   '^workflows/',
-  '^src/switch/contract\\.ts$',
-  '^src/switch/stack-name\\.ts$',
+  '^src/switch/',
   '^src/cloud/ports\\.ts$',
+  '^src/cloud/dns-target\\.ts$',
   '^activities/types\\.ts$',
   '^node_modules/@temporalio/(workflow|common)/',
 ];
-/** What server/ may take from src/: the wire protocol both sides speak, and the logger. */
+/** What server/ may take from src/: the wire protocol both sides speak (shapes, tokens, cursors, revisions) and the logger. */
 const SHARED_WITH_SERVER = [
   '^src/navcloud/protocol\\.ts$',
   '^src/navcloud/token\\.ts$',
   '^src/navcloud/cursor\\.ts$',
+  '^src/navcloud/revision\\.ts$',
   '^src/logging\\.ts$',
 ];
 
@@ -45,7 +49,7 @@ module.exports = {
       name: 'server-imports-only-the-shared-protocol',
       comment:
         'The sync server is its own program: from src/ it takes only the wire protocol, the token ' +
-        'signer, the cursor codec and the logger, which the clients share with it.',
+        'signer, the cursor and revision codecs and the logger, which the clients share with it.',
       severity: 'error',
       from: { path: '^server/' },
       to: { path: '^(src|activities|workflows|bench|test)/', pathNot: SHARED_WITH_SERVER },

@@ -29,7 +29,7 @@
 import type { ExportItemLine } from '../../src/navcloud/protocol.ts';
 import { createLogger, type Logger } from '../../src/logging.ts';
 import { decodeCursor } from '../../src/navcloud/cursor.ts';
-import { compareRevisions, nextRevision } from './revision.ts';
+import { compareRevisions, nextRevision } from '../../src/navcloud/revision.ts';
 import { StoreError, type PutItem, type StoredChange, type StoredItem, type SyncStore } from './port.ts';
 import { RiakClient, type FetchResult, type RiakValue } from './riak/client.ts';
 import { parseRiakUrl } from './riak/config.ts';

@@ -13,7 +13,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { ExportItemLine, ItemType } from '../../src/navcloud/protocol.ts';
 import { decodeCursor } from '../../src/navcloud/cursor.ts';
-import { compareRevisions, nextRevision } from './revision.ts';
+import { compareRevisions, nextRevision } from '../../src/navcloud/revision.ts';
 import { StoreError, type PutItem, type StoredChange, type StoredItem, type SyncStore } from './port.ts';
 
 interface ItemRow {
