@@ -23,75 +23,42 @@ const SHARED_WITH_SERVER = [
   '^src/logging\\.ts$',
 ];
 
+/** Every rule is an error: `comment` is what the test prints beside the two files. */
+const forbid = (name, comment, from, to) => ({ name, comment, severity: 'error', from, to });
+const RUN_TIME = { dependencyTypesNot: ['type-only'] };
+
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
   forbidden: [
-    {
-      name: 'workflow-imports-only-workflow-safe-modules',
-      comment:
-        'Workflow code runs in the deterministic sandbox: it may import workflows/, the switch contract, ' +
-        'the port types and @temporalio/workflow|common at run time. Activities, adapters and Node are ' +
-        'reached through proxyActivities, never imported (type-only imports are erased and allowed).',
-      severity: 'error',
-      from: { path: '^workflows/' },
-      to: { pathNot: WORKFLOW_SAFE, dependencyTypesNot: ['type-only'] },
-    },
-    {
-      name: 'workflow-safe-modules-stay-safe',
-      comment:
-        'The modules workflows may import import only each other at run time, so nothing a workflow ' +
-        'loads can reach a Node built-in, an adapter or an activity (the set is closed).',
-      severity: 'error',
-      from: { path: WORKFLOW_SAFE.filter((p) => p.startsWith('^src/') || p.startsWith('^activities/')) },
-      to: { pathNot: WORKFLOW_SAFE, dependencyTypesNot: ['type-only'] },
-    },
-    {
-      name: 'server-imports-only-the-shared-protocol',
-      comment:
-        'The sync server is its own program: from src/ it takes only the wire protocol, the token ' +
-        'signer, the cursor and revision codecs and the logger, which the clients share with it.',
-      severity: 'error',
-      from: { path: '^server/' },
-      to: { path: '^(src|activities|workflows|bench|test)/', pathNot: SHARED_WITH_SERVER },
-    },
-    {
-      name: 'shared-protocol-imports-nothing-of-the-client',
-      comment: 'The modules shared with the server import nothing else of src/ (or the server would depend on it).',
-      severity: 'error',
-      from: { path: SHARED_WITH_SERVER },
-      to: { path: '^(src|server|activities|workflows)/', pathNot: SHARED_WITH_SERVER },
-    },
-    {
-      name: 'cloud-imports-no-local-environment-or-cli',
-      comment:
-        'Ports and adapters are used by the worker, the CLI and the local supervisor alike: they import ' +
-        'none of them, nor the clients of the sync service (draining is an activity, not an adapter\'s).',
-      severity: 'error',
-      from: { path: '^src/cloud/' },
-      to: { path: '^src/(local|cli|navcloud|fleet|temporal)/' },
-    },
-    {
-      name: 'clients-never-import-the-server',
-      comment:
-        'Clients talk to the server over HTTP; what both need lives in the shared protocol modules. ' +
-        '(Tests and bench/server.ts run the server in-process and may import it.)',
-      severity: 'error',
-      from: { path: '^(src|activities|workflows)/' },
-      to: { path: '^server/' },
-    },
-    {
-      name: 'no-circular',
-      comment: 'A cycle means two modules are one concern split in two, or a layer imports upwards.',
-      severity: 'error',
-      from: {},
-      to: { circular: true, viaOnly: { dependencyTypesNot: ['type-only'] } },
-    },
-    {
-      name: 'not-to-unresolvable',
-      severity: 'error',
-      from: {},
-      to: { couldNotResolve: true },
-    },
+    forbid('workflow-imports-only-workflow-safe-modules',
+      'Workflow code runs in the deterministic sandbox: at run time it imports only the workflow-safe ' +
+      'modules. Activities, adapters and Node are reached through proxyActivities, never imported ' +
+      '(type-only imports are erased and allowed).',
+      { path: '^workflows/' }, { pathNot: WORKFLOW_SAFE, ...RUN_TIME }),
+    forbid('workflow-safe-modules-stay-safe',
+      'The modules workflows may import import only each other at run time, so nothing a workflow ' +
+      'loads can reach a Node built-in, an adapter or an activity (the set is closed).',
+      { path: WORKFLOW_SAFE.filter((p) => p.startsWith('^src/') || p.startsWith('^activities/')) },
+      { pathNot: WORKFLOW_SAFE, ...RUN_TIME }),
+    forbid('server-imports-only-the-shared-protocol',
+      'The sync server is its own program: from src/ it takes only the wire protocol, the token ' +
+      'signer, the cursor and revision codecs and the logger, which the clients share with it.',
+      { path: '^server/' }, { path: '^(src|activities|workflows|bench|test)/', pathNot: SHARED_WITH_SERVER }),
+    forbid('shared-protocol-imports-nothing-of-the-client',
+      'The modules shared with the server import nothing else of src/ (or the server would depend on it).',
+      { path: SHARED_WITH_SERVER }, { path: '^(src|server|activities|workflows)/', pathNot: SHARED_WITH_SERVER }),
+    forbid('cloud-imports-no-local-environment-or-cli',
+      'Ports and adapters are used by the worker, the CLI and the local supervisor alike: they import ' +
+      'none of them, nor the clients of the sync service (draining is an activity, not an adapter\'s).',
+      { path: '^src/cloud/' }, { path: '^src/(local|cli|navcloud|fleet|temporal)/' }),
+    forbid('clients-never-import-the-server',
+      'Clients talk to the server over HTTP; what both need lives in the shared protocol modules. ' +
+      '(Tests and bench/server.ts run the server in-process and may import it.)',
+      { path: '^(src|activities|workflows)/' }, { path: '^server/' }),
+    forbid('no-circular',
+      'A cycle means two modules are one concern split in two, or a layer imports upwards.',
+      {}, { circular: true, viaOnly: RUN_TIME }),
+    forbid('not-to-unresolvable', 'An import that resolves to no file or package.', {}, { couldNotResolve: true }),
   ],
   options: {
     doNotFollow: { path: 'node_modules' },
