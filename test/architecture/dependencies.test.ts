@@ -39,6 +39,8 @@ describe('the rules', () => {
       'src/navcloud/client.ts': "import { a } from '../../server/app.ts';\nexport const c = a;\n",
       'src/cloud/factory.ts': "import { s } from '../local/state.ts';\nexport const f = s;\n",
       'src/local/state.ts': 'export const s = 1;\n',
+      'src/cli/switch.ts': "import { stackSwitch } from '../../workflows/nightly.ts';\nimport type { x } from '../../workflows/nightly.ts';\nexport const w = stackSwitch;\n",
+      'activities/report.ts': "import { x } from '../workflows/nightly.ts';\nexport const r = x;\n",
       // A module workflows may import must not open a way to Node either.
       'src/switch/contract.ts': "import { hostname } from 'node:os';\nexport const h = hostname;\n",
     };
@@ -52,6 +54,8 @@ describe('the rules', () => {
       const result = await cruise(['workflows', 'server', 'src', 'activities'], { ...rest, validate: true, baseDir: root });
       const violations = (result.output as ICruiseResult).summary.violations.map((v) => `${v.rule.name}: ${v.from} -> ${v.to}`).sort();
       expect(violations).toEqual([
+        'activities-import-no-workflow-code: activities/report.ts -> workflows/nightly.ts',
+        'clients-load-only-workflow-definitions: src/cli/switch.ts -> workflows/nightly.ts',
         'clients-never-import-the-server: src/navcloud/client.ts -> server/app.ts',
         'cloud-imports-no-local-environment-or-cli: src/cloud/factory.ts -> src/local/state.ts',
         'server-imports-only-the-shared-protocol: server/app.ts -> src/cli/main.ts',
