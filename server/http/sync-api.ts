@@ -1,5 +1,5 @@
 /**
- * The client API of DESIGN §7: items with revisions, sharing, the inbox, the changes feed and the
+ * The client API (server/README.md): items with revisions, sharing, the inbox, the changes feed and the
  * stream. An item exists only for its owner and its sharees: to anyone else every route answers
  * 404, while a sharee trying to change it is told 403.
  */

@@ -1,6 +1,6 @@
 /**
  * Every way a command can end other than success, mapped once to the exit codes CI relies on
- * (DESIGN §6) and to one sentence for a person.
+ * (README.md, exit codes) and to one sentence for a person.
  */
 import { CommanderError } from 'commander';
 import { ServiceError, WorkflowNotFoundError } from '@temporalio/client';

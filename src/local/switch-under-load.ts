@@ -35,7 +35,7 @@ export interface SwitchUnderLoad {
  * One switch of `env` while a synthetic client fleet writes, reads and streams through the
  * public name (real DNS, the environment's responder). The fleet keeps going until clients had
  * time to follow the switch (TTL + two heartbeats), then stops and checks every acknowledged
- * write against the stack DNS now points at. The figures go into the report (DESIGN §6
+ * write against the stack DNS now points at. The figures go into the report (its
  * `clients`), which is written back to the reports folder.
  */
 export async function switchUnderLoad(options: {

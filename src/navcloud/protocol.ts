@@ -1,5 +1,5 @@
 /**
- * Wire shapes of the NavCloud sync API (DESIGN §7) shared by the server, the orchestrator's
+ * Wire shapes of the NavCloud sync API (server/README.md) shared by the server, the orchestrator's
  * activities, the smoke tests and the synthetic clients. Change them here, nowhere else.
  */
 

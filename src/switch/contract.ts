@@ -187,5 +187,5 @@ export function switchReport(input: SwitchInput, status: Pick<SwitchStatus, 'fro
   };
 }
 
-/** Exit codes are a contract with CI (DESIGN §6). */
+/** Exit codes are a contract with CI (README.md). */
 export const EXIT = { switched: 0, failed: 1, usage: 2, busy: 3 } as const;

@@ -1,5 +1,5 @@
 /**
- * The nightly refresh of an environment (DESIGN §5): a Temporal Schedule `nightly-refresh-<env>`
+ * The nightly refresh of an environment (README.md): a Temporal Schedule `nightly-refresh-<env>`
  * that starts a `nightlyRefresh` workflow, which starts the switch as `switch-<env>` with trigger
  * `schedule` (workflows/nightly-refresh.ts). The schedule skips a night while the last one still
  * runs; the night itself skips its switch while any switch of the environment runs.

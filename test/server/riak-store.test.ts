@@ -25,7 +25,7 @@ describeStoreContract('riak (documented HTTP API, emulated on loopback)', async 
   };
 });
 
-// No Riak can be installed on these machines (DESIGN §7); set RIAK_URL=http://HOST:8098 to run
+// No Riak can be installed on these machines (docs/riak.md); set RIAK_URL=http://HOST:8098 to run
 // the contract against a real one (bucket types `navcloud` and `counters` must exist and be active).
 describe.runIf(process.env.RIAK_URL)('against a real Riak at RIAK_URL', () => {
   describeStoreContract('riak (real)', async () => {

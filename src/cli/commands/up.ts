@@ -1,4 +1,4 @@
-/** `switchyard up`: the local environment (DESIGN §3), in the background or, with --foreground, until Ctrl-C. */
+/** `switchyard up`: the local environment (README.md), in the background or, with --foreground, until Ctrl-C. */
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
