@@ -33,11 +33,6 @@ export function stackActivities(context: (env: string) => Promise<EnvironmentCon
       return ports.stacks.list(envName);
     },
 
-    async describeStack(input: { env: string; name: string }): Promise<StackDescription | null> {
-      const { ports } = await context(input.env);
-      return (await ports.stacks.describe(input.name)) ?? null;
-    },
-
     /**
      * Deletes a stack and waits until it is gone. DNS is read again right before the delete:
      * the stack clients are sent to is never deleted, whatever the caller believed.

@@ -1,7 +1,7 @@
 /**
  * What workflows and activities exchange. Pure types: workflow code imports this file.
  */
-import type { BackupManifest, Colour, DnsRecordState, DnsTarget, StackDescription, StackOutputs } from '../src/cloud/ports.ts';
+import type { Colour, DnsRecordState, DnsTarget, StackDescription, StackOutputs } from '../src/cloud/ports.ts';
 
 /** The part of an environment file a switch decides with (secrets stay in activities). */
 export interface SwitchSettings {
@@ -102,5 +102,3 @@ export interface BackupSummary {
 }
 
 export type StackRef = Pick<StackDescription, 'name' | 'colour'> & { outputs: StackOutputs };
-
-export type { BackupManifest };

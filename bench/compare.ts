@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { startServer } from '../server/app.ts';
-import { encodeCursor } from '../server/cursor.ts';
+import { encodeCursor } from '../src/navcloud/cursor.ts';
 import { createAdminClient } from '../src/navcloud/admin-client.ts';
 import { compareStacks } from '../src/navcloud/compare.ts';
 import type { ExportItemLine } from '../src/navcloud/protocol.ts';

@@ -18,7 +18,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { signToken } from '../src/navcloud/token.ts';
-import { encodeCursor } from '../server/cursor.ts';
+import { encodeCursor } from '../src/navcloud/cursor.ts';
 import { freePort, waitForPort } from '../src/net.ts';
 
 const SECRET = 'bench-secret-0123456789abcdef-0123456789';

@@ -1,5 +1,5 @@
 /**
- * The server's configuration, from the environment variables of DESIGN §7 or given directly to
+ * The server's configuration, from the environment variables of server/README.md or given directly to
  * startServer. Every bad value is refused up front with the variable, the value and what was expected.
  */
 import { readFileSync } from 'node:fs';

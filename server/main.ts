@@ -1,5 +1,5 @@
 /**
- * `navcloud-sync`: one sync node configured from the environment (DESIGN §7). SIGTERM or SIGINT
+ * `navcloud-sync`: one sync node configured from the environment (server/README.md). SIGTERM or SIGINT
  * shuts it down gracefully and it exits 0; a bad configuration exits 2 with one line saying what is wrong.
  */
 import { createLogger } from '../src/logging.ts';

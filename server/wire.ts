@@ -1,6 +1,6 @@
 /** Store records as the API shows them (src/navcloud/protocol.ts). */
 import type { Change, ExportItemLine, StreamMessage } from '../src/navcloud/protocol.ts';
-import { encodeCursor } from './cursor.ts';
+import { encodeCursor } from '../src/navcloud/cursor.ts';
 import type { StoredChange, StoredItem } from './store/port.ts';
 
 export function changeOf(change: StoredChange): Change & { revoked?: true } {

@@ -1,9 +1,9 @@
 /**
- * Names the CLI and the workflows share: queries, updates, workflow ids and search attribute
- * keys. Pure definitions, safe to import from workflow code and from clients.
+ * The switch's query and updates, and the ids, input and results of the other workflows. The
+ * switch's id and search-attribute keys are in src/switch/contract.ts. Pure: safe for workflow
+ * code and clients.
  */
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { Decision, Outcome, SwitchInput, SwitchReport, SwitchStatus } from '../src/switch/contract.ts';
 
 export const statusQuery = defineQuery<SwitchStatus>('status');
@@ -14,15 +14,6 @@ export const abortUpdate = defineUpdate<SwitchStatus, [Decision]>('abort');
 
 export const rollbackWorkflowId = (env: string) => `rollback-${env}`;
 export const backupWorkflowId = (env: string) => `backup-${env}`;
-
-export const searchAttributes = {
-  env: defineSearchAttributeKey('SwitchEnv', SearchAttributeType.KEYWORD),
-  phase: defineSearchAttributeKey('SwitchPhase', SearchAttributeType.KEYWORD),
-  colour: defineSearchAttributeKey('SwitchColor', SearchAttributeType.KEYWORD),
-  stack: defineSearchAttributeKey('SwitchStack', SearchAttributeType.KEYWORD),
-  version: defineSearchAttributeKey('SwitchVersion', SearchAttributeType.KEYWORD),
-  trigger: defineSearchAttributeKey('SwitchTrigger', SearchAttributeType.KEYWORD),
-};
 
 export interface RollbackInput {
   env: string;

@@ -7,8 +7,7 @@
  */
 import { ChildWorkflowCancellationType, ParentClosePolicy, log, setCurrentDetails, startChild } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { switchWorkflowId, type SwitchInput } from '../src/switch/contract.ts';
-import { switchStartOptions } from '../src/temporal/switch-attributes.ts';
+import { switchStartOptions, switchWorkflowId, type SwitchInput } from '../src/switch/contract.ts';
 import type { NightlyRefreshInput, NightlyRefreshResult } from './definitions.ts';
 import { stackSwitch } from './stack-switch.ts';
 

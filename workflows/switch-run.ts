@@ -4,10 +4,9 @@
  */
 import { setCurrentDetails, upsertSearchAttributes, workflowInfo, log } from '@temporalio/workflow';
 import type { Colour } from '../src/cloud/ports.ts';
-import type {
-  Outcome, Phase, SmokeCheck, StackRefSummary, SwitchInput, SwitchReport, SwitchStatus,
+import {
+  searchAttributes, switchReport, type Outcome, type Phase, type SmokeCheck, type StackRefSummary, type SwitchInput, type SwitchReport, type SwitchStatus,
 } from '../src/switch/contract.ts';
-import { searchAttributes } from './definitions.ts';
 import { isoAt, workflowNow } from './clock.ts';
 
 const BEFORE_SWITCHING: readonly Phase[] = [
@@ -72,25 +71,11 @@ export class SwitchRun {
     this.enter(outcome === 'switched' ? 'done' : 'failed', reason ?? 'switched');
     this.closePhase();
     if (reason) this.status.error = reason;
-    const info = workflowInfo();
-    return {
-      env: this.input.env,
-      workflowId: info.workflowId,
-      runId: info.runId,
-      outcome,
-      ...(reason ? { reason } : {}),
-      trigger: this.input.trigger,
-      version: this.input.version,
-      from: this.status.from,
-      to: this.status.to,
-      backup: this.status.backup,
-      phases: this.status.phases,
-      smoke: { checks: this.smokeChecks },
-      approval: this.status.approval,
-      ...(this.warnings.length ? { warnings: this.warnings } : {}),
-      startedAt: isoAt(this.startedAt),
-      finishedAt: isoAt(workflowNow()),
-    };
+    const { workflowId, runId } = workflowInfo();
+    return switchReport(this.input, this.status, {
+      workflowId, runId, outcome, reason, smoke: this.smokeChecks, warnings: this.warnings,
+      startedAt: isoAt(this.startedAt), finishedAt: isoAt(workflowNow()),
+    });
   }
 
   private closePhase(): void {

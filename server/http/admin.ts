@@ -6,7 +6,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { z } from 'zod';
 import { ITEM_ID, type DrainResult, type ExportEndLine, type ExportItemLine, type FenceResult, type FenceStatus, type ImportResult, type NodeStats } from '../../src/navcloud/protocol.ts';
-import { decodeCursor, encodeCursor } from '../cursor.ts';
+import { decodeCursor, encodeCursor } from '../../src/navcloud/cursor.ts';
 import { ApiError } from '../errors.ts';
 import { StoreError } from '../store/port.ts';
 import { exportLineOf } from '../wire.ts';

@@ -1,4 +1,4 @@
-/** Reading requests and writing answers: JSON bodies with their limits, and the error body of DESIGN §7. */
+/** Reading requests and writing answers: JSON bodies with their limits, and the error body of server/README.md. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { z } from 'zod';
 import { ApiError } from '../errors.ts';

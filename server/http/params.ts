@@ -1,6 +1,6 @@
 /** Path and query parameters checked at the edge: ids, users, cursors, limits. */
 import { ITEM_ID } from '../../src/navcloud/protocol.ts';
-import { decodeCursor } from '../cursor.ts';
+import { decodeCursor } from '../../src/navcloud/cursor.ts';
 import { ApiError } from '../errors.ts';
 
 /** No whitespace, slashes or control characters: user ids travel in paths, logs and rate-limit keys. */

@@ -1,11 +1,11 @@
 /**
- * The client API of DESIGN §7: items with revisions, sharing, the inbox, the changes feed and the
+ * The client API (server/README.md): items with revisions, sharing, the inbox, the changes feed and the
  * stream. An item exists only for its owner and its sharees: to anyone else every route answers
  * 404, while a sharee trying to change it is told 403.
  */
 import { z } from 'zod';
 import { MAX_ITEM_BYTES } from '../../src/navcloud/protocol.ts';
-import { encodeCursor } from '../cursor.ts';
+import { encodeCursor } from '../../src/navcloud/cursor.ts';
 import { ApiError } from '../errors.ts';
 import { StoreError, type StoredItem } from '../store/port.ts';
 import { changeOf, itemBody } from '../wire.ts';

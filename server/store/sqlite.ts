@@ -12,8 +12,8 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { ExportItemLine, ItemType } from '../../src/navcloud/protocol.ts';
-import { decodeCursor } from '../cursor.ts';
-import { compareRevisions, nextRevision } from './revision.ts';
+import { decodeCursor } from '../../src/navcloud/cursor.ts';
+import { compareRevisions, nextRevision } from '../../src/navcloud/revision.ts';
 import { PAGE_BYTES, StoreError, type StoreExport, type Clock, type FenceMode, type FenceState, type PutItem, type StoredChange, type StoredItem, type SyncStore } from './port.ts';
 
 interface ItemRow {

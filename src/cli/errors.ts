@@ -1,6 +1,6 @@
 /**
  * Every way a command can end other than success, mapped once to the exit codes CI relies on
- * (DESIGN §6) and to one sentence for a person.
+ * (README.md, exit codes) and to one sentence for a person.
  */
 import { CommanderError } from 'commander';
 import { ServiceError, WorkflowNotFoundError } from '@temporalio/client';
@@ -13,14 +13,6 @@ export class ExitError extends Error {
   override name = 'ExitError';
   constructor(readonly exitCode: number, message: string, options?: { cause?: unknown }) {
     super(message, options);
-  }
-}
-
-/** Bad arguments the parser could not catch (e.g. a cron expression the server refuses). */
-export class UsageError extends ExitError {
-  override name = 'UsageError';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(EXIT.usage, message, options);
   }
 }
 

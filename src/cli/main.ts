@@ -1,5 +1,5 @@
 /**
- * The `switchyard` command (DESIGN §6). Exit codes are a contract with CI: 0 switched, 1 failed or
+ * The `switchyard` command (README.md). Exit codes are a contract with CI: 0 switched, 1 failed or
  * rolled back, 2 usage or configuration error, 3 another switch of the environment is running.
  */
 import { Command } from 'commander';
@@ -85,7 +85,7 @@ export async function runCli(argv: string[], cli: Cli): Promise<number> {
   }
 }
 
-// Node 20 is the supported floor (DESIGN §3): the AWS SDK's multi-line notice about it is noise on every command.
+// Node 20 is the supported floor (package.json engines): the AWS SDK's multi-line notice about it is noise on every command.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const cli = new Cli({ stdout: process.stdout, stderr: process.stderr, env: process.env });

@@ -4,7 +4,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { WorkflowNotFoundError, type Client, type WorkflowExecutionDescription, type WorkflowHandle } from '@temporalio/client';
+import {
+  WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowNotFoundError, type Client, type WorkflowExecutionDescription, type WorkflowHandle,
+} from '@temporalio/client';
 import { repoRoot } from '../config/environment.ts';
 import { EXIT, switchWorkflowId } from '../switch/contract.ts';
 import { ExitError } from './errors.ts';
@@ -45,4 +47,18 @@ export function rootCause(err: Error): string {
   let cause: Error = err;
   while (cause.cause instanceof Error && cause.cause.message) cause = cause.cause;
   return cause.message || err.message;
+}
+
+/**
+ * A one-off workflow (a backup, a rollback) run to its end: its id already running is exit 3,
+ * its failure exit 1 with the root cause. `what` names it: "backup of dev".
+ */
+export async function runToEnd<T>(what: string, workflowId: string, execute: () => Promise<T>): Promise<T> {
+  try {
+    return await execute();
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) throw new ExitError(EXIT.busy, `a ${what} is already running (${workflowId})`);
+    if (err instanceof WorkflowFailedError) throw new ExitError(EXIT.failed, `${what} failed: ${rootCause(err)}`, { cause: err });
+    throw err;
+  }
 }

@@ -8,19 +8,37 @@ import { AwsStackProvisioner } from './aws/stack-provisioner.ts';
 import { S3BackupStore } from './aws/backup-store.ts';
 import { Route53DnsRouter } from './aws/dns-router.ts';
 import { LocalStackProvisioner } from './local/stack-provisioner.ts';
+import type { LocalStore } from './local/stack-spec.ts';
 import { responderAnswerCheck } from './local/answer-check.ts';
-import { readLocalState, recordDomain, type LocalState } from '../local/state.ts';
 
 /** Credentials moto accepts; the SDK refuses to sign without some. */
 export const LOCAL_CREDENTIALS = { accessKeyId: 'testing', secretAccessKey: 'testing' };
 
 /**
+ * What the local profile's adapters need of the running local environment (`switchyard up`
+ * writes it to its state file, src/local/state.ts; whoever calls createPorts reads it).
+ */
+export interface LocalCloud {
+  dataDir: string;
+  region: string;
+  motoEndpoint: string;
+  /** The DNS responder, `host:port`. */
+  dnsServer: string;
+  /** SYNC_BUS of every stack's nodes. */
+  bus: string;
+  /** Hosted zone id per domain, for environments whose hostedZoneId is `auto`. */
+  hostedZones: Record<string, string>;
+  /** Where every stack's nodes keep their data (default sqlite). */
+  store?: LocalStore;
+}
+
+/**
  * The adapters of one environment. `aws`: CloudFormation, S3 and Route53. `local`: stacks are
  * local processes, while backups and DNS are the same S3 and Route53 adapters talking to the
- * local environment's moto (`state`, by default the file `switchyard up` wrote) and answers
- * are checked against its DNS responder.
+ * local environment's moto (`local`, or how to read it: only a local profile reads it) and
+ * answers are checked against its DNS responder.
  */
-export function createPorts(env: Environment, state?: LocalState): Ports {
+export function createPorts(env: Environment, localCloud?: LocalCloud | (() => LocalCloud)): Ports {
   if (env.profile === 'aws') {
     const config: AwsClientConfig = { region: env.region };
     return {
@@ -32,7 +50,10 @@ export function createPorts(env: Environment, state?: LocalState): Ports {
       dns: new Route53DnsRouter({ route53: route53Client(config), hostedZoneId: env.hostedZoneId }),
     };
   }
-  const local = state ?? readLocalState();
+  const local = typeof localCloud === 'function' ? localCloud() : localCloud;
+  if (!local) {
+    throw new ConfigError(`environment '${env.name}' uses the local profile but no local environment was given: start it with 'switchyard up'`);
+  }
   const config: AwsClientConfig = { region: local.region, endpoint: local.motoEndpoint, credentials: LOCAL_CREDENTIALS };
   return {
     stacks: localStackProvisioner(env, local),
@@ -49,17 +70,22 @@ export function createPorts(env: Environment, state?: LocalState): Ports {
 }
 
 /** The local profile's stacks: processes under the local environment's data directory. */
-export function localStackProvisioner(env: Environment, local: LocalState): LocalStackProvisioner {
+export function localStackProvisioner(env: Environment, local: LocalCloud): LocalStackProvisioner {
   return new LocalStackProvisioner({ stacksDir: resolve(local.dataDir, 'stacks'), jwtSecret: resolveSecret(env.jwtSecret), bus: local.bus, store: local.store });
 }
 
 /** `auto` is the zone `switchyard up` created for the record's domain; anything else is a zone id. */
-export function localHostedZone(env: Environment, state: LocalState): string {
+export function localHostedZone(env: Environment, local: Pick<LocalCloud, 'hostedZones'>): string {
   if (env.hostedZoneId !== 'auto') return env.hostedZoneId;
   const domain = recordDomain(env.recordName);
-  const id = state.hostedZones[domain];
+  const id = local.hostedZones[domain];
   if (!id) {
     throw new ConfigError(`environment '${env.name}': hostedZoneId is auto but the local environment has no hosted zone for ${domain}: restart it with 'switchyard up'`);
   }
   return id;
+}
+
+/** The domain a record lives in: its name without the first label. */
+export function recordDomain(recordName: string): string {
+  return recordName.replace(/\.$/, '').split('.').slice(1).join('.').toLowerCase();
 }

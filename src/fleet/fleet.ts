@@ -1,6 +1,6 @@
 /**
  * The synthetic client fleet that runs alongside a switch in the demo and the benchmarks
- * (DESIGN §6 `clients`, issue 5): users writing, reading and streaming through the public name,
+ * (the report's `clients`, src/switch/contract.ts): users writing, reading and streaming through the public name,
  * at a bounded rate for a bounded time. stop() ends it and settles the figures; verify() then
  * checks every acknowledged write against a stack.
  */

@@ -5,9 +5,10 @@ import { resolveSecret, type Environment } from '../config/environment.ts';
 import type { BackupManifest, Ports } from '../cloud/ports.ts';
 import { createAdminClient, type StackAdmin } from '../navcloud/admin-client.ts';
 import type { ExportItemLine } from '../navcloud/protocol.ts';
-import { encodeCursor } from '../../server/cursor.ts';
+import { encodeCursor } from '../navcloud/cursor.ts';
 import type { Logger } from '../logging.ts';
-import { recordDomain } from './state.ts';
+import { stackName } from '../switch/stack-name.ts';
+import { recordDomain } from '../cloud/factory.ts';
 
 /** The S3 bucket of an environment's backups, in moto. Creating one that exists is fine. */
 export async function ensureBucket(s3: S3Client, bucket: string): Promise<void> {
@@ -57,7 +58,7 @@ export async function seedEnvironment(env: Environment, ports: Ports, items: num
     return { stack: live.stack, items: manifest.items, backupKey: manifest.key };
   }
 
-  const name = `navcloud-${env.name}-blue-${randomBytes(4).toString('hex')}`;
+  const name = stackName(env.name, 'blue', randomBytes(4).toString('hex'));
   log.info({ stack: name, items }, 'seeding the environment: a first live stack, data, a backup and the DNS record');
   await ports.stacks.create({ name, env: env.name, colour: 'blue', workflowId: 'seed', template: env.template, parameters: env.parameters });
   const ready = await ports.stacks.waitUntilReady(name);

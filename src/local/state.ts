@@ -60,8 +60,3 @@ export function writeLocalState(state: LocalState, file = localStatePath()): voi
   writeFileSync(`${file}.tmp`, JSON.stringify(state, null, 2));
   renameSync(`${file}.tmp`, file);
 }
-
-/** The domain a record lives in: its name without the first label. */
-export function recordDomain(recordName: string): string {
-  return recordName.replace(/\.$/, '').split('.').slice(1).join('.').toLowerCase();
-}

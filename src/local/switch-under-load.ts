@@ -8,7 +8,7 @@ import { createPorts } from '../cloud/factory.ts';
 import { startFleet, type Fleet, type FleetOptions } from '../fleet/fleet.ts';
 import { checkLinearizability, History } from '../fleet/history.ts';
 import { TASK_QUEUE, type ClientFigures, type SwitchInput, type SwitchReport } from '../switch/contract.ts';
-import { switchStartOptions } from '../temporal/switch-attributes.ts';
+import { switchStartOptions } from '../switch/contract.ts';
 import type { Logger } from '../logging.ts';
 import type { LocalState } from './state.ts';
 
@@ -39,7 +39,7 @@ export interface SwitchUnderLoad {
  * One switch of `env` while a synthetic client fleet writes, reads and streams through the
  * public name (real DNS, the environment's responder). The fleet keeps going until clients had
  * time to follow the switch (TTL + two heartbeats), then stops and checks every acknowledged
- * write against the stack DNS now points at. The figures go into the report (DESIGN §6
+ * write against the stack DNS now points at. The figures go into the report (its
  * `clients`), which is written back to the reports folder.
  */
 export async function switchUnderLoad(options: {

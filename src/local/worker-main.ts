@@ -11,5 +11,5 @@ import { readLocalState } from './state.ts';
 const state = readLocalState();
 const environments = process.env.SWITCHYARD_ENVIRONMENTS || environmentsDir;
 await runWorker({
-  deps: { ...defaultDeps(), loadEnvironment: (name) => loadEnvironment(name, environments), reportsDir: join(state.dataDir, 'reports') },
+  deps: { ...defaultDeps(() => state), loadEnvironment: (name) => loadEnvironment(name, environments), reportsDir: join(state.dataDir, 'reports') },
 });

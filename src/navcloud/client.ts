@@ -1,5 +1,5 @@
 /**
- * A typed client for the user side of the NavCloud sync API (DESIGN §7), used by the smoke
+ * A typed client for the user side of the NavCloud sync API (server/README.md), used by the smoke
  * tests, the synthetic client fleet and the tests (the admin side is src/navcloud/admin-client.ts;
  * tokens come from src/navcloud/token.ts). HTTP answers come back as results, never as exceptions, because
  * callers act on the status (412, 404, 503 + Retry-After); only a missing answer (refused,

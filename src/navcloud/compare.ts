@@ -10,8 +10,8 @@
  * can only come later in the new export (changed since the copy) or not at all (missing). Those
  * few wait in `pending` until the new export shows them or ends.
  */
-import { compareRevisions } from '../../server/store/revision.ts';
-import { decodeCursor } from '../../server/cursor.ts';
+import { compareRevisions } from './revision.ts';
+import { decodeCursor } from './cursor.ts';
 import type { StackAdmin } from './admin-client.ts';
 import type { ExportItemLine, ExportLine } from './protocol.ts';
 

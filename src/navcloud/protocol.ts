@@ -1,5 +1,5 @@
 /**
- * Wire shapes of the NavCloud sync API (DESIGN §7) shared by the server, the orchestrator's
+ * Wire shapes of the NavCloud sync API (server/README.md) shared by the server, the orchestrator's
  * activities, the smoke tests and the synthetic clients. Change them here, nowhere else.
  */
 
@@ -8,8 +8,8 @@ export type ItemType = 'trip' | 'route' | 'place';
 export const ITEM_ID = /^(?!\.\.?$)[A-Za-z0-9._-]{1,128}$/;
 export const MAX_ITEM_BYTES = 256 * 1024;
 
-/** One change as the feed and the stream deliver it. */
-export interface Change {
+/** An item as of one change: what the feed, the stream and an export all carry. */
+interface ItemVersion {
   /** Opaque cursor just after this change: a client resuming with it gets what follows. */
   cursor: string;
   id: string;
@@ -21,6 +21,9 @@ export interface Change {
   data?: unknown;
   updatedAt: string;
 }
+
+/** One change as the feed and the stream deliver it. */
+export type Change = ItemVersion;
 
 export interface ChangesPage {
   changes: Change[];
@@ -40,18 +43,10 @@ export type StreamMessage =
  * A line of GET /admin/export, of POST /admin/import, and of every backup's data.
  * `seq`-level ordering is carried by `cursor`, which import preserves.
  */
-export interface ExportItemLine {
+export interface ExportItemLine extends ItemVersion {
   kind: 'item';
-  id: string;
-  owner: string;
-  type: ItemType;
-  rev: string;
-  deleted: boolean;
-  data?: unknown;
   /** Users the item is shared with. */
   shares: string[];
-  cursor: string;
-  updatedAt: string;
 }
 
 /** Always the last line of an export: every change up to `cursor` was in the lines before. */

@@ -1,5 +1,5 @@
 /**
- * Smoke tests of a freshly restored stack (DESIGN §5 smoke-testing), run against the stack
+ * Smoke tests of a freshly restored stack (smoke-testing in docs/switch-protocol.md), run against the stack
  * directly (its endpoint, admin URL and nodes — never through DNS, which still points at the
  * old stack). Every check is recorded, pass or fail; only an abort throws.
  *

@@ -1,7 +1,10 @@
 /**
- * The switch's public contract: workflow input, the `status` query's answer and the report CI
- * archives (DESIGN §5–§6). Pure types and constants: workflow code imports this file too.
+ * The switch's public contract, shared by workflow code and every client: task queue, the
+ * switch's and the schedule's ids, search-attribute keys, what a switch carries from its start
+ * (input, summary), the `status` query's answer and the report CI archives (docs/architecture.md).
+ * Pure: workflow code imports it.
  */
+import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from '@temporalio/common';
 import type { Colour } from '../cloud/ports.ts';
 
 export const TASK_QUEUE = 'switchyard';
@@ -17,15 +20,18 @@ export type Phase = (typeof PHASES)[number];
 export type Trigger = 'ci' | 'schedule' | 'manual';
 export type Outcome = 'switched' | 'failed' | 'rolled-back' | 'aborted';
 
-/** Search attributes the dev server registers and every switch upserts (DESIGN §5). */
-export const SEARCH_ATTRIBUTES = {
-  SwitchEnv: 'Keyword',
-  SwitchPhase: 'Keyword',
-  SwitchColor: 'Keyword',
-  SwitchStack: 'Keyword',
-  SwitchVersion: 'Keyword',
-  SwitchTrigger: 'Keyword',
-} as const;
+/**
+ * Search attributes of a switch: set by its starter (env, trigger, version) and by the switch as it
+ * goes (phase, colour, stack). The dev server registers them; a hosted namespace needs them too.
+ */
+export const searchAttributes = {
+  env: defineSearchAttributeKey('SwitchEnv', SearchAttributeType.KEYWORD),
+  phase: defineSearchAttributeKey('SwitchPhase', SearchAttributeType.KEYWORD),
+  colour: defineSearchAttributeKey('SwitchColor', SearchAttributeType.KEYWORD),
+  stack: defineSearchAttributeKey('SwitchStack', SearchAttributeType.KEYWORD),
+  version: defineSearchAttributeKey('SwitchVersion', SearchAttributeType.KEYWORD),
+  trigger: defineSearchAttributeKey('SwitchTrigger', SearchAttributeType.KEYWORD),
+};
 
 export interface SwitchInput {
   env: string;
@@ -36,6 +42,37 @@ export interface SwitchInput {
   trigger: Trigger;
   /** Application version being rolled out (a template parameter of the stack). */
   version: string;
+}
+
+export function switchStartAttributes(input: Pick<SwitchInput, 'env' | 'trigger' | 'version'>): SearchAttributePair[] {
+  return [
+    { key: searchAttributes.env, value: input.env },
+    { key: searchAttributes.trigger, value: input.trigger },
+    { key: searchAttributes.version, value: input.version },
+  ];
+}
+
+/**
+ * Start options of a stackSwitch, for a client start and for a child start alike: its id, the
+ * search attributes the UI and visibility queries see before a worker picks it up, and the UI's
+ * fixed summary and details (in SDK 1.24 only the starter can set them, not the workflow).
+ */
+export function switchStartOptions(input: SwitchInput) {
+  return {
+    workflowId: switchWorkflowId(input.env),
+    typedSearchAttributes: switchStartAttributes(input),
+    staticSummary: `switch ${input.env} to version ${input.version} (trigger ${input.trigger})`,
+    staticDetails: [
+      `- **Environment:** ${input.env}`,
+      `- **Version:** ${input.version}`,
+      `- **Backup:** ${input.backup}`,
+      `- **Approval:** ${input.approval ? `${input.approval}, asked for by this switch` : `as the environment file of ${input.env} says`}`,
+      `- **Trigger:** ${input.trigger}`,
+      ...(input.keepFailed ? ['- **Keep failed:** the new stack is kept if the switch fails before DNS changes'] : []),
+      '',
+      `Follow it with \`switchyard status --env ${input.env}\`; decide with \`switchyard approve --env ${input.env}\` or \`switchyard abort --env ${input.env}\`.`,
+    ].join('\n'),
+  };
 }
 
 export interface Decision {
@@ -129,5 +166,42 @@ export interface SwitchReport {
   clients?: ClientFigures;
 }
 
-/** Exit codes are a contract with CI (DESIGN §6). */
+/** How a switch ended, beside what its status shows. */
+export interface SwitchEnding {
+  workflowId: string;
+  runId?: string;
+  outcome: Outcome;
+  reason?: string;
+  smoke: SmokeCheck[];
+  warnings?: string[];
+  startedAt: string;
+  finishedAt: string;
+}
+
+/**
+ * The report of a switch: the workflow builds it when it ends, and the CLI from the last status
+ * of a switch that ended by throwing (terminated, timed out, a bug), so CI always has one.
+ */
+export function switchReport(input: SwitchInput, status: Pick<SwitchStatus, 'from' | 'to' | 'backup' | 'phases' | 'approval'>, end: SwitchEnding): SwitchReport {
+  return {
+    env: input.env,
+    workflowId: end.workflowId,
+    runId: end.runId,
+    outcome: end.outcome,
+    ...(end.reason ? { reason: end.reason } : {}),
+    trigger: input.trigger,
+    version: input.version,
+    from: status.from,
+    to: status.to,
+    backup: status.backup,
+    phases: status.phases,
+    smoke: { checks: end.smoke },
+    approval: status.approval,
+    ...(end.warnings?.length ? { warnings: end.warnings } : {}),
+    startedAt: end.startedAt,
+    finishedAt: end.finishedAt,
+  };
+}
+
+/** Exit codes are a contract with CI (README.md). */
 export const EXIT = { switched: 0, failed: 1, usage: 2, busy: 3 } as const;

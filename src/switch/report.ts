@@ -1,6 +1,6 @@
 /**
  * The switch report as people and CI read it: Markdown for a terminal or a CI summary, JSON for
- * archiving (DESIGN §6). The report itself is produced by the workflow; this only renders it.
+ * archiving (README.md). The report itself is produced by the workflow; this only renders it.
  */
 import type { SwitchReport, StackRefSummary, ClientFigures } from './contract.ts';
 

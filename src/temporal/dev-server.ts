@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { SEARCH_ATTRIBUTES } from '../switch/contract.ts';
+import { searchAttributes } from '../switch/contract.ts';
 import { toolPath } from '../tools.ts';
 import { waitForPort } from '../net.ts';
 
@@ -36,7 +36,8 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     mkdirSync(dirname(options.dbFile), { recursive: true });
     args.push('--db-filename', options.dbFile);
   }
-  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
+  // Every switch attribute is a keyword (the CLI spells the type `Keyword`).
+  for (const key of Object.values(searchAttributes)) args.push('--search-attribute', `${key.name}=Keyword`);
   mkdirSync(dirname(options.logFile), { recursive: true });
   const log = openSync(options.logFile, 'a');
   const child = spawn(toolPath('temporal'), args, { stdio: ['ignore', log, log] });

@@ -1,5 +1,5 @@
 /**
- * The nightly refresh of an environment (DESIGN §5): a Temporal Schedule `nightly-refresh-<env>`
+ * The nightly refresh of an environment (README.md): a Temporal Schedule `nightly-refresh-<env>`
  * that starts a `nightlyRefresh` workflow, which starts the switch as `switch-<env>` with trigger
  * `schedule` (workflows/nightly-refresh.ts). The schedule skips a night while the last one still
  * runs; the night itself skips its switch while any switch of the environment runs.
@@ -10,8 +10,8 @@ import {
   type Client, type ScheduleDescription, type ScheduleHandle, type ScheduleOptionsStartWorkflowAction, type WorkflowHandle,
 } from '@temporalio/client';
 import { ConfigError } from '../config/environment.ts';
-import { TASK_QUEUE, scheduleId } from '../switch/contract.ts';
-import { searchAttributes, type NightlyRefreshInput } from '../../workflows/definitions.ts';
+import { TASK_QUEUE, scheduleId, searchAttributes, switchWorkflowId } from '../switch/contract.ts';
+import type { NightlyRefreshInput } from '../../workflows/definitions.ts';
 import type { nightlyRefresh } from '../../workflows/nightly-refresh.ts';
 
 /** 03:00 UTC: after the nightly backups, before anyone in Europe starts work. */
@@ -61,7 +61,7 @@ function action(refresh: NightlyRefresh, cron: string): ScheduleOptionsStartWork
     memo: { ...memo },
     typedSearchAttributes: [{ key: searchAttributes.env, value: refresh.env }],
     staticSummary: `nightly refresh of ${refresh.env}: switch to version ${input.version}`,
-    staticDetails: `Starts \`switch-${refresh.env}\` (trigger schedule) at '${cron}' UTC, restoring backup ${input.backup}, and waits for it; ` +
+    staticDetails: `Starts \`${switchWorkflowId(refresh.env)}\` (trigger schedule) at '${cron}' UTC, restoring backup ${input.backup}, and waits for it; ` +
       `skips the night when a switch of ${refresh.env} is already running.`,
   };
 }

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { NativeConnection, Runtime, Worker, type Logger as TemporalLogger, type LogLevel, type LogMetadata } from '@temporalio/worker';
 import { IllegalStateError } from '@temporalio/common';
 import { loadEnvironment, resolveSecret } from '../config/environment.ts';
-import { createPorts } from '../cloud/factory.ts';
+import { createPorts, type LocalCloud } from '../cloud/factory.ts';
 import { createAdminClient } from '../navcloud/admin-client.ts';
 import { runSmokeChecks } from '../navcloud/smoke.ts';
 import { createLogger, type Logger } from '../logging.ts';
@@ -27,8 +27,8 @@ export interface RunWorkerOptions {
   address?: string;
   namespace?: string;
   taskQueue?: string;
-  /** Defaults to the real adapters: environment files, createPorts, the admin client, the smoke checks. */
-  deps?: ActivityDeps;
+  /** The real adapters (defaultDeps) or a test's. */
+  deps: ActivityDeps;
   shutdownSignals?: NodeJS.Signals[];
   logger?: Logger;
   /** How often at most an activity's heartbeats reach the server (and cancellations reach the activity). */
@@ -43,10 +43,11 @@ export interface RunWorkerOptions {
   onProbe?: (url: string) => void;
 }
 
-export function defaultDeps(): ActivityDeps {
+/** `localCloud` reads the local environment, for environments of the local profile. */
+export function defaultDeps(localCloud: () => LocalCloud): ActivityDeps {
   return {
     loadEnvironment: (name) => loadEnvironment(name),
-    ports: (env) => createPorts(env),
+    ports: (env) => createPorts(env, localCloud),
     admin: (env, adminUrl) => createAdminClient({ adminUrl, jwtSecret: resolveSecret(env.jwtSecret) }),
     runSmokeChecks,
     reportsDir: resolve(dataDir, 'reports'),
@@ -54,7 +55,7 @@ export function defaultDeps(): ActivityDeps {
 }
 
 /** Runs until a shutdown signal (or worker.shutdown()) and its graceful end; rejects if the worker fails. */
-export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
+export async function runWorker(options: RunWorkerOptions): Promise<void> {
   const logger = options.logger ?? createLogger('switchyard-worker');
   // The SDK's core serves its metrics on loopback only; the probe republishes them.
   const sdkMetricsPort = options.probe ? await freePort() : undefined;
@@ -79,13 +80,12 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
   try {
     const taskQueue = options.taskQueue ?? TASK_QUEUE;
     const throttle = options.heartbeatThrottleMs ?? 5_000;
-    const deps = options.deps ?? defaultDeps();
     worker = await Worker.create({
       connection,
       namespace: options.namespace ?? target.namespace,
       taskQueue,
       workflowsPath,
-      activities: createActivities(metrics ? { ...deps, metrics } : deps),
+      activities: createActivities(metrics ? { ...options.deps, metrics } : options.deps),
       maxHeartbeatThrottleInterval: throttle,
       defaultHeartbeatThrottleInterval: throttle,
       // On shutdown, running activities are cancelled and given this long to stop cleanly.

@@ -98,16 +98,6 @@ describe('Route53DnsRouter on moto', () => {
     expect((await dns.current(recordName))?.stack).toBe('blue-1');
   });
 
-  it('lowers the TTL of an A record and keeps its target and owner', async () => {
-    const dns = router();
-    await dns.switch({ recordName, ttl: 300, expected: undefined, stack: 'blue-1', target: a('127.0.0.11') });
-    const change = await dns.lowerTtl(recordName, 5);
-    expect(change).toBeTruthy();
-    await dns.waitInSync(change!);
-    expect(await dns.current(recordName)).toMatchObject({ ttl: 5, stack: 'blue-1', target: a('127.0.0.11') });
-    expect(await dns.lowerTtl(recordName, 30)).toBeUndefined();
-  });
-
   it('names the zone when it does not exist', async () => {
     const dns = new Route53DnsRouter({ route53: motoClients(moto).route53, hostedZoneId: 'Z0000000000NOSUCHZONE', minIntervalMs: 0 });
     await expect(dns.current(recordName)).rejects.toMatchObject({ code: 'NotFound', retryable: false, resource: recordName, message: expect.stringContaining('Z0000000000NOSUCHZONE') });

@@ -7,7 +7,7 @@ import { chromium, type BrowserContext, type Frame } from 'playwright-core';
 import { repoRoot } from '../../src/config/environment.ts';
 import { freePort } from '../../src/net.ts';
 import { TASK_QUEUE, type SwitchInput, type SwitchReport, type SwitchStatus } from '../../src/switch/contract.ts';
-import { switchStartOptions } from '../../src/temporal/switch-attributes.ts';
+import { switchStartOptions } from '../../src/switch/contract.ts';
 import { startTestEnvironment, type TestEnvironment } from '../local/local-env.ts';
 
 const artifacts = resolve(repoRoot, 'test-artifacts');

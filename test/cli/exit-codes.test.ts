@@ -54,7 +54,7 @@ function reportOf(run: CliRun): SwitchReport {
   return JSON.parse(run.stdout) as SwitchReport;
 }
 
-/** The fields DESIGN §6 promises every report has. */
+/** The fields every report has (SwitchReport, src/switch/contract.ts). */
 function expectReportShape(report: SwitchReport) {
   expect(report).toMatchObject({ env, workflowId: switchWorkflowId(env) });
   expect(['switched', 'failed', 'rolled-back', 'aborted']).toContain(report.outcome);

@@ -40,6 +40,15 @@ describe('port factory', () => {
     expect(() => readLocalState(missing)).toThrow(ConfigError);
   });
 
+  it('reads the local environment only for the local profile, and refuses to build local ports without one', async () => {
+    const env = await loadEnvironment('dev');
+    expect(() => createPorts(env)).toThrow(/switchyard up/);
+    let reads = 0;
+    const ports = createPorts(env, () => { reads += 1; return state; });
+    expect(ports.stacks).toBeInstanceOf(LocalStackProvisioner);
+    expect(reads).toBe(1);
+  });
+
   it('builds CloudFormation, S3 and Route53 adapters for the aws profile', () => {
     const env = parseEnvironment('prod.yaml', `
 name: prod
@@ -55,7 +64,7 @@ verifySeconds: 300
 drainSeconds: 900
 jwtSecret: env:PROD_SECRET
 `);
-    const ports = createPorts(env);
+    const ports = createPorts(env, () => { throw new Error('an aws environment must not read the local one'); });
     expect(ports.stacks).toBeInstanceOf(AwsStackProvisioner);
     expect(ports.backups).toBeInstanceOf(S3BackupStore);
     expect(ports.dns).toBeInstanceOf(Route53DnsRouter);

@@ -110,10 +110,16 @@ describe('local stack provisioner (real navcloud-sync processes)', () => {
     expect(described!.rawStatus).toContain(`${request.name}-node-2`);
   });
 
-  it('deletes the stack: no process, no folder; deleting again is a no-op', async () => {
+  it('deletes the stack: its streams are told to reconnect, then no process, no folder; deleting again is a no-op', async () => {
     const pids = nodePids(stacksDir, request.name);
     const p = provisioner();
+    const node = (await p.describe(request.name))!.outputs!.nodes[0]!;
+    const stream = await fetch(`${node}/v1/stream`, { headers: { authorization: `Bearer ${await signToken(SECRET, 'alice')}` } });
+    expect(stream.status).toBe(200);
+    const lines = stream.text();
     await p.delete(request.name);
+    const last = (await lines).trim().split('\n').at(-1)!;
+    expect(JSON.parse(last)).toMatchObject({ type: 'reconnect' });
     await p.waitUntilDeleted(request.name);
     expect(pids.some((n) => isRunning(n.pid, n.marker))).toBe(false);
     expect(existsSync(join(stacksDir, request.name))).toBe(false);

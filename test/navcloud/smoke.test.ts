@@ -5,7 +5,7 @@ import type { ExportItemLine } from '../../src/navcloud/protocol.ts';
 import { runSmokeChecks, type SmokeOptions } from '../../src/navcloud/smoke.ts';
 import type { SmokeCheck } from '../../src/switch/contract.ts';
 import { freePort } from '../../src/net.ts';
-import { encodeCursor } from '../../server/cursor.ts';
+import { encodeCursor } from '../../src/navcloud/cursor.ts';
 import { JWT_SECRET, quietLogger, startProxy, startTestStack, type TestStack } from './stack.ts';
 
 const HEARTBEAT_MS = 200;

@@ -8,9 +8,8 @@ import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import type { Client } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { ConfigError } from '../../src/config/environment.ts';
-import { scheduleId, switchWorkflowId, type SwitchInput } from '../../src/switch/contract.ts';
+import { scheduleId, switchStartAttributes, switchWorkflowId, type SwitchInput } from '../../src/switch/contract.ts';
 import { createClient } from '../../src/temporal/client.ts';
-import { switchStartAttributes } from '../../src/temporal/switch-attributes.ts';
 import {
   deleteNightlySchedule, pauseNightlySchedule, setNightlySchedule, showNightlySchedule, triggerNightlySchedule,
   unpauseNightlySchedule, type TriggeredNight,

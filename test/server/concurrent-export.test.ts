@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { signToken } from '../../src/navcloud/token.ts';
-import { decodeCursor } from '../../server/cursor.ts';
+import { decodeCursor } from '../../src/navcloud/cursor.ts';
 import { freePort, waitForPort } from '../../src/net.ts';
 import { spawnRiakEmulator } from '../support/riak-emulator.ts';
 import { call, SECRET, tempDir } from './helpers.ts';

@@ -7,7 +7,7 @@
 import { createHmac } from 'node:crypto';
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeCursor, encodeCursor } from '../../server/cursor.ts';
+import { decodeCursor, encodeCursor } from '../../src/navcloud/cursor.ts';
 import { signToken } from '../../src/navcloud/token.ts';
 import { call, exportAll, openStream, SECRET, startTestNode, type StreamReader, type TestNode } from './helpers.ts';
 

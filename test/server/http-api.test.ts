@@ -4,7 +4,7 @@ import { signToken } from '../../src/navcloud/token.ts';
 import { SqliteStore } from '../../server/store/sqlite.ts';
 import { call, exportAll, SECRET, startTestNode, tempDir, type TestNode } from './helpers.ts';
 
-describe('sync API (DESIGN §7) over real sockets and a SQLite file', () => {
+describe('sync API (server/README.md) over real sockets and a SQLite file', () => {
   let node: TestNode;
   let alice: string;
   let bob: string;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
-import { encodeCursor } from '../../server/cursor.ts';
+import { encodeCursor } from '../../src/navcloud/cursor.ts';
 import { StoreError } from '../../server/store/port.ts';
 import { openRiakStore, RiakStore } from '../../server/store/riak/store.ts';
 import { RiakClient } from '../../server/store/riak/client.ts';
@@ -25,7 +25,7 @@ describeStoreContract('riak (documented HTTP API, emulated on loopback)', async 
   };
 });
 
-// No Riak can be installed on these machines (DESIGN §7); set RIAK_URL=http://HOST:8098 to run
+// No Riak can be installed on these machines (docs/riak.md); set RIAK_URL=http://HOST:8098 to run
 // the contract against a real one (bucket types `navcloud` and `counters` must exist and be active).
 describe.runIf(process.env.RIAK_URL)('against a real Riak at RIAK_URL', () => {
   describeStoreContract('riak (real)', async (clock) => {

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { encodeCursor } from '../../server/cursor.ts';
+import { encodeCursor } from '../../src/navcloud/cursor.ts';
 import { SqliteStore } from '../../server/store/sqlite.ts';
 import { describeStoreContract } from './store-contract.ts';
 import { tempDir } from './helpers.ts';

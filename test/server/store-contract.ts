@@ -5,7 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ExportItemLine } from '../../src/navcloud/protocol.ts';
-import { encodeCursor } from '../../server/cursor.ts';
+import { encodeCursor } from '../../src/navcloud/cursor.ts';
 import { StoreError, type StoreExport, type Clock, type StoredItem, type SyncStore } from '../../server/store/port.ts';
 
 export interface StoreUnderTest {

@@ -5,7 +5,7 @@ import { startDevServer, type DevServer } from '../../src/temporal/dev-server.ts
 import { freePort } from '../../src/net.ts';
 import { repoRoot } from '../../src/config/environment.ts';
 
-// One dev server for the whole run (DESIGN §2): the SDK's own launcher allows it only 5 s to start.
+// One dev server for the whole run: the SDK's own launcher allows it only 5 s to start.
 let server: DevServer | undefined;
 
 export async function setup(project: TestProject) {

@@ -11,7 +11,7 @@ import { DefaultLogger, Runtime, Worker, bundleWorkflowCode, type NativeConnecti
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import proto from '@temporalio/proto';
 import type { Environment } from '../../src/config/environment.ts';
-import { SEARCH_ATTRIBUTES } from '../../src/switch/contract.ts';
+import { searchAttributes } from '../../src/switch/contract.ts';
 import { toolPath } from '../../src/tools.ts';
 import { createActivities } from '../../activities/index.ts';
 import { FakeWorld, seedStackName, seedWorld } from '../support/fake-ports.ts';
@@ -68,7 +68,7 @@ export async function timeSkippingEnvironment(): Promise<TestWorkflowEnvironment
   });
   await env.connection.operatorService.addSearchAttributes({
     namespace: env.namespace ?? 'default',
-    searchAttributes: Object.fromEntries(Object.keys(SEARCH_ATTRIBUTES).map((name) => [name, proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
+    searchAttributes: Object.fromEntries(Object.values(searchAttributes).map(({ name }) => [name, proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
   });
   return env;
 }

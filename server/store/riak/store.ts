@@ -30,8 +30,8 @@
  */
 import type { ExportItemLine } from '../../../src/navcloud/protocol.ts';
 import { createLogger, type Logger } from '../../../src/logging.ts';
-import { decodeCursor } from '../../cursor.ts';
-import { compareRevisions, nextRevision } from '../revision.ts';
+import { decodeCursor } from '../../../src/navcloud/cursor.ts';
+import { compareRevisions, nextRevision } from '../../../src/navcloud/revision.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PAGE_BYTES, StoreError, type StoreExport, type Clock, type FenceMode, type FenceState, type PutItem, type StoredChange, type StoredItem, type SyncStore } from '../port.ts';
 import { RiakClient, type FetchResult, type RiakValue } from './client.ts';

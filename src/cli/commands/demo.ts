@@ -1,5 +1,5 @@
 /**
- * `switchyard demo` (`npm run demo`, DESIGN §3): a switch of `dev` and a switch back, each under a
+ * `switchyard demo` (`npm run demo`, README.md): a switch of `dev` and a switch back, each under a
  * synthetic client fleet going through DNS; prints both reports with the clients' figures and
  * exits 0 only if every target is met. Uses the running local environment if `up` started one,
  * else starts its own and tears it down at the end.

@@ -11,7 +11,7 @@ import type { Fleet, FleetScope, NodeRow, StatsRow } from '../../operations/flee
 import type { ExecResult, LogLine } from '../../operations/fleet/port.ts';
 import { ENV_OPTION, type CommandModule } from '../command.ts';
 import type { Cli } from '../context.ts';
-import { ExitError, UsageError } from '../errors.ts';
+import { ExitError } from '../errors.ts';
 import { wholeNumber } from '../options.ts';
 
 interface ScopeOptions {
@@ -69,7 +69,7 @@ export const fleetCommand: CommandModule = (program, cli) => {
 };
 
 async function open(cli: Cli, options: ScopeOptions): Promise<{ environment: Environment; fleet: Fleet; scope: FleetScope }> {
-  if (options.all && options.stack) throw new UsageError('--stack and --all exclude each other: name one stack or ask for all');
+  if (options.all && options.stack) throw new ExitError(EXIT.usage, '--stack and --all exclude each other: name one stack or ask for all');
   const environment = await cli.environment(options.env);
   // The platforms pull in the AWS SDK: only fleet commands pay for loading them.
   const { createFleet } = await import('../../operations/fleet/factory.ts');
@@ -82,7 +82,7 @@ async function asUsage<T>(work: Promise<T>): Promise<T> {
   try {
     return await work;
   } catch (err) {
-    if (err instanceof FleetInputError) throw new UsageError(err.message, { cause: err });
+    if (err instanceof FleetInputError) throw new ExitError(EXIT.usage, err.message, { cause: err });
     throw err;
   }
 }
@@ -101,12 +101,12 @@ async function list(cli: Cli, options: ScopeOptions): Promise<void> {
 async function logs(cli: Cli, options: LogsOptions): Promise<void> {
   const { parseSince, readableLine } = await import('../../operations/fleet/lines.ts');
   const since = options.since === undefined ? undefined : parseSince(options.since);
-  if (options.since !== undefined && since === undefined) throw new UsageError(`--since must be like 30s, 10m, 2h, 1d or an ISO time, got '${options.since}'`);
+  if (options.since !== undefined && since === undefined) throw new ExitError(EXIT.usage, `--since must be like 30s, 10m, 2h, 1d or an ISO time, got '${options.since}'`);
   let grep: RegExp | undefined;
   try {
     grep = options.grep === undefined ? undefined : new RegExp(options.grep);
   } catch (err) {
-    throw new UsageError(`--grep '${options.grep}' is not a regular expression: ${(err as Error).message}`);
+    throw new ExitError(EXIT.usage, `--grep '${options.grep}' is not a regular expression: ${(err as Error).message}`);
   }
   const { fleet, scope } = await open(cli, options);
   const show = options.json
@@ -145,11 +145,11 @@ async function stats(cli: Cli, options: ScopeOptions): Promise<void> {
 
 async function exec(cli: Cli, words: string[], options: ExecOptions): Promise<void> {
   const command = words.join(' ').trim();
-  if (!command) throw new UsageError('fleet exec needs a command after --, e.g. switchyard fleet exec --env dev -- uptime');
+  if (!command) throw new ExitError(EXIT.usage, 'fleet exec needs a command after --, e.g. switchyard fleet exec --env dev -- uptime');
   const by = who(cli, options.by);
   const { environment, fleet, scope } = await open(cli, options);
   if (environment.approval === 'manual' && !options.yes) {
-    throw new UsageError(`environment ${environment.name} has approval: manual: add --yes to run '${command}' on its nodes`);
+    throw new ExitError(EXIT.usage, `environment ${environment.name} has approval: manual: add --yes to run '${command}' on its nodes`);
   }
   const log = audit().child({ by, env: environment.name, command });
   const { nodes, results } = await asUsage(fleet.exec(scope, command, {

@@ -2,14 +2,13 @@
  * `switchyard rollback`: points DNS back at the previous stack (workflow `rollback`), carrying the
  * writes the current stack took meanwhile. Refused while a switch of the environment runs.
  */
-import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
 import { rollbackWorkflowId, type RollbackInput, type RollbackReport } from '../../../workflows/definitions.ts';
 import type { rollback } from '../../../workflows/rollback.ts';
 import { EXIT } from '../../switch/contract.ts';
 import { ENV_OPTION, type CommandModule } from '../command.ts';
 import type { Cli } from '../context.ts';
 import { ExitError } from '../errors.ts';
-import { busyError, findSwitch, rootCause } from '../switches.ts';
+import { busyError, findSwitch, runToEnd } from '../switches.ts';
 
 interface RollbackOptions {
   env: string;
@@ -38,20 +37,12 @@ async function runRollback(cli: Cli, options: RollbackOptions): Promise<void> {
 
   const input: RollbackInput = { env: environment.name, by, ...(options.comment ? { comment: options.comment } : {}) };
   const workflowId = rollbackWorkflowId(environment.name);
-  let report: RollbackReport;
-  try {
-    report = await client.workflow.execute<typeof rollback>('rollback', {
+  const report: RollbackReport = await runToEnd(`rollback of ${environment.name}`, workflowId, () =>
+    client.workflow.execute<typeof rollback>('rollback', {
       workflowId, taskQueue: cli.taskQueue, args: [input],
       staticSummary: `roll ${input.env} back to its previous stack (by ${by})`,
       ...(input.comment ? { staticDetails: `**Why:** ${input.comment}` } : {}),
-    });
-  } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError) {
-      throw new ExitError(EXIT.busy, `a rollback of ${environment.name} is already running (${workflowId})`);
-    }
-    if (err instanceof WorkflowFailedError) throw new ExitError(EXIT.failed, `rollback of ${environment.name} failed: ${rootCause(err)}`, { cause: err });
-    throw err;
-  }
+    }));
   if (options.json) cli.out(JSON.stringify(report, null, 2));
   else if (report.outcome === 'rolled-back') cli.out(`rolled ${environment.name} back from ${report.from} to ${report.to} (${workflowId}, by ${report.by})`);
   else cli.err(`switchyard: rollback of ${environment.name} failed: ${report.reason ?? 'no reason given'}`);

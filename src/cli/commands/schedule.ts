@@ -6,7 +6,6 @@ import {
   triggerNightlySchedule, unpauseNightlySchedule,
 } from '../../temporal/schedules.ts';
 import { ENV_OPTION, type CommandModule } from '../command.ts';
-import type { Cli } from '../context.ts';
 import { ExitError } from '../errors.ts';
 import { busyError, defaultVersion, findSwitch } from '../switches.ts';
 
@@ -46,23 +45,19 @@ export const scheduleCommand: CommandModule = (program, cli) => {
       cli.out(lines.join('\n'));
     });
 
-  subcommand(schedule, 'pause', 'stop the nightly switches until unpaused')
-    .option('--note <text>', 'why (shown by `schedule show` and in the UI)')
-    .action(async (options: { env: string; note?: string }) => {
-      const environment = await cli.environment(options.env);
-      const note = options.note ?? `paused by ${cli.io.env.USER ?? 'switchyard'}`;
-      await pauseNightlySchedule(await cli.client(), environment.name, note);
-      cli.out(`paused ${scheduleId(environment.name)}: ${note}`);
-    });
-
-  subcommand(schedule, 'unpause', 'resume the nightly switches')
-    .option('--note <text>', 'why')
-    .action(async (options: { env: string; note?: string }) => {
-      const environment = await cli.environment(options.env);
-      const note = options.note ?? `unpaused by ${cli.io.env.USER ?? 'switchyard'}`;
-      await unpauseNightlySchedule(await cli.client(), environment.name, note);
-      cli.out(`unpaused ${scheduleId(environment.name)}: ${note}`);
-    });
+  for (const [name, description, done, act] of [
+    ['pause', 'stop the nightly switches until unpaused', 'paused', pauseNightlySchedule],
+    ['unpause', 'resume the nightly switches', 'unpaused', unpauseNightlySchedule],
+  ] as const) {
+    subcommand(schedule, name, description)
+      .option('--note <text>', 'why (shown by `schedule show` and in the UI)')
+      .action(async (options: { env: string; note?: string }) => {
+        const environment = await cli.environment(options.env);
+        const note = options.note ?? `${done} by ${cli.io.env.USER ?? 'switchyard'}`;
+        await act(await cli.client(), environment.name, note);
+        cli.out(`${done} ${scheduleId(environment.name)}: ${note}`);
+      });
+  }
 
   subcommand(schedule, 'trigger', 'run the nightly switch now')
     .action(async (options: { env: string }) => {

@@ -1,6 +1,7 @@
 /** `switchyard stacks`: the environment's stacks, newest first, and which one DNS sends clients to. */
 import { ENV_OPTION, type CommandModule } from '../command.ts';
 import type { Cli } from '../context.ts';
+import { readLocalState } from '../../local/state.ts';
 
 export const stacksCommand: CommandModule = (program, cli) => {
   program.command('stacks')
@@ -14,7 +15,7 @@ async function listStacks(cli: Cli, options: { env: string; json?: boolean }): P
   const environment = await cli.environment(options.env);
   // The cloud adapters pull in the AWS SDK: only this command pays for loading them.
   const { createPorts } = await import('../../cloud/factory.ts');
-  const ports = createPorts(environment);
+  const ports = createPorts(environment, readLocalState);
   const [stacks, record] = await Promise.all([ports.stacks.list(environment.name), ports.dns.current(environment.recordName)]);
   const rows = stacks.map((stack) => ({
     name: stack.name,

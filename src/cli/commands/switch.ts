@@ -5,9 +5,8 @@
 import { Option } from 'commander';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { EXIT, switchWorkflowId, type SwitchInput, type SwitchReport, type SwitchStatus, type Trigger } from '../../switch/contract.ts';
+import { EXIT, switchReport, switchStartOptions, switchWorkflowId, type SwitchInput, type SwitchReport, type SwitchStatus, type Trigger } from '../../switch/contract.ts';
 import { renderJson, renderMarkdown } from '../../switch/report.ts';
-import { switchStartOptions } from '../../temporal/switch-attributes.ts';
 import { statusQuery } from '../../../workflows/definitions.ts';
 import type { stackSwitch } from '../../../workflows/stack-switch.ts';
 import { ENV_OPTION, type CommandModule } from '../command.ts';
@@ -122,34 +121,23 @@ async function follow(cli: Cli, handle: WorkflowHandleWithFirstExecutionRunId<ty
   }
   if ('report' in settled) return { ...settled.report, runId: settled.report.runId ?? handle.firstExecutionRunId };
   if (!(settled.error instanceof WorkflowFailedError)) throw settled.error;
-  return failureReport(cli, handle, input, settled.error, last);
+  return thrownSwitchReport(cli, handle, input, settled.error, last);
 }
 
-/**
- * A switch that ended by throwing (terminated, timed out, a bug) still gets a report, from its
- * last known status, so CI always has something to archive.
- */
-async function failureReport(cli: Cli, handle: WorkflowHandle, input: SwitchInput, err: WorkflowFailedError,
+/** The report of a switch that ended by throwing, from its last known status. */
+async function thrownSwitchReport(cli: Cli, handle: WorkflowHandle, input: SwitchInput, err: WorkflowFailedError,
   last: SwitchStatus | undefined): Promise<SwitchReport> {
   const description = await handle.describe();
   const client = await cli.client();
   const status = await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle.query(statusQuery)).catch(() => last);
   cli.logger.debug({ err }, 'switch workflow failed');
-  return {
-    env: input.env,
+  return switchReport(input, status ?? { phases: [] }, {
     workflowId: handle.workflowId,
     runId: description.runId,
     outcome: status?.approval?.decision === 'aborted' ? 'aborted' : 'failed',
     reason: rootCause(err),
-    trigger: input.trigger,
-    version: input.version,
-    from: status?.from,
-    to: status?.to,
-    backup: status?.backup,
-    phases: status?.phases ?? [],
-    smoke: { checks: status?.smoke ?? [] },
-    approval: status?.approval,
+    smoke: status?.smoke ?? [],
     startedAt: description.startTime.toISOString(),
     finishedAt: (description.closeTime ?? new Date()).toISOString(),
-  };
+  });
 }

@@ -1,11 +1,10 @@
-/** `switchyard up`: the local environment (DESIGN §3), in the background or, with --foreground, until Ctrl-C. */
+/** `switchyard up`: the local environment (README.md), in the background or, with --foreground, until Ctrl-C. */
 import { spawn } from 'node:child_process';
-import { createSocket } from 'node:dgram';
-import { createServer } from 'node:net';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { wholeNumber } from '../options.ts';
+import { portFree } from '../../net.ts';
 import { repoRoot } from '../../config/environment.ts';
 import { createPorts } from '../../cloud/factory.ts';
 import { EXIT } from '../../switch/contract.ts';
@@ -122,21 +121,6 @@ async function summary(cli: Cli, state: LocalState, envNames: string[]): Promise
     lines.push(`    switch it:   TEMPORAL_ADDRESS=${state.temporalAddress} switchyard switch --env ${env.name} --wait`);
   }
   return lines.join('\n');
-}
-
-/** True when both TCP and UDP can bind 127.0.0.1:port right now. */
-async function portFree(port: number): Promise<boolean> {
-  const tcp = await new Promise<boolean>((res) => {
-    const server = createServer();
-    server.once('error', () => res(false));
-    server.listen({ host: '127.0.0.1', port, exclusive: true }, () => server.close(() => res(true)));
-  });
-  const udp = await new Promise<boolean>((res) => {
-    const socket = createSocket('udp4');
-    socket.once('error', () => { socket.close(); res(false); });
-    socket.bind(port, '127.0.0.1', () => socket.close(() => res(true)));
-  });
-  return tcp && udp;
 }
 
 function tail(file: string, lines: number): string {

@@ -1,6 +1,7 @@
 /** `switchyard worker`: runs the Switchyard worker on task queue `switchyard` until SIGINT/SIGTERM. */
 import { Option } from 'commander';
 import { TemporalUnreachableError } from '../../temporal/client.ts';
+import { readLocalState } from '../../local/state.ts';
 import type { CommandModule } from '../command.ts';
 import type { Cli } from '../context.ts';
 import { wholeNumber } from '../options.ts';
@@ -26,11 +27,12 @@ async function runWorkerCommand(cli: Cli, options: WorkerOptions): Promise<void>
   // Reading the connection settings first turns a bad TLS setup into exit 2 before anything starts.
   const address = cli.temporalAddress;
   // The worker loads the workflow bundler and every adapter: only this command pays for them.
-  const { runWorker } = await import('../../temporal/worker.ts');
+  const { defaultDeps, runWorker } = await import('../../temporal/worker.ts');
   cli.logger.debug({ address, taskQueue: cli.taskQueue }, 'starting worker');
   try {
     await runWorker({
       taskQueue: cli.taskQueue,
+      deps: defaultDeps(readLocalState),
       ...(options.probePort ? { probe: { host: options.probeHost, port: options.probePort } } : {}),
       ...(options.shutdownGrace !== undefined ? { shutdownGraceSeconds: options.shutdownGrace } : {}),
     });

@@ -133,17 +133,6 @@ export class Route53DnsRouter implements DnsRouter {
     return changeId;
   }
 
-  /**
-   * Lowers the TTL of an A record ahead of a switch, so resolvers let go of the old answer
-   * sooner. Alias records have no TTL of their own. Returns the change id, or undefined when
-   * nothing needed changing.
-   */
-  async lowerTtl(recordName: string, ttl: number): Promise<string | undefined> {
-    const found = await this.current(recordName);
-    if (!found || found.target.kind === 'alias' || found.ttl <= ttl) return undefined;
-    return this.replace(found, { ...found, ttl }, `lower TTL of ${recordName} to ${ttl}`);
-  }
-
   async waitInSync(changeId: string, onPoll?: () => void, signal?: AbortSignal): Promise<void> {
     const id = changeId.replace(/^\/change\//, '');
     await pollUntil('Route53 change propagation', id, this.poll, async () => {

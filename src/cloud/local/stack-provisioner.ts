@@ -8,7 +8,6 @@ import type {
 import { CloudError, StackFailedError } from '../errors.ts';
 import { repoRoot } from '../../config/environment.ts';
 import { createLogger } from '../../logging.ts';
-import { createAdminClient } from '../../navcloud/admin-client.ts';
 import { claimBlock, releaseBlock } from './addresses.ts';
 import { isRunning, stopProcesses } from './processes.ts';
 import { loadStackSpec, type LocalStore } from './stack-spec.ts';
@@ -18,7 +17,7 @@ const log = createLogger('local-stacks');
 export interface LocalStackProvisionerOptions {
   /** Parent of every stack's folder, e.g. `.data/stacks`. */
   stacksDir: string;
-  /** SYNC_JWT_SECRET of every node; also signs the admin token delete uses to drain. */
+  /** SYNC_JWT_SECRET of every node. */
   jwtSecret: string;
   /**
    * SYNC_BUS of every node: the local environment's RabbitMQ, so a change written on one node
@@ -114,7 +113,7 @@ export class LocalStackProvisioner implements StackProvisioner {
       SYNC_HEARTBEAT_MS: String(spec.heartbeatMs),
       LOG_FORMAT: 'json',
     };
-    // The secret is needed again to drain on delete, possibly by another process: keep it private.
+    // A restarted node reads its settings here again (startMissingNodes); the secret stays private.
     writeFileSync(join(dir, 'node.env'), Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\n') + '\n', { mode: 0o600 });
     const record: StackRecord = {
       name: request.name,
@@ -208,8 +207,8 @@ export class LocalStackProvisioner implements StackProvisioner {
       record.status = 'deleting';
       record.rawStatus = 'DELETE_IN_PROGRESS';
       this.write(record);
+      // SIGTERM is a node's graceful close: its streams get `reconnect` before it exits.
       const running = record.nodes.filter((n) => this.pidOf(record, n) !== undefined);
-      await this.drain(dir, running);
       await stopProcesses(running.map((n) => ({ pid: this.pidOf(record, n)!, marker: `SYNC_NODE_ID=${n.id}` })), this.stopGraceMs);
       releaseBlock(join(this.stacksDir, CLAIMS), record.block, name);
     }
@@ -241,16 +240,6 @@ export class LocalStackProvisioner implements StackProvisioner {
     rmSync(join(this.stacksDir, name, `${nodeFile(node)}.pid`), { force: true });
     this.startMissingNodes(record);
     log.info({ stack: name, node: nodeId }, 'local node restarted');
-  }
-
-  /** Streams get `reconnect` before the nodes stop; a node that does not answer is stopped anyway. */
-  private async drain(dir: string, nodes: NodeRecord[]): Promise<void> {
-    if (!nodes.length) return;
-    const jwtSecret = readEnvFile(join(dir, 'node.env')).SYNC_JWT_SECRET ?? this.options.jwtSecret;
-    const admin = createAdminClient({ adminUrl: nodes[0]!.url, jwtSecret, requestTimeoutMs: 2_000 });
-    await Promise.all(nodes.map((node) => admin.drain(node.url).catch((err: unknown) => {
-      log.warn({ node: node.id, err: (err as Error).message }, 'drain before stop failed');
-    })));
   }
 
   /** The record with a creating stack whose node died turned into a failed one (and saved). */

@@ -1,4 +1,5 @@
 /**
+ * Shared by the sync server and its clients (seeding, smoke checks), so it lives with the protocol.
  * Cursors are opaque to clients but are nothing more than a store sequence number. Because import
  * keeps sequence numbers, a cursor handed out by one stack stays valid on the stack restored from
  * its backup. The prefix lets us tell a foreign or mangled string from a real cursor.

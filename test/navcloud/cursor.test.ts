@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeCursor, encodeCursor } from '../../server/cursor.ts';
+import { decodeCursor, encodeCursor } from '../../src/navcloud/cursor.ts';
 
 describe('cursors', () => {
   it('round-trip every sequence number, from the first to the largest safe one', () => {

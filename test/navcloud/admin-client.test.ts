@@ -15,7 +15,7 @@ import type { CopyResult } from '../../activities/types.ts';
 import { fakeEnvironment, FakeWorld } from '../support/fake-ports.ts';
 import { call, SECRET, startTestNode, type TestNode } from '../server/helpers.ts';
 import { freePort } from '../../src/net.ts';
-import { tempDir } from './harness.ts';
+import { tempDir } from '../workflows/harness.ts';
 
 let source: TestNode;
 let target: TestNode;

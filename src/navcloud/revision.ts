@@ -1,5 +1,6 @@
 /**
- * Revisions are `<generation>-<nonce>`: the generation orders revisions of one item, so import can
+ * Shared by the sync server's stores and the clients that compare two stacks' items, so it lives
+ * with the protocol. Revisions are `<generation>-<nonce>`: the generation orders revisions of one item, so import can
  * tell an older copy from a newer one whichever store wrote it.
  */
 import { randomBytes } from 'node:crypto';
