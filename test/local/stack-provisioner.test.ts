@@ -193,7 +193,7 @@ describe('local stacks on Riak (the emulator as a process)', () => {
   }
 
   it('serves writes and exports from a bucket of its own, named by the store parameter or the environment', async () => {
-    const auth = { authorization: `Bearer ${signToken(SECRET, 'alice')}`, 'content-type': 'application/json' };
+    const auth = { authorization: `Bearer ${await signToken(SECRET, 'alice')}`, 'content-type': 'application/json' };
     const first = await riakStack({ parameter: `riak:${riak.url}?write_deadline_ms=100` });
     const second = await riakStack({ environment: `riak:${riak.url}?write_deadline_ms=100` });
     for (const stack of [first, second]) {

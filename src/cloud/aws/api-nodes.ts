@@ -31,17 +31,12 @@ export const nodeUrl = (address: string): string => `http://${address}:${API_NOD
 
 /** The stack's API instances, ordered by instance id; a stack without an ApiGroup has none. */
 export async function apiInstances(clients: NodeDiscoveryClients, stack: string): Promise<ApiInstance[]> {
-  let groupName: string | undefined;
-  try {
-    const resources = await awsCall('cloudformation:DescribeStackResources', stack, () =>
-      clients.cloudFormation.send(new DescribeStackResourcesCommand({ StackName: stack, LogicalResourceId: API_GROUP })));
-    // Optional chaining on the answer too: a stubbed client (tests of other adapters) answers nothing.
-    groupName = resources?.StackResources?.[0]?.PhysicalResourceId;
-  } catch (err) {
-    // "Resource ApiGroup does not exist for stack …": a stack of another template.
-    if (err instanceof CloudError && err.code === 'NotFound') return [];
-    throw err;
-  }
+  // Every resource of the stack, not a lookup of ApiGroup by id: a stack of another template has
+  // none, and moto answers that lookup with an HTML 500 instead of AWS's "does not exist".
+  const resources = await awsCall('cloudformation:DescribeStackResources', stack, () =>
+    clients.cloudFormation.send(new DescribeStackResourcesCommand({ StackName: stack })));
+  // Optional chaining on the answer too: a stubbed client (tests of other adapters) answers nothing.
+  const groupName = resources?.StackResources?.find((r) => r.LogicalResourceId === API_GROUP)?.PhysicalResourceId;
   if (!groupName) return [];
   const groups = await awsCall('autoscaling:DescribeAutoScalingGroups', groupName, () =>
     clients.autoScaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [groupName] })));
