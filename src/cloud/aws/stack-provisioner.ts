@@ -301,9 +301,15 @@ export class AwsStackProvisioner implements StackProvisioner {
       status,
       rawStatus: raw,
       createdAt: (stack.CreationTime ?? new Date(0)).toISOString(),
-      ...(status === 'ready' ? { outputs: parseStackOutputs(name, stack.Outputs ?? []) } : {}),
+      // A stack whose update rolled back (or is in progress) keeps serving: its outputs still say where.
+      ...(servesWith(status, stack) ? { outputs: parseStackOutputs(name, stack.Outputs ?? []) } : {}),
     };
   }
+}
+
+function servesWith(status: StackStatus, stack: Stack): boolean {
+  if (status === 'ready') return true;
+  return status !== 'deleted' && status !== 'deleting' && (stack.StackStatus ?? '').startsWith('UPDATE_') && (stack.Outputs?.length ?? 0) > 0;
 }
 
 function tagOf(stack: Stack, key: string): string | undefined {
