@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { encodeCursor } from '../../server/cursor.ts';
 import { StoreError } from '../../server/store/port.ts';
-import { openRiakStore, RiakStore } from '../../server/store/riak.ts';
+import { openRiakStore, RiakStore } from '../../server/store/riak/store.ts';
 import { RiakClient } from '../../server/store/riak/client.ts';
 import { parseRiakUrl } from '../../server/store/riak/config.ts';
 import { freePort } from '../../src/net.ts';
@@ -13,9 +13,9 @@ import { call, openStream, startTestNode } from './helpers.ts';
 
 const logger = pino({ level: 'silent' });
 
-describeStoreContract('riak (documented HTTP API, emulated on loopback)', async () => {
+describeStoreContract('riak (documented HTTP API, emulated on loopback)', async (clock) => {
   const riak = await new RiakEmulator().start();
-  const store = new RiakStore(new RiakClient(parseRiakUrl(riak.url)), { logger, pageSize: 2 });
+  const store = new RiakStore(new RiakClient(parseRiakUrl(riak.url)), { logger, pageSize: 2, clock });
   return {
     store,
     async cleanup() {
@@ -28,8 +28,8 @@ describeStoreContract('riak (documented HTTP API, emulated on loopback)', async 
 // No Riak can be installed on these machines (DESIGN §7); set RIAK_URL=http://HOST:8098 to run
 // the contract against a real one (bucket types `navcloud` and `counters` must exist and be active).
 describe.runIf(process.env.RIAK_URL)('against a real Riak at RIAK_URL', () => {
-  describeStoreContract('riak (real)', async () => {
-    const store = await openRiakStore(`${process.env.RIAK_URL}?bucket=contract-${randomBytes(6).toString('hex')}&r=quorum&w=quorum`, { logger });
+  describeStoreContract('riak (real)', async (clock) => {
+    const store = await openRiakStore(`${process.env.RIAK_URL}?bucket=contract-${randomBytes(6).toString('hex')}&r=quorum&w=quorum`, { logger, clock });
     return { store, cleanup: () => store.close() };
   });
 });
@@ -109,7 +109,7 @@ describe('Riak store: the exact requests it makes and how it reads each document
   });
 
   it('does not acknowledge a write the fence overtook while it was being stored', async () => {
-    const fenced = JSON.stringify({ fenced: true, at: new Date().toISOString() });
+    const fenced = JSON.stringify({ mode: 'fenced', leaseExpiresAt: Date.now() + 60_000, at: Date.now() });
     riak.respondOnce((r) => r.path === FENCE && riak.requests.some((earlier) => earlier.method === 'PUT'), {
       status: 200, headers: { 'content-type': 'application/json', etag: '"f1"', 'x-riak-vclock': 'ZmVuY2U=' }, body: fenced,
     });
@@ -137,14 +137,15 @@ describe('Riak store: the exact requests it makes and how it reads each document
 
   it('revalidates a cached fence with If-None-Match and takes 304 as unchanged', async () => {
     await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: {} });
-    await store.fence();
+    await store.fence(60_000);
     riak.clearRequests();
     expect((await storeError(store.put({ id: 'trip-2', owner: 'alice', type: 'trip', data: {} }))).code).toBe('fenced');
-    expect(await store.isFenced()).toBe(true);
+    expect((await store.fenceState()).mode).toBe('fenced');
     const fenceReads = riak.requests.filter((r) => r.path === FENCE);
     expect(fenceReads.length).toBe(2);
     expect(fenceReads[1]!.headers['if-none-match']).toMatch(/^"[^"]+"$/);
-    expect(riak.requests.filter((r) => r.path !== FENCE)).toEqual([]);
+    // The refused write read nothing else; the fence state read the counter for its cursor.
+    expect(riak.requests.filter((r) => r.path !== FENCE).map((r) => `${r.method} ${r.path}`)).toEqual([`GET ${COUNTER}`]);
     await store.unfence();
     await store.put({ id: 'trip-2', owner: 'alice', type: 'trip', data: {} });
   });
@@ -195,8 +196,8 @@ describe('Riak store: the exact requests it makes and how it reads each document
   it('answers 404 as absence: a missing item, a counter never written', async () => {
     expect(await store.get('nothing', 'alice')).toBeUndefined();
     expect(await store.highestSeq()).toBe(0);
-    expect(await store.isFenced()).toBe(false);
-    expect(riak.requests.map((r) => r.path)).toEqual([`${T}/keys/nothing`, COUNTER, FENCE]);
+    expect((await store.fenceState()).mode).toBe('open');
+    expect(riak.requests.map((r) => r.path)).toEqual([`${T}/keys/nothing`, COUNTER, FENCE, COUNTER]);
   });
 
   it('retries a write when Riak answers 412 (the item changed since it was read), and gives up after four attempts', async () => {

@@ -5,9 +5,9 @@ import { SqliteStore } from '../../server/store/sqlite.ts';
 import { describeStoreContract } from './store-contract.ts';
 import { tempDir } from './helpers.ts';
 
-describeStoreContract('sqlite', async () => {
+describeStoreContract('sqlite', async (clock) => {
   const dir = tempDir('navcloud-store-');
-  const store = new SqliteStore(join(dir.path, 'store.sqlite'));
+  const store = new SqliteStore(join(dir.path, 'store.sqlite'), { clock });
   return {
     store,
     async cleanup() {
@@ -33,7 +33,7 @@ describe('SqliteStore shared by two connections (two server processes)', () => {
       expect((await a.get('one', 'alice'))?.data).toEqual({ by: 'b' });
       await b.delete('one', 'alice');
       expect(await a.get('one', 'alice')).toBeUndefined();
-      await a.fence();
+      await a.fence(60_000);
       await expect(b.put({ id: 'three', owner: 'alice', type: 'trip', data: {} })).rejects.toMatchObject({ code: 'fenced' });
       await b.unfence();
       await a.put({ id: 'three', owner: 'alice', type: 'trip', data: {} });

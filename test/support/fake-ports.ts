@@ -17,7 +17,7 @@ import type { ActivityDeps, SmokeRunner } from '../../activities/index.ts';
 
 export const FAILURE_POINTS = [
   'stacks.create', 'stacks.waitUntilReady', 'stacks.delete', 'backups.latest', 'backups.read',
-  'admin.import', 'admin.export', 'admin.fence', 'admin.unfence', 'admin.drain', 'admin.undrain', 'admin.stats',
+  'admin.import', 'admin.export', 'admin.fence', 'admin.forward', 'admin.unfence', 'admin.drain', 'admin.undrain', 'admin.stats',
   'dns.switch', 'dns.waitInSync', 'dns.verify', 'smoke', 'probe',
 ] as const;
 export type FailurePoint = (typeof FAILURE_POINTS)[number];
@@ -399,14 +399,21 @@ export class FakeWorld {
         const stack = world.stackOfUrl(adminUrl);
         stack.fenced = true;
         world.record(`fence ${stack.description.name}`);
-        return { fenced: true, cursor: cursorOf(stack.seq) };
+        return { fenced: true, mode: 'fenced', cursor: cursorOf(stack.seq) };
+      },
+      async forward(to) {
+        world.check('admin.forward', adminUrl);
+        const stack = world.stackOfUrl(adminUrl);
+        stack.fenced = true;
+        world.record(`forward ${stack.description.name}`);
+        return { fenced: true, mode: 'forwarding', forwardTo: to, cursor: cursorOf(stack.seq) };
       },
       async unfence() {
         world.check('admin.unfence', adminUrl);
         const stack = world.stackOfUrl(adminUrl);
         stack.fenced = false;
         world.record(`unfence ${stack.description.name}`);
-        return { fenced: false, cursor: cursorOf(stack.seq) };
+        return { fenced: false, mode: 'open', cursor: cursorOf(stack.seq) };
       },
       async drain(node) {
         world.check('admin.drain', node);
@@ -434,7 +441,7 @@ export class FakeWorld {
         const busy = world.state.statsCalls <= world.state.busyUntilStatsCall;
         world.save();
         return {
-          node, fenced: stack.fenced, draining: stack.draining, openStreams: busy ? 3 : 0, requestRate: busy ? 12 : 0,
+          node, fenced: stack.fenced, fence: { mode: stack.fenced ? 'fenced' : 'open' }, draining: stack.draining, openStreams: busy ? 3 : 0, requestRate: busy ? 12 : 0,
           items: Object.keys(stack.items).length, cursor: cursorOf(stack.seq), uptimeSeconds: 100,
         };
       },
