@@ -101,7 +101,8 @@ export function catchUpActivities(context: (env: string) => Promise<EnvironmentC
       try {
         return await stack.forward(input.to, signal);
       } catch (err) {
-        if (err instanceof CloudError && err.code === 'Http409') {
+        // The store's 409 fence-lapsed: the only refusal forward gives a well-formed request.
+        if (err instanceof CloudError && !err.retryable) {
           throw refuse('FenceLapsed', `${input.adminUrl} refused to forward: ${err.message}`);
         }
         throw err;
