@@ -61,8 +61,8 @@ export function catchUpActivities(context: (env: string) => Promise<EnvironmentC
     /** Items in a stack's store, whether it is fenced or draining, and the newest cursor it holds (where a copy into it starts). */
     async stackState(input: { env: string; adminUrl: string }): Promise<StackState> {
       const { admin } = await context(input.env);
-      const { items, cursor, fenced, draining } = await admin(input.adminUrl).stats(input.adminUrl, Context.current().cancellationSignal);
-      return { items, cursor, fenced, draining };
+      const { items, cursor, fenced, draining, fence } = await admin(input.adminUrl).stats(input.adminUrl, Context.current().cancellationSignal);
+      return { items, cursor, fenced, draining, ...(fence.forwardTo ? { forwardTo: fence.forwardTo } : {}) };
     },
 
     /**
@@ -75,17 +75,18 @@ export function catchUpActivities(context: (env: string) => Promise<EnvironmentC
     },
 
     /**
-     * The commit of a flip: the fenced stack forwards every request to `to`. Refused for good when
-     * the fence does not hold what was copied: the lease lapsed and the stack may have taken writes
-     * past `cursor`, or it has less than half its lease left (DNS is never flipped on a fence that
-     * may lapse meanwhile). The fence is renewed first, which also tells which of these it is.
-     * A stack already forwarding to `to` was committed by an attempt whose answer was lost.
+     * The commit of a flip: the fenced stack forwards every request to `to`. The fence is renewed
+     * first; refused for good when the renewal shows that the lease lapsed since the last copy
+     * (the stack took writes past `cursor`), when less than half a lease would be left by the time
+     * forward is sent, or when the store says the fence lapsed. A stack already forwarding to `to`
+     * was committed by an attempt whose answer was lost.
      */
     async forwardStack(input: ForwardInput): Promise<FenceResult> {
       const { admin } = await context(input.env);
       const signal = Context.current().cancellationSignal;
       const stack = admin(input.adminUrl);
       const leaseSeconds = await leaseOf(input);
+      const askedAt = Date.now();
       const renewed = await stack.fence({ leaseSeconds }, signal);
       if (renewed.mode === 'forwarding') {
         if (renewed.forwardTo === input.to) return renewed;
@@ -94,9 +95,10 @@ export function catchUpActivities(context: (env: string) => Promise<EnvironmentC
       if (renewed.cursor !== input.cursor) {
         throw refuse('FenceLapsed', `${input.adminUrl} took writes past ${input.cursor} (now ${renewed.cursor}): its fence lapsed before the flip`);
       }
-      const left = renewed.leaseExpiresAt ? Date.parse(renewed.leaseExpiresAt) - Date.now() : leaseSeconds * 1000;
-      if (left < (leaseSeconds * 1000) / 2) {
-        throw refuse('FenceLeaseShort', `${input.adminUrl}'s fence has ${Math.round(left / 1000)} s of its ${leaseSeconds} s lease left: too little to flip on`);
+      // Measured on this worker's clock alone: the renewal's answer took this long, so at most this much of the lease is gone.
+      const spentMs = Date.now() - askedAt;
+      if (spentMs > (leaseSeconds * 1000) / 2) {
+        throw refuse('FenceLeaseShort', `${input.adminUrl} took ${Math.round(spentMs / 1000)} s to renew its ${leaseSeconds} s fence: too little lease left to flip on`);
       }
       try {
         return await stack.forward(input.to, signal);

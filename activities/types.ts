@@ -93,6 +93,8 @@ export interface StackState {
   cursor: string;
   fenced: boolean;
   draining: boolean;
+  /** Base URL every request goes to while the stack forwards. */
+  forwardTo?: string;
 }
 
 export interface CopyResult {

@@ -33,6 +33,8 @@ export interface PointBack {
 
 /** How far pointing back got: the caller's own clean-up depends on it. */
 export interface PointBackProgress {
+  /** DNS sent clients to `from` when pointing back began. */
+  dnsOnFrom: boolean;
   undrained: boolean;
   /** `to` takes writes again (and `from` forwards to it, or is about to). */
   writerMoved: boolean;
@@ -45,6 +47,7 @@ export async function pointDnsBack(back: PointBack, say: (details: string) => vo
   const record = await persistent.readDns(env);
   const onFrom = pointsTo(record, { name: from.name, dnsTarget: from.outputs.dnsTarget });
   const onTo = pointsTo(record, { name: to.name, dnsTarget: to.outputs.dnsTarget });
+  progress.dnsOnFrom = onFrom;
   if (!onFrom && !onTo) {
     throw stop('DnsMoved', `${back.recordName} points to ${record?.stack || 'nothing'}, neither ${from.name} nor ${to.name}: nothing was unfenced or switched`);
   }

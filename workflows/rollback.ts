@@ -34,7 +34,7 @@ export async function rollback(input: RollbackInput): Promise<RollbackReport> {
 
   let from: StackRef | undefined;
   let to: StackRef | undefined;
-  const progress: PointBackProgress = { undrained: false, writerMoved: false, dnsBack: false };
+  const progress: PointBackProgress = { dnsOnFrom: false, undrained: false, writerMoved: false, dnsBack: false };
   try {
     const plan = await quick.planSwitch(env);
     const live = plan.live?.stack;
@@ -42,7 +42,7 @@ export async function rollback(input: RollbackInput): Promise<RollbackReport> {
       return report('failed', { reason: `the DNS record of ${env} sends clients to no stack with outputs: nothing to roll back from` });
     }
     from = { name: live.name, colour: live.colour, outputs: live.outputs };
-    const found = await previousStack(input, live.name);
+    const found = await previousStack(input, from);
     if (!found) {
       return report('failed', {
         from: live.name,
@@ -57,17 +57,18 @@ export async function rollback(input: RollbackInput): Promise<RollbackReport> {
       from, to, since: found.cursor, undrain: found.draining,
     };
     await pointDnsBack(back, () => undefined, progress);
+    const left = from;
+    await CancellationScope.nonCancellable(async () => {
+      try {
+        await quick.drainStack({ env, adminUrl: left.outputs.adminUrl, nodes: left.outputs.nodes });
+      } catch {
+        // DNS already points back; a node that cannot be told to drain still loses its clients with the TTL.
+      }
+    });
+    return report('rolled-back', { from: from.name, to: to.name, ...(input.comment ? { reason: input.comment } : {}) });
   } catch (err) {
     return CancellationScope.nonCancellable(() => failed(err));
   }
-  await CancellationScope.nonCancellable(async () => {
-    try {
-      await quick.drainStack({ env, adminUrl: from!.outputs.adminUrl, nodes: from!.outputs.nodes });
-    } catch {
-      // DNS already points back; a node that cannot be told to drain still loses its clients with the TTL.
-    }
-  });
-  return report('rolled-back', { from: from.name, to: to.name, ...(input.comment ? { reason: input.comment } : {}) });
 
   async function failed(err: unknown): Promise<RollbackReport> {
     let reason = isCancellation(err) ? 'cancelled' : reasonOf(err);
@@ -86,15 +87,22 @@ export async function rollback(input: RollbackInput): Promise<RollbackReport> {
   }
 }
 
-/** The stack to return to, where a copy into it starts, and whether a switch drained it. */
-async function previousStack(input: RollbackInput, current: string): Promise<{ stack: StackRef; cursor: string; draining: boolean } | undefined> {
-  const candidates = (await quick.listStacks(input.env))
-    .filter((s) => s.name !== current && s.status === 'ready' && (!input.to || s.name === input.to));
-  for (const candidate of candidates) {
+/**
+ * The stack to return to, where a copy into it starts, and whether a switch drained it: the one
+ * the current stack forwards to (an earlier rollback moved the writer but not DNS), else the named
+ * one, else a ready stack a switch drained.
+ */
+async function previousStack(input: RollbackInput, current: StackRef): Promise<{ stack: StackRef; cursor: string; draining: boolean } | undefined> {
+  const { env } = input;
+  const currentState = await quick.stackState({ env, adminUrl: current.outputs.adminUrl });
+  const candidates = (await quick.listStacks(env))
+    .filter((s) => s.name !== current.name && s.status === 'ready' && (!input.to || s.name === input.to));
+  const forwardedTo = candidates.find((s) => s.outputs && s.outputs.endpoint === currentState.forwardTo);
+  for (const candidate of forwardedTo ? [forwardedTo] : candidates) {
     if (!candidate.outputs) continue;
-    const state = await quick.stackState({ env: input.env, adminUrl: candidate.outputs.adminUrl });
+    const state = await quick.stackState({ env, adminUrl: candidate.outputs.adminUrl });
     // Only a stack a switch drained has served clients; one kept after a failed switch never passed.
-    if (input.to || state.draining) {
+    if (forwardedTo || input.to || state.draining) {
       return { stack: { name: candidate.name, colour: candidate.colour, outputs: candidate.outputs }, cursor: state.cursor, draining: state.draining };
     }
   }

@@ -161,7 +161,9 @@ export async function fenceAndCopyLast(run: SwitchRun, planned: Planned, next: S
   if (!old) return undefined;
   const { env } = run;
   const leaseSeconds = settings.fenceLeaseSeconds;
-  run.enter('catching-up', `fencing ${old.name} (lease ${leaseSeconds} s) and copying its last writes to ${next.name}`);
+  const what = `fencing ${old.name} (lease ${leaseSeconds} s) and copying its last writes to ${next.name}`;
+  if (run.phase === 'awaiting-approval') run.enter('catching-up', what);
+  else run.describe(what);
   const undo = run.onUndo(`unfence stack ${old.name}`, () => persistent.unfenceStack({ env, adminUrl: old.outputs.adminUrl }));
   await quick.fenceStack({ env, adminUrl: old.outputs.adminUrl, leaseSeconds });
   const last = await streaming.copyChanges({
@@ -183,19 +185,24 @@ export async function flip(run: SwitchRun, planned: Planned, next: StackRef, fen
     const back: PointBack = {
       env, recordName: settings.recordName, leaseSeconds: settings.fenceLeaseSeconds, from: next, to: old, since: fenced.cursor, undrain: false,
     };
-    const progress: PointBackProgress = { undrained: false, writerMoved: false, dnsBack: false };
+    const progress: PointBackProgress = { dnsOnFrom: false, undrained: false, writerMoved: false, dnsBack: false };
     run.pointedBack = false;
     run.replaceUndo(fenced.undo, `point ${settings.recordName} back to ${old.name}`, async () => {
-      await pointDnsBack(back, (details) => run.describe(details), progress);
-      run.pointedBack = true;
+      try {
+        await pointDnsBack(back, (details) => run.describe(details), progress);
+        run.pointedBack = true;
+      } finally {
+        // What DNS said decides the outcome: a change refused or never sent moved no client.
+        run.dnsMoved = progress.dnsOnFrom;
+      }
     });
     await quick.forwardStack({
       env, adminUrl: old.outputs.adminUrl, to: next.outputs.endpoint, cursor: fenced.cursor, leaseSeconds: settings.fenceLeaseSeconds,
     });
     run.describe(`${old.name} forwards every request to ${next.name}; switching DNS`);
   }
-  run.dnsMayHaveMoved = true;
   const switched = await quick.switchDns({ env, expected: planned.record, stack: next.name, target: next.outputs.dnsTarget });
+  run.dnsMoved = true;
   if (switched.changeId) await dnsWait.waitDnsInSync({ env, changeId: switched.changeId });
   if (!(await dnsWait.verifyDns({ env, target: next.outputs.dnsTarget, withinSeconds: Math.max(60, 2 * settings.ttl) }))) {
     throw stop('DnsNotAnswering', `resolvers do not answer ${settings.recordName} with ${next.name}`);

@@ -35,8 +35,8 @@ export class SwitchRun {
   private approvedBy: Decision | undefined;
   private abortedBy: Decision | undefined;
   smokeChecks: SmokeCheck[] = [];
-  /** Set once the DNS change was sent: from then on undoing means pointing DNS back. */
-  dnsMayHaveMoved = false;
+  /** DNS sends clients to the new stack: the change was accepted, or pointing back found it so. */
+  dnsMoved = false;
   /** Whether the point-back undo put clients back on the previous stack (undefined: there is none). */
   pointedBack: boolean | undefined;
 
@@ -143,13 +143,15 @@ export class SwitchRun {
           this.warn(`could not ${step.what}: ${reasonOf(undoErr)}`);
         }
       }
-      if (this.dnsMayHaveMoved && this.pointedBack !== true) {
-        const why = this.pointedBack === undefined ? 'there is no previous stack to point DNS back to' : 'pointing DNS back failed';
+      if (this.dnsMoved && this.pointedBack !== true) {
+        const why = this.pointedBack === undefined
+          ? 'there is no previous stack to point DNS back to'
+          : `pointing DNS back to ${this.status.from?.stack ?? 'the previous stack'} failed`;
         return this.finish('failed', `${reason}; ${why}`);
       }
       const outcome: Outcome = this.abortedBy ? 'aborted'
         : isCancellation(err) ? 'cancelled'
-        : this.dnsMayHaveMoved ? 'rolled-back' : 'failed';
+        : this.dnsMoved ? 'rolled-back' : 'failed';
       return this.finish(outcome, reason);
     });
   }
