@@ -12,7 +12,7 @@ import type { SwitchRun, Undo } from './switch-run.ts';
 import { reasonOf, stop } from './failures.ts';
 
 /** The first look at restore progress; each next one waits twice as long, up to the longest. */
-const RESTORE_LOOK_FIRST_MS = 5_000;
+export const RESTORE_LOOK_FIRST_MS = 5_000;
 const RESTORE_LOOK_LONGEST_MS = 5 * 60_000;
 /** Catch-up passes before fencing no matter how busy the old stack still is. */
 const MAX_CATCH_UP_PASSES = 5;
@@ -299,7 +299,7 @@ async function whileWatching<T>(work: Promise<T>, look: () => Promise<void>): Pr
   let everyMs = RESTORE_LOOK_FIRST_MS;
   try {
     while (!(await condition(() => finished, everyMs))) {
-      everyMs = Math.min(everyMs * 2, RESTORE_LOOK_LONGEST_MS);
+      everyMs = nextRestoreLookMs(everyMs);
       try {
         await look();
       } catch (err) {
@@ -312,6 +312,11 @@ async function whileWatching<T>(work: Promise<T>, look: () => Promise<void>): Pr
     throw err;
   }
   return work;
+}
+
+/** The wait before the next look at restore progress, after waiting `previousMs` for this one. */
+export function nextRestoreLookMs(previousMs: number): number {
+  return Math.min(previousMs * 2, RESTORE_LOOK_LONGEST_MS);
 }
 
 /**

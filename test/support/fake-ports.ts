@@ -14,7 +14,7 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
 import { CloudError, DnsConflictError, StackFailedError } from '../../src/cloud/errors.ts';
-import { stackStatus } from '../../src/cloud/aws/stack-provisioner.ts';
+import { servesWithOutputs, stackStatus } from '../../src/cloud/aws/stack-provisioner.ts';
 import type {
   BackupManifest, Colour, DnsRecordState, DnsTarget, Ports, StackDescription, StackOutputs,
 } from '../../src/cloud/ports.ts';
@@ -433,7 +433,7 @@ export class FakeWorld {
     if (!this.options.awsShaped || description.status === 'deleted' || description.status === 'creating') return description;
     const status = stackStatus(description.rawStatus);
     const { outputs, ...rest } = description;
-    return { ...rest, status, ...(status === 'ready' && outputs ? { outputs } : {}) };
+    return { ...rest, status, ...(servesWithOutputs(description.rawStatus) && outputs ? { outputs } : {}) };
   }
 
   private stackOfUrl(url: string): FakeStack {
