@@ -58,11 +58,20 @@ export function catchUpActivities(context: (env: string) => Promise<EnvironmentC
       }
     },
 
-    /** Items in a stack's store, whether it is fenced or draining, and the newest cursor it holds (where a copy into it starts). */
-    async stackState(input: { env: string; adminUrl: string }): Promise<StackState> {
+    /**
+     * Items in a stack's store, whether it is fenced, where it forwards, and the newest cursor it
+     * holds (where a copy into it starts): one answer, the store is shared. Draining is per node:
+     * with `nodes` every node is asked and the stack drains when any of them does.
+     */
+    async stackState(input: { env: string; adminUrl: string; nodes?: string[] }): Promise<StackState> {
       const { admin } = await context(input.env);
-      const { items, cursor, fenced, draining, fence } = await admin(input.adminUrl).stats(input.adminUrl, Context.current().cancellationSignal);
-      return { items, cursor, fenced, draining, ...(fence.forwardTo ? { forwardTo: fence.forwardTo } : {}) };
+      const client = admin(input.adminUrl);
+      const signal = Context.current().cancellationSignal;
+      const { items, cursor, fenced, draining, fence } = await client.stats(input.adminUrl, signal);
+      const nodes = input.nodes?.length ? await Promise.all(input.nodes.map((node) => client.stats(node, signal))) : [];
+      return {
+        items, cursor, fenced, draining: draining || nodes.some((n) => n.draining), ...(fence.forwardTo ? { forwardTo: fence.forwardTo } : {}),
+      };
     },
 
     /**

@@ -100,7 +100,7 @@ async function previousStack(input: RollbackInput, current: StackRef): Promise<{
   const forwardedTo = candidates.find((s) => s.outputs && s.outputs.endpoint === currentState.forwardTo);
   for (const candidate of forwardedTo ? [forwardedTo] : candidates) {
     if (!candidate.outputs) continue;
-    const state = await quick.stackState({ env, adminUrl: candidate.outputs.adminUrl });
+    const state = await quick.stackState({ env, adminUrl: candidate.outputs.adminUrl, nodes: candidate.outputs.nodes });
     // Only a stack a switch drained has served clients; one kept after a failed switch never passed.
     if (forwardedTo || input.to || state.draining) {
       return { stack: { name: candidate.name, colour: candidate.colour, outputs: candidate.outputs }, cursor: state.cursor, draining: state.draining };

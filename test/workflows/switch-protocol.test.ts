@@ -200,6 +200,17 @@ describe('tearing down by role', () => {
   });
 });
 
+describe('admin calls per node', () => {
+  it('says so when the old stack lists no nodes to drain, instead of draining nothing in silence', async () => {
+    const world = seededWorld();
+    const old = world.stack(OLD);
+    old.description = { ...old.description, outputs: { ...old.description.outputs!, nodes: [] } };
+    const { report } = await runSwitch({ world });
+    expect(report.outcome).toBe('switched');
+    expect(report.warnings?.join()).toContain('list no nodes: drain and its evidence are per node');
+  });
+});
+
 describe('one lock per environment', () => {
   it('refuses to start a rollback while a switch of the environment runs (the start itself is the lock)', async () => {
     const world = seededWorld().fail('stacks.waitUntilReady', { message: 'hang' });
