@@ -15,6 +15,7 @@ import { switchWorkflowId, type Phase, type SwitchInput, type SwitchReport } fro
 import { rollback, stackSwitch } from '../../workflows/index.ts';
 import { abortUpdate, rollbackWorkflowId, statusQuery } from '../../workflows/definitions.ts';
 import { RESTORE_LOOK_FIRST_MS, nextRestoreLookMs } from '../../workflows/switch-phases.ts';
+import { checkEnd, checkStep } from '../../src/switch/invariants.ts';
 import { FakeWorld, seedWorld, type FakeWorldOptions } from '../support/fake-ports.ts';
 import { OLD, seededWorld, timeSkippingEnvironment, workerFor, workflowBundle } from './harness.ts';
 
@@ -69,6 +70,12 @@ async function untilPhase(handle: WorkflowHandle<typeof stackSwitch>, phase: Pha
 
 const newStackOf = (report: SwitchReport) => report.to?.stack ?? '';
 
+/** The invariants at the end, once the runs closed and a lease went by (every fence of a dead run lapsed). */
+function violationsAtEnd(world: FakeWorld): string[] {
+  world.setTime(world.now() + 120_000);
+  return checkEnd(world.snapshot()).map((v) => `${v.invariant}: ${v.message}`);
+}
+
 describe('pointing DNS back (one undo, registered before the flip, reading DNS first)', () => {
   it('keeps the old stack forwarding when the failed new stack does not answer the fence: never two writers', async () => {
     const world = seededWorld().fail('probe', { stack: 'green' }).fail('admin.fence', { stack: 'green' });
@@ -79,6 +86,8 @@ describe('pointing DNS back (one undo, registered before the flip, reading DNS f
     // Unfencing the old stack here would let it take writes beside the new one, which DNS still names.
     expect(world.fenceOf(OLD)).toEqual(['forwarding', 'forwarding']);
     expect(world.state.calls).not.toContain(`unfence ${OLD}`);
+    expect(checkStep(world.snapshot())).toEqual([]);
+    expect(violationsAtEnd(world)).toEqual([]);
   });
 
   it('keeps the old stack forwarding when the writes of the new one cannot be copied back', async () => {
@@ -91,6 +100,7 @@ describe('pointing DNS back (one undo, registered before the flip, reading DNS f
     // The three writes the new stack took are still there: it stays (fenced with a lease that lapses), DNS names it.
     expect(world.stack(newStackOf(report)).description.status).toBe('ready');
     expect(world.itemIds(newStackOf(report)).filter((id) => id.startsWith('after-switch'))).toHaveLength(3);
+    expect(violationsAtEnd(world)).toEqual([]);
   });
 
   it('commits with forward before DNS moves, so the old stack sends every request on', async () => {
@@ -111,6 +121,57 @@ describe('pointing DNS back (one undo, registered before the flip, reading DNS f
     expect(world.state.dnsChanges).toBe(0);
     expect(world.fenceOf(OLD)).toEqual(['open', 'open']);
     expect(world.stack(newStackOf(report)).description.status).toBe('deleted');
+    expect(violationsAtEnd(world)).toEqual([]);
+  });
+});
+
+describe('with clients writing at every step, through DNS and through a cached answer', () => {
+  function busyWorld(options: FakeWorldOptions = {}): { world: FakeWorld; violations: string[] } {
+    const violations: string[] = [];
+    let inStep = false;
+    const world: FakeWorld = worldWith({
+      ...options,
+      onStep: () => {
+        if (inStep) return;
+        inStep = true;
+        world.clientsWrite();
+        violations.push(...checkStep(world.snapshot()).map((v) => `${v.invariant}: ${v.message}`));
+        inStep = false;
+      },
+    });
+    return { world, violations };
+  }
+
+  it('a switch keeps one writer and loses no acknowledged write', async () => {
+    const { world, violations } = busyWorld();
+    const { report } = await runSwitch({ world });
+    expect(report.outcome).toBe('switched');
+    expect(world.state.acks?.length).toBeGreaterThan(10);
+    expect(violations).toEqual([]);
+    expect(violationsAtEnd(world)).toEqual([]);
+  });
+
+  it('a switch rolled back after verifying keeps one writer and loses no acknowledged write', async () => {
+    const { world, violations } = busyWorld();
+    world.fail('probe', { stack: 'green' });
+    const { report } = await runSwitch({ world });
+    expect(report.outcome).toBe('rolled-back');
+    expect(violations).toEqual([]);
+    expect(violationsAtEnd(world)).toEqual([]);
+  });
+
+  it('a switch followed by a rollback keeps one writer and loses no acknowledged write', async () => {
+    const { world, violations } = busyWorld();
+    const { worker, taskQueue } = await workerFor(testEnv.nativeConnection, world);
+    const rolledBack = await worker.runUntil(async () => {
+      await testEnv.client.workflow.execute(stackSwitch, {
+        taskQueue, workflowId: `switch-test-${randomUUID()}`, args: [{ env: 'test', backup: 'latest', trigger: 'ci', version: '2' }],
+      });
+      return testEnv.client.workflow.execute(rollback, { taskQueue, workflowId: `rollback-${randomUUID()}`, args: [{ env: 'test', by: 'ann' }] });
+    });
+    expect(rolledBack.outcome).toBe('rolled-back');
+    expect(violations).toEqual([]);
+    expect(violationsAtEnd(world)).toEqual([]);
   });
 });
 
@@ -156,6 +217,7 @@ describe('the live stack', () => {
     // The 5 writes made since the backup reached the new stack.
     expect(world.itemIds(newStackOf(report))).toEqual(world.itemIds(OLD));
     expect(report.warnings?.join()).toContain('UPDATE_ROLLBACK_COMPLETE');
+    expect(violationsAtEnd(world)).toEqual([]);
   });
 
   it('is found by the record\'s target when the ownership record is missing', async () => {
