@@ -1,5 +1,10 @@
+/*
+ * Frozen: the previous release's code, which switches and rollbacks started before patch
+ * `switch-protocol-v2` (workflows/patches.ts) finish on. Do not change what it does; delete it
+ * once no such run is open (and the first generation of history fixtures with it).
+ */
 /**
- * The `stackSwitch` workflow: DESIGN §5 as a runbook. Each phase is a plain step; whatever a
+ * The `stackSwitch` workflow: the previous release's runbook. Each phase is a plain step; whatever a
  * step must undo if the switch fails is registered right next to it, and undone in reverse.
  */
 import { CancellationScope, condition, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
