@@ -57,6 +57,7 @@ export async function plan(run: SwitchRun): Promise<Planned> {
   if (live?.outputs && live.status !== 'deleting' && live.status !== 'deleted') {
     old = { name: live.name, colour: live.colour, outputs: live.outputs };
     if (live.status !== 'ready') run.warn(`${live.name} serves while CloudFormation says ${live.rawStatus}: caught up from and fenced all the same`);
+    if (found.live?.forwardedBy) run.warn(`${found.live.forwardedBy}, which DNS names, forwards to ${live.name}: caught up from and fenced as the live stack`);
   } else if (live && live.status !== 'deleted') {
     throw stop('LiveStackUnknown', `DNS sends clients to ${live.name}, which is ${live.rawStatus} without outputs: its writes could not be caught up`);
   } else if (found.live) {

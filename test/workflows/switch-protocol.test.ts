@@ -220,6 +220,20 @@ describe('the live stack', () => {
     expect(violationsAtEnd(world)).toEqual([]);
   });
 
+  it('is the stack the one DNS names forwards to, when a run died between its commit and DNS', async () => {
+    const world = seededWorld();
+    const writer = 'navcloud-test-green-died0001';
+    world.addStack(writer, 'green', { items: 35 });
+    await world.admin(`fake://${OLD}`).fence({ leaseSeconds: 60 });
+    await world.admin(`fake://${OLD}`).forward(`http://fake/${writer}`);
+    world.write(writer, 4, 'after-commit');
+    const { report } = await runSwitch({ world });
+    expect(report.outcome).toBe('switched');
+    expect(report.from?.stack).toBe(writer);
+    expect(world.itemIds(newStackOf(report))).toEqual(expect.arrayContaining(world.itemIds(writer).filter((id) => id.startsWith('after-commit'))));
+    expect(world.state.calls).not.toContain(`delete ${writer}`);
+  });
+
   it('is found by the record\'s target when the ownership record is missing', async () => {
     const world = seededWorld();
     world.state.dns = { ...world.state.dns!, stack: '' };
