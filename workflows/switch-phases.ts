@@ -19,6 +19,8 @@ const MAX_CATCH_UP_PASSES = 5;
 /** Verification looks at the new stack this often, or less often so that a watch takes at most VERIFY_LOOKS looks. */
 const VERIFY_EVERY_MS = 10_000;
 const VERIFY_LOOKS = 240;
+/** Looks at the draining stack's activity, at most. */
+const DRAIN_LOOKS = 120;
 /** A stack with fewer requests per second than this is as good as idle. */
 const NEAR_ZERO_RPS = 0.5;
 /** The fence lease of a run whose settings predate leases (the environment file's default). */
@@ -241,8 +243,9 @@ export async function drain(run: SwitchRun, planned: Planned): Promise<void> {
     await quick.drainStack(target);
     const floorMs = settings.ttl * 1000;
     const ceilingMs = Math.max(settings.drainSeconds * 1000, floorMs);
-    // Look often enough to stop soon after the floor, rarely enough to keep the history small.
-    const stepMs = Math.max(1_000, Math.min(30_000, floorMs, Math.ceil(ceilingMs / 10)));
+    // Look often enough to stop soon after the floor, rarely enough to keep the history small
+    // (at most DRAIN_LOOKS looks however long drainSeconds is).
+    const stepMs = Math.max(1_000, Math.min(30_000, floorMs, Math.ceil(ceilingMs / 10)), Math.ceil(ceilingMs / DRAIN_LOOKS));
     let waitedMs = 0;
     while (waitedMs < ceilingMs) {
       const step = Math.min(stepMs, ceilingMs - waitedMs);
