@@ -72,6 +72,7 @@ const ROUTES: Route[] = [
   route('GET', '/admin/export', 'admin', admin.exportItems),
   route('POST', '/admin/import', 'admin', admin.importItems),
   route('POST', '/admin/fence', 'admin', admin.fence),
+  route('POST', '/admin/forward', 'admin', admin.forward),
   route('POST', '/admin/unfence', 'admin', admin.unfence),
   route('POST', '/admin/drain', 'admin', admin.drain),
   route('POST', '/admin/undrain', 'admin', admin.undrain),
@@ -118,6 +119,8 @@ function fromStoreError(error: StoreError, retryAfter: number): ApiError {
       return new ApiError(412, 'precondition-failed', error.message);
     case 'cursor-gone':
       return new ApiError(410, 'cursor-gone', error.message);
+    case 'fence-lapsed':
+      return new ApiError(409, 'fence-lapsed', error.message);
   }
 }
 

@@ -4,7 +4,7 @@ import type { ApiErrorBody } from '../src/navcloud/protocol.ts';
 export class ApiError extends Error {
   override name = 'ApiError';
   constructor(
-    readonly status: 400 | 401 | 403 | 404 | 405 | 410 | 412 | 413 | 415 | 429 | 503,
+    readonly status: 400 | 401 | 403 | 404 | 405 | 409 | 410 | 412 | 413 | 415 | 429 | 503,
     readonly code: string,
     message: string,
     readonly headers: Record<string, string> = {},

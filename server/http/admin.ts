@@ -1,13 +1,16 @@
 /**
  * Operator endpoints (JWT role=admin): export and import for backups and catch-up, the fence that
- * stops writes on every node sharing the store, this node's drain and its undoing, and its stats.
+ * stops writes on every node sharing the store (with a lease, then forwarding once the switch
+ * commits), this node's drain and its undoing, and its stats.
  */
-import { ITEM_ID, type DrainResult, type ExportEndLine, type ExportItemLine, type FenceResult, type ImportResult, type NodeStats } from '../../src/navcloud/protocol.ts';
+import { z } from 'zod';
+import { ITEM_ID, type DrainResult, type ExportEndLine, type ExportItemLine, type FenceResult, type FenceStatus, type ImportResult, type NodeStats } from '../../src/navcloud/protocol.ts';
 import { decodeCursor, encodeCursor } from '../cursor.ts';
 import { ApiError } from '../errors.ts';
 import { exportLineOf } from '../wire.ts';
+import type { FenceState } from '../store/port.ts';
 import type { Handler } from './context.ts';
-import { drained, requireContentType, sendJson } from './io.ts';
+import { drained, readJson, requireContentType, sendJson } from './io.ts';
 import { sinceParam } from './params.ts';
 
 const EXPORT_CHUNK = 64 * 1024;
@@ -18,27 +21,39 @@ const IMPORT_BATCH_CHARS = 32 * 1024 * 1024;
 /** An item line holds at most a 256 KiB item plus its envelope. */
 const MAX_LINE = 512 * 1024;
 const ITEM_TYPES = new Set(['trip', 'route', 'place']);
+const DEFAULT_LEASE_SECONDS = 60;
+const FENCE_BODY_LIMIT = 1024;
+const FenceBody = z.strictObject({ leaseSeconds: z.number().int().min(1).max(3600).optional() });
+const ForwardBody = z.strictObject({
+  to: z.string().max(2048).refine((to) => {
+    try {
+      const url = new URL(to);
+      return (url.protocol === 'http:' || url.protocol === 'https:') && url.username === '' && url.password === '' && url.search === '' && url.hash === '';
+    } catch {
+      return false;
+    }
+  }, 'must be the http(s)://host:port base URL of the stack to forward to'),
+});
 
 export const exportItems: Handler = async (context, { response, query }) => {
   const since = sinceParam(query);
   const highest = await context.store.highestSeq();
   if (since > highest) throw new ApiError(410, 'cursor-gone', `cursor ${since} is beyond the newest change of this store`);
+  const exported = await context.store.exportSince(since);
   response.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
   let chunk = '';
   let items = 0;
-  let last = highest;
-  for await (const item of context.store.exportSince(since)) {
+  for await (const item of exported.items) {
     chunk += `${JSON.stringify(exportLineOf(item))}\n`;
     items++;
-    if (item.seq > last) last = item.seq;
     if (chunk.length >= EXPORT_CHUNK) {
       const more = response.write(chunk);
       chunk = '';
       if (!more && !(await drained(response))) return;
     }
   }
-  // The store was read from one snapshot taken after `highest`: every change up to `last` is above.
-  const end: ExportEndLine = { kind: 'end', cursor: encodeCursor(last), items };
+  // The store vouches that no acknowledged change up to `through` is missing from the lines above.
+  const end: ExportEndLine = { kind: 'end', cursor: encodeCursor(exported.through), items };
   response.end(`${chunk}${JSON.stringify(end)}\n`);
 };
 
@@ -125,17 +140,37 @@ export const importItems: Handler = async (context, { request, response }) => {
   sendJson(response, 200, result);
 };
 
-export const fence: Handler = async (context, { response }) => {
-  const seq = await context.store.fence();
-  const result: FenceResult = { fenced: true, cursor: encodeCursor(seq) };
-  context.logger.warn({ cursor: result.cursor, seq }, 'store fenced: writes refused on every node');
+function fenceStatus(state: FenceState): FenceStatus {
+  const status: FenceStatus = { mode: state.mode };
+  if (state.leaseExpiresAt !== undefined) status.leaseExpiresAt = new Date(state.leaseExpiresAt).toISOString();
+  if (state.forwardTo !== undefined) status.forwardTo = state.forwardTo;
+  return status;
+}
+
+function fenceResult(state: FenceState): FenceResult {
+  return { fenced: state.mode !== 'open', ...fenceStatus(state), cursor: encodeCursor(state.seq) };
+}
+
+/** A body is optional: without one the lease is the default. Calling it again renews the lease. */
+export const fence: Handler = async (context, { request, response }) => {
+  const hasBody = Number(request.headers['content-length'] ?? 0) > 0 || request.headers['transfer-encoding'] !== undefined;
+  const { leaseSeconds = DEFAULT_LEASE_SECONDS } = hasBody ? await readJson(request, FENCE_BODY_LIMIT, FenceBody) : {};
+  const result = fenceResult(await context.store.fence(leaseSeconds * 1000));
+  context.logger.warn({ ...result, leaseSeconds }, result.mode === 'fenced' ? 'store fenced: writes refused on every node until the lease lapses' : 'store already forwarding: fence left as is');
+  sendJson(response, 200, result);
+};
+
+/** The switch's commit: refused (409 fence-lapsed) unless the store is fenced with a live lease. */
+export const forward: Handler = async (context, { request, response }) => {
+  const { to } = await readJson(request, FENCE_BODY_LIMIT, ForwardBody);
+  const result = fenceResult(await context.store.forward(to.replace(/\/+$/, '')));
+  context.logger.warn({ ...result }, 'store forwarding: every request goes to the new stack');
   sendJson(response, 200, result);
 };
 
 export const unfence: Handler = async (context, { response }) => {
-  const seq = await context.store.unfence();
-  const result: FenceResult = { fenced: false, cursor: encodeCursor(seq) };
-  context.logger.warn({ cursor: result.cursor, seq }, 'store unfenced: writes accepted again');
+  const result = fenceResult(await context.store.unfence());
+  context.logger.warn({ cursor: result.cursor }, 'store unfenced: writes accepted again');
   sendJson(response, 200, result);
 };
 
@@ -159,10 +194,11 @@ export const undrain: Handler = async (context, { response }) => {
 };
 
 export const stats: Handler = async (context, { response }) => {
-  const [fenced, items, seq] = await Promise.all([context.store.isFenced(), context.store.countItems(), context.store.highestSeq()]);
+  const [fence, items, seq] = await Promise.all([context.store.fenceState(), context.store.countItems(), context.store.highestSeq()]);
   const body: NodeStats = {
     node: context.config.nodeId,
-    fenced,
+    fenced: fence.mode !== 'open',
+    fence: fenceStatus(fence),
     draining: context.state.draining,
     openStreams: context.hub.size,
     requestRate: context.metrics.requestRate(),

@@ -19,6 +19,6 @@ export async function openStore(spec: string): Promise<SyncStore> {
     const { SqliteStore } = await import('./sqlite.ts');
     return new SqliteStore(spec.slice('sqlite:'.length));
   }
-  const { openRiakStore } = await import('./riak.ts');
+  const { openRiakStore } = await import('./riak/store.ts');
   return openRiakStore(spec.slice('riak:'.length));
 }

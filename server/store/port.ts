@@ -1,7 +1,7 @@
 /**
  * The sync server's storage port. Nodes are stateless: everything, including the fence, lives
  * here, so every node of a stack sees one truth. Adapters: sqlite.ts (embedded default) and
- * riak.ts (Riak KV over HTTP). Both run the same contract suite (test/server/store-contract).
+ * riak/store.ts (Riak KV over HTTP). Both run the same contract suite (test/server/store-contract).
  *
  * Sequence numbers order all changes of a store. Import keeps the sequence numbers it is given,
  * so client cursors survive backup, restore and catch-up; a local change whose number an
@@ -41,15 +41,45 @@ export interface PutItem {
   ifMatch?: string;
 }
 
+/**
+ * The fence, shared by every node of the store. 'fenced' refuses writes until its lease lapses (a
+ * switch that dies cannot leave the stack fenced forever: nothing sweeps, a lapsed lease simply
+ * reads as 'open'); 'forwarding' is the committed switch: every request goes to `forwardTo`.
+ */
+export type FenceMode = 'open' | 'fenced' | 'forwarding';
+
+export interface FenceState {
+  mode: FenceMode;
+  /** Epoch ms at which a 'fenced' store lapses back to 'open' by itself (absent otherwise). */
+  leaseExpiresAt?: number;
+  /** Base URL of the stack every request is forwarded to ('forwarding' only). */
+  forwardTo?: string;
+  /** Highest sequence number when answered: encodeCursor(seq) is the fence cursor. */
+  seq: number;
+}
+
+/** Wall-clock epoch ms; the store's lease arithmetic reads time only through it, so tests can move it. */
+export type Clock = () => number;
+
 /** Store failures the HTTP layer maps to status codes. */
 export class StoreError extends Error {
   override name = 'StoreError';
   constructor(
-    readonly code: 'not-found' | 'precondition-failed' | 'fenced' | 'unavailable' | 'cursor-gone',
+    readonly code: 'not-found' | 'precondition-failed' | 'fenced' | 'fence-lapsed' | 'unavailable' | 'cursor-gone',
     message: string,
   ) {
     super(message);
   }
+}
+
+/**
+ * An export: `through` is its cursor. Every write the store acknowledged with a number in
+ * (since, through] is among `items`, or was overwritten by a later change (whose number is above
+ * `through` if it is not among them), so the next export from `through` misses nothing.
+ */
+export interface StoreExport {
+  through: number;
+  items: AsyncIterable<StoredItem>;
 }
 
 export interface SyncStore {
@@ -68,13 +98,18 @@ export interface SyncStore {
   inbox(user: string, limit: number): Promise<StoredItem[]>;
   /** Changes visible to `user` with seq > since, oldest first. 'cursor-gone' when since is beyond the store or compacted. */
   changes(user: string, since: number, limit: number): Promise<StoredChange[]>;
-  /** Every item (tombstones too) whose last change is > since, in seq order. */
-  exportSince(since: number): AsyncIterable<StoredItem>;
+  /** Every item (tombstones too) whose last change is > since and at most the export's `through`. */
+  exportSince(since: number): Promise<StoreExport>;
   /** Idempotent: keeps revisions and sequence numbers; older or equal revisions are skipped. */
   import(lines: ExportItemLine[]): Promise<Omit<ImportResult, 'cursor'> & { seq: number }>;
-  fence(): Promise<number>;
-  unfence(): Promise<number>;
-  isFenced(): Promise<boolean>;
+  /** open|fenced -> fenced with lease now + leaseMs (a repeat renews it); forwarding is answered as is. */
+  fence(leaseMs: number): Promise<FenceState>;
+  /** fenced (lease live) -> forwarding to `to`, lease cleared; already forwarding to `to` is answered as is; otherwise 'fence-lapsed'. */
+  forward(to: string): Promise<FenceState>;
+  /** any -> open. */
+  unfence(): Promise<FenceState>;
+  /** A lapsed lease reads as 'open'. */
+  fenceState(): Promise<FenceState>;
   /** Highest sequence number in the store. */
   highestSeq(): Promise<number>;
   countItems(): Promise<number>;

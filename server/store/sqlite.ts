@@ -14,7 +14,7 @@ import { dirname } from 'node:path';
 import type { ExportItemLine, ItemType } from '../../src/navcloud/protocol.ts';
 import { decodeCursor } from '../cursor.ts';
 import { compareRevisions, nextRevision } from './revision.ts';
-import { StoreError, type PutItem, type StoredChange, type StoredItem, type SyncStore } from './port.ts';
+import { StoreError, type StoreExport, type Clock, type FenceMode, type FenceState, type PutItem, type StoredChange, type StoredItem, type SyncStore } from './port.ts';
 
 interface ItemRow {
   seq: number;
@@ -55,8 +55,21 @@ CREATE TABLE IF NOT EXISTS access (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS access_user ON access (user, revoked, seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-INSERT OR IGNORE INTO meta (key, value) VALUES ('seq', 0), ('fenced', 0);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('seq', 0);
+CREATE TABLE IF NOT EXISTS fence (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  mode TEXT NOT NULL,
+  lease_expires_at INTEGER,
+  forward_to TEXT
+);
+INSERT OR IGNORE INTO fence (id, mode) VALUES (1, 'open');
 `;
+
+interface FenceRow {
+  mode: FenceMode;
+  lease_expires_at: number | null;
+  forward_to: string | null;
+}
 
 const COLUMNS = 'seq, id, owner, type, data, rev, deleted, shares, updated_at';
 const ROW_CACHE = 10_000;
@@ -79,6 +92,23 @@ function toItem(row: ItemRow): StoredItem {
   return item;
 }
 
+/** The items of an open read transaction on `reader`, page by page; closes the reader when done or abandoned. */
+async function* snapshotItems(reader: Database.Database, since: number): AsyncIterable<StoredItem> {
+  try {
+    const page = reader.prepare<[number, number], ItemRow>(`SELECT ${COLUMNS} FROM items WHERE seq > ? ORDER BY seq LIMIT ?`);
+    let after = since;
+    for (;;) {
+      const rows = page.all(after, EXPORT_PAGE);
+      for (const row of rows) yield toItem(row);
+      if (rows.length < EXPORT_PAGE) break;
+      after = rows[rows.length - 1]!.seq;
+    }
+    reader.exec('COMMIT');
+  } finally {
+    reader.close();
+  }
+}
+
 function toChange(row: ChangeRow): StoredChange {
   const change: StoredChange = toItem(row);
   if (row.shared_by !== null) change.sharedBy = row.shared_by;
@@ -95,6 +125,8 @@ function toChange(row: ChangeRow): StoredChange {
 export interface SqliteStoreOptions {
   /** How long a write waits for another process's transaction, in ms. */
   busyTimeoutMs?: number;
+  /** Reads the fence lease against this clock (Date.now by default). */
+  clock?: Clock;
 }
 
 export class SqliteStore implements SyncStore {
@@ -109,8 +141,10 @@ export class SqliteStore implements SyncStore {
    */
   private readonly rows = new Map<string, StoredItem>();
   private rowsVersion = -1;
+  private readonly clock: Clock;
 
   constructor(readonly path: string, options: SqliteStoreOptions = {}) {
+    this.clock = options.clock ?? Date.now;
     mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path, { timeout: options.busyTimeoutMs ?? 5000 });
     this.db.pragma('journal_mode = WAL');
@@ -134,6 +168,8 @@ export class SqliteStore implements SyncStore {
       accessOf: db.prepare<[string], { user: string; revoked: 0 | 1 }>('SELECT user, revoked FROM access WHERE item_id = ?'),
       dropAccess: db.prepare<[string]>('DELETE FROM access WHERE item_id = ?'),
       meta: db.prepare<[string], { value: number }>('SELECT value FROM meta WHERE key = ?'),
+      fence: db.prepare<[], FenceRow>('SELECT mode, lease_expires_at, forward_to FROM fence WHERE id = 1'),
+      setFence: db.prepare<[FenceMode, number | null, string | null]>('UPDATE fence SET mode = ?, lease_expires_at = ?, forward_to = ? WHERE id = 1'),
       setMeta: db.prepare<[number, string]>('UPDATE meta SET value = ? WHERE key = ?'),
       nextSeq: db.prepare<[], { value: number }>("UPDATE meta SET value = value + 1 WHERE key = 'seq' RETURNING value"),
       inbox: db.prepare<[string, number], ItemRow>(
@@ -159,10 +195,27 @@ export class SqliteStore implements SyncStore {
       delete: db.transaction((id: string, owner: string, ifMatch?: string) => this.deleteNow(id, owner, ifMatch)),
       share: db.transaction((id: string, owner: string, to: string, granted: boolean) => this.shareNow(id, owner, to, granted)),
       import: db.transaction((lines: ExportItemLine[]) => this.importNow(lines)),
-      setFence: db.transaction((fenced: boolean) => {
-        this.statements.setMeta.run(fenced ? 1 : 0, 'fenced');
-        return this.statements.meta.get('seq')!.value;
+      fence: db.transaction((leaseMs: number) => {
+        const current = this.currentFence();
+        if (current.mode !== 'forwarding') this.statements.setFence.run('fenced', this.clock() + leaseMs, null);
+        return this.fenceStateNow();
       }),
+      forward: db.transaction((to: string) => {
+        const current = this.currentFence();
+        if (current.mode === 'forwarding' && current.forward_to === to) return this.fenceStateNow();
+        if (current.mode !== 'fenced') {
+          throw new StoreError('fence-lapsed', current.mode === 'forwarding'
+            ? `the store already forwards to ${current.forward_to ?? '?'}, not ${to}`
+            : 'the store is not fenced (its lease lapsed or it was never fenced): it cannot forward');
+        }
+        this.statements.setFence.run('forwarding', null, to);
+        return this.fenceStateNow();
+      }),
+      unfence: db.transaction(() => {
+        this.statements.setFence.run('open', null, null);
+        return this.fenceStateNow();
+      }),
+      fenceState: db.transaction(() => this.fenceStateNow()),
       changes: db.transaction((user: string, since: number, limit: number) => {
         if (since > this.statements.meta.get('seq')!.value) {
           throw new StoreError('cursor-gone', `cursor ${since} is beyond the newest change of this store`);
@@ -206,24 +259,20 @@ export class SqliteStore implements SyncStore {
 
   /**
    * Reads one snapshot on its own connection, so the export is consistent while writes go on
-   * and never holds the writer's connection busy between pages.
+   * and never holds the writer's connection busy between pages. Numbers are taken and stored in one
+   * transaction, so the snapshot's counter is its cursor.
    */
-  async *exportSince(since: number): AsyncIterable<StoredItem> {
-    const reader = new Database(this.path, { readonly: true, fileMustExist: true });
+  async exportSince(since: number): Promise<StoreExport> {
+    const reader = this.guard(() => new Database(this.path, { readonly: true, fileMustExist: true }));
+    let through: number;
     try {
-      const page = reader.prepare<[number, number], ItemRow>(`SELECT ${COLUMNS} FROM items WHERE seq > ? ORDER BY seq LIMIT ?`);
       reader.exec('BEGIN');
-      let after = since;
-      for (;;) {
-        const rows = page.all(after, EXPORT_PAGE);
-        for (const row of rows) yield toItem(row);
-        if (rows.length < EXPORT_PAGE) break;
-        after = rows[rows.length - 1]!.seq;
-      }
-      reader.exec('COMMIT');
-    } finally {
+      through = reader.prepare<[], { value: number }>("SELECT value FROM meta WHERE key = 'seq'").get()!.value;
+    } catch (error) {
       reader.close();
+      throw error;
     }
+    return { through, items: snapshotItems(reader, since) };
   }
 
   async import(lines: ExportItemLine[]): Promise<{ applied: number; skipped: number; seq: number }> {
@@ -239,16 +288,21 @@ export class SqliteStore implements SyncStore {
     });
   }
 
-  async fence(): Promise<number> {
-    return this.guard(() => this.transactions.setFence.immediate(true));
+  async fence(leaseMs: number): Promise<FenceState> {
+    return this.guard(() => this.transactions.fence.immediate(leaseMs));
   }
 
-  async unfence(): Promise<number> {
-    return this.guard(() => this.transactions.setFence.immediate(false));
+  async forward(to: string): Promise<FenceState> {
+    return this.guard(() => this.transactions.forward.immediate(to));
   }
 
-  async isFenced(): Promise<boolean> {
-    return this.guard(() => this.statements.meta.get('fenced')!.value === 1);
+  async unfence(): Promise<FenceState> {
+    return this.guard(() => this.transactions.unfence.immediate());
+  }
+
+  async fenceState(): Promise<FenceState> {
+    // Deferred: the fence row and the sequence number come from one snapshot.
+    return this.guard(() => this.transactions.fenceState.deferred());
   }
 
   async highestSeq(): Promise<number> {
@@ -297,8 +351,24 @@ export class SqliteStore implements SyncStore {
     return item;
   }
 
+  /** The fence row with a lapsed lease read as open. */
+  private currentFence(): FenceRow {
+    const row = this.statements.fence.get()!;
+    if (row.mode === 'fenced' && (row.lease_expires_at ?? 0) <= this.clock()) return { mode: 'open', lease_expires_at: null, forward_to: null };
+    return row;
+  }
+
+  private fenceStateNow(): FenceState {
+    const row = this.currentFence();
+    const state: FenceState = { mode: row.mode, seq: this.statements.meta.get('seq')!.value };
+    if (row.mode === 'fenced' && row.lease_expires_at !== null) state.leaseExpiresAt = row.lease_expires_at;
+    if (row.mode === 'forwarding' && row.forward_to !== null) state.forwardTo = row.forward_to;
+    return state;
+  }
+
   private assertNotFenced(): void {
-    if (this.statements.meta.get('fenced')!.value === 1) throw new StoreError('fenced', 'the store is fenced: writes are refused until it is unfenced');
+    const mode = this.currentFence().mode;
+    if (mode !== 'open') throw new StoreError('fenced', `the store is ${mode}: writes are refused until it is unfenced`);
   }
 
   private putNow(request: PutItem): { item: StoredItem; created: boolean } {

@@ -20,6 +20,7 @@ import { scheduleCommand } from './commands/schedule.ts';
 import { stacksCommand } from './commands/stacks.ts';
 import { rollbackCommand } from './commands/rollback.ts';
 import { backupCommand } from './commands/backup.ts';
+import { gcCommand } from './commands/gc.ts';
 
 /** Every command, in the order `--help` lists them. */
 const commands: CommandModule[] = [
@@ -34,6 +35,7 @@ const commands: CommandModule[] = [
   rollbackCommand,
   backupCommand,
   stacksCommand,
+  gcCommand,
   scheduleCommand,
 ];
 

@@ -12,6 +12,9 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
+/** The longest verification a switch allows: 6 hours. */
+export const MAX_VERIFY_SECONDS = 6 * 3_600;
+
 const envName = z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, 'lower-case letters, digits and dashes, starting with a letter');
 
 export const environmentSchema = z.object({
@@ -42,13 +45,22 @@ export const environmentSchema = z.object({
   }),
   approval: z.enum(['auto', 'manual']).default('auto'),
   approvalTimeoutSeconds: z.number().int().min(1).default(3_600),
-  verifySeconds: z.number().int().min(0),
+  /**
+   * How long the new stack is watched through DNS. Bounded so a switch's history stays well under
+   * Temporal's 10,240-event warning (docs/switch-protocol.md, "History size").
+   */
+  verifySeconds: z.number().int().min(0).max(MAX_VERIFY_SECONDS),
   drainSeconds: z.number().int().min(0),
   keepStacks: z.number().int().min(0).default(1),
   /** Where the stack's JWT secret comes from: `env:VAR` reads an environment variable, anything else is the secret. */
   jwtSecret: z.string().min(1),
   /** Catch-up stops repeating and fences the old stack once a pass copies at most this many changes. */
   catchUpFenceBelow: z.number().int().min(0).default(100),
+  /**
+   * The old stack's fence lapses by itself this long after the switch last renewed it, so a dead
+   * or cancelled switch never leaves it refusing writes for longer (docs/switch-protocol.md).
+   */
+  fenceLeaseSeconds: z.number().int().min(10).max(3_600).default(60),
 });
 
 export type Environment = z.output<typeof environmentSchema>;

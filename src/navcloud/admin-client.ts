@@ -1,6 +1,6 @@
 /**
- * The orchestrator's client for one stack's admin API (DESIGN §7): export, import, fence,
- * unfence, drain, undrain, stats and health. Failures are CloudErrors so activities decide once whether
+ * The orchestrator's client for one stack's admin API: export, import, fence
+ * (with a lease), forward, unfence, drain, undrain, stats and health. Failures are CloudErrors so activities decide once whether
  * Temporal should retry: 5xx, 429 and connection problems are retryable; other 4xx are not.
  */
 import { signToken } from '../../server/auth.ts';
@@ -14,7 +14,10 @@ export interface StackAdmin {
   exportSince(since: string | undefined, signal?: AbortSignal): AsyncIterable<ExportLine>;
   /** One POST /admin/import of these lines as an NDJSON body. */
   importLines(lines: ExportItemLine[], signal?: AbortSignal): Promise<ImportResult>;
-  fence(signal?: AbortSignal): Promise<FenceResult>;
+  /** POST /admin/fence: fences the stack for `leaseSeconds`, or renews the lease. */
+  fence(options: { leaseSeconds: number }, signal?: AbortSignal): Promise<FenceResult>;
+  /** POST /admin/forward: the switch's commit; a CloudError with code Http409 (not retryable) when the lease lapsed. */
+  forward(to: string, signal?: AbortSignal): Promise<FenceResult>;
   unfence(signal?: AbortSignal): Promise<FenceResult>;
   /** POST /admin/drain on one node (a base URL from the stack's `nodes`). */
   drain(node: string, signal?: AbortSignal): Promise<void>;
@@ -50,7 +53,7 @@ export function createAdminClient(options: AdminClientOptions): StackAdmin {
     return `Bearer ${token.value}`;
   }
 
-  async function call(method: string, url: string, init: { body?: string; signal?: AbortSignal; stream?: boolean } = {}): Promise<Response> {
+  async function call(method: string, url: string, init: { body?: string; contentType?: string; signal?: AbortSignal; stream?: boolean } = {}): Promise<Response> {
     const signals = [init.signal, init.stream ? undefined : AbortSignal.timeout(requestTimeoutMs)]
       .filter((s): s is AbortSignal => s !== undefined);
     let response: Response;
@@ -59,7 +62,7 @@ export function createAdminClient(options: AdminClientOptions): StackAdmin {
         method,
         headers: {
           authorization: bearer(),
-          ...(init.body !== undefined ? { 'content-type': 'application/x-ndjson' } : {}),
+          ...(init.body !== undefined ? { 'content-type': init.contentType ?? 'application/x-ndjson' } : {}),
         },
         body: init.body,
         signal: signals.length ? AbortSignal.any(signals) : undefined,
@@ -72,9 +75,9 @@ export function createAdminClient(options: AdminClientOptions): StackAdmin {
     return response;
   }
 
-  async function json<T>(method: string, path: string, signal?: AbortSignal, base = adminUrl): Promise<T> {
+  async function json<T>(method: string, path: string, signal?: AbortSignal, base = adminUrl, body?: unknown): Promise<T> {
     const url = `${base.replace(/\/+$/, '')}${path}`;
-    const response = await call(method, url, { signal });
+    const response = await call(method, url, { signal, ...(body === undefined ? {} : { body: JSON.stringify(body), contentType: 'application/json' }) });
     try {
       return (await response.json()) as T;
     } catch (err) {
@@ -101,7 +104,8 @@ export function createAdminClient(options: AdminClientOptions): StackAdmin {
       const response = await call('POST', url, { body, signal });
       return (await response.json()) as ImportResult;
     },
-    fence: (signal) => json<FenceResult>('POST', '/admin/fence', signal),
+    fence: ({ leaseSeconds }, signal) => json<FenceResult>('POST', '/admin/fence', signal, adminUrl, { leaseSeconds }),
+    forward: (to, signal) => json<FenceResult>('POST', '/admin/forward', signal, adminUrl, { to }),
     unfence: (signal) => json<FenceResult>('POST', '/admin/unfence', signal),
     async drain(node, signal) {
       await json<unknown>('POST', '/admin/drain', signal, node);

@@ -72,11 +72,26 @@ export interface ImportResult {
   cursor: string;
 }
 
-/** Answer of POST /admin/fence and /admin/unfence. */
+export type FenceMode = 'open' | 'fenced' | 'forwarding';
+
+/** Answer of POST /admin/fence, /admin/forward and /admin/unfence. */
 export interface FenceResult {
+  /** True while writes are refused: 'fenced' or 'forwarding'. */
   fenced: boolean;
+  mode: FenceMode;
   /** Highest cursor in the store when the call returned: after a fence, no write follows it. */
   cursor: string;
+  /** When a 'fenced' store lapses back to 'open' by itself unless the fence is renewed (ISO 8601). */
+  leaseExpiresAt?: string;
+  /** The stack every request is forwarded to ('forwarding' only). */
+  forwardTo?: string;
+}
+
+/** The fence as GET /admin/stats reports it. */
+export interface FenceStatus {
+  mode: FenceMode;
+  leaseExpiresAt?: string;
+  forwardTo?: string;
 }
 
 /** Answer of POST /admin/drain and /admin/undrain (one node). */
@@ -89,7 +104,9 @@ export interface DrainResult {
 /** Answer of GET /admin/stats (one node). */
 export interface NodeStats {
   node: string;
+  /** True for 'fenced' and 'forwarding'. */
   fenced: boolean;
+  fence: FenceStatus;
   draining: boolean;
   openStreams: number;
   /** Requests per second over the last 10 seconds, admin calls excluded. */

@@ -15,7 +15,7 @@ export const PHASES = [
 export type Phase = (typeof PHASES)[number];
 
 export type Trigger = 'ci' | 'schedule' | 'manual';
-export type Outcome = 'switched' | 'failed' | 'rolled-back' | 'aborted';
+export type Outcome = 'switched' | 'failed' | 'rolled-back' | 'aborted' | 'cancelled';
 
 /** Search attributes the dev server registers and every switch upserts (DESIGN §5). */
 export const SEARCH_ATTRIBUTES = {

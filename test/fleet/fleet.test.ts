@@ -76,7 +76,7 @@ describe('client fleet', () => {
     await until(fleet, (f) => f.writesAcknowledged >= 10, 10_000, '10 acknowledged writes');
 
     // A switch as the clients live it: writes fenced, the record moved, the old node drained.
-    await admin.fence();
+    await admin.fence({ leaseSeconds: 60 });
     dns.point([hosts[1]!]);
     await sleep(400);
     await admin.unfence();

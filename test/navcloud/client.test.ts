@@ -57,7 +57,7 @@ describe('SyncClient', () => {
     const anonymous = new SyncClient({ baseUrl: stack.outputs.endpoint });
     expect(await anonymous.getItem('x')).toMatchObject({ ok: false, status: 401, error: { code: 'missing-token' } });
     const admin = createAdminClient({ adminUrl: stack.outputs.adminUrl, jwtSecret: JWT_SECRET });
-    await admin.fence();
+    await admin.fence({ leaseSeconds: 60 });
     try {
       const refused = await as('client-fenced').putItem('client-fenced-1', { type: 'trip', data: {} });
       expect(refused).toMatchObject({ ok: false, status: 503, error: { code: 'fenced' }, retryAfterMs: 1000 });

@@ -86,7 +86,7 @@ describe('runSmokeChecks', () => {
 
   it('fails the write checks on a fenced stack', async () => {
     const admin = createAdminClient({ adminUrl: stack.outputs.adminUrl, jwtSecret: JWT_SECRET });
-    await admin.fence();
+    await admin.fence({ leaseSeconds: 60 });
     try {
       const checks = await runSmokeChecks(options());
       expect(failed(checks)).toEqual(['round-trip', 'sharing', 'stream-change-arrival'].sort());

@@ -117,13 +117,53 @@ describe('fence', () => {
     expect(stats.cursor).toBe(result.cursor);
 
     const unfenced = await call(b, 'POST', '/admin/unfence', { token: admin });
-    expect(unfenced.json).toEqual({ fenced: false, cursor: result.cursor });
+    expect(unfenced.json).toEqual({ fenced: false, mode: 'open', cursor: result.cursor });
     const after = await call(a, 'PUT', '/v1/items/f1', { token: alice, body: { type: 'trip', data: { v: 3 } } });
     expect(after.status).toBe(200);
     const live = await lateStream.next((m) => m.type === 'change' && m.id === 'f1' && m.data?.v === 3);
     expect(live.rev).toBe(after.json.rev);
     stream.close();
     lateStream.close();
+  });
+});
+
+describe('fence lease and forward over HTTP', () => {
+  it('takes leaseSeconds, renews, reports the fence in stats, forwards from a live fence and refuses what it must', async () => {
+    const target = await node();
+    const admin = target.token('ops', true);
+    const post = (path: string, body?: unknown) => call(target, 'POST', path, { token: admin, body });
+
+    expect((await post('/admin/forward', { to: 'http://127.0.0.1:9000' })).json.error.code).toBe('fence-lapsed');
+    expect((await post('/admin/forward', { to: 'http://127.0.0.1:9000' })).status).toBe(409);
+    for (const bad of [{ leaseSeconds: 0 }, { leaseSeconds: 3601 }, { leaseSeconds: 1.5 }, { leaseSeconds: '60' }, { lease: 60 }]) {
+      const refused = await post('/admin/fence', bad);
+      expect(refused.status).toBe(400);
+      expect(refused.json.error.code).toBe('invalid-body');
+    }
+    expect((await call(target, 'GET', '/admin/stats', { token: admin })).json).toMatchObject({ fenced: false, fence: { mode: 'open' } });
+
+    const before = Date.now();
+    const fenced = (await post('/admin/fence', { leaseSeconds: 120 })).json as FenceResult;
+    expect(fenced).toMatchObject({ fenced: true, mode: 'fenced' });
+    const lease = Date.parse(fenced.leaseExpiresAt!);
+    expect(lease).toBeGreaterThanOrEqual(before + 120_000);
+    const renewed = (await post('/admin/fence', { leaseSeconds: 600 })).json as FenceResult;
+    expect(Date.parse(renewed.leaseExpiresAt!)).toBeGreaterThan(lease);
+    const byDefault = (await call(target, 'POST', '/admin/fence', { token: admin })).json as FenceResult;
+    expect(Date.parse(byDefault.leaseExpiresAt!)).toBeLessThan(Date.parse(renewed.leaseExpiresAt!));
+    const stats = (await call(target, 'GET', '/admin/stats', { token: admin })).json as NodeStats;
+    expect(stats).toMatchObject({ fenced: true, fence: { mode: 'fenced', leaseExpiresAt: byDefault.leaseExpiresAt } });
+
+    for (const to of ['ftp://127.0.0.1:9000', 'not a url', 'http://user:pw@127.0.0.1:9000', 'http://127.0.0.1:9000/?x=1']) {
+      const refused = await post('/admin/forward', { to });
+      expect(refused.status).toBe(400);
+      expect(refused.json.error.code).toBe('invalid-body');
+    }
+    const forwarding = await post('/admin/forward', { to: 'https://new.example:8443' });
+    expect(forwarding.json).toEqual({ fenced: true, mode: 'forwarding', forwardTo: 'https://new.example:8443', cursor: fenced.cursor });
+    expect((await post('/admin/fence', { leaseSeconds: 5 })).json).toEqual(forwarding.json);
+    expect((await call(target, 'GET', '/admin/stats', { token: admin })).json.fence).toEqual({ mode: 'forwarding', forwardTo: 'https://new.example:8443' });
+    expect((await post('/admin/unfence')).json).toEqual({ fenced: false, mode: 'open', cursor: fenced.cursor });
   });
 });
 

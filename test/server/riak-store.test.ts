@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { encodeCursor } from '../../server/cursor.ts';
 import { StoreError } from '../../server/store/port.ts';
-import { openRiakStore, RiakStore } from '../../server/store/riak.ts';
+import { openRiakStore, RiakStore } from '../../server/store/riak/store.ts';
 import { RiakClient } from '../../server/store/riak/client.ts';
 import { parseRiakUrl } from '../../server/store/riak/config.ts';
 import { freePort } from '../../src/net.ts';
@@ -13,9 +13,9 @@ import { call, openStream, startTestNode } from './helpers.ts';
 
 const logger = pino({ level: 'silent' });
 
-describeStoreContract('riak (documented HTTP API, emulated on loopback)', async () => {
+describeStoreContract('riak (documented HTTP API, emulated on loopback)', async (clock) => {
   const riak = await new RiakEmulator().start();
-  const store = new RiakStore(new RiakClient(parseRiakUrl(riak.url)), { logger, pageSize: 2 });
+  const store = new RiakStore(new RiakClient(parseRiakUrl(`${riak.url}?write_deadline_ms=1000`)), { logger, pageSize: 2, clock });
   return {
     store,
     async cleanup() {
@@ -28,8 +28,8 @@ describeStoreContract('riak (documented HTTP API, emulated on loopback)', async 
 // No Riak can be installed on these machines (DESIGN §7); set RIAK_URL=http://HOST:8098 to run
 // the contract against a real one (bucket types `navcloud` and `counters` must exist and be active).
 describe.runIf(process.env.RIAK_URL)('against a real Riak at RIAK_URL', () => {
-  describeStoreContract('riak (real)', async () => {
-    const store = await openRiakStore(`${process.env.RIAK_URL}?bucket=contract-${randomBytes(6).toString('hex')}&r=quorum&w=quorum`, { logger });
+  describeStoreContract('riak (real)', async (clock) => {
+    const store = await openRiakStore(`${process.env.RIAK_URL}?bucket=contract-${randomBytes(6).toString('hex')}&r=quorum&w=quorum`, { logger, clock });
     return { store, cleanup: () => store.close() };
   });
 });
@@ -109,7 +109,7 @@ describe('Riak store: the exact requests it makes and how it reads each document
   });
 
   it('does not acknowledge a write the fence overtook while it was being stored', async () => {
-    const fenced = JSON.stringify({ fenced: true, at: new Date().toISOString() });
+    const fenced = JSON.stringify({ mode: 'fenced', leaseExpiresAt: Date.now() + 60_000, at: Date.now() });
     riak.respondOnce((r) => r.path === FENCE && riak.requests.some((earlier) => earlier.method === 'PUT'), {
       status: 200, headers: { 'content-type': 'application/json', etag: '"f1"', 'x-riak-vclock': 'ZmVuY2U=' }, body: fenced,
     });
@@ -137,16 +137,29 @@ describe('Riak store: the exact requests it makes and how it reads each document
 
   it('revalidates a cached fence with If-None-Match and takes 304 as unchanged', async () => {
     await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: {} });
-    await store.fence();
+    await store.fence(60_000);
     riak.clearRequests();
     expect((await storeError(store.put({ id: 'trip-2', owner: 'alice', type: 'trip', data: {} }))).code).toBe('fenced');
-    expect(await store.isFenced()).toBe(true);
+    expect((await store.fenceState()).mode).toBe('fenced');
     const fenceReads = riak.requests.filter((r) => r.path === FENCE);
     expect(fenceReads.length).toBe(2);
     expect(fenceReads[1]!.headers['if-none-match']).toMatch(/^"[^"]+"$/);
-    expect(riak.requests.filter((r) => r.path !== FENCE)).toEqual([]);
+    // The refused write read nothing else; the fence state read the counter for its cursor.
+    expect(riak.requests.filter((r) => r.path !== FENCE).map((r) => `${r.method} ${r.path}`)).toEqual([`GET ${COUNTER}`]);
     await store.unfence();
     await store.put({ id: 'trip-2', owner: 'alice', type: 'trip', data: {} });
+  });
+
+  it('resolves fence siblings: forwarding beats a racing lease renewal, otherwise the later change wins', async () => {
+    const now = Date.now();
+    riak.addSibling('navcloud', 'trips.meta', 'fence', { mode: 'forwarding', forwardTo: 'http://new:7070', at: now });
+    riak.addSibling('navcloud', 'trips.meta', 'fence', { mode: 'fenced', leaseExpiresAt: now + 60_000, at: now + 5 });
+    expect(await store.fenceState()).toEqual({ mode: 'forwarding', forwardTo: 'http://new:7070', seq: 0 });
+    // Writing over the siblings (with their vector clock) leaves one value.
+    expect(await store.unfence()).toEqual({ mode: 'open', seq: 0 });
+    expect(riak.siblingCount('navcloud', 'trips.meta', 'fence')).toBe(1);
+    riak.addSibling('navcloud', 'trips.meta', 'fence', { mode: 'fenced', leaseExpiresAt: now + 60_000, at: now + 10 });
+    expect((await store.fenceState()).mode).toBe('fenced');
   });
 
   it('resolves siblings (300 multipart/mixed) by highest revision and writes the winner back under a new number', async () => {
@@ -195,8 +208,8 @@ describe('Riak store: the exact requests it makes and how it reads each document
   it('answers 404 as absence: a missing item, a counter never written', async () => {
     expect(await store.get('nothing', 'alice')).toBeUndefined();
     expect(await store.highestSeq()).toBe(0);
-    expect(await store.isFenced()).toBe(false);
-    expect(riak.requests.map((r) => r.path)).toEqual([`${T}/keys/nothing`, COUNTER, FENCE]);
+    expect((await store.fenceState()).mode).toBe('open');
+    expect(riak.requests.map((r) => r.path)).toEqual([`${T}/keys/nothing`, COUNTER, FENCE, COUNTER]);
   });
 
   it('retries a write when Riak answers 412 (the item changed since it was read), and gives up after four attempts', async () => {
@@ -245,17 +258,19 @@ describe('Riak store: the exact requests it makes and how it reads each document
   });
 
   it('pages secondary index queries with max_results and continuation', async () => {
-    const paged = new RiakStore(new RiakClient(parseRiakUrl(`${riak.url}?bucket=trips`)), { logger, pageSize: 2 });
+    const paged = new RiakStore(new RiakClient(parseRiakUrl(`${riak.url}?bucket=trips&write_deadline_ms=1000`)), { logger, pageSize: 2 });
     for (let i = 0; i < 5; i += 1) await paged.put({ id: `t${i}`, owner: 'alice', type: 'trip', data: { i } });
     riak.clearRequests();
     const exported: string[] = [];
-    for await (const item of paged.exportSince(1)) exported.push(item.id);
+    const { through, items } = await paged.exportSince(1);
+    for await (const item of items) exported.push(item.id);
     expect(exported).toEqual(['t1', 't2', 't3', 't4']);
+    expect(through).toBe(5);
     const queries = riak.requests.filter((r) => r.path.includes('/index/'));
     expect(queries.map((r) => [r.path, r.query.max_results, r.query.return_terms, r.query.continuation !== undefined])).toEqual([
-      [`${T}/index/seq_int/2/${Number.MAX_SAFE_INTEGER}`, '2', 'true', false],
-      [`${T}/index/seq_int/2/${Number.MAX_SAFE_INTEGER}`, '2', 'true', true],
-      [`${T}/index/seq_int/2/${Number.MAX_SAFE_INTEGER}`, '2', 'true', true],
+      [`${T}/index/seq_int/2/5`, '2', 'true', false],
+      [`${T}/index/seq_int/2/5`, '2', 'true', true],
+      [`${T}/index/seq_int/2/5`, '2', 'true', true],
     ]);
     riak.clearRequests();
     expect((await paged.changes('alice', 2, 10)).map((c) => c.id)).toEqual(['t2', 't3', 't4']);
@@ -311,11 +326,11 @@ describe('a sync node on SYNC_STORE=riak:', () => {
 
 describe('riak: store URL', () => {
   it('reads bucket type, bucket, counter type, quorum and timeout from the query string', () => {
-    expect(parseRiakUrl('http://10.0.0.5:8098/riak/?type=nc&bucket=b1&counter_type=ctr&r=quorum&pr=1&w=all&pw=2&dw=one&timeout_ms=500')).toEqual({
+    expect(parseRiakUrl('http://10.0.0.5:8098/riak/?type=nc&bucket=b1&counter_type=ctr&r=quorum&pr=1&w=all&pw=2&dw=one&timeout_ms=500&write_deadline_ms=750')).toEqual({
       base: 'http://10.0.0.5:8098/riak', bucketType: 'nc', bucket: 'b1', counterType: 'ctr',
-      quorum: { r: 'quorum', pr: '1', w: 'all', pw: '2', dw: 'one' }, timeoutMs: 500,
+      quorum: { r: 'quorum', pr: '1', w: 'all', pw: '2', dw: 'one' }, timeoutMs: 500, writeDeadlineMs: 750,
     });
-    expect(parseRiakUrl('http://riak:8098')).toMatchObject({ bucketType: 'navcloud', bucket: 'items', counterType: 'counters', quorum: {}, timeoutMs: 10000 });
+    expect(parseRiakUrl('http://riak:8098')).toMatchObject({ bucketType: 'navcloud', bucket: 'items', counterType: 'counters', quorum: {}, timeoutMs: 10000, writeDeadlineMs: 2000 });
   });
 
   it('names the parameter and what was expected when the URL is wrong', () => {
@@ -324,5 +339,6 @@ describe('riak: store URL', () => {
     expect(() => parseRiakUrl('http://h:8098?bukket=x')).toThrow(/unknown parameter "bukket"/);
     expect(() => parseRiakUrl('http://h:8098?bucket=a/b')).toThrow(/parameter bucket="a\/b" must be 1-64 characters/);
     expect(() => parseRiakUrl('http://h:8098?timeout_ms=5')).toThrow(/timeout_ms="5" must be an integer from 100 to 600000/);
+    expect(() => parseRiakUrl('http://h:8098?write_deadline_ms=1e3')).toThrow(/write_deadline_ms="1e3" must be an integer from 10 to 60000/);
   });
 });

@@ -5,9 +5,9 @@ import { SqliteStore } from '../../server/store/sqlite.ts';
 import { describeStoreContract } from './store-contract.ts';
 import { tempDir } from './helpers.ts';
 
-describeStoreContract('sqlite', async () => {
+describeStoreContract('sqlite', async (clock) => {
   const dir = tempDir('navcloud-store-');
-  const store = new SqliteStore(join(dir.path, 'store.sqlite'));
+  const store = new SqliteStore(join(dir.path, 'store.sqlite'), { clock });
   return {
     store,
     async cleanup() {
@@ -33,7 +33,7 @@ describe('SqliteStore shared by two connections (two server processes)', () => {
       expect((await a.get('one', 'alice'))?.data).toEqual({ by: 'b' });
       await b.delete('one', 'alice');
       expect(await a.get('one', 'alice')).toBeUndefined();
-      await a.fence();
+      await a.fence(60_000);
       await expect(b.put({ id: 'three', owner: 'alice', type: 'trip', data: {} })).rejects.toMatchObject({ code: 'fenced' });
       await b.unfence();
       await a.put({ id: 'three', owner: 'alice', type: 'trip', data: {} });
@@ -57,10 +57,12 @@ describe('SqliteStore export', () => {
       }));
       expect(await store.import(lines)).toEqual({ applied: 1234, skipped: 0, seq: 1234 });
       const all = [];
-      for await (const item of store.exportSince(0)) all.push(item.seq);
+      const exported = await store.exportSince(0);
+      expect(exported.through).toBe(1234);
+      for await (const item of exported.items) all.push(item.seq);
       expect(all).toEqual(Array.from({ length: 1234 }, (_, i) => i + 1));
       let fromMiddle = 0;
-      for await (const item of store.exportSince(1000)) fromMiddle += item.seq > 1000 ? 1 : 100_000;
+      for await (const item of (await store.exportSince(1000)).items) fromMiddle += item.seq > 1000 ? 1 : 100_000;
       expect(fromMiddle).toBe(234);
     } finally {
       await store.close();

@@ -1,11 +1,12 @@
 /**
  * The behaviour every SyncStore adapter must have (server/store/port.ts), as a reusable suite:
- * `describeStoreContract('sqlite', async () => ({ store, cleanup }))`. It only talks to the port.
+ * `describeStoreContract('sqlite', async (clock) => ({ store, cleanup }))`. It only talks to the
+ * port; the store reads the fence lease against `clock`, which the suite moves by hand.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ExportItemLine } from '../../src/navcloud/protocol.ts';
 import { encodeCursor } from '../../server/cursor.ts';
-import { StoreError, type StoredItem, type SyncStore } from '../../server/store/port.ts';
+import { StoreError, type StoreExport, type Clock, type StoredItem, type SyncStore } from '../../server/store/port.ts';
 
 export interface StoreUnderTest {
   store: SyncStore;
@@ -22,9 +23,9 @@ async function storeError(promise: Promise<unknown>): Promise<StoreError['code']
   throw new Error('expected a StoreError, the call succeeded');
 }
 
-async function collect(iterable: AsyncIterable<StoredItem>): Promise<StoredItem[]> {
+async function collect(exported: Promise<StoreExport>): Promise<StoredItem[]> {
   const items: StoredItem[] = [];
-  for await (const item of iterable) items.push(item);
+  for await (const item of (await exported).items) items.push(item);
   return items;
 }
 
@@ -37,14 +38,17 @@ function lineOf(item: StoredItem): ExportItemLine {
   return line;
 }
 
-export function describeStoreContract(name: string, makeStore: () => Promise<StoreUnderTest>): void {
+export function describeStoreContract(name: string, makeStore: (clock: Clock) => Promise<StoreUnderTest>): void {
   describe(`SyncStore contract: ${name}`, () => {
     let subject: StoreUnderTest;
     let store: SyncStore;
     const extra: StoreUnderTest[] = [];
+    let now = Date.UTC(2026, 0, 1);
+    const clock: Clock = () => now;
 
     beforeEach(async () => {
-      subject = await makeStore();
+      now = Date.UTC(2026, 0, 1);
+      subject = await makeStore(clock);
       store = subject.store;
     });
 
@@ -157,7 +161,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
       expect(all.map((i) => i.seq)).toEqual([...all.map((i) => i.seq)].sort((x, y) => x - y));
       expect((await collect(store.exportSince(middle))).map((i) => i.id)).toEqual(['c', 'b']);
 
-      const target = await makeStore();
+      const target = await makeStore(clock);
       extra.push(target);
       const result = await target.store.import(all.map(lineOf));
       expect(result).toEqual({ applied: 3, skipped: 0, seq: await store.highestSeq() });
@@ -176,7 +180,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
       await store.put({ id: 'x', owner: 'alice', type: 'trip', data: { v: 2 } });
       const source = await collect(store.exportSince(0));
 
-      const target = await makeStore();
+      const target = await makeStore(clock);
       extra.push(target);
       await target.store.put({ id: 'smoke-1', owner: 'smoke', type: 'place', data: {} });
       const local = await target.store.put({ id: 'smoke-2', owner: 'smoke', type: 'place', data: {} });
@@ -202,9 +206,10 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
 
     it('refuses every write while fenced, serves reads, and writes again after unfence', async () => {
       const { item } = await store.put({ id: 'f', owner: 'alice', type: 'trip', data: { v: 1 } });
-      const fencedAt = await store.fence();
-      expect(fencedAt).toBe(item.seq);
-      expect(await store.isFenced()).toBe(true);
+      const fenced = await store.fence(60_000);
+      const fencedAt = fenced.seq;
+      expect(fenced).toEqual({ mode: 'fenced', leaseExpiresAt: now + 60_000, seq: item.seq });
+      expect(await store.fenceState()).toEqual(fenced);
       expect(await storeError(store.put({ id: 'f', owner: 'alice', type: 'trip', data: { v: 2 } }))).toBe('fenced');
       expect(await storeError(store.put({ id: 'new', owner: 'alice', type: 'trip', data: {} }))).toBe('fenced');
       expect(await storeError(store.delete('f', 'alice'))).toBe('fenced');
@@ -213,10 +218,53 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
       expect((await store.get('f', 'alice'))?.data).toEqual({ v: 1 });
       expect(await store.changes('alice', 0, 10)).toHaveLength(1);
       expect(await store.highestSeq()).toBe(fencedAt);
-      expect(await store.unfence()).toBe(fencedAt);
-      expect(await store.isFenced()).toBe(false);
+      expect(await store.unfence()).toEqual({ mode: 'open', seq: fencedAt });
+      expect(await store.fenceState()).toEqual({ mode: 'open', seq: fencedAt });
       await store.put({ id: 'f', owner: 'alice', type: 'trip', data: { v: 2 } });
       expect((await store.get('f', 'alice'))?.data).toEqual({ v: 2 });
+    });
+
+    it('lets a fence lease lapse into open by itself: writes are accepted again and forward is refused', async () => {
+      await store.put({ id: 'l', owner: 'alice', type: 'trip', data: { v: 1 } });
+      await store.fence(30_000);
+      now += 29_999;
+      expect(await storeError(store.put({ id: 'l', owner: 'alice', type: 'trip', data: { v: 2 } }))).toBe('fenced');
+      now += 1;
+      expect(await store.fenceState()).toEqual({ mode: 'open', seq: 1 });
+      const { item } = await store.put({ id: 'l', owner: 'alice', type: 'trip', data: { v: 3 } });
+      expect(item.seq).toBe(2);
+      expect(await storeError(store.forward('http://new.example:8080'))).toBe('fence-lapsed');
+      expect((await store.fenceState()).mode).toBe('open');
+    });
+
+    it('renews the lease on a repeated fence', async () => {
+      await store.fence(10_000);
+      now += 8_000;
+      expect(await store.fence(10_000)).toEqual({ mode: 'fenced', leaseExpiresAt: now + 10_000, seq: 0 });
+      now += 8_000;
+      expect(await storeError(store.put({ id: 'r', owner: 'alice', type: 'trip', data: {} }))).toBe('fenced');
+      now += 2_000;
+      await store.put({ id: 'r', owner: 'alice', type: 'trip', data: {} });
+    });
+
+    it('forwards only from a live fence, keeps forwarding through fence and lapse, and unfences from it', async () => {
+      expect(await storeError(store.forward('http://new.example:8080'))).toBe('fence-lapsed');
+      await store.put({ id: 'w', owner: 'alice', type: 'trip', data: {} });
+      await store.fence(5_000);
+      const forwarding = await store.forward('http://new.example:8080');
+      expect(forwarding).toEqual({ mode: 'forwarding', forwardTo: 'http://new.example:8080', seq: 1 });
+      // Idempotent for the same target, refused for another.
+      expect(await store.forward('http://new.example:8080')).toEqual(forwarding);
+      expect(await storeError(store.forward('http://other.example:8080'))).toBe('fence-lapsed');
+      // The lease no longer applies: forwarding is the committed switch.
+      now += 3_600_000;
+      expect(await store.fenceState()).toEqual(forwarding);
+      expect(await store.fence(5_000)).toEqual(forwarding);
+      expect(await storeError(store.put({ id: 'w', owner: 'alice', type: 'trip', data: { v: 2 } }))).toBe('fenced');
+      expect(await storeError(store.delete('w', 'alice'))).toBe('fenced');
+      expect((await store.get('w', 'alice'))?.data).toEqual({});
+      expect(await store.unfence()).toEqual({ mode: 'open', seq: 1 });
+      await store.put({ id: 'w', owner: 'alice', type: 'trip', data: { v: 2 } });
     });
 
     it('answers ping and counts live items', async () => {

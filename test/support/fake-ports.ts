@@ -14,7 +14,7 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
 import { CloudError, DnsConflictError, StackFailedError } from '../../src/cloud/errors.ts';
-import { stackStatus } from '../../src/cloud/aws/stack-provisioner.ts';
+import { servesWithOutputs, stackStatus } from '../../src/cloud/aws/stack-provisioner.ts';
 import type {
   BackupManifest, Colour, DnsRecordState, DnsTarget, Ports, StackDescription, StackOutputs,
 } from '../../src/cloud/ports.ts';
@@ -149,7 +149,7 @@ export function fakeEnvironment(name: string, overrides: Partial<Environment> = 
     backups: { bucket: 'navcloud-backups', prefix: 'backups/', keep: 3 },
     smoke: { heartbeatMs: 100, changeArrivalMs: 1000, sampleItems: 5, maxLatencyMs: 1000 },
     approval: 'auto', approvalTimeoutSeconds: 600, verifySeconds: 30, drainSeconds: 120, keepStacks: 1,
-    jwtSecret: 'test-secret', catchUpFenceBelow: 10,
+    jwtSecret: 'test-secret', catchUpFenceBelow: 10, fenceLeaseSeconds: 60,
     ...overrides,
   };
 }
@@ -433,7 +433,7 @@ export class FakeWorld {
     if (!this.options.awsShaped || description.status === 'deleted' || description.status === 'creating') return description;
     const status = stackStatus(description.rawStatus);
     const { outputs, ...rest } = description;
-    return { ...rest, status, ...(status === 'ready' && outputs ? { outputs } : {}) };
+    return { ...rest, status, ...(servesWithOutputs(description.rawStatus) && outputs ? { outputs } : {}) };
   }
 
   private stackOfUrl(url: string): FakeStack {
@@ -674,7 +674,7 @@ export class FakeWorld {
         const stats = {
           node, fenced: mode !== 'open', draining: stack.draining, openStreams: busy ? 3 : 0, requestRate: busy ? 12 : 0,
           items: Object.keys(stack.items).length, cursor: cursorOf(stack.seq), uptimeSeconds: 100,
-          fence: { mode, ...(mode === 'fenced' ? { leaseExpiresAt: new Date(fence.leaseExpiresAt!).toISOString() } : {}), ...(mode === 'forwarding' ? { forwardTo: fence.forwardTo } : {}) },
+          fence: { mode, ...(mode === 'fenced' ? { leaseExpiresAt: new Date(fence.leaseExpiresAt!).toISOString() } : {}), ...(mode === 'forwarding' ? { forwardTo: world.stack(fence.forwardTo!).description.outputs?.endpoint } : {}) },
         };
         return stats as NodeStats;
       },

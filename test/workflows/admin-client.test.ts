@@ -67,14 +67,19 @@ describe('admin client against real sync nodes', () => {
     expect(lines.filter((l) => l.kind === 'item').map((l) => (l as ExportItemLine).id).sort()).toEqual(['later-0', 'later-1', 'later-2']);
   });
 
-  it('fences (writes refused, cursor returned), unfences, drains, undrains and reports stats', async () => {
-    const fenced = await sourceAdmin.fence();
-    expect(fenced.fenced).toBe(true);
+  it('fences with a lease (writes refused, cursor returned), forwards, unfences, drains, undrains and reports stats', async () => {
+    const fenced = await sourceAdmin.fence({ leaseSeconds: 30 });
+    expect(fenced).toMatchObject({ fenced: true, mode: 'fenced' });
+    expect(Date.parse(fenced.leaseExpiresAt!)).toBeGreaterThan(Date.now());
     const refused = await call(source, 'PUT', '/v1/items/while-fenced', { token: source.token('user-1'), body: { type: 'trip', data: {} } });
     expect(refused.status).toBe(503);
-    expect((await sourceAdmin.stats(source.url)).fenced).toBe(true);
+    expect((await sourceAdmin.stats(source.url))).toMatchObject({ fenced: true, fence: { mode: 'fenced', leaseExpiresAt: fenced.leaseExpiresAt } });
+    const forwarding = await sourceAdmin.forward('http://127.0.0.1:9/');
+    expect(forwarding).toEqual({ fenced: true, mode: 'forwarding', forwardTo: 'http://127.0.0.1:9', cursor: fenced.cursor });
     const unfenced = await sourceAdmin.unfence();
-    expect(unfenced).toEqual({ fenced: false, cursor: fenced.cursor });
+    expect(unfenced).toEqual({ fenced: false, mode: 'open', cursor: fenced.cursor });
+    const lapsed = await sourceAdmin.forward('http://127.0.0.1:9').catch((e: unknown) => e);
+    expect(lapsed).toMatchObject({ retryable: false, code: 'Http409' });
     await sourceAdmin.drain(source.url);
     const stats = await sourceAdmin.stats(source.url);
     expect(stats).toMatchObject({ node: 'source', draining: true, fenced: false, openStreams: 0 });
@@ -87,7 +92,7 @@ describe('admin client against real sync nodes', () => {
 
   it('refuses a wrong secret for good, naming the URL and the server\'s message', async () => {
     const wrong = createAdminClient({ adminUrl: source.url, jwtSecret: 'not-the-secret' });
-    const error = await wrong.fence().catch((e: unknown) => e);
+    const error = await wrong.fence({ leaseSeconds: 60 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CloudError);
     expect(error).toMatchObject({ retryable: false, code: 'Http401' });
     expect((error as Error).message).toContain(`POST ${source.url}/admin/fence answered 401`);

@@ -190,7 +190,10 @@ describe('a failure after the switch', () => {
     const world = seededWorld().fail('probe', { stack: 'green' }).fail('dns.switch', { stack: OLD });
     const { report } = await runSwitch({ world });
     expect(report.outcome).toBe('failed');
-    expect(report.reason).toContain(`switching back to ${OLD} failed`);
+    expect(report.reason).toContain(`pointing DNS back to ${OLD} failed`);
+    // The writer moved back: the old stack takes writes and the new one, still named by DNS, forwards to it.
+    expect(world.stack(OLD).fenced).toBe(false);
+    expect(world.reload() && world.stack(newStackOf(report)).fenced).toBe(true);
     // The new stack still serves clients: it must not have been deleted.
     expect(world.state.dns?.stack).toBe(newStackOf(report));
     expect(world.stack(newStackOf(report)).description.status).toBe('ready');

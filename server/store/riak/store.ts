@@ -15,24 +15,27 @@
  *
  * The fence is a key read before every write and again after the write is stored, and a write
  * is acknowledged only if the fence was still open then. So every acknowledged write was stored
- * before fence() set the flag, its number is at or below the one fence() answered, and an export
- * made after the fence sees it (with quorum reads and writes). A write the fence overtook is
- * answered 'fenced' although Riak holds it: the client retries it on the next stack, and the last
- * delta of a switch may carry it there too, which costs a revision, never a write.
+ * before fence() wrote the fence, its number is at or below the one fence() answered, and an
+ * export made after the fence contains it. A write the fence overtook is answered 'fenced' although
+ * Riak holds it: the client retries it on the next stack, and the last delta of a switch may carry
+ * it there too, which costs a revision, never a write. The fence's lease is an absolute time every
+ * node compares with its own clock; a lapsed lease reads as open.
  *
- * What Riak cannot give that SQLite does: a number is taken before its item is stored, so for the
- * length of one write a feed may show seq N+1 while N is still on its way, and a client that
- * moved its cursor past N in that window does not see N until the item changes again. Counter
- * increments coordinated by different vnodes during a partition may also hand out one number
- * twice.
+ * A number is taken before its item is stored, so exports use a write deadline instead of the
+ * counter as their cursor (exportSince). For the length of one write a client's feed may still show
+ * seq N+1 while N is on its way: a client that moved its cursor past N in that window does not see
+ * N until the item changes again. Counter increments coordinated by different vnodes during a
+ * partition may also hand out one number twice. docs/riak.md has the whole story: which quorum
+ * settings these guarantees need and what Riak cannot promise.
  */
-import type { ExportItemLine } from '../../src/navcloud/protocol.ts';
-import { createLogger, type Logger } from '../../src/logging.ts';
-import { decodeCursor } from '../cursor.ts';
-import { compareRevisions, nextRevision } from './revision.ts';
-import { StoreError, type PutItem, type StoredChange, type StoredItem, type SyncStore } from './port.ts';
-import { RiakClient, type FetchResult, type RiakValue } from './riak/client.ts';
-import { parseRiakUrl } from './riak/config.ts';
+import type { ExportItemLine } from '../../../src/navcloud/protocol.ts';
+import { createLogger, type Logger } from '../../../src/logging.ts';
+import { decodeCursor } from '../../cursor.ts';
+import { compareRevisions, nextRevision } from '../revision.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { StoreError, type StoreExport, type Clock, type FenceMode, type FenceState, type PutItem, type StoredChange, type StoredItem, type SyncStore } from '../port.ts';
+import { RiakClient, type FetchResult, type RiakValue } from './client.ts';
+import { parseRiakUrl } from './config.ts';
 
 /** What one Riak object holds. */
 export interface ItemRecord extends StoredItem {
@@ -40,10 +43,15 @@ export interface ItemRecord extends StoredItem {
   revoked: Record<string, number>;
 }
 
+/** The fence object; `at` (epoch ms) orders concurrent fence changes that left siblings. */
 interface FenceRecord {
-  fenced: boolean;
-  at: string;
+  mode: FenceMode;
+  leaseExpiresAt?: number;
+  forwardTo?: string;
+  at: number;
 }
+
+const OPEN: FenceRecord = { mode: 'open', at: 0 };
 
 interface Read<T> {
   record?: T;
@@ -66,6 +74,8 @@ export interface RiakStoreOptions {
   logger?: Logger;
   /** Keys per secondary index page. */
   pageSize?: number;
+  /** Reads the fence lease against this clock (Date.now by default). */
+  clock?: Clock;
 }
 
 /**
@@ -93,13 +103,18 @@ export class RiakStore implements SyncStore {
   private readonly bucket: string;
   private readonly page: number;
   /** The fence as last read, revalidated with a conditional GET (304) on every write. */
-  private fenceCache: { etag: string; fenced: boolean } | undefined;
+  private fenceCache: { etag: string; record: FenceRecord } | undefined;
+  private readonly clock: Clock;
 
   constructor(private readonly riak: RiakClient, options: RiakStoreOptions = {}) {
     this.page = options.pageSize ?? 500;
+    this.clock = options.clock ?? Date.now;
     this.log = (options.logger ?? createLogger('navcloud-sync')).child({ component: 'riak-store', bucketType: riak.config.bucketType, bucket: riak.config.bucket });
     this.bucket = riak.config.bucket;
     this.metaBucket = `${riak.config.bucket}.meta`;
+    if (riak.config.quorum.w !== 'all') {
+      this.log.warn({ w: riak.config.quorum.w ?? 'bucket default' }, 'writes are acknowledged before every replica has them, so an export (one replica per partition) may miss one: use w=all (docs/riak.md)');
+    }
   }
 
   async checkBucketTypes(): Promise<void> {
@@ -210,10 +225,24 @@ export class RiakStore implements SyncStore {
     return changes.sort((a, b) => a.seq - b.seq).slice(0, limit);
   }
 
-  async *exportSince(since: number): AsyncIterable<StoredItem> {
+  /**
+   * A number is taken before its object is stored, so the counter alone is no cursor: a write may
+   * hold a number below it and not be stored yet. Every write is acknowledged only if it stored its
+   * object within the write deadline of taking its number, so once the deadline has passed since
+   * the counter was read, every acknowledged write at or below it is stored; the walk then stops
+   * at that number, and the next export starts there.
+   */
+  async exportSince(since: number): Promise<StoreExport> {
+    const through = await this.highestSeq();
+    await sleep(this.riak.config.writeDeadlineMs);
+    return { through, items: this.walkExport(since, through) };
+  }
+
+  private async *walkExport(since: number, through: number): AsyncIterable<StoredItem> {
+    if (through <= since) return;
     let continuation: string | undefined;
     for (let page = 0; page < MAX_PAGES; page += 1) {
-      const found = await this.riak.index(this.bucket, 'seq_int', since + 1, MAX_SEQ, this.page, continuation);
+      const found = await this.riak.index(this.bucket, 'seq_int', since + 1, through, this.page, continuation);
       const records = await this.readMany(found.results.map(([, key]) => key));
       for (const [index, [term]] of found.results.entries()) {
         const record = records[index];
@@ -265,18 +294,31 @@ export class RiakStore implements SyncStore {
     return { applied, skipped, seq: counter };
   }
 
-  async fence(): Promise<number> {
-    await this.setFence(true);
-    return this.highestSeq();
+  async fence(leaseMs: number): Promise<FenceState> {
+    const current = await this.readFence(true);
+    const record = current.record.mode === 'forwarding' ? current.record : await this.setFence({ mode: 'fenced', leaseExpiresAt: this.clock() + leaseMs }, current.vclock);
+    return this.stateOf(record);
   }
 
-  async unfence(): Promise<number> {
-    await this.setFence(false);
-    return this.highestSeq();
+  async forward(to: string): Promise<FenceState> {
+    const current = await this.readFence(true);
+    const { mode, forwardTo } = current.record;
+    if (mode === 'forwarding' && forwardTo === to) return this.stateOf(current.record);
+    if (mode !== 'fenced') {
+      throw new StoreError('fence-lapsed', mode === 'forwarding'
+        ? `the store already forwards to ${forwardTo ?? '?'}, not ${to}`
+        : 'the store is not fenced (its lease lapsed or it was never fenced): it cannot forward');
+    }
+    return this.stateOf(await this.setFence({ mode: 'forwarding', forwardTo: to }, current.vclock));
   }
 
-  async isFenced(): Promise<boolean> {
-    return (await this.readFence()).fenced;
+  async unfence(): Promise<FenceState> {
+    const current = await this.readFence(true);
+    return this.stateOf(await this.setFence({ mode: 'open' }, current.vclock));
+  }
+
+  async fenceState(): Promise<FenceState> {
+    return this.stateOf((await this.readFence()).record);
   }
 
   highestSeq(): Promise<number> {
@@ -329,6 +371,7 @@ export class RiakStore implements SyncStore {
       const read = await this.readItem(id);
       const decision = decide(read.record);
       if (typeof decision !== 'function') return decision;
+      const numbered = performance.now();
       const record = decision(await this.riak.increment(SEQ_COUNTER, 1));
       const stored = await this.riak.store(this.bucket, id, {
         body: JSON.stringify(record),
@@ -339,6 +382,12 @@ export class RiakStore implements SyncStore {
       if (stored.kind === 'precondition-failed') {
         this.log.debug({ id, attempt }, 'item changed between read and write; retrying');
         continue;
+      }
+      const took = performance.now() - numbered;
+      if (took > this.riak.config.writeDeadlineMs) {
+        // An export that read the counter after this number was taken may have walked past it already.
+        this.log.warn({ id, seq: record.seq, tookMs: Math.round(took) }, 'write stored after its deadline; not acknowledged');
+        throw new StoreError('unavailable', `item ${id} was stored ${Math.round(took)} ms after it took sequence number ${record.seq}, later than the write deadline of ${this.riak.config.writeDeadlineMs} ms: not acknowledged, retry it`);
       }
       if (stored.values.length > 1) {
         this.log.warn({ id, siblings: stored.values.length }, 'concurrent writes left siblings; settling them');
@@ -354,7 +403,7 @@ export class RiakStore implements SyncStore {
   private async settle(id: string, read: Read<ItemRecord>): Promise<ItemRecord | undefined> {
     let current = read;
     for (let attempt = 1; attempt <= WRITE_ATTEMPTS && current.siblings > 1 && current.record; attempt += 1) {
-      if ((await this.readFence()).fenced) return current.record;
+      if ((await this.readFence()).record.mode !== 'open') return current.record;
       const winner: ItemRecord = { ...current.record, seq: await this.riak.increment(SEQ_COUNTER, 1) };
       const stored = await this.riak.store(this.bucket, id, { body: JSON.stringify(winner), vclock: current.vclock, indexes: indexesOf(winner) });
       if (stored.kind === 'stored' && stored.values.length <= 1) return winner;
@@ -402,30 +451,46 @@ export class RiakStore implements SyncStore {
   }
 
   private async assertNotFenced(): Promise<void> {
-    if ((await this.readFence()).fenced) throw new StoreError('fenced', 'the store is fenced: writes are refused until it is unfenced');
+    const { mode } = (await this.readFence()).record;
+    if (mode !== 'open') throw new StoreError('fenced', `the store is ${mode}: writes are refused until it is unfenced`);
   }
 
-  private async readFence(): Promise<{ fenced: boolean; vclock?: string }> {
-    const cached = this.fenceCache;
+  /** The fence with a lapsed lease read as open; `fresh` skips the cache so `vclock` is the stored one, for writing over it. */
+  private async readFence(fresh = false): Promise<{ record: FenceRecord; vclock?: string }> {
+    const cached = fresh ? undefined : this.fenceCache;
     const fetched = await this.riak.fetch(this.metaBucket, FENCE_KEY, cached?.etag);
-    if (fetched.kind === 'not-modified' && cached) return { fenced: cached.fenced };
-    if (fetched.kind !== 'found') {
+    let record: FenceRecord;
+    let vclock: string | undefined;
+    if (fetched.kind === 'not-modified' && cached) {
+      record = cached.record;
+    } else if (fetched.kind === 'found') {
+      record = resolveFence(fetched.values);
+      vclock = fetched.vclock;
+      this.fenceCache = fetched.etag && fetched.values.length === 1 ? { etag: fetched.etag, record } : undefined;
+    } else {
       this.fenceCache = undefined;
-      return { fenced: false, vclock: fetched.kind === 'missing' ? fetched.vclock : undefined };
+      record = OPEN;
+      vclock = fetched.kind === 'missing' ? fetched.vclock : undefined;
     }
-    const fence = resolveFence(fetched.values);
-    this.fenceCache = fetched.etag && fetched.values.length === 1 ? { etag: fetched.etag, fenced: fence.fenced } : undefined;
-    return { fenced: fence.fenced, vclock: fetched.vclock };
+    const lapsed = record.mode === 'fenced' && (record.leaseExpiresAt ?? 0) <= this.clock();
+    return { record: lapsed ? OPEN : record, vclock };
   }
 
-  private async setFence(fenced: boolean): Promise<void> {
-    const current = await this.riak.fetch(this.metaBucket, FENCE_KEY);
-    const vclock = current.kind === 'not-modified' ? undefined : current.vclock;
-    const record: FenceRecord = { fenced, at: new Date().toISOString() };
+  /** Writes the fence over the version read (`vclock`), so this write supersedes it rather than leaving a sibling. */
+  private async setFence(change: Omit<FenceRecord, 'at'>, vclock: string | undefined): Promise<FenceRecord> {
+    const record: FenceRecord = { ...change, at: this.clock() };
     const stored = await this.riak.store(this.metaBucket, FENCE_KEY, { body: JSON.stringify(record), vclock, indexes: {} });
     if (stored.kind === 'precondition-failed') throw new StoreError('unavailable', 'Riak refused to store the fence (412)');
     this.fenceCache = undefined;
-    this.log.info({ fenced }, fenced ? 'store fenced' : 'store unfenced');
+    this.log.info({ ...change }, `store fence: ${change.mode}`);
+    return record;
+  }
+
+  private async stateOf(record: FenceRecord): Promise<FenceState> {
+    const state: FenceState = { mode: record.mode, seq: await this.highestSeq() };
+    if (record.mode === 'fenced' && record.leaseExpiresAt !== undefined) state.leaseExpiresAt = record.leaseExpiresAt;
+    if (record.mode === 'forwarding' && record.forwardTo !== undefined) state.forwardTo = record.forwardTo;
+    return state;
   }
 }
 
@@ -451,15 +516,36 @@ export function resolveValues(id: string, values: RiakValue[]): { record?: ItemR
   return { record: winner?.record };
 }
 
-/** Concurrent fence and unfence: the later one wins; on a tie, fenced (the safe side). */
+const RESTRICTION: Record<FenceMode, number> = { open: 0, fenced: 1, forwarding: 2 };
+
+/**
+ * Concurrent fence changes (siblings): forwarding beats a fence, since forward is the switch's
+ * commit and a lease renewal racing it must not turn it back into a lease that lapses; otherwise
+ * the later one wins, and on a tie the one refusing more (the safe side).
+ */
 function resolveFence(values: RiakValue[]): FenceRecord {
-  let winner: FenceRecord = { fenced: false, at: '' };
+  let winner: FenceRecord = OPEN;
   for (const value of values) {
-    const parsed = JSON.parse(value.body.toString('utf8')) as Partial<FenceRecord>;
-    const candidate: FenceRecord = { fenced: parsed.fenced === true, at: typeof parsed.at === 'string' ? parsed.at : '' };
-    if (candidate.at > winner.at || (candidate.at === winner.at && candidate.fenced)) winner = candidate;
+    const candidate = parseFence(value.body.toString('utf8'));
+    const committed = candidate.mode === 'forwarding' && winner.mode === 'fenced';
+    const overtaken = candidate.mode === 'fenced' && winner.mode === 'forwarding';
+    if (committed || (!overtaken && (candidate.at > winner.at || (candidate.at === winner.at && RESTRICTION[candidate.mode] > RESTRICTION[winner.mode])))) winner = candidate;
   }
   return winner;
+}
+
+function parseFence(json: string): FenceRecord {
+  let parsed: Partial<FenceRecord>;
+  try {
+    parsed = JSON.parse(json) as Partial<FenceRecord>;
+  } catch {
+    throw new StoreError('unavailable', 'Riak object of the fence is not JSON');
+  }
+  const at = typeof parsed.at === 'number' ? parsed.at : 0;
+  if (parsed.mode === 'fenced' && typeof parsed.leaseExpiresAt === 'number') return { mode: 'fenced', leaseExpiresAt: parsed.leaseExpiresAt, at };
+  if (parsed.mode === 'forwarding' && typeof parsed.forwardTo === 'string') return { mode: 'forwarding', forwardTo: parsed.forwardTo, at };
+  // Anything else, an older fence record without a lease included, is open.
+  return { mode: 'open', at };
 }
 
 function parseRecord(id: string, json: string): ItemRecord {
