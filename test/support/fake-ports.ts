@@ -633,6 +633,8 @@ export class FakeWorld {
         const ready = modes.every(({ node, mode }) => mode === 'fenced' || (mode === 'forwarding' && node.forwardTo === target));
         if (!ready) throw new CloudError(`${adminUrl}: the fence lapsed (or was never taken) before forward`, false, 'fence-lapsed', adminUrl);
         world.setFences(stack, modes.map(() => ({ mode: 'forwarding', forwardTo: target })));
+        // Clients that reach the forwarding stack are served by the target from now on.
+        if (stack.everLive) world.stack(target).everLive = true;
         world.record(`forward ${stack.description.name} to ${target}`);
         return world.fenceResult(stack);
       },
