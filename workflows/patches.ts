@@ -13,4 +13,6 @@ export const PATCHES = {
    * instead of asking the live stack itself first.
    */
   rollbackFollowsForward: 'rollback-follows-forward',
+  /** Pointing DNS back moves the writer back where DNS still points when DNS cannot be changed. */
+  writerFollowsDns: 'writer-follows-dns',
 } as const;
