@@ -76,6 +76,8 @@ export interface Outcome {
   violations: Found[];
   /** The run under test's outcome, or what went wrong with the schedule itself. */
   result: string;
+  /** What the world was asked to do, in order (fences, copies, DNS changes, deletes...). */
+  world: string[];
 }
 
 /** The environment every explored run uses: a short verify and drain keep the histories small. */
@@ -172,7 +174,7 @@ class ScheduleRun {
   }
 
   outcome(result: string): Outcome {
-    return { schedule: scheduleName(this.schedule), calls: this.calls, violations: [...this.found.values()], result };
+    return { schedule: scheduleName(this.schedule), calls: this.calls, violations: [...this.found.values()], result, world: this.world.state.calls };
   }
 
   private step(what: string): void {

@@ -101,7 +101,7 @@ it('keeps I1–I6 under every single fault and a seeded sample of double faults'
     `${failing.length} broke an invariant${failing.length ? ` (${[...byInvariant].map(([i, n]) => `${i}: ${n}`).join(', ')})` : ''}`);
   if (failing.length) {
     console.log(`fault explorer: violations (seed ${seed}; rerun one with EXPLORER_SEED=${seed} EXPLORER_ONLY='<schedule>'):\n` +
-      failing.map(describeOutcome).join('\n'));
+      failing.map((o) => `${describeOutcome(o)}\n    world: ${o.world.join(' | ')}`).join('\n'));
   }
   expect(failing.map((o) => o.schedule), `seed ${seed}: schedules breaking an invariant, details above`).toEqual([]);
 }, 600_000);

@@ -375,10 +375,10 @@ export class FakeWorld {
 
   /** The world as src/switch/invariants.ts checks it. */
   snapshot(): WorldSnapshot {
-    const env = fakeEnvironment('test', this.options.env) as Environment & { fenceLeaseSeconds?: number };
+    const env = fakeEnvironment('test', this.options.env);
     return {
       now: this.now(),
-      leaseMs: (env.fenceLeaseSeconds ?? DEFAULT_LEASE_SECONDS) * 1000,
+      leaseMs: env.fenceLeaseSeconds * 1000,
       keepStacks: env.keepStacks,
       dns: this.state.dns?.stack,
       stacks: Object.values(this.state.stacks).map((s) => ({
