@@ -54,11 +54,6 @@ async function explore(schedules: Schedule[]): Promise<Outcome[]> {
 const KNOWN_VIOLATIONS: Array<{ base: string; activities: string[]; kinds: FaultKind[]; invariants: Invariant[] }> = [
   { base: 'switch-verify-fails', activities: ['fenceStack', 'unfenceStack', 'forwardStack'], kinds: ['hang', 'kill'], invariants: ['I1', 'I3'] },
   { base: 'rollback', activities: ['fenceStack', 'undrainStack', 'unfenceStack', 'forwardStack'], kinds: ['hang', 'kill', 'terminate'], invariants: ['I1', 'I3'] },
-  // Since "writer follows DNS" (protocol 8d5a98e): when the change pointing DNS back is applied but
-  // its answer is lost, the retry's compare-and-swap finds DNS already back and fails; the undo then
-  // takes DNS as never changed, moves the writer to the new stack and deletes it: DNS ends on a
-  // stack forwarding to a deleted one (I2) and the writes the new stack took are gone (I3).
-  { base: 'switch-verify-fails', activities: ['switchDns'], kinds: ['fail-after', 'kill'], invariants: ['I2', 'I3'] },
 ];
 
 function isKnown(schedule: Schedule, outcome: Outcome, calls: string[]): boolean {
