@@ -1,21 +1,35 @@
 import { Context } from '@temporalio/activity';
+import { CloudError } from '../src/cloud/errors.ts';
+import type { StackAdmin } from '../src/navcloud/admin-client.ts';
 import type { ExportItemLine, FenceResult } from '../src/navcloud/protocol.ts';
 import type { EnvironmentContext } from './deps.ts';
 import { refuse } from './failures.ts';
-import type { CopyInput, CopyResult } from './types.ts';
+import { ProgressHeartbeat } from './heartbeat.ts';
+import type { CopyInput, CopyResult, FenceInput, ForwardInput, StackState } from './types.ts';
+
+/** Renewals per lease while a fenced stack's last delta is copied: two may fail before it lapses. */
+const RENEWALS_PER_LEASE = 3;
 
 export function catchUpActivities(context: (env: string) => Promise<EnvironmentContext>, batchLines: number) {
+  /** The lease asked for: the caller's, else the environment's (runs started before leases carried none). */
+  async function leaseOf(input: { env: string; leaseSeconds?: number }): Promise<number> {
+    return input.leaseSeconds ?? (await context(input.env)).env.fenceLeaseSeconds;
+  }
+
   return {
     /**
      * Copies every change the source stack has after `since` into the target stack. Import keeps
-     * revisions and cursors and skips what it already has, so a repeated copy is harmless.
+     * revisions and cursors and skips what it already has, so a repeated copy is harmless. With
+     * `renewFenceSeconds` the source is fenced and its lease is renewed from a timer for as long
+     * as the copy runs: if this worker dies the renewals stop and the source opens again by itself.
      */
     async copyChanges(input: CopyInput): Promise<CopyResult> {
       const { admin } = await context(input.env);
-      const activity = Context.current();
-      const signal = activity.cancellationSignal;
+      const signal = Context.current().cancellationSignal;
       const source = admin(input.fromAdminUrl);
       const target = admin(input.toAdminUrl);
+      const heartbeat = new ProgressHeartbeat({ copied: 0 });
+      const stopRenewing = input.renewFenceSeconds ? renewFence(source, input.renewFenceSeconds, signal) : () => undefined;
       let copied = 0;
       let batch: ExportItemLine[] = [];
       const flush = async () => {
@@ -23,34 +37,87 @@ export function catchUpActivities(context: (env: string) => Promise<EnvironmentC
         await target.importLines(batch, signal);
         copied += batch.length;
         batch = [];
-        activity.heartbeat({ copied });
+        heartbeat.progress({ copied });
       };
-      activity.heartbeat({ copied });
-      for await (const line of source.exportSince(input.since, signal)) {
-        if (line.kind === 'end') {
-          await flush();
-          if (line.items !== copied) {
-            throw refuse('CopyCountMismatch', `${input.fromAdminUrl}/admin/export announced ${line.items} items but sent ${copied}`);
+      try {
+        for await (const line of source.exportSince(input.since, signal)) {
+          if (line.kind === 'end') {
+            await flush();
+            if (line.items !== copied) {
+              throw refuse('CopyCountMismatch', `${input.fromAdminUrl}/admin/export announced ${line.items} items but sent ${copied}`);
+            }
+            return { copied, cursor: line.cursor };
           }
-          return { copied, cursor: line.cursor };
+          batch.push(line);
+          if (batch.length >= batchLines) await flush();
         }
-        batch.push(line);
-        if (batch.length >= batchLines) await flush();
+        throw refuse('ExportTruncated', `${input.fromAdminUrl}/admin/export ended without its end line`);
+      } finally {
+        stopRenewing();
+        heartbeat.stop();
       }
-      throw refuse('ExportTruncated', `${input.fromAdminUrl}/admin/export ended without its end line`);
     },
 
-    /** Items in a stack's store, whether it is fenced or draining, and the newest cursor it holds (where a copy into it starts). */
-    async stackState(input: { env: string; adminUrl: string }): Promise<{ items: number; cursor: string; fenced: boolean; draining: boolean }> {
+    /**
+     * Items in a stack's store, whether it is fenced, where it forwards, and the newest cursor it
+     * holds (where a copy into it starts): one answer, the store is shared. Draining is per node:
+     * with `nodes` every node is asked and the stack drains when any of them does.
+     */
+    async stackState(input: { env: string; adminUrl: string; nodes?: string[] }): Promise<StackState> {
       const { admin } = await context(input.env);
-      const { items, cursor, fenced, draining } = await admin(input.adminUrl).stats(input.adminUrl, Context.current().cancellationSignal);
-      return { items, cursor, fenced, draining };
+      const client = admin(input.adminUrl);
+      const signal = Context.current().cancellationSignal;
+      const { items, cursor, fenced, draining, fence } = await client.stats(input.adminUrl, signal);
+      const nodes = input.nodes?.length ? await Promise.all(input.nodes.map((node) => client.stats(node, signal))) : [];
+      return {
+        items, cursor, fenced, draining: draining || nodes.some((n) => n.draining), ...(fence.forwardTo ? { forwardTo: fence.forwardTo } : {}),
+      };
     },
 
-    /** After this returns, the stack accepts no write past the returned cursor. */
-    async fenceStack(input: { env: string; adminUrl: string }): Promise<FenceResult> {
+    /**
+     * Fences the stack for a lease (a repeat renews it). After this returns the stack accepts no
+     * write past the returned cursor until the lease lapses.
+     */
+    async fenceStack(input: FenceInput): Promise<FenceResult> {
       const { admin } = await context(input.env);
-      return admin(input.adminUrl).fence({ leaseSeconds: 60 }, Context.current().cancellationSignal);
+      return admin(input.adminUrl).fence({ leaseSeconds: await leaseOf(input) }, Context.current().cancellationSignal);
+    },
+
+    /**
+     * The commit of a flip: the fenced stack forwards every request to `to`. The fence is renewed
+     * first; refused for good when the renewal shows that the lease lapsed since the last copy
+     * (the stack took writes past `cursor`), when less than half a lease would be left by the time
+     * forward is sent, or when the store says the fence lapsed. A stack already forwarding to `to`
+     * was committed by an attempt whose answer was lost.
+     */
+    async forwardStack(input: ForwardInput): Promise<FenceResult> {
+      const { admin } = await context(input.env);
+      const signal = Context.current().cancellationSignal;
+      const stack = admin(input.adminUrl);
+      const leaseSeconds = await leaseOf(input);
+      const askedAt = Date.now();
+      const renewed = await stack.fence({ leaseSeconds }, signal);
+      if (renewed.mode === 'forwarding') {
+        if (renewed.forwardTo === input.to) return renewed;
+        throw refuse('ForwardingElsewhere', `${input.adminUrl} already forwards to ${renewed.forwardTo}, not ${input.to}`);
+      }
+      if (renewed.cursor !== input.cursor) {
+        throw refuse('FenceLapsed', `${input.adminUrl} took writes past ${input.cursor} (now ${renewed.cursor}): its fence lapsed before the flip`);
+      }
+      // Measured on this worker's clock alone: the renewal's answer took this long, so at most this much of the lease is gone.
+      const spentMs = Date.now() - askedAt;
+      if (spentMs > (leaseSeconds * 1000) / 2) {
+        throw refuse('FenceLeaseShort', `${input.adminUrl} took ${Math.round(spentMs / 1000)} s to renew its ${leaseSeconds} s fence: too little lease left to flip on`);
+      }
+      try {
+        return await stack.forward(input.to, signal);
+      } catch (err) {
+        // The store's 409 fence-lapsed: the only refusal forward gives a well-formed request.
+        if (err instanceof CloudError && !err.retryable) {
+          throw refuse('FenceLapsed', `${input.adminUrl} refused to forward: ${err.message}`);
+        }
+        throw err;
+      }
     },
 
     async unfenceStack(input: { env: string; adminUrl: string }): Promise<FenceResult> {
@@ -58,4 +125,16 @@ export function catchUpActivities(context: (env: string) => Promise<EnvironmentC
       return admin(input.adminUrl).unfence(Context.current().cancellationSignal);
     },
   };
+}
+
+/** Renews the fence RENEWALS_PER_LEASE times per lease until the returned stop is called. */
+function renewFence(stack: StackAdmin, leaseSeconds: number, signal: AbortSignal): () => void {
+  const log = Context.current().log;
+  const timer = setInterval(() => {
+    stack.fence({ leaseSeconds }, signal).catch((err: unknown) => {
+      // A missed renewal is survivable; the next one, or the flip's own check, decides.
+      log.warn('fence renewal failed', { error: (err as Error).message });
+    });
+  }, (leaseSeconds * 1000) / RENEWALS_PER_LEASE);
+  return () => clearInterval(timer);
 }

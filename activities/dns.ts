@@ -1,33 +1,40 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
 import { DnsConflictError } from '../src/cloud/errors.ts';
-import type { DnsTarget } from '../src/cloud/ports.ts';
+import type { DnsRecordState, DnsTarget } from '../src/cloud/ports.ts';
 import type { EnvironmentContext } from './deps.ts';
-import type { DnsSwitchResult } from './types.ts';
-
-const sameTarget = (a: DnsTarget, b: DnsTarget) => JSON.stringify(a) === JSON.stringify(b);
+import type { DnsSwitchInput, DnsSwitchResult } from './types.ts';
 
 export function dnsActivities(context: (env: string) => Promise<EnvironmentContext>, pollMs: number) {
   return {
+    /** The record as it is now (null: there is none). */
+    async readDns(envName: string): Promise<DnsRecordState | null> {
+      const { env, ports } = await context(envName);
+      return (await ports.dns.current(env.recordName)) ?? null;
+    },
+
     /**
-     * Points the record at `stack` only if it still belongs to `expectedStack` (null: no record).
-     * The adapter's change batch is itself a compare-and-swap on what was just read. A record that
-     * already points at `stack` means an earlier attempt applied the change: nothing to do.
+     * Points the record at `stack` only if it is still `expected`: one compare-and-swap, the
+     * adapter's change batch. A retry whose earlier attempt applied the change (its answer lost)
+     * finds the record already switched and succeeds with a fresh change id to wait on.
      */
-    async switchDns(input: { env: string; expectedStack: string | null; stack: string; target: DnsTarget }): Promise<DnsSwitchResult> {
+    async switchDns(input: DnsSwitchInput): Promise<DnsSwitchResult> {
       const { env, ports } = await context(input.env);
-      const current = await ports.dns.current(env.recordName);
-      if (current && current.stack === input.stack && sameTarget(current.target, input.target)) {
-        return { changeId: null, record: current };
-      }
-      if ((current?.stack ?? null) !== input.expectedStack) {
-        throw new DnsConflictError(env.recordName,
-          `expected it to belong to ${input.expectedStack ?? 'no stack'} but it belongs to ${current?.stack ?? 'no stack'}`);
-      }
+      const expected = input.expected !== undefined ? input.expected ?? undefined : await legacyExpectation(input);
       const changeId = await ports.dns.switch({
-        recordName: env.recordName, ttl: env.ttl, expected: current, stack: input.stack, target: input.target,
+        recordName: env.recordName, ttl: env.ttl, expected, stack: input.stack, target: input.target,
       });
       return { changeId, record: { recordName: env.recordName, ttl: env.ttl, target: input.target, stack: input.stack } };
+
+      async function legacyExpectation(legacy: DnsSwitchInput): Promise<DnsRecordState | undefined> {
+        const current = await ports.dns.current(env.recordName);
+        // Already switched: the adapter recognises it from the wanted record, whatever is expected.
+        if (current?.stack === legacy.stack) return current;
+        if ((current?.stack ?? null) !== (legacy.expectedStack ?? null)) {
+          throw new DnsConflictError(env.recordName, `expected it to belong to ${legacy.expectedStack ?? 'no stack'} but it belongs to ${current?.stack ?? 'no stack'}`);
+        }
+        return current;
+      }
     },
 
     async waitDnsInSync(input: { env: string; changeId: string }): Promise<void> {

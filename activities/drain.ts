@@ -1,6 +1,16 @@
 import { Context } from '@temporalio/activity';
 import type { EnvironmentContext } from './deps.ts';
+import { refuse } from './failures.ts';
 import type { StackActivity } from './types.ts';
+
+/**
+ * Drain, undrain and their evidence are per node: through the load balancer they would reach one
+ * node at random. A stack whose outputs list no nodes cannot be drained, and says so.
+ */
+function nodesOf(input: { adminUrl: string; nodes: string[] }): string[] {
+  if (input.nodes.length === 0) throw refuse('NoNodes', `the outputs of the stack at ${input.adminUrl} list no nodes: drain and its evidence are per node`);
+  return input.nodes;
+}
 
 export function drainActivities(context: (env: string) => Promise<EnvironmentContext>) {
   return {
@@ -9,7 +19,7 @@ export function drainActivities(context: (env: string) => Promise<EnvironmentCon
       const { admin } = await context(input.env);
       const client = admin(input.adminUrl);
       const signal = Context.current().cancellationSignal;
-      await Promise.all(input.nodes.map((node) => client.drain(node, signal)));
+      await Promise.all(nodesOf(input).map((node) => client.drain(node, signal)));
     },
 
     /**
@@ -20,7 +30,7 @@ export function drainActivities(context: (env: string) => Promise<EnvironmentCon
       const { admin } = await context(input.env);
       const client = admin(input.adminUrl);
       const signal = Context.current().cancellationSignal;
-      await Promise.all(input.nodes.map((node) => client.undrain(node, signal)));
+      await Promise.all(nodesOf(input).map((node) => client.undrain(node, signal)));
     },
 
     /** Open streams and request rate summed over the nodes: the evidence the drain wait needs. */
@@ -28,7 +38,7 @@ export function drainActivities(context: (env: string) => Promise<EnvironmentCon
       const { admin } = await context(input.env);
       const client = admin(input.adminUrl);
       const signal = Context.current().cancellationSignal;
-      const answers = await Promise.allSettled(input.nodes.map((node) => client.stats(node, signal)));
+      const answers = await Promise.allSettled(nodesOf(input).map((node) => client.stats(node, signal)));
       const total: StackActivity = { openStreams: 0, requestRate: 0, unreachable: 0 };
       for (const answer of answers) {
         if (answer.status === 'rejected') total.unreachable += 1;

@@ -11,3 +11,27 @@ export async function withHeartbeats<T>(work: (signal: AbortSignal) => Promise<T
     clearInterval(timer);
   }
 }
+
+/**
+ * Heartbeats the latest progress on a timer for as long as an activity runs, not once per batch:
+ * one slow batch (large items, a store that imports line by line) must not outlast the heartbeat
+ * timeout and fail every retry on the same batch. `progress` records what a retry resumes from.
+ */
+export class ProgressHeartbeat<T> {
+  private readonly context = Context.current();
+  private readonly timer: ReturnType<typeof setInterval>;
+
+  constructor(private details: T, everyMs = 1_000) {
+    this.context.heartbeat(details);
+    this.timer = setInterval(() => this.context.heartbeat(this.details), everyMs);
+  }
+
+  progress(details: T): void {
+    this.details = details;
+    this.context.heartbeat(details);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}

@@ -3,6 +3,7 @@ import { CloudError } from '../src/cloud/errors.ts';
 import type { ExportItemLine, ExportLine, ImportResult } from '../src/navcloud/protocol.ts';
 import type { EnvironmentContext } from './deps.ts';
 import { refuse } from './failures.ts';
+import { ProgressHeartbeat } from './heartbeat.ts';
 import type { RestoreCheckpoint, RestoreInput, RestoreResult } from './types.ts';
 
 export function restoreActivities(context: (env: string) => Promise<EnvironmentContext>, batchLines: number) {
@@ -27,6 +28,7 @@ export function restoreActivities(context: (env: string) => Promise<EnvironmentC
       let skipped = 0;
       let cursor = '';
       let batch: ExportItemLine[] = [];
+      const heartbeat = new ProgressHeartbeat<RestoreCheckpoint>({ linesDone: resumedFrom, total: manifest.items });
       const flush = async () => {
         if (batch.length === 0) return;
         const result: ImportResult = await stack.importLines(batch, signal);
@@ -37,18 +39,22 @@ export function restoreActivities(context: (env: string) => Promise<EnvironmentC
         skipped += result.skipped;
         cursor = result.cursor;
         batch = [];
-        activity.heartbeat({ linesDone: items, total: manifest.items } satisfies RestoreCheckpoint);
+        heartbeat.progress({ linesDone: items, total: manifest.items });
       };
 
-      for await (const text of ports.backups.read(manifest, signal)) {
-        const line = parseBackupLine(text, manifest.key);
-        if (line.kind !== 'item') continue;
-        items += 1;
-        if (items <= resumedFrom) continue;
-        batch.push(line);
-        if (batch.length >= batchLines) await flush();
+      try {
+        for await (const text of ports.backups.read(manifest, signal)) {
+          const line = parseBackupLine(text, manifest.key);
+          if (line.kind !== 'item') continue;
+          items += 1;
+          if (items <= resumedFrom) continue;
+          batch.push(line);
+          if (batch.length >= batchLines) await flush();
+        }
+        await flush();
+      } finally {
+        heartbeat.stop();
       }
-      await flush();
       if (items !== manifest.items) {
         throw refuse('RestoreCountMismatch', `backup ${manifest.key} holds ${items} items but its manifest says ${manifest.items}`);
       }

@@ -14,12 +14,20 @@ export interface SwitchSettings {
   drainSeconds: number;
   keepStacks: number;
   catchUpFenceBelow: number;
+  /** Absent in runs planned before fence leases existed: the activities then use the environment's. */
+  fenceLeaseSeconds?: number;
 }
 
 export interface LiveStack {
   record: DnsRecordState;
-  /** Undefined when DNS names a stack that no longer exists. */
+  /**
+   * The stack the record sends clients to, found by the ownership record's name or, when that is
+   * missing, by its DNS target; in any state (an update that rolled back still serves). Undefined
+   * when no stack of the environment is there.
+   */
   stack?: StackDescription;
+  /** The stack DNS names, when it forwards every request to `stack` (a run died after its commit). */
+  forwardedBy?: string;
 }
 
 export interface Plan {
@@ -61,6 +69,34 @@ export interface CopyInput {
   fromAdminUrl: string;
   toAdminUrl: string;
   since: string;
+  /** The source is fenced: renew its lease (of this many seconds) from a timer while copying. */
+  renewFenceSeconds?: number;
+}
+
+export interface FenceInput {
+  env: string;
+  adminUrl: string;
+  leaseSeconds?: number;
+}
+
+export interface ForwardInput {
+  env: string;
+  /** The fenced stack that forwards. */
+  adminUrl: string;
+  /** Base URL every request is forwarded to. */
+  to: string;
+  /** Where the last copy out of the fenced stack ended: a fence that still holds has taken nothing since. */
+  cursor: string;
+  leaseSeconds?: number;
+}
+
+export interface StackState {
+  items: number;
+  cursor: string;
+  fenced: boolean;
+  draining: boolean;
+  /** Base URL every request goes to while the stack forwards. */
+  forwardTo?: string;
 }
 
 export interface CopyResult {
@@ -71,7 +107,13 @@ export interface CopyResult {
 
 export interface DnsSwitchInput {
   env: string;
-  expected: DnsRecordState | undefined;
+  /** What the record must still be (null: no record); the adapter's change batch compares it. */
+  expected?: DnsRecordState | null;
+  /**
+   * Runs started before the adapter's compare-and-swap took the whole record name only the stack;
+   * their expectation is the record as it is now if it still belongs to that stack.
+   */
+  expectedStack?: string | null;
   stack: string;
   target: DnsTarget;
 }

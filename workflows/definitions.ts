@@ -4,7 +4,7 @@
  * code and clients.
  */
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
-import type { Decision, Outcome, SwitchInput, SwitchReport, SwitchStatus } from '../src/switch/contract.ts';
+import { switchWorkflowId, type Decision, type Outcome, type SwitchInput, type SwitchReport, type SwitchStatus } from '../src/switch/contract.ts';
 
 export const statusQuery = defineQuery<SwitchStatus>('status');
 /** Approve a switch that waits for approval (`approval: manual`). */
@@ -12,7 +12,12 @@ export const approveUpdate = defineUpdate<SwitchStatus, [Decision]>('approve');
 /** Abort a switch before it reaches `switching`; refused afterwards, with the reason. */
 export const abortUpdate = defineUpdate<SwitchStatus, [Decision]>('abort');
 
-export const rollbackWorkflowId = (env: string) => `rollback-${env}`;
+/**
+ * A rollback runs under the environment's switch id: Temporal refuses to start a second run of an
+ * id while one is open, so a switch and a rollback of one environment never overlap (one lock,
+ * taken atomically by the start itself, not checked and then acted on).
+ */
+export const rollbackWorkflowId = (env: string) => switchWorkflowId(env);
 export const backupWorkflowId = (env: string) => `backup-${env}`;
 
 export interface RollbackInput {
@@ -26,7 +31,7 @@ export interface RollbackInput {
 export interface RollbackReport {
   env: string;
   workflowId: string;
-  outcome: 'rolled-back' | 'failed';
+  outcome: 'rolled-back' | 'failed' | 'cancelled';
   reason?: string;
   from?: string;
   to?: string;

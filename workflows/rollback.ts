@@ -1,91 +1,145 @@
 /**
- * The `rollback` workflow: sends clients back to the previous stack, if it still exists and is
- * ready, without losing what the current stack accepted meanwhile. A stack that a switch drained
- * is a previous stack; one kept after a failed switch (--keep-failed) never is, unless named.
- * Its nodes are undrained before DNS points at them again, and drained again if it does not.
+ * The `rollback` workflow: sends clients back to the previous stack, if it still exists, without
+ * losing what the current stack accepted meanwhile: the same point-DNS-back step a switch undoes
+ * its flip with (workflows/point-back.ts). A stack that a switch drained is a previous stack; one
+ * kept after a failed switch (--keep-failed) never is, unless named; when DNS names a stack that
+ * forwards to another (an earlier rollback moved the writer but not DNS), that one is. It runs under the
+ * environment's switch workflow id, so a switch and a rollback never overlap (one lock).
+ * Rollbacks started by the previous release finish on the code they started with (workflows/v1).
  */
-import { workflowInfo } from '@temporalio/workflow';
-import type { RollbackInput, RollbackReport } from './definitions.ts';
-import { dnsWait, persistent, quick, streaming } from './activities.ts';
+import { CancellationScope, isCancellation, patched, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { SwitchStatus } from '../src/switch/contract.ts';
+import type { StackDescription } from '../src/cloud/ports.ts';
+import type { StackRef, StackState } from '../activities/types.ts';
+import { statusQuery, type RollbackInput, type RollbackReport } from './definitions.ts';
+import { persistent, quick } from './activities.ts';
+import { pointDnsBack, type PointBackProgress } from './point-back.ts';
+import { PATCHES } from './patches.ts';
 import { reasonOf } from './failures.ts';
 import { isoAt, workflowNow } from './clock.ts';
+import { rollbackV1 } from './v1/rollback.ts';
+
+/** The fence lease of an environment whose settings predate leases. */
+const DEFAULT_LEASE_SECONDS = 60;
 
 export async function rollback(input: RollbackInput): Promise<RollbackReport> {
+  if (!patched(PATCHES.protocolV2)) return rollbackV1(input);
   const { env, by } = input;
-  const startedAt = isoAt(workflowNow());
-  const report = (outcome: RollbackReport['outcome'], fields: Partial<RollbackReport> = {}): RollbackReport => ({
-    env, workflowId: workflowInfo().workflowId, outcome, by, startedAt, finishedAt: isoAt(workflowNow()), ...fields,
-  });
+  const startedAt = workflowNow();
+  const status: SwitchStatus = { env, phase: 'rolling-back', phases: [{ name: 'rolling-back', startedAt: isoAt(startedAt), durationMs: 0 }] };
+  setHandler(statusQuery, () => status);
+  const report = (outcome: RollbackReport['outcome'], fields: Partial<RollbackReport> = {}): RollbackReport => {
+    status.phase = outcome === 'rolled-back' ? 'done' : 'failed';
+    if (fields.reason && outcome !== 'rolled-back') status.error = fields.reason;
+    return { env, workflowId: workflowInfo().workflowId, outcome, by, startedAt: isoAt(startedAt), finishedAt: isoAt(workflowNow()), ...fields };
+  };
 
-  const plan = await quick.planSwitch(env);
-  if (!plan.live) return report('failed', { reason: `the DNS record of ${env} points nowhere: nothing to roll back from` });
-  const current = plan.live.record.stack;
-  const candidates = (await quick.listStacks(env))
-    .filter((s) => s.name !== current && s.status === 'ready' && s.outputs && (!input.to || s.name === input.to));
-  let previous: (typeof candidates)[number] | undefined;
-  let since: string | undefined;
-  let wasDraining = false;
-  for (const candidate of candidates) {
-    const state = await quick.stackState({ env, adminUrl: candidate.outputs!.adminUrl });
-    // Only a stack a switch drained has served clients; one kept after a failed switch never passed.
-    if (input.to || state.draining) {
-      previous = candidate;
-      since = state.cursor;
-      wasDraining = state.draining;
-      break;
-    }
-  }
-  if (!previous?.outputs || since === undefined) {
-    return report('failed', {
-      from: current,
-      reason: input.to ? `stack ${input.to} of ${env} does not exist or is not ready` : `no previous stack of ${env} exists, is ready and served clients before`,
-    });
-  }
-  const to = previous.outputs;
-  const from = plan.live.stack?.outputs;
-
-  let fenced = false;
-  let undrained = false;
-  let pointedBack = false;
+  let from: StackRef | undefined;
+  let to: StackRef | undefined;
+  const progress: PointBackProgress = { dnsOnFrom: false, undrained: false, writerMoved: false, dnsBack: false };
   try {
-    if (from) {
-      // Writes the current stack took since the previous one stopped must follow the clients back.
-      await quick.fenceStack({ env, adminUrl: from.adminUrl });
-      fenced = true;
-      await streaming.copyChanges({ env, fromAdminUrl: from.adminUrl, toAdminUrl: to.adminUrl, since });
+    const plan = await quick.planSwitch(env);
+    const live = plan.live?.stack;
+    if (!plan.live || !live?.outputs) {
+      return report('failed', { reason: `the DNS record of ${env} sends clients to no stack with outputs: nothing to roll back from` });
     }
-    await persistent.unfenceStack({ env, adminUrl: to.adminUrl });
-    // Drained nodes fail readiness and refuse streams: clients sent back to them would find no service.
-    undrained = true;
-    await persistent.undrainStack({ env, adminUrl: to.adminUrl, nodes: to.nodes });
-    const back = await quick.switchDns({ env, expectedStack: current, stack: previous.name, target: to.dnsTarget });
-    pointedBack = true;
-    if (back.changeId) await dnsWait.waitDnsInSync({ env, changeId: back.changeId });
+    const found = plan.live.forwardedBy
+      ? await forwardingStack(env, plan.live.forwardedBy, live)
+      : await previousStack(input, live, patched(PATCHES.rollbackFollowsForward) ? undefined : await askedLiveStack(env, live));
+    if (!found) {
+      return report('failed', {
+        from: live.name,
+        reason: input.to ? `stack ${input.to} of ${env} does not exist or is not ready` : `no previous stack of ${env} exists, is ready and served clients before`,
+      });
+    }
+    from = found.from;
+    to = found.stack;
+    status.from = { stack: from.name, colour: from.colour };
+    status.to = { stack: to.name, colour: to.colour };
+    const back = {
+      env, recordName: plan.settings.recordName, leaseSeconds: plan.settings.fenceLeaseSeconds ?? DEFAULT_LEASE_SECONDS,
+      from, to, since: found.cursor, undrain: found.draining,
+    };
+    await pointDnsBack(back, () => undefined, progress);
+    const left = from;
+    await CancellationScope.nonCancellable(async () => {
+      try {
+        await quick.drainStack({ env, adminUrl: left.outputs.adminUrl, nodes: left.outputs.nodes });
+      } catch {
+        // DNS already points back; a node that cannot be told to drain still loses its clients with the TTL.
+      }
+    });
+    return report('rolled-back', { from: from.name, to: to.name, ...(input.comment ? { reason: input.comment } : {}) });
   } catch (err) {
-    let reason = reasonOf(err);
-    if (pointedBack) {
-      // The batch was accepted: clients are on their way to the previous stack. Unfencing the one
-      // they leave would let both take writes, so it stays fenced until DNS is seen in sync.
-      reason += `; DNS already points to ${previous.name}, so ${current} stays fenced`;
-    } else if (fenced && from) {
-      await persistent.unfenceStack({ env, adminUrl: from.adminUrl });
-    }
-    if (undrained && wasDraining && !pointedBack) {
+    return CancellationScope.nonCancellable(() => failed(err));
+  }
+
+  async function failed(err: unknown): Promise<RollbackReport> {
+    let reason = isCancellation(err) ? 'cancelled' : reasonOf(err);
+    if (to && progress.writerMoved) {
+      reason += progress.dnsBack
+        ? `; DNS points to ${to.name}, which takes the writes again, and ${from?.name} forwards to it`
+        : `; ${to.name} takes the writes while DNS still names ${from?.name}, which forwards to it`;
+    } else if (to && progress.undrained) {
       // Drained again, it stays the stack a later rollback finds and returns to.
       try {
-        await persistent.drainStack({ env, adminUrl: to.adminUrl, nodes: to.nodes });
+        await persistent.drainStack({ env, adminUrl: to.outputs.adminUrl, nodes: to.outputs.nodes });
       } catch (drainErr) {
-        reason += `; ${previous.name} could not be drained again (${reasonOf(drainErr)}), so a later rollback will not pick it by itself`;
+        reason += `; ${to.name} could not be drained again (${reasonOf(drainErr)}), so a later rollback will not pick it by itself`;
       }
     }
-    return report('failed', { from: current, to: previous.name, reason });
+    return report(isCancellation(err) ? 'cancelled' : 'failed', { ...(from ? { from: from.name } : {}), ...(to ? { to: to.name } : {}), reason });
   }
-  if (from) {
-    try {
-      await quick.drainStack({ env, adminUrl: from.adminUrl, nodes: from.nodes });
-    } catch {
-      // DNS already points back; a node that cannot be told to drain still loses its clients with the TTL.
-    }
+}
+
+interface Previous {
+  /** The stack clients are sent to now. */
+  from: StackRef;
+  /** The stack to return to, where a copy into it starts, and whether a switch drained it. */
+  stack: StackRef;
+  cursor: string;
+  draining: boolean;
+}
+
+/**
+ * The named stack, else the newest ready stack a switch drained: only such a stack served clients
+ * before. `liveState` is how rollbacks started before patch rollback-follows-forward found the stack
+ * the live one forwards to (they asked the live stack; planning does it now).
+ */
+async function previousStack(input: RollbackInput, live: StackDescription, liveState?: StackState): Promise<Previous | undefined> {
+  const { env } = input;
+  const from = refOf(live);
+  if (!from) return undefined;
+  const candidates = (await quick.listStacks(env))
+    .filter((s) => s.name !== live.name && s.status === 'ready' && (!input.to || s.name === input.to));
+  const forwardedTo = liveState?.forwardTo ? candidates.find((s) => s.outputs?.endpoint === liveState.forwardTo) : undefined;
+  for (const candidate of forwardedTo ? [forwardedTo] : candidates) {
+    const stack = refOf(candidate);
+    if (!stack) continue;
+    const state = await quick.stackState({ env, adminUrl: stack.outputs.adminUrl, nodes: stack.outputs.nodes });
+    // One kept after a failed switch never passed, so it was never drained.
+    if (forwardedTo || input.to || state.draining) return { from, stack, cursor: state.cursor, draining: state.draining };
   }
-  return report('rolled-back', { from: current, to: previous.name, ...(input.comment ? { reason: input.comment } : {}) });
+  return undefined;
+}
+
+/**
+ * DNS names a stack that forwards to `writer` (an earlier rollback, or a switch, moved the writer
+ * but not DNS): rolling back finishes the job, from the stack DNS names to the writer.
+ */
+async function forwardingStack(env: string, forwardedBy: string, writer: StackDescription): Promise<Previous | undefined> {
+  const named = (await quick.listStacks(env)).find((s) => s.name === forwardedBy);
+  const from = named && refOf(named);
+  const stack = refOf(writer);
+  if (!from || !stack) return undefined;
+  const state = await quick.stackState({ env, adminUrl: stack.outputs.adminUrl, nodes: stack.outputs.nodes });
+  return { from, stack, cursor: state.cursor, draining: state.draining };
+}
+
+async function askedLiveStack(env: string, live: StackDescription): Promise<StackState | undefined> {
+  return live.outputs ? quick.stackState({ env, adminUrl: live.outputs.adminUrl }) : undefined;
+}
+
+function refOf(stack: StackDescription): StackRef | undefined {
+  return stack.outputs ? { name: stack.name, colour: stack.colour, outputs: stack.outputs } : undefined;
 }

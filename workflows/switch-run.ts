@@ -1,24 +1,44 @@
 /**
  * What one switch knows about itself and shows the world: the `status` query's answer, the
- * phase timings, the search attributes and the UI's current details, and finally the report.
+ * approve and abort updates, the phase timings, the search attributes, the UI's current details,
+ * the undo steps registered so far, and finally the report.
  */
-import { setCurrentDetails, upsertSearchAttributes, workflowInfo, log } from '@temporalio/workflow';
+import {
+  CancellationScope, condition, isCancellation, log, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo,
+} from '@temporalio/workflow';
 import type { Colour } from '../src/cloud/ports.ts';
 import {
-  searchAttributes, switchReport, type Outcome, type Phase, type SmokeCheck, type StackRefSummary, type SwitchInput, type SwitchReport, type SwitchStatus,
+  searchAttributes, switchReport, type Decision, type Outcome, type Phase, type SmokeCheck, type StackRefSummary, type SwitchInput, type SwitchReport, type SwitchStatus,
 } from '../src/switch/contract.ts';
+import { abortUpdate, approveUpdate, statusQuery } from './definitions.ts';
+import { quick } from './activities.ts';
+import { reasonOf, stop } from './failures.ts';
 import { isoAt, workflowNow } from './clock.ts';
 
 const BEFORE_SWITCHING: readonly Phase[] = [
   'planning', 'provisioning', 'restoring', 'smoke-testing', 'catching-up', 'awaiting-approval',
 ];
 
+/** One step that undoes what an earlier step did; `replace` gives it a new meaning once the switch moved on. */
+export interface Undo {
+  what: string;
+  run: () => Promise<unknown>;
+}
+
 export class SwitchRun {
   readonly status: SwitchStatus;
   readonly startedAt = workflowNow();
   private phaseStartedAt = workflowNow();
   private readonly warnings: string[] = [];
+  private readonly undoSteps: Undo[] = [];
+  private readonly beforeSwitchingScope = new CancellationScope();
+  private approvedBy: Decision | undefined;
+  private abortedBy: Decision | undefined;
   smokeChecks: SmokeCheck[] = [];
+  /** DNS sends clients to the new stack: the change was accepted, or pointing back found it so. */
+  dnsMoved = false;
+  /** Whether the point-back undo put clients back on the previous stack (undefined: there is none). */
+  pointedBack: boolean | undefined;
 
   constructor(readonly input: SwitchInput) {
     this.status = { env: input.env, phase: 'planning', phases: [] };
@@ -27,6 +47,13 @@ export class SwitchRun {
       { key: searchAttributes.version, value: input.version },
       { key: searchAttributes.trigger, value: input.trigger },
     ]);
+    setHandler(statusQuery, () => this.status);
+    setHandler(approveUpdate, (decision) => this.approve(decision), { validator: (decision) => this.validateApprove(decision) });
+    setHandler(abortUpdate, (decision) => this.abort(decision), { validator: (decision) => this.validateAbort(decision) });
+  }
+
+  get env(): string {
+    return this.input.env;
   }
 
   get phase(): Phase {
@@ -38,6 +65,99 @@ export class SwitchRun {
     return BEFORE_SWITCHING.includes(this.status.phase);
   }
 
+  // ------------------------------------------------------------ decisions
+
+  private validateApprove(decision: Decision): void {
+    checkDecision(decision);
+    if (this.phase !== 'awaiting-approval') throw new Error(`switch-${this.env} is not waiting for approval (it is ${this.phase})`);
+  }
+
+  private approve(decision: Decision): SwitchStatus {
+    this.approvedBy = decision;
+    this.status.approval = { decision: 'approved', ...decision, at: isoAt(workflowNow()) };
+    return this.status;
+  }
+
+  private validateAbort(decision: Decision): void {
+    checkDecision(decision);
+    if (this.abortedBy) throw new Error(`switch-${this.env} was already aborted by ${this.abortedBy.by}`);
+    if (this.phase === 'rolling-back' || this.phase === 'failed' || this.phase === 'done') {
+      throw new Error(`switch-${this.env} is already ${this.phase}`);
+    }
+    if (!this.beforeSwitching) {
+      throw new Error(`too late to abort switch-${this.env}: it is ${this.phase} and DNS may already point to the new stack; use rollback instead`);
+    }
+  }
+
+  private abort(decision: Decision): SwitchStatus {
+    this.abortedBy = decision;
+    if (this.phase === 'awaiting-approval') this.status.approval = { decision: 'aborted', ...decision, at: isoAt(workflowNow()) };
+    this.beforeSwitchingScope.cancel();
+    return this.status;
+  }
+
+  /** Runs the steps up to the switch in the scope an abort cancels. */
+  async untilSwitching<T>(steps: () => Promise<T>): Promise<T> {
+    const result = await this.beforeSwitchingScope.run(steps);
+    // An abort accepted while the last step was finishing did not cancel anything.
+    if (this.abortedBy) throw stop('Aborted', 'aborted');
+    return result;
+  }
+
+  /** Waits for `approve` (returns who) or the approval timeout. */
+  async approval(timeoutSeconds: number): Promise<Decision> {
+    if (!(await condition(() => this.approvedBy !== undefined, timeoutSeconds * 1000)) || !this.approvedBy) {
+      throw stop('ApprovalTimeout', `nobody approved or aborted within ${timeoutSeconds} s`);
+    }
+    return this.approvedBy;
+  }
+
+  // ------------------------------------------------------------ undo
+
+  /** Registers what undoes the step about to run; undone newest first if the switch fails. */
+  onUndo(what: string, run: () => Promise<unknown>): Undo {
+    const step = { what, run };
+    this.undoSteps.push(step);
+    return step;
+  }
+
+  /** From now on, undoing `step` means something else (it keeps its place in the order). */
+  replaceUndo(step: Undo, what: string, run: () => Promise<unknown>): void {
+    step.what = what;
+    step.run = run;
+  }
+
+  /**
+   * Undoes what was done, newest first, whatever stopped the switch (a failure, an abort, a
+   * cancellation), and writes the report. After the DNS change the outcome is rolled-back only if
+   * DNS points back.
+   */
+  async compensate(err: unknown): Promise<SwitchReport> {
+    const reason = this.abortedBy ? `aborted by ${this.abortedBy.by}: ${this.abortedBy.comment}` : reasonOf(err);
+    return CancellationScope.nonCancellable(async () => {
+      this.enter('rolling-back', `${reason}; undoing: ${this.undoSteps.map((u) => u.what).reverse().join(', ') || 'nothing'}`);
+      for (const step of [...this.undoSteps].reverse()) {
+        try {
+          await step.run();
+        } catch (undoErr) {
+          this.warn(`could not ${step.what}: ${reasonOf(undoErr)}`);
+        }
+      }
+      if (this.dnsMoved && this.pointedBack !== true) {
+        const why = this.pointedBack === undefined
+          ? 'there is no previous stack to point DNS back to'
+          : `pointing DNS back to ${this.status.from?.stack ?? 'the previous stack'} failed`;
+        return this.finish('failed', `${reason}; ${why}`);
+      }
+      const outcome: Outcome = this.abortedBy ? 'aborted'
+        : isCancellation(err) ? 'cancelled'
+        : this.dnsMoved ? 'rolled-back' : 'failed';
+      return this.finish(outcome, reason);
+    });
+  }
+
+  // ------------------------------------------------------------ what the world sees
+
   enter(phase: Phase, details: string): void {
     this.closePhase();
     this.phaseStartedAt = workflowNow();
@@ -45,7 +165,7 @@ export class SwitchRun {
     this.status.phases.push({ name: phase, startedAt: isoAt(this.phaseStartedAt), durationMs: 0 });
     upsertSearchAttributes([{ key: searchAttributes.phase, value: phase }]);
     this.describe(details);
-    log.info('switch phase', { env: this.input.env, phase });
+    log.info('switch phase', { env: this.env, phase });
   }
 
   /** Words for the UI's current details, headed by the phase. */
@@ -64,10 +184,23 @@ export class SwitchRun {
 
   warn(message: string): void {
     this.warnings.push(message);
-    log.warn(message, { env: this.input.env, phase: this.status.phase });
+    log.warn(message, { env: this.env, phase: this.status.phase });
   }
 
-  finish(outcome: Outcome, reason?: string): SwitchReport {
+  /** Closes the run and writes its report, even when the run was cancelled. */
+  async finish(outcome: Outcome, reason?: string): Promise<SwitchReport> {
+    return CancellationScope.nonCancellable(async () => {
+      const report = this.report(outcome, reason);
+      try {
+        await quick.writeReport(report);
+      } catch (err) {
+        this.warn(`could not write the report: ${reasonOf(err)}`);
+      }
+      return report;
+    });
+  }
+
+  private report(outcome: Outcome, reason?: string): SwitchReport {
     this.enter(outcome === 'switched' ? 'done' : 'failed', reason ?? 'switched');
     this.closePhase();
     if (reason) this.status.error = reason;
@@ -82,4 +215,9 @@ export class SwitchRun {
     const current = this.status.phases.at(-1);
     if (current) current.durationMs = workflowNow() - this.phaseStartedAt;
   }
+}
+
+function checkDecision(decision: Decision): void {
+  if (!decision || typeof decision.by !== 'string' || !decision.by.trim()) throw new Error('a decision needs `by`: who decides');
+  if (typeof decision.comment !== 'string') throw new Error('a decision needs `comment`: why');
 }

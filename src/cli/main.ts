@@ -21,6 +21,7 @@ import { stacksCommand } from './commands/stacks.ts';
 import { rollbackCommand } from './commands/rollback.ts';
 import { backupCommand } from './commands/backup.ts';
 import { fleetCommand } from './commands/fleet.ts';
+import { gcCommand } from './commands/gc.ts';
 
 /** Every command, in the order `--help` lists them. */
 const commands: CommandModule[] = [
@@ -35,6 +36,7 @@ const commands: CommandModule[] = [
   rollbackCommand,
   backupCommand,
   stacksCommand,
+  gcCommand,
   scheduleCommand,
   fleetCommand,
 ];

@@ -32,7 +32,7 @@ export interface StackDescription {
   /** Native status text, e.g. CREATE_COMPLETE or ROLLBACK_COMPLETE. */
   rawStatus: string;
   createdAt: string;
-  /** Present once status is 'ready'. */
+  /** Present once created: when ready, and while an update runs or after one rolled back (it still serves). */
   outputs?: StackOutputs;
 }
 

@@ -37,6 +37,8 @@ const notifyTarget = z.object({
 }).strict().refine((t) => (t.webhook === undefined) !== (t.sns === undefined), 'exactly one of webhook or sns');
 
 export type NotifyTarget = z.output<typeof notifyTarget>;
+/** The longest verification a switch allows: 6 hours. */
+export const MAX_VERIFY_SECONDS = 6 * 3_600;
 
 export const environmentSchema = z.object({
   name: envName,
@@ -66,7 +68,11 @@ export const environmentSchema = z.object({
   }),
   approval: z.enum(['auto', 'manual']).default('auto'),
   approvalTimeoutSeconds: z.number().int().min(1).default(3_600),
-  verifySeconds: z.number().int().min(0),
+  /**
+   * How long the new stack is watched through DNS. Bounded so a switch's history stays well under
+   * Temporal's 10,240-event warning (docs/switch-protocol.md, "History size").
+   */
+  verifySeconds: z.number().int().min(0).max(MAX_VERIFY_SECONDS),
   drainSeconds: z.number().int().min(0),
   keepStacks: z.number().int().min(0).default(1),
   /** Where the stack's JWT secret comes from: `env:VAR` reads an environment variable, anything else is the secret. */
@@ -75,6 +81,11 @@ export const environmentSchema = z.object({
   catchUpFenceBelow: z.number().int().min(0).default(100),
   /** Webhooks and SNS topics told about a switch's events; a failed notification is a warning, never a failed switch. */
   notify: z.array(notifyTarget).optional(),
+  /**
+   * The old stack's fence lapses by itself this long after the switch last renewed it, so a dead
+   * or cancelled switch never leaves it refusing writes for longer (docs/switch-protocol.md).
+   */
+  fenceLeaseSeconds: z.number().int().min(10).max(3_600).default(60),
 });
 
 export type Environment = z.output<typeof environmentSchema>;

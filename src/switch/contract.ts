@@ -18,7 +18,7 @@ export const PHASES = [
 export type Phase = (typeof PHASES)[number];
 
 export type Trigger = 'ci' | 'schedule' | 'manual';
-export type Outcome = 'switched' | 'failed' | 'rolled-back' | 'aborted';
+export type Outcome = 'switched' | 'failed' | 'rolled-back' | 'aborted' | 'cancelled';
 
 /**
  * Search attributes of a switch: set by its starter (env, trigger, version) and by the switch as it

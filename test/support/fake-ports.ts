@@ -2,23 +2,38 @@
  * A fake world for workflow tests: stacks, backups, DNS and every stack's admin API, held in one
  * JSON state that can live in a file so it survives a killed worker process. Operations can be
  * told to fail, and the fake records what it was asked to do and any broken invariant.
+ *
+ * It models what the switch's invariants (docs/invariants.md) are about: every node's fence with
+ * its lease on a clock the test drives (the Temporal server's time), forwarding, a fence only some
+ * nodes answer, clients that keep writing to whichever stack they reach (through DNS or a cached
+ * answer) and the writes they were told succeeded, stack outputs and statuses shaped as on AWS,
+ * and DNS changes refused or never in sync. `snapshot()` is what src/switch/invariants.ts checks;
+ * `onStep` is told of every change.
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Context } from '@temporalio/activity';
 import { CloudError, DnsConflictError, StackFailedError } from '../../src/cloud/errors.ts';
+import { servesWithOutputs, stackStatus } from '../../src/cloud/aws/stack-provisioner.ts';
 import type {
   BackupManifest, Colour, DnsRecordState, DnsTarget, Ports, StackDescription, StackOutputs,
 } from '../../src/cloud/ports.ts';
 import type { Environment } from '../../src/config/environment.ts';
-import type { ExportItemLine, ExportLine, NodeStats } from '../../src/navcloud/protocol.ts';
+import type { ExportItemLine, ExportLine, FenceResult, NodeStats } from '../../src/navcloud/protocol.ts';
 import type { StackAdmin } from '../../src/navcloud/admin-client.ts';
 import type { SmokeCheck } from '../../src/switch/contract.ts';
+import {
+  compareRevisions, effectiveMode, type AcknowledgedWrite, type DnsFlip, type FenceMode, type NodeFence,
+  type RunSnapshot, type WorldSnapshot,
+} from '../../src/switch/invariants.ts';
 import type { ActivityDeps, SmokeRunner } from '../../activities/index.ts';
 
 export const FAILURE_POINTS = [
   'stacks.create', 'stacks.waitUntilReady', 'stacks.delete', 'backups.latest', 'backups.read',
-  'admin.import', 'admin.export', 'admin.fence', 'admin.forward', 'admin.unfence', 'admin.drain', 'admin.undrain', 'admin.stats',
+  'admin.import', 'admin.export', 'admin.fence', 'admin.unfence', 'admin.drain', 'admin.undrain', 'admin.stats',
   'dns.switch', 'dns.waitInSync', 'dns.verify', 'smoke', 'probe',
+  // Only the first node takes the fence, then the call fails as if the others never answered.
+  'admin.fence.partial', 'admin.forward',
 ] as const;
 export type FailurePoint = (typeof FAILURE_POINTS)[number];
 
@@ -33,12 +48,23 @@ export interface Failure {
   after?: number;
 }
 
+/** Nodes per fake stack (its outputs name as many). */
+const NODES = 2;
+/** The lease a fence takes when the caller names none (the admin API's default). */
+const DEFAULT_LEASE_SECONDS = 60;
+
 interface FakeStack {
   description: StackDescription;
   items: Record<string, ExportItemLine>;
   seq: number;
+  /** Set by a fence or forward on any node, cleared by unfence; `fenceOf` says what holds now (leases lapse). */
   fenced: boolean;
+  /** The fence as each node sees it. */
+  nodeFences?: NodeFence[];
   draining: boolean;
+  smoke?: 'passed' | 'failed' | 'not-run';
+  /** DNS pointed to it at some time. */
+  everLive?: boolean;
 }
 
 export interface FakeState {
@@ -62,6 +88,17 @@ export interface FakeState {
   writesAfterSwitch: number;
   /** Someone points DNS at this stack when the first node is told to drain. */
   repointDnsOnDrain?: string;
+  /** World time, epoch ms, when a test drives the clock (else the wall clock). */
+  now?: number;
+  /** Writes clients were told succeeded, and the stack that applied them. */
+  acks?: AcknowledgedWrite[];
+  /** Every change of the DNS record. */
+  flips?: DnsFlip[];
+  /** Where clients with a cached DNS answer still go: the stack DNS pointed to before the last change. */
+  cachedDns?: string;
+  clientWrites?: number;
+  /** The runs acting on this world, as a test tells them (snapshot() reports them). */
+  runs?: RunSnapshot[];
 }
 
 export interface FakeWorldOptions {
@@ -69,11 +106,41 @@ export interface FakeWorldOptions {
   stateFile?: string;
   importDelayMs?: number;
   env?: Partial<Environment>;
+  /** Stack outputs as CloudFormation gives them (alias to a load balancer, no trailing dot), the record as Route53 answers it (trailing dot). */
+  awsShaped?: boolean;
+  /** Told of every change of the world, after it happened. */
+  onStep?: (what: string) => void;
 }
 
 export const cursorOf = (seq: number) => `c${seq}`;
 const seqOf = (cursor: string | undefined) => (cursor ? Number(cursor.slice(1)) || 0 : 0);
-const revNumber = (rev: string) => Number(rev.split('-')[0]) || 0;
+const openNodes = (): NodeFence[] => Array.from({ length: NODES }, () => ({ mode: 'open' }));
+
+/** The workflow whose activity is calling, when the world is changed from an activity. */
+function callingWorkflow(): string | undefined {
+  try {
+    return Context.current().info.workflowExecution?.workflowId;
+  } catch {
+    return undefined;
+  }
+}
+
+const sameName = (a: string, b: string) => a.replace(/\.$/, '').toLowerCase() === b.replace(/\.$/, '').toLowerCase();
+/** Route53 compares names without regard to the trailing dot or case. */
+function sameTarget(a: DnsTarget, b: DnsTarget): boolean {
+  if (a.kind === 'alias' && b.kind === 'alias') return sameName(a.dnsName, b.dnsName) && a.hostedZoneId === b.hostedZoneId;
+  if (a.kind === 'a' && b.kind === 'a') return [...a.addresses].sort().join() === [...b.addresses].sort().join();
+  return false;
+}
+function sameRecord(a: DnsRecordState | undefined, b: DnsRecordState | undefined): boolean {
+  if (!a || !b) return a === b;
+  return a.stack === b.stack && a.ttl === b.ttl && sameTarget(a.target, b.target);
+}
+
+/** Admin calls of the fence contract the fake answers beyond today's StackAdmin. */
+interface FakeAdmin {
+  forward(to: string, signal?: AbortSignal): Promise<FenceResult>;
+}
 
 export function fakeEnvironment(name: string, overrides: Partial<Environment> = {}): Environment {
   return {
@@ -82,7 +149,7 @@ export function fakeEnvironment(name: string, overrides: Partial<Environment> = 
     backups: { bucket: 'navcloud-backups', prefix: 'backups/', keep: 3 },
     smoke: { heartbeatMs: 100, changeArrivalMs: 1000, sampleItems: 5, maxLatencyMs: 1000 },
     approval: 'auto', approvalTimeoutSeconds: 600, verifySeconds: 30, drainSeconds: 120, keepStacks: 1,
-    jwtSecret: 'test-secret', catchUpFenceBelow: 10,
+    jwtSecret: 'test-secret', catchUpFenceBelow: 10, fenceLeaseSeconds: 60,
     ...overrides,
   };
 }
@@ -110,7 +177,17 @@ export class FakeWorld {
       : {
           stacks: {}, dnsChanges: 0, backups: [], failures: {}, calls: [], imported: {}, violations: [],
           busyUntilStatsCall: 0, statsCalls: 0, refusedWrites: 0, writesAfterSwitch: 0,
+          acks: [], flips: [], clientWrites: 0, runs: [],
         };
+  }
+
+  /** World time: the clock a test drives with setTime, else the wall clock. */
+  now(): number {
+    return this.state.now ?? Date.now();
+  }
+
+  setTime(ms: number): void {
+    this.state.now = ms;
   }
 
   /** Re-reads the state file (another process may have written it). */
@@ -130,7 +207,16 @@ export class FakeWorld {
 
   private record(call: string): void {
     this.state.calls.push(call);
+    this.changed(call);
+  }
+
+  /** After every change of the world: saved, the run that made it marked as acting, the test told. */
+  private changed(what: string): void {
+    const workflowId = callingWorkflow();
+    const run = workflowId ? this.state.runs?.find((r) => r.workflowId === workflowId) : undefined;
+    if (run) run.acted = true;
     this.save();
+    this.options.onStep?.(what);
   }
 
   fail(point: FailurePoint, failure: Failure = {}): this {
@@ -155,18 +241,49 @@ export class FakeWorld {
     throw new CloudError(failure.message ?? `injected failure at ${point}`, failure.retryable ?? false, 'Injected', subject);
   }
 
+  /** Whether an injected failure of `point` applies now (counting it like a throw would). */
+  private failsAt(point: FailurePoint, subject: string): boolean {
+    try {
+      this.check(point, subject);
+      return false;
+    } catch {
+      return true;
+    }
+  }
+
+  private fenceResult(stack: FakeStack): FenceResult & { mode: FenceMode; leaseExpiresAt?: string; forwardTo?: string } {
+    const [first] = this.nodeFences(stack);
+    const mode = effectiveMode(first!, this.now());
+    return {
+      fenced: mode !== 'open', mode, cursor: cursorOf(stack.seq),
+      ...(mode === 'fenced' ? { leaseExpiresAt: new Date(first!.leaseExpiresAt!).toISOString() } : {}),
+      ...(mode === 'forwarding' ? { forwardTo: this.stack(first!.forwardTo!).description.outputs?.endpoint } : {}),
+    };
+  }
+
+  private fenceAtFlip(from: string): Pick<DnsFlip, 'from' | 'fromMode' | 'fromLeaseLeftMs'> {
+    const stack = this.state.stacks[from];
+    if (!stack) return { from };
+    const nodes = this.nodeFences(stack);
+    const modes = nodes.map((n) => effectiveMode(n, this.now()));
+    // The laxest node speaks for the stack: one open node is an open stack.
+    const fromMode: FenceMode = modes.includes('open') ? 'open' : modes.includes('fenced') ? 'fenced' : 'forwarding';
+    const leaseLeft = Math.min(...nodes.filter((n, i) => modes[i] === 'fenced').map((n) => n.leaseExpiresAt! - this.now()));
+    return { from, fromMode, ...(fromMode === 'fenced' ? { fromLeaseLeftMs: leaseLeft } : {}) };
+  }
+
   // ------------------------------------------------------------ seeding and client traffic
 
   /** A ready stack, optionally live behind DNS, with `items` items. */
-  addStack(name: string, colour: Colour, options: { items?: number; live?: boolean; env?: string; createdAt?: string } = {}): StackDescription {
+  addStack(name: string, colour: Colour, options: { items?: number; live?: boolean; env?: string; createdAt?: string; rawStatus?: string } = {}): StackDescription {
     const env = options.env ?? 'test';
     const description: StackDescription = {
-      name, env, colour, workflowId: 'seed', status: 'ready', rawStatus: 'CREATE_COMPLETE',
+      name, env, colour, workflowId: 'seed', status: 'ready', rawStatus: options.rawStatus ?? 'CREATE_COMPLETE',
       createdAt: options.createdAt ?? new Date(Date.UTC(2026, 0, 1)).toISOString(), outputs: this.outputsFor(name),
     };
-    this.state.stacks[name] = { description, items: {}, seq: 0, fenced: false, draining: false };
+    this.state.stacks[name] = { description, items: {}, seq: 0, fenced: false, nodeFences: openNodes(), draining: false, smoke: 'passed', everLive: options.live };
     this.write(name, options.items ?? 0, 'seed');
-    if (options.live) this.state.dns = { recordName: this.recordName(env), ttl: 30, target: description.outputs!.dnsTarget, stack: name };
+    if (options.live) this.state.dns = { recordName: this.recordName(env), ttl: 30, target: this.asRoute53(description.outputs!.dnsTarget), stack: name };
     this.save();
     return description;
   }
@@ -189,7 +306,7 @@ export class FakeWorld {
   /** `count` client writes on a stack; a fenced stack refuses them (503), so they are not acknowledged. */
   write(stack: string, count: number, prefix = 'w'): number {
     const target = this.stack(stack);
-    if (target.fenced) {
+    if (this.fenceOf(stack).some((mode) => mode !== 'open')) {
       this.state.refusedWrites += count;
       this.save();
       return 0;
@@ -204,6 +321,79 @@ export class FakeWorld {
     }
     this.save();
     return count;
+  }
+
+  /**
+   * One round of client traffic: a client that resolved DNS just now and one that still has the
+   * previous answer cached each update one of a few shared items on the stack they reach. What
+   * a stack does with it follows its node's fence: open applies it (acknowledged), forwarding
+   * passes it on, fenced holds it until the client gives up (not acknowledged), gone refuses it.
+   */
+  clientsWrite(): void {
+    const destinations = [this.state.dns?.stack, this.state.cachedDns].filter((s): s is string => s !== undefined);
+    for (const stack of destinations) {
+      const n = (this.state.clientWrites = (this.state.clientWrites ?? 0) + 1);
+      const applied = this.applyClientWrite(stack, `shared-${n % 4}`, n % NODES, 3);
+      if (applied) this.changed(`client write shared-${n % 4} acknowledged by ${applied}`);
+      else this.state.refusedWrites += 1;
+    }
+  }
+
+  private applyClientWrite(name: string, id: string, node: number, hops: number): string | undefined {
+    const stack = this.state.stacks[name];
+    if (!stack || stack.description.status === 'deleted' || hops < 0) return undefined;
+    const fence = this.nodeFences(stack)[node]!;
+    const mode = effectiveMode(fence, this.now());
+    if (mode === 'forwarding') return fence.forwardTo ? this.applyClientWrite(fence.forwardTo, id, node, hops - 1) : undefined;
+    if (mode === 'fenced') return undefined;
+    const have = stack.items[id];
+    const generation = (have ? Number(have.rev.split('-')[0]) || 0 : 0) + 1;
+    // A nonce that sorts by arrival: of two writes of one generation the later one wins, as a random nonce might.
+    const rev = `${generation}-${String(this.state.clientWrites).padStart(6, '0')}`;
+    stack.seq += 1;
+    stack.items[id] = {
+      kind: 'item', id, owner: 'u1', type: 'trip', rev, deleted: false, data: { by: name },
+      shares: [], cursor: cursorOf(stack.seq), updatedAt: new Date(this.now()).toISOString(),
+    };
+    (this.state.acks ??= []).push({ id, rev, stack: name, at: this.now() });
+    return name;
+  }
+
+  private nodeFences(stack: FakeStack): NodeFence[] {
+    return (stack.nodeFences ??= openNodes());
+  }
+
+  /** What each node of a stack does with a write now (a lapsed lease reads as open). */
+  fenceOf(name: string): FenceMode[] {
+    return this.nodeFences(this.stack(name)).map((node) => effectiveMode(node, this.now()));
+  }
+
+  private setFences(stack: FakeStack, fences: NodeFence[]): void {
+    stack.nodeFences = fences;
+    stack.fenced = fences.some((f) => f.mode !== 'open');
+  }
+
+  /** The world as src/switch/invariants.ts checks it. */
+  snapshot(): WorldSnapshot {
+    const env = fakeEnvironment('test', this.options.env);
+    return {
+      now: this.now(),
+      leaseMs: env.fenceLeaseSeconds * 1000,
+      keepStacks: env.keepStacks,
+      dns: this.state.dns?.stack,
+      stacks: Object.values(this.state.stacks).map((s) => ({
+        name: s.description.name,
+        deleted: s.description.status === 'deleted',
+        nodes: this.nodeFences(s),
+        smoke: s.smoke ?? 'passed',
+        ...(s.description.workflowId === 'seed' ? {} : { createdBy: s.description.workflowId }),
+        everLive: s.everLive ?? false,
+        items: Object.fromEntries(Object.values(s.items).map((i) => [i.id, i.rev])),
+      })),
+      writes: this.state.acks ?? [],
+      runs: this.state.runs ?? [],
+      flips: this.state.flips ?? [],
+    };
   }
 
   stack(name: string): FakeStack {
@@ -222,11 +412,28 @@ export class FakeWorld {
 
   private outputsFor(name: string): StackOutputs {
     const n = [...name].reduce((sum, c) => (sum * 31 + c.charCodeAt(0)) % 250, 7);
-    const target: DnsTarget = { kind: 'a', addresses: [`127.0.${n}.1`] };
+    const target: DnsTarget = this.options.awsShaped
+      ? { kind: 'alias', dnsName: `${name}-alb-${n}.us-east-1.elb.amazonaws.com`, hostedZoneId: 'Z35SXDOTRQ7X7K' }
+      : { kind: 'a', addresses: [`127.0.${n}.1`] };
     return {
       endpoint: `http://fake/${name}`, adminUrl: `fake://${name}`,
       nodes: [`fake://${name}/node-1`, `fake://${name}/node-2`], dnsTarget: target,
     };
+  }
+
+  /** A target as Route53 answers it: alias names end with a dot. */
+  private asRoute53(target: DnsTarget): DnsTarget {
+    if (!this.options.awsShaped || target.kind !== 'alias') return target;
+    return { ...target, dnsName: target.dnsName.endsWith('.') ? target.dnsName : `${target.dnsName}.` };
+  }
+
+  /** A stack's description as the provisioner reports it: on AWS the status follows the raw one, outputs only when ready. */
+  private described(stack: FakeStack): StackDescription {
+    const { description } = stack;
+    if (!this.options.awsShaped || description.status === 'deleted' || description.status === 'creating') return description;
+    const status = stackStatus(description.rawStatus);
+    const { outputs, ...rest } = description;
+    return { ...rest, status, ...(servesWithOutputs(description.rawStatus) && outputs ? { outputs } : {}) };
   }
 
   private stackOfUrl(url: string): FakeStack {
@@ -253,7 +460,7 @@ export class FakeWorld {
                 name: request.name, env: request.env, colour: request.colour, workflowId: request.workflowId,
                 status: 'creating', rawStatus: 'CREATE_IN_PROGRESS', createdAt: new Date(Date.UTC(2026, 1, 1, 0, this.state.calls.length)).toISOString(),
               },
-              items: {}, seq: 0, fenced: false, draining: false,
+              items: {}, seq: 0, fenced: false, nodeFences: openNodes(), draining: false, smoke: 'not-run', everLive: false,
             };
           }
           this.record(`create ${request.name} ${JSON.stringify(request.parameters)}`);
@@ -276,11 +483,14 @@ export class FakeWorld {
             throw new StackFailedError(name, 'ROLLBACK_COMPLETE', [{ resource: 'ApiGroup', type: 'AWS::AutoScaling::AutoScalingGroup', reason: (err as Error).message }]);
           }
           stack.description = { ...stack.description, status: 'ready', rawStatus: 'CREATE_COMPLETE', outputs: this.outputsFor(name) };
-          this.save();
-          return stack.description;
+          this.changed(`${name} ready`);
+          return this.described(stack);
         },
-        describe: async (name) => this.state.stacks[name]?.description,
-        list: async (env) => Object.values(this.state.stacks).map((s) => s.description)
+        describe: async (name) => {
+          const stack = this.state.stacks[name];
+          return stack && this.described(stack);
+        },
+        list: async (env) => Object.values(this.state.stacks).map((s) => this.described(s))
           .filter((d) => d.env === env && d.status !== 'deleted')
           .sort((a, b) => b.createdAt.localeCompare(a.createdAt)),
         delete: async (name) => {
@@ -338,15 +548,20 @@ export class FakeWorld {
         current: async () => this.state.dns,
         switch: async (request) => {
           this.check('dns.switch', request.stack);
-          if (JSON.stringify(request.expected) !== JSON.stringify(this.state.dns)) {
+          if (!sameRecord(request.expected, this.state.dns)) {
             throw new DnsConflictError(request.recordName, `expected ${request.expected?.stack ?? 'no record'}, found ${this.state.dns?.stack ?? 'no record'}`);
           }
           const stack = this.state.stacks[request.stack];
           if (!stack || stack.description.status !== 'ready') this.state.violations.push(`DNS switched to ${request.stack}, which is not ready`);
           // Clients sent to a fenced or drained stack would have their writes or streams refused.
-          if (stack?.fenced) this.state.violations.push(`DNS switched to ${request.stack}, which is fenced`);
+          if (stack && this.fenceOf(request.stack).some((m) => m !== 'open')) this.state.violations.push(`DNS switched to ${request.stack}, which is fenced`);
           if (stack?.draining) this.state.violations.push(`DNS switched to ${request.stack}, which is draining`);
-          this.state.dns = { recordName: request.recordName, ttl: request.ttl, target: request.target, stack: request.stack };
+          const from = this.state.dns?.stack;
+          this.state.flips ??= [];
+          this.state.flips.push({ at: this.now(), to: request.stack, ...(from ? this.fenceAtFlip(from) : {}) });
+          this.state.cachedDns = from;
+          if (stack) stack.everLive = true;
+          this.state.dns = { recordName: request.recordName, ttl: request.ttl, target: this.asRoute53(request.target), stack: request.stack };
           this.state.dnsChanges += 1;
           this.record(`dns ${request.stack}`);
           if (stack && this.state.writesAfterSwitch) this.write(request.stack, this.state.writesAfterSwitch, 'after-switch');
@@ -357,13 +572,13 @@ export class FakeWorld {
         },
         verify: async (_record, target) => {
           this.check('dns.verify', this.state.dns?.stack);
-          return JSON.stringify(this.state.dns?.target) === JSON.stringify(target);
+          return this.state.dns !== undefined && sameTarget(this.state.dns.target, target);
         },
       },
     };
   }
 
-  admin(adminUrl: string): StackAdmin {
+  admin(adminUrl: string): StackAdmin & Pick<FakeAdmin, 'forward'> {
     const world = this;
     return {
       exportSince(since) {
@@ -384,36 +599,51 @@ export class FakeWorld {
         let applied = 0;
         for (const line of lines) {
           const have = stack.items[line.id];
-          if (have && revNumber(have.rev) >= revNumber(line.rev)) continue;
+          if (have && compareRevisions(have.rev, line.rev) >= 0) continue;
           stack.items[line.id] = line;
           stack.seq = Math.max(stack.seq, seqOf(line.cursor));
           applied += 1;
         }
         const name = stack.description.name;
         (world.state.imported[name] ??= []).push(...lines.map((l) => l.id));
-        world.save();
+        world.changed(`import ${lines.length} lines into ${name}`);
         return { applied, skipped: lines.length - applied, cursor: cursorOf(stack.seq) };
       },
-      async fence() {
+      // The lease comes as `{ leaseSeconds }`; a caller that names none gets the admin API's default.
+      async fence(options?: { leaseSeconds: number } | AbortSignal) {
         world.check('admin.fence', adminUrl);
         const stack = world.stackOfUrl(adminUrl);
-        stack.fenced = true;
-        world.record(`fence ${stack.description.name}`);
-        return { fenced: true, mode: 'fenced', cursor: cursorOf(stack.seq) };
+        const leaseSeconds = options && 'leaseSeconds' in options ? options.leaseSeconds : DEFAULT_LEASE_SECONDS;
+        const leaseExpiresAt = world.now() + leaseSeconds * 1000;
+        const partial = world.failsAt('admin.fence.partial', adminUrl);
+        const fences = world.nodeFences(stack).map((node, i): NodeFence => {
+          if (partial && i > 0) return node;
+          return effectiveMode(node, world.now()) === 'forwarding' ? node : { mode: 'fenced', leaseExpiresAt };
+        });
+        world.setFences(stack, fences);
+        world.record(`fence ${stack.description.name}${partial ? ' (node 1 only)' : ''}`);
+        if (partial) throw new CloudError(`${adminUrl}: node 2 did not answer the fence`, true, 'Unreachable', adminUrl);
+        return world.fenceResult(stack);
       },
-      async forward(to) {
+      async forward(to: string, _signal?: AbortSignal) {
         world.check('admin.forward', adminUrl);
         const stack = world.stackOfUrl(adminUrl);
-        stack.fenced = true;
-        world.record(`forward ${stack.description.name}`);
-        return { fenced: true, mode: 'forwarding', forwardTo: to, cursor: cursorOf(stack.seq) };
+        const target = world.stackOfUrl(to).description.name;
+        const modes = world.nodeFences(stack).map((node) => ({ node, mode: effectiveMode(node, world.now()) }));
+        const ready = modes.every(({ node, mode }) => mode === 'fenced' || (mode === 'forwarding' && node.forwardTo === target));
+        if (!ready) throw new CloudError(`${adminUrl}: the fence lapsed (or was never taken) before forward`, false, 'fence-lapsed', adminUrl);
+        world.setFences(stack, modes.map(() => ({ mode: 'forwarding', forwardTo: target })));
+        // Clients that reach the forwarding stack are served by the target from now on.
+        if (stack.everLive) world.stack(target).everLive = true;
+        world.record(`forward ${stack.description.name} to ${target}`);
+        return world.fenceResult(stack);
       },
       async unfence() {
         world.check('admin.unfence', adminUrl);
         const stack = world.stackOfUrl(adminUrl);
-        stack.fenced = false;
+        world.setFences(stack, openNodes());
         world.record(`unfence ${stack.description.name}`);
-        return { fenced: false, mode: 'open', cursor: cursorOf(stack.seq) };
+        return world.fenceResult(stack);
       },
       async drain(node) {
         world.check('admin.drain', node);
@@ -422,7 +652,7 @@ export class FakeWorld {
         world.record(`drain ${node}`);
         const repoint = world.state.repointDnsOnDrain;
         if (repoint) {
-          const target = world.stack(repoint).description.outputs!.dnsTarget;
+          const target = world.asRoute53(world.stack(repoint).description.outputs!.dnsTarget);
           world.state.dns = { ...world.state.dns!, target, stack: repoint };
           world.state.repointDnsOnDrain = undefined;
           world.record(`dns ${repoint} (by someone else)`);
@@ -440,11 +670,16 @@ export class FakeWorld {
         world.state.statsCalls += 1;
         const busy = world.state.statsCalls <= world.state.busyUntilStatsCall;
         world.save();
-        return {
-          node, fenced: stack.fenced, fence: { mode: stack.fenced ? 'fenced' : 'open' }, draining: stack.draining, openStreams: busy ? 3 : 0, requestRate: busy ? 12 : 0,
+        const index = Math.max(0, Number(/node-(\d+)$/.exec(node)?.[1] ?? 1) - 1);
+        const fence = world.nodeFences(stack)[index] ?? { mode: 'open' };
+        const mode = effectiveMode(fence, world.now());
+        const stats = {
+          node, fenced: mode !== 'open', draining: stack.draining, openStreams: busy ? 3 : 0, requestRate: busy ? 12 : 0,
           items: Object.keys(stack.items).length, cursor: cursorOf(stack.seq), uptimeSeconds: 100,
           version: 'fake', eventLoopLagMs: 0,
+          fence: { mode, ...(mode === 'fenced' ? { leaseExpiresAt: new Date(fence.leaseExpiresAt!).toISOString() } : {}), ...(mode === 'forwarding' ? { forwardTo: world.stack(fence.forwardTo!).description.outputs?.endpoint } : {}) },
         };
+        return stats as NodeStats;
       },
       async healthy(baseUrl) {
         try {
@@ -466,6 +701,8 @@ export class FakeWorld {
       } catch (err) {
         checks[5] = { name: 'stream', ok: false, durationMs: 5, detail: (err as Error).message };
       }
+      const tested = this.stackOfUrl(stack.adminUrl);
+      tested.smoke = checks.every((c) => c.ok) ? 'passed' : 'failed';
       this.record(`smoke ${stack.adminUrl}`);
       return checks;
     };

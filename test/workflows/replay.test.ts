@@ -1,26 +1,31 @@
 /**
  * Replays the saved histories of finished switches, rollbacks, backups and nights against today's
- * workflow code: a change that breaks determinism fails here. Regenerate the fixtures only for
- * an intended change (test/fixtures/histories/regenerate.ts), with patching if switches may be running.
+ * workflow code: a change that breaks determinism fails here. Every generation is replayed (the
+ * histories at the top of test/fixtures/histories are the first, each `vN/` directory a later
+ * one), so a switch the previous release started finishes on the new code (an upgrade with runs
+ * in flight). Record a new generation with test/fixtures/histories/regenerate.ts; never rewrite one.
  */
 import { beforeAll, expect, it } from 'vitest';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { Worker } from '@temporalio/worker';
 import { historyFromFixture, quietRuntime, workflowBundle } from './harness.ts';
 
 const dir = fileURLToPath(new URL('../fixtures/histories/', import.meta.url));
-const fixtures = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+const generations = ['', ...readdirSync(dir).filter((d) => /^v\d+$/.test(d) && statSync(join(dir, d)).isDirectory()).sort()];
+const fixtures = generations.flatMap((generation) =>
+  readdirSync(join(dir, generation)).filter((f) => f.endsWith('.json')).sort().map((f) => join(generation, f)));
 
 beforeAll(() => quietRuntime());
 
-it('has the fixtures of a switch that succeeded, failed with compensation, and rolled back after verifying, and of nights that switched and skipped', () => {
-  expect(fixtures).toEqual(expect.arrayContaining(['switch-switched.json', 'switch-failed-smoke.json', 'switch-rolled-back.json',
-    'nightly-refresh-switched.json', 'nightly-refresh-skipped.json']));
+it('has the fixtures of every generation: the first, the fence-lease protocol (v2), rollback following forwards (v3)', () => {
+  const first = ['switch-switched.json', 'switch-failed-smoke.json', 'switch-rolled-back.json', 'nightly-refresh-switched.json', 'nightly-refresh-skipped.json'];
+  const later = ['v2', 'v3'].flatMap((generation) => [...first, 'switch-dns-refused.json', 'rollback.json'].map((f) => join(generation, f)));
+  expect(fixtures).toEqual(expect.arrayContaining([...first, ...later]));
 });
 
-it('replays every saved history without a nondeterminism error', async () => {
+it('replays every saved history of every generation without a nondeterminism error', async () => {
   const histories = fixtures.map((file) => ({
     workflowId: file.replace(/\.json$/, ''),
     history: historyFromFixture(readFileSync(join(dir, file), 'utf8')),

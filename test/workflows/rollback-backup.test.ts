@@ -41,10 +41,14 @@ describe('rollback', () => {
     // The switch drained OLD's nodes; the rollback unfences OLD and undrains every node of it before DNS points back.
     const nodes = (stack: string) => world.stack(stack).description.outputs!.nodes;
     const calls = world.state.calls;
-    expect(calls.slice(calls.indexOf(`dns ${current}`))).toEqual([
+    // Writer first, DNS last: the current stack is fenced and copied from (the fence renewed to see
+    // that it held), the previous one undrained and unfenced, the current one forwards to it (after
+    // one more renewal, the forward's own check), then DNS.
+    const rollbackCalls = calls.slice(calls.indexOf(`dns ${current}`));
+    expect(rollbackCalls).toEqual([
       `dns ${current}`, ...nodes(OLD).map((node) => `drain ${node}`),
-      `fence ${current}`, `unfence ${OLD}`, ...nodes(OLD).map((node) => `undrain ${node}`),
-      `dns ${OLD}`, ...nodes(current).map((node) => `drain ${node}`),
+      `fence ${current}`, `fence ${current}`, ...nodes(OLD).map((node) => `undrain ${node}`), `unfence ${OLD}`,
+      `fence ${current}`, `forward ${current} to ${OLD}`, `dns ${OLD}`, ...nodes(current).map((node) => `drain ${node}`),
     ]);
     const afterSwitch = world.itemIds(current).filter((id) => id.startsWith('after-switch'));
     expect(afterSwitch).toHaveLength(3);
@@ -52,7 +56,7 @@ describe('rollback', () => {
     expect(world.state.violations).toEqual([]);
   });
 
-  it('drains the previous stack again when DNS cannot be pointed back, so a later rollback still finds it', async () => {
+  it('leaves the writer where DNS still points when DNS cannot be pointed back, and a later rollback still finds the previous stack', async () => {
     const world = seededWorld();
     const { worker, taskQueue } = await workerFor(testEnv.nativeConnection, world);
     const { switched, failed, retried } = await worker.runUntil(async () => {
@@ -61,27 +65,24 @@ describe('rollback', () => {
       });
       world.fail('dns.switch', { stack: OLD, times: 1, message: 'Route53 throttled the change' });
       const failed = await testEnv.client.workflow.execute(rollback, { taskQueue, workflowId: `rollback-${randomUUID()}`, args: [{ env: 'test', by: 'dana' }] });
-      const afterFailure = { dns: world.state.dns?.stack, old: { ...world.stack(OLD) }, current: { ...world.stack(switched.to!.stack) } };
+      const afterFailure = { dns: world.state.dns?.stack, old: world.fenceOf(OLD), oldDraining: world.stack(OLD).draining, current: world.fenceOf(switched.to!.stack) };
       const retried = await testEnv.client.workflow.execute(rollback, { taskQueue, workflowId: `rollback-${randomUUID()}`, args: [{ env: 'test', by: 'dana' }] });
       return { switched, failed: { report: failed, ...afterFailure }, retried };
     });
     const current = switched.to!.stack;
     expect(failed.report).toMatchObject({ outcome: 'failed', from: current, to: OLD, reason: expect.stringContaining('Route53 throttled the change') });
     expect(failed.dns).toBe(current);
-    expect(failed.current).toMatchObject({ fenced: false, draining: false });
-    expect(failed.old).toMatchObject({ draining: true });
-    const nodes = world.stack(OLD).description.outputs!.nodes;
-    const firstUndrain = world.state.calls.indexOf(`undrain ${nodes[0]}`);
-    expect(world.state.calls.slice(firstUndrain, firstUndrain + 5)).toEqual([
-      ...nodes.map((n) => `undrain ${n}`), `unfence ${current}`, ...nodes.map((n) => `drain ${n}`),
-    ]);
+    // One writer, the one DNS names: the previous stack forwards to it again, and is drained again for a later rollback.
+    expect(failed.current).toEqual(['open', 'open']);
+    expect(failed.old).toEqual(['forwarding', 'forwarding']);
+    expect(failed.oldDraining).toBe(true);
     expect(retried).toMatchObject({ outcome: 'rolled-back', from: current, to: OLD });
     expect(world.state.dns?.stack).toBe(OLD);
     expect(world.stack(OLD)).toMatchObject({ fenced: false, draining: false });
     expect(world.state.violations).toEqual([]);
   });
 
-  it('keeps the stack it leaves fenced when DNS points back but is never seen in sync', async () => {
+  it('keeps the stack it leaves forwarding when DNS points back but is never seen in sync', async () => {
     const world = seededWorld();
     const { worker, taskQueue } = await workerFor(testEnv.nativeConnection, world);
     const { switched, report } = await worker.runUntil(async () => {
@@ -93,7 +94,7 @@ describe('rollback', () => {
       return { switched, report };
     });
     const current = switched.to!.stack;
-    expect(report).toMatchObject({ outcome: 'failed', reason: expect.stringContaining(`${current} stays fenced`) });
+    expect(report).toMatchObject({ outcome: 'failed', reason: expect.stringContaining(`DNS points to ${OLD}, which takes the writes again, and ${current} forwards to it`) });
     expect(world.state.dns?.stack).toBe(OLD);
     // Only one of the two stacks may take writes: the one DNS now names.
     expect(world.stack(current).fenced).toBe(true);

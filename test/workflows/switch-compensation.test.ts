@@ -190,7 +190,10 @@ describe('a failure after the switch', () => {
     const world = seededWorld().fail('probe', { stack: 'green' }).fail('dns.switch', { stack: OLD });
     const { report } = await runSwitch({ world });
     expect(report.outcome).toBe('failed');
-    expect(report.reason).toContain(`switching back to ${OLD} failed`);
+    expect(report.reason).toContain(`pointing DNS back to ${OLD} failed`);
+    // DNS still names the new stack, so it stays the writer (its writes copied back to it) and the old one forwards to it.
+    expect(world.fenceOf(OLD)).toEqual(['forwarding', 'forwarding']);
+    expect(world.fenceOf(newStackOf(report))).toEqual(['open', 'open']);
     // The new stack still serves clients: it must not have been deleted.
     expect(world.state.dns?.stack).toBe(newStackOf(report));
     expect(world.stack(newStackOf(report)).description.status).toBe('ready');

@@ -12,6 +12,7 @@ import {
 } from '@aws-sdk/client-route-53';
 import type { DnsRecordState, DnsRouter, DnsSwitchRequest, DnsTarget } from '../ports.ts';
 import { CloudError, DnsConflictError } from '../errors.ts';
+import { fqdn, sameName, sameState, sameTarget } from '../dns-target.ts';
 import { createLogger, type Logger } from '../../logging.ts';
 import { awsCall, causeName } from './classify.ts';
 import { pollUntil, type PollOptions } from './poll.ts';
@@ -33,28 +34,6 @@ export interface Route53DnsRouterOptions {
 /** The ownership record written in the same batch as the record: `_switchyard.<record>` TXT "stack=<name>". */
 export function ownerName(recordName: string): string {
   return `_switchyard.${fqdn(recordName)}`;
-}
-
-function fqdn(name: string): string {
-  return name.endsWith('.') ? name : `${name}.`;
-}
-
-/** Route53 answers names with a trailing dot and escapes some characters as octal (e.g. `\052` for `*`). */
-function sameName(a: string, b: string): boolean {
-  const norm = (n: string) => fqdn(n).toLowerCase().replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-  return norm(a) === norm(b);
-}
-
-function sameTarget(a: DnsTarget, b: DnsTarget): boolean {
-  if (a.kind === 'alias' && b.kind === 'alias') return sameName(a.dnsName, b.dnsName) && a.hostedZoneId === b.hostedZoneId;
-  if (a.kind === 'a' && b.kind === 'a') return [...a.addresses].sort().join(',') === [...b.addresses].sort().join(',');
-  return false;
-}
-
-function sameState(a: DnsRecordState | undefined, b: DnsRecordState | undefined): boolean {
-  if (!a || !b) return a === b;
-  // An alias has no TTL of its own; ours lives on the ownership record and is compared there.
-  return a.stack === b.stack && a.ttl === b.ttl && sameTarget(a.target, b.target);
 }
 
 export function describeState(state: DnsRecordState | undefined): string {

@@ -64,6 +64,14 @@ export function stackStatus(raw: string): StackStatus {
   return 'creating';
 }
 
+/**
+ * Whether a stack in this raw status has outputs that say where it serves: when ready, and while
+ * an update runs or after one rolled back (UPDATE_ROLLBACK_COMPLETE still serves the old version).
+ */
+export function servesWithOutputs(raw: string): boolean {
+  return READY.has(raw) || (raw.startsWith('UPDATE_') && raw !== 'UPDATE_FAILED');
+}
+
 /** Idempotency token for CreateStack: the same workflow creating the same stack always sends the same one. */
 export function createToken(workflowId: string, stackName: string): string {
   return `switchyard-${createHash('sha256').update(`${workflowId}\n${stackName}`).digest('hex').slice(0, 40)}`;
@@ -307,7 +315,10 @@ export class AwsStackProvisioner implements StackProvisioner {
       status,
       rawStatus: raw,
       createdAt: (stack.CreationTime ?? new Date(0)).toISOString(),
-      ...(status === 'ready' ? { outputs: { ...parseStackOutputs(name, stack.Outputs ?? []), nodes: await this.nodes(stack.StackId ?? name) } } : {}),
+      // A stack whose update rolled back (or is in progress) keeps serving: its outputs still say where.
+      ...(servesWithOutputs(raw) && stack.Outputs?.length
+        ? { outputs: { ...parseStackOutputs(name, stack.Outputs), nodes: await this.nodes(stack.StackId ?? name) } }
+        : {}),
     };
   }
 }

@@ -1,0 +1,360 @@
+/**
+ * The switch protocol's safety on the time-skipping server with the fake world: one test per
+ * finding of the review of the switch (fence lease and forward, pointing DNS back, the live stack
+ * in any state, tear-down by role, one lock, heartbeats, reports of every run, history size).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { WorkflowExecutionAlreadyStartedError, type WorkflowHandle } from '@temporalio/client';
+import type { Environment } from '../../src/config/environment.ts';
+import { MAX_VERIFY_SECONDS } from '../../src/config/environment.ts';
+import { switchWorkflowId, type Phase, type SwitchInput, type SwitchReport } from '../../src/switch/contract.ts';
+import { rollback, stackSwitch } from '../../workflows/index.ts';
+import { abortUpdate, rollbackWorkflowId, statusQuery } from '../../workflows/definitions.ts';
+import { RESTORE_LOOK_FIRST_MS, nextRestoreLookMs } from '../../workflows/switch-phases.ts';
+import { checkEnd, checkStep } from '../../src/switch/invariants.ts';
+import { FakeWorld, seedWorld, type FakeWorldOptions } from '../support/fake-ports.ts';
+import { OLD, seededWorld, timeSkippingEnvironment, workerFor, workflowBundle } from './harness.ts';
+
+let testEnv: TestWorkflowEnvironment;
+beforeAll(async () => {
+  testEnv = await timeSkippingEnvironment();
+  await workflowBundle();
+});
+afterAll(async () => {
+  await testEnv?.teardown();
+});
+
+interface Run {
+  world?: FakeWorld;
+  env?: Partial<Environment>;
+  input?: Partial<SwitchInput>;
+  workflowId?: string;
+  during?: (handle: WorkflowHandle<typeof stackSwitch>) => Promise<void>;
+}
+
+async function runSwitch(options: Run = {}) {
+  const world = options.world ?? seededWorld();
+  const { worker, taskQueue, reportsDir } = await workerFor(testEnv.nativeConnection, world, options.env);
+  const { report, events } = await worker.runUntil(async () => {
+    const handle = await testEnv.client.workflow.start(stackSwitch, {
+      taskQueue,
+      workflowId: options.workflowId ?? `switch-test-${randomUUID()}`,
+      args: [{ env: 'test', backup: 'latest', trigger: 'ci', version: '2.0.0', ...options.input }],
+    });
+    await options.during?.(handle);
+    const report = await handle.result();
+    const history = await handle.fetchHistory();
+    return { report, events: history.events?.length ?? 0 };
+  });
+  return { report, world, reportsDir, events };
+}
+
+/** A seeded world built with options the harness does not pass (AWS shapes, a step hook, slow imports). */
+function worldWith(options: FakeWorldOptions): FakeWorld {
+  const world = new FakeWorld(options);
+  seedWorld(world, 'test');
+  return world;
+}
+
+async function untilPhase(handle: WorkflowHandle<typeof stackSwitch>, phase: Phase): Promise<void> {
+  for (let i = 0; i < 800; i += 1) {
+    if ((await handle.query(statusQuery)).phase === phase) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`the switch never reached ${phase}`);
+}
+
+const newStackOf = (report: SwitchReport) => report.to?.stack ?? '';
+
+/** The invariants at the end, once the runs closed and a lease went by (every fence of a dead run lapsed). */
+function violationsAtEnd(world: FakeWorld): string[] {
+  world.setTime(world.now() + 120_000);
+  return checkEnd(world.snapshot()).map((v) => `${v.invariant}: ${v.message}`);
+}
+
+describe('pointing DNS back (one undo, registered before the flip, reading DNS first)', () => {
+  it('keeps the old stack forwarding when the failed new stack does not answer the fence: never two writers', async () => {
+    const world = seededWorld().fail('probe', { stack: 'green' }).fail('admin.fence', { stack: 'green' });
+    const { report } = await runSwitch({ world });
+    expect(report.outcome).toBe('failed');
+    expect(report.reason).toContain(`pointing DNS back to ${OLD} failed`);
+    expect(world.state.dns?.stack).toBe(newStackOf(report));
+    // Unfencing the old stack here would let it take writes beside the new one, which DNS still names.
+    expect(world.fenceOf(OLD)).toEqual(['forwarding', 'forwarding']);
+    expect(world.state.calls).not.toContain(`unfence ${OLD}`);
+    expect(checkStep(world.snapshot())).toEqual([]);
+    expect(violationsAtEnd(world)).toEqual([]);
+  });
+
+  it('keeps the old stack forwarding when the writes of the new one cannot be copied back', async () => {
+    const world = seededWorld().fail('probe', { stack: 'green' }).fail('admin.export', { stack: 'green', message: 'export broke' });
+    world.state.writesAfterSwitch = 3;
+    const { report } = await runSwitch({ world });
+    expect(report.outcome).toBe('failed');
+    expect(world.fenceOf(OLD)).toEqual(['forwarding', 'forwarding']);
+    expect(world.state.calls).not.toContain(`unfence ${OLD}`);
+    // The three writes the new stack took are still there: it stays (fenced with a lease that lapses), DNS names it.
+    expect(world.stack(newStackOf(report)).description.status).toBe('ready');
+    expect(world.itemIds(newStackOf(report)).filter((id) => id.startsWith('after-switch'))).toHaveLength(3);
+    expect(violationsAtEnd(world)).toEqual([]);
+  });
+
+  it('commits with forward before DNS moves, so the old stack sends every request on', async () => {
+    const { report, world } = await runSwitch();
+    expect(report.outcome).toBe('switched');
+    const calls = world.state.calls;
+    const next = newStackOf(report);
+    expect(calls.indexOf(`fence ${OLD}`)).toBeLessThan(calls.indexOf(`forward ${OLD} to ${next}`));
+    expect(calls.indexOf(`forward ${OLD} to ${next}`)).toBeLessThan(calls.indexOf(`dns ${next}`));
+    expect(world.fenceOf(OLD)).toEqual(['forwarding', 'forwarding']);
+  });
+
+  it('does not switch DNS when the store refuses forward (its fence lapsed), and leaves the old stack writable', async () => {
+    const world = seededWorld().fail('admin.forward', { message: 'fence-lapsed', stack: OLD });
+    const { report } = await runSwitch({ world });
+    expect(report.outcome).toBe('failed');
+    expect(report.reason).toContain('fence-lapsed');
+    expect(world.state.dnsChanges).toBe(0);
+    expect(world.fenceOf(OLD)).toEqual(['open', 'open']);
+    expect(world.stack(newStackOf(report)).description.status).toBe('deleted');
+    expect(violationsAtEnd(world)).toEqual([]);
+  });
+});
+
+describe('with clients writing at every step, through DNS and through a cached answer', () => {
+  function busyWorld(options: FakeWorldOptions = {}): { world: FakeWorld; violations: string[] } {
+    const violations: string[] = [];
+    let inStep = false;
+    const world: FakeWorld = worldWith({
+      ...options,
+      onStep: () => {
+        if (inStep) return;
+        inStep = true;
+        world.clientsWrite();
+        violations.push(...checkStep(world.snapshot()).map((v) => `${v.invariant}: ${v.message}`));
+        inStep = false;
+      },
+    });
+    return { world, violations };
+  }
+
+  it('a switch keeps one writer and loses no acknowledged write', async () => {
+    const { world, violations } = busyWorld();
+    const { report } = await runSwitch({ world });
+    expect(report.outcome).toBe('switched');
+    expect(world.state.acks?.length).toBeGreaterThan(10);
+    expect(violations).toEqual([]);
+    expect(violationsAtEnd(world)).toEqual([]);
+  });
+
+  it('a switch rolled back after verifying keeps one writer and loses no acknowledged write', async () => {
+    const { world, violations } = busyWorld();
+    world.fail('probe', { stack: 'green' });
+    const { report } = await runSwitch({ world });
+    expect(report.outcome).toBe('rolled-back');
+    expect(violations).toEqual([]);
+    expect(violationsAtEnd(world)).toEqual([]);
+  });
+
+  it('a switch followed by a rollback keeps one writer and loses no acknowledged write', async () => {
+    const { world, violations } = busyWorld();
+    const { worker, taskQueue } = await workerFor(testEnv.nativeConnection, world);
+    const rolledBack = await worker.runUntil(async () => {
+      await testEnv.client.workflow.execute(stackSwitch, {
+        taskQueue, workflowId: `switch-test-${randomUUID()}`, args: [{ env: 'test', backup: 'latest', trigger: 'ci', version: '2' }],
+      });
+      return testEnv.client.workflow.execute(rollback, { taskQueue, workflowId: `rollback-${randomUUID()}`, args: [{ env: 'test', by: 'ann' }] });
+    });
+    expect(rolledBack.outcome).toBe('rolled-back');
+    expect(violations).toEqual([]);
+    expect(violationsAtEnd(world)).toEqual([]);
+  });
+});
+
+describe('the fence lease', () => {
+  it('fences for fenceLeaseSeconds and renews the lease from a timer while the last delta is copied', async () => {
+    // A lease of 3 s renews every second; each import into the new stack takes 1.5 s of real time.
+    const leases: number[] = [];
+    let smoked = false;
+    let wroteLate = false;
+    const world: FakeWorld = worldWith({
+      env: { fenceLeaseSeconds: 3 }, importDelayMs: 1_500,
+      onStep: (what) => {
+        if (what === `fence ${OLD}`) {
+          const expiry = world.state.stacks[OLD]?.nodeFences?.[0]?.leaseExpiresAt ?? 0;
+          leases.push(Math.round((expiry - world.now()) / 1000));
+        }
+        smoked ||= what.startsWith('smoke');
+        // While the first catch-up pass imports, the old stack takes more writes: the last delta has them.
+        if (smoked && !wroteLate && what.startsWith('import')) {
+          wroteLate = true;
+          world.write(OLD, 3, 'late');
+        }
+      },
+    });
+    const { report } = await runSwitch({ world, env: { fenceLeaseSeconds: 3 } });
+    expect(report.outcome).toBe('switched');
+    // The fence, at least one renewal during the 1.5 s copy, and forward's own renewal.
+    expect(leases.length).toBeGreaterThanOrEqual(3);
+    expect(leases.every((seconds) => seconds === 3)).toBe(true);
+    expect(world.itemIds(newStackOf(report))).toEqual(expect.arrayContaining(world.itemIds(OLD)));
+  });
+});
+
+describe('the live stack', () => {
+  it('is caught up from and fenced while its CloudFormation update rolled back (it still serves)', async () => {
+    const world = worldWith({ awsShaped: true });
+    const old = world.stack(OLD);
+    old.description = { ...old.description, status: 'failed', rawStatus: 'UPDATE_ROLLBACK_COMPLETE' };
+    const { report } = await runSwitch({ world });
+    expect(report.outcome).toBe('switched');
+    expect(report.from?.stack).toBe(OLD);
+    expect(world.state.calls).toContain(`fence ${OLD}`);
+    // The 5 writes made since the backup reached the new stack.
+    expect(world.itemIds(newStackOf(report))).toEqual(world.itemIds(OLD));
+    expect(report.warnings?.join()).toContain('UPDATE_ROLLBACK_COMPLETE');
+    expect(violationsAtEnd(world)).toEqual([]);
+  });
+
+  it('is the stack the one DNS names forwards to, when a run died between its commit and DNS', async () => {
+    const world = seededWorld();
+    const writer = 'navcloud-test-green-died0001';
+    world.addStack(writer, 'green', { items: 35 });
+    await world.admin(`fake://${OLD}`).fence({ leaseSeconds: 60 });
+    await world.admin(`fake://${OLD}`).forward(`http://fake/${writer}`);
+    world.write(writer, 4, 'after-commit');
+    const { report } = await runSwitch({ world });
+    expect(report.outcome).toBe('switched');
+    expect(report.from?.stack).toBe(writer);
+    expect(world.itemIds(newStackOf(report))).toEqual(expect.arrayContaining(world.itemIds(writer).filter((id) => id.startsWith('after-commit'))));
+    expect(world.state.calls).not.toContain(`delete ${writer}`);
+  });
+
+  it('is found by the record\'s target when the ownership record is missing', async () => {
+    const world = seededWorld();
+    world.state.dns = { ...world.state.dns!, stack: '' };
+    const { report } = await runSwitch({ world });
+    expect(report.outcome).toBe('switched');
+    expect(report.from?.stack).toBe(OLD);
+    expect(world.itemIds(newStackOf(report))).toEqual(world.itemIds(OLD));
+  });
+
+  it('switches DNS on Route53-shaped records (alias names with a trailing dot) and back again', async () => {
+    const world = worldWith({ awsShaped: true }).fail('probe', { stack: 'green' });
+    const { report } = await runSwitch({ world });
+    expect(report.outcome).toBe('rolled-back');
+    expect(world.state.dns?.stack).toBe(OLD);
+  });
+});
+
+describe('tearing down by role', () => {
+  it('keeps the previous live stack first, even when a stack kept after a failed switch is newer', async () => {
+    const world = seededWorld();
+    const keptFailed = 'navcloud-test-green-kept0001';
+    world.addStack(keptFailed, 'green', { createdAt: new Date(Date.UTC(2026, 0, 20)).toISOString() });
+    const { report } = await runSwitch({ world, env: { keepStacks: 1 } });
+    expect(report.outcome).toBe('switched');
+    expect(world.state.calls).not.toContain(`delete ${OLD}`);
+    expect(world.stack(OLD).description.status).toBe('ready');
+    expect(world.state.calls).toContain(`delete ${keptFailed}`);
+  });
+
+  it('removes stacks left by runs that are over before creating its own', async () => {
+    const world = seededWorld();
+    const leftover = 'navcloud-test-green-dead0001';
+    world.addStack(leftover, 'green');
+    const stack = world.stack(leftover);
+    stack.description = { ...stack.description, status: 'failed', rawStatus: 'ROLLBACK_COMPLETE' };
+    const { report } = await runSwitch({ world });
+    const calls = world.state.calls;
+    expect(calls.indexOf(`delete ${leftover}`)).toBeGreaterThanOrEqual(0);
+    expect(calls.indexOf(`delete ${leftover}`)).toBeLessThan(calls.findIndex((c) => c.startsWith(`create ${newStackOf(report)}`)));
+  });
+});
+
+describe('admin calls per node', () => {
+  it('says so when the old stack lists no nodes to drain, instead of draining nothing in silence', async () => {
+    const world = seededWorld();
+    const old = world.stack(OLD);
+    old.description = { ...old.description, outputs: { ...old.description.outputs!, nodes: [] } };
+    const { report } = await runSwitch({ world });
+    expect(report.outcome).toBe('switched');
+    expect(report.warnings?.join()).toContain('list no nodes: drain and its evidence are per node');
+  });
+});
+
+describe('one lock per environment', () => {
+  it('refuses to start a rollback while a switch of the environment runs (the start itself is the lock)', async () => {
+    const world = seededWorld().fail('stacks.waitUntilReady', { message: 'hang' });
+    let refusal: unknown;
+    await runSwitch({
+      world, workflowId: switchWorkflowId('test'),
+      during: async (handle) => {
+        await untilPhase(handle, 'provisioning');
+        refusal = await testEnv.client.workflow.start(rollback, {
+          taskQueue: 'nobody', workflowId: rollbackWorkflowId('test'), args: [{ env: 'test', by: 'zoe' }],
+        }).catch((e: unknown) => e);
+        await handle.executeUpdate(abortUpdate, { args: [{ by: 'zoe', comment: 'done' }] });
+      },
+    });
+    expect(refusal).toBeInstanceOf(WorkflowExecutionAlreadyStartedError);
+  });
+});
+
+describe('a report for every closed run', () => {
+  it('a switch cancelled while restoring undoes its work, reports cancelled, and deleted the stack only once the import stopped', async () => {
+    const steps: string[] = [];
+    const world = worldWith({ importDelayMs: 400, onStep: (what) => steps.push(what) });
+    const { report, reportsDir } = await runSwitch({
+      world,
+      during: async (handle) => {
+        await untilPhase(handle, 'restoring');
+        await new Promise((r) => setTimeout(r, 100));
+        await handle.cancel();
+      },
+    });
+    expect(report.outcome).toBe('cancelled');
+    expect(existsSync(join(reportsDir, `${report.workflowId}.json`))).toBe(true);
+    const next = newStackOf(report);
+    const deleted = steps.indexOf(`delete ${next}`);
+    expect(deleted).toBeGreaterThan(0);
+    expect(steps.slice(deleted).some((s) => s.startsWith('import') && s.endsWith(next))).toBe(false);
+  });
+
+  it('a switch cancelled while draining still tears down nothing it should keep and writes its report', async () => {
+    const world = seededWorld();
+    world.state.busyUntilStatsCall = 1_000_000;
+    const { report, reportsDir } = await runSwitch({
+      world, env: { ttl: 60, drainSeconds: 900, verifySeconds: 0 },
+      during: async (handle) => {
+        await untilPhase(handle, 'draining');
+        await handle.cancel();
+      },
+    });
+    expect(report.outcome).toBe('switched');
+    expect(report.warnings?.join()).toContain('cancelled');
+    const written = JSON.parse(readFileSync(join(reportsDir, `${report.workflowId}.json`), 'utf8')) as SwitchReport;
+    expect(written.outcome).toBe('switched');
+    expect(world.state.dns?.stack).toBe(newStackOf(report));
+  });
+});
+
+describe('history size', () => {
+  it('stays under 10,240 events with the longest verification allowed and a day of draining, leaving room for a 12-hour restore', async () => {
+    // The old stack stays busy, so the drain waits its whole drainSeconds (a day).
+    const world = seededWorld();
+    world.state.busyUntilStatsCall = 1_000_000;
+    const { report, events } = await runSwitch({ world, env: { verifySeconds: MAX_VERIFY_SECONDS, ttl: 60, drainSeconds: 86_400 } });
+    expect(report.outcome).toBe('switched');
+    // A look at restore progress costs a timer (2 events), an activity (3) and two workflow tasks (6).
+    let looks = 0;
+    for (let at = RESTORE_LOOK_FIRST_MS, every = RESTORE_LOOK_FIRST_MS; at <= 12 * 3_600_000; every = nextRestoreLookMs(every), at += every) looks += 1;
+    const restoreEvents = looks * 11;
+    console.log(`history: ${events} events for a switch verifying ${MAX_VERIFY_SECONDS} s and draining a day; a 12-hour restore adds ${looks} looks, about ${restoreEvents} events`);
+    expect(events + restoreEvents).toBeLessThan(10_240);
+  }, 300_000);
+});

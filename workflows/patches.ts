@@ -1,0 +1,18 @@
+/**
+ * Patch ids of workflow changes that alter commands (`patched()`): a run whose history lacks the
+ * marker replays the code it started with. Never reuse or rename one.
+ */
+export const PATCHES = {
+  /**
+   * Fence lease and forward, one point-DNS-back undo, DNS compare-and-swap on the whole record,
+   * tear-down by role, one lock per environment, fewer history events (docs/switch-protocol.md).
+   */
+  protocolV2: 'switch-protocol-v2',
+  /**
+   * Rollback takes the stack the live one forwards to from planning, which follows forwards,
+   * instead of asking the live stack itself first.
+   */
+  rollbackFollowsForward: 'rollback-follows-forward',
+  /** Pointing DNS back moves the writer back where DNS still points when DNS cannot be changed. */
+  writerFollowsDns: 'writer-follows-dns',
+} as const;

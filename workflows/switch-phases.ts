@@ -1,0 +1,338 @@
+/**
+ * The phases of `stackSwitch`, one function each, in runbook order (docs/switch-protocol.md).
+ * A step that changes the world registers what undoes it right next to the change.
+ */
+import { CancellationScope, condition, sleep, workflowInfo } from '@temporalio/workflow';
+import { otherColour, type Colour, type DnsRecordState } from '../src/cloud/ports.ts';
+import { stacksToDelete } from '../src/switch/gc.ts';
+import type { BackupSummary, StackRef, SwitchSettings } from '../activities/types.ts';
+import { dnsWait, persistent, provisioning, quick, smoke, streaming } from './activities.ts';
+import { pointDnsBack, type PointBack, type PointBackProgress } from './point-back.ts';
+import type { SwitchRun, Undo } from './switch-run.ts';
+import { reasonOf, stop } from './failures.ts';
+
+/** The first look at restore progress; each next one waits twice as long, up to the longest. */
+export const RESTORE_LOOK_FIRST_MS = 5_000;
+const RESTORE_LOOK_LONGEST_MS = 5 * 60_000;
+/** Catch-up passes before fencing no matter how busy the old stack still is. */
+const MAX_CATCH_UP_PASSES = 5;
+/** Verification looks at the new stack this often, or less often so that a watch takes at most VERIFY_LOOKS looks. */
+const VERIFY_EVERY_MS = 10_000;
+const VERIFY_LOOKS = 240;
+/** Looks at the draining stack's activity, at most. */
+const DRAIN_LOOKS = 120;
+/** A stack with fewer requests per second than this is as good as idle. */
+const NEAR_ZERO_RPS = 0.5;
+/** The fence lease of a run whose settings predate leases (the environment file's default). */
+const DEFAULT_LEASE_SECONDS = 60;
+
+export interface Planned {
+  settings: SwitchSettings & { fenceLeaseSeconds: number };
+  /** The record as planning read it: the DNS change expects exactly this (null: none). */
+  record: DnsRecordState | null;
+  /** The stack DNS sends clients to, when there is one to catch up from. */
+  old?: StackRef;
+  next: { name: string; colour: Colour };
+}
+
+/** The old stack fenced and its last writes copied: the flip may commit. */
+export interface Fenced {
+  cursor: string;
+  /** Undoes the fence; the flip turns it into pointing DNS back. */
+  undo: Undo;
+}
+
+// ---------------------------------------------------------------- planning
+
+export async function plan(run: SwitchRun): Promise<Planned> {
+  const { env } = run;
+  run.enter('planning', `reading which stack ${env} serves from DNS`);
+  const found = await quick.planSwitch(env);
+  const settings = {
+    ...found.settings,
+    // `switch --approval` decides for this switch; the environment file only sets the default.
+    approval: run.input.approval ?? found.settings.approval,
+    fenceLeaseSeconds: found.settings.fenceLeaseSeconds ?? DEFAULT_LEASE_SECONDS,
+  };
+  const live = found.live?.stack;
+  let old: StackRef | undefined;
+  if (live?.outputs && live.status !== 'deleting' && live.status !== 'deleted') {
+    old = { name: live.name, colour: live.colour, outputs: live.outputs };
+    if (live.status !== 'ready') run.warn(`${live.name} serves while CloudFormation says ${live.rawStatus}: caught up from and fenced all the same`);
+    if (found.live?.forwardedBy) run.warn(`${found.live.forwardedBy}, which DNS names, forwards to ${live.name}: caught up from and fenced as the live stack`);
+  } else if (live && live.status !== 'deleted') {
+    throw stop('LiveStackUnknown', `DNS sends clients to ${live.name}, which is ${live.rawStatus} without outputs: its writes could not be caught up`);
+  } else if (found.live) {
+    run.warn(`DNS points to ${found.live.record.stack || 'a target of no stack'}, which is not a stack of ${env}: nothing to catch up from`);
+  }
+  const liveColour = old?.colour ?? colourInName(found.live?.record.stack);
+  const colour = liveColour ? otherColour(liveColour) : 'blue';
+  // The first run's id: a reset starts a new run that must find the stack the first one created.
+  const name = `navcloud-${env}-${colour}-${shortId(workflowInfo().firstExecutionRunId)}`;
+  run.planned(old ? { stack: old.name, colour: old.colour } : undefined, { stack: name, colour });
+  return { settings, record: found.live?.record ?? null, old, next: { name, colour } };
+}
+
+/** Stacks left by runs that are over (failed, terminated, still creating): removed before this switch adds one. */
+export async function clearClosedRuns(run: SwitchRun, planned: Planned): Promise<void> {
+  const stacks = await quick.listStacks(run.env);
+  // Ready stacks wait for the tear-down, which knows which one is the previous live stack.
+  const doomed = stacksToDelete(stacks, {
+    live: planned.old?.name ?? planned.record?.stack, owned: [planned.next.name], keepStacks: stacks.length,
+  });
+  for (const stack of doomed) await deleteQuietly(run, stack.name, `left by a run that is over (${stack.rawStatus})`);
+}
+
+// ---------------------------------------------------------------- the new stack
+
+export async function provision(run: SwitchRun, planned: Planned): Promise<StackRef> {
+  const { env } = run;
+  const { name, colour } = planned.next;
+  run.enter('provisioning', `creating stack ${name} (${colour}, version ${run.input.version})`);
+  if (run.input.keepFailed) run.describe(`creating stack ${name}; it is kept if the switch fails (--keep-failed)`);
+  else run.onUndo(`delete stack ${name}`, () => provisioning.deleteStack({ env, name }));
+  await provisioning.createStack({ env, name, colour, workflowId: workflowInfo().workflowId, version: run.input.version });
+  const created = await provisioning.waitForStack({ env, name });
+  if (!created.outputs) throw stop('StackWithoutOutputs', `stack ${name} is ready but has no outputs`);
+  return { name, colour, outputs: created.outputs };
+}
+
+export async function restore(run: SwitchRun, next: StackRef): Promise<BackupSummary> {
+  const { env } = run;
+  run.enter('restoring', `finding backup '${run.input.backup}' of ${env}`);
+  const backup = await quick.findBackup({ env, backup: run.input.backup });
+  run.status.backup = { key: backup.key, items: backup.items };
+  run.status.restore = { items: 0, total: backup.items };
+  run.describe(`importing ${backup.items} items of backup ${backup.key} into ${next.name}`);
+  const restored = await whileWatching(
+    streaming.restoreBackup({ env, backupKey: backup.key, adminUrl: next.outputs.adminUrl }),
+    async () => {
+      const state = await quick.stackState({ env, adminUrl: next.outputs.adminUrl });
+      run.status.restore = { items: Math.min(state.items, backup.items), total: backup.items };
+      run.describe(`imported ${run.status.restore.items} of ${backup.items} items of backup ${backup.key} into ${next.name}`);
+    },
+  );
+  run.status.restore = { items: restored.items, total: backup.items };
+  return backup;
+}
+
+export async function smokeTest(run: SwitchRun, next: StackRef): Promise<void> {
+  run.enter('smoke-testing', `checking ${next.name} directly at ${next.outputs.endpoint}`);
+  const checks = await smoke.smokeTest({ env: run.env, stack: next.outputs });
+  run.smokeChecks = checks;
+  run.status.smoke = checks;
+  const failed = checks.filter((check) => !check.ok);
+  if (checks.length === 0) throw stop('SmokeFailed', 'the smoke runner reported no checks');
+  if (failed.length) {
+    throw stop('SmokeFailed', `smoke checks failed: ${failed.map((c) => `${c.name}${c.detail ? ` (${c.detail})` : ''}`).join('; ')}`);
+  }
+}
+
+// ---------------------------------------------------------------- catching up and the flip
+
+/** Copies the old stack's new writes into the new stack until few remain; returns where the copies ended. */
+export async function catchUp(run: SwitchRun, planned: Planned, next: StackRef, since: string): Promise<string> {
+  const { old } = planned;
+  if (!old) return since;
+  run.enter('catching-up', `copying writes ${old.name} took since the backup`);
+  let cursor = since;
+  for (let pass = 1; pass <= MAX_CATCH_UP_PASSES; pass += 1) {
+    const copy = await streaming.copyChanges({ env: run.env, fromAdminUrl: old.outputs.adminUrl, toAdminUrl: next.outputs.adminUrl, since: cursor });
+    cursor = copy.cursor;
+    run.describe(`pass ${pass} copied ${copy.copied} changes from ${old.name} to ${next.name}`);
+    if (copy.copied <= planned.settings.catchUpFenceBelow) break;
+  }
+  return cursor;
+}
+
+/** With `approval: manual`, waits for a person; writes are not refused meanwhile (the fence comes after). */
+export async function awaitApproval(run: SwitchRun, planned: Planned): Promise<void> {
+  const { settings } = planned;
+  if (settings.approval !== 'manual') return;
+  run.enter('awaiting-approval',
+    `${planned.next.name} passed its smoke checks; waiting up to ${settings.approvalTimeoutSeconds} s for 'switchyard approve --env ${run.env}' or abort`);
+  const decision = await run.approval(settings.approvalTimeoutSeconds);
+  run.describe(`approved by ${decision.by}`);
+}
+
+/**
+ * Fences the old stack with a lease and copies its last writes while the copy renews the lease.
+ * If this worker dies, the renewals stop and the old stack opens again by itself.
+ */
+export async function fenceAndCopyLast(run: SwitchRun, planned: Planned, next: StackRef, since: string): Promise<Fenced | undefined> {
+  const { old, settings } = planned;
+  if (!old) return undefined;
+  const { env } = run;
+  const leaseSeconds = settings.fenceLeaseSeconds;
+  const what = `fencing ${old.name} (lease ${leaseSeconds} s) and copying its last writes to ${next.name}`;
+  if (run.phase === 'awaiting-approval') run.enter('catching-up', what);
+  else run.describe(what);
+  const undo = run.onUndo(`unfence stack ${old.name}`, () => persistent.unfenceStack({ env, adminUrl: old.outputs.adminUrl }));
+  await quick.fenceStack({ env, adminUrl: old.outputs.adminUrl, leaseSeconds });
+  const last = await streaming.copyChanges({
+    env, fromAdminUrl: old.outputs.adminUrl, toAdminUrl: next.outputs.adminUrl, since, renewFenceSeconds: leaseSeconds,
+  });
+  return { cursor: last.cursor, undo };
+}
+
+/**
+ * The flip: the old stack forwards to the new one (the commit, refused if its fence lapsed or has
+ * less than half its lease left), then DNS moves with one compare-and-swap. Undoing it from here
+ * on is pointing DNS back, registered before the commit: a forward whose answer was lost committed.
+ */
+export async function flip(run: SwitchRun, planned: Planned, next: StackRef, fenced: Fenced | undefined): Promise<void> {
+  const { env } = run;
+  const { old, settings } = planned;
+  run.enter('switching', `pointing ${settings.recordName} from ${planned.record?.stack || 'nothing'} to ${next.name}`);
+  if (old && fenced) {
+    const back: PointBack = {
+      env, recordName: settings.recordName, leaseSeconds: settings.fenceLeaseSeconds, from: next, to: old, since: fenced.cursor, undrain: false,
+    };
+    const progress: PointBackProgress = { dnsOnFrom: false, undrained: false, writerMoved: false, dnsBack: false };
+    run.pointedBack = false;
+    run.replaceUndo(fenced.undo, `point ${settings.recordName} back to ${old.name}`, async () => {
+      try {
+        await pointDnsBack(back, (details) => run.describe(details), progress);
+        run.pointedBack = true;
+      } finally {
+        // What DNS said decides the outcome: a change refused or never sent moved no client.
+        run.dnsMoved = progress.dnsOnFrom;
+      }
+    });
+    await quick.forwardStack({
+      env, adminUrl: old.outputs.adminUrl, to: next.outputs.endpoint, cursor: fenced.cursor, leaseSeconds: settings.fenceLeaseSeconds,
+    });
+    run.describe(`${old.name} forwards every request to ${next.name}; switching DNS`);
+  }
+  const switched = await quick.switchDns({ env, expected: planned.record, stack: next.name, target: next.outputs.dnsTarget });
+  run.dnsMoved = true;
+  if (switched.changeId) await dnsWait.waitDnsInSync({ env, changeId: switched.changeId });
+  if (!(await dnsWait.verifyDns({ env, target: next.outputs.dnsTarget, withinSeconds: Math.max(60, 2 * settings.ttl) }))) {
+    throw stop('DnsNotAnswering', `resolvers do not answer ${settings.recordName} with ${next.name}`);
+  }
+}
+
+// ---------------------------------------------------------------- after the switch
+
+export async function verify(run: SwitchRun, planned: Planned, next: StackRef): Promise<void> {
+  const { verifySeconds } = planned.settings;
+  run.enter('verifying', `watching ${next.name} through ${planned.settings.recordName} for ${verifySeconds} s`);
+  const everyMs = Math.max(VERIFY_EVERY_MS, Math.ceil((verifySeconds * 1000) / VERIFY_LOOKS));
+  let failuresInARow = 0;
+  let watchedMs = 0;
+  for (;;) {
+    const probe = await quick.probeStack({ env: run.env, endpoint: next.outputs.endpoint, adminUrl: next.outputs.adminUrl, target: next.outputs.dnsTarget });
+    failuresInARow = probe.ok ? 0 : failuresInARow + 1;
+    if (failuresInARow >= 2) throw stop('VerificationFailed', `verification failed: ${probe.detail}`);
+    // The watch ends on a healthy look: a failure at the very end is looked at once more.
+    if (watchedMs >= verifySeconds * 1000 && probe.ok) return;
+    const step = Math.max(1_000, Math.min(everyMs, verifySeconds * 1000 - watchedMs));
+    run.describe(`${next.name} ${probe.ok ? 'healthy' : `unhealthy once (${probe.detail})`}; watched ${watchedMs / 1000} of ${verifySeconds} s`);
+    await sleep(step, { summary: 'until the next look at the new stack' });
+    watchedMs += step;
+  }
+}
+
+/** Waits on evidence: at least the record's TTL, until the old stack is idle, at most drainSeconds. Never fails the switch. */
+export async function drain(run: SwitchRun, planned: Planned): Promise<void> {
+  const { old, settings } = planned;
+  if (!old) return;
+  run.enter('draining', `telling ${old.name} to drain and waiting for its clients to leave`);
+  try {
+    const target = { env: run.env, adminUrl: old.outputs.adminUrl, nodes: old.outputs.nodes };
+    await quick.drainStack(target);
+    const floorMs = settings.ttl * 1000;
+    const ceilingMs = Math.max(settings.drainSeconds * 1000, floorMs);
+    // Look often enough to stop soon after the floor, rarely enough to keep the history small
+    // (at most DRAIN_LOOKS looks however long drainSeconds is).
+    const stepMs = Math.max(1_000, Math.min(30_000, floorMs, Math.ceil(ceilingMs / 10)), Math.ceil(ceilingMs / DRAIN_LOOKS));
+    let waitedMs = 0;
+    while (waitedMs < ceilingMs) {
+      const step = Math.min(stepMs, ceilingMs - waitedMs);
+      await sleep(step, { summary: `drain of ${old.name}` });
+      waitedMs += step;
+      const activity = await quick.stackActivity(target);
+      const idle = activity.openStreams === 0 && activity.requestRate < NEAR_ZERO_RPS;
+      run.describe(`${old.name}: ${activity.openStreams} open streams, ${activity.requestRate.toFixed(1)} requests/s` +
+        `${activity.unreachable ? `, ${activity.unreachable} nodes not answering` : ''}; waited ${waitedMs / 1000} s ` +
+        `(at least ${floorMs / 1000} s, at most ${ceilingMs / 1000} s)`);
+      if (idle && waitedMs >= floorMs) return;
+      if (waitedMs >= ceilingMs) {
+        run.warn(`${old.name} still had ${activity.openStreams} open streams and ${activity.requestRate.toFixed(1)} requests/s after ${ceilingMs / 1000} s of draining`);
+      }
+    }
+  } catch (err) {
+    run.warn(`draining ${old.name} failed: ${reasonOf(err)}`);
+  }
+}
+
+/**
+ * Deletes the stacks no longer needed, chosen by what they are: the previous live stack is kept
+ * first (it is where a rollback returns), the live one never goes. Never fails the switch.
+ */
+export async function tearDown(run: SwitchRun, planned: Planned, next: StackRef): Promise<void> {
+  const { keepStacks } = planned.settings;
+  run.enter('tearing-down', `deleting stacks of ${run.env} beyond ${planned.old ? `${planned.old.name} and ` : ''}${keepStacks} kept`);
+  try {
+    const stacks = await quick.listStacks(run.env);
+    const doomed = stacksToDelete(stacks, { live: next.name, owned: [next.name], previous: planned.old?.name, keepStacks });
+    for (const stack of doomed) await deleteQuietly(run, stack.name, 'no longer needed');
+  } catch (err) {
+    run.warn(`tearing down failed: ${reasonOf(err)}`);
+  }
+}
+
+async function deleteQuietly(run: SwitchRun, name: string, why: string): Promise<void> {
+  run.describe(`deleting ${name}: ${why}`);
+  try {
+    await provisioning.deleteStack({ env: run.env, name });
+  } catch (err) {
+    run.warn(`kept stack ${name}: ${reasonOf(err)}`);
+  }
+}
+
+/**
+ * Awaits `work`, and meanwhile calls `look` now and then, less often as time goes by (a 12-hour
+ * restore takes about 150 looks): progress shown from evidence (the stack's own count). When the
+ * switch is cancelled it still waits for `work` to stop, so that compensation never deletes a
+ * stack an import is still writing into.
+ */
+async function whileWatching<T>(work: Promise<T>, look: () => Promise<void>): Promise<T> {
+  let finished = false;
+  work.then(() => (finished = true), () => (finished = true));
+  let everyMs = RESTORE_LOOK_FIRST_MS;
+  try {
+    while (!(await condition(() => finished, everyMs))) {
+      everyMs = nextRestoreLookMs(everyMs);
+      try {
+        await look();
+      } catch (err) {
+        if (CancellationScope.current().consideredCancelled) throw err;
+        // Progress is for people watching; a stats call that fails must not fail the restore.
+      }
+    }
+  } catch (err) {
+    await work.catch(() => undefined);
+    throw err;
+  }
+  return work;
+}
+
+/** The wait before the next look at restore progress, after waiting `previousMs` for this one. */
+export function nextRestoreLookMs(previousMs: number): number {
+  return Math.min(previousMs * 2, RESTORE_LOOK_LONGEST_MS);
+}
+
+/**
+ * Short, stable per run (the same on every replay and after a reset), and different for every
+ * run: run ids are UUIDv7, whose leading digits are a timestamp shared by runs started within
+ * about a minute, so the suffix comes from the random tail.
+ */
+function shortId(runId: string): string {
+  return runId.replace(/-/g, '').slice(-8);
+}
+
+function colourInName(stack: string | undefined): Colour | undefined {
+  const match = stack ? /-(blue|green)-[^-]+$/.exec(stack) : null;
+  return (match?.[1] as Colour | undefined) ?? undefined;
+}
