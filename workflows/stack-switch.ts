@@ -23,7 +23,7 @@ export async function stackSwitch(input: SwitchInput): Promise<SwitchReport> {
       const next = await provision(run, planned);
       const backup = await restore(run, next);
       await smokeTest(run, next);
-      const cursor = await catchUp(run, planned, next, backup.cursor);
+      const { cursor } = await catchUp(run, planned, next, backup.cursor);
       await awaitApproval(run, planned);
       return { planned, next, fenced: await fenceAndCopyLast(run, planned, next, cursor) };
     });

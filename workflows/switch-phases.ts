@@ -5,7 +5,7 @@
 import { CancellationScope, condition, sleep, workflowInfo } from '@temporalio/workflow';
 import { otherColour, type Colour, type DnsRecordState } from '../src/cloud/ports.ts';
 import { stacksToDelete } from '../src/switch/gc.ts';
-import type { BackupSummary, StackRef, SwitchSettings } from '../activities/types.ts';
+import type { BackupSummary, CopyResult, StackRef, SwitchSettings } from '../activities/types.ts';
 import { dnsWait, persistent, provisioning, quick, smoke, streaming } from './activities.ts';
 import { pointDnsBack, type PointBack, type PointBackProgress } from './point-back.ts';
 import type { SwitchRun, Undo } from './switch-run.ts';
@@ -127,19 +127,27 @@ export async function smokeTest(run: SwitchRun, next: StackRef): Promise<void> {
 
 // ---------------------------------------------------------------- catching up and the flip
 
+/** Where the catch-up passes ended, and what each copied. */
+export interface CaughtUp {
+  cursor: string;
+  passes: CopyResult[];
+}
+
 /** Copies the old stack's new writes into the new stack until few remain; returns where the copies ended. */
-export async function catchUp(run: SwitchRun, planned: Planned, next: StackRef, since: string): Promise<string> {
+export async function catchUp(run: SwitchRun, planned: Planned, next: StackRef, since: string): Promise<CaughtUp> {
   const { old } = planned;
-  if (!old) return since;
+  const passes: CopyResult[] = [];
+  if (!old) return { cursor: since, passes };
   run.enter('catching-up', `copying writes ${old.name} took since the backup`);
   let cursor = since;
   for (let pass = 1; pass <= MAX_CATCH_UP_PASSES; pass += 1) {
-    const copy = await streaming.copyChanges({ env: run.env, fromAdminUrl: old.outputs.adminUrl, toAdminUrl: next.outputs.adminUrl, since: cursor });
+    const copy = await copyLast(run, old, next, cursor);
+    passes.push(copy);
     cursor = copy.cursor;
     run.describe(`pass ${pass} copied ${copy.copied} changes from ${old.name} to ${next.name}`);
     if (copy.copied <= planned.settings.catchUpFenceBelow) break;
   }
-  return cursor;
+  return { cursor, passes };
 }
 
 /** With `approval: manual`, waits for a person; writes are not refused meanwhile (the fence comes after). */
@@ -166,10 +174,26 @@ export async function fenceAndCopyLast(run: SwitchRun, planned: Planned, next: S
   else run.describe(what);
   const undo = run.onUndo(`unfence stack ${old.name}`, () => persistent.unfenceStack({ env, adminUrl: old.outputs.adminUrl }));
   await quick.fenceStack({ env, adminUrl: old.outputs.adminUrl, leaseSeconds });
-  const last = await streaming.copyChanges({
-    env, fromAdminUrl: old.outputs.adminUrl, toAdminUrl: next.outputs.adminUrl, since, renewFenceSeconds: leaseSeconds,
-  });
+  const last = await copyLast(run, old, next, since, leaseSeconds);
   return { cursor: last.cursor, undo };
+}
+
+/**
+ * A rehearsal's stand-in for the fence: copies the delta the fence would have copied, at the same
+ * moment, with the old stack still taking writes, and measures how long that takes.
+ */
+export async function copyLastUnfenced(run: SwitchRun, planned: Planned, next: StackRef, since: string): Promise<CopyResult | undefined> {
+  const { old } = planned;
+  if (!old) return undefined;
+  run.describe(`copying the last writes of ${old.name} to ${next.name} as a switch would under the fence, without fencing`);
+  return copyLast(run, old, next, since);
+}
+
+/** One copy of the old stack's writes since `since`; with a lease the old stack is fenced and the copy renews it. */
+function copyLast(run: SwitchRun, old: StackRef, next: StackRef, since: string, renewFenceSeconds?: number): Promise<CopyResult> {
+  return streaming.copyChanges({
+    env: run.env, fromAdminUrl: old.outputs.adminUrl, toAdminUrl: next.outputs.adminUrl, since, ...(renewFenceSeconds ? { renewFenceSeconds } : {}),
+  });
 }
 
 /**
@@ -276,6 +300,12 @@ export async function tearDown(run: SwitchRun, planned: Planned, next: StackRef)
   } catch (err) {
     run.warn(`tearing down failed: ${reasonOf(err)}`);
   }
+}
+
+/** The end of a rehearsal: its stack goes, whatever it found; a delete that fails is a warning (gc removes the stack later). */
+export async function removeRehearsalStack(run: SwitchRun, next: StackRef): Promise<void> {
+  run.enter('tearing-down', `deleting ${next.name}: a rehearsal keeps no stack`);
+  await deleteQuietly(run, next.name, 'the rehearsal is over');
 }
 
 async function deleteQuietly(run: SwitchRun, name: string, why: string): Promise<void> {

@@ -8,7 +8,7 @@ import {
 } from '@temporalio/workflow';
 import type { Colour } from '../src/cloud/ports.ts';
 import type {
-  Decision, Outcome, Phase, SmokeCheck, StackRefSummary, SwitchInput, SwitchReport, SwitchStatus,
+  Decision, Outcome, Phase, RehearsalFigures, SmokeCheck, StackRefSummary, SwitchInput, SwitchReport, SwitchStatus,
 } from '../src/switch/contract.ts';
 import { abortUpdate, approveUpdate, searchAttributes, statusQuery } from './definitions.ts';
 import { quick } from './activities.ts';
@@ -39,6 +39,8 @@ export class SwitchRun {
   dnsMoved = false;
   /** Whether the point-back undo put clients back on the previous stack (undefined: there is none). */
   pointedBack: boolean | undefined;
+  /** Set by a rehearsal (workflows/rehearsal.ts): what it measured, in its report. */
+  rehearsal: RehearsalFigures | undefined;
 
   constructor(readonly input: SwitchInput) {
     this.status = { env: input.env, phase: 'planning', phases: [] };
@@ -84,6 +86,7 @@ export class SwitchRun {
     if (this.phase === 'rolling-back' || this.phase === 'failed' || this.phase === 'done') {
       throw new Error(`switch-${this.env} is already ${this.phase}`);
     }
+    if (this.rehearsal && !this.beforeSwitching) throw new Error(`the rehearsal of ${this.env} is already removing its stack`);
     if (!this.beforeSwitching) {
       throw new Error(`too late to abort switch-${this.env}: it is ${this.phase} and DNS may already point to the new stack; use rollback instead`);
     }
@@ -201,7 +204,7 @@ export class SwitchRun {
   }
 
   private report(outcome: Outcome, reason?: string): SwitchReport {
-    this.enter(outcome === 'switched' ? 'done' : 'failed', reason ?? 'switched');
+    this.enter(outcome === 'switched' || outcome === 'rehearsed' ? 'done' : 'failed', reason ?? outcome);
     this.closePhase();
     if (reason) this.status.error = reason;
     const info = workflowInfo();
@@ -222,6 +225,7 @@ export class SwitchRun {
       ...(this.warnings.length ? { warnings: this.warnings } : {}),
       startedAt: isoAt(this.startedAt),
       finishedAt: isoAt(workflowNow()),
+      ...(this.rehearsal ? { rehearsal: this.rehearsal } : {}),
     };
   }
 

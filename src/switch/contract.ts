@@ -15,7 +15,8 @@ export const PHASES = [
 export type Phase = (typeof PHASES)[number];
 
 export type Trigger = 'ci' | 'schedule' | 'manual';
-export type Outcome = 'switched' | 'failed' | 'rolled-back' | 'aborted' | 'cancelled';
+/** `rehearsed`: a rehearsal (`switch --rehearse`) found that a switch would have gone ahead. */
+export type Outcome = 'switched' | 'failed' | 'rolled-back' | 'aborted' | 'cancelled' | 'rehearsed';
 
 /** Search attributes the dev server registers and every switch upserts (DESIGN §5). */
 export const SEARCH_ATTRIBUTES = {
@@ -92,6 +93,27 @@ export interface ClientFigures {
   missedEvents: number;
 }
 
+/** One copy of writes from the live stack into the new one, measured by the activity that copied. */
+export interface CopyFigures {
+  items: number;
+  durationMs: number;
+}
+
+/**
+ * What a rehearsal measured (docs/rehearsals.md). The delta a switch would have copied under the
+ * fence is copied here without it, right where the fence would have been taken.
+ */
+export interface RehearsalFigures {
+  /** Every step up to the fence passed: a switch would have gone ahead (outcome `rehearsed`). */
+  wouldSwitch: boolean;
+  /** The catch-up passes, as a switch runs them. */
+  catchUpPasses: CopyFigures[];
+  /** The last delta: what the fence would have copied. Absent when no stack served clients. */
+  lastDelta?: CopyFigures;
+  /** How long writes would have been held: the last delta's copy (a switch adds one fence and one forward call). */
+  predictedWritePauseMs?: number;
+}
+
 export interface SwitchReport {
   env: string;
   workflowId: string;
@@ -111,6 +133,8 @@ export interface SwitchReport {
   startedAt: string;
   finishedAt: string;
   clients?: ClientFigures;
+  /** Only in the report of a rehearsal: what a switch would have done. */
+  rehearsal?: RehearsalFigures;
 }
 
 /** Exit codes are a contract with CI (DESIGN §6). */

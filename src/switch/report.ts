@@ -2,7 +2,7 @@
  * The switch report as people and CI read it: Markdown for a terminal or a CI summary, JSON for
  * archiving (DESIGN §6). The report itself is produced by the workflow; this only renders it.
  */
-import type { SwitchReport, StackRefSummary, ClientFigures } from './contract.ts';
+import type { SwitchReport, StackRefSummary, ClientFigures, CopyFigures, RehearsalFigures } from './contract.ts';
 
 /** 850 ms, 12.3 s, 4m 05s, 1h 02m: short enough for a progress line, exact enough for a report. */
 export function formatDuration(ms: number): string {
@@ -67,7 +67,7 @@ export function renderMarkdown(report: SwitchReport): string {
     summary.push(['Approval', `${decision} by ${by} at ${at}${comment ? `: ${comment}` : ''}`]);
   }
 
-  const lines = [`# Switch of ${report.env}: ${report.outcome}`, '', ...table(['', ''], summary)];
+  const lines = [`# ${report.rehearsal ? 'Rehearsal of a switch' : 'Switch'} of ${report.env}: ${report.outcome}`, '', ...table(['', ''], summary)];
   if (report.warnings?.length) lines.push('', '## Warnings', '', ...report.warnings.map((warning) => `- ${warning.replace(/\r?\n/g, ' ')}`));
   lines.push('', '## Phases', '');
   lines.push(...(report.phases.length
@@ -78,12 +78,28 @@ export function renderMarkdown(report: SwitchReport): string {
     ? table(['Check', 'Result', 'Duration', 'Detail'],
       report.smoke.checks.map((c) => [c.name, c.ok ? 'ok' : 'FAILED', formatDuration(c.durationMs), c.detail ?? '']))
     : ['No smoke check ran.']));
+  if (report.rehearsal) lines.push('', '## What a switch would have done', '', ...rehearsalLines(report.rehearsal));
   if (report.clients) {
     const clients = report.clients;
     lines.push('', '## Synthetic clients', '');
     lines.push(...table(['Figure', 'Value'], CLIENT_FIGURES.map(([key, label]) => [label, String(clients[key])])));
   }
   return `${lines.join('\n')}\n`;
+}
+
+function rehearsalLines(rehearsal: RehearsalFigures): string[] {
+  const { lastDelta, predictedWritePauseMs } = rehearsal;
+  const rows = [
+    ['Would have switched', rehearsal.wouldSwitch ? 'yes' : 'no'],
+    ...rehearsal.catchUpPasses.map((pass, i) => [`Catch-up pass ${i + 1}`, copied(pass)]),
+    ['Last delta (what the fence would have copied)', lastDelta ? copied(lastDelta) : '– (no stack served clients)'],
+    ['Predicted write pause', predictedWritePauseMs === undefined ? '–' : formatDuration(predictedWritePauseMs)],
+  ];
+  return table(['Figure', 'Value'], rows);
+}
+
+function copied(copy: CopyFigures): string {
+  return `${copy.items} items in ${formatDuration(copy.durationMs)}`;
 }
 
 export function renderJson(report: SwitchReport): string {

@@ -34,3 +34,11 @@ export function switchStartOptions(input: SwitchInput) {
     ].join('\n'),
   };
 }
+
+/** Start options of a rehearsal: the switch's id (one lock per environment) and attributes, its own summary. */
+export function rehearsalStartOptions(input: SwitchInput) {
+  return {
+    ...switchStartOptions(input),
+    staticSummary: `rehearse switching ${input.env} to version ${input.version} (trigger ${input.trigger}): no fence, DNS untouched`,
+  };
+}
