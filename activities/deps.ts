@@ -6,6 +6,8 @@ import type { Ports } from '../src/cloud/ports.ts';
 import type { StackAdmin } from '../src/navcloud/admin-client.ts';
 import type { SmokeOptions } from '../src/navcloud/smoke.ts';
 import type { SmokeCheck } from '../src/switch/contract.ts';
+import type { Notifier } from '../src/notify/notifier.ts';
+import type { SwitchMetrics } from '../src/temporal/switch-metrics.ts';
 
 /** What runs the smoke checks: runSmokeChecks of src/navcloud/smoke.ts, or a fake in tests. */
 export type SmokeRunner = (options: SmokeOptions) => Promise<SmokeCheck[]>;
@@ -22,6 +24,10 @@ export interface ActivityDeps {
   importBatchLines?: number;
   /** Pause between checks of an activity that polls (DNS verification). */
   pollMs?: number;
+  /** Who delivers an environment's notifications; default: src/notify/factory.ts. */
+  notifier?: (env: Environment) => Notifier;
+  /** The worker's Prometheus metrics, fed by each switch's report. */
+  metrics?: SwitchMetrics;
 }
 
 /** An environment with its adapters, built once per environment per worker. */

@@ -13,6 +13,8 @@ import { drainActivities } from './drain.ts';
 import { verifyActivities } from './verify.ts';
 import { backupActivities } from './backups.ts';
 import { reportActivities } from './report.ts';
+import { notifyActivities } from './notify.ts';
+import { createNotifier } from '../src/notify/factory.ts';
 
 export type { ActivityDeps, SmokeRunner } from './deps.ts';
 
@@ -29,7 +31,8 @@ export function createActivities(deps: ActivityDeps) {
     ...drainActivities(context),
     ...verifyActivities(context),
     ...backupActivities(context),
-    ...reportActivities(context, deps.reportsDir),
+    ...reportActivities(context, deps.reportsDir, deps.metrics),
+    ...notifyActivities(context, deps.notifier ?? createNotifier),
   });
 }
 

@@ -15,7 +15,31 @@ export class ConfigError extends Error {
 /** The longest verification a switch allows: 6 hours. */
 export const MAX_VERIFY_SECONDS = 6 * 3_600;
 
-const envName = z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, 'lower-case letters, digits and dashes, starting with a letter');
+// The colours delimit stack names (navcloud-<env>-<colour>-<id>): with no -blue or -green part in
+// an environment's name, IAM patterns for one environment never match another's (infra/orchestrator.yaml).
+const envName = z.string()
+  .regex(/^[a-z][a-z0-9-]{0,30}$/, 'lower-case letters, digits and dashes, starting with a letter')
+  .regex(/^(?!.*-(blue|green)(-|$))/, "no '-blue' or '-green' part (the colours delimit stack names)");
+
+/** What a switch tells the `notify:` targets about (docs in README, "Running it for real"). */
+export const NOTIFY_EVENTS = ['started', 'awaiting-approval', 'switched', 'rolled-back', 'failed', 'rehearsed'] as const;
+export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
+
+/** `env:VAR` (a webhook URL is a secret: Slack's carries its token) or an http(s) URL. */
+const webhookUrl = z.string().refine(
+  (v) => /^env:[A-Za-z_][A-Za-z0-9_]*$/.test(v) || (URL.canParse(v) && /^https?:$/.test(new URL(v).protocol)),
+  'an http(s) URL, or env:VAR naming an environment variable that holds one',
+);
+const snsTopicArn = z.string().regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/, 'an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:TOPIC)');
+
+const notifyTarget = z.object({
+  webhook: webhookUrl.optional(),
+  sns: snsTopicArn.optional(),
+  /** Unset: every event. */
+  events: z.array(z.enum(NOTIFY_EVENTS)).min(1).optional(),
+}).strict().refine((t) => (t.webhook === undefined) !== (t.sns === undefined), 'exactly one of webhook or sns');
+
+export type NotifyTarget = z.output<typeof notifyTarget>;
 
 export const environmentSchema = z.object({
   name: envName,
@@ -61,6 +85,8 @@ export const environmentSchema = z.object({
    * or cancelled switch never leaves it refusing writes for longer (docs/switch-protocol.md).
    */
   fenceLeaseSeconds: z.number().int().min(10).max(3_600).default(60),
+  /** Webhooks and SNS topics told about a switch's events; a failed notification is a warning, never a failed switch. */
+  notify: z.array(notifyTarget).optional(),
 });
 
 export type Environment = z.output<typeof environmentSchema>;
@@ -85,8 +111,9 @@ export function parseEnvironment(file: string, text: string): Environment {
 }
 
 export async function loadEnvironment(name: string, dir = environmentsDir): Promise<Environment> {
-  if (!envName.safeParse(name).success) {
-    throw new ConfigError(`environment name '${name}' is not valid: expected lower-case letters, digits and dashes`);
+  const valid = envName.safeParse(name);
+  if (!valid.success) {
+    throw new ConfigError(`environment name '${name}' is not valid: expected ${valid.error.issues[0]!.message}`);
   }
   const file = resolve(dir, `${name}.yaml`);
   let text: string;

@@ -24,9 +24,15 @@ export interface TemporalTarget {
 
 type Env = Record<string, string | undefined>;
 
+/** A PEM value itself (as a container's secret injects it) or the path of a file holding one. */
+const isPem = (value: string) => value.trimStart().startsWith('-----BEGIN ');
+/** How errors name such a variable's value: never a key's PEM. */
+const shown = (value: string) => (isPem(value) ? 'a PEM value' : value);
+
 function readNamedFile(variable: string, env: Env): Uint8Array | undefined {
   const path = env[variable];
   if (!path) return undefined;
+  if (isPem(path)) return Buffer.from(path);
   try {
     return readFileSync(path);
   } catch (err) {
@@ -45,10 +51,10 @@ export function connectionOptions(env: Env = process.env): TemporalTarget {
   const apiKey = env.TEMPORAL_API_KEY || undefined;
 
   if (env.TEMPORAL_TLS_CERT && !env.TEMPORAL_TLS_KEY) {
-    throw new ConfigError(`TEMPORAL_TLS_CERT is set (${env.TEMPORAL_TLS_CERT}) but TEMPORAL_TLS_KEY is not: mTLS needs both the certificate and its key`);
+    throw new ConfigError(`TEMPORAL_TLS_CERT is set (${shown(env.TEMPORAL_TLS_CERT)}) but TEMPORAL_TLS_KEY is not: mTLS needs both the certificate and its key`);
   }
   if (env.TEMPORAL_TLS_KEY && !env.TEMPORAL_TLS_CERT) {
-    throw new ConfigError(`TEMPORAL_TLS_KEY is set (${env.TEMPORAL_TLS_KEY}) but TEMPORAL_TLS_CERT is not: mTLS needs both the certificate and its key`);
+    throw new ConfigError(`TEMPORAL_TLS_KEY is set (${shown(env.TEMPORAL_TLS_KEY)}) but TEMPORAL_TLS_CERT is not: mTLS needs both the certificate and its key`);
   }
   if (apiKey && env.TEMPORAL_TLS_CERT) {
     throw new ConfigError('TEMPORAL_API_KEY and TEMPORAL_TLS_CERT are both set: authenticate with either an API key or a client certificate, not both');

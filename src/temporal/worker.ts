@@ -16,6 +16,9 @@ import { dataDir } from '../tools.ts';
 import { TASK_QUEUE } from '../switch/contract.ts';
 import { createActivities, type ActivityDeps } from '../../activities/index.ts';
 import { connectionOptions } from './client.ts';
+import { SwitchMetrics } from './switch-metrics.ts';
+import { startWorkerProbe, type ProbeOptions } from './worker-probe.ts';
+import { freePort } from '../net.ts';
 
 export const workflowsPath = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
 
@@ -32,6 +35,12 @@ export interface RunWorkerOptions {
   heartbeatThrottleMs?: number;
   /** Called once the worker polls its task queue. */
   onRunning?: (worker: Worker) => void;
+  /** How long running activities get to stop cleanly after a shutdown signal (default 10). */
+  shutdownGraceSeconds?: number;
+  /** Serve /healthz and /metrics (Switchyard's and the SDK's runtime metrics) here. */
+  probe?: ProbeOptions;
+  /** Called with the probe's base URL once it listens. */
+  onProbe?: (url: string) => void;
 }
 
 export function defaultDeps(): ActivityDeps {
@@ -47,25 +56,40 @@ export function defaultDeps(): ActivityDeps {
 /** Runs until a shutdown signal (or worker.shutdown()) and its graceful end; rejects if the worker fails. */
 export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
   const logger = options.logger ?? createLogger('switchyard-worker');
-  installRuntime(logger, options.shutdownSignals ?? ['SIGINT', 'SIGTERM']);
+  // The SDK's core serves its metrics on loopback only; the probe republishes them.
+  const sdkMetricsPort = options.probe ? await freePort() : undefined;
+  const sdkMetrics = installRuntime(logger, options.shutdownSignals ?? ['SIGINT', 'SIGTERM'], sdkMetricsPort);
   const target = connectionOptions();
   const connection = await NativeConnection.connect({
     ...target.connection,
     address: options.address ?? target.connection.address,
   });
+  let worker: Worker | undefined;
+  const metrics = options.probe ? new SwitchMetrics() : undefined;
+  const probe = options.probe && metrics
+    ? await startWorkerProbe(options.probe, {
+      connection, worker: () => worker, metrics, logger,
+      ...(sdkMetrics ? { sdkMetricsUrl: `http://127.0.0.1:${sdkMetricsPort}/metrics` } : {}),
+    })
+    : undefined;
+  if (probe) {
+    logger.info({ probe: probe.url, sdkMetrics }, 'worker probe listening (/healthz, /metrics)');
+    options.onProbe?.(probe.url);
+  }
   try {
     const taskQueue = options.taskQueue ?? TASK_QUEUE;
     const throttle = options.heartbeatThrottleMs ?? 5_000;
-    const worker = await Worker.create({
+    const deps = options.deps ?? defaultDeps();
+    worker = await Worker.create({
       connection,
       namespace: options.namespace ?? target.namespace,
       taskQueue,
       workflowsPath,
-      activities: createActivities(options.deps ?? defaultDeps()),
+      activities: createActivities(metrics ? { ...deps, metrics } : deps),
       maxHeartbeatThrottleInterval: throttle,
       defaultHeartbeatThrottleInterval: throttle,
       // On shutdown, running activities are cancelled and given this long to stop cleanly.
-      shutdownGraceTime: '10s',
+      shutdownGraceTime: `${options.shutdownGraceSeconds ?? 10}s`,
     });
     logger.info({ taskQueue, address: options.address ?? target.connection.address }, 'worker polling');
     const running = worker.run();
@@ -73,20 +97,29 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
     await running;
     logger.info({ taskQueue }, 'worker stopped');
   } finally {
+    await probe?.close();
     await connection.close();
   }
 }
 
-/** The Temporal runtime is process-wide and installed once: a second worker in the process shares it. */
-function installRuntime(logger: Logger, shutdownSignals: NodeJS.Signals[]): void {
+/**
+ * The Temporal runtime is process-wide and installed once: a second worker in the process shares
+ * it. Returns whether its metrics are served on `metricsPort` (only by the first install).
+ */
+function installRuntime(logger: Logger, shutdownSignals: NodeJS.Signals[], metricsPort?: number): boolean {
   try {
     Runtime.install({
       logger: pinoForTemporal(logger.child({ component: 'temporal' })),
       shutdownSignals,
-      telemetryOptions: { logging: { filter: { core: 'WARN', other: 'WARN' }, forward: {} } },
+      telemetryOptions: {
+        logging: { filter: { core: 'WARN', other: 'WARN' }, forward: {} },
+        ...(metricsPort ? { metrics: { prometheus: { bindAddress: `127.0.0.1:${metricsPort}`, countersTotalSuffix: true } } } : {}),
+      },
     });
+    return metricsPort !== undefined;
   } catch (err) {
     if (!(err instanceof IllegalStateError)) throw err;
+    return false;
   }
 }
 

@@ -3,29 +3,11 @@ import { execFile } from 'node:child_process';
 import { readFile, readdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { parse, type Tags } from 'yaml';
 import { repoRoot, parseEnvironment, environmentSchema } from '../../src/config/environment.ts';
 import { toolPath } from '../../src/tools.ts';
+import { readTemplate as template } from './cfn-yaml.ts';
 
 const infra = resolve(repoRoot, 'infra');
-
-/** CloudFormation's short-form intrinsics, read into their long form. */
-const intrinsics = ['Ref', 'Sub', 'GetAtt', 'If', 'Select', 'Split', 'ImportValue', 'Equals', 'Not', 'And', 'Or', 'Join', 'GetAZs', 'Cidr', 'Base64', 'FindInMap', 'Condition'];
-const longName = (n: string) => (n === 'Ref' || n === 'Condition' ? n : `Fn::${n}`);
-const customTags: Tags = intrinsics.flatMap((n) => [
-  { tag: `!${n}`, resolve: (s: string) => ({ [longName(n)]: n === 'GetAtt' ? s.split('.') : s }) },
-  { tag: `!${n}`, collection: 'seq' as const, resolve: (seq: { toJSON(): unknown }) => ({ [longName(n)]: seq.toJSON() }) },
-  { tag: `!${n}`, collection: 'map' as const, resolve: (map: { toJSON(): unknown }) => ({ [longName(n)]: map.toJSON() }) },
-]);
-
-interface Template {
-  Parameters: Record<string, { Type: string; Default?: unknown }>;
-  Resources: Record<string, { Type: string; Properties: Record<string, any> }>;
-  Outputs: Record<string, unknown>;
-}
-async function template(file: string): Promise<Template> {
-  return parse(await readFile(resolve(infra, file), 'utf8'), { customTags }) as Template;
-}
 
 /** CloudFormation templates in infra/ (environment files and local stack specs are not). */
 async function cloudFormationTemplates(): Promise<string[]> {
@@ -149,6 +131,69 @@ describe('infra templates', () => {
     // Only the calls IAM cannot scope get '*'.
     const unscoped = statements.filter((s) => s.Resource === '*').flatMap((s) => [s.Action].flat()).sort();
     expect(unscoped).toEqual(['cloudformation:DescribeStacks', 'route53:TestDNSAnswer']);
+  });
+
+  it('every role an app stack creates carries the boundary, and the execution role creates none without it', async () => {
+    const app = await template('app-stack.yaml');
+    const roles = Object.entries(app.Resources).filter(([, r]) => r.Type === 'AWS::IAM::Role');
+    expect(roles.map(([id]) => id).sort()).toEqual(['ApiRole', 'RiakRole']);
+    for (const [id, role] of roles) expect(role.Properties.PermissionsBoundary, id).toEqual({ Ref: 'RolePermissionsBoundary' });
+
+    const orchestrator = await template('orchestrator.yaml');
+    type Statement = { Sid: string; Action: string | string[]; Resource: unknown; Condition?: Record<string, Record<string, unknown>> };
+    const statements = orchestrator.Resources.StackExecutionRole!.Properties.Policies
+      .flatMap((p: { PolicyDocument: { Statement: Statement[] } }) => p.PolicyDocument.Statement) as Statement[];
+    const actions = (s: Statement) => [s.Action].flat();
+    const granting = (action: string) => statements.filter((s) => actions(s).includes(action));
+    for (const action of ['iam:CreateRole', 'iam:PutRolePolicy', 'iam:AttachRolePolicy']) {
+      expect(granting(action).length, action).toBeGreaterThan(0);
+      for (const s of granting(action)) expect(s.Condition?.StringEquals?.['iam:PermissionsBoundary'], `${s.Sid} ${action}`).toEqual({ Ref: 'AppRoleBoundary' });
+    }
+    for (const s of granting('iam:AttachRolePolicy')) expect(s.Condition?.StringEquals?.['iam:PolicyARN']).toBeDefined();
+    for (const s of granting('iam:PassRole')) expect(s.Condition?.StringEquals?.['iam:PassedToService']).toBe('ec2.amazonaws.com');
+    // Nothing that could lift or rewrite a boundary, nor any wildcard over IAM.
+    const forbidden = ['iam:PutRolePermissionsBoundary', 'iam:DeleteRolePermissionsBoundary', 'iam:CreatePolicyVersion', 'iam:SetDefaultPolicyVersion', 'iam:UpdateAssumeRolePolicy', 'iam:CreateUser'];
+    expect(statements.flatMap(actions).filter((a) => forbidden.includes(a) || /^iam:.*\*/.test(a) || a === '*')).toEqual([]);
+  });
+
+  it('the boundary allows every action the app stacks\' roles use, so it takes nothing they need', async () => {
+    const app = await template('app-stack.yaml');
+    const used = ['ApiRole', 'RiakRole'].flatMap((id) => app.Resources[id]!.Properties.Policies
+      .flatMap((p: { PolicyDocument: { Statement: Array<{ Action: string | string[] }> } }) => p.PolicyDocument.Statement)
+      .flatMap((s: { Action: string | string[] }) => [s.Action].flat())) as string[];
+    const boundary = (await template('orchestrator.yaml')).Resources.AppRoleBoundary!.Properties.PolicyDocument.Statement as Array<{ Action: string | string[] }>;
+    const allowed = new Set(boundary.flatMap((s) => [s.Action].flat()));
+    expect(used.length).toBeGreaterThan(0);
+    expect(used.filter((a) => !allowed.has(a))).toEqual([]);
+  });
+
+  it('worker-service.yaml: Fargate tasks as the orchestrator\'s worker role, Temporal credentials from Secrets Manager, draining deploys', async () => {
+    const service = await template('worker-service.yaml');
+    const task = service.Resources.TaskDefinition!.Properties;
+    expect(task).toMatchObject({ RequiresCompatibilities: ['FARGATE'], NetworkMode: 'awsvpc', TaskRoleArn: { Ref: 'WorkerRoleArn' } });
+    const [container] = task.ContainerDefinitions as Array<Record<string, any>>;
+    expect(container!.LogConfiguration.Options['awslogs-group']).toEqual({ Ref: 'LogGroup' });
+    expect(service.Resources.LogGroup!.Properties.LogGroupName).toEqual({ 'Fn::Sub': '/switchyard/${EnvName}/worker' });
+    expect(container!.Secrets['Fn::If'][0]).toBe('UseApiKey');
+    const secretNames = (branch: Array<{ Name: string }>) => branch.map((s) => s.Name);
+    expect(secretNames(container!.Secrets['Fn::If'][1])).toEqual(['TEMPORAL_API_KEY']);
+    expect(secretNames(container!.Secrets['Fn::If'][2])).toEqual(['TEMPORAL_TLS_CERT', 'TEMPORAL_TLS_KEY']);
+    expect(JSON.stringify(container!.Environment)).not.toMatch(/TEMPORAL_API_KEY|TEMPORAL_TLS_KEY/);
+    expect(container!.HealthCheck.Command.join(' ')).toContain('/healthz');
+    // Activities get their grace inside the stop timeout (Fargate allows at most 120 s).
+    const grace = Number((container!.Environment as Array<{ Name: string; Value: string }>).find((e) => e.Name === 'SWITCHYARD_SHUTDOWN_GRACE_SECONDS')!.Value);
+    expect(container!.StopTimeout).toBeLessThanOrEqual(120);
+    expect(grace).toBeGreaterThanOrEqual(60);
+    expect(grace).toBeLessThan(container!.StopTimeout);
+    const svc = service.Resources.Service!.Properties;
+    expect(svc.DeploymentConfiguration).toMatchObject({ MinimumHealthyPercent: 100, MaximumPercent: 200 });
+    expect(svc.NetworkConfiguration.AwsvpcConfiguration.AssignPublicIp).toBe('DISABLED');
+    expect(svc.DesiredCount).toEqual({ Ref: 'WorkerCount' });
+    expect(service.Parameters.WorkerCount).toMatchObject({ MinValue: 1 });
+    expect(Number(service.Parameters.WorkerCount!.Default)).toBeGreaterThanOrEqual(1);
+    // The orchestrator's worker role lets ECS tasks of its own account assume it.
+    const trust = (await template('orchestrator.yaml')).Resources.WorkerRole!.Properties.AssumeRolePolicyDocument.Statement as Array<Record<string, any>>;
+    expect(trust).toContainEqual(expect.objectContaining({ Principal: { Service: 'ecs-tasks.amazonaws.com' }, Condition: { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } } }));
   });
 
   it('the environment schema accepts stackRoleArn only as a role ARN', () => {

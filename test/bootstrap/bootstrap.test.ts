@@ -15,8 +15,9 @@ describe('scripts/bootstrap', () => {
   it('is idempotent: a second run succeeds and leaves every tool runnable', () => {
     const run = bootstrap({ PATH: process.env.PATH ?? '' });
     expect(run.status, run.stderr).toBe(0);
-    for (const tool of ['temporal', 'moto_server', 'cfn-lint']) {
-      const check = spawnSync(resolve(repoRoot, '.tools/bin', tool), [tool === 'moto_server' ? '--help' : '--version']);
+    const flag: Record<string, string> = { moto_server: '--help', actionlint: '-version' };
+    for (const tool of ['temporal', 'moto_server', 'cfn-lint', 'checkov', 'hadolint', 'actionlint']) {
+      const check = spawnSync(resolve(repoRoot, '.tools/bin', tool), [flag[tool] ?? '--version']);
       expect(check.status, `${tool} runs`).toBe(0);
     }
   });

@@ -41,6 +41,16 @@ describe('connectionOptions', () => {
     expect(connection.apiKey).toBeUndefined();
   });
 
+  it('takes the certificate and key as PEM values, as container secrets inject them, and never shows a key', () => {
+    const pemCert = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+    const pemKey = '-----BEGIN PRIVATE KEY-----\nsecret\n-----END PRIVATE KEY-----\n';
+    const { connection } = connectionOptions({ TEMPORAL_TLS_CERT: pemCert, TEMPORAL_TLS_KEY: pemKey });
+    if (typeof connection.tls !== 'object') throw new Error('expected a TLS config');
+    expect(text(connection.tls.clientCertPair?.crt)).toBe(pemCert);
+    expect(text(connection.tls.clientCertPair?.key)).toBe(pemKey);
+    expect(() => connectionOptions({ TEMPORAL_TLS_KEY: pemKey })).toThrow('TEMPORAL_TLS_KEY is set (a PEM value) but TEMPORAL_TLS_CERT is not');
+  });
+
   it('turns TLS on for an API key', () => {
     const { connection } = connectionOptions({ TEMPORAL_API_KEY: 'k-123' });
     expect(connection).toEqual({ address: '127.0.0.1:7233', tls: true, apiKey: 'k-123' });

@@ -1,6 +1,7 @@
 import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import { S3Client } from '@aws-sdk/client-s3';
 import { Route53Client } from '@aws-sdk/client-route-53';
+import { SNSClient } from '@aws-sdk/client-sns';
 
 export interface AwsClientConfig {
   region: string;
@@ -32,4 +33,8 @@ export function s3Client(config: AwsClientConfig): S3Client {
 
 export function route53Client(config: AwsClientConfig): Route53Client {
   return new Route53Client(common(config));
+}
+
+export function snsClient(config: AwsClientConfig): SNSClient {
+  return new SNSClient(common(config));
 }
