@@ -26,6 +26,8 @@ export interface LiveStack {
    * when no stack of the environment is there.
    */
   stack?: StackDescription;
+  /** The stack DNS names, when it forwards every request to `stack` (a run died after its commit). */
+  forwardedBy?: string;
 }
 
 export interface Plan {

@@ -8,4 +8,9 @@ export const PATCHES = {
    * tear-down by role, one lock per environment, fewer history events (docs/switch-protocol.md).
    */
   protocolV2: 'switch-protocol-v2',
+  /**
+   * Rollback takes the stack the live one forwards to from planning, which follows forwards,
+   * instead of asking the live stack itself first.
+   */
+  rollbackFollowsForward: 'rollback-follows-forward',
 } as const;

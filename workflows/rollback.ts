@@ -2,13 +2,15 @@
  * The `rollback` workflow: sends clients back to the previous stack, if it still exists, without
  * losing what the current stack accepted meanwhile: the same point-DNS-back step a switch undoes
  * its flip with (workflows/point-back.ts). A stack that a switch drained is a previous stack; one
- * kept after a failed switch (--keep-failed) never is, unless named. It runs under the
+ * kept after a failed switch (--keep-failed) never is, unless named; when DNS names a stack that
+ * forwards to another (an earlier rollback moved the writer but not DNS), that one is. It runs under the
  * environment's switch workflow id, so a switch and a rollback never overlap (one lock).
  * Rollbacks started by the previous release finish on the code they started with (workflows/v1).
  */
 import { CancellationScope, isCancellation, patched, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { SwitchStatus } from '../src/switch/contract.ts';
-import type { StackRef } from '../activities/types.ts';
+import type { StackDescription } from '../src/cloud/ports.ts';
+import type { StackRef, StackState } from '../activities/types.ts';
 import { statusQuery, type RollbackInput, type RollbackReport } from './definitions.ts';
 import { persistent, quick } from './activities.ts';
 import { pointDnsBack, type PointBackProgress } from './point-back.ts';
@@ -41,14 +43,16 @@ export async function rollback(input: RollbackInput): Promise<RollbackReport> {
     if (!plan.live || !live?.outputs) {
       return report('failed', { reason: `the DNS record of ${env} sends clients to no stack with outputs: nothing to roll back from` });
     }
-    from = { name: live.name, colour: live.colour, outputs: live.outputs };
-    const found = await previousStack(input, from);
+    const found = plan.live.forwardedBy
+      ? await forwardingStack(env, plan.live.forwardedBy, live)
+      : await previousStack(input, live, patched(PATCHES.rollbackFollowsForward) ? undefined : await askedLiveStack(env, live));
     if (!found) {
       return report('failed', {
         from: live.name,
         reason: input.to ? `stack ${input.to} of ${env} does not exist or is not ready` : `no previous stack of ${env} exists, is ready and served clients before`,
       });
     }
+    from = found.from;
     to = found.stack;
     status.from = { stack: from.name, colour: from.colour };
     status.to = { stack: to.name, colour: to.colour };
@@ -87,24 +91,54 @@ export async function rollback(input: RollbackInput): Promise<RollbackReport> {
   }
 }
 
+interface Previous {
+  /** The stack clients are sent to now. */
+  from: StackRef;
+  /** The stack to return to, where a copy into it starts, and whether a switch drained it. */
+  stack: StackRef;
+  cursor: string;
+  draining: boolean;
+}
+
 /**
- * The stack to return to, where a copy into it starts, and whether a switch drained it: the one
- * the current stack forwards to (an earlier rollback moved the writer but not DNS), else the named
- * one, else a ready stack a switch drained.
+ * The named stack, else the newest ready stack a switch drained: only such a stack served clients
+ * before. `liveState` is how rollbacks started before patch rollback-follows-forward found the stack
+ * the live one forwards to (they asked the live stack; planning does it now).
  */
-async function previousStack(input: RollbackInput, current: StackRef): Promise<{ stack: StackRef; cursor: string; draining: boolean } | undefined> {
+async function previousStack(input: RollbackInput, live: StackDescription, liveState?: StackState): Promise<Previous | undefined> {
   const { env } = input;
-  const currentState = await quick.stackState({ env, adminUrl: current.outputs.adminUrl });
+  const from = refOf(live);
+  if (!from) return undefined;
   const candidates = (await quick.listStacks(env))
-    .filter((s) => s.name !== current.name && s.status === 'ready' && (!input.to || s.name === input.to));
-  const forwardedTo = candidates.find((s) => s.outputs && s.outputs.endpoint === currentState.forwardTo);
+    .filter((s) => s.name !== live.name && s.status === 'ready' && (!input.to || s.name === input.to));
+  const forwardedTo = liveState?.forwardTo ? candidates.find((s) => s.outputs?.endpoint === liveState.forwardTo) : undefined;
   for (const candidate of forwardedTo ? [forwardedTo] : candidates) {
-    if (!candidate.outputs) continue;
-    const state = await quick.stackState({ env, adminUrl: candidate.outputs.adminUrl, nodes: candidate.outputs.nodes });
-    // Only a stack a switch drained has served clients; one kept after a failed switch never passed.
-    if (forwardedTo || input.to || state.draining) {
-      return { stack: { name: candidate.name, colour: candidate.colour, outputs: candidate.outputs }, cursor: state.cursor, draining: state.draining };
-    }
+    const stack = refOf(candidate);
+    if (!stack) continue;
+    const state = await quick.stackState({ env, adminUrl: stack.outputs.adminUrl, nodes: stack.outputs.nodes });
+    // One kept after a failed switch never passed, so it was never drained.
+    if (forwardedTo || input.to || state.draining) return { from, stack, cursor: state.cursor, draining: state.draining };
   }
   return undefined;
+}
+
+/**
+ * DNS names a stack that forwards to `writer` (an earlier rollback, or a switch, moved the writer
+ * but not DNS): rolling back finishes the job, from the stack DNS names to the writer.
+ */
+async function forwardingStack(env: string, forwardedBy: string, writer: StackDescription): Promise<Previous | undefined> {
+  const named = (await quick.listStacks(env)).find((s) => s.name === forwardedBy);
+  const from = named && refOf(named);
+  const stack = refOf(writer);
+  if (!from || !stack) return undefined;
+  const state = await quick.stackState({ env, adminUrl: stack.outputs.adminUrl, nodes: stack.outputs.nodes });
+  return { from, stack, cursor: state.cursor, draining: state.draining };
+}
+
+async function askedLiveStack(env: string, live: StackDescription): Promise<StackState | undefined> {
+  return live.outputs ? quick.stackState({ env, adminUrl: live.outputs.adminUrl }) : undefined;
+}
+
+function refOf(stack: StackDescription): StackRef | undefined {
+  return stack.outputs ? { name: stack.name, colour: stack.colour, outputs: stack.outputs } : undefined;
 }

@@ -19,6 +19,8 @@ const MAX_CATCH_UP_PASSES = 5;
 /** Verification looks at the new stack this often, or less often so that a watch takes at most VERIFY_LOOKS looks. */
 const VERIFY_EVERY_MS = 10_000;
 const VERIFY_LOOKS = 240;
+/** Looks at the draining stack's activity, at most. */
+const DRAIN_LOOKS = 120;
 /** A stack with fewer requests per second than this is as good as idle. */
 const NEAR_ZERO_RPS = 0.5;
 /** The fence lease of a run whose settings predate leases (the environment file's default). */
@@ -57,6 +59,7 @@ export async function plan(run: SwitchRun): Promise<Planned> {
   if (live?.outputs && live.status !== 'deleting' && live.status !== 'deleted') {
     old = { name: live.name, colour: live.colour, outputs: live.outputs };
     if (live.status !== 'ready') run.warn(`${live.name} serves while CloudFormation says ${live.rawStatus}: caught up from and fenced all the same`);
+    if (found.live?.forwardedBy) run.warn(`${found.live.forwardedBy}, which DNS names, forwards to ${live.name}: caught up from and fenced as the live stack`);
   } else if (live && live.status !== 'deleted') {
     throw stop('LiveStackUnknown', `DNS sends clients to ${live.name}, which is ${live.rawStatus} without outputs: its writes could not be caught up`);
   } else if (found.live) {
@@ -264,8 +267,9 @@ export async function drain(run: SwitchRun, planned: Planned): Promise<void> {
     await quick.drainStack(target);
     const floorMs = settings.ttl * 1000;
     const ceilingMs = Math.max(settings.drainSeconds * 1000, floorMs);
-    // Look often enough to stop soon after the floor, rarely enough to keep the history small.
-    const stepMs = Math.max(1_000, Math.min(30_000, floorMs, Math.ceil(ceilingMs / 10)));
+    // Look often enough to stop soon after the floor, rarely enough to keep the history small
+    // (at most DRAIN_LOOKS looks however long drainSeconds is).
+    const stepMs = Math.max(1_000, Math.min(30_000, floorMs, Math.ceil(ceilingMs / 10)), Math.ceil(ceilingMs / DRAIN_LOOKS));
     let waitedMs = 0;
     while (waitedMs < ceilingMs) {
       const step = Math.min(stepMs, ceilingMs - waitedMs);

@@ -39,22 +39,21 @@ export const exportItems: Handler = async (context, { response, query }) => {
   const since = sinceParam(query);
   const highest = await context.store.highestSeq();
   if (since > highest) throw new ApiError(410, 'cursor-gone', `cursor ${since} is beyond the newest change of this store`);
+  const exported = await context.store.exportSince(since);
   response.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
   let chunk = '';
   let items = 0;
-  let last = highest;
-  for await (const item of context.store.exportSince(since)) {
+  for await (const item of exported.items) {
     chunk += `${JSON.stringify(exportLineOf(item))}\n`;
     items++;
-    if (item.seq > last) last = item.seq;
     if (chunk.length >= EXPORT_CHUNK) {
       const more = response.write(chunk);
       chunk = '';
       if (!more && !(await drained(response))) return;
     }
   }
-  // The store was read from one snapshot taken after `highest`: every change up to `last` is above.
-  const end: ExportEndLine = { kind: 'end', cursor: encodeCursor(last), items };
+  // The store vouches that no acknowledged change up to `through` is missing from the lines above.
+  const end: ExportEndLine = { kind: 'end', cursor: encodeCursor(exported.through), items };
   response.end(`${chunk}${JSON.stringify(end)}\n`);
 };
 

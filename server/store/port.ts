@@ -72,6 +72,16 @@ export class StoreError extends Error {
   }
 }
 
+/**
+ * An export: `through` is its cursor. Every write the store acknowledged with a number in
+ * (since, through] is among `items`, or was overwritten by a later change (whose number is above
+ * `through` if it is not among them), so the next export from `through` misses nothing.
+ */
+export interface StoreExport {
+  through: number;
+  items: AsyncIterable<StoredItem>;
+}
+
 export interface SyncStore {
   /**
    * The item as `user` may see it: owned or shared with them; tombstones are not returned.
@@ -88,8 +98,8 @@ export interface SyncStore {
   inbox(user: string, limit: number): Promise<StoredItem[]>;
   /** Changes visible to `user` with seq > since, oldest first. 'cursor-gone' when since is beyond the store or compacted. */
   changes(user: string, since: number, limit: number): Promise<StoredChange[]>;
-  /** Every item (tombstones too) whose last change is > since, in seq order. */
-  exportSince(since: number): AsyncIterable<StoredItem>;
+  /** Every item (tombstones too) whose last change is > since and at most the export's `through`. */
+  exportSince(since: number): Promise<StoreExport>;
   /** Idempotent: keeps revisions and sequence numbers; older or equal revisions are skipped. */
   import(lines: ExportItemLine[]): Promise<Omit<ImportResult, 'cursor'> & { seq: number }>;
   /** open|fenced -> fenced with lease now + leaseMs (a repeat renews it); forwarding is answered as is. */

@@ -14,7 +14,7 @@ import { dirname } from 'node:path';
 import type { ExportItemLine, ItemType } from '../../src/navcloud/protocol.ts';
 import { decodeCursor } from '../cursor.ts';
 import { compareRevisions, nextRevision } from './revision.ts';
-import { StoreError, type Clock, type FenceMode, type FenceState, type PutItem, type StoredChange, type StoredItem, type SyncStore } from './port.ts';
+import { StoreError, type StoreExport, type Clock, type FenceMode, type FenceState, type PutItem, type StoredChange, type StoredItem, type SyncStore } from './port.ts';
 
 interface ItemRow {
   seq: number;
@@ -90,6 +90,23 @@ function toItem(row: ItemRow): StoredItem {
   };
   if (row.data !== null) item.data = JSON.parse(row.data);
   return item;
+}
+
+/** The items of an open read transaction on `reader`, page by page; closes the reader when done or abandoned. */
+async function* snapshotItems(reader: Database.Database, since: number): AsyncIterable<StoredItem> {
+  try {
+    const page = reader.prepare<[number, number], ItemRow>(`SELECT ${COLUMNS} FROM items WHERE seq > ? ORDER BY seq LIMIT ?`);
+    let after = since;
+    for (;;) {
+      const rows = page.all(after, EXPORT_PAGE);
+      for (const row of rows) yield toItem(row);
+      if (rows.length < EXPORT_PAGE) break;
+      after = rows[rows.length - 1]!.seq;
+    }
+    reader.exec('COMMIT');
+  } finally {
+    reader.close();
+  }
 }
 
 function toChange(row: ChangeRow): StoredChange {
@@ -242,24 +259,20 @@ export class SqliteStore implements SyncStore {
 
   /**
    * Reads one snapshot on its own connection, so the export is consistent while writes go on
-   * and never holds the writer's connection busy between pages.
+   * and never holds the writer's connection busy between pages. Numbers are taken and stored in one
+   * transaction, so the snapshot's counter is its cursor.
    */
-  async *exportSince(since: number): AsyncIterable<StoredItem> {
-    const reader = new Database(this.path, { readonly: true, fileMustExist: true });
+  async exportSince(since: number): Promise<StoreExport> {
+    const reader = this.guard(() => new Database(this.path, { readonly: true, fileMustExist: true }));
+    let through: number;
     try {
-      const page = reader.prepare<[number, number], ItemRow>(`SELECT ${COLUMNS} FROM items WHERE seq > ? ORDER BY seq LIMIT ?`);
       reader.exec('BEGIN');
-      let after = since;
-      for (;;) {
-        const rows = page.all(after, EXPORT_PAGE);
-        for (const row of rows) yield toItem(row);
-        if (rows.length < EXPORT_PAGE) break;
-        after = rows[rows.length - 1]!.seq;
-      }
-      reader.exec('COMMIT');
-    } finally {
+      through = reader.prepare<[], { value: number }>("SELECT value FROM meta WHERE key = 'seq'").get()!.value;
+    } catch (error) {
       reader.close();
+      throw error;
     }
+    return { through, items: snapshotItems(reader, since) };
   }
 
   async import(lines: ExportItemLine[]): Promise<{ applied: number; skipped: number; seq: number }> {

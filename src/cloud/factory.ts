@@ -34,7 +34,7 @@ export function createPorts(env: Environment, state?: LocalState): Ports {
   const config: AwsClientConfig = { region: local.region, endpoint: local.motoEndpoint, credentials: LOCAL_CREDENTIALS };
   return {
     stacks: new LocalStackProvisioner({
-      stacksDir: resolve(local.dataDir, 'stacks'), jwtSecret: resolveSecret(env.jwtSecret), bus: local.bus,
+      stacksDir: resolve(local.dataDir, 'stacks'), jwtSecret: resolveSecret(env.jwtSecret), bus: local.bus, store: local.store,
     }),
     backups: new S3BackupStore({ s3: s3Client(config), bucket: env.backups.bucket, prefix: env.backups.prefix }),
     dns: new Route53DnsRouter({

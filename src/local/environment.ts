@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Connection } from '@temporalio/client';
-import { loadEnvironment, environmentsDir as defaultEnvironmentsDir } from '../config/environment.ts';
+import { ConfigError, loadEnvironment, environmentsDir as defaultEnvironmentsDir } from '../config/environment.ts';
 import { createLogger, type Logger } from '../logging.ts';
 import { freePort } from '../net.ts';
 import { repoRoot } from '../config/environment.ts';
@@ -16,6 +16,7 @@ import { startBroker, type Broker } from './broker.ts';
 import { spawnService, waitReady, type Service } from './services.ts';
 import { ensureBucket, ensureHostedZone, seedEnvironment, type SeedResult } from './seed.ts';
 import { writeLocalState, type LocalState } from './state.ts';
+import { describeLocalStore, type LocalStore } from '../cloud/local/stack-spec.ts';
 
 export interface LocalEnvironmentOptions {
   /** Where stacks, logs, Temporal's database and local.json go (`.data` for `up`). */
@@ -32,6 +33,8 @@ export interface LocalEnvironmentOptions {
   dnsPort: number;
   /** Items written into each seeded environment's first stack (and so into its first backup). */
   seedItems: number;
+  /** The store of stacks whose parameters name none; by default Riak at RIAK_URL when it is set, else SQLite. */
+  store?: LocalStore;
   region?: string;
   log?: Logger;
 }
@@ -45,6 +48,16 @@ export interface LocalEnvironment {
   killWorker(): Promise<void>;
   startWorker(): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** RIAK_URL=http://HOST:8098 puts every local stack on that Riak, each in a bucket of its own. */
+function storeOfEnvironment(): LocalStore {
+  const riak = process.env.RIAK_URL;
+  if (!riak) return 'sqlite';
+  const store = `riak:${riak}` as const;
+  const problem = describeLocalStore(store);
+  if (problem) throw new ConfigError(`RIAK_URL=${JSON.stringify(riak)}: ${problem}`);
+  return store;
 }
 
 /**
@@ -66,6 +79,8 @@ export async function startLocalEnvironment(options: LocalEnvironmentOptions): P
   for (const env of envs) {
     if (env.profile !== 'local') throw new Error(`environment '${env.name}' has profile ${env.profile}; the local environment runs only local-profile environments`);
   }
+  const store = options.store ?? storeOfEnvironment();
+  log.info({ store }, 'stacks of the local environment use this store unless their parameters name one');
   await removeStacks(dataDir, log);
 
   const stops: Array<() => Promise<void>> = [];
@@ -96,7 +111,7 @@ export async function startLocalEnvironment(options: LocalEnvironmentOptions): P
 
     const state: LocalState = {
       dataDir, region, motoEndpoint: moto.endpoint, temporalAddress: temporal.address, temporalUiUrl: temporal.uiUrl,
-      dnsServer: dns.address, bus: broker.url, hostedZones,
+      dnsServer: dns.address, bus: broker.url, store, hostedZones,
       processes: {
         supervisor: process.pid, moto: moto.service.pid, temporal: temporal.process.pid!,
         ...Object.fromEntries(broker.services.map((s) => [s.name, s.pid])),

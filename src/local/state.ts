@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../config/environment.ts';
 import { dataDir } from '../tools.ts';
+import { describeLocalStore, type LocalStore } from '../cloud/local/stack-spec.ts';
 
 /**
  * `.data/local.json`: where `switchyard up` started each piece of the local environment. The
@@ -19,6 +20,9 @@ const stateSchema = z.object({
   dnsServer: z.string(),
   /** SYNC_BUS of every stack's nodes. */
   bus: z.string(),
+  /** The store of every stack whose parameters name none: `sqlite`, or `riak:URL` from RIAK_URL. */
+  store: z.string().refine((value) => describeLocalStore(value) === undefined, 'must be sqlite or riak:http://HOST:8098')
+    .transform((value) => value as LocalStore).default('sqlite'),
   /** Hosted zone id per domain, for environments whose hostedZoneId is `auto`. */
   hostedZones: z.record(z.string(), z.string()),
   /** Processes `down` stops: name → pid (each leads its own process group). */

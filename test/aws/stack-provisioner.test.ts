@@ -210,4 +210,15 @@ describe('AwsStackProvisioner (aws-sdk-client-mock)', () => {
     cfn.on(CreateStackCommand).rejects(Object.assign(new Error('User: arn:aws:sts::123456789012:assumed-role/x is not authorized to perform: cloudformation:CreateStack'), { name: 'AccessDenied', $metadata: { httpStatusCode: 403 } }));
     await expect(provisioner().create(request)).rejects.toMatchObject({ code: 'AccessDenied', retryable: false, resource: request.name });
   });
+
+  // A live stack whose update rolled back keeps serving the old version: the switch must still
+  // catch up from it and fence it, so its outputs are reported.
+  it('reports the outputs of a stack that serves while its update rolled back or runs, not of one that failed to create', async () => {
+    for (const [raw, serves] of [['UPDATE_ROLLBACK_COMPLETE', true], ['UPDATE_IN_PROGRESS', true], ['ROLLBACK_COMPLETE', false]] as const) {
+      cfn.reset();
+      cfn.on(DescribeStacksCommand).resolves({ Stacks: [stack(raw, { Outputs: appStackOutputs })] });
+      const described = await provisioner().describe(request.name);
+      expect(described?.outputs?.adminUrl, raw).toBe(serves ? appStackOutputs[1]!.OutputValue : undefined);
+    }
+  });
 });

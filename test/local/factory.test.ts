@@ -12,7 +12,7 @@ import { readLocalState, type LocalState } from '../../src/local/state.ts';
 
 const state: LocalState = {
   dataDir: '/tmp/switchyard-factory-test', region: 'us-east-1', motoEndpoint: 'http://127.0.0.1:1', temporalAddress: '127.0.0.1:2',
-  dnsServer: '127.0.0.1:3', bus: 'memory', hostedZones: { 'dev.navcloud.test': 'ZLOCAL1' }, processes: { supervisor: 1 }, startedAt: '',
+  dnsServer: '127.0.0.1:3', bus: 'memory', store: 'sqlite', hostedZones: { 'dev.navcloud.test': 'ZLOCAL1' }, processes: { supervisor: 1 }, startedAt: '',
 };
 
 describe('port factory', () => {

@@ -5,6 +5,7 @@ import { Client, Connection } from '@temporalio/client';
 import { createLogger } from '../../src/logging.ts';
 import { startLocalEnvironment, type LocalEnvironment } from '../../src/local/environment.ts';
 import { alive } from '../../src/local/control.ts';
+import type { LocalStore } from '../../src/cloud/local/stack-spec.ts';
 
 /** A whole local environment (moto, RabbitMQ, Temporal, DNS, worker) in a temporary data dir, on free ports. */
 export interface TestEnvironment {
@@ -15,10 +16,11 @@ export interface TestEnvironment {
   stop(): Promise<{ leftoverPids: number[]; leftoverStacks: string[] }>;
 }
 
-export async function startTestEnvironment(seedItems: number, options: { uiPort?: number; environmentsDir?: string } = {}): Promise<TestEnvironment> {
+export async function startTestEnvironment(seedItems: number, options: { uiPort?: number; environmentsDir?: string; store?: LocalStore } = {}): Promise<TestEnvironment> {
   const dataDir = mkdtempSync(join(tmpdir(), 'switchyard-local-'));
   const local = await startLocalEnvironment({
     dataDir, envs: ['dev'], environmentsDir: options.environmentsDir, temporalPort: 0, uiPort: options.uiPort, persistTemporal: false, dnsPort: 0, seedItems,
+    store: options.store ?? 'sqlite',
     log: createLogger('local-env-test', { level: 'warn' }),
   });
   const connection = await Connection.connect({ address: local.state.temporalAddress });

@@ -9,6 +9,10 @@ import { CloudError, StackFailedError } from '../../src/cloud/errors.ts';
 import type { CreateStackRequest, StackProgress } from '../../src/cloud/ports.ts';
 import { signToken } from '../../server/auth.ts';
 import { freePort } from '../../src/net.ts';
+import type { LocalStore } from '../../src/cloud/local/stack-spec.ts';
+import { createAdminClient } from '../../src/navcloud/admin-client.ts';
+import type { ExportItemLine } from '../../src/navcloud/protocol.ts';
+import { spawnRiakEmulator } from '../support/riak-emulator.ts';
 
 const SECRET = 'provisioner-test-secret-0123456789';
 
@@ -142,5 +146,63 @@ describe('local stack provisioner (real navcloud-sync processes)', () => {
     expect((error as CloudError).retryable).toBe(false);
     expect((error as Error).message).toMatch(/'nodes'/);
     expect(existsSync(join(stacksDir, 'navcloud-t-blue-badparam'))).toBe(false);
+  });
+
+  it('rejects a store that is neither sqlite nor a Riak URL without a bucket', async () => {
+    for (const store of ['postgres://db', 'riak:http://127.0.0.1:8098?bucket=shared', 'riak:']) {
+      const error = await provisioner().create({ ...request, name: 'navcloud-t-blue-badstore', parameters: { ...request.parameters, store } })
+        .catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'InvalidTemplate', retryable: false });
+      expect((error as Error).message).toContain(`'store': store must be sqlite or riak:http://HOST:8098`);
+    }
+  });
+});
+
+describe('local stacks on Riak (the emulator as a process)', () => {
+  let stacksDir: string;
+  let riak: Awaited<ReturnType<typeof spawnRiakEmulator>>;
+  const names: string[] = [];
+
+  beforeAll(async () => {
+    stacksDir = mkdtempSync(join(tmpdir(), 'switchyard-riak-stacks-'));
+    riak = await spawnRiakEmulator();
+  });
+
+  afterAll(async () => {
+    const p = new LocalStackProvisioner({ stacksDir, jwtSecret: SECRET, stopGraceMs: 5_000 });
+    for (const name of names) await p.delete(name);
+    await riak.stop();
+    rmSync(stacksDir, { recursive: true, force: true });
+  });
+
+  async function riakStack(store: { parameter?: string; environment?: LocalStore }): Promise<{ name: string; nodes: string[]; adminUrl: string }> {
+    const p = new LocalStackProvisioner({ stacksDir, jwtSecret: SECRET, stopGraceMs: 5_000, store: store.environment });
+    const name = `navcloud-r-${randomBytes(3).toString('hex')}`;
+    names.push(name);
+    const parameters: Record<string, string> = { nodes: '2', port: String(await freePort()), heartbeatMs: '500' };
+    if (store.parameter) parameters.store = store.parameter;
+    await p.create({ name, env: 'r', colour: 'blue', workflowId: `switch-r/${name}`, template: 'local-stack', parameters });
+    const { outputs } = await p.waitUntilReady(name);
+    return { name, nodes: outputs!.nodes, adminUrl: outputs!.adminUrl };
+  }
+
+  it('serves writes and exports from a bucket of its own, named by the store parameter or the environment', async () => {
+    const auth = { authorization: `Bearer ${signToken(SECRET, 'alice')}`, 'content-type': 'application/json' };
+    const first = await riakStack({ parameter: `riak:${riak.url}?write_deadline_ms=100` });
+    const second = await riakStack({ environment: `riak:${riak.url}?write_deadline_ms=100` });
+    for (const stack of [first, second]) {
+      expect(readFileSync(join(stacksDir, stack.name, 'node.env'), 'utf8')).toContain(`SYNC_STORE=riak:${riak.url}?write_deadline_ms=100&bucket=${stack.name}\n`);
+      const put = await fetch(`${stack.nodes[0]}/v1/items/trip-${stack.name}`, { method: 'PUT', headers: auth, body: JSON.stringify({ type: 'trip', data: { on: stack.name } }) });
+      expect(put.status).toBe(201);
+      const got = await fetch(`${stack.nodes[1]}/v1/items/trip-${stack.name}`, { headers: auth });
+      expect(await got.json()).toMatchObject({ data: { on: stack.name } });
+    }
+    // Each stack sees only its own bucket.
+    for (const stack of [first, second]) {
+      const lines = [];
+      for await (const line of createAdminClient({ adminUrl: stack.adminUrl, jwtSecret: SECRET }).exportSince(undefined)) lines.push(line);
+      expect(lines.filter((line) => line.kind === 'item').map((line) => (line as ExportItemLine).id)).toEqual([`trip-${stack.name}`]);
+      expect(lines.at(-1)).toMatchObject({ kind: 'end', items: 1 });
+    }
   });
 });

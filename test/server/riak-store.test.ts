@@ -15,7 +15,7 @@ const logger = pino({ level: 'silent' });
 
 describeStoreContract('riak (documented HTTP API, emulated on loopback)', async (clock) => {
   const riak = await new RiakEmulator().start();
-  const store = new RiakStore(new RiakClient(parseRiakUrl(riak.url)), { logger, pageSize: 2, clock });
+  const store = new RiakStore(new RiakClient(parseRiakUrl(`${riak.url}?write_deadline_ms=1000`)), { logger, pageSize: 2, clock });
   return {
     store,
     async cleanup() {
@@ -150,6 +150,18 @@ describe('Riak store: the exact requests it makes and how it reads each document
     await store.put({ id: 'trip-2', owner: 'alice', type: 'trip', data: {} });
   });
 
+  it('resolves fence siblings: forwarding beats a racing lease renewal, otherwise the later change wins', async () => {
+    const now = Date.now();
+    riak.addSibling('navcloud', 'trips.meta', 'fence', { mode: 'forwarding', forwardTo: 'http://new:7070', at: now });
+    riak.addSibling('navcloud', 'trips.meta', 'fence', { mode: 'fenced', leaseExpiresAt: now + 60_000, at: now + 5 });
+    expect(await store.fenceState()).toEqual({ mode: 'forwarding', forwardTo: 'http://new:7070', seq: 0 });
+    // Writing over the siblings (with their vector clock) leaves one value.
+    expect(await store.unfence()).toEqual({ mode: 'open', seq: 0 });
+    expect(riak.siblingCount('navcloud', 'trips.meta', 'fence')).toBe(1);
+    riak.addSibling('navcloud', 'trips.meta', 'fence', { mode: 'fenced', leaseExpiresAt: now + 60_000, at: now + 10 });
+    expect((await store.fenceState()).mode).toBe('fenced');
+  });
+
   it('resolves siblings (300 multipart/mixed) by highest revision and writes the winner back under a new number', async () => {
     const { item } = await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { v: 'ours' } });
     const base = { id: 'trip-1', owner: 'alice', type: 'trip', deleted: false, shares: [], updatedAt: item.updatedAt, revoked: {} };
@@ -246,17 +258,19 @@ describe('Riak store: the exact requests it makes and how it reads each document
   });
 
   it('pages secondary index queries with max_results and continuation', async () => {
-    const paged = new RiakStore(new RiakClient(parseRiakUrl(`${riak.url}?bucket=trips`)), { logger, pageSize: 2 });
+    const paged = new RiakStore(new RiakClient(parseRiakUrl(`${riak.url}?bucket=trips&write_deadline_ms=1000`)), { logger, pageSize: 2 });
     for (let i = 0; i < 5; i += 1) await paged.put({ id: `t${i}`, owner: 'alice', type: 'trip', data: { i } });
     riak.clearRequests();
     const exported: string[] = [];
-    for await (const item of paged.exportSince(1)) exported.push(item.id);
+    const { through, items } = await paged.exportSince(1);
+    for await (const item of items) exported.push(item.id);
     expect(exported).toEqual(['t1', 't2', 't3', 't4']);
+    expect(through).toBe(5);
     const queries = riak.requests.filter((r) => r.path.includes('/index/'));
     expect(queries.map((r) => [r.path, r.query.max_results, r.query.return_terms, r.query.continuation !== undefined])).toEqual([
-      [`${T}/index/seq_int/2/${Number.MAX_SAFE_INTEGER}`, '2', 'true', false],
-      [`${T}/index/seq_int/2/${Number.MAX_SAFE_INTEGER}`, '2', 'true', true],
-      [`${T}/index/seq_int/2/${Number.MAX_SAFE_INTEGER}`, '2', 'true', true],
+      [`${T}/index/seq_int/2/5`, '2', 'true', false],
+      [`${T}/index/seq_int/2/5`, '2', 'true', true],
+      [`${T}/index/seq_int/2/5`, '2', 'true', true],
     ]);
     riak.clearRequests();
     expect((await paged.changes('alice', 2, 10)).map((c) => c.id)).toEqual(['t2', 't3', 't4']);
@@ -312,11 +326,11 @@ describe('a sync node on SYNC_STORE=riak:', () => {
 
 describe('riak: store URL', () => {
   it('reads bucket type, bucket, counter type, quorum and timeout from the query string', () => {
-    expect(parseRiakUrl('http://10.0.0.5:8098/riak/?type=nc&bucket=b1&counter_type=ctr&r=quorum&pr=1&w=all&pw=2&dw=one&timeout_ms=500')).toEqual({
+    expect(parseRiakUrl('http://10.0.0.5:8098/riak/?type=nc&bucket=b1&counter_type=ctr&r=quorum&pr=1&w=all&pw=2&dw=one&timeout_ms=500&write_deadline_ms=750')).toEqual({
       base: 'http://10.0.0.5:8098/riak', bucketType: 'nc', bucket: 'b1', counterType: 'ctr',
-      quorum: { r: 'quorum', pr: '1', w: 'all', pw: '2', dw: 'one' }, timeoutMs: 500,
+      quorum: { r: 'quorum', pr: '1', w: 'all', pw: '2', dw: 'one' }, timeoutMs: 500, writeDeadlineMs: 750,
     });
-    expect(parseRiakUrl('http://riak:8098')).toMatchObject({ bucketType: 'navcloud', bucket: 'items', counterType: 'counters', quorum: {}, timeoutMs: 10000 });
+    expect(parseRiakUrl('http://riak:8098')).toMatchObject({ bucketType: 'navcloud', bucket: 'items', counterType: 'counters', quorum: {}, timeoutMs: 10000, writeDeadlineMs: 2000 });
   });
 
   it('names the parameter and what was expected when the URL is wrong', () => {
@@ -325,5 +339,6 @@ describe('riak: store URL', () => {
     expect(() => parseRiakUrl('http://h:8098?bukket=x')).toThrow(/unknown parameter "bukket"/);
     expect(() => parseRiakUrl('http://h:8098?bucket=a/b')).toThrow(/parameter bucket="a\/b" must be 1-64 characters/);
     expect(() => parseRiakUrl('http://h:8098?timeout_ms=5')).toThrow(/timeout_ms="5" must be an integer from 100 to 600000/);
+    expect(() => parseRiakUrl('http://h:8098?write_deadline_ms=1e3')).toThrow(/write_deadline_ms="1e3" must be an integer from 10 to 60000/);
   });
 });

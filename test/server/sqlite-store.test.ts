@@ -57,10 +57,12 @@ describe('SqliteStore export', () => {
       }));
       expect(await store.import(lines)).toEqual({ applied: 1234, skipped: 0, seq: 1234 });
       const all = [];
-      for await (const item of store.exportSince(0)) all.push(item.seq);
+      const exported = await store.exportSince(0);
+      expect(exported.through).toBe(1234);
+      for await (const item of exported.items) all.push(item.seq);
       expect(all).toEqual(Array.from({ length: 1234 }, (_, i) => i + 1));
       let fromMiddle = 0;
-      for await (const item of store.exportSince(1000)) fromMiddle += item.seq > 1000 ? 1 : 100_000;
+      for await (const item of (await store.exportSince(1000)).items) fromMiddle += item.seq > 1000 ? 1 : 100_000;
       expect(fromMiddle).toBe(234);
     } finally {
       await store.close();

@@ -6,7 +6,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ExportItemLine } from '../../src/navcloud/protocol.ts';
 import { encodeCursor } from '../../server/cursor.ts';
-import { StoreError, type Clock, type StoredItem, type SyncStore } from '../../server/store/port.ts';
+import { StoreError, type StoreExport, type Clock, type StoredItem, type SyncStore } from '../../server/store/port.ts';
 
 export interface StoreUnderTest {
   store: SyncStore;
@@ -23,9 +23,9 @@ async function storeError(promise: Promise<unknown>): Promise<StoreError['code']
   throw new Error('expected a StoreError, the call succeeded');
 }
 
-async function collect(iterable: AsyncIterable<StoredItem>): Promise<StoredItem[]> {
+async function collect(exported: Promise<StoreExport>): Promise<StoredItem[]> {
   const items: StoredItem[] = [];
-  for await (const item of iterable) items.push(item);
+  for await (const item of (await exported).items) items.push(item);
   return items;
 }
 

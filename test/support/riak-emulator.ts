@@ -8,13 +8,28 @@
  * values above n_val=3 answer 400, as Riak does.
  *
  * It records every request, and answers the next matching request with a canned response when
- * a test asks for one (503, 412, ...).
+ * a test asks for one (503, 412, ...). A test can also hold any step at a gate it opens when it
+ * wants (`hold`): a request before it is applied (a counter increment not yet made, an object not
+ * yet stored), its answer after it was applied (a number taken that its writer does not know yet),
+ * or an object's index entries (stored and acknowledged, but a secondary index query still reads
+ * the replica that has not seen it). `addNode()` answers on another port over the same data, as
+ * the nodes of one cluster do, so a gate can hold one node's requests against another's.
+ *
+ * Run standalone (`tsx test/support/riak-emulator.ts [port]`), it prints its URL and serves until
+ * SIGTERM or SIGINT.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
 
 export interface RecordedRequest {
+  /** Which of the emulator's nodes received it: 0 for the first, then in `addNode()` order. */
+  node: number;
   method: string;
   path: string;
   query: Record<string, string>;
@@ -45,6 +60,28 @@ interface Sibling {
 interface StoredObject {
   siblings: Sibling[];
   version: number;
+  /** While set, index queries see these entries instead of the siblings' (a lagging replica). */
+  laggingIndexes?: Record<string, string[]>[];
+}
+
+/**
+ * Where a gate holds a matching request: 'before' it is applied, its 'answer' after it was
+ * applied, or (object stores only) its 'index' entries, hidden from index queries while the write
+ * itself is acknowledged.
+ */
+export type GateStep = 'before' | 'answer' | 'index';
+
+export interface Gate {
+  /** Resolves with the request once it reached the gate. */
+  readonly reached: Promise<RecordedRequest>;
+  open(): void;
+}
+
+interface PendingGate {
+  match: (request: RecordedRequest) => boolean;
+  step: GateStep;
+  reach: (request: RecordedRequest) => void;
+  opened: Promise<void>;
 }
 
 const N_VAL = 3;
@@ -55,25 +92,50 @@ export class RiakEmulator {
   private readonly objects = new Map<string, StoredObject>();
   private readonly counters = new Map<string, number>();
   private readonly canned: { match: (request: RecordedRequest) => boolean; response: CannedResponse }[] = [];
-  private server: Server | undefined;
+  private readonly gates: PendingGate[] = [];
+  private readonly servers: Server[] = [];
+  /** The first node's base URL. */
   url = '';
+  /** Off: requests are answered but not kept in `requests` (a long-running process). */
+  recording = true;
   /** As the bucket types report it; the emulator always keeps siblings. */
   allowMult = true;
 
   constructor(readonly types: { kv: string[]; counter: string[] } = { kv: ['navcloud'], counter: ['counters'] }) {}
 
-  async start(): Promise<this> {
-    this.server = createServer((request, response) => this.handle(request, response));
-    await new Promise<void>((res) => this.server!.listen(0, '127.0.0.1', res));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  async start(port = 0): Promise<this> {
+    this.url = await this.listen(port);
     return this;
   }
 
+  /** Another node of the same cluster: a base URL answering over the same objects and counters. */
+  addNode(): Promise<string> {
+    return this.listen(0);
+  }
+
   async stop(): Promise<void> {
-    const server = this.server;
-    if (!server) return;
-    server.closeAllConnections();
-    await new Promise<void>((res) => server.close(() => res()));
+    for (const server of this.servers.splice(0)) {
+      server.closeAllConnections();
+      await new Promise<void>((res) => server.close(() => res()));
+    }
+  }
+
+  /** Holds the next request `match` accepts at `step` until the gate is opened. */
+  hold(match: (request: RecordedRequest) => boolean, step: GateStep = 'before'): Gate {
+    let reach!: (request: RecordedRequest) => void;
+    let open!: () => void;
+    const reached = new Promise<RecordedRequest>((res) => (reach = res));
+    const opened = new Promise<void>((res) => (open = res));
+    this.gates.push({ match, step, reach, opened });
+    return { reached, open };
+  }
+
+  private async listen(port: number): Promise<string> {
+    const node = this.servers.length;
+    const server = createServer((request, response) => this.handle(node, request, response));
+    this.servers.push(server);
+    await new Promise<void>((res) => server.listen(port, '127.0.0.1', res));
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   }
 
   /** The next request `match` accepts gets `response` instead of the emulated answer. */
@@ -97,28 +159,54 @@ export class RiakEmulator {
     this.requests.length = 0;
   }
 
-  private handle(request: IncomingMessage, response: ServerResponse): void {
+  private handle(node: number, request: IncomingMessage, response: ServerResponse): void {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => {
+    request.on('end', async () => {
       const url = new URL(request.url ?? '/', 'http://riak');
       const body = Buffer.concat(chunks);
       const recorded: RecordedRequest = {
+        node,
         method: request.method ?? 'GET',
         path: url.pathname,
         query: Object.fromEntries(url.searchParams),
         headers: Object.fromEntries(Object.entries(request.headers).map(([name, value]) => [name, Array.isArray(value) ? value.join(', ') : value ?? ''])),
         body: body.toString('utf8'),
       };
-      this.requests.push(recorded);
+      if (this.recording) this.requests.push(recorded);
       const canned = this.canned.findIndex((entry) => entry.match(recorded));
       if (canned >= 0) {
         const answer = this.canned.splice(canned, 1)[0]!.response;
         response.writeHead(answer.status, answer.headers ?? {}).end(answer.body ?? '');
         return;
       }
+      const gateAt = this.gates.findIndex((gate) => gate.match(recorded));
+      const gate = gateAt >= 0 ? this.gates.splice(gateAt, 1)[0] : undefined;
+      gate?.reach(recorded);
+      if (gate?.step === 'before') await gate.opened;
+      const before = gate?.step === 'index' ? this.visibleIndexes(recorded.path) : undefined;
       const answer = this.answer(recorded, url, body);
+      if (gate?.step === 'index' && before) this.lagIndexes(recorded.path, before, gate.opened);
+      if (gate?.step === 'answer') await gate.opened;
+      if (response.destroyed) return;
       response.writeHead(answer.status, answer.headers ?? {}).end(answer.body ?? '');
+    });
+  }
+
+  /** The object at a request path as index queries see it now. */
+  private visibleIndexes(path: string): Record<string, string[]>[] | undefined {
+    const id = objectIdOfPath(path);
+    if (!id) return undefined;
+    const object = this.objects.get(id);
+    return object?.laggingIndexes ?? object?.siblings.map((s) => s.indexes) ?? [];
+  }
+
+  private lagIndexes(path: string, before: Record<string, string[]>[], opened: Promise<void>): void {
+    const object = this.objects.get(objectIdOfPath(path)!);
+    if (!object) return;
+    object.laggingIndexes = before;
+    void opened.then(() => {
+      if (object.laggingIndexes === before) delete object.laggingIndexes;
     });
   }
 
@@ -227,7 +315,7 @@ export class RiakEmulator {
     for (const [id, object] of this.objects) {
       if (!id.startsWith(prefix)) continue;
       const key = id.slice(prefix.length);
-      const terms = new Set(object.siblings.flatMap((s) => s.indexes[index] ?? []));
+      const terms = new Set((object.laggingIndexes ?? object.siblings.map((s) => s.indexes)).flatMap((indexes) => indexes[index] ?? []));
       for (const term of terms) {
         if (end === undefined ? compare(term, start) === 0 : compare(term, start) >= 0 && compare(term, end) <= 0) entries.push([term, key]);
       }
@@ -255,6 +343,12 @@ function objectId(type: string, bucket: string, key: string): string {
   return `${type}\u0000${bucket}\u0000${key}`;
 }
 
+function objectIdOfPath(path: string): string | undefined {
+  const [typesWord, type, bucketsWord, bucket, keysWord, key, ...rest] = path.split('/').slice(1).map(decodeURIComponent);
+  if (typesWord !== 'types' || bucketsWord !== 'buckets' || keysWord !== 'keys' || !type || !bucket || key === undefined || rest.length > 0) return undefined;
+  return objectId(type, bucket, key);
+}
+
 function vclockOf(id: string, version: number): string {
   return Buffer.from(`a85hYGBgzGDKBVI${id.length}:${version}`).toString('base64');
 }
@@ -275,4 +369,32 @@ function text(status: number, body: string, headers: Record<string, string> = {}
 
 function json(status: number, value: unknown): Answer {
   return { status, headers: { 'content-type': 'application/json' }, body: JSON.stringify(value) };
+}
+
+/** The emulator as a process of its own (as a stack's nodes would reach a Riak), stopped by stop(). */
+export async function spawnRiakEmulator(): Promise<{ url: string; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = once(child, 'exit');
+  const [first] = (await Promise.race([once(createInterface({ input: child.stdout! }), 'line'), exited.then(() => {
+    throw new Error(`the Riak emulator process exited before it printed its URL (${child.exitCode ?? child.signalCode})`);
+  })])) as [string];
+  return {
+    url: (JSON.parse(first) as { url: string }).url,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  const port = Number(process.argv[2] ?? process.env.RIAK_EMULATOR_PORT ?? 0);
+  const emulator = await new RiakEmulator().start(port);
+  // Only the answers are kept: a long run must not grow the request log without bound.
+  emulator.recording = false;
+  process.stdout.write(`${JSON.stringify({ url: emulator.url })}\n`);
+  const stop = () => void emulator.stop().then(() => process.exit(0));
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
 }

@@ -220,6 +220,20 @@ describe('the live stack', () => {
     expect(violationsAtEnd(world)).toEqual([]);
   });
 
+  it('is the stack the one DNS names forwards to, when a run died between its commit and DNS', async () => {
+    const world = seededWorld();
+    const writer = 'navcloud-test-green-died0001';
+    world.addStack(writer, 'green', { items: 35 });
+    await world.admin(`fake://${OLD}`).fence({ leaseSeconds: 60 });
+    await world.admin(`fake://${OLD}`).forward(`http://fake/${writer}`);
+    world.write(writer, 4, 'after-commit');
+    const { report } = await runSwitch({ world });
+    expect(report.outcome).toBe('switched');
+    expect(report.from?.stack).toBe(writer);
+    expect(world.itemIds(newStackOf(report))).toEqual(expect.arrayContaining(world.itemIds(writer).filter((id) => id.startsWith('after-commit'))));
+    expect(world.state.calls).not.toContain(`delete ${writer}`);
+  });
+
   it('is found by the record\'s target when the ownership record is missing', async () => {
     const world = seededWorld();
     world.state.dns = { ...world.state.dns!, stack: '' };
@@ -330,14 +344,17 @@ describe('a report for every closed run', () => {
 });
 
 describe('history size', () => {
-  it('stays under 10,240 events with the longest verification allowed, leaving room for a 12-hour restore', async () => {
-    const { report, events } = await runSwitch({ env: { verifySeconds: MAX_VERIFY_SECONDS } });
+  it('stays under 10,240 events with the longest verification allowed and a day of draining, leaving room for a 12-hour restore', async () => {
+    // The old stack stays busy, so the drain waits its whole drainSeconds (a day).
+    const world = seededWorld();
+    world.state.busyUntilStatsCall = 1_000_000;
+    const { report, events } = await runSwitch({ world, env: { verifySeconds: MAX_VERIFY_SECONDS, ttl: 60, drainSeconds: 86_400 } });
     expect(report.outcome).toBe('switched');
     // A look at restore progress costs a timer (2 events), an activity (3) and two workflow tasks (6).
     let looks = 0;
     for (let at = RESTORE_LOOK_FIRST_MS, every = RESTORE_LOOK_FIRST_MS; at <= 12 * 3_600_000; every = nextRestoreLookMs(every), at += every) looks += 1;
     const restoreEvents = looks * 11;
-    console.log(`history: ${events} events for a switch verifying ${MAX_VERIFY_SECONDS} s; a 12-hour restore adds ${looks} looks, about ${restoreEvents} events`);
+    console.log(`history: ${events} events for a switch verifying ${MAX_VERIFY_SECONDS} s and draining a day; a 12-hour restore adds ${looks} looks, about ${restoreEvents} events`);
     expect(events + restoreEvents).toBeLessThan(10_240);
   }, 300_000);
 });

@@ -1,7 +1,9 @@
 /**
  * The `riak:` store URL: `http://HOST:8098[/PREFIX]?type=navcloud&bucket=items&counter_type=counters
- * &r=quorum&pr=1&w=quorum&pw=1&dw=1&timeout_ms=10000`. Every parameter is optional; quorum
- * values left out are the bucket type's own defaults.
+ * &r=quorum&pr=1&w=quorum&pw=1&dw=1&timeout_ms=10000&write_deadline_ms=2000`. Every parameter is
+ * optional; quorum values left out are the bucket type's own defaults (docs/riak.md says which to
+ * choose). `write_deadline_ms` bounds the time from taking a sequence number to the object being
+ * stored: a slower write is not acknowledged, and every export waits that long before it reads.
  */
 export interface RiakQuorum {
   r?: string;
@@ -21,10 +23,11 @@ export interface RiakConfig {
   counterType: string;
   quorum: RiakQuorum;
   timeoutMs: number;
+  writeDeadlineMs: number;
 }
 
 const QUORUM_NAMES = ['r', 'pr', 'w', 'pw', 'dw'] as const;
-const KNOWN = new Set<string>(['type', 'bucket', 'counter_type', 'timeout_ms', ...QUORUM_NAMES]);
+const KNOWN = new Set<string>(['type', 'bucket', 'counter_type', 'timeout_ms', 'write_deadline_ms', ...QUORUM_NAMES]);
 /** Riak's symbolic quorum values, or a replica count. */
 const QUORUM_VALUE = /^(one|quorum|all|default|[0-9]{1,2})$/;
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -54,17 +57,21 @@ export function parseRiakUrl(url: string): RiakConfig {
     if (!QUORUM_VALUE.test(value)) throw new Error(`SYNC_STORE riak URL parameter ${key}=${JSON.stringify(value)} must be one, quorum, all, default or a replica count`);
     quorum[key] = value;
   }
-  const timeout = parsed.searchParams.get('timeout_ms') ?? '10000';
-  const timeoutMs = Number(timeout);
-  if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 100 || timeoutMs > 600_000) {
-    throw new Error(`SYNC_STORE riak URL parameter timeout_ms=${JSON.stringify(timeout)} must be an integer from 100 to 600000`);
-  }
+  const milliseconds = (key: string, fallback: number, min: number, max: number): number => {
+    const text = parsed.searchParams.get(key) ?? String(fallback);
+    const value = Number(text);
+    if (!/^[0-9]+$/.test(text) || value < min || value > max) {
+      throw new Error(`SYNC_STORE riak URL parameter ${key}=${JSON.stringify(text)} must be an integer from ${min} to ${max}`);
+    }
+    return value;
+  };
   return {
     base: `${parsed.origin}${parsed.pathname.replace(/\/+$/, '')}`,
     bucketType: name('type', 'navcloud'),
     bucket: name('bucket', 'items'),
     counterType: name('counter_type', 'counters'),
     quorum,
-    timeoutMs,
+    timeoutMs: milliseconds('timeout_ms', 10_000, 100, 600_000),
+    writeDeadlineMs: milliseconds('write_deadline_ms', 2_000, 10, 60_000),
   };
 }

@@ -15,22 +15,25 @@
  *
  * The fence is a key read before every write and again after the write is stored, and a write
  * is acknowledged only if the fence was still open then. So every acknowledged write was stored
- * before fence() set the flag, its number is at or below the one fence() answered, and an export
- * made after the fence sees it (with quorum reads and writes). A write the fence overtook is
- * answered 'fenced' although Riak holds it: the client retries it on the next stack, and the last
- * delta of a switch may carry it there too, which costs a revision, never a write.
+ * before fence() wrote the fence, its number is at or below the one fence() answered, and an
+ * export made after the fence contains it. A write the fence overtook is answered 'fenced' although
+ * Riak holds it: the client retries it on the next stack, and the last delta of a switch may carry
+ * it there too, which costs a revision, never a write. The fence's lease is an absolute time every
+ * node compares with its own clock; a lapsed lease reads as open.
  *
- * What Riak cannot give that SQLite does: a number is taken before its item is stored, so for the
- * length of one write a feed may show seq N+1 while N is still on its way, and a client that
- * moved its cursor past N in that window does not see N until the item changes again. Counter
- * increments coordinated by different vnodes during a partition may also hand out one number
- * twice.
+ * A number is taken before its item is stored, so exports use a write deadline instead of the
+ * counter as their cursor (exportSince). For the length of one write a client's feed may still show
+ * seq N+1 while N is on its way: a client that moved its cursor past N in that window does not see
+ * N until the item changes again. Counter increments coordinated by different vnodes during a
+ * partition may also hand out one number twice. docs/riak.md has the whole story: which quorum
+ * settings these guarantees need and what Riak cannot promise.
  */
 import type { ExportItemLine } from '../../../src/navcloud/protocol.ts';
 import { createLogger, type Logger } from '../../../src/logging.ts';
 import { decodeCursor } from '../../cursor.ts';
 import { compareRevisions, nextRevision } from '../revision.ts';
-import { StoreError, type Clock, type FenceMode, type FenceState, type PutItem, type StoredChange, type StoredItem, type SyncStore } from '../port.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { StoreError, type StoreExport, type Clock, type FenceMode, type FenceState, type PutItem, type StoredChange, type StoredItem, type SyncStore } from '../port.ts';
 import { RiakClient, type FetchResult, type RiakValue } from './client.ts';
 import { parseRiakUrl } from './config.ts';
 
@@ -109,6 +112,9 @@ export class RiakStore implements SyncStore {
     this.log = (options.logger ?? createLogger('navcloud-sync')).child({ component: 'riak-store', bucketType: riak.config.bucketType, bucket: riak.config.bucket });
     this.bucket = riak.config.bucket;
     this.metaBucket = `${riak.config.bucket}.meta`;
+    if (riak.config.quorum.w !== 'all') {
+      this.log.warn({ w: riak.config.quorum.w ?? 'bucket default' }, 'writes are acknowledged before every replica has them, so an export (one replica per partition) may miss one: use w=all (docs/riak.md)');
+    }
   }
 
   async checkBucketTypes(): Promise<void> {
@@ -219,10 +225,24 @@ export class RiakStore implements SyncStore {
     return changes.sort((a, b) => a.seq - b.seq).slice(0, limit);
   }
 
-  async *exportSince(since: number): AsyncIterable<StoredItem> {
+  /**
+   * A number is taken before its object is stored, so the counter alone is no cursor: a write may
+   * hold a number below it and not be stored yet. Every write is acknowledged only if it stored its
+   * object within the write deadline of taking its number, so once the deadline has passed since
+   * the counter was read, every acknowledged write at or below it is stored; the walk then stops
+   * at that number, and the next export starts there.
+   */
+  async exportSince(since: number): Promise<StoreExport> {
+    const through = await this.highestSeq();
+    await sleep(this.riak.config.writeDeadlineMs);
+    return { through, items: this.walkExport(since, through) };
+  }
+
+  private async *walkExport(since: number, through: number): AsyncIterable<StoredItem> {
+    if (through <= since) return;
     let continuation: string | undefined;
     for (let page = 0; page < MAX_PAGES; page += 1) {
-      const found = await this.riak.index(this.bucket, 'seq_int', since + 1, MAX_SEQ, this.page, continuation);
+      const found = await this.riak.index(this.bucket, 'seq_int', since + 1, through, this.page, continuation);
       const records = await this.readMany(found.results.map(([, key]) => key));
       for (const [index, [term]] of found.results.entries()) {
         const record = records[index];
@@ -351,6 +371,7 @@ export class RiakStore implements SyncStore {
       const read = await this.readItem(id);
       const decision = decide(read.record);
       if (typeof decision !== 'function') return decision;
+      const numbered = performance.now();
       const record = decision(await this.riak.increment(SEQ_COUNTER, 1));
       const stored = await this.riak.store(this.bucket, id, {
         body: JSON.stringify(record),
@@ -361,6 +382,12 @@ export class RiakStore implements SyncStore {
       if (stored.kind === 'precondition-failed') {
         this.log.debug({ id, attempt }, 'item changed between read and write; retrying');
         continue;
+      }
+      const took = performance.now() - numbered;
+      if (took > this.riak.config.writeDeadlineMs) {
+        // An export that read the counter after this number was taken may have walked past it already.
+        this.log.warn({ id, seq: record.seq, tookMs: Math.round(took) }, 'write stored after its deadline; not acknowledged');
+        throw new StoreError('unavailable', `item ${id} was stored ${Math.round(took)} ms after it took sequence number ${record.seq}, later than the write deadline of ${this.riak.config.writeDeadlineMs} ms: not acknowledged, retry it`);
       }
       if (stored.values.length > 1) {
         this.log.warn({ id, siblings: stored.values.length }, 'concurrent writes left siblings; settling them');
@@ -491,12 +518,18 @@ export function resolveValues(id: string, values: RiakValue[]): { record?: ItemR
 
 const RESTRICTION: Record<FenceMode, number> = { open: 0, fenced: 1, forwarding: 2 };
 
-/** Concurrent fence changes: the later one wins; on a tie, the one refusing more (the safe side). */
+/**
+ * Concurrent fence changes (siblings): forwarding beats a fence, since forward is the switch's
+ * commit and a lease renewal racing it must not turn it back into a lease that lapses; otherwise
+ * the later one wins, and on a tie the one refusing more (the safe side).
+ */
 function resolveFence(values: RiakValue[]): FenceRecord {
   let winner: FenceRecord = OPEN;
   for (const value of values) {
     const candidate = parseFence(value.body.toString('utf8'));
-    if (candidate.at > winner.at || (candidate.at === winner.at && RESTRICTION[candidate.mode] > RESTRICTION[winner.mode])) winner = candidate;
+    const committed = candidate.mode === 'forwarding' && winner.mode === 'fenced';
+    const overtaken = candidate.mode === 'fenced' && winner.mode === 'forwarding';
+    if (committed || (!overtaken && (candidate.at > winner.at || (candidate.at === winner.at && RESTRICTION[candidate.mode] > RESTRICTION[winner.mode])))) winner = candidate;
   }
   return winner;
 }

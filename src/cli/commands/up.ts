@@ -112,6 +112,7 @@ async function summary(cli: Cli, state: LocalState, envNames: string[]): Promise
     `  DNS responder       ${state.dnsServer}`,
     `  moto (S3, Route53)  ${state.motoEndpoint}`,
     `  RabbitMQ            ${state.bus}`,
+    `  Stacks' store       ${state.store === 'sqlite' ? 'SQLite (set RIAK_URL=http://HOST:8098 for Riak)' : state.store}`,
   ];
   for (const name of envNames) {
     const env = await cli.environment(name);

@@ -11,7 +11,7 @@ import { createLogger } from '../../logging.ts';
 import { createAdminClient } from '../../navcloud/admin-client.ts';
 import { claimBlock, releaseBlock } from './addresses.ts';
 import { isRunning, stopProcesses } from './processes.ts';
-import { loadStackSpec } from './stack-spec.ts';
+import { loadStackSpec, type LocalStore } from './stack-spec.ts';
 
 const log = createLogger('local-stacks');
 
@@ -31,6 +31,8 @@ export interface LocalStackProvisionerOptions {
   stopGraceMs?: number;
   /** The sync server's entry point; tests never change it, it is here so the path is not hidden. */
   serverEntry?: string;
+  /** The store of every stack whose parameters name none (`sqlite` by default). */
+  store?: LocalStore;
 }
 
 interface NodeRecord {
@@ -51,7 +53,8 @@ const STACK_FILE = 'stack.json';
 const CLAIMS = '.blocks';
 
 /**
- * The local profile's compute: a stack is N `navcloud-sync` processes sharing one SQLite file,
+ * The local profile's compute: a stack is N `navcloud-sync` processes sharing one store (a SQLite
+ * file in the stack's directory, or a bucket of the stack's own on a Riak),
  * each on its own loopback address and the same port. Nodes are started detached (their own
  * session, not children anyone waits for), so they outlive the worker that created them; all
  * state is on disk, so a new provisioner object — in a restarted worker — finds them again.
@@ -96,7 +99,7 @@ export class LocalStackProvisioner implements StackProvisioner {
     const nodes = block.addresses.map((address, i) => ({ id: `${request.name}-node-${i + 1}`, address, url: `http://${address}:${spec.port}` }));
     const env: Record<string, string> = {
       PORT: String(spec.port),
-      SYNC_STORE: `sqlite:${join(dir, 'store.sqlite')}`,
+      SYNC_STORE: syncStore(spec.store ?? this.options.store ?? 'sqlite', dir, request.name),
       SYNC_BUS: this.options.bus ?? 'memory',
       SYNC_JWT_SECRET: this.options.jwtSecret,
       SYNC_HEARTBEAT_MS: String(spec.heartbeatMs),
@@ -321,4 +324,11 @@ function lastLine(file: string): string {
   } catch {
     return '(no log)';
   }
+}
+
+/** SYNC_STORE of a stack's nodes: its own SQLite file, or its own bucket on the Riak named. */
+function syncStore(store: LocalStore, dir: string, stack: string): string {
+  if (store === 'sqlite') return `sqlite:${join(dir, 'store.sqlite')}`;
+  const url = store.slice('riak:'.length);
+  return `riak:${url}${url.includes('?') ? '&' : '?'}bucket=${stack}`;
 }

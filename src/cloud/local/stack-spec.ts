@@ -10,6 +10,19 @@ export interface LocalStackSpec {
   nodes: number;
   port: number;
   heartbeatMs: number;
+  /** Absent: the local environment's store (RIAK_URL or SQLite). */
+  store?: LocalStore;
+}
+
+/** `sqlite`: a file in the stack's directory; `riak:http://HOST:8098[?…]`: a bucket of its own per stack on that Riak. */
+export type LocalStore = 'sqlite' | `riak:${string}`;
+
+const STORE = /^(sqlite|riak:https?:\/\/[^/?#\s]+\/?(\?(?![^#]*\bbucket=)[^#\s]*)?)$/;
+
+/** The problem with a `store` value, or undefined when it is one a local stack can use. */
+export function describeLocalStore(value: string): string | undefined {
+  if (STORE.test(value)) return undefined;
+  return `store must be sqlite or riak:http://HOST:8098 (without a bucket: each stack gets its own), got ${JSON.stringify(value)}`;
 }
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -18,6 +31,10 @@ const specSchema = z.object({
   nodes: int(1, 16),
   port: int(1024, 65_535),
   heartbeatMs: int(50, 600_000).default(25_000),
+  store: z.string().superRefine((value, context) => {
+    const problem = describeLocalStore(value);
+    if (problem) context.addIssue({ code: 'custom', message: problem });
+  }).transform((value) => value as LocalStore).optional(),
 }).strict();
 
 const infraDir = resolve(repoRoot, 'infra');
