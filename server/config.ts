@@ -32,6 +32,11 @@ export interface ServerConfig {
   streamBufferBytes: number;
   /** How long shutdown waits for in-flight requests. */
   shutdownGraceMs: number;
+  /** Longest a write is held while the stack is fenced before it is answered 503 (SYNC_HOLD_SECONDS). */
+  holdMs: number;
+  /** How often a node reads the fence while it is fenced or holds writes, and otherwise. */
+  fencePollMs: number;
+  fenceIdleMs: number;
   /** Retry-After (seconds) on 503s caused by a fence or a drain. */
   retryAfterSeconds: number;
 }
@@ -56,6 +61,9 @@ export function defaultConfig(overrides: Partial<ServerConfig> & Pick<ServerConf
     streamBufferBytes: 256 * 1024,
     shutdownGraceMs: 10_000,
     retryAfterSeconds: 5,
+    holdMs: 5_000,
+    fencePollMs: 25,
+    fenceIdleMs: 250,
     ...overrides,
   };
 }
@@ -111,5 +119,6 @@ export function configFromEnv(env: NodeJS.ProcessEnv): ServerConfig {
     rateLimit: rateLimit(env.SYNC_RATE_LIMIT),
     slowStreamMs: integer(env, 'SYNC_SLOW_STREAM_MS', 30_000, 100, 3_600_000),
     shutdownGraceMs: integer(env, 'SYNC_SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
+    holdMs: integer(env, 'SYNC_HOLD_SECONDS', 5, 0, 60) * 1000,
   });
 }

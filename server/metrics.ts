@@ -50,6 +50,11 @@ export class Metrics {
   private readonly busLag = new Histogram(SECONDS);
   private readonly streamCuts = new Map<string, number>();
   private heartbeats = 0;
+  /** Writes held through a fence, by how the hold ended (forwarded, applied, timed-out). */
+  private readonly holds = new Map<string, number>();
+  private readonly holdTime = new Histogram(SECONDS);
+  /** Requests relayed to the stack this one forwards to, by route. */
+  private readonly forwards = new Map<string, number>();
   /** Requests per second over the last RATE_WINDOW_SECONDS, admin calls excluded (NodeStats.requestRate). */
   private readonly window = new Array<number>(RATE_WINDOW_SECONDS).fill(0);
   private windowSecond = Math.floor(Date.now() / 1000);
@@ -86,6 +91,15 @@ export class Metrics {
 
   busEvent(lagSeconds: number): void {
     this.busLag.observe(lagSeconds);
+  }
+
+  held(outcome: 'forwarded' | 'applied' | 'timed-out', seconds: number): void {
+    this.holds.set(outcome, (this.holds.get(outcome) ?? 0) + 1);
+    this.holdTime.observe(seconds);
+  }
+
+  forwarded(route: string): void {
+    this.forwards.set(route, (this.forwards.get(route) ?? 0) + 1);
   }
 
   streamCut(reason: string): void {
@@ -125,7 +139,18 @@ export class Metrics {
       '# HELP navcloud_bus_lag_seconds Time from a change event being published to this node receiving it.',
       '# TYPE navcloud_bus_lag_seconds histogram',
       ...this.busLag.render('navcloud_bus_lag_seconds'),
+      '# HELP navcloud_requests_held_total Writes held while the stack was fenced, by how the hold ended.',
+      '# TYPE navcloud_requests_held_total counter',
     );
+    for (const [outcome, value] of this.holds) lines.push(`navcloud_requests_held_total{outcome="${outcome}"} ${value}`);
+    lines.push(
+      '# HELP navcloud_hold_seconds How long held writes waited for the fence to resolve.',
+      '# TYPE navcloud_hold_seconds histogram',
+      ...this.holdTime.render('navcloud_hold_seconds'),
+      '# HELP navcloud_requests_forwarded_total Requests relayed to the stack this one forwards to, by route.',
+      '# TYPE navcloud_requests_forwarded_total counter',
+    );
+    for (const [route, value] of this.forwards) lines.push(`navcloud_requests_forwarded_total{route="${route}"} ${value}`);
     return `${lines.join('\n')}\n`;
   }
 

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { repoRoot } from './config/environment.ts';
 
 /** Binaries installed by scripts/bootstrap into .tools/bin; never downloaded at run time. */
-export type Tool = 'temporal' | 'temporal-test-server' | 'moto_server' | 'cfn-lint' | 'checkov' | 'hadolint' | 'actionlint';
+export type Tool = 'temporal' | 'temporal-test-server' | 'moto_server' | 'cfn-lint' | 'checkov' | 'hadolint' | 'actionlint' | 'linearizability';
 
 export function toolPath(tool: Tool): string {
   if (tool === 'temporal' && process.env.TEMPORAL_CLI) return process.env.TEMPORAL_CLI;

@@ -32,10 +32,25 @@ export function requireContentType(request: IncomingMessage, expected: string): 
   }
 }
 
+/** Bodies read before their handler ran: a write held through a fence is handled, or run again, after its body arrived. */
+const bodiesRead = new WeakMap<IncomingMessage, Buffer>();
+
+/** Reads the whole body now (refused with 413 past `limit`); readBody then answers it from memory, as often as asked. */
+export async function keepBody(request: IncomingMessage, limit: number): Promise<Buffer> {
+  let body = bodiesRead.get(request);
+  if (!body) bodiesRead.set(request, (body = await readBody(request, limit)));
+  return body;
+}
+
 /** The whole body, refused with 413 as soon as it is known to pass `limit` bytes. */
 export async function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = Number(request.headers['content-length']);
   const tooLarge = () => new ApiError(413, 'payload-too-large', `request body is larger than ${limit} bytes`);
+  const kept = bodiesRead.get(request);
+  if (kept) {
+    if (kept.length > limit) throw tooLarge();
+    return kept;
+  }
+  const declared = Number(request.headers['content-length']);
   if (declared > limit) throw tooLarge();
   const chunks: Buffer[] = [];
   let size = 0;

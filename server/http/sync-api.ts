@@ -98,20 +98,13 @@ export const inbox: Handler = async (context, { response, principal, query }) =>
   sendJson(response, 200, { items: items.map((item) => itemBody(item, principal.user)) });
 };
 
-function cursorGone(error: unknown): never {
-  if (error instanceof StoreError && error.code === 'cursor-gone') {
-    throw new ApiError(410, 'cursor-gone', `${error.message}: start again without since`);
-  }
-  throw error;
-}
-
 /** A page of the feed stops after the change that passes this size: `limit` × 256 KiB items would not fit in memory. */
 const PAGE_CHARS = 4 * 1024 * 1024;
 
 export const changes: Handler = async (context, { response, principal, query }) => {
   const since = sinceParam(query);
   const limit = limitParam(query, 100, 1000);
-  const page = await context.store.changes(principal.user, since, limit).catch(cursorGone);
+  const page = await context.store.changes(principal.user, since, limit);
   const lines: string[] = [];
   let chars = 0;
   let next = since;

@@ -12,7 +12,8 @@ import type { ClientFigures } from '../switch/contract.ts';
 import { createLogger, type Logger } from '../logging.ts';
 import { mintToken, SyncClient } from '../navcloud/client.ts';
 import { PublicName, type ResolverAddress } from './public-name.ts';
-import { FleetCounters, FleetUser, type FleetContext, type RetryPolicy } from './user.ts';
+import { History } from './history.ts';
+import { DEFAULT_RETRY, FleetCounters, FleetUser, type FleetContext, type RetryPolicy } from './user.ts';
 
 export interface FleetOptions {
   /** The public name clients resolve, e.g. api.dev.navcloud.test */
@@ -40,6 +41,10 @@ export interface FleetOptions {
   /** After `reconnect`, each stream waits a random time up to this (default: heartbeatMs, at most 1 s). */
   reconnectJitterMs?: number;
   retry?: Partial<RetryPolicy>;
+  /** false: clients that never retry a request (no wait on Retry-After, none after an error), as many real ones (default true). */
+  retrying?: boolean;
+  /** Where writes and reads are recorded; several fleets of one run share one (default: the fleet's own). */
+  history?: History;
   requestTimeoutMs?: number;
   /** Prefix of the users' ids (default `fleet-<random>`). */
   userPrefix?: string;
@@ -55,6 +60,8 @@ export interface FleetOptions {
  * `missedEvents` acknowledged writes whose change (or a later one of the item) never arrived.
  */
 export interface Fleet {
+  /** Every write and read so far, for checkLinearizability. */
+  history: History;
   /** Running figures (writesLost is only known after verify). */
   figures(): ClientFigures;
   /**
@@ -69,7 +76,6 @@ export interface Fleet {
   verify(endpoint: string): Promise<ClientFigures>;
 }
 
-const DEFAULT_RETRY: RetryPolicy = { budgetMs: 30_000, baseDelayMs: 50, maxDelayMs: 2_000 };
 const VERIFY_CONCURRENCY = 16;
 
 export async function startFleet(options: FleetOptions): Promise<Fleet> {
@@ -82,7 +88,8 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     name,
     servicePort: options.servicePort,
     agent,
-    retry: { ...DEFAULT_RETRY, ...options.retry },
+    retry: options.retrying === false ? undefined : { ...DEFAULT_RETRY, ...options.retry },
+    history: options.history ?? new History(),
     requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
     streamIdleMs: options.heartbeatMs * 3,
     reconnectJitterMs: options.reconnectJitterMs ?? Math.min(options.heartbeatMs, 1000),
@@ -119,6 +126,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     maxReconnectMs: Math.max(counters.maxReconnectMs, ...users.map((u) => u.downForMs())),
     duplicateEvents: counters.duplicateEvents,
     missedEvents,
+    maxWritePauseMs: Math.max(counters.maxWritePauseMs, ...users.map((u) => u.writePauseMs())),
   });
 
   function stop(): Promise<ClientFigures> {
@@ -168,7 +176,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
 
   // Figures are only meaningful once the streams are up; a fleet that cannot open them starts anyway.
   await Promise.race([Promise.all(users.map((u) => u.firstStream)), sleep(rampUpMs + context.requestTimeoutMs, undefined, { ref: false })]);
-  return { figures: () => figures(), stop, verify };
+  return { history: context.history, figures: () => figures(), stop, verify };
 }
 
 async function writeLoop(user: FleetUser, intervalMs: number, readsPerWrite: number, signal: AbortSignal): Promise<void> {

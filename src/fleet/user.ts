@@ -13,6 +13,7 @@ import type { Logger } from '../logging.ts';
 import { SyncClient, type ApiResult } from '../navcloud/client.ts';
 import type { StreamMessage } from '../navcloud/protocol.ts';
 import { ConnectionError, type SyncStream } from '../navcloud/stream.ts';
+import type { History } from './history.ts';
 import { NameResolutionError, type PublicName } from './public-name.ts';
 
 export interface RetryPolicy {
@@ -27,7 +28,10 @@ export interface FleetContext {
   name: PublicName;
   servicePort: number;
   agent: Agent;
-  retry: RetryPolicy;
+  /** Undefined: the client never retries (no wait on Retry-After, no new attempt after an error): every failure counts. */
+  retry: RetryPolicy | undefined;
+  /** Where every write and read is recorded for the linearizability check. */
+  history: History;
   /** Bound on one request's wait for an answer. */
   requestTimeoutMs: number;
   /** A stream silent this long (no heartbeat) is treated as dead. */
@@ -46,6 +50,8 @@ export class FleetCounters {
   streamsReconnected = 0;
   maxReconnectMs = 0;
   duplicateEvents = 0;
+  /** Longest time from a write that was not acknowledged yet to the next acknowledged one, over all users. */
+  maxWritePauseMs = 0;
 }
 
 export interface ItemState {
@@ -63,6 +69,8 @@ interface WrittenData {
   n: number;
 }
 
+export const DEFAULT_RETRY: RetryPolicy = { budgetMs: 30_000, baseDelayMs: 50, maxDelayMs: 2_000 };
+
 /** Conflicts resolved within one write before it counts as failed (a lost answer, then a retry). */
 const MAX_CONFLICT_ROUNDS = 3;
 
@@ -79,6 +87,10 @@ export class FleetUser {
   readonly firstStream = new Promise<void>((resolve) => { this.streamOpened = resolve; });
   /** When the stream was lost, while it is down. */
   private lostAt: number | undefined;
+  /** When the oldest write not acknowledged yet was sent (undefined: every write so far was). */
+  private waitingSince: number | undefined;
+  /** This user's number in the history. */
+  private readonly historyClient: number;
 
   constructor(
     readonly id: string,
@@ -87,26 +99,48 @@ export class FleetUser {
     private readonly context: FleetContext,
   ) {
     this.items = Array.from({ length: itemCount }, (_, k) => ({ id: `${id}-item-${k}`, rev: undefined, lastN: 0, acked: [] }));
+    this.historyClient = context.history.newClient();
+  }
+
+  /** How long this user has been waiting for a write to be acknowledged right now (0: not waiting). */
+  writePauseMs(): number {
+    return this.waitingSince === undefined ? 0 : Date.now() - this.waitingSince;
   }
 
   // ------------------------------------------------------------------ requests
 
   /** PUT with a precondition; after a lost answer and a retry, a 412 is resolved by reading the item. */
   async write(): Promise<void> {
-    const { counters } = this.context;
+    const { counters, history } = this.context;
     const item = this.items[Math.floor(Math.random() * this.items.length)]!;
     counters.requests++;
+    this.waitingSince ??= Date.now();
     for (let round = 0; round < MAX_CONFLICT_ROUNDS; round++) {
       const n = ++item.lastN;
       const body = { type: 'trip' as const, data: { user: this.id, n } satisfies WrittenData };
+      const call = history.now();
+      const written = (at: number | null, rev?: string) => history.record({ client: this.historyClient, key: item.id, kind: 'write', value: n, rev, call, return: at });
       const result = await this.send((client) => client.putItem(item.id, body, item.rev === undefined ? { ifNoneMatch: '*' } : { ifMatch: item.rev }));
-      if (result?.ok && result.etag) return this.acknowledge(item, n, result.etag);
-      if (result?.status !== 412) return this.fail(`PUT ${item.id}`, result);
+      if (result?.ok && result.etag) {
+        written(history.now(), result.etag);
+        return this.acknowledge(item, n, result.etag);
+      }
+      if (result?.status !== 412) {
+        // Without an answer (or with one relayed from a stack that failed mid-way) the write may still land.
+        if (result === undefined || (!result.ok && result.error.code === 'forward-failed')) written(null);
+        return this.fail(`PUT ${item.id}`, result);
+      }
       const current = await this.send((client) => client.getItem(item.id));
-      if (!current?.ok || !current.etag) return this.fail(`GET ${item.id} after a 412`, current);
+      if (!current?.ok || !current.etag) {
+        written(null);
+        return this.fail(`GET ${item.id} after a 412`, current);
+      }
       const stored = current.body.data as Partial<WrittenData> | undefined;
       // Our own write applied before its answer was lost: acknowledged after all.
-      if (stored?.n === n) return this.acknowledge(item, n, current.etag);
+      if (stored?.n === n) {
+        written(history.now(), current.etag);
+        return this.acknowledge(item, n, current.etag);
+      }
       item.rev = current.etag;
       item.lastN = Math.max(item.lastN, stored?.n ?? 0);
     }
@@ -120,9 +154,12 @@ export class FleetUser {
     const item = written[Math.floor(Math.random() * written.length)]!;
     const acked = item.acked.at(-1)!;
     this.context.counters.requests++;
+    const call = this.context.history.now();
     const result = await this.send((client) => client.getItem(item.id));
+    if (result?.status === 404) this.context.history.record({ client: this.historyClient, key: item.id, kind: 'read', value: 0, call, return: this.context.history.now() });
     if (!result?.ok) return this.fail(`GET ${item.id}`, result);
     const stored = (result.body.data as Partial<WrittenData> | undefined)?.n ?? 0;
+    this.context.history.record({ client: this.historyClient, key: item.id, kind: 'read', value: stored, rev: result.etag, call, return: this.context.history.now() });
     if (stored < acked) this.fail(`GET ${item.id}`, result, `stale read: write ${stored}, after write ${acked} was acknowledged`);
   }
 
@@ -130,6 +167,8 @@ export class FleetUser {
     item.rev = rev;
     item.acked.push(n);
     this.context.counters.writesAcknowledged++;
+    if (this.waitingSince !== undefined) this.context.counters.maxWritePauseMs = Math.max(this.context.counters.maxWritePauseMs, Date.now() - this.waitingSince);
+    this.waitingSince = undefined;
   }
 
   private fail(what: string, result: ApiResult<unknown> | undefined, why?: string): void {
@@ -140,10 +179,20 @@ export class FleetUser {
 
   /**
    * One logical request through the public name: 503 and 429 wait for Retry-After, connection
-   * failures re-resolve and back off, both within the retry budget. Undefined: gave up.
+   * failures re-resolve and back off, both within the retry budget. Undefined: gave up, or (a
+   * client that never retries) no answer.
    */
   private async send<T>(call: (client: SyncClient) => Promise<ApiResult<T>>): Promise<ApiResult<T> | undefined> {
     const { retry } = this.context;
+    if (!retry) {
+      try {
+        return await call(await this.client());
+      } catch (err) {
+        if (!(err instanceof ConnectionError) && !(err instanceof NameResolutionError)) throw err;
+        this.forgetAddress();
+        return undefined;
+      }
+    }
     const deadline = Date.now() + retry.budgetMs;
     for (let attempt = 0; ; attempt++) {
       let wait: number;
@@ -245,9 +294,11 @@ export class FleetUser {
 
   /** How long to wait before reopening a stream that failed this way. */
   private afterStreamFailure(err: unknown, failures: number): number {
+    // A stream is reopened after a loss whether or not its user retries requests, as a phone's sync does.
+    const policy = this.context.retry ?? DEFAULT_RETRY;
     if (err instanceof ConnectionError || err instanceof NameResolutionError) {
       this.forgetAddress();
-      return backoff(this.context.retry, failures);
+      return backoff(policy, failures);
     }
     if (err instanceof StreamRefused) {
       if (err.status === 410) {
@@ -255,7 +306,7 @@ export class FleetUser {
         this.context.log.warn({ user: this.id, cursor: this.cursor }, 'stream cursor refused with 410; resuming from the current end');
         this.cursor = undefined;
       }
-      return err.retryAfterMs ?? backoff(this.context.retry, failures);
+      return err.retryAfterMs ?? backoff(policy, failures);
     }
     throw err;
   }

@@ -1,10 +1,12 @@
+import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { resolveSecret, type Environment } from '../config/environment.ts';
 import { createPorts } from '../cloud/factory.ts';
-import { startFleet, type Fleet } from '../fleet/fleet.ts';
+import { startFleet, type Fleet, type FleetOptions } from '../fleet/fleet.ts';
+import { checkLinearizability, History } from '../fleet/history.ts';
 import { TASK_QUEUE, type ClientFigures, type SwitchInput, type SwitchReport } from '../switch/contract.ts';
 import { switchStartOptions } from '../temporal/switch-attributes.ts';
 import type { Logger } from '../logging.ts';
@@ -15,6 +17,8 @@ export interface FleetPlan {
   writesPerSecond: number;
   /** Hard stop for the fleet, whatever happens to the switch. */
   maxDurationMs?: number;
+  /** Clients that never retry, run beside the others (default 20 users writing 20/s in all). */
+  nonRetrying?: { users: number; writesPerSecond: number };
 }
 
 export interface TargetCheck {
@@ -50,17 +54,24 @@ export async function switchUnderLoad(options: {
 }): Promise<SwitchUnderLoad> {
   const { client, env, state, log } = options;
   const [host, port] = state.dnsServer.split(':');
-  const fleet: Fleet = await startFleet({
+  const history = new History();
+  const common: Omit<FleetOptions, 'users' | 'writesPerSecond'> = {
     recordName: env.recordName,
     resolver: { host: host!, port: Number(port) },
     servicePort: Number(env.parameters.port),
     jwtSecret: resolveSecret(env.jwtSecret),
-    users: options.fleet.users,
-    writesPerSecond: options.fleet.writesPerSecond,
     maxDurationMs: options.fleet.maxDurationMs ?? 15 * 60_000,
     heartbeatMs: env.smoke.heartbeatMs,
+    history,
     log,
-  });
+  };
+  const fleet: Fleet = await startFleet({ ...common, users: options.fleet.users, writesPerSecond: options.fleet.writesPerSecond });
+  const plainPlan = options.fleet.nonRetrying ?? { users: 20, writesPerSecond: 20 };
+  const plain: Fleet = await startFleet({ ...common, ...plainPlan, retrying: false, userPrefix: `plain-${randomUUID().slice(0, 8)}` })
+    .catch(async (err: unknown) => {
+      await fleet.stop();
+      throw err;
+    });
   let stopped = false;
   try {
     // Let every client hold a stream and write a little on the old stack first.
@@ -84,20 +95,27 @@ export async function switchUnderLoad(options: {
     const wallMs = Date.now() - started;
     // Clients follow on their own: the TTL runs out, or a drained stream says `reconnect`.
     await sleep(env.ttl * 1_000 + 2 * env.smoke.heartbeatMs);
-    await fleet.stop();
+    await Promise.all([fleet.stop(), plain.stop()]);
     stopped = true;
     const ports = createPorts(env, state);
     const live = await ports.dns.current(env.recordName);
     const stack = live && await ports.stacks.describe(live.stack);
     if (!stack?.outputs) throw new Error(`after the switch DNS points at ${live?.stack ?? 'nothing'}, which has no running stack to check the writes against`);
     const clients = await fleet.verify(stack.outputs.endpoint);
+    clients.nonRetrying = await plain.verify(stack.outputs.endpoint);
+    clients.linearizability = await checkLinearizability(history).catch((err: unknown) => {
+      log.warn({ err }, 'linearizability check did not run');
+      return { ok: false, result: 'Skipped' as const, operations: history.operations.length, keys: 0, violations: [], detail: (err as Error).message };
+    });
     const full: SwitchReport = { ...report, clients };
     const reportsDir = join(state.dataDir, 'reports');
     mkdirSync(reportsDir, { recursive: true });
     writeFileSync(join(reportsDir, `${full.workflowId}.json`), JSON.stringify(full, null, 2) + '\n');
+    // The clients' history beside it, so the checker's verdict can be reproduced: .tools/bin/linearizability FILE
+    writeFileSync(join(reportsDir, `${full.workflowId}.history.json`), JSON.stringify(history));
     return { report: full, clients, targets: checkTargets(env, full, clients), wallMs };
   } finally {
-    if (!stopped) await fleet.stop().catch(() => undefined);
+    if (!stopped) await Promise.all([fleet.stop(), plain.stop()]).catch(() => undefined);
   }
 }
 
@@ -107,6 +125,14 @@ export function checkTargets(env: Environment, report: SwitchReport, clients: Cl
   return [
     { name: 'switched', ok: report.outcome === 'switched', detail: report.outcome + (report.reason ? `: ${report.reason}` : '') },
     { name: 'no failed requests', ok: clients.failedRequests === 0, detail: `${clients.failedRequests} of ${clients.requests} failed after retries` },
+    ...(clients.nonRetrying ? [{
+      name: 'no failed requests for clients that never retry', ok: clients.nonRetrying.failedRequests === 0,
+      detail: `${clients.nonRetrying.failedRequests} of ${clients.nonRetrying.requests} failed; longest write pause ${clients.nonRetrying.maxWritePauseMs ?? 0} ms (retrying clients: ${clients.maxWritePauseMs ?? 0} ms)`,
+    }] : []),
+    ...(clients.linearizability ? [{
+      name: 'Porcupine: per-key linearizable', ok: clients.linearizability.ok,
+      detail: `${clients.linearizability.result} over ${clients.linearizability.operations} operations on ${clients.linearizability.keys} items${clients.linearizability.violations.length ? `; violations: ${clients.linearizability.violations.slice(0, 5).join(', ')}` : ''}${clients.linearizability.detail ? ` (${clients.linearizability.detail})` : ''}`,
+    }] : []),
     { name: 'no lost writes', ok: clients.writesLost === 0, detail: `${clients.writesLost} of ${clients.writesAcknowledged} acknowledged writes missing` },
     { name: 'no missed events', ok: clients.missedEvents === 0, detail: `${clients.missedEvents} missed, ${clients.duplicateEvents} duplicate` },
     {

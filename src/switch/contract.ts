@@ -81,6 +81,16 @@ export interface SwitchStatus {
 }
 
 /** Figures from synthetic clients that ran alongside a switch (demo, benchmarks). */
+export interface LinearizabilityVerdict {
+  ok: boolean;
+  result: 'Ok' | 'Illegal' | 'Unknown' | 'Skipped';
+  operations: number;
+  keys: number;
+  /** Items whose history is not linearizable. */
+  violations: string[];
+  detail?: string;
+}
+
 export interface ClientFigures {
   requests: number;
   failedRequests: number;
@@ -91,6 +101,12 @@ export interface ClientFigures {
   maxReconnectMs: number;
   duplicateEvents: number;
   missedEvents: number;
+  /** Longest time any client waited from a write not yet acknowledged to an acknowledged one. */
+  maxWritePauseMs?: number;
+  /** Clients that never retry, run beside the retrying ones above (demo, benchmarks). */
+  nonRetrying?: ClientFigures;
+  /** Porcupine's per-key linearizability verdict on every client's writes and reads. */
+  linearizability?: LinearizabilityVerdict;
 }
 
 /** One copy of writes from the live stack into the new one, measured by the activity that copied. */

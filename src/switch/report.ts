@@ -44,7 +44,12 @@ const CLIENT_FIGURES: Array<[keyof ClientFigures, string]> = [
   ['maxReconnectMs', 'Longest reconnect (ms)'],
   ['duplicateEvents', 'Duplicate events'],
   ['missedEvents', 'Missed events'],
+  ['maxWritePauseMs', 'Longest write pause (ms)'],
 ];
+
+function clientRows(clients: ClientFigures): string[][] {
+  return CLIENT_FIGURES.filter(([key]) => clients[key] !== undefined).map(([key, label]) => [label, String(clients[key])]);
+}
 
 export function renderMarkdown(report: SwitchReport): string {
   const took = Date.parse(report.finishedAt) - Date.parse(report.startedAt);
@@ -82,7 +87,10 @@ export function renderMarkdown(report: SwitchReport): string {
   if (report.clients) {
     const clients = report.clients;
     lines.push('', '## Synthetic clients', '');
-    lines.push(...table(['Figure', 'Value'], CLIENT_FIGURES.map(([key, label]) => [label, String(clients[key])])));
+    lines.push(...table(['Figure', 'Value'], clientRows(clients)));
+    if (clients.nonRetrying) lines.push('', '### Clients that never retry', '', ...table(['Figure', 'Value'], clientRows(clients.nonRetrying)));
+    const verdict = clients.linearizability;
+    if (verdict) lines.push('', `Porcupine (per-key linearizability): ${verdict.result} over ${verdict.operations} operations on ${verdict.keys} items${verdict.violations.length ? `; violations: ${verdict.violations.join(', ')}` : ''}`);
   }
   return `${lines.join('\n')}\n`;
 }

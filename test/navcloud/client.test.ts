@@ -13,7 +13,8 @@ let stack: TestStack;
 const as = (user: string, baseUrl = stack.outputs.endpoint) => new SyncClient({ baseUrl, token: mintToken(JWT_SECRET, user), timeoutMs: 5000 });
 
 beforeAll(async () => {
-  stack = await startTestStack({ nodes: 2, heartbeatMs: 150 });
+  // Writes on a fenced stack are refused at once (not held), so the refusal can be checked.
+  stack = await startTestStack({ nodes: 2, heartbeatMs: 150, holdMs: 0 });
 });
 afterAll(async () => {
   await stack?.close();

@@ -39,7 +39,8 @@ const byName = (checks: SmokeCheck[]) => Object.fromEntries(checks.map((c) => [c
 const failed = (checks: SmokeCheck[]) => checks.filter((c) => !c.ok).map((c) => c.name).sort();
 
 beforeAll(async () => {
-  stack = await startTestStack({ nodes: 2, heartbeatMs: HEARTBEAT_MS });
+  // Writes on a fenced stack are refused at once (not held), so the checks see the refusal.
+  stack = await startTestStack({ nodes: 2, heartbeatMs: HEARTBEAT_MS, holdMs: 0 });
   const admin = createAdminClient({ adminUrl: stack.outputs.adminUrl, jwtSecret: JWT_SECRET });
   await admin.importLines(restoredLines(12));
 });

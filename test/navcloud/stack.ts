@@ -32,6 +32,8 @@ export interface TestStackOptions {
   port?: number;
   retryAfterSeconds?: number;
   jwtSecret?: string;
+  /** How long writes are held while the stack is fenced (the server's default otherwise). */
+  holdMs?: number;
 }
 
 export async function startTestStack(options: TestStackOptions = {}): Promise<TestStack> {
@@ -51,6 +53,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
         heartbeatMs: options.heartbeatMs ?? 200,
         nodeId: `node-${i + 1}`,
         retryAfterSeconds: options.retryAfterSeconds ?? 1,
+        ...(options.holdMs === undefined ? {} : { holdMs: options.holdMs }),
         shutdownGraceMs: 1000,
         logger: quietLogger,
       }));

@@ -80,8 +80,9 @@ describe('admin export and import', () => {
 describe('fence', () => {
   it('answers writes 503 with Retry-After on every node of the store while reads and streams go on; unfence restores', async () => {
     const dir = tempDir();
-    const a = await node({ heartbeatMs: 100 }, dir);
-    const b = await node({ heartbeatMs: 100 }, { path: dir.path, remove: () => undefined });
+    // Writes refused at once rather than held (server/flip/hold.ts), so the refusal itself is checked.
+    const a = await node({ heartbeatMs: 100, holdMs: 0 }, dir);
+    const b = await node({ heartbeatMs: 100, holdMs: 0 }, { path: dir.path, remove: () => undefined });
     const admin = a.token('ops', true);
     const alice = a.token('alice');
     const put = await call(a, 'PUT', '/v1/items/f1', { token: alice, body: { type: 'trip', data: { v: 1 } } });
@@ -198,8 +199,9 @@ describe('drain', () => {
 
   it('undrain reopens only the node that answers it: readyz 200 and a stream opens again', async () => {
     const dir = tempDir();
-    const a = await node({ heartbeatMs: 100 }, dir);
-    const b = await node({ heartbeatMs: 100 }, { path: dir.path, remove: () => undefined });
+    // Writes refused at once rather than held (server/flip/hold.ts), so the refusal itself is checked.
+    const a = await node({ heartbeatMs: 100, holdMs: 0 }, dir);
+    const b = await node({ heartbeatMs: 100, holdMs: 0 }, { path: dir.path, remove: () => undefined });
     const admin = a.token('ops', true);
     const alice = a.token('alice');
     for (const target of [a, b]) expect((await call(target, 'POST', '/admin/drain', { token: admin })).status).toBe(200);

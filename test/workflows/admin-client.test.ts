@@ -36,7 +36,8 @@ async function collect(lines: AsyncIterable<ExportLine>): Promise<ExportLine[]> 
 }
 
 beforeAll(async () => {
-  source = await startTestNode({ nodeId: 'source' });
+  // Writes on the fenced source are refused at once rather than held, so the refusal is checked.
+  source = await startTestNode({ nodeId: 'source', holdMs: 0 });
   target = await startTestNode({ nodeId: 'target' });
   sourceAdmin = createAdminClient({ adminUrl: source.url, jwtSecret: SECRET });
   targetAdmin = createAdminClient({ adminUrl: target.url, jwtSecret: SECRET });

@@ -1,0 +1,126 @@
+/**
+ * compareStacks against two real stacks (each its own SQLite file, real sockets): a copy made by
+ * export and import, then changes on either side after the copy.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { compareActivities } from '../../activities/compare.ts';
+import type { EnvironmentContext } from '../../activities/deps.ts';
+import { createAdminClient, type StackAdmin } from '../../src/navcloud/admin-client.ts';
+import { mintToken, SyncClient } from '../../src/navcloud/client.ts';
+import { compareStacks } from '../../src/navcloud/compare.ts';
+import type { ExportItemLine } from '../../src/navcloud/protocol.ts';
+import { JWT_SECRET, startTestStack, type TestStack } from './stack.ts';
+
+const stacks: TestStack[] = [];
+afterEach(async () => {
+  await Promise.all(stacks.splice(0).map((stack) => stack.close()));
+});
+
+async function twoStacks(): Promise<{ old: TestStack; fresh: TestStack; oldAdmin: StackAdmin; newAdmin: StackAdmin }> {
+  const old = await startTestStack({ nodes: 1 });
+  const fresh = await startTestStack({ nodes: 1 });
+  stacks.push(old, fresh);
+  return {
+    old, fresh,
+    oldAdmin: createAdminClient({ adminUrl: old.outputs.adminUrl, jwtSecret: JWT_SECRET }),
+    newAdmin: createAdminClient({ adminUrl: fresh.outputs.adminUrl, jwtSecret: JWT_SECRET }),
+  };
+}
+
+const as = (user: string, stack: TestStack) => new SyncClient({ baseUrl: stack.outputs.endpoint, token: mintToken(JWT_SECRET, user), timeoutMs: 5000 });
+
+/** Copies everything `from` has into `to`, as restore and catch-up do. */
+async function copy(from: StackAdmin, to: StackAdmin): Promise<void> {
+  let batch: ExportItemLine[] = [];
+  for await (const line of from.exportSince(undefined)) {
+    if (line.kind === 'item') batch.push(line);
+    if (batch.length >= 500 || (line.kind === 'end' && batch.length)) {
+      await to.importLines(batch);
+      batch = [];
+    }
+  }
+}
+
+async function seed(stack: TestStack, count: number, owner = 'compare-owner'): Promise<Map<string, string>> {
+  const client = as(owner, stack);
+  const revs = new Map<string, string>();
+  for (let i = 0; i < count; i++) {
+    const put = await client.putItem(`cmp-${i}`, { type: 'trip', data: { i } });
+    if (!put.ok || !put.etag) throw new Error(`seed write answered ${put.status}`);
+    revs.set(`cmp-${i}`, put.etag);
+  }
+  return revs;
+}
+
+describe('compareStacks', () => {
+  it('finds no mismatch when the new stack has every item at the same or a newer revision', async () => {
+    const { old, fresh, oldAdmin, newAdmin } = await twoStacks();
+    const revs = await seed(old, 60);
+    await as('compare-owner', old).deleteItem('cmp-5');
+    await as('compare-owner', old).share('cmp-6', 'compare-reader');
+    await copy(oldAdmin, newAdmin);
+    // Changed on the new stack after the copy (forwarded writes): newer revisions at later cursors.
+    const onNew = as('compare-owner', fresh);
+    for (const id of ['cmp-0', 'cmp-30', 'cmp-59']) expect((await onNew.putItem(id, { type: 'trip', data: { after: true } }, { ifMatch: revs.get(id) })).ok).toBe(true);
+    await onNew.deleteItem('cmp-31');
+    // Items only the new stack has are not the old stack's business.
+    await as('someone-new', fresh).putItem('new-only', { type: 'place', data: {} });
+
+    const result = await compareStacks(oldAdmin, newAdmin);
+    expect(result).toMatchObject({ itemsCompared: 60, mismatches: 0, firstMismatches: [] });
+    // Only the four items changed since the copy waited for their newer copy.
+    expect(result.peakPending).toBeLessThanOrEqual(4);
+  });
+
+  it('names items the new stack lacks or holds at an older revision', async () => {
+    const { old, fresh, oldAdmin, newAdmin } = await twoStacks();
+    const revs = await seed(old, 40);
+    await copy(oldAdmin, newAdmin);
+    await as('compare-owner', fresh).putItem('cmp-3', { type: 'trip', data: { after: true } }, { ifMatch: revs.get('cmp-3') });
+    // Planted: writes the old stack took after the copy, which never reached the new one.
+    const onOld = as('compare-owner', old);
+    const lateRev = await onOld.putItem('cmp-7', { type: 'trip', data: { late: true } }, { ifMatch: revs.get('cmp-7') });
+    await onOld.putItem('late-only', { type: 'route', data: {} });
+    await onOld.deleteItem('cmp-8');
+    // Both stacks changed cmp-9 after the copy; the new stack's change is later but of an older generation.
+    const onNew = as('compare-owner', fresh);
+    for (let i = 0; i < 10; i++) await onNew.putItem(`filler-${i}`, { type: 'trip', data: {} });
+    const newRev9 = await onNew.putItem('cmp-9', { type: 'trip', data: { on: 'new' } }, { ifMatch: revs.get('cmp-9') });
+    const second = await onOld.putItem('cmp-9', { type: 'trip', data: { on: 'old' } }, { ifMatch: revs.get('cmp-9') });
+    const third = await onOld.putItem('cmp-9', { type: 'trip', data: { on: 'old' } }, { ifMatch: second.ok ? second.etag : '' });
+
+    const result = await compareStacks(oldAdmin, newAdmin, { firstN: 2 });
+    expect(result.itemsCompared).toBe(41);
+    expect(result.mismatches).toBe(4);
+    expect(result.firstMismatches).toHaveLength(2);
+    const all = await compareStacks(oldAdmin, newAdmin);
+    expect(all.firstMismatches).toEqual(expect.arrayContaining([
+      // The new stack's older copies sit before the old ones' cursors: reported as missing there.
+      { id: 'cmp-7', problem: 'missing', oldRev: lateRev.ok ? lateRev.etag : '' },
+      { id: 'cmp-9', problem: 'older', oldRev: third.ok ? third.etag : '', newRev: newRev9.ok ? newRev9.etag : '' },
+      { id: 'late-only', problem: 'missing', oldRev: expect.stringMatching(/^1-/) },
+      { id: 'cmp-8', problem: 'missing', oldRev: expect.stringMatching(/^2-/) },
+    ]));
+  });
+
+  it('refuses, with the bound in the message, when more old items wait than memory allows', async () => {
+    const { old, oldAdmin, newAdmin } = await twoStacks();
+    await seed(old, 10);
+    // Nothing copied: every old item waits for a copy that never comes.
+    await expect(compareStacks(oldAdmin, newAdmin, { maxPending: 5 })).rejects.toThrow(/more than 5 items of the old stack/);
+  });
+
+  it('runs as the compareStacks activity with the environment\'s admin clients', async () => {
+    const { old, fresh, oldAdmin, newAdmin } = await twoStacks();
+    await seed(old, 12);
+    await copy(oldAdmin, newAdmin);
+    await as('compare-owner', old).putItem('planted', { type: 'trip', data: {} });
+    const context = async () => ({
+      admin: (adminUrl: string) => createAdminClient({ adminUrl, jwtSecret: JWT_SECRET }),
+    }) as unknown as EnvironmentContext;
+    const activity = compareActivities(context).compareStacks;
+    const result = await new MockActivityEnvironment().run(activity, { env: 'test', fromAdminUrl: old.outputs.adminUrl, toAdminUrl: fresh.outputs.adminUrl });
+    expect(result).toMatchObject({ itemsCompared: 13, mismatches: 1, firstMismatches: [{ id: 'planted', problem: 'missing' }] });
+  });
+});
