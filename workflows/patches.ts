@@ -13,4 +13,8 @@ export const PATCHES = {
    * instead of asking the live stack itself first.
    */
   rollbackFollowsForward: 'rollback-follows-forward',
+  /** The environment's `notify:` targets are told of a switch's or rehearsal's events (one activity per event). */
+  notifications: 'switch-notifications',
+  /** While verifying, every item of the old (frozen) stack is compared with the new one; a mismatch rolls back. */
+  verifyData: 'verify-data-after-flip',
 } as const;

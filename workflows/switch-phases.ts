@@ -2,7 +2,7 @@
  * The phases of `stackSwitch`, one function each, in runbook order (docs/switch-protocol.md).
  * A step that changes the world registers what undoes it right next to the change.
  */
-import { CancellationScope, condition, sleep, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, condition, patched, sleep, workflowInfo } from '@temporalio/workflow';
 import { otherColour, type Colour, type DnsRecordState } from '../src/cloud/ports.ts';
 import { stacksToDelete } from '../src/switch/gc.ts';
 import type { BackupSummary, CopyResult, StackRef, SwitchSettings } from '../activities/types.ts';
@@ -10,6 +10,9 @@ import { dnsWait, persistent, provisioning, quick, smoke, streaming } from './ac
 import { pointDnsBack, type PointBack, type PointBackProgress } from './point-back.ts';
 import type { SwitchRun, Undo } from './switch-run.ts';
 import { reasonOf, stop } from './failures.ts';
+import { PATCHES } from './patches.ts';
+import { workflowNow } from './clock.ts';
+import { approveCommandFor } from '../src/notify/message.ts';
 
 /** The first look at restore progress; each next one waits twice as long, up to the longest. */
 export const RESTORE_LOOK_FIRST_MS = 5_000;
@@ -159,6 +162,8 @@ export async function awaitApproval(run: SwitchRun, planned: Planned): Promise<v
   if (settings.approval !== 'manual') return;
   run.enter('awaiting-approval',
     `${planned.next.name} passed its smoke checks; waiting up to ${settings.approvalTimeoutSeconds} s for 'switchyard approve --env ${run.env}' or abort`);
+  await run.notify('awaiting-approval', `${planned.next.name} passed its smoke checks and waits up to ${settings.approvalTimeoutSeconds} s: ` +
+    `approve with \`${approveCommandFor(run.env)}\``);
   const decision = await run.approval(settings.approvalTimeoutSeconds);
   run.describe(`approved by ${decision.by}`);
 }
@@ -176,6 +181,7 @@ export async function fenceAndCopyLast(run: SwitchRun, planned: Planned, next: S
   if (run.phase === 'awaiting-approval') run.enter('catching-up', what);
   else run.describe(what);
   const undo = run.onUndo(`unfence stack ${old.name}`, () => persistent.unfenceStack({ env, adminUrl: old.outputs.adminUrl }));
+  run.fencedAt = workflowNow();
   await quick.fenceStack({ env, adminUrl: old.outputs.adminUrl, leaseSeconds });
   const last = await copyLast(run, old, next, since, leaseSeconds);
   return { cursor: last.cursor, undo };
@@ -226,6 +232,7 @@ export async function flip(run: SwitchRun, planned: Planned, next: StackRef, fen
     await quick.forwardStack({
       env, adminUrl: old.outputs.adminUrl, to: next.outputs.endpoint, cursor: fenced.cursor, leaseSeconds: settings.fenceLeaseSeconds,
     });
+    if (run.fencedAt !== undefined) run.writePause = { fenceToForwardMs: workflowNow() - run.fencedAt };
     run.describe(`${old.name} forwards every request to ${next.name}; switching DNS`);
   }
   const switched = await quick.switchDns({ env, expected: planned.record, stack: next.name, target: next.outputs.dnsTarget });
@@ -241,6 +248,7 @@ export async function flip(run: SwitchRun, planned: Planned, next: StackRef, fen
 export async function verify(run: SwitchRun, planned: Planned, next: StackRef): Promise<void> {
   const { verifySeconds } = planned.settings;
   run.enter('verifying', `watching ${next.name} through ${planned.settings.recordName} for ${verifySeconds} s`);
+  if (planned.old && patched(PATCHES.verifyData)) await verifyData(run, planned.old, next);
   const everyMs = Math.max(VERIFY_EVERY_MS, Math.ceil((verifySeconds * 1000) / VERIFY_LOOKS));
   let failuresInARow = 0;
   let watchedMs = 0;
@@ -254,6 +262,26 @@ export async function verify(run: SwitchRun, planned: Planned, next: StackRef): 
     run.describe(`${next.name} ${probe.ok ? 'healthy' : `unhealthy once (${probe.detail})`}; watched ${watchedMs / 1000} of ${verifySeconds} s`);
     await sleep(step, { summary: 'until the next look at the new stack' });
     watchedMs += step;
+  }
+}
+
+/** How many differing items a failed verification names. */
+const MISMATCHES_NAMED = 10;
+
+/**
+ * Every item of the old stack, frozen since it forwards, must be on the new one at the same or a
+ * newer revision; a difference fails the switch, which then points DNS back.
+ */
+async function verifyData(run: SwitchRun, old: StackRef, next: StackRef): Promise<void> {
+  run.describe(`comparing every item of ${old.name} with ${next.name}`);
+  const comparison = await streaming.compareStacks({
+    env: run.env, fromAdminUrl: old.outputs.adminUrl, toAdminUrl: next.outputs.adminUrl, firstN: MISMATCHES_NAMED,
+  });
+  const { itemsCompared, mismatches, firstMismatches } = comparison;
+  run.verification = { itemsCompared, mismatches, firstMismatches };
+  if (mismatches > 0) {
+    const named = firstMismatches.map((m) => `${m.id} (${m.problem}${m.newRev ? `: ${m.newRev} < ${m.oldRev}` : ''})`).join(', ');
+    throw stop('DataMismatch', `${mismatches} of ${itemsCompared} items of ${old.name} differ on ${next.name}, first: ${named}`);
   }
 }
 

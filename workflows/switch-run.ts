@@ -4,16 +4,23 @@
  * the undo steps registered so far, and finally the report.
  */
 import {
-  CancellationScope, condition, isCancellation, log, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo,
+  CancellationScope, condition, isCancellation, log, patched, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
 import type { Colour } from '../src/cloud/ports.ts';
 import type {
-  Decision, Outcome, Phase, RehearsalFigures, SmokeCheck, StackRefSummary, SwitchInput, SwitchReport, SwitchStatus,
+  DataVerification, Decision, Outcome, Phase, RehearsalFigures, SmokeCheck, StackRefSummary, SwitchInput, SwitchReport, SwitchStatus,
 } from '../src/switch/contract.ts';
 import { abortUpdate, approveUpdate, searchAttributes, statusQuery } from './definitions.ts';
-import { quick } from './activities.ts';
+import type { NotifyEvent } from '../src/config/environment.ts';
+import { notifying, quick } from './activities.ts';
+import { PATCHES } from './patches.ts';
 import { reasonOf, stop } from './failures.ts';
 import { isoAt, workflowNow } from './clock.ts';
+
+/** The notification an ending sends: the events are a contract of the `notify:` config. */
+const EVENT_OF: Record<Outcome, NotifyEvent> = {
+  switched: 'switched', 'rolled-back': 'rolled-back', rehearsed: 'rehearsed', failed: 'failed', aborted: 'failed', cancelled: 'failed',
+};
 
 const BEFORE_SWITCHING: readonly Phase[] = [
   'planning', 'provisioning', 'restoring', 'smoke-testing', 'catching-up', 'awaiting-approval',
@@ -41,6 +48,10 @@ export class SwitchRun {
   pointedBack: boolean | undefined;
   /** Set by a rehearsal (workflows/rehearsal.ts): what it measured, in its report. */
   rehearsal: RehearsalFigures | undefined;
+  /** When the old stack was asked for its fence (workflow clock), and the pause it measures once it forwards. */
+  fencedAt: number | undefined;
+  writePause: SwitchReport['writePause'];
+  verification: DataVerification | undefined;
 
   constructor(readonly input: SwitchInput) {
     this.status = { env: input.env, phase: 'planning', phases: [] };
@@ -193,6 +204,7 @@ export class SwitchRun {
   /** Closes the run and writes its report, even when the run was cancelled. */
   async finish(outcome: Outcome, reason?: string): Promise<SwitchReport> {
     return CancellationScope.nonCancellable(async () => {
+      await this.notify(EVENT_OF[outcome], this.endingSummary(outcome, reason));
       const report = this.report(outcome, reason);
       try {
         await quick.writeReport(report);
@@ -201,6 +213,36 @@ export class SwitchRun {
       }
       return report;
     });
+  }
+
+  /**
+   * Tells the environment's `notify:` targets (runs started before notifications tell nobody). A
+   * notification that fails is a warning in the report, never a failed switch.
+   */
+  async notify(event: NotifyEvent, summary: string): Promise<void> {
+    if (!patched(PATCHES.notifications)) return;
+    try {
+      const { workflowId } = workflowInfo();
+      const delivery = await notifying.notify({ env: this.env, event, workflowId, summary, at: isoAt(workflowNow()) });
+      for (const failed of delivery.failed) this.warn(`notification '${event}' to ${failed.target} failed: ${failed.reason}`);
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      this.warn(`notification '${event}' was not sent: ${reasonOf(err)}`);
+    }
+  }
+
+  private endingSummary(outcome: Outcome, reason?: string): string {
+    const to = this.status.to?.stack ?? 'a new stack';
+    const from = this.status.from?.stack;
+    if (this.rehearsal) {
+      const { lastDelta, predictedWritePauseMs } = this.rehearsal;
+      if (outcome !== 'rehearsed') return `rehearsal ${outcome}: a switch would not have gone ahead: ${reason ?? outcome}`;
+      return `a switch to ${to} would have gone ahead` +
+        (lastDelta ? `; last delta ${lastDelta.items} items, predicted write pause ${predictedWritePauseMs} ms` : '');
+    }
+    if (outcome === 'switched') return `clients are on ${to}${from ? ` (was ${from})` : ''}`;
+    if (outcome === 'rolled-back') return `${reason ?? 'rolled back'}; clients are back on ${from ?? 'the previous stack'}`;
+    return `${outcome}: ${reason ?? outcome}`;
   }
 
   private report(outcome: Outcome, reason?: string): SwitchReport {
@@ -226,6 +268,8 @@ export class SwitchRun {
       startedAt: isoAt(this.startedAt),
       finishedAt: isoAt(workflowNow()),
       ...(this.rehearsal ? { rehearsal: this.rehearsal } : {}),
+      ...(this.writePause ? { writePause: this.writePause } : {}),
+      ...(this.verification ? { verification: this.verification } : {}),
     };
   }
 

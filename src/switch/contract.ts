@@ -130,6 +130,14 @@ export interface RehearsalFigures {
   predictedWritePauseMs?: number;
 }
 
+/** The comparison of every item of the old (frozen) stack with the new one, while verifying. */
+export interface DataVerification {
+  itemsCompared: number;
+  mismatches: number;
+  /** The first items that differ: `missing` on the new stack, or there with an `older` revision. */
+  firstMismatches: Array<{ id: string; problem: 'missing' | 'older'; oldRev: string; newRev?: string }>;
+}
+
 export interface SwitchReport {
   env: string;
   workflowId: string;
@@ -151,6 +159,10 @@ export interface SwitchReport {
   clients?: ClientFigures;
   /** Only in the report of a rehearsal: what a switch would have done. */
   rehearsal?: RehearsalFigures;
+  /** How long the old stack held writes: from asking for the fence until it forwarded (workflow clock). */
+  writePause?: { fenceToForwardMs: number };
+  /** The data verification after the flip (absent when there was no old stack or it never ran). */
+  verification?: DataVerification;
 }
 
 /** Exit codes are a contract with CI (DESIGN §6). */

@@ -67,6 +67,12 @@ export function renderMarkdown(report: SwitchReport): string {
     ['Started', report.startedAt],
     ['Finished', `${report.finishedAt} (took ${formatDuration(took)})`],
   );
+  if (report.writePause) summary.push(['Write pause (fence to forward)', formatDuration(report.writePause.fenceToForwardMs)]);
+  if (report.verification) {
+    const { itemsCompared, mismatches, firstMismatches } = report.verification;
+    const first = firstMismatches.map((m) => `${m.id} (${m.problem})`).join(', ');
+    summary.push(['Data verified', `${itemsCompared} items compared, ${mismatches} mismatched${first ? `: ${first}` : ''}`]);
+  }
   if (report.approval) {
     const { decision, by, comment, at } = report.approval;
     summary.push(['Approval', `${decision} by ${by} at ${at}${comment ? `: ${comment}` : ''}`]);

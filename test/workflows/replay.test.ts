@@ -19,10 +19,10 @@ const fixtures = generations.flatMap((generation) =>
 
 beforeAll(() => quietRuntime());
 
-it('has the fixtures of every generation: the first, the fence-lease protocol (v2) with rehearsals, rollback following forwards (v3)', () => {
+it('has the fixtures of every generation: the first, the fence-lease protocol (v2) with rehearsals, rollback following forwards (v3), notifications and data verification (v4)', () => {
   const first = ['switch-switched.json', 'switch-failed-smoke.json', 'switch-rolled-back.json', 'nightly-refresh-switched.json', 'nightly-refresh-skipped.json'];
-  const later = ['v2', 'v3'].flatMap((generation) => [...first, 'switch-dns-refused.json', 'rollback.json'].map((f) => join(generation, f)));
-  const rehearsals = ['v2/rehearsal-rehearsed.json', 'v2/rehearsal-failed-smoke.json', 'v2/nightly-refresh-rehearsed.json'];
+  const later = ['v2', 'v3', 'v4'].flatMap((generation) => [...first, 'switch-dns-refused.json', 'rollback.json'].map((f) => join(generation, f)));
+  const rehearsals = ['v2', 'v4'].flatMap((generation) => ['rehearsal-rehearsed.json', 'rehearsal-failed-smoke.json', 'nightly-refresh-rehearsed.json'].map((f) => join(generation, f)));
   expect(fixtures).toEqual(expect.arrayContaining([...first, ...later, ...rehearsals]));
 });
 
