@@ -95,6 +95,16 @@ describe('renderMarkdown', () => {
     expect(text).toContain('| Last delta (what the fence would have copied) | 3 items in 40 ms |');
     expect(text).toContain('| Predicted write pause | 40 ms |');
   });
+
+  it('gives the write pause and the data verification when the switch measured them', () => {
+    expect(renderMarkdown(switched)).not.toContain('Data verified');
+    const text = renderMarkdown({
+      ...switched, outcome: 'rolled-back', writePause: { fenceToForwardMs: 1_250 },
+      verification: { itemsCompared: 1200, mismatches: 1, firstMismatches: [{ id: 'trip-7', problem: 'missing', oldRev: '3-a' }] },
+    });
+    expect(text).toContain('| Write pause (fence to forward) | 1.3 s |');
+    expect(text).toContain('| Data verified | 1200 items compared, 1 mismatched: trip-7 (missing) |');
+  });
 });
 
 describe('renderJson', () => {
