@@ -204,9 +204,11 @@ describe.sequential('switchyard exit codes end to end', () => {
     const result = await cli('rollback', '--env', env, '--comment', 'release 2.0.0 is slow');
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    expect(result.stdout.trim()).toBe(`rolled ${env} back from ${firstNewStack} to ${seedStackName(env)} (rollback-${env}, by ci-bot)`);
+    // A rollback runs under the environment's switch id: the one lock a switch and a rollback share.
+    expect(result.stdout.trim()).toBe(`rolled ${env} back from ${firstNewStack} to ${seedStackName(env)} (switch-${env}, by ci-bot)`);
     expect(new FakeWorld({ stateFile: join(stateDir, 'world.json') }).reload().dns?.stack).toBe(seedStackName(env));
-    const rollback = await client.workflow.getHandle(`rollback-${env}`).describe();
+    const rollback = await client.workflow.getHandle(switchWorkflowId(env)).describe();
+    expect(rollback.type).toBe('rollback');
     expect(await rollback.staticSummary()).toBe(`roll ${env} back to its previous stack (by ci-bot)`);
     expect(await rollback.staticDetails()).toBe('**Why:** release 2.0.0 is slow');
   }, 120_000);
