@@ -84,6 +84,15 @@ describe('notifications', () => {
     expect(heard().map((e) => e.event)).toEqual(['rehearsed']);
     expect(heard()[0]!.summary).toMatch(new RegExp(`^a switch to ${report.to?.stack} would have gone ahead; last delta 0 items, predicted write pause \\d+ ms$`));
   });
+
+  it('tells of a rehearsal that failed as failed, saying a switch would not have gone ahead', async () => {
+    receiver = await startReceiver();
+    const world = seededWorld().fail('smoke', { message: 'no heartbeat' });
+    const report = await run(world, { notify: [{ webhook: `${receiver.url}/hook` }] }, rehearsal);
+    expect(report.outcome).toBe('failed');
+    expect(heard().map((e) => e.event)).toEqual(['failed']);
+    expect(heard()[0]!.summary).toBe('rehearsal failed: a switch would not have gone ahead: smoke checks failed: stream (no heartbeat)');
+  });
 });
 
 describe('data verification after the flip', () => {
