@@ -6,13 +6,17 @@
  *   read DNS -> fence `from` (lease) -> copy `from`'s writes to `to` until the fence is seen to
  *   hold -> undrain `to` -> unfence `to` -> `from` forwards to `to` -> DNS back (compare-and-swap).
  *
- * A failure before `to` is unfenced leaves `from` the writer (its fence lapses by itself); one
- * after leaves `to` the writer with `from` forwarding to it, whichever way DNS points.
+ * A failure before `to` is unfenced leaves `from` the writer (its fence lapses by itself). A
+ * failure after it, while DNS still names `from`, moves the writer back to `from` (`to` fenced,
+ * its writes copied back, `to` forwarding to `from`): the stack DNS names is the writer. Once DNS
+ * accepted the change, `to` is the writer and `from` forwards to it.
  */
+import { patched } from '@temporalio/workflow';
 import { pointsTo } from '../src/cloud/dns-target.ts';
 import type { StackRef } from '../activities/types.ts';
 import { dnsWait, persistent, streaming } from './activities.ts';
 import { stop } from './failures.ts';
+import { PATCHES } from './patches.ts';
 
 /** Copies after which a fence that keeps lapsing gives up. */
 const MAX_COPIES = 3;
@@ -36,7 +40,7 @@ export interface PointBackProgress {
   /** DNS sent clients to `from` when pointing back began. */
   dnsOnFrom: boolean;
   undrained: boolean;
-  /** `to` takes writes again (and `from` forwards to it, or is about to). */
+  /** `to` takes writes (and `from` forwards to it, or is about to); false again if the writer went back. */
   writerMoved: boolean;
   /** DNS points to `to` (it did already, or the change was accepted). */
   dnsBack: boolean;
@@ -74,15 +78,32 @@ export async function pointDnsBack(back: PointBack, say: (details: string) => vo
   }
   say(`${to.name} takes writes again; ${from.name} forwards to it`);
   progress.writerMoved = true;
-  await persistent.unfenceStack({ env, adminUrl: to.outputs.adminUrl });
-  await persistent.forwardStack({ env, adminUrl: from.outputs.adminUrl, to: to.outputs.endpoint, cursor: copiedTo, leaseSeconds });
-
-  if (onTo) {
+  try {
+    await persistent.unfenceStack({ env, adminUrl: to.outputs.adminUrl });
+    await persistent.forwardStack({ env, adminUrl: from.outputs.adminUrl, to: to.outputs.endpoint, cursor: copiedTo, leaseSeconds });
+    if (!onTo) {
+      say(`pointing ${back.recordName} back to ${to.name}`);
+      const switched = await persistent.switchDns({ env, expected: record, stack: to.name, target: to.outputs.dnsTarget });
+      progress.dnsBack = true;
+      if (switched.changeId) await dnsWait.waitDnsInSync({ env, changeId: switched.changeId });
+    }
     progress.dnsBack = true;
-    return;
+  } catch (err) {
+    // DNS still sends clients to `from`: the writer goes back there, so that the stack DNS names holds every write.
+    if (!progress.dnsBack && patched(PATCHES.writerFollowsDns)) await moveWriterBack(back, copiedTo, say, progress);
+    throw err;
   }
-  say(`pointing ${back.recordName} back to ${to.name}`);
-  const switched = await persistent.switchDns({ env, expected: record, stack: to.name, target: to.outputs.dnsTarget });
-  progress.dnsBack = true;
-  if (switched.changeId) await dnsWait.waitDnsInSync({ env, changeId: switched.changeId });
+}
+
+/** The writer returns from `to` to `from` (DNS never left `from`): `to`'s writes since it took over are copied back. */
+async function moveWriterBack(back: PointBack, since: string, say: (details: string) => void, progress: PointBackProgress): Promise<void> {
+  const { env, from, to, leaseSeconds } = back;
+  say(`DNS still names ${from.name}: the writes go back to it from ${to.name}`);
+  await persistent.fenceStack({ env, adminUrl: to.outputs.adminUrl, leaseSeconds });
+  const copy = await streaming.copyChanges({
+    env, fromAdminUrl: to.outputs.adminUrl, toAdminUrl: from.outputs.adminUrl, since, renewFenceSeconds: leaseSeconds,
+  });
+  await persistent.unfenceStack({ env, adminUrl: from.outputs.adminUrl });
+  await persistent.forwardStack({ env, adminUrl: to.outputs.adminUrl, to: from.outputs.endpoint, cursor: copy.cursor, leaseSeconds });
+  progress.writerMoved = false;
 }

@@ -77,8 +77,9 @@ export async function rollback(input: RollbackInput): Promise<RollbackReport> {
   async function failed(err: unknown): Promise<RollbackReport> {
     let reason = isCancellation(err) ? 'cancelled' : reasonOf(err);
     if (to && progress.writerMoved) {
-      reason += `; ${to.name} takes the writes again and ${from?.name} forwards to it` +
-        (progress.dnsBack ? '' : `, though DNS could not be pointed back`);
+      reason += progress.dnsBack
+        ? `; DNS points to ${to.name}, which takes the writes again, and ${from?.name} forwards to it`
+        : `; ${to.name} takes the writes while DNS still names ${from?.name}, which forwards to it`;
     } else if (to && progress.undrained) {
       // Drained again, it stays the stack a later rollback finds and returns to.
       try {

@@ -57,7 +57,7 @@ describe('rollback', () => {
     expect(world.state.violations).toEqual([]);
   });
 
-  it('moves the writer back even when DNS cannot be pointed back, and a later rollback finishes the job', async () => {
+  it('leaves the writer where DNS still points when DNS cannot be pointed back, and a later rollback still finds the previous stack', async () => {
     const world = seededWorld();
     const { worker, taskQueue } = await workerFor(testEnv.nativeConnection, world);
     const { switched, failed, retried } = await worker.runUntil(async () => {
@@ -66,18 +66,17 @@ describe('rollback', () => {
       });
       world.fail('dns.switch', { stack: OLD, times: 1, message: 'Route53 throttled the change' });
       const failed = await testEnv.client.workflow.execute(rollback, { taskQueue, workflowId: `rollback-${randomUUID()}`, args: [{ env: 'test', by: 'dana' }] });
-      const afterFailure = { dns: world.state.dns?.stack, old: { ...world.stack(OLD) }, current: { ...world.stack(switched.to!.stack) } };
+      const afterFailure = { dns: world.state.dns?.stack, old: world.fenceOf(OLD), oldDraining: world.stack(OLD).draining, current: world.fenceOf(switched.to!.stack) };
       const retried = await testEnv.client.workflow.execute(rollback, { taskQueue, workflowId: `rollback-${randomUUID()}`, args: [{ env: 'test', by: 'dana' }] });
       return { switched, failed: { report: failed, ...afterFailure }, retried };
     });
     const current = switched.to!.stack;
     expect(failed.report).toMatchObject({ outcome: 'failed', from: current, to: OLD, reason: expect.stringContaining('Route53 throttled the change') });
-    expect(failed.report.reason).toContain(`${OLD} takes the writes again and ${current} forwards to it, though DNS could not be pointed back`);
     expect(failed.dns).toBe(current);
-    // One writer: the previous stack, which the current one (still named by DNS) forwards every request to.
-    expect(failed.current).toMatchObject({ fenced: true });
-    expect(failed.old).toMatchObject({ fenced: false, draining: false });
-    // The retry finds the stack the current one forwards to, and only has DNS left to do.
+    // One writer, the one DNS names: the previous stack forwards to it again, and is drained again for a later rollback.
+    expect(failed.current).toEqual(['open', 'open']);
+    expect(failed.old).toEqual(['forwarding', 'forwarding']);
+    expect(failed.oldDraining).toBe(true);
     expect(retried).toMatchObject({ outcome: 'rolled-back', from: current, to: OLD });
     expect(world.state.dns?.stack).toBe(OLD);
     expect(world.stack(OLD)).toMatchObject({ fenced: false, draining: false });
@@ -96,7 +95,7 @@ describe('rollback', () => {
       return { switched, report };
     });
     const current = switched.to!.stack;
-    expect(report).toMatchObject({ outcome: 'failed', reason: expect.stringContaining(`${OLD} takes the writes again and ${current} forwards to it`) });
+    expect(report).toMatchObject({ outcome: 'failed', reason: expect.stringContaining(`DNS points to ${OLD}, which takes the writes again, and ${current} forwards to it`) });
     expect(world.state.dns?.stack).toBe(OLD);
     // Only one of the two stacks may take writes: the one DNS now names.
     expect(world.stack(current).fenced).toBe(true);

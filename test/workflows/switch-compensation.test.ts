@@ -191,9 +191,9 @@ describe('a failure after the switch', () => {
     const { report } = await runSwitch({ world });
     expect(report.outcome).toBe('failed');
     expect(report.reason).toContain(`pointing DNS back to ${OLD} failed`);
-    // The writer moved back: the old stack takes writes and the new one, still named by DNS, forwards to it.
-    expect(world.stack(OLD).fenced).toBe(false);
-    expect(world.reload() && world.stack(newStackOf(report)).fenced).toBe(true);
+    // DNS still names the new stack, so it stays the writer (its writes copied back to it) and the old one forwards to it.
+    expect(world.fenceOf(OLD)).toEqual(['forwarding', 'forwarding']);
+    expect(world.fenceOf(newStackOf(report))).toEqual(['open', 'open']);
     // The new stack still serves clients: it must not have been deleted.
     expect(world.state.dns?.stack).toBe(newStackOf(report));
     expect(world.stack(newStackOf(report)).description.status).toBe('ready');

@@ -1,0 +1,294 @@
+/**
+ * The fault explorer's engine: runs `stackSwitch` and `rollback` on a time-skipping Temporal server
+ * over the fake world, injects faults at chosen activity calls, and checks the invariants
+ * (src/switch/invariants.ts) after every step of the world and at the end of every schedule.
+ *
+ * A schedule is a base run (a scenario of the world and the workflow to run) plus faults, each at
+ * the n-th activity call of the run under test (first attempts only, counted from 0) and of one kind:
+ *   fail-before  the call fails before it does anything (a retryable error)
+ *   fail-after   the call does its work, then its answer is lost (a retryable error)
+ *   hang         the call never answers; the server times it out and retries
+ *   kill         the call does its work, then the worker dies: it is shut down and a new one starts
+ *   terminate    the call does its work and the run is terminated meanwhile (nothing of it runs again)
+ * Written `base@call:kind+call:kind`, e.g. `switch@7:hang+12:kill`.
+ */
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import type { WorkflowHandle } from '@temporalio/client';
+import type { Environment } from '../../src/config/environment.ts';
+import type { SwitchInput } from '../../src/switch/contract.ts';
+import { checkEnd, checkStep, type Violation } from '../../src/switch/invariants.ts';
+import { createActivities } from '../../activities/index.ts';
+import { rollback, stackSwitch } from '../../workflows/index.ts';
+import { FakeWorld, seedWorld, type Failure, type FailurePoint } from '../support/fake-ports.ts';
+import { tempDir, timeSkippingEnvironment, workflowBundle } from '../workflows/harness.ts';
+
+export const FAULT_KINDS = ['fail-before', 'fail-after', 'hang', 'kill', 'terminate'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+export interface Fault {
+  call: number;
+  kind: FaultKind;
+}
+
+/** A scenario of the world and the run under test. */
+export interface Base {
+  name: string;
+  /** The run under test; `rollback` runs after a fault-free switch. */
+  flow: 'switch' | 'rollback';
+  env?: Partial<Environment>;
+  input?: Partial<SwitchInput>;
+  awsShaped?: boolean;
+  /** Failures of the world's own operations (DNS refused, a partial fence...). */
+  failures?: Partial<Record<FailurePoint, Failure>>;
+  /** Shapes the world after seeding (a live stack's status...). */
+  setup?: (world: FakeWorld, env: string) => void;
+}
+
+export interface Schedule {
+  base: Base;
+  faults: Fault[];
+}
+
+export const scheduleName = (s: Schedule) =>
+  s.faults.length ? `${s.base.name}@${s.faults.map((f) => `${f.call}:${f.kind}`).join('+')}` : s.base.name;
+
+export interface Found extends Violation {
+  /** The step of the world after which it was seen ('end' for the end checks). */
+  step: string;
+}
+
+export interface Outcome {
+  schedule: string;
+  /** Activity names of the run under test, first attempts, in order. */
+  calls: string[];
+  violations: Found[];
+  /** The run under test's outcome, or what went wrong with the schedule itself. */
+  result: string;
+}
+
+/** The environment every explored run uses: a short verify and drain keep the histories small. */
+const EXPLORED_ENV: Partial<Environment> = { verifySeconds: 10, drainSeconds: 2, ttl: 1, keepStacks: 1 };
+const LEASE_MS = 60_000;
+
+/** One time-skipping server that runs schedules one after another. */
+export class Lane {
+  private constructor(private readonly testEnv: TestWorkflowEnvironment) {}
+  private schedules = 0;
+
+  static async start(): Promise<Lane> {
+    const testEnv = await timeSkippingEnvironment();
+    await workflowBundle();
+    return new Lane(testEnv);
+  }
+
+  async stop(): Promise<void> {
+    await this.testEnv.teardown();
+  }
+
+  async run(schedule: Schedule): Promise<Outcome> {
+    this.schedules += 1;
+    const envName = `x${this.schedules}${randomUUID().slice(0, 4)}`;
+    const run = new ScheduleRun(this.testEnv, schedule, envName);
+    try {
+      return await run.execute();
+    } catch (err) {
+      return run.outcome(`the schedule itself broke: ${(err as Error).stack ?? String(err)}`);
+    }
+  }
+}
+
+class ScheduleRun {
+  private readonly world: FakeWorld;
+  private readonly found = new Map<string, Found>();
+  private readonly calls: string[] = [];
+  private readonly faults: Map<number, FaultKind>;
+  private readonly reportsDir = tempDir('explorer-reports-');
+  private readonly taskQueue = `explore-${randomUUID()}`;
+  private readonly env: Partial<Environment>;
+  /** The workflow whose calls are counted and faulted. */
+  private target?: string;
+  private handle?: WorkflowHandle;
+  private worker?: { worker: Worker; running: Promise<void> };
+  private killing?: Promise<void>;
+  private stopping = false;
+  private lastStep = 'start';
+  /** How far the world's clock is ahead of the server's (hung and lost attempts). */
+  private skewMs = 0;
+
+  constructor(private readonly testEnv: TestWorkflowEnvironment, private readonly schedule: Schedule, private readonly envName: string) {
+    this.env = { ...EXPLORED_ENV, ...schedule.base.env };
+    this.faults = new Map(schedule.faults.map((f) => [f.call, f.kind]));
+    this.world = new FakeWorld({ env: this.env, awsShaped: schedule.base.awsShaped, onStep: (what) => this.step(what) });
+  }
+
+  outcome(result: string): Outcome {
+    return { schedule: scheduleName(this.schedule), calls: this.calls, violations: [...this.found.values()], result };
+  }
+
+  private step(what: string): void {
+    this.lastStep = what;
+    for (const v of checkStep(this.world.snapshot())) this.note(v, what);
+  }
+
+  private note(v: Violation, step: string): void {
+    const key = `${v.invariant} ${v.message}`;
+    if (!this.found.has(key)) this.found.set(key, { ...v, step });
+  }
+
+  async execute(): Promise<Outcome> {
+    const { base } = this.schedule;
+    seedWorld(this.world, this.envName);
+    base.setup?.(this.world, this.envName);
+    await this.tick();
+    await this.startWorker();
+    try {
+      if (base.flow === 'rollback') {
+        const prior = await this.runWorkflow('switch', undefined);
+        if (prior !== 'switched') return this.outcome(`the switch before the rollback ended ${prior}`);
+      }
+      for (const [point, failure] of Object.entries(base.failures ?? {})) this.world.fail(point as FailurePoint, { ...failure });
+      const result = await this.runWorkflow(base.flow, base.input);
+      if (result === 'terminated') {
+        // A dead run's stacks are cleaned up by the next switch, which also proves the fence lapsed.
+        // The test server keeps time locked for an activity whose run was terminated under it.
+        await this.testEnv.connection.testService!.unlockTimeSkipping({}).catch(() => undefined);
+        await this.testEnv.sleep(LEASE_MS + 1_000);
+        await this.tick();
+        this.world.state.failures = {};
+        await this.runWorkflow('switch', undefined, false);
+      }
+    } finally {
+      this.stopping = true;
+      await this.killing;
+      await this.stopWorker();
+    }
+    // Every fence a run left behind must have lapsed by now.
+    await this.testEnv.sleep(LEASE_MS + 1_000);
+    await this.tick();
+    for (const v of checkEnd(this.world.snapshot())) this.note(v, 'end');
+    return this.outcome(this.lastResult);
+  }
+
+  private lastResult = '';
+
+  /** Runs one workflow to its end; faults apply to it when `faulted`. Returns its outcome. */
+  private async runWorkflow(flow: 'switch' | 'rollback', input: Partial<SwitchInput> | undefined, faulted = true): Promise<string> {
+    const isTarget = faulted && flow === this.schedule.base.flow;
+    const workflowId = `${flow}-${this.envName}-${randomUUID().slice(0, 6)}`;
+    const runs = (this.world.state.runs ??= []);
+    const run = { workflowId, kind: flow, state: 'running' as const, reported: false, acted: false, keepFailed: input?.keepFailed };
+    runs.push(run);
+    if (isTarget) this.target = workflowId;
+    const handle = flow === 'switch'
+      ? await this.testEnv.client.workflow.start(stackSwitch, {
+          taskQueue: this.taskQueue, workflowId,
+          args: [{ env: this.envName, backup: 'latest', trigger: 'ci', version: '2.0.0', ...input }],
+        })
+      : await this.testEnv.client.workflow.start(rollback, { taskQueue: this.taskQueue, workflowId, args: [{ env: this.envName, by: 'explorer' }] });
+    if (isTarget) this.handle = handle;
+    let outcome: string;
+    let state: 'closed' | 'terminated' = 'closed';
+    let returned = false;
+    try {
+      const report = (await handle.result()) as { outcome: string };
+      outcome = report.outcome;
+      returned = true;
+    } catch (err) {
+      const description = await handle.describe();
+      state = description.status.name === 'TERMINATED' ? 'terminated' : 'closed';
+      outcome = state === 'terminated' ? 'terminated' : `${description.status.name.toLowerCase()}: ${(err as Error).message}`;
+    }
+    if (isTarget) this.target = undefined;
+    const written = existsSync(join(this.reportsDir, `${workflowId}.json`));
+    Object.assign(run, { state, reported: written || (flow === 'rollback' && returned) });
+    if (isTarget) this.lastResult = outcome;
+    await this.tick();
+    return outcome;
+  }
+
+  /** Brings the world's clock to the server's and lets the clients write. */
+  private async tick(): Promise<void> {
+    this.world.setTime(await this.testEnv.currentTimeMs() + this.skewMs);
+    this.world.clientsWrite();
+  }
+
+  private async startWorker(): Promise<void> {
+    const worker = await Worker.create({
+      connection: this.testEnv.nativeConnection,
+      taskQueue: this.taskQueue,
+      workflowBundle: await workflowBundle(),
+      activities: this.instrumented(),
+      maxHeartbeatThrottleInterval: '100ms',
+      defaultHeartbeatThrottleInterval: '100ms',
+      shutdownGraceTime: '50ms',
+      // The test server keeps sending a run's tasks to the sticky queue of a worker that died:
+      // where a worker is killed, no worker keeps runs cached (each task replays the history).
+      ...(this.schedule.faults.some((f) => f.kind === 'kill') ? { maxCachedWorkflows: 0 } : {}),
+    });
+    this.worker = { worker, running: worker.run() };
+  }
+
+  private async stopWorker(): Promise<void> {
+    const current = this.worker;
+    this.worker = undefined;
+    if (!current) return;
+    current.worker.shutdown();
+    await current.running;
+  }
+
+  private instrumented() {
+    const real = createActivities(this.world.deps(this.reportsDir, this.env));
+    const wrapped: Record<string, (...args: never[]) => Promise<unknown>> = {};
+    for (const [name, fn] of Object.entries(real) as Array<[string, (...args: never[]) => Promise<unknown>]>) {
+      wrapped[name] = async (...args: never[]) => {
+        const context = Context.current();
+        const counted = context.info.workflowExecution?.workflowId === this.target && context.info.attempt === 1;
+        const index = counted ? this.calls.push(name) - 1 : -1;
+        const kind = counted ? this.faults.get(index) : undefined;
+        await this.tick();
+        if (kind === 'fail-before') throw ApplicationFailure.retryable(`explorer: ${name} failed before its effect`, 'ExplorerFault');
+        if (kind === 'hang') return this.lose(name, 'hung');
+        const result = await fn(...args);
+        this.lastStep = `${name} done`;
+        if (kind === 'fail-after') throw ApplicationFailure.retryable(`explorer: ${name} did its work but its answer was lost`, 'ExplorerFault');
+        if (kind === 'kill') return this.kill(name);
+        // Right after the answer went back: the run is stopped between two steps.
+        const handle = this.handle;
+        if (kind === 'terminate') setTimeout(() => void handle?.terminate('explorer: terminated').catch(() => undefined), 20);
+        return result;
+      };
+    }
+    return wrapped as typeof real;
+  }
+
+  /**
+   * The attempt's answer never comes: the server would wait for the attempt's timeout, then retry.
+   * The test server cannot skip time while an activity runs, so the wait is the world's: its clock
+   * moves on by the timeout (and stays that far ahead of the server's), and the attempt fails.
+   */
+  private lose(name: string, why: string): never {
+    const { heartbeatTimeoutMs, startToCloseTimeoutMs } = Context.current().info;
+    const timeoutMs = Math.min(...[heartbeatTimeoutMs, startToCloseTimeoutMs].filter((t): t is number => !!t));
+    this.skewMs += timeoutMs;
+    this.lastStep = `${name}: ${why}`;
+    throw ApplicationFailure.retryable(`explorer: ${name} ${why}; timed out after ${timeoutMs} ms`, 'ExplorerTimeout');
+  }
+
+  /** The work is done; the worker dies before it can answer: it is shut down and a new one takes over. */
+  private kill(name: string): never {
+    this.killing ??= (async () => {
+      await sleep(10);
+      await this.stopWorker();
+      if (!this.stopping) await this.startWorker();
+      this.killing = undefined;
+    })();
+    return this.lose(name, 'was done when its worker died');
+  }
+}
