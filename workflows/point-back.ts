@@ -89,8 +89,13 @@ export async function pointDnsBack(back: PointBack, say: (details: string) => vo
     }
     progress.dnsBack = true;
   } catch (err) {
-    // DNS still sends clients to `from`: the writer goes back there, so that the stack DNS names holds every write.
-    if (!progress.dnsBack && patched(PATCHES.writerFollowsDns)) await moveWriterBack(back, copiedTo, say, progress);
+    if (!progress.dnsBack && patched(PATCHES.writerFollowsDns)) {
+      // A change applied whose answer was lost moved DNS all the same: read it before moving anything.
+      const now = await persistent.readDns(env);
+      if (pointsTo(now, { name: to.name, dnsTarget: to.outputs.dnsTarget })) progress.dnsBack = true;
+      // DNS still sends clients to `from`: the writer goes back there, so that the stack DNS names holds every write.
+      else await moveWriterBack(back, copiedTo, say, progress);
+    }
     throw err;
   }
 }
