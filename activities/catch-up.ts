@@ -29,6 +29,7 @@ export function catchUpActivities(context: (env: string) => Promise<EnvironmentC
       const source = admin(input.fromAdminUrl);
       const target = admin(input.toAdminUrl);
       const heartbeat = new ProgressHeartbeat({ copied: 0 });
+      const startedAt = Date.now();
       const stopRenewing = input.renewFenceSeconds ? renewFence(source, input.renewFenceSeconds, signal) : () => undefined;
       let copied = 0;
       let batch: ExportItemLine[] = [];
@@ -46,7 +47,7 @@ export function catchUpActivities(context: (env: string) => Promise<EnvironmentC
             if (line.items !== copied) {
               throw refuse('CopyCountMismatch', `${input.fromAdminUrl}/admin/export announced ${line.items} items but sent ${copied}`);
             }
-            return { copied, cursor: line.cursor };
+            return { copied, cursor: line.cursor, durationMs: Date.now() - startedAt };
           }
           batch.push(line);
           if (batch.length >= batchLines) await flush();

@@ -14,6 +14,7 @@ import { verifyActivities } from './verify.ts';
 import { backupActivities } from './backups.ts';
 import { reportActivities } from './report.ts';
 import { notifyActivities } from './notify.ts';
+import { compareActivities } from './compare.ts';
 import { createNotifier } from '../src/notify/factory.ts';
 
 export type { ActivityDeps, SmokeRunner } from './deps.ts';
@@ -33,6 +34,7 @@ export function createActivities(deps: ActivityDeps) {
     ...backupActivities(context),
     ...reportActivities(context, deps.reportsDir, deps.metrics),
     ...notifyActivities(context, deps.notifier ?? createNotifier),
+    ...compareActivities(context),
   });
 }
 

@@ -101,6 +101,8 @@ export interface StackState {
 
 export interface CopyResult {
   copied: number;
+  /** How long the copy took on the worker (absent in runs recorded before it was measured). */
+  durationMs?: number;
   /** Cursor of the source's export end: the next pass starts here. */
   cursor: string;
 }

@@ -53,3 +53,10 @@ export const dnsWait = proxyActivities<SwitchyardActivities>({
   heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 5 },
 });
+
+/** Notifications: the activity retries each target under its own deadline; a second attempt covers a lost worker. */
+export const notifying = proxyActivities<SwitchyardActivities>({
+  ...base,
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1s', maximumAttempts: 2 },
+});

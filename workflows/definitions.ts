@@ -49,7 +49,10 @@ export interface BackupReport {
 }
 
 /** What the schedule gives each night's `nightlyRefresh`: the switch to start, its trigger is `schedule`. */
-export type NightlyRefreshInput = Pick<SwitchInput, 'env' | 'version' | 'backup'>;
+export type NightlyRefreshInput = Pick<SwitchInput, 'env' | 'version' | 'backup'> & {
+  /** Each night rehearses the switch (workflows/rehearsal.ts) instead of switching. */
+  rehearse?: boolean;
+};
 
 export type NightlyRefreshResult =
   /** A switch of the environment (`running`) was already going: this night started none. */

@@ -4,20 +4,23 @@
  * and waits for it. The server appends the scheduled time to ids of workflows a schedule starts,
  * so only a child started here meets the id conflict that keeps one switch per environment; a
  * night that finds a switch already running is skipped, which is a success, not a failure.
+ * A schedule set with `--rehearse` starts a rehearsal under the same id instead.
  */
 import { ChildWorkflowCancellationType, ParentClosePolicy, log, setCurrentDetails, startChild } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { switchStartOptions, switchWorkflowId, type SwitchInput } from '../src/switch/contract.ts';
+import { rehearsalStartOptions, switchStartOptions, switchWorkflowId, type SwitchInput } from '../src/switch/contract.ts';
 import type { NightlyRefreshInput, NightlyRefreshResult } from './definitions.ts';
 import { stackSwitch } from './stack-switch.ts';
+import { rehearsal } from './rehearsal.ts';
 
 export async function nightlyRefresh(refresh: NightlyRefreshInput): Promise<NightlyRefreshResult> {
   const input: SwitchInput = { env: refresh.env, version: refresh.version, backup: refresh.backup, trigger: 'schedule' };
   const { env } = input;
   const workflowId = switchWorkflowId(env);
-  setCurrentDetails(`**starting** — ${workflowId} to roll out version ${input.version}`);
-  const child = await startChild(stackSwitch, {
-    ...switchStartOptions(input),
+  const what = refresh.rehearse ? 'rehearse rolling out' : 'roll out';
+  setCurrentDetails(`**starting** — ${workflowId} to ${what} version ${input.version}`);
+  const child = await startChild(refresh.rehearse ? rehearsal : stackSwitch, {
+    ...(refresh.rehearse ? rehearsalStartOptions(input) : switchStartOptions(input)),
     args: [input],
     // The switch answers to its own approve and abort only: ending or cancelling this night's
     // run must not cut a switch short, which would skip its compensation.
@@ -34,7 +37,7 @@ export async function nightlyRefresh(refresh: NightlyRefreshInput): Promise<Nigh
     return { env, outcome: 'skipped', running: workflowId, reason };
   }
   const runId = child.firstExecutionRunId;
-  setCurrentDetails(`**switching** — started ${workflowId} (run ${runId}) to roll out version ${input.version}; ` +
+  setCurrentDetails(`**${refresh.rehearse ? 'rehearsing' : 'switching'}** — started ${workflowId} (run ${runId}) to ${what} version ${input.version}; ` +
     `follow it with \`switchyard status --env ${env}\``);
   log.info('nightly switch started', { env, switch: workflowId, switchRunId: runId });
   const report = await child.result();

@@ -15,4 +15,8 @@ export const PATCHES = {
   rollbackFollowsForward: 'rollback-follows-forward',
   /** Pointing DNS back moves the writer back where DNS still points when DNS cannot be changed. */
   writerFollowsDns: 'writer-follows-dns',
+  /** The environment's `notify:` targets are told of a switch's or rehearsal's events (one activity per event). */
+  notifications: 'switch-notifications',
+  /** While verifying, every item of the old (frozen) stack is compared with the new one; a mismatch rolls back. */
+  verifyData: 'verify-data-after-flip',
 } as const;

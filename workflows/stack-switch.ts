@@ -19,11 +19,13 @@ export async function stackSwitch(input: SwitchInput): Promise<SwitchReport> {
   try {
     const { planned, next, fenced } = await run.untilSwitching(async () => {
       const planned = await plan(run);
+      await run.notify('started', `switching to ${planned.next.name} (version ${input.version}, trigger ${input.trigger})` +
+        `${planned.old ? ` from ${planned.old.name}` : ''}`);
       await clearClosedRuns(run, planned);
       const next = await provision(run, planned);
       const backup = await restore(run, next);
       await smokeTest(run, next);
-      const cursor = await catchUp(run, planned, next, backup.cursor);
+      const { cursor } = await catchUp(run, planned, next, backup.cursor);
       await awaitApproval(run, planned);
       return { planned, next, fenced: await fenceAndCopyLast(run, planned, next, cursor) };
     });

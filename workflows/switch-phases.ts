@@ -2,14 +2,17 @@
  * The phases of `stackSwitch`, one function each, in runbook order (docs/switch-protocol.md).
  * A step that changes the world registers what undoes it right next to the change.
  */
-import { CancellationScope, condition, sleep, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, condition, patched, sleep, workflowInfo } from '@temporalio/workflow';
 import { otherColour, type Colour, type DnsRecordState } from '../src/cloud/ports.ts';
 import { stacksToDelete } from '../src/switch/gc.ts';
-import type { BackupSummary, StackRef, SwitchSettings } from '../activities/types.ts';
+import type { BackupSummary, CopyResult, StackRef, SwitchSettings } from '../activities/types.ts';
 import { dnsWait, persistent, provisioning, quick, smoke, streaming } from './activities.ts';
 import { pointDnsBack, type PointBack, type PointBackProgress } from './point-back.ts';
 import type { SwitchRun, Undo } from './switch-run.ts';
 import { reasonOf, stop } from './failures.ts';
+import { PATCHES } from './patches.ts';
+import { workflowNow } from './clock.ts';
+import { approveCommandFor } from '../src/notify/message.ts';
 
 /** The first look at restore progress; each next one waits twice as long, up to the longest. */
 export const RESTORE_LOOK_FIRST_MS = 5_000;
@@ -130,19 +133,27 @@ export async function smokeTest(run: SwitchRun, next: StackRef): Promise<void> {
 
 // ---------------------------------------------------------------- catching up and the flip
 
+/** Where the catch-up passes ended, and what each copied. */
+export interface CaughtUp {
+  cursor: string;
+  passes: CopyResult[];
+}
+
 /** Copies the old stack's new writes into the new stack until few remain; returns where the copies ended. */
-export async function catchUp(run: SwitchRun, planned: Planned, next: StackRef, since: string): Promise<string> {
+export async function catchUp(run: SwitchRun, planned: Planned, next: StackRef, since: string): Promise<CaughtUp> {
   const { old } = planned;
-  if (!old) return since;
+  const passes: CopyResult[] = [];
+  if (!old) return { cursor: since, passes };
   run.enter('catching-up', `copying writes ${old.name} took since the backup`);
   let cursor = since;
   for (let pass = 1; pass <= MAX_CATCH_UP_PASSES; pass += 1) {
-    const copy = await streaming.copyChanges({ env: run.env, fromAdminUrl: old.outputs.adminUrl, toAdminUrl: next.outputs.adminUrl, since: cursor });
+    const copy = await copyLast(run, old, next, cursor);
+    passes.push(copy);
     cursor = copy.cursor;
     run.describe(`pass ${pass} copied ${copy.copied} changes from ${old.name} to ${next.name}`);
     if (copy.copied <= planned.settings.catchUpFenceBelow) break;
   }
-  return cursor;
+  return { cursor, passes };
 }
 
 /** With `approval: manual`, waits for a person; writes are not refused meanwhile (the fence comes after). */
@@ -151,6 +162,8 @@ export async function awaitApproval(run: SwitchRun, planned: Planned): Promise<v
   if (settings.approval !== 'manual') return;
   run.enter('awaiting-approval',
     `${planned.next.name} passed its smoke checks; waiting up to ${settings.approvalTimeoutSeconds} s for 'switchyard approve --env ${run.env}' or abort`);
+  await run.notify('awaiting-approval', `${planned.next.name} passed its smoke checks and waits up to ${settings.approvalTimeoutSeconds} s: ` +
+    `approve with \`${approveCommandFor(run.env)}\``);
   const decision = await run.approval(settings.approvalTimeoutSeconds);
   run.describe(`approved by ${decision.by}`);
 }
@@ -168,11 +181,28 @@ export async function fenceAndCopyLast(run: SwitchRun, planned: Planned, next: S
   if (run.phase === 'awaiting-approval') run.enter('catching-up', what);
   else run.describe(what);
   const undo = run.onUndo(`unfence stack ${old.name}`, () => persistent.unfenceStack({ env, adminUrl: old.outputs.adminUrl }));
+  run.fencedAt = workflowNow();
   await quick.fenceStack({ env, adminUrl: old.outputs.adminUrl, leaseSeconds });
-  const last = await streaming.copyChanges({
-    env, fromAdminUrl: old.outputs.adminUrl, toAdminUrl: next.outputs.adminUrl, since, renewFenceSeconds: leaseSeconds,
-  });
+  const last = await copyLast(run, old, next, since, leaseSeconds);
   return { cursor: last.cursor, undo };
+}
+
+/**
+ * A rehearsal's stand-in for the fence: copies the delta the fence would have copied, at the same
+ * moment, with the old stack still taking writes, and measures how long that takes.
+ */
+export async function copyLastUnfenced(run: SwitchRun, planned: Planned, next: StackRef, since: string): Promise<CopyResult | undefined> {
+  const { old } = planned;
+  if (!old) return undefined;
+  run.describe(`copying the last writes of ${old.name} to ${next.name} as a switch would under the fence, without fencing`);
+  return copyLast(run, old, next, since);
+}
+
+/** One copy of the old stack's writes since `since`; with a lease the old stack is fenced and the copy renews it. */
+function copyLast(run: SwitchRun, old: StackRef, next: StackRef, since: string, renewFenceSeconds?: number): Promise<CopyResult> {
+  return streaming.copyChanges({
+    env: run.env, fromAdminUrl: old.outputs.adminUrl, toAdminUrl: next.outputs.adminUrl, since, ...(renewFenceSeconds ? { renewFenceSeconds } : {}),
+  });
 }
 
 /**
@@ -202,6 +232,7 @@ export async function flip(run: SwitchRun, planned: Planned, next: StackRef, fen
     await quick.forwardStack({
       env, adminUrl: old.outputs.adminUrl, to: next.outputs.endpoint, cursor: fenced.cursor, leaseSeconds: settings.fenceLeaseSeconds,
     });
+    if (run.fencedAt !== undefined) run.writePause = { fenceToForwardMs: workflowNow() - run.fencedAt };
     run.describe(`${old.name} forwards every request to ${next.name}; switching DNS`);
   }
   const switched = await quick.switchDns({ env, expected: planned.record, stack: next.name, target: next.outputs.dnsTarget });
@@ -217,6 +248,7 @@ export async function flip(run: SwitchRun, planned: Planned, next: StackRef, fen
 export async function verify(run: SwitchRun, planned: Planned, next: StackRef): Promise<void> {
   const { verifySeconds } = planned.settings;
   run.enter('verifying', `watching ${next.name} through ${planned.settings.recordName} for ${verifySeconds} s`);
+  if (planned.old && patched(PATCHES.verifyData)) await verifyData(run, planned.old, next);
   const everyMs = Math.max(VERIFY_EVERY_MS, Math.ceil((verifySeconds * 1000) / VERIFY_LOOKS));
   let failuresInARow = 0;
   let watchedMs = 0;
@@ -230,6 +262,26 @@ export async function verify(run: SwitchRun, planned: Planned, next: StackRef): 
     run.describe(`${next.name} ${probe.ok ? 'healthy' : `unhealthy once (${probe.detail})`}; watched ${watchedMs / 1000} of ${verifySeconds} s`);
     await sleep(step, { summary: 'until the next look at the new stack' });
     watchedMs += step;
+  }
+}
+
+/** How many differing items a failed verification names. */
+const MISMATCHES_NAMED = 10;
+
+/**
+ * Every item of the old stack, frozen since it forwards, must be on the new one at the same or a
+ * newer revision; a difference fails the switch, which then points DNS back.
+ */
+async function verifyData(run: SwitchRun, old: StackRef, next: StackRef): Promise<void> {
+  run.describe(`comparing every item of ${old.name} with ${next.name}`);
+  const comparison = await streaming.compareStacks({
+    env: run.env, fromAdminUrl: old.outputs.adminUrl, toAdminUrl: next.outputs.adminUrl, firstN: MISMATCHES_NAMED,
+  });
+  const { itemsCompared, mismatches, firstMismatches } = comparison;
+  run.verification = { itemsCompared, mismatches, firstMismatches };
+  if (mismatches > 0) {
+    const named = firstMismatches.map((m) => `${m.id} (${m.problem}${m.newRev ? `: ${m.newRev} < ${m.oldRev}` : ''})`).join(', ');
+    throw stop('DataMismatch', `${mismatches} of ${itemsCompared} items of ${old.name} differ on ${next.name}, first: ${named}`);
   }
 }
 
@@ -280,6 +332,12 @@ export async function tearDown(run: SwitchRun, planned: Planned, next: StackRef)
   } catch (err) {
     run.warn(`tearing down failed: ${reasonOf(err)}`);
   }
+}
+
+/** The end of a rehearsal: its stack goes, whatever it found; a delete that fails is a warning (gc removes the stack later). */
+export async function removeRehearsalStack(run: SwitchRun, next: StackRef): Promise<void> {
+  run.enter('tearing-down', `deleting ${next.name}: a rehearsal keeps no stack`);
+  await deleteQuietly(run, next.name, 'the rehearsal is over');
 }
 
 async function deleteQuietly(run: SwitchRun, name: string, why: string): Promise<void> {

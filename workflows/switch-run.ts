@@ -4,16 +4,24 @@
  * the undo steps registered so far, and finally the report.
  */
 import {
-  CancellationScope, condition, isCancellation, log, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo,
+  CancellationScope, condition, isCancellation, log, patched, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
 import type { Colour } from '../src/cloud/ports.ts';
 import {
-  searchAttributes, switchReport, type Decision, type Outcome, type Phase, type SmokeCheck, type StackRefSummary, type SwitchInput, type SwitchReport, type SwitchStatus,
+  searchAttributes, switchReport, type DataVerification, type Decision, type Outcome, type Phase, type RehearsalFigures, type SmokeCheck, type StackRefSummary,
+  type SwitchInput, type SwitchReport, type SwitchStatus,
 } from '../src/switch/contract.ts';
 import { abortUpdate, approveUpdate, statusQuery } from './definitions.ts';
-import { quick } from './activities.ts';
+import type { NotifyEvent } from '../src/config/environment.ts';
+import { notifying, quick } from './activities.ts';
+import { PATCHES } from './patches.ts';
 import { reasonOf, stop } from './failures.ts';
 import { isoAt, workflowNow } from './clock.ts';
+
+/** The notification an ending sends: the events are a contract of the `notify:` config. */
+const EVENT_OF: Record<Outcome, NotifyEvent> = {
+  switched: 'switched', 'rolled-back': 'rolled-back', rehearsed: 'rehearsed', failed: 'failed', aborted: 'failed', cancelled: 'failed',
+};
 
 const BEFORE_SWITCHING: readonly Phase[] = [
   'planning', 'provisioning', 'restoring', 'smoke-testing', 'catching-up', 'awaiting-approval',
@@ -39,6 +47,12 @@ export class SwitchRun {
   dnsMoved = false;
   /** Whether the point-back undo put clients back on the previous stack (undefined: there is none). */
   pointedBack: boolean | undefined;
+  /** Set by a rehearsal (workflows/rehearsal.ts): what it measured, in its report. */
+  rehearsal: RehearsalFigures | undefined;
+  /** When the old stack was asked for its fence (workflow clock), and the pause it measures once it forwards. */
+  fencedAt: number | undefined;
+  writePause: SwitchReport['writePause'];
+  verification: DataVerification | undefined;
 
   constructor(readonly input: SwitchInput) {
     this.status = { env: input.env, phase: 'planning', phases: [] };
@@ -84,6 +98,7 @@ export class SwitchRun {
     if (this.phase === 'rolling-back' || this.phase === 'failed' || this.phase === 'done') {
       throw new Error(`switch-${this.env} is already ${this.phase}`);
     }
+    if (this.rehearsal && !this.beforeSwitching) throw new Error(`the rehearsal of ${this.env} is already removing its stack`);
     if (!this.beforeSwitching) {
       throw new Error(`too late to abort switch-${this.env}: it is ${this.phase} and DNS may already point to the new stack; use rollback instead`);
     }
@@ -190,6 +205,7 @@ export class SwitchRun {
   /** Closes the run and writes its report, even when the run was cancelled. */
   async finish(outcome: Outcome, reason?: string): Promise<SwitchReport> {
     return CancellationScope.nonCancellable(async () => {
+      await this.notify(EVENT_OF[outcome], this.endingSummary(outcome, reason));
       const report = this.report(outcome, reason);
       try {
         await quick.writeReport(report);
@@ -200,15 +216,50 @@ export class SwitchRun {
     });
   }
 
+  /**
+   * Tells the environment's `notify:` targets (runs started before notifications tell nobody). A
+   * notification that fails is a warning in the report, never a failed switch.
+   */
+  async notify(event: NotifyEvent, summary: string): Promise<void> {
+    if (!patched(PATCHES.notifications)) return;
+    try {
+      const { workflowId } = workflowInfo();
+      const delivery = await notifying.notify({ env: this.env, event, workflowId, summary, at: isoAt(workflowNow()) });
+      for (const failed of delivery.failed) this.warn(`notification '${event}' to ${failed.target} failed: ${failed.reason}`);
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      this.warn(`notification '${event}' was not sent: ${reasonOf(err)}`);
+    }
+  }
+
+  private endingSummary(outcome: Outcome, reason?: string): string {
+    const to = this.status.to?.stack ?? 'a new stack';
+    const from = this.status.from?.stack;
+    if (this.rehearsal) {
+      const { lastDelta, predictedWritePauseMs } = this.rehearsal;
+      if (outcome !== 'rehearsed') return `rehearsal ${outcome}: a switch would not have gone ahead: ${reason ?? outcome}`;
+      return `a switch to ${to} would have gone ahead` +
+        (lastDelta ? `; last delta ${lastDelta.items} items, predicted write pause ${predictedWritePauseMs} ms` : '');
+    }
+    if (outcome === 'switched') return `clients are on ${to}${from ? ` (was ${from})` : ''}`;
+    if (outcome === 'rolled-back') return `${reason ?? 'rolled back'}; clients are back on ${from ?? 'the previous stack'}`;
+    return `${outcome}: ${reason ?? outcome}`;
+  }
+
   private report(outcome: Outcome, reason?: string): SwitchReport {
-    this.enter(outcome === 'switched' ? 'done' : 'failed', reason ?? 'switched');
+    this.enter(outcome === 'switched' || outcome === 'rehearsed' ? 'done' : 'failed', reason ?? outcome);
     this.closePhase();
     if (reason) this.status.error = reason;
     const { workflowId, runId } = workflowInfo();
-    return switchReport(this.input, this.status, {
-      workflowId, runId, outcome, reason, smoke: this.smokeChecks, warnings: this.warnings,
-      startedAt: isoAt(this.startedAt), finishedAt: isoAt(workflowNow()),
-    });
+    return {
+      ...switchReport(this.input, this.status, {
+        workflowId, runId, outcome, reason, smoke: this.smokeChecks, warnings: this.warnings,
+        startedAt: isoAt(this.startedAt), finishedAt: isoAt(workflowNow()),
+      }),
+      ...(this.rehearsal ? { rehearsal: this.rehearsal } : {}),
+      ...(this.writePause ? { writePause: this.writePause } : {}),
+      ...(this.verification ? { verification: this.verification } : {}),
+    };
   }
 
   private closePhase(): void {

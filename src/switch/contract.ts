@@ -18,7 +18,8 @@ export const PHASES = [
 export type Phase = (typeof PHASES)[number];
 
 export type Trigger = 'ci' | 'schedule' | 'manual';
-export type Outcome = 'switched' | 'failed' | 'rolled-back' | 'aborted' | 'cancelled';
+/** `rehearsed`: a rehearsal (`switch --rehearse`) found that a switch would have gone ahead. */
+export type Outcome = 'switched' | 'failed' | 'rolled-back' | 'aborted' | 'cancelled' | 'rehearsed';
 
 /**
  * Search attributes of a switch: set by its starter (env, trigger, version) and by the switch as it
@@ -72,6 +73,14 @@ export function switchStartOptions(input: SwitchInput) {
       '',
       `Follow it with \`switchyard status --env ${input.env}\`; decide with \`switchyard approve --env ${input.env}\` or \`switchyard abort --env ${input.env}\`.`,
     ].join('\n'),
+  };
+}
+
+/** Start options of a rehearsal: the switch's id (one lock per environment) and attributes, its own summary. */
+export function rehearsalStartOptions(input: SwitchInput) {
+  return {
+    ...switchStartOptions(input),
+    staticSummary: `rehearse switching ${input.env} to version ${input.version} (trigger ${input.trigger}): no fence, DNS untouched`,
   };
 }
 
@@ -145,6 +154,35 @@ export interface ClientFigures {
   linearizability?: LinearizabilityVerdict;
 }
 
+/** One copy of writes from the live stack into the new one, measured by the activity that copied. */
+export interface CopyFigures {
+  items: number;
+  durationMs: number;
+}
+
+/**
+ * What a rehearsal measured (docs/rehearsals.md). The delta a switch would have copied under the
+ * fence is copied here without it, right where the fence would have been taken.
+ */
+export interface RehearsalFigures {
+  /** Every step up to the fence passed: a switch would have gone ahead (outcome `rehearsed`). */
+  wouldSwitch: boolean;
+  /** The catch-up passes, as a switch runs them. */
+  catchUpPasses: CopyFigures[];
+  /** The last delta: what the fence would have copied. Absent when no stack served clients. */
+  lastDelta?: CopyFigures;
+  /** How long writes would have been held: the last delta's copy (a switch adds one fence and one forward call). */
+  predictedWritePauseMs?: number;
+}
+
+/** The comparison of every item of the old (frozen) stack with the new one, while verifying. */
+export interface DataVerification {
+  itemsCompared: number;
+  mismatches: number;
+  /** The first items that differ: `missing` on the new stack, or there with an `older` revision. */
+  firstMismatches: Array<{ id: string; problem: 'missing' | 'older'; oldRev: string; newRev?: string }>;
+}
+
 export interface SwitchReport {
   env: string;
   workflowId: string;
@@ -164,6 +202,12 @@ export interface SwitchReport {
   startedAt: string;
   finishedAt: string;
   clients?: ClientFigures;
+  /** Only in the report of a rehearsal: what a switch would have done. */
+  rehearsal?: RehearsalFigures;
+  /** How long the old stack held writes: from asking for the fence until it forwarded (workflow clock). */
+  writePause?: { fenceToForwardMs: number };
+  /** The data verification after the flip (absent when there was no old stack or it never ran). */
+  verification?: DataVerification;
 }
 
 /** How a switch ended, beside what its status shows. */

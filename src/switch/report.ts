@@ -2,7 +2,7 @@
  * The switch report as people and CI read it: Markdown for a terminal or a CI summary, JSON for
  * archiving (README.md). The report itself is produced by the workflow; this only renders it.
  */
-import type { SwitchReport, StackRefSummary, ClientFigures } from './contract.ts';
+import type { SwitchReport, StackRefSummary, ClientFigures, CopyFigures, RehearsalFigures } from './contract.ts';
 
 /** 850 ms, 12.3 s, 4m 05s, 1h 02m: short enough for a progress line, exact enough for a report. */
 export function formatDuration(ms: number): string {
@@ -67,12 +67,18 @@ export function renderMarkdown(report: SwitchReport): string {
     ['Started', report.startedAt],
     ['Finished', `${report.finishedAt} (took ${formatDuration(took)})`],
   );
+  if (report.writePause) summary.push(['Write pause (fence to forward)', formatDuration(report.writePause.fenceToForwardMs)]);
+  if (report.verification) {
+    const { itemsCompared, mismatches, firstMismatches } = report.verification;
+    const first = firstMismatches.map((m) => `${m.id} (${m.problem})`).join(', ');
+    summary.push(['Data verified', `${itemsCompared} items compared, ${mismatches} mismatched${first ? `: ${first}` : ''}`]);
+  }
   if (report.approval) {
     const { decision, by, comment, at } = report.approval;
     summary.push(['Approval', `${decision} by ${by} at ${at}${comment ? `: ${comment}` : ''}`]);
   }
 
-  const lines = [`# Switch of ${report.env}: ${report.outcome}`, '', ...table(['', ''], summary)];
+  const lines = [`# ${report.rehearsal ? 'Rehearsal of a switch' : 'Switch'} of ${report.env}: ${report.outcome}`, '', ...table(['', ''], summary)];
   if (report.warnings?.length) lines.push('', '## Warnings', '', ...report.warnings.map((warning) => `- ${warning.replace(/\r?\n/g, ' ')}`));
   lines.push('', '## Phases', '');
   lines.push(...(report.phases.length
@@ -83,6 +89,7 @@ export function renderMarkdown(report: SwitchReport): string {
     ? table(['Check', 'Result', 'Duration', 'Detail'],
       report.smoke.checks.map((c) => [c.name, c.ok ? 'ok' : 'FAILED', formatDuration(c.durationMs), c.detail ?? '']))
     : ['No smoke check ran.']));
+  if (report.rehearsal) lines.push('', '## What a switch would have done', '', ...rehearsalLines(report.rehearsal));
   if (report.clients) {
     const clients = report.clients;
     lines.push('', '## Synthetic clients', '');
@@ -92,6 +99,21 @@ export function renderMarkdown(report: SwitchReport): string {
     if (verdict) lines.push('', `Porcupine (per-key linearizability): ${verdict.result} over ${verdict.operations} operations on ${verdict.keys} items${verdict.violations.length ? `; violations: ${verdict.violations.join(', ')}` : ''}`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+function rehearsalLines(rehearsal: RehearsalFigures): string[] {
+  const { lastDelta, predictedWritePauseMs } = rehearsal;
+  const rows = [
+    ['Would have switched', rehearsal.wouldSwitch ? 'yes' : 'no'],
+    ...rehearsal.catchUpPasses.map((pass, i) => [`Catch-up pass ${i + 1}`, copied(pass)]),
+    ['Last delta (what the fence would have copied)', lastDelta ? copied(lastDelta) : '– (no stack served clients)'],
+    ['Predicted write pause', predictedWritePauseMs === undefined ? '–' : formatDuration(predictedWritePauseMs)],
+  ];
+  return table(['Figure', 'Value'], rows);
+}
+
+function copied(copy: CopyFigures): string {
+  return `${copy.items} items in ${formatDuration(copy.durationMs)}`;
 }
 
 export function renderJson(report: SwitchReport): string {

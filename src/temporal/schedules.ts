@@ -29,6 +29,8 @@ export interface NightlyRefresh {
   backup?: string;
   /** Where the switch's workers poll (default `switchyard`). */
   taskQueue?: string;
+  /** Each night rehearses the switch (`switch --rehearse`) instead of switching. */
+  rehearse?: boolean;
 }
 
 export interface NightlyScheduleView {
@@ -38,6 +40,8 @@ export interface NightlyScheduleView {
   paused: boolean;
   note?: string;
   version: string;
+  /** The nights rehearse instead of switching. */
+  rehearse: boolean;
   nextRuns: string[];
   recentRuns: Array<{ scheduledAt: string; workflowId: string; runId: string }>;
   running: string[];
@@ -49,8 +53,11 @@ interface ActionMemo {
 }
 
 function action(refresh: NightlyRefresh, cron: string): ScheduleOptionsStartWorkflowAction<typeof nightlyRefresh> {
-  const input: NightlyRefreshInput = { env: refresh.env, backup: refresh.backup ?? 'latest', version: refresh.version };
+  const input: NightlyRefreshInput = {
+    env: refresh.env, backup: refresh.backup ?? 'latest', version: refresh.version, ...(refresh.rehearse ? { rehearse: true } : {}),
+  };
   const memo: ActionMemo = { nightlyCron: cron };
+  const what = refresh.rehearse ? 'rehearsal of a switch' : 'switch';
   return {
     type: 'startWorkflow',
     workflowType: 'nightlyRefresh',
@@ -60,8 +67,8 @@ function action(refresh: NightlyRefresh, cron: string): ScheduleOptionsStartWork
     args: [input],
     memo: { ...memo },
     typedSearchAttributes: [{ key: searchAttributes.env, value: refresh.env }],
-    staticSummary: `nightly refresh of ${refresh.env}: switch to version ${input.version}`,
-    staticDetails: `Starts \`${switchWorkflowId(refresh.env)}\` (trigger schedule) at '${cron}' UTC, restoring backup ${input.backup}, and waits for it; ` +
+    staticSummary: `nightly refresh of ${refresh.env}: ${what} to version ${input.version}`,
+    staticDetails: `Starts \`${switchWorkflowId(refresh.env)}\` (a ${what}, trigger schedule) at '${cron}' UTC, restoring backup ${input.backup}, and waits for it; ` +
       `skips the night when a switch of ${refresh.env} is already running.`,
   };
 }
@@ -136,6 +143,7 @@ export async function showNightlySchedule(client: Client, env: string): Promise<
     paused: description.state.paused,
     ...(description.state.note ? { note: description.state.note } : {}),
     version: input?.version ?? '(unknown)',
+    rehearse: input?.rehearse === true,
     nextRuns: description.info.nextActionTimes.map((time) => time.toISOString()),
     recentRuns: description.info.recentActions.map((run) => ({
       scheduledAt: run.scheduledAt.toISOString(),

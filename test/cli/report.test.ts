@@ -80,6 +80,31 @@ describe('renderMarkdown', () => {
     expect(text).toContain('| Writes lost | 0 |');
     expect(text).toContain('| Longest reconnect (ms) | 730 |');
   });
+
+  it('heads a rehearsal\'s report as one and gives what a switch would have done', () => {
+    expect(renderMarkdown(switched)).not.toContain('What a switch would have done');
+    const text = renderMarkdown({ ...switched, outcome: 'rehearsed', rehearsal: {
+      wouldSwitch: true, catchUpPasses: [{ items: 420, durationMs: 1_800 }, { items: 7, durationMs: 90 }],
+      lastDelta: { items: 3, durationMs: 40 }, predictedWritePauseMs: 40,
+    } });
+    expect(text.split('\n')[0]).toBe('# Rehearsal of a switch of dev: rehearsed');
+    expect(text).toContain('## What a switch would have done');
+    expect(text).toContain('| Would have switched | yes |');
+    expect(text).toContain('| Catch-up pass 1 | 420 items in 1.8 s |');
+    expect(text).toContain('| Catch-up pass 2 | 7 items in 90 ms |');
+    expect(text).toContain('| Last delta (what the fence would have copied) | 3 items in 40 ms |');
+    expect(text).toContain('| Predicted write pause | 40 ms |');
+  });
+
+  it('gives the write pause and the data verification when the switch measured them', () => {
+    expect(renderMarkdown(switched)).not.toContain('Data verified');
+    const text = renderMarkdown({
+      ...switched, outcome: 'rolled-back', writePause: { fenceToForwardMs: 1_250 },
+      verification: { itemsCompared: 1200, mismatches: 1, firstMismatches: [{ id: 'trip-7', problem: 'missing', oldRev: '3-a' }] },
+    });
+    expect(text).toContain('| Write pause (fence to forward) | 1.3 s |');
+    expect(text).toContain('| Data verified | 1200 items compared, 1 mismatched: trip-7 (missing) |');
+  });
 });
 
 describe('renderJson', () => {

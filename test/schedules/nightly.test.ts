@@ -97,6 +97,15 @@ describe.sequential('nightly-refresh schedule', () => {
     }
   });
 
+  it('rehearses each night when set with rehearse, and switches again when set without', async () => {
+    expect(await setNightlySchedule(client, { env, taskQueue, cron: '15 4 * * 1-5', version: '1.1.0', rehearse: true })).toBe('updated');
+    expect(await showNightlySchedule(client, env)).toMatchObject({ version: '1.1.0', rehearse: true, paused: true });
+    const action = (await client.schedule.getHandle(scheduleId(env)).describe()).action;
+    expect(action.type === 'startWorkflow' && action.args).toEqual([{ env, backup: 'latest', version: '1.1.0', rehearse: true }]);
+    expect(await setNightlySchedule(client, { env, taskQueue, cron: '15 4 * * 1-5', version: '1.1.0' })).toBe('updated');
+    expect(await showNightlySchedule(client, env)).toMatchObject({ version: '1.1.0', rehearse: false });
+  });
+
   it('is unpaused with a note', async () => {
     await unpauseNightlySchedule(client, env, 'freeze over');
     expect(await showNightlySchedule(client, env)).toMatchObject({ paused: false, note: 'freeze over' });

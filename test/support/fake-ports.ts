@@ -27,6 +27,7 @@ import {
   type RunSnapshot, type WorldSnapshot,
 } from '../../src/switch/invariants.ts';
 import type { ActivityDeps, SmokeRunner } from '../../activities/index.ts';
+import { decodeCursor, encodeCursor } from '../../src/navcloud/cursor.ts';
 
 export const FAILURE_POINTS = [
   'stacks.create', 'stacks.waitUntilReady', 'stacks.delete', 'backups.latest', 'backups.read',
@@ -112,8 +113,9 @@ export interface FakeWorldOptions {
   onStep?: (what: string) => void;
 }
 
-export const cursorOf = (seq: number) => `c${seq}`;
-const seqOf = (cursor: string | undefined) => (cursor ? Number(cursor.slice(1)) || 0 : 0);
+/** The service's own cursors: the data verification after the flip decodes them. */
+export const cursorOf = (seq: number) => encodeCursor(seq);
+const seqOf = (cursor: string | undefined) => (cursor ? decodeCursor(cursor) ?? 0 : 0);
 const openNodes = (): NodeFence[] => Array.from({ length: NODES }, () => ({ mode: 'open' }));
 
 /** The workflow whose activity is calling, when the world is changed from an activity. */

@@ -7,6 +7,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { SwitchReport } from '../../src/switch/contract.ts';
 import { backupStack, rollback, stackSwitch } from '../../workflows/index.ts';
 import { OLD, seededWorld, timeSkippingEnvironment, workerFor, workflowBundle } from './harness.ts';
+import { cursorOf } from '../support/fake-ports.ts';
 
 let testEnv: TestWorkflowEnvironment;
 beforeAll(async () => {
@@ -140,7 +141,7 @@ describe('backupStack', () => {
     expect(report.pruned).toEqual(['backups/test-seed.json']);
     const newest = world.state.backups[0]!;
     expect(newest.manifest.key).toBe(report.key);
-    expect(newest.manifest.cursor).toBe(`c${world.stack(OLD).seq}`);
+    expect(newest.manifest.cursor).toBe(cursorOf(world.stack(OLD).seq));
     expect(world.state.backups.map((b) => b.manifest.key)).toEqual([report.key, 'backups/second.json']);
   });
 

@@ -20,14 +20,15 @@ export const scheduleCommand: CommandModule = (program, cli) => {
     .option('--cron <expr>', 'when, as a cron expression in UTC', DEFAULT_CRON)
     .option('--version <version>', 'application version each night rolls out (default: this checkout\'s)')
     .option('--backup <latest|KEY>', 'backup each night restores', 'latest')
-    .action(async (options: { env: string; cron: string; version?: string; backup: string }) => {
+    .option('--rehearse', 'each night rehearses the switch (switch --rehearse) instead of switching')
+    .action(async (options: { env: string; cron: string; version?: string; backup: string; rehearse?: boolean }) => {
       const environment = await cli.environment(options.env);
       const client = await cli.client();
       const done = await setNightlySchedule(client, {
         env: environment.name, cron: options.cron, version: options.version ?? defaultVersion(), backup: options.backup,
-        taskQueue: cli.taskQueue,
+        taskQueue: cli.taskQueue, ...(options.rehearse ? { rehearse: true } : {}),
       });
-      cli.out(`${done} ${scheduleId(environment.name)}: '${options.cron}' (UTC)`);
+      cli.out(`${done} ${scheduleId(environment.name)}: '${options.cron}' (UTC)${options.rehearse ? ', rehearsals only' : ''}`);
     });
 
   subcommand(schedule, 'show', 'show the schedule: time, paused or not, next and recent runs')
@@ -38,7 +39,7 @@ export const scheduleCommand: CommandModule = (program, cli) => {
       if (!view) throw new ExitError(EXIT.failed, `environment ${environment.name} has no nightly schedule (${scheduleId(environment.name)})`);
       if (options.json) return cli.out(JSON.stringify(view, null, 2));
       const lines = [
-        `${view.scheduleId}: '${view.cron}' (${view.timezone}), version ${view.version}, ${view.paused ? 'PAUSED' : 'active'}${view.note ? ` — ${view.note}` : ''}`,
+        `${view.scheduleId}: '${view.cron}' (${view.timezone}), version ${view.version}${view.rehearse ? ', rehearsals only' : ''}, ${view.paused ? 'PAUSED' : 'active'}${view.note ? ` — ${view.note}` : ''}`,
         `next: ${view.nextRuns.slice(0, 3).join(', ') || 'none'}`,
         ...view.recentRuns.map((run) => `ran: ${run.scheduledAt} ${run.workflowId}${view.running.includes(run.workflowId) ? ' (running)' : ''}`),
       ];

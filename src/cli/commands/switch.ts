@@ -1,11 +1,12 @@
 /**
- * `switchyard switch`: starts the environment's stackSwitch; with --wait follows it to the end,
- * prints the report and exits 0 (switched) or 1 (anything else).
+ * `switchyard switch`: starts the environment's stackSwitch (with --rehearse its rehearsal); with
+ * --wait follows it to the end, prints the report and exits 0 (switched, or rehearsed: a switch
+ * would have gone ahead) or 1 (anything else).
  */
 import { Option } from 'commander';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { EXIT, switchReport, switchStartOptions, switchWorkflowId, type SwitchInput, type SwitchReport, type SwitchStatus, type Trigger } from '../../switch/contract.ts';
+import { EXIT, rehearsalStartOptions, switchReport, switchStartOptions, switchWorkflowId, type SwitchInput, type SwitchReport, type SwitchStatus, type Trigger } from '../../switch/contract.ts';
 import { renderJson, renderMarkdown } from '../../switch/report.ts';
 import { statusQuery } from '../../../workflows/definitions.ts';
 import type { stackSwitch } from '../../../workflows/stack-switch.ts';
@@ -23,6 +24,7 @@ interface SwitchOptions {
   wait?: boolean;
   json?: boolean;
   keepFailed?: boolean;
+  rehearse?: boolean;
 }
 
 const POLL_MS = 500;
@@ -44,6 +46,7 @@ export const switchCommand: CommandModule = (program, cli) => {
     .option('--wait', 'follow the switch to its end and print the report')
     .option('--json', 'print JSON (with --wait: the switch report) instead of text')
     .option('--keep-failed', 'keep the new stack when the switch fails before switching DNS, to investigate')
+    .option('--rehearse', 'everything up to the fence, without fencing, DNS untouched, the new stack deleted; reports the predicted write pause')
     .action((options: SwitchOptions) => runSwitch(cli, options));
 };
 
@@ -60,14 +63,17 @@ async function runSwitch(cli: Cli, options: SwitchOptions): Promise<void> {
   const client = await cli.client();
   let handle: WorkflowHandleWithFirstExecutionRunId<typeof stackSwitch>;
   try {
-    handle = await client.workflow.start<typeof stackSwitch>('stackSwitch', { ...switchStartOptions(input), taskQueue: cli.taskQueue, args: [input] });
+    // A rehearsal starts under the switch's id too: it takes the environment's one lock.
+    const workflowType = options.rehearse ? 'rehearsal' : 'stackSwitch';
+    const startOptions = options.rehearse ? rehearsalStartOptions(input) : switchStartOptions(input);
+    handle = await client.workflow.start<typeof stackSwitch>(workflowType, { ...startOptions, taskQueue: cli.taskQueue, args: [input] });
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     const winner = await findSwitch(client, input.env, true);
     throw busyError(input.env, winner?.description.workflowId ?? switchWorkflowId(input.env), winner?.description.startTime);
   }
   const runId = handle.firstExecutionRunId;
-  cli.logger.debug({ workflowId: handle.workflowId, runId, input }, 'switch started');
+  cli.logger.debug({ workflowId: handle.workflowId, runId, input, rehearse: !!options.rehearse }, 'switch started');
 
   if (!options.wait) {
     if (options.json) cli.out(JSON.stringify({ workflowId: handle.workflowId, runId }));
@@ -77,7 +83,7 @@ async function runSwitch(cli: Cli, options: SwitchOptions): Promise<void> {
 
   const report = await follow(cli, handle, input);
   cli.out(options.json ? renderJson(report) : renderMarkdown(report));
-  cli.exitCode = report.outcome === 'switched' ? EXIT.switched : EXIT.failed;
+  cli.exitCode = report.outcome === (options.rehearse ? 'rehearsed' : 'switched') ? EXIT.switched : EXIT.failed;
 }
 
 /** Polls `status` while waiting for the result; the report comes from the workflow itself. */
