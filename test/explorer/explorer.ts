@@ -47,6 +47,11 @@ export interface Base {
   awsShaped?: boolean;
   /** Failures of the world's own operations (DNS refused, a partial fence...). */
   failures?: Partial<Record<FailurePoint, Failure>>;
+  /**
+   * Faults start at the first call of this activity: the calls before it are those of a base
+   * explored already (a failing verification runs like a good switch until it looks).
+   */
+  faultsFrom?: string;
   /** Shapes the world after seeding (a live stack's status...). */
   setup?: (world: FakeWorld, env: string) => void;
 }
@@ -71,6 +76,8 @@ export interface Outcome {
   violations: Found[];
   /** The run under test's outcome, or what went wrong with the schedule itself. */
   result: string;
+  /** What the world was asked to do, in order (fences, copies, DNS changes, deletes...). */
+  world: string[];
 }
 
 /** The environment every explored run uses: a short verify and drain keep the histories small. */
@@ -79,23 +86,50 @@ const LEASE_MS = 60_000;
 
 /** One time-skipping server that runs schedules one after another. */
 export class Lane {
-  private constructor(private readonly testEnv: TestWorkflowEnvironment) {}
   private schedules = 0;
+  /** The schedule the lane's worker serves now. */
+  private current?: ScheduleRun;
+  private readonly worker: { worker: Worker; running: Promise<void> };
 
+  private constructor(private readonly testEnv: TestWorkflowEnvironment, worker: Worker, private readonly taskQueue: string) {
+    this.worker = { worker, running: worker.run() };
+  }
+
+  /**
+   * A server and one worker kept for every schedule without a killed worker (creating a worker
+   * costs more than a short run): its activities are those of the schedule running now.
+   */
   static async start(): Promise<Lane> {
     const testEnv = await timeSkippingEnvironment();
-    await workflowBundle();
-    return new Lane(testEnv);
+    let lane: Lane | undefined;
+    const names = Object.keys(createActivities(new FakeWorld().deps(tempDir('explorer-reports-'))));
+    const activities = Object.fromEntries(names.map((name) => [name, (...args: never[]) => {
+      const run = lane?.current;
+      const workflowId = Context.current().info.workflowExecution?.workflowId ?? '';
+      if (!run || !run.owns(workflowId)) throw ApplicationFailure.nonRetryable(`explorer: ${workflowId} belongs to a schedule that is over`);
+      return run.activities[name]!(...args);
+    }]));
+    const taskQueue = `explore-${randomUUID()}`;
+    const worker = await Worker.create({
+      connection: testEnv.nativeConnection, taskQueue, workflowBundle: await workflowBundle(), activities,
+      maxHeartbeatThrottleInterval: '100ms', defaultHeartbeatThrottleInterval: '100ms', shutdownGraceTime: '50ms',
+    });
+    lane = new Lane(testEnv, worker, taskQueue);
+    return lane;
   }
 
   async stop(): Promise<void> {
+    this.worker.worker.shutdown();
+    await this.worker.running;
     await this.testEnv.teardown();
   }
 
   async run(schedule: Schedule): Promise<Outcome> {
     this.schedules += 1;
     const envName = `x${this.schedules}${randomUUID().slice(0, 4)}`;
-    const run = new ScheduleRun(this.testEnv, schedule, envName);
+    const ownWorkers = schedule.faults.some((f) => f.kind === 'kill');
+    const run = new ScheduleRun(this.testEnv, schedule, envName, ownWorkers ? undefined : this.taskQueue);
+    this.current = run;
     try {
       return await run.execute();
     } catch (err) {
@@ -110,8 +144,10 @@ class ScheduleRun {
   private readonly calls: string[] = [];
   private readonly faults: Map<number, FaultKind>;
   private readonly reportsDir = tempDir('explorer-reports-');
-  private readonly taskQueue = `explore-${randomUUID()}`;
+  private readonly taskQueue: string;
   private readonly env: Partial<Environment>;
+  /** The schedule's activities, faults injected. */
+  readonly activities: Record<string, (...args: never[]) => Promise<unknown>>;
   /** The workflow whose calls are counted and faulted. */
   private target?: string;
   private handle?: WorkflowHandle;
@@ -122,14 +158,23 @@ class ScheduleRun {
   /** How far the world's clock is ahead of the server's (hung and lost attempts). */
   private skewMs = 0;
 
-  constructor(private readonly testEnv: TestWorkflowEnvironment, private readonly schedule: Schedule, private readonly envName: string) {
+  /** With `sharedTaskQueue` the lane's worker serves the schedule; else it starts (and kills) its own. */
+  constructor(private readonly testEnv: TestWorkflowEnvironment, private readonly schedule: Schedule, private readonly envName: string,
+    private readonly sharedTaskQueue?: string) {
     this.env = { ...EXPLORED_ENV, ...schedule.base.env };
     this.faults = new Map(schedule.faults.map((f) => [f.call, f.kind]));
     this.world = new FakeWorld({ env: this.env, awsShaped: schedule.base.awsShaped, onStep: (what) => this.step(what) });
+    this.taskQueue = sharedTaskQueue ?? `explore-${randomUUID()}`;
+    this.activities = this.instrumented();
+  }
+
+  /** The schedule's runs are named after its environment. */
+  owns(workflowId: string): boolean {
+    return workflowId.includes(`-${this.envName}-`);
   }
 
   outcome(result: string): Outcome {
-    return { schedule: scheduleName(this.schedule), calls: this.calls, violations: [...this.found.values()], result };
+    return { schedule: scheduleName(this.schedule), calls: this.calls, violations: [...this.found.values()], result, world: this.world.state.calls };
   }
 
   private step(what: string): void {
@@ -220,17 +265,18 @@ class ScheduleRun {
   }
 
   private async startWorker(): Promise<void> {
+    if (this.sharedTaskQueue) return;
     const worker = await Worker.create({
       connection: this.testEnv.nativeConnection,
       taskQueue: this.taskQueue,
       workflowBundle: await workflowBundle(),
-      activities: this.instrumented(),
+      activities: this.activities,
       maxHeartbeatThrottleInterval: '100ms',
       defaultHeartbeatThrottleInterval: '100ms',
       shutdownGraceTime: '50ms',
       // The test server keeps sending a run's tasks to the sticky queue of a worker that died:
-      // where a worker is killed, no worker keeps runs cached (each task replays the history).
-      ...(this.schedule.faults.some((f) => f.kind === 'kill') ? { maxCachedWorkflows: 0 } : {}),
+      // workers that get killed keep no runs cached (each task replays the history).
+      maxCachedWorkflows: 0,
     });
     this.worker = { worker, running: worker.run() };
   }
@@ -243,7 +289,7 @@ class ScheduleRun {
     await current.running;
   }
 
-  private instrumented() {
+  private instrumented(): Record<string, (...args: never[]) => Promise<unknown>> {
     const real = createActivities(this.world.deps(this.reportsDir, this.env));
     const wrapped: Record<string, (...args: never[]) => Promise<unknown>> = {};
     for (const [name, fn] of Object.entries(real) as Array<[string, (...args: never[]) => Promise<unknown>]>) {
@@ -265,7 +311,7 @@ class ScheduleRun {
         return result;
       };
     }
-    return wrapped as typeof real;
+    return wrapped;
   }
 
   /**

@@ -63,6 +63,10 @@ describe('the invariant checker', () => {
     deleted.stacks[0] = { ...deleted.stacks[0]!, deleted: true, items: { c: '1-a' } };
     expect(invariants(checkStep(deleted))).toEqual(['I3']);
     expect(compareRevisions('2-a', '10-a')).toBe(-1);
+    // DNS still on a stack that forwards every request: the writes are where it forwards to.
+    const forwarded = switched({ dns: 'blue' });
+    forwarded.stacks[0]!.items = {};
+    expect(checkEnd(forwarded)).toEqual([]);
   });
 
   it('I4: DNS on a deleted stack or on one that failed or skipped its smoke checks', () => {

@@ -10,8 +10,8 @@ const NEW_STACK = 'green';
 
 export const BASES: Base[] = [
   { name: 'switch', flow: 'switch' },
-  { name: 'switch-verify-fails', flow: 'switch', failures: { probe: { stack: NEW_STACK, message: 'new stack unhealthy' } } },
-  { name: 'switch-smoke-fails', flow: 'switch', failures: { smoke: { message: 'no heartbeat' } } },
+  { name: 'switch-verify-fails', flow: 'switch', faultsFrom: 'probeStack', failures: { probe: { stack: NEW_STACK, message: 'new stack unhealthy' } } },
+  { name: 'switch-smoke-fails', flow: 'switch', faultsFrom: 'smokeTest', failures: { smoke: { message: 'no heartbeat' } } },
   { name: 'rollback', flow: 'rollback' },
 ];
 
@@ -47,9 +47,14 @@ export function kindsFor(base: Base): readonly FaultKind[] {
   return base.name === 'switch' || base.name === 'rollback' ? FAULT_KINDS : FAULT_KINDS.filter((k) => k !== 'terminate');
 }
 
-export function singleFaults(base: Base, calls: number): Schedule[] {
+/** The first call a base is faulted at. */
+export function firstFaulted(base: Base, calls: string[]): number {
+  return base.faultsFrom ? Math.max(0, calls.indexOf(base.faultsFrom)) : 0;
+}
+
+export function singleFaults(base: Base, calls: string[]): Schedule[] {
   const schedules: Schedule[] = [];
-  for (let call = 0; call < calls; call += 1) {
+  for (let call = firstFaulted(base, calls); call < calls.length; call += 1) {
     for (const kind of kindsFor(base)) schedules.push({ base, faults: [{ call, kind }] });
   }
   return schedules;
@@ -68,15 +73,16 @@ export function random(seed: number): () => number {
 }
 
 /** `count` schedules of two faults at two different calls of one base, drawn with `seed`. */
-export function doubleFaults(bases: Array<{ base: Base; calls: number }>, count: number, seed: number): Schedule[] {
+export function doubleFaults(bases: Array<{ base: Base; calls: string[] }>, count: number, seed: number): Schedule[] {
   const next = random(seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!;
   const schedules: Schedule[] = [];
   for (let i = 0; i < count; i += 1) {
     const { base, calls } = pick(bases);
-    if (calls < 2) continue;
-    const first = Math.floor(next() * (calls - 1));
-    const second = first + 1 + Math.floor(next() * (calls - first - 1));
+    const from = firstFaulted(base, calls);
+    if (calls.length - from < 2) continue;
+    const first = from + Math.floor(next() * (calls.length - from - 1));
+    const second = first + 1 + Math.floor(next() * (calls.length - first - 1));
     // A terminated run makes no further calls: only the later fault may end it.
     const kinds = kindsFor(base).filter((k) => k !== 'terminate');
     const faults: Fault[] = [{ call: first, kind: pick(kinds) }, { call: second, kind: pick(kindsFor(base)) }];

@@ -375,10 +375,10 @@ export class FakeWorld {
 
   /** The world as src/switch/invariants.ts checks it. */
   snapshot(): WorldSnapshot {
-    const env = fakeEnvironment('test', this.options.env) as Environment & { fenceLeaseSeconds?: number };
+    const env = fakeEnvironment('test', this.options.env);
     return {
       now: this.now(),
-      leaseMs: (env.fenceLeaseSeconds ?? DEFAULT_LEASE_SECONDS) * 1000,
+      leaseMs: env.fenceLeaseSeconds * 1000,
       keepStacks: env.keepStacks,
       dns: this.state.dns?.stack,
       stacks: Object.values(this.state.stacks).map((s) => ({
@@ -633,6 +633,8 @@ export class FakeWorld {
         const ready = modes.every(({ node, mode }) => mode === 'fenced' || (mode === 'forwarding' && node.forwardTo === target));
         if (!ready) throw new CloudError(`${adminUrl}: the fence lapsed (or was never taken) before forward`, false, 'fence-lapsed', adminUrl);
         world.setFences(stack, modes.map(() => ({ mode: 'forwarding', forwardTo: target })));
+        // Clients that reach the forwarding stack are served by the target from now on.
+        if (stack.everLive) world.stack(target).everLive = true;
         world.record(`forward ${stack.description.name} to ${target}`);
         return world.fenceResult(stack);
       },
