@@ -15,4 +15,10 @@ export const PATCHES = {
   rollbackFollowsForward: 'rollback-follows-forward',
   /** Pointing DNS back moves the writer back where DNS still points when DNS cannot be changed. */
   writerFollowsDns: 'writer-follows-dns',
+  /**
+   * Pointing DNS back hands the writer over in one short activity (renew, unfence, forward) with
+   * the stack it returns to undrained first, instead of an unfence and a forward that a pause
+   * between them longer than the lease turned into two writers.
+   */
+  handOverInOneCall: 'hand-over-in-one-call',
 } as const;
