@@ -1,11 +1,12 @@
 import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
 import { CloudError } from '../src/cloud/errors.ts';
 import type { StackAdmin } from '../src/navcloud/admin-client.ts';
 import type { ExportItemLine, FenceResult } from '../src/navcloud/protocol.ts';
 import type { EnvironmentContext } from './deps.ts';
 import { refuse } from './failures.ts';
 import { ProgressHeartbeat } from './heartbeat.ts';
-import type { CopyInput, CopyResult, FenceInput, ForwardInput, StackState } from './types.ts';
+import type { CopyInput, CopyResult, FenceInput, ForwardInput, HandOverInput, StackState } from './types.ts';
 
 /** Renewals per lease while a fenced stack's last delta is copied: two may fail before it lapses. */
 const RENEWALS_PER_LEASE = 3;
@@ -116,6 +117,50 @@ export function catchUpActivities(context: (env: string) => Promise<EnvironmentC
         // The store's 409 fence-lapsed: the only refusal forward gives a well-formed request.
         if (err instanceof CloudError && !err.retryable) {
           throw refuse('FenceLapsed', `${input.adminUrl} refused to forward: ${err.message}`);
+        }
+        throw err;
+      }
+    },
+
+    /**
+     * Hands the writer from one stack to another in one call, so that no pause of the workflow
+     * between two calls can outlast `from`'s lease with both stacks open: renews `from`'s fence,
+     * refuses for good when the renewal shows writes past `cursor` (the caller copies again),
+     * unfences `to`, and `from` forwards to `to`. Its attempts are short (workflows/activities.ts):
+     * after a dead worker the retry renews the fence before the lease renewed by the last attempt
+     * lapses. A `from` already forwarding to `to` was handed over by an attempt whose answer was lost
+     * (`to` is unfenced again, for an attempt that never got there: `from` forwards to it).
+     */
+    async handOver(input: HandOverInput): Promise<FenceResult> {
+      const { admin } = await context(input.env);
+      const signal = Context.current().cancellationSignal;
+      const from = admin(input.from);
+      const to = admin(input.to);
+      const leaseSeconds = await leaseOf(input);
+      const askedAt = Date.now();
+      const renewed = await from.fence({ leaseSeconds }, signal);
+      if (renewed.mode === 'forwarding') {
+        if (renewed.forwardTo !== input.toEndpoint) {
+          throw refuse('ForwardingElsewhere', `${input.from} already forwards to ${renewed.forwardTo}, not ${input.toEndpoint}`);
+        }
+        await to.unfence(signal);
+        return renewed;
+      }
+      if (renewed.cursor !== input.cursor) {
+        throw refuse('FenceLapsed', `${input.from} took writes past ${input.cursor} (now ${renewed.cursor}): its fence lapsed before the hand-over`);
+      }
+      // Measured on this worker's clock alone; the next attempt renews again before anything opens.
+      const spentMs = Date.now() - askedAt;
+      if (spentMs > (leaseSeconds * 1000) / 2) {
+        throw ApplicationFailure.retryable(`${input.from} took ${Math.round(spentMs / 1000)} s to renew its ${leaseSeconds} s fence: too little lease left to hand over on`, 'FenceLeaseShort');
+      }
+      await to.unfence(signal);
+      try {
+        return await from.forward(input.toEndpoint, signal);
+      } catch (err) {
+        // The store's 409: the lease lapsed after all. The next attempt renews it and looks at the cursor again.
+        if (err instanceof CloudError && !err.retryable) {
+          throw ApplicationFailure.retryable(`${input.from} refused to forward: ${err.message}`, 'ForwardRefused');
         }
         throw err;
       }

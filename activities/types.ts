@@ -90,6 +90,19 @@ export interface ForwardInput {
   leaseSeconds?: number;
 }
 
+export interface HandOverInput {
+  env: string;
+  /** Admin URL of the stack that stops taking writes: it is fenced and will forward. */
+  from: string;
+  /** Admin URL of the stack that takes the writes: it is unfenced. */
+  to: string;
+  /** Base URL of `to` that `from` forwards every request to. */
+  toEndpoint: string;
+  /** Where the last copy out of `from` ended: a fence that still holds has taken nothing since. */
+  cursor: string;
+  leaseSeconds?: number;
+}
+
 export interface StackState {
   items: number;
   cursor: string;

@@ -60,3 +60,18 @@ export const notifying = proxyActivities<SwitchyardActivities>({
   startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '1s', maximumAttempts: 2 },
 });
+
+const HAND_OVER_ATTEMPT_MS = 15_000;
+
+/**
+ * Handing the writer over (`handOver`): the fence it renews must outlive any attempt and the wait
+ * for the next, so an attempt takes at most a quarter of the lease (and never over 15 s) and is
+ * retried a few times, one second apart.
+ */
+export function handingOver(leaseSeconds: number) {
+  return proxyActivities<SwitchyardActivities>({
+    ...base,
+    startToCloseTimeout: Math.min(HAND_OVER_ATTEMPT_MS, (leaseSeconds * 1000) / 4),
+    retry: { initialInterval: '1s', backoffCoefficient: 1, maximumAttempts: 5 },
+  });
+}

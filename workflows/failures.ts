@@ -10,6 +10,11 @@ export function reasonOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** An activity refused for good with this type of failure (`refuse` in activities/failures.ts). */
+export function refusedWith(err: unknown, type: string): boolean {
+  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === type;
+}
+
 /** A decision of the workflow itself that ends the switch (not an activity failure). */
 export function stop(type: string, message: string): ApplicationFailure {
   return ApplicationFailure.create({ type, message, nonRetryable: true });

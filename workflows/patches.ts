@@ -19,4 +19,10 @@ export const PATCHES = {
   notifications: 'switch-notifications',
   /** While verifying, every item of the old (frozen) stack is compared with the new one; a mismatch rolls back. */
   verifyData: 'verify-data-after-flip',
+  /**
+   * Pointing DNS back hands the writer over in one short activity (renew, unfence, forward) with
+   * the stack it returns to undrained first, instead of an unfence and a forward that a pause
+   * between them longer than the lease turned into two writers.
+   */
+  handOverInOneCall: 'hand-over-in-one-call',
 } as const;

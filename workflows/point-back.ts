@@ -3,8 +3,9 @@
  * after the commit) and `rollback`. It moves the writer back first and DNS last, and reads DNS
  * before it unfences anything, so that at no point two stacks take writes of their own:
  *
- *   read DNS -> fence `from` (lease) -> copy `from`'s writes to `to` until the fence is seen to
- *   hold -> undrain `to` -> unfence `to` -> `from` forwards to `to` -> DNS back (compare-and-swap).
+ *   read DNS -> undrain `to` -> fence `from` (lease) -> copy `from`'s writes to `to` -> hand over
+ *   in one short call (renew `from`'s fence, and if it took nothing since the copy: unfence `to`,
+ *   `from` forwards to `to`; else copy again) -> DNS back (compare-and-swap).
  *
  * A failure before `to` is unfenced leaves `from` the writer (its fence lapses by itself). A
  * failure after it, while DNS still names `from`, moves the writer back to `from` (`to` fenced,
@@ -14,8 +15,8 @@
 import { patched } from '@temporalio/workflow';
 import { pointsTo } from '../src/cloud/dns-target.ts';
 import type { StackRef } from '../activities/types.ts';
-import { dnsWait, persistent, streaming } from './activities.ts';
-import { stop } from './failures.ts';
+import { dnsWait, handingOver, persistent, streaming } from './activities.ts';
+import { refusedWith, stop } from './failures.ts';
 import { PATCHES } from './patches.ts';
 
 /** Copies after which a fence that keeps lapsing gives up. */
@@ -47,7 +48,7 @@ export interface PointBackProgress {
 }
 
 export async function pointDnsBack(back: PointBack, say: (details: string) => void, progress: PointBackProgress): Promise<void> {
-  const { env, from, to, leaseSeconds } = back;
+  const { env, from, to } = back;
   const record = await persistent.readDns(env);
   const onFrom = pointsTo(record, { name: from.name, dnsTarget: from.outputs.dnsTarget });
   const onTo = pointsTo(record, { name: to.name, dnsTarget: to.outputs.dnsTarget });
@@ -56,15 +57,83 @@ export async function pointDnsBack(back: PointBack, say: (details: string) => vo
     throw stop('DnsMoved', `${back.recordName} points to ${record?.stack || 'nothing'}, neither ${from.name} nor ${to.name}: nothing was unfenced or switched`);
   }
 
+  const inOneCall = patched(PATCHES.handOverInOneCall);
+  const moved = { copiedTo: back.since };
+  try {
+    if (inOneCall) await handOverFromCopy(back, say, progress, moved);
+    else await handOverInTwoCalls(back, say, progress, moved);
+    if (!onTo) {
+      say(`pointing ${back.recordName} back to ${to.name}`);
+      const switched = await persistent.switchDns({ env, expected: record, stack: to.name, target: to.outputs.dnsTarget });
+      progress.dnsBack = true;
+      if (switched.changeId) await dnsWait.waitDnsInSync({ env, changeId: switched.changeId });
+    }
+    progress.dnsBack = true;
+  } catch (err) {
+    if (progress.writerMoved && !progress.dnsBack && patched(PATCHES.writerFollowsDns)) {
+      // A change applied whose answer was lost moved DNS all the same: read it before moving anything.
+      const now = await persistent.readDns(env);
+      if (pointsTo(now, { name: to.name, dnsTarget: to.outputs.dnsTarget })) progress.dnsBack = true;
+      // DNS still sends clients to `from`: the writer goes back there, so that the stack DNS names holds every write.
+      else await moveWriterBack(back, moved.copiedTo, say, progress, inOneCall);
+    }
+    throw err;
+  }
+}
+
+/**
+ * `to` undrained first, `from` fenced, its writes copied to `to`, then one short `handOver` call
+ * (renew `from`, unfence `to`, `from` forwards to `to`): no pause of the workflow lies between
+ * the unfence and the forward. A hand-over refused because `from` took writes since the copy
+ * (its lease lapsed) copies again.
+ */
+async function handOverFromCopy(back: PointBack, say: (details: string) => void, progress: PointBackProgress, moved: { copiedTo: string }): Promise<void> {
+  const { env, from, to } = back;
+  if (back.undrain) {
+    progress.undrained = true;
+    await persistent.undrainStack({ env, adminUrl: to.outputs.adminUrl, nodes: to.outputs.nodes });
+  }
   say(`fencing ${from.name} and copying the writes it took back to ${to.name}`);
+  await copyAndHandOver(env, from, to, back.since, back.leaseSeconds, (copiedTo) => {
+    moved.copiedTo = copiedTo;
+    say(`${to.name} takes writes again; ${from.name} forwards to it`);
+    progress.writerMoved = true;
+  });
+}
+
+/** Fences `from`, copies its writes since `since` to `to` and hands the writer over; `handingOverAfter` hears where each copy ended. */
+async function copyAndHandOver(env: string, from: StackRef, to: StackRef, since: string, leaseSeconds: number,
+  handingOverAfter: (copiedTo: string) => void = () => undefined): Promise<void> {
   await persistent.fenceStack({ env, adminUrl: from.outputs.adminUrl, leaseSeconds });
-  let since = back.since;
-  let copiedTo = since;
   for (let copies = 1; ; copies += 1) {
     const copy = await streaming.copyChanges({
       env, fromAdminUrl: from.outputs.adminUrl, toAdminUrl: to.outputs.adminUrl, since, renewFenceSeconds: leaseSeconds,
     });
-    copiedTo = copy.cursor;
+    handingOverAfter(copy.cursor);
+    try {
+      await handingOver(leaseSeconds).handOver({
+        env, from: from.outputs.adminUrl, to: to.outputs.adminUrl, toEndpoint: to.outputs.endpoint, cursor: copy.cursor, leaseSeconds,
+      });
+      return;
+    } catch (err) {
+      if (!refusedWith(err, 'FenceLapsed')) throw err;
+      if (copies >= MAX_COPIES) throw stop('FenceLapsed', `${from.name}'s fence lapsed ${copies} times while its writes were copied to ${to.name}`);
+      since = copy.cursor;
+    }
+  }
+}
+
+/** How runs started before patch hand-over-in-one-call move the writer: an unfence and a forward, two calls. */
+async function handOverInTwoCalls(back: PointBack, say: (details: string) => void, progress: PointBackProgress, moved: { copiedTo: string }): Promise<void> {
+  const { env, from, to, leaseSeconds } = back;
+  say(`fencing ${from.name} and copying the writes it took back to ${to.name}`);
+  await persistent.fenceStack({ env, adminUrl: from.outputs.adminUrl, leaseSeconds });
+  let since = back.since;
+  for (let copies = 1; ; copies += 1) {
+    const copy = await streaming.copyChanges({
+      env, fromAdminUrl: from.outputs.adminUrl, toAdminUrl: to.outputs.adminUrl, since, renewFenceSeconds: leaseSeconds,
+    });
+    moved.copiedTo = copy.cursor;
     // Renewing tells whether the fence held: a lapsed one took writes past what was copied.
     const renewed = await persistent.fenceStack({ env, adminUrl: from.outputs.adminUrl, leaseSeconds });
     if (renewed.mode === 'forwarding' || renewed.cursor === copy.cursor) break;
@@ -78,37 +147,23 @@ export async function pointDnsBack(back: PointBack, say: (details: string) => vo
   }
   say(`${to.name} takes writes again; ${from.name} forwards to it`);
   progress.writerMoved = true;
-  try {
-    await persistent.unfenceStack({ env, adminUrl: to.outputs.adminUrl });
-    await persistent.forwardStack({ env, adminUrl: from.outputs.adminUrl, to: to.outputs.endpoint, cursor: copiedTo, leaseSeconds });
-    if (!onTo) {
-      say(`pointing ${back.recordName} back to ${to.name}`);
-      const switched = await persistent.switchDns({ env, expected: record, stack: to.name, target: to.outputs.dnsTarget });
-      progress.dnsBack = true;
-      if (switched.changeId) await dnsWait.waitDnsInSync({ env, changeId: switched.changeId });
-    }
-    progress.dnsBack = true;
-  } catch (err) {
-    if (!progress.dnsBack && patched(PATCHES.writerFollowsDns)) {
-      // A change applied whose answer was lost moved DNS all the same: read it before moving anything.
-      const now = await persistent.readDns(env);
-      if (pointsTo(now, { name: to.name, dnsTarget: to.outputs.dnsTarget })) progress.dnsBack = true;
-      // DNS still sends clients to `from`: the writer goes back there, so that the stack DNS names holds every write.
-      else await moveWriterBack(back, copiedTo, say, progress);
-    }
-    throw err;
-  }
+  await persistent.unfenceStack({ env, adminUrl: to.outputs.adminUrl });
+  await persistent.forwardStack({ env, adminUrl: from.outputs.adminUrl, to: to.outputs.endpoint, cursor: moved.copiedTo, leaseSeconds });
 }
 
 /** The writer returns from `to` to `from` (DNS never left `from`): `to`'s writes since it took over are copied back. */
-async function moveWriterBack(back: PointBack, since: string, say: (details: string) => void, progress: PointBackProgress): Promise<void> {
+async function moveWriterBack(back: PointBack, since: string, say: (details: string) => void, progress: PointBackProgress, inOneCall: boolean): Promise<void> {
   const { env, from, to, leaseSeconds } = back;
   say(`DNS still names ${from.name}: the writes go back to it from ${to.name}`);
-  await persistent.fenceStack({ env, adminUrl: to.outputs.adminUrl, leaseSeconds });
-  const copy = await streaming.copyChanges({
-    env, fromAdminUrl: to.outputs.adminUrl, toAdminUrl: from.outputs.adminUrl, since, renewFenceSeconds: leaseSeconds,
-  });
-  await persistent.unfenceStack({ env, adminUrl: from.outputs.adminUrl });
-  await persistent.forwardStack({ env, adminUrl: to.outputs.adminUrl, to: from.outputs.endpoint, cursor: copy.cursor, leaseSeconds });
+  if (inOneCall) {
+    await copyAndHandOver(env, to, from, since, leaseSeconds);
+  } else {
+    await persistent.fenceStack({ env, adminUrl: to.outputs.adminUrl, leaseSeconds });
+    const copy = await streaming.copyChanges({
+      env, fromAdminUrl: to.outputs.adminUrl, toAdminUrl: from.outputs.adminUrl, since, renewFenceSeconds: leaseSeconds,
+    });
+    await persistent.unfenceStack({ env, adminUrl: from.outputs.adminUrl });
+    await persistent.forwardStack({ env, adminUrl: to.outputs.adminUrl, to: from.outputs.endpoint, cursor: copy.cursor, leaseSeconds });
+  }
   progress.writerMoved = false;
 }

@@ -1,6 +1,6 @@
 /**
  * The activities the switch protocol rests on, each against the real thing where one exists:
- * forward (the commit) against a real sync node's fence lease, the DNS compare-and-swap through
+ * forward (the commit) and the hand-over back against real sync nodes' fence leases, the DNS compare-and-swap through
  * the Route53 adapter, and heartbeats that keep coming while one slow batch is imported.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -62,6 +62,47 @@ describe('forwardStack: the commit of a flip, against a real sync node', () => {
     expect(forwarded).toMatchObject({ mode: 'forwarding', forwardTo: 'http://127.0.0.1:9' });
     expect(await new MockActivityEnvironment().run(activities.forwardStack, input)).toMatchObject({ mode: 'forwarding' });
     await new MockActivityEnvironment().run(activities.unfenceStack, { env: 'test', adminUrl: node.url });
+  });
+});
+
+describe('handOver: the writer moves back in one call, against two real sync nodes', () => {
+  let from: TestNode;
+  let to: TestNode;
+  beforeAll(async () => {
+    [from, to] = await Promise.all([startTestNode({ nodeId: 'from' }), startTestNode({ nodeId: 'to' })]);
+  });
+  afterAll(async () => {
+    await Promise.all([from?.stop(), to?.stop()]);
+  });
+  const modeOf = async (node: TestNode) => (await createAdminClient({ adminUrl: node.url, jwtSecret: SECRET }).stats(node.url)).fence.mode;
+
+  it('refuses for good when the stack it leaves took writes since the copy, and leaves the one it returns to fenced', async () => {
+    const activities = activitiesFor(new FakeWorld());
+    await new MockActivityEnvironment().run(activities.fenceStack, { env: 'test', adminUrl: to.url, leaseSeconds: 60 });
+    const fenced: FenceResult = await new MockActivityEnvironment().run(activities.fenceStack, { env: 'test', adminUrl: from.url, leaseSeconds: 1 });
+    await sleep(1_200);
+    expect((await call(from, 'PUT', '/v1/items/slipped-in', { token: await from.token('user-1'), body: { type: 'trip', data: {} } })).status).toBe(201);
+    const refusal = await new MockActivityEnvironment().run(activities.handOver, {
+      env: 'test', from: from.url, to: to.url, toEndpoint: to.url, cursor: fenced.cursor, leaseSeconds: 1,
+    }).catch((e: unknown) => e);
+    expect(refusal).toMatchObject({ type: 'FenceLapsed', nonRetryable: true });
+    expect(await modeOf(to)).toBe('fenced');
+    expect(await modeOf(from)).not.toBe('forwarding');
+    await Promise.all([from, to].map((node) => new MockActivityEnvironment().run(activities.unfenceStack, { env: 'test', adminUrl: node.url })));
+  });
+
+  it('unfences the stack it returns to and makes the other forward to it; a repeat (answer lost) finds it done', async () => {
+    const activities = activitiesFor(new FakeWorld());
+    await new MockActivityEnvironment().run(activities.fenceStack, { env: 'test', adminUrl: to.url, leaseSeconds: 60 });
+    const fenced: FenceResult = await new MockActivityEnvironment().run(activities.fenceStack, { env: 'test', adminUrl: from.url, leaseSeconds: 60 });
+    const input = { env: 'test', from: from.url, to: to.url, toEndpoint: to.url, cursor: fenced.cursor, leaseSeconds: 60 };
+    expect(await new MockActivityEnvironment().run(activities.handOver, input)).toMatchObject({ mode: 'forwarding', forwardTo: to.url });
+    expect([await modeOf(from), await modeOf(to)]).toEqual(['forwarding', 'open']);
+    // An attempt that died after the forward, with `to` fenced again meanwhile, still ends with `to` open.
+    await new MockActivityEnvironment().run(activities.fenceStack, { env: 'test', adminUrl: to.url, leaseSeconds: 60 });
+    expect(await new MockActivityEnvironment().run(activities.handOver, input)).toMatchObject({ mode: 'forwarding', forwardTo: to.url });
+    expect([await modeOf(from), await modeOf(to)]).toEqual(['forwarding', 'open']);
+    await new MockActivityEnvironment().run(activities.unfenceStack, { env: 'test', adminUrl: from.url });
   });
 });
 

@@ -42,14 +42,14 @@ describe('rollback', () => {
     // The switch drained OLD's nodes; the rollback unfences OLD and undrains every node of it before DNS points back.
     const nodes = (stack: string) => world.stack(stack).description.outputs!.nodes;
     const calls = world.state.calls;
-    // Writer first, DNS last: the current stack is fenced and copied from (the fence renewed to see
-    // that it held), the previous one undrained and unfenced, the current one forwards to it (after
-    // one more renewal, the forward's own check), then DNS.
+    // Writer first, DNS last: the previous stack undrained (it still forwards), the current one
+    // fenced and copied from, then one hand-over (the fence renewed to see that it held, the
+    // previous stack unfenced, the current one forwards to it), then DNS.
     const rollbackCalls = calls.slice(calls.indexOf(`dns ${current}`));
     expect(rollbackCalls).toEqual([
-      `dns ${current}`, ...nodes(OLD).map((node) => `drain ${node}`),
-      `fence ${current}`, `fence ${current}`, ...nodes(OLD).map((node) => `undrain ${node}`), `unfence ${OLD}`,
-      `fence ${current}`, `forward ${current} to ${OLD}`, `dns ${OLD}`, ...nodes(current).map((node) => `drain ${node}`),
+      `dns ${current}`, ...nodes(OLD).map((node) => `drain ${node}`), ...nodes(OLD).map((node) => `undrain ${node}`),
+      `fence ${current}`, `fence ${current}`, `unfence ${OLD}`, `forward ${current} to ${OLD}`,
+      `dns ${OLD}`, ...nodes(current).map((node) => `drain ${node}`),
     ]);
     const afterSwitch = world.itemIds(current).filter((id) => id.startsWith('after-switch'));
     expect(afterSwitch).toHaveLength(3);
