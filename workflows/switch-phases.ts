@@ -5,6 +5,7 @@
 import { CancellationScope, condition, patched, sleep, workflowInfo } from '@temporalio/workflow';
 import { otherColour, type Colour, type DnsRecordState } from '../src/cloud/ports.ts';
 import { stacksToDelete } from '../src/switch/gc.ts';
+import { approveCommandFor } from '../src/switch/contract.ts';
 import type { BackupSummary, CopyResult, StackRef, SwitchSettings } from '../activities/types.ts';
 import { dnsWait, persistent, provisioning, quick, smoke, streaming } from './activities.ts';
 import { pointDnsBack, type PointBack, type PointBackProgress } from './point-back.ts';
@@ -12,7 +13,6 @@ import type { SwitchRun, Undo } from './switch-run.ts';
 import { reasonOf, stop } from './failures.ts';
 import { PATCHES } from './patches.ts';
 import { workflowNow } from './clock.ts';
-import { approveCommandFor } from '../src/notify/message.ts';
 
 /** The first look at restore progress; each next one waits twice as long, up to the longest. */
 export const RESTORE_LOOK_FIRST_MS = 5_000;

@@ -3,6 +3,7 @@
  * fields, for webhooks that route by event and SNS subscribers that filter by attribute.
  */
 import type { NotifyEvent } from '../config/environment.ts';
+import { approveCommandFor } from '../switch/contract.ts';
 
 export interface Notification {
   env: string;
@@ -29,10 +30,6 @@ const headline: Record<NotifyEvent, string> = {
   failed: 'switch failed',
   rehearsed: 'switch rehearsed',
 };
-
-export function approveCommandFor(env: string): string {
-  return `switchyard approve --env ${env} --comment "<why>"`;
-}
 
 export function notificationBody(notification: Notification): NotificationBody {
   const { env, event, workflowId, summary } = notification;

@@ -248,4 +248,9 @@ export function switchReport(input: SwitchInput, status: Pick<SwitchStatus, 'fro
 }
 
 /** Exit codes are a contract with CI (README.md). */
+/** The command that approves a switch waiting for approval (the UI's details, notifications). */
+export function approveCommandFor(env: string): string {
+  return `switchyard approve --env ${env} --comment "<why>"`;
+}
+
 export const EXIT = { switched: 0, failed: 1, usage: 2, busy: 3 } as const;

@@ -43,7 +43,7 @@ describe('a switch and a rollback of the local profile on Riak', () => {
     const ports = createPorts(env, t.local.state);
     const seeded = (await ports.dns.current(env.recordName))!.stack;
     const run = await switchUnderLoad({ client: t.client, env, state: t.local.state, fleet: { users: 4, writesPerSecond: 10 }, log });
-    expect(run.report.outcome).toBe('switched');
+    expect(run.report.outcome, run.report.reason).toBe('switched');
     expect(run.report.from).toEqual({ stack: seeded, colour: 'blue' });
     expect(run.report.backup?.items).toBeGreaterThanOrEqual(200);
     expect(run.clients.writesAcknowledged).toBeGreaterThan(0);
