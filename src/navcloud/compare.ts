@@ -17,11 +17,7 @@ import type { ExportItemLine, ExportLine } from './protocol.ts';
 
 export interface ItemMismatch {
   id: string;
-  /**
-   * `older`: the new stack's copy has an older revision. `missing`: the new stack has no copy at
-   * the item's cursor or later, so it lacks the item or holds an older copy written before it
-   * (telling those apart would mean remembering every id the new export passed).
-   */
+  /** `older`: the new stack's copy has an older revision. `missing`: the new stack has no copy at all. */
   problem: 'missing' | 'older';
   oldRev: string;
   newRev?: string;
@@ -122,6 +118,16 @@ export async function compareStacks(oldStack: StackAdmin, newStack: StackAdmin, 
   } finally {
     // Stops reading the new stack's export when the old one ended first or failed.
     await newer.return(undefined);
+  }
+  // A copy can also sit before the old item's number: each stack numbers its own writes, so a write
+  // the new stack took can carry a lower number than an old-stack version it supersedes (on Riak,
+  // one the fence overtook and refused, which no client was told about). Whatever is still waiting
+  // is looked for once more in a second pass, with only the waiting items in memory.
+  if (pending.size > 0) {
+    for await (const { line } of items(newStack.exportSince(undefined, options.signal), 'new stack')) {
+      settle(line);
+      if (pending.size === 0) break;
+    }
   }
   for (const [id, oldRev] of pending) mismatch({ id, problem: 'missing', oldRev });
   return result;

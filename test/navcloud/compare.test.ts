@@ -97,12 +97,32 @@ describe('compareStacks', () => {
     expect(result.firstMismatches).toHaveLength(2);
     const all = await compareStacks(oldAdmin, newAdmin);
     expect(all.firstMismatches).toEqual(expect.arrayContaining([
-      // The new stack's older copies sit before the old ones' cursors: reported as missing there.
-      { id: 'cmp-7', problem: 'missing', oldRev: lateRev.ok ? lateRev.etag : '' },
+      // The new stack's older copies sit before the old ones' cursors: found by the second pass.
+      { id: 'cmp-7', problem: 'older', oldRev: lateRev.ok ? lateRev.etag : '', newRev: revs.get('cmp-7') },
       { id: 'cmp-9', problem: 'older', oldRev: third.ok ? third.etag : '', newRev: newRev9.ok ? newRev9.etag : '' },
       { id: 'late-only', problem: 'missing', oldRev: expect.stringMatching(/^1-/) },
-      { id: 'cmp-8', problem: 'missing', oldRev: expect.stringMatching(/^2-/) },
+      { id: 'cmp-8', problem: 'older', oldRev: expect.stringMatching(/^2-/), newRev: revs.get('cmp-8') },
     ]));
+  });
+
+  it('accepts a newer copy that the new stack numbered below the old stack\'s version', async () => {
+    const { old, fresh, oldAdmin, newAdmin } = await twoStacks();
+    const revs = await seed(old, 15);
+    await copy(oldAdmin, newAdmin);
+    // Each stack numbers its own writes: the old one changes ten items and then cmp-2 (as a write the
+    // fence overtook does on Riak), the new one changes cmp-2 first, so its newer copy gets the lower number.
+    const onOld = await as('compare-owner', old);
+    const onNew = await as('compare-owner', fresh);
+    const others = Array.from({ length: 10 }, (_, i) => `cmp-${i + 5}`);
+    for (const id of others) await onOld.putItem(id, { type: 'trip', data: { on: 'old' } }, { ifMatch: revs.get(id) });
+    expect((await onOld.putItem('cmp-2', { type: 'trip', data: { on: 'old' } }, { ifMatch: revs.get('cmp-2') })).ok).toBe(true);
+    for (const id of ['cmp-2', ...others]) {
+      const first = await onNew.putItem(id, { type: 'trip', data: { on: 'new' } }, { ifMatch: revs.get(id) });
+      await onNew.putItem(id, { type: 'trip', data: { on: 'new', again: true } }, { ifMatch: first.ok ? first.etag : '' });
+    }
+
+    const result = await compareStacks(oldAdmin, newAdmin);
+    expect(result).toMatchObject({ itemsCompared: 15, mismatches: 0, firstMismatches: [] });
   });
 
   it('refuses, with the bound in the message, when more old items wait than memory allows', async () => {
