@@ -39,10 +39,10 @@ describe('a switch and a rollback of the local profile on Riak', () => {
     expect(left?.leftoverStacks ?? []).toEqual([]);
   });
 
-  // Skipped, not passing: since the data check after the flip landed, this switch rolls back on Riak because
-  // about 5% of the old stack's items are not on the new one when the check runs (on SQLite the same
-  // switch passes). Whether those are writes the old stack acknowledged after its fence (lost) or
-  // versions it stored but refused is not yet known: see the open issue on the switch on Riak.
+  // Skipped, not passing: the data check after the flip still rolls this switch back on Riak now and
+  // then, naming one or two items the new stack changes every few hundred milliseconds. An item that
+  // changes while a Riak export walks its index is in no export of that walk (it moved past the
+  // export's cursor), and a hot one can slip past every pass of the check; it needs a lookup by id.
   it.skip('switches dev to green with no failed request and no lost write, then rolls back carrying a write made on green', async () => {
     const ports = createPorts(env, t.local.state);
     const seeded = (await ports.dns.current(env.recordName))!.stack;
