@@ -15,7 +15,7 @@ import type { Handler } from './context.ts';
 import { fromStoreError } from './failures.ts';
 import { drained, readJson, requireContentType, sendJson } from './io.ts';
 import { parseJson } from './json.ts';
-import { sinceParam, USER_ID } from './params.ts';
+import { itemId, sinceParam, USER_ID } from './params.ts';
 
 const EXPORT_CHUNK = 64 * 1024;
 /** Lines per store transaction: large batches amortise each commit over more rows. */
@@ -48,6 +48,14 @@ setInterval(() => {
   previousWindowLagMs = loopDelay.count ? loopDelay.percentile(99) / 1e6 : 0;
   loopDelay.reset();
 }, LAG_WINDOW_MS).unref();
+
+/** One item as an export line, whoever owns it (tombstones too): the data check's look-up by id. */
+export const itemLine: Handler = async (context, { response, params }) => {
+  const id = itemId(params[0]);
+  const item = await context.store.item(id);
+  if (!item) throw new ApiError(404, 'not-found', `item ${id} does not exist on this stack`);
+  sendJson(response, 200, exportLineOf(item));
+};
 
 export const exportItems: Handler = async (context, { response, query }) => {
   const since = sinceParam(query);

@@ -91,6 +91,8 @@ export interface SyncStore {
    * Callers treat the result as read-only: an adapter may hand out a cached object.
    */
   get(id: string, user: string): Promise<StoredItem | undefined>;
+  /** The item whoever owns it, tombstones included: the operator's view (GET /admin/items/:id). */
+  item(id: string): Promise<StoredItem | undefined>;
   /** Create or update; an id owned by someone else is 'not-found' to the caller. Rejects with 'fenced' while fenced. */
   put(request: PutItem): Promise<{ item: StoredItem; created: boolean }>;
   /** Leaves a tombstone. */

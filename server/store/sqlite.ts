@@ -243,6 +243,10 @@ export class SqliteStore implements SyncStore {
     return item;
   }
 
+  async item(id: string): Promise<StoredItem | undefined> {
+    return this.guard(() => this.cachedItem(id));
+  }
+
   async put(request: PutItem): Promise<{ item: StoredItem; created: boolean }> {
     return this.guard(() => this.transactions.put.immediate(request));
   }

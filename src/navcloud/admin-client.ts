@@ -24,6 +24,8 @@ export interface StackAdmin {
   /** POST /admin/undrain on one node: it reports ready and takes streams again. */
   undrain(node: string, signal?: AbortSignal): Promise<void>;
   stats(node: string, signal?: AbortSignal): Promise<NodeStats>;
+  /** GET /admin/items/:id: the item as an export line whoever owns it, or undefined when the stack has none. */
+  item(id: string, signal?: AbortSignal): Promise<ExportItemLine | undefined>;
   /** GET /healthz on a base URL: true on 200, false on any other answer or no answer. */
   healthy(baseUrl: string, signal?: AbortSignal): Promise<boolean>;
 }
@@ -113,6 +115,14 @@ export function createAdminClient(options: AdminClientOptions): StackAdmin {
       await json<unknown>('POST', '/admin/undrain', signal, node);
     },
     stats: (node, signal) => json<NodeStats>('GET', '/admin/stats', signal, node),
+    async item(id, signal) {
+      try {
+        return await json<ExportItemLine>('GET', `/admin/items/${encodeURIComponent(id)}`, signal);
+      } catch (err) {
+        if (err instanceof CloudError && err.code === 'Http404') return undefined;
+        throw err;
+      }
+    },
     async healthy(baseUrl, signal) {
       const timeout = AbortSignal.timeout(requestTimeoutMs);
       try {

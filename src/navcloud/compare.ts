@@ -56,14 +56,10 @@ interface Positioned {
   seq: number;
 }
 
-/** Passes over the new stack after the merge, for items that changed there while it was read. */
-const EXTRA_PASSES = 3;
-
-/** The item lines of an export with their sequence numbers, which must ascend; `end` gets the export's cursor. */
-async function* items(lines: AsyncIterable<ExportLine>, stack: string, end: { cursor?: string } = {}): AsyncGenerator<Positioned> {
+/** The item lines of an export with their sequence numbers, which must ascend. */
+async function* items(lines: AsyncIterable<ExportLine>, stack: string): AsyncGenerator<Positioned> {
   let previous = 0;
   for await (const line of lines) {
-    if (line.kind === 'end') end.cursor = line.cursor;
     if (line.kind !== 'item') continue;
     const seq = decodeCursor(line.cursor);
     if (seq === undefined) throw new Error(`${stack} export: item ${line.id} has a cursor that is not a cursor of this service`);
@@ -124,15 +120,12 @@ export async function compareStacks(oldStack: StackAdmin, newStack: StackAdmin, 
     await newer.return(undefined);
   }
   // Still waiting: copies the merge could not meet. Each stack numbers its own writes, so a newer
-  // copy can sit below the old stack's version (on Riak, one the fence overtook and refused); and
-  // the new stack takes writes while it is read: on Riak an item that changes during an export's
-  // index walk shows only in the next export from that export's cursor. So: the whole new stack
-  // again, then exports from cursor to cursor, with only the waiting items in memory.
-  let since: string | undefined;
-  for (let pass = 0; pending.size > 0 && pass < EXTRA_PASSES; pass++) {
-    const end: { cursor?: string } = {};
-    for await (const { line } of items(newStack.exportSince(since, options.signal), 'new stack', end)) settle(line);
-    since = end.cursor;
+  // copy can sit below the old stack's version (on Riak, one the fence overtook and refused), and
+  // on Riak an item that changes while an export walks its index is in no line of that export.
+  // Each is looked up by id: its copy as the new stack holds it now.
+  for (const id of [...pending.keys()]) {
+    const line = await newStack.item(id, options.signal);
+    if (line) settle(line);
   }
   for (const [id, oldRev] of pending) mismatch({ id, problem: 'missing', oldRev });
   return result;

@@ -31,6 +31,20 @@ function ndjson(lines: unknown[]): string {
 }
 
 describe('admin export and import', () => {
+  it('looks one item up by id whoever owns it, tombstones included, for operators only', async () => {
+    const target = await node();
+    const admin = await target.token('ops', true);
+    const alice = await target.token('alice');
+    const put = await call(target, 'PUT', '/v1/items/looked-up', { token: alice, body: { type: 'place', data: { name: 'x' } } });
+    const found = await call(target, 'GET', '/admin/items/looked-up', { token: admin });
+    expect(found.status).toBe(200);
+    expect(found.json).toMatchObject({ kind: 'item', id: 'looked-up', owner: 'alice', rev: put.json.rev, deleted: false, data: { name: 'x' } });
+    await call(target, 'DELETE', '/v1/items/looked-up', { token: alice });
+    expect((await call(target, 'GET', '/admin/items/looked-up', { token: admin })).json).toMatchObject({ id: 'looked-up', deleted: true });
+    expect((await call(target, 'GET', '/admin/items/never-was', { token: admin })).status).toBe(404);
+    expect((await call(target, 'GET', '/admin/items/looked-up', { token: alice })).status).toBe(403);
+  });
+
   it('moves a store to an empty one keeping items, revisions and cursors; a client resumes with a pre-export cursor', async () => {
     const source = await node();
     const admin = await source.token('ops', true);

@@ -594,6 +594,11 @@ export class FakeWorld {
           yield { kind: 'end', cursor: cursorOf(stack.seq), items: lines.length };
         })();
       },
+      async item(id) {
+        world.check('admin.export', adminUrl);
+        const line = world.stackOfUrl(adminUrl).items[id];
+        return line ? { ...line } : undefined;
+      },
       async importLines(lines) {
         world.check('admin.import', adminUrl);
         const stack = world.stackOfUrl(adminUrl);

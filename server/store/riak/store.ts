@@ -146,6 +146,12 @@ export class RiakStore implements SyncStore {
     return toItem(record);
   }
 
+  async item(id: string): Promise<StoredItem | undefined> {
+    const read = await this.readItem(id);
+    const record = read.siblings > 1 ? await this.settle(id, read) : read.record;
+    return record ? toItem(record) : undefined;
+  }
+
   async put(request: PutItem): Promise<{ item: StoredItem; created: boolean }> {
     let created = false;
     const record = await this.write(request.id, (existing) => {
