@@ -27,7 +27,7 @@ export class SwitchMetrics {
 
   private readonly writePause = new Histogram({
     name: 'switchyard_write_pause_seconds',
-    help: 'How long writes were held during a switch: its switching phase, through which the old stack stays fenced.',
+    help: 'How long writes waited during a switch: from the old stack\'s fence to its forwarding (runs from before the flip measured it: their switching phase).',
     labelNames: ['env'] as const,
     buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300],
     registers: [this.registry],
@@ -58,7 +58,8 @@ export class SwitchMetrics {
     this.switches.inc({ env, outcome: report.outcome });
     for (const phase of report.phases) this.phases.observe({ env, phase: phase.name }, phase.durationMs / 1000);
     const switching = report.phases.find((p) => p.name === 'switching');
-    if (switching) this.writePause.observe({ env }, switching.durationMs / 1000);
+    const pauseMs = report.writePause?.fenceToForwardMs ?? switching?.durationMs;
+    if (pauseMs !== undefined) this.writePause.observe({ env }, pauseMs / 1000);
     const restoring = report.phases.find((p) => p.name === 'restoring');
     if (report.backup && restoring) {
       this.restored.inc({ env }, report.backup.items);

@@ -29,13 +29,14 @@ describe('switch metrics', () => {
       await new MockActivityEnvironment().run(activities.writeReport, report('switched'));
     }
     const activities = createActivities({ ...new FakeWorld().deps(tempDir('reports-')), metrics });
-    await new MockActivityEnvironment().run(activities.writeReport, report('rolled-back'));
+    await new MockActivityEnvironment().run(activities.writeReport, { ...report('rolled-back'), writePause: { fenceToForwardMs: 300 } });
     const text = await metrics.registry.metrics();
     expect(text).toContain('switchyard_switches_total{env="qa",outcome="switched"} 2');
     expect(text).toContain('switchyard_switches_total{env="qa",outcome="rolled-back"} 1');
     expect(text).toContain('switchyard_switch_phase_seconds_sum{env="qa",phase="restoring"} 18');
     expect(text).toContain('switchyard_switch_phase_seconds_count{env="qa",phase="planning"} 3');
-    expect(text).toContain('switchyard_write_pause_seconds_sum{env="qa"} 4.5');
+    // Two reports without a measured pause count their switching phase (1.5 s); one measured 0.3 s.
+    expect(text).toContain('switchyard_write_pause_seconds_sum{env="qa"} 3.3');
     // 12,000 items in 6 s, three times.
     expect(text).toContain('switchyard_restore_items_per_second_sum{env="qa"} 6000');
     expect(text).toContain('switchyard_restored_items_total{env="qa"} 36000');
