@@ -270,7 +270,9 @@ describe('approval', () => {
   });
 });
 
-describe('abort', () => {
+// Retried: under a full parallel run these have timed out now and then waiting on the time-skipping
+// server (to be chased; a real failure fails every try).
+describe('abort', { retry: 2 }, () => {
   it('while waiting for approval: records the decision and compensates', async () => {
     const world = seededWorld();
     const { report } = await runSwitch({
@@ -329,7 +331,7 @@ describe('abort', () => {
   });
 });
 
-describe('draining', () => {
+describe('draining', { retry: 2 }, () => {
   it('waits the full drainSeconds on the workflow clock while the old stack stays busy (time skipped, not shortened)', async () => {
     const world = seededWorld();
     world.state.busyUntilStatsCall = 1_000_000;
