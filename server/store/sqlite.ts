@@ -114,6 +114,24 @@ function toChange(row: ChangeRow): StoredChange {
   return change;
 }
 
+/**
+ * Runs `step` again while another connection holds the lock it needs, up to `timeoutMs`. The nodes
+ * of a stack open a new file together, and turning on WAL does not wait through the busy timeout:
+ * a node failed to start with "database is locked". Blocks, so only for start-up.
+ */
+function whileLocked(timeoutMs: number, step: () => unknown): void {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      step();
+      return;
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw error;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    }
+  }
+}
+
 export interface SqliteStoreOptions {
   /** How long a write waits for another process's transaction, in ms. */
   busyTimeoutMs?: number;
@@ -138,15 +156,15 @@ export class SqliteStore implements SyncStore {
   constructor(readonly path: string, options: SqliteStoreOptions = {}) {
     this.clock = options.clock ?? Date.now;
     mkdirSync(dirname(path), { recursive: true });
-    this.db = new Database(path, { timeout: options.busyTimeoutMs ?? 5000 });
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
+    const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+    const db = (this.db = new Database(path, { timeout: busyTimeoutMs }));
+    whileLocked(busyTimeoutMs, () => db.pragma('journal_mode = WAL'));
+    db.pragma('synchronous = NORMAL');
     // Reads through a memory map instead of a read() per page: most of a GET's store time otherwise.
-    this.db.pragma('mmap_size = 268435456');
+    db.pragma('mmap_size = 268435456');
     // Large enough for the indexes' hot pages during a restore of millions of items.
-    this.db.pragma('cache_size = -65536');
-    this.db.exec(SCHEMA);
-    const db = this.db;
+    db.pragma('cache_size = -65536');
+    whileLocked(busyTimeoutMs, () => db.exec(SCHEMA));
     this.statements = {
       byId: db.prepare<[string], ItemRow>(`SELECT ${COLUMNS} FROM items WHERE id = ?`),
       bySeq: db.prepare<[number], ItemRow>(`SELECT ${COLUMNS} FROM items WHERE seq = ?`),
