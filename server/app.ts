@@ -44,7 +44,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   const logger = (givenLogger ?? createLogger('navcloud-sync')).child({ node: config.nodeId });
   const state: NodeState = { draining: false, shuttingDown: false, startedAt: Date.now() };
   let hub: StreamHub | undefined;
-  const metrics = new Metrics(() => hub?.size ?? 0);
+  const forwarder = new Forwarder({ timeoutMs: 30_000, logger });
+  const metrics = new Metrics(() => (hub?.size ?? 0) + forwarder.openStreams);
   const store = instrumentStore(storeInstance ?? (await openStore(config.store)), (operation, seconds) => metrics.storeCall(operation, seconds));
   const bus = busInstance ?? (await openBus(config.bus, config.nodeId, logger));
   hub = new StreamHub({
@@ -52,15 +53,14 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     heartbeatMs: config.heartbeatMs, bufferBytes: config.streamBufferBytes, slowStreamMs: config.slowStreamMs,
   });
   const context: AppContext = {
-    config, store, bus, hub, metrics, logger, state,
+    config, store, bus, hub, forwarder, metrics, logger, state,
     announce(seq, users) {
       bus.publish({ seq, users: [...new Set(users)], node: config.nodeId, at: Date.now() });
     },
   };
   const fence = new FenceWatch(store, { pollMs: config.fencePollMs, idleMs: config.fenceIdleMs, logger });
   await fence.start();
-  const forwarder = new Forwarder({ timeoutMs: 30_000, logger });
-  const fenceGuard = new FenceGuard(context, fence, forwarder, { holdMs: config.holdMs, retryAfterSeconds: config.retryAfterSeconds });
+  const fenceGuard = new FenceGuard(context, fence, { holdMs: config.holdMs, retryAfterSeconds: config.retryAfterSeconds });
   const handle = requestPipeline({
     context,
     authenticator: new Authenticator(config.jwtSecret),

@@ -38,6 +38,8 @@ export interface ServerConfig {
   shutdownGraceMs: number;
   /** Longest a write is held while the stack is fenced before it is answered 503 (SYNC_HOLD_SECONDS). */
   holdMs: number;
+  /** Streams told to reconnect by a drain or a forward are told over this long, not all at once (SYNC_RECONNECT_SPREAD_MS). */
+  reconnectSpreadMs: number;
   /** How often a node reads the fence while it is fenced or holds writes, and otherwise. */
   fencePollMs: number;
   fenceIdleMs: number;
@@ -69,6 +71,7 @@ export function defaultConfig(overrides: Partial<ServerConfig> & Pick<ServerConf
     shutdownGraceMs: 10_000,
     retryAfterSeconds: 5,
     holdMs: 5_000,
+    reconnectSpreadMs: 3_000,
     fencePollMs: 25,
     fenceIdleMs: 250,
     ...overrides,
@@ -129,5 +132,6 @@ export function configFromEnv(env: NodeJS.ProcessEnv): ServerConfig {
     slowStreamMs: integer(env, 'SYNC_SLOW_STREAM_MS', 30_000, 100, 3_600_000),
     shutdownGraceMs: integer(env, 'SYNC_SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
     holdMs: integer(env, 'SYNC_HOLD_SECONDS', 5, 0, 60) * 1000,
+    reconnectSpreadMs: integer(env, 'SYNC_RECONNECT_SPREAD_MS', 3_000, 0, 600_000),
   });
 }

@@ -6,6 +6,7 @@
  * by every node of it.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { FlipCounts } from '../src/navcloud/protocol.ts';
 
 const SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 const RATE_WINDOW_SECONDS = 10;
@@ -36,6 +37,8 @@ export class Metrics {
   private readonly holdTime: Histogram;
   /** Requests relayed to the stack this one forwards to, by route. */
   private readonly forwards: Counter<'route'>;
+  /** The flip's counts since the node started, for GET /admin/stats (the switch's report sums them over the old stack). */
+  readonly flip: FlipCounts = { requestsHeld: 0, holdsTimedOut: 0, requestsForwarded: 0 };
   /** Requests per second over the last RATE_WINDOW_SECONDS, admin calls excluded (NodeStats.requestRate). */
   private readonly window = new Array<number>(RATE_WINDOW_SECONDS).fill(0);
   private windowSecond = Math.floor(Date.now() / 1000);
@@ -96,10 +99,13 @@ export class Metrics {
   held(outcome: 'forwarded' | 'applied' | 'timed-out', seconds: number): void {
     this.holds.labels(outcome).inc();
     this.holdTime.observe(seconds);
+    this.flip.requestsHeld++;
+    if (outcome === 'timed-out') this.flip.holdsTimedOut++;
   }
 
   forwarded(route: string): void {
     this.forwards.labels(route).inc();
+    this.flip.requestsForwarded++;
   }
 
   streamCut(reason: string): void {

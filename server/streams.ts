@@ -11,6 +11,7 @@ import type { Logger } from '../src/logging.ts';
 import type { StreamMessage } from '../src/navcloud/protocol.ts';
 import type { ChangeEvent, EventBus } from './bus/port.ts';
 import { HeartbeatWheel, type WheelMember } from './heartbeat-wheel.ts';
+import { spreadOver } from './spread.ts';
 import type { Metrics } from './metrics.ts';
 import { StoreError, type SyncStore } from './store/port.ts';
 import { streamMessageOf } from './wire.ts';
@@ -102,16 +103,14 @@ export class StreamHub {
     this.wake(stream);
   }
 
-  /** Sends `reconnect` to every stream and closes them (drain, shutdown). */
-  closeAll(reason: string): number {
-    let closed = 0;
-    for (const peers of [...this.byUser.values()]) {
-      for (const stream of [...peers]) {
-        this.cut(stream, reason);
-        closed++;
-      }
-    }
-    return closed;
+  /**
+   * Sends `reconnect` to every stream and closes them (drain, forward, shutdown), all at once or
+   * spread evenly over `spreadMs` (server/spread.ts says why). Returns how many it closes.
+   */
+  closeAll(reason: string, spreadMs = 0): number {
+    const streams = [...this.byUser.values()].flatMap((peers) => [...peers]);
+    spreadOver(streams, spreadMs, (stream) => this.cut(stream, reason));
+    return streams.length;
   }
 
   stop(): void {

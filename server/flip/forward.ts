@@ -8,6 +8,7 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, t
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Logger } from '../../src/logging.ts';
 import { ApiError } from '../errors.ts';
+import { spreadOver } from '../spread.ts';
 
 /** Headers that describe one connection, not the request: never relayed (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
@@ -103,12 +104,17 @@ export class Forwarder {
     });
   }
 
-  /** Ends every relayed stream (the stack stopped forwarding, or this node is going away): their clients reconnect. */
-  closeStreams(): number {
-    const count = this.streams.size;
-    for (const response of [...this.streams]) response.end();
-    this.streams.clear();
-    return count;
+  /**
+   * Ends every relayed stream (a drain, the stack stopped forwarding, this node going away), all
+   * at once or spread over `spreadMs`: their clients reconnect.
+   */
+  closeStreams(spreadMs = 0): number {
+    const streams = [...this.streams];
+    spreadOver(streams, spreadMs, (response) => {
+      this.streams.delete(response);
+      response.end();
+    });
+    return streams.length;
   }
 
   close(): void {

@@ -16,7 +16,6 @@ import { keepBody } from '../http/io.ts';
 import type { IncomingCall } from '../http/pipeline.ts';
 import { StoreError } from '../store/port.ts';
 import type { FenceWatch } from './fence-watch.ts';
-import type { Forwarder } from './forward.ts';
 
 export interface HoldOptions {
   /** Longest a write is held through a fence. */
@@ -29,16 +28,15 @@ export class FenceGuard {
   constructor(
     private readonly context: AppContext,
     private readonly watch: FenceWatch,
-    private readonly forwarder: Forwarder,
     private readonly options: HoldOptions,
   ) {
     watch.onChange((now, before) => {
       if (now.mode === 'forwarding' && (before.mode !== 'forwarding' || now.forwardTo !== before.forwardTo)) {
-        const streams = context.hub.closeAll('forwarding');
+        const streams = context.hub.closeAll('forwarding', context.config.reconnectSpreadMs);
         context.logger.info({ streams, forwardTo: now.forwardTo }, 'forwarding: local streams told to reconnect');
       }
       if (before.mode === 'forwarding' && (now.mode !== 'forwarding' || now.forwardTo !== before.forwardTo)) {
-        forwarder.closeStreams();
+        context.forwarder.closeStreams(context.config.reconnectSpreadMs);
       }
     });
   }
@@ -73,7 +71,7 @@ export class FenceGuard {
       }
       if (state.mode === 'forwarding' && state.forwardTo) {
         this.context.metrics.forwarded(call.route?.name ?? call.path);
-        return this.forwarder.forward(state.forwardTo, { request: call.request, response: call.response, client: call.client, body, stream: call.route?.name === '/v1/stream' });
+        return this.context.forwarder.forward(state.forwardTo, { request: call.request, response: call.response, client: call.client, body, stream: call.route?.name === '/v1/stream' });
       }
       try {
         await handle();

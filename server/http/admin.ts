@@ -4,6 +4,7 @@
  * commits), this node's drain and its undoing, and its stats.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { setImmediate } from 'node:timers/promises';
 import { z } from 'zod';
 import { ITEM_ID, type DrainResult, type ExportEndLine, type ExportItemLine, type FenceResult, type FenceStatus, type ImportResult, type NodeStats } from '../../src/navcloud/protocol.ts';
 import { decodeCursor, encodeCursor } from '../../src/navcloud/cursor.ts';
@@ -72,6 +73,9 @@ export const exportItems: Handler = async (context, { response, query }) => {
       const more = response.write(chunk);
       chunk = '';
       if (!more && !(await drained(response))) return;
+      // A fast reader on loopback takes every chunk at once, so the socket never pushes back: without
+      // this turn of the event loop, a whole export would run while this node's clients wait.
+      if (more) await setImmediate();
     }
   }
   // The store vouches that no acknowledged change up to `through` is missing from the lines above.
@@ -241,8 +245,9 @@ export const unfence: Handler = async (context, { response }) => {
 
 export const drain: Handler = async (context, { response }) => {
   context.state.draining = true;
-  const closedStreams = context.hub.closeAll('draining');
-  context.logger.warn({ closedStreams }, 'node draining: streams sent reconnect, readyz answers 503');
+  const spreadMs = context.config.reconnectSpreadMs;
+  const closedStreams = context.hub.closeAll('draining', spreadMs) + context.forwarder.closeStreams(spreadMs);
+  context.logger.warn({ closedStreams, spreadMs }, 'node draining: streams told to reconnect, readyz answers 503');
   const result: DrainResult = { draining: true, closedStreams };
   sendJson(response, 200, result);
 };
@@ -265,13 +270,14 @@ export const stats: Handler = async (context, { response }) => {
     fenced: fence.mode !== 'open',
     fence: fenceStatus(fence),
     draining: context.state.draining,
-    openStreams: context.hub.size,
+    openStreams: context.hub.size + context.forwarder.openStreams,
     requestRate: context.metrics.requestRate(),
     items,
     cursor: encodeCursor(seq),
     uptimeSeconds: Math.floor((Date.now() - context.state.startedAt) / 1000),
     version: context.config.version,
     eventLoopLagMs: Math.round(Math.max(previousWindowLagMs, loopDelay.count ? loopDelay.percentile(99) / 1e6 : 0) * 10) / 10,
+    flip: { ...context.metrics.flip },
   };
   sendJson(response, 200, body);
 };

@@ -7,6 +7,7 @@ import type { ServerConfig } from '../config.ts';
 import type { Metrics } from '../metrics.ts';
 import type { SyncStore } from '../store/port.ts';
 import type { StreamHub } from '../streams.ts';
+import type { Forwarder } from '../flip/forward.ts';
 
 export interface NodeState {
   draining: boolean;
@@ -19,6 +20,8 @@ export interface AppContext {
   store: SyncStore;
   bus: EventBus;
   hub: StreamHub;
+  /** Requests and streams relayed to the stack this one forwards to. */
+  forwarder: Forwarder;
   metrics: Metrics;
   logger: Logger;
   state: NodeState;

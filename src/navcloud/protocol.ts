@@ -113,6 +113,18 @@ export interface NodeStats {
   version: string;
   /** 99th percentile of the event loop's delay over the last 10 seconds, in ms. */
   eventLoopLagMs: number;
+  /** What this node did through fences since it started (absent on nodes from before the flip). */
+  flip?: FlipCounts;
+}
+
+/** Requests a node held through a fence or relayed to the stack it forwards to. */
+export interface FlipCounts {
+  /** Writes held while the stack was fenced, however the hold ended. */
+  requestsHeld: number;
+  /** Of those, the holds that ran out and were answered 503. */
+  holdsTimedOut: number;
+  /** Requests relayed to the stack this one forwards to, held writes included. */
+  requestsForwarded: number;
 }
 
 export interface ApiErrorBody {

@@ -144,7 +144,11 @@ describe('the flip: hold, then forward', () => {
     expect(metrics).toMatch(/navcloud_requests_held_total\{outcome="forwarded"\} 1/);
     expect(metrics).toMatch(/navcloud_requests_forwarded_total\{route="\/v1\/inbox"\} 1/);
     // Admin calls are the old stack's own.
-    expect((await call(old, 'GET', '/admin/stats', { token: admin })).json).toMatchObject({ node: 'old-1', fence: { mode: 'forwarding' } });
+    expect((await call(old, 'GET', '/admin/stats', { token: admin })).json).toMatchObject({
+      node: 'old-1', fence: { mode: 'forwarding' },
+      // The held write, then the eight requests above with a token (the one without was refused here).
+      flip: { requestsHeld: 1, holdsTimedOut: 0, requestsForwarded: 9 },
+    });
   });
 
   it('relays a stream opened on the old stack: heartbeats and changes come from the new one', async () => {
@@ -160,6 +164,25 @@ describe('the flip: hold, then forward', () => {
     }
     // Closed by the client: the relay lets go of the new stack's stream too.
     await expect.poll(async () => (await call(fresh, 'GET', '/admin/stats', { token: admin })).json.openStreams, { timeout: 5_000 }).toBe(0);
+  });
+
+  it('ends relayed streams on a drain, spread over SYNC_RECONNECT_SPREAD_MS, and counts them as open until then', async () => {
+    const back = await launch('old-3', { SYNC_RECONNECT_SPREAD_MS: '2000' });
+    try {
+      await fence(back);
+      await forward(back, fresh);
+      await settled();
+      const streams = await Promise.all(Array.from({ length: 4 }, () => openStream(back, bob)));
+      await Promise.all(streams.map((stream) => stream.next((m) => m.type === 'heartbeat' && m.node === 'new-1')));
+      expect((await call(back, 'GET', '/admin/stats', { token: admin })).json.openStreams).toBe(4);
+      expect((await call(back, 'POST', '/admin/drain', { token: admin })).json).toEqual({ draining: true, closedStreams: 4 });
+      // One stream every 500 ms: right after the drain most are still open, and the drain's evidence says so.
+      expect((await call(back, 'GET', '/admin/stats', { token: admin })).json.openStreams).toBeGreaterThan(1);
+      await Promise.all(streams.map((stream) => stream.ended));
+      expect((await call(back, 'GET', '/admin/stats', { token: admin })).json.openStreams).toBe(0);
+    } finally {
+      await back.stop();
+    }
   });
 
   it('ends a relayed stream when the new stack closes it', async () => {
