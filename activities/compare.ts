@@ -20,7 +20,7 @@ export function compareActivities(context: (env: string) => Promise<EnvironmentC
      * Idempotent: the old stack is frozen, so a retry compares the same items again.
      */
     async compareStacks(input: CompareStacksInput): Promise<StackComparison> {
-      const { admin } = await context(input.env);
+      const { admin, env } = await context(input.env);
       const activity = Context.current();
       activity.heartbeat({ itemsCompared: 0 });
       // Heartbeat on a timer too: a slow export can go longer than a heartbeat timeout between progress calls.
@@ -29,6 +29,7 @@ export function compareActivities(context: (env: string) => Promise<EnvironmentC
       try {
         return await compareStacks(admin(input.fromAdminUrl), admin(input.toAdminUrl), {
           firstN: input.firstN,
+          itemsPerSecond: env.verifyItemsPerSecond,
           signal: activity.cancellationSignal,
           onProgress: (itemsCompared) => {
             compared = itemsCompared;

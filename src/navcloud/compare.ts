@@ -10,6 +10,7 @@
  * can only come later in the new export (changed since the copy) or not at all (missing). Those
  * few wait in `pending` until the new export shows them or ends.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { compareRevisions } from './revision.ts';
 import { decodeCursor } from './cursor.ts';
 import type { StackAdmin } from './admin-client.ts';
@@ -42,6 +43,12 @@ export interface CompareOptions {
    */
   maxPending?: number;
   signal?: AbortSignal;
+  /**
+   * Old items compared per second at most (undefined: as fast as the stacks export). Both stacks
+   * serve clients meanwhile: unpaced, 100,000 items compared in 1.7 s on the local profile stalled
+   * clients' writes up to 0.7 s; at 25,000 items/s the longest stall was 0.2 s.
+   */
+  itemsPerSecond?: number;
   /** Called every `progressEvery` old items (heartbeats). */
   onProgress?: (itemsCompared: number) => void;
   progressEvery?: number;
@@ -49,6 +56,19 @@ export interface CompareOptions {
 
 export class ComparisonTooLargeError extends Error {
   override name = 'ComparisonTooLargeError';
+}
+
+/** The pace is kept every this many items. */
+const PACE_EVERY = 500;
+
+/** Waits until `done` items are due at `itemsPerSecond` since the first call. */
+function pacer(itemsPerSecond: number | undefined, signal: AbortSignal | undefined): (done: number) => Promise<void> {
+  const started = Date.now();
+  return async (done) => {
+    if (!itemsPerSecond) return;
+    const early = started + (done * 1000) / itemsPerSecond - Date.now();
+    if (early > 0) await sleep(early, undefined, { signal });
+  };
 }
 
 interface Positioned {
@@ -88,6 +108,7 @@ export async function compareStacks(oldStack: StackAdmin, newStack: StackAdmin, 
     if (compareRevisions(line.rev, oldRev) < 0) mismatch({ id: line.id, problem: 'older', oldRev, newRev: line.rev });
   };
 
+  const pace = pacer(options.itemsPerSecond, options.signal);
   const newer = items(newStack.exportSince(undefined, options.signal), 'new stack');
   let head = await newer.next();
   try {
@@ -112,6 +133,7 @@ export async function compareStacks(oldStack: StackAdmin, newStack: StackAdmin, 
         result.peakPending = Math.max(result.peakPending, pending.size);
       }
       result.itemsCompared++;
+      if (result.itemsCompared % PACE_EVERY === 0) await pace(result.itemsCompared);
       if (result.itemsCompared % progressEvery === 0) options.onProgress?.(result.itemsCompared);
     }
     for (; !head.done && pending.size > 0; head = await newer.next()) settle(head.value.line);

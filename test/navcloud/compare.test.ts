@@ -10,6 +10,8 @@ import { createAdminClient, type StackAdmin } from '../../src/navcloud/admin-cli
 import { SyncClient } from '../../src/navcloud/client.ts';
 import { signToken } from '../../src/navcloud/token.ts';
 import { compareStacks } from '../../src/navcloud/compare.ts';
+import { encodeCursor } from '../../src/navcloud/cursor.ts';
+import { fakeEnvironment } from '../support/fake-ports.ts';
 import type { ExportItemLine } from '../../src/navcloud/protocol.ts';
 import { JWT_SECRET, startTestStack, type TestStack } from './stack.ts';
 
@@ -125,6 +127,24 @@ describe('compareStacks', () => {
     expect(result).toMatchObject({ itemsCompared: 15, mismatches: 0, firstMismatches: [] });
   });
 
+  it('compares no faster than itemsPerSecond, so that both stacks keep serving clients', async () => {
+    const { oldAdmin, newAdmin } = await twoStacks();
+    const updatedAt = new Date().toISOString();
+    await oldAdmin.importLines(Array.from({ length: 1500 }, (_, i): ExportItemLine => ({
+      kind: 'item', id: `paced-${i}`, owner: 'pacer', type: 'trip', rev: '1-a', deleted: false, shares: [], cursor: encodeCursor(i + 1), updatedAt, data: { i },
+    })));
+    await copy(oldAdmin, newAdmin);
+    const started = Date.now();
+    const reachedAfterMs = new Map<number, number>();
+    const result = await compareStacks(oldAdmin, newAdmin, {
+      itemsPerSecond: 2000, progressEvery: 500, onProgress: (compared) => reachedAfterMs.set(compared, Date.now() - started),
+    });
+    expect(result).toMatchObject({ itemsCompared: 1500, mismatches: 0 });
+    // At 2,000 items/s, item 1,000 is due at 500 ms and item 1,500 at 750 ms, however fast the stacks are.
+    expect(reachedAfterMs.get(1000)).toBeGreaterThanOrEqual(495);
+    expect(reachedAfterMs.get(1500)).toBeGreaterThanOrEqual(745);
+  });
+
   it('refuses, with the bound in the message, when more old items wait than memory allows', async () => {
     const { old, oldAdmin, newAdmin } = await twoStacks();
     await seed(old, 10);
@@ -138,6 +158,7 @@ describe('compareStacks', () => {
     await copy(oldAdmin, newAdmin);
     await (await as('compare-owner', old)).putItem('planted', { type: 'trip', data: {} });
     const context = async () => ({
+      env: fakeEnvironment('test'),
       admin: (adminUrl: string) => createAdminClient({ adminUrl, jwtSecret: JWT_SECRET }),
     }) as unknown as EnvironmentContext;
     const activity = compareActivities(context).compareStacks;

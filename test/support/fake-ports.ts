@@ -150,7 +150,7 @@ export function fakeEnvironment(name: string, overrides: Partial<Environment> = 
     ttl: 30, template: 'app-stack.yaml', parameters: {},
     backups: { bucket: 'navcloud-backups', prefix: 'backups/', keep: 3 },
     smoke: { heartbeatMs: 100, changeArrivalMs: 1000, sampleItems: 5, maxLatencyMs: 1000 },
-    approval: 'auto', approvalTimeoutSeconds: 600, verifySeconds: 30, drainSeconds: 120, keepStacks: 1,
+    approval: 'auto', approvalTimeoutSeconds: 600, verifySeconds: 30, verifyItemsPerSecond: 25_000, drainSeconds: 120, keepStacks: 1,
     jwtSecret: 'test-secret', catchUpFenceBelow: 10, fenceLeaseSeconds: 60,
     ...overrides,
   };
@@ -684,6 +684,8 @@ export class FakeWorld {
           node, fenced: mode !== 'open', draining: stack.draining, openStreams: busy ? 3 : 0, requestRate: busy ? 12 : 0,
           items: Object.keys(stack.items).length, cursor: cursorOf(stack.seq), uptimeSeconds: 100,
           version: 'fake', eventLoopLagMs: 0,
+          // Each node of a forwarding stack held 2 writes (one ran out) and forwarded 5 requests.
+          flip: mode === 'forwarding' ? { requestsHeld: 2, holdsTimedOut: 1, requestsForwarded: 5 } : { requestsHeld: 0, holdsTimedOut: 0, requestsForwarded: 0 },
           fence: { mode, ...(mode === 'fenced' ? { leaseExpiresAt: new Date(fence.leaseExpiresAt!).toISOString() } : {}), ...(mode === 'forwarding' ? { forwardTo: world.stack(fence.forwardTo!).description.outputs?.endpoint } : {}) },
         };
         return stats as NodeStats;
