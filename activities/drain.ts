@@ -33,18 +33,22 @@ export function drainActivities(context: (env: string) => Promise<EnvironmentCon
       await Promise.all(nodesOf(input).map((node) => client.undrain(node, signal)));
     },
 
-    /** Open streams and request rate summed over the nodes: the evidence the drain wait needs. */
+    /** Open streams, request rate and the flip's counts summed over the nodes: the evidence the drain wait needs. */
     async stackActivity(input: { env: string; adminUrl: string; nodes: string[] }): Promise<StackActivity> {
       const { admin } = await context(input.env);
       const client = admin(input.adminUrl);
       const signal = Context.current().cancellationSignal;
       const answers = await Promise.allSettled(nodesOf(input).map((node) => client.stats(node, signal)));
-      const total: StackActivity = { openStreams: 0, requestRate: 0, unreachable: 0 };
+      const flip = { requestsHeld: 0, holdsTimedOut: 0, requestsForwarded: 0 };
+      const total: StackActivity = { openStreams: 0, requestRate: 0, unreachable: 0, flip };
       for (const answer of answers) {
         if (answer.status === 'rejected') total.unreachable += 1;
         else {
           total.openStreams += answer.value.openStreams;
           total.requestRate += answer.value.requestRate;
+          flip.requestsHeld += answer.value.flip?.requestsHeld ?? 0;
+          flip.holdsTimedOut += answer.value.flip?.holdsTimedOut ?? 0;
+          flip.requestsForwarded += answer.value.flip?.requestsForwarded ?? 0;
         }
       }
       return total;

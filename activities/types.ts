@@ -1,6 +1,7 @@
 /**
  * What workflows and activities exchange. Pure types: workflow code imports this file.
  */
+import type { FlipCounts } from '../src/navcloud/protocol.ts';
 import type { Colour, DnsRecordState, DnsTarget, StackDescription, StackOutputs } from '../src/cloud/ports.ts';
 
 /** The part of an environment file a switch decides with (secrets stay in activities). */
@@ -149,6 +150,8 @@ export interface StackActivity {
   requestRate: number;
   /** Nodes that did not answer; they count as quiet only when the node is gone for good. */
   unreachable: number;
+  /** Requests the nodes that answered held and forwarded since they started (absent in histories from before it was counted). */
+  flip?: FlipCounts;
 }
 
 export interface BackupSummary {

@@ -232,8 +232,8 @@ export async function flip(run: SwitchRun, planned: Planned, next: StackRef, fen
     await quick.forwardStack({
       env, adminUrl: old.outputs.adminUrl, to: next.outputs.endpoint, cursor: fenced.cursor, leaseSeconds: settings.fenceLeaseSeconds,
     });
-    if (run.fencedAt !== undefined) run.writePause = { fenceToForwardMs: workflowNow() - run.fencedAt };
-    run.describe(`${old.name} forwards every request to ${next.name}; switching DNS`);
+    const pause = run.fencedAt === undefined ? undefined : (run.status.writePause = { fenceToForwardMs: workflowNow() - run.fencedAt });
+    run.describe(`${old.name} forwards every request to ${next.name}${pause ? ` (writes paused ${pause.fenceToForwardMs} ms)` : ''}; switching DNS`);
   }
   const switched = await quick.switchDns({ env, expected: planned.record, stack: next.name, target: next.outputs.dnsTarget });
   run.dnsMoved = true;
@@ -305,9 +305,12 @@ export async function drain(run: SwitchRun, planned: Planned): Promise<void> {
       waitedMs += step;
       const activity = await quick.stackActivity(target);
       const idle = activity.openStreams === 0 && activity.requestRate < NEAR_ZERO_RPS;
+      const pause = run.status.writePause;
+      if (pause && activity.flip) Object.assign(pause, activity.flip);
       run.describe(`${old.name}: ${activity.openStreams} open streams, ${activity.requestRate.toFixed(1)} requests/s` +
         `${activity.unreachable ? `, ${activity.unreachable} nodes not answering` : ''}; waited ${waitedMs / 1000} s ` +
-        `(at least ${floorMs / 1000} s, at most ${ceilingMs / 1000} s)`);
+        `(at least ${floorMs / 1000} s, at most ${ceilingMs / 1000} s)` +
+        (pause?.requestsForwarded !== undefined ? `; writes paused ${pause.fenceToForwardMs} ms, ${pause.requestsHeld} held, ${pause.requestsForwarded} forwarded` : ''));
       if (idle && waitedMs >= floorMs) return;
       if (waitedMs >= ceilingMs) {
         run.warn(`${old.name} still had ${activity.openStreams} open streams and ${activity.requestRate.toFixed(1)} requests/s after ${ceilingMs / 1000} s of draining`);

@@ -49,9 +49,8 @@ export class SwitchRun {
   pointedBack: boolean | undefined;
   /** Set by a rehearsal (workflows/rehearsal.ts): what it measured, in its report. */
   rehearsal: RehearsalFigures | undefined;
-  /** When the old stack was asked for its fence (workflow clock), and the pause it measures once it forwards. */
+  /** When the old stack was asked for its fence (workflow clock): the write pause runs from here. */
   fencedAt: number | undefined;
-  writePause: SwitchReport['writePause'];
   verification: DataVerification | undefined;
 
   constructor(readonly input: SwitchInput) {
@@ -257,7 +256,6 @@ export class SwitchRun {
         startedAt: isoAt(this.startedAt), finishedAt: isoAt(workflowNow()),
       }),
       ...(this.rehearsal ? { rehearsal: this.rehearsal } : {}),
-      ...(this.writePause ? { writePause: this.writePause } : {}),
       ...(this.verification ? { verification: this.verification } : {}),
     };
   }

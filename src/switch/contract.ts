@@ -122,7 +122,24 @@ export interface SwitchStatus {
   smoke?: SmokeCheck[];
   phases: PhaseTiming[];
   approval?: { decision: 'approved' | 'aborted'; by: string; comment: string; at: string };
+  /** From the moment the old stack forwards; its counts from the drain's looks at it on. */
+  writePause?: WritePause;
   error?: string;
+}
+
+/**
+ * The write pause of a switch: from asking the old stack for its fence until it forwarded
+ * (workflow clock), and what the old stack's nodes held and forwarded meanwhile and after, as
+ * their stats gave it at the last look while draining.
+ */
+export interface WritePause {
+  fenceToForwardMs: number;
+  /** Writes the old stack held through its fence (they were then forwarded, or refused when the hold ran out). */
+  requestsHeld?: number;
+  /** Of those, the holds that ran out and were answered 503. */
+  holdsTimedOut?: number;
+  /** Requests the old stack relayed to the new one: clients whose DNS cache still named it. */
+  requestsForwarded?: number;
 }
 
 /** Figures from synthetic clients that ran alongside a switch (demo, benchmarks). */
@@ -148,6 +165,8 @@ export interface ClientFigures {
   missedEvents: number;
   /** Longest time any client waited from a write not yet acknowledged to an acknowledged one. */
   maxWritePauseMs?: number;
+  /** When the longest write pause began: the phase it fell in tells what caused it. */
+  maxWritePauseAt?: string;
   /** Clients that never retry, run beside the retrying ones above (demo, benchmarks). */
   nonRetrying?: ClientFigures;
   /** Porcupine's per-key linearizability verdict on every client's writes and reads. */
@@ -204,8 +223,7 @@ export interface SwitchReport {
   clients?: ClientFigures;
   /** Only in the report of a rehearsal: what a switch would have done. */
   rehearsal?: RehearsalFigures;
-  /** How long the old stack held writes: from asking for the fence until it forwarded (workflow clock). */
-  writePause?: { fenceToForwardMs: number };
+  writePause?: WritePause;
   /** The data verification after the flip (absent when there was no old stack or it never ran). */
   verification?: DataVerification;
 }
@@ -226,7 +244,7 @@ export interface SwitchEnding {
  * The report of a switch: the workflow builds it when it ends, and the CLI from the last status
  * of a switch that ended by throwing (terminated, timed out, a bug), so CI always has one.
  */
-export function switchReport(input: SwitchInput, status: Pick<SwitchStatus, 'from' | 'to' | 'backup' | 'phases' | 'approval'>, end: SwitchEnding): SwitchReport {
+export function switchReport(input: SwitchInput, status: Pick<SwitchStatus, 'from' | 'to' | 'backup' | 'phases' | 'approval' | 'writePause'>, end: SwitchEnding): SwitchReport {
   return {
     env: input.env,
     workflowId: end.workflowId,
@@ -244,6 +262,7 @@ export function switchReport(input: SwitchInput, status: Pick<SwitchStatus, 'fro
     ...(end.warnings?.length ? { warnings: end.warnings } : {}),
     startedAt: end.startedAt,
     finishedAt: end.finishedAt,
+    ...(status.writePause ? { writePause: status.writePause } : {}),
   };
 }
 

@@ -2,7 +2,7 @@
  * The switch report as people and CI read it: Markdown for a terminal or a CI summary, JSON for
  * archiving (README.md). The report itself is produced by the workflow; this only renders it.
  */
-import type { SwitchReport, StackRefSummary, ClientFigures, CopyFigures, RehearsalFigures } from './contract.ts';
+import type { SwitchReport, StackRefSummary, ClientFigures, CopyFigures, RehearsalFigures, WritePause } from './contract.ts';
 
 /** 850 ms, 12.3 s, 4m 05s, 1h 02m: short enough for a progress line, exact enough for a report. */
 export function formatDuration(ms: number): string {
@@ -67,7 +67,7 @@ export function renderMarkdown(report: SwitchReport): string {
     ['Started', report.startedAt],
     ['Finished', `${report.finishedAt} (took ${formatDuration(took)})`],
   );
-  if (report.writePause) summary.push(['Write pause (fence to forward)', formatDuration(report.writePause.fenceToForwardMs)]);
+  if (report.writePause) summary.push(['Write pause (fence to forward)', describeWritePause(report.writePause)]);
   if (report.verification) {
     const { itemsCompared, mismatches, firstMismatches } = report.verification;
     const first = firstMismatches.map((m) => `${m.id} (${m.problem})`).join(', ');
@@ -118,4 +118,11 @@ function copied(copy: CopyFigures): string {
 
 export function renderJson(report: SwitchReport): string {
   return `${JSON.stringify(report, null, 2)}\n`;
+}
+
+/** The pause, and what the old stack held and forwarded once the drain looked at it. */
+export function describeWritePause(pause: WritePause): string {
+  const counts = pause.requestsForwarded === undefined ? ''
+    : `; the old stack held ${pause.requestsHeld ?? 0} writes${pause.holdsTimedOut ? ` (${pause.holdsTimedOut} ran out and were refused)` : ''} and forwarded ${pause.requestsForwarded} requests`;
+  return `${formatDuration(pause.fenceToForwardMs)}${counts}`;
 }

@@ -33,6 +33,13 @@ export class SwitchMetrics {
     registers: [this.registry],
   });
 
+  private readonly flipRequests = new Counter({
+    name: 'switchyard_flip_requests_total',
+    help: 'Requests the old stacks of switches held through their fence or forwarded to the new stack, by environment and what happened (held, hold-timed-out, forwarded).',
+    labelNames: ['env', 'handling'] as const,
+    registers: [this.registry],
+  });
+
   private readonly restoreRate = new Histogram({
     name: 'switchyard_restore_items_per_second',
     help: 'Restore throughput of a switch: backup items imported per second of its restoring phase.',
@@ -60,6 +67,12 @@ export class SwitchMetrics {
     const switching = report.phases.find((p) => p.name === 'switching');
     const pauseMs = report.writePause?.fenceToForwardMs ?? switching?.durationMs;
     if (pauseMs !== undefined) this.writePause.observe({ env }, pauseMs / 1000);
+    const counts = report.writePause;
+    if (counts?.requestsForwarded !== undefined) {
+      this.flipRequests.inc({ env, handling: 'held' }, counts.requestsHeld ?? 0);
+      this.flipRequests.inc({ env, handling: 'hold-timed-out' }, counts.holdsTimedOut ?? 0);
+      this.flipRequests.inc({ env, handling: 'forwarded' }, counts.requestsForwarded);
+    }
     const restoring = report.phases.find((p) => p.name === 'restoring');
     if (report.backup && restoring) {
       this.restored.inc({ env }, report.backup.items);

@@ -103,6 +103,10 @@ describe('renderMarkdown', () => {
       verification: { itemsCompared: 1200, mismatches: 1, firstMismatches: [{ id: 'trip-7', problem: 'missing', oldRev: '3-a' }] },
     });
     expect(text).toContain('| Write pause (fence to forward) | 1.3 s |');
+    expect(renderMarkdown({ ...switched, writePause: { fenceToForwardMs: 80, requestsHeld: 4, holdsTimedOut: 0, requestsForwarded: 310 } }))
+      .toContain('| Write pause (fence to forward) | 80 ms; the old stack held 4 writes and forwarded 310 requests |');
+    expect(renderMarkdown({ ...switched, writePause: { fenceToForwardMs: 5_100, requestsHeld: 9, holdsTimedOut: 2, requestsForwarded: 7 } }))
+      .toContain('| Write pause (fence to forward) | 5.1 s; the old stack held 9 writes (2 ran out and were refused) and forwarded 7 requests |');
     expect(text).toContain('| Data verified | 1200 items compared, 1 mismatched: trip-7 (missing) |');
   });
 });

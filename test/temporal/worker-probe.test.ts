@@ -29,7 +29,7 @@ describe('switch metrics', () => {
       await new MockActivityEnvironment().run(activities.writeReport, report('switched'));
     }
     const activities = createActivities({ ...new FakeWorld().deps(tempDir('reports-')), metrics });
-    await new MockActivityEnvironment().run(activities.writeReport, { ...report('rolled-back'), writePause: { fenceToForwardMs: 300 } });
+    await new MockActivityEnvironment().run(activities.writeReport, { ...report('rolled-back'), writePause: { fenceToForwardMs: 300, requestsHeld: 6, holdsTimedOut: 1, requestsForwarded: 40 } });
     const text = await metrics.registry.metrics();
     expect(text).toContain('switchyard_switches_total{env="qa",outcome="switched"} 2');
     expect(text).toContain('switchyard_switches_total{env="qa",outcome="rolled-back"} 1');
@@ -37,6 +37,9 @@ describe('switch metrics', () => {
     expect(text).toContain('switchyard_switch_phase_seconds_count{env="qa",phase="planning"} 3');
     // Two reports without a measured pause count their switching phase (1.5 s); one measured 0.3 s.
     expect(text).toContain('switchyard_write_pause_seconds_sum{env="qa"} 3.3');
+    expect(text).toContain('switchyard_flip_requests_total{env="qa",handling="held"} 6');
+    expect(text).toContain('switchyard_flip_requests_total{env="qa",handling="hold-timed-out"} 1');
+    expect(text).toContain('switchyard_flip_requests_total{env="qa",handling="forwarded"} 40');
     // 12,000 items in 6 s, three times.
     expect(text).toContain('switchyard_restore_items_per_second_sum{env="qa"} 6000');
     expect(text).toContain('switchyard_restored_items_total{env="qa"} 36000');

@@ -102,6 +102,10 @@ describe('data verification after the flip', () => {
     expect(report.outcome).toBe('switched');
     expect(report.verification).toEqual({ itemsCompared: world.itemIds(OLD).length, mismatches: 0, firstMismatches: [] });
     expect(report.writePause?.fenceToForwardMs).toBeGreaterThanOrEqual(0);
+    // What the old stack's nodes held and forwarded, summed over them at the drain's last look.
+    const nodes = report.from ? world.stack(report.from.stack).description.outputs?.nodes.length ?? 0 : 0;
+    expect(nodes).toBeGreaterThan(0);
+    expect(report.writePause).toMatchObject({ requestsHeld: 2 * nodes, holdsTimedOut: nodes, requestsForwarded: 5 * nodes });
   });
 
   it('rolls back when an item of the old stack is missing on the new one, naming it', async () => {

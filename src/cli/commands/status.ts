@@ -1,7 +1,7 @@
 /** `switchyard status`: what the environment's current (or last) switch is doing, from its `status` query. */
 import { statusQuery } from '../../../workflows/definitions.ts';
 import { EXIT, type SwitchStatus } from '../../switch/contract.ts';
-import { formatDuration } from '../../switch/report.ts';
+import { describeWritePause, formatDuration } from '../../switch/report.ts';
 import { ENV_OPTION, type CommandModule } from '../command.ts';
 import type { Cli } from '../context.ts';
 import { ExitError } from '../errors.ts';
@@ -50,6 +50,7 @@ async function runStatus(cli: Cli, options: { env: string; json?: boolean }): Pr
   if (status.from) lines.push(`from: ${status.from.stack} (${status.from.colour})`);
   if (status.to) lines.push(`to: ${status.to.stack} (${status.to.colour})`);
   if (status.backup) lines.push(`backup: ${status.backup.key} (${status.backup.items} items)`);
+  if (status.writePause) lines.push(`write pause: ${describeWritePause(status.writePause)}`);
   for (const phase of status.phases) lines.push(`  ${phase.name.padEnd(18)} ${phase.startedAt}  ${formatDuration(phase.durationMs)}`);
   for (const check of status.smoke ?? []) lines.push(`  smoke ${check.ok ? 'ok    ' : 'FAILED'} ${check.name}${check.detail ? `: ${check.detail}` : ''}`);
   if (status.approval) lines.push(`${status.approval.decision} by ${status.approval.by} at ${status.approval.at}${status.approval.comment ? `: ${status.approval.comment}` : ''}`);
