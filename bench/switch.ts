@@ -17,6 +17,8 @@ import { environmentsDir, loadEnvironment } from '../src/config/environment.ts';
 import { createLogger } from '../src/logging.ts';
 import { startLocalEnvironment } from '../src/local/environment.ts';
 import { switchUnderLoad } from '../src/local/switch-under-load.ts';
+import type { SwitchReport } from '../src/switch/contract.ts';
+import { describeWritePause } from '../src/switch/report.ts';
 
 const ITEMS = Number(process.env.BENCH_ITEMS ?? 100_000);
 const USERS = Number(process.env.BENCH_STREAMS ?? 1_000);
@@ -50,27 +52,39 @@ try {
   });
   loopDelay.disable();
   const history = await client.workflow.getHandle(result.report.workflowId, result.report.runId).fetchHistory();
-  const timing = orchestrationTiming(history.events ?? []);
+  const { report } = result;
+  const verified = report.phases.find((p) => p.name === 'verifying');
+  const timing = orchestrationTiming(history.events ?? [], verified ? Date.parse(verified.startedAt) + verified.durationMs : undefined);
 
-  console.log(`\noutcome: ${result.report.outcome}${result.report.reason ? ` (${result.report.reason})` : ''}`);
-  console.log(`backup: ${result.report.backup?.key} (${result.report.backup?.items} items)`);
+  console.log(`\noutcome: ${report.outcome}${report.reason ? ` (${report.reason})` : ''}`);
+  console.log(`backup: ${report.backup?.key} (${report.backup?.items} items)`);
   console.log('\nphase               duration');
-  for (const phase of result.report.phases) console.log(`${phase.name.padEnd(20)}${(phase.durationMs / 1000).toFixed(2).padStart(8)} s`);
-  console.log(`\nswitch wall time (workflow start to close): ${(timing.wallMs / 1000).toFixed(2)} s`);
-  console.log(`activities ran for:                        ${(timing.activityMs / 1000).toFixed(2)} s (${timing.activities} executions)`);
-  console.log(`wall - activities (includes the deliberate waits: verifying, the drain's TTL): ${((timing.wallMs - timing.activityMs) / 1000).toFixed(2)} s`);
-  console.log(`time covered by activities or timers:      ${(timing.coveredMs / 1000).toFixed(2)} s`);
-  console.log(`orchestration overhead (wall - covered):   ${((timing.wallMs - timing.coveredMs) / 1000).toFixed(2)} s`);
+  for (const phase of report.phases) console.log(`${phase.name.padEnd(20)}${(phase.durationMs / 1000).toFixed(2).padStart(8)} s`);
+  console.log('\nactivities: start (from the switch\'s start), duration, name');
+  for (const line of timing.timeline) console.log(line);
+  const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+  console.log(`\nswitch wall time (workflow start to close):            ${seconds(timing.wallMs)}`);
+  console.log(`  activities ran for (summed):                         ${seconds(timing.activityMs)} (${timing.activities} executions)`);
+  console.log(`  deliberate waits (timers with no activity running):  ${seconds(timing.waitMs)}`);
+  console.log(`  orchestration overhead (no activity, no timer):      ${seconds(timing.overheadMs)}`);
+  console.log(`start to verified (restore, catch-up, flip, data check, verify window): ${seconds(timing.untilVerifiedMs)}`);
+  console.log(`  of which deliberate waits (the verify window's floor): ${seconds(timing.waitsUntilVerifiedMs)}`);
+  console.log(`  without them:                                        ${seconds(timing.untilVerifiedMs - timing.waitsUntilVerifiedMs)}`);
+  if (report.writePause) console.log(`write pause (workflow clock): ${describeWritePause(report.writePause)}`);
+  if (report.verification) console.log(`data verified: ${report.verification.itemsCompared} items compared, ${report.verification.mismatches} mismatches`);
   const { nonRetrying, linearizability, ...retrying } = result.clients;
   console.log('\nclients that retry:', JSON.stringify(retrying, null, 2));
   console.log('clients that never retry:', JSON.stringify(nonRetrying, null, 2));
+  for (const [who, figures] of [['retrying', retrying], ['non-retrying', nonRetrying]] as const) {
+    if (figures?.maxWritePauseAt) console.log(`longest write pause of the ${who} clients (${figures.maxWritePauseMs} ms) began ${whenInSwitch(report.phases, Date.parse(figures.maxWritePauseAt))}`);
+  }
   console.log(`Porcupine (per-key linearizability): ${JSON.stringify(linearizability)}`);
   console.log(`event-loop delay of the clients' process: p99 ${(loopDelay.percentile(99) / 1e6).toFixed(0)} ms, max ${(loopDelay.max / 1e6).toFixed(0)} ms (part of every pause above)`);
   console.log('\ntargets:');
   for (const target of result.targets) console.log(`  [${target.ok ? 'x' : ' '}] ${target.name}: ${target.detail}`);
-  console.log(`  [${timing.wallMs < 60_000 ? 'x' : ' '}] switch under 60 s: ${(timing.wallMs / 1000).toFixed(1)} s`);
-  const overhead = timing.wallMs - timing.coveredMs;
-  console.log(`  [${overhead < 2_000 ? 'x' : ' '}] orchestration overhead under 2 s: ${(overhead / 1000).toFixed(2)} s`);
+  const working = timing.untilVerifiedMs - timing.waitsUntilVerifiedMs;
+  console.log(`  [${working < 60_000 ? 'x' : ' '}] restore, catch-up, flip and full verification under 60 s: ${seconds(working)} (deliberate waits apart: ${seconds(timing.waitMs)})`);
+  console.log(`  [${timing.overheadMs < 1_000 ? 'x' : ' '}] orchestration overhead under 1 s: ${seconds(timing.overheadMs)}`);
   const pause = Math.max(nonRetrying?.maxWritePauseMs ?? 0, retrying.maxWritePauseMs ?? 0);
   console.log(`  [${pause <= 500 ? 'x' : ' '}] longest write pause any client saw ≤ 500 ms: ${pause} ms (non-retrying ${nonRetrying?.maxWritePauseMs ?? '–'} ms, retrying ${retrying.maxWritePauseMs ?? '–'} ms; DNS TTL ${env.ttl} s)`);
   if (!result.targets.every((t) => t.ok)) exitCode = 1;
@@ -82,43 +96,68 @@ try {
 process.exit(exitCode);
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
+type Span = [from: number, to: number];
 
 /**
- * Wall time of the run; the time activities ran (summed); and the time covered by activities or
- * timers (deliberate waits such as verifySeconds and the drain's TTL), as a union since they
- * overlap. What the union leaves out of the wall time is the orchestration itself.
+ * From the run's history: its wall time; the time activities ran (summed); the deliberate waits
+ * (timers running while no activity does: the verify window, the drain); and what is left, the
+ * orchestration itself. The same up to `verifiedAt` (the end of the verifying phase).
  */
-function orchestrationTiming(events: HistoryEvent[]) {
+function orchestrationTiming(events: HistoryEvent[], verifiedAt: number | undefined) {
   const at = (e: HistoryEvent) => {
     const t = e.eventTime;
     return t ? Number(t.seconds ?? 0) * 1000 + Math.floor((t.nanos ?? 0) / 1e6) : 0;
   };
   const started = new Map<string, number>();
+  const names = new Map<string, string>();
+  const timeline: string[] = [];
   const timers = new Map<string, number>();
-  const working: Array<[number, number]> = [];
-  let activityMs = 0;
-  let activities = 0;
+  const activitySpans: Span[] = [];
+  const timerSpans: Span[] = [];
   for (const event of events) {
     if (event.activityTaskStartedEventAttributes) started.set(String(event.activityTaskStartedEventAttributes.scheduledEventId), at(event));
     const end = event.activityTaskCompletedEventAttributes ?? event.activityTaskFailedEventAttributes ?? event.activityTaskTimedOutEventAttributes;
     const from = end && started.get(String(end.scheduledEventId));
+    if (event.activityTaskScheduledEventAttributes) names.set(String(event.eventId), event.activityTaskScheduledEventAttributes.activityType?.name ?? '?');
     if (from !== undefined && from !== null) {
-      activityMs += at(event) - from;
-      activities += 1;
-      working.push([from, at(event)]);
+      activitySpans.push([from, at(event)]);
+      timeline.push(`${((from - at(events[0]!)) / 1000).toFixed(2).padStart(7)} s  ${((at(event) - from) / 1000).toFixed(2).padStart(6)} s  ${names.get(String(end!.scheduledEventId))}`);
     }
     if (event.timerStartedEventAttributes) timers.set(String(event.eventId), at(event));
     const fired = event.timerFiredEventAttributes ?? event.timerCanceledEventAttributes;
     const timerFrom = fired && timers.get(String(fired.startedEventId));
-    if (timerFrom !== undefined && timerFrom !== null) working.push([timerFrom, at(event)]);
+    if (timerFrom !== undefined && timerFrom !== null) timerSpans.push([timerFrom, at(event)]);
   }
-  working.sort((a, b) => a[0] - b[0]);
-  let coveredMs = 0;
+  const first = at(events[0]!);
+  const last = at(events[events.length - 1]!);
+  const waits = (until: number) => unionMs([...activitySpans, ...timerSpans], until) - unionMs(activitySpans, until);
+  const activityMs = activitySpans.reduce((sum, [from, to]) => sum + to - from, 0);
+  const waitMs = waits(last);
+  const verified = Math.min(verifiedAt ?? last, last);
+  return {
+    wallMs: last - first, activityMs, activities: activitySpans.length, waitMs, timeline,
+    overheadMs: last - first - unionMs([...activitySpans, ...timerSpans], last),
+    untilVerifiedMs: verified - first, waitsUntilVerifiedMs: waits(verified),
+  };
+}
+
+/** The length of the union of `spans`, cut at `until`. */
+function unionMs(spans: Span[], until: number): number {
+  let total = 0;
   let reach = -Infinity;
-  for (const [from, to] of working) {
-    if (to <= reach) continue;
-    coveredMs += to - Math.max(from, reach);
-    reach = to;
+  for (const [from, to] of [...spans].sort((a, b) => a[0] - b[0])) {
+    const end = Math.min(to, until);
+    if (end <= reach) continue;
+    total += end - Math.max(from, reach);
+    reach = end;
   }
-  return { wallMs: at(events[events.length - 1]!) - at(events[0]!), activityMs, coveredMs, activities };
+  return total;
+}
+
+/** Where `at` falls in the switch: seconds from its start and the phase. */
+function whenInSwitch(phases: SwitchReport['phases'], at: number): string {
+  const start = phases[0] ? Date.parse(phases[0].startedAt) : at;
+  const phase = [...phases].reverse().find((p) => Date.parse(p.startedAt) <= at);
+  const into = phase ? ` (${((at - Date.parse(phase.startedAt)) / 1000).toFixed(2)} s into ${phase.name})` : ' (before the switch started)';
+  return `${((at - start) / 1000).toFixed(2)} s after the switch started${into}`;
 }

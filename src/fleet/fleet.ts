@@ -127,7 +127,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     maxReconnectMs: Math.max(counters.maxReconnectMs, ...users.map((u) => u.downForMs())),
     duplicateEvents: counters.duplicateEvents,
     missedEvents,
-    maxWritePauseMs: Math.max(counters.maxWritePauseMs, ...users.map((u) => u.writePauseMs())),
+    ...longestWritePause(counters, users),
   });
 
   function stop(): Promise<ClientFigures> {
@@ -213,4 +213,17 @@ function validate(options: FleetOptions): void {
   }
   if (!Number.isInteger(options.users)) throw new Error(`fleet option users must be an integer, got ${options.users}`);
   if (!options.recordName) throw new Error('fleet option recordName must name the public record');
+}
+
+/** The longest write pause so far, acknowledged or still waiting, and when it began. */
+function longestWritePause(counters: FleetCounters, users: FleetUser[]): Pick<ClientFigures, 'maxWritePauseMs' | 'maxWritePauseAt'> {
+  let ms = counters.maxWritePauseMs;
+  let from = counters.maxWritePauseFrom;
+  for (const user of users) {
+    if (user.writePauseMs() > ms) {
+      ms = user.writePauseMs();
+      from = user.writePauseFrom;
+    }
+  }
+  return { maxWritePauseMs: ms, ...(from === undefined ? {} : { maxWritePauseAt: new Date(from).toISOString() }) };
 }

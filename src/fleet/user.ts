@@ -52,6 +52,8 @@ export class FleetCounters {
   duplicateEvents = 0;
   /** Longest time from a write that was not acknowledged yet to the next acknowledged one, over all users. */
   maxWritePauseMs = 0;
+  /** When that longest pause began (epoch ms). */
+  maxWritePauseFrom: number | undefined;
 }
 
 export interface ItemState {
@@ -105,6 +107,11 @@ export class FleetUser {
   /** How long this user has been waiting for a write to be acknowledged right now (0: not waiting). */
   writePauseMs(): number {
     return this.waitingSince === undefined ? 0 : Date.now() - this.waitingSince;
+  }
+
+  /** When the write this user is still waiting for was sent (undefined: not waiting). */
+  get writePauseFrom(): number | undefined {
+    return this.waitingSince;
   }
 
   // ------------------------------------------------------------------ requests
@@ -167,7 +174,11 @@ export class FleetUser {
     item.rev = rev;
     item.acked.push(n);
     this.context.counters.writesAcknowledged++;
-    if (this.waitingSince !== undefined) this.context.counters.maxWritePauseMs = Math.max(this.context.counters.maxWritePauseMs, Date.now() - this.waitingSince);
+    const { counters } = this.context;
+    if (this.waitingSince !== undefined && Date.now() - this.waitingSince > counters.maxWritePauseMs) {
+      counters.maxWritePauseMs = Date.now() - this.waitingSince;
+      counters.maxWritePauseFrom = this.waitingSince;
+    }
     this.waitingSince = undefined;
   }
 

@@ -137,7 +137,7 @@ export function checkTargets(env: Environment, report: SwitchReport, clients: Cl
     { name: 'no missed events', ok: clients.missedEvents === 0, detail: `${clients.missedEvents} missed, ${clients.duplicateEvents} duplicate` },
     {
       name: 'streams on the new stack within TTL + one heartbeat', ok: clients.maxReconnectMs <= reconnectBound,
-      detail: `${clients.streamsReconnected} of ${clients.streams} streams reconnected, slowest ${clients.maxReconnectMs} ms (bound ${reconnectBound} ms)`,
+      detail: `${clients.streams} streams, ${clients.streamsReconnected} reconnections after a loss, slowest ${clients.maxReconnectMs} ms (bound ${reconnectBound} ms)`,
     },
   ];
 }

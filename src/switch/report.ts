@@ -40,7 +40,7 @@ const CLIENT_FIGURES: Array<[keyof ClientFigures, string]> = [
   ['writesAcknowledged', 'Writes acknowledged'],
   ['writesLost', 'Writes lost'],
   ['streams', 'Streams'],
-  ['streamsReconnected', 'Streams reconnected'],
+  ['streamsReconnected', 'Stream reconnections (each after a loss)'],
   ['maxReconnectMs', 'Longest reconnect (ms)'],
   ['duplicateEvents', 'Duplicate events'],
   ['missedEvents', 'Missed events'],
