@@ -5,7 +5,8 @@
  * ran, and minus the time nothing but its deliberate timers ran) and the clients' figures: retrying
  * clients and, beside them, clients that never retry, the longest write pause any of them saw, and
  * Porcupine's verdict on their history. Sizes: BENCH_ITEMS, BENCH_STREAMS, BENCH_WRITES_PER_SECOND;
- * BENCH_TTL overrides the record's TTL (run it at 2 and at 30). Figures are printed, never asserted.
+ * BENCH_TTL overrides the record's TTL (run it at 2 and at 30), BENCH_VERIFY_ITEMS_PER_SECOND the
+ * data check's pace. Figures are printed, never asserted.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,15 +29,22 @@ const TTL = process.env.BENCH_TTL;
 
 const log = createLogger('bench-switch', { level: 'warn' });
 const dataDir = mkdtempSync(join(tmpdir(), 'switchyard-bench-'));
+/** The data check's pace (the environment's default otherwise): the trade between its length and what clients see. */
+const VERIFY_RATE = process.env.BENCH_VERIFY_ITEMS_PER_SECOND;
 let environments = environmentsDir;
-if (TTL !== undefined) {
-  if (!/^\d+$/.test(TTL)) throw new Error(`BENCH_TTL must be a whole number of seconds, got ${JSON.stringify(TTL)}`);
+if (TTL !== undefined || VERIFY_RATE !== undefined) {
+  for (const [name, value] of [['BENCH_TTL', TTL], ['BENCH_VERIFY_ITEMS_PER_SECOND', VERIFY_RATE]]) {
+    if (value !== undefined && !/^\d+$/.test(value)) throw new Error(`${name} must be a whole number, got ${JSON.stringify(value)}`);
+  }
   environments = join(dataDir, 'environments');
   mkdirSync(environments);
-  writeFileSync(join(environments, 'dev.yaml'), readFileSync(join(environmentsDir, 'dev.yaml'), 'utf8').replace(/^ttl: \d+$/m, `ttl: ${TTL}`));
+  let file = readFileSync(join(environmentsDir, 'dev.yaml'), 'utf8');
+  if (TTL !== undefined) file = file.replace(/^ttl: \d+$/m, `ttl: ${TTL}`);
+  if (VERIFY_RATE !== undefined) file += `verifyItemsPerSecond: ${VERIFY_RATE}\n`;
+  writeFileSync(join(environments, 'dev.yaml'), file);
 }
 const env = await loadEnvironment('dev', environments);
-console.log(`bench:switch — ${ITEMS} items in the backup, ${USERS} streams, ${WRITES_PER_SECOND} writes/s, DNS TTL ${env.ttl} s (data in ${dataDir})`);
+console.log(`bench:switch — ${ITEMS} items in the backup, ${USERS} streams, ${WRITES_PER_SECOND} writes/s, DNS TTL ${env.ttl} s, data check at ${env.verifyItemsPerSecond} items/s (data in ${dataDir})`);
 const setupStarted = Date.now();
 const local = await startLocalEnvironment({ dataDir, envs: [env.name], environmentsDir: environments, temporalPort: 0, persistTemporal: false, dnsPort: 0, seedItems: ITEMS, log });
 console.log(`local environment up and seeded in ${((Date.now() - setupStarted) / 1000).toFixed(1)} s`);

@@ -6,10 +6,10 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setImmediate } from 'node:timers/promises';
 import { z } from 'zod';
-import { ITEM_ID, type DrainResult, type ExportEndLine, type ExportItemLine, type FenceResult, type FenceStatus, type ImportResult, type NodeStats } from '../../src/navcloud/protocol.ts';
+import { ITEM_ID, type DrainResult, type ExportEndLine, type ExportItemLine, type ExportRevisionLine, type FenceResult, type FenceStatus, type ImportResult, type NodeStats } from '../../src/navcloud/protocol.ts';
 import { decodeCursor, encodeCursor } from '../../src/navcloud/cursor.ts';
 import { ApiError } from '../errors.ts';
-import { StoreError } from '../store/port.ts';
+import { StoreError, type ItemRevision, type StoredItem } from '../store/port.ts';
 import { exportLineOf } from '../wire.ts';
 import type { FenceState } from '../store/port.ts';
 import type { Handler } from './context.ts';
@@ -58,16 +58,20 @@ export const itemLine: Handler = async (context, { response, params }) => {
   sendJson(response, 200, exportLineOf(item));
 };
 
+/** GET /admin/export[?since=CURSOR][&only=revisions]: every item after the cursor, or only its id, revision and cursor. */
 export const exportItems: Handler = async (context, { response, query }) => {
   const since = sinceParam(query);
+  const only = query.get('only');
+  if (only !== null && only !== 'revisions') throw new ApiError(400, 'invalid-query', `only must be "revisions" or absent, got ${JSON.stringify(only.slice(0, 64))}`);
   const highest = await context.store.highestSeq();
   if (since > highest) throw new ApiError(410, 'cursor-gone', `cursor ${since} is beyond the newest change of this store`);
-  const exported = await context.store.exportSince(since);
+  const exported = only ? await context.store.exportRevisionsSince(since) : await context.store.exportSince(since);
+  const lineOf = only ? revisionLineOf : (item: ItemRevision) => exportLineOf(item as StoredItem);
   response.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
   let chunk = '';
   let items = 0;
   for await (const item of exported.items) {
-    chunk += `${JSON.stringify(exportLineOf(item))}\n`;
+    chunk += `${JSON.stringify(lineOf(item))}\n`;
     items++;
     if (chunk.length >= EXPORT_CHUNK) {
       const more = response.write(chunk);
@@ -82,6 +86,10 @@ export const exportItems: Handler = async (context, { response, query }) => {
   const end: ExportEndLine = { kind: 'end', cursor: encodeCursor(exported.through), items };
   response.end(`${chunk}${JSON.stringify(end)}\n`);
 };
+
+function revisionLineOf({ id, rev, seq }: ItemRevision): ExportRevisionLine {
+  return { kind: 'revision', id, rev, cursor: encodeCursor(seq) };
+}
 
 /** Revisions as stores write them (`<generation>-<nonce>`), with room for the generation to grow. */
 const REVISION = /^[0-9]{1,15}-[A-Za-z0-9]{1,64}$/;

@@ -80,10 +80,13 @@ export class StoreError extends Error {
  * (since, through] is among `items`, or was overwritten by a later change (whose number is above
  * `through` if it is not among them), so the next export from `through` misses nothing.
  */
-export interface StoreExport {
+export interface StoreExport<Item = StoredItem> {
   through: number;
-  items: AsyncIterable<StoredItem>;
+  items: AsyncIterable<Item>;
 }
+
+/** What the data check needs of an item (GET /admin/export?only=revisions). */
+export type ItemRevision = Pick<StoredItem, 'id' | 'rev' | 'seq'>;
 
 export interface SyncStore {
   /**
@@ -109,6 +112,8 @@ export interface SyncStore {
   changes(user: string, since: number, limit: number, maxBytes?: number): Promise<StoredChange[]>;
   /** Every item (tombstones too) whose last change is > since and at most the export's `through`. */
   exportSince(since: number): Promise<StoreExport>;
+  /** The same items and `through` as exportSince, each with only its id, revision and sequence number. */
+  exportRevisionsSince(since: number): Promise<StoreExport<ItemRevision>>;
   /** Idempotent: keeps revisions and sequence numbers; older or equal revisions are skipped. */
   import(lines: ExportItemLine[]): Promise<Omit<ImportResult, 'cursor'> & { seq: number }>;
   /** open|fenced -> fenced with lease now + leaseMs (a repeat renews it); forwarding is answered as is. */

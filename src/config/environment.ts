@@ -77,7 +77,7 @@ export const environmentSchema = z.object({
    * The data check after the flip compares at most this many items per second, so that both
    * stacks keep serving clients meanwhile (src/navcloud/compare.ts has the measurement).
    */
-  verifyItemsPerSecond: z.number().int().min(100).default(25_000),
+  verifyItemsPerSecond: z.number().int().min(100).default(40_000),
   drainSeconds: z.number().int().min(0),
   keepStacks: z.number().int().min(0).default(1),
   /** Where the stack's JWT secret comes from: `env:VAR` reads an environment variable, anything else is the secret. */

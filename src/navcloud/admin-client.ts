@@ -6,12 +6,14 @@
 import { signToken } from './token.ts';
 import { CloudError } from '../cloud/errors.ts';
 import type {
-  ApiErrorBody, ExportItemLine, ExportLine, FenceResult, ImportResult, NodeStats,
+  ApiErrorBody, ExportItemLine, ExportLine, FenceResult, ImportResult, NodeStats, RevisionExportLine,
 } from './protocol.ts';
 
 export interface StackAdmin {
   /** Every line of GET /admin/export (since `since` when given), the end line last. */
   exportSince(since: string | undefined, signal?: AbortSignal): AsyncIterable<ExportLine>;
+  /** The same export with only each item's id, revision and cursor (GET /admin/export?only=revisions). */
+  revisionsSince(since: string | undefined, signal?: AbortSignal): AsyncIterable<RevisionExportLine>;
   /** One POST /admin/import of these lines as an NDJSON body. */
   importLines(lines: ExportItemLine[], signal?: AbortSignal): Promise<ImportResult>;
   /** POST /admin/fence: fences the stack for `leaseSeconds`, or renews the lease. */
@@ -86,18 +88,26 @@ export function createAdminClient(options: AdminClientOptions): StackAdmin {
     }
   }
 
+  const exportUrl = (since: string | undefined) => `${adminUrl}/admin/export${since ? `?since=${encodeURIComponent(since)}` : ''}`;
+
+  async function* exportLines<Line extends ExportLine | RevisionExportLine>(url: string, kind: Line['kind'], signal?: AbortSignal): AsyncIterable<Line> {
+    const response = await call('GET', url, { signal, stream: true });
+    let ended = false;
+    for await (const line of ndjsonLines(response, url)) {
+      const parsed = parseLine<Line>(line, url, kind);
+      if (parsed.kind === 'end') ended = true;
+      yield parsed;
+    }
+    // A cut connection ends the body early; without the end line nothing proves completeness.
+    if (!ended) throw new CloudError(`${url}: export ended without its end line`, true, 'ExportTruncated', url);
+  }
+
   return {
-    async *exportSince(since, signal) {
-      const url = `${adminUrl}/admin/export${since ? `?since=${encodeURIComponent(since)}` : ''}`;
-      const response = await call('GET', url, { signal, stream: true });
-      let ended = false;
-      for await (const line of ndjsonLines(response, url)) {
-        const parsed = parseLine(line, url);
-        if (parsed.kind === 'end') ended = true;
-        yield parsed;
-      }
-      // A cut connection ends the body early; without the end line nothing proves completeness.
-      if (!ended) throw new CloudError(`${url}: export ended without its end line`, true, 'ExportTruncated', url);
+    exportSince(since, signal) {
+      return exportLines<ExportLine>(exportUrl(since), 'item', signal);
+    },
+    revisionsSince(since, signal) {
+      return exportLines<RevisionExportLine>(`${exportUrl(since)}${since ? '&' : '?'}only=revisions`, 'revision', signal);
     },
     async importLines(lines, signal) {
       const url = `${adminUrl}/admin/import`;
@@ -177,7 +187,7 @@ async function* ndjsonLines(response: Response, url: string): AsyncIterable<stri
   if (rest) yield rest;
 }
 
-function parseLine(line: string, url: string): ExportLine {
+function parseLine<Line extends ExportLine | RevisionExportLine>(line: string, url: string, itemKind: Line['kind']): Line {
   let value: unknown;
   try {
     value = JSON.parse(line);
@@ -185,10 +195,10 @@ function parseLine(line: string, url: string): ExportLine {
     throw new CloudError(`${url}: export line is not JSON: ${line.slice(0, 120)}`, false, 'BadExportLine', url);
   }
   const kind = (value as { kind?: unknown } | null)?.kind;
-  if (kind !== 'item' && kind !== 'end') {
-    throw new CloudError(`${url}: export line has kind ${JSON.stringify(kind)}, expected "item" or "end"`, false, 'BadExportLine', url);
+  if (kind !== itemKind && kind !== 'end') {
+    throw new CloudError(`${url}: export line has kind ${JSON.stringify(kind)}, expected "${itemKind}" or "end"`, false, 'BadExportLine', url);
   }
-  return value as ExportLine;
+  return value as Line;
 }
 
 function describeCause(err: unknown): string {

@@ -2,7 +2,8 @@
  * Data verification after the flip: every item of the old (frozen) stack must be on the new stack
  * with the same id and the same revision or a newer one. Both admin exports are read once, side
  * by side, in their common order (sequence numbers, which import preserves), so memory holds only
- * the old items the new stack changed since the copy, never the whole data set.
+ * the old items the new stack changed since the copy, never the whole data set. The exports carry
+ * only ids, revisions and cursors (`only=revisions`): the nodes neither read nor encode item data.
  *
  * Why a merge by sequence number works: an item copied to the new stack keeps its sequence
  * number there, and every later change of it on the new stack gets a higher one. So when the
@@ -14,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { compareRevisions } from './revision.ts';
 import { decodeCursor } from './cursor.ts';
 import type { StackAdmin } from './admin-client.ts';
-import type { ExportItemLine, ExportLine } from './protocol.ts';
+import type { ExportRevisionLine, RevisionExportLine } from './protocol.ts';
 
 export interface ItemMismatch {
   id: string;
@@ -45,8 +46,8 @@ export interface CompareOptions {
   signal?: AbortSignal;
   /**
    * Old items compared per second at most (undefined: as fast as the stacks export). Both stacks
-   * serve clients meanwhile: unpaced, 100,000 items compared in 1.7 s on the local profile stalled
-   * clients' writes up to 0.7 s; at 25,000 items/s the longest stall was 0.2 s.
+   * serve clients meanwhile: unpaced, 100,000 items compared in 1.3 s on the local profile stalled
+   * clients' writes up to 0.9 s; at 40,000 items/s the longest stall was 0.37 s.
    */
   itemsPerSecond?: number;
   /** Called every `progressEvery` old items (heartbeats). */
@@ -72,15 +73,15 @@ function pacer(itemsPerSecond: number | undefined, signal: AbortSignal | undefin
 }
 
 interface Positioned {
-  line: ExportItemLine;
+  line: ExportRevisionLine;
   seq: number;
 }
 
 /** The item lines of an export with their sequence numbers, which must ascend. */
-async function* items(lines: AsyncIterable<ExportLine>, stack: string): AsyncGenerator<Positioned> {
+async function* items(lines: AsyncIterable<RevisionExportLine>, stack: string): AsyncGenerator<Positioned> {
   let previous = 0;
   for await (const line of lines) {
-    if (line.kind !== 'item') continue;
+    if (line.kind !== 'revision') continue;
     const seq = decodeCursor(line.cursor);
     if (seq === undefined) throw new Error(`${stack} export: item ${line.id} has a cursor that is not a cursor of this service`);
     if (seq <= previous) throw new Error(`${stack} export is not in cursor order at item ${line.id}: cannot compare in one pass`);
@@ -101,7 +102,7 @@ export async function compareStacks(oldStack: StackAdmin, newStack: StackAdmin, 
   /** Old items whose copy on the new stack is not at their own sequence number: id -> old revision. */
   const pending = new Map<string, string>();
   /** Checks a new line against an old item waiting for it; other new lines are not the old stack's business. */
-  const settle = (line: ExportItemLine) => {
+  const settle = (line: Pick<ExportRevisionLine, 'id' | 'rev'>) => {
     const oldRev = pending.get(line.id);
     if (oldRev === undefined) return;
     pending.delete(line.id);
@@ -109,10 +110,10 @@ export async function compareStacks(oldStack: StackAdmin, newStack: StackAdmin, 
   };
 
   const pace = pacer(options.itemsPerSecond, options.signal);
-  const newer = items(newStack.exportSince(undefined, options.signal), 'new stack');
+  const newer = items(newStack.revisionsSince(undefined, options.signal), 'new stack');
   let head = await newer.next();
   try {
-    for await (const { line: old, seq } of items(oldStack.exportSince(undefined, options.signal), 'old stack')) {
+    for await (const { line: old, seq } of items(oldStack.revisionsSince(undefined, options.signal), 'old stack')) {
       while (!head.done && head.value.seq < seq) {
         settle(head.value.line);
         head = await newer.next();

@@ -58,6 +58,19 @@ export interface ExportEndLine {
 
 export type ExportLine = ExportItemLine | ExportEndLine;
 
+/**
+ * One item of GET /admin/export?only=revisions: what the data check compares (id, revision,
+ * place in the export), without the item's data, which the node then neither reads nor encodes.
+ */
+export interface ExportRevisionLine {
+  kind: 'revision';
+  id: string;
+  rev: string;
+  cursor: string;
+}
+
+export type RevisionExportLine = ExportRevisionLine | ExportEndLine;
+
 /** Answer of POST /admin/import. */
 export interface ImportResult {
   /** Lines applied (newer than what the store had). */

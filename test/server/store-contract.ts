@@ -23,8 +23,8 @@ async function storeError(promise: Promise<unknown>): Promise<StoreError['code']
   throw new Error('expected a StoreError, the call succeeded');
 }
 
-async function collect(exported: Promise<StoreExport>): Promise<StoredItem[]> {
-  const items: StoredItem[] = [];
+async function collect<Item = StoredItem>(exported: Promise<StoreExport<Item>>): Promise<Item[]> {
+  const items: Item[] = [];
   for await (const item of (await exported).items) items.push(item);
   return items;
 }
@@ -189,6 +189,9 @@ export function describeStoreContract(name: string, makeStore: (clock: Clock) =>
       const all = await collect(store.exportSince(0));
       expect(all.map((i) => i.seq)).toEqual([...all.map((i) => i.seq)].sort((x, y) => x - y));
       expect((await collect(store.exportSince(middle))).map((i) => i.id)).toEqual(['c', 'b']);
+      // The data check's export: the same items in the same order, each its id, revision and number only.
+      expect(await collect(store.exportRevisionsSince(0))).toEqual(all.map(({ id, rev, seq }) => ({ id, rev, seq })));
+      expect((await collect(store.exportRevisionsSince(middle))).map((i) => i.id)).toEqual(['c', 'b']);
 
       const target = await makeStore(clock);
       extra.push(target);

@@ -150,7 +150,7 @@ export function fakeEnvironment(name: string, overrides: Partial<Environment> = 
     ttl: 30, template: 'app-stack.yaml', parameters: {},
     backups: { bucket: 'navcloud-backups', prefix: 'backups/', keep: 3 },
     smoke: { heartbeatMs: 100, changeArrivalMs: 1000, sampleItems: 5, maxLatencyMs: 1000 },
-    approval: 'auto', approvalTimeoutSeconds: 600, verifySeconds: 30, verifyItemsPerSecond: 25_000, drainSeconds: 120, keepStacks: 1,
+    approval: 'auto', approvalTimeoutSeconds: 600, verifySeconds: 30, verifyItemsPerSecond: 40_000, drainSeconds: 120, keepStacks: 1,
     jwtSecret: 'test-secret', catchUpFenceBelow: 10, fenceLeaseSeconds: 60,
     ...overrides,
   };
@@ -593,6 +593,11 @@ export class FakeWorld {
           yield* lines.map((l) => ({ ...l }));
           yield { kind: 'end', cursor: cursorOf(stack.seq), items: lines.length };
         })();
+      },
+      async *revisionsSince(since, signal) {
+        for await (const line of this.exportSince(since, signal)) {
+          yield line.kind === 'item' ? { kind: 'revision', id: line.id, rev: line.rev, cursor: line.cursor } : line;
+        }
       },
       async item(id) {
         world.check('admin.export', adminUrl);
