@@ -3,22 +3,9 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadEnvironment, parseEnvironment, resolveSecret } from '../../src/config/environment.ts';
+import { qaEnvironmentFile } from '../support/environment-file.ts';
 
-const valid = `
-name: qa
-profile: local
-region: eu-west-1
-hostedZoneId: Z123
-recordName: sync.qa.navcloud.test
-ttl: 5
-template: local-stack
-parameters: { nodes: 2, heartbeatMs: 1000 }
-backups: { bucket: navcloud-backups }
-smoke: { heartbeatMs: 500 }
-verifySeconds: 3
-drainSeconds: 10
-jwtSecret: env:QA_SECRET
-`;
+const valid = qaEnvironmentFile('parameters: { nodes: 2, heartbeatMs: 1000 }\n');
 
 async function envDir(files: Record<string, string>): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'switchyard-env-'));

@@ -1,26 +1,18 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createAdminClient } from '../../src/navcloud/admin-client.ts';
 import { startFleet, type Fleet, type FleetOptions } from '../../src/fleet/fleet.ts';
 import { freePort } from '../../src/net.ts';
 import type { ClientFigures } from '../../src/switch/contract.ts';
 import { JWT_SECRET, quietLogger, startTestStack, type TestStack } from '../navcloud/stack.ts';
+import { cleanupsAfterEach, loopbackAddresses } from '../support/loopback-servers.ts';
 import { startTestDns, type TestDns } from './dns.ts';
 import { startStreamMangler } from './mangler.ts';
 
 const RECORD = 'api.fleet.navcloud.test';
 const HEARTBEAT_MS = 200;
 
-/** Loopback addresses of their own, so parallel test files never share one. */
-function loopbackAddresses(count: number): string[] {
-  const [b, c] = [10 + Math.floor(Math.random() * 200), Math.floor(Math.random() * 250)];
-  return Array.from({ length: count }, (_, i) => `127.${b}.${c}.${i + 1}`);
-}
-
-const cleanups: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = cleanupsAfterEach();
 
 async function setUp(nodes: number): Promise<{ stack: TestStack; dns: TestDns; hosts: string[]; port: number }> {
   const hosts = loopbackAddresses(nodes + 1);

@@ -2,7 +2,7 @@
  * Synthetic clients through a flip on real sockets: retrying and non-retrying clients beside
  * each other, their history checked by the Porcupine checker (.tools/bin/linearizability).
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startFleet, type Fleet, type FleetOptions } from '../../src/fleet/fleet.ts';
 import { checkLinearizability, History } from '../../src/fleet/history.ts';
@@ -10,19 +10,12 @@ import { createAdminClient, type StackAdmin } from '../../src/navcloud/admin-cli
 import type { ExportItemLine } from '../../src/navcloud/protocol.ts';
 import { freePort } from '../../src/net.ts';
 import { JWT_SECRET, quietLogger, startTestStack, type TestStack } from '../navcloud/stack.ts';
+import { cleanupsAfterEach, loopbackAddresses } from '../support/loopback-servers.ts';
 import { startTestDns, type TestDns } from './dns.ts';
 
 const RECORD = 'api.flip.navcloud.test';
 
-function loopbackAddresses(count: number): string[] {
-  const [b, c] = [10 + Math.floor(Math.random() * 200), Math.floor(Math.random() * 250)];
-  return Array.from({ length: count }, (_, i) => `127.${b}.${c}.${i + 1}`);
-}
-
-const cleanups: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = cleanupsAfterEach();
 
 async function twoStacks(holdMs?: number): Promise<{ old: TestStack; fresh: TestStack; dns: TestDns; hosts: string[]; port: number; oldAdmin: StackAdmin; newAdmin: StackAdmin }> {
   const hosts = loopbackAddresses(2);

@@ -7,6 +7,7 @@ import { notificationBody, type Notification } from '../../src/notify/message.ts
 import { freePort } from '../../src/net.ts';
 import { createActivities } from '../../activities/index.ts';
 import { FakeWorld } from '../support/fake-ports.ts';
+import { qaEnvironmentFile } from '../support/environment-file.ts';
 import { tempDir } from '../workflows/harness.ts';
 import { startReceiver } from './receiver.ts';
 
@@ -126,20 +127,7 @@ describe('the notify activity', () => {
 });
 
 describe('notify: in the environment file', () => {
-  const base = `
-name: qa
-profile: local
-region: eu-west-1
-hostedZoneId: Z123
-recordName: sync.qa.navcloud.test
-ttl: 5
-template: local-stack
-backups: { bucket: navcloud-backups }
-smoke: { heartbeatMs: 500 }
-verifySeconds: 3
-drainSeconds: 10
-jwtSecret: dev
-`;
+  const base = qaEnvironmentFile();
   it('accepts webhooks (URL or env:) and SNS topics, each with the events it wants', () => {
     const env = parseEnvironment('qa.yaml', `${base}notify:
   - webhook: https://hooks.example.com/services/T/B/x

@@ -1,6 +1,8 @@
 /**
  * Shared plumbing of the workflow tests: the bundled workflows, a quiet runtime, a fake world
- * seeded with a live stack and a backup, and a worker bound to that world.
+ * seeded with a live stack and a backup, a worker bound to that world, and a switch run on it.
+ * Scripts run outside vitest (the fixtures' regenerate.ts) import this file too, so it imports
+ * nothing of vitest: the hooks are in time-skipping-suite.ts.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
@@ -9,12 +11,16 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DefaultLogger, Runtime, Worker, bundleWorkflowCode, type NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { WorkflowHandle } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import type { Environment } from '../../src/config/environment.ts';
-import { searchAttributes } from '../../src/switch/contract.ts';
+import { searchAttributes, type Phase, type SwitchInput } from '../../src/switch/contract.ts';
+import { checkStep } from '../../src/switch/invariants.ts';
 import { toolPath } from '../../src/tools.ts';
 import { createActivities } from '../../activities/index.ts';
-import { FakeWorld, seedStackName, seedWorld } from '../support/fake-ports.ts';
+import { stackSwitch, type rehearsal } from '../../workflows/index.ts';
+import { statusQuery } from '../../workflows/definitions.ts';
+import { FakeWorld, seedStackName, seedWorld, type FakeWorldOptions } from '../support/fake-ports.ts';
 
 export const workflowsPath = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
 
@@ -35,10 +41,27 @@ export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
 export const OLD = seedStackName('test');
 
 /** A world where `OLD` is live with 30 items, backed up, and took 5 more writes since the backup. */
-export function seededWorld(env: Partial<Environment> = {}): FakeWorld {
-  const world = new FakeWorld({ env });
+export function seededWorld(options: FakeWorldOptions = {}): FakeWorld {
+  const world = new FakeWorld(options);
   seedWorld(world, 'test');
   return world;
+}
+
+/** A seeded world whose clients write at every step, with what the invariants found wrong after each step. */
+export function worldWithClientsWriting(): { world: FakeWorld; violations: string[] } {
+  const violations: string[] = [];
+  // The clients' writes are steps too: without the guard every write would set off another.
+  let inStep = false;
+  const world: FakeWorld = seededWorld({
+    onStep: () => {
+      if (inStep) return;
+      inStep = true;
+      world.clientsWrite();
+      violations.push(...checkStep(world.snapshot()).map((v) => `${v.invariant}: ${v.message}`));
+      inStep = false;
+    },
+  });
+  return { world, violations };
 }
 
 export function tempDir(prefix: string): string {
@@ -71,6 +94,44 @@ export async function timeSkippingEnvironment(): Promise<TestWorkflowEnvironment
     searchAttributes: Object.fromEntries(Object.values(searchAttributes).map(({ name }) => [name, proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
   });
   return env;
+}
+
+export interface Run {
+  /** A seeded world unless given. */
+  world?: FakeWorld;
+  env?: Partial<Environment>;
+  /** Merged over a CI switch of `test` to version 2.0.0 from the latest backup. */
+  input?: Partial<SwitchInput>;
+  /** A random one unless given: the switch lock is a fixed id. */
+  workflowId?: string;
+  /** A rehearsal takes the switch's input and reports as a switch does. */
+  workflow?: typeof stackSwitch | typeof rehearsal;
+  /** Drives the running workflow (queries, updates, cancel) before its result is awaited. */
+  during?: (handle: WorkflowHandle<typeof stackSwitch>) => Promise<void>;
+}
+
+/** Runs a switch (or a rehearsal) to its end on a worker of its own; the handle is there to read its history. */
+export async function runSwitch(testEnv: TestWorkflowEnvironment, options: Run = {}) {
+  const world = options.world ?? seededWorld();
+  const { worker, taskQueue, reportsDir } = await workerFor(testEnv.nativeConnection, world, options.env);
+  const { report, handle } = await worker.runUntil(async () => {
+    const handle = await testEnv.client.workflow.start(options.workflow ?? stackSwitch, {
+      taskQueue,
+      workflowId: options.workflowId ?? `switch-test-${randomUUID()}`,
+      args: [{ env: 'test', backup: 'latest', trigger: 'ci', version: '2.0.0', ...options.input }],
+    });
+    await options.during?.(handle);
+    return { report: await handle.result(), handle };
+  });
+  return { report, world, reportsDir, handle };
+}
+
+export async function untilPhase(handle: WorkflowHandle<typeof stackSwitch>, phase: Phase): Promise<void> {
+  for (let i = 0; i < 800; i += 1) {
+    if ((await handle.query(statusQuery)).phase === phase) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`the switch never reached ${phase}`);
 }
 
 type History = proto.temporal.api.history.v1.IHistory;

@@ -4,32 +4,20 @@
  * notification is a warning and never a failed switch, and while verifying every item of the old
  * stack is compared with the new one: a mismatch rolls back and names the item.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { randomUUID } from 'node:crypto';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Environment } from '../../src/config/environment.ts';
-import type { SwitchInput, SwitchReport } from '../../src/switch/contract.ts';
-import { rehearsal, stackSwitch } from '../../workflows/index.ts';
-import { approveUpdate, statusQuery } from '../../workflows/definitions.ts';
+import { afterEach, describe, expect, it } from 'vitest';
+import { rehearsal } from '../../workflows/index.ts';
+import { approveUpdate } from '../../workflows/definitions.ts';
 import { FakeWorld, seedWorld } from '../support/fake-ports.ts';
 import { startReceiver } from '../notify/receiver.ts';
-import { OLD, seededWorld, timeSkippingEnvironment, workerFor, workflowBundle } from './harness.ts';
+import { OLD, runSwitch, seededWorld, untilPhase } from './harness.ts';
+import { useTimeSkippingEnvironment } from './time-skipping-suite.ts';
 
-let testEnv: TestWorkflowEnvironment;
+const testEnv = useTimeSkippingEnvironment();
 let receiver: Awaited<ReturnType<typeof startReceiver>> | undefined;
-beforeAll(async () => {
-  testEnv = await timeSkippingEnvironment();
-  await workflowBundle();
-});
 afterEach(async () => {
   await receiver?.close();
   receiver = undefined;
 });
-afterAll(async () => {
-  await testEnv?.teardown();
-});
-
-const input: SwitchInput = { env: 'test', backup: 'latest', trigger: 'ci', version: '2.0.0' };
 
 interface Heard {
   event: string;
@@ -40,23 +28,16 @@ interface Heard {
 
 const heard = (): Heard[] => (receiver?.received ?? []).map((r) => JSON.parse(r.body) as Heard);
 
-async function run(world: FakeWorld, env: Partial<Environment>, workflow: typeof stackSwitch | typeof rehearsal = stackSwitch,
-  during?: (handle: Awaited<ReturnType<typeof testEnv.client.workflow.start<typeof stackSwitch>>>) => Promise<void>): Promise<SwitchReport> {
-  const { worker, taskQueue } = await workerFor(testEnv.nativeConnection, world, env);
-  return worker.runUntil(async () => {
-    const handle = await testEnv.client.workflow.start(workflow, { taskQueue, workflowId: `switch-test-${randomUUID()}`, args: [input] });
-    await during?.(handle);
-    return handle.result();
-  });
-}
-
 describe('notifications', () => {
   it('tells the webhook started, awaiting-approval with the exact approve command, and switched', async () => {
     receiver = await startReceiver();
     const env = { approval: 'manual' as const, notify: [{ webhook: `${receiver.url}/hook` }] };
-    const report = await run(seededWorld(), env, stackSwitch, async (handle) => {
-      for (let i = 0; i < 400 && (await handle.query(statusQuery)).phase !== 'awaiting-approval'; i += 1) await new Promise((r) => setTimeout(r, 25));
-      await handle.executeUpdate(approveUpdate, { args: [{ by: 'ann', comment: 'go' }] });
+    const { report } = await runSwitch(testEnv(), {
+      env,
+      during: async (handle) => {
+        await untilPhase(handle, 'awaiting-approval');
+        await handle.executeUpdate(approveUpdate, { args: [{ by: 'ann', comment: 'go' }] });
+      },
     });
     expect(report.outcome).toBe('switched');
     expect(report.warnings).toBeUndefined();
@@ -71,7 +52,7 @@ describe('notifications', () => {
   it('records a notification that fails as a warning, and the switch still switches', async () => {
     // The first POST (started) is refused for good; the rest are taken.
     receiver = await startReceiver([404]);
-    const report = await run(seededWorld(), { notify: [{ webhook: `${receiver.url}/hook` }] });
+    const { report } = await runSwitch(testEnv(), { env: { notify: [{ webhook: `${receiver.url}/hook` }] } });
     expect(report.outcome).toBe('switched');
     expect(report.warnings).toEqual([expect.stringMatching(/^notification 'started' to webhook 127\.0\.0\.1:\d+ failed: answered HTTP 404$/)]);
     expect(heard().map((e) => e.event)).toEqual(['started', 'switched']);
@@ -79,7 +60,7 @@ describe('notifications', () => {
 
   it('tells only the events a target wants, and a rehearsal as rehearsed', async () => {
     receiver = await startReceiver();
-    const report = await run(seededWorld(), { notify: [{ webhook: `${receiver.url}/hook`, events: ['rehearsed', 'failed'] }] }, rehearsal);
+    const { report } = await runSwitch(testEnv(), { env: { notify: [{ webhook: `${receiver.url}/hook`, events: ['rehearsed', 'failed'] }] }, workflow: rehearsal });
     expect(report.outcome).toBe('rehearsed');
     expect(heard().map((e) => e.event)).toEqual(['rehearsed']);
     expect(heard()[0]!.summary).toMatch(new RegExp(`^a switch to ${report.to?.stack} would have gone ahead; last delta 0 items, predicted write pause \\d+ ms$`));
@@ -88,7 +69,7 @@ describe('notifications', () => {
   it('tells of a rehearsal that failed as failed, saying a switch would not have gone ahead', async () => {
     receiver = await startReceiver();
     const world = seededWorld().fail('smoke', { message: 'no heartbeat' });
-    const report = await run(world, { notify: [{ webhook: `${receiver.url}/hook` }] }, rehearsal);
+    const { report } = await runSwitch(testEnv(), { world, env: { notify: [{ webhook: `${receiver.url}/hook` }] }, workflow: rehearsal });
     expect(report.outcome).toBe('failed');
     expect(heard().map((e) => e.event)).toEqual(['failed']);
     expect(heard()[0]!.summary).toBe('rehearsal failed: a switch would not have gone ahead: smoke checks failed: stream (no heartbeat)');
@@ -98,7 +79,7 @@ describe('notifications', () => {
 describe('data verification after the flip', () => {
   it('compares every item of the old stack with the new one and reports the write pause', async () => {
     const world = seededWorld();
-    const report = await run(world, {});
+    const { report } = await runSwitch(testEnv(), { world });
     expect(report.outcome).toBe('switched');
     expect(report.verification).toEqual({ itemsCompared: world.itemIds(OLD).length, mismatches: 0, firstMismatches: [] });
     expect(report.writePause?.fenceToForwardMs).toBeGreaterThanOrEqual(0);
@@ -122,7 +103,7 @@ describe('data verification after the flip', () => {
       },
     });
     seedWorld(world, 'test');
-    const report = await run(world, { notify: [{ webhook: `${receiver.url}/hook` }] });
+    const { report } = await runSwitch(testEnv(), { world, env: { notify: [{ webhook: `${receiver.url}/hook` }] } });
     expect(lost).toBeDefined();
     expect(report.outcome).toBe('rolled-back');
     expect(report.reason).toContain(`1 of ${world.itemIds(OLD).length} items of ${OLD} differ on ${report.to?.stack}, first: ${lost} (missing)`);

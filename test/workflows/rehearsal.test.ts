@@ -3,38 +3,22 @@
  * a switch's phases up to the fence without fencing, leaves DNS and the live stack alone, deletes
  * its stack, reports what a switch would have done, and holds the environment's switch lock.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import type { Environment } from '../../src/config/environment.ts';
 import { switchWorkflowId, type SwitchInput, type SwitchReport } from '../../src/switch/contract.ts';
-import { checkEnd, checkStep } from '../../src/switch/invariants.ts';
+import { checkEnd } from '../../src/switch/invariants.ts';
 import { nightlyRefresh, rehearsal, stackSwitch } from '../../workflows/index.ts';
-import { abortUpdate, statusQuery } from '../../workflows/definitions.ts';
+import { abortUpdate } from '../../workflows/definitions.ts';
 import { FakeWorld, seedWorld, type FakeWorldOptions } from '../support/fake-ports.ts';
-import { OLD, seededWorld, timeSkippingEnvironment, workerFor, workflowBundle } from './harness.ts';
+import { OLD, runSwitch, seededWorld, untilPhase, workerFor, worldWithClientsWriting } from './harness.ts';
+import { useTimeSkippingEnvironment } from './time-skipping-suite.ts';
 
-let testEnv: TestWorkflowEnvironment;
-beforeAll(async () => {
-  testEnv = await timeSkippingEnvironment();
-  await workflowBundle();
-});
-afterAll(async () => {
-  await testEnv?.teardown();
-});
+const testEnv = useTimeSkippingEnvironment();
 
 const input: SwitchInput = { env: 'test', backup: 'latest', trigger: 'ci', version: '2.0.0' };
-
-async function rehearse(world: FakeWorld, extra: Partial<SwitchInput> = {}, env: Partial<Environment> = {}) {
-  const { worker, taskQueue, reportsDir } = await workerFor(testEnv.nativeConnection, world, env);
-  const report = await worker.runUntil(testEnv.client.workflow.execute(rehearsal, {
-    taskQueue, workflowId: `switch-test-${randomUUID()}`, args: [{ ...input, ...extra }],
-  }));
-  return { report, reportsDir };
-}
 
 /** A seeded world in which the live stack takes `late` more writes right after the first catch-up pass. */
 function worldWithLateWrites(late: number, options: FakeWorldOptions = {}): FakeWorld {
@@ -61,7 +45,7 @@ const touchesLive = (call: string) => /^(fence|forward|unfence|drain|undrain|dns
 describe('a rehearsal', () => {
   it('leaves DNS and the live stack alone, deletes its stack, and reports the last delta and the predicted write pause', async () => {
     const world = worldWithLateWrites(3);
-    const { report, reportsDir } = await rehearse(world);
+    const { report, reportsDir } = await runSwitch(testEnv(), { world, workflow: rehearsal });
 
     expect(report.outcome).toBe('rehearsed');
     expect(report.reason).toBeUndefined();
@@ -90,19 +74,8 @@ describe('a rehearsal', () => {
   });
 
   it('keeps every client write acknowledged and one writer while clients write at every step', async () => {
-    const violations: string[] = [];
-    let inStep = false;
-    const world: FakeWorld = new FakeWorld({
-      onStep: () => {
-        if (inStep) return;
-        inStep = true;
-        world.clientsWrite();
-        violations.push(...checkStep(world.snapshot()).map((v) => `${v.invariant}: ${v.message}`));
-        inStep = false;
-      },
-    });
-    seedWorld(world, 'test');
-    const { report } = await rehearse(world);
+    const { world, violations } = worldWithClientsWriting();
+    const { report } = await runSwitch(testEnv(), { world, workflow: rehearsal });
     expect(report.outcome).toBe('rehearsed');
     expect(world.state.acks?.length).toBeGreaterThan(5);
     expect(world.state.refusedWrites).toBe(0);
@@ -113,7 +86,7 @@ describe('a rehearsal', () => {
 
   it('says a switch would not have gone ahead when a smoke check fails, and deletes its stack', async () => {
     const world = seededWorld().fail('smoke', { message: 'no heartbeat' });
-    const { report } = await rehearse(world);
+    const { report } = await runSwitch(testEnv(), { world, workflow: rehearsal });
     expect(report.outcome).toBe('failed');
     expect(report.reason).toContain('smoke checks failed: stream (no heartbeat)');
     expect(report.rehearsal).toEqual({ wouldSwitch: false, catchUpPasses: [] });
@@ -124,19 +97,19 @@ describe('a rehearsal', () => {
 
   it('keeps its stack after a failure with --keep-failed, and deletes it after a success all the same', async () => {
     const failing = seededWorld().fail('smoke', { message: 'no heartbeat' });
-    const failed = await rehearse(failing, { keepFailed: true });
+    const failed = await runSwitch(testEnv(), { world: failing, workflow: rehearsal, input: { keepFailed: true } });
     expect(failed.report.outcome).toBe('failed');
     expect(failing.stack(newStackOf(failed.report)).description.status).toBe('ready');
 
     const passing = seededWorld();
-    const passed = await rehearse(passing, { keepFailed: true });
+    const passed = await runSwitch(testEnv(), { world: passing, workflow: rehearsal, input: { keepFailed: true } });
     expect(passed.report.outcome).toBe('rehearsed');
     expect(passing.stack(newStackOf(passed.report)).description.status).toBe('deleted');
   });
 
   it('still reports rehearsed, with a warning, when its stack cannot be deleted', async () => {
     const world = seededWorld().fail('stacks.delete', { message: 'DELETE_FAILED' });
-    const { report } = await rehearse(world);
+    const { report } = await runSwitch(testEnv(), { world, workflow: rehearsal });
     expect(report.outcome).toBe('rehearsed');
     expect(report.warnings).toEqual([expect.stringContaining(`kept stack ${newStackOf(report)}`)]);
   });
@@ -145,7 +118,7 @@ describe('a rehearsal', () => {
     const world = new FakeWorld();
     world.addStack('navcloud-test-blue-spare0001', 'blue', { items: 4 });
     world.addBackup('navcloud-test-blue-spare0001', 'backups/test-spare.json');
-    const { report } = await rehearse(world);
+    const { report } = await runSwitch(testEnv(), { world, workflow: rehearsal });
     expect(report.outcome).toBe('rehearsed');
     expect(report.rehearsal).toEqual({ wouldSwitch: true, catchUpPasses: [] });
     expect(world.state.dns).toBeUndefined();
@@ -153,11 +126,11 @@ describe('a rehearsal', () => {
 
   it('takes the switch lock: refused while a switch runs, and a switch is refused while it runs', async () => {
     const world = seededWorld().fail('stacks.waitUntilReady', { message: 'hang' });
-    const { worker, taskQueue } = await workerFor(testEnv.nativeConnection, world);
+    const { worker, taskQueue } = await workerFor(testEnv().nativeConnection, world);
     await worker.runUntil(async () => {
-      const running = await testEnv.client.workflow.start(rehearsal, { taskQueue, workflowId: switchWorkflowId('test'), args: [input] });
-      for (let i = 0; i < 400 && (await running.query(statusQuery)).phase !== 'provisioning'; i += 1) await new Promise((r) => setTimeout(r, 25));
-      const refused = await testEnv.client.workflow.start(stackSwitch, { taskQueue, workflowId: switchWorkflowId('test'), args: [input] })
+      const running = await testEnv().client.workflow.start(rehearsal, { taskQueue, workflowId: switchWorkflowId('test'), args: [input] });
+      await untilPhase(running, 'provisioning');
+      const refused = await testEnv().client.workflow.start(stackSwitch, { taskQueue, workflowId: switchWorkflowId('test'), args: [input] })
         .catch((e: unknown) => e);
       expect(refused).toBeInstanceOf(WorkflowExecutionAlreadyStartedError);
       await running.executeUpdate(abortUpdate, { args: [{ by: 'zoe', comment: 'enough' }] });
@@ -166,9 +139,9 @@ describe('a rehearsal', () => {
       expect(report.rehearsal?.wouldSwitch).toBe(false);
     });
 
-    const hold = await testEnv.client.workflow.start(stackSwitch, { taskQueue: `nobody-${randomUUID()}`, workflowId: switchWorkflowId('test'), args: [input] });
+    const hold = await testEnv().client.workflow.start(stackSwitch, { taskQueue: `nobody-${randomUUID()}`, workflowId: switchWorkflowId('test'), args: [input] });
     try {
-      const refused = await testEnv.client.workflow.start(rehearsal, { taskQueue, workflowId: switchWorkflowId('test'), args: [input] })
+      const refused = await testEnv().client.workflow.start(rehearsal, { taskQueue, workflowId: switchWorkflowId('test'), args: [input] })
         .catch((e: unknown) => e);
       expect(refused).toBeInstanceOf(WorkflowExecutionAlreadyStartedError);
     } finally {
@@ -180,8 +153,8 @@ describe('a rehearsal', () => {
 describe('a night of a schedule set to rehearse', () => {
   it('starts a rehearsal as switch-<env> and ends as it did', async () => {
     const world = seededWorld();
-    const { worker, taskQueue } = await workerFor(testEnv.nativeConnection, world);
-    const night = await worker.runUntil(testEnv.client.workflow.execute(nightlyRefresh, {
+    const { worker, taskQueue } = await workerFor(testEnv().nativeConnection, world);
+    const night = await worker.runUntil(testEnv().client.workflow.execute(nightlyRefresh, {
       taskQueue, workflowId: `nightly-refresh-test-${randomUUID()}`, args: [{ env: 'test', backup: 'latest', version: '2.0.0', rehearse: true }],
     }));
     expect(night.outcome).toBe('rehearsed');

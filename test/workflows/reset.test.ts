@@ -4,12 +4,11 @@
  */
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import type { SwitchReport } from '../../src/switch/contract.ts';
 import { stackSwitch } from '../../workflows/index.ts';
-import { statusQuery } from '../../workflows/definitions.ts';
-import { quietRuntime, seededWorld, workerFor } from './harness.ts';
+import { quietRuntime, seededWorld, untilPhase, workerFor } from './harness.ts';
 
 let connection: Connection;
 let native: NativeConnection;
@@ -25,14 +24,6 @@ afterAll(async () => {
   await connection?.close();
 });
 
-async function untilProvisioning(handle: WorkflowHandle<typeof stackSwitch>): Promise<void> {
-  for (let i = 0; i < 400; i += 1) {
-    if ((await handle.query(statusQuery)).phase === 'provisioning') return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error('the switch never reached provisioning');
-}
-
 it('survives a reset past provisioning: the reset run finds the stack the first run created', async () => {
   const world = seededWorld().fail('stacks.waitUntilReady', { message: 'hang' });
   const env = { verifySeconds: 0, drainSeconds: 0, ttl: 1 };
@@ -41,7 +32,7 @@ it('survives a reset past provisioning: the reset run finds the stack the first 
     const handle = await client.workflow.start(stackSwitch, {
       taskQueue, workflowId: `switch-reset-${randomUUID()}`, args: [{ env: 'test', backup: 'latest', trigger: 'ci', version: '2' }],
     });
-    await untilProvisioning(handle);
+    await untilPhase(handle, 'provisioning');
     const history = await handle.fetchHistory();
     const firstTask = history.events?.find((e) => e.workflowTaskCompletedEventAttributes)?.eventId;
     world.fail('stacks.waitUntilReady', { times: 0 });

@@ -1,33 +1,26 @@
 /**
  * The `rollback` and `backupStack` workflows on the time-skipping server with the fake world.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { SwitchReport } from '../../src/switch/contract.ts';
 import { backupStack, rollback, stackSwitch } from '../../workflows/index.ts';
-import { OLD, seededWorld, timeSkippingEnvironment, workerFor, workflowBundle } from './harness.ts';
+import { OLD, seededWorld, workerFor } from './harness.ts';
+import { useTimeSkippingEnvironment } from './time-skipping-suite.ts';
 import { cursorOf } from '../support/fake-ports.ts';
 
-let testEnv: TestWorkflowEnvironment;
-beforeAll(async () => {
-  testEnv = await timeSkippingEnvironment();
-  await workflowBundle();
-});
-afterAll(async () => {
-  await testEnv?.teardown();
-});
+const testEnv = useTimeSkippingEnvironment();
 
 describe('rollback', () => {
   it('points DNS back at the previous stack with the writes the current one took', async () => {
     const world = seededWorld();
     world.state.writesAfterSwitch = 3;
-    const { worker, taskQueue } = await workerFor(testEnv.nativeConnection, world);
+    const { worker, taskQueue } = await workerFor(testEnv().nativeConnection, world);
     const { switched, rolledBack } = await worker.runUntil(async () => {
-      const switched: SwitchReport = await testEnv.client.workflow.execute(stackSwitch, {
+      const switched: SwitchReport = await testEnv().client.workflow.execute(stackSwitch, {
         taskQueue, workflowId: `switch-${randomUUID()}`, args: [{ env: 'test', backup: 'latest', trigger: 'ci', version: '2' }],
       });
-      const rolledBack = await testEnv.client.workflow.execute(rollback, {
+      const rolledBack = await testEnv().client.workflow.execute(rollback, {
         taskQueue, workflowId: `rollback-${randomUUID()}`, args: [{ env: 'test', by: 'alice', comment: 'bad release' }],
       });
       return { switched, rolledBack };
@@ -59,15 +52,15 @@ describe('rollback', () => {
 
   it('leaves the writer where DNS still points when DNS cannot be pointed back, and a later rollback still finds the previous stack', async () => {
     const world = seededWorld();
-    const { worker, taskQueue } = await workerFor(testEnv.nativeConnection, world);
+    const { worker, taskQueue } = await workerFor(testEnv().nativeConnection, world);
     const { switched, failed, retried } = await worker.runUntil(async () => {
-      const switched: SwitchReport = await testEnv.client.workflow.execute(stackSwitch, {
+      const switched: SwitchReport = await testEnv().client.workflow.execute(stackSwitch, {
         taskQueue, workflowId: `switch-${randomUUID()}`, args: [{ env: 'test', backup: 'latest', trigger: 'ci', version: '2' }],
       });
       world.fail('dns.switch', { stack: OLD, times: 1, message: 'Route53 throttled the change' });
-      const failed = await testEnv.client.workflow.execute(rollback, { taskQueue, workflowId: `rollback-${randomUUID()}`, args: [{ env: 'test', by: 'dana' }] });
+      const failed = await testEnv().client.workflow.execute(rollback, { taskQueue, workflowId: `rollback-${randomUUID()}`, args: [{ env: 'test', by: 'dana' }] });
       const afterFailure = { dns: world.state.dns?.stack, old: world.fenceOf(OLD), oldDraining: world.stack(OLD).draining, current: world.fenceOf(switched.to!.stack) };
-      const retried = await testEnv.client.workflow.execute(rollback, { taskQueue, workflowId: `rollback-${randomUUID()}`, args: [{ env: 'test', by: 'dana' }] });
+      const retried = await testEnv().client.workflow.execute(rollback, { taskQueue, workflowId: `rollback-${randomUUID()}`, args: [{ env: 'test', by: 'dana' }] });
       return { switched, failed: { report: failed, ...afterFailure }, retried };
     });
     const current = switched.to!.stack;
@@ -85,13 +78,13 @@ describe('rollback', () => {
 
   it('keeps the stack it leaves forwarding when DNS points back but is never seen in sync', async () => {
     const world = seededWorld();
-    const { worker, taskQueue } = await workerFor(testEnv.nativeConnection, world);
+    const { worker, taskQueue } = await workerFor(testEnv().nativeConnection, world);
     const { switched, report } = await worker.runUntil(async () => {
-      const switched: SwitchReport = await testEnv.client.workflow.execute(stackSwitch, {
+      const switched: SwitchReport = await testEnv().client.workflow.execute(stackSwitch, {
         taskQueue, workflowId: `switch-${randomUUID()}`, args: [{ env: 'test', backup: 'latest', trigger: 'ci', version: '2' }],
       });
       world.fail('dns.waitInSync', { retryable: false, message: 'change never reached INSYNC' });
-      const report = await testEnv.client.workflow.execute(rollback, { taskQueue, workflowId: `rollback-${randomUUID()}`, args: [{ env: 'test', by: 'erin' }] });
+      const report = await testEnv().client.workflow.execute(rollback, { taskQueue, workflowId: `rollback-${randomUUID()}`, args: [{ env: 'test', by: 'erin' }] });
       return { switched, report };
     });
     const current = switched.to!.stack;
@@ -104,13 +97,13 @@ describe('rollback', () => {
 
   it('never returns to a stack kept after a failed switch', async () => {
     const world = seededWorld().fail('smoke', { message: 'stream check failed' });
-    const { worker, taskQueue } = await workerFor(testEnv.nativeConnection, world);
+    const { worker, taskQueue } = await workerFor(testEnv().nativeConnection, world);
     const report = await worker.runUntil(async () => {
-      const failed: SwitchReport = await testEnv.client.workflow.execute(stackSwitch, {
+      const failed: SwitchReport = await testEnv().client.workflow.execute(stackSwitch, {
         taskQueue, workflowId: `switch-${randomUUID()}`, args: [{ env: 'test', backup: 'latest', trigger: 'ci', version: '3', keepFailed: true }],
       });
       expect(world.stack(failed.to!.stack).description.status).toBe('ready');
-      return testEnv.client.workflow.execute(rollback, { taskQueue, workflowId: `rollback-${randomUUID()}`, args: [{ env: 'test', by: 'bob' }] });
+      return testEnv().client.workflow.execute(rollback, { taskQueue, workflowId: `rollback-${randomUUID()}`, args: [{ env: 'test', by: 'bob' }] });
     });
     expect(report.outcome).toBe('failed');
     expect(world.state.dns?.stack).toBe(OLD);
@@ -118,8 +111,8 @@ describe('rollback', () => {
 
   it('fails with the reason and changes nothing when there is no previous stack', async () => {
     const world = seededWorld();
-    const { worker, taskQueue } = await workerFor(testEnv.nativeConnection, world);
-    const report = await worker.runUntil(testEnv.client.workflow.execute(rollback, {
+    const { worker, taskQueue } = await workerFor(testEnv().nativeConnection, world);
+    const report = await worker.runUntil(testEnv().client.workflow.execute(rollback, {
       taskQueue, workflowId: `rollback-${randomUUID()}`, args: [{ env: 'test', by: 'bob' }],
     }));
     expect(report).toMatchObject({ outcome: 'failed', from: OLD, reason: 'no previous stack of test exists, is ready and served clients before' });
@@ -130,10 +123,10 @@ describe('rollback', () => {
 
 describe('backupStack', () => {
   it('exports the live stack into a new backup and prunes to backups.keep', async () => {
-    const world = seededWorld({ backups: { bucket: 'b', prefix: 'backups/', keep: 2 } });
+    const world = seededWorld({ env: { backups: { bucket: 'b', prefix: 'backups/', keep: 2 } } });
     world.addBackup(OLD, 'backups/second.json');
-    const { worker, taskQueue } = await workerFor(testEnv.nativeConnection, world);
-    const report = await worker.runUntil(testEnv.client.workflow.execute(backupStack, {
+    const { worker, taskQueue } = await workerFor(testEnv().nativeConnection, world);
+    const report = await worker.runUntil(testEnv().client.workflow.execute(backupStack, {
       taskQueue, workflowId: `backup-${randomUUID()}`, args: [{ env: 'test' }],
     }));
     expect(report.stack).toBe(OLD);
@@ -148,8 +141,8 @@ describe('backupStack', () => {
   it('fails with a clear reason when no stack is live', async () => {
     const world = seededWorld();
     delete world.state.dns;
-    const { worker, taskQueue } = await workerFor(testEnv.nativeConnection, world);
-    const failure = await worker.runUntil(testEnv.client.workflow.execute(backupStack, {
+    const { worker, taskQueue } = await workerFor(testEnv().nativeConnection, world);
+    const failure = await worker.runUntil(testEnv().client.workflow.execute(backupStack, {
       taskQueue, workflowId: `backup-${randomUUID()}`, args: [{ env: 'test' }],
     }).catch((e: unknown) => e));
     expect(String((failure as Error & { cause?: Error }).cause?.message)).toContain('environment test has no ready stack behind its DNS record');

@@ -2,58 +2,17 @@
  * stackSwitch on the time-skipping server with fake ports that can be told to fail: every phase's
  * failure leads to the right compensation, and the switch's invariants hold.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
-import type { Environment } from '../../src/config/environment.ts';
-import type { Phase, SwitchInput, SwitchReport } from '../../src/switch/contract.ts';
-import { stackSwitch } from '../../workflows/index.ts';
-import { abortUpdate, approveUpdate, statusQuery } from '../../workflows/definitions.ts';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
+import type { Phase, SwitchReport } from '../../src/switch/contract.ts';
+import { abortUpdate, approveUpdate } from '../../workflows/definitions.ts';
 import type { FakeWorld, FailurePoint, Failure } from '../support/fake-ports.ts';
-import { OLD, seededWorld, timeSkippingEnvironment, workerFor, workflowBundle } from './harness.ts';
+import { OLD, runSwitch, seededWorld, untilPhase } from './harness.ts';
+import { useTimeSkippingEnvironment } from './time-skipping-suite.ts';
 
-let testEnv: TestWorkflowEnvironment;
-beforeAll(async () => {
-  testEnv = await timeSkippingEnvironment();
-  await workflowBundle();
-});
-afterAll(async () => {
-  await testEnv?.teardown();
-});
-
-interface Run {
-  world?: FakeWorld;
-  env?: Partial<Environment>;
-  input?: Partial<SwitchInput>;
-  /** Drives the running switch (queries, updates) before its result is awaited. */
-  during?: (handle: WorkflowHandle<typeof stackSwitch>) => Promise<void>;
-}
-
-async function runSwitch(options: Run = {}): Promise<{ report: SwitchReport; world: FakeWorld; reportsDir: string }> {
-  const world = options.world ?? seededWorld();
-  const { worker, taskQueue, reportsDir } = await workerFor(testEnv.nativeConnection, world, options.env);
-  const report = await worker.runUntil(async () => {
-    const handle = await testEnv.client.workflow.start(stackSwitch, {
-      taskQueue,
-      workflowId: `switch-test-${randomUUID()}`,
-      args: [{ env: 'test', backup: 'latest', trigger: 'ci', version: '1.2.3', ...options.input }],
-    });
-    await options.during?.(handle);
-    return handle.result();
-  });
-  return { report, world, reportsDir };
-}
-
-async function untilPhase(handle: WorkflowHandle<typeof stackSwitch>, phase: Phase): Promise<void> {
-  for (let i = 0; i < 400; i += 1) {
-    if ((await handle.query(statusQuery)).phase === phase) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`the switch never reached ${phase}`);
-}
+const testEnv = useTimeSkippingEnvironment();
 
 const phasesOf = (report: SwitchReport) => report.phases.map((p) => p.name);
 const newStackOf = (report: SwitchReport) => report.to!.stack;
@@ -72,7 +31,7 @@ function expectUntouched(world: FakeWorld, report: SwitchReport, options: { kept
 
 describe('a successful switch', () => {
   it('moves DNS to the new stack with every acknowledged write, drains and keeps the old stack', async () => {
-    const { report, world, reportsDir } = await runSwitch();
+    const { report, world, reportsDir } = await runSwitch(testEnv(), { input: { version: '1.2.3' } });
     expect(report.outcome).toBe('switched');
     expect(report.from).toEqual({ stack: OLD, colour: 'blue' });
     expect(report.to?.colour).toBe('green');
@@ -97,7 +56,7 @@ describe('a successful switch', () => {
   it('on the first switch of an environment skips catching-up and creates the record', async () => {
     const world = seededWorld();
     delete world.state.dns;
-    const { report } = await runSwitch({ world });
+    const { report } = await runSwitch(testEnv(), { world });
     expect(report.outcome).toBe('switched');
     expect(report.from).toBeUndefined();
     expect(report.to?.colour).toBe('blue');
@@ -119,7 +78,7 @@ describe('a failure before the switch', () => {
   ];
   it.each(cases)('in %s deletes the new stack, unfences the old one and leaves DNS alone', async (_, point, failure, phase) => {
     const world = seededWorld().fail(point, failure);
-    const { report } = await runSwitch({ world });
+    const { report } = await runSwitch(testEnv(), { world });
     expect(report.outcome).toBe('failed');
     expect(report.reason).toContain(failure.message);
     expect(phasesOf(report)).toContain(phase);
@@ -130,13 +89,13 @@ describe('a failure before the switch', () => {
 
   it('names the failing resources when the stack cannot be created', async () => {
     const world = seededWorld().fail('stacks.waitUntilReady', { message: 'instance limit exceeded' });
-    const { report } = await runSwitch({ world });
+    const { report } = await runSwitch(testEnv(), { world });
     expect(report.reason).toMatch(/ROLLBACK_COMPLETE: ApiGroup \(AWS::AutoScaling::AutoScalingGroup\): instance limit exceeded/);
   });
 
   it('unfences the old stack when the last catch-up copy fails after the fence', async () => {
     const world = seededWorld().fail('admin.export', { message: 'export broke', stack: OLD, after: 1 });
-    const { report } = await runSwitch({ world });
+    const { report } = await runSwitch(testEnv(), { world });
     const calls = world.state.calls;
     expect(calls.indexOf(`unfence ${OLD}`)).toBeGreaterThan(calls.indexOf(`fence ${OLD}`));
     expect(report.outcome).toBe('failed');
@@ -144,7 +103,7 @@ describe('a failure before the switch', () => {
 
   it('keeps the new stack with keepFailed', async () => {
     const world = seededWorld().fail('smoke', { message: 'stream closed early' });
-    const { report } = await runSwitch({ world, input: { keepFailed: true } });
+    const { report } = await runSwitch(testEnv(), { world, input: { keepFailed: true } });
     expectUntouched(world, report, { kept: true });
     expect(world.state.calls).not.toContain(`delete ${newStackOf(report)}`);
   });
@@ -154,7 +113,7 @@ describe('a failure after the switch', () => {
   it('while verifying: fences the new stack, copies its writes back, unfences the old one and switches DNS back', async () => {
     const world = seededWorld().fail('probe', { stack: 'green' });
     world.state.writesAfterSwitch = 4;
-    const { report } = await runSwitch({ world });
+    const { report } = await runSwitch(testEnv(), { world });
     expect(report.outcome).toBe('rolled-back');
     expect(report.reason).toContain('verification failed');
     expect(phasesOf(report).slice(-4)).toEqual(['switching', 'verifying', 'rolling-back', 'failed']);
@@ -173,14 +132,14 @@ describe('a failure after the switch', () => {
 
   it('does not roll back for a single unhealthy look at the new stack', async () => {
     const world = seededWorld().fail('probe', { stack: 'green', times: 1 });
-    const { report } = await runSwitch({ world });
+    const { report } = await runSwitch(testEnv(), { world });
     expect(report.outcome).toBe('switched');
     expect(world.state.dnsChanges).toBe(1);
   });
 
   it('when resolvers never answer with the new stack: switches back', async () => {
     const world = seededWorld().fail('dns.verify', { times: 1 });
-    const { report } = await runSwitch({ world });
+    const { report } = await runSwitch(testEnv(), { world });
     expect(report.outcome).toBe('rolled-back');
     expect(world.state.dns?.stack).toBe(OLD);
     expect(world.state.dnsChanges).toBe(2);
@@ -188,7 +147,7 @@ describe('a failure after the switch', () => {
 
   it('reports failed, not rolled-back, when DNS cannot be switched back', async () => {
     const world = seededWorld().fail('probe', { stack: 'green' }).fail('dns.switch', { stack: OLD });
-    const { report } = await runSwitch({ world });
+    const { report } = await runSwitch(testEnv(), { world });
     expect(report.outcome).toBe('failed');
     expect(report.reason).toContain(`pointing DNS back to ${OLD} failed`);
     // DNS still names the new stack, so it stays the writer (its writes copied back to it) and the old one forwards to it.
@@ -206,7 +165,7 @@ describe('approval', () => {
   it('waits for approve, records who and why, and fences the old stack only after it', async () => {
     const world = seededWorld();
     let fencedWhileWaiting: boolean | undefined;
-    const { report } = await runSwitch({
+    const { report } = await runSwitch(testEnv(), {
       world,
       env: { approval: 'manual' },
       during: async (handle) => {
@@ -224,7 +183,7 @@ describe('approval', () => {
   });
 
   it('waits for approval when the switch asks for it, although the environment approves automatically', async () => {
-    const { report } = await runSwitch({
+    const { report } = await runSwitch(testEnv(), {
       env: { approval: 'auto' },
       input: { approval: 'manual' },
       during: async (handle) => {
@@ -238,7 +197,7 @@ describe('approval', () => {
   });
 
   it('does not wait when the switch approves automatically, although the environment wants approval', async () => {
-    const { report } = await runSwitch({ env: { approval: 'manual' }, input: { approval: 'auto' } });
+    const { report } = await runSwitch(testEnv(), { env: { approval: 'manual' }, input: { approval: 'auto' } });
     expect(report.outcome).toBe('switched');
     expect(phasesOf(report)).not.toContain('awaiting-approval');
     expect(report.approval).toBeUndefined();
@@ -248,7 +207,7 @@ describe('approval', () => {
     const world = seededWorld();
     world.fail('stacks.waitUntilReady', { message: 'hang' });
     let refusal: unknown;
-    await runSwitch({
+    await runSwitch(testEnv(), {
       world,
       during: async (handle) => {
         await untilPhase(handle, 'provisioning');
@@ -261,7 +220,7 @@ describe('approval', () => {
   });
 
   it('fails cleanly when no decision comes within the approval timeout', async () => {
-    const { report, world } = await runSwitch({ env: { approval: 'manual', approvalTimeoutSeconds: 3_600 } });
+    const { report, world } = await runSwitch(testEnv(), { env: { approval: 'manual', approvalTimeoutSeconds: 3_600 } });
     expect(report.outcome).toBe('failed');
     expect(report.reason).toContain('nobody approved or aborted within 3600 s');
     const waited = report.phases.find((p) => p.name === 'awaiting-approval')!;
@@ -275,7 +234,7 @@ describe('approval', () => {
 describe('abort', { retry: 2 }, () => {
   it('while waiting for approval: records the decision and compensates', async () => {
     const world = seededWorld();
-    const { report } = await runSwitch({
+    const { report } = await runSwitch(testEnv(), {
       world,
       env: { approval: 'manual' },
       during: async (handle) => {
@@ -291,7 +250,7 @@ describe('abort', { retry: 2 }, () => {
 
   it('while provisioning: cancels the wait and deletes the half-made stack', async () => {
     const world = seededWorld().fail('stacks.waitUntilReady', { message: 'hang' });
-    const { report } = await runSwitch({
+    const { report } = await runSwitch(testEnv(), {
       world,
       during: async (handle) => {
         await untilPhase(handle, 'provisioning');
@@ -305,7 +264,7 @@ describe('abort', { retry: 2 }, () => {
 
   it('is refused once switching has begun, with the reason, and the switch goes on', async () => {
     let refusal: unknown;
-    const { report } = await runSwitch({
+    const { report } = await runSwitch(testEnv(), {
       env: { verifySeconds: 600 },
       during: async (handle) => {
         await untilPhase(handle, 'verifying');
@@ -319,7 +278,7 @@ describe('abort', { retry: 2 }, () => {
 
   it('refuses a decision without who', async () => {
     let refusal: unknown;
-    await runSwitch({
+    await runSwitch(testEnv(), {
       env: { approval: 'manual' },
       during: async (handle) => {
         await untilPhase(handle, 'awaiting-approval');
@@ -335,7 +294,7 @@ describe('draining', { retry: 2 }, () => {
   it('waits the full drainSeconds on the workflow clock while the old stack stays busy (time skipped, not shortened)', async () => {
     const world = seededWorld();
     world.state.busyUntilStatsCall = 1_000_000;
-    const { report } = await runSwitch({ world, env: { ttl: 60, drainSeconds: 900 } });
+    const { report } = await runSwitch(testEnv(), { world, env: { ttl: 60, drainSeconds: 900 } });
     const drain = report.phases.find((p) => p.name === 'draining')!;
     expect(drain.durationMs).toBeGreaterThanOrEqual(900_000);
     expect(drain.durationMs).toBeLessThan(960_000);
@@ -345,7 +304,7 @@ describe('draining', { retry: 2 }, () => {
   it('ends on evidence once the old stack is idle, but not before the record TTL', async () => {
     const world = seededWorld();
     world.state.busyUntilStatsCall = 0;
-    const { report } = await runSwitch({ world, env: { ttl: 120, drainSeconds: 900 } });
+    const { report } = await runSwitch(testEnv(), { world, env: { ttl: 120, drainSeconds: 900 } });
     const drain = report.phases.find((p) => p.name === 'draining')!;
     expect(drain.durationMs).toBeGreaterThanOrEqual(120_000);
     expect(drain.durationMs).toBeLessThan(900_000);
@@ -360,7 +319,7 @@ describe('tearing down', () => {
     world.addStack(older, 'green', { items: 3, createdAt: new Date(Date.UTC(2025, 0, 1)).toISOString() });
     // Someone points DNS at the older stack while the switch drains: tear-down must re-read DNS.
     world.state.repointDnsOnDrain = older;
-    const { report } = await runSwitch({ world, env: { keepStacks: 0 } });
+    const { report } = await runSwitch(testEnv(), { world, env: { keepStacks: 0 } });
     expect(report.outcome).toBe('switched');
     expect(world.state.calls).toContain(`delete ${OLD}`);
     expect(world.state.calls).not.toContain(`delete ${older}`);
@@ -373,7 +332,7 @@ describe('tearing down', () => {
     const world = seededWorld();
     const older = 'navcloud-test-green-older002';
     world.addStack(older, 'green', { createdAt: new Date(Date.UTC(2025, 0, 1)).toISOString() });
-    const { world: after } = await runSwitch({ world, env: { keepStacks: 1 } });
+    const { world: after } = await runSwitch(testEnv(), { world, env: { keepStacks: 1 } });
     expect(after.state.calls).toContain(`delete ${older}`);
     expect(after.state.calls).not.toContain(`delete ${OLD}`);
   });

@@ -3,70 +3,22 @@
  * finding of the review of the switch (fence lease and forward, pointing DNS back, the live stack
  * in any state, tear-down by role, one lock, heartbeats, reports of every run, history size).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { WorkflowExecutionAlreadyStartedError, type WorkflowHandle } from '@temporalio/client';
-import type { Environment } from '../../src/config/environment.ts';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { MAX_VERIFY_SECONDS } from '../../src/config/environment.ts';
-import { switchWorkflowId, type Phase, type SwitchInput, type SwitchReport } from '../../src/switch/contract.ts';
+import { switchWorkflowId, type SwitchReport } from '../../src/switch/contract.ts';
 import { rollback, stackSwitch } from '../../workflows/index.ts';
-import { abortUpdate, rollbackWorkflowId, statusQuery } from '../../workflows/definitions.ts';
+import { abortUpdate, rollbackWorkflowId } from '../../workflows/definitions.ts';
 import { RESTORE_LOOK_FIRST_MS, nextRestoreLookMs } from '../../workflows/switch-phases.ts';
 import { checkEnd, checkStep } from '../../src/switch/invariants.ts';
-import { FakeWorld, seedWorld, type FakeWorldOptions } from '../support/fake-ports.ts';
-import { OLD, seededWorld, timeSkippingEnvironment, workerFor, workflowBundle } from './harness.ts';
+import type { FakeWorld } from '../support/fake-ports.ts';
+import { OLD, runSwitch, seededWorld, untilPhase, workerFor, worldWithClientsWriting } from './harness.ts';
+import { useTimeSkippingEnvironment } from './time-skipping-suite.ts';
 
-let testEnv: TestWorkflowEnvironment;
-beforeAll(async () => {
-  testEnv = await timeSkippingEnvironment();
-  await workflowBundle();
-});
-afterAll(async () => {
-  await testEnv?.teardown();
-});
-
-interface Run {
-  world?: FakeWorld;
-  env?: Partial<Environment>;
-  input?: Partial<SwitchInput>;
-  workflowId?: string;
-  during?: (handle: WorkflowHandle<typeof stackSwitch>) => Promise<void>;
-}
-
-async function runSwitch(options: Run = {}) {
-  const world = options.world ?? seededWorld();
-  const { worker, taskQueue, reportsDir } = await workerFor(testEnv.nativeConnection, world, options.env);
-  const { report, events } = await worker.runUntil(async () => {
-    const handle = await testEnv.client.workflow.start(stackSwitch, {
-      taskQueue,
-      workflowId: options.workflowId ?? `switch-test-${randomUUID()}`,
-      args: [{ env: 'test', backup: 'latest', trigger: 'ci', version: '2.0.0', ...options.input }],
-    });
-    await options.during?.(handle);
-    const report = await handle.result();
-    const history = await handle.fetchHistory();
-    return { report, events: history.events?.length ?? 0 };
-  });
-  return { report, world, reportsDir, events };
-}
-
-/** A seeded world built with options the harness does not pass (AWS shapes, a step hook, slow imports). */
-function worldWith(options: FakeWorldOptions): FakeWorld {
-  const world = new FakeWorld(options);
-  seedWorld(world, 'test');
-  return world;
-}
-
-async function untilPhase(handle: WorkflowHandle<typeof stackSwitch>, phase: Phase): Promise<void> {
-  for (let i = 0; i < 800; i += 1) {
-    if ((await handle.query(statusQuery)).phase === phase) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`the switch never reached ${phase}`);
-}
+const testEnv = useTimeSkippingEnvironment();
 
 const newStackOf = (report: SwitchReport) => report.to?.stack ?? '';
 
@@ -79,7 +31,7 @@ function violationsAtEnd(world: FakeWorld): string[] {
 describe('pointing DNS back (one undo, registered before the flip, reading DNS first)', () => {
   it('keeps the old stack forwarding when the failed new stack does not answer the fence: never two writers', async () => {
     const world = seededWorld().fail('probe', { stack: 'green' }).fail('admin.fence', { stack: 'green' });
-    const { report } = await runSwitch({ world });
+    const { report } = await runSwitch(testEnv(), { world });
     expect(report.outcome).toBe('failed');
     expect(report.reason).toContain(`pointing DNS back to ${OLD} failed`);
     expect(world.state.dns?.stack).toBe(newStackOf(report));
@@ -93,7 +45,7 @@ describe('pointing DNS back (one undo, registered before the flip, reading DNS f
   it('keeps the old stack forwarding when the writes of the new one cannot be copied back', async () => {
     const world = seededWorld().fail('probe', { stack: 'green' }).fail('admin.export', { stack: 'green', message: 'export broke' });
     world.state.writesAfterSwitch = 3;
-    const { report } = await runSwitch({ world });
+    const { report } = await runSwitch(testEnv(), { world });
     expect(report.outcome).toBe('failed');
     expect(world.fenceOf(OLD)).toEqual(['forwarding', 'forwarding']);
     expect(world.state.calls).not.toContain(`unfence ${OLD}`);
@@ -104,7 +56,7 @@ describe('pointing DNS back (one undo, registered before the flip, reading DNS f
   });
 
   it('commits with forward before DNS moves, so the old stack sends every request on', async () => {
-    const { report, world } = await runSwitch();
+    const { report, world } = await runSwitch(testEnv());
     expect(report.outcome).toBe('switched');
     const calls = world.state.calls;
     const next = newStackOf(report);
@@ -115,7 +67,7 @@ describe('pointing DNS back (one undo, registered before the flip, reading DNS f
 
   it('does not switch DNS when the store refuses forward (its fence lapsed), and leaves the old stack writable', async () => {
     const world = seededWorld().fail('admin.forward', { message: 'fence-lapsed', stack: OLD });
-    const { report } = await runSwitch({ world });
+    const { report } = await runSwitch(testEnv(), { world });
     expect(report.outcome).toBe('failed');
     expect(report.reason).toContain('fence-lapsed');
     expect(world.state.dnsChanges).toBe(0);
@@ -126,25 +78,10 @@ describe('pointing DNS back (one undo, registered before the flip, reading DNS f
 });
 
 describe('with clients writing at every step, through DNS and through a cached answer', () => {
-  function busyWorld(options: FakeWorldOptions = {}): { world: FakeWorld; violations: string[] } {
-    const violations: string[] = [];
-    let inStep = false;
-    const world: FakeWorld = worldWith({
-      ...options,
-      onStep: () => {
-        if (inStep) return;
-        inStep = true;
-        world.clientsWrite();
-        violations.push(...checkStep(world.snapshot()).map((v) => `${v.invariant}: ${v.message}`));
-        inStep = false;
-      },
-    });
-    return { world, violations };
-  }
 
   it('a switch keeps one writer and loses no acknowledged write', async () => {
-    const { world, violations } = busyWorld();
-    const { report } = await runSwitch({ world });
+    const { world, violations } = worldWithClientsWriting();
+    const { report } = await runSwitch(testEnv(), { world });
     expect(report.outcome).toBe('switched');
     expect(world.state.acks?.length).toBeGreaterThan(10);
     expect(violations).toEqual([]);
@@ -152,22 +89,22 @@ describe('with clients writing at every step, through DNS and through a cached a
   });
 
   it('a switch rolled back after verifying keeps one writer and loses no acknowledged write', async () => {
-    const { world, violations } = busyWorld();
+    const { world, violations } = worldWithClientsWriting();
     world.fail('probe', { stack: 'green' });
-    const { report } = await runSwitch({ world });
+    const { report } = await runSwitch(testEnv(), { world });
     expect(report.outcome).toBe('rolled-back');
     expect(violations).toEqual([]);
     expect(violationsAtEnd(world)).toEqual([]);
   });
 
   it('a switch followed by a rollback keeps one writer and loses no acknowledged write', async () => {
-    const { world, violations } = busyWorld();
-    const { worker, taskQueue } = await workerFor(testEnv.nativeConnection, world);
+    const { world, violations } = worldWithClientsWriting();
+    const { worker, taskQueue } = await workerFor(testEnv().nativeConnection, world);
     const rolledBack = await worker.runUntil(async () => {
-      await testEnv.client.workflow.execute(stackSwitch, {
+      await testEnv().client.workflow.execute(stackSwitch, {
         taskQueue, workflowId: `switch-test-${randomUUID()}`, args: [{ env: 'test', backup: 'latest', trigger: 'ci', version: '2' }],
       });
-      return testEnv.client.workflow.execute(rollback, { taskQueue, workflowId: `rollback-${randomUUID()}`, args: [{ env: 'test', by: 'ann' }] });
+      return testEnv().client.workflow.execute(rollback, { taskQueue, workflowId: `rollback-${randomUUID()}`, args: [{ env: 'test', by: 'ann' }] });
     });
     expect(rolledBack.outcome).toBe('rolled-back');
     expect(violations).toEqual([]);
@@ -181,7 +118,7 @@ describe('the fence lease', () => {
     const leases: number[] = [];
     let smoked = false;
     let wroteLate = false;
-    const world: FakeWorld = worldWith({
+    const world: FakeWorld = seededWorld({
       env: { fenceLeaseSeconds: 3 }, importDelayMs: 1_500,
       onStep: (what) => {
         if (what === `fence ${OLD}`) {
@@ -196,7 +133,7 @@ describe('the fence lease', () => {
         }
       },
     });
-    const { report } = await runSwitch({ world, env: { fenceLeaseSeconds: 3 } });
+    const { report } = await runSwitch(testEnv(), { world, env: { fenceLeaseSeconds: 3 } });
     expect(report.outcome).toBe('switched');
     // The fence, at least one renewal during the 1.5 s copy, and forward's own renewal.
     expect(leases.length).toBeGreaterThanOrEqual(3);
@@ -207,10 +144,10 @@ describe('the fence lease', () => {
 
 describe('the live stack', () => {
   it('is caught up from and fenced while its CloudFormation update rolled back (it still serves)', async () => {
-    const world = worldWith({ awsShaped: true });
+    const world = seededWorld({ awsShaped: true });
     const old = world.stack(OLD);
     old.description = { ...old.description, status: 'failed', rawStatus: 'UPDATE_ROLLBACK_COMPLETE' };
-    const { report } = await runSwitch({ world });
+    const { report } = await runSwitch(testEnv(), { world });
     expect(report.outcome).toBe('switched');
     expect(report.from?.stack).toBe(OLD);
     expect(world.state.calls).toContain(`fence ${OLD}`);
@@ -229,7 +166,7 @@ describe('the live stack', () => {
     await world.admin(`fake://${OLD}`).fence({ leaseSeconds: 60 });
     await world.admin(`fake://${OLD}`).forward(`http://fake/${writer}`);
     world.write(writer, 4, 'after-commit');
-    const { report } = await runSwitch({ world });
+    const { report } = await runSwitch(testEnv(), { world });
     expect(report.outcome).toBe('switched');
     expect(report.from?.stack).toBe(writer);
     expect(world.itemIds(newStackOf(report))).toEqual(expect.arrayContaining(world.itemIds(writer).filter((id) => id.startsWith('after-commit'))));
@@ -239,15 +176,15 @@ describe('the live stack', () => {
   it('is found by the record\'s target when the ownership record is missing', async () => {
     const world = seededWorld();
     world.state.dns = { ...world.state.dns!, stack: '' };
-    const { report } = await runSwitch({ world });
+    const { report } = await runSwitch(testEnv(), { world });
     expect(report.outcome).toBe('switched');
     expect(report.from?.stack).toBe(OLD);
     expect(world.itemIds(newStackOf(report))).toEqual(world.itemIds(OLD));
   });
 
   it('switches DNS on Route53-shaped records (alias names with a trailing dot) and back again', async () => {
-    const world = worldWith({ awsShaped: true }).fail('probe', { stack: 'green' });
-    const { report } = await runSwitch({ world });
+    const world = seededWorld({ awsShaped: true }).fail('probe', { stack: 'green' });
+    const { report } = await runSwitch(testEnv(), { world });
     expect(report.outcome).toBe('rolled-back');
     expect(world.state.dns?.stack).toBe(OLD);
   });
@@ -258,7 +195,7 @@ describe('tearing down by role', () => {
     const world = seededWorld();
     const keptFailed = 'navcloud-test-green-kept0001';
     world.addStack(keptFailed, 'green', { createdAt: new Date(Date.UTC(2026, 0, 20)).toISOString() });
-    const { report } = await runSwitch({ world, env: { keepStacks: 1 } });
+    const { report } = await runSwitch(testEnv(), { world, env: { keepStacks: 1 } });
     expect(report.outcome).toBe('switched');
     expect(world.state.calls).not.toContain(`delete ${OLD}`);
     expect(world.stack(OLD).description.status).toBe('ready');
@@ -271,7 +208,7 @@ describe('tearing down by role', () => {
     world.addStack(leftover, 'green');
     const stack = world.stack(leftover);
     stack.description = { ...stack.description, status: 'failed', rawStatus: 'ROLLBACK_COMPLETE' };
-    const { report } = await runSwitch({ world });
+    const { report } = await runSwitch(testEnv(), { world });
     const calls = world.state.calls;
     expect(calls.indexOf(`delete ${leftover}`)).toBeGreaterThanOrEqual(0);
     expect(calls.indexOf(`delete ${leftover}`)).toBeLessThan(calls.findIndex((c) => c.startsWith(`create ${newStackOf(report)}`)));
@@ -283,7 +220,7 @@ describe('admin calls per node', () => {
     const world = seededWorld();
     const old = world.stack(OLD);
     old.description = { ...old.description, outputs: { ...old.description.outputs!, nodes: [] } };
-    const { report } = await runSwitch({ world });
+    const { report } = await runSwitch(testEnv(), { world });
     expect(report.outcome).toBe('switched');
     expect(report.warnings?.join()).toContain('list no nodes: drain and its evidence are per node');
   });
@@ -293,11 +230,11 @@ describe('one lock per environment', () => {
   it('refuses to start a rollback while a switch of the environment runs (the start itself is the lock)', async () => {
     const world = seededWorld().fail('stacks.waitUntilReady', { message: 'hang' });
     let refusal: unknown;
-    await runSwitch({
+    await runSwitch(testEnv(), {
       world, workflowId: switchWorkflowId('test'),
       during: async (handle) => {
         await untilPhase(handle, 'provisioning');
-        refusal = await testEnv.client.workflow.start(rollback, {
+        refusal = await testEnv().client.workflow.start(rollback, {
           taskQueue: 'nobody', workflowId: rollbackWorkflowId('test'), args: [{ env: 'test', by: 'zoe' }],
         }).catch((e: unknown) => e);
         await handle.executeUpdate(abortUpdate, { args: [{ by: 'zoe', comment: 'done' }] });
@@ -310,8 +247,8 @@ describe('one lock per environment', () => {
 describe('a report for every closed run', () => {
   it('a switch cancelled while restoring undoes its work, reports cancelled, and deleted the stack only once the import stopped', async () => {
     const steps: string[] = [];
-    const world = worldWith({ importDelayMs: 400, onStep: (what) => steps.push(what) });
-    const { report, reportsDir } = await runSwitch({
+    const world = seededWorld({ importDelayMs: 400, onStep: (what) => steps.push(what) });
+    const { report, reportsDir } = await runSwitch(testEnv(), {
       world,
       during: async (handle) => {
         await untilPhase(handle, 'restoring');
@@ -330,7 +267,7 @@ describe('a report for every closed run', () => {
   it('a switch cancelled while draining still tears down nothing it should keep and writes its report', async () => {
     const world = seededWorld();
     world.state.busyUntilStatsCall = 1_000_000;
-    const { report, reportsDir } = await runSwitch({
+    const { report, reportsDir } = await runSwitch(testEnv(), {
       world, env: { ttl: 60, drainSeconds: 900, verifySeconds: 0 },
       during: async (handle) => {
         await untilPhase(handle, 'draining');
@@ -350,8 +287,9 @@ describe('history size', () => {
     // The old stack stays busy, so the drain waits its whole drainSeconds (a day).
     const world = seededWorld();
     world.state.busyUntilStatsCall = 1_000_000;
-    const { report, events } = await runSwitch({ world, env: { verifySeconds: MAX_VERIFY_SECONDS, ttl: 60, drainSeconds: 86_400 } });
+    const { report, handle } = await runSwitch(testEnv(), { world, env: { verifySeconds: MAX_VERIFY_SECONDS, ttl: 60, drainSeconds: 86_400 } });
     expect(report.outcome).toBe('switched');
+    const events = (await handle.fetchHistory()).events?.length ?? 0;
     // A look at restore progress costs a timer (2 events), an activity (3) and two workflow tasks (6).
     let looks = 0;
     for (let at = RESTORE_LOOK_FIRST_MS, every = RESTORE_LOOK_FIRST_MS; at <= 12 * 3_600_000; every = nextRestoreLookMs(every), at += every) looks += 1;
