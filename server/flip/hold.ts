@@ -83,8 +83,9 @@ export class FenceGuard {
         }
         throw error;
       }
-      // A stream opened here just as the stack began forwarding would stay on this stack: send it over.
-      if (call.route?.name === '/v1/stream' && this.watch.peek().mode === 'forwarding') this.context.hub.closeAll('forwarding');
+      // A stream opened here just as the stack began forwarding would stay on this stack: send it over,
+      // spread like the others (cutting every stream at once here would undo the spread).
+      if (call.route?.name === '/v1/stream' && this.watch.peek().mode === 'forwarding') this.context.hub.closeAll('forwarding', this.context.config.reconnectSpreadMs);
       return;
     }
   }
