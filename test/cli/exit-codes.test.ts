@@ -139,6 +139,10 @@ describe.sequential('switchyard exit codes end to end', () => {
     expect(result.stderr).toMatch(new RegExp(`^\\S+Z ${env}: awaiting-approval → ${firstNewStack} \\(green\\)`, 'm'));
     expect(result.stderr).toMatch(new RegExp(`^\\S+Z ${env}: draining`, 'm'));
     expect(new FakeWorld({ stateFile: join(stateDir, 'world.json') }).reload().dns?.stack).toBe(firstNewStack);
+    // The write pause and what the old stack held and forwarded (the fake's nodes: 2 held, 1 ran out, 5 forwarded each).
+    expect(report.writePause).toMatchObject({ requestsHeld: expect.any(Number), requestsForwarded: expect.any(Number) });
+    const after = await cli('status', '--env', env);
+    expect(after.stdout).toMatch(/^write pause: \d+ ms; the old stack held \d+ writes \(\d+ ran out and were refused\) and forwarded \d+ requests$/m);
   }, 120_000);
 
   it('exits 1 when the switch is aborted, recording who and why, and the approval command is refused afterwards', async () => {
