@@ -123,6 +123,10 @@ export function renderJson(report: SwitchReport): string {
 /** The pause, and what the old stack held and forwarded once the drain looked at it. */
 export function describeWritePause(pause: WritePause): string {
   const counts = pause.requestsForwarded === undefined ? ''
-    : `; the old stack held ${pause.requestsHeld ?? 0} writes${pause.holdsTimedOut ? ` (${pause.holdsTimedOut} ran out and were refused)` : ''} and forwarded ${pause.requestsForwarded} requests`;
+    : `; the old stack held ${count(pause.requestsHeld ?? 0, 'write')}${pause.holdsTimedOut ? ` (${pause.holdsTimedOut} ran out and were refused)` : ''} and forwarded ${count(pause.requestsForwarded, 'request')}`;
   return `${formatDuration(pause.fenceToForwardMs)}${counts}`;
+}
+
+function count(n: number, what: string): string {
+  return `${n} ${what}${n === 1 ? '' : 's'}`;
 }

@@ -107,6 +107,8 @@ describe('renderMarkdown', () => {
       .toContain('| Write pause (fence to forward) | 80 ms; the old stack held 4 writes and forwarded 310 requests |');
     expect(renderMarkdown({ ...switched, writePause: { fenceToForwardMs: 5_100, requestsHeld: 9, holdsTimedOut: 2, requestsForwarded: 7 } }))
       .toContain('| Write pause (fence to forward) | 5.1 s; the old stack held 9 writes (2 ran out and were refused) and forwarded 7 requests |');
+    expect(renderMarkdown({ ...switched, writePause: { fenceToForwardMs: 65, requestsHeld: 1, holdsTimedOut: 0, requestsForwarded: 1 } }))
+      .toContain('| Write pause (fence to forward) | 65 ms; the old stack held 1 write and forwarded 1 request |');
     expect(text).toContain('| Data verified | 1200 items compared, 1 mismatched: trip-7 (missing) |');
   });
 });
