@@ -65,7 +65,6 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     context,
     authenticator: new Authenticator(config.jwtSecret),
     limiter: config.rateLimit ? new RateLimiter(config.rateLimit) : undefined,
-    takeovers: [],
     guard: (call, handleHere) => fenceGuard.guard(call, handleHere),
   });
   const listener = await listen({ host: config.host, port: config.port, proxyProtocol: config.proxyProtocol, logger }, handle);

@@ -70,8 +70,8 @@ export class FenceGuard {
         heldSince = undefined;
       }
       if (state.mode === 'forwarding' && state.forwardTo) {
-        this.context.metrics.forwarded(call.route?.name ?? call.path);
-        return this.context.forwarder.forward(state.forwardTo, { request: call.request, response: call.response, client: call.client, body, stream: call.route?.name === '/v1/stream' });
+        this.context.metrics.forwarded(call.route.name);
+        return this.context.forwarder.forward(state.forwardTo, { request: call.request, response: call.response, client: call.client, body, stream: call.route.name === '/v1/stream' });
       }
       try {
         await handle();
@@ -85,7 +85,7 @@ export class FenceGuard {
       }
       // A stream opened here just as the stack began forwarding would stay on this stack: send it over,
       // spread like the others (cutting every stream at once here would undo the spread).
-      if (call.route?.name === '/v1/stream' && this.watch.peek().mode === 'forwarding') this.context.hub.closeAll('forwarding', this.context.config.reconnectSpreadMs);
+      if (call.route.name === '/v1/stream' && this.watch.peek().mode === 'forwarding') this.context.hub.closeAll('forwarding', this.context.config.reconnectSpreadMs);
       return;
     }
   }

@@ -1,8 +1,7 @@
 /**
- * What every request goes through, in order: refused while the node shuts down; offered to the
- * takeovers (a step that may answer a request itself before it is routed); routed; authenticated
- * and rate limited as its route demands; handled. Whatever fails on the way is answered by
- * failures.ts, and every request is counted under its route.
+ * What every request goes through, in order: refused while the node shuts down; routed;
+ * authenticated and rate limited as its route demands; handled through the guard. Whatever fails
+ * on the way is answered by failures.ts, and every request is counted under its route.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Authenticator, Principal } from '../auth.ts';
@@ -13,20 +12,16 @@ import type { AppContext } from './context.ts';
 import { answerFailure } from './failures.ts';
 import { matchRoute, type Route } from './routes.ts';
 
-/** A request as the pipeline knows it before routing. */
+/** A routed and admitted request, as the guard sees it. */
 export interface IncomingCall {
   request: IncomingMessage;
   response: ServerResponse;
   method: string;
   path: string;
-  /** The route the request would go to; undefined when none matches its path and method. */
-  route: Route | undefined;
+  route: Route;
   /** The client's address (from the PROXY protocol header behind a load balancer). */
   client: string;
 }
-
-/** Answers the request itself and resolves true, or resolves false to let it be routed as usual. */
-export type Takeover = (context: AppContext, call: IncomingCall) => Promise<boolean>;
 
 /**
  * Wraps the handler of every routed and admitted request: runs it, runs it again, or answers
@@ -38,9 +33,7 @@ export interface PipelineOptions {
   context: AppContext;
   authenticator: Authenticator;
   limiter: RateLimiter | undefined;
-  /** Tried in order before routing; the first that answers ends the request. */
-  takeovers: readonly Takeover[];
-  guard?: Guard;
+  guard: Guard;
 }
 
 /** Handlers only read the query: one empty instance serves every request without a query string. */
@@ -48,7 +41,7 @@ const NO_QUERY = new URLSearchParams();
 const PUBLIC: Principal = { user: '', admin: false };
 
 export function requestPipeline(options: PipelineOptions): RequestHandler {
-  const { context, authenticator, limiter, takeovers, guard } = options;
+  const { context, authenticator, limiter, guard } = options;
   const { config, logger, metrics, state } = context;
 
   /** The caller as the route demands it, or a 401/403/429. */
@@ -84,16 +77,13 @@ export function requestPipeline(options: PipelineOptions): RequestHandler {
       const found = matchRoute(method, path);
       const route = found?.route;
       if (route) name = route.name;
-      for (const takeover of takeovers) {
-        if (await takeover(context, { request, response, method, path, route, client })) return;
-      }
       if (!found) throw new ApiError(404, 'no-route', `no route for ${path.slice(0, 200)}`);
       if (!route) throw new ApiError(405, 'method-not-allowed', `${method} is not allowed on ${path.slice(0, 200)}`, { allow: found.allowed.join(', ') });
       const principal = await admit(route, request, client);
       if (route.access !== 'public') user = principal.user;
       const query = q < 0 ? NO_QUERY : new URLSearchParams(url.slice(q + 1));
       const handleHere = () => route.handler(context, { request, response, principal, params: found.params, query });
-      await (guard ? guard({ request, response, method, path, route, client }, handleHere) : handleHere());
+      await guard({ request, response, method, path, route, client }, handleHere);
     } catch (caught) {
       answerFailure(response, caught, config.retryAfterSeconds, logger, { route: name, method, user, client });
     } finally {
