@@ -9,7 +9,7 @@
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { signToken } from '../src/navcloud/token.ts';
-import { ConfigError, configFromEnv } from './config.ts';
+import { configFromEnvOrExit } from './config.ts';
 import { SIGNATURE } from './proxy-protocol.ts';
 
 /** Version 2, command LOCAL, family unspecified, no addresses. */
@@ -22,14 +22,7 @@ if (!method || !['GET', 'POST'].includes(method) || !path?.startsWith('/')) {
   process.exit(2);
 }
 
-let config;
-try {
-  config = configFromEnv(process.env);
-} catch (error) {
-  if (!(error instanceof ConfigError)) throw error;
-  process.stderr.write(`navcloud-admin: ${error.message}\n`);
-  process.exit(2);
-}
+const config = configFromEnvOrExit(process.env, 'navcloud-admin');
 
 const { port, proxyProtocol, jwtSecret } = config;
 const token = await signToken(jwtSecret, 'navcloud-admin', { admin: true, expiresIn: 60 });

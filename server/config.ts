@@ -100,6 +100,17 @@ function rateLimit(raw: string | undefined): RateLimit | undefined {
   return { perSecond, burst };
 }
 
+/** For the commands (`navcloud-sync`, `navcloud-admin`): the configuration, or exit 2 with one line naming what is wrong. */
+export function configFromEnvOrExit(env: NodeJS.ProcessEnv, command: string): ServerConfig {
+  try {
+    return configFromEnv(env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${command}: ${error.message}\n`);
+    process.exit(2);
+  }
+}
+
 /** The configuration `navcloud-sync` runs with. */
 export function configFromEnv(env: NodeJS.ProcessEnv): ServerConfig {
   const jwtSecret = env.SYNC_JWT_SECRET;

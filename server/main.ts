@@ -4,18 +4,11 @@
  */
 import { createLogger } from '../src/logging.ts';
 import { startServer } from './app.ts';
-import { ConfigError, configFromEnv } from './config.ts';
+import { configFromEnvOrExit } from './config.ts';
 
 const logger = createLogger('navcloud-sync');
 
-let config;
-try {
-  config = configFromEnv(process.env);
-} catch (error) {
-  if (!(error instanceof ConfigError)) throw error;
-  process.stderr.write(`navcloud-sync: ${error.message}\n`);
-  process.exit(2);
-}
+const config = configFromEnvOrExit(process.env, 'navcloud-sync');
 
 try {
   const server = await startServer({ ...config, logger });
