@@ -96,21 +96,10 @@ export function catchUpActivities(context: (env: string) => Promise<EnvironmentC
       const { admin } = await context(input.env);
       const signal = Context.current().cancellationSignal;
       const stack = admin(input.adminUrl);
-      const leaseSeconds = await leaseOf(input);
-      const askedAt = Date.now();
-      const renewed = await stack.fence({ leaseSeconds }, signal);
-      if (renewed.mode === 'forwarding') {
-        if (renewed.forwardTo === input.to) return renewed;
-        throw refuse('ForwardingElsewhere', `${input.adminUrl} already forwards to ${renewed.forwardTo}, not ${input.to}`);
-      }
-      if (renewed.cursor !== input.cursor) {
-        throw refuse('FenceLapsed', `${input.adminUrl} took writes past ${input.cursor} (now ${renewed.cursor}): its fence lapsed before the flip`);
-      }
-      // Measured on this worker's clock alone: the renewal's answer took this long, so at most this much of the lease is gone.
-      const spentMs = Date.now() - askedAt;
-      if (spentMs > (leaseSeconds * 1000) / 2) {
-        throw refuse('FenceLeaseShort', `${input.adminUrl} took ${Math.round(spentMs / 1000)} s to renew its ${leaseSeconds} s fence: too little lease left to flip on`);
-      }
+      const renewed = await renewBeforeFlip(stack, {
+        url: input.adminUrl, to: input.to, cursor: input.cursor, leaseSeconds: await leaseOf(input), step: FLIP,
+      }, signal);
+      if (renewed.mode === 'forwarding') return renewed;
       try {
         return await stack.forward(input.to, signal);
       } catch (err) {
@@ -136,25 +125,11 @@ export function catchUpActivities(context: (env: string) => Promise<EnvironmentC
       const signal = Context.current().cancellationSignal;
       const from = admin(input.from);
       const to = admin(input.to);
-      const leaseSeconds = await leaseOf(input);
-      const askedAt = Date.now();
-      const renewed = await from.fence({ leaseSeconds }, signal);
-      if (renewed.mode === 'forwarding') {
-        if (renewed.forwardTo !== input.toEndpoint) {
-          throw refuse('ForwardingElsewhere', `${input.from} already forwards to ${renewed.forwardTo}, not ${input.toEndpoint}`);
-        }
-        await to.unfence(signal);
-        return renewed;
-      }
-      if (renewed.cursor !== input.cursor) {
-        throw refuse('FenceLapsed', `${input.from} took writes past ${input.cursor} (now ${renewed.cursor}): its fence lapsed before the hand-over`);
-      }
-      // Measured on this worker's clock alone; the next attempt renews again before anything opens.
-      const spentMs = Date.now() - askedAt;
-      if (spentMs > (leaseSeconds * 1000) / 2) {
-        throw ApplicationFailure.retryable(`${input.from} took ${Math.round(spentMs / 1000)} s to renew its ${leaseSeconds} s fence: too little lease left to hand over on`, 'FenceLeaseShort');
-      }
+      const renewed = await renewBeforeFlip(from, {
+        url: input.from, to: input.toEndpoint, cursor: input.cursor, leaseSeconds: await leaseOf(input), step: HAND_OVER,
+      }, signal);
       await to.unfence(signal);
+      if (renewed.mode === 'forwarding') return renewed;
       try {
         return await from.forward(input.toEndpoint, signal);
       } catch (err) {
@@ -171,6 +146,44 @@ export function catchUpActivities(context: (env: string) => Promise<EnvironmentC
       return admin(input.adminUrl).unfence(Context.current().cancellationSignal);
     },
   };
+}
+
+/** How a step that ends in a forward words its refusals, and whether a short lease is worth another attempt. */
+interface FlipStep {
+  name: string;
+  verb: string;
+  /** The hand-over's next attempt renews again before anything opens; the flip's caller fails the switch. */
+  leaseShort: (message: string) => Error;
+}
+
+const FLIP: FlipStep = { name: 'the flip', verb: 'flip', leaseShort: (message) => refuse('FenceLeaseShort', message) };
+const HAND_OVER: FlipStep = { name: 'the hand-over', verb: 'hand over', leaseShort: (message) => ApplicationFailure.retryable(message, 'FenceLeaseShort') };
+
+/**
+ * Renews the fence of the stack about to forward to `to`, and answers it as renewed. A stack
+ * already forwarding to `to` was committed by an attempt whose answer was lost. Refused for good
+ * when it forwards elsewhere or took writes past `cursor` (its lease lapsed since the last copy);
+ * when the renewal took more than half the lease, as the step says.
+ */
+async function renewBeforeFlip(
+  stack: StackAdmin, flip: { url: string; to: string; cursor: string; leaseSeconds: number; step: FlipStep }, signal: AbortSignal,
+): Promise<FenceResult> {
+  const { url, to, cursor, leaseSeconds, step } = flip;
+  const askedAt = Date.now();
+  const renewed = await stack.fence({ leaseSeconds }, signal);
+  if (renewed.mode === 'forwarding') {
+    if (renewed.forwardTo === to) return renewed;
+    throw refuse('ForwardingElsewhere', `${url} already forwards to ${renewed.forwardTo}, not ${to}`);
+  }
+  if (renewed.cursor !== cursor) {
+    throw refuse('FenceLapsed', `${url} took writes past ${cursor} (now ${renewed.cursor}): its fence lapsed before ${step.name}`);
+  }
+  // Measured on this worker's clock alone: the renewal's answer took this long, so at most this much of the lease is gone.
+  const spentMs = Date.now() - askedAt;
+  if (spentMs > (leaseSeconds * 1000) / 2) {
+    throw step.leaseShort(`${url} took ${Math.round(spentMs / 1000)} s to renew its ${leaseSeconds} s fence: too little lease left to ${step.verb} on`);
+  }
+  return renewed;
 }
 
 /** Renews the fence RENEWALS_PER_LEASE times per lease until the returned stop is called. */
