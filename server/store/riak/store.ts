@@ -18,8 +18,7 @@
  * before fence() wrote the fence, its number is at or below the one fence() answered, and an
  * export made after the fence contains it. A write the fence overtook is answered 'fenced' although
  * Riak holds it: the client retries it on the next stack, and the last delta of a switch may carry
- * it there too, which costs a revision, never a write. The fence's lease is an absolute time every
- * node compares with its own clock; a lapsed lease reads as open.
+ * it there too, which costs a revision, never a write. The fence object itself is riak/fence.ts.
  *
  * A number is taken before its item is stored, so exports use a write deadline instead of the
  * counter as their cursor (exportSince). For the length of one write a client's feed may still show
@@ -33,8 +32,9 @@ import { createLogger, type Logger } from '../../../src/logging.ts';
 import { decodeCursor } from '../../../src/navcloud/cursor.ts';
 import { compareRevisions, nextRevision } from '../../../src/navcloud/revision.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PAGE_BYTES, StoreError, type ItemRevision, type StoreExport, type Clock, type FenceMode, type FenceState, type PutItem, type StoredChange, type StoredItem, type SyncStore } from '../port.ts';
+import { PAGE_BYTES, StoreError, type ItemRevision, type StoreExport, type Clock, type FenceState, type PutItem, type StoredChange, type StoredItem, type SyncStore } from '../port.ts';
 import { RiakClient, type FetchResult, type RiakValue } from './client.ts';
+import { RiakFence, type FenceRecord } from './fence.ts';
 import { parseRiakUrl } from './config.ts';
 
 /** What one Riak object holds. */
@@ -42,16 +42,6 @@ export interface ItemRecord extends StoredItem {
   /** Former sharees and the sequence number of their revocation. */
   revoked: Record<string, number>;
 }
-
-/** The fence object; `at` (epoch ms) orders concurrent fence changes that left siblings. */
-interface FenceRecord {
-  mode: FenceMode;
-  leaseExpiresAt?: number;
-  forwardTo?: string;
-  at: number;
-}
-
-const OPEN: FenceRecord = { mode: 'open', at: 0 };
 
 interface Read<T> {
   record?: T;
@@ -63,7 +53,6 @@ interface Read<T> {
 }
 
 const SEQ_COUNTER = 'seq';
-const FENCE_KEY = 'fence';
 const SEQ_DIGITS = 16;
 const MAX_SEQ = Number.MAX_SAFE_INTEGER;
 const WRITE_ATTEMPTS = 4;
@@ -101,19 +90,15 @@ export async function openRiakStore(url: string, options: RiakStoreOptions = {})
 
 export class RiakStore implements SyncStore {
   readonly log: Logger;
-  private readonly metaBucket: string;
   private readonly bucket: string;
   private readonly page: number;
-  /** The fence as last read, revalidated with a conditional GET (304) on every write. */
-  private fenceCache: { etag: string; record: FenceRecord } | undefined;
-  private readonly clock: Clock;
+  private readonly fenceOf: RiakFence;
 
   constructor(private readonly riak: RiakClient, options: RiakStoreOptions = {}) {
     this.page = options.pageSize ?? 500;
-    this.clock = options.clock ?? Date.now;
     this.log = (options.logger ?? createLogger('navcloud-sync')).child({ component: 'riak-store', bucketType: riak.config.bucketType, bucket: riak.config.bucket });
     this.bucket = riak.config.bucket;
-    this.metaBucket = `${riak.config.bucket}.meta`;
+    this.fenceOf = new RiakFence(riak, `${riak.config.bucket}.meta`, options.clock ?? Date.now, this.log);
     if (riak.config.quorum.w !== 'all') {
       this.log.warn({ w: riak.config.quorum.w ?? 'bucket default' }, 'writes are acknowledged before every replica has them, so an export (one replica per partition) may miss one: use w=all (docs/riak.md)');
     }
@@ -336,30 +321,19 @@ export class RiakStore implements SyncStore {
   }
 
   async fence(leaseMs: number): Promise<FenceState> {
-    const current = await this.readFence(true);
-    const record = current.record.mode === 'forwarding' ? current.record : await this.setFence({ mode: 'fenced', leaseExpiresAt: this.clock() + leaseMs }, current.vclock);
-    return this.stateOf(record);
+    return this.stateOf(await this.fenceOf.fence(leaseMs));
   }
 
   async forward(to: string): Promise<FenceState> {
-    const current = await this.readFence(true);
-    const { mode, forwardTo } = current.record;
-    if (mode === 'forwarding' && forwardTo === to) return this.stateOf(current.record);
-    if (mode !== 'fenced') {
-      throw new StoreError('fence-lapsed', mode === 'forwarding'
-        ? `the store already forwards to ${forwardTo ?? '?'}, not ${to}`
-        : 'the store is not fenced (its lease lapsed or it was never fenced): it cannot forward');
-    }
-    return this.stateOf(await this.setFence({ mode: 'forwarding', forwardTo: to }, current.vclock));
+    return this.stateOf(await this.fenceOf.forward(to));
   }
 
   async unfence(): Promise<FenceState> {
-    const current = await this.readFence(true);
-    return this.stateOf(await this.setFence({ mode: 'open' }, current.vclock));
+    return this.stateOf(await this.fenceOf.unfence());
   }
 
   async fenceState(): Promise<FenceState> {
-    return this.stateOf((await this.readFence()).record);
+    return this.stateOf((await this.fenceOf.read()).record);
   }
 
   highestSeq(): Promise<number> {
@@ -408,7 +382,7 @@ export class RiakStore implements SyncStore {
    */
   private async write(id: string, decide: (existing: ItemRecord | undefined) => ItemRecord | ((seq: number) => ItemRecord)): Promise<ItemRecord> {
     for (let attempt = 1; attempt <= WRITE_ATTEMPTS; attempt += 1) {
-      await this.assertNotFenced();
+      await this.fenceOf.assertOpen();
       const read = await this.readItem(id);
       const decision = decide(read.record);
       if (typeof decision !== 'function') return decision;
@@ -434,7 +408,7 @@ export class RiakStore implements SyncStore {
         this.log.warn({ id, siblings: stored.values.length }, 'concurrent writes left siblings; settling them');
         await this.settle(id, { ...resolveValues(id, stored.values), vclock: stored.vclock, siblings: stored.values.length });
       }
-      await this.assertNotFenced();
+      await this.fenceOf.assertOpen();
       return record;
     }
     throw new StoreError('unavailable', `item ${id} kept changing during ${WRITE_ATTEMPTS} write attempts; try again`);
@@ -444,7 +418,7 @@ export class RiakStore implements SyncStore {
   private async settle(id: string, read: Read<ItemRecord>): Promise<ItemRecord | undefined> {
     let current = read;
     for (let attempt = 1; attempt <= WRITE_ATTEMPTS && current.siblings > 1 && current.record; attempt += 1) {
-      if ((await this.readFence()).record.mode !== 'open') return current.record;
+      if (!(await this.fenceOf.isOpen())) return current.record;
       const winner: ItemRecord = { ...current.record, seq: await this.riak.increment(SEQ_COUNTER, 1) };
       const stored = await this.riak.store(this.bucket, id, { body: JSON.stringify(winner), vclock: current.vclock, indexes: indexesOf(winner) });
       if (stored.kind === 'stored' && stored.values.length <= 1) return winner;
@@ -491,42 +465,6 @@ export class RiakStore implements SyncStore {
     throw new Error(`the ${index} index query did not finish within ${MAX_PAGES} pages of ${this.page}`);
   }
 
-  private async assertNotFenced(): Promise<void> {
-    const { mode } = (await this.readFence()).record;
-    if (mode !== 'open') throw new StoreError('fenced', `the store is ${mode}: writes are refused until it is unfenced`);
-  }
-
-  /** The fence with a lapsed lease read as open; `fresh` skips the cache so `vclock` is the stored one, for writing over it. */
-  private async readFence(fresh = false): Promise<{ record: FenceRecord; vclock?: string }> {
-    const cached = fresh ? undefined : this.fenceCache;
-    const fetched = await this.riak.fetch(this.metaBucket, FENCE_KEY, cached?.etag);
-    let record: FenceRecord;
-    let vclock: string | undefined;
-    if (fetched.kind === 'not-modified' && cached) {
-      record = cached.record;
-    } else if (fetched.kind === 'found') {
-      record = resolveFence(fetched.values);
-      vclock = fetched.vclock;
-      this.fenceCache = fetched.etag && fetched.values.length === 1 ? { etag: fetched.etag, record } : undefined;
-    } else {
-      this.fenceCache = undefined;
-      record = OPEN;
-      vclock = fetched.kind === 'missing' ? fetched.vclock : undefined;
-    }
-    const lapsed = record.mode === 'fenced' && (record.leaseExpiresAt ?? 0) <= this.clock();
-    return { record: lapsed ? OPEN : record, vclock };
-  }
-
-  /** Writes the fence over the version read (`vclock`), so this write supersedes it rather than leaving a sibling. */
-  private async setFence(change: Omit<FenceRecord, 'at'>, vclock: string | undefined): Promise<FenceRecord> {
-    const record: FenceRecord = { ...change, at: this.clock() };
-    const stored = await this.riak.store(this.metaBucket, FENCE_KEY, { body: JSON.stringify(record), vclock, indexes: {} });
-    if (stored.kind === 'precondition-failed') throw new StoreError('unavailable', 'Riak refused to store the fence (412)');
-    this.fenceCache = undefined;
-    this.log.info({ ...change }, `store fence: ${change.mode}`);
-    return record;
-  }
-
   private async stateOf(record: FenceRecord): Promise<FenceState> {
     const state: FenceState = { mode: record.mode, seq: await this.highestSeq() };
     if (record.mode === 'fenced' && record.leaseExpiresAt !== undefined) state.leaseExpiresAt = record.leaseExpiresAt;
@@ -555,38 +493,6 @@ export function resolveValues(id: string, values: RiakValue[]): { record?: ItemR
     if (order > 0) winner = { record, json };
   }
   return { record: winner?.record };
-}
-
-const RESTRICTION: Record<FenceMode, number> = { open: 0, fenced: 1, forwarding: 2 };
-
-/**
- * Concurrent fence changes (siblings): forwarding beats a fence, since forward is the switch's
- * commit and a lease renewal racing it must not turn it back into a lease that lapses; otherwise
- * the later one wins, and on a tie the one refusing more (the safe side).
- */
-function resolveFence(values: RiakValue[]): FenceRecord {
-  let winner: FenceRecord = OPEN;
-  for (const value of values) {
-    const candidate = parseFence(value.body.toString('utf8'));
-    const committed = candidate.mode === 'forwarding' && winner.mode === 'fenced';
-    const overtaken = candidate.mode === 'fenced' && winner.mode === 'forwarding';
-    if (committed || (!overtaken && (candidate.at > winner.at || (candidate.at === winner.at && RESTRICTION[candidate.mode] > RESTRICTION[winner.mode])))) winner = candidate;
-  }
-  return winner;
-}
-
-function parseFence(json: string): FenceRecord {
-  let parsed: Partial<FenceRecord>;
-  try {
-    parsed = JSON.parse(json) as Partial<FenceRecord>;
-  } catch {
-    throw new StoreError('unavailable', 'Riak object of the fence is not JSON');
-  }
-  const at = typeof parsed.at === 'number' ? parsed.at : 0;
-  if (parsed.mode === 'fenced' && typeof parsed.leaseExpiresAt === 'number') return { mode: 'fenced', leaseExpiresAt: parsed.leaseExpiresAt, at };
-  if (parsed.mode === 'forwarding' && typeof parsed.forwardTo === 'string') return { mode: 'forwarding', forwardTo: parsed.forwardTo, at };
-  // Anything else, an older fence record without a lease included, is open.
-  return { mode: 'open', at };
 }
 
 function parseRecord(id: string, json: string): ItemRecord {
