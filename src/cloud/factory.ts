@@ -30,6 +30,8 @@ export interface LocalCloud {
   hostedZones: Record<string, string>;
   /** Where every stack's nodes keep their data (default sqlite). */
   store?: LocalStore;
+  /** Folder of the nodes' acknowledgment journals, one subfolder per stack; absent: nodes keep none. */
+  ackJournals?: string;
 }
 
 /**
@@ -71,7 +73,9 @@ export function createPorts(env: Environment, localCloud?: LocalCloud | (() => L
 
 /** The local profile's stacks: processes under the local environment's data directory. */
 export function localStackProvisioner(env: Environment, local: LocalCloud): LocalStackProvisioner {
-  return new LocalStackProvisioner({ stacksDir: resolve(local.dataDir, 'stacks'), jwtSecret: resolveSecret(env.jwtSecret), bus: local.bus, store: local.store });
+  return new LocalStackProvisioner({
+    stacksDir: resolve(local.dataDir, 'stacks'), jwtSecret: resolveSecret(env.jwtSecret), bus: local.bus, store: local.store, ackJournals: local.ackJournals,
+  });
 }
 
 /** `auto` is the zone `switchyard up` created for the record's domain; anything else is a zone id. */

@@ -111,9 +111,9 @@ describe('fault drills on the local profile', () => {
         onStarted: async (workflowId) => {
           await waitForPhase(workflowId, [phase]);
           if (activity) await waitForRunningActivity(workflowId, activity);
-          await t.local.killWorker();
+          await t.local.processes.worker.kill();
           await sleep(1_000);
-          await t.local.startWorker();
+          await t.local.processes.worker.start();
         },
       });
       expect(result.report.outcome).toBe('switched');

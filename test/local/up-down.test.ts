@@ -43,6 +43,8 @@ describe('switchyard up and down', () => {
     expect(state.dnsServer).toBe(`127.0.0.1:${dnsPort}`);
     const pids = Object.values(state.processes);
     expect(pids.every(alive)).toBe(true);
+    // The DNS responder runs as a process of its own (a fault can hit it alone); down stops it with the rest.
+    expect(state.processes.dns).not.toBe(state.processes.supervisor);
 
     // The public name resolves, through the responder, to the seeded stack the summary named.
     const resolver = new Resolver({ timeout: 1_000, tries: 2 });
