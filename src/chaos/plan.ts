@@ -1,0 +1,104 @@
+/**
+ * What each run of `npm run chaos` does, drawn from the seed: a switch or a rollback, and one fault
+ * (two now and then) — which process, how (SIGKILL, or SIGSTOP then SIGCONT), when and for how
+ * long. Run k of seed S is drawn from its own stream (the seed's generator jumped k + 1 times), so
+ * `--seed S --run k` replays the same plan alone.
+ */
+import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
+import { uniformInt } from 'pure-rand/distribution/uniformInt';
+import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
+
+/**
+ * What a fault hits. `node-old` is a sync node of the stack clients were on when the run began,
+ * `node-new` one of the stack the run moves them to (the new stack of a switch, the previous
+ * stack of a rollback); `riak` a node of the Riak cluster (`--store riak` only).
+ */
+export const FAULT_TARGETS = ['worker', 'temporal', 'node-old', 'node-new', 'dns', 'rabbitmq', 'riak'] as const;
+export type FaultTarget = (typeof FAULT_TARGETS)[number];
+
+/** `kill`: SIGKILL, and the process is started again `forMs` later; `stop`: SIGSTOP, SIGCONT `forMs` later. */
+export const FAULT_MODES = ['kill', 'stop'] as const;
+export type FaultMode = (typeof FAULT_MODES)[number];
+
+/** One entry of the menu faults are drawn from: a target, and the one mode it is limited to, if any. */
+export interface FaultChoice {
+  target: FaultTarget;
+  mode?: FaultMode;
+}
+
+export interface FaultPlan {
+  target: FaultTarget;
+  mode: FaultMode;
+  /** When it strikes, after the run's workflow started. */
+  atMs: number;
+  /** How long the process stays down or frozen. */
+  forMs: number;
+  /** Which node (1-based) for node-old, node-new and riak. */
+  node: number;
+}
+
+export type RunAction = 'switch' | 'rollback';
+
+export interface RunPlan {
+  seed: number;
+  run: number;
+  action: RunAction;
+  faults: FaultPlan[];
+}
+
+export interface PlanOptions {
+  menu: FaultChoice[];
+  /** The environment's fence lease: a quarter of the faults last longer than it. */
+  leaseMs: number;
+  /** Nodes per stack, and in the Riak cluster. */
+  stackNodes: number;
+  riakNodes: number;
+}
+
+/** Faults strike within about a fault-free run's length on the local profile (a switch took 27-30 s, a rollback under 10 s). */
+export const STRIKE_WINDOW_MS: Record<RunAction, number> = { switch: 35_000, rollback: 12_000 };
+const ROLLBACK_SHARE = 0.3;
+const DOUBLE_FAULT_SHARE = 0.2;
+const PAST_LEASE_SHARE = 0.25;
+
+export function planRun(seed: number, run: number, options: PlanOptions): RunPlan {
+  if (!options.menu.length) throw new Error('the fault menu is empty');
+  const rng = xoroshiro128plus(seed);
+  for (let k = 0; k <= run; k++) rng.jump();
+  const chance = (share: number) => uniformFloat64(rng) < share;
+  const between = (from: number, to: number) => uniformInt(rng, Math.round(from), Math.round(to));
+  const action: RunAction = chance(ROLLBACK_SHARE) ? 'rollback' : 'switch';
+  const faults = Array.from({ length: chance(DOUBLE_FAULT_SHARE) ? 2 : 1 }, (): FaultPlan => {
+    const choice = options.menu[between(0, options.menu.length - 1)]!;
+    const mode = choice.mode ?? FAULT_MODES[between(0, 1)]!;
+    const forMs = chance(PAST_LEASE_SHARE) ? between(options.leaseMs + 1_000, options.leaseMs + 15_000) : between(500, options.leaseMs / 2);
+    const node = between(1, choice.target === 'riak' ? options.riakNodes : options.stackNodes);
+    return { target: choice.target, mode, atMs: between(0, STRIKE_WINDOW_MS[action]), forMs, node };
+  });
+  return { seed, run, action, faults: faults.sort((a, b) => a.atMs - b.atMs) };
+}
+
+/**
+ * `--faults worker,node-old:stop,…`: the menu, each entry a target with an optional `:kill` or
+ * `:stop`. Riak is on the menu only with the Riak store.
+ */
+export function parseFaultMenu(text: string | undefined, riak: boolean): FaultChoice[] {
+  const targets = FAULT_TARGETS.filter((t) => riak || t !== 'riak');
+  if (text === undefined) return targets.map((target) => ({ target }));
+  return text.split(',').map((entry) => entry.trim()).filter(Boolean).map((entry) => {
+    const [target, mode, extra] = entry.split(':');
+    if (!(targets as readonly string[]).includes(target ?? '') || extra !== undefined) {
+      throw new Error(`--faults: '${entry}' is not a fault; expected one of ${targets.join(', ')}, optionally followed by :kill or :stop${riak ? '' : ' (riak needs --store riak)'}`);
+    }
+    if (mode !== undefined && !(FAULT_MODES as readonly string[]).includes(mode)) {
+      throw new Error(`--faults: '${entry}' has mode '${mode}'; expected kill or stop`);
+    }
+    return { target: target as FaultTarget, ...(mode ? { mode: mode as FaultMode } : {}) };
+  });
+}
+
+/** `worker:stop 12.3s@8.1s`: the fault, for how long, and when it struck after the run's start. */
+export function describeFault(fault: FaultPlan): string {
+  const node = fault.target.startsWith('node-') || fault.target === 'riak' ? `#${fault.node}` : '';
+  return `${fault.target}${node}:${fault.mode} ${(fault.forMs / 1000).toFixed(1)}s@${(fault.atMs / 1000).toFixed(1)}s`;
+}
