@@ -27,6 +27,7 @@ describe('chaos plans', () => {
         expect(fault.forMs).toBeLessThanOrEqual(options.leaseMs + 15_000);
       }
       expect(plan.faults.map((f) => f.atMs)).toEqual([...plan.faults.map((f) => f.atMs)].sort((a, b) => a - b));
+      expect(new Set(plan.faults.map((f) => f.target)).size).toBe(plan.faults.length);
     }
   });
 
@@ -34,6 +35,8 @@ describe('chaos plans', () => {
     const menu = parseFaultMenu('worker:stop,riak', true);
     expect(menu).toEqual([{ target: 'worker', mode: 'stop' }, { target: 'riak' }]);
     const faults = Array.from({ length: 100 }, (_, run) => planRun(3, run, { ...options, menu })).flatMap((p) => p.faults);
+    // A menu of one thing gives one fault per run.
+    expect(Array.from({ length: 100 }, (_, run) => planRun(3, run, { ...options, menu: [{ target: 'dns' }] })).every((p) => p.faults.length === 1)).toBe(true);
     expect(faults.filter((f) => f.target === 'worker').every((f) => f.mode === 'stop')).toBe(true);
     expect(faults.filter((f) => f.target === 'riak').every((f) => f.node >= 1 && f.node <= 3)).toBe(true);
   });
