@@ -45,11 +45,15 @@ export function failureLines(result: RunResult, replay: string): string[] {
   ];
 }
 
-/** One row per fault kind (target:mode); a run with two faults counts under both. */
+/**
+ * One row per fault kind (target:mode) that struck; a run with two counts under both, a run whose
+ * faults all came after it was over under `none struck`.
+ */
 export function faultTable(results: RunResult[]): string {
   const rows = new Map<string, { runs: number; failed: number; lost: number; nonLinearizable: number; twoWriters: number; streams: number; unrecovered: number; pauseMs: number }>();
   for (const result of results) {
-    for (const kind of new Set(result.plan.faults.map((f) => `${f.target}:${f.mode}`))) {
+    const struck = result.strikes.filter((s) => s.struck).map((s) => `${s.fault.target}:${s.fault.mode}`);
+    for (const kind of struck.length ? new Set(struck) : ['none struck']) {
       const row = rows.get(kind) ?? { runs: 0, failed: 0, lost: 0, nonLinearizable: 0, twoWriters: 0, streams: 0, unrecovered: 0, pauseMs: 0 };
       row.runs++;
       if (!result.ok) row.failed++;
