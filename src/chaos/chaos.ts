@@ -31,6 +31,8 @@ export interface ChaosOptions {
   /** No run starts after this many minutes. */
   minutes?: number;
   riakctl?: string;
+  /** Aborted (Ctrl-C): the environment is torn down at once and the run in flight fails. */
+  signal?: AbortSignal;
   out(line: string): void;
   log: Logger;
 }
@@ -71,6 +73,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
     dataDir, envs: [env.name], environmentsDir, temporalPort: 0, persistTemporal: true, dnsPort: 0, seedItems: SEED_ITEMS,
     store: options.store, ackJournals: true, log,
   });
+  const stop = () => void local.stop();
+  options.signal?.addEventListener('abort', stop, { once: true });
   const connection = await Connection.connect({ address: local.state.temporalAddress });
   const results: RunResult[] = [];
   let ok = true;
@@ -84,6 +88,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
     const deadline = options.minutes === undefined ? Infinity : Date.now() + options.minutes * 60_000;
     const runs = options.run === undefined ? Array.from({ length: options.runs }, (_, k) => k) : [options.run];
     for (const run of runs) {
+      options.signal?.throwIfAborted();
       if (Date.now() > deadline) {
         out(`chaos: ${options.minutes} minutes are up; ${results.length} of ${runs.length} runs done`);
         break;
@@ -102,9 +107,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
     out(`chaos: ${results.filter((r) => r.ok).length} of ${results.length} runs passed${ok ? '' : `; logs, journals and reports kept in ${dataDir}`}`);
   } catch (err) {
     ok = false;
-    out(`chaos: the harness stopped: ${(err as Error).message}; logs kept in ${dataDir}`);
+    out(`chaos: the harness stopped: ${err instanceof Error ? err.message : String(err)}; logs kept in ${dataDir}`);
     throw err;
   } finally {
+    options.signal?.removeEventListener('abort', stop);
     await connection.close();
     await local.stop();
     if (ok) rmSync(dataDir, { recursive: true, force: true });

@@ -51,6 +51,9 @@ try {
   process.stderr.write(`chaos: ${(err as Error).message}\n`);
   process.exit(EXIT.usage);
 }
+// Ctrl-C tears the environment down before leaving: nothing it started is left running.
+const interrupted = new AbortController();
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => interrupted.abort(signal));
 const summary = await runChaos({
   runs: args.runs,
   seed: args.seed ?? randomInt(2 ** 31 - 1),
@@ -59,7 +62,12 @@ const summary = await runChaos({
   ...(args.faults ? { faults: args.faults } : {}),
   ...(args.minutes ? { minutes: args.minutes } : {}),
   ...(args.riakctl ? { riakctl: args.riakctl } : {}),
+  signal: interrupted.signal,
   out: (line) => process.stdout.write(`${line}\n`),
   log: createLogger('chaos', { level: args.verbose ? 'debug' : 'warn' }),
+}).catch((err: unknown) => {
+  if (!interrupted.signal.aborted) throw err;
+  process.stderr.write(`chaos: stopped by ${String(interrupted.signal.reason)}; the environment was torn down\n`);
+  process.exit(130);
 });
 process.exit(summary.ok ? 0 : 1);

@@ -55,8 +55,8 @@ export interface PlanOptions {
   riakNodes: number;
 }
 
-/** Faults strike within about a fault-free run's length on the local profile (under client load a switch took 15-29 s as the machine was more or less busy, a rollback 3-5 s). */
-export const STRIKE_WINDOW_MS: Record<RunAction, number> = { switch: 20_000, rollback: 4_000 };
+/** Faults strike within about a fault-free run's length on the local profile (under client load a switch took 15-29 s as the machine was more or less busy, a rollback 2-5 s). */
+export const STRIKE_WINDOW_MS: Record<RunAction, number> = { switch: 20_000, rollback: 2_000 };
 const ROLLBACK_SHARE = 0.3;
 const DOUBLE_FAULT_SHARE = 0.2;
 const PAST_LEASE_SHARE = 0.25;

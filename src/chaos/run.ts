@@ -63,6 +63,7 @@ export async function chaosRun(world: ChaosWorld, plan: RunPlan): Promise<RunRes
   const prepared = plan.action === 'rollback' && !(await previousStack(world)) ? await prepareRollback(world) : undefined;
   const from = (await world.ports.dns.current(env.recordName))?.stack;
   if (!from) throw new Error(`${env.recordName} names no stack before run ${plan.run}: the environment is broken, see ${local.state.dataDir}/logs`);
+  const before = new Set((await world.ports.stacks.list(env.name)).map((s) => s.name));
   const users = runUsers(plan);
   const load = await startClientLoad({ env, state: local.state, fleet: world.fleet, log, userPrefix: users });
   let end: RunEnd;
@@ -77,7 +78,7 @@ export async function chaosRun(world: ChaosWorld, plan: RunPlan): Promise<RunRes
     const closed = awaitClose(world.client, workflowId, startedAt + world.bound.closeMs);
     const faults = Promise.all(plan.faults.map((fault) => runFault(fault, {
       processes: local.processes, stacks: world.stacks, riak: world.riak,
-      stackOf: async (which) => (which === 'old' ? from : await otherStack(world, from)),
+      stackOf: async (which) => (which === 'old' ? from : await newStack(world, plan.action, from, before)),
     }, startedAt, closed)));
     ({ end, reason } = await closed);
     closedAfterMs = Date.now() - startedAt;
@@ -172,9 +173,10 @@ async function prepareRollback(world: ChaosWorld): Promise<string> {
   return `switched to ${(await world.ports.dns.current(world.env.recordName))?.stack}`;
 }
 
-/** The stack the run moves clients to: the newest one that is not `from`. */
-async function otherStack(world: ChaosWorld, from: string): Promise<string | undefined> {
-  return (await world.ports.stacks.list(world.env.name)).find((s) => s.name !== from)?.name;
+/** The stack the run moves clients to: the one a switch creates, or the one a rollback returns to. */
+async function newStack(world: ChaosWorld, action: RunPlan['action'], from: string, before: Set<string>): Promise<string | undefined> {
+  const stacks = await world.ports.stacks.list(world.env.name);
+  return stacks.find((s) => s.name !== from && (action === 'switch') !== before.has(s.name))?.name;
 }
 
 /** A write through the public name, tried until it is taken or the bound passes: the environment takes writes. */

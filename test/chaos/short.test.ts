@@ -15,7 +15,7 @@ describe('npm run chaos, short mode', () => {
     const lines: string[] = [];
     const summary = await runChaos({ runs: 3, seed: 111, store: 'sqlite', out: (line) => lines.push(line), log: createLogger('chaos-test', { level: 'error' }) });
     expect(summary.results.map((r) => `${r.plan.action} ${r.plan.faults.map(describeFault).join('+')}`)).toEqual([
-      'rollback dns:kill 2.6s@1.3s', 'switch temporal:stop 2.0s@5.4s', 'switch rabbitmq:kill 2.1s@0.4s+node-new#1:kill 4.9s@6.1s',
+      'rollback dns:kill 2.6s@1.2s', 'switch temporal:stop 2.0s@5.4s', 'switch rabbitmq:kill 2.1s@0.4s+node-new#1:kill 4.9s@6.1s',
     ]);
     const failures = summary.results.flatMap((r) => r.verdicts.filter((v) => !v.ok).map((v) => `run ${r.plan.run} ${v.judge}: ${v.detail}`));
     expect(failures, lines.join('\n')).toEqual([]);
