@@ -20,6 +20,12 @@ describe('npm run chaos, short mode', () => {
     const failures = summary.results.flatMap((r) => r.verdicts.filter((v) => !v.ok).map((v) => `run ${r.plan.run} ${v.judge}: ${v.detail}`));
     expect(failures, lines.join('\n')).toEqual([]);
     expect(summary.ok).toBe(true);
+    // The one-writer judge had the nodes' own evidence: every run's clients were acknowledged, and a
+    // switch that ended switched was acknowledged by both stacks, one after the other.
+    for (const result of summary.results) {
+      expect(result.evidence.acks.length, `run ${result.plan.run}`).toBeGreaterThan(0);
+      if (result.plan.action === 'switch' && result.end === 'switched') expect(new Set(result.evidence.acks.map((a) => a.stack)).size).toBe(2);
+    }
     // The output a person reads: one line per run, then the table per fault kind.
     expect(lines.filter((l) => /^#\d seed 111 /.test(l))).toHaveLength(3);
     expect(lines.join('\n')).toMatch(/^fault +runs +failed +lost writes/m);
