@@ -87,6 +87,7 @@ export async function runFault(fault: FaultPlan, world: FaultWorld, startedAt: n
   let subject: Subject | undefined;
   while (!over && !(subject = await subjectOf(fault, world))) await sleep(200);
   if (!subject) return { fault, struck: false, detail: over ? 'the run was over before it struck' : 'nothing to strike' };
+  const struckAt = Date.now();
   if (fault.mode === 'stop') {
     const pids = subject.pids();
     if (!pids.length) return { fault, struck: false, detail: `${subject.name} was not running` };
@@ -98,7 +99,8 @@ export async function runFault(fault: FaultPlan, world: FaultWorld, startedAt: n
   await subject.kill();
   await sleep(fault.forMs);
   await subject.restart();
-  return { fault, struck: true, detail: `${subject.name} killed and started again` };
+  // Starting again takes its own time (a Node process with tsx, RabbitMQ's boot): the outage is this long.
+  return { fault, struck: true, detail: `${subject.name} killed and started again, serving ${((Date.now() - struckAt) / 1000).toFixed(1)} s after the kill` };
 }
 
 async function subjectOf(fault: FaultPlan, world: FaultWorld): Promise<Subject | undefined> {

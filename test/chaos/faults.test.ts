@@ -32,7 +32,7 @@ describe('the fault agent', () => {
       chmodSync(script, 0o755);
       const fault: FaultPlan = { target: 'riak', mode: 'kill', atMs: 50, forMs: 300, node: 2 };
       const strike = await runFault(fault, riakWorld(script, dir.path), Date.now(), new Promise(() => undefined));
-      expect(strike).toMatchObject({ struck: true, detail: 'riak dev2 killed and started again' });
+      expect(strike).toMatchObject({ struck: true, detail: expect.stringMatching(/^riak dev2 killed and started again, serving 0\.\d s after the kill$/) });
       const lines = readFileSync(calls, 'utf8').trim().split('\n').map((l) => l.split(' '));
       expect(lines.map(([, ...args]) => args.join(' '))).toEqual(['kill 2', 'start-node 2']);
       expect(Number(lines[1]![0]) - Number(lines[0]![0])).toBeGreaterThanOrEqual(300);
