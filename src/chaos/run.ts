@@ -18,7 +18,7 @@ import type { Logger } from '../logging.ts';
 import { SyncClient } from '../navcloud/client.ts';
 import { signToken } from '../navcloud/token.ts';
 import type { LocalEnvironment } from '../local/environment.ts';
-import { startClientLoad, type FleetPlan } from '../local/switch-under-load.ts';
+import { startSwitchLoad, type FleetPlan } from '../local/switch-under-load.ts';
 import { switchStartOptions, TASK_QUEUE, type SwitchInput, type SwitchReport } from '../switch/contract.ts';
 import { runFault, type RiakControl, type Strike } from './faults.ts';
 import { readAcknowledgments } from './journals.ts';
@@ -65,7 +65,7 @@ export async function chaosRun(world: ChaosWorld, plan: RunPlan): Promise<RunRes
   if (!from) throw new Error(`${env.recordName} names no stack before run ${plan.run}: the environment is broken, see ${local.state.dataDir}/logs`);
   const before = new Set((await world.ports.stacks.list(env.name)).map((s) => s.name));
   const users = runUsers(plan);
-  const load = await startClientLoad({ env, state: local.state, fleet: world.fleet, log, userPrefix: users });
+  const load = await startSwitchLoad({ env, state: local.state, fleet: world.fleet, log, userPrefix: users });
   let end: RunEnd;
   let reason: string | undefined;
   let closedAfterMs: number;

@@ -41,7 +41,7 @@ export interface SwitchUnderLoad {
  * ends them; verify() then checks every acknowledged write against a stack and the history with
  * Porcupine.
  */
-export interface ClientLoad {
+export interface SwitchLoad {
   history: History;
   /** The longest write pause so far, retrying and plain clients alike. */
   maxWritePauseMs(): number;
@@ -50,7 +50,7 @@ export interface ClientLoad {
   verify(endpoint: string): Promise<ClientFigures>;
 }
 
-export async function startClientLoad(options: { env: Environment; state: LocalState; fleet: FleetPlan; log: Logger; userPrefix?: string }): Promise<ClientLoad> {
+export async function startSwitchLoad(options: { env: Environment; state: LocalState; fleet: FleetPlan; log: Logger; userPrefix?: string }): Promise<SwitchLoad> {
   const { env, state, log } = options;
   const [host, port] = state.dnsServer.split(':');
   const history = new History();
@@ -91,7 +91,7 @@ export async function startClientLoad(options: { env: Environment; state: LocalS
 }
 
 /**
- * One switch of `env` while synthetic clients (startClientLoad) write, read and stream through the
+ * One switch of `env` while synthetic clients (startSwitchLoad) write, read and stream through the
  * public name. The clients keep going until they had time to follow the switch (TTL + two
  * heartbeats), then stop and check every acknowledged write against the stack DNS now points at.
  * The figures go into the report (its `clients`), which is written back to the reports folder.
@@ -107,7 +107,7 @@ export async function switchUnderLoad(options: {
   onStarted?: (workflowId: string) => Promise<void> | void;
 }): Promise<SwitchUnderLoad> {
   const { client, env, state, log } = options;
-  const load = await startClientLoad({ env, state, fleet: options.fleet, log });
+  const load = await startSwitchLoad({ env, state, fleet: options.fleet, log });
   let stopped = false;
   try {
     // Let every client hold a stream and write a little on the old stack first.
