@@ -38,6 +38,7 @@ export function runLine(result: RunResult): string {
 /** What a failed run's judges said, and the command that runs the same plan again. */
 export function failureLines(result: RunResult, replay: string): string[] {
   return [
+    `    clients were on ${result.from} when it began${result.prepared ? ` (${result.prepared})` : ''}`,
     ...result.verdicts.filter((v) => !v.ok).map((v) => `    ${v.judge}: ${v.detail}`),
     ...(result.reason ? [`    the run's own reason: ${result.reason}`] : []),
     ...result.strikes.map((s) => `    fault ${describeFault(s.fault)}: ${s.detail}`),
