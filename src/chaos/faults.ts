@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { signalGroup } from '../cloud/local/processes.ts';
 import type { LocalStackProvisioner } from '../cloud/local/stack-provisioner.ts';
 import type { LocalEnvironment } from '../local/environment.ts';
-import type { FaultPlan } from './plan.ts';
+import type { AimedPhase, FaultPlan } from './plan.ts';
 
 const run = promisify(execFile);
 
@@ -56,6 +56,8 @@ export interface FaultWorld {
   stacks: LocalStackProvisioner;
   /** The stack a node fault hits, looked up when it strikes: undefined while it does not exist. */
   stackOf(which: 'old' | 'new'): Promise<string | undefined>;
+  /** Resolves with the time the run's workflow was first seen in `phase`, or undefined if it closed without. */
+  phaseBegan(phase: AimedPhase): Promise<number | undefined>;
   riak?: RiakControl;
 }
 
@@ -76,14 +78,16 @@ interface Subject {
 }
 
 /**
- * Waits for the fault's moment (after `startedAt`), strikes, waits `forMs` and heals. A fault whose
- * moment comes after `closed` resolved (the run is over) is not struck; a node fault waits for its
- * stack to exist, up to the same point.
+ * Waits for the fault's moment (after `startedAt`, or after its phase began), strikes, waits
+ * `forMs` and heals. A fault whose moment comes after `closed` resolved (the run is over) is not
+ * struck; a node fault waits for its stack to exist, up to the same point.
  */
 export async function runFault(fault: FaultPlan, world: FaultWorld, startedAt: number, closed: Promise<unknown>): Promise<Strike> {
   let over = false;
   void closed.then(() => (over = true), () => (over = true));
-  await sleep(Math.max(0, startedAt + fault.atMs - Date.now()));
+  const from = fault.phase ? await world.phaseBegan(fault.phase) : startedAt;
+  if (from === undefined) return { fault, struck: false, detail: `the run was over before it reached ${fault.phase}` };
+  await sleep(Math.max(0, from + fault.atMs - Date.now()));
   let subject: Subject | undefined;
   while (!over && !(subject = await subjectOf(fault, world))) await sleep(200);
   if (!subject) return { fault, struck: false, detail: over ? 'the run was over before it struck' : 'nothing to strike' };

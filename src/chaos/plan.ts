@@ -26,11 +26,17 @@ export interface FaultChoice {
   mode?: FaultMode;
 }
 
+/** Phases of a switch a fault may be aimed at: the flip (fence held, forward, DNS) and the look at the new stack right after it. */
+export const AIMED_PHASES = ['switching', 'verifying'] as const;
+export type AimedPhase = (typeof AIMED_PHASES)[number];
+
 export interface FaultPlan {
   target: FaultTarget;
   mode: FaultMode;
-  /** When it strikes, after the run's workflow started. */
+  /** When it strikes: after the run's workflow started, or after it began `phase`. */
   atMs: number;
+  /** A third of a switch's faults aim at a phase: a moment drawn over the whole run rarely lands in the flip's second or two. */
+  phase?: AimedPhase;
   /** How long the process stays down or frozen. */
   forMs: number;
   /** Which node (1-based) for node-old, node-new and riak. */
@@ -60,11 +66,17 @@ export const STRIKE_WINDOW_MS: Record<RunAction, number> = { switch: 20_000, rol
 const ROLLBACK_SHARE = 0.3;
 const DOUBLE_FAULT_SHARE = 0.2;
 const PAST_LEASE_SHARE = 0.25;
+const AIMED_SHARE = 1 / 3;
+/** An aimed fault strikes within this long of its phase's start. */
+export const AIM_WINDOW_MS = 1_500;
 
 export function planRun(seed: number, run: number, options: PlanOptions): RunPlan {
   if (!options.menu.length) throw new Error('the fault menu is empty');
   const rng = xoroshiro128plus(seed);
   for (let k = 0; k <= run; k++) rng.jump();
+  // Aiming draws from a stream of its own, so the rest of a plan is what it was before faults were aimed.
+  const aim = xoroshiro128plus(seed ^ 0x5eed);
+  for (let k = 0; k <= run; k++) aim.jump();
   const chance = (share: number) => uniformFloat64(rng) < share;
   const between = (from: number, to: number) => uniformInt(rng, Math.round(from), Math.round(to));
   const action: RunAction = chance(ROLLBACK_SHARE) ? 'rollback' : 'switch';
@@ -77,9 +89,11 @@ export function planRun(seed: number, run: number, options: PlanOptions): RunPla
     const mode = choice.mode ?? FAULT_MODES[between(0, 1)]!;
     const forMs = chance(PAST_LEASE_SHARE) ? between(options.leaseMs + 1_000, options.leaseMs + 15_000) : between(500, options.leaseMs / 2);
     const node = between(1, choice.target === 'riak' ? options.riakNodes : options.stackNodes);
-    faults.push({ target: choice.target, mode, atMs: between(0, STRIKE_WINDOW_MS[action]), forMs, node });
+    const atMs = between(0, STRIKE_WINDOW_MS[action]);
+    const phase = action === 'switch' && uniformFloat64(aim) < AIMED_SHARE ? AIMED_PHASES[uniformInt(aim, 0, AIMED_PHASES.length - 1)]! : undefined;
+    faults.push(phase ? { target: choice.target, mode, atMs: uniformInt(aim, 0, AIM_WINDOW_MS), phase, forMs, node } : { target: choice.target, mode, atMs, forMs, node });
   }
-  return { seed, run, action, faults: faults.sort((a, b) => a.atMs - b.atMs) };
+  return { seed, run, action, faults };
 }
 
 /**
@@ -101,8 +115,9 @@ export function parseFaultMenu(text: string | undefined, riak: boolean): FaultCh
   });
 }
 
-/** `worker:stop 12.3s@8.1s`: the fault, for how long, and when it struck after the run's start. */
+/** `worker:stop 12.3s@8.1s` (or `@switching+0.4s`): the fault, for how long, and when it strikes after the run's (or the phase's) start. */
 export function describeFault(fault: FaultPlan): string {
   const node = fault.target.startsWith('node-') || fault.target === 'riak' ? `#${fault.node}` : '';
-  return `${fault.target}${node}:${fault.mode} ${(fault.forMs / 1000).toFixed(1)}s@${(fault.atMs / 1000).toFixed(1)}s`;
+  const at = fault.phase ? `${fault.phase}+${(fault.atMs / 1000).toFixed(1)}s` : `${(fault.atMs / 1000).toFixed(1)}s`;
+  return `${fault.target}${node}:${fault.mode} ${(fault.forMs / 1000).toFixed(1)}s@${at}`;
 }

@@ -9,7 +9,7 @@ import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { TerminatedFailure, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client } from '@temporalio/client';
-import { rollbackWorkflowId, type RollbackInput, type RollbackReport } from '../../workflows/definitions.ts';
+import { rollbackWorkflowId, statusQuery, type RollbackInput, type RollbackReport } from '../../workflows/definitions.ts';
 import { repoRoot, resolveSecret, type Environment } from '../config/environment.ts';
 import type { LocalStackProvisioner } from '../cloud/local/stack-provisioner.ts';
 import type { Ports } from '../cloud/ports.ts';
@@ -19,7 +19,7 @@ import { SyncClient } from '../navcloud/client.ts';
 import { signToken } from '../navcloud/token.ts';
 import type { LocalEnvironment } from '../local/environment.ts';
 import { startSwitchLoad, type FleetPlan } from '../local/switch-under-load.ts';
-import { switchStartOptions, TASK_QUEUE, type SwitchInput, type SwitchReport } from '../switch/contract.ts';
+import { switchStartOptions, TASK_QUEUE, type Phase, type SwitchInput, type SwitchReport } from '../switch/contract.ts';
 import { runFault, type RiakControl, type Strike } from './faults.ts';
 import { readAcknowledgments } from './journals.ts';
 import { judgeRun, type RecoveryBound, type RunEnd, type RunEvidence, type Verdict } from './judges.ts';
@@ -79,6 +79,7 @@ export async function chaosRun(world: ChaosWorld, plan: RunPlan): Promise<RunRes
     const faults = Promise.all(plan.faults.map((fault) => runFault(fault, {
       processes: local.processes, stacks: world.stacks, riak: world.riak,
       stackOf: async (which) => (which === 'old' ? from : await newStack(world, plan.action, from, before)),
+      phaseBegan: (phase) => phaseBegan(world.client, workflowId, phase, closed),
     }, startedAt, closed)));
     ({ end, reason } = await closed);
     closedAfterMs = Date.now() - startedAt;
@@ -153,6 +154,22 @@ async function awaitClose(client: Client, workflowId: string, deadline: number):
       await sleep(500);
     }
   }
+}
+
+/**
+ * When the run's workflow was first seen in `phase` (its status query, asked every 100 ms: the fault
+ * agent may look at the run to aim, only the judges may not), or undefined once it closed without.
+ */
+async function phaseBegan(client: Client, workflowId: string, phase: Phase, closed: Promise<unknown>): Promise<number | undefined> {
+  let over = false;
+  void closed.then(() => (over = true));
+  const handle = client.workflow.getHandle(workflowId);
+  while (!over) {
+    const status = await client.connection.withDeadline(Date.now() + 2_000, () => handle.query(statusQuery)).catch(() => undefined);
+    if (status?.phase === phase) return Date.now();
+    await sleep(100);
+  }
+  return undefined;
 }
 
 async function terminate(client: Client, workflowId: string): Promise<void> {

@@ -1,6 +1,6 @@
 /** The plans of `npm run chaos` (src/chaos/plan.ts): drawn from the seed alone, run by run, and the fault menu's errors. */
 import { describe, expect, it } from 'vitest';
-import { parseFaultMenu, planRun, STRIKE_WINDOW_MS, type PlanOptions } from '../../src/chaos/plan.ts';
+import { AIM_WINDOW_MS, parseFaultMenu, planRun, STRIKE_WINDOW_MS, type PlanOptions } from '../../src/chaos/plan.ts';
 
 const options: PlanOptions = { menu: parseFaultMenu(undefined, false), leaseMs: 10_000, stackNodes: 2, riakNodes: 3 };
 
@@ -26,9 +26,18 @@ describe('chaos plans', () => {
         expect(fault.forMs).toBeGreaterThanOrEqual(500);
         expect(fault.forMs).toBeLessThanOrEqual(options.leaseMs + 15_000);
       }
-      expect(plan.faults.map((f) => f.atMs)).toEqual([...plan.faults.map((f) => f.atMs)].sort((a, b) => a - b));
       expect(new Set(plan.faults.map((f) => f.target)).size).toBe(plan.faults.length);
     }
+  });
+
+  it('aim about a third of a switch\'s faults at the flip or the look right after it, none of a rollback\'s', () => {
+    const plans = Array.from({ length: 400 }, (_, run) => planRun(1, run, options));
+    const aimed = plans.flatMap((p) => p.faults.filter((f) => f.phase).map((f) => ({ ...f, action: p.action })));
+    const switchFaults = plans.filter((p) => p.action === 'switch').flatMap((p) => p.faults).length;
+    expect(aimed.length).toBeGreaterThan(switchFaults / 5);
+    expect(aimed.length).toBeLessThan(switchFaults / 2);
+    expect(new Set(aimed.map((f) => f.phase))).toEqual(new Set(['switching', 'verifying']));
+    expect(aimed.every((f) => f.action === 'switch' && f.atMs <= AIM_WINDOW_MS)).toBe(true);
   });
 
   it('draw only from the menu given, with the mode it pins', () => {
