@@ -76,10 +76,11 @@ export async function chaosRun(world: ChaosWorld, plan: RunPlan): Promise<RunRes
     const startedAt = Date.now();
     const workflowId = await startRun(world, plan.action);
     const closed = awaitClose(world.client, workflowId, startedAt + world.bound.closeMs);
+    const phaseBegan = watchPhases(world.client, workflowId, closed);
     const faults = Promise.all(plan.faults.map((fault) => runFault(fault, {
       processes: local.processes, stacks: world.stacks, riak: world.riak,
       stackOf: async (which) => (which === 'old' ? from : await newStack(world, plan.action, from, before)),
-      phaseBegan: (phase) => phaseBegan(world.client, workflowId, phase, closed),
+      phaseBegan,
     }, startedAt, closed)));
     ({ end, reason } = await closed);
     closedAfterMs = Date.now() - startedAt;
@@ -157,19 +158,27 @@ async function awaitClose(client: Client, workflowId: string, deadline: number):
 }
 
 /**
- * When the run's workflow was first seen in `phase` (its status query, asked every 100 ms: the fault
- * agent may look at the run to aim, only the judges may not), or undefined once it closed without.
+ * When the run's workflow was first seen in each phase: one watcher per run asks its status query
+ * every 100 ms (the fault agent may look at the run to aim; only the judges may not), so faults
+ * aimed at one phase share one start even once a fault froze the worker that answers the query.
+ * A phase never seen by the time the run closed resolves undefined.
  */
-async function phaseBegan(client: Client, workflowId: string, phase: Phase, closed: Promise<unknown>): Promise<number | undefined> {
+function watchPhases(client: Client, workflowId: string, closed: Promise<unknown>): (phase: Phase) => Promise<number | undefined> {
+  const seen = new Map<Phase, number>();
   let over = false;
-  void closed.then(() => (over = true));
-  const handle = client.workflow.getHandle(workflowId);
-  while (!over) {
-    const status = await client.connection.withDeadline(Date.now() + 2_000, () => handle.query(statusQuery)).catch(() => undefined);
-    if (status?.phase === phase) return Date.now();
-    await sleep(100);
-  }
-  return undefined;
+  const watching = (async () => {
+    void closed.then(() => (over = true));
+    const handle = client.workflow.getHandle(workflowId);
+    while (!over) {
+      const status = await client.connection.withDeadline(Date.now() + 2_000, () => handle.query(statusQuery)).catch(() => undefined);
+      if (status && !seen.has(status.phase)) seen.set(status.phase, Date.now());
+      await sleep(100);
+    }
+  })();
+  return async (phase) => {
+    while (!seen.has(phase) && !over) await Promise.race([sleep(50), watching]);
+    return seen.get(phase);
+  };
 }
 
 async function terminate(client: Client, workflowId: string): Promise<void> {
