@@ -43,3 +43,35 @@ export async function startStreamMangler(
     }),
   };
 }
+
+/**
+ * A store that fails after it applied a write, as a Riak write that missed its quorum can: it
+ * forwards everything to a sync node, but answers every other PUT the node took with 503
+ * `store-unavailable`, as the node would.
+ */
+export async function startAnswerMangler(host: string, port: number, target: string): Promise<{ close(): Promise<void> }> {
+  let puts = 0;
+  const server = createServer((incoming, outgoing) => {
+    const upstream = request(new URL(incoming.url ?? '/', target), { method: incoming.method, headers: incoming.headers }, (answer) => {
+      if (incoming.method === 'PUT' && (answer.statusCode ?? 0) < 300 && puts++ % 2 === 1) {
+        answer.resume();
+        outgoing.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' });
+        outgoing.end(JSON.stringify({ error: { code: 'store-unavailable', message: 'the store did not answer in time' } }));
+        return;
+      }
+      outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(outgoing);
+    });
+    upstream.on('error', () => outgoing.destroy());
+    outgoing.on('close', () => upstream.destroy());
+    incoming.pipe(upstream);
+  });
+  server.listen(port, host);
+  await once(server, 'listening');
+  return {
+    close: () => new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}
