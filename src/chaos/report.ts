@@ -42,6 +42,7 @@ export function failureLines(result: RunResult, replay: string): string[] {
     ...result.verdicts.filter((v) => !v.ok).map((v) => `    ${v.judge}: ${v.detail}`),
     ...(result.reason ? [`    the run's own reason: ${result.reason}`] : []),
     ...result.strikes.map((s) => `    fault ${describeFault(s.fault)}: ${s.detail}`),
+    ...(result.history ? [`    the clients' history: ${result.history}`] : []),
     `    replay: ${replay}`,
   ];
 }

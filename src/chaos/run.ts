@@ -4,8 +4,8 @@
  * left to settle, written to through DNS, collected (`switchyard gc`), and judged from outside.
  */
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { TerminatedFailure, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client } from '@temporalio/client';
@@ -53,6 +53,8 @@ export interface RunResult {
   evidence: RunEvidence;
   verdicts: Verdict[];
   ok: boolean;
+  /** Where a failed run's client history was written. */
+  history?: string;
 }
 
 /** Users of run k of seed S are `fleet-chaos-sS-rk-N`, `plain-chaos-sS-rk-N` and `chaos-sS-rk-probe`. */
@@ -100,7 +102,14 @@ export async function chaosRun(world: ChaosWorld, plan: RunPlan): Promise<RunRes
   const { acks, truncated } = await readAcknowledgments(local.state.ackJournals!, (owner) => owner.includes(`${users}-`));
   const evidence: RunEvidence = { action: plan.action, end, closedAfterMs, clients, acks, journalsTruncated: truncated, probe, leftovers };
   const verdicts = judgeRun(evidence, world.bound);
-  return { plan, ...(prepared ? { prepared } : {}), from, end, ...(reason ? { reason } : {}), strikes, evidence, verdicts, ok: verdicts.every((v) => v.ok) };
+  const ok = verdicts.every((v) => v.ok);
+  // A failed run's history stays beside the logs: `.tools/bin/linearizability FILE` gives the verdict again.
+  const history = ok ? undefined : join(local.state.dataDir, 'runs', `${users}.history.json`);
+  if (history) {
+    mkdirSync(dirname(history), { recursive: true });
+    writeFileSync(history, JSON.stringify(load.history));
+  }
+  return { plan, ...(prepared ? { prepared } : {}), from, end, ...(reason ? { reason } : {}), strikes, evidence, verdicts, ok, ...(history ? { history } : {}) };
 }
 
 /**
