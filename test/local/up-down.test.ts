@@ -44,6 +44,7 @@ describe('switchyard up and down', () => {
     const pids = Object.values(state.processes);
     expect(pids.every(alive)).toBe(true);
     // The DNS responder runs as a process of its own (a fault can hit it alone); down stops it with the rest.
+    expect(state.processes.dns).toEqual(expect.any(Number));
     expect(state.processes.dns).not.toBe(state.processes.supervisor);
 
     // The public name resolves, through the responder, to the seeded stack the summary named.
