@@ -3,7 +3,7 @@
  * rewrites the lines of every stream, so a test can make events arrive twice or not at all.
  */
 import { once } from 'node:events';
-import { createServer, request } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 
 export async function startStreamMangler(
   host: string,
@@ -34,14 +34,7 @@ export async function startStreamMangler(
     outgoing.on('close', () => upstream.destroy());
     incoming.pipe(upstream);
   });
-  server.listen(port, host);
-  await once(server, 'listening');
-  return {
-    close: () => new Promise((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
-  };
+  return listening(server, host, port);
 }
 
 /**
@@ -66,6 +59,10 @@ export async function startAnswerMangler(host: string, port: number, target: str
     outgoing.on('close', () => upstream.destroy());
     incoming.pipe(upstream);
   });
+  return listening(server, host, port);
+}
+
+async function listening(server: Server, host: string, port: number): Promise<{ close(): Promise<void> }> {
   server.listen(port, host);
   await once(server, 'listening');
   return {
