@@ -1,10 +1,12 @@
 /**
- * A broken middlebox for the fleet's own checks: it forwards everything to a sync node but
- * rewrites the lines of every stream, so a test can make events arrive twice or not at all.
+ * Broken middleboxes for the fleet's own checks: each forwards everything to a sync node but
+ * rewrites what comes back, so a test can make events arrive twice or not at all, or an applied
+ * write look failed.
  */
 import { once } from 'node:events';
 import { createServer, request, type Server } from 'node:http';
 
+/** Rewrites the lines of every stream. */
 export async function startStreamMangler(
   host: string,
   port: number,
