@@ -131,10 +131,13 @@ async function subjectOf(fault: FaultPlan, world: FaultWorld): Promise<Subject |
           signalGroup(running, 'SIGKILL');
           while (pid() !== undefined) await sleep(20);
         },
-        // An instance group replaces a dead node, unless the stack went away meanwhile.
+        // An instance group replaces a dead node, unless the stack went away meanwhile (even while this looks).
         restart: async () => {
           const status = (await world.stacks.describe(stack))?.status;
-          if (status === 'ready' || status === 'creating') await world.stacks.restartNode(stack, node.id);
+          if (status !== 'ready' && status !== 'creating') return;
+          await world.stacks.restartNode(stack, node.id).catch(async (err: unknown) => {
+            if (await world.stacks.describe(stack)) throw err;
+          });
         },
       };
     }
