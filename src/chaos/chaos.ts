@@ -107,7 +107,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
     out(`chaos: ${results.filter((r) => r.ok).length} of ${results.length} runs passed${ok ? '' : `; logs, journals and reports kept in ${dataDir}`}`);
   } catch (err) {
     ok = false;
-    out(`chaos: the harness stopped: ${err instanceof Error ? err.message : String(err)}; logs kept in ${dataDir}`);
+    // The runs that were done are still worth their table (a soak cut short with Ctrl-C).
+    if (results.length) out(`\n${faultTable(results)}\n`);
+    out(`chaos: the harness stopped after ${results.length} runs: ${err instanceof Error ? err.message : String(err)}; logs kept in ${dataDir}`);
     throw err;
   } finally {
     options.signal?.removeEventListener('abort', stop);
