@@ -57,7 +57,7 @@ module.exports = {
     forbid('cloud-imports-no-local-environment-or-cli',
       'Ports and adapters are used by the worker, the CLI and the local supervisor alike: they import ' +
       'none of them, nor the clients of the sync service (draining is an activity, not an adapter\'s).',
-      { path: '^src/cloud/' }, { path: '^src/(local|cli|navcloud|fleet|temporal)/' }),
+      { path: '^src/cloud/' }, { path: '^src/(local|cli|navcloud|load|temporal)/' }),
     forbid('clients-never-import-the-server',
       'Clients talk to the server over HTTP; what both need lives in the shared protocol modules. ' +
       '(Tests and bench/server.ts run the server in-process and may import it.)',

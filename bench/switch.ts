@@ -56,7 +56,7 @@ try {
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   loopDelay.enable();
   const result = await switchUnderLoad({
-    client, env, state: local.state, log, fleet: { users: USERS, writesPerSecond: WRITES_PER_SECOND, maxDurationMs: 10 * 60_000 },
+    client, env, state: local.state, log, load: { users: USERS, writesPerSecond: WRITES_PER_SECOND, maxDurationMs: 10 * 60_000 },
   });
   loopDelay.disable();
   const history = await client.workflow.getHandle(result.report.workflowId, result.report.runId).fetchHistory();

@@ -16,7 +16,7 @@ import type { Ports } from '../../src/cloud/ports.ts';
 import { startTestEnvironment, type TestEnvironment } from './local-env.ts';
 
 /**
- * The fault drills of issue 5, each a real switch of dev under a small client fleet, in one local
+ * The fault drills of issue 5, each a real switch of dev under a small client load, in one local
  * environment: the worker crashing mid-switch, a broken new stack, a refused DNS change, a
  * corrupted backup.
  */
@@ -25,7 +25,7 @@ describe('fault drills on the local profile', () => {
   let env: Environment;
   let ports: Ports;
   const log = createLogger('drill-test', { level: 'warn' });
-  const fleet = { users: 4, writesPerSecond: 8 };
+  const load = { users: 4, writesPerSecond: 8 };
 
   beforeAll(async () => {
     env = await loadEnvironment('dev');
@@ -107,7 +107,7 @@ describe('fault drills on the local profile', () => {
     it(`finishes a switch whose worker was killed during ${phase} and restarted, leaving nothing behind`, async () => {
       const before = (await ports.dns.current(env.recordName))!.stack;
       const result = await switchUnderLoad({
-        client: t.client, env, state: t.local.state, fleet, log,
+        client: t.client, env, state: t.local.state, load, log,
         onStarted: async (workflowId) => {
           await waitForPhase(workflowId, [phase]);
           if (activity) await waitForRunningActivity(workflowId, activity);
@@ -127,7 +127,7 @@ describe('fault drills on the local profile', () => {
     const before = (await ports.dns.current(env.recordName))!;
     let newStack = '';
     const result = await switchUnderLoad({
-      client: t.client, env, state: t.local.state, fleet, log,
+      client: t.client, env, state: t.local.state, load, log,
       onStarted: async (workflowId) => {
         const status = await waitForPhase(workflowId, ['restoring']);
         newStack = status.to!.stack;
@@ -148,7 +148,7 @@ describe('fault drills on the local profile', () => {
     const before = (await ports.dns.current(env.recordName))!;
     const route53 = route53Client({ region: t.local.state.region, endpoint: t.local.state.motoEndpoint, credentials: LOCAL_CREDENTIALS });
     const result = await switchUnderLoad({
-      client: t.client, env, state: t.local.state, fleet, log,
+      client: t.client, env, state: t.local.state, load, log,
       onStarted: async (workflowId) => {
         await waitForPhase(workflowId, ['smoke-testing', 'catching-up']);
         // Someone else touches the record (same addresses, another TTL) after planning read it:
@@ -182,7 +182,7 @@ describe('fault drills on the local profile', () => {
       Bucket: env.backups.bucket, Key: latest.key, ContentType: 'application/json',
       Body: JSON.stringify({ ...manifest, sha256: 'f'.repeat(64) }),
     }));
-    const result = await switchUnderLoad({ client: t.client, env, state: t.local.state, fleet, log });
+    const result = await switchUnderLoad({ client: t.client, env, state: t.local.state, load, log });
     expect(result.report.outcome).toBe('failed');
     expect(result.report.reason).toContain(latest.key.replace(/manifest\.json$/, ''));
     expect(result.report.phases.map((p) => p.name)).not.toContain('switching');
