@@ -4,7 +4,7 @@
  */
 /**
  * Modules outside workflows/ that workflow code may import at run time (no I/O, no Node):
- * src/switch/ is the switch's pure domain (contract, stack names, clean-up and invariant rules).
+ * src/switch/ is the switch's pure domain (contract, stack names, clean-up rules).
  */
 const WORKFLOW_SAFE = [
   '^workflows/',

@@ -1,7 +1,7 @@
 /**
  * The fault explorer's engine: runs `stackSwitch` and `rollback` on a time-skipping Temporal server
  * over the fake world, injects faults at chosen activity calls, and checks the invariants
- * (src/switch/invariants.ts) after every step of the world and at the end of every schedule.
+ * (test/support/invariants.ts) after every step of the world and at the end of every schedule.
  *
  * A schedule is a base run (a scenario of the world and the workflow to run) plus faults, each at
  * the n-th activity call of the run under test (first attempts only, counted from 0) and of one kind:
@@ -23,7 +23,7 @@ import { Worker } from '@temporalio/worker';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { Environment } from '../../src/config/environment.ts';
 import type { SwitchInput } from '../../src/switch/contract.ts';
-import { checkEnd, checkStep, type Violation } from '../../src/switch/invariants.ts';
+import { checkEnd, checkStep, type Violation } from '../support/invariants.ts';
 import { createActivities } from '../../activities/index.ts';
 import { rollback, stackSwitch } from '../../workflows/index.ts';
 import { FakeWorld, seedWorld, type Failure, type FailurePoint } from '../support/fake-ports.ts';

@@ -25,7 +25,7 @@ import type { SmokeCheck } from '../../src/switch/contract.ts';
 import {
   compareRevisions, effectiveMode, type AcknowledgedWrite, type DnsFlip, type FenceMode, type NodeFence,
   type RunSnapshot, type WorldSnapshot,
-} from '../../src/switch/invariants.ts';
+} from './invariants.ts';
 import type { ActivityDeps, SmokeRunner } from '../../activities/index.ts';
 import { decodeCursor, encodeCursor } from '../../src/navcloud/cursor.ts';
 

@@ -15,7 +15,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import type { Environment } from '../../src/config/environment.ts';
 import { searchAttributes, type Phase, type SwitchInput } from '../../src/switch/contract.ts';
-import { checkStep } from '../../src/switch/invariants.ts';
+import { checkStep } from '../support/invariants.ts';
 import { toolPath } from '../../src/tools.ts';
 import { createActivities } from '../../activities/index.ts';
 import { stackSwitch, type rehearsal } from '../../workflows/index.ts';

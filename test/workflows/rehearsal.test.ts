@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { switchWorkflowId, type SwitchInput, type SwitchReport } from '../../src/switch/contract.ts';
-import { checkEnd } from '../../src/switch/invariants.ts';
+import { checkEnd } from '../support/invariants.ts';
 import { nightlyRefresh, rehearsal, stackSwitch } from '../../workflows/index.ts';
 import { abortUpdate } from '../../workflows/definitions.ts';
 import { FakeWorld, seedWorld, type FakeWorldOptions } from '../support/fake-ports.ts';

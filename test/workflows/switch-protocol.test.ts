@@ -13,7 +13,7 @@ import { switchWorkflowId, type SwitchReport } from '../../src/switch/contract.t
 import { rollback, stackSwitch } from '../../workflows/index.ts';
 import { abortUpdate, rollbackWorkflowId } from '../../workflows/definitions.ts';
 import { RESTORE_LOOK_FIRST_MS, nextRestoreLookMs } from '../../workflows/switch-phases.ts';
-import { checkEnd, checkStep } from '../../src/switch/invariants.ts';
+import { checkEnd, checkStep } from '../support/invariants.ts';
 import type { FakeWorld } from '../support/fake-ports.ts';
 import { OLD, runSwitch, seededWorld, untilPhase, workerFor, worldWithClientsWriting } from './harness.ts';
 import { useTimeSkippingEnvironment } from './time-skipping-suite.ts';
