@@ -22,6 +22,7 @@ import type { Environment } from '../../src/config/environment.ts';
 import type { ExportItemLine, ExportLine, FenceResult, NodeStats } from '../../src/navcloud/protocol.ts';
 import type { StackAdmin } from '../../src/navcloud/admin-client.ts';
 import type { SmokeCheck } from '../../src/switch/contract.ts';
+import { stackName } from '../../src/switch/stack-name.ts';
 import {
   compareRevisions, effectiveMode, type AcknowledgedWrite, type DnsFlip, type FenceMode, type NodeFence,
   type RunSnapshot, type WorldSnapshot,
@@ -157,7 +158,7 @@ export function fakeEnvironment(name: string, overrides: Partial<Environment> = 
 }
 
 /** The name of the live stack `seedWorld` creates. */
-export const seedStackName = (env: string) => `navcloud-${env}-blue-seed0001`;
+export const seedStackName = (env: string) => stackName(env, 'blue', 'seed0001');
 
 /** A live stack of `env` with `items` items, a backup of it, and 5 writes it took since. */
 export function seedWorld(world: FakeWorld, env: string, items = 30): string {
