@@ -43,11 +43,11 @@ export interface RunWorkerOptions {
   onProbe?: (url: string) => void;
 }
 
-/** `localCloud` reads the local environment, for environments of the local profile. */
-export function defaultDeps(localCloud: () => LocalCloud): ActivityDeps {
+/** `readLocalCloud` reads the local environment, for environments of the local profile. */
+export function defaultDeps(readLocalCloud: () => LocalCloud): ActivityDeps {
   return {
     loadEnvironment: (name) => loadEnvironment(name),
-    ports: (env) => createPorts(env, localCloud),
+    ports: (env) => createPorts(env, readLocalCloud),
     admin: (env, adminUrl) => createAdminClient({ adminUrl, jwtSecret: resolveSecret(env.jwtSecret) }),
     runSmokeChecks,
     reportsDir: resolve(dataDir, 'reports'),

@@ -56,7 +56,7 @@ describe('the Temporal Web UI during a switch', () => {
     expect(status?.phase).toBe('awaiting-approval');
 
     const page = await browser.newPage();
-    const ui = t.local.state.temporalUiUrl!;
+    const ui = t.localEnvironment.state.temporalUiUrl!;
     // The list, filtered by the search attribute the workflow upserts: the switch must be in it.
     const query = `WorkflowType="stackSwitch" AND SwitchPhase="awaiting-approval"`;
     await page.goto(`${ui}/namespaces/default/workflows?query=${encodeURIComponent(query)}`);

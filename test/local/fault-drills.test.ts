@@ -31,7 +31,7 @@ describe('fault drills on the local profile', () => {
     env = await loadEnvironment('dev');
     // Enough items that restoring lasts long enough to crash the worker in the middle of it.
     t = await startTestEnvironment(30_000);
-    ports = createPorts(env, t.local.state);
+    ports = createPorts(env, t.localEnvironment.state);
   }, 240_000);
 
   afterAll(async () => {
@@ -107,13 +107,13 @@ describe('fault drills on the local profile', () => {
     it(`finishes a switch whose worker was killed during ${phase} and restarted, leaving nothing behind`, async () => {
       const before = (await ports.dns.current(env.recordName))!.stack;
       const result = await switchUnderLoad({
-        client: t.client, env, state: t.local.state, load, log,
+        client: t.client, env, state: t.localEnvironment.state, load, log,
         onStarted: async (workflowId) => {
           await waitForPhase(workflowId, [phase]);
           if (activity) await waitForRunningActivity(workflowId, activity);
-          await t.local.killWorker();
+          await t.localEnvironment.killWorker();
           await sleep(1_000);
-          await t.local.startWorker();
+          await t.localEnvironment.startWorker();
         },
       });
       expect(result.report.outcome).toBe('switched');
@@ -127,7 +127,7 @@ describe('fault drills on the local profile', () => {
     const before = (await ports.dns.current(env.recordName))!;
     let newStack = '';
     const result = await switchUnderLoad({
-      client: t.client, env, state: t.local.state, load, log,
+      client: t.client, env, state: t.localEnvironment.state, load, log,
       onStarted: async (workflowId) => {
         const status = await waitForPhase(workflowId, ['restoring']);
         newStack = status.to!.stack;
@@ -146,15 +146,15 @@ describe('fault drills on the local profile', () => {
 
   it('fails cleanly when Route53 refuses the DNS change: the old stack stays live and unfenced', async () => {
     const before = (await ports.dns.current(env.recordName))!;
-    const route53 = route53Client({ region: t.local.state.region, endpoint: t.local.state.motoEndpoint, credentials: LOCAL_CREDENTIALS });
+    const route53 = route53Client({ region: t.localEnvironment.state.region, endpoint: t.localEnvironment.state.motoEndpoint, credentials: LOCAL_CREDENTIALS });
     const result = await switchUnderLoad({
-      client: t.client, env, state: t.local.state, load, log,
+      client: t.client, env, state: t.localEnvironment.state, load, log,
       onStarted: async (workflowId) => {
         await waitForPhase(workflowId, ['smoke-testing', 'catching-up']);
         // Someone else touches the record (same addresses, another TTL) after planning read it:
         // the switch's compare-and-swap batch no longer matches and Route53 refuses it.
         await route53.send(new ChangeResourceRecordSetsCommand({
-          HostedZoneId: localHostedZone(env, t.local.state),
+          HostedZoneId: localHostedZone(env, t.localEnvironment.state),
           ChangeBatch: { Changes: [{ Action: 'UPSERT', ResourceRecordSet: {
             Name: env.recordName, Type: 'A', TTL: env.ttl + 1,
             ResourceRecords: (before.target.kind === 'a' ? before.target.addresses : []).map((Value) => ({ Value })),
@@ -176,13 +176,13 @@ describe('fault drills on the local profile', () => {
     const before = (await ports.dns.current(env.recordName))!;
     const latest = (await ports.backups.latest(env.name))!;
     // The manifest's checksum no longer matches the data: what a bit flip in storage looks like to a reader.
-    const s3 = s3Client({ region: t.local.state.region, endpoint: t.local.state.motoEndpoint, credentials: LOCAL_CREDENTIALS });
+    const s3 = s3Client({ region: t.localEnvironment.state.region, endpoint: t.localEnvironment.state.motoEndpoint, credentials: LOCAL_CREDENTIALS });
     const manifest = JSON.parse(await (await s3.send(new GetObjectCommand({ Bucket: env.backups.bucket, Key: latest.key }))).Body!.transformToString());
     await s3.send(new PutObjectCommand({
       Bucket: env.backups.bucket, Key: latest.key, ContentType: 'application/json',
       Body: JSON.stringify({ ...manifest, sha256: 'f'.repeat(64) }),
     }));
-    const result = await switchUnderLoad({ client: t.client, env, state: t.local.state, load, log });
+    const result = await switchUnderLoad({ client: t.client, env, state: t.localEnvironment.state, load, log });
     expect(result.report.outcome).toBe('failed');
     expect(result.report.reason).toContain(latest.key.replace(/manifest\.json$/, ''));
     expect(result.report.phases.map((p) => p.name)).not.toContain('switching');

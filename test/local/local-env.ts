@@ -9,7 +9,7 @@ import type { LocalStore } from '../../src/cloud/local/stack-spec.ts';
 
 /** A whole local environment (moto, RabbitMQ, Temporal, DNS, worker) in a temporary data dir, on free ports. */
 export interface TestEnvironment {
-  local: LocalEnvironment;
+  localEnvironment: LocalEnvironment;
   client: Client;
   dataDir: string;
   /** Stops everything and returns what was still running afterwards (should be nothing). */
@@ -18,20 +18,20 @@ export interface TestEnvironment {
 
 export async function startTestEnvironment(seedItems: number, options: { uiPort?: number; environmentsDir?: string; store?: LocalStore } = {}): Promise<TestEnvironment> {
   const dataDir = mkdtempSync(join(tmpdir(), 'switchyard-local-'));
-  const local = await startLocalEnvironment({
+  const localEnvironment = await startLocalEnvironment({
     dataDir, envs: ['dev'], environmentsDir: options.environmentsDir, temporalPort: 0, uiPort: options.uiPort, persistTemporal: false, dnsPort: 0, seedItems,
     store: options.store ?? 'sqlite',
     log: createLogger('local-env-test', { level: 'warn' }),
   });
-  const connection = await Connection.connect({ address: local.state.temporalAddress });
+  const connection = await Connection.connect({ address: localEnvironment.state.temporalAddress });
   return {
-    local,
+    localEnvironment,
     client: new Client({ connection }),
     dataDir,
     async stop() {
       await connection.close();
-      const pids = Object.values(local.state.processes).filter((pid) => pid !== process.pid);
-      await local.stop();
+      const pids = Object.values(localEnvironment.state.processes).filter((pid) => pid !== process.pid);
+      await localEnvironment.stop();
       const stacksDir = join(dataDir, 'stacks');
       const leftoverStacks = existsSync(stacksDir) ? readdirSync(stacksDir).filter((n) => !n.startsWith('.')) : [];
       const leftoverPids = pids.filter(alive);

@@ -40,9 +40,9 @@ describe('a switch and a rollback of the local profile on Riak', () => {
   });
 
   it('switches dev to green with no failed request and no lost write, then rolls back carrying a write made on green', async () => {
-    const ports = createPorts(env, t.local.state);
+    const ports = createPorts(env, t.localEnvironment.state);
     const seeded = (await ports.dns.current(env.recordName))!.stack;
-    const run = await switchUnderLoad({ client: t.client, env, state: t.local.state, load: { users: 4, writesPerSecond: 10 }, log });
+    const run = await switchUnderLoad({ client: t.client, env, state: t.localEnvironment.state, load: { users: 4, writesPerSecond: 10 }, log });
     expect(run.report.outcome, run.report.reason).toBe('switched');
     expect(run.report.from).toEqual({ stack: seeded, colour: 'blue' });
     expect(run.report.backup?.items).toBeGreaterThanOrEqual(200);

@@ -50,7 +50,7 @@ async function runForeground(cli: Cli, options: UpOptions): Promise<void> {
   ] as const) {
     if (!(await portFree(value))) throw new ExitError(EXIT.usage, `port ${value} on 127.0.0.1 (for ${what}) is in use: free it or choose another with ${option}`);
   }
-  const local = await startLocalEnvironment({
+  const localEnvironment = await startLocalEnvironment({
     dataDir: localDataDir(), envs: options.env, environmentsDir: cli.environmentsDir, temporalPort: options.temporalPort, uiPort: options.uiPort,
     persistTemporal: true, dnsPort: options.dnsPort, seedItems: options.seedItems,
   });
@@ -59,12 +59,12 @@ async function runForeground(cli: Cli, options: UpOptions): Promise<void> {
     process.once('SIGTERM', () => res('SIGTERM'));
   });
   try {
-    cli.out(await summary(cli, local.state, options.env));
+    cli.out(await summary(cli, localEnvironment.state, options.env));
     cli.out('Ctrl-C stops everything.');
     const signal = await stop;
     cli.err(`${signal}: stopping the local environment`);
   } finally {
-    await local.stop();
+    await localEnvironment.stop();
   }
 }
 

@@ -12,13 +12,13 @@ import { LocalFleetPlatform } from './local.ts';
 import type { FleetPlatform } from './port.ts';
 
 export function createFleet(env: Environment, state?: LocalState): Fleet {
-  const local = env.profile === 'local' ? state ?? readLocalState() : undefined;
-  const ports = createPorts(env, local);
+  const localState = env.profile === 'local' ? state ?? readLocalState() : undefined;
+  const ports = createPorts(env, localState);
   let platform: FleetPlatform;
-  if (local) {
+  if (localState) {
     // Per-node calls name each node's own URL; the base URL is never used alone.
     const admin = createAdminClient({ adminUrl: 'http://127.0.0.1', jwtSecret: resolveSecret(env.jwtSecret), requestTimeoutMs: 3_000 });
-    platform = new LocalFleetPlatform(localStackProvisioner(env, local), admin);
+    platform = new LocalFleetPlatform(localStackProvisioner(env, localState), admin);
   } else {
     const config: AwsClientConfig = { region: env.region };
     platform = new AwsFleetPlatform({
