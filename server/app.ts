@@ -10,7 +10,7 @@ import type { EventBus } from './bus/port.ts';
 import { defaultConfig, type ServerConfig } from './config.ts';
 import { FenceWatch } from './flip/fence-watch.ts';
 import { Forwarder } from './flip/forward.ts';
-import { FenceGuard } from './flip/hold.ts';
+import { HoldOrForward } from './flip/hold.ts';
 import type { AppContext, NodeState } from './http/context.ts';
 import { requestPipeline } from './http/pipeline.ts';
 import { listen } from './listener.ts';
@@ -60,12 +60,12 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   };
   const fence = new FenceWatch(store, { pollMs: config.fencePollMs, idleMs: config.fenceIdleMs, logger });
   await fence.start();
-  const fenceGuard = new FenceGuard(context, fence, { holdMs: config.holdMs, retryAfterSeconds: config.retryAfterSeconds });
+  const holdOrForward = new HoldOrForward(context, fence, { holdMs: config.holdMs, retryAfterSeconds: config.retryAfterSeconds });
   const handle = requestPipeline({
     context,
     authenticator: new Authenticator(config.jwtSecret),
     limiter: config.rateLimit ? new RateLimiter(config.rateLimit) : undefined,
-    guard: (call, handleHere) => fenceGuard.guard(call, handleHere),
+    dispatch: (call, handleHere) => holdOrForward.dispatch(call, handleHere),
   });
   const listener = await listen({ host: config.host, port: config.port, proxyProtocol: config.proxyProtocol, logger }, handle);
   logger.info({ url: listener.url, store: config.store.replace(/\/\/[^@/]*@/, '//[redacted]@'), bus: config.bus.replace(/\/\/[^@/]*@/, '//[redacted]@'), heartbeatMs: config.heartbeatMs, proxyProtocol: config.proxyProtocol }, 'sync node listening');
