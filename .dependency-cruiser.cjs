@@ -43,10 +43,10 @@ module.exports = {
     forbid('activities-import-no-workflow-code',
       'Activities run outside the sandbox and are called by workflows, never the other way round.',
       { path: '^activities/' }, { path: '^workflows/' }),
-    forbid('clients-load-only-workflow-definitions',
-      'Clients start workflows by name with their types; at run time they load only the queries, updates ' +
-      'and ids of workflows/definitions.ts (loading workflow code outside the sandbox would run it there).',
-      { path: '^src/' }, { path: '^workflows/', pathNot: '^workflows/definitions\\.ts$', ...RUN_TIME }),
+    forbid('clients-load-no-workflow-code',
+      'Clients start workflows by name with their types; the queries, updates, ids and inputs they need are ' +
+      'in src/switch/contract.ts (loading workflow code outside the sandbox would run it there).',
+      { path: '^src/' }, { path: '^workflows/', ...RUN_TIME }),
     forbid('server-imports-only-the-shared-protocol',
       'The sync server is its own program: from src/ it takes only the wire protocol, the token ' +
       'signer, the cursor and revision codecs and the logger, which the clients share with it.',

@@ -58,7 +58,7 @@ describe('the rules', () => {
       const violations = (result.output as ICruiseResult).summary.violations.map((v) => `${v.rule.name}: ${v.from} -> ${v.to}`).sort();
       expect(violations).toEqual([
         'activities-import-no-workflow-code: activities/report.ts -> workflows/nightly.ts',
-        'clients-load-only-workflow-definitions: src/cli/switch.ts -> workflows/nightly.ts',
+        'clients-load-no-workflow-code: src/cli/switch.ts -> workflows/nightly.ts',
         'clients-never-import-the-server: src/navcloud/client.ts -> server/app.ts',
         'cloud-imports-no-local-environment-or-cli: src/cloud/factory.ts -> src/local/state.ts',
         'server-imports-only-the-shared-protocol: server/app.ts -> src/cli/main.ts',

@@ -6,9 +6,8 @@ import { environmentsDir, loadEnvironment, resolveSecret, type Environment } fro
 import { createPorts } from '../../src/cloud/factory.ts';
 import { createLogger } from '../../src/logging.ts';
 import { switchUnderLoad } from '../../src/local/switch-under-load.ts';
-import { TASK_QUEUE } from '../../src/switch/contract.ts';
+import { TASK_QUEUE, rollbackWorkflowId, type RollbackReport } from '../../src/switch/contract.ts';
 import { signToken } from '../../src/navcloud/token.ts';
-import { rollbackWorkflowId, type RollbackReport } from '../../workflows/definitions.ts';
 import { spawnRiakEmulator } from '../support/riak-emulator.ts';
 import { startTestEnvironment, type TestEnvironment } from './local-env.ts';
 

@@ -14,12 +14,11 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowHandle } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import type { Environment } from '../../src/config/environment.ts';
-import { searchAttributes, type Phase, type SwitchInput } from '../../src/switch/contract.ts';
+import { searchAttributes, type Phase, type SwitchInput, statusQuery } from '../../src/switch/contract.ts';
 import { checkStep } from '../support/invariants.ts';
 import { toolPath } from '../../src/tools.ts';
 import { createActivities } from '../../activities/index.ts';
 import { stackSwitch, type rehearsal } from '../../workflows/index.ts';
-import { statusQuery } from '../../workflows/definitions.ts';
 import { FakeWorld, seedStackName, seedWorld, type FakeWorldOptions } from '../support/fake-ports.ts';
 
 export const workflowsPath = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
