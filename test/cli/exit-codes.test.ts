@@ -1,5 +1,5 @@
 /**
- * The CLI end to end, as CI runs it: the real `switchyard` process against the shared dev server
+ * The CLI end to end through runCli (the real bin is run in test/local/commands.test.ts) against the shared dev server
  * and C1's test worker process (test/support/test-worker.ts) over a file-backed fake world.
  * Exit codes 0 (switched), 1 (aborted, failed), 3 (another switch is running); 2 is in arguments.test.ts.
  */
@@ -26,7 +26,7 @@ let worker: ChildProcess | undefined;
 let client: Client;
 
 const cliEnv = () => ({ TEMPORAL_ADDRESS: inject('temporalAddress'), SWITCHYARD_TASK_QUEUE: taskQueue, USER: 'ci-bot' });
-const cli = (...args: string[]) => runCli([...args, '--environments', envs.dir], cliEnv(), 120_000);
+const cli = (...args: string[]) => runCli([...args, '--environments', envs.dir], cliEnv());
 
 function startWorker(): Promise<ChildProcess> {
   return startTestWorker({

@@ -21,7 +21,7 @@ const env = `reh-${randomBytes(3).toString('hex')}`;
 const envs = environmentsDir({ [env]: environmentYaml(env) });
 let client: Client;
 const cliEnv = () => ({ TEMPORAL_ADDRESS: inject('temporalAddress'), SWITCHYARD_TASK_QUEUE: `nobody-${randomBytes(4).toString('hex')}` });
-const cli = (...args: string[]) => runCli([...args, '--environments', envs.dir], cliEnv(), 60_000);
+const cli = (...args: string[]) => runCli([...args, '--environments', envs.dir], cliEnv());
 const busy = new RegExp(`^switchyard: a switch of ${env} is already running \\(switch-${env}, started [^)]+\\); watch it with \`switchyard status --env ${env}\`$`);
 
 beforeAll(async () => {
@@ -70,7 +70,7 @@ it('exits 0 with outcome rehearsed when a switch would have gone ahead, 1 when a
       SWITCHYARD_TEST_FAIL: JSON.stringify({ smoke: { after: 1, message: 'stream check saw no heartbeat' } }),
     });
     const run = (...args: string[]) => runCli([...args, '--environments', dir.dir],
-      { TEMPORAL_ADDRESS: inject('temporalAddress'), SWITCHYARD_TASK_QUEUE: taskQueue }, 90_000);
+      { TEMPORAL_ADDRESS: inject('temporalAddress'), SWITCHYARD_TASK_QUEUE: taskQueue });
 
     const passed = await run('switch', '--env', worked, '--rehearse', '--wait', '--json');
     expect(passed.code).toBe(0);

@@ -6,7 +6,7 @@ import { STACK_TAGS } from '../../src/cloud/aws/stack-provisioner.ts';
 import { Route53DnsRouter } from '../../src/cloud/aws/dns-router.ts';
 import { stackName } from '../../src/switch/stack-name.ts';
 import { motoCredentials, motoRegion, startMoto, type Moto } from '../support/moto.ts';
-import { environmentsDir, environmentYaml, runCli } from './run-cli.ts';
+import { environmentsDir, environmentYaml, runBin } from './run-cli.ts';
 
 // `stacks` through the real aws adapters, the SDK pointed at moto by AWS_ENDPOINT_URL.
 const env = `stk-${randomBytes(3).toString('hex')}`;
@@ -62,7 +62,7 @@ afterAll(async () => {
 
 describe('switchyard stacks', () => {
   it('lists the environment\'s stacks and marks the one DNS points to', async () => {
-    const result = await runCli(['stacks', '--env', env, '--json', '--environments', envs.dir], awsEnv);
+    const result = await runBin(['stacks', '--env', env, '--json', '--environments', envs.dir], awsEnv);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     const listed = JSON.parse(result.stdout) as { live: string; stacks: Array<{ name: string; colour: string; live: boolean }> };
@@ -74,7 +74,7 @@ describe('switchyard stacks', () => {
   });
 
   it('prints a line per stack with the live one starred', async () => {
-    const result = await runCli(['stacks', '--env', env, '--environments', envs.dir], awsEnv);
+    const result = await runBin(['stacks', '--env', env, '--environments', envs.dir], awsEnv);
     expect(result.code).toBe(0);
     const lines = result.stdout.trim().split('\n');
     expect(lines[0]).toBe(`sync.${env}.navcloud.test → ${GREEN}`);

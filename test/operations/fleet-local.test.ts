@@ -13,7 +13,7 @@ import type { NodeRow, StatsRow } from '../../src/operations/fleet/fleet.ts';
 import type { ExecResult, LogLine } from '../../src/operations/fleet/port.ts';
 import { createZone } from '../aws/moto-helpers.ts';
 import { startMoto, motoRegion, type Moto } from '../support/moto.ts';
-import { environmentsDir, environmentYaml, runCli, startCli } from '../cli/run-cli.ts';
+import { environmentsDir, environmentYaml, runBin, startBin } from '../cli/run-cli.ts';
 
 const SECRET = 'fleet-test-secret-0123456789abcdef';
 const admin = { authorization: `Bearer ${await signToken(SECRET, 'fleet-test', { admin: true })}` };
@@ -30,7 +30,7 @@ describe('switchyard fleet (local profile, real processes)', () => {
   let liveIds: string[];
   let cliEnv: Record<string, string>;
 
-  const fleet = (...args: string[]) => runCli(['--environments', envs.dir, 'fleet', ...args], cliEnv, 120_000);
+  const fleet = (...args: string[]) => runBin(['--environments', envs.dir, 'fleet', ...args], cliEnv, 120_000);
   const json = <T>(stdout: string) => JSON.parse(stdout) as T;
 
   beforeAll(async () => {
@@ -125,7 +125,7 @@ describe('switchyard fleet (local profile, real processes)', () => {
   });
 
   it('follows new lines until Ctrl-C, then exits 0', async () => {
-    const running = startCli(['--environments', envs.dir, 'fleet', 'logs', '--env', 'flt', '--follow', '--grep', 'followed-marker|node draining', '--since', '1s'], cliEnv, 60_000);
+    const running = startBin(['--environments', envs.dir, 'fleet', 'logs', '--env', 'flt', '--follow', '--grep', 'followed-marker|node draining', '--since', '1s'], cliEnv, 60_000);
     let out = '';
     running.child.stdout!.on('data', (chunk: Buffer) => { out += chunk.toString(); });
     const drained = () => out.split('\n').filter((l) => l.includes('node draining')).length;

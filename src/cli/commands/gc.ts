@@ -11,6 +11,7 @@ import { ENV_OPTION, type CommandModule } from '../command.ts';
 import type { Cli } from '../context.ts';
 import { ExitError } from '../errors.ts';
 import { findSwitch } from '../switches.ts';
+import { readLocalState } from '../../local/state.ts';
 
 interface GcOptions {
   env: string;
@@ -37,7 +38,7 @@ async function runGc(cli: Cli, options: GcOptions): Promise<void> {
     env: environment.name,
     recordName: environment.recordName,
     keepStacks: environment.keepStacks,
-    ports: createPorts(environment),
+    ports: createPorts(environment, readLocalState),
     admin: (adminUrl) => createAdminClient({ adminUrl, jwtSecret }),
     dryRun: options.dryRun,
     logger: cli.logger,
