@@ -8,12 +8,12 @@
  * revoked share keeps its row (revoked = 1, seq = the revocation) so the former sharee's feed
  * still tells them.
  */
-import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { ExportItemLine, ItemType } from '../../src/navcloud/protocol.ts';
 import { decodeCursor } from '../../src/navcloud/cursor.ts';
 import { compareRevisions, nextRevision } from '../../src/navcloud/revision.ts';
+import { Database } from './sqlite-binding.ts';
 import { PAGE_BYTES, StoreError, type ItemRevision, type StoreExport, type Clock, type FenceMode, type FenceState, type PutItem, type StoredChange, type StoredItem, type SyncStore } from './port.ts';
 
 interface ItemRow {
@@ -91,7 +91,7 @@ function toItem(row: ItemRow): StoredItem {
 }
 
 /** The rows `query` reads in an open read transaction on `reader`, one at a time; closes the reader when done or abandoned. */
-async function* snapshotRows<Row, Item>(reader: Database.Database, query: string, since: number, toExported: (row: Row) => Item): AsyncIterable<Item> {
+async function* snapshotRows<Row, Item>(reader: Database, query: string, since: number, toExported: (row: Row) => Item): AsyncIterable<Item> {
   try {
     for (const row of reader.prepare<[number], Row>(query).iterate(since)) yield toExported(row);
     reader.exec('COMMIT');
@@ -139,7 +139,7 @@ export interface SqliteStoreOptions {
 }
 
 export class SqliteStore implements SyncStore {
-  private readonly db: Database.Database;
+  private readonly db: Database;
   private readonly statements;
   private readonly transactions;
   /**
@@ -307,7 +307,7 @@ export class SqliteStore implements SyncStore {
   }
 
   /** A read transaction on a connection of its own, and the counter it sees. */
-  private snapshot(): { reader: Database.Database; through: number } {
+  private snapshot(): { reader: Database; through: number } {
     const reader = this.unavailableOnBusy(() => new Database(this.path, { readonly: true, fileMustExist: true }));
     try {
       reader.exec('BEGIN');

@@ -1,6 +1,6 @@
 /**
  * No Docker engine runs here, so the image is checked without building it: hadolint over the
- * Dockerfile, its stages read and held to the rules (multi-stage, Node 20, non-root, health
+ * Dockerfile, its stages read and held to the rules (multi-stage, Node 24, non-root, health
  * check, production dependencies only), and the final stage's filesystem assembled as its COPY
  * lines say, with node_modules installed as the deps stage installs it (production only), then
  * the worker started from there as ENTRYPOINT and CMD say, probed on /healthz and /metrics.
@@ -31,13 +31,13 @@ describe('the Dockerfile', () => {
     expect(result.code).toBe(0);
   });
 
-  it('is multi-stage on Node.js 20; dependencies are installed without dev dependencies and copied into the final stage', async () => {
+  it('is multi-stage on Node.js 24; dependencies are installed without dev or optional dependencies and copied into the final stage', async () => {
     const { stages } = await dockerfile();
     expect(stages.length).toBeGreaterThanOrEqual(2);
-    for (const stage of stages) expect(stage.from).toMatch(/^node:20\.\d+\.\d+-[a-z]+-slim$/);
+    for (const stage of stages) expect(stage.from).toMatch(/^node:24\.\d+\.\d+-[a-z]+-slim$/);
     const deps = stages.find((s) => argsOf(s, 'RUN').some((r) => /\bnpm ci\b/.test(r)))!;
     expect(deps.name).toBeDefined();
-    expect(argsOf(deps, 'RUN').filter((r) => /\bnpm (ci|install|i)\b/.test(r)).every((r) => /npm ci --omit=dev\b/.test(r))).toBe(true);
+    expect(argsOf(deps, 'RUN').filter((r) => /\bnpm (ci|install|i)\b/.test(r)).every((r) => /npm ci --omit=dev --omit=optional\b/.test(r))).toBe(true);
     const final = stages.at(-1)!;
     expect(final).not.toBe(deps);
     expect(argsOf(final, 'RUN').some((r) => /\bnpm\b/.test(r))).toBe(false);
@@ -79,12 +79,12 @@ describe('the image, assembled without Docker', () => {
         await cp(resolve(repoRoot, source), destination.endsWith('/') ? join(root, destination, source) : join(root, destination), { recursive: true });
       }
     }
-    // The deps stage's `npm ci --omit=dev`, offline: the installed tree, hard-linked, pruned to
-    // production dependencies. npm rewrites its hidden lockfile, so that one is a real copy.
+    // The deps stage's `npm ci --omit=dev --omit=optional`, offline: the installed tree, hard-linked,
+    // pruned to production dependencies. npm rewrites its hidden lockfile, so that one is a real copy.
     await run('cp', ['-al', resolve(repoRoot, 'node_modules'), join(root, 'node_modules')]);
     await rm(join(root, 'node_modules/.package-lock.json'));
     await cp(resolve(repoRoot, 'node_modules/.package-lock.json'), join(root, 'node_modules/.package-lock.json'));
-    await run('npm', ['prune', '--omit=dev', '--offline', '--no-audit', '--no-fund'], { cwd: root, timeout: 120_000 });
+    await run('npm', ['prune', '--omit=dev', '--omit=optional', '--offline', '--no-audit', '--no-fund'], { cwd: root, timeout: 120_000 });
   }, 180_000);
 
   afterAll(async () => {
