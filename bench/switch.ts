@@ -15,7 +15,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Client, Connection } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import { environmentsDir, loadEnvironment } from '../src/config/environment.ts';
-import { createLogger } from '../src/logging.ts';
+import { createRootLogger } from '../src/logging.ts';
 import { startLocalEnvironment } from '../src/local/environment.ts';
 import { switchUnderLoad } from '../src/local/switch-under-load.ts';
 import type { SwitchReport } from '../src/switch/contract.ts';
@@ -27,7 +27,7 @@ const WRITES_PER_SECOND = Number(process.env.BENCH_WRITES_PER_SECOND ?? 200);
 /** The record's TTL in seconds (dev.yaml's by default): the write pause should not depend on it. */
 const TTL = process.env.BENCH_TTL;
 
-const log = createLogger('bench-switch', { level: 'warn' });
+const log = createRootLogger('bench-switch', { level: 'warn' });
 const dataDir = mkdtempSync(join(tmpdir(), 'switchyard-bench-'));
 /** The data check's pace (the environment's default otherwise): the trade between its length and what clients see. */
 const VERIFY_RATE = process.env.BENCH_VERIFY_ITEMS_PER_SECOND;

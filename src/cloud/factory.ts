@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { ConfigError, resolveSecret, type Environment } from '../config/environment.ts';
+import type { Logger } from '../logging.ts';
 import type { Ports } from './ports.ts';
 import {
   autoScalingClient, cloudFormationClient, ec2Client, route53Client, s3Client, type AwsClientConfig,
@@ -38,16 +39,16 @@ export interface LocalCloud {
  * local environment's moto (`readLocalCloud`: what the local environment left, or how to read it;
  * only a local profile reads it) and answers are checked against its DNS responder.
  */
-export function createPorts(env: Environment, readLocalCloud?: LocalCloud | (() => LocalCloud)): Ports {
+export function createPorts(env: Environment, logger: Logger, readLocalCloud?: LocalCloud | (() => LocalCloud)): Ports {
   if (env.profile === 'aws') {
     const config: AwsClientConfig = { region: env.region };
     return {
       stacks: new AwsStackProvisioner({
         cloudFormation: cloudFormationClient(config), autoScaling: autoScalingClient(config), ec2: ec2Client(config), s3: s3Client(config), region: env.region, templateBucket: env.backups.bucket,
-        roleArn: env.stackRoleArn,
+        roleArn: env.stackRoleArn, logger,
       }),
-      backups: new S3BackupStore({ s3: s3Client(config), bucket: env.backups.bucket, prefix: env.backups.prefix }),
-      dns: new Route53DnsRouter({ route53: route53Client(config), hostedZoneId: env.hostedZoneId }),
+      backups: new S3BackupStore({ s3: s3Client(config), bucket: env.backups.bucket, prefix: env.backups.prefix, logger }),
+      dns: new Route53DnsRouter({ route53: route53Client(config), hostedZoneId: env.hostedZoneId, logger }),
     };
   }
   const cloud = typeof readLocalCloud === 'function' ? readLocalCloud() : readLocalCloud;
@@ -56,10 +57,11 @@ export function createPorts(env: Environment, readLocalCloud?: LocalCloud | (() 
   }
   const config: AwsClientConfig = { region: cloud.region, endpoint: cloud.motoEndpoint, credentials: LOCAL_CREDENTIALS };
   return {
-    stacks: localStackProvisioner(env, cloud),
-    backups: new S3BackupStore({ s3: s3Client(config), bucket: env.backups.bucket, prefix: env.backups.prefix }),
+    stacks: localStackProvisioner(env, cloud, logger),
+    backups: new S3BackupStore({ s3: s3Client(config), bucket: env.backups.bucket, prefix: env.backups.prefix, logger }),
     dns: new Route53DnsRouter({
       route53: route53Client(config),
+      logger,
       hostedZoneId: localHostedZone(env, cloud),
       answerCheck: responderAnswerCheck(cloud.dnsServer),
       // moto applies a change at once: poll it like a local service, not like AWS.
@@ -70,8 +72,8 @@ export function createPorts(env: Environment, readLocalCloud?: LocalCloud | (() 
 }
 
 /** The local profile's stacks: processes under the local environment's data directory. */
-export function localStackProvisioner(env: Environment, cloud: LocalCloud): LocalStackProvisioner {
-  return new LocalStackProvisioner({ stacksDir: resolve(cloud.dataDir, 'stacks'), jwtSecret: resolveSecret(env.jwtSecret), bus: cloud.bus, store: cloud.store });
+export function localStackProvisioner(env: Environment, cloud: LocalCloud, logger: Logger): LocalStackProvisioner {
+  return new LocalStackProvisioner({ stacksDir: resolve(cloud.dataDir, 'stacks'), jwtSecret: resolveSecret(env.jwtSecret), bus: cloud.bus, store: cloud.store, logger });
 }
 
 /** `auto` is the zone `switchyard up` created for the record's domain; anything else is a zone id. */

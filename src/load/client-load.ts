@@ -9,7 +9,7 @@ import { setMaxListeners } from 'node:events';
 import { Agent } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ClientFigures } from '../switch/contract.ts';
-import { createLogger, type Logger } from '../logging.ts';
+import type { Logger } from '../logging.ts';
 import { SyncClient } from '../navcloud/client.ts';
 import { signToken } from '../navcloud/token.ts';
 import { PublicName, type ResolverAddress } from './public-name.ts';
@@ -49,7 +49,7 @@ export interface ClientLoadOptions {
   requestTimeoutMs?: number;
   /** Prefix of the users' ids (default `load-<random>`). */
   userPrefix?: string;
-  log?: Logger;
+  log: Logger;
 }
 
 /**
@@ -81,7 +81,7 @@ const VERIFY_CONCURRENCY = 16;
 
 export async function startClientLoad(options: ClientLoadOptions): Promise<ClientLoad> {
   validate(options);
-  const log = options.log ?? createLogger('client-load');
+  const log = options.log.child({ component: 'client-load' });
   const counters = new LoadCounters();
   const name = new PublicName(options.recordName, options.resolver);
   const agent = new Agent({ keepAlive: true });

@@ -97,7 +97,7 @@ export async function switchUnderLoad(options: {
     await sleep(env.ttl * 1_000 + 2 * env.smoke.heartbeatMs);
     await Promise.all([load.stop(), plain.stop()]);
     stopped = true;
-    const ports = createPorts(env, state);
+    const ports = createPorts(env, log, state);
     const live = await ports.dns.current(env.recordName);
     const stack = live && await ports.stacks.describe(live.stack);
     if (!stack?.outputs) throw new Error(`after the switch DNS points at ${live?.stack ?? 'nothing'}, which has no running stack to check the writes against`);

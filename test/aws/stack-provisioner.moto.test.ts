@@ -10,6 +10,7 @@ import { AwsStackProvisioner, INLINE_TEMPLATE_LIMIT, STACK_TAGS } from '../../sr
 import type { CreateStackRequest } from '../../src/cloud/ports.ts';
 import { startMoto, motoRegion, type Moto } from '../support/moto.ts';
 import { createBucket, motoClients } from './moto-helpers.ts';
+import { testLogger } from '../support/logger.ts';
 
 const fixtures = resolve(import.meta.dirname, 'fixtures');
 const templateBucket = 'switchyard-templates';
@@ -24,7 +25,7 @@ beforeEach(async () => {
 
 function provisioner(templateDir = fixtures) {
   const { cloudFormation, s3, autoScaling, ec2 } = motoClients(moto);
-  return new AwsStackProvisioner({
+  return new AwsStackProvisioner({ logger: testLogger,
     cloudFormation, s3, autoScaling, ec2, region: motoRegion, templateBucket, templateDir,
     poll: { initialMs: 10, maxMs: 100, timeoutMs: 30_000 },
   });

@@ -7,6 +7,7 @@ import { Route53DnsRouter } from '../../src/cloud/aws/dns-router.ts';
 import { stackName } from '../../src/switch/stack-name.ts';
 import { motoCredentials, motoRegion, startMoto, type Moto } from '../support/moto.ts';
 import { environmentsDir, environmentYaml, runBin } from './run-cli.ts';
+import { testLogger } from '../support/logger.ts';
 
 // `stacks` through the real aws adapters, the SDK pointed at moto by AWS_ENDPOINT_URL.
 const env = `stk-${randomBytes(3).toString('hex')}`;
@@ -44,7 +45,7 @@ beforeAll(async () => {
   const cfn = new CloudFormationClient(config);
   await createStack(cfn, BLUE, 'blue');
   await createStack(cfn, GREEN, 'green');
-  await new Route53DnsRouter({ route53, hostedZoneId: zoneId, minIntervalMs: 0 }).switch({
+  await new Route53DnsRouter({ logger: testLogger, route53, hostedZoneId: zoneId, minIntervalMs: 0 }).switch({
     recordName: `sync.${env}.navcloud.test`, ttl: 1, expected: undefined,
     stack: GREEN, target: { kind: 'a', addresses: ['127.0.0.1'] },
   });

@@ -4,7 +4,8 @@ import { createAdminClient } from '../../src/navcloud/admin-client.ts';
 import { startClientLoad, type ClientLoad, type ClientLoadOptions } from '../../src/load/client-load.ts';
 import { freePort } from '../../src/net.ts';
 import type { ClientFigures } from '../../src/switch/contract.ts';
-import { JWT_SECRET, quietLogger, startTestStack, type TestStack } from '../navcloud/stack.ts';
+import { JWT_SECRET, startTestStack, type TestStack } from '../navcloud/stack.ts';
+import { testLogger } from '../support/logger.ts';
 import { cleanupsAfterEach, loopbackAddresses } from '../support/loopback-servers.ts';
 import { startTestDns, type TestDns } from './dns.ts';
 import { startStreamMangler } from './mangler.ts';
@@ -27,7 +28,7 @@ async function setUp(nodes: number): Promise<{ stack: TestStack; dns: TestDns; h
 function loadOptions(dns: TestDns, port: number, overrides: Partial<ClientLoadOptions> = {}): ClientLoadOptions {
   return {
     recordName: RECORD, resolver: { host: dns.host, port: dns.port }, servicePort: port, jwtSecret: JWT_SECRET,
-    users: 4, writesPerSecond: 20, maxDurationMs: 20_000, heartbeatMs: 500, settleMs: 3000, log: quietLogger, ...overrides,
+    users: 4, writesPerSecond: 20, maxDurationMs: 20_000, heartbeatMs: 500, settleMs: 3000, log: testLogger, ...overrides,
   };
 }
 

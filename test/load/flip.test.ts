@@ -9,7 +9,8 @@ import { checkLinearizability, History } from '../../src/load/history.ts';
 import { createAdminClient, type StackAdmin } from '../../src/navcloud/admin-client.ts';
 import type { ExportItemLine } from '../../src/navcloud/protocol.ts';
 import { freePort } from '../../src/net.ts';
-import { JWT_SECRET, quietLogger, startTestStack, type TestStack } from '../navcloud/stack.ts';
+import { JWT_SECRET, startTestStack, type TestStack } from '../navcloud/stack.ts';
+import { testLogger } from '../support/logger.ts';
 import { cleanupsAfterEach, loopbackAddresses } from '../support/loopback-servers.ts';
 import { startTestDns, type TestDns } from './dns.ts';
 
@@ -36,7 +37,7 @@ async function twoStacks(holdMs?: number): Promise<{ old: TestStack; fresh: Test
 async function startLoad(dns: TestDns, port: number, overrides: Partial<ClientLoadOptions>): Promise<ClientLoad> {
   const started = await startClientLoad({
     recordName: RECORD, resolver: { host: dns.host, port: dns.port }, servicePort: port, jwtSecret: JWT_SECRET,
-    users: 4, writesPerSecond: 40, maxDurationMs: 30_000, heartbeatMs: 500, settleMs: 3000, log: quietLogger, ...overrides,
+    users: 4, writesPerSecond: 40, maxDurationMs: 30_000, heartbeatMs: 500, settleMs: 3000, log: testLogger, ...overrides,
   });
   cleanups.push(() => started.stop());
   return started;

@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
 import { repoRoot } from '../../src/config/environment.ts';
-import { createLogger } from '../../src/logging.ts';
+import { createRootLogger } from '../../src/logging.ts';
 import { freePort } from '../../src/net.ts';
 import { alive, stopLocalEnvironment } from '../../src/local/control.ts';
 import { readLocalState, type LocalState } from '../../src/local/state.ts';
@@ -63,7 +63,7 @@ describe('every switchyard command on the local profile, through the bin', () =>
   afterAll(async () => {
     await connection?.close();
     // Whatever a failed assertion left running.
-    await stopLocalEnvironment(stateFile, dir, createLogger('commands-test', { level: 'warn' }));
+    await stopLocalEnvironment(stateFile, dir, createRootLogger('commands-test', { level: 'warn' }));
     rmSync(dir, { recursive: true, force: true });
   });
 

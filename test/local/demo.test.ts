@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadEnvironment, type Environment } from '../../src/config/environment.ts';
 import { createPorts } from '../../src/cloud/factory.ts';
-import { createLogger } from '../../src/logging.ts';
+import { createRootLogger } from '../../src/logging.ts';
 import { switchUnderLoad } from '../../src/local/switch-under-load.ts';
 import { startTestEnvironment, type TestEnvironment } from './local-env.ts';
 
@@ -9,7 +9,7 @@ import { startTestEnvironment, type TestEnvironment } from './local-env.ts';
 describe('the demo: two switches under synthetic client load', () => {
   let t: TestEnvironment;
   let env: Environment;
-  const log = createLogger('demo-test', { level: 'warn' });
+  const log = createRootLogger('demo-test', { level: 'warn' });
 
   beforeAll(async () => {
     env = await loadEnvironment('dev');
@@ -23,7 +23,7 @@ describe('the demo: two switches under synthetic client load', () => {
   });
 
   it('switches dev to green and back to blue with no failed request and no lost write', async () => {
-    const ports = createPorts(env, t.localEnvironment.state);
+    const ports = createPorts(env, log, t.localEnvironment.state);
     const seeded = (await ports.dns.current(env.recordName))!.stack;
 
     const first = await switchUnderLoad({ client: t.client, env, state: t.localEnvironment.state, load: { users: 6, writesPerSecond: 12 }, log });

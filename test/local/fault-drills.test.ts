@@ -9,7 +9,7 @@ import { createPorts, localHostedZone, LOCAL_CREDENTIALS } from '../../src/cloud
 import { route53Client, s3Client } from '../../src/cloud/aws/clients.ts';
 import { isRunning } from '../../src/cloud/local/processes.ts';
 import { createAdminClient } from '../../src/navcloud/admin-client.ts';
-import { createLogger } from '../../src/logging.ts';
+import { createRootLogger } from '../../src/logging.ts';
 import { switchUnderLoad, type SwitchUnderLoad } from '../../src/local/switch-under-load.ts';
 import type { Phase, SwitchStatus } from '../../src/switch/contract.ts';
 import type { Ports } from '../../src/cloud/ports.ts';
@@ -24,14 +24,14 @@ describe('fault drills on the local profile', () => {
   let t: TestEnvironment;
   let env: Environment;
   let ports: Ports;
-  const log = createLogger('drill-test', { level: 'warn' });
+  const log = createRootLogger('drill-test', { level: 'warn' });
   const load = { users: 4, writesPerSecond: 8 };
 
   beforeAll(async () => {
     env = await loadEnvironment('dev');
     // Enough items that restoring lasts long enough to crash the worker in the middle of it.
     t = await startTestEnvironment(30_000);
-    ports = createPorts(env, t.localEnvironment.state);
+    ports = createPorts(env, log, t.localEnvironment.state);
   }, 240_000);
 
   afterAll(async () => {

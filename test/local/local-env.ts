@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { createLogger } from '../../src/logging.ts';
+import { createRootLogger } from '../../src/logging.ts';
 import { startLocalEnvironment, type LocalEnvironment } from '../../src/local/environment.ts';
 import { alive } from '../../src/local/control.ts';
 import type { LocalStore } from '../../src/cloud/local/stack-spec.ts';
@@ -21,7 +21,7 @@ export async function startTestEnvironment(seedItems: number, options: { uiPort?
   const localEnvironment = await startLocalEnvironment({
     dataDir, envs: ['dev'], environmentsDir: options.environmentsDir, temporalPort: 0, uiPort: options.uiPort, persistTemporal: false, dnsPort: 0, seedItems,
     store: options.store ?? 'sqlite',
-    log: createLogger('local-env-test', { level: 'warn' }),
+    log: createRootLogger('local-env-test', { level: 'warn' }),
   });
   const connection = await Connection.connect({ address: localEnvironment.state.temporalAddress });
   return {

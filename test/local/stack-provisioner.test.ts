@@ -3,6 +3,7 @@ import { mkdtempSync, existsSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { testLogger } from '../support/logger.ts';
 import { LocalStackProvisioner } from '../../src/cloud/local/stack-provisioner.ts';
 import { isRunning } from '../../src/cloud/local/processes.ts';
 import { CloudError, StackFailedError } from '../../src/cloud/errors.ts';
@@ -29,7 +30,7 @@ describe('local stack provisioner (real navcloud-sync processes)', () => {
   let stacksDir: string;
   let port: number;
   let request: CreateStackRequest;
-  const provisioner = () => new LocalStackProvisioner({ stacksDir, jwtSecret: SECRET, stopGraceMs: 5_000 });
+  const provisioner = () => new LocalStackProvisioner({ stacksDir, logger: testLogger, jwtSecret: SECRET, stopGraceMs: 5_000 });
 
   beforeAll(async () => {
     stacksDir = mkdtempSync(join(tmpdir(), 'switchyard-stacks-'));
@@ -129,7 +130,7 @@ describe('local stack provisioner (real navcloud-sync processes)', () => {
   });
 
   it('fails a stack whose node exits while it is being created, naming the node and its last log line', async () => {
-    const bad = new LocalStackProvisioner({ stacksDir, jwtSecret: 'short', stopGraceMs: 2_000 });
+    const bad = new LocalStackProvisioner({ stacksDir, logger: testLogger, jwtSecret: 'short', stopGraceMs: 2_000 });
     const name = `navcloud-t-green-${randomBytes(3).toString('hex')}`;
     await bad.create({ ...request, name, colour: 'green' });
     const error = await bad.waitUntilReady(name).catch((e: unknown) => e);
@@ -175,14 +176,14 @@ describe('local stacks on Riak (the emulator as a process)', () => {
   });
 
   afterAll(async () => {
-    const p = new LocalStackProvisioner({ stacksDir, jwtSecret: SECRET, stopGraceMs: 5_000 });
+    const p = new LocalStackProvisioner({ stacksDir, logger: testLogger, jwtSecret: SECRET, stopGraceMs: 5_000 });
     for (const name of names) await p.delete(name);
     await riak.stop();
     rmSync(stacksDir, { recursive: true, force: true });
   });
 
   async function riakStack(store: { parameter?: string; environment?: LocalStore }): Promise<{ name: string; nodes: string[]; adminUrl: string }> {
-    const p = new LocalStackProvisioner({ stacksDir, jwtSecret: SECRET, stopGraceMs: 5_000, store: store.environment });
+    const p = new LocalStackProvisioner({ stacksDir, logger: testLogger, jwtSecret: SECRET, stopGraceMs: 5_000, store: store.environment });
     const name = `navcloud-r-${randomBytes(3).toString('hex')}`;
     names.push(name);
     const parameters: Record<string, string> = { nodes: '2', port: String(await freePort()), heartbeatMs: '500' };

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { environmentsDir, loadEnvironment, resolveSecret, type Environment } from '../../src/config/environment.ts';
 import { createPorts } from '../../src/cloud/factory.ts';
-import { createLogger } from '../../src/logging.ts';
+import { createRootLogger } from '../../src/logging.ts';
 import { switchUnderLoad } from '../../src/local/switch-under-load.ts';
 import { TASK_QUEUE, rollbackWorkflowId, type RollbackReport } from '../../src/switch/contract.ts';
 import { signToken } from '../../src/navcloud/token.ts';
@@ -18,7 +18,7 @@ describe('a switch and a rollback of the local profile on Riak', () => {
   let t: TestEnvironment;
   let env: Environment;
   let envDir: string;
-  const log = createLogger('riak-switch-test', { level: 'warn' });
+  const log = createRootLogger('riak-switch-test', { level: 'warn' });
 
   beforeAll(async () => {
     // dev keeps no old stack; a rollback needs the one it switched from.
@@ -39,7 +39,7 @@ describe('a switch and a rollback of the local profile on Riak', () => {
   });
 
   it('switches dev to green with no failed request and no lost write, then rolls back carrying a write made on green', async () => {
-    const ports = createPorts(env, t.localEnvironment.state);
+    const ports = createPorts(env, log, t.localEnvironment.state);
     const seeded = (await ports.dns.current(env.recordName))!.stack;
     const run = await switchUnderLoad({ client: t.client, env, state: t.localEnvironment.state, load: { users: 4, writesPerSecond: 10 }, log });
     expect(run.report.outcome, run.report.reason).toBe('switched');

@@ -12,10 +12,9 @@ import { once } from 'node:events';
 import { startServer, type RunningServer } from '../../server/app.ts';
 import { MemoryBus } from '../../server/bus/memory.ts';
 import type { StackOutputs } from '../../src/cloud/ports.ts';
-import { createLogger } from '../../src/logging.ts';
+import { testLogger } from '../support/logger.ts';
 
 export const JWT_SECRET = 'test-secret-for-smoke-and-fleet-0123456789';
-export const quietLogger = createLogger('test-sync', { level: 'warn' });
 
 export interface TestStack {
   outputs: StackOutputs;
@@ -55,7 +54,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
         retryAfterSeconds: options.retryAfterSeconds ?? 1,
         ...(options.holdMs === undefined ? {} : { holdMs: options.holdMs }),
         shutdownGraceMs: 1000,
-        logger: quietLogger,
+        logger: testLogger,
       }));
     }
   } catch (err) {

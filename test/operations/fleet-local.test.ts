@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { testLogger } from '../support/logger.ts';
 import { LocalStackProvisioner } from '../../src/cloud/local/stack-provisioner.ts';
 import { createPorts } from '../../src/cloud/factory.ts';
 import { loadEnvironment } from '../../src/config/environment.ts';
@@ -50,7 +51,7 @@ describe('switchyard fleet (local profile, real processes)', () => {
     writeLocalState(state, stateFile);
     cliEnv = { SWITCHYARD_LOCAL_STATE: stateFile, LOG_LEVEL: 'warn', USER: 'fleet-tester' };
 
-    provisioner = new LocalStackProvisioner({ stacksDir: join(dataDir, 'stacks'), jwtSecret: SECRET, stopGraceMs: 5_000 });
+    provisioner = new LocalStackProvisioner({ stacksDir: join(dataDir, 'stacks'), jwtSecret: SECRET, stopGraceMs: 5_000, logger: testLogger });
     for (const [name, colour, nodes] of [[live, 'blue', '2'], [spare, 'green', '1']] as const) {
       await provisioner.create({
         name, env: 'flt', colour, workflowId: `switch-flt/${name}`, template: 'local-stack',
@@ -62,7 +63,7 @@ describe('switchyard fleet (local profile, real processes)', () => {
     liveNodes = ready.outputs!.nodes;
     liveIds = provisioner.nodeProcesses(live).map((n) => n.id);
     const environment = await loadEnvironment('flt', envs.dir);
-    const { dns } = createPorts(environment, state);
+    const { dns } = createPorts(environment, testLogger, state);
     await dns.switch({ recordName: environment.recordName, ttl: 1, expected: undefined, stack: live, target: ready.outputs!.dnsTarget });
   }, 180_000);
 

@@ -4,7 +4,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import type { SwitchReport } from '../../src/switch/contract.ts';
 import { SwitchMetrics } from '../../src/temporal/switch-metrics.ts';
 import { startWorkerProbe } from '../../src/temporal/worker-probe.ts';
-import { createLogger } from '../../src/logging.ts';
+import { createRootLogger } from '../../src/logging.ts';
 import { freePort } from '../../src/net.ts';
 import { createActivities } from '../../activities/index.ts';
 import { FakeWorld } from '../support/fake-ports.ts';
@@ -55,7 +55,7 @@ describe('the worker probe', () => {
   it('answers 503 naming what is not ready while the worker has not started, and serves metrics without the SDK\'s', async () => {
     const metrics = new SwitchMetrics();
     const probe = await startWorkerProbe({ host: '127.0.0.1', port: 0 }, {
-      connection, worker: () => undefined, metrics, logger: createLogger('probe-test', { level: 'silent' }),
+      connection, worker: () => undefined, metrics, logger: createRootLogger('probe-test', { level: 'silent' }),
       sdkMetricsUrl: `http://127.0.0.1:${await freePort()}/metrics`,
     });
     try {

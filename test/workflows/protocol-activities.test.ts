@@ -18,6 +18,7 @@ import type { DnsSwitchResult, RestoreResult } from '../../activities/types.ts';
 import { fakeEnvironment, FakeWorld } from '../support/fake-ports.ts';
 import { call, SECRET, startTestNode, type TestNode } from '../server/helpers.ts';
 import { tempDir } from './harness.ts';
+import { testLogger } from '../support/logger.ts';
 
 function activitiesFor(world: FakeWorld, overrides: Partial<Parameters<typeof createActivities>[0]> = {}) {
   return createActivities({
@@ -125,7 +126,7 @@ describe('switchDns: one compare-and-swap, in the Route53 adapter', () => {
       ResourceRecordSets: input.StartRecordName?.startsWith('_switchyard') ? [greenOwner] : [greenAlias], IsTruncated: false,
     }));
     route53.on(ChangeResourceRecordSetsCommand).resolves({ ChangeInfo: { Id: '/change/C2', Status: 'PENDING', SubmittedAt: new Date() } });
-    const dns = new Route53DnsRouter({ route53: new Route53Client({ region: 'us-east-1' }), hostedZoneId: 'Z1', minIntervalMs: 0 });
+    const dns = new Route53DnsRouter({ logger: testLogger, route53: new Route53Client({ region: 'us-east-1' }), hostedZoneId: 'Z1', minIntervalMs: 0 });
     const world = new FakeWorld();
     const activities = activitiesFor(world, { ports: () => ({ ...world.ports(), dns }) });
     const result: DnsSwitchResult = await new MockActivityEnvironment().run(activities.switchDns, {

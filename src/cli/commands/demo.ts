@@ -7,7 +7,6 @@
 import { Client, Connection } from '@temporalio/client';
 import { EXIT } from '../../switch/contract.ts';
 import { renderMarkdown } from '../../switch/report.ts';
-import { createLogger } from '../../logging.ts';
 import { startLocalEnvironment, type LocalEnvironment } from '../../local/environment.ts';
 import { runningEnvironment } from '../../local/control.ts';
 import { localDataDir, localStatePath } from '../../local/state.ts';
@@ -34,7 +33,7 @@ export const demoCommand: CommandModule = (program, cli) => {
 };
 
 async function runDemo(cli: Cli, options: DemoOptions): Promise<void> {
-  const log = createLogger('demo', { level: cli.verbose ? 'debug' : 'warn' });
+  const log = cli.logger.child({ command: 'demo' });
   const env = await cli.environment(options.env);
   const stateFile = localStatePath();
   let own: LocalEnvironment | undefined;

@@ -38,7 +38,7 @@ async function runGc(cli: Cli, options: GcOptions): Promise<void> {
     env: environment.name,
     recordName: environment.recordName,
     keepStacks: environment.keepStacks,
-    ports: createPorts(environment, readLocalState),
+    ports: createPorts(environment, cli.logger, readLocalState),
     admin: (adminUrl) => createAdminClient({ adminUrl, jwtSecret }),
     dryRun: options.dryRun,
     logger: cli.logger,

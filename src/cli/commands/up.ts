@@ -52,7 +52,7 @@ async function runForeground(cli: Cli, options: UpOptions): Promise<void> {
   }
   const localEnvironment = await startLocalEnvironment({
     dataDir: localDataDir(), envs: options.env, environmentsDir: cli.environmentsDir, temporalPort: options.temporalPort, uiPort: options.uiPort,
-    persistTemporal: true, dnsPort: options.dnsPort, seedItems: options.seedItems,
+    persistTemporal: true, dnsPort: options.dnsPort, seedItems: options.seedItems, log: cli.serviceLogger({ component: 'local-env' }),
   });
   const stop = new Promise<NodeJS.Signals>((res) => {
     process.once('SIGINT', () => res('SIGINT'));
@@ -115,7 +115,7 @@ async function summary(cli: Cli, state: LocalState, envNames: string[]): Promise
   ];
   for (const name of envNames) {
     const env = await cli.environment(name);
-    const live = await createPorts(env, state).dns.current(env.recordName);
+    const live = await createPorts(env, cli.logger, state).dns.current(env.recordName);
     lines.push(`  ${env.name}: ${env.recordName} -> ${live ? `${live.stack} (${live.target.kind === 'a' ? live.target.addresses.join(', ') : live.target.dnsName})` : 'no record'}, port ${env.parameters.port}`);
     lines.push(`    resolve it:  dig @${dnsHost} -p ${dnsPort} ${env.recordName}`);
     lines.push(`    switch it:   TEMPORAL_ADDRESS=${state.temporalAddress} switchyard switch --env ${env.name} --wait`);
