@@ -6,7 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium, type BrowserContext, type Frame } from 'playwright-core';
 import { repoRoot } from '../../src/config/environment.ts';
 import { freePort } from '../../src/net.ts';
-import { TASK_QUEUE, type SwitchInput, type SwitchReport, type SwitchStatus } from '../../src/switch/contract.ts';
+import { TASK_QUEUE, type SwitchInput, type SwitchReport } from '../../src/switch/contract.ts';
+import { untilPhase } from '../support/phase.ts';
 import { switchStartOptions } from '../../src/switch/contract.ts';
 import { startTestEnvironment, type TestEnvironment } from '../local/local-env.ts';
 
@@ -47,13 +48,7 @@ describe('the Temporal Web UI during a switch', () => {
   it('shows the switch workflow, its SwitchPhase and its current details', async () => {
     const input: SwitchInput = { env: 'dev', backup: 'latest', trigger: 'manual', version: 'ui-test' };
     const handle = await t.client.workflow.start('stackSwitch', { ...switchStartOptions(input), taskQueue: TASK_QUEUE, args: [input] });
-    let status: SwitchStatus | undefined;
-    const deadline = Date.now() + 180_000;
-    while (status?.phase !== 'awaiting-approval' && !['done', 'failed'].includes(status?.phase ?? '') && Date.now() < deadline) {
-      status = await handle.query<SwitchStatus>('status').catch(() => status);
-      await sleep(200);
-    }
-    expect(status?.phase).toBe('awaiting-approval');
+    const status = await untilPhase(handle, 'awaiting-approval', 180_000);
 
     const page = await browser.newPage();
     const ui = t.localEnvironment.state.temporalUiUrl!;
@@ -79,7 +74,7 @@ describe('the Temporal Web UI during a switch', () => {
     // The UI renders each markdown block (static details, current details) in its own sandboxed frame.
     await page.getByText('User Metadata', { exact: true }).click();
     const shot = join(artifacts, 'temporal-ui-switch.png');
-    const waiting = new RegExp(`${status!.to!.stack} passed its smoke checks`);
+    const waiting = new RegExp(`${status.to!.stack} passed its smoke checks`);
     let currentDetails: Frame | undefined;
     try {
       for (const deadline = Date.now() + 60_000; !currentDetails && Date.now() < deadline; await sleep(250)) {

@@ -28,16 +28,28 @@ class Captured extends Writable {
   }
 }
 
+/** A command line running through the CLI library in this process. */
+export interface InProcessCli {
+  /** What it wrote to stderr so far. */
+  stderr(): string;
+  done: Promise<CliRun>;
+}
+
 /**
  * One command line through the CLI library in this process, with `env` over this process's
  * environment as its environment. What reads process.env itself rather than the CLI's environment
  * (the AWS SDK, SWITCHYARD_LOCAL_STATE) needs runBin.
  */
-export async function runCli(args: string[], env: Record<string, string | undefined> = {}): Promise<CliRun> {
+export function startCli(args: string[], env: Record<string, string | undefined> = {}): InProcessCli {
   const stdout = new Captured();
   const stderr = new Captured();
-  const code = await runCliLibrary(args, { stdout, stderr, env: { ...process.env, CI: undefined, LOG_LEVEL: undefined, ...env } });
-  return { code, stdout: stdout.text, stderr: stderr.text };
+  const done = runCliLibrary(args, { stdout, stderr, env: { ...process.env, CI: undefined, LOG_LEVEL: undefined, ...env } })
+    .then((code) => ({ code, stdout: stdout.text, stderr: stderr.text }));
+  return { stderr: () => stderr.text, done };
+}
+
+export function runCli(args: string[], env: Record<string, string | undefined> = {}): Promise<CliRun> {
+  return startCli(args, env).done;
 }
 
 /** Starts the real `switchyard` launcher as CI would; killed if it outlives timeoutMs. */

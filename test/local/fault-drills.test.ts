@@ -11,8 +11,8 @@ import { isRunning } from '../../src/cloud/local/processes.ts';
 import { createAdminClient } from '../../src/navcloud/admin-client.ts';
 import { createRootLogger } from '../../src/logging.ts';
 import { switchUnderLoad, type SwitchUnderLoad } from '../../src/local/switch-under-load.ts';
-import type { Phase, SwitchStatus } from '../../src/switch/contract.ts';
 import type { Ports } from '../../src/cloud/ports.ts';
+import { untilPhase } from '../support/phase.ts';
 import { startTestEnvironment, type TestEnvironment } from './local-env.ts';
 
 /**
@@ -39,20 +39,6 @@ describe('fault drills on the local profile', () => {
     expect(left?.leftoverPids ?? []).toEqual([]);
     expect(left?.leftoverStacks ?? []).toEqual([]);
   });
-
-  /** Polls the switch's status query until it reports one of `phases` (bounded). */
-  async function waitForPhase(workflowId: string, phases: Phase[]): Promise<SwitchStatus> {
-    const handle = t.client.workflow.getHandle(workflowId);
-    const deadline = Date.now() + 120_000;
-    let last: SwitchStatus | undefined;
-    while (Date.now() < deadline) {
-      last = await handle.query<SwitchStatus>('status').catch(() => last);
-      if (last && phases.includes(last.phase)) return last;
-      if (last && ['done', 'failed'].includes(last.phase)) break;
-      await sleep(25);
-    }
-    throw new Error(`switch never reached ${phases.join('/')}; last phase ${last?.phase}`);
-  }
 
   /** Polls the workflow until an activity of this type is running on a worker (bounded). */
   async function waitForRunningActivity(workflowId: string, type: string): Promise<void> {
@@ -109,7 +95,7 @@ describe('fault drills on the local profile', () => {
       const result = await switchUnderLoad({
         client: t.client, env, state: t.localEnvironment.state, load, log,
         onStarted: async (workflowId) => {
-          await waitForPhase(workflowId, [phase]);
+          await untilPhase(t.client.workflow.getHandle(workflowId), [phase]);
           if (activity) await waitForRunningActivity(workflowId, activity);
           await t.localEnvironment.killWorker();
           await sleep(1_000);
@@ -129,7 +115,7 @@ describe('fault drills on the local profile', () => {
     const result = await switchUnderLoad({
       client: t.client, env, state: t.localEnvironment.state, load, log,
       onStarted: async (workflowId) => {
-        const status = await waitForPhase(workflowId, ['restoring']);
+        const status = await untilPhase(t.client.workflow.getHandle(workflowId), ['restoring']);
         newStack = status.to!.stack;
         const pid = Number(readFileSync(join(t.dataDir, 'stacks', newStack, 'node-2.pid'), 'utf8'));
         process.kill(pid, 'SIGKILL');
@@ -150,7 +136,7 @@ describe('fault drills on the local profile', () => {
     const result = await switchUnderLoad({
       client: t.client, env, state: t.localEnvironment.state, load, log,
       onStarted: async (workflowId) => {
-        await waitForPhase(workflowId, ['smoke-testing', 'catching-up']);
+        await untilPhase(t.client.workflow.getHandle(workflowId), ['smoke-testing', 'catching-up']);
         // Someone else touches the record (same addresses, another TTL) after planning read it:
         // the switch's compare-and-swap batch no longer matches and Route53 refuses it.
         await route53.send(new ChangeResourceRecordSetsCommand({

@@ -2,12 +2,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { WorkflowHandle } from '@temporalio/client';
 import { statusQuery, type Phase, type SwitchStatus } from '../../src/switch/contract.ts';
 
-const ENDED: Phase[] = ['done', 'failed'];
-
 /**
  * Asks a switch (or rollback) for its status until it reports one of `phases`. A query that fails
- * (the first workflow task has not run yet) is asked again; a run that ended in another phase, or
- * `timeoutMs` without the phase, fails with the last phase seen.
+ * (the first workflow task has not run yet) is asked again, and so is a run that already ended: a
+ * handle without a run id answers for the previous run until the next one starts. After
+ * `timeoutMs` without the phase it fails with the last phase seen.
  */
 export async function untilPhase(handle: WorkflowHandle, phases: Phase | Phase[], timeoutMs = 120_000): Promise<SwitchStatus> {
   const wanted = Array.isArray(phases) ? phases : [phases];
@@ -21,7 +20,6 @@ export async function untilPhase(handle: WorkflowHandle, phases: Phase | Phase[]
       error = caught;
     }
     if (last && wanted.includes(last.phase)) return last;
-    if (last && ENDED.includes(last.phase)) break;
     await sleep(25);
   }
   const seen = last ? `last phase ${last.phase}` : `no answer (${(error as Error | undefined)?.message ?? 'none'})`;

@@ -14,7 +14,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowHandle } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import type { Environment } from '../../src/config/environment.ts';
-import { searchAttributes, type Phase, type SwitchInput, statusQuery } from '../../src/switch/contract.ts';
+import { searchAttributes, type SwitchInput } from '../../src/switch/contract.ts';
 import { checkStep } from '../support/invariants.ts';
 import { toolPath } from '../../src/tools.ts';
 import { createActivities } from '../../activities/index.ts';
@@ -123,14 +123,6 @@ export async function runSwitch(testEnv: TestWorkflowEnvironment, options: Run =
     return { report: await handle.result(), handle };
   });
   return { report, world, reportsDir, handle };
-}
-
-export async function untilPhase(handle: WorkflowHandle<typeof stackSwitch>, phase: Phase): Promise<void> {
-  for (let i = 0; i < 800; i += 1) {
-    if ((await handle.query(statusQuery)).phase === phase) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`the switch never reached ${phase}`);
 }
 
 type History = proto.temporal.api.history.v1.IHistory;

@@ -12,7 +12,8 @@ import { switchWorkflowId, type SwitchInput, type SwitchReport, abortUpdate } fr
 import { checkEnd } from '../support/invariants.ts';
 import { nightlyRefresh, rehearsal, stackSwitch } from '../../workflows/index.ts';
 import { FakeWorld, seedWorld, type FakeWorldOptions } from '../support/fake-ports.ts';
-import { OLD, runSwitch, seededWorld, untilPhase, workerFor, worldWithClientsWriting } from './harness.ts';
+import { OLD, runSwitch, seededWorld, workerFor, worldWithClientsWriting } from './harness.ts';
+import { untilPhase } from '../support/phase.ts';
 import { useTimeSkippingEnvironment } from './time-skipping-suite.ts';
 
 const testEnv = useTimeSkippingEnvironment();

@@ -14,7 +14,8 @@ import { rollback, stackSwitch } from '../../workflows/index.ts';
 import { RESTORE_LOOK_FIRST_MS, nextRestoreLookMs } from '../../workflows/switch-phases.ts';
 import { checkEnd, checkStep } from '../support/invariants.ts';
 import type { FakeWorld } from '../support/fake-ports.ts';
-import { OLD, runSwitch, seededWorld, untilPhase, workerFor, worldWithClientsWriting } from './harness.ts';
+import { OLD, runSwitch, seededWorld, workerFor, worldWithClientsWriting } from './harness.ts';
+import { untilPhase } from '../support/phase.ts';
 import { useTimeSkippingEnvironment } from './time-skipping-suite.ts';
 
 const testEnv = useTimeSkippingEnvironment();
