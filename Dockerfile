@@ -5,11 +5,12 @@
 ARG NODE_IMAGE=node:24.19.0-bookworm-slim
 
 # ---- production dependencies only (tsx is one: the worker runs TypeScript without a build).
-# better-sqlite3 13 ships its Node-API binaries; the optional 12.x is Node 20's and not built here.
+# better-sqlite3 13 ships its Node-API binaries, so nothing is compiled; the optional 12.x is only
+# loaded on Node 20, and npm leaves it out where it can neither download nor build it.
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --omit=optional --no-audit --no-fund \
+RUN npm ci --omit=dev --no-audit --no-fund \
  && npm cache clean --force
 
 # ---- the worker
