@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium, type BrowserContext, type Frame } from 'playwright-core';
@@ -10,6 +9,7 @@ import { TASK_QUEUE, type SwitchInput, type SwitchReport } from '../../src/switc
 import { untilPhase } from '../support/phase.ts';
 import { switchStartOptions } from '../../src/switch/contract.ts';
 import { startTestEnvironment, type TestEnvironment } from '../local/local-env.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const artifacts = resolve(repoRoot, 'test-artifacts');
 
@@ -22,11 +22,11 @@ describe('the Temporal Web UI during a switch', () => {
 
   beforeAll(async () => {
     // dev with manual approval: the switch then holds in one phase for as long as the browser needs.
-    environmentsDir = mkdtempSync(join(tmpdir(), 'switchyard-envs-'));
+    environmentsDir = tempDir('switchyard-envs-').path;
     const dev = readFileSync(join(repoRoot, 'infra/environments/dev.yaml'), 'utf8');
     writeFileSync(join(environmentsDir, 'dev.yaml'), dev.replace(/^approval: auto$/m, 'approval: manual'));
     t = await startTestEnvironment(200, { uiPort: await freePort(), environmentsDir });
-    profile = mkdtempSync(join(tmpdir(), 'switchyard-chromium-'));
+    profile = tempDir('switchyard-chromium-').path;
     // A fresh profile directory (playwright passes it as --user-data-dir).
     browser = await chromium.launchPersistentContext(profile, {
       executablePath: '/usr/bin/chromium',
@@ -39,8 +39,6 @@ describe('the Temporal Web UI during a switch', () => {
 
   afterAll(async () => {
     await browser?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
-    if (environmentsDir) rmSync(environmentsDir, { recursive: true, force: true });
     const left = await t?.stop();
     expect(left?.leftoverPids ?? []).toEqual([]);
   });

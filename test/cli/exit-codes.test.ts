@@ -5,8 +5,6 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -17,11 +15,12 @@ import { FakeWorld, seedStackName } from '../support/fake-ports.ts';
 import { untilPhase } from '../support/phase.ts';
 import { startTestWorker } from '../support/test-worker-process.ts';
 import { environmentsDir, environmentYaml, runCli, startCli, type CliRun } from './run-cli.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const env = `cli-${randomBytes(3).toString('hex')}`;
 // Its own task queue: no other test's worker takes these switches, and this worker takes no one else's.
 const taskQueue = `cli-e2e-${randomBytes(4).toString('hex')}`;
-const stateDir = mkdtempSync(join(tmpdir(), 'switchyard-cli-e2e-'));
+const stateDir = tempDir('switchyard-cli-e2e-').path;
 const envs = environmentsDir({ [env]: environmentYaml(env) });
 let worker: ChildProcess | undefined;
 let client: Client;
@@ -75,7 +74,6 @@ afterAll(async () => {
   }
   await client?.connection.close();
   envs.remove();
-  rmSync(stateDir, { recursive: true, force: true });
 });
 
 describe.sequential('switchyard exit codes end to end', () => {

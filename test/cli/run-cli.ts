@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { repoRoot } from '../../src/config/environment.ts';
+import { tempDir } from '../support/temp-dir.ts';
 import { runCli as runCliLibrary } from '../../src/cli/main.ts';
 
 export interface CliRun {
@@ -99,7 +99,7 @@ export function environmentYaml(name: string, extra = ''): string {
 
 /** A temp directory of environment files, for `--environments`. */
 export function environmentsDir(files: Record<string, string>): { dir: string; remove(): void } {
-  const dir = mkdtempSync(join(tmpdir(), 'switchyard-envs-'));
-  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, `${name}.yaml`), text);
-  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+  const dir = tempDir('switchyard-envs-');
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir.path, `${name}.yaml`), text);
+  return { dir: dir.path, remove: dir.remove };
 }

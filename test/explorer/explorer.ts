@@ -27,7 +27,8 @@ import { checkEnd, checkStep, type Violation } from '../support/invariants.ts';
 import { createActivities } from '../../activities/index.ts';
 import { rollback, stackSwitch } from '../../workflows/index.ts';
 import { FakeWorld, seedWorld, type Failure, type FailurePoint } from '../support/fake-ports.ts';
-import { tempDir, timeSkippingEnvironment, workflowBundle } from '../workflows/harness.ts';
+import { timeSkippingEnvironment, workflowBundle } from '../workflows/harness.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 export const FAULT_KINDS = ['fail-before', 'fail-after', 'hang', 'kill', 'terminate'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
@@ -102,7 +103,7 @@ export class Lane {
   static async start(): Promise<Lane> {
     const testEnv = await timeSkippingEnvironment();
     let lane: Lane | undefined;
-    const names = Object.keys(createActivities(new FakeWorld().deps(tempDir('explorer-reports-'))));
+    const names = Object.keys(createActivities(new FakeWorld().deps(tempDir('explorer-reports-').path)));
     const activities = Object.fromEntries(names.map((name) => [name, (...args: never[]) => {
       const run = lane?.current;
       const workflowId = Context.current().info.workflowExecution?.workflowId ?? '';
@@ -143,7 +144,7 @@ class ScheduleRun {
   private readonly found = new Map<string, Found>();
   private readonly calls: string[] = [];
   private readonly faults: Map<number, FaultKind>;
-  private readonly reportsDir = tempDir('explorer-reports-');
+  private readonly reportsDir = tempDir('explorer-reports-').path;
   private readonly taskQueue: string;
   private readonly env: Partial<Environment>;
   /** The schedule's activities, faults injected. */

@@ -5,8 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Resolver } from 'node:dns/promises';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
@@ -18,8 +17,9 @@ import { readLocalState, type LocalState } from '../../src/local/state.ts';
 import { switchWorkflowId, type RollbackReport } from '../../src/switch/contract.ts';
 import { runBin, startBin, type CliRun } from '../cli/run-cli.ts';
 import { untilPhase } from '../support/phase.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'switchyard-commands-'));
+const dir = tempDir('switchyard-commands-').path;
 const stateFile = join(dir, 'local.json');
 const environments = join(dir, 'environments');
 const workflowId = switchWorkflowId('dev');
@@ -64,7 +64,6 @@ describe('every switchyard command on the local profile, through the bin', () =>
     await connection?.close();
     // Whatever a failed assertion left running.
     await stopLocalEnvironment(stateFile, dir, createRootLogger('commands-test', { level: 'warn' }));
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('up starts the environment in the background, says where everything is, and a second up finds it', async () => {

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, loadEnvironment, parseEnvironment } from '../../src/config/environment.ts';
 import { createPorts, localHostedZone } from '../../src/cloud/factory.ts';
@@ -10,6 +9,7 @@ import { Route53DnsRouter } from '../../src/cloud/aws/dns-router.ts';
 import { LocalStackProvisioner } from '../../src/cloud/local/stack-provisioner.ts';
 import { readLocalState, type LocalState } from '../../src/local/state.ts';
 import { testLogger } from '../support/logger.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const state: LocalState = {
   dataDir: '/tmp/switchyard-factory-test', region: 'us-east-1', motoEndpoint: 'http://127.0.0.1:1', temporalAddress: '127.0.0.1:2',
@@ -35,7 +35,7 @@ describe('port factory', () => {
   });
 
   it('tells the user to run up when the local environment is not running', () => {
-    const missing = join(mkdtempSync(join(tmpdir(), 'switchyard-state-')), 'local.json');
+    const missing = join(tempDir('switchyard-state-').path, 'local.json');
     expect(() => readLocalState(missing)).toThrow(/switchyard up/);
     writeFileSync(missing, JSON.stringify({ dataDir: 1 }));
     expect(() => readLocalState(missing)).toThrow(ConfigError);

@@ -1,11 +1,11 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { createRootLogger } from '../../src/logging.ts';
 import { startLocalEnvironment, type LocalEnvironment } from '../../src/local/environment.ts';
 import { alive } from '../../src/local/control.ts';
 import type { LocalStore } from '../../src/cloud/local/stack-spec.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 /** A whole local environment (moto, RabbitMQ, Temporal, DNS, worker) in a temporary data dir, on free ports. */
 export interface TestEnvironment {
@@ -17,7 +17,7 @@ export interface TestEnvironment {
 }
 
 export async function startTestEnvironment(seedItems: number, options: { uiPort?: number; environmentsDir?: string; store?: LocalStore } = {}): Promise<TestEnvironment> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'switchyard-local-'));
+  const dataDir = tempDir('switchyard-local-').path;
   const localEnvironment = await startLocalEnvironment({
     dataDir, envs: ['dev'], environmentsDir: options.environmentsDir, temporalPort: 0, uiPort: options.uiPort, persistTemporal: false, dnsPort: 0, seedItems,
     store: options.store ?? 'sqlite',
@@ -35,7 +35,6 @@ export async function startTestEnvironment(seedItems: number, options: { uiPort?
       const stacksDir = join(dataDir, 'stacks');
       const leftoverStacks = existsSync(stacksDir) ? readdirSync(stacksDir).filter((n) => !n.startsWith('.')) : [];
       const leftoverPids = pids.filter(alive);
-      rmSync(dataDir, { recursive: true, force: true });
       return { leftoverPids, leftoverStacks };
     },
   };

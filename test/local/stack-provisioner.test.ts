@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { testLogger } from '../support/logger.ts';
@@ -14,6 +13,7 @@ import type { LocalStore } from '../../src/cloud/local/stack-spec.ts';
 import { createAdminClient } from '../../src/navcloud/admin-client.ts';
 import type { ExportItemLine } from '../../src/navcloud/protocol.ts';
 import { spawnRiakEmulator } from '../support/riak-emulator.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const SECRET = 'provisioner-test-secret-0123456789';
 
@@ -33,7 +33,7 @@ describe('local stack provisioner (real navcloud-sync processes)', () => {
   const provisioner = () => new LocalStackProvisioner({ stacksDir, logger: testLogger, jwtSecret: SECRET, stopGraceMs: 5_000 });
 
   beforeAll(async () => {
-    stacksDir = mkdtempSync(join(tmpdir(), 'switchyard-stacks-'));
+    stacksDir = tempDir('switchyard-stacks-').path;
     port = await freePort();
     request = {
       name: `navcloud-t-blue-${randomBytes(3).toString('hex')}`, env: 't', colour: 'blue', workflowId: 'switch-t/run-1',
@@ -44,7 +44,6 @@ describe('local stack provisioner (real navcloud-sync processes)', () => {
   afterAll(async () => {
     const p = provisioner();
     for (const name of existsSync(stacksDir) ? readdirSync(stacksDir).filter((n) => !n.startsWith('.')) : []) await p.delete(name);
-    rmSync(stacksDir, { recursive: true, force: true });
   });
 
   it('creates a 2-node stack on its own loopback addresses, sharing one store', async () => {
@@ -171,7 +170,7 @@ describe('local stacks on Riak (the emulator as a process)', () => {
   const names: string[] = [];
 
   beforeAll(async () => {
-    stacksDir = mkdtempSync(join(tmpdir(), 'switchyard-riak-stacks-'));
+    stacksDir = tempDir('switchyard-riak-stacks-').path;
     riak = await spawnRiakEmulator();
   });
 
@@ -179,7 +178,6 @@ describe('local stacks on Riak (the emulator as a process)', () => {
     const p = new LocalStackProvisioner({ stacksDir, logger: testLogger, jwtSecret: SECRET, stopGraceMs: 5_000 });
     for (const name of names) await p.delete(name);
     await riak.stop();
-    rmSync(stacksDir, { recursive: true, force: true });
   });
 
   async function riakStack(store: { parameter?: string; environment?: LocalStore }): Promise<{ name: string; nodes: string[]; adminUrl: string }> {

@@ -1,5 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { environmentsDir, loadEnvironment, resolveSecret, type Environment } from '../../src/config/environment.ts';
@@ -10,6 +9,7 @@ import { TASK_QUEUE, rollbackWorkflowId, type RollbackReport } from '../../src/s
 import { signToken } from '../../src/navcloud/token.ts';
 import { spawnRiakEmulator } from '../support/riak-emulator.ts';
 import { startTestEnvironment, type TestEnvironment } from './local-env.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 // Issue 13 item 7: the whole switch (restore, catch-up, fence, verification) and a rollback, with
 // every stack on one Riak (the emulator as a process), each stack in its own bucket, under client load.
@@ -22,7 +22,7 @@ describe('a switch and a rollback of the local profile on Riak', () => {
 
   beforeAll(async () => {
     // dev keeps no old stack; a rollback needs the one it switched from.
-    envDir = mkdtempSync(join(tmpdir(), 'switchyard-riak-envs-'));
+    envDir = tempDir('switchyard-riak-envs-').path;
     writeFileSync(join(envDir, 'dev.yaml'), readFileSync(join(environmentsDir, 'dev.yaml'), 'utf8').replace(/^keepStacks: 0$/m, 'keepStacks: 1'));
     env = await loadEnvironment('dev', envDir);
     expect(env.keepStacks).toBe(1);
@@ -33,7 +33,6 @@ describe('a switch and a rollback of the local profile on Riak', () => {
   afterAll(async () => {
     const left = await t?.stop();
     await riak?.stop();
-    rmSync(envDir, { recursive: true, force: true });
     expect(left?.leftoverPids ?? []).toEqual([]);
     expect(left?.leftoverStacks ?? []).toEqual([]);
   });

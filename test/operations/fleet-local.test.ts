@@ -1,6 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { testLogger } from '../support/logger.ts';
@@ -15,6 +13,7 @@ import type { ExecResult, LogLine } from '../../src/operations/fleet/port.ts';
 import { createZone } from '../aws/moto-helpers.ts';
 import { startMoto, motoRegion, type Moto } from '../support/moto.ts';
 import { environmentsDir, environmentYaml, runBin, startBin } from '../cli/run-cli.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const SECRET = 'fleet-test-secret-0123456789abcdef';
 const admin = { authorization: `Bearer ${await signToken(SECRET, 'fleet-test', { admin: true })}` };
@@ -36,7 +35,7 @@ describe('switchyard fleet (local profile, real processes)', () => {
 
   beforeAll(async () => {
     moto = await startMoto();
-    dataDir = mkdtempSync(join(tmpdir(), 'switchyard-fleet-'));
+    dataDir = tempDir('switchyard-fleet-').path;
     const zone = await createZone(moto, 'navcloud.test');
     const common = `hostedZoneId: ${zone}\njwtSecret: ${SECRET}`;
     envs = environmentsDir({
@@ -71,7 +70,6 @@ describe('switchyard fleet (local profile, real processes)', () => {
     for (const name of [live, spare]) await provisioner?.delete(name);
     await moto?.stop();
     envs?.remove();
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
   it('lists the live stack\'s nodes by default and every stack with --all', async () => {

@@ -7,9 +7,8 @@
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { cp, readFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -17,6 +16,7 @@ import { repoRoot } from '../../src/config/environment.ts';
 import { toolPath } from '../../src/tools.ts';
 import { freePort } from '../../src/net.ts';
 import { envOf, execForm, parseDockerfile, type Stage } from './dockerfile.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const run = promisify(execFile);
 const dockerfile = async () => parseDockerfile(await readFile(resolve(repoRoot, 'Dockerfile'), 'utf8'));
@@ -31,13 +31,13 @@ describe('the Dockerfile', () => {
     expect(result.code).toBe(0);
   });
 
-  it('is multi-stage on Node.js 24; dependencies are installed without dev or optional dependencies and copied into the final stage', async () => {
+  it('is multi-stage on Node.js 24; dependencies are installed without dev dependencies and copied into the final stage', async () => {
     const { stages } = await dockerfile();
     expect(stages.length).toBeGreaterThanOrEqual(2);
     for (const stage of stages) expect(stage.from).toMatch(/^node:24\.\d+\.\d+-[a-z]+-slim$/);
     const deps = stages.find((s) => argsOf(s, 'RUN').some((r) => /\bnpm ci\b/.test(r)))!;
     expect(deps.name).toBeDefined();
-    expect(argsOf(deps, 'RUN').filter((r) => /\bnpm (ci|install|i)\b/.test(r)).every((r) => /npm ci --omit=dev --omit=optional\b/.test(r))).toBe(true);
+    expect(argsOf(deps, 'RUN').filter((r) => /\bnpm (ci|install|i)\b/.test(r)).every((r) => /npm ci --omit=dev\b/.test(r))).toBe(true);
     const final = stages.at(-1)!;
     expect(final).not.toBe(deps);
     expect(argsOf(final, 'RUN').some((r) => /\bnpm\b/.test(r))).toBe(false);
@@ -69,7 +69,7 @@ describe('the image, assembled without Docker', () => {
   let worker: ChildProcess | undefined;
 
   beforeAll(async () => {
-    root = await mkdtemp(join(tmpdir(), 'switchyard-image-'));
+    root = tempDir('switchyard-image-').path;
     const final = await finalStage();
     for (const copy of argsOf(final, 'COPY')) {
       const parts = copy.split(' ');
@@ -79,17 +79,16 @@ describe('the image, assembled without Docker', () => {
         await cp(resolve(repoRoot, source), destination.endsWith('/') ? join(root, destination, source) : join(root, destination), { recursive: true });
       }
     }
-    // The deps stage's `npm ci --omit=dev --omit=optional`, offline: the installed tree, hard-linked,
-    // pruned to production dependencies. npm rewrites its hidden lockfile, so that one is a real copy.
+    // The deps stage's `npm ci --omit=dev`, offline: the installed tree, hard-linked, pruned to
+    // production dependencies. npm rewrites its hidden lockfile, so that one is a real copy.
     await run('cp', ['-al', resolve(repoRoot, 'node_modules'), join(root, 'node_modules')]);
     await rm(join(root, 'node_modules/.package-lock.json'));
     await cp(resolve(repoRoot, 'node_modules/.package-lock.json'), join(root, 'node_modules/.package-lock.json'));
-    await run('npm', ['prune', '--omit=dev', '--omit=optional', '--offline', '--no-audit', '--no-fund'], { cwd: root, timeout: 120_000 });
+    await run('npm', ['prune', '--omit=dev', '--offline', '--no-audit', '--no-fund'], { cwd: root, timeout: 120_000 });
   }, 180_000);
 
   afterAll(async () => {
     if (worker && worker.exitCode === null) worker.kill('SIGKILL');
-    if (root) await rm(root, { recursive: true, force: true });
   });
 
   it('holds no dev dependency', async () => {

@@ -8,7 +8,8 @@ import { encodeCursor } from '../../src/navcloud/cursor.ts';
 import type { ExportItemLine } from '../../src/navcloud/protocol.ts';
 import { signToken } from '../../src/navcloud/token.ts';
 import { freePort, waitForPort } from '../../src/net.ts';
-import { call, openStream, SECRET, tempDir } from './helpers.ts';
+import { call, openStream, SECRET } from './helpers.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const bin = resolve(import.meta.dirname, '../../bin/navcloud-sync.js');
 
@@ -21,7 +22,7 @@ function launch(env: Record<string, string>): { child: ChildProcess; stderr: () 
 
 describe('navcloud-sync process', () => {
   it('shuts down on SIGTERM: streams get reconnect, the in-flight write completes, exit code 0', async () => {
-    const dir = tempDir();
+    const dir = tempDir('navcloud-');
     const port = await freePort();
     const { child, stderr } = launch({ PORT: String(port), SYNC_JWT_SECRET: SECRET, SYNC_STORE: `sqlite:${join(dir.path, 'db.sqlite')}`, SYNC_NODE_ID: 'proc-1' });
     try {
@@ -58,7 +59,7 @@ describe('navcloud-sync process', () => {
   });
 
   it('stays up through a restore of 30,000 items in 2,000-line imports, while the collector finalizes SQLite statements', async () => {
-    const dir = tempDir();
+    const dir = tempDir('navcloud-');
     const port = await freePort();
     const { child, stderr } = launch({ PORT: String(port), SYNC_JWT_SECRET: SECRET, SYNC_STORE: `sqlite:${join(dir.path, 'db.sqlite')}` });
     try {

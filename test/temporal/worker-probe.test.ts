@@ -8,7 +8,7 @@ import { createRootLogger } from '../../src/logging.ts';
 import { freePort } from '../../src/net.ts';
 import { createActivities } from '../../activities/index.ts';
 import { FakeWorld } from '../support/fake-ports.ts';
-import { tempDir } from '../workflows/harness.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const report = (outcome: SwitchReport['outcome'], env = 'qa'): SwitchReport => ({
   env, workflowId: `switch-${env}`, outcome, trigger: 'ci', version: '1.4.2',
@@ -25,10 +25,10 @@ describe('switch metrics', () => {
   it('the writeReport activity records outcome, phase durations, write pause and restore throughput, on either profile', async () => {
     const metrics = new SwitchMetrics();
     for (const profile of ['local', 'aws'] as const) {
-      const activities = createActivities({ ...new FakeWorld().deps(tempDir('reports-'), { profile }), metrics });
+      const activities = createActivities({ ...new FakeWorld().deps(tempDir('reports-').path, { profile }), metrics });
       await new MockActivityEnvironment().run(activities.writeReport, report('switched'));
     }
-    const activities = createActivities({ ...new FakeWorld().deps(tempDir('reports-')), metrics });
+    const activities = createActivities({ ...new FakeWorld().deps(tempDir('reports-').path), metrics });
     await new MockActivityEnvironment().run(activities.writeReport, { ...report('rolled-back'), writePause: { fenceToForwardMs: 300, requestsHeld: 6, holdsTimedOut: 1, requestsForwarded: 40 } });
     const text = await metrics.registry.metrics();
     expect(text).toContain('switchyard_switches_total{env="qa",outcome="switched"} 2');

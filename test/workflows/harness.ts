@@ -5,9 +5,8 @@
  * nothing of vitest: the hooks are in time-skipping-suite.ts.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+
+
 import { fileURLToPath } from 'node:url';
 import { DefaultLogger, Runtime, Worker, bundleWorkflowCode, type NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -20,6 +19,7 @@ import { toolPath } from '../../src/tools.ts';
 import { createActivities } from '../../activities/index.ts';
 import { stackSwitch, type rehearsal } from '../../workflows/index.ts';
 import { FakeWorld, seedStackName, seedWorld, type FakeWorldOptions } from '../support/fake-ports.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 export const workflowsPath = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
 
@@ -63,13 +63,9 @@ export function worldWithClientsWriting(): { world: FakeWorld; violations: strin
   return { world, violations };
 }
 
-export function tempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), prefix));
-}
-
 export async function workerFor(connection: NativeConnection, world: FakeWorld, env: Partial<Environment> = {}) {
   const taskQueue = `switch-test-${randomUUID()}`;
-  const reportsDir = tempDir('switch-reports-');
+  const reportsDir = tempDir('switch-reports-').path;
   const worker = await Worker.create({
     connection,
     taskQueue,

@@ -17,12 +17,12 @@ import { createActivities } from '../../activities/index.ts';
 import type { DnsSwitchResult, RestoreResult } from '../../activities/types.ts';
 import { fakeEnvironment, FakeWorld } from '../support/fake-ports.ts';
 import { call, SECRET, startTestNode, type TestNode } from '../server/helpers.ts';
-import { tempDir } from './harness.ts';
+import { tempDir } from '../support/temp-dir.ts';
 import { testLogger } from '../support/logger.ts';
 
 function activitiesFor(world: FakeWorld, overrides: Partial<Parameters<typeof createActivities>[0]> = {}) {
   return createActivities({
-    ...world.deps(tempDir('reports-')),
+    ...world.deps(tempDir('reports-').path),
     admin: (env, adminUrl) => createAdminClient({ adminUrl, jwtSecret: env.jwtSecret }),
     loadEnvironment: async (name) => fakeEnvironment(name, { jwtSecret: SECRET }),
     ...overrides,
@@ -150,7 +150,7 @@ describe('heartbeats while a batch runs', () => {
     const heartbeats: unknown[] = [];
     const env = new MockActivityEnvironment();
     env.on('heartbeat', (details: unknown) => heartbeats.push(details));
-    const restored: RestoreResult = await env.run(createActivities(world.deps(tempDir('reports-'))).restoreBackup, {
+    const restored: RestoreResult = await env.run(createActivities(world.deps(tempDir('reports-').path)).restoreBackup, {
       env: 'test', backupKey: 'backups/slow.json', adminUrl: 'fake://navcloud-test-green-dst',
     });
     expect(restored.items).toBe(4);
