@@ -46,7 +46,7 @@ export class Cli {
     return this.loggerInstance;
   }
 
-  /** For what a command runs as a service (a worker, the local environment, fleet's audit lines): LOG_LEVEL or info. */
+  /** For what a command runs as a service (a worker, the local environment): LOG_LEVEL or info. */
   serviceLogger(bindings: Record<string, unknown>): Logger {
     return this.logger.child(bindings, { level: this.verbose ? 'debug' : this.io.env.LOG_LEVEL ?? 'info' });
   }

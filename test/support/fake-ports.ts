@@ -7,7 +7,7 @@
  * its lease on a clock the test drives (the Temporal server's time), forwarding, a fence only some
  * nodes answer, clients that keep writing to whichever stack they reach (through DNS or a cached
  * answer) and the writes they were told succeeded, stack outputs and statuses shaped as on AWS,
- * and DNS changes refused or never in sync. `snapshot()` is what src/switch/invariants.ts checks;
+ * and DNS changes refused or never in sync. `snapshot()` is what test/support/invariants.ts checks;
  * `onStep` is told of every change.
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -376,7 +376,7 @@ export class FakeWorld {
     stack.fenced = fences.some((f) => f.mode !== 'open');
   }
 
-  /** The world as src/switch/invariants.ts checks it. */
+  /** The world as test/support/invariants.ts checks it. */
   snapshot(): WorldSnapshot {
     const env = fakeEnvironment('test', this.options.env);
     return {
