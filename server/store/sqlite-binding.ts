@@ -2,11 +2,12 @@
  * better-sqlite3 for the Node.js this runs on. 13.x binds through Node-API and ships its own
  * binaries; it needs Node 22 or later (on Node 20 it crashes). 12.x derives its statements and
  * databases from node::ObjectWrap, and Node 24.19's ObjectWrap removes a cleanup hook in its
- * destructor with a check that the garbage collector, finalizing a statement outside any
- * context, fails: the node aborts, and a client sees its connection closed mid-request (a
- * restore's large imports are what first make the collector finalize the store's throwaway
- * pragma statements). Node 20 keeps 12.x (an optional dependency) until it is dropped, and this
- * module with it.
+ * destructor with a check that fails when the garbage collector finalizes the object outside any
+ * context: the node aborts ("Assertion failed: (env) != nullptr" in RemoveEnvironmentCleanupHook,
+ * from Statement::~Statement) and a client sees its connection closed mid-request. Every store
+ * leaves statements behind for the collector (pragmas, iterators, an export's reader); a restore's
+ * large imports are what make it collect them. Node 20 keeps 12.x (an optional dependency) until
+ * it is dropped, and this module with it.
  */
 import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
