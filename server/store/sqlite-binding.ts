@@ -15,5 +15,15 @@ import type BetterSqlite3 from 'better-sqlite3';
 const require = createRequire(import.meta.url);
 const nodeMajor = Number(process.versions.node.split('.')[0]);
 
-export const Database = require(nodeMajor >= 22 ? 'better-sqlite3' : 'better-sqlite3-node20') as typeof BetterSqlite3;
+function load(): typeof BetterSqlite3 {
+  if (nodeMajor >= 22) return require('better-sqlite3') as typeof BetterSqlite3;
+  try {
+    return require('better-sqlite3-node20') as typeof BetterSqlite3;
+  } catch (error) {
+    throw new Error(`Node.js ${process.versions.node} needs the optional dependency better-sqlite3-node20 (better-sqlite3 12), which is not installed: `
+      + 'npm leaves it out where it can neither download nor build it; install a C++ toolchain and run npm ci again, or run Node.js 22 or later', { cause: error });
+  }
+}
+
+export const Database = load();
 export type Database = BetterSqlite3.Database;
