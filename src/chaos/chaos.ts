@@ -81,9 +81,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
   try {
     const world: ChaosWorld = {
       local, client: new Client({ connection }), env, environmentsDir, log, bound: RECOVERY_BOUND,
-      ports: createPorts(env, local.state), stacks: localStackProvisioner(env, local.state),
+      ports: createPorts(env, log, local.state), stacks: localStackProvisioner(env, local.state, log),
       ...(options.store === 'sqlite' ? {} : { riak: riakctl(options.riakctl ?? resolve(repoRoot, '../shared/riak/riakctl')) }),
-      fleet: { users: 8, writesPerSecond: 8, nonRetrying: { users: 8, writesPerSecond: 8 }, maxDurationMs: 10 * 60_000 },
+      load: { users: 8, writesPerSecond: 8, nonRetrying: { users: 8, writesPerSecond: 8 }, maxDurationMs: 10 * 60_000 },
     };
     const deadline = options.minutes === undefined ? Infinity : Date.now() + options.minutes * 60_000;
     const runs = options.run === undefined ? Array.from({ length: options.runs }, (_, k) => k) : [options.run];

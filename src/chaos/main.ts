@@ -6,7 +6,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { createLogger } from '../logging.ts';
+import { createRootLogger } from '../logging.ts';
 import { describeLocalStore, type LocalStore } from '../cloud/local/stack-spec.ts';
 import { wholeNumber } from '../cli/options.ts';
 import { EXIT } from '../switch/contract.ts';
@@ -64,7 +64,7 @@ const summary = await runChaos({
   ...(args.riakctl ? { riakctl: args.riakctl } : {}),
   signal: interrupted.signal,
   out: (line) => process.stdout.write(`${line}\n`),
-  log: createLogger('chaos', { level: args.verbose ? 'debug' : 'warn' }),
+  log: createRootLogger('chaos', { level: args.verbose ? 'debug' : 'warn' }),
 }).catch((err: unknown) => {
   if (!interrupted.signal.aborted) throw err;
   process.stderr.write(`chaos: stopped by ${String(interrupted.signal.reason)}; the environment was torn down\n`);

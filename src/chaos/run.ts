@@ -9,17 +9,18 @@ import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { TerminatedFailure, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client } from '@temporalio/client';
-import { rollbackWorkflowId, statusQuery, type RollbackInput, type RollbackReport } from '../../workflows/definitions.ts';
 import { repoRoot, resolveSecret, type Environment } from '../config/environment.ts';
 import type { LocalStackProvisioner } from '../cloud/local/stack-provisioner.ts';
 import type { Ports } from '../cloud/ports.ts';
-import { PublicName } from '../fleet/public-name.ts';
+import { PublicName } from '../load/public-name.ts';
 import type { Logger } from '../logging.ts';
 import { SyncClient } from '../navcloud/client.ts';
 import { signToken } from '../navcloud/token.ts';
 import type { LocalEnvironment } from '../local/environment.ts';
-import { startSwitchLoad, type FleetPlan } from '../local/switch-under-load.ts';
-import { switchStartOptions, TASK_QUEUE, type Phase, type SwitchInput, type SwitchReport } from '../switch/contract.ts';
+import { startSwitchLoad, type LoadPlan } from '../local/switch-under-load.ts';
+import {
+  rollbackWorkflowId, statusQuery, switchStartOptions, TASK_QUEUE, type Phase, type RollbackInput, type RollbackReport, type SwitchInput, type SwitchReport,
+} from '../switch/contract.ts';
 import { runFault, type RiakControl, type Strike } from './faults.ts';
 import { readAcknowledgments } from './journals.ts';
 import { judgeRun, type RecoveryBound, type RunEnd, type RunEvidence, type Verdict } from './judges.ts';
@@ -37,7 +38,7 @@ export interface ChaosWorld {
   ports: Ports;
   stacks: LocalStackProvisioner;
   riak?: RiakControl;
-  fleet: FleetPlan;
+  load: LoadPlan;
   bound: RecoveryBound;
   log: Logger;
 }
@@ -67,7 +68,7 @@ export async function chaosRun(world: ChaosWorld, plan: RunPlan): Promise<RunRes
   if (!from) throw new Error(`${env.recordName} names no stack before run ${plan.run}: the environment is broken, see ${local.state.dataDir}/logs`);
   const before = new Set((await world.ports.stacks.list(env.name)).map((s) => s.name));
   const users = runUsers(plan);
-  const load = await startSwitchLoad({ env, state: local.state, fleet: world.fleet, log, userPrefix: users });
+  const load = await startSwitchLoad({ env, state: local.state, load: world.load, log, userPrefix: users });
   let end: RunEnd;
   let reason: string | undefined;
   let closedAfterMs: number;

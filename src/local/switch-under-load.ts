@@ -5,17 +5,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { resolveSecret, type Environment } from '../config/environment.ts';
 import { createPorts } from '../cloud/factory.ts';
-import { startFleet, type Fleet, type FleetOptions } from '../fleet/fleet.ts';
-import { checkLinearizability, History } from '../fleet/history.ts';
+import { startClientLoad, type ClientLoad, type ClientLoadOptions } from '../load/client-load.ts';
+import { checkLinearizability, History } from '../load/history.ts';
 import { TASK_QUEUE, type ClientFigures, type SwitchInput, type SwitchReport } from '../switch/contract.ts';
 import { switchStartOptions } from '../switch/contract.ts';
 import type { Logger } from '../logging.ts';
 import type { LocalState } from './state.ts';
 
-export interface FleetPlan {
+export interface LoadPlan {
   users: number;
   writesPerSecond: number;
-  /** Hard stop for the fleet, whatever happens to the switch. */
+  /** Hard stop for the load, whatever happens to the switch. */
   maxDurationMs?: number;
   /** Clients that never retry, run beside the others (default 20 users writing 20/s in all). */
   nonRetrying?: { users: number; writesPerSecond: number };
@@ -50,36 +50,36 @@ export interface SwitchLoad {
   verify(endpoint: string): Promise<ClientFigures>;
 }
 
-export async function startSwitchLoad(options: { env: Environment; state: LocalState; fleet: FleetPlan; log: Logger; userPrefix?: string }): Promise<SwitchLoad> {
+export async function startSwitchLoad(options: { env: Environment; state: LocalState; load: LoadPlan; log: Logger; userPrefix?: string }): Promise<SwitchLoad> {
   const { env, state, log } = options;
   const [host, port] = state.dnsServer.split(':');
   const history = new History();
   const prefix = options.userPrefix ?? randomUUID().slice(0, 8);
-  const common: Omit<FleetOptions, 'users' | 'writesPerSecond'> = {
+  const common: Omit<ClientLoadOptions, 'users' | 'writesPerSecond'> = {
     recordName: env.recordName,
     resolver: { host: host!, port: Number(port) },
     servicePort: Number(env.parameters.port),
     jwtSecret: resolveSecret(env.jwtSecret),
-    maxDurationMs: options.fleet.maxDurationMs ?? 15 * 60_000,
+    maxDurationMs: options.load.maxDurationMs ?? 15 * 60_000,
     heartbeatMs: env.smoke.heartbeatMs,
     history,
     log,
   };
-  const fleet: Fleet = await startFleet({ ...common, users: options.fleet.users, writesPerSecond: options.fleet.writesPerSecond, userPrefix: `fleet-${prefix}` });
-  const plainPlan = options.fleet.nonRetrying ?? { users: 20, writesPerSecond: 20 };
-  const plain: Fleet = await startFleet({ ...common, ...plainPlan, retrying: false, userPrefix: `plain-${prefix}` })
+  const retrying: ClientLoad = await startClientLoad({ ...common, users: options.load.users, writesPerSecond: options.load.writesPerSecond, userPrefix: `load-${prefix}` });
+  const plainPlan = options.load.nonRetrying ?? { users: 20, writesPerSecond: 20 };
+  const plain: ClientLoad = await startClientLoad({ ...common, ...plainPlan, retrying: false, userPrefix: `plain-${prefix}` })
     .catch(async (err: unknown) => {
-      await fleet.stop();
+      await retrying.stop();
       throw err;
     });
   return {
     history,
-    maxWritePauseMs: () => Math.max(fleet.figures().maxWritePauseMs ?? 0, plain.figures().maxWritePauseMs ?? 0),
+    maxWritePauseMs: () => Math.max(retrying.figures().maxWritePauseMs ?? 0, plain.figures().maxWritePauseMs ?? 0),
     stop: async () => {
-      await Promise.all([fleet.stop(), plain.stop()]);
+      await Promise.all([retrying.stop(), plain.stop()]);
     },
     verify: async (endpoint) => {
-      const clients = await fleet.verify(endpoint);
+      const clients = await retrying.verify(endpoint);
       clients.nonRetrying = await plain.verify(endpoint);
       clients.linearizability = await checkLinearizability(history).catch((err: unknown) => {
         log.warn({ err }, 'linearizability check did not run');
@@ -100,14 +100,14 @@ export async function switchUnderLoad(options: {
   client: Client;
   env: Environment;
   state: LocalState;
-  fleet: FleetPlan;
+  load: LoadPlan;
   input?: Partial<SwitchInput>;
   log: Logger;
   /** Called once the switch has started, with its workflow id (drills act on it). */
   onStarted?: (workflowId: string) => Promise<void> | void;
 }): Promise<SwitchUnderLoad> {
   const { client, env, state, log } = options;
-  const load = await startSwitchLoad({ env, state, fleet: options.fleet, log });
+  const load = await startSwitchLoad({ env, state, load: options.load, log });
   let stopped = false;
   try {
     // Let every client hold a stream and write a little on the old stack first.
@@ -133,7 +133,7 @@ export async function switchUnderLoad(options: {
     await sleep(env.ttl * 1_000 + 2 * env.smoke.heartbeatMs);
     await load.stop();
     stopped = true;
-    const ports = createPorts(env, state);
+    const ports = createPorts(env, log, state);
     const live = await ports.dns.current(env.recordName);
     const stack = live && await ports.stacks.describe(live.stack);
     if (!stack?.outputs) throw new Error(`after the switch DNS points at ${live?.stack ?? 'nothing'}, which has no running stack to check the writes against`);

@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { riakctl, runFault, type FaultWorld } from '../../src/chaos/faults.ts';
 import type { FaultPlan } from '../../src/chaos/plan.ts';
-import { tempDir } from '../server/helpers.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 /** A world with only a Riak in it; the other targets are not reached by these faults. */
 function riakWorld(script: string, home: string): FaultWorld {

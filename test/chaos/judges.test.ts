@@ -6,7 +6,7 @@
  * checker and the client ledgers themselves.
  */
 import { describe, expect, it } from 'vitest';
-import { checkLinearizability, History } from '../../src/fleet/history.ts';
+import { checkLinearizability, History } from '../../src/load/history.ts';
 import { judgeRun, judgeOneWriter, writerChangesAllowed, type Acknowledgment, type RecoveryBound, type RunEvidence } from '../../src/chaos/judges.ts';
 import type { ClientFigures } from '../../src/switch/contract.ts';
 

@@ -8,12 +8,12 @@
 import { describe, expect, it } from 'vitest';
 import { runChaos } from '../../src/chaos/chaos.ts';
 import { describeFault } from '../../src/chaos/plan.ts';
-import { createLogger } from '../../src/logging.ts';
+import { createRootLogger } from '../../src/logging.ts';
 
 describe('npm run chaos, short mode', () => {
   it('keeps every promise through three runs with real faults', async () => {
     const lines: string[] = [];
-    const summary = await runChaos({ runs: 3, seed: 111, store: 'sqlite', out: (line) => lines.push(line), log: createLogger('chaos-test', { level: 'error' }) });
+    const summary = await runChaos({ runs: 3, seed: 111, store: 'sqlite', out: (line) => lines.push(line), log: createRootLogger('chaos-test', { level: 'error' }) });
     expect(summary.results.map((r) => `${r.plan.action} ${r.plan.faults.map(describeFault).join('+')}`)).toEqual([
       'rollback dns:kill 2.6s@1.2s', 'switch temporal:stop 2.0s@switching+1.3s', 'switch node-new#1:kill 4.9s@6.1s+rabbitmq:kill 2.1s@0.4s',
     ]);

@@ -8,13 +8,14 @@ import { describe, expect, it } from 'vitest';
 import { configFromEnv } from '../../server/config.ts';
 import { AckJournal } from '../../server/store/ack-journal.ts';
 import type { AckJournalLine } from '../../src/navcloud/protocol.ts';
-import { call, SECRET, startTestNode, tempDir } from './helpers.ts';
+import { tempDir } from '../support/temp-dir.ts';
+import { call, SECRET, startTestNode } from './helpers.ts';
 
 const lines = (file: string): AckJournalLine[] => readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as AckJournalLine);
 
 describe('the acknowledgment journal', () => {
   it('records each acknowledged put, share, unshare and delete with its revision, and no refused write', async () => {
-    const dir = tempDir();
+    const dir = tempDir('ack-journal-');
     const journal = join(dir.path, 'node.acks');
     const node = await startTestNode({ ackJournal: journal, holdMs: 0 }, dir);
     try {
@@ -51,7 +52,7 @@ describe('the acknowledgment journal', () => {
   });
 
   it('appends after a restart and stops at its bound with one truncated line', () => {
-    const dir = tempDir();
+    const dir = tempDir('ack-journal-');
     try {
       const file = join(dir.path, 'node.acks');
       const ack = (id: string): AckJournalLine => ({ kind: 'ack', op: 'put', id, owner: 'alice', rev: '1-a', seq: 1, from: 1, to: 2 });

@@ -1,5 +1,5 @@
 /**
- * Broken middleboxes for the fleet's own checks: each forwards everything to a sync node but
+ * Broken middleboxes for the client load's own checks: each forwards everything to a sync node but
  * rewrites what comes back, so a test can make events arrive twice or not at all, or an applied
  * write look failed.
  */
