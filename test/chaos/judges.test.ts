@@ -2,8 +2,8 @@
  * The judges of `npm run chaos` (src/chaos/judges.ts) pass a clean run and fail each run whose
  * evidence breaks their property: a lost write, a history Porcupine refuses, two stacks
  * acknowledging at once or taking turns, a change missed or received twice, a run that did not
- * recover. The lost-write, history and stream evidence is made the way a run makes it: by the
- * checker and the client ledgers themselves.
+ * recover. Histories are judged by the real checker; the counts of lost writes and of missed or
+ * doubled changes are the clients' own figures, whose counting test/load/client-load.test.ts shows.
  */
 import { describe, expect, it } from 'vitest';
 import { checkLinearizability, History } from '../../src/load/history.ts';
