@@ -23,7 +23,7 @@ import type { ExportItemLine, ExportLine, FenceResult, NodeStats } from '../../s
 import type { StackAdmin } from '../../src/navcloud/admin-client.ts';
 import type { SmokeCheck } from '../../src/switch/contract.ts';
 import {
-  compareRevisions, effectiveMode, type AcknowledgedWrite, type DnsFlip, type FenceMode, type NodeFence,
+  compareRevisions, type AcknowledgedWrite, type DnsFlip, type FenceMode, type NodeFence,
   type RunSnapshot, type WorldSnapshot,
 } from '../../src/switch/invariants.ts';
 import type { ActivityDeps, SmokeRunner } from '../../activities/index.ts';
@@ -54,6 +54,20 @@ const NODES = 2;
 /** The lease a fence takes when the caller names none (the admin API's default). */
 const DEFAULT_LEASE_SECONDS = 60;
 
+/**
+ * The fence a node holds, as the store answered it when the node last took it (a partial fence
+ * reaches only some nodes): a lease is a deadline on the wall clock of the node that took it,
+ * which every node compares with its own.
+ */
+interface StoredFence {
+  mode: FenceMode;
+  leaseExpiresAt?: number;
+  forwardTo?: string;
+}
+
+/** What a write in flight when a fence lands does with its number (`FakeState.inFlightAtFence`). */
+export type CaughtWrite = 'gap' | 'overtaken';
+
 interface FakeStack {
   description: StackDescription;
   items: Record<string, ExportItemLine>;
@@ -61,7 +75,11 @@ interface FakeStack {
   /** Set by a fence or forward on any node, cleared by unfence; `fenceOf` says what holds now (leases lapse). */
   fenced: boolean;
   /** The fence as each node sees it. */
-  nodeFences?: NodeFence[];
+  nodeFences?: StoredFence[];
+  /** Admin requests answered so far: they go to the nodes in turn. */
+  adminRequests?: number;
+  /** A write caught by the last fence that has not taken its number yet. */
+  caught?: CaughtWrite;
   draining: boolean;
   smoke?: 'passed' | 'failed' | 'not-run';
   /** DNS pointed to it at some time. */
@@ -100,6 +118,18 @@ export interface FakeState {
   clientWrites?: number;
   /** The runs acting on this world, as a test tells them (snapshot() reports them). */
   runs?: RunSnapshot[];
+  /** How far each node's wall clock (by node index, in every stack) is ahead of world time, ms. */
+  clockSkewMs?: number[];
+  /** A node's wall clock steps forward by this much right after the first fence of an open stack. */
+  clockStepOnFence?: { node: number; byMs: number };
+  /**
+   * A client write in flight when a fence lands on an open stack: 'gap' takes a number that is
+   * never stored (its conflict retry is refused by the fence), 'overtaken' takes its number once
+   * the next export has read its cursor, is stored and answered as refused.
+   */
+  inFlightAtFence?: CaughtWrite;
+  /** Once the world did a call matching `after` (a regular expression), admin requests to `stack` are refused (connection refused) this many times. */
+  partition?: { stack: string; after: string; requests: number; started?: boolean };
 }
 
 export interface FakeWorldOptions {
@@ -111,12 +141,14 @@ export interface FakeWorldOptions {
   awsShaped?: boolean;
   /** Told of every change of the world, after it happened. */
   onStep?: (what: string) => void;
+  /** Clients write before every admin request, not only between activities. */
+  clientsWriteBetweenRequests?: boolean;
 }
 
 /** The service's own cursors: the data verification after the flip decodes them. */
 export const cursorOf = (seq: number) => encodeCursor(seq);
 const seqOf = (cursor: string | undefined) => (cursor ? decodeCursor(cursor) ?? 0 : 0);
-const openNodes = (): NodeFence[] => Array.from({ length: NODES }, () => ({ mode: 'open' }));
+const openNodes = (): StoredFence[] => Array.from({ length: NODES }, () => ({ mode: 'open' }));
 
 /** The workflow whose activity is calling, when the world is changed from an activity. */
 function callingWorkflow(): string | undefined {
@@ -209,6 +241,8 @@ export class FakeWorld {
 
   private record(call: string): void {
     this.state.calls.push(call);
+    const partition = this.state.partition;
+    if (partition && !partition.started && new RegExp(partition.after).test(call)) partition.started = true;
     this.changed(call);
   }
 
@@ -253,25 +287,98 @@ export class FakeWorld {
     }
   }
 
-  private fenceResult(stack: FakeStack): FenceResult & { mode: FenceMode; leaseExpiresAt?: string; forwardTo?: string } {
-    const [first] = this.nodeFences(stack);
-    const mode = effectiveMode(first!, this.now());
+  /** The fence as the node that answers an admin request sees it, by its own clock. */
+  private fenceResult(stack: FakeStack, node: number): FenceResult & { mode: FenceMode; leaseExpiresAt?: string; forwardTo?: string } {
+    const fence = this.nodeFences(stack)[node]!;
+    const mode = this.modeOn(fence, node);
     return {
       fenced: mode !== 'open', mode, cursor: cursorOf(stack.seq),
-      ...(mode === 'fenced' ? { leaseExpiresAt: new Date(first!.leaseExpiresAt!).toISOString() } : {}),
-      ...(mode === 'forwarding' ? { forwardTo: this.stack(first!.forwardTo!).description.outputs?.endpoint } : {}),
+      ...(mode === 'fenced' ? { leaseExpiresAt: new Date(fence.leaseExpiresAt!).toISOString() } : {}),
+      ...(mode === 'forwarding' ? { forwardTo: this.stack(fence.forwardTo!).description.outputs?.endpoint } : {}),
     };
   }
 
   private fenceAtFlip(from: string): Pick<DnsFlip, 'from' | 'fromMode' | 'fromLeaseLeftMs'> {
     const stack = this.state.stacks[from];
     if (!stack) return { from };
-    const nodes = this.nodeFences(stack);
-    const modes = nodes.map((n) => effectiveMode(n, this.now()));
+    const nodes = this.nodesOf(stack);
     // The laxest node speaks for the stack: one open node is an open stack.
+    const modes = nodes.map((n) => n.mode);
     const fromMode: FenceMode = modes.includes('open') ? 'open' : modes.includes('fenced') ? 'fenced' : 'forwarding';
-    const leaseLeft = Math.min(...nodes.filter((n, i) => modes[i] === 'fenced').map((n) => n.leaseExpiresAt! - this.now()));
+    const leaseLeft = Math.min(...nodes.filter((n) => n.mode === 'fenced').map((n) => n.leaseLeftMs ?? 0));
     return { from, fromMode, ...(fromMode === 'fenced' ? { fromLeaseLeftMs: leaseLeft } : {}) };
+  }
+
+  // ------------------------------------------------------------ nodes and their clocks
+
+  /** Node `node`'s wall clock: world time plus its skew. */
+  private nodeClock(node: number): number {
+    return this.now() + (this.state.clockSkewMs?.[node] ?? 0);
+  }
+
+  /** What node `node` does with a write under `fence`, by its own clock: a lapsed lease is open. */
+  private modeOn(fence: StoredFence, node: number): FenceMode {
+    if (fence.mode === 'fenced' && (fence.leaseExpiresAt ?? 0) <= this.nodeClock(node)) return 'open';
+    return fence.mode;
+  }
+
+  /** Each node of a stack as it acts now, for the invariants. */
+  private nodesOf(stack: FakeStack): NodeFence[] {
+    return this.nodeFences(stack).map((fence, node) => {
+      const mode = this.modeOn(fence, node);
+      if (mode === 'fenced') return { mode, leaseLeftMs: fence.leaseExpiresAt! - this.nodeClock(node) };
+      return mode === 'forwarding' ? { mode, forwardTo: fence.forwardTo } : { mode };
+    });
+  }
+
+  /** The node that answers the next admin request to a stack: they take turns. */
+  private answering(stack: FakeStack): number {
+    stack.adminRequests = (stack.adminRequests ?? 0) + 1;
+    return stack.adminRequests % NODES;
+  }
+
+  /**
+   * Before every admin request: a partitioned stack refuses it, and (when asked) clients write
+   * first, so a request never finds the world as the previous one left it.
+   */
+  private beforeRequest(url: string): void {
+    const partition = this.state.partition;
+    if (partition?.started && partition.requests > 0 && url.includes(partition.stack)) {
+      partition.requests -= 1;
+      this.save();
+      throw new CloudError(`fake: ${url} refused the connection`, true, 'Unreachable', url);
+    }
+    if (this.options.clientsWriteBetweenRequests) this.clientsWrite();
+  }
+
+  /** A fence turned an open stack fenced: a write in flight is caught by it, and a node's clock may step. */
+  private fenceLanded(stack: FakeStack): void {
+    const step = this.state.clockStepOnFence;
+    if (step) {
+      (this.state.clockSkewMs ??= [])[step.node] = (this.state.clockSkewMs[step.node] ?? 0) + step.byMs;
+      this.state.clockStepOnFence = undefined;
+    }
+    stack.caught = this.state.inFlightAtFence;
+    // Its conflict retry is refused at once: the number is gone before the fence answers.
+    if (stack.caught === 'gap') this.takeCaughtNumber(stack);
+  }
+
+  /** A write caught by a fence takes its number: never stored ('gap') or stored and refused ('overtaken'). */
+  private takeCaughtNumber(stack: FakeStack): void {
+    const caught = stack.caught;
+    stack.caught = undefined;
+    if (!caught) return;
+    stack.seq += 1;
+    if (caught === 'overtaken') {
+      const id = 'shared-0';
+      const have = stack.items[id];
+      const rev = `${(have ? Number(have.rev.split('-')[0]) || 0 : 0) + 1}-caught`;
+      stack.items[id] = {
+        kind: 'item', id, owner: 'u1', type: 'trip', rev, deleted: false, data: { caught: true },
+        shares: [], cursor: cursorOf(stack.seq), updatedAt: new Date(this.now()).toISOString(),
+      };
+    }
+    this.changed(`a write caught by the fence of ${stack.description.name} took number ${stack.seq}${caught === 'gap' ? ' (never stored)' : ''}`);
   }
 
   // ------------------------------------------------------------ seeding and client traffic
@@ -327,7 +434,7 @@ export class FakeWorld {
 
   /**
    * One round of client traffic: a client that resolved DNS just now and one that still has the
-   * previous answer cached each update one of a few shared items on the stack they reach. What
+   * previous answer cached each update one of a few shared items, or create one, on the stack they reach. What
    * a stack does with it follows its node's fence: open applies it (acknowledged), forwarding
    * passes it on, fenced holds it until the client gives up (not acknowledged), gone refuses it.
    */
@@ -335,8 +442,10 @@ export class FakeWorld {
     const destinations = [this.state.dns?.stack, this.state.cachedDns].filter((s): s is string => s !== undefined);
     for (const stack of destinations) {
       const n = (this.state.clientWrites = (this.state.clientWrites ?? 0) + 1);
-      const applied = this.applyClientWrite(stack, `shared-${n % 4}`, n % NODES, 3);
-      if (applied) this.changed(`client write shared-${n % 4} acknowledged by ${applied}`);
+      // Every other write creates an item no later write touches: nothing covers for it if it goes missing.
+      const id = n % 2 === 0 ? `shared-${(n / 2) % 4}` : `item-${n}`;
+      const applied = this.applyClientWrite(stack, id, n % NODES, 3);
+      if (applied) this.changed(`client write ${id} acknowledged by ${applied}`);
       else this.state.refusedWrites += 1;
     }
   }
@@ -345,7 +454,7 @@ export class FakeWorld {
     const stack = this.state.stacks[name];
     if (!stack || stack.description.status === 'deleted' || hops < 0) return undefined;
     const fence = this.nodeFences(stack)[node]!;
-    const mode = effectiveMode(fence, this.now());
+    const mode = this.modeOn(fence, node);
     if (mode === 'forwarding') return fence.forwardTo ? this.applyClientWrite(fence.forwardTo, id, node, hops - 1) : undefined;
     if (mode === 'fenced') return undefined;
     const have = stack.items[id];
@@ -361,16 +470,16 @@ export class FakeWorld {
     return name;
   }
 
-  private nodeFences(stack: FakeStack): NodeFence[] {
+  private nodeFences(stack: FakeStack): StoredFence[] {
     return (stack.nodeFences ??= openNodes());
   }
 
-  /** What each node of a stack does with a write now (a lapsed lease reads as open). */
+  /** What each node of a stack does with a write now, by its own clock (a lapsed lease reads as open). */
   fenceOf(name: string): FenceMode[] {
-    return this.nodeFences(this.stack(name)).map((node) => effectiveMode(node, this.now()));
+    return this.nodesOf(this.stack(name)).map((node) => node.mode);
   }
 
-  private setFences(stack: FakeStack, fences: NodeFence[]): void {
+  private setFences(stack: FakeStack, fences: StoredFence[]): void {
     stack.nodeFences = fences;
     stack.fenced = fences.some((f) => f.mode !== 'open');
   }
@@ -386,7 +495,7 @@ export class FakeWorld {
       stacks: Object.values(this.state.stacks).map((s) => ({
         name: s.description.name,
         deleted: s.description.status === 'deleted',
-        nodes: this.nodeFences(s),
+        nodes: this.nodesOf(s),
         smoke: s.smoke ?? 'passed',
         ...(s.description.workflowId === 'seed' ? {} : { createdBy: s.description.workflowId }),
         everLive: s.everLive ?? false,
@@ -585,13 +694,17 @@ export class FakeWorld {
     return {
       exportSince(since) {
         return (async function* (): AsyncIterable<ExportLine> {
+          world.beforeRequest(adminUrl);
           world.check('admin.export', adminUrl);
           const stack = world.stackOfUrl(adminUrl);
           const from = seqOf(since);
+          if (from > stack.seq) throw new CloudError(`GET ${adminUrl}/admin/export answered 410: cursor-gone: cursor ${from} is beyond the newest change of this store`, false, 'Http410', adminUrl);
           const lines = Object.values(stack.items).filter((i) => seqOf(i.cursor) > from)
             .sort((a, b) => seqOf(a.cursor) - seqOf(b.cursor));
+          const through = stack.seq;
+          world.takeCaughtNumber(stack);
           yield* lines.map((l) => ({ ...l }));
-          yield { kind: 'end', cursor: cursorOf(stack.seq), items: lines.length };
+          yield { kind: 'end', cursor: cursorOf(through), items: lines.length };
         })();
       },
       async *revisionsSince(since, signal) {
@@ -600,11 +713,13 @@ export class FakeWorld {
         }
       },
       async item(id) {
+        world.beforeRequest(adminUrl);
         world.check('admin.export', adminUrl);
         const line = world.stackOfUrl(adminUrl).items[id];
         return line ? { ...line } : undefined;
       },
       async importLines(lines) {
+        world.beforeRequest(adminUrl);
         world.check('admin.import', adminUrl);
         const stack = world.stackOfUrl(adminUrl);
         if (world.options.importDelayMs) await sleep(world.options.importDelayMs);
@@ -622,42 +737,56 @@ export class FakeWorld {
         return { applied, skipped: lines.length - applied, cursor: cursorOf(stack.seq) };
       },
       // The lease comes as `{ leaseSeconds }`; a caller that names none gets the admin API's default.
+      // The lease comes as `{ leaseSeconds }`; a caller that names none gets the admin API's default.
+      // As the servers do: the answering node writes the lease by its own clock, and a fence
+      // renews a lapsed one as readily as a live one.
       async fence(options?: { leaseSeconds: number } | AbortSignal) {
+        world.beforeRequest(adminUrl);
         world.check('admin.fence', adminUrl);
         const stack = world.stackOfUrl(adminUrl);
+        const node = world.answering(stack);
         const leaseSeconds = options && 'leaseSeconds' in options ? options.leaseSeconds : DEFAULT_LEASE_SECONDS;
-        const leaseExpiresAt = world.now() + leaseSeconds * 1000;
+        const leaseExpiresAt = world.nodeClock(node) + leaseSeconds * 1000;
         const partial = world.failsAt('admin.fence.partial', adminUrl);
-        const fences = world.nodeFences(stack).map((node, i): NodeFence => {
-          if (partial && i > 0) return node;
-          return effectiveMode(node, world.now()) === 'forwarding' ? node : { mode: 'fenced', leaseExpiresAt };
+        const wasOpen = world.fenceOf(stack.description.name).every((mode) => mode === 'open');
+        const fences = world.nodeFences(stack).map((fence, i): StoredFence => {
+          if (partial && i > 0) return fence;
+          return fence.mode === 'forwarding' ? fence : { mode: 'fenced', leaseExpiresAt };
         });
         world.setFences(stack, fences);
+        if (wasOpen) world.fenceLanded(stack);
         world.record(`fence ${stack.description.name}${partial ? ' (node 1 only)' : ''}`);
         if (partial) throw new CloudError(`${adminUrl}: node 2 did not answer the fence`, true, 'Unreachable', adminUrl);
-        return world.fenceResult(stack);
+        return world.fenceResult(stack, node);
       },
+      // As the servers do: refused unless the answering node, by its own clock, holds a live fence.
       async forward(to: string, _signal?: AbortSignal) {
+        world.beforeRequest(adminUrl);
         world.check('admin.forward', adminUrl);
         const stack = world.stackOfUrl(adminUrl);
+        const node = world.answering(stack);
         const target = world.stackOfUrl(to).description.name;
-        const modes = world.nodeFences(stack).map((node) => ({ node, mode: effectiveMode(node, world.now()) }));
-        const ready = modes.every(({ node, mode }) => mode === 'fenced' || (mode === 'forwarding' && node.forwardTo === target));
-        if (!ready) throw new CloudError(`${adminUrl}: the fence lapsed (or was never taken) before forward`, false, 'fence-lapsed', adminUrl);
-        world.setFences(stack, modes.map(() => ({ mode: 'forwarding', forwardTo: target })));
+        const fences = world.nodeFences(stack);
+        const taken = fences.every((fence) => fence.mode === 'fenced' || (fence.mode === 'forwarding' && fence.forwardTo === target));
+        const mode = world.modeOn(fences[node]!, node);
+        if (!taken || mode === 'open') throw new CloudError(`${adminUrl}: the fence lapsed (or was never taken) before forward`, false, 'fence-lapsed', adminUrl);
+        world.setFences(stack, fences.map(() => ({ mode: 'forwarding', forwardTo: target })));
         // Clients that reach the forwarding stack are served by the target from now on.
         if (stack.everLive) world.stack(target).everLive = true;
         world.record(`forward ${stack.description.name} to ${target}`);
-        return world.fenceResult(stack);
+        return world.fenceResult(stack, node);
       },
       async unfence() {
+        world.beforeRequest(adminUrl);
         world.check('admin.unfence', adminUrl);
         const stack = world.stackOfUrl(adminUrl);
+        const node = world.answering(stack);
         world.setFences(stack, openNodes());
         world.record(`unfence ${stack.description.name}`);
-        return world.fenceResult(stack);
+        return world.fenceResult(stack, node);
       },
       async drain(node) {
+        world.beforeRequest(node);
         world.check('admin.drain', node);
         const stack = world.stackOfUrl(node);
         stack.draining = true;
@@ -671,12 +800,14 @@ export class FakeWorld {
         }
       },
       async undrain(node) {
+        world.beforeRequest(node);
         world.check('admin.undrain', node);
         const stack = world.stackOfUrl(node);
         stack.draining = false;
         world.record(`undrain ${node}`);
       },
       async stats(node): Promise<NodeStats> {
+        world.beforeRequest(node);
         world.check('admin.stats', node);
         const stack = world.stackOfUrl(node);
         world.state.statsCalls += 1;
@@ -684,7 +815,7 @@ export class FakeWorld {
         world.save();
         const index = Math.max(0, Number(/node-(\d+)$/.exec(node)?.[1] ?? 1) - 1);
         const fence = world.nodeFences(stack)[index] ?? { mode: 'open' };
-        const mode = effectiveMode(fence, world.now());
+        const mode = world.modeOn(fence, index);
         const stats = {
           node, fenced: mode !== 'open', draining: stack.draining, openStreams: busy ? 3 : 0, requestRate: busy ? 12 : 0,
           items: Object.keys(stack.items).length, cursor: cursorOf(stack.seq), uptimeSeconds: 100,
