@@ -1,7 +1,9 @@
 /**
  * Pointing DNS back: the one undo of a flip, shared by `stackSwitch` (when the new stack fails
  * after the commit) and `rollback`. It moves the writer back first and DNS last, and reads DNS
- * before it unfences anything, so that at no point two stacks take writes of their own:
+ * before it unfences anything, so that at no point two stacks take writes of their own. Runs with
+ * patch fencing-tokens do it as workflows/hand-over.ts says; this file keeps the steps of runs
+ * started before it:
  *
  *   read DNS -> undrain `to` -> fence `from` (lease) -> copy `from`'s writes to `to` -> hand over
  *   in one short call (renew `from`'s fence, and if it took nothing since the copy: unfence `to`,
@@ -18,6 +20,7 @@ import type { StackRef } from '../activities/types.ts';
 import { dnsWait, handingOver, persistent, streaming } from './activities.ts';
 import { refusedWith, stop } from './failures.ts';
 import { PATCHES } from './patches.ts';
+import { pointBackWithTokens } from './hand-over.ts';
 
 /** Copies after which a fence that keeps lapsing gives up. */
 const MAX_COPIES = 3;
@@ -34,6 +37,9 @@ export interface PointBack {
   since: string;
   /** `to` was drained by the switch that left it: its nodes take clients again first. */
   undrain: boolean;
+  /** Unfenced passes go on until one copies at most this many changes (catchUpFenceBelow). */
+  catchUpFenceBelow: number;
+  maxWritePauseSeconds: number;
 }
 
 /** How far pointing back got: the caller's own clean-up depends on it. */
@@ -48,6 +54,7 @@ export interface PointBackProgress {
 }
 
 export async function pointDnsBack(back: PointBack, say: (details: string) => void, progress: PointBackProgress): Promise<void> {
+  if (patched(PATCHES.fencingTokens)) return pointBackWithTokens(back, say, progress);
   const { env, from, to } = back;
   const record = await persistent.readDns(env);
   const onFrom = pointsTo(record, { name: from.name, dnsTarget: from.outputs.dnsTarget });

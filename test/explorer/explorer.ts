@@ -48,7 +48,7 @@ export type FaultKind = (typeof FAULT_KINDS)[number];
 /** Faults of a call's admin requests rather than of the call itself. */
 export const REQUEST_KINDS: readonly FaultKind[] = ['pause', 'late', 'stale'];
 /** Activities whose admin requests change a stack's fence or data: where REQUEST_KINDS are explored. */
-export const ADMIN_CALLS = new Set(['fenceStack', 'copyChanges', 'forwardStack', 'handOver', 'unfenceStack']);
+export const ADMIN_CALLS = new Set(['takeFence', 'copyUnderFence', 'commitForward', 'handOverWriter', 'releaseFence']);
 /** Admin requests that change a stack (a held one of them arrives late). */
 const CHANGING_REQUESTS = new Set(['fence', 'forward', 'unfence', 'importLines', 'drain', 'undrain']);
 

@@ -5,6 +5,7 @@
 import type { ExportItemLine } from '../../src/navcloud/protocol.ts';
 import { seedStackName, type FakeWorld } from '../support/fake-ports.ts';
 import { ADMIN_CALLS, FAULT_KINDS, REQUEST_KINDS, type Base, type Fault, type FaultKind, type Schedule } from './explorer.ts';
+import { fenceAsIs, forwardAsIs } from '../support/fence.ts';
 
 /** The live stack every scenario starts from is blue, so the new stack is green. */
 const NEW_STACK = 'green';
@@ -79,11 +80,11 @@ async function committedNotSwitched(world: FakeWorld, env: string): Promise<void
   const green = `navcloud-${env}-green-commit01`;
   world.addStack(green, 'green', { env });
   const blueAdmin = world.admin(`fake://${blue}`);
-  await blueAdmin.fence({ leaseSeconds: LEASE_MS / 1000 });
+  await fenceAsIs(blueAdmin, LEASE_MS / 1000);
   const lines: ExportItemLine[] = [];
   for await (const line of blueAdmin.exportSince(undefined)) if (line.kind === 'item') lines.push(line);
   await world.admin(`fake://${green}`).importLines(lines);
-  await blueAdmin.forward(world.stack(green).description.outputs!.endpoint);
+  await forwardAsIs(blueAdmin, world.stack(green).description.outputs!.endpoint);
 }
 
 /** Kinds of fault each call of a base is explored with: a dead run only where it leaves the most behind, request faults where a call changes a stack. */

@@ -8,6 +8,7 @@ import { JWT_SECRET, quietLogger, startTestStack, type TestStack } from '../navc
 import { cleanupsAfterEach, loopbackAddresses } from '../support/loopback-servers.ts';
 import { startTestDns, type TestDns } from './dns.ts';
 import { startStreamMangler } from './mangler.ts';
+import { fenceAsIs, unfenceAsIs } from '../support/fence.ts';
 
 const RECORD = 'api.fleet.navcloud.test';
 const HEARTBEAT_MS = 200;
@@ -68,10 +69,10 @@ describe('client fleet', () => {
     await until(fleet, (f) => f.writesAcknowledged >= 10, 10_000, '10 acknowledged writes');
 
     // A switch as the clients live it: writes fenced, the record moved, the old node drained.
-    await admin.fence({ leaseSeconds: 60 });
+    await fenceAsIs(admin, 60);
     dns.point([hosts[1]!]);
     await sleep(400);
-    await admin.unfence();
+    await unfenceAsIs(admin);
     // Once the record's TTL has passed, requests go to the new node before any drain says so.
     const deadline = Date.now() + 5000;
     while ((await admin.stats(newNode)).requestRate === 0) {

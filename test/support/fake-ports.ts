@@ -19,12 +19,13 @@ import type {
   BackupManifest, Colour, DnsRecordState, DnsTarget, Ports, StackDescription, StackOutputs,
 } from '../../src/cloud/ports.ts';
 import type { Environment } from '../../src/config/environment.ts';
-import type { ExportItemLine, ExportLine, FenceResult, NodeStats } from '../../src/navcloud/protocol.ts';
-import type { StackAdmin } from '../../src/navcloud/admin-client.ts';
-import type { SmokeCheck } from '../../src/switch/contract.ts';
+import type { ExportItemLine, ExportLine, FenceMode, FenceResult, NodeStats } from '../../src/navcloud/protocol.ts';
+import { FenceConflictError, type StackAdmin } from '../../src/navcloud/admin-client.ts';
+import { FenceConflict, type FenceChange } from '../../server/store/port.ts';
+import { decide, effectiveMode, lapseOf, OPEN, type FenceRecord, type FenceRequest } from '../../server/store/fence-rules.ts';
+import { DEFAULT_FENCE_LEASE_SECONDS, DEFAULT_MAX_WRITE_PAUSE_SECONDS, type SmokeCheck } from '../../src/switch/contract.ts';
 import {
-  compareRevisions, type AcknowledgedWrite, type DnsFlip, type FenceMode, type NodeFence,
-  type RunSnapshot, type WorldSnapshot,
+  compareRevisions, type AcknowledgedWrite, type DnsFlip, type NodeFence, type RunSnapshot, type WorldSnapshot,
 } from '../../src/switch/invariants.ts';
 import type { ActivityDeps, SmokeRunner } from '../../activities/index.ts';
 import { decodeCursor, encodeCursor } from '../../src/navcloud/cursor.ts';
@@ -51,19 +52,7 @@ export interface Failure {
 
 /** Nodes per fake stack (its outputs name as many). */
 const NODES = 2;
-/** The lease a fence takes when the caller names none (the admin API's default). */
-const DEFAULT_LEASE_SECONDS = 60;
 
-/**
- * The fence a node holds, as the store answered it when the node last took it (a partial fence
- * reaches only some nodes): a lease is a deadline on the wall clock of the node that took it,
- * which every node compares with its own.
- */
-interface StoredFence {
-  mode: FenceMode;
-  leaseExpiresAt?: number;
-  forwardTo?: string;
-}
 
 /** What a write in flight when a fence lands does with its number (`FakeState.inFlightAtFence`). */
 export type CaughtWrite = 'gap' | 'overtaken';
@@ -72,10 +61,10 @@ interface FakeStack {
   description: StackDescription;
   items: Record<string, ExportItemLine>;
   seq: number;
-  /** Set by a fence or forward on any node, cleared by unfence; `fenceOf` says what holds now (leases lapse). */
-  fenced: boolean;
-  /** The fence as each node sees it. */
-  nodeFences?: StoredFence[];
+  /** The fence as the stack's store holds it, decided as the stores decide (server/store/fence-rules.ts). */
+  fence?: FenceRecord;
+  /** When each node first saw the fence's epoch (world ms: a node's monotonic clock runs with world time, whatever its wall clock says). */
+  seen?: Array<{ epoch: number; at: number }>;
   /** Admin requests answered so far: they go to the nodes in turn. */
   adminRequests?: number;
   /** A write caught by the last fence that has not taken its number yet. */
@@ -148,7 +137,6 @@ export interface FakeWorldOptions {
 /** The service's own cursors: the data verification after the flip decodes them. */
 export const cursorOf = (seq: number) => encodeCursor(seq);
 const seqOf = (cursor: string | undefined) => (cursor ? decodeCursor(cursor) ?? 0 : 0);
-const openNodes = (): StoredFence[] => Array.from({ length: NODES }, () => ({ mode: 'open' }));
 
 /** The workflow whose activity is calling, when the world is changed from an activity. */
 function callingWorkflow(): string | undefined {
@@ -171,11 +159,6 @@ function sameRecord(a: DnsRecordState | undefined, b: DnsRecordState | undefined
   return a.stack === b.stack && a.ttl === b.ttl && sameTarget(a.target, b.target);
 }
 
-/** Admin calls of the fence contract the fake answers beyond today's StackAdmin. */
-interface FakeAdmin {
-  forward(to: string, signal?: AbortSignal): Promise<FenceResult>;
-}
-
 export function fakeEnvironment(name: string, overrides: Partial<Environment> = {}): Environment {
   return {
     name, profile: 'local', region: 'us-east-1', hostedZoneId: 'Z1', recordName: `sync.${name}.navcloud.test.`,
@@ -183,7 +166,7 @@ export function fakeEnvironment(name: string, overrides: Partial<Environment> = 
     backups: { bucket: 'navcloud-backups', prefix: 'backups/', keep: 3 },
     smoke: { heartbeatMs: 100, changeArrivalMs: 1000, sampleItems: 5, maxLatencyMs: 1000 },
     approval: 'auto', approvalTimeoutSeconds: 600, verifySeconds: 30, verifyItemsPerSecond: 40_000, drainSeconds: 120, keepStacks: 1,
-    jwtSecret: 'test-secret', catchUpFenceBelow: 10, fenceLeaseSeconds: 60,
+    jwtSecret: 'test-secret', catchUpFenceBelow: 10, fenceLeaseSeconds: DEFAULT_FENCE_LEASE_SECONDS, maxWritePauseSeconds: DEFAULT_MAX_WRITE_PAUSE_SECONDS,
     ...overrides,
   };
 }
@@ -287,14 +270,15 @@ export class FakeWorld {
     }
   }
 
-  /** The fence as the node that answers an admin request sees it, by its own clock. */
-  private fenceResult(stack: FakeStack, node: number): FenceResult & { mode: FenceMode; leaseExpiresAt?: string; forwardTo?: string } {
-    const fence = this.nodeFences(stack)[node]!;
-    const mode = this.modeOn(fence, node);
+  /** The fence as node `node` answers it, by its own clock. */
+  private fenceResult(stack: FakeStack, node: number): FenceResult {
+    const record = this.recordOf(stack);
+    const { mode, leaseLeftMs } = this.nodeView(stack, node);
     return {
-      fenced: mode !== 'open', mode, cursor: cursorOf(stack.seq),
-      ...(mode === 'fenced' ? { leaseExpiresAt: new Date(fence.leaseExpiresAt!).toISOString() } : {}),
-      ...(mode === 'forwarding' ? { forwardTo: this.stack(fence.forwardTo!).description.outputs?.endpoint } : {}),
+      fenced: mode !== 'open', mode, epoch: record.epoch, cursor: cursorOf(stack.seq),
+      ...(mode === 'fenced' ? { leaseSeconds: (record.leaseMs ?? 0) / 1000, leaseLeftMs } : {}),
+      ...(mode === 'forwarding' ? { forwardTo: record.forwardTo } : {}),
+      ...(record.by ? { by: record.by } : {}),
     };
   }
 
@@ -311,24 +295,51 @@ export class FakeWorld {
 
   // ------------------------------------------------------------ nodes and their clocks
 
-  /** Node `node`'s wall clock: world time plus its skew. */
+  /** Node `node`'s wall clock: world time plus its skew. Only what clients see of items reads it; leases never do. */
   private nodeClock(node: number): number {
     return this.now() + (this.state.clockSkewMs?.[node] ?? 0);
   }
 
-  /** What node `node` does with a write under `fence`, by its own clock: a lapsed lease is open. */
-  private modeOn(fence: StoredFence, node: number): FenceMode {
-    if (fence.mode === 'fenced' && (fence.leaseExpiresAt ?? 0) <= this.nodeClock(node)) return 'open';
-    return fence.mode;
+  private recordOf(stack: FakeStack): FenceRecord {
+    return (stack.fence ??= { ...OPEN });
+  }
+
+  /** What node `node` does with a write now: its lease measured from when it first saw the epoch. */
+  private nodeView(stack: FakeStack, node: number): { mode: FenceMode; leaseLeftMs?: number } {
+    const record = this.recordOf(stack);
+    if (record.mode !== 'fenced') return { mode: record.mode };
+    const seen = (stack.seen ??= []);
+    if (seen[node]?.epoch !== record.epoch) seen[node] = { epoch: record.epoch, at: this.now() };
+    const leaseLeftMs = (record.leaseMs ?? 0) - (this.now() - seen[node]!.at);
+    return { mode: effectiveMode(record, leaseLeftMs <= 0), leaseLeftMs };
   }
 
   /** Each node of a stack as it acts now, for the invariants. */
   private nodesOf(stack: FakeStack): NodeFence[] {
-    return this.nodeFences(stack).map((fence, node) => {
-      const mode = this.modeOn(fence, node);
-      if (mode === 'fenced') return { mode, leaseLeftMs: fence.leaseExpiresAt! - this.nodeClock(node) };
-      return mode === 'forwarding' ? { mode, forwardTo: fence.forwardTo } : { mode };
+    return Array.from({ length: NODES }, (_, node) => {
+      const { mode, leaseLeftMs } = this.nodeView(stack, node);
+      if (mode === 'fenced') return { mode, leaseLeftMs };
+      const forwardTo = this.recordOf(stack).forwardTo;
+      return mode === 'forwarding' && forwardTo ? { mode, forwardTo: this.stackOfUrl(forwardTo).description.name } : { mode };
     });
+  }
+
+  /** One compare-and-set of a stack's fence, answered by node `node` as the stores answer it. */
+  private changeFence(stack: FakeStack, node: number, change: FenceChange & FenceRequest): FenceResult {
+    const record = this.recordOf(stack);
+    const { mode } = this.nodeView(stack, node);
+    // As a Riak store judges a commit: a number may be taken and never acknowledged (a write the
+    // fence caught), so only a copy older than the fence is behind; a lapse moved the epoch.
+    const view = { lapsed: record.mode === 'fenced' && mode === 'open', seq: stack.seq, acknowledgedThrough: record.fencedAt ?? stack.seq };
+    let decision;
+    try {
+      decision = decide(record, view, change, () => ({ mode, epoch: record.epoch, seq: stack.seq }));
+    } catch (err) {
+      if (err instanceof FenceConflict) throw new FenceConflictError(`fake: ${err.message}`, stack.description.outputs?.adminUrl ?? '', this.fenceResult(stack, node));
+      throw err;
+    }
+    if ('next' in decision) stack.fence = decision.next;
+    return this.fenceResult(stack, node);
   }
 
   /** The node that answers the next admin request to a stack: they take turns. */
@@ -351,7 +362,7 @@ export class FakeWorld {
     if (this.options.clientsWriteBetweenRequests) this.clientsWrite();
   }
 
-  /** A fence turned an open stack fenced: a write in flight is caught by it, and a node's clock may step. */
+  /** A fence turned an open stack fenced: a write in flight is caught by it, and a node's wall clock may step. */
   private fenceLanded(stack: FakeStack): void {
     const step = this.state.clockStepOnFence;
     if (step) {
@@ -390,7 +401,7 @@ export class FakeWorld {
       name, env, colour, workflowId: 'seed', status: 'ready', rawStatus: options.rawStatus ?? 'CREATE_COMPLETE',
       createdAt: options.createdAt ?? new Date(Date.UTC(2026, 0, 1)).toISOString(), outputs: this.outputsFor(name),
     };
-    this.state.stacks[name] = { description, items: {}, seq: 0, fenced: false, nodeFences: openNodes(), draining: false, smoke: 'passed', everLive: options.live };
+    this.state.stacks[name] = { description, items: {}, seq: 0, fence: { ...OPEN }, draining: false, smoke: 'passed', everLive: options.live };
     this.write(name, options.items ?? 0, 'seed');
     if (options.live) this.state.dns = { recordName: this.recordName(env), ttl: 30, target: this.asRoute53(description.outputs!.dnsTarget), stack: name };
     this.save();
@@ -453,10 +464,12 @@ export class FakeWorld {
   private applyClientWrite(name: string, id: string, node: number, hops: number): string | undefined {
     const stack = this.state.stacks[name];
     if (!stack || stack.description.status === 'deleted' || hops < 0) return undefined;
-    const fence = this.nodeFences(stack)[node]!;
-    const mode = this.modeOn(fence, node);
-    if (mode === 'forwarding') return fence.forwardTo ? this.applyClientWrite(fence.forwardTo, id, node, hops - 1) : undefined;
+    const record = this.recordOf(stack);
+    const { mode } = this.nodeView(stack, node);
+    if (mode === 'forwarding') return record.forwardTo ? this.applyClientWrite(this.stackOfUrl(record.forwardTo).description.name, id, node, hops - 1) : undefined;
     if (mode === 'fenced') return undefined;
+    // A node that finds the lease lapsed by its clock records the lapse before it applies the write.
+    if (record.mode === 'fenced') stack.fence = lapseOf(record);
     const have = stack.items[id];
     const generation = (have ? Number(have.rev.split('-')[0]) || 0 : 0) + 1;
     // A nonce that sorts by arrival: of two writes of one generation the later one wins, as a random nonce might.
@@ -464,24 +477,20 @@ export class FakeWorld {
     stack.seq += 1;
     stack.items[id] = {
       kind: 'item', id, owner: 'u1', type: 'trip', rev, deleted: false, data: { by: name },
-      shares: [], cursor: cursorOf(stack.seq), updatedAt: new Date(this.now()).toISOString(),
+      shares: [], cursor: cursorOf(stack.seq), updatedAt: new Date(this.nodeClock(node)).toISOString(),
     };
     (this.state.acks ??= []).push({ id, rev, stack: name, at: this.now() });
     return name;
   }
 
-  private nodeFences(stack: FakeStack): StoredFence[] {
-    return (stack.nodeFences ??= openNodes());
+  /** The stack's store holds a fence (fenced, its lease lapsed or not, or forwarding). */
+  fenced(name: string): boolean {
+    return this.recordOf(this.stack(name)).mode !== 'open';
   }
 
-  /** What each node of a stack does with a write now, by its own clock (a lapsed lease reads as open). */
+  /** What each node of a stack does with a write now (a lease lapsed by its clock reads as open). */
   fenceOf(name: string): FenceMode[] {
     return this.nodesOf(this.stack(name)).map((node) => node.mode);
-  }
-
-  private setFences(stack: FakeStack, fences: StoredFence[]): void {
-    stack.nodeFences = fences;
-    stack.fenced = fences.some((f) => f.mode !== 'open');
   }
 
   /** The world as src/switch/invariants.ts checks it. */
@@ -571,7 +580,7 @@ export class FakeWorld {
                 name: request.name, env: request.env, colour: request.colour, workflowId: request.workflowId,
                 status: 'creating', rawStatus: 'CREATE_IN_PROGRESS', createdAt: new Date(Date.UTC(2026, 1, 1, 0, this.state.calls.length)).toISOString(),
               },
-              items: {}, seq: 0, fenced: false, nodeFences: openNodes(), draining: false, smoke: 'not-run', everLive: false,
+              items: {}, seq: 0, fence: { ...OPEN }, draining: false, smoke: 'not-run', everLive: false,
             };
           }
           this.record(`create ${request.name} ${JSON.stringify(request.parameters)}`);
@@ -689,7 +698,7 @@ export class FakeWorld {
     };
   }
 
-  admin(adminUrl: string): StackAdmin & Pick<FakeAdmin, 'forward'> {
+  admin(adminUrl: string): StackAdmin {
     const world = this;
     return {
       exportSince(since) {
@@ -737,53 +746,43 @@ export class FakeWorld {
         return { applied, skipped: lines.length - applied, cursor: cursorOf(stack.seq) };
       },
       // The lease comes as `{ leaseSeconds }`; a caller that names none gets the admin API's default.
-      // The lease comes as `{ leaseSeconds }`; a caller that names none gets the admin API's default.
-      // As the servers do: the answering node writes the lease by its own clock, and a fence
-      // renews a lapsed one as readily as a live one.
-      async fence(options?: { leaseSeconds: number } | AbortSignal) {
+      async fenceState() {
+        world.beforeRequest(adminUrl);
+        const stack = world.stackOfUrl(adminUrl);
+        return world.fenceResult(stack, world.answering(stack));
+      },
+      // The fence changes as the stores change it: one compare-and-set on the epoch, answered by
+      // the nodes in turn, each measuring the lease from when it first saw it.
+      async fence(request) {
         world.beforeRequest(adminUrl);
         world.check('admin.fence', adminUrl);
         const stack = world.stackOfUrl(adminUrl);
-        const node = world.answering(stack);
-        const leaseSeconds = options && 'leaseSeconds' in options ? options.leaseSeconds : DEFAULT_LEASE_SECONDS;
-        const leaseExpiresAt = world.nodeClock(node) + leaseSeconds * 1000;
-        const partial = world.failsAt('admin.fence.partial', adminUrl);
         const wasOpen = world.fenceOf(stack.description.name).every((mode) => mode === 'open');
-        const fences = world.nodeFences(stack).map((fence, i): StoredFence => {
-          if (partial && i > 0) return fence;
-          return fence.mode === 'forwarding' ? fence : { mode: 'fenced', leaseExpiresAt };
-        });
-        world.setFences(stack, fences);
+        const result = world.changeFence(stack, world.answering(stack), { ...request, kind: 'fence', leaseMs: request.leaseSeconds * 1000 });
         if (wasOpen) world.fenceLanded(stack);
-        world.record(`fence ${stack.description.name}${partial ? ' (node 1 only)' : ''}`);
-        if (partial) throw new CloudError(`${adminUrl}: node 2 did not answer the fence`, true, 'Unreachable', adminUrl);
-        return world.fenceResult(stack, node);
+        const partial = world.failsAt('admin.fence.partial', adminUrl);
+        world.record(`fence ${stack.description.name}`);
+        if (partial) throw new CloudError(`${adminUrl}: the fence was taken but its answer was lost`, true, 'Unreachable', adminUrl);
+        return result;
       },
-      // As the servers do: refused unless the answering node, by its own clock, holds a live fence.
-      async forward(to: string, _signal?: AbortSignal) {
+      async forward(request) {
         world.beforeRequest(adminUrl);
         world.check('admin.forward', adminUrl);
         const stack = world.stackOfUrl(adminUrl);
-        const node = world.answering(stack);
-        const target = world.stackOfUrl(to).description.name;
-        const fences = world.nodeFences(stack);
-        const taken = fences.every((fence) => fence.mode === 'fenced' || (fence.mode === 'forwarding' && fence.forwardTo === target));
-        const mode = world.modeOn(fences[node]!, node);
-        if (!taken || mode === 'open') throw new CloudError(`${adminUrl}: the fence lapsed (or was never taken) before forward`, false, 'fence-lapsed', adminUrl);
-        world.setFences(stack, fences.map(() => ({ mode: 'forwarding', forwardTo: target })));
+        const target = world.stackOfUrl(request.to).description.name;
+        const result = world.changeFence(stack, world.answering(stack), { ...request, kind: 'forward', cursor: seqOf(request.cursor) });
         // Clients that reach the forwarding stack are served by the target from now on.
         if (stack.everLive) world.stack(target).everLive = true;
         world.record(`forward ${stack.description.name} to ${target}`);
-        return world.fenceResult(stack, node);
+        return result;
       },
-      async unfence() {
+      async unfence(request) {
         world.beforeRequest(adminUrl);
         world.check('admin.unfence', adminUrl);
         const stack = world.stackOfUrl(adminUrl);
-        const node = world.answering(stack);
-        world.setFences(stack, openNodes());
+        const result = world.changeFence(stack, world.answering(stack), { ...request, kind: 'unfence' });
         world.record(`unfence ${stack.description.name}`);
-        return world.fenceResult(stack, node);
+        return result;
       },
       async drain(node) {
         world.beforeRequest(node);
@@ -814,15 +813,15 @@ export class FakeWorld {
         const busy = world.state.statsCalls <= world.state.busyUntilStatsCall;
         world.save();
         const index = Math.max(0, Number(/node-(\d+)$/.exec(node)?.[1] ?? 1) - 1);
-        const fence = world.nodeFences(stack)[index] ?? { mode: 'open' };
-        const mode = world.modeOn(fence, index);
+        const record = world.recordOf(stack);
+        const { mode, leaseLeftMs } = world.nodeView(stack, index);
         const stats = {
           node, fenced: mode !== 'open', draining: stack.draining, openStreams: busy ? 3 : 0, requestRate: busy ? 12 : 0,
           items: Object.keys(stack.items).length, cursor: cursorOf(stack.seq), uptimeSeconds: 100,
           version: 'fake', eventLoopLagMs: 0,
           // Each node of a forwarding stack held 2 writes (one ran out) and forwarded 5 requests.
           flip: mode === 'forwarding' ? { requestsHeld: 2, holdsTimedOut: 1, requestsForwarded: 5 } : { requestsHeld: 0, holdsTimedOut: 0, requestsForwarded: 0 },
-          fence: { mode, ...(mode === 'fenced' ? { leaseExpiresAt: new Date(fence.leaseExpiresAt!).toISOString() } : {}), ...(mode === 'forwarding' ? { forwardTo: world.stack(fence.forwardTo!).description.outputs?.endpoint } : {}) },
+          fence: { mode, epoch: record.epoch, ...(mode === 'fenced' ? { leaseLeftMs } : {}), ...(mode === 'forwarding' ? { forwardTo: record.forwardTo } : {}) },
         };
         return stats as NodeStats;
       },
