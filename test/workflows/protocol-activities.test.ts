@@ -5,6 +5,8 @@
  * the Route53 adapter, and heartbeats that keep coming while one slow batch is imported.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mockClient } from 'aws-sdk-client-mock';
 import { ChangeResourceRecordSetsCommand, ListResourceRecordSetsCommand, Route53Client, type ResourceRecordSet } from '@aws-sdk/client-route-53';
@@ -210,6 +212,62 @@ describe('fencing tokens: the fence, the commit and the hand-over, against real 
     const refused = await step('undo-2').run(activities.releaseFence, { env: 'test', adminUrl: to.url, expected: { epoch: 0, mode: 'fenced' as const } }).catch((e: unknown) => e);
     expect(refused).toMatchObject({ type: 'FenceMoved', nonRetryable: true });
     expect((await adminOf(to).fenceState()).mode).toBe('forwarding');
+  });
+});
+
+describe('admin requests of a fence step end with its attempt', () => {
+  let silent: Server;
+  let url = '';
+  const arrived: string[] = [];
+  const closed: string[] = [];
+  beforeAll(async () => {
+    // Takes every request and never answers: a stack whose node froze, or a network that holds requests.
+    silent = createServer((request) => {
+      arrived.push(`${request.method} ${request.url}`);
+      request.socket.on('close', () => closed.push(`${request.method} ${request.url}`));
+    });
+    await new Promise<void>((ready) => silent.listen(0, '127.0.0.1', ready));
+    url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    silent.closeAllConnections();
+    await new Promise((done) => silent.close(done));
+  });
+
+  it('gives up a request a second before the attempt times out, not after the client\'s own 30 s', async () => {
+    const activities = activitiesFor(new FakeWorld());
+    const startedAt = performance.now();
+    const failed = await step('fence', { startToCloseTimeoutMs: 3_000 }).run(activities.takeFence, { env: 'test', adminUrl: url, leaseSeconds: 60 })
+      .catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(Error);
+    expect(performance.now() - startedAt).toBeLessThan(3_000);
+    await expect.poll(() => closed).toContain('GET /admin/fence');
+  });
+
+  it('stops its requests when the attempt is cancelled (a heartbeat tells of a cancelled or terminated run)', async () => {
+    const activities = activitiesFor(new FakeWorld());
+    const attempt = step('release', { startToCloseTimeoutMs: 60_000 });
+    const releasing = attempt.run(activities.releaseFence, { env: 'test', adminUrl: url, expected: { epoch: 1, mode: 'fenced' as const } }).catch((e: unknown) => e);
+    await expect.poll(() => arrived).toContain('POST /admin/unfence');
+    attempt.cancel();
+    await releasing;
+    await expect.poll(() => closed).toContain('POST /admin/unfence');
+  });
+});
+
+describe('the fence activities of runs started before fencing tokens', () => {
+  let node: TestNode;
+  beforeAll(async () => {
+    node = await startTestNode({ nodeId: 'v1' });
+  });
+  afterAll(async () => {
+    await node?.stop();
+  });
+
+  it('give a workflows/v1 fence, which named no lease, the longest lease the admin API grants, and unfence whatever they find', async () => {
+    const activities = activitiesFor(new FakeWorld());
+    expect(await new MockActivityEnvironment().run(activities.fenceStack, { env: 'test', adminUrl: node.url })).toMatchObject({ mode: 'fenced', leaseSeconds: 3_600 });
+    expect(await new MockActivityEnvironment().run(activities.unfenceStack, { env: 'test', adminUrl: node.url })).toMatchObject({ mode: 'open' });
   });
 });
 
