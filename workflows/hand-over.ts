@@ -19,7 +19,10 @@ import { workflowNow } from './clock.ts';
 /** Catch-up passes before fencing no matter how busy the stack still is. */
 const MAX_CATCH_UP_PASSES = 5;
 /** Fenced copies after which a fence that keeps lapsing gives up. */
-const MAX_FENCED_COPIES = 3;
+export const MAX_FENCED_COPIES = 3;
+
+/** The fence lapsed (its stack took writes again) or the copy under it is behind: fence and copy again. */
+export const lapsed = (err: unknown) => refusedWith(err, 'FenceLapsed') || refusedWith(err, 'CopyBehind');
 
 /** How long a fence is held and may hold writes. */
 export interface FenceLimits {
@@ -87,12 +90,11 @@ export async function handOver(env: string, from: StackRef, to: StackRef, since:
       });
       return fenced.cursor;
     } catch (err) {
-      const lapsed = refusedWith(err, 'FenceLapsed') || refusedWith(err, 'CopyBehind');
-      if (lapsed && copies < MAX_FENCED_COPIES) continue;
+      if (lapsed(err) && copies < MAX_FENCED_COPIES) continue;
       // The writer stays on `from`: it opens now rather than when its lease lapses (a fence that
       // cannot be released lapses by itself; one that committed stays committed).
       if (held) await fencing.releaseFence({ env, adminUrl: from.outputs.adminUrl, expected: { epoch: held.epoch, mode: 'fenced' } }).catch(() => undefined);
-      if (lapsed) throw stop('FenceLapsed', `${from.name}'s fence lapsed ${copies} times while its writes were copied to ${to.name}`);
+      if (lapsed(err)) throw stop('FenceLapsed', `${from.name}'s fence lapsed ${copies} times while its writes were copied to ${to.name}`);
       throw err;
     }
   }

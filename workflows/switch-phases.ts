@@ -9,7 +9,7 @@ import { approveCommandFor, DEFAULT_FENCE_LEASE_SECONDS, DEFAULT_MAX_WRITE_PAUSE
 import type { BackupSummary, CopyResult, HeldFence, StackRef, SwitchSettings } from '../activities/types.ts';
 import { dnsWait, fencing, persistent, provisioning, quick, smoke, streaming } from './activities.ts';
 import { pointDnsBack, type PointBack, type PointBackProgress } from './point-back.ts';
-import { copyUntilFew, fenceAndCopy, type CaughtUp } from './hand-over.ts';
+import { copyUntilFew, fenceAndCopy, lapsed, MAX_FENCED_COPIES, type CaughtUp } from './hand-over.ts';
 import type { SwitchRun, Undo } from './switch-run.ts';
 import { reasonOf, stop } from './failures.ts';
 import { PATCHES } from './patches.ts';
@@ -178,10 +178,18 @@ export async function fenceAndCopyLast(run: SwitchRun, planned: Planned, next: S
       env, adminUrl: old.outputs.adminUrl, expected: { epoch: held.fence?.epoch ?? 0, mode: 'fenced' },
     }));
     const limits = { leaseSeconds, maxWritePauseSeconds: settings.maxWritePauseSeconds };
-    const fenced = await fenceAndCopy(env, old, next, since, limits, (fence) => (held.fence = fence));
-    run.fencedAt = fenced.fencedAt;
-    held.fence = fenced.fence;
-    return { cursor: fenced.cursor, undo, fence: fenced.fence };
+    for (let fences = 1; ; fences += 1) {
+      try {
+        const fenced = await fenceAndCopy(env, old, next, since, limits, (fence) => (held.fence = fence));
+        run.fencedAt = fenced.fencedAt;
+        held.fence = fenced.fence;
+        return { cursor: fenced.cursor, undo, fence: fenced.fence };
+      } catch (err) {
+        if (!lapsed(err) || fences >= MAX_FENCED_COPIES) throw err;
+        // The worker stopped renewing for a whole lease (paused, or a retry came late): the old stack took writes again.
+        run.describe(`${old.name}'s fence lapsed during the copy and it took writes again: fencing it again`);
+      }
+    }
   }
   const what = `fencing ${old.name} (lease ${leaseSeconds} s) and copying its last writes to ${next.name}`;
   if (run.phase === 'awaiting-approval') run.enter('catching-up', what);
@@ -237,13 +245,8 @@ export async function flip(run: SwitchRun, planned: Planned, next: StackRef, fen
       }
     });
     if (fenced.fence) {
-      const pausedMs = workflowNow() - (run.fencedAt ?? workflowNow());
-      if (pausedMs > settings.maxWritePauseSeconds * 1000) {
-        throw stop('WritePauseExceeded', `writes to ${old.name} were held ${Math.round(pausedMs / 1000)} s, more than maxWritePauseSeconds (${settings.maxWritePauseSeconds} s): the flip gives up`);
-      }
-      await fencing.commitForward({
-        env, adminUrl: old.outputs.adminUrl, to: next.outputs.endpoint, fence: fenced.fence, cursor: fenced.cursor, leaseSeconds: settings.fenceLeaseSeconds,
-      });
+      // The data check then knows where the copy under the fence that held ended.
+      fenced.cursor = await commitFlip(run, planned, next, { cursor: fenced.cursor, fence: fenced.fence });
     } else {
       await quick.forwardStack({
         env, adminUrl: old.outputs.adminUrl, to: next.outputs.endpoint, cursor: fenced.cursor, leaseSeconds: settings.fenceLeaseSeconds,
@@ -257,6 +260,34 @@ export async function flip(run: SwitchRun, planned: Planned, next: StackRef, fen
   if (switched.changeId) await dnsWait.waitDnsInSync({ env, changeId: switched.changeId });
   if (!(await dnsWait.verifyDns({ env, target: next.outputs.dnsTarget, withinSeconds: Math.max(60, 2 * settings.ttl) }))) {
     throw stop('DnsNotAnswering', `resolvers do not answer ${settings.recordName} with ${next.name}`);
+  }
+}
+
+/**
+ * The commit, refused when the old stack's fence lapsed or its copy is behind: then the old stack
+ * is fenced and copied again, a few times. Given up past maxWritePauseSeconds since the fence.
+ * Answers where the copy under the fence that was committed ended.
+ */
+async function commitFlip(run: SwitchRun, planned: Planned, next: StackRef, held: { cursor: string; fence: HeldFence }): Promise<string> {
+  const { env } = run;
+  const { settings } = planned;
+  const old = planned.old!;
+  const limits = { leaseSeconds: settings.fenceLeaseSeconds, maxWritePauseSeconds: settings.maxWritePauseSeconds };
+  for (let commits = 1; ; commits += 1) {
+    const pausedMs = workflowNow() - (run.fencedAt ?? workflowNow());
+    if (pausedMs > settings.maxWritePauseSeconds * 1000) {
+      throw stop('WritePauseExceeded', `writes to ${old.name} were held ${Math.round(pausedMs / 1000)} s, more than maxWritePauseSeconds (${settings.maxWritePauseSeconds} s): the flip gives up`);
+    }
+    try {
+      await fencing.commitForward({ env, adminUrl: old.outputs.adminUrl, to: next.outputs.endpoint, ...held, leaseSeconds: settings.fenceLeaseSeconds });
+      return held.cursor;
+    } catch (err) {
+      if (!lapsed(err) || commits >= MAX_FENCED_COPIES) throw err;
+      run.describe(`${old.name}'s fence lapsed before the commit and it took writes again: fencing it and copying again`);
+      const fenced = await fenceAndCopy(env, old, next, held.cursor, limits);
+      run.fencedAt = fenced.fencedAt;
+      held = { cursor: fenced.cursor, fence: fenced.fence };
+    }
   }
 }
 
