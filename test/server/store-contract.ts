@@ -13,15 +13,20 @@ export interface StoreUnderTest {
   cleanup(): Promise<void>;
 }
 
-async function storeError(promise: Promise<unknown>): Promise<StoreError['code']> {
+/** The error `promise` rejects with, when it is one of `kind`; anything else fails the test. */
+async function rejection<E extends Error>(promise: Promise<unknown>, kind: new (...args: never[]) => E): Promise<E> {
   try {
     await promise;
   } catch (error) {
-    if (error instanceof StoreError) return error.code;
+    if (error instanceof kind) return error;
     throw error;
   }
-  throw new Error('expected a StoreError, the call succeeded');
+  throw new Error(`expected a ${kind.name}, the call succeeded`);
 }
+
+const storeError = async (promise: Promise<unknown>): Promise<StoreError['code']> => (await rejection(promise, StoreError)).code;
+/** The fence as a refused change found it. */
+const conflict = async (promise: Promise<unknown>): Promise<FenceState> => (await rejection(promise, FenceConflict)).current;
 
 async function collect<Item = StoredItem>(exported: Promise<StoreExport<Item>>): Promise<Item[]> {
   const items: Item[] = [];
@@ -239,15 +244,6 @@ export function describeStoreContract(name: string, makeStore: (clock: Clock) =>
 
     /** A change of the fence by `by`, expecting epoch and mode. */
     const expecting = (epoch: number, mode: FenceMode, by = 'switch-1/a') => ({ expected: { epoch, mode }, by });
-    async function conflict(promise: Promise<unknown>): Promise<FenceState> {
-      try {
-        await promise;
-      } catch (error) {
-        if (error instanceof FenceConflict) return error.current;
-        throw error;
-      }
-      throw new Error('expected a FenceConflict, the change went ahead');
-    }
 
     it('refuses every write while fenced, serves reads, and writes again after unfence', async () => {
       const { item } = await store.put({ id: 'f', owner: 'alice', type: 'trip', data: { v: 1 } });
