@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { environmentsDir, loadEnvironment, resolveSecret, type Environment } from '../../src/config/environment.ts';
 import { createPorts } from '../../src/cloud/factory.ts';
-import { createLogger } from '../../src/logging.ts';
+import { createRootLogger } from '../../src/logging.ts';
 import { createAdminClient } from '../../src/navcloud/admin-client.ts';
 import type { FenceMode } from '../../src/navcloud/protocol.ts';
 import { switchUnderLoad } from '../../src/local/switch-under-load.ts';
@@ -29,7 +29,7 @@ describe('the worker frozen right after the fence, on the local profile', () => 
   let t: TestEnvironment;
   let env: Environment;
   let envDir: string;
-  const log = createLogger('stall-drill-test', { level: 'warn' });
+  const log = createRootLogger('stall-drill-test', { level: 'warn' });
 
   beforeAll(async () => {
     envDir = mkdtempSync(join(tmpdir(), 'switchyard-stall-envs-'));
@@ -46,15 +46,15 @@ describe('the worker frozen right after the fence, on the local profile', () => 
   });
 
   it('loses no acknowledged write, ends switched or rolled back, and keeps no client waiting longer than the lease and a few seconds', async () => {
-    const ports = createPorts(env, t.local.state);
+    const ports = createPorts(env, log, t.localEnvironment.state);
     const before = (await ports.dns.current(env.recordName))!.stack;
     const old = (await ports.stacks.describe(before))!.outputs!;
     const admin = createAdminClient({ adminUrl: old.adminUrl, jwtSecret: resolveSecret(env.jwtSecret), requestTimeoutMs: 2_000 });
     let modeWhenFrozen: FenceMode | undefined;
     let frozenMs = 0;
     const result = await switchUnderLoad({
-      client: t.client, env, state: t.local.state, log,
-      fleet: { users: 4, writesPerSecond: 8, nonRetrying: { users: 10, writesPerSecond: 10 } },
+      client: t.client, env, state: t.localEnvironment.state, log,
+      load: { users: 4, writesPerSecond: 8, nonRetrying: { users: 10, writesPerSecond: 10 } },
       onStarted: async () => {
         // Right after the fence: the worker is stopped between taking it and committing.
         const deadline = Date.now() + 180_000;
@@ -62,7 +62,7 @@ describe('the worker frozen right after the fence, on the local profile', () => 
           if (Date.now() > deadline) throw new Error(`${before} was never fenced`);
           await sleep(2);
         }
-        const worker = t.local.state.processes.worker!;
+        const worker = t.localEnvironment.state.processes.worker!;
         process.kill(worker, 'SIGSTOP');
         const frozenAt = Date.now();
         modeWhenFrozen = (await admin.fenceState()).mode;

@@ -2,7 +2,8 @@ import { connect } from 'node:net';
 import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DrainResult, ExportLine, FenceResult, NodeStats } from '../../src/navcloud/protocol.ts';
-import { call, exportAll, openStream, startTestNode, tempDir, type TestNode } from './helpers.ts';
+import { call, exportAll, openStream, startTestNode, type TestNode } from './helpers.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const nodes: TestNode[] = [];
 async function node(options: Parameters<typeof startTestNode>[0] = {}, dir?: ReturnType<typeof tempDir>): Promise<TestNode> {
@@ -100,7 +101,7 @@ describe('admin export and import', () => {
 
 describe('fence', () => {
   it('answers writes 503 with Retry-After on every node of the store while reads and streams go on; unfence restores', async () => {
-    const dir = tempDir();
+    const dir = tempDir('navcloud-');
     // Writes refused at once rather than held (server/flip/hold.ts), so the refusal itself is checked.
     const a = await node({ heartbeatMs: 100, holdMs: 0 }, dir);
     const b = await node({ heartbeatMs: 100, holdMs: 0 }, { path: dir.path, remove: () => undefined });
@@ -198,5 +199,88 @@ describe('fence lease and forward over HTTP', () => {
     expect((await post('/admin/fence', { ...change(3, 'forwarding'), leaseSeconds: 5 })).status).toBe(409);
     expect((await call(target, 'GET', '/admin/stats', { token: admin })).json.fence).toEqual({ mode: 'forwarding', epoch: 3, forwardTo: 'https://new.example:8443' });
     expect((await post('/admin/unfence', change(3, 'forwarding', 'rollback-1/a'))).json).toEqual({ fenced: false, mode: 'open', epoch: 4, by: 'rollback-1/a', cursor: fenced.cursor });
+  });
+});
+
+describe('drain', () => {
+  it('sends reconnect to every stream, answers readyz and new streams 503, and keeps serving requests', async () => {
+    const target = await node();
+    const admin = await target.token('ops', true);
+    const alice = await target.token('alice');
+    const streams = await Promise.all([openStream(target, alice), openStream(target, await target.token('bob'))]);
+    await expect.poll(async () => ((await call(target, 'GET', '/admin/stats', { token: admin })).json as NodeStats).openStreams).toBe(2);
+
+    const drained = await call(target, 'POST', '/admin/drain', { token: admin });
+    expect(drained.json).toEqual({ draining: true, closedStreams: 2 });
+    for (const stream of streams) {
+      const last = await stream.next((m) => m.type === 'reconnect');
+      expect(last.reason).toBe('draining');
+      await stream.ended;
+    }
+    const ready = await call(target, 'GET', '/readyz');
+    expect(ready.status).toBe(503);
+    expect(ready.json.error.code).toBe('draining');
+    const refused = await call(target, 'GET', '/v1/stream', { token: alice });
+    expect(refused.status).toBe(503);
+    expect(refused.json.error.code).toBe('draining');
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await call(target, 'PUT', '/v1/items/d1', { token: alice, body: { type: 'place', data: {} } })).status).toBe(201);
+    const stats = (await call(target, 'GET', '/admin/stats', { token: admin })).json as NodeStats;
+    expect(stats).toMatchObject({ node: 'test-node', draining: true, fenced: false, openStreams: 0, items: 1 });
+    expect(stats.requestRate).toBeGreaterThan(0);
+    expect(stats.uptimeSeconds).toBeGreaterThanOrEqual(0);
+  });
+
+  it('undrain reopens only the node that answers it: readyz 200 and a stream opens again', async () => {
+    const dir = tempDir('navcloud-');
+    // Writes refused at once rather than held (server/flip/hold.ts), so the refusal itself is checked.
+    const a = await node({ heartbeatMs: 100, holdMs: 0 }, dir);
+    const b = await node({ heartbeatMs: 100, holdMs: 0 }, { path: dir.path, remove: () => undefined });
+    const admin = await a.token('ops', true);
+    const alice = await a.token('alice');
+    for (const target of [a, b]) expect((await call(target, 'POST', '/admin/drain', { token: admin })).status).toBe(200);
+    for (const target of [a, b]) {
+      expect((await call(target, 'GET', '/readyz')).status).toBe(503);
+      expect((await call(target, 'GET', '/v1/stream', { token: alice })).json.error.code).toBe('draining');
+    }
+
+    const undrained = await call(a, 'POST', '/admin/undrain', { token: admin });
+    expect(undrained.status).toBe(200);
+    expect(undrained.json as DrainResult).toEqual({ draining: false, closedStreams: 0 });
+    expect((await call(a, 'GET', '/readyz')).json).toEqual({ status: 'ready', node: 'test-node' });
+    const stream = await openStream(a, alice);
+    expect(stream.status).toBe(200);
+    await stream.next((m) => m.type === 'heartbeat');
+    const put = await call(a, 'PUT', '/v1/items/u1', { token: alice, body: { type: 'trip', data: {} } });
+    expect((await stream.next((m) => m.type === 'change' && m.id === 'u1')).rev).toBe(put.json.rev);
+    expect(((await call(a, 'GET', '/admin/stats', { token: admin })).json as NodeStats)).toMatchObject({ draining: false, openStreams: 1 });
+    // The other node was not told: it still refuses.
+    expect((await call(b, 'GET', '/readyz')).json.error.code).toBe('draining');
+    expect(((await call(b, 'GET', '/admin/stats', { token: admin })).json as NodeStats).draining).toBe(true);
+    // Undoing a drain twice, or on a node that never drained, changes nothing.
+    expect((await call(a, 'POST', '/admin/undrain', { token: admin })).json).toEqual({ draining: false, closedStreams: 0 });
+    expect((await call(a, 'GET', '/readyz')).status).toBe(200);
+    expect((await call(a, 'POST', '/admin/undrain', { token: alice })).status).toBe(403);
+    stream.close();
+  });
+
+  it('refuses an undrain that reaches a node already shutting down', async () => {
+    const target = await startTestNode();
+    const admin = await target.token('ops', true);
+    // The request head arrives in two parts: shutdown begins between them, on a connection it cannot close as idle.
+    const socket = connect(target.port, '127.0.0.1');
+    await once(socket, 'connect');
+    let answer = '';
+    socket.setEncoding('utf8').on('data', (chunk: string) => (answer += chunk));
+    const ended = once(socket, 'close');
+    socket.write(`POST /admin/undrain HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${admin}\r\n`);
+    await new Promise((wait) => setTimeout(wait, 100));
+    const stopped = target.stop();
+    socket.write('content-length: 0\r\n\r\n');
+    await ended;
+    await stopped;
+    const [head, body] = answer.split('\r\n\r\n');
+    expect(head).toMatch(/^HTTP\/1\.1 503 /);
+    expect(JSON.parse(body!).error.code).toBe('shutting-down');
   });
 });

@@ -7,7 +7,7 @@
  * its lease on a clock the test drives (the Temporal server's time), forwarding, a fence only some
  * nodes answer, clients that keep writing to whichever stack they reach (through DNS or a cached
  * answer) and the writes they were told succeeded, stack outputs and statuses shaped as on AWS,
- * and DNS changes refused or never in sync. `snapshot()` is what src/switch/invariants.ts checks;
+ * and DNS changes refused or never in sync. `snapshot()` is what test/support/invariants.ts checks;
  * `onStep` is told of every change.
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -24,9 +24,10 @@ import { FenceConflictError, type StackAdmin } from '../../src/navcloud/admin-cl
 import { FenceConflict, type FenceChange } from '../../server/store/port.ts';
 import { decide, effectiveMode, lapseOf, OPEN, type FenceRecord, type FenceRequest } from '../../server/store/fence-rules.ts';
 import { DEFAULT_FENCE_LEASE_SECONDS, DEFAULT_MAX_WRITE_PAUSE_SECONDS, type SmokeCheck } from '../../src/switch/contract.ts';
+import { stackName } from '../../src/switch/stack-name.ts';
 import {
   compareRevisions, type AcknowledgedWrite, type DnsFlip, type NodeFence, type RunSnapshot, type WorldSnapshot,
-} from '../../src/switch/invariants.ts';
+} from './invariants.ts';
 import type { ActivityDeps, SmokeRunner } from '../../activities/index.ts';
 import { decodeCursor, encodeCursor } from '../../src/navcloud/cursor.ts';
 
@@ -172,7 +173,7 @@ export function fakeEnvironment(name: string, overrides: Partial<Environment> = 
 }
 
 /** The name of the live stack `seedWorld` creates. */
-export const seedStackName = (env: string) => `navcloud-${env}-blue-seed0001`;
+export const seedStackName = (env: string) => stackName(env, 'blue', 'seed0001');
 
 /** A live stack of `env` with `items` items, a backup of it, and 5 writes it took since. */
 export function seedWorld(world: FakeWorld, env: string, items = 30): string {
@@ -493,7 +494,7 @@ export class FakeWorld {
     return this.nodesOf(this.stack(name)).map((node) => node.mode);
   }
 
-  /** The world as src/switch/invariants.ts checks it. */
+  /** The world as test/support/invariants.ts checks it. */
   snapshot(): WorldSnapshot {
     const env = fakeEnvironment('test', this.options.env);
     return {

@@ -21,11 +21,12 @@ import type { DnsSwitchResult, FencedCopyResult, RestoreResult } from '../../act
 import { fakeEnvironment, FakeWorld } from '../support/fake-ports.ts';
 import { forwardAsIs } from '../support/fence.ts';
 import { call, SECRET, startTestNode, type TestNode } from '../server/helpers.ts';
-import { tempDir } from './harness.ts';
+import { tempDir } from '../support/temp-dir.ts';
+import { testLogger } from '../support/logger.ts';
 
 function activitiesFor(world: FakeWorld, overrides: Partial<Parameters<typeof createActivities>[0]> = {}) {
   return createActivities({
-    ...world.deps(tempDir('reports-')),
+    ...world.deps(tempDir('reports-').path),
     admin: (env, adminUrl) => createAdminClient({ adminUrl, jwtSecret: env.jwtSecret }),
     loadEnvironment: async (name) => fakeEnvironment(name, { jwtSecret: SECRET }),
     ...overrides,
@@ -172,6 +173,8 @@ describe('fencing tokens: the fence, the commit and the hand-over, against real 
     // The retry (same step) finds its commit made and opens `to`.
     expect(await step('hand-over', { attempt: 2 }).run(activities.handOverWriter, { ...input, to: to.url })).toMatchObject({ mode: 'open' });
     expect((await adminOf(to).fenceState()).mode).toBe('open');
+    // Nodes read the fence through a cache at most 25 ms old: a request sent after that sees `to` open.
+    await sleep(100);
     expect((await write(from, 'through-from')).status).toBe(201);
     expect((await call(to, 'GET', '/v1/items/on-from', { token: await to.token('user-1') })).status).toBe(200);
   });
@@ -290,7 +293,7 @@ describe('switchDns: one compare-and-swap, in the Route53 adapter', () => {
       ResourceRecordSets: input.StartRecordName?.startsWith('_switchyard') ? [greenOwner] : [greenAlias], IsTruncated: false,
     }));
     route53.on(ChangeResourceRecordSetsCommand).resolves({ ChangeInfo: { Id: '/change/C2', Status: 'PENDING', SubmittedAt: new Date() } });
-    const dns = new Route53DnsRouter({ route53: new Route53Client({ region: 'us-east-1' }), hostedZoneId: 'Z1', minIntervalMs: 0 });
+    const dns = new Route53DnsRouter({ logger: testLogger, route53: new Route53Client({ region: 'us-east-1' }), hostedZoneId: 'Z1', minIntervalMs: 0 });
     const world = new FakeWorld();
     const activities = activitiesFor(world, { ports: () => ({ ...world.ports(), dns }) });
     const result: DnsSwitchResult = await new MockActivityEnvironment().run(activities.switchDns, {
@@ -314,7 +317,7 @@ describe('heartbeats while a batch runs', () => {
     const heartbeats: unknown[] = [];
     const env = new MockActivityEnvironment();
     env.on('heartbeat', (details: unknown) => heartbeats.push(details));
-    const restored: RestoreResult = await env.run(createActivities(world.deps(tempDir('reports-'))).restoreBackup, {
+    const restored: RestoreResult = await env.run(createActivities(world.deps(tempDir('reports-').path)).restoreBackup, {
       env: 'test', backupKey: 'backups/slow.json', adminUrl: 'fake://navcloud-test-green-dst',
     });
     expect(restored.items).toBe(4);

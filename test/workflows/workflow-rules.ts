@@ -12,6 +12,7 @@ import type { DnsRecordState, DnsTarget, StackDescription } from '../../src/clou
 import { otherColour } from '../../src/cloud/ports.ts';
 import { pointsTo } from '../../src/cloud/dns-target.ts';
 import { stacksToDelete, type KeepRules } from '../../src/switch/gc.ts';
+import { colourOfStackName, stackName } from '../../src/switch/stack-name.ts';
 import { rehearsalStartOptions, switchStartOptions, switchWorkflowId, type SwitchInput } from '../../src/switch/contract.ts';
 
 /** Each rule with the cases it is pinned on: a name, and the answer as JSON. */
@@ -58,6 +59,10 @@ export const RULES: Record<string, Rule> = {
     { case: `${name}, asked about live-blue by alias`, answer: () => pointsTo(record, { name: 'live-blue', dnsTarget: ALIAS }) },
   ]),
   otherColour: [{ case: 'blue', answer: () => otherColour('blue') }, { case: 'green', answer: () => otherColour('green') }],
+  // The name a reset run finds the stack the first run created by.
+  stackName: [{ case: 'green of dev', answer: () => stackName('dev', 'green', '0a1b2c3d') }],
+  colourOfStackName: ['navcloud-dev-blue-0a1b2c3d', 'navcloud-dev-green-seed0001', 'a-stack-of-no-colour', undefined]
+    .map((name) => ({ case: name ?? 'no stack', answer: () => colourOfStackName(name) ?? null })),
   switchWorkflowId: [{ case: 'dev', answer: () => switchWorkflowId('dev') }],
   switchStartOptions: INPUTS.map(([name, input]) => ({ case: name, answer: () => switchStartOptions(input) })),
   rehearsalStartOptions: INPUTS.map(([name, input]) => ({ case: name, answer: () => rehearsalStartOptions(input) })),
@@ -70,6 +75,9 @@ export const RULES: Record<string, Rule> = {
  */
 export const NOT_DECIDING_COMMANDS: Record<string, string> = {
   approveCommandFor: 'the text of the awaiting-approval notification',
+  statusQuery: 'the name of a query handler (a query is no command)',
+  approveUpdate: 'the name of an update handler; its acceptance is recorded in the history, not decided again',
+  abortUpdate: 'the name of an update handler; its acceptance is recorded in the history, not decided again',
   DEFAULT_FENCE_LEASE_SECONDS: 'an activity input of runs planned before leases',
   DEFAULT_MAX_WRITE_PAUSE_SECONDS: 'an activity input of runs planned before the write-pause ceiling',
   searchAttributes: 'the keys of the run\'s own search attributes (values of its upserts)',

@@ -6,9 +6,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { SwitchReport } from '../../src/switch/contract.ts';
-import { approveUpdate } from '../../workflows/definitions.ts';
+import { approveUpdate } from '../../src/switch/contract.ts';
 import type { FakeWorld } from '../support/fake-ports.ts';
-import { OLD, runSwitch, seededWorld, untilPhase } from './harness.ts';
+import { untilPhase } from '../support/phase.ts';
+import { OLD, runSwitch, seededWorld } from './harness.ts';
 import { useTimeSkippingEnvironment } from './time-skipping-suite.ts';
 
 const testEnv = useTimeSkippingEnvironment();

@@ -28,7 +28,7 @@
  * settings these guarantees need and what Riak cannot promise.
  */
 import type { ExportItemLine } from '../../../src/navcloud/protocol.ts';
-import { createLogger, type Logger } from '../../../src/logging.ts';
+import type { Logger } from '../../../src/logging.ts';
 import { decodeCursor } from '../../../src/navcloud/cursor.ts';
 import { compareRevisions, nextRevision } from '../../../src/navcloud/revision.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -65,7 +65,7 @@ const MAX_PAGES = 10_000;
 const FEED_READ_BATCH = 8;
 
 export interface RiakStoreOptions {
-  logger?: Logger;
+  logger: Logger;
   /** Keys per secondary index page. */
   pageSize?: number;
   /** Measures the fence lease on this monotonic clock (performance.now by default). */
@@ -76,7 +76,7 @@ export interface RiakStoreOptions {
  * Opens the store and checks the bucket types it needs, so a misconfigured cluster fails the
  * node's start with what to fix. A Riak that does not answer yet does not: /readyz reports it.
  */
-export async function openRiakStore(url: string, options: RiakStoreOptions = {}): Promise<RiakStore> {
+export async function openRiakStore(url: string, options: RiakStoreOptions): Promise<RiakStore> {
   const store = new RiakStore(new RiakClient(parseRiakUrl(url)), options);
   try {
     await store.checkBucketTypes();
@@ -97,9 +97,9 @@ export class RiakStore implements SyncStore {
   private readonly page: number;
   private readonly fenceOf: RiakFence;
 
-  constructor(private readonly riak: RiakClient, options: RiakStoreOptions = {}) {
+  constructor(private readonly riak: RiakClient, options: RiakStoreOptions) {
     this.page = options.pageSize ?? 500;
-    this.log = (options.logger ?? createLogger('navcloud-sync')).child({ component: 'riak-store', bucketType: riak.config.bucketType, bucket: riak.config.bucket });
+    this.log = options.logger.child({ component: 'riak-store', bucketType: riak.config.bucketType, bucket: riak.config.bucket });
     this.bucket = riak.config.bucket;
     this.fenceOf = new RiakFence(riak, `${riak.config.bucket}.meta`, options.clock ?? (() => performance.now()), this.log, () => this.highestSeq());
     if (riak.config.quorum.w !== 'all') {

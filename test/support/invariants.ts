@@ -4,7 +4,7 @@
  * smoke checks, the writes clients were told succeeded and where they are, and the runs. The fault
  * explorer (test/explorer) checks every step of its fake world with it; other tests may too.
  */
-import type { FenceMode } from '../navcloud/protocol.ts';
+import type { FenceMode } from '../../src/navcloud/protocol.ts';
 
 /**
  * The fence as one node acts on it now, by that node's own clock: a node whose lease lapsed is
