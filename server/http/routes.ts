@@ -39,6 +39,7 @@ export const ROUTES: Route[] = [
   route('GET', '/admin/export', 'admin', admin.exportItems),
   route('GET', '/admin/items/:id', 'admin', admin.itemLine),
   route('POST', '/admin/import', 'admin', admin.importItems),
+  route('GET', '/admin/fence', 'admin', admin.fenceNow),
   route('POST', '/admin/fence', 'admin', admin.fence),
   route('POST', '/admin/forward', 'admin', admin.forward),
   route('POST', '/admin/unfence', 'admin', admin.unfence),

@@ -32,9 +32,12 @@ import type { Logger } from '../../../src/logging.ts';
 import { decodeCursor } from '../../../src/navcloud/cursor.ts';
 import { compareRevisions, nextRevision } from '../../../src/navcloud/revision.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PAGE_BYTES, StoreError, type ItemRevision, type StoreExport, type Clock, type FenceState, type PutItem, type StoredChange, type StoredItem, type SyncStore } from '../port.ts';
+import {
+  PAGE_BYTES, StoreError, type Clock, type FenceChange, type FenceState, type ItemRevision, type PutItem, type StoreExport, type StoredChange,
+  type StoredItem, type SyncStore,
+} from '../port.ts';
 import { RiakClient, type FetchResult, type RiakValue } from './client.ts';
-import { RiakFence, type FenceRecord } from './fence.ts';
+import { RiakFence } from './fence.ts';
 import { parseRiakUrl } from './config.ts';
 
 /** What one Riak object holds. */
@@ -65,7 +68,7 @@ export interface RiakStoreOptions {
   logger: Logger;
   /** Keys per secondary index page. */
   pageSize?: number;
-  /** Reads the fence lease against this clock (Date.now by default). */
+  /** Measures the fence lease on this monotonic clock (performance.now by default). */
   clock?: Clock;
 }
 
@@ -98,7 +101,7 @@ export class RiakStore implements SyncStore {
     this.page = options.pageSize ?? 500;
     this.log = options.logger.child({ component: 'riak-store', bucketType: riak.config.bucketType, bucket: riak.config.bucket });
     this.bucket = riak.config.bucket;
-    this.fenceOf = new RiakFence(riak, `${riak.config.bucket}.meta`, options.clock ?? Date.now, this.log);
+    this.fenceOf = new RiakFence(riak, `${riak.config.bucket}.meta`, options.clock ?? (() => performance.now()), this.log, () => this.highestSeq());
     if (riak.config.quorum.w !== 'all') {
       this.log.warn({ w: riak.config.quorum.w ?? 'bucket default' }, 'writes are acknowledged before every replica has them, so an export (one replica per partition) may miss one: use w=all (docs/riak.md)');
     }
@@ -320,20 +323,20 @@ export class RiakStore implements SyncStore {
     return { applied, skipped, seq: counter };
   }
 
-  async fence(leaseMs: number): Promise<FenceState> {
-    return this.stateOf(await this.fenceOf.fence(leaseMs));
+  fence(change: FenceChange & { leaseMs: number }): Promise<FenceState> {
+    return this.fenceOf.change({ ...change, kind: 'fence' });
   }
 
-  async forward(to: string): Promise<FenceState> {
-    return this.stateOf(await this.fenceOf.forward(to));
+  forward(change: FenceChange & { to: string; cursor: number }): Promise<FenceState> {
+    return this.fenceOf.change({ ...change, kind: 'forward' });
   }
 
-  async unfence(): Promise<FenceState> {
-    return this.stateOf(await this.fenceOf.unfence());
+  unfence(change: FenceChange): Promise<FenceState> {
+    return this.fenceOf.change({ ...change, kind: 'unfence' });
   }
 
-  async fenceState(): Promise<FenceState> {
-    return this.stateOf((await this.fenceOf.read()).record);
+  fenceState(): Promise<FenceState> {
+    return this.fenceOf.state();
   }
 
   highestSeq(): Promise<number> {
@@ -465,12 +468,6 @@ export class RiakStore implements SyncStore {
     throw new Error(`the ${index} index query did not finish within ${MAX_PAGES} pages of ${this.page}`);
   }
 
-  private async stateOf(record: FenceRecord): Promise<FenceState> {
-    const state: FenceState = { mode: record.mode, seq: await this.highestSeq() };
-    if (record.mode === 'fenced' && record.leaseExpiresAt !== undefined) state.leaseExpiresAt = record.leaseExpiresAt;
-    if (record.mode === 'forwarding' && record.forwardTo !== undefined) state.forwardTo = record.forwardTo;
-    return state;
-  }
 }
 
 function resolveFetch(id: string, fetched: FetchResult): Read<ItemRecord> {
