@@ -45,6 +45,80 @@ async function storeError(promise: Promise<unknown>): Promise<StoreError> {
   return error;
 }
 
+describe('Riak store with a node of the cluster down: degraded writes', () => {
+  let riak: RiakEmulator;
+  let store: RiakStore;
+  const T = '/types/navcloud/buckets/trips';
+
+  beforeEach(async () => {
+    riak = await new RiakEmulator().start();
+    store = new RiakStore(new RiakClient(parseRiakUrl(`${riak.url}?bucket=trips&write_deadline_ms=400`)), { logger, probeEveryMs: 50 });
+  });
+
+  afterEach(async () => {
+    await store.close();
+    await riak.stop();
+  });
+
+  const put = (id: string, data: unknown) => store.put({ id, owner: 'alice', type: 'trip', data });
+  async function exported(since = 0): Promise<{ through: number; items: { id: string; seq: number; data?: unknown }[] }> {
+    const { through, items } = await store.exportSince(since);
+    const all = [];
+    for await (const item of items) all.push({ id: item.id, seq: item.seq, data: item.data });
+    return { through, items: all };
+  }
+
+  it('acknowledges writes while a node is down, and exports find them though the returning node still serves its old index', async () => {
+    await put('a1', { v: 1 });
+    riak.nodeDown();
+    riak.clearRequests();
+    await put('a2', { v: 1 });
+    // The whole attempt is refused (and stored where it could be); the number goes into the log; then two primaries.
+    expect(riak.requests.filter((r) => r.method === 'PUT').map((r) => `${r.path.replace(T, '')} ${r.query.pw ?? ''}`).slice(0, 4)).toEqual([
+      '/keys/a2 all', '.meta/keys/degraded quorum', expect.stringMatching(/^\.meta\/keys\/degraded%2F[0-9a-f]{12}%2F0 quorum$/), '/keys/a2 quorum',
+    ]);
+    // The refused whole attempt was stored all the same: the two identical copies collapse into one, keeping its number.
+    expect(riak.siblingCount('navcloud', 'trips', 'a2')).toBe(1);
+    expect(riak.requests.find((r) => r.method === 'PUT' && r.path === `${T}/keys/a2` && r.query.pw === 'quorum')?.query.node_confirms).toBe('2');
+    await put('a1', { v: 2 });
+    await put('a3', { v: 1 });
+    riak.nodeBack();
+    // What one replica per partition shows now: a1 at its old number, a2 and a3 nowhere.
+    const walked = await store.exportRevisionsSince(0);
+    const walk = await new RiakClient(parseRiakUrl(`${riak.url}?bucket=trips`)).index('trips', 'seq_int', 1, walked.through, 100);
+    expect(walk.results.map(([, key]) => key)).toEqual(['a1']);
+    const { through, items } = await exported();
+    expect(items.map(({ id, data }) => ({ id, data }))).toEqual([{ id: 'a2', data: { v: 1 } }, { id: 'a1', data: { v: 2 } }, { id: 'a3', data: { v: 1 } }]);
+    expect(items.map((item) => item.seq)).toEqual([...items.map((item) => item.seq)].sort((a, b) => a - b));
+    expect(through).toBe(items.at(-1)!.seq);
+    // A chained export from an earlier cursor finds only what came after it.
+    expect((await exported(items[0]!.seq)).items.map((item) => item.id)).toEqual(['a1', 'a3']);
+  });
+
+  it('writes whole again once Riak stores on every primary, and stops asking the log', async () => {
+    riak.nodeDown();
+    await put('a1', {});
+    riak.nodeBack();
+    await new Promise((settle) => setTimeout(settle, 300));
+    riak.clearRequests();
+    await put('a2', {});
+    expect(riak.requests.filter((r) => r.method === 'PUT').map((r) => `${r.path.replace(T, '')} ${r.query.pw}`)).toEqual(['/keys/a2 all']);
+  });
+
+  it('records the numbers of a degraded import, so exports of the new stack find them too', async () => {
+    riak.nodeDown();
+    const lines = [1, 2, 3].map((n) => ({
+      kind: 'item' as const, id: `i${n}`, owner: 'bob', type: 'place' as const, rev: `1-${'a'.repeat(12)}`, deleted: false,
+      data: { n }, shares: [], cursor: encodeCursor(n * 10), updatedAt: new Date().toISOString(),
+    }));
+    expect((await store.import(lines)).applied).toBe(3);
+    riak.nodeBack();
+    expect((await exported()).items.map((item) => [item.id, item.seq])).toEqual([['i1', 10], ['i2', 20], ['i3', 30]]);
+    riak.handoff();
+    expect((await exported()).items.map((item) => item.id)).toEqual(['i1', 'i2', 'i3']);
+  });
+});
+
 describe('Riak store: the exact requests it makes and how it reads each documented answer', () => {
   let riak: RiakEmulator;
   let store: RiakStore;
@@ -93,11 +167,13 @@ describe('Riak store: the exact requests it makes and how it reads each document
       { method: 'GET', path: FENCE, query: { r: 'quorum', pr: '1' }, headers: { accept }, body: '' },
       { method: 'GET', path: ITEM, query: { r: 'quorum', pr: '1' }, headers: { accept }, body: '' },
       {
-        method: 'POST', path: COUNTER, query: { w: '2', pw: 'one', dw: 'all', returnbody: 'true' },
+        // Numbers ask two primaries on two nodes, never all: a frozen node must not stall every write.
+        method: 'POST', path: COUNTER, query: { w: 'quorum', pw: 'quorum', dw: 'quorum', node_confirms: '2', returnbody: 'true' },
         headers: { 'content-type': 'application/json', accept: 'application/json' }, body: '{"increment":1}',
       },
       {
-        method: 'PUT', path: ITEM, query: { w: '2', pw: 'one', dw: 'all', returnbody: 'true' },
+        // Items ask every primary replica, on disk, within Riak's own deadline: then every index walk sees them.
+        method: 'PUT', path: ITEM, query: { w: 'all', pw: 'all', dw: 'all', timeout: '1000', returnbody: 'true' },
         headers: {
           'content-type': 'application/json', accept, 'if-none-match': '*',
           'x-riak-index-seq_int': '1', 'x-riak-index-feed_bin': 'alice/0000000000000001', 'x-riak-index-live_int': '1',
@@ -235,7 +311,9 @@ describe('Riak store: the exact requests it makes and how it reads each document
     riak.respondOnce((r) => r.path === ITEM, { status: 503, body: 'request timed out' });
     const read = await storeError(store.get('trip-1', 'alice'));
     expect(read.code).toBe('unavailable');
-    expect(read.message).toMatch(/503: request timed out/);
+    expect(read.message).toMatch(/could not serve GET trip-1 with the replicas asked for \(request timed out\)/);
+    riak.respondOnce((r) => r.path === ITEM, { status: 503, body: 'all vnodes busy' });
+    expect((await storeError(store.get('trip-1', 'alice'))).message).toMatch(/503: all vnodes busy/);
     riak.respondOnce((r) => r.path === COUNTER, { status: 503 });
     expect((await storeError(store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: {} }))).code).toBe('unavailable');
     riak.respondOnce((r) => r.path.includes('/index/'), { status: 503 });
@@ -307,7 +385,7 @@ describe('a sync node on SYNC_STORE=riak:', () => {
       expect(await stream.next((m) => m.type === 'change' && m.id === 'trip-9')).toMatchObject({ rev: etag.replaceAll('"', ''), data: { to: 'Faro' } });
       const feed = await call(node, 'GET', '/v1/changes', { token: alice });
       expect(feed.json.changes.map((c: { id: string }) => c.id)).toEqual(['trip-9']);
-      expect(riak.requests.some((r) => r.method === 'PUT' && r.path === '/types/navcloud/buckets/api/keys/trip-9' && r.query.w === 'quorum')).toBe(true);
+      expect(riak.requests.some((r) => r.method === 'PUT' && r.path === '/types/navcloud/buckets/api/keys/trip-9' && r.query.pw === 'all')).toBe(true);
       stream.close();
 
       riak.respondOnce((r) => r.path === '/ping', { status: 503 });

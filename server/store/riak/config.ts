@@ -11,6 +11,8 @@ export interface RiakQuorum {
   w?: string;
   pw?: string;
   dw?: string;
+  /** Replicas on this many different nodes must have answered a write (not settable in the URL). */
+  node_confirms?: string;
 }
 
 export interface RiakConfig {

@@ -31,9 +31,12 @@ import type { ExportItemLine } from '../../../src/navcloud/protocol.ts';
 import { createLogger, type Logger } from '../../../src/logging.ts';
 import { decodeCursor } from '../../../src/navcloud/cursor.ts';
 import { compareRevisions, nextRevision } from '../../../src/navcloud/revision.ts';
+import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PAGE_BYTES, StoreError, type ItemRevision, type StoreExport, type Clock, type FenceState, type PutItem, type StoredChange, type StoredItem, type SyncStore } from '../port.ts';
-import { RiakClient, type FetchResult, type RiakValue } from './client.ts';
+import { RiakClient, RiakQuorumUnmet, type FetchResult, type RiakValue, type StoreResult } from './client.ts';
+import type { RiakQuorum } from './config.ts';
+import { DegradedLog } from './degraded.ts';
 import { RiakFence, type FenceRecord } from './fence.ts';
 import { parseRiakUrl } from './config.ts';
 
@@ -50,9 +53,21 @@ interface Read<T> {
   etag?: string;
   /** More than one value: the record is the resolved winner, not yet written back. */
   siblings: number;
+  /** Every sibling is the same record: the same write stored twice, nothing to decide. */
+  identical?: boolean;
 }
 
 const SEQ_COUNTER = 'seq';
+/** A write on every primary replica, on disk: what makes an index walk see it (see storeItem). */
+const WHOLE: RiakQuorum = { w: 'all', pw: 'all', dw: 'all' };
+/** What a degraded write, a log entry or a number asks for: two primaries on two different nodes. */
+const DEGRADED: RiakQuorum = { w: 'quorum', pw: 'quorum', dw: 'quorum', node_confirms: '2' };
+/** How long the whole attempt may take at most before the write goes the degraded way. */
+const WHOLE_ATTEMPT_MS = 1_000;
+/** A degraded store is given at least this long, even when the write deadline is nearly spent (it is then refused anyway). */
+const MIN_STORE_MS = 200;
+/** How often a degraded store probes whether Riak stores on every primary again. */
+const PROBE_EVERY_MS = 3_000;
 const SEQ_DIGITS = 16;
 const MAX_SEQ = Number.MAX_SAFE_INTEGER;
 const WRITE_ATTEMPTS = 4;
@@ -60,6 +75,8 @@ const WRITE_ATTEMPTS = 4;
 const MAX_PAGES = 10_000;
 /** Items read at once for the feed and the inbox: a page holds at most maxBytes plus this many items. */
 const FEED_READ_BATCH = 8;
+/** Items an export reads at once: enough requests in flight to keep the cluster busy, few enough 256 KiB items to hold. */
+const EXPORT_READ_BATCH = 8;
 
 export interface RiakStoreOptions {
   logger?: Logger;
@@ -67,6 +84,8 @@ export interface RiakStoreOptions {
   pageSize?: number;
   /** Reads the fence lease against this clock (Date.now by default). */
   clock?: Clock;
+  /** How often a degraded store looks whether Riak stores on every primary again (3 s). */
+  probeEveryMs?: number;
 }
 
 /**
@@ -93,15 +112,17 @@ export class RiakStore implements SyncStore {
   private readonly bucket: string;
   private readonly page: number;
   private readonly fenceOf: RiakFence;
+  private readonly degradedLog: DegradedLog;
+  private readonly degradedMode: DegradedMode;
 
   constructor(private readonly riak: RiakClient, options: RiakStoreOptions = {}) {
     this.page = options.pageSize ?? 500;
     this.log = (options.logger ?? createLogger('navcloud-sync')).child({ component: 'riak-store', bucketType: riak.config.bucketType, bucket: riak.config.bucket });
     this.bucket = riak.config.bucket;
-    this.fenceOf = new RiakFence(riak, `${riak.config.bucket}.meta`, options.clock ?? Date.now, this.log);
-    if (riak.config.quorum.w !== 'all') {
-      this.log.warn({ w: riak.config.quorum.w ?? 'bucket default' }, 'writes are acknowledged before every replica has them, so an export (one replica per partition) may miss one: use w=all (docs/riak.md)');
-    }
+    const metaBucket = `${riak.config.bucket}.meta`;
+    this.fenceOf = new RiakFence(riak, metaBucket, options.clock ?? Date.now, this.log);
+    this.degradedLog = new DegradedLog(riak, metaBucket, DEGRADED, this.log);
+    this.degradedMode = new DegradedMode(riak, metaBucket, options.probeEveryMs ?? PROBE_EVERY_MS, this.log);
   }
 
   async checkBucketTypes(): Promise<void> {
@@ -247,11 +268,16 @@ export class RiakStore implements SyncStore {
    * object within the write deadline of taking its number, so once the deadline has passed since
    * the counter was read, every acknowledged write at or below it is stored; the walk then stops
    * at that number, and the next export starts there.
+   *
+   * The walk reads one replica per partition, which sees every whole write (storeItem). Degraded
+   * writes are read from the degraded log instead, and their items by key at quorum; they take
+   * their place in the walk's order.
    */
   async exportSince(since: number): Promise<StoreExport> {
     const through = await this.highestSeq();
     await sleep(this.riak.config.writeDeadlineMs);
-    return { through, items: this.walkExport(since, through) };
+    const degraded = await this.degradedSince(since, through);
+    return { through, items: this.walkExport(since, through, degraded) };
   }
 
   /** Riak keeps an item's revision in its object: the walk reads the objects, and only the answer is smaller. */
@@ -260,23 +286,45 @@ export class RiakStore implements SyncStore {
     return { through, items: revisionsOf(items) };
   }
 
-  private async *walkExport(since: number, through: number): AsyncIterable<StoredItem> {
+  /** The items of degraded writes numbered in (since, through], as they are now if still in that range, in number order. */
+  private async degradedSince(since: number, through: number): Promise<ItemRecord[]> {
+    const ids = new Set<string>();
+    for (const [seq, id] of await this.degradedLog.entries()) if (seq > since && seq <= through) ids.add(id);
+    const records: ItemRecord[] = [];
+    const all = [...ids];
+    for (let start = 0; start < all.length; start += EXPORT_READ_BATCH) {
+      for (const record of await this.readMany(all.slice(start, start + EXPORT_READ_BATCH))) {
+        if (record && record.seq > since && record.seq <= through) records.push(record);
+      }
+    }
+    return records.sort((a, b) => a.seq - b.seq);
+  }
+
+  private async *walkExport(since: number, through: number, degraded: ItemRecord[]): AsyncIterable<StoredItem> {
     if (through <= since) return;
+    const fromLog = new Set(degraded.map((record) => record.id));
+    let next = 0;
     let continuation: string | undefined;
     for (let page = 0; page < MAX_PAGES; page += 1) {
       const found = await this.riak.index(this.bucket, 'seq_int', since + 1, through, this.page, continuation);
+      const entries = found.results.filter(([, key]) => !fromLog.has(key));
       // Read a few at a time: a page of 256 KiB items must not be held in memory at once.
-      for (let start = 0; start < found.results.length; start += FEED_READ_BATCH) {
-        const batch = found.results.slice(start, start + FEED_READ_BATCH);
+      for (let start = 0; start < entries.length; start += EXPORT_READ_BATCH) {
+        const batch = entries.slice(start, start + EXPORT_READ_BATCH);
         const records = await this.readMany(batch.map(([, key]) => key));
         for (const [index, [term]] of batch.entries()) {
           const record = records[index];
           // Yielded at its current number only; an entry it has moved on from is stale.
-          if (record && record.seq === Number(term)) yield toItem(record);
+          if (!record || record.seq !== Number(term)) continue;
+          for (; next < degraded.length && degraded[next]!.seq <= record.seq; next++) yield toItem(degraded[next]!);
+          yield toItem(record);
         }
       }
       continuation = found.continuation;
-      if (!continuation) return;
+      if (!continuation) {
+        for (; next < degraded.length; next++) yield toItem(degraded[next]!);
+        return;
+      }
     }
     throw new Error(`export since ${since} did not finish within ${MAX_PAGES} pages of ${this.page}`);
   }
@@ -298,7 +346,7 @@ export class RiakStore implements SyncStore {
         continue;
       }
       if (seq > counter) {
-        counter = await this.riak.increment(SEQ_COUNTER, seq - counter);
+        counter = await this.takeNumber(seq - counter);
       } else {
         counter = await this.moveOccupant(seq, line.id, counter);
       }
@@ -314,7 +362,7 @@ export class RiakStore implements SyncStore {
         revoked: importedRevocations(existing, line, seq),
       };
       if (!line.deleted && line.data !== undefined) record.data = line.data;
-      await this.storeRecord(line.id, record, read.vclock);
+      await this.storeRecord(record, read.vclock);
       applied += 1;
     }
     return { applied, skipped, seq: counter };
@@ -351,6 +399,7 @@ export class RiakStore implements SyncStore {
   }
 
   async close(): Promise<void> {
+    this.degradedMode.stop();
     this.riak.close();
   }
 
@@ -387,13 +436,9 @@ export class RiakStore implements SyncStore {
       const decision = decide(read.record);
       if (typeof decision !== 'function') return decision;
       const numbered = performance.now();
-      const record = decision(await this.riak.increment(SEQ_COUNTER, 1));
-      const stored = await this.riak.store(this.bucket, id, {
-        body: JSON.stringify(record),
-        vclock: read.vclock,
-        indexes: indexesOf(record),
-        ...(read.record ? (read.etag ? { ifMatch: read.etag } : {}) : { ifNoneMatch: '*' as const }),
-      });
+      const record = decision(await this.takeNumber());
+      const precondition = read.record ? (read.etag ? { ifMatch: read.etag } : {}) : { ifNoneMatch: '*' as const };
+      const stored = await this.storeItem(record, read.vclock, { precondition, numberedAt: numbered });
       if (stored.kind === 'precondition-failed') {
         this.log.debug({ id, attempt }, 'item changed between read and write; retrying');
         continue;
@@ -414,17 +459,52 @@ export class RiakStore implements SyncStore {
     throw new StoreError('unavailable', `item ${id} kept changing during ${WRITE_ATTEMPTS} write attempts; try again`);
   }
 
-  /** Writes the resolved winner of siblings back under a fresh number; while fenced, reads resolve it in memory only. */
+  /**
+   * Writes the resolved winner of siblings back under a fresh number, so every feed sees the settled
+   * state; siblings that are one and the same record (a write stored twice) collapse without one.
+   * While fenced, reads resolve it in memory only.
+   */
   private async settle(id: string, read: Read<ItemRecord>): Promise<ItemRecord | undefined> {
     let current = read;
     for (let attempt = 1; attempt <= WRITE_ATTEMPTS && current.siblings > 1 && current.record; attempt += 1) {
       if (!(await this.fenceOf.isOpen())) return current.record;
-      const winner: ItemRecord = { ...current.record, seq: await this.riak.increment(SEQ_COUNTER, 1) };
-      const stored = await this.riak.store(this.bucket, id, { body: JSON.stringify(winner), vclock: current.vclock, indexes: indexesOf(winner) });
+      const winner: ItemRecord = current.identical ? current.record : { ...current.record, seq: await this.takeNumber() };
+      const stored = await this.storeItem(winner, current.vclock);
       if (stored.kind === 'stored' && stored.values.length <= 1) return winner;
       current = await this.readItem(id);
     }
     return current.record;
+  }
+
+  /** The next sequence number. Increments ask for quorums, never all, so a frozen node cannot stall them (see RiakClient.increment). */
+  private takeNumber(by = 1): Promise<number> {
+    return this.riak.increment(SEQ_COUNTER, by, DEGRADED);
+  }
+
+  /**
+   * Stores an item's object on all three primary replicas (pw=all, dw=all): then every index walk
+   * finds it. When Riak cannot (a node down, stopped or frozen), the write is degraded: its number
+   * goes into the degraded log first, which exports read, and only then is the object stored on two
+   * primaries of two different nodes. After one degraded answer the store stays degraded until a probe stores on every
+   * primary again. The degraded store carries no precondition: the whole attempt may have landed on
+   * the replicas that answered, and would then fail its own If-Match; a concurrent writer leaves
+   * siblings, settled like any others.
+   */
+  private async storeItem(record: ItemRecord, vclock: string | undefined, options: { precondition?: { ifMatch?: string; ifNoneMatch?: '*' }; numberedAt?: number } = {}): Promise<StoreResult> {
+    const request = { body: JSON.stringify(record), vclock, indexes: indexesOf(record) };
+    if (!this.degradedMode.on) {
+      try {
+        // Half the write deadline at most, so a degraded store still fits in the other half.
+        const timeoutMs = Math.min(WHOLE_ATTEMPT_MS, Math.floor(this.riak.config.writeDeadlineMs / 2));
+        return await this.riak.store(this.bucket, record.id, { ...request, ...options.precondition, quorum: WHOLE, timeoutMs });
+      } catch (error) {
+        if (!(error instanceof RiakQuorumUnmet)) throw error;
+        this.degradedMode.enter(error.message);
+      }
+    }
+    await this.degradedLog.record([[record.seq, record.id]]);
+    const leftMs = options.numberedAt === undefined ? undefined : Math.round(this.riak.config.writeDeadlineMs - (performance.now() - options.numberedAt));
+    return this.riak.store(this.bucket, record.id, { ...request, quorum: DEGRADED, timeoutMs: leftMs === undefined ? undefined : Math.max(leftMs, MIN_STORE_MS) });
   }
 
   /** Moves a local change off a sequence number an import claims; answers the counter after. */
@@ -433,16 +513,16 @@ export class RiakStore implements SyncStore {
       if (key === importedId) continue;
       const read = await this.readItem(key);
       if (!read.record || read.record.seq !== seq) continue;
-      counter = await this.riak.increment(SEQ_COUNTER, 1);
+      counter = await this.takeNumber();
       this.log.info({ id: key, from: seq, to: counter }, 'import claims the sequence number of a local change; moving it after');
-      await this.storeRecord(key, { ...read.record, seq: counter }, read.vclock);
+      await this.storeRecord({ ...read.record, seq: counter }, read.vclock);
     }
     return counter;
   }
 
-  private async storeRecord(id: string, record: ItemRecord, vclock: string | undefined): Promise<void> {
-    const stored = await this.riak.store(this.bucket, id, { body: JSON.stringify(record), vclock, indexes: indexesOf(record) });
-    if (stored.kind === 'precondition-failed') throw new StoreError('unavailable', `Riak refused to store item ${id} (412)`);
+  private async storeRecord(record: ItemRecord, vclock: string | undefined): Promise<void> {
+    const stored = await this.storeItem(record, vclock);
+    if (stored.kind === 'precondition-failed') throw new StoreError('unavailable', `Riak refused to store item ${record.id} (412)`);
   }
 
   private async readItem(id: string): Promise<Read<ItemRecord>> {
@@ -476,7 +556,9 @@ export class RiakStore implements SyncStore {
 function resolveFetch(id: string, fetched: FetchResult): Read<ItemRecord> {
   if (fetched.kind !== 'found') return { vclock: fetched.kind === 'missing' ? fetched.vclock : undefined, siblings: 0 };
   const resolved = resolveValues(id, fetched.values);
-  return { ...resolved, vclock: fetched.vclock, etag: fetched.values.length === 1 ? fetched.etag : undefined, siblings: fetched.values.length };
+  const first = fetched.values[0]?.body;
+  const identical = fetched.values.every((value) => first !== undefined && value.body.equals(first));
+  return { ...resolved, vclock: fetched.vclock, etag: fetched.values.length === 1 ? fetched.etag : undefined, siblings: fetched.values.length, identical };
 }
 
 /** The deterministic winner among siblings: highest revision, then highest seq, then the larger JSON. */
@@ -571,4 +653,46 @@ function seqOfTerm(term: string): number {
 
 async function* revisionsOf(items: AsyncIterable<StoredItem>): AsyncIterable<ItemRevision> {
   for await (const { id, rev, seq } of items) yield { id, rev, seq };
+}
+
+/**
+ * Whether this store writes degraded. Entered on Riak's first answer that it could not store on
+ * every primary; left once a probe object is stored on every primary again, twice in a row.
+ */
+class DegradedMode {
+  private probe: NodeJS.Timeout | undefined;
+  private healthyProbes = 0;
+  private readonly probeKey = `degraded-probe/${randomBytes(6).toString('hex')}`;
+
+  constructor(private readonly riak: RiakClient, private readonly bucket: string, private readonly everyMs: number, private readonly log: Logger) {}
+
+  get on(): boolean {
+    return this.probe !== undefined;
+  }
+
+  enter(reason: string): void {
+    this.healthyProbes = 0;
+    if (this.probe) return;
+    this.log.warn({ reason }, 'Riak cannot store on every primary replica: writing degraded until it can again');
+    this.probe = setInterval(() => void this.look(), this.everyMs);
+    this.probe.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.probe);
+    this.probe = undefined;
+  }
+
+  private async look(): Promise<void> {
+    try {
+      await this.riak.store(this.bucket, this.probeKey, { body: '{}', indexes: {}, quorum: WHOLE, timeoutMs: WHOLE_ATTEMPT_MS });
+      this.healthyProbes += 1;
+      if (this.healthyProbes >= 2 && this.probe) {
+        this.stop();
+        this.log.info('Riak stores on every primary replica again: writes are whole again');
+      }
+    } catch {
+      this.healthyProbes = 0;
+    }
+  }
 }
