@@ -2,7 +2,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { CloudError } from '../src/cloud/errors.ts';
 import type { StackAdmin } from '../src/navcloud/admin-client.ts';
-import type { ExportItemLine, FenceResult } from '../src/navcloud/protocol.ts';
+import type { ExportEndLine, ExportItemLine, FenceResult } from '../src/navcloud/protocol.ts';
 import type { EnvironmentContext } from './deps.ts';
 import { refuse } from './failures.ts';
 import { ProgressHeartbeat } from './heartbeat.ts';
@@ -34,9 +34,9 @@ export function catchUpActivities(context: (env: string) => Promise<EnvironmentC
       const stopRenewing = input.renewFenceSeconds ? renewFence(source, input.renewFenceSeconds, signal) : () => undefined;
       let copied = 0;
       let batch: ExportItemLine[] = [];
-      const flush = async () => {
-        if (batch.length === 0) return;
-        await target.importLines(batch, signal);
+      const flush = async (end?: ExportEndLine) => {
+        if (batch.length === 0 && !end) return;
+        await target.importLines(batch, signal, end);
         copied += batch.length;
         batch = [];
         heartbeat.progress({ copied });
@@ -44,7 +44,8 @@ export function catchUpActivities(context: (env: string) => Promise<EnvironmentC
       try {
         for await (const line of source.exportSince(input.since, signal)) {
           if (line.kind === 'end') {
-            await flush();
+            // With the end line: numbers the source took up to its cursor but never stored stay taken on the target.
+            await flush(line);
             if (line.items !== copied) {
               throw refuse('CopyCountMismatch', `${input.fromAdminUrl}/admin/export announced ${line.items} items but sent ${copied}`);
             }

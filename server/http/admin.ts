@@ -109,8 +109,8 @@ function importError(status: ApiError['status'], code: string, message: string, 
 /** A line that is not a valid import line; the message says why. */
 class LineRefused extends Error {}
 
-/** One NDJSON line of an import: an item line, or undefined for the end line. */
-function parseImportLine(text: string): ExportItemLine | undefined {
+/** One NDJSON line of an import: an item line, or the export's end line with the number its cursor stands for. */
+function parseImportLine(text: string): ExportItemLine | { kind: 'end'; through: number } {
   let parsed: unknown;
   try {
     parsed = parseJson(text);
@@ -119,7 +119,12 @@ function parseImportLine(text: string): ExportItemLine | undefined {
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new LineRefused('expected a JSON object');
   const value = parsed as Record<string, unknown>;
-  if (value.kind === 'end') return undefined;
+  if (value.kind === 'end') {
+    const through = typeof value.cursor === 'string' ? decodeCursor(value.cursor) : undefined;
+    if (through === undefined) throw new LineRefused('the end line\'s cursor is not a cursor of this service');
+    if (through > MAX_IMPORTED_SEQ) throw new LineRefused(`the end line's cursor stands for change ${through}, above the ${MAX_IMPORTED_SEQ} an import may carry`);
+    return { kind: 'end', through };
+  }
   if (value.kind !== 'item') throw new LineRefused('kind must be "item" or "end"');
   const { id, owner, type, rev, deleted, data, shares, cursor, updatedAt } = value;
   if (typeof id !== 'string' || !ITEM_ID.test(id)) throw new LineRefused('id must be 1-128 characters of A-Za-z0-9._- other than . and ..');
@@ -152,6 +157,8 @@ export const importItems: Handler = async (context, { request, response }) => {
   /** Every line up to this one is in the store (or was skipped as not newer). */
   let importedThrough = 0;
   let pending = '';
+  /** The export's cursor, from its end line(s): the numbering is raised to it once every line is in. */
+  let through: number | undefined;
   const flush = async () => {
     if (batch.length > 0) {
       let result;
@@ -191,7 +198,9 @@ export const importItems: Handler = async (context, { request, response }) => {
         if (!(error instanceof LineRefused)) throw error;
         return `line ${lineNumber + 1}: ${error.message}`;
       }
-      if (line) batch.push(line);
+      // Exports sent one after another carry an end line each: the last cursor is the highest.
+      if (line.kind === 'end') through = Math.max(through ?? 0, line.through);
+      else batch.push(line);
       batchChars += text.length;
     }
     lineNumber++;
@@ -212,6 +221,7 @@ export const importItems: Handler = async (context, { request, response }) => {
   const refused = take(pending);
   if (refused) await refuse(400, 'invalid-import-line', refused);
   await flush();
+  if (through !== undefined) seq = await context.store.raiseNumbering(through);
   const result: ImportResult = { applied, skipped, cursor: encodeCursor(seq) };
   context.logger.info({ ...result }, 'import finished');
   sendJson(response, 200, result);

@@ -4,7 +4,7 @@ import type { SyncStore } from './port.ts';
 type AsyncMethods = { [K in keyof SyncStore]: SyncStore[K] extends (...args: never[]) => Promise<unknown> ? K : never }[keyof SyncStore];
 
 const TIMED: AsyncMethods[] = [
-  'get', 'item', 'put', 'delete', 'share', 'unshare', 'inbox', 'changes', 'exportSince', 'exportRevisionsSince', 'import', 'fence', 'forward', 'unfence', 'fenceState', 'highestSeq', 'countItems', 'ping', 'close',
+  'get', 'item', 'put', 'delete', 'share', 'unshare', 'inbox', 'changes', 'exportSince', 'exportRevisionsSince', 'import', 'raiseNumbering', 'fence', 'forward', 'unfence', 'fenceState', 'highestSeq', 'countItems', 'ping', 'close',
 ];
 
 export function instrumentStore(store: SyncStore, observe: (operation: string, seconds: number) => void): SyncStore {

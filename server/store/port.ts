@@ -116,6 +116,13 @@ export interface SyncStore {
   exportRevisionsSince(since: number): Promise<StoreExport<ItemRevision>>;
   /** Idempotent: keeps revisions and sequence numbers; older or equal revisions are skipped. */
   import(lines: ExportItemLine[]): Promise<Omit<ImportResult, 'cursor'> & { seq: number }>;
+  /**
+   * Numbers every later change above `through` and answers the highest number after. An import
+   * ends with this, given the export's cursor: the source may have taken numbers up to it that it
+   * never stored (a refused or crashed write), and a copy back "since that cursor" must not skip a
+   * change this store numbers at or below it.
+   */
+  raiseNumbering(through: number): Promise<number>;
   /** open|fenced -> fenced with lease now + leaseMs (a repeat renews it); forwarding is answered as is. */
   fence(leaseMs: number): Promise<FenceState>;
   /** fenced (lease live) -> forwarding to `to`, lease cleared; already forwarding to `to` is answered as is; otherwise 'fence-lapsed'. */

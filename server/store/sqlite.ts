@@ -217,6 +217,11 @@ export class SqliteStore implements SyncStore {
       delete: db.transaction((id: string, owner: string, ifMatch?: string) => this.deleteNow(id, owner, ifMatch)),
       share: db.transaction((id: string, owner: string, to: string, granted: boolean) => this.shareNow(id, owner, to, granted)),
       import: db.transaction((lines: ExportItemLine[]) => this.importNow(lines)),
+      raiseNumbering: db.transaction((through: number) => {
+        const counter = Math.max(this.statements.meta.get('seq')!.value, through);
+        this.statements.setMeta.run(counter, 'seq');
+        return counter;
+      }),
       fence: db.transaction((leaseMs: number) => {
         const current = this.currentFence();
         if (current.mode !== 'forwarding') this.statements.setFence.run('fenced', this.clock() + leaseMs, null);
@@ -329,6 +334,10 @@ export class SqliteStore implements SyncStore {
         this.db.pragma('wal_autocheckpoint = 1000');
       }
     });
+  }
+
+  async raiseNumbering(through: number): Promise<number> {
+    return this.guard(() => this.transactions.raiseNumbering.immediate(through));
   }
 
   async fence(leaseMs: number): Promise<FenceState> {

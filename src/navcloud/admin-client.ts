@@ -6,7 +6,7 @@
 import { signToken } from './token.ts';
 import { CloudError } from '../cloud/errors.ts';
 import type {
-  ApiErrorBody, ExportItemLine, ExportLine, FenceResult, ImportResult, NodeStats, RevisionExportLine,
+  ApiErrorBody, ExportEndLine, ExportItemLine, ExportLine, FenceResult, ImportResult, NodeStats, RevisionExportLine,
 } from './protocol.ts';
 
 export interface StackAdmin {
@@ -14,8 +14,11 @@ export interface StackAdmin {
   exportSince(since: string | undefined, signal?: AbortSignal): AsyncIterable<ExportLine>;
   /** The same export with only each item's id, revision and cursor (GET /admin/export?only=revisions). */
   revisionsSince(since: string | undefined, signal?: AbortSignal): AsyncIterable<RevisionExportLine>;
-  /** One POST /admin/import of these lines as an NDJSON body. */
-  importLines(lines: ExportItemLine[], signal?: AbortSignal): Promise<ImportResult>;
+  /**
+   * One POST /admin/import of these lines as an NDJSON body; with `end` (the export's end line, on
+   * the last batch) the stack also numbers every later change above the export's cursor.
+   */
+  importLines(lines: ExportItemLine[], signal?: AbortSignal, end?: ExportEndLine): Promise<ImportResult>;
   /** POST /admin/fence: fences the stack for `leaseSeconds`, or renews the lease. */
   fence(options: { leaseSeconds: number }, signal?: AbortSignal): Promise<FenceResult>;
   /** POST /admin/forward: the switch's commit; a CloudError with code Http409 (not retryable) when the lease lapsed. */
@@ -109,9 +112,9 @@ export function createAdminClient(options: AdminClientOptions): StackAdmin {
     revisionsSince(since, signal) {
       return exportLines<RevisionExportLine>(`${exportUrl(since)}${since ? '&' : '?'}only=revisions`, 'revision', signal);
     },
-    async importLines(lines, signal) {
+    async importLines(lines, signal, end) {
       const url = `${adminUrl}/admin/import`;
-      const body = lines.map((line) => JSON.stringify(line)).join('\n') + '\n';
+      const body = [...lines, ...(end ? [end] : [])].map((line) => JSON.stringify(line)).join('\n') + '\n';
       const response = await call('POST', url, { body, signal });
       return (await response.json()) as ImportResult;
     },

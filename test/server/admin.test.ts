@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DrainResult, ExportLine, FenceResult, NodeStats } from '../../src/navcloud/protocol.ts';
 import { call, exportAll, openStream, startTestNode, tempDir, type TestNode } from './helpers.ts';
+import { encodeCursor } from '../../src/navcloud/cursor.ts';
 
 const nodes: TestNode[] = [];
 async function node(options: Parameters<typeof startTestNode>[0] = {}, dir?: ReturnType<typeof tempDir>): Promise<TestNode> {
@@ -269,5 +270,26 @@ describe('drain', () => {
     const [head, body] = answer.split('\r\n\r\n');
     expect(head).toMatch(/^HTTP\/1\.1 503 /);
     expect(JSON.parse(body!).error.code).toBe('shutting-down');
+  });
+});
+
+describe('import with the export\'s end line', () => {
+  it('numbers every later write above the end line\'s cursor, and refuses an end line that is not one', async () => {
+    const target = await node();
+    const admin = await target.token('ops', true);
+    const alice = await target.token('alice');
+    const line = { kind: 'item', id: 'e1', owner: 'alice', type: 'trip', rev: '1-aaaaaaaaaaaa', deleted: false, data: {}, shares: [], cursor: encodeCursor(3), updatedAt: '2026-12-01T10:00:00.000Z' };
+    // The source's cursor is past its last item: it took numbers 4 to 9 and stored none of them.
+    const end = { kind: 'end', cursor: encodeCursor(9), items: 1 };
+    const imported = await call(target, 'POST', '/admin/import', { token: admin, raw: ndjson([line, end]), headers: { 'content-type': 'application/x-ndjson' } });
+    expect(imported.json).toEqual({ applied: 1, skipped: 0, cursor: encodeCursor(9) });
+    await call(target, 'PUT', '/v1/items/e2', { token: alice, body: { type: 'trip', data: {} } });
+    const copyBack = await exportAll(target, admin, encodeCursor(9));
+    expect(copyBack.filter((l) => l.kind === 'item').map((l) => l.kind === 'item' && l.id)).toEqual(['e2']);
+
+    const badEnd = await call(target, 'POST', '/admin/import', { token: admin, raw: ndjson([{ ...line, id: 'e3' }, { ...end, cursor: 'nope' }]), headers: { 'content-type': 'application/x-ndjson' } });
+    expect(badEnd.status).toBe(400);
+    expect(badEnd.json.error.message).toMatch(/line 2: the end line's cursor is not a cursor of this service; lines 1-1 were imported/);
+    await target.stop();
   });
 });

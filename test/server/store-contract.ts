@@ -206,6 +206,23 @@ export function describeStoreContract(name: string, makeStore: (clock: Clock) =>
       expect(await target.store.countItems()).toBe(2);
     });
 
+    it('numbers every change after an import above the export\'s cursor, also one past the last item the source stored', async () => {
+      await store.put({ id: 'a', owner: 'alice', type: 'trip', data: {} });
+      await store.put({ id: 'b', owner: 'alice', type: 'trip', data: {} });
+      const source = store.exportSince(0);
+      const target = await makeStore(clock);
+      extra.push(target);
+      await target.store.import((await collect(source)).map(lineOf));
+      // The source took two numbers it never stored (a write the fence refused, a writer that crashed): its cursor is past its last item.
+      const cursor = (await source).through + 2;
+      expect(await target.store.raiseNumbering(cursor)).toBe(cursor);
+      expect(await target.store.raiseNumbering(cursor - 1)).toBe(cursor);
+      const { item } = await target.store.put({ id: 'c', owner: 'alice', type: 'trip', data: {} });
+      expect(item.seq).toBeGreaterThan(cursor);
+      // A copy back since that cursor, as a rollback makes it, carries the new write.
+      expect((await collect(target.store.exportSince(cursor))).map((i) => i.id)).toEqual(['c']);
+    });
+
     it('applies only newer revisions on import and moves a local change whose sequence number an import claims', async () => {
       await store.put({ id: 'x', owner: 'alice', type: 'trip', data: { v: 1 } });
       await store.put({ id: 'y', owner: 'alice', type: 'trip', data: { v: 1 } });

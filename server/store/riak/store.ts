@@ -368,6 +368,11 @@ export class RiakStore implements SyncStore {
     return { applied, skipped, seq: counter };
   }
 
+  async raiseNumbering(through: number): Promise<number> {
+    const counter = await this.highestSeq();
+    return counter >= through ? counter : this.takeNumber(through - counter);
+  }
+
   async fence(leaseMs: number): Promise<FenceState> {
     return this.stateOf(await this.fenceOf.fence(leaseMs));
   }
