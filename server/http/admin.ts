@@ -9,7 +9,8 @@ import { z } from 'zod';
 import { ITEM_ID, type DrainResult, type ExportEndLine, type ExportItemLine, type ExportRevisionLine, type FenceResult, type FenceStatus, type ImportResult, type NodeStats } from '../../src/navcloud/protocol.ts';
 import { decodeCursor, encodeCursor } from '../../src/navcloud/cursor.ts';
 import { ApiError } from '../errors.ts';
-import { StoreError, type ItemRevision, type StoredItem } from '../store/port.ts';
+import type { ServerResponse } from 'node:http';
+import { StoreError, type ItemRevision } from '../store/port.ts';
 import { exportLineOf } from '../wire.ts';
 import type { FenceState } from '../store/port.ts';
 import type { Handler } from './context.ts';
@@ -58,21 +59,33 @@ export const itemLine: Handler = async (context, { response, params }) => {
   sendJson(response, 200, exportLineOf(item));
 };
 
-/** GET /admin/export[?since=CURSOR][&only=revisions]: every item after the cursor, or only its id, revision and cursor. */
+/** GET /admin/export[?since=CURSOR]: every item after the cursor, then the end line the store vouches for. */
 export const exportItems: Handler = async (context, { response, query }) => {
   const since = sinceParam(query);
-  const only = query.get('only');
-  if (only !== null && only !== 'revisions') throw new ApiError(400, 'invalid-query', `only must be "revisions" or absent, got ${JSON.stringify(only.slice(0, 64))}`);
   const highest = await context.store.highestSeq();
   if (since > highest) throw new ApiError(410, 'cursor-gone', `cursor ${since} is beyond the newest change of this store`);
-  const exported = only ? await context.store.exportRevisionsSince(since) : await context.store.exportSince(since);
-  const lineOf = only ? revisionLineOf : (item: ItemRevision) => exportLineOf(item as StoredItem);
+  const exported = await context.store.exportSince(since);
+  // The store vouches that no acknowledged change up to `through` is missing from the lines.
+  await sendLines(response, exported.items, exportLineOf, (items) => ({ kind: 'end', cursor: encodeCursor(exported.through), items }));
+};
+
+/**
+ * GET /admin/revisions: every item in id order with its revision, cursor and copied revision, the
+ * data check's view. Its end line carries the highest cursor when the listing began, and the count.
+ */
+export const revisions: Handler = async (context, { response }) => {
+  const highest = await context.store.highestSeq();
+  await sendLines(response, context.store.revisionsById(), revisionLineOf, (items) => ({ kind: 'end', cursor: encodeCursor(highest), items }));
+};
+
+/** Streams NDJSON lines in chunks, then the end line; gives up quietly when the reader went away. */
+async function sendLines<Item>(response: ServerResponse, items: AsyncIterable<Item>, lineOf: (item: Item) => object, endOf: (items: number) => ExportEndLine): Promise<void> {
   response.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
   let chunk = '';
-  let items = 0;
-  for await (const item of exported.items) {
+  let count = 0;
+  for await (const item of items) {
     chunk += `${JSON.stringify(lineOf(item))}\n`;
-    items++;
+    count++;
     if (chunk.length >= EXPORT_CHUNK) {
       const more = response.write(chunk);
       chunk = '';
@@ -82,13 +95,13 @@ export const exportItems: Handler = async (context, { response, query }) => {
       if (more) await setImmediate();
     }
   }
-  // The store vouches that no acknowledged change up to `through` is missing from the lines above.
-  const end: ExportEndLine = { kind: 'end', cursor: encodeCursor(exported.through), items };
-  response.end(`${chunk}${JSON.stringify(end)}\n`);
-};
+  response.end(`${chunk}${JSON.stringify(endOf(count))}\n`);
+}
 
-function revisionLineOf({ id, rev, seq }: ItemRevision): ExportRevisionLine {
-  return { kind: 'revision', id, rev, cursor: encodeCursor(seq) };
+function revisionLineOf({ id, rev, seq, copiedRev }: ItemRevision): ExportRevisionLine {
+  const line: ExportRevisionLine = { kind: 'revision', id, rev, cursor: encodeCursor(seq) };
+  if (copiedRev !== undefined) line.copiedRev = copiedRev;
+  return line;
 }
 
 /** Revisions as stores write them (`<generation>-<nonce>`), with room for the generation to grow. */

@@ -85,8 +85,15 @@ export interface StoreExport<Item = StoredItem> {
   items: AsyncIterable<Item>;
 }
 
-/** What the data check needs of an item (GET /admin/export?only=revisions). */
-export type ItemRevision = Pick<StoredItem, 'id' | 'rev' | 'seq'>;
+/** What the data check needs of an item (GET /admin/revisions). */
+export interface ItemRevision extends Pick<StoredItem, 'id' | 'rev' | 'seq'> {
+  /**
+   * The revision this store last received by import (a restore or a copy), when it has one: a
+   * local change since keeps it. The data check knows by it that a newer revision here descends
+   * from the old stack's, rather than from an older copy that missed it.
+   */
+  copiedRev?: string;
+}
 
 export interface SyncStore {
   /**
@@ -112,8 +119,11 @@ export interface SyncStore {
   changes(user: string, since: number, limit: number, maxBytes?: number): Promise<StoredChange[]>;
   /** Every item (tombstones too) whose last change is > since and at most the export's `through`. */
   exportSince(since: number): Promise<StoreExport>;
-  /** The same items and `through` as exportSince, each with only its id, revision and sequence number. */
-  exportRevisionsSince(since: number): Promise<StoreExport<ItemRevision>>;
+  /**
+   * Every item (tombstones too) in id order, each with its revision, number and copied revision:
+   * the data check's view, reached by a path of its own (not the export's walk by number).
+   */
+  revisionsById(): AsyncIterable<ItemRevision>;
   /** Idempotent: keeps revisions and sequence numbers; older or equal revisions are skipped. */
   import(lines: ExportItemLine[]): Promise<Omit<ImportResult, 'cursor'> & { seq: number }>;
   /**

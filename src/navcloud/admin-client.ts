@@ -12,8 +12,8 @@ import type {
 export interface StackAdmin {
   /** Every line of GET /admin/export (since `since` when given), the end line last. */
   exportSince(since: string | undefined, signal?: AbortSignal): AsyncIterable<ExportLine>;
-  /** The same export with only each item's id, revision and cursor (GET /admin/export?only=revisions). */
-  revisionsSince(since: string | undefined, signal?: AbortSignal): AsyncIterable<RevisionExportLine>;
+  /** Every item in id order with its revision, cursor and copied revision (GET /admin/revisions), the end line last. */
+  revisionsById(signal?: AbortSignal): AsyncIterable<RevisionExportLine>;
   /**
    * One POST /admin/import of these lines as an NDJSON body; with `end` (the export's end line, on
    * the last batch) the stack also numbers every later change above the export's cursor.
@@ -109,8 +109,8 @@ export function createAdminClient(options: AdminClientOptions): StackAdmin {
     exportSince(since, signal) {
       return exportLines<ExportLine>(exportUrl(since), 'item', signal);
     },
-    revisionsSince(since, signal) {
-      return exportLines<RevisionExportLine>(`${exportUrl(since)}${since ? '&' : '?'}only=revisions`, 'revision', signal);
+    revisionsById(signal) {
+      return exportLines<RevisionExportLine>(`${adminUrl}/admin/revisions`, 'revision', signal);
     },
     async importLines(lines, signal, end) {
       const url = `${adminUrl}/admin/import`;

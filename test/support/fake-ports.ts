@@ -56,7 +56,8 @@ const DEFAULT_LEASE_SECONDS = 60;
 
 interface FakeStack {
   description: StackDescription;
-  items: Record<string, ExportItemLine>;
+  /** `copiedRev`: the revision last imported, kept by client writes (the data check reads it). */
+  items: Record<string, ExportItemLine & { copiedRev?: string }>;
   seq: number;
   /** Set by a fence or forward on any node, cleared by unfence; `fenceOf` says what holds now (leases lapse). */
   fenced: boolean;
@@ -356,6 +357,7 @@ export class FakeWorld {
     stack.items[id] = {
       kind: 'item', id, owner: 'u1', type: 'trip', rev, deleted: false, data: { by: name },
       shares: [], cursor: cursorOf(stack.seq), updatedAt: new Date(this.now()).toISOString(),
+      ...(have?.copiedRev === undefined ? {} : { copiedRev: have.copiedRev }),
     };
     (this.state.acks ??= []).push({ id, rev, stack: name, at: this.now() });
     return name;
@@ -590,14 +592,16 @@ export class FakeWorld {
           const from = seqOf(since);
           const lines = Object.values(stack.items).filter((i) => seqOf(i.cursor) > from)
             .sort((a, b) => seqOf(a.cursor) - seqOf(b.cursor));
-          yield* lines.map((l) => ({ ...l }));
+          yield* lines.map(({ copiedRev: _copied, ...line }) => line);
           yield { kind: 'end', cursor: cursorOf(stack.seq), items: lines.length };
         })();
       },
-      async *revisionsSince(since, signal) {
-        for await (const line of this.exportSince(since, signal)) {
-          yield line.kind === 'item' ? { kind: 'revision', id: line.id, rev: line.rev, cursor: line.cursor } : line;
-        }
+      async *revisionsById() {
+        world.check('admin.export', adminUrl);
+        const stack = world.stackOfUrl(adminUrl);
+        const lines = Object.values(stack.items).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+        for (const { id, rev, cursor, copiedRev } of lines) yield { kind: 'revision' as const, id, rev, cursor, ...(copiedRev === undefined ? {} : { copiedRev }) };
+        yield { kind: 'end' as const, cursor: cursorOf(stack.seq), items: lines.length };
       },
       async item(id) {
         world.check('admin.export', adminUrl);
@@ -612,7 +616,7 @@ export class FakeWorld {
         for (const line of lines) {
           const have = stack.items[line.id];
           if (have && compareRevisions(have.rev, line.rev) >= 0) continue;
-          stack.items[line.id] = line;
+          stack.items[line.id] = { ...line, copiedRev: line.rev };
           stack.seq = Math.max(stack.seq, seqOf(line.cursor));
           applied += 1;
         }

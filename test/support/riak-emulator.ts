@@ -335,6 +335,8 @@ export class RiakEmulator {
   }
 
   private index(type: string, bucket: string, index: string, start: string, end: string | undefined, query: Record<string, string>): Answer {
+    // Riak's special index of every key in the bucket, in key order: exact query on any term.
+    if (index === '$bucket' && end === undefined) return this.index(type, bucket, '$bucket_bin', '', '\uffff', { ...query, return_terms: 'false' });
     if (!/_(bin|int)$/.test(index)) return text(400, `Invalid index name: ${index}\n`);
     const numeric = index.endsWith('_int');
     const compare = (a: string, b: string) => (numeric ? Number(a) - Number(b) : a < b ? -1 : a > b ? 1 : 0);
@@ -343,7 +345,9 @@ export class RiakEmulator {
     for (const [id, object] of this.objects) {
       if (!id.startsWith(prefix)) continue;
       const key = id.slice(prefix.length);
-      const terms = new Set((this.missedByReturningNode.get(id) ?? object.laggingIndexes ?? object.siblings.map((s) => s.indexes)).flatMap((indexes) => indexes[index] ?? []));
+      const visible = this.missedByReturningNode.get(id) ?? object.laggingIndexes ?? object.siblings.map((s) => s.indexes);
+      // $bucket lists a key while the replica read has any value of it.
+      const terms = index === '$bucket_bin' ? new Set(visible.length > 0 && object.siblings.length > 0 ? [key] : []) : new Set(visible.flatMap((indexes) => indexes[index] ?? []));
       for (const term of terms) {
         if (end === undefined ? compare(term, start) === 0 : compare(term, start) >= 0 && compare(term, end) <= 0) entries.push([term, key]);
       }

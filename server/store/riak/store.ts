@@ -30,7 +30,7 @@
 import type { ExportItemLine } from '../../../src/navcloud/protocol.ts';
 import { createLogger, type Logger } from '../../../src/logging.ts';
 import { decodeCursor } from '../../../src/navcloud/cursor.ts';
-import { compareRevisions, nextRevision } from '../../../src/navcloud/revision.ts';
+import { compareRevisions, holdsAtLeast, nextRevision } from '../../../src/navcloud/revision.ts';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PAGE_BYTES, StoreError, type ItemRevision, type StoreExport, type Clock, type FenceState, type PutItem, type StoredChange, type StoredItem, type SyncStore } from '../port.ts';
@@ -44,6 +44,8 @@ import { parseRiakUrl } from './config.ts';
 export interface ItemRecord extends StoredItem {
   /** Former sharees and the sequence number of their revocation. */
   revoked: Record<string, number>;
+  /** The revision last imported (ItemRevision.copiedRev); local changes carry it on. */
+  copiedRev?: string;
 }
 
 interface Read<T> {
@@ -180,6 +182,7 @@ export class RiakStore implements SyncStore {
         seq,
         updatedAt: new Date().toISOString(),
         revoked: live ? live.revoked : {},
+        ...(existing?.copiedRev === undefined ? {} : { copiedRev: existing.copiedRev }),
       });
     });
     return { item: toItem(record), created };
@@ -280,10 +283,25 @@ export class RiakStore implements SyncStore {
     return { through, items: this.walkExport(since, through, degraded) };
   }
 
-  /** Riak keeps an item's revision in its object: the walk reads the objects, and only the answer is smaller. */
-  async exportRevisionsSince(since: number): Promise<StoreExport<ItemRevision>> {
-    const { through, items } = await this.exportSince(since);
-    return { through, items: revisionsOf(items) };
+  /**
+   * Every key of the bucket in key order (the `$bucket` index: not the export's walk by number),
+   * with the keys of the degraded log merged in, each item read by key at quorum.
+   */
+  async *revisionsById(): AsyncIterable<ItemRevision> {
+    const logged = [...new Set((await this.degradedLog.entries()).map(([, id]) => id))].sort();
+    const keys = mergeKeys(this.walk('$bucket', '_', undefined), logged);
+    let batch: string[] = [];
+    for await (const key of keys) {
+      batch.push(key);
+      if (batch.length < EXPORT_READ_BATCH) continue;
+      yield* this.revisionsOf(batch);
+      batch = [];
+    }
+    yield* this.revisionsOf(batch);
+  }
+
+  private async *revisionsOf(keys: string[]): AsyncIterable<ItemRevision> {
+    for (const record of await this.readMany(keys)) if (record) yield revisionOf(record);
   }
 
   /** The items of degraded writes numbered in (since, through], as they are now if still in that range, in number order. */
@@ -341,7 +359,7 @@ export class RiakStore implements SyncStore {
     for (const { line, seq } of numbered) {
       const read = await this.readItem(line.id);
       const existing = read.record;
-      if (existing && compareRevisions(line.rev, existing.rev) <= 0) {
+      if (existing && holdsAtLeast(existing.rev, line.rev)) {
         skipped += 1;
         continue;
       }
@@ -360,6 +378,7 @@ export class RiakStore implements SyncStore {
         seq,
         updatedAt: line.updatedAt,
         revoked: importedRevocations(existing, line, seq),
+        copiedRev: line.rev,
       };
       if (!line.deleted && line.data !== undefined) record.data = line.data;
       await this.storeRecord(record, read.vclock);
@@ -656,8 +675,19 @@ function seqOfTerm(term: string): number {
   return Number(term.slice(term.lastIndexOf('/') + 1));
 }
 
-async function* revisionsOf(items: AsyncIterable<StoredItem>): AsyncIterable<ItemRevision> {
-  for await (const { id, rev, seq } of items) yield { id, rev, seq };
+/** The walk's keys (in key order) with `extra` (sorted) merged in, each key once. */
+async function* mergeKeys(walked: AsyncIterable<[string, string]>, extra: string[]): AsyncIterable<string> {
+  let next = 0;
+  let previous: string | undefined;
+  for await (const [, key] of walked) {
+    for (; next < extra.length && extra[next]! <= key; next++) if (extra[next] !== key && extra[next] !== previous) yield (previous = extra[next]!);
+    if (key !== previous) yield (previous = key);
+  }
+  for (; next < extra.length; next++) if (extra[next] !== previous) yield (previous = extra[next]!);
+}
+
+function revisionOf({ id, rev, seq, copiedRev }: ItemRecord): ItemRevision {
+  return copiedRev === undefined ? { id, rev, seq } : { id, rev, seq, copiedRev };
 }
 
 /**
