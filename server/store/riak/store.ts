@@ -471,6 +471,7 @@ export class RiakStore implements SyncStore {
       if (took > this.riak.config.writeDeadlineMs) {
         // An export that read the counter after this number was taken may have walked past it already.
         this.log.warn({ id, seq: record.seq, tookMs: Math.round(took) }, 'write stored after its deadline; not acknowledged');
+        await this.carryForward(record, stored.vclock);
         throw new StoreError('unavailable', `item ${id} was stored ${Math.round(took)} ms after it took sequence number ${record.seq}, later than the write deadline of ${this.riak.config.writeDeadlineMs} ms: not acknowledged, retry it`);
       }
       if (stored.values.length > 1) {
@@ -498,6 +499,20 @@ export class RiakStore implements SyncStore {
       current = await this.readItem(id);
     }
     return current.record;
+  }
+
+  /**
+   * Moves a write stored after its deadline to a fresh number, so the next export carries what Riak
+   * holds and readers may have seen: otherwise the stack the data is copied to lacks a revision the
+   * old one shows, and the data check fails the switch for it. Best effort: it is not acknowledged.
+   */
+  private async carryForward(record: ItemRecord, vclock: string | undefined): Promise<void> {
+    try {
+      if (!(await this.fenceOf.isOpen())) return;
+      await this.storeItem({ ...record, seq: await this.takeNumber() }, vclock);
+    } catch (error) {
+      this.log.warn({ err: error, id: record.id }, 'could not move a late write to a fresh number');
+    }
   }
 
   /** The next sequence number. Increments ask for quorums, never all, so a frozen node cannot stall them (see RiakClient.increment). */
