@@ -11,6 +11,7 @@
 import { parseArgs } from 'node:util';
 import { runExportDrill, type DrillOptions, type DrillResult } from '../test/support/export-drill.ts';
 import { FAULT_KINDS, riakctlPath, waitSettled, type ClusterNode, type FaultKind } from '../test/support/riak-cluster.ts';
+import { seeded } from '../test/support/seeded.ts';
 
 const { values } = parseArgs({
   options: {
@@ -33,18 +34,8 @@ const kinds = values.kinds.split(',') as FaultKind[];
 const nodes = values.nodes.split(',').map(Number) as ClusterNode[];
 for (const kind of kinds) if (!FAULT_KINDS.includes(kind)) throw new Error(`--kinds: unknown fault ${kind}; known: ${FAULT_KINDS.join(', ')}`);
 
-/** mulberry32: the moments and lengths of the faults come from --seed alone. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const next = random(Number(values.seed));
+// The moments and lengths of the faults come from --seed alone.
+const next = seeded(Number(values.seed));
 
 interface Row { label: string; results: DrillResult[] }
 const rows: Row[] = [];

@@ -34,7 +34,10 @@ export function riakctlPath(): string | undefined {
 
 /** Set by .ci/run (and by hand: RIAK_CLUSTER=1) once `riakctl cluster start` answered. */
 export const clusterRunning = process.env.RIAK_CLUSTER === '1' && riakctlPath() !== undefined;
-export const clusterSkipReason = 'needs the real three-node Riak cluster: `../shared/riak/riakctl cluster start`, then RIAK_CLUSTER=1 (.ci/run does both when riakctl is there)';
+/** A suite's title, saying why it is skipped when the cluster is not there. */
+export function onCluster(title: string): string {
+  return clusterRunning ? title : `${title} (skipped: no real Riak cluster; start it with \`../shared/riak/riakctl cluster start\` and set RIAK_CLUSTER=1, as .ci/run does when riakctl is there)`;
+}
 
 export async function riakctl(...args: string[]): Promise<string> {
   const path = riakctlPath();
