@@ -114,8 +114,9 @@ const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$/;
 const MAX_IMPORTED_SEQ = 2 ** 50;
 
 /** A line that cannot be imported, or the store failing partway, with exactly which lines were imported before it. */
-function importError(status: ApiError['status'], code: string, message: string, importedThrough: number, headers: Record<string, string> = {}): ApiError {
-  const done = importedThrough === 0 ? 'no line was imported' : `lines 1-${importedThrough} were imported (applied, or skipped as not newer) and nothing after them`;
+function importError(status: ApiError['status'], code: string, message: string, importedThrough: number, headers: Record<string, string> = {}, failed?: string): ApiError {
+  const before = importedThrough === 0 ? 'no line before them was imported' : `lines 1-${importedThrough} were imported (applied, or skipped as not newer)`;
+  const done = failed ? `${before}; of lines ${failed} some may be` : importedThrough === 0 ? 'no line was imported' : `${before} and nothing after them`;
   return new ApiError(status, code, `${message}; ${done} (import is idempotent: fix and resend)`, headers);
 }
 
@@ -180,7 +181,8 @@ export const importItems: Handler = async (context, { request, response }) => {
       } catch (error) {
         const refusal = error instanceof StoreError ? fromStoreError(error, context.config.retryAfterSeconds) : undefined;
         if (!refusal) throw error;
-        throw importError(refusal.status, refusal.code, `lines ${importedThrough + 1}-${lineNumber} could not be imported: ${refusal.message}`, importedThrough, refusal.headers);
+        // A store may apply a batch's lines side by side: some of them may be in.
+        throw importError(refusal.status, refusal.code, `lines ${importedThrough + 1}-${lineNumber} could not all be imported: ${refusal.message}`, importedThrough, refusal.headers, `${importedThrough + 1}-${lineNumber}`);
       }
       applied += result.applied;
       skipped += result.skipped;

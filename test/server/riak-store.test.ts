@@ -233,7 +233,7 @@ describe('Riak store: the exact requests it makes and how it reads each document
     // Writing over the siblings (with their vector clock) leaves one value.
     expect(await store.unfence()).toEqual({ mode: 'open', seq: 0 });
     expect(riak.siblingCount('navcloud', 'trips.meta', 'fence')).toBe(1);
-    riak.addSibling('navcloud', 'trips.meta', 'fence', { mode: 'fenced', leaseExpiresAt: now + 60_000, at: now + 10 });
+    riak.addSibling('navcloud', 'trips.meta', 'fence', { mode: 'fenced', leaseExpiresAt: now + 120_000, at: now + 60_000 });
     expect((await store.fenceState()).mode).toBe('fenced');
   });
 

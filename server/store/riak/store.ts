@@ -77,8 +77,10 @@ const WRITE_ATTEMPTS = 4;
 const MAX_PAGES = 10_000;
 /** Items read at once for the feed and the inbox: a page holds at most maxBytes plus this many items. */
 const FEED_READ_BATCH = 8;
-/** Items an export reads at once: enough requests in flight to keep the cluster busy, few enough 256 KiB items to hold. */
-const EXPORT_READ_BATCH = 8;
+/** Items an export reads at once: enough requests in flight to keep the cluster busy, few enough 256 KiB items to hold (8 MiB). */
+const EXPORT_READ_BATCH = 32;
+/** Import lines applied at once, for the same reason. */
+const IMPORT_CONCURRENCY = 32;
 
 export interface RiakStoreOptions {
   logger?: Logger;
@@ -347,44 +349,48 @@ export class RiakStore implements SyncStore {
     throw new Error(`export since ${since} did not finish within ${MAX_PAGES} pages of ${this.page}`);
   }
 
+  /**
+   * Lines are applied side by side (IMPORT_CONCURRENCY at a time; one item's lines in order): each
+   * is a quorum read and a store, and Riak serves many at once. The numbering is raised once, to the
+   * batch's highest number. Only a line numbered at or below what this store had before may claim
+   * the number of a local change (a smoke test on a stack not yet live), which then moves after.
+   */
   async import(lines: ExportItemLine[]): Promise<{ applied: number; skipped: number; seq: number }> {
     const numbered = lines.map((line) => {
       const seq = decodeCursor(line.cursor);
       if (seq === undefined || seq === 0) throw new Error(`import line for item ${line.id} has an invalid cursor ${JSON.stringify(line.cursor)}`);
       return { line, seq };
     });
-    let counter = await this.highestSeq();
+    const before = await this.highestSeq();
+    const top = Math.max(0, ...numbered.map(({ seq }) => seq));
+    let counter = top > before ? await this.takeNumber(top - before) : before;
     let applied = 0;
-    let skipped = 0;
-    for (const { line, seq } of numbered) {
-      const read = await this.readItem(line.id);
-      const existing = read.record;
-      if (existing && holdsAtLeast(existing.rev, line.rev)) {
-        skipped += 1;
-        continue;
+    const byItem = new Map<string, typeof numbered>();
+    for (const entry of numbered) byItem.set(entry.line.id, [...(byItem.get(entry.line.id) ?? []), entry]);
+    await inParallel([...byItem.values()], IMPORT_CONCURRENCY, async (ofItem) => {
+      for (const { line, seq } of ofItem) {
+        const read = await this.readItem(line.id);
+        const existing = read.record;
+        if (existing && holdsAtLeast(existing.rev, line.rev)) continue;
+        if (seq <= before) counter = Math.max(counter, await this.moveOccupant(seq, line.id));
+        const record: ItemRecord = {
+          id: line.id,
+          owner: line.owner,
+          type: line.type,
+          rev: line.rev,
+          deleted: line.deleted,
+          shares: [...line.shares],
+          seq,
+          updatedAt: line.updatedAt,
+          revoked: importedRevocations(existing, line, seq),
+          copiedRev: line.rev,
+        };
+        if (!line.deleted && line.data !== undefined) record.data = line.data;
+        await this.storeRecord(record, read.vclock);
+        applied += 1;
       }
-      if (seq > counter) {
-        counter = await this.takeNumber(seq - counter);
-      } else {
-        counter = await this.moveOccupant(seq, line.id, counter);
-      }
-      const record: ItemRecord = {
-        id: line.id,
-        owner: line.owner,
-        type: line.type,
-        rev: line.rev,
-        deleted: line.deleted,
-        shares: [...line.shares],
-        seq,
-        updatedAt: line.updatedAt,
-        revoked: importedRevocations(existing, line, seq),
-        copiedRev: line.rev,
-      };
-      if (!line.deleted && line.data !== undefined) record.data = line.data;
-      await this.storeRecord(record, read.vclock);
-      applied += 1;
-    }
-    return { applied, skipped, seq: counter };
+    });
+    return { applied, skipped: lines.length - applied, seq: counter };
   }
 
   async raiseNumbering(through: number): Promise<number> {
@@ -546,17 +552,18 @@ export class RiakStore implements SyncStore {
     return this.riak.store(this.bucket, record.id, { ...request, quorum: DEGRADED, timeoutMs: leftMs === undefined ? undefined : Math.max(leftMs, MIN_STORE_MS) });
   }
 
-  /** Moves a local change off a sequence number an import claims; answers the counter after. */
-  private async moveOccupant(seq: number, importedId: string, counter: number): Promise<number> {
+  /** Moves a local change off a sequence number an import claims; answers the number it moved to, or 0. */
+  private async moveOccupant(seq: number, importedId: string): Promise<number> {
+    let moved = 0;
     for await (const [, key] of this.walk('seq_int', seq, seq)) {
       if (key === importedId) continue;
       const read = await this.readItem(key);
       if (!read.record || read.record.seq !== seq) continue;
-      counter = await this.takeNumber();
-      this.log.info({ id: key, from: seq, to: counter }, 'import claims the sequence number of a local change; moving it after');
-      await this.storeRecord({ ...read.record, seq: counter }, read.vclock);
+      moved = await this.takeNumber();
+      this.log.info({ id: key, from: seq, to: moved }, 'import claims the sequence number of a local change; moving it after');
+      await this.storeRecord({ ...read.record, seq: moved }, read.vclock);
     }
-    return counter;
+    return moved;
   }
 
   private async storeRecord(record: ItemRecord, vclock: string | undefined): Promise<void> {
@@ -688,6 +695,25 @@ function feedTerm(user: string, seq: number): string {
 
 function seqOfTerm(term: string): number {
   return Number(term.slice(term.lastIndexOf('/') + 1));
+}
+
+/**
+ * Runs `work` on every item, at most `limit` at a time. Settles every started one before it fails
+ * with the first error: nothing goes on writing after the caller has been answered.
+ */
+async function inParallel<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const errors: unknown[] = [];
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length && errors.length === 0) {
+      try {
+        await work(items[next++]!);
+      } catch (error) {
+        errors.push(error);
+      }
+    }
+  }));
+  if (errors.length > 0) throw errors[0];
 }
 
 /** The walk's keys (in key order) with `extra` (sorted) merged in, each key once. */
