@@ -4,7 +4,7 @@
  */
 /**
  * Modules outside workflows/ that workflow code may import at run time (no I/O, no Node):
- * src/switch/ is the switch's pure domain (contract, stack names, clean-up and invariant rules).
+ * src/switch/ is the switch's pure domain (contract, stack names, clean-up rules).
  */
 const WORKFLOW_SAFE = [
   '^workflows/',
@@ -43,10 +43,10 @@ module.exports = {
     forbid('activities-import-no-workflow-code',
       'Activities run outside the sandbox and are called by workflows, never the other way round.',
       { path: '^activities/' }, { path: '^workflows/' }),
-    forbid('clients-load-only-workflow-definitions',
-      'Clients start workflows by name with their types; at run time they load only the queries, updates ' +
-      'and ids of workflows/definitions.ts (loading workflow code outside the sandbox would run it there).',
-      { path: '^src/' }, { path: '^workflows/', pathNot: '^workflows/definitions\\.ts$', ...RUN_TIME }),
+    forbid('clients-load-no-workflow-code',
+      'Clients start workflows by name with their types; the queries, updates, ids and inputs they need are ' +
+      'in src/switch/contract.ts (loading workflow code outside the sandbox would run it there).',
+      { path: '^src/' }, { path: '^workflows/', ...RUN_TIME }),
     forbid('server-imports-only-the-shared-protocol',
       'The sync server is its own program: from src/ it takes only the wire protocol, the token ' +
       'signer, the cursor and revision codecs and the logger, which the clients share with it.',
@@ -57,7 +57,7 @@ module.exports = {
     forbid('cloud-imports-no-local-environment-or-cli',
       'Ports and adapters are used by the worker, the CLI and the local supervisor alike: they import ' +
       'none of them, nor the clients of the sync service (draining is an activity, not an adapter\'s).',
-      { path: '^src/cloud/' }, { path: '^src/(local|cli|navcloud|fleet|temporal)/' }),
+      { path: '^src/cloud/' }, { path: '^src/(local|cli|navcloud|load|temporal)/' }),
     forbid('clients-never-import-the-server',
       'Clients talk to the server over HTTP; what both need lives in the shared protocol modules. ' +
       '(Tests and bench/server.ts run the server in-process and may import it.)',

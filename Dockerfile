@@ -2,16 +2,13 @@
 # (/healthz for the health check, /metrics for Prometheus). Run by infra/worker-service.yaml.
 # test/production/image.test.ts checks this file (hadolint, its stages, a production install
 # of what it copies, and the worker started as its ENTRYPOINT and CMD say).
-ARG NODE_IMAGE=node:20.20.2-bookworm-slim
+ARG NODE_IMAGE=node:24.19.0-bookworm-slim
 
-# ---- production dependencies only (tsx is one: the worker runs TypeScript without a build)
+# ---- production dependencies only (tsx is one: the worker runs TypeScript without a build).
+# better-sqlite3 13 ships its Node-API binaries, so nothing is compiled; the optional 12.x is only
+# loaded on Node 20, and npm leaves it out where it can neither download nor build it.
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
-# better-sqlite3 compiles itself when no prebuilt binary matches the platform.
-# hadolint ignore=DL3008
-RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 make g++ \
- && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund \
  && npm cache clean --force

@@ -15,7 +15,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Client, Connection } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import { environmentsDir, loadEnvironment } from '../src/config/environment.ts';
-import { createLogger } from '../src/logging.ts';
+import { createRootLogger } from '../src/logging.ts';
 import { startLocalEnvironment } from '../src/local/environment.ts';
 import { switchUnderLoad } from '../src/local/switch-under-load.ts';
 import type { SwitchReport } from '../src/switch/contract.ts';
@@ -27,7 +27,7 @@ const WRITES_PER_SECOND = Number(process.env.BENCH_WRITES_PER_SECOND ?? 200);
 /** The record's TTL in seconds (dev.yaml's by default): the write pause should not depend on it. */
 const TTL = process.env.BENCH_TTL;
 
-const log = createLogger('bench-switch', { level: 'warn' });
+const log = createRootLogger('bench-switch', { level: 'warn' });
 const dataDir = mkdtempSync(join(tmpdir(), 'switchyard-bench-'));
 /** The data check's pace (the environment's default otherwise): the trade between its length and what clients see. */
 const VERIFY_RATE = process.env.BENCH_VERIFY_ITEMS_PER_SECOND;
@@ -46,9 +46,9 @@ if (TTL !== undefined || VERIFY_RATE !== undefined) {
 const env = await loadEnvironment('dev', environments);
 console.log(`bench:switch — ${ITEMS} items in the backup, ${USERS} streams, ${WRITES_PER_SECOND} writes/s, DNS TTL ${env.ttl} s, data check at ${env.verifyItemsPerSecond} items/s (data in ${dataDir})`);
 const setupStarted = Date.now();
-const local = await startLocalEnvironment({ dataDir, envs: [env.name], environmentsDir: environments, temporalPort: 0, persistTemporal: false, dnsPort: 0, seedItems: ITEMS, log });
+const localEnvironment = await startLocalEnvironment({ dataDir, envs: [env.name], environmentsDir: environments, temporalPort: 0, persistTemporal: false, dnsPort: 0, seedItems: ITEMS, log });
 console.log(`local environment up and seeded in ${((Date.now() - setupStarted) / 1000).toFixed(1)} s`);
-const connection = await Connection.connect({ address: local.state.temporalAddress });
+const connection = await Connection.connect({ address: localEnvironment.state.temporalAddress });
 let exitCode = 0;
 try {
   const client = new Client({ connection });
@@ -56,7 +56,7 @@ try {
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   loopDelay.enable();
   const result = await switchUnderLoad({
-    client, env, state: local.state, log, fleet: { users: USERS, writesPerSecond: WRITES_PER_SECOND, maxDurationMs: 10 * 60_000 },
+    client, env, state: localEnvironment.state, log, load: { users: USERS, writesPerSecond: WRITES_PER_SECOND, maxDurationMs: 10 * 60_000 },
   });
   loopDelay.disable();
   const history = await client.workflow.getHandle(result.report.workflowId, result.report.runId).fetchHistory();
@@ -98,7 +98,7 @@ try {
   if (!result.targets.every((t) => t.ok)) exitCode = 1;
 } finally {
   await connection.close();
-  await local.stop();
+  await localEnvironment.stop();
   rmSync(dataDir, { recursive: true, force: true });
 }
 process.exit(exitCode);

@@ -3,14 +3,14 @@
  * front of the route table, and the listener; then its graceful close. `startServer` is what the
  * `navcloud-sync` bin runs and what tests and the local profile start in-process.
  */
-import { createLogger, type Logger } from '../src/logging.ts';
+import type { Logger } from '../src/logging.ts';
 import { Authenticator } from './auth.ts';
 import { openBus } from './bus/open.ts';
 import type { EventBus } from './bus/port.ts';
 import { defaultConfig, type ServerConfig } from './config.ts';
 import { FenceWatch } from './flip/fence-watch.ts';
 import { Forwarder } from './flip/forward.ts';
-import { FenceGuard } from './flip/hold.ts';
+import { HoldOrForward } from './flip/hold.ts';
 import type { AppContext, NodeState } from './http/context.ts';
 import { requestPipeline } from './http/pipeline.ts';
 import { listen } from './listener.ts';
@@ -32,7 +32,8 @@ export interface RunningServer {
 
 export interface StartOptions extends Partial<ServerConfig> {
   jwtSecret: string;
-  logger?: Logger;
+  /** The program's logger; the node logs through a child carrying its id. */
+  logger: Logger;
   /** An already-open store (tests of other adapters); otherwise `store` is opened. It is closed with the server. */
   storeInstance?: SyncStore;
   busInstance?: EventBus;
@@ -41,12 +42,12 @@ export interface StartOptions extends Partial<ServerConfig> {
 export async function startServer(options: StartOptions): Promise<RunningServer> {
   const { logger: givenLogger, storeInstance, busInstance, ...overrides } = options;
   const config = defaultConfig(overrides);
-  const logger = (givenLogger ?? createLogger('navcloud-sync')).child({ node: config.nodeId });
+  const logger = givenLogger.child({ node: config.nodeId });
   const state: NodeState = { draining: false, shuttingDown: false, startedAt: Date.now() };
   let hub: StreamHub | undefined;
   const forwarder = new Forwarder({ timeoutMs: 30_000, logger });
   const metrics = new Metrics(() => (hub?.size ?? 0) + forwarder.openStreams);
-  const store = instrumentStore(storeInstance ?? (await openStore(config.store)), (operation, seconds) => metrics.storeCall(operation, seconds));
+  const store = instrumentStore(storeInstance ?? (await openStore(config.store, logger)), (operation, seconds) => metrics.storeCall(operation, seconds));
   const bus = busInstance ?? (await openBus(config.bus, config.nodeId, logger));
   hub = new StreamHub({
     store, bus, metrics, logger, nodeId: config.nodeId,
@@ -60,12 +61,12 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   };
   const fence = new FenceWatch(store, { pollMs: config.fencePollMs, idleMs: config.fenceIdleMs, logger });
   await fence.start();
-  const fenceGuard = new FenceGuard(context, fence, { holdMs: config.holdMs, retryAfterSeconds: config.retryAfterSeconds });
+  const holdOrForward = new HoldOrForward(context, fence, { holdMs: config.holdMs, retryAfterSeconds: config.retryAfterSeconds });
   const handle = requestPipeline({
     context,
     authenticator: new Authenticator(config.jwtSecret),
     limiter: config.rateLimit ? new RateLimiter(config.rateLimit) : undefined,
-    guard: (call, handleHere) => fenceGuard.guard(call, handleHere),
+    dispatch: (call, handleHere) => holdOrForward.dispatch(call, handleHere),
   });
   const listener = await listen({ host: config.host, port: config.port, proxyProtocol: config.proxyProtocol, logger }, handle);
   logger.info({ url: listener.url, store: config.store.replace(/\/\/[^@/]*@/, '//[redacted]@'), bus: config.bus.replace(/\/\/[^@/]*@/, '//[redacted]@'), heartbeatMs: config.heartbeatMs, proxyProtocol: config.proxyProtocol }, 'sync node listening');

@@ -2,11 +2,11 @@
  * `navcloud-sync`: one sync node configured from the environment (server/README.md). SIGTERM or SIGINT
  * shuts it down gracefully and it exits 0; a bad configuration exits 2 with one line saying what is wrong.
  */
-import { createLogger } from '../src/logging.ts';
+import { createRootLogger } from '../src/logging.ts';
 import { startServer } from './app.ts';
 import { configFromEnvOrExit } from './config.ts';
 
-const logger = createLogger('navcloud-sync');
+const logger = createRootLogger('navcloud-sync');
 
 const config = configFromEnvOrExit(process.env, 'navcloud-sync');
 

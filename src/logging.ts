@@ -1,4 +1,5 @@
 import pino, { type Logger, type LoggerOptions } from 'pino';
+import pinoPretty from 'pino-pretty';
 
 export type { Logger };
 
@@ -8,14 +9,29 @@ export const redactPaths = [
   'jwtSecret', '*.jwtSecret', 'secret', '*.secret', 'apiKey', '*.apiKey', 'password', '*.password',
 ];
 
-/** pino JSON everywhere; pretty only when a person is watching a TTY. */
-export function createLogger(name: string, options: LoggerOptions = {}): Logger {
-  const pretty = process.stdout.isTTY && !process.env.CI && process.env.LOG_FORMAT !== 'json';
+export interface RootLoggerOptions extends Omit<LoggerOptions, 'name' | 'transport'> {
+  /** Where the lines go: standard error unless a program says otherwise (the CLI's own stream). */
+  stream?: NodeJS.WritableStream & { isTTY?: boolean };
+  /** The program's environment: LOG_LEVEL, LOG_FORMAT, CI. */
+  env?: Record<string, string | undefined>;
+}
+
+/**
+ * The one logger of a program, made at its entry point and handed down: everything else logs
+ * through children of it that carry their context (env, workflow id, stack, node). pino JSON;
+ * pretty only when a person watches the stream the lines go to (a terminal, not CI, LOG_FORMAT
+ * not json), formatted in this thread, so no program starts a transport worker.
+ */
+export function createRootLogger(name: string, options: RootLoggerOptions = {}): Logger {
+  const { stream = process.stderr, env = process.env, ...pinoOptions } = options;
+  const pretty = stream.isTTY === true && !env.CI && env.LOG_FORMAT !== 'json';
+  const destination = pretty
+    ? pinoPretty({ colorize: true, destination: stream, sync: true })
+    : stream === process.stderr ? pino.destination(2) : stream;
   return pino({
     name,
-    level: process.env.LOG_LEVEL ?? 'info',
+    level: env.LOG_LEVEL ?? 'info',
     redact: { paths: redactPaths, censor: '[redacted]' },
-    ...(pretty ? { transport: { target: 'pino-pretty', options: { colorize: true, destination: 2 } } } : {}),
-    ...options,
-  }, pretty ? undefined : pino.destination(2));
+    ...pinoOptions,
+  }, destination);
 }

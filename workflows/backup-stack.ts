@@ -2,7 +2,7 @@
  * The `backupStack` workflow: exports the stack DNS points to into the backup store, then keeps
  * only the newest `backups.keep` backups.
  */
-import type { BackupReport } from './definitions.ts';
+import type { BackupReport } from '../src/switch/contract.ts';
 import { quick, streaming } from './activities.ts';
 import { stop } from './failures.ts';
 

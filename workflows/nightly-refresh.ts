@@ -8,8 +8,7 @@
  */
 import { ChildWorkflowCancellationType, ParentClosePolicy, log, setCurrentDetails, startChild } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { rehearsalStartOptions, switchStartOptions, switchWorkflowId, type SwitchInput } from '../src/switch/contract.ts';
-import type { NightlyRefreshInput, NightlyRefreshResult } from './definitions.ts';
+import { rehearsalStartOptions, switchStartOptions, switchWorkflowId, type SwitchInput, type NightlyRefreshInput, type NightlyRefreshResult } from '../src/switch/contract.ts';
 import { stackSwitch } from './stack-switch.ts';
 import { rehearsal } from './rehearsal.ts';
 

@@ -8,10 +8,9 @@
  * Rollbacks started by the previous release finish on the code they started with (workflows/v1).
  */
 import { CancellationScope, isCancellation, patched, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { SwitchStatus } from '../src/switch/contract.ts';
+import { type SwitchStatus, statusQuery, type RollbackInput, type RollbackReport } from '../src/switch/contract.ts';
 import type { StackDescription } from '../src/cloud/ports.ts';
 import type { StackRef, StackState } from '../activities/types.ts';
-import { statusQuery, type RollbackInput, type RollbackReport } from './definitions.ts';
 import { persistent, quick } from './activities.ts';
 import { pointDnsBack, type PointBackProgress } from './point-back.ts';
 import { PATCHES } from './patches.ts';

@@ -5,6 +5,7 @@
 import { CancellationScope, condition, patched, sleep, workflowInfo } from '@temporalio/workflow';
 import { otherColour, type Colour, type DnsRecordState } from '../src/cloud/ports.ts';
 import { stacksToDelete } from '../src/switch/gc.ts';
+import { colourOfStackName, stackName } from '../src/switch/stack-name.ts';
 import { approveCommandFor } from '../src/switch/contract.ts';
 import type { BackupSummary, CopyResult, StackRef, SwitchSettings } from '../activities/types.ts';
 import { dnsWait, persistent, provisioning, quick, smoke, streaming } from './activities.ts';
@@ -68,10 +69,10 @@ export async function plan(run: SwitchRun): Promise<Planned> {
   } else if (found.live) {
     run.warn(`DNS points to ${found.live.record.stack || 'a target of no stack'}, which is not a stack of ${env}: nothing to catch up from`);
   }
-  const liveColour = old?.colour ?? colourInName(found.live?.record.stack);
+  const liveColour = old?.colour ?? colourOfStackName(found.live?.record.stack);
   const colour = liveColour ? otherColour(liveColour) : 'blue';
   // The first run's id: a reset starts a new run that must find the stack the first one created.
-  const name = `navcloud-${env}-${colour}-${shortId(workflowInfo().firstExecutionRunId)}`;
+  const name = stackName(env, colour, shortId(workflowInfo().firstExecutionRunId));
   run.planned(old ? { stack: old.name, colour: old.colour } : undefined, { stack: name, colour });
   return { settings, record: found.live?.record ?? null, old, next: { name, colour } };
 }
@@ -391,9 +392,4 @@ export function nextRestoreLookMs(previousMs: number): number {
  */
 function shortId(runId: string): string {
   return runId.replace(/-/g, '').slice(-8);
-}
-
-function colourInName(stack: string | undefined): Colour | undefined {
-  const match = stack ? /-(blue|green)-[^-]+$/.exec(stack) : null;
-  return (match?.[1] as Colour | undefined) ?? undefined;
 }

@@ -8,10 +8,9 @@ import {
 } from '@temporalio/workflow';
 import type { Colour } from '../src/cloud/ports.ts';
 import {
-  searchAttributes, switchReport, type DataVerification, type Decision, type Outcome, type Phase, type RehearsalFigures, type SmokeCheck, type StackRefSummary,
+  abortUpdate, approveUpdate, searchAttributes, statusQuery, switchReport, type DataVerification, type Decision, type Outcome, type Phase, type RehearsalFigures, type SmokeCheck, type StackRefSummary,
   type SwitchInput, type SwitchReport, type SwitchStatus,
 } from '../src/switch/contract.ts';
-import { abortUpdate, approveUpdate, statusQuery } from './definitions.ts';
 import type { NotifyEvent } from '../src/config/environment.ts';
 import { notifying, quick } from './activities.ts';
 import { PATCHES } from './patches.ts';

@@ -10,13 +10,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { connect, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type RecoveringChannelModel } from 'amqplib';
-import { createLogger, type Logger } from '../../src/logging.ts';
+import type { Logger } from '../../src/logging.ts';
 import type { ChangeEvent, EventBus } from './port.ts';
 
 export interface AmqpBusOptions {
   /** This node's id, carried in every event it publishes. */
   node: string;
-  logger?: Logger;
+  logger: Logger;
   /** Fanout exchange shared by the nodes of one stack. */
   exchange?: string;
   /** Reconnect backoff: first delay and cap, in ms. */
@@ -54,7 +54,7 @@ export class AmqpBus implements EventBus {
   private droppedCount = 0;
 
   private constructor(options: AmqpBusOptions) {
-    this.log = (options.logger ?? createLogger('navcloud-sync')).child({ component: 'amqp-bus', node: options.node });
+    this.log = options.logger.child({ component: 'amqp-bus', node: options.node });
     this.node = options.node;
     this.exchange = options.exchange ?? DEFAULT_EXCHANGE;
     this.maxInFlight = options.maxInFlight ?? 10_000;

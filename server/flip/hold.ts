@@ -24,7 +24,8 @@ export interface HoldOptions {
   retryAfterSeconds: number;
 }
 
-export class FenceGuard {
+/** Where each client request is handled while the stack is open, fenced or forwarding (above). */
+export class HoldOrForward {
   constructor(
     private readonly context: AppContext,
     private readonly watch: FenceWatch,
@@ -42,7 +43,7 @@ export class FenceGuard {
   }
 
   /** Runs `handle` (the route's handler) here, or holds, or relays the request instead. */
-  async guard(call: IncomingCall, handle: () => Promise<void>): Promise<void> {
+  async dispatch(call: IncomingCall, handle: () => Promise<void>): Promise<void> {
     if (!call.path.startsWith('/v1/')) return handle();
     const write = call.method !== 'GET' && call.method !== 'HEAD';
     const body = write ? await keepBody(call.request, MAX_ITEM_BYTES) : undefined;

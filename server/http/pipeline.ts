@@ -1,6 +1,6 @@
 /**
  * What every request goes through, in order: refused while the node shuts down; routed;
- * authenticated and rate limited as its route demands; handled through the guard. Whatever fails
+ * authenticated and rate limited as its route demands; handed to the dispatch. Whatever fails
  * on the way is answered by failures.ts, and every request is counted under its route.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -12,7 +12,7 @@ import type { AppContext } from './context.ts';
 import { answerFailure } from './failures.ts';
 import { matchRoute, type Route } from './routes.ts';
 
-/** A routed and admitted request, as the guard sees it. */
+/** A routed and admitted request, as the dispatch sees it. */
 export interface IncomingCall {
   request: IncomingMessage;
   response: ServerResponse;
@@ -25,15 +25,15 @@ export interface IncomingCall {
 
 /**
  * Wraps the handler of every routed and admitted request: runs it, runs it again, or answers
- * itself instead (the fence guard holds and forwards requests while the stack switches).
+ * itself instead (server/flip/hold.ts holds and forwards requests while the stack switches).
  */
-export type Guard = (call: IncomingCall, handle: () => Promise<void>) => Promise<void>;
+export type Dispatch = (call: IncomingCall, handle: () => Promise<void>) => Promise<void>;
 
 export interface PipelineOptions {
   context: AppContext;
   authenticator: Authenticator;
   limiter: RateLimiter | undefined;
-  guard: Guard;
+  dispatch: Dispatch;
 }
 
 /** Handlers only read the query: one empty instance serves every request without a query string. */
@@ -41,7 +41,7 @@ const NO_QUERY = new URLSearchParams();
 const PUBLIC: Principal = { user: '', admin: false };
 
 export function requestPipeline(options: PipelineOptions): RequestHandler {
-  const { context, authenticator, limiter, guard } = options;
+  const { context, authenticator, limiter, dispatch } = options;
   const { config, logger, metrics, state } = context;
 
   /** The caller as the route demands it, or a 401/403/429. */
@@ -83,7 +83,7 @@ export function requestPipeline(options: PipelineOptions): RequestHandler {
       if (route.access !== 'public') user = principal.user;
       const query = q < 0 ? NO_QUERY : new URLSearchParams(url.slice(q + 1));
       const handleHere = () => route.handler(context, { request, response, principal, params: found.params, query });
-      await guard({ request, response, method, path, route, client }, handleHere);
+      await dispatch({ request, response, method, path, route, client }, handleHere);
     } catch (caught) {
       answerFailure(response, caught, config.retryAfterSeconds, logger, { route: name, method, user, client });
     } finally {

@@ -2,6 +2,7 @@
  * Opens the store a `SYNC_STORE` value names. Adapters other than the embedded one load on demand
  * so a node only pulls in what it uses.
  */
+import type { Logger } from '../../src/logging.ts';
 import type { SyncStore } from './port.ts';
 
 export function describeStoreSpec(spec: string): string | undefined {
@@ -12,7 +13,7 @@ export function describeStoreSpec(spec: string): string | undefined {
   return `SYNC_STORE must be sqlite:PATH or riak:http://HOST:PORT, got ${JSON.stringify(spec)}`;
 }
 
-export async function openStore(spec: string): Promise<SyncStore> {
+export async function openStore(spec: string, logger: Logger): Promise<SyncStore> {
   const problem = describeStoreSpec(spec);
   if (problem) throw new Error(problem);
   if (spec.startsWith('sqlite:')) {
@@ -20,5 +21,5 @@ export async function openStore(spec: string): Promise<SyncStore> {
     return new SqliteStore(spec.slice('sqlite:'.length));
   }
   const { openRiakStore } = await import('./riak/store.ts');
-  return openRiakStore(spec.slice('riak:'.length));
+  return openRiakStore(spec.slice('riak:'.length), { logger });
 }

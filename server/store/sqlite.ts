@@ -8,12 +8,12 @@
  * revoked share keeps its row (revoked = 1, seq = the revocation) so the former sharee's feed
  * still tells them.
  */
-import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { ExportItemLine, ItemType } from '../../src/navcloud/protocol.ts';
 import { decodeCursor } from '../../src/navcloud/cursor.ts';
 import { holdsAtLeast, nextRevision } from '../../src/navcloud/revision.ts';
+import { Database } from './sqlite-binding.ts';
 import { PAGE_BYTES, StoreError, type ItemRevision, type StoreExport, type Clock, type FenceMode, type FenceState, type PutItem, type StoredChange, type StoredItem, type SyncStore } from './port.ts';
 
 interface ItemRow {
@@ -92,7 +92,7 @@ function toItem(row: ItemRow): StoredItem {
 }
 
 /** The rows `query` reads in an open read transaction on `reader`, one at a time; closes the reader when done or abandoned. */
-async function* snapshotRows<Row, Item>(reader: Database.Database, query: string, since: number, toExported: (row: Row) => Item): AsyncIterable<Item> {
+async function* snapshotRows<Row, Item>(reader: Database, query: string, since: number, toExported: (row: Row) => Item): AsyncIterable<Item> {
   try {
     for (const row of reader.prepare<[number], Row>(query).iterate(since)) yield toExported(row);
     reader.exec('COMMIT');
@@ -106,7 +106,7 @@ function revisionOf(row: { id: string; rev: string; seq: number; copied_rev: str
 }
 
 /** Files made before copied_rev existed get the column (NULL: nothing known to be copied). Two nodes may race to add it. */
-function addCopiedRev(db: Database.Database): void {
+function addCopiedRev(db: Database): void {
   const columns = db.prepare<[], { name: string }>('PRAGMA table_info(items)').all();
   if (columns.some((column) => column.name === 'copied_rev')) return;
   try {
@@ -155,7 +155,7 @@ export interface SqliteStoreOptions {
 }
 
 export class SqliteStore implements SyncStore {
-  private readonly db: Database.Database;
+  private readonly db: Database;
   private readonly statements;
   private readonly transactions;
   /**
@@ -279,39 +279,39 @@ export class SqliteStore implements SyncStore {
   }
 
   async get(id: string, user: string): Promise<StoredItem | undefined> {
-    const item = this.guard(() => this.cachedItem(id));
+    const item = this.unavailableOnBusy(() => this.cachedItem(id));
     if (!item || item.deleted) return undefined;
     if (item.owner !== user && !item.shares.includes(user)) return undefined;
     return item;
   }
 
   async item(id: string): Promise<StoredItem | undefined> {
-    return this.guard(() => this.cachedItem(id));
+    return this.unavailableOnBusy(() => this.cachedItem(id));
   }
 
   async put(request: PutItem): Promise<{ item: StoredItem; created: boolean }> {
-    return this.guard(() => this.transactions.put.immediate(request));
+    return this.unavailableOnBusy(() => this.transactions.put.immediate(request));
   }
 
   async delete(id: string, owner: string, ifMatch?: string): Promise<StoredItem> {
-    return this.guard(() => this.transactions.delete.immediate(id, owner, ifMatch));
+    return this.unavailableOnBusy(() => this.transactions.delete.immediate(id, owner, ifMatch));
   }
 
   async share(id: string, owner: string, to: string): Promise<StoredItem> {
-    return this.guard(() => this.transactions.share.immediate(id, owner, to, true));
+    return this.unavailableOnBusy(() => this.transactions.share.immediate(id, owner, to, true));
   }
 
   async unshare(id: string, owner: string, to: string): Promise<StoredItem> {
-    return this.guard(() => this.transactions.share.immediate(id, owner, to, false));
+    return this.unavailableOnBusy(() => this.transactions.share.immediate(id, owner, to, false));
   }
 
   async inbox(user: string, limit: number, maxBytes = PAGE_BYTES): Promise<StoredItem[]> {
-    return this.guard(() => this.transactions.inbox.deferred(user, limit, maxBytes).map(toItem));
+    return this.unavailableOnBusy(() => this.transactions.inbox.deferred(user, limit, maxBytes).map(toItem));
   }
 
   async changes(user: string, since: number, limit: number, maxBytes = PAGE_BYTES): Promise<StoredChange[]> {
     // Deferred transaction: the bound check and the queries read one snapshot.
-    return this.guard(() => this.transactions.changes.deferred(user, since, limit, maxBytes).map(toChange));
+    return this.unavailableOnBusy(() => this.transactions.changes.deferred(user, since, limit, maxBytes).map(toChange));
   }
 
   /**
@@ -332,8 +332,8 @@ export class SqliteStore implements SyncStore {
   }
 
   /** A read transaction on a connection of its own, and the counter it sees. */
-  private snapshot(): { reader: Database.Database; through: number } {
-    const reader = this.guard(() => new Database(this.path, { readonly: true, fileMustExist: true }));
+  private snapshot(): { reader: Database; through: number } {
+    const reader = this.unavailableOnBusy(() => new Database(this.path, { readonly: true, fileMustExist: true }));
     try {
       reader.exec('BEGIN');
       return { reader, through: reader.prepare<[], { value: number }>("SELECT value FROM meta WHERE key = 'seq'").get()!.value };
@@ -344,7 +344,7 @@ export class SqliteStore implements SyncStore {
   }
 
   async import(lines: ExportItemLine[]): Promise<{ applied: number; skipped: number; seq: number }> {
-    return this.guard(() => {
+    return this.unavailableOnBusy(() => {
       // A restore writes millions of rows: checkpointing the WAL every 1000 pages would rewrite the
       // same index pages over and over. Ordinary writes keep the default.
       this.db.pragma(`wal_autocheckpoint = ${IMPORT_CHECKPOINT_PAGES}`);
@@ -357,43 +357,44 @@ export class SqliteStore implements SyncStore {
   }
 
   async raiseNumbering(through: number): Promise<number> {
-    return this.guard(() => this.transactions.raiseNumbering.immediate(through));
+    return this.unavailableOnBusy(() => this.transactions.raiseNumbering.immediate(through));
   }
 
   async fence(leaseMs: number): Promise<FenceState> {
-    return this.guard(() => this.transactions.fence.immediate(leaseMs));
+    return this.unavailableOnBusy(() => this.transactions.fence.immediate(leaseMs));
   }
 
   async forward(to: string): Promise<FenceState> {
-    return this.guard(() => this.transactions.forward.immediate(to));
+    return this.unavailableOnBusy(() => this.transactions.forward.immediate(to));
   }
 
   async unfence(): Promise<FenceState> {
-    return this.guard(() => this.transactions.unfence.immediate());
+    return this.unavailableOnBusy(() => this.transactions.unfence.immediate());
   }
 
   async fenceState(): Promise<FenceState> {
     // Deferred: the fence row and the sequence number come from one snapshot.
-    return this.guard(() => this.transactions.fenceState.deferred());
+    return this.unavailableOnBusy(() => this.transactions.fenceState.deferred());
   }
 
   async highestSeq(): Promise<number> {
-    return this.guard(() => this.statements.meta.get('seq')!.value);
+    return this.unavailableOnBusy(() => this.statements.meta.get('seq')!.value);
   }
 
   async countItems(): Promise<number> {
-    return this.guard(() => this.statements.count.get()!.n);
+    return this.unavailableOnBusy(() => this.statements.count.get()!.n);
   }
 
   async ping(): Promise<void> {
-    this.guard(() => this.statements.ping.get());
+    this.unavailableOnBusy(() => this.statements.ping.get());
   }
 
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }
 
-  private guard<T>(work: () => T): T {
+  /** SQLite's busy, locked and I/O errors (and a closed file) are StoreError 'unavailable': a 503 the client retries, not a failure of the request. */
+  private unavailableOnBusy<T>(work: () => T): T {
     try {
       return work();
     } catch (error) {

@@ -5,8 +5,9 @@
 import type { Writable } from 'node:stream';
 import type { Client } from '@temporalio/client';
 import { loadEnvironment, environmentsDir, type Environment } from '../config/environment.ts';
-import { createLogger, type Logger } from '../logging.ts';
+import { createRootLogger, type Logger } from '../logging.ts';
 import { TASK_QUEUE } from '../switch/contract.ts';
+import { activityLogFields } from '../temporal/activity-log.ts';
 import { createClient, connectionOptions } from '../temporal/client.ts';
 
 export interface CliIo {
@@ -33,9 +34,21 @@ export class Cli {
     return this.io.env.SWITCHYARD_TASK_QUEUE || TASK_QUEUE;
   }
 
+  /**
+   * The command's root logger, on its standard error: warnings and errors only (debug with
+   * --verbose), since a command answers on stdout and in its exit code. Made on first use, after
+   * the options are read.
+   */
   get logger(): Logger {
-    this.loggerInstance ??= createLogger('switchyard-cli', { level: this.verbose ? 'debug' : 'warn' });
+    this.loggerInstance ??= createRootLogger('switchyard', {
+      stream: this.io.stderr, env: this.io.env, level: this.verbose ? 'debug' : 'warn', mixin: activityLogFields,
+    });
     return this.loggerInstance;
+  }
+
+  /** For what a command runs as a service (a worker, the local environment): LOG_LEVEL or info. */
+  serviceLogger(bindings: Record<string, unknown>): Logger {
+    return this.logger.child(bindings, { level: this.verbose ? 'debug' : this.io.env.LOG_LEVEL ?? 'info' });
   }
 
   environment(name: string): Promise<Environment> {

@@ -1,12 +1,13 @@
 /**
- * The `switchyard` command (README.md). Exit codes are a contract with CI: 0 switched, 1 failed or
- * rolled back, 2 usage or configuration error, 3 another switch of the environment is running.
+ * The `switchyard` command (README.md) as a library: runCli runs one command line; nothing runs on
+ * import. Exit codes are a contract with CI: 0 switched, 1 failed or rolled back, 2 usage or
+ * configuration error, 3 another switch of the environment is running.
  */
 import { Command } from 'commander';
 import { ServiceError } from '@temporalio/client';
 import { EXIT } from '../switch/contract.ts';
 import type { CommandModule } from './command.ts';
-import { Cli } from './context.ts';
+import { Cli, type CliIo } from './context.ts';
 import { outcomeOf } from './errors.ts';
 import { upCommand } from './commands/up.ts';
 import { downCommand } from './commands/down.ts';
@@ -65,7 +66,12 @@ function buildProgram(cli: Cli): Command {
   return program;
 }
 
-export async function runCli(argv: string[], cli: Cli): Promise<number> {
+/**
+ * Runs one `switchyard` command line with `io` as its standard streams and environment and
+ * answers its exit code; bin/switchyard.js is the process around it, tests call it in-process.
+ */
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  const cli = new Cli(io);
   const program = buildProgram(cli);
   try {
     if (argv.length === 0) {
@@ -86,10 +92,3 @@ export async function runCli(argv: string[], cli: Cli): Promise<number> {
     await cli.close();
   }
 }
-
-// Node 20 is the supported floor (package.json engines): the AWS SDK's multi-line notice about it is noise on every command.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-
-const cli = new Cli({ stdout: process.stdout, stderr: process.stderr, env: process.env });
-const code = await runCli(process.argv.slice(2), cli);
-process.exit(code);

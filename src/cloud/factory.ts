@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { ConfigError, resolveSecret, type Environment } from '../config/environment.ts';
+import type { Logger } from '../logging.ts';
 import type { Ports } from './ports.ts';
 import {
   autoScalingClient, cloudFormationClient, ec2Client, route53Client, s3Client, type AwsClientConfig,
@@ -35,33 +36,34 @@ export interface LocalCloud {
 /**
  * The adapters of one environment. `aws`: CloudFormation, S3 and Route53. `local`: stacks are
  * local processes, while backups and DNS are the same S3 and Route53 adapters talking to the
- * local environment's moto (`local`, or how to read it: only a local profile reads it) and
- * answers are checked against its DNS responder.
+ * local environment's moto (`readLocalCloud`: what the local environment left, or how to read it;
+ * only a local profile reads it) and answers are checked against its DNS responder.
  */
-export function createPorts(env: Environment, localCloud?: LocalCloud | (() => LocalCloud)): Ports {
+export function createPorts(env: Environment, logger: Logger, readLocalCloud?: LocalCloud | (() => LocalCloud)): Ports {
   if (env.profile === 'aws') {
     const config: AwsClientConfig = { region: env.region };
     return {
       stacks: new AwsStackProvisioner({
         cloudFormation: cloudFormationClient(config), autoScaling: autoScalingClient(config), ec2: ec2Client(config), s3: s3Client(config), region: env.region, templateBucket: env.backups.bucket,
-        roleArn: env.stackRoleArn,
+        roleArn: env.stackRoleArn, logger,
       }),
-      backups: new S3BackupStore({ s3: s3Client(config), bucket: env.backups.bucket, prefix: env.backups.prefix }),
-      dns: new Route53DnsRouter({ route53: route53Client(config), hostedZoneId: env.hostedZoneId }),
+      backups: new S3BackupStore({ s3: s3Client(config), bucket: env.backups.bucket, prefix: env.backups.prefix, logger }),
+      dns: new Route53DnsRouter({ route53: route53Client(config), hostedZoneId: env.hostedZoneId, logger }),
     };
   }
-  const local = typeof localCloud === 'function' ? localCloud() : localCloud;
-  if (!local) {
+  const cloud = typeof readLocalCloud === 'function' ? readLocalCloud() : readLocalCloud;
+  if (!cloud) {
     throw new ConfigError(`environment '${env.name}' uses the local profile but no local environment was given: start it with 'switchyard up'`);
   }
-  const config: AwsClientConfig = { region: local.region, endpoint: local.motoEndpoint, credentials: LOCAL_CREDENTIALS };
+  const config: AwsClientConfig = { region: cloud.region, endpoint: cloud.motoEndpoint, credentials: LOCAL_CREDENTIALS };
   return {
-    stacks: localStackProvisioner(env, local),
-    backups: new S3BackupStore({ s3: s3Client(config), bucket: env.backups.bucket, prefix: env.backups.prefix }),
+    stacks: localStackProvisioner(env, cloud, logger),
+    backups: new S3BackupStore({ s3: s3Client(config), bucket: env.backups.bucket, prefix: env.backups.prefix, logger }),
     dns: new Route53DnsRouter({
       route53: route53Client(config),
-      hostedZoneId: localHostedZone(env, local),
-      answerCheck: responderAnswerCheck(local.dnsServer),
+      logger,
+      hostedZoneId: localHostedZone(env, cloud),
+      answerCheck: responderAnswerCheck(cloud.dnsServer),
       // moto applies a change at once: poll it like a local service, not like AWS.
       poll: { initialMs: 100, maxMs: 1_000, timeoutMs: 60_000 },
       minIntervalMs: 0,
@@ -70,15 +72,15 @@ export function createPorts(env: Environment, localCloud?: LocalCloud | (() => L
 }
 
 /** The local profile's stacks: processes under the local environment's data directory. */
-export function localStackProvisioner(env: Environment, local: LocalCloud): LocalStackProvisioner {
-  return new LocalStackProvisioner({ stacksDir: resolve(local.dataDir, 'stacks'), jwtSecret: resolveSecret(env.jwtSecret), bus: local.bus, store: local.store });
+export function localStackProvisioner(env: Environment, cloud: LocalCloud, logger: Logger): LocalStackProvisioner {
+  return new LocalStackProvisioner({ stacksDir: resolve(cloud.dataDir, 'stacks'), jwtSecret: resolveSecret(env.jwtSecret), bus: cloud.bus, store: cloud.store, logger });
 }
 
 /** `auto` is the zone `switchyard up` created for the record's domain; anything else is a zone id. */
-export function localHostedZone(env: Environment, local: Pick<LocalCloud, 'hostedZones'>): string {
+export function localHostedZone(env: Environment, cloud: Pick<LocalCloud, 'hostedZones'>): string {
   if (env.hostedZoneId !== 'auto') return env.hostedZoneId;
   const domain = recordDomain(env.recordName);
-  const id = local.hostedZones[domain];
+  const id = cloud.hostedZones[domain];
   if (!id) {
     throw new ConfigError(`environment '${env.name}': hostedZoneId is auto but the local environment has no hosted zone for ${domain}: restart it with 'switchyard up'`);
   }

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { ConfigError, loadEnvironment, environmentsDir as defaultEnvironmentsDir } from '../config/environment.ts';
-import { createLogger, type Logger } from '../logging.ts';
+import type { Logger } from '../logging.ts';
 import { freePort } from '../net.ts';
 import { repoRoot } from '../config/environment.ts';
 import { toolPath } from '../tools.ts';
@@ -36,7 +36,7 @@ export interface LocalEnvironmentOptions {
   /** The store of stacks whose parameters name none; by default Riak at RIAK_URL when it is set, else SQLite. */
   store?: LocalStore;
   region?: string;
-  log?: Logger;
+  log: Logger;
 }
 
 export interface LocalEnvironment {
@@ -68,7 +68,7 @@ function storeOfEnvironment(): LocalStore {
  * stop(), stacks included.
  */
 export async function startLocalEnvironment(options: LocalEnvironmentOptions): Promise<LocalEnvironment> {
-  const log = options.log ?? createLogger('local-env');
+  const { log } = options;
   const dataDir = resolve(options.dataDir);
   const logDir = join(dataDir, 'logs');
   const stateFile = join(dataDir, 'local.json');
@@ -106,7 +106,7 @@ export async function startLocalEnvironment(options: LocalEnvironmentOptions): P
       const zone = await ensureHostedZone(route53, env.recordName);
       hostedZones[zone.domain] = zone.id;
     }
-    const dns: DnsResponder = await startDnsResponder({ route53, port: options.dnsPort });
+    const dns: DnsResponder = await startDnsResponder({ route53, port: options.dnsPort, logger: log });
     stops.push(dns.close);
 
     const state: LocalState = {
@@ -149,7 +149,7 @@ export async function startLocalEnvironment(options: LocalEnvironmentOptions): P
     await startWorker();
 
     const seeded: Record<string, SeedResult | undefined> = {};
-    for (const env of envs) seeded[env.name] = await seedEnvironment(env, createPorts(env, state), options.seedItems, log);
+    for (const env of envs) seeded[env.name] = await seedEnvironment(env, createPorts(env, log.child({ env: env.name }), state), options.seedItems, log);
     state.readyAt = new Date().toISOString();
     writeLocalState(state, stateFile);
 
@@ -228,7 +228,7 @@ export async function removeStacks(dataDir: string, log: Logger): Promise<string
   const stacksDir = join(dataDir, 'stacks');
   if (!existsSync(stacksDir)) return [];
   // delete() drains with each stack's own secret (kept in its folder); this one is never used.
-  const provisioner = new LocalStackProvisioner({ stacksDir, jwtSecret: 'unused-local-cleanup-secret-0123456789abcdef' });
+  const provisioner = new LocalStackProvisioner({ stacksDir, jwtSecret: 'unused-local-cleanup-secret-0123456789abcdef', logger: log });
   const names = readdirSync(stacksDir).filter((name) => !name.startsWith('.'));
   for (const name of names) {
     await provisioner.delete(name);

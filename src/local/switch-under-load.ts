@@ -5,17 +5,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { resolveSecret, type Environment } from '../config/environment.ts';
 import { createPorts } from '../cloud/factory.ts';
-import { startFleet, type Fleet, type FleetOptions } from '../fleet/fleet.ts';
-import { checkLinearizability, History } from '../fleet/history.ts';
+import { startClientLoad, type ClientLoad, type ClientLoadOptions } from '../load/client-load.ts';
+import { checkLinearizability, History } from '../load/history.ts';
 import { TASK_QUEUE, type ClientFigures, type SwitchInput, type SwitchReport } from '../switch/contract.ts';
 import { switchStartOptions } from '../switch/contract.ts';
 import type { Logger } from '../logging.ts';
 import type { LocalState } from './state.ts';
 
-export interface FleetPlan {
+export interface LoadPlan {
   users: number;
   writesPerSecond: number;
-  /** Hard stop for the fleet, whatever happens to the switch. */
+  /** Hard stop for the load, whatever happens to the switch. */
   maxDurationMs?: number;
   /** Clients that never retry, run beside the others (default 20 users writing 20/s in all). */
   nonRetrying?: { users: number; writesPerSecond: number };
@@ -36,8 +36,8 @@ export interface SwitchUnderLoad {
 }
 
 /**
- * One switch of `env` while a synthetic client fleet writes, reads and streams through the
- * public name (real DNS, the environment's responder). The fleet keeps going until clients had
+ * One switch of `env` while a synthetic client load writes, reads and streams through the
+ * public name (real DNS, the environment's responder). The load keeps going until clients had
  * time to follow the switch (TTL + two heartbeats), then stops and checks every acknowledged
  * write against the stack DNS now points at. The figures go into the report (its
  * `clients`), which is written back to the reports folder.
@@ -46,7 +46,7 @@ export async function switchUnderLoad(options: {
   client: Client;
   env: Environment;
   state: LocalState;
-  fleet: FleetPlan;
+  load: LoadPlan;
   input?: Partial<SwitchInput>;
   log: Logger;
   /** Called once the switch has started, with its workflow id (drills act on it). */
@@ -55,21 +55,21 @@ export async function switchUnderLoad(options: {
   const { client, env, state, log } = options;
   const [host, port] = state.dnsServer.split(':');
   const history = new History();
-  const common: Omit<FleetOptions, 'users' | 'writesPerSecond'> = {
+  const common: Omit<ClientLoadOptions, 'users' | 'writesPerSecond'> = {
     recordName: env.recordName,
     resolver: { host: host!, port: Number(port) },
     servicePort: Number(env.parameters.port),
     jwtSecret: resolveSecret(env.jwtSecret),
-    maxDurationMs: options.fleet.maxDurationMs ?? 15 * 60_000,
+    maxDurationMs: options.load.maxDurationMs ?? 15 * 60_000,
     heartbeatMs: env.smoke.heartbeatMs,
     history,
     log,
   };
-  const fleet: Fleet = await startFleet({ ...common, users: options.fleet.users, writesPerSecond: options.fleet.writesPerSecond });
-  const plainPlan = options.fleet.nonRetrying ?? { users: 20, writesPerSecond: 20 };
-  const plain: Fleet = await startFleet({ ...common, ...plainPlan, retrying: false, userPrefix: `plain-${randomUUID().slice(0, 8)}` })
+  const load: ClientLoad = await startClientLoad({ ...common, users: options.load.users, writesPerSecond: options.load.writesPerSecond });
+  const plainPlan = options.load.nonRetrying ?? { users: 20, writesPerSecond: 20 };
+  const plain: ClientLoad = await startClientLoad({ ...common, ...plainPlan, retrying: false, userPrefix: `plain-${randomUUID().slice(0, 8)}` })
     .catch(async (err: unknown) => {
-      await fleet.stop();
+      await load.stop();
       throw err;
     });
   let stopped = false;
@@ -95,13 +95,13 @@ export async function switchUnderLoad(options: {
     const wallMs = Date.now() - started;
     // Clients follow on their own: the TTL runs out, or a drained stream says `reconnect`.
     await sleep(env.ttl * 1_000 + 2 * env.smoke.heartbeatMs);
-    await Promise.all([fleet.stop(), plain.stop()]);
+    await Promise.all([load.stop(), plain.stop()]);
     stopped = true;
-    const ports = createPorts(env, state);
+    const ports = createPorts(env, log, state);
     const live = await ports.dns.current(env.recordName);
     const stack = live && await ports.stacks.describe(live.stack);
     if (!stack?.outputs) throw new Error(`after the switch DNS points at ${live?.stack ?? 'nothing'}, which has no running stack to check the writes against`);
-    const clients = await fleet.verify(stack.outputs.endpoint);
+    const clients = await load.verify(stack.outputs.endpoint);
     clients.nonRetrying = await plain.verify(stack.outputs.endpoint);
     clients.linearizability = await checkLinearizability(history).catch((err: unknown) => {
       log.warn({ err }, 'linearizability check did not run');
@@ -115,7 +115,7 @@ export async function switchUnderLoad(options: {
     writeFileSync(join(reportsDir, `${full.workflowId}.history.json`), JSON.stringify(history));
     return { report: full, clients, targets: checkTargets(env, full, clients), wallMs };
   } finally {
-    if (!stopped) await Promise.all([fleet.stop(), plain.stop()]).catch(() => undefined);
+    if (!stopped) await Promise.all([load.stop(), plain.stop()]).catch(() => undefined);
   }
 }
 

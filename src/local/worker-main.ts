@@ -5,11 +5,15 @@
  */
 import { join } from 'node:path';
 import { environmentsDir, loadEnvironment } from '../config/environment.ts';
+import { createRootLogger } from '../logging.ts';
+import { activityLogFields } from '../temporal/activity-log.ts';
 import { defaultDeps, runWorker } from '../temporal/worker.ts';
 import { readLocalState } from './state.ts';
 
+const logger = createRootLogger('switchyard-worker', { mixin: activityLogFields });
 const state = readLocalState();
 const environments = process.env.SWITCHYARD_ENVIRONMENTS || environmentsDir;
 await runWorker({
-  deps: { ...defaultDeps(() => state), loadEnvironment: (name) => loadEnvironment(name, environments), reportsDir: join(state.dataDir, 'reports') },
+  logger,
+  deps: { ...defaultDeps(() => state, logger), loadEnvironment: (name) => loadEnvironment(name, environments), reportsDir: join(state.dataDir, 'reports') },
 });

@@ -1,10 +1,12 @@
 /**
- * The switch's public contract, shared by workflow code and every client: task queue, the
+ * The orchestrator's client contract, shared by workflow code and every client: task queue, the
  * switch's and the schedule's ids, search-attribute keys, what a switch carries from its start
- * (input, summary), the `status` query's answer and the report CI archives (docs/architecture.md).
- * Pure: workflow code imports it.
+ * (input, summary), its `status` query and its `approve` and `abort` updates, the report CI
+ * archives (docs/architecture.md), and the ids, inputs and results of the rollback, backup and
+ * nightly-refresh workflows. Pure: workflow code imports it; clients load no other workflow module.
  */
 import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from '@temporalio/common';
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { Colour } from '../cloud/ports.ts';
 
 export const TASK_QUEUE = 'switchyard';
@@ -126,6 +128,12 @@ export interface SwitchStatus {
   writePause?: WritePause;
   error?: string;
 }
+
+export const statusQuery = defineQuery<SwitchStatus>('status');
+/** Approve a switch that waits for approval (`approval: manual`). */
+export const approveUpdate = defineUpdate<SwitchStatus, [Decision]>('approve');
+/** Abort a switch before it reaches `switching`; refused afterwards, with the reason. */
+export const abortUpdate = defineUpdate<SwitchStatus, [Decision]>('abort');
 
 /**
  * The write pause of a switch: from asking the old stack for its fence until it forwarded
@@ -269,10 +277,60 @@ export function switchReport(input: SwitchInput, status: Pick<SwitchStatus, 'fro
   };
 }
 
-/** Exit codes are a contract with CI (README.md). */
 /** The command that approves a switch waiting for approval (the UI's details, notifications). */
 export function approveCommandFor(env: string): string {
   return `switchyard approve --env ${env} --comment "<why>"`;
 }
 
+/** Exit codes are a contract with CI (README.md). */
 export const EXIT = { switched: 0, failed: 1, usage: 2, busy: 3 } as const;
+
+// ---------------------------------------------------------------- the other workflows
+
+/**
+ * A rollback runs under the environment's switch id: Temporal refuses to start a second run of an
+ * id while one is open, so a switch and a rollback of one environment never overlap (one lock,
+ * taken atomically by the start itself, not checked and then acted on).
+ */
+export const rollbackWorkflowId = (env: string) => switchWorkflowId(env);
+export const backupWorkflowId = (env: string) => `backup-${env}`;
+
+export interface RollbackInput {
+  env: string;
+  by: string;
+  comment?: string;
+  /** The stack to return to; by default the newest ready stack that served clients and was drained by a switch. */
+  to?: string;
+}
+
+export interface RollbackReport {
+  env: string;
+  workflowId: string;
+  outcome: 'rolled-back' | 'failed' | 'cancelled';
+  reason?: string;
+  from?: string;
+  to?: string;
+  by: string;
+  startedAt: string;
+  finishedAt: string;
+}
+
+export interface BackupReport {
+  env: string;
+  stack: string;
+  key: string;
+  items: number;
+  pruned: string[];
+}
+
+/** What the schedule gives each night's `nightlyRefresh`: the switch to start, its trigger is `schedule`. */
+export type NightlyRefreshInput = Pick<SwitchInput, 'env' | 'version' | 'backup'> & {
+  /** Each night rehearses the switch (workflows/rehearsal.ts) instead of switching. */
+  rehearse?: boolean;
+};
+
+export type NightlyRefreshResult =
+  /** A switch of the environment (`running`) was already going: this night started none. */
+  | { env: string; outcome: 'skipped'; running: string; reason: string }
+  /** The switch this night started, and how it ended. */
+  | { env: string; outcome: Outcome; switch: { workflowId: string; runId: string }; reason?: string; report: SwitchReport };

@@ -1,7 +1,8 @@
 /**
- * Stack names, `navcloud-<env>-<colour>-<id>`: the one place they are built (by the switch and by
- * the seeder of a local environment) and read back. The colour is read back from a name only when
- * DNS still names a stack that no longer exists, so the next stack still gets the other colour.
+ * Stack names, `navcloud-<env>-<colour>-<id>`: the one place they are built (by the switch, by the
+ * seeder of a local environment and by tests) and read back. The colour is read back from a name
+ * only when DNS still names a stack that no longer exists, so the next stack still gets the other
+ * colour. The IAM patterns of infra/orchestrator.yaml assume this shape.
  * Pure: workflow code imports this file.
  */
 import type { Colour } from '../cloud/ports.ts';
@@ -14,7 +15,7 @@ export function stackName(env: string, colour: Colour, id: string): string {
   return `navcloud-${env}-${colour}-${id}`;
 }
 
-/** The colour a stack name carries, or undefined for a name this module did not build. */
-export function colourOfStackName(name: string): Colour | undefined {
-  return STACK_NAME.exec(name)?.[2] as Colour | undefined;
+/** The colour a stack name carries, or undefined for no name or one this module did not build. */
+export function colourOfStackName(name: string | undefined): Colour | undefined {
+  return name ? STACK_NAME.exec(name)?.[2] as Colour | undefined : undefined;
 }

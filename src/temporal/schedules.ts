@@ -10,8 +10,7 @@ import {
   type Client, type ScheduleDescription, type ScheduleHandle, type ScheduleOptionsStartWorkflowAction, type WorkflowHandle,
 } from '@temporalio/client';
 import { ConfigError } from '../config/environment.ts';
-import { TASK_QUEUE, scheduleId, searchAttributes, switchWorkflowId } from '../switch/contract.ts';
-import type { NightlyRefreshInput } from '../../workflows/definitions.ts';
+import { TASK_QUEUE, scheduleId, searchAttributes, switchWorkflowId, type NightlyRefreshInput } from '../switch/contract.ts';
 import type { nightlyRefresh } from '../../workflows/nightly-refresh.ts';
 
 /** 03:00 UTC: after the nightly backups, before anyone in Europe starts work. */

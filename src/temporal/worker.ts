@@ -11,7 +11,7 @@ import { loadEnvironment, resolveSecret } from '../config/environment.ts';
 import { createPorts, type LocalCloud } from '../cloud/factory.ts';
 import { createAdminClient } from '../navcloud/admin-client.ts';
 import { runSmokeChecks } from '../navcloud/smoke.ts';
-import { createLogger, type Logger } from '../logging.ts';
+import type { Logger } from '../logging.ts';
 import { dataDir } from '../tools.ts';
 import { TASK_QUEUE } from '../switch/contract.ts';
 import { createActivities, type ActivityDeps } from '../../activities/index.ts';
@@ -30,7 +30,8 @@ export interface RunWorkerOptions {
   /** The real adapters (defaultDeps) or a test's. */
   deps: ActivityDeps;
   shutdownSignals?: NodeJS.Signals[];
-  logger?: Logger;
+  /** A child of the program's root logger; made with activityLogFields, adapters' lines name their workflow. */
+  logger: Logger;
   /** How often at most an activity's heartbeats reach the server (and cancellations reach the activity). */
   heartbeatThrottleMs?: number;
   /** Called once the worker polls its task queue. */
@@ -43,11 +44,14 @@ export interface RunWorkerOptions {
   onProbe?: (url: string) => void;
 }
 
-/** `localCloud` reads the local environment, for environments of the local profile. */
-export function defaultDeps(localCloud: () => LocalCloud): ActivityDeps {
+/**
+ * `readLocalCloud` reads the local environment, for environments of the local profile; each
+ * environment's adapters log through a child of `logger` that names it.
+ */
+export function defaultDeps(readLocalCloud: () => LocalCloud, logger: Logger): ActivityDeps {
   return {
     loadEnvironment: (name) => loadEnvironment(name),
-    ports: (env) => createPorts(env, localCloud),
+    ports: (env) => createPorts(env, logger.child({ env: env.name }), readLocalCloud),
     admin: (env, adminUrl) => createAdminClient({ adminUrl, jwtSecret: resolveSecret(env.jwtSecret) }),
     runSmokeChecks,
     reportsDir: resolve(dataDir, 'reports'),
@@ -56,7 +60,7 @@ export function defaultDeps(localCloud: () => LocalCloud): ActivityDeps {
 
 /** Runs until a shutdown signal (or worker.shutdown()) and its graceful end; rejects if the worker fails. */
 export async function runWorker(options: RunWorkerOptions): Promise<void> {
-  const logger = options.logger ?? createLogger('switchyard-worker');
+  const { logger } = options;
   // The SDK's core serves its metrics on loopback only; the probe republishes them.
   const sdkMetricsPort = options.probe ? await freePort() : undefined;
   const sdkMetrics = installRuntime(logger, options.shutdownSignals ?? ['SIGINT', 'SIGTERM'], sdkMetricsPort);

@@ -2,13 +2,13 @@
  * The import rules of docs/architecture.md, checked by dependency-cruiser with the repository's
  * .dependency-cruiser.cjs. Its CLI refuses Node 20, so the test drives its API, which runs here.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cruise, type ICruiseResult } from 'dependency-cruiser';
 import extractDepcruiseOptions from 'dependency-cruiser/config-utl/extract-depcruise-options';
 import extractTSConfig from 'dependency-cruiser/config-utl/extract-ts-config';
+import { tempDir } from '../support/temp-dir.ts';
 
 const ROOTS = ['src', 'server', 'workflows', 'activities', 'bench', 'test'];
 
@@ -32,7 +32,7 @@ describe('the layering', () => {
 
 describe('the rules', () => {
   it('catch each kind of wrong import', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'layering-'));
+    const root = tempDir('layering-').path;
     const files: Record<string, string> = {
       'workflows/nightly.ts': "import { readFileSync } from 'node:fs';\nimport { run } from '../activities/stacks.ts';\nexport const x = [readFileSync, run];\n",
       'activities/stacks.ts': 'export const run = 1;\n',
@@ -47,27 +47,23 @@ describe('the rules', () => {
       // A module workflows may import must not open a way to Node either.
       'src/switch/contract.ts': "import { hostname } from 'node:os';\nexport const h = hostname;\n",
     };
-    try {
-      for (const [path, text] of Object.entries(files)) {
-        await mkdir(dirname(join(root, path)), { recursive: true });
-        await writeFile(join(root, path), text);
-      }
-      const options = await extractDepcruiseOptions('./.dependency-cruiser.cjs');
-      const { tsConfig: _, ...rest } = options;
-      const result = await cruise(['workflows', 'server', 'src', 'activities'], { ...rest, validate: true, baseDir: root });
-      const violations = (result.output as ICruiseResult).summary.violations.map((v) => `${v.rule.name}: ${v.from} -> ${v.to}`).sort();
-      expect(violations).toEqual([
-        'activities-import-no-workflow-code: activities/report.ts -> workflows/nightly.ts',
-        'clients-load-only-workflow-definitions: src/cli/switch.ts -> workflows/nightly.ts',
-        'clients-never-import-the-server: src/navcloud/client.ts -> server/app.ts',
-        'cloud-imports-no-local-environment-or-cli: src/cloud/factory.ts -> src/local/state.ts',
-        'server-imports-only-the-shared-protocol: server/app.ts -> src/cli/main.ts',
-        'workflow-imports-only-workflow-safe-modules: workflows/nightly.ts -> activities/stacks.ts',
-        'workflow-imports-only-workflow-safe-modules: workflows/nightly.ts -> fs',
-        'workflow-safe-modules-stay-safe: src/switch/contract.ts -> os',
-      ]);
-    } finally {
-      await rm(root, { recursive: true, force: true });
+    for (const [path, text] of Object.entries(files)) {
+      await mkdir(dirname(join(root, path)), { recursive: true });
+      await writeFile(join(root, path), text);
     }
+    const options = await extractDepcruiseOptions('./.dependency-cruiser.cjs');
+    const { tsConfig: _, ...rest } = options;
+    const result = await cruise(['workflows', 'server', 'src', 'activities'], { ...rest, validate: true, baseDir: root });
+    const violations = (result.output as ICruiseResult).summary.violations.map((v) => `${v.rule.name}: ${v.from} -> ${v.to}`).sort();
+    expect(violations).toEqual([
+      'activities-import-no-workflow-code: activities/report.ts -> workflows/nightly.ts',
+      'clients-load-no-workflow-code: src/cli/switch.ts -> workflows/nightly.ts',
+      'clients-never-import-the-server: src/navcloud/client.ts -> server/app.ts',
+      'cloud-imports-no-local-environment-or-cli: src/cloud/factory.ts -> src/local/state.ts',
+      'server-imports-only-the-shared-protocol: server/app.ts -> src/cli/main.ts',
+      'workflow-imports-only-workflow-safe-modules: workflows/nightly.ts -> activities/stacks.ts',
+      'workflow-imports-only-workflow-safe-modules: workflows/nightly.ts -> fs',
+      'workflow-safe-modules-stay-safe: src/switch/contract.ts -> os',
+    ]);
   });
 });

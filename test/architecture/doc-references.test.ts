@@ -1,6 +1,8 @@
 /**
  * Every document the code, tests and README point a reader at is in the repository: no citation
- * of a design document that only its authors had, and no docs/*.md path that does not exist.
+ * of a design document that only its authors had, and no docs/*.md path that does not exist. And
+ * the maps stay true: every path the README and the docs name exists, server/README.md lists every
+ * folder of server/, and docs/architecture.md names every folder of src/.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -36,5 +38,35 @@ describe('references to documents', () => {
       .filter((doc) => !existsSync(join(ROOT, doc)))
       .map((doc) => `${path}: ${doc}`));
     expect(missing).toEqual([]);
+  });
+});
+
+const TOP = ['src', 'server', 'workflows', 'activities', 'test', 'bench', 'infra', 'scripts', 'examples', 'bin', 'tools', 'docs'];
+const MAPS = ['README.md', 'docs/architecture.md', 'docs/switch-protocol.md', 'docs/invariants.md', 'docs/riak.md', 'docs/rehearsals.md', 'server/README.md'];
+
+/** The file and folder paths a document names in backticks, as repository paths (server/README.md's relative to server/). */
+function pathsNamedIn(doc: string): string[] {
+  const text = readFileSync(join(ROOT, doc), 'utf8');
+  const named = [...text.matchAll(/`([^`\s]+)`/g)].map((m) => m[1]!.replace(/[.,:;]+$/, ''));
+  return named.flatMap((name) => {
+    if (/[<*{$]/.test(name) || name.includes('://')) return [];
+    if (TOP.some((top) => name.startsWith(`${top}/`))) return [name];
+    if (doc === 'server/README.md' && /^[a-z][\w./-]*(\.ts|\/)$/.test(name)) return [`server/${name}`];
+    return [];
+  });
+}
+
+describe('the maps of the code', () => {
+  it('name only paths that exist', () => {
+    const missing = MAPS.flatMap((doc) => pathsNamedIn(doc).filter((path) => !existsSync(join(ROOT, path))).map((path) => `${doc}: ${path}`));
+    expect(missing).toEqual([]);
+  });
+
+  it('server/README.md lists every folder of server/, and docs/architecture.md every folder of src/', () => {
+    const folders = (dir: string) => readdirSync(join(ROOT, dir), { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    const serverReadme = readFileSync(join(ROOT, 'server/README.md'), 'utf8');
+    expect(folders('server').filter((name) => !serverReadme.includes(`\`${name}/\``))).toEqual([]);
+    const architecture = readFileSync(join(ROOT, 'docs/architecture.md'), 'utf8');
+    expect(folders('src').filter((name) => !architecture.includes(`src/${name}`))).toEqual([]);
   });
 });

@@ -4,6 +4,7 @@ import { S3BackupStore } from '../../src/cloud/aws/backup-store.ts';
 import type { ExportEndLine, ExportItemLine } from '../../src/navcloud/protocol.ts';
 import { startMoto, type Moto } from '../support/moto.ts';
 import { createBucket, motoClients } from './moto-helpers.ts';
+import { testLogger } from '../support/logger.ts';
 
 const bucket = 'switchyard-backups';
 let moto: Moto;
@@ -16,7 +17,7 @@ beforeEach(async () => {
 });
 
 function store(now?: () => Date) {
-  return new S3BackupStore({ s3: motoClients(moto).s3, bucket, prefix: 'backups/', ...(now ? { now } : {}) });
+  return new S3BackupStore({ logger: testLogger, s3: motoClients(moto).s3, bucket, prefix: 'backups/', ...(now ? { now } : {}) });
 }
 
 /** Export lines (src/navcloud/protocol.ts): `count` items, then the closing end line. */

@@ -6,9 +6,10 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { GetObjectCommand, ListObjectsV2Command, S3Client, type GetObjectCommandOutput } from '@aws-sdk/client-s3';
 import { S3BackupStore } from '../../src/cloud/aws/backup-store.ts';
 import type { BackupManifest } from '../../src/cloud/ports.ts';
+import { testLogger } from '../support/logger.ts';
 
 const s3 = mockClient(S3Client);
-const store = () => new S3BackupStore({ s3: new S3Client({ region: 'eu-west-1' }), bucket: 'b', prefix: 'backups/', pageSize: 2 });
+const store = () => new S3BackupStore({ logger: testLogger, s3: new S3Client({ region: 'eu-west-1' }), bucket: 'b', prefix: 'backups/', pageSize: 2 });
 
 /** What GetObject returns: a Node stream with the SDK's helpers. */
 function body(data: Buffer | Readable): GetObjectCommandOutput['Body'] {

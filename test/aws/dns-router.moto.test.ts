@@ -5,6 +5,7 @@ import { DnsConflictError } from '../../src/cloud/errors.ts';
 import type { DnsTarget } from '../../src/cloud/ports.ts';
 import { startMoto, type Moto } from '../support/moto.ts';
 import { createZone, motoClients } from './moto-helpers.ts';
+import { testLogger } from '../support/logger.ts';
 
 const recordName = 'api.switchyard.test';
 let moto: Moto;
@@ -19,7 +20,7 @@ beforeEach(async () => {
 
 // moto has no TestDNSAnswer: the check is the pluggable one the local profile also uses.
 function router(answerCheck: AnswerCheck = async () => true) {
-  return new Route53DnsRouter({
+  return new Route53DnsRouter({ logger: testLogger,
     route53: motoClients(moto).route53, hostedZoneId: zoneId, answerCheck, minIntervalMs: 0,
     poll: { initialMs: 10, maxMs: 50, timeoutMs: 5_000 },
   });
@@ -99,7 +100,7 @@ describe('Route53DnsRouter on moto', () => {
   });
 
   it('names the zone when it does not exist', async () => {
-    const dns = new Route53DnsRouter({ route53: motoClients(moto).route53, hostedZoneId: 'Z0000000000NOSUCHZONE', minIntervalMs: 0 });
+    const dns = new Route53DnsRouter({ logger: testLogger, route53: motoClients(moto).route53, hostedZoneId: 'Z0000000000NOSUCHZONE', minIntervalMs: 0 });
     await expect(dns.current(recordName)).rejects.toMatchObject({ code: 'NotFound', retryable: false, resource: recordName, message: expect.stringContaining('Z0000000000NOSUCHZONE') });
   });
 

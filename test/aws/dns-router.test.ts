@@ -12,13 +12,14 @@ import {
 import { Route53DnsRouter } from '../../src/cloud/aws/dns-router.ts';
 import { DnsConflictError } from '../../src/cloud/errors.ts';
 import type { DnsRecordState } from '../../src/cloud/ports.ts';
+import { testLogger } from '../support/logger.ts';
 
 const route53 = mockClient(Route53Client);
 const zone = 'Z0123456789ABCDEFGHIJ';
 const name = 'sync.navcloud.example.com';
 
 function router(options: Partial<ConstructorParameters<typeof Route53DnsRouter>[0]> = {}) {
-  return new Route53DnsRouter({
+  return new Route53DnsRouter({ logger: testLogger,
     route53: new Route53Client({ region: 'us-east-1' }), hostedZoneId: zone, minIntervalMs: 0,
     poll: { initialMs: 1, maxMs: 2, timeoutMs: 5_000 }, ...options,
   });

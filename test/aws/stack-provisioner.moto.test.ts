@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
@@ -10,6 +9,8 @@ import { AwsStackProvisioner, INLINE_TEMPLATE_LIMIT, STACK_TAGS } from '../../sr
 import type { CreateStackRequest } from '../../src/cloud/ports.ts';
 import { startMoto, motoRegion, type Moto } from '../support/moto.ts';
 import { createBucket, motoClients } from './moto-helpers.ts';
+import { testLogger } from '../support/logger.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const fixtures = resolve(import.meta.dirname, 'fixtures');
 const templateBucket = 'switchyard-templates';
@@ -24,7 +25,7 @@ beforeEach(async () => {
 
 function provisioner(templateDir = fixtures) {
   const { cloudFormation, s3, autoScaling, ec2 } = motoClients(moto);
-  return new AwsStackProvisioner({
+  return new AwsStackProvisioner({ logger: testLogger,
     cloudFormation, s3, autoScaling, ec2, region: motoRegion, templateBucket, templateDir,
     poll: { initialMs: 10, maxMs: 100, timeoutMs: 30_000 },
   });
@@ -90,20 +91,16 @@ describe('AwsStackProvisioner on moto', () => {
   });
 
   it('passes a template over the inline limit by URL from S3', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'switchyard-templates-'));
-    try {
-      const small = await readFile(join(fixtures, 'small-stack.yaml'), 'utf8');
-      const padding = Array.from({ length: 700 }, (_, i) => `# padding line ${i} keeps this template above the inline limit of CreateStack`).join('\n');
-      await writeFile(join(dir, 'big-stack.yaml'), `${small}\n${padding}\n`);
-      expect((await readFile(join(dir, 'big-stack.yaml'))).byteLength).toBeGreaterThan(INLINE_TEMPLATE_LIMIT);
-      const stacks = provisioner(dir);
-      await stacks.create(request({ template: 'big-stack.yaml' }));
-      expect((await stacks.waitUntilReady('navcloud-dev-green-a1b2c3')).outputs?.endpoint).toBe('https://navcloud-dev-green-a1b2c3.example.test');
-      const uploaded = await motoClients(moto).s3.send(new ListObjectsV2Command({ Bucket: templateBucket, Prefix: 'templates/navcloud-dev-green-a1b2c3/' }));
-      expect(uploaded.Contents?.map((o) => o.Key)).toEqual([expect.stringMatching(/big-stack\.yaml$/)]);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    const dir = tempDir('switchyard-templates-').path;
+    const small = await readFile(join(fixtures, 'small-stack.yaml'), 'utf8');
+    const padding = Array.from({ length: 700 }, (_, i) => `# padding line ${i} keeps this template above the inline limit of CreateStack`).join('\n');
+    await writeFile(join(dir, 'big-stack.yaml'), `${small}\n${padding}\n`);
+    expect((await readFile(join(dir, 'big-stack.yaml'))).byteLength).toBeGreaterThan(INLINE_TEMPLATE_LIMIT);
+    const stacks = provisioner(dir);
+    await stacks.create(request({ template: 'big-stack.yaml' }));
+    expect((await stacks.waitUntilReady('navcloud-dev-green-a1b2c3')).outputs?.endpoint).toBe('https://navcloud-dev-green-a1b2c3.example.test');
+    const uploaded = await motoClients(moto).s3.send(new ListObjectsV2Command({ Bucket: templateBucket, Prefix: 'templates/navcloud-dev-green-a1b2c3/' }));
+    expect(uploaded.Contents?.map((o) => o.Key)).toEqual([expect.stringMatching(/big-stack\.yaml$/)]);
   });
 
   it('lists the running API nodes of the ApiGroup Auto Scaling group by private address, not the other groups\' instances', async () => {

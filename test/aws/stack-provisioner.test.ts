@@ -17,12 +17,13 @@ import { EC2Client } from '@aws-sdk/client-ec2';
 import { AwsStackProvisioner, createToken, parseStackOutputs, STACK_TAGS } from '../../src/cloud/aws/stack-provisioner.ts';
 import { StackFailedError } from '../../src/cloud/errors.ts';
 import type { CreateStackRequest } from '../../src/cloud/ports.ts';
+import { testLogger } from '../support/logger.ts';
 
 const cfn = mockClient(CloudFormationClient);
 const stackId = 'arn:aws:cloudformation:eu-west-1:123456789012:stack/navcloud-prod-green-a1b2c3/1111';
 
 function provisioner() {
-  return new AwsStackProvisioner({
+  return new AwsStackProvisioner({ logger: testLogger,
     cloudFormation: new CloudFormationClient({ region: 'eu-west-1' }), s3: new S3Client({ region: 'eu-west-1' }),
     autoScaling: new AutoScalingClient({ region: 'eu-west-1' }), ec2: new EC2Client({ region: 'eu-west-1' }),
     region: 'eu-west-1', templateBucket: 'b', roleArn: 'arn:aws:iam::123456789012:role/switchyard-prod-stack-execution',

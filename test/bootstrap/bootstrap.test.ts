@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { symlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { repoRoot } from '../../src/config/environment.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const script = resolve(repoRoot, 'scripts/bootstrap');
 
@@ -24,7 +24,7 @@ describe('scripts/bootstrap', () => {
 
   it('names a missing prerequisite and how to get it, in one sentence', () => {
     // A PATH with the few utilities the script needs before its checks, and no python3.
-    const bin = mkdtempSync(join(tmpdir(), 'switchyard-path-'));
+    const bin = tempDir('switchyard-path-').path;
     for (const tool of ['dirname', 'mkdir']) symlinkSync(`/usr/bin/${tool}`, join(bin, tool));
     const run = bootstrap({ PATH: bin });
     expect(run.status).toBe(1);

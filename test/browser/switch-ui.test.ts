@@ -1,14 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium, type BrowserContext, type Frame } from 'playwright-core';
 import { repoRoot } from '../../src/config/environment.ts';
 import { freePort } from '../../src/net.ts';
-import { TASK_QUEUE, type SwitchInput, type SwitchReport, type SwitchStatus } from '../../src/switch/contract.ts';
+import { TASK_QUEUE, type SwitchInput, type SwitchReport } from '../../src/switch/contract.ts';
+import { untilPhase } from '../support/phase.ts';
 import { switchStartOptions } from '../../src/switch/contract.ts';
 import { startTestEnvironment, type TestEnvironment } from '../local/local-env.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const artifacts = resolve(repoRoot, 'test-artifacts');
 
@@ -21,11 +22,11 @@ describe('the Temporal Web UI during a switch', () => {
 
   beforeAll(async () => {
     // dev with manual approval: the switch then holds in one phase for as long as the browser needs.
-    environmentsDir = mkdtempSync(join(tmpdir(), 'switchyard-envs-'));
+    environmentsDir = tempDir('switchyard-envs-').path;
     const dev = readFileSync(join(repoRoot, 'infra/environments/dev.yaml'), 'utf8');
     writeFileSync(join(environmentsDir, 'dev.yaml'), dev.replace(/^approval: auto$/m, 'approval: manual'));
     t = await startTestEnvironment(200, { uiPort: await freePort(), environmentsDir });
-    profile = mkdtempSync(join(tmpdir(), 'switchyard-chromium-'));
+    profile = tempDir('switchyard-chromium-').path;
     // A fresh profile directory (playwright passes it as --user-data-dir).
     browser = await chromium.launchPersistentContext(profile, {
       executablePath: '/usr/bin/chromium',
@@ -38,8 +39,6 @@ describe('the Temporal Web UI during a switch', () => {
 
   afterAll(async () => {
     await browser?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
-    if (environmentsDir) rmSync(environmentsDir, { recursive: true, force: true });
     const left = await t?.stop();
     expect(left?.leftoverPids ?? []).toEqual([]);
   });
@@ -47,16 +46,10 @@ describe('the Temporal Web UI during a switch', () => {
   it('shows the switch workflow, its SwitchPhase and its current details', async () => {
     const input: SwitchInput = { env: 'dev', backup: 'latest', trigger: 'manual', version: 'ui-test' };
     const handle = await t.client.workflow.start('stackSwitch', { ...switchStartOptions(input), taskQueue: TASK_QUEUE, args: [input] });
-    let status: SwitchStatus | undefined;
-    const deadline = Date.now() + 180_000;
-    while (status?.phase !== 'awaiting-approval' && !['done', 'failed'].includes(status?.phase ?? '') && Date.now() < deadline) {
-      status = await handle.query<SwitchStatus>('status').catch(() => status);
-      await sleep(200);
-    }
-    expect(status?.phase).toBe('awaiting-approval');
+    const status = await untilPhase(handle, 'awaiting-approval', 180_000);
 
     const page = await browser.newPage();
-    const ui = t.local.state.temporalUiUrl!;
+    const ui = t.localEnvironment.state.temporalUiUrl!;
     // The list, filtered by the search attribute the workflow upserts: the switch must be in it.
     const query = `WorkflowType="stackSwitch" AND SwitchPhase="awaiting-approval"`;
     await page.goto(`${ui}/namespaces/default/workflows?query=${encodeURIComponent(query)}`);
@@ -79,7 +72,7 @@ describe('the Temporal Web UI during a switch', () => {
     // The UI renders each markdown block (static details, current details) in its own sandboxed frame.
     await page.getByText('User Metadata', { exact: true }).click();
     const shot = join(artifacts, 'temporal-ui-switch.png');
-    const waiting = new RegExp(`${status!.to!.stack} passed its smoke checks`);
+    const waiting = new RegExp(`${status.to!.stack} passed its smoke checks`);
     let currentDetails: Frame | undefined;
     try {
       for (const deadline = Date.now() + 60_000; !currentDetails && Date.now() < deadline; await sleep(250)) {

@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { chmod, mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { repoRoot } from '../../src/config/environment.ts';
 import { toolPath } from '../../src/tools.ts';
 import { gitlabConfig, gitlabJob } from './gitlab-schema.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const githubFile = resolve(repoRoot, 'examples/ci/github-actions/switch.yml');
 const gitlabFile = resolve(repoRoot, 'examples/ci/gitlab-ci.yml');
@@ -24,7 +24,7 @@ async function githubJob() {
  * with `code`, as `switchyard switch --wait --json` would.
  */
 async function runScript(script: string, code: number, env: Record<string, string> = {}) {
-  const dir = await mkdtemp(join(tmpdir(), 'switchyard-ci-'));
+  const dir = tempDir('switchyard-ci-').path;
   const stub = join(dir, 'npx');
   const report = JSON.stringify({ env: 'prod', outcome: code === 0 ? 'switched' : 'rolled-back', reason: 'smoke checks failed', phases: [{ name: 'restoring', durationMs: 1500 }] });
   await writeFile(stub, `#!/usr/bin/env bash\necho "$@" > "${dir}/args"\n${code === 3 ? '' : `echo '${report}'\n`}exit ${code}\n`);

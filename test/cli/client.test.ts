@@ -1,11 +1,11 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/environment.ts';
 import { connectionOptions } from '../../src/temporal/client.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'switchyard-tls-'));
+const dir = tempDir('switchyard-tls-').path;
 const file = (name: string, text: string) => {
   const path = join(dir, name);
   writeFileSync(path, text);
@@ -14,7 +14,6 @@ const file = (name: string, text: string) => {
 const cert = file('client.pem', 'CERT');
 const key = file('client.key', 'KEY');
 const ca = file('ca.pem', 'CA');
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const text = (bytes: Uint8Array | undefined) => (bytes ? Buffer.from(bytes).toString() : undefined);
 

@@ -1,32 +1,32 @@
 /**
- * The CLI end to end, as CI runs it: the real `switchyard` process against the shared dev server
+ * The CLI end to end through runCli (the real bin is run in test/local/commands.test.ts) against the shared dev server
  * and C1's test worker process (test/support/test-worker.ts) over a file-backed fake world.
  * Exit codes 0 (switched), 1 (aborted, failed), 3 (another switch is running); 2 is in arguments.test.ts.
  */
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Client } from '@temporalio/client';
-import { PHASES, switchWorkflowId, type Phase, type SwitchReport, type SwitchStatus } from '../../src/switch/contract.ts';
+import { PHASES, switchWorkflowId, type SwitchReport } from '../../src/switch/contract.ts';
 import { createClient } from '../../src/temporal/client.ts';
 import { FakeWorld, seedStackName } from '../support/fake-ports.ts';
+import { untilPhase } from '../support/phase.ts';
 import { startTestWorker } from '../support/test-worker-process.ts';
-import { environmentsDir, environmentYaml, runCli, type CliRun } from './run-cli.ts';
+import { environmentsDir, environmentYaml, runCli, startCli, type CliRun } from './run-cli.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const env = `cli-${randomBytes(3).toString('hex')}`;
 // Its own task queue: no other test's worker takes these switches, and this worker takes no one else's.
 const taskQueue = `cli-e2e-${randomBytes(4).toString('hex')}`;
-const stateDir = mkdtempSync(join(tmpdir(), 'switchyard-cli-e2e-'));
+const stateDir = tempDir('switchyard-cli-e2e-').path;
 const envs = environmentsDir({ [env]: environmentYaml(env) });
 let worker: ChildProcess | undefined;
 let client: Client;
 
 const cliEnv = () => ({ TEMPORAL_ADDRESS: inject('temporalAddress'), SWITCHYARD_TASK_QUEUE: taskQueue, USER: 'ci-bot' });
-const cli = (...args: string[]) => runCli([...args, '--environments', envs.dir], cliEnv(), 120_000);
+const cli = (...args: string[]) => runCli([...args, '--environments', envs.dir], cliEnv());
 
 function startWorker(): Promise<ChildProcess> {
   return startTestWorker({
@@ -37,17 +37,6 @@ function startWorker(): Promise<ChildProcess> {
     // The first two switches pass their smoke tests, the third fails them.
     SWITCHYARD_TEST_FAIL: JSON.stringify({ smoke: { after: 2, retryable: false, message: 'stream check saw no heartbeat' } }),
   });
-}
-
-/** Asks the running switch for its phase until it is `phase` (bounded). */
-async function waitForPhase(phase: Phase): Promise<SwitchStatus> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const status = await client.workflow.getHandle(switchWorkflowId(env)).query<SwitchStatus>('status').catch(() => undefined);
-    if (status?.phase === phase) return status;
-    if (Date.now() > deadline) throw new Error(`switch of ${env} did not reach ${phase}; last seen ${status?.phase}`);
-    await sleep(200);
-  }
 }
 
 function reportOf(run: CliRun): SwitchReport {
@@ -85,7 +74,6 @@ afterAll(async () => {
   }
   await client?.connection.close();
   envs.remove();
-  rmSync(stateDir, { recursive: true, force: true });
 });
 
 describe.sequential('switchyard exit codes end to end', () => {
@@ -93,9 +81,12 @@ describe.sequential('switchyard exit codes end to end', () => {
 
   it('exits 3 for a second switch while one waits for approval, and 0 once approved', async () => {
     // Manual approval (the environment approves automatically) holds the switch still for the busy check and approve.
-    const waiting = cli('switch', '--env', env, '--version', '2.0.0', '--approval', 'manual', '--wait', '--json');
-    const status = await waitForPhase('awaiting-approval');
+    const waiting = startCli(['switch', '--env', env, '--version', '2.0.0', '--approval', 'manual', '--wait', '--json', '--environments', envs.dir], cliEnv());
+    const status = await untilPhase(client.workflow.getHandle(switchWorkflowId(env)), 'awaiting-approval');
     firstNewStack = status.to!.stack;
+    // Its progress line for the phase, before the phase ends: one line per phase the follower saw.
+    const awaiting = new RegExp(`^\\S+Z ${env}: awaiting-approval → ${firstNewStack} \\(green\\)`, 'm');
+    for (const deadline = Date.now() + 30_000; !awaiting.test(waiting.stderr()) && Date.now() < deadline;) await sleep(100);
     // What the Web UI shows for it, set by the CLI when it started the switch.
     const started = await client.workflow.getHandle(switchWorkflowId(env)).describe();
     expect(await started.staticSummary()).toBe(`switch ${env} to version 2.0.0 (trigger manual)`);
@@ -126,7 +117,7 @@ describe.sequential('switchyard exit codes end to end', () => {
     expect(approved.code).toBe(0);
     expect(approved.stdout.trim()).toBe(`approved switch-${env} as ci-bot: release 2.0.0`);
 
-    const result = await waiting;
+    const result = await waiting.done;
     expect(result.code).toBe(0);
     const report = reportOf(result);
     expectReportShape(report);
@@ -136,7 +127,7 @@ describe.sequential('switchyard exit codes end to end', () => {
       approval: { decision: 'approved', by: 'ci-bot', comment: 'release 2.0.0' },
     });
     // Progress went to stderr as plain lines (not a TTY), one per phase change; stdout is only the report.
-    expect(result.stderr).toMatch(new RegExp(`^\\S+Z ${env}: awaiting-approval → ${firstNewStack} \\(green\\)`, 'm'));
+    expect(result.stderr).toMatch(awaiting);
     expect(result.stderr).toMatch(new RegExp(`^\\S+Z ${env}: draining`, 'm'));
     expect(new FakeWorld({ stateFile: join(stateDir, 'world.json') }).reload().dns?.stack).toBe(firstNewStack);
     // The write pause and what the old stack held and forwarded (the fake's nodes: 2 held, 1 ran out, 5 forwarded each).
@@ -147,7 +138,7 @@ describe.sequential('switchyard exit codes end to end', () => {
 
   it('exits 1 when the switch is aborted, recording who and why, and the approval command is refused afterwards', async () => {
     const waiting = cli('switch', '--env', env, '--approval', 'manual', '--wait', '--json');
-    await waitForPhase('awaiting-approval');
+    await untilPhase(client.workflow.getHandle(switchWorkflowId(env)), 'awaiting-approval');
     const shown = await cli('status', '--env', env, '--json');
     expect(shown.code).toBe(0);
     expect(JSON.parse(shown.stdout)).toMatchObject({

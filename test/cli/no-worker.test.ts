@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, expect, inject, it } from 'vitest';
 import { switchWorkflowId, type SwitchReport } from '../../src/switch/contract.ts';
 import { createClient } from '../../src/temporal/client.ts';
-import { environmentsDir, environmentYaml, startCli } from './run-cli.ts';
+import { environmentsDir, environmentYaml, startBin } from './run-cli.ts';
 
 const env = `nowk-${randomBytes(3).toString('hex')}`;
 const envs = environmentsDir({ [env]: environmentYaml(env) });
@@ -13,7 +13,7 @@ afterAll(() => envs.remove());
 it('says when no worker answers, and Ctrl-C stops the watching but not the switch', async () => {
   // Nobody polls this task queue.
   const taskQueue = `nobody-${randomBytes(4).toString('hex')}`;
-  const running = startCli(['switch', '--env', env, '--wait', '--environments', envs.dir],
+  const running = startBin(['switch', '--env', env, '--wait', '--environments', envs.dir],
     { TEMPORAL_ADDRESS: inject('temporalAddress'), SWITCHYARD_TASK_QUEUE: taskQueue }, 90_000);
   const deadline = Date.now() + 60_000;
   while (!running.stderr().includes('no worker has answered') && Date.now() < deadline) await sleep(200);
@@ -40,7 +40,7 @@ it('still prints a report, and exits 1, when the switch is terminated while bein
   const dir = environmentsDir({ [terminatedEnv]: environmentYaml(terminatedEnv) });
   const client = await createClient({ TEMPORAL_ADDRESS: inject('temporalAddress') });
   try {
-    const running = startCli(['switch', '--env', terminatedEnv, '--wait', '--json', '--environments', dir.dir],
+    const running = startBin(['switch', '--env', terminatedEnv, '--wait', '--json', '--environments', dir.dir],
       { TEMPORAL_ADDRESS: inject('temporalAddress'), SWITCHYARD_TASK_QUEUE: `nobody-${randomBytes(4).toString('hex')}` }, 90_000);
     const handle = client.workflow.getHandle(switchWorkflowId(terminatedEnv));
     const deadline = Date.now() + 60_000;

@@ -6,8 +6,6 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import type { Client } from '@temporalio/client';
@@ -16,12 +14,13 @@ import { createClient } from '../../src/temporal/client.ts';
 import { FakeWorld, seedStackName } from '../support/fake-ports.ts';
 import { startTestWorker } from '../support/test-worker-process.ts';
 import { environmentsDir, environmentYaml, runCli } from './run-cli.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const env = `reh-${randomBytes(3).toString('hex')}`;
 const envs = environmentsDir({ [env]: environmentYaml(env) });
 let client: Client;
 const cliEnv = () => ({ TEMPORAL_ADDRESS: inject('temporalAddress'), SWITCHYARD_TASK_QUEUE: `nobody-${randomBytes(4).toString('hex')}` });
-const cli = (...args: string[]) => runCli([...args, '--environments', envs.dir], cliEnv(), 60_000);
+const cli = (...args: string[]) => runCli([...args, '--environments', envs.dir], cliEnv());
 const busy = new RegExp(`^switchyard: a switch of ${env} is already running \\(switch-${env}, started [^)]+\\); watch it with \`switchyard status --env ${env}\`$`);
 
 beforeAll(async () => {
@@ -60,7 +59,7 @@ it('refuses a rehearsal while a switch runs (exit 3), and a switch while a rehea
 it('exits 0 with outcome rehearsed when a switch would have gone ahead, 1 when a smoke check fails', async () => {
   const worked = `rehw-${randomBytes(3).toString('hex')}`;
   const taskQueue = `rehearse-${randomBytes(4).toString('hex')}`;
-  const stateDir = mkdtempSync(join(tmpdir(), 'switchyard-rehearse-'));
+  const stateDir = tempDir('switchyard-rehearse-').path;
   const dir = environmentsDir({ [worked]: environmentYaml(worked) });
   let worker: ChildProcess | undefined;
   try {
@@ -70,7 +69,7 @@ it('exits 0 with outcome rehearsed when a switch would have gone ahead, 1 when a
       SWITCHYARD_TEST_FAIL: JSON.stringify({ smoke: { after: 1, message: 'stream check saw no heartbeat' } }),
     });
     const run = (...args: string[]) => runCli([...args, '--environments', dir.dir],
-      { TEMPORAL_ADDRESS: inject('temporalAddress'), SWITCHYARD_TASK_QUEUE: taskQueue }, 90_000);
+      { TEMPORAL_ADDRESS: inject('temporalAddress'), SWITCHYARD_TASK_QUEUE: taskQueue });
 
     const passed = await run('switch', '--env', worked, '--rehearse', '--wait', '--json');
     expect(passed.code).toBe(0);
@@ -94,6 +93,5 @@ it('exits 0 with outcome rehearsed when a switch would have gone ahead, 1 when a
       await exited;
     }
     dir.remove();
-    rmSync(stateDir, { recursive: true, force: true });
   }
 }, 180_000);

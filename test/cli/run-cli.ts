@@ -1,8 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { Writable } from 'node:stream';
 import { repoRoot } from '../../src/config/environment.ts';
+import { tempDir } from '../support/temp-dir.ts';
+import { runCli as runCliLibrary } from '../../src/cli/main.ts';
 
 export interface CliRun {
   code: number | null;
@@ -17,8 +19,41 @@ export interface RunningCli {
   done: Promise<CliRun>;
 }
 
+/** Standard output or error of an in-process run, kept as text. */
+class Captured extends Writable {
+  text = '';
+  override _write(chunk: Buffer | string, _encoding: BufferEncoding, done: () => void): void {
+    this.text += chunk.toString();
+    done();
+  }
+}
+
+/** A command line running through the CLI library in this process. */
+export interface InProcessCli {
+  /** What it wrote to stderr so far. */
+  stderr(): string;
+  done: Promise<CliRun>;
+}
+
+/**
+ * One command line through the CLI library in this process, with `env` over this process's
+ * environment as its environment. What reads process.env itself rather than the CLI's environment
+ * (the AWS SDK, SWITCHYARD_LOCAL_STATE) needs runBin.
+ */
+export function startCli(args: string[], env: Record<string, string | undefined> = {}): InProcessCli {
+  const stdout = new Captured();
+  const stderr = new Captured();
+  const done = runCliLibrary(args, { stdout, stderr, env: { ...process.env, CI: undefined, LOG_LEVEL: undefined, ...env } })
+    .then((code) => ({ code, stdout: stdout.text, stderr: stderr.text }));
+  return { stderr: () => stderr.text, done };
+}
+
+export function runCli(args: string[], env: Record<string, string | undefined> = {}): Promise<CliRun> {
+  return startCli(args, env).done;
+}
+
 /** Starts the real `switchyard` launcher as CI would; killed if it outlives timeoutMs. */
-export function startCli(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 60_000): RunningCli {
+export function startBin(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 60_000): RunningCli {
   const child = spawn(process.execPath, [resolve(repoRoot, 'bin/switchyard.js'), ...args], {
     cwd: repoRoot,
     env: { ...process.env, CI: undefined, LOG_LEVEL: undefined, ...env },
@@ -39,8 +74,8 @@ export function startCli(args: string[], env: Record<string, string | undefined>
   return { child, stderr: () => stderr, done };
 }
 
-export function runCli(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 60_000): Promise<CliRun> {
-  return startCli(args, env, timeoutMs).done;
+export function runBin(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 60_000): Promise<CliRun> {
+  return startBin(args, env, timeoutMs).done;
 }
 
 /** A valid local environment file's fields; tests override what they need. */
@@ -64,7 +99,7 @@ export function environmentYaml(name: string, extra = ''): string {
 
 /** A temp directory of environment files, for `--environments`. */
 export function environmentsDir(files: Record<string, string>): { dir: string; remove(): void } {
-  const dir = mkdtempSync(join(tmpdir(), 'switchyard-envs-'));
-  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, `${name}.yaml`), text);
-  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+  const dir = tempDir('switchyard-envs-');
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir.path, `${name}.yaml`), text);
+  return { dir: dir.path, remove: dir.remove };
 }

@@ -4,11 +4,15 @@ import { CloudFormationClient, CreateStackCommand } from '@aws-sdk/client-cloudf
 import { CreateHostedZoneCommand, Route53Client } from '@aws-sdk/client-route-53';
 import { STACK_TAGS } from '../../src/cloud/aws/stack-provisioner.ts';
 import { Route53DnsRouter } from '../../src/cloud/aws/dns-router.ts';
+import { stackName } from '../../src/switch/stack-name.ts';
 import { motoCredentials, motoRegion, startMoto, type Moto } from '../support/moto.ts';
-import { environmentsDir, environmentYaml, runCli } from './run-cli.ts';
+import { environmentsDir, environmentYaml, runBin } from './run-cli.ts';
+import { testLogger } from '../support/logger.ts';
 
 // `stacks` through the real aws adapters, the SDK pointed at moto by AWS_ENDPOINT_URL.
 const env = `stk-${randomBytes(3).toString('hex')}`;
+const BLUE = stackName(env, 'blue', 'aaaaaa');
+const GREEN = stackName(env, 'green', 'bbbbbb');
 let moto: Moto;
 let envs: ReturnType<typeof environmentsDir>;
 let awsEnv: Record<string, string>;
@@ -39,11 +43,11 @@ beforeAll(async () => {
   const zone = await route53.send(new CreateHostedZoneCommand({ Name: `${env}.navcloud.test`, CallerReference: env }));
   const zoneId = zone.HostedZone!.Id!.replace('/hostedzone/', '');
   const cfn = new CloudFormationClient(config);
-  await createStack(cfn, `navcloud-${env}-blue-aaaaaa`, 'blue');
-  await createStack(cfn, `navcloud-${env}-green-bbbbbb`, 'green');
-  await new Route53DnsRouter({ route53, hostedZoneId: zoneId, minIntervalMs: 0 }).switch({
+  await createStack(cfn, BLUE, 'blue');
+  await createStack(cfn, GREEN, 'green');
+  await new Route53DnsRouter({ logger: testLogger, route53, hostedZoneId: zoneId, minIntervalMs: 0 }).switch({
     recordName: `sync.${env}.navcloud.test`, ttl: 1, expected: undefined,
-    stack: `navcloud-${env}-green-bbbbbb`, target: { kind: 'a', addresses: ['127.0.0.1'] },
+    stack: GREEN, target: { kind: 'a', addresses: ['127.0.0.1'] },
   });
   envs = environmentsDir({ [env]: environmentYaml(env).replace('profile: local', 'profile: aws').replace('ZLOCAL', zoneId) });
   awsEnv = {
@@ -59,23 +63,23 @@ afterAll(async () => {
 
 describe('switchyard stacks', () => {
   it('lists the environment\'s stacks and marks the one DNS points to', async () => {
-    const result = await runCli(['stacks', '--env', env, '--json', '--environments', envs.dir], awsEnv);
+    const result = await runBin(['stacks', '--env', env, '--json', '--environments', envs.dir], awsEnv);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     const listed = JSON.parse(result.stdout) as { live: string; stacks: Array<{ name: string; colour: string; live: boolean }> };
-    expect(listed.live).toBe(`navcloud-${env}-green-bbbbbb`);
+    expect(listed.live).toBe(GREEN);
     expect(listed.stacks.map((s) => [s.name, s.colour, s.live]).sort()).toEqual([
-      [`navcloud-${env}-blue-aaaaaa`, 'blue', false],
-      [`navcloud-${env}-green-bbbbbb`, 'green', true],
+      [BLUE, 'blue', false],
+      [GREEN, 'green', true],
     ]);
   });
 
   it('prints a line per stack with the live one starred', async () => {
-    const result = await runCli(['stacks', '--env', env, '--environments', envs.dir], awsEnv);
+    const result = await runBin(['stacks', '--env', env, '--environments', envs.dir], awsEnv);
     expect(result.code).toBe(0);
     const lines = result.stdout.trim().split('\n');
-    expect(lines[0]).toBe(`sync.${env}.navcloud.test → navcloud-${env}-green-bbbbbb`);
-    expect(lines.filter((line) => line.startsWith('*'))).toEqual([expect.stringContaining(`navcloud-${env}-green-bbbbbb`)]);
+    expect(lines[0]).toBe(`sync.${env}.navcloud.test → ${GREEN}`);
+    expect(lines.filter((line) => line.startsWith('*'))).toEqual([expect.stringContaining(GREEN)]);
     expect(lines).toHaveLength(3);
   });
 });

@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError, loadEnvironment, parseEnvironment, resolveSecret } from '../../src/config/environment.ts';
 import { qaEnvironmentFile } from '../support/environment-file.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const valid = qaEnvironmentFile('parameters: { nodes: 2, heartbeatMs: 1000 }\n');
 
 async function envDir(files: Record<string, string>): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'switchyard-env-'));
+  const dir = tempDir('switchyard-env-').path;
   for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
   return dir;
 }

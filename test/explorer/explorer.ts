@@ -1,7 +1,7 @@
 /**
  * The fault explorer's engine: runs `stackSwitch` and `rollback` on a time-skipping Temporal server
  * over the fake world, injects faults at chosen activity calls, and checks the invariants
- * (src/switch/invariants.ts) after every step of the world and at the end of every schedule.
+ * (test/support/invariants.ts) after every step of the world and at the end of every schedule.
  *
  * A schedule is a base run (a scenario of the world and the workflow to run) plus faults, each at
  * the n-th activity call of the run under test (first attempts only, counted from 0) and of one kind:
@@ -23,11 +23,12 @@ import { Worker } from '@temporalio/worker';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { Environment } from '../../src/config/environment.ts';
 import type { SwitchInput } from '../../src/switch/contract.ts';
-import { checkEnd, checkStep, type Violation } from '../../src/switch/invariants.ts';
+import { checkEnd, checkStep, type Violation } from '../support/invariants.ts';
 import { createActivities } from '../../activities/index.ts';
 import { rollback, stackSwitch } from '../../workflows/index.ts';
 import { FakeWorld, seedWorld, type Failure, type FailurePoint } from '../support/fake-ports.ts';
-import { tempDir, timeSkippingEnvironment, workflowBundle } from '../workflows/harness.ts';
+import { timeSkippingEnvironment, workflowBundle } from '../workflows/harness.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 export const FAULT_KINDS = ['fail-before', 'fail-after', 'hang', 'kill', 'terminate'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
@@ -102,7 +103,7 @@ export class Lane {
   static async start(): Promise<Lane> {
     const testEnv = await timeSkippingEnvironment();
     let lane: Lane | undefined;
-    const names = Object.keys(createActivities(new FakeWorld().deps(tempDir('explorer-reports-'))));
+    const names = Object.keys(createActivities(new FakeWorld().deps(tempDir('explorer-reports-').path)));
     const activities = Object.fromEntries(names.map((name) => [name, (...args: never[]) => {
       const run = lane?.current;
       const workflowId = Context.current().info.workflowExecution?.workflowId ?? '';
@@ -143,7 +144,7 @@ class ScheduleRun {
   private readonly found = new Map<string, Found>();
   private readonly calls: string[] = [];
   private readonly faults: Map<number, FaultKind>;
-  private readonly reportsDir = tempDir('explorer-reports-');
+  private readonly reportsDir = tempDir('explorer-reports-').path;
   private readonly taskQueue: string;
   private readonly env: Partial<Environment>;
   /** The schedule's activities, faults injected. */

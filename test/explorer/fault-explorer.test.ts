@@ -7,7 +7,7 @@
  * whose name contains it (e.g. `switch@7:hang`).
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Invariant } from '../../src/switch/invariants.ts';
+import type { Invariant } from '../support/invariants.ts';
 import { Lane, scheduleName, type FaultKind, type Outcome, type Schedule } from './explorer.ts';
 import { BASES, SCENARIOS, doubleFaults, singleFaults } from './schedules.ts';
 

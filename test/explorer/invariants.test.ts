@@ -1,9 +1,9 @@
 /**
- * The invariant checker itself (src/switch/invariants.ts): each invariant is reported when a world
+ * The invariant checker itself (test/support/invariants.ts): each invariant is reported when a world
  * breaks it and not when the world keeps it, so the fault explorer's silence means something.
  */
 import { describe, expect, it } from 'vitest';
-import { checkEnd, checkStep, compareRevisions, type StackSnapshot, type WorldSnapshot } from '../../src/switch/invariants.ts';
+import { checkEnd, checkStep, compareRevisions, type StackSnapshot, type WorldSnapshot } from '../support/invariants.ts';
 
 const NOW = 1_000_000;
 const LEASE = 60_000;

@@ -1,15 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadEnvironment, type Environment } from '../../src/config/environment.ts';
 import { createPorts } from '../../src/cloud/factory.ts';
-import { createLogger } from '../../src/logging.ts';
+import { createRootLogger } from '../../src/logging.ts';
 import { switchUnderLoad } from '../../src/local/switch-under-load.ts';
 import { startTestEnvironment, type TestEnvironment } from './local-env.ts';
 
-// The demo's checks (issue 5) with a smaller fleet: a switch of dev and back, under client load through DNS.
+// The demo's checks (issue 5) with a smaller client load: a switch of dev and back, under client load through DNS.
 describe('the demo: two switches under synthetic client load', () => {
   let t: TestEnvironment;
   let env: Environment;
-  const log = createLogger('demo-test', { level: 'warn' });
+  const log = createRootLogger('demo-test', { level: 'warn' });
 
   beforeAll(async () => {
     env = await loadEnvironment('dev');
@@ -23,10 +23,10 @@ describe('the demo: two switches under synthetic client load', () => {
   });
 
   it('switches dev to green and back to blue with no failed request and no lost write', async () => {
-    const ports = createPorts(env, t.local.state);
+    const ports = createPorts(env, log, t.localEnvironment.state);
     const seeded = (await ports.dns.current(env.recordName))!.stack;
 
-    const first = await switchUnderLoad({ client: t.client, env, state: t.local.state, fleet: { users: 6, writesPerSecond: 12 }, log });
+    const first = await switchUnderLoad({ client: t.client, env, state: t.localEnvironment.state, load: { users: 6, writesPerSecond: 12 }, log });
     expect(first.report.outcome).toBe('switched');
     expect(first.report.from).toEqual({ stack: seeded, colour: 'blue' });
     expect(first.report.to?.colour).toBe('green');
@@ -38,7 +38,7 @@ describe('the demo: two switches under synthetic client load', () => {
     expect(first.clients.missedEvents).toBe(0);
     expect((await ports.dns.current(env.recordName))!.stack).toBe(first.report.to!.stack);
 
-    const second = await switchUnderLoad({ client: t.client, env, state: t.local.state, fleet: { users: 6, writesPerSecond: 12 }, log });
+    const second = await switchUnderLoad({ client: t.client, env, state: t.localEnvironment.state, load: { users: 6, writesPerSecond: 12 }, log });
     expect(second.report.outcome).toBe('switched');
     expect(second.report.from).toEqual(first.report.to);
     expect(second.report.to?.colour).toBe('blue');

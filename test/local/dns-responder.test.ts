@@ -3,6 +3,7 @@ import { Resolver } from 'node:dns/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ChangeResourceRecordSetsCommand, CreateHostedZoneCommand } from '@aws-sdk/client-route-53';
 import { startMoto, motoCredentials, motoRegion, type Moto } from '../support/moto.ts';
+import { testLogger } from '../support/logger.ts';
 import { route53Client } from '../../src/cloud/aws/clients.ts';
 import { Route53DnsRouter } from '../../src/cloud/aws/dns-router.ts';
 import { startDnsResponder, type DnsResponder } from '../../src/cloud/local/dns-responder.ts';
@@ -25,10 +26,10 @@ describe('local DNS responder over the Route53 zone in moto', () => {
       HostedZoneId: zoneId,
       ChangeBatch: { Changes: [{ Action: 'CREATE', ResourceRecordSet: { Name: 'mail.dns-test.navcloud.test', Type: 'TXT', TTL: 30, ResourceRecords: [{ Value: '"v=spf1 -all"' }] } }] },
     }));
-    router = new Route53DnsRouter({ route53, hostedZoneId: zoneId, poll: { initialMs: 50, maxMs: 200 }, minIntervalMs: 0 });
+    router = new Route53DnsRouter({ logger: testLogger, route53, hostedZoneId: zoneId, poll: { initialMs: 50, maxMs: 200 }, minIntervalMs: 0 });
     const change = await router.switch({ recordName: RECORD, ttl: 7, expected: undefined, stack: 'stack-a', target: { kind: 'a', addresses: ['127.31.0.1', '127.31.0.2'] } });
     await router.waitInSync(change);
-    responder = await startDnsResponder({ route53, port: 0, cacheMs: 100 });
+    responder = await startDnsResponder({ route53, port: 0, cacheMs: 100, logger: testLogger });
   });
 
   afterAll(async () => {

@@ -9,14 +9,14 @@ import { createPorts, localHostedZone, LOCAL_CREDENTIALS } from '../../src/cloud
 import { route53Client, s3Client } from '../../src/cloud/aws/clients.ts';
 import { isRunning } from '../../src/cloud/local/processes.ts';
 import { createAdminClient } from '../../src/navcloud/admin-client.ts';
-import { createLogger } from '../../src/logging.ts';
+import { createRootLogger } from '../../src/logging.ts';
 import { switchUnderLoad, type SwitchUnderLoad } from '../../src/local/switch-under-load.ts';
-import type { Phase, SwitchStatus } from '../../src/switch/contract.ts';
 import type { Ports } from '../../src/cloud/ports.ts';
+import { untilPhase } from '../support/phase.ts';
 import { startTestEnvironment, type TestEnvironment } from './local-env.ts';
 
 /**
- * The fault drills of issue 5, each a real switch of dev under a small client fleet, in one local
+ * The fault drills of issue 5, each a real switch of dev under a small client load, in one local
  * environment: the worker crashing mid-switch, a broken new stack, a refused DNS change, a
  * corrupted backup.
  */
@@ -24,14 +24,14 @@ describe('fault drills on the local profile', () => {
   let t: TestEnvironment;
   let env: Environment;
   let ports: Ports;
-  const log = createLogger('drill-test', { level: 'warn' });
-  const fleet = { users: 4, writesPerSecond: 8 };
+  const log = createRootLogger('drill-test', { level: 'warn' });
+  const load = { users: 4, writesPerSecond: 8 };
 
   beforeAll(async () => {
     env = await loadEnvironment('dev');
     // Enough items that restoring lasts long enough to crash the worker in the middle of it.
     t = await startTestEnvironment(30_000);
-    ports = createPorts(env, t.local.state);
+    ports = createPorts(env, log, t.localEnvironment.state);
   }, 240_000);
 
   afterAll(async () => {
@@ -39,20 +39,6 @@ describe('fault drills on the local profile', () => {
     expect(left?.leftoverPids ?? []).toEqual([]);
     expect(left?.leftoverStacks ?? []).toEqual([]);
   });
-
-  /** Polls the switch's status query until it reports one of `phases` (bounded). */
-  async function waitForPhase(workflowId: string, phases: Phase[]): Promise<SwitchStatus> {
-    const handle = t.client.workflow.getHandle(workflowId);
-    const deadline = Date.now() + 120_000;
-    let last: SwitchStatus | undefined;
-    while (Date.now() < deadline) {
-      last = await handle.query<SwitchStatus>('status').catch(() => last);
-      if (last && phases.includes(last.phase)) return last;
-      if (last && ['done', 'failed'].includes(last.phase)) break;
-      await sleep(25);
-    }
-    throw new Error(`switch never reached ${phases.join('/')}; last phase ${last?.phase}`);
-  }
 
   /** Polls the workflow until an activity of this type is running on a worker (bounded). */
   async function waitForRunningActivity(workflowId: string, type: string): Promise<void> {
@@ -107,13 +93,13 @@ describe('fault drills on the local profile', () => {
     it(`finishes a switch whose worker was killed during ${phase} and restarted, leaving nothing behind`, async () => {
       const before = (await ports.dns.current(env.recordName))!.stack;
       const result = await switchUnderLoad({
-        client: t.client, env, state: t.local.state, fleet, log,
+        client: t.client, env, state: t.localEnvironment.state, load, log,
         onStarted: async (workflowId) => {
-          await waitForPhase(workflowId, [phase]);
+          await untilPhase(t.client.workflow.getHandle(workflowId), [phase]);
           if (activity) await waitForRunningActivity(workflowId, activity);
-          await t.local.killWorker();
+          await t.localEnvironment.killWorker();
           await sleep(1_000);
-          await t.local.startWorker();
+          await t.localEnvironment.startWorker();
         },
       });
       expect(result.report.outcome).toBe('switched');
@@ -127,9 +113,9 @@ describe('fault drills on the local profile', () => {
     const before = (await ports.dns.current(env.recordName))!;
     let newStack = '';
     const result = await switchUnderLoad({
-      client: t.client, env, state: t.local.state, fleet, log,
+      client: t.client, env, state: t.localEnvironment.state, load, log,
       onStarted: async (workflowId) => {
-        const status = await waitForPhase(workflowId, ['restoring']);
+        const status = await untilPhase(t.client.workflow.getHandle(workflowId), ['restoring']);
         newStack = status.to!.stack;
         const pid = Number(readFileSync(join(t.dataDir, 'stacks', newStack, 'node-2.pid'), 'utf8'));
         process.kill(pid, 'SIGKILL');
@@ -146,15 +132,15 @@ describe('fault drills on the local profile', () => {
 
   it('fails cleanly when Route53 refuses the DNS change: the old stack stays live and unfenced', async () => {
     const before = (await ports.dns.current(env.recordName))!;
-    const route53 = route53Client({ region: t.local.state.region, endpoint: t.local.state.motoEndpoint, credentials: LOCAL_CREDENTIALS });
+    const route53 = route53Client({ region: t.localEnvironment.state.region, endpoint: t.localEnvironment.state.motoEndpoint, credentials: LOCAL_CREDENTIALS });
     const result = await switchUnderLoad({
-      client: t.client, env, state: t.local.state, fleet, log,
+      client: t.client, env, state: t.localEnvironment.state, load, log,
       onStarted: async (workflowId) => {
-        await waitForPhase(workflowId, ['smoke-testing', 'catching-up']);
+        await untilPhase(t.client.workflow.getHandle(workflowId), ['smoke-testing', 'catching-up']);
         // Someone else touches the record (same addresses, another TTL) after planning read it:
         // the switch's compare-and-swap batch no longer matches and Route53 refuses it.
         await route53.send(new ChangeResourceRecordSetsCommand({
-          HostedZoneId: localHostedZone(env, t.local.state),
+          HostedZoneId: localHostedZone(env, t.localEnvironment.state),
           ChangeBatch: { Changes: [{ Action: 'UPSERT', ResourceRecordSet: {
             Name: env.recordName, Type: 'A', TTL: env.ttl + 1,
             ResourceRecords: (before.target.kind === 'a' ? before.target.addresses : []).map((Value) => ({ Value })),
@@ -176,13 +162,13 @@ describe('fault drills on the local profile', () => {
     const before = (await ports.dns.current(env.recordName))!;
     const latest = (await ports.backups.latest(env.name))!;
     // The manifest's checksum no longer matches the data: what a bit flip in storage looks like to a reader.
-    const s3 = s3Client({ region: t.local.state.region, endpoint: t.local.state.motoEndpoint, credentials: LOCAL_CREDENTIALS });
+    const s3 = s3Client({ region: t.localEnvironment.state.region, endpoint: t.localEnvironment.state.motoEndpoint, credentials: LOCAL_CREDENTIALS });
     const manifest = JSON.parse(await (await s3.send(new GetObjectCommand({ Bucket: env.backups.bucket, Key: latest.key }))).Body!.transformToString());
     await s3.send(new PutObjectCommand({
       Bucket: env.backups.bucket, Key: latest.key, ContentType: 'application/json',
       Body: JSON.stringify({ ...manifest, sha256: 'f'.repeat(64) }),
     }));
-    const result = await switchUnderLoad({ client: t.client, env, state: t.local.state, fleet, log });
+    const result = await switchUnderLoad({ client: t.client, env, state: t.localEnvironment.state, load, log });
     expect(result.report.outcome).toBe('failed');
     expect(result.report.reason).toContain(latest.key.replace(/manifest\.json$/, ''));
     expect(result.report.phases.map((p) => p.name)).not.toContain('switching');

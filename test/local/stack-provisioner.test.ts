@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { testLogger } from '../support/logger.ts';
 import { LocalStackProvisioner } from '../../src/cloud/local/stack-provisioner.ts';
 import { isRunning } from '../../src/cloud/local/processes.ts';
 import { CloudError, StackFailedError } from '../../src/cloud/errors.ts';
@@ -13,6 +13,7 @@ import type { LocalStore } from '../../src/cloud/local/stack-spec.ts';
 import { createAdminClient } from '../../src/navcloud/admin-client.ts';
 import type { ExportItemLine } from '../../src/navcloud/protocol.ts';
 import { spawnRiakEmulator } from '../support/riak-emulator.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const SECRET = 'provisioner-test-secret-0123456789';
 
@@ -29,10 +30,10 @@ describe('local stack provisioner (real navcloud-sync processes)', () => {
   let stacksDir: string;
   let port: number;
   let request: CreateStackRequest;
-  const provisioner = () => new LocalStackProvisioner({ stacksDir, jwtSecret: SECRET, stopGraceMs: 5_000 });
+  const provisioner = () => new LocalStackProvisioner({ stacksDir, logger: testLogger, jwtSecret: SECRET, stopGraceMs: 5_000 });
 
   beforeAll(async () => {
-    stacksDir = mkdtempSync(join(tmpdir(), 'switchyard-stacks-'));
+    stacksDir = tempDir('switchyard-stacks-').path;
     port = await freePort();
     request = {
       name: `navcloud-t-blue-${randomBytes(3).toString('hex')}`, env: 't', colour: 'blue', workflowId: 'switch-t/run-1',
@@ -43,7 +44,6 @@ describe('local stack provisioner (real navcloud-sync processes)', () => {
   afterAll(async () => {
     const p = provisioner();
     for (const name of existsSync(stacksDir) ? readdirSync(stacksDir).filter((n) => !n.startsWith('.')) : []) await p.delete(name);
-    rmSync(stacksDir, { recursive: true, force: true });
   });
 
   it('creates a 2-node stack on its own loopback addresses, sharing one store', async () => {
@@ -129,7 +129,7 @@ describe('local stack provisioner (real navcloud-sync processes)', () => {
   });
 
   it('fails a stack whose node exits while it is being created, naming the node and its last log line', async () => {
-    const bad = new LocalStackProvisioner({ stacksDir, jwtSecret: 'short', stopGraceMs: 2_000 });
+    const bad = new LocalStackProvisioner({ stacksDir, logger: testLogger, jwtSecret: 'short', stopGraceMs: 2_000 });
     const name = `navcloud-t-green-${randomBytes(3).toString('hex')}`;
     await bad.create({ ...request, name, colour: 'green' });
     const error = await bad.waitUntilReady(name).catch((e: unknown) => e);
@@ -170,19 +170,18 @@ describe('local stacks on Riak (the emulator as a process)', () => {
   const names: string[] = [];
 
   beforeAll(async () => {
-    stacksDir = mkdtempSync(join(tmpdir(), 'switchyard-riak-stacks-'));
+    stacksDir = tempDir('switchyard-riak-stacks-').path;
     riak = await spawnRiakEmulator();
   });
 
   afterAll(async () => {
-    const p = new LocalStackProvisioner({ stacksDir, jwtSecret: SECRET, stopGraceMs: 5_000 });
+    const p = new LocalStackProvisioner({ stacksDir, logger: testLogger, jwtSecret: SECRET, stopGraceMs: 5_000 });
     for (const name of names) await p.delete(name);
     await riak.stop();
-    rmSync(stacksDir, { recursive: true, force: true });
   });
 
   async function riakStack(store: { parameter?: string; environment?: LocalStore }): Promise<{ name: string; nodes: string[]; adminUrl: string }> {
-    const p = new LocalStackProvisioner({ stacksDir, jwtSecret: SECRET, stopGraceMs: 5_000, store: store.environment });
+    const p = new LocalStackProvisioner({ stacksDir, logger: testLogger, jwtSecret: SECRET, stopGraceMs: 5_000, store: store.environment });
     const name = `navcloud-r-${randomBytes(3).toString('hex')}`;
     names.push(name);
     const parameters: Record<string, string> = { nodes: '2', port: String(await freePort()), heartbeatMs: '500' };

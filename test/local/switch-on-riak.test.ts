@@ -1,16 +1,15 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { environmentsDir, loadEnvironment, resolveSecret, type Environment } from '../../src/config/environment.ts';
 import { createPorts } from '../../src/cloud/factory.ts';
-import { createLogger } from '../../src/logging.ts';
+import { createRootLogger } from '../../src/logging.ts';
 import { switchUnderLoad } from '../../src/local/switch-under-load.ts';
-import { TASK_QUEUE } from '../../src/switch/contract.ts';
+import { TASK_QUEUE, rollbackWorkflowId, type RollbackReport } from '../../src/switch/contract.ts';
 import { signToken } from '../../src/navcloud/token.ts';
-import { rollbackWorkflowId, type RollbackReport } from '../../workflows/definitions.ts';
 import { spawnRiakEmulator } from '../support/riak-emulator.ts';
 import { startTestEnvironment, type TestEnvironment } from './local-env.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 // Issue 13 item 7: the whole switch (restore, catch-up, fence, verification) and a rollback, with
 // every stack on one Riak (the emulator as a process), each stack in its own bucket, under client load.
@@ -19,11 +18,11 @@ describe('a switch and a rollback of the local profile on Riak', () => {
   let t: TestEnvironment;
   let env: Environment;
   let envDir: string;
-  const log = createLogger('riak-switch-test', { level: 'warn' });
+  const log = createRootLogger('riak-switch-test', { level: 'warn' });
 
   beforeAll(async () => {
     // dev keeps no old stack; a rollback needs the one it switched from.
-    envDir = mkdtempSync(join(tmpdir(), 'switchyard-riak-envs-'));
+    envDir = tempDir('switchyard-riak-envs-').path;
     writeFileSync(join(envDir, 'dev.yaml'), readFileSync(join(environmentsDir, 'dev.yaml'), 'utf8').replace(/^keepStacks: 0$/m, 'keepStacks: 1'));
     env = await loadEnvironment('dev', envDir);
     expect(env.keepStacks).toBe(1);
@@ -34,15 +33,14 @@ describe('a switch and a rollback of the local profile on Riak', () => {
   afterAll(async () => {
     const left = await t?.stop();
     await riak?.stop();
-    rmSync(envDir, { recursive: true, force: true });
     expect(left?.leftoverPids ?? []).toEqual([]);
     expect(left?.leftoverStacks ?? []).toEqual([]);
   });
 
   it('switches dev to green with no failed request and no lost write, then rolls back carrying a write made on green', async () => {
-    const ports = createPorts(env, t.local.state);
+    const ports = createPorts(env, log, t.localEnvironment.state);
     const seeded = (await ports.dns.current(env.recordName))!.stack;
-    const run = await switchUnderLoad({ client: t.client, env, state: t.local.state, fleet: { users: 4, writesPerSecond: 10 }, log });
+    const run = await switchUnderLoad({ client: t.client, env, state: t.localEnvironment.state, load: { users: 4, writesPerSecond: 10 }, log });
     expect(run.report.outcome, run.report.reason).toBe('switched');
     expect(run.report.from).toEqual({ stack: seeded, colour: 'blue' });
     expect(run.report.backup?.items).toBeGreaterThanOrEqual(200);

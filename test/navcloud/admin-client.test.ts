@@ -15,7 +15,7 @@ import type { CopyResult } from '../../activities/types.ts';
 import { fakeEnvironment, FakeWorld } from '../support/fake-ports.ts';
 import { call, SECRET, startTestNode, type TestNode } from '../server/helpers.ts';
 import { freePort } from '../../src/net.ts';
-import { tempDir } from '../workflows/harness.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 let source: TestNode;
 let target: TestNode;
@@ -143,7 +143,7 @@ describe('admin client on answers a healthy node never gives', () => {
 describe('restore and catch-up activities over the admin client', () => {
   function activitiesFor(world: FakeWorld) {
     return createActivities({
-      ...world.deps(tempDir('reports-')),
+      ...world.deps(tempDir('reports-').path),
       admin: (env, adminUrl) => createAdminClient({ adminUrl, jwtSecret: env.jwtSecret }),
       loadEnvironment: async (name) => fakeEnvironment(name, { jwtSecret: SECRET }),
     });

@@ -6,7 +6,8 @@ import { runSmokeChecks, type SmokeOptions } from '../../src/navcloud/smoke.ts';
 import type { SmokeCheck } from '../../src/switch/contract.ts';
 import { freePort } from '../../src/net.ts';
 import { encodeCursor } from '../../src/navcloud/cursor.ts';
-import { JWT_SECRET, quietLogger, startProxy, startTestStack, type TestStack } from './stack.ts';
+import { JWT_SECRET, startProxy, startTestStack, type TestStack } from './stack.ts';
+import { testLogger } from '../support/logger.ts';
 
 const HEARTBEAT_MS = 200;
 const CHECK_NAMES = ['auth-refusal', 'round-trip', 'sharing', 'restored-sample', 'stream-heartbeats', 'stream-change-arrival'];
@@ -31,7 +32,7 @@ function restoredLines(count: number): ExportItemLine[] {
 function options(overrides: Partial<SmokeOptions> = {}): SmokeOptions {
   return {
     stack: stack.outputs, jwtSecret: JWT_SECRET, heartbeatMs: HEARTBEAT_MS, changeArrivalMs: 2000,
-    maxLatencyMs: 2000, sampleItems: 8, log: quietLogger, ...overrides,
+    maxLatencyMs: 2000, sampleItems: 8, log: testLogger, ...overrides,
   };
 }
 

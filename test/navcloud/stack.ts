@@ -4,18 +4,17 @@
  * instance, which stands in for the RabbitMQ fan-out between processes (the memory bus does not
  * cross server instances on its own).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+
 import { createServer, request, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { startServer, type RunningServer } from '../../server/app.ts';
 import { MemoryBus } from '../../server/bus/memory.ts';
 import type { StackOutputs } from '../../src/cloud/ports.ts';
-import { createLogger } from '../../src/logging.ts';
+import { testLogger } from '../support/logger.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 export const JWT_SECRET = 'test-secret-for-smoke-and-fleet-0123456789';
-export const quietLogger = createLogger('test-sync', { level: 'warn' });
 
 export interface TestStack {
   outputs: StackOutputs;
@@ -37,7 +36,7 @@ export interface TestStackOptions {
 }
 
 export async function startTestStack(options: TestStackOptions = {}): Promise<TestStack> {
-  const dir = mkdtempSync(join(tmpdir(), 'navcloud-test-'));
+  const dir = tempDir('navcloud-test-').path;
   const sqliteFile = join(dir, 'store.sqlite');
   const bus = new MemoryBus();
   const count = options.hosts?.length ?? options.nodes ?? 2;
@@ -55,12 +54,11 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
         retryAfterSeconds: options.retryAfterSeconds ?? 1,
         ...(options.holdMs === undefined ? {} : { holdMs: options.holdMs }),
         shutdownGraceMs: 1000,
-        logger: quietLogger,
+        logger: testLogger,
       }));
     }
   } catch (err) {
     await Promise.all(servers.map((s) => s.close()));
-    rmSync(dir, { recursive: true, force: true });
     throw err;
   }
   const nodes = servers.map((s) => s.url);
@@ -75,7 +73,6 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     sqliteFile,
     async close() {
       await Promise.all(servers.map((s) => s.close()));
-      rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -8,7 +8,7 @@ import { freePort } from '../../src/net.ts';
 import { createActivities } from '../../activities/index.ts';
 import { FakeWorld } from '../support/fake-ports.ts';
 import { qaEnvironmentFile } from '../support/environment-file.ts';
-import { tempDir } from '../workflows/harness.ts';
+import { tempDir } from '../support/temp-dir.ts';
 import { startReceiver } from './receiver.ts';
 
 const noSns = () => { throw new Error('no SNS in this test'); };
@@ -109,7 +109,7 @@ describe('the notify activity', () => {
     const world = new FakeWorld();
     const closed = `http://127.0.0.1:${await freePort()}`;
     const activities = createActivities({
-      ...world.deps(tempDir('reports-'), { notify: [{ webhook: hook.url }, { webhook: closed, events: ['switched'] }] }),
+      ...world.deps(tempDir('reports-').path, { notify: [{ webhook: hook.url }, { webhook: closed, events: ['switched'] }] }),
       notifier: () => new Notifier({ ...fast, attempts: 1 }),
     });
     const report: DeliveryReport = await new MockActivityEnvironment().run(activities.notify, { env: 'qa', event: 'switched' as const, workflowId: 'switch-qa', summary: 'done' });
@@ -120,7 +120,7 @@ describe('the notify activity', () => {
   });
 
   it('sends nothing for an environment without notify:', async () => {
-    const activities = createActivities({ ...new FakeWorld().deps(tempDir('reports-')), notifier: () => { throw new Error('not needed'); } });
+    const activities = createActivities({ ...new FakeWorld().deps(tempDir('reports-').path), notifier: () => { throw new Error('not needed'); } });
     expect(await new MockActivityEnvironment().run(activities.notify, { env: 'qa', event: 'failed' as const, workflowId: 'switch-qa', summary: 'x' }))
       .toEqual({ sent: [], failed: [] });
   });

@@ -12,6 +12,7 @@ import { createBucket, createZone, motoClients } from '../aws/moto-helpers.ts';
 import { Route53DnsRouter } from '../../src/cloud/aws/dns-router.ts';
 import { Fleet, FleetInputError } from '../../src/operations/fleet/fleet.ts';
 import { startMoto, motoRegion, type Moto } from '../support/moto.ts';
+import { testLogger } from '../support/logger.ts';
 
 const stackName = 'navcloud-prod-blue-c0ffee';
 let moto: Moto;
@@ -23,7 +24,7 @@ beforeEach(async () => {
   await moto.reset();
   await createBucket(moto, 'templates');
   const clients = motoClients(moto);
-  const provisioner = new AwsStackProvisioner({
+  const provisioner = new AwsStackProvisioner({ logger: testLogger,
     ...clients, region: motoRegion, templateBucket: 'templates', templateDir: resolve(import.meta.dirname, '../aws/fixtures'),
     poll: { initialMs: 10, maxMs: 100, timeoutMs: 30_000 },
   });
@@ -121,9 +122,9 @@ describe('fleet on the aws profile, against moto', () => {
 
   it('drives a whole fleet on aws: the live stack by DNS, its instances, Run Command, restart; unknown names refused', async () => {
     const clients = motoClients(moto);
-    const provisioner = new AwsStackProvisioner({ ...clients, region: motoRegion, templateBucket: 'templates', templateDir: resolve(import.meta.dirname, '../aws/fixtures') });
+    const provisioner = new AwsStackProvisioner({ logger: testLogger, ...clients, region: motoRegion, templateBucket: 'templates', templateDir: resolve(import.meta.dirname, '../aws/fixtures') });
     const zone = await createZone(moto, 'navcloud.test');
-    const dns = new Route53DnsRouter({ route53: clients.route53, hostedZoneId: zone, minIntervalMs: 0 });
+    const dns = new Route53DnsRouter({ logger: testLogger, route53: clients.route53, hostedZoneId: zone, minIntervalMs: 0 });
     await dns.switch({ recordName: 'sync.prod.navcloud.test', ttl: 60, expected: undefined, stack: stackName, target: stack.outputs!.dnsTarget });
     const fleet = new Fleet({
       env: 'prod', recordName: 'sync.prod.navcloud.test', stacks: provisioner, dns, platform: platform(), drainSeconds: 0,

@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { testLogger } from '../support/logger.ts';
 import { LocalStackProvisioner } from '../../src/cloud/local/stack-provisioner.ts';
 import { createPorts } from '../../src/cloud/factory.ts';
 import { loadEnvironment } from '../../src/config/environment.ts';
@@ -13,7 +12,8 @@ import type { NodeRow, StatsRow } from '../../src/operations/fleet/fleet.ts';
 import type { ExecResult, LogLine } from '../../src/operations/fleet/port.ts';
 import { createZone } from '../aws/moto-helpers.ts';
 import { startMoto, motoRegion, type Moto } from '../support/moto.ts';
-import { environmentsDir, environmentYaml, runCli, startCli } from '../cli/run-cli.ts';
+import { environmentsDir, environmentYaml, runBin, startBin } from '../cli/run-cli.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const SECRET = 'fleet-test-secret-0123456789abcdef';
 const admin = { authorization: `Bearer ${await signToken(SECRET, 'fleet-test', { admin: true })}` };
@@ -30,12 +30,12 @@ describe('switchyard fleet (local profile, real processes)', () => {
   let liveIds: string[];
   let cliEnv: Record<string, string>;
 
-  const fleet = (...args: string[]) => runCli(['--environments', envs.dir, 'fleet', ...args], cliEnv, 120_000);
+  const fleet = (...args: string[]) => runBin(['--environments', envs.dir, 'fleet', ...args], cliEnv, 120_000);
   const json = <T>(stdout: string) => JSON.parse(stdout) as T;
 
   beforeAll(async () => {
     moto = await startMoto();
-    dataDir = mkdtempSync(join(tmpdir(), 'switchyard-fleet-'));
+    dataDir = tempDir('switchyard-fleet-').path;
     const zone = await createZone(moto, 'navcloud.test');
     const common = `hostedZoneId: ${zone}\njwtSecret: ${SECRET}`;
     envs = environmentsDir({
@@ -50,7 +50,7 @@ describe('switchyard fleet (local profile, real processes)', () => {
     writeLocalState(state, stateFile);
     cliEnv = { SWITCHYARD_LOCAL_STATE: stateFile, LOG_LEVEL: 'warn', USER: 'fleet-tester' };
 
-    provisioner = new LocalStackProvisioner({ stacksDir: join(dataDir, 'stacks'), jwtSecret: SECRET, stopGraceMs: 5_000 });
+    provisioner = new LocalStackProvisioner({ stacksDir: join(dataDir, 'stacks'), jwtSecret: SECRET, stopGraceMs: 5_000, logger: testLogger });
     for (const [name, colour, nodes] of [[live, 'blue', '2'], [spare, 'green', '1']] as const) {
       await provisioner.create({
         name, env: 'flt', colour, workflowId: `switch-flt/${name}`, template: 'local-stack',
@@ -62,7 +62,7 @@ describe('switchyard fleet (local profile, real processes)', () => {
     liveNodes = ready.outputs!.nodes;
     liveIds = provisioner.nodeProcesses(live).map((n) => n.id);
     const environment = await loadEnvironment('flt', envs.dir);
-    const { dns } = createPorts(environment, state);
+    const { dns } = createPorts(environment, testLogger, state);
     await dns.switch({ recordName: environment.recordName, ttl: 1, expected: undefined, stack: live, target: ready.outputs!.dnsTarget });
   }, 180_000);
 
@@ -70,7 +70,6 @@ describe('switchyard fleet (local profile, real processes)', () => {
     for (const name of [live, spare]) await provisioner?.delete(name);
     await moto?.stop();
     envs?.remove();
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
   it('lists the live stack\'s nodes by default and every stack with --all', async () => {
@@ -125,7 +124,7 @@ describe('switchyard fleet (local profile, real processes)', () => {
   });
 
   it('follows new lines until Ctrl-C, then exits 0', async () => {
-    const running = startCli(['--environments', envs.dir, 'fleet', 'logs', '--env', 'flt', '--follow', '--grep', 'followed-marker|node draining', '--since', '1s'], cliEnv, 60_000);
+    const running = startBin(['--environments', envs.dir, 'fleet', 'logs', '--env', 'flt', '--follow', '--grep', 'followed-marker|node draining', '--since', '1s'], cliEnv, 60_000);
     let out = '';
     running.child.stdout!.on('data', (chunk: Buffer) => { out += chunk.toString(); });
     const drained = () => out.split('\n').filter((l) => l.includes('node draining')).length;

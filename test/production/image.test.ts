@@ -1,15 +1,14 @@
 /**
  * No Docker engine runs here, so the image is checked without building it: hadolint over the
- * Dockerfile, its stages read and held to the rules (multi-stage, Node 20, non-root, health
+ * Dockerfile, its stages read and held to the rules (multi-stage, Node 24, non-root, health
  * check, production dependencies only), and the final stage's filesystem assembled as its COPY
  * lines say, with node_modules installed as the deps stage installs it (production only), then
  * the worker started from there as ENTRYPOINT and CMD say, probed on /healthz and /metrics.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { cp, readFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -17,6 +16,7 @@ import { repoRoot } from '../../src/config/environment.ts';
 import { toolPath } from '../../src/tools.ts';
 import { freePort } from '../../src/net.ts';
 import { envOf, execForm, parseDockerfile, type Stage } from './dockerfile.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const run = promisify(execFile);
 const dockerfile = async () => parseDockerfile(await readFile(resolve(repoRoot, 'Dockerfile'), 'utf8'));
@@ -31,10 +31,10 @@ describe('the Dockerfile', () => {
     expect(result.code).toBe(0);
   });
 
-  it('is multi-stage on Node.js 20; dependencies are installed without dev dependencies and copied into the final stage', async () => {
+  it('is multi-stage on Node.js 24; dependencies are installed without dev dependencies and copied into the final stage', async () => {
     const { stages } = await dockerfile();
     expect(stages.length).toBeGreaterThanOrEqual(2);
-    for (const stage of stages) expect(stage.from).toMatch(/^node:20\.\d+\.\d+-[a-z]+-slim$/);
+    for (const stage of stages) expect(stage.from).toMatch(/^node:24\.\d+\.\d+-[a-z]+-slim$/);
     const deps = stages.find((s) => argsOf(s, 'RUN').some((r) => /\bnpm ci\b/.test(r)))!;
     expect(deps.name).toBeDefined();
     expect(argsOf(deps, 'RUN').filter((r) => /\bnpm (ci|install|i)\b/.test(r)).every((r) => /npm ci --omit=dev\b/.test(r))).toBe(true);
@@ -69,7 +69,7 @@ describe('the image, assembled without Docker', () => {
   let worker: ChildProcess | undefined;
 
   beforeAll(async () => {
-    root = await mkdtemp(join(tmpdir(), 'switchyard-image-'));
+    root = tempDir('switchyard-image-').path;
     const final = await finalStage();
     for (const copy of argsOf(final, 'COPY')) {
       const parts = copy.split(' ');
@@ -89,7 +89,6 @@ describe('the image, assembled without Docker', () => {
 
   afterAll(async () => {
     if (worker && worker.exitCode === null) worker.kill('SIGKILL');
-    if (root) await rm(root, { recursive: true, force: true });
   });
 
   it('holds no dev dependency', async () => {

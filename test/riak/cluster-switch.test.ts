@@ -12,13 +12,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { environmentsDir, loadEnvironment, resolveSecret, type Environment } from '../../src/config/environment.ts';
 import { createPorts } from '../../src/cloud/factory.ts';
-import { createLogger } from '../../src/logging.ts';
+import { createRootLogger } from '../../src/logging.ts';
 import { createAdminClient } from '../../src/navcloud/admin-client.ts';
 import { compareStacks } from '../../src/navcloud/compare.ts';
 import { RiakClient } from '../../server/store/riak/client.ts';
 import { parseRiakUrl } from '../../server/store/riak/config.ts';
 import { switchUnderLoad } from '../../src/local/switch-under-load.ts';
-import { statusQuery } from '../../workflows/definitions.ts';
+import { statusQuery } from '../../src/switch/contract.ts';
 import { startTestEnvironment, type TestEnvironment } from '../local/local-env.ts';
 import { APP_STACK_QUORUMS, clusterRunning, onCluster, nodeHttp, strike, waitSettled } from '../support/riak-cluster.ts';
 
@@ -42,7 +42,7 @@ async function killDuringCatchUp(client: Client, workflowId: string, downMs: num
 describe.runIf(clusterRunning)(onCluster('a switch on the real Riak cluster, one Riak node killed during catch-up'), () => {
   let t: TestEnvironment;
   let env: Environment;
-  const log = createLogger('riak-cluster-switch-test', { level: 'warn' });
+  const log = createRootLogger('riak-cluster-switch-test', { level: 'warn' });
 
   let envDir: string;
 
@@ -67,7 +67,7 @@ describe.runIf(clusterRunning)(onCluster('a switch on the real Riak cluster, one
     const events: string[] = [];
     let fault: Promise<void> | undefined;
     const run = await switchUnderLoad({
-      client: t.client, env, state: t.local.state, fleet: { users: 4, writesPerSecond: 10, nonRetrying: { users: 6, writesPerSecond: 6 } }, log,
+      client: t.client, env, state: t.localEnvironment.state, load: { users: 4, writesPerSecond: 10, nonRetrying: { users: 6, writesPerSecond: 6 } }, log,
       onStarted: (workflowId) => {
         fault = killDuringCatchUp(t.client, workflowId, 8_000, events);
       },
@@ -82,7 +82,7 @@ describe.runIf(clusterRunning)(onCluster('a switch on the real Riak cluster, one
   }, 900_000);
 
   it('names the items of a copy damaged on the cluster', async () => {
-    const ports = createPorts(env, t.local.state);
+    const ports = createPorts(env, log, t.localEnvironment.state);
     const live = (await ports.dns.current(env.recordName))!.stack;
     const stacks = await ports.stacks.list(env.name);
     const old = stacks.find((stack) => stack.name !== live && stack.outputs)!;

@@ -8,13 +8,12 @@ import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import type { Client } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { ConfigError } from '../../src/config/environment.ts';
-import { scheduleId, switchStartAttributes, switchWorkflowId, type SwitchInput } from '../../src/switch/contract.ts';
+import { scheduleId, switchStartAttributes, switchWorkflowId, type SwitchInput, abortUpdate, type NightlyRefreshResult } from '../../src/switch/contract.ts';
 import { createClient } from '../../src/temporal/client.ts';
 import {
   deleteNightlySchedule, pauseNightlySchedule, setNightlySchedule, showNightlySchedule, triggerNightlySchedule,
   unpauseNightlySchedule, type TriggeredNight,
 } from '../../src/temporal/schedules.ts';
-import { abortUpdate, type NightlyRefreshResult } from '../../workflows/definitions.ts';
 import { FakeWorld, seedWorld } from '../support/fake-ports.ts';
 import { quietRuntime, workerFor } from '../workflows/harness.ts';
 import { environmentsDir, environmentYaml, runCli } from '../cli/run-cli.ts';

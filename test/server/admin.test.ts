@@ -2,7 +2,8 @@ import { connect } from 'node:net';
 import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DrainResult, ExportLine, FenceResult, NodeStats } from '../../src/navcloud/protocol.ts';
-import { call, exportAll, openStream, startTestNode, tempDir, type TestNode } from './helpers.ts';
+import { call, exportAll, openStream, startTestNode, type TestNode } from './helpers.ts';
+import { tempDir } from '../support/temp-dir.ts';
 import { encodeCursor } from '../../src/navcloud/cursor.ts';
 
 const nodes: TestNode[] = [];
@@ -100,7 +101,7 @@ describe('admin export and import', () => {
 
 describe('fence', () => {
   it('answers writes 503 with Retry-After on every node of the store while reads and streams go on; unfence restores', async () => {
-    const dir = tempDir();
+    const dir = tempDir('navcloud-');
     // Writes refused at once rather than held (server/flip/hold.ts), so the refusal itself is checked.
     const a = await node({ heartbeatMs: 100, holdMs: 0 }, dir);
     const b = await node({ heartbeatMs: 100, holdMs: 0 }, { path: dir.path, remove: () => undefined });
@@ -219,7 +220,7 @@ describe('drain', () => {
   });
 
   it('undrain reopens only the node that answers it: readyz 200 and a stream opens again', async () => {
-    const dir = tempDir();
+    const dir = tempDir('navcloud-');
     // Writes refused at once rather than held (server/flip/hold.ts), so the refusal itself is checked.
     const a = await node({ heartbeatMs: 100, holdMs: 0 }, dir);
     const b = await node({ heartbeatMs: 100, holdMs: 0 }, { path: dir.path, remove: () => undefined });

@@ -12,7 +12,8 @@ import { signToken } from '../../src/navcloud/token.ts';
 import { decodeCursor } from '../../src/navcloud/cursor.ts';
 import { freePort, waitForPort } from '../../src/net.ts';
 import { spawnRiakEmulator } from '../support/riak-emulator.ts';
-import { call, SECRET, tempDir } from './helpers.ts';
+import { call, SECRET } from './helpers.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const bin = resolve(import.meta.dirname, '../../bin/navcloud-sync.js');
 const WRITERS = 8;

@@ -13,7 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signToken } from '../../src/navcloud/token.ts';
 import { encodeProxyHeader } from '../../server/proxy-protocol.ts';
 import { freePort, waitForPort } from '../../src/net.ts';
-import { call, openStream, SECRET, startTestNode, tempDir } from './helpers.ts';
+import { call, openStream, SECRET, startTestNode } from './helpers.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const bin = resolve(import.meta.dirname, '../../bin/navcloud-sync.js');
 const admin = await signToken(SECRET, 'switchyard', { admin: true });

@@ -1,18 +1,13 @@
 /** Starting real sync nodes on loopback with SQLite files in temp dirs, and talking to them. */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+
 import { join } from 'node:path';
 import { request } from 'node:http';
 import pino from 'pino';
 import { startServer, type RunningServer, type StartOptions } from '../../server/app.ts';
 import { signToken } from '../../src/navcloud/token.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 export const SECRET = 'test-secret-0123456789abcdef-0123456789';
-
-export function tempDir(prefix = 'navcloud-'): { path: string; remove(): void } {
-  const path = mkdtempSync(join(tmpdir(), prefix));
-  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
-}
 
 export interface TestNode extends RunningServer {
   dir: string;
@@ -20,7 +15,7 @@ export interface TestNode extends RunningServer {
   stop(): Promise<void>;
 }
 
-export async function startTestNode(options: Partial<StartOptions> = {}, dir = tempDir()): Promise<TestNode> {
+export async function startTestNode(options: Partial<StartOptions> = {}, dir = tempDir('navcloud-')): Promise<TestNode> {
   const server = await startServer({
     jwtSecret: SECRET,
     store: `sqlite:${join(dir.path, 'navcloud.sqlite')}`,

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { signToken } from '../../src/navcloud/token.ts';
 import { SqliteStore } from '../../server/store/sqlite.ts';
-import { call, exportAll, SECRET, startTestNode, tempDir, type TestNode } from './helpers.ts';
+import { call, exportAll, SECRET, startTestNode, type TestNode } from './helpers.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 describe('sync API (server/README.md) over real sockets and a SQLite file', () => {
   let node: TestNode;
@@ -237,7 +238,7 @@ describe('per-user rate limit', () => {
 
 describe('readiness', () => {
   it('answers /readyz 503 while the store is unreachable, and /healthz 200', async () => {
-    const dir = tempDir();
+    const dir = tempDir('navcloud-');
     const store = new SqliteStore(join(dir.path, 'gone.sqlite'));
     await store.close();
     const node = await startTestNode({ storeInstance: store }, dir);

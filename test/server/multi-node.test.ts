@@ -11,7 +11,8 @@ import { signToken } from '../../src/navcloud/token.ts';
 import { repoRoot } from '../../src/config/environment.ts';
 import { freePort, waitForPort } from '../../src/net.ts';
 import { startRabbitMq, type RabbitMq } from '../support/rabbitmq.ts';
-import { call, openStream, SECRET, tempDir, type StreamReader } from './helpers.ts';
+import { call, openStream, SECRET, type StreamReader } from './helpers.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const bin = resolve(repoRoot, 'bin/navcloud-sync.js');
 

@@ -3,9 +3,13 @@ import { once } from 'node:events';
 import { request, type IncomingMessage } from 'node:http';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { createAdminClient } from '../../src/navcloud/admin-client.ts';
+import { encodeCursor } from '../../src/navcloud/cursor.ts';
+import type { ExportItemLine } from '../../src/navcloud/protocol.ts';
 import { signToken } from '../../src/navcloud/token.ts';
 import { freePort, waitForPort } from '../../src/net.ts';
-import { call, openStream, SECRET, tempDir } from './helpers.ts';
+import { call, openStream, SECRET } from './helpers.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const bin = resolve(import.meta.dirname, '../../bin/navcloud-sync.js');
 
@@ -18,7 +22,7 @@ function launch(env: Record<string, string>): { child: ChildProcess; stderr: () 
 
 describe('navcloud-sync process', () => {
   it('shuts down on SIGTERM: streams get reconnect, the in-flight write completes, exit code 0', async () => {
-    const dir = tempDir();
+    const dir = tempDir('navcloud-');
     const port = await freePort();
     const { child, stderr } = launch({ PORT: String(port), SYNC_JWT_SECRET: SECRET, SYNC_STORE: `sqlite:${join(dir.path, 'db.sqlite')}`, SYNC_NODE_ID: 'proc-1' });
     try {
@@ -53,6 +57,32 @@ describe('navcloud-sync process', () => {
       dir.remove();
     }
   });
+
+  it('stays up through a restore of 30,000 items in 2,000-line imports, while the collector finalizes SQLite statements', async () => {
+    const dir = tempDir('navcloud-');
+    const port = await freePort();
+    const { child, stderr } = launch({ PORT: String(port), SYNC_JWT_SECRET: SECRET, SYNC_STORE: `sqlite:${join(dir.path, 'db.sqlite')}` });
+    try {
+      await waitForPort('127.0.0.1', port, 30_000, 'navcloud-sync');
+      const admin = createAdminClient({ adminUrl: `http://127.0.0.1:${port}`, jwtSecret: SECRET });
+      // On Node 24.19 with better-sqlite3 12 the node aborted a few batches in (server/store/sqlite-binding.ts).
+      for (let batch = 0; batch < 15; batch++) {
+        const lines: ExportItemLine[] = Array.from({ length: 2_000 }, (_, i) => {
+          const n = batch * 2_000 + i;
+          return {
+            kind: 'item', id: `restored-${n}`, owner: `user-${n % 50}`, type: 'trip', rev: `1-${n.toString(16).padStart(6, '0')}`,
+            deleted: false, data: { name: `restored item ${n}` }, shares: [], cursor: encodeCursor(n + 1), updatedAt: '2026-12-01T00:00:00.000Z',
+          };
+        });
+        expect((await admin.importLines(lines)).applied, stderr()).toBe(2_000);
+      }
+      expect(child.exitCode).toBeNull();
+      expect((await admin.stats(`http://127.0.0.1:${port}`)).items).toBe(30_000);
+    } finally {
+      child.kill('SIGKILL');
+      dir.remove();
+    }
+  }, 120_000);
 
   it.each([
     [{}, 'SYNC_JWT_SECRET is required'],

@@ -9,7 +9,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { RiakClient } from '../../server/store/riak/client.ts';
 import { parseRiakUrl } from '../../server/store/riak/config.ts';
 import { RiakEmulator, type RecordedRequest } from '../support/riak-emulator.ts';
-import { call, exportAll, startTestNode, tempDir, type TestNode } from './helpers.ts';
+import { call, exportAll, startTestNode, type TestNode } from './helpers.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const ROUNDS = 10;
 
@@ -23,7 +24,7 @@ afterEach(async () => {
 });
 
 async function riakNode(url: string, nodeId: string): Promise<TestNode> {
-  const node = await startTestNode({ store: `riak:${url}?bucket=race&write_deadline_ms=1000`, nodeId }, tempDir());
+  const node = await startTestNode({ store: `riak:${url}?bucket=race&write_deadline_ms=1000`, nodeId }, tempDir('navcloud-'));
   nodes.push(node);
   return node;
 }

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { encodeCursor } from '../../src/navcloud/cursor.ts';
 import { SqliteStore } from '../../server/store/sqlite.ts';
 import { describeStoreContract } from './store-contract.ts';
-import { tempDir } from './helpers.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 describeStoreContract('sqlite', async (clock) => {
   const dir = tempDir('navcloud-store-');

@@ -7,7 +7,7 @@
  * its lease on a clock the test drives (the Temporal server's time), forwarding, a fence only some
  * nodes answer, clients that keep writing to whichever stack they reach (through DNS or a cached
  * answer) and the writes they were told succeeded, stack outputs and statuses shaped as on AWS,
- * and DNS changes refused or never in sync. `snapshot()` is what src/switch/invariants.ts checks;
+ * and DNS changes refused or never in sync. `snapshot()` is what test/support/invariants.ts checks;
  * `onStep` is told of every change.
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -22,10 +22,11 @@ import type { Environment } from '../../src/config/environment.ts';
 import type { ExportItemLine, ExportLine, FenceResult, NodeStats } from '../../src/navcloud/protocol.ts';
 import type { StackAdmin } from '../../src/navcloud/admin-client.ts';
 import type { SmokeCheck } from '../../src/switch/contract.ts';
+import { stackName } from '../../src/switch/stack-name.ts';
 import {
   compareRevisions, effectiveMode, type AcknowledgedWrite, type DnsFlip, type FenceMode, type NodeFence,
   type RunSnapshot, type WorldSnapshot,
-} from '../../src/switch/invariants.ts';
+} from './invariants.ts';
 import type { ActivityDeps, SmokeRunner } from '../../activities/index.ts';
 import { decodeCursor, encodeCursor } from '../../src/navcloud/cursor.ts';
 
@@ -158,7 +159,7 @@ export function fakeEnvironment(name: string, overrides: Partial<Environment> = 
 }
 
 /** The name of the live stack `seedWorld` creates. */
-export const seedStackName = (env: string) => `navcloud-${env}-blue-seed0001`;
+export const seedStackName = (env: string) => stackName(env, 'blue', 'seed0001');
 
 /** A live stack of `env` with `items` items, a backup of it, and 5 writes it took since. */
 export function seedWorld(world: FakeWorld, env: string, items = 30): string {
@@ -377,7 +378,7 @@ export class FakeWorld {
     stack.fenced = fences.some((f) => f.mode !== 'open');
   }
 
-  /** The world as src/switch/invariants.ts checks it. */
+  /** The world as test/support/invariants.ts checks it. */
   snapshot(): WorldSnapshot {
     const env = fakeEnvironment('test', this.options.env);
     return {

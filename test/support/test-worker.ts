@@ -22,7 +22,7 @@ import { mkdirSync } from 'node:fs';
 import type { Environment } from '../../src/config/environment.ts';
 import { loadEnvironment } from '../../src/config/environment.ts';
 import { runWorker } from '../../src/temporal/worker.ts';
-import { createLogger } from '../../src/logging.ts';
+import { createRootLogger } from '../../src/logging.ts';
 import { FAILURE_POINTS, FakeWorld, seedWorld, type Failure, type FailurePoint } from './fake-ports.ts';
 
 function parseFailures(text: string | undefined): Partial<Record<FailurePoint, Failure>> {
@@ -64,7 +64,7 @@ if (envDir) deps.loadEnvironment = (name) => loadEnvironment(name, envDir);
 await runWorker({
   taskQueue: process.env.SWITCHYARD_TASK_QUEUE,
   deps,
-  logger: createLogger('test-worker'),
+  logger: createRootLogger('test-worker'),
   heartbeatThrottleMs: 200,
   onRunning: () => process.stdout.write('worker ready\n'),
 });

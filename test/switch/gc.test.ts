@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { StackDescription } from '../../src/cloud/ports.ts';
 import { stacksToDelete } from '../../src/switch/gc.ts';
 import { collectGarbage } from '../../src/switch/collect-garbage.ts';
-import { createLogger } from '../../src/logging.ts';
+import { createRootLogger } from '../../src/logging.ts';
 import { FakeWorld, seedWorld } from '../support/fake-ports.ts';
 
 function stack(name: string, createdDay: number, status: StackDescription['status'] = 'ready'): StackDescription {
@@ -43,7 +43,7 @@ describe('stacksToDelete', () => {
 });
 
 describe('collectGarbage (switchyard gc)', () => {
-  const logger = createLogger('gc-test', { level: 'silent' });
+  const logger = createRootLogger('gc-test', { level: 'silent' });
 
   it('deletes stacks of runs that are over, keeps the live one, the owned one and the one the live stack forwards to', async () => {
     const world = new FakeWorld();

@@ -9,9 +9,11 @@ describe('stack names', () => {
     expect(colourOfStackName(stackName('blue', 'blue', 'x1'))).toBe('blue');
   });
 
-  it('give no colour for a name they did not build, and refuse an id that would make one unreadable', () => {
+  it('give no colour for no name or one they did not build, and refuse an id that would make one unreadable', () => {
     expect(colourOfStackName('legacy-stack')).toBeUndefined();
     expect(colourOfStackName('navcloud-dev-red-1234')).toBeUndefined();
+    expect(colourOfStackName('')).toBeUndefined();
+    expect(colourOfStackName(undefined)).toBeUndefined();
     expect(() => stackName('dev', 'blue', 'a-b')).toThrow(/lower-case letters and digits/);
   });
 });

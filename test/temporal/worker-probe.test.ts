@@ -4,11 +4,11 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import type { SwitchReport } from '../../src/switch/contract.ts';
 import { SwitchMetrics } from '../../src/temporal/switch-metrics.ts';
 import { startWorkerProbe } from '../../src/temporal/worker-probe.ts';
-import { createLogger } from '../../src/logging.ts';
+import { createRootLogger } from '../../src/logging.ts';
 import { freePort } from '../../src/net.ts';
 import { createActivities } from '../../activities/index.ts';
 import { FakeWorld } from '../support/fake-ports.ts';
-import { tempDir } from '../workflows/harness.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const report = (outcome: SwitchReport['outcome'], env = 'qa'): SwitchReport => ({
   env, workflowId: `switch-${env}`, outcome, trigger: 'ci', version: '1.4.2',
@@ -25,10 +25,10 @@ describe('switch metrics', () => {
   it('the writeReport activity records outcome, phase durations, write pause and restore throughput, on either profile', async () => {
     const metrics = new SwitchMetrics();
     for (const profile of ['local', 'aws'] as const) {
-      const activities = createActivities({ ...new FakeWorld().deps(tempDir('reports-'), { profile }), metrics });
+      const activities = createActivities({ ...new FakeWorld().deps(tempDir('reports-').path, { profile }), metrics });
       await new MockActivityEnvironment().run(activities.writeReport, report('switched'));
     }
-    const activities = createActivities({ ...new FakeWorld().deps(tempDir('reports-')), metrics });
+    const activities = createActivities({ ...new FakeWorld().deps(tempDir('reports-').path), metrics });
     await new MockActivityEnvironment().run(activities.writeReport, { ...report('rolled-back'), writePause: { fenceToForwardMs: 300, requestsHeld: 6, holdsTimedOut: 1, requestsForwarded: 40 } });
     const text = await metrics.registry.metrics();
     expect(text).toContain('switchyard_switches_total{env="qa",outcome="switched"} 2');
@@ -55,7 +55,7 @@ describe('the worker probe', () => {
   it('answers 503 naming what is not ready while the worker has not started, and serves metrics without the SDK\'s', async () => {
     const metrics = new SwitchMetrics();
     const probe = await startWorkerProbe({ host: '127.0.0.1', port: 0 }, {
-      connection, worker: () => undefined, metrics, logger: createLogger('probe-test', { level: 'silent' }),
+      connection, worker: () => undefined, metrics, logger: createRootLogger('probe-test', { level: 'silent' }),
       sdkMetricsUrl: `http://127.0.0.1:${await freePort()}/metrics`,
     });
     try {

@@ -9,11 +9,10 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import { switchWorkflowId, type SwitchInput, type SwitchReport, type SwitchStatus } from '../../src/switch/contract.ts';
-import { statusQuery } from '../../workflows/definitions.ts';
+import { switchWorkflowId, type SwitchInput, type SwitchReport, type SwitchStatus, statusQuery } from '../../src/switch/contract.ts';
 import { FakeWorld, seedStackName, seedWorld } from '../support/fake-ports.ts';
 import { startTestWorker as startWorkerProcess } from '../support/test-worker-process.ts';
-import { tempDir } from './harness.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 let connection: Connection;
 let client: Client;
@@ -57,7 +56,7 @@ it('refuses a second switch of the same environment while one runs', async () =>
 it('finishes a switch whose worker was killed mid-restore, resuming the restore from its checkpoint', async () => {
   const env = `kill-${randomUUID().slice(0, 8)}`;
   const taskQueue = `switch-kill-${randomUUID()}`;
-  const stateDir = tempDir('switch-kill-');
+  const stateDir = tempDir('switch-kill-').path;
   const stateFile = join(stateDir, 'world.json');
   const world = new FakeWorld({ stateFile });
   seedWorld(world, env, ITEMS);
@@ -110,7 +109,7 @@ it('names the new stack of each switch differently, even for switches started wi
   // The dev server's run ids are UUIDv7: two runs started seconds apart share their leading digits.
   const env = `names-${randomUUID().slice(0, 8)}`;
   const taskQueue = `switch-names-${randomUUID()}`;
-  const stateDir = tempDir('switch-names-');
+  const stateDir = tempDir('switch-names-').path;
   const world = new FakeWorld({ stateFile: join(stateDir, 'world.json') });
   seedWorld(world, env);
   // Smoke tests fail, so both switches go for the same colour: only the run can tell their stacks apart.
@@ -135,7 +134,7 @@ it('names the new stack of each switch differently, even for switches started wi
 }, 120_000);
 
 it('stops the worker gracefully on SIGTERM', async () => {
-  const worker = await startTestWorker({ SWITCHYARD_TASK_QUEUE: `idle-${randomUUID()}`, SWITCHYARD_TEST_STATE_DIR: tempDir('switch-term-') });
+  const worker = await startTestWorker({ SWITCHYARD_TASK_QUEUE: `idle-${randomUUID()}`, SWITCHYARD_TEST_STATE_DIR: tempDir('switch-term-').path });
   const exited = new Promise<number | null>((resolve) => worker.once('exit', (code) => resolve(code)));
   worker.kill('SIGTERM');
   expect(await exited).toBe(0);

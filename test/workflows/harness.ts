@@ -5,22 +5,21 @@
  * nothing of vitest: the hooks are in time-skipping-suite.ts.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+
+
 import { fileURLToPath } from 'node:url';
 import { DefaultLogger, Runtime, Worker, bundleWorkflowCode, type NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowHandle } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import type { Environment } from '../../src/config/environment.ts';
-import { searchAttributes, type Phase, type SwitchInput } from '../../src/switch/contract.ts';
-import { checkStep } from '../../src/switch/invariants.ts';
+import { searchAttributes, type SwitchInput } from '../../src/switch/contract.ts';
+import { checkStep } from '../support/invariants.ts';
 import { toolPath } from '../../src/tools.ts';
 import { createActivities } from '../../activities/index.ts';
 import { stackSwitch, type rehearsal } from '../../workflows/index.ts';
-import { statusQuery } from '../../workflows/definitions.ts';
 import { FakeWorld, seedStackName, seedWorld, type FakeWorldOptions } from '../support/fake-ports.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 export const workflowsPath = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
 
@@ -64,13 +63,9 @@ export function worldWithClientsWriting(): { world: FakeWorld; violations: strin
   return { world, violations };
 }
 
-export function tempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), prefix));
-}
-
 export async function workerFor(connection: NativeConnection, world: FakeWorld, env: Partial<Environment> = {}) {
   const taskQueue = `switch-test-${randomUUID()}`;
-  const reportsDir = tempDir('switch-reports-');
+  const reportsDir = tempDir('switch-reports-').path;
   const worker = await Worker.create({
     connection,
     taskQueue,
@@ -124,14 +119,6 @@ export async function runSwitch(testEnv: TestWorkflowEnvironment, options: Run =
     return { report: await handle.result(), handle };
   });
   return { report, world, reportsDir, handle };
-}
-
-export async function untilPhase(handle: WorkflowHandle<typeof stackSwitch>, phase: Phase): Promise<void> {
-  for (let i = 0; i < 800; i += 1) {
-    if ((await handle.query(statusQuery)).phase === phase) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`the switch never reached ${phase}`);
 }
 
 type History = proto.temporal.api.history.v1.IHistory;

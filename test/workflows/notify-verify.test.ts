@@ -6,10 +6,11 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { rehearsal } from '../../workflows/index.ts';
-import { approveUpdate } from '../../workflows/definitions.ts';
+import { approveUpdate } from '../../src/switch/contract.ts';
 import { FakeWorld, seedWorld } from '../support/fake-ports.ts';
 import { startReceiver } from '../notify/receiver.ts';
-import { OLD, runSwitch, seededWorld, untilPhase } from './harness.ts';
+import { OLD, runSwitch, seededWorld } from './harness.ts';
+import { untilPhase } from '../support/phase.ts';
 import { useTimeSkippingEnvironment } from './time-skipping-suite.ts';
 
 const testEnv = useTimeSkippingEnvironment();

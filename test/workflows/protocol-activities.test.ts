@@ -17,11 +17,12 @@ import { createActivities } from '../../activities/index.ts';
 import type { DnsSwitchResult, RestoreResult } from '../../activities/types.ts';
 import { fakeEnvironment, FakeWorld } from '../support/fake-ports.ts';
 import { call, SECRET, startTestNode, type TestNode } from '../server/helpers.ts';
-import { tempDir } from './harness.ts';
+import { tempDir } from '../support/temp-dir.ts';
+import { testLogger } from '../support/logger.ts';
 
 function activitiesFor(world: FakeWorld, overrides: Partial<Parameters<typeof createActivities>[0]> = {}) {
   return createActivities({
-    ...world.deps(tempDir('reports-')),
+    ...world.deps(tempDir('reports-').path),
     admin: (env, adminUrl) => createAdminClient({ adminUrl, jwtSecret: env.jwtSecret }),
     loadEnvironment: async (name) => fakeEnvironment(name, { jwtSecret: SECRET }),
     ...overrides,
@@ -125,7 +126,7 @@ describe('switchDns: one compare-and-swap, in the Route53 adapter', () => {
       ResourceRecordSets: input.StartRecordName?.startsWith('_switchyard') ? [greenOwner] : [greenAlias], IsTruncated: false,
     }));
     route53.on(ChangeResourceRecordSetsCommand).resolves({ ChangeInfo: { Id: '/change/C2', Status: 'PENDING', SubmittedAt: new Date() } });
-    const dns = new Route53DnsRouter({ route53: new Route53Client({ region: 'us-east-1' }), hostedZoneId: 'Z1', minIntervalMs: 0 });
+    const dns = new Route53DnsRouter({ logger: testLogger, route53: new Route53Client({ region: 'us-east-1' }), hostedZoneId: 'Z1', minIntervalMs: 0 });
     const world = new FakeWorld();
     const activities = activitiesFor(world, { ports: () => ({ ...world.ports(), dns }) });
     const result: DnsSwitchResult = await new MockActivityEnvironment().run(activities.switchDns, {
@@ -149,7 +150,7 @@ describe('heartbeats while a batch runs', () => {
     const heartbeats: unknown[] = [];
     const env = new MockActivityEnvironment();
     env.on('heartbeat', (details: unknown) => heartbeats.push(details));
-    const restored: RestoreResult = await env.run(createActivities(world.deps(tempDir('reports-'))).restoreBackup, {
+    const restored: RestoreResult = await env.run(createActivities(world.deps(tempDir('reports-').path)).restoreBackup, {
       env: 'test', backupKey: 'backups/slow.json', adminUrl: 'fake://navcloud-test-green-dst',
     });
     expect(restored.items).toBe(4);

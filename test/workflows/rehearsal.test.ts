@@ -8,12 +8,12 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import { switchWorkflowId, type SwitchInput, type SwitchReport } from '../../src/switch/contract.ts';
-import { checkEnd } from '../../src/switch/invariants.ts';
+import { switchWorkflowId, type SwitchInput, type SwitchReport, abortUpdate } from '../../src/switch/contract.ts';
+import { checkEnd } from '../support/invariants.ts';
 import { nightlyRefresh, rehearsal, stackSwitch } from '../../workflows/index.ts';
-import { abortUpdate } from '../../workflows/definitions.ts';
 import { FakeWorld, seedWorld, type FakeWorldOptions } from '../support/fake-ports.ts';
-import { OLD, runSwitch, seededWorld, untilPhase, workerFor, worldWithClientsWriting } from './harness.ts';
+import { OLD, runSwitch, seededWorld, workerFor, worldWithClientsWriting } from './harness.ts';
+import { untilPhase } from '../support/phase.ts';
 import { useTimeSkippingEnvironment } from './time-skipping-suite.ts';
 
 const testEnv = useTimeSkippingEnvironment();

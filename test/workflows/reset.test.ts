@@ -8,7 +8,8 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import type { SwitchReport } from '../../src/switch/contract.ts';
 import { stackSwitch } from '../../workflows/index.ts';
-import { quietRuntime, seededWorld, untilPhase, workerFor } from './harness.ts';
+import { quietRuntime, seededWorld, workerFor } from './harness.ts';
+import { untilPhase } from '../support/phase.ts';
 
 let connection: Connection;
 let native: NativeConnection;

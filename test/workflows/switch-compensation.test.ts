@@ -6,10 +6,10 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
-import type { Phase, SwitchReport } from '../../src/switch/contract.ts';
-import { abortUpdate, approveUpdate } from '../../workflows/definitions.ts';
+import { type Phase, type SwitchReport, abortUpdate, approveUpdate } from '../../src/switch/contract.ts';
 import type { FakeWorld, FailurePoint, Failure } from '../support/fake-ports.ts';
-import { OLD, runSwitch, seededWorld, untilPhase } from './harness.ts';
+import { OLD, runSwitch, seededWorld } from './harness.ts';
+import { untilPhase } from '../support/phase.ts';
 import { useTimeSkippingEnvironment } from './time-skipping-suite.ts';
 
 const testEnv = useTimeSkippingEnvironment();

@@ -9,13 +9,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { MAX_VERIFY_SECONDS } from '../../src/config/environment.ts';
-import { switchWorkflowId, type SwitchReport } from '../../src/switch/contract.ts';
+import { switchWorkflowId, type SwitchReport, abortUpdate, rollbackWorkflowId } from '../../src/switch/contract.ts';
 import { rollback, stackSwitch } from '../../workflows/index.ts';
-import { abortUpdate, rollbackWorkflowId } from '../../workflows/definitions.ts';
 import { RESTORE_LOOK_FIRST_MS, nextRestoreLookMs } from '../../workflows/switch-phases.ts';
-import { checkEnd, checkStep } from '../../src/switch/invariants.ts';
+import { checkEnd, checkStep } from '../support/invariants.ts';
 import type { FakeWorld } from '../support/fake-ports.ts';
-import { OLD, runSwitch, seededWorld, untilPhase, workerFor, worldWithClientsWriting } from './harness.ts';
+import { OLD, runSwitch, seededWorld, workerFor, worldWithClientsWriting } from './harness.ts';
+import { untilPhase } from '../support/phase.ts';
 import { useTimeSkippingEnvironment } from './time-skipping-suite.ts';
 
 const testEnv = useTimeSkippingEnvironment();

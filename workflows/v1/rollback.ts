@@ -10,7 +10,7 @@
  * Its nodes are undrained before DNS points at them again, and drained again if it does not.
  */
 import { workflowInfo } from '@temporalio/workflow';
-import type { RollbackInput, RollbackReport } from '../definitions.ts';
+import type { RollbackInput, RollbackReport } from '../../src/switch/contract.ts';
 import { dnsWait, persistent, quick, streaming } from '../activities.ts';
 import { reasonOf } from '../failures.ts';
 import { isoAt, workflowNow } from '../clock.ts';

@@ -9,9 +9,8 @@
  */
 import { CancellationScope, condition, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
 import { otherColour, type Colour, type StackDescription, type StackOutputs } from '../../src/cloud/ports.ts';
-import type { Decision, Outcome, SwitchInput, SwitchReport } from '../../src/switch/contract.ts';
+import { type Decision, type Outcome, type SwitchInput, type SwitchReport, abortUpdate, approveUpdate, statusQuery } from '../../src/switch/contract.ts';
 import type { SwitchSettings } from '../../activities/types.ts';
-import { abortUpdate, approveUpdate, statusQuery } from '../definitions.ts';
 import { dnsWait, persistent, provisioning, quick, smoke, streaming } from '../activities.ts';
 import { SwitchRun } from './switch-run.ts';
 import { reasonOf, stop } from '../failures.ts';

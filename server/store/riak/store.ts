@@ -28,7 +28,7 @@
  * settings these guarantees need and what Riak cannot promise.
  */
 import type { ExportItemLine } from '../../../src/navcloud/protocol.ts';
-import { createLogger, type Logger } from '../../../src/logging.ts';
+import type { Logger } from '../../../src/logging.ts';
 import { decodeCursor } from '../../../src/navcloud/cursor.ts';
 import { compareRevisions, holdsAtLeast, nextRevision } from '../../../src/navcloud/revision.ts';
 import { randomBytes } from 'node:crypto';
@@ -83,7 +83,7 @@ const EXPORT_READ_BATCH = 32;
 const IMPORT_CONCURRENCY = 32;
 
 export interface RiakStoreOptions {
-  logger?: Logger;
+  logger: Logger;
   /** Keys per secondary index page. */
   pageSize?: number;
   /** Reads the fence lease against this clock (Date.now by default). */
@@ -96,7 +96,7 @@ export interface RiakStoreOptions {
  * Opens the store and checks the bucket types it needs, so a misconfigured cluster fails the
  * node's start with what to fix. A Riak that does not answer yet does not: /readyz reports it.
  */
-export async function openRiakStore(url: string, options: RiakStoreOptions = {}): Promise<RiakStore> {
+export async function openRiakStore(url: string, options: RiakStoreOptions): Promise<RiakStore> {
   const store = new RiakStore(new RiakClient(parseRiakUrl(url)), options);
   try {
     await store.checkBucketTypes();
@@ -119,9 +119,9 @@ export class RiakStore implements SyncStore {
   private readonly degradedLog: DegradedLog;
   private readonly degradedMode: DegradedMode;
 
-  constructor(private readonly riak: RiakClient, options: RiakStoreOptions = {}) {
+  constructor(private readonly riak: RiakClient, options: RiakStoreOptions) {
     this.page = options.pageSize ?? 500;
-    this.log = (options.logger ?? createLogger('navcloud-sync')).child({ component: 'riak-store', bucketType: riak.config.bucketType, bucket: riak.config.bucket });
+    this.log = options.logger.child({ component: 'riak-store', bucketType: riak.config.bucketType, bucket: riak.config.bucket });
     this.bucket = riak.config.bucket;
     const metaBucket = `${riak.config.bucket}.meta`;
     this.fenceOf = new RiakFence(riak, metaBucket, options.clock ?? Date.now, this.log);

@@ -1,5 +1,5 @@
 /** `switchyard backup`: exports the live stack of an environment to its backup store (workflow `backupStack`). */
-import { backupWorkflowId, type BackupReport } from '../../../workflows/definitions.ts';
+import { backupWorkflowId, type BackupReport } from '../../switch/contract.ts';
 import type { backupStack } from '../../../workflows/backup-stack.ts';
 import { ENV_OPTION, type CommandModule } from '../command.ts';
 import type { Cli } from '../context.ts';

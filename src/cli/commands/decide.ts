@@ -4,8 +4,7 @@
  */
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Command } from 'commander';
-import { abortUpdate, approveUpdate } from '../../../workflows/definitions.ts';
-import { EXIT, type Decision } from '../../switch/contract.ts';
+import { abortUpdate, approveUpdate, EXIT, type Decision } from '../../switch/contract.ts';
 import { ENV_OPTION } from '../command.ts';
 import type { Cli } from '../context.ts';
 import { ExitError } from '../errors.ts';

@@ -1,13 +1,12 @@
 /**
  * `switchyard demo` (`npm run demo`, README.md): a switch of `dev` and a switch back, each under a
- * synthetic client fleet going through DNS; prints both reports with the clients' figures and
+ * synthetic client load going through DNS; prints both reports with the clients' figures and
  * exits 0 only if every target is met. Uses the running local environment if `up` started one,
  * else starts its own and tears it down at the end.
  */
 import { Client, Connection } from '@temporalio/client';
 import { EXIT } from '../../switch/contract.ts';
 import { renderMarkdown } from '../../switch/report.ts';
-import { createLogger } from '../../logging.ts';
 import { startLocalEnvironment, type LocalEnvironment } from '../../local/environment.ts';
 import { runningEnvironment } from '../../local/control.ts';
 import { localDataDir, localStatePath } from '../../local/state.ts';
@@ -29,12 +28,12 @@ export const demoCommand: CommandModule = (program, cli) => {
     .description('switch dev and back under synthetic client load through DNS, and check zero failed requests and zero lost writes')
     .option('--env <name>', 'local-profile environment to switch', 'dev')
     .option('--users <n>', 'synthetic users, each holding a stream', positive, 50)
-    .option('--writes-per-second <n>', 'writes per second across the fleet', positive, 50)
+    .option('--writes-per-second <n>', 'writes per second across all users', positive, 50)
     .action((options: DemoOptions) => runDemo(cli, options));
 };
 
 async function runDemo(cli: Cli, options: DemoOptions): Promise<void> {
-  const log = createLogger('demo', { level: cli.verbose ? 'debug' : 'warn' });
+  const log = cli.logger.child({ command: 'demo' });
   const env = await cli.environment(options.env);
   const stateFile = localStatePath();
   let own: LocalEnvironment | undefined;
@@ -56,7 +55,7 @@ async function runDemo(cli: Cli, options: DemoOptions): Promise<void> {
     let allMet = true;
     for (const leg of ['switch', 'switch back']) {
       cli.err(`\n${leg}: ${options.users} clients writing ${options.writesPerSecond}/s and streaming through ${env.recordName}...`);
-      const result = await switchUnderLoad({ client, env, state, fleet: { users: options.users, writesPerSecond: options.writesPerSecond }, log });
+      const result = await switchUnderLoad({ client, env, state, load: { users: options.users, writesPerSecond: options.writesPerSecond }, log });
       cli.out(renderMarkdown(result.report));
       cli.out('\n## Targets\n\n' + result.targets.map((t) => `- [${t.ok ? 'x' : ' '}] ${t.name}: ${t.detail}`).join('\n') + '\n');
       allMet &&= result.targets.every((t) => t.ok);

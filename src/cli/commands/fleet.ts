@@ -5,7 +5,6 @@
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import type { Environment } from '../../config/environment.ts';
-import { createLogger } from '../../logging.ts';
 import { EXIT } from '../../switch/contract.ts';
 import type { Fleet, FleetScope, NodeRow, StatsRow } from '../../operations/fleet/fleet.ts';
 import type { ExecResult, LogLine } from '../../operations/fleet/port.ts';
@@ -73,7 +72,7 @@ async function open(cli: Cli, options: ScopeOptions): Promise<{ environment: Env
   const environment = await cli.environment(options.env);
   // The platforms pull in the AWS SDK: only fleet commands pay for loading them.
   const { createFleet } = await import('../../operations/fleet/factory.ts');
-  return { environment, fleet: createFleet(environment), scope: { stack: options.stack, all: options.all, node: options.node } };
+  return { environment, fleet: createFleet(environment, cli.logger), scope: { stack: options.stack, all: options.all, node: options.node } };
 }
 
 /** FleetInputError (unknown stack or node, nothing live) is the person's to fix: exit 2. */
@@ -151,7 +150,7 @@ async function exec(cli: Cli, words: string[], options: ExecOptions): Promise<vo
   if (environment.approval === 'manual' && !options.yes) {
     throw new ExitError(EXIT.usage, `environment ${environment.name} has approval: manual: add --yes to run '${command}' on its nodes`);
   }
-  const log = audit().child({ by, env: environment.name, command });
+  const log = audit(cli).child({ by, env: environment.name, command });
   const { nodes, results } = await asUsage(fleet.exec(scope, command, {
     parallel: options.parallel, timeoutSeconds: options.timeout,
     onStart: (targets) => log.info({ stacks: [...new Set(targets.map((n) => n.stack))], nodes: targets.map((n) => n.id) }, 'fleet exec started'),
@@ -176,7 +175,7 @@ async function restart(cli: Cli, options: ScopeOptions & { by?: string }): Promi
   const by = who(cli, options.by);
   const { environment, fleet, scope } = await open(cli, options);
   const { FleetRestartError } = await import('../../operations/fleet/fleet.ts');
-  audit().info({ by, env: environment.name, stack: options.stack ?? (options.all ? 'all' : 'live'), node: options.node }, 'fleet restart');
+  audit(cli).info({ by, env: environment.name, stack: options.stack ?? (options.all ? 'all' : 'live'), node: options.node }, 'fleet restart');
   let restarted: string[];
   try {
     restarted = await asUsage(fleet.restart(scope, (node, step) => { if (!options.json) cli.err(`${node.id}: ${step}`); }));
@@ -197,8 +196,8 @@ function who(cli: Cli, by: string | undefined): string {
 }
 
 /** Who ran what where: always logged, whatever --verbose says. */
-function audit() {
-  return createLogger('switchyard-fleet', { level: 'info' });
+function audit(cli: Cli) {
+  return cli.logger.child({ component: 'fleet' }, { level: 'info' });
 }
 
 function table(head: string[], rows: string[][]): string {

@@ -3,15 +3,15 @@
  * cancelled, terminated), never the live one, one a running switch or rollback owns, or the
  * previous live stack a rollback would return to. Every switch does the same when it starts.
  */
-import { statusQuery } from '../../../workflows/definitions.ts';
+import { statusQuery, EXIT } from '../../switch/contract.ts';
 import { collectGarbage } from '../../switch/collect-garbage.ts';
-import { EXIT } from '../../switch/contract.ts';
 import { resolveSecret } from '../../config/environment.ts';
 import { createAdminClient } from '../../navcloud/admin-client.ts';
 import { ENV_OPTION, type CommandModule } from '../command.ts';
 import type { Cli } from '../context.ts';
 import { ExitError } from '../errors.ts';
 import { findSwitch } from '../switches.ts';
+import { readLocalState } from '../../local/state.ts';
 
 interface GcOptions {
   env: string;
@@ -38,7 +38,7 @@ async function runGc(cli: Cli, options: GcOptions): Promise<void> {
     env: environment.name,
     recordName: environment.recordName,
     keepStacks: environment.keepStacks,
-    ports: createPorts(environment),
+    ports: createPorts(environment, cli.logger, readLocalState),
     admin: (adminUrl) => createAdminClient({ adminUrl, jwtSecret }),
     dryRun: options.dryRun,
     logger: cli.logger,

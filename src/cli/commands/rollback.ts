@@ -2,9 +2,8 @@
  * `switchyard rollback`: points DNS back at the previous stack (workflow `rollback`), carrying the
  * writes the current stack took meanwhile. Refused while a switch of the environment runs.
  */
-import { rollbackWorkflowId, type RollbackInput, type RollbackReport } from '../../../workflows/definitions.ts';
+import { rollbackWorkflowId, type RollbackInput, type RollbackReport, EXIT } from '../../switch/contract.ts';
 import type { rollback } from '../../../workflows/rollback.ts';
-import { EXIT } from '../../switch/contract.ts';
 import { ENV_OPTION, type CommandModule } from '../command.ts';
 import type { Cli } from '../context.ts';
 import { ExitError } from '../errors.ts';

@@ -15,7 +15,7 @@ async function listStacks(cli: Cli, options: { env: string; json?: boolean }): P
   const environment = await cli.environment(options.env);
   // The cloud adapters pull in the AWS SDK: only this command pays for loading them.
   const { createPorts } = await import('../../cloud/factory.ts');
-  const ports = createPorts(environment, readLocalState);
+  const ports = createPorts(environment, cli.logger, readLocalState);
   const [stacks, record] = await Promise.all([ports.stacks.list(environment.name), ports.dns.current(environment.recordName)]);
   const rows = stacks.map((stack) => ({
     name: stack.name,

@@ -1,6 +1,5 @@
 /** `switchyard status`: what the environment's current (or last) switch is doing, from its `status` query. */
-import { statusQuery } from '../../../workflows/definitions.ts';
-import { EXIT, type SwitchStatus } from '../../switch/contract.ts';
+import { statusQuery, EXIT, type SwitchStatus } from '../../switch/contract.ts';
 import { describeWritePause, formatDuration } from '../../switch/report.ts';
 import { ENV_OPTION, type CommandModule } from '../command.ts';
 import type { Cli } from '../context.ts';

@@ -6,9 +6,8 @@
 import { Option } from 'commander';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { EXIT, rehearsalStartOptions, switchReport, switchStartOptions, switchWorkflowId, type SwitchInput, type SwitchReport, type SwitchStatus, type Trigger } from '../../switch/contract.ts';
+import { EXIT, rehearsalStartOptions, switchReport, switchStartOptions, switchWorkflowId, type SwitchInput, type SwitchReport, type SwitchStatus, type Trigger, statusQuery } from '../../switch/contract.ts';
 import { renderJson, renderMarkdown } from '../../switch/report.ts';
-import { statusQuery } from '../../../workflows/definitions.ts';
 import type { stackSwitch } from '../../../workflows/stack-switch.ts';
 import { ENV_OPTION, type CommandModule } from '../command.ts';
 import type { Cli } from '../context.ts';

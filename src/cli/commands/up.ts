@@ -50,21 +50,21 @@ async function runForeground(cli: Cli, options: UpOptions): Promise<void> {
   ] as const) {
     if (!(await portFree(value))) throw new ExitError(EXIT.usage, `port ${value} on 127.0.0.1 (for ${what}) is in use: free it or choose another with ${option}`);
   }
-  const local = await startLocalEnvironment({
+  const localEnvironment = await startLocalEnvironment({
     dataDir: localDataDir(), envs: options.env, environmentsDir: cli.environmentsDir, temporalPort: options.temporalPort, uiPort: options.uiPort,
-    persistTemporal: true, dnsPort: options.dnsPort, seedItems: options.seedItems,
+    persistTemporal: true, dnsPort: options.dnsPort, seedItems: options.seedItems, log: cli.serviceLogger({ component: 'local-env' }),
   });
   const stop = new Promise<NodeJS.Signals>((res) => {
     process.once('SIGINT', () => res('SIGINT'));
     process.once('SIGTERM', () => res('SIGTERM'));
   });
   try {
-    cli.out(await summary(cli, local.state, options.env));
+    cli.out(await summary(cli, localEnvironment.state, options.env));
     cli.out('Ctrl-C stops everything.');
     const signal = await stop;
     cli.err(`${signal}: stopping the local environment`);
   } finally {
-    await local.stop();
+    await localEnvironment.stop();
   }
 }
 
@@ -115,7 +115,7 @@ async function summary(cli: Cli, state: LocalState, envNames: string[]): Promise
   ];
   for (const name of envNames) {
     const env = await cli.environment(name);
-    const live = await createPorts(env, state).dns.current(env.recordName);
+    const live = await createPorts(env, cli.logger, state).dns.current(env.recordName);
     lines.push(`  ${env.name}: ${env.recordName} -> ${live ? `${live.stack} (${live.target.kind === 'a' ? live.target.addresses.join(', ') : live.target.dnsName})` : 'no record'}, port ${env.parameters.port}`);
     lines.push(`    resolve it:  dig @${dnsHost} -p ${dnsPort} ${env.recordName}`);
     lines.push(`    switch it:   TEMPORAL_ADDRESS=${state.temporalAddress} switchyard switch --env ${env.name} --wait`);

@@ -28,11 +28,13 @@ async function runWorkerCommand(cli: Cli, options: WorkerOptions): Promise<void>
   const address = cli.temporalAddress;
   // The worker loads the workflow bundler and every adapter: only this command pays for them.
   const { defaultDeps, runWorker } = await import('../../temporal/worker.ts');
-  cli.logger.debug({ address, taskQueue: cli.taskQueue }, 'starting worker');
+  const logger = cli.serviceLogger({ component: 'worker', taskQueue: cli.taskQueue });
+  logger.debug({ address }, 'starting worker');
   try {
     await runWorker({
       taskQueue: cli.taskQueue,
-      deps: defaultDeps(readLocalState),
+      logger,
+      deps: defaultDeps(readLocalState, logger),
       ...(options.probePort ? { probe: { host: options.probeHost, port: options.probePort } } : {}),
       ...(options.shutdownGrace !== undefined ? { shutdownGraceSeconds: options.shutdownGrace } : {}),
     });

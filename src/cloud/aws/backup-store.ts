@@ -15,7 +15,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { z } from 'zod';
 import type { BackupManifest, BackupStore, BackupWrite } from '../ports.ts';
 import { CloudError } from '../errors.ts';
-import { createLogger, type Logger } from '../../logging.ts';
+import type { Logger } from '../../logging.ts';
 import { awsCall, classifyAwsError } from './classify.ts';
 
 export const MANIFEST_FILE = 'manifest.json';
@@ -30,7 +30,7 @@ export interface S3BackupStoreOptions {
   partSize?: number;
   /** Page size of ListObjectsV2 (S3's maximum is 1000). */
   pageSize?: number;
-  logger?: Logger;
+  logger: Logger;
   now?: () => Date;
 }
 
@@ -77,7 +77,7 @@ export class S3BackupStore implements BackupStore {
   constructor(private readonly options: S3BackupStoreOptions) {
     this.s3 = options.s3;
     this.bucket = options.bucket;
-    this.log = options.logger ?? createLogger('s3-backups');
+    this.log = options.logger.child({ component: 's3-backups' });
     this.now = options.now ?? (() => new Date());
   }
 

@@ -13,7 +13,7 @@ import {
 import type { DnsRecordState, DnsRouter, DnsSwitchRequest, DnsTarget } from '../ports.ts';
 import { CloudError, DnsConflictError } from '../errors.ts';
 import { fqdn, sameName, sameState, sameTarget } from '../dns-target.ts';
-import { createLogger, type Logger } from '../../logging.ts';
+import type { Logger } from '../../logging.ts';
 import { awsCall, causeName } from './classify.ts';
 import { pollUntil, type PollOptions } from './poll.ts';
 
@@ -28,7 +28,7 @@ export interface Route53DnsRouterOptions {
   poll?: Partial<PollOptions>;
   /** Spacing of this router's Route53 calls: the API allows 5 requests per second per account. */
   minIntervalMs?: number;
-  logger?: Logger;
+  logger: Logger;
 }
 
 /** The ownership record written in the same batch as the record: `_switchyard.<record>` TXT "stack=<name>". */
@@ -73,7 +73,7 @@ export class Route53DnsRouter implements DnsRouter {
     this.zone = options.hostedZoneId;
     this.poll = { initialMs: 2_000, maxMs: 10_000, timeoutMs: 15 * 60_000, ...options.poll };
     this.minIntervalMs = options.minIntervalMs ?? 200;
-    this.log = options.logger ?? createLogger('route53-dns');
+    this.log = options.logger.child({ component: 'route53-dns' });
   }
 
   async current(recordName: string): Promise<DnsRecordState | undefined> {

@@ -22,7 +22,7 @@ import type {
 } from '../ports.ts';
 import { CloudError, StackFailedError } from '../errors.ts';
 import { repoRoot } from '../../config/environment.ts';
-import { createLogger, type Logger } from '../../logging.ts';
+import type { Logger } from '../../logging.ts';
 import { apiInstances, nodeUrl, type NodeDiscoveryClients } from './api-nodes.ts';
 import { awsCall } from './classify.ts';
 import { pollUntil, type PollOptions } from './poll.ts';
@@ -49,7 +49,7 @@ export interface AwsStackProvisionerOptions extends NodeDiscoveryClients {
   /** Where `CreateStackRequest.template` is resolved; default infra/. */
   templateDir?: string;
   poll?: Partial<PollOptions>;
-  logger?: Logger;
+  logger: Logger;
 }
 
 const FAILED_TERMINAL = new Set(['CREATE_FAILED', 'ROLLBACK_COMPLETE', 'ROLLBACK_FAILED', 'DELETE_COMPLETE', 'DELETE_FAILED',
@@ -127,7 +127,7 @@ export class AwsStackProvisioner implements StackProvisioner {
     this.cfn = options.cloudFormation;
     this.s3 = options.s3;
     this.poll = { initialMs: 2_000, maxMs: 20_000, timeoutMs: 60 * 60_000, ...options.poll };
-    this.log = options.logger ?? createLogger('aws-stacks');
+    this.log = options.logger.child({ component: 'aws-stacks' });
   }
 
   async create(request: CreateStackRequest): Promise<void> {

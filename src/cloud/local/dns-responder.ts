@@ -4,9 +4,7 @@ import dnsPacket, { type Answer, type DecodedPacket, type Question, type RecordT
 import {
   ListHostedZonesCommand, ListResourceRecordSetsCommand, type ListResourceRecordSetsCommandOutput, type ResourceRecordSet, type Route53Client,
 } from '@aws-sdk/client-route-53';
-import { createLogger } from '../../logging.ts';
-
-const log = createLogger('dns-responder');
+import type { Logger } from '../../logging.ts';
 
 /**
  * Real DNS (UDP and TCP) for the hosted zones Route53 keeps — in the local profile, moto's. A
@@ -20,6 +18,7 @@ export interface DnsResponderOptions {
   port?: number;
   /** How long a copy of the zones is served before Route53 is asked again. */
   cacheMs?: number;
+  logger: Logger;
 }
 
 export interface DnsResponder {
@@ -42,16 +41,17 @@ const UDP_LIMIT = 512;
 
 export async function startDnsResponder(options: DnsResponderOptions): Promise<DnsResponder> {
   const host = options.host ?? '127.0.0.1';
+  const log = options.logger.child({ component: 'dns-responder' });
   const zones = new ZoneCache(options.route53, options.cacheMs ?? 100);
-  const answer = (query: Buffer, udp: boolean) => respond(zones, query, udp);
+  const answer = (query: Buffer, udp: boolean) => respond(zones, query, udp, log);
 
   // With port 0 the kernel picks the UDP port; TCP must then get the same one, which a rare
   // race can take: try a few times.
   for (let attempt = 0; ; attempt++) {
-    const udp = await bindUdp(host, options.port ?? 0, answer);
+    const udp = await bindUdp(host, options.port ?? 0, answer, log);
     const port = udp.address().port;
     try {
-      const tcp = await listenTcp(host, port, answer);
+      const tcp = await listenTcp(host, port, answer, log);
       log.info({ host, port }, 'DNS responder listening (UDP and TCP)');
       return {
         host,
@@ -69,7 +69,7 @@ export async function startDnsResponder(options: DnsResponderOptions): Promise<D
   }
 }
 
-function bindUdp(host: string, port: number, answer: (q: Buffer, udp: boolean) => Promise<Buffer | undefined>): Promise<UdpSocket> {
+function bindUdp(host: string, port: number, answer: (q: Buffer, udp: boolean) => Promise<Buffer | undefined>, log: Logger): Promise<UdpSocket> {
   return new Promise((res, reject) => {
     const socket = createSocket('udp4');
     socket.on('message', (msg, peer) => {
@@ -86,7 +86,7 @@ function bindUdp(host: string, port: number, answer: (q: Buffer, udp: boolean) =
   });
 }
 
-function listenTcp(host: string, port: number, answer: (q: Buffer, udp: boolean) => Promise<Buffer | undefined>): Promise<{ close(): Promise<void> }> {
+function listenTcp(host: string, port: number, answer: (q: Buffer, udp: boolean) => Promise<Buffer | undefined>, log: Logger): Promise<{ close(): Promise<void> }> {
   const connections = new Set<Socket>();
   const server = createServer((socket) => {
     connections.add(socket);
@@ -124,7 +124,7 @@ function listenTcp(host: string, port: number, answer: (q: Buffer, udp: boolean)
 }
 
 /** The reply to one query, or undefined for bytes that are not a DNS query at all. */
-async function respond(zones: ZoneCache, query: Buffer, udp: boolean): Promise<Buffer | undefined> {
+async function respond(zones: ZoneCache, query: Buffer, udp: boolean, log: Logger): Promise<Buffer | undefined> {
   let request: DecodedPacket;
   try {
     request = dnsPacket.decode(query);

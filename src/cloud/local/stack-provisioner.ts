@@ -7,12 +7,10 @@ import type {
 } from '../ports.ts';
 import { CloudError, StackFailedError } from '../errors.ts';
 import { repoRoot } from '../../config/environment.ts';
-import { createLogger } from '../../logging.ts';
+import type { Logger } from '../../logging.ts';
 import { claimBlock, releaseBlock } from './addresses.ts';
 import { isRunning, stopProcesses } from './processes.ts';
 import { loadStackSpec, type LocalStore } from './stack-spec.ts';
-
-const log = createLogger('local-stacks');
 
 export interface LocalStackProvisionerOptions {
   /** Parent of every stack's folder, e.g. `.data/stacks`. */
@@ -32,6 +30,7 @@ export interface LocalStackProvisionerOptions {
   serverEntry?: string;
   /** The store of every stack whose parameters name none (`sqlite` by default). */
   store?: LocalStore;
+  logger: Logger;
 }
 
 export interface NodeRecord {
@@ -72,8 +71,10 @@ export class LocalStackProvisioner implements StackProvisioner {
   private readonly readyTimeoutMs: number;
   private readonly stopGraceMs: number;
   private readonly serverEntry: string;
+  private readonly log: Logger;
 
   constructor(private readonly options: LocalStackProvisionerOptions) {
+    this.log = options.logger.child({ component: 'local-stacks' });
     this.stacksDir = resolve(options.stacksDir);
     this.readyTimeoutMs = options.readyTimeoutMs ?? 90_000;
     this.stopGraceMs = options.stopGraceMs ?? 10_000;
@@ -129,7 +130,7 @@ export class LocalStackProvisioner implements StackProvisioner {
       nodes,
     };
     this.write(record);
-    log.info({ stack: record.name, env: record.env, nodes: nodes.map((n) => n.url) }, 'creating local stack');
+    this.log.info({ stack: record.name, env: record.env, nodes: nodes.map((n) => n.url) }, 'creating local stack');
     this.startMissingNodes(record);
   }
 
@@ -174,7 +175,7 @@ export class LocalStackProvisioner implements StackProvisioner {
           dnsTarget: { kind: 'a', addresses: record.nodes.map((n) => n.address) },
         };
         this.write(record);
-        log.info({ stack: name }, 'local stack ready');
+        this.log.info({ stack: name }, 'local stack ready');
         return describeRecord(record, []);
       }
       if (Date.now() > deadline) {
@@ -213,7 +214,7 @@ export class LocalStackProvisioner implements StackProvisioner {
       releaseBlock(join(this.stacksDir, CLAIMS), record.block, name);
     }
     rmSync(dir, { recursive: true, force: true });
-    log.info({ stack: name }, 'local stack deleted');
+    this.log.info({ stack: name }, 'local stack deleted');
   }
 
   async waitUntilDeleted(name: string, _onProgress?: (p: StackProgress) => void, signal?: AbortSignal): Promise<void> {
@@ -239,7 +240,7 @@ export class LocalStackProvisioner implements StackProvisioner {
     if (pid !== undefined) await stopProcesses([{ pid, marker: `SYNC_NODE_ID=${node.id}` }], this.stopGraceMs);
     rmSync(join(this.stacksDir, name, `${nodeFile(node)}.pid`), { force: true });
     this.startMissingNodes(record);
-    log.info({ stack: name, node: nodeId }, 'local node restarted');
+    this.log.info({ stack: name, node: nodeId }, 'local node restarted');
   }
 
   /** The record with a creating stack whose node died turned into a failed one (and saved). */
@@ -251,7 +252,7 @@ export class LocalStackProvisioner implements StackProvisioner {
     record.status = 'failed';
     record.rawStatus = 'CREATE_FAILED';
     this.write(record);
-    log.warn({ stack: name, dead: dead.map((n) => n.id) }, 'local stack failed: a node exited while creating');
+    this.log.warn({ stack: name, dead: dead.map((n) => n.id) }, 'local stack failed: a node exited while creating');
     return record;
   }
 

@@ -1,11 +1,11 @@
 /**
- * One synthetic user of the fleet, behaving as a well-behaved mobile client: it writes its own
+ * One synthetic user of the client load, behaving as a well-behaved mobile client: it writes its own
  * items with preconditions, reads them back, and holds a change stream that resumes from its
  * cursor. It reaches the service only through the public name (PublicName), re-resolving after
  * the TTL, on `reconnect` and when an address stops answering.
  *
  * Every write carries a per-item counter `n` in its data. The counter, not the opaque revision,
- * is what lets the fleet tell whether a stack or a stream holds at least an acknowledged write.
+ * is what lets the load tell whether a stack or a stream holds at least an acknowledged write.
  */
 import type { Agent } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -23,8 +23,8 @@ export interface RetryPolicy {
   maxDelayMs: number;
 }
 
-/** What all users of one fleet share. */
-export interface FleetContext {
+/** What all users of one load share. */
+export interface LoadContext {
   name: PublicName;
   servicePort: number;
   agent: Agent;
@@ -38,11 +38,11 @@ export interface FleetContext {
   streamIdleMs: number;
   /** After `reconnect`, a random wait up to this long, so a drained node's streams do not return in one burst. */
   reconnectJitterMs: number;
-  counters: FleetCounters;
+  counters: LoadCounters;
   log: Logger;
 }
 
-export class FleetCounters {
+export class LoadCounters {
   requests = 0;
   failedRequests = 0;
   writesAcknowledged = 0;
@@ -76,7 +76,7 @@ export const DEFAULT_RETRY: RetryPolicy = { budgetMs: 30_000, baseDelayMs: 50, m
 /** Conflicts resolved within one write before it counts as failed (a lost answer, then a retry). */
 const MAX_CONFLICT_ROUNDS = 3;
 
-export class FleetUser {
+export class SyntheticUser {
   readonly items: ItemState[];
   private address: string | undefined;
   private cursor: string | undefined;
@@ -98,7 +98,7 @@ export class FleetUser {
     readonly id: string,
     readonly token: string,
     itemCount: number,
-    private readonly context: FleetContext,
+    private readonly context: LoadContext,
   ) {
     this.items = Array.from({ length: itemCount }, (_, k) => ({ id: `${id}-item-${k}`, rev: undefined, lastN: 0, acked: [] }));
     this.historyClient = context.history.newClient();
@@ -244,7 +244,7 @@ export class FleetUser {
 
   /**
    * Holds the stream until `signal` aborts, reopening it from the cursor whenever it is lost.
-   * The first open waits `startAfterMs`, so a fleet ramps up instead of connecting all at once.
+   * The first open waits `startAfterMs`, so a load ramps up instead of connecting all at once.
    */
   async holdStream(signal: AbortSignal, startAfterMs = 0): Promise<void> {
     const { counters, log } = this.context;
@@ -359,7 +359,7 @@ class StreamRefused extends Error {
   }
 }
 
-/** Exponential backoff with jitter, so a fleet does not retry in lockstep. */
+/** Exponential backoff with jitter, so a load's users do not retry in lockstep. */
 export function backoff(policy: RetryPolicy, attempt: number): number {
   const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.min(attempt, 16));
   return Math.round(ceiling * (0.5 + Math.random() / 2));

@@ -1,5 +1,5 @@
 /**
- * The synthetic client fleet that runs alongside a switch in the demo and the benchmarks
+ * The synthetic client load that runs alongside a switch in the demo and the benchmarks
  * (the report's `clients`, src/switch/contract.ts): users writing, reading and streaming through the public name,
  * at a bounded rate for a bounded time. stop() ends it and settles the figures; verify() then
  * checks every acknowledged write against a stack.
@@ -9,14 +9,14 @@ import { setMaxListeners } from 'node:events';
 import { Agent } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ClientFigures } from '../switch/contract.ts';
-import { createLogger, type Logger } from '../logging.ts';
+import type { Logger } from '../logging.ts';
 import { SyncClient } from '../navcloud/client.ts';
 import { signToken } from '../navcloud/token.ts';
 import { PublicName, type ResolverAddress } from './public-name.ts';
 import { History } from './history.ts';
-import { DEFAULT_RETRY, FleetCounters, FleetUser, type FleetContext, type RetryPolicy } from './user.ts';
+import { DEFAULT_RETRY, LoadCounters, SyntheticUser, type LoadContext, type RetryPolicy } from './user.ts';
 
-export interface FleetOptions {
+export interface ClientLoadOptions {
   /** The public name clients resolve, e.g. api.dev.navcloud.test */
   recordName: string;
   /** The DNS server that answers for it. */
@@ -25,13 +25,13 @@ export interface FleetOptions {
   servicePort: number;
   jwtSecret: string;
   users: number;
-  /** Writes per second across the whole fleet. */
+  /** Writes per second across all users together. */
   writesPerSecond: number;
   /** Reads after each write (default 1). */
   readsPerWrite?: number;
   /** Items each user writes to, in turn (default 3). */
   itemsPerUser?: number;
-  /** The fleet stops by itself after this long, whatever happens. */
+  /** The load stops by itself after this long, whatever happens. */
   maxDurationMs: number;
   /** The stack's heartbeat interval: a stream silent for three of them is treated as dead. */
   heartbeatMs: number;
@@ -44,12 +44,12 @@ export interface FleetOptions {
   retry?: Partial<RetryPolicy>;
   /** false: clients that never retry a request (no wait on Retry-After, none after an error), as many real ones (default true). */
   retrying?: boolean;
-  /** Where writes and reads are recorded; several fleets of one run share one (default: the fleet's own). */
+  /** Where writes and reads are recorded; several loads of one run share one (default: the load's own). */
   history?: History;
   requestTimeoutMs?: number;
-  /** Prefix of the users' ids (default `fleet-<random>`). */
+  /** Prefix of the users' ids (default `load-<random>`). */
   userPrefix?: string;
-  log?: Logger;
+  log: Logger;
 }
 
 /**
@@ -60,7 +60,7 @@ export interface FleetOptions {
  * `duplicateEvents` changes received twice (same item and revision) on one user's stream,
  * `missedEvents` acknowledged writes whose change (or a later one of the item) never arrived.
  */
-export interface Fleet {
+export interface ClientLoad {
   /** Every write and read so far, for checkLinearizability. */
   history: History;
   /** Running figures (writesLost is only known after verify). */
@@ -79,13 +79,13 @@ export interface Fleet {
 
 const VERIFY_CONCURRENCY = 16;
 
-export async function startFleet(options: FleetOptions): Promise<Fleet> {
+export async function startClientLoad(options: ClientLoadOptions): Promise<ClientLoad> {
   validate(options);
-  const log = options.log ?? createLogger('fleet');
-  const counters = new FleetCounters();
+  const log = options.log.child({ component: 'client-load' });
+  const counters = new LoadCounters();
   const name = new PublicName(options.recordName, options.resolver);
   const agent = new Agent({ keepAlive: true });
-  const context: FleetContext = {
+  const context: LoadContext = {
     name,
     servicePort: options.servicePort,
     agent,
@@ -97,11 +97,11 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     counters,
     log,
   };
-  const prefix = options.userPrefix ?? `fleet-${randomUUID().slice(0, 8)}`;
+  const prefix = options.userPrefix ?? `load-${randomUUID().slice(0, 8)}`;
   // Tokens outlive the run and its verification.
   const tokenSeconds = Math.ceil(options.maxDurationMs / 1000) + 3600;
   const users = await Promise.all(Array.from({ length: options.users }, async (_, i) =>
-    new FleetUser(`${prefix}-${i}`, await signToken(options.jwtSecret, `${prefix}-${i}`, { expiresIn: tokenSeconds }), options.itemsPerUser ?? 3, context)));
+    new SyntheticUser(`${prefix}-${i}`, await signToken(options.jwtSecret, `${prefix}-${i}`, { expiresIn: tokenSeconds }), options.itemsPerUser ?? 3, context)));
 
   const stopWriting = new AbortController();
   const stopStreams = new AbortController();
@@ -109,7 +109,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
   setMaxListeners(0, stopWriting.signal, stopStreams.signal);
   const rampUpMs = options.rampUpMs ?? Math.min(10_000, options.users * 5);
   const streamLoops = users.map((user, i) => user.holdStream(stopStreams.signal, (i * rampUpMs) / options.users));
-  // Each user writes at its share of the fleet's rate, one request at a time, like a phone.
+  // Each user writes at its share of the load's rate, one request at a time, like a phone.
   const intervalMs = (1000 * options.users) / options.writesPerSecond;
   const writeLoops = users.map((user) => writeLoop(user, intervalMs, options.readsPerWrite ?? 1, stopWriting.signal));
   const deadline = setTimeout(() => void stop(), options.maxDurationMs);
@@ -144,14 +144,14 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       agent.destroy();
       name.close();
       stopped = true;
-      log.info({ figures: result }, 'client fleet stopped');
+      log.info({ figures: result }, 'client load stopped');
       return result;
     })();
     return stopping;
   }
 
   async function verify(endpoint: string): Promise<ClientFigures> {
-    if (!stopped) throw new Error('verify() needs a stopped fleet: call stop() first');
+    if (!stopped) throw new Error('verify() needs a stopped load: call stop() first');
     const pending = users.flatMap((user) => user.items.filter((item) => item.acked.length).map((item) => ({ user, item })));
     let writesLost = 0;
     const verifyAgent = new Agent({ keepAlive: true });
@@ -171,16 +171,16 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       verifyAgent.destroy();
     }
     const result = figures(writesLost);
-    log.info({ endpoint, figures: result }, 'client fleet verified');
+    log.info({ endpoint, figures: result }, 'client load verified');
     return result;
   }
 
-  // Figures are only meaningful once the streams are up; a fleet that cannot open them starts anyway.
+  // Figures are only meaningful once the streams are up; a load that cannot open them starts anyway.
   await Promise.race([Promise.all(users.map((u) => u.firstStream)), sleep(rampUpMs + context.requestTimeoutMs, undefined, { ref: false })]);
   return { history: context.history, figures: () => figures(), stop, verify };
 }
 
-async function writeLoop(user: FleetUser, intervalMs: number, readsPerWrite: number, signal: AbortSignal): Promise<void> {
+async function writeLoop(user: SyntheticUser, intervalMs: number, readsPerWrite: number, signal: AbortSignal): Promise<void> {
   // Write only once the stream is open, so every acknowledged write has a stream to arrive on.
   const aborted = new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
   await Promise.race([user.firstStream, aborted]);
@@ -205,18 +205,18 @@ async function pause(ms: number, signal: AbortSignal): Promise<boolean> {
   }
 }
 
-function validate(options: FleetOptions): void {
-  const positive: Array<keyof FleetOptions> = ['users', 'writesPerSecond', 'maxDurationMs', 'heartbeatMs', 'servicePort'];
+function validate(options: ClientLoadOptions): void {
+  const positive: Array<keyof ClientLoadOptions> = ['users', 'writesPerSecond', 'maxDurationMs', 'heartbeatMs', 'servicePort'];
   for (const field of positive) {
     const value = options[field];
-    if (typeof value !== 'number' || !(value > 0)) throw new Error(`fleet option ${field} must be a positive number, got ${JSON.stringify(value)}`);
+    if (typeof value !== 'number' || !(value > 0)) throw new Error(`client load option ${field} must be a positive number, got ${JSON.stringify(value)}`);
   }
-  if (!Number.isInteger(options.users)) throw new Error(`fleet option users must be an integer, got ${options.users}`);
-  if (!options.recordName) throw new Error('fleet option recordName must name the public record');
+  if (!Number.isInteger(options.users)) throw new Error(`client load option users must be an integer, got ${options.users}`);
+  if (!options.recordName) throw new Error('client load option recordName must name the public record');
 }
 
 /** The longest write pause so far, acknowledged or still waiting, and when it began. */
-function longestWritePause(counters: FleetCounters, users: FleetUser[]): Pick<ClientFigures, 'maxWritePauseMs' | 'maxWritePauseAt'> {
+function longestWritePause(counters: LoadCounters, users: SyntheticUser[]): Pick<ClientFigures, 'maxWritePauseMs' | 'maxWritePauseAt'> {
   let ms = counters.maxWritePauseMs;
   let from = counters.maxWritePauseFrom;
   for (const user of users) {

@@ -1,7 +1,7 @@
 /**
  * Every write and read the synthetic clients made during a switch, with the times they were sent
  * and answered, for an outside linearizability checker (tools/linearizability, Porcupine): each
- * item is a register holding the fleet's per-item counter `n`.
+ * item is a register holding the load's per-item counter `n`.
  */
 import { spawn } from 'node:child_process';
 import type { LinearizabilityVerdict } from '../switch/contract.ts';
@@ -34,7 +34,7 @@ export class History {
   readonly operations: HistoryOperation[] = [];
   truncated = false;
 
-  /** A client id unique within this history (shared by all fleets of one run). */
+  /** A client id unique within this history (shared by all loads of one run). */
   newClient(): number {
     return this.clients++;
   }

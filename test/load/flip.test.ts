@@ -4,12 +4,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startFleet, type Fleet, type FleetOptions } from '../../src/fleet/fleet.ts';
-import { checkLinearizability, History } from '../../src/fleet/history.ts';
+import { startClientLoad, type ClientLoad, type ClientLoadOptions } from '../../src/load/client-load.ts';
+import { checkLinearizability, History } from '../../src/load/history.ts';
 import { createAdminClient, type StackAdmin } from '../../src/navcloud/admin-client.ts';
 import type { ExportItemLine } from '../../src/navcloud/protocol.ts';
 import { freePort } from '../../src/net.ts';
-import { JWT_SECRET, quietLogger, startTestStack, type TestStack } from '../navcloud/stack.ts';
+import { JWT_SECRET, startTestStack, type TestStack } from '../navcloud/stack.ts';
+import { testLogger } from '../support/logger.ts';
 import { cleanupsAfterEach, loopbackAddresses } from '../support/loopback-servers.ts';
 import { startTestDns, type TestDns } from './dns.ts';
 
@@ -33,10 +34,10 @@ async function twoStacks(holdMs?: number): Promise<{ old: TestStack; fresh: Test
   };
 }
 
-async function fleet(dns: TestDns, port: number, overrides: Partial<FleetOptions>): Promise<Fleet> {
-  const started = await startFleet({
+async function startLoad(dns: TestDns, port: number, overrides: Partial<ClientLoadOptions>): Promise<ClientLoad> {
+  const started = await startClientLoad({
     recordName: RECORD, resolver: { host: dns.host, port: dns.port }, servicePort: port, jwtSecret: JWT_SECRET,
-    users: 4, writesPerSecond: 40, maxDurationMs: 30_000, heartbeatMs: 500, settleMs: 3000, log: quietLogger, ...overrides,
+    users: 4, writesPerSecond: 40, maxDurationMs: 30_000, heartbeatMs: 500, settleMs: 3000, log: testLogger, ...overrides,
   });
   cleanups.push(() => started.stop());
   return started;
@@ -57,8 +58,8 @@ describe('clients through a flip', () => {
   it('non-retrying clients see no error while the old stack holds, then forwards; the history is linearizable', async () => {
     const { old, fresh, dns, hosts, port, oldAdmin, newAdmin } = await twoStacks();
     const history = new History();
-    const retrying = await fleet(dns, port, { history, userPrefix: 'retrying' });
-    const plain = await fleet(dns, port, { history, retrying: false, userPrefix: 'plain' });
+    const retrying = await startLoad(dns, port, { history, userPrefix: 'retrying' });
+    const plain = await startLoad(dns, port, { history, retrying: false, userPrefix: 'plain' });
     await sleep(1_000);
 
     // The switch's flip: catch up, fence, last delta, forward, then DNS.
@@ -93,8 +94,8 @@ describe('clients through a flip', () => {
   it('counts every refused write of a non-retrying client, where a retrying one waits it out', async () => {
     const { dns, port, oldAdmin } = await twoStacks(0);
     const history = new History();
-    const retrying = await fleet(dns, port, { history, userPrefix: 'retrying', users: 2, writesPerSecond: 20 });
-    const plain = await fleet(dns, port, { history, retrying: false, userPrefix: 'plain', users: 2, writesPerSecond: 20 });
+    const retrying = await startLoad(dns, port, { history, userPrefix: 'retrying', users: 2, writesPerSecond: 20 });
+    const plain = await startLoad(dns, port, { history, retrying: false, userPrefix: 'plain', users: 2, writesPerSecond: 20 });
     await sleep(500);
     await oldAdmin.fence({ leaseSeconds: 30 });
     await sleep(600);

@@ -1,5 +1,5 @@
 /**
- * A broken middlebox for the fleet's own checks: it forwards everything to a sync node but
+ * A broken middlebox for the client load's own checks: it forwards everything to a sync node but
  * rewrites the lines of every stream, so a test can make events arrive twice or not at all.
  */
 import { once } from 'node:events';
