@@ -15,7 +15,7 @@
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createReadStream, createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -363,6 +363,7 @@ type Phase = 'import' | 'export' | 'restore';
 
 async function exportImport(dataDir: string, seed: string, stores: { source: Record<string, string>; target: Record<string, string> }, phaseStarts?: (phase: Phase | 'end', pid: number) => Promise<void>): Promise<ExportImport> {
   const admin = await signToken(SECRET, 'bench-admin', { admin: true });
+  mkdirSync(dataDir, { recursive: true });
   const source = await startSync(join(dataDir, 'source'), stores.source);
   const target = await startSync(join(dataDir, 'target'), stores.target);
   try {

@@ -16,7 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 const run = promisify(execFile);
 
 /** The app stack's quorums (infra/app-stack.yaml): what every claim about the cluster is made with. */
-export const APP_STACK_QUORUMS = 'type=navcloud&counter_type=counters&r=quorum&pr=quorum&w=all&pw=quorum&dw=quorum';
+export const APP_STACK_QUORUMS = 'type=navcloud&counter_type=counters&r=quorum&pr=quorum&w=quorum&pw=quorum&dw=quorum';
 
 export const CLUSTER_NODES = [1, 2, 3] as const;
 export type ClusterNode = (typeof CLUSTER_NODES)[number];

@@ -2,7 +2,8 @@
  * The `riak:` store URL: `http://HOST:8098[/PREFIX]?type=navcloud&bucket=items&counter_type=counters
  * &r=quorum&pr=1&w=quorum&pw=1&dw=1&timeout_ms=10000&write_deadline_ms=2000`. Every parameter is
  * optional; quorum values left out are the bucket type's own defaults (docs/riak.md says which to
- * choose). `write_deadline_ms` bounds the time from taking a sequence number to the object being
+ * choose). `r` and `pr` apply to every read, `w`, `pw` and `dw` to the fence object: item writes and
+ * numbers choose their own (riak/store.ts). `write_deadline_ms` bounds the time from taking a sequence number to the object being
  * stored: a slower write is not acknowledged, and every export waits that long before it reads.
  */
 export interface RiakQuorum {

@@ -7,6 +7,10 @@
  * claims), `feed_bin` = `<user>/<seq>` once per user who sees the change (owner, sharees, former
  * sharees at their revocation), `inbox_bin` (live sharees) and `live_int` (counting).
  *
+ * Items are stored on all three primary replicas, or, when Riak cannot (a node down, stopped or
+ * frozen), degraded: their number recorded in the degraded log first (riak/degraded.ts, storeItem),
+ * so an export, whose index walk reads one replica per partition, still finds them.
+ *
  * Sequence numbers come from a counter data type. Writes are read-modify-write carrying the
  * vector clock they read, guarded by `If-Match` on the version read (or `If-None-Match: *` when the
  * key was empty), retried when Riak answers 412. Siblings left by concurrent writers are resolved
