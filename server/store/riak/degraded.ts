@@ -8,13 +8,16 @@
  * was down, stopped or frozen went to two primaries and a fallback (or timed out on the third): the
  * node that comes back serves coverage queries before hinted handoff has brought it those writes.
  *
- * Layout, all in the store's meta bucket and read at quorum: `degraded` lists the segments (a
- * grow-only set: concurrent registrations leave siblings that read as their union); each segment
- * `degraded/<writer>/<n>` belongs to one store instance, which appends to it one batch at a time,
- * so it never has a second writer and never leaves siblings. A segment is registered before its
- * first entry is written, so whoever reads the list after an entry was recorded finds it.
+ * Layout, in the store's meta bucket, everything read at quorum: `degraded` lists the writers (a
+ * grow-only set: concurrent registrations leave siblings that read as their union); each writer (one
+ * store instance) appends batches `degraded/<writer>/<n>` for n = 0, 1, 2… Writers waiting together
+ * share one batch. A batch's content is fixed when it is first sent and it is sent again until Riak
+ * stores it; only then does the next one go. So a writer's batches have no gap: a reader reads them
+ * in order until the first that does not exist, and a batch it found never changes (it keeps them).
+ * A writer is registered before its first batch is sent.
  */
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../../src/logging.ts';
 import { StoreError } from '../port.ts';
 import type { RiakClient } from './client.ts';
@@ -24,22 +27,23 @@ import type { RiakQuorum } from './config.ts';
 export type DegradedEntry = [number, string];
 
 const INDEX_KEY = 'degraded';
-/** Entries per segment: a segment is rewritten whole on every append, so it stays small. */
-const SEGMENT_ENTRIES = 2_000;
+/** Between two attempts at a batch Riak did not store. */
+const RETRY_MS = 200;
 
-interface Segment {
-  key: string;
+interface Waiting {
   entries: DegradedEntry[];
-  vclock?: string;
+  settle: Array<(error?: Error) => void>;
 }
 
 export class DegradedLog {
   private readonly writer = randomBytes(6).toString('hex');
-  private segment: Segment | undefined;
-  private segments = 0;
-  /** Entries waiting for the next append, and the writers waiting on it. */
-  private pending: { entries: DegradedEntry[]; settle: Array<(error?: Error) => void> } = { entries: [], settle: [] };
+  private registered = false;
+  private next = 0;
+  private waiting: Waiting = { entries: [], settle: [] };
   private appending: Promise<void> | undefined;
+  /** Batches found so far, per writer, in order: they never change once stored. */
+  private readonly found = new Map<string, DegradedEntry[][]>();
+  private reading: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly riak: RiakClient,
@@ -49,87 +53,114 @@ export class DegradedLog {
     private readonly log: Logger,
   ) {}
 
-  /** Resolves once the entries are stored at quorum; concurrent callers share one append. */
-  record(entries: DegradedEntry[]): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.pending.entries.push(...entries);
-      this.pending.settle.push((error) => (error ? reject(error) : resolve()));
+  /**
+   * Resolves once the entries are stored at quorum; concurrent callers share one batch. Rejects
+   * after `timeoutMs` (the write is then refused), though the batch is still sent until stored.
+   */
+  record(entries: DegradedEntry[], timeoutMs?: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
+        reject(new StoreError('unavailable', `Riak did not store the degraded log's batch within ${timeoutMs} ms`));
+      }, timeoutMs);
+      timer?.unref();
+      this.waiting.entries.push(...entries);
+      this.waiting.settle.push((error) => {
+        clearTimeout(timer);
+        if (error) reject(error);
+        else resolve();
+      });
       this.appending ??= this.drain();
     });
   }
 
-  /** Every entry recorded by any store instance, read at quorum. */
-  async entries(): Promise<DegradedEntry[]> {
-    const keys = await this.segmentKeys();
+  /** Every entry recorded by any store instance, read at quorum; one read of the log at a time, since it extends what it keeps. */
+  entries(): Promise<DegradedEntry[]> {
+    const read = this.reading.then(() => this.readEntries());
+    this.reading = read.catch(() => undefined);
+    return read;
+  }
+
+  private async readEntries(): Promise<DegradedEntry[]> {
     const all: DegradedEntry[] = [];
-    for (const key of keys) {
-      const fetched = await this.riak.fetch(this.bucket, key);
-      if (fetched.kind !== 'found') continue;
-      // One writer per segment: siblings only if a lost answer made it write twice; every one holds entries.
-      for (const value of fetched.values) all.push(...parseEntries(key, value.body.toString('utf8')));
+    for (const writer of await this.writers()) {
+      const batches = this.found.get(writer) ?? [];
+      for (;;) {
+        const fetched = await this.riak.fetch(this.bucket, batchKey(writer, batches.length));
+        if (fetched.kind !== 'found') break;
+        // Siblings only if an attempt stored after Riak said it had not: every one holds the same entries.
+        batches.push(fetched.values.flatMap((value) => parseEntries(value.body.toString('utf8'))));
+      }
+      this.found.set(writer, batches);
+      for (const batch of batches) all.push(...batch);
     }
     return all;
   }
 
   private async drain(): Promise<void> {
-    while (this.pending.entries.length > 0) {
-      const batch = this.pending;
-      this.pending = { entries: [], settle: [] };
-      try {
-        await this.append(batch.entries);
-        batch.settle.forEach((settle) => settle());
-      } catch (error) {
-        // The append may have landed all the same: the next one starts a segment of its own rather than guess the version.
-        this.segment = undefined;
-        batch.settle.forEach((settle) => settle(error as Error));
-      }
+    while (this.waiting.entries.length > 0) {
+      const batch = this.waiting;
+      this.waiting = { entries: [], settle: [] };
+      await this.store(batch.entries, (error) => batch.settle.forEach((settle) => settle(error)));
     }
     this.appending = undefined;
   }
 
-  private async append(entries: DegradedEntry[]): Promise<void> {
-    if (!this.segment || this.segment.entries.length + entries.length > SEGMENT_ENTRIES) {
-      const key = `degraded/${this.writer}/${this.segments++}`;
-      await this.register(key);
-      this.segment = { key, entries: [] };
-      this.log.warn({ segment: key }, 'writes are degraded (Riak could not store them on every primary replica): recording their numbers for exports');
+  /** Sends one batch until Riak stores it: the next batch waits, so a reader never meets a gap. */
+  private async store(entries: DegradedEntry[], settle: (error?: Error) => void): Promise<void> {
+    let told = false;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        if (!this.registered) await this.register();
+        const stored = await this.riak.store(this.bucket, batchKey(this.writer, this.next), { body: JSON.stringify(entries), indexes: {}, quorum: this.quorum });
+        if (stored.kind === 'precondition-failed') throw new StoreError('unavailable', 'Riak refused a degraded-log batch (412)');
+        this.next += 1;
+        if (!told) settle();
+        return;
+      } catch (error) {
+        if (!told) {
+          // Their writes are refused; the batch is still sent, so that the batches after it are found.
+          told = true;
+          settle(error as Error);
+        }
+        if (attempt === 1) this.log.warn({ err: error, batch: batchKey(this.writer, this.next) }, 'Riak did not store a degraded-log batch; sending it again until it does');
+        await sleep(RETRY_MS);
+      }
     }
-    const next = [...this.segment.entries, ...entries];
-    const stored = await this.riak.store(this.bucket, this.segment.key, {
-      body: JSON.stringify(next), vclock: this.segment.vclock, indexes: {}, quorum: this.quorum,
-    });
-    if (stored.kind === 'precondition-failed') throw new StoreError('unavailable', `Riak refused to store degraded-log segment ${this.segment.key} (412)`);
-    this.segment.entries = next;
-    this.segment.vclock = stored.vclock;
   }
 
-  /** Adds a segment to the list before anything is written into it. */
-  private async register(key: string): Promise<void> {
+  /** Adds this writer to the list before its first batch is sent. */
+  private async register(): Promise<void> {
     const fetched = await this.riak.fetch(this.bucket, INDEX_KEY);
-    const keys = new Set(fetched.kind === 'found' ? fetched.values.flatMap((value) => parseKeys(value.body.toString('utf8'))) : []);
-    keys.add(key);
+    const writers = new Set(fetched.kind === 'found' ? fetched.values.flatMap((value) => parseWriters(value.body.toString('utf8'))) : []);
+    writers.add(this.writer);
     const vclock = fetched.kind === 'found' || fetched.kind === 'missing' ? fetched.vclock : undefined;
-    const stored = await this.riak.store(this.bucket, INDEX_KEY, { body: JSON.stringify([...keys]), vclock, indexes: {}, quorum: this.quorum });
-    if (stored.kind === 'precondition-failed') throw new StoreError('unavailable', 'Riak refused to store the degraded-log index (412)');
+    const stored = await this.riak.store(this.bucket, INDEX_KEY, { body: JSON.stringify([...writers]), vclock, indexes: {}, quorum: this.quorum });
+    if (stored.kind === 'precondition-failed') throw new StoreError('unavailable', 'Riak refused to store the degraded log\'s list of writers (412)');
+    this.registered = true;
+    this.log.warn({ writer: this.writer }, 'writes are degraded (Riak could not store them on every primary replica): recording their numbers for exports');
   }
 
-  private async segmentKeys(): Promise<string[]> {
+  private async writers(): Promise<string[]> {
     const fetched = await this.riak.fetch(this.bucket, INDEX_KEY);
     if (fetched.kind !== 'found') return [];
-    return [...new Set(fetched.values.flatMap((value) => parseKeys(value.body.toString('utf8'))))];
+    return [...new Set(fetched.values.flatMap((value) => parseWriters(value.body.toString('utf8'))))];
   }
 }
 
-function parseKeys(json: string): string[] {
-  const parsed = parseJson(json, 'the degraded-log index');
-  if (!Array.isArray(parsed) || !parsed.every((key) => typeof key === 'string')) throw new StoreError('unavailable', 'the degraded-log index is not a list of segment keys');
+function batchKey(writer: string, n: number): string {
+  return `degraded/${writer}/${n}`;
+}
+
+function parseWriters(json: string): string[] {
+  const parsed = parseJson(json, 'the degraded log\'s list of writers');
+  if (!Array.isArray(parsed) || !parsed.every((key) => typeof key === 'string')) throw new StoreError('unavailable', 'the degraded log\'s list of writers is not a list of strings');
   return parsed as string[];
 }
 
-function parseEntries(key: string, json: string): DegradedEntry[] {
-  const parsed = parseJson(json, `degraded-log segment ${key}`);
+function parseEntries(json: string): DegradedEntry[] {
+  const parsed = parseJson(json, 'a degraded-log batch');
   if (!Array.isArray(parsed) || !parsed.every((entry) => Array.isArray(entry) && Number.isSafeInteger(entry[0]) && typeof entry[1] === 'string')) {
-    throw new StoreError('unavailable', `degraded-log segment ${key} is not a list of [sequence number, item id]`);
+    throw new StoreError('unavailable', 'a degraded-log batch is not a list of [sequence number, item id]');
   }
   return parsed as DegradedEntry[];
 }

@@ -72,8 +72,8 @@ const DEGRADED: RiakQuorum = { w: 'quorum', pw: 'quorum', dw: 'quorum', node_con
 const WHOLE_ATTEMPT_MS = 1_000;
 /** A degraded store is given at least this long, even when the write deadline is nearly spent (it is then refused anyway). */
 const MIN_STORE_MS = 200;
-/** How often a degraded store probes whether Riak stores on every primary again. */
-const PROBE_EVERY_MS = 3_000;
+/** How often a degraded store probes whether Riak stores on every primary again: a load peak that timed one write out passes in seconds. */
+const PROBE_EVERY_MS = 1_000;
 const SEQ_DIGITS = 16;
 const MAX_SEQ = Number.MAX_SAFE_INTEGER;
 const WRITE_ATTEMPTS = 4;
@@ -92,7 +92,7 @@ export interface RiakStoreOptions {
   pageSize?: number;
   /** Reads the fence lease against this clock (Date.now by default). */
   clock?: Clock;
-  /** How often a degraded store looks whether Riak stores on every primary again (3 s). */
+  /** How often a degraded store looks whether Riak stores on every primary again (1 s). */
   probeEveryMs?: number;
 }
 
@@ -551,9 +551,9 @@ export class RiakStore implements SyncStore {
         this.degradedMode.enter(error.message);
       }
     }
-    await this.degradedLog.record([[record.seq, record.id]]);
-    const leftMs = options.numberedAt === undefined ? undefined : Math.round(this.riak.config.writeDeadlineMs - (performance.now() - options.numberedAt));
-    return this.riak.store(this.bucket, record.id, { ...request, quorum: DEGRADED, timeoutMs: leftMs === undefined ? undefined : Math.max(leftMs, MIN_STORE_MS) });
+    const leftMs = (): number | undefined => (options.numberedAt === undefined ? undefined : Math.max(MIN_STORE_MS, Math.round(this.riak.config.writeDeadlineMs - (performance.now() - options.numberedAt))));
+    await this.degradedLog.record([[record.seq, record.id]], leftMs());
+    return this.riak.store(this.bucket, record.id, { ...request, quorum: DEGRADED, timeoutMs: leftMs() });
   }
 
   /** Moves a local change off a sequence number an import claims; answers the number it moved to, or 0. */
