@@ -16,6 +16,7 @@ import { requestPipeline } from './http/pipeline.ts';
 import { listen } from './listener.ts';
 import { Metrics } from './metrics.ts';
 import { RateLimiter } from './rate-limit.ts';
+import { AckJournal, journalStore } from './store/ack-journal.ts';
 import { instrumentStore } from './store/instrumented.ts';
 import { openStore } from './store/open.ts';
 import type { SyncStore } from './store/port.ts';
@@ -47,7 +48,9 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   let hub: StreamHub | undefined;
   const forwarder = new Forwarder({ timeoutMs: 30_000, logger });
   const metrics = new Metrics(() => (hub?.size ?? 0) + forwarder.openStreams);
-  const store = instrumentStore(storeInstance ?? (await openStore(config.store, logger)), (operation, seconds) => metrics.storeCall(operation, seconds));
+  const opened = storeInstance ?? (await openStore(config.store, logger));
+  const journaled = config.ackJournal ? journalStore(opened, AckJournal.open(config.ackJournal)) : opened;
+  const store = instrumentStore(journaled, (operation, seconds) => metrics.storeCall(operation, seconds));
   const bus = busInstance ?? (await openBus(config.bus, config.nodeId, logger));
   hub = new StreamHub({
     store, bus, metrics, logger, nodeId: config.nodeId,

@@ -45,6 +45,8 @@ export interface ServerConfig {
   fenceIdleMs: number;
   /** Retry-After (seconds) on 503s caused by a fence or a drain. */
   retryAfterSeconds: number;
+  /** SYNC_ACK_JOURNAL: a file every write this node acknowledges is appended to (store/ack-journal.ts); undefined: none. */
+  ackJournal?: string;
 }
 
 export class ConfigError extends Error {
@@ -144,5 +146,6 @@ export function configFromEnv(env: NodeJS.ProcessEnv): ServerConfig {
     shutdownGraceMs: integer(env, 'SYNC_SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
     holdMs: integer(env, 'SYNC_HOLD_SECONDS', 5, 0, 60) * 1000,
     reconnectSpreadMs: integer(env, 'SYNC_RECONNECT_SPREAD_MS', 3_000, 0, 600_000),
+    ...(env.SYNC_ACK_JOURNAL ? { ackJournal: env.SYNC_ACK_JOURNAL } : {}),
   });
 }

@@ -31,6 +31,8 @@ export interface LocalCloud {
   hostedZones: Record<string, string>;
   /** Where every stack's nodes keep their data (default sqlite). */
   store?: LocalStore;
+  /** Folder of the nodes' acknowledgment journals, one subfolder per stack; absent: nodes keep none. */
+  ackJournals?: string;
 }
 
 /**
@@ -73,7 +75,9 @@ export function createPorts(env: Environment, logger: Logger, readLocalCloud?: L
 
 /** The local profile's stacks: processes under the local environment's data directory. */
 export function localStackProvisioner(env: Environment, cloud: LocalCloud, logger: Logger): LocalStackProvisioner {
-  return new LocalStackProvisioner({ stacksDir: resolve(cloud.dataDir, 'stacks'), jwtSecret: resolveSecret(env.jwtSecret), bus: cloud.bus, store: cloud.store, logger });
+  return new LocalStackProvisioner({
+    stacksDir: resolve(cloud.dataDir, 'stacks'), jwtSecret: resolveSecret(env.jwtSecret), bus: cloud.bus, store: cloud.store, ackJournals: cloud.ackJournals, logger,
+  });
 }
 
 /** `auto` is the zone `switchyard up` created for the record's domain; anything else is a zone id. */

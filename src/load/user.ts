@@ -133,8 +133,8 @@ export class SyntheticUser {
         return this.acknowledge(item, n, result.etag);
       }
       if (result?.status !== 412) {
-        // Without an answer (or with one relayed from a stack that failed mid-way) the write may still land.
-        if (result === undefined || (!result.ok && result.error.code === 'forward-failed')) written(null);
+        // Without an answer, or with a server error that does not say the write was refused, the write may still land.
+        if (result === undefined || mayHaveApplied(result)) written(null);
         return this.fail(`PUT ${item.id}`, result);
       }
       const current = await this.send((client) => client.getItem(item.id));
@@ -350,6 +350,18 @@ export class SyntheticUser {
     }
     return missed;
   }
+}
+
+/**
+ * 503s that refuse a write before anything was applied: a hold that timed out, a node draining or
+ * shutting down, a request relayed too often. Any other server error (the store failed in the
+ * middle: a Riak write that missed its quorum may still be stored; a relay that broke off) leaves
+ * the write's fate unknown. Client errors (4xx) are refusals.
+ */
+const REFUSED_BEFORE_APPLYING = new Set(['fenced', 'draining', 'shutting-down', 'forward-loop']);
+
+function mayHaveApplied(result: ApiResult<unknown>): boolean {
+  return !result.ok && result.status >= 500 && !REFUSED_BEFORE_APPLYING.has(result.error.code);
 }
 
 /** A stream open answered with a status, not a stream. */

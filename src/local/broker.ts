@@ -1,9 +1,9 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { connect } from 'amqplib';
 import { freePort, waitForPort } from '../net.ts';
-import { ServiceFailedError, spawnService, waitReady, type Service } from './services.ts';
+import { ServiceFailedError, spawnService, SupervisedProcess, waitReady, type Service } from './services.ts';
 
 /** Debian's package puts the real start script here; /usr/sbin/rabbitmq-server would `su rabbitmq`. */
 export const RABBITMQ_SERVER_SCRIPT = '/usr/lib/rabbitmq/bin/rabbitmq-server';
@@ -52,7 +52,10 @@ export function brokerEnvironment(dir: string, { port, distPort, epmdPort }: Bro
 
 export interface Broker {
   url: string;
-  services: Service[];
+  /** epmd, which stays up when the broker is restarted. */
+  epmd: Service;
+  /** rabbitmq-server with its Erlang VM: restarted on the same port, node name and data. */
+  rabbitmq: SupervisedProcess;
   stop(): Promise<void>;
 }
 
@@ -61,32 +64,43 @@ export interface Broker {
  * so a write on one node of a stack reaches streams on the others (SYNC_BUS). It runs as the
  * current user with its own epmd, node name, ports and data under `dir`, on loopback only.
  */
-export async function startBroker(dir: string, logDir: string): Promise<Broker> {
+export async function startBroker(dir: string, logDir: string, started: (name: string, pid: number) => void = () => undefined): Promise<Broker> {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const [port, distPort, epmdPort] = [await freePort(), await freePort(), await freePort()];
   const env = brokerEnvironment(dir, { port, distPort, epmdPort });
   const epmd = spawnService({ name: 'epmd', command: EPMD, args: ['-port', String(epmdPort), '-address', '127.0.0.1'], env, logFile: join(logDir, 'epmd.log') });
-  const services = [epmd];
+  started(epmd.name, epmd.pid);
+  const url = `amqp://127.0.0.1:${port}`;
+  const rabbitmq = new SupervisedProcess('rabbitmq', async () => {
+    const logFile = join(logDir, 'rabbitmq.log');
+    const bootLog = existsSync(logFile) ? statSync(logFile).size : 0;
+    const broker = spawnService({ name: 'rabbitmq', command: RABBITMQ_SERVER_SCRIPT, args: [], env, cwd: dir, logFile });
+    // The listener opens before boot finishes: only a completed AMQP handshake means ready.
+    try {
+      await waitReady(broker, 'rabbitmq-server', 90_000, async () => {
+        // The Erlang VM may linger writing a crash dump after a failed boot: read the verdict from this boot's log.
+        if (readFileSync(broker.logFile, 'utf8').slice(bootLog).includes('init terminating in do_boot')) {
+          throw new ServiceFailedError(`rabbitmq-server failed to boot; see ${broker.logFile}`);
+        }
+        const connection = await connect(url);
+        await connection.close();
+        return true;
+      });
+    } catch (err) {
+      await broker.stop(2_000);
+      throw err;
+    }
+    return { pid: broker.pid, kill: () => broker.kill(), stop: () => broker.stop(20_000) };
+  }, (pid) => started('rabbitmq', pid));
   const stop = async () => {
-    for (const service of [...services].reverse()) await service.stop(20_000);
+    await rabbitmq.stop();
+    await epmd.stop(20_000);
   };
   try {
     await waitForPort('127.0.0.1', epmdPort, 10_000, 'epmd');
-    const broker = spawnService({ name: 'rabbitmq', command: RABBITMQ_SERVER_SCRIPT, args: [], env, cwd: dir, logFile: join(logDir, 'rabbitmq.log') });
-    services.push(broker);
-    const url = `amqp://127.0.0.1:${port}`;
-    // The listener opens before boot finishes: only a completed AMQP handshake means ready.
-    await waitReady(broker, 'rabbitmq-server', 90_000, async () => {
-      // The Erlang VM may linger writing a crash dump after a failed boot: read the verdict from the log.
-      if (readFileSync(broker.logFile, 'utf8').includes('init terminating in do_boot')) {
-        throw new ServiceFailedError(`rabbitmq-server failed to boot; see ${broker.logFile}`);
-      }
-      const connection = await connect(url);
-      await connection.close();
-      return true;
-    });
-    return { url, services: [...services], stop };
+    await rabbitmq.start();
+    return { url, epmd, rabbitmq, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { ConfigError, loadEnvironment, environmentsDir as defaultEnvironmentsDir } from '../config/environment.ts';
 import type { Logger } from '../logging.ts';
-import { freePort } from '../net.ts';
+import { freePort, portFree, waitForPort } from '../net.ts';
 import { repoRoot } from '../config/environment.ts';
 import { toolPath } from '../tools.ts';
 import { TASK_QUEUE } from '../switch/contract.ts';
@@ -11,9 +11,8 @@ import { startDevServer, type DevServer } from '../temporal/dev-server.ts';
 import { route53Client, s3Client } from '../cloud/aws/clients.ts';
 import { createPorts, LOCAL_CREDENTIALS } from '../cloud/factory.ts';
 import { LocalStackProvisioner } from '../cloud/local/stack-provisioner.ts';
-import { startDnsResponder, type DnsResponder } from '../cloud/local/dns-responder.ts';
 import { startBroker, type Broker } from './broker.ts';
-import { spawnService, waitReady, type Service } from './services.ts';
+import { spawnService, SupervisedProcess, waitReady, type RunningProcess, type Service } from './services.ts';
 import { ensureBucket, ensureHostedZone, seedEnvironment, type SeedResult } from './seed.ts';
 import { writeLocalState, type LocalState } from './state.ts';
 import { describeLocalStore, type LocalStore } from '../cloud/local/stack-spec.ts';
@@ -35,6 +34,8 @@ export interface LocalEnvironmentOptions {
   seedItems: number;
   /** The store of stacks whose parameters name none; by default Riak at RIAK_URL when it is set, else SQLite. */
   store?: LocalStore;
+  /** Every stack node keeps an acknowledgment journal (SYNC_ACK_JOURNAL) under dataDir/acks/<stack>/, kept after the stack is deleted. */
+  ackJournals?: boolean;
   region?: string;
   log: Logger;
 }
@@ -43,10 +44,8 @@ export interface LocalEnvironment {
   state: LocalState;
   stateFile: string;
   seeded: Record<string, SeedResult | undefined>;
-  /** The worker child process; killWorker/startWorker are how fault drills crash and restart it. */
-  worker(): Service | undefined;
-  killWorker(): Promise<void>;
-  startWorker(): Promise<void>;
+  /** The processes a crash or a freeze can hit alone, each restarted as it was (fault drills, `npm run chaos`). */
+  processes: Record<'worker' | 'temporal' | 'dns' | 'rabbitmq', SupervisedProcess>;
   stop(): Promise<void>;
 }
 
@@ -88,15 +87,34 @@ export async function startLocalEnvironment(options: LocalEnvironmentOptions): P
     for (const stop of stops.reverse()) await stop().catch((err: unknown) => log.error({ err }, 'stopping a local service failed'));
     stops.length = 0;
   };
+  const processes: Record<string, number> = { supervisor: process.pid };
+  // `down` must find every process even if this supervisor was killed without cleaning up.
+  const recordPid = (name: string, pid: number) => {
+    processes[name] = pid;
+    if (state) writeLocalState(state, stateFile);
+  };
+  let state: LocalState | undefined;
   try {
+    const startTemporal = async (): Promise<{ supervised: SupervisedProcess; address: string }> => {
+      const port = options.temporalPort || await freePort();
+      // Restarts keep the port (clients and the worker reconnect to it) and, with persistTemporal, the history.
+      const supervised = new SupervisedProcess('temporal', async () => {
+        const server: DevServer = await startDevServer({
+          port, uiPort: options.uiPort, logFile: join(logDir, 'temporal.log'),
+          dbFile: options.persistTemporal ? join(dataDir, 'temporal.sqlite') : undefined,
+        });
+        return { pid: server.process.pid!, kill: server.kill, stop: server.stop };
+      }, (pid) => recordPid('temporal', pid));
+      await supervised.start();
+      return { supervised, address: `127.0.0.1:${port}` };
+    };
     const [moto, broker, temporal] = await Promise.all([
       withRetries(() => startMoto(logDir, region)).then((s) => { stops.push(() => s.service.stop(5_000)); return s; }),
-      withRetries(() => startBroker(join(dataDir, 'rabbitmq'), logDir)).then((b: Broker) => { stops.push(b.stop); return b; }),
-      withRetries(async () => startDevServer({
-        port: options.temporalPort || await freePort(), uiPort: options.uiPort, logFile: join(logDir, 'temporal.log'),
-        dbFile: options.persistTemporal ? join(dataDir, 'temporal.sqlite') : undefined,
-      })).then((t: DevServer) => { stops.push(t.stop); return t; }),
+      withRetries(() => startBroker(join(dataDir, 'rabbitmq'), logDir, recordPid)).then((b: Broker) => { stops.push(b.stop); return b; }),
+      withRetries(startTemporal).then((t) => { stops.push(() => t.supervised.stop()); return t; }),
     ]);
+    recordPid('moto', moto.service.pid);
+    const temporalAddress = temporal.address;
 
     const aws = { region, endpoint: moto.endpoint, credentials: LOCAL_CREDENTIALS };
     const route53 = route53Client(aws);
@@ -106,47 +124,40 @@ export async function startLocalEnvironment(options: LocalEnvironmentOptions): P
       const zone = await ensureHostedZone(route53, env.recordName);
       hostedZones[zone.domain] = zone.id;
     }
-    const dns: DnsResponder = await startDnsResponder({ route53, port: options.dnsPort, logger: log });
-    stops.push(dns.close);
+    const dnsPort = options.dnsPort || await freeTcpAndUdpPort();
+    const dns = new SupervisedProcess('dns', () => startDnsProcess(moto.endpoint, region, dnsPort, logDir), (pid) => recordPid('dns', pid));
+    await dns.start();
+    stops.push(() => dns.stop());
 
-    const state: LocalState = {
-      dataDir, region, motoEndpoint: moto.endpoint, temporalAddress: temporal.address, temporalUiUrl: temporal.uiUrl,
-      dnsServer: dns.address, bus: broker.url, store, hostedZones,
-      processes: {
-        supervisor: process.pid, moto: moto.service.pid, temporal: temporal.process.pid!,
-        ...Object.fromEntries(broker.services.map((s) => [s.name, s.pid])),
-      },
+    state = {
+      dataDir, region, motoEndpoint: moto.endpoint, temporalAddress, temporalUiUrl: options.uiPort ? `http://127.0.0.1:${options.uiPort}` : undefined,
+      dnsServer: `127.0.0.1:${dnsPort}`, bus: broker.url, store, hostedZones,
+      ...(options.ackJournals ? { ackJournals: join(dataDir, 'acks') } : {}),
+      processes,
       startedAt: new Date().toISOString(),
     };
     writeLocalState(state, stateFile);
 
-    let worker: Service | undefined;
-    const startWorker = async () => {
-      worker = spawnService({
+    const worker = new SupervisedProcess('worker', async () => {
+      const service = spawnService({
         name: 'worker',
         command: process.execPath,
         args: ['--import', 'tsx', resolve(repoRoot, 'src/local/worker-main.ts')],
         cwd: repoRoot,
         env: {
-          ...process.env, TEMPORAL_ADDRESS: temporal.address, SWITCHYARD_LOCAL_STATE: stateFile,
+          ...process.env, TEMPORAL_ADDRESS: temporalAddress, SWITCHYARD_LOCAL_STATE: stateFile,
           SWITCHYARD_ENVIRONMENTS: environmentsDir, LOG_FORMAT: 'json',
         },
         logFile: join(logDir, 'worker.log'),
       });
-      const started = worker;
-      // `down` must find the worker even if this supervisor was killed without cleaning up.
-      state.processes.worker = started.pid;
-      writeLocalState(state, stateFile);
-      await waitReady(started, 'the worker', 60_000, () => hasWorkflowPoller(temporal.address));
-      log.info({ pid: started.pid }, 'worker polling');
-    };
-    const killWorker = async () => {
-      await worker?.kill();
-      worker = undefined;
-    };
-    stops.push(async () => { await worker?.stop(10_000); });
+      recordPid('worker', service.pid);
+      await waitReady(service, 'the worker', 60_000, () => hasWorkflowPoller(temporalAddress));
+      log.info({ pid: service.pid }, 'worker polling');
+      return { pid: service.pid, kill: () => service.kill(), stop: () => service.stop(10_000) };
+    });
+    stops.push(() => worker.stop());
     stops.push(async () => { await removeStacks(dataDir, log); });
-    await startWorker();
+    await worker.start();
 
     const seeded: Record<string, SeedResult | undefined> = {};
     for (const env of envs) seeded[env.name] = await seedEnvironment(env, createPorts(env, log.child({ env: env.name }), state), options.seedItems, log);
@@ -157,9 +168,7 @@ export async function startLocalEnvironment(options: LocalEnvironmentOptions): P
       state,
       stateFile,
       seeded,
-      worker: () => worker,
-      killWorker,
-      startWorker,
+      processes: { worker, temporal: temporal.supervised, dns, rabbitmq: broker.rabbitmq },
       stop: async () => {
         await stopAll();
         rmSync(stateFile, { force: true });
@@ -169,6 +178,32 @@ export async function startLocalEnvironment(options: LocalEnvironmentOptions): P
     await stopAll();
     throw err;
   }
+}
+
+/** A port free for both TCP and UDP on 127.0.0.1 right now (the DNS responder needs both). */
+async function freeTcpAndUdpPort(): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = await freePort();
+    if (await portFree(port)) return port;
+  }
+  throw new Error('no port free for both TCP and UDP on 127.0.0.1 after 20 tries');
+}
+
+/** The DNS responder (src/local/dns-main.ts) on 127.0.0.1:port; it serves once its TCP listener (opened after UDP) accepts. */
+async function startDnsProcess(motoEndpoint: string, region: string, port: number, logDir: string): Promise<RunningProcess> {
+  const service = spawnService({
+    name: 'dns',
+    command: process.execPath,
+    args: ['--import', 'tsx', resolve(repoRoot, 'src/local/dns-main.ts')],
+    cwd: repoRoot,
+    env: { ...process.env, SWITCHYARD_MOTO_ENDPOINT: motoEndpoint, SWITCHYARD_DNS_PORT: String(port), AWS_REGION: region, LOG_FORMAT: 'json' },
+    logFile: join(logDir, 'dns.log'),
+  });
+  await waitReady(service, 'the DNS responder', 30_000, async () => {
+    await waitForPort('127.0.0.1', port, 200);
+    return true;
+  });
+  return { pid: service.pid, kill: () => service.kill(), stop: () => service.stop(5_000) };
 }
 
 /**

@@ -98,3 +98,49 @@ export async function waitReady(service: Service, what: string, timeoutMs: numbe
     await sleep(100);
   }
 }
+
+/** What a restartable process must offer: its pid (leading its own process group), a crash and a clean stop. */
+export interface RunningProcess {
+  pid: number;
+  kill(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A process of the local environment that is started again after it died, as a real deployment's
+ * supervisor (systemd, ECS) would: the same command, ports and data. Fault drills and
+ * `npm run chaos` crash it (kill), freeze it (SIGSTOP to pid()) and bring it back (start).
+ */
+export class SupervisedProcess {
+  private current: RunningProcess | undefined;
+
+  constructor(
+    readonly name: string,
+    /** Starts the process and resolves once it serves. */
+    private readonly launch: () => Promise<RunningProcess>,
+    /** Told each new pid (the state file keeps it for `down`). */
+    private readonly started: (pid: number) => void = () => undefined,
+  ) {}
+
+  /** The running process's pid; undefined after kill() until start(). */
+  pid(): number | undefined {
+    return this.current?.pid;
+  }
+
+  async start(): Promise<void> {
+    if (this.current) throw new Error(`${this.name} is already running (pid ${this.current.pid})`);
+    this.current = await this.launch();
+    this.started(this.current.pid);
+  }
+
+  /** SIGKILL to its group: a crash. */
+  async kill(): Promise<void> {
+    await this.current?.kill();
+    this.current = undefined;
+  }
+
+  async stop(): Promise<void> {
+    await this.current?.stop();
+    this.current = undefined;
+  }
+}

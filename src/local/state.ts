@@ -23,6 +23,8 @@ const stateSchema = z.object({
   /** The store of every stack whose parameters name none: `sqlite`, or `riak:URL` from RIAK_URL. */
   store: z.string().refine((value) => describeLocalStore(value) === undefined, 'must be sqlite or riak:http://HOST:8098')
     .transform((value) => value as LocalStore).default('sqlite'),
+  /** Where stack nodes keep their acknowledgment journals (SYNC_ACK_JOURNAL), one folder per stack; absent: none. */
+  ackJournals: z.string().optional(),
   /** Hosted zone id per domain, for environments whose hostedZoneId is `auto`. */
   hostedZones: z.record(z.string(), z.string()),
   /** Processes `down` stops: name → pid (each leads its own process group). */

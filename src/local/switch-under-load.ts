@@ -36,11 +36,65 @@ export interface SwitchUnderLoad {
 }
 
 /**
- * One switch of `env` while a synthetic client load writes, reads and streams through the
- * public name (real DNS, the environment's responder). The load keeps going until clients had
- * time to follow the switch (TTL + two heartbeats), then stops and checks every acknowledged
- * write against the stack DNS now points at. The figures go into the report (its
- * `clients`), which is written back to the reports folder.
+ * Synthetic clients of `env` through its public name (real DNS, the environment's responder):
+ * retrying ones and, beside them, ones that never retry, all recording into one history. stop()
+ * ends them; verify() then checks every acknowledged write against a stack and the history with
+ * Porcupine.
+ */
+export interface SwitchLoad {
+  history: History;
+  /** The longest write pause so far, retrying and plain clients alike. */
+  maxWritePauseMs(): number;
+  stop(): Promise<void>;
+  /** After stop(): the retrying clients' figures with the plain ones' (`nonRetrying`) and Porcupine's verdict. */
+  verify(endpoint: string): Promise<ClientFigures>;
+}
+
+export async function startSwitchLoad(options: { env: Environment; state: LocalState; load: LoadPlan; log: Logger; userPrefix?: string }): Promise<SwitchLoad> {
+  const { env, state, log } = options;
+  const [host, port] = state.dnsServer.split(':');
+  const history = new History();
+  const prefix = options.userPrefix ?? randomUUID().slice(0, 8);
+  const common: Omit<ClientLoadOptions, 'users' | 'writesPerSecond'> = {
+    recordName: env.recordName,
+    resolver: { host: host!, port: Number(port) },
+    servicePort: Number(env.parameters.port),
+    jwtSecret: resolveSecret(env.jwtSecret),
+    maxDurationMs: options.load.maxDurationMs ?? 15 * 60_000,
+    heartbeatMs: env.smoke.heartbeatMs,
+    history,
+    log,
+  };
+  const retrying: ClientLoad = await startClientLoad({ ...common, users: options.load.users, writesPerSecond: options.load.writesPerSecond, userPrefix: `load-${prefix}` });
+  const plainPlan = options.load.nonRetrying ?? { users: 20, writesPerSecond: 20 };
+  const plain: ClientLoad = await startClientLoad({ ...common, ...plainPlan, retrying: false, userPrefix: `plain-${prefix}` })
+    .catch(async (err: unknown) => {
+      await retrying.stop();
+      throw err;
+    });
+  return {
+    history,
+    maxWritePauseMs: () => Math.max(retrying.figures().maxWritePauseMs ?? 0, plain.figures().maxWritePauseMs ?? 0),
+    stop: async () => {
+      await Promise.all([retrying.stop(), plain.stop()]);
+    },
+    verify: async (endpoint) => {
+      const clients = await retrying.verify(endpoint);
+      clients.nonRetrying = await plain.verify(endpoint);
+      clients.linearizability = await checkLinearizability(history).catch((err: unknown) => {
+        log.warn({ err }, 'linearizability check did not run');
+        return { ok: false, result: 'Skipped' as const, operations: history.operations.length, keys: 0, violations: [], detail: (err as Error).message };
+      });
+      return clients;
+    },
+  };
+}
+
+/**
+ * One switch of `env` while synthetic clients (startSwitchLoad) write, read and stream through the
+ * public name. The clients keep going until they had time to follow the switch (TTL + two
+ * heartbeats), then stop and check every acknowledged write against the stack DNS now points at.
+ * The figures go into the report (its `clients`), which is written back to the reports folder.
  */
 export async function switchUnderLoad(options: {
   client: Client;
@@ -53,25 +107,7 @@ export async function switchUnderLoad(options: {
   onStarted?: (workflowId: string) => Promise<void> | void;
 }): Promise<SwitchUnderLoad> {
   const { client, env, state, log } = options;
-  const [host, port] = state.dnsServer.split(':');
-  const history = new History();
-  const common: Omit<ClientLoadOptions, 'users' | 'writesPerSecond'> = {
-    recordName: env.recordName,
-    resolver: { host: host!, port: Number(port) },
-    servicePort: Number(env.parameters.port),
-    jwtSecret: resolveSecret(env.jwtSecret),
-    maxDurationMs: options.load.maxDurationMs ?? 15 * 60_000,
-    heartbeatMs: env.smoke.heartbeatMs,
-    history,
-    log,
-  };
-  const load: ClientLoad = await startClientLoad({ ...common, users: options.load.users, writesPerSecond: options.load.writesPerSecond });
-  const plainPlan = options.load.nonRetrying ?? { users: 20, writesPerSecond: 20 };
-  const plain: ClientLoad = await startClientLoad({ ...common, ...plainPlan, retrying: false, userPrefix: `plain-${randomUUID().slice(0, 8)}` })
-    .catch(async (err: unknown) => {
-      await load.stop();
-      throw err;
-    });
+  const load = await startSwitchLoad({ env, state, load: options.load, log });
   let stopped = false;
   try {
     // Let every client hold a stream and write a little on the old stack first.
@@ -95,27 +131,22 @@ export async function switchUnderLoad(options: {
     const wallMs = Date.now() - started;
     // Clients follow on their own: the TTL runs out, or a drained stream says `reconnect`.
     await sleep(env.ttl * 1_000 + 2 * env.smoke.heartbeatMs);
-    await Promise.all([load.stop(), plain.stop()]);
+    await load.stop();
     stopped = true;
     const ports = createPorts(env, log, state);
     const live = await ports.dns.current(env.recordName);
     const stack = live && await ports.stacks.describe(live.stack);
     if (!stack?.outputs) throw new Error(`after the switch DNS points at ${live?.stack ?? 'nothing'}, which has no running stack to check the writes against`);
     const clients = await load.verify(stack.outputs.endpoint);
-    clients.nonRetrying = await plain.verify(stack.outputs.endpoint);
-    clients.linearizability = await checkLinearizability(history).catch((err: unknown) => {
-      log.warn({ err }, 'linearizability check did not run');
-      return { ok: false, result: 'Skipped' as const, operations: history.operations.length, keys: 0, violations: [], detail: (err as Error).message };
-    });
     const full: SwitchReport = { ...report, clients };
     const reportsDir = join(state.dataDir, 'reports');
     mkdirSync(reportsDir, { recursive: true });
     writeFileSync(join(reportsDir, `${full.workflowId}.json`), JSON.stringify(full, null, 2) + '\n');
     // The clients' history beside it, so the checker's verdict can be reproduced: .tools/bin/linearizability FILE
-    writeFileSync(join(reportsDir, `${full.workflowId}.history.json`), JSON.stringify(history));
+    writeFileSync(join(reportsDir, `${full.workflowId}.history.json`), JSON.stringify(load.history));
     return { report: full, clients, targets: checkTargets(env, full, clients), wallMs };
   } finally {
-    if (!stopped) await Promise.all([load.stop(), plain.stop()]).catch(() => undefined);
+    if (!stopped) await load.stop().catch(() => undefined);
   }
 }
 

@@ -73,6 +73,16 @@ export interface ExportRevisionLine {
 
 export type RevisionExportLine = ExportRevisionLine | ExportEndLine;
 
+/**
+ * A line of a node's acknowledgment journal (SYNC_ACK_JOURNAL, server/README.md): one write the
+ * node's store applied and the node then answered, with when the store call began and ended
+ * (epoch ms, fractional, on the node's clock). Judges outside the stack (`npm run chaos`) read it.
+ */
+export type AckJournalLine =
+  | { kind: 'ack'; op: 'put' | 'delete' | 'share' | 'unshare'; id: string; owner: string; rev: string; seq: number; from: number; to: number }
+  /** The journal reached its bound: nothing after this line was recorded. */
+  | { kind: 'truncated'; at: number };
+
 /** Answer of POST /admin/import. */
 export interface ImportResult {
   /** Lines applied (newer than what the store had). */

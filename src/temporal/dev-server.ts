@@ -20,6 +20,8 @@ export interface DevServer {
   uiUrl?: string;
   process: ChildProcess;
   stop(): Promise<void>;
+  /** SIGKILL: a crash (with a dbFile, what it had persisted is there for the next start). */
+  kill(): Promise<void>;
 }
 
 /**
@@ -50,10 +52,15 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     uiUrl: options.uiPort ? `http://${host}:${options.uiPort}` : undefined,
     process: child,
     stop: () => new Promise<void>((res) => {
-      if (child.exitCode !== null) return res();
+      if (child.exitCode !== null || child.signalCode !== null) return res();
       child.once('exit', () => res());
       child.kill('SIGTERM');
       setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
+    }),
+    kill: () => new Promise<void>((res) => {
+      if (child.exitCode !== null || child.signalCode !== null) return res();
+      child.once('exit', () => res());
+      child.kill('SIGKILL');
     }),
   };
 }

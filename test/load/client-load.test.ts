@@ -8,7 +8,8 @@ import { JWT_SECRET, startTestStack, type TestStack } from '../navcloud/stack.ts
 import { testLogger } from '../support/logger.ts';
 import { cleanupsAfterEach, loopbackAddresses } from '../support/loopback-servers.ts';
 import { startTestDns, type TestDns } from './dns.ts';
-import { startStreamMangler } from './mangler.ts';
+import { startAnswerMangler, startStreamMangler } from './mangler.ts';
+import { checkLinearizability } from '../../src/load/history.ts';
 
 const RECORD = 'api.load.navcloud.test';
 const HEARTBEAT_MS = 200;
@@ -116,6 +117,19 @@ describe('client load', () => {
     const elsewhere = await startTestStack({ nodes: 1 });
     cleanups.push(() => elsewhere.close());
     expect(await load.verify(elsewhere.outputs.endpoint)).toMatchObject({ writesLost: figures.writesAcknowledged });
+  });
+
+  it('records a write answered with a store failure as one that may have landed, so a read of it stays linearizable', async () => {
+    const { stack, dns, hosts, port } = await setUp(1);
+    const failing = await startAnswerMangler(hosts[1]!, port, stack.outputs.endpoint);
+    cleanups.push(() => failing.close());
+    dns.point([hosts[1]!]);
+    const plain = await started(loadOptions(dns, port, { users: 2, retrying: false }));
+    await until(plain, (f) => f.failedRequests >= 4 && f.writesAcknowledged >= 4, 10_000, '4 writes failed and 4 acknowledged');
+    await plain.stop();
+    // Half the writes the node applied were answered 503: each is in the history as unknown, and the reads that saw them are legal.
+    expect(plain.history.operations.filter((op) => op.kind === 'write' && op.return === null).length).toBeGreaterThanOrEqual(2);
+    expect(await checkLinearizability(plain.history)).toMatchObject({ ok: true, result: 'Ok' });
   });
 
   it('counts change events delivered twice, and acknowledged writes never delivered', async () => {

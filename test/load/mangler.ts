@@ -1,10 +1,12 @@
 /**
- * A broken middlebox for the client load's own checks: it forwards everything to a sync node but
- * rewrites the lines of every stream, so a test can make events arrive twice or not at all.
+ * Broken middleboxes for the client load's own checks: each forwards everything to a sync node but
+ * rewrites what comes back, so a test can make events arrive twice or not at all, or an applied
+ * write look failed.
  */
 import { once } from 'node:events';
-import { createServer, request } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 
+/** Rewrites the lines of every stream. */
 export async function startStreamMangler(
   host: string,
   port: number,
@@ -34,6 +36,35 @@ export async function startStreamMangler(
     outgoing.on('close', () => upstream.destroy());
     incoming.pipe(upstream);
   });
+  return listening(server, host, port);
+}
+
+/**
+ * A store that fails after it applied a write, as a Riak write that missed its quorum can: it
+ * forwards everything to a sync node, but answers every other PUT the node took with 503
+ * `store-unavailable`, as the node would.
+ */
+export async function startAnswerMangler(host: string, port: number, target: string): Promise<{ close(): Promise<void> }> {
+  let puts = 0;
+  const server = createServer((incoming, outgoing) => {
+    const upstream = request(new URL(incoming.url ?? '/', target), { method: incoming.method, headers: incoming.headers }, (answer) => {
+      if (incoming.method === 'PUT' && (answer.statusCode ?? 0) < 300 && puts++ % 2 === 1) {
+        answer.resume();
+        outgoing.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' });
+        outgoing.end(JSON.stringify({ error: { code: 'store-unavailable', message: 'the store did not answer in time' } }));
+        return;
+      }
+      outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(outgoing);
+    });
+    upstream.on('error', () => outgoing.destroy());
+    outgoing.on('close', () => upstream.destroy());
+    incoming.pipe(upstream);
+  });
+  return listening(server, host, port);
+}
+
+async function listening(server: Server, host: string, port: number): Promise<{ close(): Promise<void> }> {
   server.listen(port, host);
   await once(server, 'listening');
   return {

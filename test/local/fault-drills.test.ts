@@ -97,9 +97,9 @@ describe('fault drills on the local profile', () => {
         onStarted: async (workflowId) => {
           await untilPhase(t.client.workflow.getHandle(workflowId), [phase]);
           if (activity) await waitForRunningActivity(workflowId, activity);
-          await t.localEnvironment.killWorker();
+          await t.localEnvironment.processes.worker.kill();
           await sleep(1_000);
-          await t.localEnvironment.startWorker();
+          await t.localEnvironment.processes.worker.start();
         },
       });
       expect(result.report.outcome).toBe('switched');

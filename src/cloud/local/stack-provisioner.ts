@@ -30,6 +30,11 @@ export interface LocalStackProvisionerOptions {
   serverEntry?: string;
   /** The store of every stack whose parameters name none (`sqlite` by default). */
   store?: LocalStore;
+  /**
+   * Each node appends the writes it acknowledges to `<ackJournals>/<stack>/<node-N>.acks` (SYNC_ACK_JOURNAL),
+   * outside the stack's folder so that the record outlives the stack.
+   */
+  ackJournals?: string;
   logger: Logger;
 }
 
@@ -137,6 +142,8 @@ export class LocalStackProvisioner implements StackProvisioner {
   private startMissingNodes(record: StackRecord): void {
     const dir = join(this.stacksDir, record.name);
     const env = readEnvFile(join(dir, 'node.env'));
+    const journals = this.options.ackJournals && join(this.options.ackJournals, record.name);
+    if (journals) mkdirSync(journals, { recursive: true });
     for (const node of record.nodes) {
       if (existsSync(join(dir, `${nodeFile(node)}.pid`))) continue;
       const out = openSync(join(dir, `${nodeFile(node)}.log`), 'a');
@@ -144,7 +151,7 @@ export class LocalStackProvisioner implements StackProvisioner {
         cwd: repoRoot,
         detached: true,
         stdio: ['ignore', out, out],
-        env: { ...process.env, ...env, HOST: node.address, SYNC_NODE_ID: node.id },
+        env: { ...process.env, ...env, HOST: node.address, SYNC_NODE_ID: node.id, ...(journals ? { SYNC_ACK_JOURNAL: join(journals, `${nodeFile(node)}.acks`) } : {}) },
       });
       closeSync(out);
       child.unref();
