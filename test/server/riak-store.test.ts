@@ -15,7 +15,7 @@ const logger = pino({ level: 'silent' });
 
 describeStoreContract('riak (documented HTTP API, emulated on loopback)', async (clock) => {
   const riak = await new RiakEmulator().start();
-  const store = new RiakStore(new RiakClient(parseRiakUrl(`${riak.url}?write_deadline_ms=1000`)), { logger, pageSize: 2, clock });
+  const store = new RiakStore(new RiakClient(parseRiakUrl(`${riak.url}?export_grace_ms=1000`)), { logger, pageSize: 2, clock });
   return {
     store,
     async cleanup() {
@@ -52,7 +52,7 @@ describe('Riak store with a node of the cluster down: degraded writes', () => {
 
   beforeEach(async () => {
     riak = await new RiakEmulator().start();
-    store = new RiakStore(new RiakClient(parseRiakUrl(`${riak.url}?bucket=trips&write_deadline_ms=400`)), { logger, probeEveryMs: 50 });
+    store = new RiakStore(new RiakClient(parseRiakUrl(`${riak.url}?bucket=trips&export_grace_ms=400`)), { logger, probeEveryMs: 50 });
   });
 
   afterEach(async () => {
@@ -157,12 +157,18 @@ describe('Riak store: the exact requests it makes and how it reads each document
     await early.close();
   });
 
-  it('creates an item: fence read, item read, counter increment, conditional PUT with indexes, fence re-read', async () => {
+  it('creates an item: fence read, item read, counter increment, conditional PUT with indexes, then fence and export watermark read together', async () => {
     const { item, created } = await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { name: 'Lisbon' } });
     expect(created).toBe(true);
     expect(item.seq).toBe(1);
     const accept = 'multipart/mixed, application/json';
-    expect(riak.requests.map(withoutTransport)).toEqual([
+    const afterStore = riak.requests.slice(4).map(withoutTransport);
+    expect(afterStore).toEqual(expect.arrayContaining([
+      { method: 'GET', path: FENCE, query: { r: 'quorum', pr: '1' }, headers: { accept }, body: '' },
+      { method: 'GET', path: `${T}.meta/keys/export-watermark`, query: { r: 'quorum', pr: '1' }, headers: { accept }, body: '' },
+    ]));
+    expect(afterStore).toHaveLength(2);
+    expect(riak.requests.slice(0, 4).map(withoutTransport)).toEqual([
       { method: 'GET', path: FENCE, query: { r: 'quorum', pr: '1' }, headers: { accept }, body: '' },
       { method: 'GET', path: ITEM, query: { r: 'quorum', pr: '1' }, headers: { accept }, body: '' },
       {
@@ -179,18 +185,21 @@ describe('Riak store: the exact requests it makes and how it reads each document
         },
         body: JSON.stringify({ id: 'trip-1', owner: 'alice', type: 'trip', data: { name: 'Lisbon' }, rev: item.rev, deleted: false, shares: [], seq: 1, updatedAt: item.updatedAt, revoked: {} }),
       },
-      { method: 'GET', path: FENCE, query: { r: 'quorum', pr: '1' }, headers: { accept }, body: '' },
     ]);
   });
 
-  it('does not acknowledge a write the fence overtook while it was being stored', async () => {
+  it('does not acknowledge a write the fence overtook while it was being stored, and takes it back', async () => {
+    const first = await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { v: 1 } });
+    riak.clearRequests();
     const fenced = JSON.stringify({ mode: 'fenced', leaseExpiresAt: Date.now() + 60_000, at: Date.now() });
     riak.respondOnce((r) => r.path === FENCE && riak.requests.some((earlier) => earlier.method === 'PUT'), {
       status: 200, headers: { 'content-type': 'application/json', etag: '"f1"', 'x-riak-vclock': 'ZmVuY2U=' }, body: fenced,
     });
-    const error = await storeError(store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: {} }));
+    const error = await storeError(store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { v: 2 } }));
     expect(error.code).toBe('fenced');
-    expect(riak.requests.map((r) => `${r.method} ${r.path}`)).toEqual([`GET ${FENCE}`, `GET ${ITEM}`, `POST ${COUNTER}`, `PUT ${ITEM}`, `GET ${FENCE}`]);
+    expect(riak.requests.map((r) => `${r.method} ${r.path}`).slice(0, 4)).toEqual([`GET ${FENCE}`, `GET ${ITEM}`, `POST ${COUNTER}`, `PUT ${ITEM}`]);
+    // The item is back as it was: no reader, export or copy keeps a revision its writer was told failed.
+    expect(await store.item('trip-1')).toEqual(first.item);
   });
 
   it('updates with the vector clock and ETag it read, and indexes every user who sees the change', async () => {
@@ -335,7 +344,7 @@ describe('Riak store: the exact requests it makes and how it reads each document
   });
 
   it('pages secondary index queries with max_results and continuation', async () => {
-    const paged = new RiakStore(new RiakClient(parseRiakUrl(`${riak.url}?bucket=trips&write_deadline_ms=1000`)), { logger, pageSize: 2 });
+    const paged = new RiakStore(new RiakClient(parseRiakUrl(`${riak.url}?bucket=trips&export_grace_ms=1000`)), { logger, pageSize: 2 });
     for (let i = 0; i < 5; i += 1) await paged.put({ id: `t${i}`, owner: 'alice', type: 'trip', data: { i } });
     riak.clearRequests();
     const exported: string[] = [];
@@ -403,11 +412,13 @@ describe('a sync node on SYNC_STORE=riak:', () => {
 
 describe('riak: store URL', () => {
   it('reads bucket type, bucket, counter type, quorum and timeout from the query string', () => {
-    expect(parseRiakUrl('http://10.0.0.5:8098/riak/?type=nc&bucket=b1&counter_type=ctr&r=quorum&pr=1&w=all&pw=2&dw=one&timeout_ms=500&write_deadline_ms=750')).toEqual({
+    expect(parseRiakUrl('http://10.0.0.5:8098/riak/?type=nc&bucket=b1&counter_type=ctr&r=quorum&pr=1&w=all&pw=2&dw=one&timeout_ms=500&export_grace_ms=750')).toEqual({
       base: 'http://10.0.0.5:8098/riak', bucketType: 'nc', bucket: 'b1', counterType: 'ctr',
-      quorum: { r: 'quorum', pr: '1', w: 'all', pw: '2', dw: 'one' }, timeoutMs: 500, writeDeadlineMs: 750,
+      quorum: { r: 'quorum', pr: '1', w: 'all', pw: '2', dw: 'one' }, timeoutMs: 500, exportGraceMs: 750,
     });
-    expect(parseRiakUrl('http://riak:8098')).toMatchObject({ bucketType: 'navcloud', bucket: 'items', counterType: 'counters', quorum: {}, timeoutMs: 10000, writeDeadlineMs: 2000 });
+    expect(parseRiakUrl('http://riak:8098')).toMatchObject({ bucketType: 'navcloud', bucket: 'items', counterType: 'counters', quorum: {}, timeoutMs: 10000, exportGraceMs: 1000 });
+    // Stacks started before the grace had its name still start.
+    expect(parseRiakUrl('http://riak:8098?write_deadline_ms=2000').exportGraceMs).toBe(2000);
   });
 
   it('names the parameter and what was expected when the URL is wrong', () => {
@@ -416,6 +427,6 @@ describe('riak: store URL', () => {
     expect(() => parseRiakUrl('http://h:8098?bukket=x')).toThrow(/unknown parameter "bukket"/);
     expect(() => parseRiakUrl('http://h:8098?bucket=a/b')).toThrow(/parameter bucket="a\/b" must be 1-64 characters/);
     expect(() => parseRiakUrl('http://h:8098?timeout_ms=5')).toThrow(/timeout_ms="5" must be an integer from 100 to 600000/);
-    expect(() => parseRiakUrl('http://h:8098?write_deadline_ms=1e3')).toThrow(/write_deadline_ms="1e3" must be an integer from 10 to 60000/);
+    expect(() => parseRiakUrl('http://h:8098?export_grace_ms=1e3')).toThrow(/export_grace_ms="1e3" must be an integer from 0 to 60000/);
   });
 });

@@ -41,6 +41,9 @@ import { PAGE_BYTES, StoreError, type ItemRevision, type StoreExport, type Clock
 import { RiakClient, RiakQuorumUnmet, type FetchResult, type RiakValue, type StoreResult } from './client.ts';
 import type { RiakQuorum } from './config.ts';
 import { DegradedLog } from './degraded.ts';
+import { Numbering } from './numbering.ts';
+import { SharedRead } from './shared-read.ts';
+import { ExportWatermark } from './watermark.ts';
 import { RiakFence, type FenceRecord } from './fence.ts';
 import { parseRiakUrl } from './config.ts';
 
@@ -63,15 +66,12 @@ interface Read<T> {
   identical?: boolean;
 }
 
-const SEQ_COUNTER = 'seq';
 /** A write on every primary replica, on disk: what makes an index walk see it (see storeItem). */
 const WHOLE: RiakQuorum = { w: 'all', pw: 'all', dw: 'all' };
 /** What a degraded write, a log entry or a number asks for: two primaries on two different nodes. */
 const DEGRADED: RiakQuorum = { w: 'quorum', pw: 'quorum', dw: 'quorum', node_confirms: '2' };
 /** How long the whole attempt may take at most before the write goes the degraded way. */
 const WHOLE_ATTEMPT_MS = 1_000;
-/** A degraded store is given at least this long, even when the write deadline is nearly spent (it is then refused anyway). */
-const MIN_STORE_MS = 200;
 /** How often a degraded store probes whether Riak stores on every primary again: a load peak that timed one write out passes in seconds. */
 const PROBE_EVERY_MS = 1_000;
 const SEQ_DIGITS = 16;
@@ -122,6 +122,10 @@ export class RiakStore implements SyncStore {
   private readonly fenceOf: RiakFence;
   private readonly degradedLog: DegradedLog;
   private readonly degradedMode: DegradedMode;
+  private readonly numbering: Numbering;
+  private readonly watermark: ExportWatermark;
+  /** Fence reads shared by writes that look together (a busy node reads it once per batch of writes). */
+  private readonly fenceReads: SharedRead<Awaited<ReturnType<RiakFence['read']>>>;
 
   constructor(private readonly riak: RiakClient, options: RiakStoreOptions) {
     this.page = options.pageSize ?? 500;
@@ -130,6 +134,9 @@ export class RiakStore implements SyncStore {
     const metaBucket = `${riak.config.bucket}.meta`;
     this.fenceOf = new RiakFence(riak, metaBucket, options.clock ?? Date.now, this.log);
     this.degradedLog = new DegradedLog(riak, metaBucket, DEGRADED, this.log);
+    this.numbering = new Numbering(riak, DEGRADED);
+    this.watermark = new ExportWatermark(riak, metaBucket, DEGRADED);
+    this.fenceReads = new SharedRead(() => this.fenceOf.read());
     this.degradedMode = new DegradedMode(riak, metaBucket, options.probeEveryMs ?? PROBE_EVERY_MS, this.log);
   }
 
@@ -284,7 +291,10 @@ export class RiakStore implements SyncStore {
    */
   async exportSince(since: number): Promise<StoreExport> {
     const through = await this.highestSeq();
-    await sleep(this.riak.config.writeDeadlineMs);
+    // Writes in flight with a number at or below `through` get the grace to be stored; one still in
+    // flight after the watermark is raised is refused when it looks (acknowledgeable).
+    await sleep(this.riak.config.exportGraceMs);
+    await this.watermark.raise(through);
     const degraded = await this.degradedSince(since, through);
     return { through, items: this.walkExport(since, through, degraded) };
   }
@@ -367,7 +377,7 @@ export class RiakStore implements SyncStore {
     });
     const before = await this.highestSeq();
     const top = Math.max(0, ...numbered.map(({ seq }) => seq));
-    let counter = top > before ? await this.takeNumber(top - before) : before;
+    let counter = top > before ? await this.numbering.add(top - before) : before;
     let applied = 0;
     const byItem = new Map<string, typeof numbered>();
     for (const entry of numbered) byItem.set(entry.line.id, [...(byItem.get(entry.line.id) ?? []), entry]);
@@ -399,7 +409,7 @@ export class RiakStore implements SyncStore {
 
   async raiseNumbering(through: number): Promise<number> {
     const counter = await this.highestSeq();
-    return counter >= through ? counter : this.takeNumber(through - counter);
+    return counter >= through ? counter : this.numbering.add(through - counter);
   }
 
   async fence(leaseMs: number): Promise<FenceState> {
@@ -419,7 +429,7 @@ export class RiakStore implements SyncStore {
   }
 
   highestSeq(): Promise<number> {
-    return this.riak.counter(SEQ_COUNTER);
+    return this.numbering.highest();
   }
 
   async countItems(): Promise<number> {
@@ -465,33 +475,65 @@ export class RiakStore implements SyncStore {
    */
   private async write(id: string, decide: (existing: ItemRecord | undefined) => ItemRecord | ((seq: number) => ItemRecord)): Promise<ItemRecord> {
     for (let attempt = 1; attempt <= WRITE_ATTEMPTS; attempt += 1) {
-      await this.fenceOf.assertOpen();
+      // Saves taking a number while fenced; the look that decides comes after the store.
+      await this.assertOpenAsOf(performance.now());
       const read = await this.readItem(id);
       const decision = decide(read.record);
       if (typeof decision !== 'function') return decision;
-      const numbered = performance.now();
-      const record = decision(await this.takeNumber());
+      const record = decision(await this.numbering.take());
       const precondition = read.record ? (read.etag ? { ifMatch: read.etag } : {}) : { ifNoneMatch: '*' as const };
-      const stored = await this.storeItem(record, read.vclock, { precondition, numberedAt: numbered });
+      const stored = await this.storeItem(record, read.vclock, precondition);
       if (stored.kind === 'precondition-failed') {
         this.log.debug({ id, attempt }, 'item changed between read and write; retrying');
         continue;
-      }
-      const took = performance.now() - numbered;
-      if (took > this.riak.config.writeDeadlineMs) {
-        // An export that read the counter after this number was taken may have walked past it already.
-        this.log.warn({ id, seq: record.seq, tookMs: Math.round(took) }, 'write stored after its deadline; not acknowledged');
-        await this.carryForward(record, stored.vclock);
-        throw new StoreError('unavailable', `item ${id} was stored ${Math.round(took)} ms after it took sequence number ${record.seq}, later than the write deadline of ${this.riak.config.writeDeadlineMs} ms: not acknowledged, retry it`);
       }
       if (stored.values.length > 1) {
         this.log.warn({ id, siblings: stored.values.length }, 'concurrent writes left siblings; settling them');
         await this.settle(id, { ...resolveValues(id, stored.values), vclock: stored.vclock, siblings: stored.values.length });
       }
-      await this.fenceOf.assertOpen();
+      await this.acknowledgeable(record, read, stored.vclock);
       return record;
     }
     throw new StoreError('unavailable', `item ${id} kept changing during ${WRITE_ATTEMPTS} write attempts; try again`);
+  }
+
+  /**
+   * A stored write is acknowledged only if, read after its object was stored, the fence is open and
+   * no export has vouched for its number (the export watermark): then every export whose cursor is
+   * at or above its number began after it was stored, and the fence cannot have been written before
+   * it. Otherwise it is taken back and refused.
+   */
+  private async acknowledgeable(record: ItemRecord, before: Read<ItemRecord>, vclock: string | undefined): Promise<void> {
+    const storedAt = performance.now();
+    const [fence, watermark] = await Promise.all([this.fenceReads.since(storedAt), this.watermark.asOf(storedAt)]);
+    if (fence.record.mode !== 'open') {
+      await this.takeBack(record, before, vclock);
+      throw new StoreError('fenced', `the store is ${fence.record.mode}: writes are refused until it is unfenced`);
+    }
+    if (record.seq <= watermark) {
+      this.log.warn({ id: record.id, seq: record.seq, watermark }, 'an export vouched for this write\'s number before its object was stored; not acknowledged');
+      await this.takeBack(record, before, vclock);
+      throw new StoreError('unavailable', `item ${record.id} took sequence number ${record.seq}, which an export had passed by the time it was stored: not acknowledged, retry it`);
+    }
+  }
+
+  /**
+   * Puts an item back as it was before a write that stored its object but is refused: no export,
+   * copy or reader is left with a revision whose writer was told it failed. Best effort: a write of
+   * the item in between makes siblings, which settle as any others do.
+   */
+  private async takeBack(record: ItemRecord, before: Read<ItemRecord>, vclock: string | undefined): Promise<void> {
+    try {
+      if (before.record) await this.storeItem(before.record, vclock);
+      else await this.riak.remove(this.bucket, record.id, vclock, DEGRADED);
+    } catch (error) {
+      this.log.warn({ err: error, id: record.id, seq: record.seq }, 'could not take back a refused write: Riak keeps it');
+    }
+  }
+
+  private async assertOpenAsOf(since: number): Promise<void> {
+    const { mode } = (await this.fenceReads.since(since)).record;
+    if (mode !== 'open') throw new StoreError('fenced', `the store is ${mode}: writes are refused until it is unfenced`);
   }
 
   /**
@@ -502,32 +544,13 @@ export class RiakStore implements SyncStore {
   private async settle(id: string, read: Read<ItemRecord>): Promise<ItemRecord | undefined> {
     let current = read;
     for (let attempt = 1; attempt <= WRITE_ATTEMPTS && current.siblings > 1 && current.record; attempt += 1) {
-      if (!(await this.fenceOf.isOpen())) return current.record;
-      const winner: ItemRecord = current.identical ? current.record : { ...current.record, seq: await this.takeNumber() };
+      if ((await this.fenceReads.since(performance.now())).record.mode !== 'open') return current.record;
+      const winner: ItemRecord = current.identical ? current.record : { ...current.record, seq: await this.numbering.take() };
       const stored = await this.storeItem(winner, current.vclock);
       if (stored.kind === 'stored' && stored.values.length <= 1) return winner;
       current = await this.readItem(id);
     }
     return current.record;
-  }
-
-  /**
-   * Moves a write stored after its deadline to a fresh number, so the next export carries what Riak
-   * holds and readers may have seen: otherwise the stack the data is copied to lacks a revision the
-   * old one shows, and the data check fails the switch for it. Best effort: it is not acknowledged.
-   */
-  private async carryForward(record: ItemRecord, vclock: string | undefined): Promise<void> {
-    try {
-      if (!(await this.fenceOf.isOpen())) return;
-      await this.storeItem({ ...record, seq: await this.takeNumber() }, vclock);
-    } catch (error) {
-      this.log.warn({ err: error, id: record.id }, 'could not move a late write to a fresh number');
-    }
-  }
-
-  /** The next sequence number. Increments ask for quorums, never all, so a frozen node cannot stall them (see RiakClient.increment). */
-  private takeNumber(by = 1): Promise<number> {
-    return this.riak.increment(SEQ_COUNTER, by, DEGRADED);
   }
 
   /**
@@ -539,21 +562,18 @@ export class RiakStore implements SyncStore {
    * the replicas that answered, and would then fail its own If-Match; a concurrent writer leaves
    * siblings, settled like any others.
    */
-  private async storeItem(record: ItemRecord, vclock: string | undefined, options: { precondition?: { ifMatch?: string; ifNoneMatch?: '*' }; numberedAt?: number } = {}): Promise<StoreResult> {
+  private async storeItem(record: ItemRecord, vclock: string | undefined, precondition: { ifMatch?: string; ifNoneMatch?: '*' } = {}): Promise<StoreResult> {
     const request = { body: JSON.stringify(record), vclock, indexes: indexesOf(record) };
     if (!this.degradedMode.on) {
       try {
-        // Half the write deadline at most, so a degraded store still fits in the other half.
-        const timeoutMs = Math.min(WHOLE_ATTEMPT_MS, Math.floor(this.riak.config.writeDeadlineMs / 2));
-        return await this.riak.store(this.bucket, record.id, { ...request, ...options.precondition, quorum: WHOLE, timeoutMs });
+        return await this.riak.store(this.bucket, record.id, { ...request, ...precondition, quorum: WHOLE, timeoutMs: WHOLE_ATTEMPT_MS });
       } catch (error) {
         if (!(error instanceof RiakQuorumUnmet)) throw error;
         this.degradedMode.enter(error.message);
       }
     }
-    const leftMs = (): number | undefined => (options.numberedAt === undefined ? undefined : Math.max(MIN_STORE_MS, Math.round(this.riak.config.writeDeadlineMs - (performance.now() - options.numberedAt))));
-    await this.degradedLog.record([[record.seq, record.id]], leftMs());
-    return this.riak.store(this.bucket, record.id, { ...request, quorum: DEGRADED, timeoutMs: leftMs() });
+    await this.degradedLog.record([[record.seq, record.id]], this.riak.config.timeoutMs);
+    return this.riak.store(this.bucket, record.id, { ...request, quorum: DEGRADED });
   }
 
   /** Moves a local change off a sequence number an import claims; answers the number it moved to, or 0. */
@@ -563,7 +583,7 @@ export class RiakStore implements SyncStore {
       if (key === importedId) continue;
       const read = await this.readItem(key);
       if (!read.record || read.record.seq !== seq) continue;
-      moved = await this.takeNumber();
+      moved = await this.numbering.take();
       this.log.info({ id: key, from: seq, to: moved }, 'import claims the sequence number of a local change; moving it after');
       await this.storeRecord({ ...read.record, seq: moved }, read.vclock);
     }
