@@ -35,3 +35,23 @@ export class ProgressHeartbeat<T> {
     clearInterval(this.timer);
   }
 }
+
+/** Ends an attempt's own work this long before the server would time the attempt out. */
+const ATTEMPT_MARGIN_MS = 1_000;
+
+/**
+ * Runs `work` so that nothing it sends outlives the attempt: its signal aborts when the attempt is
+ * cancelled (a heartbeat's answer tells of a cancelled or terminated run) or a margin before the
+ * attempt's start-to-close timeout, measured on this worker's monotonic clock from now.
+ */
+export async function withinAttempt<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const { startToCloseTimeoutMs } = Context.current().info;
+  const deadline = AbortSignal.timeout(Math.max(1, startToCloseTimeoutMs - ATTEMPT_MARGIN_MS));
+  return withHeartbeats((cancelled) => work(AbortSignal.any([cancelled, deadline])));
+}
+
+/** Who sends a change of the fence: this step of this run, the same for every attempt of it. */
+export function changedBy(): string {
+  const { workflowExecution, activityId } = Context.current().info;
+  return `${workflowExecution?.workflowId ?? 'standalone'}/${workflowExecution?.runId ?? '-'}/${activityId}`;
+}

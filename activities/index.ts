@@ -8,6 +8,8 @@ import { stackActivities } from './stacks.ts';
 import { restoreActivities } from './restore.ts';
 import { smokeActivities } from './smoke.ts';
 import { catchUpActivities } from './catch-up.ts';
+import { fenceActivities } from './fence.ts';
+import { legacyFenceActivities } from './fence-legacy.ts';
 import { dnsActivities } from './dns.ts';
 import { drainActivities } from './drain.ts';
 import { verifyActivities } from './verify.ts';
@@ -28,6 +30,8 @@ export function createActivities(deps: ActivityDeps) {
     ...restoreActivities(context, batchLines),
     ...smokeActivities(context, deps.runSmokeChecks),
     ...catchUpActivities(context, batchLines),
+    ...fenceActivities(context, batchLines),
+    ...legacyFenceActivities(context),
     ...dnsActivities(context, deps.pollMs ?? 2_000),
     ...drainActivities(context),
     ...verifyActivities(context),

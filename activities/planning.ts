@@ -19,6 +19,7 @@ export function settingsOf(env: Environment): SwitchSettings {
     keepStacks: env.keepStacks,
     catchUpFenceBelow: env.catchUpFenceBelow,
     fenceLeaseSeconds: env.fenceLeaseSeconds,
+    maxWritePauseSeconds: env.maxWritePauseSeconds,
   };
 }
 
@@ -40,10 +41,13 @@ export function planningActivities(context: (env: string) => Promise<Environment
       const serving = named?.outputs ? named : stacks.find((s) => s.outputs && sameTarget(s.outputs.dnsTarget, record.target)) ?? named;
       // A run that died between forward and DNS left the named stack forwarding: the writer is where it forwards.
       let writer = serving;
+      const seen = new Set<string>();
       for (let hop = 0; hop < MAX_FORWARD_HOPS && writer?.outputs; hop += 1) {
+        seen.add(writer.name);
         const { fence } = await admin(writer.outputs.adminUrl).stats(writer.outputs.adminUrl, Context.current().cancellationSignal);
         const next = fence.mode === 'forwarding' ? stacks.find((s) => s.outputs?.endpoint === fence.forwardTo) : undefined;
-        if (!next) break;
+        // Two stacks forwarding to each other are a hand-over half done: the named one committed to the other, which opens next.
+        if (!next || seen.has(next.name)) break;
         writer = next;
       }
       return {

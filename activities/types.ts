@@ -1,7 +1,7 @@
 /**
  * What workflows and activities exchange. Pure types: workflow code imports this file.
  */
-import type { FlipCounts } from '../src/navcloud/protocol.ts';
+import type { FenceMode, FlipCounts } from '../src/navcloud/protocol.ts';
 import type { Colour, DnsRecordState, DnsTarget, StackDescription, StackOutputs } from '../src/cloud/ports.ts';
 
 /** The part of an environment file a switch decides with (secrets stay in activities). */
@@ -17,6 +17,8 @@ export interface SwitchSettings {
   catchUpFenceBelow: number;
   /** Absent in runs planned before fence leases existed: the activities then use the environment's. */
   fenceLeaseSeconds?: number;
+  /** Absent in runs planned before the write pause had a ceiling. */
+  maxWritePauseSeconds?: number;
 }
 
 export interface LiveStack {
@@ -111,6 +113,67 @@ export interface StackState {
   draining: boolean;
   /** Base URL every request goes to while the stack forwards. */
   forwardTo?: string;
+  /** The fence's mode and epoch (absent in runs recorded before fencing tokens). */
+  fence?: { mode: FenceMode; epoch: number };
+}
+
+/** A fence a run holds: the epoch its next change of the fence expects. */
+export interface HeldFence {
+  epoch: number;
+}
+
+export interface TakeFenceInput {
+  env: string;
+  adminUrl: string;
+  leaseSeconds: number;
+}
+
+/** A copy out of a fenced stack while its lease is renewed, for at most `writePauseLeftMs`. */
+export interface FencedCopyInput {
+  env: string;
+  fromAdminUrl: string;
+  toAdminUrl: string;
+  since: string;
+  fence: HeldFence;
+  leaseSeconds: number;
+  /** What is left of maxWritePauseSeconds when the copy is asked for: renewals stop there, and the copy fails. */
+  writePauseLeftMs: number;
+}
+
+export interface FencedCopyResult extends CopyResult {
+  /** The fence as the last renewal left it. */
+  fence: HeldFence;
+}
+
+/** The commit of a flip: the fenced stack forwards to `to`, if nothing was acknowledged past `cursor`. */
+export interface CommitInput {
+  env: string;
+  adminUrl: string;
+  /** Base URL every request is forwarded to. */
+  to: string;
+  fence: HeldFence;
+  cursor: string;
+  leaseSeconds: number;
+}
+
+/** Handing the writer over: `from` (fenced, copied up to `cursor`) commits to forward to `to`, then `to` opens. */
+export interface HandOverWriterInput {
+  env: string;
+  /** Admin URL and base URL of the stack that stops taking writes. */
+  from: string;
+  fromEndpoint: string;
+  /** Admin URL and base URL of the stack that takes them: it forwards to `from` until it opens. */
+  to: string;
+  toEndpoint: string;
+  fence: HeldFence;
+  cursor: string;
+  leaseSeconds: number;
+}
+
+export interface ReleaseFenceInput {
+  env: string;
+  adminUrl: string;
+  expected: { epoch: number; mode: FenceMode };
 }
 
 export interface CopyResult {

@@ -8,11 +8,13 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly headers: Record<string, string> = {},
+    /** More of the answer beside the error (a 409 fence-conflict carries the fence as it is). */
+    readonly extra: Record<string, unknown> = {},
   ) {
     super(message);
   }
 
   body(): ApiErrorBody {
-    return { error: { code: this.code, message: this.message } };
+    return { ...this.extra, error: { code: this.code, message: this.message } };
   }
 }

@@ -61,12 +61,24 @@ export const notifying = proxyActivities<SwitchyardActivities>({
   retry: { initialInterval: '1s', maximumAttempts: 2 },
 });
 
+/**
+ * Changes of a fence (activities/fence.ts): short attempts whose admin requests end with them,
+ * heartbeats so a cancelled or terminated run stops them, retried for a while: until the stack
+ * handed over to opens, writes wait, so the hand-over is not given up quickly.
+ */
+export const fencing = proxyActivities<SwitchyardActivities>({
+  ...base,
+  startToCloseTimeout: '20 seconds',
+  heartbeatTimeout: '5 seconds',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 30 },
+});
+
 const HAND_OVER_ATTEMPT_MS = 15_000;
 
 /**
- * Handing the writer over (`handOver`): the fence it renews must outlive any attempt and the wait
- * for the next, so an attempt takes at most a quarter of the lease (and never over 15 s) and is
- * retried a few times, one second apart.
+ * Handing the writer over in runs started before fencing tokens (`handOver`): the fence it renews
+ * must outlive any attempt and the wait for the next, so an attempt takes at most a quarter of the
+ * lease (and never over 15 s) and is retried a few times, one second apart.
  */
 export function handingOver(leaseSeconds: number) {
   return proxyActivities<SwitchyardActivities>({

@@ -25,4 +25,12 @@ export const PATCHES = {
    * between them longer than the lease turned into two writers.
    */
   handOverInOneCall: 'hand-over-in-one-call',
+  /**
+   * Fencing tokens: every change of a fence names the epoch it expects (takeFence, copyUnderFence,
+   * commitForward, handOverWriter, releaseFence instead of the activities of earlier runs); the
+   * hand-over commits on the stack being left before the other opens; unfenced catch-up passes
+   * right before every fence (after approval, before a rollback's fence); the write pause has a
+   * ceiling (maxWritePauseSeconds); pointing back copies nothing when the writer never moved.
+   */
+  fencingTokens: 'fencing-tokens',
 } as const;

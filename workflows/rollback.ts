@@ -8,18 +8,15 @@
  * Rollbacks started by the previous release finish on the code they started with (workflows/v1).
  */
 import { CancellationScope, isCancellation, patched, setHandler, workflowInfo } from '@temporalio/workflow';
-import { type SwitchStatus, statusQuery, type RollbackInput, type RollbackReport } from '../src/switch/contract.ts';
+import { DEFAULT_FENCE_LEASE_SECONDS, DEFAULT_MAX_WRITE_PAUSE_SECONDS, statusQuery, type RollbackInput, type RollbackReport, type SwitchStatus } from '../src/switch/contract.ts';
 import type { StackDescription } from '../src/cloud/ports.ts';
 import type { StackRef, StackState } from '../activities/types.ts';
 import { persistent, quick } from './activities.ts';
-import { pointDnsBack, type PointBackProgress } from './point-back.ts';
+import { pointDnsBack, type PointBack, type PointBackProgress } from './point-back.ts';
 import { PATCHES } from './patches.ts';
 import { reasonOf } from './failures.ts';
 import { isoAt, workflowNow } from './clock.ts';
 import { rollbackV1 } from './v1/rollback.ts';
-
-/** The fence lease of an environment whose settings predate leases. */
-const DEFAULT_LEASE_SECONDS = 60;
 
 export async function rollback(input: RollbackInput): Promise<RollbackReport> {
   if (!patched(PATCHES.protocolV2)) return rollbackV1(input);
@@ -55,9 +52,12 @@ export async function rollback(input: RollbackInput): Promise<RollbackReport> {
     to = found.stack;
     status.from = { stack: from.name, colour: from.colour };
     status.to = { stack: to.name, colour: to.colour };
-    const back = {
-      env, recordName: plan.settings.recordName, leaseSeconds: plan.settings.fenceLeaseSeconds ?? DEFAULT_LEASE_SECONDS,
+    const { settings } = plan;
+    // Runs planned before these settings existed get the environment file's defaults.
+    const back: PointBack = {
+      env, recordName: settings.recordName, leaseSeconds: settings.fenceLeaseSeconds ?? DEFAULT_FENCE_LEASE_SECONDS,
       from, to, since: found.cursor, undrain: found.draining,
+      catchUpFenceBelow: settings.catchUpFenceBelow, maxWritePauseSeconds: settings.maxWritePauseSeconds ?? DEFAULT_MAX_WRITE_PAUSE_SECONDS,
     };
     await pointDnsBack(back, () => undefined, progress);
     const left = from;

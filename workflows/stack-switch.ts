@@ -30,7 +30,7 @@ export async function stackSwitch(input: SwitchInput): Promise<SwitchReport> {
       return { planned, next, fenced: await fenceAndCopyLast(run, planned, next, cursor) };
     });
     await flip(run, planned, next, fenced);
-    await verify(run, planned, next);
+    await verify(run, planned, next, fenced);
     // From here nothing fails the switch: DNS stays on the new stack whatever happens.
     await drain(run, planned);
     await tearDown(run, planned, next);

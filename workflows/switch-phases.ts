@@ -6,10 +6,11 @@ import { CancellationScope, condition, patched, sleep, workflowInfo } from '@tem
 import { otherColour, type Colour, type DnsRecordState } from '../src/cloud/ports.ts';
 import { stacksToDelete } from '../src/switch/gc.ts';
 import { colourOfStackName, stackName } from '../src/switch/stack-name.ts';
-import { approveCommandFor } from '../src/switch/contract.ts';
-import type { BackupSummary, CopyResult, StackRef, SwitchSettings } from '../activities/types.ts';
-import { dnsWait, persistent, provisioning, quick, smoke, streaming } from './activities.ts';
+import { approveCommandFor, DEFAULT_FENCE_LEASE_SECONDS, DEFAULT_MAX_WRITE_PAUSE_SECONDS } from '../src/switch/contract.ts';
+import type { BackupSummary, CopyResult, HeldFence, StackRef, SwitchSettings } from '../activities/types.ts';
+import { dnsWait, fencing, persistent, provisioning, quick, smoke, streaming } from './activities.ts';
 import { pointDnsBack, type PointBack, type PointBackProgress } from './point-back.ts';
+import { copyUntilFew, fenceAndCopy, lapsed, MAX_FENCED_COPIES, type CaughtUp } from './hand-over.ts';
 import type { SwitchRun, Undo } from './switch-run.ts';
 import { reasonOf, stop } from './failures.ts';
 import { PATCHES } from './patches.ts';
@@ -18,8 +19,6 @@ import { workflowNow } from './clock.ts';
 /** The first look at restore progress; each next one waits twice as long, up to the longest. */
 export const RESTORE_LOOK_FIRST_MS = 5_000;
 const RESTORE_LOOK_LONGEST_MS = 5 * 60_000;
-/** Catch-up passes before fencing no matter how busy the old stack still is. */
-const MAX_CATCH_UP_PASSES = 5;
 /** Verification looks at the new stack this often, or less often so that a watch takes at most VERIFY_LOOKS looks. */
 const VERIFY_EVERY_MS = 10_000;
 const VERIFY_LOOKS = 240;
@@ -27,11 +26,9 @@ const VERIFY_LOOKS = 240;
 const DRAIN_LOOKS = 120;
 /** A stack with fewer requests per second than this is as good as idle. */
 const NEAR_ZERO_RPS = 0.5;
-/** The fence lease of a run whose settings predate leases (the environment file's default). */
-const DEFAULT_LEASE_SECONDS = 60;
 
 export interface Planned {
-  settings: SwitchSettings & { fenceLeaseSeconds: number };
+  settings: SwitchSettings & { fenceLeaseSeconds: number; maxWritePauseSeconds: number };
   /** The record as planning read it: the DNS change expects exactly this (null: none). */
   record: DnsRecordState | null;
   /** The stack DNS sends clients to, when there is one to catch up from. */
@@ -44,6 +41,8 @@ export interface Fenced {
   cursor: string;
   /** Undoes the fence; the flip turns it into pointing DNS back. */
   undo: Undo;
+  /** The fence held (runs with patch fencing-tokens): the commit names its epoch. */
+  fence?: HeldFence;
 }
 
 // ---------------------------------------------------------------- planning
@@ -56,7 +55,9 @@ export async function plan(run: SwitchRun): Promise<Planned> {
     ...found.settings,
     // `switch --approval` decides for this switch; the environment file only sets the default.
     approval: run.input.approval ?? found.settings.approval,
-    fenceLeaseSeconds: found.settings.fenceLeaseSeconds ?? DEFAULT_LEASE_SECONDS,
+    // Runs planned before these settings existed get the environment file's defaults.
+    fenceLeaseSeconds: found.settings.fenceLeaseSeconds ?? DEFAULT_FENCE_LEASE_SECONDS,
+    maxWritePauseSeconds: found.settings.maxWritePauseSeconds ?? DEFAULT_MAX_WRITE_PAUSE_SECONDS,
   };
   const live = found.live?.stack;
   let old: StackRef | undefined;
@@ -134,27 +135,13 @@ export async function smokeTest(run: SwitchRun, next: StackRef): Promise<void> {
 
 // ---------------------------------------------------------------- catching up and the flip
 
-/** Where the catch-up passes ended, and what each copied. */
-export interface CaughtUp {
-  cursor: string;
-  passes: CopyResult[];
-}
-
 /** Copies the old stack's new writes into the new stack until few remain; returns where the copies ended. */
 export async function catchUp(run: SwitchRun, planned: Planned, next: StackRef, since: string): Promise<CaughtUp> {
   const { old } = planned;
-  const passes: CopyResult[] = [];
-  if (!old) return { cursor: since, passes };
+  if (!old) return { cursor: since, passes: [] };
   run.enter('catching-up', `copying writes ${old.name} took since the backup`);
-  let cursor = since;
-  for (let pass = 1; pass <= MAX_CATCH_UP_PASSES; pass += 1) {
-    const copy = await copyLast(run, old, next, cursor);
-    passes.push(copy);
-    cursor = copy.cursor;
-    run.describe(`pass ${pass} copied ${copy.copied} changes from ${old.name} to ${next.name}`);
-    if (copy.copied <= planned.settings.catchUpFenceBelow) break;
-  }
-  return { cursor, passes };
+  return copyUntilFew(run.env, old, next, since, planned.settings.catchUpFenceBelow,
+    (copy, pass) => run.describe(`pass ${pass} copied ${copy.copied} changes from ${old.name} to ${next.name}`));
 }
 
 /** With `approval: manual`, waits for a person; writes are not refused meanwhile (the fence comes after). */
@@ -171,13 +158,40 @@ export async function awaitApproval(run: SwitchRun, planned: Planned): Promise<v
 
 /**
  * Fences the old stack with a lease and copies its last writes while the copy renews the lease.
- * If this worker dies, the renewals stop and the old stack opens again by itself.
+ * If this worker dies, the renewals stop and the old stack opens again by itself. With fencing
+ * tokens, writes made while a person approved are copied by unfenced passes first, the fence is
+ * this run's by its epoch, and the copy under it stops at maxWritePauseSeconds.
  */
 export async function fenceAndCopyLast(run: SwitchRun, planned: Planned, next: StackRef, since: string): Promise<Fenced | undefined> {
   const { old, settings } = planned;
   if (!old) return undefined;
   const { env } = run;
   const leaseSeconds = settings.fenceLeaseSeconds;
+  if (patched(PATCHES.fencingTokens)) {
+    if (run.phase === 'awaiting-approval') {
+      run.enter('catching-up', `copying the writes ${old.name} took while ${env} waited for approval`);
+      since = (await copyUntilFew(env, old, next, since, settings.catchUpFenceBelow)).cursor;
+    }
+    run.describe(`fencing ${old.name} (lease ${leaseSeconds} s, writes held at most ${settings.maxWritePauseSeconds} s) and copying its last writes to ${next.name}`);
+    const held: { fence?: HeldFence } = {};
+    // Registered before the fence is asked for: a fence whose answer was lost was taken all the same.
+    const undo = run.onUndo(`release the fence of ${old.name}`, () => fencing.releaseFence({
+      env, adminUrl: old.outputs.adminUrl, expected: { epoch: held.fence?.epoch ?? 0, mode: 'fenced' },
+    }));
+    const limits = { leaseSeconds, maxWritePauseSeconds: settings.maxWritePauseSeconds };
+    for (let fences = 1; ; fences += 1) {
+      try {
+        const fenced = await fenceAndCopy(env, old, next, since, limits, (fence) => (held.fence = fence));
+        run.fencedAt = fenced.fencedAt;
+        held.fence = fenced.fence;
+        return { cursor: fenced.cursor, undo, fence: fenced.fence };
+      } catch (err) {
+        if (!lapsed(err) || fences >= MAX_FENCED_COPIES) throw err;
+        // The worker stopped renewing for a whole lease (paused, or a retry came late): the old stack took writes again.
+        run.describe(`${old.name}'s fence lapsed during the copy and it took writes again: fencing it again`);
+      }
+    }
+  }
   const what = `fencing ${old.name} (lease ${leaseSeconds} s) and copying its last writes to ${next.name}`;
   if (run.phase === 'awaiting-approval') run.enter('catching-up', what);
   else run.describe(what);
@@ -218,6 +232,7 @@ export async function flip(run: SwitchRun, planned: Planned, next: StackRef, fen
   if (old && fenced) {
     const back: PointBack = {
       env, recordName: settings.recordName, leaseSeconds: settings.fenceLeaseSeconds, from: next, to: old, since: fenced.cursor, undrain: false,
+      catchUpFenceBelow: settings.catchUpFenceBelow, maxWritePauseSeconds: settings.maxWritePauseSeconds,
     };
     const progress: PointBackProgress = { dnsOnFrom: false, undrained: false, writerMoved: false, dnsBack: false };
     run.pointedBack = false;
@@ -230,9 +245,14 @@ export async function flip(run: SwitchRun, planned: Planned, next: StackRef, fen
         run.dnsMoved = progress.dnsOnFrom;
       }
     });
-    await quick.forwardStack({
-      env, adminUrl: old.outputs.adminUrl, to: next.outputs.endpoint, cursor: fenced.cursor, leaseSeconds: settings.fenceLeaseSeconds,
-    });
+    if (fenced.fence) {
+      // The data check then knows where the copy under the fence that held ended.
+      fenced.cursor = await commitFlip(run, planned, next, { cursor: fenced.cursor, fence: fenced.fence });
+    } else {
+      await quick.forwardStack({
+        env, adminUrl: old.outputs.adminUrl, to: next.outputs.endpoint, cursor: fenced.cursor, leaseSeconds: settings.fenceLeaseSeconds,
+      });
+    }
     const pause = run.fencedAt === undefined ? undefined : (run.status.writePause = { fenceToForwardMs: workflowNow() - run.fencedAt });
     run.describe(`${old.name} forwards every request to ${next.name}${pause ? ` (writes paused ${pause.fenceToForwardMs} ms)` : ''}; switching DNS`);
   }
@@ -244,12 +264,41 @@ export async function flip(run: SwitchRun, planned: Planned, next: StackRef, fen
   }
 }
 
+/**
+ * The commit, refused when the old stack's fence lapsed or its copy is behind: then the old stack
+ * is fenced and copied again, a few times. Given up past maxWritePauseSeconds since the fence.
+ * Answers where the copy under the fence that was committed ended.
+ */
+async function commitFlip(run: SwitchRun, planned: Planned, next: StackRef, held: { cursor: string; fence: HeldFence }): Promise<string> {
+  const { env } = run;
+  const { settings } = planned;
+  const old = planned.old!;
+  const limits = { leaseSeconds: settings.fenceLeaseSeconds, maxWritePauseSeconds: settings.maxWritePauseSeconds };
+  for (let commits = 1; ; commits += 1) {
+    const pausedMs = workflowNow() - (run.fencedAt ?? workflowNow());
+    if (pausedMs > settings.maxWritePauseSeconds * 1000) {
+      throw stop('WritePauseExceeded', `writes to ${old.name} were held ${Math.round(pausedMs / 1000)} s, more than maxWritePauseSeconds (${settings.maxWritePauseSeconds} s): the flip gives up`);
+    }
+    try {
+      await fencing.commitForward({ env, adminUrl: old.outputs.adminUrl, to: next.outputs.endpoint, ...held, leaseSeconds: settings.fenceLeaseSeconds });
+      return held.cursor;
+    } catch (err) {
+      if (!lapsed(err) || commits >= MAX_FENCED_COPIES) throw err;
+      run.describe(`${old.name}'s fence lapsed before the commit and it took writes again: fencing it and copying again`);
+      const fenced = await fenceAndCopy(env, old, next, held.cursor, limits);
+      run.fencedAt = fenced.fencedAt;
+      held = { cursor: fenced.cursor, fence: fenced.fence };
+    }
+  }
+}
+
 // ---------------------------------------------------------------- after the switch
 
-export async function verify(run: SwitchRun, planned: Planned, next: StackRef): Promise<void> {
+export async function verify(run: SwitchRun, planned: Planned, next: StackRef, fenced: Fenced | undefined): Promise<void> {
   const { verifySeconds } = planned.settings;
   run.enter('verifying', `watching ${next.name} through ${planned.settings.recordName} for ${verifySeconds} s`);
-  if (planned.old && patched(PATCHES.verifyData)) await verifyData(run, planned.old, next);
+  // With fencing tokens the commit proves the old stack acknowledged nothing past the fenced copy's cursor.
+  if (planned.old && patched(PATCHES.verifyData)) await verifyData(run, planned.old, next, fenced?.fence ? fenced.cursor : undefined);
   const everyMs = Math.max(VERIFY_EVERY_MS, Math.ceil((verifySeconds * 1000) / VERIFY_LOOKS));
   let failuresInARow = 0;
   let watchedMs = 0;
@@ -273,10 +322,10 @@ const MISMATCHES_NAMED = 10;
  * Every item of the old stack, frozen since it forwards, must be on the new one at the same
  * revision or one changed from a copy of it; a difference fails the switch, which then points DNS back.
  */
-async function verifyData(run: SwitchRun, old: StackRef, next: StackRef): Promise<void> {
+async function verifyData(run: SwitchRun, old: StackRef, next: StackRef, oldThrough: string | undefined): Promise<void> {
   run.describe(`comparing every item of ${old.name} with ${next.name}`);
   const comparison = await streaming.compareStacks({
-    env: run.env, fromAdminUrl: old.outputs.adminUrl, toAdminUrl: next.outputs.adminUrl, firstN: MISMATCHES_NAMED,
+    env: run.env, fromAdminUrl: old.outputs.adminUrl, toAdminUrl: next.outputs.adminUrl, firstN: MISMATCHES_NAMED, ...(oldThrough ? { oldThrough } : {}),
   });
   const { itemsCompared, mismatches, firstMismatches } = comparison;
   run.verification = { itemsCompared, mismatches, firstMismatches };

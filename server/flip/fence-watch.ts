@@ -25,7 +25,7 @@ interface Waiter {
 }
 
 export class FenceWatch {
-  private state: FenceState = { mode: 'open', seq: 0 };
+  private state: FenceState = { mode: 'open', epoch: 0, seq: 0 };
   private fetchedAt = 0;
   private fetching: Promise<FenceState> | undefined;
   /** Reads of the store started so far. */
@@ -115,7 +115,7 @@ export class FenceWatch {
     const before = this.state;
     this.state = state;
     if (state.mode === before.mode && state.forwardTo === before.forwardTo) return;
-    this.options.logger.info({ mode: state.mode, was: before.mode, forwardTo: state.forwardTo, leaseExpiresAt: state.leaseExpiresAt }, 'fence changed');
+    this.options.logger.info({ mode: state.mode, was: before.mode, epoch: state.epoch, forwardTo: state.forwardTo, leaseLeftMs: state.leaseLeftMs }, 'fence changed');
     // Held requests first: they are released before anything else sees the change.
     if (state.mode !== 'fenced') for (const waiter of [...this.waiters]) this.release(waiter);
     for (const listener of this.listeners) listener(state, before);

@@ -6,13 +6,15 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setImmediate } from 'node:timers/promises';
 import { z } from 'zod';
-import { ITEM_ID, type DrainResult, type ExportEndLine, type ExportItemLine, type ExportRevisionLine, type FenceResult, type FenceStatus, type ImportResult, type NodeStats } from '../../src/navcloud/protocol.ts';
+import {
+  ITEM_ID, type DrainResult, type ExportEndLine, type ExportItemLine, type ExportRevisionLine, type FenceConflictBody, type FenceResult, type FenceStatus,
+  type ImportResult, type NodeStats,
+} from '../../src/navcloud/protocol.ts';
 import { decodeCursor, encodeCursor } from '../../src/navcloud/cursor.ts';
 import { ApiError } from '../errors.ts';
 import type { ServerResponse } from 'node:http';
-import { StoreError, type ItemRevision } from '../store/port.ts';
+import { FenceConflict, StoreError, type FenceState, type ItemRevision } from '../store/port.ts';
 import { exportLineOf } from '../wire.ts';
-import type { FenceState } from '../store/port.ts';
 import type { Handler } from './context.ts';
 import { fromStoreError } from './failures.ts';
 import { drained, readJson, requireContentType, sendJson } from './io.ts';
@@ -27,10 +29,18 @@ const IMPORT_BATCH_CHARS = 8 * 1024 * 1024;
 /** An item line holds at most a 256 KiB item plus its envelope. */
 const MAX_LINE = 512 * 1024;
 const ITEM_TYPES = new Set(['trip', 'route', 'place']);
-const DEFAULT_LEASE_SECONDS = 60;
-const FENCE_BODY_LIMIT = 1024;
-const FenceBody = z.strictObject({ leaseSeconds: z.number().int().min(1).max(3600).optional() });
+const FENCE_BODY_LIMIT = 4096;
+const FenceExpected = z.strictObject({
+  epoch: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  mode: z.enum(['open', 'fenced', 'forwarding']),
+}, { error: 'must be { epoch, mode }: the fence as the caller last saw it (GET /admin/fence)' });
+const FenceBy = z.string().min(1).max(256).describe('who sends the change: one step of one run');
+const FenceBody = z.strictObject({ expected: FenceExpected, by: FenceBy, leaseSeconds: z.number().int().min(1).max(3600) });
+const UnfenceBody = z.strictObject({ expected: FenceExpected, by: FenceBy });
 const ForwardBody = z.strictObject({
+  expected: FenceExpected,
+  by: FenceBy,
+  cursor: z.string().max(64).refine((cursor) => decodeCursor(cursor) !== undefined, 'must be a cursor of this service: where the copy under the fence ended'),
   to: z.string().max(2048).refine((to) => {
     try {
       const url = new URL(to);
@@ -243,36 +253,55 @@ export const importItems: Handler = async (context, { request, response }) => {
 };
 
 function fenceStatus(state: FenceState): FenceStatus {
-  const status: FenceStatus = { mode: state.mode };
-  if (state.leaseExpiresAt !== undefined) status.leaseExpiresAt = new Date(state.leaseExpiresAt).toISOString();
+  const status: FenceStatus = { mode: state.mode, epoch: state.epoch };
+  if (state.leaseLeftMs !== undefined) status.leaseLeftMs = Math.max(0, Math.round(state.leaseLeftMs));
   if (state.forwardTo !== undefined) status.forwardTo = state.forwardTo;
   return status;
 }
 
 function fenceResult(state: FenceState): FenceResult {
-  return { fenced: state.mode !== 'open', ...fenceStatus(state), cursor: encodeCursor(state.seq) };
+  const result: FenceResult = { fenced: state.mode !== 'open', ...fenceStatus(state), cursor: encodeCursor(state.seq) };
+  if (state.leaseMs !== undefined) result.leaseSeconds = state.leaseMs / 1000;
+  if (state.by !== undefined) result.by = state.by;
+  return result;
 }
 
-/** A body is optional: without one the lease is the default. Calling it again renews the lease. */
+/** A change of the fence; one the store finds on another state than expected answers 409 with the fence as it is. */
+async function changeFence(change: () => Promise<FenceState>): Promise<FenceResult> {
+  try {
+    return fenceResult(await change());
+  } catch (error) {
+    if (!(error instanceof FenceConflict)) throw error;
+    const extra: Omit<FenceConflictBody, 'error'> = { fence: fenceResult(error.current) };
+    throw new ApiError(409, 'fence-conflict', error.message, {}, extra);
+  }
+}
+
+/** GET /admin/fence: the fence as this node acts on it, with the epoch a change must expect. */
+export const fenceNow: Handler = async (context, { response }) => {
+  sendJson(response, 200, fenceResult(await context.store.fenceState()));
+};
+
+/** Takes the fence (expected open) or renews it (expected fenced, lease live). */
 export const fence: Handler = async (context, { request, response }) => {
-  const hasBody = Number(request.headers['content-length'] ?? 0) > 0 || request.headers['transfer-encoding'] !== undefined;
-  const { leaseSeconds = DEFAULT_LEASE_SECONDS } = hasBody ? await readJson(request, FENCE_BODY_LIMIT, FenceBody) : {};
-  const result = fenceResult(await context.store.fence(leaseSeconds * 1000));
-  context.logger.warn({ ...result, leaseSeconds }, result.mode === 'fenced' ? 'store fenced: writes refused on every node until the lease lapses' : 'store already forwarding: fence left as is');
+  const { expected, by, leaseSeconds } = await readJson(request, FENCE_BODY_LIMIT, FenceBody);
+  const result = await changeFence(() => context.store.fence({ expected, by, leaseMs: leaseSeconds * 1000 }));
+  context.logger.warn({ ...result, leaseSeconds }, 'store fenced: writes held on every node until the lease lapses here');
   sendJson(response, 200, result);
 };
 
-/** The switch's commit: refused (409 fence-lapsed) unless the store is fenced with a live lease. */
+/** The switch's commit: only from a live fence under which no write was acknowledged past `cursor`. */
 export const forward: Handler = async (context, { request, response }) => {
-  const { to } = await readJson(request, FENCE_BODY_LIMIT, ForwardBody);
-  const result = fenceResult(await context.store.forward(to.replace(/\/+$/, '')));
+  const { expected, by, cursor, to } = await readJson(request, FENCE_BODY_LIMIT, ForwardBody);
+  const result = await changeFence(() => context.store.forward({ expected, by, cursor: decodeCursor(cursor)!, to: to.replace(/\/+$/, '') }));
   context.logger.warn({ ...result }, 'store forwarding: every request goes to the new stack');
   sendJson(response, 200, result);
 };
 
-export const unfence: Handler = async (context, { response }) => {
-  const result = fenceResult(await context.store.unfence());
-  context.logger.warn({ cursor: result.cursor }, 'store unfenced: writes accepted again');
+export const unfence: Handler = async (context, { request, response }) => {
+  const { expected, by } = await readJson(request, FENCE_BODY_LIMIT, UnfenceBody);
+  const result = await changeFence(() => context.store.unfence({ expected, by }));
+  context.logger.warn({ cursor: result.cursor, epoch: result.epoch, by }, 'store unfenced: writes accepted again');
   sendJson(response, 200, result);
 };
 

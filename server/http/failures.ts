@@ -21,8 +21,6 @@ export function fromStoreError(error: StoreError, retryAfterSeconds: number): Ap
       return new ApiError(412, 'precondition-failed', error.message);
     case 'cursor-gone':
       return new ApiError(410, 'cursor-gone', `${error.message}: start again without since`);
-    case 'fence-lapsed':
-      return new ApiError(409, 'fence-lapsed', error.message);
   }
 }
 

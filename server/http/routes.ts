@@ -40,6 +40,7 @@ export const ROUTES: Route[] = [
   route('GET', '/admin/revisions', 'admin', admin.revisions),
   route('GET', '/admin/items/:id', 'admin', admin.itemLine),
   route('POST', '/admin/import', 'admin', admin.importItems),
+  route('GET', '/admin/fence', 'admin', admin.fenceNow),
   route('POST', '/admin/fence', 'admin', admin.fence),
   route('POST', '/admin/forward', 'admin', admin.forward),
   route('POST', '/admin/unfence', 'admin', admin.unfence),

@@ -7,7 +7,9 @@
  * so client cursors survive backup, restore and catch-up; a local change whose number an
  * imported change claims (only smoke-test writes on a stack not yet live) moves after it.
  */
-import type { ExportItemLine, ImportResult, ItemType } from '../../src/navcloud/protocol.ts';
+import type { ExportItemLine, FenceMode, ImportResult, ItemType } from '../../src/navcloud/protocol.ts';
+
+export type { FenceMode } from '../../src/navcloud/protocol.ts';
 
 export interface StoredItem {
   id: string;
@@ -42,23 +44,49 @@ export interface PutItem {
 }
 
 /**
- * The fence, shared by every node of the store. 'fenced' refuses writes until its lease lapses (a
- * switch that dies cannot leave the stack fenced forever: nothing sweeps, a lapsed lease simply
- * reads as 'open'); 'forwarding' is the committed switch: every request goes to `forwardTo`.
+ * The fence, shared by every node of the store, as the answering node acts on it. 'fenced' refuses
+ * writes until its lease lapses (a switch that dies cannot leave the stack fenced forever: nothing
+ * sweeps); 'forwarding' is the committed switch: every request goes to `forwardTo`.
+ *
+ * Every change of the fence raises its `epoch`, and names the epoch and mode it expects to find:
+ * one compare-and-set, so a change sent on a state that has moved on (a late or repeated request,
+ * a run that is over) is refused ('fence-conflict') and changes nothing. A lease is a duration:
+ * each node measures it on its own monotonic clock from when it first saw that epoch, so node
+ * clocks need not agree; a node that finds the lease lapsed records the lapse (a new epoch, open)
+ * before it applies a write, so a change still expecting the fenced epoch is refused.
  */
-export type FenceMode = 'open' | 'fenced' | 'forwarding';
-
 export interface FenceState {
   mode: FenceMode;
-  /** Epoch ms at which a 'fenced' store lapses back to 'open' by itself (absent otherwise). */
-  leaseExpiresAt?: number;
+  epoch: number;
+  /** 'fenced' only: the lease, and how much of it this node has left by its own clock (ms). */
+  leaseMs?: number;
+  leaseLeftMs?: number;
   /** Base URL of the stack every request is forwarded to ('forwarding' only). */
   forwardTo?: string;
+  /** Who made the last change (a caller's `by`, or `lapse:<node>`). */
+  by?: string;
   /** Highest sequence number when answered: encodeCursor(seq) is the fence cursor. */
   seq: number;
 }
 
-/** Wall-clock epoch ms; the store's lease arithmetic reads time only through it, so tests can move it. */
+/** What a change of the fence expects to find: the epoch, and the mode (as the answering node acts on it). */
+export interface FenceExpectation {
+  epoch: number;
+  mode: FenceMode;
+}
+
+/**
+ * A change of the fence. `by` names the caller (one step of one run): a change whose expectation
+ * is behind only because the same caller changed the fence since (its retry, or its earlier
+ * request) goes ahead from where that left it, so a retry of a change whose answer was lost is
+ * answered as done.
+ */
+export interface FenceChange {
+  expected: FenceExpectation;
+  by: string;
+}
+
+/** Monotonic ms (performance.now by default): the only clock a store measures a lease on, so tests can move it. */
 export type Clock = () => number;
 
 /** What a page of changes or of the inbox holds of item data unless told otherwise: a thousand 256 KiB items would not fit in memory. */
@@ -68,9 +96,17 @@ export const PAGE_BYTES = 4 * 1024 * 1024;
 export class StoreError extends Error {
   override name = 'StoreError';
   constructor(
-    readonly code: 'not-found' | 'precondition-failed' | 'fenced' | 'fence-lapsed' | 'unavailable' | 'cursor-gone',
+    readonly code: 'not-found' | 'precondition-failed' | 'fenced' | 'unavailable' | 'cursor-gone',
     message: string,
   ) {
+    super(message);
+  }
+}
+
+/** A change of the fence found it other than it expected: nothing changed; `current` is what it found. */
+export class FenceConflict extends Error {
+  override name = 'FenceConflict';
+  constructor(message: string, readonly current: FenceState) {
     super(message);
   }
 }
@@ -133,13 +169,19 @@ export interface SyncStore {
    * change this store numbers at or below it.
    */
   raiseNumbering(through: number): Promise<number>;
-  /** open|fenced -> fenced with lease now + leaseMs (a repeat renews it); forwarding is answered as is. */
-  fence(leaseMs: number): Promise<FenceState>;
-  /** fenced (lease live) -> forwarding to `to`, lease cleared; already forwarding to `to` is answered as is; otherwise 'fence-lapsed'. */
-  forward(to: string): Promise<FenceState>;
-  /** any -> open. */
-  unfence(): Promise<FenceState>;
-  /** A lapsed lease reads as 'open'. */
+  /**
+   * open -> fenced for `leaseMs` (takes the fence; also from a lease lapsed here), fenced -> fenced
+   * (renews it, only while its lease is live here). FenceConflict otherwise.
+   */
+  fence(change: FenceChange & { leaseMs: number }): Promise<FenceState>;
+  /**
+   * fenced (lease live here) -> forwarding to `to`: the commit of a switch, only if no write was
+   * acknowledged past `cursor` (the end of the copy taken under this fence). FenceConflict otherwise.
+   */
+  forward(change: FenceChange & { to: string; cursor: number }): Promise<FenceState>;
+  /** fenced or forwarding -> open (an open store is answered as is). FenceConflict otherwise. */
+  unfence(change: FenceChange): Promise<FenceState>;
+  /** As this node acts on it: a lease lapsed by its clock reads as 'open'. */
   fenceState(): Promise<FenceState>;
   /** Highest sequence number in the store. */
   highestSeq(): Promise<number>;

@@ -14,7 +14,11 @@ import type { ExportItemLine, ItemType } from '../../src/navcloud/protocol.ts';
 import { decodeCursor } from '../../src/navcloud/cursor.ts';
 import { holdsAtLeast, nextRevision } from '../../src/navcloud/revision.ts';
 import { Database } from './sqlite-binding.ts';
-import { PAGE_BYTES, StoreError, type ItemRevision, type StoreExport, type Clock, type FenceMode, type FenceState, type PutItem, type StoredChange, type StoredItem, type SyncStore } from './port.ts';
+import {
+  PAGE_BYTES, StoreError, type Clock, type FenceChange, type FenceMode, type FenceState, type ItemRevision, type PutItem, type StoreExport,
+  type StoredChange, type StoredItem, type SyncStore,
+} from './port.ts';
+import { decide, lapseOf, NodeLease, type FenceRecord, type FenceRequest } from './fence-rules.ts';
 
 interface ItemRow {
   seq: number;
@@ -60,16 +64,25 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('seq', 0);
 CREATE TABLE IF NOT EXISTS fence (
   id INTEGER PRIMARY KEY CHECK (id = 1),
   mode TEXT NOT NULL,
-  lease_expires_at INTEGER,
-  forward_to TEXT
+  epoch INTEGER NOT NULL DEFAULT 0,
+  lease_ms INTEGER,
+  fenced_at INTEGER,
+  forward_to TEXT,
+  changed_by TEXT
 );
 INSERT OR IGNORE INTO fence (id, mode) VALUES (1, 'open');
 `;
 
+/** Columns a fence table written before fencing tokens lacks (its lease, an absolute time, is read no more). */
+const FENCE_COLUMNS_ADDED = ['epoch INTEGER NOT NULL DEFAULT 0', 'lease_ms INTEGER', 'fenced_at INTEGER', 'changed_by TEXT'];
+
 interface FenceRow {
   mode: FenceMode;
-  lease_expires_at: number | null;
+  epoch: number;
+  lease_ms: number | null;
+  fenced_at: number | null;
   forward_to: string | null;
+  changed_by: string | null;
 }
 
 const COLUMNS = 'seq, id, owner, type, data, rev, deleted, shares, updated_at';
@@ -150,7 +163,7 @@ function whileLocked(timeoutMs: number, step: () => unknown): void {
 export interface SqliteStoreOptions {
   /** How long a write waits for another process's transaction, in ms. */
   busyTimeoutMs?: number;
-  /** Reads the fence lease against this clock (Date.now by default). */
+  /** Measures the fence lease on this monotonic clock (performance.now by default). */
   clock?: Clock;
 }
 
@@ -166,10 +179,11 @@ export class SqliteStore implements SyncStore {
    */
   private readonly rows = new Map<string, StoredItem>();
   private rowsVersion = -1;
-  private readonly clock: Clock;
+  /** The lease as this process (one node) measures it. */
+  private readonly lease: NodeLease;
 
   constructor(readonly path: string, options: SqliteStoreOptions = {}) {
-    this.clock = options.clock ?? Date.now;
+    this.lease = new NodeLease(options.clock ?? (() => performance.now()));
     mkdirSync(dirname(path), { recursive: true });
     const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     const db = (this.db = new Database(path, { timeout: busyTimeoutMs }));
@@ -181,6 +195,10 @@ export class SqliteStore implements SyncStore {
     db.pragma('cache_size = -65536');
     whileLocked(busyTimeoutMs, () => db.exec(SCHEMA));
     whileLocked(busyTimeoutMs, () => addCopiedRev(db));
+    whileLocked(busyTimeoutMs, () => {
+      const present = new Set(db.prepare<[], { name: string }>('PRAGMA table_info(fence)').all().map((c) => c.name));
+      for (const column of FENCE_COLUMNS_ADDED.filter((c) => !present.has(c.split(' ')[0]!))) db.exec(`ALTER TABLE fence ADD COLUMN ${column}`);
+    });
     this.statements = {
       byId: db.prepare<[string], ItemRow>(`SELECT ${COLUMNS} FROM items WHERE id = ?`),
       bySeq: db.prepare<[number], ItemRow>(`SELECT ${COLUMNS} FROM items WHERE seq = ?`),
@@ -197,8 +215,9 @@ export class SqliteStore implements SyncStore {
       accessOf: db.prepare<[string], { user: string; revoked: 0 | 1 }>('SELECT user, revoked FROM access WHERE item_id = ?'),
       dropAccess: db.prepare<[string]>('DELETE FROM access WHERE item_id = ?'),
       meta: db.prepare<[string], { value: number }>('SELECT value FROM meta WHERE key = ?'),
-      fence: db.prepare<[], FenceRow>('SELECT mode, lease_expires_at, forward_to FROM fence WHERE id = 1'),
-      setFence: db.prepare<[FenceMode, number | null, string | null]>('UPDATE fence SET mode = ?, lease_expires_at = ?, forward_to = ? WHERE id = 1'),
+      fence: db.prepare<[], FenceRow>('SELECT mode, epoch, lease_ms, fenced_at, forward_to, changed_by FROM fence WHERE id = 1'),
+      setFence: db.prepare<[FenceMode, number, number | null, number | null, string | null, string | null]>(
+        'UPDATE fence SET mode = ?, epoch = ?, lease_ms = ?, fenced_at = ?, forward_to = ?, changed_by = ? WHERE id = 1'),
       setMeta: db.prepare<[number, string]>('UPDATE meta SET value = ? WHERE key = ?'),
       nextSeq: db.prepare<[], { value: number }>("UPDATE meta SET value = value + 1 WHERE key = 'seq' RETURNING value"),
       inbox: db.prepare<[string, number], ItemRow>(
@@ -242,24 +261,13 @@ export class SqliteStore implements SyncStore {
         this.statements.setMeta.run(counter, 'seq');
         return counter;
       }),
-      fence: db.transaction((leaseMs: number) => {
-        const current = this.currentFence();
-        if (current.mode !== 'forwarding') this.statements.setFence.run('fenced', this.clock() + leaseMs, null);
-        return this.fenceStateNow();
-      }),
-      forward: db.transaction((to: string) => {
-        const current = this.currentFence();
-        if (current.mode === 'forwarding' && current.forward_to === to) return this.fenceStateNow();
-        if (current.mode !== 'fenced') {
-          throw new StoreError('fence-lapsed', current.mode === 'forwarding'
-            ? `the store already forwards to ${current.forward_to ?? '?'}, not ${to}`
-            : 'the store is not fenced (its lease lapsed or it was never fenced): it cannot forward');
-        }
-        this.statements.setFence.run('forwarding', null, to);
-        return this.fenceStateNow();
-      }),
-      unfence: db.transaction(() => {
-        this.statements.setFence.run('open', null, null);
+      // The fence's compare-and-set: read, decide and write in one IMMEDIATE transaction.
+      changeFence: db.transaction((change: FenceChange & FenceRequest) => {
+        const record = this.fenceRecord();
+        const seq = this.statements.meta.get('seq')!.value;
+        const left = this.lease.leftMs(record);
+        const decision = decide(record, { lapsed: left !== undefined && left <= 0, seq, acknowledgedThrough: seq }, change, () => this.lease.state(record, seq));
+        if ('next' in decision) this.writeFence(decision.next);
         return this.fenceStateNow();
       }),
       fenceState: db.transaction(() => this.fenceStateNow()),
@@ -360,16 +368,16 @@ export class SqliteStore implements SyncStore {
     return this.unavailableOnBusy(() => this.transactions.raiseNumbering.immediate(through));
   }
 
-  async fence(leaseMs: number): Promise<FenceState> {
-    return this.unavailableOnBusy(() => this.transactions.fence.immediate(leaseMs));
+  async fence(change: FenceChange & { leaseMs: number }): Promise<FenceState> {
+    return this.unavailableOnBusy(() => this.transactions.changeFence.immediate({ ...change, kind: 'fence' }));
   }
 
-  async forward(to: string): Promise<FenceState> {
-    return this.unavailableOnBusy(() => this.transactions.forward.immediate(to));
+  async forward(change: FenceChange & { to: string; cursor: number }): Promise<FenceState> {
+    return this.unavailableOnBusy(() => this.transactions.changeFence.immediate({ ...change, kind: 'forward' }));
   }
 
-  async unfence(): Promise<FenceState> {
-    return this.unavailableOnBusy(() => this.transactions.unfence.immediate());
+  async unfence(change: FenceChange): Promise<FenceState> {
+    return this.unavailableOnBusy(() => this.transactions.changeFence.immediate({ ...change, kind: 'unfence' }));
   }
 
   async fenceState(): Promise<FenceState> {
@@ -424,24 +432,37 @@ export class SqliteStore implements SyncStore {
     return item;
   }
 
-  /** The fence row with a lapsed lease read as open. */
-  private currentFence(): FenceRow {
+  private fenceRecord(): FenceRecord {
     const row = this.statements.fence.get()!;
-    if (row.mode === 'fenced' && (row.lease_expires_at ?? 0) <= this.clock()) return { mode: 'open', lease_expires_at: null, forward_to: null };
-    return row;
+    const record: FenceRecord = { mode: row.mode, epoch: row.epoch };
+    if (row.lease_ms !== null) record.leaseMs = row.lease_ms;
+    if (row.fenced_at !== null) record.fencedAt = row.fenced_at;
+    if (row.forward_to !== null) record.forwardTo = row.forward_to;
+    if (row.changed_by !== null) record.by = row.changed_by;
+    return record;
+  }
+
+  private writeFence(record: FenceRecord): void {
+    this.statements.setFence.run(record.mode, record.epoch, record.leaseMs ?? null, record.fencedAt ?? null, record.forwardTo ?? null, record.by ?? null);
   }
 
   private fenceStateNow(): FenceState {
-    const row = this.currentFence();
-    const state: FenceState = { mode: row.mode, seq: this.statements.meta.get('seq')!.value };
-    if (row.mode === 'fenced' && row.lease_expires_at !== null) state.leaseExpiresAt = row.lease_expires_at;
-    if (row.mode === 'forwarding' && row.forward_to !== null) state.forwardTo = row.forward_to;
-    return state;
+    return this.lease.state(this.fenceRecord(), this.statements.meta.get('seq')!.value);
   }
 
+  /**
+   * Inside a write's transaction: refused unless open here. A lease that lapsed by this node's
+   * clock is recorded as a lapse (a new epoch) in the same transaction, so a change of the fence
+   * still expecting the fenced epoch (a late renewal, a forward) is refused from now on.
+   */
   private assertNotFenced(): void {
-    const mode = this.currentFence().mode;
-    if (mode !== 'open') throw new StoreError('fenced', `the store is ${mode}: writes are refused until it is unfenced`);
+    const record = this.fenceRecord();
+    const left = this.lease.leftMs(record);
+    if (record.mode === 'fenced' && left !== undefined && left <= 0) {
+      this.writeFence(lapseOf(record));
+      return;
+    }
+    if (record.mode !== 'open') throw new StoreError('fenced', `the store is ${record.mode}: writes are refused until it is unfenced`);
   }
 
   private putNow(request: PutItem): { item: StoredItem; created: boolean } {

@@ -3,6 +3,7 @@ import { resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { DEFAULT_FENCE_LEASE_SECONDS, DEFAULT_MAX_WRITE_PAUSE_SECONDS } from '../switch/contract.ts';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const environmentsDir = resolve(repoRoot, 'infra/environments');
@@ -90,7 +91,13 @@ export const environmentSchema = z.object({
    * The old stack's fence lapses by itself this long after the switch last renewed it, so a dead
    * or cancelled switch never leaves it refusing writes for longer (docs/switch-protocol.md).
    */
-  fenceLeaseSeconds: z.number().int().min(10).max(3_600).default(60),
+  fenceLeaseSeconds: z.number().int().min(10).max(3_600).default(DEFAULT_FENCE_LEASE_SECONDS),
+  /**
+   * The longest writes may be held from the fence to the commit (like RDS's switchover timeout):
+   * a copy under the fence still running then stops renewing it, and the flip gives up, unfences
+   * and fails cleanly (docs/switch-protocol.md).
+   */
+  maxWritePauseSeconds: z.number().int().min(1).max(3_600).default(DEFAULT_MAX_WRITE_PAUSE_SECONDS),
 });
 
 export type Environment = z.output<typeof environmentSchema>;

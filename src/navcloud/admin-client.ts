@@ -1,13 +1,23 @@
 /**
- * The orchestrator's client for one stack's admin API: export, import, fence
- * (with a lease), forward, unfence, drain, undrain, stats and health. Failures are CloudErrors so activities decide once whether
- * Temporal should retry: 5xx, 429 and connection problems are retryable; other 4xx are not.
+ * The orchestrator's client for one stack's admin API: export, import, the fence (read, take or
+ * renew with a lease, forward, unfence: each change naming the epoch and mode it expects), drain,
+ * undrain, stats and health. Failures are CloudErrors so activities decide once whether Temporal
+ * should retry: 5xx, 429 and connection problems are retryable; other 4xx are not, and a change of
+ * the fence that found another state is a FenceConflictError carrying that state.
  */
 import { signToken } from './token.ts';
 import { CloudError } from '../cloud/errors.ts';
 import type {
-  ApiErrorBody, ExportEndLine, ExportItemLine, ExportLine, FenceResult, ImportResult, NodeStats, RevisionExportLine,
+  ApiErrorBody, ExportEndLine, ExportItemLine, ExportLine, FenceConflictBody, FenceRequest, FenceResult, ForwardRequest, ImportResult, NodeStats,
+  RevisionExportLine, UnfenceRequest,
 } from './protocol.ts';
+
+/** 409 fence-conflict: the change found the fence other than it expected and changed nothing. */
+export class FenceConflictError extends CloudError {
+  constructor(message: string, url: string, readonly current: FenceResult) {
+    super(message, false, 'Http409', url);
+  }
+}
 
 export interface StackAdmin {
   /** Every line of GET /admin/export (since `since` when given), the end line last. */
@@ -19,11 +29,13 @@ export interface StackAdmin {
    * the last batch) the stack also numbers every later change above the export's cursor.
    */
   importLines(lines: ExportItemLine[], signal?: AbortSignal, end?: ExportEndLine): Promise<ImportResult>;
-  /** POST /admin/fence: fences the stack for `leaseSeconds`, or renews the lease. */
-  fence(options: { leaseSeconds: number }, signal?: AbortSignal): Promise<FenceResult>;
-  /** POST /admin/forward: the switch's commit; a CloudError with code Http409 (not retryable) when the lease lapsed. */
-  forward(to: string, signal?: AbortSignal): Promise<FenceResult>;
-  unfence(signal?: AbortSignal): Promise<FenceResult>;
+  /** GET /admin/fence: the fence as the answering node acts on it, with its epoch. */
+  fenceState(signal?: AbortSignal): Promise<FenceResult>;
+  /** POST /admin/fence: takes the fence (expected open) or renews its lease (expected fenced). */
+  fence(request: FenceRequest, signal?: AbortSignal): Promise<FenceResult>;
+  /** POST /admin/forward: the switch's commit, from a live fence with nothing acknowledged past the cursor. */
+  forward(request: ForwardRequest, signal?: AbortSignal): Promise<FenceResult>;
+  unfence(request: UnfenceRequest, signal?: AbortSignal): Promise<FenceResult>;
   /** POST /admin/drain on one node (a base URL from the stack's `nodes`). */
   drain(node: string, signal?: AbortSignal): Promise<void>;
   /** POST /admin/undrain on one node: it reports ready and takes streams again. */
@@ -118,9 +130,10 @@ export function createAdminClient(options: AdminClientOptions): StackAdmin {
       const response = await call('POST', url, { body, signal });
       return (await response.json()) as ImportResult;
     },
-    fence: ({ leaseSeconds }, signal) => json<FenceResult>('POST', '/admin/fence', signal, adminUrl, { leaseSeconds }),
-    forward: (to, signal) => json<FenceResult>('POST', '/admin/forward', signal, adminUrl, { to }),
-    unfence: (signal) => json<FenceResult>('POST', '/admin/unfence', signal),
+    fenceState: (signal) => json<FenceResult>('GET', '/admin/fence', signal),
+    fence: (request, signal) => json<FenceResult>('POST', '/admin/fence', signal, adminUrl, request),
+    forward: (request, signal) => json<FenceResult>('POST', '/admin/forward', signal, adminUrl, request),
+    unfence: (request, signal) => json<FenceResult>('POST', '/admin/unfence', signal, adminUrl, request),
     async drain(node, signal) {
       await json<unknown>('POST', '/admin/drain', signal, node);
     },
@@ -157,8 +170,11 @@ async function httpError(method: string, url: string, response: Response): Promi
   try {
     const text = await response.text();
     try {
-      const body = JSON.parse(text) as Partial<ApiErrorBody>;
+      const body = JSON.parse(text) as Partial<ApiErrorBody> & Partial<FenceConflictBody>;
       detail = body.error?.message ? `${body.error.code ?? 'error'}: ${body.error.message}` : text.slice(0, 200);
+      if (response.status === 409 && body.error?.code === 'fence-conflict' && body.fence) {
+        return new FenceConflictError(`${method} ${url} answered 409: ${detail}`, url, body.fence);
+      }
     } catch {
       detail = text.slice(0, 200) || detail;
     }

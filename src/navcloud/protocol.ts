@@ -93,25 +93,70 @@ export interface ImportResult {
   cursor: string;
 }
 
+/**
+ * How a stack's store treats requests: 'open' applies them, 'fenced' holds writes until its lease
+ * lapses or it changes, 'forwarding' passes every request to another stack (a committed switch).
+ */
 export type FenceMode = 'open' | 'fenced' | 'forwarding';
 
-/** Answer of POST /admin/fence, /admin/forward and /admin/unfence. */
+/** What a change of the fence expects to find; anything else answers 409 `fence-conflict` and changes nothing. */
+export interface FenceExpectation {
+  epoch: number;
+  mode: FenceMode;
+}
+
+/**
+ * Every change of the fence names what it expects and who sends it: one step of one run, so a
+ * retry of a change whose answer was lost is answered as done (server/README.md, "The fence").
+ */
+interface FenceChangeRequest {
+  expected: FenceExpectation;
+  by: string;
+}
+
+/** Body of POST /admin/fence: takes the fence (expected open) or renews it (expected fenced). */
+export interface FenceRequest extends FenceChangeRequest {
+  leaseSeconds: number;
+}
+
+/** Body of POST /admin/forward: the commit of a switch, from a live fence under which nothing was acknowledged past `cursor`. */
+export interface ForwardRequest extends FenceChangeRequest {
+  to: string;
+  cursor: string;
+}
+
+/** Body of POST /admin/unfence. */
+export type UnfenceRequest = FenceChangeRequest;
+
+/** Answer of GET /admin/fence and of POST /admin/fence, /admin/forward and /admin/unfence. */
 export interface FenceResult {
   /** True while writes are refused: 'fenced' or 'forwarding'. */
   fenced: boolean;
+  /** As the answering node acts on it: a lease lapsed by its clock reads 'open'. */
   mode: FenceMode;
+  /** Raised by every change of the fence. */
+  epoch: number;
   /** Highest cursor in the store when the call returned: after a fence, no write follows it. */
   cursor: string;
-  /** When a 'fenced' store lapses back to 'open' by itself unless the fence is renewed (ISO 8601). */
-  leaseExpiresAt?: string;
+  /** 'fenced' only: the lease, and how much of it the answering node has left by its own clock. */
+  leaseSeconds?: number;
+  leaseLeftMs?: number;
   /** The stack every request is forwarded to ('forwarding' only). */
   forwardTo?: string;
+  /** Who made the last change. */
+  by?: string;
+}
+
+/** A 409 `fence-conflict`: the error, and the fence as the change found it. */
+export interface FenceConflictBody extends ApiErrorBody {
+  fence: FenceResult;
 }
 
 /** The fence as GET /admin/stats reports it. */
 export interface FenceStatus {
   mode: FenceMode;
-  leaseExpiresAt?: string;
+  epoch: number;
+  leaseLeftMs?: number;
   forwardTo?: string;
 }
 

@@ -10,6 +10,13 @@ import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { Colour } from '../cloud/ports.ts';
 
 export const TASK_QUEUE = 'switchyard';
+/**
+ * The fence lease of an environment file that names none (`fenceLeaseSeconds`), and of runs
+ * planned before leases existed: declared once, for the configuration and the workflows.
+ */
+export const DEFAULT_FENCE_LEASE_SECONDS = 60;
+/** The longest a flip may hold writes (fence to commit) when the environment file names none (`maxWritePauseSeconds`). */
+export const DEFAULT_MAX_WRITE_PAUSE_SECONDS = 30;
 export const switchWorkflowId = (env: string) => `switch-${env}`;
 export const scheduleId = (env: string) => `nightly-refresh-${env}`;
 

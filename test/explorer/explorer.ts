@@ -10,7 +10,21 @@
  *   hang         the call never answers; the server times it out and retries
  *   kill         the call does its work, then the worker dies: it is shut down and a new one starts
  *   terminate    the call does its work and the run is terminated meanwhile (nothing of it runs again)
+ * and, at calls that change a stack (ADMIN_CALLS), faults of the call's admin requests:
+ *   pause        the worker freezes for longer than the fence lease right after the call's first admin
+ *                request, then thaws and sends the rest; the server timed the attempt out meanwhile
+ *                and retries it
+ *   late         the call's first request that changes a stack is held in the network: the attempt
+ *                times out, is retried, and the held request arrives after the retry
+ *   stale        the call's second request that changes a stack is held in the network: the attempt
+ *                times out, is retried, and the held request arrives once the run under test has
+ *                ended (a call that sends one only has it answered, and a copy arrives at the end)
  * Written `base@call:kind+call:kind`, e.g. `switch@7:hang+12:kill`.
+ *
+ * The world is rough (test/support/fake-ports.ts): clients write before every admin request,
+ * exports answer 410 past a store's newest change, and scenarios give nodes clocks of their own
+ * (skewed, stepping), writes caught by a fence that leave gaps in the numbering, and a stack that
+ * stops answering admin requests until the retries run out.
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -30,8 +44,14 @@ import { FakeWorld, seedWorld, type Failure, type FailurePoint } from '../suppor
 import { timeSkippingEnvironment, workflowBundle } from '../workflows/harness.ts';
 import { tempDir } from '../support/temp-dir.ts';
 
-export const FAULT_KINDS = ['fail-before', 'fail-after', 'hang', 'kill', 'terminate'] as const;
+export const FAULT_KINDS = ['fail-before', 'fail-after', 'hang', 'kill', 'terminate', 'pause', 'late', 'stale'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
+/** Faults of a call's admin requests rather than of the call itself. */
+export const REQUEST_KINDS: readonly FaultKind[] = ['pause', 'late', 'stale'];
+/** Activities whose admin requests change a stack's fence or data: where REQUEST_KINDS are explored. */
+export const ADMIN_CALLS = new Set(['takeFence', 'copyUnderFence', 'commitForward', 'handOverWriter', 'releaseFence']);
+/** Admin requests that change a stack (a held one of them arrives late). */
+const CHANGING_REQUESTS = new Set(['fence', 'forward', 'unfence', 'importLines', 'drain', 'undrain']);
 
 export interface Fault {
   call: number;
@@ -54,7 +74,13 @@ export interface Base {
    */
   faultsFrom?: string;
   /** Shapes the world after seeding (a live stack's status...). */
-  setup?: (world: FakeWorld, env: string) => void;
+  setup?: (world: FakeWorld, env: string) => Promise<void> | void;
+  /** `rollback` only: no switch runs first (the setup made the world to roll back in). */
+  alone?: boolean;
+  /** Explored only with faults of calls' admin requests (REQUEST_KINDS). */
+  requestFaultsOnly?: boolean;
+  /** How the run ends without an injected fault; another ending is reported as a violation. */
+  expected?: string;
 }
 
 export interface Schedule {
@@ -65,7 +91,9 @@ export interface Schedule {
 export const scheduleName = (s: Schedule) =>
   s.faults.length ? `${s.base.name}@${s.faults.map((f) => `${f.call}:${f.kind}`).join('+')}` : s.base.name;
 
-export interface Found extends Violation {
+export interface Found extends Omit<Violation, 'invariant'> {
+  /** The invariant broken, or `outcome`: a fault-free run that did not end as its base expects. */
+  invariant: Violation['invariant'] | 'outcome';
   /** The step of the world after which it was seen ('end' for the end checks). */
   step: string;
 }
@@ -158,13 +186,19 @@ class ScheduleRun {
   private lastStep = 'start';
   /** How far the world's clock is ahead of the server's (hung and lost attempts). */
   private skewMs = 0;
+  /** The attempt whose admin requests are faulted now (REQUEST_KINDS). */
+  private requestFault?: RequestFault;
+  /** Requests held in the network by `late` and `stale` faults, and when they arrive. */
+  private held: Array<{ when: 'next-call' | 'run-end'; what: string; deliver: () => Promise<unknown> }> = [];
 
   /** With `sharedTaskQueue` the lane's worker serves the schedule; else it starts (and kills) its own. */
   constructor(private readonly testEnv: TestWorkflowEnvironment, private readonly schedule: Schedule, private readonly envName: string,
     private readonly sharedTaskQueue?: string) {
     this.env = { ...EXPLORED_ENV, ...schedule.base.env };
     this.faults = new Map(schedule.faults.map((f) => [f.call, f.kind]));
-    this.world = new FakeWorld({ env: this.env, awsShaped: schedule.base.awsShaped, onStep: (what) => this.step(what) });
+    this.world = new FakeWorld({
+      env: this.env, awsShaped: schedule.base.awsShaped, onStep: (what) => this.step(what), clientsWriteBetweenRequests: true,
+    });
     this.taskQueue = sharedTaskQueue ?? `explore-${randomUUID()}`;
     this.activities = this.instrumented();
   }
@@ -183,7 +217,7 @@ class ScheduleRun {
     for (const v of checkStep(this.world.snapshot())) this.note(v, what);
   }
 
-  private note(v: Violation, step: string): void {
+  private note(v: Pick<Found, 'invariant' | 'message'>, step: string): void {
     const key = `${v.invariant} ${v.message}`;
     if (!this.found.has(key)) this.found.set(key, { ...v, step });
   }
@@ -191,16 +225,20 @@ class ScheduleRun {
   async execute(): Promise<Outcome> {
     const { base } = this.schedule;
     seedWorld(this.world, this.envName);
-    base.setup?.(this.world, this.envName);
+    await base.setup?.(this.world, this.envName);
     await this.tick();
     await this.startWorker();
     try {
-      if (base.flow === 'rollback') {
+      if (base.flow === 'rollback' && !base.alone) {
         const prior = await this.runWorkflow('switch', undefined);
         if (prior !== 'switched') return this.outcome(`the switch before the rollback ended ${prior}`);
       }
       for (const [point, failure] of Object.entries(base.failures ?? {})) this.world.fail(point as FailurePoint, { ...failure });
       const result = await this.runWorkflow(base.flow, base.input);
+      await this.deliverHeld('run-end');
+      if (this.schedule.faults.length === 0 && base.expected && result !== base.expected) {
+        this.note({ invariant: 'outcome', message: `the ${base.flow} ended ${result.split('\n')[0]}, not ${base.expected}` }, 'end of the run');
+      }
       if (result === 'terminated') {
         // A dead run's stacks are cleaned up by the next switch, which also proves the fence lapsed.
         // The test server keeps time locked for an activity whose run was terminated under it.
@@ -291,7 +329,8 @@ class ScheduleRun {
   }
 
   private instrumented(): Record<string, (...args: never[]) => Promise<unknown>> {
-    const real = createActivities(this.world.deps(this.reportsDir, this.env));
+    const deps = this.world.deps(this.reportsDir, this.env);
+    const real = createActivities({ ...deps, admin: (env, adminUrl) => this.faultedAdmin(deps.admin(env, adminUrl)) });
     const wrapped: Record<string, (...args: never[]) => Promise<unknown>> = {};
     for (const [name, fn] of Object.entries(real) as Array<[string, (...args: never[]) => Promise<unknown>]>) {
       wrapped[name] = async (...args: never[]) => {
@@ -300,8 +339,11 @@ class ScheduleRun {
         const index = counted ? this.calls.push(name) - 1 : -1;
         const kind = counted ? this.faults.get(index) : undefined;
         await this.tick();
+        // A request held by a `late` fault arrives once the call it belonged to is over, retry and all.
+        if (counted) await this.deliverHeld('next-call');
         if (kind === 'fail-before') throw ApplicationFailure.retryable(`explorer: ${name} failed before its effect`, 'ExplorerFault');
         if (kind === 'hang') return this.lose(name, 'hung');
+        if (kind === 'pause' || kind === 'late' || kind === 'stale') return this.withRequestFault(name, kind, () => fn(...args));
         const result = await fn(...args);
         this.lastStep = `${name} done`;
         if (kind === 'fail-after') throw ApplicationFailure.retryable(`explorer: ${name} did its work but its answer was lost`, 'ExplorerFault');
@@ -328,6 +370,75 @@ class ScheduleRun {
     throw ApplicationFailure.retryable(`explorer: ${name} ${why}; timed out after ${timeoutMs} ms`, 'ExplorerTimeout');
   }
 
+  /**
+   * Runs an attempt whose admin requests are faulted (`pause`, `late`, `stale`); the server times
+   * the attempt out whatever it answers, and retries it.
+   */
+  private async withRequestFault(name: string, kind: FaultKind, work: () => Promise<unknown>): Promise<never> {
+    const { activityId } = Context.current().info;
+    const fault = new RequestFault(kind, activityId);
+    this.requestFault = fault;
+    const finished = work().then(() => 'finished' as const, () => 'finished' as const);
+    try {
+      const how = await Promise.race([finished, fault.tripped]);
+      if (kind === 'pause' && how === 'finished' && !fault.frozen) await this.freeze(fault);
+      if (kind === 'stale' && !fault.heldOne && fault.firstChange) this.held.push({ when: 'run-end', ...fault.firstChange });
+    } finally {
+      this.requestFault = undefined;
+    }
+    return this.lose(name, kind === 'pause' ? 'was paused by its frozen worker' : 'had a request held in the network');
+  }
+
+  /** The worker is frozen for longer than the fence lease: the world lives on (clients write), then it thaws. */
+  private async freeze(fault: RequestFault): Promise<void> {
+    fault.frozen = true;
+    this.skewMs += LEASE_MS + 1_000;
+    this.lastStep = 'the worker froze';
+    await this.tick();
+  }
+
+  /** The world's admin API as the schedule's faults let an attempt reach it. */
+  private faultedAdmin<Admin extends object>(admin: Admin): Admin {
+    return new Proxy(admin, {
+      get: (target, property, receiver) => {
+        const method = Reflect.get(target, property, receiver) as unknown;
+        if (typeof method !== 'function') return method;
+        return (...args: unknown[]) => {
+          const fault = this.requestFault;
+          const mine = fault !== undefined && Context.current().info.activityId === fault.activityId && Context.current().info.attempt === 1;
+          const call = () => (method as (...a: unknown[]) => unknown).apply(target, args);
+          if (!mine) return call();
+          fault.requests += 1;
+          if (fault.kind === 'pause') {
+            if (fault.requests === 2) return this.freeze(fault).then(call);
+            return call();
+          }
+          if (fault.heldOne || !CHANGING_REQUESTS.has(String(property))) return call();
+          fault.changing += 1;
+          if (fault.kind === 'stale' && fault.changing === 1) {
+            fault.firstChange = { what: String(property), deliver: async () => call() };
+            return call();
+          }
+          fault.heldOne = true;
+          this.held.push({ when: fault.kind === 'late' ? 'next-call' : 'run-end', what: String(property), deliver: async () => call() });
+          fault.trip();
+          // The attempt never hears back: the server times it out.
+          return new Promise(() => undefined);
+        };
+      },
+    });
+  }
+
+  /** Requests held in the network arrive (their answers go nowhere). */
+  private async deliverHeld(when: 'next-call' | 'run-end'): Promise<void> {
+    const arriving = this.held.filter((h) => h.when === when || when === 'run-end');
+    this.held = this.held.filter((h) => !arriving.includes(h));
+    for (const request of arriving) {
+      this.lastStep = `a held ${request.what} request arrived late`;
+      await request.deliver().catch(() => undefined);
+    }
+  }
+
   /** The work is done; the worker dies before it can answer: it is shut down and a new one takes over. */
   private kill(name: string): never {
     this.killing ??= (async () => {
@@ -337,5 +448,24 @@ class ScheduleRun {
       this.killing = undefined;
     })();
     return this.lose(name, 'was done when its worker died');
+  }
+}
+
+/** The admin requests of one faulted attempt: how many it sent, and whether the fault has struck. */
+class RequestFault {
+  requests = 0;
+  /** Requests that change a stack, sent so far. */
+  changing = 0;
+  /** A `stale` attempt's first changing request: a copy of it arrives at the end if it stays the only one. */
+  firstChange?: { what: string; deliver: () => Promise<unknown> };
+  frozen = false;
+  heldOne = false;
+  readonly tripped: Promise<'tripped'>;
+  trip!: () => void;
+
+  constructor(readonly kind: FaultKind, readonly activityId: string) {
+    this.tripped = new Promise((resolve) => {
+      this.trip = () => resolve('tripped');
+    });
   }
 }

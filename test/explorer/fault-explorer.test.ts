@@ -7,8 +7,7 @@
  * whose name contains it (e.g. `switch@7:hang`).
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Invariant } from '../support/invariants.ts';
-import { Lane, scheduleName, type FaultKind, type Outcome, type Schedule } from './explorer.ts';
+import { Lane, scheduleName, type FaultKind, type Found, type Outcome, type Schedule } from './explorer.ts';
 import { BASES, SCENARIOS, doubleFaults, singleFaults } from './schedules.ts';
 
 /** Schedules wait on the servers more than on the CPU: several lanes keep both cores busy. */
@@ -39,20 +38,38 @@ async function explore(schedules: Schedule[]): Promise<Outcome[]> {
   return outcomes;
 }
 
+/** A violation found but not fixed yet: the finding it is, where it shows, and what it breaks. */
+interface KnownViolation {
+  /** The finding of issue 18 it is, and who fixes it. */
+  finding: string;
+  base: string;
+  /** Faults that set it off (any of these kinds at any of these calls); absent: the base without a fault. */
+  faults?: { activities: string[]; kinds: FaultKind[] };
+  invariants: Array<Found['invariant']>;
+}
+
 /**
  * KNOWN VIOLATIONS, still found on the workflows of this branch and reported to the lead — not
- * excused by weakening any invariant: a schedule is let through only when one of its faults is one
- * listed here and every invariant it breaks is listed with it. Delete an entry once it is fixed.
+ * excused by weakening any invariant: a schedule is let through only when it is the base listed
+ * (without a fault, or with one of the faults listed) and every invariant it breaks is listed with
+ * it. Delete an entry once it is fixed.
  *
- * None is listed now: pointing DNS back hands the writer over in one short activity (patch
- * hand-over-in-one-call), which closed the two-writer window of switch-verify-fails and rollback
- * under a hang or a killed worker between the unfence and the forward.
+ * Before fencing tokens the rough world found 13 of 319 schedules breaking an invariant: findings
+ * 2 (from-refuses-admin, rollback-from-refuses-admin, switch-verify-fails/rollback/
+ * switch-back-refused with a paused hand-over), 3 (switch-back-refused with a stale unfence),
+ * 4 (clock-skew, clock-step), 7 (rollback-via-forwarder), 9 (caught-write-overtaken) and 1
+ * (caught-write-gap). What is left is the lead's part of the issue.
  */
-const KNOWN_VIOLATIONS: Array<{ base: string; activities: string[]; kinds: FaultKind[]; invariants: Invariant[] }> = [];
+const KNOWN_VIOLATIONS: KnownViolation[] = [
+  // Whether the write that reused a number is overwritten before the copy back depends on the order of the clients' writes.
+  { finding: '1 numbering restarts below the fence cursor (lead: import carries the end cursor)', base: 'caught-write-gap', invariants: ['I3'] },
+];
 
 function isKnown(schedule: Schedule, outcome: Outcome, calls: string[]): boolean {
   return KNOWN_VIOLATIONS.some((known) => known.base === schedule.base.name
-    && schedule.faults.some((f) => known.kinds.includes(f.kind) && known.activities.includes(calls[f.call] ?? ''))
+    && (known.faults === undefined
+      ? schedule.faults.length === 0
+      : schedule.faults.some((f) => known.faults!.kinds.includes(f.kind) && known.faults!.activities.includes(calls[f.call] ?? '')))
     && outcome.violations.every((v) => known.invariants.includes(v.invariant)));
 }
 
@@ -72,7 +89,8 @@ it('keeps I1–I6 under every single fault and a seeded sample of double faults'
   const faulted = selected([...singles, ...doubles]);
   const outcomes = [...(only ? recorded.filter((o) => o.schedule.includes(only)) : recorded), ...await explore(faulted)];
 
-  const scheduleOf = new Map(faulted.map((s) => [scheduleName(s), s]));
+  const scheduleOf = new Map([...[...BASES, ...SCENARIOS].map((base) => ({ base, faults: [] as Schedule['faults'] })), ...faulted]
+    .map((s) => [scheduleName(s), s]));
   const broken = outcomes.filter((o) => o.violations.length > 0 || o.result.startsWith('the schedule itself broke'));
   const known = broken.filter((o) => {
     const schedule = scheduleOf.get(o.schedule);
@@ -87,7 +105,8 @@ it('keeps I1–I6 under every single fault and a seeded sample of double faults'
   for (const o of failing) for (const v of o.violations) byInvariant.set(v.invariant, (byInvariant.get(v.invariant) ?? 0) + 1);
   console.log(`fault explorer: ${outcomes.length} schedules explored (${recorded.length} fault-free, ${selected(singles).length} single faults, ` +
     `${selected(doubles).length} double faults, seed ${seed}) in ${Math.round((Date.now() - started) / 1000)} s; ` +
-    `${failing.length} broke an invariant${failing.length ? ` (${[...byInvariant].map(([i, n]) => `${i}: ${n}`).join(', ')})` : ''}`);
+    `${failing.length} broke an invariant${failing.length ? ` (${[...byInvariant].map(([i, n]) => `${i}: ${n}`).join(', ')})` : ''}` +
+    `${known.length ? `, and ${known.length} more as listed in KNOWN_VIOLATIONS` : ''}`);
   if (failing.length) {
     console.log(`fault explorer: violations (seed ${seed}; rerun one with EXPLORER_SEED=${seed} EXPLORER_ONLY='<schedule>'):\n` +
       failing.map((o) => `${describeOutcome(o)}\n    world: ${o.world.join(' | ')}`).join('\n'));

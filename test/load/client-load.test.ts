@@ -10,6 +10,7 @@ import { cleanupsAfterEach, loopbackAddresses } from '../support/loopback-server
 import { startTestDns, type TestDns } from './dns.ts';
 import { startAnswerMangler, startStreamMangler } from './mangler.ts';
 import { checkLinearizability } from '../../src/load/history.ts';
+import { fenceAsIs, unfenceAsIs } from '../support/fence.ts';
 
 const RECORD = 'api.load.navcloud.test';
 const HEARTBEAT_MS = 200;
@@ -70,10 +71,10 @@ describe('client load', () => {
     await until(load, (f) => f.writesAcknowledged >= 10, 10_000, '10 acknowledged writes');
 
     // A switch as the clients live it: writes fenced, the record moved, the old node drained.
-    await admin.fence({ leaseSeconds: 60 });
+    await fenceAsIs(admin, 60);
     dns.point([hosts[1]!]);
     await sleep(400);
-    await admin.unfence();
+    await unfenceAsIs(admin);
     // Once the record's TTL has passed, requests go to the new node before any drain says so.
     const deadline = Date.now() + 5000;
     while ((await admin.stats(newNode)).requestRate === 0) {

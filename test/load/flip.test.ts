@@ -13,6 +13,7 @@ import { JWT_SECRET, startTestStack, type TestStack } from '../navcloud/stack.ts
 import { testLogger } from '../support/logger.ts';
 import { cleanupsAfterEach, loopbackAddresses } from '../support/loopback-servers.ts';
 import { startTestDns, type TestDns } from './dns.ts';
+import { fenceAsIs, forwardAsIs, unfenceAsIs } from '../support/fence.ts';
 
 const RECORD = 'api.flip.navcloud.test';
 
@@ -65,10 +66,10 @@ describe('clients through a flip', () => {
     // The switch's flip: catch up, fence, last delta, forward, then DNS.
     const caughtUp = await copy(oldAdmin, newAdmin);
     const fencedAt = Date.now();
-    await oldAdmin.fence({ leaseSeconds: 30 });
+    await fenceAsIs(oldAdmin, 30);
     await sleep(150); // a last delta that takes a while: writes pile up in the hold
     await copy(oldAdmin, newAdmin, caughtUp);
-    await oldAdmin.forward(fresh.outputs.endpoint);
+    await forwardAsIs(oldAdmin, fresh.outputs.endpoint);
     const forwardingAt = Date.now();
     dns.point([hosts[1]!]);
     await sleep(2_500); // TTL 1 s: every client resolves the new stack
@@ -97,9 +98,9 @@ describe('clients through a flip', () => {
     const retrying = await startLoad(dns, port, { history, userPrefix: 'retrying', users: 2, writesPerSecond: 20 });
     const plain = await startLoad(dns, port, { history, retrying: false, userPrefix: 'plain', users: 2, writesPerSecond: 20 });
     await sleep(500);
-    await oldAdmin.fence({ leaseSeconds: 30 });
+    await fenceAsIs(oldAdmin, 30);
     await sleep(600);
-    await oldAdmin.unfence();
+    await unfenceAsIs(oldAdmin);
     await sleep(1_500);
     const [retried, direct] = [await retrying.stop(), await plain.stop()];
     expect(retried.failedRequests).toBe(0);

@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { ApplicationFailure } from '@temporalio/common';
 import { CloudError } from '../../src/cloud/errors.ts';
-import { createAdminClient, type StackAdmin } from '../../src/navcloud/admin-client.ts';
+import { createAdminClient, FenceConflictError, type StackAdmin } from '../../src/navcloud/admin-client.ts';
 import type { ExportItemLine, ExportLine } from '../../src/navcloud/protocol.ts';
 import { createActivities } from '../../activities/index.ts';
 import type { CopyResult } from '../../activities/types.ts';
@@ -69,18 +69,21 @@ describe('admin client against real sync nodes', () => {
   });
 
   it('fences with a lease (writes refused, cursor returned), forwards, unfences, drains, undrains and reports stats', async () => {
-    const fenced = await sourceAdmin.fence({ leaseSeconds: 30 });
-    expect(fenced).toMatchObject({ fenced: true, mode: 'fenced' });
-    expect(Date.parse(fenced.leaseExpiresAt!)).toBeGreaterThan(Date.now());
+    const open = await sourceAdmin.fenceState();
+    const fenced = await sourceAdmin.fence({ expected: { epoch: open.epoch, mode: 'open' }, by: 'test', leaseSeconds: 30 });
+    expect(fenced).toMatchObject({ fenced: true, mode: 'fenced', epoch: open.epoch + 1, leaseSeconds: 30 });
     const refused = await call(source, 'PUT', '/v1/items/while-fenced', { token: await source.token('user-1'), body: { type: 'trip', data: {} } });
     expect(refused.status).toBe(503);
-    expect((await sourceAdmin.stats(source.url))).toMatchObject({ fenced: true, fence: { mode: 'fenced', leaseExpiresAt: fenced.leaseExpiresAt } });
-    const forwarding = await sourceAdmin.forward('http://127.0.0.1:9/');
-    expect(forwarding).toEqual({ fenced: true, mode: 'forwarding', forwardTo: 'http://127.0.0.1:9', cursor: fenced.cursor });
-    const unfenced = await sourceAdmin.unfence();
-    expect(unfenced).toEqual({ fenced: false, mode: 'open', cursor: fenced.cursor });
-    const lapsed = await sourceAdmin.forward('http://127.0.0.1:9').catch((e: unknown) => e);
-    expect(lapsed).toMatchObject({ retryable: false, code: 'Http409' });
+    expect((await sourceAdmin.stats(source.url))).toMatchObject({ fenced: true, fence: { mode: 'fenced', epoch: fenced.epoch } });
+    const forwarding = await sourceAdmin.forward({ expected: { epoch: fenced.epoch, mode: 'fenced' }, by: 'test', cursor: fenced.cursor, to: 'http://127.0.0.1:9/' });
+    expect(forwarding).toEqual({ fenced: true, mode: 'forwarding', epoch: fenced.epoch + 1, forwardTo: 'http://127.0.0.1:9', by: 'test', cursor: fenced.cursor });
+    const unfenced = await sourceAdmin.unfence({ expected: { epoch: forwarding.epoch, mode: 'forwarding' }, by: 'test' });
+    expect(unfenced).toEqual({ fenced: false, mode: 'open', epoch: forwarding.epoch + 1, by: 'test', cursor: fenced.cursor });
+    // A repeated forward from another step, on the epoch it saw: a conflict carrying the fence as it is.
+    const late = await sourceAdmin.forward({ expected: { epoch: fenced.epoch, mode: 'fenced' }, by: 'other', cursor: fenced.cursor, to: 'http://127.0.0.1:9' })
+      .catch((e: unknown) => e);
+    expect(late).toBeInstanceOf(FenceConflictError);
+    expect(late).toMatchObject({ retryable: false, code: 'Http409', current: { mode: 'open', epoch: unfenced.epoch } });
     await sourceAdmin.drain(source.url);
     const stats = await sourceAdmin.stats(source.url);
     expect(stats).toMatchObject({ node: 'source', draining: true, fenced: false, openStreams: 0 });
@@ -93,7 +96,7 @@ describe('admin client against real sync nodes', () => {
 
   it('refuses a wrong secret for good, naming the URL and the server\'s message', async () => {
     const wrong = createAdminClient({ adminUrl: source.url, jwtSecret: 'not-the-secret' });
-    const error = await wrong.fence({ leaseSeconds: 60 }).catch((e: unknown) => e);
+    const error = await wrong.fence({ expected: { epoch: 0, mode: 'open' }, by: 'test', leaseSeconds: 60 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CloudError);
     expect(error).toMatchObject({ retryable: false, code: 'Http401' });
     expect((error as Error).message).toContain(`POST ${source.url}/admin/fence answered 401`);

@@ -9,6 +9,7 @@ import type { StreamMessage } from '../../src/navcloud/protocol.ts';
 import { ConnectionError } from '../../src/navcloud/stream.ts';
 import { freePort } from '../../src/net.ts';
 import { JWT_SECRET, startProxy, startTestStack, type TestStack } from './stack.ts';
+import { fenceAsIs, unfenceAsIs } from '../support/fence.ts';
 
 let stack: TestStack;
 const as = async (user: string, baseUrl = stack.outputs.endpoint) => new SyncClient({ baseUrl, token: await signToken(JWT_SECRET, user), timeoutMs: 5000 });
@@ -59,12 +60,12 @@ describe('SyncClient', () => {
     const anonymous = new SyncClient({ baseUrl: stack.outputs.endpoint });
     expect(await anonymous.getItem('x')).toMatchObject({ ok: false, status: 401, error: { code: 'missing-token' } });
     const admin = createAdminClient({ adminUrl: stack.outputs.adminUrl, jwtSecret: JWT_SECRET });
-    await admin.fence({ leaseSeconds: 60 });
+    await fenceAsIs(admin, 60);
     try {
       const refused = await (await as('client-fenced')).putItem('client-fenced-1', { type: 'trip', data: {} });
       expect(refused).toMatchObject({ ok: false, status: 503, error: { code: 'fenced' }, retryAfterMs: 1000 });
     } finally {
-      await admin.unfence();
+      await unfenceAsIs(admin);
     }
   });
 

@@ -8,6 +8,7 @@ import { freePort } from '../../src/net.ts';
 import { encodeCursor } from '../../src/navcloud/cursor.ts';
 import { JWT_SECRET, startProxy, startTestStack, type TestStack } from './stack.ts';
 import { testLogger } from '../support/logger.ts';
+import { fenceAsIs, unfenceAsIs } from '../support/fence.ts';
 
 const HEARTBEAT_MS = 200;
 const CHECK_NAMES = ['auth-refusal', 'round-trip', 'sharing', 'restored-sample', 'stream-heartbeats', 'stream-change-arrival'];
@@ -88,13 +89,13 @@ describe('runSmokeChecks', () => {
 
   it('fails the write checks on a fenced stack', async () => {
     const admin = createAdminClient({ adminUrl: stack.outputs.adminUrl, jwtSecret: JWT_SECRET });
-    await admin.fence({ leaseSeconds: 60 });
+    await fenceAsIs(admin, 60);
     try {
       const checks = await runSmokeChecks(options());
       expect(failed(checks)).toEqual(['round-trip', 'sharing', 'stream-change-arrival'].sort());
       expect(byName(checks)['round-trip']!.detail).toMatch(/answered 503 fenced/);
     } finally {
-      await admin.unfence();
+      await unfenceAsIs(admin);
     }
   });
 

@@ -111,7 +111,7 @@ describe('fence', () => {
     const stream = await openStream(b, alice);
     await stream.next((m) => m.type === 'change' && m.id === 'f1');
 
-    const fenced = await call(a, 'POST', '/admin/fence', { token: admin });
+    const fenced = await call(a, 'POST', '/admin/fence', { token: admin, body: { expected: { epoch: 0, mode: 'open' }, by: 'test', leaseSeconds: 60 } });
     expect(fenced.status).toBe(200);
     const result = fenced.json as FenceResult;
     expect(result.fenced).toBe(true);
@@ -139,8 +139,8 @@ describe('fence', () => {
     expect(stats.fenced).toBe(true);
     expect(stats.cursor).toBe(result.cursor);
 
-    const unfenced = await call(b, 'POST', '/admin/unfence', { token: admin });
-    expect(unfenced.json).toEqual({ fenced: false, mode: 'open', cursor: result.cursor });
+    const unfenced = await call(b, 'POST', '/admin/unfence', { token: admin, body: { expected: { epoch: result.epoch, mode: 'fenced' }, by: 'test' } });
+    expect(unfenced.json).toEqual({ fenced: false, mode: 'open', epoch: result.epoch + 1, by: 'test', cursor: result.cursor });
     const after = await call(a, 'PUT', '/v1/items/f1', { token: alice, body: { type: 'trip', data: { v: 3 } } });
     expect(after.status).toBe(200);
     const live = await lateStream.next((m) => m.type === 'change' && m.id === 'f1' && m.data?.v === 3);
@@ -151,42 +151,54 @@ describe('fence', () => {
 });
 
 describe('fence lease and forward over HTTP', () => {
-  it('takes leaseSeconds, renews, reports the fence in stats, forwards from a live fence and refuses what it must', async () => {
+  it('changes the fence only as expected: takes and renews a lease, forwards from a live fence, answers 409 with the fence as it is, 400 for a malformed change', async () => {
     const target = await node();
     const admin = await target.token('ops', true);
     const post = (path: string, body?: unknown) => call(target, 'POST', path, { token: admin, body });
+    const change = (epoch: number, mode: string, by = 'switch-1/a') => ({ expected: { epoch, mode }, by });
 
-    expect((await post('/admin/forward', { to: 'http://127.0.0.1:9000' })).json.error.code).toBe('fence-lapsed');
-    expect((await post('/admin/forward', { to: 'http://127.0.0.1:9000' })).status).toBe(409);
-    for (const bad of [{ leaseSeconds: 0 }, { leaseSeconds: 3601 }, { leaseSeconds: 1.5 }, { leaseSeconds: '60' }, { lease: 60 }]) {
-      const refused = await post('/admin/fence', bad);
-      expect(refused.status).toBe(400);
-      expect(refused.json.error.code).toBe('invalid-body');
+    const open = (await call(target, 'GET', '/admin/fence', { token: admin })).json as FenceResult;
+    expect(open).toEqual({ fenced: false, mode: 'open', epoch: 0, cursor: open.cursor });
+    const refused = await post('/admin/forward', { ...change(0, 'fenced'), to: 'http://127.0.0.1:9000', cursor: open.cursor });
+    expect(refused.status).toBe(409);
+    expect(refused.json).toMatchObject({ error: { code: 'fence-conflict' }, fence: { mode: 'open', epoch: 0 } });
+    expect(refused.json.error.message).toContain('expected epoch 0 fenced');
+    const malformed: unknown[] = [
+      { ...change(0, 'open'), leaseSeconds: 0 }, { ...change(0, 'open'), leaseSeconds: 3601 }, { ...change(0, 'open'), leaseSeconds: 1.5 },
+      { ...change(0, 'open'), leaseSeconds: '60' }, { leaseSeconds: 60 }, { ...change(0, 'open') }, { ...change(0, 'closed'), leaseSeconds: 60 },
+      { expected: { epoch: 0, mode: 'open' }, by: '', leaseSeconds: 60 }, { ...change(0, 'open'), leaseSeconds: 60, lease: 60 },
+    ];
+    for (const bad of malformed) {
+      const answer = await post('/admin/fence', bad);
+      expect(answer.status, JSON.stringify(bad)).toBe(400);
+      expect(answer.json.error.code).toBe('invalid-body');
     }
-    expect((await call(target, 'GET', '/admin/stats', { token: admin })).json).toMatchObject({ fenced: false, fence: { mode: 'open' } });
+    expect((await post('/admin/fence')).json.error.code).toBe('unsupported-media-type');
+    expect((await call(target, 'GET', '/admin/stats', { token: admin })).json).toMatchObject({ fenced: false, fence: { mode: 'open', epoch: 0 } });
 
-    const before = Date.now();
-    const fenced = (await post('/admin/fence', { leaseSeconds: 120 })).json as FenceResult;
-    expect(fenced).toMatchObject({ fenced: true, mode: 'fenced' });
-    const lease = Date.parse(fenced.leaseExpiresAt!);
-    expect(lease).toBeGreaterThanOrEqual(before + 120_000);
-    const renewed = (await post('/admin/fence', { leaseSeconds: 600 })).json as FenceResult;
-    expect(Date.parse(renewed.leaseExpiresAt!)).toBeGreaterThan(lease);
-    const byDefault = (await call(target, 'POST', '/admin/fence', { token: admin })).json as FenceResult;
-    expect(Date.parse(byDefault.leaseExpiresAt!)).toBeLessThan(Date.parse(renewed.leaseExpiresAt!));
+    const fenced = (await post('/admin/fence', { ...change(0, 'open'), leaseSeconds: 120 })).json as FenceResult;
+    expect(fenced).toMatchObject({ fenced: true, mode: 'fenced', epoch: 1, leaseSeconds: 120, by: 'switch-1/a' });
+    expect(fenced.leaseLeftMs).toBeGreaterThan(119_000);
+    const renewed = (await post('/admin/fence', { ...change(1, 'fenced'), leaseSeconds: 600 })).json as FenceResult;
+    expect(renewed).toMatchObject({ epoch: 2, leaseSeconds: 600 });
+    // A late renewal still expecting epoch 1, from another step: refused, nothing changed.
+    const late = await post('/admin/fence', { ...change(1, 'fenced', 'switch-1/b'), leaseSeconds: 5 });
+    expect(late.status).toBe(409);
+    expect(late.json.fence).toMatchObject({ epoch: 2, leaseSeconds: 600 });
     const stats = (await call(target, 'GET', '/admin/stats', { token: admin })).json as NodeStats;
-    expect(stats).toMatchObject({ fenced: true, fence: { mode: 'fenced', leaseExpiresAt: byDefault.leaseExpiresAt } });
+    expect(stats).toMatchObject({ fenced: true, fence: { mode: 'fenced', epoch: 2 } });
 
     for (const to of ['ftp://127.0.0.1:9000', 'not a url', 'http://user:pw@127.0.0.1:9000', 'http://127.0.0.1:9000/?x=1']) {
-      const refused = await post('/admin/forward', { to });
-      expect(refused.status).toBe(400);
-      expect(refused.json.error.code).toBe('invalid-body');
+      const answer = await post('/admin/forward', { ...change(2, 'fenced'), to, cursor: fenced.cursor });
+      expect(answer.status).toBe(400);
+      expect(answer.json.error.code).toBe('invalid-body');
     }
-    const forwarding = await post('/admin/forward', { to: 'https://new.example:8443' });
-    expect(forwarding.json).toEqual({ fenced: true, mode: 'forwarding', forwardTo: 'https://new.example:8443', cursor: fenced.cursor });
-    expect((await post('/admin/fence', { leaseSeconds: 5 })).json).toEqual(forwarding.json);
-    expect((await call(target, 'GET', '/admin/stats', { token: admin })).json.fence).toEqual({ mode: 'forwarding', forwardTo: 'https://new.example:8443' });
-    expect((await post('/admin/unfence')).json).toEqual({ fenced: false, mode: 'open', cursor: fenced.cursor });
+    expect((await post('/admin/forward', { ...change(2, 'fenced'), to: 'https://new.example:8443', cursor: 'not-a-cursor' })).json.error.message).toMatch(/^cursor:/);
+    const forwarding = await post('/admin/forward', { ...change(2, 'fenced'), to: 'https://new.example:8443', cursor: fenced.cursor });
+    expect(forwarding.json).toEqual({ fenced: true, mode: 'forwarding', epoch: 3, forwardTo: 'https://new.example:8443', by: 'switch-1/a', cursor: fenced.cursor });
+    expect((await post('/admin/fence', { ...change(3, 'forwarding'), leaseSeconds: 5 })).status).toBe(409);
+    expect((await call(target, 'GET', '/admin/stats', { token: admin })).json.fence).toEqual({ mode: 'forwarding', epoch: 3, forwardTo: 'https://new.example:8443' });
+    expect((await post('/admin/unfence', change(3, 'forwarding', 'rollback-1/a'))).json).toEqual({ fenced: false, mode: 'open', epoch: 4, by: 'rollback-1/a', cursor: fenced.cursor });
   });
 });
 

@@ -12,7 +12,7 @@ import { signToken } from '../../src/navcloud/token.ts';
 import { decodeCursor } from '../../src/navcloud/cursor.ts';
 import { freePort, waitForPort } from '../../src/net.ts';
 import { spawnRiakEmulator } from '../support/riak-emulator.ts';
-import { call, SECRET } from './helpers.ts';
+import { call, changeFenceAsRead, SECRET } from './helpers.ts';
 import { tempDir } from '../support/temp-dir.ts';
 
 const bin = resolve(import.meta.dirname, '../../bin/navcloud-sync.js');
@@ -84,7 +84,7 @@ async function writeAndChainExports(store: string): Promise<void> {
     found.ids.forEach((id) => exported.add(id));
     cursor = found.cursor;
   }
-  const fence = await call(nodes[0]!, 'POST', '/admin/fence', { token: admin, body: { leaseSeconds: 120 } });
+  const fence = await changeFenceAsRead(nodes[0]!, admin, '/admin/fence', { leaseSeconds: 120 });
   expect(fence.status).toBe(200);
   fenced = true;
   await Promise.all(writers);

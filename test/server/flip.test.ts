@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signToken } from '../../src/navcloud/token.ts';
 import { encodeProxyHeader } from '../../server/proxy-protocol.ts';
 import { freePort, waitForPort } from '../../src/net.ts';
-import { call, openStream, SECRET, startTestNode } from './helpers.ts';
+import { call, changeFenceAsRead, openStream, SECRET, startTestNode } from './helpers.ts';
 import { tempDir } from '../support/temp-dir.ts';
 
 const bin = resolve(import.meta.dirname, '../../bin/navcloud-sync.js');
@@ -51,11 +51,11 @@ async function launch(name: string, env: Record<string, string> = {}): Promise<N
   };
 }
 
-const fence = (node: NodeProcess, leaseSeconds = 30) => call(node, 'POST', '/admin/fence', { token: admin, body: { leaseSeconds } });
-const forward = (node: NodeProcess, to: NodeProcess | string) => call(node, 'POST', '/admin/forward', { token: admin, body: { to: typeof to === 'string' ? to : to.url } });
+const fence = (node: NodeProcess, leaseSeconds = 30) => changeFenceAsRead(node, admin, '/admin/fence', { leaseSeconds });
+const forward = (node: NodeProcess, to: NodeProcess | string) => changeFenceAsRead(node, admin, '/admin/forward', { to: typeof to === 'string' ? to : to.url });
 /** Nodes read the fence at most 25 ms old: a request sent later than this after a fence change sees it. */
 const settled = () => new Promise((wait) => setTimeout(wait, 100));
-const unfence = (node: NodeProcess) => call(node, 'POST', '/admin/unfence', { token: admin });
+const unfence = (node: NodeProcess) => changeFenceAsRead(node, admin, '/admin/unfence');
 const put = (node: { url: string }, id: string, data: object, token = alice) => call(node, 'PUT', `/v1/items/${id}`, { token, body: { type: 'trip', data } });
 
 /** A raw request with its status and headers as sent (fetch hides Connection). */
@@ -263,8 +263,10 @@ describe('forwarding behind a PROXY protocol balancer', () => {
         socket.write(bytes);
       });
       const admin2 = (path: string, body: object) => Buffer.from(`POST ${path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\nauthorization: Bearer ${admin}\r\ncontent-type: application/json\r\ncontent-length: ${JSON.stringify(body).length}\r\n\r\n${JSON.stringify(body)}`);
-      expect(await send(Buffer.concat([header, admin2('/admin/fence', { leaseSeconds: 30 })]))).toMatch(/^HTTP\/1.1 200/);
-      expect(await send(Buffer.concat([header, admin2('/admin/forward', { to: upstreamUrl })]))).toMatch(/^HTTP\/1.1 200/);
+      const change = (epoch: number, mode: string) => ({ expected: { epoch, mode }, by: 'test' });
+      expect(await send(Buffer.concat([header, admin2('/admin/fence', { ...change(0, 'open'), leaseSeconds: 30 })]))).toMatch(/^HTTP\/1.1 200/);
+      const cursor = /"cursor":"([^"]+)"/.exec(await send(Buffer.concat([header, Buffer.from(`GET /admin/fence HTTP/1.1\r\nhost: x\r\nconnection: close\r\nauthorization: Bearer ${admin}\r\n\r\n`)])))![1];
+      expect(await send(Buffer.concat([header, admin2('/admin/forward', { ...change(1, 'fenced'), cursor, to: upstreamUrl })]))).toMatch(/^HTTP\/1.1 200/);
       await settled();
       const inbox = Buffer.from(`GET /v1/inbox HTTP/1.1\r\nhost: x\r\nconnection: close\r\nauthorization: Bearer ${bob}\r\nx-forwarded-for: 198.51.100.9\r\n\r\n`);
       expect(await send(Buffer.concat([header, inbox]))).toMatch(/^HTTP\/1.1 200[\s\S]*\{"items":\[\]\}/);
@@ -282,9 +284,9 @@ describe('stacks forwarding to each other', () => {
     const node = await startTestNode();
     try {
       const operator = await node.token('switchyard', true);
-      await call(node, 'POST', '/admin/fence', { token: operator, body: { leaseSeconds: 30 } });
+      await changeFenceAsRead(node, operator, '/admin/fence', { leaseSeconds: 30 });
       // The worst misconfiguration: a stack forwarding to itself.
-      expect((await call(node, 'POST', '/admin/forward', { token: operator, body: { to: node.url } })).status).toBe(200);
+      expect((await changeFenceAsRead(node, operator, '/admin/forward', { to: node.url })).status).toBe(200);
       await settled();
       const answer = await call(node, 'GET', '/v1/inbox', { token: await node.token('looped') });
       expect(answer.status).toBe(503);

@@ -130,3 +130,11 @@ export async function exportAll(node: { url: string }, adminToken: string, since
   if (answer.status !== 200) throw new Error(`export answered ${answer.status}: ${answer.text}`);
   return answer.text.trim().split('\n').map((line) => JSON.parse(line));
 }
+
+/** A change of a node's fence over HTTP expecting it as it reads it now (GET /admin/fence), by `test`. */
+export async function changeFenceAsRead(node: { url: string }, adminToken: string, path: '/admin/fence' | '/admin/forward' | '/admin/unfence',
+  body: Record<string, unknown> = {}): Promise<Answer> {
+  const now = (await call(node, 'GET', '/admin/fence', { token: adminToken })).json as { epoch: number; mode: string; cursor: string };
+  const cursor = path === '/admin/forward' ? { cursor: now.cursor } : {};
+  return call(node, 'POST', path, { token: adminToken, body: { expected: { epoch: now.epoch, mode: now.mode }, by: 'test', ...cursor, ...body } });
+}

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { RiakClient } from '../../server/store/riak/client.ts';
 import { parseRiakUrl } from '../../server/store/riak/config.ts';
 import { RiakEmulator, type RecordedRequest } from '../support/riak-emulator.ts';
-import { call, exportAll, startTestNode, type TestNode } from './helpers.ts';
+import { call, changeFenceAsRead, exportAll, startTestNode, type TestNode } from './helpers.ts';
 import { tempDir } from '../support/temp-dir.ts';
 
 const ROUNDS = 10;
@@ -70,7 +70,7 @@ describe('Riak exports chained cursor to cursor', () => {
       if (answer.status === 201) acknowledged.push(slowId);
     }
 
-    expect((await call(b, 'POST', '/admin/fence', { token: admin, body: { leaseSeconds: 60 } })).status).toBe(200);
+    expect((await changeFenceAsRead(b, admin, '/admin/fence', { leaseSeconds: 60 })).status).toBe(200);
     const last = await exportFrom(a, admin, cursor);
     last.ids.forEach((id) => exported.add(id));
     const skipped = acknowledged.filter((id) => !exported.has(id));
@@ -160,7 +160,7 @@ describe('the fence on Riak', () => {
     const storing = riak.hold(storeOf('overtaken', 0));
     const overtaken = call(a, 'PUT', '/v1/items/overtaken', { token: alice, body: { type: 'trip', data: {} } });
     await storing.reached;
-    const fenced = await call(b, 'POST', '/admin/fence', { token: admin, body: { leaseSeconds: 60 } });
+    const fenced = await changeFenceAsRead(b, admin, '/admin/fence', { leaseSeconds: 60 });
     expect(fenced.status).toBe(200);
     storing.open();
     const answer = await overtaken;

@@ -191,7 +191,7 @@ describe('Riak store: the exact requests it makes and how it reads each document
   it('does not acknowledge a write the fence overtook while it was being stored, and takes it back', async () => {
     const first = await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { v: 1 } });
     riak.clearRequests();
-    const fenced = JSON.stringify({ mode: 'fenced', leaseExpiresAt: Date.now() + 60_000, at: Date.now() });
+    const fenced = JSON.stringify({ mode: 'fenced', epoch: 1, leaseMs: 60_000, fencedAt: 0, by: 'switch-1/fence' });
     riak.respondOnce((r) => r.path === FENCE && riak.requests.some((earlier) => earlier.method === 'PUT'), {
       status: 200, headers: { 'content-type': 'application/json', etag: '"f1"', 'x-riak-vclock': 'ZmVuY2U=' }, body: fenced,
     });
@@ -221,7 +221,7 @@ describe('Riak store: the exact requests it makes and how it reads each document
 
   it('revalidates a cached fence with If-None-Match and takes 304 as unchanged', async () => {
     await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: {} });
-    await store.fence(60_000);
+    const fenced = await store.fence({ expected: { epoch: 0, mode: 'open' }, by: 'test', leaseMs: 60_000 });
     riak.clearRequests();
     expect((await storeError(store.put({ id: 'trip-2', owner: 'alice', type: 'trip', data: {} }))).code).toBe('fenced');
     expect((await store.fenceState()).mode).toBe('fenced');
@@ -230,20 +230,81 @@ describe('Riak store: the exact requests it makes and how it reads each document
     expect(fenceReads[1]!.headers['if-none-match']).toMatch(/^"[^"]+"$/);
     // The refused write read nothing else; the fence state read the counter for its cursor.
     expect(riak.requests.filter((r) => r.path !== FENCE).map((r) => `${r.method} ${r.path}`)).toEqual([`GET ${COUNTER}`]);
-    await store.unfence();
+    await store.unfence({ expected: { epoch: fenced.epoch, mode: 'fenced' }, by: 'test' });
     await store.put({ id: 'trip-2', owner: 'alice', type: 'trip', data: {} });
   });
 
-  it('resolves fence siblings: forwarding beats a racing lease renewal, otherwise the later change wins', async () => {
-    const now = Date.now();
-    riak.addSibling('navcloud', 'trips.meta', 'fence', { mode: 'forwarding', forwardTo: 'http://new:7070', at: now });
-    riak.addSibling('navcloud', 'trips.meta', 'fence', { mode: 'fenced', leaseExpiresAt: now + 60_000, at: now + 5 });
-    expect(await store.fenceState()).toEqual({ mode: 'forwarding', forwardTo: 'http://new:7070', seq: 0 });
-    // Writing over the siblings (with their vector clock) leaves one value.
-    expect(await store.unfence()).toEqual({ mode: 'open', seq: 0 });
+  it('resolves fence siblings by epoch, and two changes that expected one epoch toward the safe side: forwarding, then fenced, then open', async () => {
+    riak.addSibling('navcloud', 'trips.meta', 'fence', { mode: 'forwarding', epoch: 5, forwardTo: 'http://new:7070', by: 'switch-1/commit' });
+    riak.addSibling('navcloud', 'trips.meta', 'fence', { mode: 'fenced', epoch: 5, leaseMs: 60_000, fencedAt: 0, by: 'switch-1/late-renewal' });
+    riak.addSibling('navcloud', 'trips.meta', 'fence', { mode: 'open', epoch: 5, by: 'lapse' });
+    riak.addSibling('navcloud', 'trips.meta', 'fence', { mode: 'fenced', epoch: 4, leaseMs: 60_000, fencedAt: 0, by: 'switch-1/fence' });
+    expect(await store.fenceState()).toEqual({ mode: 'forwarding', epoch: 5, forwardTo: 'http://new:7070', by: 'switch-1/commit', seq: 0 });
+    // A change writes over the siblings (with their vector clock) and leaves one value.
+    expect(await store.unfence({ expected: { epoch: 5, mode: 'forwarding' }, by: 'rollback-1/a' })).toEqual({ mode: 'open', epoch: 6, by: 'rollback-1/a', seq: 0 });
     expect(riak.siblingCount('navcloud', 'trips.meta', 'fence')).toBe(1);
-    riak.addSibling('navcloud', 'trips.meta', 'fence', { mode: 'fenced', leaseExpiresAt: now + 120_000, at: now + 60_000 });
-    expect((await store.fenceState()).mode).toBe('fenced');
+    riak.addSibling('navcloud', 'trips.meta', 'fence', { mode: 'fenced', epoch: 7, leaseMs: 60_000, fencedAt: 0, by: 'switch-2/fence' });
+    expect(await store.fenceState()).toMatchObject({ mode: 'fenced', epoch: 7 });
+    // A fence written before fencing tokens (a wall-clock lease, no epoch) reads as open.
+    riak.clearRequests();
+    const old = await openRiakStore(`${riak.url}?bucket=legacy`, { logger });
+    riak.addSibling('navcloud', 'legacy.meta', 'fence', { mode: 'fenced', leaseExpiresAt: Date.now() + 60_000, at: Date.now() });
+    expect(await old.fenceState()).toEqual({ mode: 'open', epoch: 0, seq: 0 });
+    await old.close();
+  });
+
+  it('refuses a change whose conditional write lost to another (412); when Riak kept both, the more restrictive is the fence', async () => {
+    const fenced = await store.fence({ expected: { epoch: 0, mode: 'open' }, by: 'switch-1/fence', leaseMs: 60_000 });
+    // The commit's write is held; a renewal expecting the same epoch is stored first: the commit's If-Match no longer matches.
+    const gate = riak.hold((r) => r.method === 'PUT' && r.path === FENCE && r.body.includes('forwarding'));
+    const commit = store.forward({ expected: { epoch: fenced.epoch, mode: 'fenced' }, by: 'switch-1/commit', to: 'http://new:7070', cursor: 0 })
+      .then(() => 'committed', (e: unknown) => (e as Error).name);
+    await gate.reached;
+    await store.fence({ expected: { epoch: fenced.epoch, mode: 'fenced' }, by: 'switch-1/renew', leaseMs: 60_000 });
+    gate.open();
+    expect(await commit).toBe('FenceConflict');
+    expect(await store.fenceState()).toMatchObject({ mode: 'fenced', epoch: fenced.epoch + 1, by: 'switch-1/renew' });
+    // Riak stored both (the race this store cannot prevent): the more restrictive one is the fence, and a change expecting the other is refused.
+    riak.addSibling('navcloud', 'trips.meta', 'fence', { mode: 'forwarding', epoch: fenced.epoch + 2, forwardTo: 'http://other:1', by: 'switch-9/commit' });
+    const lost = await store.unfence({ expected: { epoch: fenced.epoch + 1, mode: 'fenced' }, by: 'switch-1/undo' }).catch((e: unknown) => e as Error);
+    expect(lost).toMatchObject({ name: 'FenceConflict' });
+    expect(await store.fenceState()).toMatchObject({ mode: 'forwarding', forwardTo: 'http://other:1' });
+  });
+
+  it('commits a flip over a write the fence caught: its number was taken after the fence, and it was never acknowledged', async () => {
+    await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { v: 1 } });
+    // A write reads the fence open, then waits before taking its number.
+    const increment = riak.hold((r) => r.method === 'POST' && r.path === COUNTER);
+    const caught = store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { v: 2 } }).then(() => 'acknowledged', (e: StoreError) => e.code);
+    await increment.reached;
+    const fenced = await store.fence({ expected: { epoch: 0, mode: 'open' }, by: 'switch-1/fence', leaseMs: 60_000 });
+    increment.open();
+    expect(await caught).toBe('fenced');
+    // The counter moved past the fence's cursor; nothing was acknowledged past it: the commit goes ahead.
+    expect(await store.highestSeq()).toBe(fenced.seq + 1);
+    expect(await store.forward({ expected: { epoch: fenced.epoch, mode: 'fenced' }, by: 'switch-1/commit', to: 'http://new:7070', cursor: fenced.seq }))
+      .toMatchObject({ mode: 'forwarding', epoch: fenced.epoch + 1 });
+  });
+
+  it('records a lapse before a write, so a commit held in flight meanwhile finds the fence moved', async () => {
+    let now = 0;
+    const node = await openRiakStore(`${riak.url}?bucket=trips`, { logger, clock: () => now });
+    try {
+      const fenced = await store.fence({ expected: { epoch: 0, mode: 'open' }, by: 'switch-1/fence', leaseMs: 10_000 });
+      expect((await node.fenceState()).mode).toBe('fenced');
+      const gate = riak.hold((r) => r.method === 'PUT' && r.path === FENCE && r.body.includes('forwarding'));
+      const commit = store.forward({ expected: { epoch: fenced.epoch, mode: 'fenced' }, by: 'switch-1/commit', to: 'http://new:7070', cursor: fenced.seq })
+        .then(() => 'committed', (e: unknown) => (e as Error).name);
+      await gate.reached;
+      // The other node's lease lapses by its clock while the commit is in flight; it records that, then writes.
+      now += 10_000;
+      await node.put({ id: 'trip-9', owner: 'alice', type: 'trip', data: {} });
+      gate.open();
+      expect(await commit).toBe('FenceConflict');
+      expect(await store.fenceState()).toMatchObject({ mode: 'open', epoch: fenced.epoch + 1, by: 'lapse' });
+    } finally {
+      await node.close();
+    }
   });
 
   it('resolves siblings (300 multipart/mixed) by highest revision and writes the winner back under a new number', async () => {

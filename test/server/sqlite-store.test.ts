@@ -35,11 +35,43 @@ describe('SqliteStore shared by two connections (two server processes)', () => {
       expect((await a.get('one', 'alice'))?.data).toEqual({ by: 'b' });
       await b.delete('one', 'alice');
       expect(await a.get('one', 'alice')).toBeUndefined();
-      await a.fence(60_000);
+      const fenced = await a.fence({ expected: { epoch: 0, mode: 'open' }, by: 'test', leaseMs: 60_000 });
       await expect(b.put({ id: 'three', owner: 'alice', type: 'trip', data: {} })).rejects.toMatchObject({ code: 'fenced' });
-      await b.unfence();
+      await b.unfence({ expected: { epoch: fenced.epoch, mode: 'fenced' }, by: 'test' });
       await a.put({ id: 'three', owner: 'alice', type: 'trip', data: {} });
       expect(await b.countItems()).toBe(2);
+    } finally {
+      await a.close();
+      await b.close();
+      dir.remove();
+    }
+  });
+});
+
+describe('SqliteStore nodes measuring one lease', () => {
+  it('each node measures the lease on its own clock from when it first saw the fence, and records a lapse before it writes', async () => {
+    const dir = tempDir('navcloud-lease-');
+    const path = join(dir.path, 'lease.sqlite');
+    // Node a's clock reads 5,000,000 where node b's reads 7: clocks that never agreed on anything.
+    let aNow = 5_000_000;
+    let bNow = 7;
+    const a = new SqliteStore(path, { clock: () => aNow });
+    const b = new SqliteStore(path, { clock: () => bNow });
+    try {
+      const fenced = await a.fence({ expected: { epoch: 0, mode: 'open' }, by: 'switch-1/fence', leaseMs: 10_000 });
+      aNow += 6_000;
+      // b sees the fence only now, 6 s into a's lease: its own 10 s start here.
+      expect(await b.fenceState()).toMatchObject({ mode: 'fenced', leaseLeftMs: 10_000 });
+      aNow += 4_000;
+      bNow += 4_000;
+      expect((await a.fenceState()).mode).toBe('open');
+      expect(await b.fenceState()).toMatchObject({ mode: 'fenced', leaseLeftMs: 6_000 });
+      await expect(b.put({ id: 'x', owner: 'alice', type: 'trip', data: {} })).rejects.toMatchObject({ code: 'fenced' });
+      // a takes the write: the lapse is recorded first, so the fence of epoch 1 can no longer be committed.
+      await a.put({ id: 'x', owner: 'alice', type: 'trip', data: {} });
+      expect(await b.fenceState()).toMatchObject({ mode: 'open', epoch: fenced.epoch + 1, by: 'lapse' });
+      await expect(b.forward({ expected: { epoch: fenced.epoch, mode: 'fenced' }, by: 'switch-1/commit', to: 'http://new:1', cursor: 1 }))
+        .rejects.toMatchObject({ name: 'FenceConflict' });
     } finally {
       await a.close();
       await b.close();

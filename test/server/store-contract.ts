@@ -1,26 +1,27 @@
 /**
  * The behaviour every SyncStore adapter must have (server/store/port.ts), as a reusable suite:
  * `describeStoreContract('sqlite', async (clock) => ({ store, cleanup }))`. It only talks to the
- * port; the store reads the fence lease against `clock`, which the suite moves by hand.
+ * port; the store measures the fence lease on `clock` (monotonic ms), which the suite moves by hand.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ExportItemLine } from '../../src/navcloud/protocol.ts';
 import { encodeCursor } from '../../src/navcloud/cursor.ts';
-import { StoreError, type ItemRevision, type StoreExport, type Clock, type StoredItem, type SyncStore } from '../../server/store/port.ts';
+import { FenceConflict, StoreError, type Clock, type FenceMode, type FenceState, type ItemRevision, type StoreExport, type StoredItem, type SyncStore } from '../../server/store/port.ts';
 
 export interface StoreUnderTest {
   store: SyncStore;
   cleanup(): Promise<void>;
 }
 
-async function storeError(promise: Promise<unknown>): Promise<StoreError['code']> {
+/** The error `promise` rejects with, when it is one of `kind`; anything else fails the test. */
+async function rejection<E extends Error>(promise: Promise<unknown>, kind: new (...args: never[]) => E): Promise<E> {
   try {
     await promise;
   } catch (error) {
-    if (error instanceof StoreError) return error.code;
+    if (error instanceof kind) return error;
     throw error;
   }
-  throw new Error('expected a StoreError, the call succeeded');
+  throw new Error(`expected a ${kind.name}, the call succeeded`);
 }
 
 async function listRevisions(store: SyncStore): Promise<ItemRevision[]> {
@@ -28,6 +29,10 @@ async function listRevisions(store: SyncStore): Promise<ItemRevision[]> {
   for await (const item of store.revisionsById()) items.push(item);
   return items;
 }
+
+const storeError = async (promise: Promise<unknown>): Promise<StoreError['code']> => (await rejection(promise, StoreError)).code;
+/** The fence as a refused change found it. */
+const conflict = async (promise: Promise<unknown>): Promise<FenceState> => (await rejection(promise, FenceConflict)).current;
 
 async function collect<Item = StoredItem>(exported: Promise<StoreExport<Item>>): Promise<Item[]> {
   const items: Item[] = [];
@@ -49,11 +54,12 @@ export function describeStoreContract(name: string, makeStore: (clock: Clock) =>
     let subject: StoreUnderTest;
     let store: SyncStore;
     const extra: StoreUnderTest[] = [];
-    let now = Date.UTC(2026, 0, 1);
+    /** The nodes' monotonic clock: the fence lease is measured on it. */
+    let now = 1_000;
     const clock: Clock = () => now;
 
     beforeEach(async () => {
-      now = Date.UTC(2026, 0, 1);
+      now = 1_000;
       subject = await makeStore(clock);
       store = subject.store;
     });
@@ -269,11 +275,14 @@ export function describeStoreContract(name: string, makeStore: (clock: Clock) =>
       expect(await target.store.highestSeq()).toBe(result.seq + 5);
     });
 
+    /** A change of the fence by `by`, expecting epoch and mode. */
+    const expecting = (epoch: number, mode: FenceMode, by = 'switch-1/a') => ({ expected: { epoch, mode }, by });
+
     it('refuses every write while fenced, serves reads, and writes again after unfence', async () => {
       const { item } = await store.put({ id: 'f', owner: 'alice', type: 'trip', data: { v: 1 } });
-      const fenced = await store.fence(60_000);
+      const fenced = await store.fence({ ...expecting(0, 'open'), leaseMs: 60_000 });
       const fencedAt = fenced.seq;
-      expect(fenced).toEqual({ mode: 'fenced', leaseExpiresAt: now + 60_000, seq: item.seq });
+      expect(fenced).toEqual({ mode: 'fenced', epoch: 1, leaseMs: 60_000, leaseLeftMs: 60_000, by: 'switch-1/a', seq: item.seq });
       expect(await store.fenceState()).toEqual(fenced);
       expect(await storeError(store.put({ id: 'f', owner: 'alice', type: 'trip', data: { v: 2 } }))).toBe('fenced');
       expect(await storeError(store.put({ id: 'new', owner: 'alice', type: 'trip', data: {} }))).toBe('fenced');
@@ -283,52 +292,79 @@ export function describeStoreContract(name: string, makeStore: (clock: Clock) =>
       expect((await store.get('f', 'alice'))?.data).toEqual({ v: 1 });
       expect(await store.changes('alice', 0, 10)).toHaveLength(1);
       expect(await store.highestSeq()).toBe(fencedAt);
-      expect(await store.unfence()).toEqual({ mode: 'open', seq: fencedAt });
-      expect(await store.fenceState()).toEqual({ mode: 'open', seq: fencedAt });
+      expect(await store.unfence(expecting(1, 'fenced', 'switch-1/b'))).toEqual({ mode: 'open', epoch: 2, by: 'switch-1/b', seq: fencedAt });
+      expect(await store.fenceState()).toEqual({ mode: 'open', epoch: 2, by: 'switch-1/b', seq: fencedAt });
       await store.put({ id: 'f', owner: 'alice', type: 'trip', data: { v: 2 } });
       expect((await store.get('f', 'alice'))?.data).toEqual({ v: 2 });
     });
 
-    it('lets a fence lease lapse into open by itself: writes are accepted again and forward is refused', async () => {
+    it('lets a lease lapse by the clock of the node that saw it; the first write after records the lapse, and changes that expected the fence are refused', async () => {
       await store.put({ id: 'l', owner: 'alice', type: 'trip', data: { v: 1 } });
-      await store.fence(30_000);
+      await store.fence({ ...expecting(0, 'open'), leaseMs: 30_000 });
       now += 29_999;
       expect(await storeError(store.put({ id: 'l', owner: 'alice', type: 'trip', data: { v: 2 } }))).toBe('fenced');
       now += 1;
-      expect(await store.fenceState()).toEqual({ mode: 'open', seq: 1 });
+      expect(await store.fenceState()).toMatchObject({ mode: 'open', epoch: 1, seq: 1 });
       const { item } = await store.put({ id: 'l', owner: 'alice', type: 'trip', data: { v: 3 } });
       expect(item.seq).toBe(2);
-      expect(await storeError(store.forward('http://new.example:8080'))).toBe('fence-lapsed');
+      // The write recorded the lapse: a late renewal or forward still expecting epoch 1 changes nothing.
+      expect(await store.fenceState()).toEqual({ mode: 'open', epoch: 2, by: 'lapse', seq: 2 });
+      expect(await conflict(store.fence({ ...expecting(1, 'fenced'), leaseMs: 30_000 }))).toMatchObject({ mode: 'open', epoch: 2 });
+      expect(await conflict(store.forward({ ...expecting(1, 'fenced'), to: 'http://new.example:8080', cursor: 2 }))).toMatchObject({ mode: 'open', epoch: 2 });
       expect((await store.fenceState()).mode).toBe('open');
     });
 
-    it('renews the lease on a repeated fence', async () => {
-      await store.fence(10_000);
+    it('renews only a live fence of the epoch expected, the lease starting again', async () => {
+      await store.fence({ ...expecting(0, 'open'), leaseMs: 10_000 });
       now += 8_000;
-      expect(await store.fence(10_000)).toEqual({ mode: 'fenced', leaseExpiresAt: now + 10_000, seq: 0 });
+      expect(await store.fence({ ...expecting(1, 'fenced'), leaseMs: 10_000 })).toMatchObject({ mode: 'fenced', epoch: 2, leaseLeftMs: 10_000 });
       now += 8_000;
       expect(await storeError(store.put({ id: 'r', owner: 'alice', type: 'trip', data: {} }))).toBe('fenced');
       now += 2_000;
-      await store.put({ id: 'r', owner: 'alice', type: 'trip', data: {} });
+      // Lapsed here: not renewed any more, only taken anew by a change that expects it open.
+      expect(await conflict(store.fence({ ...expecting(2, 'fenced'), leaseMs: 10_000 }))).toMatchObject({ mode: 'open', epoch: 2 });
+      expect(await store.fence({ ...expecting(2, 'open', 'switch-2/a'), leaseMs: 10_000 })).toMatchObject({ mode: 'fenced', epoch: 3, by: 'switch-2/a' });
     });
 
-    it('forwards only from a live fence, keeps forwarding through fence and lapse, and unfences from it', async () => {
-      expect(await storeError(store.forward('http://new.example:8080'))).toBe('fence-lapsed');
+    it('refuses a change that expects another epoch or mode, and changes nothing: a late or repeated request, a run that is over', async () => {
+      await store.fence({ ...expecting(0, 'open', 'switch-1/fence'), leaseMs: 60_000 });
+      await store.fence({ ...expecting(1, 'fenced', 'switch-1/renew'), leaseMs: 60_000 });
+      const before = await store.fenceState();
+      // A renewal and an unfence sent on epoch 1, arriving after the fence moved on to epoch 2.
+      expect(await conflict(store.fence({ ...expecting(1, 'fenced', 'switch-1/copy'), leaseMs: 60_000 }))).toMatchObject({ epoch: 2, mode: 'fenced' });
+      expect(await conflict(store.unfence(expecting(1, 'fenced', 'switch-1/undo')))).toMatchObject({ epoch: 2, mode: 'fenced' });
+      // A fence taken by a change that expects the store open, and a forward from an open store.
+      expect(await conflict(store.fence({ ...expecting(2, 'open', 'switch-2/fence'), leaseMs: 60_000 }))).toMatchObject({ epoch: 2 });
+      expect(await store.fenceState()).toEqual(before);
+      await store.unfence(expecting(2, 'fenced', 'switch-1/undo'));
+      expect(await conflict(store.forward({ ...expecting(3, 'open', 'switch-1/commit'), to: 'http://new.example:8080', cursor: 0 }))).toMatchObject({ epoch: 3, mode: 'open' });
+    });
+
+    it('answers a retry as done: a change expecting an older epoch goes on when every change since was its own', async () => {
+      await store.fence({ ...expecting(0, 'open', 'switch-1/7'), leaseMs: 60_000 });
+      // The answer was lost; the retry sends the same change again.
+      expect(await store.fence({ ...expecting(0, 'open', 'switch-1/7'), leaseMs: 60_000 })).toMatchObject({ mode: 'fenced', epoch: 2, by: 'switch-1/7' });
+      const forwarding = await store.forward({ ...expecting(2, 'fenced', 'switch-1/9'), to: 'http://new.example:8080', cursor: 0 });
+      expect(await store.forward({ ...expecting(2, 'fenced', 'switch-1/9'), to: 'http://new.example:8080', cursor: 0 })).toEqual(forwarding);
+      // Another step expecting epoch 2 is not that step.
+      expect(await conflict(store.forward({ ...expecting(2, 'fenced', 'switch-1/10'), to: 'http://new.example:8080', cursor: 0 }))).toEqual(forwarding);
+    });
+
+    it('forwards only from a live fence with nothing acknowledged past the cursor, keeps forwarding through time, and unfences from it', async () => {
       await store.put({ id: 'w', owner: 'alice', type: 'trip', data: {} });
-      await store.fence(5_000);
-      const forwarding = await store.forward('http://new.example:8080');
-      expect(forwarding).toEqual({ mode: 'forwarding', forwardTo: 'http://new.example:8080', seq: 1 });
-      // Idempotent for the same target, refused for another.
-      expect(await store.forward('http://new.example:8080')).toEqual(forwarding);
-      expect(await storeError(store.forward('http://other.example:8080'))).toBe('fence-lapsed');
+      expect(await conflict(store.forward({ ...expecting(0, 'open'), to: 'http://new.example:8080', cursor: 1 }))).toMatchObject({ mode: 'open' });
+      const fenced = await store.fence({ ...expecting(0, 'open'), leaseMs: 5_000 });
+      expect(await conflict(store.forward({ ...expecting(1, 'fenced'), to: 'http://new.example:8080', cursor: fenced.seq - 1 }))).toMatchObject({ mode: 'fenced', epoch: 1 });
+      const forwarding = await store.forward({ ...expecting(1, 'fenced'), to: 'http://new.example:8080', cursor: fenced.seq });
+      expect(forwarding).toEqual({ mode: 'forwarding', epoch: 2, forwardTo: 'http://new.example:8080', by: 'switch-1/a', seq: 1 });
       // The lease no longer applies: forwarding is the committed switch.
       now += 3_600_000;
       expect(await store.fenceState()).toEqual(forwarding);
-      expect(await store.fence(5_000)).toEqual(forwarding);
+      expect(await conflict(store.fence({ ...expecting(2, 'forwarding'), leaseMs: 5_000 }))).toEqual(forwarding);
       expect(await storeError(store.put({ id: 'w', owner: 'alice', type: 'trip', data: { v: 2 } }))).toBe('fenced');
       expect(await storeError(store.delete('w', 'alice'))).toBe('fenced');
       expect((await store.get('w', 'alice'))?.data).toEqual({});
-      expect(await store.unfence()).toEqual({ mode: 'open', seq: 1 });
+      expect(await store.unfence(expecting(2, 'forwarding', 'rollback-1/a'))).toEqual({ mode: 'open', epoch: 3, by: 'rollback-1/a', seq: 1 });
       await store.put({ id: 'w', owner: 'alice', type: 'trip', data: { v: 2 } });
     });
 

@@ -19,13 +19,14 @@ import type {
   BackupManifest, Colour, DnsRecordState, DnsTarget, Ports, StackDescription, StackOutputs,
 } from '../../src/cloud/ports.ts';
 import type { Environment } from '../../src/config/environment.ts';
-import type { ExportItemLine, ExportLine, FenceResult, NodeStats } from '../../src/navcloud/protocol.ts';
-import type { StackAdmin } from '../../src/navcloud/admin-client.ts';
-import type { SmokeCheck } from '../../src/switch/contract.ts';
+import type { ExportItemLine, ExportLine, FenceMode, FenceResult, NodeStats } from '../../src/navcloud/protocol.ts';
+import { FenceConflictError, type StackAdmin } from '../../src/navcloud/admin-client.ts';
+import { FenceConflict, type FenceChange } from '../../server/store/port.ts';
+import { decide, effectiveMode, lapseOf, OPEN, type FenceRecord, type FenceRequest } from '../../server/store/fence-rules.ts';
+import { DEFAULT_FENCE_LEASE_SECONDS, DEFAULT_MAX_WRITE_PAUSE_SECONDS, type SmokeCheck } from '../../src/switch/contract.ts';
 import { stackName } from '../../src/switch/stack-name.ts';
 import {
-  compareRevisions, effectiveMode, type AcknowledgedWrite, type DnsFlip, type FenceMode, type NodeFence,
-  type RunSnapshot, type WorldSnapshot,
+  compareRevisions, type AcknowledgedWrite, type DnsFlip, type NodeFence, type RunSnapshot, type WorldSnapshot,
 } from './invariants.ts';
 import type { ActivityDeps, SmokeRunner } from '../../activities/index.ts';
 import { decodeCursor, encodeCursor } from '../../src/navcloud/cursor.ts';
@@ -52,18 +53,24 @@ export interface Failure {
 
 /** Nodes per fake stack (its outputs name as many). */
 const NODES = 2;
-/** The lease a fence takes when the caller names none (the admin API's default). */
-const DEFAULT_LEASE_SECONDS = 60;
+
+
+/** What a write in flight when a fence lands does with its number (`FakeState.inFlightAtFence`). */
+export type CaughtWrite = 'gap' | 'overtaken';
 
 interface FakeStack {
   description: StackDescription;
   /** `copiedRev`: the revision last imported, kept by client writes (the data check reads it). */
   items: Record<string, ExportItemLine & { copiedRev?: string }>;
   seq: number;
-  /** Set by a fence or forward on any node, cleared by unfence; `fenceOf` says what holds now (leases lapse). */
-  fenced: boolean;
-  /** The fence as each node sees it. */
-  nodeFences?: NodeFence[];
+  /** The fence as the stack's store holds it, decided as the stores decide (server/store/fence-rules.ts). */
+  fence?: FenceRecord;
+  /** When each node first saw the fence's epoch (world ms: a node's monotonic clock runs with world time, whatever its wall clock says). */
+  seen?: Array<{ epoch: number; at: number }>;
+  /** Admin requests answered so far: they go to the nodes in turn. */
+  adminRequests?: number;
+  /** A write caught by the last fence that has not taken its number yet. */
+  caught?: CaughtWrite;
   draining: boolean;
   smoke?: 'passed' | 'failed' | 'not-run';
   /** DNS pointed to it at some time. */
@@ -102,6 +109,18 @@ export interface FakeState {
   clientWrites?: number;
   /** The runs acting on this world, as a test tells them (snapshot() reports them). */
   runs?: RunSnapshot[];
+  /** How far each node's wall clock (by node index, in every stack) is ahead of world time, ms. */
+  clockSkewMs?: number[];
+  /** A node's wall clock steps forward by this much right after the first fence of an open stack. */
+  clockStepOnFence?: { node: number; byMs: number };
+  /**
+   * A client write in flight when a fence lands on an open stack: 'gap' takes a number that is
+   * never stored (its conflict retry is refused by the fence), 'overtaken' takes its number once
+   * the next export has read its cursor, is stored and answered as refused.
+   */
+  inFlightAtFence?: CaughtWrite;
+  /** Once the world did a call matching `after` (a regular expression), admin requests to `stack` are refused (connection refused) this many times. */
+  partition?: { stack: string; after: string; requests: number; started?: boolean };
 }
 
 export interface FakeWorldOptions {
@@ -113,12 +132,13 @@ export interface FakeWorldOptions {
   awsShaped?: boolean;
   /** Told of every change of the world, after it happened. */
   onStep?: (what: string) => void;
+  /** Clients write before every admin request, not only between activities. */
+  clientsWriteBetweenRequests?: boolean;
 }
 
 /** The service's own cursors: the data verification after the flip decodes them. */
 export const cursorOf = (seq: number) => encodeCursor(seq);
 const seqOf = (cursor: string | undefined) => (cursor ? decodeCursor(cursor) ?? 0 : 0);
-const openNodes = (): NodeFence[] => Array.from({ length: NODES }, () => ({ mode: 'open' }));
 
 /** The workflow whose activity is calling, when the world is changed from an activity. */
 function callingWorkflow(): string | undefined {
@@ -141,11 +161,6 @@ function sameRecord(a: DnsRecordState | undefined, b: DnsRecordState | undefined
   return a.stack === b.stack && a.ttl === b.ttl && sameTarget(a.target, b.target);
 }
 
-/** Admin calls of the fence contract the fake answers beyond today's StackAdmin. */
-interface FakeAdmin {
-  forward(to: string, signal?: AbortSignal): Promise<FenceResult>;
-}
-
 export function fakeEnvironment(name: string, overrides: Partial<Environment> = {}): Environment {
   return {
     name, profile: 'local', region: 'us-east-1', hostedZoneId: 'Z1', recordName: `sync.${name}.navcloud.test.`,
@@ -153,7 +168,7 @@ export function fakeEnvironment(name: string, overrides: Partial<Environment> = 
     backups: { bucket: 'navcloud-backups', prefix: 'backups/', keep: 3 },
     smoke: { heartbeatMs: 100, changeArrivalMs: 1000, sampleItems: 5, maxLatencyMs: 1000 },
     approval: 'auto', approvalTimeoutSeconds: 600, verifySeconds: 30, verifyItemsPerSecond: 40_000, drainSeconds: 120, keepStacks: 1,
-    jwtSecret: 'test-secret', catchUpFenceBelow: 10, fenceLeaseSeconds: 60,
+    jwtSecret: 'test-secret', catchUpFenceBelow: 10, fenceLeaseSeconds: DEFAULT_FENCE_LEASE_SECONDS, maxWritePauseSeconds: DEFAULT_MAX_WRITE_PAUSE_SECONDS,
     ...overrides,
   };
 }
@@ -211,6 +226,8 @@ export class FakeWorld {
 
   private record(call: string): void {
     this.state.calls.push(call);
+    const partition = this.state.partition;
+    if (partition && !partition.started && new RegExp(partition.after).test(call)) partition.started = true;
     this.changed(call);
   }
 
@@ -255,25 +272,126 @@ export class FakeWorld {
     }
   }
 
-  private fenceResult(stack: FakeStack): FenceResult & { mode: FenceMode; leaseExpiresAt?: string; forwardTo?: string } {
-    const [first] = this.nodeFences(stack);
-    const mode = effectiveMode(first!, this.now());
+  /** The fence as node `node` answers it, by its own clock. */
+  private fenceResult(stack: FakeStack, node: number): FenceResult {
+    const record = this.recordOf(stack);
+    const { mode, leaseLeftMs } = this.nodeView(stack, node);
     return {
-      fenced: mode !== 'open', mode, cursor: cursorOf(stack.seq),
-      ...(mode === 'fenced' ? { leaseExpiresAt: new Date(first!.leaseExpiresAt!).toISOString() } : {}),
-      ...(mode === 'forwarding' ? { forwardTo: this.stack(first!.forwardTo!).description.outputs?.endpoint } : {}),
+      fenced: mode !== 'open', mode, epoch: record.epoch, cursor: cursorOf(stack.seq),
+      ...(mode === 'fenced' ? { leaseSeconds: (record.leaseMs ?? 0) / 1000, leaseLeftMs } : {}),
+      ...(mode === 'forwarding' ? { forwardTo: record.forwardTo } : {}),
+      ...(record.by ? { by: record.by } : {}),
     };
   }
 
   private fenceAtFlip(from: string): Pick<DnsFlip, 'from' | 'fromMode' | 'fromLeaseLeftMs'> {
     const stack = this.state.stacks[from];
     if (!stack) return { from };
-    const nodes = this.nodeFences(stack);
-    const modes = nodes.map((n) => effectiveMode(n, this.now()));
+    const nodes = this.nodesOf(stack);
     // The laxest node speaks for the stack: one open node is an open stack.
+    const modes = nodes.map((n) => n.mode);
     const fromMode: FenceMode = modes.includes('open') ? 'open' : modes.includes('fenced') ? 'fenced' : 'forwarding';
-    const leaseLeft = Math.min(...nodes.filter((n, i) => modes[i] === 'fenced').map((n) => n.leaseExpiresAt! - this.now()));
+    const leaseLeft = Math.min(...nodes.filter((n) => n.mode === 'fenced').map((n) => n.leaseLeftMs ?? 0));
     return { from, fromMode, ...(fromMode === 'fenced' ? { fromLeaseLeftMs: leaseLeft } : {}) };
+  }
+
+  // ------------------------------------------------------------ nodes and their clocks
+
+  /** Node `node`'s wall clock: world time plus its skew. Only what clients see of items reads it; leases never do. */
+  private nodeClock(node: number): number {
+    return this.now() + (this.state.clockSkewMs?.[node] ?? 0);
+  }
+
+  private recordOf(stack: FakeStack): FenceRecord {
+    return (stack.fence ??= { ...OPEN });
+  }
+
+  /** What node `node` does with a write now: its lease measured from when it first saw the epoch. */
+  private nodeView(stack: FakeStack, node: number): { mode: FenceMode; leaseLeftMs?: number } {
+    const record = this.recordOf(stack);
+    if (record.mode !== 'fenced') return { mode: record.mode };
+    const seen = (stack.seen ??= []);
+    if (seen[node]?.epoch !== record.epoch) seen[node] = { epoch: record.epoch, at: this.now() };
+    const leaseLeftMs = (record.leaseMs ?? 0) - (this.now() - seen[node]!.at);
+    return { mode: effectiveMode(record, leaseLeftMs <= 0), leaseLeftMs };
+  }
+
+  /** Each node of a stack as it acts now, for the invariants. */
+  private nodesOf(stack: FakeStack): NodeFence[] {
+    return Array.from({ length: NODES }, (_, node) => {
+      const { mode, leaseLeftMs } = this.nodeView(stack, node);
+      if (mode === 'fenced') return { mode, leaseLeftMs };
+      const forwardTo = this.recordOf(stack).forwardTo;
+      return mode === 'forwarding' && forwardTo ? { mode, forwardTo: this.stackOfUrl(forwardTo).description.name } : { mode };
+    });
+  }
+
+  /** One compare-and-set of a stack's fence, answered by node `node` as the stores answer it. */
+  private changeFence(stack: FakeStack, node: number, change: FenceChange & FenceRequest): FenceResult {
+    const record = this.recordOf(stack);
+    const { mode } = this.nodeView(stack, node);
+    // As a Riak store judges a commit: a number may be taken and never acknowledged (a write the
+    // fence caught), so only a copy older than the fence is behind; a lapse moved the epoch.
+    const view = { lapsed: record.mode === 'fenced' && mode === 'open', seq: stack.seq, acknowledgedThrough: record.fencedAt ?? stack.seq };
+    let decision;
+    try {
+      decision = decide(record, view, change, () => ({ mode, epoch: record.epoch, seq: stack.seq }));
+    } catch (err) {
+      if (err instanceof FenceConflict) throw new FenceConflictError(`fake: ${err.message}`, stack.description.outputs?.adminUrl ?? '', this.fenceResult(stack, node));
+      throw err;
+    }
+    if ('next' in decision) stack.fence = decision.next;
+    return this.fenceResult(stack, node);
+  }
+
+  /** The node that answers the next admin request to a stack: they take turns. */
+  private answering(stack: FakeStack): number {
+    stack.adminRequests = (stack.adminRequests ?? 0) + 1;
+    return stack.adminRequests % NODES;
+  }
+
+  /**
+   * Before every admin request: a partitioned stack refuses it, and (when asked) clients write
+   * first, so a request never finds the world as the previous one left it.
+   */
+  private beforeRequest(url: string): void {
+    const partition = this.state.partition;
+    if (partition?.started && partition.requests > 0 && url.includes(partition.stack)) {
+      partition.requests -= 1;
+      this.save();
+      throw new CloudError(`fake: ${url} refused the connection`, true, 'Unreachable', url);
+    }
+    if (this.options.clientsWriteBetweenRequests) this.clientsWrite();
+  }
+
+  /** A fence turned an open stack fenced: a write in flight is caught by it, and a node's wall clock may step. */
+  private fenceLanded(stack: FakeStack): void {
+    const step = this.state.clockStepOnFence;
+    if (step) {
+      (this.state.clockSkewMs ??= [])[step.node] = (this.state.clockSkewMs[step.node] ?? 0) + step.byMs;
+      this.state.clockStepOnFence = undefined;
+    }
+    stack.caught = this.state.inFlightAtFence;
+    // Its conflict retry is refused at once: the number is gone before the fence answers.
+    if (stack.caught === 'gap') this.takeCaughtNumber(stack);
+  }
+
+  /** A write caught by a fence takes its number: never stored ('gap') or stored and refused ('overtaken'). */
+  private takeCaughtNumber(stack: FakeStack): void {
+    const caught = stack.caught;
+    stack.caught = undefined;
+    if (!caught) return;
+    stack.seq += 1;
+    if (caught === 'overtaken') {
+      const id = 'shared-0';
+      const have = stack.items[id];
+      const rev = `${(have ? Number(have.rev.split('-')[0]) || 0 : 0) + 1}-caught`;
+      stack.items[id] = {
+        kind: 'item', id, owner: 'u1', type: 'trip', rev, deleted: false, data: { caught: true },
+        shares: [], cursor: cursorOf(stack.seq), updatedAt: new Date(this.now()).toISOString(),
+      };
+    }
+    this.changed(`a write caught by the fence of ${stack.description.name} took number ${stack.seq}${caught === 'gap' ? ' (never stored)' : ''}`);
   }
 
   // ------------------------------------------------------------ seeding and client traffic
@@ -285,7 +403,7 @@ export class FakeWorld {
       name, env, colour, workflowId: 'seed', status: 'ready', rawStatus: options.rawStatus ?? 'CREATE_COMPLETE',
       createdAt: options.createdAt ?? new Date(Date.UTC(2026, 0, 1)).toISOString(), outputs: this.outputsFor(name),
     };
-    this.state.stacks[name] = { description, items: {}, seq: 0, fenced: false, nodeFences: openNodes(), draining: false, smoke: 'passed', everLive: options.live };
+    this.state.stacks[name] = { description, items: {}, seq: 0, fence: { ...OPEN }, draining: false, smoke: 'passed', everLive: options.live };
     this.write(name, options.items ?? 0, 'seed');
     if (options.live) this.state.dns = { recordName: this.recordName(env), ttl: 30, target: this.asRoute53(description.outputs!.dnsTarget), stack: name };
     this.save();
@@ -329,7 +447,7 @@ export class FakeWorld {
 
   /**
    * One round of client traffic: a client that resolved DNS just now and one that still has the
-   * previous answer cached each update one of a few shared items on the stack they reach. What
+   * previous answer cached each update one of a few shared items, or create one, on the stack they reach. What
    * a stack does with it follows its node's fence: open applies it (acknowledged), forwarding
    * passes it on, fenced holds it until the client gives up (not acknowledged), gone refuses it.
    */
@@ -337,8 +455,10 @@ export class FakeWorld {
     const destinations = [this.state.dns?.stack, this.state.cachedDns].filter((s): s is string => s !== undefined);
     for (const stack of destinations) {
       const n = (this.state.clientWrites = (this.state.clientWrites ?? 0) + 1);
-      const applied = this.applyClientWrite(stack, `shared-${n % 4}`, n % NODES, 3);
-      if (applied) this.changed(`client write shared-${n % 4} acknowledged by ${applied}`);
+      // Every other write creates an item no later write touches: nothing covers for it if it goes missing.
+      const id = n % 2 === 0 ? `shared-${(n / 2) % 4}` : `item-${n}`;
+      const applied = this.applyClientWrite(stack, id, n % NODES, 3);
+      if (applied) this.changed(`client write ${id} acknowledged by ${applied}`);
       else this.state.refusedWrites += 1;
     }
   }
@@ -346,10 +466,12 @@ export class FakeWorld {
   private applyClientWrite(name: string, id: string, node: number, hops: number): string | undefined {
     const stack = this.state.stacks[name];
     if (!stack || stack.description.status === 'deleted' || hops < 0) return undefined;
-    const fence = this.nodeFences(stack)[node]!;
-    const mode = effectiveMode(fence, this.now());
-    if (mode === 'forwarding') return fence.forwardTo ? this.applyClientWrite(fence.forwardTo, id, node, hops - 1) : undefined;
+    const record = this.recordOf(stack);
+    const { mode } = this.nodeView(stack, node);
+    if (mode === 'forwarding') return record.forwardTo ? this.applyClientWrite(this.stackOfUrl(record.forwardTo).description.name, id, node, hops - 1) : undefined;
     if (mode === 'fenced') return undefined;
+    // A node that finds the lease lapsed by its clock records the lapse before it applies the write.
+    if (record.mode === 'fenced') stack.fence = lapseOf(record);
     const have = stack.items[id];
     const generation = (have ? Number(have.rev.split('-')[0]) || 0 : 0) + 1;
     // A nonce that sorts by arrival: of two writes of one generation the later one wins, as a random nonce might.
@@ -357,25 +479,21 @@ export class FakeWorld {
     stack.seq += 1;
     stack.items[id] = {
       kind: 'item', id, owner: 'u1', type: 'trip', rev, deleted: false, data: { by: name },
-      shares: [], cursor: cursorOf(stack.seq), updatedAt: new Date(this.now()).toISOString(),
+      shares: [], cursor: cursorOf(stack.seq), updatedAt: new Date(this.nodeClock(node)).toISOString(),
       ...(have?.copiedRev === undefined ? {} : { copiedRev: have.copiedRev }),
     };
     (this.state.acks ??= []).push({ id, rev, stack: name, at: this.now() });
     return name;
   }
 
-  private nodeFences(stack: FakeStack): NodeFence[] {
-    return (stack.nodeFences ??= openNodes());
+  /** The stack's store holds a fence (fenced, its lease lapsed or not, or forwarding). */
+  fenced(name: string): boolean {
+    return this.recordOf(this.stack(name)).mode !== 'open';
   }
 
-  /** What each node of a stack does with a write now (a lapsed lease reads as open). */
+  /** What each node of a stack does with a write now (a lease lapsed by its clock reads as open). */
   fenceOf(name: string): FenceMode[] {
-    return this.nodeFences(this.stack(name)).map((node) => effectiveMode(node, this.now()));
-  }
-
-  private setFences(stack: FakeStack, fences: NodeFence[]): void {
-    stack.nodeFences = fences;
-    stack.fenced = fences.some((f) => f.mode !== 'open');
+    return this.nodesOf(this.stack(name)).map((node) => node.mode);
   }
 
   /** The world as test/support/invariants.ts checks it. */
@@ -389,7 +507,7 @@ export class FakeWorld {
       stacks: Object.values(this.state.stacks).map((s) => ({
         name: s.description.name,
         deleted: s.description.status === 'deleted',
-        nodes: this.nodeFences(s),
+        nodes: this.nodesOf(s),
         smoke: s.smoke ?? 'passed',
         ...(s.description.workflowId === 'seed' ? {} : { createdBy: s.description.workflowId }),
         everLive: s.everLive ?? false,
@@ -465,7 +583,7 @@ export class FakeWorld {
                 name: request.name, env: request.env, colour: request.colour, workflowId: request.workflowId,
                 status: 'creating', rawStatus: 'CREATE_IN_PROGRESS', createdAt: new Date(Date.UTC(2026, 1, 1, 0, this.state.calls.length)).toISOString(),
               },
-              items: {}, seq: 0, fenced: false, nodeFences: openNodes(), draining: false, smoke: 'not-run', everLive: false,
+              items: {}, seq: 0, fence: { ...OPEN }, draining: false, smoke: 'not-run', everLive: false,
             };
           }
           this.record(`create ${request.name} ${JSON.stringify(request.parameters)}`);
@@ -583,18 +701,22 @@ export class FakeWorld {
     };
   }
 
-  admin(adminUrl: string): StackAdmin & Pick<FakeAdmin, 'forward'> {
+  admin(adminUrl: string): StackAdmin {
     const world = this;
     return {
       exportSince(since) {
         return (async function* (): AsyncIterable<ExportLine> {
+          world.beforeRequest(adminUrl);
           world.check('admin.export', adminUrl);
           const stack = world.stackOfUrl(adminUrl);
           const from = seqOf(since);
+          if (from > stack.seq) throw new CloudError(`GET ${adminUrl}/admin/export answered 410: cursor-gone: cursor ${from} is beyond the newest change of this store`, false, 'Http410', adminUrl);
           const lines = Object.values(stack.items).filter((i) => seqOf(i.cursor) > from)
             .sort((a, b) => seqOf(a.cursor) - seqOf(b.cursor));
+          const through = stack.seq;
+          world.takeCaughtNumber(stack);
           yield* lines.map(({ copiedRev: _copied, ...line }) => line);
-          yield { kind: 'end', cursor: cursorOf(stack.seq), items: lines.length };
+          yield { kind: 'end', cursor: cursorOf(through), items: lines.length };
         })();
       },
       async *revisionsById() {
@@ -605,11 +727,13 @@ export class FakeWorld {
         yield { kind: 'end' as const, cursor: cursorOf(stack.seq), items: lines.length };
       },
       async item(id) {
+        world.beforeRequest(adminUrl);
         world.check('admin.export', adminUrl);
         const line = world.stackOfUrl(adminUrl).items[id];
         return line ? { ...line } : undefined;
       },
       async importLines(lines) {
+        world.beforeRequest(adminUrl);
         world.check('admin.import', adminUrl);
         const stack = world.stackOfUrl(adminUrl);
         if (world.options.importDelayMs) await sleep(world.options.importDelayMs);
@@ -627,42 +751,46 @@ export class FakeWorld {
         return { applied, skipped: lines.length - applied, cursor: cursorOf(stack.seq) };
       },
       // The lease comes as `{ leaseSeconds }`; a caller that names none gets the admin API's default.
-      async fence(options?: { leaseSeconds: number } | AbortSignal) {
+      async fenceState() {
+        world.beforeRequest(adminUrl);
+        const stack = world.stackOfUrl(adminUrl);
+        return world.fenceResult(stack, world.answering(stack));
+      },
+      // The fence changes as the stores change it: one compare-and-set on the epoch, answered by
+      // the nodes in turn, each measuring the lease from when it first saw it.
+      async fence(request) {
+        world.beforeRequest(adminUrl);
         world.check('admin.fence', adminUrl);
         const stack = world.stackOfUrl(adminUrl);
-        const leaseSeconds = options && 'leaseSeconds' in options ? options.leaseSeconds : DEFAULT_LEASE_SECONDS;
-        const leaseExpiresAt = world.now() + leaseSeconds * 1000;
+        const wasOpen = world.fenceOf(stack.description.name).every((mode) => mode === 'open');
+        const result = world.changeFence(stack, world.answering(stack), { ...request, kind: 'fence', leaseMs: request.leaseSeconds * 1000 });
+        if (wasOpen) world.fenceLanded(stack);
         const partial = world.failsAt('admin.fence.partial', adminUrl);
-        const fences = world.nodeFences(stack).map((node, i): NodeFence => {
-          if (partial && i > 0) return node;
-          return effectiveMode(node, world.now()) === 'forwarding' ? node : { mode: 'fenced', leaseExpiresAt };
-        });
-        world.setFences(stack, fences);
-        world.record(`fence ${stack.description.name}${partial ? ' (node 1 only)' : ''}`);
-        if (partial) throw new CloudError(`${adminUrl}: node 2 did not answer the fence`, true, 'Unreachable', adminUrl);
-        return world.fenceResult(stack);
+        world.record(`fence ${stack.description.name}`);
+        if (partial) throw new CloudError(`${adminUrl}: the fence was taken but its answer was lost`, true, 'Unreachable', adminUrl);
+        return result;
       },
-      async forward(to: string, _signal?: AbortSignal) {
+      async forward(request) {
+        world.beforeRequest(adminUrl);
         world.check('admin.forward', adminUrl);
         const stack = world.stackOfUrl(adminUrl);
-        const target = world.stackOfUrl(to).description.name;
-        const modes = world.nodeFences(stack).map((node) => ({ node, mode: effectiveMode(node, world.now()) }));
-        const ready = modes.every(({ node, mode }) => mode === 'fenced' || (mode === 'forwarding' && node.forwardTo === target));
-        if (!ready) throw new CloudError(`${adminUrl}: the fence lapsed (or was never taken) before forward`, false, 'fence-lapsed', adminUrl);
-        world.setFences(stack, modes.map(() => ({ mode: 'forwarding', forwardTo: target })));
+        const target = world.stackOfUrl(request.to).description.name;
+        const result = world.changeFence(stack, world.answering(stack), { ...request, kind: 'forward', cursor: seqOf(request.cursor) });
         // Clients that reach the forwarding stack are served by the target from now on.
         if (stack.everLive) world.stack(target).everLive = true;
         world.record(`forward ${stack.description.name} to ${target}`);
-        return world.fenceResult(stack);
+        return result;
       },
-      async unfence() {
+      async unfence(request) {
+        world.beforeRequest(adminUrl);
         world.check('admin.unfence', adminUrl);
         const stack = world.stackOfUrl(adminUrl);
-        world.setFences(stack, openNodes());
+        const result = world.changeFence(stack, world.answering(stack), { ...request, kind: 'unfence' });
         world.record(`unfence ${stack.description.name}`);
-        return world.fenceResult(stack);
+        return result;
       },
       async drain(node) {
+        world.beforeRequest(node);
         world.check('admin.drain', node);
         const stack = world.stackOfUrl(node);
         stack.draining = true;
@@ -676,27 +804,29 @@ export class FakeWorld {
         }
       },
       async undrain(node) {
+        world.beforeRequest(node);
         world.check('admin.undrain', node);
         const stack = world.stackOfUrl(node);
         stack.draining = false;
         world.record(`undrain ${node}`);
       },
       async stats(node): Promise<NodeStats> {
+        world.beforeRequest(node);
         world.check('admin.stats', node);
         const stack = world.stackOfUrl(node);
         world.state.statsCalls += 1;
         const busy = world.state.statsCalls <= world.state.busyUntilStatsCall;
         world.save();
         const index = Math.max(0, Number(/node-(\d+)$/.exec(node)?.[1] ?? 1) - 1);
-        const fence = world.nodeFences(stack)[index] ?? { mode: 'open' };
-        const mode = effectiveMode(fence, world.now());
+        const record = world.recordOf(stack);
+        const { mode, leaseLeftMs } = world.nodeView(stack, index);
         const stats = {
           node, fenced: mode !== 'open', draining: stack.draining, openStreams: busy ? 3 : 0, requestRate: busy ? 12 : 0,
           items: Object.keys(stack.items).length, cursor: cursorOf(stack.seq), uptimeSeconds: 100,
           version: 'fake', eventLoopLagMs: 0,
           // Each node of a forwarding stack held 2 writes (one ran out) and forwarded 5 requests.
           flip: mode === 'forwarding' ? { requestsHeld: 2, holdsTimedOut: 1, requestsForwarded: 5 } : { requestsHeld: 0, holdsTimedOut: 0, requestsForwarded: 0 },
-          fence: { mode, ...(mode === 'fenced' ? { leaseExpiresAt: new Date(fence.leaseExpiresAt!).toISOString() } : {}), ...(mode === 'forwarding' ? { forwardTo: world.stack(fence.forwardTo!).description.outputs?.endpoint } : {}) },
+          fence: { mode, epoch: record.epoch, ...(mode === 'fenced' ? { leaseLeftMs } : {}), ...(mode === 'forwarding' ? { forwardTo: record.forwardTo } : {}) },
         };
         return stats as NodeStats;
       },

@@ -4,14 +4,16 @@
  * smoke checks, the writes clients were told succeeded and where they are, and the runs. The fault
  * explorer (test/explorer) checks every step of its fake world with it; other tests may too.
  */
+import type { FenceMode } from '../../src/navcloud/protocol.ts';
 
-export type FenceMode = 'open' | 'fenced' | 'forwarding';
-
-/** The fence as one node answers it. A 'fenced' node whose lease lapsed is open again by itself. */
+/**
+ * The fence as one node acts on it now, by that node's own clock: a node whose lease lapsed is
+ * 'open' (the world that makes the snapshot decides, since nodes' clocks need not agree).
+ */
 export interface NodeFence {
   mode: FenceMode;
-  /** Epoch ms at which a 'fenced' node lapses back to 'open'. */
-  leaseExpiresAt?: number;
+  /** For a 'fenced' node: how long until it opens by itself, by its own clock (ms). */
+  leaseLeftMs?: number;
   /** The stack every request is forwarded to ('forwarding' only). */
   forwardTo?: string;
 }
@@ -86,12 +88,6 @@ export interface Violation {
   message: string;
 }
 
-/** What a node does with a write now: a lapsed lease reads as open. */
-export function effectiveMode(node: NodeFence, now: number): FenceMode {
-  if (node.mode === 'fenced' && node.leaseExpiresAt !== undefined && node.leaseExpiresAt <= now) return 'open';
-  return node.mode;
-}
-
 /** Revisions are `<generation>-<nonce>`: the higher generation wins, a tie goes to the higher nonce. */
 export function compareRevisions(a: string, b: string): number {
   const [genA = '0', nonceA = ''] = a.split('-');
@@ -104,8 +100,8 @@ export function compareRevisions(a: string, b: string): number {
 const byName = (snapshot: WorldSnapshot) => new Map(snapshot.stacks.map((s) => [s.name, s]));
 
 /** Some node of the stack applies writes itself. */
-function acknowledgesOwnWrites(stack: StackSnapshot, now: number): boolean {
-  return !stack.deleted && stack.nodes.some((node) => effectiveMode(node, now) === 'open');
+function acknowledgesOwnWrites(stack: StackSnapshot): boolean {
+  return !stack.deleted && stack.nodes.some((node) => node.mode === 'open');
 }
 
 /**
@@ -116,9 +112,8 @@ export function acceptsWrites(snapshot: WorldSnapshot, name: string, hops = 3): 
   const stack = byName(snapshot).get(name);
   if (!stack || stack.deleted || hops < 0) return false;
   return stack.nodes.every((node) => {
-    const mode = effectiveMode(node, snapshot.now);
-    if (mode === 'open') return true;
-    if (mode === 'forwarding' && node.forwardTo) return acceptsWrites(snapshot, node.forwardTo, hops - 1);
+    if (node.mode === 'open') return true;
+    if (node.mode === 'forwarding' && node.forwardTo) return acceptsWrites(snapshot, node.forwardTo, hops - 1);
     return false;
   });
 }
@@ -126,7 +121,7 @@ export function acceptsWrites(snapshot: WorldSnapshot, name: string, hops = 3): 
 /** The stack that answers for `name`: itself, or the stack all its nodes forward to (a few hops). */
 export function servingStack(snapshot: WorldSnapshot, name: string, hops = 3): string {
   const stack = byName(snapshot).get(name);
-  const targets = new Set(stack?.nodes.map((n) => (effectiveMode(n, snapshot.now) === 'forwarding' ? n.forwardTo : undefined)));
+  const targets = new Set(stack?.nodes.map((n) => (n.mode === 'forwarding' ? n.forwardTo : undefined)));
   const [target] = [...targets];
   if (hops <= 0 || targets.size !== 1 || target === undefined) return name;
   return servingStack(snapshot, target, hops - 1);
@@ -136,10 +131,9 @@ export function servingStack(snapshot: WorldSnapshot, name: string, hops = 3): s
 export function checkStep(snapshot: WorldSnapshot): Violation[] {
   const violations: Violation[] = [];
   const stacks = byName(snapshot);
-  const { now } = snapshot;
 
   // I1: of the stacks clients can reach, at most one applies writes of its own.
-  const writers = snapshot.stacks.filter((s) => s.everLive && acknowledgesOwnWrites(s, now)).map((s) => s.name);
+  const writers = snapshot.stacks.filter((s) => s.everLive && acknowledgesOwnWrites(s)).map((s) => s.name);
   if (writers.length > 1) {
     violations.push({ invariant: 'I1', message: `stacks ${writers.join(' and ')} both acknowledge writes of their own (clients reach both)` });
   }
@@ -148,10 +142,10 @@ export function checkStep(snapshot: WorldSnapshot): Violation[] {
   for (const stack of snapshot.stacks) {
     stack.nodes.forEach((node, i) => {
       if (node.mode !== 'fenced' || stack.deleted) return;
-      if (node.leaseExpiresAt === undefined) {
+      if (node.leaseLeftMs === undefined) {
         violations.push({ invariant: 'I2', message: `${stack.name} node ${i + 1} is fenced without a lease` });
-      } else if (node.leaseExpiresAt - now > snapshot.leaseMs) {
-        violations.push({ invariant: 'I2', message: `${stack.name} node ${i + 1} is fenced for ${node.leaseExpiresAt - now} ms, more than the ${snapshot.leaseMs} ms lease` });
+      } else if (node.leaseLeftMs > snapshot.leaseMs) {
+        violations.push({ invariant: 'I2', message: `${stack.name} node ${i + 1} is fenced for ${node.leaseLeftMs} ms, more than the ${snapshot.leaseMs} ms lease` });
       }
     });
   }

@@ -1,9 +1,12 @@
 /**
  * The activities the switch protocol rests on, each against the real thing where one exists:
- * forward (the commit) and the hand-over back against real sync nodes' fence leases, the DNS compare-and-swap through
+ * the fence, the copy under it, the commit and the hand-over against real sync nodes (with fencing
+ * tokens, and as runs started before them do), the DNS compare-and-swap through
  * the Route53 adapter, and heartbeats that keep coming while one slow batch is imported.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mockClient } from 'aws-sdk-client-mock';
 import { ChangeResourceRecordSetsCommand, ListResourceRecordSetsCommand, Route53Client, type ResourceRecordSet } from '@aws-sdk/client-route-53';
@@ -12,10 +15,11 @@ import { ApplicationFailure } from '@temporalio/common';
 import { Route53DnsRouter } from '../../src/cloud/aws/dns-router.ts';
 import type { DnsRecordState } from '../../src/cloud/ports.ts';
 import type { FenceResult } from '../../src/navcloud/protocol.ts';
-import { createAdminClient } from '../../src/navcloud/admin-client.ts';
+import { createAdminClient, type StackAdmin } from '../../src/navcloud/admin-client.ts';
 import { createActivities } from '../../activities/index.ts';
-import type { DnsSwitchResult, RestoreResult } from '../../activities/types.ts';
+import type { DnsSwitchResult, FencedCopyResult, RestoreResult } from '../../activities/types.ts';
 import { fakeEnvironment, FakeWorld } from '../support/fake-ports.ts';
+import { forwardAsIs } from '../support/fence.ts';
 import { call, SECRET, startTestNode, type TestNode } from '../server/helpers.ts';
 import { tempDir } from '../support/temp-dir.ts';
 import { testLogger } from '../support/logger.ts';
@@ -104,6 +108,169 @@ describe('handOver: the writer moves back in one call, against two real sync nod
     expect(await new MockActivityEnvironment().run(activities.handOver, input)).toMatchObject({ mode: 'forwarding', forwardTo: to.url });
     expect([await modeOf(from), await modeOf(to)]).toEqual(['forwarding', 'open']);
     await new MockActivityEnvironment().run(activities.unfenceStack, { env: 'test', adminUrl: from.url });
+  });
+});
+
+/** One step of one run: every attempt of a step has its activity id (a retry is the same step). */
+const step = (activityId: string, info: Partial<ConstructorParameters<typeof MockActivityEnvironment>[0]> = {}) =>
+  new MockActivityEnvironment({ activityId, startToCloseTimeoutMs: 20_000, ...info });
+
+describe('fencing tokens: the fence, the commit and the hand-over, against real sync nodes', () => {
+  let from: TestNode;
+  let to: TestNode;
+  beforeEach(async () => {
+    // Writes refused at once while fenced, not held, so a test sees the refusal.
+    [from, to] = await Promise.all([startTestNode({ nodeId: 'from', holdMs: 0 }), startTestNode({ nodeId: 'to', holdMs: 0 })]);
+  });
+  afterEach(async () => {
+    await Promise.all([from?.stop(), to?.stop()]);
+  });
+  const adminOf = (node: TestNode) => createAdminClient({ adminUrl: node.url, jwtSecret: SECRET });
+  const write = async (node: TestNode, id: string) => call(node, 'PUT', `/v1/items/${id}`, { token: await node.token('user-1'), body: { type: 'trip', data: {} } });
+
+  it('commits a flip from the fence it holds, answers a retry as done, and refuses a stack whose lease lapsed and took a write', async () => {
+    const activities = activitiesFor(new FakeWorld());
+    const fence: FenceResult = await step('fence').run(activities.takeFence, { env: 'test', adminUrl: from.url, leaseSeconds: 60 });
+    expect((await write(from, 'held-out')).status).toBe(503);
+    const input = { env: 'test', adminUrl: from.url, to: to.url, fence: { epoch: fence.epoch }, cursor: fence.cursor, leaseSeconds: 60 };
+    const committed: FenceResult = await step('commit').run(activities.commitForward, input);
+    expect(committed).toMatchObject({ mode: 'forwarding', forwardTo: to.url, epoch: fence.epoch + 2 });
+    // The answer was lost: the retry (same step) finds its own commit.
+    expect(await step('commit', { attempt: 2 }).run(activities.commitForward, input)).toEqual(committed);
+    // A late fence of the run, expecting the stack as it was, changes nothing.
+    const late = await adminOf(from).fence({ expected: { epoch: fence.epoch, mode: 'fenced' }, by: 'test/late', leaseSeconds: 60 }).catch((e: unknown) => e);
+    expect(late).toMatchObject({ code: 'Http409', current: { mode: 'forwarding', epoch: committed.epoch } });
+
+    const lapsing: FenceResult = await step('fence-2').run(activities.takeFence, { env: 'test', adminUrl: to.url, leaseSeconds: 1 });
+    await sleep(1_200);
+    expect((await write(to, 'slipped-in')).status).toBe(201);
+    const refusal = await step('commit-2').run(activities.commitForward, {
+      env: 'test', adminUrl: to.url, to: 'http://127.0.0.1:9', fence: { epoch: lapsing.epoch }, cursor: lapsing.cursor, leaseSeconds: 1,
+    }).catch((e: unknown) => e);
+    expect(refusal).toMatchObject({ type: 'FenceLapsed', nonRetryable: true });
+    expect((await adminOf(to).fenceState())).toMatchObject({ mode: 'open', by: 'lapse' });
+  });
+
+  it('hands the writer over by committing on the stack being left first: until the other opens, neither takes writes', async () => {
+    const activities = activitiesFor(new FakeWorld());
+    // `to` is the stack a switch left: it forwards to `from`, the writer.
+    await forwardAsIs(adminOf(to), from.url);
+    const since = (await adminOf(from).fenceState()).cursor;
+    expect((await write(from, 'on-from')).status).toBe(201);
+    const fence: FenceResult = await step('fence').run(activities.takeFence, { env: 'test', adminUrl: from.url, leaseSeconds: 60 });
+    const copy: FencedCopyResult = await step('copy').run(activities.copyUnderFence, {
+      env: 'test', fromAdminUrl: from.url, toAdminUrl: to.url, since, fence: { epoch: fence.epoch }, leaseSeconds: 60, writePauseLeftMs: 30_000,
+    });
+    const input = {
+      env: 'test', from: from.url, fromEndpoint: from.url, to: 'http://127.0.0.1:9', toEndpoint: to.url, fence: copy.fence, cursor: copy.cursor, leaseSeconds: 60,
+    };
+    // The stack handed over to does not answer: the commit is made, `to` stays closed, and a write reaches no writer.
+    const unreachable = await step('hand-over').run(activities.handOverWriter, input).catch((e: unknown) => e);
+    expect(unreachable).toMatchObject({ retryable: true });
+    expect((await adminOf(from).fenceState())).toMatchObject({ mode: 'forwarding', forwardTo: to.url });
+    expect((await adminOf(to).fenceState())).toMatchObject({ mode: 'forwarding', forwardTo: from.url });
+    expect((await write(from, 'waits')).status).toBe(503);
+    // The retry (same step) finds its commit made and opens `to`.
+    expect(await step('hand-over', { attempt: 2 }).run(activities.handOverWriter, { ...input, to: to.url })).toMatchObject({ mode: 'open' });
+    expect((await adminOf(to).fenceState()).mode).toBe('open');
+    // Nodes read the fence through a cache at most 25 ms old: a request sent after that sees `to` open.
+    await sleep(100);
+    expect((await write(from, 'through-from')).status).toBe(201);
+    expect((await call(to, 'GET', '/v1/items/on-from', { token: await to.token('user-1') })).status).toBe(200);
+  });
+
+  it('renews the fence while a slow copy runs, every renewal done before the copy answers, and stops at the write-pause ceiling', async () => {
+    const world = new FakeWorld();
+    const real = (url: string) => createAdminClient({ adminUrl: url, jwtSecret: SECRET });
+    // Imports into `to` take 1.5 s each: a copy of two batches outlasts a 3 s lease.
+    const slowTo = (url: string) => ({ ...real(url), importLines: async (...args: Parameters<StackAdmin['importLines']>) => {
+      await sleep(1_500);
+      return real(url).importLines(...args);
+    } });
+    const activities = activitiesFor(world, { importBatchLines: 2, admin: (_env, url) => (url === to.url ? slowTo(url) : real(url)) });
+    const since = (await adminOf(from).fenceState()).cursor;
+    for (const id of ['a', 'b', 'c']) expect((await write(from, id)).status).toBe(201);
+    const fence: FenceResult = await step('fence').run(activities.takeFence, { env: 'test', adminUrl: from.url, leaseSeconds: 3 });
+    const copy: FencedCopyResult = await step('copy').run(activities.copyUnderFence, {
+      env: 'test', fromAdminUrl: from.url, toAdminUrl: to.url, since, fence: { epoch: fence.epoch }, leaseSeconds: 3, writePauseLeftMs: 30_000,
+    });
+    expect(copy.copied).toBe(3);
+    expect(copy.fence.epoch).toBeGreaterThanOrEqual(fence.epoch + 2);
+    await sleep(1_500);
+    // No renewal outlived the copy: the fence is as the copy left it, lease running down.
+    expect(await adminOf(from).fenceState()).toMatchObject({ mode: 'fenced', epoch: copy.fence.epoch });
+    const ceiling = await step('copy-2').run(activities.copyUnderFence, {
+      env: 'test', fromAdminUrl: from.url, toAdminUrl: to.url, since, fence: copy.fence, leaseSeconds: 3, writePauseLeftMs: 1_000,
+    }).catch((e: unknown) => e);
+    expect(ceiling).toMatchObject({ type: 'WritePauseExceeded', nonRetryable: true });
+  });
+
+  it('releases a fence this run renewed since, never a commit it does not expect', async () => {
+    const activities = activitiesFor(new FakeWorld());
+    const fence: FenceResult = await step('fence').run(activities.takeFence, { env: 'test', adminUrl: from.url, leaseSeconds: 60 });
+    await adminOf(from).fence({ expected: { epoch: fence.epoch, mode: 'fenced' }, by: 'test/00000000-0000-0000-0000-000000000000/copy', leaseSeconds: 60 });
+    expect(await step('undo').run(activities.releaseFence, { env: 'test', adminUrl: from.url, expected: { epoch: fence.epoch, mode: 'fenced' as const } }))
+      .toMatchObject({ mode: 'open' });
+    await forwardAsIs(adminOf(to), from.url, 'other-run/x/1');
+    const refused = await step('undo-2').run(activities.releaseFence, { env: 'test', adminUrl: to.url, expected: { epoch: 0, mode: 'fenced' as const } }).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ type: 'FenceMoved', nonRetryable: true });
+    expect((await adminOf(to).fenceState()).mode).toBe('forwarding');
+  });
+});
+
+describe('admin requests of a fence step end with its attempt', () => {
+  let silent: Server;
+  let url = '';
+  const arrived: string[] = [];
+  const closed: string[] = [];
+  beforeAll(async () => {
+    // Takes every request and never answers: a stack whose node froze, or a network that holds requests.
+    silent = createServer((request) => {
+      arrived.push(`${request.method} ${request.url}`);
+      request.socket.on('close', () => closed.push(`${request.method} ${request.url}`));
+    });
+    await new Promise<void>((ready) => silent.listen(0, '127.0.0.1', ready));
+    url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    silent.closeAllConnections();
+    await new Promise((done) => silent.close(done));
+  });
+
+  it('gives up a request a second before the attempt times out, not after the client\'s own 30 s', async () => {
+    const activities = activitiesFor(new FakeWorld());
+    const startedAt = performance.now();
+    const failed = await step('fence', { startToCloseTimeoutMs: 3_000 }).run(activities.takeFence, { env: 'test', adminUrl: url, leaseSeconds: 60 })
+      .catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(Error);
+    expect(performance.now() - startedAt).toBeLessThan(3_000);
+    await expect.poll(() => closed).toContain('GET /admin/fence');
+  });
+
+  it('stops its requests when the attempt is cancelled (a heartbeat tells of a cancelled or terminated run)', async () => {
+    const activities = activitiesFor(new FakeWorld());
+    const attempt = step('release', { startToCloseTimeoutMs: 60_000 });
+    const releasing = attempt.run(activities.releaseFence, { env: 'test', adminUrl: url, expected: { epoch: 1, mode: 'fenced' as const } }).catch((e: unknown) => e);
+    await expect.poll(() => arrived).toContain('POST /admin/unfence');
+    attempt.cancel();
+    await releasing;
+    await expect.poll(() => closed).toContain('POST /admin/unfence');
+  });
+});
+
+describe('the fence activities of runs started before fencing tokens', () => {
+  let node: TestNode;
+  beforeAll(async () => {
+    node = await startTestNode({ nodeId: 'v1' });
+  });
+  afterAll(async () => {
+    await node?.stop();
+  });
+
+  it('give a workflows/v1 fence, which named no lease, the longest lease the admin API grants, and unfence whatever they find', async () => {
+    const activities = activitiesFor(new FakeWorld());
+    expect(await new MockActivityEnvironment().run(activities.fenceStack, { env: 'test', adminUrl: node.url })).toMatchObject({ mode: 'fenced', leaseSeconds: 3_600 });
+    expect(await new MockActivityEnvironment().run(activities.unfenceStack, { env: 'test', adminUrl: node.url })).toMatchObject({ mode: 'open' });
   });
 });
 

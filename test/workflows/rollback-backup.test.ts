@@ -28,20 +28,21 @@ describe('rollback', () => {
     const current = switched.to!.stack;
     expect(rolledBack).toMatchObject({ outcome: 'rolled-back', from: current, to: OLD, by: 'alice' });
     expect(world.state.dns?.stack).toBe(OLD);
-    expect(world.stack(OLD).fenced).toBe(false);
+    expect(world.fenced(OLD)).toBe(false);
     expect(world.stack(OLD).draining).toBe(false);
-    expect(world.stack(current).fenced).toBe(true);
+    expect(world.fenced(current)).toBe(true);
     expect(world.stack(current).draining).toBe(true);
     // The switch drained OLD's nodes; the rollback unfences OLD and undrains every node of it before DNS points back.
     const nodes = (stack: string) => world.stack(stack).description.outputs!.nodes;
     const calls = world.state.calls;
     // Writer first, DNS last: the previous stack undrained (it still forwards), the current one
-    // fenced and copied from, then one hand-over (the fence renewed to see that it held, the
-    // previous stack unfenced, the current one forwards to it), then DNS.
+    // caught up from, fenced and copied from, then one hand-over: the commit on the current stack
+    // (its fence renewed, then it forwards to the previous one), and only then the previous stack
+    // opens. Then DNS.
     const rollbackCalls = calls.slice(calls.indexOf(`dns ${current}`));
     expect(rollbackCalls).toEqual([
       `dns ${current}`, ...nodes(OLD).map((node) => `drain ${node}`), ...nodes(OLD).map((node) => `undrain ${node}`),
-      `fence ${current}`, `fence ${current}`, `unfence ${OLD}`, `forward ${current} to ${OLD}`,
+      `fence ${current}`, `fence ${current}`, `forward ${current} to ${OLD}`, `unfence ${OLD}`,
       `dns ${OLD}`, ...nodes(current).map((node) => `drain ${node}`),
     ]);
     const afterSwitch = world.itemIds(current).filter((id) => id.startsWith('after-switch'));
@@ -72,7 +73,8 @@ describe('rollback', () => {
     expect(failed.oldDraining).toBe(true);
     expect(retried).toMatchObject({ outcome: 'rolled-back', from: current, to: OLD });
     expect(world.state.dns?.stack).toBe(OLD);
-    expect(world.stack(OLD)).toMatchObject({ fenced: false, draining: false });
+    expect(world.fenced(OLD)).toBe(false);
+    expect(world.stack(OLD).draining).toBe(false);
     expect(world.state.violations).toEqual([]);
   });
 
@@ -91,8 +93,9 @@ describe('rollback', () => {
     expect(report).toMatchObject({ outcome: 'failed', reason: expect.stringContaining(`DNS points to ${OLD}, which takes the writes again, and ${current} forwards to it`) });
     expect(world.state.dns?.stack).toBe(OLD);
     // Only one of the two stacks may take writes: the one DNS now names.
-    expect(world.stack(current).fenced).toBe(true);
-    expect(world.stack(OLD)).toMatchObject({ fenced: false, draining: false });
+    expect(world.fenced(current)).toBe(true);
+    expect(world.fenced(OLD)).toBe(false);
+    expect(world.stack(OLD).draining).toBe(false);
   });
 
   it('never returns to a stack kept after a failed switch', async () => {

@@ -21,7 +21,7 @@ const newStackOf = (report: SwitchReport) => report.to!.stack;
 function expectUntouched(world: FakeWorld, report: SwitchReport, options: { kept?: boolean } = {}) {
   expect(world.state.dns?.stack).toBe(OLD);
   expect(world.state.dnsChanges).toBe(0);
-  expect(world.stack(OLD).fenced).toBe(false);
+  expect(world.fenced(OLD)).toBe(false);
   expect(world.stack(OLD).description.status).toBe('ready');
   const created = world.state.stacks[newStackOf(report)];
   if (created) expect(created.description.status).toBe(options.kept ? 'ready' : 'deleted');
@@ -122,7 +122,7 @@ describe('a failure after the switch', () => {
     const acceptedByNew = world.itemIds(newStack).filter((id) => id.startsWith('after-switch'));
     expect(acceptedByNew).toHaveLength(4);
     expect(world.itemIds(OLD)).toEqual(expect.arrayContaining(acceptedByNew));
-    expect(world.stack(OLD).fenced).toBe(false);
+    expect(world.fenced(OLD)).toBe(false);
     expect(world.stack(newStack).description.status).toBe('deleted');
     const calls = world.state.calls;
     expect(calls.indexOf(`fence ${newStack}`)).toBeLessThan(calls.indexOf(`dns ${OLD}`));
@@ -170,7 +170,7 @@ describe('approval', () => {
       env: { approval: 'manual' },
       during: async (handle) => {
         await untilPhase(handle, 'awaiting-approval');
-        fencedWhileWaiting = world.stack(OLD).fenced;
+        fencedWhileWaiting = world.fenced(OLD);
         await handle.executeUpdate(approveUpdate, { args: [{ by: 'alice', comment: 'looks good' }] });
       },
     });

@@ -1,115 +1,152 @@
 /**
  * The fence of a Riak store: one object in `<bucket>.meta` that every node reads before a write
  * starts and again once its object is stored (a conditional GET that Riak answers 304 while it is
- * unchanged). Concurrent fence changes that left siblings resolve the same way on every node.
- * The lease is an absolute time every node compares with its own clock; a lapsed lease reads as
- * open. docs/riak.md says what that asks of the nodes' clocks.
+ * unchanged). A change of the fence is read, decided (server/store/fence-rules.ts) and written
+ * with `If-Match` on the version read (`If-None-Match: *` while there is none) and its vector
+ * clock, and tried again from the read when Riak answers 412.
+ *
+ * Riak checks `If-Match` on the coordinating node and then writes, so two changes expecting one
+ * epoch that reach different coordinators at once can both be stored, as siblings. Every node
+ * resolves siblings the same way, toward the safe side: the highest epoch, then the more
+ * restrictive mode (forwarding, fenced, open), then the larger JSON. A change whose own answer
+ * shows it lost that resolution is refused; one that was stored first and lost later cannot
+ * know it. docs/riak.md says what that leaves and why the protocol stays safe.
  */
 import type { Logger } from '../../../src/logging.ts';
-import { StoreError, type Clock, type FenceMode } from '../port.ts';
+import { FenceConflict, StoreError, type Clock, type FenceChange, type FenceMode, type FenceState } from '../port.ts';
+import { decide, lapseOf, NodeLease, OPEN, type FenceRecord, type FenceRequest } from '../fence-rules.ts';
 import type { RiakClient, RiakValue } from './client.ts';
 
-/** The fence object; `at` (epoch ms) orders concurrent fence changes that left siblings. */
-export interface FenceRecord {
-  mode: FenceMode;
-  leaseExpiresAt?: number;
-  forwardTo?: string;
-  at: number;
-}
-
-const OPEN: FenceRecord = { mode: 'open', at: 0 };
 const FENCE_KEY = 'fence';
+/** Reads and conditional writes of one change before it gives up on a fence that keeps changing. */
+const CHANGE_ATTEMPTS = 4;
+
+interface FenceRead {
+  record: FenceRecord;
+  vclock?: string;
+  /** Set when Riak held exactly one value: the version `If-Match` guards. */
+  etag?: string;
+  /** No fence object yet: `If-None-Match: *` guards its first write. */
+  missing: boolean;
+}
 
 export class RiakFence {
   /** The fence as last read, revalidated with a conditional GET (304) on every write. */
   private cache: { etag: string; record: FenceRecord } | undefined;
+  /** The lease as this node measures it. */
+  private readonly lease: NodeLease;
 
   constructor(
     private readonly riak: RiakClient,
     private readonly bucket: string,
-    private readonly clock: Clock,
+    clock: Clock,
     private readonly log: Logger,
-  ) {}
+    /** The store's highest number now (the counter). */
+    private readonly highestSeq: () => Promise<number>,
+  ) {
+    this.lease = new NodeLease(clock);
+  }
 
-  /** The fence with a lapsed lease read as open; `fresh` skips the cache so `vclock` is the stored one, for writing over it. */
-  async read(fresh = false): Promise<{ record: FenceRecord; vclock?: string }> {
+  /** The fence as this node acts on it. */
+  async state(): Promise<FenceState> {
+    const { record } = await this.read();
+    return this.lease.state(record, await this.highestSeq());
+  }
+
+  /**
+   * Before and after a write: refused unless open here. A lease lapsed by this node's clock is
+   * recorded as a lapse (a new epoch) before the write goes on; if the fence changed meanwhile,
+   * the write is judged on what it changed to.
+   */
+  async assertOpen(): Promise<void> {
+    for (let attempt = 1; attempt <= CHANGE_ATTEMPTS; attempt += 1) {
+      const read = await this.read(attempt > 1);
+      const left = this.lease.leftMs(read.record);
+      if (read.record.mode === 'fenced' && left !== undefined && left <= 0) {
+        if (await this.write(lapseOf(read.record), read)) {
+          this.log.warn({ epoch: read.record.epoch }, 'store fence: lease lapsed on this node; writes accepted again');
+          return;
+        }
+        continue;
+      }
+      if (read.record.mode !== 'open') throw new StoreError('fenced', `the store is ${read.record.mode}: writes are refused until it is unfenced`);
+      return;
+    }
+    throw new StoreError('unavailable', `the fence kept changing during ${CHANGE_ATTEMPTS} reads; try again`);
+  }
+
+  /** Whether a write would be applied here now (a lapsed lease reads as open). */
+  async isOpen(): Promise<boolean> {
+    const { record } = await this.read();
+    return this.lease.state(record, 0).mode === 'open';
+  }
+
+  /** One compare-and-set of the fence (server/store/port.ts). */
+  async change(change: FenceChange & FenceRequest): Promise<FenceState> {
+    for (let attempt = 1; attempt <= CHANGE_ATTEMPTS; attempt += 1) {
+      const current = await this.read(true);
+      const seq = await this.highestSeq();
+      const left = this.lease.leftMs(current.record);
+      const view = { lapsed: left !== undefined && left <= 0, seq, acknowledgedThrough: current.record.fencedAt ?? seq };
+      const decision = decide(current.record, view, change, () => this.lease.state(current.record, seq));
+      if ('unchanged' in decision) return this.lease.state(current.record, seq);
+      const written = await this.write(decision.next, current);
+      if (written === undefined) continue;
+      if (!sameRecord(written, decision.next)) {
+        throw new FenceConflict(`a concurrent change of the fence, epoch ${written.epoch} ${written.mode} by ${written.by ?? '?'}, won over this one`, this.lease.state(written, seq));
+      }
+      this.log.info({ mode: decision.next.mode, epoch: decision.next.epoch, by: change.by }, `store fence: ${decision.next.mode}`);
+      return this.lease.state(written, seq);
+    }
+    throw new StoreError('unavailable', `the fence kept changing during ${CHANGE_ATTEMPTS} attempts of one change; try again`);
+  }
+
+  /** The stored fence, siblings resolved; `fresh` skips the cache so the version is the stored one, for writing over it. */
+  private async read(fresh = false): Promise<FenceRead> {
     const cached = fresh ? undefined : this.cache;
     const fetched = await this.riak.fetch(this.bucket, FENCE_KEY, cached?.etag);
-    let record: FenceRecord;
-    let vclock: string | undefined;
-    if (fetched.kind === 'not-modified' && cached) {
-      record = cached.record;
-    } else if (fetched.kind === 'found') {
-      record = resolveFence(fetched.values);
-      vclock = fetched.vclock;
-      this.cache = fetched.etag && fetched.values.length === 1 ? { etag: fetched.etag, record } : undefined;
-    } else {
-      this.cache = undefined;
-      record = OPEN;
-      vclock = fetched.kind === 'missing' ? fetched.vclock : undefined;
+    if (fetched.kind === 'not-modified' && cached) return { record: cached.record, etag: cached.etag, missing: false };
+    if (fetched.kind === 'found') {
+      const record = resolveFence(fetched.values);
+      const etag = fetched.values.length === 1 ? fetched.etag : undefined;
+      this.cache = etag ? { etag, record } : undefined;
+      return { record, vclock: fetched.vclock, etag, missing: false };
     }
-    const lapsed = record.mode === 'fenced' && (record.leaseExpiresAt ?? 0) <= this.clock();
-    return { record: lapsed ? OPEN : record, vclock };
-  }
-
-  async assertOpen(): Promise<void> {
-    const { mode } = (await this.read()).record;
-    if (mode !== 'open') throw new StoreError('fenced', `the store is ${mode}: writes are refused until it is unfenced`);
-  }
-
-  async isOpen(): Promise<boolean> {
-    return (await this.read()).record.mode === 'open';
-  }
-
-  async fence(leaseMs: number): Promise<FenceRecord> {
-    const current = await this.read(true);
-    return current.record.mode === 'forwarding' ? current.record : this.write({ mode: 'fenced', leaseExpiresAt: this.clock() + leaseMs }, current.vclock);
-  }
-
-  async forward(to: string): Promise<FenceRecord> {
-    const current = await this.read(true);
-    const { mode, forwardTo } = current.record;
-    if (mode === 'forwarding' && forwardTo === to) return current.record;
-    if (mode !== 'fenced') {
-      throw new StoreError('fence-lapsed', mode === 'forwarding'
-        ? `the store already forwards to ${forwardTo ?? '?'}, not ${to}`
-        : 'the store is not fenced (its lease lapsed or it was never fenced): it cannot forward');
-    }
-    return this.write({ mode: 'forwarding', forwardTo: to }, current.vclock);
-  }
-
-  async unfence(): Promise<FenceRecord> {
-    const current = await this.read(true);
-    return this.write({ mode: 'open' }, current.vclock);
-  }
-
-  /** Writes the fence over the version read (`vclock`), so this write supersedes it rather than leaving a sibling. */
-  private async write(change: Omit<FenceRecord, 'at'>, vclock: string | undefined): Promise<FenceRecord> {
-    const record: FenceRecord = { ...change, at: this.clock() };
-    const stored = await this.riak.store(this.bucket, FENCE_KEY, { body: JSON.stringify(record), vclock, indexes: {} });
-    if (stored.kind === 'precondition-failed') throw new StoreError('unavailable', 'Riak refused to store the fence (412)');
     this.cache = undefined;
-    this.log.info({ ...change }, `store fence: ${change.mode}`);
-    return record;
+    return { record: OPEN, vclock: fetched.kind === 'missing' ? fetched.vclock : undefined, missing: fetched.kind === 'missing' };
+  }
+
+  /**
+   * Writes `record` over the version read, conditionally where Riak can check it (over siblings
+   * it can only merge them, with their vector clock). Answers the fence as stored (siblings
+   * resolved), or undefined when Riak refused the condition (412).
+   */
+  private async write(record: FenceRecord, over: FenceRead): Promise<FenceRecord | undefined> {
+    const condition = over.etag ? { ifMatch: over.etag } : over.missing ? { ifNoneMatch: '*' as const } : {};
+    const stored = await this.riak.store(this.bucket, FENCE_KEY, { body: JSON.stringify(record), vclock: over.vclock, indexes: {}, ...condition });
+    this.cache = undefined;
+    if (stored.kind === 'precondition-failed') return undefined;
+    return stored.values.length > 0 ? resolveFence(stored.values) : record;
   }
 }
 
 const RESTRICTION: Record<FenceMode, number> = { open: 0, fenced: 1, forwarding: 2 };
 
 /**
- * Concurrent fence changes (siblings): forwarding beats a fence, since forward is the switch's
- * commit and a lease renewal racing it must not turn it back into a lease that lapses; otherwise
- * the later one wins, and on a tie the one refusing more (the safe side).
+ * Concurrent fence changes (siblings) resolve the same way on every node: the highest epoch; on a
+ * tie (two changes that both expected one epoch) the more restrictive mode, so a commit beats a
+ * renewal or a lapse and a fence beats an unfence; then the larger JSON.
  */
-function resolveFence(values: RiakValue[]): FenceRecord {
-  let winner: FenceRecord = OPEN;
+export function resolveFence(values: RiakValue[]): FenceRecord {
+  let winner: { record: FenceRecord; json: string } | undefined;
   for (const value of values) {
-    const candidate = parseFence(value.body.toString('utf8'));
-    const committed = candidate.mode === 'forwarding' && winner.mode === 'fenced';
-    const overtaken = candidate.mode === 'fenced' && winner.mode === 'forwarding';
-    if (committed || (!overtaken && (candidate.at > winner.at || (candidate.at === winner.at && RESTRICTION[candidate.mode] > RESTRICTION[winner.mode])))) winner = candidate;
+    const json = value.body.toString('utf8');
+    const record = parseFence(json);
+    const order = winner === undefined ? 1
+      : record.epoch - winner.record.epoch || RESTRICTION[record.mode] - RESTRICTION[winner.record.mode] || (json > winner.json ? 1 : json < winner.json ? -1 : 0);
+    if (order > 0) winner = { record, json };
   }
-  return winner;
+  return winner?.record ?? OPEN;
 }
 
 function parseFence(json: string): FenceRecord {
@@ -119,9 +156,18 @@ function parseFence(json: string): FenceRecord {
   } catch {
     throw new StoreError('unavailable', 'Riak object of the fence is not JSON');
   }
-  const at = typeof parsed.at === 'number' ? parsed.at : 0;
-  if (parsed.mode === 'fenced' && typeof parsed.leaseExpiresAt === 'number') return { mode: 'fenced', leaseExpiresAt: parsed.leaseExpiresAt, at };
-  if (parsed.mode === 'forwarding' && typeof parsed.forwardTo === 'string') return { mode: 'forwarding', forwardTo: parsed.forwardTo, at };
-  // Anything else, an older fence record without a lease included, is open.
-  return { mode: 'open', at };
+  // A fence written before fencing tokens (no epoch) is read as open: its lease was a wall-clock time.
+  if (typeof parsed.epoch !== 'number' || !Number.isSafeInteger(parsed.epoch)) return OPEN;
+  const record: FenceRecord = { mode: 'open', epoch: parsed.epoch };
+  if (typeof parsed.by === 'string') record.by = parsed.by;
+  if (parsed.mode === 'fenced' && typeof parsed.leaseMs === 'number') {
+    Object.assign(record, { mode: 'fenced', leaseMs: parsed.leaseMs }, typeof parsed.fencedAt === 'number' ? { fencedAt: parsed.fencedAt } : {});
+  } else if (parsed.mode === 'forwarding' && typeof parsed.forwardTo === 'string') {
+    Object.assign(record, { mode: 'forwarding', forwardTo: parsed.forwardTo });
+  }
+  return record;
+}
+
+function sameRecord(a: FenceRecord, b: FenceRecord): boolean {
+  return a.epoch === b.epoch && a.mode === b.mode && a.by === b.by && a.forwardTo === b.forwardTo && a.leaseMs === b.leaseMs;
 }

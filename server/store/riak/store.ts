@@ -37,14 +37,17 @@ import { decodeCursor } from '../../../src/navcloud/cursor.ts';
 import { compareRevisions, holdsAtLeast, nextRevision } from '../../../src/navcloud/revision.ts';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PAGE_BYTES, StoreError, type ItemRevision, type StoreExport, type Clock, type FenceState, type PutItem, type StoredChange, type StoredItem, type SyncStore } from '../port.ts';
+import {
+  PAGE_BYTES, StoreError, type Clock, type FenceChange, type FenceState, type ItemRevision, type PutItem, type StoreExport, type StoredChange,
+  type StoredItem, type SyncStore,
+} from '../port.ts';
 import { RiakClient, RiakQuorumUnmet, type FetchResult, type RiakValue, type StoreResult } from './client.ts';
 import type { RiakQuorum } from './config.ts';
 import { DegradedLog } from './degraded.ts';
+import { RiakFence } from './fence.ts';
 import { Numbering } from './numbering.ts';
 import { SharedRead } from './shared-read.ts';
 import { ExportWatermark } from './watermark.ts';
-import { RiakFence, type FenceRecord } from './fence.ts';
 import { parseRiakUrl } from './config.ts';
 
 /** What one Riak object holds. */
@@ -90,7 +93,7 @@ export interface RiakStoreOptions {
   logger: Logger;
   /** Keys per secondary index page. */
   pageSize?: number;
-  /** Reads the fence lease against this clock (Date.now by default). */
+  /** Measures the fence lease on this monotonic clock (performance.now by default). */
   clock?: Clock;
   /** How often a degraded store looks whether Riak stores on every primary again (1 s). */
   probeEveryMs?: number;
@@ -124,19 +127,19 @@ export class RiakStore implements SyncStore {
   private readonly degradedMode: DegradedMode;
   private readonly numbering: Numbering;
   private readonly watermark: ExportWatermark;
-  /** Fence reads shared by writes that look together (a busy node reads it once per batch of writes). */
-  private readonly fenceReads: SharedRead<Awaited<ReturnType<RiakFence['read']>>>;
+  /** Looks at the fence shared by writes that look together (a busy node reads it once per batch of writes). */
+  private readonly fenceChecks: SharedRead<void>;
 
   constructor(private readonly riak: RiakClient, options: RiakStoreOptions) {
     this.page = options.pageSize ?? 500;
     this.log = options.logger.child({ component: 'riak-store', bucketType: riak.config.bucketType, bucket: riak.config.bucket });
     this.bucket = riak.config.bucket;
     const metaBucket = `${riak.config.bucket}.meta`;
-    this.fenceOf = new RiakFence(riak, metaBucket, options.clock ?? Date.now, this.log);
+    this.fenceOf = new RiakFence(riak, metaBucket, options.clock ?? (() => performance.now()), this.log, () => this.highestSeq());
     this.degradedLog = new DegradedLog(riak, metaBucket, DEGRADED, this.log);
     this.numbering = new Numbering(riak, DEGRADED);
     this.watermark = new ExportWatermark(riak, metaBucket, DEGRADED);
-    this.fenceReads = new SharedRead(() => this.fenceOf.read());
+    this.fenceChecks = new SharedRead(() => this.fenceOf.assertOpen());
     this.degradedMode = new DegradedMode(riak, metaBucket, options.probeEveryMs ?? PROBE_EVERY_MS, this.log);
   }
 
@@ -412,20 +415,20 @@ export class RiakStore implements SyncStore {
     return counter >= through ? counter : this.numbering.add(through - counter);
   }
 
-  async fence(leaseMs: number): Promise<FenceState> {
-    return this.stateOf(await this.fenceOf.fence(leaseMs));
+  fence(change: FenceChange & { leaseMs: number }): Promise<FenceState> {
+    return this.fenceOf.change({ ...change, kind: 'fence' });
   }
 
-  async forward(to: string): Promise<FenceState> {
-    return this.stateOf(await this.fenceOf.forward(to));
+  forward(change: FenceChange & { to: string; cursor: number }): Promise<FenceState> {
+    return this.fenceOf.change({ ...change, kind: 'forward' });
   }
 
-  async unfence(): Promise<FenceState> {
-    return this.stateOf(await this.fenceOf.unfence());
+  unfence(change: FenceChange): Promise<FenceState> {
+    return this.fenceOf.change({ ...change, kind: 'unfence' });
   }
 
-  async fenceState(): Promise<FenceState> {
-    return this.stateOf((await this.fenceOf.read()).record);
+  fenceState(): Promise<FenceState> {
+    return this.fenceOf.state();
   }
 
   highestSeq(): Promise<number> {
@@ -476,7 +479,7 @@ export class RiakStore implements SyncStore {
   private async write(id: string, decide: (existing: ItemRecord | undefined) => ItemRecord | ((seq: number) => ItemRecord)): Promise<ItemRecord> {
     for (let attempt = 1; attempt <= WRITE_ATTEMPTS; attempt += 1) {
       // Saves taking a number while fenced; the look that decides comes after the store.
-      await this.assertOpenAsOf(performance.now());
+      await this.fenceChecks.since(performance.now());
       const read = await this.readItem(id);
       const decision = decide(read.record);
       if (typeof decision !== 'function') return decision;
@@ -505,13 +508,14 @@ export class RiakStore implements SyncStore {
    */
   private async acknowledgeable(record: ItemRecord, before: Read<ItemRecord>, vclock: string | undefined): Promise<void> {
     const storedAt = performance.now();
-    const [fence, watermark] = await Promise.all([this.fenceReads.since(storedAt), this.watermark.asOf(storedAt)]);
-    if (fence.record.mode !== 'open') {
+    const [fence, watermark] = await Promise.allSettled([this.fenceChecks.since(storedAt), this.watermark.asOf(storedAt)]);
+    if (fence.status === 'rejected' || watermark.status === 'rejected') {
+      // Refused, or the fence or watermark could not be read: either way this write is not acknowledged.
       await this.takeBack(record, before, vclock);
-      throw new StoreError('fenced', `the store is ${fence.record.mode}: writes are refused until it is unfenced`);
+      throw fence.status === 'rejected' ? fence.reason : (watermark as PromiseRejectedResult).reason;
     }
-    if (record.seq <= watermark) {
-      this.log.warn({ id: record.id, seq: record.seq, watermark }, 'an export vouched for this write\'s number before its object was stored; not acknowledged');
+    if (record.seq <= watermark.value) {
+      this.log.warn({ id: record.id, seq: record.seq, watermark: watermark.value }, 'an export vouched for this write\'s number before its object was stored; not acknowledged');
       await this.takeBack(record, before, vclock);
       throw new StoreError('unavailable', `item ${record.id} took sequence number ${record.seq}, which an export had passed by the time it was stored: not acknowledged, retry it`);
     }
@@ -531,11 +535,6 @@ export class RiakStore implements SyncStore {
     }
   }
 
-  private async assertOpenAsOf(since: number): Promise<void> {
-    const { mode } = (await this.fenceReads.since(since)).record;
-    if (mode !== 'open') throw new StoreError('fenced', `the store is ${mode}: writes are refused until it is unfenced`);
-  }
-
   /**
    * Writes the resolved winner of siblings back under a fresh number, so every feed sees the settled
    * state; siblings that are one and the same record (a write stored twice) collapse without one.
@@ -544,7 +543,7 @@ export class RiakStore implements SyncStore {
   private async settle(id: string, read: Read<ItemRecord>): Promise<ItemRecord | undefined> {
     let current = read;
     for (let attempt = 1; attempt <= WRITE_ATTEMPTS && current.siblings > 1 && current.record; attempt += 1) {
-      if ((await this.fenceReads.since(performance.now())).record.mode !== 'open') return current.record;
+      if (!(await this.fenceOf.isOpen())) return current.record;
       const winner: ItemRecord = current.identical ? current.record : { ...current.record, seq: await this.numbering.take() };
       const stored = await this.storeItem(winner, current.vclock);
       if (stored.kind === 'stored' && stored.values.length <= 1) return winner;
@@ -615,12 +614,6 @@ export class RiakStore implements SyncStore {
     throw new Error(`the ${index} index query did not finish within ${MAX_PAGES} pages of ${this.page}`);
   }
 
-  private async stateOf(record: FenceRecord): Promise<FenceState> {
-    const state: FenceState = { mode: record.mode, seq: await this.highestSeq() };
-    if (record.mode === 'fenced' && record.leaseExpiresAt !== undefined) state.leaseExpiresAt = record.leaseExpiresAt;
-    if (record.mode === 'forwarding' && record.forwardTo !== undefined) state.forwardTo = record.forwardTo;
-    return state;
-  }
 }
 
 function resolveFetch(id: string, fetched: FetchResult): Read<ItemRecord> {
