@@ -9,7 +9,7 @@ import { configFromEnv } from '../../server/config.ts';
 import { AckJournal } from '../../server/store/ack-journal.ts';
 import type { AckJournalLine } from '../../src/navcloud/protocol.ts';
 import { tempDir } from '../support/temp-dir.ts';
-import { call, SECRET, startTestNode } from './helpers.ts';
+import { call, changeFenceAsRead, SECRET, startTestNode } from './helpers.ts';
 
 const lines = (file: string): AckJournalLine[] => readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as AckJournalLine);
 
@@ -29,7 +29,7 @@ describe('the acknowledgment journal', () => {
       const unshared = await call(node, 'DELETE', '/v1/items/i1/shares/bob', { token: alice });
       expect((await call(node, 'DELETE', '/v1/items/i1', { token: alice })).status).toBe(204);
       // Fenced with no hold: refused at once, and not recorded.
-      expect((await call(node, 'POST', '/admin/fence', { token: await node.token('ops', true), body: { leaseSeconds: 30 } })).status).toBe(200);
+      expect((await changeFenceAsRead(node, await node.token('ops', true), '/admin/fence', { leaseSeconds: 30 })).status).toBe(200);
       await new Promise((wait) => setTimeout(wait, 100));
       expect((await call(node, 'PUT', '/v1/items/i2', { token: alice, body: { type: 'trip', data: {} } })).status).toBe(503);
 
