@@ -159,9 +159,12 @@ export async function runExportDrill(options: DrillOptions = {}): Promise<DrillR
     await faulting;
     // The fence, then the last delta from the last cursor: what a switch copies last.
     for (let attempt = 0; ; attempt++) {
-      const answer = await fetch(`${nodes[attempt % 2]!.url}/admin/fence`, {
-        method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ leaseSeconds: 300 }),
-      }).catch(() => undefined);
+      const node = nodes[attempt % 2]!.url;
+      const headers = { authorization: `Bearer ${admin}`, 'content-type': 'application/json' };
+      // A change of the fence names the epoch and mode it expects: the ones this node reads now.
+      const answer = await fetch(`${node}/admin/fence`, { headers }).then((now) => now.json() as Promise<{ epoch: number; mode: string }>)
+        .then(({ epoch, mode }) => fetch(`${node}/admin/fence`, { method: 'POST', headers, body: JSON.stringify({ expected: { epoch, mode }, by: 'drill', leaseSeconds: 300 }) }))
+        .catch(() => undefined);
       if (answer?.status === 200) break;
       if (attempt > 20) throw new Error(`no sync node could fence: ${answer?.status}`);
       await sleep(1_000);

@@ -25,9 +25,8 @@ import { FenceConflict, type FenceChange } from '../../server/store/port.ts';
 import { decide, effectiveMode, lapseOf, OPEN, type FenceRecord, type FenceRequest } from '../../server/store/fence-rules.ts';
 import { DEFAULT_FENCE_LEASE_SECONDS, DEFAULT_MAX_WRITE_PAUSE_SECONDS, type SmokeCheck } from '../../src/switch/contract.ts';
 import { stackName } from '../../src/switch/stack-name.ts';
-import {
-  compareRevisions, type AcknowledgedWrite, type DnsFlip, type NodeFence, type RunSnapshot, type WorldSnapshot,
-} from './invariants.ts';
+import { type AcknowledgedWrite, type DnsFlip, type NodeFence, type RunSnapshot, type WorldSnapshot } from './invariants.ts';
+import { holdsAtLeast } from '../../src/navcloud/revision.ts';
 import type { ActivityDeps, SmokeRunner } from '../../activities/index.ts';
 import { decodeCursor, encodeCursor } from '../../src/navcloud/cursor.ts';
 
@@ -732,7 +731,7 @@ export class FakeWorld {
         const line = world.stackOfUrl(adminUrl).items[id];
         return line ? { ...line } : undefined;
       },
-      async importLines(lines) {
+      async importLines(lines, _signal, end) {
         world.beforeRequest(adminUrl);
         world.check('admin.import', adminUrl);
         const stack = world.stackOfUrl(adminUrl);
@@ -740,11 +739,13 @@ export class FakeWorld {
         let applied = 0;
         for (const line of lines) {
           const have = stack.items[line.id];
-          if (have && compareRevisions(have.rev, line.rev) >= 0) continue;
+          if (have && holdsAtLeast(have.rev, line.rev)) continue;
           stack.items[line.id] = { ...line, copiedRev: line.rev };
           stack.seq = Math.max(stack.seq, seqOf(line.cursor));
           applied += 1;
         }
+        // The export's end line: numbers the source took up to its cursor stay taken here (server/http/admin.ts).
+        if (end) stack.seq = Math.max(stack.seq, seqOf(end.cursor));
         const name = stack.description.name;
         (world.state.imported[name] ??= []).push(...lines.map((l) => l.id));
         world.changed(`import ${lines.length} lines into ${name}`);
