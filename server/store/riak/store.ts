@@ -17,19 +17,16 @@
  * the same way on every node (highest revision, then highest seq, then the larger JSON) and the
  * winner is written back under a fresh sequence number, so every feed sees the settled state.
  *
- * The fence is a key read before every write and again after the write is stored, and a write
- * is acknowledged only if the fence was still open then. So every acknowledged write was stored
- * before fence() wrote the fence, its number is at or below the one fence() answered, and an
- * export made after the fence contains it. A write the fence overtook is answered 'fenced' although
- * Riak holds it: the client retries it on the next stack, and the last delta of a switch may carry
- * it there too, which costs a revision, never a write. The fence object itself is riak/fence.ts.
+ * The fence is a key read before every write and again after the write is stored, with the export
+ * watermark (riak/watermark.ts): a write is acknowledged only if the fence was still open then and
+ * no export had vouched for its number; otherwise it is taken back. So every acknowledged write was
+ * stored before fence() wrote the fence and before any export whose cursor covers its number read
+ * anything. The fence object itself is riak/fence.ts.
  *
- * A number is taken before its item is stored, so exports use a write deadline instead of the
- * counter as their cursor (exportSince). For the length of one write a client's feed may still show
- * seq N+1 while N is on its way: a client that moved its cursor past N in that window does not see
- * N until the item changes again. Counter increments coordinated by different vnodes during a
- * partition may also hand out one number twice. docs/riak.md has the whole story: which quorum
- * settings these guarantees need and what Riak cannot promise.
+ * For the length of one write a client's feed may still show seq N+1 while N is on its way: a
+ * client that moved its cursor past N in that window does not see N until the item changes again.
+ * Concurrent counter increments may hand out one number twice. docs/riak.md has the whole story:
+ * which quorum settings these guarantees need and what Riak cannot promise.
  */
 import type { ExportItemLine } from '../../../src/navcloud/protocol.ts';
 import type { Logger } from '../../../src/logging.ts';
@@ -283,10 +280,10 @@ export class RiakStore implements SyncStore {
 
   /**
    * A number is taken before its object is stored, so the counter alone is no cursor: a write may
-   * hold a number below it and not be stored yet. Every write is acknowledged only if it stored its
-   * object within the write deadline of taking its number, so once the deadline has passed since
-   * the counter was read, every acknowledged write at or below it is stored; the walk then stops
-   * at that number, and the next export starts there.
+   * hold a number below it and not be stored yet. The export raises the watermark to the counter
+   * before it reads (after a grace for the writes in flight): every write acknowledged with a number
+   * at or below it was stored before that, and the walk stops at that number, where the next export
+   * starts.
    *
    * The walk reads one replica per partition, which sees every whole write (storeItem). Degraded
    * writes are read from the degraded log instead, and their items by key at quorum; they take
