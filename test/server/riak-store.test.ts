@@ -178,7 +178,7 @@ describe('Riak store: the exact requests it makes and how it reads each document
       },
       {
         // Items ask every primary replica, on disk, within Riak's own deadline: then every index walk sees them.
-        method: 'PUT', path: ITEM, query: { w: 'all', pw: 'all', dw: 'all', timeout: '1000', returnbody: 'true' },
+        method: 'PUT', path: ITEM, query: { w: 'all', pw: 'all', dw: 'all', timeout: '3000', returnbody: 'true' },
         headers: {
           'content-type': 'application/json', accept, 'if-none-match': '*',
           'x-riak-index-seq_int': '1', 'x-riak-index-feed_bin': 'alice/0000000000000001', 'x-riak-index-live_int': '1',

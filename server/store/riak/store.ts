@@ -70,8 +70,12 @@ interface Read<T> {
 const WHOLE: RiakQuorum = { w: 'all', pw: 'all', dw: 'all' };
 /** What a degraded write, a log entry or a number asks for: two primaries on two different nodes. */
 const DEGRADED: RiakQuorum = { w: 'quorum', pw: 'quorum', dw: 'quorum', node_confirms: '2' };
-/** How long the whole attempt may take at most before the write goes the degraded way. */
-const WHOLE_ATTEMPT_MS = 1_000;
+/**
+ * How long the whole attempt may take at most before the write goes the degraded way: long enough
+ * that a busy cluster's slowest writes are not taken for a node that stopped answering (a frozen node
+ * costs the first writes this long, then the store writes degraded until a probe succeeds).
+ */
+const WHOLE_ATTEMPT_MS = 3_000;
 /** How often a degraded store probes whether Riak stores on every primary again: a load peak that timed one write out passes in seconds. */
 const PROBE_EVERY_MS = 1_000;
 const SEQ_DIGITS = 16;
@@ -475,7 +479,8 @@ export class RiakStore implements SyncStore {
    */
   private async write(id: string, decide: (existing: ItemRecord | undefined) => ItemRecord | ((seq: number) => ItemRecord)): Promise<ItemRecord> {
     for (let attempt = 1; attempt <= WRITE_ATTEMPTS; attempt += 1) {
-      // Saves taking a number while fenced; the look that decides comes after the store.
+      // Refused at once while fenced (no number taken, not even for a change that changes nothing);
+      // the look that decides comes after the store.
       await this.fenceChecks.since(performance.now());
       const read = await this.readItem(id);
       const decision = decide(read.record);
