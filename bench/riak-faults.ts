@@ -4,9 +4,10 @@
  * run RUNS times per fault and node, each fault at a seeded moment for a seeded time.
  *
  *   ../shared/riak/riakctl cluster start
- *   npx tsx bench/riak-faults.ts [--runs 5] [--seed 1] [--kinds kill,stop,freeze] [--nodes 1,2,3] [--baseline]
+ *   npx tsx bench/riak-faults.ts [--runs 5] [--seed 1] [--kinds kill,stop,freeze] [--nodes 1,2,3] [--baseline] [--handoffs-pending]
  *
- * --baseline runs one drill without a fault first. Prints a line per run and a table at the end.
+ * --baseline runs one drill without a fault first. --handoffs-pending starts each drill once every
+ * node answers, without waiting for the last fault's handoffs. Prints a line per run and a table at the end.
  */
 import { parseArgs } from 'node:util';
 import { runExportDrill, type DrillOptions, type DrillResult } from '../test/support/export-drill.ts';
@@ -20,6 +21,7 @@ const { values } = parseArgs({
     kinds: { type: 'string', default: FAULT_KINDS.join(',') },
     nodes: { type: 'string', default: '1,2,3' },
     baseline: { type: 'boolean', default: false },
+    'handoffs-pending': { type: 'boolean', default: false },
     'write-ms': { type: 'string', default: '24000' },
     quorums: { type: 'string' },
   },
@@ -41,7 +43,7 @@ interface Row { label: string; results: DrillResult[] }
 const rows: Row[] = [];
 
 async function drill(label: string, fault: DrillOptions['fault']): Promise<DrillResult> {
-  await waitSettled();
+  await waitSettled({ handoffs: values['handoffs-pending'] ? 'pending' : 'settled' });
   const result = await runExportDrill({ fault, writeMs, quorums: values.quorums });
   const faultText = fault ? `${fault.kind} dev${fault.node} at ${(fault.atMs / 1000).toFixed(1)} s for ${(fault.forMs / 1000).toFixed(1)} s` : 'no fault';
   console.log(`${label.padEnd(14)} ${faultText.padEnd(34)} acknowledged ${String(result.acknowledged).padStart(5)}  refused ${String(result.refused).padStart(5)}  missed ${result.missed.length}${result.missed.length ? ` (${result.missed.slice(0, 5).join(', ')}…)` : ''}  exports failed ${result.exportsFailed}`);
