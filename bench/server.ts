@@ -6,7 +6,8 @@
  *   4. resident memory with 1,000 streams that never read, on a store of large items (issue 13);
  *   5. with RIAK_URL (e.g. the cluster of ../shared/riak/riakctl), the same export and import on Riak beside
  *      SQLite's (BENCH_RIAK_ITEMS, 20,000 by default), with the cluster's own counters per item and
- *      the CPU its Erlang VMs used, which names the bottleneck (issue 20).
+ *      the CPU its Erlang VMs used, which names the bottleneck (issue 20); then client writes on Riak
+ *      (BENCH_RIAK_WRITES, 2,000 by default, 8 at a time), with the cluster's counters per write.
  * The targets of issue 13 are printed beside the figures and again at the end.
  * Every server is a real `navcloud-sync` process on loopback; load comes from raw-socket clients in
  * forked processes so the client's own cost stays small. Every phase is bounded in count and time.
@@ -34,6 +35,7 @@ const ITEMS = Number(process.env.BENCH_ITEMS ?? 1_000_000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const STALLED_STREAMS = Number(process.env.BENCH_STALLED_STREAMS ?? 1000);
 const RIAK_ITEMS = Number(process.env.BENCH_RIAK_ITEMS ?? 20_000);
+const RIAK_WRITES = Number(process.env.BENCH_RIAK_WRITES ?? 2_000);
 /** The app stack's quorums (infra/app-stack.yaml). */
 const RIAK_QUORUMS = 'type=navcloud&counter_type=counters&r=quorum&pr=quorum&w=quorum&pw=quorum&dw=quorum';
 const CLIENTS = 50;
@@ -480,6 +482,43 @@ async function benchRiakExportImport(dataDir: string): Promise<void> {
   }
 }
 
+/** Client writes of new items on Riak, 8 at a time: their rate and what each acknowledged write cost the cluster. */
+async function benchRiakWrites(dataDir: string): Promise<void> {
+  const run = Math.random().toString(36).slice(2, 8);
+  const sync = await startSync(dataDir, { SYNC_STORE: `riak:${process.env.RIAK_URL!.replace(/\?.*$/, '')}?${RIAK_QUORUMS}&bucket=bench-writes-${run}` });
+  try {
+    const tokens = await Promise.all(Array.from({ length: 8 }, (_, i) => signToken(SECRET, `writer-${i}`)));
+    const body = JSON.stringify({ type: 'trip', data: { name: 'a trip', from: 'Paris', to: 'Lyon' } });
+    const before = await riakCounters();
+    const cpuBefore = riakCpuSeconds();
+    const started = performance.now();
+    const stopAt = started + 120_000;
+    let next = 0;
+    let acknowledged = 0;
+    let refused = 0;
+    const latencies: number[] = [];
+    await Promise.all(tokens.map(async (token, writer) => {
+      while (next < RIAK_WRITES && performance.now() < stopAt) {
+        const id = `w${writer}-${next++}`;
+        const sent = performance.now();
+        const answer = await httpCall(`${sync.url}/v1/items/${id}`, 'PUT', token, body);
+        latencies.push(performance.now() - sent);
+        if (answer.status === 201) acknowledged++;
+        else refused++;
+      }
+    }));
+    const seconds = (performance.now() - started) / 1000;
+    const after = await riakCounters();
+    const cores = (riakCpuSeconds() - cpuBefore) / seconds;
+    latencies.sort((a, b) => a - b);
+    const per = (name: (typeof RIAK_COUNTERS)[number]) => fmt((after[name]! - before[name]!) / Math.max(1, acknowledged), 2);
+    console.log(`client writes on Riak: ${fmt(acknowledged)} acknowledged, ${fmt(refused)} refused in ${fmt(seconds, 1)} s = ${fmt(acknowledged / seconds)} writes/s, p50 ${fmt(latencies[Math.floor(latencies.length / 2)] ?? 0, 1)} ms, p99 ${fmt(latencies[Math.floor(latencies.length * 0.99)] ?? 0, 1)} ms`);
+    console.log(`    per write: node_gets ${per('node_gets_total')}, node_puts ${per('node_puts_total')} (counter ${per('node_puts_counter_total')}), vnode_gets ${per('vnode_gets_total')}, vnode_heads ${per('vnode_heads_total')}, vnode_puts ${per('vnode_puts_total')}, vnode 2i reads ${per('vnode_index_reads_total')}, 2i writes ${per('vnode_index_writes_total')}${cores > 0 ? `, Riak ${fmt(cores, 2)} cores` : ''}`);
+  } finally {
+    await sync.stop();
+  }
+}
+
 /** Resident memory of a node holding streams that never read, each behind on megabytes of large items. */
 async function benchStalledStreams(dataDir: string): Promise<void> {
   const USERS = 20;
@@ -540,7 +579,10 @@ async function main(): Promise<void> {
     if (phases.includes('throughput')) await benchThroughput(join(dataDir, 'throughput'));
     if (phases.includes('export')) await benchExportImport(dataDir);
     if (phases.includes('stalled')) await benchStalledStreams(join(dataDir, 'stalled'));
-    if (phases.includes('riak') && process.env.RIAK_URL) await benchRiakExportImport(dataDir);
+    if (phases.includes('riak') && process.env.RIAK_URL) {
+      await benchRiakExportImport(dataDir);
+      await benchRiakWrites(join(dataDir, 'riak-writes'));
+    }
     else if (phases.includes('riak')) console.log('export/import on Riak: skipped (set RIAK_URL, e.g. http://127.0.0.1:10018 for ../shared/riak/riakctl cluster start)');
     console.log('targets of issues 13 and 20 (printed, never asserted):');
     for (const t of targets) console.log(`  ${t.met ? 'met    ' : 'NOT met'}  ${t.target.padEnd(56)} measured: ${t.measured}`);
