@@ -8,6 +8,7 @@ import { RiakClient } from '../../server/store/riak/client.ts';
 import { parseRiakUrl } from '../../server/store/riak/config.ts';
 import { freePort } from '../../src/net.ts';
 import { RiakEmulator, type RecordedRequest } from '../support/riak-emulator.ts';
+import { clusterRunning, nodeHttp } from '../support/riak-cluster.ts';
 import { describeStoreContract } from './store-contract.ts';
 import { call, openStream, startTestNode } from './helpers.ts';
 
@@ -25,11 +26,12 @@ describeStoreContract('riak (documented HTTP API, emulated on loopback)', async 
   };
 });
 
-// No Riak can be installed on these machines (docs/riak.md); set RIAK_URL=http://HOST:8098 to run
-// the contract against a real one (bucket types `navcloud` and `counters` must exist and be active).
-describe.runIf(process.env.RIAK_URL)('against a real Riak at RIAK_URL', () => {
+// The contract against a real Riak: RIAK_URL=http://HOST:8098 (bucket types `navcloud` and `counters`
+// must exist and be active), else riakctl's cluster when it runs (RIAK_CLUSTER=1, as .ci/run sets).
+const realRiak = process.env.RIAK_URL ?? (clusterRunning ? nodeHttp(1) : undefined);
+describe.runIf(realRiak)(`against a real Riak at ${realRiak ?? 'RIAK_URL (skipped: none set, and no riakctl cluster)'}`, () => {
   describeStoreContract('riak (real)', async (clock) => {
-    const store = await openRiakStore(`${process.env.RIAK_URL}?bucket=contract-${randomBytes(6).toString('hex')}&r=quorum&w=quorum`, { logger, clock });
+    const store = await openRiakStore(`${realRiak}${realRiak!.includes('?') ? '&' : '?'}bucket=contract-${randomBytes(6).toString('hex')}&r=quorum&w=quorum`, { logger, clock });
     return { store, cleanup: () => store.close() };
   });
 });
