@@ -4,7 +4,7 @@
  */
 import { CancellationScope, condition, patched, sleep, workflowInfo } from '@temporalio/workflow';
 import { otherColour, type Colour, type DnsRecordState } from '../src/cloud/ports.ts';
-import { stacksToDelete } from '../src/switch/gc.ts';
+import { stacksToDelete } from '../src/switch/roles.ts';
 import { colourOfStackName, stackName } from '../src/switch/stack-name.ts';
 import { approveCommandFor, DEFAULT_FENCE_LEASE_SECONDS, DEFAULT_MAX_WRITE_PAUSE_SECONDS } from '../src/switch/contract.ts';
 import type { BackupSummary, CopyResult, HeldFence, StackRef, SwitchSettings } from '../activities/types.ts';
