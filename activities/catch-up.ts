@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
 import type { StackAdmin } from '../src/navcloud/admin-client.ts';
-import type { ExportItemLine } from '../src/navcloud/protocol.ts';
+import type { ExportEndLine, ExportItemLine } from '../src/navcloud/protocol.ts';
 import type { EnvironmentContext } from './deps.ts';
 import { refuse } from './failures.ts';
 import { ProgressHeartbeat } from './heartbeat.ts';
@@ -53,9 +53,9 @@ export async function copyBetween(source: StackAdmin, target: StackAdmin, input:
   const startedAt = performance.now();
   let copied = 0;
   let batch: ExportItemLine[] = [];
-  const flush = async () => {
-    if (batch.length === 0) return;
-    await target.importLines(batch, signal);
+  const flush = async (end?: ExportEndLine) => {
+    if (batch.length === 0 && !end) return;
+    await target.importLines(batch, signal, end);
     copied += batch.length;
     batch = [];
     heartbeat.progress({ copied });
@@ -63,7 +63,8 @@ export async function copyBetween(source: StackAdmin, target: StackAdmin, input:
   try {
     for await (const line of source.exportSince(input.since, signal)) {
       if (line.kind === 'end') {
-        await flush();
+        // With the end line: numbers the source took up to its cursor but never stored stay taken on the target.
+        await flush(line);
         if (line.items !== copied) {
           throw refuse('CopyCountMismatch', `${input.fromAdminUrl}/admin/export announced ${line.items} items but sent ${copied}`);
         }

@@ -23,8 +23,8 @@ export interface CompareStacksInput {
 export function compareActivities(context: (env: string) => Promise<EnvironmentContext>) {
   return {
     /**
-     * Every item of the old stack against the new one (same id, revision equal or newer), both
-     * exports streamed once. Differences are returned, not thrown: the workflow decides to roll back.
+     * Every item of the old stack against the new one (src/navcloud/compare.ts), both listings
+     * streamed once. Differences are returned, not thrown: the workflow decides to roll back.
      * Idempotent: the old stack is frozen, so a retry compares the same items again.
      */
     async compareStacks(input: CompareStacksInput): Promise<StackComparison> {
@@ -51,14 +51,14 @@ export function compareActivities(context: (env: string) => Promise<EnvironmentC
   };
 }
 
-/** The stack's revisions export up to `through` only, ending there. */
+/** The stack's listing of items numbered up to `through` only. */
 function acknowledgedOnly(stack: StackAdmin, through: string): StackAdmin {
   const last = decodeCursor(through) ?? 0;
   return {
     ...stack,
-    async *revisionsSince(since, signal) {
+    async *revisionsById(signal) {
       let items = 0;
-      for await (const line of stack.revisionsSince(since, signal)) {
+      for await (const line of stack.revisionsById(signal)) {
         if (line.kind === 'end') {
           yield { kind: 'end', cursor: through, items };
           return;

@@ -55,12 +55,15 @@ export class Renewal {
         end(refuse('WritePauseExceeded', `the write pause reached its ceiling of ${Math.round((this.ceilingMs ?? 0) / 1000)} s (maxWritePauseSeconds) with the copy still running`));
         return;
       }
+      // The sleep that reaches the ceiling is never followed by a renewal, even when its timer
+      // fires a fraction of a millisecond early (Node's timers count whole milliseconds).
+      const last = left <= everyMs;
       try {
-        await sleep(Math.min(everyMs, left), undefined, { signal: AbortSignal.any([stop, workSignal]) });
+        await sleep(last ? left : everyMs, undefined, { signal: AbortSignal.any([stop, workSignal]) });
       } catch {
         return;
       }
-      if (performance.now() - startedAt >= (this.ceilingMs ?? Infinity)) continue;
+      if (last) continue;
       try {
         await this.renew(workSignal);
       } catch (err) {

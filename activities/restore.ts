@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
 import { CloudError } from '../src/cloud/errors.ts';
-import type { ExportItemLine, ExportLine, ImportResult } from '../src/navcloud/protocol.ts';
+import type { ExportEndLine, ExportItemLine, ExportLine, ImportResult } from '../src/navcloud/protocol.ts';
 import type { EnvironmentContext } from './deps.ts';
 import { refuse } from './failures.ts';
 import { ProgressHeartbeat } from './heartbeat.ts';
@@ -29,9 +29,9 @@ export function restoreActivities(context: (env: string) => Promise<EnvironmentC
       let cursor = '';
       let batch: ExportItemLine[] = [];
       const heartbeat = new ProgressHeartbeat<RestoreCheckpoint>({ linesDone: resumedFrom, total: manifest.items });
-      const flush = async () => {
-        if (batch.length === 0) return;
-        const result: ImportResult = await stack.importLines(batch, signal);
+      const flush = async (end?: ExportEndLine) => {
+        if (batch.length === 0 && !end) return;
+        const result: ImportResult = await stack.importLines(batch, signal, end);
         if (result.applied + result.skipped !== batch.length) {
           throw refuse('ImportCountMismatch', `${input.adminUrl}/admin/import took ${result.applied + result.skipped} of ${batch.length} lines`);
         }
@@ -51,7 +51,8 @@ export function restoreActivities(context: (env: string) => Promise<EnvironmentC
           batch.push(line);
           if (batch.length >= batchLines) await flush();
         }
-        await flush();
+        // The backup's cursor goes last: numbers its stack took up to it but never stored stay taken here.
+        await flush({ kind: 'end', cursor: manifest.cursor, items: manifest.items });
       } finally {
         heartbeat.stop();
       }

@@ -2,7 +2,7 @@
  * `npm run bench:compare`: the memory and time of comparing two stacks after a flip
  * (src/navcloud/compare.ts). Two sync servers on loopback, each with its own SQLite file, hold
  * BENCH_ITEMS items (default 200,000); BENCH_CHANGED of them (default 10,000) were changed on
- * the new stack after the copy. Prints items/s, the old items held at once, and the heap's growth
+ * the new stack after the copy. Prints items/s and the heap's growth
  * over the comparison. Figures are printed, never asserted.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -54,7 +54,6 @@ try {
   clearInterval(sampler);
   const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
   console.log(`compared ${result.itemsCompared} items in ${(ms / 1000).toFixed(2)} s (${Math.round(result.itemsCompared / (ms / 1000))} items/s), ${result.mismatches} mismatches`);
-  console.log(`old items held at once (waiting for their newer copy): ${result.peakPending}`);
   console.log(`heap: ${mb(heapBefore)} before, peak ${mb(heapPeak)} (+${mb(heapPeak - heapBefore)}; both servers run in this process too)`);
 } finally {
   await Promise.all([old!.close(), fresh!.close()]);

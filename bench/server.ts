@@ -3,15 +3,20 @@
  *   1. open streams one node holds with a 1 s heartbeat: p99 heartbeat lag, resident memory per stream;
  *   2. GET and PUT throughput with 50 concurrent clients, beside a bare node:http server in the same run;
  *   3. export and import of 1,000,000 items into SQLite (items/s);
- *   4. resident memory with 1,000 streams that never read, on a store of large items (issue 13).
+ *   4. resident memory with 1,000 streams that never read, on a store of large items (issue 13);
+ *   5. with RIAK_URL (e.g. the cluster of ../shared/riak/riakctl), the same export and import on Riak beside
+ *      SQLite's (BENCH_RIAK_ITEMS, 20,000 by default), with the cluster's own counters per item and
+ *      the CPU its Erlang VMs used, which names the bottleneck (issue 20); then client writes on Riak
+ *      (BENCH_RIAK_WRITES, 2,000 by default, 8 at a time), with the cluster's counters per write.
  * The targets of issue 13 are printed beside the figures and again at the end.
  * Every server is a real `navcloud-sync` process on loopback; load comes from raw-socket clients in
  * forked processes so the client's own cost stays small. Every phase is bounded in count and time.
  * Sizes can be lowered for a quick run: BENCH_STREAMS, BENCH_ITEMS, BENCH_SECONDS, BENCH_STALLED_STREAMS.
+ * BENCH_PHASES picks phases (streams,throughput,export,stalled,riak).
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createReadStream, createWriteStream, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -29,6 +34,10 @@ const STREAMS = Number(process.env.BENCH_STREAMS ?? 19_800);
 const ITEMS = Number(process.env.BENCH_ITEMS ?? 1_000_000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const STALLED_STREAMS = Number(process.env.BENCH_STALLED_STREAMS ?? 1000);
+const RIAK_ITEMS = Number(process.env.BENCH_RIAK_ITEMS ?? 20_000);
+const RIAK_WRITES = Number(process.env.BENCH_RIAK_WRITES ?? 2_000);
+/** The app stack's quorums (infra/app-stack.yaml). */
+const RIAK_QUORUMS = 'type=navcloud&counter_type=counters&r=quorum&pr=quorum&w=quorum&pw=quorum&dw=quorum';
 const CLIENTS = 50;
 const STREAM_WORKERS = 4;
 
@@ -337,19 +346,28 @@ async function benchThroughput(dataDir: string): Promise<void> {
   }
 }
 
-async function benchExportImport(dataDir: string): Promise<void> {
-  const seed = join(dataDir, 'seed.ndjson');
-  const out = createWriteStream(seed);
+/** `count` item lines (every 50th shared) written to a file, as a backup holds them. */
+async function writeItems(file: string, count: number): Promise<void> {
+  const out = createWriteStream(file);
   const now = new Date().toISOString();
-  for (let i = 1; i <= ITEMS; i++) {
+  for (let i = 1; i <= count; i++) {
     const line = { kind: 'item', id: `item-${i}`, owner: `user-${i % 1000}`, type: 'trip', rev: `1-${i.toString(16).padStart(12, '0')}`, deleted: false, shares: i % 50 === 0 ? [`user-${(i + 1) % 1000}`] : [], cursor: encodeCursor(i), updatedAt: now, data: { name: `trip ${i}`, from: 'Paris', to: 'Lyon', km: i % 900 } };
     if (!out.write(`${JSON.stringify(line)}\n`)) await once(out, 'drain');
   }
   out.end();
   await once(out, 'finish');
+}
+
+interface ExportImport { seeded: { seconds: number; applied: number }; exportSeconds: number; restored: { seconds: number; applied: number }; dumpBytes: number }
+
+/** Imports `seed` into a source node, exports it whole, imports that export into a target node: what a restore and a backup do. */
+type Phase = 'import' | 'export' | 'restore';
+
+async function exportImport(dataDir: string, seed: string, stores: { source: Record<string, string>; target: Record<string, string> }, phaseStarts?: (phase: Phase | 'end', pid: number) => Promise<void>): Promise<ExportImport> {
   const admin = await signToken(SECRET, 'bench-admin', { admin: true });
-  const source = await startSync(join(dataDir, 'source'));
-  const target = await startSync(join(dataDir, 'target'));
+  mkdirSync(dataDir, { recursive: true });
+  const source = await startSync(join(dataDir, 'source'), stores.source);
+  const target = await startSync(join(dataDir, 'target'), stores.target);
   try {
     const importInto = async (url: string, file: string) => {
       const started = performance.now();
@@ -361,9 +379,11 @@ async function benchExportImport(dataDir: string): Promise<void> {
         req.on('error', fail);
         createReadStream(file).pipe(req);
       });
-      return { seconds: (performance.now() - started) / 1000, result: JSON.parse(answer) as { applied: number } };
+      return { seconds: (performance.now() - started) / 1000, applied: (JSON.parse(answer) as { applied: number }).applied };
     };
+    await phaseStarts?.('import', source.child.pid!);
     const seeded = await importInto(source.url, seed);
+    await phaseStarts?.('export', source.child.pid!);
     const dump = join(dataDir, 'export.ndjson');
     const exportStarted = performance.now();
     await new Promise<void>((done, fail) => {
@@ -377,15 +397,125 @@ async function benchExportImport(dataDir: string): Promise<void> {
       req.end();
     });
     const exportSeconds = (performance.now() - exportStarted) / 1000;
+    await phaseStarts?.('restore', target.child.pid!);
     const restored = await importInto(target.url, dump);
-    console.log(`export/import: ${fmt(ITEMS)} items (${fmt(statSync(dump).size / 1024 / 1024, 0)} MiB of NDJSON) through the admin API into SQLite`);
-    const seededRate = seeded.result.applied / seeded.seconds;
-    console.log(`  import into an empty store:   ${fmt(seeded.seconds, 1)} s = ${fmt(seededRate)} items/s  ${againstTarget('import >= 50,000 items/s', `${fmt(seededRate)} items/s`, seededRate >= 50_000)}`);
-    console.log(`  export of the whole store:    ${fmt(exportSeconds, 1)} s = ${fmt(ITEMS / exportSeconds)} items/s`);
-    console.log(`  import of that export:        ${fmt(restored.seconds, 1)} s = ${fmt(restored.result.applied / restored.seconds)} items/s`);
+    await phaseStarts?.('end', target.child.pid!);
+    return { seeded, exportSeconds, restored, dumpBytes: statSync(dump).size };
   } finally {
     await source.stop();
     await target.stop();
+  }
+}
+
+async function benchExportImport(dataDir: string): Promise<void> {
+  const seed = join(dataDir, 'seed.ndjson');
+  await writeItems(seed, ITEMS);
+  const { seeded, exportSeconds, restored, dumpBytes } = await exportImport(dataDir, seed, { source: {}, target: {} });
+  console.log(`export/import: ${fmt(ITEMS)} items (${fmt(dumpBytes / 1024 / 1024, 0)} MiB of NDJSON) through the admin API into SQLite`);
+  const seededRate = seeded.applied / seeded.seconds;
+  console.log(`  import into an empty store:   ${fmt(seeded.seconds, 1)} s = ${fmt(seededRate)} items/s  ${againstTarget('import >= 50,000 items/s', `${fmt(seededRate)} items/s`, seededRate >= 50_000)}`);
+  console.log(`  export of the whole store:    ${fmt(exportSeconds, 1)} s = ${fmt(ITEMS / exportSeconds)} items/s`);
+  console.log(`  import of that export:        ${fmt(restored.seconds, 1)} s = ${fmt(restored.applied / restored.seconds)} items/s`);
+}
+
+/** Riak's own counters we read per phase, summed over the cluster's nodes (GET /stats). */
+const RIAK_COUNTERS = ['node_gets_total', 'node_puts_total', 'node_puts_counter_total', 'vnode_gets_total', 'vnode_heads_total', 'vnode_puts_total', 'vnode_index_reads_total', 'vnode_index_writes_total'] as const;
+
+/** The cluster's nodes: BENCH_RIAK_NODES, else RIAK_URL and, for riakctl's cluster, its other two. */
+function riakNodes(): string[] {
+  if (process.env.BENCH_RIAK_NODES) return process.env.BENCH_RIAK_NODES.split(',');
+  const base = process.env.RIAK_URL!.replace(/\?.*$/, '').replace(/\/+$/, '');
+  return base.endsWith(':10018') ? [10018, 10028, 10038].map((port) => base.replace(/:10018$/, `:${port}`)) : [base];
+}
+
+async function riakCounters(): Promise<Record<string, number>> {
+  const sums: Record<string, number> = Object.fromEntries(RIAK_COUNTERS.map((name) => [name, 0]));
+  for (const node of riakNodes()) {
+    const stats = JSON.parse((await httpCall(`${node}/stats`, 'GET', '')).text) as Record<string, number>;
+    for (const name of RIAK_COUNTERS) sums[name]! += stats[name] ?? 0;
+  }
+  return sums;
+}
+
+/** CPU seconds of the Riak nodes' Erlang VMs on this machine (none when Riak runs elsewhere). */
+function riakCpuSeconds(): number {
+  let total = 0;
+  for (const pid of readdirSync('/proc').filter((entry) => /^\d+$/.test(entry))) {
+    try {
+      if (/\/bin\/riak -/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' '))) total += cpuSeconds(Number(pid));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}
+
+async function benchRiakExportImport(dataDir: string): Promise<void> {
+  const seed = join(dataDir, 'riak-seed.ndjson');
+  await writeItems(seed, RIAK_ITEMS);
+  const run = Math.random().toString(36).slice(2, 8);
+  const store = (role: string) => ({ SYNC_STORE: `riak:${process.env.RIAK_URL!.replace(/\?.*$/, '')}?${RIAK_QUORUMS}&bucket=bench-${role}-${run}` });
+  // The cluster's counters and CPU at each phase's start: what each phase cost Riak, per item.
+  const marks: Array<{ phase: Phase | 'end'; counters: Record<string, number>; cpu: number; at: number }> = [];
+  let targetPid = 0;
+  let peakRss = 0;
+  const sampler = setInterval(() => {
+    if (targetPid) peakRss = Math.max(peakRss, rssKiB(targetPid));
+  }, 200);
+  const result = await exportImport(join(dataDir, 'riak'), seed, { source: store('source'), target: store('target') }, async (phase, pid) => {
+    if (phase === 'restore') targetPid = pid;
+    marks.push({ phase, counters: await riakCounters(), cpu: riakCpuSeconds(), at: performance.now() });
+  }).finally(() => clearInterval(sampler));
+  console.log(`export/import on Riak (${riakNodes().length} node(s), the app stack's quorums): ${fmt(RIAK_ITEMS)} items`);
+  const importRate = result.seeded.applied / result.seeded.seconds;
+  const exportRate = RIAK_ITEMS / result.exportSeconds;
+  console.log(`  import into an empty store:   ${fmt(result.seeded.seconds, 1)} s = ${fmt(importRate)} items/s  ${againstTarget('Riak import >= 2,000 items/s', `${fmt(importRate)} items/s`, importRate >= 2_000)}`);
+  console.log(`  export of the whole store:    ${fmt(result.exportSeconds, 1)} s = ${fmt(exportRate)} items/s  ${againstTarget('Riak export >= 10,000 items/s', `${fmt(exportRate)} items/s`, exportRate >= 10_000)}`);
+  console.log(`  import of that export:        ${fmt(result.restored.seconds, 1)} s = ${fmt(result.restored.applied / result.restored.seconds)} items/s; the importing node's RSS peaked at ${fmt(peakRss / 1024, 0)} MiB`);
+  console.log(`  the cluster's own view, per item (GET /stats of ${riakNodes().length} node(s)), and its Erlang VMs' share of this machine's ${cpus().length} cores:`);
+  for (const [index, mark] of marks.slice(0, -1).entries()) {
+    const next = marks[index + 1]!;
+    const per = (name: (typeof RIAK_COUNTERS)[number]) => fmt((next.counters[name]! - mark.counters[name]!) / RIAK_ITEMS, 2);
+    const seconds = (next.at - mark.at) / 1000;
+    const cores = next.cpu > mark.cpu ? `, Riak ${fmt((next.cpu - mark.cpu) / seconds, 2)} cores` : '';
+    console.log(`    ${mark.phase.padEnd(8)} node_gets ${per('node_gets_total')}, node_puts ${per('node_puts_total')} (counter ${per('node_puts_counter_total')}), vnode_gets ${per('vnode_gets_total')}, vnode_heads ${per('vnode_heads_total')}, vnode_puts ${per('vnode_puts_total')}, vnode 2i reads ${per('vnode_index_reads_total')}, 2i writes ${per('vnode_index_writes_total')}${cores}`);
+  }
+}
+
+/** Client writes of new items on Riak, 8 at a time: their rate and what each acknowledged write cost the cluster. */
+async function benchRiakWrites(dataDir: string): Promise<void> {
+  const run = Math.random().toString(36).slice(2, 8);
+  const sync = await startSync(dataDir, { SYNC_STORE: `riak:${process.env.RIAK_URL!.replace(/\?.*$/, '')}?${RIAK_QUORUMS}&bucket=bench-writes-${run}` });
+  try {
+    const tokens = await Promise.all(Array.from({ length: 8 }, (_, i) => signToken(SECRET, `writer-${i}`)));
+    const body = JSON.stringify({ type: 'trip', data: { name: 'a trip', from: 'Paris', to: 'Lyon' } });
+    const before = await riakCounters();
+    const cpuBefore = riakCpuSeconds();
+    const started = performance.now();
+    const stopAt = started + 120_000;
+    let next = 0;
+    let acknowledged = 0;
+    let refused = 0;
+    const latencies: number[] = [];
+    await Promise.all(tokens.map(async (token, writer) => {
+      while (next < RIAK_WRITES && performance.now() < stopAt) {
+        const id = `w${writer}-${next++}`;
+        const sent = performance.now();
+        const answer = await httpCall(`${sync.url}/v1/items/${id}`, 'PUT', token, body);
+        latencies.push(performance.now() - sent);
+        if (answer.status === 201) acknowledged++;
+        else refused++;
+      }
+    }));
+    const seconds = (performance.now() - started) / 1000;
+    const after = await riakCounters();
+    const cores = (riakCpuSeconds() - cpuBefore) / seconds;
+    latencies.sort((a, b) => a - b);
+    const per = (name: (typeof RIAK_COUNTERS)[number]) => fmt((after[name]! - before[name]!) / Math.max(1, acknowledged), 2);
+    console.log(`client writes on Riak: ${fmt(acknowledged)} acknowledged, ${fmt(refused)} refused in ${fmt(seconds, 1)} s = ${fmt(acknowledged / seconds)} writes/s, p50 ${fmt(latencies[Math.floor(latencies.length / 2)] ?? 0, 1)} ms, p99 ${fmt(latencies[Math.floor(latencies.length * 0.99)] ?? 0, 1)} ms`);
+    console.log(`    per write: node_gets ${per('node_gets_total')}, node_puts ${per('node_puts_total')} (counter ${per('node_puts_counter_total')}), vnode_gets ${per('vnode_gets_total')}, vnode_heads ${per('vnode_heads_total')}, vnode_puts ${per('vnode_puts_total')}, vnode 2i reads ${per('vnode_index_reads_total')}, 2i writes ${per('vnode_index_writes_total')}${cores > 0 ? `, Riak ${fmt(cores, 2)} cores` : ''}`);
+  } finally {
+    await sync.stop();
   }
 }
 
@@ -441,7 +571,7 @@ async function main(): Promise<void> {
     return mode === 'streams' ? streamWorker(args as StreamWorkerArgs) : loadWorker(args as LoadWorkerArgs);
   }
   const dataDir = mkdtempSync(join(tmpdir(), 'navcloud-bench-'));
-  const phases = (process.env.BENCH_PHASES ?? 'streams,throughput,export,stalled').split(',');
+  const phases = (process.env.BENCH_PHASES ?? 'streams,throughput,export,stalled,riak').split(',');
   try {
     const openFiles = /Max open files\s+(\d+)/.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1];
     console.log(`navcloud-sync benchmark (node ${process.version}, loopback, ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}, open files limit ${openFiles})`);
@@ -449,7 +579,12 @@ async function main(): Promise<void> {
     if (phases.includes('throughput')) await benchThroughput(join(dataDir, 'throughput'));
     if (phases.includes('export')) await benchExportImport(dataDir);
     if (phases.includes('stalled')) await benchStalledStreams(join(dataDir, 'stalled'));
-    console.log('targets of issue 13 (printed, never asserted):');
+    if (phases.includes('riak') && process.env.RIAK_URL) {
+      await benchRiakExportImport(dataDir);
+      await benchRiakWrites(join(dataDir, 'riak-writes'));
+    }
+    else if (phases.includes('riak')) console.log('export/import on Riak: skipped (set RIAK_URL, e.g. http://127.0.0.1:10018 for ../shared/riak/riakctl cluster start)');
+    console.log('targets of issues 13 and 20 (printed, never asserted):');
     for (const t of targets) console.log(`  ${t.met ? 'met    ' : 'NOT met'}  ${t.target.padEnd(56)} measured: ${t.measured}`);
   } finally {
     rmSync(dataDir, { recursive: true, force: true });

@@ -327,8 +327,8 @@ export async function verify(run: SwitchRun, planned: Planned, next: StackRef, o
 const MISMATCHES_NAMED = 10;
 
 /**
- * Every item of the old stack, frozen since it forwards, must be on the new one at the same or a
- * newer revision; a difference fails the switch, which then points DNS back.
+ * Every item of the old stack, frozen since it forwards, must be on the new one at the same
+ * revision or one changed from a copy of it; a difference fails the switch, which then points DNS back.
  */
 async function verifyData(run: SwitchRun, old: StackRef, next: StackRef, oldThrough: string | undefined): Promise<void> {
   run.describe(`comparing every item of ${old.name} with ${next.name}`);
@@ -338,7 +338,7 @@ async function verifyData(run: SwitchRun, old: StackRef, next: StackRef, oldThro
   const { itemsCompared, mismatches, firstMismatches } = comparison;
   run.dataVerified({ itemsCompared, mismatches, firstMismatches });
   if (mismatches > 0) {
-    const named = firstMismatches.map((m) => `${m.id} (${m.problem}${m.newRev ? `: ${m.newRev} < ${m.oldRev}` : ''})`).join(', ');
+    const named = firstMismatches.map((m) => `${m.id} (${m.problem}${m.newRev ? `: ${m.newRev} against ${m.oldRev}` : ''})`).join(', ');
     throw stop('DataMismatch', `${mismatches} of ${itemsCompared} items of ${old.name} differ on ${next.name}, first: ${named}`);
   }
 }

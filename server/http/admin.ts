@@ -12,7 +12,8 @@ import {
 } from '../../src/navcloud/protocol.ts';
 import { decodeCursor, encodeCursor } from '../../src/navcloud/cursor.ts';
 import { ApiError } from '../errors.ts';
-import { FenceConflict, StoreError, type FenceState, type ItemRevision, type StoredItem } from '../store/port.ts';
+import type { ServerResponse } from 'node:http';
+import { FenceConflict, StoreError, type FenceState, type ItemRevision } from '../store/port.ts';
 import { exportLineOf } from '../wire.ts';
 import type { Handler } from './context.ts';
 import { fromStoreError } from './failures.ts';
@@ -68,21 +69,33 @@ export const itemLine: Handler = async (context, { response, params }) => {
   sendJson(response, 200, exportLineOf(item));
 };
 
-/** GET /admin/export[?since=CURSOR][&only=revisions]: every item after the cursor, or only its id, revision and cursor. */
+/** GET /admin/export[?since=CURSOR]: every item after the cursor, then the end line the store vouches for. */
 export const exportItems: Handler = async (context, { response, query }) => {
   const since = sinceParam(query);
-  const only = query.get('only');
-  if (only !== null && only !== 'revisions') throw new ApiError(400, 'invalid-query', `only must be "revisions" or absent, got ${JSON.stringify(only.slice(0, 64))}`);
   const highest = await context.store.highestSeq();
   if (since > highest) throw new ApiError(410, 'cursor-gone', `cursor ${since} is beyond the newest change of this store`);
-  const exported = only ? await context.store.exportRevisionsSince(since) : await context.store.exportSince(since);
-  const lineOf = only ? revisionLineOf : (item: ItemRevision) => exportLineOf(item as StoredItem);
+  const exported = await context.store.exportSince(since);
+  // The store vouches that no acknowledged change up to `through` is missing from the lines.
+  await sendLines(response, exported.items, exportLineOf, (items) => ({ kind: 'end', cursor: encodeCursor(exported.through), items }));
+};
+
+/**
+ * GET /admin/revisions: every item in id order with its revision, cursor and copied revision, the
+ * data check's view. Its end line carries the highest cursor when the listing began, and the count.
+ */
+export const revisions: Handler = async (context, { response }) => {
+  const highest = await context.store.highestSeq();
+  await sendLines(response, context.store.revisionsById(), revisionLineOf, (items) => ({ kind: 'end', cursor: encodeCursor(highest), items }));
+};
+
+/** Streams NDJSON lines in chunks, then the end line; gives up quietly when the reader went away. */
+async function sendLines<Item>(response: ServerResponse, items: AsyncIterable<Item>, lineOf: (item: Item) => object, endOf: (items: number) => ExportEndLine): Promise<void> {
   response.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
   let chunk = '';
-  let items = 0;
-  for await (const item of exported.items) {
+  let count = 0;
+  for await (const item of items) {
     chunk += `${JSON.stringify(lineOf(item))}\n`;
-    items++;
+    count++;
     if (chunk.length >= EXPORT_CHUNK) {
       const more = response.write(chunk);
       chunk = '';
@@ -92,13 +105,13 @@ export const exportItems: Handler = async (context, { response, query }) => {
       if (more) await setImmediate();
     }
   }
-  // The store vouches that no acknowledged change up to `through` is missing from the lines above.
-  const end: ExportEndLine = { kind: 'end', cursor: encodeCursor(exported.through), items };
-  response.end(`${chunk}${JSON.stringify(end)}\n`);
-};
+  response.end(`${chunk}${JSON.stringify(endOf(count))}\n`);
+}
 
-function revisionLineOf({ id, rev, seq }: ItemRevision): ExportRevisionLine {
-  return { kind: 'revision', id, rev, cursor: encodeCursor(seq) };
+function revisionLineOf({ id, rev, seq, copiedRev }: ItemRevision): ExportRevisionLine {
+  const line: ExportRevisionLine = { kind: 'revision', id, rev, cursor: encodeCursor(seq) };
+  if (copiedRev !== undefined) line.copiedRev = copiedRev;
+  return line;
 }
 
 /** Revisions as stores write them (`<generation>-<nonce>`), with room for the generation to grow. */
@@ -111,16 +124,17 @@ const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$/;
 const MAX_IMPORTED_SEQ = 2 ** 50;
 
 /** A line that cannot be imported, or the store failing partway, with exactly which lines were imported before it. */
-function importError(status: ApiError['status'], code: string, message: string, importedThrough: number, headers: Record<string, string> = {}): ApiError {
-  const done = importedThrough === 0 ? 'no line was imported' : `lines 1-${importedThrough} were imported (applied, or skipped as not newer) and nothing after them`;
+function importError(status: ApiError['status'], code: string, message: string, importedThrough: number, headers: Record<string, string> = {}, failed?: string): ApiError {
+  const before = importedThrough === 0 ? 'no line before them was imported' : `lines 1-${importedThrough} were imported (applied, or skipped as not newer)`;
+  const done = failed ? `${before}; of lines ${failed} some may be` : importedThrough === 0 ? 'no line was imported' : `${before} and nothing after them`;
   return new ApiError(status, code, `${message}; ${done} (import is idempotent: fix and resend)`, headers);
 }
 
 /** A line that is not a valid import line; the message says why. */
 class LineRefused extends Error {}
 
-/** One NDJSON line of an import: an item line, or undefined for the end line. */
-function parseImportLine(text: string): ExportItemLine | undefined {
+/** One NDJSON line of an import: an item line, or the export's end line with the number its cursor stands for. */
+function parseImportLine(text: string): ExportItemLine | { kind: 'end'; through: number } {
   let parsed: unknown;
   try {
     parsed = parseJson(text);
@@ -129,7 +143,12 @@ function parseImportLine(text: string): ExportItemLine | undefined {
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new LineRefused('expected a JSON object');
   const value = parsed as Record<string, unknown>;
-  if (value.kind === 'end') return undefined;
+  if (value.kind === 'end') {
+    const through = typeof value.cursor === 'string' ? decodeCursor(value.cursor) : undefined;
+    if (through === undefined) throw new LineRefused('the end line\'s cursor is not a cursor of this service');
+    if (through > MAX_IMPORTED_SEQ) throw new LineRefused(`the end line's cursor stands for change ${through}, above the ${MAX_IMPORTED_SEQ} an import may carry`);
+    return { kind: 'end', through };
+  }
   if (value.kind !== 'item') throw new LineRefused('kind must be "item" or "end"');
   const { id, owner, type, rev, deleted, data, shares, cursor, updatedAt } = value;
   if (typeof id !== 'string' || !ITEM_ID.test(id)) throw new LineRefused('id must be 1-128 characters of A-Za-z0-9._- other than . and ..');
@@ -162,6 +181,8 @@ export const importItems: Handler = async (context, { request, response }) => {
   /** Every line up to this one is in the store (or was skipped as not newer). */
   let importedThrough = 0;
   let pending = '';
+  /** The export's cursor, from its end line(s): the numbering is raised to it once every line is in. */
+  let through: number | undefined;
   const flush = async () => {
     if (batch.length > 0) {
       let result;
@@ -170,7 +191,8 @@ export const importItems: Handler = async (context, { request, response }) => {
       } catch (error) {
         const refusal = error instanceof StoreError ? fromStoreError(error, context.config.retryAfterSeconds) : undefined;
         if (!refusal) throw error;
-        throw importError(refusal.status, refusal.code, `lines ${importedThrough + 1}-${lineNumber} could not be imported: ${refusal.message}`, importedThrough, refusal.headers);
+        // A store may apply a batch's lines side by side: some of them may be in.
+        throw importError(refusal.status, refusal.code, `lines ${importedThrough + 1}-${lineNumber} could not all be imported: ${refusal.message}`, importedThrough, refusal.headers, `${importedThrough + 1}-${lineNumber}`);
       }
       applied += result.applied;
       skipped += result.skipped;
@@ -201,7 +223,9 @@ export const importItems: Handler = async (context, { request, response }) => {
         if (!(error instanceof LineRefused)) throw error;
         return `line ${lineNumber + 1}: ${error.message}`;
       }
-      if (line) batch.push(line);
+      // Exports sent one after another carry an end line each: the last cursor is the highest.
+      if (line.kind === 'end') through = Math.max(through ?? 0, line.through);
+      else batch.push(line);
       batchChars += text.length;
     }
     lineNumber++;
@@ -222,6 +246,7 @@ export const importItems: Handler = async (context, { request, response }) => {
   const refused = take(pending);
   if (refused) await refuse(400, 'invalid-import-line', refused);
   await flush();
+  if (through !== undefined) seq = await context.store.raiseNumbering(through);
   const result: ImportResult = { applied, skipped, cursor: encodeCursor(seq) };
   context.logger.info({ ...result }, 'import finished');
   sendJson(response, 200, result);

@@ -37,6 +37,7 @@ export const ROUTES: Route[] = [
   route('GET', '/readyz', 'public', probes.ready),
   route('GET', '/metrics', 'public', probes.metrics),
   route('GET', '/admin/export', 'admin', admin.exportItems),
+  route('GET', '/admin/revisions', 'admin', admin.revisions),
   route('GET', '/admin/items/:id', 'admin', admin.itemLine),
   route('POST', '/admin/import', 'admin', admin.importItems),
   route('GET', '/admin/fence', 'admin', admin.fenceNow),

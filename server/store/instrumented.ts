@@ -4,7 +4,7 @@ import type { SyncStore } from './port.ts';
 type AsyncMethods = { [K in keyof SyncStore]: SyncStore[K] extends (...args: never[]) => Promise<unknown> ? K : never }[keyof SyncStore];
 
 const TIMED: AsyncMethods[] = [
-  'get', 'item', 'put', 'delete', 'share', 'unshare', 'inbox', 'changes', 'exportSince', 'exportRevisionsSince', 'import', 'fence', 'forward', 'unfence', 'fenceState', 'highestSeq', 'countItems', 'ping', 'close',
+  'get', 'item', 'put', 'delete', 'share', 'unshare', 'inbox', 'changes', 'exportSince', 'import', 'raiseNumbering', 'fence', 'forward', 'unfence', 'fenceState', 'highestSeq', 'countItems', 'ping', 'close',
 ];
 
 export function instrumentStore(store: SyncStore, observe: (operation: string, seconds: number) => void): SyncStore {
@@ -20,5 +20,7 @@ export function instrumentStore(store: SyncStore, observe: (operation: string, s
       return result;
     };
   }
+  // A listing streams for as long as its reader reads: there is no one call to time.
+  timed.revisionsById = () => store.revisionsById();
   return timed;
 }

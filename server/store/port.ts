@@ -121,8 +121,15 @@ export interface StoreExport<Item = StoredItem> {
   items: AsyncIterable<Item>;
 }
 
-/** What the data check needs of an item (GET /admin/export?only=revisions). */
-export type ItemRevision = Pick<StoredItem, 'id' | 'rev' | 'seq'>;
+/** What the data check needs of an item (GET /admin/revisions). */
+export interface ItemRevision extends Pick<StoredItem, 'id' | 'rev' | 'seq'> {
+  /**
+   * The revision this store last received by import (a restore or a copy), when it has one: a
+   * local change since keeps it. The data check knows by it that a newer revision here descends
+   * from the old stack's, rather than from an older copy that missed it.
+   */
+  copiedRev?: string;
+}
 
 export interface SyncStore {
   /**
@@ -148,10 +155,20 @@ export interface SyncStore {
   changes(user: string, since: number, limit: number, maxBytes?: number): Promise<StoredChange[]>;
   /** Every item (tombstones too) whose last change is > since and at most the export's `through`. */
   exportSince(since: number): Promise<StoreExport>;
-  /** The same items and `through` as exportSince, each with only its id, revision and sequence number. */
-  exportRevisionsSince(since: number): Promise<StoreExport<ItemRevision>>;
+  /**
+   * Every item (tombstones too) in id order, each with its revision, number and copied revision:
+   * the data check's view, reached by a path of its own (not the export's walk by number).
+   */
+  revisionsById(): AsyncIterable<ItemRevision>;
   /** Idempotent: keeps revisions and sequence numbers; older or equal revisions are skipped. */
   import(lines: ExportItemLine[]): Promise<Omit<ImportResult, 'cursor'> & { seq: number }>;
+  /**
+   * Numbers every later change above `through` and answers the highest number after. An import
+   * ends with this, given the export's cursor: the source may have taken numbers up to it that it
+   * never stored (a refused or crashed write), and a copy back "since that cursor" must not skip a
+   * change this store numbers at or below it.
+   */
+  raiseNumbering(through: number): Promise<number>;
   /**
    * open -> fenced for `leaseMs` (takes the fence; also from a lease lapsed here), fenced -> fenced
    * (renews it, only while its lease is live here). FenceConflict otherwise.

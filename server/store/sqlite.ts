@@ -12,7 +12,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { ExportItemLine, ItemType } from '../../src/navcloud/protocol.ts';
 import { decodeCursor } from '../../src/navcloud/cursor.ts';
-import { compareRevisions, nextRevision } from '../../src/navcloud/revision.ts';
+import { holdsAtLeast, nextRevision } from '../../src/navcloud/revision.ts';
 import { Database } from './sqlite-binding.ts';
 import {
   PAGE_BYTES, StoreError, type Clock, type FenceChange, type FenceMode, type FenceState, type ItemRevision, type PutItem, type StoreExport,
@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS items (
   rev TEXT NOT NULL,
   deleted INTEGER NOT NULL,
   shares TEXT NOT NULL,
-  updated_at TEXT NOT NULL
+  updated_at TEXT NOT NULL,
+  copied_rev TEXT
 );
 CREATE INDEX IF NOT EXISTS items_owner_seq ON items (owner, seq);
 CREATE TABLE IF NOT EXISTS access (
@@ -110,6 +111,21 @@ async function* snapshotRows<Row, Item>(reader: Database, query: string, since: 
     reader.exec('COMMIT');
   } finally {
     reader.close();
+  }
+}
+
+function revisionOf(row: { id: string; rev: string; seq: number; copied_rev: string | null }): ItemRevision {
+  return row.copied_rev === null ? { id: row.id, rev: row.rev, seq: row.seq } : { id: row.id, rev: row.rev, seq: row.seq, copiedRev: row.copied_rev };
+}
+
+/** Files made before copied_rev existed get the column (NULL: nothing known to be copied). Two nodes may race to add it. */
+function addCopiedRev(db: Database): void {
+  const columns = db.prepare<[], { name: string }>('PRAGMA table_info(items)').all();
+  if (columns.some((column) => column.name === 'copied_rev')) return;
+  try {
+    db.exec('ALTER TABLE items ADD COLUMN copied_rev TEXT');
+  } catch (error) {
+    if (!/duplicate column name/.test((error as Error).message)) throw error;
   }
 }
 
@@ -178,6 +194,7 @@ export class SqliteStore implements SyncStore {
     // Large enough for the indexes' hot pages during a restore of millions of items.
     db.pragma('cache_size = -65536');
     whileLocked(busyTimeoutMs, () => db.exec(SCHEMA));
+    whileLocked(busyTimeoutMs, () => addCopiedRev(db));
     whileLocked(busyTimeoutMs, () => {
       const present = new Set(db.prepare<[], { name: string }>('PRAGMA table_info(fence)').all().map((c) => c.name));
       for (const column of FENCE_COLUMNS_ADDED.filter((c) => !present.has(c.split(' ')[0]!))) db.exec(`ALTER TABLE fence ADD COLUMN ${column}`);
@@ -187,6 +204,9 @@ export class SqliteStore implements SyncStore {
       bySeq: db.prepare<[number], ItemRow>(`SELECT ${COLUMNS} FROM items WHERE seq = ?`),
       insert: db.prepare(`INSERT INTO items (${COLUMNS}) VALUES (@seq, @id, @owner, @type, @data, @rev, @deleted, @shares, @updated_at)`),
       update: db.prepare(`UPDATE items SET seq = @seq, owner = @owner, type = @type, data = @data, rev = @rev, deleted = @deleted, shares = @shares, updated_at = @updated_at WHERE id = @id`),
+      // An imported revision is also the one this store copied: local writes leave copied_rev as it was.
+      importInsert: db.prepare(`INSERT INTO items (${COLUMNS}, copied_rev) VALUES (@seq, @id, @owner, @type, @data, @rev, @deleted, @shares, @updated_at, @rev)`),
+      importUpdate: db.prepare(`UPDATE items SET seq = @seq, owner = @owner, type = @type, data = @data, rev = @rev, deleted = @deleted, shares = @shares, updated_at = @updated_at, copied_rev = @rev WHERE id = @id`),
       moveSeq: db.prepare<[number, number]>('UPDATE items SET seq = ? WHERE seq = ?'),
       grant: db.prepare<[string, string, number]>(
         'INSERT INTO access (item_id, user, seq, revoked) VALUES (?, ?, ?, 0) ON CONFLICT (item_id, user) DO UPDATE SET seq = excluded.seq, revoked = 0',
@@ -236,6 +256,11 @@ export class SqliteStore implements SyncStore {
       delete: db.transaction((id: string, owner: string, ifMatch?: string) => this.deleteNow(id, owner, ifMatch)),
       share: db.transaction((id: string, owner: string, to: string, granted: boolean) => this.shareNow(id, owner, to, granted)),
       import: db.transaction((lines: ExportItemLine[]) => this.importNow(lines)),
+      raiseNumbering: db.transaction((through: number) => {
+        const counter = Math.max(this.statements.meta.get('seq')!.value, through);
+        this.statements.setMeta.run(counter, 'seq');
+        return counter;
+      }),
       // The fence's compare-and-set: read, decide and write in one IMMEDIATE transaction.
       changeFence: db.transaction((change: FenceChange & FenceRequest) => {
         const record = this.fenceRecord();
@@ -308,10 +333,10 @@ export class SqliteStore implements SyncStore {
     return { through, items: snapshotRows(reader, `SELECT ${COLUMNS} FROM items WHERE seq > ? ORDER BY seq`, since, toItem) };
   }
 
-  /** As exportSince, reading three columns: no item's data is read or parsed. */
-  async exportRevisionsSince(since: number): Promise<StoreExport<ItemRevision>> {
-    const { reader, through } = this.snapshot();
-    return { through, items: snapshotRows(reader, 'SELECT id, rev, seq FROM items WHERE seq > ? ORDER BY seq', since, (row: ItemRevision) => row) };
+  /** One snapshot in id order (the id's unique index), reading four columns: no item's data is read or parsed. */
+  revisionsById(): AsyncIterable<ItemRevision> {
+    const { reader } = this.snapshot();
+    return snapshotRows(reader, 'SELECT id, rev, seq, copied_rev FROM items WHERE seq > ? ORDER BY id', 0, revisionOf);
   }
 
   /** A read transaction on a connection of its own, and the counter it sees. */
@@ -337,6 +362,10 @@ export class SqliteStore implements SyncStore {
         this.db.pragma('wal_autocheckpoint = 1000');
       }
     });
+  }
+
+  async raiseNumbering(through: number): Promise<number> {
+    return this.unavailableOnBusy(() => this.transactions.raiseNumbering.immediate(through));
   }
 
   async fence(change: FenceChange & { leaseMs: number }): Promise<FenceState> {
@@ -511,7 +540,7 @@ export class SqliteStore implements SyncStore {
       const seq = decodeCursor(line.cursor);
       if (seq === undefined || seq === 0) throw new Error(`import line for item ${line.id} has an invalid cursor ${JSON.stringify(line.cursor)}`);
       const existing = this.statements.byId.get(line.id);
-      if (existing && compareRevisions(line.rev, existing.rev) <= 0) {
+      if (existing && holdsAtLeast(existing.rev, line.rev)) {
         skipped++;
         continue;
       }
@@ -534,7 +563,7 @@ export class SqliteStore implements SyncStore {
         shares: JSON.stringify(line.shares),
         updated_at: line.updatedAt,
       };
-      (existing ? this.statements.update : this.statements.insert).run(row);
+      (existing ? this.statements.importUpdate : this.statements.importInsert).run(row);
       if (line.shares.length > 0 || (existing && existing.shares !== '[]')) this.importAccess(line, seq);
       counter = Math.max(counter, seq);
       applied++;

@@ -8,7 +8,7 @@
 import { signToken } from './token.ts';
 import { CloudError } from '../cloud/errors.ts';
 import type {
-  ApiErrorBody, ExportItemLine, ExportLine, FenceConflictBody, FenceRequest, FenceResult, ForwardRequest, ImportResult, NodeStats,
+  ApiErrorBody, ExportEndLine, ExportItemLine, ExportLine, FenceConflictBody, FenceRequest, FenceResult, ForwardRequest, ImportResult, NodeStats,
   RevisionExportLine, UnfenceRequest,
 } from './protocol.ts';
 
@@ -22,10 +22,13 @@ export class FenceConflictError extends CloudError {
 export interface StackAdmin {
   /** Every line of GET /admin/export (since `since` when given), the end line last. */
   exportSince(since: string | undefined, signal?: AbortSignal): AsyncIterable<ExportLine>;
-  /** The same export with only each item's id, revision and cursor (GET /admin/export?only=revisions). */
-  revisionsSince(since: string | undefined, signal?: AbortSignal): AsyncIterable<RevisionExportLine>;
-  /** One POST /admin/import of these lines as an NDJSON body. */
-  importLines(lines: ExportItemLine[], signal?: AbortSignal): Promise<ImportResult>;
+  /** Every item in id order with its revision, cursor and copied revision (GET /admin/revisions), the end line last. */
+  revisionsById(signal?: AbortSignal): AsyncIterable<RevisionExportLine>;
+  /**
+   * One POST /admin/import of these lines as an NDJSON body; with `end` (the export's end line, on
+   * the last batch) the stack also numbers every later change above the export's cursor.
+   */
+  importLines(lines: ExportItemLine[], signal?: AbortSignal, end?: ExportEndLine): Promise<ImportResult>;
   /** GET /admin/fence: the fence as the answering node acts on it, with its epoch. */
   fenceState(signal?: AbortSignal): Promise<FenceResult>;
   /** POST /admin/fence: takes the fence (expected open) or renews its lease (expected fenced). */
@@ -118,12 +121,12 @@ export function createAdminClient(options: AdminClientOptions): StackAdmin {
     exportSince(since, signal) {
       return exportLines<ExportLine>(exportUrl(since), 'item', signal);
     },
-    revisionsSince(since, signal) {
-      return exportLines<RevisionExportLine>(`${exportUrl(since)}${since ? '&' : '?'}only=revisions`, 'revision', signal);
+    revisionsById(signal) {
+      return exportLines<RevisionExportLine>(`${adminUrl}/admin/revisions`, 'revision', signal);
     },
-    async importLines(lines, signal) {
+    async importLines(lines, signal, end) {
       const url = `${adminUrl}/admin/import`;
-      const body = lines.map((line) => JSON.stringify(line)).join('\n') + '\n';
+      const body = [...lines, ...(end ? [end] : [])].map((line) => JSON.stringify(line)).join('\n') + '\n';
       const response = await call('POST', url, { body, signal });
       return (await response.json()) as ImportResult;
     },

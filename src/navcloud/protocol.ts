@@ -59,14 +59,16 @@ export interface ExportEndLine {
 export type ExportLine = ExportItemLine | ExportEndLine;
 
 /**
- * One item of GET /admin/export?only=revisions: what the data check compares (id, revision,
- * place in the export), without the item's data, which the node then neither reads nor encodes.
+ * One item of GET /admin/revisions: what the data check compares, without the item's data, which
+ * the node then neither reads nor encodes. `copiedRev` is the revision the stack last imported for
+ * the item, when it has one (a local change since keeps it).
  */
 export interface ExportRevisionLine {
   kind: 'revision';
   id: string;
   rev: string;
   cursor: string;
+  copiedRev?: string;
 }
 
 export type RevisionExportLine = ExportRevisionLine | ExportEndLine;

@@ -15,7 +15,16 @@ export function generation(rev: string): number {
   return Number.isSafeInteger(value) ? value : 0;
 }
 
-/** Negative, zero or positive as `a` is older than, the same as or newer than `b`. */
+/**
+ * Whether an import of `incoming` leaves `held` as it is: the same revision, or a later generation.
+ * Two revisions of one generation were written apart (two stacks, one missing the other's write):
+ * the copy's source is the writer, so its revision replaces the one held.
+ */
+export function holdsAtLeast(held: string, incoming: string): boolean {
+  return held === incoming || generation(held) > generation(incoming);
+}
+
+/** Negative, zero or positive as `a` is older than, the same as or newer than `b`; one generation by nonce, to settle siblings alike everywhere. */
 export function compareRevisions(a: string, b: string): number {
   return generation(a) - generation(b) || (a < b ? -1 : a > b ? 1 : 0);
 }

@@ -213,8 +213,11 @@ export interface RehearsalFigures {
 export interface DataVerification {
   itemsCompared: number;
   mismatches: number;
-  /** The first items that differ: `missing` on the new stack, or there with an `older` revision. */
-  firstMismatches: Array<{ id: string; problem: 'missing' | 'older'; oldRev: string; newRev?: string }>;
+  /**
+   * The first items that differ: `missing` on the new stack, there with an `older` revision, or
+   * `diverged` (another revision that is not a change of a copy of the old one).
+   */
+  firstMismatches: Array<{ id: string; problem: 'missing' | 'older' | 'diverged'; oldRev: string; newRev?: string }>;
 }
 
 export interface SwitchReport {

@@ -193,10 +193,10 @@ describe('local stacks on Riak (the emulator as a process)', () => {
 
   it('serves writes and exports from a bucket of its own, named by the store parameter or the environment', async () => {
     const auth = { authorization: `Bearer ${await signToken(SECRET, 'alice')}`, 'content-type': 'application/json' };
-    const first = await riakStack({ parameter: `riak:${riak.url}?write_deadline_ms=100` });
-    const second = await riakStack({ environment: `riak:${riak.url}?write_deadline_ms=100` });
+    const first = await riakStack({ parameter: `riak:${riak.url}?export_grace_ms=100` });
+    const second = await riakStack({ environment: `riak:${riak.url}?export_grace_ms=100` });
     for (const stack of [first, second]) {
-      expect(readFileSync(join(stacksDir, stack.name, 'node.env'), 'utf8')).toContain(`SYNC_STORE=riak:${riak.url}?write_deadline_ms=100&bucket=${stack.name}\n`);
+      expect(readFileSync(join(stacksDir, stack.name, 'node.env'), 'utf8')).toContain(`SYNC_STORE=riak:${riak.url}?export_grace_ms=100&bucket=${stack.name}\n`);
       const put = await fetch(`${stack.nodes[0]}/v1/items/trip-${stack.name}`, { method: 'PUT', headers: auth, body: JSON.stringify({ type: 'trip', data: { on: stack.name } }) });
       expect(put.status).toBe(201);
       const got = await fetch(`${stack.nodes[1]}/v1/items/trip-${stack.name}`, { headers: auth });

@@ -27,7 +27,7 @@ describe('a switch and a rollback of the local profile on Riak', () => {
     env = await loadEnvironment('dev', envDir);
     expect(env.keepStacks).toBe(1);
     riak = await spawnRiakEmulator();
-    t = await startTestEnvironment(200, { store: `riak:${riak.url}?write_deadline_ms=1000`, environmentsDir: envDir });
+    t = await startTestEnvironment(200, { store: `riak:${riak.url}?export_grace_ms=1000`, environmentsDir: envDir });
   }, 240_000);
 
   afterAll(async () => {

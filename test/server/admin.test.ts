@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { DrainResult, ExportLine, FenceResult, NodeStats } from '../../src/navcloud/protocol.ts';
 import { call, exportAll, openStream, startTestNode, type TestNode } from './helpers.ts';
 import { tempDir } from '../support/temp-dir.ts';
+import { encodeCursor } from '../../src/navcloud/cursor.ts';
 
 const nodes: TestNode[] = [];
 async function node(options: Parameters<typeof startTestNode>[0] = {}, dir?: ReturnType<typeof tempDir>): Promise<TestNode> {
@@ -59,13 +60,12 @@ describe('admin export and import', () => {
     await call(source, 'PUT', '/v1/items/a0', { token: alice, body: { type: 'trip', data: { i: 'edited' } } });
 
     const backup = await exportAll(source, admin);
-    // The data check's view of the same export: id, revision and cursor of each item, then the same end line.
-    const revisions = await call(source, 'GET', '/admin/export?only=revisions', { token: admin });
-    expect(revisions.text.trim().split('\n').map((line) => JSON.parse(line))).toEqual(backup.map((line) =>
-      line.kind === 'item' ? { kind: 'revision', id: line.id, rev: line.rev, cursor: line.cursor } : line));
-    const refused = await call(source, 'GET', '/admin/export?only=data', { token: admin });
-    expect(refused.status).toBe(400);
-    expect(refused.json.error.code).toBe('invalid-query');
+    // The data check's view of the same items: in id order, id, revision and cursor of each, then an end line.
+    const revisions = await call(source, 'GET', '/admin/revisions', { token: admin });
+    const byId = backup.filter((line) => line.kind === 'item').sort((a, b) => (a.id < b.id ? -1 : 1));
+    expect(revisions.text.trim().split('\n').map((line) => JSON.parse(line))).toEqual([
+      ...byId.map((line) => ({ kind: 'revision', id: line.id, rev: line.rev, cursor: line.cursor })), backup.at(-1),
+    ]);
     const end = backup[backup.length - 1] as Extract<ExportLine, { kind: 'end' }>;
     expect(end).toMatchObject({ kind: 'end', items: backup.length - 1 });
     expect(backup.slice(0, -1).every((line) => line.kind === 'item' && typeof line.cursor === 'string' && typeof line.rev === 'string')).toBe(true);
@@ -282,5 +282,26 @@ describe('drain', () => {
     const [head, body] = answer.split('\r\n\r\n');
     expect(head).toMatch(/^HTTP\/1\.1 503 /);
     expect(JSON.parse(body!).error.code).toBe('shutting-down');
+  });
+});
+
+describe('import with the export\'s end line', () => {
+  it('numbers every later write above the end line\'s cursor, and refuses an end line that is not one', async () => {
+    const target = await node();
+    const admin = await target.token('ops', true);
+    const alice = await target.token('alice');
+    const line = { kind: 'item', id: 'e1', owner: 'alice', type: 'trip', rev: '1-aaaaaaaaaaaa', deleted: false, data: {}, shares: [], cursor: encodeCursor(3), updatedAt: '2026-12-01T10:00:00.000Z' };
+    // The source's cursor is past its last item: it took numbers 4 to 9 and stored none of them.
+    const end = { kind: 'end', cursor: encodeCursor(9), items: 1 };
+    const imported = await call(target, 'POST', '/admin/import', { token: admin, raw: ndjson([line, end]), headers: { 'content-type': 'application/x-ndjson' } });
+    expect(imported.json).toEqual({ applied: 1, skipped: 0, cursor: encodeCursor(9) });
+    await call(target, 'PUT', '/v1/items/e2', { token: alice, body: { type: 'trip', data: {} } });
+    const copyBack = await exportAll(target, admin, encodeCursor(9));
+    expect(copyBack.filter((l) => l.kind === 'item').map((l) => l.kind === 'item' && l.id)).toEqual(['e2']);
+
+    const badEnd = await call(target, 'POST', '/admin/import', { token: admin, raw: ndjson([{ ...line, id: 'e3' }, { ...end, cursor: 'nope' }]), headers: { 'content-type': 'application/x-ndjson' } });
+    expect(badEnd.status).toBe(400);
+    expect(badEnd.json.error.message).toMatch(/line 2: the end line's cursor is not a cursor of this service; lines 1-1 were imported/);
+    await target.stop();
   });
 });

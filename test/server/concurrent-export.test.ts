@@ -115,6 +115,6 @@ describe('two node processes on one store, exports chained through a fence', () 
   it('Riak (emulator process): every acknowledged write is in some export', async () => {
     const riak = await spawnRiakEmulator();
     cleanups.push(riak.stop);
-    await writeAndChainExports(`riak:${riak.url}?bucket=concurrent&write_deadline_ms=1000`);
+    await writeAndChainExports(`riak:${riak.url}?bucket=concurrent&export_grace_ms=1000`);
   });
 });

@@ -24,7 +24,7 @@ afterEach(async () => {
 });
 
 async function riakNode(url: string, nodeId: string): Promise<TestNode> {
-  const node = await startTestNode({ store: `riak:${url}?bucket=race&write_deadline_ms=1000`, nodeId }, tempDir('navcloud-'));
+  const node = await startTestNode({ store: `riak:${url}?bucket=race&export_grace_ms=1000`, nodeId }, tempDir('navcloud-'));
   nodes.push(node);
   return node;
 }
@@ -106,6 +106,46 @@ describe('Riak exports chained cursor to cursor', () => {
   });
 });
 
+describe('a write whose number an export vouched for before it was stored', () => {
+  it('is not acknowledged, and is taken back, so no copy is behind what the stack shows', async () => {
+    riak = await new RiakEmulator().start();
+    const a = await riakNode(riak.url, 'node-a');
+    const b = await riakNode(await riak.addNode(), 'node-b');
+    const admin = await a.token('ops', true);
+    const alice = await a.token('alice');
+    const { cursor: since } = await exportFrom(b, admin, undefined);
+    const lateStore = riak.hold(storeOf('late', 0));
+    const late = call(a, 'PUT', '/v1/items/late', { token: alice, body: { type: 'trip', data: { v: 'late' } } });
+    await lateStore.reached;
+    // This export read the counter with the late write's number taken, gave it the grace, and walked past it.
+    const passed = await exportFrom(b, admin, since);
+    expect(passed.ids).toEqual([]);
+    lateStore.open();
+    const answer = await late;
+    expect(answer.status).toBe(503);
+    expect(answer.json.error.message).toMatch(/which an export had passed by the time it was stored: not acknowledged/);
+    expect((await call(b, 'GET', '/v1/items/late', { token: alice })).status).toBe(404);
+    expect((await exportFrom(b, admin, passed.cursor)).ids).toEqual([]);
+  });
+
+  it('is refused also when the counter answers a number an export already covered (a replica behind the one the export read)', async () => {
+    riak = await new RiakEmulator().start();
+    const a = await riakNode(riak.url, 'node-a');
+    const admin = await a.token('ops', true);
+    const alice = await a.token('alice');
+    for (const id of ['one', 'two', 'three']) expect((await call(a, 'PUT', `/v1/items/${id}`, { token: alice, body: { type: 'trip', data: {} } })).status).toBe(201);
+    const { cursor } = await exportFrom(a, admin, undefined);
+    // Riak merges only the replicas that answered: an increment may answer a number the export's read already counted.
+    riak.respondOnce((r) => r.method === 'POST' && r.path.endsWith('/datatypes/seq'), { status: 200, headers: { 'content-type': 'application/json' }, body: '{"type":"counter","value":2}' });
+    const answer = await call(a, 'PUT', '/v1/items/behind', { token: alice, body: { type: 'trip', data: {} } });
+    expect(answer.status).toBe(503);
+    // Acknowledged, it would sit at number 2, below the cursor every later export starts from.
+    expect((await exportFrom(a, admin, cursor)).ids).toEqual([]);
+    expect((await call(a, 'PUT', '/v1/items/behind', { token: alice, body: { type: 'trip', data: {} } })).status).toBe(201);
+    expect((await exportFrom(a, admin, cursor)).ids).toEqual(['behind']);
+  });
+});
+
 describe('the fence on Riak', () => {
   it('once it has answered, no node acknowledges a write the next export from the last cursor misses', async () => {
     riak = await new RiakEmulator().start();
@@ -127,8 +167,9 @@ describe('the fence on Riak', () => {
     expect(answer.status).toBe(503);
     expect(answer.json.error.code).toBe('fenced');
     expect((await call(b, 'PUT', '/v1/items/after', { token: alice, body: { type: 'trip', data: {} } })).status).toBe(503);
-    // Riak holds the refused write; the last delta may carry it, which costs a revision, never a write.
-    expect((await exportFrom(a, admin, cursor)).ids).toEqual(['overtaken']);
+    // The refused write is taken back: the store holds what it held before, and the last delta has nothing.
+    expect((await exportFrom(a, admin, cursor)).ids).toEqual([]);
+    expect((await call(a, 'GET', '/v1/items/overtaken', { token: alice })).status).toBe(404);
   });
 });
 

@@ -15,7 +15,7 @@ const logger = pino({ level: 'silent' });
 
 describeStoreContract('riak (documented HTTP API, emulated on loopback)', async (clock) => {
   const riak = await new RiakEmulator().start();
-  const store = new RiakStore(new RiakClient(parseRiakUrl(`${riak.url}?write_deadline_ms=1000`)), { logger, pageSize: 2, clock });
+  const store = new RiakStore(new RiakClient(parseRiakUrl(`${riak.url}?export_grace_ms=1000`)), { logger, pageSize: 2, clock });
   return {
     store,
     async cleanup() {
@@ -44,6 +44,79 @@ async function storeError(promise: Promise<unknown>): Promise<StoreError> {
   if (!(error instanceof StoreError)) throw new Error(`expected a StoreError, got ${String(error)}`);
   return error;
 }
+
+describe('Riak store with a node of the cluster down: degraded writes', () => {
+  let riak: RiakEmulator;
+  let store: RiakStore;
+  const T = '/types/navcloud/buckets/trips';
+
+  beforeEach(async () => {
+    riak = await new RiakEmulator().start();
+    store = new RiakStore(new RiakClient(parseRiakUrl(`${riak.url}?bucket=trips&export_grace_ms=400`)), { logger, probeEveryMs: 50 });
+  });
+
+  afterEach(async () => {
+    await store.close();
+    await riak.stop();
+  });
+
+  const put = (id: string, data: unknown) => store.put({ id, owner: 'alice', type: 'trip', data });
+  async function exported(since = 0): Promise<{ through: number; items: { id: string; seq: number; data?: unknown }[] }> {
+    const { through, items } = await store.exportSince(since);
+    const all = [];
+    for await (const item of items) all.push({ id: item.id, seq: item.seq, data: item.data });
+    return { through, items: all };
+  }
+
+  it('acknowledges writes while a node is down, and exports find them though the returning node still serves its old index', async () => {
+    await put('a1', { v: 1 });
+    riak.nodeDown();
+    riak.clearRequests();
+    await put('a2', { v: 1 });
+    // The whole attempt is refused (and stored where it could be); the number goes into the log; then two primaries.
+    expect(riak.requests.filter((r) => r.method === 'PUT').map((r) => `${r.path.replace(T, '')} ${r.query.pw ?? ''}`).slice(0, 4)).toEqual([
+      '/keys/a2 all', '.meta/keys/degraded quorum', expect.stringMatching(/^\.meta\/keys\/degraded%2F[0-9a-f]{12}%2F0 quorum$/), '/keys/a2 quorum',
+    ]);
+    // The refused whole attempt was stored all the same: the two identical copies collapse into one, keeping its number.
+    expect(riak.siblingCount('navcloud', 'trips', 'a2')).toBe(1);
+    expect(riak.requests.find((r) => r.method === 'PUT' && r.path === `${T}/keys/a2` && r.query.pw === 'quorum')?.query.node_confirms).toBe('2');
+    await put('a1', { v: 2 });
+    await put('a3', { v: 1 });
+    riak.nodeBack();
+    // What one replica per partition shows now: a1 at its old number, a2 and a3 nowhere.
+    const walk = await new RiakClient(parseRiakUrl(`${riak.url}?bucket=trips`)).index('trips', 'seq_int', 1, await store.highestSeq(), 100);
+    expect(walk.results.map(([, key]) => key)).toEqual(['a1']);
+    const { through, items } = await exported();
+    expect(items.map(({ id, data }) => ({ id, data }))).toEqual([{ id: 'a2', data: { v: 1 } }, { id: 'a1', data: { v: 2 } }, { id: 'a3', data: { v: 1 } }]);
+    expect(items.map((item) => item.seq)).toEqual([...items.map((item) => item.seq)].sort((a, b) => a - b));
+    expect(through).toBe(items.at(-1)!.seq);
+    // A chained export from an earlier cursor finds only what came after it.
+    expect((await exported(items[0]!.seq)).items.map((item) => item.id)).toEqual(['a1', 'a3']);
+  });
+
+  it('writes whole again once Riak stores on every primary, and stops asking the log', async () => {
+    riak.nodeDown();
+    await put('a1', {});
+    riak.nodeBack();
+    await new Promise((settle) => setTimeout(settle, 300));
+    riak.clearRequests();
+    await put('a2', {});
+    expect(riak.requests.filter((r) => r.method === 'PUT').map((r) => `${r.path.replace(T, '')} ${r.query.pw}`)).toEqual(['/keys/a2 all']);
+  });
+
+  it('records the numbers of a degraded import, so exports of the new stack find them too', async () => {
+    riak.nodeDown();
+    const lines = [1, 2, 3].map((n) => ({
+      kind: 'item' as const, id: `i${n}`, owner: 'bob', type: 'place' as const, rev: `1-${'a'.repeat(12)}`, deleted: false,
+      data: { n }, shares: [], cursor: encodeCursor(n * 10), updatedAt: new Date().toISOString(),
+    }));
+    expect((await store.import(lines)).applied).toBe(3);
+    riak.nodeBack();
+    expect((await exported()).items.map((item) => [item.id, item.seq])).toEqual([['i1', 10], ['i2', 20], ['i3', 30]]);
+    riak.handoff();
+    expect((await exported()).items.map((item) => item.id)).toEqual(['i1', 'i2', 'i3']);
+  });
+});
 
 describe('Riak store: the exact requests it makes and how it reads each documented answer', () => {
   let riak: RiakEmulator;
@@ -84,38 +157,49 @@ describe('Riak store: the exact requests it makes and how it reads each document
     await early.close();
   });
 
-  it('creates an item: fence read, item read, counter increment, conditional PUT with indexes, fence re-read', async () => {
+  it('creates an item: fence read, item read, counter increment, conditional PUT with indexes, then fence and export watermark read together', async () => {
     const { item, created } = await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { name: 'Lisbon' } });
     expect(created).toBe(true);
     expect(item.seq).toBe(1);
     const accept = 'multipart/mixed, application/json';
-    expect(riak.requests.map(withoutTransport)).toEqual([
+    const afterStore = riak.requests.slice(4).map(withoutTransport);
+    expect(afterStore).toEqual(expect.arrayContaining([
+      { method: 'GET', path: FENCE, query: { r: 'quorum', pr: '1' }, headers: { accept }, body: '' },
+      { method: 'GET', path: `${T}.meta/keys/export-watermark`, query: { r: 'quorum', pr: '1' }, headers: { accept }, body: '' },
+    ]));
+    expect(afterStore).toHaveLength(2);
+    expect(riak.requests.slice(0, 4).map(withoutTransport)).toEqual([
       { method: 'GET', path: FENCE, query: { r: 'quorum', pr: '1' }, headers: { accept }, body: '' },
       { method: 'GET', path: ITEM, query: { r: 'quorum', pr: '1' }, headers: { accept }, body: '' },
       {
-        method: 'POST', path: COUNTER, query: { w: '2', pw: 'one', dw: 'all', returnbody: 'true' },
+        // Numbers ask two primaries on two nodes, never all: a frozen node must not stall every write.
+        method: 'POST', path: COUNTER, query: { w: 'quorum', pw: 'quorum', dw: 'quorum', node_confirms: '2', returnbody: 'true' },
         headers: { 'content-type': 'application/json', accept: 'application/json' }, body: '{"increment":1}',
       },
       {
-        method: 'PUT', path: ITEM, query: { w: '2', pw: 'one', dw: 'all', returnbody: 'true' },
+        // Items ask every primary replica, on disk, within Riak's own deadline: then every index walk sees them.
+        method: 'PUT', path: ITEM, query: { w: 'all', pw: 'all', dw: 'all', timeout: '3000', returnbody: 'true' },
         headers: {
           'content-type': 'application/json', accept, 'if-none-match': '*',
           'x-riak-index-seq_int': '1', 'x-riak-index-feed_bin': 'alice/0000000000000001', 'x-riak-index-live_int': '1',
         },
         body: JSON.stringify({ id: 'trip-1', owner: 'alice', type: 'trip', data: { name: 'Lisbon' }, rev: item.rev, deleted: false, shares: [], seq: 1, updatedAt: item.updatedAt, revoked: {} }),
       },
-      { method: 'GET', path: FENCE, query: { r: 'quorum', pr: '1' }, headers: { accept }, body: '' },
     ]);
   });
 
-  it('does not acknowledge a write the fence overtook while it was being stored', async () => {
+  it('does not acknowledge a write the fence overtook while it was being stored, and takes it back', async () => {
+    const first = await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { v: 1 } });
+    riak.clearRequests();
     const fenced = JSON.stringify({ mode: 'fenced', epoch: 1, leaseMs: 60_000, fencedAt: 0, by: 'switch-1/fence' });
     riak.respondOnce((r) => r.path === FENCE && riak.requests.some((earlier) => earlier.method === 'PUT'), {
       status: 200, headers: { 'content-type': 'application/json', etag: '"f1"', 'x-riak-vclock': 'ZmVuY2U=' }, body: fenced,
     });
-    const error = await storeError(store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: {} }));
+    const error = await storeError(store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { v: 2 } }));
     expect(error.code).toBe('fenced');
-    expect(riak.requests.map((r) => `${r.method} ${r.path}`)).toEqual([`GET ${FENCE}`, `GET ${ITEM}`, `POST ${COUNTER}`, `PUT ${ITEM}`, `GET ${FENCE}`]);
+    expect(riak.requests.map((r) => `${r.method} ${r.path}`).slice(0, 4)).toEqual([`GET ${FENCE}`, `GET ${ITEM}`, `POST ${COUNTER}`, `PUT ${ITEM}`]);
+    // The item is back as it was: no reader, export or copy keeps a revision its writer was told failed.
+    expect(await store.item('trip-1')).toEqual(first.item);
   });
 
   it('updates with the vector clock and ETag it read, and indexes every user who sees the change', async () => {
@@ -296,7 +380,9 @@ describe('Riak store: the exact requests it makes and how it reads each document
     riak.respondOnce((r) => r.path === ITEM, { status: 503, body: 'request timed out' });
     const read = await storeError(store.get('trip-1', 'alice'));
     expect(read.code).toBe('unavailable');
-    expect(read.message).toMatch(/503: request timed out/);
+    expect(read.message).toMatch(/could not serve GET trip-1 with the replicas asked for \(request timed out\)/);
+    riak.respondOnce((r) => r.path === ITEM, { status: 503, body: 'all vnodes busy' });
+    expect((await storeError(store.get('trip-1', 'alice'))).message).toMatch(/503: all vnodes busy/);
     riak.respondOnce((r) => r.path === COUNTER, { status: 503 });
     expect((await storeError(store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: {} }))).code).toBe('unavailable');
     riak.respondOnce((r) => r.path.includes('/index/'), { status: 503 });
@@ -319,7 +405,7 @@ describe('Riak store: the exact requests it makes and how it reads each document
   });
 
   it('pages secondary index queries with max_results and continuation', async () => {
-    const paged = new RiakStore(new RiakClient(parseRiakUrl(`${riak.url}?bucket=trips&write_deadline_ms=1000`)), { logger, pageSize: 2 });
+    const paged = new RiakStore(new RiakClient(parseRiakUrl(`${riak.url}?bucket=trips&export_grace_ms=1000`)), { logger, pageSize: 2 });
     for (let i = 0; i < 5; i += 1) await paged.put({ id: `t${i}`, owner: 'alice', type: 'trip', data: { i } });
     riak.clearRequests();
     const exported: string[] = [];
@@ -368,7 +454,7 @@ describe('a sync node on SYNC_STORE=riak:', () => {
       expect(await stream.next((m) => m.type === 'change' && m.id === 'trip-9')).toMatchObject({ rev: etag.replaceAll('"', ''), data: { to: 'Faro' } });
       const feed = await call(node, 'GET', '/v1/changes', { token: alice });
       expect(feed.json.changes.map((c: { id: string }) => c.id)).toEqual(['trip-9']);
-      expect(riak.requests.some((r) => r.method === 'PUT' && r.path === '/types/navcloud/buckets/api/keys/trip-9' && r.query.w === 'quorum')).toBe(true);
+      expect(riak.requests.some((r) => r.method === 'PUT' && r.path === '/types/navcloud/buckets/api/keys/trip-9' && r.query.pw === 'all')).toBe(true);
       stream.close();
 
       riak.respondOnce((r) => r.path === '/ping', { status: 503 });
@@ -387,11 +473,13 @@ describe('a sync node on SYNC_STORE=riak:', () => {
 
 describe('riak: store URL', () => {
   it('reads bucket type, bucket, counter type, quorum and timeout from the query string', () => {
-    expect(parseRiakUrl('http://10.0.0.5:8098/riak/?type=nc&bucket=b1&counter_type=ctr&r=quorum&pr=1&w=all&pw=2&dw=one&timeout_ms=500&write_deadline_ms=750')).toEqual({
+    expect(parseRiakUrl('http://10.0.0.5:8098/riak/?type=nc&bucket=b1&counter_type=ctr&r=quorum&pr=1&w=all&pw=2&dw=one&timeout_ms=500&export_grace_ms=750')).toEqual({
       base: 'http://10.0.0.5:8098/riak', bucketType: 'nc', bucket: 'b1', counterType: 'ctr',
-      quorum: { r: 'quorum', pr: '1', w: 'all', pw: '2', dw: 'one' }, timeoutMs: 500, writeDeadlineMs: 750,
+      quorum: { r: 'quorum', pr: '1', w: 'all', pw: '2', dw: 'one' }, timeoutMs: 500, exportGraceMs: 750,
     });
-    expect(parseRiakUrl('http://riak:8098')).toMatchObject({ bucketType: 'navcloud', bucket: 'items', counterType: 'counters', quorum: {}, timeoutMs: 10000, writeDeadlineMs: 2000 });
+    expect(parseRiakUrl('http://riak:8098')).toMatchObject({ bucketType: 'navcloud', bucket: 'items', counterType: 'counters', quorum: {}, timeoutMs: 10000, exportGraceMs: 1000 });
+    // Stacks started before the grace had its name still start.
+    expect(parseRiakUrl('http://riak:8098?write_deadline_ms=2000').exportGraceMs).toBe(2000);
   });
 
   it('names the parameter and what was expected when the URL is wrong', () => {
@@ -400,6 +488,6 @@ describe('riak: store URL', () => {
     expect(() => parseRiakUrl('http://h:8098?bukket=x')).toThrow(/unknown parameter "bukket"/);
     expect(() => parseRiakUrl('http://h:8098?bucket=a/b')).toThrow(/parameter bucket="a\/b" must be 1-64 characters/);
     expect(() => parseRiakUrl('http://h:8098?timeout_ms=5')).toThrow(/timeout_ms="5" must be an integer from 100 to 600000/);
-    expect(() => parseRiakUrl('http://h:8098?write_deadline_ms=1e3')).toThrow(/write_deadline_ms="1e3" must be an integer from 10 to 60000/);
+    expect(() => parseRiakUrl('http://h:8098?export_grace_ms=1e3')).toThrow(/export_grace_ms="1e3" must be an integer from 0 to 60000/);
   });
 });

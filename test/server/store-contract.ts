@@ -6,7 +6,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ExportItemLine } from '../../src/navcloud/protocol.ts';
 import { encodeCursor } from '../../src/navcloud/cursor.ts';
-import { FenceConflict, StoreError, type Clock, type FenceMode, type FenceState, type StoreExport, type StoredItem, type SyncStore } from '../../server/store/port.ts';
+import { FenceConflict, StoreError, type Clock, type FenceMode, type FenceState, type ItemRevision, type StoreExport, type StoredItem, type SyncStore } from '../../server/store/port.ts';
 
 export interface StoreUnderTest {
   store: SyncStore;
@@ -22,6 +22,12 @@ async function rejection<E extends Error>(promise: Promise<unknown>, kind: new (
     throw error;
   }
   throw new Error(`expected a ${kind.name}, the call succeeded`);
+}
+
+async function listRevisions(store: SyncStore): Promise<ItemRevision[]> {
+  const items: ItemRevision[] = [];
+  for await (const item of store.revisionsById()) items.push(item);
+  return items;
 }
 
 const storeError = async (promise: Promise<unknown>): Promise<StoreError['code']> => (await rejection(promise, StoreError)).code;
@@ -195,21 +201,43 @@ export function describeStoreContract(name: string, makeStore: (clock: Clock) =>
       const all = await collect(store.exportSince(0));
       expect(all.map((i) => i.seq)).toEqual([...all.map((i) => i.seq)].sort((x, y) => x - y));
       expect((await collect(store.exportSince(middle))).map((i) => i.id)).toEqual(['c', 'b']);
-      // The data check's export: the same items in the same order, each its id, revision and number only.
-      expect(await collect(store.exportRevisionsSince(0))).toEqual(all.map(({ id, rev, seq }) => ({ id, rev, seq })));
-      expect((await collect(store.exportRevisionsSince(middle))).map((i) => i.id)).toEqual(['c', 'b']);
 
       const target = await makeStore(clock);
       extra.push(target);
       const result = await target.store.import(all.map(lineOf));
       expect(result).toEqual({ applied: 3, skipped: 0, seq: await store.highestSeq() });
       expect(await collect(target.store.exportSince(0))).toEqual(all);
+      // The data check's view, by id: what it copied is the revision it holds; the source copied nothing.
+      const byId = [...all].sort((x, y) => (x.id < y.id ? -1 : 1)).map(({ id, rev, seq }) => ({ id, rev, seq }));
+      expect(await listRevisions(store)).toEqual(byId);
+      expect(await listRevisions(target.store)).toEqual(byId.map((item) => ({ ...item, copiedRev: item.rev })));
+
       for (const user of ['alice', 'bob']) {
         expect(await target.store.changes(user, 0, 100)).toEqual(await store.changes(user, 0, 100));
         expect(await target.store.changes(user, middle, 100)).toEqual(await store.changes(user, middle, 100));
       }
       expect(await target.store.import(all.map(lineOf))).toEqual({ applied: 0, skipped: 3, seq: result.seq });
       expect(await target.store.countItems()).toBe(2);
+      // A local change keeps the copied revision: the check knows the change was made on top of the copy.
+      const changed = await target.store.put({ id: 'c', owner: 'alice', type: 'place', data: { n: 4 } });
+      expect((await listRevisions(target.store)).find((item) => item.id === 'c')).toEqual({ id: 'c', rev: changed.item.rev, seq: changed.item.seq, copiedRev: byId.find((item) => item.id === 'c')!.rev });
+    });
+
+    it('numbers every change after an import above the export\'s cursor, also one past the last item the source stored', async () => {
+      await store.put({ id: 'a', owner: 'alice', type: 'trip', data: {} });
+      await store.put({ id: 'b', owner: 'alice', type: 'trip', data: {} });
+      const source = store.exportSince(0);
+      const target = await makeStore(clock);
+      extra.push(target);
+      await target.store.import((await collect(source)).map(lineOf));
+      // The source took two numbers it never stored (a write the fence refused, a writer that crashed): its cursor is past its last item.
+      const cursor = (await source).through + 2;
+      expect(await target.store.raiseNumbering(cursor)).toBe(cursor);
+      expect(await target.store.raiseNumbering(cursor - 1)).toBe(cursor);
+      const { item } = await target.store.put({ id: 'c', owner: 'alice', type: 'trip', data: {} });
+      expect(item.seq).toBeGreaterThan(cursor);
+      // A copy back since that cursor, as a rollback makes it, carries the new write.
+      expect((await collect(target.store.exportSince(cursor))).map((i) => i.id)).toEqual(['c']);
     });
 
     it('applies only newer revisions on import and moves a local change whose sequence number an import claims', async () => {
@@ -236,6 +264,11 @@ export function describeStoreContract(name: string, makeStore: (clock: Clock) =>
       const older = { ...lineOf(source.find((i) => i.id === 'x')!), rev: '1-000000000000', data: { v: 0 } };
       expect((await target.store.import([older])).skipped).toBe(1);
       expect((await target.store.get('x', 'alice'))?.data).toEqual({ v: 2 });
+      // A revision of the same generation written apart (the copy's source missed this store's): the source is the writer.
+      const apart = { ...lineOf(source.find((i) => i.id === 'x')!), rev: '2-000000000000', data: { v: 'apart' } };
+      expect(apart.rev < (await target.store.get('x', 'alice'))!.rev).toBe(true);
+      expect((await target.store.import([apart])).applied).toBe(1);
+      expect((await target.store.get('x', 'alice'))?.data).toEqual({ v: 'apart' });
       const newer = { ...lineOf(source.find((i) => i.id === 'x')!), rev: '7-abc', data: { v: 7 }, cursor: encodeCursor(result.seq + 5) };
       expect((await target.store.import([newer])).applied).toBe(1);
       expect(await target.store.get('x', 'alice')).toMatchObject({ rev: '7-abc', data: { v: 7 }, seq: result.seq + 5 });

@@ -25,9 +25,8 @@ import { FenceConflict, type FenceChange } from '../../server/store/port.ts';
 import { decide, effectiveMode, lapseOf, OPEN, type FenceRecord, type FenceRequest } from '../../server/store/fence-rules.ts';
 import { DEFAULT_FENCE_LEASE_SECONDS, DEFAULT_MAX_WRITE_PAUSE_SECONDS, type SmokeCheck } from '../../src/switch/contract.ts';
 import { stackName } from '../../src/switch/stack-name.ts';
-import {
-  compareRevisions, type AcknowledgedWrite, type DnsFlip, type NodeFence, type RunSnapshot, type WorldSnapshot,
-} from './invariants.ts';
+import { type AcknowledgedWrite, type DnsFlip, type NodeFence, type RunSnapshot, type WorldSnapshot } from './invariants.ts';
+import { holdsAtLeast } from '../../src/navcloud/revision.ts';
 import type { ActivityDeps, SmokeRunner } from '../../activities/index.ts';
 import { decodeCursor, encodeCursor } from '../../src/navcloud/cursor.ts';
 
@@ -60,7 +59,8 @@ export type CaughtWrite = 'gap' | 'overtaken';
 
 interface FakeStack {
   description: StackDescription;
-  items: Record<string, ExportItemLine>;
+  /** `copiedRev`: the revision last imported, kept by client writes (the data check reads it). */
+  items: Record<string, ExportItemLine & { copiedRev?: string }>;
   seq: number;
   /** The fence as the stack's store holds it, decided as the stores decide (server/store/fence-rules.ts). */
   fence?: FenceRecord;
@@ -479,6 +479,7 @@ export class FakeWorld {
     stack.items[id] = {
       kind: 'item', id, owner: 'u1', type: 'trip', rev, deleted: false, data: { by: name },
       shares: [], cursor: cursorOf(stack.seq), updatedAt: new Date(this.nodeClock(node)).toISOString(),
+      ...(have?.copiedRev === undefined ? {} : { copiedRev: have.copiedRev }),
     };
     (this.state.acks ??= []).push({ id, rev, stack: name, at: this.now() });
     return name;
@@ -713,14 +714,16 @@ export class FakeWorld {
             .sort((a, b) => seqOf(a.cursor) - seqOf(b.cursor));
           const through = stack.seq;
           world.takeCaughtNumber(stack);
-          yield* lines.map((l) => ({ ...l }));
+          yield* lines.map(({ copiedRev: _copied, ...line }) => line);
           yield { kind: 'end', cursor: cursorOf(through), items: lines.length };
         })();
       },
-      async *revisionsSince(since, signal) {
-        for await (const line of this.exportSince(since, signal)) {
-          yield line.kind === 'item' ? { kind: 'revision', id: line.id, rev: line.rev, cursor: line.cursor } : line;
-        }
+      async *revisionsById() {
+        world.check('admin.export', adminUrl);
+        const stack = world.stackOfUrl(adminUrl);
+        const lines = Object.values(stack.items).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+        for (const { id, rev, cursor, copiedRev } of lines) yield { kind: 'revision' as const, id, rev, cursor, ...(copiedRev === undefined ? {} : { copiedRev }) };
+        yield { kind: 'end' as const, cursor: cursorOf(stack.seq), items: lines.length };
       },
       async item(id) {
         world.beforeRequest(adminUrl);
@@ -728,7 +731,7 @@ export class FakeWorld {
         const line = world.stackOfUrl(adminUrl).items[id];
         return line ? { ...line } : undefined;
       },
-      async importLines(lines) {
+      async importLines(lines, _signal, end) {
         world.beforeRequest(adminUrl);
         world.check('admin.import', adminUrl);
         const stack = world.stackOfUrl(adminUrl);
@@ -736,11 +739,13 @@ export class FakeWorld {
         let applied = 0;
         for (const line of lines) {
           const have = stack.items[line.id];
-          if (have && compareRevisions(have.rev, line.rev) >= 0) continue;
-          stack.items[line.id] = line;
+          if (have && holdsAtLeast(have.rev, line.rev)) continue;
+          stack.items[line.id] = { ...line, copiedRev: line.rev };
           stack.seq = Math.max(stack.seq, seqOf(line.cursor));
           applied += 1;
         }
+        // The export's end line: numbers the source took up to its cursor stay taken here (server/http/admin.ts).
+        if (end) stack.seq = Math.max(stack.seq, seqOf(end.cursor));
         const name = stack.description.name;
         (world.state.imported[name] ??= []).push(...lines.map((l) => l.id));
         world.changed(`import ${lines.length} lines into ${name}`);

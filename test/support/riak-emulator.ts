@@ -15,6 +15,12 @@
  * the replica that has not seen it). `addNode()` answers on another port over the same data, as
  * the nodes of one cluster do, so a gate can hold one node's requests against another's.
  *
+ * A node of the cluster can also be down (`nodeDown`), as on Riak's worst day: a write that asks
+ * for all three primaries (pw, w or dw `all`) is stored on the others and answered 503 "PW-value
+ * unsatisfied", one that asks for fewer is acknowledged; either way the node that comes back
+ * (`nodeBack`) serves index queries from its old copy of the object until hinted handoff has run
+ * (`handoff`), so a coverage query misses what was written meanwhile.
+ *
  * Run standalone (`tsx test/support/riak-emulator.ts [port]`), it prints its URL and serves until
  * SIGTERM or SIGINT.
  */
@@ -100,6 +106,10 @@ export class RiakEmulator {
   recording = true;
   /** As the bucket types report it; the emulator always keeps siblings. */
   allowMult = true;
+  /** A node of the cluster is down: writes that ask for every primary replica are refused. */
+  private down = false;
+  /** Objects written while a node was down or before handoff: index queries read their old entries. */
+  private readonly missedByReturningNode = new Map<string, Record<string, string[]>[]>();
 
   constructor(readonly types: { kv: string[]; counter: string[] } = { kv: ['navcloud'], counter: ['counters'] }) {}
 
@@ -149,6 +159,20 @@ export class RiakEmulator {
     object.siblings.push(sibling(Buffer.from(JSON.stringify(value)), 'application/json', indexes));
     object.version += 1;
     this.objects.set(objectId(type, bucket, key), object);
+  }
+
+  nodeDown(): void {
+    this.down = true;
+  }
+
+  /** The node is back, but hands nothing over yet: index queries still read its old copies. */
+  nodeBack(): void {
+    this.down = false;
+  }
+
+  /** Hinted handoff has brought the returning node everything written while it was away. */
+  handoff(): void {
+    this.missedByReturningNode.clear();
   }
 
   siblingCount(type: string, bucket: string, key: string): number {
@@ -231,6 +255,7 @@ export class RiakEmulator {
       const id = objectId(type, bucket, rest[0]!);
       if (request.method === 'GET') return this.fetch(id, request);
       if (request.method === 'PUT') return this.store(id, request, body);
+      if (request.method === 'DELETE') return this.objects.delete(id) ? { status: 204 } : text(404, 'not found\n');
     }
     if (kind === 'index' && (rest.length === 2 || rest.length === 3) && request.method === 'GET') {
       if (!this.types.kv.includes(type)) return text(404, `Unknown bucket type: ${type}\n`);
@@ -248,6 +273,7 @@ export class RiakEmulator {
         if (!Number.isSafeInteger(op.increment)) return text(400, 'Invalid counter operation\n');
         const value = (this.counters.get(id) ?? 0) + (op.increment as number);
         this.counters.set(id, value);
+        if (this.down && asksEveryPrimary(request)) return text(503, 'PW-value unsatisfied: 2/3\n');
         return request.query.returnbody === 'true' ? json(200, { type: 'counter', value }) : { status: 204 };
       }
     }
@@ -298,15 +324,20 @@ export class RiakEmulator {
       indexes[index] = values;
     }
     const value = sibling(body, request.headers['content-type'] ?? 'application/octet-stream', indexes);
+    if (this.down && !this.missedByReturningNode.has(id)) this.missedByReturningNode.set(id, object.siblings.map((s) => s.indexes));
     const descends = request.headers['x-riak-vclock'] === vclockOf(id, object.version);
     object.siblings = descends || !exists ? [value] : [...object.siblings, value];
     object.version += 1;
     this.objects.set(id, object);
+    // Stored on the replicas that answered, refused all the same: as Riak answers a pw it could not meet.
+    if (this.down && asksEveryPrimary(request)) return text(503, 'PW-value unsatisfied: 2/3\n');
     if (request.query.returnbody !== 'true') return { status: 204 };
     return this.fetch(id, { ...request, headers: { ...request.headers, 'if-none-match': '' } });
   }
 
   private index(type: string, bucket: string, index: string, start: string, end: string | undefined, query: Record<string, string>): Answer {
+    // Riak's special index of every key in the bucket, in key order: exact query on any term.
+    if (index === '$bucket' && end === undefined) return this.index(type, bucket, '$bucket_bin', '', '\uffff', { ...query, return_terms: 'false' });
     if (!/_(bin|int)$/.test(index)) return text(400, `Invalid index name: ${index}\n`);
     const numeric = index.endsWith('_int');
     const compare = (a: string, b: string) => (numeric ? Number(a) - Number(b) : a < b ? -1 : a > b ? 1 : 0);
@@ -315,7 +346,9 @@ export class RiakEmulator {
     for (const [id, object] of this.objects) {
       if (!id.startsWith(prefix)) continue;
       const key = id.slice(prefix.length);
-      const terms = new Set((object.laggingIndexes ?? object.siblings.map((s) => s.indexes)).flatMap((indexes) => indexes[index] ?? []));
+      const visible = this.missedByReturningNode.get(id) ?? object.laggingIndexes ?? object.siblings.map((s) => s.indexes);
+      // $bucket lists a key while the replica read has any value of it.
+      const terms = index === '$bucket_bin' ? new Set(visible.length > 0 && object.siblings.length > 0 ? [key] : []) : new Set(visible.flatMap((indexes) => indexes[index] ?? []));
       for (const term of terms) {
         if (end === undefined ? compare(term, start) === 0 : compare(term, start) >= 0 && compare(term, end) <= 0) entries.push([term, key]);
       }
@@ -337,6 +370,10 @@ export class RiakEmulator {
       : { keys: page.map(([, key]) => key) };
     return json(200, continuation ? { ...answer, continuation } : answer);
   }
+}
+
+function asksEveryPrimary(request: RecordedRequest): boolean {
+  return ['w', 'pw', 'dw'].some((name) => request.query[name] === 'all' || request.query[name] === String(N_VAL));
 }
 
 function objectId(type: string, bucket: string, key: string): string {

@@ -196,7 +196,8 @@ describe('fencing tokens: the fence, the commit and the hand-over, against real 
     });
     expect(copy.copied).toBe(3);
     expect(copy.fence.epoch).toBeGreaterThanOrEqual(fence.epoch + 2);
-    await sleep(1_500);
+    // A renewal that outlived the copy would land within one renewal period (1 s).
+    await sleep(1_100);
     // No renewal outlived the copy: the fence is as the copy left it, lease running down.
     expect(await adminOf(from).fenceState()).toMatchObject({ mode: 'fenced', epoch: copy.fence.epoch });
     const ceiling = await step('copy-2').run(activities.copyUnderFence, {

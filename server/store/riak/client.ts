@@ -7,7 +7,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { StoreError } from '../port.ts';
-import type { RiakConfig } from './config.ts';
+import type { RiakConfig, RiakQuorum } from './config.ts';
 import { boundaryOf, parseMultipart } from './multipart.ts';
 
 export interface RiakValue {
@@ -30,6 +30,10 @@ export interface StoreRequest {
   /** `*`: only if the key holds nothing; an etag: only if the object is still that version. */
   ifNoneMatch?: '*';
   ifMatch?: string;
+  /** Overrides the store URL's w, pw and dw for this write. */
+  quorum?: RiakQuorum;
+  /** Riak's own deadline for this write (its `timeout` parameter): it answers 503 "request timed out" after it. */
+  timeoutMs?: number;
 }
 
 export type StoreResult =
@@ -84,7 +88,7 @@ export class RiakClient {
   }
 
   async store(bucket: string, key: string, request: StoreRequest): Promise<StoreResult> {
-    const { w, pw, dw } = this.config.quorum;
+    const { w, pw, dw, node_confirms } = { ...this.config.quorum, ...request.quorum };
     const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'multipart/mixed, application/json' };
     if (request.vclock) headers['x-riak-vclock'] = request.vclock;
     if (request.ifNoneMatch) headers['if-none-match'] = request.ifNoneMatch;
@@ -92,7 +96,8 @@ export class RiakClient {
     for (const [name, values] of Object.entries(request.indexes)) {
       if (values.length > 0) headers[`x-riak-index-${name}`] = values.join(', ');
     }
-    const response = await this.send('PUT', this.objectPath(bucket, key), { w, pw, dw, returnbody: 'true' }, headers, request.body);
+    const timeout = request.timeoutMs === undefined ? undefined : String(request.timeoutMs);
+    const response = await this.send('PUT', this.objectPath(bucket, key), { w, pw, dw, node_confirms, timeout, returnbody: 'true' }, headers, request.body, request.timeoutMs);
     const vclock = header(response, 'x-riak-vclock');
     switch (response.status) {
       case 200:
@@ -106,6 +111,13 @@ export class RiakClient {
       default:
         throw this.unexpected('PUT', key, response);
     }
+  }
+
+  /** Deletes the object written over the version `vclock` names (Riak keeps a tombstone; reads answer 404). */
+  async remove(bucket: string, key: string, vclock: string | undefined, quorum?: RiakQuorum): Promise<void> {
+    const { w, pw, dw, node_confirms } = { ...this.config.quorum, ...quorum };
+    const response = await this.send('DELETE', this.objectPath(bucket, key), { w, pw, dw, node_confirms }, vclock ? { 'x-riak-vclock': vclock } : {});
+    if (response.status !== 204 && response.status !== 404) throw this.unexpected('DELETE', key, response);
   }
 
   /** One page of an exact (`end` omitted) or inclusive range query, sorted by term then key. */
@@ -134,10 +146,13 @@ export class RiakClient {
     return `/types/${enc(this.config.counterType)}/buckets/${enc(this.config.bucket)}/datatypes/${enc(key)}`;
   }
 
-  /** Adds `by` and answers the counter's value after the increment. */
-  async increment(key: string, by: number): Promise<number> {
-    const { w, pw, dw } = this.config.quorum;
-    const response = await this.send('POST', this.counterPath(key), { w, pw, dw, returnbody: 'true' },
+  /**
+   * Adds `by` and answers the counter's value after the increment: Riak merges the replicas that
+   * answered, so with pw at least quorum it counts every increment acknowledged before this one.
+   */
+  async increment(key: string, by: number, quorum?: RiakQuorum): Promise<number> {
+    const { w, pw, dw, node_confirms } = { ...this.config.quorum, ...quorum };
+    const response = await this.send('POST', this.counterPath(key), { w, pw, dw, node_confirms, returnbody: 'true' },
       { 'content-type': 'application/json', accept: 'application/json' }, JSON.stringify({ increment: by }));
     if (response.status !== 200 && response.status !== 201) throw this.unexpected('POST', `counter ${key}`, response);
     return counterValue(response.body, key);
@@ -172,6 +187,9 @@ export class RiakClient {
 
   private unexpected(method: string, what: string, response: Response): Error {
     const detail = response.body.toString('utf8').slice(0, 300).trim();
+    if (response.status === 503 && QUORUM_UNMET.test(detail)) {
+      return new RiakQuorumUnmet(`Riak could not serve ${method} ${what} with the replicas asked for (${detail})`);
+    }
     if (response.status >= 500) {
       return new StoreError('unavailable', `Riak could not serve ${method} ${what} (${response.status}${detail ? `: ${detail}` : ''})`);
     }
@@ -181,21 +199,36 @@ export class RiakClient {
     return new Error(`Riak answered ${method} ${what} with an unexpected ${response.status}${detail ? `: ${detail}` : ''}`);
   }
 
-  private send(method: string, path: string, query: Record<string, string | undefined>, headers: Record<string, string>, body?: string): Promise<Response> {
+  private send(method: string, path: string, query: Record<string, string | undefined>, headers: Record<string, string>, body?: string, riakTimeoutMs?: number): Promise<Response> {
+    // Riak's own deadline answers first; the socket's is the backstop for a node that answers nothing.
+    const socketTimeoutMs = riakTimeoutMs === undefined ? this.config.timeoutMs : Math.min(this.config.timeoutMs, riakTimeoutMs + 1_000);
     const search = new URLSearchParams();
     for (const [name, value] of Object.entries(query)) if (value !== undefined) search.set(name, value);
     const target = `${this.config.base}${path}${search.size > 0 ? `?${search}` : ''}`;
     return new Promise((resolve, reject) => {
-      const request = this.transport.request(target, { method, headers, agent: this.agent, timeout: this.config.timeoutMs }, (response) => {
+      const request = this.transport.request(target, { method, headers, agent: this.agent, timeout: socketTimeoutMs }, (response) => {
         const chunks: Buffer[] = [];
         response.on('data', (chunk: Buffer) => chunks.push(chunk));
         response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks) }));
         response.on('error', (error) => reject(unreachable(method, path, error)));
       });
-      request.on('timeout', () => request.destroy(new Error(`no answer within ${this.config.timeoutMs} ms`)));
+      request.on('timeout', () => request.destroy(new Error(`no answer within ${socketTimeoutMs} ms`)));
       request.on('error', (error) => reject(unreachable(method, path, error)));
       request.end(body);
     });
+  }
+}
+
+/** Riak's answers when it could not reach the replicas a request asked for (riak_kv_wm_object). */
+const QUORUM_UNMET = /^(PW|W|DW|PR|R)-value unsatisfied|^request timed out|^Too Many write failures/;
+
+/**
+ * Riak could not reach the replicas asked for, in time: a node is down, stopped or frozen. A write
+ * that got this answer may still have been stored on the replicas that did answer.
+ */
+export class RiakQuorumUnmet extends StoreError {
+  constructor(message: string) {
+    super('unavailable', message);
   }
 }
 

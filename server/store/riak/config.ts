@@ -1,9 +1,11 @@
 /**
  * The `riak:` store URL: `http://HOST:8098[/PREFIX]?type=navcloud&bucket=items&counter_type=counters
- * &r=quorum&pr=1&w=quorum&pw=1&dw=1&timeout_ms=10000&write_deadline_ms=2000`. Every parameter is
+ * &r=quorum&pr=1&w=quorum&pw=1&dw=1&timeout_ms=10000&export_grace_ms=1000`. Every parameter is
  * optional; quorum values left out are the bucket type's own defaults (docs/riak.md says which to
- * choose). `write_deadline_ms` bounds the time from taking a sequence number to the object being
- * stored: a slower write is not acknowledged, and every export waits that long before it reads.
+ * choose). `r` and `pr` apply to every read, `w`, `pw` and `dw` to the fence object: item writes and
+ * numbers choose their own (riak/store.ts). `export_grace_ms` is how long an export lets writes in
+ * flight land before it vouches for their numbers; a write still in flight after it is not
+ * acknowledged (its former name, write_deadline_ms, is still read).
  */
 export interface RiakQuorum {
   r?: string;
@@ -11,6 +13,8 @@ export interface RiakQuorum {
   w?: string;
   pw?: string;
   dw?: string;
+  /** Replicas on this many different nodes must have answered a write (not settable in the URL). */
+  node_confirms?: string;
 }
 
 export interface RiakConfig {
@@ -23,11 +27,14 @@ export interface RiakConfig {
   counterType: string;
   quorum: RiakQuorum;
   timeoutMs: number;
-  writeDeadlineMs: number;
+  /** How long an export lets writes in flight land before it raises the export watermark (riak/watermark.ts). */
+  exportGraceMs: number;
 }
 
 const QUORUM_NAMES = ['r', 'pr', 'w', 'pw', 'dw'] as const;
-const KNOWN = new Set<string>(['type', 'bucket', 'counter_type', 'timeout_ms', 'write_deadline_ms', ...QUORUM_NAMES]);
+/** What `export_grace_ms` was called before exports kept a watermark: stacks started with it still start. */
+const FORMER_GRACE = 'write_deadline_ms';
+const KNOWN = new Set<string>(['type', 'bucket', 'counter_type', 'timeout_ms', 'export_grace_ms', FORMER_GRACE, ...QUORUM_NAMES]);
 /** Riak's symbolic quorum values, or a replica count. */
 const QUORUM_VALUE = /^(one|quorum|all|default|[0-9]{1,2})$/;
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -72,6 +79,6 @@ export function parseRiakUrl(url: string): RiakConfig {
     counterType: name('counter_type', 'counters'),
     quorum,
     timeoutMs: milliseconds('timeout_ms', 10_000, 100, 600_000),
-    writeDeadlineMs: milliseconds('write_deadline_ms', 2_000, 10, 60_000),
+    exportGraceMs: milliseconds(parsed.searchParams.has('export_grace_ms') || !parsed.searchParams.has(FORMER_GRACE) ? 'export_grace_ms' : FORMER_GRACE, 1_000, 0, 60_000),
   };
 }

@@ -7,43 +7,52 @@
  * claims), `feed_bin` = `<user>/<seq>` once per user who sees the change (owner, sharees, former
  * sharees at their revocation), `inbox_bin` (live sharees) and `live_int` (counting).
  *
+ * Items are stored on all three primary replicas, or, when Riak cannot (a node down, stopped or
+ * frozen), degraded: their number recorded in the degraded log first (riak/degraded.ts, storeItem),
+ * so an export, whose index walk reads one replica per partition, still finds them.
+ *
  * Sequence numbers come from a counter data type. Writes are read-modify-write carrying the
  * vector clock they read, guarded by `If-Match` on the version read (or `If-None-Match: *` when the
  * key was empty), retried when Riak answers 412. Siblings left by concurrent writers are resolved
  * the same way on every node (highest revision, then highest seq, then the larger JSON) and the
  * winner is written back under a fresh sequence number, so every feed sees the settled state.
  *
- * The fence is a key read before every write and again after the write is stored, and a write
- * is acknowledged only if the fence was still open then. So every acknowledged write was stored
- * before fence() wrote the fence, its number is at or below the one fence() answered, and an
- * export made after the fence contains it. A write the fence overtook is answered 'fenced' although
- * Riak holds it: the client retries it on the next stack, and the last delta of a switch may carry
- * it there too, which costs a revision, never a write. The fence object itself is riak/fence.ts.
+ * The fence is a key read before every write and again after the write is stored, with the export
+ * watermark (riak/watermark.ts): a write is acknowledged only if the fence was still open then and
+ * no export had vouched for its number; otherwise it is taken back. So every acknowledged write was
+ * stored before fence() wrote the fence and before any export whose cursor covers its number read
+ * anything. The fence object itself is riak/fence.ts.
  *
- * A number is taken before its item is stored, so exports use a write deadline instead of the
- * counter as their cursor (exportSince). For the length of one write a client's feed may still show
- * seq N+1 while N is on its way: a client that moved its cursor past N in that window does not see
- * N until the item changes again. Counter increments coordinated by different vnodes during a
- * partition may also hand out one number twice. docs/riak.md has the whole story: which quorum
- * settings these guarantees need and what Riak cannot promise.
+ * For the length of one write a client's feed may still show seq N+1 while N is on its way: a
+ * client that moved its cursor past N in that window does not see N until the item changes again.
+ * Concurrent counter increments may hand out one number twice. docs/riak.md has the whole story:
+ * which quorum settings these guarantees need and what Riak cannot promise.
  */
 import type { ExportItemLine } from '../../../src/navcloud/protocol.ts';
 import type { Logger } from '../../../src/logging.ts';
 import { decodeCursor } from '../../../src/navcloud/cursor.ts';
-import { compareRevisions, nextRevision } from '../../../src/navcloud/revision.ts';
+import { compareRevisions, holdsAtLeast, nextRevision } from '../../../src/navcloud/revision.ts';
+import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   PAGE_BYTES, StoreError, type Clock, type FenceChange, type FenceState, type ItemRevision, type PutItem, type StoreExport, type StoredChange,
   type StoredItem, type SyncStore,
 } from '../port.ts';
-import { RiakClient, type FetchResult, type RiakValue } from './client.ts';
+import { RiakClient, RiakQuorumUnmet, type FetchResult, type RiakValue, type StoreResult } from './client.ts';
+import type { RiakQuorum } from './config.ts';
+import { DegradedLog } from './degraded.ts';
 import { RiakFence } from './fence.ts';
+import { Numbering } from './numbering.ts';
+import { SharedRead } from './shared-read.ts';
+import { ExportWatermark } from './watermark.ts';
 import { parseRiakUrl } from './config.ts';
 
 /** What one Riak object holds. */
 export interface ItemRecord extends StoredItem {
   /** Former sharees and the sequence number of their revocation. */
   revoked: Record<string, number>;
+  /** The revision last imported (ItemRevision.copiedRev); local changes carry it on. */
+  copiedRev?: string;
 }
 
 interface Read<T> {
@@ -53,9 +62,22 @@ interface Read<T> {
   etag?: string;
   /** More than one value: the record is the resolved winner, not yet written back. */
   siblings: number;
+  /** Every sibling is the same record: the same write stored twice, nothing to decide. */
+  identical?: boolean;
 }
 
-const SEQ_COUNTER = 'seq';
+/** A write on every primary replica, on disk: what makes an index walk see it (see storeItem). */
+const WHOLE: RiakQuorum = { w: 'all', pw: 'all', dw: 'all' };
+/** What a degraded write, a log entry or a number asks for: two primaries on two different nodes. */
+const DEGRADED: RiakQuorum = { w: 'quorum', pw: 'quorum', dw: 'quorum', node_confirms: '2' };
+/**
+ * How long the whole attempt may take at most before the write goes the degraded way: long enough
+ * that a busy cluster's slowest writes are not taken for a node that stopped answering (a frozen node
+ * costs the first writes this long, then the store writes degraded until a probe succeeds).
+ */
+const WHOLE_ATTEMPT_MS = 3_000;
+/** How often a degraded store probes whether Riak stores on every primary again: a load peak that timed one write out passes in seconds. */
+const PROBE_EVERY_MS = 1_000;
 const SEQ_DIGITS = 16;
 const MAX_SEQ = Number.MAX_SAFE_INTEGER;
 const WRITE_ATTEMPTS = 4;
@@ -63,6 +85,10 @@ const WRITE_ATTEMPTS = 4;
 const MAX_PAGES = 10_000;
 /** Items read at once for the feed and the inbox: a page holds at most maxBytes plus this many items. */
 const FEED_READ_BATCH = 8;
+/** Items an export reads at once: enough requests in flight to keep the cluster busy, few enough 256 KiB items to hold (8 MiB). */
+const EXPORT_READ_BATCH = 32;
+/** Import lines applied at once, for the same reason. */
+const IMPORT_CONCURRENCY = 32;
 
 export interface RiakStoreOptions {
   logger: Logger;
@@ -70,6 +96,8 @@ export interface RiakStoreOptions {
   pageSize?: number;
   /** Measures the fence lease on this monotonic clock (performance.now by default). */
   clock?: Clock;
+  /** How often a degraded store looks whether Riak stores on every primary again (1 s). */
+  probeEveryMs?: number;
 }
 
 /**
@@ -96,15 +124,24 @@ export class RiakStore implements SyncStore {
   private readonly bucket: string;
   private readonly page: number;
   private readonly fenceOf: RiakFence;
+  private readonly degradedLog: DegradedLog;
+  private readonly degradedMode: DegradedMode;
+  private readonly numbering: Numbering;
+  private readonly watermark: ExportWatermark;
+  /** Looks at the fence shared by writes that look together (a busy node reads it once per batch of writes). */
+  private readonly fenceChecks: SharedRead<void>;
 
   constructor(private readonly riak: RiakClient, options: RiakStoreOptions) {
     this.page = options.pageSize ?? 500;
     this.log = options.logger.child({ component: 'riak-store', bucketType: riak.config.bucketType, bucket: riak.config.bucket });
     this.bucket = riak.config.bucket;
-    this.fenceOf = new RiakFence(riak, `${riak.config.bucket}.meta`, options.clock ?? (() => performance.now()), this.log, () => this.highestSeq());
-    if (riak.config.quorum.w !== 'all') {
-      this.log.warn({ w: riak.config.quorum.w ?? 'bucket default' }, 'writes are acknowledged before every replica has them, so an export (one replica per partition) may miss one: use w=all (docs/riak.md)');
-    }
+    const metaBucket = `${riak.config.bucket}.meta`;
+    this.fenceOf = new RiakFence(riak, metaBucket, options.clock ?? (() => performance.now()), this.log, () => this.highestSeq());
+    this.degradedLog = new DegradedLog(riak, metaBucket, DEGRADED, this.log);
+    this.numbering = new Numbering(riak, DEGRADED);
+    this.watermark = new ExportWatermark(riak, metaBucket, DEGRADED);
+    this.fenceChecks = new SharedRead(() => this.fenceOf.assertOpen());
+    this.degradedMode = new DegradedMode(riak, metaBucket, options.probeEveryMs ?? PROBE_EVERY_MS, this.log);
   }
 
   async checkBucketTypes(): Promise<void> {
@@ -162,6 +199,7 @@ export class RiakStore implements SyncStore {
         seq,
         updatedAt: new Date().toISOString(),
         revoked: live ? live.revoked : {},
+        ...(existing?.copiedRev === undefined ? {} : { copiedRev: existing.copiedRev }),
       });
     });
     return { item: toItem(record), created };
@@ -246,81 +284,136 @@ export class RiakStore implements SyncStore {
 
   /**
    * A number is taken before its object is stored, so the counter alone is no cursor: a write may
-   * hold a number below it and not be stored yet. Every write is acknowledged only if it stored its
-   * object within the write deadline of taking its number, so once the deadline has passed since
-   * the counter was read, every acknowledged write at or below it is stored; the walk then stops
-   * at that number, and the next export starts there.
+   * hold a number below it and not be stored yet. The export raises the watermark to the counter
+   * before it reads (after a grace for the writes in flight): every write acknowledged with a number
+   * at or below it was stored before that, and the walk stops at that number, where the next export
+   * starts.
+   *
+   * The walk reads one replica per partition, which sees every whole write (storeItem). Degraded
+   * writes are read from the degraded log instead, and their items by key at quorum; they take
+   * their place in the walk's order.
    */
   async exportSince(since: number): Promise<StoreExport> {
     const through = await this.highestSeq();
-    await sleep(this.riak.config.writeDeadlineMs);
-    return { through, items: this.walkExport(since, through) };
+    // Writes in flight with a number at or below `through` get the grace to be stored; one still in
+    // flight after the watermark is raised is refused when it looks (acknowledgeable).
+    await sleep(this.riak.config.exportGraceMs);
+    await this.watermark.raise(through);
+    const degraded = await this.degradedSince(since, through);
+    return { through, items: this.walkExport(since, through, degraded) };
   }
 
-  /** Riak keeps an item's revision in its object: the walk reads the objects, and only the answer is smaller. */
-  async exportRevisionsSince(since: number): Promise<StoreExport<ItemRevision>> {
-    const { through, items } = await this.exportSince(since);
-    return { through, items: revisionsOf(items) };
+  /**
+   * Every key of the bucket in key order (the `$bucket` index: not the export's walk by number),
+   * with the keys of the degraded log merged in, each item read by key at quorum.
+   */
+  async *revisionsById(): AsyncIterable<ItemRevision> {
+    const logged = [...new Set((await this.degradedLog.entries()).map(([, id]) => id))].sort();
+    const keys = mergeKeys(this.walk('$bucket', '_', undefined), logged);
+    let batch: string[] = [];
+    for await (const key of keys) {
+      batch.push(key);
+      if (batch.length < EXPORT_READ_BATCH) continue;
+      yield* this.revisionsOf(batch);
+      batch = [];
+    }
+    yield* this.revisionsOf(batch);
   }
 
-  private async *walkExport(since: number, through: number): AsyncIterable<StoredItem> {
+  private async *revisionsOf(keys: string[]): AsyncIterable<ItemRevision> {
+    for (const record of await this.readMany(keys)) if (record) yield revisionOf(record);
+  }
+
+  /** The items of degraded writes numbered in (since, through], as they are now if still in that range, in number order. */
+  private async degradedSince(since: number, through: number): Promise<ItemRecord[]> {
+    const ids = new Set<string>();
+    for (const [seq, id] of await this.degradedLog.entries()) if (seq > since && seq <= through) ids.add(id);
+    const records: ItemRecord[] = [];
+    const all = [...ids];
+    for (let start = 0; start < all.length; start += EXPORT_READ_BATCH) {
+      for (const record of await this.readMany(all.slice(start, start + EXPORT_READ_BATCH))) {
+        if (record && record.seq > since && record.seq <= through) records.push(record);
+      }
+    }
+    return records.sort((a, b) => a.seq - b.seq);
+  }
+
+  private async *walkExport(since: number, through: number, degraded: ItemRecord[]): AsyncIterable<StoredItem> {
     if (through <= since) return;
+    const fromLog = new Set(degraded.map((record) => record.id));
+    let next = 0;
     let continuation: string | undefined;
     for (let page = 0; page < MAX_PAGES; page += 1) {
       const found = await this.riak.index(this.bucket, 'seq_int', since + 1, through, this.page, continuation);
+      const entries = found.results.filter(([, key]) => !fromLog.has(key));
       // Read a few at a time: a page of 256 KiB items must not be held in memory at once.
-      for (let start = 0; start < found.results.length; start += FEED_READ_BATCH) {
-        const batch = found.results.slice(start, start + FEED_READ_BATCH);
+      for (let start = 0; start < entries.length; start += EXPORT_READ_BATCH) {
+        const batch = entries.slice(start, start + EXPORT_READ_BATCH);
         const records = await this.readMany(batch.map(([, key]) => key));
         for (const [index, [term]] of batch.entries()) {
           const record = records[index];
           // Yielded at its current number only; an entry it has moved on from is stale.
-          if (record && record.seq === Number(term)) yield toItem(record);
+          if (!record || record.seq !== Number(term)) continue;
+          for (; next < degraded.length && degraded[next]!.seq <= record.seq; next++) yield toItem(degraded[next]!);
+          yield toItem(record);
         }
       }
       continuation = found.continuation;
-      if (!continuation) return;
+      if (!continuation) {
+        for (; next < degraded.length; next++) yield toItem(degraded[next]!);
+        return;
+      }
     }
     throw new Error(`export since ${since} did not finish within ${MAX_PAGES} pages of ${this.page}`);
   }
 
+  /**
+   * Lines are applied side by side (IMPORT_CONCURRENCY at a time; one item's lines in order): each
+   * is a quorum read and a store, and Riak serves many at once. The numbering is raised once, to the
+   * batch's highest number. Only a line numbered at or below what this store had before may claim
+   * the number of a local change (a smoke test on a stack not yet live), which then moves after.
+   */
   async import(lines: ExportItemLine[]): Promise<{ applied: number; skipped: number; seq: number }> {
     const numbered = lines.map((line) => {
       const seq = decodeCursor(line.cursor);
       if (seq === undefined || seq === 0) throw new Error(`import line for item ${line.id} has an invalid cursor ${JSON.stringify(line.cursor)}`);
       return { line, seq };
     });
-    let counter = await this.highestSeq();
+    const before = await this.highestSeq();
+    const top = Math.max(0, ...numbered.map(({ seq }) => seq));
+    let counter = top > before ? await this.numbering.add(top - before) : before;
     let applied = 0;
-    let skipped = 0;
-    for (const { line, seq } of numbered) {
-      const read = await this.readItem(line.id);
-      const existing = read.record;
-      if (existing && compareRevisions(line.rev, existing.rev) <= 0) {
-        skipped += 1;
-        continue;
+    const byItem = new Map<string, typeof numbered>();
+    for (const entry of numbered) byItem.set(entry.line.id, [...(byItem.get(entry.line.id) ?? []), entry]);
+    await inParallel([...byItem.values()], IMPORT_CONCURRENCY, async (ofItem) => {
+      for (const { line, seq } of ofItem) {
+        const read = await this.readItem(line.id);
+        const existing = read.record;
+        if (existing && holdsAtLeast(existing.rev, line.rev)) continue;
+        if (seq <= before) counter = Math.max(counter, await this.moveOccupant(seq, line.id));
+        const record: ItemRecord = {
+          id: line.id,
+          owner: line.owner,
+          type: line.type,
+          rev: line.rev,
+          deleted: line.deleted,
+          shares: [...line.shares],
+          seq,
+          updatedAt: line.updatedAt,
+          revoked: importedRevocations(existing, line, seq),
+          copiedRev: line.rev,
+        };
+        if (!line.deleted && line.data !== undefined) record.data = line.data;
+        await this.storeRecord(record, read.vclock);
+        applied += 1;
       }
-      if (seq > counter) {
-        counter = await this.riak.increment(SEQ_COUNTER, seq - counter);
-      } else {
-        counter = await this.moveOccupant(seq, line.id, counter);
-      }
-      const record: ItemRecord = {
-        id: line.id,
-        owner: line.owner,
-        type: line.type,
-        rev: line.rev,
-        deleted: line.deleted,
-        shares: [...line.shares],
-        seq,
-        updatedAt: line.updatedAt,
-        revoked: importedRevocations(existing, line, seq),
-      };
-      if (!line.deleted && line.data !== undefined) record.data = line.data;
-      await this.storeRecord(line.id, record, read.vclock);
-      applied += 1;
-    }
-    return { applied, skipped, seq: counter };
+    });
+    return { applied, skipped: lines.length - applied, seq: counter };
+  }
+
+  async raiseNumbering(through: number): Promise<number> {
+    const counter = await this.highestSeq();
+    return counter >= through ? counter : this.numbering.add(through - counter);
   }
 
   fence(change: FenceChange & { leaseMs: number }): Promise<FenceState> {
@@ -340,7 +433,7 @@ export class RiakStore implements SyncStore {
   }
 
   highestSeq(): Promise<number> {
-    return this.riak.counter(SEQ_COUNTER);
+    return this.numbering.highest();
   }
 
   async countItems(): Promise<number> {
@@ -354,6 +447,7 @@ export class RiakStore implements SyncStore {
   }
 
   async close(): Promise<void> {
+    this.degradedMode.stop();
     this.riak.close();
   }
 
@@ -385,67 +479,121 @@ export class RiakStore implements SyncStore {
    */
   private async write(id: string, decide: (existing: ItemRecord | undefined) => ItemRecord | ((seq: number) => ItemRecord)): Promise<ItemRecord> {
     for (let attempt = 1; attempt <= WRITE_ATTEMPTS; attempt += 1) {
-      await this.fenceOf.assertOpen();
+      // Refused at once while fenced (no number taken, not even for a change that changes nothing);
+      // the look that decides comes after the store.
+      await this.fenceChecks.since(performance.now());
       const read = await this.readItem(id);
       const decision = decide(read.record);
       if (typeof decision !== 'function') return decision;
-      const numbered = performance.now();
-      const record = decision(await this.riak.increment(SEQ_COUNTER, 1));
-      const stored = await this.riak.store(this.bucket, id, {
-        body: JSON.stringify(record),
-        vclock: read.vclock,
-        indexes: indexesOf(record),
-        ...(read.record ? (read.etag ? { ifMatch: read.etag } : {}) : { ifNoneMatch: '*' as const }),
-      });
+      const record = decision(await this.numbering.take());
+      const precondition = read.record ? (read.etag ? { ifMatch: read.etag } : {}) : { ifNoneMatch: '*' as const };
+      const stored = await this.storeItem(record, read.vclock, precondition);
       if (stored.kind === 'precondition-failed') {
         this.log.debug({ id, attempt }, 'item changed between read and write; retrying');
         continue;
-      }
-      const took = performance.now() - numbered;
-      if (took > this.riak.config.writeDeadlineMs) {
-        // An export that read the counter after this number was taken may have walked past it already.
-        this.log.warn({ id, seq: record.seq, tookMs: Math.round(took) }, 'write stored after its deadline; not acknowledged');
-        throw new StoreError('unavailable', `item ${id} was stored ${Math.round(took)} ms after it took sequence number ${record.seq}, later than the write deadline of ${this.riak.config.writeDeadlineMs} ms: not acknowledged, retry it`);
       }
       if (stored.values.length > 1) {
         this.log.warn({ id, siblings: stored.values.length }, 'concurrent writes left siblings; settling them');
         await this.settle(id, { ...resolveValues(id, stored.values), vclock: stored.vclock, siblings: stored.values.length });
       }
-      await this.fenceOf.assertOpen();
+      await this.acknowledgeable(record, read, stored.vclock);
       return record;
     }
     throw new StoreError('unavailable', `item ${id} kept changing during ${WRITE_ATTEMPTS} write attempts; try again`);
   }
 
-  /** Writes the resolved winner of siblings back under a fresh number; while fenced, reads resolve it in memory only. */
+  /**
+   * A stored write is acknowledged only if, read after its object was stored, the fence is open and
+   * no export has vouched for its number (the export watermark): then every export whose cursor is
+   * at or above its number began after it was stored, and the fence cannot have been written before
+   * it. Otherwise it is taken back and refused.
+   */
+  private async acknowledgeable(record: ItemRecord, before: Read<ItemRecord>, vclock: string | undefined): Promise<void> {
+    const storedAt = performance.now();
+    const [fence, watermark] = await Promise.allSettled([this.fenceChecks.since(storedAt), this.watermark.asOf(storedAt)]);
+    if (fence.status === 'rejected' || watermark.status === 'rejected') {
+      // Refused, or the fence or watermark could not be read: either way this write is not acknowledged.
+      await this.takeBack(record, before, vclock);
+      throw fence.status === 'rejected' ? fence.reason : (watermark as PromiseRejectedResult).reason;
+    }
+    if (record.seq <= watermark.value) {
+      this.log.warn({ id: record.id, seq: record.seq, watermark: watermark.value }, 'an export vouched for this write\'s number before its object was stored; not acknowledged');
+      await this.takeBack(record, before, vclock);
+      throw new StoreError('unavailable', `item ${record.id} took sequence number ${record.seq}, which an export had passed by the time it was stored: not acknowledged, retry it`);
+    }
+  }
+
+  /**
+   * Puts an item back as it was before a write that stored its object but is refused: no export,
+   * copy or reader is left with a revision whose writer was told it failed. Best effort: a write of
+   * the item in between makes siblings, which settle as any others do.
+   */
+  private async takeBack(record: ItemRecord, before: Read<ItemRecord>, vclock: string | undefined): Promise<void> {
+    try {
+      if (before.record) await this.storeItem(before.record, vclock);
+      else await this.riak.remove(this.bucket, record.id, vclock, DEGRADED);
+    } catch (error) {
+      this.log.warn({ err: error, id: record.id, seq: record.seq }, 'could not take back a refused write: Riak keeps it');
+    }
+  }
+
+  /**
+   * Writes the resolved winner of siblings back under a fresh number, so every feed sees the settled
+   * state; siblings that are one and the same record (a write stored twice) collapse without one.
+   * While fenced, reads resolve it in memory only.
+   */
   private async settle(id: string, read: Read<ItemRecord>): Promise<ItemRecord | undefined> {
     let current = read;
     for (let attempt = 1; attempt <= WRITE_ATTEMPTS && current.siblings > 1 && current.record; attempt += 1) {
       if (!(await this.fenceOf.isOpen())) return current.record;
-      const winner: ItemRecord = { ...current.record, seq: await this.riak.increment(SEQ_COUNTER, 1) };
-      const stored = await this.riak.store(this.bucket, id, { body: JSON.stringify(winner), vclock: current.vclock, indexes: indexesOf(winner) });
+      const winner: ItemRecord = current.identical ? current.record : { ...current.record, seq: await this.numbering.take() };
+      const stored = await this.storeItem(winner, current.vclock);
       if (stored.kind === 'stored' && stored.values.length <= 1) return winner;
       current = await this.readItem(id);
     }
     return current.record;
   }
 
-  /** Moves a local change off a sequence number an import claims; answers the counter after. */
-  private async moveOccupant(seq: number, importedId: string, counter: number): Promise<number> {
+  /**
+   * Stores an item's object on all three primary replicas (pw=all, dw=all): then every index walk
+   * finds it. When Riak cannot (a node down, stopped or frozen), the write is degraded: its number
+   * goes into the degraded log first, which exports read, and only then is the object stored on two
+   * primaries of two different nodes. After one degraded answer the store stays degraded until a probe stores on every
+   * primary again. The degraded store carries no precondition: the whole attempt may have landed on
+   * the replicas that answered, and would then fail its own If-Match; a concurrent writer leaves
+   * siblings, settled like any others.
+   */
+  private async storeItem(record: ItemRecord, vclock: string | undefined, precondition: { ifMatch?: string; ifNoneMatch?: '*' } = {}): Promise<StoreResult> {
+    const request = { body: JSON.stringify(record), vclock, indexes: indexesOf(record) };
+    if (!this.degradedMode.on) {
+      try {
+        return await this.riak.store(this.bucket, record.id, { ...request, ...precondition, quorum: WHOLE, timeoutMs: WHOLE_ATTEMPT_MS });
+      } catch (error) {
+        if (!(error instanceof RiakQuorumUnmet)) throw error;
+        this.degradedMode.enter(error.message);
+      }
+    }
+    await this.degradedLog.record([[record.seq, record.id]], this.riak.config.timeoutMs);
+    return this.riak.store(this.bucket, record.id, { ...request, quorum: DEGRADED });
+  }
+
+  /** Moves a local change off a sequence number an import claims; answers the number it moved to, or 0. */
+  private async moveOccupant(seq: number, importedId: string): Promise<number> {
+    let moved = 0;
     for await (const [, key] of this.walk('seq_int', seq, seq)) {
       if (key === importedId) continue;
       const read = await this.readItem(key);
       if (!read.record || read.record.seq !== seq) continue;
-      counter = await this.riak.increment(SEQ_COUNTER, 1);
-      this.log.info({ id: key, from: seq, to: counter }, 'import claims the sequence number of a local change; moving it after');
-      await this.storeRecord(key, { ...read.record, seq: counter }, read.vclock);
+      moved = await this.numbering.take();
+      this.log.info({ id: key, from: seq, to: moved }, 'import claims the sequence number of a local change; moving it after');
+      await this.storeRecord({ ...read.record, seq: moved }, read.vclock);
     }
-    return counter;
+    return moved;
   }
 
-  private async storeRecord(id: string, record: ItemRecord, vclock: string | undefined): Promise<void> {
-    const stored = await this.riak.store(this.bucket, id, { body: JSON.stringify(record), vclock, indexes: indexesOf(record) });
-    if (stored.kind === 'precondition-failed') throw new StoreError('unavailable', `Riak refused to store item ${id} (412)`);
+  private async storeRecord(record: ItemRecord, vclock: string | undefined): Promise<void> {
+    const stored = await this.storeItem(record, vclock);
+    if (stored.kind === 'precondition-failed') throw new StoreError('unavailable', `Riak refused to store item ${record.id} (412)`);
   }
 
   private async readItem(id: string): Promise<Read<ItemRecord>> {
@@ -473,7 +621,9 @@ export class RiakStore implements SyncStore {
 function resolveFetch(id: string, fetched: FetchResult): Read<ItemRecord> {
   if (fetched.kind !== 'found') return { vclock: fetched.kind === 'missing' ? fetched.vclock : undefined, siblings: 0 };
   const resolved = resolveValues(id, fetched.values);
-  return { ...resolved, vclock: fetched.vclock, etag: fetched.values.length === 1 ? fetched.etag : undefined, siblings: fetched.values.length };
+  const first = fetched.values[0]?.body;
+  const identical = fetched.values.every((value) => first !== undefined && value.body.equals(first));
+  return { ...resolved, vclock: fetched.vclock, etag: fetched.values.length === 1 ? fetched.etag : undefined, siblings: fetched.values.length, identical };
 }
 
 /** The deterministic winner among siblings: highest revision, then highest seq, then the larger JSON. */
@@ -566,6 +716,78 @@ function seqOfTerm(term: string): number {
   return Number(term.slice(term.lastIndexOf('/') + 1));
 }
 
-async function* revisionsOf(items: AsyncIterable<StoredItem>): AsyncIterable<ItemRevision> {
-  for await (const { id, rev, seq } of items) yield { id, rev, seq };
+/**
+ * Runs `work` on every item, at most `limit` at a time. Settles every started one before it fails
+ * with the first error: nothing goes on writing after the caller has been answered.
+ */
+async function inParallel<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const errors: unknown[] = [];
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length && errors.length === 0) {
+      try {
+        await work(items[next++]!);
+      } catch (error) {
+        errors.push(error);
+      }
+    }
+  }));
+  if (errors.length > 0) throw errors[0];
+}
+
+/** The walk's keys (in key order) with `extra` (sorted) merged in, each key once. */
+async function* mergeKeys(walked: AsyncIterable<[string, string]>, extra: string[]): AsyncIterable<string> {
+  let next = 0;
+  let previous: string | undefined;
+  for await (const [, key] of walked) {
+    for (; next < extra.length && extra[next]! <= key; next++) if (extra[next] !== key && extra[next] !== previous) yield (previous = extra[next]!);
+    if (key !== previous) yield (previous = key);
+  }
+  for (; next < extra.length; next++) if (extra[next] !== previous) yield (previous = extra[next]!);
+}
+
+function revisionOf({ id, rev, seq, copiedRev }: ItemRecord): ItemRevision {
+  return copiedRev === undefined ? { id, rev, seq } : { id, rev, seq, copiedRev };
+}
+
+/**
+ * Whether this store writes degraded. Entered on Riak's first answer that it could not store on
+ * every primary; left once a probe object is stored on every primary again, twice in a row.
+ */
+class DegradedMode {
+  private probe: NodeJS.Timeout | undefined;
+  private healthyProbes = 0;
+  private readonly probeKey = `degraded-probe/${randomBytes(6).toString('hex')}`;
+
+  constructor(private readonly riak: RiakClient, private readonly bucket: string, private readonly everyMs: number, private readonly log: Logger) {}
+
+  get on(): boolean {
+    return this.probe !== undefined;
+  }
+
+  enter(reason: string): void {
+    this.healthyProbes = 0;
+    if (this.probe) return;
+    this.log.warn({ reason }, 'Riak cannot store on every primary replica: writing degraded until it can again');
+    this.probe = setInterval(() => void this.look(), this.everyMs);
+    this.probe.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.probe);
+    this.probe = undefined;
+  }
+
+  private async look(): Promise<void> {
+    try {
+      await this.riak.store(this.bucket, this.probeKey, { body: '{}', indexes: {}, quorum: WHOLE, timeoutMs: WHOLE_ATTEMPT_MS });
+      this.healthyProbes += 1;
+      if (this.healthyProbes >= 2 && this.probe) {
+        this.stop();
+        this.log.info('Riak stores on every primary replica again: writes are whole again');
+      }
+    } catch {
+      this.healthyProbes = 0;
+    }
+  }
 }

@@ -1,0 +1,45 @@
+/**
+ * The export watermark: the highest sequence number an export has vouched for. An export reads the
+ * counter, gives writes in flight a grace to land, raises the watermark to that number, and only
+ * then reads. A write is acknowledged only if, read after its object was stored, the watermark is
+ * below its number: a write whose number an export already vouched for without seeing it is taken
+ * back instead. So whatever the timing — a slow write, a counter read that saw an increment the
+ * writer's own answer did not — no export's cursor passes an acknowledged write it did not contain.
+ *
+ * One object in the meta bucket holding a number; concurrent raises leave siblings, read as their
+ * maximum. Read and written at quorum, so a read begun after a raise was answered sees it.
+ */
+import { StoreError } from '../port.ts';
+import type { RiakClient } from './client.ts';
+import type { RiakQuorum } from './config.ts';
+import { SharedRead } from './shared-read.ts';
+
+const KEY = 'export-watermark';
+
+export class ExportWatermark {
+  private readonly reads = new SharedRead(() => this.fetch().then(({ value }) => value));
+
+  constructor(private readonly riak: RiakClient, private readonly bucket: string, private readonly quorum: RiakQuorum) {}
+
+  /** The watermark as read by a read begun at or after `since` (performance.now()). */
+  asOf(since: number): Promise<number> {
+    return this.reads.since(since);
+  }
+
+  /** Raises the watermark to at least `to`; answers once Riak stored it at quorum. */
+  async raise(to: number): Promise<void> {
+    const { value, vclock } = await this.fetch();
+    if (value >= to) return;
+    const stored = await this.riak.store(this.bucket, KEY, { body: JSON.stringify(to), vclock, indexes: {}, quorum: this.quorum });
+    if (stored.kind === 'precondition-failed') throw new StoreError('unavailable', 'Riak refused to store the export watermark (412)');
+  }
+
+  private async fetch(): Promise<{ value: number; vclock?: string }> {
+    const fetched = await this.riak.fetch(this.bucket, KEY);
+    if (fetched.kind === 'missing') return { value: 0, vclock: fetched.vclock };
+    if (fetched.kind !== 'found') return { value: 0 };
+    const values = fetched.values.map((sibling) => Number(sibling.body.toString('utf8')));
+    if (!values.every(Number.isSafeInteger)) throw new StoreError('unavailable', 'the export watermark is not a number');
+    return { value: Math.max(...values), vclock: fetched.vclock };
+  }
+}
