@@ -3,6 +3,7 @@
  */
 import type { FenceMode, FlipCounts } from '../src/navcloud/protocol.ts';
 import type { Colour, DnsRecordState, DnsTarget, StackDescription, StackOutputs } from '../src/cloud/ports.ts';
+import type { Observation } from '../src/switch/roles.ts';
 
 /** The part of an environment file a switch decides with (secrets stay in activities). */
 export interface SwitchSettings {
@@ -36,6 +37,8 @@ export interface LiveStack {
 export interface Plan {
   settings: SwitchSettings;
   live?: LiveStack;
+  /** The look at the environment `live` was decided from (absent in runs planned before stack roles). */
+  observed?: Observation;
 }
 
 export interface CreateStackInput {

@@ -13,7 +13,6 @@
 import type { CopyResult, HeldFence, StackRef } from '../activities/types.ts';
 import { fencing, streaming } from './activities.ts';
 import { refusedWith, stop } from './failures.ts';
-import { workflowNow } from './clock.ts';
 
 /** Catch-up passes before fencing no matter how busy the stack still is. */
 const MAX_CATCH_UP_PASSES = 5;
@@ -54,21 +53,18 @@ export async function copyUntilFew(env: string, from: StackRef, to: StackRef, si
 export interface FencedCopy {
   cursor: string;
   fence: HeldFence;
-  /** Workflow time the fence was asked for: the write pause runs from here. */
-  fencedAt: number;
 }
 
 /** Takes `from`'s fence and copies its writes since `since` into `to` under it. The caller releases the fence if this fails. */
 export async function fenceAndCopy(env: string, from: StackRef, to: StackRef, since: string, limits: FenceLimits,
   taken: (fence: HeldFence) => void = () => undefined): Promise<FencedCopy> {
-  const fencedAt = workflowNow();
   const fence = await fencing.takeFence({ env, adminUrl: from.outputs.adminUrl, leaseSeconds: limits.leaseSeconds });
   taken({ epoch: fence.epoch });
   const copy = await streaming.copyUnderFence({
     env, fromAdminUrl: from.outputs.adminUrl, toAdminUrl: to.outputs.adminUrl, since, fence: { epoch: fence.epoch },
     leaseSeconds: limits.leaseSeconds, writePauseLeftMs: limits.maxWritePauseSeconds * 1000,
   });
-  return { cursor: copy.cursor, fence: copy.fence, fencedAt };
+  return { cursor: copy.cursor, fence: copy.fence };
 }
 
 /**

@@ -33,4 +33,9 @@ export const PATCHES = {
    * ceiling (maxWritePauseSeconds); pointing back copies nothing when the writer never moved.
    */
   fencingTokens: 'fencing-tokens',
+  /**
+   * Rollback takes where it goes from and to from the roles of planning's look at the environment
+   * (src/switch/roles.ts), instead of listing the stacks and asking each candidate in turn.
+   */
+  stackRoles: 'stack-roles',
 } as const;

@@ -18,6 +18,7 @@
  */
 import { patched } from '@temporalio/workflow';
 import { pointsTo } from '../src/cloud/dns-target.ts';
+import { forwardsEveryRequestTo } from '../src/switch/roles.ts';
 import type { DnsRecordState } from '../src/cloud/ports.ts';
 import type { StackRef, StackState } from '../activities/types.ts';
 import { dnsWait, fencing, handingOver, persistent, quick, streaming } from './activities.ts';
@@ -54,6 +55,10 @@ export interface PointBackProgress {
   writerMoved: boolean;
   /** DNS points to `to` (it did already, or the change was accepted). */
   dnsBack: boolean;
+}
+
+export function startPointingBack(): PointBackProgress {
+  return { dnsOnFrom: false, undrained: false, writerMoved: false, dnsBack: false };
 }
 
 export async function pointDnsBack(back: PointBack, say: (details: string) => void, progress: PointBackProgress): Promise<void> {
@@ -204,7 +209,7 @@ async function moveWriterBack(back: PointBack, since: string, say: (details: str
   progress.writerMoved = false;
 }
 
-const forwardsTo = (state: StackState, stack: StackRef) => state.fence?.mode === 'forwarding' && state.forwardTo === stack.outputs.endpoint;
+const forwardsTo = (state: StackState, stack: StackRef) => forwardsEveryRequestTo({ mode: state.fence?.mode, forwardTo: state.forwardTo }, stack);
 
 /**
  * Pointing DNS back with fencing tokens. What the two stacks' fences say decides what is left to

@@ -12,9 +12,8 @@ import {
 } from './switch-phases.ts';
 
 export async function rehearsal(input: SwitchInput): Promise<SwitchReport> {
-  const run = new SwitchRun(input);
   const figures: RehearsalFigures = { wouldSwitch: false, catchUpPasses: [] };
-  run.rehearsal = figures;
+  const run = new SwitchRun(input, figures);
   let next: StackRef;
   try {
     next = await run.untilSwitching(async () => {

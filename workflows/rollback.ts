@@ -1,18 +1,20 @@
 /**
  * The `rollback` workflow: sends clients back to the previous stack, if it still exists, without
  * losing what the current stack accepted meanwhile: the same point-DNS-back step a switch undoes
- * its flip with (workflows/point-back.ts). A stack that a switch drained is a previous stack; one
- * kept after a failed switch (--keep-failed) never is, unless named; when DNS names a stack that
- * forwards to another (an earlier rollback moved the writer but not DNS), that one is. It runs under the
- * environment's switch workflow id, so a switch and a rollback never overlap (one lock).
+ * its flip with (workflows/point-back.ts). Which stack is previous is a stack's role
+ * (src/switch/roles.ts): one a switch drained; never one kept after a failed switch
+ * (--keep-failed), unless named; when DNS names a stack that forwards to another (an earlier
+ * rollback moved the writer but not DNS), that one. It runs under the environment's switch
+ * workflow id, so a switch and a rollback never overlap (one lock).
  * Rollbacks started by the previous release finish on the code they started with (workflows/v1).
  */
 import { CancellationScope, isCancellation, patched, setHandler, workflowInfo } from '@temporalio/workflow';
 import { DEFAULT_FENCE_LEASE_SECONDS, DEFAULT_MAX_WRITE_PAUSE_SECONDS, statusQuery, type RollbackInput, type RollbackReport, type SwitchStatus } from '../src/switch/contract.ts';
 import type { StackDescription } from '../src/cloud/ports.ts';
+import { stackRoles, type Observation } from '../src/switch/roles.ts';
 import type { StackRef, StackState } from '../activities/types.ts';
 import { persistent, quick } from './activities.ts';
-import { pointDnsBack, type PointBack, type PointBackProgress } from './point-back.ts';
+import { pointDnsBack, startPointingBack, type PointBack } from './point-back.ts';
 import { PATCHES } from './patches.ts';
 import { reasonOf } from './failures.ts';
 import { isoAt, workflowNow } from './clock.ts';
@@ -32,22 +34,17 @@ export async function rollback(input: RollbackInput): Promise<RollbackReport> {
 
   let from: StackRef | undefined;
   let to: StackRef | undefined;
-  const progress: PointBackProgress = { dnsOnFrom: false, undrained: false, writerMoved: false, dnsBack: false };
+  const progress = startPointingBack();
   try {
     const plan = await quick.planSwitch(env);
     const live = plan.live?.stack;
     if (!plan.live || !live?.outputs) {
       return report('failed', { reason: `the DNS record of ${env} sends clients to no stack with outputs: nothing to roll back from` });
     }
-    const found = plan.live.forwardedBy
-      ? await forwardingStack(env, plan.live.forwardedBy, live)
+    const found = patched(PATCHES.stackRoles) && plan.observed ? returnByRoles(input, plan.observed)
+      : plan.live.forwardedBy ? await forwardingStack(env, plan.live.forwardedBy, live)
       : await previousStack(input, live, patched(PATCHES.rollbackFollowsForward) ? undefined : await askedLiveStack(env, live));
-    if (!found) {
-      return report('failed', {
-        from: live.name,
-        reason: input.to ? `stack ${input.to} of ${env} does not exist or is not ready` : `no previous stack of ${env} exists, is ready and served clients before`,
-      });
-    }
+    if (typeof found !== 'object') return report('failed', { from: live.name, reason: found ?? nothingToReturnTo(input) });
     from = found.from;
     to = found.stack;
     status.from = { stack: from.name, colour: from.colour };
@@ -91,6 +88,10 @@ export async function rollback(input: RollbackInput): Promise<RollbackReport> {
   }
 }
 
+function nothingToReturnTo({ env, to }: RollbackInput): string {
+  return to ? `stack ${to} of ${env} does not exist or is not ready` : `no previous stack of ${env} exists, is ready and served clients before`;
+}
+
 interface Previous {
   /** The stack clients are sent to now. */
   from: StackRef;
@@ -101,7 +102,26 @@ interface Previous {
 }
 
 /**
- * The named stack, else the newest ready stack a switch drained: only such a stack served clients
+ * By the roles of planning's look: from the stack DNS names to the previous one (the writer, when
+ * the one DNS names forwards to it), or to the stack named, when it is ready. Why not, otherwise.
+ */
+function returnByRoles(input: RollbackInput, seen: Observation): Previous | string {
+  const { env } = input;
+  const roles = stackRoles(seen);
+  const forwarding = roles.writer?.name !== roles.live?.name;
+  const to = input.to && !forwarding
+    ? seen.stacks.find((s) => s.name === input.to && s.name !== roles.live?.name && s.status === 'ready')
+    : roles.previous;
+  const from = roles.live && refOf(roles.live);
+  const stack = to && refOf(to);
+  if (!from || !stack) return nothingToReturnTo(input);
+  const state = seen.states[stack.name];
+  if (!state) return `stack ${stack.name} of ${env} did not answer its admin API: ${seen.silent?.[stack.name] ?? 'not asked'}`;
+  return { from, stack, cursor: state.cursor, draining: state.draining };
+}
+
+/**
+ * Runs started before patch stack-roles: the named stack, else the newest ready stack a switch drained: only such a stack served clients
  * before. `liveState` is how rollbacks started before patch rollback-follows-forward found the stack
  * the live one forwards to (they asked the live stack; planning does it now).
  */

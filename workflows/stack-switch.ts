@@ -29,8 +29,8 @@ export async function stackSwitch(input: SwitchInput): Promise<SwitchReport> {
       await awaitApproval(run, planned);
       return { planned, next, fenced: await fenceAndCopyLast(run, planned, next, cursor) };
     });
-    await flip(run, planned, next, fenced);
-    await verify(run, planned, next, fenced);
+    const oldThrough = await flip(run, planned, next, fenced);
+    await verify(run, planned, next, oldThrough);
     // From here nothing fails the switch: DNS stays on the new stack whatever happens.
     await drain(run, planned);
     await tearDown(run, planned, next);

@@ -4,12 +4,12 @@
  */
 import { CancellationScope, condition, patched, sleep, workflowInfo } from '@temporalio/workflow';
 import { otherColour, type Colour, type DnsRecordState } from '../src/cloud/ports.ts';
-import { stacksToDelete } from '../src/switch/gc.ts';
+import { stacksToDelete } from '../src/switch/roles.ts';
 import { colourOfStackName, stackName } from '../src/switch/stack-name.ts';
 import { approveCommandFor, DEFAULT_FENCE_LEASE_SECONDS, DEFAULT_MAX_WRITE_PAUSE_SECONDS } from '../src/switch/contract.ts';
 import type { BackupSummary, CopyResult, HeldFence, StackRef, SwitchSettings } from '../activities/types.ts';
 import { dnsWait, fencing, persistent, provisioning, quick, smoke, streaming } from './activities.ts';
-import { pointDnsBack, type PointBack, type PointBackProgress } from './point-back.ts';
+import { pointDnsBack, startPointingBack, type PointBack } from './point-back.ts';
 import { copyUntilFew, fenceAndCopy, lapsed, MAX_FENCED_COPIES, type CaughtUp } from './hand-over.ts';
 import type { SwitchRun, Undo } from './switch-run.ts';
 import { reasonOf, stop } from './failures.ts';
@@ -106,26 +106,24 @@ export async function restore(run: SwitchRun, next: StackRef): Promise<BackupSum
   const { env } = run;
   run.enter('restoring', `finding backup '${run.input.backup}' of ${env}`);
   const backup = await quick.findBackup({ env, backup: run.input.backup });
-  run.status.backup = { key: backup.key, items: backup.items };
-  run.status.restore = { items: 0, total: backup.items };
+  run.restoring(backup, 0);
   run.describe(`importing ${backup.items} items of backup ${backup.key} into ${next.name}`);
   const restored = await whileWatching(
     streaming.restoreBackup({ env, backupKey: backup.key, adminUrl: next.outputs.adminUrl }),
     async () => {
       const state = await quick.stackState({ env, adminUrl: next.outputs.adminUrl });
-      run.status.restore = { items: Math.min(state.items, backup.items), total: backup.items };
-      run.describe(`imported ${run.status.restore.items} of ${backup.items} items of backup ${backup.key} into ${next.name}`);
+      const { items } = run.restoring(backup, state.items);
+      run.describe(`imported ${items} of ${backup.items} items of backup ${backup.key} into ${next.name}`);
     },
   );
-  run.status.restore = { items: restored.items, total: backup.items };
+  run.restoring(backup, restored.items);
   return backup;
 }
 
 export async function smokeTest(run: SwitchRun, next: StackRef): Promise<void> {
   run.enter('smoke-testing', `checking ${next.name} directly at ${next.outputs.endpoint}`);
   const checks = await smoke.smokeTest({ env: run.env, stack: next.outputs });
-  run.smokeChecks = checks;
-  run.status.smoke = checks;
+  run.smokeTested(checks);
   const failed = checks.filter((check) => !check.ok);
   if (checks.length === 0) throw stop('SmokeFailed', 'the smoke runner reported no checks');
   if (failed.length) {
@@ -181,8 +179,8 @@ export async function fenceAndCopyLast(run: SwitchRun, planned: Planned, next: S
     const limits = { leaseSeconds, maxWritePauseSeconds: settings.maxWritePauseSeconds };
     for (let fences = 1; ; fences += 1) {
       try {
+        run.fenced(workflowNow());
         const fenced = await fenceAndCopy(env, old, next, since, limits, (fence) => (held.fence = fence));
-        run.fencedAt = fenced.fencedAt;
         held.fence = fenced.fence;
         return { cursor: fenced.cursor, undo, fence: fenced.fence };
       } catch (err) {
@@ -196,7 +194,7 @@ export async function fenceAndCopyLast(run: SwitchRun, planned: Planned, next: S
   if (run.phase === 'awaiting-approval') run.enter('catching-up', what);
   else run.describe(what);
   const undo = run.onUndo(`unfence stack ${old.name}`, () => persistent.unfenceStack({ env, adminUrl: old.outputs.adminUrl }));
-  run.fencedAt = workflowNow();
+  run.fenced(workflowNow());
   await quick.fenceStack({ env, adminUrl: old.outputs.adminUrl, leaseSeconds });
   const last = await copyLast(run, old, next, since, leaseSeconds);
   return { cursor: last.cursor, undo };
@@ -222,46 +220,55 @@ function copyLast(run: SwitchRun, old: StackRef, next: StackRef, since: string, 
 
 /**
  * The flip: the old stack forwards to the new one (the commit, refused if its fence lapsed or has
- * less than half its lease left), then DNS moves with one compare-and-swap. Undoing it from here
- * on is pointing DNS back, registered before the commit: a forward whose answer was lost committed.
+ * less than half its lease left), then DNS moves with one compare-and-swap. Answers the old
+ * stack's cursor the data check compares up to (with fencing tokens: where the copy under the
+ * fence that was committed ended).
  */
-export async function flip(run: SwitchRun, planned: Planned, next: StackRef, fenced: Fenced | undefined): Promise<void> {
+export async function flip(run: SwitchRun, planned: Planned, next: StackRef, fenced: Fenced | undefined): Promise<string | undefined> {
   const { env } = run;
   const { old, settings } = planned;
   run.enter('switching', `pointing ${settings.recordName} from ${planned.record?.stack || 'nothing'} to ${next.name}`);
+  let oldThrough: string | undefined;
   if (old && fenced) {
     const back: PointBack = {
       env, recordName: settings.recordName, leaseSeconds: settings.fenceLeaseSeconds, from: next, to: old, since: fenced.cursor, undrain: false,
       catchUpFenceBelow: settings.catchUpFenceBelow, maxWritePauseSeconds: settings.maxWritePauseSeconds,
     };
-    const progress: PointBackProgress = { dnsOnFrom: false, undrained: false, writerMoved: false, dnsBack: false };
-    run.pointedBack = false;
-    run.replaceUndo(fenced.undo, `point ${settings.recordName} back to ${old.name}`, async () => {
-      try {
-        await pointDnsBack(back, (details) => run.describe(details), progress);
-        run.pointedBack = true;
-      } finally {
-        // What DNS said decides the outcome: a change refused or never sent moved no client.
-        run.dnsMoved = progress.dnsOnFrom;
-      }
-    });
+    // The undo of the commit and of the DNS change below: pointing DNS back, writer first
+    // (workflows/point-back.ts). Registered before the commit: a forward whose answer was lost committed.
+    run.replaceUndo(fenced.undo, `point ${settings.recordName} back to ${old.name}`, () => pointBack(run, back));
     if (fenced.fence) {
-      // The data check then knows where the copy under the fence that held ended.
-      fenced.cursor = await commitFlip(run, planned, next, { cursor: fenced.cursor, fence: fenced.fence });
+      oldThrough = await commitFlip(run, planned, next, { cursor: fenced.cursor, fence: fenced.fence });
     } else {
+      run.committing();
       await quick.forwardStack({
         env, adminUrl: old.outputs.adminUrl, to: next.outputs.endpoint, cursor: fenced.cursor, leaseSeconds: settings.fenceLeaseSeconds,
       });
     }
-    const pause = run.fencedAt === undefined ? undefined : (run.status.writePause = { fenceToForwardMs: workflowNow() - run.fencedAt });
-    run.describe(`${old.name} forwards every request to ${next.name}${pause ? ` (writes paused ${pause.fenceToForwardMs} ms)` : ''}; switching DNS`);
+    const pause = run.committed();
+    run.describe(`${old.name} forwards every request to ${next.name} (writes paused ${pause.fenceToForwardMs} ms); switching DNS`);
   }
+  // The DNS change. Its undo is the pointing back registered with the commit above; without an old stack there is none.
   const switched = await quick.switchDns({ env, expected: planned.record, stack: next.name, target: next.outputs.dnsTarget });
-  run.dnsMoved = true;
+  run.dnsSwitched();
   if (switched.changeId) await dnsWait.waitDnsInSync({ env, changeId: switched.changeId });
   if (!(await dnsWait.verifyDns({ env, target: next.outputs.dnsTarget, withinSeconds: Math.max(60, 2 * settings.ttl) }))) {
     throw stop('DnsNotAnswering', `resolvers do not answer ${settings.recordName} with ${next.name}`);
   }
+  return oldThrough;
+}
+
+/** The undo of the flip: points DNS back, and tells the run where that left the writer and DNS. */
+async function pointBack(run: SwitchRun, back: PointBack): Promise<void> {
+  const progress = startPointingBack();
+  try {
+    await pointDnsBack(back, (details) => run.describe(details), progress);
+  } catch (err) {
+    run.notPointedBack(progress.dnsOnFrom);
+    throw err;
+  }
+  // What DNS said when pointing back began decides the outcome: a change refused or never sent moved no client.
+  run.pointedBack(progress.dnsOnFrom);
 }
 
 /**
@@ -275,18 +282,19 @@ async function commitFlip(run: SwitchRun, planned: Planned, next: StackRef, held
   const old = planned.old!;
   const limits = { leaseSeconds: settings.fenceLeaseSeconds, maxWritePauseSeconds: settings.maxWritePauseSeconds };
   for (let commits = 1; ; commits += 1) {
-    const pausedMs = workflowNow() - (run.fencedAt ?? workflowNow());
+    const pausedMs = run.writePauseMs();
     if (pausedMs > settings.maxWritePauseSeconds * 1000) {
       throw stop('WritePauseExceeded', `writes to ${old.name} were held ${Math.round(pausedMs / 1000)} s, more than maxWritePauseSeconds (${settings.maxWritePauseSeconds} s): the flip gives up`);
     }
     try {
+      run.committing();
       await fencing.commitForward({ env, adminUrl: old.outputs.adminUrl, to: next.outputs.endpoint, ...held, leaseSeconds: settings.fenceLeaseSeconds });
       return held.cursor;
     } catch (err) {
       if (!lapsed(err) || commits >= MAX_FENCED_COPIES) throw err;
       run.describe(`${old.name}'s fence lapsed before the commit and it took writes again: fencing it and copying again`);
+      run.fenced(workflowNow());
       const fenced = await fenceAndCopy(env, old, next, held.cursor, limits);
-      run.fencedAt = fenced.fencedAt;
       held = { cursor: fenced.cursor, fence: fenced.fence };
     }
   }
@@ -294,11 +302,11 @@ async function commitFlip(run: SwitchRun, planned: Planned, next: StackRef, held
 
 // ---------------------------------------------------------------- after the switch
 
-export async function verify(run: SwitchRun, planned: Planned, next: StackRef, fenced: Fenced | undefined): Promise<void> {
+/** `oldThrough`: with fencing tokens the commit proves the old stack acknowledged nothing past this cursor. */
+export async function verify(run: SwitchRun, planned: Planned, next: StackRef, oldThrough: string | undefined): Promise<void> {
   const { verifySeconds } = planned.settings;
   run.enter('verifying', `watching ${next.name} through ${planned.settings.recordName} for ${verifySeconds} s`);
-  // With fencing tokens the commit proves the old stack acknowledged nothing past the fenced copy's cursor.
-  if (planned.old && patched(PATCHES.verifyData)) await verifyData(run, planned.old, next, fenced?.fence ? fenced.cursor : undefined);
+  if (planned.old && patched(PATCHES.verifyData)) await verifyData(run, planned.old, next, oldThrough);
   const everyMs = Math.max(VERIFY_EVERY_MS, Math.ceil((verifySeconds * 1000) / VERIFY_LOOKS));
   let failuresInARow = 0;
   let watchedMs = 0;
@@ -328,7 +336,7 @@ async function verifyData(run: SwitchRun, old: StackRef, next: StackRef, oldThro
     env: run.env, fromAdminUrl: old.outputs.adminUrl, toAdminUrl: next.outputs.adminUrl, firstN: MISMATCHES_NAMED, ...(oldThrough ? { oldThrough } : {}),
   });
   const { itemsCompared, mismatches, firstMismatches } = comparison;
-  run.verification = { itemsCompared, mismatches, firstMismatches };
+  run.dataVerified({ itemsCompared, mismatches, firstMismatches });
   if (mismatches > 0) {
     const named = firstMismatches.map((m) => `${m.id} (${m.problem}${m.newRev ? `: ${m.newRev} against ${m.oldRev}` : ''})`).join(', ');
     throw stop('DataMismatch', `${mismatches} of ${itemsCompared} items of ${old.name} differ on ${next.name}, first: ${named}`);
@@ -355,8 +363,7 @@ export async function drain(run: SwitchRun, planned: Planned): Promise<void> {
       waitedMs += step;
       const activity = await quick.stackActivity(target);
       const idle = activity.openStreams === 0 && activity.requestRate < NEAR_ZERO_RPS;
-      const pause = run.status.writePause;
-      if (pause && activity.flip) Object.assign(pause, activity.flip);
+      const pause = run.flipCounted(activity.flip);
       run.describe(`${old.name}: ${activity.openStreams} open streams, ${activity.requestRate.toFixed(1)} requests/s` +
         `${activity.unreachable ? `, ${activity.unreachable} nodes not answering` : ''}; waited ${waitedMs / 1000} s ` +
         `(at least ${floorMs / 1000} s, at most ${ceilingMs / 1000} s)` +

@@ -8,9 +8,10 @@ import {
 } from '@temporalio/workflow';
 import type { Colour } from '../src/cloud/ports.ts';
 import {
-  abortUpdate, approveUpdate, searchAttributes, statusQuery, switchReport, type DataVerification, type Decision, type Outcome, type Phase, type RehearsalFigures, type SmokeCheck, type StackRefSummary,
-  type SwitchInput, type SwitchReport, type SwitchStatus,
+  abortUpdate, approveUpdate, searchAttributes, statusQuery, switchReport, type DataVerification, type Decision, type Outcome, type Phase, type RehearsalFigures,
+  type RestoreProgress, type SmokeCheck, type StackRefSummary, type SwitchInput, type SwitchReport, type SwitchStatus, type WritePause,
 } from '../src/switch/contract.ts';
+import type { FlipCounts } from '../src/navcloud/protocol.ts';
 import type { NotifyEvent } from '../src/config/environment.ts';
 import { notifying, quick } from './activities.ts';
 import { PATCHES } from './patches.ts';
@@ -32,27 +33,45 @@ export interface Undo {
   run: () => Promise<unknown>;
 }
 
+/**
+ * Where this run has put the writer (the stack that takes writes of its own) and DNS, told apart
+ * from the old stack (the one clients were on) and the new one. It starts on the old stack and
+ * changes only through SwitchRun's transitions, in this order (a fence that lapsed before the
+ * commit goes back to `fenced`):
+ *
+ *   on-old -fenced-> fenced -committing-> committing -committed-> committed -dnsSwitched-> switched
+ *   and, undoing the flip: -pointedBack-> pointed-back, or -notPointedBack-> not-pointed-back
+ */
+export type Placement =
+  /** Writes and clients on the old stack, or on none: there is no old stack. */
+  | { name: 'on-old'; writer: 'old'; dns: 'old' }
+  /** The old stack is fenced by this run since `since` (workflow clock): writes wait, the write pause runs. */
+  | { name: 'fenced'; writer: 'old'; dns: 'old'; since: number }
+  /** The commit is asked for: a forward whose answer was lost committed all the same, so the writer may be either. */
+  | { name: 'committing'; writer: 'old or new'; dns: 'old'; since: number }
+  /** The old stack forwards every request to the new one; DNS still names the old one. */
+  | { name: 'committed'; writer: 'new'; dns: 'old' }
+  /** DNS sends clients to the new stack. */
+  | { name: 'switched'; writer: 'new'; dns: 'new' }
+  /** The flip was undone: writer and DNS on the old stack again. `dnsHadMoved`: pointing back found DNS on the new stack. */
+  | { name: 'pointed-back'; writer: 'old'; dns: 'old'; dnsHadMoved: boolean }
+  /** Undoing the flip failed: where the writer and DNS are, the report's reason says. */
+  | { name: 'not-pointed-back'; writer: 'unknown'; dns: 'unknown'; dnsHadMoved: boolean };
+
 export class SwitchRun {
-  readonly status: SwitchStatus;
-  readonly startedAt = workflowNow();
+  private readonly status: SwitchStatus;
+  private readonly startedAt = workflowNow();
   private phaseStartedAt = workflowNow();
   private readonly warnings: string[] = [];
   private readonly undoSteps: Undo[] = [];
   private readonly beforeSwitchingScope = new CancellationScope();
   private approvedBy: Decision | undefined;
   private abortedBy: Decision | undefined;
-  smokeChecks: SmokeCheck[] = [];
-  /** DNS sends clients to the new stack: the change was accepted, or pointing back found it so. */
-  dnsMoved = false;
-  /** Whether the point-back undo put clients back on the previous stack (undefined: there is none). */
-  pointedBack: boolean | undefined;
-  /** Set by a rehearsal (workflows/rehearsal.ts): what it measured, in its report. */
-  rehearsal: RehearsalFigures | undefined;
-  /** When the old stack was asked for its fence (workflow clock): the write pause runs from here. */
-  fencedAt: number | undefined;
-  verification: DataVerification | undefined;
+  private where: Placement = { name: 'on-old', writer: 'old', dns: 'old' };
+  private verification: DataVerification | undefined;
 
-  constructor(readonly input: SwitchInput) {
+  /** `rehearsal`: what a rehearsal (workflows/rehearsal.ts) measures as it goes, for its report. */
+  constructor(readonly input: SwitchInput, private readonly rehearsal?: RehearsalFigures) {
     this.status = { env: input.env, phase: 'planning', phases: [] };
     upsertSearchAttributes([
       { key: searchAttributes.env, value: input.env },
@@ -125,6 +144,50 @@ export class SwitchRun {
     return this.approvedBy;
   }
 
+  // ------------------------------------------------------------ where the writer and DNS are
+
+  /** The old stack's fence is asked for (again, when it lapsed before the commit). */
+  fenced(since: number): void {
+    this.where = { name: 'fenced', writer: 'old', dns: 'old', since };
+  }
+
+  /** The commit is about to be asked for: from here on, undoing means pointing back. */
+  committing(): void {
+    const { since } = this.fencedState('committing');
+    this.where = { name: 'committing', writer: 'old or new', dns: 'old', since };
+  }
+
+  /** The old stack forwards to the new one: the write pause ends here. */
+  committed(): WritePause {
+    const { since } = this.fencedState('committed');
+    this.where = { name: 'committed', writer: 'new', dns: 'old' };
+    return (this.status.writePause = { fenceToForwardMs: workflowNow() - since });
+  }
+
+  dnsSwitched(): void {
+    this.where = { name: 'switched', writer: 'new', dns: 'new' };
+  }
+
+  /** Pointing back ended: what DNS said when it began decides whether clients had moved. */
+  pointedBack(dnsHadMoved: boolean): void {
+    this.where = { name: 'pointed-back', writer: 'old', dns: 'old', dnsHadMoved };
+  }
+
+  notPointedBack(dnsHadMoved: boolean): void {
+    this.where = { name: 'not-pointed-back', writer: 'unknown', dns: 'unknown', dnsHadMoved };
+  }
+
+  /** How long writes have waited since the fence, while fenced or committing. */
+  writePauseMs(): number {
+    return workflowNow() - this.fencedState('the write pause').since;
+  }
+
+  private fencedState(step: string): Extract<Placement, { since: number }> {
+    const where = this.where;
+    if (where.name !== 'fenced' && where.name !== 'committing') throw new Error(`${step} needs the old stack fenced by this run; the run is ${where.name}`);
+    return where;
+  }
+
   // ------------------------------------------------------------ undo
 
   /** Registers what undoes the step about to run; undone newest first if the switch fails. */
@@ -156,15 +219,15 @@ export class SwitchRun {
           this.warn(`could not ${step.what}: ${reasonOf(undoErr)}`);
         }
       }
-      if (this.dnsMoved && this.pointedBack !== true) {
-        const why = this.pointedBack === undefined
-          ? 'there is no previous stack to point DNS back to'
-          : `pointing DNS back to ${this.status.from?.stack ?? 'the previous stack'} failed`;
-        return this.finish('failed', `${reason}; ${why}`);
+      const where = this.where;
+      // A switch with an old stack registered pointing back before its commit, so it has run by now.
+      if (where.name === 'switched') return this.finish('failed', `${reason}; there is no previous stack to point DNS back to`);
+      if (where.name === 'not-pointed-back' && where.dnsHadMoved) {
+        return this.finish('failed', `${reason}; pointing DNS back to ${this.status.from?.stack ?? 'the previous stack'} failed`);
       }
       const outcome: Outcome = this.abortedBy ? 'aborted'
         : isCancellation(err) ? 'cancelled'
-        : this.dnsMoved ? 'rolled-back' : 'failed';
+        : where.name === 'pointed-back' && where.dnsHadMoved ? 'rolled-back' : 'failed';
       return this.finish(outcome, reason);
     });
   }
@@ -193,6 +256,27 @@ export class SwitchRun {
       { key: searchAttributes.colour, value: to.colour },
       { key: searchAttributes.stack, value: to.stack },
     ]);
+  }
+
+  /** The backup being restored, and how far the restore got (the stack's own count, at most the backup's). */
+  restoring(backup: { key: string; items: number }, imported: number): RestoreProgress {
+    this.status.backup = { key: backup.key, items: backup.items };
+    return (this.status.restore = { items: Math.min(imported, backup.items), total: backup.items });
+  }
+
+  smokeTested(checks: SmokeCheck[]): void {
+    this.status.smoke = checks;
+  }
+
+  /** What the old stack's nodes held and forwarded through the flip, as the drain's last look gave it. */
+  flipCounted(counts: FlipCounts | undefined): WritePause | undefined {
+    const pause = this.status.writePause;
+    if (pause && counts) Object.assign(pause, counts);
+    return pause;
+  }
+
+  dataVerified(verification: DataVerification): void {
+    this.verification = verification;
   }
 
   warn(message: string): void {
@@ -251,7 +335,7 @@ export class SwitchRun {
     const { workflowId, runId } = workflowInfo();
     return {
       ...switchReport(this.input, this.status, {
-        workflowId, runId, outcome, reason, smoke: this.smokeChecks, warnings: this.warnings,
+        workflowId, runId, outcome, reason, smoke: this.status.smoke ?? [], warnings: this.warnings,
         startedAt: isoAt(this.startedAt), finishedAt: isoAt(workflowNow()),
       }),
       ...(this.rehearsal ? { rehearsal: this.rehearsal } : {}),

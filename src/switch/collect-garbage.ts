@@ -1,13 +1,13 @@
 /**
- * `switchyard gc`: removes the stacks of runs that are over, chosen by src/switch/gc.ts. The
- * live stack, the stacks of a running switch or rollback and the previous live stack (the one
- * a rollback returns to: the live one forwards to it, or a switch drained it) are kept.
+ * `switchyard gc`: removes the stacks of runs that are over, chosen by their roles
+ * (src/switch/roles.ts). The live stack, the writer, the stacks of a running switch or rollback
+ * and the previous live stack (where a rollback returns) are kept.
  */
-import type { Ports, StackDescription } from '../cloud/ports.ts';
+import type { Ports } from '../cloud/ports.ts';
 import type { StackAdmin } from '../navcloud/admin-client.ts';
 import type { Logger } from '../logging.ts';
-import { pointsTo } from '../cloud/dns-target.ts';
-import { stacksToDelete } from './gc.ts';
+import { observeStacks } from './observe.ts';
+import { garbageOf, stackRoles } from './roles.ts';
 
 export interface CollectGarbageOptions {
   env: string;
@@ -32,12 +32,12 @@ export interface Collected {
 
 export async function collectGarbage(options: CollectGarbageOptions): Promise<Collected> {
   const { ports, env } = options;
-  const stacks = await ports.stacks.list(env);
+  const seen = await observeStacks(options);
   const owned = await options.owned();
-  const record = await ports.dns.current(options.recordName);
-  const live = stacks.find((s) => s.outputs && pointsTo(record, { name: s.name, dnsTarget: s.outputs.dnsTarget }))?.name ?? record?.stack;
-  const previous = await previousLive(options, stacks, live);
-  const doomed = stacksToDelete(stacks, { live, owned, previous, keepStacks: options.keepStacks });
+  const roles = stackRoles(seen);
+  const live = roles.live?.name ?? seen.record?.stack;
+  const doomed = garbageOf(seen, roles, { owned, keepStacks: options.keepStacks });
+  const { stacks } = seen;
   const result: Collected = { ...(live ? { live } : {}), kept: [], deleted: [], failed: [] };
   result.kept = stacks.filter((s) => !doomed.includes(s)).map((s) => s.name);
   for (const stack of doomed) {
@@ -58,22 +58,4 @@ export async function collectGarbage(options: CollectGarbageOptions): Promise<Co
     }
   }
   return result;
-}
-
-/** The stack the live one forwards to, else the newest ready one a switch drained. */
-async function previousLive(options: CollectGarbageOptions, stacks: StackDescription[], live: string | undefined): Promise<string | undefined> {
-  const liveStack = stacks.find((s) => s.name === live);
-  const candidates = stacks.filter((s) => s.name !== live && s.status === 'ready' && s.outputs);
-  const answers = await Promise.all([liveStack, ...candidates].map(async (s) => {
-    if (!s?.outputs) return undefined;
-    try {
-      return await options.admin(s.outputs.adminUrl).stats(s.outputs.adminUrl);
-    } catch {
-      return undefined;
-    }
-  }));
-  const [liveStats, ...candidateStats] = answers;
-  const forwardedTo = candidates.find((s) => s.outputs?.endpoint === liveStats?.fence.forwardTo);
-  if (forwardedTo) return forwardedTo.name;
-  return candidates.find((_, i) => candidateStats[i]?.draining)?.name;
 }

@@ -11,7 +11,7 @@
 import type { DnsRecordState, DnsTarget, StackDescription } from '../../src/cloud/ports.ts';
 import { otherColour } from '../../src/cloud/ports.ts';
 import { pointsTo } from '../../src/cloud/dns-target.ts';
-import { stacksToDelete, type KeepRules } from '../../src/switch/gc.ts';
+import { forwardsEveryRequestTo, stackRoles, stacksToDelete, type KeepRules, type Observation, type ObservedState } from '../../src/switch/roles.ts';
 import { colourOfStackName, stackName } from '../../src/switch/stack-name.ts';
 import { rehearsalStartOptions, switchStartOptions, switchWorkflowId, type SwitchInput } from '../../src/switch/contract.ts';
 
@@ -47,6 +47,22 @@ const RECORDS: Array<[string, DnsRecordState | null]> = [
   ['no record', null],
 ];
 
+const open = (draining = false): ObservedState => ({ fence: { mode: 'open', epoch: 1 }, draining, cursor: 'c1' });
+const forwarding = (to: string, draining = false): ObservedState => ({ fence: { mode: 'forwarding', epoch: 3, forwardTo: `http://${to}` }, draining, cursor: 'c2' });
+const OWNED_BY_LIVE: DnsRecordState = { recordName: 'sync.test.', ttl: 30, stack: 'live-blue', target: { kind: 'a', addresses: ['10.0.0.5'] } };
+const LOOKS: Array<[string, Observation]> = [
+  ['live open, previous drained', { record: OWNED_BY_LIVE, stacks: STACKS, states: { 'live-blue': open(), 'prev-green': forwarding('live-blue', true), 'older-blue': open(true) } }],
+  ['live forwards to the stack it left (a run died after its commit)', { record: OWNED_BY_LIVE, stacks: STACKS, states: { 'live-blue': forwarding('prev-green'), 'prev-green': open(true) } }],
+  ['two stacks forwarding to each other', { record: OWNED_BY_LIVE, stacks: STACKS, states: { 'live-blue': forwarding('prev-green'), 'prev-green': forwarding('live-blue') } }],
+  ['live silent, nothing drained', { record: OWNED_BY_LIVE, stacks: STACKS, states: { 'prev-green': open() }, silent: { 'live-blue': 'ECONNREFUSED' } }],
+  ['no ownership record, target of prev-green', { record: { ...OWNED_BY_LIVE, stack: '', target: { kind: 'a', addresses: ['10.0.0.4'] } }, stacks: STACKS, states: { 'older-blue': open(true) } }],
+  ['no record', { record: null, stacks: STACKS, states: { 'prev-green': open(true) } }],
+];
+const rolesOf = (seen: Observation) => {
+  const { live, writer, previous, forwardsTo } = stackRoles(seen);
+  return { live: live?.name ?? null, writer: writer?.name ?? null, previous: previous?.name ?? null, forwardsTo };
+};
+
 const INPUTS: Array<[string, SwitchInput]> = [
   ['a CI switch', { env: 'dev', backup: 'latest', trigger: 'ci', version: '2.0.0' }],
   ['a night, approval asked for, stack kept if it fails', { env: 'qa', backup: 'backups/qa-1', trigger: 'schedule', version: 'nightly', approval: 'manual', keepFailed: true }],
@@ -58,6 +74,13 @@ export const RULES: Record<string, Rule> = {
     { case: `${name}, asked about live-blue by address`, answer: () => pointsTo(record, { name: 'live-blue', dnsTarget: A }) },
     { case: `${name}, asked about live-blue by alias`, answer: () => pointsTo(record, { name: 'live-blue', dnsTarget: ALIAS }) },
   ]),
+  stackRoles: LOOKS.map(([name, seen]) => ({ case: name, answer: () => rolesOf(seen) })),
+  forwardsEveryRequestTo: [
+    { case: 'forwarding to it', answer: () => forwardsEveryRequestTo({ mode: 'forwarding', forwardTo: 'http://live-blue' }, STACKS[0]!) },
+    { case: 'forwarding elsewhere', answer: () => forwardsEveryRequestTo({ mode: 'forwarding', forwardTo: 'http://prev-green' }, STACKS[0]!) },
+    { case: 'fenced', answer: () => forwardsEveryRequestTo({ mode: 'fenced' }, STACKS[0]!) },
+    { case: 'a run before fencing tokens (no mode)', answer: () => forwardsEveryRequestTo({ forwardTo: 'http://live-blue' }, STACKS[0]!) },
+  ],
   otherColour: [{ case: 'blue', answer: () => otherColour('blue') }, { case: 'green', answer: () => otherColour('green') }],
   // The name a reset run finds the stack the first run created by.
   stackName: [{ case: 'green of dev', answer: () => stackName('dev', 'green', '0a1b2c3d') }],

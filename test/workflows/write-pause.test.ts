@@ -25,7 +25,11 @@ describe('the write pause', () => {
         if (what === `fence ${OLD}`) fenced = true;
         if (what.startsWith(`forward ${OLD} `)) fenced = false;
         const imported = /^import (\d+) lines into (\S+)$/.exec(what);
-        if (fenced && imported && imported[2] !== OLD) importedUnderFence.push(...world.state.imported[imported[2]!]!.slice(-Number(imported[1])));
+        if (fenced && imported && imported[2] !== OLD) {
+          // The last lines the import added; a copy under the fence with nothing to copy still imports (the export's end line), 0 lines.
+          const ids = world.state.imported[imported[2]!]!;
+          importedUnderFence.push(...ids.slice(ids.length - Number(imported[1])));
+        }
       },
     });
     const { report } = await runSwitch(testEnv(), {

@@ -6,6 +6,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Colour, DnsRouter, StackDescription, StackProvisioner } from '../../cloud/ports.ts';
 import type { NodeStats } from '../../navcloud/protocol.ts';
+import { stackRoles } from '../../switch/roles.ts';
 import { mergeByTime } from './lines.ts';
 import { OS_STATS_SCRIPT, parseOsStats, type OsStats } from './os-stats.ts';
 import type { ExecResult, FleetNode, FleetPlatform, LogLine } from './port.ts';
@@ -89,7 +90,8 @@ export class Fleet {
   async select(scope: FleetScope): Promise<Selection> {
     const { env } = this.options;
     const [all, record] = await Promise.all([this.options.stacks.list(env), this.options.dns.current(this.options.recordName)]);
-    const live = record?.stack;
+    // The stack DNS sends clients to, by its ownership record or its target (src/switch/roles.ts); fences are not asked.
+    const live = stackRoles({ record: record ?? null, stacks: all, states: {} }).live?.name;
     let stacks: StackDescription[];
     if (scope.all) stacks = all;
     else if (scope.stack) {
@@ -99,7 +101,7 @@ export class Fleet {
     } else {
       const found = all.find((s) => s.name === live);
       if (!found) {
-        throw new FleetInputError(`environment ${env} has no live stack (${this.options.recordName} → ${live ?? 'no record'}): name one with --stack or use --all`);
+        throw new FleetInputError(`environment ${env} has no live stack (${this.options.recordName} → ${record ? record.stack || 'a target of no stack' : 'no record'}): name one with --stack or use --all`);
       }
       stacks = [found];
     }
