@@ -46,7 +46,7 @@ export class HoldOrForward {
   async dispatch(call: IncomingCall, handle: () => Promise<void>): Promise<void> {
     if (!call.path.startsWith('/v1/')) return handle();
     const write = call.method !== 'GET' && call.method !== 'HEAD';
-    const body = write ? await keepBody(call.request, MAX_ITEM_BYTES) : undefined;
+    const body = write ? await keepBody(call.exchange, MAX_ITEM_BYTES) : undefined;
     const deadline = Date.now() + this.options.holdMs;
     let heldSince: number | undefined;
     for (;;) {
@@ -72,13 +72,13 @@ export class HoldOrForward {
       }
       if (state.mode === 'forwarding' && state.forwardTo) {
         this.context.metrics.forwarded(call.route.name);
-        return this.context.forwarder.forward(state.forwardTo, { request: call.request, response: call.response, client: call.client, body, stream: call.route.name === '/v1/stream' });
+        return this.context.forwarder.forward(state.forwardTo, { request: call.exchange.request, response: call.exchange.response, client: call.client, body, stream: call.route.name === '/v1/stream' });
       }
       try {
         await handle();
       } catch (error) {
         // This node's view of the fence was behind the store's: hold the write after all.
-        if (write && error instanceof StoreError && error.code === 'fenced' && !call.response.headersSent && Date.now() < deadline) {
+        if (write && error instanceof StoreError && error.code === 'fenced' && !call.exchange.response.headersSent && Date.now() < deadline) {
           await this.watch.fresh();
           continue;
         }
