@@ -44,8 +44,9 @@ export class HoldOrForward {
 
   /** Runs `handle` (the route's handler) here, or holds, or relays the request instead. */
   async dispatch(call: IncomingCall, handle: () => Promise<void>): Promise<void> {
-    if (!call.path.startsWith('/v1/')) return handle();
-    const write = call.method !== 'GET' && call.method !== 'HEAD';
+    const { flip } = call.route;
+    if (flip === 'local') return handle();
+    const write = flip === 'write';
     const body = write ? await keepBody(call.exchange, MAX_ITEM_BYTES) : undefined;
     const deadline = Date.now() + this.options.holdMs;
     let heldSince: number | undefined;
@@ -72,7 +73,7 @@ export class HoldOrForward {
       }
       if (state.mode === 'forwarding' && state.forwardTo) {
         this.context.metrics.forwarded(call.route.name);
-        return this.context.forwarder.forward(state.forwardTo, { request: call.exchange.request, response: call.exchange.response, client: call.client, body, stream: call.route.name === '/v1/stream' });
+        return this.context.forwarder.forward(state.forwardTo, { request: call.exchange.request, response: call.exchange.response, client: call.client, body, stream: flip === 'stream' });
       }
       try {
         await handle();
@@ -86,7 +87,7 @@ export class HoldOrForward {
       }
       // A stream opened here just as the stack began forwarding would stay on this stack: send it over,
       // spread like the others (cutting every stream at once here would undo the spread).
-      if (call.route.name === '/v1/stream' && this.watch.peek().mode === 'forwarding') this.context.hub.closeAll('forwarding', this.context.config.reconnectSpreadMs);
+      if (flip === 'stream' && this.watch.peek().mode === 'forwarding') this.context.hub.closeAll('forwarding', this.context.config.reconnectSpreadMs);
       return;
     }
   }

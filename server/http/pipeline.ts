@@ -16,8 +16,7 @@ import { matchRoute, type Route } from './routes.ts';
 export interface IncomingCall {
   /** What the route's handler is given: the dispatch keeps a held write's body on it. */
   exchange: Exchange;
-  method: string;
-  path: string;
+  /** Its flags (access, what it does while the stack switches) decide how it is admitted and dispatched. */
   route: Route;
   /** The client's address (from the PROXY protocol header behind a load balancer). */
   client: string;
@@ -83,7 +82,7 @@ export function requestPipeline(options: PipelineOptions): RequestHandler {
       if (route.access !== 'public') user = principal.user;
       const query = q < 0 ? NO_QUERY : new URLSearchParams(url.slice(q + 1));
       const exchange: Exchange = { request, response, principal, params: found.params, query };
-      await dispatch({ exchange, method, path, route, client }, () => route.handler(context, exchange));
+      await dispatch({ exchange, route, client }, () => route.handler(context, exchange));
     } catch (caught) {
       answerFailure(response, caught, config.retryAfterSeconds, logger, { route: name, method, user, client });
     } finally {
