@@ -64,7 +64,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   };
   const fence = new FenceWatch(store, { pollMs: config.fencePollMs, idleMs: config.fenceIdleMs, logger });
   await fence.start();
-  const holdOrForward = new HoldOrForward(context, fence, { holdMs: config.holdMs, retryAfterSeconds: config.retryAfterSeconds });
+  const holdOrForward = new HoldOrForward(context, fence, { holdMs: config.holdMs });
   const handle = requestPipeline({
     context,
     authenticator: new Authenticator(config.jwtSecret),

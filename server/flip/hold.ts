@@ -3,14 +3,15 @@
  * - open: handled here.
  * - fenced: reads are handled here (after reading the fence afresh, so none is served after the
  *   stack began forwarding); a write is held until the fence resolves, then forwarded (the stack
- *   now forwards), handled here (unfenced, or the lease lapsed), or after `holdMs` answered 503
- *   `fenced` with Retry-After and Connection: close.
+ *   now forwards) or handled here (unfenced, or the lease lapsed). A write still fenced after
+ *   `holdMs` is handled here too: the store's fence check refuses it, and server/http/failures.ts
+ *   answers that refusal, as it answers every write the store refuses as fenced (503 `fenced`).
+ *   The hold never refuses by itself, so a fenced write has one answer, decided by the store.
  * - forwarding: relayed to the stack this one forwards to, streams included.
- * A write's body is read before any of this, so a write the store refuses as fenced (this node's
- * view of the fence was a moment old) is held and handled again, never answered 503 at once.
+ * A write's body is read before any of this, so a write the store refuses as fenced while the hold
+ * has time left (this node's view of the fence was a moment old) is held and handled again.
  */
 import { MAX_ITEM_BYTES } from '../../src/navcloud/protocol.ts';
-import { ApiError } from '../errors.ts';
 import type { AppContext } from '../http/context.ts';
 import { keepBody } from '../http/io.ts';
 import type { IncomingCall } from '../http/pipeline.ts';
@@ -20,8 +21,6 @@ import type { FenceWatch } from './fence-watch.ts';
 export interface HoldOptions {
   /** Longest a write is held through a fence. */
   holdMs: number;
-  /** Retry-After (seconds) of a hold that timed out. */
-  retryAfterSeconds: number;
 }
 
 /** Where each client request is handled while the stack is open, fenced or forwarding (above). */
@@ -44,49 +43,49 @@ export class HoldOrForward {
 
   /** Runs `handle` (the route's handler) here, or holds, or relays the request instead. */
   async dispatch(call: IncomingCall, handle: () => Promise<void>): Promise<void> {
-    if (!call.path.startsWith('/v1/')) return handle();
-    const write = call.method !== 'GET' && call.method !== 'HEAD';
-    const body = write ? await keepBody(call.request, MAX_ITEM_BYTES) : undefined;
+    const { flip } = call.route;
+    if (flip === 'local') return handle();
+    const write = flip === 'write';
+    const body = write ? await keepBody(call.exchange, MAX_ITEM_BYTES) : undefined;
     const deadline = Date.now() + this.options.holdMs;
     let heldSince: number | undefined;
+    const endHold = (outcome: 'forwarded' | 'applied' | 'timed-out') => {
+      if (heldSince !== undefined) this.context.metrics.held(outcome, (Date.now() - heldSince) / 1000);
+      heldSince = undefined;
+    };
     for (;;) {
       let state = await this.watch.current();
       // Reads are served here while fenced, but never after the stack began forwarding.
       if (state.mode === 'fenced' && !write) state = await this.watch.fresh();
+      let heldOut = false;
       if (state.mode === 'fenced' && write) {
         heldSince ??= Date.now();
         state = await this.watch.waitWhileFenced(deadline);
-        // A refusal is decided on the store's own word, not on a view that may be a moment old.
         if (state.mode === 'fenced') state = await this.watch.fresh();
-        if (state.mode === 'fenced') {
-          this.context.metrics.held('timed-out', (Date.now() - heldSince) / 1000);
-          throw new ApiError(503, 'fenced', `writes were held ${this.options.holdMs} ms while the service switches stacks: retry shortly`, {
-            'retry-after': String(this.options.retryAfterSeconds),
-            connection: 'close',
-          });
-        }
-      }
-      if (heldSince !== undefined) {
-        this.context.metrics.held(state.mode === 'forwarding' ? 'forwarded' : 'applied', (Date.now() - heldSince) / 1000);
-        heldSince = undefined;
+        // Held as long as it may be: it goes to the store, whose fence check refuses it (or applies it, had the lease just lapsed).
+        heldOut = state.mode === 'fenced';
       }
       if (state.mode === 'forwarding' && state.forwardTo) {
+        endHold('forwarded');
         this.context.metrics.forwarded(call.route.name);
-        return this.context.forwarder.forward(state.forwardTo, { request: call.request, response: call.response, client: call.client, body, stream: call.route.name === '/v1/stream' });
+        return this.context.forwarder.forward(state.forwardTo, { request: call.exchange.request, response: call.exchange.response, client: call.client, body, stream: flip === 'stream' });
       }
       try {
         await handle();
       } catch (error) {
+        const fenced = write && error instanceof StoreError && error.code === 'fenced';
         // This node's view of the fence was behind the store's: hold the write after all.
-        if (write && error instanceof StoreError && error.code === 'fenced' && !call.response.headersSent && Date.now() < deadline) {
+        if (fenced && !heldOut && !call.exchange.response.headersSent && Date.now() < deadline) {
           await this.watch.fresh();
           continue;
         }
+        endHold(fenced ? 'timed-out' : 'applied');
         throw error;
       }
+      endHold('applied');
       // A stream opened here just as the stack began forwarding would stay on this stack: send it over,
       // spread like the others (cutting every stream at once here would undo the spread).
-      if (call.route.name === '/v1/stream' && this.watch.peek().mode === 'forwarding') this.context.hub.closeAll('forwarding', this.context.config.reconnectSpreadMs);
+      if (flip === 'stream' && this.watch.peek().mode === 'forwarding') this.context.hub.closeAll('forwarding', this.context.config.reconnectSpreadMs);
       return;
     }
   }

@@ -283,26 +283,26 @@ export const fenceNow: Handler = async (context, { response }) => {
 };
 
 /** Takes the fence (expected open) or renews it (expected fenced, lease live). */
-export const fence: Handler = async (context, { request, response }) => {
-  const { expected, by, leaseSeconds } = await readJson(request, FENCE_BODY_LIMIT, FenceBody);
+export const fence: Handler = async (context, exchange) => {
+  const { expected, by, leaseSeconds } = await readJson(exchange, FENCE_BODY_LIMIT, FenceBody);
   const result = await changeFence(() => context.store.fence({ expected, by, leaseMs: leaseSeconds * 1000 }));
   context.logger.warn({ ...result, leaseSeconds }, 'store fenced: writes held on every node until the lease lapses here');
-  sendJson(response, 200, result);
+  sendJson(exchange.response, 200, result);
 };
 
 /** The switch's commit: only from a live fence under which no write was acknowledged past `cursor`. */
-export const forward: Handler = async (context, { request, response }) => {
-  const { expected, by, cursor, to } = await readJson(request, FENCE_BODY_LIMIT, ForwardBody);
+export const forward: Handler = async (context, exchange) => {
+  const { expected, by, cursor, to } = await readJson(exchange, FENCE_BODY_LIMIT, ForwardBody);
   const result = await changeFence(() => context.store.forward({ expected, by, cursor: decodeCursor(cursor)!, to: to.replace(/\/+$/, '') }));
   context.logger.warn({ ...result }, 'store forwarding: every request goes to the new stack');
-  sendJson(response, 200, result);
+  sendJson(exchange.response, 200, result);
 };
 
-export const unfence: Handler = async (context, { request, response }) => {
-  const { expected, by } = await readJson(request, FENCE_BODY_LIMIT, UnfenceBody);
+export const unfence: Handler = async (context, exchange) => {
+  const { expected, by } = await readJson(exchange, FENCE_BODY_LIMIT, UnfenceBody);
   const result = await changeFence(() => context.store.unfence({ expected, by }));
   context.logger.warn({ cursor: result.cursor, epoch: result.epoch, by }, 'store unfenced: writes accepted again');
-  sendJson(response, 200, result);
+  sendJson(exchange.response, 200, result);
 };
 
 export const drain: Handler = async (context, { response }) => {

@@ -36,6 +36,11 @@ export interface Exchange {
   /** Path parameters, in pattern order. */
   params: string[];
   query: URLSearchParams;
+  /**
+   * The whole body once read (io.ts `keepBody`): a write held through a fence has its body read
+   * before it waits, and its handler, run once or again, reads it from here.
+   */
+  body?: Buffer;
 }
 
 export type Handler = (context: AppContext, exchange: Exchange) => Promise<void>;

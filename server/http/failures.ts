@@ -12,7 +12,9 @@ import { sendError, sendJson } from './io.ts';
 export function fromStoreError(error: StoreError, retryAfterSeconds: number): ApiError {
   switch (error.code) {
     case 'fenced':
-      return new ApiError(503, 'fenced', 'writes are fenced while the service switches stacks: retry shortly', { 'retry-after': String(retryAfterSeconds) });
+      // The one answer to a write refused by the fence, held first or not (server/flip/hold.ts):
+      // a new connection may reach the stack the service switched to.
+      return new ApiError(503, 'fenced', 'writes are fenced while the service switches stacks: retry shortly', { 'retry-after': String(retryAfterSeconds), connection: 'close' });
     case 'unavailable':
       return new ApiError(503, 'store-unavailable', error.message, { 'retry-after': '1' });
     case 'not-found':

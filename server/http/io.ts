@@ -2,6 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { z } from 'zod';
 import { ApiError } from '../errors.ts';
+import type { Exchange } from './context.ts';
 import { parseJson } from './json.ts';
 
 export function sendJson(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -33,20 +34,15 @@ export function requireContentType(request: IncomingMessage, expected: string): 
   }
 }
 
-/** Bodies read before their handler ran: a write held through a fence is handled, or run again, after its body arrived. */
-const bodiesRead = new WeakMap<IncomingMessage, Buffer>();
-
-/** Reads the whole body now (refused with 413 past `limit`); readBody then answers it from memory, as often as asked. */
-export async function keepBody(request: IncomingMessage, limit: number): Promise<Buffer> {
-  let body = bodiesRead.get(request);
-  if (!body) bodiesRead.set(request, (body = await readBody(request, limit)));
-  return body;
+/** Reads the whole body now (refused with 413 past `limit`) and keeps it on the exchange, where readJson finds it, as often as asked. */
+export async function keepBody(exchange: Exchange, limit: number): Promise<Buffer> {
+  exchange.body ??= await readBody(exchange, limit);
+  return exchange.body;
 }
 
-/** The whole body, refused with 413 as soon as it is known to pass `limit` bytes. */
-export async function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
+/** The whole body (the one kept on the exchange, if any), refused with 413 as soon as it is known to pass `limit` bytes. */
+async function readBody({ request, body: kept }: Exchange, limit: number): Promise<Buffer> {
   const tooLarge = () => new ApiError(413, 'payload-too-large', `request body is larger than ${limit} bytes`);
-  const kept = bodiesRead.get(request);
   if (kept) {
     if (kept.length > limit) throw tooLarge();
     return kept;
@@ -64,9 +60,9 @@ export async function readBody(request: IncomingMessage, limit: number): Promise
 }
 
 /** A JSON body (depth and keys checked by parseJson) checked against `schema`; 400 naming the first field that is wrong. */
-export async function readJson<T>(request: IncomingMessage, limit: number, schema: z.ZodType<T>): Promise<T> {
-  requireContentType(request, 'application/json');
-  const body = await readBody(request, limit);
+export async function readJson<T>(exchange: Exchange, limit: number, schema: z.ZodType<T>): Promise<T> {
+  requireContentType(exchange.request, 'application/json');
+  const body = await readBody(exchange, limit);
   const value = parseJson(body.toString('utf8'));
   const result = schema.safeParse(value);
   if (!result.success) {

@@ -3,21 +3,20 @@
  * authenticated and rate limited as its route demands; handed to the dispatch. Whatever fails
  * on the way is answered by failures.ts, and every request is counted under its route.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Authenticator, Principal } from '../auth.ts';
 import { ApiError } from '../errors.ts';
 import type { RequestHandler } from '../listener.ts';
 import type { RateLimiter } from '../rate-limit.ts';
-import type { AppContext } from './context.ts';
+import type { AppContext, Exchange } from './context.ts';
 import { answerFailure } from './failures.ts';
 import { matchRoute, type Route } from './routes.ts';
 
 /** A routed and admitted request, as the dispatch sees it. */
 export interface IncomingCall {
-  request: IncomingMessage;
-  response: ServerResponse;
-  method: string;
-  path: string;
+  /** What the route's handler is given: the dispatch keeps a held write's body on it. */
+  exchange: Exchange;
+  /** Its flags (access, what it does while the stack switches) decide how it is admitted and dispatched. */
   route: Route;
   /** The client's address (from the PROXY protocol header behind a load balancer). */
   client: string;
@@ -82,8 +81,8 @@ export function requestPipeline(options: PipelineOptions): RequestHandler {
       const principal = await admit(route, request, client);
       if (route.access !== 'public') user = principal.user;
       const query = q < 0 ? NO_QUERY : new URLSearchParams(url.slice(q + 1));
-      const handleHere = () => route.handler(context, { request, response, principal, params: found.params, query });
-      await dispatch({ request, response, method, path, route, client }, handleHere);
+      const exchange: Exchange = { request, response, principal, params: found.params, query };
+      await dispatch({ exchange, route, client }, () => route.handler(context, exchange));
     } catch (caught) {
       answerFailure(response, caught, config.retryAfterSeconds, logger, { route: name, method, user, client });
     } finally {

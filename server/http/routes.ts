@@ -1,6 +1,6 @@
 /**
- * The route table: every endpoint of a node with who may call it. A route is one line here;
- * the request pipeline (pipeline.ts) looks requests up in it.
+ * The route table: every endpoint of a node with who may call it and what it does while the stack
+ * switches. A route is one line here; the request pipeline (pipeline.ts) looks requests up in it.
  */
 import * as admin from './admin.ts';
 import type { Handler } from './context.ts';
@@ -10,6 +10,15 @@ import * as api from './sync-api.ts';
 /** public: anyone; user: any valid token; admin: a token with role "admin". */
 export type Access = 'public' | 'user' | 'admin';
 
+/**
+ * What a route does while the stack switches (server/flip/hold.ts reads it, nothing else decides):
+ * - local: answered by this node whatever the fence (operators, probes, metrics);
+ * - read: answered here while fenced, relayed while forwarding;
+ * - write: changes items: its body is read first, it is held while fenced, relayed while forwarding;
+ * - stream: like read, and once relayed it stays relayed until either side closes it.
+ */
+export type Flip = 'local' | 'read' | 'write' | 'stream';
+
 export interface Route {
   method: string;
   /** The path pattern, as metrics and logs name the route. */
@@ -17,36 +26,38 @@ export interface Route {
   /** Segments of the pattern; `:` marks a parameter. */
   pattern: string[];
   access: Access;
+  flip: Flip;
   handler: Handler;
 }
 
-function route(method: string, path: string, access: Access, handler: Handler): Route {
-  return { method, pattern: path.split('/').slice(1), name: path, access, handler };
+function route(method: string, path: string, access: Access, flip: Flip, handler: Handler): Route {
+  return { method, pattern: path.split('/').slice(1), name: path, access, flip, handler };
 }
 
 export const ROUTES: Route[] = [
-  route('GET', '/v1/items/:id', 'user', api.getItem),
-  route('PUT', '/v1/items/:id', 'user', api.putItem),
-  route('DELETE', '/v1/items/:id', 'user', api.deleteItem),
-  route('POST', '/v1/items/:id/shares', 'user', api.shareItem),
-  route('DELETE', '/v1/items/:id/shares/:user', 'user', api.unshareItem),
-  route('GET', '/v1/inbox', 'user', api.inbox),
-  route('GET', '/v1/changes', 'user', api.changes),
-  route('GET', '/v1/stream', 'user', api.stream),
-  route('GET', '/healthz', 'public', probes.health),
-  route('GET', '/readyz', 'public', probes.ready),
-  route('GET', '/metrics', 'public', probes.metrics),
-  route('GET', '/admin/export', 'admin', admin.exportItems),
-  route('GET', '/admin/revisions', 'admin', admin.revisions),
-  route('GET', '/admin/items/:id', 'admin', admin.itemLine),
-  route('POST', '/admin/import', 'admin', admin.importItems),
-  route('GET', '/admin/fence', 'admin', admin.fenceNow),
-  route('POST', '/admin/fence', 'admin', admin.fence),
-  route('POST', '/admin/forward', 'admin', admin.forward),
-  route('POST', '/admin/unfence', 'admin', admin.unfence),
-  route('POST', '/admin/drain', 'admin', admin.drain),
-  route('POST', '/admin/undrain', 'admin', admin.undrain),
-  route('GET', '/admin/stats', 'admin', admin.stats),
+  route('GET', '/v1/items/:id', 'user', 'read', api.getItem),
+  route('PUT', '/v1/items/:id', 'user', 'write', api.putItem),
+  route('DELETE', '/v1/items/:id', 'user', 'write', api.deleteItem),
+  route('POST', '/v1/items/:id/shares', 'user', 'write', api.shareItem),
+  route('DELETE', '/v1/items/:id/shares/:user', 'user', 'write', api.unshareItem),
+  route('GET', '/v1/inbox', 'user', 'read', api.inbox),
+  route('GET', '/v1/changes', 'user', 'read', api.changes),
+  route('GET', '/v1/stream', 'user', 'stream', api.stream),
+  route('GET', '/healthz', 'public', 'local', probes.health),
+  route('GET', '/readyz', 'public', 'local', probes.ready),
+  route('GET', '/metrics', 'public', 'local', probes.metrics),
+  route('GET', '/admin/export', 'admin', 'local', admin.exportItems),
+  route('GET', '/admin/revisions', 'admin', 'local', admin.revisions),
+  route('GET', '/admin/items/:id', 'admin', 'local', admin.itemLine),
+  // Imports fill the new stack while the old one is fenced: never held.
+  route('POST', '/admin/import', 'admin', 'local', admin.importItems),
+  route('GET', '/admin/fence', 'admin', 'local', admin.fenceNow),
+  route('POST', '/admin/fence', 'admin', 'local', admin.fence),
+  route('POST', '/admin/forward', 'admin', 'local', admin.forward),
+  route('POST', '/admin/unfence', 'admin', 'local', admin.unfence),
+  route('POST', '/admin/drain', 'admin', 'local', admin.drain),
+  route('POST', '/admin/undrain', 'admin', 'local', admin.undrain),
+  route('GET', '/admin/stats', 'admin', 'local', admin.stats),
 ];
 
 /** A path's routes: `route` for the request's method if there is one, and the methods the path allows. */

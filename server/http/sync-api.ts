@@ -56,12 +56,13 @@ export const getItem: Handler = async (context, { response, principal, params })
   sendJsonText(response, 200, body, { etag: etag(item.rev) });
 };
 
-export const putItem: Handler = async (context, { request, response, principal, params }) => {
+export const putItem: Handler = async (context, exchange) => {
+  const { request, response, principal, params } = exchange;
   const id = itemId(params[0]);
   const match = ifMatch(request.headers['if-match']);
   const noneMatch = ifNoneMatch(request.headers['if-none-match']);
   if (match !== undefined && noneMatch !== undefined) throw new ApiError(400, 'invalid-precondition', 'If-Match and If-None-Match cannot be combined');
-  const body = await readJson(request, MAX_ITEM_BYTES, PutBody);
+  const body = await readJson(exchange, MAX_ITEM_BYTES, PutBody);
   const result = await context.store
     .put({ id, owner: principal.user, type: body.type, data: body.data, ifMatch: match, ifNoneMatch: noneMatch })
     .catch((error: unknown) => refuseChange(context, id, principal.user, error));
@@ -77,9 +78,10 @@ export const deleteItem: Handler = async (context, { request, response, principa
   sendEmpty(response, 204);
 };
 
-export const shareItem: Handler = async (context, { request, response, principal, params }) => {
+export const shareItem: Handler = async (context, exchange) => {
+  const { response, principal, params } = exchange;
   const id = itemId(params[0]);
-  const { to } = await readJson(request, SHARE_BODY_LIMIT, ShareBody);
+  const { to } = await readJson(exchange, SHARE_BODY_LIMIT, ShareBody);
   if (to === principal.user) throw new ApiError(400, 'invalid-share', 'an item cannot be shared with its owner');
   const item = await context.store.share(id, principal.user, to).catch((error: unknown) => refuseChange(context, id, principal.user, error));
   context.announce(item.seq, [principal.user, ...item.shares]);

@@ -353,8 +353,8 @@ export class SyntheticUser {
 }
 
 /**
- * 503s that refuse a write before anything was applied: a hold that timed out, a node draining or
- * shutting down, a request relayed too often. Any other server error (the store failed in the
+ * 503s that refuse a write before anything was applied: the fence (`fenced`, held first or not: the
+ * store's fence check refused it), a node draining or shutting down, a request relayed too often. Any other server error (the store failed in the
  * middle: a Riak write that missed its quorum may still be stored; a relay that broke off) leaves
  * the write's fate unknown. Client errors (4xx) are refusals.
  */

@@ -44,10 +44,16 @@ describe('references to documents', () => {
 const TOP = ['src', 'server', 'workflows', 'activities', 'test', 'bench', 'infra', 'scripts', 'examples', 'bin', 'tools', 'docs'];
 const MAPS = ['README.md', 'docs/architecture.md', 'docs/switch-protocol.md', 'docs/invariants.md', 'docs/riak.md', 'docs/rehearsals.md', 'server/README.md'];
 
-/** The file and folder paths a document names in backticks, as repository paths (server/README.md's relative to server/). */
+/**
+ * The file and folder paths a document names in backticks, as repository paths (server/README.md's
+ * relative to server/), and the files and folders its mermaid diagrams name (the participants of a
+ * sequence diagram are files).
+ */
 function pathsNamedIn(doc: string): string[] {
   const text = readFileSync(join(ROOT, doc), 'utf8');
-  const named = [...text.matchAll(/`([^`\s]+)`/g)].map((m) => m[1]!.replace(/[.,:;]+$/, ''));
+  const diagrams = [...text.matchAll(/```mermaid\n([\s\S]*?)```/g)].map((m) => m[1]!);
+  const inDiagrams = diagrams.flatMap((diagram) => [...diagram.matchAll(new RegExp(`\\b(?:${TOP.join('|')})/[\\w./-]*(?:\\.ts|/)(?![\\w/])`, 'g'))].map((m) => m[0]));
+  const named = [...[...text.matchAll(/`([^`\s]+)`/g)].map((m) => m[1]!.replace(/[.,:;]+$/, '')), ...inDiagrams];
   return named.flatMap((name) => {
     if (/[<*{$]/.test(name) || name.includes('://')) return [];
     if (TOP.some((top) => name.startsWith(`${top}/`))) return [name];

@@ -148,6 +148,30 @@ describe('fence', () => {
     stream.close();
     lateStream.close();
   });
+  it('answers a fenced write alike whether the node held it first or its view of the fence was behind the store\'s', async () => {
+    const dir = tempDir('navcloud-');
+    // Views that never refresh by themselves: `behind` keeps the open fence it read at start, `aware` starts fenced.
+    const views = { holdMs: 0, fencePollMs: 600_000, fenceIdleMs: 600_000 };
+    const behind = await node(views, dir);
+    const admin = await behind.token('ops', true);
+    const alice = await behind.token('alice');
+    expect((await call(behind, 'PUT', '/v1/items/w', { token: alice, body: { type: 'trip', data: { v: 1 } } })).status).toBe(201);
+    const fenced = await call(behind, 'POST', '/admin/fence', { token: admin, body: { expected: { epoch: 0, mode: 'open' }, by: 'test', leaseSeconds: 60 } });
+    expect(fenced.status).toBe(200);
+    const aware = await node(views, { path: dir.path, remove: () => undefined });
+    const answers = [];
+    for (const target of [behind, aware]) {
+      const write = await call(target, 'PUT', '/v1/items/w', { token: alice, body: { type: 'trip', data: { v: 2 } } });
+      answers.push({ status: write.status, body: write.json, retryAfter: write.headers.get('retry-after'), connection: write.headers.get('connection') });
+    }
+    expect(answers[0]).toMatchObject({ status: 503, body: { error: { code: 'fenced' } }, connection: 'close' });
+    expect(answers[1]).toEqual(answers[0]);
+    // Neither was applied: the store's fence check refused both.
+    expect((await call(aware, 'GET', '/v1/items/w', { token: alice })).json.data).toEqual({ v: 1 });
+    // Only `aware` held its write (for holdMs, 0 here) before the store refused it.
+    expect((await call(aware, 'GET', '/metrics')).text).toMatch(/navcloud_requests_held_total\{outcome="timed-out"\} 1/);
+    expect((await call(behind, 'GET', '/metrics')).text).not.toMatch(/navcloud_requests_held_total\{outcome="timed-out"\}/);
+  });
 });
 
 describe('fence lease and forward over HTTP', () => {
