@@ -178,13 +178,15 @@ function lookup(zones: Zone[], question: Question): { rcode: number; answers: An
   return { rcode: RCODE.NOERROR, answers, authorities: answers.length ? [] : negative };
 }
 
-const SUPPORTED = new Set<RecordType>(['A', 'AAAA', 'CNAME', 'NS', 'TXT', 'MX', 'SOA', 'PTR']);
+const SUPPORTED = ['A', 'AAAA', 'CNAME', 'NS', 'TXT', 'MX', 'SOA', 'PTR'] as const satisfies readonly RecordType[];
+type SupportedType = (typeof SUPPORTED)[number];
+const isSupported = (type: string | undefined): type is SupportedType => (SUPPORTED as readonly (string | undefined)[]).includes(type);
 
 /** Route53 keeps values as zone-file text; dns-packet wants them structured. */
 function toAnswers(record: ResourceRecordSet, name: string): Answer[] {
-  const type = record.Type as RecordType;
+  const type = record.Type;
   // Alias records have no values of their own; the local profile never writes one.
-  if (!SUPPORTED.has(type) || !record.ResourceRecords) return [];
+  if (!isSupported(type) || !record.ResourceRecords) return [];
   const ttl = Number(record.TTL ?? 0);
   return record.ResourceRecords.flatMap((rr): Answer[] => {
     const value = rr.Value ?? '';
@@ -208,8 +210,10 @@ function toAnswers(record: ResourceRecordSet, name: string): Answer[] {
       case 'A':
       case 'AAAA':
         return [{ type, name, ttl, class: 'IN', data: value.trim() }];
-      default:
-        return [{ type: type as 'CNAME', name, ttl, class: 'IN', data: normalise(value) }];
+      case 'CNAME':
+      case 'NS':
+      case 'PTR':
+        return [{ type, name, ttl, class: 'IN', data: normalise(value) }];
     }
   });
 }
