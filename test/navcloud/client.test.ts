@@ -156,14 +156,16 @@ describe('SyncStream', () => {
 
   it('reassembles lines and characters split across chunks', async () => {
     const line = Buffer.from(`${JSON.stringify({ type: 'change', cursor: 'c1', id: 'zurich', owner: 'u', itemType: 'place', rev: '1-a', deleted: false, data: { name: 'Zürich 東京' }, updatedAt: 'now' })}\n`);
-    const splitter = createServer(async (_, response) => {
+    const splitter = createServer((_, response) => {
       response.writeHead(200, { 'content-type': 'application/x-ndjson' });
       // One byte per chunk: every multi-byte character and the line itself arrive in pieces.
-      for (const byte of line) {
-        response.write(Buffer.from([byte]));
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-      response.end();
+      void (async () => {
+        for (const byte of line) {
+          response.write(Buffer.from([byte]));
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+        response.end();
+      })();
     });
     splitter.listen(0, '127.0.0.1');
     await once(splitter, 'listening');

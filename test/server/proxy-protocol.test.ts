@@ -11,11 +11,13 @@ function exchange(port: number, bytes: Buffer[]): Promise<string> {
     socket.on('data', (chunk) => received.push(chunk));
     socket.on('error', (error) => ((error as NodeJS.ErrnoException).code === 'ECONNRESET' ? resolve(Buffer.concat(received).toString()) : reject(error)));
     socket.on('close', () => resolve(Buffer.concat(received).toString()));
-    socket.on('connect', async () => {
-      for (const part of bytes) {
-        socket.write(part);
-        await new Promise((wait) => setTimeout(wait, 20));
-      }
+    socket.on('connect', () => {
+      (async () => {
+        for (const part of bytes) {
+          socket.write(part);
+          await new Promise((wait) => setTimeout(wait, 20));
+        }
+      })().catch(reject);
     });
   });
 }
