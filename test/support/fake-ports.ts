@@ -25,7 +25,7 @@ import { FenceConflict, type FenceChange } from '../../server/store/port.ts';
 import { decide, effectiveMode, lapseOf, OPEN, type FenceRecord, type FenceRequest } from '../../server/store/fence-rules.ts';
 import { DEFAULT_FENCE_LEASE_SECONDS, DEFAULT_MAX_WRITE_PAUSE_SECONDS, type SmokeCheck } from '../../src/switch/contract.ts';
 import { stackName } from '../../src/switch/stack-name.ts';
-import { type AcknowledgedWrite, type DnsFlip, type NodeFence, type RunSnapshot, type WorldSnapshot } from './invariants.ts';
+import type { AcknowledgedWrite, DnsFlip, NodeFence, RunSnapshot, WorldSnapshot } from './invariants.ts';
 import { holdsAtLeast } from '../../src/navcloud/revision.ts';
 import type { ActivityDeps, SmokeRunner } from '../../activities/index.ts';
 import { decodeCursor, encodeCursor } from '../../src/navcloud/cursor.ts';
