@@ -40,10 +40,12 @@ export default defineConfig(
     // The sandbox is a bare V8 context: Node's globals are not there, though @types/node declares them.
     files: [runsInSandbox],
     rules: {
-      'no-restricted-globals': ['error',
+      'no-restricted-globals': [
+        'error',
         ...['process', 'Buffer', 'global', 'setImmediate', 'clearImmediate'].map((name) => ({
           name,
-          message: 'Workflow code runs in a V8 context without Node globals: take the value as an input or from an activity.',
+          message:
+            'Workflow code runs in a V8 context without Node globals: take the value as an input or from an activity.',
         })),
       ],
     },

@@ -16,7 +16,12 @@ export default defineConfig({
         // The real Riak cluster's fault drills strike its nodes: they run after everything else, one file at a time,
         // so no other test is talking to a node they kill.
         extends: true,
-        test: { name: 'riak-cluster', include: ['test/riak/**/*.test.ts'], sequence: { groupOrder: 1 }, poolOptions: { forks: { singleFork: true } } },
+        test: {
+          name: 'riak-cluster',
+          include: ['test/riak/**/*.test.ts'],
+          sequence: { groupOrder: 1 },
+          poolOptions: { forks: { singleFork: true } },
+        },
       },
     ],
   },

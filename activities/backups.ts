@@ -4,7 +4,12 @@ import { refuse } from './failures.ts';
 import type { BackupSummary } from './types.ts';
 import type { BackupManifest } from '../src/cloud/ports.ts';
 
-const summary = (m: BackupManifest): BackupSummary => ({ key: m.key, items: m.items, cursor: m.cursor, sourceStack: m.sourceStack });
+const summary = (m: BackupManifest): BackupSummary => ({
+  key: m.key,
+  items: m.items,
+  cursor: m.cursor,
+  sourceStack: m.sourceStack,
+});
 
 export function backupActivities(context: (env: string) => Promise<EnvironmentContext>) {
   return {
@@ -14,7 +19,10 @@ export function backupActivities(context: (env: string) => Promise<EnvironmentCo
       if (input.backup !== 'latest') return summary(await ports.backups.get(input.backup));
       const latest = await ports.backups.latest(input.env);
       if (!latest) {
-        throw refuse('NoBackup', `no complete backup of environment ${input.env} in s3://${env.backups.bucket}/${env.backups.prefix}`);
+        throw refuse(
+          'NoBackup',
+          `no complete backup of environment ${input.env} in s3://${env.backups.bucket}/${env.backups.prefix}`,
+        );
       }
       return summary(latest);
     },

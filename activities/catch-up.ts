@@ -36,7 +36,11 @@ export function catchUpActivities(context: (env: string) => Promise<EnvironmentC
       const { items, cursor, fenced, draining, fence } = await client.stats(input.adminUrl, signal);
       const nodes = input.nodes?.length ? await Promise.all(input.nodes.map((node) => client.stats(node, signal))) : [];
       return {
-        items, cursor, fenced, draining: draining || nodes.some((n) => n.draining), ...(fence.forwardTo ? { forwardTo: fence.forwardTo } : {}),
+        items,
+        cursor,
+        fenced,
+        draining: draining || nodes.some((n) => n.draining),
+        ...(fence.forwardTo ? { forwardTo: fence.forwardTo } : {}),
         fence: { mode: fence.mode, epoch: fence.epoch },
       };
     },
@@ -47,8 +51,13 @@ export function catchUpActivities(context: (env: string) => Promise<EnvironmentC
  * One copy of `source`'s changes after `since` into `target`, batch by batch, with heartbeats
  * carrying the progress; it ends with the export's end line, whose cursor is where the next starts.
  */
-export async function copyBetween(source: StackAdmin, target: StackAdmin, input: Pick<CopyInput, 'fromAdminUrl' | 'since'>, batchLines: number,
-  signal: AbortSignal): Promise<CopyResult> {
+export async function copyBetween(
+  source: StackAdmin,
+  target: StackAdmin,
+  input: Pick<CopyInput, 'fromAdminUrl' | 'since'>,
+  batchLines: number,
+  signal: AbortSignal,
+): Promise<CopyResult> {
   const heartbeat = new ProgressHeartbeat({ copied: 0 });
   const startedAt = performance.now();
   let copied = 0;
@@ -66,7 +75,10 @@ export async function copyBetween(source: StackAdmin, target: StackAdmin, input:
         // With the end line: numbers the source took up to its cursor but never stored stay taken on the target.
         await flush(line);
         if (line.items !== copied) {
-          throw refuse('CopyCountMismatch', `${input.fromAdminUrl}/admin/export announced ${line.items} items but sent ${copied}`);
+          throw refuse(
+            'CopyCountMismatch',
+            `${input.fromAdminUrl}/admin/export announced ${line.items} items but sent ${copied}`,
+          );
         }
         return { copied, cursor: line.cursor, durationMs: Math.round(performance.now() - startedAt) };
       }

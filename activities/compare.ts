@@ -36,14 +36,18 @@ export function compareActivities(context: (env: string) => Promise<EnvironmentC
       const timer = setInterval(() => activity.heartbeat({ itemsCompared: compared }), 1_000);
       try {
         const old = admin(input.fromAdminUrl);
-        return await compareStacks(input.oldThrough ? acknowledgedOnly(old, input.oldThrough) : old, admin(input.toAdminUrl), {
-          firstN: input.firstN,
-          itemsPerSecond: env.verifyItemsPerSecond,
-          signal: activity.cancellationSignal,
-          onProgress: (itemsCompared) => {
-            compared = itemsCompared;
+        return await compareStacks(
+          input.oldThrough ? acknowledgedOnly(old, input.oldThrough) : old,
+          admin(input.toAdminUrl),
+          {
+            firstN: input.firstN,
+            itemsPerSecond: env.verifyItemsPerSecond,
+            signal: activity.cancellationSignal,
+            onProgress: (itemsCompared) => {
+              compared = itemsCompared;
+            },
           },
-        });
+        );
       } finally {
         clearInterval(timer);
       }

@@ -20,18 +20,28 @@ export function dnsActivities(context: (env: string) => Promise<EnvironmentConte
      */
     async switchDns(input: DnsSwitchInput): Promise<DnsSwitchResult> {
       const { env, ports } = await context(input.env);
-      const expected = input.expected !== undefined ? input.expected ?? undefined : await legacyExpectation(input);
+      const expected = input.expected !== undefined ? (input.expected ?? undefined) : await legacyExpectation(input);
       const changeId = await ports.dns.switch({
-        recordName: env.recordName, ttl: env.ttl, expected, stack: input.stack, target: input.target,
+        recordName: env.recordName,
+        ttl: env.ttl,
+        expected,
+        stack: input.stack,
+        target: input.target,
       });
-      return { changeId, record: { recordName: env.recordName, ttl: env.ttl, target: input.target, stack: input.stack } };
+      return {
+        changeId,
+        record: { recordName: env.recordName, ttl: env.ttl, target: input.target, stack: input.stack },
+      };
 
       async function legacyExpectation(legacy: DnsSwitchInput): Promise<DnsRecordState | undefined> {
         const current = await ports.dns.current(env.recordName);
         // Already switched: the adapter recognises it from the wanted record, whatever is expected.
         if (current?.stack === legacy.stack) return current;
         if ((current?.stack ?? null) !== (legacy.expectedStack ?? null)) {
-          throw new DnsConflictError(env.recordName, `expected it to belong to ${legacy.expectedStack ?? 'no stack'} but it belongs to ${current?.stack ?? 'no stack'}`);
+          throw new DnsConflictError(
+            env.recordName,
+            `expected it to belong to ${legacy.expectedStack ?? 'no stack'} but it belongs to ${current?.stack ?? 'no stack'}`,
+          );
         }
         return current;
       }

@@ -8,7 +8,11 @@ import type { StackActivity } from './types.ts';
  * node at random. A stack whose outputs list no nodes cannot be drained, and says so.
  */
 function nodesOf(input: { adminUrl: string; nodes: string[] }): string[] {
-  if (input.nodes.length === 0) throw refuse('NoNodes', `the outputs of the stack at ${input.adminUrl} list no nodes: drain and its evidence are per node`);
+  if (input.nodes.length === 0)
+    throw refuse(
+      'NoNodes',
+      `the outputs of the stack at ${input.adminUrl} list no nodes: drain and its evidence are per node`,
+    );
   return input.nodes;
 }
 

@@ -23,7 +23,9 @@ export function refuse(type: string, message: string): ApplicationFailure {
   return ApplicationFailure.create({ message, type, nonRetryable: true });
 }
 
-export function withFailureConversion<T extends Record<string, (...args: never[]) => Promise<unknown>>>(activities: T): T {
+export function withFailureConversion<T extends Record<string, (...args: never[]) => Promise<unknown>>>(
+  activities: T,
+): T {
   const wrapped: Record<string, unknown> = {};
   for (const [name, fn] of Object.entries(activities)) {
     wrapped[name] = async (...args: never[]) => {

@@ -26,7 +26,11 @@ export function legacyFenceActivities(context: (env: string) => Promise<Environm
     /** Fences the stack for a lease (a repeat renews it); a forwarding stack is answered as it is. */
     async fenceStack(input: FenceInput): Promise<FenceResult> {
       const { admin } = await context(input.env);
-      return fenceAsFound(admin(input.adminUrl), input.leaseSeconds ?? UNLEASED_RUN_LEASE_SECONDS, Context.current().cancellationSignal);
+      return fenceAsFound(
+        admin(input.adminUrl),
+        input.leaseSeconds ?? UNLEASED_RUN_LEASE_SECONDS,
+        Context.current().cancellationSignal,
+      );
     },
 
     /** The commit of a flip, refused when the renewal before it shows writes past `cursor`, a short lease, or another target. */
@@ -34,13 +38,23 @@ export function legacyFenceActivities(context: (env: string) => Promise<Environm
       const { admin } = await context(input.env);
       const signal = Context.current().cancellationSignal;
       const stack = admin(input.adminUrl);
-      const renewed = await renewBeforeFlip(stack, { url: input.adminUrl, to: input.to, cursor: input.cursor, leaseSeconds: input.leaseSeconds ?? UNLEASED_RUN_LEASE_SECONDS }, signal,
-        (message) => refuse('FenceLeaseShort', message));
+      const renewed = await renewBeforeFlip(
+        stack,
+        {
+          url: input.adminUrl,
+          to: input.to,
+          cursor: input.cursor,
+          leaseSeconds: input.leaseSeconds ?? UNLEASED_RUN_LEASE_SECONDS,
+        },
+        signal,
+        (message) => refuse('FenceLeaseShort', message),
+      );
       if (renewed.mode === 'forwarding') return renewed;
       try {
         return await forwardFrom(stack, renewed, input.to, signal);
       } catch (err) {
-        if (err instanceof CloudError && !err.retryable) throw refuse('FenceLapsed', `${input.adminUrl} refused to forward: ${err.message}`);
+        if (err instanceof CloudError && !err.retryable)
+          throw refuse('FenceLapsed', `${input.adminUrl} refused to forward: ${err.message}`);
         throw err;
       }
     },
@@ -50,14 +64,24 @@ export function legacyFenceActivities(context: (env: string) => Promise<Environm
       const { admin } = await context(input.env);
       const signal = Context.current().cancellationSignal;
       const from = admin(input.from);
-      const renewed = await renewBeforeFlip(from, { url: input.from, to: input.toEndpoint, cursor: input.cursor, leaseSeconds: input.leaseSeconds ?? UNLEASED_RUN_LEASE_SECONDS }, signal,
-        (message) => ApplicationFailure.retryable(message, 'FenceLeaseShort'));
+      const renewed = await renewBeforeFlip(
+        from,
+        {
+          url: input.from,
+          to: input.toEndpoint,
+          cursor: input.cursor,
+          leaseSeconds: input.leaseSeconds ?? UNLEASED_RUN_LEASE_SECONDS,
+        },
+        signal,
+        (message) => ApplicationFailure.retryable(message, 'FenceLeaseShort'),
+      );
       await unfenceAsFound(admin(input.to), signal);
       if (renewed.mode === 'forwarding') return renewed;
       try {
         return await forwardFrom(from, renewed, input.toEndpoint, signal);
       } catch (err) {
-        if (err instanceof CloudError && !err.retryable) throw ApplicationFailure.retryable(`${input.from} refused to forward: ${err.message}`, 'ForwardRefused');
+        if (err instanceof CloudError && !err.retryable)
+          throw ApplicationFailure.retryable(`${input.from} refused to forward: ${err.message}`, 'ForwardRefused');
         throw err;
       }
     },
@@ -82,7 +106,10 @@ async function unfenceAsFound(stack: StackAdmin, signal: AbortSignal): Promise<F
 }
 
 function forwardFrom(stack: StackAdmin, renewed: FenceResult, to: string, signal: AbortSignal): Promise<FenceResult> {
-  return stack.forward({ expected: { epoch: renewed.epoch, mode: 'fenced' }, by: changedBy(), cursor: renewed.cursor, to }, signal);
+  return stack.forward(
+    { expected: { epoch: renewed.epoch, mode: 'fenced' }, by: changedBy(), cursor: renewed.cursor, to },
+    signal,
+  );
 }
 
 /**
@@ -90,8 +117,12 @@ function forwardFrom(stack: StackAdmin, renewed: FenceResult, to: string, signal
  * committed by an attempt whose answer was lost. Refused for good when it forwards elsewhere or
  * took writes past `cursor`; when the renewal took more than half the lease, as `leaseShort` says.
  */
-async function renewBeforeFlip(stack: StackAdmin, flip: { url: string; to: string; cursor: string; leaseSeconds: number }, signal: AbortSignal,
-  leaseShort: (message: string) => Error): Promise<FenceResult> {
+async function renewBeforeFlip(
+  stack: StackAdmin,
+  flip: { url: string; to: string; cursor: string; leaseSeconds: number },
+  signal: AbortSignal,
+  leaseShort: (message: string) => Error,
+): Promise<FenceResult> {
   const { url, to, cursor, leaseSeconds } = flip;
   const askedAt = performance.now();
   const renewed = await fenceAsFound(stack, leaseSeconds, signal);
@@ -104,7 +135,9 @@ async function renewBeforeFlip(stack: StackAdmin, flip: { url: string; to: strin
   }
   const spentMs = performance.now() - askedAt;
   if (spentMs > (leaseSeconds * 1000) / 2) {
-    throw leaseShort(`${url} took ${Math.round(spentMs / 1000)} s to renew its ${leaseSeconds} s fence: too little lease left to forward on`);
+    throw leaseShort(
+      `${url} took ${Math.round(spentMs / 1000)} s to renew its ${leaseSeconds} s fence: too little lease left to forward on`,
+    );
   }
   return renewed;
 }

@@ -15,7 +15,13 @@ import { refuse } from './failures.ts';
 import { changedBy, withinAttempt } from './heartbeat.ts';
 import { heldRenewal, lost } from './renewal.ts';
 import type {
-  CommitInput, FencedCopyInput, FencedCopyResult, HandOverWriterInput, HeldFence, ReleaseFenceInput, TakeFenceInput,
+  CommitInput,
+  FencedCopyInput,
+  FencedCopyResult,
+  HandOverWriterInput,
+  HeldFence,
+  ReleaseFenceInput,
+  TakeFenceInput,
 } from './types.ts';
 
 export function fenceActivities(context: (env: string) => Promise<EnvironmentContext>, batchLines: number) {
@@ -30,9 +36,16 @@ export function fenceActivities(context: (env: string) => Promise<EnvironmentCon
       return withinAttempt(async (signal) => {
         const stack = admin(input.adminUrl);
         const now = await stack.fenceState(signal);
-        if (now.mode === 'forwarding') throw refuse('Forwarding', `${input.adminUrl} forwards to ${now.forwardTo ?? '?'}: it is not a writer to fence`);
+        if (now.mode === 'forwarding')
+          throw refuse(
+            'Forwarding',
+            `${input.adminUrl} forwards to ${now.forwardTo ?? '?'}: it is not a writer to fence`,
+          );
         try {
-          return await stack.fence({ expected: { epoch: now.epoch, mode: now.mode }, by: changedBy(), leaseSeconds: input.leaseSeconds }, signal);
+          return await stack.fence(
+            { expected: { epoch: now.epoch, mode: now.mode }, by: changedBy(), leaseSeconds: input.leaseSeconds },
+            signal,
+          );
         } catch (err) {
           // It changed since it was read (a node recorded a lapse): the next attempt reads it again.
           if (err instanceof FenceConflictError) throw ApplicationFailure.retryable(err.message, 'FenceMoved');
@@ -54,7 +67,9 @@ export function fenceActivities(context: (env: string) => Promise<EnvironmentCon
       // A retry has what the first attempt had, less the time since that was scheduled (both on the server's clock).
       const ceilingMs = input.writePauseLeftMs - (info.currentAttemptScheduledTimestampMs - info.scheduledTimestampMs);
       const renewal = heldRenewal(source, held, input.leaseSeconds, cancellationSignal, ceilingMs);
-      const copy = await renewal.during((signal) => copyBetween(source, admin(input.toAdminUrl), input, batchLines, signal));
+      const copy = await renewal.during((signal) =>
+        copyBetween(source, admin(input.toAdminUrl), input, batchLines, signal),
+      );
       return { ...copy, fence: held };
     },
 
@@ -79,7 +94,10 @@ export function fenceActivities(context: (env: string) => Promise<EnvironmentCon
         const now = await to.fenceState(signal);
         if (now.mode === 'open') return now;
         if (now.mode === 'forwarding' && now.forwardTo !== input.fromEndpoint) {
-          throw refuse('ForwardingElsewhere', `${input.to} forwards to ${now.forwardTo ?? '?'}, not to ${input.fromEndpoint}: it is not opened`);
+          throw refuse(
+            'ForwardingElsewhere',
+            `${input.to} forwards to ${now.forwardTo ?? '?'}, not to ${input.fromEndpoint}: it is not opened`,
+          );
         }
         try {
           return await to.unfence({ expected: { epoch: now.epoch, mode: now.mode }, by: changedBy() }, signal);
@@ -109,7 +127,8 @@ export function fenceActivities(context: (env: string) => Promise<EnvironmentCon
             if (!(err instanceof FenceConflictError)) throw err;
             const { current } = err;
             if (current.mode === 'open') return current;
-            const renewedByThisRun = current.mode === 'fenced' && current.by?.startsWith(thisRun) && current.epoch !== expected.epoch;
+            const renewedByThisRun =
+              current.mode === 'fenced' && current.by?.startsWith(thisRun) && current.epoch !== expected.epoch;
             if (!renewedByThisRun) throw refuse('FenceMoved', `${input.adminUrl} was not released: ${err.message}`);
             expected = { epoch: current.epoch, mode: 'fenced' };
           }
@@ -127,7 +146,10 @@ interface CommitStep {
 }
 
 const FLIP: CommitStep = { name: 'the flip', leaseShort: (message) => refuse('FenceLeaseShort', message) };
-const HAND_OVER: CommitStep = { name: 'the hand-over', leaseShort: (message) => ApplicationFailure.retryable(message, 'FenceLeaseShort') };
+const HAND_OVER: CommitStep = {
+  name: 'the hand-over',
+  leaseShort: (message) => ApplicationFailure.retryable(message, 'FenceLeaseShort'),
+};
 
 /**
  * Renews the held fence and, if the renewal came back within half a lease (this worker's
@@ -135,8 +157,12 @@ const HAND_OVER: CommitStep = { name: 'the hand-over', leaseShort: (message) => 
  * write was acknowledged past `cursor`: both compare-and-sets on the epoch. A stack already
  * forwarding to `to` by this step's own change was committed by an attempt whose answer was lost.
  */
-async function commit(stack: StackAdmin, flip: { url: string; to: string; fence: HeldFence; cursor: string; leaseSeconds: number },
-  signal: AbortSignal, step: CommitStep): Promise<FenceResult> {
+async function commit(
+  stack: StackAdmin,
+  flip: { url: string; to: string; fence: HeldFence; cursor: string; leaseSeconds: number },
+  signal: AbortSignal,
+  step: CommitStep,
+): Promise<FenceResult> {
   const by = changedBy();
   const { url, to, cursor, leaseSeconds } = flip;
   const answered = (err: unknown, expectedEpoch: number): FenceResult => {
@@ -144,7 +170,8 @@ async function commit(stack: StackAdmin, flip: { url: string; to: string; fence:
     const { current } = err;
     if (current.mode === 'forwarding' && current.forwardTo === to && current.by === by) return current;
     // Still the fence expected, so the copy is what is behind: writes were acknowledged past its cursor.
-    if (current.mode === 'fenced' && current.epoch === expectedEpoch) throw refuse('CopyBehind', `${url} refused ${step.name}: ${err.message}`);
+    if (current.mode === 'fenced' && current.epoch === expectedEpoch)
+      throw refuse('CopyBehind', `${url} refused ${step.name}: ${err.message}`);
     throw lost(err);
   };
   const askedAt = performance.now();
@@ -156,7 +183,9 @@ async function commit(stack: StackAdmin, flip: { url: string; to: string; fence:
   }
   const spentMs = performance.now() - askedAt;
   if (spentMs > (leaseSeconds * 1000) / 2) {
-    throw step.leaseShort(`${url} took ${Math.round(spentMs / 1000)} s to renew its ${leaseSeconds} s fence: too little lease left for ${step.name}`);
+    throw step.leaseShort(
+      `${url} took ${Math.round(spentMs / 1000)} s to renew its ${leaseSeconds} s fence: too little lease left for ${step.name}`,
+    );
   }
   try {
     return await stack.forward({ expected: { epoch: renewed.epoch, mode: 'fenced' }, by, cursor, to }, signal);

@@ -21,7 +21,10 @@ export class ProgressHeartbeat<T> {
   private readonly context = Context.current();
   private readonly timer: ReturnType<typeof setInterval>;
 
-  constructor(private details: T, everyMs = 1_000) {
+  constructor(
+    private details: T,
+    everyMs = 1_000,
+  ) {
     this.context.heartbeat(details);
     this.timer = setInterval(() => this.context.heartbeat(this.details), everyMs);
   }

@@ -19,7 +19,10 @@ export interface NotifyRequest {
   at?: string;
 }
 
-export function notifyActivities(context: (env: string) => Promise<EnvironmentContext>, notifierFor: (env: Environment) => Notifier) {
+export function notifyActivities(
+  context: (env: string) => Promise<EnvironmentContext>,
+  notifierFor: (env: Environment) => Notifier,
+) {
   const notifiers = new Map<string, Notifier>();
   return {
     async notify(request: NotifyRequest): Promise<DeliveryReport> {
@@ -27,9 +30,13 @@ export function notifyActivities(context: (env: string) => Promise<EnvironmentCo
       const targets = env.notify ?? [];
       if (targets.length === 0) return { sent: [], failed: [] };
       let notifier = notifiers.get(env.name);
-      if (!notifier) notifiers.set(env.name, notifier = notifierFor(env));
+      if (!notifier) notifiers.set(env.name, (notifier = notifierFor(env)));
       const activity = Context.current();
-      const report = await notifier.deliver(targets, { ...request, at: request.at ?? new Date().toISOString() }, activity.cancellationSignal);
+      const report = await notifier.deliver(
+        targets,
+        { ...request, at: request.at ?? new Date().toISOString() },
+        activity.cancellationSignal,
+      );
       for (const { target, reason } of report.failed) {
         activity.log.warn('notification not delivered', { env: request.env, event: request.event, target, reason });
       }

@@ -31,7 +31,13 @@ export function planningActivities(context: (env: string) => Promise<Environment
      */
     async planSwitch(envName: string): Promise<Plan> {
       const { env, ports, admin } = await context(envName);
-      const observed = await observeStacks({ env: envName, recordName: env.recordName, ports, admin, signal: Context.current().cancellationSignal });
+      const observed = await observeStacks({
+        env: envName,
+        recordName: env.recordName,
+        ports,
+        admin,
+        signal: Context.current().cancellationSignal,
+      });
       const { record } = observed;
       if (!record) return { settings: settingsOf(env), observed };
       const { live, writer } = stackRoles(observed);
@@ -41,7 +47,11 @@ export function planningActivities(context: (env: string) => Promise<Environment
       return {
         settings: settingsOf(env),
         observed,
-        live: { record, stack: writer, ...(writer && live && writer.name !== live.name ? { forwardedBy: live.name } : {}) },
+        live: {
+          record,
+          stack: writer,
+          ...(writer && live && writer.name !== live.name ? { forwardedBy: live.name } : {}),
+        },
       };
     },
   };

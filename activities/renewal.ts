@@ -52,7 +52,12 @@ export class Renewal {
     for (;;) {
       const left = this.ceilingMs === undefined ? Infinity : this.ceilingMs - (performance.now() - startedAt);
       if (left <= 0) {
-        end(refuse('WritePauseExceeded', `the write pause reached its ceiling of ${Math.round((this.ceilingMs ?? 0) / 1000)} s (maxWritePauseSeconds) with the copy still running`));
+        end(
+          refuse(
+            'WritePauseExceeded',
+            `the write pause reached its ceiling of ${Math.round((this.ceilingMs ?? 0) / 1000)} s (maxWritePauseSeconds) with the copy still running`,
+          ),
+        );
         return;
       }
       // The sleep that reaches the ceiling is never followed by a renewal, even when its timer
@@ -80,12 +85,26 @@ export class Renewal {
 }
 
 /** The fence a run holds, renewed as that run's own (`by`): a renewal finding it otherwise ends the work. */
-export function heldRenewal(admin: StackAdmin, held: HeldFence, leaseSeconds: number, signal: AbortSignal, ceilingMs?: number): Renewal {
+export function heldRenewal(
+  admin: StackAdmin,
+  held: HeldFence,
+  leaseSeconds: number,
+  signal: AbortSignal,
+  ceilingMs?: number,
+): Renewal {
   const by = changedBy();
-  return new Renewal(async (renewing) => {
-    const renewed = await admin.fence({ expected: { epoch: held.epoch, mode: 'fenced' }, by, leaseSeconds }, renewing);
-    held.epoch = renewed.epoch;
-  }, leaseSeconds, signal, ceilingMs);
+  return new Renewal(
+    async (renewing) => {
+      const renewed = await admin.fence(
+        { expected: { epoch: held.epoch, mode: 'fenced' }, by, leaseSeconds },
+        renewing,
+      );
+      held.epoch = renewed.epoch;
+    },
+    leaseSeconds,
+    signal,
+    ceilingMs,
+  );
 }
 
 /**
@@ -94,17 +113,23 @@ export function heldRenewal(admin: StackAdmin, held: HeldFence, leaseSeconds: nu
  */
 export function legacyRenewal(admin: StackAdmin, leaseSeconds: number, signal: AbortSignal): Renewal {
   const by = changedBy();
-  return new Renewal(async (renewing) => {
-    const now = await admin.fenceState(renewing);
-    if (now.mode === 'forwarding') return;
-    await admin.fence({ expected: { epoch: now.epoch, mode: now.mode }, by, leaseSeconds }, renewing);
-  }, leaseSeconds, signal);
+  return new Renewal(
+    async (renewing) => {
+      const now = await admin.fenceState(renewing);
+      if (now.mode === 'forwarding') return;
+      await admin.fence({ expected: { epoch: now.epoch, mode: now.mode }, by, leaseSeconds }, renewing);
+    },
+    leaseSeconds,
+    signal,
+  );
 }
 
 /** A renewal refused: the fence lapsed (a node took writes), or another step changed it. */
 export function lost(conflict: FenceConflictError): Error {
   const { current } = conflict;
   const lapsed = current.mode === 'open';
-  return refuse(lapsed ? 'FenceLapsed' : 'FenceLost',
-    `${conflict.message}${lapsed ? ` (the store is open at cursor ${current.cursor}: its lease lapsed and it may have taken writes)` : ''}`);
+  return refuse(
+    lapsed ? 'FenceLapsed' : 'FenceLost',
+    `${conflict.message}${lapsed ? ` (the store is open at cursor ${current.cursor}: its lease lapsed and it may have taken writes)` : ''}`,
+  );
 }

@@ -4,7 +4,11 @@ import type { SwitchReport } from '../src/switch/contract.ts';
 import type { SwitchMetrics } from '../src/temporal/switch-metrics.ts';
 import type { EnvironmentContext } from './deps.ts';
 
-export function reportActivities(context: (env: string) => Promise<EnvironmentContext>, reportsDir: string, metrics?: SwitchMetrics) {
+export function reportActivities(
+  context: (env: string) => Promise<EnvironmentContext>,
+  reportsDir: string,
+  metrics?: SwitchMetrics,
+) {
   return {
     /**
      * On the local profile every switch leaves its report in reportsDir; returns the file or null.

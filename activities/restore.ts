@@ -33,7 +33,10 @@ export function restoreActivities(context: (env: string) => Promise<EnvironmentC
         if (batch.length === 0 && !end) return;
         const result: ImportResult = await stack.importLines(batch, signal, end);
         if (result.applied + result.skipped !== batch.length) {
-          throw refuse('ImportCountMismatch', `${input.adminUrl}/admin/import took ${result.applied + result.skipped} of ${batch.length} lines`);
+          throw refuse(
+            'ImportCountMismatch',
+            `${input.adminUrl}/admin/import took ${result.applied + result.skipped} of ${batch.length} lines`,
+          );
         }
         applied += result.applied;
         skipped += result.skipped;
@@ -57,7 +60,10 @@ export function restoreActivities(context: (env: string) => Promise<EnvironmentC
         heartbeat.stop();
       }
       if (items !== manifest.items) {
-        throw refuse('RestoreCountMismatch', `backup ${manifest.key} holds ${items} items but its manifest says ${manifest.items}`);
+        throw refuse(
+          'RestoreCountMismatch',
+          `backup ${manifest.key} holds ${items} items but its manifest says ${manifest.items}`,
+        );
       }
       return { items, applied, skipped, cursor: cursor || manifest.cursor, resumedFrom };
     },
@@ -68,6 +74,11 @@ function parseBackupLine(text: string, key: string): ExportLine {
   try {
     return JSON.parse(text) as ExportLine;
   } catch {
-    throw new CloudError(`backup ${key} has a line that is not JSON: ${text.slice(0, 120)}`, false, 'BadBackupLine', key);
+    throw new CloudError(
+      `backup ${key} has a line that is not JSON: ${text.slice(0, 120)}`,
+      false,
+      'BadBackupLine',
+      key,
+    );
   }
 }

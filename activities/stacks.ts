@@ -23,7 +23,11 @@ export function stackActivities(context: (env: string) => Promise<EnvironmentCon
       const { ports } = await context(input.env);
       const activity = Context.current();
       activity.heartbeat();
-      const stack = await ports.stacks.waitUntilReady(input.name, (progress) => activity.heartbeat(progress), activity.cancellationSignal);
+      const stack = await ports.stacks.waitUntilReady(
+        input.name,
+        (progress) => activity.heartbeat(progress),
+        activity.cancellationSignal,
+      );
       if (!stack.outputs) throw refuse('StackWithoutOutputs', `stack ${input.name} is ready but has no outputs`);
       return stack;
     },
@@ -42,11 +46,18 @@ export function stackActivities(context: (env: string) => Promise<EnvironmentCon
       const activity = Context.current();
       const record = await ports.dns.current(env.recordName);
       if (record?.stack === input.name) {
-        throw refuse('LiveStackProtected', `refusing to delete stack ${input.name}: DNS record ${env.recordName} points to it`);
+        throw refuse(
+          'LiveStackProtected',
+          `refusing to delete stack ${input.name}: DNS record ${env.recordName} points to it`,
+        );
       }
       activity.heartbeat();
       await ports.stacks.delete(input.name);
-      await ports.stacks.waitUntilDeleted(input.name, (progress) => activity.heartbeat(progress), activity.cancellationSignal);
+      await ports.stacks.waitUntilDeleted(
+        input.name,
+        (progress) => activity.heartbeat(progress),
+        activity.cancellationSignal,
+      );
     },
   };
 }

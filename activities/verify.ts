@@ -6,7 +6,12 @@ import type { ProbeResult } from './types.ts';
 export function verifyActivities(context: (env: string) => Promise<EnvironmentContext>) {
   return {
     /** One look at the new stack as clients see it: the public name answers with it and it is healthy. */
-    async probeStack(input: { env: string; endpoint: string; adminUrl: string; target: DnsTarget }): Promise<ProbeResult> {
+    async probeStack(input: {
+      env: string;
+      endpoint: string;
+      adminUrl: string;
+      target: DnsTarget;
+    }): Promise<ProbeResult> {
       const { env, ports, admin } = await context(input.env);
       const signal = Context.current().cancellationSignal;
       if (!(await ports.dns.verify(env.recordName, input.target))) {

@@ -11,7 +11,13 @@
  */
 import { parseArgs } from 'node:util';
 import { runExportDrill, type DrillOptions, type DrillResult } from '../test/support/export-drill.ts';
-import { FAULT_KINDS, riakctlPath, waitSettled, type ClusterNode, type FaultKind } from '../test/support/riak-cluster.ts';
+import {
+  FAULT_KINDS,
+  riakctlPath,
+  waitSettled,
+  type ClusterNode,
+  type FaultKind,
+} from '../test/support/riak-cluster.ts';
 import { seeded } from '../test/support/seeded.ts';
 
 const { values } = parseArgs({
@@ -27,26 +33,36 @@ const { values } = parseArgs({
   },
 });
 if (!riakctlPath()) {
-  console.error('riak-faults: riakctl not found beside the checkout (../shared/riak/riakctl) nor in SWITCHYARD_RIAKCTL');
+  console.error(
+    'riak-faults: riakctl not found beside the checkout (../shared/riak/riakctl) nor in SWITCHYARD_RIAKCTL',
+  );
   process.exit(2);
 }
 const runs = Number(values.runs);
 const writeMs = Number(values['write-ms']);
 const kinds = values.kinds.split(',') as FaultKind[];
 const nodes = values.nodes.split(',').map(Number) as ClusterNode[];
-for (const kind of kinds) if (!FAULT_KINDS.includes(kind)) throw new Error(`--kinds: unknown fault ${kind}; known: ${FAULT_KINDS.join(', ')}`);
+for (const kind of kinds)
+  if (!FAULT_KINDS.includes(kind)) throw new Error(`--kinds: unknown fault ${kind}; known: ${FAULT_KINDS.join(', ')}`);
 
 // The moments and lengths of the faults come from --seed alone.
 const next = seeded(Number(values.seed));
 
-interface Row { label: string; results: DrillResult[] }
+interface Row {
+  label: string;
+  results: DrillResult[];
+}
 const rows: Row[] = [];
 
 async function drill(label: string, fault: DrillOptions['fault']): Promise<DrillResult> {
   await waitSettled({ handoffs: values['handoffs-pending'] ? 'pending' : 'settled' });
   const result = await runExportDrill({ fault, writeMs, quorums: values.quorums });
-  const faultText = fault ? `${fault.kind} dev${fault.node} at ${(fault.atMs / 1000).toFixed(1)} s for ${(fault.forMs / 1000).toFixed(1)} s` : 'no fault';
-  console.log(`${label.padEnd(14)} ${faultText.padEnd(34)} acknowledged ${String(result.acknowledged).padStart(5)}  refused ${String(result.refused).padStart(5)}  missed ${result.missed.length}${result.missed.length ? ` (${result.missed.slice(0, 5).join(', ')}…)` : ''}  exports failed ${result.exportsFailed}`);
+  const faultText = fault
+    ? `${fault.kind} dev${fault.node} at ${(fault.atMs / 1000).toFixed(1)} s for ${(fault.forMs / 1000).toFixed(1)} s`
+    : 'no fault';
+  console.log(
+    `${label.padEnd(14)} ${faultText.padEnd(34)} acknowledged ${String(result.acknowledged).padStart(5)}  refused ${String(result.refused).padStart(5)}  missed ${result.missed.length}${result.missed.length ? ` (${result.missed.slice(0, 5).join(', ')}…)` : ''}  exports failed ${result.exportsFailed}`,
+  );
   return result;
 }
 
@@ -67,6 +83,8 @@ console.log('\n| Fault | Runs | Acknowledged | Refused | Missed | Runs with a mi
 console.log('|---|---|---|---|---|---|');
 for (const { label, results } of rows) {
   const sum = (pick: (r: DrillResult) => number) => results.reduce((total, r) => total + pick(r), 0);
-  console.log(`| ${label} | ${results.length} | ${sum((r) => r.acknowledged)} | ${sum((r) => r.refused)} | ${sum((r) => r.missed.length)} | ${results.filter((r) => r.missed.length > 0).length} |`);
+  console.log(
+    `| ${label} | ${results.length} | ${sum((r) => r.acknowledged)} | ${sum((r) => r.refused)} | ${sum((r) => r.missed.length)} | ${results.filter((r) => r.missed.length > 0).length} |`,
+  );
 }
 await waitSettled();

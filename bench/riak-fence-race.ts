@@ -19,7 +19,11 @@ const outcomes = { bothApplied: 0, commitOnly: 0, renewalOnly: 0, neither: 0 };
 const settled = { forwarding: 0, fenced: 0, open: 0 };
 for (let round = 0; round < ROUNDS; round += 1) {
   const bucket = `fence-race-${randomBytes(6).toString('hex')}`;
-  const [a, b] = await Promise.all([urlA, urlB].map((url) => openRiakStore(`${url}?bucket=${bucket}&r=quorum&pr=quorum&w=all&pw=quorum&dw=quorum`, { logger })));
+  const [a, b] = await Promise.all(
+    [urlA, urlB].map((url) =>
+      openRiakStore(`${url}?bucket=${bucket}&r=quorum&pr=quorum&w=all&pw=quorum&dw=quorum`, { logger }),
+    ),
+  );
   try {
     const fenced = await a!.fence({ expected: { epoch: 0, mode: 'open' }, by: 'bench/fence', leaseMs: 60_000 });
     await b!.fenceState();
@@ -39,5 +43,7 @@ for (let round = 0; round < ROUNDS; round += 1) {
   }
 }
 console.log(`riak fence race over ${ROUNDS} rounds (renewal at ${urlA}, commit at ${urlB}, both expecting one epoch):`);
-console.log(`  answered as applied: both ${outcomes.bothApplied}, only the commit ${outcomes.commitOnly}, only the renewal ${outcomes.renewalOnly}, neither ${outcomes.neither}`);
+console.log(
+  `  answered as applied: both ${outcomes.bothApplied}, only the commit ${outcomes.commitOnly}, only the renewal ${outcomes.renewalOnly}, neither ${outcomes.neither}`,
+);
 console.log(`  the fence settled on: forwarding ${settled.forwarding}, fenced ${settled.fenced}, open ${settled.open}`);

@@ -26,24 +26,31 @@ const config = configFromEnvOrExit(process.env, 'navcloud-admin');
 
 const { port, proxyProtocol, jwtSecret } = config;
 const token = await signToken(jwtSecret, 'navcloud-admin', { admin: true, expiresIn: 60 });
-const call = request({
-  host: '127.0.0.1', port, method, path, timeout: TIMEOUT_MS,
-  headers: { authorization: `Bearer ${token}`, connection: 'close', 'content-length': '0' },
-  createConnection: () => {
-    const socket = connect(port, '127.0.0.1');
-    if (proxyProtocol) socket.write(LOCAL_HEADER);
-    return socket;
+const call = request(
+  {
+    host: '127.0.0.1',
+    port,
+    method,
+    path,
+    timeout: TIMEOUT_MS,
+    headers: { authorization: `Bearer ${token}`, connection: 'close', 'content-length': '0' },
+    createConnection: () => {
+      const socket = connect(port, '127.0.0.1');
+      if (proxyProtocol) socket.write(LOCAL_HEADER);
+      return socket;
+    },
   },
-}, (response) => {
-  const chunks: Buffer[] = [];
-  response.on('data', (chunk: Buffer) => chunks.push(chunk));
-  response.on('end', () => {
-    process.stdout.write(Buffer.concat(chunks));
-    const ok = (response.statusCode ?? 0) >= 200 && (response.statusCode ?? 0) < 300;
-    if (!ok) process.stderr.write(`navcloud-admin: ${method} ${path} answered ${response.statusCode}\n`);
-    process.exit(ok ? 0 : 1);
-  });
-});
+  (response) => {
+    const chunks: Buffer[] = [];
+    response.on('data', (chunk: Buffer) => chunks.push(chunk));
+    response.on('end', () => {
+      process.stdout.write(Buffer.concat(chunks));
+      const ok = (response.statusCode ?? 0) >= 200 && (response.statusCode ?? 0) < 300;
+      if (!ok) process.stderr.write(`navcloud-admin: ${method} ${path} answered ${response.statusCode}\n`);
+      process.exit(ok ? 0 : 1);
+    });
+  },
+);
 call.on('timeout', () => call.destroy(new Error(`no answer within ${TIMEOUT_MS / 1000} s`)));
 call.on('error', (error) => {
   process.stderr.write(`navcloud-admin: ${method} ${path} on 127.0.0.1:${port} failed: ${error.message}\n`);

@@ -53,11 +53,24 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   const store = instrumentStore(journaled, (operation, seconds) => metrics.storeCall(operation, seconds));
   const bus = busInstance ?? (await openBus(config.bus, config.nodeId, logger));
   hub = new StreamHub({
-    store, bus, metrics, logger, nodeId: config.nodeId,
-    heartbeatMs: config.heartbeatMs, bufferBytes: config.streamBufferBytes, slowStreamMs: config.slowStreamMs,
+    store,
+    bus,
+    metrics,
+    logger,
+    nodeId: config.nodeId,
+    heartbeatMs: config.heartbeatMs,
+    bufferBytes: config.streamBufferBytes,
+    slowStreamMs: config.slowStreamMs,
   });
   const context: AppContext = {
-    config, store, bus, hub, forwarder, metrics, logger, state,
+    config,
+    store,
+    bus,
+    hub,
+    forwarder,
+    metrics,
+    logger,
+    state,
     announce(seq, users) {
       bus.publish({ seq, users: [...new Set(users)], node: config.nodeId, at: Date.now() });
     },
@@ -71,8 +84,20 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     limiter: config.rateLimit ? new RateLimiter(config.rateLimit) : undefined,
     dispatch: (call, handleHere) => holdOrForward.dispatch(call, handleHere),
   });
-  const listener = await listen({ host: config.host, port: config.port, proxyProtocol: config.proxyProtocol, logger }, handle);
-  logger.info({ url: listener.url, store: config.store.replace(/\/\/[^@/]*@/, '//[redacted]@'), bus: config.bus.replace(/\/\/[^@/]*@/, '//[redacted]@'), heartbeatMs: config.heartbeatMs, proxyProtocol: config.proxyProtocol }, 'sync node listening');
+  const listener = await listen(
+    { host: config.host, port: config.port, proxyProtocol: config.proxyProtocol, logger },
+    handle,
+  );
+  logger.info(
+    {
+      url: listener.url,
+      store: config.store.replace(/\/\/[^@/]*@/, '//[redacted]@'),
+      bus: config.bus.replace(/\/\/[^@/]*@/, '//[redacted]@'),
+      heartbeatMs: config.heartbeatMs,
+      proxyProtocol: config.proxyProtocol,
+    },
+    'sync node listening',
+  );
 
   let closing: Promise<void> | undefined;
   async function close(): Promise<void> {

@@ -35,7 +35,8 @@ function unauthorized(code: string, message: string): ApiError {
 /** A secret too short for HS256; the node refuses to start with it. */
 export function describeSecretProblem(secret: string): string | undefined {
   const bytes = Buffer.byteLength(secret, 'utf8');
-  if (bytes < MIN_SECRET_BYTES) return `SYNC_JWT_SECRET must be at least ${MIN_SECRET_BYTES} bytes long (HS256 needs a key as long as its hash), got ${bytes}`;
+  if (bytes < MIN_SECRET_BYTES)
+    return `SYNC_JWT_SECRET must be at least ${MIN_SECRET_BYTES} bytes long (HS256 needs a key as long as its hash), got ${bytes}`;
   return undefined;
 }
 
@@ -53,9 +54,11 @@ function refusal(error: unknown): ApiError {
     if (error.claim === 'sub') return unauthorized('bad-token', 'token must carry a sub claim');
     return unauthorized('bad-token', 'token claims are invalid');
   }
-  if (error instanceof errors.JWSSignatureVerificationFailed) return unauthorized('bad-signature', 'token signature does not verify with this server\'s secret');
+  if (error instanceof errors.JWSSignatureVerificationFailed)
+    return unauthorized('bad-signature', "token signature does not verify with this server's secret");
   if (error instanceof errors.JOSEAlgNotAllowed) return unauthorized('bad-token', 'token algorithm must be HS256');
-  if (error instanceof errors.JOSENotSupported) return unauthorized('bad-token', 'token uses an unsupported JOSE feature');
+  if (error instanceof errors.JOSENotSupported)
+    return unauthorized('bad-token', 'token uses an unsupported JOSE feature');
   return unauthorized('bad-token', 'token is not a valid JWT');
 }
 
@@ -82,8 +85,12 @@ export class Authenticator {
 
   /** The principal of an `Authorization` header, or a 401 saying precisely what is wrong with it. */
   async authenticate(authorization: string | undefined): Promise<Principal> {
-    if (!authorization) throw new ApiError(401, 'missing-token', 'Authorization header with a Bearer token is required', { 'www-authenticate': 'Bearer' });
-    if (!authorization.startsWith('Bearer ')) throw unauthorized('bad-token', 'Authorization must use the Bearer scheme');
+    if (!authorization)
+      throw new ApiError(401, 'missing-token', 'Authorization header with a Bearer token is required', {
+        'www-authenticate': 'Bearer',
+      });
+    if (!authorization.startsWith('Bearer '))
+      throw unauthorized('bad-token', 'Authorization must use the Bearer scheme');
     const token = authorization.slice(7).trim();
     const known = this.verified.get(token);
     if (known) return known;
@@ -97,14 +104,19 @@ export class Authenticator {
   }
 
   private async verify(token: string): Promise<{ principal: Principal; expiresAt: number }> {
-    if (token.length > MAX_TOKEN_LENGTH) throw unauthorized('bad-token', `token is longer than ${MAX_TOKEN_LENGTH} characters`);
+    if (token.length > MAX_TOKEN_LENGTH)
+      throw unauthorized('bad-token', `token is longer than ${MAX_TOKEN_LENGTH} characters`);
     const parts = token.split('.');
     if (parts.length !== 3) throw unauthorized('bad-token', 'token is not a JWT (expected three dot-separated parts)');
     if (!parts.every(exactBase64url)) throw unauthorized('bad-token', 'token parts must be exact unpadded base64url');
-    const { payload } = await jwtVerify(token, (header: JWTHeaderParameters) => {
-      if (header.crit !== undefined) throw unauthorized('bad-token', 'token header crit is not accepted');
-      return this.key;
-    }, { algorithms: ['HS256'], clockTolerance: CLOCK_TOLERANCE_S, requiredClaims: ['exp', 'sub'] });
+    const { payload } = await jwtVerify(
+      token,
+      (header: JWTHeaderParameters) => {
+        if (header.crit !== undefined) throw unauthorized('bad-token', 'token header crit is not accepted');
+        return this.key;
+      },
+      { algorithms: ['HS256'], clockTolerance: CLOCK_TOLERANCE_S, requiredClaims: ['exp', 'sub'] },
+    );
     return { principal: principalOf(payload), expiresAt: payload.exp! };
   }
 }
@@ -112,7 +124,10 @@ export class Authenticator {
 function principalOf(claims: JWTPayload): Principal {
   const { sub } = claims;
   if (typeof sub !== 'string' || !USER_ID.test(sub)) {
-    throw unauthorized('bad-token', 'token claim sub must be a user id of 1-128 characters without spaces, slashes or control characters');
+    throw unauthorized(
+      'bad-token',
+      'token claim sub must be a user id of 1-128 characters without spaces, slashes or control characters',
+    );
   }
   const admin = claims.role === 'admin';
   if (admin && claims.exp! - Date.now() / 1000 > ADMIN_TOKEN_MAX_SECONDS + CLOCK_TOLERANCE_S) {

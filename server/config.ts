@@ -53,7 +53,9 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-const packageVersion = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const packageVersion = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 export const defaultRateLimit: RateLimit = { perSecond: 5000, burst: 10_000 };
 
@@ -97,7 +99,9 @@ function rateLimit(raw: string | undefined): RateLimit | undefined {
   const perSecond = Number(match?.[1]);
   const burst = match?.[2] === undefined ? perSecond * 2 : Number(match[2]);
   if (!match || perSecond < 1 || burst < 1) {
-    throw new ConfigError(`SYNC_RATE_LIMIT must be off or REQUESTS_PER_SECOND[:BURST] (positive integers), got ${JSON.stringify(raw)}`);
+    throw new ConfigError(
+      `SYNC_RATE_LIMIT must be off or REQUESTS_PER_SECOND[:BURST] (positive integers), got ${JSON.stringify(raw)}`,
+    );
   }
   return { perSecond, burst };
 }
@@ -126,11 +130,14 @@ export function configFromEnv(env: NodeJS.ProcessEnv): ServerConfig {
   const busProblem = describeBusSpec(bus);
   if (busProblem) throw new ConfigError(busProblem);
   const host = env.HOST || '127.0.0.1';
-  if (!/^[A-Za-z0-9.:-]+$/.test(host)) throw new ConfigError(`HOST must be an address or host name, got ${JSON.stringify(host)}`);
+  if (!/^[A-Za-z0-9.:-]+$/.test(host))
+    throw new ConfigError(`HOST must be an address or host name, got ${JSON.stringify(host)}`);
   const nodeId = env.SYNC_NODE_ID || hostname();
-  if (!/^[A-Za-z0-9._-]{1,64}$/.test(nodeId)) throw new ConfigError(`SYNC_NODE_ID must be 1-64 characters of A-Za-z0-9._-, got ${JSON.stringify(nodeId)}`);
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(nodeId))
+    throw new ConfigError(`SYNC_NODE_ID must be 1-64 characters of A-Za-z0-9._-, got ${JSON.stringify(nodeId)}`);
   const proxy = env.SYNC_PROXY_PROTOCOL ?? '';
-  if (!['', '0', '1', 'true', 'false'].includes(proxy)) throw new ConfigError(`SYNC_PROXY_PROTOCOL must be 1 or 0, got ${JSON.stringify(proxy)}`);
+  if (!['', '0', '1', 'true', 'false'].includes(proxy))
+    throw new ConfigError(`SYNC_PROXY_PROTOCOL must be 1 or 0, got ${JSON.stringify(proxy)}`);
   return defaultConfig({
     host,
     port: integer(env, 'PORT', 8080, 0, 65_535),

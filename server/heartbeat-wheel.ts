@@ -17,7 +17,10 @@ export class HeartbeatWheel<T extends WheelMember> {
   private timer: NodeJS.Timeout | undefined;
 
   /** `beat` gets each member once per period with how late (ms) its beat is. */
-  constructor(periodMs: number, private readonly beat: (member: T, lagMs: number, now: number) => void) {
+  constructor(
+    periodMs: number,
+    private readonly beat: (member: T, lagMs: number, now: number) => void,
+  ) {
     this.tickMs = Math.max(5, Math.min(50, Math.floor(periodMs / 4)));
     this.slots = Array.from({ length: Math.max(1, Math.round(periodMs / this.tickMs)) }, () => new Set<T>());
   }

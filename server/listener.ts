@@ -43,17 +43,20 @@ export async function listen(options: ListenerOptions, handle: RequestHandler): 
 
   // A restore streams a whole backup as one import body: give a request an hour to arrive, not
   // node's default five minutes (request heads still have to arrive within a minute).
-  const server: Server = createHttpServer({ keepAliveTimeout: 65_000, requestTimeout: 3_600_000 }, (request, response) => {
-    inFlight++;
-    // A stream is in flight until its headers are out; after that the hub owns it.
-    const client = clientAddresses.get(request.socket) ?? request.socket.remoteAddress ?? 'unknown';
-    handle(request, response, client).then(finished, (error: unknown) => {
-      // Only answering the error itself can fail here; the node must stay up regardless.
-      logger.error({ err: error }, 'could not answer a failed request');
-      response.destroy();
-      finished();
-    });
-  });
+  const server: Server = createHttpServer(
+    { keepAliveTimeout: 65_000, requestTimeout: 3_600_000 },
+    (request, response) => {
+      inFlight++;
+      // A stream is in flight until its headers are out; after that the hub owns it.
+      const client = clientAddresses.get(request.socket) ?? request.socket.remoteAddress ?? 'unknown';
+      handle(request, response, client).then(finished, (error: unknown) => {
+        // Only answering the error itself can fail here; the node must stay up regardless.
+        logger.error({ err: error }, 'could not answer a failed request');
+        response.destroy();
+        finished();
+      });
+    },
+  );
   function finished(): void {
     inFlight--;
     if (inFlight === 0) idle?.();
@@ -75,7 +78,11 @@ export async function listen(options: ListenerOptions, handle: RequestHandler): 
           if (header.kind === 'proxy') clientAddresses.set(socket, header.source.address);
           server.emit('connection', socket);
         },
-        (reason) => logger.warn({ remote: socket.remoteAddress, reason }, 'connection refused: PROXY protocol v2 header required'),
+        (reason) =>
+          logger.warn(
+            { remote: socket.remoteAddress, reason },
+            'connection refused: PROXY protocol v2 header required',
+          ),
       );
     });
   }

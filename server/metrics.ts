@@ -45,21 +45,68 @@ export class Metrics {
 
   constructor(openStreams: () => number) {
     const registers = [this.registry];
-    this.requests = new Counter({ name: 'navcloud_http_requests_total', help: 'HTTP requests answered, by route pattern, method and status.', labelNames: ['route', 'method', 'status'], registers });
+    this.requests = new Counter({
+      name: 'navcloud_http_requests_total',
+      help: 'HTTP requests answered, by route pattern, method and status.',
+      labelNames: ['route', 'method', 'status'],
+      registers,
+    });
     new Gauge({
-      name: 'navcloud_open_streams', help: 'Streams this node holds open.', registers,
+      name: 'navcloud_open_streams',
+      help: 'Streams this node holds open.',
+      registers,
       collect() {
         this.set(openStreams());
       },
     });
-    this.streamCuts = new Counter({ name: 'navcloud_stream_reconnects_total', help: 'Streams this node closed with a reconnect message, by reason.', labelNames: ['reason'], registers });
-    this.heartbeats = new Counter({ name: 'navcloud_heartbeats_total', help: 'Heartbeats written to streams.', registers });
-    this.heartbeatLag = new Histogram({ name: 'navcloud_heartbeat_lag_seconds', help: 'How late heartbeats were written relative to their schedule.', buckets: SECONDS, registers });
-    this.storeLatency = new Histogram({ name: 'navcloud_store_latency_seconds', help: 'Store call latency, by operation.', labelNames: ['operation'], buckets: SECONDS, registers });
-    this.busLag = new Histogram({ name: 'navcloud_bus_lag_seconds', help: 'Time from a change event being published to this node receiving it.', buckets: SECONDS, registers });
-    this.holds = new Counter({ name: 'navcloud_requests_held_total', help: 'Writes held while the stack was fenced, by how the hold ended.', labelNames: ['outcome'], registers });
-    this.holdTime = new Histogram({ name: 'navcloud_hold_seconds', help: 'How long held writes waited for the fence to resolve.', buckets: SECONDS, registers });
-    this.forwards = new Counter({ name: 'navcloud_requests_forwarded_total', help: 'Requests relayed to the stack this one forwards to, by route.', labelNames: ['route'], registers });
+    this.streamCuts = new Counter({
+      name: 'navcloud_stream_reconnects_total',
+      help: 'Streams this node closed with a reconnect message, by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.heartbeats = new Counter({
+      name: 'navcloud_heartbeats_total',
+      help: 'Heartbeats written to streams.',
+      registers,
+    });
+    this.heartbeatLag = new Histogram({
+      name: 'navcloud_heartbeat_lag_seconds',
+      help: 'How late heartbeats were written relative to their schedule.',
+      buckets: SECONDS,
+      registers,
+    });
+    this.storeLatency = new Histogram({
+      name: 'navcloud_store_latency_seconds',
+      help: 'Store call latency, by operation.',
+      labelNames: ['operation'],
+      buckets: SECONDS,
+      registers,
+    });
+    this.busLag = new Histogram({
+      name: 'navcloud_bus_lag_seconds',
+      help: 'Time from a change event being published to this node receiving it.',
+      buckets: SECONDS,
+      registers,
+    });
+    this.holds = new Counter({
+      name: 'navcloud_requests_held_total',
+      help: 'Writes held while the stack was fenced, by how the hold ended.',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.holdTime = new Histogram({
+      name: 'navcloud_hold_seconds',
+      help: 'How long held writes waited for the fence to resolve.',
+      buckets: SECONDS,
+      registers,
+    });
+    this.forwards = new Counter({
+      name: 'navcloud_requests_forwarded_total',
+      help: 'Requests relayed to the stack this one forwards to, by route.',
+      labelNames: ['route'],
+      registers,
+    });
   }
 
   request(route: string, method: string, status: number): void {
@@ -126,7 +173,8 @@ export class Metrics {
   private rotate(): void {
     const now = Math.floor(Date.now() / 1000);
     if (now === this.windowSecond) return;
-    for (let s = this.windowSecond + 1; s <= now && s <= this.windowSecond + RATE_WINDOW_SECONDS; s++) this.window[s % RATE_WINDOW_SECONDS] = 0;
+    for (let s = this.windowSecond + 1; s <= now && s <= this.windowSecond + RATE_WINDOW_SECONDS; s++)
+      this.window[s % RATE_WINDOW_SECONDS] = 0;
     this.windowSecond = now;
   }
 }

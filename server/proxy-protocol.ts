@@ -34,15 +34,18 @@ function ipv6(bytes: Buffer): string {
 /** Parses a complete header; `undefined` when more bytes are needed. Returns the header's length too. */
 export function parseProxyHeader(buffer: Buffer): { header: ProxyHeader; length: number } | undefined {
   const prefix = Math.min(buffer.length, SIGNATURE.length);
-  if (!buffer.subarray(0, prefix).equals(SIGNATURE.subarray(0, prefix))) throw new ProxyProtocolError('connection did not start with a PROXY protocol v2 signature');
+  if (!buffer.subarray(0, prefix).equals(SIGNATURE.subarray(0, prefix)))
+    throw new ProxyProtocolError('connection did not start with a PROXY protocol v2 signature');
   if (buffer.length < FIXED) return undefined;
   const versionCommand = buffer[12]!;
-  if (versionCommand >> 4 !== 2) throw new ProxyProtocolError(`PROXY protocol version ${versionCommand >> 4} is not supported (expected 2)`);
+  if (versionCommand >> 4 !== 2)
+    throw new ProxyProtocolError(`PROXY protocol version ${versionCommand >> 4} is not supported (expected 2)`);
   const command = versionCommand & 0x0f;
   if (command > 1) throw new ProxyProtocolError(`PROXY protocol command ${command} is unknown`);
   const familyProtocol = buffer[13]!;
   const length = buffer.readUInt16BE(14);
-  if (FIXED + length > MAX_HEADER) throw new ProxyProtocolError(`PROXY protocol header of ${FIXED + length} bytes is too long`);
+  if (FIXED + length > MAX_HEADER)
+    throw new ProxyProtocolError(`PROXY protocol header of ${FIXED + length} bytes is too long`);
   if (buffer.length < FIXED + length) return undefined;
   const body = buffer.subarray(FIXED, FIXED + length);
   if (command === 0) return { header: { kind: 'local' }, length: FIXED + length };

@@ -31,7 +31,8 @@ export class RateLimiter {
   private sweep(now: number): void {
     this.lastSweep = now;
     for (const [key, bucket] of this.buckets) {
-      if (bucket.tokens + ((now - bucket.at) / 1000) * this.limit.perSecond >= this.limit.burst) this.buckets.delete(key);
+      if (bucket.tokens + ((now - bucket.at) / 1000) * this.limit.perSecond >= this.limit.burst)
+        this.buckets.delete(key);
     }
   }
 }

@@ -90,10 +90,25 @@ export class StreamHub {
   open(user: string, since: number, response: ServerResponse): void {
     const socket = response.socket;
     if (!socket || socket.destroyed) return;
-    response.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+    response.writeHead(200, {
+      'content-type': 'application/x-ndjson',
+      'cache-control': 'no-store',
+      'x-accel-buffering': 'no',
+    });
     response.flushHeaders();
     socket.setNoDelay(true);
-    const stream: Stream = { user, cursor: since, response, socket, reading: false, woken: false, closed: false, congestedSince: undefined, drained: undefined, wheelSlot: undefined };
+    const stream: Stream = {
+      user,
+      cursor: since,
+      response,
+      socket,
+      reading: false,
+      woken: false,
+      closed: false,
+      congestedSince: undefined,
+      drained: undefined,
+      wheelSlot: undefined,
+    };
     response.on('close', () => this.forget(stream));
     let peers = this.byUser.get(user);
     if (!peers) this.byUser.set(user, (peers = new Set()));
@@ -213,7 +228,9 @@ export class StreamHub {
     // A page the store cut by size holds at least `room` bytes of data, so at least that much was written.
     if (full || changes.length === PAGE || written >= room) stream.woken = true;
     // Without a pending drain, the next page's first message goes out regardless.
-    return stream.woken && stream.socket.writableNeedDrain && (full || stream.socket.writableLength > bound) ? 'wait' : 'go';
+    return stream.woken && stream.socket.writableNeedDrain && (full || stream.socket.writableLength > bound)
+      ? 'wait'
+      : 'go';
   }
 
   private heartbeat(stream: Stream, lagMs: number, now: number): void {

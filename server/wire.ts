@@ -27,7 +27,14 @@ export function streamMessageOf(change: StoredChange, user: string): StreamMessa
 
 /** An item as GET/PUT answer it; only the owner sees whom it is shared with. */
 export function itemBody(item: StoredItem, user: string): Record<string, unknown> {
-  const body: Record<string, unknown> = { id: item.id, owner: item.owner, type: item.type, rev: item.rev, data: item.data, updatedAt: item.updatedAt };
+  const body: Record<string, unknown> = {
+    id: item.id,
+    owner: item.owner,
+    type: item.type,
+    rev: item.rev,
+    data: item.data,
+    updatedAt: item.updatedAt,
+  };
   if (item.owner === user) body.shares = item.shares;
   return body;
 }

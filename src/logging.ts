@@ -5,8 +5,20 @@ export type { Logger };
 
 /** Fields that never reach a log line in clear text. */
 export const redactPaths = [
-  'token', '*.token', 'authorization', '*.authorization', 'headers.authorization', '*.headers.authorization',
-  'jwtSecret', '*.jwtSecret', 'secret', '*.secret', 'apiKey', '*.apiKey', 'password', '*.password',
+  'token',
+  '*.token',
+  'authorization',
+  '*.authorization',
+  'headers.authorization',
+  '*.headers.authorization',
+  'jwtSecret',
+  '*.jwtSecret',
+  'secret',
+  '*.secret',
+  'apiKey',
+  '*.apiKey',
+  'password',
+  '*.password',
 ];
 
 export interface RootLoggerOptions extends Omit<LoggerOptions, 'name' | 'transport'> {
@@ -27,11 +39,16 @@ export function createRootLogger(name: string, options: RootLoggerOptions = {}):
   const pretty = stream.isTTY === true && !env.CI && env.LOG_FORMAT !== 'json';
   const destination = pretty
     ? pinoPretty({ colorize: true, destination: stream, sync: true })
-    : stream === process.stderr ? pino.destination(2) : stream;
-  return pino({
-    name,
-    level: env.LOG_LEVEL ?? 'info',
-    redact: { paths: redactPaths, censor: '[redacted]' },
-    ...pinoOptions,
-  }, destination);
+    : stream === process.stderr
+      ? pino.destination(2)
+      : stream;
+  return pino(
+    {
+      name,
+      level: env.LOG_LEVEL ?? 'info',
+      redact: { paths: redactPaths, censor: '[redacted]' },
+      ...pinoOptions,
+    },
+    destination,
+  );
 }

@@ -10,7 +10,9 @@ function bindTcp(host: string, port: number): Promise<number> {
     server.once('error', reject);
     server.listen({ host, port, exclusive: true }, () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -22,22 +24,36 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
 
 /** True when both TCP and UDP can bind host:port right now (a DNS responder needs both). */
 export async function portFree(port: number, host = '127.0.0.1'): Promise<boolean> {
-  const tcp = await bindTcp(host, port).then(() => true, () => false);
+  const tcp = await bindTcp(host, port).then(
+    () => true,
+    () => false,
+  );
   const udp = await new Promise<boolean>((res) => {
     const socket = createSocket('udp4');
-    socket.once('error', () => { socket.close(); res(false); });
+    socket.once('error', () => {
+      socket.close();
+      res(false);
+    });
     socket.bind(port, host, () => socket.close(() => res(true)));
   });
   return tcp && udp;
 }
 
 /** Resolves once something accepts TCP connections on host:port, or rejects after timeoutMs. */
-export async function waitForPort(host: string, port: number, timeoutMs: number, what = `${host}:${port}`): Promise<void> {
+export async function waitForPort(
+  host: string,
+  port: number,
+  timeoutMs: number,
+  what = `${host}:${port}`,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((res) => {
       const socket = connect({ host, port });
-      socket.once('connect', () => { socket.destroy(); res(true); });
+      socket.once('connect', () => {
+        socket.destroy();
+        res(true);
+      });
       socket.once('error', () => res(false));
     });
     if (ok) return;

@@ -3,7 +3,15 @@ import { existsSync } from 'node:fs';
 import { repoRoot } from './config/environment.ts';
 
 /** Binaries installed by scripts/bootstrap into .tools/bin; never downloaded at run time. */
-export type Tool = 'temporal' | 'temporal-test-server' | 'moto_server' | 'cfn-lint' | 'linearizability' | 'checkov' | 'hadolint' | 'actionlint';
+export type Tool =
+  | 'temporal'
+  | 'temporal-test-server'
+  | 'moto_server'
+  | 'cfn-lint'
+  | 'linearizability'
+  | 'checkov'
+  | 'hadolint'
+  | 'actionlint';
 
 export function toolPath(tool: Tool): string {
   if (tool === 'temporal' && process.env.TEMPORAL_CLI) return process.env.TEMPORAL_CLI;

@@ -35,12 +35,23 @@ export interface CaughtUp {
 }
 
 /** Copies `from`'s writes since `since` into `to`, unfenced, pass after pass until a pass copies at most `fenceBelow`. */
-export async function copyUntilFew(env: string, from: StackRef, to: StackRef, since: string, fenceBelow: number,
-  passDone: (copy: CopyResult, pass: number) => void = () => undefined): Promise<CaughtUp> {
+export async function copyUntilFew(
+  env: string,
+  from: StackRef,
+  to: StackRef,
+  since: string,
+  fenceBelow: number,
+  passDone: (copy: CopyResult, pass: number) => void = () => undefined,
+): Promise<CaughtUp> {
   const passes: CopyResult[] = [];
   let cursor = since;
   for (let pass = 1; pass <= MAX_CATCH_UP_PASSES; pass += 1) {
-    const copy = await streaming.copyChanges({ env, fromAdminUrl: from.outputs.adminUrl, toAdminUrl: to.outputs.adminUrl, since: cursor });
+    const copy = await streaming.copyChanges({
+      env,
+      fromAdminUrl: from.outputs.adminUrl,
+      toAdminUrl: to.outputs.adminUrl,
+      since: cursor,
+    });
     passes.push(copy);
     cursor = copy.cursor;
     passDone(copy, pass);
@@ -56,13 +67,24 @@ export interface FencedCopy {
 }
 
 /** Takes `from`'s fence and copies its writes since `since` into `to` under it. The caller releases the fence if this fails. */
-export async function fenceAndCopy(env: string, from: StackRef, to: StackRef, since: string, limits: FenceLimits,
-  taken: (fence: HeldFence) => void = () => undefined): Promise<FencedCopy> {
+export async function fenceAndCopy(
+  env: string,
+  from: StackRef,
+  to: StackRef,
+  since: string,
+  limits: FenceLimits,
+  taken: (fence: HeldFence) => void = () => undefined,
+): Promise<FencedCopy> {
   const fence = await fencing.takeFence({ env, adminUrl: from.outputs.adminUrl, leaseSeconds: limits.leaseSeconds });
   taken({ epoch: fence.epoch });
   const copy = await streaming.copyUnderFence({
-    env, fromAdminUrl: from.outputs.adminUrl, toAdminUrl: to.outputs.adminUrl, since, fence: { epoch: fence.epoch },
-    leaseSeconds: limits.leaseSeconds, writePauseLeftMs: limits.maxWritePauseSeconds * 1000,
+    env,
+    fromAdminUrl: from.outputs.adminUrl,
+    toAdminUrl: to.outputs.adminUrl,
+    since,
+    fence: { epoch: fence.epoch },
+    leaseSeconds: limits.leaseSeconds,
+    writePauseLeftMs: limits.maxWritePauseSeconds * 1000,
   });
   return { cursor: copy.cursor, fence: copy.fence };
 }
@@ -72,7 +94,13 @@ export async function fenceAndCopy(env: string, from: StackRef, to: StackRef, si
  * fence, the copy under it, and the hand-over. A fence that lapsed meanwhile (`from` took writes)
  * is taken and copied again. Answers where the last copy out of `from` ended.
  */
-export async function handOver(env: string, from: StackRef, to: StackRef, since: string, limits: FenceLimits & { fenceBelow: number }): Promise<string> {
+export async function handOver(
+  env: string,
+  from: StackRef,
+  to: StackRef,
+  since: string,
+  limits: FenceLimits & { fenceBelow: number },
+): Promise<string> {
   let cursor = (await copyUntilFew(env, from, to, since, limits.fenceBelow)).cursor;
   for (let copies = 1; ; copies += 1) {
     let fenced: FencedCopy;
@@ -80,16 +108,29 @@ export async function handOver(env: string, from: StackRef, to: StackRef, since:
     try {
       fenced = await fenceAndCopy(env, from, to, cursor, limits, (fence) => (held = fence));
       await fencing.handOverWriter({
-        env, from: from.outputs.adminUrl, fromEndpoint: from.outputs.endpoint, to: to.outputs.adminUrl, toEndpoint: to.outputs.endpoint,
-        fence: fenced.fence, cursor: fenced.cursor, leaseSeconds: limits.leaseSeconds,
+        env,
+        from: from.outputs.adminUrl,
+        fromEndpoint: from.outputs.endpoint,
+        to: to.outputs.adminUrl,
+        toEndpoint: to.outputs.endpoint,
+        fence: fenced.fence,
+        cursor: fenced.cursor,
+        leaseSeconds: limits.leaseSeconds,
       });
       return fenced.cursor;
     } catch (err) {
       if (lapsed(err) && copies < MAX_FENCED_COPIES) continue;
       // The writer stays on `from`: it opens now rather than when its lease lapses (a fence that
       // cannot be released lapses by itself; one that committed stays committed).
-      if (held) await fencing.releaseFence({ env, adminUrl: from.outputs.adminUrl, expected: { epoch: held.epoch, mode: 'fenced' } }).catch(() => undefined);
-      if (lapsed(err)) throw stop('FenceLapsed', `${from.name}'s fence lapsed ${copies} times while its writes were copied to ${to.name}`);
+      if (held)
+        await fencing
+          .releaseFence({ env, adminUrl: from.outputs.adminUrl, expected: { epoch: held.epoch, mode: 'fenced' } })
+          .catch(() => undefined);
+      if (lapsed(err))
+        throw stop(
+          'FenceLapsed',
+          `${from.name}'s fence lapsed ${copies} times while its writes were copied to ${to.name}`,
+        );
       throw err;
     }
   }

@@ -6,14 +6,32 @@
  * night that finds a switch already running is skipped, which is a success, not a failure.
  * A schedule set with `--rehearse` starts a rehearsal under the same id instead.
  */
-import { ChildWorkflowCancellationType, ParentClosePolicy, log, setCurrentDetails, startChild } from '@temporalio/workflow';
+import {
+  ChildWorkflowCancellationType,
+  ParentClosePolicy,
+  log,
+  setCurrentDetails,
+  startChild,
+} from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { rehearsalStartOptions, switchStartOptions, switchWorkflowId, type SwitchInput, type NightlyRefreshInput, type NightlyRefreshResult } from '../src/switch/contract.ts';
+import {
+  rehearsalStartOptions,
+  switchStartOptions,
+  switchWorkflowId,
+  type SwitchInput,
+  type NightlyRefreshInput,
+  type NightlyRefreshResult,
+} from '../src/switch/contract.ts';
 import { stackSwitch } from './stack-switch.ts';
 import { rehearsal } from './rehearsal.ts';
 
 export async function nightlyRefresh(refresh: NightlyRefreshInput): Promise<NightlyRefreshResult> {
-  const input: SwitchInput = { env: refresh.env, version: refresh.version, backup: refresh.backup, trigger: 'schedule' };
+  const input: SwitchInput = {
+    env: refresh.env,
+    version: refresh.version,
+    backup: refresh.backup,
+    trigger: 'schedule',
+  };
   const { env } = input;
   const workflowId = switchWorkflowId(env);
   const what = refresh.rehearse ? 'rehearse rolling out' : 'roll out';
@@ -36,10 +54,20 @@ export async function nightlyRefresh(refresh: NightlyRefreshInput): Promise<Nigh
     return { env, outcome: 'skipped', running: workflowId, reason };
   }
   const runId = child.firstExecutionRunId;
-  setCurrentDetails(`**${refresh.rehearse ? 'rehearsing' : 'switching'}** — started ${workflowId} (run ${runId}) to ${what} version ${input.version}; ` +
-    `follow it with \`switchyard status --env ${env}\``);
+  setCurrentDetails(
+    `**${refresh.rehearse ? 'rehearsing' : 'switching'}** — started ${workflowId} (run ${runId}) to ${what} version ${input.version}; ` +
+      `follow it with \`switchyard status --env ${env}\``,
+  );
   log.info('nightly switch started', { env, switch: workflowId, switchRunId: runId });
   const report = await child.result();
-  setCurrentDetails(`**${report.outcome}** — ${workflowId} (run ${runId}) ${report.outcome}${report.reason ? `: ${report.reason}` : ''}`);
-  return { env, outcome: report.outcome, switch: { workflowId, runId }, ...(report.reason ? { reason: report.reason } : {}), report };
+  setCurrentDetails(
+    `**${report.outcome}** — ${workflowId} (run ${runId}) ${report.outcome}${report.reason ? `: ${report.reason}` : ''}`,
+  );
+  return {
+    env,
+    outcome: report.outcome,
+    switch: { workflowId, runId },
+    ...(report.reason ? { reason: report.reason } : {}),
+    report,
+  };
 }

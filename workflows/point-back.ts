@@ -61,14 +61,19 @@ export function startPointingBack(): PointBackProgress {
   return { dnsOnFrom: false, undrained: false, writerMoved: false, dnsBack: false };
 }
 
-export async function pointDnsBack(back: PointBack, say: (details: string) => void, progress: PointBackProgress): Promise<void> {
+export async function pointDnsBack(
+  back: PointBack,
+  say: (details: string) => void,
+  progress: PointBackProgress,
+): Promise<void> {
   const withTokens = patched(PATCHES.fencingTokens);
   const dns = await whereDnsPoints(back, progress);
   if (withTokens) return pointBackWithTokens(back, dns, say, progress);
   const inOneCall = patched(PATCHES.handOverInOneCall);
   const moved = { copiedTo: back.since };
   await writerThenDns(back, dns, say, progress, {
-    moveWriter: () => (inOneCall ? handOverFromCopy(back, say, progress, moved) : handOverInTwoCalls(back, say, progress, moved)),
+    moveWriter: () =>
+      inOneCall ? handOverFromCopy(back, say, progress, moved) : handOverInTwoCalls(back, say, progress, moved),
     writerFollowsDns: () => patched(PATCHES.writerFollowsDns),
     moveWriterBack: () => moveWriterBack(back, moved.copiedTo, say, progress, inOneCall),
   });
@@ -89,7 +94,10 @@ async function whereDnsPoints(back: PointBack, progress: PointBackProgress): Pro
   const onTo = pointsTo(record, { name: to.name, dnsTarget: to.outputs.dnsTarget });
   progress.dnsOnFrom = onFrom;
   if (!onFrom && !onTo) {
-    throw stop('DnsMoved', `${back.recordName} points to ${record?.stack || 'nothing'}, neither ${from.name} nor ${to.name}: nothing was unfenced or switched`);
+    throw stop(
+      'DnsMoved',
+      `${back.recordName} points to ${record?.stack || 'nothing'}, neither ${from.name} nor ${to.name}: nothing was unfenced or switched`,
+    );
   }
   return { record, onFrom, onTo };
 }
@@ -100,14 +108,24 @@ async function whereDnsPoints(back: PointBack, progress: PointBackProgress): Pro
  * moved it all the same: DNS is read first), the writer goes back there, so that the stack DNS
  * names holds every write.
  */
-async function writerThenDns(back: PointBack, dns: WhereDns, say: (details: string) => void, progress: PointBackProgress,
-  steps: { moveWriter: () => Promise<void>; writerFollowsDns: () => boolean; moveWriterBack: () => Promise<void> }): Promise<void> {
+async function writerThenDns(
+  back: PointBack,
+  dns: WhereDns,
+  say: (details: string) => void,
+  progress: PointBackProgress,
+  steps: { moveWriter: () => Promise<void>; writerFollowsDns: () => boolean; moveWriterBack: () => Promise<void> },
+): Promise<void> {
   const { env, to } = back;
   try {
     await steps.moveWriter();
     if (!dns.onTo) {
       say(`pointing ${back.recordName} back to ${to.name}`);
-      const switched = await persistent.switchDns({ env, expected: dns.record, stack: to.name, target: to.outputs.dnsTarget });
+      const switched = await persistent.switchDns({
+        env,
+        expected: dns.record,
+        stack: to.name,
+        target: to.outputs.dnsTarget,
+      });
       progress.dnsBack = true;
       if (switched.changeId) await dnsWait.waitDnsInSync({ env, changeId: switched.changeId });
     }
@@ -128,7 +146,12 @@ async function writerThenDns(back: PointBack, dns: WhereDns, say: (details: stri
  * the unfence and the forward. A hand-over refused because `from` took writes since the copy
  * (its lease lapsed) copies again.
  */
-async function handOverFromCopy(back: PointBack, say: (details: string) => void, progress: PointBackProgress, moved: { copiedTo: string }): Promise<void> {
+async function handOverFromCopy(
+  back: PointBack,
+  say: (details: string) => void,
+  progress: PointBackProgress,
+  moved: { copiedTo: string },
+): Promise<void> {
   const { env, from, to } = back;
   if (back.undrain) {
     progress.undrained = true;
@@ -143,42 +166,71 @@ async function handOverFromCopy(back: PointBack, say: (details: string) => void,
 }
 
 /** Fences `from`, copies its writes since `since` to `to` and hands the writer over; `handingOverAfter` hears where each copy ended. */
-async function copyAndHandOver(env: string, from: StackRef, to: StackRef, since: string, leaseSeconds: number,
-  handingOverAfter: (copiedTo: string) => void = () => undefined): Promise<void> {
+async function copyAndHandOver(
+  env: string,
+  from: StackRef,
+  to: StackRef,
+  since: string,
+  leaseSeconds: number,
+  handingOverAfter: (copiedTo: string) => void = () => undefined,
+): Promise<void> {
   await persistent.fenceStack({ env, adminUrl: from.outputs.adminUrl, leaseSeconds });
   for (let copies = 1; ; copies += 1) {
     const copy = await streaming.copyChanges({
-      env, fromAdminUrl: from.outputs.adminUrl, toAdminUrl: to.outputs.adminUrl, since, renewFenceSeconds: leaseSeconds,
+      env,
+      fromAdminUrl: from.outputs.adminUrl,
+      toAdminUrl: to.outputs.adminUrl,
+      since,
+      renewFenceSeconds: leaseSeconds,
     });
     handingOverAfter(copy.cursor);
     try {
       await handingOver(leaseSeconds).handOver({
-        env, from: from.outputs.adminUrl, to: to.outputs.adminUrl, toEndpoint: to.outputs.endpoint, cursor: copy.cursor, leaseSeconds,
+        env,
+        from: from.outputs.adminUrl,
+        to: to.outputs.adminUrl,
+        toEndpoint: to.outputs.endpoint,
+        cursor: copy.cursor,
+        leaseSeconds,
       });
       return;
     } catch (err) {
       if (!refusedWith(err, 'FenceLapsed')) throw err;
-      if (copies >= MAX_COPIES) throw stop('FenceLapsed', `${from.name}'s fence lapsed ${copies} times while its writes were copied to ${to.name}`);
+      if (copies >= MAX_COPIES)
+        throw stop(
+          'FenceLapsed',
+          `${from.name}'s fence lapsed ${copies} times while its writes were copied to ${to.name}`,
+        );
       since = copy.cursor;
     }
   }
 }
 
 /** How runs started before patch hand-over-in-one-call move the writer: an unfence and a forward, two calls. */
-async function handOverInTwoCalls(back: PointBack, say: (details: string) => void, progress: PointBackProgress, moved: { copiedTo: string }): Promise<void> {
+async function handOverInTwoCalls(
+  back: PointBack,
+  say: (details: string) => void,
+  progress: PointBackProgress,
+  moved: { copiedTo: string },
+): Promise<void> {
   const { env, from, to, leaseSeconds } = back;
   say(`fencing ${from.name} and copying the writes it took back to ${to.name}`);
   await persistent.fenceStack({ env, adminUrl: from.outputs.adminUrl, leaseSeconds });
   let since = back.since;
   for (let copies = 1; ; copies += 1) {
     const copy = await streaming.copyChanges({
-      env, fromAdminUrl: from.outputs.adminUrl, toAdminUrl: to.outputs.adminUrl, since, renewFenceSeconds: leaseSeconds,
+      env,
+      fromAdminUrl: from.outputs.adminUrl,
+      toAdminUrl: to.outputs.adminUrl,
+      since,
+      renewFenceSeconds: leaseSeconds,
     });
     moved.copiedTo = copy.cursor;
     // Renewing tells whether the fence held: a lapsed one took writes past what was copied.
     const renewed = await persistent.fenceStack({ env, adminUrl: from.outputs.adminUrl, leaseSeconds });
     if (renewed.mode === 'forwarding' || renewed.cursor === copy.cursor) break;
-    if (copies >= MAX_COPIES) throw stop('FenceLapsed', `${from.name}'s fence lapsed ${copies} times while its writes were copied back`);
+    if (copies >= MAX_COPIES)
+      throw stop('FenceLapsed', `${from.name}'s fence lapsed ${copies} times while its writes were copied back`);
     since = copy.cursor;
   }
 
@@ -189,11 +241,23 @@ async function handOverInTwoCalls(back: PointBack, say: (details: string) => voi
   say(`${to.name} takes writes again; ${from.name} forwards to it`);
   progress.writerMoved = true;
   await persistent.unfenceStack({ env, adminUrl: to.outputs.adminUrl });
-  await persistent.forwardStack({ env, adminUrl: from.outputs.adminUrl, to: to.outputs.endpoint, cursor: moved.copiedTo, leaseSeconds });
+  await persistent.forwardStack({
+    env,
+    adminUrl: from.outputs.adminUrl,
+    to: to.outputs.endpoint,
+    cursor: moved.copiedTo,
+    leaseSeconds,
+  });
 }
 
 /** The writer returns from `to` to `from` (DNS never left `from`): `to`'s writes since it took over are copied back. */
-async function moveWriterBack(back: PointBack, since: string, say: (details: string) => void, progress: PointBackProgress, inOneCall: boolean): Promise<void> {
+async function moveWriterBack(
+  back: PointBack,
+  since: string,
+  say: (details: string) => void,
+  progress: PointBackProgress,
+  inOneCall: boolean,
+): Promise<void> {
   const { env, from, to, leaseSeconds } = back;
   say(`DNS still names ${from.name}: the writes go back to it from ${to.name}`);
   if (inOneCall) {
@@ -201,15 +265,26 @@ async function moveWriterBack(back: PointBack, since: string, say: (details: str
   } else {
     await persistent.fenceStack({ env, adminUrl: to.outputs.adminUrl, leaseSeconds });
     const copy = await streaming.copyChanges({
-      env, fromAdminUrl: to.outputs.adminUrl, toAdminUrl: from.outputs.adminUrl, since, renewFenceSeconds: leaseSeconds,
+      env,
+      fromAdminUrl: to.outputs.adminUrl,
+      toAdminUrl: from.outputs.adminUrl,
+      since,
+      renewFenceSeconds: leaseSeconds,
     });
     await persistent.unfenceStack({ env, adminUrl: from.outputs.adminUrl });
-    await persistent.forwardStack({ env, adminUrl: to.outputs.adminUrl, to: from.outputs.endpoint, cursor: copy.cursor, leaseSeconds });
+    await persistent.forwardStack({
+      env,
+      adminUrl: to.outputs.adminUrl,
+      to: from.outputs.endpoint,
+      cursor: copy.cursor,
+      leaseSeconds,
+    });
   }
   progress.writerMoved = false;
 }
 
-const forwardsTo = (state: StackState, stack: StackRef) => forwardsEveryRequestTo({ mode: state.fence?.mode, forwardTo: state.forwardTo }, stack);
+const forwardsTo = (state: StackState, stack: StackRef) =>
+  forwardsEveryRequestTo({ mode: state.fence?.mode, forwardTo: state.forwardTo }, stack);
 
 /**
  * Pointing DNS back with fencing tokens. What the two stacks' fences say decides what is left to
@@ -218,9 +293,18 @@ const forwardsTo = (state: StackState, stack: StackRef) => forwardsEveryRequestT
  * to `from` means the writer never left it (the flip's commit was refused): nothing is copied
  * back, its fence is released.
  */
-async function pointBackWithTokens(back: PointBack, dns: WhereDns, say: (details: string) => void, progress: PointBackProgress): Promise<void> {
+async function pointBackWithTokens(
+  back: PointBack,
+  dns: WhereDns,
+  say: (details: string) => void,
+  progress: PointBackProgress,
+): Promise<void> {
   const { env, from, to } = back;
-  const limits = { leaseSeconds: back.leaseSeconds, maxWritePauseSeconds: back.maxWritePauseSeconds, fenceBelow: back.catchUpFenceBelow };
+  const limits = {
+    leaseSeconds: back.leaseSeconds,
+    maxWritePauseSeconds: back.maxWritePauseSeconds,
+    fenceBelow: back.catchUpFenceBelow,
+  };
   const fromNow = await quick.stackState({ env, adminUrl: from.outputs.adminUrl });
   const toNow = await quick.stackState({ env, adminUrl: to.outputs.adminUrl });
   let copiedTo = back.since;
@@ -229,11 +313,17 @@ async function pointBackWithTokens(back: PointBack, dns: WhereDns, say: (details
       if (forwardsTo(fromNow, to)) {
         say(`${from.name} forwards to ${to.name} already`);
         // A hand-over that committed and never opened `to`: opening it finishes that hand-over.
-        if (forwardsTo(toNow, from)) await fencing.releaseFence({ env, adminUrl: to.outputs.adminUrl, expected: toNow.fence! });
+        if (forwardsTo(toNow, from))
+          await fencing.releaseFence({ env, adminUrl: to.outputs.adminUrl, expected: toNow.fence! });
       } else if (!forwardsTo(toNow, from)) {
-        if (dns.onFrom) throw stop('NotForwarding', `${to.name} does not forward to ${from.name}, which DNS names: it is not where ${from.name}'s writes came from`);
+        if (dns.onFrom)
+          throw stop(
+            'NotForwarding',
+            `${to.name} does not forward to ${from.name}, which DNS names: it is not where ${from.name}'s writes came from`,
+          );
         say(`${to.name} never handed its writes to ${from.name}: nothing to copy back`);
-        if (toNow.fence?.mode === 'fenced') await fencing.releaseFence({ env, adminUrl: to.outputs.adminUrl, expected: toNow.fence });
+        if (toNow.fence?.mode === 'fenced')
+          await fencing.releaseFence({ env, adminUrl: to.outputs.adminUrl, expected: toNow.fence });
         return;
       } else {
         if (back.undrain) {

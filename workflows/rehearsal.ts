@@ -8,7 +8,14 @@ import type { CopyFigures, RehearsalFigures, SwitchInput, SwitchReport } from '.
 import type { CopyResult, StackRef } from '../activities/types.ts';
 import { SwitchRun } from './switch-run.ts';
 import {
-  catchUp, clearClosedRuns, copyLastUnfenced, plan, provision, removeRehearsalStack, restore, smokeTest,
+  catchUp,
+  clearClosedRuns,
+  copyLastUnfenced,
+  plan,
+  provision,
+  removeRehearsalStack,
+  restore,
+  smokeTest,
 } from './switch-phases.ts';
 
 export async function rehearsal(input: SwitchInput): Promise<SwitchReport> {

@@ -9,7 +9,14 @@
  * Rollbacks started by the previous release finish on the code they started with (workflows/v1).
  */
 import { CancellationScope, isCancellation, patched, setHandler, workflowInfo } from '@temporalio/workflow';
-import { DEFAULT_FENCE_LEASE_SECONDS, DEFAULT_MAX_WRITE_PAUSE_SECONDS, statusQuery, type RollbackInput, type RollbackReport, type SwitchStatus } from '../src/switch/contract.ts';
+import {
+  DEFAULT_FENCE_LEASE_SECONDS,
+  DEFAULT_MAX_WRITE_PAUSE_SECONDS,
+  statusQuery,
+  type RollbackInput,
+  type RollbackReport,
+  type SwitchStatus,
+} from '../src/switch/contract.ts';
 import type { StackDescription } from '../src/cloud/ports.ts';
 import { stackRoles, type Observation } from '../src/switch/roles.ts';
 import type { StackRef, StackState } from '../activities/types.ts';
@@ -24,12 +31,24 @@ export async function rollback(input: RollbackInput): Promise<RollbackReport> {
   if (!patched(PATCHES.protocolV2)) return rollbackV1(input);
   const { env, by } = input;
   const startedAt = workflowNow();
-  const status: SwitchStatus = { env, phase: 'rolling-back', phases: [{ name: 'rolling-back', startedAt: isoAt(startedAt), durationMs: 0 }] };
+  const status: SwitchStatus = {
+    env,
+    phase: 'rolling-back',
+    phases: [{ name: 'rolling-back', startedAt: isoAt(startedAt), durationMs: 0 }],
+  };
   setHandler(statusQuery, () => status);
   const report = (outcome: RollbackReport['outcome'], fields: Partial<RollbackReport> = {}): RollbackReport => {
     status.phase = outcome === 'rolled-back' ? 'done' : 'failed';
     if (fields.reason && outcome !== 'rolled-back') status.error = fields.reason;
-    return { env, workflowId: workflowInfo().workflowId, outcome, by, startedAt: isoAt(startedAt), finishedAt: isoAt(workflowNow()), ...fields };
+    return {
+      env,
+      workflowId: workflowInfo().workflowId,
+      outcome,
+      by,
+      startedAt: isoAt(startedAt),
+      finishedAt: isoAt(workflowNow()),
+      ...fields,
+    };
   };
 
   let from: StackRef | undefined;
@@ -39,12 +58,22 @@ export async function rollback(input: RollbackInput): Promise<RollbackReport> {
     const plan = await quick.planSwitch(env);
     const live = plan.live?.stack;
     if (!plan.live || !live?.outputs) {
-      return report('failed', { reason: `the DNS record of ${env} sends clients to no stack with outputs: nothing to roll back from` });
+      return report('failed', {
+        reason: `the DNS record of ${env} sends clients to no stack with outputs: nothing to roll back from`,
+      });
     }
-    const found = patched(PATCHES.stackRoles) && plan.observed ? returnByRoles(input, plan.observed)
-      : plan.live.forwardedBy ? await forwardingStack(env, plan.live.forwardedBy, live)
-      : await previousStack(input, live, patched(PATCHES.rollbackFollowsForward) ? undefined : await askedLiveStack(env, live));
-    if (typeof found !== 'object') return report('failed', { from: live.name, reason: found ?? nothingToReturnTo(input) });
+    const found =
+      patched(PATCHES.stackRoles) && plan.observed
+        ? returnByRoles(input, plan.observed)
+        : plan.live.forwardedBy
+          ? await forwardingStack(env, plan.live.forwardedBy, live)
+          : await previousStack(
+              input,
+              live,
+              patched(PATCHES.rollbackFollowsForward) ? undefined : await askedLiveStack(env, live),
+            );
+    if (typeof found !== 'object')
+      return report('failed', { from: live.name, reason: found ?? nothingToReturnTo(input) });
     from = found.from;
     to = found.stack;
     status.from = { stack: from.name, colour: from.colour };
@@ -52,9 +81,15 @@ export async function rollback(input: RollbackInput): Promise<RollbackReport> {
     const { settings } = plan;
     // Runs planned before these settings existed get the environment file's defaults.
     const back: PointBack = {
-      env, recordName: settings.recordName, leaseSeconds: settings.fenceLeaseSeconds ?? DEFAULT_FENCE_LEASE_SECONDS,
-      from, to, since: found.cursor, undrain: found.draining,
-      catchUpFenceBelow: settings.catchUpFenceBelow, maxWritePauseSeconds: settings.maxWritePauseSeconds ?? DEFAULT_MAX_WRITE_PAUSE_SECONDS,
+      env,
+      recordName: settings.recordName,
+      leaseSeconds: settings.fenceLeaseSeconds ?? DEFAULT_FENCE_LEASE_SECONDS,
+      from,
+      to,
+      since: found.cursor,
+      undrain: found.draining,
+      catchUpFenceBelow: settings.catchUpFenceBelow,
+      maxWritePauseSeconds: settings.maxWritePauseSeconds ?? DEFAULT_MAX_WRITE_PAUSE_SECONDS,
     };
     await pointDnsBack(back, () => undefined, progress);
     const left = from;
@@ -84,12 +119,18 @@ export async function rollback(input: RollbackInput): Promise<RollbackReport> {
         reason += `; ${to.name} could not be drained again (${reasonOf(drainErr)}), so a later rollback will not pick it by itself`;
       }
     }
-    return report(isCancellation(err) ? 'cancelled' : 'failed', { ...(from ? { from: from.name } : {}), ...(to ? { to: to.name } : {}), reason });
+    return report(isCancellation(err) ? 'cancelled' : 'failed', {
+      ...(from ? { from: from.name } : {}),
+      ...(to ? { to: to.name } : {}),
+      reason,
+    });
   }
 }
 
 function nothingToReturnTo({ env, to }: RollbackInput): string {
-  return to ? `stack ${to} of ${env} does not exist or is not ready` : `no previous stack of ${env} exists, is ready and served clients before`;
+  return to
+    ? `stack ${to} of ${env} does not exist or is not ready`
+    : `no previous stack of ${env} exists, is ready and served clients before`;
 }
 
 interface Previous {
@@ -109,14 +150,16 @@ function returnByRoles(input: RollbackInput, seen: Observation): Previous | stri
   const { env } = input;
   const roles = stackRoles(seen);
   const forwarding = roles.writer?.name !== roles.live?.name;
-  const to = input.to && !forwarding
-    ? seen.stacks.find((s) => s.name === input.to && s.name !== roles.live?.name && s.status === 'ready')
-    : roles.previous;
+  const to =
+    input.to && !forwarding
+      ? seen.stacks.find((s) => s.name === input.to && s.name !== roles.live?.name && s.status === 'ready')
+      : roles.previous;
   const from = roles.live && refOf(roles.live);
   const stack = to && refOf(to);
   if (!from || !stack) return nothingToReturnTo(input);
   const state = seen.states[stack.name];
-  if (!state) return `stack ${stack.name} of ${env} did not answer its admin API: ${seen.silent?.[stack.name] ?? 'not asked'}`;
+  if (!state)
+    return `stack ${stack.name} of ${env} did not answer its admin API: ${seen.silent?.[stack.name] ?? 'not asked'}`;
   return { from, stack, cursor: state.cursor, draining: state.draining };
 }
 
@@ -125,19 +168,27 @@ function returnByRoles(input: RollbackInput, seen: Observation): Previous | stri
  * before. `liveState` is how rollbacks started before patch rollback-follows-forward found the stack
  * the live one forwards to (they asked the live stack; planning does it now).
  */
-async function previousStack(input: RollbackInput, live: StackDescription, liveState?: StackState): Promise<Previous | undefined> {
+async function previousStack(
+  input: RollbackInput,
+  live: StackDescription,
+  liveState?: StackState,
+): Promise<Previous | undefined> {
   const { env } = input;
   const from = refOf(live);
   if (!from) return undefined;
-  const candidates = (await quick.listStacks(env))
-    .filter((s) => s.name !== live.name && s.status === 'ready' && (!input.to || s.name === input.to));
-  const forwardedTo = liveState?.forwardTo ? candidates.find((s) => s.outputs?.endpoint === liveState.forwardTo) : undefined;
+  const candidates = (await quick.listStacks(env)).filter(
+    (s) => s.name !== live.name && s.status === 'ready' && (!input.to || s.name === input.to),
+  );
+  const forwardedTo = liveState?.forwardTo
+    ? candidates.find((s) => s.outputs?.endpoint === liveState.forwardTo)
+    : undefined;
   for (const candidate of forwardedTo ? [forwardedTo] : candidates) {
     const stack = refOf(candidate);
     if (!stack) continue;
     const state = await quick.stackState({ env, adminUrl: stack.outputs.adminUrl, nodes: stack.outputs.nodes });
     // One kept after a failed switch never passed, so it was never drained.
-    if (forwardedTo || input.to || state.draining) return { from, stack, cursor: state.cursor, draining: state.draining };
+    if (forwardedTo || input.to || state.draining)
+      return { from, stack, cursor: state.cursor, draining: state.draining };
   }
   return undefined;
 }
@@ -146,7 +197,11 @@ async function previousStack(input: RollbackInput, live: StackDescription, liveS
  * DNS names a stack that forwards to `writer` (an earlier rollback, or a switch, moved the writer
  * but not DNS): rolling back finishes the job, from the stack DNS names to the writer.
  */
-async function forwardingStack(env: string, forwardedBy: string, writer: StackDescription): Promise<Previous | undefined> {
+async function forwardingStack(
+  env: string,
+  forwardedBy: string,
+  writer: StackDescription,
+): Promise<Previous | undefined> {
   const named = (await quick.listStacks(env)).find((s) => s.name === forwardedBy);
   const from = named && refOf(named);
   const stack = refOf(writer);

@@ -9,7 +9,18 @@ import type { SwitchInput, SwitchReport } from '../src/switch/contract.ts';
 import { SwitchRun } from './switch-run.ts';
 import { PATCHES } from './patches.ts';
 import {
-  awaitApproval, catchUp, clearClosedRuns, drain, fenceAndCopyLast, flip, plan, provision, restore, smokeTest, tearDown, verify,
+  awaitApproval,
+  catchUp,
+  clearClosedRuns,
+  drain,
+  fenceAndCopyLast,
+  flip,
+  plan,
+  provision,
+  restore,
+  smokeTest,
+  tearDown,
+  verify,
 } from './switch-phases.ts';
 import { stackSwitchV1 } from './v1/stack-switch.ts';
 
@@ -19,8 +30,11 @@ export async function stackSwitch(input: SwitchInput): Promise<SwitchReport> {
   try {
     const { planned, next, fenced } = await run.untilSwitching(async () => {
       const planned = await plan(run);
-      await run.notify('started', `switching to ${planned.next.name} (version ${input.version}, trigger ${input.trigger})` +
-        `${planned.old ? ` from ${planned.old.name}` : ''}`);
+      await run.notify(
+        'started',
+        `switching to ${planned.next.name} (version ${input.version}, trigger ${input.trigger})` +
+          `${planned.old ? ` from ${planned.old.name}` : ''}`,
+      );
       await clearClosedRuns(run, planned);
       const next = await provision(run, planned);
       const backup = await restore(run, next);

@@ -6,7 +6,11 @@ import { CancellationScope, condition, patched, sleep, workflowInfo } from '@tem
 import { otherColour, type Colour, type DnsRecordState } from '../src/cloud/ports.ts';
 import { stacksToDelete } from '../src/switch/roles.ts';
 import { colourOfStackName, stackName } from '../src/switch/stack-name.ts';
-import { approveCommandFor, DEFAULT_FENCE_LEASE_SECONDS, DEFAULT_MAX_WRITE_PAUSE_SECONDS } from '../src/switch/contract.ts';
+import {
+  approveCommandFor,
+  DEFAULT_FENCE_LEASE_SECONDS,
+  DEFAULT_MAX_WRITE_PAUSE_SECONDS,
+} from '../src/switch/contract.ts';
 import type { BackupSummary, CopyResult, HeldFence, StackRef, SwitchSettings } from '../activities/types.ts';
 import { dnsWait, fencing, persistent, provisioning, quick, smoke, streaming } from './activities.ts';
 import { pointDnsBack, startPointingBack, type PointBack } from './point-back.ts';
@@ -63,12 +67,23 @@ export async function plan(run: SwitchRun): Promise<Planned> {
   let old: StackRef | undefined;
   if (live?.outputs && live.status !== 'deleting' && live.status !== 'deleted') {
     old = { name: live.name, colour: live.colour, outputs: live.outputs };
-    if (live.status !== 'ready') run.warn(`${live.name} serves while CloudFormation says ${live.rawStatus}: caught up from and fenced all the same`);
-    if (found.live?.forwardedBy) run.warn(`${found.live.forwardedBy}, which DNS names, forwards to ${live.name}: caught up from and fenced as the live stack`);
+    if (live.status !== 'ready')
+      run.warn(
+        `${live.name} serves while CloudFormation says ${live.rawStatus}: caught up from and fenced all the same`,
+      );
+    if (found.live?.forwardedBy)
+      run.warn(
+        `${found.live.forwardedBy}, which DNS names, forwards to ${live.name}: caught up from and fenced as the live stack`,
+      );
   } else if (live && live.status !== 'deleted') {
-    throw stop('LiveStackUnknown', `DNS sends clients to ${live.name}, which is ${live.rawStatus} without outputs: its writes could not be caught up`);
+    throw stop(
+      'LiveStackUnknown',
+      `DNS sends clients to ${live.name}, which is ${live.rawStatus} without outputs: its writes could not be caught up`,
+    );
   } else if (found.live) {
-    run.warn(`DNS points to ${found.live.record.stack || 'a target of no stack'}, which is not a stack of ${env}: nothing to catch up from`);
+    run.warn(
+      `DNS points to ${found.live.record.stack || 'a target of no stack'}, which is not a stack of ${env}: nothing to catch up from`,
+    );
   }
   const liveColour = old?.colour ?? colourOfStackName(found.live?.record.stack);
   const colour = liveColour ? otherColour(liveColour) : 'blue';
@@ -83,7 +98,9 @@ export async function clearClosedRuns(run: SwitchRun, planned: Planned): Promise
   const stacks = await quick.listStacks(run.env);
   // Ready stacks wait for the tear-down, which knows which one is the previous live stack.
   const doomed = stacksToDelete(stacks, {
-    live: planned.old?.name ?? planned.record?.stack, owned: [planned.next.name], keepStacks: stacks.length,
+    live: planned.old?.name ?? planned.record?.stack,
+    owned: [planned.next.name],
+    keepStacks: stacks.length,
   });
   for (const stack of doomed) await deleteQuietly(run, stack.name, `left by a run that is over (${stack.rawStatus})`);
 }
@@ -96,7 +113,13 @@ export async function provision(run: SwitchRun, planned: Planned): Promise<Stack
   run.enter('provisioning', `creating stack ${name} (${colour}, version ${run.input.version})`);
   if (run.input.keepFailed) run.describe(`creating stack ${name}; it is kept if the switch fails (--keep-failed)`);
   else run.onUndo(`delete stack ${name}`, () => provisioning.deleteStack({ env, name }));
-  await provisioning.createStack({ env, name, colour, workflowId: workflowInfo().workflowId, version: run.input.version });
+  await provisioning.createStack({
+    env,
+    name,
+    colour,
+    workflowId: workflowInfo().workflowId,
+    version: run.input.version,
+  });
   const created = await provisioning.waitForStack({ env, name });
   if (!created.outputs) throw stop('StackWithoutOutputs', `stack ${name} is ready but has no outputs`);
   return { name, colour, outputs: created.outputs };
@@ -127,7 +150,10 @@ export async function smokeTest(run: SwitchRun, next: StackRef): Promise<void> {
   const failed = checks.filter((check) => !check.ok);
   if (checks.length === 0) throw stop('SmokeFailed', 'the smoke runner reported no checks');
   if (failed.length) {
-    throw stop('SmokeFailed', `smoke checks failed: ${failed.map((c) => `${c.name}${c.detail ? ` (${c.detail})` : ''}`).join('; ')}`);
+    throw stop(
+      'SmokeFailed',
+      `smoke checks failed: ${failed.map((c) => `${c.name}${c.detail ? ` (${c.detail})` : ''}`).join('; ')}`,
+    );
   }
 }
 
@@ -138,18 +164,24 @@ export async function catchUp(run: SwitchRun, planned: Planned, next: StackRef, 
   const { old } = planned;
   if (!old) return { cursor: since, passes: [] };
   run.enter('catching-up', `copying writes ${old.name} took since the backup`);
-  return copyUntilFew(run.env, old, next, since, planned.settings.catchUpFenceBelow,
-    (copy, pass) => run.describe(`pass ${pass} copied ${copy.copied} changes from ${old.name} to ${next.name}`));
+  return copyUntilFew(run.env, old, next, since, planned.settings.catchUpFenceBelow, (copy, pass) =>
+    run.describe(`pass ${pass} copied ${copy.copied} changes from ${old.name} to ${next.name}`),
+  );
 }
 
 /** With `approval: manual`, waits for a person; writes are not refused meanwhile (the fence comes after). */
 export async function awaitApproval(run: SwitchRun, planned: Planned): Promise<void> {
   const { settings } = planned;
   if (settings.approval !== 'manual') return;
-  run.enter('awaiting-approval',
-    `${planned.next.name} passed its smoke checks; waiting up to ${settings.approvalTimeoutSeconds} s for 'switchyard approve --env ${run.env}' or abort`);
-  await run.notify('awaiting-approval', `${planned.next.name} passed its smoke checks and waits up to ${settings.approvalTimeoutSeconds} s: ` +
-    `approve with \`${approveCommandFor(run.env)}\``);
+  run.enter(
+    'awaiting-approval',
+    `${planned.next.name} passed its smoke checks; waiting up to ${settings.approvalTimeoutSeconds} s for 'switchyard approve --env ${run.env}' or abort`,
+  );
+  await run.notify(
+    'awaiting-approval',
+    `${planned.next.name} passed its smoke checks and waits up to ${settings.approvalTimeoutSeconds} s: ` +
+      `approve with \`${approveCommandFor(run.env)}\``,
+  );
   const decision = await run.approval(settings.approvalTimeoutSeconds);
   run.describe(`approved by ${decision.by}`);
 }
@@ -160,7 +192,12 @@ export async function awaitApproval(run: SwitchRun, planned: Planned): Promise<v
  * tokens, writes made while a person approved are copied by unfenced passes first, the fence is
  * this run's by its epoch, and the copy under it stops at maxWritePauseSeconds.
  */
-export async function fenceAndCopyLast(run: SwitchRun, planned: Planned, next: StackRef, since: string): Promise<Fenced | undefined> {
+export async function fenceAndCopyLast(
+  run: SwitchRun,
+  planned: Planned,
+  next: StackRef,
+  since: string,
+): Promise<Fenced | undefined> {
   const { old, settings } = planned;
   if (!old) return undefined;
   const { env } = run;
@@ -170,12 +207,18 @@ export async function fenceAndCopyLast(run: SwitchRun, planned: Planned, next: S
       run.enter('catching-up', `copying the writes ${old.name} took while ${env} waited for approval`);
       since = (await copyUntilFew(env, old, next, since, settings.catchUpFenceBelow)).cursor;
     }
-    run.describe(`fencing ${old.name} (lease ${leaseSeconds} s, writes held at most ${settings.maxWritePauseSeconds} s) and copying its last writes to ${next.name}`);
+    run.describe(
+      `fencing ${old.name} (lease ${leaseSeconds} s, writes held at most ${settings.maxWritePauseSeconds} s) and copying its last writes to ${next.name}`,
+    );
     const held: { fence?: HeldFence } = {};
     // Registered before the fence is asked for: a fence whose answer was lost was taken all the same.
-    const undo = run.onUndo(`release the fence of ${old.name}`, () => fencing.releaseFence({
-      env, adminUrl: old.outputs.adminUrl, expected: { epoch: held.fence?.epoch ?? 0, mode: 'fenced' },
-    }));
+    const undo = run.onUndo(`release the fence of ${old.name}`, () =>
+      fencing.releaseFence({
+        env,
+        adminUrl: old.outputs.adminUrl,
+        expected: { epoch: held.fence?.epoch ?? 0, mode: 'fenced' },
+      }),
+    );
     const limits = { leaseSeconds, maxWritePauseSeconds: settings.maxWritePauseSeconds };
     for (let fences = 1; ; fences += 1) {
       try {
@@ -193,7 +236,9 @@ export async function fenceAndCopyLast(run: SwitchRun, planned: Planned, next: S
   const what = `fencing ${old.name} (lease ${leaseSeconds} s) and copying its last writes to ${next.name}`;
   if (run.phase === 'awaiting-approval') run.enter('catching-up', what);
   else run.describe(what);
-  const undo = run.onUndo(`unfence stack ${old.name}`, () => persistent.unfenceStack({ env, adminUrl: old.outputs.adminUrl }));
+  const undo = run.onUndo(`unfence stack ${old.name}`, () =>
+    persistent.unfenceStack({ env, adminUrl: old.outputs.adminUrl }),
+  );
   run.fenced(workflowNow());
   await quick.fenceStack({ env, adminUrl: old.outputs.adminUrl, leaseSeconds });
   const last = await copyLast(run, old, next, since, leaseSeconds);
@@ -204,17 +249,34 @@ export async function fenceAndCopyLast(run: SwitchRun, planned: Planned, next: S
  * A rehearsal's stand-in for the fence: copies the delta the fence would have copied, at the same
  * moment, with the old stack still taking writes, and measures how long that takes.
  */
-export async function copyLastUnfenced(run: SwitchRun, planned: Planned, next: StackRef, since: string): Promise<CopyResult | undefined> {
+export async function copyLastUnfenced(
+  run: SwitchRun,
+  planned: Planned,
+  next: StackRef,
+  since: string,
+): Promise<CopyResult | undefined> {
   const { old } = planned;
   if (!old) return undefined;
-  run.describe(`copying the last writes of ${old.name} to ${next.name} as a switch would under the fence, without fencing`);
+  run.describe(
+    `copying the last writes of ${old.name} to ${next.name} as a switch would under the fence, without fencing`,
+  );
   return copyLast(run, old, next, since);
 }
 
 /** One copy of the old stack's writes since `since`; with a lease the old stack is fenced and the copy renews it. */
-function copyLast(run: SwitchRun, old: StackRef, next: StackRef, since: string, renewFenceSeconds?: number): Promise<CopyResult> {
+function copyLast(
+  run: SwitchRun,
+  old: StackRef,
+  next: StackRef,
+  since: string,
+  renewFenceSeconds?: number,
+): Promise<CopyResult> {
   return streaming.copyChanges({
-    env: run.env, fromAdminUrl: old.outputs.adminUrl, toAdminUrl: next.outputs.adminUrl, since, ...(renewFenceSeconds ? { renewFenceSeconds } : {}),
+    env: run.env,
+    fromAdminUrl: old.outputs.adminUrl,
+    toAdminUrl: next.outputs.adminUrl,
+    since,
+    ...(renewFenceSeconds ? { renewFenceSeconds } : {}),
   });
 }
 
@@ -224,15 +286,27 @@ function copyLast(run: SwitchRun, old: StackRef, next: StackRef, since: string, 
  * stack's cursor the data check compares up to (with fencing tokens: where the copy under the
  * fence that was committed ended).
  */
-export async function flip(run: SwitchRun, planned: Planned, next: StackRef, fenced: Fenced | undefined): Promise<string | undefined> {
+export async function flip(
+  run: SwitchRun,
+  planned: Planned,
+  next: StackRef,
+  fenced: Fenced | undefined,
+): Promise<string | undefined> {
   const { env } = run;
   const { old, settings } = planned;
   run.enter('switching', `pointing ${settings.recordName} from ${planned.record?.stack || 'nothing'} to ${next.name}`);
   let oldThrough: string | undefined;
   if (old && fenced) {
     const back: PointBack = {
-      env, recordName: settings.recordName, leaseSeconds: settings.fenceLeaseSeconds, from: next, to: old, since: fenced.cursor, undrain: false,
-      catchUpFenceBelow: settings.catchUpFenceBelow, maxWritePauseSeconds: settings.maxWritePauseSeconds,
+      env,
+      recordName: settings.recordName,
+      leaseSeconds: settings.fenceLeaseSeconds,
+      from: next,
+      to: old,
+      since: fenced.cursor,
+      undrain: false,
+      catchUpFenceBelow: settings.catchUpFenceBelow,
+      maxWritePauseSeconds: settings.maxWritePauseSeconds,
     };
     // The undo of the commit and of the DNS change below: pointing DNS back, writer first
     // (workflows/point-back.ts). Registered before the commit: a forward whose answer was lost committed.
@@ -242,17 +316,30 @@ export async function flip(run: SwitchRun, planned: Planned, next: StackRef, fen
     } else {
       run.committing();
       await quick.forwardStack({
-        env, adminUrl: old.outputs.adminUrl, to: next.outputs.endpoint, cursor: fenced.cursor, leaseSeconds: settings.fenceLeaseSeconds,
+        env,
+        adminUrl: old.outputs.adminUrl,
+        to: next.outputs.endpoint,
+        cursor: fenced.cursor,
+        leaseSeconds: settings.fenceLeaseSeconds,
       });
     }
     const pause = run.committed();
-    run.describe(`${old.name} forwards every request to ${next.name} (writes paused ${pause.fenceToForwardMs} ms); switching DNS`);
+    run.describe(
+      `${old.name} forwards every request to ${next.name} (writes paused ${pause.fenceToForwardMs} ms); switching DNS`,
+    );
   }
   // The DNS change. Its undo is the pointing back registered with the commit above; without an old stack there is none.
-  const switched = await quick.switchDns({ env, expected: planned.record, stack: next.name, target: next.outputs.dnsTarget });
+  const switched = await quick.switchDns({
+    env,
+    expected: planned.record,
+    stack: next.name,
+    target: next.outputs.dnsTarget,
+  });
   run.dnsSwitched();
   if (switched.changeId) await dnsWait.waitDnsInSync({ env, changeId: switched.changeId });
-  if (!(await dnsWait.verifyDns({ env, target: next.outputs.dnsTarget, withinSeconds: Math.max(60, 2 * settings.ttl) }))) {
+  if (
+    !(await dnsWait.verifyDns({ env, target: next.outputs.dnsTarget, withinSeconds: Math.max(60, 2 * settings.ttl) }))
+  ) {
     throw stop('DnsNotAnswering', `resolvers do not answer ${settings.recordName} with ${next.name}`);
   }
   return oldThrough;
@@ -276,7 +363,12 @@ async function pointBack(run: SwitchRun, back: PointBack): Promise<void> {
  * is fenced and copied again, a few times. Given up past maxWritePauseSeconds since the fence.
  * Answers where the copy under the fence that was committed ended.
  */
-async function commitFlip(run: SwitchRun, planned: Planned, next: StackRef, held: { cursor: string; fence: HeldFence }): Promise<string> {
+async function commitFlip(
+  run: SwitchRun,
+  planned: Planned,
+  next: StackRef,
+  held: { cursor: string; fence: HeldFence },
+): Promise<string> {
   const { env } = run;
   const { settings } = planned;
   const old = planned.old!;
@@ -284,15 +376,26 @@ async function commitFlip(run: SwitchRun, planned: Planned, next: StackRef, held
   for (let commits = 1; ; commits += 1) {
     const pausedMs = run.writePauseMs();
     if (pausedMs > settings.maxWritePauseSeconds * 1000) {
-      throw stop('WritePauseExceeded', `writes to ${old.name} were held ${Math.round(pausedMs / 1000)} s, more than maxWritePauseSeconds (${settings.maxWritePauseSeconds} s): the flip gives up`);
+      throw stop(
+        'WritePauseExceeded',
+        `writes to ${old.name} were held ${Math.round(pausedMs / 1000)} s, more than maxWritePauseSeconds (${settings.maxWritePauseSeconds} s): the flip gives up`,
+      );
     }
     try {
       run.committing();
-      await fencing.commitForward({ env, adminUrl: old.outputs.adminUrl, to: next.outputs.endpoint, ...held, leaseSeconds: settings.fenceLeaseSeconds });
+      await fencing.commitForward({
+        env,
+        adminUrl: old.outputs.adminUrl,
+        to: next.outputs.endpoint,
+        ...held,
+        leaseSeconds: settings.fenceLeaseSeconds,
+      });
       return held.cursor;
     } catch (err) {
       if (!lapsed(err) || commits >= MAX_FENCED_COPIES) throw err;
-      run.describe(`${old.name}'s fence lapsed before the commit and it took writes again: fencing it and copying again`);
+      run.describe(
+        `${old.name}'s fence lapsed before the commit and it took writes again: fencing it and copying again`,
+      );
       run.fenced(workflowNow());
       const fenced = await fenceAndCopy(env, old, next, held.cursor, limits);
       held = { cursor: fenced.cursor, fence: fenced.fence };
@@ -303,7 +406,12 @@ async function commitFlip(run: SwitchRun, planned: Planned, next: StackRef, held
 // ---------------------------------------------------------------- after the switch
 
 /** `oldThrough`: with fencing tokens the commit proves the old stack acknowledged nothing past this cursor. */
-export async function verify(run: SwitchRun, planned: Planned, next: StackRef, oldThrough: string | undefined): Promise<void> {
+export async function verify(
+  run: SwitchRun,
+  planned: Planned,
+  next: StackRef,
+  oldThrough: string | undefined,
+): Promise<void> {
   const { verifySeconds } = planned.settings;
   run.enter('verifying', `watching ${next.name} through ${planned.settings.recordName} for ${verifySeconds} s`);
   if (planned.old && patched(PATCHES.verifyData)) await verifyData(run, planned.old, next, oldThrough);
@@ -311,13 +419,20 @@ export async function verify(run: SwitchRun, planned: Planned, next: StackRef, o
   let failuresInARow = 0;
   let watchedMs = 0;
   for (;;) {
-    const probe = await quick.probeStack({ env: run.env, endpoint: next.outputs.endpoint, adminUrl: next.outputs.adminUrl, target: next.outputs.dnsTarget });
+    const probe = await quick.probeStack({
+      env: run.env,
+      endpoint: next.outputs.endpoint,
+      adminUrl: next.outputs.adminUrl,
+      target: next.outputs.dnsTarget,
+    });
     failuresInARow = probe.ok ? 0 : failuresInARow + 1;
     if (failuresInARow >= 2) throw stop('VerificationFailed', `verification failed: ${probe.detail}`);
     // The watch ends on a healthy look: a failure at the very end is looked at once more.
     if (watchedMs >= verifySeconds * 1000 && probe.ok) return;
     const step = Math.max(1_000, Math.min(everyMs, verifySeconds * 1000 - watchedMs));
-    run.describe(`${next.name} ${probe.ok ? 'healthy' : `unhealthy once (${probe.detail})`}; watched ${watchedMs / 1000} of ${verifySeconds} s`);
+    run.describe(
+      `${next.name} ${probe.ok ? 'healthy' : `unhealthy once (${probe.detail})`}; watched ${watchedMs / 1000} of ${verifySeconds} s`,
+    );
     await sleep(step, { summary: 'until the next look at the new stack' });
     watchedMs += step;
   }
@@ -330,16 +445,30 @@ const MISMATCHES_NAMED = 10;
  * Every item of the old stack, frozen since it forwards, must be on the new one at the same
  * revision or one changed from a copy of it; a difference fails the switch, which then points DNS back.
  */
-async function verifyData(run: SwitchRun, old: StackRef, next: StackRef, oldThrough: string | undefined): Promise<void> {
+async function verifyData(
+  run: SwitchRun,
+  old: StackRef,
+  next: StackRef,
+  oldThrough: string | undefined,
+): Promise<void> {
   run.describe(`comparing every item of ${old.name} with ${next.name}`);
   const comparison = await streaming.compareStacks({
-    env: run.env, fromAdminUrl: old.outputs.adminUrl, toAdminUrl: next.outputs.adminUrl, firstN: MISMATCHES_NAMED, ...(oldThrough ? { oldThrough } : {}),
+    env: run.env,
+    fromAdminUrl: old.outputs.adminUrl,
+    toAdminUrl: next.outputs.adminUrl,
+    firstN: MISMATCHES_NAMED,
+    ...(oldThrough ? { oldThrough } : {}),
   });
   const { itemsCompared, mismatches, firstMismatches } = comparison;
   run.dataVerified({ itemsCompared, mismatches, firstMismatches });
   if (mismatches > 0) {
-    const named = firstMismatches.map((m) => `${m.id} (${m.problem}${m.newRev ? `: ${m.newRev} against ${m.oldRev}` : ''})`).join(', ');
-    throw stop('DataMismatch', `${mismatches} of ${itemsCompared} items of ${old.name} differ on ${next.name}, first: ${named}`);
+    const named = firstMismatches
+      .map((m) => `${m.id} (${m.problem}${m.newRev ? `: ${m.newRev} against ${m.oldRev}` : ''})`)
+      .join(', ');
+    throw stop(
+      'DataMismatch',
+      `${mismatches} of ${itemsCompared} items of ${old.name} differ on ${next.name}, first: ${named}`,
+    );
   }
 }
 
@@ -355,7 +484,11 @@ export async function drain(run: SwitchRun, planned: Planned): Promise<void> {
     const ceilingMs = Math.max(settings.drainSeconds * 1000, floorMs);
     // Look often enough to stop soon after the floor, rarely enough to keep the history small
     // (at most DRAIN_LOOKS looks however long drainSeconds is).
-    const stepMs = Math.max(1_000, Math.min(30_000, floorMs, Math.ceil(ceilingMs / 10)), Math.ceil(ceilingMs / DRAIN_LOOKS));
+    const stepMs = Math.max(
+      1_000,
+      Math.min(30_000, floorMs, Math.ceil(ceilingMs / 10)),
+      Math.ceil(ceilingMs / DRAIN_LOOKS),
+    );
     let waitedMs = 0;
     while (waitedMs < ceilingMs) {
       const step = Math.min(stepMs, ceilingMs - waitedMs);
@@ -364,13 +497,19 @@ export async function drain(run: SwitchRun, planned: Planned): Promise<void> {
       const activity = await quick.stackActivity(target);
       const idle = activity.openStreams === 0 && activity.requestRate < NEAR_ZERO_RPS;
       const pause = run.flipCounted(activity.flip);
-      run.describe(`${old.name}: ${activity.openStreams} open streams, ${activity.requestRate.toFixed(1)} requests/s` +
-        `${activity.unreachable ? `, ${activity.unreachable} nodes not answering` : ''}; waited ${waitedMs / 1000} s ` +
-        `(at least ${floorMs / 1000} s, at most ${ceilingMs / 1000} s)` +
-        (pause?.requestsForwarded !== undefined ? `; writes paused ${pause.fenceToForwardMs} ms, ${pause.requestsHeld} held, ${pause.requestsForwarded} forwarded` : ''));
+      run.describe(
+        `${old.name}: ${activity.openStreams} open streams, ${activity.requestRate.toFixed(1)} requests/s` +
+          `${activity.unreachable ? `, ${activity.unreachable} nodes not answering` : ''}; waited ${waitedMs / 1000} s ` +
+          `(at least ${floorMs / 1000} s, at most ${ceilingMs / 1000} s)` +
+          (pause?.requestsForwarded !== undefined
+            ? `; writes paused ${pause.fenceToForwardMs} ms, ${pause.requestsHeld} held, ${pause.requestsForwarded} forwarded`
+            : ''),
+      );
       if (idle && waitedMs >= floorMs) return;
       if (waitedMs >= ceilingMs) {
-        run.warn(`${old.name} still had ${activity.openStreams} open streams and ${activity.requestRate.toFixed(1)} requests/s after ${ceilingMs / 1000} s of draining`);
+        run.warn(
+          `${old.name} still had ${activity.openStreams} open streams and ${activity.requestRate.toFixed(1)} requests/s after ${ceilingMs / 1000} s of draining`,
+        );
       }
     }
   } catch (err) {
@@ -384,10 +523,18 @@ export async function drain(run: SwitchRun, planned: Planned): Promise<void> {
  */
 export async function tearDown(run: SwitchRun, planned: Planned, next: StackRef): Promise<void> {
   const { keepStacks } = planned.settings;
-  run.enter('tearing-down', `deleting stacks of ${run.env} beyond ${planned.old ? `${planned.old.name} and ` : ''}${keepStacks} kept`);
+  run.enter(
+    'tearing-down',
+    `deleting stacks of ${run.env} beyond ${planned.old ? `${planned.old.name} and ` : ''}${keepStacks} kept`,
+  );
   try {
     const stacks = await quick.listStacks(run.env);
-    const doomed = stacksToDelete(stacks, { live: next.name, owned: [next.name], previous: planned.old?.name, keepStacks });
+    const doomed = stacksToDelete(stacks, {
+      live: next.name,
+      owned: [next.name],
+      previous: planned.old?.name,
+      keepStacks,
+    });
     for (const stack of doomed) await deleteQuietly(run, stack.name, 'no longer needed');
   } catch (err) {
     run.warn(`tearing down failed: ${reasonOf(err)}`);
@@ -417,7 +564,10 @@ async function deleteQuietly(run: SwitchRun, name: string, why: string): Promise
  */
 async function whileWatching<T>(work: Promise<T>, look: () => Promise<void>): Promise<T> {
   let finished = false;
-  work.then(() => (finished = true), () => (finished = true));
+  work.then(
+    () => (finished = true),
+    () => (finished = true),
+  );
   let everyMs = RESTORE_LOOK_FIRST_MS;
   try {
     while (!(await condition(() => finished, everyMs))) {

@@ -4,12 +4,35 @@
  * the undo steps registered so far, and finally the report.
  */
 import {
-  CancellationScope, condition, isCancellation, log, patched, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo,
+  CancellationScope,
+  condition,
+  isCancellation,
+  log,
+  patched,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { Colour } from '../src/cloud/ports.ts';
 import {
-  abortUpdate, approveUpdate, searchAttributes, statusQuery, switchReport, type DataVerification, type Decision, type Outcome, type Phase, type RehearsalFigures,
-  type RestoreProgress, type SmokeCheck, type StackRefSummary, type SwitchInput, type SwitchReport, type SwitchStatus, type WritePause,
+  abortUpdate,
+  approveUpdate,
+  searchAttributes,
+  statusQuery,
+  switchReport,
+  type DataVerification,
+  type Decision,
+  type Outcome,
+  type Phase,
+  type RehearsalFigures,
+  type RestoreProgress,
+  type SmokeCheck,
+  type StackRefSummary,
+  type SwitchInput,
+  type SwitchReport,
+  type SwitchStatus,
+  type WritePause,
 } from '../src/switch/contract.ts';
 import type { FlipCounts } from '../src/navcloud/protocol.ts';
 import type { NotifyEvent } from '../src/config/environment.ts';
@@ -20,11 +43,21 @@ import { isoAt, workflowNow } from './clock.ts';
 
 /** The notification an ending sends: the events are a contract of the `notify:` config. */
 const EVENT_OF: Record<Outcome, NotifyEvent> = {
-  switched: 'switched', 'rolled-back': 'rolled-back', rehearsed: 'rehearsed', failed: 'failed', aborted: 'failed', cancelled: 'failed',
+  switched: 'switched',
+  'rolled-back': 'rolled-back',
+  rehearsed: 'rehearsed',
+  failed: 'failed',
+  aborted: 'failed',
+  cancelled: 'failed',
 };
 
 const BEFORE_SWITCHING: readonly Phase[] = [
-  'planning', 'provisioning', 'restoring', 'smoke-testing', 'catching-up', 'awaiting-approval',
+  'planning',
+  'provisioning',
+  'restoring',
+  'smoke-testing',
+  'catching-up',
+  'awaiting-approval',
 ];
 
 /** One step that undoes what an earlier step did; `replace` gives it a new meaning once the switch moved on. */
@@ -71,7 +104,10 @@ export class SwitchRun {
   private verification: DataVerification | undefined;
 
   /** `rehearsal`: what a rehearsal (workflows/rehearsal.ts) measures as it goes, for its report. */
-  constructor(readonly input: SwitchInput, private readonly rehearsal?: RehearsalFigures) {
+  constructor(
+    readonly input: SwitchInput,
+    private readonly rehearsal?: RehearsalFigures,
+  ) {
     this.status = { env: input.env, phase: 'planning', phases: [] };
     upsertSearchAttributes([
       { key: searchAttributes.env, value: input.env },
@@ -79,8 +115,12 @@ export class SwitchRun {
       { key: searchAttributes.trigger, value: input.trigger },
     ]);
     setHandler(statusQuery, () => this.status);
-    setHandler(approveUpdate, (decision) => this.approve(decision), { validator: (decision) => this.validateApprove(decision) });
-    setHandler(abortUpdate, (decision) => this.abort(decision), { validator: (decision) => this.validateAbort(decision) });
+    setHandler(approveUpdate, (decision) => this.approve(decision), {
+      validator: (decision) => this.validateApprove(decision),
+    });
+    setHandler(abortUpdate, (decision) => this.abort(decision), {
+      validator: (decision) => this.validateAbort(decision),
+    });
   }
 
   get env(): string {
@@ -100,7 +140,8 @@ export class SwitchRun {
 
   private validateApprove(decision: Decision): void {
     checkDecision(decision);
-    if (this.phase !== 'awaiting-approval') throw new Error(`switch-${this.env} is not waiting for approval (it is ${this.phase})`);
+    if (this.phase !== 'awaiting-approval')
+      throw new Error(`switch-${this.env} is not waiting for approval (it is ${this.phase})`);
   }
 
   private approve(decision: Decision): SwitchStatus {
@@ -115,15 +156,19 @@ export class SwitchRun {
     if (this.phase === 'rolling-back' || this.phase === 'failed' || this.phase === 'done') {
       throw new Error(`switch-${this.env} is already ${this.phase}`);
     }
-    if (this.rehearsal && !this.beforeSwitching) throw new Error(`the rehearsal of ${this.env} is already removing its stack`);
+    if (this.rehearsal && !this.beforeSwitching)
+      throw new Error(`the rehearsal of ${this.env} is already removing its stack`);
     if (!this.beforeSwitching) {
-      throw new Error(`too late to abort switch-${this.env}: it is ${this.phase} and DNS may already point to the new stack; use rollback instead`);
+      throw new Error(
+        `too late to abort switch-${this.env}: it is ${this.phase} and DNS may already point to the new stack; use rollback instead`,
+      );
     }
   }
 
   private abort(decision: Decision): SwitchStatus {
     this.abortedBy = decision;
-    if (this.phase === 'awaiting-approval') this.status.approval = { decision: 'aborted', ...decision, at: isoAt(workflowNow()) };
+    if (this.phase === 'awaiting-approval')
+      this.status.approval = { decision: 'aborted', ...decision, at: isoAt(workflowNow()) };
     this.beforeSwitchingScope.cancel();
     return this.status;
   }
@@ -184,7 +229,8 @@ export class SwitchRun {
 
   private fencedState(step: string): Extract<Placement, { since: number }> {
     const where = this.where;
-    if (where.name !== 'fenced' && where.name !== 'committing') throw new Error(`${step} needs the old stack fenced by this run; the run is ${where.name}`);
+    if (where.name !== 'fenced' && where.name !== 'committing')
+      throw new Error(`${step} needs the old stack fenced by this run; the run is ${where.name}`);
     return where;
   }
 
@@ -211,7 +257,15 @@ export class SwitchRun {
   async compensate(err: unknown): Promise<SwitchReport> {
     const reason = this.abortedBy ? `aborted by ${this.abortedBy.by}: ${this.abortedBy.comment}` : reasonOf(err);
     return CancellationScope.nonCancellable(async () => {
-      this.enter('rolling-back', `${reason}; undoing: ${this.undoSteps.map((u) => u.what).reverse().join(', ') || 'nothing'}`);
+      this.enter(
+        'rolling-back',
+        `${reason}; undoing: ${
+          this.undoSteps
+            .map((u) => u.what)
+            .reverse()
+            .join(', ') || 'nothing'
+        }`,
+      );
       for (const step of [...this.undoSteps].reverse()) {
         try {
           await step.run();
@@ -221,13 +275,21 @@ export class SwitchRun {
       }
       const where = this.where;
       // A switch with an old stack registered pointing back before its commit, so it has run by now.
-      if (where.name === 'switched') return this.finish('failed', `${reason}; there is no previous stack to point DNS back to`);
+      if (where.name === 'switched')
+        return this.finish('failed', `${reason}; there is no previous stack to point DNS back to`);
       if (where.name === 'not-pointed-back' && where.dnsHadMoved) {
-        return this.finish('failed', `${reason}; pointing DNS back to ${this.status.from?.stack ?? 'the previous stack'} failed`);
+        return this.finish(
+          'failed',
+          `${reason}; pointing DNS back to ${this.status.from?.stack ?? 'the previous stack'} failed`,
+        );
       }
-      const outcome: Outcome = this.abortedBy ? 'aborted'
-        : isCancellation(err) ? 'cancelled'
-        : where.name === 'pointed-back' && where.dnsHadMoved ? 'rolled-back' : 'failed';
+      const outcome: Outcome = this.abortedBy
+        ? 'aborted'
+        : isCancellation(err)
+          ? 'cancelled'
+          : where.name === 'pointed-back' && where.dnsHadMoved
+            ? 'rolled-back'
+            : 'failed';
       return this.finish(outcome, reason);
     });
   }
@@ -307,7 +369,8 @@ export class SwitchRun {
     try {
       const { workflowId } = workflowInfo();
       const delivery = await notifying.notify({ env: this.env, event, workflowId, summary, at: isoAt(workflowNow()) });
-      for (const failed of delivery.failed) this.warn(`notification '${event}' to ${failed.target} failed: ${failed.reason}`);
+      for (const failed of delivery.failed)
+        this.warn(`notification '${event}' to ${failed.target} failed: ${failed.reason}`);
     } catch (err) {
       if (isCancellation(err)) throw err;
       this.warn(`notification '${event}' was not sent: ${reasonOf(err)}`);
@@ -319,12 +382,16 @@ export class SwitchRun {
     const from = this.status.from?.stack;
     if (this.rehearsal) {
       const { lastDelta, predictedWritePauseMs } = this.rehearsal;
-      if (outcome !== 'rehearsed') return `rehearsal ${outcome}: a switch would not have gone ahead: ${reason ?? outcome}`;
-      return `a switch to ${to} would have gone ahead` +
-        (lastDelta ? `; last delta ${lastDelta.items} items, predicted write pause ${predictedWritePauseMs} ms` : '');
+      if (outcome !== 'rehearsed')
+        return `rehearsal ${outcome}: a switch would not have gone ahead: ${reason ?? outcome}`;
+      return (
+        `a switch to ${to} would have gone ahead` +
+        (lastDelta ? `; last delta ${lastDelta.items} items, predicted write pause ${predictedWritePauseMs} ms` : '')
+      );
     }
     if (outcome === 'switched') return `clients are on ${to}${from ? ` (was ${from})` : ''}`;
-    if (outcome === 'rolled-back') return `${reason ?? 'rolled back'}; clients are back on ${from ?? 'the previous stack'}`;
+    if (outcome === 'rolled-back')
+      return `${reason ?? 'rolled back'}; clients are back on ${from ?? 'the previous stack'}`;
     return `${outcome}: ${reason ?? outcome}`;
   }
 
@@ -335,8 +402,14 @@ export class SwitchRun {
     const { workflowId, runId } = workflowInfo();
     return {
       ...switchReport(this.input, this.status, {
-        workflowId, runId, outcome, reason, smoke: this.status.smoke ?? [], warnings: this.warnings,
-        startedAt: isoAt(this.startedAt), finishedAt: isoAt(workflowNow()),
+        workflowId,
+        runId,
+        outcome,
+        reason,
+        smoke: this.status.smoke ?? [],
+        warnings: this.warnings,
+        startedAt: isoAt(this.startedAt),
+        finishedAt: isoAt(workflowNow()),
       }),
       ...(this.rehearsal ? { rehearsal: this.rehearsal } : {}),
       ...(this.verification ? { verification: this.verification } : {}),
@@ -350,6 +423,7 @@ export class SwitchRun {
 }
 
 function checkDecision(decision: Decision): void {
-  if (!decision || typeof decision.by !== 'string' || !decision.by.trim()) throw new Error('a decision needs `by`: who decides');
+  if (!decision || typeof decision.by !== 'string' || !decision.by.trim())
+    throw new Error('a decision needs `by`: who decides');
   if (typeof decision.comment !== 'string') throw new Error('a decision needs `comment`: why');
 }

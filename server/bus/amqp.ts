@@ -9,7 +9,13 @@
  * after reconnecting, since its queue (and what was in it) died with the connection.
  */
 import { randomUUID } from 'node:crypto';
-import { connect, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type RecoveringChannelModel } from 'amqplib';
+import {
+  connect,
+  type ChannelModel,
+  type ConfirmChannel,
+  type ConsumeMessage,
+  type RecoveringChannelModel,
+} from 'amqplib';
 import type { Logger } from '../../src/logging.ts';
 import type { ChangeEvent, EventBus } from './port.ts';
 
@@ -31,8 +37,7 @@ export interface AmqpBusOptions {
 }
 
 type WireMessage =
-  | { kind: 'change'; seq: number; users: string[]; node: string; at?: number }
-  | { kind: 'resync'; node: string };
+  { kind: 'change'; seq: number; users: string[]; node: string; at?: number } | { kind: 'resync'; node: string };
 
 const DEFAULT_EXCHANGE = 'navcloud.changes';
 
@@ -86,11 +91,14 @@ export class AmqpBus implements EventBus {
     try {
       target = new URL(url);
     } catch {
-      throw new Error(`event bus URL ${JSON.stringify(redactUrl(url))} is not a URL; expected amqp://USER:PASS@HOST:PORT[/VHOST]`);
+      throw new Error(
+        `event bus URL ${JSON.stringify(redactUrl(url))} is not a URL; expected amqp://USER:PASS@HOST:PORT[/VHOST]`,
+      );
     }
     // The broker's default (60 s, two misses to give up) leaves a silently dead connection, and
     // the node deaf, for two minutes.
-    if (!target.searchParams.has('heartbeat')) target.searchParams.set('heartbeat', String(options.heartbeatSeconds ?? 10));
+    if (!target.searchParams.has('heartbeat'))
+      target.searchParams.set('heartbeat', String(options.heartbeatSeconds ?? 10));
     const connection = await connect(target.toString(), {
       // A connection attempt to a host that does not answer must fail into the backoff, not hang.
       timeout: 10_000,
@@ -122,7 +130,8 @@ export class AmqpBus implements EventBus {
     this.deliver(event);
     if (this.owesResync && !this.send({ kind: 'resync', node: this.node })) return;
     this.owesResync = false;
-    if (!this.send({ kind: 'change', seq: event.seq, users: event.users, node: event.node, at: event.at })) this.owesResync = true;
+    if (!this.send({ kind: 'change', seq: event.seq, users: event.users, node: event.node, at: event.at }))
+      this.owesResync = true;
   }
 
   subscribe(listener: (event: ChangeEvent) => void): () => void {
@@ -171,7 +180,10 @@ export class AmqpBus implements EventBus {
         this.log.info({ exchange: this.exchange }, 'event bus connected');
         return;
       }
-      this.log.info({ exchange: this.exchange, reconnects: this.connects - 1 }, 'event bus reconnected; streams re-read the store');
+      this.log.info(
+        { exchange: this.exchange, reconnects: this.connects - 1 },
+        'event bus reconnected; streams re-read the store',
+      );
       // Whatever this node published while down reached nobody: tell the other nodes.
       if (this.owesResync && this.send({ kind: 'resync', node: this.node })) this.owesResync = false;
       this.resync();
@@ -180,10 +192,15 @@ export class AmqpBus implements EventBus {
       this.channel = undefined;
       this.log.warn({ err: error }, 'event bus lost the broker; events are delayed until it is back');
     });
-    connection.on('connect-failed', (error: Error) => this.log.warn({ err: error }, 'event bus connection attempt failed'));
+    connection.on('connect-failed', (error: Error) =>
+      this.log.warn({ err: error }, 'event bus connection attempt failed'),
+    );
     connection.on('reconnect-scheduled', ({ attempt, delay }: { attempt: number; delay: number }) =>
-      this.log.info({ attempt, delayMs: delay }, 'event bus reconnect scheduled'));
-    connection.on('reconnect-failed', (error: Error) => this.log.error({ err: error }, 'event bus gave up reconnecting'));
+      this.log.info({ attempt, delayMs: delay }, 'event bus reconnect scheduled'),
+    );
+    connection.on('reconnect-failed', (error: Error) =>
+      this.log.error({ err: error }, 'event bus gave up reconnecting'),
+    );
     connection.on('error', (error: Error) => this.log.warn({ err: error }, 'event bus connection error'));
   }
 
@@ -204,9 +221,17 @@ export class AmqpBus implements EventBus {
       if (error) this.owesResync = true;
     };
     try {
-      channel.publish(this.exchange, '', Buffer.from(JSON.stringify(message)), {
-        appId: this.instance, contentType: 'application/json', persistent: false,
-      }, settle);
+      channel.publish(
+        this.exchange,
+        '',
+        Buffer.from(JSON.stringify(message)),
+        {
+          appId: this.instance,
+          contentType: 'application/json',
+          persistent: false,
+        },
+        settle,
+      );
       return true;
     } catch (error) {
       // The channel closed before the 'disconnect' event reached us.
@@ -269,9 +294,15 @@ function parseWireMessage(content: Buffer): WireMessage | undefined {
   const message = value as Record<string, unknown>;
   if (typeof message.node !== 'string') return undefined;
   if (message.kind === 'resync') return { kind: 'resync', node: message.node };
-  if (message.kind !== 'change' || !Number.isSafeInteger(message.seq) || !Array.isArray(message.users)) return undefined;
+  if (message.kind !== 'change' || !Number.isSafeInteger(message.seq) || !Array.isArray(message.users))
+    return undefined;
   if (!message.users.every((user) => typeof user === 'string')) return undefined;
-  const change: WireMessage = { kind: 'change', seq: message.seq as number, users: message.users as string[], node: message.node };
+  const change: WireMessage = {
+    kind: 'change',
+    seq: message.seq as number,
+    users: message.users as string[],
+    node: message.node,
+  };
   if (Number.isFinite(message.at)) change.at = message.at as number;
   return change;
 }

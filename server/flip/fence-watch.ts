@@ -44,7 +44,9 @@ export class FenceWatch {
 
   /** Reads the fence once and keeps it fresh from then on; a node whose store is down still starts (and answers 503). */
   async start(): Promise<void> {
-    await this.refresh().catch((error: unknown) => this.options.logger.warn({ err: error }, 'could not read the fence at start; requests will try again'));
+    await this.refresh().catch((error: unknown) =>
+      this.options.logger.warn({ err: error }, 'could not read the fence at start; requests will try again'),
+    );
     this.schedule();
   }
 
@@ -83,7 +85,8 @@ export class FenceWatch {
   refresh(): Promise<FenceState> {
     if (this.fetching) return this.fetching;
     this.started++;
-    this.fetching = this.store.fenceState()
+    this.fetching = this.store
+      .fenceState()
       .then((state) => {
         this.fetchedAt = Date.now();
         this.apply(state);
@@ -99,7 +102,10 @@ export class FenceWatch {
   waitWhileFenced(deadline: number): Promise<FenceState> {
     if (this.state.mode !== 'fenced' || this.stopped) return Promise.resolve(this.state);
     return new Promise((resolve) => {
-      const waiter: Waiter = { resolve, timer: setTimeout(() => this.release(waiter), Math.max(0, deadline - Date.now())) };
+      const waiter: Waiter = {
+        resolve,
+        timer: setTimeout(() => this.release(waiter), Math.max(0, deadline - Date.now())),
+      };
       this.waiters.add(waiter);
       // The timer may be on the idle interval: switch to polling now.
       if (!this.polling) this.schedule();
@@ -115,7 +121,16 @@ export class FenceWatch {
     const before = this.state;
     this.state = state;
     if (state.mode === before.mode && state.forwardTo === before.forwardTo) return;
-    this.options.logger.info({ mode: state.mode, was: before.mode, epoch: state.epoch, forwardTo: state.forwardTo, leaseLeftMs: state.leaseLeftMs }, 'fence changed');
+    this.options.logger.info(
+      {
+        mode: state.mode,
+        was: before.mode,
+        epoch: state.epoch,
+        forwardTo: state.forwardTo,
+        leaseLeftMs: state.leaseLeftMs,
+      },
+      'fence changed',
+    );
     // Held requests first: they are released before anything else sees the change.
     if (state.mode !== 'fenced') for (const waiter of [...this.waiters]) this.release(waiter);
     for (const listener of this.listeners) listener(state, before);
@@ -131,15 +146,18 @@ export class FenceWatch {
     if (this.stopped) return;
     clearTimeout(this.timer);
     this.polling = this.state.mode === 'fenced' || this.waiters.size > 0;
-    this.timer = setTimeout(() => {
-      this.refresh().then(
-        () => this.schedule(),
-        (error: unknown) => {
-          this.options.logger.warn({ err: error }, 'could not read the fence; keeping the last state read');
-          this.schedule();
-        },
-      );
-    }, this.polling ? this.options.pollMs : this.options.idleMs);
+    this.timer = setTimeout(
+      () => {
+        this.refresh().then(
+          () => this.schedule(),
+          (error: unknown) => {
+            this.options.logger.warn({ err: error }, 'could not read the fence; keeping the last state read');
+            this.schedule();
+          },
+        );
+      },
+      this.polling ? this.options.pollMs : this.options.idleMs,
+    );
     this.timer.unref();
   }
 }

@@ -4,14 +4,31 @@
  * the pipeline already read, and the answer as it arrives. A stream stays relayed, heartbeats and
  * all, until either side closes it; `pipe` keeps at most a socket's buffers of it in memory.
  */
-import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import {
+  Agent as HttpAgent,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  type ServerResponse,
+} from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Logger } from '../../src/logging.ts';
 import { ApiError } from '../errors.ts';
 import { spreadOver } from '../spread.ts';
 
 /** Headers that describe one connection, not the request: never relayed (RFC 9110 §7.6.1). */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
 /** A request already relayed this often is refused: stacks forwarding to each other would loop it forever. */
 const MAX_HOPS = 3;
 const VIA = '1.1 navcloud-sync';
@@ -53,7 +70,14 @@ export class Forwarder {
     const { request, response } = call;
     const hops = countHops(request.headers.via);
     if (hops >= MAX_HOPS) {
-      return Promise.reject(new ApiError(503, 'forward-loop', `request already relayed ${hops} times between stacks: refusing to relay it again`, { 'retry-after': '5' }));
+      return Promise.reject(
+        new ApiError(
+          503,
+          'forward-loop',
+          `request already relayed ${hops} times between stacks: refusing to relay it again`,
+          { 'retry-after': '5' },
+        ),
+      );
     }
     const target = new URL(request.url ?? '/', to);
     const secure = target.protocol === 'https:';
@@ -62,11 +86,17 @@ export class Forwarder {
     delete headers.host;
     delete headers['content-length'];
     const forwardedFor = request.headers['x-forwarded-for'];
-    headers['x-forwarded-for'] = forwardedFor ? `${Array.isArray(forwardedFor) ? forwardedFor.join(', ') : forwardedFor}, ${call.client}` : call.client;
+    headers['x-forwarded-for'] = forwardedFor
+      ? `${Array.isArray(forwardedFor) ? forwardedFor.join(', ') : forwardedFor}, ${call.client}`
+      : call.client;
     headers.via = request.headers.via ? `${request.headers.via}, ${VIA}` : VIA;
     if (call.body) headers['content-length'] = call.body.length;
     return new Promise((resolve, reject) => {
-      const upstream = (secure ? httpsRequest : httpRequest)(target, { method: request.method, headers, agent: secure ? this.https : this.http });
+      const upstream = (secure ? httpsRequest : httpRequest)(target, {
+        method: request.method,
+        headers,
+        agent: secure ? this.https : this.http,
+      });
       let answered = false;
       const fail = (error: Error) => {
         if (answered) {
@@ -75,10 +105,16 @@ export class Forwarder {
           return;
         }
         answered = true;
-        reject(new ApiError(503, 'forward-failed', `could not relay the request to ${target.origin}: ${error.message}`, { 'retry-after': '1' }));
+        reject(
+          new ApiError(503, 'forward-failed', `could not relay the request to ${target.origin}: ${error.message}`, {
+            'retry-after': '1',
+          }),
+        );
       };
       if (!call.stream) {
-        upstream.setTimeout(this.options.timeoutMs, () => upstream.destroy(new Error(`no answer within ${this.options.timeoutMs} ms`)));
+        upstream.setTimeout(this.options.timeoutMs, () =>
+          upstream.destroy(new Error(`no answer within ${this.options.timeoutMs} ms`)),
+        );
       }
       upstream.on('error', fail);
       upstream.on('response', (answer: IncomingMessage) => {
@@ -127,7 +163,12 @@ export class Forwarder {
 function relayedHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
   const relayed: OutgoingHttpHeaders = {};
   // Headers named in Connection are hop-by-hop too.
-  const named = new Set(String(headers.connection ?? '').toLowerCase().split(',').map((h) => h.trim()));
+  const named = new Set(
+    String(headers.connection ?? '')
+      .toLowerCase()
+      .split(',')
+      .map((h) => h.trim()),
+  );
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
     relayed[name] = value;

@@ -68,7 +68,13 @@ export class HoldOrForward {
       if (state.mode === 'forwarding' && state.forwardTo) {
         endHold('forwarded');
         this.context.metrics.forwarded(call.route.name);
-        return this.context.forwarder.forward(state.forwardTo, { request: call.exchange.request, response: call.exchange.response, client: call.client, body, stream: flip === 'stream' });
+        return this.context.forwarder.forward(state.forwardTo, {
+          request: call.exchange.request,
+          response: call.exchange.response,
+          client: call.client,
+          body,
+          stream: flip === 'stream',
+        });
       }
       try {
         await handle();
@@ -85,7 +91,8 @@ export class HoldOrForward {
       endHold('applied');
       // A stream opened here just as the stack began forwarding would stay on this stack: send it over,
       // spread like the others (cutting every stream at once here would undo the spread).
-      if (flip === 'stream' && this.watch.peek().mode === 'forwarding') this.context.hub.closeAll('forwarding', this.context.config.reconnectSpreadMs);
+      if (flip === 'stream' && this.watch.peek().mode === 'forwarding')
+        this.context.hub.closeAll('forwarding', this.context.config.reconnectSpreadMs);
       return;
     }
   }

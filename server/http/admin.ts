@@ -7,8 +7,16 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setImmediate } from 'node:timers/promises';
 import { z } from 'zod';
 import {
-  ITEM_ID, type DrainResult, type ExportEndLine, type ExportItemLine, type ExportRevisionLine, type FenceConflictBody, type FenceResult, type FenceStatus,
-  type ImportResult, type NodeStats,
+  ITEM_ID,
+  type DrainResult,
+  type ExportEndLine,
+  type ExportItemLine,
+  type ExportRevisionLine,
+  type FenceConflictBody,
+  type FenceResult,
+  type FenceStatus,
+  type ImportResult,
+  type NodeStats,
 } from '../../src/navcloud/protocol.ts';
 import { decodeCursor, encodeCursor } from '../../src/navcloud/cursor.ts';
 import { ApiError } from '../errors.ts';
@@ -30,25 +38,47 @@ const IMPORT_BATCH_CHARS = 8 * 1024 * 1024;
 const MAX_LINE = 512 * 1024;
 const ITEM_TYPES = new Set(['trip', 'route', 'place']);
 const FENCE_BODY_LIMIT = 4096;
-const FenceExpected = z.strictObject({
-  epoch: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
-  mode: z.enum(['open', 'fenced', 'forwarding']),
-}, { error: 'must be { epoch, mode }: the fence as the caller last saw it (GET /admin/fence)' });
+const FenceExpected = z.strictObject(
+  {
+    epoch: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    mode: z.enum(['open', 'fenced', 'forwarding']),
+  },
+  { error: 'must be { epoch, mode }: the fence as the caller last saw it (GET /admin/fence)' },
+);
 const FenceBy = z.string().min(1).max(256).describe('who sends the change: one step of one run');
-const FenceBody = z.strictObject({ expected: FenceExpected, by: FenceBy, leaseSeconds: z.number().int().min(1).max(3600) });
+const FenceBody = z.strictObject({
+  expected: FenceExpected,
+  by: FenceBy,
+  leaseSeconds: z.number().int().min(1).max(3600),
+});
 const UnfenceBody = z.strictObject({ expected: FenceExpected, by: FenceBy });
 const ForwardBody = z.strictObject({
   expected: FenceExpected,
   by: FenceBy,
-  cursor: z.string().max(64).refine((cursor) => decodeCursor(cursor) !== undefined, 'must be a cursor of this service: where the copy under the fence ended'),
-  to: z.string().max(2048).refine((to) => {
-    try {
-      const url = new URL(to);
-      return (url.protocol === 'http:' || url.protocol === 'https:') && url.username === '' && url.password === '' && url.search === '' && url.hash === '';
-    } catch {
-      return false;
-    }
-  }, 'must be the http(s)://host:port base URL of the stack to forward to'),
+  cursor: z
+    .string()
+    .max(64)
+    .refine(
+      (cursor) => decodeCursor(cursor) !== undefined,
+      'must be a cursor of this service: where the copy under the fence ended',
+    ),
+  to: z
+    .string()
+    .max(2048)
+    .refine((to) => {
+      try {
+        const url = new URL(to);
+        return (
+          (url.protocol === 'http:' || url.protocol === 'https:') &&
+          url.username === '' &&
+          url.password === '' &&
+          url.search === '' &&
+          url.hash === ''
+        );
+      } catch {
+        return false;
+      }
+    }, 'must be the http(s)://host:port base URL of the stack to forward to'),
 });
 
 /** Event-loop delay in 10-second windows: a lifetime percentile would hide a node that turned slow. */
@@ -73,10 +103,15 @@ export const itemLine: Handler = async (context, { response, params }) => {
 export const exportItems: Handler = async (context, { response, query }) => {
   const since = sinceParam(query);
   const highest = await context.store.highestSeq();
-  if (since > highest) throw new ApiError(410, 'cursor-gone', `cursor ${since} is beyond the newest change of this store`);
+  if (since > highest)
+    throw new ApiError(410, 'cursor-gone', `cursor ${since} is beyond the newest change of this store`);
   const exported = await context.store.exportSince(since);
   // The store vouches that no acknowledged change up to `through` is missing from the lines.
-  await sendLines(response, exported.items, exportLineOf, (items) => ({ kind: 'end', cursor: encodeCursor(exported.through), items }));
+  await sendLines(response, exported.items, exportLineOf, (items) => ({
+    kind: 'end',
+    cursor: encodeCursor(exported.through),
+    items,
+  }));
 };
 
 /**
@@ -85,11 +120,20 @@ export const exportItems: Handler = async (context, { response, query }) => {
  */
 export const revisions: Handler = async (context, { response }) => {
   const highest = await context.store.highestSeq();
-  await sendLines(response, context.store.revisionsById(), revisionLineOf, (items) => ({ kind: 'end', cursor: encodeCursor(highest), items }));
+  await sendLines(response, context.store.revisionsById(), revisionLineOf, (items) => ({
+    kind: 'end',
+    cursor: encodeCursor(highest),
+    items,
+  }));
 };
 
 /** Streams NDJSON lines in chunks, then the end line; gives up quietly when the reader went away. */
-async function sendLines<Item>(response: ServerResponse, items: AsyncIterable<Item>, lineOf: (item: Item) => object, endOf: (items: number) => ExportEndLine): Promise<void> {
+async function sendLines<Item>(
+  response: ServerResponse,
+  items: AsyncIterable<Item>,
+  lineOf: (item: Item) => object,
+  endOf: (items: number) => ExportEndLine,
+): Promise<void> {
   response.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
   let chunk = '';
   let count = 0;
@@ -124,9 +168,23 @@ const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$/;
 const MAX_IMPORTED_SEQ = 2 ** 50;
 
 /** A line that cannot be imported, or the store failing partway, with exactly which lines were imported before it. */
-function importError(status: ApiError['status'], code: string, message: string, importedThrough: number, headers: Record<string, string> = {}, failed?: string): ApiError {
-  const before = importedThrough === 0 ? 'no line before them was imported' : `lines 1-${importedThrough} were imported (applied, or skipped as not newer)`;
-  const done = failed ? `${before}; of lines ${failed} some may be` : importedThrough === 0 ? 'no line was imported' : `${before} and nothing after them`;
+function importError(
+  status: ApiError['status'],
+  code: string,
+  message: string,
+  importedThrough: number,
+  headers: Record<string, string> = {},
+  failed?: string,
+): ApiError {
+  const before =
+    importedThrough === 0
+      ? 'no line before them was imported'
+      : `lines 1-${importedThrough} were imported (applied, or skipped as not newer)`;
+  const done = failed
+    ? `${before}; of lines ${failed} some may be`
+    : importedThrough === 0
+      ? 'no line was imported'
+      : `${before} and nothing after them`;
   return new ApiError(status, code, `${message}; ${done} (import is idempotent: fix and resend)`, headers);
 }
 
@@ -141,30 +199,54 @@ function parseImportLine(text: string): ExportItemLine | { kind: 'end'; through:
   } catch (error) {
     throw new LineRefused((error as Error).message);
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new LineRefused('expected a JSON object');
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new LineRefused('expected a JSON object');
   const value = parsed as Record<string, unknown>;
   if (value.kind === 'end') {
     const through = typeof value.cursor === 'string' ? decodeCursor(value.cursor) : undefined;
-    if (through === undefined) throw new LineRefused('the end line\'s cursor is not a cursor of this service');
-    if (through > MAX_IMPORTED_SEQ) throw new LineRefused(`the end line's cursor stands for change ${through}, above the ${MAX_IMPORTED_SEQ} an import may carry`);
+    if (through === undefined) throw new LineRefused("the end line's cursor is not a cursor of this service");
+    if (through > MAX_IMPORTED_SEQ)
+      throw new LineRefused(
+        `the end line's cursor stands for change ${through}, above the ${MAX_IMPORTED_SEQ} an import may carry`,
+      );
     return { kind: 'end', through };
   }
   if (value.kind !== 'item') throw new LineRefused('kind must be "item" or "end"');
   const { id, owner, type, rev, deleted, data, shares, cursor, updatedAt } = value;
-  if (typeof id !== 'string' || !ITEM_ID.test(id)) throw new LineRefused('id must be 1-128 characters of A-Za-z0-9._- other than . and ..');
-  if (typeof owner !== 'string' || !USER_ID.test(owner)) throw new LineRefused('owner must be a user id of 1-128 characters without spaces, slashes or control characters');
+  if (typeof id !== 'string' || !ITEM_ID.test(id))
+    throw new LineRefused('id must be 1-128 characters of A-Za-z0-9._- other than . and ..');
+  if (typeof owner !== 'string' || !USER_ID.test(owner))
+    throw new LineRefused('owner must be a user id of 1-128 characters without spaces, slashes or control characters');
   if (typeof type !== 'string' || !ITEM_TYPES.has(type)) throw new LineRefused('type must be trip, route or place');
-  if (typeof rev !== 'string' || !REVISION.test(rev)) throw new LineRefused('rev must be a revision like "3-ab12cd" (generation below 10^15)');
+  if (typeof rev !== 'string' || !REVISION.test(rev))
+    throw new LineRefused('rev must be a revision like "3-ab12cd" (generation below 10^15)');
   if (typeof deleted !== 'boolean') throw new LineRefused('deleted must be a boolean');
-  if (!deleted && (typeof data !== 'object' || data === null || Array.isArray(data))) throw new LineRefused('data must be an object on a live item');
-  if (!Array.isArray(shares) || !shares.every((user) => typeof user === 'string' && USER_ID.test(user) && user !== owner) || new Set(shares).size !== shares.length) {
+  if (!deleted && (typeof data !== 'object' || data === null || Array.isArray(data)))
+    throw new LineRefused('data must be an object on a live item');
+  if (
+    !Array.isArray(shares) ||
+    !shares.every((user) => typeof user === 'string' && USER_ID.test(user) && user !== owner) ||
+    new Set(shares).size !== shares.length
+  ) {
     throw new LineRefused('shares must be an array of distinct user ids other than the owner');
   }
   const seq = typeof cursor === 'string' ? decodeCursor(cursor) : undefined;
   if (seq === undefined || seq === 0) throw new LineRefused('cursor is not a cursor of this service');
-  if (seq > MAX_IMPORTED_SEQ) throw new LineRefused(`cursor stands for change ${seq}, above the ${MAX_IMPORTED_SEQ} an import may carry`);
-  if (typeof updatedAt !== 'string' || !TIMESTAMP.test(updatedAt) || Number.isNaN(Date.parse(updatedAt))) throw new LineRefused('updatedAt must be an ISO timestamp in UTC');
-  const line: ExportItemLine = { kind: 'item', id, owner, type: type as ExportItemLine['type'], rev, deleted, shares: shares as string[], cursor: cursor as string, updatedAt };
+  if (seq > MAX_IMPORTED_SEQ)
+    throw new LineRefused(`cursor stands for change ${seq}, above the ${MAX_IMPORTED_SEQ} an import may carry`);
+  if (typeof updatedAt !== 'string' || !TIMESTAMP.test(updatedAt) || Number.isNaN(Date.parse(updatedAt)))
+    throw new LineRefused('updatedAt must be an ISO timestamp in UTC');
+  const line: ExportItemLine = {
+    kind: 'item',
+    id,
+    owner,
+    type: type as ExportItemLine['type'],
+    rev,
+    deleted,
+    shares: shares as string[],
+    cursor: cursor as string,
+    updatedAt,
+  };
   if (!deleted) line.data = data;
   return line;
 }
@@ -189,10 +271,18 @@ export const importItems: Handler = async (context, { request, response }) => {
       try {
         result = await context.store.import(batch);
       } catch (error) {
-        const refusal = error instanceof StoreError ? fromStoreError(error, context.config.retryAfterSeconds) : undefined;
+        const refusal =
+          error instanceof StoreError ? fromStoreError(error, context.config.retryAfterSeconds) : undefined;
         if (!refusal) throw error;
         // A store may apply a batch's lines side by side: some of them may be in.
-        throw importError(refusal.status, refusal.code, `lines ${importedThrough + 1}-${lineNumber} could not all be imported: ${refusal.message}`, importedThrough, refusal.headers, `${importedThrough + 1}-${lineNumber}`);
+        throw importError(
+          refusal.status,
+          refusal.code,
+          `lines ${importedThrough + 1}-${lineNumber} could not all be imported: ${refusal.message}`,
+          importedThrough,
+          refusal.headers,
+          `${importedThrough + 1}-${lineNumber}`,
+        );
       }
       applied += result.applied;
       skipped += result.skipped;
@@ -240,7 +330,8 @@ export const importItems: Handler = async (context, { request, response }) => {
       start = newline + 1;
     }
     pending = pending.slice(start);
-    if (pending.length > MAX_LINE) await refuse(413, 'payload-too-large', `line ${lineNumber + 1} is longer than ${MAX_LINE} characters`);
+    if (pending.length > MAX_LINE)
+      await refuse(413, 'payload-too-large', `line ${lineNumber + 1} is longer than ${MAX_LINE} characters`);
     if (batch.length >= IMPORT_BATCH || batchChars >= IMPORT_BATCH_CHARS) await flush();
   }
   const refused = take(pending);
@@ -286,14 +377,19 @@ export const fenceNow: Handler = async (context, { response }) => {
 export const fence: Handler = async (context, exchange) => {
   const { expected, by, leaseSeconds } = await readJson(exchange, FENCE_BODY_LIMIT, FenceBody);
   const result = await changeFence(() => context.store.fence({ expected, by, leaseMs: leaseSeconds * 1000 }));
-  context.logger.warn({ ...result, leaseSeconds }, 'store fenced: writes held on every node until the lease lapses here');
+  context.logger.warn(
+    { ...result, leaseSeconds },
+    'store fenced: writes held on every node until the lease lapses here',
+  );
   sendJson(exchange.response, 200, result);
 };
 
 /** The switch's commit: only from a live fence under which no write was acknowledged past `cursor`. */
 export const forward: Handler = async (context, exchange) => {
   const { expected, by, cursor, to } = await readJson(exchange, FENCE_BODY_LIMIT, ForwardBody);
-  const result = await changeFence(() => context.store.forward({ expected, by, cursor: decodeCursor(cursor)!, to: to.replace(/\/+$/, '') }));
+  const result = await changeFence(() =>
+    context.store.forward({ expected, by, cursor: decodeCursor(cursor)!, to: to.replace(/\/+$/, '') }),
+  );
   context.logger.warn({ ...result }, 'store forwarding: every request goes to the new stack');
   sendJson(exchange.response, 200, result);
 };
@@ -326,7 +422,11 @@ export const undrain: Handler = async (context, { response }) => {
 };
 
 export const stats: Handler = async (context, { response }) => {
-  const [fence, items, seq] = await Promise.all([context.store.fenceState(), context.store.countItems(), context.store.highestSeq()]);
+  const [fence, items, seq] = await Promise.all([
+    context.store.fenceState(),
+    context.store.countItems(),
+    context.store.highestSeq(),
+  ]);
   const body: NodeStats = {
     node: context.config.nodeId,
     fenced: fence.mode !== 'open',
@@ -338,7 +438,8 @@ export const stats: Handler = async (context, { response }) => {
     cursor: encodeCursor(seq),
     uptimeSeconds: Math.floor((Date.now() - context.state.startedAt) / 1000),
     version: context.config.version,
-    eventLoopLagMs: Math.round(Math.max(previousWindowLagMs, loopDelay.count ? loopDelay.percentile(99) / 1e6 : 0) * 10) / 10,
+    eventLoopLagMs:
+      Math.round(Math.max(previousWindowLagMs, loopDelay.count ? loopDelay.percentile(99) / 1e6 : 0) * 10) / 10,
     flip: { ...context.metrics.flip },
   };
   sendJson(response, 200, body);

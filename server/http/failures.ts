@@ -14,7 +14,10 @@ export function fromStoreError(error: StoreError, retryAfterSeconds: number): Ap
     case 'fenced':
       // The one answer to a write refused by the fence, held first or not (server/flip/hold.ts):
       // a new connection may reach the stack the service switched to.
-      return new ApiError(503, 'fenced', 'writes are fenced while the service switches stacks: retry shortly', { 'retry-after': String(retryAfterSeconds), connection: 'close' });
+      return new ApiError(503, 'fenced', 'writes are fenced while the service switches stacks: retry shortly', {
+        'retry-after': String(retryAfterSeconds),
+        connection: 'close',
+      });
     case 'unavailable':
       return new ApiError(503, 'store-unavailable', error.message, { 'retry-after': '1' });
     case 'not-found':
@@ -34,10 +37,19 @@ export interface FailureContext {
   client: string;
 }
 
-export function answerFailure(response: ServerResponse, caught: unknown, retryAfterSeconds: number, logger: Logger, request: FailureContext): void {
+export function answerFailure(
+  response: ServerResponse,
+  caught: unknown,
+  retryAfterSeconds: number,
+  logger: Logger,
+  request: FailureContext,
+): void {
   const error = caught instanceof StoreError ? fromStoreError(caught, retryAfterSeconds) : caught;
   if (response.headersSent) {
-    logger.error({ err: error, route: request.route, user: request.user }, 'request failed after its answer started; cutting the connection');
+    logger.error(
+      { err: error, route: request.route, user: request.user },
+      'request failed after its answer started; cutting the connection',
+    );
     response.destroy();
   } else if (error instanceof ApiError) {
     sendError(response, error);

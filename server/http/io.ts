@@ -5,13 +5,27 @@ import { ApiError } from '../errors.ts';
 import type { Exchange } from './context.ts';
 import { parseJson } from './json.ts';
 
-export function sendJson(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function sendJson(
+  response: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   sendJsonText(response, status, JSON.stringify(body), headers);
 }
 
 /** A body already serialised as JSON. */
-export function sendJsonText(response: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
-  response.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+export function sendJsonText(
+  response: ServerResponse,
+  status: number,
+  text: string,
+  headers: Record<string, string> = {},
+): void {
+  response.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
   response.end(text);
 }
 
@@ -30,7 +44,11 @@ export function sendError(response: ServerResponse, error: ApiError): void {
 export function requireContentType(request: IncomingMessage, expected: string): void {
   const given = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (given !== expected) {
-    throw new ApiError(415, 'unsupported-media-type', `Content-Type must be ${expected}, got ${given ? JSON.stringify(given) : 'none'}`);
+    throw new ApiError(
+      415,
+      'unsupported-media-type',
+      `Content-Type must be ${expected}, got ${given ? JSON.stringify(given) : 'none'}`,
+    );
   }
 }
 

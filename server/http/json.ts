@@ -48,7 +48,8 @@ function occurrences(text: string, char: string, max: number): number {
 export function parseJson(text: string): unknown {
   // Only a text with more opening brackets than the limit can nest deeper: most are scanned natively, not char by char.
   const open = occurrences(text, '{', MAX_JSON_DEPTH) + occurrences(text, '[', MAX_JSON_DEPTH);
-  if (open > MAX_JSON_DEPTH && nestsDeeperThan(text, MAX_JSON_DEPTH)) throw new ApiError(400, 'too-deep', `JSON nests deeper than ${MAX_JSON_DEPTH} levels`);
+  if (open > MAX_JSON_DEPTH && nestsDeeperThan(text, MAX_JSON_DEPTH))
+    throw new ApiError(400, 'too-deep', `JSON nests deeper than ${MAX_JSON_DEPTH} levels`);
   try {
     return secureJson.parse(text, undefined, { protoAction: 'error', constructorAction: 'ignore' });
   } catch (error) {

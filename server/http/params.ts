@@ -9,7 +9,11 @@ export const USER_ID = /^[^\s/\p{Cc}]{1,128}$/u;
 export function itemId(raw: string | undefined): string {
   if (raw === undefined || !ITEM_ID.test(raw)) {
     const shown = raw === undefined ? '' : raw.length > 40 ? `${raw.slice(0, 40)}… (${raw.length} characters)` : raw;
-    throw new ApiError(400, 'invalid-id', `item id must be 1-128 characters of A-Za-z0-9._- other than . and .., got ${JSON.stringify(shown)}`);
+    throw new ApiError(
+      400,
+      'invalid-id',
+      `item id must be 1-128 characters of A-Za-z0-9._- other than . and .., got ${JSON.stringify(shown)}`,
+    );
   }
   return raw;
 }
@@ -21,7 +25,8 @@ export function userId(raw: string | undefined, what: string): string {
   } catch {
     value = undefined;
   }
-  if (value === undefined || !USER_ID.test(value)) throw new ApiError(400, 'invalid-user', `${what} must be a user id of 1-128 characters without spaces or slashes`);
+  if (value === undefined || !USER_ID.test(value))
+    throw new ApiError(400, 'invalid-user', `${what} must be a user id of 1-128 characters without spaces or slashes`);
   return value;
 }
 
@@ -30,7 +35,12 @@ export function sinceParam(query: URLSearchParams): number {
   const raw = query.get('since');
   if (raw === null || raw === '') return 0;
   const seq = decodeCursor(raw);
-  if (seq === undefined) throw new ApiError(410, 'cursor-unknown', `cursor ${JSON.stringify(raw.slice(0, 64))} is not a cursor of this service: start again without since`);
+  if (seq === undefined)
+    throw new ApiError(
+      410,
+      'cursor-unknown',
+      `cursor ${JSON.stringify(raw.slice(0, 64))} is not a cursor of this service: start again without since`,
+    );
   return seq;
 }
 
@@ -38,7 +48,12 @@ export function limitParam(query: URLSearchParams, fallback: number, max: number
   const raw = query.get('limit');
   if (raw === null) return fallback;
   const value = Number(raw);
-  if (!/^\d+$/.test(raw) || value < 1 || value > max) throw new ApiError(400, 'invalid-limit', `limit must be an integer from 1 to ${max}, got ${JSON.stringify(raw.slice(0, 32))}`);
+  if (!/^\d+$/.test(raw) || value < 1 || value > max)
+    throw new ApiError(
+      400,
+      'invalid-limit',
+      `limit must be an integer from 1 to ${max}, got ${JSON.stringify(raw.slice(0, 32))}`,
+    );
   return value;
 }
 
@@ -46,12 +61,22 @@ export function limitParam(query: URLSearchParams, fallback: number, max: number
 export function ifMatch(header: string | undefined): string | undefined {
   if (header === undefined) return undefined;
   const match = /^\s*"([^"]{1,128})"\s*$/.exec(header);
-  if (!match) throw new ApiError(400, 'invalid-precondition', `If-Match must be one quoted revision like "3-ab12", got ${JSON.stringify(header.slice(0, 64))}`);
+  if (!match)
+    throw new ApiError(
+      400,
+      'invalid-precondition',
+      `If-Match must be one quoted revision like "3-ab12", got ${JSON.stringify(header.slice(0, 64))}`,
+    );
   return match[1];
 }
 
 export function ifNoneMatch(header: string | undefined): '*' | undefined {
   if (header === undefined) return undefined;
-  if (header.trim() !== '*') throw new ApiError(400, 'invalid-precondition', `If-None-Match supports only *, got ${JSON.stringify(header.slice(0, 64))}`);
+  if (header.trim() !== '*')
+    throw new ApiError(
+      400,
+      'invalid-precondition',
+      `If-None-Match supports only *, got ${JSON.stringify(header.slice(0, 64))}`,
+    );
   return '*';
 }

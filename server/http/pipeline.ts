@@ -52,12 +52,17 @@ export function requestPipeline(options: PipelineOptions): RequestHandler {
     } catch (error) {
       // Failed authentications count against the client's address, so guessing tokens is throttled too.
       const wait = limiter?.take(`address:${client}`) ?? 0;
-      if (wait > 0) throw new ApiError(429, 'rate-limited', `too many requests from ${client}`, { 'retry-after': String(wait) });
+      if (wait > 0)
+        throw new ApiError(429, 'rate-limited', `too many requests from ${client}`, { 'retry-after': String(wait) });
       throw error;
     }
-    if (route.access === 'admin' && !principal.admin) throw new ApiError(403, 'forbidden', 'admin endpoints need a token with role "admin"');
+    if (route.access === 'admin' && !principal.admin)
+      throw new ApiError(403, 'forbidden', 'admin endpoints need a token with role "admin"');
     const wait = limiter?.take(`user:${principal.user}`) ?? 0;
-    if (wait > 0) throw new ApiError(429, 'rate-limited', `too many requests for user ${principal.user}: retry in ${wait} s`, { 'retry-after': String(wait) });
+    if (wait > 0)
+      throw new ApiError(429, 'rate-limited', `too many requests for user ${principal.user}: retry in ${wait} s`, {
+        'retry-after': String(wait),
+      });
     return principal;
   }
 
@@ -77,7 +82,10 @@ export function requestPipeline(options: PipelineOptions): RequestHandler {
       const route = found?.route;
       if (route) name = route.name;
       if (!found) throw new ApiError(404, 'no-route', `no route for ${path.slice(0, 200)}`);
-      if (!route) throw new ApiError(405, 'method-not-allowed', `${method} is not allowed on ${path.slice(0, 200)}`, { allow: found.allowed.join(', ') });
+      if (!route)
+        throw new ApiError(405, 'method-not-allowed', `${method} is not allowed on ${path.slice(0, 200)}`, {
+          allow: found.allowed.join(', '),
+        });
       const principal = await admit(route, request, client);
       if (route.access !== 'public') user = principal.user;
       const query = q < 0 ? NO_QUERY : new URLSearchParams(url.slice(q + 1));
@@ -87,7 +95,8 @@ export function requestPipeline(options: PipelineOptions): RequestHandler {
       answerFailure(response, caught, config.retryAfterSeconds, logger, { route: name, method, user, client });
     } finally {
       metrics.request(name, method, response.statusCode);
-      if (logger.isLevelEnabled('debug')) logger.debug({ method, route: name, status: response.statusCode, user, client }, 'request');
+      if (logger.isLevelEnabled('debug'))
+        logger.debug({ method, route: name, status: response.statusCode, user, client }, 'request');
     }
   };
 }

@@ -3,7 +3,8 @@ import { ApiError } from '../errors.ts';
 import type { Handler } from './context.ts';
 import { sendJson } from './io.ts';
 
-export const health: Handler = async (context, { response }) => sendJson(response, 200, { status: 'ok', node: context.config.nodeId });
+export const health: Handler = async (context, { response }) =>
+  sendJson(response, 200, { status: 'ok', node: context.config.nodeId });
 
 export const ready: Handler = async (context, { response }) => {
   if (context.state.draining) throw new ApiError(503, 'draining', `node ${context.config.nodeId} is draining`);

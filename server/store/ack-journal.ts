@@ -22,7 +22,10 @@ export class AckJournal {
   private bytes: number;
   private full = false;
 
-  private constructor(private readonly fd: number, private readonly maxBytes: number) {
+  private constructor(
+    private readonly fd: number,
+    private readonly maxBytes: number,
+  ) {
     this.bytes = fstatSync(fd).size;
     this.full = this.bytes >= maxBytes;
   }
@@ -63,7 +66,12 @@ export function journalStore(store: SyncStore, journal: AckJournal): SyncStore {
   }
   const same = (stored: StoredItem) => stored;
   const journaled: Partial<SyncStore> = {
-    put: (request) => applied('put', () => store.put(request), (result) => result.item),
+    put: (request) =>
+      applied(
+        'put',
+        () => store.put(request),
+        (result) => result.item,
+      ),
     delete: (id, owner, ifMatch) => applied('delete', () => store.delete(id, owner, ifMatch), same),
     share: (id, owner, to) => applied('share', () => store.share(id, owner, to), same),
     unshare: (id, owner, to) => applied('unshare', () => store.unshare(id, owner, to), same),

@@ -24,9 +24,7 @@ export const OPEN: FenceRecord = { mode: 'open', epoch: 0 };
 export const LAPSE = 'lapse';
 
 export type FenceRequest =
-  | { kind: 'fence'; leaseMs: number }
-  | { kind: 'forward'; to: string; cursor: number }
-  | { kind: 'unfence' };
+  { kind: 'fence'; leaseMs: number } | { kind: 'forward'; to: string; cursor: number } | { kind: 'unfence' };
 
 /** What the answering node sees: whether the lease lapsed by its clock, and the store's numbering. */
 export interface FenceView {
@@ -53,33 +51,53 @@ export function effectiveMode(record: FenceRecord, lapsed: boolean): FenceMode {
  * The change applied to `current`, or FenceConflict. A change expecting an older epoch goes ahead
  * only when the same caller (`by`) made every change since: its own retry, or its earlier request.
  */
-export function decide(current: FenceRecord, view: FenceView, change: FenceChange & FenceRequest, state: () => FenceState): Decision {
+export function decide(
+  current: FenceRecord,
+  view: FenceView,
+  change: FenceChange & FenceRequest,
+  state: () => FenceState,
+): Decision {
   const mode = effectiveMode(current, view.lapsed);
-  const conflict = (why: string) => new FenceConflict(
-    `the fence is ${describe(current, mode)}; this change expected epoch ${change.expected.epoch} ${change.expected.mode}: ${why}`, state());
+  const conflict = (why: string) =>
+    new FenceConflict(
+      `the fence is ${describe(current, mode)}; this change expected epoch ${change.expected.epoch} ${change.expected.mode}: ${why}`,
+      state(),
+    );
   const mine = change.by === current.by && current.epoch > change.expected.epoch;
   if (current.epoch !== change.expected.epoch && !mine) throw conflict('the fence moved on since');
   switch (change.kind) {
     case 'fence': {
       if (mode === 'forwarding') throw conflict('a forwarding store is not fenced again');
       if (!mine && change.expected.mode !== mode) {
-        throw conflict(mode === 'open' && current.mode === 'fenced' ? 'its lease lapsed here, and a lapsed fence is taken anew, not renewed' : 'not the mode expected');
+        throw conflict(
+          mode === 'open' && current.mode === 'fenced'
+            ? 'its lease lapsed here, and a lapsed fence is taken anew, not renewed'
+            : 'not the mode expected',
+        );
       }
-      const fencedAt = mode === 'fenced' ? current.fencedAt ?? view.seq : view.seq;
+      const fencedAt = mode === 'fenced' ? (current.fencedAt ?? view.seq) : view.seq;
       return { next: { mode: 'fenced', epoch: current.epoch + 1, leaseMs: change.leaseMs, fencedAt, by: change.by } };
     }
     case 'forward': {
       if (mode === 'forwarding' && current.forwardTo === change.to && mine) return { unchanged: true };
-      if (mode !== 'fenced') throw conflict(current.mode === 'fenced' ? 'its lease lapsed here: writes may have been taken since' : 'only a fenced store forwards');
+      if (mode !== 'fenced')
+        throw conflict(
+          current.mode === 'fenced'
+            ? 'its lease lapsed here: writes may have been taken since'
+            : 'only a fenced store forwards',
+        );
       if (!mine && change.expected.mode !== 'fenced') throw conflict('forward expects a fenced store');
       if (change.cursor < view.acknowledgedThrough) {
-        throw conflict(`writes up to number ${view.acknowledgedThrough} may have been acknowledged, past the copy's cursor ${change.cursor}`);
+        throw conflict(
+          `writes up to number ${view.acknowledgedThrough} may have been acknowledged, past the copy's cursor ${change.cursor}`,
+        );
       }
       return { next: { mode: 'forwarding', epoch: current.epoch + 1, forwardTo: change.to, by: change.by } };
     }
     case 'unfence': {
       if (current.mode === 'open') return { unchanged: true };
-      if (!mine && change.expected.mode !== current.mode && change.expected.mode !== mode) throw conflict('not the mode expected');
+      if (!mine && change.expected.mode !== current.mode && change.expected.mode !== mode)
+        throw conflict('not the mode expected');
       return { next: { mode: 'open', epoch: current.epoch + 1, by: change.by } };
     }
   }
@@ -91,7 +109,12 @@ export function lapseOf(current: FenceRecord): FenceRecord {
 }
 
 function describe(record: FenceRecord, mode: FenceMode): string {
-  const what = mode === 'forwarding' ? `forwarding to ${record.forwardTo ?? '?'}` : mode === 'open' && record.mode === 'fenced' ? 'fenced, lease lapsed here' : mode;
+  const what =
+    mode === 'forwarding'
+      ? `forwarding to ${record.forwardTo ?? '?'}`
+      : mode === 'open' && record.mode === 'fenced'
+        ? 'fenced, lease lapsed here'
+        : mode;
   return `epoch ${record.epoch} ${what}${record.by ? ` (by ${record.by})` : ''}`;
 }
 

@@ -7,7 +7,8 @@ import type { SyncStore } from './port.ts';
 
 export function describeStoreSpec(spec: string): string | undefined {
   // Exports read a snapshot on a second connection, and nodes share the file: it must be a real one.
-  if (spec === 'sqlite::memory:') return 'SYNC_STORE sqlite: needs a file path; an in-memory database cannot be exported or shared';
+  if (spec === 'sqlite::memory:')
+    return 'SYNC_STORE sqlite: needs a file path; an in-memory database cannot be exported or shared';
   if (/^sqlite:.+/.test(spec)) return undefined;
   if (/^riak:https?:\/\/[^/]+/.test(spec)) return undefined;
   return `SYNC_STORE must be sqlite:PATH or riak:http://HOST:PORT, got ${JSON.stringify(spec)}`;

@@ -106,7 +106,10 @@ export class StoreError extends Error {
 /** A change of the fence found it other than it expected: nothing changed; `current` is what it found. */
 export class FenceConflict extends Error {
   override name = 'FenceConflict';
-  constructor(message: string, readonly current: FenceState) {
+  constructor(
+    message: string,
+    readonly current: FenceState,
+  ) {
     super(message);
   }
 }

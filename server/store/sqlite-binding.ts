@@ -20,8 +20,11 @@ function load(): typeof BetterSqlite3 {
   try {
     return require('better-sqlite3-node20') as typeof BetterSqlite3;
   } catch (error) {
-    throw new Error(`Node.js ${process.versions.node} needs the optional dependency better-sqlite3-node20 (better-sqlite3 12), which is not installed: `
-      + 'npm leaves it out where it can neither download nor build it; install a C++ toolchain and run npm ci again, or run Node.js 22 or later', { cause: error });
+    throw new Error(
+      `Node.js ${process.versions.node} needs the optional dependency better-sqlite3-node20 (better-sqlite3 12), which is not installed: ` +
+        'npm leaves it out where it can neither download nor build it; install a C++ toolchain and run npm ci again, or run Node.js 22 or later',
+      { cause: error },
+    );
   }
 }
 

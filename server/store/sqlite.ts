@@ -15,8 +15,18 @@ import { decodeCursor } from '../../src/navcloud/cursor.ts';
 import { holdsAtLeast, nextRevision } from '../../src/navcloud/revision.ts';
 import { Database } from './sqlite-binding.ts';
 import {
-  PAGE_BYTES, StoreError, type Clock, type FenceChange, type FenceMode, type FenceState, type ItemRevision, type PutItem, type StoreExport,
-  type StoredChange, type StoredItem, type SyncStore,
+  PAGE_BYTES,
+  StoreError,
+  type Clock,
+  type FenceChange,
+  type FenceMode,
+  type FenceState,
+  type ItemRevision,
+  type PutItem,
+  type StoreExport,
+  type StoredChange,
+  type StoredItem,
+  type SyncStore,
 } from './port.ts';
 import { decide, lapseOf, NodeLease, type FenceRecord, type FenceRequest } from './fence-rules.ts';
 
@@ -74,7 +84,12 @@ INSERT OR IGNORE INTO fence (id, mode) VALUES (1, 'open');
 `;
 
 /** Columns a fence table written before fencing tokens lacks (its lease, an absolute time, is read no more). */
-const FENCE_COLUMNS_ADDED = ['epoch INTEGER NOT NULL DEFAULT 0', 'lease_ms INTEGER', 'fenced_at INTEGER', 'changed_by TEXT'];
+const FENCE_COLUMNS_ADDED = [
+  'epoch INTEGER NOT NULL DEFAULT 0',
+  'lease_ms INTEGER',
+  'fenced_at INTEGER',
+  'changed_by TEXT',
+];
 
 interface FenceRow {
   mode: FenceMode;
@@ -105,7 +120,12 @@ function toItem(row: ItemRow): StoredItem {
 }
 
 /** The rows `query` reads in an open read transaction on `reader`, one at a time; closes the reader when done or abandoned. */
-async function* snapshotRows<Row, Item>(reader: Database, query: string, since: number, toExported: (row: Row) => Item): AsyncIterable<Item> {
+async function* snapshotRows<Row, Item>(
+  reader: Database,
+  query: string,
+  since: number,
+  toExported: (row: Row) => Item,
+): AsyncIterable<Item> {
   try {
     for (const row of reader.prepare<[number], Row>(query).iterate(since)) yield toExported(row);
     reader.exec('COMMIT');
@@ -115,7 +135,9 @@ async function* snapshotRows<Row, Item>(reader: Database, query: string, since: 
 }
 
 function revisionOf(row: { id: string; rev: string; seq: number; copied_rev: string | null }): ItemRevision {
-  return row.copied_rev === null ? { id: row.id, rev: row.rev, seq: row.seq } : { id: row.id, rev: row.rev, seq: row.seq, copiedRev: row.copied_rev };
+  return row.copied_rev === null
+    ? { id: row.id, rev: row.rev, seq: row.seq }
+    : { id: row.id, rev: row.rev, seq: row.seq, copiedRev: row.copied_rev };
 }
 
 /** Files made before copied_rev existed get the column (NULL: nothing known to be copied). Two nodes may race to add it. */
@@ -182,7 +204,10 @@ export class SqliteStore implements SyncStore {
   /** The lease as this process (one node) measures it. */
   private readonly lease: NodeLease;
 
-  constructor(readonly path: string, options: SqliteStoreOptions = {}) {
+  constructor(
+    readonly path: string,
+    options: SqliteStoreOptions = {},
+  ) {
     this.lease = new NodeLease(options.clock ?? (() => performance.now()));
     mkdirSync(dirname(path), { recursive: true });
     const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
@@ -196,32 +221,55 @@ export class SqliteStore implements SyncStore {
     whileLocked(busyTimeoutMs, () => db.exec(SCHEMA));
     whileLocked(busyTimeoutMs, () => addCopiedRev(db));
     whileLocked(busyTimeoutMs, () => {
-      const present = new Set(db.prepare<[], { name: string }>('PRAGMA table_info(fence)').all().map((c) => c.name));
-      for (const column of FENCE_COLUMNS_ADDED.filter((c) => !present.has(c.split(' ')[0]!))) db.exec(`ALTER TABLE fence ADD COLUMN ${column}`);
+      const present = new Set(
+        db
+          .prepare<[], { name: string }>('PRAGMA table_info(fence)')
+          .all()
+          .map((c) => c.name),
+      );
+      for (const column of FENCE_COLUMNS_ADDED.filter((c) => !present.has(c.split(' ')[0]!)))
+        db.exec(`ALTER TABLE fence ADD COLUMN ${column}`);
     });
     this.statements = {
       byId: db.prepare<[string], ItemRow>(`SELECT ${COLUMNS} FROM items WHERE id = ?`),
       bySeq: db.prepare<[number], ItemRow>(`SELECT ${COLUMNS} FROM items WHERE seq = ?`),
-      insert: db.prepare(`INSERT INTO items (${COLUMNS}) VALUES (@seq, @id, @owner, @type, @data, @rev, @deleted, @shares, @updated_at)`),
-      update: db.prepare(`UPDATE items SET seq = @seq, owner = @owner, type = @type, data = @data, rev = @rev, deleted = @deleted, shares = @shares, updated_at = @updated_at WHERE id = @id`),
+      insert: db.prepare(
+        `INSERT INTO items (${COLUMNS}) VALUES (@seq, @id, @owner, @type, @data, @rev, @deleted, @shares, @updated_at)`,
+      ),
+      update: db.prepare(
+        `UPDATE items SET seq = @seq, owner = @owner, type = @type, data = @data, rev = @rev, deleted = @deleted, shares = @shares, updated_at = @updated_at WHERE id = @id`,
+      ),
       // An imported revision is also the one this store copied: local writes leave copied_rev as it was.
-      importInsert: db.prepare(`INSERT INTO items (${COLUMNS}, copied_rev) VALUES (@seq, @id, @owner, @type, @data, @rev, @deleted, @shares, @updated_at, @rev)`),
-      importUpdate: db.prepare(`UPDATE items SET seq = @seq, owner = @owner, type = @type, data = @data, rev = @rev, deleted = @deleted, shares = @shares, updated_at = @updated_at, copied_rev = @rev WHERE id = @id`),
+      importInsert: db.prepare(
+        `INSERT INTO items (${COLUMNS}, copied_rev) VALUES (@seq, @id, @owner, @type, @data, @rev, @deleted, @shares, @updated_at, @rev)`,
+      ),
+      importUpdate: db.prepare(
+        `UPDATE items SET seq = @seq, owner = @owner, type = @type, data = @data, rev = @rev, deleted = @deleted, shares = @shares, updated_at = @updated_at, copied_rev = @rev WHERE id = @id`,
+      ),
       moveSeq: db.prepare<[number, number]>('UPDATE items SET seq = ? WHERE seq = ?'),
       grant: db.prepare<[string, string, number]>(
         'INSERT INTO access (item_id, user, seq, revoked) VALUES (?, ?, ?, 0) ON CONFLICT (item_id, user) DO UPDATE SET seq = excluded.seq, revoked = 0',
       ),
-      revoke: db.prepare<[number, string, string]>('UPDATE access SET revoked = 1, seq = ? WHERE item_id = ? AND user = ?'),
-      accessOf: db.prepare<[string], { user: string; revoked: 0 | 1 }>('SELECT user, revoked FROM access WHERE item_id = ?'),
+      revoke: db.prepare<[number, string, string]>(
+        'UPDATE access SET revoked = 1, seq = ? WHERE item_id = ? AND user = ?',
+      ),
+      accessOf: db.prepare<[string], { user: string; revoked: 0 | 1 }>(
+        'SELECT user, revoked FROM access WHERE item_id = ?',
+      ),
       dropAccess: db.prepare<[string]>('DELETE FROM access WHERE item_id = ?'),
       meta: db.prepare<[string], { value: number }>('SELECT value FROM meta WHERE key = ?'),
-      fence: db.prepare<[], FenceRow>('SELECT mode, epoch, lease_ms, fenced_at, forward_to, changed_by FROM fence WHERE id = 1'),
+      fence: db.prepare<[], FenceRow>(
+        'SELECT mode, epoch, lease_ms, fenced_at, forward_to, changed_by FROM fence WHERE id = 1',
+      ),
       setFence: db.prepare<[FenceMode, number, number | null, number | null, string | null, string | null]>(
-        'UPDATE fence SET mode = ?, epoch = ?, lease_ms = ?, fenced_at = ?, forward_to = ?, changed_by = ? WHERE id = 1'),
+        'UPDATE fence SET mode = ?, epoch = ?, lease_ms = ?, fenced_at = ?, forward_to = ?, changed_by = ? WHERE id = 1',
+      ),
       setMeta: db.prepare<[number, string]>('UPDATE meta SET value = ? WHERE key = ?'),
       nextSeq: db.prepare<[], { value: number }>("UPDATE meta SET value = value + 1 WHERE key = 'seq' RETURNING value"),
       inbox: db.prepare<[string, number], ItemRow>(
-        `SELECT ${COLUMNS.split(', ').map((c) => `i.${c}`).join(', ')} FROM access a JOIN items i ON i.id = a.item_id
+        `SELECT ${COLUMNS.split(', ')
+          .map((c) => `i.${c}`)
+          .join(', ')} FROM access a JOIN items i ON i.id = a.item_id
          WHERE a.user = ? AND a.revoked = 0 AND i.deleted = 0 ORDER BY i.seq DESC LIMIT ?`,
       ),
       inboxSizes: db.prepare<[string, number], { bytes: number | null }>(
@@ -254,7 +302,9 @@ export class SqliteStore implements SyncStore {
     this.transactions = {
       put: db.transaction((request: PutItem) => this.putNow(request)),
       delete: db.transaction((id: string, owner: string, ifMatch?: string) => this.deleteNow(id, owner, ifMatch)),
-      share: db.transaction((id: string, owner: string, to: string, granted: boolean) => this.shareNow(id, owner, to, granted)),
+      share: db.transaction((id: string, owner: string, to: string, granted: boolean) =>
+        this.shareNow(id, owner, to, granted),
+      ),
       import: db.transaction((lines: ExportItemLine[]) => this.importNow(lines)),
       raiseNumbering: db.transaction((through: number) => {
         const counter = Math.max(this.statements.meta.get('seq')!.value, through);
@@ -266,7 +316,12 @@ export class SqliteStore implements SyncStore {
         const record = this.fenceRecord();
         const seq = this.statements.meta.get('seq')!.value;
         const left = this.lease.leftMs(record);
-        const decision = decide(record, { lapsed: left !== undefined && left <= 0, seq, acknowledgedThrough: seq }, change, () => this.lease.state(record, seq));
+        const decision = decide(
+          record,
+          { lapsed: left !== undefined && left <= 0, seq, acknowledgedThrough: seq },
+          change,
+          () => this.lease.state(record, seq),
+        );
         if ('next' in decision) this.writeFence(decision.next);
         return this.fenceStateNow();
       }),
@@ -330,7 +385,10 @@ export class SqliteStore implements SyncStore {
    */
   async exportSince(since: number): Promise<StoreExport> {
     const { reader, through } = this.snapshot();
-    return { through, items: snapshotRows(reader, `SELECT ${COLUMNS} FROM items WHERE seq > ? ORDER BY seq`, since, toItem) };
+    return {
+      through,
+      items: snapshotRows(reader, `SELECT ${COLUMNS} FROM items WHERE seq > ? ORDER BY seq`, since, toItem),
+    };
   }
 
   /** One snapshot in id order (the id's unique index), reading four columns: no item's data is read or parsed. */
@@ -344,7 +402,10 @@ export class SqliteStore implements SyncStore {
     const reader = this.unavailableOnBusy(() => new Database(this.path, { readonly: true, fileMustExist: true }));
     try {
       reader.exec('BEGIN');
-      return { reader, through: reader.prepare<[], { value: number }>("SELECT value FROM meta WHERE key = 'seq'").get()!.value };
+      return {
+        reader,
+        through: reader.prepare<[], { value: number }>("SELECT value FROM meta WHERE key = 'seq'").get()!.value,
+      };
     } catch (error) {
       reader.close();
       throw error;
@@ -408,7 +469,12 @@ export class SqliteStore implements SyncStore {
     } catch (error) {
       if (error instanceof StoreError) throw error;
       const code = (error as { code?: string }).code ?? '';
-      if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED') || code.startsWith('SQLITE_IOERR') || !this.db.open) {
+      if (
+        code.startsWith('SQLITE_BUSY') ||
+        code.startsWith('SQLITE_LOCKED') ||
+        code.startsWith('SQLITE_IOERR') ||
+        !this.db.open
+      ) {
         throw new StoreError('unavailable', `sqlite store ${this.path} is unavailable: ${(error as Error).message}`);
       }
       throw error;
@@ -443,7 +509,14 @@ export class SqliteStore implements SyncStore {
   }
 
   private writeFence(record: FenceRecord): void {
-    this.statements.setFence.run(record.mode, record.epoch, record.leaseMs ?? null, record.fencedAt ?? null, record.forwardTo ?? null, record.by ?? null);
+    this.statements.setFence.run(
+      record.mode,
+      record.epoch,
+      record.leaseMs ?? null,
+      record.fencedAt ?? null,
+      record.forwardTo ?? null,
+      record.by ?? null,
+    );
   }
 
   private fenceStateNow(): FenceState {
@@ -462,7 +535,8 @@ export class SqliteStore implements SyncStore {
       this.writeFence(lapseOf(record));
       return;
     }
-    if (record.mode !== 'open') throw new StoreError('fenced', `the store is ${record.mode}: writes are refused until it is unfenced`);
+    if (record.mode !== 'open')
+      throw new StoreError('fenced', `the store is ${record.mode}: writes are refused until it is unfenced`);
   }
 
   private putNow(request: PutItem): { item: StoredItem; created: boolean } {
@@ -470,9 +544,15 @@ export class SqliteStore implements SyncStore {
     const existing = this.statements.byId.get(request.id);
     if (existing && existing.owner !== request.owner) throw new StoreError('not-found', `item ${request.id} not found`);
     const live = existing && existing.deleted === 0 ? existing : undefined;
-    if (request.ifNoneMatch === '*' && live) throw new StoreError('precondition-failed', `item ${request.id} already exists (If-None-Match: *)`);
+    if (request.ifNoneMatch === '*' && live)
+      throw new StoreError('precondition-failed', `item ${request.id} already exists (If-None-Match: *)`);
     if (request.ifMatch !== undefined && live?.rev !== request.ifMatch) {
-      throw new StoreError('precondition-failed', live ? `item ${request.id} is at revision ${live.rev}, not ${request.ifMatch}` : `item ${request.id} does not exist (If-Match)`);
+      throw new StoreError(
+        'precondition-failed',
+        live
+          ? `item ${request.id} is at revision ${live.rev}, not ${request.ifMatch}`
+          : `item ${request.id} does not exist (If-Match)`,
+      );
     }
     // A recreated item starts unshared: its former sharees already saw the deletion.
     if (existing && !live) this.statements.dropAccess.run(request.id);
@@ -495,8 +575,10 @@ export class SqliteStore implements SyncStore {
   private deleteNow(id: string, owner: string, ifMatch?: string): StoredItem {
     this.assertNotFenced();
     const existing = this.statements.byId.get(id);
-    if (!existing || existing.owner !== owner || existing.deleted === 1) throw new StoreError('not-found', `item ${id} not found`);
-    if (ifMatch !== undefined && existing.rev !== ifMatch) throw new StoreError('precondition-failed', `item ${id} is at revision ${existing.rev}, not ${ifMatch}`);
+    if (!existing || existing.owner !== owner || existing.deleted === 1)
+      throw new StoreError('not-found', `item ${id} not found`);
+    if (ifMatch !== undefined && existing.rev !== ifMatch)
+      throw new StoreError('precondition-failed', `item ${id} is at revision ${existing.rev}, not ${ifMatch}`);
     // Sharees keep their access row, so the tombstone reaches their feeds too.
     const row: ItemRow = {
       ...existing,
@@ -514,7 +596,8 @@ export class SqliteStore implements SyncStore {
   private shareNow(id: string, owner: string, to: string, granted: boolean): StoredItem {
     this.assertNotFenced();
     const existing = this.statements.byId.get(id);
-    if (!existing || existing.owner !== owner || existing.deleted === 1) throw new StoreError('not-found', `item ${id} not found`);
+    if (!existing || existing.owner !== owner || existing.deleted === 1)
+      throw new StoreError('not-found', `item ${id} not found`);
     const shares = JSON.parse(existing.shares) as string[];
     if (shares.includes(to) === granted) return toItem(existing);
     const next = granted ? [...shares, to] : shares.filter((user) => user !== to);
@@ -538,7 +621,8 @@ export class SqliteStore implements SyncStore {
     let skipped = 0;
     for (const line of lines) {
       const seq = decodeCursor(line.cursor);
-      if (seq === undefined || seq === 0) throw new Error(`import line for item ${line.id} has an invalid cursor ${JSON.stringify(line.cursor)}`);
+      if (seq === undefined || seq === 0)
+        throw new Error(`import line for item ${line.id} has an invalid cursor ${JSON.stringify(line.cursor)}`);
       const existing = this.statements.byId.get(line.id);
       if (existing && holdsAtLeast(existing.rev, line.rev)) {
         skipped++;

@@ -65,13 +65,26 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
   const environmentsDir = join(dataDir, 'environments');
   mkdirSync(environmentsDir);
   const dev = parseYaml(readFileSync(join(defaultEnvironmentsDir, 'dev.yaml'), 'utf8')) as Record<string, unknown>;
-  writeFileSync(join(environmentsDir, 'dev.yaml'), stringifyYaml({ ...dev, keepStacks: 1, fenceLeaseSeconds: FENCE_LEASE_SECONDS }));
+  writeFileSync(
+    join(environmentsDir, 'dev.yaml'),
+    stringifyYaml({ ...dev, keepStacks: 1, fenceLeaseSeconds: FENCE_LEASE_SECONDS }),
+  );
   const env = await loadEnvironment('dev', environmentsDir);
 
-  out(`chaos: seed ${options.seed}, ${options.run === undefined ? `${options.runs} runs` : `run ${options.run} only`}, store ${options.store}, faults ${menu.map((c) => c.target + (c.mode ? `:${c.mode}` : '')).join(',')}, lease ${FENCE_LEASE_SECONDS} s; data in ${dataDir}`);
+  out(
+    `chaos: seed ${options.seed}, ${options.run === undefined ? `${options.runs} runs` : `run ${options.run} only`}, store ${options.store}, faults ${menu.map((c) => c.target + (c.mode ? `:${c.mode}` : '')).join(',')}, lease ${FENCE_LEASE_SECONDS} s; data in ${dataDir}`,
+  );
   const local = await startLocalEnvironment({
-    dataDir, envs: [env.name], environmentsDir, temporalPort: 0, persistTemporal: true, dnsPort: 0, seedItems: SEED_ITEMS,
-    store: options.store, ackJournals: true, log,
+    dataDir,
+    envs: [env.name],
+    environmentsDir,
+    temporalPort: 0,
+    persistTemporal: true,
+    dnsPort: 0,
+    seedItems: SEED_ITEMS,
+    store: options.store,
+    ackJournals: true,
+    log,
   });
   const stop = () => void local.stop();
   options.signal?.addEventListener('abort', stop, { once: true });
@@ -80,9 +93,17 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
   let ok = true;
   try {
     const world: ChaosWorld = {
-      local, client: new Client({ connection }), env, environmentsDir, log, bound: RECOVERY_BOUND,
-      ports: createPorts(env, log, local.state), stacks: localStackProvisioner(env, local.state, log),
-      ...(options.store === 'sqlite' ? {} : { riak: riakctl(options.riakctl ?? resolve(repoRoot, '../shared/riak/riakctl')) }),
+      local,
+      client: new Client({ connection }),
+      env,
+      environmentsDir,
+      log,
+      bound: RECOVERY_BOUND,
+      ports: createPorts(env, log, local.state),
+      stacks: localStackProvisioner(env, local.state, log),
+      ...(options.store === 'sqlite'
+        ? {}
+        : { riak: riakctl(options.riakctl ?? resolve(repoRoot, '../shared/riak/riakctl')) }),
       load: { users: 8, writesPerSecond: 8, nonRetrying: { users: 8, writesPerSecond: 8 }, maxDurationMs: 10 * 60_000 },
     };
     const deadline = options.minutes === undefined ? Infinity : Date.now() + options.minutes * 60_000;
@@ -93,7 +114,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
         out(`chaos: ${options.minutes} minutes are up; ${results.length} of ${runs.length} runs done`);
         break;
       }
-      const plan = planRun(options.seed, run, { menu, leaseMs: FENCE_LEASE_SECONDS * 1000, stackNodes: Number(env.parameters.nodes), riakNodes: 3 });
+      const plan = planRun(options.seed, run, {
+        menu,
+        leaseMs: FENCE_LEASE_SECONDS * 1000,
+        stackNodes: Number(env.parameters.nodes),
+        riakNodes: 3,
+      });
       const result = await chaosRun(world, plan);
       results.push(result);
       if (result.prepared) out(`#${run} prepared: ${result.prepared}`);
@@ -104,12 +130,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
       }
     }
     if (results.length) out(`\n${faultTable(results)}\n`);
-    out(`chaos: ${results.filter((r) => r.ok).length} of ${results.length} runs passed${ok ? '' : `; logs, journals and reports kept in ${dataDir}`}`);
+    out(
+      `chaos: ${results.filter((r) => r.ok).length} of ${results.length} runs passed${ok ? '' : `; logs, journals and reports kept in ${dataDir}`}`,
+    );
   } catch (err) {
     ok = false;
     // The runs that were done are still worth their table (a soak cut short with Ctrl-C).
     if (results.length) out(`\n${faultTable(results)}\n`);
-    out(`chaos: the harness stopped after ${results.length} runs: ${err instanceof Error ? err.message : String(err)}; logs kept in ${dataDir}`);
+    out(
+      `chaos: the harness stopped after ${results.length} runs: ${err instanceof Error ? err.message : String(err)}; logs kept in ${dataDir}`,
+    );
     throw err;
   } finally {
     options.signal?.removeEventListener('abort', stop);

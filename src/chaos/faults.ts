@@ -28,7 +28,11 @@ export interface RiakControl {
  * is the process running beam.smp whose command line names the node's folder under RIAK_HOME (its
  * argv[0] is the node's `bin/riak`).
  */
-export function riakctl(path: string, home = process.env.RIAK_HOME || '/tmp/switchyard-riak', procDir = '/proc'): RiakControl {
+export function riakctl(
+  path: string,
+  home = process.env.RIAK_HOME || '/tmp/switchyard-riak',
+  procDir = '/proc',
+): RiakControl {
   const call = async (args: string[]) => {
     // A start waits for riak_kv (riakctl bounds that at 300 s).
     await run(path, args, { timeout: 360_000 });
@@ -36,18 +40,28 @@ export function riakctl(path: string, home = process.env.RIAK_HOME || '/tmp/swit
   return {
     kill: (node) => call(['kill', String(node)]),
     start: (node) => call(['start-node', String(node)]),
-    beamPids: (node) => processesWhose(procDir, (comm, argv) => comm === 'beam.smp' && argv.some((a) => a.includes(`${home}/dev${node}/`))),
+    beamPids: (node) =>
+      processesWhose(
+        procDir,
+        (comm, argv) => comm === 'beam.smp' && argv.some((a) => a.includes(`${home}/dev${node}/`)),
+      ),
   };
 }
 
 function processesWhose(procDir: string, match: (comm: string, argv: string[]) => boolean): number[] {
-  return readdirSync(procDir).filter((entry) => /^\d+$/.test(entry)).filter((pid) => {
-    try {
-      return match(readFileSync(`${procDir}/${pid}/comm`, 'utf8').trim(), readFileSync(`${procDir}/${pid}/cmdline`, 'utf8').split('\0'));
-    } catch {
-      return false; // gone meanwhile
-    }
-  }).map(Number);
+  return readdirSync(procDir)
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((pid) => {
+      try {
+        return match(
+          readFileSync(`${procDir}/${pid}/comm`, 'utf8').trim(),
+          readFileSync(`${procDir}/${pid}/cmdline`, 'utf8').split('\0'),
+        );
+      } catch {
+        return false; // gone meanwhile
+      }
+    })
+    .map(Number);
 }
 
 /** What the agent acts on. */
@@ -82,15 +96,24 @@ interface Subject {
  * `forMs` and heals. A fault whose moment comes after `closed` resolved (the run is over) is not
  * struck; a node fault waits for its stack to exist, up to the same point.
  */
-export async function runFault(fault: FaultPlan, world: FaultWorld, startedAt: number, closed: Promise<unknown>): Promise<Strike> {
+export async function runFault(
+  fault: FaultPlan,
+  world: FaultWorld,
+  startedAt: number,
+  closed: Promise<unknown>,
+): Promise<Strike> {
   let over = false;
-  void closed.then(() => (over = true), () => (over = true));
+  void closed.then(
+    () => (over = true),
+    () => (over = true),
+  );
   const from = fault.phase ? await world.phaseBegan(fault.phase) : startedAt;
   if (from === undefined) return { fault, struck: false, detail: `the run was over before it reached ${fault.phase}` };
   await sleep(Math.max(0, from + fault.atMs - Date.now()));
   let subject: Subject | undefined;
   while (!over && !(subject = await subjectOf(fault, world))) await sleep(200);
-  if (!subject) return { fault, struck: false, detail: over ? 'the run was over before it struck' : 'nothing to strike' };
+  if (!subject)
+    return { fault, struck: false, detail: over ? 'the run was over before it struck' : 'nothing to strike' };
   const struckAt = Date.now();
   if (fault.mode === 'stop') {
     const pids = subject.pids();
@@ -104,7 +127,11 @@ export async function runFault(fault: FaultPlan, world: FaultWorld, startedAt: n
   await sleep(fault.forMs);
   await subject.restart();
   // Starting again takes its own time (a Node process with tsx, RabbitMQ's boot): the outage is this long.
-  return { fault, struck: true, detail: `${subject.name} killed and started again, serving ${((Date.now() - struckAt) / 1000).toFixed(1)} s after the kill` };
+  return {
+    fault,
+    struck: true,
+    detail: `${subject.name} killed and started again, serving ${((Date.now() - struckAt) / 1000).toFixed(1)} s after the kill`,
+  };
 }
 
 async function subjectOf(fault: FaultPlan, world: FaultWorld): Promise<Subject | undefined> {
@@ -114,7 +141,12 @@ async function subjectOf(fault: FaultPlan, world: FaultWorld): Promise<Subject |
     case 'dns':
     case 'rabbitmq': {
       const process = world.processes[fault.target];
-      return { name: fault.target, pids: () => [process.pid()].filter((p): p is number => p !== undefined), kill: () => process.kill(), restart: () => process.start() };
+      return {
+        name: fault.target,
+        pids: () => [process.pid()].filter((p): p is number => p !== undefined),
+        kill: () => process.kill(),
+        restart: () => process.start(),
+      };
     }
     case 'node-old':
     case 'node-new': {
@@ -144,7 +176,12 @@ async function subjectOf(fault: FaultPlan, world: FaultWorld): Promise<Subject |
     case 'riak': {
       const riak = world.riak;
       if (!riak) throw new Error('a riak fault needs --store riak');
-      return { name: `riak dev${fault.node}`, pids: () => riak.beamPids(fault.node), kill: () => riak.kill(fault.node), restart: () => riak.start(fault.node) };
+      return {
+        name: `riak dev${fault.node}`,
+        pids: () => riak.beamPids(fault.node),
+        kill: () => riak.kill(fault.node),
+        restart: () => riak.start(fault.node),
+      };
     }
   }
 }

@@ -9,7 +9,10 @@ import { createInterface } from 'node:readline';
 import type { AckJournalLine } from '../navcloud/protocol.ts';
 import type { Acknowledgment } from './judges.ts';
 
-export async function readAcknowledgments(acksDir: string, owner: (user: string) => boolean): Promise<{ acks: Acknowledgment[]; truncated: boolean }> {
+export async function readAcknowledgments(
+  acksDir: string,
+  owner: (user: string) => boolean,
+): Promise<{ acks: Acknowledgment[]; truncated: boolean }> {
   const acks: Acknowledgment[] = [];
   let truncated = false;
   if (!existsSync(acksDir)) return { acks, truncated };

@@ -64,13 +64,21 @@ export function judgeRun(evidence: RunEvidence, bound: RecoveryBound): Verdict[]
 export function judgeLostWrites(clients: ClientFigures): Verdict {
   const lost = clients.writesLost + (clients.nonRetrying?.writesLost ?? 0);
   const acked = clients.writesAcknowledged + (clients.nonRetrying?.writesAcknowledged ?? 0);
-  return { judge: 'lost writes', ok: lost === 0, detail: `${lost} of ${acked} acknowledged writes missing from the stack DNS names` };
+  return {
+    judge: 'lost writes',
+    ok: lost === 0,
+    detail: `${lost} of ${acked} acknowledged writes missing from the stack DNS names`,
+  };
 }
 
 export function judgeLinearizable(verdict: LinearizabilityVerdict | undefined): Verdict {
   if (!verdict) return { judge: 'linearizable', ok: false, detail: 'no verdict: the checker did not run' };
   const violations = verdict.violations.length ? `; violations on ${verdict.violations.slice(0, 5).join(', ')}` : '';
-  return { judge: 'linearizable', ok: verdict.ok, detail: `Porcupine: ${verdict.result} over ${verdict.operations} operations on ${verdict.keys} items${violations}${verdict.detail ? ` (${verdict.detail})` : ''}` };
+  return {
+    judge: 'linearizable',
+    ok: verdict.ok,
+    detail: `Porcupine: ${verdict.result} over ${verdict.operations} operations on ${verdict.keys} items${violations}${verdict.detail ? ` (${verdict.detail})` : ''}`,
+  };
 }
 
 /**
@@ -108,10 +116,17 @@ export function judgeOneWriter(acks: Acknowledgment[], changesAllowed: number, t
   }
   const changes = Math.max(0, tenures.length - 1);
   const ok = overlaps.length === 0 && changes <= changesAllowed;
-  const sequence = tenures.slice(0, 8).map((t) => `${t.stack} ×${t.writes}`).join(' → ') + (tenures.length > 8 ? ` → … (${tenures.length} in all)` : '');
-  const overlap = overlaps[0] ? `; ${overlaps.length} overlapping pairs, first ${describeAck(overlaps[0][0])} and ${describeAck(overlaps[0][1])}` : '';
+  const sequence =
+    tenures
+      .slice(0, 8)
+      .map((t) => `${t.stack} ×${t.writes}`)
+      .join(' → ') + (tenures.length > 8 ? ` → … (${tenures.length} in all)` : '');
+  const overlap = overlaps[0]
+    ? `; ${overlaps.length} overlapping pairs, first ${describeAck(overlaps[0][0])} and ${describeAck(overlaps[0][1])}`
+    : '';
   return {
-    judge: 'one writer', ok,
+    judge: 'one writer',
+    ok,
     detail: `${acks.length} acknowledgments, writer changed ${changes} times (at most ${changesAllowed}): ${sequence || 'none'}${overlap}${truncated ? '; a journal was truncated, judged on what it holds' : ''}`,
   };
 }
@@ -124,20 +139,34 @@ function describeAck(ack: Acknowledgment): string {
 export function judgeStreams(clients: ClientFigures): Verdict {
   const missed = clients.missedEvents + (clients.nonRetrying?.missedEvents ?? 0);
   const duplicates = clients.duplicateEvents + (clients.nonRetrying?.duplicateEvents ?? 0);
-  return { judge: 'streams', ok: missed === 0 && duplicates === 0, detail: `${missed} changes missed, ${duplicates} received twice` };
+  return {
+    judge: 'streams',
+    ok: missed === 0 && duplicates === 0,
+    detail: `${missed} changes missed, ${duplicates} received twice`,
+  };
 }
 
 /** The run ended switched, rolled back or failed within the bound; then DNS named a stack that took a write; gc left nothing behind. */
-export function judgeRecovery(evidence: Pick<RunEvidence, 'end' | 'closedAfterMs' | 'probe' | 'leftovers'>, bound: RecoveryBound): Verdict {
+export function judgeRecovery(
+  evidence: Pick<RunEvidence, 'end' | 'closedAfterMs' | 'probe' | 'leftovers'>,
+  bound: RecoveryBound,
+): Verdict {
   const problems: string[] = [];
   if (!['switched', 'rolled-back', 'failed'].includes(evidence.end)) problems.push(`the run ended ${evidence.end}`);
-  if (evidence.closedAfterMs > bound.closeMs) problems.push(`it closed after ${seconds(evidence.closedAfterMs)} (bound ${seconds(bound.closeMs)})`);
+  if (evidence.closedAfterMs > bound.closeMs)
+    problems.push(`it closed after ${seconds(evidence.closedAfterMs)} (bound ${seconds(bound.closeMs)})`);
   if (!evidence.probe.ok) problems.push(`no write through DNS was taken: ${evidence.probe.detail}`);
-  else if (evidence.probe.afterMs > bound.writableMs) problems.push(`a write through DNS was taken only after ${seconds(evidence.probe.afterMs)} (bound ${seconds(bound.writableMs)})`);
+  else if (evidence.probe.afterMs > bound.writableMs)
+    problems.push(
+      `a write through DNS was taken only after ${seconds(evidence.probe.afterMs)} (bound ${seconds(bound.writableMs)})`,
+    );
   if (evidence.leftovers.length) problems.push(`left behind after gc: ${evidence.leftovers.join(', ')}`);
   return {
-    judge: 'recovered', ok: problems.length === 0,
-    detail: problems.length ? problems.join('; ') : `${evidence.end} after ${seconds(evidence.closedAfterMs)}, writable ${seconds(evidence.probe.afterMs)} later, nothing left behind`,
+    judge: 'recovered',
+    ok: problems.length === 0,
+    detail: problems.length
+      ? problems.join('; ')
+      : `${evidence.end} after ${seconds(evidence.closedAfterMs)}, writable ${seconds(evidence.probe.afterMs)} later, nothing left behind`,
   };
 }
 

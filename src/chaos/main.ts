@@ -29,10 +29,20 @@ const program = new Command('chaos')
   .option('--runs <n>', 'runs to make', wholeNumber(1, 10_000), 10)
   .option('--seed <s>', 'seed of the plans (random when left out; printed either way)', wholeNumber(0, 2 ** 31 - 1))
   .option('--run <k>', 'make only run k of the seed: what a failed run prints to replay it', wholeNumber(0, 10_000))
-  .addOption(new Option('--store <store>', 'the stacks\' store; riak uses RIAK_URL and adds its nodes to the faults').choices(['sqlite', 'riak']).default('sqlite'))
-  .option('--faults <list>', 'the faults to draw from: worker, temporal, node-old, node-new, dns, rabbitmq, riak, each optionally :kill or :stop (default: all)')
+  .addOption(
+    new Option('--store <store>', "the stacks' store; riak uses RIAK_URL and adds its nodes to the faults")
+      .choices(['sqlite', 'riak'])
+      .default('sqlite'),
+  )
+  .option(
+    '--faults <list>',
+    'the faults to draw from: worker, temporal, node-old, node-new, dns, rabbitmq, riak, each optionally :kill or :stop (default: all)',
+  )
   .option('--minutes <m>', 'start no run after this many minutes', wholeNumber(1, 10_000))
-  .option('--riakctl <path>', 'the script that kills and starts Riak nodes (default ../shared/riak/riakctl beside the checkout)')
+  .option(
+    '--riakctl <path>',
+    'the script that kills and starts Riak nodes (default ../shared/riak/riakctl beside the checkout)',
+  )
   .option('--verbose', 'debug logs of the environment on stderr')
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT.usage));
 
@@ -41,7 +51,8 @@ let store: LocalStore = 'sqlite';
 try {
   if (args.store === 'riak') {
     const url = process.env.RIAK_URL;
-    if (!url) throw new InvalidArgumentError('--store riak needs RIAK_URL=http://HOST:PORT[?…] naming the Riak cluster');
+    if (!url)
+      throw new InvalidArgumentError('--store riak needs RIAK_URL=http://HOST:PORT[?…] naming the Riak cluster');
     store = `riak:${url}`;
     const problem = describeLocalStore(store);
     if (problem) throw new InvalidArgumentError(`RIAK_URL: ${problem}`);

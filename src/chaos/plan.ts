@@ -87,11 +87,20 @@ export function planRun(seed: number, run: number, options: PlanOptions): RunPla
     if (!menu.length) break;
     const choice = menu[between(0, menu.length - 1)]!;
     const mode = choice.mode ?? FAULT_MODES[between(0, 1)]!;
-    const forMs = chance(PAST_LEASE_SHARE) ? between(options.leaseMs + 1_000, options.leaseMs + 15_000) : between(500, options.leaseMs / 2);
+    const forMs = chance(PAST_LEASE_SHARE)
+      ? between(options.leaseMs + 1_000, options.leaseMs + 15_000)
+      : between(500, options.leaseMs / 2);
     const node = between(1, choice.target === 'riak' ? options.riakNodes : options.stackNodes);
     const atMs = between(0, STRIKE_WINDOW_MS[action]);
-    const phase = action === 'switch' && uniformFloat64(aim) < AIMED_SHARE ? AIMED_PHASES[uniformInt(aim, 0, AIMED_PHASES.length - 1)]! : undefined;
-    faults.push(phase ? { target: choice.target, mode, atMs: uniformInt(aim, 0, AIM_WINDOW_MS), phase, forMs, node } : { target: choice.target, mode, atMs, forMs, node });
+    const phase =
+      action === 'switch' && uniformFloat64(aim) < AIMED_SHARE
+        ? AIMED_PHASES[uniformInt(aim, 0, AIMED_PHASES.length - 1)]!
+        : undefined;
+    faults.push(
+      phase
+        ? { target: choice.target, mode, atMs: uniformInt(aim, 0, AIM_WINDOW_MS), phase, forMs, node }
+        : { target: choice.target, mode, atMs, forMs, node },
+    );
   }
   return { seed, run, action, faults };
 }
@@ -103,16 +112,22 @@ export function planRun(seed: number, run: number, options: PlanOptions): RunPla
 export function parseFaultMenu(text: string | undefined, riak: boolean): FaultChoice[] {
   const targets = FAULT_TARGETS.filter((t) => riak || t !== 'riak');
   if (text === undefined) return targets.map((target) => ({ target }));
-  return text.split(',').map((entry) => entry.trim()).filter(Boolean).map((entry) => {
-    const [target, mode, extra] = entry.split(':');
-    if (!(targets as readonly string[]).includes(target ?? '') || extra !== undefined) {
-      throw new Error(`--faults: '${entry}' is not a fault; expected one of ${targets.join(', ')}, optionally followed by :kill or :stop${riak ? '' : ' (riak needs --store riak)'}`);
-    }
-    if (mode !== undefined && !(FAULT_MODES as readonly string[]).includes(mode)) {
-      throw new Error(`--faults: '${entry}' has mode '${mode}'; expected kill or stop`);
-    }
-    return { target: target as FaultTarget, ...(mode ? { mode: mode as FaultMode } : {}) };
-  });
+  return text
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean)
+    .map((entry) => {
+      const [target, mode, extra] = entry.split(':');
+      if (!(targets as readonly string[]).includes(target ?? '') || extra !== undefined) {
+        throw new Error(
+          `--faults: '${entry}' is not a fault; expected one of ${targets.join(', ')}, optionally followed by :kill or :stop${riak ? '' : ' (riak needs --store riak)'}`,
+        );
+      }
+      if (mode !== undefined && !(FAULT_MODES as readonly string[]).includes(mode)) {
+        throw new Error(`--faults: '${entry}' has mode '${mode}'; expected kill or stop`);
+      }
+      return { target: target as FaultTarget, ...(mode ? { mode: mode as FaultMode } : {}) };
+    });
 }
 
 /** `worker:stop 12.3s@8.1s` (or `@switching+0.4s`): the fault, for how long, and when it strikes after the run's (or the phase's) start. */

@@ -52,11 +52,32 @@ export function failureLines(result: RunResult, replay: string): string[] {
  * faults all came after it was over under `none struck`.
  */
 export function faultTable(results: RunResult[]): string {
-  const rows = new Map<string, { runs: number; failed: number; lost: number; nonLinearizable: number; twoWriters: number; streams: number; unrecovered: number; pauseMs: number }>();
+  const rows = new Map<
+    string,
+    {
+      runs: number;
+      failed: number;
+      lost: number;
+      nonLinearizable: number;
+      twoWriters: number;
+      streams: number;
+      unrecovered: number;
+      pauseMs: number;
+    }
+  >();
   for (const result of results) {
     const struck = result.strikes.filter((s) => s.struck).map((s) => `${s.fault.target}:${s.fault.mode}`);
     for (const kind of struck.length ? new Set(struck) : ['none struck']) {
-      const row = rows.get(kind) ?? { runs: 0, failed: 0, lost: 0, nonLinearizable: 0, twoWriters: 0, streams: 0, unrecovered: 0, pauseMs: 0 };
+      const row = rows.get(kind) ?? {
+        runs: 0,
+        failed: 0,
+        lost: 0,
+        nonLinearizable: 0,
+        twoWriters: 0,
+        streams: 0,
+        unrecovered: 0,
+        pauseMs: 0,
+      };
       row.runs++;
       if (!result.ok) row.failed++;
       row.lost += result.evidence.clients.writesLost + (result.evidence.clients.nonRetrying?.writesLost ?? 0);
@@ -68,10 +89,32 @@ export function faultTable(results: RunResult[]): string {
       rows.set(kind, row);
     }
   }
-  const head = ['fault', 'runs', 'failed', 'lost writes', 'not linearizable', 'two writers', 'stream faults', 'not recovered', 'longest pause'];
-  const body = [...rows.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([kind, r]) => [
-    kind, String(r.runs), String(r.failed), String(r.lost), String(r.nonLinearizable), String(r.twoWriters), String(r.streams), String(r.unrecovered), seconds(r.pauseMs),
-  ]);
+  const head = [
+    'fault',
+    'runs',
+    'failed',
+    'lost writes',
+    'not linearizable',
+    'two writers',
+    'stream faults',
+    'not recovered',
+    'longest pause',
+  ];
+  const body = [...rows.entries()]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([kind, r]) => [
+      kind,
+      String(r.runs),
+      String(r.failed),
+      String(r.lost),
+      String(r.nonLinearizable),
+      String(r.twoWriters),
+      String(r.streams),
+      String(r.unrecovered),
+      seconds(r.pauseMs),
+    ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
-  return [head, ...body].map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')).join('\n');
+  return [head, ...body]
+    .map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  '))
+    .join('\n');
 }

@@ -8,7 +8,12 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { TerminatedFailure, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client } from '@temporalio/client';
+import {
+  TerminatedFailure,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  type Client,
+} from '@temporalio/client';
 import { repoRoot, resolveSecret, type Environment } from '../config/environment.ts';
 import type { LocalStackProvisioner } from '../cloud/local/stack-provisioner.ts';
 import type { Ports } from '../cloud/ports.ts';
@@ -19,7 +24,15 @@ import { signToken } from '../navcloud/token.ts';
 import type { LocalEnvironment } from '../local/environment.ts';
 import { startSwitchLoad, type LoadPlan } from '../local/switch-under-load.ts';
 import {
-  rollbackWorkflowId, statusQuery, switchStartOptions, TASK_QUEUE, type Phase, type RollbackInput, type RollbackReport, type SwitchInput, type SwitchReport,
+  rollbackWorkflowId,
+  statusQuery,
+  switchStartOptions,
+  TASK_QUEUE,
+  type Phase,
+  type RollbackInput,
+  type RollbackReport,
+  type SwitchInput,
+  type SwitchReport,
 } from '../switch/contract.ts';
 import { runFault, type RiakControl, type Strike } from './faults.ts';
 import { readAcknowledgments } from './journals.ts';
@@ -63,9 +76,13 @@ export const runUsers = (plan: Pick<RunPlan, 'seed' | 'run'>) => `chaos-s${plan.
 
 export async function chaosRun(world: ChaosWorld, plan: RunPlan): Promise<RunResult> {
   const { env, local, log } = world;
-  const prepared = plan.action === 'rollback' && !(await previousStack(world)) ? await prepareRollback(world) : undefined;
+  const prepared =
+    plan.action === 'rollback' && !(await previousStack(world)) ? await prepareRollback(world) : undefined;
   const from = (await world.ports.dns.current(env.recordName))?.stack;
-  if (!from) throw new Error(`${env.recordName} names no stack before run ${plan.run}: the environment is broken, see ${local.state.dataDir}/logs`);
+  if (!from)
+    throw new Error(
+      `${env.recordName} names no stack before run ${plan.run}: the environment is broken, see ${local.state.dataDir}/logs`,
+    );
   const before = new Set((await world.ports.stacks.list(env.name)).map((s) => s.name));
   const users = runUsers(plan);
   const load = await startSwitchLoad({ env, state: local.state, load: world.load, log, userPrefix: users });
@@ -80,11 +97,22 @@ export async function chaosRun(world: ChaosWorld, plan: RunPlan): Promise<RunRes
     const workflowId = await startRun(world, plan.action);
     const closed = awaitClose(world.client, workflowId, startedAt + world.bound.closeMs);
     const phaseBegan = watchPhases(world.client, workflowId, closed);
-    const faults = Promise.all(plan.faults.map((fault) => runFault(fault, {
-      processes: local.processes, stacks: world.stacks, riak: world.riak,
-      stackOf: async (which) => (which === 'old' ? from : await newStack(world, plan.action, from, before)),
-      phaseBegan,
-    }, startedAt, closed)));
+    const faults = Promise.all(
+      plan.faults.map((fault) =>
+        runFault(
+          fault,
+          {
+            processes: local.processes,
+            stacks: world.stacks,
+            riak: world.riak,
+            stackOf: async (which) => (which === 'old' ? from : await newStack(world, plan.action, from, before)),
+            phaseBegan,
+          },
+          startedAt,
+          closed,
+        ),
+      ),
+    );
     ({ end, reason } = await closed);
     closedAfterMs = Date.now() - startedAt;
     strikes = await faults;
@@ -96,12 +124,24 @@ export async function chaosRun(world: ChaosWorld, plan: RunPlan): Promise<RunRes
   }
   const probe = await probeWrite(world, `${users}-probe`);
   const name = new PublicName(env.recordName, hostPort(local.state.dnsServer));
-  const clients = await name.addresses()
+  const clients = await name
+    .addresses()
     .then((addresses) => load.verify(`http://${addresses[0]}:${env.parameters.port}`))
     .finally(() => name.close());
   const leftovers = await collectGarbage(world);
-  const { acks, truncated } = await readAcknowledgments(local.state.ackJournals!, (owner) => owner.includes(`${users}-`));
-  const evidence: RunEvidence = { action: plan.action, end, closedAfterMs, clients, acks, journalsTruncated: truncated, probe, leftovers };
+  const { acks, truncated } = await readAcknowledgments(local.state.ackJournals!, (owner) =>
+    owner.includes(`${users}-`),
+  );
+  const evidence: RunEvidence = {
+    action: plan.action,
+    end,
+    closedAfterMs,
+    clients,
+    acks,
+    journalsTruncated: truncated,
+    probe,
+    leftovers,
+  };
   const verdicts = judgeRun(evidence, world.bound);
   const ok = verdicts.every((v) => v.ok);
   // A failed run's history stays beside the logs: `.tools/bin/linearizability FILE` gives the verdict again.
@@ -110,7 +150,18 @@ export async function chaosRun(world: ChaosWorld, plan: RunPlan): Promise<RunRes
     mkdirSync(dirname(history), { recursive: true });
     writeFileSync(history, JSON.stringify(load.history));
   }
-  return { plan, ...(prepared ? { prepared } : {}), from, end, ...(reason ? { reason } : {}), strikes, evidence, verdicts, ok, ...(history ? { history } : {}) };
+  return {
+    plan,
+    ...(prepared ? { prepared } : {}),
+    from,
+    end,
+    ...(reason ? { reason } : {}),
+    strikes,
+    evidence,
+    verdicts,
+    ok,
+    ...(history ? { history } : {}),
+  };
 }
 
 /**
@@ -122,10 +173,22 @@ async function startRun(world: ChaosWorld, action: RunPlan['action']): Promise<s
   const start = async () => {
     if (action === 'switch') {
       const input: SwitchInput = { env: env.name, backup: 'latest', trigger: 'manual', version: 'chaos' };
-      return (await client.workflow.start('stackSwitch', { ...switchStartOptions(input), taskQueue: TASK_QUEUE, args: [input] })).workflowId;
+      return (
+        await client.workflow.start('stackSwitch', {
+          ...switchStartOptions(input),
+          taskQueue: TASK_QUEUE,
+          args: [input],
+        })
+      ).workflowId;
     }
     const input: RollbackInput = { env: env.name, by: 'chaos' };
-    return (await client.workflow.start('rollback', { workflowId: rollbackWorkflowId(env.name), taskQueue: TASK_QUEUE, args: [input] })).workflowId;
+    return (
+      await client.workflow.start('rollback', {
+        workflowId: rollbackWorkflowId(env.name),
+        taskQueue: TASK_QUEUE,
+        args: [input],
+      })
+    ).workflowId;
   };
   const deadline = Date.now() + 30_000;
   for (;;) {
@@ -134,7 +197,7 @@ async function startRun(world: ChaosWorld, action: RunPlan['action']): Promise<s
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError && err.workflowId) return err.workflowId;
       if (Date.now() > deadline) throw err;
-      world.log.warn({ err }, 'Temporal did not take the run\'s workflow; trying again');
+      world.log.warn({ err }, "Temporal did not take the run's workflow; trying again");
       await sleep(1_000);
     }
   }
@@ -144,24 +207,41 @@ async function startRun(world: ChaosWorld, action: RunPlan['action']): Promise<s
  * Waits for the run's workflow to close, as its starter would, through a Temporal that may be
  * killed or frozen meanwhile: every call has a deadline and is tried again.
  */
-async function awaitClose(client: Client, workflowId: string, deadline: number): Promise<{ end: RunEnd; reason?: string }> {
-  const handle = client.workflow.getHandle<(input: SwitchInput & RollbackInput) => Promise<SwitchReport | RollbackReport>>(workflowId);
+async function awaitClose(
+  client: Client,
+  workflowId: string,
+  deadline: number,
+): Promise<{ end: RunEnd; reason?: string }> {
+  const handle =
+    client.workflow.getHandle<(input: SwitchInput & RollbackInput) => Promise<SwitchReport | RollbackReport>>(
+      workflowId,
+    );
   const call = <T>(fn: () => Promise<T>) => client.connection.withDeadline(Date.now() + 5_000, fn);
   for (;;) {
     if (Date.now() > deadline) return { end: 'stuck', reason: `still running at the bound` };
-    const status = await call(() => handle.describe()).then((d) => d.status.name, () => undefined);
+    const status = await call(() => handle.describe()).then(
+      (d) => d.status.name,
+      () => undefined,
+    );
     if (status !== undefined && status !== 'RUNNING') break;
     await sleep(500);
   }
   for (;;) {
     try {
       const report = await call(() => handle.result());
-      return { end: report.outcome === 'rehearsed' ? 'failed' : report.outcome, ...(report.reason ? { reason: report.reason } : {}) };
+      return {
+        end: report.outcome === 'rehearsed' ? 'failed' : report.outcome,
+        ...(report.reason ? { reason: report.reason } : {}),
+      };
     } catch (err) {
       if (err instanceof WorkflowFailedError) {
-        return { end: err.cause instanceof TerminatedFailure ? 'terminated' : 'failed', reason: (err.cause ?? err).message };
+        return {
+          end: err.cause instanceof TerminatedFailure ? 'terminated' : 'failed',
+          reason: (err.cause ?? err).message,
+        };
       }
-      if (Date.now() > deadline) return { end: 'stuck', reason: `closed, but its result could not be read: ${(err as Error).message}` };
+      if (Date.now() > deadline)
+        return { end: 'stuck', reason: `closed, but its result could not be read: ${(err as Error).message}` };
       await sleep(500);
     }
   }
@@ -173,14 +253,20 @@ async function awaitClose(client: Client, workflowId: string, deadline: number):
  * aimed at one phase share one start even once a fault froze the worker that answers the query.
  * A phase never seen by the time the run closed resolves undefined.
  */
-function watchPhases(client: Client, workflowId: string, closed: Promise<unknown>): (phase: Phase) => Promise<number | undefined> {
+function watchPhases(
+  client: Client,
+  workflowId: string,
+  closed: Promise<unknown>,
+): (phase: Phase) => Promise<number | undefined> {
   const seen = new Map<Phase, number>();
   let over = false;
   const watching = (async () => {
     void closed.then(() => (over = true));
     const handle = client.workflow.getHandle(workflowId);
     while (!over) {
-      const status = await client.connection.withDeadline(Date.now() + 2_000, () => handle.query(statusQuery)).catch(() => undefined);
+      const status = await client.connection
+        .withDeadline(Date.now() + 2_000, () => handle.query(statusQuery))
+        .catch(() => undefined);
       if (status && !seen.has(status.phase)) seen.set(status.phase, Date.now());
       await sleep(100);
     }
@@ -192,7 +278,10 @@ function watchPhases(client: Client, workflowId: string, closed: Promise<unknown
 }
 
 async function terminate(client: Client, workflowId: string): Promise<void> {
-  await client.workflow.getHandle(workflowId).terminate('npm run chaos: the run did not close within its bound').catch(() => undefined);
+  await client.workflow
+    .getHandle(workflowId)
+    .terminate('npm run chaos: the run did not close within its bound')
+    .catch(() => undefined);
 }
 
 /** A stack other than the live one that a rollback could return to. */
@@ -205,12 +294,18 @@ async function previousStack(world: ChaosWorld): Promise<string | undefined> {
 async function prepareRollback(world: ChaosWorld): Promise<string> {
   const workflowId = await startRun(world, 'switch');
   const { end, reason } = await awaitClose(world.client, workflowId, Date.now() + world.bound.closeMs);
-  if (end !== 'switched') throw new Error(`the fault-free switch made before a rollback ended ${end}: ${reason ?? 'no reason'}`);
+  if (end !== 'switched')
+    throw new Error(`the fault-free switch made before a rollback ended ${end}: ${reason ?? 'no reason'}`);
   return `switched to ${(await world.ports.dns.current(world.env.recordName))?.stack}`;
 }
 
 /** The stack the run moves clients to: the one a switch creates, or the one a rollback returns to. */
-async function newStack(world: ChaosWorld, action: RunPlan['action'], from: string, before: Set<string>): Promise<string | undefined> {
+async function newStack(
+  world: ChaosWorld,
+  action: RunPlan['action'],
+  from: string,
+  before: Set<string>,
+): Promise<string | undefined> {
   const stacks = await world.ports.stacks.list(world.env.name);
   return stacks.find((s) => s.name !== from && (action === 'switch') !== before.has(s.name))?.name;
 }
@@ -251,13 +346,33 @@ async function collectGarbage(world: ChaosWorld): Promise<string[]> {
   const { env, local } = world;
   const leftovers: string[] = [];
   try {
-    await exec(process.execPath, [resolve(repoRoot, 'bin/switchyard.js'), 'gc', '--env', env.name, '--json', '--environments', world.environmentsDir], {
-      cwd: repoRoot, timeout: 120_000,
-      env: { ...process.env, SWITCHYARD_LOCAL_STATE: local.stateFile, TEMPORAL_ADDRESS: local.state.temporalAddress, LOG_LEVEL: 'warn' },
-    });
+    await exec(
+      process.execPath,
+      [
+        resolve(repoRoot, 'bin/switchyard.js'),
+        'gc',
+        '--env',
+        env.name,
+        '--json',
+        '--environments',
+        world.environmentsDir,
+      ],
+      {
+        cwd: repoRoot,
+        timeout: 120_000,
+        env: {
+          ...process.env,
+          SWITCHYARD_LOCAL_STATE: local.stateFile,
+          TEMPORAL_ADDRESS: local.state.temporalAddress,
+          LOG_LEVEL: 'warn',
+        },
+      },
+    );
   } catch (err) {
     const failed = err as { code?: number; stderr?: string; message: string };
-    leftovers.push(`(switchyard gc exited ${failed.code ?? '?'}: ${(failed.stderr ?? failed.message).trim().split('\n').at(-1)})`);
+    leftovers.push(
+      `(switchyard gc exited ${failed.code ?? '?'}: ${(failed.stderr ?? failed.message).trim().split('\n').at(-1)})`,
+    );
   }
   const live = (await world.ports.dns.current(env.recordName))?.stack;
   const stacks = await world.ports.stacks.list(env.name);
@@ -265,7 +380,8 @@ async function collectGarbage(world: ChaosWorld): Promise<string[]> {
   const kept = others.filter((s) => s.status === 'ready').slice(0, env.keepStacks);
   leftovers.push(...others.filter((s) => !kept.includes(s)).map((s) => `${s.name} (${s.status})`));
   const names = new Set(stacks.map((s) => s.name));
-  for (const [pid, stack] of nodeProcesses(local.state.ackJournals!)) if (!names.has(stack)) leftovers.push(`node process ${pid} of deleted stack ${stack}`);
+  for (const [pid, stack] of nodeProcesses(local.state.ackJournals!))
+    if (!names.has(stack)) leftovers.push(`node process ${pid} of deleted stack ${stack}`);
   return leftovers;
 }
 
@@ -274,9 +390,12 @@ function nodeProcesses(acksDir: string): Array<[number, string]> {
   const found: Array<[number, string]> = [];
   for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
     try {
-      const journal = readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0').find((v) => v.startsWith(`SYNC_ACK_JOURNAL=${acksDir}/`));
+      const journal = readFileSync(`/proc/${entry}/environ`, 'utf8')
+        .split('\0')
+        .find((v) => v.startsWith(`SYNC_ACK_JOURNAL=${acksDir}/`));
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (journal && !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) found.push([Number(entry), journal.slice(`SYNC_ACK_JOURNAL=${acksDir}/`.length).split('/')[0]!]);
+      if (journal && !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z'))
+        found.push([Number(entry), journal.slice(`SYNC_ACK_JOURNAL=${acksDir}/`.length).split('/')[0]!]);
     } catch {
       // gone meanwhile, or not ours to read
     }

@@ -41,14 +41,17 @@ export class Cli {
    */
   get logger(): Logger {
     this.loggerInstance ??= createRootLogger('switchyard', {
-      stream: this.io.stderr, env: this.io.env, level: this.verbose ? 'debug' : 'warn', mixin: activityLogFields,
+      stream: this.io.stderr,
+      env: this.io.env,
+      level: this.verbose ? 'debug' : 'warn',
+      mixin: activityLogFields,
     });
     return this.loggerInstance;
   }
 
   /** For what a command runs as a service (a worker, the local environment): LOG_LEVEL or info. */
   serviceLogger(bindings: Record<string, unknown>): Logger {
-    return this.logger.child(bindings, { level: this.verbose ? 'debug' : this.io.env.LOG_LEVEL ?? 'info' });
+    return this.logger.child(bindings, { level: this.verbose ? 'debug' : (this.io.env.LOG_LEVEL ?? 'info') });
   }
 
   environment(name: string): Promise<Environment> {
@@ -62,7 +65,10 @@ export class Cli {
 
   client(): Promise<Client> {
     this.clientPromise ??= createClient(this.io.env).then((client) => {
-      this.logger.debug({ address: this.temporalAddress, namespace: client.options.namespace }, 'connected to Temporal');
+      this.logger.debug(
+        { address: this.temporalAddress, namespace: client.options.namespace },
+        'connected to Temporal',
+      );
       return client;
     });
     return this.clientPromise;

@@ -11,7 +11,11 @@ import { TemporalUnreachableError } from '../temporal/client.ts';
 /** A command ends with this exit code after saying why in one sentence. */
 export class ExitError extends Error {
   override name = 'ExitError';
-  constructor(readonly exitCode: number, message: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly exitCode: number,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
   }
 }
@@ -25,12 +29,15 @@ export interface Outcome {
 export function outcomeOf(err: unknown): Outcome {
   if (err instanceof CommanderError) {
     // Help and version are "errors" to commander only because exitOverride is on.
-    const benign = err.code === 'commander.helpDisplayed' || err.code === 'commander.help' || err.code === 'commander.version';
+    const benign =
+      err.code === 'commander.helpDisplayed' || err.code === 'commander.help' || err.code === 'commander.version';
     return { exitCode: benign ? 0 : EXIT.usage };
   }
   if (err instanceof ExitError) return { exitCode: err.exitCode, message: err.message };
-  if (err instanceof ConfigError || err instanceof TemporalUnreachableError) return { exitCode: EXIT.usage, message: err.message };
-  if (err instanceof WorkflowNotFoundError) return { exitCode: EXIT.failed, message: `no workflow ${err.workflowId} exists` };
+  if (err instanceof ConfigError || err instanceof TemporalUnreachableError)
+    return { exitCode: EXIT.usage, message: err.message };
+  if (err instanceof WorkflowNotFoundError)
+    return { exitCode: EXIT.failed, message: `no workflow ${err.workflowId} exists` };
   if (err instanceof ServiceError) {
     const cause = err.cause as { details?: string } | undefined;
     return { exitCode: EXIT.failed, message: `Temporal refused the request: ${cause?.details ?? err.message}` };

@@ -48,14 +48,23 @@ function buildProgram(cli: Cli): Command {
   const program = new Command('switchyard')
     .description('Blue/green stack switches of the NavCloud sync service, on Temporal')
     .option('--verbose', 'debug logs, and stack traces with errors')
-    .option('--environments <dir>', 'directory of <env>.yaml files (default: infra/environments, or SWITCHYARD_ENVIRONMENTS)')
+    .option(
+      '--environments <dir>',
+      'directory of <env>.yaml files (default: infra/environments, or SWITCHYARD_ENVIRONMENTS)',
+    )
     .showSuggestionAfterError(true)
     .exitOverride()
     .configureOutput({
       writeOut: (text) => cli.io.stdout.write(text),
       writeErr: (text) => cli.io.stderr.write(text),
       // commander's "error: …" line is already one sentence; name the tool and point at help.
-      outputError: (text, write) => write(`switchyard: ${text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')} (see \`switchyard --help\`)\n`),
+      outputError: (text, write) =>
+        write(
+          `switchyard: ${text
+            .replace(/^error: /, '')
+            .trim()
+            .replace(/\s*\n\s*/g, ' ')} (see \`switchyard --help\`)\n`,
+        ),
     })
     .hook('preAction', (_program, action) => {
       const globals = action.optsWithGlobals<{ verbose?: boolean; environments?: string }>();
@@ -81,7 +90,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     await program.parseAsync(argv, { from: 'user' });
     return cli.exitCode;
   } catch (err) {
-    const unavailable = err instanceof ServiceError && (err.cause as { code?: number } | undefined)?.code === UNAVAILABLE;
+    const unavailable =
+      err instanceof ServiceError && (err.cause as { code?: number } | undefined)?.code === UNAVAILABLE;
     const outcome = unavailable
       ? { exitCode: EXIT.usage, message: `Temporal is not reachable at ${cli.temporalAddress}` }
       : outcomeOf(err);

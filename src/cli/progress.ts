@@ -44,7 +44,7 @@ export class ProgressReporter {
       this.lineOpen = true;
       return;
     }
-    const key = `${status.phase}:${status.phase === 'restoring' ? restoreTenth(status) ?? '' : ''}`;
+    const key = `${status.phase}:${status.phase === 'restoring' ? (restoreTenth(status) ?? '') : ''}`;
     if (key === this.lastKey) return;
     this.lastKey = key;
     this.stream.write(`${this.clock().toISOString()} ${line}\n`);

@@ -5,7 +5,12 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import {
-  WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowNotFoundError, type Client, type WorkflowExecutionDescription, type WorkflowHandle,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  WorkflowNotFoundError,
+  type Client,
+  type WorkflowExecutionDescription,
+  type WorkflowHandle,
 } from '@temporalio/client';
 import { repoRoot } from '../config/environment.ts';
 import { EXIT, switchWorkflowId } from '../switch/contract.ts';
@@ -32,8 +37,10 @@ export async function findSwitch(client: Client, env: string, runningOnly: boole
 /** Exit 3: a switch of `env` runs; `what` says what was refused or skipped because of it. */
 export function busyError(env: string, workflowId: string, startTime?: Date, what?: string): ExitError {
   const started = startTime ? `, started ${startTime.toISOString()}` : '';
-  return new ExitError(EXIT.busy,
-    `${what ? `${what}: ` : ''}a switch of ${env} is already running (${workflowId}${started}); watch it with \`switchyard status --env ${env}\``);
+  return new ExitError(
+    EXIT.busy,
+    `${what ? `${what}: ` : ''}a switch of ${env} is already running (${workflowId}${started}); watch it with \`switchyard status --env ${env}\``,
+  );
 }
 
 /** Without --version a switch rolls out the sync server of this checkout, whose version package.json names. */
@@ -57,8 +64,10 @@ export async function runToEnd<T>(what: string, workflowId: string, execute: () 
   try {
     return await execute();
   } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError) throw new ExitError(EXIT.busy, `a ${what} is already running (${workflowId})`);
-    if (err instanceof WorkflowFailedError) throw new ExitError(EXIT.failed, `${what} failed: ${rootCause(err)}`, { cause: err });
+    if (err instanceof WorkflowExecutionAlreadyStartedError)
+      throw new ExitError(EXIT.busy, `a ${what} is already running (${workflowId})`);
+    if (err instanceof WorkflowFailedError)
+      throw new ExitError(EXIT.failed, `${what} failed: ${rootCause(err)}`, { cause: err });
     throw err;
   }
 }

@@ -10,7 +10,10 @@ export function fqdn(name: string): string {
 
 /** Route53 answers names with a trailing dot and escapes some characters as octal (e.g. `\052` for `*`). */
 export function sameName(a: string, b: string): boolean {
-  const norm = (n: string) => fqdn(n).toLowerCase().replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  const norm = (n: string) =>
+    fqdn(n)
+      .toLowerCase()
+      .replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
   return norm(a) === norm(b);
 }
 
@@ -19,7 +22,8 @@ const zoneId = (id: string) => id.replace(/^\/?hostedzone\//i, '');
 
 /** Whether two targets send clients to the same place, however Route53 spells them. */
 export function sameTarget(a: DnsTarget, b: DnsTarget): boolean {
-  if (a.kind === 'alias' && b.kind === 'alias') return sameName(a.dnsName, b.dnsName) && zoneId(a.hostedZoneId) === zoneId(b.hostedZoneId);
+  if (a.kind === 'alias' && b.kind === 'alias')
+    return sameName(a.dnsName, b.dnsName) && zoneId(a.hostedZoneId) === zoneId(b.hostedZoneId);
   if (a.kind === 'a' && b.kind === 'a') return [...a.addresses].sort().join(',') === [...b.addresses].sort().join(',');
   return false;
 }
@@ -31,7 +35,10 @@ export function sameState(a: DnsRecordState | undefined, b: DnsRecordState | und
 }
 
 /** Whether the record sends clients to this stack: by its ownership record, or by its target when that is missing. */
-export function pointsTo(record: DnsRecordState | undefined | null, stack: { name: string; dnsTarget: DnsTarget }): boolean {
+export function pointsTo(
+  record: DnsRecordState | undefined | null,
+  stack: { name: string; dnsTarget: DnsTarget },
+): boolean {
   if (!record) return false;
   return record.stack ? record.stack === stack.name : sameTarget(record.target, stack.dnsTarget);
 }

@@ -3,7 +3,12 @@ import { ConfigError, resolveSecret, type Environment } from '../config/environm
 import type { Logger } from '../logging.ts';
 import type { Ports } from './ports.ts';
 import {
-  autoScalingClient, cloudFormationClient, ec2Client, route53Client, s3Client, type AwsClientConfig,
+  autoScalingClient,
+  cloudFormationClient,
+  ec2Client,
+  route53Client,
+  s3Client,
+  type AwsClientConfig,
 } from './aws/clients.ts';
 import { AwsStackProvisioner } from './aws/stack-provisioner.ts';
 import { S3BackupStore } from './aws/backup-store.ts';
@@ -46,21 +51,43 @@ export function createPorts(env: Environment, logger: Logger, readLocalCloud?: L
     const config: AwsClientConfig = { region: env.region };
     return {
       stacks: new AwsStackProvisioner({
-        cloudFormation: cloudFormationClient(config), autoScaling: autoScalingClient(config), ec2: ec2Client(config), s3: s3Client(config), region: env.region, templateBucket: env.backups.bucket,
-        roleArn: env.stackRoleArn, logger,
+        cloudFormation: cloudFormationClient(config),
+        autoScaling: autoScalingClient(config),
+        ec2: ec2Client(config),
+        s3: s3Client(config),
+        region: env.region,
+        templateBucket: env.backups.bucket,
+        roleArn: env.stackRoleArn,
+        logger,
       }),
-      backups: new S3BackupStore({ s3: s3Client(config), bucket: env.backups.bucket, prefix: env.backups.prefix, logger }),
+      backups: new S3BackupStore({
+        s3: s3Client(config),
+        bucket: env.backups.bucket,
+        prefix: env.backups.prefix,
+        logger,
+      }),
       dns: new Route53DnsRouter({ route53: route53Client(config), hostedZoneId: env.hostedZoneId, logger }),
     };
   }
   const cloud = typeof readLocalCloud === 'function' ? readLocalCloud() : readLocalCloud;
   if (!cloud) {
-    throw new ConfigError(`environment '${env.name}' uses the local profile but no local environment was given: start it with 'switchyard up'`);
+    throw new ConfigError(
+      `environment '${env.name}' uses the local profile but no local environment was given: start it with 'switchyard up'`,
+    );
   }
-  const config: AwsClientConfig = { region: cloud.region, endpoint: cloud.motoEndpoint, credentials: LOCAL_CREDENTIALS };
+  const config: AwsClientConfig = {
+    region: cloud.region,
+    endpoint: cloud.motoEndpoint,
+    credentials: LOCAL_CREDENTIALS,
+  };
   return {
     stacks: localStackProvisioner(env, cloud, logger),
-    backups: new S3BackupStore({ s3: s3Client(config), bucket: env.backups.bucket, prefix: env.backups.prefix, logger }),
+    backups: new S3BackupStore({
+      s3: s3Client(config),
+      bucket: env.backups.bucket,
+      prefix: env.backups.prefix,
+      logger,
+    }),
     dns: new Route53DnsRouter({
       route53: route53Client(config),
       logger,
@@ -76,7 +103,12 @@ export function createPorts(env: Environment, logger: Logger, readLocalCloud?: L
 /** The local profile's stacks: processes under the local environment's data directory. */
 export function localStackProvisioner(env: Environment, cloud: LocalCloud, logger: Logger): LocalStackProvisioner {
   return new LocalStackProvisioner({
-    stacksDir: resolve(cloud.dataDir, 'stacks'), jwtSecret: resolveSecret(env.jwtSecret), bus: cloud.bus, store: cloud.store, ackJournals: cloud.ackJournals, logger,
+    stacksDir: resolve(cloud.dataDir, 'stacks'),
+    jwtSecret: resolveSecret(env.jwtSecret),
+    bus: cloud.bus,
+    store: cloud.store,
+    ackJournals: cloud.ackJournals,
+    logger,
   });
 }
 
@@ -86,7 +118,9 @@ export function localHostedZone(env: Environment, cloud: Pick<LocalCloud, 'hoste
   const domain = recordDomain(env.recordName);
   const id = cloud.hostedZones[domain];
   if (!id) {
-    throw new ConfigError(`environment '${env.name}': hostedZoneId is auto but the local environment has no hosted zone for ${domain}: restart it with 'switchyard up'`);
+    throw new ConfigError(
+      `environment '${env.name}': hostedZoneId is auto but the local environment has no hosted zone for ${domain}: restart it with 'switchyard up'`,
+    );
   }
   return id;
 }

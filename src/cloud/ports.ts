@@ -57,7 +57,11 @@ export interface StackProvisioner {
   /** Starts creating; a repeat for the same name and workflow id is a no-op. */
   create(request: CreateStackRequest): Promise<void>;
   /** Polls until ready; throws StackFailedError (non-retryable) naming failed resources. */
-  waitUntilReady(name: string, onProgress?: (p: StackProgress) => void, signal?: AbortSignal): Promise<StackDescription>;
+  waitUntilReady(
+    name: string,
+    onProgress?: (p: StackProgress) => void,
+    signal?: AbortSignal,
+  ): Promise<StackDescription>;
   describe(name: string): Promise<StackDescription | undefined>;
   /** Stacks of an environment, newest first, found by their env tag. */
   list(env: string): Promise<StackDescription[]>;
@@ -110,9 +114,7 @@ export interface BackupStore {
 // ---------------------------------------------------------------- DnsRouter
 
 /** Where a record points: an alias to a load balancer (aws) or A records (local). */
-export type DnsTarget =
-  | { kind: 'alias'; dnsName: string; hostedZoneId: string }
-  | { kind: 'a'; addresses: string[] };
+export type DnsTarget = { kind: 'alias'; dnsName: string; hostedZoneId: string } | { kind: 'a'; addresses: string[] };
 
 export interface DnsRecordState {
   recordName: string;

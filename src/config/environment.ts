@@ -15,27 +15,45 @@ export class ConfigError extends Error {
 
 // The colours delimit stack names (navcloud-<env>-<colour>-<id>): with no -blue or -green part in
 // an environment's name, IAM patterns for one environment never match another's (infra/orchestrator.yaml).
-const envName = z.string()
+const envName = z
+  .string()
   .regex(/^[a-z][a-z0-9-]{0,30}$/, 'lower-case letters, digits and dashes, starting with a letter')
   .regex(/^(?!.*-(blue|green)(-|$))/, "no '-blue' or '-green' part (the colours delimit stack names)");
 
 /** What a switch tells the `notify:` targets about (docs in README, "Running it for real"). */
-export const NOTIFY_EVENTS = ['started', 'awaiting-approval', 'switched', 'rolled-back', 'failed', 'rehearsed'] as const;
+export const NOTIFY_EVENTS = [
+  'started',
+  'awaiting-approval',
+  'switched',
+  'rolled-back',
+  'failed',
+  'rehearsed',
+] as const;
 export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
 
 /** `env:VAR` (a webhook URL is a secret: Slack's carries its token) or an http(s) URL. */
-const webhookUrl = z.string().refine(
-  (v) => /^env:[A-Za-z_][A-Za-z0-9_]*$/.test(v) || (URL.canParse(v) && /^https?:$/.test(new URL(v).protocol)),
-  'an http(s) URL, or env:VAR naming an environment variable that holds one',
-);
-const snsTopicArn = z.string().regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/, 'an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:TOPIC)');
+const webhookUrl = z
+  .string()
+  .refine(
+    (v) => /^env:[A-Za-z_][A-Za-z0-9_]*$/.test(v) || (URL.canParse(v) && /^https?:$/.test(new URL(v).protocol)),
+    'an http(s) URL, or env:VAR naming an environment variable that holds one',
+  );
+const snsTopicArn = z
+  .string()
+  .regex(
+    /^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/,
+    'an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:TOPIC)',
+  );
 
-const notifyTarget = z.object({
-  webhook: webhookUrl.optional(),
-  sns: snsTopicArn.optional(),
-  /** Unset: every event. */
-  events: z.array(z.enum(NOTIFY_EVENTS)).min(1).optional(),
-}).strict().refine((t) => (t.webhook === undefined) !== (t.sns === undefined), 'exactly one of webhook or sns');
+const notifyTarget = z
+  .object({
+    webhook: webhookUrl.optional(),
+    sns: snsTopicArn.optional(),
+    /** Unset: every event. */
+    events: z.array(z.enum(NOTIFY_EVENTS)).min(1).optional(),
+  })
+  .strict()
+  .refine((t) => (t.webhook === undefined) !== (t.sns === undefined), 'exactly one of webhook or sns');
 
 export type NotifyTarget = z.output<typeof notifyTarget>;
 /** The longest verification a switch allows: 6 hours. */
@@ -53,7 +71,10 @@ export const environmentSchema = z.object({
   template: z.string().min(1),
   parameters: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String)).default({}),
   /** aws only: the CloudFormation execution role (infra/orchestrator.yaml) that builds app stacks. */
-  stackRoleArn: z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+/, 'an IAM role ARN').optional(),
+  stackRoleArn: z
+    .string()
+    .regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+/, 'an IAM role ARN')
+    .optional(),
   backups: z.object({
     bucket: z.string().min(3),
     prefix: z.string().default('backups/'),
@@ -134,7 +155,8 @@ export async function loadEnvironment(name: string, dir = environmentsDir): Prom
     throw new ConfigError(`no environment '${name}': ${file} does not exist`);
   }
   const env = parseEnvironment(file, text);
-  if (env.name !== name) throw new ConfigError(`${file}: field 'name': expected '${name}' (the file name), got '${env.name}'`);
+  if (env.name !== name)
+    throw new ConfigError(`${file}: field 'name': expected '${name}' (the file name), got '${env.name}'`);
   return env;
 }
 

@@ -100,8 +100,18 @@ export async function startClientLoad(options: ClientLoadOptions): Promise<Clien
   const prefix = options.userPrefix ?? `load-${randomUUID().slice(0, 8)}`;
   // Tokens outlive the run and its verification.
   const tokenSeconds = Math.ceil(options.maxDurationMs / 1000) + 3600;
-  const users = await Promise.all(Array.from({ length: options.users }, async (_, i) =>
-    new SyntheticUser(`${prefix}-${i}`, await signToken(options.jwtSecret, `${prefix}-${i}`, { expiresIn: tokenSeconds }), options.itemsPerUser ?? 3, context)));
+  const users = await Promise.all(
+    Array.from(
+      { length: options.users },
+      async (_, i) =>
+        new SyntheticUser(
+          `${prefix}-${i}`,
+          await signToken(options.jwtSecret, `${prefix}-${i}`, { expiresIn: tokenSeconds }),
+          options.itemsPerUser ?? 3,
+          context,
+        ),
+    ),
+  );
 
   const stopWriting = new AbortController();
   const stopStreams = new AbortController();
@@ -152,21 +162,34 @@ export async function startClientLoad(options: ClientLoadOptions): Promise<Clien
 
   async function verify(endpoint: string): Promise<ClientFigures> {
     if (!stopped) throw new Error('verify() needs a stopped load: call stop() first');
-    const pending = users.flatMap((user) => user.items.filter((item) => item.acked.length).map((item) => ({ user, item })));
+    const pending = users.flatMap((user) =>
+      user.items.filter((item) => item.acked.length).map((item) => ({ user, item })),
+    );
     let writesLost = 0;
     const verifyAgent = new Agent({ keepAlive: true });
     try {
-      await Promise.all(Array.from({ length: VERIFY_CONCURRENCY }, async () => {
-        for (let next = pending.pop(); next; next = pending.pop()) {
-          const client = new SyncClient({ baseUrl: endpoint, token: next.user.token, agent: verifyAgent, timeoutMs: context.requestTimeoutMs });
-          const read = await client.getItem(next.item.id);
-          const stored = read.ok ? (read.body.data as { n?: unknown } | undefined)?.n : undefined;
-          const storedN = typeof stored === 'number' ? stored : 0;
-          const lost = next.item.acked.filter((n) => n > storedN).length;
-          if (lost) log.warn({ item: next.item.id, status: read.status, storedN, acked: next.item.acked.at(-1) }, 'acknowledged write missing');
-          writesLost += lost;
-        }
-      }));
+      await Promise.all(
+        Array.from({ length: VERIFY_CONCURRENCY }, async () => {
+          for (let next = pending.pop(); next; next = pending.pop()) {
+            const client = new SyncClient({
+              baseUrl: endpoint,
+              token: next.user.token,
+              agent: verifyAgent,
+              timeoutMs: context.requestTimeoutMs,
+            });
+            const read = await client.getItem(next.item.id);
+            const stored = read.ok ? (read.body.data as { n?: unknown } | undefined)?.n : undefined;
+            const storedN = typeof stored === 'number' ? stored : 0;
+            const lost = next.item.acked.filter((n) => n > storedN).length;
+            if (lost)
+              log.warn(
+                { item: next.item.id, status: read.status, storedN, acked: next.item.acked.at(-1) },
+                'acknowledged write missing',
+              );
+            writesLost += lost;
+          }
+        }),
+      );
     } finally {
       verifyAgent.destroy();
     }
@@ -176,11 +199,19 @@ export async function startClientLoad(options: ClientLoadOptions): Promise<Clien
   }
 
   // Figures are only meaningful once the streams are up; a load that cannot open them starts anyway.
-  await Promise.race([Promise.all(users.map((u) => u.firstStream)), sleep(rampUpMs + context.requestTimeoutMs, undefined, { ref: false })]);
+  await Promise.race([
+    Promise.all(users.map((u) => u.firstStream)),
+    sleep(rampUpMs + context.requestTimeoutMs, undefined, { ref: false }),
+  ]);
   return { history: context.history, figures: () => figures(), stop, verify };
 }
 
-async function writeLoop(user: SyntheticUser, intervalMs: number, readsPerWrite: number, signal: AbortSignal): Promise<void> {
+async function writeLoop(
+  user: SyntheticUser,
+  intervalMs: number,
+  readsPerWrite: number,
+  signal: AbortSignal,
+): Promise<void> {
   // Write only once the stream is open, so every acknowledged write has a stream to arrive on.
   const aborted = new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
   await Promise.race([user.firstStream, aborted]);
@@ -206,17 +237,28 @@ async function pause(ms: number, signal: AbortSignal): Promise<boolean> {
 }
 
 function validate(options: ClientLoadOptions): void {
-  const positive: Array<keyof ClientLoadOptions> = ['users', 'writesPerSecond', 'maxDurationMs', 'heartbeatMs', 'servicePort'];
+  const positive: Array<keyof ClientLoadOptions> = [
+    'users',
+    'writesPerSecond',
+    'maxDurationMs',
+    'heartbeatMs',
+    'servicePort',
+  ];
   for (const field of positive) {
     const value = options[field];
-    if (typeof value !== 'number' || !(value > 0)) throw new Error(`client load option ${field} must be a positive number, got ${JSON.stringify(value)}`);
+    if (typeof value !== 'number' || !(value > 0))
+      throw new Error(`client load option ${field} must be a positive number, got ${JSON.stringify(value)}`);
   }
-  if (!Number.isInteger(options.users)) throw new Error(`client load option users must be an integer, got ${options.users}`);
+  if (!Number.isInteger(options.users))
+    throw new Error(`client load option users must be an integer, got ${options.users}`);
   if (!options.recordName) throw new Error('client load option recordName must name the public record');
 }
 
 /** The longest write pause so far, acknowledged or still waiting, and when it began. */
-function longestWritePause(counters: LoadCounters, users: SyntheticUser[]): Pick<ClientFigures, 'maxWritePauseMs' | 'maxWritePauseAt'> {
+function longestWritePause(
+  counters: LoadCounters,
+  users: SyntheticUser[],
+): Pick<ClientFigures, 'maxWritePauseMs' | 'maxWritePauseAt'> {
   let ms = counters.maxWritePauseMs;
   let from = counters.maxWritePauseFrom;
   for (const user of users) {

@@ -61,7 +61,14 @@ export class History {
 /** Runs the Porcupine checker built by scripts/bootstrap on the history. */
 export async function checkLinearizability(history: History): Promise<LinearizabilityVerdict> {
   if (history.truncated) {
-    return { ok: false, result: 'Skipped', operations: history.operations.length, keys: 0, violations: [], detail: `history passed ${MAX_OPERATIONS} operations` };
+    return {
+      ok: false,
+      result: 'Skipped',
+      operations: history.operations.length,
+      keys: 0,
+      violations: [],
+      detail: `history passed ${MAX_OPERATIONS} operations`,
+    };
   }
   const child = spawn(toolPath('linearizability'), [], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';

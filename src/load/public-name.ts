@@ -40,7 +40,9 @@ export class PublicName {
   /** Current addresses of the name, from the cache while the record's TTL allows. */
   async addresses(): Promise<string[]> {
     if (this.answer && Date.now() < this.answer.expiresAt) return this.answer.addresses;
-    this.pending ??= this.lookUp().finally(() => { this.pending = undefined; });
+    this.pending ??= this.lookUp().finally(() => {
+      this.pending = undefined;
+    });
     return (await this.pending).addresses;
   }
 

@@ -86,7 +86,9 @@ export class SyntheticUser {
   private readonly highestReceived = new Map<string, number>();
   private streamOpened!: () => void;
   /** Resolves once the stream opened the first time. */
-  readonly firstStream = new Promise<void>((resolve) => { this.streamOpened = resolve; });
+  readonly firstStream = new Promise<void>((resolve) => {
+    this.streamOpened = resolve;
+  });
   /** When the stream was lost, while it is down. */
   private lostAt: number | undefined;
   /** When the oldest write not acknowledged yet was sent (undefined: every write so far was). */
@@ -100,7 +102,12 @@ export class SyntheticUser {
     itemCount: number,
     private readonly context: LoadContext,
   ) {
-    this.items = Array.from({ length: itemCount }, (_, k) => ({ id: `${id}-item-${k}`, rev: undefined, lastN: 0, acked: [] }));
+    this.items = Array.from({ length: itemCount }, (_, k) => ({
+      id: `${id}-item-${k}`,
+      rev: undefined,
+      lastN: 0,
+      acked: [],
+    }));
     this.historyClient = context.history.newClient();
   }
 
@@ -126,8 +133,11 @@ export class SyntheticUser {
       const n = ++item.lastN;
       const body = { type: 'trip' as const, data: { user: this.id, n } satisfies WrittenData };
       const call = history.now();
-      const written = (at: number | null, rev?: string) => history.record({ client: this.historyClient, key: item.id, kind: 'write', value: n, rev, call, return: at });
-      const result = await this.send((client) => client.putItem(item.id, body, item.rev === undefined ? { ifNoneMatch: '*' } : { ifMatch: item.rev }));
+      const written = (at: number | null, rev?: string) =>
+        history.record({ client: this.historyClient, key: item.id, kind: 'write', value: n, rev, call, return: at });
+      const result = await this.send((client) =>
+        client.putItem(item.id, body, item.rev === undefined ? { ifNoneMatch: '*' } : { ifMatch: item.rev }),
+      );
       if (result?.ok && result.etag) {
         written(history.now(), result.etag);
         return this.acknowledge(item, n, result.etag);
@@ -163,11 +173,28 @@ export class SyntheticUser {
     this.context.counters.requests++;
     const call = this.context.history.now();
     const result = await this.send((client) => client.getItem(item.id));
-    if (result?.status === 404) this.context.history.record({ client: this.historyClient, key: item.id, kind: 'read', value: 0, call, return: this.context.history.now() });
+    if (result?.status === 404)
+      this.context.history.record({
+        client: this.historyClient,
+        key: item.id,
+        kind: 'read',
+        value: 0,
+        call,
+        return: this.context.history.now(),
+      });
     if (!result?.ok) return this.fail(`GET ${item.id}`, result);
     const stored = (result.body.data as Partial<WrittenData> | undefined)?.n ?? 0;
-    this.context.history.record({ client: this.historyClient, key: item.id, kind: 'read', value: stored, rev: result.etag, call, return: this.context.history.now() });
-    if (stored < acked) this.fail(`GET ${item.id}`, result, `stale read: write ${stored}, after write ${acked} was acknowledged`);
+    this.context.history.record({
+      client: this.historyClient,
+      key: item.id,
+      kind: 'read',
+      value: stored,
+      rev: result.etag,
+      call,
+      return: this.context.history.now(),
+    });
+    if (stored < acked)
+      this.fail(`GET ${item.id}`, result, `stale read: write ${stored}, after write ${acked} was acknowledged`);
   }
 
   private acknowledge(item: ItemState, n: number, rev: string): void {
@@ -184,7 +211,13 @@ export class SyntheticUser {
 
   private fail(what: string, result: ApiResult<unknown> | undefined, why?: string): void {
     this.context.counters.failedRequests++;
-    const reason = why ?? (result === undefined ? 'gave up retrying' : result.ok ? `answered ${result.status} without an ETag` : `answered ${result.status} ${result.error.code}`);
+    const reason =
+      why ??
+      (result === undefined
+        ? 'gave up retrying'
+        : result.ok
+          ? `answered ${result.status} without an ETag`
+          : `answered ${result.status} ${result.error.code}`);
     this.context.log.warn({ user: this.id, request: what, reason }, 'client request failed');
   }
 
@@ -264,7 +297,8 @@ export class SyntheticUser {
         const stream = await this.openStream(signal);
         if (everOpened) {
           counters.streamsReconnected++;
-          if (this.lostAt !== undefined) counters.maxReconnectMs = Math.max(counters.maxReconnectMs, Date.now() - this.lostAt);
+          if (this.lostAt !== undefined)
+            counters.maxReconnectMs = Math.max(counters.maxReconnectMs, Date.now() - this.lostAt);
         } else {
           counters.streams++;
           everOpened = true;
@@ -314,7 +348,10 @@ export class SyntheticUser {
     if (err instanceof StreamRefused) {
       if (err.status === 410) {
         // The cursor is unknown to this stack: start again from its current end (and say so).
-        this.context.log.warn({ user: this.id, cursor: this.cursor }, 'stream cursor refused with 410; resuming from the current end');
+        this.context.log.warn(
+          { user: this.id, cursor: this.cursor },
+          'stream cursor refused with 410; resuming from the current end',
+        );
         this.cursor = undefined;
       }
       return err.retryAfterMs ?? backoff(policy, failures);
@@ -338,7 +375,8 @@ export class SyntheticUser {
     if (this.received.has(key)) this.context.counters.duplicateEvents++;
     else this.received.add(key);
     const n = (message.data as Partial<WrittenData> | undefined)?.n;
-    if (typeof n === 'number') this.highestReceived.set(message.id, Math.max(n, this.highestReceived.get(message.id) ?? 0));
+    if (typeof n === 'number')
+      this.highestReceived.set(message.id, Math.max(n, this.highestReceived.get(message.id) ?? 0));
   }
 
   /** Acknowledged writes whose change (or a later one of the same item) never reached the stream. */
@@ -366,7 +404,10 @@ function mayHaveApplied(result: ApiResult<unknown>): boolean {
 
 /** A stream open answered with a status, not a stream. */
 class StreamRefused extends Error {
-  constructor(readonly status: number, readonly retryAfterMs: number | undefined) {
+  constructor(
+    readonly status: number,
+    readonly retryAfterMs: number | undefined,
+  ) {
     super(`stream open answered ${status}`);
   }
 }

@@ -21,14 +21,17 @@ export interface BrokerPorts {
  * as the current user, so it needs no access to /var/lib/rabbitmq.
  */
 export function brokerEnvironment(dir: string, { port, distPort, epmdPort }: BrokerPorts): NodeJS.ProcessEnv {
-  writeFileSync(join(dir, 'rabbitmq.conf'), [
-    `listeners.tcp.1 = 127.0.0.1:${port}`,
-    'loopback_users.guest = true',
-    // A nearly full disk must not stop the stacks' event fan-out.
-    'disk_free_limit.absolute = 1MB',
-    'log.console = false',
-    'log.file.level = warning',
-  ].join('\n') + '\n');
+  writeFileSync(
+    join(dir, 'rabbitmq.conf'),
+    [
+      `listeners.tcp.1 = 127.0.0.1:${port}`,
+      'loopback_users.guest = true',
+      // A nearly full disk must not stop the stacks' event fan-out.
+      'disk_free_limit.absolute = 1MB',
+      'log.console = false',
+      'log.file.level = warning',
+    ].join('\n') + '\n',
+  );
   writeFileSync(join(dir, 'enabled_plugins'), '[].\n');
   writeFileSync(join(dir, 'rabbitmq-env.conf'), '');
   return {
@@ -64,35 +67,56 @@ export interface Broker {
  * so a write on one node of a stack reaches streams on the others (SYNC_BUS). It runs as the
  * current user with its own epmd, node name, ports and data under `dir`, on loopback only.
  */
-export async function startBroker(dir: string, logDir: string, started: (name: string, pid: number) => void = () => undefined): Promise<Broker> {
+export async function startBroker(
+  dir: string,
+  logDir: string,
+  started: (name: string, pid: number) => void = () => undefined,
+): Promise<Broker> {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const [port, distPort, epmdPort] = [await freePort(), await freePort(), await freePort()];
   const env = brokerEnvironment(dir, { port, distPort, epmdPort });
-  const epmd = spawnService({ name: 'epmd', command: EPMD, args: ['-port', String(epmdPort), '-address', '127.0.0.1'], env, logFile: join(logDir, 'epmd.log') });
+  const epmd = spawnService({
+    name: 'epmd',
+    command: EPMD,
+    args: ['-port', String(epmdPort), '-address', '127.0.0.1'],
+    env,
+    logFile: join(logDir, 'epmd.log'),
+  });
   started(epmd.name, epmd.pid);
   const url = `amqp://127.0.0.1:${port}`;
-  const rabbitmq = new SupervisedProcess('rabbitmq', async () => {
-    const logFile = join(logDir, 'rabbitmq.log');
-    const bootLog = existsSync(logFile) ? statSync(logFile).size : 0;
-    const broker = spawnService({ name: 'rabbitmq', command: RABBITMQ_SERVER_SCRIPT, args: [], env, cwd: dir, logFile });
-    // The listener opens before boot finishes: only a completed AMQP handshake means ready.
-    try {
-      await waitReady(broker, 'rabbitmq-server', 90_000, async () => {
-        // The Erlang VM may linger writing a crash dump after a failed boot: read the verdict from this boot's log.
-        if (readFileSync(broker.logFile, 'utf8').slice(bootLog).includes('init terminating in do_boot')) {
-          throw new ServiceFailedError(`rabbitmq-server failed to boot; see ${broker.logFile}`);
-        }
-        const connection = await connect(url);
-        await connection.close();
-        return true;
+  const rabbitmq = new SupervisedProcess(
+    'rabbitmq',
+    async () => {
+      const logFile = join(logDir, 'rabbitmq.log');
+      const bootLog = existsSync(logFile) ? statSync(logFile).size : 0;
+      const broker = spawnService({
+        name: 'rabbitmq',
+        command: RABBITMQ_SERVER_SCRIPT,
+        args: [],
+        env,
+        cwd: dir,
+        logFile,
       });
-    } catch (err) {
-      await broker.stop(2_000);
-      throw err;
-    }
-    return { pid: broker.pid, kill: () => broker.kill(), stop: () => broker.stop(20_000) };
-  }, (pid) => started('rabbitmq', pid));
+      // The listener opens before boot finishes: only a completed AMQP handshake means ready.
+      try {
+        await waitReady(broker, 'rabbitmq-server', 90_000, async () => {
+          // The Erlang VM may linger writing a crash dump after a failed boot: read the verdict from this boot's log.
+          if (readFileSync(broker.logFile, 'utf8').slice(bootLog).includes('init terminating in do_boot')) {
+            throw new ServiceFailedError(`rabbitmq-server failed to boot; see ${broker.logFile}`);
+          }
+          const connection = await connect(url);
+          await connection.close();
+          return true;
+        });
+      } catch (err) {
+        await broker.stop(2_000);
+        throw err;
+      }
+      return { pid: broker.pid, kill: () => broker.kill(), stop: () => broker.stop(20_000) };
+    },
+    (pid) => started('rabbitmq', pid),
+  );
   const stop = async () => {
     await rabbitmq.stop();
     await epmd.stop(20_000);

@@ -34,7 +34,12 @@ export interface DownResult {
  * out), then makes sure: any recorded process still running is killed with its group, and any
  * stack folder left under the data directory is deleted with its processes.
  */
-export async function stopLocalEnvironment(stateFile: string, dataDir: string, log: Logger, graceMs = 60_000): Promise<DownResult> {
+export async function stopLocalEnvironment(
+  stateFile: string,
+  dataDir: string,
+  log: Logger,
+  graceMs = 60_000,
+): Promise<DownResult> {
   const stopped: string[] = [];
   if (existsSync(stateFile)) {
     const state = readLocalState(stateFile);

@@ -11,9 +11,15 @@ import { createRootLogger } from '../logging.ts';
 
 const { SWITCHYARD_MOTO_ENDPOINT: endpoint, SWITCHYARD_DNS_PORT: port, AWS_REGION: region } = process.env;
 if (!endpoint || !port || !/^\d+$/.test(port) || !region) {
-  process.stderr.write(`dns-main: SWITCHYARD_MOTO_ENDPOINT, SWITCHYARD_DNS_PORT (a port) and AWS_REGION are required, got ${JSON.stringify({ endpoint, port, region })}\n`);
+  process.stderr.write(
+    `dns-main: SWITCHYARD_MOTO_ENDPOINT, SWITCHYARD_DNS_PORT (a port) and AWS_REGION are required, got ${JSON.stringify({ endpoint, port, region })}\n`,
+  );
   process.exit(2);
 }
 const logger = createRootLogger('dns-responder');
-const responder = await startDnsResponder({ route53: route53Client({ region, endpoint, credentials: LOCAL_CREDENTIALS }), port: Number(port), logger });
+const responder = await startDnsResponder({
+  route53: route53Client({ region, endpoint, credentials: LOCAL_CREDENTIALS }),
+  port: Number(port),
+  logger,
+});
 process.once('SIGTERM', () => void responder.close().then(() => process.exit(0)));

@@ -76,7 +76,10 @@ export async function startLocalEnvironment(options: LocalEnvironmentOptions): P
   mkdirSync(logDir, { recursive: true });
   const envs = await Promise.all(options.envs.map((name) => loadEnvironment(name, environmentsDir)));
   for (const env of envs) {
-    if (env.profile !== 'local') throw new Error(`environment '${env.name}' has profile ${env.profile}; the local environment runs only local-profile environments`);
+    if (env.profile !== 'local')
+      throw new Error(
+        `environment '${env.name}' has profile ${env.profile}; the local environment runs only local-profile environments`,
+      );
   }
   const store = options.store ?? storeOfEnvironment();
   log.info({ store }, 'stacks of the local environment use this store unless their parameters name one');
@@ -84,7 +87,8 @@ export async function startLocalEnvironment(options: LocalEnvironmentOptions): P
 
   const stops: Array<() => Promise<void>> = [];
   const stopAll = async () => {
-    for (const stop of stops.reverse()) await stop().catch((err: unknown) => log.error({ err }, 'stopping a local service failed'));
+    for (const stop of stops.reverse())
+      await stop().catch((err: unknown) => log.error({ err }, 'stopping a local service failed'));
     stops.length = 0;
   };
   const processes: Record<string, number> = { supervisor: process.pid };
@@ -96,22 +100,37 @@ export async function startLocalEnvironment(options: LocalEnvironmentOptions): P
   let state: LocalState | undefined;
   try {
     const startTemporal = async (): Promise<{ supervised: SupervisedProcess; address: string }> => {
-      const port = options.temporalPort || await freePort();
+      const port = options.temporalPort || (await freePort());
       // Restarts keep the port (clients and the worker reconnect to it) and, with persistTemporal, the history.
-      const supervised = new SupervisedProcess('temporal', async () => {
-        const server: DevServer = await startDevServer({
-          port, uiPort: options.uiPort, logFile: join(logDir, 'temporal.log'),
-          dbFile: options.persistTemporal ? join(dataDir, 'temporal.sqlite') : undefined,
-        });
-        return { pid: server.process.pid!, kill: server.kill, stop: server.stop };
-      }, (pid) => recordPid('temporal', pid));
+      const supervised = new SupervisedProcess(
+        'temporal',
+        async () => {
+          const server: DevServer = await startDevServer({
+            port,
+            uiPort: options.uiPort,
+            logFile: join(logDir, 'temporal.log'),
+            dbFile: options.persistTemporal ? join(dataDir, 'temporal.sqlite') : undefined,
+          });
+          return { pid: server.process.pid!, kill: server.kill, stop: server.stop };
+        },
+        (pid) => recordPid('temporal', pid),
+      );
       await supervised.start();
       return { supervised, address: `127.0.0.1:${port}` };
     };
     const [moto, broker, temporal] = await Promise.all([
-      withRetries(() => startMoto(logDir, region)).then((s) => { stops.push(() => s.service.stop(5_000)); return s; }),
-      withRetries(() => startBroker(join(dataDir, 'rabbitmq'), logDir, recordPid)).then((b: Broker) => { stops.push(b.stop); return b; }),
-      withRetries(startTemporal).then((t) => { stops.push(() => t.supervised.stop()); return t; }),
+      withRetries(() => startMoto(logDir, region)).then((s) => {
+        stops.push(() => s.service.stop(5_000));
+        return s;
+      }),
+      withRetries(() => startBroker(join(dataDir, 'rabbitmq'), logDir, recordPid)).then((b: Broker) => {
+        stops.push(b.stop);
+        return b;
+      }),
+      withRetries(startTemporal).then((t) => {
+        stops.push(() => t.supervised.stop());
+        return t;
+      }),
     ]);
     recordPid('moto', moto.service.pid);
     const temporalAddress = temporal.address;
@@ -124,14 +143,25 @@ export async function startLocalEnvironment(options: LocalEnvironmentOptions): P
       const zone = await ensureHostedZone(route53, env.recordName);
       hostedZones[zone.domain] = zone.id;
     }
-    const dnsPort = options.dnsPort || await freeTcpAndUdpPort();
-    const dns = new SupervisedProcess('dns', () => startDnsProcess(moto.endpoint, region, dnsPort, logDir), (pid) => recordPid('dns', pid));
+    const dnsPort = options.dnsPort || (await freeTcpAndUdpPort());
+    const dns = new SupervisedProcess(
+      'dns',
+      () => startDnsProcess(moto.endpoint, region, dnsPort, logDir),
+      (pid) => recordPid('dns', pid),
+    );
     await dns.start();
     stops.push(() => dns.stop());
 
     state = {
-      dataDir, region, motoEndpoint: moto.endpoint, temporalAddress, temporalUiUrl: options.uiPort ? `http://127.0.0.1:${options.uiPort}` : undefined,
-      dnsServer: `127.0.0.1:${dnsPort}`, bus: broker.url, store, hostedZones,
+      dataDir,
+      region,
+      motoEndpoint: moto.endpoint,
+      temporalAddress,
+      temporalUiUrl: options.uiPort ? `http://127.0.0.1:${options.uiPort}` : undefined,
+      dnsServer: `127.0.0.1:${dnsPort}`,
+      bus: broker.url,
+      store,
+      hostedZones,
       ...(options.ackJournals ? { ackJournals: join(dataDir, 'acks') } : {}),
       processes,
       startedAt: new Date().toISOString(),
@@ -145,8 +175,11 @@ export async function startLocalEnvironment(options: LocalEnvironmentOptions): P
         args: ['--import', 'tsx', resolve(repoRoot, 'src/local/worker-main.ts')],
         cwd: repoRoot,
         env: {
-          ...process.env, TEMPORAL_ADDRESS: temporalAddress, SWITCHYARD_LOCAL_STATE: stateFile,
-          SWITCHYARD_ENVIRONMENTS: environmentsDir, LOG_FORMAT: 'json',
+          ...process.env,
+          TEMPORAL_ADDRESS: temporalAddress,
+          SWITCHYARD_LOCAL_STATE: stateFile,
+          SWITCHYARD_ENVIRONMENTS: environmentsDir,
+          LOG_FORMAT: 'json',
         },
         logFile: join(logDir, 'worker.log'),
       });
@@ -156,11 +189,19 @@ export async function startLocalEnvironment(options: LocalEnvironmentOptions): P
       return { pid: service.pid, kill: () => service.kill(), stop: () => service.stop(10_000) };
     });
     stops.push(() => worker.stop());
-    stops.push(async () => { await removeStacks(dataDir, log); });
+    stops.push(async () => {
+      await removeStacks(dataDir, log);
+    });
     await worker.start();
 
     const seeded: Record<string, SeedResult | undefined> = {};
-    for (const env of envs) seeded[env.name] = await seedEnvironment(env, createPorts(env, log.child({ env: env.name }), state), options.seedItems, log);
+    for (const env of envs)
+      seeded[env.name] = await seedEnvironment(
+        env,
+        createPorts(env, log.child({ env: env.name }), state),
+        options.seedItems,
+        log,
+      );
     state.readyAt = new Date().toISOString();
     writeLocalState(state, stateFile);
 
@@ -190,13 +231,24 @@ async function freeTcpAndUdpPort(): Promise<number> {
 }
 
 /** The DNS responder (src/local/dns-main.ts) on 127.0.0.1:port; it serves once its TCP listener (opened after UDP) accepts. */
-async function startDnsProcess(motoEndpoint: string, region: string, port: number, logDir: string): Promise<RunningProcess> {
+async function startDnsProcess(
+  motoEndpoint: string,
+  region: string,
+  port: number,
+  logDir: string,
+): Promise<RunningProcess> {
   const service = spawnService({
     name: 'dns',
     command: process.execPath,
     args: ['--import', 'tsx', resolve(repoRoot, 'src/local/dns-main.ts')],
     cwd: repoRoot,
-    env: { ...process.env, SWITCHYARD_MOTO_ENDPOINT: motoEndpoint, SWITCHYARD_DNS_PORT: String(port), AWS_REGION: region, LOG_FORMAT: 'json' },
+    env: {
+      ...process.env,
+      SWITCHYARD_MOTO_ENDPOINT: motoEndpoint,
+      SWITCHYARD_DNS_PORT: String(port),
+      AWS_REGION: region,
+      LOG_FORMAT: 'json',
+    },
     logFile: join(logDir, 'dns.log'),
   });
   await waitReady(service, 'the DNS responder', 30_000, async () => {
@@ -250,7 +302,9 @@ async function hasWorkflowPoller(address: string): Promise<boolean> {
   const connection = await Connection.connect({ address, connectTimeout: 2_000 });
   try {
     const queue = await connection.workflowService.describeTaskQueue({
-      namespace: 'default', taskQueue: { name: TASK_QUEUE }, taskQueueType: 1,
+      namespace: 'default',
+      taskQueue: { name: TASK_QUEUE },
+      taskQueueType: 1,
     });
     return (queue.pollers?.length ?? 0) > 0;
   } finally {
@@ -263,7 +317,11 @@ export async function removeStacks(dataDir: string, log: Logger): Promise<string
   const stacksDir = join(dataDir, 'stacks');
   if (!existsSync(stacksDir)) return [];
   // delete() drains with each stack's own secret (kept in its folder); this one is never used.
-  const provisioner = new LocalStackProvisioner({ stacksDir, jwtSecret: 'unused-local-cleanup-secret-0123456789abcdef', logger: log });
+  const provisioner = new LocalStackProvisioner({
+    stacksDir,
+    jwtSecret: 'unused-local-cleanup-secret-0123456789abcdef',
+    logger: log,
+  });
   const names = readdirSync(stacksDir).filter((name) => !name.startsWith('.'));
   for (const name of names) {
     await provisioner.delete(name);

@@ -41,7 +41,10 @@ export function spawnService(spec: ServiceSpec): Service {
   mkdirSync(dirname(spec.logFile), { recursive: true });
   const log = openSync(spec.logFile, 'a');
   const child = spawn(spec.command, spec.args, {
-    cwd: spec.cwd, env: spec.env ?? process.env, detached: true, stdio: ['ignore', log, log],
+    cwd: spec.cwd,
+    env: spec.env ?? process.env,
+    detached: true,
+    stdio: ['ignore', log, log],
   });
   closeSync(log);
   if (child.pid === undefined) throw new Error(`could not start ${spec.name} (${spec.command})`);
@@ -86,14 +89,23 @@ export class ServiceFailedError extends Error {
 }
 
 /** Polls `probe` until it says ready; fails early, naming the log, if the service exits first. */
-export async function waitReady(service: Service, what: string, timeoutMs: number, probe: () => Promise<boolean>): Promise<void> {
+export async function waitReady(
+  service: Service,
+  what: string,
+  timeoutMs: number,
+  probe: () => Promise<boolean>,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (!service.running()) throw new Error(`${what} exited with ${await service.exited} before it was ready; see ${service.logFile}`);
-    if (await probe().catch((err: unknown) => {
-      if (err instanceof ServiceFailedError) throw err;
-      return false;
-    })) return;
+    if (!service.running())
+      throw new Error(`${what} exited with ${await service.exited} before it was ready; see ${service.logFile}`);
+    if (
+      await probe().catch((err: unknown) => {
+        if (err instanceof ServiceFailedError) throw err;
+        return false;
+      })
+    )
+      return;
     if (Date.now() > deadline) throw new Error(`${what} was not ready within ${timeoutMs} ms; see ${service.logFile}`);
     await sleep(100);
   }

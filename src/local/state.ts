@@ -21,8 +21,11 @@ const stateSchema = z.object({
   /** SYNC_BUS of every stack's nodes. */
   bus: z.string(),
   /** The store of every stack whose parameters name none: `sqlite`, or `riak:URL` from RIAK_URL. */
-  store: z.string().refine((value) => describeLocalStore(value) === undefined, 'must be sqlite or riak:http://HOST:8098')
-    .transform((value) => value as LocalStore).default('sqlite'),
+  store: z
+    .string()
+    .refine((value) => describeLocalStore(value) === undefined, 'must be sqlite or riak:http://HOST:8098')
+    .transform((value) => value as LocalStore)
+    .default('sqlite'),
   /** Where stack nodes keep their acknowledgment journals (SYNC_ACK_JOURNAL), one folder per stack; absent: none. */
   ackJournals: z.string().optional(),
   /** Hosted zone id per domain, for environments whose hostedZoneId is `auto`. */
@@ -50,10 +53,13 @@ export function readLocalState(file = localStatePath()): LocalState {
   try {
     text = readFileSync(file, 'utf8');
   } catch {
-    throw new ConfigError(`the local environment is not running (${file} does not exist): start it with 'switchyard up'`);
+    throw new ConfigError(
+      `the local environment is not running (${file} does not exist): start it with 'switchyard up'`,
+    );
   }
   const parsed = stateSchema.safeParse(JSON.parse(text));
-  if (!parsed.success) throw new ConfigError(`${file} is not a local environment state file: ${parsed.error.issues[0]?.message}`);
+  if (!parsed.success)
+    throw new ConfigError(`${file} is not a local environment state file: ${parsed.error.issues[0]?.message}`);
   return parsed.data;
 }
 

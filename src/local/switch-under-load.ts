@@ -50,7 +50,13 @@ export interface SwitchLoad {
   verify(endpoint: string): Promise<ClientFigures>;
 }
 
-export async function startSwitchLoad(options: { env: Environment; state: LocalState; load: LoadPlan; log: Logger; userPrefix?: string }): Promise<SwitchLoad> {
+export async function startSwitchLoad(options: {
+  env: Environment;
+  state: LocalState;
+  load: LoadPlan;
+  log: Logger;
+  userPrefix?: string;
+}): Promise<SwitchLoad> {
   const { env, state, log } = options;
   const [host, port] = state.dnsServer.split(':');
   const history = new History();
@@ -65,13 +71,22 @@ export async function startSwitchLoad(options: { env: Environment; state: LocalS
     history,
     log,
   };
-  const retrying: ClientLoad = await startClientLoad({ ...common, users: options.load.users, writesPerSecond: options.load.writesPerSecond, userPrefix: `load-${prefix}` });
+  const retrying: ClientLoad = await startClientLoad({
+    ...common,
+    users: options.load.users,
+    writesPerSecond: options.load.writesPerSecond,
+    userPrefix: `load-${prefix}`,
+  });
   const plainPlan = options.load.nonRetrying ?? { users: 20, writesPerSecond: 20 };
-  const plain: ClientLoad = await startClientLoad({ ...common, ...plainPlan, retrying: false, userPrefix: `plain-${prefix}` })
-    .catch(async (err: unknown) => {
-      await retrying.stop();
-      throw err;
-    });
+  const plain: ClientLoad = await startClientLoad({
+    ...common,
+    ...plainPlan,
+    retrying: false,
+    userPrefix: `plain-${prefix}`,
+  }).catch(async (err: unknown) => {
+    await retrying.stop();
+    throw err;
+  });
   return {
     history,
     maxWritePauseMs: () => Math.max(retrying.figures().maxWritePauseMs ?? 0, plain.figures().maxWritePauseMs ?? 0),
@@ -83,7 +98,14 @@ export async function startSwitchLoad(options: { env: Environment; state: LocalS
       clients.nonRetrying = await plain.verify(endpoint);
       clients.linearizability = await checkLinearizability(history).catch((err: unknown) => {
         log.warn({ err }, 'linearizability check did not run');
-        return { ok: false, result: 'Skipped' as const, operations: history.operations.length, keys: 0, violations: [], detail: (err as Error).message };
+        return {
+          ok: false,
+          result: 'Skipped' as const,
+          operations: history.operations.length,
+          keys: 0,
+          violations: [],
+          detail: (err as Error).message,
+        };
       });
       return clients;
     },
@@ -112,9 +134,19 @@ export async function switchUnderLoad(options: {
   try {
     // Let every client hold a stream and write a little on the old stack first.
     await sleep(Math.max(1_000, env.smoke.heartbeatMs));
-    const input: SwitchInput = { env: env.name, backup: 'latest', trigger: 'manual', version: 'demo', ...options.input };
+    const input: SwitchInput = {
+      env: env.name,
+      backup: 'latest',
+      trigger: 'manual',
+      version: 'demo',
+      ...options.input,
+    };
     const started = Date.now();
-    const handle = await client.workflow.start('stackSwitch', { ...switchStartOptions(input), taskQueue: TASK_QUEUE, args: [input] });
+    const handle = await client.workflow.start('stackSwitch', {
+      ...switchStartOptions(input),
+      taskQueue: TASK_QUEUE,
+      args: [input],
+    });
     log.info({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId }, 'switch started under client load');
     await options.onStarted?.(handle.workflowId);
     let report: SwitchReport;
@@ -123,9 +155,17 @@ export async function switchUnderLoad(options: {
     } catch (err) {
       if (!(err instanceof WorkflowFailedError)) throw err;
       report = {
-        env: env.name, workflowId: handle.workflowId, runId: handle.firstExecutionRunId, outcome: 'failed',
-        reason: (err.cause ?? err).message, trigger: input.trigger, version: input.version, phases: [], smoke: { checks: [] },
-        startedAt: new Date(started).toISOString(), finishedAt: new Date().toISOString(),
+        env: env.name,
+        workflowId: handle.workflowId,
+        runId: handle.firstExecutionRunId,
+        outcome: 'failed',
+        reason: (err.cause ?? err).message,
+        trigger: input.trigger,
+        version: input.version,
+        phases: [],
+        smoke: { checks: [] },
+        startedAt: new Date(started).toISOString(),
+        finishedAt: new Date().toISOString(),
       };
     }
     const wallMs = Date.now() - started;
@@ -135,8 +175,11 @@ export async function switchUnderLoad(options: {
     stopped = true;
     const ports = createPorts(env, log, state);
     const live = await ports.dns.current(env.recordName);
-    const stack = live && await ports.stacks.describe(live.stack);
-    if (!stack?.outputs) throw new Error(`after the switch DNS points at ${live?.stack ?? 'nothing'}, which has no running stack to check the writes against`);
+    const stack = live && (await ports.stacks.describe(live.stack));
+    if (!stack?.outputs)
+      throw new Error(
+        `after the switch DNS points at ${live?.stack ?? 'nothing'}, which has no running stack to check the writes against`,
+      );
     const clients = await load.verify(stack.outputs.endpoint);
     const full: SwitchReport = { ...report, clients };
     const reportsDir = join(state.dataDir, 'reports');
@@ -154,20 +197,47 @@ export async function switchUnderLoad(options: {
 export function checkTargets(env: Environment, report: SwitchReport, clients: ClientFigures): TargetCheck[] {
   const reconnectBound = env.ttl * 1_000 + env.smoke.heartbeatMs;
   return [
-    { name: 'switched', ok: report.outcome === 'switched', detail: report.outcome + (report.reason ? `: ${report.reason}` : '') },
-    { name: 'no failed requests', ok: clients.failedRequests === 0, detail: `${clients.failedRequests} of ${clients.requests} failed after retries` },
-    ...(clients.nonRetrying ? [{
-      name: 'no failed requests for clients that never retry', ok: clients.nonRetrying.failedRequests === 0,
-      detail: `${clients.nonRetrying.failedRequests} of ${clients.nonRetrying.requests} failed; longest write pause ${clients.nonRetrying.maxWritePauseMs ?? 0} ms (retrying clients: ${clients.maxWritePauseMs ?? 0} ms)`,
-    }] : []),
-    ...(clients.linearizability ? [{
-      name: 'Porcupine: per-key linearizable', ok: clients.linearizability.ok,
-      detail: `${clients.linearizability.result} over ${clients.linearizability.operations} operations on ${clients.linearizability.keys} items${clients.linearizability.violations.length ? `; violations: ${clients.linearizability.violations.slice(0, 5).join(', ')}` : ''}${clients.linearizability.detail ? ` (${clients.linearizability.detail})` : ''}`,
-    }] : []),
-    { name: 'no lost writes', ok: clients.writesLost === 0, detail: `${clients.writesLost} of ${clients.writesAcknowledged} acknowledged writes missing` },
-    { name: 'no missed events', ok: clients.missedEvents === 0, detail: `${clients.missedEvents} missed, ${clients.duplicateEvents} duplicate` },
     {
-      name: 'streams on the new stack within TTL + one heartbeat', ok: clients.maxReconnectMs <= reconnectBound,
+      name: 'switched',
+      ok: report.outcome === 'switched',
+      detail: report.outcome + (report.reason ? `: ${report.reason}` : ''),
+    },
+    {
+      name: 'no failed requests',
+      ok: clients.failedRequests === 0,
+      detail: `${clients.failedRequests} of ${clients.requests} failed after retries`,
+    },
+    ...(clients.nonRetrying
+      ? [
+          {
+            name: 'no failed requests for clients that never retry',
+            ok: clients.nonRetrying.failedRequests === 0,
+            detail: `${clients.nonRetrying.failedRequests} of ${clients.nonRetrying.requests} failed; longest write pause ${clients.nonRetrying.maxWritePauseMs ?? 0} ms (retrying clients: ${clients.maxWritePauseMs ?? 0} ms)`,
+          },
+        ]
+      : []),
+    ...(clients.linearizability
+      ? [
+          {
+            name: 'Porcupine: per-key linearizable',
+            ok: clients.linearizability.ok,
+            detail: `${clients.linearizability.result} over ${clients.linearizability.operations} operations on ${clients.linearizability.keys} items${clients.linearizability.violations.length ? `; violations: ${clients.linearizability.violations.slice(0, 5).join(', ')}` : ''}${clients.linearizability.detail ? ` (${clients.linearizability.detail})` : ''}`,
+          },
+        ]
+      : []),
+    {
+      name: 'no lost writes',
+      ok: clients.writesLost === 0,
+      detail: `${clients.writesLost} of ${clients.writesAcknowledged} acknowledged writes missing`,
+    },
+    {
+      name: 'no missed events',
+      ok: clients.missedEvents === 0,
+      detail: `${clients.missedEvents} missed, ${clients.duplicateEvents} duplicate`,
+    },
+    {
+      name: 'streams on the new stack within TTL + one heartbeat',
+      ok: clients.maxReconnectMs <= reconnectBound,
       detail: `${clients.streams} streams, ${clients.streamsReconnected} reconnections after a loss, slowest ${clients.maxReconnectMs} ms (bound ${reconnectBound} ms)`,
     },
   ];

@@ -15,5 +15,9 @@ const state = readLocalState();
 const environments = process.env.SWITCHYARD_ENVIRONMENTS || environmentsDir;
 await runWorker({
   logger,
-  deps: { ...defaultDeps(() => state, logger), loadEnvironment: (name) => loadEnvironment(name, environments), reportsDir: join(state.dataDir, 'reports') },
+  deps: {
+    ...defaultDeps(() => state, logger),
+    loadEnvironment: (name) => loadEnvironment(name, environments),
+    reportsDir: join(state.dataDir, 'reports'),
+  },
 });

@@ -8,13 +8,27 @@
 import { signToken } from './token.ts';
 import { CloudError } from '../cloud/errors.ts';
 import type {
-  ApiErrorBody, ExportEndLine, ExportItemLine, ExportLine, FenceConflictBody, FenceRequest, FenceResult, ForwardRequest, ImportResult, NodeStats,
-  RevisionExportLine, UnfenceRequest,
+  ApiErrorBody,
+  ExportEndLine,
+  ExportItemLine,
+  ExportLine,
+  FenceConflictBody,
+  FenceRequest,
+  FenceResult,
+  ForwardRequest,
+  ImportResult,
+  NodeStats,
+  RevisionExportLine,
+  UnfenceRequest,
 } from './protocol.ts';
 
 /** 409 fence-conflict: the change found the fence other than it expected and changed nothing. */
 export class FenceConflictError extends CloudError {
-  constructor(message: string, url: string, readonly current: FenceResult) {
+  constructor(
+    message: string,
+    url: string,
+    readonly current: FenceResult,
+  ) {
     super(message, false, 'Http409', url);
   }
 }
@@ -66,14 +80,22 @@ export function createAdminClient(options: AdminClientOptions): StackAdmin {
   async function bearer(): Promise<string> {
     if (!token || Date.now() >= token.renewAt) {
       // Renew well before expiry so a token never dies in flight; concurrent calls share one signing.
-      token = { value: signToken(options.jwtSecret, 'switchyard', { admin: true, expiresIn: TOKEN_LIFETIME_S }), renewAt: Date.now() + (TOKEN_LIFETIME_S / 2) * 1000 };
+      token = {
+        value: signToken(options.jwtSecret, 'switchyard', { admin: true, expiresIn: TOKEN_LIFETIME_S }),
+        renewAt: Date.now() + (TOKEN_LIFETIME_S / 2) * 1000,
+      };
     }
     return `Bearer ${await token.value}`;
   }
 
-  async function call(method: string, url: string, init: { body?: string; contentType?: string; signal?: AbortSignal; stream?: boolean } = {}): Promise<Response> {
-    const signals = [init.signal, init.stream ? undefined : AbortSignal.timeout(requestTimeoutMs)]
-      .filter((s): s is AbortSignal => s !== undefined);
+  async function call(
+    method: string,
+    url: string,
+    init: { body?: string; contentType?: string; signal?: AbortSignal; stream?: boolean } = {},
+  ): Promise<Response> {
+    const signals = [init.signal, init.stream ? undefined : AbortSignal.timeout(requestTimeoutMs)].filter(
+      (s): s is AbortSignal => s !== undefined,
+    );
     let response: Response;
     try {
       response = await fetch(url, {
@@ -93,19 +115,39 @@ export function createAdminClient(options: AdminClientOptions): StackAdmin {
     return response;
   }
 
-  async function json<T>(method: string, path: string, signal?: AbortSignal, base = adminUrl, body?: unknown): Promise<T> {
+  async function json<T>(
+    method: string,
+    path: string,
+    signal?: AbortSignal,
+    base = adminUrl,
+    body?: unknown,
+  ): Promise<T> {
     const url = `${base.replace(/\/+$/, '')}${path}`;
-    const response = await call(method, url, { signal, ...(body === undefined ? {} : { body: JSON.stringify(body), contentType: 'application/json' }) });
+    const response = await call(method, url, {
+      signal,
+      ...(body === undefined ? {} : { body: JSON.stringify(body), contentType: 'application/json' }),
+    });
     try {
       return (await response.json()) as T;
     } catch (err) {
-      throw new CloudError(`${method} ${url} answered ${response.status} with a body that is not JSON`, true, 'BadResponse', url, { cause: err });
+      throw new CloudError(
+        `${method} ${url} answered ${response.status} with a body that is not JSON`,
+        true,
+        'BadResponse',
+        url,
+        { cause: err },
+      );
     }
   }
 
-  const exportUrl = (since: string | undefined) => `${adminUrl}/admin/export${since ? `?since=${encodeURIComponent(since)}` : ''}`;
+  const exportUrl = (since: string | undefined) =>
+    `${adminUrl}/admin/export${since ? `?since=${encodeURIComponent(since)}` : ''}`;
 
-  async function* exportLines<Line extends ExportLine | RevisionExportLine>(url: string, kind: Line['kind'], signal?: AbortSignal): AsyncIterable<Line> {
+  async function* exportLines<Line extends ExportLine | RevisionExportLine>(
+    url: string,
+    kind: Line['kind'],
+    signal?: AbortSignal,
+  ): AsyncIterable<Line> {
     const response = await call('GET', url, { signal, stream: true });
     let ended = false;
     for await (const line of ndjsonLines(response, url)) {
@@ -182,7 +224,12 @@ async function httpError(method: string, url: string, response: Response): Promi
     // The body is only there to explain; the status alone decides.
   }
   const retryable = response.status >= 500 || response.status === 429;
-  return new CloudError(`${method} ${url} answered ${response.status}: ${detail}`, retryable, `Http${response.status}`, url);
+  return new CloudError(
+    `${method} ${url} answered ${response.status}: ${detail}`,
+    retryable,
+    `Http${response.status}`,
+    url,
+  );
 }
 
 async function* ndjsonLines(response: Response, url: string): AsyncIterable<string> {
@@ -200,13 +247,19 @@ async function* ndjsonLines(response: Response, url: string): AsyncIterable<stri
       }
     }
   } catch (err) {
-    throw new CloudError(`${url}: export stream broke: ${describeCause(err)}`, true, 'ExportTruncated', url, { cause: err });
+    throw new CloudError(`${url}: export stream broke: ${describeCause(err)}`, true, 'ExportTruncated', url, {
+      cause: err,
+    });
   }
   const rest = (buffered + decoder.decode()).trim();
   if (rest) yield rest;
 }
 
-function parseLine<Line extends ExportLine | RevisionExportLine>(line: string, url: string, itemKind: Line['kind']): Line {
+function parseLine<Line extends ExportLine | RevisionExportLine>(
+  line: string,
+  url: string,
+  itemKind: Line['kind'],
+): Line {
   let value: unknown;
   try {
     value = JSON.parse(line);
@@ -215,7 +268,12 @@ function parseLine<Line extends ExportLine | RevisionExportLine>(line: string, u
   }
   const kind = (value as { kind?: unknown } | null)?.kind;
   if (kind !== itemKind && kind !== 'end') {
-    throw new CloudError(`${url}: export line has kind ${JSON.stringify(kind)}, expected "${itemKind}" or "end"`, false, 'BadExportLine', url);
+    throw new CloudError(
+      `${url}: export line has kind ${JSON.stringify(kind)}, expected "${itemKind}" or "end"`,
+      false,
+      'BadExportLine',
+      url,
+    );
   }
   return value as Line;
 }

@@ -103,7 +103,10 @@ export class SyncClient {
   }
 
   share(id: string, to: string): Promise<ApiResult<unknown>> {
-    return this.call('POST', `${itemPath(id)}/shares`, { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ to }) });
+    return this.call('POST', `${itemPath(id)}/shares`, {
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ to }),
+    });
   }
 
   unshare(id: string, user: string): Promise<ApiResult<unknown>> {
@@ -122,11 +125,21 @@ export class SyncClient {
     const path = `/v1/stream${options.since === undefined ? '' : `?since=${encodeURIComponent(options.since)}`}`;
     const signal = this.signal(options.signal);
     const response = await openResponse({
-      method: 'GET', baseUrl: this.options.baseUrl, path, headers: this.headers({ accept: 'application/x-ndjson' }),
-      agent: this.options.agent, signal, headersTimeoutMs: this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      method: 'GET',
+      baseUrl: this.options.baseUrl,
+      path,
+      headers: this.headers({ accept: 'application/x-ndjson' }),
+      agent: this.options.agent,
+      signal,
+      headersTimeoutMs: this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     });
     const target = `GET ${this.options.baseUrl}/v1/stream`;
-    if (response.status !== 200) return errorResult(response.status, response.headers, await readText(response, target, this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS));
+    if (response.status !== 200)
+      return errorResult(
+        response.status,
+        response.headers,
+        await readText(response, target, this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS),
+      );
     return {
       ok: true,
       status: 200,
@@ -134,13 +147,23 @@ export class SyncClient {
     };
   }
 
-  private async call<T>(method: string, path: string, init: { headers?: Record<string, string>; body?: string } = {}): Promise<ApiResult<T>> {
+  private async call<T>(
+    method: string,
+    path: string,
+    init: { headers?: Record<string, string>; body?: string } = {},
+  ): Promise<ApiResult<T>> {
     const timeoutMs = this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const target = `${method} ${this.options.baseUrl}${path}`;
     const started = Date.now();
     const response = await openResponse({
-      method, baseUrl: this.options.baseUrl, path, headers: this.headers(init.headers), body: init.body,
-      agent: this.options.agent, signal: this.signal(), headersTimeoutMs: timeoutMs,
+      method,
+      baseUrl: this.options.baseUrl,
+      path,
+      headers: this.headers(init.headers),
+      body: init.body,
+      agent: this.options.agent,
+      signal: this.signal(),
+      headersTimeoutMs: timeoutMs,
     });
     // The bound covers the whole exchange, body included.
     const text = await readText(response, target, Math.max(0, timeoutMs - (Date.now() - started)));
@@ -170,5 +193,10 @@ function itemPath(id: string): string {
 
 function errorResult<T>(status: number, headers: import('node:http').IncomingHttpHeaders, text: string): ApiResult<T> {
   const wait = retryAfterMs(headers);
-  return { ok: false, status, error: parseApiError(status, text), ...(wait === undefined ? {} : { retryAfterMs: wait }) };
+  return {
+    ok: false,
+    status,
+    error: parseApiError(status, text),
+    ...(wait === undefined ? {} : { retryAfterMs: wait }),
+  };
 }

@@ -71,20 +71,28 @@ async function* byId(lines: AsyncIterable<RevisionExportLine>, stack: string): A
   let previous: string | undefined;
   for await (const line of lines) {
     if (line.kind !== 'revision') continue;
-    if (previous !== undefined && line.id <= previous) throw new Error(`${stack} listed item ${line.id} after ${previous}: not in id order, cannot compare in one pass`);
+    if (previous !== undefined && line.id <= previous)
+      throw new Error(`${stack} listed item ${line.id} after ${previous}: not in id order, cannot compare in one pass`);
     previous = line.id;
     yield line;
   }
 }
 
 /** Why the new stack's copy does not hold the old revision, or undefined when it does. */
-export function problemOf(old: Pick<ExportRevisionLine, 'rev'>, copy: Pick<ExportRevisionLine, 'rev' | 'copiedRev'> | undefined): ItemMismatch['problem'] | undefined {
+export function problemOf(
+  old: Pick<ExportRevisionLine, 'rev'>,
+  copy: Pick<ExportRevisionLine, 'rev' | 'copiedRev'> | undefined,
+): ItemMismatch['problem'] | undefined {
   if (!copy) return 'missing';
   if (copy.rev === old.rev || copy.copiedRev === old.rev) return undefined;
   return generation(copy.rev) < generation(old.rev) ? 'older' : 'diverged';
 }
 
-export async function compareStacks(oldStack: StackAdmin, newStack: StackAdmin, options: CompareOptions = {}): Promise<StackComparison> {
+export async function compareStacks(
+  oldStack: StackAdmin,
+  newStack: StackAdmin,
+  options: CompareOptions = {},
+): Promise<StackComparison> {
   const firstN = options.firstN ?? 20;
   const progressEvery = options.progressEvery ?? 10_000;
   const result: StackComparison = { itemsCompared: 0, mismatches: 0, firstMismatches: [] };
@@ -98,7 +106,8 @@ export async function compareStacks(oldStack: StackAdmin, newStack: StackAdmin, 
       const problem = problemOf(old, copy);
       if (problem) {
         result.mismatches++;
-        if (result.firstMismatches.length < firstN) result.firstMismatches.push({ id: old.id, problem, oldRev: old.rev, ...(copy ? { newRev: copy.rev } : {}) });
+        if (result.firstMismatches.length < firstN)
+          result.firstMismatches.push({ id: old.id, problem, oldRev: old.rev, ...(copy ? { newRev: copy.rev } : {}) });
       }
       result.itemsCompared++;
       if (result.itemsCompared % PACE_EVERY === 0) await pace(result.itemsCompared);

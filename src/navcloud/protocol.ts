@@ -79,7 +79,16 @@ export type RevisionExportLine = ExportRevisionLine | ExportEndLine;
  * (epoch ms, fractional, on the node's clock). Judges outside the stack (`npm run chaos`) read it.
  */
 export type AckJournalLine =
-  | { kind: 'ack'; op: 'put' | 'delete' | 'share' | 'unshare'; id: string; owner: string; rev: string; seq: number; from: number; to: number }
+  | {
+      kind: 'ack';
+      op: 'put' | 'delete' | 'share' | 'unshare';
+      id: string;
+      owner: string;
+      rev: string;
+      seq: number;
+      from: number;
+      to: number;
+    }
   /** The journal reached its bound: nothing after this line was recorded. */
   | { kind: 'truncated'; at: number };
 

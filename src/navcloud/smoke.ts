@@ -89,16 +89,24 @@ class SmokeRun {
       ['a malformed token', 'not-a-jwt'],
     ];
     for (const [what, token] of attempts) {
-      expectStatus(await this.client(this.options.stack.endpoint, token).getItem(`${this.prefix}-auth`), 401, `GET ${path} with ${what}`);
+      expectStatus(
+        await this.client(this.options.stack.endpoint, token).getItem(`${this.prefix}-auth`),
+        401,
+        `GET ${path} with ${what}`,
+      );
     }
     const stats = `${this.options.stack.adminUrl}/admin/stats`;
     const response = await openResponse({
-      method: 'GET', baseUrl: this.options.stack.adminUrl, path: '/admin/stats',
+      method: 'GET',
+      baseUrl: this.options.stack.adminUrl,
+      path: '/admin/stats',
       headers: { authorization: `Bearer ${await signToken(jwtSecret, this.owner)}` },
-      signal: this.options.signal, headersTimeoutMs: this.options.maxLatencyMs,
+      signal: this.options.signal,
+      headersTimeoutMs: this.options.maxLatencyMs,
     });
     response.body.resume();
-    if (response.status !== 403) throw new CheckFailed(`GET ${stats} with a user's token answered ${response.status}, expected 403`);
+    if (response.status !== 403)
+      throw new CheckFailed(`GET ${stats} with a user's token answered ${response.status}, expected 403`);
   }
 
   /** Create, conflicting create, read, update, stale update, delete, read after delete. */
@@ -109,13 +117,20 @@ class SmokeRun {
     const created = expectSuccess(await client.putItem(id, first, { ifNoneMatch: '*' }), 201, `PUT ${id} (create)`);
     this.leftovers.set(id, this.owner);
     const rev1 = expectEtag(created, `PUT ${id} (create)`);
-    expectStatus(await client.putItem(id, first, { ifNoneMatch: '*' }), 412, `PUT ${id} with If-None-Match: * on an existing item`);
+    expectStatus(
+      await client.putItem(id, first, { ifNoneMatch: '*' }),
+      412,
+      `PUT ${id} with If-None-Match: * on an existing item`,
+    );
     const read = expectSuccess(await client.getItem(id), 200, `GET ${id}`);
     expectSame(expectEtag(read, `GET ${id}`), rev1, `GET ${id}: revision`);
     expectSame(read.body.data, first.data, `GET ${id}: data`);
 
     const second = { type: 'trip' as const, data: { name: 'smoke round trip', step: 2 } };
-    const rev2 = expectEtag(expectSuccess(await client.putItem(id, second, { ifMatch: rev1 }), 200, `PUT ${id} (update)`), `PUT ${id} (update)`);
+    const rev2 = expectEtag(
+      expectSuccess(await client.putItem(id, second, { ifMatch: rev1 }), 200, `PUT ${id} (update)`),
+      `PUT ${id} (update)`,
+    );
     if (rev2 === rev1) throw new CheckFailed(`PUT ${id} (update) kept revision ${rev1}`);
     expectStatus(await client.putItem(id, first, { ifMatch: rev1 }), 412, `PUT ${id} with a stale If-Match`);
     const reread = expectSuccess(await client.getItem(id), 200, `GET ${id} after update`);
@@ -138,7 +153,10 @@ class SmokeRun {
     this.leftovers.set(id, this.owner);
     expectStatus(await reader.getItem(id), 404, `GET ${id} as ${this.reader} before the share`);
     // Sharing is a change of the item: it gets a new revision.
-    const rev = expectEtag(expectSuccess(await owner.share(id, this.reader), 200, `POST ${id}/shares`), `POST ${id}/shares`);
+    const rev = expectEtag(
+      expectSuccess(await owner.share(id, this.reader), 200, `POST ${id}/shares`),
+      `POST ${id}/shares`,
+    );
 
     const read = expectSuccess(await reader.getItem(id), 200, `GET ${id} as ${this.reader}`);
     expectSame(expectEtag(read, `GET ${id} as ${this.reader}`), rev, `GET ${id} as ${this.reader}: revision`);
@@ -149,7 +167,8 @@ class SmokeRun {
     }
     expectStatus(await (await this.as(this.stranger)).getItem(id), 404, `GET ${id} as ${this.stranger}`);
     const refused = await reader.deleteItem(id);
-    if (refused.ok) throw new CheckFailed(`DELETE ${id} as ${this.reader} (a reader, not the owner) answered ${refused.status}`);
+    if (refused.ok)
+      throw new CheckFailed(`DELETE ${id} as ${this.reader} (a reader, not the owner) answered ${refused.status}`);
 
     expectStatus(await owner.deleteItem(id, rev), 204, `DELETE ${id}`);
     this.leftovers.delete(id);
@@ -174,7 +193,9 @@ class SmokeRun {
       else if (!isDeepStrictEqual(read.body.data, line.data)) problems.push(`${line.id}: data differs from the export`);
     }
     if (problems.length) {
-      throw new CheckFailed(`${problems.length} of ${sample.length} sampled items differ: ${problems.slice(0, 5).join('; ')}`);
+      throw new CheckFailed(
+        `${problems.length} of ${sample.length} sampled items differ: ${problems.slice(0, 5).join('; ')}`,
+      );
     }
   }
 
@@ -206,13 +227,19 @@ class SmokeRun {
         this.measure(async () => {
           const writer = await this.as(user, writeNode);
           const written = performance.now();
-          const put = await writer.putItem(id, { type: 'route', data: { name: 'smoke streamed route' } }, { ifNoneMatch: '*' });
+          const put = await writer.putItem(
+            id,
+            { type: 'route', data: { name: 'smoke streamed route' } },
+            { ifNoneMatch: '*' },
+          );
           expectStatus(put, 201, `PUT ${id} on ${writeNode}`);
           this.leftovers.set(id, user);
           const deadline = written + changeArrivalMs;
           const seen = await watcher.until((m) => (m.type === 'change' && m.id === id ? m : undefined), deadline);
           if (!seen) {
-            throw new CheckFailed(`a change written through ${writeNode} did not reach the stream on ${streamNode} within ${changeArrivalMs} ms${watcher.failure()}`);
+            throw new CheckFailed(
+              `a change written through ${writeNode} did not reach the stream on ${streamNode} within ${changeArrivalMs} ms${watcher.failure()}`,
+            );
           }
         }),
       ]);
@@ -227,7 +254,11 @@ class SmokeRun {
     const client = await this.as(user, node);
     const page = expectSuccess(await client.changes(), 200, `GET ${node}/v1/changes`);
     // Opening at the current cursor means the change written next cannot predate the stream.
-    const opened = expectSuccess(await client.stream({ since: page.body.next, signal: this.options.signal }), 200, `GET ${node}/v1/stream`);
+    const opened = expectSuccess(
+      await client.stream({ since: page.body.next, signal: this.options.signal }),
+      200,
+      `GET ${node}/v1/stream`,
+    );
     return new StreamWatcher(opened.body);
   }
 
@@ -237,9 +268,18 @@ class SmokeRun {
     const earliest = heartbeatMs * 0.5;
     const latest = heartbeatMs * 1.5 + 250;
     const first = await watcher.until((m, at) => (m.type === 'heartbeat' ? at : undefined), watcher.openedAt + latest);
-    if (first === undefined) throw new CheckFailed(`no heartbeat on ${node} within ${Math.round(latest)} ms of opening the stream${watcher.failure()}`);
-    const second = await watcher.until((m, at) => (m.type === 'heartbeat' && at > first ? at : undefined), first + latest);
-    if (second === undefined) throw new CheckFailed(`no second heartbeat on ${node} within ${Math.round(latest)} ms of the first${watcher.failure()}`);
+    if (first === undefined)
+      throw new CheckFailed(
+        `no heartbeat on ${node} within ${Math.round(latest)} ms of opening the stream${watcher.failure()}`,
+      );
+    const second = await watcher.until(
+      (m, at) => (m.type === 'heartbeat' && at > first ? at : undefined),
+      first + latest,
+    );
+    if (second === undefined)
+      throw new CheckFailed(
+        `no second heartbeat on ${node} within ${Math.round(latest)} ms of the first${watcher.failure()}`,
+      );
     const gap = second - first;
     if (gap < earliest) {
       throw new CheckFailed(`heartbeats on ${node} came ${Math.round(gap)} ms apart, expected about ${heartbeatMs} ms`);
@@ -250,7 +290,11 @@ class SmokeRun {
   async cleanUp(): Promise<void> {
     for (const [id, owner] of this.leftovers) {
       try {
-        const client = new SyncClient({ baseUrl: this.options.stack.endpoint, token: await signToken(this.options.jwtSecret, owner, { expiresIn: 600 }), timeoutMs: this.options.maxLatencyMs });
+        const client = new SyncClient({
+          baseUrl: this.options.stack.endpoint,
+          token: await signToken(this.options.jwtSecret, owner, { expiresIn: 600 }),
+          timeoutMs: this.options.maxLatencyMs,
+        });
         await client.deleteItem(id);
       } catch (err) {
         this.options.log?.warn({ err, id }, 'smoke test item could not be deleted');
@@ -274,7 +318,8 @@ class SmokeRun {
     const check = { name, ...result, durationMs: Math.round(result.durationMs) };
     this.checks.push(check);
     if (check.ok) this.options.log?.info({ check: name, durationMs: check.durationMs }, 'smoke check passed');
-    else this.options.log?.warn({ check: name, durationMs: check.durationMs, detail: check.detail }, 'smoke check failed');
+    else
+      this.options.log?.warn({ check: name, durationMs: check.durationMs, detail: check.detail }, 'smoke check failed');
   }
 
   private client(baseUrl: string, token?: string): SyncClient {
@@ -314,7 +359,10 @@ class StreamWatcher {
   }
 
   /** The first value `pick` returns for a message received before `deadline` (performance.now time). */
-  async until<T>(pick: (message: StreamMessage, at: number) => T | undefined, deadline: number): Promise<T | undefined> {
+  async until<T>(
+    pick: (message: StreamMessage, at: number) => T | undefined,
+    deadline: number,
+  ): Promise<T | undefined> {
     let index = 0;
     for (;;) {
       for (; index < this.seen.length; index++) {
@@ -369,6 +417,8 @@ function expectEtag(result: { etag?: string }, what: string): string {
 
 function expectSame(actual: unknown, expected: unknown, what: string): void {
   if (!isDeepStrictEqual(actual, expected)) {
-    throw new CheckFailed(`${what} is ${JSON.stringify(actual)?.slice(0, 120)}, expected ${JSON.stringify(expected)?.slice(0, 120)}`);
+    throw new CheckFailed(
+      `${what} is ${JSON.stringify(actual)?.slice(0, 120)}, expected ${JSON.stringify(expected)?.slice(0, 120)}`,
+    );
   }
 }

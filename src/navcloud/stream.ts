@@ -25,7 +25,11 @@ export interface HttpExchange {
 /** Raised when no complete answer arrived: refused, reset, cut off, timed out. HTTP statuses are never this. */
 export class ConnectionError extends Error {
   override name = 'ConnectionError';
-  constructor(readonly target: string, message: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly target: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
     super(`${target}: ${message}`, options);
   }
 }
@@ -49,9 +53,12 @@ export function openResponse(exchange: HttpExchange): Promise<OpenResponse> {
     const headers: Record<string, string | number> = { ...exchange.headers };
     if (exchange.body !== undefined) headers['content-length'] = Buffer.byteLength(exchange.body);
     const req = request(url, { method: exchange.method, headers, agent: exchange.agent, signal: exchange.signal });
-    const timer = exchange.headersTimeoutMs === undefined ? undefined : setTimeout(() => {
-      req.destroy(new ConnectionError(target, `no answer within ${exchange.headersTimeoutMs} ms`));
-    }, exchange.headersTimeoutMs);
+    const timer =
+      exchange.headersTimeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            req.destroy(new ConnectionError(target, `no answer within ${exchange.headersTimeoutMs} ms`));
+          }, exchange.headersTimeoutMs);
     req.once('response', (res) => {
       clearTimeout(timer);
       resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res, request: req });
@@ -71,10 +78,13 @@ export function openResponse(exchange: HttpExchange): Promise<OpenResponse> {
 export async function readText(response: OpenResponse, target: string, timeoutMs?: number): Promise<string> {
   const chunks: Buffer[] = [];
   let timedOut = false;
-  const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
-    timedOut = true;
-    response.request.destroy();
-  }, timeoutMs);
+  const timer =
+    timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          timedOut = true;
+          response.request.destroy();
+        }, timeoutMs);
   try {
     for await (const chunk of response.body) chunks.push(chunk as Buffer);
   } catch (err) {

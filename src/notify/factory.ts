@@ -14,9 +14,11 @@ export function createNotifier(env: Environment): Notifier {
     sns: (region) => {
       let client = clients.get(region);
       if (!client) {
-        client = snsClient(env.profile === 'aws'
-          ? { region }
-          : { region, endpoint: readLocalState().motoEndpoint, credentials: LOCAL_CREDENTIALS });
+        client = snsClient(
+          env.profile === 'aws'
+            ? { region }
+            : { region, endpoint: readLocalState().motoEndpoint, credentials: LOCAL_CREDENTIALS },
+        );
         clients.set(region, client);
       }
       return client;

@@ -60,15 +60,17 @@ export class Notifier {
   async deliver(targets: NotifyTarget[], notification: Notification, signal?: AbortSignal): Promise<DeliveryReport> {
     const deadline = AbortSignal.any([AbortSignal.timeout(this.deadlineMs), ...(signal ? [signal] : [])]);
     const chosen = targets.filter((t) => wants(t, notification.event));
-    const outcomes = await Promise.all(chosen.map(async (target) => {
-      const name = describeTarget(target);
-      try {
-        await this.withRetries(deadline, (attemptSignal) => this.send(target, notification, attemptSignal));
-        return { name, reason: null };
-      } catch (err) {
-        return { name, reason: (err as Error).message };
-      }
-    }));
+    const outcomes = await Promise.all(
+      chosen.map(async (target) => {
+        const name = describeTarget(target);
+        try {
+          await this.withRetries(deadline, (attemptSignal) => this.send(target, notification, attemptSignal));
+          return { name, reason: null };
+        } catch (err) {
+          return { name, reason: (err as Error).message };
+        }
+      }),
+    );
     return {
       sent: outcomes.filter((o) => o.reason === null).map((o) => o.name),
       failed: outcomes.filter((o) => o.reason !== null).map((o) => ({ target: o.name, reason: o.reason! })),
@@ -82,7 +84,8 @@ export class Notifier {
         return;
       } catch (err) {
         const reason = (err as Error).message;
-        if (err instanceof PermanentFailure || n >= this.attempts) throw new Error(n > 1 ? `${reason} (after ${n} tries)` : reason);
+        if (err instanceof PermanentFailure || n >= this.attempts)
+          throw new Error(n > 1 ? `${reason} (after ${n} tries)` : reason);
         await sleep(this.backoffMs * 2 ** (n - 1), undefined, { signal: deadline }).catch(() => undefined);
         if (deadline.aborted) throw new Error(`${reason} (deadline of ${this.deadlineMs} ms passed after ${n} tries)`);
       }
@@ -95,20 +98,24 @@ export class Notifier {
     const topicArn = target.sns!;
     const client = this.options.sns(topicArn.split(':')[3]!);
     try {
-      await client.send(new PublishCommand({
-        TopicArn: topicArn,
-        Subject: snsSubject(notification),
-        Message: JSON.stringify(body),
-        // Subscribers can filter on these without reading the message.
-        MessageAttributes: {
-          event: { DataType: 'String', StringValue: notification.event },
-          env: { DataType: 'String', StringValue: notification.env },
-        },
-      }), { abortSignal: signal });
+      await client.send(
+        new PublishCommand({
+          TopicArn: topicArn,
+          Subject: snsSubject(notification),
+          Message: JSON.stringify(body),
+          // Subscribers can filter on these without reading the message.
+          MessageAttributes: {
+            event: { DataType: 'String', StringValue: notification.event },
+            env: { DataType: 'String', StringValue: notification.env },
+          },
+        }),
+        { abortSignal: signal },
+      );
     } catch (err) {
       const e = err as Error & { $fault?: string; $retryable?: unknown };
       const reason = `${e.name}: ${e.message}`;
-      if (e.$fault === 'client' && !e.$retryable && e.name !== 'ThrottledException' && e.name !== 'AbortError') throw new PermanentFailure(reason);
+      if (e.$fault === 'client' && !e.$retryable && e.name !== 'ThrottledException' && e.name !== 'AbortError')
+        throw new PermanentFailure(reason);
       throw new Error(reason);
     }
   }
@@ -117,7 +124,13 @@ export class Notifier {
 async function postWebhook(url: string, body: string, signal: AbortSignal): Promise<void> {
   let res: Response;
   try {
-    res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal, redirect: 'error' });
+    res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+      signal,
+      redirect: 'error',
+    });
   } catch (err) {
     const cause = (err as { cause?: { code?: string } }).cause?.code;
     throw new Error(signal.aborted ? 'no answer in time' : `could not reach it${cause ? ` (${cause})` : ''}`);

@@ -21,8 +21,19 @@ export const switchWorkflowId = (env: string) => `switch-${env}`;
 export const scheduleId = (env: string) => `nightly-refresh-${env}`;
 
 export const PHASES = [
-  'planning', 'provisioning', 'restoring', 'smoke-testing', 'catching-up', 'awaiting-approval',
-  'switching', 'verifying', 'draining', 'tearing-down', 'done', 'rolling-back', 'failed',
+  'planning',
+  'provisioning',
+  'restoring',
+  'smoke-testing',
+  'catching-up',
+  'awaiting-approval',
+  'switching',
+  'verifying',
+  'draining',
+  'tearing-down',
+  'done',
+  'rolling-back',
+  'failed',
 ] as const;
 export type Phase = (typeof PHASES)[number];
 
@@ -262,7 +273,11 @@ export interface SwitchEnding {
  * The report of a switch: the workflow builds it when it ends, and the CLI from the last status
  * of a switch that ended by throwing (terminated, timed out, a bug), so CI always has one.
  */
-export function switchReport(input: SwitchInput, status: Pick<SwitchStatus, 'from' | 'to' | 'backup' | 'phases' | 'approval' | 'writePause'>, end: SwitchEnding): SwitchReport {
+export function switchReport(
+  input: SwitchInput,
+  status: Pick<SwitchStatus, 'from' | 'to' | 'backup' | 'phases' | 'approval' | 'writePause'>,
+  end: SwitchEnding,
+): SwitchReport {
   return {
     env: input.env,
     workflowId: end.workflowId,
@@ -340,4 +355,10 @@ export type NightlyRefreshResult =
   /** A switch of the environment (`running`) was already going: this night started none. */
   | { env: string; outcome: 'skipped'; running: string; reason: string }
   /** The switch this night started, and how it ended. */
-  | { env: string; outcome: Outcome; switch: { workflowId: string; runId: string }; reason?: string; report: SwitchReport };
+  | {
+      env: string;
+      outcome: Outcome;
+      switch: { workflowId: string; runId: string };
+      reason?: string;
+      report: SwitchReport;
+    };

@@ -27,18 +27,24 @@ export async function observeStacks(options: ObserveOptions): Promise<Observatio
   }
   const states: Record<string, ObservedState> = {};
   const silent: Record<string, string> = {};
-  await Promise.all(stacks.map(async (stack) => {
-    if (!stack.outputs) return;
-    try {
-      states[stack.name] = await stateOf(options.admin(stack.outputs.adminUrl), stack.outputs, options.signal);
-    } catch (err) {
-      silent[stack.name] = (err as Error).message;
-    }
-  }));
+  await Promise.all(
+    stacks.map(async (stack) => {
+      if (!stack.outputs) return;
+      try {
+        states[stack.name] = await stateOf(options.admin(stack.outputs.adminUrl), stack.outputs, options.signal);
+      } catch (err) {
+        silent[stack.name] = (err as Error).message;
+      }
+    }),
+  );
   return { record: record ?? null, stacks, states, ...(Object.keys(silent).length ? { silent } : {}) };
 }
 
-async function stateOf(admin: StackAdmin, { adminUrl, nodes }: StackOutputs, signal: AbortSignal | undefined): Promise<ObservedState> {
+async function stateOf(
+  admin: StackAdmin,
+  { adminUrl, nodes }: StackOutputs,
+  signal: AbortSignal | undefined,
+): Promise<ObservedState> {
   const [stats, perNode] = await Promise.all([
     admin.stats(adminUrl, signal),
     // A node that does not answer says nothing of its drain; the stack's own answer must come.

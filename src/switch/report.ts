@@ -2,7 +2,14 @@
  * The switch report as people and CI read it: Markdown for a terminal or a CI summary, JSON for
  * archiving (README.md). The report itself is produced by the workflow; this only renders it.
  */
-import type { SwitchReport, StackRefSummary, ClientFigures, CopyFigures, RehearsalFigures, WritePause } from './contract.ts';
+import type {
+  SwitchReport,
+  StackRefSummary,
+  ClientFigures,
+  CopyFigures,
+  RehearsalFigures,
+  WritePause,
+} from './contract.ts';
 
 /** 850 ms, 12.3 s, 4m 05s, 1h 02m: short enough for a progress line, exact enough for a report. */
 export function formatDuration(ms: number): string {
@@ -48,7 +55,10 @@ const CLIENT_FIGURES: Array<[keyof ClientFigures, string]> = [
 ];
 
 function clientRows(clients: ClientFigures): string[][] {
-  return CLIENT_FIGURES.filter(([key]) => clients[key] !== undefined).map(([key, label]) => [label, String(clients[key])]);
+  return CLIENT_FIGURES.filter(([key]) => clients[key] !== undefined).map(([key, label]) => [
+    label,
+    String(clients[key]),
+  ]);
 }
 
 export function renderMarkdown(report: SwitchReport): string {
@@ -71,32 +81,64 @@ export function renderMarkdown(report: SwitchReport): string {
   if (report.verification) {
     const { itemsCompared, mismatches, firstMismatches } = report.verification;
     const first = firstMismatches.map((m) => `${m.id} (${m.problem})`).join(', ');
-    summary.push(['Data verified', `${itemsCompared} items compared, ${mismatches} mismatched${first ? `: ${first}` : ''}`]);
+    summary.push([
+      'Data verified',
+      `${itemsCompared} items compared, ${mismatches} mismatched${first ? `: ${first}` : ''}`,
+    ]);
   }
   if (report.approval) {
     const { decision, by, comment, at } = report.approval;
     summary.push(['Approval', `${decision} by ${by} at ${at}${comment ? `: ${comment}` : ''}`]);
   }
 
-  const lines = [`# ${report.rehearsal ? 'Rehearsal of a switch' : 'Switch'} of ${report.env}: ${report.outcome}`, '', ...table(['', ''], summary)];
-  if (report.warnings?.length) lines.push('', '## Warnings', '', ...report.warnings.map((warning) => `- ${warning.replace(/\r?\n/g, ' ')}`));
+  const lines = [
+    `# ${report.rehearsal ? 'Rehearsal of a switch' : 'Switch'} of ${report.env}: ${report.outcome}`,
+    '',
+    ...table(['', ''], summary),
+  ];
+  if (report.warnings?.length)
+    lines.push('', '## Warnings', '', ...report.warnings.map((warning) => `- ${warning.replace(/\r?\n/g, ' ')}`));
   lines.push('', '## Phases', '');
-  lines.push(...(report.phases.length
-    ? table(['Phase', 'Started', 'Duration'], report.phases.map((p) => [p.name, p.startedAt, formatDuration(p.durationMs)]))
-    : ['No phase ran.']));
+  lines.push(
+    ...(report.phases.length
+      ? table(
+          ['Phase', 'Started', 'Duration'],
+          report.phases.map((p) => [p.name, p.startedAt, formatDuration(p.durationMs)]),
+        )
+      : ['No phase ran.']),
+  );
   lines.push('', '## Smoke checks', '');
-  lines.push(...(report.smoke.checks.length
-    ? table(['Check', 'Result', 'Duration', 'Detail'],
-      report.smoke.checks.map((c) => [c.name, c.ok ? 'ok' : 'FAILED', formatDuration(c.durationMs), c.detail ?? '']))
-    : ['No smoke check ran.']));
+  lines.push(
+    ...(report.smoke.checks.length
+      ? table(
+          ['Check', 'Result', 'Duration', 'Detail'],
+          report.smoke.checks.map((c) => [
+            c.name,
+            c.ok ? 'ok' : 'FAILED',
+            formatDuration(c.durationMs),
+            c.detail ?? '',
+          ]),
+        )
+      : ['No smoke check ran.']),
+  );
   if (report.rehearsal) lines.push('', '## What a switch would have done', '', ...rehearsalLines(report.rehearsal));
   if (report.clients) {
     const clients = report.clients;
     lines.push('', '## Synthetic clients', '');
     lines.push(...table(['Figure', 'Value'], clientRows(clients)));
-    if (clients.nonRetrying) lines.push('', '### Clients that never retry', '', ...table(['Figure', 'Value'], clientRows(clients.nonRetrying)));
+    if (clients.nonRetrying)
+      lines.push(
+        '',
+        '### Clients that never retry',
+        '',
+        ...table(['Figure', 'Value'], clientRows(clients.nonRetrying)),
+      );
     const verdict = clients.linearizability;
-    if (verdict) lines.push('', `Porcupine (per-key linearizability): ${verdict.result} over ${verdict.operations} operations on ${verdict.keys} items${verdict.violations.length ? `; violations: ${verdict.violations.join(', ')}` : ''}`);
+    if (verdict)
+      lines.push(
+        '',
+        `Porcupine (per-key linearizability): ${verdict.result} over ${verdict.operations} operations on ${verdict.keys} items${verdict.violations.length ? `; violations: ${verdict.violations.join(', ')}` : ''}`,
+      );
   }
   return `${lines.join('\n')}\n`;
 }
@@ -122,8 +164,10 @@ export function renderJson(report: SwitchReport): string {
 
 /** The pause, and what the old stack held and forwarded once the drain looked at it. */
 export function describeWritePause(pause: WritePause): string {
-  const counts = pause.requestsForwarded === undefined ? ''
-    : `; the old stack held ${count(pause.requestsHeld ?? 0, 'write')}${pause.holdsTimedOut ? ` (${pause.holdsTimedOut} ran out and were refused)` : ''} and forwarded ${count(pause.requestsForwarded, 'request')}`;
+  const counts =
+    pause.requestsForwarded === undefined
+      ? ''
+      : `; the old stack held ${count(pause.requestsHeld ?? 0, 'write')}${pause.holdsTimedOut ? ` (${pause.holdsTimedOut} ran out and were refused)` : ''} and forwarded ${count(pause.requestsForwarded, 'request')}`;
   return `${formatDuration(pause.fenceToForwardMs)}${counts}`;
 }
 

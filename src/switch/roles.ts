@@ -79,7 +79,10 @@ export function stackRoles(seen: Observation): StackRoles {
 }
 
 /** Whether a stack whose fence is this forwards every request to `stack` (by its endpoint). */
-export function forwardsEveryRequestTo(fence: { mode?: FenceMode; forwardTo?: string } | undefined, stack: { outputs?: { endpoint: string } }): boolean {
+export function forwardsEveryRequestTo(
+  fence: { mode?: FenceMode; forwardTo?: string } | undefined,
+  stack: { outputs?: { endpoint: string } },
+): boolean {
   return fence?.mode === 'forwarding' && stack.outputs !== undefined && fence.forwardTo === stack.outputs.endpoint;
 }
 
@@ -130,7 +133,11 @@ export function stacksToDelete(stacks: readonly StackDescription[], rules: KeepR
 }
 
 /** What may go, by the roles seen: never the live stack, the writer or a stack a running run owns; the previous one is kept first. */
-export function garbageOf(seen: Observation, roles: StackRoles, keep: { owned: string[]; keepStacks: number }): StackDescription[] {
+export function garbageOf(
+  seen: Observation,
+  roles: StackRoles,
+  keep: { owned: string[]; keepStacks: number },
+): StackDescription[] {
   return stacksToDelete(seen.stacks, {
     ...(roles.live ? { live: roles.live.name } : {}),
     owned: [...keep.owned, ...(roles.writer ? [roles.writer.name] : [])],

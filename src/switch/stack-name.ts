@@ -17,5 +17,5 @@ export function stackName(env: string, colour: Colour, id: string): string {
 
 /** The colour a stack name carries, or undefined for no name or one this module did not build. */
 export function colourOfStackName(name: string | undefined): Colour | undefined {
-  return name ? STACK_NAME.exec(name)?.[2] as Colour | undefined : undefined;
+  return name ? (STACK_NAME.exec(name)?.[2] as Colour | undefined) : undefined;
 }

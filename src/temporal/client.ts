@@ -36,7 +36,9 @@ function readNamedFile(variable: string, env: Env): Uint8Array | undefined {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new ConfigError(`${variable} names ${path}, which cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new ConfigError(
+      `${variable} names ${path}, which cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
 }
 
@@ -51,20 +53,28 @@ export function connectionOptions(env: Env = process.env): TemporalTarget {
   const apiKey = env.TEMPORAL_API_KEY || undefined;
 
   if (env.TEMPORAL_TLS_CERT && !env.TEMPORAL_TLS_KEY) {
-    throw new ConfigError(`TEMPORAL_TLS_CERT is set (${shown(env.TEMPORAL_TLS_CERT)}) but TEMPORAL_TLS_KEY is not: mTLS needs both the certificate and its key`);
+    throw new ConfigError(
+      `TEMPORAL_TLS_CERT is set (${shown(env.TEMPORAL_TLS_CERT)}) but TEMPORAL_TLS_KEY is not: mTLS needs both the certificate and its key`,
+    );
   }
   if (env.TEMPORAL_TLS_KEY && !env.TEMPORAL_TLS_CERT) {
-    throw new ConfigError(`TEMPORAL_TLS_KEY is set (${shown(env.TEMPORAL_TLS_KEY)}) but TEMPORAL_TLS_CERT is not: mTLS needs both the certificate and its key`);
+    throw new ConfigError(
+      `TEMPORAL_TLS_KEY is set (${shown(env.TEMPORAL_TLS_KEY)}) but TEMPORAL_TLS_CERT is not: mTLS needs both the certificate and its key`,
+    );
   }
   if (apiKey && env.TEMPORAL_TLS_CERT) {
-    throw new ConfigError('TEMPORAL_API_KEY and TEMPORAL_TLS_CERT are both set: authenticate with either an API key or a client certificate, not both');
+    throw new ConfigError(
+      'TEMPORAL_API_KEY and TEMPORAL_TLS_CERT are both set: authenticate with either an API key or a client certificate, not both',
+    );
   }
   const tlsFlag = env.TEMPORAL_TLS?.toLowerCase();
   if (tlsFlag !== undefined && tlsFlag !== '' && !['true', 'false', '1', '0'].includes(tlsFlag)) {
     throw new ConfigError(`TEMPORAL_TLS is '${env.TEMPORAL_TLS}': expected true or false`);
   }
   if ((tlsFlag === 'false' || tlsFlag === '0') && (apiKey || env.TEMPORAL_TLS_CERT)) {
-    throw new ConfigError('TEMPORAL_TLS is false but TEMPORAL_API_KEY or TEMPORAL_TLS_CERT is set, and those are only sent over TLS');
+    throw new ConfigError(
+      'TEMPORAL_TLS is false but TEMPORAL_API_KEY or TEMPORAL_TLS_CERT is set, and those are only sent over TLS',
+    );
   }
 
   const crt = readNamedFile('TEMPORAL_TLS_CERT', env);
@@ -88,8 +98,14 @@ export function connectionOptions(env: Env = process.env): TemporalTarget {
 /** Raised when the Temporal frontend cannot be reached; names the address so the fix is obvious. */
 export class TemporalUnreachableError extends Error {
   override name = 'TemporalUnreachableError';
-  constructor(readonly address: string, options?: { cause?: unknown }) {
-    super(`Temporal is not reachable at ${address} (set TEMPORAL_ADDRESS, or start it with \`switchyard up\`)`, options);
+  constructor(
+    readonly address: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `Temporal is not reachable at ${address} (set TEMPORAL_ADDRESS, or start it with \`switchyard up\`)`,
+      options,
+    );
   }
 }
 

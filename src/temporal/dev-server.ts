@@ -30,8 +30,18 @@ export interface DevServer {
  */
 export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
   const host = options.host ?? '127.0.0.1';
-  const args = ['server', 'start-dev', '--ip', host, '--port', String(options.port), '--log-level', 'warn',
-    '--namespace', options.namespace ?? 'default'];
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    host,
+    '--port',
+    String(options.port),
+    '--log-level',
+    'warn',
+    '--namespace',
+    options.namespace ?? 'default',
+  ];
   if (options.uiPort) args.push('--ui-port', String(options.uiPort), '--ui-ip', host);
   else args.push('--headless');
   if (options.dbFile) {
@@ -44,23 +54,26 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   const log = openSync(options.logFile, 'a');
   const child = spawn(toolPath('temporal'), args, { stdio: ['ignore', log, log] });
   const exited = new Promise<never>((_, reject) =>
-    child.once('exit', (code) => reject(new Error(`temporal dev server exited with ${code}; see ${options.logFile}`))));
+    child.once('exit', (code) => reject(new Error(`temporal dev server exited with ${code}; see ${options.logFile}`))),
+  );
   await Promise.race([waitForPort(host, options.port, 60_000, 'temporal dev server'), exited]);
   exited.catch(() => undefined);
   return {
     address: `${host}:${options.port}`,
     uiUrl: options.uiPort ? `http://${host}:${options.uiPort}` : undefined,
     process: child,
-    stop: () => new Promise<void>((res) => {
-      if (child.exitCode !== null || child.signalCode !== null) return res();
-      child.once('exit', () => res());
-      child.kill('SIGTERM');
-      setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
-    }),
-    kill: () => new Promise<void>((res) => {
-      if (child.exitCode !== null || child.signalCode !== null) return res();
-      child.once('exit', () => res());
-      child.kill('SIGKILL');
-    }),
+    stop: () =>
+      new Promise<void>((res) => {
+        if (child.exitCode !== null || child.signalCode !== null) return res();
+        child.once('exit', () => res());
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
+      }),
+    kill: () =>
+      new Promise<void>((res) => {
+        if (child.exitCode !== null || child.signalCode !== null) return res();
+        child.once('exit', () => res());
+        child.kill('SIGKILL');
+      }),
   };
 }

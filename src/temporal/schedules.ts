@@ -6,11 +6,24 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, ServiceError,
-  type Client, type ScheduleDescription, type ScheduleHandle, type ScheduleOptionsStartWorkflowAction, type WorkflowHandle,
+  ScheduleAlreadyRunning,
+  ScheduleNotFoundError,
+  ScheduleOverlapPolicy,
+  ServiceError,
+  type Client,
+  type ScheduleDescription,
+  type ScheduleHandle,
+  type ScheduleOptionsStartWorkflowAction,
+  type WorkflowHandle,
 } from '@temporalio/client';
 import { ConfigError } from '../config/environment.ts';
-import { TASK_QUEUE, scheduleId, searchAttributes, switchWorkflowId, type NightlyRefreshInput } from '../switch/contract.ts';
+import {
+  TASK_QUEUE,
+  scheduleId,
+  searchAttributes,
+  switchWorkflowId,
+  type NightlyRefreshInput,
+} from '../switch/contract.ts';
 import type { nightlyRefresh } from '../../workflows/nightly-refresh.ts';
 
 /** 03:00 UTC: after the nightly backups, before anyone in Europe starts work. */
@@ -53,7 +66,10 @@ interface ActionMemo {
 
 function action(refresh: NightlyRefresh, cron: string): ScheduleOptionsStartWorkflowAction<typeof nightlyRefresh> {
   const input: NightlyRefreshInput = {
-    env: refresh.env, backup: refresh.backup ?? 'latest', version: refresh.version, ...(refresh.rehearse ? { rehearse: true } : {}),
+    env: refresh.env,
+    backup: refresh.backup ?? 'latest',
+    version: refresh.version,
+    ...(refresh.rehearse ? { rehearse: true } : {}),
   };
   const memo: ActionMemo = { nightlyCron: cron };
   const what = refresh.rehearse ? 'rehearsal of a switch' : 'switch';
@@ -67,14 +83,16 @@ function action(refresh: NightlyRefresh, cron: string): ScheduleOptionsStartWork
     memo: { ...memo },
     typedSearchAttributes: [{ key: searchAttributes.env, value: refresh.env }],
     staticSummary: `nightly refresh of ${refresh.env}: ${what} to version ${input.version}`,
-    staticDetails: `Starts \`${switchWorkflowId(refresh.env)}\` (a ${what}, trigger schedule) at '${cron}' UTC, restoring backup ${input.backup}, and waits for it; ` +
+    staticDetails:
+      `Starts \`${switchWorkflowId(refresh.env)}\` (a ${what}, trigger schedule) at '${cron}' UTC, restoring backup ${input.backup}, and waits for it; ` +
       `skips the night when a switch of ${refresh.env} is already running.`,
   };
 }
 
 /** The SDK turns the server's "invalid schedule spec" into a TypeError; either way it is the cron's fault. */
 function rethrowInvalid(err: unknown, cron: string): never {
-  if (err instanceof TypeError) throw new ConfigError(`cron expression '${cron}' is not valid: ${err.message}`, { cause: err });
+  if (err instanceof TypeError)
+    throw new ConfigError(`cron expression '${cron}' is not valid: ${err.message}`, { cause: err });
   if (err instanceof ServiceError && (err.cause as { code?: number } | undefined)?.code === INVALID_ARGUMENT) {
     const details = (err.cause as { details?: string }).details ?? err.message;
     throw new ConfigError(`cron expression '${cron}' was refused by Temporal: ${details}`, { cause: err });
@@ -113,7 +131,10 @@ export async function setNightlySchedule(client: Client, refresh: NightlyRefresh
   return 'updated';
 }
 
-async function describe(client: Client, env: string): Promise<{ handle: ScheduleHandle; description: ScheduleDescription } | undefined> {
+async function describe(
+  client: Client,
+  env: string,
+): Promise<{ handle: ScheduleHandle; description: ScheduleDescription } | undefined> {
   const handle = client.schedule.getHandle(scheduleId(env));
   try {
     return { handle, description: await handle.describe() };
@@ -123,9 +144,15 @@ async function describe(client: Client, env: string): Promise<{ handle: Schedule
   }
 }
 
-async function existing(client: Client, env: string): Promise<{ handle: ScheduleHandle; description: ScheduleDescription }> {
+async function existing(
+  client: Client,
+  env: string,
+): Promise<{ handle: ScheduleHandle; description: ScheduleDescription }> {
   const found = await describe(client, env);
-  if (!found) throw new ConfigError(`environment ${env} has no nightly schedule (${scheduleId(env)}): create it with \`switchyard schedule set --env ${env}\``);
+  if (!found)
+    throw new ConfigError(
+      `environment ${env} has no nightly schedule (${scheduleId(env)}): create it with \`switchyard schedule set --env ${env}\``,
+    );
   return found;
 }
 
@@ -188,10 +215,14 @@ export async function triggerNightlySchedule(client: Client, env: string, waitMs
     if (!night) {
       const now = await handle.describe();
       const started = now.info.recentActions.find((run) => !before.has(run.action.workflow.firstExecutionRunId));
-      if (started) night = client.workflow.getHandle(started.action.workflow.workflowId, started.action.workflow.firstExecutionRunId);
+      if (started)
+        night = client.workflow.getHandle(
+          started.action.workflow.workflowId,
+          started.action.workflow.firstExecutionRunId,
+        );
       else if (now.info.numActionsSkippedOverlap > skippedBefore) return { outcome: 'overlap' };
     }
-    const answer = night && await whatTheNightDid(night);
+    const answer = night && (await whatTheNightDid(night));
     if (answer) return answer;
     await sleep(200);
   }
@@ -202,7 +233,12 @@ export async function triggerNightlySchedule(client: Client, env: string, waitMs
 async function whatTheNightDid(night: WorkflowHandle<typeof nightlyRefresh>): Promise<TriggeredNight | undefined> {
   const description = await night.describe();
   const child = description.raw.pendingChildren?.find((pending) => pending.workflowId && pending.runId);
-  if (child) return { outcome: 'started', nightly: night.workflowId, switch: { workflowId: child.workflowId!, runId: child.runId! } };
+  if (child)
+    return {
+      outcome: 'started',
+      nightly: night.workflowId,
+      switch: { workflowId: child.workflowId!, runId: child.runId! },
+    };
   if (description.status.name === 'RUNNING') return undefined;
   const result = await night.result();
   if (result.outcome === 'skipped') {

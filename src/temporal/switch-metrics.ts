@@ -27,7 +27,7 @@ export class SwitchMetrics {
 
   private readonly writePause = new Histogram({
     name: 'switchyard_write_pause_seconds',
-    help: 'How long writes waited during a switch: from the old stack\'s fence to its forwarding (runs from before the flip measured it: their switching phase).',
+    help: "How long writes waited during a switch: from the old stack's fence to its forwarding (runs from before the flip measured it: their switching phase).",
     labelNames: ['env'] as const,
     buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300],
     registers: [this.registry],
@@ -76,7 +76,8 @@ export class SwitchMetrics {
     const restoring = report.phases.find((p) => p.name === 'restoring');
     if (report.backup && restoring) {
       this.restored.inc({ env }, report.backup.items);
-      if (restoring.durationMs > 0) this.restoreRate.observe({ env }, report.backup.items / (restoring.durationMs / 1000));
+      if (restoring.durationMs > 0)
+        this.restoreRate.observe({ env }, report.backup.items / (restoring.durationMs / 1000));
     }
   }
 }

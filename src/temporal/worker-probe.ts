@@ -38,7 +38,9 @@ export async function health(subject: ProbeSubject): Promise<Health> {
   const status = subject.worker()?.getStatus();
   let temporal = 'reachable';
   try {
-    await subject.connection.withDeadline(Date.now() + TEMPORAL_CHECK_MS, () => subject.connection.workflowService.getSystemInfo({}));
+    await subject.connection.withDeadline(Date.now() + TEMPORAL_CHECK_MS, () =>
+      subject.connection.workflowService.getSystemInfo({}),
+    );
   } catch (err) {
     temporal = `unreachable: ${(err as Error).message}`;
   }
@@ -47,7 +49,11 @@ export async function health(subject: ProbeSubject): Promise<Health> {
     pollers: { workflow: status?.workflowPollerState ?? 'none', activity: status?.activityPollerState ?? 'none' },
     temporal,
   };
-  const ok = result.worker === 'RUNNING' && result.pollers.workflow === 'POLLING' && result.pollers.activity === 'POLLING' && temporal === 'reachable';
+  const ok =
+    result.worker === 'RUNNING' &&
+    result.pollers.workflow === 'POLLING' &&
+    result.pollers.activity === 'POLLING' &&
+    temporal === 'reachable';
   return { ok, ...result };
 }
 
@@ -65,19 +71,25 @@ async function metricsText(subject: ProbeSubject): Promise<string> {
   }
 }
 
-export async function startWorkerProbe(options: ProbeOptions, subject: ProbeSubject): Promise<{ url: string; close(): Promise<void> }> {
+export async function startWorkerProbe(
+  options: ProbeOptions,
+  subject: ProbeSubject,
+): Promise<{ url: string; close(): Promise<void> }> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' || (path !== '/healthz' && path !== '/metrics')) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('GET /healthz or /metrics\n');
       return;
     }
-    const answer = path === '/healthz'
-      ? health(subject).then((h) => {
-        if (!h.ok) subject.logger.warn({ health: h }, 'worker unhealthy');
-        res.writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(h) + '\n');
-      })
-      : metricsText(subject).then((text) => { res.writeHead(200, { 'content-type': subject.metrics.registry.contentType }).end(text); });
+    const answer =
+      path === '/healthz'
+        ? health(subject).then((h) => {
+            if (!h.ok) subject.logger.warn({ health: h }, 'worker unhealthy');
+            res.writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(h) + '\n');
+          })
+        : metricsText(subject).then((text) => {
+            res.writeHead(200, { 'content-type': subject.metrics.registry.contentType }).end(text);
+          });
     answer.catch((err: Error) => {
       subject.logger.error({ err }, 'worker probe failed');
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
@@ -90,11 +102,18 @@ export async function startWorkerProbe(options: ProbeOptions, subject: ProbeSubj
   server.requestTimeout = 10_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port, options.host, () => { server.off('error', reject); resolve(); });
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`,
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

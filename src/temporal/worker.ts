@@ -5,7 +5,14 @@
  */
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NativeConnection, Runtime, Worker, type Logger as TemporalLogger, type LogLevel, type LogMetadata } from '@temporalio/worker';
+import {
+  NativeConnection,
+  Runtime,
+  Worker,
+  type Logger as TemporalLogger,
+  type LogLevel,
+  type LogMetadata,
+} from '@temporalio/worker';
 import { IllegalStateError } from '@temporalio/common';
 import { loadEnvironment, resolveSecret } from '../config/environment.ts';
 import { createPorts, type LocalCloud } from '../cloud/factory.ts';
@@ -71,12 +78,16 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
   });
   let worker: Worker | undefined;
   const metrics = options.probe ? new SwitchMetrics() : undefined;
-  const probe = options.probe && metrics
-    ? await startWorkerProbe(options.probe, {
-      connection, worker: () => worker, metrics, logger,
-      ...(sdkMetrics ? { sdkMetricsUrl: `http://127.0.0.1:${sdkMetricsPort}/metrics` } : {}),
-    })
-    : undefined;
+  const probe =
+    options.probe && metrics
+      ? await startWorkerProbe(options.probe, {
+          connection,
+          worker: () => worker,
+          metrics,
+          logger,
+          ...(sdkMetrics ? { sdkMetricsUrl: `http://127.0.0.1:${sdkMetricsPort}/metrics` } : {}),
+        })
+      : undefined;
   if (probe) {
     logger.info({ probe: probe.url, sdkMetrics }, 'worker probe listening (/healthz, /metrics)');
     options.onProbe?.(probe.url);
@@ -117,7 +128,9 @@ function installRuntime(logger: Logger, shutdownSignals: NodeJS.Signals[], metri
       shutdownSignals,
       telemetryOptions: {
         logging: { filter: { core: 'WARN', other: 'WARN' }, forward: {} },
-        ...(metricsPort ? { metrics: { prometheus: { bindAddress: `127.0.0.1:${metricsPort}`, countersTotalSuffix: true } } } : {}),
+        ...(metricsPort
+          ? { metrics: { prometheus: { bindAddress: `127.0.0.1:${metricsPort}`, countersTotalSuffix: true } } }
+          : {}),
       },
     });
     return metricsPort !== undefined;
@@ -128,7 +141,11 @@ function installRuntime(logger: Logger, shutdownSignals: NodeJS.Signals[], metri
 }
 
 const levels: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
-  TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error',
+  TRACE: 'trace',
+  DEBUG: 'debug',
+  INFO: 'info',
+  WARN: 'warn',
+  ERROR: 'error',
 };
 
 /** Temporal's Logger interface over pino: metadata (workflow id, env, phase...) becomes fields. */

@@ -4,12 +4,38 @@ import { parse, type Tags } from 'yaml';
 import { repoRoot } from '../../src/config/environment.ts';
 
 /** CloudFormation's short-form intrinsics, read into their long form. */
-const intrinsics = ['Ref', 'Sub', 'GetAtt', 'If', 'Select', 'Split', 'ImportValue', 'Equals', 'Not', 'And', 'Or', 'Join', 'GetAZs', 'Cidr', 'Base64', 'FindInMap', 'Condition'];
+const intrinsics = [
+  'Ref',
+  'Sub',
+  'GetAtt',
+  'If',
+  'Select',
+  'Split',
+  'ImportValue',
+  'Equals',
+  'Not',
+  'And',
+  'Or',
+  'Join',
+  'GetAZs',
+  'Cidr',
+  'Base64',
+  'FindInMap',
+  'Condition',
+];
 const longName = (n: string) => (n === 'Ref' || n === 'Condition' ? n : `Fn::${n}`);
 export const cfnTags: Tags = intrinsics.flatMap((n) => [
   { tag: `!${n}`, resolve: (s: string) => ({ [longName(n)]: n === 'GetAtt' ? s.split('.') : s }) },
-  { tag: `!${n}`, collection: 'seq' as const, resolve: (seq: { toJSON(): unknown }) => ({ [longName(n)]: seq.toJSON() }) },
-  { tag: `!${n}`, collection: 'map' as const, resolve: (map: { toJSON(): unknown }) => ({ [longName(n)]: map.toJSON() }) },
+  {
+    tag: `!${n}`,
+    collection: 'seq' as const,
+    resolve: (seq: { toJSON(): unknown }) => ({ [longName(n)]: seq.toJSON() }),
+  },
+  {
+    tag: `!${n}`,
+    collection: 'map' as const,
+    resolve: (map: { toJSON(): unknown }) => ({ [longName(n)]: map.toJSON() }),
+  },
 ]);
 
 export interface Template {

@@ -11,8 +11,12 @@ const recordName = 'api.switchyard.test';
 let moto: Moto;
 let zoneId: string;
 
-beforeAll(async () => { moto = await startMoto(); });
-afterAll(async () => { await moto?.stop(); });
+beforeAll(async () => {
+  moto = await startMoto();
+});
+afterAll(async () => {
+  await moto?.stop();
+});
 beforeEach(async () => {
   await moto.reset();
   zoneId = await createZone(moto, 'switchyard.test');
@@ -20,13 +24,21 @@ beforeEach(async () => {
 
 // moto has no TestDNSAnswer: the check is the pluggable one the local profile also uses.
 function router(answerCheck: AnswerCheck = async () => true) {
-  return new Route53DnsRouter({ logger: testLogger,
-    route53: motoClients(moto).route53, hostedZoneId: zoneId, answerCheck, minIntervalMs: 0,
+  return new Route53DnsRouter({
+    logger: testLogger,
+    route53: motoClients(moto).route53,
+    hostedZoneId: zoneId,
+    answerCheck,
+    minIntervalMs: 0,
     poll: { initialMs: 10, maxMs: 50, timeoutMs: 5_000 },
   });
 }
 
-const alias = (n: number): DnsTarget => ({ kind: 'alias', dnsName: `nlb-${n}.elb.us-east-1.amazonaws.com.`, hostedZoneId: 'Z26RNL4JYFTOTI' });
+const alias = (n: number): DnsTarget => ({
+  kind: 'alias',
+  dnsName: `nlb-${n}.elb.us-east-1.amazonaws.com.`,
+  hostedZoneId: 'Z26RNL4JYFTOTI',
+});
 const a = (...addresses: string[]): DnsTarget => ({ kind: 'a', addresses });
 
 async function zoneRecords() {
@@ -39,19 +51,40 @@ describe('Route53DnsRouter on moto', () => {
     const dns = router();
     expect(await dns.current(recordName)).toBeUndefined();
 
-    const first = await dns.switch({ recordName, ttl: 60, expected: undefined, stack: 'navcloud-dev-blue-1', target: alias(1) });
+    const first = await dns.switch({
+      recordName,
+      ttl: 60,
+      expected: undefined,
+      stack: 'navcloud-dev-blue-1',
+      target: alias(1),
+    });
     await dns.waitInSync(first);
     const afterFirst = await dns.current(recordName);
-    expect(afterFirst).toMatchObject({ stack: 'navcloud-dev-blue-1', target: { kind: 'alias', hostedZoneId: 'Z26RNL4JYFTOTI' } });
+    expect(afterFirst).toMatchObject({
+      stack: 'navcloud-dev-blue-1',
+      target: { kind: 'alias', hostedZoneId: 'Z26RNL4JYFTOTI' },
+    });
 
-    const second = await dns.switch({ recordName, ttl: 60, expected: afterFirst, stack: 'navcloud-dev-green-2', target: alias(2) });
+    const second = await dns.switch({
+      recordName,
+      ttl: 60,
+      expected: afterFirst,
+      stack: 'navcloud-dev-green-2',
+      target: alias(2),
+    });
     await dns.waitInSync(second);
     const afterSecond = await dns.current(recordName);
     expect(afterSecond?.stack).toBe('navcloud-dev-green-2');
     expect(afterSecond?.target).toMatchObject({ kind: 'alias', dnsName: 'nlb-2.elb.us-east-1.amazonaws.com.' });
 
     const before = await zoneRecords();
-    const stale = dns.switch({ recordName, ttl: 60, expected: afterFirst, stack: 'navcloud-dev-blue-3', target: alias(3) });
+    const stale = dns.switch({
+      recordName,
+      ttl: 60,
+      expected: afterFirst,
+      stack: 'navcloud-dev-blue-3',
+      target: alias(3),
+    });
     await expect(stale).rejects.toBeInstanceOf(DnsConflictError);
     await expect(stale).rejects.toMatchObject({ retryable: false, resource: recordName });
     expect(await dns.current(recordName)).toEqual(afterSecond);
@@ -94,19 +127,33 @@ describe('Route53DnsRouter on moto', () => {
   it('refuses a first switch when a record already exists', async () => {
     const dns = router();
     await dns.switch({ recordName, ttl: 30, expected: undefined, stack: 'blue-1', target: a('127.0.0.11') });
-    await expect(dns.switch({ recordName, ttl: 30, expected: undefined, stack: 'green-2', target: a('127.0.0.12') }))
-      .rejects.toBeInstanceOf(DnsConflictError);
+    await expect(
+      dns.switch({ recordName, ttl: 30, expected: undefined, stack: 'green-2', target: a('127.0.0.12') }),
+    ).rejects.toBeInstanceOf(DnsConflictError);
     expect((await dns.current(recordName))?.stack).toBe('blue-1');
   });
 
   it('names the zone when it does not exist', async () => {
-    const dns = new Route53DnsRouter({ logger: testLogger, route53: motoClients(moto).route53, hostedZoneId: 'Z0000000000NOSUCHZONE', minIntervalMs: 0 });
-    await expect(dns.current(recordName)).rejects.toMatchObject({ code: 'NotFound', retryable: false, resource: recordName, message: expect.stringContaining('Z0000000000NOSUCHZONE') });
+    const dns = new Route53DnsRouter({
+      logger: testLogger,
+      route53: motoClients(moto).route53,
+      hostedZoneId: 'Z0000000000NOSUCHZONE',
+      minIntervalMs: 0,
+    });
+    await expect(dns.current(recordName)).rejects.toMatchObject({
+      code: 'NotFound',
+      retryable: false,
+      resource: recordName,
+      message: expect.stringContaining('Z0000000000NOSUCHZONE'),
+    });
   });
 
   it('verifies through the pluggable answer check', async () => {
     const asked: string[] = [];
-    const dns = router(async (name, target) => { asked.push(name); return target.kind === 'a' && target.addresses[0] === '127.0.0.11'; });
+    const dns = router(async (name, target) => {
+      asked.push(name);
+      return target.kind === 'a' && target.addresses[0] === '127.0.0.11';
+    });
     expect(await dns.verify(recordName, a('127.0.0.11'))).toBe(true);
     expect(await dns.verify(recordName, a('127.0.0.99'))).toBe(false);
     expect(asked).toEqual([recordName, recordName]);

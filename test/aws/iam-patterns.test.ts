@@ -37,7 +37,10 @@ function substitute(source: string, env: string): string {
 
 /** IAM's wildcards, read permissively (`*` also crosses ':' and '/'), so "never matches" is the stronger claim. */
 function iamPattern(pattern: string): RegExp {
-  const body = pattern.split('').map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&'))).join('');
+  const body = pattern
+    .split('')
+    .map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&')))
+    .join('');
   return new RegExp(`^${body}$`);
 }
 
@@ -70,7 +73,7 @@ function candidateNames(): string[] {
 }
 
 describe('IAM name patterns of infra/orchestrator.yaml', () => {
-  it('never match another environment\'s stacks, templates, roles, instance profiles or records', async () => {
+  it("never match another environment's stacks, templates, roles, instance profiles or records", async () => {
     const template = await readTemplate('orchestrator.yaml');
     const sources = envPatterns(template.Resources);
     expect(sources.length).toBeGreaterThanOrEqual(10);
@@ -95,12 +98,13 @@ describe('IAM name patterns of infra/orchestrator.yaml', () => {
     expect(crossings.slice(0, 5)).toEqual([]);
   });
 
-  it('the template\'s EnvName pattern and the environment schema accept the same names', async () => {
+  it("the template's EnvName pattern and the environment schema accept the same names", async () => {
     const allowed = new RegExp((await readTemplate('orchestrator.yaml')).Parameters.EnvName!.AllowedPattern!);
     const all = candidateNames();
     for (const name of all) expect(allowed.test(name), name).toBe(environmentSchema.shape.name.safeParse(name).success);
     expect(all.filter((n) => allowed.test(n)).length).toBeGreaterThan(40);
-    for (const refused of ['prod-blue', 'prod-green-eu', 'a-blue-b']) expect(allowed.test(refused), refused).toBe(false);
+    for (const refused of ['prod-blue', 'prod-green-eu', 'a-blue-b'])
+      expect(allowed.test(refused), refused).toBe(false);
   });
 
   it('an environment named with a colour part is refused with the reason', () => {
@@ -114,9 +118,12 @@ describe('IAM name patterns of infra/orchestrator.yaml', () => {
     const dirs = ['src', 'workflows', 'activities'];
     const sources = (await Promise.all(dirs.map((dir) => readdir(resolve(repoRoot, dir), { recursive: true }))))
       .flatMap((names, i) => names.map((name) => `${dirs[i]}/${name}`))
-      .filter((path) => path.endsWith('.ts') && path !== 'src/switch/stack-name.ts' && !path.startsWith('workflows/v1/'));
+      .filter(
+        (path) => path.endsWith('.ts') && path !== 'src/switch/stack-name.ts' && !path.startsWith('workflows/v1/'),
+      );
     const building = [];
-    for (const path of sources) if (/`navcloud-\$\{/.test(await readFile(resolve(repoRoot, path), 'utf8'))) building.push(path);
+    for (const path of sources)
+      if (/`navcloud-\$\{/.test(await readFile(resolve(repoRoot, path), 'utf8'))) building.push(path);
     expect(building).toEqual([]);
   });
 });

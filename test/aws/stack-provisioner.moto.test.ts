@@ -16,8 +16,12 @@ const fixtures = resolve(import.meta.dirname, 'fixtures');
 const templateBucket = 'switchyard-templates';
 let moto: Moto;
 
-beforeAll(async () => { moto = await startMoto(); });
-afterAll(async () => { await moto?.stop(); });
+beforeAll(async () => {
+  moto = await startMoto();
+});
+afterAll(async () => {
+  await moto?.stop();
+});
 beforeEach(async () => {
   await moto.reset();
   await createBucket(moto, templateBucket);
@@ -25,15 +29,27 @@ beforeEach(async () => {
 
 function provisioner(templateDir = fixtures) {
   const { cloudFormation, s3, autoScaling, ec2 } = motoClients(moto);
-  return new AwsStackProvisioner({ logger: testLogger,
-    cloudFormation, s3, autoScaling, ec2, region: motoRegion, templateBucket, templateDir,
+  return new AwsStackProvisioner({
+    logger: testLogger,
+    cloudFormation,
+    s3,
+    autoScaling,
+    ec2,
+    region: motoRegion,
+    templateBucket,
+    templateDir,
     poll: { initialMs: 10, maxMs: 100, timeoutMs: 30_000 },
   });
 }
 
 const request = (over: Partial<CreateStackRequest> = {}): CreateStackRequest => ({
-  name: 'navcloud-dev-green-a1b2c3', env: 'dev', colour: 'green', workflowId: 'switch-dev',
-  template: 'small-stack.yaml', parameters: { NodeCount: '2', AppVersion: '1.4.2' }, ...over,
+  name: 'navcloud-dev-green-a1b2c3',
+  env: 'dev',
+  colour: 'green',
+  workflowId: 'switch-dev',
+  template: 'small-stack.yaml',
+  parameters: { NodeCount: '2', AppVersion: '1.4.2' },
+  ...over,
 });
 
 describe('AwsStackProvisioner on moto', () => {
@@ -44,22 +60,40 @@ describe('AwsStackProvisioner on moto', () => {
     const ready = await stacks.waitUntilReady('navcloud-dev-green-a1b2c3', (p) => progress.push(p.rawStatus));
     expect(progress.at(-1)).toBe('CREATE_COMPLETE');
     expect(ready).toMatchObject({
-      name: 'navcloud-dev-green-a1b2c3', env: 'dev', colour: 'green', workflowId: 'switch-dev', status: 'ready',
+      name: 'navcloud-dev-green-a1b2c3',
+      env: 'dev',
+      colour: 'green',
+      workflowId: 'switch-dev',
+      status: 'ready',
       outputs: {
         endpoint: 'https://navcloud-dev-green-a1b2c3.example.test',
         adminUrl: 'https://navcloud-dev-green-a1b2c3.example.test/admin-1.4.2',
         nodes: [],
-        dnsTarget: { kind: 'alias', dnsName: 'navcloud-dev-green-a1b2c3-nlb.elb.us-east-1.amazonaws.com', hostedZoneId: 'Z26RNL4JYFTOTI' },
+        dnsTarget: {
+          kind: 'alias',
+          dnsName: 'navcloud-dev-green-a1b2c3-nlb.elb.us-east-1.amazonaws.com',
+          hostedZoneId: 'Z26RNL4JYFTOTI',
+        },
       },
     });
-    const raw = await motoClients(moto).cloudFormation.send(new DescribeStacksCommand({ StackName: 'navcloud-dev-green-a1b2c3' }));
-    expect(raw.Stacks?.[0]?.Tags).toEqual(expect.arrayContaining([
-      { Key: STACK_TAGS.env, Value: 'dev' }, { Key: STACK_TAGS.colour, Value: 'green' },
-      { Key: STACK_TAGS.workflowId, Value: 'switch-dev' }, { Key: STACK_TAGS.stack, Value: 'navcloud-dev-green-a1b2c3' },
-    ]));
-    expect(raw.Stacks?.[0]?.Parameters).toEqual(expect.arrayContaining([{ ParameterKey: 'AppVersion', ParameterValue: '1.4.2' }]));
+    const raw = await motoClients(moto).cloudFormation.send(
+      new DescribeStacksCommand({ StackName: 'navcloud-dev-green-a1b2c3' }),
+    );
+    expect(raw.Stacks?.[0]?.Tags).toEqual(
+      expect.arrayContaining([
+        { Key: STACK_TAGS.env, Value: 'dev' },
+        { Key: STACK_TAGS.colour, Value: 'green' },
+        { Key: STACK_TAGS.workflowId, Value: 'switch-dev' },
+        { Key: STACK_TAGS.stack, Value: 'navcloud-dev-green-a1b2c3' },
+      ]),
+    );
+    expect(raw.Stacks?.[0]?.Parameters).toEqual(
+      expect.arrayContaining([{ ParameterKey: 'AppVersion', ParameterValue: '1.4.2' }]),
+    );
 
-    await stacks.create(request({ name: 'navcloud-prod-blue-ffff00', env: 'prod', colour: 'blue', workflowId: 'switch-prod' }));
+    await stacks.create(
+      request({ name: 'navcloud-prod-blue-ffff00', env: 'prod', colour: 'blue', workflowId: 'switch-prod' }),
+    );
     await stacks.create(request({ name: 'navcloud-dev-blue-d4e5f6', colour: 'blue' }));
     const listed = await stacks.list('dev');
     expect(listed.map((s) => s.name).sort()).toEqual(['navcloud-dev-blue-d4e5f6', 'navcloud-dev-green-a1b2c3']);
@@ -86,32 +120,47 @@ describe('AwsStackProvisioner on moto', () => {
   it('refuses to adopt a stack of the same name created by another workflow', async () => {
     const stacks = provisioner();
     await stacks.create(request());
-    await expect(stacks.create(request({ workflowId: 'switch-dev-other' })))
-      .rejects.toMatchObject({ code: 'AlreadyExists', retryable: false, resource: 'navcloud-dev-green-a1b2c3' });
+    await expect(stacks.create(request({ workflowId: 'switch-dev-other' }))).rejects.toMatchObject({
+      code: 'AlreadyExists',
+      retryable: false,
+      resource: 'navcloud-dev-green-a1b2c3',
+    });
   });
 
   it('passes a template over the inline limit by URL from S3', async () => {
     const dir = tempDir('switchyard-templates-').path;
     const small = await readFile(join(fixtures, 'small-stack.yaml'), 'utf8');
-    const padding = Array.from({ length: 700 }, (_, i) => `# padding line ${i} keeps this template above the inline limit of CreateStack`).join('\n');
+    const padding = Array.from(
+      { length: 700 },
+      (_, i) => `# padding line ${i} keeps this template above the inline limit of CreateStack`,
+    ).join('\n');
     await writeFile(join(dir, 'big-stack.yaml'), `${small}\n${padding}\n`);
     expect((await readFile(join(dir, 'big-stack.yaml'))).byteLength).toBeGreaterThan(INLINE_TEMPLATE_LIMIT);
     const stacks = provisioner(dir);
     await stacks.create(request({ template: 'big-stack.yaml' }));
-    expect((await stacks.waitUntilReady('navcloud-dev-green-a1b2c3')).outputs?.endpoint).toBe('https://navcloud-dev-green-a1b2c3.example.test');
-    const uploaded = await motoClients(moto).s3.send(new ListObjectsV2Command({ Bucket: templateBucket, Prefix: 'templates/navcloud-dev-green-a1b2c3/' }));
+    expect((await stacks.waitUntilReady('navcloud-dev-green-a1b2c3')).outputs?.endpoint).toBe(
+      'https://navcloud-dev-green-a1b2c3.example.test',
+    );
+    const uploaded = await motoClients(moto).s3.send(
+      new ListObjectsV2Command({ Bucket: templateBucket, Prefix: 'templates/navcloud-dev-green-a1b2c3/' }),
+    );
     expect(uploaded.Contents?.map((o) => o.Key)).toEqual([expect.stringMatching(/big-stack\.yaml$/)]);
   });
 
-  it('lists the running API nodes of the ApiGroup Auto Scaling group by private address, not the other groups\' instances', async () => {
+  it("lists the running API nodes of the ApiGroup Auto Scaling group by private address, not the other groups' instances", async () => {
     const stacks = provisioner();
     await stacks.create(request({ template: 'api-group-stack.yaml', parameters: { ApiNodeCount: '3' } }));
     const ready = await stacks.waitUntilReady('navcloud-dev-green-a1b2c3');
     const { ec2, autoScaling } = motoClients(moto);
     const group = await autoScaling.send(new DescribeAutoScalingGroupsCommand({}));
     const api = group.AutoScalingGroups!.find((g) => g.Instances?.length === 3)!;
-    const described = await ec2.send(new DescribeInstancesCommand({ InstanceIds: api.Instances!.map((i) => i.InstanceId!) }));
-    const addresses = described.Reservations!.flatMap((r) => r.Instances!).sort((a, b) => a.InstanceId!.localeCompare(b.InstanceId!)).map((i) => i.PrivateIpAddress);
+    const described = await ec2.send(
+      new DescribeInstancesCommand({ InstanceIds: api.Instances!.map((i) => i.InstanceId!) }),
+    );
+    const addresses = described
+      .Reservations!.flatMap((r) => r.Instances!)
+      .sort((a, b) => a.InstanceId!.localeCompare(b.InstanceId!))
+      .map((i) => i.PrivateIpAddress);
     expect(addresses).toHaveLength(3);
     expect(ready.outputs?.nodes).toEqual(addresses.map((a) => `http://${a}:8080`));
     expect((await stacks.list('dev'))[0]?.outputs?.nodes).toEqual(ready.outputs?.nodes);
@@ -122,7 +171,10 @@ describe('AwsStackProvisioner on moto', () => {
   });
 
   it('names a missing template file clearly', async () => {
-    await expect(provisioner().create(request({ template: 'nope.yaml' })))
-      .rejects.toMatchObject({ code: 'TemplateMissing', retryable: false, message: expect.stringContaining('nope.yaml') });
+    await expect(provisioner().create(request({ template: 'nope.yaml' }))).rejects.toMatchObject({
+      code: 'TemplateMissing',
+      retryable: false,
+      message: expect.stringContaining('nope.yaml'),
+    });
   });
 });

@@ -40,8 +40,10 @@ describe('app-stack.yaml user data', () => {
   });
 
   it('reports not ready once the node drains', async () => {
-    const drain = probeScript(node.port).replace('GET /readyz HTTP/1.0',
-      `POST /admin/drain HTTP/1.0\\r\\nauthorization: Bearer ${await node.token('ops', true)}\\r\\ncontent-length: 0`);
+    const drain = probeScript(node.port).replace(
+      'GET /readyz HTTP/1.0',
+      `POST /admin/drain HTTP/1.0\\r\\nauthorization: Bearer ${await node.token('ops', true)}\\r\\ncontent-length: 0`,
+    );
     expect(await bash(drain)).toBe(0);
     expect(await bash(probeScript(node.port))).toBe(1);
   });

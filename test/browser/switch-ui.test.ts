@@ -32,8 +32,15 @@ describe('the Temporal Web UI during a switch', () => {
       executablePath: '/usr/bin/chromium',
       headless: true,
       viewport: { width: 1400, height: 1000 },
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
   }, 240_000);
 
@@ -45,7 +52,11 @@ describe('the Temporal Web UI during a switch', () => {
 
   it('shows the switch workflow, its SwitchPhase and its current details', async () => {
     const input: SwitchInput = { env: 'dev', backup: 'latest', trigger: 'manual', version: 'ui-test' };
-    const handle = await t.client.workflow.start('stackSwitch', { ...switchStartOptions(input), taskQueue: TASK_QUEUE, args: [input] });
+    const handle = await t.client.workflow.start('stackSwitch', {
+      ...switchStartOptions(input),
+      taskQueue: TASK_QUEUE,
+      args: [input],
+    });
     const status = await untilPhase(handle, 'awaiting-approval', 180_000);
 
     const page = await browser.newPage();
@@ -77,7 +88,13 @@ describe('the Temporal Web UI during a switch', () => {
     try {
       for (const deadline = Date.now() + 60_000; !currentDetails && Date.now() < deadline; await sleep(250)) {
         for (const frame of page.frames()) {
-          if (await frame.getByText(waiting).count().catch(() => 0)) currentDetails = frame;
+          if (
+            await frame
+              .getByText(waiting)
+              .count()
+              .catch(() => 0)
+          )
+            currentDetails = frame;
         }
       }
     } finally {
@@ -89,7 +106,7 @@ describe('the Temporal Web UI during a switch', () => {
     expect(statSync(attributesShot).size).toBeGreaterThan(10_000);
 
     await handle.executeUpdate('abort', { args: [{ by: 'browser-test', comment: 'seen in the UI' }] });
-    const report = await handle.result() as SwitchReport;
+    const report = (await handle.result()) as SwitchReport;
     expect(report.outcome).toBe('aborted');
   }, 300_000);
 });

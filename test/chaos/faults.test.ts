@@ -32,8 +32,14 @@ describe('the fault agent', () => {
       chmodSync(script, 0o755);
       const fault: FaultPlan = { target: 'riak', mode: 'kill', atMs: 50, forMs: 300, node: 2 };
       const strike = await runFault(fault, riakWorld(script, dir.path), Date.now(), new Promise(() => undefined));
-      expect(strike).toMatchObject({ struck: true, detail: expect.stringMatching(/^riak dev2 killed and started again, serving 0\.\d s after the kill$/) });
-      const lines = readFileSync(calls, 'utf8').trim().split('\n').map((l) => l.split(' '));
+      expect(strike).toMatchObject({
+        struck: true,
+        detail: expect.stringMatching(/^riak dev2 killed and started again, serving 0\.\d s after the kill$/),
+      });
+      const lines = readFileSync(calls, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => l.split(' '));
       expect(lines.map(([, ...args]) => args.join(' '))).toEqual(['kill 2', 'start-node 2']);
       expect(Number(lines[1]![0]) - Number(lines[0]![0])).toBeGreaterThanOrEqual(300);
     } finally {
@@ -45,7 +51,11 @@ describe('the fault agent', () => {
     const dir = tempDir('chaos-riak-');
     // As in a real node: the executable is beam.smp, argv[0] the node's bin/riak.
     copyFileSync('/bin/sleep', join(dir.path, 'beam.smp'));
-    const vm = (node: number) => spawn('bash', ['-c', `exec -a ${dir.path}/dev${node}/bin/riak ${dir.path}/beam.smp 30`], { detached: true, stdio: 'ignore' });
+    const vm = (node: number) =>
+      spawn('bash', ['-c', `exec -a ${dir.path}/dev${node}/bin/riak ${dir.path}/beam.smp 30`], {
+        detached: true,
+        stdio: 'ignore',
+      });
     const [two, three] = [vm(2), vm(3)];
     try {
       await sleep(200);
@@ -67,7 +77,12 @@ describe('the fault agent', () => {
 
   it('does not strike once the run is over, and says so', async () => {
     const fault: FaultPlan = { target: 'node-new', mode: 'kill', atMs: 0, forMs: 100, node: 1 };
-    const strike = await runFault(fault, { stackOf: async () => undefined } as unknown as FaultWorld, Date.now(), sleep(300));
+    const strike = await runFault(
+      fault,
+      { stackOf: async () => undefined } as unknown as FaultWorld,
+      Date.now(),
+      sleep(300),
+    );
     expect(strike).toEqual({ fault, struck: false, detail: 'the run was over before it struck' });
   });
 });

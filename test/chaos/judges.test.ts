@@ -7,14 +7,30 @@
  */
 import { describe, expect, it } from 'vitest';
 import { checkLinearizability, History } from '../../src/load/history.ts';
-import { judgeRun, judgeOneWriter, writerChangesAllowed, type Acknowledgment, type RecoveryBound, type RunEvidence } from '../../src/chaos/judges.ts';
+import {
+  judgeRun,
+  judgeOneWriter,
+  writerChangesAllowed,
+  type Acknowledgment,
+  type RecoveryBound,
+  type RunEvidence,
+} from '../../src/chaos/judges.ts';
 import type { ClientFigures } from '../../src/switch/contract.ts';
 
 const bound: RecoveryBound = { closeMs: 240_000, writableMs: 20_000 };
 
 const figures = (over: Partial<ClientFigures> = {}): ClientFigures => ({
-  requests: 100, failedRequests: 0, writesAcknowledged: 50, writesLost: 0, streams: 4, streamsReconnected: 4,
-  maxReconnectMs: 900, duplicateEvents: 0, missedEvents: 0, maxWritePauseMs: 400, ...over,
+  requests: 100,
+  failedRequests: 0,
+  writesAcknowledged: 50,
+  writesLost: 0,
+  streams: 4,
+  streamsReconnected: 4,
+  maxReconnectMs: 900,
+  duplicateEvents: 0,
+  missedEvents: 0,
+  maxWritePauseMs: 400,
+  ...over,
 });
 
 /** A: writes until the flip at t=1000, B after it: one hand-over. */
@@ -29,14 +45,25 @@ async function cleanEvidence(): Promise<RunEvidence> {
   history.record({ client: c, key: 'k', kind: 'write', value: 1, call: 0, return: 10 });
   history.record({ client: c, key: 'k', kind: 'read', value: 1, call: 20, return: 30 });
   return {
-    action: 'switch', end: 'switched', closedAfterMs: 40_000,
-    clients: { ...figures(), nonRetrying: figures({ failedRequests: 3 }), linearizability: await checkLinearizability(history) },
-    acks: switchAcks(), journalsTruncated: false,
-    probe: { ok: true, afterMs: 40, detail: 'taken' }, leftovers: [],
+    action: 'switch',
+    end: 'switched',
+    closedAfterMs: 40_000,
+    clients: {
+      ...figures(),
+      nonRetrying: figures({ failedRequests: 3 }),
+      linearizability: await checkLinearizability(history),
+    },
+    acks: switchAcks(),
+    journalsTruncated: false,
+    probe: { ok: true, afterMs: 40, detail: 'taken' },
+    leftovers: [],
   };
 }
 
-const failing = (evidence: RunEvidence) => judgeRun(evidence, bound).filter((v) => !v.ok).map((v) => v.judge);
+const failing = (evidence: RunEvidence) =>
+  judgeRun(evidence, bound)
+    .filter((v) => !v.ok)
+    .map((v) => v.judge);
 
 describe('the chaos judges', () => {
   it('pass a run that kept every promise (plain clients may see refusals)', async () => {
@@ -46,7 +73,9 @@ describe('the chaos judges', () => {
   it('fail a run with a lost write, of either kind of client', async () => {
     const evidence = await cleanEvidence();
     expect(failing({ ...evidence, clients: { ...evidence.clients, writesLost: 1 } })).toEqual(['lost writes']);
-    expect(failing({ ...evidence, clients: { ...evidence.clients, nonRetrying: figures({ writesLost: 2 }) } })).toEqual(['lost writes']);
+    expect(failing({ ...evidence, clients: { ...evidence.clients, nonRetrying: figures({ writesLost: 2 }) } })).toEqual(
+      ['lost writes'],
+    );
   });
 
   it('fail a history Porcupine finds not linearizable, or one it could not check', async () => {
@@ -58,7 +87,9 @@ describe('the chaos judges', () => {
     history.record({ client: b, key: 'k', kind: 'read', value: 1, call: 40, return: 50 });
     const evidence = await cleanEvidence();
     const verdict = await checkLinearizability(history);
-    expect(failing({ ...evidence, clients: { ...evidence.clients, linearizability: verdict } })).toEqual(['linearizable']);
+    expect(failing({ ...evidence, clients: { ...evidence.clients, linearizability: verdict } })).toEqual([
+      'linearizable',
+    ]);
     const { linearizability: _, ...unchecked } = evidence.clients;
     expect(failing({ ...evidence, clients: unchecked })).toEqual(['linearizable']);
   });
@@ -76,7 +107,12 @@ describe('the chaos judges', () => {
     const alternating = [...switchAcks(), { stack: 'A', id: 'late', from: 1300, to: 1301 }];
     expect(failing({ ...evidence, acks: alternating })).toEqual(['one writer']);
     // A switch that rolled back hands the writer back once: A, B, A is allowed then, not A, B, A, B.
-    expect(judgeOneWriter([...switchAcks(), { stack: 'A', id: 'back', from: 2000, to: 2001 }], writerChangesAllowed('switch', 'rolled-back')).ok).toBe(true);
+    expect(
+      judgeOneWriter(
+        [...switchAcks(), { stack: 'A', id: 'back', from: 2000, to: 2001 }],
+        writerChangesAllowed('switch', 'rolled-back'),
+      ).ok,
+    ).toBe(true);
     expect(judgeOneWriter(alternating, writerChangesAllowed('switch', 'rolled-back')).ok).toBe(false);
     expect(judgeOneWriter(switchAcks(), writerChangesAllowed('rollback', 'rolled-back')).ok).toBe(true);
   });
@@ -84,14 +120,18 @@ describe('the chaos judges', () => {
   it('fail a stream that missed a change or got one twice', async () => {
     const evidence = await cleanEvidence();
     expect(failing({ ...evidence, clients: { ...evidence.clients, missedEvents: 1 } })).toEqual(['streams']);
-    expect(failing({ ...evidence, clients: { ...evidence.clients, nonRetrying: figures({ duplicateEvents: 1 }) } })).toEqual(['streams']);
+    expect(
+      failing({ ...evidence, clients: { ...evidence.clients, nonRetrying: figures({ duplicateEvents: 1 }) } }),
+    ).toEqual(['streams']);
   });
 
   it('fail a run that did not recover: stuck, too slow, not writable, or leaving a stack behind', async () => {
     const evidence = await cleanEvidence();
     expect(failing({ ...evidence, end: 'stuck', closedAfterMs: 240_001 })).toEqual(['recovered']);
     expect(failing({ ...evidence, end: 'terminated' })).toEqual(['recovered']);
-    expect(failing({ ...evidence, probe: { ok: false, afterMs: 20_100, detail: '503 fenced' } })).toEqual(['recovered']);
+    expect(failing({ ...evidence, probe: { ok: false, afterMs: 20_100, detail: '503 fenced' } })).toEqual([
+      'recovered',
+    ]);
     expect(failing({ ...evidence, probe: { ok: true, afterMs: 25_000, detail: 'taken' } })).toEqual(['recovered']);
     expect(failing({ ...evidence, leftovers: ['navcloud-dev-green-1 (failed)'] })).toEqual(['recovered']);
     // Failing cleanly is a recovery.

@@ -30,7 +30,7 @@ describe('chaos plans', () => {
     }
   });
 
-  it('aim about a third of a switch\'s faults at the flip or the look right after it, none of a rollback\'s', () => {
+  it("aim about a third of a switch's faults at the flip or the look right after it, none of a rollback's", () => {
     const plans = Array.from({ length: 400 }, (_, run) => planRun(1, run, options));
     const aimed = plans.flatMap((p) => p.faults.filter((f) => f.phase).map((f) => ({ ...f, action: p.action })));
     const switchFaults = plans.filter((p) => p.action === 'switch').flatMap((p) => p.faults).length;
@@ -43,16 +43,26 @@ describe('chaos plans', () => {
   it('draw only from the menu given, with the mode it pins', () => {
     const menu = parseFaultMenu('worker:stop,riak', true);
     expect(menu).toEqual([{ target: 'worker', mode: 'stop' }, { target: 'riak' }]);
-    const faults = Array.from({ length: 100 }, (_, run) => planRun(3, run, { ...options, menu })).flatMap((p) => p.faults);
+    const faults = Array.from({ length: 100 }, (_, run) => planRun(3, run, { ...options, menu })).flatMap(
+      (p) => p.faults,
+    );
     // A menu of one thing gives one fault per run.
-    expect(Array.from({ length: 100 }, (_, run) => planRun(3, run, { ...options, menu: [{ target: 'dns' }] })).every((p) => p.faults.length === 1)).toBe(true);
+    expect(
+      Array.from({ length: 100 }, (_, run) => planRun(3, run, { ...options, menu: [{ target: 'dns' }] })).every(
+        (p) => p.faults.length === 1,
+      ),
+    ).toBe(true);
     expect(faults.filter((f) => f.target === 'worker').every((f) => f.mode === 'stop')).toBe(true);
     expect(faults.filter((f) => f.target === 'riak').every((f) => f.node >= 1 && f.node <= 3)).toBe(true);
   });
 
   it('refuse a fault menu naming what is not a fault, with what is', () => {
-    expect(() => parseFaultMenu('worker,disk', false)).toThrow("--faults: 'disk' is not a fault; expected one of worker, temporal, node-old, node-new, dns, rabbitmq, optionally followed by :kill or :stop (riak needs --store riak)");
+    expect(() => parseFaultMenu('worker,disk', false)).toThrow(
+      "--faults: 'disk' is not a fault; expected one of worker, temporal, node-old, node-new, dns, rabbitmq, optionally followed by :kill or :stop (riak needs --store riak)",
+    );
     expect(() => parseFaultMenu('riak', false)).toThrow(/'riak' is not a fault.*riak needs --store riak/);
-    expect(() => parseFaultMenu('dns:pause', false)).toThrow("--faults: 'dns:pause' has mode 'pause'; expected kill or stop");
+    expect(() => parseFaultMenu('dns:pause', false)).toThrow(
+      "--faults: 'dns:pause' has mode 'pause'; expected kill or stop",
+    );
   });
 });

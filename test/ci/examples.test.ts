@@ -13,9 +13,19 @@ const githubFile = resolve(repoRoot, 'examples/ci/github-actions/switch.yml');
 const gitlabFile = resolve(repoRoot, 'examples/ci/gitlab-ci.yml');
 const run = promisify(execFile);
 
-interface Step { name?: string; id?: string; uses?: string; run?: string; if?: string; with?: Record<string, unknown>; env?: Record<string, string> }
+interface Step {
+  name?: string;
+  id?: string;
+  uses?: string;
+  run?: string;
+  if?: string;
+  with?: Record<string, unknown>;
+  env?: Record<string, string>;
+}
 async function githubJob() {
-  const workflow = parse(await readFile(githubFile, 'utf8')) as { jobs: { switch: { env: Record<string, string>; steps: Step[] } } };
+  const workflow = parse(await readFile(githubFile, 'utf8')) as {
+    jobs: { switch: { env: Record<string, string>; steps: Step[] } };
+  };
   return workflow.jobs.switch;
 }
 
@@ -26,26 +36,50 @@ async function githubJob() {
 async function runScript(script: string, code: number, env: Record<string, string> = {}) {
   const dir = tempDir('switchyard-ci-').path;
   const stub = join(dir, 'npx');
-  const report = JSON.stringify({ env: 'prod', outcome: code === 0 ? 'switched' : 'rolled-back', reason: 'smoke checks failed', phases: [{ name: 'restoring', durationMs: 1500 }] });
-  await writeFile(stub, `#!/usr/bin/env bash\necho "$@" > "${dir}/args"\n${code === 3 ? '' : `echo '${report}'\n`}exit ${code}\n`);
+  const report = JSON.stringify({
+    env: 'prod',
+    outcome: code === 0 ? 'switched' : 'rolled-back',
+    reason: 'smoke checks failed',
+    phases: [{ name: 'restoring', durationMs: 1500 }],
+  });
+  await writeFile(
+    stub,
+    `#!/usr/bin/env bash\necho "$@" > "${dir}/args"\n${code === 3 ? '' : `echo '${report}'\n`}exit ${code}\n`,
+  );
   await chmod(stub, 0o755);
   await writeFile(join(dir, 'output'), '');
   await writeFile(join(dir, 'summary'), '');
   const result = await run('bash', ['-e', '-c', script], {
     cwd: dir,
     env: {
-      PATH: `${dir}:${process.env.PATH}`, SWITCH_ENV: 'prod', SWITCH_VERSION: '1.4.2', SWITCH_APPROVAL: 'auto',
-      GITHUB_OUTPUT: join(dir, 'output'), GITHUB_STEP_SUMMARY: join(dir, 'summary'), ...env,
+      PATH: `${dir}:${process.env.PATH}`,
+      SWITCH_ENV: 'prod',
+      SWITCH_VERSION: '1.4.2',
+      SWITCH_APPROVAL: 'auto',
+      GITHUB_OUTPUT: join(dir, 'output'),
+      GITHUB_STEP_SUMMARY: join(dir, 'summary'),
+      ...env,
     },
-  }).then((r) => ({ code: 0, stdout: r.stdout }), (err: { code: number; stdout: string }) => ({ code: err.code, stdout: err.stdout }));
+  }).then(
+    (r) => ({ code: 0, stdout: r.stdout }),
+    (err: { code: number; stdout: string }) => ({ code: err.code, stdout: err.stdout }),
+  );
   const read = (name: string) => readFile(join(dir, name), 'utf8');
-  return { ...result, args: (await read('args')).trim(), output: await read('output'), summary: await read('summary'), report: await read('switch-report.json') };
+  return {
+    ...result,
+    args: (await read('args')).trim(),
+    output: await read('output'),
+    summary: await read('summary'),
+    report: await read('switch-report.json'),
+  };
 }
 
 describe('the GitHub Actions example', () => {
   it('passes actionlint (with ShellCheck over its scripts)', async () => {
-    const result = await run(toolPath('actionlint'), ['-no-color', githubFile])
-      .then((r) => ({ code: 0, out: r.stdout }), (err: { code: number; stdout: string }) => ({ code: err.code, out: err.stdout }));
+    const result = await run(toolPath('actionlint'), ['-no-color', githubFile]).then(
+      (r) => ({ code: 0, out: r.stdout }),
+      (err: { code: number; stdout: string }) => ({ code: err.code, out: err.stdout }),
+    );
     expect(result.out).toBe('');
     expect(result.code).toBe(0);
   });
@@ -62,7 +96,9 @@ describe('the GitHub Actions example', () => {
     const step = (await githubJob()).steps.find((s) => s.id === 'switch')!;
     const switched = await runScript(step.run!, 0);
     expect(switched.code).toBe(0);
-    expect(switched.args).toBe('--no-install switchyard switch --env prod --version 1.4.2 --approval auto --wait --json');
+    expect(switched.args).toBe(
+      '--no-install switchyard switch --env prod --version 1.4.2 --approval auto --wait --json',
+    );
     expect(JSON.parse(switched.report).outcome).toBe('switched');
     expect(switched.output).toBe('exit-code=0\n');
     expect(switched.summary).toContain('| restoring | 1.5 |');
@@ -97,7 +133,9 @@ describe('the GitLab CI example', () => {
 
     const switched = await runScript(script, 0);
     expect(switched.code).toBe(0);
-    expect(switched.args).toBe('--no-install switchyard switch --env prod --version 1.4.2 --approval auto --wait --json');
+    expect(switched.args).toBe(
+      '--no-install switchyard switch --env prod --version 1.4.2 --approval auto --wait --json',
+    );
     const failed = await runScript(script, 1);
     expect(failed.code).toBe(1);
     expect(failed.stdout).toContain('SWITCH FAILED: rolled-back: smoke checks failed');

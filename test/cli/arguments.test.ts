@@ -22,7 +22,10 @@ function expectUsage(result: { code: number | null; stdout: string; stderr: stri
 
 describe('switchyard arguments', () => {
   it('exits 2 with an unknown command', async () => {
-    expectUsage(await runCli(['swich', '--env', 'qa']), /^switchyard: unknown command 'swich'.*\(Did you mean switch\?\)/);
+    expectUsage(
+      await runCli(['swich', '--env', 'qa']),
+      /^switchyard: unknown command 'swich'.*\(Did you mean switch\?\)/,
+    );
   });
 
   it('exits 2 with an unknown option', async () => {
@@ -34,7 +37,10 @@ describe('switchyard arguments', () => {
   });
 
   it('exits 2 with an approval mode that does not exist', async () => {
-    expectUsage(await runCli(withEnvs('switch', '--env', 'qa', '--approval', 'maybe')), /'maybe' is invalid.*auto, manual/);
+    expectUsage(
+      await runCli(withEnvs('switch', '--env', 'qa', '--approval', 'maybe')),
+      /'maybe' is invalid.*auto, manual/,
+    );
   });
 
   it('exits 2 without arguments, showing the help on stderr', async () => {
@@ -50,7 +56,10 @@ describe('switchyard arguments', () => {
   });
 
   it('exits 2 naming the file when the environment does not exist', async () => {
-    expectUsage(await runCli(withEnvs('switch', '--env', 'nowhere')), /no environment 'nowhere': .*nowhere\.yaml does not exist/);
+    expectUsage(
+      await runCli(withEnvs('switch', '--env', 'nowhere')),
+      /no environment 'nowhere': .*nowhere\.yaml does not exist/,
+    );
   });
 
   it('exits 2 when the environment file is not YAML', async () => {
@@ -66,12 +75,17 @@ describe('switchyard arguments', () => {
   });
 
   it('reads the environments directory from SWITCHYARD_ENVIRONMENTS', async () => {
-    expectUsage(await runCli(['status', '--env', 'broken'], { SWITCHYARD_ENVIRONMENTS: envs.dir }), /broken\.yaml: not valid YAML/);
+    expectUsage(
+      await runCli(['status', '--env', 'broken'], { SWITCHYARD_ENVIRONMENTS: envs.dir }),
+      /broken\.yaml: not valid YAML/,
+    );
   });
 
   it('exits 2 when a TLS certificate comes without its key', async () => {
-    expectUsage(await runCli(withEnvs('status', '--env', 'qa'), { TEMPORAL_TLS_CERT: '/nonexistent/client.pem' }),
-      /TEMPORAL_TLS_CERT is set \(\/nonexistent\/client\.pem\) but TEMPORAL_TLS_KEY is not/);
+    expectUsage(
+      await runCli(withEnvs('status', '--env', 'qa'), { TEMPORAL_TLS_CERT: '/nonexistent/client.pem' }),
+      /TEMPORAL_TLS_CERT is set \(\/nonexistent\/client\.pem\) but TEMPORAL_TLS_KEY is not/,
+    );
   });
 
   it('exits 2 in one sentence naming the address when Temporal is not reachable', async () => {
@@ -82,7 +96,10 @@ describe('switchyard arguments', () => {
   });
 
   it('prints the stack trace of an error only with --verbose', async () => {
-    const result = await runCli(withEnvs('status', '--env', 'qa', '--verbose'), { TEMPORAL_TLS_CERT: '/x.pem', TEMPORAL_TLS_KEY: '/nonexistent/key.pem' });
+    const result = await runCli(withEnvs('status', '--env', 'qa', '--verbose'), {
+      TEMPORAL_TLS_CERT: '/x.pem',
+      TEMPORAL_TLS_KEY: '/nonexistent/key.pem',
+    });
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/TEMPORAL_TLS_CERT names \/x\.pem, which cannot be read: ENOENT/);
     expect(result.stderr).toMatch(/\n\s+at /);

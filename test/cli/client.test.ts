@@ -23,14 +23,20 @@ describe('connectionOptions', () => {
   });
 
   it('reads the address and namespace', () => {
-    const { connection, namespace } = connectionOptions({ TEMPORAL_ADDRESS: '127.0.0.9:7000', TEMPORAL_NAMESPACE: 'switchyard-prod' });
+    const { connection, namespace } = connectionOptions({
+      TEMPORAL_ADDRESS: '127.0.0.9:7000',
+      TEMPORAL_NAMESPACE: 'switchyard-prod',
+    });
     expect(connection.address).toBe('127.0.0.9:7000');
     expect(namespace).toBe('switchyard-prod');
   });
 
   it('builds mTLS from the certificate, key, CA and server name files', () => {
     const { connection } = connectionOptions({
-      TEMPORAL_TLS_CERT: cert, TEMPORAL_TLS_KEY: key, TEMPORAL_TLS_CA: ca, TEMPORAL_TLS_SERVER_NAME: 'temporal.internal',
+      TEMPORAL_TLS_CERT: cert,
+      TEMPORAL_TLS_KEY: key,
+      TEMPORAL_TLS_CA: ca,
+      TEMPORAL_TLS_SERVER_NAME: 'temporal.internal',
     });
     if (typeof connection.tls !== 'object') throw new Error('expected a TLS config');
     expect(text(connection.tls.clientCertPair?.crt)).toBe('CERT');
@@ -47,7 +53,9 @@ describe('connectionOptions', () => {
     if (typeof connection.tls !== 'object') throw new Error('expected a TLS config');
     expect(text(connection.tls.clientCertPair?.crt)).toBe(pemCert);
     expect(text(connection.tls.clientCertPair?.key)).toBe(pemKey);
-    expect(() => connectionOptions({ TEMPORAL_TLS_KEY: pemKey })).toThrow('TEMPORAL_TLS_KEY is set (a PEM value) but TEMPORAL_TLS_CERT is not');
+    expect(() => connectionOptions({ TEMPORAL_TLS_KEY: pemKey })).toThrow(
+      'TEMPORAL_TLS_KEY is set (a PEM value) but TEMPORAL_TLS_CERT is not',
+    );
   });
 
   it('turns TLS on for an API key', () => {
@@ -58,9 +66,15 @@ describe('connectionOptions', () => {
   it.each([
     [{ TEMPORAL_TLS_CERT: cert }, /TEMPORAL_TLS_CERT is set .* but TEMPORAL_TLS_KEY is not/],
     [{ TEMPORAL_TLS_KEY: key }, /TEMPORAL_TLS_KEY is set .* but TEMPORAL_TLS_CERT is not/],
-    [{ TEMPORAL_TLS_CERT: cert, TEMPORAL_TLS_KEY: join(dir, 'missing.key') }, /TEMPORAL_TLS_KEY names .*missing\.key, which cannot be read: ENOENT/],
+    [
+      { TEMPORAL_TLS_CERT: cert, TEMPORAL_TLS_KEY: join(dir, 'missing.key') },
+      /TEMPORAL_TLS_KEY names .*missing\.key, which cannot be read: ENOENT/,
+    ],
     [{ TEMPORAL_TLS_CA: dir }, /TEMPORAL_TLS_CA names .*, which cannot be read: EISDIR/],
-    [{ TEMPORAL_API_KEY: 'k', TEMPORAL_TLS_CERT: cert, TEMPORAL_TLS_KEY: key }, /either an API key or a client certificate/],
+    [
+      { TEMPORAL_API_KEY: 'k', TEMPORAL_TLS_CERT: cert, TEMPORAL_TLS_KEY: key },
+      /either an API key or a client certificate/,
+    ],
     [{ TEMPORAL_TLS: 'yes' }, /TEMPORAL_TLS is 'yes': expected true or false/],
     [{ TEMPORAL_TLS: 'false', TEMPORAL_API_KEY: 'k' }, /only sent over TLS/],
   ])('refuses %o', (env, message) => {

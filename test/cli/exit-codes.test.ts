@@ -25,7 +25,11 @@ const envs = environmentsDir({ [env]: environmentYaml(env) });
 let worker: ChildProcess | undefined;
 let client: Client;
 
-const cliEnv = () => ({ TEMPORAL_ADDRESS: inject('temporalAddress'), SWITCHYARD_TASK_QUEUE: taskQueue, USER: 'ci-bot' });
+const cliEnv = () => ({
+  TEMPORAL_ADDRESS: inject('temporalAddress'),
+  SWITCHYARD_TASK_QUEUE: taskQueue,
+  USER: 'ci-bot',
+});
 const cli = (...args: string[]) => runCli([...args, '--environments', envs.dir], cliEnv());
 
 function startWorker(): Promise<ChildProcess> {
@@ -35,7 +39,9 @@ function startWorker(): Promise<ChildProcess> {
     SWITCHYARD_TEST_SEED_ENV: env,
     SWITCHYARD_TEST_ENV: JSON.stringify({ verifySeconds: 0, drainSeconds: 0, ttl: 1 }),
     // The first two switches pass their smoke tests, the third fails them.
-    SWITCHYARD_TEST_FAIL: JSON.stringify({ smoke: { after: 2, retryable: false, message: 'stream check saw no heartbeat' } }),
+    SWITCHYARD_TEST_FAIL: JSON.stringify({
+      smoke: { after: 2, retryable: false, message: 'stream check saw no heartbeat' },
+    }),
   });
 }
 
@@ -57,7 +63,8 @@ function expectReportShape(report: SwitchReport) {
     expect(Number.isNaN(Date.parse(phase.startedAt))).toBe(false);
     expect(phase.durationMs).toBeGreaterThanOrEqual(0);
   }
-  for (const check of report.smoke.checks) expect(check).toMatchObject({ name: expect.any(String), ok: expect.any(Boolean), durationMs: expect.any(Number) });
+  for (const check of report.smoke.checks)
+    expect(check).toMatchObject({ name: expect.any(String), ok: expect.any(Boolean), durationMs: expect.any(Number) });
 }
 
 beforeAll(async () => {
@@ -81,12 +88,28 @@ describe.sequential('switchyard exit codes end to end', () => {
 
   it('exits 3 for a second switch while one waits for approval, and 0 once approved', async () => {
     // Manual approval (the environment approves automatically) holds the switch still for the busy check and approve.
-    const waiting = startCli(['switch', '--env', env, '--version', '2.0.0', '--approval', 'manual', '--wait', '--json', '--environments', envs.dir], cliEnv());
+    const waiting = startCli(
+      [
+        'switch',
+        '--env',
+        env,
+        '--version',
+        '2.0.0',
+        '--approval',
+        'manual',
+        '--wait',
+        '--json',
+        '--environments',
+        envs.dir,
+      ],
+      cliEnv(),
+    );
     const status = await untilPhase(client.workflow.getHandle(switchWorkflowId(env)), 'awaiting-approval');
     firstNewStack = status.to!.stack;
     // Its progress line for the phase, before the phase ends: one line per phase the follower saw.
     const awaiting = new RegExp(`^\\S+Z ${env}: awaiting-approval → ${firstNewStack} \\(green\\)`, 'm');
-    for (const deadline = Date.now() + 30_000; !awaiting.test(waiting.stderr()) && Date.now() < deadline;) await sleep(100);
+    for (const deadline = Date.now() + 30_000; !awaiting.test(waiting.stderr()) && Date.now() < deadline;)
+      await sleep(100);
     // What the Web UI shows for it, set by the CLI when it started the switch.
     const started = await client.workflow.getHandle(switchWorkflowId(env)).describe();
     expect(await started.staticSummary()).toBe(`switch ${env} to version 2.0.0 (trigger manual)`);
@@ -94,8 +117,11 @@ describe.sequential('switchyard exit codes end to end', () => {
 
     const second = await cli('switch', '--env', env);
     expect(second.code).toBe(3);
-    expect(second.stderr.trim()).toMatch(new RegExp(
-      `^switchyard: a switch of ${env} is already running \\(switch-${env}, started \\d{4}-\\d\\d-\\d\\dT[^)]+\\); watch it with \`switchyard status --env ${env}\`$`));
+    expect(second.stderr.trim()).toMatch(
+      new RegExp(
+        `^switchyard: a switch of ${env} is already running \\(switch-${env}, started \\d{4}-\\d\\d-\\d\\dT[^)]+\\); watch it with \`switchyard status --env ${env}\`$`,
+      ),
+    );
 
     // A night of the schedule meets the same switch-<env> id, so it skips its switch.
     const set = await cli('schedule', 'set', '--env', env, '--cron', '0 4 * * *');
@@ -104,8 +130,11 @@ describe.sequential('switchyard exit codes end to end', () => {
     const waitingRun = (await client.workflow.getHandle(switchWorkflowId(env)).describe()).runId;
     const triggered = await cli('schedule', 'trigger', '--env', env);
     expect(triggered.code).toBe(3);
-    expect(triggered.stderr.trim()).toMatch(new RegExp(
-      `^switchyard: nightly-refresh-${env}-\\S+ started no switch: a switch of ${env} is already running \\(switch-${env}, started `));
+    expect(triggered.stderr.trim()).toMatch(
+      new RegExp(
+        `^switchyard: nightly-refresh-${env}-\\S+ started no switch: a switch of ${env} is already running \\(switch-${env}, started `,
+      ),
+    );
     expect((await client.workflow.getHandle(switchWorkflowId(env)).describe()).runId).toBe(waitingRun);
     expect((await cli('schedule', 'delete', '--env', env)).code).toBe(0);
 
@@ -122,8 +151,11 @@ describe.sequential('switchyard exit codes end to end', () => {
     const report = reportOf(result);
     expectReportShape(report);
     expect(report).toMatchObject({
-      outcome: 'switched', version: '2.0.0', trigger: 'manual',
-      from: { stack: seedStackName(env), colour: 'blue' }, to: { stack: firstNewStack, colour: 'green' },
+      outcome: 'switched',
+      version: '2.0.0',
+      trigger: 'manual',
+      from: { stack: seedStackName(env), colour: 'blue' },
+      to: { stack: firstNewStack, colour: 'green' },
       approval: { decision: 'approved', by: 'ci-bot', comment: 'release 2.0.0' },
     });
     // Progress went to stderr as plain lines (not a TTY), one per phase change; stdout is only the report.
@@ -131,9 +163,14 @@ describe.sequential('switchyard exit codes end to end', () => {
     expect(result.stderr).toMatch(new RegExp(`^\\S+Z ${env}: draining`, 'm'));
     expect(new FakeWorld({ stateFile: join(stateDir, 'world.json') }).reload().dns?.stack).toBe(firstNewStack);
     // The write pause and what the old stack held and forwarded (the fake's nodes: 2 held, 1 ran out, 5 forwarded each).
-    expect(report.writePause).toMatchObject({ requestsHeld: expect.any(Number), requestsForwarded: expect.any(Number) });
+    expect(report.writePause).toMatchObject({
+      requestsHeld: expect.any(Number),
+      requestsForwarded: expect.any(Number),
+    });
     const after = await cli('status', '--env', env);
-    expect(after.stdout).toMatch(/^write pause: \d+ ms; the old stack held \d+ writes \(\d+ ran out and were refused\) and forwarded \d+ requests$/m);
+    expect(after.stdout).toMatch(
+      /^write pause: \d+ ms; the old stack held \d+ writes \(\d+ ran out and were refused\) and forwarded \d+ requests$/m,
+    );
   }, 120_000);
 
   it('exits 1 when the switch is aborted, recording who and why, and the approval command is refused afterwards', async () => {
@@ -142,7 +179,9 @@ describe.sequential('switchyard exit codes end to end', () => {
     const shown = await cli('status', '--env', env, '--json');
     expect(shown.code).toBe(0);
     expect(JSON.parse(shown.stdout)).toMatchObject({
-      workflowId: switchWorkflowId(env), execution: 'RUNNING', status: { env, phase: 'awaiting-approval', from: { stack: firstNewStack } },
+      workflowId: switchWorkflowId(env),
+      execution: 'RUNNING',
+      status: { env, phase: 'awaiting-approval', from: { stack: firstNewStack } },
     });
     const aborted = await cli('abort', '--env', env, '--by', 'ana', '--comment', 'wrong version');
     expect(aborted.code).toBe(0);
@@ -151,7 +190,10 @@ describe.sequential('switchyard exit codes end to end', () => {
     expect(result.code).toBe(1);
     const report = reportOf(result);
     expectReportShape(report);
-    expect(report).toMatchObject({ outcome: 'aborted', approval: { decision: 'aborted', by: 'ana', comment: 'wrong version' } });
+    expect(report).toMatchObject({
+      outcome: 'aborted',
+      approval: { decision: 'aborted', by: 'ana', comment: 'wrong version' },
+    });
 
     const late = await cli('approve', '--env', env);
     expect(late.code).toBe(1);
@@ -175,11 +217,14 @@ describe.sequential('switchyard exit codes end to end', () => {
 
   it('prints the workflow and run id and exits 0 without --wait', async () => {
     // With CI set, the switch says CI started it.
-    const started = await runCli(['switch', '--env', env, '--json', '--environments', envs.dir], { ...cliEnv(), CI: 'true' });
+    const started = await runCli(['switch', '--env', env, '--json', '--environments', envs.dir], {
+      ...cliEnv(),
+      CI: 'true',
+    });
     expect(started.code).toBe(0);
     const ids = JSON.parse(started.stdout) as { workflowId: string; runId: string };
     expect(ids.workflowId).toBe(switchWorkflowId(env));
-    const result = await client.workflow.getHandle(ids.workflowId, ids.runId).result() as SwitchReport;
+    const result = (await client.workflow.getHandle(ids.workflowId, ids.runId).result()) as SwitchReport;
     // The smoke tests still fail: the point is that this run is the one the CLI named.
     expect(result.outcome).toBe('failed');
     expect(result.workflowId).toBe(ids.workflowId);
@@ -192,7 +237,9 @@ describe.sequential('switchyard exit codes end to end', () => {
     const report = JSON.parse(result.stdout) as { env: string; stack: string; key: string; items: number };
     expect(report).toMatchObject({ env, stack: firstNewStack, key: expect.any(String) });
     expect(report.items).toBeGreaterThan(0);
-    expect(await (await client.workflow.getHandle(`backup-${env}`).describe()).staticSummary()).toBe(`back up the live stack of ${env}`);
+    expect(await (await client.workflow.getHandle(`backup-${env}`).describe()).staticSummary()).toBe(
+      `back up the live stack of ${env}`,
+    );
   }, 120_000);
 
   it('rolls back to the previous stack and exits 0', async () => {
@@ -200,7 +247,9 @@ describe.sequential('switchyard exit codes end to end', () => {
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     // A rollback runs under the environment's switch id: the one lock a switch and a rollback share.
-    expect(result.stdout.trim()).toBe(`rolled ${env} back from ${firstNewStack} to ${seedStackName(env)} (switch-${env}, by ci-bot)`);
+    expect(result.stdout.trim()).toBe(
+      `rolled ${env} back from ${firstNewStack} to ${seedStackName(env)} (switch-${env}, by ci-bot)`,
+    );
     expect(new FakeWorld({ stateFile: join(stateDir, 'world.json') }).reload().dns?.stack).toBe(seedStackName(env));
     const rollback = await client.workflow.getHandle(switchWorkflowId(env)).describe();
     expect(rollback.type).toBe('rollback');

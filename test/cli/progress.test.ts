@@ -14,17 +14,24 @@ class Collect extends Writable {
 
 const base: SwitchStatus = { env: 'dev', phase: 'planning', phases: [] };
 const restoring = (items: number): SwitchStatus => ({
-  ...base, phase: 'restoring', to: { stack: 'navcloud-dev-green-x1', colour: 'green' }, restore: { items, total: 1000 },
+  ...base,
+  phase: 'restoring',
+  to: { stack: 'navcloud-dev-green-x1', colour: 'green' },
+  restore: { items, total: 1000 },
 });
 const clock = () => new Date('2026-11-26T03:00:00.000Z');
 
 describe('describeProgress', () => {
   it('names the phase, the new stack, the restore percentage and the elapsed time', () => {
-    expect(describeProgress(restoring(423), 65_000)).toBe('dev: restoring → navcloud-dev-green-x1 (green) · restored 42% (423/1000 items) · 1m 05s');
+    expect(describeProgress(restoring(423), 65_000)).toBe(
+      'dev: restoring → navcloud-dev-green-x1 (green) · restored 42% (423/1000 items) · 1m 05s',
+    );
   });
 
   it('leaves the restore out of other phases', () => {
-    expect(describeProgress({ ...restoring(1000), phase: 'smoke-testing' }, 1_500)).toBe('dev: smoke-testing → navcloud-dev-green-x1 (green) · 1.5 s');
+    expect(describeProgress({ ...restoring(1000), phase: 'smoke-testing' }, 1_500)).toBe(
+      'dev: smoke-testing → navcloud-dev-green-x1 (green) · 1.5 s',
+    );
   });
 });
 
@@ -38,7 +45,7 @@ describe('restoreTenth', () => {
 });
 
 describe('ProgressReporter', () => {
-  it('writes a line only when the phase or the restore\'s tenth changes when not on a TTY', () => {
+  it("writes a line only when the phase or the restore's tenth changes when not on a TTY", () => {
     const out = new Collect();
     const reporter = new ProgressReporter(out, false, clock);
     reporter.update(base, 100);
@@ -70,7 +77,9 @@ describe('ProgressReporter', () => {
     reporter.finish();
     expect(out.chunks[0]).toBe('\r\x1b[2Kdev: planning · 100 ms');
     // Clipped to the terminal's width so the line never wraps (a wrapped line cannot be rewritten).
-    expect(out.chunks[1]).toBe(`\r\x1b[2K${'dev: restoring → navcloud-dev-green-x1 (green) · restored 50% (500/1000 items) · 200 ms'.slice(0, 38)}…`);
+    expect(out.chunks[1]).toBe(
+      `\r\x1b[2K${'dev: restoring → navcloud-dev-green-x1 (green) · restored 50% (500/1000 items) · 200 ms'.slice(0, 38)}…`,
+    );
     expect(out.chunks.slice(2)).toEqual(['\n']);
   });
 });

@@ -19,9 +19,14 @@ import { tempDir } from '../support/temp-dir.ts';
 const env = `reh-${randomBytes(3).toString('hex')}`;
 const envs = environmentsDir({ [env]: environmentYaml(env) });
 let client: Client;
-const cliEnv = () => ({ TEMPORAL_ADDRESS: inject('temporalAddress'), SWITCHYARD_TASK_QUEUE: `nobody-${randomBytes(4).toString('hex')}` });
+const cliEnv = () => ({
+  TEMPORAL_ADDRESS: inject('temporalAddress'),
+  SWITCHYARD_TASK_QUEUE: `nobody-${randomBytes(4).toString('hex')}`,
+});
 const cli = (...args: string[]) => runCli([...args, '--environments', envs.dir], cliEnv());
-const busy = new RegExp(`^switchyard: a switch of ${env} is already running \\(switch-${env}, started [^)]+\\); watch it with \`switchyard status --env ${env}\`$`);
+const busy = new RegExp(
+  `^switchyard: a switch of ${env} is already running \\(switch-${env}, started [^)]+\\); watch it with \`switchyard status --env ${env}\`$`,
+);
 
 beforeAll(async () => {
   client = await createClient({ TEMPORAL_ADDRESS: inject('temporalAddress') });
@@ -49,7 +54,9 @@ it('refuses a rehearsal while a switch runs (exit 3), and a switch while a rehea
   expect(rehearsing.code).toBe(0);
   const description = await client.workflow.getHandle(switchWorkflowId(env)).describe();
   expect(description.type).toBe('rehearsal');
-  expect(await description.staticSummary()).toMatch(new RegExp(`^rehearse switching ${env} to version \\S+ \\(trigger manual\\): no fence, DNS untouched$`));
+  expect(await description.staticSummary()).toMatch(
+    new RegExp(`^rehearse switching ${env} to version \\S+ \\(trigger manual\\): no fence, DNS untouched$`),
+  );
   const second = await cli('switch', '--env', env);
   expect(second.code).toBe(3);
   expect(second.stderr.trim()).toMatch(busy);
@@ -64,17 +71,27 @@ it('exits 0 with outcome rehearsed when a switch would have gone ahead, 1 when a
   let worker: ChildProcess | undefined;
   try {
     worker = await startTestWorker({
-      SWITCHYARD_TASK_QUEUE: taskQueue, SWITCHYARD_TEST_STATE_DIR: stateDir, SWITCHYARD_TEST_SEED_ENV: worked,
+      SWITCHYARD_TASK_QUEUE: taskQueue,
+      SWITCHYARD_TEST_STATE_DIR: stateDir,
+      SWITCHYARD_TEST_SEED_ENV: worked,
       // The first rehearsal passes its smoke checks, the second does not.
       SWITCHYARD_TEST_FAIL: JSON.stringify({ smoke: { after: 1, message: 'stream check saw no heartbeat' } }),
     });
-    const run = (...args: string[]) => runCli([...args, '--environments', dir.dir],
-      { TEMPORAL_ADDRESS: inject('temporalAddress'), SWITCHYARD_TASK_QUEUE: taskQueue });
+    const run = (...args: string[]) =>
+      runCli([...args, '--environments', dir.dir], {
+        TEMPORAL_ADDRESS: inject('temporalAddress'),
+        SWITCHYARD_TASK_QUEUE: taskQueue,
+      });
 
     const passed = await run('switch', '--env', worked, '--rehearse', '--wait', '--json');
     expect(passed.code).toBe(0);
     const report = JSON.parse(passed.stdout) as SwitchReport;
-    expect(report).toMatchObject({ env: worked, workflowId: switchWorkflowId(worked), outcome: 'rehearsed', rehearsal: { wouldSwitch: true } });
+    expect(report).toMatchObject({
+      env: worked,
+      workflowId: switchWorkflowId(worked),
+      outcome: 'rehearsed',
+      rehearsal: { wouldSwitch: true },
+    });
     expect(report.rehearsal?.lastDelta).toMatchObject({ items: expect.any(Number), durationMs: expect.any(Number) });
     const world = new FakeWorld({ stateFile: join(stateDir, 'world.json') }).reload();
     expect(world.dns?.stack).toBe(seedStackName(worked));

@@ -16,10 +16,12 @@ const switched: SwitchReport = {
     { name: 'planning', startedAt: '2026-11-26T03:00:00.000Z', durationMs: 120 },
     { name: 'restoring', startedAt: '2026-11-26T03:00:01.000Z', durationMs: 65_000 },
   ],
-  smoke: { checks: [
-    { name: 'health', ok: true, durationMs: 12 },
-    { name: 'stream | heartbeats', ok: false, durationMs: 2_500, detail: 'saw 1 heartbeat\nexpected 2' },
-  ] },
+  smoke: {
+    checks: [
+      { name: 'health', ok: true, durationMs: 12 },
+      { name: 'stream | heartbeats', ok: false, durationMs: 2_500, detail: 'saw 1 heartbeat\nexpected 2' },
+    ],
+  },
   startedAt: '2026-11-26T03:00:00.000Z',
   finishedAt: '2026-11-26T03:04:05.000Z',
 };
@@ -49,13 +51,18 @@ describe('renderMarkdown', () => {
   });
 
   it('keeps table rows intact when a detail holds pipes or line breaks', () => {
-    const row = renderMarkdown(switched).split('\n').find((line) => line.includes('heartbeats'));
+    const row = renderMarkdown(switched)
+      .split('\n')
+      .find((line) => line.includes('heartbeats'));
     expect(row).toBe('| stream \\| heartbeats | FAILED | 2.5 s | saw 1 heartbeat expected 2 |');
   });
 
   it('gives the reason and the decision of a switch that was aborted', () => {
     const text = renderMarkdown({
-      ...switched, outcome: 'aborted', reason: 'aborted by ana: wrong version', to: undefined,
+      ...switched,
+      outcome: 'aborted',
+      reason: 'aborted by ana: wrong version',
+      to: undefined,
       approval: { decision: 'aborted', by: 'ana', comment: 'wrong version', at: '2026-11-26T03:02:00.000Z' },
     });
     expect(text.split('\n')[0]).toBe('# Switch of dev: aborted');
@@ -66,27 +73,49 @@ describe('renderMarkdown', () => {
 
   it('lists warnings only when there are some', () => {
     expect(renderMarkdown(switched)).not.toContain('## Warnings');
-    const text = renderMarkdown({ ...switched, warnings: ['drain timed out after 300 s\nwith 2 streams open', 'kept stack x'] });
+    const text = renderMarkdown({
+      ...switched,
+      warnings: ['drain timed out after 300 s\nwith 2 streams open', 'kept stack x'],
+    });
     expect(text).toContain('## Warnings\n\n- drain timed out after 300 s with 2 streams open\n- kept stack x\n');
   });
 
-  it('adds the synthetic clients\' figures only when clients ran', () => {
+  it("adds the synthetic clients' figures only when clients ran", () => {
     expect(renderMarkdown(switched)).not.toContain('Synthetic clients');
-    const text = renderMarkdown({ ...switched, clients: {
-      requests: 5000, failedRequests: 0, writesAcknowledged: 800, writesLost: 0, streams: 4,
-      streamsReconnected: 4, maxReconnectMs: 730, duplicateEvents: 0, missedEvents: 0,
-    } });
+    const text = renderMarkdown({
+      ...switched,
+      clients: {
+        requests: 5000,
+        failedRequests: 0,
+        writesAcknowledged: 800,
+        writesLost: 0,
+        streams: 4,
+        streamsReconnected: 4,
+        maxReconnectMs: 730,
+        duplicateEvents: 0,
+        missedEvents: 0,
+      },
+    });
     expect(text).toContain('## Synthetic clients');
     expect(text).toContain('| Writes lost | 0 |');
     expect(text).toContain('| Longest reconnect (ms) | 730 |');
   });
 
-  it('heads a rehearsal\'s report as one and gives what a switch would have done', () => {
+  it("heads a rehearsal's report as one and gives what a switch would have done", () => {
     expect(renderMarkdown(switched)).not.toContain('What a switch would have done');
-    const text = renderMarkdown({ ...switched, outcome: 'rehearsed', rehearsal: {
-      wouldSwitch: true, catchUpPasses: [{ items: 420, durationMs: 1_800 }, { items: 7, durationMs: 90 }],
-      lastDelta: { items: 3, durationMs: 40 }, predictedWritePauseMs: 40,
-    } });
+    const text = renderMarkdown({
+      ...switched,
+      outcome: 'rehearsed',
+      rehearsal: {
+        wouldSwitch: true,
+        catchUpPasses: [
+          { items: 420, durationMs: 1_800 },
+          { items: 7, durationMs: 90 },
+        ],
+        lastDelta: { items: 3, durationMs: 40 },
+        predictedWritePauseMs: 40,
+      },
+    });
     expect(text.split('\n')[0]).toBe('# Rehearsal of a switch of dev: rehearsed');
     expect(text).toContain('## What a switch would have done');
     expect(text).toContain('| Would have switched | yes |');
@@ -99,16 +128,36 @@ describe('renderMarkdown', () => {
   it('gives the write pause and the data verification when the switch measured them', () => {
     expect(renderMarkdown(switched)).not.toContain('Data verified');
     const text = renderMarkdown({
-      ...switched, outcome: 'rolled-back', writePause: { fenceToForwardMs: 1_250 },
-      verification: { itemsCompared: 1200, mismatches: 1, firstMismatches: [{ id: 'trip-7', problem: 'missing', oldRev: '3-a' }] },
+      ...switched,
+      outcome: 'rolled-back',
+      writePause: { fenceToForwardMs: 1_250 },
+      verification: {
+        itemsCompared: 1200,
+        mismatches: 1,
+        firstMismatches: [{ id: 'trip-7', problem: 'missing', oldRev: '3-a' }],
+      },
     });
     expect(text).toContain('| Write pause (fence to forward) | 1.3 s |');
-    expect(renderMarkdown({ ...switched, writePause: { fenceToForwardMs: 80, requestsHeld: 4, holdsTimedOut: 0, requestsForwarded: 310 } }))
-      .toContain('| Write pause (fence to forward) | 80 ms; the old stack held 4 writes and forwarded 310 requests |');
-    expect(renderMarkdown({ ...switched, writePause: { fenceToForwardMs: 5_100, requestsHeld: 9, holdsTimedOut: 2, requestsForwarded: 7 } }))
-      .toContain('| Write pause (fence to forward) | 5.1 s; the old stack held 9 writes (2 ran out and were refused) and forwarded 7 requests |');
-    expect(renderMarkdown({ ...switched, writePause: { fenceToForwardMs: 65, requestsHeld: 1, holdsTimedOut: 0, requestsForwarded: 1 } }))
-      .toContain('| Write pause (fence to forward) | 65 ms; the old stack held 1 write and forwarded 1 request |');
+    expect(
+      renderMarkdown({
+        ...switched,
+        writePause: { fenceToForwardMs: 80, requestsHeld: 4, holdsTimedOut: 0, requestsForwarded: 310 },
+      }),
+    ).toContain('| Write pause (fence to forward) | 80 ms; the old stack held 4 writes and forwarded 310 requests |');
+    expect(
+      renderMarkdown({
+        ...switched,
+        writePause: { fenceToForwardMs: 5_100, requestsHeld: 9, holdsTimedOut: 2, requestsForwarded: 7 },
+      }),
+    ).toContain(
+      '| Write pause (fence to forward) | 5.1 s; the old stack held 9 writes (2 ran out and were refused) and forwarded 7 requests |',
+    );
+    expect(
+      renderMarkdown({
+        ...switched,
+        writePause: { fenceToForwardMs: 65, requestsHeld: 1, holdsTimedOut: 0, requestsForwarded: 1 },
+      }),
+    ).toContain('| Write pause (fence to forward) | 65 ms; the old stack held 1 write and forwarded 1 request |');
     expect(text).toContain('| Data verified | 1200 items compared, 1 mismatched: trip-7 (missing) |');
   });
 });

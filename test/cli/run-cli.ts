@@ -43,8 +43,11 @@ export interface InProcessCli {
 export function startCli(args: string[], env: Record<string, string | undefined> = {}): InProcessCli {
   const stdout = new Captured();
   const stderr = new Captured();
-  const done = runCliLibrary(args, { stdout, stderr, env: { ...process.env, CI: undefined, LOG_LEVEL: undefined, ...env } })
-    .then((code) => ({ code, stdout: stdout.text, stderr: stderr.text }));
+  const done = runCliLibrary(args, {
+    stdout,
+    stderr,
+    env: { ...process.env, CI: undefined, LOG_LEVEL: undefined, ...env },
+  }).then((code) => ({ code, stdout: stdout.text, stderr: stderr.text }));
   return { stderr: () => stderr.text, done };
 }
 
@@ -61,8 +64,12 @@ export function startBin(args: string[], env: Record<string, string | undefined>
   });
   let stdout = '';
   let stderr = '';
-  child.stdout!.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
-  child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+  child.stdout!.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   const done = new Promise<CliRun>((resolveRun, reject) => {
     child.once('error', reject);
@@ -74,7 +81,11 @@ export function startBin(args: string[], env: Record<string, string | undefined>
   return { child, stderr: () => stderr, done };
 }
 
-export function runBin(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 60_000): Promise<CliRun> {
+export function runBin(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  timeoutMs = 60_000,
+): Promise<CliRun> {
   return startBin(args, env, timeoutMs).done;
 }
 

@@ -17,16 +17,24 @@ describe('a one-off workflow run to its end', () => {
   });
 
   it('is exit 3 when one is already running, naming its id', async () => {
-    const busy = await exitOf(async () => { throw new WorkflowExecutionAlreadyStartedError('started', 'backup-dev', 'backupStack'); });
+    const busy = await exitOf(async () => {
+      throw new WorkflowExecutionAlreadyStartedError('started', 'backup-dev', 'backupStack');
+    });
     expect(busy.exitCode).toBe(EXIT.busy);
     expect(busy.message).toBe('a backup of dev is already running (backup-dev)');
   });
 
   it('is exit 1 with the root cause when it fails, and lets anything else through', async () => {
     const cause = ApplicationFailure.nonRetryable('no live stack', 'NoLiveStack');
-    const failed = await exitOf(async () => { throw new WorkflowFailedError('Workflow execution failed', cause, RetryState.NON_RETRYABLE_FAILURE); });
+    const failed = await exitOf(async () => {
+      throw new WorkflowFailedError('Workflow execution failed', cause, RetryState.NON_RETRYABLE_FAILURE);
+    });
     expect(failed.exitCode).toBe(EXIT.failed);
     expect(failed.message).toBe('backup of dev failed: no live stack');
-    await expect(runToEnd('backup of dev', 'backup-dev', async () => { throw new TypeError('bug'); })).rejects.toThrow(TypeError);
+    await expect(
+      runToEnd('backup of dev', 'backup-dev', async () => {
+        throw new TypeError('bug');
+      }),
+    ).rejects.toThrow(TypeError);
   });
 });

@@ -28,12 +28,18 @@ const TEMPLATE = JSON.stringify({
 });
 
 async function createStack(cfn: CloudFormationClient, name: string, colour: string) {
-  await cfn.send(new CreateStackCommand({
-    StackName: name,
-    TemplateBody: TEMPLATE,
-    Tags: Object.entries({ [STACK_TAGS.env]: env, [STACK_TAGS.colour]: colour, [STACK_TAGS.workflowId]: `switch-${env}`, [STACK_TAGS.stack]: name })
-      .map(([Key, Value]) => ({ Key, Value })),
-  }));
+  await cfn.send(
+    new CreateStackCommand({
+      StackName: name,
+      TemplateBody: TEMPLATE,
+      Tags: Object.entries({
+        [STACK_TAGS.env]: env,
+        [STACK_TAGS.colour]: colour,
+        [STACK_TAGS.workflowId]: `switch-${env}`,
+        [STACK_TAGS.stack]: name,
+      }).map(([Key, Value]) => ({ Key, Value })),
+    }),
+  );
 }
 
 beforeAll(async () => {
@@ -46,13 +52,20 @@ beforeAll(async () => {
   await createStack(cfn, BLUE, 'blue');
   await createStack(cfn, GREEN, 'green');
   await new Route53DnsRouter({ logger: testLogger, route53, hostedZoneId: zoneId, minIntervalMs: 0 }).switch({
-    recordName: `sync.${env}.navcloud.test`, ttl: 1, expected: undefined,
-    stack: GREEN, target: { kind: 'a', addresses: ['127.0.0.1'] },
+    recordName: `sync.${env}.navcloud.test`,
+    ttl: 1,
+    expected: undefined,
+    stack: GREEN,
+    target: { kind: 'a', addresses: ['127.0.0.1'] },
   });
-  envs = environmentsDir({ [env]: environmentYaml(env).replace('profile: local', 'profile: aws').replace('ZLOCAL', zoneId) });
+  envs = environmentsDir({
+    [env]: environmentYaml(env).replace('profile: local', 'profile: aws').replace('ZLOCAL', zoneId),
+  });
   awsEnv = {
-    AWS_ENDPOINT_URL: moto.endpoint, AWS_ACCESS_KEY_ID: motoCredentials.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: motoCredentials.secretAccessKey, AWS_REGION: motoRegion,
+    AWS_ENDPOINT_URL: moto.endpoint,
+    AWS_ACCESS_KEY_ID: motoCredentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: motoCredentials.secretAccessKey,
+    AWS_REGION: motoRegion,
   };
 }, 120_000);
 
@@ -62,11 +75,14 @@ afterAll(async () => {
 });
 
 describe('switchyard stacks', () => {
-  it('lists the environment\'s stacks and marks the one DNS points to', async () => {
+  it("lists the environment's stacks and marks the one DNS points to", async () => {
     const result = await runBin(['stacks', '--env', env, '--json', '--environments', envs.dir], awsEnv);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    const listed = JSON.parse(result.stdout) as { live: string; stacks: Array<{ name: string; colour: string; live: boolean }> };
+    const listed = JSON.parse(result.stdout) as {
+      live: string;
+      stacks: Array<{ name: string; colour: string; live: boolean }>;
+    };
     expect(listed.live).toBe(GREEN);
     expect(listed.stacks.map((s) => [s.name, s.colour, s.live]).sort()).toEqual([
       [BLUE, 'blue', false],

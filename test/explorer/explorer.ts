@@ -44,7 +44,16 @@ import { FakeWorld, seedWorld, type Failure, type FailurePoint } from '../suppor
 import { timeSkippingEnvironment, workflowBundle } from '../workflows/harness.ts';
 import { tempDir } from '../support/temp-dir.ts';
 
-export const FAULT_KINDS = ['fail-before', 'fail-after', 'hang', 'kill', 'terminate', 'pause', 'late', 'stale'] as const;
+export const FAULT_KINDS = [
+  'fail-before',
+  'fail-after',
+  'hang',
+  'kill',
+  'terminate',
+  'pause',
+  'late',
+  'stale',
+] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 /** Faults of a call's admin requests rather than of the call itself. */
 export const REQUEST_KINDS: readonly FaultKind[] = ['pause', 'late', 'stale'];
@@ -120,7 +129,11 @@ export class Lane {
   private current?: ScheduleRun;
   private readonly worker: { worker: Worker; running: Promise<void> };
 
-  private constructor(private readonly testEnv: TestWorkflowEnvironment, worker: Worker, private readonly taskQueue: string) {
+  private constructor(
+    private readonly testEnv: TestWorkflowEnvironment,
+    worker: Worker,
+    private readonly taskQueue: string,
+  ) {
     this.worker = { worker, running: worker.run() };
   }
 
@@ -132,16 +145,27 @@ export class Lane {
     const testEnv = await timeSkippingEnvironment();
     let lane: Lane | undefined;
     const names = Object.keys(createActivities(new FakeWorld().deps(tempDir('explorer-reports-').path)));
-    const activities = Object.fromEntries(names.map((name) => [name, (...args: never[]) => {
-      const run = lane?.current;
-      const workflowId = Context.current().info.workflowExecution?.workflowId ?? '';
-      if (!run || !run.owns(workflowId)) throw ApplicationFailure.nonRetryable(`explorer: ${workflowId} belongs to a schedule that is over`);
-      return run.activities[name]!(...args);
-    }]));
+    const activities = Object.fromEntries(
+      names.map((name) => [
+        name,
+        (...args: never[]) => {
+          const run = lane?.current;
+          const workflowId = Context.current().info.workflowExecution?.workflowId ?? '';
+          if (!run || !run.owns(workflowId))
+            throw ApplicationFailure.nonRetryable(`explorer: ${workflowId} belongs to a schedule that is over`);
+          return run.activities[name]!(...args);
+        },
+      ]),
+    );
     const taskQueue = `explore-${randomUUID()}`;
     const worker = await Worker.create({
-      connection: testEnv.nativeConnection, taskQueue, workflowBundle: await workflowBundle(), activities,
-      maxHeartbeatThrottleInterval: '100ms', defaultHeartbeatThrottleInterval: '100ms', shutdownGraceTime: '50ms',
+      connection: testEnv.nativeConnection,
+      taskQueue,
+      workflowBundle: await workflowBundle(),
+      activities,
+      maxHeartbeatThrottleInterval: '100ms',
+      defaultHeartbeatThrottleInterval: '100ms',
+      shutdownGraceTime: '50ms',
     });
     lane = new Lane(testEnv, worker, taskQueue);
     return lane;
@@ -192,12 +216,19 @@ class ScheduleRun {
   private held: Array<{ when: 'next-call' | 'run-end'; what: string; deliver: () => Promise<unknown> }> = [];
 
   /** With `sharedTaskQueue` the lane's worker serves the schedule; else it starts (and kills) its own. */
-  constructor(private readonly testEnv: TestWorkflowEnvironment, private readonly schedule: Schedule, private readonly envName: string,
-    private readonly sharedTaskQueue?: string) {
+  constructor(
+    private readonly testEnv: TestWorkflowEnvironment,
+    private readonly schedule: Schedule,
+    private readonly envName: string,
+    private readonly sharedTaskQueue?: string,
+  ) {
     this.env = { ...EXPLORED_ENV, ...schedule.base.env };
     this.faults = new Map(schedule.faults.map((f) => [f.call, f.kind]));
     this.world = new FakeWorld({
-      env: this.env, awsShaped: schedule.base.awsShaped, onStep: (what) => this.step(what), clientsWriteBetweenRequests: true,
+      env: this.env,
+      awsShaped: schedule.base.awsShaped,
+      onStep: (what) => this.step(what),
+      clientsWriteBetweenRequests: true,
     });
     this.taskQueue = sharedTaskQueue ?? `explore-${randomUUID()}`;
     this.activities = this.instrumented();
@@ -209,7 +240,13 @@ class ScheduleRun {
   }
 
   outcome(result: string): Outcome {
-    return { schedule: scheduleName(this.schedule), calls: this.calls, violations: [...this.found.values()], result, world: this.world.state.calls };
+    return {
+      schedule: scheduleName(this.schedule),
+      calls: this.calls,
+      violations: [...this.found.values()],
+      result,
+      world: this.world.state.calls,
+    };
   }
 
   private step(what: string): void {
@@ -233,11 +270,15 @@ class ScheduleRun {
         const prior = await this.runWorkflow('switch', undefined);
         if (prior !== 'switched') return this.outcome(`the switch before the rollback ended ${prior}`);
       }
-      for (const [point, failure] of Object.entries(base.failures ?? {})) this.world.fail(point as FailurePoint, { ...failure });
+      for (const [point, failure] of Object.entries(base.failures ?? {}))
+        this.world.fail(point as FailurePoint, { ...failure });
       const result = await this.runWorkflow(base.flow, base.input);
       await this.deliverHeld('run-end');
       if (this.schedule.faults.length === 0 && base.expected && result !== base.expected) {
-        this.note({ invariant: 'outcome', message: `the ${base.flow} ended ${result.split('\n')[0]}, not ${base.expected}` }, 'end of the run');
+        this.note(
+          { invariant: 'outcome', message: `the ${base.flow} ended ${result.split('\n')[0]}, not ${base.expected}` },
+          'end of the run',
+        );
       }
       if (result === 'terminated') {
         // A dead run's stacks are cleaned up by the next switch, which also proves the fence lapsed.
@@ -263,19 +304,36 @@ class ScheduleRun {
   private lastResult = '';
 
   /** Runs one workflow to its end; faults apply to it when `faulted`. Returns its outcome. */
-  private async runWorkflow(flow: 'switch' | 'rollback', input: Partial<SwitchInput> | undefined, faulted = true): Promise<string> {
+  private async runWorkflow(
+    flow: 'switch' | 'rollback',
+    input: Partial<SwitchInput> | undefined,
+    faulted = true,
+  ): Promise<string> {
     const isTarget = faulted && flow === this.schedule.base.flow;
     const workflowId = `${flow}-${this.envName}-${randomUUID().slice(0, 6)}`;
     const runs = (this.world.state.runs ??= []);
-    const run = { workflowId, kind: flow, state: 'running' as const, reported: false, acted: false, keepFailed: input?.keepFailed };
+    const run = {
+      workflowId,
+      kind: flow,
+      state: 'running' as const,
+      reported: false,
+      acted: false,
+      keepFailed: input?.keepFailed,
+    };
     runs.push(run);
     if (isTarget) this.target = workflowId;
-    const handle = flow === 'switch'
-      ? await this.testEnv.client.workflow.start(stackSwitch, {
-          taskQueue: this.taskQueue, workflowId,
-          args: [{ env: this.envName, backup: 'latest', trigger: 'ci', version: '2.0.0', ...input }],
-        })
-      : await this.testEnv.client.workflow.start(rollback, { taskQueue: this.taskQueue, workflowId, args: [{ env: this.envName, by: 'explorer' }] });
+    const handle =
+      flow === 'switch'
+        ? await this.testEnv.client.workflow.start(stackSwitch, {
+            taskQueue: this.taskQueue,
+            workflowId,
+            args: [{ env: this.envName, backup: 'latest', trigger: 'ci', version: '2.0.0', ...input }],
+          })
+        : await this.testEnv.client.workflow.start(rollback, {
+            taskQueue: this.taskQueue,
+            workflowId,
+            args: [{ env: this.envName, by: 'explorer' }],
+          });
     if (isTarget) this.handle = handle;
     let outcome: string;
     let state: 'closed' | 'terminated' = 'closed';
@@ -287,7 +345,8 @@ class ScheduleRun {
     } catch (err) {
       const description = await handle.describe();
       state = description.status.name === 'TERMINATED' ? 'terminated' : 'closed';
-      outcome = state === 'terminated' ? 'terminated' : `${description.status.name.toLowerCase()}: ${(err as Error).message}`;
+      outcome =
+        state === 'terminated' ? 'terminated' : `${description.status.name.toLowerCase()}: ${(err as Error).message}`;
     }
     if (isTarget) this.target = undefined;
     const written = existsSync(join(this.reportsDir, `${workflowId}.json`));
@@ -299,7 +358,7 @@ class ScheduleRun {
 
   /** Brings the world's clock to the server's and lets the clients write. */
   private async tick(): Promise<void> {
-    this.world.setTime(await this.testEnv.currentTimeMs() + this.skewMs);
+    this.world.setTime((await this.testEnv.currentTimeMs()) + this.skewMs);
     this.world.clientsWrite();
   }
 
@@ -341,16 +400,20 @@ class ScheduleRun {
         await this.tick();
         // A request held by a `late` fault arrives once the call it belonged to is over, retry and all.
         if (counted) await this.deliverHeld('next-call');
-        if (kind === 'fail-before') throw ApplicationFailure.retryable(`explorer: ${name} failed before its effect`, 'ExplorerFault');
+        if (kind === 'fail-before')
+          throw ApplicationFailure.retryable(`explorer: ${name} failed before its effect`, 'ExplorerFault');
         if (kind === 'hang') return this.lose(name, 'hung');
-        if (kind === 'pause' || kind === 'late' || kind === 'stale') return this.withRequestFault(name, kind, () => fn(...args));
+        if (kind === 'pause' || kind === 'late' || kind === 'stale')
+          return this.withRequestFault(name, kind, () => fn(...args));
         const result = await fn(...args);
         this.lastStep = `${name} done`;
-        if (kind === 'fail-after') throw ApplicationFailure.retryable(`explorer: ${name} did its work but its answer was lost`, 'ExplorerFault');
+        if (kind === 'fail-after')
+          throw ApplicationFailure.retryable(`explorer: ${name} did its work but its answer was lost`, 'ExplorerFault');
         if (kind === 'kill') return this.kill(name);
         // Right after the answer went back: the run is stopped between two steps.
         const handle = this.handle;
-        if (kind === 'terminate') setTimeout(() => void handle?.terminate('explorer: terminated').catch(() => undefined), 20);
+        if (kind === 'terminate')
+          setTimeout(() => void handle?.terminate('explorer: terminated').catch(() => undefined), 20);
         return result;
       };
     }
@@ -378,11 +441,15 @@ class ScheduleRun {
     const { activityId } = Context.current().info;
     const fault = new RequestFault(kind, activityId);
     this.requestFault = fault;
-    const finished = work().then(() => 'finished' as const, () => 'finished' as const);
+    const finished = work().then(
+      () => 'finished' as const,
+      () => 'finished' as const,
+    );
     try {
       const how = await Promise.race([finished, fault.tripped]);
       if (kind === 'pause' && how === 'finished' && !fault.frozen) await this.freeze(fault);
-      if (kind === 'stale' && !fault.heldOne && fault.firstChange) this.held.push({ when: 'run-end', ...fault.firstChange });
+      if (kind === 'stale' && !fault.heldOne && fault.firstChange)
+        this.held.push({ when: 'run-end', ...fault.firstChange });
     } finally {
       this.requestFault = undefined;
     }
@@ -405,7 +472,10 @@ class ScheduleRun {
         if (typeof method !== 'function') return method;
         return (...args: unknown[]) => {
           const fault = this.requestFault;
-          const mine = fault !== undefined && Context.current().info.activityId === fault.activityId && Context.current().info.attempt === 1;
+          const mine =
+            fault !== undefined &&
+            Context.current().info.activityId === fault.activityId &&
+            Context.current().info.attempt === 1;
           const call = () => (method as (...a: unknown[]) => unknown).apply(target, args);
           if (!mine) return call();
           fault.requests += 1;
@@ -420,7 +490,11 @@ class ScheduleRun {
             return call();
           }
           fault.heldOne = true;
-          this.held.push({ when: fault.kind === 'late' ? 'next-call' : 'run-end', what: String(property), deliver: async () => call() });
+          this.held.push({
+            when: fault.kind === 'late' ? 'next-call' : 'run-end',
+            what: String(property),
+            deliver: async () => call(),
+          });
           fault.trip();
           // The attempt never hears back: the server times it out.
           return new Promise(() => undefined);
@@ -463,7 +537,10 @@ class RequestFault {
   readonly tripped: Promise<'tripped'>;
   trip!: () => void;
 
-  constructor(readonly kind: FaultKind, readonly activityId: string) {
+  constructor(
+    readonly kind: FaultKind,
+    readonly activityId: string,
+  ) {
     this.tripped = new Promise((resolve) => {
       this.trip = () => resolve('tripped');
     });

@@ -29,12 +29,14 @@ afterAll(async () => {
 async function explore(schedules: Schedule[]): Promise<Outcome[]> {
   const outcomes: Outcome[] = [];
   let next = 0;
-  await Promise.all(lanes.map(async (lane) => {
-    while (next < schedules.length) {
-      const schedule = schedules[next++]!;
-      outcomes.push(await lane.run(schedule));
-    }
-  }));
+  await Promise.all(
+    lanes.map(async (lane) => {
+      while (next < schedules.length) {
+        const schedule = schedules[next++]!;
+        outcomes.push(await lane.run(schedule));
+      }
+    }),
+  );
   return outcomes;
 }
 
@@ -63,11 +65,16 @@ interface KnownViolation {
 const KNOWN_VIOLATIONS: KnownViolation[] = [];
 
 function isKnown(schedule: Schedule, outcome: Outcome, calls: string[]): boolean {
-  return KNOWN_VIOLATIONS.some((known) => known.base === schedule.base.name
-    && (known.faults === undefined
-      ? schedule.faults.length === 0
-      : schedule.faults.some((f) => known.faults!.kinds.includes(f.kind) && known.faults!.activities.includes(calls[f.call] ?? '')))
-    && outcome.violations.every((v) => known.invariants.includes(v.invariant)));
+  return KNOWN_VIOLATIONS.some(
+    (known) =>
+      known.base === schedule.base.name &&
+      (known.faults === undefined
+        ? schedule.faults.length === 0
+        : schedule.faults.some(
+            (f) => known.faults!.kinds.includes(f.kind) && known.faults!.activities.includes(calls[f.call] ?? ''),
+          )) &&
+      outcome.violations.every((v) => known.invariants.includes(v.invariant)),
+  );
 }
 
 const describeOutcome = (o: Outcome) =>
@@ -75,19 +82,37 @@ const describeOutcome = (o: Outcome) =>
 
 it('keeps I1–I6 under every single fault and a seeded sample of double faults', async () => {
   const started = Date.now();
-  const selected = (schedules: Schedule[]) => (only ? schedules.filter((s) => scheduleName(s).includes(only)) : schedules);
+  const selected = (schedules: Schedule[]) =>
+    only ? schedules.filter((s) => scheduleName(s).includes(only)) : schedules;
 
   // Fault-free runs first: they say which activity calls each base makes.
   const recorded = await explore([...BASES, ...SCENARIOS].map((base) => ({ base, faults: [] })));
   const callsOf = new Map(recorded.map((o) => [o.schedule, o.calls]));
-  for (const base of BASES) console.log(`fault explorer: ${base.name} calls ${callsOf.get(base.name)?.map((c, i) => `${i}:${c}`).join(' ')}`);
+  for (const base of BASES)
+    console.log(
+      `fault explorer: ${base.name} calls ${callsOf
+        .get(base.name)
+        ?.map((c, i) => `${i}:${c}`)
+        .join(' ')}`,
+    );
   const singles = BASES.flatMap((base) => singleFaults(base, callsOf.get(base.name) ?? []));
-  const doubles = doubleFaults(BASES.map((base) => ({ base, calls: callsOf.get(base.name) ?? [] })), DOUBLE_FAULTS, seed);
+  const doubles = doubleFaults(
+    BASES.map((base) => ({ base, calls: callsOf.get(base.name) ?? [] })),
+    DOUBLE_FAULTS,
+    seed,
+  );
   const faulted = selected([...singles, ...doubles]);
-  const outcomes = [...(only ? recorded.filter((o) => o.schedule.includes(only)) : recorded), ...await explore(faulted)];
+  const outcomes = [
+    ...(only ? recorded.filter((o) => o.schedule.includes(only)) : recorded),
+    ...(await explore(faulted)),
+  ];
 
-  const scheduleOf = new Map([...[...BASES, ...SCENARIOS].map((base) => ({ base, faults: [] as Schedule['faults'] })), ...faulted]
-    .map((s) => [scheduleName(s), s]));
+  const scheduleOf = new Map(
+    [...[...BASES, ...SCENARIOS].map((base) => ({ base, faults: [] as Schedule['faults'] })), ...faulted].map((s) => [
+      scheduleName(s),
+      s,
+    ]),
+  );
   const broken = outcomes.filter((o) => o.violations.length > 0 || o.result.startsWith('the schedule itself broke'));
   const known = broken.filter((o) => {
     const schedule = scheduleOf.get(o.schedule);
@@ -95,18 +120,28 @@ it('keeps I1–I6 under every single fault and a seeded sample of double faults'
   });
   const failing = broken.filter((o) => !known.includes(o));
   if (known.length) {
-    console.log(`fault explorer: ${known.length} schedules break an invariant in a way listed in KNOWN_VIOLATIONS (not fixed yet):\n` +
-      known.map(describeOutcome).join('\n'));
+    console.log(
+      `fault explorer: ${known.length} schedules break an invariant in a way listed in KNOWN_VIOLATIONS (not fixed yet):\n` +
+        known.map(describeOutcome).join('\n'),
+    );
   }
   const byInvariant = new Map<string, number>();
-  for (const o of failing) for (const v of o.violations) byInvariant.set(v.invariant, (byInvariant.get(v.invariant) ?? 0) + 1);
-  console.log(`fault explorer: ${outcomes.length} schedules explored (${recorded.length} fault-free, ${selected(singles).length} single faults, ` +
-    `${selected(doubles).length} double faults, seed ${seed}) in ${Math.round((Date.now() - started) / 1000)} s; ` +
-    `${failing.length} broke an invariant${failing.length ? ` (${[...byInvariant].map(([i, n]) => `${i}: ${n}`).join(', ')})` : ''}` +
-    `${known.length ? `, and ${known.length} more as listed in KNOWN_VIOLATIONS` : ''}`);
+  for (const o of failing)
+    for (const v of o.violations) byInvariant.set(v.invariant, (byInvariant.get(v.invariant) ?? 0) + 1);
+  console.log(
+    `fault explorer: ${outcomes.length} schedules explored (${recorded.length} fault-free, ${selected(singles).length} single faults, ` +
+      `${selected(doubles).length} double faults, seed ${seed}) in ${Math.round((Date.now() - started) / 1000)} s; ` +
+      `${failing.length} broke an invariant${failing.length ? ` (${[...byInvariant].map(([i, n]) => `${i}: ${n}`).join(', ')})` : ''}` +
+      `${known.length ? `, and ${known.length} more as listed in KNOWN_VIOLATIONS` : ''}`,
+  );
   if (failing.length) {
-    console.log(`fault explorer: violations (seed ${seed}; rerun one with EXPLORER_SEED=${seed} EXPLORER_ONLY='<schedule>'):\n` +
-      failing.map((o) => `${describeOutcome(o)}\n    world: ${o.world.join(' | ')}`).join('\n'));
+    console.log(
+      `fault explorer: violations (seed ${seed}; rerun one with EXPLORER_SEED=${seed} EXPLORER_ONLY='<schedule>'):\n` +
+        failing.map((o) => `${describeOutcome(o)}\n    world: ${o.world.join(' | ')}`).join('\n'),
+    );
   }
-  expect(failing.map((o) => o.schedule), `seed ${seed}: schedules breaking an invariant, details above`).toEqual([]);
+  expect(
+    failing.map((o) => o.schedule),
+    `seed ${seed}: schedules breaking an invariant, details above`,
+  ).toEqual([]);
 }, 600_000);

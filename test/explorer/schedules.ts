@@ -4,7 +4,15 @@
  */
 import type { ExportItemLine } from '../../src/navcloud/protocol.ts';
 import { seedStackName, type FakeWorld } from '../support/fake-ports.ts';
-import { ADMIN_CALLS, FAULT_KINDS, REQUEST_KINDS, type Base, type Fault, type FaultKind, type Schedule } from './explorer.ts';
+import {
+  ADMIN_CALLS,
+  FAULT_KINDS,
+  REQUEST_KINDS,
+  type Base,
+  type Fault,
+  type FaultKind,
+  type Schedule,
+} from './explorer.ts';
 import { fenceAsIs, forwardAsIs } from '../support/fence.ts';
 
 /** The live stack every scenario starts from is blue, so the new stack is green. */
@@ -14,12 +22,27 @@ const verifyFails = { probe: { stack: NEW_STACK, message: 'new stack unhealthy' 
 
 export const BASES: Base[] = [
   { name: 'switch', flow: 'switch', expected: 'switched' },
-  { name: 'switch-verify-fails', flow: 'switch', faultsFrom: 'probeStack', failures: verifyFails, expected: 'rolled-back' },
-  { name: 'switch-smoke-fails', flow: 'switch', faultsFrom: 'smokeTest', failures: { smoke: { message: 'no heartbeat' } }, expected: 'failed' },
+  {
+    name: 'switch-verify-fails',
+    flow: 'switch',
+    faultsFrom: 'probeStack',
+    failures: verifyFails,
+    expected: 'rolled-back',
+  },
+  {
+    name: 'switch-smoke-fails',
+    flow: 'switch',
+    faultsFrom: 'smokeTest',
+    failures: { smoke: { message: 'no heartbeat' } },
+    expected: 'failed',
+  },
   { name: 'rollback', flow: 'rollback', expected: 'rolled-back' },
   // DNS refuses to point back, so the writer goes back to the new stack: explored for late and stale requests.
   {
-    name: 'switch-back-refused', flow: 'switch', faultsFrom: 'readDns', requestFaultsOnly: true,
+    name: 'switch-back-refused',
+    flow: 'switch',
+    faultsFrom: 'readDns',
+    requestFaultsOnly: true,
     failures: { ...verifyFails, 'dns.switch': { stack: 'blue', message: 'InvalidChangeBatch: refused' } },
   },
 ];
@@ -28,44 +51,91 @@ export const BASES: Base[] = [
 export const SCENARIOS: Base[] = [
   { name: 'dns-refused', flow: 'switch', failures: { 'dns.switch': { message: 'InvalidChangeBatch: refused' } } },
   {
-    name: 'dns-back-refused', flow: 'switch',
+    name: 'dns-back-refused',
+    flow: 'switch',
     failures: { ...verifyFails, 'dns.switch': { stack: 'blue', message: 'InvalidChangeBatch: refused' } },
   },
-  { name: 'dns-never-in-sync', flow: 'switch', failures: { 'dns.waitInSync': { message: 'change never reached INSYNC' } } },
   {
-    name: 'dns-back-never-in-sync', flow: 'switch',
+    name: 'dns-never-in-sync',
+    flow: 'switch',
+    failures: { 'dns.waitInSync': { message: 'change never reached INSYNC' } },
+  },
+  {
+    name: 'dns-back-never-in-sync',
+    flow: 'switch',
     failures: { ...verifyFails, 'dns.waitInSync': { after: 1, message: 'change never reached INSYNC' } },
   },
-  { name: 'rollback-dns-refused', flow: 'rollback', failures: { 'dns.switch': { message: 'InvalidChangeBatch: refused' } } },
+  {
+    name: 'rollback-dns-refused',
+    flow: 'rollback',
+    failures: { 'dns.switch': { message: 'InvalidChangeBatch: refused' } },
+  },
   { name: 'partial-fence', flow: 'switch', failures: { 'admin.fence.partial': { times: 1, retryable: true } } },
   { name: 'partial-fence-for-good', flow: 'switch', failures: { 'admin.fence.partial': { retryable: true } } },
-  { name: 'new-stack-unreachable', flow: 'switch', failures: { probe: { stack: NEW_STACK }, 'admin.fence': { stack: NEW_STACK, retryable: true, message: 'connection refused' } } },
+  {
+    name: 'new-stack-unreachable',
+    flow: 'switch',
+    failures: {
+      probe: { stack: NEW_STACK },
+      'admin.fence': { stack: NEW_STACK, retryable: true, message: 'connection refused' },
+    },
+  },
   { name: 'aws-shaped', flow: 'switch', awsShaped: true, setup: awsShapedLive },
-  { name: 'aws-shaped-verify-fails', flow: 'switch', awsShaped: true, setup: awsShapedLive, failures: { probe: { stack: NEW_STACK } } },
+  {
+    name: 'aws-shaped-verify-fails',
+    flow: 'switch',
+    awsShaped: true,
+    setup: awsShapedLive,
+    failures: { probe: { stack: NEW_STACK } },
+  },
   { name: 'aws-shaped-rollback', flow: 'rollback', awsShaped: true, setup: awsShapedLive },
   // The rough world: nodes with clocks of their own, writes caught by a fence, a stack that stops answering.
   {
-    name: 'clock-step', flow: 'switch', expected: 'switched',
+    name: 'clock-step',
+    flow: 'switch',
+    expected: 'switched',
     setup: (world) => void (world.state.clockStepOnFence = { node: 1, byMs: LEASE_MS + 1_000 }),
   },
   {
-    name: 'clock-skew', flow: 'switch', failures: verifyFails, expected: 'rolled-back',
+    name: 'clock-skew',
+    flow: 'switch',
+    failures: verifyFails,
+    expected: 'rolled-back',
     setup: (world) => void (world.state.clockSkewMs = [0, 20_000]),
   },
-  { name: 'caught-write-overtaken', flow: 'switch', expected: 'switched', setup: (world) => void (world.state.inFlightAtFence = 'overtaken') },
   {
-    name: 'caught-write-gap', flow: 'switch', failures: verifyFails, expected: 'rolled-back',
+    name: 'caught-write-overtaken',
+    flow: 'switch',
+    expected: 'switched',
+    setup: (world) => void (world.state.inFlightAtFence = 'overtaken'),
+  },
+  {
+    name: 'caught-write-gap',
+    flow: 'switch',
+    failures: verifyFails,
+    expected: 'rolled-back',
     setup: (world) => void (world.state.inFlightAtFence = 'gap'),
   },
   {
-    name: 'from-refuses-admin', flow: 'switch', failures: verifyFails, expected: 'rolled-back',
+    name: 'from-refuses-admin',
+    flow: 'switch',
+    failures: verifyFails,
+    expected: 'rolled-back',
     setup: (world) => void (world.state.partition = { stack: NEW_STACK, after: '^unfence .*-blue-', requests: 12 }),
   },
   {
-    name: 'rollback-from-refuses-admin', flow: 'rollback', expected: 'rolled-back',
+    name: 'rollback-from-refuses-admin',
+    flow: 'rollback',
+    expected: 'rolled-back',
     setup: (world) => void (world.state.partition = { stack: NEW_STACK, after: '^unfence .*-blue-', requests: 12 }),
   },
-  { name: 'rollback-via-forwarder', flow: 'rollback', alone: true, expected: 'rolled-back', setup: committedNotSwitched },
+  {
+    name: 'rollback-via-forwarder',
+    flow: 'rollback',
+    alone: true,
+    expected: 'rolled-back',
+    setup: committedNotSwitched,
+  },
 ];
 
 /** The live stack serves after an update that rolled back: healthy, but not CREATE_COMPLETE. */
@@ -89,7 +159,9 @@ async function committedNotSwitched(world: FakeWorld, env: string): Promise<void
 
 /** Kinds of fault each call of a base is explored with: a dead run only where it leaves the most behind, request faults where a call changes a stack. */
 export function kindsFor(base: Base, call: string): readonly FaultKind[] {
-  const callKinds = FAULT_KINDS.filter((k) => !REQUEST_KINDS.includes(k) && (k !== 'terminate' || base.name === 'switch' || base.name === 'rollback'));
+  const callKinds = FAULT_KINDS.filter(
+    (k) => !REQUEST_KINDS.includes(k) && (k !== 'terminate' || base.name === 'switch' || base.name === 'rollback'),
+  );
   const requestKinds = ADMIN_CALLS.has(call) ? REQUEST_KINDS : [];
   return base.requestFaultsOnly ? requestKinds : [...callKinds, ...requestKinds];
 }
@@ -134,7 +206,10 @@ export function doubleFaults(bases: Array<{ base: Base; calls: string[] }>, coun
     const kinds = kindsFor(base, calls[first]!).filter((k) => k !== 'terminate');
     const secondKinds = kindsFor(base, calls[second]!);
     if (kinds.length === 0 || secondKinds.length === 0) continue;
-    const faults: Fault[] = [{ call: first, kind: pick(kinds) }, { call: second, kind: pick(secondKinds) }];
+    const faults: Fault[] = [
+      { call: first, kind: pick(kinds) },
+      { call: second, kind: pick(secondKinds) },
+    ];
     schedules.push({ base, faults });
   }
   return schedules;

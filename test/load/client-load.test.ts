@@ -20,7 +20,12 @@ const cleanups = cleanupsAfterEach();
 async function setUp(nodes: number): Promise<{ stack: TestStack; dns: TestDns; hosts: string[]; port: number }> {
   const hosts = loopbackAddresses(nodes + 1);
   const port = await freePort(hosts[0]);
-  const stack = await startTestStack({ hosts: hosts.slice(0, nodes), port, heartbeatMs: HEARTBEAT_MS, retryAfterSeconds: 1 });
+  const stack = await startTestStack({
+    hosts: hosts.slice(0, nodes),
+    port,
+    heartbeatMs: HEARTBEAT_MS,
+    retryAfterSeconds: 1,
+  });
   cleanups.push(() => stack.close());
   const dns = await startTestDns(RECORD, [hosts[0]!], 1);
   cleanups.push(() => dns.close());
@@ -29,8 +34,17 @@ async function setUp(nodes: number): Promise<{ stack: TestStack; dns: TestDns; h
 
 function loadOptions(dns: TestDns, port: number, overrides: Partial<ClientLoadOptions> = {}): ClientLoadOptions {
   return {
-    recordName: RECORD, resolver: { host: dns.host, port: dns.port }, servicePort: port, jwtSecret: JWT_SECRET,
-    users: 4, writesPerSecond: 20, maxDurationMs: 20_000, heartbeatMs: 500, settleMs: 3000, log: testLogger, ...overrides,
+    recordName: RECORD,
+    resolver: { host: dns.host, port: dns.port },
+    servicePort: port,
+    jwtSecret: JWT_SECRET,
+    users: 4,
+    writesPerSecond: 20,
+    maxDurationMs: 20_000,
+    heartbeatMs: 500,
+    settleMs: 3000,
+    log: testLogger,
+    ...overrides,
   };
 }
 
@@ -41,10 +55,16 @@ async function started(options: ClientLoadOptions): Promise<ClientLoad> {
 }
 
 /** Polls the running figures until `condition` holds; fails the test after `ms`. */
-async function until(load: ClientLoad, condition: (f: ClientFigures) => boolean, ms: number, what: string): Promise<void> {
+async function until(
+  load: ClientLoad,
+  condition: (f: ClientFigures) => boolean,
+  ms: number,
+  what: string,
+): Promise<void> {
   const deadline = Date.now() + ms;
   while (!condition(load.figures())) {
-    if (Date.now() > deadline) throw new Error(`load did not reach: ${what} within ${ms} ms: ${JSON.stringify(load.figures())}`);
+    if (Date.now() > deadline)
+      throw new Error(`load did not reach: ${what} within ${ms} ms: ${JSON.stringify(load.figures())}`);
     await sleep(50);
   }
 }
@@ -55,7 +75,13 @@ describe('client load', () => {
     const load = await started(loadOptions(dns, port));
     await until(load, (f) => f.writesAcknowledged >= 16, 10_000, '16 acknowledged writes');
     const figures = await load.stop();
-    expect(figures).toMatchObject({ failedRequests: 0, streams: 4, duplicateEvents: 0, missedEvents: 0, writesLost: 0 });
+    expect(figures).toMatchObject({
+      failedRequests: 0,
+      streams: 4,
+      duplicateEvents: 0,
+      missedEvents: 0,
+      writesLost: 0,
+    });
     // Every write is followed by one read.
     expect(figures.requests).toBeGreaterThanOrEqual(2 * figures.writesAcknowledged - 4);
     expect(dns.queries).toBeGreaterThan(0);
@@ -83,7 +109,12 @@ describe('client load', () => {
     }
     await admin.drain(oldNode);
     const movedAt = load.figures().writesAcknowledged;
-    await until(load, (f) => f.streamsReconnected >= 6 && f.writesAcknowledged >= movedAt + 10, 10_000, 'every stream reopened and 10 more writes');
+    await until(
+      load,
+      (f) => f.streamsReconnected >= 6 && f.writesAcknowledged >= movedAt + 10,
+      10_000,
+      'every stream reopened and 10 more writes',
+    );
     expect((await admin.stats(oldNode)).openStreams).toBe(0);
     expect((await admin.stats(newNode)).openStreams).toBe(6);
 
@@ -104,7 +135,12 @@ describe('client load', () => {
     dns.point([hosts[1]!]);
     await doomed.close();
     const before = load.figures().writesAcknowledged;
-    await until(load, (f) => f.streamsReconnected >= 4 && f.writesAcknowledged >= before + 8, 10_000, 'every stream reopened and 8 more writes');
+    await until(
+      load,
+      (f) => f.streamsReconnected >= 4 && f.writesAcknowledged >= before + 8,
+      10_000,
+      'every stream reopened and 8 more writes',
+    );
     const figures = await load.stop();
     expect(figures).toMatchObject({ failedRequests: 0, streams: 4, duplicateEvents: 0, missedEvents: 0 });
     expect(await load.verify(stack.outputs.nodes[1]!)).toMatchObject({ writesLost: 0 });
@@ -126,16 +162,25 @@ describe('client load', () => {
     cleanups.push(() => failing.close());
     dns.point([hosts[1]!]);
     const plain = await started(loadOptions(dns, port, { users: 2, retrying: false }));
-    await until(plain, (f) => f.failedRequests >= 4 && f.writesAcknowledged >= 4, 10_000, '4 writes failed and 4 acknowledged');
+    await until(
+      plain,
+      (f) => f.failedRequests >= 4 && f.writesAcknowledged >= 4,
+      10_000,
+      '4 writes failed and 4 acknowledged',
+    );
     await plain.stop();
     // Half the writes the node applied were answered 503: each is in the history as unknown, and the reads that saw them are legal.
-    expect(plain.history.operations.filter((op) => op.kind === 'write' && op.return === null).length).toBeGreaterThanOrEqual(2);
+    expect(
+      plain.history.operations.filter((op) => op.kind === 'write' && op.return === null).length,
+    ).toBeGreaterThanOrEqual(2);
     expect(await checkLinearizability(plain.history)).toMatchObject({ ok: true, result: 'Ok' });
   });
 
   it('counts change events delivered twice, and acknowledged writes never delivered', async () => {
     const { stack, dns, hosts, port } = await setUp(1);
-    const doubling = await startStreamMangler(hosts[1]!, port, stack.outputs.endpoint, (line) => (line.includes('"type":"change"') ? [line, line] : [line]));
+    const doubling = await startStreamMangler(hosts[1]!, port, stack.outputs.endpoint, (line) =>
+      line.includes('"type":"change"') ? [line, line] : [line],
+    );
     cleanups.push(() => doubling.close());
     dns.point([hosts[1]!]);
     const doubled = await started(loadOptions(dns, port, { users: 2 }));
@@ -145,7 +190,9 @@ describe('client load', () => {
     expect(doubledFigures.missedEvents).toBe(0);
     await doubling.close();
 
-    const dropping = await startStreamMangler(hosts[1]!, port, stack.outputs.endpoint, (line) => (line.includes('"type":"change"') ? [] : [line]));
+    const dropping = await startStreamMangler(hosts[1]!, port, stack.outputs.endpoint, (line) =>
+      line.includes('"type":"change"') ? [] : [line],
+    );
     cleanups.push(() => dropping.close());
     const starved = await started(loadOptions(dns, port, { users: 2, settleMs: 300 }));
     await until(starved, (f) => f.writesAcknowledged >= 4, 10_000, '4 acknowledged writes');
@@ -155,7 +202,11 @@ describe('client load', () => {
   });
 
   it('refuses options that would not bound the load', async () => {
-    await expect(startClientLoad({ ...loadOptions({ host: '127.0.0.1', port: 1 } as TestDns, 1), writesPerSecond: 0 })).rejects.toThrow(/writesPerSecond must be a positive number, got 0/);
-    await expect(startClientLoad({ ...loadOptions({ host: '127.0.0.1', port: 1 } as TestDns, 1), maxDurationMs: Number.NaN })).rejects.toThrow(/maxDurationMs/);
+    await expect(
+      startClientLoad({ ...loadOptions({ host: '127.0.0.1', port: 1 } as TestDns, 1), writesPerSecond: 0 }),
+    ).rejects.toThrow(/writesPerSecond must be a positive number, got 0/);
+    await expect(
+      startClientLoad({ ...loadOptions({ host: '127.0.0.1', port: 1 } as TestDns, 1), maxDurationMs: Number.NaN }),
+    ).rejects.toThrow(/maxDurationMs/);
   });
 });

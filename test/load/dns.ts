@@ -29,9 +29,16 @@ export async function startTestDns(name: string, addresses: string[], ttlSeconds
     const question = query.questions?.[0];
     const known = question?.name.toLowerCase() === name.toLowerCase();
     if (known && question?.type === 'A') queries++;
-    const answers = known && question?.type === 'A'
-      ? current.map((address) => ({ type: 'A' as const, class: 'IN' as const, name: question.name, ttl: ttlSeconds, data: address }))
-      : [];
+    const answers =
+      known && question?.type === 'A'
+        ? current.map((address) => ({
+            type: 'A' as const,
+            class: 'IN' as const,
+            name: question.name,
+            ttl: ttlSeconds,
+            data: address,
+          }))
+        : [];
     const response = dnsPacket.encode({
       type: 'response',
       id: query.id,

@@ -19,7 +19,17 @@ const RECORD = 'api.flip.navcloud.test';
 
 const cleanups = cleanupsAfterEach();
 
-async function twoStacks(holdMs?: number): Promise<{ old: TestStack; fresh: TestStack; dns: TestDns; hosts: string[]; port: number; oldAdmin: StackAdmin; newAdmin: StackAdmin }> {
+async function twoStacks(
+  holdMs?: number,
+): Promise<{
+  old: TestStack;
+  fresh: TestStack;
+  dns: TestDns;
+  hosts: string[];
+  port: number;
+  oldAdmin: StackAdmin;
+  newAdmin: StackAdmin;
+}> {
   const hosts = loopbackAddresses(2);
   const port = await freePort(hosts[0]);
   const old = await startTestStack({ hosts: [hosts[0]!], port, heartbeatMs: 200, holdMs });
@@ -29,7 +39,11 @@ async function twoStacks(holdMs?: number): Promise<{ old: TestStack; fresh: Test
   const dns = await startTestDns(RECORD, [hosts[0]!], 1);
   cleanups.push(() => dns.close());
   return {
-    old, fresh, dns, hosts, port,
+    old,
+    fresh,
+    dns,
+    hosts,
+    port,
     oldAdmin: createAdminClient({ adminUrl: old.outputs.adminUrl, jwtSecret: JWT_SECRET }),
     newAdmin: createAdminClient({ adminUrl: fresh.outputs.adminUrl, jwtSecret: JWT_SECRET }),
   };
@@ -37,8 +51,17 @@ async function twoStacks(holdMs?: number): Promise<{ old: TestStack; fresh: Test
 
 async function startLoad(dns: TestDns, port: number, overrides: Partial<ClientLoadOptions>): Promise<ClientLoad> {
   const started = await startClientLoad({
-    recordName: RECORD, resolver: { host: dns.host, port: dns.port }, servicePort: port, jwtSecret: JWT_SECRET,
-    users: 4, writesPerSecond: 40, maxDurationMs: 30_000, heartbeatMs: 500, settleMs: 3000, log: testLogger, ...overrides,
+    recordName: RECORD,
+    resolver: { host: dns.host, port: dns.port },
+    servicePort: port,
+    jwtSecret: JWT_SECRET,
+    users: 4,
+    writesPerSecond: 40,
+    maxDurationMs: 30_000,
+    heartbeatMs: 500,
+    settleMs: 3000,
+    log: testLogger,
+    ...overrides,
   });
   cleanups.push(() => started.stop());
   return started;
@@ -76,7 +99,9 @@ describe('clients through a flip', () => {
 
     const [retried, direct] = [await retrying.stop(), await plain.stop()];
     const verified = [await retrying.verify(fresh.outputs.endpoint), await plain.verify(fresh.outputs.endpoint)];
-    console.log(`flip: fence to forwarding ${forwardingAt - fencedAt} ms; longest write pause: retrying ${retried.maxWritePauseMs} ms, non-retrying ${direct.maxWritePauseMs} ms`);
+    console.log(
+      `flip: fence to forwarding ${forwardingAt - fencedAt} ms; longest write pause: retrying ${retried.maxWritePauseMs} ms, non-retrying ${direct.maxWritePauseMs} ms`,
+    );
     expect(direct).toMatchObject({ failedRequests: 0, duplicateEvents: 0, missedEvents: 0 });
     expect(retried).toMatchObject({ failedRequests: 0, duplicateEvents: 0, missedEvents: 0 });
     expect(verified.map((f) => f.writesLost)).toEqual([0, 0]);
@@ -96,7 +121,13 @@ describe('clients through a flip', () => {
     const { dns, port, oldAdmin } = await twoStacks(0);
     const history = new History();
     const retrying = await startLoad(dns, port, { history, userPrefix: 'retrying', users: 2, writesPerSecond: 20 });
-    const plain = await startLoad(dns, port, { history, retrying: false, userPrefix: 'plain', users: 2, writesPerSecond: 20 });
+    const plain = await startLoad(dns, port, {
+      history,
+      retrying: false,
+      userPrefix: 'plain',
+      users: 2,
+      writesPerSecond: 20,
+    });
     await sleep(500);
     await fenceAsIs(oldAdmin, 30);
     await sleep(600);
@@ -119,6 +150,12 @@ describe('checkLinearizability', () => {
     history.record({ client: a, key: 'maybe', kind: 'write', value: 1, call: 0, return: null });
     history.record({ client: b, key: 'maybe', kind: 'read', value: 0, call: 20, return: 30 });
     history.record({ client: b, key: 'maybe', kind: 'read', value: 1, call: 40, return: 50 });
-    expect(await checkLinearizability(history)).toMatchObject({ ok: false, result: 'Illegal', operations: 5, keys: 2, violations: ['stale'] });
+    expect(await checkLinearizability(history)).toMatchObject({
+      ok: false,
+      result: 'Illegal',
+      operations: 5,
+      keys: 2,
+      violations: ['stale'],
+    });
   });
 });

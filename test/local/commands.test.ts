@@ -30,10 +30,16 @@ let rolledBackFrom: string;
 
 /** The real bin with this environment's state file, environments and Temporal. */
 function switchyard(...args: string[]): Promise<CliRun> {
-  return runBin([...args, '--environments', environments], {
-    SWITCHYARD_LOCAL_STATE: stateFile, LOG_LEVEL: 'warn', USER: 'newcomer',
-    ...(state ? { TEMPORAL_ADDRESS: state.temporalAddress } : {}),
-  }, 280_000);
+  return runBin(
+    [...args, '--environments', environments],
+    {
+      SWITCHYARD_LOCAL_STATE: stateFile,
+      LOG_LEVEL: 'warn',
+      USER: 'newcomer',
+      ...(state ? { TEMPORAL_ADDRESS: state.temporalAddress } : {}),
+    },
+    280_000,
+  );
 }
 
 function expectOk(run: CliRun): void {
@@ -54,7 +60,8 @@ describe('every switchyard command on the local profile, through the bin', () =>
   beforeAll(() => {
     // dev as shipped, but quick to verify and drain, and keeping the previous stack for `rollback`.
     const dev = readFileSync(resolve(repoRoot, 'infra/environments/dev.yaml'), 'utf8')
-      .replace(/^verifySeconds: .*$/m, 'verifySeconds: 0').replace(/^drainSeconds: .*$/m, 'drainSeconds: 1')
+      .replace(/^verifySeconds: .*$/m, 'verifySeconds: 0')
+      .replace(/^drainSeconds: .*$/m, 'drainSeconds: 1')
       .replace(/^keepStacks: .*$/m, 'keepStacks: 1');
     mkdirSync(environments);
     writeFileSync(join(environments, 'dev.yaml'), dev);
@@ -72,7 +79,9 @@ describe('every switchyard command on the local profile, through the bin', () =>
     const up = await switchyard('up', ...ports, '--seed-items', '50');
     expectOk(up);
     expect(up.stdout).toContain(`Temporal Web UI     http://127.0.0.1:${uiPort}`);
-    expect(up.stdout).toMatch(/dev: sync\.dev\.navcloud\.test -> navcloud-dev-blue-[0-9a-f]{8} \(127\.\d+\.\d+\.1, 127\.\d+\.\d+\.2\), port 7070/);
+    expect(up.stdout).toMatch(
+      /dev: sync\.dev\.navcloud\.test -> navcloud-dev-blue-[0-9a-f]{8} \(127\.\d+\.\d+\.1, 127\.\d+\.\d+\.2\), port 7070/,
+    );
     state = readLocalState(stateFile);
     expect(state.readyAt).toBeDefined();
     expect(state.dnsServer).toBe(`127.0.0.1:${dnsPort}`);
@@ -109,7 +118,9 @@ describe('every switchyard command on the local profile, through the bin', () =>
     const abort = await switchyard('abort', '--env', 'dev', '--comment', 'trying abort');
     expectOk(abort);
     await client.workflow.getHandle(workflowId).result();
-    const stacks = JSON.parse((await switchyard('stacks', '--env', 'dev', '--json')).stdout) as { stacks: Array<{ name: string }> };
+    const stacks = JSON.parse((await switchyard('stacks', '--env', 'dev', '--json')).stdout) as {
+      stacks: Array<{ name: string }>;
+    };
     expect(stacks.stacks.map((s) => s.name)).not.toContain(stack);
   }, 300_000);
 
@@ -122,7 +133,12 @@ describe('every switchyard command on the local profile, through the bin', () =>
 
     const rollback = await switchyard('rollback', '--env', 'dev', '--json');
     expectOk(rollback);
-    expect(JSON.parse(rollback.stdout) as RollbackReport).toMatchObject({ outcome: 'rolled-back', from: stack, to: before, by: 'newcomer' });
+    expect(JSON.parse(rollback.stdout) as RollbackReport).toMatchObject({
+      outcome: 'rolled-back',
+      from: stack,
+      to: before,
+      by: 'newcomer',
+    });
     rolledBackFrom = stack;
   }, 400_000);
 
@@ -147,7 +163,7 @@ describe('every switchyard command on the local profile, through the bin', () =>
     expectOk(await switchyard('schedule', 'delete', '--env', 'dev'));
   }, 120_000);
 
-  it('fleet lists the live stack\'s nodes', async () => {
+  it("fleet lists the live stack's nodes", async () => {
     const fleet = await switchyard('fleet', 'list', '--env', 'dev', '--json');
     expectOk(fleet);
     const { nodes } = JSON.parse(fleet.stdout) as { nodes: Array<{ live: boolean; status: string }> };
@@ -157,14 +173,23 @@ describe('every switchyard command on the local profile, through the bin', () =>
 
   it('worker serves its probe until SIGTERM, then exits 0', async () => {
     const probePort = await freePort();
-    const worker = startBin(['worker', '--probe-port', String(probePort), '--environments', environments], {
-      SWITCHYARD_LOCAL_STATE: stateFile, LOG_LEVEL: 'warn', TEMPORAL_ADDRESS: state.temporalAddress,
-      SWITCHYARD_TASK_QUEUE: `commands-${randomBytes(4).toString('hex')}`,
-    }, 180_000);
+    const worker = startBin(
+      ['worker', '--probe-port', String(probePort), '--environments', environments],
+      {
+        SWITCHYARD_LOCAL_STATE: stateFile,
+        LOG_LEVEL: 'warn',
+        TEMPORAL_ADDRESS: state.temporalAddress,
+        SWITCHYARD_TASK_QUEUE: `commands-${randomBytes(4).toString('hex')}`,
+      },
+      180_000,
+    );
     const deadline = Date.now() + 150_000;
     let healthy = false;
     while (!healthy && Date.now() < deadline && worker.child.exitCode === null) {
-      healthy = await fetch(`http://127.0.0.1:${probePort}/healthz`).then((r) => r.ok, () => false);
+      healthy = await fetch(`http://127.0.0.1:${probePort}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      );
       if (!healthy) await new Promise((r) => setTimeout(r, 250));
     }
     expect(healthy, worker.stderr()).toBe(true);

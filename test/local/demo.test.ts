@@ -26,7 +26,13 @@ describe('the demo: two switches under synthetic client load', () => {
     const ports = createPorts(env, log, t.localEnvironment.state);
     const seeded = (await ports.dns.current(env.recordName))!.stack;
 
-    const first = await switchUnderLoad({ client: t.client, env, state: t.localEnvironment.state, load: { users: 6, writesPerSecond: 12 }, log });
+    const first = await switchUnderLoad({
+      client: t.client,
+      env,
+      state: t.localEnvironment.state,
+      load: { users: 6, writesPerSecond: 12 },
+      log,
+    });
     expect(first.report.outcome).toBe('switched');
     expect(first.report.from).toEqual({ stack: seeded, colour: 'blue' });
     expect(first.report.to?.colour).toBe('green');
@@ -38,7 +44,13 @@ describe('the demo: two switches under synthetic client load', () => {
     expect(first.clients.missedEvents).toBe(0);
     expect((await ports.dns.current(env.recordName))!.stack).toBe(first.report.to!.stack);
 
-    const second = await switchUnderLoad({ client: t.client, env, state: t.localEnvironment.state, load: { users: 6, writesPerSecond: 12 }, log });
+    const second = await switchUnderLoad({
+      client: t.client,
+      env,
+      state: t.localEnvironment.state,
+      load: { users: 6, writesPerSecond: 12 },
+      log,
+    });
     expect(second.report.outcome).toBe('switched');
     expect(second.report.from).toEqual(first.report.to);
     expect(second.report.to?.colour).toBe('blue');

@@ -20,14 +20,42 @@ describe('local DNS responder over the Route53 zone in moto', () => {
   beforeAll(async () => {
     moto = await startMoto();
     const route53 = route53Client({ region: motoRegion, endpoint: moto.endpoint, credentials: motoCredentials });
-    const zone = await route53.send(new CreateHostedZoneCommand({ Name: 'dns-test.navcloud.test', CallerReference: `dns-${Date.now()}` }));
+    const zone = await route53.send(
+      new CreateHostedZoneCommand({ Name: 'dns-test.navcloud.test', CallerReference: `dns-${Date.now()}` }),
+    );
     const zoneId = zone.HostedZone!.Id!.replace('/hostedzone/', '');
-    await route53.send(new ChangeResourceRecordSetsCommand({
-      HostedZoneId: zoneId,
-      ChangeBatch: { Changes: [{ Action: 'CREATE', ResourceRecordSet: { Name: 'mail.dns-test.navcloud.test', Type: 'TXT', TTL: 30, ResourceRecords: [{ Value: '"v=spf1 -all"' }] } }] },
-    }));
-    router = new Route53DnsRouter({ logger: testLogger, route53, hostedZoneId: zoneId, poll: { initialMs: 50, maxMs: 200 }, minIntervalMs: 0 });
-    const change = await router.switch({ recordName: RECORD, ttl: 7, expected: undefined, stack: 'stack-a', target: { kind: 'a', addresses: ['127.31.0.1', '127.31.0.2'] } });
+    await route53.send(
+      new ChangeResourceRecordSetsCommand({
+        HostedZoneId: zoneId,
+        ChangeBatch: {
+          Changes: [
+            {
+              Action: 'CREATE',
+              ResourceRecordSet: {
+                Name: 'mail.dns-test.navcloud.test',
+                Type: 'TXT',
+                TTL: 30,
+                ResourceRecords: [{ Value: '"v=spf1 -all"' }],
+              },
+            },
+          ],
+        },
+      }),
+    );
+    router = new Route53DnsRouter({
+      logger: testLogger,
+      route53,
+      hostedZoneId: zoneId,
+      poll: { initialMs: 50, maxMs: 200 },
+      minIntervalMs: 0,
+    });
+    const change = await router.switch({
+      recordName: RECORD,
+      ttl: 7,
+      expected: undefined,
+      stack: 'stack-a',
+      target: { kind: 'a', addresses: ['127.31.0.1', '127.31.0.2'] },
+    });
     await router.waitInSync(change);
     responder = await startDnsResponder({ route53, port: 0, cacheMs: 100, logger: testLogger });
   });
@@ -37,17 +65,22 @@ describe('local DNS responder over the Route53 zone in moto', () => {
     await moto?.stop();
   });
 
-  it.each(['udp', 'tcp'] as const)('answers A records over %s, authoritatively, with the record TTL', async (transport) => {
-    const reply = await dnsQuery(responder.host, responder.port, RECORD, 'A', transport);
-    expect(reply.rcode).toBe('NOERROR');
-    expect(reply.flag_aa).toBe(true);
-    expect(reply.flag_rd).toBe(true);
-    expect((reply.answers as PlainAnswer[]).map((a) => [a.type, a.name, a.ttl, a.data])).toEqual(expect.arrayContaining([
-      ['A', RECORD, 7, '127.31.0.1'],
-      ['A', RECORD, 7, '127.31.0.2'],
-    ]));
-    expect(reply.answers).toHaveLength(2);
-  });
+  it.each(['udp', 'tcp'] as const)(
+    'answers A records over %s, authoritatively, with the record TTL',
+    async (transport) => {
+      const reply = await dnsQuery(responder.host, responder.port, RECORD, 'A', transport);
+      expect(reply.rcode).toBe('NOERROR');
+      expect(reply.flag_aa).toBe(true);
+      expect(reply.flag_rd).toBe(true);
+      expect((reply.answers as PlainAnswer[]).map((a) => [a.type, a.name, a.ttl, a.data])).toEqual(
+        expect.arrayContaining([
+          ['A', RECORD, 7, '127.31.0.1'],
+          ['A', RECORD, 7, '127.31.0.2'],
+        ]),
+      );
+      expect(reply.answers).toHaveLength(2);
+    },
+  );
 
   it('answers the ownership TXT record the router writes beside the A record', async () => {
     const reply = await dnsQuery(responder.host, responder.port, `_switchyard.${RECORD}`, 'TXT', 'udp');
@@ -75,7 +108,8 @@ describe('local DNS responder over the Route53 zone in moto', () => {
     const resolver = new Resolver({ timeout: 1_000, tries: 1 });
     resolver.setServers([responder.address]);
     expect((await resolver.resolve4(RECORD, { ttl: true })).map((a) => [a.address, a.ttl]).sort()).toEqual([
-      ['127.31.0.1', 7], ['127.31.0.2', 7],
+      ['127.31.0.1', 7],
+      ['127.31.0.2', 7],
     ]);
     expect(await resolver.resolveTxt('mail.dns-test.navcloud.test')).toEqual([['v=spf1 -all']]);
   });
@@ -88,7 +122,9 @@ describe('local DNS responder over the Route53 zone in moto', () => {
     expect(await check(RECORD, after)).toBe(false);
 
     const expected = await router.current(RECORD);
-    await router.waitInSync(await router.switch({ recordName: RECORD, ttl: 7, expected, stack: 'stack-b', target: after }));
+    await router.waitInSync(
+      await router.switch({ recordName: RECORD, ttl: 7, expected, stack: 'stack-b', target: after }),
+    );
     // Bounded wait for the responder's short cache; the behaviour asserted is that it follows.
     let answered: string[] = [];
     for (let i = 0; i < 50 && answered.join() !== '127.32.0.1'; i++) {

@@ -12,8 +12,16 @@ import { testLogger } from '../support/logger.ts';
 import { tempDir } from '../support/temp-dir.ts';
 
 const state: LocalState = {
-  dataDir: '/tmp/switchyard-factory-test', region: 'us-east-1', motoEndpoint: 'http://127.0.0.1:1', temporalAddress: '127.0.0.1:2',
-  dnsServer: '127.0.0.1:3', bus: 'memory', store: 'sqlite', hostedZones: { 'dev.navcloud.test': 'ZLOCAL1' }, processes: { supervisor: 1 }, startedAt: '',
+  dataDir: '/tmp/switchyard-factory-test',
+  region: 'us-east-1',
+  motoEndpoint: 'http://127.0.0.1:1',
+  temporalAddress: '127.0.0.1:2',
+  dnsServer: '127.0.0.1:3',
+  bus: 'memory',
+  store: 'sqlite',
+  hostedZones: { 'dev.navcloud.test': 'ZLOCAL1' },
+  processes: { supervisor: 1 },
+  startedAt: '',
 };
 
 describe('port factory', () => {
@@ -45,13 +53,18 @@ describe('port factory', () => {
     const env = await loadEnvironment('dev');
     expect(() => createPorts(env, testLogger)).toThrow(/switchyard up/);
     let reads = 0;
-    const ports = createPorts(env, testLogger, () => { reads += 1; return state; });
+    const ports = createPorts(env, testLogger, () => {
+      reads += 1;
+      return state;
+    });
     expect(ports.stacks).toBeInstanceOf(LocalStackProvisioner);
     expect(reads).toBe(1);
   });
 
   it('builds CloudFormation, S3 and Route53 adapters for the aws profile', () => {
-    const env = parseEnvironment('prod.yaml', `
+    const env = parseEnvironment(
+      'prod.yaml',
+      `
 name: prod
 profile: aws
 region: eu-west-1
@@ -64,8 +77,11 @@ smoke: { heartbeatMs: 25000 }
 verifySeconds: 300
 drainSeconds: 900
 jwtSecret: env:PROD_SECRET
-`);
-    const ports = createPorts(env, testLogger, () => { throw new Error('an aws environment must not read the local one'); });
+`,
+    );
+    const ports = createPorts(env, testLogger, () => {
+      throw new Error('an aws environment must not read the local one');
+    });
     expect(ports.stacks).toBeInstanceOf(AwsStackProvisioner);
     expect(ports.backups).toBeInstanceOf(S3BackupStore);
     expect(ports.dns).toBeInstanceOf(Route53DnsRouter);

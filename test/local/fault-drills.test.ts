@@ -58,10 +58,15 @@ describe('fault drills on the local profile', () => {
   function runningStacks(): string[] {
     const stacksDir = join(t.dataDir, 'stacks');
     return readdirNames(stacksDir).filter((name) => {
-      const stack = JSON.parse(readFileSync(join(stacksDir, name, 'stack.json'), 'utf8')) as { nodes: Array<{ id: string }> };
+      const stack = JSON.parse(readFileSync(join(stacksDir, name, 'stack.json'), 'utf8')) as {
+        nodes: Array<{ id: string }>;
+      };
       return stack.nodes.some((n) => {
         try {
-          return isRunning(Number(readFileSync(join(stacksDir, name, `${n.id.slice(n.id.lastIndexOf('node-'))}.pid`), 'utf8')), `SYNC_NODE_ID=${n.id}`);
+          return isRunning(
+            Number(readFileSync(join(stacksDir, name, `${n.id.slice(n.id.lastIndexOf('node-'))}.pid`), 'utf8')),
+            `SYNC_NODE_ID=${n.id}`,
+          );
         } catch {
           return false;
         }
@@ -89,11 +94,18 @@ describe('fault drills on the local profile', () => {
   }
 
   // Restoring: killed while the restore activity itself streams the backup, which must resume.
-  for (const [phase, activity] of [['restoring', 'restoreBackup'], ['draining', undefined]] as const) {
+  for (const [phase, activity] of [
+    ['restoring', 'restoreBackup'],
+    ['draining', undefined],
+  ] as const) {
     it(`finishes a switch whose worker was killed during ${phase} and restarted, leaving nothing behind`, async () => {
       const before = (await ports.dns.current(env.recordName))!.stack;
       const result = await switchUnderLoad({
-        client: t.client, env, state: t.localEnvironment.state, load, log,
+        client: t.client,
+        env,
+        state: t.localEnvironment.state,
+        load,
+        log,
         onStarted: async (workflowId) => {
           await untilPhase(t.client.workflow.getHandle(workflowId), [phase]);
           if (activity) await waitForRunningActivity(workflowId, activity);
@@ -113,7 +125,11 @@ describe('fault drills on the local profile', () => {
     const before = (await ports.dns.current(env.recordName))!;
     let newStack = '';
     const result = await switchUnderLoad({
-      client: t.client, env, state: t.localEnvironment.state, load, log,
+      client: t.client,
+      env,
+      state: t.localEnvironment.state,
+      load,
+      log,
       onStarted: async (workflowId) => {
         const status = await untilPhase(t.client.workflow.getHandle(workflowId), ['restoring']);
         newStack = status.to!.stack;
@@ -132,20 +148,41 @@ describe('fault drills on the local profile', () => {
 
   it('fails cleanly when Route53 refuses the DNS change: the old stack stays live and unfenced', async () => {
     const before = (await ports.dns.current(env.recordName))!;
-    const route53 = route53Client({ region: t.localEnvironment.state.region, endpoint: t.localEnvironment.state.motoEndpoint, credentials: LOCAL_CREDENTIALS });
+    const route53 = route53Client({
+      region: t.localEnvironment.state.region,
+      endpoint: t.localEnvironment.state.motoEndpoint,
+      credentials: LOCAL_CREDENTIALS,
+    });
     const result = await switchUnderLoad({
-      client: t.client, env, state: t.localEnvironment.state, load, log,
+      client: t.client,
+      env,
+      state: t.localEnvironment.state,
+      load,
+      log,
       onStarted: async (workflowId) => {
         await untilPhase(t.client.workflow.getHandle(workflowId), ['smoke-testing', 'catching-up']);
         // Someone else touches the record (same addresses, another TTL) after planning read it:
         // the switch's compare-and-swap batch no longer matches and Route53 refuses it.
-        await route53.send(new ChangeResourceRecordSetsCommand({
-          HostedZoneId: localHostedZone(env, t.localEnvironment.state),
-          ChangeBatch: { Changes: [{ Action: 'UPSERT', ResourceRecordSet: {
-            Name: env.recordName, Type: 'A', TTL: env.ttl + 1,
-            ResourceRecords: (before.target.kind === 'a' ? before.target.addresses : []).map((Value) => ({ Value })),
-          } }] },
-        }));
+        await route53.send(
+          new ChangeResourceRecordSetsCommand({
+            HostedZoneId: localHostedZone(env, t.localEnvironment.state),
+            ChangeBatch: {
+              Changes: [
+                {
+                  Action: 'UPSERT',
+                  ResourceRecordSet: {
+                    Name: env.recordName,
+                    Type: 'A',
+                    TTL: env.ttl + 1,
+                    ResourceRecords: (before.target.kind === 'a' ? before.target.addresses : []).map((Value) => ({
+                      Value,
+                    })),
+                  },
+                },
+              ],
+            },
+          }),
+        );
       },
     });
     expect(result.report.outcome).toBe('failed');
@@ -162,12 +199,24 @@ describe('fault drills on the local profile', () => {
     const before = (await ports.dns.current(env.recordName))!;
     const latest = (await ports.backups.latest(env.name))!;
     // The manifest's checksum no longer matches the data: what a bit flip in storage looks like to a reader.
-    const s3 = s3Client({ region: t.localEnvironment.state.region, endpoint: t.localEnvironment.state.motoEndpoint, credentials: LOCAL_CREDENTIALS });
-    const manifest = JSON.parse(await (await s3.send(new GetObjectCommand({ Bucket: env.backups.bucket, Key: latest.key }))).Body!.transformToString());
-    await s3.send(new PutObjectCommand({
-      Bucket: env.backups.bucket, Key: latest.key, ContentType: 'application/json',
-      Body: JSON.stringify({ ...manifest, sha256: 'f'.repeat(64) }),
-    }));
+    const s3 = s3Client({
+      region: t.localEnvironment.state.region,
+      endpoint: t.localEnvironment.state.motoEndpoint,
+      credentials: LOCAL_CREDENTIALS,
+    });
+    const manifest = JSON.parse(
+      await (
+        await s3.send(new GetObjectCommand({ Bucket: env.backups.bucket, Key: latest.key }))
+      ).Body!.transformToString(),
+    );
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: env.backups.bucket,
+        Key: latest.key,
+        ContentType: 'application/json',
+        Body: JSON.stringify({ ...manifest, sha256: 'f'.repeat(64) }),
+      }),
+    );
     const result = await switchUnderLoad({ client: t.client, env, state: t.localEnvironment.state, load, log });
     expect(result.report.outcome).toBe('failed');
     expect(result.report.reason).toContain(latest.key.replace(/manifest\.json$/, ''));

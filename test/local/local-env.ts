@@ -16,10 +16,20 @@ export interface TestEnvironment {
   stop(): Promise<{ leftoverPids: number[]; leftoverStacks: string[] }>;
 }
 
-export async function startTestEnvironment(seedItems: number, options: { uiPort?: number; environmentsDir?: string; store?: LocalStore; persistTemporal?: boolean } = {}): Promise<TestEnvironment> {
+export async function startTestEnvironment(
+  seedItems: number,
+  options: { uiPort?: number; environmentsDir?: string; store?: LocalStore; persistTemporal?: boolean } = {},
+): Promise<TestEnvironment> {
   const dataDir = tempDir('switchyard-local-').path;
   const localEnvironment = await startLocalEnvironment({
-    dataDir, envs: ['dev'], environmentsDir: options.environmentsDir, temporalPort: 0, uiPort: options.uiPort, persistTemporal: options.persistTemporal ?? false, dnsPort: 0, seedItems,
+    dataDir,
+    envs: ['dev'],
+    environmentsDir: options.environmentsDir,
+    temporalPort: 0,
+    uiPort: options.uiPort,
+    persistTemporal: options.persistTemporal ?? false,
+    dnsPort: 0,
+    seedItems,
     store: options.store ?? 'sqlite',
     log: createRootLogger('local-env-test', { level: 'warn' }),
   });

@@ -20,30 +20,38 @@ const SECRET = 'provisioner-test-secret-0123456789';
 /** Pids of a stack's nodes, as its pid files say, with the marker that proves a pid is still ours. */
 function nodePids(stacksDir: string, name: string): Array<{ pid: number; marker: string }> {
   const dir = join(stacksDir, name);
-  return readdirSync(dir).filter((f) => f.endsWith('.pid')).map((f) => ({
-    pid: Number(readFileSync(join(dir, f), 'utf8')),
-    marker: `SYNC_NODE_ID=${name}-${f.replace('.pid', '')}`,
-  }));
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.pid'))
+    .map((f) => ({
+      pid: Number(readFileSync(join(dir, f), 'utf8')),
+      marker: `SYNC_NODE_ID=${name}-${f.replace('.pid', '')}`,
+    }));
 }
 
 describe('local stack provisioner (real navcloud-sync processes)', () => {
   let stacksDir: string;
   let port: number;
   let request: CreateStackRequest;
-  const provisioner = () => new LocalStackProvisioner({ stacksDir, logger: testLogger, jwtSecret: SECRET, stopGraceMs: 5_000 });
+  const provisioner = () =>
+    new LocalStackProvisioner({ stacksDir, logger: testLogger, jwtSecret: SECRET, stopGraceMs: 5_000 });
 
   beforeAll(async () => {
     stacksDir = tempDir('switchyard-stacks-').path;
     port = await freePort();
     request = {
-      name: `navcloud-t-blue-${randomBytes(3).toString('hex')}`, env: 't', colour: 'blue', workflowId: 'switch-t/run-1',
-      template: 'local-stack', parameters: { nodes: '2', port: String(port), heartbeatMs: '500', version: 'ignored' },
+      name: `navcloud-t-blue-${randomBytes(3).toString('hex')}`,
+      env: 't',
+      colour: 'blue',
+      workflowId: 'switch-t/run-1',
+      template: 'local-stack',
+      parameters: { nodes: '2', port: String(port), heartbeatMs: '500', version: 'ignored' },
     };
   });
 
   afterAll(async () => {
     const p = provisioner();
-    for (const name of existsSync(stacksDir) ? readdirSync(stacksDir).filter((n) => !n.startsWith('.')) : []) await p.delete(name);
+    for (const name of existsSync(stacksDir) ? readdirSync(stacksDir).filter((n) => !n.startsWith('.')) : [])
+      await p.delete(name);
   });
 
   it('creates a 2-node stack on its own loopback addresses, sharing one store', async () => {
@@ -74,20 +82,33 @@ describe('local stack provisioner (real navcloud-sync processes)', () => {
 
     // A write through one node is read through the other: one SQLite file behind both.
     const auth = { authorization: `Bearer ${await signToken(SECRET, 'alice')}`, 'content-type': 'application/json' };
-    const put = await fetch(`${outputs.nodes[0]}/v1/items/trip-1`, { method: 'PUT', headers: auth, body: JSON.stringify({ type: 'trip', data: { to: 'Lyon' } }) });
+    const put = await fetch(`${outputs.nodes[0]}/v1/items/trip-1`, {
+      method: 'PUT',
+      headers: auth,
+      body: JSON.stringify({ type: 'trip', data: { to: 'Lyon' } }),
+    });
     expect(put.status).toBe(201);
     const got = await fetch(`${outputs.nodes[1]}/v1/items/trip-1`, { headers: auth });
     expect(got.status).toBe(200);
     expect(await got.json()).toMatchObject({ data: { to: 'Lyon' } });
 
     const stackFile = JSON.parse(readFileSync(join(stacksDir, request.name, 'stack.json'), 'utf8'));
-    expect(stackFile).toMatchObject({ name: request.name, env: 't', colour: 'blue', workflowId: 'switch-t/run-1', status: 'ready', outputs });
+    expect(stackFile).toMatchObject({
+      name: request.name,
+      env: 't',
+      colour: 'blue',
+      workflowId: 'switch-t/run-1',
+      status: 'ready',
+      outputs,
+    });
     expect(stackFile.tags).toEqual({ env: 't', colour: 'blue', workflowId: 'switch-t/run-1' });
   });
 
   it('refuses the same stack name for another workflow', async () => {
-    await expect(provisioner().create({ ...request, workflowId: 'switch-t/run-2' }))
-      .rejects.toMatchObject({ code: 'AlreadyExists', retryable: false });
+    await expect(provisioner().create({ ...request, workflowId: 'switch-t/run-2' })).rejects.toMatchObject({
+      code: 'AlreadyExists',
+      retryable: false,
+    });
   });
 
   it('is found again, running, by a new provisioner object (a restarted worker)', async () => {
@@ -114,7 +135,9 @@ describe('local stack provisioner (real navcloud-sync processes)', () => {
     const pids = nodePids(stacksDir, request.name);
     const p = provisioner();
     const node = (await p.describe(request.name))!.outputs!.nodes[0]!;
-    const stream = await fetch(`${node}/v1/stream`, { headers: { authorization: `Bearer ${await signToken(SECRET, 'alice')}` } });
+    const stream = await fetch(`${node}/v1/stream`, {
+      headers: { authorization: `Bearer ${await signToken(SECRET, 'alice')}` },
+    });
     expect(stream.status).toBe(200);
     const lines = stream.text();
     await p.delete(request.name);
@@ -146,7 +169,8 @@ describe('local stack provisioner (real navcloud-sync processes)', () => {
   });
 
   it('rejects a bad template parameter, naming it', async () => {
-    const error = await provisioner().create({ ...request, name: 'navcloud-t-blue-badparam', parameters: { nodes: 'many', port: String(port) } })
+    const error = await provisioner()
+      .create({ ...request, name: 'navcloud-t-blue-badparam', parameters: { nodes: 'many', port: String(port) } })
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CloudError);
     expect((error as CloudError).retryable).toBe(false);
@@ -156,7 +180,8 @@ describe('local stack provisioner (real navcloud-sync processes)', () => {
 
   it('rejects a store that is neither sqlite nor a Riak URL without a bucket', async () => {
     for (const store of ['postgres://db', 'riak:http://127.0.0.1:8098?bucket=shared', 'riak:']) {
-      const error = await provisioner().create({ ...request, name: 'navcloud-t-blue-badstore', parameters: { ...request.parameters, store } })
+      const error = await provisioner()
+        .create({ ...request, name: 'navcloud-t-blue-badstore', parameters: { ...request.parameters, store } })
         .catch((e: unknown) => e);
       expect(error).toMatchObject({ code: 'InvalidTemplate', retryable: false });
       expect((error as Error).message).toContain(`'store': store must be sqlite or riak:http://HOST:8098`);
@@ -180,13 +205,29 @@ describe('local stacks on Riak (the emulator as a process)', () => {
     await riak.stop();
   });
 
-  async function riakStack(store: { parameter?: string; environment?: LocalStore }): Promise<{ name: string; nodes: string[]; adminUrl: string }> {
-    const p = new LocalStackProvisioner({ stacksDir, logger: testLogger, jwtSecret: SECRET, stopGraceMs: 5_000, store: store.environment });
+  async function riakStack(store: {
+    parameter?: string;
+    environment?: LocalStore;
+  }): Promise<{ name: string; nodes: string[]; adminUrl: string }> {
+    const p = new LocalStackProvisioner({
+      stacksDir,
+      logger: testLogger,
+      jwtSecret: SECRET,
+      stopGraceMs: 5_000,
+      store: store.environment,
+    });
     const name = `navcloud-r-${randomBytes(3).toString('hex')}`;
     names.push(name);
     const parameters: Record<string, string> = { nodes: '2', port: String(await freePort()), heartbeatMs: '500' };
     if (store.parameter) parameters.store = store.parameter;
-    await p.create({ name, env: 'r', colour: 'blue', workflowId: `switch-r/${name}`, template: 'local-stack', parameters });
+    await p.create({
+      name,
+      env: 'r',
+      colour: 'blue',
+      workflowId: `switch-r/${name}`,
+      template: 'local-stack',
+      parameters,
+    });
     const { outputs } = await p.waitUntilReady(name);
     return { name, nodes: outputs!.nodes, adminUrl: outputs!.adminUrl };
   }
@@ -196,8 +237,14 @@ describe('local stacks on Riak (the emulator as a process)', () => {
     const first = await riakStack({ parameter: `riak:${riak.url}?export_grace_ms=100` });
     const second = await riakStack({ environment: `riak:${riak.url}?export_grace_ms=100` });
     for (const stack of [first, second]) {
-      expect(readFileSync(join(stacksDir, stack.name, 'node.env'), 'utf8')).toContain(`SYNC_STORE=riak:${riak.url}?export_grace_ms=100&bucket=${stack.name}\n`);
-      const put = await fetch(`${stack.nodes[0]}/v1/items/trip-${stack.name}`, { method: 'PUT', headers: auth, body: JSON.stringify({ type: 'trip', data: { on: stack.name } }) });
+      expect(readFileSync(join(stacksDir, stack.name, 'node.env'), 'utf8')).toContain(
+        `SYNC_STORE=riak:${riak.url}?export_grace_ms=100&bucket=${stack.name}\n`,
+      );
+      const put = await fetch(`${stack.nodes[0]}/v1/items/trip-${stack.name}`, {
+        method: 'PUT',
+        headers: auth,
+        body: JSON.stringify({ type: 'trip', data: { on: stack.name } }),
+      });
       expect(put.status).toBe(201);
       const got = await fetch(`${stack.nodes[1]}/v1/items/trip-${stack.name}`, { headers: auth });
       expect(await got.json()).toMatchObject({ data: { on: stack.name } });
@@ -205,8 +252,13 @@ describe('local stacks on Riak (the emulator as a process)', () => {
     // Each stack sees only its own bucket.
     for (const stack of [first, second]) {
       const lines = [];
-      for await (const line of createAdminClient({ adminUrl: stack.adminUrl, jwtSecret: SECRET }).exportSince(undefined)) lines.push(line);
-      expect(lines.filter((line) => line.kind === 'item').map((line) => (line as ExportItemLine).id)).toEqual([`trip-${stack.name}`]);
+      for await (const line of createAdminClient({ adminUrl: stack.adminUrl, jwtSecret: SECRET }).exportSince(
+        undefined,
+      ))
+        lines.push(line);
+      expect(lines.filter((line) => line.kind === 'item').map((line) => (line as ExportItemLine).id)).toEqual([
+        `trip-${stack.name}`,
+      ]);
       expect(lines.at(-1)).toMatchObject({ kind: 'end', items: 1 });
     }
   });

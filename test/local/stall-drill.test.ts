@@ -33,7 +33,10 @@ describe('the worker frozen right after the fence, on the local profile', () => 
 
   beforeAll(async () => {
     envDir = mkdtempSync(join(tmpdir(), 'switchyard-stall-envs-'));
-    writeFileSync(join(envDir, 'dev.yaml'), `${readFileSync(join(environmentsDir, 'dev.yaml'), 'utf8')}fenceLeaseSeconds: ${LEASE_SECONDS}\nmaxWritePauseSeconds: 60\n`);
+    writeFileSync(
+      join(envDir, 'dev.yaml'),
+      `${readFileSync(join(environmentsDir, 'dev.yaml'), 'utf8')}fenceLeaseSeconds: ${LEASE_SECONDS}\nmaxWritePauseSeconds: 60\n`,
+    );
     env = await loadEnvironment('dev', envDir);
     t = await startTestEnvironment(2_000, { environmentsDir: envDir });
   }, 240_000);
@@ -49,11 +52,18 @@ describe('the worker frozen right after the fence, on the local profile', () => 
     const ports = createPorts(env, log, t.localEnvironment.state);
     const before = (await ports.dns.current(env.recordName))!.stack;
     const old = (await ports.stacks.describe(before))!.outputs!;
-    const admin = createAdminClient({ adminUrl: old.adminUrl, jwtSecret: resolveSecret(env.jwtSecret), requestTimeoutMs: 2_000 });
+    const admin = createAdminClient({
+      adminUrl: old.adminUrl,
+      jwtSecret: resolveSecret(env.jwtSecret),
+      requestTimeoutMs: 2_000,
+    });
     let modeWhenFrozen: FenceMode | undefined;
     let frozenMs = 0;
     const result = await switchUnderLoad({
-      client: t.client, env, state: t.localEnvironment.state, log,
+      client: t.client,
+      env,
+      state: t.localEnvironment.state,
+      log,
       load: { users: 4, writesPerSecond: 8, nonRetrying: { users: 10, writesPerSecond: 10 } },
       onStarted: async () => {
         // Right after the fence: the worker is stopped between taking it and committing.
@@ -75,10 +85,12 @@ describe('the worker frozen right after the fence, on the local profile', () => 
       },
     });
     const plain = result.clients.nonRetrying!;
-    console.log(`stall drill: worker frozen ${frozenMs} ms with ${before} ${modeWhenFrozen} (lease ${LEASE_SECONDS} s); switch ${result.report.outcome}` +
-      `${result.report.reason ? ` (${result.report.reason})` : ''}; plain clients: ${plain.writesAcknowledged} writes acknowledged, ${plain.writesLost} lost, ` +
-      `${plain.failedRequests} of ${plain.requests} requests failed, longest wait ${plain.maxWritePauseMs} ms; retrying clients: ` +
-      `${result.clients.writesAcknowledged} acknowledged, ${result.clients.writesLost} lost, longest wait ${result.clients.maxWritePauseMs} ms`);
+    console.log(
+      `stall drill: worker frozen ${frozenMs} ms with ${before} ${modeWhenFrozen} (lease ${LEASE_SECONDS} s); switch ${result.report.outcome}` +
+        `${result.report.reason ? ` (${result.report.reason})` : ''}; plain clients: ${plain.writesAcknowledged} writes acknowledged, ${plain.writesLost} lost, ` +
+        `${plain.failedRequests} of ${plain.requests} requests failed, longest wait ${plain.maxWritePauseMs} ms; retrying clients: ` +
+        `${result.clients.writesAcknowledged} acknowledged, ${result.clients.writesLost} lost, longest wait ${result.clients.maxWritePauseMs} ms`,
+    );
     expect(modeWhenFrozen).toBe('fenced');
     expect(frozenMs).toBeGreaterThan(LEASE_SECONDS * 1000);
     expect(['switched', 'rolled-back']).toContain(result.report.outcome);

@@ -41,7 +41,11 @@ describe('supervised local processes', () => {
   }, 60_000);
 
   it('brings Temporal back on the same port with the runs it had persisted', async () => {
-    const handle = await t.client.workflow.start('backupStack', { taskQueue: 'never-polled', workflowId: `persisted-${Date.now()}`, args: [] });
+    const handle = await t.client.workflow.start('backupStack', {
+      taskQueue: 'never-polled',
+      workflowId: `persisted-${Date.now()}`,
+      args: [],
+    });
     const temporal = t.localEnvironment.processes.temporal;
     await temporal.kill();
     await temporal.start();

@@ -23,7 +23,10 @@ describe('a switch and a rollback of the local profile on Riak', () => {
   beforeAll(async () => {
     // dev keeps no old stack; a rollback needs the one it switched from.
     envDir = tempDir('switchyard-riak-envs-').path;
-    writeFileSync(join(envDir, 'dev.yaml'), readFileSync(join(environmentsDir, 'dev.yaml'), 'utf8').replace(/^keepStacks: 0$/m, 'keepStacks: 1'));
+    writeFileSync(
+      join(envDir, 'dev.yaml'),
+      readFileSync(join(environmentsDir, 'dev.yaml'), 'utf8').replace(/^keepStacks: 0$/m, 'keepStacks: 1'),
+    );
     env = await loadEnvironment('dev', envDir);
     expect(env.keepStacks).toBe(1);
     riak = await spawnRiakEmulator();
@@ -40,7 +43,13 @@ describe('a switch and a rollback of the local profile on Riak', () => {
   it('switches dev to green with no failed request and no lost write, then rolls back carrying a write made on green', async () => {
     const ports = createPorts(env, log, t.localEnvironment.state);
     const seeded = (await ports.dns.current(env.recordName))!.stack;
-    const run = await switchUnderLoad({ client: t.client, env, state: t.localEnvironment.state, load: { users: 4, writesPerSecond: 10 }, log });
+    const run = await switchUnderLoad({
+      client: t.client,
+      env,
+      state: t.localEnvironment.state,
+      load: { users: 4, writesPerSecond: 10 },
+      log,
+    });
     expect(run.report.outcome, run.report.reason).toBe('switched');
     expect(run.report.from).toEqual({ stack: seeded, colour: 'blue' });
     expect(run.report.backup?.items).toBeGreaterThanOrEqual(200);
@@ -50,13 +59,22 @@ describe('a switch and a rollback of the local profile on Riak', () => {
     expect(run.clients.missedEvents).toBe(0);
 
     const green = (await ports.stacks.describe(run.report.to!.stack))!.outputs!;
-    const auth = { authorization: `Bearer ${await signToken(resolveSecret(env.jwtSecret), 'rollback-user')}`, 'content-type': 'application/json' };
-    const put = await fetch(`${green.endpoint}/v1/items/made-on-green`, { method: 'PUT', headers: auth, body: JSON.stringify({ type: 'trip', data: { on: 'green' } }) });
+    const auth = {
+      authorization: `Bearer ${await signToken(resolveSecret(env.jwtSecret), 'rollback-user')}`,
+      'content-type': 'application/json',
+    };
+    const put = await fetch(`${green.endpoint}/v1/items/made-on-green`, {
+      method: 'PUT',
+      headers: auth,
+      body: JSON.stringify({ type: 'trip', data: { on: 'green' } }),
+    });
     expect(put.status).toBe(201);
 
-    const report = await t.client.workflow.execute('rollback', {
-      workflowId: rollbackWorkflowId(env.name), taskQueue: TASK_QUEUE, args: [{ env: env.name, by: 'riak-test' }],
-    }) as RollbackReport;
+    const report = (await t.client.workflow.execute('rollback', {
+      workflowId: rollbackWorkflowId(env.name),
+      taskQueue: TASK_QUEUE,
+      args: [{ env: env.name, by: 'riak-test' }],
+    })) as RollbackReport;
     expect(report).toMatchObject({ outcome: 'rolled-back', from: run.report.to!.stack, to: seeded });
     expect((await ports.dns.current(env.recordName))!.stack).toBe(seeded);
     const blue = (await ports.stacks.describe(seeded))!.outputs!;

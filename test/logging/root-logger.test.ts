@@ -17,7 +17,10 @@ class Captured extends Writable {
 }
 
 function linesOf(stream: Captured): Array<Record<string, unknown>> {
-  return stream.text.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+  return stream.text
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
 describe('the root logger', () => {
@@ -25,9 +28,16 @@ describe('the root logger', () => {
     const stream = new Captured(false);
     const root = createRootLogger('switchyard', { stream, env: {} });
     root.child({ env: 'dev' }).child({ stack: 'navcloud-dev-blue-1' }).info({ token: 'abc' }, 'stack ready');
-    expect(linesOf(stream)).toEqual([expect.objectContaining({
-      name: 'switchyard', level: 30, env: 'dev', stack: 'navcloud-dev-blue-1', token: '[redacted]', msg: 'stack ready',
-    })]);
+    expect(linesOf(stream)).toEqual([
+      expect.objectContaining({
+        name: 'switchyard',
+        level: 30,
+        env: 'dev',
+        stack: 'navcloud-dev-blue-1',
+        token: '[redacted]',
+        msg: 'stack ready',
+      }),
+    ]);
   });
 
   it('is pretty only when its own stream is a terminal, and neither in CI nor with LOG_FORMAT=json', () => {
@@ -51,10 +61,15 @@ describe('the root logger', () => {
     expect(linesOf(chosen)).toHaveLength(1);
   });
 
-  it('names the workflow and activity on every line written inside an activity, an adapter\'s child included', async () => {
+  it("names the workflow and activity on every line written inside an activity, an adapter's child included", async () => {
     const stream = new Captured(false);
-    const adapter = createRootLogger('switchyard-worker', { stream, env: {}, mixin: activityLogFields }).child({ component: 'route53-dns' });
-    const activity = new MockActivityEnvironment({ activityType: 'switchDns', workflowExecution: { workflowId: 'switch-dev', runId: 'run-1' } });
+    const adapter = createRootLogger('switchyard-worker', { stream, env: {}, mixin: activityLogFields }).child({
+      component: 'route53-dns',
+    });
+    const activity = new MockActivityEnvironment({
+      activityType: 'switchDns',
+      workflowExecution: { workflowId: 'switch-dev', runId: 'run-1' },
+    });
     await activity.run(async () => adapter.info('record switched'));
     adapter.info('outside any activity');
     const [inside, outside] = linesOf(stream);

@@ -12,7 +12,8 @@ import { JWT_SECRET, startProxy, startTestStack, type TestStack } from './stack.
 import { fenceAsIs, unfenceAsIs } from '../support/fence.ts';
 
 let stack: TestStack;
-const as = async (user: string, baseUrl = stack.outputs.endpoint) => new SyncClient({ baseUrl, token: await signToken(JWT_SECRET, user), timeoutMs: 5000 });
+const as = async (user: string, baseUrl = stack.outputs.endpoint) =>
+  new SyncClient({ baseUrl, token: await signToken(JWT_SECRET, user), timeoutMs: 5000 });
 
 beforeAll(async () => {
   // Writes on a fenced stack are refused at once (not held), so the refusal can be checked.
@@ -36,20 +37,30 @@ describe('SyncClient', () => {
     const updated = await alice.putItem('client-item-1', { type: 'trip', data: { km: 2 } }, { ifMatch: rev1 });
     expect(updated.ok && updated.etag).toMatch(/^2-/);
     const read = await alice.getItem('client-item-1');
-    expect(read).toMatchObject({ ok: true, status: 200, body: { id: 'client-item-1', owner: 'client-alice', data: { km: 2 } } });
+    expect(read).toMatchObject({
+      ok: true,
+      status: 200,
+      body: { id: 'client-item-1', owner: 'client-alice', data: { km: 2 } },
+    });
     expect(read.ok && read.etag).toBe(updated.ok && updated.etag);
 
     expect(await alice.deleteItem('client-item-1', rev1)).toMatchObject({ ok: false, status: 412 });
-    expect(await alice.deleteItem('client-item-1', updated.ok ? updated.etag : undefined)).toMatchObject({ ok: true, status: 204 });
+    expect(await alice.deleteItem('client-item-1', updated.ok ? updated.etag : undefined)).toMatchObject({
+      ok: true,
+      status: 204,
+    });
     expect(await alice.getItem('client-item-1')).toMatchObject({ ok: false, status: 404 });
   });
 
-  it('shares an item and lists it in the reader\'s inbox', async () => {
+  it("shares an item and lists it in the reader's inbox", async () => {
     const owner = await as('client-owner');
     await owner.putItem('client-shared-1', { type: 'place', data: { name: 'x' } }, { ifNoneMatch: '*' });
     expect(await (await as('client-reader')).getItem('client-shared-1')).toMatchObject({ status: 404 });
     expect(await owner.share('client-shared-1', 'client-reader')).toMatchObject({ ok: true });
-    expect(await (await as('client-reader')).getItem('client-shared-1')).toMatchObject({ ok: true, body: { data: { name: 'x' } } });
+    expect(await (await as('client-reader')).getItem('client-shared-1')).toMatchObject({
+      ok: true,
+      body: { data: { name: 'x' } },
+    });
     const inbox = await (await as('client-reader')).inbox();
     expect(inbox.ok && inbox.body.items.map((i) => i.id)).toEqual(['client-shared-1']);
     expect(await owner.unshare('client-shared-1', 'client-reader')).toMatchObject({ ok: true });
@@ -100,7 +111,9 @@ describe('SyncStream', () => {
     if (!opened.ok) throw new Error(`stream refused: ${opened.status}`);
     const stream = opened.body;
     expect(stream.cursor).toBe(since);
-    const written = await (await as('stream-bob', stack.outputs.nodes[1])).putItem('stream-item-1', { type: 'route', data: { n: 1 } }, { ifNoneMatch: '*' });
+    const written = await (
+      await as('stream-bob', stack.outputs.nodes[1])
+    ).putItem('stream-item-1', { type: 'route', data: { n: 1 } }, { ifNoneMatch: '*' });
     expect(written.ok).toBe(true);
     const seen: StreamMessage[] = [];
     for await (const message of stream) {
@@ -119,7 +132,10 @@ describe('SyncStream', () => {
   it('ends cleanly after reconnect when the node drains, and the node refuses new streams', async () => {
     const drainable = await startTestStack({ nodes: 1, heartbeatMs: 100 });
     try {
-      const client = new SyncClient({ baseUrl: drainable.outputs.endpoint, token: await signToken(JWT_SECRET, 'drained-user') });
+      const client = new SyncClient({
+        baseUrl: drainable.outputs.endpoint,
+        token: await signToken(JWT_SECRET, 'drained-user'),
+      });
       const opened = await client.stream();
       if (!opened.ok) throw new Error('stream refused');
       const admin = createAdminClient({ adminUrl: drainable.outputs.adminUrl, jwtSecret: JWT_SECRET });
@@ -129,7 +145,12 @@ describe('SyncStream', () => {
         if (message.type === 'heartbeat' && types.length === 1) await admin.drain(drainable.outputs.nodes[0]!);
       }
       expect(types.at(-1)).toBe('reconnect');
-      expect(await client.stream()).toMatchObject({ ok: false, status: 503, error: { code: 'draining' }, retryAfterMs: 1000 });
+      expect(await client.stream()).toMatchObject({
+        ok: false,
+        status: 503,
+        error: { code: 'draining' },
+        retryAfterMs: 1000,
+      });
     } finally {
       await drainable.close();
     }
@@ -155,7 +176,9 @@ describe('SyncStream', () => {
   });
 
   it('reassembles lines and characters split across chunks', async () => {
-    const line = Buffer.from(`${JSON.stringify({ type: 'change', cursor: 'c1', id: 'zurich', owner: 'u', itemType: 'place', rev: '1-a', deleted: false, data: { name: 'Zürich 東京' }, updatedAt: 'now' })}\n`);
+    const line = Buffer.from(
+      `${JSON.stringify({ type: 'change', cursor: 'c1', id: 'zurich', owner: 'u', itemType: 'place', rev: '1-a', deleted: false, data: { name: 'Zürich 東京' }, updatedAt: 'now' })}\n`,
+    );
     const splitter = createServer((_, response) => {
       response.writeHead(200, { 'content-type': 'application/x-ndjson' });
       // One byte per chunk: every multi-byte character and the line itself arrive in pieces.

@@ -25,13 +25,15 @@ async function twoStacks(): Promise<{ old: TestStack; fresh: TestStack; oldAdmin
   const fresh = await startTestStack({ nodes: 1 });
   stacks.push(old, fresh);
   return {
-    old, fresh,
+    old,
+    fresh,
     oldAdmin: createAdminClient({ adminUrl: old.outputs.adminUrl, jwtSecret: JWT_SECRET }),
     newAdmin: createAdminClient({ adminUrl: fresh.outputs.adminUrl, jwtSecret: JWT_SECRET }),
   };
 }
 
-const as = async (user: string, stack: TestStack) => new SyncClient({ baseUrl: stack.outputs.endpoint, token: await signToken(JWT_SECRET, user), timeoutMs: 5000 });
+const as = async (user: string, stack: TestStack) =>
+  new SyncClient({ baseUrl: stack.outputs.endpoint, token: await signToken(JWT_SECRET, user), timeoutMs: 5000 });
 
 /** Copies everything `from` has into `to`, as restore and catch-up do. */
 async function copy(from: StackAdmin, to: StackAdmin): Promise<void> {
@@ -65,7 +67,10 @@ describe('compareStacks', () => {
     await copy(oldAdmin, newAdmin);
     // Changed on the new stack after the copy (forwarded writes): newer revisions at later cursors.
     const onNew = await as('compare-owner', fresh);
-    for (const id of ['cmp-0', 'cmp-30', 'cmp-59']) expect((await onNew.putItem(id, { type: 'trip', data: { after: true } }, { ifMatch: revs.get(id) })).ok).toBe(true);
+    for (const id of ['cmp-0', 'cmp-30', 'cmp-59'])
+      expect((await onNew.putItem(id, { type: 'trip', data: { after: true } }, { ifMatch: revs.get(id) })).ok).toBe(
+        true,
+      );
     await onNew.deleteItem('cmp-31');
     // Items only the new stack has are not the old stack's business.
     await (await as('someone-new', fresh)).putItem('new-only', { type: 'place', data: {} });
@@ -78,10 +83,16 @@ describe('compareStacks', () => {
     const { old, fresh, oldAdmin, newAdmin } = await twoStacks();
     const revs = await seed(old, 40);
     await copy(oldAdmin, newAdmin);
-    await (await as('compare-owner', fresh)).putItem('cmp-3', { type: 'trip', data: { after: true } }, { ifMatch: revs.get('cmp-3') });
+    await (
+      await as('compare-owner', fresh)
+    ).putItem('cmp-3', { type: 'trip', data: { after: true } }, { ifMatch: revs.get('cmp-3') });
     // Planted: writes the old stack took after the copy, which never reached the new one.
     const onOld = await as('compare-owner', old);
-    const lateRev = await onOld.putItem('cmp-7', { type: 'trip', data: { late: true } }, { ifMatch: revs.get('cmp-7') });
+    const lateRev = await onOld.putItem(
+      'cmp-7',
+      { type: 'trip', data: { late: true } },
+      { ifMatch: revs.get('cmp-7') },
+    );
     await onOld.putItem('late-only', { type: 'route', data: {} });
     await onOld.deleteItem('cmp-8');
     // Both stacks changed cmp-9 after the copy; the new stack's change is later but of an older generation.
@@ -89,19 +100,25 @@ describe('compareStacks', () => {
     for (let i = 0; i < 10; i++) await onNew.putItem(`filler-${i}`, { type: 'trip', data: {} });
     const newRev9 = await onNew.putItem('cmp-9', { type: 'trip', data: { on: 'new' } }, { ifMatch: revs.get('cmp-9') });
     const second = await onOld.putItem('cmp-9', { type: 'trip', data: { on: 'old' } }, { ifMatch: revs.get('cmp-9') });
-    const third = await onOld.putItem('cmp-9', { type: 'trip', data: { on: 'old' } }, { ifMatch: second.ok ? second.etag : '' });
+    const third = await onOld.putItem(
+      'cmp-9',
+      { type: 'trip', data: { on: 'old' } },
+      { ifMatch: second.ok ? second.etag : '' },
+    );
 
     const result = await compareStacks(oldAdmin, newAdmin, { firstN: 2 });
     expect(result.itemsCompared).toBe(41);
     expect(result.mismatches).toBe(4);
     expect(result.firstMismatches).toHaveLength(2);
     const all = await compareStacks(oldAdmin, newAdmin);
-    expect(all.firstMismatches).toEqual(expect.arrayContaining([
-      { id: 'cmp-7', problem: 'older', oldRev: lateRev.ok ? lateRev.etag : '', newRev: revs.get('cmp-7') },
-      { id: 'cmp-9', problem: 'older', oldRev: third.ok ? third.etag : '', newRev: newRev9.ok ? newRev9.etag : '' },
-      { id: 'late-only', problem: 'missing', oldRev: expect.stringMatching(/^1-/) },
-      { id: 'cmp-8', problem: 'older', oldRev: expect.stringMatching(/^2-/), newRev: revs.get('cmp-8') },
-    ]));
+    expect(all.firstMismatches).toEqual(
+      expect.arrayContaining([
+        { id: 'cmp-7', problem: 'older', oldRev: lateRev.ok ? lateRev.etag : '', newRev: revs.get('cmp-7') },
+        { id: 'cmp-9', problem: 'older', oldRev: third.ok ? third.etag : '', newRev: newRev9.ok ? newRev9.etag : '' },
+        { id: 'late-only', problem: 'missing', oldRev: expect.stringMatching(/^1-/) },
+        { id: 'cmp-8', problem: 'older', oldRev: expect.stringMatching(/^2-/), newRev: revs.get('cmp-8') },
+      ]),
+    );
   });
 
   it('finds a write the copy missed although the new stack then wrote the item to a higher generation', async () => {
@@ -114,46 +131,92 @@ describe('compareStacks', () => {
     // their older copy twice: a higher generation, but not a change of the old revision.
     const lost = await onOld.putItem('cmp-1', { type: 'trip', data: { on: 'old' } }, { ifMatch: revs.get('cmp-1') });
     const first = await onNew.putItem('cmp-1', { type: 'trip', data: { on: 'new' } }, { ifMatch: revs.get('cmp-1') });
-    const second = await onNew.putItem('cmp-1', { type: 'trip', data: { on: 'new', again: true } }, { ifMatch: first.ok ? first.etag : '' });
+    const second = await onNew.putItem(
+      'cmp-1',
+      { type: 'trip', data: { on: 'new', again: true } },
+      { ifMatch: first.ok ? first.etag : '' },
+    );
     // cmp-2: the same generation on both sides, different writes.
     const oldTwo = await onOld.putItem('cmp-2', { type: 'trip', data: { on: 'old' } }, { ifMatch: revs.get('cmp-2') });
     const newTwo = await onNew.putItem('cmp-2', { type: 'trip', data: { on: 'new' } }, { ifMatch: revs.get('cmp-2') });
     // cmp-3: copied, then changed twice on the new stack: a change of the old revision, accepted.
     const three = await onNew.putItem('cmp-3', { type: 'trip', data: { on: 'new' } }, { ifMatch: revs.get('cmp-3') });
-    await onNew.putItem('cmp-3', { type: 'trip', data: { on: 'new', again: true } }, { ifMatch: three.ok ? three.etag : '' });
+    await onNew.putItem(
+      'cmp-3',
+      { type: 'trip', data: { on: 'new', again: true } },
+      { ifMatch: three.ok ? three.etag : '' },
+    );
 
     const result = await compareStacks(oldAdmin, newAdmin);
     expect(result).toEqual({
-      itemsCompared: 6, mismatches: 2, firstMismatches: [
+      itemsCompared: 6,
+      mismatches: 2,
+      firstMismatches: [
         { id: 'cmp-1', problem: 'diverged', oldRev: lost.ok ? lost.etag : '', newRev: second.ok ? second.etag : '' },
-        { id: 'cmp-2', problem: 'diverged', oldRev: oldTwo.ok ? oldTwo.etag : '', newRev: newTwo.ok ? newTwo.etag : '' },
+        {
+          id: 'cmp-2',
+          problem: 'diverged',
+          oldRev: oldTwo.ok ? oldTwo.etag : '',
+          newRev: newTwo.ok ? newTwo.etag : '',
+        },
       ],
     });
   });
 
-  it('compares by id: two items at one number (as Riak\'s counter can hand out) are compared like any others', async () => {
-    const listing = (items: Array<[string, string, number]>): StackAdmin => ({
-      async *revisionsById() {
-        for (const [id, rev, seq] of items) yield { kind: 'revision' as const, id, rev, cursor: encodeCursor(seq), copiedRev: rev };
-        yield { kind: 'end' as const, cursor: encodeCursor(9), items: items.length };
-      },
-    }) as unknown as StackAdmin;
-    const items: Array<[string, string, number]> = [['a', '1-x', 5], ['b', '1-y', 5], ['c', '2-z', 7]];
-    expect(await compareStacks(listing(items), listing(items))).toEqual({ itemsCompared: 3, mismatches: 0, firstMismatches: [] });
-    await expect(compareStacks(listing([['b', '1-y', 5], ['a', '1-x', 5]]), listing(items))).rejects.toThrow(/the old stack listed item a after b: not in id order/);
+  it("compares by id: two items at one number (as Riak's counter can hand out) are compared like any others", async () => {
+    const listing = (items: Array<[string, string, number]>): StackAdmin =>
+      ({
+        async *revisionsById() {
+          for (const [id, rev, seq] of items)
+            yield { kind: 'revision' as const, id, rev, cursor: encodeCursor(seq), copiedRev: rev };
+          yield { kind: 'end' as const, cursor: encodeCursor(9), items: items.length };
+        },
+      }) as unknown as StackAdmin;
+    const items: Array<[string, string, number]> = [
+      ['a', '1-x', 5],
+      ['b', '1-y', 5],
+      ['c', '2-z', 7],
+    ];
+    expect(await compareStacks(listing(items), listing(items))).toEqual({
+      itemsCompared: 3,
+      mismatches: 0,
+      firstMismatches: [],
+    });
+    await expect(
+      compareStacks(
+        listing([
+          ['b', '1-y', 5],
+          ['a', '1-x', 5],
+        ]),
+        listing(items),
+      ),
+    ).rejects.toThrow(/the old stack listed item a after b: not in id order/);
   });
 
   it('compares no faster than itemsPerSecond, so that both stacks keep serving clients', async () => {
     const { oldAdmin, newAdmin } = await twoStacks();
     const updatedAt = new Date().toISOString();
-    await oldAdmin.importLines(Array.from({ length: 1500 }, (_, i): ExportItemLine => ({
-      kind: 'item', id: `paced-${i}`, owner: 'pacer', type: 'trip', rev: '1-a', deleted: false, shares: [], cursor: encodeCursor(i + 1), updatedAt, data: { i },
-    })));
+    await oldAdmin.importLines(
+      Array.from({ length: 1500 }, (_, i): ExportItemLine => ({
+        kind: 'item',
+        id: `paced-${i}`,
+        owner: 'pacer',
+        type: 'trip',
+        rev: '1-a',
+        deleted: false,
+        shares: [],
+        cursor: encodeCursor(i + 1),
+        updatedAt,
+        data: { i },
+      })),
+    );
     await copy(oldAdmin, newAdmin);
     const started = Date.now();
     const reachedAfterMs = new Map<number, number>();
     const result = await compareStacks(oldAdmin, newAdmin, {
-      itemsPerSecond: 2000, progressEvery: 500, onProgress: (compared) => reachedAfterMs.set(compared, Date.now() - started),
+      itemsPerSecond: 2000,
+      progressEvery: 500,
+      onProgress: (compared) => reachedAfterMs.set(compared, Date.now() - started),
     });
     expect(result).toMatchObject({ itemsCompared: 1500, mismatches: 0 });
     // At 2,000 items/s, item 1,000 is due at 500 ms and item 1,500 at 750 ms, however fast the stacks are.
@@ -161,17 +224,26 @@ describe('compareStacks', () => {
     expect(reachedAfterMs.get(1500)).toBeGreaterThanOrEqual(745);
   });
 
-  it('runs as the compareStacks activity with the environment\'s admin clients', async () => {
+  it("runs as the compareStacks activity with the environment's admin clients", async () => {
     const { old, fresh, oldAdmin, newAdmin } = await twoStacks();
     await seed(old, 12);
     await copy(oldAdmin, newAdmin);
     await (await as('compare-owner', old)).putItem('planted', { type: 'trip', data: {} });
-    const context = async () => ({
-      env: fakeEnvironment('test'),
-      admin: (adminUrl: string) => createAdminClient({ adminUrl, jwtSecret: JWT_SECRET }),
-    }) as unknown as EnvironmentContext;
+    const context = async () =>
+      ({
+        env: fakeEnvironment('test'),
+        admin: (adminUrl: string) => createAdminClient({ adminUrl, jwtSecret: JWT_SECRET }),
+      }) as unknown as EnvironmentContext;
     const activity = compareActivities(context).compareStacks;
-    const result = await new MockActivityEnvironment().run(activity, { env: 'test', fromAdminUrl: old.outputs.adminUrl, toAdminUrl: fresh.outputs.adminUrl });
-    expect(result).toMatchObject({ itemsCompared: 13, mismatches: 1, firstMismatches: [{ id: 'planted', problem: 'missing' }] });
+    const result = await new MockActivityEnvironment().run(activity, {
+      env: 'test',
+      fromAdminUrl: old.outputs.adminUrl,
+      toAdminUrl: fresh.outputs.adminUrl,
+    });
+    expect(result).toMatchObject({
+      itemsCompared: 13,
+      mismatches: 1,
+      firstMismatches: [{ id: 'planted', problem: 'missing' }],
+    });
   });
 });

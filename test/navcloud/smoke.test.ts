@@ -11,7 +11,14 @@ import { testLogger } from '../support/logger.ts';
 import { fenceAsIs, unfenceAsIs } from '../support/fence.ts';
 
 const HEARTBEAT_MS = 200;
-const CHECK_NAMES = ['auth-refusal', 'round-trip', 'sharing', 'restored-sample', 'stream-heartbeats', 'stream-change-arrival'];
+const CHECK_NAMES = [
+  'auth-refusal',
+  'round-trip',
+  'sharing',
+  'restored-sample',
+  'stream-heartbeats',
+  'stream-change-arrival',
+];
 
 let stack: TestStack;
 
@@ -32,13 +39,23 @@ function restoredLines(count: number): ExportItemLine[] {
 
 function options(overrides: Partial<SmokeOptions> = {}): SmokeOptions {
   return {
-    stack: stack.outputs, jwtSecret: JWT_SECRET, heartbeatMs: HEARTBEAT_MS, changeArrivalMs: 2000,
-    maxLatencyMs: 2000, sampleItems: 8, log: testLogger, ...overrides,
+    stack: stack.outputs,
+    jwtSecret: JWT_SECRET,
+    heartbeatMs: HEARTBEAT_MS,
+    changeArrivalMs: 2000,
+    maxLatencyMs: 2000,
+    sampleItems: 8,
+    log: testLogger,
+    ...overrides,
   };
 }
 
 const byName = (checks: SmokeCheck[]) => Object.fromEntries(checks.map((c) => [c.name, c]));
-const failed = (checks: SmokeCheck[]) => checks.filter((c) => !c.ok).map((c) => c.name).sort();
+const failed = (checks: SmokeCheck[]) =>
+  checks
+    .filter((c) => !c.ok)
+    .map((c) => c.name)
+    .sort();
 
 beforeAll(async () => {
   // Writes on a fenced stack are refused at once (not held), so the checks see the refusal.
@@ -67,7 +84,9 @@ describe('runSmokeChecks', () => {
 
   it('fails the health check of a node that is down, and the stream check writing through it', async () => {
     const deadNode = `http://127.0.0.1:${await freePort()}`;
-    const checks = await runSmokeChecks(options({ stack: { ...stack.outputs, nodes: [stack.outputs.nodes[0]!, deadNode] } }));
+    const checks = await runSmokeChecks(
+      options({ stack: { ...stack.outputs, nodes: [stack.outputs.nodes[0]!, deadNode] } }),
+    );
     expect(failed(checks)).toEqual([`health ${deadNode}`, 'stream-change-arrival'].sort());
     expect(byName(checks)[`health ${deadNode}`]!.detail).toMatch(/ConnectionError/);
   });
@@ -102,7 +121,9 @@ describe('runSmokeChecks', () => {
   it('fails the readiness of a draining node', async () => {
     const draining = await startTestStack({ nodes: 2, heartbeatMs: HEARTBEAT_MS });
     try {
-      await createAdminClient({ adminUrl: draining.outputs.adminUrl, jwtSecret: JWT_SECRET }).drain(draining.outputs.nodes[1]!);
+      await createAdminClient({ adminUrl: draining.outputs.adminUrl, jwtSecret: JWT_SECRET }).drain(
+        draining.outputs.nodes[1]!,
+      );
       const checks = await runSmokeChecks(options({ stack: draining.outputs, sampleItems: 0 }));
       expect(failed(checks)).toEqual([`health ${draining.outputs.nodes[1]}`]);
       expect(byName(checks)[`health ${draining.outputs.nodes[1]}`]!.detail).toMatch(/readyz answered 503 draining/);
@@ -130,7 +151,9 @@ describe('runSmokeChecks', () => {
     try {
       const checks = await runSmokeChecks(options({ stack: { ...stack.outputs, endpoint: empty.outputs.endpoint } }));
       expect(failed(checks)).toEqual(['restored-sample']);
-      expect(byName(checks)['restored-sample']!.detail).toMatch(/^8 of 8 sampled items differ: restored-0 \(owner restored-user-0\): 404/);
+      expect(byName(checks)['restored-sample']!.detail).toMatch(
+        /^8 of 8 sampled items differ: restored-0 \(owner restored-user-0\): 404/,
+      );
     } finally {
       await empty.close();
     }

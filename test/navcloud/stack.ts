@@ -43,19 +43,21 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
   const servers: RunningServer[] = [];
   try {
     for (let i = 0; i < count; i++) {
-      servers.push(await startServer({
-        jwtSecret: options.jwtSecret ?? JWT_SECRET,
-        host: options.hosts?.[i] ?? '127.0.0.1',
-        port: options.port ?? 0,
-        store: `sqlite:${sqliteFile}`,
-        busInstance: bus,
-        heartbeatMs: options.heartbeatMs ?? 200,
-        nodeId: `node-${i + 1}`,
-        retryAfterSeconds: options.retryAfterSeconds ?? 1,
-        ...(options.holdMs === undefined ? {} : { holdMs: options.holdMs }),
-        shutdownGraceMs: 1000,
-        logger: testLogger,
-      }));
+      servers.push(
+        await startServer({
+          jwtSecret: options.jwtSecret ?? JWT_SECRET,
+          host: options.hosts?.[i] ?? '127.0.0.1',
+          port: options.port ?? 0,
+          store: `sqlite:${sqliteFile}`,
+          busInstance: bus,
+          heartbeatMs: options.heartbeatMs ?? 200,
+          nodeId: `node-${i + 1}`,
+          retryAfterSeconds: options.retryAfterSeconds ?? 1,
+          ...(options.holdMs === undefined ? {} : { holdMs: options.holdMs }),
+          shutdownGraceMs: 1000,
+          logger: testLogger,
+        }),
+      );
     }
   } catch (err) {
     await Promise.all(servers.map((s) => s.close()));
@@ -81,7 +83,10 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
  * A forwarding HTTP proxy in front of `target`, with a hook to rewrite each request's headers:
  * what a misconfigured gateway in front of a stack looks like.
  */
-export async function startProxy(target: string, rewrite: (headers: Record<string, string | string[] | undefined>) => void): Promise<{ url: string; close(): Promise<void> }> {
+export async function startProxy(
+  target: string,
+  rewrite: (headers: Record<string, string | string[] | undefined>) => void,
+): Promise<{ url: string; close(): Promise<void> }> {
   const server: Server = createServer((incoming, outgoing) => {
     const headers = { ...incoming.headers };
     rewrite(headers);
@@ -98,9 +103,10 @@ export async function startProxy(target: string, rewrite: (headers: Record<strin
   const port = typeof address === 'object' && address ? address.port : 0;
   return {
     url: `http://127.0.0.1:${port}`,
-    close: () => new Promise((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -30,6 +30,10 @@ export async function startReceiver(statuses: number[] = []) {
     url: `http://127.0.0.1:${port}`,
     received,
     state,
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

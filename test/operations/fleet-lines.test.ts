@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { keepNewest, lineTime, MAX_LINES_PER_NODE, mergeByTime, newest, parseSince, readableLine } from '../../src/operations/fleet/lines.ts';
+import {
+  keepNewest,
+  lineTime,
+  MAX_LINES_PER_NODE,
+  mergeByTime,
+  newest,
+  parseSince,
+  readableLine,
+} from '../../src/operations/fleet/lines.ts';
 import type { LogLine } from '../../src/operations/fleet/port.ts';
 
 describe('fleet log lines', () => {
@@ -10,10 +18,13 @@ describe('fleet log lines', () => {
     expect(lineTime('plain text')).toBeUndefined();
   });
 
-  it('merges in time order and keeps one node\'s lines of equal time in their order', () => {
+  it("merges in time order and keeps one node's lines of equal time in their order", () => {
     const lines: LogLine[] = [
-      { node: 'a', time: 5, text: 'a1' }, { node: 'a', time: 5, text: 'a2' }, { node: 'a', time: 9, text: 'a3' },
-      { node: 'b', time: 1, text: 'b1' }, { node: 'b', time: 5, text: 'b2' },
+      { node: 'a', time: 5, text: 'a1' },
+      { node: 'a', time: 5, text: 'a2' },
+      { node: 'a', time: 9, text: 'a3' },
+      { node: 'b', time: 1, text: 'b1' },
+      { node: 'b', time: 5, text: 'b2' },
     ];
     expect(mergeByTime(lines).map((l) => l.text)).toEqual(['b1', 'a1', 'a2', 'b2', 'a3']);
   });
@@ -31,8 +42,22 @@ describe('fleet log lines', () => {
   it('shows pino lines readably, other lines as they are, each prefixed by its node', () => {
     const show = readableLine(false);
     const time = Date.parse('2026-11-28T12:34:56.789');
-    expect(show({ node: 'n1', time, text: JSON.stringify({ level: 40, time, name: 'navcloud-sync', node: 'n1', pid: 1, hostname: 'h', msg: 'node draining', closedStreams: 2 }) }))
-      .toBe('n1 | [12:34:56.789] WARN (navcloud-sync): node draining {"closedStreams":2}');
+    expect(
+      show({
+        node: 'n1',
+        time,
+        text: JSON.stringify({
+          level: 40,
+          time,
+          name: 'navcloud-sync',
+          node: 'n1',
+          pid: 1,
+          hostname: 'h',
+          msg: 'node draining',
+          closedStreams: 2,
+        }),
+      }),
+    ).toBe('n1 | [12:34:56.789] WARN (navcloud-sync): node draining {"closedStreams":2}');
     expect(show({ node: 'n2', time, text: 'Error: boom' })).toBe('n2 | Error: boom');
   });
 

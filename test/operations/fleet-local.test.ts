@@ -39,21 +39,45 @@ describe('switchyard fleet (local profile, real processes)', () => {
     const zone = await createZone(moto, 'navcloud.test');
     const common = `hostedZoneId: ${zone}\njwtSecret: ${SECRET}`;
     envs = environmentsDir({
-      flt: environmentYaml('flt').replace('hostedZoneId: ZLOCAL', '').replace(/^jwtSecret: .*$/m, common),
-      fltm: environmentYaml('fltm').replace('hostedZoneId: ZLOCAL', '').replace(/^jwtSecret: .*$/m, `${common}\napproval: manual`),
+      flt: environmentYaml('flt')
+        .replace('hostedZoneId: ZLOCAL', '')
+        .replace(/^jwtSecret: .*$/m, common),
+      fltm: environmentYaml('fltm')
+        .replace('hostedZoneId: ZLOCAL', '')
+        .replace(/^jwtSecret: .*$/m, `${common}\napproval: manual`),
     });
     const state: LocalState = {
-      dataDir, region: motoRegion, motoEndpoint: moto.endpoint, temporalAddress: '127.0.0.1:1', dnsServer: '127.0.0.1:1',
-      bus: 'memory', store: 'sqlite', hostedZones: {}, processes: {}, startedAt: new Date().toISOString(),
+      dataDir,
+      region: motoRegion,
+      motoEndpoint: moto.endpoint,
+      temporalAddress: '127.0.0.1:1',
+      dnsServer: '127.0.0.1:1',
+      bus: 'memory',
+      store: 'sqlite',
+      hostedZones: {},
+      processes: {},
+      startedAt: new Date().toISOString(),
     };
     const stateFile = join(dataDir, 'local.json');
     writeLocalState(state, stateFile);
     cliEnv = { SWITCHYARD_LOCAL_STATE: stateFile, LOG_LEVEL: 'warn', USER: 'fleet-tester' };
 
-    provisioner = new LocalStackProvisioner({ stacksDir: join(dataDir, 'stacks'), jwtSecret: SECRET, stopGraceMs: 5_000, logger: testLogger });
-    for (const [name, colour, nodes] of [[live, 'blue', '2'], [spare, 'green', '1']] as const) {
+    provisioner = new LocalStackProvisioner({
+      stacksDir: join(dataDir, 'stacks'),
+      jwtSecret: SECRET,
+      stopGraceMs: 5_000,
+      logger: testLogger,
+    });
+    for (const [name, colour, nodes] of [
+      [live, 'blue', '2'],
+      [spare, 'green', '1'],
+    ] as const) {
       await provisioner.create({
-        name, env: 'flt', colour, workflowId: `switch-flt/${name}`, template: 'local-stack',
+        name,
+        env: 'flt',
+        colour,
+        workflowId: `switch-flt/${name}`,
+        template: 'local-stack',
         parameters: { nodes, port: String(await freePort()), heartbeatMs: '500' },
       });
     }
@@ -63,7 +87,13 @@ describe('switchyard fleet (local profile, real processes)', () => {
     liveIds = provisioner.nodeProcesses(live).map((n) => n.id);
     const environment = await loadEnvironment('flt', envs.dir);
     const { dns } = createPorts(environment, testLogger, state);
-    await dns.switch({ recordName: environment.recordName, ttl: 1, expected: undefined, stack: live, target: ready.outputs!.dnsTarget });
+    await dns.switch({
+      recordName: environment.recordName,
+      ttl: 1,
+      expected: undefined,
+      stack: live,
+      target: ready.outputs!.dnsTarget,
+    });
   }, 180_000);
 
   afterAll(async () => {
@@ -72,7 +102,7 @@ describe('switchyard fleet (local profile, real processes)', () => {
     envs?.remove();
   });
 
-  it('lists the live stack\'s nodes by default and every stack with --all', async () => {
+  it("lists the live stack's nodes by default and every stack with --all", async () => {
     const run = await fleet('list', '--env', 'flt', '--json');
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
@@ -80,21 +110,36 @@ describe('switchyard fleet (local profile, real processes)', () => {
     expect(rows.map((r) => r.id)).toEqual(liveIds);
     expect(rows.map((r) => r.url)).toEqual(liveNodes);
     for (const row of rows) {
-      expect(row).toMatchObject({ stack: live, colour: 'blue', live: true, status: 'ready', state: 'running', openStreams: 0, version: '0.1.0' });
+      expect(row).toMatchObject({
+        stack: live,
+        colour: 'blue',
+        live: true,
+        status: 'ready',
+        state: 'running',
+        openStreams: 0,
+        version: '0.1.0',
+      });
       expect(row.uptimeSeconds).toBeGreaterThanOrEqual(0);
     }
     const all = json<{ nodes: NodeRow[] }>((await fleet('list', '--env', 'flt', '--all', '--json')).stdout).nodes;
-    expect(all.map((r) => [r.stack, r.colour, r.live])).toEqual(expect.arrayContaining([[spare, 'green', false], [live, 'blue', true]]));
+    expect(all.map((r) => [r.stack, r.colour, r.live])).toEqual(
+      expect.arrayContaining([
+        [spare, 'green', false],
+        [live, 'blue', true],
+      ]),
+    );
     expect(all).toHaveLength(3);
 
     const table = await fleet('list', '--env', 'flt', '--stack', spare);
     expect(table.code).toBe(0);
-    expect(table.stdout.split('\n')[0]).toMatch(/^STACK\s+COLOUR\s+LIVE\s+NODE\s+ADDRESS\s+STATUS\s+VERSION\s+UPTIME\s+STREAMS$/);
+    expect(table.stdout.split('\n')[0]).toMatch(
+      /^STACK\s+COLOUR\s+LIVE\s+NODE\s+ADDRESS\s+STATUS\s+VERSION\s+UPTIME\s+STREAMS$/,
+    );
     expect(table.stdout).toContain(`${spare}-node-1`);
     expect(table.stdout).not.toContain(live);
   });
 
-  it('merges every node\'s log in time order, with --since and --grep', async () => {
+  it("merges every node's log in time order, with --since and --grep", async () => {
     const before = new Date().toISOString();
     await sleep(20);
     // A line on each node after `before`: drain logs a warning; undrain puts the node back.
@@ -102,13 +147,19 @@ describe('switchyard fleet (local profile, real processes)', () => {
       expect((await fetch(`${url}/admin/drain`, { method: 'POST', headers: admin })).status).toBe(200);
       expect((await fetch(`${url}/admin/undrain`, { method: 'POST', headers: admin })).status).toBe(200);
     }
-    const all = (await fleet('logs', '--env', 'flt', '--json')).stdout.trim().split('\n').map((l) => json<LogLine>(l));
+    const all = (await fleet('logs', '--env', 'flt', '--json')).stdout
+      .trim()
+      .split('\n')
+      .map((l) => json<LogLine>(l));
     expect(new Set(all.map((l) => l.node))).toEqual(new Set(liveIds));
     const times = all.map((l) => l.time);
     expect(times).toEqual([...times].sort((a, b) => a - b));
     expect(all.some((l) => l.text.includes('sync node listening'))).toBe(true);
 
-    const since = (await fleet('logs', '--env', 'flt', '--json', '--since', before)).stdout.trim().split('\n').map((l) => json<LogLine>(l));
+    const since = (await fleet('logs', '--env', 'flt', '--json', '--since', before)).stdout
+      .trim()
+      .split('\n')
+      .map((l) => json<LogLine>(l));
     expect(since.length).toBeLessThan(all.length);
     expect(since.every((l) => l.time >= Date.parse(before))).toBe(true);
     expect(since.filter((l) => l.text.includes('node draining')).map((l) => l.node)).toEqual([...liveIds].reverse());
@@ -117,16 +168,44 @@ describe('switchyard fleet (local profile, real processes)', () => {
     expect(grep.code).toBe(0);
     const lines = grep.stdout.trim().split('\n');
     expect(lines.length).toBeGreaterThanOrEqual(4);
-    for (const line of lines) expect(line).toMatch(new RegExp(`^(${liveIds.join('|')}) \\| \\[\\d\\d:\\d\\d:\\d\\d\\.\\d{3}\\] WARN .*node (un)?drain`));
+    for (const line of lines)
+      expect(line).toMatch(
+        new RegExp(`^(${liveIds.join('|')}) \\| \\[\\d\\d:\\d\\d:\\d\\d\\.\\d{3}\\] WARN .*node (un)?drain`),
+      );
 
     const one = await fleet('logs', '--env', 'flt', '--node', liveIds[1]!, '--json');
-    expect(new Set(one.stdout.trim().split('\n').map((l) => json<LogLine>(l).node))).toEqual(new Set([liveIds[1]]));
+    expect(
+      new Set(
+        one.stdout
+          .trim()
+          .split('\n')
+          .map((l) => json<LogLine>(l).node),
+      ),
+    ).toEqual(new Set([liveIds[1]]));
   });
 
   it('follows new lines until Ctrl-C, then exits 0', async () => {
-    const running = startBin(['--environments', envs.dir, 'fleet', 'logs', '--env', 'flt', '--follow', '--grep', 'followed-marker|node draining', '--since', '1s'], cliEnv, 60_000);
+    const running = startBin(
+      [
+        '--environments',
+        envs.dir,
+        'fleet',
+        'logs',
+        '--env',
+        'flt',
+        '--follow',
+        '--grep',
+        'followed-marker|node draining',
+        '--since',
+        '1s',
+      ],
+      cliEnv,
+      60_000,
+    );
     let out = '';
-    running.child.stdout!.on('data', (chunk: Buffer) => { out += chunk.toString(); });
+    running.child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
     const drained = () => out.split('\n').filter((l) => l.includes('node draining')).length;
     const drainOnce = async () => {
       expect((await fetch(`${liveNodes[0]}/admin/drain`, { method: 'POST', headers: admin })).status).toBe(200);
@@ -145,7 +224,12 @@ describe('switchyard fleet (local profile, real processes)', () => {
     running.child.kill('SIGINT');
     const done = await running.done;
     expect(done.code).toBe(0);
-    expect(done.stdout.trim().split('\n').every((l) => l.startsWith(`${liveIds[0]} | `))).toBe(true);
+    expect(
+      done.stdout
+        .trim()
+        .split('\n')
+        .every((l) => l.startsWith(`${liveIds[0]} | `)),
+    ).toBe(true);
   });
 
   it('reports CPU, memory, load, open files, event-loop lag and streams per node', async () => {
@@ -168,11 +252,21 @@ describe('switchyard fleet (local profile, real processes)', () => {
   it('runs a command on every node; a failing node makes exit 1 and is named', async () => {
     const ok = await fleet('exec', '--env', 'flt', '--json', '--', 'echo "on $NODE_ID"');
     expect(ok.code).toBe(0);
-    expect(json<{ results: ExecResult[] }>(ok.stdout).results.map((r) => [r.node, r.exitCode, r.stdout])).toEqual(liveIds.map((id) => [id, 0, `on ${id}\n`]));
+    expect(json<{ results: ExecResult[] }>(ok.stdout).results.map((r) => [r.node, r.exitCode, r.stdout])).toEqual(
+      liveIds.map((id) => [id, 0, `on ${id}\n`]),
+    );
     // The audit line: who, what, where.
     expect(ok.stderr).toMatch(/"by":"fleet-tester".*"command":"echo \\"on \$NODE_ID\\"".*"nodes":\[/);
 
-    const bad = await fleet('exec', '--env', 'flt', '--parallel', '1', '--', `test "$NODE_ID" != ${liveIds[1]} || exit 7; echo fine`);
+    const bad = await fleet(
+      'exec',
+      '--env',
+      'flt',
+      '--parallel',
+      '1',
+      '--',
+      `test "$NODE_ID" != ${liveIds[1]} || exit 7; echo fine`,
+    );
     expect(bad.code).toBe(1);
     expect(bad.stdout).toContain(`${liveIds[0]} | fine`);
     expect(bad.stdout).toMatch(new RegExp(`${liveIds[1]}\\s+exit 7`));
@@ -185,8 +279,14 @@ describe('switchyard fleet (local profile, real processes)', () => {
 
   it('answers bad input with one sentence and exit 2', async () => {
     const cases: Array<[string[], RegExp]> = [
-      [['list', '--env', 'flt', '--stack', 'navcloud-flt-red-0'], /^switchyard: environment flt has no stack navcloud-flt-red-0 \(its stacks: .*\)\n$/],
-      [['logs', '--env', 'flt', '--node', 'node-9'], /^switchyard: no node node-9 in navcloud-flt-blue-aaaa01 \(its nodes: .*\)\n$/],
+      [
+        ['list', '--env', 'flt', '--stack', 'navcloud-flt-red-0'],
+        /^switchyard: environment flt has no stack navcloud-flt-red-0 \(its stacks: .*\)\n$/,
+      ],
+      [
+        ['logs', '--env', 'flt', '--node', 'node-9'],
+        /^switchyard: no node node-9 in navcloud-flt-blue-aaaa01 \(its nodes: .*\)\n$/,
+      ],
       [['exec', '--env', 'flt', '--'], /^switchyard: fleet exec needs a command after --/],
       [['exec', '--env', 'fltm', '--', 'uptime'], /^switchyard: environment fltm has approval: manual: add --yes/],
       [['logs', '--env', 'flt', '--since', 'yesterday'], /^switchyard: --since must be like/],
@@ -207,7 +307,9 @@ describe('switchyard fleet (local profile, real processes)', () => {
       const pids = provisioner.nodeProcesses(live).map((n) => n.pid);
       const run = await fleet('restart', '--env', 'flt', '--node', liveIds[0]!);
       expect(run.code).toBe(1);
-      expect(run.stderr).toContain(`switchyard: refusing to restart ${liveIds[0]}: no other node of the live stack ${live} is ready`);
+      expect(run.stderr).toContain(
+        `switchyard: refusing to restart ${liveIds[0]}: no other node of the live stack ${live} is ready`,
+      );
       expect(provisioner.nodeProcesses(live).map((n) => n.pid)).toEqual(pids);
     } finally {
       await fetch(`${liveNodes[1]}/admin/undrain`, { method: 'POST', headers: admin });
@@ -216,7 +318,10 @@ describe('switchyard fleet (local profile, real processes)', () => {
 
   it('restarts the live stack one node at a time under client load without a failed request', async () => {
     const pidsBefore = provisioner.nodeProcesses(live).map((n) => n.pid);
-    const user = { authorization: `Bearer ${await signToken(SECRET, 'load-user')}`, 'content-type': 'application/json' };
+    const user = {
+      authorization: `Bearer ${await signToken(SECRET, 'load-user')}`,
+      'content-type': 'application/json',
+    };
     let stop = false;
     const figures = { ok: 0, failed: 0, retried: 0 };
     // Bounded: at most 5,000 requests or 90 s. Like a client behind DNS with both addresses: a
@@ -229,7 +334,12 @@ describe('switchyard fleet (local profile, real processes)', () => {
         for (let attempt = 0; !done && Date.now() < budget; attempt++) {
           const url = liveNodes[(i + attempt) % liveNodes.length]!;
           try {
-            const put = await fetch(`${url}/v1/items/load-${i % 20}`, { method: 'PUT', headers: user, body: JSON.stringify({ type: 'trip', data: { i } }), signal: AbortSignal.timeout(2_000) });
+            const put = await fetch(`${url}/v1/items/load-${i % 20}`, {
+              method: 'PUT',
+              headers: user,
+              body: JSON.stringify({ type: 'trip', data: { i } }),
+              signal: AbortSignal.timeout(2_000),
+            });
             await put.arrayBuffer();
             if (put.status === 200 || put.status === 201) done = true;
             else if (put.status !== 503) break;

@@ -11,7 +11,11 @@ export interface Stage {
 }
 
 export function parseDockerfile(text: string): { args: Record<string, string>; stages: Stage[] } {
-  const lines = text.replace(/\\\r?\n/g, ' ').split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const lines = text
+    .replace(/\\\r?\n/g, ' ')
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
   const args: Record<string, string> = {};
   const stages: Stage[] = [];
   for (const line of lines) {
@@ -33,8 +37,11 @@ export function parseDockerfile(text: string): { args: Record<string, string>; s
 
 /** `ENV A=1 B=2` instructions of a stage, as a record. */
 export function envOf(stage: Stage): Record<string, string> {
-  return Object.fromEntries(stage.instructions.filter((i) => i.keyword === 'ENV')
-    .flatMap((i) => [...i.args.matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1]!, m[2]!])));
+  return Object.fromEntries(
+    stage.instructions
+      .filter((i) => i.keyword === 'ENV')
+      .flatMap((i) => [...i.args.matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1]!, m[2]!])),
+  );
 }
 
 /** The JSON (exec) form of ENTRYPOINT/CMD/HEALTHCHECK CMD. */

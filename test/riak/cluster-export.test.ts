@@ -11,19 +11,24 @@ import { seeded } from '../support/seeded.ts';
 
 const seed = Number(process.env.RIAK_DRILL_SEED ?? 20261204);
 
-describe.runIf(clusterRunning)(onCluster(`the catch-up on the real Riak cluster under one node's fault (seed ${seed})`), () => {
-  const random = seeded(seed);
-  for (const kind of FAULT_KINDS) {
-    const node = (1 + Math.floor(random() * 3)) as ClusterNode;
-    const atMs = Math.round(2_000 + random() * 6_000);
-    const forMs = Math.round(4_000 + random() * 6_000);
-    it(`misses no acknowledged write: ${kind} dev${node} at ${atMs} ms for ${forMs} ms`, async () => {
-      // The first drill starts on a settled ring; the next ones while the last fault's handoffs may be pending.
-      await waitSettled({ handoffs: 'pending' });
-      const result = await runExportDrill({ fault: { kind, node, atMs, forMs }, writeMs: 14_000, passes: 4 });
-      console.log(`${kind} dev${node}: ${result.acknowledged} acknowledged, ${result.refused} refused, ${result.missed.length} in no export\n  ${result.events.join('\n  ')}`);
-      expect(result.acknowledged).toBeGreaterThan(0);
-      expect(result.missed).toEqual([]);
-    }, 420_000);
-  }
-});
+describe.runIf(clusterRunning)(
+  onCluster(`the catch-up on the real Riak cluster under one node's fault (seed ${seed})`),
+  () => {
+    const random = seeded(seed);
+    for (const kind of FAULT_KINDS) {
+      const node = (1 + Math.floor(random() * 3)) as ClusterNode;
+      const atMs = Math.round(2_000 + random() * 6_000);
+      const forMs = Math.round(4_000 + random() * 6_000);
+      it(`misses no acknowledged write: ${kind} dev${node} at ${atMs} ms for ${forMs} ms`, async () => {
+        // The first drill starts on a settled ring; the next ones while the last fault's handoffs may be pending.
+        await waitSettled({ handoffs: 'pending' });
+        const result = await runExportDrill({ fault: { kind, node, atMs, forMs }, writeMs: 14_000, passes: 4 });
+        console.log(
+          `${kind} dev${node}: ${result.acknowledged} acknowledged, ${result.refused} refused, ${result.missed.length} in no export\n  ${result.events.join('\n  ')}`,
+        );
+        expect(result.acknowledged).toBeGreaterThan(0);
+        expect(result.missed).toEqual([]);
+      }, 420_000);
+    }
+  },
+);

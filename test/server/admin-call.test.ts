@@ -6,12 +6,29 @@ import type { NodeStats } from '../../src/navcloud/protocol.ts';
 import { SECRET, startTestNode, type TestNode } from './helpers.ts';
 
 /** bin/navcloud-admin.js as an SSM command runs it on an instance: the node's settings in its environment. */
-function adminCall(port: number, proxyProtocol: boolean, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function adminCall(
+  port: number,
+  proxyProtocol: boolean,
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((res) => {
-    execFile(process.execPath, [resolve(repoRoot, 'bin/navcloud-admin.js'), ...args], {
-      cwd: repoRoot, timeout: 60_000,
-      env: { ...process.env, PORT: String(port), HOST: '0.0.0.0', SYNC_JWT_SECRET: SECRET, SYNC_PROXY_PROTOCOL: proxyProtocol ? '1' : '0', SYNC_STORE: 'sqlite:/nonexistent/unused.sqlite' },
-    }, (error, stdout, stderr) => res({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }));
+    execFile(
+      process.execPath,
+      [resolve(repoRoot, 'bin/navcloud-admin.js'), ...args],
+      {
+        cwd: repoRoot,
+        timeout: 60_000,
+        env: {
+          ...process.env,
+          PORT: String(port),
+          HOST: '0.0.0.0',
+          SYNC_JWT_SECRET: SECRET,
+          SYNC_PROXY_PROTOCOL: proxyProtocol ? '1' : '0',
+          SYNC_STORE: 'sqlite:/nonexistent/unused.sqlite',
+        },
+      },
+      (error, stdout, stderr) => res({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+    );
   });
 }
 
@@ -20,15 +37,24 @@ describe('navcloud-admin: one admin call to the node on this machine', () => {
   let proxied: TestNode;
   let plain: TestNode;
   beforeAll(async () => {
-    [proxied, plain] = await Promise.all([startTestNode({ proxyProtocol: true, nodeId: 'proxied-node' }), startTestNode({ nodeId: 'plain-node' })]);
+    [proxied, plain] = await Promise.all([
+      startTestNode({ proxyProtocol: true, nodeId: 'proxied-node' }),
+      startTestNode({ nodeId: 'plain-node' }),
+    ]);
   });
-  afterAll(async () => { await Promise.all([proxied?.stop(), plain?.stop()]); });
+  afterAll(async () => {
+    await Promise.all([proxied?.stop(), plain?.stop()]);
+  });
 
   it('reaches a node behind PROXY protocol v2 with a LOCAL header and an admin token signed with its secret', async () => {
     const stats = await adminCall(proxied.port, true, 'GET', '/admin/stats');
     expect(stats.stderr).toBe('');
     expect(stats.code).toBe(0);
-    expect(JSON.parse(stats.stdout) as NodeStats).toMatchObject({ node: 'proxied-node', draining: false, openStreams: 0 });
+    expect(JSON.parse(stats.stdout) as NodeStats).toMatchObject({
+      node: 'proxied-node',
+      draining: false,
+      openStreams: 0,
+    });
     // Without the header the same node refuses the connection.
     expect((await adminCall(proxied.port, false, 'GET', '/admin/stats')).code).toBe(1);
 

@@ -7,7 +7,10 @@ import { tempDir } from '../support/temp-dir.ts';
 import { encodeCursor } from '../../src/navcloud/cursor.ts';
 
 const nodes: TestNode[] = [];
-async function node(options: Parameters<typeof startTestNode>[0] = {}, dir?: ReturnType<typeof tempDir>): Promise<TestNode> {
+async function node(
+  options: Parameters<typeof startTestNode>[0] = {},
+  dir?: ReturnType<typeof tempDir>,
+): Promise<TestNode> {
   const started = await startTestNode(options, dir);
   nodes.push(started);
   return started;
@@ -16,7 +19,11 @@ afterEach(async () => {
   for (const started of nodes.splice(0).reverse()) await started.stop();
 });
 
-async function feed(target: TestNode, token: string, since?: string): Promise<Array<{ id: string; rev: string; cursor: string; deleted: boolean }>> {
+async function feed(
+  target: TestNode,
+  token: string,
+  since?: string,
+): Promise<Array<{ id: string; rev: string; cursor: string; deleted: boolean }>> {
   const all = [];
   let cursor = since;
   for (;;) {
@@ -37,12 +44,25 @@ describe('admin export and import', () => {
     const target = await node();
     const admin = await target.token('ops', true);
     const alice = await target.token('alice');
-    const put = await call(target, 'PUT', '/v1/items/looked-up', { token: alice, body: { type: 'place', data: { name: 'x' } } });
+    const put = await call(target, 'PUT', '/v1/items/looked-up', {
+      token: alice,
+      body: { type: 'place', data: { name: 'x' } },
+    });
     const found = await call(target, 'GET', '/admin/items/looked-up', { token: admin });
     expect(found.status).toBe(200);
-    expect(found.json).toMatchObject({ kind: 'item', id: 'looked-up', owner: 'alice', rev: put.json.rev, deleted: false, data: { name: 'x' } });
+    expect(found.json).toMatchObject({
+      kind: 'item',
+      id: 'looked-up',
+      owner: 'alice',
+      rev: put.json.rev,
+      deleted: false,
+      data: { name: 'x' },
+    });
     await call(target, 'DELETE', '/v1/items/looked-up', { token: alice });
-    expect((await call(target, 'GET', '/admin/items/looked-up', { token: admin })).json).toMatchObject({ id: 'looked-up', deleted: true });
+    expect((await call(target, 'GET', '/admin/items/looked-up', { token: admin })).json).toMatchObject({
+      id: 'looked-up',
+      deleted: true,
+    });
     expect((await call(target, 'GET', '/admin/items/never-was', { token: admin })).status).toBe(404);
     expect((await call(target, 'GET', '/admin/items/looked-up', { token: alice })).status).toBe(403);
   });
@@ -52,7 +72,8 @@ describe('admin export and import', () => {
     const admin = await source.token('ops', true);
     const alice = await source.token('alice');
     const bob = await source.token('bob');
-    for (let i = 0; i < 6; i++) await call(source, 'PUT', `/v1/items/a${i}`, { token: alice, body: { type: 'trip', data: { i } } });
+    for (let i = 0; i < 6; i++)
+      await call(source, 'PUT', `/v1/items/a${i}`, { token: alice, body: { type: 'trip', data: { i } } });
     await call(source, 'PUT', '/v1/items/b0', { token: bob, body: { type: 'route', data: {} } });
     await call(source, 'POST', '/v1/items/a1/shares', { token: alice, body: { to: 'bob' } });
     const clientCursor = (await call(source, 'GET', '/v1/changes?limit=4', { token: alice })).json.next as string;
@@ -63,12 +84,22 @@ describe('admin export and import', () => {
     // The data check's view of the same items: in id order, id, revision and cursor of each, then an end line.
     const revisions = await call(source, 'GET', '/admin/revisions', { token: admin });
     const byId = backup.filter((line) => line.kind === 'item').sort((a, b) => (a.id < b.id ? -1 : 1));
-    expect(revisions.text.trim().split('\n').map((line) => JSON.parse(line))).toEqual([
-      ...byId.map((line) => ({ kind: 'revision', id: line.id, rev: line.rev, cursor: line.cursor })), backup.at(-1),
+    expect(
+      revisions.text
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line)),
+    ).toEqual([
+      ...byId.map((line) => ({ kind: 'revision', id: line.id, rev: line.rev, cursor: line.cursor })),
+      backup.at(-1),
     ]);
     const end = backup[backup.length - 1] as Extract<ExportLine, { kind: 'end' }>;
     expect(end).toMatchObject({ kind: 'end', items: backup.length - 1 });
-    expect(backup.slice(0, -1).every((line) => line.kind === 'item' && typeof line.cursor === 'string' && typeof line.rev === 'string')).toBe(true);
+    expect(
+      backup
+        .slice(0, -1)
+        .every((line) => line.kind === 'item' && typeof line.cursor === 'string' && typeof line.rev === 'string'),
+    ).toBe(true);
 
     // Writes after the backup reach the new store through a catch-up export since the backup's end cursor.
     await call(source, 'PUT', '/v1/items/a3', { token: alice, body: { type: 'trip', data: { i: 'late' } } });
@@ -77,12 +108,24 @@ describe('admin export and import', () => {
     expect(catchUp.slice(0, -1).map((line) => line.id)).toEqual(['a3', 'a1']);
 
     const target = await node();
-    const restored = await call(target, 'POST', '/admin/import', { token: admin, raw: ndjson(backup), headers: { 'content-type': 'application/x-ndjson' } });
+    const restored = await call(target, 'POST', '/admin/import', {
+      token: admin,
+      raw: ndjson(backup),
+      headers: { 'content-type': 'application/x-ndjson' },
+    });
     expect(restored.status).toBe(200);
     expect(restored.json).toEqual({ applied: backup.length - 1, skipped: 0, cursor: end.cursor });
-    const caughtUp = await call(target, 'POST', '/admin/import', { token: admin, raw: ndjson(catchUp), headers: { 'content-type': 'application/x-ndjson' } });
+    const caughtUp = await call(target, 'POST', '/admin/import', {
+      token: admin,
+      raw: ndjson(catchUp),
+      headers: { 'content-type': 'application/x-ndjson' },
+    });
     expect(caughtUp.json).toMatchObject({ applied: 2, skipped: 0 });
-    const again = await call(target, 'POST', '/admin/import', { token: admin, raw: ndjson([...backup, ...catchUp]), headers: { 'content-type': 'application/x-ndjson' } });
+    const again = await call(target, 'POST', '/admin/import', {
+      token: admin,
+      raw: ndjson([...backup, ...catchUp]),
+      headers: { 'content-type': 'application/x-ndjson' },
+    });
     expect(again.json).toMatchObject({ applied: 0, skipped: backup.length - 1 + 2 });
 
     expect(await exportAll(target, admin)).toEqual(await exportAll(source, admin));
@@ -111,7 +154,10 @@ describe('fence', () => {
     const stream = await openStream(b, alice);
     await stream.next((m) => m.type === 'change' && m.id === 'f1');
 
-    const fenced = await call(a, 'POST', '/admin/fence', { token: admin, body: { expected: { epoch: 0, mode: 'open' }, by: 'test', leaseSeconds: 60 } });
+    const fenced = await call(a, 'POST', '/admin/fence', {
+      token: admin,
+      body: { expected: { epoch: 0, mode: 'open' }, by: 'test', leaseSeconds: 60 },
+    });
     expect(fenced.status).toBe(200);
     const result = fenced.json as FenceResult;
     expect(result.fenced).toBe(true);
@@ -124,14 +170,18 @@ describe('fence', () => {
       expect(write.json.error.code).toBe('fenced');
       expect(Number(write.headers.get('retry-after'))).toBeGreaterThan(0);
       expect((await call(target, 'DELETE', '/v1/items/f1', { token: alice })).status).toBe(503);
-      expect((await call(target, 'POST', '/v1/items/f1/shares', { token: alice, body: { to: 'bob' } })).status).toBe(503);
+      expect((await call(target, 'POST', '/v1/items/f1/shares', { token: alice, body: { to: 'bob' } })).status).toBe(
+        503,
+      );
       const read = await call(target, 'GET', '/v1/items/f1', { token: alice });
       expect(read.status).toBe(200);
       expect(read.json.data).toEqual({ v: 1 });
       expect((await call(target, 'GET', '/v1/changes', { token: alice })).status).toBe(200);
     }
     const beats = stream.messages.filter((m) => m.type === 'heartbeat').length;
-    await expect.poll(() => stream.messages.filter((m) => m.type === 'heartbeat').length, { timeout: 5000 }).toBeGreaterThan(beats);
+    await expect
+      .poll(() => stream.messages.filter((m) => m.type === 'heartbeat').length, { timeout: 5000 })
+      .toBeGreaterThan(beats);
     const lateStream = await openStream(a, alice);
     expect(lateStream.status).toBe(200);
     await lateStream.next((m) => m.type === 'change' && m.id === 'f1');
@@ -139,8 +189,17 @@ describe('fence', () => {
     expect(stats.fenced).toBe(true);
     expect(stats.cursor).toBe(result.cursor);
 
-    const unfenced = await call(b, 'POST', '/admin/unfence', { token: admin, body: { expected: { epoch: result.epoch, mode: 'fenced' }, by: 'test' } });
-    expect(unfenced.json).toEqual({ fenced: false, mode: 'open', epoch: result.epoch + 1, by: 'test', cursor: result.cursor });
+    const unfenced = await call(b, 'POST', '/admin/unfence', {
+      token: admin,
+      body: { expected: { epoch: result.epoch, mode: 'fenced' }, by: 'test' },
+    });
+    expect(unfenced.json).toEqual({
+      fenced: false,
+      mode: 'open',
+      epoch: result.epoch + 1,
+      by: 'test',
+      cursor: result.cursor,
+    });
     const after = await call(a, 'PUT', '/v1/items/f1', { token: alice, body: { type: 'trip', data: { v: 3 } } });
     expect(after.status).toBe(200);
     const live = await lateStream.next((m) => m.type === 'change' && m.id === 'f1' && m.data?.v === 3);
@@ -148,29 +207,43 @@ describe('fence', () => {
     stream.close();
     lateStream.close();
   });
-  it('answers a fenced write alike whether the node held it first or its view of the fence was behind the store\'s', async () => {
+  it("answers a fenced write alike whether the node held it first or its view of the fence was behind the store's", async () => {
     const dir = tempDir('navcloud-');
     // Views that never refresh by themselves: `behind` keeps the open fence it read at start, `aware` starts fenced.
     const views = { holdMs: 0, fencePollMs: 600_000, fenceIdleMs: 600_000 };
     const behind = await node(views, dir);
     const admin = await behind.token('ops', true);
     const alice = await behind.token('alice');
-    expect((await call(behind, 'PUT', '/v1/items/w', { token: alice, body: { type: 'trip', data: { v: 1 } } })).status).toBe(201);
-    const fenced = await call(behind, 'POST', '/admin/fence', { token: admin, body: { expected: { epoch: 0, mode: 'open' }, by: 'test', leaseSeconds: 60 } });
+    expect(
+      (await call(behind, 'PUT', '/v1/items/w', { token: alice, body: { type: 'trip', data: { v: 1 } } })).status,
+    ).toBe(201);
+    const fenced = await call(behind, 'POST', '/admin/fence', {
+      token: admin,
+      body: { expected: { epoch: 0, mode: 'open' }, by: 'test', leaseSeconds: 60 },
+    });
     expect(fenced.status).toBe(200);
     const aware = await node(views, { path: dir.path, remove: () => undefined });
     const answers = [];
     for (const target of [behind, aware]) {
       const write = await call(target, 'PUT', '/v1/items/w', { token: alice, body: { type: 'trip', data: { v: 2 } } });
-      answers.push({ status: write.status, body: write.json, retryAfter: write.headers.get('retry-after'), connection: write.headers.get('connection') });
+      answers.push({
+        status: write.status,
+        body: write.json,
+        retryAfter: write.headers.get('retry-after'),
+        connection: write.headers.get('connection'),
+      });
     }
     expect(answers[0]).toMatchObject({ status: 503, body: { error: { code: 'fenced' } }, connection: 'close' });
     expect(answers[1]).toEqual(answers[0]);
     // Neither was applied: the store's fence check refused both.
     expect((await call(aware, 'GET', '/v1/items/w', { token: alice })).json.data).toEqual({ v: 1 });
     // Only `aware` held its write (for holdMs, 0 here) before the store refused it.
-    expect((await call(aware, 'GET', '/metrics')).text).toMatch(/navcloud_requests_held_total\{outcome="timed-out"\} 1/);
-    expect((await call(behind, 'GET', '/metrics')).text).not.toMatch(/navcloud_requests_held_total\{outcome="timed-out"\}/);
+    expect((await call(aware, 'GET', '/metrics')).text).toMatch(
+      /navcloud_requests_held_total\{outcome="timed-out"\} 1/,
+    );
+    expect((await call(behind, 'GET', '/metrics')).text).not.toMatch(
+      /navcloud_requests_held_total\{outcome="timed-out"\}/,
+    );
   });
 });
 
@@ -183,14 +256,24 @@ describe('fence lease and forward over HTTP', () => {
 
     const open = (await call(target, 'GET', '/admin/fence', { token: admin })).json as FenceResult;
     expect(open).toEqual({ fenced: false, mode: 'open', epoch: 0, cursor: open.cursor });
-    const refused = await post('/admin/forward', { ...change(0, 'fenced'), to: 'http://127.0.0.1:9000', cursor: open.cursor });
+    const refused = await post('/admin/forward', {
+      ...change(0, 'fenced'),
+      to: 'http://127.0.0.1:9000',
+      cursor: open.cursor,
+    });
     expect(refused.status).toBe(409);
     expect(refused.json).toMatchObject({ error: { code: 'fence-conflict' }, fence: { mode: 'open', epoch: 0 } });
     expect(refused.json.error.message).toContain('expected epoch 0 fenced');
     const malformed: unknown[] = [
-      { ...change(0, 'open'), leaseSeconds: 0 }, { ...change(0, 'open'), leaseSeconds: 3601 }, { ...change(0, 'open'), leaseSeconds: 1.5 },
-      { ...change(0, 'open'), leaseSeconds: '60' }, { leaseSeconds: 60 }, { ...change(0, 'open') }, { ...change(0, 'closed'), leaseSeconds: 60 },
-      { expected: { epoch: 0, mode: 'open' }, by: '', leaseSeconds: 60 }, { ...change(0, 'open'), leaseSeconds: 60, lease: 60 },
+      { ...change(0, 'open'), leaseSeconds: 0 },
+      { ...change(0, 'open'), leaseSeconds: 3601 },
+      { ...change(0, 'open'), leaseSeconds: 1.5 },
+      { ...change(0, 'open'), leaseSeconds: '60' },
+      { leaseSeconds: 60 },
+      { ...change(0, 'open') },
+      { ...change(0, 'closed'), leaseSeconds: 60 },
+      { expected: { epoch: 0, mode: 'open' }, by: '', leaseSeconds: 60 },
+      { ...change(0, 'open'), leaseSeconds: 60, lease: 60 },
     ];
     for (const bad of malformed) {
       const answer = await post('/admin/fence', bad);
@@ -198,7 +281,10 @@ describe('fence lease and forward over HTTP', () => {
       expect(answer.json.error.code).toBe('invalid-body');
     }
     expect((await post('/admin/fence')).json.error.code).toBe('unsupported-media-type');
-    expect((await call(target, 'GET', '/admin/stats', { token: admin })).json).toMatchObject({ fenced: false, fence: { mode: 'open', epoch: 0 } });
+    expect((await call(target, 'GET', '/admin/stats', { token: admin })).json).toMatchObject({
+      fenced: false,
+      fence: { mode: 'open', epoch: 0 },
+    });
 
     const fenced = (await post('/admin/fence', { ...change(0, 'open'), leaseSeconds: 120 })).json as FenceResult;
     expect(fenced).toMatchObject({ fenced: true, mode: 'fenced', epoch: 1, leaseSeconds: 120, by: 'switch-1/a' });
@@ -212,17 +298,46 @@ describe('fence lease and forward over HTTP', () => {
     const stats = (await call(target, 'GET', '/admin/stats', { token: admin })).json as NodeStats;
     expect(stats).toMatchObject({ fenced: true, fence: { mode: 'fenced', epoch: 2 } });
 
-    for (const to of ['ftp://127.0.0.1:9000', 'not a url', 'http://user:pw@127.0.0.1:9000', 'http://127.0.0.1:9000/?x=1']) {
+    for (const to of [
+      'ftp://127.0.0.1:9000',
+      'not a url',
+      'http://user:pw@127.0.0.1:9000',
+      'http://127.0.0.1:9000/?x=1',
+    ]) {
       const answer = await post('/admin/forward', { ...change(2, 'fenced'), to, cursor: fenced.cursor });
       expect(answer.status).toBe(400);
       expect(answer.json.error.code).toBe('invalid-body');
     }
-    expect((await post('/admin/forward', { ...change(2, 'fenced'), to: 'https://new.example:8443', cursor: 'not-a-cursor' })).json.error.message).toMatch(/^cursor:/);
-    const forwarding = await post('/admin/forward', { ...change(2, 'fenced'), to: 'https://new.example:8443', cursor: fenced.cursor });
-    expect(forwarding.json).toEqual({ fenced: true, mode: 'forwarding', epoch: 3, forwardTo: 'https://new.example:8443', by: 'switch-1/a', cursor: fenced.cursor });
+    expect(
+      (await post('/admin/forward', { ...change(2, 'fenced'), to: 'https://new.example:8443', cursor: 'not-a-cursor' }))
+        .json.error.message,
+    ).toMatch(/^cursor:/);
+    const forwarding = await post('/admin/forward', {
+      ...change(2, 'fenced'),
+      to: 'https://new.example:8443',
+      cursor: fenced.cursor,
+    });
+    expect(forwarding.json).toEqual({
+      fenced: true,
+      mode: 'forwarding',
+      epoch: 3,
+      forwardTo: 'https://new.example:8443',
+      by: 'switch-1/a',
+      cursor: fenced.cursor,
+    });
     expect((await post('/admin/fence', { ...change(3, 'forwarding'), leaseSeconds: 5 })).status).toBe(409);
-    expect((await call(target, 'GET', '/admin/stats', { token: admin })).json.fence).toEqual({ mode: 'forwarding', epoch: 3, forwardTo: 'https://new.example:8443' });
-    expect((await post('/admin/unfence', change(3, 'forwarding', 'rollback-1/a'))).json).toEqual({ fenced: false, mode: 'open', epoch: 4, by: 'rollback-1/a', cursor: fenced.cursor });
+    expect((await call(target, 'GET', '/admin/stats', { token: admin })).json.fence).toEqual({
+      mode: 'forwarding',
+      epoch: 3,
+      forwardTo: 'https://new.example:8443',
+    });
+    expect((await post('/admin/unfence', change(3, 'forwarding', 'rollback-1/a'))).json).toEqual({
+      fenced: false,
+      mode: 'open',
+      epoch: 4,
+      by: 'rollback-1/a',
+      cursor: fenced.cursor,
+    });
   });
 });
 
@@ -232,7 +347,9 @@ describe('drain', () => {
     const admin = await target.token('ops', true);
     const alice = await target.token('alice');
     const streams = await Promise.all([openStream(target, alice), openStream(target, await target.token('bob'))]);
-    await expect.poll(async () => ((await call(target, 'GET', '/admin/stats', { token: admin })).json as NodeStats).openStreams).toBe(2);
+    await expect
+      .poll(async () => ((await call(target, 'GET', '/admin/stats', { token: admin })).json as NodeStats).openStreams)
+      .toBe(2);
 
     const drained = await call(target, 'POST', '/admin/drain', { token: admin });
     expect(drained.json).toEqual({ draining: true, closedStreams: 2 });
@@ -248,7 +365,9 @@ describe('drain', () => {
     expect(refused.status).toBe(503);
     expect(refused.json.error.code).toBe('draining');
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
-    expect((await call(target, 'PUT', '/v1/items/d1', { token: alice, body: { type: 'place', data: {} } })).status).toBe(201);
+    expect(
+      (await call(target, 'PUT', '/v1/items/d1', { token: alice, body: { type: 'place', data: {} } })).status,
+    ).toBe(201);
     const stats = (await call(target, 'GET', '/admin/stats', { token: admin })).json as NodeStats;
     expect(stats).toMatchObject({ node: 'test-node', draining: true, fenced: false, openStreams: 0, items: 1 });
     expect(stats.requestRate).toBeGreaterThan(0);
@@ -262,7 +381,8 @@ describe('drain', () => {
     const b = await node({ heartbeatMs: 100, holdMs: 0 }, { path: dir.path, remove: () => undefined });
     const admin = await a.token('ops', true);
     const alice = await a.token('alice');
-    for (const target of [a, b]) expect((await call(target, 'POST', '/admin/drain', { token: admin })).status).toBe(200);
+    for (const target of [a, b])
+      expect((await call(target, 'POST', '/admin/drain', { token: admin })).status).toBe(200);
     for (const target of [a, b]) {
       expect((await call(target, 'GET', '/readyz')).status).toBe(503);
       expect((await call(target, 'GET', '/v1/stream', { token: alice })).json.error.code).toBe('draining');
@@ -277,12 +397,18 @@ describe('drain', () => {
     await stream.next((m) => m.type === 'heartbeat');
     const put = await call(a, 'PUT', '/v1/items/u1', { token: alice, body: { type: 'trip', data: {} } });
     expect((await stream.next((m) => m.type === 'change' && m.id === 'u1')).rev).toBe(put.json.rev);
-    expect(((await call(a, 'GET', '/admin/stats', { token: admin })).json as NodeStats)).toMatchObject({ draining: false, openStreams: 1 });
+    expect((await call(a, 'GET', '/admin/stats', { token: admin })).json as NodeStats).toMatchObject({
+      draining: false,
+      openStreams: 1,
+    });
     // The other node was not told: it still refuses.
     expect((await call(b, 'GET', '/readyz')).json.error.code).toBe('draining');
     expect(((await call(b, 'GET', '/admin/stats', { token: admin })).json as NodeStats).draining).toBe(true);
     // Undoing a drain twice, or on a node that never drained, changes nothing.
-    expect((await call(a, 'POST', '/admin/undrain', { token: admin })).json).toEqual({ draining: false, closedStreams: 0 });
+    expect((await call(a, 'POST', '/admin/undrain', { token: admin })).json).toEqual({
+      draining: false,
+      closedStreams: 0,
+    });
     expect((await call(a, 'GET', '/readyz')).status).toBe(200);
     expect((await call(a, 'POST', '/admin/undrain', { token: alice })).status).toBe(403);
     stream.close();
@@ -309,23 +435,47 @@ describe('drain', () => {
   });
 });
 
-describe('import with the export\'s end line', () => {
-  it('numbers every later write above the end line\'s cursor, and refuses an end line that is not one', async () => {
+describe("import with the export's end line", () => {
+  it("numbers every later write above the end line's cursor, and refuses an end line that is not one", async () => {
     const target = await node();
     const admin = await target.token('ops', true);
     const alice = await target.token('alice');
-    const line = { kind: 'item', id: 'e1', owner: 'alice', type: 'trip', rev: '1-aaaaaaaaaaaa', deleted: false, data: {}, shares: [], cursor: encodeCursor(3), updatedAt: '2026-12-01T10:00:00.000Z' };
+    const line = {
+      kind: 'item',
+      id: 'e1',
+      owner: 'alice',
+      type: 'trip',
+      rev: '1-aaaaaaaaaaaa',
+      deleted: false,
+      data: {},
+      shares: [],
+      cursor: encodeCursor(3),
+      updatedAt: '2026-12-01T10:00:00.000Z',
+    };
     // The source's cursor is past its last item: it took numbers 4 to 9 and stored none of them.
     const end = { kind: 'end', cursor: encodeCursor(9), items: 1 };
-    const imported = await call(target, 'POST', '/admin/import', { token: admin, raw: ndjson([line, end]), headers: { 'content-type': 'application/x-ndjson' } });
+    const imported = await call(target, 'POST', '/admin/import', {
+      token: admin,
+      raw: ndjson([line, end]),
+      headers: { 'content-type': 'application/x-ndjson' },
+    });
     expect(imported.json).toEqual({ applied: 1, skipped: 0, cursor: encodeCursor(9) });
     await call(target, 'PUT', '/v1/items/e2', { token: alice, body: { type: 'trip', data: {} } });
     const copyBack = await exportAll(target, admin, encodeCursor(9));
     expect(copyBack.filter((l) => l.kind === 'item').map((l) => l.kind === 'item' && l.id)).toEqual(['e2']);
 
-    const badEnd = await call(target, 'POST', '/admin/import', { token: admin, raw: ndjson([{ ...line, id: 'e3' }, { ...end, cursor: 'nope' }]), headers: { 'content-type': 'application/x-ndjson' } });
+    const badEnd = await call(target, 'POST', '/admin/import', {
+      token: admin,
+      raw: ndjson([
+        { ...line, id: 'e3' },
+        { ...end, cursor: 'nope' },
+      ]),
+      headers: { 'content-type': 'application/x-ndjson' },
+    });
     expect(badEnd.status).toBe(400);
-    expect(badEnd.json.error.message).toMatch(/line 2: the end line's cursor is not a cursor of this service; lines 1-1 were imported/);
+    expect(badEnd.json.error.message).toMatch(
+      /line 2: the end line's cursor is not a cursor of this service; lines 1-1 were imported/,
+    );
     await target.stop();
   });
 });

@@ -24,8 +24,19 @@ afterEach(async () => {
   await Promise.all(buses.splice(0).map((bus) => bus.close()));
 });
 
-async function open(node: string, url = broker.url, extra: Partial<Parameters<typeof AmqpBus.open>[1]> = {}): Promise<AmqpBus> {
-  const bus = await AmqpBus.open(url, { node, logger, initialDelayMs: 50, maxDelayMs: 500, exchange: `test.${expect.getState().currentTestName}`, ...extra });
+async function open(
+  node: string,
+  url = broker.url,
+  extra: Partial<Parameters<typeof AmqpBus.open>[1]> = {},
+): Promise<AmqpBus> {
+  const bus = await AmqpBus.open(url, {
+    node,
+    logger,
+    initialDelayMs: 50,
+    maxDelayMs: 500,
+    exchange: `test.${expect.getState().currentTestName}`,
+    ...extra,
+  });
   buses.push(bus);
   return bus;
 }
@@ -33,7 +44,9 @@ async function open(node: string, url = broker.url, extra: Partial<Parameters<ty
 function record(bus: AmqpBus): { events: ChangeEvent[]; resyncs: number } {
   const seen = { events: [] as ChangeEvent[], resyncs: 0 };
   bus.subscribe((event) => seen.events.push(event));
-  bus.onResync(() => { seen.resyncs += 1; });
+  bus.onResync(() => {
+    seen.resyncs += 1;
+  });
   return seen;
 }
 
@@ -49,13 +62,16 @@ async function until(what: string, condition: () => boolean, timeoutMs = 20_000)
  * A loopback TCP relay to the broker whose connections the test can cut (closed, as a reset
  * would) or freeze (open but silent, as a lost host or a NAT that forgot them would).
  */
-async function relay(targetPort: number): Promise<{ url: string; cut(): void; freeze(): void; close(): Promise<void> }> {
+async function relay(
+  targetPort: number,
+): Promise<{ url: string; cut(): void; freeze(): void; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
   const frozen = new WeakSet<Socket>();
   let refusing = false;
-  const forward = (from: Socket, to: Socket) => from.on('data', (chunk: Buffer) => {
-    if (!frozen.has(from)) to.write(chunk);
-  });
+  const forward = (from: Socket, to: Socket) =>
+    from.on('data', (chunk: Buffer) => {
+      if (!frozen.has(from)) to.write(chunk);
+    });
   const server: Server = createServer((client) => {
     if (refusing) return client.destroy();
     const upstream = tcpConnect({ host: '127.0.0.1', port: targetPort });
@@ -76,15 +92,18 @@ async function relay(targetPort: number): Promise<{ url: string; cut(): void; fr
     cut() {
       refusing = true;
       for (const socket of sockets) socket.destroy();
-      setTimeout(() => { refusing = false; }, 300);
+      setTimeout(() => {
+        refusing = false;
+      }, 300);
     },
     freeze() {
       for (const socket of sockets) frozen.add(socket);
     },
-    close: () => new Promise<void>((res) => {
-      server.close(() => res());
-      for (const socket of sockets) socket.destroy();
-    }),
+    close: () =>
+      new Promise<void>((res) => {
+        server.close(() => res());
+        for (const socket of sockets) socket.destroy();
+      }),
   };
 }
 
@@ -98,7 +117,12 @@ describe('AMQP event bus on a real RabbitMQ', () => {
     await sleep(200);
     for (const seen of [seenA, seenB, seenC]) {
       expect(seen.events.map((event) => event.seq).sort()).toEqual([7, 8]);
-      expect(seen.events.find((event) => event.seq === 7)).toEqual({ seq: 7, users: ['alice', 'bob'], node: 'a', at: 1_700_000_000_000 });
+      expect(seen.events.find((event) => event.seq === 7)).toEqual({
+        seq: 7,
+        users: ['alice', 'bob'],
+        node: 'a',
+        at: 1_700_000_000_000,
+      });
       expect(seen.resyncs).toBe(0);
     }
   });
@@ -109,7 +133,12 @@ describe('AMQP event bus on a real RabbitMQ', () => {
     const seen = record(b);
     const raw = await connect(broker.url);
     const channel = await raw.createConfirmChannel();
-    for (const body of ['not json', '{"kind":"change","seq":"x","users":[],"node":"z"}', '{"kind":"change","seq":1,"users":[3],"node":"z"}', 'null']) {
+    for (const body of [
+      'not json',
+      '{"kind":"change","seq":"x","users":[],"node":"z"}',
+      '{"kind":"change","seq":1,"users":[3],"node":"z"}',
+      'null',
+    ]) {
       channel.publish(exchange, '', Buffer.from(body));
     }
     channel.publish(exchange, '', Buffer.from(JSON.stringify({ kind: 'change', seq: 9, users: ['dave'], node: 'z' })));
@@ -146,7 +175,10 @@ describe('AMQP event bus on a real RabbitMQ', () => {
       const seenB = record(b);
       const reconnected = new Promise<void>((res) => a.onResync(res));
       cuttable.cut();
-      await until('a to notice the cut', () => { a.publish({ seq: 1, users: ['alice'], node: 'a' }); return a.dropped > 0; });
+      await until('a to notice the cut', () => {
+        a.publish({ seq: 1, users: ['alice'], node: 'a' });
+        return a.dropped > 0;
+      });
       await reconnected;
       await until('b to be told to resync', () => seenB.resyncs === 1);
       expect(seenB.events.filter((event) => event.seq === 1)).toHaveLength(0);
@@ -169,7 +201,7 @@ describe('AMQP event bus on a real RabbitMQ', () => {
       await until('a to give the silent connection up', () => !a.connected, 30_000);
       await until('a to reconnect and resync', () => a.connected && seenA.resyncs === 1, 30_000);
       b.publish({ seq: 3, users: ['alice'], node: 'b' });
-      await until('b\'s event on a', () => seenA.events.some((event) => event.seq === 3));
+      await until("b's event on a", () => seenA.events.some((event) => event.seq === 3));
     } finally {
       await a.close();
       await silent.close();
@@ -186,7 +218,10 @@ describe('AMQP event bus on a real RabbitMQ', () => {
     expect(seenB.resyncs).toBe(0);
     await until('the broker to confirm them', () => a.unconfirmed === 0);
     a.publish({ seq: 51, users: ['alice'], node: 'a' });
-    await until('the resync and the next event', () => seenB.resyncs === 1 && seenB.events.some((event) => event.seq === 51));
+    await until(
+      'the resync and the next event',
+      () => seenB.resyncs === 1 && seenB.events.some((event) => event.seq === 51),
+    );
     expect(seenB.events.map((event) => event.seq)).toEqual([1, 2, 3, 4, 5, 51]);
   });
 
@@ -202,12 +237,20 @@ describe('AMQP event bus on a real RabbitMQ', () => {
     await until('a to reconnect and resync', () => seenA.resyncs === 1);
     const b = await open('b');
     b.publish({ seq: 2, users: ['alice'], node: 'b' });
-    await until('b\'s event on a', () => seenA.events.some((event) => event.seq === 2));
+    await until("b's event on a", () => seenA.events.some((event) => event.seq === 2));
   });
 
   it('fails startup with a clear error when no broker ever answers', async () => {
     const port = await freePort();
-    await expect(AmqpBus.open(`amqp://guest:secret@127.0.0.1:${port}`, { node: 'a', logger, initialDelayMs: 10, initialMaxRetries: 2 }))
-      .rejects.toThrow(new RegExp(`cannot connect the event bus to the broker at amqp://guest:redacted@127\\.0\\.0\\.1:${port}`));
+    await expect(
+      AmqpBus.open(`amqp://guest:secret@127.0.0.1:${port}`, {
+        node: 'a',
+        logger,
+        initialDelayMs: 10,
+        initialMaxRetries: 2,
+      }),
+    ).rejects.toThrow(
+      new RegExp(`cannot connect the event bus to the broker at amqp://guest:redacted@127\\.0\\.0\\.1:${port}`),
+    );
   });
 });

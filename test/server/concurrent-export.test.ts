@@ -39,7 +39,14 @@ afterEach(async () => {
 async function startNode(store: string, nodeId: string): Promise<{ url: string }> {
   const port = await freePort();
   const child = spawn(process.execPath, [bin], {
-    env: { PATH: process.env.PATH, LOG_LEVEL: 'error', PORT: String(port), SYNC_JWT_SECRET: SECRET, SYNC_STORE: store, SYNC_NODE_ID: nodeId },
+    env: {
+      PATH: process.env.PATH,
+      LOG_LEVEL: 'error',
+      PORT: String(port),
+      SYNC_JWT_SECRET: SECRET,
+      SYNC_STORE: store,
+      SYNC_NODE_ID: nodeId,
+    },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   children.push(child);
@@ -47,10 +54,17 @@ async function startNode(store: string, nodeId: string): Promise<{ url: string }
   return { url: `http://127.0.0.1:${port}` };
 }
 
-async function exportFrom(node: { url: string }, admin: string, since: string | undefined): Promise<{ ids: string[]; cursor: string }> {
+async function exportFrom(
+  node: { url: string },
+  admin: string,
+  since: string | undefined,
+): Promise<{ ids: string[]; cursor: string }> {
   const answer = await call(node, 'GET', `/admin/export${since ? `?since=${since}` : ''}`, { token: admin });
   expect(answer.status).toBe(200);
-  const lines = answer.text.trim().split('\n').map((line) => JSON.parse(line) as { kind: string; id: string; cursor: string });
+  const lines = answer.text
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { kind: string; id: string; cursor: string });
   const end = lines.at(-1)!;
   expect(end.kind).toBe('end');
   return { ids: lines.filter((line) => line.kind === 'item').map((line) => line.id), cursor: end.cursor };
@@ -66,7 +80,10 @@ async function writeAndChainExports(store: string): Promise<void> {
     const token = await signToken(SECRET, `user-${writer}`);
     for (let i = 0; i < WRITES_PER_WRITER; i++) {
       const id = `w${writer}-${i}`;
-      const answer = await call(nodes[(writer + i) % 2]!, 'PUT', `/v1/items/${id}`, { token, body: { type: 'trip', data: { writer, i } } });
+      const answer = await call(nodes[(writer + i) % 2]!, 'PUT', `/v1/items/${id}`, {
+        token,
+        body: { type: 'trip', data: { writer, i } },
+      });
       if (answer.status === 201) acknowledged.push(id);
       else if (answer.status === 503) refused++;
       else throw new Error(`PUT ${id} answered ${answer.status}: ${answer.text}`);
@@ -79,7 +96,8 @@ async function writeAndChainExports(store: string): Promise<void> {
   for (let pass = 0; pass < EXPORTS_BEFORE_FENCE; pass++) {
     // Spread the exports over the writing, so each one runs while writes are in flight.
     const target = (pass + 1) * ACKS_PER_EXPORT;
-    for (let waited = 0; acknowledged.length < target && waited < 200; waited++) await new Promise((tick) => setTimeout(tick, 25));
+    for (let waited = 0; acknowledged.length < target && waited < 200; waited++)
+      await new Promise((tick) => setTimeout(tick, 25));
     const found = await exportFrom(nodes[pass % 2]!, admin, cursor);
     found.ids.forEach((id) => exported.add(id));
     cursor = found.cursor;
@@ -89,7 +107,9 @@ async function writeAndChainExports(store: string): Promise<void> {
   fenced = true;
   await Promise.all(writers);
   // The writers may have finished before the fence: one more write through each node must be refused.
-  for (const answer of await Promise.all(nodes.map((node) => call(node, 'PUT', '/v1/items/after-fence', { token: admin, body: { type: 'trip', data: {} } })))) {
+  for (const answer of await Promise.all(
+    nodes.map((node) => call(node, 'PUT', '/v1/items/after-fence', { token: admin, body: { type: 'trip', data: {} } })),
+  )) {
     if (answer.status === 503) refused++;
     else throw new Error(`a write after the fence answered ${answer.status}: ${answer.text}`);
   }
@@ -98,7 +118,9 @@ async function writeAndChainExports(store: string): Promise<void> {
   last.ids.forEach((id) => exported.add(id));
 
   const missing = acknowledged.filter((id) => !exported.has(id));
-  console.log(`${store.split(':')[0]}: ${acknowledged.length} acknowledged, ${refused} refused, ${missing.length} in no export`);
+  console.log(
+    `${store.split(':')[0]}: ${acknowledged.length} acknowledged, ${refused} refused, ${missing.length} in no export`,
+  );
   expect(acknowledged.length).toBeGreaterThan(0);
   expect(missing).toEqual([]);
   // On Riak a write in flight across the fence may take a number after it (and then be refused).

@@ -15,7 +15,10 @@ export interface TestNode extends RunningServer {
   stop(): Promise<void>;
 }
 
-export async function startTestNode(options: Partial<StartOptions> = {}, dir = tempDir('navcloud-')): Promise<TestNode> {
+export async function startTestNode(
+  options: Partial<StartOptions> = {},
+  dir = tempDir('navcloud-'),
+): Promise<TestNode> {
   const server = await startServer({
     jwtSecret: SECRET,
     store: `sqlite:${join(dir.path, 'navcloud.sqlite')}`,
@@ -41,7 +44,12 @@ export interface Answer {
   json: any;
 }
 
-export async function call(node: { url: string }, method: string, path: string, options: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {}): Promise<Answer> {
+export async function call(
+  node: { url: string },
+  method: string,
+  path: string,
+  options: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {},
+): Promise<Answer> {
   const headers: Record<string, string> = { ...options.headers };
   if (options.token) headers.authorization = `Bearer ${options.token}`;
   let body: string | undefined = options.raw;
@@ -90,8 +98,14 @@ export function openStream(node: { url: string }, token: string, since?: string)
         waiter?.();
       });
       const ended = new Promise<void>((done) => {
-        res.on('end', () => { waiter?.(); done(); });
-        res.on('close', () => { waiter?.(); done(); });
+        res.on('end', () => {
+          waiter?.();
+          done();
+        });
+        res.on('close', () => {
+          waiter?.();
+          done();
+        });
       });
       let finished = false;
       void ended.then(() => (finished = true));
@@ -110,10 +124,14 @@ export function openStream(node: { url: string }, token: string, since?: string)
             }
             if (finished) throw new Error(`stream ended without the expected message; got ${JSON.stringify(messages)}`);
             const left = deadline - Date.now();
-            if (left <= 0) throw new Error(`no expected stream message within ${timeoutMs} ms; got ${JSON.stringify(messages)}`);
+            if (left <= 0)
+              throw new Error(`no expected stream message within ${timeoutMs} ms; got ${JSON.stringify(messages)}`);
             await new Promise<void>((wake) => {
               const timer = setTimeout(wake, left);
-              waiter = () => { clearTimeout(timer); wake(); };
+              waiter = () => {
+                clearTimeout(timer);
+                wake();
+              };
             });
           }
         },
@@ -128,13 +146,27 @@ export function openStream(node: { url: string }, token: string, since?: string)
 export async function exportAll(node: { url: string }, adminToken: string, since?: string): Promise<any[]> {
   const answer = await call(node, 'GET', `/admin/export${since ? `?since=${since}` : ''}`, { token: adminToken });
   if (answer.status !== 200) throw new Error(`export answered ${answer.status}: ${answer.text}`);
-  return answer.text.trim().split('\n').map((line) => JSON.parse(line));
+  return answer.text
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line));
 }
 
 /** A change of a node's fence over HTTP expecting it as it reads it now (GET /admin/fence), by `test`. */
-export async function changeFenceAsRead(node: { url: string }, adminToken: string, path: '/admin/fence' | '/admin/forward' | '/admin/unfence',
-  body: Record<string, unknown> = {}): Promise<Answer> {
-  const now = (await call(node, 'GET', '/admin/fence', { token: adminToken })).json as { epoch: number; mode: string; cursor: string };
+export async function changeFenceAsRead(
+  node: { url: string },
+  adminToken: string,
+  path: '/admin/fence' | '/admin/forward' | '/admin/unfence',
+  body: Record<string, unknown> = {},
+): Promise<Answer> {
+  const now = (await call(node, 'GET', '/admin/fence', { token: adminToken })).json as {
+    epoch: number;
+    mode: string;
+    cursor: string;
+  };
   const cursor = path === '/admin/forward' ? { cursor: now.cursor } : {};
-  return call(node, 'POST', path, { token: adminToken, body: { expected: { epoch: now.epoch, mode: now.mode }, by: 'test', ...cursor, ...body } });
+  return call(node, 'POST', path, {
+    token: adminToken,
+    body: { expected: { epoch: now.epoch, mode: now.mode }, by: 'test', ...cursor, ...body },
+  });
 }

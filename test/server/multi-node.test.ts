@@ -32,15 +32,24 @@ async function startNode(id: string, database: string, busUrl: string): Promise<
   const log = openSync(join(logDir, `multi-node-${id}-${port}.log`), 'a');
   const child = spawn(process.execPath, [bin], {
     env: {
-      PATH: process.env.PATH, LOG_FORMAT: 'json', HOST: '127.0.0.1', PORT: String(port),
-      SYNC_STORE: `sqlite:${database}`, SYNC_BUS: busUrl, SYNC_JWT_SECRET: SECRET, SYNC_NODE_ID: id, SYNC_HEARTBEAT_MS: '1000',
+      PATH: process.env.PATH,
+      LOG_FORMAT: 'json',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      SYNC_STORE: `sqlite:${database}`,
+      SYNC_BUS: busUrl,
+      SYNC_JWT_SECRET: SECRET,
+      SYNC_NODE_ID: id,
+      SYNC_HEARTBEAT_MS: '1000',
     },
     stdio: ['ignore', 'ignore', log],
   });
   closeSync(log);
   const node = { url: `http://127.0.0.1:${port}`, child };
   nodes.push(node);
-  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`navcloud-sync ${id} exited with ${code}; see test-artifacts`))));
+  const exited = new Promise<never>((_, reject) =>
+    child.once('exit', (code) => reject(new Error(`navcloud-sync ${id} exited with ${code}; see test-artifacts`))),
+  );
   exited.catch(() => undefined);
   await Promise.race([waitForPort('127.0.0.1', port, 60_000, `navcloud-sync ${id}`), exited]);
   return node;

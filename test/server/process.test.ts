@@ -14,7 +14,10 @@ import { tempDir } from '../support/temp-dir.ts';
 const bin = resolve(import.meta.dirname, '../../bin/navcloud-sync.js');
 
 function launch(env: Record<string, string>): { child: ChildProcess; stderr: () => string } {
-  const child = spawn(process.execPath, [bin], { env: { PATH: process.env.PATH, LOG_FORMAT: 'json', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [bin], {
+    env: { PATH: process.env.PATH, LOG_FORMAT: 'json', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   return { child, stderr: () => stderr };
@@ -24,17 +27,31 @@ describe('navcloud-sync process', () => {
   it('shuts down on SIGTERM: streams get reconnect, the in-flight write completes, exit code 0', async () => {
     const dir = tempDir('navcloud-');
     const port = await freePort();
-    const { child, stderr } = launch({ PORT: String(port), SYNC_JWT_SECRET: SECRET, SYNC_STORE: `sqlite:${join(dir.path, 'db.sqlite')}`, SYNC_NODE_ID: 'proc-1' });
+    const { child, stderr } = launch({
+      PORT: String(port),
+      SYNC_JWT_SECRET: SECRET,
+      SYNC_STORE: `sqlite:${join(dir.path, 'db.sqlite')}`,
+      SYNC_NODE_ID: 'proc-1',
+    });
     try {
       await waitForPort('127.0.0.1', port, 30_000, 'navcloud-sync');
       const node = { url: `http://127.0.0.1:${port}` };
       const alice = await signToken(SECRET, 'alice');
-      expect((await call(node, 'PUT', '/v1/items/p1', { token: alice, body: { type: 'trip', data: {} } })).status).toBe(201);
+      expect((await call(node, 'PUT', '/v1/items/p1', { token: alice, body: { type: 'trip', data: {} } })).status).toBe(
+        201,
+      );
       const streams = await Promise.all([openStream(node, alice), openStream(node, await signToken(SECRET, 'bob'))]);
       await streams[0]!.next((m) => m.type === 'change');
       // A write whose body is still arriving when the signal comes must be finished, not dropped.
       const body = JSON.stringify({ type: 'trip', data: { during: 'shutdown' } });
-      const inFlight = request(`${node.url}/v1/items/p2`, { method: 'PUT', headers: { authorization: `Bearer ${alice}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } });
+      const inFlight = request(`${node.url}/v1/items/p2`, {
+        method: 'PUT',
+        headers: {
+          authorization: `Bearer ${alice}`,
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+        },
+      });
       const answered = once(inFlight, 'response') as Promise<[IncomingMessage]>;
       inFlight.write(body.slice(0, 10));
       await new Promise((wait) => setTimeout(wait, 200));
@@ -61,7 +78,11 @@ describe('navcloud-sync process', () => {
   it('stays up through a restore of 30,000 items in 2,000-line imports, while the collector finalizes SQLite statements', async () => {
     const dir = tempDir('navcloud-');
     const port = await freePort();
-    const { child, stderr } = launch({ PORT: String(port), SYNC_JWT_SECRET: SECRET, SYNC_STORE: `sqlite:${join(dir.path, 'db.sqlite')}` });
+    const { child, stderr } = launch({
+      PORT: String(port),
+      SYNC_JWT_SECRET: SECRET,
+      SYNC_STORE: `sqlite:${join(dir.path, 'db.sqlite')}`,
+    });
     try {
       await waitForPort('127.0.0.1', port, 30_000, 'navcloud-sync');
       const admin = createAdminClient({ adminUrl: `http://127.0.0.1:${port}`, jwtSecret: SECRET });
@@ -70,8 +91,16 @@ describe('navcloud-sync process', () => {
         const lines: ExportItemLine[] = Array.from({ length: 2_000 }, (_, i) => {
           const n = batch * 2_000 + i;
           return {
-            kind: 'item', id: `restored-${n}`, owner: `user-${n % 50}`, type: 'trip', rev: `1-${n.toString(16).padStart(6, '0')}`,
-            deleted: false, data: { name: `restored item ${n}` }, shares: [], cursor: encodeCursor(n + 1), updatedAt: '2026-12-01T00:00:00.000Z',
+            kind: 'item',
+            id: `restored-${n}`,
+            owner: `user-${n % 50}`,
+            type: 'trip',
+            rev: `1-${n.toString(16).padStart(6, '0')}`,
+            deleted: false,
+            data: { name: `restored item ${n}` },
+            shares: [],
+            cursor: encodeCursor(n + 1),
+            updatedAt: '2026-12-01T00:00:00.000Z',
           };
         });
         expect((await admin.importLines(lines)).applied, stderr()).toBe(2_000);
@@ -87,7 +116,10 @@ describe('navcloud-sync process', () => {
   it.each([
     [{}, 'SYNC_JWT_SECRET is required'],
     [{ SYNC_JWT_SECRET: SECRET, PORT: 'eighty' }, 'PORT must be an integer from 0 to 65535, got "eighty"'],
-    [{ SYNC_JWT_SECRET: SECRET, SYNC_STORE: 'postgres://x' }, 'SYNC_STORE must be sqlite:PATH or riak:http://HOST:PORT'],
+    [
+      { SYNC_JWT_SECRET: SECRET, SYNC_STORE: 'postgres://x' },
+      'SYNC_STORE must be sqlite:PATH or riak:http://HOST:PORT',
+    ],
     [{ SYNC_JWT_SECRET: SECRET, SYNC_BUS: 'kafka' }, 'SYNC_BUS must be memory or amqp://'],
     [{ SYNC_JWT_SECRET: SECRET, SYNC_HEARTBEAT_MS: '-5' }, 'SYNC_HEARTBEAT_MS must be an integer'],
     [{ SYNC_JWT_SECRET: SECRET, SYNC_PROXY_PROTOCOL: 'yes' }, 'SYNC_PROXY_PROTOCOL must be 1 or 0'],

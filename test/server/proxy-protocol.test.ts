@@ -9,7 +9,11 @@ function exchange(port: number, bytes: Buffer[]): Promise<string> {
     const socket = connect({ host: '127.0.0.1', port });
     const received: Buffer[] = [];
     socket.on('data', (chunk) => received.push(chunk));
-    socket.on('error', (error) => ((error as NodeJS.ErrnoException).code === 'ECONNRESET' ? resolve(Buffer.concat(received).toString()) : reject(error)));
+    socket.on('error', (error) =>
+      (error as NodeJS.ErrnoException).code === 'ECONNRESET'
+        ? resolve(Buffer.concat(received).toString())
+        : reject(error),
+    );
     socket.on('close', () => resolve(Buffer.concat(received).toString()));
     socket.on('connect', () => {
       (async () => {
@@ -51,7 +55,8 @@ describe('PROXY protocol v2 (SYNC_PROXY_PROTOCOL=1)', () => {
 
   it('rate-limits by the address in the header, not the balancer connection', async () => {
     const from = (address: string) => encodeProxyHeader({ address, port: 5000 }, { address: '10.0.0.1', port: 443 });
-    const unauthenticated = (address: string) => exchange(node.port, [Buffer.concat([from(address), httpGet('/v1/inbox')])]);
+    const unauthenticated = (address: string) =>
+      exchange(node.port, [Buffer.concat([from(address), httpGet('/v1/inbox')])]);
     expect(await unauthenticated('198.51.100.1')).toMatch(/^HTTP\/1.1 401/);
     expect(await unauthenticated('198.51.100.1')).toMatch(/^HTTP\/1.1 429/);
     expect(await unauthenticated('198.51.100.2')).toMatch(/^HTTP\/1.1 401/);
@@ -61,7 +66,14 @@ describe('PROXY protocol v2 (SYNC_PROXY_PROTOCOL=1)', () => {
 describe('parseProxyHeader', () => {
   it('reads IPv4 and IPv6 addresses, LOCAL commands, and waits for missing bytes', () => {
     const v4 = encodeProxyHeader({ address: '192.0.2.10', port: 1234 }, { address: '192.0.2.20', port: 80 });
-    expect(parseProxyHeader(v4)).toEqual({ header: { kind: 'proxy', source: { address: '192.0.2.10', port: 1234 }, destination: { address: '192.0.2.20', port: 80 } }, length: 28 });
+    expect(parseProxyHeader(v4)).toEqual({
+      header: {
+        kind: 'proxy',
+        source: { address: '192.0.2.10', port: 1234 },
+        destination: { address: '192.0.2.20', port: 80 },
+      },
+      length: 28,
+    });
     expect(parseProxyHeader(v4.subarray(0, 20))).toBeUndefined();
     const v6 = Buffer.alloc(16 + 36);
     v4.copy(v6, 0, 0, 12);

@@ -24,7 +24,10 @@ afterEach(async () => {
 });
 
 async function riakNode(url: string, nodeId: string): Promise<TestNode> {
-  const node = await startTestNode({ store: `riak:${url}?bucket=race&export_grace_ms=1000`, nodeId }, tempDir('navcloud-'));
+  const node = await startTestNode(
+    { store: `riak:${url}?bucket=race&export_grace_ms=1000`, nodeId },
+    tempDir('navcloud-'),
+  );
   nodes.push(node);
   return node;
 }
@@ -33,7 +36,11 @@ const storeOf = (key: string, node: number) => (request: RecordedRequest) =>
   request.node === node && request.method === 'PUT' && request.path.endsWith(`/keys/${key}`);
 
 /** Ids of the item lines of one export and its end cursor. */
-async function exportFrom(node: TestNode, admin: string, since: string | undefined): Promise<{ ids: string[]; cursor: string }> {
+async function exportFrom(
+  node: TestNode,
+  admin: string,
+  since: string | undefined,
+): Promise<{ ids: string[]; cursor: string }> {
   const lines = await exportAll(node, admin, since);
   const end = lines.at(-1);
   expect(end.kind).toBe('end');
@@ -56,7 +63,10 @@ describe('Riak exports chained cursor to cursor', () => {
       const gate = riak.hold(storeOf(slowId, 0));
       const slow = call(a, 'PUT', `/v1/items/${slowId}`, { token: alice, body: { type: 'trip', data: { round } } });
       await gate.reached;
-      const fast = await call(b, 'PUT', `/v1/items/fast-${round}`, { token: alice, body: { type: 'trip', data: { round } } });
+      const fast = await call(b, 'PUT', `/v1/items/fast-${round}`, {
+        token: alice,
+        body: { type: 'trip', data: { round } },
+      });
       expect(fast.status).toBe(201);
       acknowledged.push(`fast-${round}`);
 
@@ -74,7 +84,9 @@ describe('Riak exports chained cursor to cursor', () => {
     const last = await exportFrom(a, admin, cursor);
     last.ids.forEach((id) => exported.add(id));
     const skipped = acknowledged.filter((id) => !exported.has(id));
-    console.log(`riak export race: ${skipped.length} of ${acknowledged.length} acknowledged writes in no export (${ROUNDS} rounds)`);
+    console.log(
+      `riak export race: ${skipped.length} of ${acknowledged.length} acknowledged writes in no export (${ROUNDS} rounds)`,
+    );
     expect(skipped).toEqual([]);
   });
 
@@ -91,9 +103,14 @@ describe('Riak exports chained cursor to cursor', () => {
     const slowStore = riak.hold(storeOf('slow', 0));
     const slow = call(a, 'PUT', '/v1/items/slow', { token: alice, body: { type: 'trip', data: {} } });
     await slowStore.reached;
-    expect((await call(b, 'PUT', '/v1/items/fast', { token: alice, body: { type: 'trip', data: {} } })).status).toBe(201);
+    expect((await call(b, 'PUT', '/v1/items/fast', { token: alice, body: { type: 'trip', data: {} } })).status).toBe(
+      201,
+    );
     // The export has read the counter (both numbers taken) when the held object lands.
-    const counterRead = riak.hold((r) => r.node === 1 && r.method === 'GET' && r.path.endsWith('/datatypes/seq'), 'answer');
+    const counterRead = riak.hold(
+      (r) => r.node === 1 && r.method === 'GET' && r.path.endsWith('/datatypes/seq'),
+      'answer',
+    );
     const pass = exportFrom(b, admin, since);
     await counterRead.reached;
     slowStore.open();
@@ -133,15 +150,24 @@ describe('a write whose number an export vouched for before it was stored', () =
     const a = await riakNode(riak.url, 'node-a');
     const admin = await a.token('ops', true);
     const alice = await a.token('alice');
-    for (const id of ['one', 'two', 'three']) expect((await call(a, 'PUT', `/v1/items/${id}`, { token: alice, body: { type: 'trip', data: {} } })).status).toBe(201);
+    for (const id of ['one', 'two', 'three'])
+      expect((await call(a, 'PUT', `/v1/items/${id}`, { token: alice, body: { type: 'trip', data: {} } })).status).toBe(
+        201,
+      );
     const { cursor } = await exportFrom(a, admin, undefined);
     // Riak merges only the replicas that answered: an increment may answer a number the export's read already counted.
-    riak.respondOnce((r) => r.method === 'POST' && r.path.endsWith('/datatypes/seq'), { status: 200, headers: { 'content-type': 'application/json' }, body: '{"type":"counter","value":2}' });
+    riak.respondOnce((r) => r.method === 'POST' && r.path.endsWith('/datatypes/seq'), {
+      status: 200,
+      headers: { 'content-type': 'application/json' },
+      body: '{"type":"counter","value":2}',
+    });
     const answer = await call(a, 'PUT', '/v1/items/behind', { token: alice, body: { type: 'trip', data: {} } });
     expect(answer.status).toBe(503);
     // Acknowledged, it would sit at number 2, below the cursor every later export starts from.
     expect((await exportFrom(a, admin, cursor)).ids).toEqual([]);
-    expect((await call(a, 'PUT', '/v1/items/behind', { token: alice, body: { type: 'trip', data: {} } })).status).toBe(201);
+    expect((await call(a, 'PUT', '/v1/items/behind', { token: alice, body: { type: 'trip', data: {} } })).status).toBe(
+      201,
+    );
     expect((await exportFrom(a, admin, cursor)).ids).toEqual(['behind']);
   });
 });
@@ -153,7 +179,9 @@ describe('the fence on Riak', () => {
     const b = await riakNode(await riak.addNode(), 'node-b');
     const admin = await a.token('ops', true);
     const alice = await a.token('alice');
-    expect((await call(a, 'PUT', '/v1/items/before', { token: alice, body: { type: 'trip', data: {} } })).status).toBe(201);
+    expect((await call(a, 'PUT', '/v1/items/before', { token: alice, body: { type: 'trip', data: {} } })).status).toBe(
+      201,
+    );
     const { cursor } = await exportFrom(b, admin, undefined);
 
     // Node a has checked the fence, taken its number and is storing its object when node b fences.
@@ -166,7 +194,9 @@ describe('the fence on Riak', () => {
     const answer = await overtaken;
     expect(answer.status).toBe(503);
     expect(answer.json.error.code).toBe('fenced');
-    expect((await call(b, 'PUT', '/v1/items/after', { token: alice, body: { type: 'trip', data: {} } })).status).toBe(503);
+    expect((await call(b, 'PUT', '/v1/items/after', { token: alice, body: { type: 'trip', data: {} } })).status).toBe(
+      503,
+    );
     // The refused write is taken back: the store holds what it held before, and the last delta has nothing.
     expect((await exportFrom(a, admin, cursor)).ids).toEqual([]);
     expect((await call(a, 'GET', '/v1/items/overtaken', { token: alice })).status).toBe(404);

@@ -16,7 +16,11 @@ const logger = pino({ level: 'silent' });
 
 describeStoreContract('riak (documented HTTP API, emulated on loopback)', async (clock) => {
   const riak = await new RiakEmulator().start();
-  const store = new RiakStore(new RiakClient(parseRiakUrl(`${riak.url}?export_grace_ms=1000`)), { logger, pageSize: 2, clock });
+  const store = new RiakStore(new RiakClient(parseRiakUrl(`${riak.url}?export_grace_ms=1000`)), {
+    logger,
+    pageSize: 2,
+    clock,
+  });
   return {
     store,
     async cleanup() {
@@ -29,12 +33,18 @@ describeStoreContract('riak (documented HTTP API, emulated on loopback)', async 
 // The contract against a real Riak: RIAK_URL=http://HOST:8098 (bucket types `navcloud` and `counters`
 // must exist and be active), else riakctl's cluster when it runs (RIAK_CLUSTER=1, as .ci/run sets).
 const realRiak = process.env.RIAK_URL ?? (clusterRunning ? nodeHttp(1) : undefined);
-describe.runIf(realRiak)(`against a real Riak at ${realRiak ?? 'RIAK_URL (skipped: none set, and no riakctl cluster)'}`, () => {
-  describeStoreContract('riak (real)', async (clock) => {
-    const store = await openRiakStore(`${realRiak}${realRiak!.includes('?') ? '&' : '?'}bucket=contract-${randomBytes(6).toString('hex')}&r=quorum&w=quorum`, { logger, clock });
-    return { store, cleanup: () => store.close() };
-  });
-});
+describe.runIf(realRiak)(
+  `against a real Riak at ${realRiak ?? 'RIAK_URL (skipped: none set, and no riakctl cluster)'}`,
+  () => {
+    describeStoreContract('riak (real)', async (clock) => {
+      const store = await openRiakStore(
+        `${realRiak}${realRiak!.includes('?') ? '&' : '?'}bucket=contract-${randomBytes(6).toString('hex')}&r=quorum&w=quorum`,
+        { logger, clock },
+      );
+      return { store, cleanup: () => store.close() };
+    });
+  },
+);
 
 function withoutTransport(request: RecordedRequest) {
   const { host: _host, connection: _connection, 'content-length': _length, ...headers } = request.headers;
@@ -42,7 +52,10 @@ function withoutTransport(request: RecordedRequest) {
 }
 
 async function storeError(promise: Promise<unknown>): Promise<StoreError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   if (!(error instanceof StoreError)) throw new Error(`expected a StoreError, got ${String(error)}`);
   return error;
 }
@@ -54,7 +67,10 @@ describe('Riak store with a node of the cluster down: degraded writes', () => {
 
   beforeEach(async () => {
     riak = await new RiakEmulator().start();
-    store = new RiakStore(new RiakClient(parseRiakUrl(`${riak.url}?bucket=trips&export_grace_ms=400`)), { logger, probeEveryMs: 50 });
+    store = new RiakStore(new RiakClient(parseRiakUrl(`${riak.url}?bucket=trips&export_grace_ms=400`)), {
+      logger,
+      probeEveryMs: 50,
+    });
   });
 
   afterEach(async () => {
@@ -63,7 +79,9 @@ describe('Riak store with a node of the cluster down: degraded writes', () => {
   });
 
   const put = (id: string, data: unknown) => store.put({ id, owner: 'alice', type: 'trip', data });
-  async function exported(since = 0): Promise<{ through: number; items: { id: string; seq: number; data?: unknown }[] }> {
+  async function exported(
+    since = 0,
+  ): Promise<{ through: number; items: { id: string; seq: number; data?: unknown }[] }> {
     const { through, items } = await store.exportSince(since);
     const all = [];
     for await (const item of items) all.push({ id: item.id, seq: item.seq, data: item.data });
@@ -76,20 +94,41 @@ describe('Riak store with a node of the cluster down: degraded writes', () => {
     riak.clearRequests();
     await put('a2', { v: 1 });
     // The whole attempt is refused (and stored where it could be); the number goes into the log; then two primaries.
-    expect(riak.requests.filter((r) => r.method === 'PUT').map((r) => `${r.path.replace(T, '')} ${r.query.pw ?? ''}`).slice(0, 4)).toEqual([
-      '/keys/a2 all', '.meta/keys/degraded quorum', expect.stringMatching(/^\.meta\/keys\/degraded%2F[0-9a-f]{12}%2F0 quorum$/), '/keys/a2 quorum',
+    expect(
+      riak.requests
+        .filter((r) => r.method === 'PUT')
+        .map((r) => `${r.path.replace(T, '')} ${r.query.pw ?? ''}`)
+        .slice(0, 4),
+    ).toEqual([
+      '/keys/a2 all',
+      '.meta/keys/degraded quorum',
+      expect.stringMatching(/^\.meta\/keys\/degraded%2F[0-9a-f]{12}%2F0 quorum$/),
+      '/keys/a2 quorum',
     ]);
     // The refused whole attempt was stored all the same: the two identical copies collapse into one, keeping its number.
     expect(riak.siblingCount('navcloud', 'trips', 'a2')).toBe(1);
-    expect(riak.requests.find((r) => r.method === 'PUT' && r.path === `${T}/keys/a2` && r.query.pw === 'quorum')?.query.node_confirms).toBe('2');
+    expect(
+      riak.requests.find((r) => r.method === 'PUT' && r.path === `${T}/keys/a2` && r.query.pw === 'quorum')?.query
+        .node_confirms,
+    ).toBe('2');
     await put('a1', { v: 2 });
     await put('a3', { v: 1 });
     riak.nodeBack();
     // What one replica per partition shows now: a1 at its old number, a2 and a3 nowhere.
-    const walk = await new RiakClient(parseRiakUrl(`${riak.url}?bucket=trips`)).index('trips', 'seq_int', 1, await store.highestSeq(), 100);
+    const walk = await new RiakClient(parseRiakUrl(`${riak.url}?bucket=trips`)).index(
+      'trips',
+      'seq_int',
+      1,
+      await store.highestSeq(),
+      100,
+    );
     expect(walk.results.map(([, key]) => key)).toEqual(['a1']);
     const { through, items } = await exported();
-    expect(items.map(({ id, data }) => ({ id, data }))).toEqual([{ id: 'a2', data: { v: 1 } }, { id: 'a1', data: { v: 2 } }, { id: 'a3', data: { v: 1 } }]);
+    expect(items.map(({ id, data }) => ({ id, data }))).toEqual([
+      { id: 'a2', data: { v: 1 } },
+      { id: 'a1', data: { v: 2 } },
+      { id: 'a3', data: { v: 1 } },
+    ]);
     expect(items.map((item) => item.seq)).toEqual([...items.map((item) => item.seq)].sort((a, b) => a - b));
     expect(through).toBe(items.at(-1)!.seq);
     // A chained export from an earlier cursor finds only what came after it.
@@ -103,18 +142,32 @@ describe('Riak store with a node of the cluster down: degraded writes', () => {
     await new Promise((settle) => setTimeout(settle, 300));
     riak.clearRequests();
     await put('a2', {});
-    expect(riak.requests.filter((r) => r.method === 'PUT').map((r) => `${r.path.replace(T, '')} ${r.query.pw}`)).toEqual(['/keys/a2 all']);
+    expect(
+      riak.requests.filter((r) => r.method === 'PUT').map((r) => `${r.path.replace(T, '')} ${r.query.pw}`),
+    ).toEqual(['/keys/a2 all']);
   });
 
   it('records the numbers of a degraded import, so exports of the new stack find them too', async () => {
     riak.nodeDown();
     const lines = [1, 2, 3].map((n) => ({
-      kind: 'item' as const, id: `i${n}`, owner: 'bob', type: 'place' as const, rev: `1-${'a'.repeat(12)}`, deleted: false,
-      data: { n }, shares: [], cursor: encodeCursor(n * 10), updatedAt: new Date().toISOString(),
+      kind: 'item' as const,
+      id: `i${n}`,
+      owner: 'bob',
+      type: 'place' as const,
+      rev: `1-${'a'.repeat(12)}`,
+      deleted: false,
+      data: { n },
+      shares: [],
+      cursor: encodeCursor(n * 10),
+      updatedAt: new Date().toISOString(),
     }));
     expect((await store.import(lines)).applied).toBe(3);
     riak.nodeBack();
-    expect((await exported()).items.map((item) => [item.id, item.seq])).toEqual([['i1', 10], ['i2', 20], ['i3', 30]]);
+    expect((await exported()).items.map((item) => [item.id, item.seq])).toEqual([
+      ['i1', 10],
+      ['i2', 20],
+      ['i3', 30],
+    ]);
     riak.handoff();
     expect((await exported()).items.map((item) => item.id)).toEqual(['i1', 'i2', 'i3']);
   });
@@ -144,10 +197,20 @@ describe('Riak store: the exact requests it makes and how it reads each document
     await opened.close();
     expect(riak.requests.map(withoutTransport)).toEqual([
       { method: 'GET', path: `${T}/props`, query: {}, headers: { accept: 'application/json' }, body: '' },
-      { method: 'GET', path: '/types/counters/buckets/trips/props', query: {}, headers: { accept: 'application/json' }, body: '' },
+      {
+        method: 'GET',
+        path: '/types/counters/buckets/trips/props',
+        query: {},
+        headers: { accept: 'application/json' },
+        body: '',
+      },
     ]);
-    await expect(openRiakStore(`${riak.url}?type=nope`, { logger })).rejects.toThrow(/no active bucket type "nope": create it with riak-admin bucket-type create nope/);
-    await expect(openRiakStore(`${riak.url}?counter_type=navcloud`, { logger })).rejects.toThrow(/bucket type "navcloud" \(counter_type\) must have datatype counter, it has "none"/);
+    await expect(openRiakStore(`${riak.url}?type=nope`, { logger })).rejects.toThrow(
+      /no active bucket type "nope": create it with riak-admin bucket-type create nope/,
+    );
+    await expect(openRiakStore(`${riak.url}?counter_type=navcloud`, { logger })).rejects.toThrow(
+      /bucket type "navcloud" \(counter_type\) must have datatype counter, it has "none"/,
+    );
     await expect(openRiakStore(`${riak.url}?type=counters`, { logger })).rejects.toThrow(/holds counter data types/);
     riak.allowMult = false;
     await expect(openRiakStore(riak.url, { logger })).rejects.toThrow(/allow_mult=false: it must be true/);
@@ -165,27 +228,55 @@ describe('Riak store: the exact requests it makes and how it reads each document
     expect(item.seq).toBe(1);
     const accept = 'multipart/mixed, application/json';
     const afterStore = riak.requests.slice(4).map(withoutTransport);
-    expect(afterStore).toEqual(expect.arrayContaining([
-      { method: 'GET', path: FENCE, query: { r: 'quorum', pr: '1' }, headers: { accept }, body: '' },
-      { method: 'GET', path: `${T}.meta/keys/export-watermark`, query: { r: 'quorum', pr: '1' }, headers: { accept }, body: '' },
-    ]));
+    expect(afterStore).toEqual(
+      expect.arrayContaining([
+        { method: 'GET', path: FENCE, query: { r: 'quorum', pr: '1' }, headers: { accept }, body: '' },
+        {
+          method: 'GET',
+          path: `${T}.meta/keys/export-watermark`,
+          query: { r: 'quorum', pr: '1' },
+          headers: { accept },
+          body: '',
+        },
+      ]),
+    );
     expect(afterStore).toHaveLength(2);
     expect(riak.requests.slice(0, 4).map(withoutTransport)).toEqual([
       { method: 'GET', path: FENCE, query: { r: 'quorum', pr: '1' }, headers: { accept }, body: '' },
       { method: 'GET', path: ITEM, query: { r: 'quorum', pr: '1' }, headers: { accept }, body: '' },
       {
         // Numbers ask two primaries on two nodes, never all: a frozen node must not stall every write.
-        method: 'POST', path: COUNTER, query: { w: 'quorum', pw: 'quorum', dw: 'quorum', node_confirms: '2', returnbody: 'true' },
-        headers: { 'content-type': 'application/json', accept: 'application/json' }, body: '{"increment":1}',
+        method: 'POST',
+        path: COUNTER,
+        query: { w: 'quorum', pw: 'quorum', dw: 'quorum', node_confirms: '2', returnbody: 'true' },
+        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        body: '{"increment":1}',
       },
       {
         // Items ask every primary replica, on disk, within Riak's own deadline: then every index walk sees them.
-        method: 'PUT', path: ITEM, query: { w: 'all', pw: 'all', dw: 'all', timeout: '3000', returnbody: 'true' },
+        method: 'PUT',
+        path: ITEM,
+        query: { w: 'all', pw: 'all', dw: 'all', timeout: '3000', returnbody: 'true' },
         headers: {
-          'content-type': 'application/json', accept, 'if-none-match': '*',
-          'x-riak-index-seq_int': '1', 'x-riak-index-feed_bin': 'alice/0000000000000001', 'x-riak-index-live_int': '1',
+          'content-type': 'application/json',
+          accept,
+          'if-none-match': '*',
+          'x-riak-index-seq_int': '1',
+          'x-riak-index-feed_bin': 'alice/0000000000000001',
+          'x-riak-index-live_int': '1',
         },
-        body: JSON.stringify({ id: 'trip-1', owner: 'alice', type: 'trip', data: { name: 'Lisbon' }, rev: item.rev, deleted: false, shares: [], seq: 1, updatedAt: item.updatedAt, revoked: {} }),
+        body: JSON.stringify({
+          id: 'trip-1',
+          owner: 'alice',
+          type: 'trip',
+          data: { name: 'Lisbon' },
+          rev: item.rev,
+          deleted: false,
+          shares: [],
+          seq: 1,
+          updatedAt: item.updatedAt,
+          revoked: {},
+        }),
       },
     ]);
   });
@@ -195,11 +286,18 @@ describe('Riak store: the exact requests it makes and how it reads each document
     riak.clearRequests();
     const fenced = JSON.stringify({ mode: 'fenced', epoch: 1, leaseMs: 60_000, fencedAt: 0, by: 'switch-1/fence' });
     riak.respondOnce((r) => r.path === FENCE && riak.requests.some((earlier) => earlier.method === 'PUT'), {
-      status: 200, headers: { 'content-type': 'application/json', etag: '"f1"', 'x-riak-vclock': 'ZmVuY2U=' }, body: fenced,
+      status: 200,
+      headers: { 'content-type': 'application/json', etag: '"f1"', 'x-riak-vclock': 'ZmVuY2U=' },
+      body: fenced,
     });
     const error = await storeError(store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { v: 2 } }));
     expect(error.code).toBe('fenced');
-    expect(riak.requests.map((r) => `${r.method} ${r.path}`).slice(0, 4)).toEqual([`GET ${FENCE}`, `GET ${ITEM}`, `POST ${COUNTER}`, `PUT ${ITEM}`]);
+    expect(riak.requests.map((r) => `${r.method} ${r.path}`).slice(0, 4)).toEqual([
+      `GET ${FENCE}`,
+      `GET ${ITEM}`,
+      `POST ${COUNTER}`,
+      `PUT ${ITEM}`,
+    ]);
     // The item is back as it was: no reader, export or copy keeps a revision its writer was told failed.
     expect(await store.item('trip-1')).toEqual(first.item);
   });
@@ -216,7 +314,9 @@ describe('Riak store: the exact requests it makes and how it reads each document
     expect(put.headers['x-riak-vclock']).toMatch(/^[A-Za-z0-9+/=]+$/);
     expect(put.headers['if-match']).toMatch(/^"[^"]+"$/);
     expect(put.headers['if-none-match']).toBeUndefined();
-    expect(put.headers['x-riak-index-feed_bin']).toBe('alice/0000000000000003, bob%2C%20the%20%22builder%22%2Fx/0000000000000003');
+    expect(put.headers['x-riak-index-feed_bin']).toBe(
+      'alice/0000000000000003, bob%2C%20the%20%22builder%22%2Fx/0000000000000003',
+    );
     expect(put.headers['x-riak-index-inbox_bin']).toBe('bob%2C%20the%20%22builder%22%2Fx');
     expect(riak.siblingCount('navcloud', 'trips', 'trip-1')).toBe(1);
   });
@@ -231,26 +331,66 @@ describe('Riak store: the exact requests it makes and how it reads each document
     expect(fenceReads.length).toBe(2);
     expect(fenceReads[1]!.headers['if-none-match']).toMatch(/^"[^"]+"$/);
     // The refused write read nothing else; the fence state read the counter for its cursor.
-    expect(riak.requests.filter((r) => r.path !== FENCE).map((r) => `${r.method} ${r.path}`)).toEqual([`GET ${COUNTER}`]);
+    expect(riak.requests.filter((r) => r.path !== FENCE).map((r) => `${r.method} ${r.path}`)).toEqual([
+      `GET ${COUNTER}`,
+    ]);
     await store.unfence({ expected: { epoch: fenced.epoch, mode: 'fenced' }, by: 'test' });
     await store.put({ id: 'trip-2', owner: 'alice', type: 'trip', data: {} });
   });
 
   it('resolves fence siblings by epoch, and two changes that expected one epoch toward the safe side: forwarding, then fenced, then open', async () => {
-    riak.addSibling('navcloud', 'trips.meta', 'fence', { mode: 'forwarding', epoch: 5, forwardTo: 'http://new:7070', by: 'switch-1/commit' });
-    riak.addSibling('navcloud', 'trips.meta', 'fence', { mode: 'fenced', epoch: 5, leaseMs: 60_000, fencedAt: 0, by: 'switch-1/late-renewal' });
+    riak.addSibling('navcloud', 'trips.meta', 'fence', {
+      mode: 'forwarding',
+      epoch: 5,
+      forwardTo: 'http://new:7070',
+      by: 'switch-1/commit',
+    });
+    riak.addSibling('navcloud', 'trips.meta', 'fence', {
+      mode: 'fenced',
+      epoch: 5,
+      leaseMs: 60_000,
+      fencedAt: 0,
+      by: 'switch-1/late-renewal',
+    });
     riak.addSibling('navcloud', 'trips.meta', 'fence', { mode: 'open', epoch: 5, by: 'lapse' });
-    riak.addSibling('navcloud', 'trips.meta', 'fence', { mode: 'fenced', epoch: 4, leaseMs: 60_000, fencedAt: 0, by: 'switch-1/fence' });
-    expect(await store.fenceState()).toEqual({ mode: 'forwarding', epoch: 5, forwardTo: 'http://new:7070', by: 'switch-1/commit', seq: 0 });
+    riak.addSibling('navcloud', 'trips.meta', 'fence', {
+      mode: 'fenced',
+      epoch: 4,
+      leaseMs: 60_000,
+      fencedAt: 0,
+      by: 'switch-1/fence',
+    });
+    expect(await store.fenceState()).toEqual({
+      mode: 'forwarding',
+      epoch: 5,
+      forwardTo: 'http://new:7070',
+      by: 'switch-1/commit',
+      seq: 0,
+    });
     // A change writes over the siblings (with their vector clock) and leaves one value.
-    expect(await store.unfence({ expected: { epoch: 5, mode: 'forwarding' }, by: 'rollback-1/a' })).toEqual({ mode: 'open', epoch: 6, by: 'rollback-1/a', seq: 0 });
+    expect(await store.unfence({ expected: { epoch: 5, mode: 'forwarding' }, by: 'rollback-1/a' })).toEqual({
+      mode: 'open',
+      epoch: 6,
+      by: 'rollback-1/a',
+      seq: 0,
+    });
     expect(riak.siblingCount('navcloud', 'trips.meta', 'fence')).toBe(1);
-    riak.addSibling('navcloud', 'trips.meta', 'fence', { mode: 'fenced', epoch: 7, leaseMs: 60_000, fencedAt: 0, by: 'switch-2/fence' });
+    riak.addSibling('navcloud', 'trips.meta', 'fence', {
+      mode: 'fenced',
+      epoch: 7,
+      leaseMs: 60_000,
+      fencedAt: 0,
+      by: 'switch-2/fence',
+    });
     expect(await store.fenceState()).toMatchObject({ mode: 'fenced', epoch: 7 });
     // A fence written before fencing tokens (a wall-clock lease, no epoch) reads as open.
     riak.clearRequests();
     const old = await openRiakStore(`${riak.url}?bucket=legacy`, { logger });
-    riak.addSibling('navcloud', 'legacy.meta', 'fence', { mode: 'fenced', leaseExpiresAt: Date.now() + 60_000, at: Date.now() });
+    riak.addSibling('navcloud', 'legacy.meta', 'fence', {
+      mode: 'fenced',
+      leaseExpiresAt: Date.now() + 60_000,
+      at: Date.now(),
+    });
     expect(await old.fenceState()).toEqual({ mode: 'open', epoch: 0, seq: 0 });
     await old.close();
   });
@@ -259,16 +399,32 @@ describe('Riak store: the exact requests it makes and how it reads each document
     const fenced = await store.fence({ expected: { epoch: 0, mode: 'open' }, by: 'switch-1/fence', leaseMs: 60_000 });
     // The commit's write is held; a renewal expecting the same epoch is stored first: the commit's If-Match no longer matches.
     const gate = riak.hold((r) => r.method === 'PUT' && r.path === FENCE && r.body.includes('forwarding'));
-    const commit = store.forward({ expected: { epoch: fenced.epoch, mode: 'fenced' }, by: 'switch-1/commit', to: 'http://new:7070', cursor: 0 })
-      .then(() => 'committed', (e: unknown) => (e as Error).name);
+    const commit = store
+      .forward({
+        expected: { epoch: fenced.epoch, mode: 'fenced' },
+        by: 'switch-1/commit',
+        to: 'http://new:7070',
+        cursor: 0,
+      })
+      .then(
+        () => 'committed',
+        (e: unknown) => (e as Error).name,
+      );
     await gate.reached;
     await store.fence({ expected: { epoch: fenced.epoch, mode: 'fenced' }, by: 'switch-1/renew', leaseMs: 60_000 });
     gate.open();
     expect(await commit).toBe('FenceConflict');
     expect(await store.fenceState()).toMatchObject({ mode: 'fenced', epoch: fenced.epoch + 1, by: 'switch-1/renew' });
     // Riak stored both (the race this store cannot prevent): the more restrictive one is the fence, and a change expecting the other is refused.
-    riak.addSibling('navcloud', 'trips.meta', 'fence', { mode: 'forwarding', epoch: fenced.epoch + 2, forwardTo: 'http://other:1', by: 'switch-9/commit' });
-    const lost = await store.unfence({ expected: { epoch: fenced.epoch + 1, mode: 'fenced' }, by: 'switch-1/undo' }).catch((e: unknown) => e as Error);
+    riak.addSibling('navcloud', 'trips.meta', 'fence', {
+      mode: 'forwarding',
+      epoch: fenced.epoch + 2,
+      forwardTo: 'http://other:1',
+      by: 'switch-9/commit',
+    });
+    const lost = await store
+      .unfence({ expected: { epoch: fenced.epoch + 1, mode: 'fenced' }, by: 'switch-1/undo' })
+      .catch((e: unknown) => e as Error);
     expect(lost).toMatchObject({ name: 'FenceConflict' });
     expect(await store.fenceState()).toMatchObject({ mode: 'forwarding', forwardTo: 'http://other:1' });
   });
@@ -277,15 +433,24 @@ describe('Riak store: the exact requests it makes and how it reads each document
     await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { v: 1 } });
     // A write reads the fence open, then waits before taking its number.
     const increment = riak.hold((r) => r.method === 'POST' && r.path === COUNTER);
-    const caught = store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { v: 2 } }).then(() => 'acknowledged', (e: StoreError) => e.code);
+    const caught = store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { v: 2 } }).then(
+      () => 'acknowledged',
+      (e: StoreError) => e.code,
+    );
     await increment.reached;
     const fenced = await store.fence({ expected: { epoch: 0, mode: 'open' }, by: 'switch-1/fence', leaseMs: 60_000 });
     increment.open();
     expect(await caught).toBe('fenced');
     // The counter moved past the fence's cursor; nothing was acknowledged past it: the commit goes ahead.
     expect(await store.highestSeq()).toBe(fenced.seq + 1);
-    expect(await store.forward({ expected: { epoch: fenced.epoch, mode: 'fenced' }, by: 'switch-1/commit', to: 'http://new:7070', cursor: fenced.seq }))
-      .toMatchObject({ mode: 'forwarding', epoch: fenced.epoch + 1 });
+    expect(
+      await store.forward({
+        expected: { epoch: fenced.epoch, mode: 'fenced' },
+        by: 'switch-1/commit',
+        to: 'http://new:7070',
+        cursor: fenced.seq,
+      }),
+    ).toMatchObject({ mode: 'forwarding', epoch: fenced.epoch + 1 });
   });
 
   it('records a lapse before a write, so a commit held in flight meanwhile finds the fence moved', async () => {
@@ -295,8 +460,17 @@ describe('Riak store: the exact requests it makes and how it reads each document
       const fenced = await store.fence({ expected: { epoch: 0, mode: 'open' }, by: 'switch-1/fence', leaseMs: 10_000 });
       expect((await node.fenceState()).mode).toBe('fenced');
       const gate = riak.hold((r) => r.method === 'PUT' && r.path === FENCE && r.body.includes('forwarding'));
-      const commit = store.forward({ expected: { epoch: fenced.epoch, mode: 'fenced' }, by: 'switch-1/commit', to: 'http://new:7070', cursor: fenced.seq })
-        .then(() => 'committed', (e: unknown) => (e as Error).name);
+      const commit = store
+        .forward({
+          expected: { epoch: fenced.epoch, mode: 'fenced' },
+          by: 'switch-1/commit',
+          to: 'http://new:7070',
+          cursor: fenced.seq,
+        })
+        .then(
+          () => 'committed',
+          (e: unknown) => (e as Error).name,
+        );
       await gate.reached;
       // The other node's lease lapses by its clock while the commit is in flight; it records that, then writes.
       now += 10_000;
@@ -311,9 +485,29 @@ describe('Riak store: the exact requests it makes and how it reads each document
 
   it('resolves siblings (300 multipart/mixed) by highest revision and writes the winner back under a new number', async () => {
     const { item } = await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { v: 'ours' } });
-    const base = { id: 'trip-1', owner: 'alice', type: 'trip', deleted: false, shares: [], updatedAt: item.updatedAt, revoked: {} };
-    riak.addSibling('navcloud', 'trips', 'trip-1', { ...base, data: { v: 'newer' }, rev: '5-aaaaaaaaaaaa', seq: 1 }, { seq_int: ['1'], feed_bin: ['alice/0000000000000001'] });
-    riak.addSibling('navcloud', 'trips', 'trip-1', { ...base, data: { v: 'older' }, rev: '3-ffffffffffff', seq: 9 }, { seq_int: ['9'] });
+    const base = {
+      id: 'trip-1',
+      owner: 'alice',
+      type: 'trip',
+      deleted: false,
+      shares: [],
+      updatedAt: item.updatedAt,
+      revoked: {},
+    };
+    riak.addSibling(
+      'navcloud',
+      'trips',
+      'trip-1',
+      { ...base, data: { v: 'newer' }, rev: '5-aaaaaaaaaaaa', seq: 1 },
+      { seq_int: ['1'], feed_bin: ['alice/0000000000000001'] },
+    );
+    riak.addSibling(
+      'navcloud',
+      'trips',
+      'trip-1',
+      { ...base, data: { v: 'older' }, rev: '3-ffffffffffff', seq: 9 },
+      { seq_int: ['9'] },
+    );
     riak.clearRequests();
     const read = await store.get('trip-1', 'alice');
     expect(read).toMatchObject({ data: { v: 'newer' }, rev: '5-aaaaaaaaaaaa', seq: 2 });
@@ -332,8 +526,17 @@ describe('Riak store: the exact requests it makes and how it reads each document
   it('settles siblings a concurrent writer left when its own PUT answers 300', async () => {
     await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { v: 1 } });
     const boundary = 'b0undary';
-    const part = (value: object) => `\r\n--${boundary}\r\nContent-Type: application/json\r\nEtag: "x"\r\n\r\n${JSON.stringify(value)}`;
-    const base = { id: 'trip-1', owner: 'alice', type: 'trip', deleted: false, shares: [], updatedAt: 'now', revoked: {} };
+    const part = (value: object) =>
+      `\r\n--${boundary}\r\nContent-Type: application/json\r\nEtag: "x"\r\n\r\n${JSON.stringify(value)}`;
+    const base = {
+      id: 'trip-1',
+      owner: 'alice',
+      type: 'trip',
+      deleted: false,
+      shares: [],
+      updatedAt: 'now',
+      revoked: {},
+    };
     riak.respondOnce((r) => r.method === 'PUT', {
       status: 300,
       headers: { 'content-type': `multipart/mixed; boundary=${boundary}`, 'x-riak-vclock': 'c2libGluZ3M=' },
@@ -386,7 +589,9 @@ describe('Riak store: the exact requests it makes and how it reads each document
     riak.respondOnce((r) => r.path === ITEM, { status: 503, body: 'all vnodes busy' });
     expect((await storeError(store.get('trip-1', 'alice'))).message).toMatch(/503: all vnodes busy/);
     riak.respondOnce((r) => r.path === COUNTER, { status: 503 });
-    expect((await storeError(store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: {} }))).code).toBe('unavailable');
+    expect((await storeError(store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: {} }))).code).toBe(
+      'unavailable',
+    );
     riak.respondOnce((r) => r.path.includes('/index/'), { status: 503 });
     expect((await storeError(store.changes('alice', 0, 10))).code).toBe('unavailable');
     expect(await store.get('trip-1', 'alice')).toBeUndefined();
@@ -400,14 +605,20 @@ describe('Riak store: the exact requests it makes and how it reads each document
 
   it('reports 400 as a configuration error, naming what Riak said', async () => {
     const badQuorum = await openRiakStore(`${riak.url}?r=5`, { logger });
-    const error = await badQuorum.get('trip-1', 'alice').then(() => undefined, (e: Error) => e);
+    const error = await badQuorum.get('trip-1', 'alice').then(
+      () => undefined,
+      (e: Error) => e,
+    );
     expect(error).not.toBeInstanceOf(StoreError);
     expect(error?.message).toMatch(/bad request .*quorum.*Specified r value 5 is invalid/);
     await badQuorum.close();
   });
 
   it('pages secondary index queries with max_results and continuation', async () => {
-    const paged = new RiakStore(new RiakClient(parseRiakUrl(`${riak.url}?bucket=trips&export_grace_ms=1000`)), { logger, pageSize: 2 });
+    const paged = new RiakStore(new RiakClient(parseRiakUrl(`${riak.url}?bucket=trips&export_grace_ms=1000`)), {
+      logger,
+      pageSize: 2,
+    });
     for (let i = 0; i < 5; i += 1) await paged.put({ id: `t${i}`, owner: 'alice', type: 'trip', data: { i } });
     riak.clearRequests();
     const exported: string[] = [];
@@ -416,7 +627,9 @@ describe('Riak store: the exact requests it makes and how it reads each document
     expect(exported).toEqual(['t1', 't2', 't3', 't4']);
     expect(through).toBe(5);
     const queries = riak.requests.filter((r) => r.path.includes('/index/'));
-    expect(queries.map((r) => [r.path, r.query.max_results, r.query.return_terms, r.query.continuation !== undefined])).toEqual([
+    expect(
+      queries.map((r) => [r.path, r.query.max_results, r.query.return_terms, r.query.continuation !== undefined]),
+    ).toEqual([
       [`${T}/index/seq_int/2/5`, '2', 'true', false],
       [`${T}/index/seq_int/2/5`, '2', 'true', true],
       [`${T}/index/seq_int/2/5`, '2', 'true', true],
@@ -424,19 +637,34 @@ describe('Riak store: the exact requests it makes and how it reads each document
     riak.clearRequests();
     expect((await paged.changes('alice', 2, 10)).map((c) => c.id)).toEqual(['t2', 't3', 't4']);
     const feed = riak.requests.find((r) => r.path.includes('/index/feed_bin/'))!;
-    expect(feed.path).toBe(`${T}/index/feed_bin/alice%2F0000000000000003/alice%2F${String(Number.MAX_SAFE_INTEGER).padStart(16, '0')}`);
+    expect(feed.path).toBe(
+      `${T}/index/feed_bin/alice%2F0000000000000003/alice%2F${String(Number.MAX_SAFE_INTEGER).padStart(16, '0')}`,
+    );
     expect(feed.query).toEqual({ max_results: '10', return_terms: 'true' });
     expect(await paged.countItems()).toBe(5);
     await paged.close();
   });
 
   it('keeps imported sequence numbers by raising the counter, and refuses a line without a cursor', async () => {
-    const line = { kind: 'item' as const, id: 'imp', owner: 'alice', type: 'trip' as const, rev: '4-abc', deleted: false, data: { a: 1 }, shares: ['bob'], cursor: encodeCursor(40), updatedAt: '2026-01-01T00:00:00.000Z' };
+    const line = {
+      kind: 'item' as const,
+      id: 'imp',
+      owner: 'alice',
+      type: 'trip' as const,
+      rev: '4-abc',
+      deleted: false,
+      data: { a: 1 },
+      shares: ['bob'],
+      cursor: encodeCursor(40),
+      updatedAt: '2026-01-01T00:00:00.000Z',
+    };
     expect(await store.import([line])).toEqual({ applied: 1, skipped: 0, seq: 40 });
     const increment = riak.requests.find((r) => r.path === COUNTER && r.method === 'POST')!;
     expect(increment.body).toBe('{"increment":40}');
     expect(await store.inbox('bob', 10)).toMatchObject([{ id: 'imp', seq: 40 }]);
-    await expect(store.import([{ ...line, cursor: 'not-a-cursor' }])).rejects.toThrow(/import line for item imp has an invalid cursor/);
+    await expect(store.import([{ ...line, cursor: 'not-a-cursor' }])).rejects.toThrow(
+      /import line for item imp has an invalid cursor/,
+    );
   });
 });
 
@@ -447,16 +675,39 @@ describe('a sync node on SYNC_STORE=riak:', () => {
     try {
       const alice = await node.token('alice');
       const stream = await openStream(node, alice);
-      const created = await call(node, 'PUT', '/v1/items/trip-9', { token: alice, body: { type: 'trip', data: { to: 'Faro' } } });
+      const created = await call(node, 'PUT', '/v1/items/trip-9', {
+        token: alice,
+        body: { type: 'trip', data: { to: 'Faro' } },
+      });
       expect(created.status).toBe(201);
       const etag = created.headers.get('etag')!;
-      expect((await call(node, 'PUT', '/v1/items/trip-9', { token: alice, body: { type: 'trip', data: {} }, headers: { 'if-match': '"1-000000000000"' } })).status).toBe(412);
-      expect((await call(node, 'GET', '/v1/items/trip-9', { token: alice })).json).toMatchObject({ id: 'trip-9', owner: 'alice', type: 'trip', data: { to: 'Faro' } });
+      expect(
+        (
+          await call(node, 'PUT', '/v1/items/trip-9', {
+            token: alice,
+            body: { type: 'trip', data: {} },
+            headers: { 'if-match': '"1-000000000000"' },
+          })
+        ).status,
+      ).toBe(412);
+      expect((await call(node, 'GET', '/v1/items/trip-9', { token: alice })).json).toMatchObject({
+        id: 'trip-9',
+        owner: 'alice',
+        type: 'trip',
+        data: { to: 'Faro' },
+      });
       expect((await call(node, 'GET', '/v1/items/trip-9', { token: await node.token('mallory') })).status).toBe(404);
-      expect(await stream.next((m) => m.type === 'change' && m.id === 'trip-9')).toMatchObject({ rev: etag.replaceAll('"', ''), data: { to: 'Faro' } });
+      expect(await stream.next((m) => m.type === 'change' && m.id === 'trip-9')).toMatchObject({
+        rev: etag.replaceAll('"', ''),
+        data: { to: 'Faro' },
+      });
       const feed = await call(node, 'GET', '/v1/changes', { token: alice });
       expect(feed.json.changes.map((c: { id: string }) => c.id)).toEqual(['trip-9']);
-      expect(riak.requests.some((r) => r.method === 'PUT' && r.path === '/types/navcloud/buckets/api/keys/trip-9' && r.query.pw === 'all')).toBe(true);
+      expect(
+        riak.requests.some(
+          (r) => r.method === 'PUT' && r.path === '/types/navcloud/buckets/api/keys/trip-9' && r.query.pw === 'all',
+        ),
+      ).toBe(true);
       stream.close();
 
       riak.respondOnce((r) => r.path === '/ping', { status: 503 });
@@ -475,21 +726,43 @@ describe('a sync node on SYNC_STORE=riak:', () => {
 
 describe('riak: store URL', () => {
   it('reads bucket type, bucket, counter type, quorum and timeout from the query string', () => {
-    expect(parseRiakUrl('http://10.0.0.5:8098/riak/?type=nc&bucket=b1&counter_type=ctr&r=quorum&pr=1&w=all&pw=2&dw=one&timeout_ms=500&export_grace_ms=750')).toEqual({
-      base: 'http://10.0.0.5:8098/riak', bucketType: 'nc', bucket: 'b1', counterType: 'ctr',
-      quorum: { r: 'quorum', pr: '1', w: 'all', pw: '2', dw: 'one' }, timeoutMs: 500, exportGraceMs: 750,
+    expect(
+      parseRiakUrl(
+        'http://10.0.0.5:8098/riak/?type=nc&bucket=b1&counter_type=ctr&r=quorum&pr=1&w=all&pw=2&dw=one&timeout_ms=500&export_grace_ms=750',
+      ),
+    ).toEqual({
+      base: 'http://10.0.0.5:8098/riak',
+      bucketType: 'nc',
+      bucket: 'b1',
+      counterType: 'ctr',
+      quorum: { r: 'quorum', pr: '1', w: 'all', pw: '2', dw: 'one' },
+      timeoutMs: 500,
+      exportGraceMs: 750,
     });
-    expect(parseRiakUrl('http://riak:8098')).toMatchObject({ bucketType: 'navcloud', bucket: 'items', counterType: 'counters', quorum: {}, timeoutMs: 10000, exportGraceMs: 1000 });
+    expect(parseRiakUrl('http://riak:8098')).toMatchObject({
+      bucketType: 'navcloud',
+      bucket: 'items',
+      counterType: 'counters',
+      quorum: {},
+      timeoutMs: 10000,
+      exportGraceMs: 1000,
+    });
     // Stacks started before the grace had its name still start.
     expect(parseRiakUrl('http://riak:8098?write_deadline_ms=2000').exportGraceMs).toBe(2000);
   });
 
   it('names the parameter and what was expected when the URL is wrong', () => {
     expect(() => parseRiakUrl('riak-host:8098')).toThrow(/must be http:\/\/ or https:\/\//);
-    expect(() => parseRiakUrl('http://h:8098?w=most')).toThrow(/parameter w="most" must be one, quorum, all, default or a replica count/);
+    expect(() => parseRiakUrl('http://h:8098?w=most')).toThrow(
+      /parameter w="most" must be one, quorum, all, default or a replica count/,
+    );
     expect(() => parseRiakUrl('http://h:8098?bukket=x')).toThrow(/unknown parameter "bukket"/);
     expect(() => parseRiakUrl('http://h:8098?bucket=a/b')).toThrow(/parameter bucket="a\/b" must be 1-64 characters/);
-    expect(() => parseRiakUrl('http://h:8098?timeout_ms=5')).toThrow(/timeout_ms="5" must be an integer from 100 to 600000/);
-    expect(() => parseRiakUrl('http://h:8098?export_grace_ms=1e3')).toThrow(/export_grace_ms="1e3" must be an integer from 0 to 60000/);
+    expect(() => parseRiakUrl('http://h:8098?timeout_ms=5')).toThrow(
+      /timeout_ms="5" must be an integer from 100 to 600000/,
+    );
+    expect(() => parseRiakUrl('http://h:8098?export_grace_ms=1e3')).toThrow(
+      /export_grace_ms="1e3" must be an integer from 0 to 60000/,
+    );
   });
 });

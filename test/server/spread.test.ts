@@ -15,7 +15,11 @@ describe('spreadOver', () => {
   it('spreads many items in even slices over the window, the first slice at once', () => {
     vi.useFakeTimers();
     const done: number[] = [];
-    spreadOver(Array.from({ length: 1000 }, (_, i) => i), 1000, (n) => done.push(n));
+    spreadOver(
+      Array.from({ length: 1000 }, (_, i) => i),
+      1000,
+      (n) => done.push(n),
+    );
     expect(done).toHaveLength(50);
     vi.advanceTimersByTime(500);
     expect(done).toHaveLength(550);

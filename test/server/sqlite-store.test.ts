@@ -36,7 +36,9 @@ describe('SqliteStore shared by two connections (two server processes)', () => {
       await b.delete('one', 'alice');
       expect(await a.get('one', 'alice')).toBeUndefined();
       const fenced = await a.fence({ expected: { epoch: 0, mode: 'open' }, by: 'test', leaseMs: 60_000 });
-      await expect(b.put({ id: 'three', owner: 'alice', type: 'trip', data: {} })).rejects.toMatchObject({ code: 'fenced' });
+      await expect(b.put({ id: 'three', owner: 'alice', type: 'trip', data: {} })).rejects.toMatchObject({
+        code: 'fenced',
+      });
       await b.unfence({ expected: { epoch: fenced.epoch, mode: 'fenced' }, by: 'test' });
       await a.put({ id: 'three', owner: 'alice', type: 'trip', data: {} });
       expect(await b.countItems()).toBe(2);
@@ -66,12 +68,20 @@ describe('SqliteStore nodes measuring one lease', () => {
       bNow += 4_000;
       expect((await a.fenceState()).mode).toBe('open');
       expect(await b.fenceState()).toMatchObject({ mode: 'fenced', leaseLeftMs: 6_000 });
-      await expect(b.put({ id: 'x', owner: 'alice', type: 'trip', data: {} })).rejects.toMatchObject({ code: 'fenced' });
+      await expect(b.put({ id: 'x', owner: 'alice', type: 'trip', data: {} })).rejects.toMatchObject({
+        code: 'fenced',
+      });
       // a takes the write: the lapse is recorded first, so the fence of epoch 1 can no longer be committed.
       await a.put({ id: 'x', owner: 'alice', type: 'trip', data: {} });
       expect(await b.fenceState()).toMatchObject({ mode: 'open', epoch: fenced.epoch + 1, by: 'lapse' });
-      await expect(b.forward({ expected: { epoch: fenced.epoch, mode: 'fenced' }, by: 'switch-1/commit', to: 'http://new:1', cursor: 1 }))
-        .rejects.toMatchObject({ name: 'FenceConflict' });
+      await expect(
+        b.forward({
+          expected: { epoch: fenced.epoch, mode: 'fenced' },
+          by: 'switch-1/commit',
+          to: 'http://new:1',
+          cursor: 1,
+        }),
+      ).rejects.toMatchObject({ name: 'FenceConflict' });
     } finally {
       await a.close();
       await b.close();
@@ -90,7 +100,13 @@ describe('SqliteStore opened by two processes at once', () => {
       for (let round = 0; round < rounds; round++) {
         const path = join(dir.path, `race-${round}.sqlite`);
         const code = `import(${JSON.stringify(storeModule)}).then((m) => new m.SqliteStore(${JSON.stringify(path)}).close())`;
-        exits.push(...await Promise.all([0, 1].map(() => exitOf(spawn(process.execPath, ['--import', 'tsx', '-e', code], { stdio: ['ignore', 'ignore', 'pipe'] })))));
+        exits.push(
+          ...(await Promise.all(
+            [0, 1].map(() =>
+              exitOf(spawn(process.execPath, ['--import', 'tsx', '-e', code], { stdio: ['ignore', 'ignore', 'pipe'] })),
+            ),
+          )),
+        );
       }
     } finally {
       dir.remove();
@@ -105,7 +121,11 @@ const storeModule = fileURLToPath(new URL('../../server/store/sqlite.ts', import
 function exitOf(child: ChildProcess): Promise<string> {
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve) => child.on('exit', (code) => resolve(code === 0 ? 'ok' : stderr.split('\n').find((line) => line.includes('Error')) ?? `exit ${code}`)));
+  return new Promise((resolve) =>
+    child.on('exit', (code) =>
+      resolve(code === 0 ? 'ok' : (stderr.split('\n').find((line) => line.includes('Error')) ?? `exit ${code}`)),
+    ),
+  );
 }
 
 describe('SqliteStore export', () => {
@@ -115,7 +135,16 @@ describe('SqliteStore export', () => {
     try {
       const now = new Date().toISOString();
       const lines = Array.from({ length: 1234 }, (_, i) => ({
-        kind: 'item' as const, id: `e${i}`, owner: `u${i % 7}`, type: 'trip' as const, rev: '1-a', deleted: false, shares: [], cursor: encodeCursor(i + 1), updatedAt: now, data: { i },
+        kind: 'item' as const,
+        id: `e${i}`,
+        owner: `u${i % 7}`,
+        type: 'trip' as const,
+        rev: '1-a',
+        deleted: false,
+        shares: [],
+        cursor: encodeCursor(i + 1),
+        updatedAt: now,
+        data: { i },
       }));
       expect(await store.import(lines)).toEqual({ applied: 1234, skipped: 0, seq: 1234 });
       const all = [];

@@ -6,7 +6,17 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ExportItemLine } from '../../src/navcloud/protocol.ts';
 import { encodeCursor } from '../../src/navcloud/cursor.ts';
-import { FenceConflict, StoreError, type Clock, type FenceMode, type FenceState, type ItemRevision, type StoreExport, type StoredItem, type SyncStore } from '../../server/store/port.ts';
+import {
+  FenceConflict,
+  StoreError,
+  type Clock,
+  type FenceMode,
+  type FenceState,
+  type ItemRevision,
+  type StoreExport,
+  type StoredItem,
+  type SyncStore,
+} from '../../server/store/port.ts';
 
 export interface StoreUnderTest {
   store: SyncStore;
@@ -30,9 +40,11 @@ async function listRevisions(store: SyncStore): Promise<ItemRevision[]> {
   return items;
 }
 
-const storeError = async (promise: Promise<unknown>): Promise<StoreError['code']> => (await rejection(promise, StoreError)).code;
+const storeError = async (promise: Promise<unknown>): Promise<StoreError['code']> =>
+  (await rejection(promise, StoreError)).code;
 /** The fence as a refused change found it. */
-const conflict = async (promise: Promise<unknown>): Promise<FenceState> => (await rejection(promise, FenceConflict)).current;
+const conflict = async (promise: Promise<unknown>): Promise<FenceState> =>
+  (await rejection(promise, FenceConflict)).current;
 
 async function collect<Item = StoredItem>(exported: Promise<StoreExport<Item>>): Promise<Item[]> {
   const items: Item[] = [];
@@ -42,8 +54,15 @@ async function collect<Item = StoredItem>(exported: Promise<StoreExport<Item>>):
 
 function lineOf(item: StoredItem): ExportItemLine {
   const line: ExportItemLine = {
-    kind: 'item', id: item.id, owner: item.owner, type: item.type, rev: item.rev, deleted: item.deleted,
-    shares: item.shares, cursor: encodeCursor(item.seq), updatedAt: item.updatedAt,
+    kind: 'item',
+    id: item.id,
+    owner: item.owner,
+    type: item.type,
+    rev: item.rev,
+    deleted: item.deleted,
+    shares: item.shares,
+    cursor: encodeCursor(item.seq),
+    updatedAt: item.updatedAt,
   };
   if (item.data !== undefined) line.data = item.data;
   return line;
@@ -72,7 +91,14 @@ export function describeStoreContract(name: string, makeStore: (clock: Clock) =>
     it('creates, reads and updates an item with increasing revisions and sequence numbers', async () => {
       const first = await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { name: 'Lisbon' } });
       expect(first.created).toBe(true);
-      expect(first.item).toMatchObject({ id: 'trip-1', owner: 'alice', type: 'trip', data: { name: 'Lisbon' }, deleted: false, shares: [] });
+      expect(first.item).toMatchObject({
+        id: 'trip-1',
+        owner: 'alice',
+        type: 'trip',
+        data: { name: 'Lisbon' },
+        deleted: false,
+        shares: [],
+      });
       const read = await store.get('trip-1', 'alice');
       expect(read).toMatchObject({ rev: first.item.rev, data: { name: 'Lisbon' }, seq: first.item.seq });
       const second = await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { name: 'Porto' } });
@@ -85,9 +111,15 @@ export function describeStoreContract(name: string, makeStore: (clock: Clock) =>
 
     it('enforces If-None-Match: * and If-Match preconditions', async () => {
       const { item } = await store.put({ id: 'p', owner: 'alice', type: 'place', data: { v: 1 }, ifNoneMatch: '*' });
-      expect(await storeError(store.put({ id: 'p', owner: 'alice', type: 'place', data: { v: 2 }, ifNoneMatch: '*' }))).toBe('precondition-failed');
-      expect(await storeError(store.put({ id: 'p', owner: 'alice', type: 'place', data: { v: 2 }, ifMatch: '9-nope' }))).toBe('precondition-failed');
-      expect(await storeError(store.put({ id: 'missing', owner: 'alice', type: 'place', data: {}, ifMatch: item.rev }))).toBe('precondition-failed');
+      expect(
+        await storeError(store.put({ id: 'p', owner: 'alice', type: 'place', data: { v: 2 }, ifNoneMatch: '*' })),
+      ).toBe('precondition-failed');
+      expect(
+        await storeError(store.put({ id: 'p', owner: 'alice', type: 'place', data: { v: 2 }, ifMatch: '9-nope' })),
+      ).toBe('precondition-failed');
+      expect(
+        await storeError(store.put({ id: 'missing', owner: 'alice', type: 'place', data: {}, ifMatch: item.rev })),
+      ).toBe('precondition-failed');
       const updated = await store.put({ id: 'p', owner: 'alice', type: 'place', data: { v: 3 }, ifMatch: item.rev });
       expect(updated.item.data).toEqual({ v: 3 });
       expect(await storeError(store.delete('p', 'alice', item.rev))).toBe('precondition-failed');
@@ -97,7 +129,9 @@ export function describeStoreContract(name: string, makeStore: (clock: Clock) =>
     it('keeps items of one user away from another', async () => {
       await store.put({ id: 'secret', owner: 'alice', type: 'route', data: { x: 1 } });
       expect(await store.get('secret', 'mallory')).toBeUndefined();
-      expect(await storeError(store.put({ id: 'secret', owner: 'mallory', type: 'route', data: { x: 2 } }))).toBe('not-found');
+      expect(await storeError(store.put({ id: 'secret', owner: 'mallory', type: 'route', data: { x: 2 } }))).toBe(
+        'not-found',
+      );
       expect(await storeError(store.delete('secret', 'mallory'))).toBe('not-found');
       expect(await storeError(store.share('secret', 'mallory', 'mallory2'))).toBe('not-found');
       expect(await store.changes('mallory', 0, 100)).toEqual([]);
@@ -135,7 +169,9 @@ export function describeStoreContract(name: string, makeStore: (clock: Clock) =>
       expect(bobFeed).toHaveLength(1);
       expect(bobFeed[0]).toMatchObject({ id: 'shared', sharedBy: 'alice', deleted: false, data: { km: 12 } });
       const edited = await store.put({ id: 'shared', owner: 'alice', type: 'route', data: { km: 13 } });
-      expect((await store.changes('bob', shared.seq, 10)).map((c) => [c.seq, c.data])).toEqual([[edited.item.seq, { km: 13 }]]);
+      expect((await store.changes('bob', shared.seq, 10)).map((c) => [c.seq, c.data])).toEqual([
+        [edited.item.seq, { km: 13 }],
+      ]);
       const revoked = await store.unshare('shared', 'alice', 'bob');
       expect(revoked.shares).toEqual([]);
       expect(await store.get('shared', 'bob')).toBeUndefined();
@@ -220,10 +256,15 @@ export function describeStoreContract(name: string, makeStore: (clock: Clock) =>
       expect(await target.store.countItems()).toBe(2);
       // A local change keeps the copied revision: the check knows the change was made on top of the copy.
       const changed = await target.store.put({ id: 'c', owner: 'alice', type: 'place', data: { n: 4 } });
-      expect((await listRevisions(target.store)).find((item) => item.id === 'c')).toEqual({ id: 'c', rev: changed.item.rev, seq: changed.item.seq, copiedRev: byId.find((item) => item.id === 'c')!.rev });
+      expect((await listRevisions(target.store)).find((item) => item.id === 'c')).toEqual({
+        id: 'c',
+        rev: changed.item.rev,
+        seq: changed.item.seq,
+        copiedRev: byId.find((item) => item.id === 'c')!.rev,
+      });
     });
 
-    it('numbers every change after an import above the export\'s cursor, also one past the last item the source stored', async () => {
+    it("numbers every change after an import above the export's cursor, also one past the last item the source stored", async () => {
       await store.put({ id: 'a', owner: 'alice', type: 'trip', data: {} });
       await store.put({ id: 'b', owner: 'alice', type: 'trip', data: {} });
       const source = store.exportSince(0);
@@ -269,7 +310,12 @@ export function describeStoreContract(name: string, makeStore: (clock: Clock) =>
       expect(apart.rev < (await target.store.get('x', 'alice'))!.rev).toBe(true);
       expect((await target.store.import([apart])).applied).toBe(1);
       expect((await target.store.get('x', 'alice'))?.data).toEqual({ v: 'apart' });
-      const newer = { ...lineOf(source.find((i) => i.id === 'x')!), rev: '7-abc', data: { v: 7 }, cursor: encodeCursor(result.seq + 5) };
+      const newer = {
+        ...lineOf(source.find((i) => i.id === 'x')!),
+        rev: '7-abc',
+        data: { v: 7 },
+        cursor: encodeCursor(result.seq + 5),
+      };
       expect((await target.store.import([newer])).applied).toBe(1);
       expect(await target.store.get('x', 'alice')).toMatchObject({ rev: '7-abc', data: { v: 7 }, seq: result.seq + 5 });
       expect(await target.store.highestSeq()).toBe(result.seq + 5);
@@ -282,7 +328,14 @@ export function describeStoreContract(name: string, makeStore: (clock: Clock) =>
       const { item } = await store.put({ id: 'f', owner: 'alice', type: 'trip', data: { v: 1 } });
       const fenced = await store.fence({ ...expecting(0, 'open'), leaseMs: 60_000 });
       const fencedAt = fenced.seq;
-      expect(fenced).toEqual({ mode: 'fenced', epoch: 1, leaseMs: 60_000, leaseLeftMs: 60_000, by: 'switch-1/a', seq: item.seq });
+      expect(fenced).toEqual({
+        mode: 'fenced',
+        epoch: 1,
+        leaseMs: 60_000,
+        leaseLeftMs: 60_000,
+        by: 'switch-1/a',
+        seq: item.seq,
+      });
       expect(await store.fenceState()).toEqual(fenced);
       expect(await storeError(store.put({ id: 'f', owner: 'alice', type: 'trip', data: { v: 2 } }))).toBe('fenced');
       expect(await storeError(store.put({ id: 'new', owner: 'alice', type: 'trip', data: {} }))).toBe('fenced');
@@ -292,7 +345,12 @@ export function describeStoreContract(name: string, makeStore: (clock: Clock) =>
       expect((await store.get('f', 'alice'))?.data).toEqual({ v: 1 });
       expect(await store.changes('alice', 0, 10)).toHaveLength(1);
       expect(await store.highestSeq()).toBe(fencedAt);
-      expect(await store.unfence(expecting(1, 'fenced', 'switch-1/b'))).toEqual({ mode: 'open', epoch: 2, by: 'switch-1/b', seq: fencedAt });
+      expect(await store.unfence(expecting(1, 'fenced', 'switch-1/b'))).toEqual({
+        mode: 'open',
+        epoch: 2,
+        by: 'switch-1/b',
+        seq: fencedAt,
+      });
       expect(await store.fenceState()).toEqual({ mode: 'open', epoch: 2, by: 'switch-1/b', seq: fencedAt });
       await store.put({ id: 'f', owner: 'alice', type: 'trip', data: { v: 2 } });
       expect((await store.get('f', 'alice'))?.data).toEqual({ v: 2 });
@@ -309,21 +367,37 @@ export function describeStoreContract(name: string, makeStore: (clock: Clock) =>
       expect(item.seq).toBe(2);
       // The write recorded the lapse: a late renewal or forward still expecting epoch 1 changes nothing.
       expect(await store.fenceState()).toEqual({ mode: 'open', epoch: 2, by: 'lapse', seq: 2 });
-      expect(await conflict(store.fence({ ...expecting(1, 'fenced'), leaseMs: 30_000 }))).toMatchObject({ mode: 'open', epoch: 2 });
-      expect(await conflict(store.forward({ ...expecting(1, 'fenced'), to: 'http://new.example:8080', cursor: 2 }))).toMatchObject({ mode: 'open', epoch: 2 });
+      expect(await conflict(store.fence({ ...expecting(1, 'fenced'), leaseMs: 30_000 }))).toMatchObject({
+        mode: 'open',
+        epoch: 2,
+      });
+      expect(
+        await conflict(store.forward({ ...expecting(1, 'fenced'), to: 'http://new.example:8080', cursor: 2 })),
+      ).toMatchObject({ mode: 'open', epoch: 2 });
       expect((await store.fenceState()).mode).toBe('open');
     });
 
     it('renews only a live fence of the epoch expected, the lease starting again', async () => {
       await store.fence({ ...expecting(0, 'open'), leaseMs: 10_000 });
       now += 8_000;
-      expect(await store.fence({ ...expecting(1, 'fenced'), leaseMs: 10_000 })).toMatchObject({ mode: 'fenced', epoch: 2, leaseLeftMs: 10_000 });
+      expect(await store.fence({ ...expecting(1, 'fenced'), leaseMs: 10_000 })).toMatchObject({
+        mode: 'fenced',
+        epoch: 2,
+        leaseLeftMs: 10_000,
+      });
       now += 8_000;
       expect(await storeError(store.put({ id: 'r', owner: 'alice', type: 'trip', data: {} }))).toBe('fenced');
       now += 2_000;
       // Lapsed here: not renewed any more, only taken anew by a change that expects it open.
-      expect(await conflict(store.fence({ ...expecting(2, 'fenced'), leaseMs: 10_000 }))).toMatchObject({ mode: 'open', epoch: 2 });
-      expect(await store.fence({ ...expecting(2, 'open', 'switch-2/a'), leaseMs: 10_000 })).toMatchObject({ mode: 'fenced', epoch: 3, by: 'switch-2/a' });
+      expect(await conflict(store.fence({ ...expecting(2, 'fenced'), leaseMs: 10_000 }))).toMatchObject({
+        mode: 'open',
+        epoch: 2,
+      });
+      expect(await store.fence({ ...expecting(2, 'open', 'switch-2/a'), leaseMs: 10_000 })).toMatchObject({
+        mode: 'fenced',
+        epoch: 3,
+        by: 'switch-2/a',
+      });
     });
 
     it('refuses a change that expects another epoch or mode, and changes nothing: a late or repeated request, a run that is over', async () => {
@@ -331,32 +405,73 @@ export function describeStoreContract(name: string, makeStore: (clock: Clock) =>
       await store.fence({ ...expecting(1, 'fenced', 'switch-1/renew'), leaseMs: 60_000 });
       const before = await store.fenceState();
       // A renewal and an unfence sent on epoch 1, arriving after the fence moved on to epoch 2.
-      expect(await conflict(store.fence({ ...expecting(1, 'fenced', 'switch-1/copy'), leaseMs: 60_000 }))).toMatchObject({ epoch: 2, mode: 'fenced' });
-      expect(await conflict(store.unfence(expecting(1, 'fenced', 'switch-1/undo')))).toMatchObject({ epoch: 2, mode: 'fenced' });
+      expect(
+        await conflict(store.fence({ ...expecting(1, 'fenced', 'switch-1/copy'), leaseMs: 60_000 })),
+      ).toMatchObject({ epoch: 2, mode: 'fenced' });
+      expect(await conflict(store.unfence(expecting(1, 'fenced', 'switch-1/undo')))).toMatchObject({
+        epoch: 2,
+        mode: 'fenced',
+      });
       // A fence taken by a change that expects the store open, and a forward from an open store.
-      expect(await conflict(store.fence({ ...expecting(2, 'open', 'switch-2/fence'), leaseMs: 60_000 }))).toMatchObject({ epoch: 2 });
+      expect(await conflict(store.fence({ ...expecting(2, 'open', 'switch-2/fence'), leaseMs: 60_000 }))).toMatchObject(
+        { epoch: 2 },
+      );
       expect(await store.fenceState()).toEqual(before);
       await store.unfence(expecting(2, 'fenced', 'switch-1/undo'));
-      expect(await conflict(store.forward({ ...expecting(3, 'open', 'switch-1/commit'), to: 'http://new.example:8080', cursor: 0 }))).toMatchObject({ epoch: 3, mode: 'open' });
+      expect(
+        await conflict(
+          store.forward({ ...expecting(3, 'open', 'switch-1/commit'), to: 'http://new.example:8080', cursor: 0 }),
+        ),
+      ).toMatchObject({ epoch: 3, mode: 'open' });
     });
 
     it('answers a retry as done: a change expecting an older epoch goes on when every change since was its own', async () => {
       await store.fence({ ...expecting(0, 'open', 'switch-1/7'), leaseMs: 60_000 });
       // The answer was lost; the retry sends the same change again.
-      expect(await store.fence({ ...expecting(0, 'open', 'switch-1/7'), leaseMs: 60_000 })).toMatchObject({ mode: 'fenced', epoch: 2, by: 'switch-1/7' });
-      const forwarding = await store.forward({ ...expecting(2, 'fenced', 'switch-1/9'), to: 'http://new.example:8080', cursor: 0 });
-      expect(await store.forward({ ...expecting(2, 'fenced', 'switch-1/9'), to: 'http://new.example:8080', cursor: 0 })).toEqual(forwarding);
+      expect(await store.fence({ ...expecting(0, 'open', 'switch-1/7'), leaseMs: 60_000 })).toMatchObject({
+        mode: 'fenced',
+        epoch: 2,
+        by: 'switch-1/7',
+      });
+      const forwarding = await store.forward({
+        ...expecting(2, 'fenced', 'switch-1/9'),
+        to: 'http://new.example:8080',
+        cursor: 0,
+      });
+      expect(
+        await store.forward({ ...expecting(2, 'fenced', 'switch-1/9'), to: 'http://new.example:8080', cursor: 0 }),
+      ).toEqual(forwarding);
       // Another step expecting epoch 2 is not that step.
-      expect(await conflict(store.forward({ ...expecting(2, 'fenced', 'switch-1/10'), to: 'http://new.example:8080', cursor: 0 }))).toEqual(forwarding);
+      expect(
+        await conflict(
+          store.forward({ ...expecting(2, 'fenced', 'switch-1/10'), to: 'http://new.example:8080', cursor: 0 }),
+        ),
+      ).toEqual(forwarding);
     });
 
     it('forwards only from a live fence with nothing acknowledged past the cursor, keeps forwarding through time, and unfences from it', async () => {
       await store.put({ id: 'w', owner: 'alice', type: 'trip', data: {} });
-      expect(await conflict(store.forward({ ...expecting(0, 'open'), to: 'http://new.example:8080', cursor: 1 }))).toMatchObject({ mode: 'open' });
+      expect(
+        await conflict(store.forward({ ...expecting(0, 'open'), to: 'http://new.example:8080', cursor: 1 })),
+      ).toMatchObject({ mode: 'open' });
       const fenced = await store.fence({ ...expecting(0, 'open'), leaseMs: 5_000 });
-      expect(await conflict(store.forward({ ...expecting(1, 'fenced'), to: 'http://new.example:8080', cursor: fenced.seq - 1 }))).toMatchObject({ mode: 'fenced', epoch: 1 });
-      const forwarding = await store.forward({ ...expecting(1, 'fenced'), to: 'http://new.example:8080', cursor: fenced.seq });
-      expect(forwarding).toEqual({ mode: 'forwarding', epoch: 2, forwardTo: 'http://new.example:8080', by: 'switch-1/a', seq: 1 });
+      expect(
+        await conflict(
+          store.forward({ ...expecting(1, 'fenced'), to: 'http://new.example:8080', cursor: fenced.seq - 1 }),
+        ),
+      ).toMatchObject({ mode: 'fenced', epoch: 1 });
+      const forwarding = await store.forward({
+        ...expecting(1, 'fenced'),
+        to: 'http://new.example:8080',
+        cursor: fenced.seq,
+      });
+      expect(forwarding).toEqual({
+        mode: 'forwarding',
+        epoch: 2,
+        forwardTo: 'http://new.example:8080',
+        by: 'switch-1/a',
+        seq: 1,
+      });
       // The lease no longer applies: forwarding is the committed switch.
       now += 3_600_000;
       expect(await store.fenceState()).toEqual(forwarding);
@@ -364,7 +479,12 @@ export function describeStoreContract(name: string, makeStore: (clock: Clock) =>
       expect(await storeError(store.put({ id: 'w', owner: 'alice', type: 'trip', data: { v: 2 } }))).toBe('fenced');
       expect(await storeError(store.delete('w', 'alice'))).toBe('fenced');
       expect((await store.get('w', 'alice'))?.data).toEqual({});
-      expect(await store.unfence(expecting(2, 'forwarding', 'rollback-1/a'))).toEqual({ mode: 'open', epoch: 3, by: 'rollback-1/a', seq: 1 });
+      expect(await store.unfence(expecting(2, 'forwarding', 'rollback-1/a'))).toEqual({
+        mode: 'open',
+        epoch: 3,
+        by: 'rollback-1/a',
+        seq: 1,
+      });
       await store.put({ id: 'w', owner: 'alice', type: 'trip', data: { v: 2 } });
     });
 

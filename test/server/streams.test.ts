@@ -17,7 +17,8 @@ describe('GET /v1/stream', () => {
   it('catches up from since, then delivers live changes, each once and in order', async () => {
     const target = await node();
     const alice = await target.token('alice');
-    for (let i = 0; i < 3; i++) await call(target, 'PUT', `/v1/items/s${i}`, { token: alice, body: { type: 'place', data: { i } } });
+    for (let i = 0; i < 3; i++)
+      await call(target, 'PUT', `/v1/items/s${i}`, { token: alice, body: { type: 'place', data: { i } } });
     const since = (await call(target, 'GET', '/v1/changes?limit=1', { token: alice })).json.next;
 
     const stream = await openStream(target, alice, since);
@@ -26,9 +27,19 @@ describe('GET /v1/stream', () => {
     expect(stream.headers['transfer-encoding']).toBe('chunked');
     const caughtUp = [await stream.next((m) => m.type === 'change'), await stream.next((m) => m.type === 'change')];
     expect(caughtUp.map((m) => m.id)).toEqual(['s1', 's2']);
-    expect(caughtUp[0]).toMatchObject({ type: 'change', owner: 'alice', itemType: 'place', deleted: false, data: { i: 1 } });
+    expect(caughtUp[0]).toMatchObject({
+      type: 'change',
+      owner: 'alice',
+      itemType: 'place',
+      deleted: false,
+      data: { i: 1 },
+    });
 
-    const writes = await Promise.all(Array.from({ length: 20 }, (_, i) => call(target, 'PUT', `/v1/items/live${i}`, { token: alice, body: { type: 'trip', data: { i } } })));
+    const writes = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        call(target, 'PUT', `/v1/items/live${i}`, { token: alice, body: { type: 'trip', data: { i } } }),
+      ),
+    );
     await call(target, 'DELETE', '/v1/items/s0', { token: alice });
     await stream.next((m) => m.type === 'change' && m.id === 's0' && m.deleted);
     const changes = stream.messages.filter((m) => m.type === 'change');
@@ -43,7 +54,14 @@ describe('GET /v1/stream', () => {
     const target = await node();
     const alice = await target.token('alice');
     for (let batch = 0; batch < 9; batch++) {
-      await Promise.all(Array.from({ length: 50 }, (_, i) => call(target, 'PUT', `/v1/items/bulk-${batch}-${i}`, { token: alice, body: { type: 'place', data: { batch, i } } })));
+      await Promise.all(
+        Array.from({ length: 50 }, (_, i) =>
+          call(target, 'PUT', `/v1/items/bulk-${batch}-${i}`, {
+            token: alice,
+            body: { type: 'place', data: { batch, i } },
+          }),
+        ),
+      );
     }
     const stream = await openStream(target, alice);
     await expect.poll(() => stream.messages.filter((m) => m.type === 'change').length, { timeout: 10_000 }).toBe(450);
@@ -52,7 +70,9 @@ describe('GET /v1/stream', () => {
     const feed = [];
     let since = '';
     for (;;) {
-      const page = (await call(target, 'GET', `/v1/changes?limit=1000${since ? `&since=${since}` : ''}`, { token: alice })).json;
+      const page = (
+        await call(target, 'GET', `/v1/changes?limit=1000${since ? `&since=${since}` : ''}`, { token: alice })
+      ).json;
       feed.push(...page.changes.map((c: { cursor: string }) => c.cursor));
       if (page.changes.length === 0) break;
       since = page.next;
@@ -113,8 +133,11 @@ describe('GET /v1/stream', () => {
     await once(socket, 'connect');
     socket.write(`GET /v1/stream HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${alice}\r\n\r\n`);
     const blob = 'x'.repeat(200 * 1024);
-    for (let i = 0; i < 60; i++) await call(target, 'PUT', `/v1/items/big${i}`, { token: alice, body: { type: 'trip', data: { blob } } });
-    await expect.poll(async () => (await call(target, 'GET', '/metrics')).text, { timeout: 15_000 }).toMatch(/navcloud_stream_reconnects_total\{reason="slow-reader"\} 1/);
+    for (let i = 0; i < 60; i++)
+      await call(target, 'PUT', `/v1/items/big${i}`, { token: alice, body: { type: 'trip', data: { blob } } });
+    await expect
+      .poll(async () => (await call(target, 'GET', '/metrics')).text, { timeout: 15_000 })
+      .toMatch(/navcloud_stream_reconnects_total\{reason="slow-reader"\} 1/);
     expect((await call(target, 'GET', '/metrics')).text).toContain('navcloud_open_streams 0');
     // The response ends with the reconnect line and the terminating chunk; the connection may stay open.
     let text = '';

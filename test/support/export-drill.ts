@@ -48,7 +48,14 @@ interface SyncNode {
 async function startSyncNode(store: string, nodeId: string): Promise<SyncNode> {
   const port = await freePort();
   const child = spawn(process.execPath, [bin], {
-    env: { PATH: process.env.PATH, LOG_LEVEL: 'error', PORT: String(port), SYNC_JWT_SECRET: SECRET, SYNC_STORE: store, SYNC_NODE_ID: nodeId },
+    env: {
+      PATH: process.env.PATH,
+      LOG_LEVEL: 'error',
+      PORT: String(port),
+      SYNC_JWT_SECRET: SECRET,
+      SYNC_STORE: store,
+      SYNC_NODE_ID: nodeId,
+    },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   await waitForPort('127.0.0.1', port, 30_000, nodeId);
@@ -62,20 +69,34 @@ async function stopSyncNode(node: SyncNode): Promise<void> {
   await exited;
 }
 
-async function exportFrom(node: SyncNode, token: string, since: string | undefined): Promise<{ ids: string[]; cursor: string }> {
+async function exportFrom(
+  node: SyncNode,
+  token: string,
+  since: string | undefined,
+): Promise<{ ids: string[]; cursor: string }> {
   const answer = await fetch(`${node.url}/admin/export${since ? `?since=${since}` : ''}`, {
-    headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(120_000),
+    headers: { authorization: `Bearer ${token}` },
+    signal: AbortSignal.timeout(120_000),
   });
   const text = await answer.text();
-  if (answer.status !== 200) throw new Error(`export from ${node.url} answered ${answer.status}: ${text.slice(0, 200)}`);
-  const lines = text.trim().split('\n').map((line) => JSON.parse(line) as { kind: string; id: string; cursor: string });
+  if (answer.status !== 200)
+    throw new Error(`export from ${node.url} answered ${answer.status}: ${text.slice(0, 200)}`);
+  const lines = text
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { kind: string; id: string; cursor: string });
   const end = lines.at(-1);
   if (end?.kind !== 'end') throw new Error(`export from ${node.url} ended without its end line`);
   return { ids: lines.filter((line) => line.kind === 'item').map((line) => line.id), cursor: end.cursor };
 }
 
 /** An export, through whichever sync node can serve it: one whose Riak node is struck cannot. */
-async function exportAny(nodes: SyncNode[], token: string, since: string | undefined, first: number): Promise<{ ids: string[]; cursor: string }> {
+async function exportAny(
+  nodes: SyncNode[],
+  token: string,
+  since: string | undefined,
+  first: number,
+): Promise<{ ids: string[]; cursor: string }> {
   let lastError: unknown;
   for (let attempt = 0; attempt < 6; attempt++) {
     try {
@@ -94,10 +115,14 @@ export async function runExportDrill(options: DrillOptions = {}): Promise<DrillR
   const passes = options.passes ?? 6;
   const log = options.log ?? (() => undefined);
   const bucket = `drill-${randomBytes(4).toString('hex')}`;
-  const store = (node: ClusterNode) => `riak:${nodeHttp(node)}?${options.quorums ?? APP_STACK_QUORUMS}&bucket=${bucket}`;
+  const store = (node: ClusterNode) =>
+    `riak:${nodeHttp(node)}?${options.quorums ?? APP_STACK_QUORUMS}&bucket=${bucket}`;
   // The sync nodes sit on the two Riak nodes the fault spares when it can, as two API nodes of a stack would.
   const riakNodes = ([1, 2, 3] as ClusterNode[]).filter((node) => node !== options.fault?.node).slice(0, 2);
-  const nodes = [await startSyncNode(store(riakNodes[0]!), 'drill-a'), await startSyncNode(store(riakNodes[1]!), 'drill-b')];
+  const nodes = [
+    await startSyncNode(store(riakNodes[0]!), 'drill-a'),
+    await startSyncNode(store(riakNodes[1]!), 'drill-b'),
+  ];
   const admin = await signToken(SECRET, 'ops', { admin: true });
   const events: string[] = [];
   const started = Date.now();
@@ -115,8 +140,10 @@ export async function runExportDrill(options: DrillOptions = {}): Promise<DrillR
         const id = `w${writer}-${i}`;
         try {
           const answer = await fetch(`${nodes[(writer + i) % 2]!.url}/v1/items/${id}`, {
-            method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-            body: JSON.stringify({ type: 'trip', data: { writer, i } }), signal: AbortSignal.timeout(30_000),
+            method: 'PUT',
+            headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ type: 'trip', data: { writer, i } }),
+            signal: AbortSignal.timeout(30_000),
           });
           await answer.arrayBuffer();
           if (answer.status === 201) acknowledged.push(id);
@@ -162,8 +189,15 @@ export async function runExportDrill(options: DrillOptions = {}): Promise<DrillR
       const node = nodes[attempt % 2]!.url;
       const headers = { authorization: `Bearer ${admin}`, 'content-type': 'application/json' };
       // A change of the fence names the epoch and mode it expects: the ones this node reads now.
-      const answer = await fetch(`${node}/admin/fence`, { headers }).then((now) => now.json() as Promise<{ epoch: number; mode: string }>)
-        .then(({ epoch, mode }) => fetch(`${node}/admin/fence`, { method: 'POST', headers, body: JSON.stringify({ expected: { epoch, mode }, by: 'drill', leaseSeconds: 300 }) }))
+      const answer = await fetch(`${node}/admin/fence`, { headers })
+        .then((now) => now.json() as Promise<{ epoch: number; mode: string }>)
+        .then(({ epoch, mode }) =>
+          fetch(`${node}/admin/fence`, {
+            method: 'POST',
+            headers,
+            body: JSON.stringify({ expected: { epoch, mode }, by: 'drill', leaseSeconds: 300 }),
+          }),
+        )
         .catch(() => undefined);
       if (answer?.status === 200) break;
       if (attempt > 20) throw new Error(`no sync node could fence: ${answer?.status}`);

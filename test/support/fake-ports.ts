@@ -16,14 +16,31 @@ import { Context } from '@temporalio/activity';
 import { CloudError, DnsConflictError, StackFailedError } from '../../src/cloud/errors.ts';
 import { servesWithOutputs, stackStatus } from '../../src/cloud/aws/stack-provisioner.ts';
 import type {
-  BackupManifest, Colour, DnsRecordState, DnsTarget, Ports, StackDescription, StackOutputs,
+  BackupManifest,
+  Colour,
+  DnsRecordState,
+  DnsTarget,
+  Ports,
+  StackDescription,
+  StackOutputs,
 } from '../../src/cloud/ports.ts';
 import type { Environment } from '../../src/config/environment.ts';
 import type { ExportItemLine, ExportLine, FenceMode, FenceResult, NodeStats } from '../../src/navcloud/protocol.ts';
 import { FenceConflictError, type StackAdmin } from '../../src/navcloud/admin-client.ts';
 import { FenceConflict, type FenceChange } from '../../server/store/port.ts';
-import { decide, effectiveMode, lapseOf, OPEN, type FenceRecord, type FenceRequest } from '../../server/store/fence-rules.ts';
-import { DEFAULT_FENCE_LEASE_SECONDS, DEFAULT_MAX_WRITE_PAUSE_SECONDS, type SmokeCheck } from '../../src/switch/contract.ts';
+import {
+  decide,
+  effectiveMode,
+  lapseOf,
+  OPEN,
+  type FenceRecord,
+  type FenceRequest,
+} from '../../server/store/fence-rules.ts';
+import {
+  DEFAULT_FENCE_LEASE_SECONDS,
+  DEFAULT_MAX_WRITE_PAUSE_SECONDS,
+  type SmokeCheck,
+} from '../../src/switch/contract.ts';
 import { stackName } from '../../src/switch/stack-name.ts';
 import type { AcknowledgedWrite, DnsFlip, NodeFence, RunSnapshot, WorldSnapshot } from './invariants.ts';
 import { holdsAtLeast } from '../../src/navcloud/revision.ts';
@@ -31,11 +48,26 @@ import type { ActivityDeps, SmokeRunner } from '../../activities/index.ts';
 import { decodeCursor, encodeCursor } from '../../src/navcloud/cursor.ts';
 
 export const FAILURE_POINTS = [
-  'stacks.create', 'stacks.waitUntilReady', 'stacks.delete', 'backups.latest', 'backups.read',
-  'admin.import', 'admin.export', 'admin.fence', 'admin.unfence', 'admin.drain', 'admin.undrain', 'admin.stats',
-  'dns.switch', 'dns.waitInSync', 'dns.verify', 'smoke', 'probe',
+  'stacks.create',
+  'stacks.waitUntilReady',
+  'stacks.delete',
+  'backups.latest',
+  'backups.read',
+  'admin.import',
+  'admin.export',
+  'admin.fence',
+  'admin.unfence',
+  'admin.drain',
+  'admin.undrain',
+  'admin.stats',
+  'dns.switch',
+  'dns.waitInSync',
+  'dns.verify',
+  'smoke',
+  'probe',
   // Only the first node takes the fence, then the call fails as if the others never answered.
-  'admin.fence.partial', 'admin.forward',
+  'admin.fence.partial',
+  'admin.forward',
 ] as const;
 export type FailurePoint = (typeof FAILURE_POINTS)[number];
 
@@ -52,7 +84,6 @@ export interface Failure {
 
 /** Nodes per fake stack (its outputs name as many). */
 const NODES = 2;
-
 
 /** What a write in flight when a fence lands does with its number (`FakeState.inFlightAtFence`). */
 export type CaughtWrite = 'gap' | 'overtaken';
@@ -137,7 +168,7 @@ export interface FakeWorldOptions {
 
 /** The service's own cursors: the data verification after the flip decodes them. */
 export const cursorOf = (seq: number) => encodeCursor(seq);
-const seqOf = (cursor: string | undefined) => (cursor ? decodeCursor(cursor) ?? 0 : 0);
+const seqOf = (cursor: string | undefined) => (cursor ? (decodeCursor(cursor) ?? 0) : 0);
 
 /** The workflow whose activity is calling, when the world is changed from an activity. */
 function callingWorkflow(): string | undefined {
@@ -151,7 +182,8 @@ function callingWorkflow(): string | undefined {
 const sameName = (a: string, b: string) => a.replace(/\.$/, '').toLowerCase() === b.replace(/\.$/, '').toLowerCase();
 /** Route53 compares names without regard to the trailing dot or case. */
 function sameTarget(a: DnsTarget, b: DnsTarget): boolean {
-  if (a.kind === 'alias' && b.kind === 'alias') return sameName(a.dnsName, b.dnsName) && a.hostedZoneId === b.hostedZoneId;
+  if (a.kind === 'alias' && b.kind === 'alias')
+    return sameName(a.dnsName, b.dnsName) && a.hostedZoneId === b.hostedZoneId;
   if (a.kind === 'a' && b.kind === 'a') return [...a.addresses].sort().join() === [...b.addresses].sort().join();
   return false;
 }
@@ -162,12 +194,26 @@ function sameRecord(a: DnsRecordState | undefined, b: DnsRecordState | undefined
 
 export function fakeEnvironment(name: string, overrides: Partial<Environment> = {}): Environment {
   return {
-    name, profile: 'local', region: 'us-east-1', hostedZoneId: 'Z1', recordName: `sync.${name}.navcloud.test.`,
-    ttl: 30, template: 'app-stack.yaml', parameters: {},
+    name,
+    profile: 'local',
+    region: 'us-east-1',
+    hostedZoneId: 'Z1',
+    recordName: `sync.${name}.navcloud.test.`,
+    ttl: 30,
+    template: 'app-stack.yaml',
+    parameters: {},
     backups: { bucket: 'navcloud-backups', prefix: 'backups/', keep: 3 },
     smoke: { heartbeatMs: 100, changeArrivalMs: 1000, sampleItems: 5, maxLatencyMs: 1000 },
-    approval: 'auto', approvalTimeoutSeconds: 600, verifySeconds: 30, verifyItemsPerSecond: 40_000, drainSeconds: 120, keepStacks: 1,
-    jwtSecret: 'test-secret', catchUpFenceBelow: 10, fenceLeaseSeconds: DEFAULT_FENCE_LEASE_SECONDS, maxWritePauseSeconds: DEFAULT_MAX_WRITE_PAUSE_SECONDS,
+    approval: 'auto',
+    approvalTimeoutSeconds: 600,
+    verifySeconds: 30,
+    verifyItemsPerSecond: 40_000,
+    drainSeconds: 120,
+    keepStacks: 1,
+    jwtSecret: 'test-secret',
+    catchUpFenceBelow: 10,
+    fenceLeaseSeconds: DEFAULT_FENCE_LEASE_SECONDS,
+    maxWritePauseSeconds: DEFAULT_MAX_WRITE_PAUSE_SECONDS,
     ...overrides,
   };
 }
@@ -190,13 +236,26 @@ export class FakeWorld {
 
   constructor(options: FakeWorldOptions = {}) {
     this.options = options;
-    this.state = options.stateFile && existsSync(options.stateFile)
-      ? (JSON.parse(readFileSync(options.stateFile, 'utf8')) as FakeState)
-      : {
-          stacks: {}, dnsChanges: 0, backups: [], failures: {}, calls: [], imported: {}, violations: [],
-          busyUntilStatsCall: 0, statsCalls: 0, refusedWrites: 0, writesAfterSwitch: 0,
-          acks: [], flips: [], clientWrites: 0, runs: [],
-        };
+    this.state =
+      options.stateFile && existsSync(options.stateFile)
+        ? (JSON.parse(readFileSync(options.stateFile, 'utf8')) as FakeState)
+        : {
+            stacks: {},
+            dnsChanges: 0,
+            backups: [],
+            failures: {},
+            calls: [],
+            imported: {},
+            violations: [],
+            busyUntilStatsCall: 0,
+            statsCalls: 0,
+            refusedWrites: 0,
+            writesAfterSwitch: 0,
+            acks: [],
+            flips: [],
+            clientWrites: 0,
+            runs: [],
+          };
   }
 
   /** World time: the clock a test drives with setTime, else the wall clock. */
@@ -258,7 +317,12 @@ export class FakeWorld {
       failure.times -= 1;
       this.save();
     }
-    throw new CloudError(failure.message ?? `injected failure at ${point}`, failure.retryable ?? false, 'Injected', subject);
+    throw new CloudError(
+      failure.message ?? `injected failure at ${point}`,
+      failure.retryable ?? false,
+      'Injected',
+      subject,
+    );
   }
 
   /** Whether an injected failure of `point` applies now (counting it like a throw would). */
@@ -276,7 +340,10 @@ export class FakeWorld {
     const record = this.recordOf(stack);
     const { mode, leaseLeftMs } = this.nodeView(stack, node);
     return {
-      fenced: mode !== 'open', mode, epoch: record.epoch, cursor: cursorOf(stack.seq),
+      fenced: mode !== 'open',
+      mode,
+      epoch: record.epoch,
+      cursor: cursorOf(stack.seq),
       ...(mode === 'fenced' ? { leaseSeconds: (record.leaseMs ?? 0) / 1000, leaseLeftMs } : {}),
       ...(mode === 'forwarding' ? { forwardTo: record.forwardTo } : {}),
       ...(record.by ? { by: record.by } : {}),
@@ -321,7 +388,9 @@ export class FakeWorld {
       const { mode, leaseLeftMs } = this.nodeView(stack, node);
       if (mode === 'fenced') return { mode, leaseLeftMs };
       const forwardTo = this.recordOf(stack).forwardTo;
-      return mode === 'forwarding' && forwardTo ? { mode, forwardTo: this.stackOfUrl(forwardTo).description.name } : { mode };
+      return mode === 'forwarding' && forwardTo
+        ? { mode, forwardTo: this.stackOfUrl(forwardTo).description.name }
+        : { mode };
     });
   }
 
@@ -331,12 +400,21 @@ export class FakeWorld {
     const { mode } = this.nodeView(stack, node);
     // As a Riak store judges a commit: a number may be taken and never acknowledged (a write the
     // fence caught), so only a copy older than the fence is behind; a lapse moved the epoch.
-    const view = { lapsed: record.mode === 'fenced' && mode === 'open', seq: stack.seq, acknowledgedThrough: record.fencedAt ?? stack.seq };
+    const view = {
+      lapsed: record.mode === 'fenced' && mode === 'open',
+      seq: stack.seq,
+      acknowledgedThrough: record.fencedAt ?? stack.seq,
+    };
     let decision;
     try {
       decision = decide(record, view, change, () => ({ mode, epoch: record.epoch, seq: stack.seq }));
     } catch (err) {
-      if (err instanceof FenceConflict) throw new FenceConflictError(`fake: ${err.message}`, stack.description.outputs?.adminUrl ?? '', this.fenceResult(stack, node));
+      if (err instanceof FenceConflict)
+        throw new FenceConflictError(
+          `fake: ${err.message}`,
+          stack.description.outputs?.adminUrl ?? '',
+          this.fenceResult(stack, node),
+        );
       throw err;
     }
     if ('next' in decision) stack.fence = decision.next;
@@ -386,25 +464,59 @@ export class FakeWorld {
       const have = stack.items[id];
       const rev = `${(have ? Number(have.rev.split('-')[0]) || 0 : 0) + 1}-caught`;
       stack.items[id] = {
-        kind: 'item', id, owner: 'u1', type: 'trip', rev, deleted: false, data: { caught: true },
-        shares: [], cursor: cursorOf(stack.seq), updatedAt: new Date(this.now()).toISOString(),
+        kind: 'item',
+        id,
+        owner: 'u1',
+        type: 'trip',
+        rev,
+        deleted: false,
+        data: { caught: true },
+        shares: [],
+        cursor: cursorOf(stack.seq),
+        updatedAt: new Date(this.now()).toISOString(),
       };
     }
-    this.changed(`a write caught by the fence of ${stack.description.name} took number ${stack.seq}${caught === 'gap' ? ' (never stored)' : ''}`);
+    this.changed(
+      `a write caught by the fence of ${stack.description.name} took number ${stack.seq}${caught === 'gap' ? ' (never stored)' : ''}`,
+    );
   }
 
   // ------------------------------------------------------------ seeding and client traffic
 
   /** A ready stack, optionally live behind DNS, with `items` items. */
-  addStack(name: string, colour: Colour, options: { items?: number; live?: boolean; env?: string; createdAt?: string; rawStatus?: string } = {}): StackDescription {
+  addStack(
+    name: string,
+    colour: Colour,
+    options: { items?: number; live?: boolean; env?: string; createdAt?: string; rawStatus?: string } = {},
+  ): StackDescription {
     const env = options.env ?? 'test';
     const description: StackDescription = {
-      name, env, colour, workflowId: 'seed', status: 'ready', rawStatus: options.rawStatus ?? 'CREATE_COMPLETE',
-      createdAt: options.createdAt ?? new Date(Date.UTC(2026, 0, 1)).toISOString(), outputs: this.outputsFor(name),
+      name,
+      env,
+      colour,
+      workflowId: 'seed',
+      status: 'ready',
+      rawStatus: options.rawStatus ?? 'CREATE_COMPLETE',
+      createdAt: options.createdAt ?? new Date(Date.UTC(2026, 0, 1)).toISOString(),
+      outputs: this.outputsFor(name),
     };
-    this.state.stacks[name] = { description, items: {}, seq: 0, fence: { ...OPEN }, draining: false, smoke: 'passed', everLive: options.live };
+    this.state.stacks[name] = {
+      description,
+      items: {},
+      seq: 0,
+      fence: { ...OPEN },
+      draining: false,
+      smoke: 'passed',
+      everLive: options.live,
+    };
     this.write(name, options.items ?? 0, 'seed');
-    if (options.live) this.state.dns = { recordName: this.recordName(env), ttl: 30, target: this.asRoute53(description.outputs!.dnsTarget), stack: name };
+    if (options.live)
+      this.state.dns = {
+        recordName: this.recordName(env),
+        ttl: 30,
+        target: this.asRoute53(description.outputs!.dnsTarget),
+        stack: name,
+      };
     this.save();
     return description;
   }
@@ -413,11 +525,20 @@ export class FakeWorld {
   addBackup(stack: string, key = `backups/${stack}-${Object.keys(this.state.backups).length}.json`): BackupManifest {
     const source = this.stack(stack);
     const items = Object.values(source.items).sort((a, b) => seqOf(a.cursor) - seqOf(b.cursor));
-    const lines = [...items.map((i) => JSON.stringify(i)), JSON.stringify({ kind: 'end', cursor: cursorOf(source.seq), items: items.length })];
+    const lines = [
+      ...items.map((i) => JSON.stringify(i)),
+      JSON.stringify({ kind: 'end', cursor: cursorOf(source.seq), items: items.length }),
+    ];
     const manifest: BackupManifest = {
-      key, dataKey: `${key}.ndjson.gz`, env: source.description.env, sourceStack: stack,
+      key,
+      dataKey: `${key}.ndjson.gz`,
+      env: source.description.env,
+      sourceStack: stack,
       createdAt: new Date(Date.UTC(2026, 0, 2, 0, this.state.backups.length)).toISOString(),
-      items: items.length, sha256: 'fake', cursor: cursorOf(source.seq), bytes: lines.join('\n').length,
+      items: items.length,
+      sha256: 'fake',
+      cursor: cursorOf(source.seq),
+      bytes: lines.join('\n').length,
     };
     this.state.backups.unshift({ manifest, lines });
     this.save();
@@ -436,8 +557,16 @@ export class FakeWorld {
       target.seq += 1;
       const id = `${prefix}-${stack}-${target.seq}`;
       target.items[id] = {
-        kind: 'item', id, owner: 'u1', type: 'trip', rev: `${target.seq}-a`, deleted: false, data: { n: i },
-        shares: [], cursor: cursorOf(target.seq), updatedAt: new Date(Date.UTC(2026, 0, 1)).toISOString(),
+        kind: 'item',
+        id,
+        owner: 'u1',
+        type: 'trip',
+        rev: `${target.seq}-a`,
+        deleted: false,
+        data: { n: i },
+        shares: [],
+        cursor: cursorOf(target.seq),
+        updatedAt: new Date(Date.UTC(2026, 0, 1)).toISOString(),
       };
     }
     this.save();
@@ -467,7 +596,10 @@ export class FakeWorld {
     if (!stack || stack.description.status === 'deleted' || hops < 0) return undefined;
     const record = this.recordOf(stack);
     const { mode } = this.nodeView(stack, node);
-    if (mode === 'forwarding') return record.forwardTo ? this.applyClientWrite(this.stackOfUrl(record.forwardTo).description.name, id, node, hops - 1) : undefined;
+    if (mode === 'forwarding')
+      return record.forwardTo
+        ? this.applyClientWrite(this.stackOfUrl(record.forwardTo).description.name, id, node, hops - 1)
+        : undefined;
     if (mode === 'fenced') return undefined;
     // A node that finds the lease lapsed by its clock records the lapse before it applies the write.
     if (record.mode === 'fenced') stack.fence = lapseOf(record);
@@ -477,8 +609,16 @@ export class FakeWorld {
     const rev = `${generation}-${String(this.state.clientWrites).padStart(6, '0')}`;
     stack.seq += 1;
     stack.items[id] = {
-      kind: 'item', id, owner: 'u1', type: 'trip', rev, deleted: false, data: { by: name },
-      shares: [], cursor: cursorOf(stack.seq), updatedAt: new Date(this.nodeClock(node)).toISOString(),
+      kind: 'item',
+      id,
+      owner: 'u1',
+      type: 'trip',
+      rev,
+      deleted: false,
+      data: { by: name },
+      shares: [],
+      cursor: cursorOf(stack.seq),
+      updatedAt: new Date(this.nodeClock(node)).toISOString(),
       ...(have?.copiedRev === undefined ? {} : { copiedRev: have.copiedRev }),
     };
     (this.state.acks ??= []).push({ id, rev, stack: name, at: this.now() });
@@ -538,8 +678,10 @@ export class FakeWorld {
       ? { kind: 'alias', dnsName: `${name}-alb-${n}.us-east-1.elb.amazonaws.com`, hostedZoneId: 'Z35SXDOTRQ7X7K' }
       : { kind: 'a', addresses: [`127.0.${n}.1`] };
     return {
-      endpoint: `http://fake/${name}`, adminUrl: `fake://${name}`,
-      nodes: [`fake://${name}/node-1`, `fake://${name}/node-2`], dnsTarget: target,
+      endpoint: `http://fake/${name}`,
+      adminUrl: `fake://${name}`,
+      nodes: [`fake://${name}/node-1`, `fake://${name}/node-2`],
+      dnsTarget: target,
     };
   }
 
@@ -552,7 +694,8 @@ export class FakeWorld {
   /** A stack's description as the provisioner reports it: on AWS the status follows the raw one, outputs only when ready. */
   private described(stack: FakeStack): StackDescription {
     const { description } = stack;
-    if (!this.options.awsShaped || description.status === 'deleted' || description.status === 'creating') return description;
+    if (!this.options.awsShaped || description.status === 'deleted' || description.status === 'creating')
+      return description;
     const status = stackStatus(description.rawStatus);
     const { outputs, ...rest } = description;
     return { ...rest, status, ...(servesWithOutputs(description.rawStatus) && outputs ? { outputs } : {}) };
@@ -561,7 +704,8 @@ export class FakeWorld {
   private stackOfUrl(url: string): FakeStack {
     const name = url.replace(/^(fake|http):\/\/(fake\/)?/, '').split('/')[0]!;
     const stack = this.state.stacks[name];
-    if (!stack || stack.description.status === 'deleted') throw new CloudError(`fake: ${url} does not answer`, true, 'Unreachable', url);
+    if (!stack || stack.description.status === 'deleted')
+      throw new CloudError(`fake: ${url} does not answer`, true, 'Unreachable', url);
     return stack;
   }
 
@@ -574,15 +718,30 @@ export class FakeWorld {
           this.check('stacks.create', request.name);
           const existing = this.state.stacks[request.name];
           if (existing && existing.description.workflowId !== request.workflowId) {
-            throw new CloudError(`stack ${request.name} exists for another workflow`, false, 'AlreadyExists', request.name);
+            throw new CloudError(
+              `stack ${request.name} exists for another workflow`,
+              false,
+              'AlreadyExists',
+              request.name,
+            );
           }
           if (!existing) {
             this.state.stacks[request.name] = {
               description: {
-                name: request.name, env: request.env, colour: request.colour, workflowId: request.workflowId,
-                status: 'creating', rawStatus: 'CREATE_IN_PROGRESS', createdAt: new Date(Date.UTC(2026, 1, 1, 0, this.state.calls.length)).toISOString(),
+                name: request.name,
+                env: request.env,
+                colour: request.colour,
+                workflowId: request.workflowId,
+                status: 'creating',
+                rawStatus: 'CREATE_IN_PROGRESS',
+                createdAt: new Date(Date.UTC(2026, 1, 1, 0, this.state.calls.length)).toISOString(),
               },
-              items: {}, seq: 0, fence: { ...OPEN }, draining: false, smoke: 'not-run', everLive: false,
+              items: {},
+              seq: 0,
+              fence: { ...OPEN },
+              draining: false,
+              smoke: 'not-run',
+              everLive: false,
             };
           }
           this.record(`create ${request.name} ${JSON.stringify(request.parameters)}`);
@@ -602,9 +761,16 @@ export class FakeWorld {
           } catch (err) {
             stack.description = { ...stack.description, status: 'failed', rawStatus: 'ROLLBACK_COMPLETE' };
             this.save();
-            throw new StackFailedError(name, 'ROLLBACK_COMPLETE', [{ resource: 'ApiGroup', type: 'AWS::AutoScaling::AutoScalingGroup', reason: (err as Error).message }]);
+            throw new StackFailedError(name, 'ROLLBACK_COMPLETE', [
+              { resource: 'ApiGroup', type: 'AWS::AutoScaling::AutoScalingGroup', reason: (err as Error).message },
+            ]);
           }
-          stack.description = { ...stack.description, status: 'ready', rawStatus: 'CREATE_COMPLETE', outputs: this.outputsFor(name) };
+          stack.description = {
+            ...stack.description,
+            status: 'ready',
+            rawStatus: 'CREATE_COMPLETE',
+            outputs: this.outputsFor(name),
+          };
           this.changed(`${name} ready`);
           return this.described(stack);
         },
@@ -612,9 +778,11 @@ export class FakeWorld {
           const stack = this.state.stacks[name];
           return stack && this.described(stack);
         },
-        list: async (env) => Object.values(this.state.stacks).map((s) => this.described(s))
-          .filter((d) => d.env === env && d.status !== 'deleted')
-          .sort((a, b) => b.createdAt.localeCompare(a.createdAt)),
+        list: async (env) =>
+          Object.values(this.state.stacks)
+            .map((s) => this.described(s))
+            .filter((d) => d.env === env && d.status !== 'deleted')
+            .sort((a, b) => b.createdAt.localeCompare(a.createdAt)),
         delete: async (name) => {
           this.check('stacks.delete', name);
           if (this.state.dns?.stack === name) this.state.violations.push(`delete of ${name} while DNS points to it`);
@@ -650,9 +818,15 @@ export class FakeWorld {
           const items = collected.filter((l) => (JSON.parse(l) as ExportLine).kind === 'item').length;
           const key = `backups/${meta.sourceStack}-${this.state.backups.length}.json`;
           const manifest: BackupManifest = {
-            key, dataKey: `${key}.ndjson.gz`, env: meta.env, sourceStack: meta.sourceStack,
-            createdAt: new Date(Date.UTC(2026, 2, 1, 0, this.state.backups.length)).toISOString(), items, sha256: 'fake',
-            cursor: meta.cursor, bytes: collected.join('\n').length,
+            key,
+            dataKey: `${key}.ndjson.gz`,
+            env: meta.env,
+            sourceStack: meta.sourceStack,
+            createdAt: new Date(Date.UTC(2026, 2, 1, 0, this.state.backups.length)).toISOString(),
+            items,
+            sha256: 'fake',
+            cursor: meta.cursor,
+            bytes: collected.join('\n').length,
           };
           this.state.backups.unshift({ manifest, lines: collected });
           this.record(`backup ${key}`);
@@ -671,22 +845,33 @@ export class FakeWorld {
         switch: async (request) => {
           this.check('dns.switch', request.stack);
           if (!sameRecord(request.expected, this.state.dns)) {
-            throw new DnsConflictError(request.recordName, `expected ${request.expected?.stack ?? 'no record'}, found ${this.state.dns?.stack ?? 'no record'}`);
+            throw new DnsConflictError(
+              request.recordName,
+              `expected ${request.expected?.stack ?? 'no record'}, found ${this.state.dns?.stack ?? 'no record'}`,
+            );
           }
           const stack = this.state.stacks[request.stack];
-          if (!stack || stack.description.status !== 'ready') this.state.violations.push(`DNS switched to ${request.stack}, which is not ready`);
+          if (!stack || stack.description.status !== 'ready')
+            this.state.violations.push(`DNS switched to ${request.stack}, which is not ready`);
           // Clients sent to a fenced or drained stack would have their writes or streams refused.
-          if (stack && this.fenceOf(request.stack).some((m) => m !== 'open')) this.state.violations.push(`DNS switched to ${request.stack}, which is fenced`);
+          if (stack && this.fenceOf(request.stack).some((m) => m !== 'open'))
+            this.state.violations.push(`DNS switched to ${request.stack}, which is fenced`);
           if (stack?.draining) this.state.violations.push(`DNS switched to ${request.stack}, which is draining`);
           const from = this.state.dns?.stack;
           this.state.flips ??= [];
           this.state.flips.push({ at: this.now(), to: request.stack, ...(from ? this.fenceAtFlip(from) : {}) });
           this.state.cachedDns = from;
           if (stack) stack.everLive = true;
-          this.state.dns = { recordName: request.recordName, ttl: request.ttl, target: this.asRoute53(request.target), stack: request.stack };
+          this.state.dns = {
+            recordName: request.recordName,
+            ttl: request.ttl,
+            target: this.asRoute53(request.target),
+            stack: request.stack,
+          };
           this.state.dnsChanges += 1;
           this.record(`dns ${request.stack}`);
-          if (stack && this.state.writesAfterSwitch) this.write(request.stack, this.state.writesAfterSwitch, 'after-switch');
+          if (stack && this.state.writesAfterSwitch)
+            this.write(request.stack, this.state.writesAfterSwitch, 'after-switch');
           return `change-${this.state.dnsChanges}`;
         },
         waitInSync: async (changeId) => {
@@ -709,8 +894,15 @@ export class FakeWorld {
           world.check('admin.export', adminUrl);
           const stack = world.stackOfUrl(adminUrl);
           const from = seqOf(since);
-          if (from > stack.seq) throw new CloudError(`GET ${adminUrl}/admin/export answered 410: cursor-gone: cursor ${from} is beyond the newest change of this store`, false, 'Http410', adminUrl);
-          const lines = Object.values(stack.items).filter((i) => seqOf(i.cursor) > from)
+          if (from > stack.seq)
+            throw new CloudError(
+              `GET ${adminUrl}/admin/export answered 410: cursor-gone: cursor ${from} is beyond the newest change of this store`,
+              false,
+              'Http410',
+              adminUrl,
+            );
+          const lines = Object.values(stack.items)
+            .filter((i) => seqOf(i.cursor) > from)
             .sort((a, b) => seqOf(a.cursor) - seqOf(b.cursor));
           const through = stack.seq;
           world.takeCaughtNumber(stack);
@@ -722,7 +914,8 @@ export class FakeWorld {
         world.check('admin.export', adminUrl);
         const stack = world.stackOfUrl(adminUrl);
         const lines = Object.values(stack.items).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-        for (const { id, rev, cursor, copiedRev } of lines) yield { kind: 'revision' as const, id, rev, cursor, ...(copiedRev === undefined ? {} : { copiedRev }) };
+        for (const { id, rev, cursor, copiedRev } of lines)
+          yield { kind: 'revision' as const, id, rev, cursor, ...(copiedRev === undefined ? {} : { copiedRev }) };
         yield { kind: 'end' as const, cursor: cursorOf(stack.seq), items: lines.length };
       },
       async item(id) {
@@ -764,11 +957,21 @@ export class FakeWorld {
         world.check('admin.fence', adminUrl);
         const stack = world.stackOfUrl(adminUrl);
         const wasOpen = world.fenceOf(stack.description.name).every((mode) => mode === 'open');
-        const result = world.changeFence(stack, world.answering(stack), { ...request, kind: 'fence', leaseMs: request.leaseSeconds * 1000 });
+        const result = world.changeFence(stack, world.answering(stack), {
+          ...request,
+          kind: 'fence',
+          leaseMs: request.leaseSeconds * 1000,
+        });
         if (wasOpen) world.fenceLanded(stack);
         const partial = world.failsAt('admin.fence.partial', adminUrl);
         world.record(`fence ${stack.description.name}`);
-        if (partial) throw new CloudError(`${adminUrl}: the fence was taken but its answer was lost`, true, 'Unreachable', adminUrl);
+        if (partial)
+          throw new CloudError(
+            `${adminUrl}: the fence was taken but its answer was lost`,
+            true,
+            'Unreachable',
+            adminUrl,
+          );
         return result;
       },
       async forward(request) {
@@ -776,7 +979,11 @@ export class FakeWorld {
         world.check('admin.forward', adminUrl);
         const stack = world.stackOfUrl(adminUrl);
         const target = world.stackOfUrl(request.to).description.name;
-        const result = world.changeFence(stack, world.answering(stack), { ...request, kind: 'forward', cursor: seqOf(request.cursor) });
+        const result = world.changeFence(stack, world.answering(stack), {
+          ...request,
+          kind: 'forward',
+          cursor: seqOf(request.cursor),
+        });
         // Clients that reach the forwarding stack are served by the target from now on.
         if (stack.everLive) world.stack(target).everLive = true;
         world.record(`forward ${stack.description.name} to ${target}`);
@@ -822,12 +1029,27 @@ export class FakeWorld {
         const record = world.recordOf(stack);
         const { mode, leaseLeftMs } = world.nodeView(stack, index);
         const stats = {
-          node, fenced: mode !== 'open', draining: stack.draining, openStreams: busy ? 3 : 0, requestRate: busy ? 12 : 0,
-          items: Object.keys(stack.items).length, cursor: cursorOf(stack.seq), uptimeSeconds: 100,
-          version: 'fake', eventLoopLagMs: 0,
+          node,
+          fenced: mode !== 'open',
+          draining: stack.draining,
+          openStreams: busy ? 3 : 0,
+          requestRate: busy ? 12 : 0,
+          items: Object.keys(stack.items).length,
+          cursor: cursorOf(stack.seq),
+          uptimeSeconds: 100,
+          version: 'fake',
+          eventLoopLagMs: 0,
           // Each node of a forwarding stack held 2 writes (one ran out) and forwarded 5 requests.
-          flip: mode === 'forwarding' ? { requestsHeld: 2, holdsTimedOut: 1, requestsForwarded: 5 } : { requestsHeld: 0, holdsTimedOut: 0, requestsForwarded: 0 },
-          fence: { mode, epoch: record.epoch, ...(mode === 'fenced' ? { leaseLeftMs } : {}), ...(mode === 'forwarding' ? { forwardTo: record.forwardTo } : {}) },
+          flip:
+            mode === 'forwarding'
+              ? { requestsHeld: 2, holdsTimedOut: 1, requestsForwarded: 5 }
+              : { requestsHeld: 0, holdsTimedOut: 0, requestsForwarded: 0 },
+          fence: {
+            mode,
+            epoch: record.epoch,
+            ...(mode === 'fenced' ? { leaseLeftMs } : {}),
+            ...(mode === 'forwarding' ? { forwardTo: record.forwardTo } : {}),
+          },
         };
         return stats as NodeStats;
       },
@@ -844,8 +1066,9 @@ export class FakeWorld {
 
   smokeRunner(): SmokeRunner {
     return async ({ stack }) => {
-      const checks: SmokeCheck[] = ['health', 'auth-refusal', 'round-trip', 'sharing', 'restored-sample', 'stream']
-        .map((name) => ({ name, ok: true, durationMs: 5 }));
+      const checks: SmokeCheck[] = ['health', 'auth-refusal', 'round-trip', 'sharing', 'restored-sample', 'stream'].map(
+        (name) => ({ name, ok: true, durationMs: 5 }),
+      );
       try {
         this.check('smoke', stack.adminUrl);
       } catch (err) {

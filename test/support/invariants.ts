@@ -135,7 +135,10 @@ export function checkStep(snapshot: WorldSnapshot): Violation[] {
   // I1: of the stacks clients can reach, at most one applies writes of its own.
   const writers = snapshot.stacks.filter((s) => s.everLive && acknowledgesOwnWrites(s)).map((s) => s.name);
   if (writers.length > 1) {
-    violations.push({ invariant: 'I1', message: `stacks ${writers.join(' and ')} both acknowledge writes of their own (clients reach both)` });
+    violations.push({
+      invariant: 'I1',
+      message: `stacks ${writers.join(' and ')} both acknowledge writes of their own (clients reach both)`,
+    });
   }
 
   // I2: a fence always ends by itself, and DNS never leaves a stack whose lease is about to lapse.
@@ -145,32 +148,53 @@ export function checkStep(snapshot: WorldSnapshot): Violation[] {
       if (node.leaseLeftMs === undefined) {
         violations.push({ invariant: 'I2', message: `${stack.name} node ${i + 1} is fenced without a lease` });
       } else if (node.leaseLeftMs > snapshot.leaseMs) {
-        violations.push({ invariant: 'I2', message: `${stack.name} node ${i + 1} is fenced for ${node.leaseLeftMs} ms, more than the ${snapshot.leaseMs} ms lease` });
+        violations.push({
+          invariant: 'I2',
+          message: `${stack.name} node ${i + 1} is fenced for ${node.leaseLeftMs} ms, more than the ${snapshot.leaseMs} ms lease`,
+        });
       }
     });
   }
   for (const flip of snapshot.flips) {
     if (flip.fromMode === 'fenced' && (flip.fromLeaseLeftMs ?? 0) < snapshot.leaseMs / 2) {
-      violations.push({ invariant: 'I2', message: `DNS moved from ${flip.from} to ${flip.to} with ${flip.fromLeaseLeftMs ?? 0} ms of the fence lease left (less than half)` });
+      violations.push({
+        invariant: 'I2',
+        message: `DNS moved from ${flip.from} to ${flip.to} with ${flip.fromLeaseLeftMs ?? 0} ms of the fence lease left (less than half)`,
+      });
     }
   }
 
   // I3 (as far as it can hold mid-run): no acknowledged write lives only on deleted stacks.
   for (const write of snapshot.writes) {
-    const held = snapshot.stacks.some((s) => !s.deleted && s.items[write.id] !== undefined && compareRevisions(s.items[write.id]!, write.rev) >= 0);
-    if (!held) violations.push({ invariant: 'I3', message: `write ${write.id}@${write.rev} acknowledged by ${write.stack} is on no stack any more` });
+    const held = snapshot.stacks.some(
+      (s) => !s.deleted && s.items[write.id] !== undefined && compareRevisions(s.items[write.id]!, write.rev) >= 0,
+    );
+    if (!held)
+      violations.push({
+        invariant: 'I3',
+        message: `write ${write.id}@${write.rev} acknowledged by ${write.stack} is on no stack any more`,
+      });
   }
 
   // I4: DNS points to a stack that exists and passed its smoke checks.
   if (snapshot.dns) {
     const live = stacks.get(snapshot.dns);
-    if (!live || live.deleted) violations.push({ invariant: 'I4', message: `DNS points to ${snapshot.dns}, which was deleted` });
-    else if (live.smoke !== 'passed') violations.push({ invariant: 'I4', message: `DNS points to ${snapshot.dns}, whose smoke checks ${live.smoke === 'failed' ? 'failed' : 'never ran'}` });
+    if (!live || live.deleted)
+      violations.push({ invariant: 'I4', message: `DNS points to ${snapshot.dns}, which was deleted` });
+    else if (live.smoke !== 'passed')
+      violations.push({
+        invariant: 'I4',
+        message: `DNS points to ${snapshot.dns}, whose smoke checks ${live.smoke === 'failed' ? 'failed' : 'never ran'}`,
+      });
   }
 
   // I6: one switch or rollback acts on the environment at a time.
   const acting = snapshot.runs.filter((r) => r.state === 'running' && r.acted).map((r) => r.workflowId);
-  if (acting.length > 1) violations.push({ invariant: 'I6', message: `runs ${acting.join(' and ')} act on the environment at the same time` });
+  if (acting.length > 1)
+    violations.push({
+      invariant: 'I6',
+      message: `runs ${acting.join(' and ')} act on the environment at the same time`,
+    });
   return violations;
 }
 
@@ -184,7 +208,10 @@ export function checkEnd(snapshot: WorldSnapshot): Violation[] {
 
   // I2: the stack DNS points to takes writes again.
   if (snapshot.dns && !acceptsWrites(snapshot, snapshot.dns)) {
-    violations.push({ invariant: 'I2', message: `${snapshot.dns}, where DNS points, still refuses writes after the runs ended and the lease passed` });
+    violations.push({
+      invariant: 'I2',
+      message: `${snapshot.dns}, where DNS points, still refuses writes after the runs ended and the lease passed`,
+    });
   }
 
   // I3: every acknowledged write is on the stack that serves the DNS name (where the stack DNS
@@ -196,8 +223,14 @@ export function checkEnd(snapshot: WorldSnapshot): Violation[] {
     return have === undefined || compareRevisions(have, w.rev) < 0;
   });
   if (lost.length) {
-    const sample = lost.slice(0, 5).map((w) => `${w.id}@${w.rev} (acknowledged by ${w.stack})`).join(', ');
-    violations.push({ invariant: 'I3', message: `${lost.length} acknowledged writes are missing on ${serving ?? 'the live stack (DNS points nowhere)'}: ${sample}` });
+    const sample = lost
+      .slice(0, 5)
+      .map((w) => `${w.id}@${w.rev} (acknowledged by ${w.stack})`)
+      .join(', ');
+    violations.push({
+      invariant: 'I3',
+      message: `${lost.length} acknowledged writes are missing on ${serving ?? 'the live stack (DNS points nowhere)'}: ${sample}`,
+    });
   }
 
   // I5: what remains is the live stack, up to keepStacks stacks that served before, and stacks kept on purpose.
@@ -205,16 +238,24 @@ export function checkEnd(snapshot: WorldSnapshot): Violation[] {
   const remaining = snapshot.stacks.filter((s) => !s.deleted && s.name !== snapshot.dns);
   const previous = remaining.filter((s) => s.everLive);
   if (previous.length > snapshot.keepStacks) {
-    violations.push({ invariant: 'I5', message: `${previous.length} previous live stacks remain (${previous.map((s) => s.name).join(', ')}), more than keepStacks ${snapshot.keepStacks}` });
+    violations.push({
+      invariant: 'I5',
+      message: `${previous.length} previous live stacks remain (${previous.map((s) => s.name).join(', ')}), more than keepStacks ${snapshot.keepStacks}`,
+    });
   }
   for (const stack of remaining.filter((s) => !s.everLive && s.createdBy !== undefined)) {
     const run = closed.get(stack.createdBy!);
-    if (run && !run.keepFailed) violations.push({ invariant: 'I5', message: `${stack.name} of closed run ${run.workflowId} was never live and is still there` });
+    if (run && !run.keepFailed)
+      violations.push({
+        invariant: 'I5',
+        message: `${stack.name} of closed run ${run.workflowId} was never live and is still there`,
+      });
   }
 
   // I6: every run that closed left its report.
   for (const run of snapshot.runs) {
-    if (run.state === 'closed' && !run.reported) violations.push({ invariant: 'I6', message: `${run.kind} ${run.workflowId} closed without a report` });
+    if (run.state === 'closed' && !run.reported)
+      violations.push({ invariant: 'I6', message: `${run.kind} ${run.workflowId} closed without a report` });
   }
   return violations;
 }

@@ -32,18 +32,26 @@ export async function startMoto(): Promise<Moto> {
   const child = spawn(toolPath('moto_server'), ['-H', '127.0.0.1', '-p', String(port)], {
     stdio: ['ignore', log, log],
     // moto reads these for the account it emulates; keep the caller's real AWS settings out.
-    env: { ...process.env, AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', AWS_DEFAULT_REGION: motoRegion },
+    env: {
+      ...process.env,
+      AWS_ACCESS_KEY_ID: 'testing',
+      AWS_SECRET_ACCESS_KEY: 'testing',
+      AWS_DEFAULT_REGION: motoRegion,
+    },
   });
   closeSync(log);
   let exitCode: number | null | undefined;
-  child.once('exit', (code) => { exitCode = code; });
-
-  const stop = () => new Promise<void>((res) => {
-    if (child.exitCode !== null || child.signalCode !== null) return res();
-    child.once('exit', () => res());
-    child.kill('SIGTERM');
-    setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
+  child.once('exit', (code) => {
+    exitCode = code;
   });
+
+  const stop = () =>
+    new Promise<void>((res) => {
+      if (child.exitCode !== null || child.signalCode !== null) return res();
+      child.once('exit', () => res());
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
+    });
 
   // Bounded wait: moto imports every service's models on start, which takes a few seconds.
   const deadline = Date.now() + 60_000;

@@ -8,7 +8,11 @@ import { statusQuery, type Phase, type SwitchStatus } from '../../src/switch/con
  * handle without a run id answers for the previous run until the next one starts. After
  * `timeoutMs` without the phase it fails with the last phase seen.
  */
-export async function untilPhase(handle: WorkflowHandle, phases: Phase | Phase[], timeoutMs = 120_000): Promise<SwitchStatus> {
+export async function untilPhase(
+  handle: WorkflowHandle,
+  phases: Phase | Phase[],
+  timeoutMs = 120_000,
+): Promise<SwitchStatus> {
   const wanted = Array.isArray(phases) ? phases : [phases];
   const deadline = Date.now() + timeoutMs;
   let last: SwitchStatus | undefined;

@@ -58,7 +58,10 @@ async function stopGroup(child: ChildProcess, graceMs: number): Promise<void> {
  */
 export async function startRabbitMq(): Promise<RabbitMq> {
   for (const path of [RABBITMQ_SERVER_SCRIPT, EPMD]) {
-    if (!existsSync(path)) throw new Error(`${path} is missing: run 'npm run bootstrap' (scripts/bootstrap installs Debian's rabbitmq-server)`);
+    if (!existsSync(path))
+      throw new Error(
+        `${path} is missing: run 'npm run bootstrap' (scripts/bootstrap installs Debian's rabbitmq-server)`,
+      );
   }
   const dir = mkdtempSync(join(tmpdir(), 'switchyard-rabbitmq-'));
   const [port, distPort, epmdPort] = [await freePort(), await freePort(), await freePort()];
@@ -67,7 +70,11 @@ export async function startRabbitMq(): Promise<RabbitMq> {
   const logFile = resolve(logDir, `rabbitmq-${port}.log`);
   const env = brokerEnvironment(dir, { port, distPort, epmdPort });
 
-  const epmd = spawn(EPMD, ['-port', String(epmdPort), '-address', '127.0.0.1'], { env, detached: true, stdio: 'ignore' });
+  const epmd = spawn(EPMD, ['-port', String(epmdPort), '-address', '127.0.0.1'], {
+    env,
+    detached: true,
+    stdio: 'ignore',
+  });
   running.add(epmd);
   await waitForPort('127.0.0.1', epmdPort, 10_000, 'epmd');
 
@@ -124,7 +131,8 @@ async function acceptsAmqp(url: string, timeoutMs: number): Promise<void> {
       await connection.close();
       return;
     } catch (error) {
-      if (Date.now() > deadline) throw new Error(`rabbitmq-server at ${url} refused AMQP for ${timeoutMs} ms: ${String(error)}`);
+      if (Date.now() > deadline)
+        throw new Error(`rabbitmq-server at ${url} refused AMQP for ${timeoutMs} ms: ${String(error)}`);
       await sleep(200);
     }
   }

@@ -36,7 +36,9 @@ export function riakctlPath(): string | undefined {
 export const clusterRunning = process.env.RIAK_CLUSTER === '1' && riakctlPath() !== undefined;
 /** A suite's title, saying why it is skipped when the cluster is not there. */
 export function onCluster(title: string): string {
-  return clusterRunning ? title : `${title} (skipped: no real Riak cluster; start it with \`../shared/riak/riakctl cluster start\` and set RIAK_CLUSTER=1, as .ci/run does when riakctl is there)`;
+  return clusterRunning
+    ? title
+    : `${title} (skipped: no real Riak cluster; start it with \`../shared/riak/riakctl cluster start\` and set RIAK_CLUSTER=1, as .ci/run does when riakctl is there)`;
 }
 
 export async function riakctl(...args: string[]): Promise<string> {
@@ -96,7 +98,9 @@ async function pings(node: ClusterNode): Promise<boolean> {
  * out Riak's vnode inactivity timeout, a minute or more here) strikes a cluster still repairing,
  * which the promise covers as well and which takes a third of the time.
  */
-export async function waitSettled(options: { handoffs?: 'settled' | 'pending'; timeoutMs?: number } = {}): Promise<void> {
+export async function waitSettled(
+  options: { handoffs?: 'settled' | 'pending'; timeoutMs?: number } = {},
+): Promise<void> {
   const timeoutMs = options.timeoutMs ?? 300_000;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -106,7 +110,10 @@ export async function waitSettled(options: { handoffs?: 'settled' | 'pending'; t
       const transfers = await riakctl('transfers').catch(() => 'unknown');
       if (/No transfers active/.test(transfers) && !/waiting to handoff/.test(transfers)) return;
     }
-    if (Date.now() > deadline) throw new Error(`the Riak cluster did not ${options.handoffs === 'pending' ? 'answer on every node' : 'settle'} within ${timeoutMs / 1000} s`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `the Riak cluster did not ${options.handoffs === 'pending' ? 'answer on every node' : 'settle'} within ${timeoutMs / 1000} s`,
+      );
     await sleep(2_000);
   }
 }

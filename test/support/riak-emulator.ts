@@ -199,7 +199,12 @@ export class RiakEmulator {
       method: request.method ?? 'GET',
       path: url.pathname,
       query: Object.fromEntries(url.searchParams),
-      headers: Object.fromEntries(Object.entries(request.headers).map(([name, value]) => [name, Array.isArray(value) ? value.join(', ') : value ?? ''])),
+      headers: Object.fromEntries(
+        Object.entries(request.headers).map(([name, value]) => [
+          name,
+          Array.isArray(value) ? value.join(', ') : (value ?? ''),
+        ]),
+      ),
       body: body.toString('utf8'),
     };
     if (this.recording) this.requests.push(recorded);
@@ -240,7 +245,8 @@ export class RiakEmulator {
 
   private answer(request: RecordedRequest, url: URL, body: Buffer): Answer {
     const segments = url.pathname.split('/').slice(1).map(decodeURIComponent);
-    if (request.method === 'GET' && url.pathname === '/ping') return { status: 200, headers: { 'content-type': 'text/html' }, body: 'OK' };
+    if (request.method === 'GET' && url.pathname === '/ping')
+      return { status: 200, headers: { 'content-type': 'text/html' }, body: 'OK' };
     for (const name of ['r', 'pr', 'w', 'pw', 'dw']) {
       const value = request.query[name];
       if (value !== undefined && (!QUORUM.test(value) || (/^[0-9]+$/.test(value) && Number(value) > N_VAL))) {
@@ -248,11 +254,14 @@ export class RiakEmulator {
       }
     }
     const [typesWord, type, bucketsWord, bucket, kind, ...rest] = segments;
-    if (typesWord !== 'types' || bucketsWord !== 'buckets' || !type || !bucket) return text(404, 'Resource not found\n');
+    if (typesWord !== 'types' || bucketsWord !== 'buckets' || !type || !bucket)
+      return text(404, 'Resource not found\n');
     if (kind === 'props' && rest.length === 0 && request.method === 'GET') {
       const datatype = this.types.counter.includes(type) ? { datatype: 'counter' } : {};
       if (!this.types.kv.includes(type) && !datatype.datatype) return text(404, `Unknown bucket type: ${type}\n`);
-      return json(200, { props: { name: bucket, n_val: N_VAL, allow_mult: this.allowMult, last_write_wins: false, ...datatype } });
+      return json(200, {
+        props: { name: bucket, n_val: N_VAL, allow_mult: this.allowMult, last_write_wins: false, ...datatype },
+      });
     }
     if (kind === 'keys' && rest.length === 1) {
       if (!this.types.kv.includes(type)) return text(404, `Unknown bucket type: ${type}\n`);
@@ -290,7 +299,8 @@ export class RiakEmulator {
     const vclock = vclockOf(id, object.version);
     if (object.siblings.length === 1) {
       const [only] = object.siblings as [Sibling];
-      if (request.headers['if-none-match'] === `"${only.vtag}"`) return { status: 304, headers: { etag: `"${only.vtag}"`, 'x-riak-vclock': vclock } };
+      if (request.headers['if-none-match'] === `"${only.vtag}"`)
+        return { status: 304, headers: { etag: `"${only.vtag}"`, 'x-riak-vclock': vclock } };
       return { status: 200, headers: { ...siblingHeaders(only), 'x-riak-vclock': vclock }, body: only.body };
     }
     return this.multiple(object, vclock, request);
@@ -301,10 +311,16 @@ export class RiakEmulator {
       return text(300, `Siblings:\n${object.siblings.map((s) => s.vtag).join('\n')}\n`, { 'x-riak-vclock': vclock });
     }
     const boundary = randomBytes(12).toString('base64url');
-    const parts = object.siblings.map((s) => Buffer.concat([
-      Buffer.from(`\r\n--${boundary}\r\n${Object.entries(siblingHeaders(s)).map(([n, v]) => `${n}: ${v}`).join('\r\n')}\r\n\r\n`),
-      s.body,
-    ]));
+    const parts = object.siblings.map((s) =>
+      Buffer.concat([
+        Buffer.from(
+          `\r\n--${boundary}\r\n${Object.entries(siblingHeaders(s))
+            .map(([n, v]) => `${n}: ${v}`)
+            .join('\r\n')}\r\n\r\n`,
+        ),
+        s.body,
+      ]),
+    );
     return {
       status: 300,
       headers: { 'content-type': `multipart/mixed; boundary=${boundary}`, 'x-riak-vclock': vclock },
@@ -317,18 +333,27 @@ export class RiakEmulator {
     const exists = object.siblings.length > 0;
     if (request.headers['if-none-match'] === '*' && exists) return text(412, 'Precondition Failed\n');
     const ifMatch = request.headers['if-match'];
-    if (ifMatch !== undefined && !(object.siblings.length === 1 && `"${object.siblings[0]!.vtag}"` === ifMatch)) return text(412, 'Precondition Failed\n');
+    if (ifMatch !== undefined && !(object.siblings.length === 1 && `"${object.siblings[0]!.vtag}"` === ifMatch))
+      return text(412, 'Precondition Failed\n');
     const indexes: Record<string, string[]> = {};
     for (const [name, value] of Object.entries(request.headers)) {
       if (!name.startsWith('x-riak-index-')) continue;
       const index = name.slice('x-riak-index-'.length);
-      const values = value.split(',').map((v) => v.trim()).filter(Boolean);
+      const values = value
+        .split(',')
+        .map((v) => v.trim())
+        .filter(Boolean);
       if (!/_(bin|int)$/.test(index)) return text(400, `Invalid index name: ${index}\n`);
-      if (index.endsWith('_int') && values.some((v) => !/^-?[0-9]+$/.test(v))) return text(400, `Could not parse index value: ${value}\n`);
+      if (index.endsWith('_int') && values.some((v) => !/^-?[0-9]+$/.test(v)))
+        return text(400, `Could not parse index value: ${value}\n`);
       indexes[index] = values;
     }
     const value = sibling(body, request.headers['content-type'] ?? 'application/octet-stream', indexes);
-    if (this.down && !this.missedByReturningNode.has(id)) this.missedByReturningNode.set(id, object.siblings.map((s) => s.indexes));
+    if (this.down && !this.missedByReturningNode.has(id))
+      this.missedByReturningNode.set(
+        id,
+        object.siblings.map((s) => s.indexes),
+      );
     const descends = request.headers['x-riak-vclock'] === vclockOf(id, object.version);
     object.siblings = descends || !exists ? [value] : [...object.siblings, value];
     object.version += 1;
@@ -339,9 +364,17 @@ export class RiakEmulator {
     return this.fetch(id, { ...request, headers: { ...request.headers, 'if-none-match': '' } });
   }
 
-  private index(type: string, bucket: string, index: string, start: string, end: string | undefined, query: Record<string, string>): Answer {
+  private index(
+    type: string,
+    bucket: string,
+    index: string,
+    start: string,
+    end: string | undefined,
+    query: Record<string, string>,
+  ): Answer {
     // Riak's special index of every key in the bucket, in key order: exact query on any term.
-    if (index === '$bucket' && end === undefined) return this.index(type, bucket, '$bucket_bin', '', '\uffff', { ...query, return_terms: 'false' });
+    if (index === '$bucket' && end === undefined)
+      return this.index(type, bucket, '$bucket_bin', '', '\uffff', { ...query, return_terms: 'false' });
     if (!/_(bin|int)$/.test(index)) return text(400, `Invalid index name: ${index}\n`);
     const numeric = index.endsWith('_int');
     const compare = (a: string, b: string) => (numeric ? Number(a) - Number(b) : a < b ? -1 : a > b ? 1 : 0);
@@ -350,11 +383,16 @@ export class RiakEmulator {
     for (const [id, object] of this.objects) {
       if (!id.startsWith(prefix)) continue;
       const key = id.slice(prefix.length);
-      const visible = this.missedByReturningNode.get(id) ?? object.laggingIndexes ?? object.siblings.map((s) => s.indexes);
+      const visible =
+        this.missedByReturningNode.get(id) ?? object.laggingIndexes ?? object.siblings.map((s) => s.indexes);
       // $bucket lists a key while the replica read has any value of it.
-      const terms = index === '$bucket_bin' ? new Set(visible.length > 0 && object.siblings.length > 0 ? [key] : []) : new Set(visible.flatMap((indexes) => indexes[index] ?? []));
+      const terms =
+        index === '$bucket_bin'
+          ? new Set(visible.length > 0 && object.siblings.length > 0 ? [key] : [])
+          : new Set(visible.flatMap((indexes) => indexes[index] ?? []));
       for (const term of terms) {
-        if (end === undefined ? compare(term, start) === 0 : compare(term, start) >= 0 && compare(term, end) <= 0) entries.push([term, key]);
+        if (end === undefined ? compare(term, start) === 0 : compare(term, start) >= 0 && compare(term, end) <= 0)
+          entries.push([term, key]);
       }
     }
     entries.sort(([ta, ka], [tb, kb]) => compare(ta, tb) || (ka < kb ? -1 : ka > kb ? 1 : 0));
@@ -369,9 +407,10 @@ export class RiakEmulator {
     const more = Number.isFinite(max) && page.length === max;
     const last = page[page.length - 1];
     const continuation = more && last ? Buffer.from(JSON.stringify(last)).toString('base64') : undefined;
-    const answer = query.return_terms === 'true' && end !== undefined
-      ? { results: page.map(([term, key]) => ({ [term]: key })) }
-      : { keys: page.map(([, key]) => key) };
+    const answer =
+      query.return_terms === 'true' && end !== undefined
+        ? { results: page.map(([term, key]) => ({ [term]: key })) }
+        : { keys: page.map(([, key]) => key) };
     return json(200, continuation ? { ...answer, continuation } : answer);
   }
 }
@@ -385,8 +424,20 @@ function objectId(type: string, bucket: string, key: string): string {
 }
 
 function objectIdOfPath(path: string): string | undefined {
-  const [typesWord, type, bucketsWord, bucket, keysWord, key, ...rest] = path.split('/').slice(1).map(decodeURIComponent);
-  if (typesWord !== 'types' || bucketsWord !== 'buckets' || keysWord !== 'keys' || !type || !bucket || key === undefined || rest.length > 0) return undefined;
+  const [typesWord, type, bucketsWord, bucket, keysWord, key, ...rest] = path
+    .split('/')
+    .slice(1)
+    .map(decodeURIComponent);
+  if (
+    typesWord !== 'types' ||
+    bucketsWord !== 'buckets' ||
+    keysWord !== 'keys' ||
+    !type ||
+    !bucket ||
+    key === undefined ||
+    rest.length > 0
+  )
+    return undefined;
   return objectId(type, bucket, key);
 }
 
@@ -395,11 +446,21 @@ function vclockOf(id: string, version: number): string {
 }
 
 function sibling(body: Buffer, contentType: string, indexes: Record<string, string[]>): Sibling {
-  return { body, contentType, vtag: randomBytes(8).toString('base64url'), lastModified: new Date().toUTCString(), indexes };
+  return {
+    body,
+    contentType,
+    vtag: randomBytes(8).toString('base64url'),
+    lastModified: new Date().toUTCString(),
+    indexes,
+  };
 }
 
 function siblingHeaders(s: Sibling): Record<string, string> {
-  const headers: Record<string, string> = { 'content-type': s.contentType, etag: `"${s.vtag}"`, 'last-modified': s.lastModified };
+  const headers: Record<string, string> = {
+    'content-type': s.contentType,
+    etag: `"${s.vtag}"`,
+    'last-modified': s.lastModified,
+  };
   for (const [name, values] of Object.entries(s.indexes)) headers[`x-riak-index-${name}`] = values.join(', ');
   return headers;
 }
@@ -414,11 +475,18 @@ function json(status: number, value: unknown): Answer {
 
 /** The emulator as a process of its own (as a stack's nodes would reach a Riak), stopped by stop(). */
 export async function spawnRiakEmulator(): Promise<{ url: string; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const exited = once(child, 'exit');
-  const [first] = (await Promise.race([once(createInterface({ input: child.stdout! }), 'line'), exited.then(() => {
-    throw new Error(`the Riak emulator process exited before it printed its URL (${child.exitCode ?? child.signalCode})`);
-  })])) as [string];
+  const [first] = (await Promise.race([
+    once(createInterface({ input: child.stdout! }), 'line'),
+    exited.then(() => {
+      throw new Error(
+        `the Riak emulator process exited before it printed its URL (${child.exitCode ?? child.signalCode})`,
+      );
+    }),
+  ])) as [string];
   return {
     url: (JSON.parse(first) as { url: string }).url,
     async stop() {

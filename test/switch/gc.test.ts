@@ -14,8 +14,12 @@ describe('collectGarbage (switchyard gc)', () => {
   it('deletes stacks of runs that are over; keeps the live one, the owned one and the one the live stack forwards to, even with nothing kept', async () => {
     const world = new FakeWorld();
     const live = seedWorld(world, 'test');
-    world.addStack('navcloud-test-green-prev0001', 'green', { createdAt: new Date(Date.UTC(2025, 5, 1)).toISOString() });
-    world.addStack('navcloud-test-green-newer001', 'green', { createdAt: new Date(Date.UTC(2026, 5, 1)).toISOString() });
+    world.addStack('navcloud-test-green-prev0001', 'green', {
+      createdAt: new Date(Date.UTC(2025, 5, 1)).toISOString(),
+    });
+    world.addStack('navcloud-test-green-newer001', 'green', {
+      createdAt: new Date(Date.UTC(2026, 5, 1)).toISOString(),
+    });
     world.addStack('navcloud-test-green-dead0001', 'green');
     const dead = world.stack('navcloud-test-green-dead0001');
     dead.description = { ...dead.description, status: 'failed', rawStatus: 'ROLLBACK_COMPLETE' };
@@ -25,8 +29,13 @@ describe('collectGarbage (switchyard gc)', () => {
     await forwardAsIs(admin, 'http://fake/navcloud-test-green-prev0001');
 
     const result = await collectGarbage({
-      env: 'test', recordName: world.recordName('test'), keepStacks: 0, ports: world.ports(),
-      admin: (url) => world.admin(url), owned: async () => ['navcloud-test-green-mine0001'], logger,
+      env: 'test',
+      recordName: world.recordName('test'),
+      keepStacks: 0,
+      ports: world.ports(),
+      admin: (url) => world.admin(url),
+      owned: async () => ['navcloud-test-green-mine0001'],
+      logger,
     });
     expect(result.live).toBe(live);
     expect(result.deleted.sort()).toEqual(['navcloud-test-green-dead0001', 'navcloud-test-green-newer001']);
@@ -44,8 +53,14 @@ describe('collectGarbage (switchyard gc)', () => {
     world.addStack('navcloud-test-green-kept0001', 'green', { createdAt: day(3) });
     world.stack('navcloud-test-green-drained1').draining = true;
     const result = await collectGarbage({
-      env: 'test', recordName: world.recordName('test'), keepStacks: 1, ports: world.ports(),
-      admin: (url) => world.admin(url), owned: async () => [], logger, dryRun: true,
+      env: 'test',
+      recordName: world.recordName('test'),
+      keepStacks: 1,
+      ports: world.ports(),
+      admin: (url) => world.admin(url),
+      owned: async () => [],
+      logger,
+      dryRun: true,
     });
     expect(result.deleted).toEqual(['navcloud-test-green-kept0001']);
   });
@@ -55,8 +70,14 @@ describe('collectGarbage (switchyard gc)', () => {
     seedWorld(world, 'test');
     world.addStack('navcloud-test-green-old00001', 'green');
     const result = await collectGarbage({
-      env: 'test', recordName: world.recordName('test'), keepStacks: 0, ports: world.ports(),
-      admin: (url) => world.admin(url), owned: async () => [], logger, dryRun: true,
+      env: 'test',
+      recordName: world.recordName('test'),
+      keepStacks: 0,
+      ports: world.ports(),
+      admin: (url) => world.admin(url),
+      owned: async () => [],
+      logger,
+      dryRun: true,
     });
     expect(result.deleted).toEqual(['navcloud-test-green-old00001']);
     expect(world.stack('navcloud-test-green-old00001').description.status).toBe('ready');

@@ -6,13 +6,39 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { DnsRecordState, StackDescription } from '../../src/cloud/ports.ts';
-import { forwardsEveryRequestTo, garbageOf, stackRoles, stacksToDelete, type Observation, type ObservedState } from '../../src/switch/roles.ts';
+import {
+  forwardsEveryRequestTo,
+  garbageOf,
+  stackRoles,
+  stacksToDelete,
+  type Observation,
+  type ObservedState,
+} from '../../src/switch/roles.ts';
 
-function stack(name: string, createdDay: number, status: StackDescription['status'] = 'ready', address = `10.0.0.${createdDay}`): StackDescription {
+function stack(
+  name: string,
+  createdDay: number,
+  status: StackDescription['status'] = 'ready',
+  address = `10.0.0.${createdDay}`,
+): StackDescription {
   return {
-    name, env: 'test', colour: 'blue', workflowId: 'switch-test', status, rawStatus: status === 'ready' ? 'CREATE_COMPLETE' : 'ROLLBACK_COMPLETE',
+    name,
+    env: 'test',
+    colour: 'blue',
+    workflowId: 'switch-test',
+    status,
+    rawStatus: status === 'ready' ? 'CREATE_COMPLETE' : 'ROLLBACK_COMPLETE',
     createdAt: new Date(Date.UTC(2026, 0, createdDay)).toISOString(),
-    ...(status === 'ready' ? { outputs: { endpoint: `http://${name}:8080`, adminUrl: `http://${name}:9090`, nodes: [], dnsTarget: { kind: 'a', addresses: [address] } } } : {}),
+    ...(status === 'ready'
+      ? {
+          outputs: {
+            endpoint: `http://${name}:8080`,
+            adminUrl: `http://${name}:9090`,
+            nodes: [],
+            dnsTarget: { kind: 'a', addresses: [address] },
+          },
+        }
+      : {}),
   };
 }
 
@@ -33,7 +59,13 @@ const DRAINED = [true, false] as const;
 type Dns = (typeof DNS)[number];
 type AFence = (typeof A_FENCE)[number];
 type BFence = (typeof B_FENCE)[number];
-interface Case { dns: Dns; a: AFence; b: BFence; aDrained: boolean; bDrained: boolean }
+interface Case {
+  dns: Dns;
+  a: AFence;
+  b: BFence;
+  aDrained: boolean;
+  bDrained: boolean;
+}
 
 const RECORDS: Record<Dns, DnsRecordState | null> = {
   none: null,
@@ -41,7 +73,12 @@ const RECORDS: Record<Dns, DnsRecordState | null> = {
   // No ownership record: the target alone says where clients go.
   'A by target': { recordName: 'sync.test.', ttl: 30, stack: '', target: { kind: 'a', addresses: ['10.0.0.5'] } },
   F: { recordName: 'sync.test.', ttl: 30, stack: 'F', target: { kind: 'a', addresses: ['10.0.0.6'] } },
-  stranger: { recordName: 'sync.test.', ttl: 30, stack: 'navcloud-other-blue-1', target: { kind: 'a', addresses: ['10.9.9.9'] } },
+  stranger: {
+    recordName: 'sync.test.',
+    ttl: 30,
+    stack: 'navcloud-other-blue-1',
+    target: { kind: 'a', addresses: ['10.9.9.9'] },
+  },
 };
 
 function observation(c: Case): Observation {
@@ -52,7 +89,11 @@ function observation(c: Case): Observation {
     else {
       const to = fence === '→A' ? A : fence === '→B' ? B : undefined;
       states[name] = {
-        fence: to ? { mode: 'forwarding', epoch: 3, forwardTo: to.outputs!.endpoint } : { mode: fence as 'open' | 'fenced', epoch: 2 }, draining, cursor: `c-${name}`,
+        fence: to
+          ? { mode: 'forwarding', epoch: 3, forwardTo: to.outputs!.endpoint }
+          : { mode: fence as 'open' | 'fenced', epoch: 2 },
+        draining,
+        cursor: `c-${name}`,
       };
     }
   };
@@ -62,8 +103,18 @@ function observation(c: Case): Observation {
 }
 
 /** What a row asks of a case: any of the values listed (a missing column matches anything). */
-interface When { dns?: Dns[]; a?: AFence[]; b?: BFence[]; aDrained?: boolean; bDrained?: boolean }
-interface Then { live?: string; writer?: string; previous?: string }
+interface When {
+  dns?: Dns[];
+  a?: AFence[];
+  b?: BFence[];
+  aDrained?: boolean;
+  bDrained?: boolean;
+}
+interface Then {
+  live?: string;
+  writer?: string;
+  previous?: string;
+}
 
 const LIVE_A: Dns[] = ['A', 'A by target'];
 const NO_LIVE: Dns[] = ['none', 'stranger'];
@@ -72,25 +123,54 @@ const ANSWERS_B: BFence[] = ['open', '→A'];
 
 /** First match wins. */
 const TABLE: Array<[When, Then, string]> = [
-  [{ dns: LIVE_A, a: ['→B'] }, { live: 'A', writer: 'B', previous: 'B' },
-    'DNS names a stack that forwards: B takes the writes, and a rollback finishes the move to it (two stacks forwarding to each other: the one DNS names committed to the other)'],
-  [{ dns: LIVE_A, b: ANSWERS_B, bDrained: true }, { live: 'A', writer: 'A', previous: 'B' }, 'a switch drained B: it served clients before A'],
-  [{ dns: LIVE_A }, { live: 'A', writer: 'A' }, 'B was never drained (kept after a failed switch) or says nothing: no previous stack'],
-  [{ dns: ['F'], a: ANSWERS_A, aDrained: true }, { live: 'F', writer: 'F', previous: 'A' }, 'DNS names a stack without outputs: it is live all the same; the newest drained stack is previous'],
+  [
+    { dns: LIVE_A, a: ['→B'] },
+    { live: 'A', writer: 'B', previous: 'B' },
+    'DNS names a stack that forwards: B takes the writes, and a rollback finishes the move to it (two stacks forwarding to each other: the one DNS names committed to the other)',
+  ],
+  [
+    { dns: LIVE_A, b: ANSWERS_B, bDrained: true },
+    { live: 'A', writer: 'A', previous: 'B' },
+    'a switch drained B: it served clients before A',
+  ],
+  [
+    { dns: LIVE_A },
+    { live: 'A', writer: 'A' },
+    'B was never drained (kept after a failed switch) or says nothing: no previous stack',
+  ],
+  [
+    { dns: ['F'], a: ANSWERS_A, aDrained: true },
+    { live: 'F', writer: 'F', previous: 'A' },
+    'DNS names a stack without outputs: it is live all the same; the newest drained stack is previous',
+  ],
   [{ dns: ['F'], b: ANSWERS_B, bDrained: true }, { live: 'F', writer: 'F', previous: 'B' }, 'the same, A not drained'],
   [{ dns: ['F'] }, { live: 'F', writer: 'F' }, 'nothing drained'],
-  [{ dns: NO_LIVE, a: ANSWERS_A, aDrained: true }, { previous: 'A' }, 'no live stack: the newest drained stack is still where a rollback would return'],
+  [
+    { dns: NO_LIVE, a: ANSWERS_A, aDrained: true },
+    { previous: 'A' },
+    'no live stack: the newest drained stack is still where a rollback would return',
+  ],
   [{ dns: NO_LIVE, b: ANSWERS_B, bDrained: true }, { previous: 'B' }, 'the same, A not drained'],
   [{}, {}, 'no live stack, nothing drained'],
 ];
 
 function matches(when: When, c: Case): boolean {
-  return (!when.dns || when.dns.includes(c.dns)) && (!when.a || when.a.includes(c.a)) && (!when.b || when.b.includes(c.b))
-    && (when.aDrained === undefined || when.aDrained === c.aDrained) && (when.bDrained === undefined || when.bDrained === c.bDrained);
+  return (
+    (!when.dns || when.dns.includes(c.dns)) &&
+    (!when.a || when.a.includes(c.a)) &&
+    (!when.b || when.b.includes(c.b)) &&
+    (when.aDrained === undefined || when.aDrained === c.aDrained) &&
+    (when.bDrained === undefined || when.bDrained === c.bDrained)
+  );
 }
 
-const CASES: Case[] = DNS.flatMap((dns) => A_FENCE.flatMap((a) => B_FENCE.flatMap((b) =>
-  DRAINED.flatMap((aDrained) => DRAINED.map((bDrained) => ({ dns, a, b, aDrained, bDrained }))))));
+const CASES: Case[] = DNS.flatMap((dns) =>
+  A_FENCE.flatMap((a) =>
+    B_FENCE.flatMap((b) =>
+      DRAINED.flatMap((aDrained) => DRAINED.map((bDrained) => ({ dns, a, b, aDrained, bDrained }))),
+    ),
+  ),
+);
 
 describe('stackRoles', () => {
   it(`answers every one of the ${CASES.length} combinations as the decision table says`, () => {
@@ -101,9 +181,14 @@ describe('stackRoles', () => {
       used.add(row);
       const roles = stackRoles(observation(c));
       const answer: Then = {
-        ...(roles.live ? { live: roles.live.name } : {}), ...(roles.writer ? { writer: roles.writer.name } : {}), ...(roles.previous ? { previous: roles.previous.name } : {}),
+        ...(roles.live ? { live: roles.live.name } : {}),
+        ...(roles.writer ? { writer: roles.writer.name } : {}),
+        ...(roles.previous ? { previous: roles.previous.name } : {}),
       };
-      if (JSON.stringify(answer) !== JSON.stringify(TABLE[row]![1])) wrong.push(`${JSON.stringify(c)}: ${JSON.stringify(answer)}, row ${row + 1} (${TABLE[row]![2]}) says ${JSON.stringify(TABLE[row]![1])}`);
+      if (JSON.stringify(answer) !== JSON.stringify(TABLE[row]![1]))
+        wrong.push(
+          `${JSON.stringify(c)}: ${JSON.stringify(answer)}, row ${row + 1} (${TABLE[row]![2]}) says ${JSON.stringify(TABLE[row]![1])}`,
+        );
     }
     expect(wrong).toEqual([]);
     // Every row decides some combination: none is dead.
@@ -112,30 +197,51 @@ describe('stackRoles', () => {
 
   it('says, for every combination, which stack forwards to which', () => {
     for (const c of CASES) {
-      expect(stackRoles(observation(c)).forwardsTo, JSON.stringify(c)).toEqual({ ...(c.a === '→B' ? { A: 'B' } : {}), ...(c.b === '→A' ? { B: 'A' } : {}) });
+      expect(stackRoles(observation(c)).forwardsTo, JSON.stringify(c)).toEqual({
+        ...(c.a === '→B' ? { A: 'B' } : {}),
+        ...(c.b === '→A' ? { B: 'A' } : {}),
+      });
     }
   });
 
   it('follows forwards a few hops, and not to a stack of another environment', () => {
     const C = stack('C', 1);
-    const forwarding = (to: string): ObservedState => ({ fence: { mode: 'forwarding', epoch: 4, forwardTo: to }, draining: true, cursor: '' });
+    const forwarding = (to: string): ObservedState => ({
+      fence: { mode: 'forwarding', epoch: 4, forwardTo: to },
+      draining: true,
+      cursor: '',
+    });
     const seen: Observation = {
-      record: RECORDS.A, stacks: [A, B, C],
-      states: { A: forwarding(B.outputs!.endpoint), B: forwarding(C.outputs!.endpoint), C: { fence: { mode: 'open', epoch: 1 }, draining: false, cursor: '' } },
+      record: RECORDS.A,
+      stacks: [A, B, C],
+      states: {
+        A: forwarding(B.outputs!.endpoint),
+        B: forwarding(C.outputs!.endpoint),
+        C: { fence: { mode: 'open', epoch: 1 }, draining: false, cursor: '' },
+      },
     };
-    expect(stackRoles(seen)).toMatchObject({ live: { name: 'A' }, writer: { name: 'C' }, previous: { name: 'C' }, forwardsTo: { A: 'B', B: 'C' } });
+    expect(stackRoles(seen)).toMatchObject({
+      live: { name: 'A' },
+      writer: { name: 'C' },
+      previous: { name: 'C' },
+      forwardsTo: { A: 'B', B: 'C' },
+    });
     seen.states.B = forwarding('https://elsewhere.example');
     expect(stackRoles(seen)).toMatchObject({ writer: { name: 'B' }, forwardsTo: { A: 'B' } });
   });
 
   it('finds the live stack by its target when the ownership record names a stack without outputs', () => {
-    const seen: Observation = { record: { ...RECORDS.F!, target: A.outputs!.dnsTarget }, stacks: [F, A, B], states: {} };
+    const seen: Observation = {
+      record: { ...RECORDS.F!, target: A.outputs!.dnsTarget },
+      stacks: [F, A, B],
+      states: {},
+    };
     expect(stackRoles(seen)).toMatchObject({ live: { name: 'A' }, writer: { name: 'A' } });
   });
 });
 
 describe('forwardsEveryRequestTo', () => {
-  it('is true only for a forwarding fence naming the stack\'s endpoint', () => {
+  it("is true only for a forwarding fence naming the stack's endpoint", () => {
     expect(forwardsEveryRequestTo({ mode: 'forwarding', forwardTo: A.outputs!.endpoint }, A)).toBe(true);
     expect(forwardsEveryRequestTo({ mode: 'forwarding', forwardTo: B.outputs!.endpoint }, A)).toBe(false);
     expect(forwardsEveryRequestTo({ mode: 'fenced', forwardTo: A.outputs!.endpoint }, A)).toBe(false);
@@ -154,18 +260,38 @@ describe('stacksToDelete', () => {
   const owned = stack('owned', 11, 'creating');
 
   it('keeps the previous live stack first, whatever is newer', () => {
-    expect(names(stacksToDelete([live, previous, keptFailed, failed, owned], { live: 'live', owned: ['owned'], previous: 'previous', keepStacks: 1 })))
-      .toEqual(['failed', 'kept-failed']);
+    expect(
+      names(
+        stacksToDelete([live, previous, keptFailed, failed, owned], {
+          live: 'live',
+          owned: ['owned'],
+          previous: 'previous',
+          keepStacks: 1,
+        }),
+      ),
+    ).toEqual(['failed', 'kept-failed']);
   });
 
   it('fills further kept places with ready stacks, newest first; failed ones never take a place', () => {
-    expect(names(stacksToDelete([live, previous, keptFailed, failed], { live: 'live', owned: [], previous: 'previous', keepStacks: 5 })))
-      .toEqual(['failed']);
-    expect(names(stacksToDelete([live, previous, keptFailed], { live: 'live', owned: [], keepStacks: 1 }))).toEqual(['previous']);
+    expect(
+      names(
+        stacksToDelete([live, previous, keptFailed, failed], {
+          live: 'live',
+          owned: [],
+          previous: 'previous',
+          keepStacks: 5,
+        }),
+      ),
+    ).toEqual(['failed']);
+    expect(names(stacksToDelete([live, previous, keptFailed], { live: 'live', owned: [], keepStacks: 1 }))).toEqual([
+      'previous',
+    ]);
   });
 
   it('never deletes the live stack or an owned one, even with nothing kept', () => {
-    expect(names(stacksToDelete([live, previous, owned], { live: 'live', owned: ['owned'], keepStacks: 0 }))).toEqual(['previous']);
+    expect(names(stacksToDelete([live, previous, owned], { live: 'live', owned: ['owned'], keepStacks: 0 }))).toEqual([
+      'previous',
+    ]);
   });
 });
 

@@ -11,14 +11,20 @@ import { FakeWorld } from '../support/fake-ports.ts';
 import { tempDir } from '../support/temp-dir.ts';
 
 const report = (outcome: SwitchReport['outcome'], env = 'qa'): SwitchReport => ({
-  env, workflowId: `switch-${env}`, outcome, trigger: 'ci', version: '1.4.2',
+  env,
+  workflowId: `switch-${env}`,
+  outcome,
+  trigger: 'ci',
+  version: '1.4.2',
   backup: { key: 'b1', items: 12_000 },
   phases: [
     { name: 'planning', startedAt: '2026-11-28T19:00:00.000Z', durationMs: 400 },
     { name: 'restoring', startedAt: '2026-11-28T19:00:01.000Z', durationMs: 6_000 },
     { name: 'switching', startedAt: '2026-11-28T19:05:00.000Z', durationMs: 1_500 },
   ],
-  smoke: { checks: [] }, startedAt: '2026-11-28T19:00:00.000Z', finishedAt: '2026-11-28T19:06:00.000Z',
+  smoke: { checks: [] },
+  startedAt: '2026-11-28T19:00:00.000Z',
+  finishedAt: '2026-11-28T19:06:00.000Z',
 });
 
 describe('switch metrics', () => {
@@ -29,7 +35,10 @@ describe('switch metrics', () => {
       await new MockActivityEnvironment().run(activities.writeReport, report('switched'));
     }
     const activities = createActivities({ ...new FakeWorld().deps(tempDir('reports-').path), metrics });
-    await new MockActivityEnvironment().run(activities.writeReport, { ...report('rolled-back'), writePause: { fenceToForwardMs: 300, requestsHeld: 6, holdsTimedOut: 1, requestsForwarded: 40 } });
+    await new MockActivityEnvironment().run(activities.writeReport, {
+      ...report('rolled-back'),
+      writePause: { fenceToForwardMs: 300, requestsHeld: 6, holdsTimedOut: 1, requestsForwarded: 40 },
+    });
     const text = await metrics.registry.metrics();
     expect(text).toContain('switchyard_switches_total{env="qa",outcome="switched"} 2');
     expect(text).toContain('switchyard_switches_total{env="qa",outcome="rolled-back"} 1');
@@ -49,19 +58,34 @@ describe('switch metrics', () => {
 
 describe('the worker probe', () => {
   let connection: NativeConnection;
-  beforeAll(async () => { connection = await NativeConnection.connect({ address: inject('temporalAddress') }); });
-  afterAll(async () => { await connection?.close(); });
+  beforeAll(async () => {
+    connection = await NativeConnection.connect({ address: inject('temporalAddress') });
+  });
+  afterAll(async () => {
+    await connection?.close();
+  });
 
-  it('answers 503 naming what is not ready while the worker has not started, and serves metrics without the SDK\'s', async () => {
+  it("answers 503 naming what is not ready while the worker has not started, and serves metrics without the SDK's", async () => {
     const metrics = new SwitchMetrics();
-    const probe = await startWorkerProbe({ host: '127.0.0.1', port: 0 }, {
-      connection, worker: () => undefined, metrics, logger: createRootLogger('probe-test', { level: 'silent' }),
-      sdkMetricsUrl: `http://127.0.0.1:${await freePort()}/metrics`,
-    });
+    const probe = await startWorkerProbe(
+      { host: '127.0.0.1', port: 0 },
+      {
+        connection,
+        worker: () => undefined,
+        metrics,
+        logger: createRootLogger('probe-test', { level: 'silent' }),
+        sdkMetricsUrl: `http://127.0.0.1:${await freePort()}/metrics`,
+      },
+    );
     try {
       const res = await fetch(`${probe.url}/healthz`);
       expect(res.status).toBe(503);
-      expect(await res.json()).toEqual({ ok: false, worker: 'not started', pollers: { workflow: 'none', activity: 'none' }, temporal: 'reachable' });
+      expect(await res.json()).toEqual({
+        ok: false,
+        worker: 'not started',
+        pollers: { workflow: 'none', activity: 'none' },
+        temporal: 'reachable',
+      });
       const scrape = await fetch(`${probe.url}/metrics`);
       expect(scrape.headers.get('content-type')).toContain('text/plain');
       const text = await scrape.text();

@@ -9,7 +9,13 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import { switchWorkflowId, type SwitchInput, type SwitchReport, type SwitchStatus, statusQuery } from '../../src/switch/contract.ts';
+import {
+  switchWorkflowId,
+  type SwitchInput,
+  type SwitchReport,
+  type SwitchStatus,
+  statusQuery,
+} from '../../src/switch/contract.ts';
 import { FakeWorld, seedStackName, seedWorld } from '../support/fake-ports.ts';
 import { startTestWorker as startWorkerProcess } from '../support/test-worker-process.ts';
 import { tempDir } from '../support/temp-dir.ts';
@@ -44,10 +50,15 @@ it('refuses a second switch of the same environment while one runs', async () =>
   const env = `busy-${randomUUID().slice(0, 8)}`;
   // No worker polls this queue: the first switch simply stays running.
   const taskQueue = `nobody-${randomUUID()}`;
-  const first = await client.workflow.start('stackSwitch', { taskQueue, workflowId: switchWorkflowId(env), args: [input(env)] });
+  const first = await client.workflow.start('stackSwitch', {
+    taskQueue,
+    workflowId: switchWorkflowId(env),
+    args: [input(env)],
+  });
   try {
-    await expect(client.workflow.start('stackSwitch', { taskQueue, workflowId: switchWorkflowId(env), args: [input(env)] }))
-      .rejects.toBeInstanceOf(WorkflowExecutionAlreadyStartedError);
+    await expect(
+      client.workflow.start('stackSwitch', { taskQueue, workflowId: switchWorkflowId(env), args: [input(env)] }),
+    ).rejects.toBeInstanceOf(WorkflowExecutionAlreadyStartedError);
   } finally {
     await first.terminate('test finished');
   }
@@ -60,7 +71,9 @@ it('finishes a switch whose worker was killed mid-restore, resuming the restore 
   const stateFile = join(stateDir, 'world.json');
   const world = new FakeWorld({ stateFile });
   seedWorld(world, env, ITEMS);
-  const backupIds = new Set(world.state.backups[0]!.lines.map((l) => (JSON.parse(l) as { id?: string }).id).filter(Boolean));
+  const backupIds = new Set(
+    world.state.backups[0]!.lines.map((l) => (JSON.parse(l) as { id?: string }).id).filter(Boolean),
+  );
   const workerEnv = {
     SWITCHYARD_TASK_QUEUE: taskQueue,
     SWITCHYARD_TEST_STATE_DIR: stateDir,
@@ -70,7 +83,11 @@ it('finishes a switch whose worker was killed mid-restore, resuming the restore 
   };
 
   const first = await startTestWorker(workerEnv);
-  const handle = await client.workflow.start('stackSwitch', { taskQueue, workflowId: switchWorkflowId(env), args: [input(env)] });
+  const handle = await client.workflow.start('stackSwitch', {
+    taskQueue,
+    workflowId: switchWorkflowId(env),
+    args: [input(env)],
+  });
   const seed = seedStackName(env);
   // Kill once the status query shows restore progress (read from the new stack's own count).
   let progress: SwitchStatus['restore'];
@@ -101,7 +118,12 @@ it('finishes a switch whose worker was killed mid-restore, resuming the restore 
   expect(state.violations).toEqual([]);
   const { searchAttributes } = await handle.describe();
   expect(searchAttributes).toMatchObject({
-    SwitchEnv: [env], SwitchPhase: ['done'], SwitchColor: ['green'], SwitchStack: [newStack], SwitchVersion: ['2.0.0'], SwitchTrigger: ['ci'],
+    SwitchEnv: [env],
+    SwitchPhase: ['done'],
+    SwitchColor: ['green'],
+    SwitchStack: [newStack],
+    SwitchVersion: ['2.0.0'],
+    SwitchTrigger: ['ci'],
   });
 }, 180_000);
 
@@ -120,7 +142,13 @@ it('names the new stack of each switch differently, even for switches started wi
   });
   const reports: SwitchReport[] = [];
   for (let i = 0; i < 2; i += 1) {
-    reports.push(await client.workflow.execute('stackSwitch', { taskQueue, workflowId: switchWorkflowId(env), args: [input(env)] }) as SwitchReport);
+    reports.push(
+      (await client.workflow.execute('stackSwitch', {
+        taskQueue,
+        workflowId: switchWorkflowId(env),
+        args: [input(env)],
+      })) as SwitchReport,
+    );
   }
   const [first, second] = reports as [SwitchReport, SwitchReport];
   expect(first.outcome).toBe('failed');
@@ -128,13 +156,19 @@ it('names the new stack of each switch differently, even for switches started wi
   expect(first.to?.colour).toBe('green');
   expect(second.to?.colour).toBe('green');
   expect(second.to?.stack).not.toBe(first.to?.stack);
-  const created = world.reload().calls.filter((call) => call.startsWith('create ')).map((call) => call.split(' ')[1]);
+  const created = world
+    .reload()
+    .calls.filter((call) => call.startsWith('create '))
+    .map((call) => call.split(' ')[1]);
   expect(created).toEqual([first.to?.stack, second.to?.stack]);
   expect(world.state.violations).toEqual([]);
 }, 120_000);
 
 it('stops the worker gracefully on SIGTERM', async () => {
-  const worker = await startTestWorker({ SWITCHYARD_TASK_QUEUE: `idle-${randomUUID()}`, SWITCHYARD_TEST_STATE_DIR: tempDir('switch-term-').path });
+  const worker = await startTestWorker({
+    SWITCHYARD_TASK_QUEUE: `idle-${randomUUID()}`,
+    SWITCHYARD_TEST_STATE_DIR: tempDir('switch-term-').path,
+  });
   const exited = new Promise<number | null>((resolve) => worker.once('exit', (code) => resolve(code)));
   worker.kill('SIGTERM');
   expect(await exited).toBe(0);

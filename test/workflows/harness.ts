@@ -6,9 +6,15 @@
  */
 import { randomUUID } from 'node:crypto';
 
-
 import { fileURLToPath } from 'node:url';
-import { DefaultLogger, Runtime, Worker, bundleWorkflowCode, type NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import {
+  DefaultLogger,
+  Runtime,
+  Worker,
+  bundleWorkflowCode,
+  type NativeConnection,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowHandle } from '@temporalio/client';
 import proto from '@temporalio/proto';
@@ -86,7 +92,12 @@ export async function timeSkippingEnvironment(): Promise<TestWorkflowEnvironment
   });
   await env.connection.operatorService.addSearchAttributes({
     namespace: env.namespace ?? 'default',
-    searchAttributes: Object.fromEntries(Object.values(searchAttributes).map(({ name }) => [name, proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
+    searchAttributes: Object.fromEntries(
+      Object.values(searchAttributes).map(({ name }) => [
+        name,
+        proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+      ]),
+    ),
   });
   return env;
 }
@@ -129,7 +140,11 @@ const { History } = proto.temporal.api.history.v1;
  * carries its own protobufjs, whose JSON extension rejects @temporalio/proto's types.
  */
 export function historyToFixture(history: History): string {
-  return JSON.stringify(History.toObject(History.fromObject(history), { longs: String, enums: String, bytes: String }), null, 1);
+  return JSON.stringify(
+    History.toObject(History.fromObject(history), { longs: String, enums: String, bytes: String }),
+    null,
+    1,
+  );
 }
 
 export function historyFromFixture(text: string): History {

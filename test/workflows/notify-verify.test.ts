@@ -55,25 +55,40 @@ describe('notifications', () => {
     receiver = await startReceiver([404]);
     const { report } = await runSwitch(testEnv(), { env: { notify: [{ webhook: `${receiver.url}/hook` }] } });
     expect(report.outcome).toBe('switched');
-    expect(report.warnings).toEqual([expect.stringMatching(/^notification 'started' to webhook 127\.0\.0\.1:\d+ failed: answered HTTP 404$/)]);
+    expect(report.warnings).toEqual([
+      expect.stringMatching(/^notification 'started' to webhook 127\.0\.0\.1:\d+ failed: answered HTTP 404$/),
+    ]);
     expect(heard().map((e) => e.event)).toEqual(['started', 'switched']);
   });
 
   it('tells only the events a target wants, and a rehearsal as rehearsed', async () => {
     receiver = await startReceiver();
-    const { report } = await runSwitch(testEnv(), { env: { notify: [{ webhook: `${receiver.url}/hook`, events: ['rehearsed', 'failed'] }] }, workflow: rehearsal });
+    const { report } = await runSwitch(testEnv(), {
+      env: { notify: [{ webhook: `${receiver.url}/hook`, events: ['rehearsed', 'failed'] }] },
+      workflow: rehearsal,
+    });
     expect(report.outcome).toBe('rehearsed');
     expect(heard().map((e) => e.event)).toEqual(['rehearsed']);
-    expect(heard()[0]!.summary).toMatch(new RegExp(`^a switch to ${report.to?.stack} would have gone ahead; last delta 0 items, predicted write pause \\d+ ms$`));
+    expect(heard()[0]!.summary).toMatch(
+      new RegExp(
+        `^a switch to ${report.to?.stack} would have gone ahead; last delta 0 items, predicted write pause \\d+ ms$`,
+      ),
+    );
   });
 
   it('tells of a rehearsal that failed as failed, saying a switch would not have gone ahead', async () => {
     receiver = await startReceiver();
     const world = seededWorld().fail('smoke', { message: 'no heartbeat' });
-    const { report } = await runSwitch(testEnv(), { world, env: { notify: [{ webhook: `${receiver.url}/hook` }] }, workflow: rehearsal });
+    const { report } = await runSwitch(testEnv(), {
+      world,
+      env: { notify: [{ webhook: `${receiver.url}/hook` }] },
+      workflow: rehearsal,
+    });
     expect(report.outcome).toBe('failed');
     expect(heard().map((e) => e.event)).toEqual(['failed']);
-    expect(heard()[0]!.summary).toBe('rehearsal failed: a switch would not have gone ahead: smoke checks failed: stream (no heartbeat)');
+    expect(heard()[0]!.summary).toBe(
+      'rehearsal failed: a switch would not have gone ahead: smoke checks failed: stream (no heartbeat)',
+    );
   });
 });
 
@@ -82,12 +97,20 @@ describe('data verification after the flip', () => {
     const world = seededWorld();
     const { report } = await runSwitch(testEnv(), { world });
     expect(report.outcome).toBe('switched');
-    expect(report.verification).toEqual({ itemsCompared: world.itemIds(OLD).length, mismatches: 0, firstMismatches: [] });
+    expect(report.verification).toEqual({
+      itemsCompared: world.itemIds(OLD).length,
+      mismatches: 0,
+      firstMismatches: [],
+    });
     expect(report.writePause?.fenceToForwardMs).toBeGreaterThanOrEqual(0);
     // What the old stack's nodes held and forwarded, summed over them at the drain's last look.
-    const nodes = report.from ? world.stack(report.from.stack).description.outputs?.nodes.length ?? 0 : 0;
+    const nodes = report.from ? (world.stack(report.from.stack).description.outputs?.nodes.length ?? 0) : 0;
     expect(nodes).toBeGreaterThan(0);
-    expect(report.writePause).toMatchObject({ requestsHeld: 2 * nodes, holdsTimedOut: nodes, requestsForwarded: 5 * nodes });
+    expect(report.writePause).toMatchObject({
+      requestsHeld: 2 * nodes,
+      holdsTimedOut: nodes,
+      requestsForwarded: 5 * nodes,
+    });
   });
 
   it('rolls back when an item of the old stack is missing on the new one, naming it', async () => {
@@ -107,7 +130,9 @@ describe('data verification after the flip', () => {
     const { report } = await runSwitch(testEnv(), { world, env: { notify: [{ webhook: `${receiver.url}/hook` }] } });
     expect(lost).toBeDefined();
     expect(report.outcome).toBe('rolled-back');
-    expect(report.reason).toContain(`1 of ${world.itemIds(OLD).length} items of ${OLD} differ on ${report.to?.stack}, first: ${lost} (missing)`);
+    expect(report.reason).toContain(
+      `1 of ${world.itemIds(OLD).length} items of ${OLD} differ on ${report.to?.stack}, first: ${lost} (missing)`,
+    );
     expect(report.verification).toMatchObject({ mismatches: 1, firstMismatches: [{ id: lost, problem: 'missing' }] });
     expect(world.state.dns?.stack).toBe(OLD);
     expect(heard().map((e) => e.event)).toEqual(['started', 'rolled-back']);

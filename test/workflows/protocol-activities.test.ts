@@ -9,7 +9,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mockClient } from 'aws-sdk-client-mock';
-import { ChangeResourceRecordSetsCommand, ListResourceRecordSetsCommand, Route53Client, type ResourceRecordSet } from '@aws-sdk/client-route-53';
+import {
+  ChangeResourceRecordSetsCommand,
+  ListResourceRecordSetsCommand,
+  Route53Client,
+  type ResourceRecordSet,
+} from '@aws-sdk/client-route-53';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { ApplicationFailure } from '@temporalio/common';
 import { Route53DnsRouter } from '../../src/cloud/aws/dns-router.ts';
@@ -42,16 +47,27 @@ describe('forwardStack: the commit of a flip, against a real sync node', () => {
     await node?.stop();
   });
 
-  const write = async (id: string) => call(node, 'PUT', `/v1/items/${id}`, { token: await node.token('user-1'), body: { type: 'trip', data: {} } });
+  const write = async (id: string) =>
+    call(node, 'PUT', `/v1/items/${id}`, { token: await node.token('user-1'), body: { type: 'trip', data: {} } });
 
   it('refuses to forward a stack whose lease lapsed and took writes after the last copy; the stack stays writable', async () => {
     const activities = activitiesFor(new FakeWorld());
-    const fenced: FenceResult = await new MockActivityEnvironment().run(activities.fenceStack, { env: 'test', adminUrl: node.url, leaseSeconds: 1 });
+    const fenced: FenceResult = await new MockActivityEnvironment().run(activities.fenceStack, {
+      env: 'test',
+      adminUrl: node.url,
+      leaseSeconds: 1,
+    });
     await sleep(1_200);
     expect((await write('slipped-in')).status).toBe(201);
-    const refusal = await new MockActivityEnvironment().run(activities.forwardStack, {
-      env: 'test', adminUrl: node.url, to: 'http://127.0.0.1:9', cursor: fenced.cursor, leaseSeconds: 1,
-    }).catch((e: unknown) => e);
+    const refusal = await new MockActivityEnvironment()
+      .run(activities.forwardStack, {
+        env: 'test',
+        adminUrl: node.url,
+        to: 'http://127.0.0.1:9',
+        cursor: fenced.cursor,
+        leaseSeconds: 1,
+      })
+      .catch((e: unknown) => e);
     expect(refusal).toBeInstanceOf(ApplicationFailure);
     expect(refusal).toMatchObject({ type: 'FenceLapsed', nonRetryable: true });
     const stats = await createAdminClient({ adminUrl: node.url, jwtSecret: SECRET }).stats(node.url);
@@ -61,11 +77,23 @@ describe('forwardStack: the commit of a flip, against a real sync node', () => {
 
   it('forwards a stack whose fence held since the last copy, and a repeat (answer lost) finds it done', async () => {
     const activities = activitiesFor(new FakeWorld());
-    const fenced: FenceResult = await new MockActivityEnvironment().run(activities.fenceStack, { env: 'test', adminUrl: node.url, leaseSeconds: 60 });
-    const input = { env: 'test', adminUrl: node.url, to: 'http://127.0.0.1:9', cursor: fenced.cursor, leaseSeconds: 60 };
+    const fenced: FenceResult = await new MockActivityEnvironment().run(activities.fenceStack, {
+      env: 'test',
+      adminUrl: node.url,
+      leaseSeconds: 60,
+    });
+    const input = {
+      env: 'test',
+      adminUrl: node.url,
+      to: 'http://127.0.0.1:9',
+      cursor: fenced.cursor,
+      leaseSeconds: 60,
+    };
     const forwarded = await new MockActivityEnvironment().run(activities.forwardStack, input);
     expect(forwarded).toMatchObject({ mode: 'forwarding', forwardTo: 'http://127.0.0.1:9' });
-    expect(await new MockActivityEnvironment().run(activities.forwardStack, input)).toMatchObject({ mode: 'forwarding' });
+    expect(await new MockActivityEnvironment().run(activities.forwardStack, input)).toMatchObject({
+      mode: 'forwarding',
+    });
     await new MockActivityEnvironment().run(activities.unfenceStack, { env: 'test', adminUrl: node.url });
   });
 });
@@ -79,33 +107,73 @@ describe('handOver: the writer moves back in one call, against two real sync nod
   afterAll(async () => {
     await Promise.all([from?.stop(), to?.stop()]);
   });
-  const modeOf = async (node: TestNode) => (await createAdminClient({ adminUrl: node.url, jwtSecret: SECRET }).stats(node.url)).fence.mode;
+  const modeOf = async (node: TestNode) =>
+    (await createAdminClient({ adminUrl: node.url, jwtSecret: SECRET }).stats(node.url)).fence.mode;
 
   it('refuses for good when the stack it leaves took writes since the copy, and leaves the one it returns to fenced', async () => {
     const activities = activitiesFor(new FakeWorld());
     await new MockActivityEnvironment().run(activities.fenceStack, { env: 'test', adminUrl: to.url, leaseSeconds: 60 });
-    const fenced: FenceResult = await new MockActivityEnvironment().run(activities.fenceStack, { env: 'test', adminUrl: from.url, leaseSeconds: 1 });
+    const fenced: FenceResult = await new MockActivityEnvironment().run(activities.fenceStack, {
+      env: 'test',
+      adminUrl: from.url,
+      leaseSeconds: 1,
+    });
     await sleep(1_200);
-    expect((await call(from, 'PUT', '/v1/items/slipped-in', { token: await from.token('user-1'), body: { type: 'trip', data: {} } })).status).toBe(201);
-    const refusal = await new MockActivityEnvironment().run(activities.handOver, {
-      env: 'test', from: from.url, to: to.url, toEndpoint: to.url, cursor: fenced.cursor, leaseSeconds: 1,
-    }).catch((e: unknown) => e);
+    expect(
+      (
+        await call(from, 'PUT', '/v1/items/slipped-in', {
+          token: await from.token('user-1'),
+          body: { type: 'trip', data: {} },
+        })
+      ).status,
+    ).toBe(201);
+    const refusal = await new MockActivityEnvironment()
+      .run(activities.handOver, {
+        env: 'test',
+        from: from.url,
+        to: to.url,
+        toEndpoint: to.url,
+        cursor: fenced.cursor,
+        leaseSeconds: 1,
+      })
+      .catch((e: unknown) => e);
     expect(refusal).toMatchObject({ type: 'FenceLapsed', nonRetryable: true });
     expect(await modeOf(to)).toBe('fenced');
     expect(await modeOf(from)).not.toBe('forwarding');
-    await Promise.all([from, to].map((node) => new MockActivityEnvironment().run(activities.unfenceStack, { env: 'test', adminUrl: node.url })));
+    await Promise.all(
+      [from, to].map((node) =>
+        new MockActivityEnvironment().run(activities.unfenceStack, { env: 'test', adminUrl: node.url }),
+      ),
+    );
   });
 
   it('unfences the stack it returns to and makes the other forward to it; a repeat (answer lost) finds it done', async () => {
     const activities = activitiesFor(new FakeWorld());
     await new MockActivityEnvironment().run(activities.fenceStack, { env: 'test', adminUrl: to.url, leaseSeconds: 60 });
-    const fenced: FenceResult = await new MockActivityEnvironment().run(activities.fenceStack, { env: 'test', adminUrl: from.url, leaseSeconds: 60 });
-    const input = { env: 'test', from: from.url, to: to.url, toEndpoint: to.url, cursor: fenced.cursor, leaseSeconds: 60 };
-    expect(await new MockActivityEnvironment().run(activities.handOver, input)).toMatchObject({ mode: 'forwarding', forwardTo: to.url });
+    const fenced: FenceResult = await new MockActivityEnvironment().run(activities.fenceStack, {
+      env: 'test',
+      adminUrl: from.url,
+      leaseSeconds: 60,
+    });
+    const input = {
+      env: 'test',
+      from: from.url,
+      to: to.url,
+      toEndpoint: to.url,
+      cursor: fenced.cursor,
+      leaseSeconds: 60,
+    };
+    expect(await new MockActivityEnvironment().run(activities.handOver, input)).toMatchObject({
+      mode: 'forwarding',
+      forwardTo: to.url,
+    });
     expect([await modeOf(from), await modeOf(to)]).toEqual(['forwarding', 'open']);
     // An attempt that died after the forward, with `to` fenced again meanwhile, still ends with `to` open.
     await new MockActivityEnvironment().run(activities.fenceStack, { env: 'test', adminUrl: to.url, leaseSeconds: 60 });
-    expect(await new MockActivityEnvironment().run(activities.handOver, input)).toMatchObject({ mode: 'forwarding', forwardTo: to.url });
+    expect(await new MockActivityEnvironment().run(activities.handOver, input)).toMatchObject({
+      mode: 'forwarding',
+      forwardTo: to.url,
+    });
     expect([await modeOf(from), await modeOf(to)]).toEqual(['forwarding', 'open']);
     await new MockActivityEnvironment().run(activities.unfenceStack, { env: 'test', adminUrl: from.url });
   });
@@ -120,35 +188,63 @@ describe('fencing tokens: the fence, the commit and the hand-over, against real 
   let to: TestNode;
   beforeEach(async () => {
     // Writes refused at once while fenced, not held, so a test sees the refusal.
-    [from, to] = await Promise.all([startTestNode({ nodeId: 'from', holdMs: 0 }), startTestNode({ nodeId: 'to', holdMs: 0 })]);
+    [from, to] = await Promise.all([
+      startTestNode({ nodeId: 'from', holdMs: 0 }),
+      startTestNode({ nodeId: 'to', holdMs: 0 }),
+    ]);
   });
   afterEach(async () => {
     await Promise.all([from?.stop(), to?.stop()]);
   });
   const adminOf = (node: TestNode) => createAdminClient({ adminUrl: node.url, jwtSecret: SECRET });
-  const write = async (node: TestNode, id: string) => call(node, 'PUT', `/v1/items/${id}`, { token: await node.token('user-1'), body: { type: 'trip', data: {} } });
+  const write = async (node: TestNode, id: string) =>
+    call(node, 'PUT', `/v1/items/${id}`, { token: await node.token('user-1'), body: { type: 'trip', data: {} } });
 
   it('commits a flip from the fence it holds, answers a retry as done, and refuses a stack whose lease lapsed and took a write', async () => {
     const activities = activitiesFor(new FakeWorld());
-    const fence: FenceResult = await step('fence').run(activities.takeFence, { env: 'test', adminUrl: from.url, leaseSeconds: 60 });
+    const fence: FenceResult = await step('fence').run(activities.takeFence, {
+      env: 'test',
+      adminUrl: from.url,
+      leaseSeconds: 60,
+    });
     expect((await write(from, 'held-out')).status).toBe(503);
-    const input = { env: 'test', adminUrl: from.url, to: to.url, fence: { epoch: fence.epoch }, cursor: fence.cursor, leaseSeconds: 60 };
+    const input = {
+      env: 'test',
+      adminUrl: from.url,
+      to: to.url,
+      fence: { epoch: fence.epoch },
+      cursor: fence.cursor,
+      leaseSeconds: 60,
+    };
     const committed: FenceResult = await step('commit').run(activities.commitForward, input);
     expect(committed).toMatchObject({ mode: 'forwarding', forwardTo: to.url, epoch: fence.epoch + 2 });
     // The answer was lost: the retry (same step) finds its own commit.
     expect(await step('commit', { attempt: 2 }).run(activities.commitForward, input)).toEqual(committed);
     // A late fence of the run, expecting the stack as it was, changes nothing.
-    const late = await adminOf(from).fence({ expected: { epoch: fence.epoch, mode: 'fenced' }, by: 'test/late', leaseSeconds: 60 }).catch((e: unknown) => e);
+    const late = await adminOf(from)
+      .fence({ expected: { epoch: fence.epoch, mode: 'fenced' }, by: 'test/late', leaseSeconds: 60 })
+      .catch((e: unknown) => e);
     expect(late).toMatchObject({ code: 'Http409', current: { mode: 'forwarding', epoch: committed.epoch } });
 
-    const lapsing: FenceResult = await step('fence-2').run(activities.takeFence, { env: 'test', adminUrl: to.url, leaseSeconds: 1 });
+    const lapsing: FenceResult = await step('fence-2').run(activities.takeFence, {
+      env: 'test',
+      adminUrl: to.url,
+      leaseSeconds: 1,
+    });
     await sleep(1_200);
     expect((await write(to, 'slipped-in')).status).toBe(201);
-    const refusal = await step('commit-2').run(activities.commitForward, {
-      env: 'test', adminUrl: to.url, to: 'http://127.0.0.1:9', fence: { epoch: lapsing.epoch }, cursor: lapsing.cursor, leaseSeconds: 1,
-    }).catch((e: unknown) => e);
+    const refusal = await step('commit-2')
+      .run(activities.commitForward, {
+        env: 'test',
+        adminUrl: to.url,
+        to: 'http://127.0.0.1:9',
+        fence: { epoch: lapsing.epoch },
+        cursor: lapsing.cursor,
+        leaseSeconds: 1,
+      })
+      .catch((e: unknown) => e);
     expect(refusal).toMatchObject({ type: 'FenceLapsed', nonRetryable: true });
-    expect((await adminOf(to).fenceState())).toMatchObject({ mode: 'open', by: 'lapse' });
+    expect(await adminOf(to).fenceState()).toMatchObject({ mode: 'open', by: 'lapse' });
   });
 
   it('hands the writer over by committing on the stack being left first: until the other opens, neither takes writes', async () => {
@@ -157,21 +253,42 @@ describe('fencing tokens: the fence, the commit and the hand-over, against real 
     await forwardAsIs(adminOf(to), from.url);
     const since = (await adminOf(from).fenceState()).cursor;
     expect((await write(from, 'on-from')).status).toBe(201);
-    const fence: FenceResult = await step('fence').run(activities.takeFence, { env: 'test', adminUrl: from.url, leaseSeconds: 60 });
+    const fence: FenceResult = await step('fence').run(activities.takeFence, {
+      env: 'test',
+      adminUrl: from.url,
+      leaseSeconds: 60,
+    });
     const copy: FencedCopyResult = await step('copy').run(activities.copyUnderFence, {
-      env: 'test', fromAdminUrl: from.url, toAdminUrl: to.url, since, fence: { epoch: fence.epoch }, leaseSeconds: 60, writePauseLeftMs: 30_000,
+      env: 'test',
+      fromAdminUrl: from.url,
+      toAdminUrl: to.url,
+      since,
+      fence: { epoch: fence.epoch },
+      leaseSeconds: 60,
+      writePauseLeftMs: 30_000,
     });
     const input = {
-      env: 'test', from: from.url, fromEndpoint: from.url, to: 'http://127.0.0.1:9', toEndpoint: to.url, fence: copy.fence, cursor: copy.cursor, leaseSeconds: 60,
+      env: 'test',
+      from: from.url,
+      fromEndpoint: from.url,
+      to: 'http://127.0.0.1:9',
+      toEndpoint: to.url,
+      fence: copy.fence,
+      cursor: copy.cursor,
+      leaseSeconds: 60,
     };
     // The stack handed over to does not answer: the commit is made, `to` stays closed, and a write reaches no writer.
-    const unreachable = await step('hand-over').run(activities.handOverWriter, input).catch((e: unknown) => e);
+    const unreachable = await step('hand-over')
+      .run(activities.handOverWriter, input)
+      .catch((e: unknown) => e);
     expect(unreachable).toMatchObject({ retryable: true });
-    expect((await adminOf(from).fenceState())).toMatchObject({ mode: 'forwarding', forwardTo: to.url });
-    expect((await adminOf(to).fenceState())).toMatchObject({ mode: 'forwarding', forwardTo: from.url });
+    expect(await adminOf(from).fenceState()).toMatchObject({ mode: 'forwarding', forwardTo: to.url });
+    expect(await adminOf(to).fenceState()).toMatchObject({ mode: 'forwarding', forwardTo: from.url });
     expect((await write(from, 'waits')).status).toBe(503);
     // The retry (same step) finds its commit made and opens `to`.
-    expect(await step('hand-over', { attempt: 2 }).run(activities.handOverWriter, { ...input, to: to.url })).toMatchObject({ mode: 'open' });
+    expect(
+      await step('hand-over', { attempt: 2 }).run(activities.handOverWriter, { ...input, to: to.url }),
+    ).toMatchObject({ mode: 'open' });
     expect((await adminOf(to).fenceState()).mode).toBe('open');
     // Nodes read the fence through a cache at most 25 ms old: a request sent after that sees `to` open.
     await sleep(100);
@@ -183,16 +300,32 @@ describe('fencing tokens: the fence, the commit and the hand-over, against real 
     const world = new FakeWorld();
     const real = (url: string) => createAdminClient({ adminUrl: url, jwtSecret: SECRET });
     // Imports into `to` take 1.5 s each: a copy of two batches outlasts a 3 s lease.
-    const slowTo = (url: string) => ({ ...real(url), importLines: async (...args: Parameters<StackAdmin['importLines']>) => {
-      await sleep(1_500);
-      return real(url).importLines(...args);
-    } });
-    const activities = activitiesFor(world, { importBatchLines: 2, admin: (_env, url) => (url === to.url ? slowTo(url) : real(url)) });
+    const slowTo = (url: string) => ({
+      ...real(url),
+      importLines: async (...args: Parameters<StackAdmin['importLines']>) => {
+        await sleep(1_500);
+        return real(url).importLines(...args);
+      },
+    });
+    const activities = activitiesFor(world, {
+      importBatchLines: 2,
+      admin: (_env, url) => (url === to.url ? slowTo(url) : real(url)),
+    });
     const since = (await adminOf(from).fenceState()).cursor;
     for (const id of ['a', 'b', 'c']) expect((await write(from, id)).status).toBe(201);
-    const fence: FenceResult = await step('fence').run(activities.takeFence, { env: 'test', adminUrl: from.url, leaseSeconds: 3 });
+    const fence: FenceResult = await step('fence').run(activities.takeFence, {
+      env: 'test',
+      adminUrl: from.url,
+      leaseSeconds: 3,
+    });
     const copy: FencedCopyResult = await step('copy').run(activities.copyUnderFence, {
-      env: 'test', fromAdminUrl: from.url, toAdminUrl: to.url, since, fence: { epoch: fence.epoch }, leaseSeconds: 3, writePauseLeftMs: 30_000,
+      env: 'test',
+      fromAdminUrl: from.url,
+      toAdminUrl: to.url,
+      since,
+      fence: { epoch: fence.epoch },
+      leaseSeconds: 3,
+      writePauseLeftMs: 30_000,
     });
     expect(copy.copied).toBe(3);
     expect(copy.fence.epoch).toBeGreaterThanOrEqual(fence.epoch + 2);
@@ -200,20 +333,43 @@ describe('fencing tokens: the fence, the commit and the hand-over, against real 
     await sleep(1_100);
     // No renewal outlived the copy: the fence is as the copy left it, lease running down.
     expect(await adminOf(from).fenceState()).toMatchObject({ mode: 'fenced', epoch: copy.fence.epoch });
-    const ceiling = await step('copy-2').run(activities.copyUnderFence, {
-      env: 'test', fromAdminUrl: from.url, toAdminUrl: to.url, since, fence: copy.fence, leaseSeconds: 3, writePauseLeftMs: 1_000,
-    }).catch((e: unknown) => e);
+    const ceiling = await step('copy-2')
+      .run(activities.copyUnderFence, {
+        env: 'test',
+        fromAdminUrl: from.url,
+        toAdminUrl: to.url,
+        since,
+        fence: copy.fence,
+        leaseSeconds: 3,
+        writePauseLeftMs: 1_000,
+      })
+      .catch((e: unknown) => e);
     expect(ceiling).toMatchObject({ type: 'WritePauseExceeded', nonRetryable: true });
   });
 
   it('releases a fence this run renewed since, never a commit it does not expect', async () => {
     const activities = activitiesFor(new FakeWorld());
-    const fence: FenceResult = await step('fence').run(activities.takeFence, { env: 'test', adminUrl: from.url, leaseSeconds: 60 });
-    await adminOf(from).fence({ expected: { epoch: fence.epoch, mode: 'fenced' }, by: 'test/00000000-0000-0000-0000-000000000000/copy', leaseSeconds: 60 });
-    expect(await step('undo').run(activities.releaseFence, { env: 'test', adminUrl: from.url, expected: { epoch: fence.epoch, mode: 'fenced' as const } }))
-      .toMatchObject({ mode: 'open' });
+    const fence: FenceResult = await step('fence').run(activities.takeFence, {
+      env: 'test',
+      adminUrl: from.url,
+      leaseSeconds: 60,
+    });
+    await adminOf(from).fence({
+      expected: { epoch: fence.epoch, mode: 'fenced' },
+      by: 'test/00000000-0000-0000-0000-000000000000/copy',
+      leaseSeconds: 60,
+    });
+    expect(
+      await step('undo').run(activities.releaseFence, {
+        env: 'test',
+        adminUrl: from.url,
+        expected: { epoch: fence.epoch, mode: 'fenced' as const },
+      }),
+    ).toMatchObject({ mode: 'open' });
     await forwardAsIs(adminOf(to), from.url, 'other-run/x/1');
-    const refused = await step('undo-2').run(activities.releaseFence, { env: 'test', adminUrl: to.url, expected: { epoch: 0, mode: 'fenced' as const } }).catch((e: unknown) => e);
+    const refused = await step('undo-2')
+      .run(activities.releaseFence, { env: 'test', adminUrl: to.url, expected: { epoch: 0, mode: 'fenced' as const } })
+      .catch((e: unknown) => e);
     expect(refused).toMatchObject({ type: 'FenceMoved', nonRetryable: true });
     expect((await adminOf(to).fenceState()).mode).toBe('forwarding');
   });
@@ -238,10 +394,11 @@ describe('admin requests of a fence step end with its attempt', () => {
     await new Promise((done) => silent.close(done));
   });
 
-  it('gives up a request a second before the attempt times out, not after the client\'s own 30 s', async () => {
+  it("gives up a request a second before the attempt times out, not after the client's own 30 s", async () => {
     const activities = activitiesFor(new FakeWorld());
     const startedAt = performance.now();
-    const failed = await step('fence', { startToCloseTimeoutMs: 3_000 }).run(activities.takeFence, { env: 'test', adminUrl: url, leaseSeconds: 60 })
+    const failed = await step('fence', { startToCloseTimeoutMs: 3_000 })
+      .run(activities.takeFence, { env: 'test', adminUrl: url, leaseSeconds: 60 })
       .catch((e: unknown) => e);
     expect(failed).toBeInstanceOf(Error);
     expect(performance.now() - startedAt).toBeLessThan(3_000);
@@ -251,7 +408,9 @@ describe('admin requests of a fence step end with its attempt', () => {
   it('stops its requests when the attempt is cancelled (a heartbeat tells of a cancelled or terminated run)', async () => {
     const activities = activitiesFor(new FakeWorld());
     const attempt = step('release', { startToCloseTimeoutMs: 60_000 });
-    const releasing = attempt.run(activities.releaseFence, { env: 'test', adminUrl: url, expected: { epoch: 1, mode: 'fenced' as const } }).catch((e: unknown) => e);
+    const releasing = attempt
+      .run(activities.releaseFence, { env: 'test', adminUrl: url, expected: { epoch: 1, mode: 'fenced' as const } })
+      .catch((e: unknown) => e);
     await expect.poll(() => arrived).toContain('POST /admin/unfence');
     attempt.cancel();
     await releasing;
@@ -270,8 +429,12 @@ describe('the fence activities of runs started before fencing tokens', () => {
 
   it('give a workflows/v1 fence, which named no lease, the longest lease the admin API grants, and unfence whatever they find', async () => {
     const activities = activitiesFor(new FakeWorld());
-    expect(await new MockActivityEnvironment().run(activities.fenceStack, { env: 'test', adminUrl: node.url })).toMatchObject({ mode: 'fenced', leaseSeconds: 3_600 });
-    expect(await new MockActivityEnvironment().run(activities.unfenceStack, { env: 'test', adminUrl: node.url })).toMatchObject({ mode: 'open' });
+    expect(
+      await new MockActivityEnvironment().run(activities.fenceStack, { env: 'test', adminUrl: node.url }),
+    ).toMatchObject({ mode: 'fenced', leaseSeconds: 3_600 });
+    expect(
+      await new MockActivityEnvironment().run(activities.unfenceStack, { env: 'test', adminUrl: node.url }),
+    ).toMatchObject({ mode: 'open' });
   });
 });
 
@@ -280,31 +443,60 @@ describe('switchDns: one compare-and-swap, in the Route53 adapter', () => {
   beforeEach(() => route53.reset());
   const name = 'sync.test.navcloud.test';
   const blue: DnsRecordState = {
-    recordName: name, ttl: 30, stack: 'navcloud-test-blue-1',
+    recordName: name,
+    ttl: 30,
+    stack: 'navcloud-test-blue-1',
     target: { kind: 'alias', dnsName: 'blue-alb.us-east-1.elb.amazonaws.com.', hostedZoneId: 'Z35SXDOTRQ7X7K' },
   };
   // As Route53 answers after the switch was applied: the alias name with its trailing dot.
   const greenAlias: ResourceRecordSet = {
-    Name: `${name}.`, Type: 'A', AliasTarget: { DNSName: 'green-alb.us-east-1.elb.amazonaws.com.', HostedZoneId: 'Z35SXDOTRQ7X7K', EvaluateTargetHealth: true },
+    Name: `${name}.`,
+    Type: 'A',
+    AliasTarget: {
+      DNSName: 'green-alb.us-east-1.elb.amazonaws.com.',
+      HostedZoneId: 'Z35SXDOTRQ7X7K',
+      EvaluateTargetHealth: true,
+    },
   };
-  const greenOwner: ResourceRecordSet = { Name: `_switchyard.${name}.`, Type: 'TXT', TTL: 30, ResourceRecords: [{ Value: '"stack=navcloud-test-green-2"' }] };
+  const greenOwner: ResourceRecordSet = {
+    Name: `_switchyard.${name}.`,
+    Type: 'TXT',
+    TTL: 30,
+    ResourceRecords: [{ Value: '"stack=navcloud-test-green-2"' }],
+  };
 
   it('succeeds on a retry whose first attempt applied the change but lost the answer', async () => {
     route53.on(ListResourceRecordSetsCommand).callsFake((input: { StartRecordName?: string }) => ({
-      ResourceRecordSets: input.StartRecordName?.startsWith('_switchyard') ? [greenOwner] : [greenAlias], IsTruncated: false,
+      ResourceRecordSets: input.StartRecordName?.startsWith('_switchyard') ? [greenOwner] : [greenAlias],
+      IsTruncated: false,
     }));
-    route53.on(ChangeResourceRecordSetsCommand).resolves({ ChangeInfo: { Id: '/change/C2', Status: 'PENDING', SubmittedAt: new Date() } });
-    const dns = new Route53DnsRouter({ logger: testLogger, route53: new Route53Client({ region: 'us-east-1' }), hostedZoneId: 'Z1', minIntervalMs: 0 });
+    route53
+      .on(ChangeResourceRecordSetsCommand)
+      .resolves({ ChangeInfo: { Id: '/change/C2', Status: 'PENDING', SubmittedAt: new Date() } });
+    const dns = new Route53DnsRouter({
+      logger: testLogger,
+      route53: new Route53Client({ region: 'us-east-1' }),
+      hostedZoneId: 'Z1',
+      minIntervalMs: 0,
+    });
     const world = new FakeWorld();
     const activities = activitiesFor(world, { ports: () => ({ ...world.ports(), dns }) });
     const result: DnsSwitchResult = await new MockActivityEnvironment().run(activities.switchDns, {
-      env: 'test', expected: blue, stack: 'navcloud-test-green-2',
+      env: 'test',
+      expected: blue,
+      stack: 'navcloud-test-green-2',
       // Stack outputs name the load balancer without the trailing dot.
-      target: { kind: 'alias' as const, dnsName: 'green-alb.us-east-1.elb.amazonaws.com', hostedZoneId: 'Z35SXDOTRQ7X7K' },
+      target: {
+        kind: 'alias' as const,
+        dnsName: 'green-alb.us-east-1.elb.amazonaws.com',
+        hostedZoneId: 'Z35SXDOTRQ7X7K',
+      },
     });
     expect(result.changeId).toBe('/change/C2');
     // Only the ownership record is re-asserted, for a change id to wait on; the record itself is left alone.
-    const changes = route53.commandCalls(ChangeResourceRecordSetsCommand).flatMap((c) => c.args[0].input.ChangeBatch?.Changes ?? []);
+    const changes = route53
+      .commandCalls(ChangeResourceRecordSetsCommand)
+      .flatMap((c) => c.args[0].input.ChangeBatch?.Changes ?? []);
     expect(changes.map((c) => `${c.Action} ${c.ResourceRecordSet?.Type}`)).toEqual(['UPSERT TXT']);
   });
 });
@@ -318,9 +510,14 @@ describe('heartbeats while a batch runs', () => {
     const heartbeats: unknown[] = [];
     const env = new MockActivityEnvironment();
     env.on('heartbeat', (details: unknown) => heartbeats.push(details));
-    const restored: RestoreResult = await env.run(createActivities(world.deps(tempDir('reports-').path)).restoreBackup, {
-      env: 'test', backupKey: 'backups/slow.json', adminUrl: 'fake://navcloud-test-green-dst',
-    });
+    const restored: RestoreResult = await env.run(
+      createActivities(world.deps(tempDir('reports-').path)).restoreBackup,
+      {
+        env: 'test',
+        backupKey: 'backups/slow.json',
+        adminUrl: 'fake://navcloud-test-green-dst',
+      },
+    );
     expect(restored.items).toBe(4);
     // One batch (4 lines, batches of 10) taking 2.5 s: the timer beats at least twice during it.
     const during = heartbeats.filter((d) => (d as { linesDone: number }).linesDone === 0);

@@ -56,7 +56,15 @@ describe('a rehearsal', () => {
       lastDelta: { items: 3, durationMs: expect.any(Number) },
     });
     expect(report.rehearsal?.predictedWritePauseMs).toBe(report.rehearsal?.lastDelta?.durationMs);
-    expect(report.phases.map((p) => p.name)).toEqual(['planning', 'provisioning', 'restoring', 'smoke-testing', 'catching-up', 'tearing-down', 'done']);
+    expect(report.phases.map((p) => p.name)).toEqual([
+      'planning',
+      'provisioning',
+      'restoring',
+      'smoke-testing',
+      'catching-up',
+      'tearing-down',
+      'done',
+    ]);
 
     const next = newStackOf(report);
     // The rehearsal's stack had everything the live stack had when it stopped, and is gone.
@@ -128,9 +136,14 @@ describe('a rehearsal', () => {
     const world = seededWorld().fail('stacks.waitUntilReady', { message: 'hang' });
     const { worker, taskQueue } = await workerFor(testEnv().nativeConnection, world);
     await worker.runUntil(async () => {
-      const running = await testEnv().client.workflow.start(rehearsal, { taskQueue, workflowId: switchWorkflowId('test'), args: [input] });
+      const running = await testEnv().client.workflow.start(rehearsal, {
+        taskQueue,
+        workflowId: switchWorkflowId('test'),
+        args: [input],
+      });
       await untilPhase(running, 'provisioning');
-      const refused = await testEnv().client.workflow.start(stackSwitch, { taskQueue, workflowId: switchWorkflowId('test'), args: [input] })
+      const refused = await testEnv()
+        .client.workflow.start(stackSwitch, { taskQueue, workflowId: switchWorkflowId('test'), args: [input] })
         .catch((e: unknown) => e);
       expect(refused).toBeInstanceOf(WorkflowExecutionAlreadyStartedError);
       await running.executeUpdate(abortUpdate, { args: [{ by: 'zoe', comment: 'enough' }] });
@@ -139,9 +152,14 @@ describe('a rehearsal', () => {
       expect(report.rehearsal?.wouldSwitch).toBe(false);
     });
 
-    const hold = await testEnv().client.workflow.start(stackSwitch, { taskQueue: `nobody-${randomUUID()}`, workflowId: switchWorkflowId('test'), args: [input] });
+    const hold = await testEnv().client.workflow.start(stackSwitch, {
+      taskQueue: `nobody-${randomUUID()}`,
+      workflowId: switchWorkflowId('test'),
+      args: [input],
+    });
     try {
-      const refused = await testEnv().client.workflow.start(rehearsal, { taskQueue, workflowId: switchWorkflowId('test'), args: [input] })
+      const refused = await testEnv()
+        .client.workflow.start(rehearsal, { taskQueue, workflowId: switchWorkflowId('test'), args: [input] })
         .catch((e: unknown) => e);
       expect(refused).toBeInstanceOf(WorkflowExecutionAlreadyStartedError);
     } finally {
@@ -154,9 +172,13 @@ describe('a night of a schedule set to rehearse', () => {
   it('starts a rehearsal as switch-<env> and ends as it did', async () => {
     const world = seededWorld();
     const { worker, taskQueue } = await workerFor(testEnv().nativeConnection, world);
-    const night = await worker.runUntil(testEnv().client.workflow.execute(nightlyRefresh, {
-      taskQueue, workflowId: `nightly-refresh-test-${randomUUID()}`, args: [{ env: 'test', backup: 'latest', version: '2.0.0', rehearse: true }],
-    }));
+    const night = await worker.runUntil(
+      testEnv().client.workflow.execute(nightlyRefresh, {
+        taskQueue,
+        workflowId: `nightly-refresh-test-${randomUUID()}`,
+        args: [{ env: 'test', backup: 'latest', version: '2.0.0', rehearse: true }],
+      }),
+    );
     expect(night.outcome).toBe('rehearsed');
     if (night.outcome === 'skipped') throw new Error('skipped');
     expect(night.switch.workflowId).toBe(switchWorkflowId('test'));

@@ -13,17 +13,43 @@ import { Worker } from '@temporalio/worker';
 import { historyFromFixture, quietRuntime, workflowBundle } from './harness.ts';
 
 const dir = fileURLToPath(new URL('../fixtures/histories/', import.meta.url));
-const generations = ['', ...readdirSync(dir).filter((d) => /^v\d+$/.test(d) && statSync(join(dir, d)).isDirectory()).sort()];
+const generations = [
+  '',
+  ...readdirSync(dir)
+    .filter((d) => /^v\d+$/.test(d) && statSync(join(dir, d)).isDirectory())
+    .sort(),
+];
 const fixtures = generations.flatMap((generation) =>
-  readdirSync(join(dir, generation)).filter((f) => f.endsWith('.json')).sort().map((f) => join(generation, f)));
+  readdirSync(join(dir, generation))
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((f) => join(generation, f)),
+);
 
 beforeAll(() => quietRuntime());
 
 it('has the fixtures of every generation: the first, the fence-lease protocol (v2) with rehearsals, rollback following forwards (v3), notifications and data verification (v5), fencing tokens (v6), rollback by stack roles (v7)', () => {
-  const first = ['switch-switched.json', 'switch-failed-smoke.json', 'switch-rolled-back.json', 'nightly-refresh-switched.json', 'nightly-refresh-skipped.json'];
-  const later = ['v2', 'v3', 'v5', 'v6', 'v7'].flatMap((generation) => [...first, 'switch-dns-refused.json', 'rollback.json'].map((f) => join(generation, f)));
-  const rehearsals = ['v2', 'v5', 'v6', 'v7'].flatMap((generation) => ['rehearsal-rehearsed.json', 'rehearsal-failed-smoke.json', 'nightly-refresh-rehearsed.json'].map((f) => join(generation, f)));
-  const verification = ['v5/switch-data-mismatch.json', 'v6/switch-data-mismatch.json', 'v6/switch-approved.json', 'v7/switch-data-mismatch.json'];
+  const first = [
+    'switch-switched.json',
+    'switch-failed-smoke.json',
+    'switch-rolled-back.json',
+    'nightly-refresh-switched.json',
+    'nightly-refresh-skipped.json',
+  ];
+  const later = ['v2', 'v3', 'v5', 'v6', 'v7'].flatMap((generation) =>
+    [...first, 'switch-dns-refused.json', 'rollback.json'].map((f) => join(generation, f)),
+  );
+  const rehearsals = ['v2', 'v5', 'v6', 'v7'].flatMap((generation) =>
+    ['rehearsal-rehearsed.json', 'rehearsal-failed-smoke.json', 'nightly-refresh-rehearsed.json'].map((f) =>
+      join(generation, f),
+    ),
+  );
+  const verification = [
+    'v5/switch-data-mismatch.json',
+    'v6/switch-data-mismatch.json',
+    'v6/switch-approved.json',
+    'v7/switch-data-mismatch.json',
+  ];
   expect(fixtures).toEqual(expect.arrayContaining([...first, ...later, ...rehearsals, ...verification]));
 });
 
@@ -33,7 +59,10 @@ it('replays every saved history of every generation without a nondeterminism err
     history: historyFromFixture(readFileSync(join(dir, file), 'utf8')),
   }));
   const replayed: string[] = [];
-  for await (const result of Worker.runReplayHistories({ workflowBundle: await workflowBundle(), replayName: 'switchyard-fixtures' }, histories)) {
+  for await (const result of Worker.runReplayHistories(
+    { workflowBundle: await workflowBundle(), replayName: 'switchyard-fixtures' },
+    histories,
+  )) {
     expect(result.error, `${result.workflowId}: ${result.error?.message}`).toBeUndefined();
     replayed.push(result.workflowId);
   }

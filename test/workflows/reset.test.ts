@@ -31,7 +31,9 @@ it('survives a reset past provisioning: the reset run finds the stack the first 
   const { worker, taskQueue } = await workerFor(native, world, env);
   const report: SwitchReport = await worker.runUntil(async () => {
     const handle = await client.workflow.start(stackSwitch, {
-      taskQueue, workflowId: `switch-reset-${randomUUID()}`, args: [{ env: 'test', backup: 'latest', trigger: 'ci', version: '2' }],
+      taskQueue,
+      workflowId: `switch-reset-${randomUUID()}`,
+      args: [{ env: 'test', backup: 'latest', trigger: 'ci', version: '2' }],
     });
     await untilPhase(handle, 'provisioning');
     const history = await handle.fetchHistory();
@@ -40,7 +42,9 @@ it('survives a reset past provisioning: the reset run finds the stack the first 
     const reset = await client.workflowService.resetWorkflowExecution({
       namespace: 'default',
       workflowExecution: { workflowId: handle.workflowId, runId: handle.firstExecutionRunId },
-      workflowTaskFinishEventId: firstTask, reason: 'test: reset past provisioning', requestId: randomUUID(),
+      workflowTaskFinishEventId: firstTask,
+      reason: 'test: reset past provisioning',
+      requestId: randomUUID(),
     });
     expect(reset.runId).not.toBe(handle.firstExecutionRunId);
     return client.workflow.getHandle(handle.workflowId, reset.runId ?? undefined).result();

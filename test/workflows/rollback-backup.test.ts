@@ -18,10 +18,14 @@ describe('rollback', () => {
     const { worker, taskQueue } = await workerFor(testEnv().nativeConnection, world);
     const { switched, rolledBack } = await worker.runUntil(async () => {
       const switched: SwitchReport = await testEnv().client.workflow.execute(stackSwitch, {
-        taskQueue, workflowId: `switch-${randomUUID()}`, args: [{ env: 'test', backup: 'latest', trigger: 'ci', version: '2' }],
+        taskQueue,
+        workflowId: `switch-${randomUUID()}`,
+        args: [{ env: 'test', backup: 'latest', trigger: 'ci', version: '2' }],
       });
       const rolledBack = await testEnv().client.workflow.execute(rollback, {
-        taskQueue, workflowId: `rollback-${randomUUID()}`, args: [{ env: 'test', by: 'alice', comment: 'bad release' }],
+        taskQueue,
+        workflowId: `rollback-${randomUUID()}`,
+        args: [{ env: 'test', by: 'alice', comment: 'bad release' }],
       });
       return { switched, rolledBack };
     });
@@ -41,9 +45,15 @@ describe('rollback', () => {
     // opens. Then DNS.
     const rollbackCalls = calls.slice(calls.indexOf(`dns ${current}`));
     expect(rollbackCalls).toEqual([
-      `dns ${current}`, ...nodes(OLD).map((node) => `drain ${node}`), ...nodes(OLD).map((node) => `undrain ${node}`),
-      `fence ${current}`, `fence ${current}`, `forward ${current} to ${OLD}`, `unfence ${OLD}`,
-      `dns ${OLD}`, ...nodes(current).map((node) => `drain ${node}`),
+      `dns ${current}`,
+      ...nodes(OLD).map((node) => `drain ${node}`),
+      ...nodes(OLD).map((node) => `undrain ${node}`),
+      `fence ${current}`,
+      `fence ${current}`,
+      `forward ${current} to ${OLD}`,
+      `unfence ${OLD}`,
+      `dns ${OLD}`,
+      ...nodes(current).map((node) => `drain ${node}`),
     ]);
     const afterSwitch = world.itemIds(current).filter((id) => id.startsWith('after-switch'));
     expect(afterSwitch).toHaveLength(3);
@@ -56,16 +66,36 @@ describe('rollback', () => {
     const { worker, taskQueue } = await workerFor(testEnv().nativeConnection, world);
     const { switched, failed, retried } = await worker.runUntil(async () => {
       const switched: SwitchReport = await testEnv().client.workflow.execute(stackSwitch, {
-        taskQueue, workflowId: `switch-${randomUUID()}`, args: [{ env: 'test', backup: 'latest', trigger: 'ci', version: '2' }],
+        taskQueue,
+        workflowId: `switch-${randomUUID()}`,
+        args: [{ env: 'test', backup: 'latest', trigger: 'ci', version: '2' }],
       });
       world.fail('dns.switch', { stack: OLD, times: 1, message: 'Route53 throttled the change' });
-      const failed = await testEnv().client.workflow.execute(rollback, { taskQueue, workflowId: `rollback-${randomUUID()}`, args: [{ env: 'test', by: 'dana' }] });
-      const afterFailure = { dns: world.state.dns?.stack, old: world.fenceOf(OLD), oldDraining: world.stack(OLD).draining, current: world.fenceOf(switched.to!.stack) };
-      const retried = await testEnv().client.workflow.execute(rollback, { taskQueue, workflowId: `rollback-${randomUUID()}`, args: [{ env: 'test', by: 'dana' }] });
+      const failed = await testEnv().client.workflow.execute(rollback, {
+        taskQueue,
+        workflowId: `rollback-${randomUUID()}`,
+        args: [{ env: 'test', by: 'dana' }],
+      });
+      const afterFailure = {
+        dns: world.state.dns?.stack,
+        old: world.fenceOf(OLD),
+        oldDraining: world.stack(OLD).draining,
+        current: world.fenceOf(switched.to!.stack),
+      };
+      const retried = await testEnv().client.workflow.execute(rollback, {
+        taskQueue,
+        workflowId: `rollback-${randomUUID()}`,
+        args: [{ env: 'test', by: 'dana' }],
+      });
       return { switched, failed: { report: failed, ...afterFailure }, retried };
     });
     const current = switched.to!.stack;
-    expect(failed.report).toMatchObject({ outcome: 'failed', from: current, to: OLD, reason: expect.stringContaining('Route53 throttled the change') });
+    expect(failed.report).toMatchObject({
+      outcome: 'failed',
+      from: current,
+      to: OLD,
+      reason: expect.stringContaining('Route53 throttled the change'),
+    });
     expect(failed.dns).toBe(current);
     // One writer, the one DNS names: the previous stack forwards to it again, and is drained again for a later rollback.
     expect(failed.current).toEqual(['open', 'open']);
@@ -83,14 +113,25 @@ describe('rollback', () => {
     const { worker, taskQueue } = await workerFor(testEnv().nativeConnection, world);
     const { switched, report } = await worker.runUntil(async () => {
       const switched: SwitchReport = await testEnv().client.workflow.execute(stackSwitch, {
-        taskQueue, workflowId: `switch-${randomUUID()}`, args: [{ env: 'test', backup: 'latest', trigger: 'ci', version: '2' }],
+        taskQueue,
+        workflowId: `switch-${randomUUID()}`,
+        args: [{ env: 'test', backup: 'latest', trigger: 'ci', version: '2' }],
       });
       world.fail('dns.waitInSync', { retryable: false, message: 'change never reached INSYNC' });
-      const report = await testEnv().client.workflow.execute(rollback, { taskQueue, workflowId: `rollback-${randomUUID()}`, args: [{ env: 'test', by: 'erin' }] });
+      const report = await testEnv().client.workflow.execute(rollback, {
+        taskQueue,
+        workflowId: `rollback-${randomUUID()}`,
+        args: [{ env: 'test', by: 'erin' }],
+      });
       return { switched, report };
     });
     const current = switched.to!.stack;
-    expect(report).toMatchObject({ outcome: 'failed', reason: expect.stringContaining(`DNS points to ${OLD}, which takes the writes again, and ${current} forwards to it`) });
+    expect(report).toMatchObject({
+      outcome: 'failed',
+      reason: expect.stringContaining(
+        `DNS points to ${OLD}, which takes the writes again, and ${current} forwards to it`,
+      ),
+    });
     expect(world.state.dns?.stack).toBe(OLD);
     // Only one of the two stacks may take writes: the one DNS now names.
     expect(world.fenced(current)).toBe(true);
@@ -103,10 +144,16 @@ describe('rollback', () => {
     const { worker, taskQueue } = await workerFor(testEnv().nativeConnection, world);
     const report = await worker.runUntil(async () => {
       const failed: SwitchReport = await testEnv().client.workflow.execute(stackSwitch, {
-        taskQueue, workflowId: `switch-${randomUUID()}`, args: [{ env: 'test', backup: 'latest', trigger: 'ci', version: '3', keepFailed: true }],
+        taskQueue,
+        workflowId: `switch-${randomUUID()}`,
+        args: [{ env: 'test', backup: 'latest', trigger: 'ci', version: '3', keepFailed: true }],
       });
       expect(world.stack(failed.to!.stack).description.status).toBe('ready');
-      return testEnv().client.workflow.execute(rollback, { taskQueue, workflowId: `rollback-${randomUUID()}`, args: [{ env: 'test', by: 'bob' }] });
+      return testEnv().client.workflow.execute(rollback, {
+        taskQueue,
+        workflowId: `rollback-${randomUUID()}`,
+        args: [{ env: 'test', by: 'bob' }],
+      });
     });
     expect(report.outcome).toBe('failed');
     expect(world.state.dns?.stack).toBe(OLD);
@@ -115,10 +162,18 @@ describe('rollback', () => {
   it('fails with the reason and changes nothing when there is no previous stack', async () => {
     const world = seededWorld();
     const { worker, taskQueue } = await workerFor(testEnv().nativeConnection, world);
-    const report = await worker.runUntil(testEnv().client.workflow.execute(rollback, {
-      taskQueue, workflowId: `rollback-${randomUUID()}`, args: [{ env: 'test', by: 'bob' }],
-    }));
-    expect(report).toMatchObject({ outcome: 'failed', from: OLD, reason: 'no previous stack of test exists, is ready and served clients before' });
+    const report = await worker.runUntil(
+      testEnv().client.workflow.execute(rollback, {
+        taskQueue,
+        workflowId: `rollback-${randomUUID()}`,
+        args: [{ env: 'test', by: 'bob' }],
+      }),
+    );
+    expect(report).toMatchObject({
+      outcome: 'failed',
+      from: OLD,
+      reason: 'no previous stack of test exists, is ready and served clients before',
+    });
     expect(world.state.dns?.stack).toBe(OLD);
     expect(world.state.calls.filter((c) => c.startsWith('fence') || c.startsWith('dns'))).toEqual([]);
   });
@@ -129,9 +184,13 @@ describe('backupStack', () => {
     const world = seededWorld({ env: { backups: { bucket: 'b', prefix: 'backups/', keep: 2 } } });
     world.addBackup(OLD, 'backups/second.json');
     const { worker, taskQueue } = await workerFor(testEnv().nativeConnection, world);
-    const report = await worker.runUntil(testEnv().client.workflow.execute(backupStack, {
-      taskQueue, workflowId: `backup-${randomUUID()}`, args: [{ env: 'test' }],
-    }));
+    const report = await worker.runUntil(
+      testEnv().client.workflow.execute(backupStack, {
+        taskQueue,
+        workflowId: `backup-${randomUUID()}`,
+        args: [{ env: 'test' }],
+      }),
+    );
     expect(report.stack).toBe(OLD);
     expect(report.items).toBe(35);
     expect(report.pruned).toEqual(['backups/test-seed.json']);
@@ -145,9 +204,17 @@ describe('backupStack', () => {
     const world = seededWorld();
     delete world.state.dns;
     const { worker, taskQueue } = await workerFor(testEnv().nativeConnection, world);
-    const failure = await worker.runUntil(testEnv().client.workflow.execute(backupStack, {
-      taskQueue, workflowId: `backup-${randomUUID()}`, args: [{ env: 'test' }],
-    }).catch((e: unknown) => e));
-    expect(String((failure as Error & { cause?: Error }).cause?.message)).toContain('environment test has no ready stack behind its DNS record');
+    const failure = await worker.runUntil(
+      testEnv()
+        .client.workflow.execute(backupStack, {
+          taskQueue,
+          workflowId: `backup-${randomUUID()}`,
+          args: [{ env: 'test' }],
+        })
+        .catch((e: unknown) => e),
+    );
+    expect(String((failure as Error & { cause?: Error }).cause?.message)).toContain(
+      'environment test has no ready stack behind its DNS record',
+    );
   });
 });

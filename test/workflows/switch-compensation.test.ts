@@ -36,8 +36,18 @@ describe('a successful switch', () => {
     expect(report.from).toEqual({ stack: OLD, colour: 'blue' });
     expect(report.to?.colour).toBe('green');
     expect(newStackOf(report)).toMatch(/^navcloud-test-green-[0-9a-f]{8}$/);
-    expect(phasesOf(report)).toEqual(['planning', 'provisioning', 'restoring', 'smoke-testing', 'catching-up',
-      'switching', 'verifying', 'draining', 'tearing-down', 'done']);
+    expect(phasesOf(report)).toEqual([
+      'planning',
+      'provisioning',
+      'restoring',
+      'smoke-testing',
+      'catching-up',
+      'switching',
+      'verifying',
+      'draining',
+      'tearing-down',
+      'done',
+    ]);
     expect(world.state.dns?.stack).toBe(newStackOf(report));
     // The 30 backed-up items and the 5 written after the backup are all on the new stack.
     expect(world.itemIds(newStackOf(report))).toEqual(world.itemIds(OLD));
@@ -46,7 +56,9 @@ describe('a successful switch', () => {
     expect(world.stack(OLD).description.status).toBe('ready');
     expect(report.backup).toEqual({ key: 'backups/test-seed.json', items: 30 });
     expect(report.smoke.checks.every((c) => c.ok)).toBe(true);
-    expect(world.state.calls.indexOf(`fence ${OLD}`)).toBeLessThan(world.state.calls.indexOf(`dns ${newStackOf(report)}`));
+    expect(world.state.calls.indexOf(`fence ${OLD}`)).toBeLessThan(
+      world.state.calls.indexOf(`dns ${newStackOf(report)}`),
+    );
     expect(world.state.calls[0]).toContain('"Version":"1.2.3"');
     const written = JSON.parse(readFileSync(join(reportsDir, `${report.workflowId}.json`), 'utf8')) as SwitchReport;
     expect(written.outcome).toBe('switched');
@@ -76,21 +88,26 @@ describe('a failure before the switch', () => {
     ['catching-up after the fence', 'admin.export', { message: 'export broke', stack: OLD, after: 1 }, 'catching-up'],
     ['switching (DNS change refused)', 'dns.switch', { message: 'throttled for good' }, 'switching'],
   ];
-  it.each(cases)('in %s deletes the new stack, unfences the old one and leaves DNS alone', async (_, point, failure, phase) => {
-    const world = seededWorld().fail(point, failure);
-    const { report } = await runSwitch(testEnv(), { world });
-    expect(report.outcome).toBe('failed');
-    expect(report.reason).toContain(failure.message);
-    expect(phasesOf(report)).toContain(phase);
-    expect(phasesOf(report).at(-3)).toBe(phase);
-    expectUntouched(world, report);
-    expect(world.state.calls).toContain(`delete ${newStackOf(report)}`);
-  });
+  it.each(cases)(
+    'in %s deletes the new stack, unfences the old one and leaves DNS alone',
+    async (_, point, failure, phase) => {
+      const world = seededWorld().fail(point, failure);
+      const { report } = await runSwitch(testEnv(), { world });
+      expect(report.outcome).toBe('failed');
+      expect(report.reason).toContain(failure.message);
+      expect(phasesOf(report)).toContain(phase);
+      expect(phasesOf(report).at(-3)).toBe(phase);
+      expectUntouched(world, report);
+      expect(world.state.calls).toContain(`delete ${newStackOf(report)}`);
+    },
+  );
 
   it('names the failing resources when the stack cannot be created', async () => {
     const world = seededWorld().fail('stacks.waitUntilReady', { message: 'instance limit exceeded' });
     const { report } = await runSwitch(testEnv(), { world });
-    expect(report.reason).toMatch(/ROLLBACK_COMPLETE: ApiGroup \(AWS::AutoScaling::AutoScalingGroup\): instance limit exceeded/);
+    expect(report.reason).toMatch(
+      /ROLLBACK_COMPLETE: ApiGroup \(AWS::AutoScaling::AutoScalingGroup\): instance limit exceeded/,
+    );
   });
 
   it('unfences the old stack when the last catch-up copy fails after the fence', async () => {
@@ -177,8 +194,20 @@ describe('approval', () => {
     expect(report.outcome).toBe('switched');
     expect(fencedWhileWaiting).toBe(false);
     expect(report.approval).toMatchObject({ decision: 'approved', by: 'alice', comment: 'looks good' });
-    expect(phasesOf(report)).toEqual(['planning', 'provisioning', 'restoring', 'smoke-testing', 'catching-up',
-      'awaiting-approval', 'catching-up', 'switching', 'verifying', 'draining', 'tearing-down', 'done']);
+    expect(phasesOf(report)).toEqual([
+      'planning',
+      'provisioning',
+      'restoring',
+      'smoke-testing',
+      'catching-up',
+      'awaiting-approval',
+      'catching-up',
+      'switching',
+      'verifying',
+      'draining',
+      'tearing-down',
+      'done',
+    ]);
     expect(world.itemIds(newStackOf(report))).toEqual(world.itemIds(OLD));
   });
 
@@ -211,16 +240,22 @@ describe('approval', () => {
       world,
       during: async (handle) => {
         await untilPhase(handle, 'provisioning');
-        refusal = await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob', comment: '' }] }).catch((e: unknown) => e);
+        refusal = await handle
+          .executeUpdate(approveUpdate, { args: [{ by: 'bob', comment: '' }] })
+          .catch((e: unknown) => e);
         await handle.executeUpdate(abortUpdate, { args: [{ by: 'bob', comment: 'cleanup' }] });
       },
     });
     expect(refusal).toBeInstanceOf(WorkflowUpdateFailedError);
-    expect(String((refusal as WorkflowUpdateFailedError).cause?.message)).toContain('is not waiting for approval (it is provisioning)');
+    expect(String((refusal as WorkflowUpdateFailedError).cause?.message)).toContain(
+      'is not waiting for approval (it is provisioning)',
+    );
   });
 
   it('fails cleanly when no decision comes within the approval timeout', async () => {
-    const { report, world } = await runSwitch(testEnv(), { env: { approval: 'manual', approvalTimeoutSeconds: 3_600 } });
+    const { report, world } = await runSwitch(testEnv(), {
+      env: { approval: 'manual', approvalTimeoutSeconds: 3_600 },
+    });
     expect(report.outcome).toBe('failed');
     expect(report.reason).toContain('nobody approved or aborted within 3600 s');
     const waited = report.phases.find((p) => p.name === 'awaiting-approval')!;
@@ -268,11 +303,15 @@ describe('abort', { retry: 2 }, () => {
       env: { verifySeconds: 600 },
       during: async (handle) => {
         await untilPhase(handle, 'verifying');
-        refusal = await handle.executeUpdate(abortUpdate, { args: [{ by: 'erin', comment: 'too late?' }] }).catch((e: unknown) => e);
+        refusal = await handle
+          .executeUpdate(abortUpdate, { args: [{ by: 'erin', comment: 'too late?' }] })
+          .catch((e: unknown) => e);
       },
     });
     expect(refusal).toBeInstanceOf(WorkflowUpdateFailedError);
-    expect(String((refusal as WorkflowUpdateFailedError).cause?.message)).toMatch(/too late to abort .* it is verifying .* use rollback/);
+    expect(String((refusal as WorkflowUpdateFailedError).cause?.message)).toMatch(
+      /too late to abort .* it is verifying .* use rollback/,
+    );
     expect(report.outcome).toBe('switched');
   });
 
@@ -282,7 +321,9 @@ describe('abort', { retry: 2 }, () => {
       env: { approval: 'manual' },
       during: async (handle) => {
         await untilPhase(handle, 'awaiting-approval');
-        refusal = await handle.executeUpdate(approveUpdate, { args: [{ by: ' ', comment: 'x' }] }).catch((e: unknown) => e);
+        refusal = await handle
+          .executeUpdate(approveUpdate, { args: [{ by: ' ', comment: 'x' }] })
+          .catch((e: unknown) => e);
         await handle.executeUpdate(approveUpdate, { args: [{ by: 'frank', comment: 'ok' }] });
       },
     });

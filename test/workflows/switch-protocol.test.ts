@@ -44,7 +44,9 @@ describe('pointing DNS back (one undo, registered before the flip, reading DNS f
   });
 
   it('keeps the old stack forwarding when the writes of the new one cannot be copied back', async () => {
-    const world = seededWorld().fail('probe', { stack: 'green' }).fail('admin.export', { stack: 'green', message: 'export broke' });
+    const world = seededWorld()
+      .fail('probe', { stack: 'green' })
+      .fail('admin.export', { stack: 'green', message: 'export broke' });
     world.state.writesAfterSwitch = 3;
     const { report } = await runSwitch(testEnv(), { world });
     expect(report.outcome).toBe('failed');
@@ -79,7 +81,6 @@ describe('pointing DNS back (one undo, registered before the flip, reading DNS f
 });
 
 describe('with clients writing at every step, through DNS and through a cached answer', () => {
-
   it('a switch keeps one writer and loses no acknowledged write', async () => {
     const { world, violations } = worldWithClientsWriting();
     const { report } = await runSwitch(testEnv(), { world });
@@ -103,9 +104,15 @@ describe('with clients writing at every step, through DNS and through a cached a
     const { worker, taskQueue } = await workerFor(testEnv().nativeConnection, world);
     const rolledBack = await worker.runUntil(async () => {
       await testEnv().client.workflow.execute(stackSwitch, {
-        taskQueue, workflowId: `switch-test-${randomUUID()}`, args: [{ env: 'test', backup: 'latest', trigger: 'ci', version: '2' }],
+        taskQueue,
+        workflowId: `switch-test-${randomUUID()}`,
+        args: [{ env: 'test', backup: 'latest', trigger: 'ci', version: '2' }],
       });
-      return testEnv().client.workflow.execute(rollback, { taskQueue, workflowId: `rollback-${randomUUID()}`, args: [{ env: 'test', by: 'ann' }] });
+      return testEnv().client.workflow.execute(rollback, {
+        taskQueue,
+        workflowId: `rollback-${randomUUID()}`,
+        args: [{ env: 'test', by: 'ann' }],
+      });
     });
     expect(rolledBack.outcome).toBe('rolled-back');
     expect(violations).toEqual([]);
@@ -120,7 +127,8 @@ describe('the fence lease', () => {
     let smoked = false;
     let wroteLate = false;
     const world: FakeWorld = seededWorld({
-      env: { fenceLeaseSeconds: 3 }, importDelayMs: 1_500,
+      env: { fenceLeaseSeconds: 3 },
+      importDelayMs: 1_500,
       onStep: (what) => {
         if (what === `fence ${OLD}`) leases.push((world.state.stacks[OLD]?.fence?.leaseMs ?? 0) / 1000);
         smoked ||= what.startsWith('smoke');
@@ -166,11 +174,13 @@ describe('the live stack', () => {
     const { report } = await runSwitch(testEnv(), { world });
     expect(report.outcome).toBe('switched');
     expect(report.from?.stack).toBe(writer);
-    expect(world.itemIds(newStackOf(report))).toEqual(expect.arrayContaining(world.itemIds(writer).filter((id) => id.startsWith('after-commit'))));
+    expect(world.itemIds(newStackOf(report))).toEqual(
+      expect.arrayContaining(world.itemIds(writer).filter((id) => id.startsWith('after-commit'))),
+    );
     expect(world.state.calls).not.toContain(`delete ${writer}`);
   });
 
-  it('is found by the record\'s target when the ownership record is missing', async () => {
+  it("is found by the record's target when the ownership record is missing", async () => {
     const world = seededWorld();
     world.state.dns = { ...world.state.dns!, stack: '' };
     const { report } = await runSwitch(testEnv(), { world });
@@ -208,7 +218,9 @@ describe('tearing down by role', () => {
     const { report } = await runSwitch(testEnv(), { world });
     const calls = world.state.calls;
     expect(calls.indexOf(`delete ${leftover}`)).toBeGreaterThanOrEqual(0);
-    expect(calls.indexOf(`delete ${leftover}`)).toBeLessThan(calls.findIndex((c) => c.startsWith(`create ${newStackOf(report)}`)));
+    expect(calls.indexOf(`delete ${leftover}`)).toBeLessThan(
+      calls.findIndex((c) => c.startsWith(`create ${newStackOf(report)}`)),
+    );
   });
 });
 
@@ -228,12 +240,17 @@ describe('one lock per environment', () => {
     const world = seededWorld().fail('stacks.waitUntilReady', { message: 'hang' });
     let refusal: unknown;
     await runSwitch(testEnv(), {
-      world, workflowId: switchWorkflowId('test'),
+      world,
+      workflowId: switchWorkflowId('test'),
       during: async (handle) => {
         await untilPhase(handle, 'provisioning');
-        refusal = await testEnv().client.workflow.start(rollback, {
-          taskQueue: 'nobody', workflowId: rollbackWorkflowId('test'), args: [{ env: 'test', by: 'zoe' }],
-        }).catch((e: unknown) => e);
+        refusal = await testEnv()
+          .client.workflow.start(rollback, {
+            taskQueue: 'nobody',
+            workflowId: rollbackWorkflowId('test'),
+            args: [{ env: 'test', by: 'zoe' }],
+          })
+          .catch((e: unknown) => e);
         await handle.executeUpdate(abortUpdate, { args: [{ by: 'zoe', comment: 'done' }] });
       },
     });
@@ -265,7 +282,8 @@ describe('a report for every closed run', () => {
     const world = seededWorld();
     world.state.busyUntilStatsCall = 1_000_000;
     const { report, reportsDir } = await runSwitch(testEnv(), {
-      world, env: { ttl: 60, drainSeconds: 900, verifySeconds: 0 },
+      world,
+      env: { ttl: 60, drainSeconds: 900, verifySeconds: 0 },
       during: async (handle) => {
         await untilPhase(handle, 'draining');
         await handle.cancel();
@@ -284,14 +302,24 @@ describe('history size', () => {
     // The old stack stays busy, so the drain waits its whole drainSeconds (a day).
     const world = seededWorld();
     world.state.busyUntilStatsCall = 1_000_000;
-    const { report, handle } = await runSwitch(testEnv(), { world, env: { verifySeconds: MAX_VERIFY_SECONDS, ttl: 60, drainSeconds: 86_400 } });
+    const { report, handle } = await runSwitch(testEnv(), {
+      world,
+      env: { verifySeconds: MAX_VERIFY_SECONDS, ttl: 60, drainSeconds: 86_400 },
+    });
     expect(report.outcome).toBe('switched');
     const events = (await handle.fetchHistory()).events?.length ?? 0;
     // A look at restore progress costs a timer (2 events), an activity (3) and two workflow tasks (6).
     let looks = 0;
-    for (let at = RESTORE_LOOK_FIRST_MS, every = RESTORE_LOOK_FIRST_MS; at <= 12 * 3_600_000; every = nextRestoreLookMs(every), at += every) looks += 1;
+    for (
+      let at = RESTORE_LOOK_FIRST_MS, every = RESTORE_LOOK_FIRST_MS;
+      at <= 12 * 3_600_000;
+      every = nextRestoreLookMs(every), at += every
+    )
+      looks += 1;
     const restoreEvents = looks * 11;
-    console.log(`history: ${events} events for a switch verifying ${MAX_VERIFY_SECONDS} s and draining a day; a 12-hour restore adds ${looks} looks, about ${restoreEvents} events`);
+    console.log(
+      `history: ${events} events for a switch verifying ${MAX_VERIFY_SECONDS} s and draining a day; a 12-hour restore adds ${looks} looks, about ${restoreEvents} events`,
+    );
     expect(events + restoreEvents).toBeLessThan(10_240);
   }, 300_000);
 });

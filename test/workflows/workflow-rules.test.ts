@@ -16,11 +16,20 @@ it('answers every pinned case as every recorded generation says', () => {
   const generations = readdirSync(fixtures).filter((f) => /^v\d+\.json$/.test(f));
   expect(generations.length).toBeGreaterThan(0);
   for (const generation of generations) {
-    const pinned = JSON.parse(readFileSync(join(fixtures, generation), 'utf8')) as Record<string, Record<string, unknown>>;
+    const pinned = JSON.parse(readFileSync(join(fixtures, generation), 'utf8')) as Record<
+      string,
+      Record<string, unknown>
+    >;
     for (const [rule, cases] of Object.entries(pinned)) {
-      expect(now[rule], `${generation}: rule ${rule} is gone, but runs recorded with it may still replay`).toBeDefined();
+      expect(
+        now[rule],
+        `${generation}: rule ${rule} is gone, but runs recorded with it may still replay`,
+      ).toBeDefined();
       for (const [name, answer] of Object.entries(cases)) {
-        expect(now[rule]![name], `${generation}: ${rule} (${name}) answers differently: that changes the commands of runs in flight; keep the old rule and choose with patched()`).toEqual(answer);
+        expect(
+          now[rule]![name],
+          `${generation}: ${rule} (${name}) answers differently: that changes the commands of runs in flight; keep the old rule and choose with patched()`,
+        ).toEqual(answer);
       }
     }
   }
@@ -33,9 +42,15 @@ it('pins every rule workflow code imports at run time from outside workflows/, o
       const path = join(dir, entry.name);
       if (entry.isDirectory()) visit(path);
       else if (entry.name.endsWith('.ts')) {
-        for (const [, names, from] of readFileSync(path, 'utf8').matchAll(/^import (?!type )\{([^}]*)\} from '((?:\.\.\/)+src\/[^']+)'/gm)) {
+        for (const [, names, from] of readFileSync(path, 'utf8').matchAll(
+          /^import (?!type )\{([^}]*)\} from '((?:\.\.\/)+src\/[^']+)'/gm,
+        )) {
           if (!from) continue;
-          for (const name of names!.split(',').map((n) => n.trim()).filter((n) => n && !n.startsWith('type '))) imported.add(name);
+          for (const name of names!
+            .split(',')
+            .map((n) => n.trim())
+            .filter((n) => n && !n.startsWith('type ')))
+            imported.add(name);
         }
       }
     }

@@ -19,14 +19,22 @@ export async function rollbackV1(input: RollbackInput): Promise<RollbackReport> 
   const { env, by } = input;
   const startedAt = isoAt(workflowNow());
   const report = (outcome: RollbackReport['outcome'], fields: Partial<RollbackReport> = {}): RollbackReport => ({
-    env, workflowId: workflowInfo().workflowId, outcome, by, startedAt, finishedAt: isoAt(workflowNow()), ...fields,
+    env,
+    workflowId: workflowInfo().workflowId,
+    outcome,
+    by,
+    startedAt,
+    finishedAt: isoAt(workflowNow()),
+    ...fields,
   });
 
   const plan = await quick.planSwitch(env);
-  if (!plan.live) return report('failed', { reason: `the DNS record of ${env} points nowhere: nothing to roll back from` });
+  if (!plan.live)
+    return report('failed', { reason: `the DNS record of ${env} points nowhere: nothing to roll back from` });
   const current = plan.live.record.stack;
-  const candidates = (await quick.listStacks(env))
-    .filter((s) => s.name !== current && s.status === 'ready' && s.outputs && (!input.to || s.name === input.to));
+  const candidates = (await quick.listStacks(env)).filter(
+    (s) => s.name !== current && s.status === 'ready' && s.outputs && (!input.to || s.name === input.to),
+  );
   let previous: (typeof candidates)[number] | undefined;
   let since: string | undefined;
   let wasDraining = false;
@@ -43,7 +51,9 @@ export async function rollbackV1(input: RollbackInput): Promise<RollbackReport> 
   if (!previous?.outputs || since === undefined) {
     return report('failed', {
       from: current,
-      reason: input.to ? `stack ${input.to} of ${env} does not exist or is not ready` : `no previous stack of ${env} exists, is ready and served clients before`,
+      reason: input.to
+        ? `stack ${input.to} of ${env} does not exist or is not ready`
+        : `no previous stack of ${env} exists, is ready and served clients before`,
     });
   }
   const to = previous.outputs;
@@ -92,5 +102,9 @@ export async function rollbackV1(input: RollbackInput): Promise<RollbackReport> 
       // DNS already points back; a node that cannot be told to drain still loses its clients with the TTL.
     }
   }
-  return report('rolled-back', { from: current, to: previous.name, ...(input.comment ? { reason: input.comment } : {}) });
+  return report('rolled-back', {
+    from: current,
+    to: previous.name,
+    ...(input.comment ? { reason: input.comment } : {}),
+  });
 }

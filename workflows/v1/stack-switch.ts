@@ -9,7 +9,15 @@
  */
 import { CancellationScope, condition, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
 import { otherColour, type Colour, type StackDescription, type StackOutputs } from '../../src/cloud/ports.ts';
-import { type Decision, type Outcome, type SwitchInput, type SwitchReport, abortUpdate, approveUpdate, statusQuery } from '../../src/switch/contract.ts';
+import {
+  type Decision,
+  type Outcome,
+  type SwitchInput,
+  type SwitchReport,
+  abortUpdate,
+  approveUpdate,
+  statusQuery,
+} from '../../src/switch/contract.ts';
 import type { SwitchSettings } from '../../activities/types.ts';
 import { dnsWait, persistent, provisioning, quick, smoke, streaming } from '../activities.ts';
 import { SwitchRun } from './switch-run.ts';
@@ -39,36 +47,48 @@ export async function stackSwitchV1(input: SwitchInput): Promise<SwitchReport> {
   let approvedBy: Decision | undefined;
 
   setHandler(statusQuery, () => run.status);
-  setHandler(approveUpdate, (decision) => {
-    approvedBy = decision;
-    run.status.approval = { decision: 'approved', ...decision, at: isoAt(workflowNow()) };
-    return run.status;
-  }, {
-    validator: (decision) => {
-      checkDecision(decision);
-      if (run.phase !== 'awaiting-approval') throw new Error(`switch-${env} is not waiting for approval (it is ${run.phase})`);
+  setHandler(
+    approveUpdate,
+    (decision) => {
+      approvedBy = decision;
+      run.status.approval = { decision: 'approved', ...decision, at: isoAt(workflowNow()) };
+      return run.status;
     },
-  });
-  setHandler(abortUpdate, (decision) => {
-    abortedBy = decision;
-    if (run.phase === 'awaiting-approval') run.status.approval = { decision: 'aborted', ...decision, at: isoAt(workflowNow()) };
-    beforeSwitching.cancel();
-    return run.status;
-  }, {
-    validator: (decision) => {
-      checkDecision(decision);
-      if (abortedBy) throw new Error(`switch-${env} was already aborted by ${abortedBy.by}`);
-      if (run.phase === 'rolling-back' || run.phase === 'failed' || run.phase === 'done') {
-        throw new Error(`switch-${env} is already ${run.phase}`);
-      }
-      if (!run.beforeSwitching) {
-        throw new Error(`too late to abort switch-${env}: it is ${run.phase} and DNS may already point to the new stack; use rollback instead`);
-      }
+    {
+      validator: (decision) => {
+        checkDecision(decision);
+        if (run.phase !== 'awaiting-approval')
+          throw new Error(`switch-${env} is not waiting for approval (it is ${run.phase})`);
+      },
     },
-  });
+  );
+  setHandler(
+    abortUpdate,
+    (decision) => {
+      abortedBy = decision;
+      if (run.phase === 'awaiting-approval')
+        run.status.approval = { decision: 'aborted', ...decision, at: isoAt(workflowNow()) };
+      beforeSwitching.cancel();
+      return run.status;
+    },
+    {
+      validator: (decision) => {
+        checkDecision(decision);
+        if (abortedBy) throw new Error(`switch-${env} was already aborted by ${abortedBy.by}`);
+        if (run.phase === 'rolling-back' || run.phase === 'failed' || run.phase === 'done') {
+          throw new Error(`switch-${env} is already ${run.phase}`);
+        }
+        if (!run.beforeSwitching) {
+          throw new Error(
+            `too late to abort switch-${env}: it is ${run.phase} and DNS may already point to the new stack; use rollback instead`,
+          );
+        }
+      },
+    },
+  );
 
   let settings!: SwitchSettings;
-  let old: StackDescription & { outputs: StackOutputs } | undefined;
+  let old: (StackDescription & { outputs: StackOutputs }) | undefined;
   let liveRecordStack: string | null = null;
   let next!: { name: string; colour: Colour; outputs: StackOutputs };
   let switchCursor: string | undefined;
@@ -78,23 +98,44 @@ export async function stackSwitchV1(input: SwitchInput): Promise<SwitchReport> {
   async function catchUp(from: StackOutputs, since: string, fence: boolean): Promise<string> {
     let cursor = since;
     for (let pass = 1; pass <= MAX_CATCH_UP_PASSES; pass += 1) {
-      const copy = await streaming.copyChanges({ env, fromAdminUrl: from.adminUrl, toAdminUrl: next.outputs.adminUrl, since: cursor });
+      const copy = await streaming.copyChanges({
+        env,
+        fromAdminUrl: from.adminUrl,
+        toAdminUrl: next.outputs.adminUrl,
+        since: cursor,
+      });
       cursor = copy.cursor;
       run.describe(`pass ${pass} copied ${copy.copied} changes from ${old?.name} to ${next.name}`);
       if (copy.copied <= settings.catchUpFenceBelow) break;
     }
     if (!fence) return cursor;
-    undo.push({ what: `unfence stack ${old?.name}`, run: () => persistent.unfenceStack({ env, adminUrl: from.adminUrl }) });
+    undo.push({
+      what: `unfence stack ${old?.name}`,
+      run: () => persistent.unfenceStack({ env, adminUrl: from.adminUrl }),
+    });
     await quick.fenceStack({ env, adminUrl: from.adminUrl });
     run.describe(`${old?.name} fenced: copying its last writes to ${next.name}`);
-    const last = await streaming.copyChanges({ env, fromAdminUrl: from.adminUrl, toAdminUrl: next.outputs.adminUrl, since: cursor });
+    const last = await streaming.copyChanges({
+      env,
+      fromAdminUrl: from.adminUrl,
+      toAdminUrl: next.outputs.adminUrl,
+      since: cursor,
+    });
     return last.cursor;
   }
 
   /** Undoes what was done, newest first. After the DNS switch the outcome is rolled-back only if DNS went back. */
   async function compensate(outcome: 'failed' | 'aborted' | 'after-switch', reason: string): Promise<SwitchReport> {
     return CancellationScope.nonCancellable(async () => {
-      run.enter('rolling-back', `${reason}; undoing: ${undo.map((u) => u.what).reverse().join(', ') || 'nothing'}`);
+      run.enter(
+        'rolling-back',
+        `${reason}; undoing: ${
+          undo
+            .map((u) => u.what)
+            .reverse()
+            .join(', ') || 'nothing'
+        }`,
+      );
       for (const step of undo.reverse()) {
         try {
           await step.run();
@@ -104,7 +145,12 @@ export async function stackSwitchV1(input: SwitchInput): Promise<SwitchReport> {
       }
       if (outcome !== 'after-switch') return finish(outcome, reason);
       if (switchedBack) return finish('rolled-back', reason);
-      return finish('failed', old ? `${reason}; switching back to ${old.name} failed` : `${reason}; there is no previous stack to switch back to`);
+      return finish(
+        'failed',
+        old
+          ? `${reason}; switching back to ${old.name} failed`
+          : `${reason}; there is no previous stack to switch back to`,
+      );
     });
   }
 
@@ -128,16 +174,28 @@ export async function stackSwitchV1(input: SwitchInput): Promise<SwitchReport> {
       liveRecordStack = plan.live?.record.stack ?? null;
       const liveStack = plan.live?.stack;
       if (liveStack?.status === 'ready' && liveStack.outputs) old = { ...liveStack, outputs: liveStack.outputs };
-      else if (plan.live) run.warn(`DNS points to ${plan.live.record.stack}, which is ${liveStack?.status ?? 'gone'}: nothing to catch up from`);
+      else if (plan.live)
+        run.warn(
+          `DNS points to ${plan.live.record.stack}, which is ${liveStack?.status ?? 'gone'}: nothing to catch up from`,
+        );
       const liveColour = liveStack?.colour ?? colourInName(liveRecordStack);
       const colour = liveColour ? otherColour(liveColour) : 'blue';
       const name = `navcloud-${env}-${colour}-${shortId(workflowInfo().runId)}`;
-      run.planned(liveRecordStack && liveColour ? { stack: liveRecordStack, colour: liveColour } : undefined, { stack: name, colour });
+      run.planned(liveRecordStack && liveColour ? { stack: liveRecordStack, colour: liveColour } : undefined, {
+        stack: name,
+        colour,
+      });
 
       run.enter('provisioning', `creating stack ${name} (${colour}, version ${input.version})`);
       if (input.keepFailed) run.describe(`creating stack ${name}; it is kept if the switch fails (--keep-failed)`);
       else undo.push({ what: `delete stack ${name}`, run: () => provisioning.deleteStack({ env, name }) });
-      await provisioning.createStack({ env, name, colour, workflowId: workflowInfo().workflowId, version: input.version });
+      await provisioning.createStack({
+        env,
+        name,
+        colour,
+        workflowId: workflowInfo().workflowId,
+        version: input.version,
+      });
       const created = await provisioning.waitForStack({ env, name });
       next = { name, colour, outputs: created.outputs! };
 
@@ -151,7 +209,9 @@ export async function stackSwitchV1(input: SwitchInput): Promise<SwitchReport> {
         async () => {
           const state = await quick.stackState({ env, adminUrl: next.outputs.adminUrl });
           run.status.restore = { items: Math.min(state.items, backup.items), total: backup.items };
-          run.describe(`imported ${run.status.restore.items} of ${backup.items} items of backup ${backup.key} into ${name}`);
+          run.describe(
+            `imported ${run.status.restore.items} of ${backup.items} items of backup ${backup.key} into ${name}`,
+          );
         },
       );
       run.status.restore = { items: restored.items, total: backup.items };
@@ -163,7 +223,10 @@ export async function stackSwitchV1(input: SwitchInput): Promise<SwitchReport> {
       const failed = checks.filter((check) => !check.ok);
       if (checks.length === 0) throw stop('SmokeFailed', 'the smoke runner reported no checks');
       if (failed.length) {
-        throw stop('SmokeFailed', `smoke checks failed: ${failed.map((c) => `${c.name}${c.detail ? ` (${c.detail})` : ''}`).join('; ')}`);
+        throw stop(
+          'SmokeFailed',
+          `smoke checks failed: ${failed.map((c) => `${c.name}${c.detail ? ` (${c.detail})` : ''}`).join('; ')}`,
+        );
       }
 
       const fenceNow = settings.approval !== 'manual';
@@ -174,8 +237,10 @@ export async function stackSwitchV1(input: SwitchInput): Promise<SwitchReport> {
       }
 
       if (settings.approval === 'manual') {
-        run.enter('awaiting-approval',
-          `${name} passed its smoke checks; waiting up to ${settings.approvalTimeoutSeconds} s for 'switchyard approve --env ${env}' or abort`);
+        run.enter(
+          'awaiting-approval',
+          `${name} passed its smoke checks; waiting up to ${settings.approvalTimeoutSeconds} s for 'switchyard approve --env ${env}' or abort`,
+        );
         if (!(await condition(() => approvedBy !== undefined, settings.approvalTimeoutSeconds * 1000))) {
           throw stop('ApprovalTimeout', `nobody approved or aborted within ${settings.approvalTimeoutSeconds} s`);
         }
@@ -197,7 +262,12 @@ export async function stackSwitchV1(input: SwitchInput): Promise<SwitchReport> {
   // ---------------------------------------------------------------- the switch and after
   try {
     run.enter('switching', `pointing ${settings.recordName} from ${liveRecordStack ?? 'nothing'} to ${next.name}`);
-    const switched = await quick.switchDns({ env, expectedStack: liveRecordStack, stack: next.name, target: next.outputs.dnsTarget });
+    const switched = await quick.switchDns({
+      env,
+      expectedStack: liveRecordStack,
+      stack: next.name,
+      target: next.outputs.dnsTarget,
+    });
     if (old) {
       const from = old;
       undo.push({
@@ -205,16 +275,28 @@ export async function stackSwitchV1(input: SwitchInput): Promise<SwitchReport> {
         run: async () => {
           run.describe(`fencing ${next.name}, copying the writes it took back to ${from.name}, switching DNS back`);
           await persistent.fenceStack({ env, adminUrl: next.outputs.adminUrl });
-          await streaming.copyChanges({ env, fromAdminUrl: next.outputs.adminUrl, toAdminUrl: from.outputs.adminUrl, since: switchCursor! });
+          await streaming.copyChanges({
+            env,
+            fromAdminUrl: next.outputs.adminUrl,
+            toAdminUrl: from.outputs.adminUrl,
+            since: switchCursor!,
+          });
           await persistent.unfenceStack({ env, adminUrl: from.outputs.adminUrl });
-          const back = await persistent.switchDns({ env, expectedStack: next.name, stack: from.name, target: from.outputs.dnsTarget });
+          const back = await persistent.switchDns({
+            env,
+            expectedStack: next.name,
+            stack: from.name,
+            target: from.outputs.dnsTarget,
+          });
           if (back.changeId) await dnsWait.waitDnsInSync({ env, changeId: back.changeId });
           switchedBack = true;
         },
       });
     }
     if (switched.changeId) await dnsWait.waitDnsInSync({ env, changeId: switched.changeId });
-    if (!(await dnsWait.verifyDns({ env, target: next.outputs.dnsTarget, withinSeconds: Math.max(60, 2 * settings.ttl) }))) {
+    if (
+      !(await dnsWait.verifyDns({ env, target: next.outputs.dnsTarget, withinSeconds: Math.max(60, 2 * settings.ttl) }))
+    ) {
       throw stop('DnsNotAnswering', `resolvers do not answer ${settings.recordName} with ${next.name}`);
     }
 
@@ -243,13 +325,20 @@ export async function stackSwitchV1(input: SwitchInput): Promise<SwitchReport> {
     let failuresInARow = 0;
     let watchedMs = 0;
     for (;;) {
-      const probe = await quick.probeStack({ env, endpoint: next.outputs.endpoint, adminUrl: next.outputs.adminUrl, target: next.outputs.dnsTarget });
+      const probe = await quick.probeStack({
+        env,
+        endpoint: next.outputs.endpoint,
+        adminUrl: next.outputs.adminUrl,
+        target: next.outputs.dnsTarget,
+      });
       failuresInARow = probe.ok ? 0 : failuresInARow + 1;
       if (failuresInARow >= 2) throw stop('VerificationFailed', `verification failed: ${probe.detail}`);
       // The watch ends on a healthy look: a failure at the very end is looked at once more.
       if (watchedMs >= settings.verifySeconds * 1000 && probe.ok) return;
       const step = Math.max(1_000, Math.min(VERIFY_EVERY_MS, settings.verifySeconds * 1000 - watchedMs));
-      run.describe(`${next.name} ${probe.ok ? 'healthy' : `unhealthy once (${probe.detail})`}; watched ${watchedMs / 1000} of ${settings.verifySeconds} s`);
+      run.describe(
+        `${next.name} ${probe.ok ? 'healthy' : `unhealthy once (${probe.detail})`}; watched ${watchedMs / 1000} of ${settings.verifySeconds} s`,
+      );
       await sleep(step, { summary: 'until the next look at the new stack' });
       watchedMs += step;
     }
@@ -270,12 +359,16 @@ export async function stackSwitchV1(input: SwitchInput): Promise<SwitchReport> {
       waitedMs += step;
       const activity = await quick.stackActivity(target);
       const idle = activity.openStreams === 0 && activity.requestRate < NEAR_ZERO_RPS;
-      run.describe(`${from.name}: ${activity.openStreams} open streams, ${activity.requestRate.toFixed(1)} requests/s` +
-        `${activity.unreachable ? `, ${activity.unreachable} nodes not answering` : ''}; waited ${waitedMs / 1000} s ` +
-        `(at least ${floorMs / 1000} s, at most ${ceilingMs / 1000} s)`);
+      run.describe(
+        `${from.name}: ${activity.openStreams} open streams, ${activity.requestRate.toFixed(1)} requests/s` +
+          `${activity.unreachable ? `, ${activity.unreachable} nodes not answering` : ''}; waited ${waitedMs / 1000} s ` +
+          `(at least ${floorMs / 1000} s, at most ${ceilingMs / 1000} s)`,
+      );
       if (idle && waitedMs >= floorMs) return;
       if (waitedMs >= ceilingMs) {
-        run.warn(`${from.name} still had ${activity.openStreams} open streams and ${activity.requestRate.toFixed(1)} requests/s after ${ceilingMs / 1000} s of draining`);
+        run.warn(
+          `${from.name} still had ${activity.openStreams} open streams and ${activity.requestRate.toFixed(1)} requests/s after ${ceilingMs / 1000} s of draining`,
+        );
       }
     }
   }
@@ -300,7 +393,10 @@ export async function stackSwitchV1(input: SwitchInput): Promise<SwitchReport> {
  */
 async function whileWatching<T>(work: Promise<T>, look: () => Promise<void>): Promise<T> {
   let finished = false;
-  work.then(() => (finished = true), () => (finished = true));
+  work.then(
+    () => (finished = true),
+    () => (finished = true),
+  );
   while (!(await condition(() => finished, RESTORE_PROGRESS_EVERY_MS))) {
     try {
       await look();
@@ -312,7 +408,8 @@ async function whileWatching<T>(work: Promise<T>, look: () => Promise<void>): Pr
 }
 
 function checkDecision(decision: Decision): void {
-  if (!decision || typeof decision.by !== 'string' || !decision.by.trim()) throw new Error('a decision needs `by`: who decides');
+  if (!decision || typeof decision.by !== 'string' || !decision.by.trim())
+    throw new Error('a decision needs `by`: who decides');
   if (typeof decision.comment !== 'string') throw new Error('a decision needs `comment`: why');
 }
 

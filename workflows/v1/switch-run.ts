@@ -10,12 +10,24 @@
 import { setCurrentDetails, upsertSearchAttributes, workflowInfo, log } from '@temporalio/workflow';
 import type { Colour } from '../../src/cloud/ports.ts';
 import {
-  searchAttributes, type Outcome, type Phase, type SmokeCheck, type StackRefSummary, type SwitchInput, type SwitchReport, type SwitchStatus,
+  searchAttributes,
+  type Outcome,
+  type Phase,
+  type SmokeCheck,
+  type StackRefSummary,
+  type SwitchInput,
+  type SwitchReport,
+  type SwitchStatus,
 } from '../../src/switch/contract.ts';
 import { isoAt, workflowNow } from '../clock.ts';
 
 const BEFORE_SWITCHING: readonly Phase[] = [
-  'planning', 'provisioning', 'restoring', 'smoke-testing', 'catching-up', 'awaiting-approval',
+  'planning',
+  'provisioning',
+  'restoring',
+  'smoke-testing',
+  'catching-up',
+  'awaiting-approval',
 ];
 
 export class SwitchRun {

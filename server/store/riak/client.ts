@@ -75,7 +75,12 @@ export class RiakClient {
     const vclock = header(response, 'x-riak-vclock');
     switch (response.status) {
       case 200:
-        return { kind: 'found', vclock, etag: header(response, 'etag'), values: [valueOf(response.headers, response.body)] };
+        return {
+          kind: 'found',
+          vclock,
+          etag: header(response, 'etag'),
+          values: [valueOf(response.headers, response.body)],
+        };
       case 300:
         return { kind: 'found', vclock, values: siblingsOf(response) };
       case 304:
@@ -89,7 +94,10 @@ export class RiakClient {
 
   async store(bucket: string, key: string, request: StoreRequest): Promise<StoreResult> {
     const { w, pw, dw, node_confirms } = { ...this.config.quorum, ...request.quorum };
-    const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'multipart/mixed, application/json' };
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      accept: 'multipart/mixed, application/json',
+    };
     if (request.vclock) headers['x-riak-vclock'] = request.vclock;
     if (request.ifNoneMatch) headers['if-none-match'] = request.ifNoneMatch;
     if (request.ifMatch) headers['if-match'] = request.ifMatch;
@@ -97,7 +105,14 @@ export class RiakClient {
       if (values.length > 0) headers[`x-riak-index-${name}`] = values.join(', ');
     }
     const timeout = request.timeoutMs === undefined ? undefined : String(request.timeoutMs);
-    const response = await this.send('PUT', this.objectPath(bucket, key), { w, pw, dw, node_confirms, timeout, returnbody: 'true' }, headers, request.body, request.timeoutMs);
+    const response = await this.send(
+      'PUT',
+      this.objectPath(bucket, key),
+      { w, pw, dw, node_confirms, timeout, returnbody: 'true' },
+      headers,
+      request.body,
+      request.timeoutMs,
+    );
     const vclock = header(response, 'x-riak-vclock');
     switch (response.status) {
       case 200:
@@ -116,19 +131,35 @@ export class RiakClient {
   /** Deletes the object written over the version `vclock` names (Riak keeps a tombstone; reads answer 404). */
   async remove(bucket: string, key: string, vclock: string | undefined, quorum?: RiakQuorum): Promise<void> {
     const { w, pw, dw, node_confirms } = { ...this.config.quorum, ...quorum };
-    const response = await this.send('DELETE', this.objectPath(bucket, key), { w, pw, dw, node_confirms }, vclock ? { 'x-riak-vclock': vclock } : {});
+    const response = await this.send(
+      'DELETE',
+      this.objectPath(bucket, key),
+      { w, pw, dw, node_confirms },
+      vclock ? { 'x-riak-vclock': vclock } : {},
+    );
     if (response.status !== 204 && response.status !== 404) throw this.unexpected('DELETE', key, response);
   }
 
   /** One page of an exact (`end` omitted) or inclusive range query, sorted by term then key. */
-  async index(bucket: string, index: string, start: string | number, end: string | number | undefined, maxResults: number, continuation?: string): Promise<IndexPage> {
+  async index(
+    bucket: string,
+    index: string,
+    start: string | number,
+    end: string | number | undefined,
+    maxResults: number,
+    continuation?: string,
+  ): Promise<IndexPage> {
     const range = end === undefined ? enc(String(start)) : `${enc(String(start))}/${enc(String(end))}`;
     const path = `/types/${enc(this.config.bucketType)}/buckets/${enc(bucket)}/index/${enc(index)}/${range}`;
     const query: Record<string, string | undefined> = { max_results: String(maxResults), continuation };
     if (end !== undefined) query.return_terms = 'true';
     const response = await this.send('GET', path, query, { accept: 'application/json' });
     if (response.status !== 200) throw this.unexpected('GET', `${index} index`, response);
-    const parsed = parseJson(response.body, `${index} index answer`) as { keys?: unknown; results?: unknown; continuation?: unknown };
+    const parsed = parseJson(response.body, `${index} index answer`) as {
+      keys?: unknown;
+      results?: unknown;
+      continuation?: unknown;
+    };
     const results: [string, string][] = [];
     if (Array.isArray(parsed.results)) {
       for (const entry of parsed.results as Record<string, unknown>[]) {
@@ -152,8 +183,13 @@ export class RiakClient {
    */
   async increment(key: string, by: number, quorum?: RiakQuorum): Promise<number> {
     const { w, pw, dw, node_confirms } = { ...this.config.quorum, ...quorum };
-    const response = await this.send('POST', this.counterPath(key), { w, pw, dw, node_confirms, returnbody: 'true' },
-      { 'content-type': 'application/json', accept: 'application/json' }, JSON.stringify({ increment: by }));
+    const response = await this.send(
+      'POST',
+      this.counterPath(key),
+      { w, pw, dw, node_confirms, returnbody: 'true' },
+      { 'content-type': 'application/json', accept: 'application/json' },
+      JSON.stringify({ increment: by }),
+    );
     if (response.status !== 200 && response.status !== 201) throw this.unexpected('POST', `counter ${key}`, response);
     return counterValue(response.body, key);
   }
@@ -168,11 +204,17 @@ export class RiakClient {
 
   /** A bucket's properties (GET …/props), or undefined when Riak does not know its bucket type. */
   async props(bucketType: string, bucket: string): Promise<Record<string, unknown> | undefined> {
-    const response = await this.send('GET', `/types/${enc(bucketType)}/buckets/${enc(bucket)}/props`, {}, { accept: 'application/json' });
+    const response = await this.send(
+      'GET',
+      `/types/${enc(bucketType)}/buckets/${enc(bucket)}/props`,
+      {},
+      { accept: 'application/json' },
+    );
     if (response.status === 404) return undefined;
     if (response.status !== 200) throw this.unexpected('GET', `props of ${bucketType}/${bucket}`, response);
     const parsed = parseJson(response.body, `props of ${bucketType}/${bucket}`) as { props?: unknown };
-    if (typeof parsed.props !== 'object' || parsed.props === null) throw new StoreError('unavailable', `Riak answered props of ${bucketType}/${bucket} without props`);
+    if (typeof parsed.props !== 'object' || parsed.props === null)
+      throw new StoreError('unavailable', `Riak answered props of ${bucketType}/${bucket} without props`);
     return parsed.props as Record<string, unknown>;
   }
 
@@ -191,27 +233,48 @@ export class RiakClient {
       return new RiakQuorumUnmet(`Riak could not serve ${method} ${what} with the replicas asked for (${detail})`);
     }
     if (response.status >= 500) {
-      return new StoreError('unavailable', `Riak could not serve ${method} ${what} (${response.status}${detail ? `: ${detail}` : ''})`);
+      return new StoreError(
+        'unavailable',
+        `Riak could not serve ${method} ${what} (${response.status}${detail ? `: ${detail}` : ''})`,
+      );
     }
     if (response.status === 400) {
-      return new Error(`Riak rejected ${method} ${what} as a bad request (check the riak: URL's bucket type and quorum parameters): ${detail || 'no detail'}`);
+      return new Error(
+        `Riak rejected ${method} ${what} as a bad request (check the riak: URL's bucket type and quorum parameters): ${detail || 'no detail'}`,
+      );
     }
-    return new Error(`Riak answered ${method} ${what} with an unexpected ${response.status}${detail ? `: ${detail}` : ''}`);
+    return new Error(
+      `Riak answered ${method} ${what} with an unexpected ${response.status}${detail ? `: ${detail}` : ''}`,
+    );
   }
 
-  private send(method: string, path: string, query: Record<string, string | undefined>, headers: Record<string, string>, body?: string, riakTimeoutMs?: number): Promise<Response> {
+  private send(
+    method: string,
+    path: string,
+    query: Record<string, string | undefined>,
+    headers: Record<string, string>,
+    body?: string,
+    riakTimeoutMs?: number,
+  ): Promise<Response> {
     // Riak's own deadline answers first; the socket's is the backstop for a node that answers nothing.
-    const socketTimeoutMs = riakTimeoutMs === undefined ? this.config.timeoutMs : Math.min(this.config.timeoutMs, riakTimeoutMs + 1_000);
+    const socketTimeoutMs =
+      riakTimeoutMs === undefined ? this.config.timeoutMs : Math.min(this.config.timeoutMs, riakTimeoutMs + 1_000);
     const search = new URLSearchParams();
     for (const [name, value] of Object.entries(query)) if (value !== undefined) search.set(name, value);
     const target = `${this.config.base}${path}${search.size > 0 ? `?${search}` : ''}`;
     return new Promise((resolve, reject) => {
-      const request = this.transport.request(target, { method, headers, agent: this.agent, timeout: socketTimeoutMs }, (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks) }));
-        response.on('error', (error) => reject(unreachable(method, path, error)));
-      });
+      const request = this.transport.request(
+        target,
+        { method, headers, agent: this.agent, timeout: socketTimeoutMs },
+        (response) => {
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('end', () =>
+            resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks) }),
+          );
+          response.on('error', (error) => reject(unreachable(method, path, error)));
+        },
+      );
       request.on('timeout', () => request.destroy(new Error(`no answer within ${socketTimeoutMs} ms`)));
       request.on('error', (error) => reject(unreachable(method, path, error)));
       request.end(body);
@@ -249,7 +312,10 @@ function valueOf(headers: Record<string, string | string[] | undefined>, body: B
   const indexes: Record<string, string[]> = {};
   for (const [name, value] of Object.entries(headers)) {
     if (!name.startsWith('x-riak-index-') || value === undefined) continue;
-    indexes[name.slice('x-riak-index-'.length)] = (Array.isArray(value) ? value.join(',') : value).split(',').map((v) => v.trim()).filter(Boolean);
+    indexes[name.slice('x-riak-index-'.length)] = (Array.isArray(value) ? value.join(',') : value)
+      .split(',')
+      .map((v) => v.trim())
+      .filter(Boolean);
   }
   const etag = headers.etag;
   return { body, etag: Array.isArray(etag) ? etag[0] : etag, indexes };
@@ -257,7 +323,11 @@ function valueOf(headers: Record<string, string | string[] | undefined>, body: B
 
 function siblingsOf(response: Response): RiakValue[] {
   const boundary = boundaryOf(header(response, 'content-type'));
-  if (!boundary) throw new StoreError('unavailable', `Riak answered 300 without a multipart/mixed body (content-type ${header(response, 'content-type')})`);
+  if (!boundary)
+    throw new StoreError(
+      'unavailable',
+      `Riak answered 300 without a multipart/mixed body (content-type ${header(response, 'content-type')})`,
+    );
   // A deleted sibling is a tombstone of Riak's own; our deletes are ordinary values.
   return parseMultipart(response.body, boundary)
     .filter((part) => part.headers['x-riak-deleted'] !== 'true')
@@ -267,7 +337,10 @@ function siblingsOf(response: Response): RiakValue[] {
 function counterValue(body: Buffer, key: string): number {
   const parsed = parseJson(body, `counter ${key}`) as { type?: unknown; value?: unknown };
   if (parsed.type !== 'counter' || !Number.isSafeInteger(parsed.value)) {
-    throw new StoreError('unavailable', `Riak answered counter ${key} with ${body.toString('utf8').slice(0, 100)}; is its bucket type a counter type?`);
+    throw new StoreError(
+      'unavailable',
+      `Riak answered counter ${key} with ${body.toString('utf8').slice(0, 100)}; is its bucket type a counter type?`,
+    );
   }
   return parsed.value as number;
 }

@@ -59,9 +59,14 @@ export class DegradedLog {
    */
   record(entries: DegradedEntry[], timeoutMs?: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
-        reject(new StoreError('unavailable', `Riak did not store the degraded log's batch within ${timeoutMs} ms`));
-      }, timeoutMs);
+      const timer =
+        timeoutMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              reject(
+                new StoreError('unavailable', `Riak did not store the degraded log's batch within ${timeoutMs} ms`),
+              );
+            }, timeoutMs);
       timer?.unref();
       this.waiting.entries.push(...entries);
       this.waiting.settle.push((error) => {
@@ -111,8 +116,13 @@ export class DegradedLog {
     for (let attempt = 1; ; attempt++) {
       try {
         if (!this.registered) await this.register();
-        const stored = await this.riak.store(this.bucket, batchKey(this.writer, this.next), { body: JSON.stringify(entries), indexes: {}, quorum: this.quorum });
-        if (stored.kind === 'precondition-failed') throw new StoreError('unavailable', 'Riak refused a degraded-log batch (412)');
+        const stored = await this.riak.store(this.bucket, batchKey(this.writer, this.next), {
+          body: JSON.stringify(entries),
+          indexes: {},
+          quorum: this.quorum,
+        });
+        if (stored.kind === 'precondition-failed')
+          throw new StoreError('unavailable', 'Riak refused a degraded-log batch (412)');
         this.next += 1;
         if (!told) settle();
         return;
@@ -122,7 +132,11 @@ export class DegradedLog {
           told = true;
           settle(error as Error);
         }
-        if (attempt === 1) this.log.warn({ err: error, batch: batchKey(this.writer, this.next) }, 'Riak did not store a degraded-log batch; sending it again until it does');
+        if (attempt === 1)
+          this.log.warn(
+            { err: error, batch: batchKey(this.writer, this.next) },
+            'Riak did not store a degraded-log batch; sending it again until it does',
+          );
         await sleep(RETRY_MS);
       }
     }
@@ -131,13 +145,24 @@ export class DegradedLog {
   /** Adds this writer to the list before its first batch is sent. */
   private async register(): Promise<void> {
     const fetched = await this.riak.fetch(this.bucket, INDEX_KEY);
-    const writers = new Set(fetched.kind === 'found' ? fetched.values.flatMap((value) => parseWriters(value.body.toString('utf8'))) : []);
+    const writers = new Set(
+      fetched.kind === 'found' ? fetched.values.flatMap((value) => parseWriters(value.body.toString('utf8'))) : [],
+    );
     writers.add(this.writer);
     const vclock = fetched.kind === 'found' || fetched.kind === 'missing' ? fetched.vclock : undefined;
-    const stored = await this.riak.store(this.bucket, INDEX_KEY, { body: JSON.stringify([...writers]), vclock, indexes: {}, quorum: this.quorum });
-    if (stored.kind === 'precondition-failed') throw new StoreError('unavailable', 'Riak refused to store the degraded log\'s list of writers (412)');
+    const stored = await this.riak.store(this.bucket, INDEX_KEY, {
+      body: JSON.stringify([...writers]),
+      vclock,
+      indexes: {},
+      quorum: this.quorum,
+    });
+    if (stored.kind === 'precondition-failed')
+      throw new StoreError('unavailable', "Riak refused to store the degraded log's list of writers (412)");
     this.registered = true;
-    this.log.warn({ writer: this.writer }, 'writes are degraded (Riak could not store them on every primary replica): recording their numbers for exports');
+    this.log.warn(
+      { writer: this.writer },
+      'writes are degraded (Riak could not store them on every primary replica): recording their numbers for exports',
+    );
   }
 
   private async writers(): Promise<string[]> {
@@ -152,14 +177,18 @@ function batchKey(writer: string, n: number): string {
 }
 
 function parseWriters(json: string): string[] {
-  const parsed = parseJson(json, 'the degraded log\'s list of writers');
-  if (!Array.isArray(parsed) || !parsed.every((key) => typeof key === 'string')) throw new StoreError('unavailable', 'the degraded log\'s list of writers is not a list of strings');
+  const parsed = parseJson(json, "the degraded log's list of writers");
+  if (!Array.isArray(parsed) || !parsed.every((key) => typeof key === 'string'))
+    throw new StoreError('unavailable', "the degraded log's list of writers is not a list of strings");
   return parsed as string[];
 }
 
 function parseEntries(json: string): DegradedEntry[] {
   const parsed = parseJson(json, 'a degraded-log batch');
-  if (!Array.isArray(parsed) || !parsed.every((entry) => Array.isArray(entry) && Number.isSafeInteger(entry[0]) && typeof entry[1] === 'string')) {
+  if (
+    !Array.isArray(parsed) ||
+    !parsed.every((entry) => Array.isArray(entry) && Number.isSafeInteger(entry[0]) && typeof entry[1] === 'string')
+  ) {
     throw new StoreError('unavailable', 'a degraded-log batch is not a list of [sequence number, item id]');
   }
   return parsed as DegradedEntry[];

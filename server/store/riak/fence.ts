@@ -69,7 +69,8 @@ export class RiakFence {
         }
         continue;
       }
-      if (read.record.mode !== 'open') throw new StoreError('fenced', `the store is ${read.record.mode}: writes are refused until it is unfenced`);
+      if (read.record.mode !== 'open')
+        throw new StoreError('fenced', `the store is ${read.record.mode}: writes are refused until it is unfenced`);
       return;
     }
     throw new StoreError('unavailable', `the fence kept changing during ${CHANGE_ATTEMPTS} reads; try again`);
@@ -87,18 +88,31 @@ export class RiakFence {
       const current = await this.read(true);
       const seq = await this.highestSeq();
       const left = this.lease.leftMs(current.record);
-      const view = { lapsed: left !== undefined && left <= 0, seq, acknowledgedThrough: current.record.fencedAt ?? seq };
+      const view = {
+        lapsed: left !== undefined && left <= 0,
+        seq,
+        acknowledgedThrough: current.record.fencedAt ?? seq,
+      };
       const decision = decide(current.record, view, change, () => this.lease.state(current.record, seq));
       if ('unchanged' in decision) return this.lease.state(current.record, seq);
       const written = await this.write(decision.next, current);
       if (written === undefined) continue;
       if (!sameRecord(written, decision.next)) {
-        throw new FenceConflict(`a concurrent change of the fence, epoch ${written.epoch} ${written.mode} by ${written.by ?? '?'}, won over this one`, this.lease.state(written, seq));
+        throw new FenceConflict(
+          `a concurrent change of the fence, epoch ${written.epoch} ${written.mode} by ${written.by ?? '?'}, won over this one`,
+          this.lease.state(written, seq),
+        );
       }
-      this.log.info({ mode: decision.next.mode, epoch: decision.next.epoch, by: change.by }, `store fence: ${decision.next.mode}`);
+      this.log.info(
+        { mode: decision.next.mode, epoch: decision.next.epoch, by: change.by },
+        `store fence: ${decision.next.mode}`,
+      );
       return this.lease.state(written, seq);
     }
-    throw new StoreError('unavailable', `the fence kept changing during ${CHANGE_ATTEMPTS} attempts of one change; try again`);
+    throw new StoreError(
+      'unavailable',
+      `the fence kept changing during ${CHANGE_ATTEMPTS} attempts of one change; try again`,
+    );
   }
 
   /** The stored fence, siblings resolved; `fresh` skips the cache so the version is the stored one, for writing over it. */
@@ -113,7 +127,11 @@ export class RiakFence {
       return { record, vclock: fetched.vclock, etag, missing: false };
     }
     this.cache = undefined;
-    return { record: OPEN, vclock: fetched.kind === 'missing' ? fetched.vclock : undefined, missing: fetched.kind === 'missing' };
+    return {
+      record: OPEN,
+      vclock: fetched.kind === 'missing' ? fetched.vclock : undefined,
+      missing: fetched.kind === 'missing',
+    };
   }
 
   /**
@@ -123,7 +141,12 @@ export class RiakFence {
    */
   private async write(record: FenceRecord, over: FenceRead): Promise<FenceRecord | undefined> {
     const condition = over.etag ? { ifMatch: over.etag } : over.missing ? { ifNoneMatch: '*' as const } : {};
-    const stored = await this.riak.store(this.bucket, FENCE_KEY, { body: JSON.stringify(record), vclock: over.vclock, indexes: {}, ...condition });
+    const stored = await this.riak.store(this.bucket, FENCE_KEY, {
+      body: JSON.stringify(record),
+      vclock: over.vclock,
+      indexes: {},
+      ...condition,
+    });
     this.cache = undefined;
     if (stored.kind === 'precondition-failed') return undefined;
     return stored.values.length > 0 ? resolveFence(stored.values) : record;
@@ -142,8 +165,12 @@ export function resolveFence(values: RiakValue[]): FenceRecord {
   for (const value of values) {
     const json = value.body.toString('utf8');
     const record = parseFence(json);
-    const order = winner === undefined ? 1
-      : record.epoch - winner.record.epoch || RESTRICTION[record.mode] - RESTRICTION[winner.record.mode] || (json > winner.json ? 1 : json < winner.json ? -1 : 0);
+    const order =
+      winner === undefined
+        ? 1
+        : record.epoch - winner.record.epoch ||
+          RESTRICTION[record.mode] - RESTRICTION[winner.record.mode] ||
+          (json > winner.json ? 1 : json < winner.json ? -1 : 0);
     if (order > 0) winner = { record, json };
   }
   return winner?.record ?? OPEN;
@@ -161,7 +188,11 @@ function parseFence(json: string): FenceRecord {
   const record: FenceRecord = { mode: 'open', epoch: parsed.epoch };
   if (typeof parsed.by === 'string') record.by = parsed.by;
   if (parsed.mode === 'fenced' && typeof parsed.leaseMs === 'number') {
-    Object.assign(record, { mode: 'fenced', leaseMs: parsed.leaseMs }, typeof parsed.fencedAt === 'number' ? { fencedAt: parsed.fencedAt } : {});
+    Object.assign(
+      record,
+      { mode: 'fenced', leaseMs: parsed.leaseMs },
+      typeof parsed.fencedAt === 'number' ? { fencedAt: parsed.fencedAt } : {},
+    );
   } else if (parsed.mode === 'forwarding' && typeof parsed.forwardTo === 'string') {
     Object.assign(record, { mode: 'forwarding', forwardTo: parsed.forwardTo });
   }
@@ -169,5 +200,7 @@ function parseFence(json: string): FenceRecord {
 }
 
 function sameRecord(a: FenceRecord, b: FenceRecord): boolean {
-  return a.epoch === b.epoch && a.mode === b.mode && a.by === b.by && a.forwardTo === b.forwardTo && a.leaseMs === b.leaseMs;
+  return (
+    a.epoch === b.epoch && a.mode === b.mode && a.by === b.by && a.forwardTo === b.forwardTo && a.leaseMs === b.leaseMs
+  );
 }

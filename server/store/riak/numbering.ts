@@ -18,7 +18,10 @@ export class Numbering {
   private waiting: Array<{ resolve: (seq: number) => void; reject: (error: unknown) => void }> = [];
   private inFlight = false;
 
-  constructor(private readonly riak: RiakClient, private readonly quorum: RiakQuorum) {}
+  constructor(
+    private readonly riak: RiakClient,
+    private readonly quorum: RiakQuorum,
+  ) {}
 
   /** The next number for one change. */
   take(): Promise<number> {

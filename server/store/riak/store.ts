@@ -35,8 +35,17 @@ import { compareRevisions, holdsAtLeast, nextRevision } from '../../../src/navcl
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  PAGE_BYTES, StoreError, type Clock, type FenceChange, type FenceState, type ItemRevision, type PutItem, type StoreExport, type StoredChange,
-  type StoredItem, type SyncStore,
+  PAGE_BYTES,
+  StoreError,
+  type Clock,
+  type FenceChange,
+  type FenceState,
+  type ItemRevision,
+  type PutItem,
+  type StoreExport,
+  type StoredChange,
+  type StoredItem,
+  type SyncStore,
 } from '../port.ts';
 import { RiakClient, RiakQuorumUnmet, type FetchResult, type RiakValue, type StoreResult } from './client.ts';
 import type { RiakQuorum } from './config.ts';
@@ -131,12 +140,21 @@ export class RiakStore implements SyncStore {
   /** Looks at the fence shared by writes that look together (a busy node reads it once per batch of writes). */
   private readonly fenceChecks: SharedRead<void>;
 
-  constructor(private readonly riak: RiakClient, options: RiakStoreOptions) {
+  constructor(
+    private readonly riak: RiakClient,
+    options: RiakStoreOptions,
+  ) {
     this.page = options.pageSize ?? 500;
-    this.log = options.logger.child({ component: 'riak-store', bucketType: riak.config.bucketType, bucket: riak.config.bucket });
+    this.log = options.logger.child({
+      component: 'riak-store',
+      bucketType: riak.config.bucketType,
+      bucket: riak.config.bucket,
+    });
     this.bucket = riak.config.bucket;
     const metaBucket = `${riak.config.bucket}.meta`;
-    this.fenceOf = new RiakFence(riak, metaBucket, options.clock ?? (() => performance.now()), this.log, () => this.highestSeq());
+    this.fenceOf = new RiakFence(riak, metaBucket, options.clock ?? (() => performance.now()), this.log, () =>
+      this.highestSeq(),
+    );
     this.degradedLog = new DegradedLog(riak, metaBucket, DEGRADED, this.log);
     this.numbering = new Numbering(riak, DEGRADED);
     this.watermark = new ExportWatermark(riak, metaBucket, DEGRADED);
@@ -148,18 +166,29 @@ export class RiakStore implements SyncStore {
     const { bucketType, counterType, bucket } = this.riak.config;
     const items = await this.riak.props(bucketType, bucket);
     if (!items) {
-      throw new Error(`Riak has no active bucket type ${JSON.stringify(bucketType)}: create it with riak-admin bucket-type create ${bucketType} '{"props":{"allow_mult":true}}' and activate it`);
+      throw new Error(
+        `Riak has no active bucket type ${JSON.stringify(bucketType)}: create it with riak-admin bucket-type create ${bucketType} '{"props":{"allow_mult":true}}' and activate it`,
+      );
     }
-    if (items.datatype !== undefined) throw new Error(`Riak bucket type ${JSON.stringify(bucketType)} holds ${String(items.datatype)} data types; the store needs a plain key/value bucket type`);
+    if (items.datatype !== undefined)
+      throw new Error(
+        `Riak bucket type ${JSON.stringify(bucketType)} holds ${String(items.datatype)} data types; the store needs a plain key/value bucket type`,
+      );
     if (items.allow_mult !== true) {
-      throw new Error(`Riak bucket type ${JSON.stringify(bucketType)} has allow_mult=${String(items.allow_mult)}: it must be true, or concurrent writes silently lose one of them instead of leaving siblings`);
+      throw new Error(
+        `Riak bucket type ${JSON.stringify(bucketType)} has allow_mult=${String(items.allow_mult)}: it must be true, or concurrent writes silently lose one of them instead of leaving siblings`,
+      );
     }
     const counters = await this.riak.props(counterType, bucket);
     if (!counters) {
-      throw new Error(`Riak has no active bucket type ${JSON.stringify(counterType)}: create it with riak-admin bucket-type create ${counterType} '{"props":{"datatype":"counter"}}' and activate it`);
+      throw new Error(
+        `Riak has no active bucket type ${JSON.stringify(counterType)}: create it with riak-admin bucket-type create ${counterType} '{"props":{"datatype":"counter"}}' and activate it`,
+      );
     }
     if (counters.datatype !== 'counter') {
-      throw new Error(`Riak bucket type ${JSON.stringify(counterType)} (counter_type) must have datatype counter, it has ${JSON.stringify(counters.datatype ?? 'none')}`);
+      throw new Error(
+        `Riak bucket type ${JSON.stringify(counterType)} (counter_type) must have datatype counter, it has ${JSON.stringify(counters.datatype ?? 'none')}`,
+      );
     }
   }
 
@@ -180,11 +209,18 @@ export class RiakStore implements SyncStore {
   async put(request: PutItem): Promise<{ item: StoredItem; created: boolean }> {
     let created = false;
     const record = await this.write(request.id, (existing) => {
-      if (existing && existing.owner !== request.owner) throw new StoreError('not-found', `item ${request.id} not found`);
+      if (existing && existing.owner !== request.owner)
+        throw new StoreError('not-found', `item ${request.id} not found`);
       const live = existing && !existing.deleted ? existing : undefined;
-      if (request.ifNoneMatch === '*' && live) throw new StoreError('precondition-failed', `item ${request.id} already exists (If-None-Match: *)`);
+      if (request.ifNoneMatch === '*' && live)
+        throw new StoreError('precondition-failed', `item ${request.id} already exists (If-None-Match: *)`);
       if (request.ifMatch !== undefined && live?.rev !== request.ifMatch) {
-        throw new StoreError('precondition-failed', live ? `item ${request.id} is at revision ${live.rev}, not ${request.ifMatch}` : `item ${request.id} does not exist (If-Match)`);
+        throw new StoreError(
+          'precondition-failed',
+          live
+            ? `item ${request.id} is at revision ${live.rev}, not ${request.ifMatch}`
+            : `item ${request.id} does not exist (If-Match)`,
+        );
       }
       created = !live;
       return (seq) => ({
@@ -207,11 +243,19 @@ export class RiakStore implements SyncStore {
 
   async delete(id: string, owner: string, ifMatch?: string): Promise<StoredItem> {
     const record = await this.write(id, (existing) => {
-      if (!existing || existing.owner !== owner || existing.deleted) throw new StoreError('not-found', `item ${id} not found`);
-      if (ifMatch !== undefined && existing.rev !== ifMatch) throw new StoreError('precondition-failed', `item ${id} is at revision ${existing.rev}, not ${ifMatch}`);
+      if (!existing || existing.owner !== owner || existing.deleted)
+        throw new StoreError('not-found', `item ${id} not found`);
+      if (ifMatch !== undefined && existing.rev !== ifMatch)
+        throw new StoreError('precondition-failed', `item ${id} is at revision ${existing.rev}, not ${ifMatch}`);
       // Sharees keep their feed entries, so the tombstone reaches them too.
       return (seq) => {
-        const tombstone: ItemRecord = { ...existing, seq, rev: nextRevision(existing.rev), deleted: true, updatedAt: new Date().toISOString() };
+        const tombstone: ItemRecord = {
+          ...existing,
+          seq,
+          rev: nextRevision(existing.rev),
+          deleted: true,
+          updatedAt: new Date().toISOString(),
+        };
         delete tombstone.data;
         return tombstone;
       };
@@ -236,7 +280,8 @@ export class RiakStore implements SyncStore {
     for (let start = 0; start < all.length; start += FEED_READ_BATCH) {
       const batch = all.slice(start, start + FEED_READ_BATCH);
       for (const [index, record] of (await this.readMany(batch)).entries()) {
-        if (record && !record.deleted && record.shares.includes(user)) ranked.push({ key: batch[index]!, seq: record.seq });
+        if (record && !record.deleted && record.shares.includes(user))
+          ranked.push({ key: batch[index]!, seq: record.seq });
       }
     }
     ranked.sort((a, b) => b.seq - a.seq);
@@ -245,7 +290,8 @@ export class RiakStore implements SyncStore {
     for (let start = 0; start < ranked.length && items.length < limit && bytes < maxBytes; start += FEED_READ_BATCH) {
       const records = await this.readMany(ranked.slice(start, start + FEED_READ_BATCH).map((entry) => entry.key));
       for (const record of records) {
-        if (!record || record.deleted || !record.shares.includes(user) || items.length >= limit || bytes >= maxBytes) continue;
+        if (!record || record.deleted || !record.shares.includes(user) || items.length >= limit || bytes >= maxBytes)
+          continue;
         items.push(toItem(record));
         bytes += Buffer.byteLength(JSON.stringify(record.data ?? null));
       }
@@ -255,13 +301,21 @@ export class RiakStore implements SyncStore {
 
   async changes(user: string, since: number, limit: number, maxBytes = PAGE_BYTES): Promise<StoredChange[]> {
     const highest = await this.highestSeq();
-    if (since > highest) throw new StoreError('cursor-gone', `cursor ${since} is beyond the newest change of this store`);
+    if (since > highest)
+      throw new StoreError('cursor-gone', `cursor ${since} is beyond the newest change of this store`);
     const changes: StoredChange[] = [];
     if (limit < 1) return changes;
     let continuation: string | undefined;
     let bytes = 0;
     for (let page = 0; page < MAX_PAGES && changes.length < limit && bytes < maxBytes; page += 1) {
-      const found = await this.riak.index(this.bucket, 'feed_bin', feedTerm(user, since + 1), feedTerm(user, MAX_SEQ), limit - changes.length, continuation);
+      const found = await this.riak.index(
+        this.bucket,
+        'feed_bin',
+        feedTerm(user, since + 1),
+        feedTerm(user, MAX_SEQ),
+        limit - changes.length,
+        continuation,
+      );
       // Index order is seq order: items are read a few at a time, and reading stops once the page passes maxBytes.
       for (let start = 0; start < found.results.length && bytes < maxBytes; start += FEED_READ_BATCH) {
         const batch = found.results.slice(start, start + FEED_READ_BATCH);
@@ -376,7 +430,8 @@ export class RiakStore implements SyncStore {
   async import(lines: ExportItemLine[]): Promise<{ applied: number; skipped: number; seq: number }> {
     const numbered = lines.map((line) => {
       const seq = decodeCursor(line.cursor);
-      if (seq === undefined || seq === 0) throw new Error(`import line for item ${line.id} has an invalid cursor ${JSON.stringify(line.cursor)}`);
+      if (seq === undefined || seq === 0)
+        throw new Error(`import line for item ${line.id} has an invalid cursor ${JSON.stringify(line.cursor)}`);
       return { line, seq };
     });
     const before = await this.highestSeq();
@@ -453,7 +508,8 @@ export class RiakStore implements SyncStore {
 
   private async changeShares(id: string, owner: string, to: string, granted: boolean): Promise<StoredItem> {
     const record = await this.write(id, (existing) => {
-      if (!existing || existing.owner !== owner || existing.deleted) throw new StoreError('not-found', `item ${id} not found`);
+      if (!existing || existing.owner !== owner || existing.deleted)
+        throw new StoreError('not-found', `item ${id} not found`);
       if (existing.shares.includes(to) === granted) return existing;
       return (seq) => {
         const revoked = { ...existing.revoked };
@@ -477,7 +533,10 @@ export class RiakStore implements SyncStore {
    * the record unchanged (nothing to write), or answers how to build the new record once it has
    * its sequence number.
    */
-  private async write(id: string, decide: (existing: ItemRecord | undefined) => ItemRecord | ((seq: number) => ItemRecord)): Promise<ItemRecord> {
+  private async write(
+    id: string,
+    decide: (existing: ItemRecord | undefined) => ItemRecord | ((seq: number) => ItemRecord),
+  ): Promise<ItemRecord> {
     for (let attempt = 1; attempt <= WRITE_ATTEMPTS; attempt += 1) {
       // Refused at once while fenced (no number taken, not even for a change that changes nothing);
       // the look that decides comes after the store.
@@ -494,7 +553,11 @@ export class RiakStore implements SyncStore {
       }
       if (stored.values.length > 1) {
         this.log.warn({ id, siblings: stored.values.length }, 'concurrent writes left siblings; settling them');
-        await this.settle(id, { ...resolveValues(id, stored.values), vclock: stored.vclock, siblings: stored.values.length });
+        await this.settle(id, {
+          ...resolveValues(id, stored.values),
+          vclock: stored.vclock,
+          siblings: stored.values.length,
+        });
       }
       await this.acknowledgeable(record, read, stored.vclock);
       return record;
@@ -508,18 +571,31 @@ export class RiakStore implements SyncStore {
    * at or above its number began after it was stored, and the fence cannot have been written before
    * it. Otherwise it is taken back and refused.
    */
-  private async acknowledgeable(record: ItemRecord, before: Read<ItemRecord>, vclock: string | undefined): Promise<void> {
+  private async acknowledgeable(
+    record: ItemRecord,
+    before: Read<ItemRecord>,
+    vclock: string | undefined,
+  ): Promise<void> {
     const storedAt = performance.now();
-    const [fence, watermark] = await Promise.allSettled([this.fenceChecks.since(storedAt), this.watermark.asOf(storedAt)]);
+    const [fence, watermark] = await Promise.allSettled([
+      this.fenceChecks.since(storedAt),
+      this.watermark.asOf(storedAt),
+    ]);
     if (fence.status === 'rejected' || watermark.status === 'rejected') {
       // Refused, or the fence or watermark could not be read: either way this write is not acknowledged.
       await this.takeBack(record, before, vclock);
       throw fence.status === 'rejected' ? fence.reason : (watermark as PromiseRejectedResult).reason;
     }
     if (record.seq <= watermark.value) {
-      this.log.warn({ id: record.id, seq: record.seq, watermark: watermark.value }, 'an export vouched for this write\'s number before its object was stored; not acknowledged');
+      this.log.warn(
+        { id: record.id, seq: record.seq, watermark: watermark.value },
+        "an export vouched for this write's number before its object was stored; not acknowledged",
+      );
       await this.takeBack(record, before, vclock);
-      throw new StoreError('unavailable', `item ${record.id} took sequence number ${record.seq}, which an export had passed by the time it was stored: not acknowledged, retry it`);
+      throw new StoreError(
+        'unavailable',
+        `item ${record.id} took sequence number ${record.seq}, which an export had passed by the time it was stored: not acknowledged, retry it`,
+      );
     }
   }
 
@@ -533,7 +609,10 @@ export class RiakStore implements SyncStore {
       if (before.record) await this.storeItem(before.record, vclock);
       else await this.riak.remove(this.bucket, record.id, vclock, DEGRADED);
     } catch (error) {
-      this.log.warn({ err: error, id: record.id, seq: record.seq }, 'could not take back a refused write: Riak keeps it');
+      this.log.warn(
+        { err: error, id: record.id, seq: record.seq },
+        'could not take back a refused write: Riak keeps it',
+      );
     }
   }
 
@@ -546,7 +625,9 @@ export class RiakStore implements SyncStore {
     let current = read;
     for (let attempt = 1; attempt <= WRITE_ATTEMPTS && current.siblings > 1 && current.record; attempt += 1) {
       if (!(await this.fenceOf.isOpen())) return current.record;
-      const winner: ItemRecord = current.identical ? current.record : { ...current.record, seq: await this.numbering.take() };
+      const winner: ItemRecord = current.identical
+        ? current.record
+        : { ...current.record, seq: await this.numbering.take() };
       const stored = await this.storeItem(winner, current.vclock);
       if (stored.kind === 'stored' && stored.values.length <= 1) return winner;
       current = await this.readItem(id);
@@ -563,11 +644,20 @@ export class RiakStore implements SyncStore {
    * the replicas that answered, and would then fail its own If-Match; a concurrent writer leaves
    * siblings, settled like any others.
    */
-  private async storeItem(record: ItemRecord, vclock: string | undefined, precondition: { ifMatch?: string; ifNoneMatch?: '*' } = {}): Promise<StoreResult> {
+  private async storeItem(
+    record: ItemRecord,
+    vclock: string | undefined,
+    precondition: { ifMatch?: string; ifNoneMatch?: '*' } = {},
+  ): Promise<StoreResult> {
     const request = { body: JSON.stringify(record), vclock, indexes: indexesOf(record) };
     if (!this.degradedMode.on) {
       try {
-        return await this.riak.store(this.bucket, record.id, { ...request, ...precondition, quorum: WHOLE, timeoutMs: WHOLE_ATTEMPT_MS });
+        return await this.riak.store(this.bucket, record.id, {
+          ...request,
+          ...precondition,
+          quorum: WHOLE,
+          timeoutMs: WHOLE_ATTEMPT_MS,
+        });
       } catch (error) {
         if (!(error instanceof RiakQuorumUnmet)) throw error;
         this.degradedMode.enter(error.message);
@@ -585,7 +675,10 @@ export class RiakStore implements SyncStore {
       const read = await this.readItem(key);
       if (!read.record || read.record.seq !== seq) continue;
       moved = await this.numbering.take();
-      this.log.info({ id: key, from: seq, to: moved }, 'import claims the sequence number of a local change; moving it after');
+      this.log.info(
+        { id: key, from: seq, to: moved },
+        'import claims the sequence number of a local change; moving it after',
+      );
       await this.storeRecord({ ...read.record, seq: moved }, read.vclock);
     }
     return moved;
@@ -593,7 +686,8 @@ export class RiakStore implements SyncStore {
 
   private async storeRecord(record: ItemRecord, vclock: string | undefined): Promise<void> {
     const stored = await this.storeItem(record, vclock);
-    if (stored.kind === 'precondition-failed') throw new StoreError('unavailable', `Riak refused to store item ${record.id} (412)`);
+    if (stored.kind === 'precondition-failed')
+      throw new StoreError('unavailable', `Riak refused to store item ${record.id} (412)`);
   }
 
   private async readItem(id: string): Promise<Read<ItemRecord>> {
@@ -605,7 +699,11 @@ export class RiakStore implements SyncStore {
   }
 
   /** Every [term, key] of an exact (`end` undefined) or range query, page by page. */
-  private async *walk(index: string, start: string | number, end: string | number | undefined): AsyncIterable<[string, string]> {
+  private async *walk(
+    index: string,
+    start: string | number,
+    end: string | number | undefined,
+  ): AsyncIterable<[string, string]> {
     let continuation: string | undefined;
     for (let page = 0; page < MAX_PAGES; page += 1) {
       const found = await this.riak.index(this.bucket, index, start, end, this.page, continuation);
@@ -615,7 +713,6 @@ export class RiakStore implements SyncStore {
     }
     throw new Error(`the ${index} index query did not finish within ${MAX_PAGES} pages of ${this.page}`);
   }
-
 }
 
 function resolveFetch(id: string, fetched: FetchResult): Read<ItemRecord> {
@@ -623,7 +720,13 @@ function resolveFetch(id: string, fetched: FetchResult): Read<ItemRecord> {
   const resolved = resolveValues(id, fetched.values);
   const first = fetched.values[0]?.body;
   const identical = fetched.values.every((value) => first !== undefined && value.body.equals(first));
-  return { ...resolved, vclock: fetched.vclock, etag: fetched.values.length === 1 ? fetched.etag : undefined, siblings: fetched.values.length, identical };
+  return {
+    ...resolved,
+    vclock: fetched.vclock,
+    etag: fetched.values.length === 1 ? fetched.etag : undefined,
+    siblings: fetched.values.length,
+    identical,
+  };
 }
 
 /** The deterministic winner among siblings: highest revision, then highest seq, then the larger JSON. */
@@ -636,7 +739,10 @@ export function resolveValues(id: string, values: RiakValue[]): { record?: ItemR
       winner = { record, json };
       continue;
     }
-    const order = compareRevisions(record.rev, winner.record.rev) || record.seq - winner.record.seq || (json > winner.json ? 1 : json < winner.json ? -1 : 0);
+    const order =
+      compareRevisions(record.rev, winner.record.rev) ||
+      record.seq - winner.record.seq ||
+      (json > winner.json ? 1 : json < winner.json ? -1 : 0);
     if (order > 0) winner = { record, json };
   }
   return { record: winner?.record };
@@ -649,7 +755,12 @@ function parseRecord(id: string, json: string): ItemRecord {
   } catch {
     throw new StoreError('unavailable', `Riak object for item ${id} is not JSON`);
   }
-  if (typeof parsed.id !== 'string' || typeof parsed.owner !== 'string' || typeof parsed.rev !== 'string' || !Number.isSafeInteger(parsed.seq)) {
+  if (
+    typeof parsed.id !== 'string' ||
+    typeof parsed.owner !== 'string' ||
+    typeof parsed.rev !== 'string' ||
+    !Number.isSafeInteger(parsed.seq)
+  ) {
     throw new StoreError('unavailable', `Riak object for item ${id} is not an item record`);
   }
   return { ...parsed, shares: parsed.shares ?? [], revoked: parsed.revoked ?? {} } as ItemRecord;
@@ -674,7 +785,14 @@ function toItem(record: ItemRecord): StoredItem {
 function changeFor(record: ItemRecord, user: string, seq: number): StoredChange | undefined {
   if (record.revoked[user] === seq) {
     // A former sharee learns the item is gone for them, not what it now holds.
-    const change: StoredChange = { ...toItem(record), seq, deleted: true, shares: [], sharedBy: record.owner, revoked: true };
+    const change: StoredChange = {
+      ...toItem(record),
+      seq,
+      deleted: true,
+      shares: [],
+      sharedBy: record.owner,
+      revoked: true,
+    };
     delete change.data;
     return change;
   }
@@ -685,8 +803,11 @@ function changeFor(record: ItemRecord, user: string, seq: number): StoredChange 
 }
 
 function indexesOf(record: ItemRecord): Record<string, (string | number)[]> {
-  const feed = [feedTerm(record.owner, record.seq), ...record.shares.map((user) => feedTerm(user, record.seq)),
-    ...Object.entries(record.revoked).map(([user, seq]) => feedTerm(user, seq))];
+  const feed = [
+    feedTerm(record.owner, record.seq),
+    ...record.shares.map((user) => feedTerm(user, record.seq)),
+    ...Object.entries(record.revoked).map(([user, seq]) => feedTerm(user, seq)),
+  ];
   return {
     seq_int: [record.seq],
     feed_bin: feed,
@@ -696,7 +817,11 @@ function indexesOf(record: ItemRecord): Record<string, (string | number)[]> {
 }
 
 /** Sharees dropped between the copy we had and the imported one see a revocation at the imported change. */
-function importedRevocations(existing: ItemRecord | undefined, line: ExportItemLine, seq: number): Record<string, number> {
+function importedRevocations(
+  existing: ItemRecord | undefined,
+  line: ExportItemLine,
+  seq: number,
+): Record<string, number> {
   const revoked = { ...(existing?.revoked ?? {}) };
   for (const user of existing?.shares ?? []) if (!line.shares.includes(user)) revoked[user] = seq;
   for (const user of line.shares) delete revoked[user];
@@ -723,15 +848,17 @@ function seqOfTerm(term: string): number {
 async function inParallel<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   const errors: unknown[] = [];
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length && errors.length === 0) {
-      try {
-        await work(items[next++]!);
-      } catch (error) {
-        errors.push(error);
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length && errors.length === 0) {
+        try {
+          await work(items[next++]!);
+        } catch (error) {
+          errors.push(error);
+        }
       }
-    }
-  }));
+    }),
+  );
   if (errors.length > 0) throw errors[0];
 }
 
@@ -740,7 +867,8 @@ async function* mergeKeys(walked: AsyncIterable<[string, string]>, extra: string
   let next = 0;
   let previous: string | undefined;
   for await (const [, key] of walked) {
-    for (; next < extra.length && extra[next]! <= key; next++) if (extra[next] !== key && extra[next] !== previous) yield (previous = extra[next]!);
+    for (; next < extra.length && extra[next]! <= key; next++)
+      if (extra[next] !== key && extra[next] !== previous) yield (previous = extra[next]!);
     if (key !== previous) yield (previous = key);
   }
   for (; next < extra.length; next++) if (extra[next] !== previous) yield (previous = extra[next]!);
@@ -759,7 +887,12 @@ class DegradedMode {
   private healthyProbes = 0;
   private readonly probeKey = `degraded-probe/${randomBytes(6).toString('hex')}`;
 
-  constructor(private readonly riak: RiakClient, private readonly bucket: string, private readonly everyMs: number, private readonly log: Logger) {}
+  constructor(
+    private readonly riak: RiakClient,
+    private readonly bucket: string,
+    private readonly everyMs: number,
+    private readonly log: Logger,
+  ) {}
 
   get on(): boolean {
     return this.probe !== undefined;
@@ -780,7 +913,12 @@ class DegradedMode {
 
   private async look(): Promise<void> {
     try {
-      await this.riak.store(this.bucket, this.probeKey, { body: '{}', indexes: {}, quorum: WHOLE, timeoutMs: WHOLE_ATTEMPT_MS });
+      await this.riak.store(this.bucket, this.probeKey, {
+        body: '{}',
+        indexes: {},
+        quorum: WHOLE,
+        timeoutMs: WHOLE_ATTEMPT_MS,
+      });
       this.healthyProbes += 1;
       if (this.healthyProbes >= 2 && this.probe) {
         this.stop();

@@ -19,7 +19,11 @@ const KEY = 'export-watermark';
 export class ExportWatermark {
   private readonly reads = new SharedRead(() => this.fetch().then(({ value }) => value));
 
-  constructor(private readonly riak: RiakClient, private readonly bucket: string, private readonly quorum: RiakQuorum) {}
+  constructor(
+    private readonly riak: RiakClient,
+    private readonly bucket: string,
+    private readonly quorum: RiakQuorum,
+  ) {}
 
   /** The watermark as read by a read begun at or after `since` (performance.now()). */
   asOf(since: number): Promise<number> {
@@ -30,8 +34,14 @@ export class ExportWatermark {
   async raise(to: number): Promise<void> {
     const { value, vclock } = await this.fetch();
     if (value >= to) return;
-    const stored = await this.riak.store(this.bucket, KEY, { body: JSON.stringify(to), vclock, indexes: {}, quorum: this.quorum });
-    if (stored.kind === 'precondition-failed') throw new StoreError('unavailable', 'Riak refused to store the export watermark (412)');
+    const stored = await this.riak.store(this.bucket, KEY, {
+      body: JSON.stringify(to),
+      vclock,
+      indexes: {},
+      quorum: this.quorum,
+    });
+    if (stored.kind === 'precondition-failed')
+      throw new StoreError('unavailable', 'Riak refused to store the export watermark (412)');
   }
 
   private async fetch(): Promise<{ value: number; vclock?: string }> {
@@ -39,7 +49,8 @@ export class ExportWatermark {
     if (fetched.kind === 'missing') return { value: 0, vclock: fetched.vclock };
     if (fetched.kind !== 'found') return { value: 0 };
     const values = fetched.values.map((sibling) => Number(sibling.body.toString('utf8')));
-    if (!values.every(Number.isSafeInteger)) throw new StoreError('unavailable', 'the export watermark is not a number');
+    if (!values.every(Number.isSafeInteger))
+      throw new StoreError('unavailable', 'the export watermark is not a number');
     return { value: Math.max(...values), vclock: fetched.vclock };
   }
 }

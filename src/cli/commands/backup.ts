@@ -6,7 +6,8 @@ import type { Cli } from '../context.ts';
 import { runToEnd } from '../switches.ts';
 
 export const backupCommand: CommandModule = (program, cli) => {
-  program.command('backup')
+  program
+    .command('backup')
     .description('back up the live stack of an environment now')
     .requiredOption(...ENV_OPTION)
     .option('--json', 'print the backup report as JSON')
@@ -19,9 +20,12 @@ async function runBackup(cli: Cli, options: { env: string; json?: boolean }): Pr
   const workflowId = backupWorkflowId(environment.name);
   const report: BackupReport = await runToEnd(`backup of ${environment.name}`, workflowId, () =>
     client.workflow.execute<typeof backupStack>('backupStack', {
-      workflowId, taskQueue: cli.taskQueue, args: [{ env: environment.name }],
+      workflowId,
+      taskQueue: cli.taskQueue,
+      args: [{ env: environment.name }],
       staticSummary: `back up the live stack of ${environment.name}`,
-    }));
+    }),
+  );
   if (options.json) cli.out(JSON.stringify(report, null, 2));
   else {
     const pruned = report.pruned.length ? `; pruned ${report.pruned.length} older backup(s)` : '';

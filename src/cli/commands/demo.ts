@@ -24,8 +24,11 @@ interface DemoOptions {
 const positive = wholeNumber(1, 10_000);
 
 export const demoCommand: CommandModule = (program, cli) => {
-  program.command('demo')
-    .description('switch dev and back under synthetic client load through DNS, and check zero failed requests and zero lost writes')
+  program
+    .command('demo')
+    .description(
+      'switch dev and back under synthetic client load through DNS, and check zero failed requests and zero lost writes',
+    )
     .option('--env <name>', 'local-profile environment to switch', 'dev')
     .option('--users <n>', 'synthetic users, each holding a stream', positive, 50)
     .option('--writes-per-second <n>', 'writes per second across all users', positive, 50)
@@ -43,8 +46,15 @@ async function runDemo(cli: Cli, options: DemoOptions): Promise<void> {
   } else {
     cli.err('Starting the local environment (Temporal with its Web UI, moto, RabbitMQ, DNS responder, worker)...');
     own = await startLocalEnvironment({
-      dataDir: localDataDir(), envs: [env.name], environmentsDir: cli.environmentsDir, temporalPort: 7233, uiPort: 8233,
-      persistTemporal: true, dnsPort: 5353, seedItems: 1000, log,
+      dataDir: localDataDir(),
+      envs: [env.name],
+      environmentsDir: cli.environmentsDir,
+      temporalPort: 7233,
+      uiPort: 8233,
+      persistTemporal: true,
+      dnsPort: 5353,
+      seedItems: 1000,
+      log,
     });
     state = own.state;
   }
@@ -54,14 +64,30 @@ async function runDemo(cli: Cli, options: DemoOptions): Promise<void> {
     cli.err(`Watch it in the Temporal Web UI: ${state.temporalUiUrl ?? '(headless)'}`);
     let allMet = true;
     for (const leg of ['switch', 'switch back']) {
-      cli.err(`\n${leg}: ${options.users} clients writing ${options.writesPerSecond}/s and streaming through ${env.recordName}...`);
-      const result = await switchUnderLoad({ client, env, state, load: { users: options.users, writesPerSecond: options.writesPerSecond }, log });
+      cli.err(
+        `\n${leg}: ${options.users} clients writing ${options.writesPerSecond}/s and streaming through ${env.recordName}...`,
+      );
+      const result = await switchUnderLoad({
+        client,
+        env,
+        state,
+        load: { users: options.users, writesPerSecond: options.writesPerSecond },
+        log,
+      });
       cli.out(renderMarkdown(result.report));
-      cli.out('\n## Targets\n\n' + result.targets.map((t) => `- [${t.ok ? 'x' : ' '}] ${t.name}: ${t.detail}`).join('\n') + '\n');
+      cli.out(
+        '\n## Targets\n\n' +
+          result.targets.map((t) => `- [${t.ok ? 'x' : ' '}] ${t.name}: ${t.detail}`).join('\n') +
+          '\n',
+      );
       allMet &&= result.targets.every((t) => t.ok);
       if (result.report.outcome !== 'switched') break;
     }
-    cli.out(allMet ? 'Demo passed: both switches done, no client saw a failure, no write was lost.' : 'Demo FAILED: a target was missed (see above).');
+    cli.out(
+      allMet
+        ? 'Demo passed: both switches done, no client saw a failure, no write was lost.'
+        : 'Demo FAILED: a target was missed (see above).',
+    );
     cli.exitCode = allMet ? EXIT.switched : EXIT.failed;
   } finally {
     await connection.close();

@@ -20,8 +20,11 @@ interface GcOptions {
 }
 
 export const gcCommand: CommandModule = (program, cli) => {
-  program.command('gc')
-    .description('delete the stacks of switches and rollbacks that are over; never the live one or one a running switch owns')
+  program
+    .command('gc')
+    .description(
+      'delete the stacks of switches and rollbacks that are over; never the live one or one a running switch owns',
+    )
     .requiredOption(...ENV_OPTION)
     .option('--dry-run', 'only list what would be deleted')
     .option('--json', 'print the result as JSON')
@@ -47,7 +50,10 @@ async function runGc(cli: Cli, options: GcOptions): Promise<void> {
       if (!running) return [];
       // A running switch or rollback answers `status` with the stacks it works on.
       const status = await running.handle.query(statusQuery).catch((err: unknown) => {
-        throw new ExitError(EXIT.busy, `${running.description.workflowId} is running and did not say which stacks it owns: ${(err as Error).message}`);
+        throw new ExitError(
+          EXIT.busy,
+          `${running.description.workflowId} is running and did not say which stacks it owns: ${(err as Error).message}`,
+        );
       });
       return [status.from?.stack, status.to?.stack].filter((s): s is string => Boolean(s));
     },
@@ -55,11 +61,13 @@ async function runGc(cli: Cli, options: GcOptions): Promise<void> {
   if (options.json) cli.out(JSON.stringify({ env: environment.name, ...result }, null, 2));
   else {
     const verb = options.dryRun ? 'would delete' : 'deleted';
-    cli.out([
-      `${environment.recordName} → ${result.live ?? 'nothing'}`,
-      result.deleted.length ? `${verb}: ${result.deleted.join(', ')}` : 'nothing to delete',
-      ...result.failed.map((f) => `could not delete ${f.stack}: ${f.reason}`),
-    ].join('\n'));
+    cli.out(
+      [
+        `${environment.recordName} → ${result.live ?? 'nothing'}`,
+        result.deleted.length ? `${verb}: ${result.deleted.join(', ')}` : 'nothing to delete',
+        ...result.failed.map((f) => `could not delete ${f.stack}: ${f.reason}`),
+      ].join('\n'),
+    );
   }
   if (result.failed.length) cli.exitCode = EXIT.failed;
 }

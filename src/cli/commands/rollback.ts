@@ -17,7 +17,8 @@ interface RollbackOptions {
 }
 
 export const rollbackCommand: CommandModule = (program, cli) => {
-  program.command('rollback')
+  program
+    .command('rollback')
     .description('send clients back to the previous stack, if it still exists')
     .requiredOption(...ENV_OPTION)
     .option('--by <who>', 'who rolls back (default: $USER)')
@@ -38,12 +39,16 @@ async function runRollback(cli: Cli, options: RollbackOptions): Promise<void> {
   const workflowId = rollbackWorkflowId(environment.name);
   const report: RollbackReport = await runToEnd(`rollback of ${environment.name}`, workflowId, () =>
     client.workflow.execute<typeof rollback>('rollback', {
-      workflowId, taskQueue: cli.taskQueue, args: [input],
+      workflowId,
+      taskQueue: cli.taskQueue,
+      args: [input],
       staticSummary: `roll ${input.env} back to its previous stack (by ${by})`,
       ...(input.comment ? { staticDetails: `**Why:** ${input.comment}` } : {}),
-    }));
+    }),
+  );
   if (options.json) cli.out(JSON.stringify(report, null, 2));
-  else if (report.outcome === 'rolled-back') cli.out(`rolled ${environment.name} back from ${report.from} to ${report.to} (${workflowId}, by ${report.by})`);
+  else if (report.outcome === 'rolled-back')
+    cli.out(`rolled ${environment.name} back from ${report.from} to ${report.to} (${workflowId}, by ${report.by})`);
   else cli.err(`switchyard: rollback of ${environment.name} failed: ${report.reason ?? 'no reason given'}`);
   cli.exitCode = report.outcome === 'rolled-back' ? EXIT.switched : EXIT.failed;
 }

@@ -14,7 +14,8 @@ import { readLocalState } from '../../local/state.ts';
 const ADMIN_TIMEOUT_MS = 5_000;
 
 export const stacksCommand: CommandModule = (program, cli) => {
-  program.command('stacks')
+  program
+    .command('stacks')
     .description('list the stacks of an environment with their roles: live, writer, previous')
     .requiredOption(...ENV_OPTION)
     .option('--json', 'print them as JSON')
@@ -46,19 +47,36 @@ async function listStacks(cli: Cli, options: { env: string; json?: boolean }): P
   }));
   const { record } = seen;
   if (options.json) {
-    cli.out(JSON.stringify({
-      env: environment.name, recordName: environment.recordName, live: roles.live?.name ?? record?.stack ?? null,
-      writer: roles.writer?.name ?? null, previous: roles.previous?.name ?? null, stacks: rows,
-    }, null, 2));
+    cli.out(
+      JSON.stringify(
+        {
+          env: environment.name,
+          recordName: environment.recordName,
+          live: roles.live?.name ?? record?.stack ?? null,
+          writer: roles.writer?.name ?? null,
+          previous: roles.previous?.name ?? null,
+          stacks: rows,
+        },
+        null,
+        2,
+      ),
+    );
     return;
   }
-  const lines = [`${environment.recordName} → ${record ? record.stack || 'a target of no stack' : 'nothing (no record)'}`];
+  const lines = [
+    `${environment.recordName} → ${record ? record.stack || 'a target of no stack' : 'nothing (no record)'}`,
+  ];
   if (rows.length === 0) lines.push(`no stacks of ${environment.name}`);
   for (const row of rows) {
-    lines.push(`${row.live ? '*' : ' '} ${row.name}  ${row.colour.padEnd(5)}  ${row.status.padEnd(8)} ${row.rawStatus.padEnd(20)} ${row.createdAt}  ${row.workflowId}` +
-      `  ${[...row.roles, row.fence].join(', ')}`);
+    lines.push(
+      `${row.live ? '*' : ' '} ${row.name}  ${row.colour.padEnd(5)}  ${row.status.padEnd(8)} ${row.rawStatus.padEnd(20)} ${row.createdAt}  ${row.workflowId}` +
+        `  ${[...row.roles, row.fence].join(', ')}`,
+    );
   }
-  if (record && !roles.live) lines.push(`warning: DNS points to ${record.stack || 'a target'}, which is not among the stacks of ${environment.name}`);
+  if (record && !roles.live)
+    lines.push(
+      `warning: DNS points to ${record.stack || 'a target'}, which is not among the stacks of ${environment.name}`,
+    );
   cli.out(lines.join('\n'));
 }
 

@@ -10,7 +10,8 @@ import { findSwitch } from '../switches.ts';
 const QUERY_DEADLINE_MS = 5_000;
 
 export const statusCommand: CommandModule = (program, cli) => {
-  program.command('status')
+  program
+    .command('status')
     .description('show the current or last switch of an environment')
     .requiredOption(...ENV_OPTION)
     .option('--json', 'print the status as JSON')
@@ -27,8 +28,11 @@ async function runStatus(cli: Cli, options: { env: string; json?: boolean }): Pr
   try {
     status = await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle.query(statusQuery));
   } catch (err) {
-    throw new ExitError(EXIT.failed,
-      `${description.workflowId} is ${description.status.name} but its status query did not answer (is a worker running?)`, { cause: err });
+    throw new ExitError(
+      EXIT.failed,
+      `${description.workflowId} is ${description.status.name} but its status query did not answer (is a worker running?)`,
+      { cause: err },
+    );
   }
   const execution = {
     workflowId: description.workflowId,
@@ -50,9 +54,14 @@ async function runStatus(cli: Cli, options: { env: string; json?: boolean }): Pr
   if (status.to) lines.push(`to: ${status.to.stack} (${status.to.colour})`);
   if (status.backup) lines.push(`backup: ${status.backup.key} (${status.backup.items} items)`);
   if (status.writePause) lines.push(`write pause: ${describeWritePause(status.writePause)}`);
-  for (const phase of status.phases) lines.push(`  ${phase.name.padEnd(18)} ${phase.startedAt}  ${formatDuration(phase.durationMs)}`);
-  for (const check of status.smoke ?? []) lines.push(`  smoke ${check.ok ? 'ok    ' : 'FAILED'} ${check.name}${check.detail ? `: ${check.detail}` : ''}`);
-  if (status.approval) lines.push(`${status.approval.decision} by ${status.approval.by} at ${status.approval.at}${status.approval.comment ? `: ${status.approval.comment}` : ''}`);
+  for (const phase of status.phases)
+    lines.push(`  ${phase.name.padEnd(18)} ${phase.startedAt}  ${formatDuration(phase.durationMs)}`);
+  for (const check of status.smoke ?? [])
+    lines.push(`  smoke ${check.ok ? 'ok    ' : 'FAILED'} ${check.name}${check.detail ? `: ${check.detail}` : ''}`);
+  if (status.approval)
+    lines.push(
+      `${status.approval.decision} by ${status.approval.by} at ${status.approval.at}${status.approval.comment ? `: ${status.approval.comment}` : ''}`,
+    );
   if (status.error) lines.push(`error: ${status.error}`);
   cli.out(lines.join('\n'));
 }

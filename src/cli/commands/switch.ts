@@ -4,9 +4,25 @@
  * would have gone ahead) or 1 (anything else).
  */
 import { Option } from 'commander';
-import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  type WorkflowHandle,
+  type WorkflowHandleWithFirstExecutionRunId,
+} from '@temporalio/client';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { EXIT, rehearsalStartOptions, switchReport, switchStartOptions, switchWorkflowId, type SwitchInput, type SwitchReport, type SwitchStatus, type Trigger, statusQuery } from '../../switch/contract.ts';
+import {
+  EXIT,
+  rehearsalStartOptions,
+  switchReport,
+  switchStartOptions,
+  switchWorkflowId,
+  type SwitchInput,
+  type SwitchReport,
+  type SwitchStatus,
+  type Trigger,
+  statusQuery,
+} from '../../switch/contract.ts';
 import { renderJson, renderMarkdown } from '../../switch/report.ts';
 import type { stackSwitch } from '../../../workflows/stack-switch.ts';
 import { ENV_OPTION, type CommandModule } from '../command.ts';
@@ -35,17 +51,26 @@ const NO_WORKER_HINT_MS = 10_000;
 const INTERRUPTED = 130;
 
 export const switchCommand: CommandModule = (program, cli) => {
-  program.command('switch')
+  program
+    .command('switch')
     .description('start a blue/green switch of an environment')
     .requiredOption(...ENV_OPTION)
     .option('--backup <latest|KEY>', 'backup to restore: latest or a manifest key', 'latest')
-    .addOption(new Option('--approval <mode>', 'override the environment\'s approval mode').choices(['auto', 'manual']))
-    .option('--version <version>', 'application version to roll out (default: this checkout\'s)')
-    .addOption(new Option('--trigger <trigger>', 'who is switching (default: ci when CI is set, else manual)').choices(['ci', 'manual']))
+    .addOption(new Option('--approval <mode>', "override the environment's approval mode").choices(['auto', 'manual']))
+    .option('--version <version>', "application version to roll out (default: this checkout's)")
+    .addOption(
+      new Option('--trigger <trigger>', 'who is switching (default: ci when CI is set, else manual)').choices([
+        'ci',
+        'manual',
+      ]),
+    )
     .option('--wait', 'follow the switch to its end and print the report')
     .option('--json', 'print JSON (with --wait: the switch report) instead of text')
     .option('--keep-failed', 'keep the new stack when the switch fails before switching DNS, to investigate')
-    .option('--rehearse', 'everything up to the fence, without fencing, DNS untouched, the new stack deleted; reports the predicted write pause')
+    .option(
+      '--rehearse',
+      'everything up to the fence, without fencing, DNS untouched, the new stack deleted; reports the predicted write pause',
+    )
     .action((options: SwitchOptions) => runSwitch(cli, options));
 };
 
@@ -65,11 +90,19 @@ async function runSwitch(cli: Cli, options: SwitchOptions): Promise<void> {
     // A rehearsal starts under the switch's id too: it takes the environment's one lock.
     const workflowType = options.rehearse ? 'rehearsal' : 'stackSwitch';
     const startOptions = options.rehearse ? rehearsalStartOptions(input) : switchStartOptions(input);
-    handle = await client.workflow.start<typeof stackSwitch>(workflowType, { ...startOptions, taskQueue: cli.taskQueue, args: [input] });
+    handle = await client.workflow.start<typeof stackSwitch>(workflowType, {
+      ...startOptions,
+      taskQueue: cli.taskQueue,
+      args: [input],
+    });
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     const winner = await findSwitch(client, input.env, true);
-    throw busyError(input.env, winner?.description.workflowId ?? switchWorkflowId(input.env), winner?.description.startTime);
+    throw busyError(
+      input.env,
+      winner?.description.workflowId ?? switchWorkflowId(input.env),
+      winner?.description.startTime,
+    );
   }
   const runId = handle.firstExecutionRunId;
   cli.logger.debug({ workflowId: handle.workflowId, runId, input, rehearse: !!options.rehearse }, 'switch started');
@@ -86,21 +119,31 @@ async function runSwitch(cli: Cli, options: SwitchOptions): Promise<void> {
 }
 
 /** Polls `status` while waiting for the result; the report comes from the workflow itself. */
-async function follow(cli: Cli, handle: WorkflowHandleWithFirstExecutionRunId<typeof stackSwitch>, input: SwitchInput): Promise<SwitchReport> {
+async function follow(
+  cli: Cli,
+  handle: WorkflowHandleWithFirstExecutionRunId<typeof stackSwitch>,
+  input: SwitchInput,
+): Promise<SwitchReport> {
   const client = await cli.client();
   const reporter = new ProgressReporter(cli.io.stderr, !!cli.io.stderr.isTTY);
   const started = Date.now();
   let settled: { report: SwitchReport } | { error: unknown } | undefined;
   const result = handle.result().then(
-    (report: SwitchReport) => { settled = { report }; },
-    (error: unknown) => { settled = { error }; },
+    (report: SwitchReport) => {
+      settled = { report };
+    },
+    (error: unknown) => {
+      settled = { error };
+    },
   );
   let last: SwitchStatus | undefined;
   let hinted = false;
   // Ctrl-C stops the watching, not the switch: say where to pick it up again.
   const onInterrupt = () => {
     reporter.finish();
-    cli.err(`switchyard: stopped following ${handle.workflowId}; the switch goes on: watch it with \`switchyard status --env ${input.env}\``);
+    cli.err(
+      `switchyard: stopped following ${handle.workflowId}; the switch goes on: watch it with \`switchyard status --env ${input.env}\``,
+    );
     process.exit(INTERRUPTED);
   };
   process.once('SIGINT', onInterrupt);
@@ -115,7 +158,9 @@ async function follow(cli: Cli, handle: WorkflowHandleWithFirstExecutionRunId<ty
         if (!last && !hinted && Date.now() - started > NO_WORKER_HINT_MS) {
           hinted = true;
           reporter.finish();
-          cli.err(`switchyard: no worker has answered for ${NO_WORKER_HINT_MS / 1000} s: is \`switchyard worker\` running for task queue ${cli.taskQueue}?`);
+          cli.err(
+            `switchyard: no worker has answered for ${NO_WORKER_HINT_MS / 1000} s: is \`switchyard worker\` running for task queue ${cli.taskQueue}?`,
+          );
         }
       }
       await Promise.race([result, sleep(POLL_MS)]);
@@ -130,11 +175,18 @@ async function follow(cli: Cli, handle: WorkflowHandleWithFirstExecutionRunId<ty
 }
 
 /** The report of a switch that ended by throwing, from its last known status. */
-async function thrownSwitchReport(cli: Cli, handle: WorkflowHandle, input: SwitchInput, err: WorkflowFailedError,
-  last: SwitchStatus | undefined): Promise<SwitchReport> {
+async function thrownSwitchReport(
+  cli: Cli,
+  handle: WorkflowHandle,
+  input: SwitchInput,
+  err: WorkflowFailedError,
+  last: SwitchStatus | undefined,
+): Promise<SwitchReport> {
   const description = await handle.describe();
   const client = await cli.client();
-  const status = await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle.query(statusQuery)).catch(() => last);
+  const status = await client
+    .withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle.query(statusQuery))
+    .catch(() => last);
   cli.logger.debug({ err }, 'switch workflow failed');
   return switchReport(input, status ?? { phases: [] }, {
     workflowId: handle.workflowId,

@@ -30,8 +30,11 @@ const port = wholeNumber(1, 65_535, 'a port number (1-65535)');
 const count = wholeNumber(1, 1_000_000);
 
 export const upCommand: CommandModule = (program, cli) => {
-  program.command('up')
-    .description('start the local environment: Temporal with its Web UI, moto, RabbitMQ, the DNS responder, a worker, seeded environments')
+  program
+    .command('up')
+    .description(
+      'start the local environment: Temporal with its Web UI, moto, RabbitMQ, the DNS responder, a worker, seeded environments',
+    )
     .option('--env <name...>', 'local-profile environments to prepare', ['dev'])
     .option('--foreground', 'stay in the foreground and stop everything on Ctrl-C')
     .option('--temporal-port <port>', 'Temporal frontend port', port, 7233)
@@ -44,15 +47,32 @@ export const upCommand: CommandModule = (program, cli) => {
 async function runForeground(cli: Cli, options: UpOptions): Promise<void> {
   const stateFile = localStatePath();
   const running = runningEnvironment(stateFile);
-  if (running) throw new ExitError(EXIT.usage, `the local environment is already running (supervisor pid ${running.processes.supervisor}); stop it with 'switchyard down'`);
+  if (running)
+    throw new ExitError(
+      EXIT.usage,
+      `the local environment is already running (supervisor pid ${running.processes.supervisor}); stop it with 'switchyard down'`,
+    );
   for (const [what, option, value] of [
-    ['Temporal', '--temporal-port', options.temporalPort], ['the Temporal Web UI', '--ui-port', options.uiPort], ['the DNS responder', '--dns-port', options.dnsPort],
+    ['Temporal', '--temporal-port', options.temporalPort],
+    ['the Temporal Web UI', '--ui-port', options.uiPort],
+    ['the DNS responder', '--dns-port', options.dnsPort],
   ] as const) {
-    if (!(await portFree(value))) throw new ExitError(EXIT.usage, `port ${value} on 127.0.0.1 (for ${what}) is in use: free it or choose another with ${option}`);
+    if (!(await portFree(value)))
+      throw new ExitError(
+        EXIT.usage,
+        `port ${value} on 127.0.0.1 (for ${what}) is in use: free it or choose another with ${option}`,
+      );
   }
   const localEnvironment = await startLocalEnvironment({
-    dataDir: localDataDir(), envs: options.env, environmentsDir: cli.environmentsDir, temporalPort: options.temporalPort, uiPort: options.uiPort,
-    persistTemporal: true, dnsPort: options.dnsPort, seedItems: options.seedItems, log: cli.serviceLogger({ component: 'local-env' }),
+    dataDir: localDataDir(),
+    envs: options.env,
+    environmentsDir: cli.environmentsDir,
+    temporalPort: options.temporalPort,
+    uiPort: options.uiPort,
+    persistTemporal: true,
+    dnsPort: options.dnsPort,
+    seedItems: options.seedItems,
+    log: cli.serviceLogger({ component: 'local-env' }),
   });
   const stop = new Promise<NodeJS.Signals>((res) => {
     process.once('SIGINT', () => res('SIGINT'));
@@ -79,16 +99,39 @@ async function runBackground(cli: Cli, options: UpOptions): Promise<void> {
   const logFile = resolve(localDataDir(), 'logs/up.log');
   mkdirSync(resolve(localDataDir(), 'logs'), { recursive: true });
   const log = openSync(logFile, 'a');
-  const args = [resolve(repoRoot, 'bin/switchyard.js'), 'up', '--foreground', '--env', ...options.env,
-    '--temporal-port', String(options.temporalPort), '--ui-port', String(options.uiPort), '--dns-port', String(options.dnsPort),
-    '--seed-items', String(options.seedItems), '--environments', cli.environmentsDir];
-  const child = spawn(process.execPath, args, { cwd: repoRoot, detached: true, stdio: ['ignore', log, log], env: { ...cli.io.env, LOG_FORMAT: 'json' } });
+  const args = [
+    resolve(repoRoot, 'bin/switchyard.js'),
+    'up',
+    '--foreground',
+    '--env',
+    ...options.env,
+    '--temporal-port',
+    String(options.temporalPort),
+    '--ui-port',
+    String(options.uiPort),
+    '--dns-port',
+    String(options.dnsPort),
+    '--seed-items',
+    String(options.seedItems),
+    '--environments',
+    cli.environmentsDir,
+  ];
+  const child = spawn(process.execPath, args, {
+    cwd: repoRoot,
+    detached: true,
+    stdio: ['ignore', log, log],
+    env: { ...cli.io.env, LOG_FORMAT: 'json' },
+  });
   closeSync(log);
   child.unref();
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
     await sleep(250);
-    if (!alive(child.pid!)) throw new ExitError(EXIT.failed, `the local environment did not start; the end of ${logFile}:\n${tail(logFile, 15)}`);
+    if (!alive(child.pid!))
+      throw new ExitError(
+        EXIT.failed,
+        `the local environment did not start; the end of ${logFile}:\n${tail(logFile, 15)}`,
+      );
     const state = runningEnvironment(stateFile);
     if (state?.readyAt && state.processes.supervisor === child.pid) {
       cli.out(await summary(cli, readLocalState(stateFile), options.env));
@@ -97,7 +140,10 @@ async function runBackground(cli: Cli, options: UpOptions): Promise<void> {
     }
     if (Date.now() > deadline) {
       process.kill(-child.pid!, 'SIGTERM');
-      throw new ExitError(EXIT.failed, `the local environment was not ready within ${START_TIMEOUT_MS / 1000} s; see ${logFile}`);
+      throw new ExitError(
+        EXIT.failed,
+        `the local environment was not ready within ${START_TIMEOUT_MS / 1000} s; see ${logFile}`,
+      );
     }
   }
 }
@@ -116,7 +162,9 @@ async function summary(cli: Cli, state: LocalState, envNames: string[]): Promise
   for (const name of envNames) {
     const env = await cli.environment(name);
     const live = await createPorts(env, cli.logger, state).dns.current(env.recordName);
-    lines.push(`  ${env.name}: ${env.recordName} -> ${live ? `${live.stack} (${live.target.kind === 'a' ? live.target.addresses.join(', ') : live.target.dnsName})` : 'no record'}, port ${env.parameters.port}`);
+    lines.push(
+      `  ${env.name}: ${env.recordName} -> ${live ? `${live.stack} (${live.target.kind === 'a' ? live.target.addresses.join(', ') : live.target.dnsName})` : 'no record'}, port ${env.parameters.port}`,
+    );
     lines.push(`    resolve it:  dig @${dnsHost} -p ${dnsPort} ${env.recordName}`);
     lines.push(`    switch it:   TEMPORAL_ADDRESS=${state.temporalAddress} switchyard switch --env ${env.name} --wait`);
   }

@@ -13,13 +13,24 @@ interface WorkerOptions {
 }
 
 export const workerCommand: CommandModule = (program, cli) => {
-  program.command('worker')
-    .description('run a worker for every environment\'s switches (until Ctrl-C)')
-    .addOption(new Option('--probe-port <port>', 'serve /healthz and /metrics (Prometheus) on this port')
-      .env('SWITCHYARD_PROBE_PORT').argParser(wholeNumber(1, 65_535, 'a port number')))
-    .addOption(new Option('--probe-host <address>', 'address the probe listens on').env('SWITCHYARD_PROBE_HOST').default('127.0.0.1'))
-    .addOption(new Option('--shutdown-grace <seconds>', 'how long running activities get to stop after SIGTERM (default 10)')
-      .env('SWITCHYARD_SHUTDOWN_GRACE_SECONDS').argParser(wholeNumber(0, 3_600, 'a whole number of seconds')))
+  program
+    .command('worker')
+    .description("run a worker for every environment's switches (until Ctrl-C)")
+    .addOption(
+      new Option('--probe-port <port>', 'serve /healthz and /metrics (Prometheus) on this port')
+        .env('SWITCHYARD_PROBE_PORT')
+        .argParser(wholeNumber(1, 65_535, 'a port number')),
+    )
+    .addOption(
+      new Option('--probe-host <address>', 'address the probe listens on')
+        .env('SWITCHYARD_PROBE_HOST')
+        .default('127.0.0.1'),
+    )
+    .addOption(
+      new Option('--shutdown-grace <seconds>', 'how long running activities get to stop after SIGTERM (default 10)')
+        .env('SWITCHYARD_SHUTDOWN_GRACE_SECONDS')
+        .argParser(wholeNumber(0, 3_600, 'a whole number of seconds')),
+    )
     .action((options: WorkerOptions) => runWorkerCommand(cli, options));
 };
 
@@ -40,7 +51,8 @@ async function runWorkerCommand(cli: Cli, options: WorkerOptions): Promise<void>
     });
   } catch (err) {
     // The SDK's TransportError class is internal; its name is what it promises.
-    if (err instanceof Error && err.name === 'TransportError') throw new TemporalUnreachableError(address, { cause: err });
+    if (err instanceof Error && err.name === 'TransportError')
+      throw new TemporalUnreachableError(address, { cause: err });
     throw err;
   }
 }

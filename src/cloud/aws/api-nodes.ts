@@ -34,22 +34,31 @@ export async function apiInstances(clients: NodeDiscoveryClients, stack: string)
   // Every resource of the stack, not a lookup of ApiGroup by id: a stack of another template has
   // none, and moto answers that lookup with an HTML 500 instead of AWS's "does not exist".
   const resources = await awsCall('cloudformation:DescribeStackResources', stack, () =>
-    clients.cloudFormation.send(new DescribeStackResourcesCommand({ StackName: stack })));
+    clients.cloudFormation.send(new DescribeStackResourcesCommand({ StackName: stack })),
+  );
   // Optional chaining on the answer too: a stubbed client (tests of other adapters) answers nothing.
   const groupName = resources?.StackResources?.find((r) => r.LogicalResourceId === API_GROUP)?.PhysicalResourceId;
   if (!groupName) return [];
   const groups = await awsCall('autoscaling:DescribeAutoScalingGroups', groupName, () =>
-    clients.autoScaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [groupName] })));
-  const ids = (groups.AutoScalingGroups?.[0]?.Instances ?? []).map((i) => i.InstanceId).filter((id): id is string => !!id);
+    clients.autoScaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [groupName] })),
+  );
+  const ids = (groups.AutoScalingGroups?.[0]?.Instances ?? [])
+    .map((i) => i.InstanceId)
+    .filter((id): id is string => !!id);
   if (!ids.length) return [];
   const instances: ApiInstance[] = [];
   let nextToken: string | undefined;
   do {
     const page = await awsCall('ec2:DescribeInstances', groupName, () =>
-      clients.ec2.send(new DescribeInstancesCommand({ InstanceIds: ids, NextToken: nextToken })));
+      clients.ec2.send(new DescribeInstancesCommand({ InstanceIds: ids, NextToken: nextToken })),
+    );
     for (const instance of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
       if (!instance.InstanceId || !instance.PrivateIpAddress) continue;
-      instances.push({ instanceId: instance.InstanceId, privateAddress: instance.PrivateIpAddress, state: instance.State?.Name ?? 'unknown' });
+      instances.push({
+        instanceId: instance.InstanceId,
+        privateAddress: instance.PrivateIpAddress,
+        state: instance.State?.Name ?? 'unknown',
+      });
     }
     nextToken = page.NextToken;
   } while (nextToken);

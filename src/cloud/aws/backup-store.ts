@@ -101,10 +101,15 @@ export class S3BackupStore implements BackupStore {
   async get(key: string): Promise<BackupManifest> {
     const manifest = await this.readManifest(key);
     const head = await awsCall('s3:HeadObject', this.url(manifest.dataKey), () =>
-      this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: manifest.dataKey })));
+      this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: manifest.dataKey })),
+    );
     if (head.ContentLength !== manifest.bytes) {
-      throw new CloudError(`backup ${this.url(key)} is incomplete: data object has ${head.ContentLength} bytes, manifest says ${manifest.bytes}`,
-        false, 'InvalidBackup', key);
+      throw new CloudError(
+        `backup ${this.url(key)} is incomplete: data object has ${head.ContentLength} bytes, manifest says ${manifest.bytes}`,
+        false,
+        'InvalidBackup',
+        key,
+      );
     }
     return manifest;
   }
@@ -112,7 +117,8 @@ export class S3BackupStore implements BackupStore {
   async *read(manifest: BackupManifest, signal?: AbortSignal): AsyncIterable<string> {
     const where = this.url(manifest.dataKey);
     const object = await awsCall('s3:GetObject', where, () =>
-      this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: manifest.dataKey }), { abortSignal: signal }));
+      this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: manifest.dataKey }), { abortSignal: signal }),
+    );
     const body = object.Body as Readable | undefined;
     if (!body) throw new CloudError(`s3:GetObject on ${where} returned no body`, true, 'ServiceError', where);
     const gunzip = createGunzip();
@@ -136,7 +142,13 @@ export class S3BackupStore implements BackupStore {
     } catch (err) {
       if (signal?.aborted) throw err;
       if ((err as NodeJS.ErrnoException).code?.startsWith('Z_')) {
-        throw new CloudError(`backup data ${where} is not valid gzip: ${(err as Error).message}`, false, 'CorruptBackup', manifest.key, { cause: err });
+        throw new CloudError(
+          `backup data ${where} is not valid gzip: ${(err as Error).message}`,
+          false,
+          'CorruptBackup',
+          manifest.key,
+          { cause: err },
+        );
       }
       throw classifyAwsError(err, 's3:GetObject (stream)', where);
     } finally {
@@ -148,12 +160,20 @@ export class S3BackupStore implements BackupStore {
     }
     const sha256 = hash.digest('hex');
     if (sha256 !== manifest.sha256) {
-      throw new CloudError(`backup data ${where} does not match its manifest ${manifest.key}: SHA-256 ${sha256}, expected ${manifest.sha256}`,
-        false, 'ChecksumMismatch', manifest.key);
+      throw new CloudError(
+        `backup data ${where} does not match its manifest ${manifest.key}: SHA-256 ${sha256}, expected ${manifest.sha256}`,
+        false,
+        'ChecksumMismatch',
+        manifest.key,
+      );
     }
     if (items !== manifest.items) {
-      throw new CloudError(`backup data ${where} has ${items} item lines, its manifest ${manifest.key} says ${manifest.items}`,
-        false, 'ChecksumMismatch', manifest.key);
+      throw new CloudError(
+        `backup data ${where} has ${items} item lines, its manifest ${manifest.key} says ${manifest.items}`,
+        false,
+        'ChecksumMismatch',
+        manifest.key,
+      );
     }
   }
 
@@ -180,7 +200,13 @@ export class S3BackupStore implements BackupStore {
       let pending: string[] = [];
       let size = 0;
       for await (const line of source()) {
-        if (line.includes('\n')) throw new CloudError(`backup line ${items + 1} contains a newline; NDJSON lines must be single-line JSON`, false, 'InvalidBackup', dataKey);
+        if (line.includes('\n'))
+          throw new CloudError(
+            `backup line ${items + 1} contains a newline; NDJSON lines must be single-line JSON`,
+            false,
+            'InvalidBackup',
+            dataKey,
+          );
         pending.push(line, '\n');
         size += line.length + 1;
         if (isItemLine(line)) items += 1;
@@ -221,19 +247,38 @@ export class S3BackupStore implements BackupStore {
     }
 
     const manifest: BackupManifest = {
-      key, dataKey, env: meta.env, sourceStack: meta.sourceStack, createdAt: createdAt.toISOString(),
-      items, sha256: hash.digest('hex'), cursor: meta.cursor, bytes,
+      key,
+      dataKey,
+      env: meta.env,
+      sourceStack: meta.sourceStack,
+      createdAt: createdAt.toISOString(),
+      items,
+      sha256: hash.digest('hex'),
+      cursor: meta.cursor,
+      bytes,
     };
-    await awsCall('s3:PutObject', this.url(key), () => this.s3.send(new PutObjectCommand({
-      Bucket: this.bucket, Key: key, Body: JSON.stringify(manifest, null, 2), ContentType: 'application/json',
-    })));
+    await awsCall('s3:PutObject', this.url(key), () =>
+      this.s3.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: JSON.stringify(manifest, null, 2),
+          ContentType: 'application/json',
+        }),
+      ),
+    );
     this.log.info({ env: meta.env, key, items, bytes, sourceStack: meta.sourceStack }, 'backup written');
     return manifest;
   }
 
   async prune(env: string, keep: number): Promise<string[]> {
     if (!Number.isInteger(keep) || keep < 1) {
-      throw new CloudError(`prune needs keep >= 1 (got ${keep}): the newest backup is never deleted`, false, 'Validation', env);
+      throw new CloudError(
+        `prune needs keep >= 1 (got ${keep}): the newest backup is never deleted`,
+        false,
+        'Validation',
+        env,
+      );
     }
     const folders = await this.folders(env);
     let kept = 0;
@@ -250,13 +295,22 @@ export class S3BackupStore implements BackupStore {
     const doomed = cutoff === undefined ? [] : folders.slice(cutoff).flatMap((f) => f.objects.map((o) => o.Key!));
     for (let i = 0; i < doomed.length; i += 1000) {
       const batch = doomed.slice(i, i + 1000);
-      const out = await awsCall('s3:DeleteObjects', this.url(this.envPrefix(env)), () => this.s3.send(new DeleteObjectsCommand({
-        Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
-      })));
+      const out = await awsCall('s3:DeleteObjects', this.url(this.envPrefix(env)), () =>
+        this.s3.send(
+          new DeleteObjectsCommand({
+            Bucket: this.bucket,
+            Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
+          }),
+        ),
+      );
       if (out.Errors?.length) {
         const first = out.Errors[0]!;
-        throw new CloudError(`s3:DeleteObjects failed for ${out.Errors.length} keys, first ${first.Key}: ${first.Message} (${first.Code})`,
-          true, 'ServiceError', first.Key);
+        throw new CloudError(
+          `s3:DeleteObjects failed for ${out.Errors.length} keys, first ${first.Key}: ${first.Message} (${first.Code})`,
+          true,
+          'ServiceError',
+          first.Key,
+        );
       }
     }
     if (doomed.length) this.log.info({ env, keep, deleted: doomed.length }, 'old backups pruned');
@@ -277,9 +331,16 @@ export class S3BackupStore implements BackupStore {
     const byFolder = new Map<string, _Object[]>();
     let token: string | undefined;
     do {
-      const page = await awsCall('s3:ListObjectsV2', this.url(prefix), () => this.s3.send(new ListObjectsV2Command({
-        Bucket: this.bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: this.options.pageSize,
-      })));
+      const page = await awsCall('s3:ListObjectsV2', this.url(prefix), () =>
+        this.s3.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: prefix,
+            ContinuationToken: token,
+            MaxKeys: this.options.pageSize,
+          }),
+        ),
+      );
       for (const object of page.Contents ?? []) {
         const rest = object.Key?.slice(prefix.length) ?? '';
         const slash = rest.indexOf('/');
@@ -313,29 +374,48 @@ export class S3BackupStore implements BackupStore {
       throw err;
     }
     if (manifest.dataKey !== dataObject.Key || manifest.bytes !== dataObject.Size) {
-      this.log.warn({ folder: folder.prefix, dataKey: manifest.dataKey, bytes: manifest.bytes, size: dataObject.Size },
-        'skipping backup whose manifest does not match its data object');
+      this.log.warn(
+        { folder: folder.prefix, dataKey: manifest.dataKey, bytes: manifest.bytes, size: dataObject.Size },
+        'skipping backup whose manifest does not match its data object',
+      );
       return undefined;
     }
     return manifest;
   }
 
   private async readManifest(key: string): Promise<BackupManifest> {
-    const object = await awsCall('s3:GetObject', this.url(key), () => this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key })));
+    const object = await awsCall('s3:GetObject', this.url(key), () =>
+      this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key })),
+    );
     const text = (await object.Body?.transformToString('utf8')) ?? '';
     let raw: unknown;
     try {
       raw = JSON.parse(text);
     } catch (err) {
-      throw new CloudError(`backup manifest ${this.url(key)} is not JSON: ${(err as Error).message}`, false, 'InvalidBackup', key);
+      throw new CloudError(
+        `backup manifest ${this.url(key)} is not JSON: ${(err as Error).message}`,
+        false,
+        'InvalidBackup',
+        key,
+      );
     }
     const parsed = manifestSchema.safeParse(raw);
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
-      throw new CloudError(`backup manifest ${this.url(key)}: field '${issue.path.join('.')}': ${issue.message}`, false, 'InvalidBackup', key);
+      throw new CloudError(
+        `backup manifest ${this.url(key)}: field '${issue.path.join('.')}': ${issue.message}`,
+        false,
+        'InvalidBackup',
+        key,
+      );
     }
     if (parsed.data.key !== key) {
-      throw new CloudError(`backup manifest ${this.url(key)} names itself ${parsed.data.key}`, false, 'InvalidBackup', key);
+      throw new CloudError(
+        `backup manifest ${this.url(key)} names itself ${parsed.data.key}`,
+        false,
+        'InvalidBackup',
+        key,
+      );
     }
     return parsed.data;
   }

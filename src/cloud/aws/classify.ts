@@ -7,32 +7,89 @@ import { CloudError } from '../errors.ts';
  */
 
 const THROTTLING = new Set([
-  'Throttling', 'ThrottlingException', 'ThrottledException', 'TooManyRequestsException', 'RequestLimitExceeded',
-  'RequestThrottled', 'RequestThrottledException', 'SlowDown', 'BandwidthLimitExceeded', 'EC2ThrottledException',
-  'ProvisionedThroughputExceededException', 'TransactionInProgressException',
+  'Throttling',
+  'ThrottlingException',
+  'ThrottledException',
+  'TooManyRequestsException',
+  'RequestLimitExceeded',
+  'RequestThrottled',
+  'RequestThrottledException',
+  'SlowDown',
+  'BandwidthLimitExceeded',
+  'EC2ThrottledException',
+  'ProvisionedThroughputExceededException',
+  'TransactionInProgressException',
   // Route53: another change to the same zone is still being accepted.
   'PriorRequestNotComplete',
 ]);
 const TIMEOUT = new Set(['TimeoutError', 'RequestTimeout', 'RequestTimeoutException']);
 const NETWORK_CODES = new Set([
-  'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN',
-  'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ECONNABORTED',
+  'ERR_STREAM_PREMATURE_CLOSE',
+  'UND_ERR_SOCKET',
 ]);
-const SERVER = new Set(['InternalError', 'InternalFailure', 'InternalFailureException', 'ServiceUnavailable', 'ServiceUnavailableException']);
+const SERVER = new Set([
+  'InternalError',
+  'InternalFailure',
+  'InternalFailureException',
+  'ServiceUnavailable',
+  'ServiceUnavailableException',
+]);
 const ACCESS_DENIED = new Set([
-  'AccessDenied', 'AccessDeniedException', 'UnauthorizedOperation', 'InvalidClientTokenId', 'SignatureDoesNotMatch',
-  'InvalidAccessKeyId', 'AuthFailure', 'UnrecognizedClientException', 'NotAuthorized', 'MissingAuthenticationToken',
-  'CredentialsProviderError', 'ExpiredToken', 'ExpiredTokenException',
+  'AccessDenied',
+  'AccessDeniedException',
+  'UnauthorizedOperation',
+  'InvalidClientTokenId',
+  'SignatureDoesNotMatch',
+  'InvalidAccessKeyId',
+  'AuthFailure',
+  'UnrecognizedClientException',
+  'NotAuthorized',
+  'MissingAuthenticationToken',
+  'CredentialsProviderError',
+  'ExpiredToken',
+  'ExpiredTokenException',
 ]);
 const NOT_FOUND = new Set([
-  'NotFound', 'NoSuchKey', 'NoSuchBucket', 'NoSuchUpload', 'NoSuchVersion', 'NoSuchHostedZone', 'NoSuchChange',
-  'StackNotFoundException', 'StackSetNotFoundException', 'ResourceNotFoundException',
+  'NotFound',
+  'NoSuchKey',
+  'NoSuchBucket',
+  'NoSuchUpload',
+  'NoSuchVersion',
+  'NoSuchHostedZone',
+  'NoSuchChange',
+  'StackNotFoundException',
+  'StackSetNotFoundException',
+  'ResourceNotFoundException',
 ]);
 const VALIDATION = new Set([
-  'ValidationError', 'ValidationException', 'InvalidParameterValue', 'InvalidParameterCombination',
-  'InvalidParameterException', 'MissingParameter', 'InvalidInput', 'InvalidChangeBatch', 'InvalidArgument',
-  'InvalidRequest', 'MalformedXML', 'InvalidBucketName', 'InvalidDomainName', 'InsufficientCapabilitiesException',
-  'TokenAlreadyExistsException', 'InvalidObjectState', 'EntityTooLarge', 'EntityTooSmall', 'InvalidPart',
+  'ValidationError',
+  'ValidationException',
+  'InvalidParameterValue',
+  'InvalidParameterCombination',
+  'InvalidParameterException',
+  'MissingParameter',
+  'InvalidInput',
+  'InvalidChangeBatch',
+  'InvalidArgument',
+  'InvalidRequest',
+  'MalformedXML',
+  'InvalidBucketName',
+  'InvalidDomainName',
+  'InsufficientCapabilitiesException',
+  'TokenAlreadyExistsException',
+  'InvalidObjectState',
+  'EntityTooLarge',
+  'EntityTooSmall',
+  'InvalidPart',
   'PreconditionFailed',
 ]);
 const ALREADY_EXISTS = new Set(['AlreadyExistsException', 'BucketAlreadyExists', 'HostedZoneAlreadyExists']);
@@ -66,7 +123,8 @@ function kindOf(err: unknown): { kind: string; retryable: boolean } {
   const nodeCode = typeof e.code === 'string' ? e.code : undefined;
 
   if (name === 'AbortError') return { kind: 'Aborted', retryable: false };
-  if (THROTTLING.has(name) || e.$retryable?.throttling || status === 429) return { kind: 'Throttling', retryable: true };
+  if (THROTTLING.has(name) || e.$retryable?.throttling || status === 429)
+    return { kind: 'Throttling', retryable: true };
   if (TIMEOUT.has(name) || nodeCode === 'ETIMEDOUT') return { kind: 'Timeout', retryable: true };
   if (NETWORK_CODES.has(name) || (nodeCode && NETWORK_CODES.has(nodeCode)) || /socket hang up/i.test(message)) {
     return { kind: 'Network', retryable: true };
@@ -99,8 +157,11 @@ export function classifyAwsError(err: unknown, operation: string, resource?: str
   const status = e.$metadata?.httpStatusCode;
   const where = resource ? ` on ${resource}` : '';
   const detail = [name, status && `HTTP ${status}`, e.$metadata?.requestId && `request ${e.$metadata.requestId}`]
-    .filter(Boolean).join(', ');
-  return new CloudError(`${operation}${where} failed: ${awsMessage} (${detail})`, retryable, kind, resource, { cause: err });
+    .filter(Boolean)
+    .join(', ');
+  return new CloudError(`${operation}${where} failed: ${awsMessage} (${detail})`, retryable, kind, resource, {
+    cause: err,
+  });
 }
 
 /** Runs one AWS call and classifies whatever it throws. */

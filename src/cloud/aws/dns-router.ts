@@ -38,17 +38,33 @@ export function ownerName(recordName: string): string {
 
 export function describeState(state: DnsRecordState | undefined): string {
   if (!state) return 'no record';
-  const target = state.target.kind === 'alias' ? `alias ${state.target.dnsName}` : `A ${state.target.addresses.join(',')}`;
+  const target =
+    state.target.kind === 'alias' ? `alias ${state.target.dnsName}` : `A ${state.target.addresses.join(',')}`;
   return `${target} (stack ${state.stack || 'unknown'}, ttl ${state.ttl})`;
 }
 
 function recordSets(state: DnsRecordState): ResourceRecordSet[] {
   const name = fqdn(state.recordName);
-  const record: ResourceRecordSet = state.target.kind === 'alias'
-    ? { Name: name, Type: 'A', AliasTarget: { DNSName: state.target.dnsName, HostedZoneId: state.target.hostedZoneId, EvaluateTargetHealth: true } }
-    : { Name: name, Type: 'A', TTL: state.ttl, ResourceRecords: state.target.addresses.map((Value) => ({ Value })) };
+  const record: ResourceRecordSet =
+    state.target.kind === 'alias'
+      ? {
+          Name: name,
+          Type: 'A',
+          AliasTarget: {
+            DNSName: state.target.dnsName,
+            HostedZoneId: state.target.hostedZoneId,
+            EvaluateTargetHealth: true,
+          },
+        }
+      : { Name: name, Type: 'A', TTL: state.ttl, ResourceRecords: state.target.addresses.map((Value) => ({ Value })) };
   const sets = [record];
-  if (state.stack) sets.push({ Name: ownerName(name), Type: 'TXT', TTL: state.ttl, ResourceRecords: [{ Value: `"stack=${state.stack}"` }] });
+  if (state.stack)
+    sets.push({
+      Name: ownerName(name),
+      Type: 'TXT',
+      TTL: state.ttl,
+      ResourceRecords: [{ Value: `"stack=${state.stack}"` }],
+    });
   return sets;
 }
 
@@ -80,52 +96,89 @@ export class Route53DnsRouter implements DnsRouter {
     const records = await this.recordSetsNamed(recordName, fqdn(recordName), 'A');
     if (records.length === 0) return undefined;
     if (records.length > 1 || records[0]!.SetIdentifier) {
-      throw new CloudError(`${recordName} has ${records.length} A record sets with a routing policy; Switchyard manages a simple record only`,
-        false, 'Validation', recordName);
+      throw new CloudError(
+        `${recordName} has ${records.length} A record sets with a routing policy; Switchyard manages a simple record only`,
+        false,
+        'Validation',
+        recordName,
+      );
     }
     const record = records[0]!;
     const owner = (await this.recordSetsNamed(recordName, ownerName(recordName), 'TXT'))[0];
     const stack = owner?.ResourceRecords?.map((r) => /^"stack=(.*)"$/.exec(r.Value ?? '')?.[1]).find(Boolean) ?? '';
     const target: DnsTarget = record.AliasTarget
-      ? { kind: 'alias', dnsName: record.AliasTarget.DNSName ?? '', hostedZoneId: record.AliasTarget.HostedZoneId ?? '' }
+      ? {
+          kind: 'alias',
+          dnsName: record.AliasTarget.DNSName ?? '',
+          hostedZoneId: record.AliasTarget.HostedZoneId ?? '',
+        }
       : { kind: 'a', addresses: (record.ResourceRecords ?? []).map((r) => r.Value ?? '') };
     const ttl = record.TTL ?? owner?.TTL ?? 60;
     return { recordName, ttl, target, stack };
   }
 
   async switch(request: DnsSwitchRequest): Promise<string> {
-    const wanted: DnsRecordState = { recordName: request.recordName, ttl: request.ttl, target: request.target, stack: request.stack };
+    const wanted: DnsRecordState = {
+      recordName: request.recordName,
+      ttl: request.ttl,
+      target: request.target,
+      stack: request.stack,
+    };
     const found = await this.current(request.recordName);
     if (sameState(found, wanted) && !sameState(found, request.expected)) {
       // A retry after the batch applied but its answer was lost. Re-writing the ownership record
       // unchanged gives a fresh change id: once it is INSYNC, so is every earlier change to the zone.
-      this.log.info({ recordName: request.recordName, stack: request.stack }, 'record already switched; re-asserting ownership');
+      this.log.info(
+        { recordName: request.recordName, stack: request.stack },
+        'record already switched; re-asserting ownership',
+      );
       const owner = recordSets(wanted).filter((r) => r.Type === 'TXT');
-      return this.apply(request.recordName, owner.map((r): Change => ({ Action: 'UPSERT', ResourceRecordSet: r })),
-        `switch ${request.recordName} to ${request.stack} (repeat)`);
+      return this.apply(
+        request.recordName,
+        owner.map((r): Change => ({ Action: 'UPSERT', ResourceRecordSet: r })),
+        `switch ${request.recordName} to ${request.stack} (repeat)`,
+      );
     }
     if (!sameState(found, request.expected)) {
-      throw new DnsConflictError(request.recordName, `expected ${describeState(request.expected)}, found ${describeState(found)}`);
+      throw new DnsConflictError(
+        request.recordName,
+        `expected ${describeState(request.expected)}, found ${describeState(found)}`,
+      );
     }
     const changeId = await this.replace(request.expected, wanted, `switch ${request.recordName} to ${request.stack}`);
-    this.log.info({ recordName: request.recordName, from: describeState(request.expected), to: describeState(wanted), changeId }, 'record switched');
+    this.log.info(
+      { recordName: request.recordName, from: describeState(request.expected), to: describeState(wanted), changeId },
+      'record switched',
+    );
     return changeId;
   }
 
   async waitInSync(changeId: string, onPoll?: () => void, signal?: AbortSignal): Promise<void> {
     const id = changeId.replace(/^\/change\//, '');
-    await pollUntil('Route53 change propagation', id, this.poll, async () => {
-      const out = await this.call('route53:GetChange', id, () => this.route53.send(new GetChangeCommand({ Id: id })));
-      onPoll?.();
-      return out.ChangeInfo?.Status === 'INSYNC' ? true : undefined;
-    }, signal);
+    await pollUntil(
+      'Route53 change propagation',
+      id,
+      this.poll,
+      async () => {
+        const out = await this.call('route53:GetChange', id, () => this.route53.send(new GetChangeCommand({ Id: id })));
+        onPoll?.();
+        return out.ChangeInfo?.Status === 'INSYNC' ? true : undefined;
+      },
+      signal,
+    );
   }
 
   async verify(recordName: string, target: DnsTarget): Promise<boolean> {
     if (this.options.answerCheck) return this.options.answerCheck(recordName, target);
-    const out = await this.call('route53:TestDNSAnswer', recordName, () => this.route53.send(new TestDNSAnswerCommand({
-      HostedZoneId: this.zone, RecordName: fqdn(recordName), RecordType: 'A',
-    })));
+    const out = await this.call('route53:TestDNSAnswer', recordName, () =>
+      this.route53.send(
+        new TestDNSAnswerCommand({
+          HostedZoneId: this.zone,
+          RecordName: fqdn(recordName),
+          RecordType: 'A',
+        }),
+      ),
+    );
     const answered = out.RecordData ?? [];
     if (out.ResponseCode !== 'NOERROR' || answered.length === 0) return false;
     if (target.kind === 'a') return sameTarget(target, { kind: 'a', addresses: answered });
@@ -148,19 +201,31 @@ export class Route53DnsRouter implements DnsRouter {
       // moto refuses a CREATE identical to any it has ever applied, even after that record was
       // deleted (Route53 checks the zone itself and never gets here). The record is still exactly
       // as expected, so the DELETEs keep the batch conditional and UPSERT stands in for CREATE.
-      this.log.warn({ recordName: to.recordName }, 'CREATE refused although the record is as expected; retrying with UPSERT');
+      this.log.warn(
+        { recordName: to.recordName },
+        'CREATE refused although the record is as expected; retrying with UPSERT',
+      );
       return this.apply(to.recordName, batch('UPSERT'), comment);
     }
   }
 
   private async apply(recordName: string, changes: Change[], comment: string): Promise<string> {
     try {
-      const out = await this.call('route53:ChangeResourceRecordSets', recordName, () => this.route53.send(new ChangeResourceRecordSetsCommand({
-        HostedZoneId: this.zone, ChangeBatch: { Comment: comment.slice(0, 256), Changes: changes },
-      })));
+      const out = await this.call('route53:ChangeResourceRecordSets', recordName, () =>
+        this.route53.send(
+          new ChangeResourceRecordSetsCommand({
+            HostedZoneId: this.zone,
+            ChangeBatch: { Comment: comment.slice(0, 256), Changes: changes },
+          }),
+        ),
+      );
       return out.ChangeInfo?.Id ?? '';
     } catch (err) {
-      if (err instanceof CloudError && causeName(err) === 'InvalidChangeBatch' && CONFLICT.test((err.cause as Error).message)) {
+      if (
+        err instanceof CloudError &&
+        causeName(err) === 'InvalidChangeBatch' &&
+        CONFLICT.test((err.cause as Error).message)
+      ) {
         throw new DnsConflictError(recordName, `Route53 refused the change batch: ${(err.cause as Error).message}`);
       }
       throw err;
@@ -172,9 +237,16 @@ export class Route53DnsRouter implements DnsRouter {
     const found: ResourceRecordSet[] = [];
     let start: { name?: string; type?: RRType; id?: string } = { name, type };
     for (;;) {
-      const page = await this.call('route53:ListResourceRecordSets', recordName, () => this.route53.send(new ListResourceRecordSetsCommand({
-        HostedZoneId: this.zone, StartRecordName: start.name, StartRecordType: start.type, StartRecordIdentifier: start.id,
-      })));
+      const page = await this.call('route53:ListResourceRecordSets', recordName, () =>
+        this.route53.send(
+          new ListResourceRecordSetsCommand({
+            HostedZoneId: this.zone,
+            StartRecordName: start.name,
+            StartRecordType: start.type,
+            StartRecordIdentifier: start.id,
+          }),
+        ),
+      );
       for (const set of page.ResourceRecordSets ?? []) {
         // Route53 lists in order from the start name: the first other name or type ends our records.
         if (!sameName(set.Name ?? '', name) || set.Type !== type) return found;

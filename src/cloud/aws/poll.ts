@@ -28,7 +28,12 @@ export async function pollUntil<T>(
     const result = await check();
     if (result !== undefined) return result;
     if (Date.now() + pause > deadline) {
-      throw new CloudError(`${what} for ${resource} did not finish within ${options.timeoutMs} ms`, true, 'Timeout', resource);
+      throw new CloudError(
+        `${what} for ${resource} did not finish within ${options.timeoutMs} ms`,
+        true,
+        'Timeout',
+        resource,
+      );
     }
     await sleep(pause, undefined, signal ? { signal } : undefined);
     pause = Math.min(options.maxMs, Math.ceil(pause * 1.5));

@@ -52,8 +52,18 @@ export interface AwsStackProvisionerOptions extends NodeDiscoveryClients {
   logger: Logger;
 }
 
-const FAILED_TERMINAL = new Set(['CREATE_FAILED', 'ROLLBACK_COMPLETE', 'ROLLBACK_FAILED', 'DELETE_COMPLETE', 'DELETE_FAILED',
-  'UPDATE_ROLLBACK_COMPLETE', 'UPDATE_ROLLBACK_FAILED', 'UPDATE_FAILED', 'IMPORT_ROLLBACK_COMPLETE', 'IMPORT_ROLLBACK_FAILED']);
+const FAILED_TERMINAL = new Set([
+  'CREATE_FAILED',
+  'ROLLBACK_COMPLETE',
+  'ROLLBACK_FAILED',
+  'DELETE_COMPLETE',
+  'DELETE_FAILED',
+  'UPDATE_ROLLBACK_COMPLETE',
+  'UPDATE_ROLLBACK_FAILED',
+  'UPDATE_FAILED',
+  'IMPORT_ROLLBACK_COMPLETE',
+  'IMPORT_ROLLBACK_FAILED',
+]);
 const READY = new Set(['CREATE_COMPLETE', 'UPDATE_COMPLETE', 'IMPORT_COMPLETE']);
 
 export function stackStatus(raw: string): StackStatus {
@@ -81,13 +91,20 @@ export function createToken(workflowId: string, stackName: string): string {
  * Stack outputs → the port's shape, but for the nodes (found by apiInstances). Output keys are the
  * contract with infra/app-stack.yaml: Endpoint, AdminUrl, AliasDnsName, AliasHostedZoneId.
  */
-export function parseStackOutputs(stack: string, outputs: Array<{ OutputKey?: string; OutputValue?: string }>): Omit<StackOutputs, 'nodes'> {
+export function parseStackOutputs(
+  stack: string,
+  outputs: Array<{ OutputKey?: string; OutputValue?: string }>,
+): Omit<StackOutputs, 'nodes'> {
   const byKey = new Map(outputs.filter((o) => o.OutputKey).map((o) => [o.OutputKey!, o.OutputValue ?? '']));
   const required = (key: string) => {
     const value = byKey.get(key);
     if (!value) {
-      throw new CloudError(`stack ${stack} has no '${key}' output (expected Endpoint, AdminUrl, AliasDnsName, AliasHostedZoneId)`,
-        false, 'InvalidOutputs', stack);
+      throw new CloudError(
+        `stack ${stack} has no '${key}' output (expected Endpoint, AdminUrl, AliasDnsName, AliasHostedZoneId)`,
+        false,
+        'InvalidOutputs',
+        stack,
+      );
     }
     return value;
   };
@@ -99,7 +116,10 @@ export function parseStackOutputs(stack: string, outputs: Array<{ OutputKey?: st
 }
 
 /** The failed resources of a stack's latest operation, root causes first. */
-export function failuresFrom(stack: string, events: StackEvent[]): Array<{ resource: string; type: string; reason: string }> {
+export function failuresFrom(
+  stack: string,
+  events: StackEvent[],
+): Array<{ resource: string; type: string; reason: string }> {
   const failed = events.filter((e) => e.ResourceStatus?.endsWith('_FAILED'));
   const own = failed.filter((e) => e.LogicalResourceId !== stack);
   const chosen = own.length ? own : failed;
@@ -111,7 +131,11 @@ export function failuresFrom(stack: string, events: StackEvent[]): Array<{ resou
       seen.add(id);
       return true;
     })
-    .map((e) => ({ resource: e.LogicalResourceId ?? '?', type: e.ResourceType ?? '?', reason: e.ResourceStatusReason ?? e.ResourceStatus ?? '' }));
+    .map((e) => ({
+      resource: e.LogicalResourceId ?? '?',
+      type: e.ResourceType ?? '?',
+      reason: e.ResourceStatusReason ?? e.ResourceStatus ?? '',
+    }));
   // "Resource creation cancelled" is a consequence of another resource's failure, not a cause.
   const causes = failures.filter((f) => !/cancell?ed/i.test(f.reason));
   return [...causes, ...failures.filter((f) => !causes.includes(f))];
@@ -139,54 +163,82 @@ export class AwsStackProvisioner implements StackProvisioner {
       [STACK_TAGS.stack]: request.name,
     };
     try {
-      await awsCall('cloudformation:CreateStack', request.name, () => this.cfn.send(new CreateStackCommand({
-        StackName: request.name,
-        ...template,
-        Parameters: Object.entries(request.parameters).map(([ParameterKey, ParameterValue]) => ({ ParameterKey, ParameterValue })),
-        Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
-        Capabilities: ['CAPABILITY_IAM', 'CAPABILITY_NAMED_IAM'],
-        ...(this.options.roleArn ? { RoleARN: this.options.roleArn } : {}),
-        ClientRequestToken: createToken(request.workflowId, request.name),
-      })));
-      this.log.info({ stack: request.name, env: request.env, colour: request.colour, workflowId: request.workflowId }, 'stack creation started');
+      await awsCall('cloudformation:CreateStack', request.name, () =>
+        this.cfn.send(
+          new CreateStackCommand({
+            StackName: request.name,
+            ...template,
+            Parameters: Object.entries(request.parameters).map(([ParameterKey, ParameterValue]) => ({
+              ParameterKey,
+              ParameterValue,
+            })),
+            Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
+            Capabilities: ['CAPABILITY_IAM', 'CAPABILITY_NAMED_IAM'],
+            ...(this.options.roleArn ? { RoleARN: this.options.roleArn } : {}),
+            ClientRequestToken: createToken(request.workflowId, request.name),
+          }),
+        ),
+      );
+      this.log.info(
+        { stack: request.name, env: request.env, colour: request.colour, workflowId: request.workflowId },
+        'stack creation started',
+      );
     } catch (err) {
       if (!(err instanceof CloudError) || err.code !== 'AlreadyExists') throw err;
       // The token only dedupes within its lifetime (and moto ignores it): our tags prove the stack is ours.
       const existing = await this.describeRaw(request.name);
       const owner = existing && tagOf(existing, STACK_TAGS.workflowId);
       if (existing && owner === request.workflowId && tagOf(existing, STACK_TAGS.env) === request.env) {
-        this.log.info({ stack: request.name, workflowId: request.workflowId, status: existing.StackStatus }, 'stack already created by this workflow');
+        this.log.info(
+          { stack: request.name, workflowId: request.workflowId, status: existing.StackStatus },
+          'stack already created by this workflow',
+        );
         return;
       }
       throw new CloudError(
         `stack ${request.name} already exists and was not created by workflow ${request.workflowId} (its workflow tag: ${owner ?? 'none'})`,
-        false, 'AlreadyExists', request.name, { cause: err });
+        false,
+        'AlreadyExists',
+        request.name,
+        { cause: err },
+      );
     }
   }
 
-  async waitUntilReady(name: string, onProgress?: (p: StackProgress) => void, signal?: AbortSignal): Promise<StackDescription> {
-    return pollUntil('stack creation', name, this.poll, async () => {
-      const stack = await this.describeRaw(name);
-      if (!stack) throw new CloudError(`stack ${name} does not exist (deleted while being created?)`, false, 'NotFound', name);
-      const raw = stack.StackStatus ?? 'UNKNOWN';
-      const status = stackStatus(raw);
-      if (status === 'ready') {
-        onProgress?.({ rawStatus: raw });
-        return this.toDescription(stack);
-      }
-      // A rollback still moving is waited out, so that the compensation's delete finds a stack
-      // it can delete; a terminal failure, or somebody deleting the stack, ends the wait.
-      if (status === 'deleting' || status === 'deleted' || (status === 'failed' && !raw.endsWith('_IN_PROGRESS'))) {
-        throw new StackFailedError(name, raw, failuresFrom(name, await this.events(stack.StackId ?? name)));
-      }
-      onProgress?.({ rawStatus: raw, ...(await this.resourceCounts(name)) });
-      return undefined;
-    }, signal);
+  async waitUntilReady(
+    name: string,
+    onProgress?: (p: StackProgress) => void,
+    signal?: AbortSignal,
+  ): Promise<StackDescription> {
+    return pollUntil(
+      'stack creation',
+      name,
+      this.poll,
+      async () => {
+        const stack = await this.describeRaw(name);
+        if (!stack)
+          throw new CloudError(`stack ${name} does not exist (deleted while being created?)`, false, 'NotFound', name);
+        const raw = stack.StackStatus ?? 'UNKNOWN';
+        const status = stackStatus(raw);
+        if (status === 'ready') {
+          onProgress?.({ rawStatus: raw });
+          return this.toDescription(stack);
+        }
+        // A rollback still moving is waited out, so that the compensation's delete finds a stack
+        // it can delete; a terminal failure, or somebody deleting the stack, ends the wait.
+        if (status === 'deleting' || status === 'deleted' || (status === 'failed' && !raw.endsWith('_IN_PROGRESS'))) {
+          throw new StackFailedError(name, raw, failuresFrom(name, await this.events(stack.StackId ?? name)));
+        }
+        onProgress?.({ rawStatus: raw, ...(await this.resourceCounts(name)) });
+        return undefined;
+      },
+      signal,
+    );
   }
 
   async describe(name: string): Promise<StackDescription | undefined> {
     const stack = await this.describeRaw(name);
-    return stack && await this.toDescription(stack);
+    return stack && (await this.toDescription(stack));
   }
 
   async list(env: string): Promise<StackDescription[]> {
@@ -194,7 +246,8 @@ export class AwsStackProvisioner implements StackProvisioner {
     let nextToken: string | undefined;
     do {
       const page = await awsCall('cloudformation:DescribeStacks', `env ${env}`, () =>
-        this.cfn.send(new DescribeStacksCommand({ NextToken: nextToken })));
+        this.cfn.send(new DescribeStacksCommand({ NextToken: nextToken })),
+      );
       stacks.push(...(page.Stacks ?? []));
       nextToken = page.NextToken;
     } while (nextToken);
@@ -208,38 +261,58 @@ export class AwsStackProvisioner implements StackProvisioner {
     const stack = await this.describeRaw(name);
     if (!stack || stack.StackStatus === 'DELETE_COMPLETE') return;
     // By stack id: a name may already be reused by a newer stack once this one is gone.
-    await awsCall('cloudformation:DeleteStack', name, () => this.cfn.send(new DeleteStackCommand({ StackName: stack.StackId ?? name })));
+    await awsCall('cloudformation:DeleteStack', name, () =>
+      this.cfn.send(new DeleteStackCommand({ StackName: stack.StackId ?? name })),
+    );
     this.log.info({ stack: name, status: stack.StackStatus }, 'stack deletion started');
   }
 
   async waitUntilDeleted(name: string, onProgress?: (p: StackProgress) => void, signal?: AbortSignal): Promise<void> {
-    await pollUntil('stack deletion', name, this.poll, async () => {
-      const stack = await this.describeRaw(name);
-      const raw = stack?.StackStatus ?? 'DELETE_COMPLETE';
-      if (raw === 'DELETE_COMPLETE') {
-        onProgress?.({ rawStatus: raw });
-        return true;
-      }
-      if (raw === 'DELETE_FAILED') {
-        throw new StackFailedError(name, raw, failuresFrom(name, await this.events(stack?.StackId ?? name)));
-      }
-      if (!raw.startsWith('DELETE_')) {
-        throw new CloudError(`stack ${name} is ${raw}, not being deleted: call delete first`, false, 'InvalidState', name);
-      }
-      onProgress?.({ rawStatus: raw, ...(await this.resourceCounts(name)) });
-      return undefined;
-    }, signal);
+    await pollUntil(
+      'stack deletion',
+      name,
+      this.poll,
+      async () => {
+        const stack = await this.describeRaw(name);
+        const raw = stack?.StackStatus ?? 'DELETE_COMPLETE';
+        if (raw === 'DELETE_COMPLETE') {
+          onProgress?.({ rawStatus: raw });
+          return true;
+        }
+        if (raw === 'DELETE_FAILED') {
+          throw new StackFailedError(name, raw, failuresFrom(name, await this.events(stack?.StackId ?? name)));
+        }
+        if (!raw.startsWith('DELETE_')) {
+          throw new CloudError(
+            `stack ${name} is ${raw}, not being deleted: call delete first`,
+            false,
+            'InvalidState',
+            name,
+          );
+        }
+        onProgress?.({ rawStatus: raw, ...(await this.resourceCounts(name)) });
+        return undefined;
+      },
+      signal,
+    );
   }
 
-  private async templateSource(request: CreateStackRequest): Promise<{ TemplateBody: string } | { TemplateURL: string }> {
+  private async templateSource(
+    request: CreateStackRequest,
+  ): Promise<{ TemplateBody: string } | { TemplateURL: string }> {
     const dir = this.options.templateDir ?? resolve(repoRoot, 'infra');
     const file = resolve(dir, request.template);
     let body: Buffer;
     try {
       body = await readFile(file);
     } catch (err) {
-      throw new CloudError(`template ${request.template} not found: ${file} cannot be read (${(err as Error).message})`,
-        false, 'TemplateMissing', request.template, { cause: err });
+      throw new CloudError(
+        `template ${request.template} not found: ${file} cannot be read (${(err as Error).message})`,
+        false,
+        'TemplateMissing',
+        request.template,
+        { cause: err },
+      );
     }
     if (body.byteLength <= INLINE_TEMPLATE_LIMIT) return { TemplateBody: body.toString('utf8') };
     // Content-addressed so a retried create uploads to (and references) the same object.
@@ -247,9 +320,12 @@ export class AwsStackProvisioner implements StackProvisioner {
     const key = `${this.options.templatePrefix ?? 'templates/'}${request.name}/${digest}-${request.template.replace(/[^A-Za-z0-9._-]/g, '_')}`;
     const bucket = this.options.templateBucket;
     await awsCall('s3:PutObject', `s3://${bucket}/${key}`, () =>
-      this.s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/x-yaml' })));
+      this.s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/x-yaml' })),
+    );
     // CloudFormation fetches templates only from S3 URLs in virtual-host form (moto resolves these too).
-    return { TemplateURL: `https://${bucket}.s3.${this.options.region}.amazonaws.com/${key.split('/').map(encodeURIComponent).join('/')}` };
+    return {
+      TemplateURL: `https://${bucket}.s3.${this.options.region}.amazonaws.com/${key.split('/').map(encodeURIComponent).join('/')}`,
+    };
   }
 
   private async nodes(stack: string): Promise<string[]> {
@@ -259,7 +335,9 @@ export class AwsStackProvisioner implements StackProvisioner {
 
   private async describeRaw(name: string): Promise<Stack | undefined> {
     try {
-      const out = await awsCall('cloudformation:DescribeStacks', name, () => this.cfn.send(new DescribeStacksCommand({ StackName: name })));
+      const out = await awsCall('cloudformation:DescribeStacks', name, () =>
+        this.cfn.send(new DescribeStacksCommand({ StackName: name })),
+      );
       return out.Stacks?.[0];
     } catch (err) {
       if (err instanceof CloudError && err.code === 'NotFound') return undefined;
@@ -273,11 +351,17 @@ export class AwsStackProvisioner implements StackProvisioner {
     let nextToken: string | undefined;
     do {
       const page = await awsCall('cloudformation:DescribeStackEvents', stackId, () =>
-        this.cfn.send(new DescribeStackEventsCommand({ StackName: stackId, NextToken: nextToken })));
+        this.cfn.send(new DescribeStackEventsCommand({ StackName: stackId, NextToken: nextToken })),
+      );
       for (const event of page.StackEvents ?? []) {
         events.push(event);
-        const isStackItself = event.ResourceType === 'AWS::CloudFormation::Stack' && event.PhysicalResourceId === event.StackId;
-        if (isStackItself && event.ResourceStatus?.endsWith('_IN_PROGRESS') && event.ResourceStatusReason === 'User Initiated') {
+        const isStackItself =
+          event.ResourceType === 'AWS::CloudFormation::Stack' && event.PhysicalResourceId === event.StackId;
+        if (
+          isStackItself &&
+          event.ResourceStatus?.endsWith('_IN_PROGRESS') &&
+          event.ResourceStatusReason === 'User Initiated'
+        ) {
           return events;
         }
       }
@@ -292,7 +376,8 @@ export class AwsStackProvisioner implements StackProvisioner {
     let nextToken: string | undefined;
     do {
       const page = await awsCall('cloudformation:ListStackResources', name, () =>
-        this.cfn.send(new ListStackResourcesCommand({ StackName: name, NextToken: nextToken })));
+        this.cfn.send(new ListStackResourcesCommand({ StackName: name, NextToken: nextToken })),
+      );
       for (const r of page.StackResourceSummaries ?? []) {
         total += 1;
         if (r.ResourceStatus?.endsWith('_COMPLETE')) done += 1;

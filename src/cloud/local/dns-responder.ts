@@ -2,7 +2,11 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Socket } from 'node:net';
 import dnsPacket, { type Answer, type DecodedPacket, type Question, type RecordType } from 'dns-packet';
 import {
-  ListHostedZonesCommand, ListResourceRecordSetsCommand, type ListResourceRecordSetsCommandOutput, type ResourceRecordSet, type Route53Client,
+  ListHostedZonesCommand,
+  ListResourceRecordSetsCommand,
+  type ListResourceRecordSetsCommandOutput,
+  type ResourceRecordSet,
+  type Route53Client,
 } from '@aws-sdk/client-route-53';
 import type { Logger } from '../../logging.ts';
 
@@ -69,13 +73,21 @@ export async function startDnsResponder(options: DnsResponderOptions): Promise<D
   }
 }
 
-function bindUdp(host: string, port: number, answer: (q: Buffer, udp: boolean) => Promise<Buffer | undefined>, log: Logger): Promise<UdpSocket> {
+function bindUdp(
+  host: string,
+  port: number,
+  answer: (q: Buffer, udp: boolean) => Promise<Buffer | undefined>,
+  log: Logger,
+): Promise<UdpSocket> {
   return new Promise((res, reject) => {
     const socket = createSocket('udp4');
     socket.on('message', (msg, peer) => {
-      answer(msg, true).then((reply) => {
-        if (reply) socket.send(reply, peer.port, peer.address);
-      }, (err: unknown) => log.error({ err }, 'DNS answer failed'));
+      answer(msg, true).then(
+        (reply) => {
+          if (reply) socket.send(reply, peer.port, peer.address);
+        },
+        (err: unknown) => log.error({ err }, 'DNS answer failed'),
+      );
     });
     socket.once('error', reject);
     socket.bind(port, host, () => {
@@ -86,7 +98,12 @@ function bindUdp(host: string, port: number, answer: (q: Buffer, udp: boolean) =
   });
 }
 
-function listenTcp(host: string, port: number, answer: (q: Buffer, udp: boolean) => Promise<Buffer | undefined>, log: Logger): Promise<{ close(): Promise<void> }> {
+function listenTcp(
+  host: string,
+  port: number,
+  answer: (q: Buffer, udp: boolean) => Promise<Buffer | undefined>,
+  log: Logger,
+): Promise<{ close(): Promise<void> }> {
   const connections = new Set<Socket>();
   const server = createServer((socket) => {
     connections.add(socket);
@@ -100,20 +117,24 @@ function listenTcp(host: string, port: number, answer: (q: Buffer, udp: boolean)
       while (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) {
         const message = buffered.subarray(2, 2 + buffered.readUInt16BE(0));
         buffered = buffered.subarray(2 + message.length);
-        answer(message, false).then((reply) => {
-          if (!reply || socket.destroyed) return;
-          const length = Buffer.alloc(2);
-          length.writeUInt16BE(reply.length);
-          socket.write(Buffer.concat([length, reply]));
-        }, (err: unknown) => log.error({ err }, 'DNS answer failed'));
+        answer(message, false).then(
+          (reply) => {
+            if (!reply || socket.destroyed) return;
+            const length = Buffer.alloc(2);
+            length.writeUInt16BE(reply.length);
+            socket.write(Buffer.concat([length, reply]));
+          },
+          (err: unknown) => log.error({ err }, 'DNS answer failed'),
+        );
       }
     });
   });
   // Closing must not wait for a client that keeps its connection open.
-  const close = () => new Promise<void>((res) => {
-    for (const socket of connections) socket.destroy();
-    server.close(() => res());
-  });
+  const close = () =>
+    new Promise<void>((res) => {
+      for (const socket of connections) socket.destroy();
+      server.close(() => res());
+    });
   return new Promise((res, reject) => {
     server.once('error', reject);
     server.listen({ host, port, exclusive: true }, () => {
@@ -152,7 +173,14 @@ async function respond(zones: ZoneCache, query: Buffer, udp: boolean, log: Logge
   return reply(request.id ?? 0, (request.flags ?? 0) | dnsPacket.TRUNCATED_RESPONSE, questions, rcode);
 }
 
-function reply(id: number, queryFlags: number, questions: Question[], rcode: number, answers: Answer[] = [], authorities: Answer[] = []): Buffer {
+function reply(
+  id: number,
+  queryFlags: number,
+  questions: Question[],
+  rcode: number,
+  answers: Answer[] = [],
+  authorities: Answer[] = [],
+): Buffer {
   const flags = (queryFlags & (QUERY_FLAG_RD | dnsPacket.TRUNCATED_RESPONSE)) | dnsPacket.AUTHORITATIVE_ANSWER | rcode;
   return dnsPacket.encode({ type: 'response', id, flags, questions, answers, authorities });
 }
@@ -173,14 +201,18 @@ function lookup(zones: Zone[], question: Question): { rcode: number; answers: An
     return { rcode: below ? RCODE.NOERROR : RCODE.NXDOMAIN, answers: [], authorities: negative };
   }
   const cname = atName.find((r) => r.Type === 'CNAME');
-  const matching = cname && question.type !== 'CNAME' ? [cname] : atName.filter((r) => r.Type === question.type || (question.type as string) === 'ANY');
+  const matching =
+    cname && question.type !== 'CNAME'
+      ? [cname]
+      : atName.filter((r) => r.Type === question.type || (question.type as string) === 'ANY');
   const answers = matching.flatMap((r) => toAnswers(r, question.name));
   return { rcode: RCODE.NOERROR, answers, authorities: answers.length ? [] : negative };
 }
 
 const SUPPORTED = ['A', 'AAAA', 'CNAME', 'NS', 'TXT', 'MX', 'SOA', 'PTR'] as const satisfies readonly RecordType[];
 type SupportedType = (typeof SUPPORTED)[number];
-const isSupported = (type: string | undefined): type is SupportedType => (SUPPORTED as readonly (string | undefined)[]).includes(type);
+const isSupported = (type: string | undefined): type is SupportedType =>
+  (SUPPORTED as readonly (string | undefined)[]).includes(type);
 
 /** Route53 keeps values as zone-file text; dns-packet wants them structured. */
 function toAnswers(record: ResourceRecordSet, name: string): Answer[] {
@@ -195,17 +227,35 @@ function toAnswers(record: ResourceRecordSet, name: string): Answer[] {
         return [{ type, name, ttl, class: 'IN', data: txtStrings(value) }];
       case 'MX': {
         const [preference, exchange] = value.trim().split(/\s+/);
-        return [{ type, name, ttl, class: 'IN', data: { preference: Number(preference), exchange: normalise(exchange ?? '') } }];
+        return [
+          {
+            type,
+            name,
+            ttl,
+            class: 'IN',
+            data: { preference: Number(preference), exchange: normalise(exchange ?? '') },
+          },
+        ];
       }
       case 'SOA': {
         const [mname, rname, serial, refresh, retry, expire, minimum] = value.trim().split(/\s+/);
-        return [{
-          type, name, ttl, class: 'IN',
-          data: {
-            mname: normalise(mname ?? ''), rname: normalise(rname ?? ''), serial: Number(serial), refresh: Number(refresh),
-            retry: Number(retry), expire: Number(expire), minimum: Number(minimum),
+        return [
+          {
+            type,
+            name,
+            ttl,
+            class: 'IN',
+            data: {
+              mname: normalise(mname ?? ''),
+              rname: normalise(rname ?? ''),
+              serial: Number(serial),
+              refresh: Number(refresh),
+              retry: Number(retry),
+              expire: Number(expire),
+              minimum: Number(minimum),
+            },
           },
-        }];
+        ];
       }
       case 'A':
       case 'AAAA':
@@ -226,7 +276,10 @@ function txtStrings(value: string): string[] {
 
 /** Lower case, no trailing dot, Route53's \NNN octal escapes decoded (it writes '*' as \052). */
 function normalise(name: string): string {
-  return name.replace(/\\(\d{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8))).replace(/\.$/, '').toLowerCase();
+  return name
+    .replace(/\\(\d{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)))
+    .replace(/\.$/, '')
+    .toLowerCase();
 }
 
 /**
@@ -237,16 +290,21 @@ class ZoneCache {
   private snapshot?: { at: number; zones: Zone[] };
   private inflight?: Promise<Zone[]>;
 
-  constructor(private readonly route53: Route53Client, private readonly ttlMs: number) {}
+  constructor(
+    private readonly route53: Route53Client,
+    private readonly ttlMs: number,
+  ) {}
 
   get(): Promise<Zone[]> {
     if (this.snapshot && Date.now() - this.snapshot.at < this.ttlMs) return Promise.resolve(this.snapshot.zones);
-    this.inflight ??= this.load().then((zones) => {
-      this.snapshot = { at: Date.now(), zones };
-      return zones;
-    }).finally(() => {
-      this.inflight = undefined;
-    });
+    this.inflight ??= this.load()
+      .then((zones) => {
+        this.snapshot = { at: Date.now(), zones };
+        return zones;
+      })
+      .finally(() => {
+        this.inflight = undefined;
+      });
     return this.inflight;
   }
 
@@ -268,11 +326,18 @@ class ZoneCache {
     const records: ResourceRecordSet[] = [];
     let next: { name?: string; type?: string; id?: string } | undefined = {};
     while (next) {
-      const page: ListResourceRecordSetsCommandOutput = await this.route53.send(new ListResourceRecordSetsCommand({
-        HostedZoneId: zoneId, StartRecordName: next.name, StartRecordType: next.type as never, StartRecordIdentifier: next.id,
-      }));
+      const page: ListResourceRecordSetsCommandOutput = await this.route53.send(
+        new ListResourceRecordSetsCommand({
+          HostedZoneId: zoneId,
+          StartRecordName: next.name,
+          StartRecordType: next.type as never,
+          StartRecordIdentifier: next.id,
+        }),
+      );
       records.push(...(page.ResourceRecordSets ?? []));
-      next = page.IsTruncated ? { name: page.NextRecordName, type: page.NextRecordType, id: page.NextRecordIdentifier } : undefined;
+      next = page.IsTruncated
+        ? { name: page.NextRecordName, type: page.NextRecordType, id: page.NextRecordIdentifier }
+        : undefined;
     }
     return records;
   }

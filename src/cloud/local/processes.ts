@@ -46,7 +46,12 @@ export async function stopProcesses(procs: Array<{ pid: number; marker: string }
   for (const p of alive()) signalGroup(p.pid, 'SIGKILL');
   const killDeadline = Date.now() + 5_000;
   while (alive().length) {
-    if (Date.now() > killDeadline) throw new Error(`processes ${alive().map((p) => p.pid).join(', ')} survived SIGKILL`);
+    if (Date.now() > killDeadline)
+      throw new Error(
+        `processes ${alive()
+          .map((p) => p.pid)
+          .join(', ')} survived SIGKILL`,
+      );
     await sleep(50);
   }
 }

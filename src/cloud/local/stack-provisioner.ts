@@ -1,10 +1,18 @@
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type {
-  CreateStackRequest, StackDescription, StackProgress, StackProvisioner,
-} from '../ports.ts';
+import type { CreateStackRequest, StackDescription, StackProgress, StackProvisioner } from '../ports.ts';
 import { CloudError, StackFailedError } from '../errors.ts';
 import { repoRoot } from '../../config/environment.ts';
 import type { Logger } from '../../logging.ts';
@@ -89,7 +97,12 @@ export class LocalStackProvisioner implements StackProvisioner {
   private dir(name: string): string {
     // SYNC_NODE_ID (`<stack>-node-N`) allows 64 characters.
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,55}$/.test(name)) {
-      throw new CloudError(`stack name '${name}' is not valid: up to 56 letters, digits, '.', '_' and '-'`, false, 'InvalidName', name);
+      throw new CloudError(
+        `stack name '${name}' is not valid: up to 56 letters, digits, '.', '_' and '-'`,
+        false,
+        'InvalidName',
+        name,
+      );
     }
     return join(this.stacksDir, name);
   }
@@ -101,7 +114,10 @@ export class LocalStackProvisioner implements StackProvisioner {
       if (existing.workflowId !== request.workflowId) {
         throw new CloudError(
           `stack ${request.name} already exists, created by workflow ${existing.workflowId}, not ${request.workflowId}`,
-          false, 'AlreadyExists', request.name);
+          false,
+          'AlreadyExists',
+          request.name,
+        );
       }
       // A retried create after a crash between writing the record and starting every node.
       if (existing.status === 'creating') this.startMissingNodes(existing);
@@ -109,8 +125,14 @@ export class LocalStackProvisioner implements StackProvisioner {
     }
     const spec = await loadStackSpec(request.template, request.parameters);
     mkdirSync(dir, { recursive: true });
-    const block = await claimBlock(join(this.stacksDir, CLAIMS), request.name, spec.nodes, spec.port, (n) => join(this.stacksDir, n));
-    const nodes = block.addresses.map((address, i) => ({ id: `${request.name}-node-${i + 1}`, address, url: `http://${address}:${spec.port}` }));
+    const block = await claimBlock(join(this.stacksDir, CLAIMS), request.name, spec.nodes, spec.port, (n) =>
+      join(this.stacksDir, n),
+    );
+    const nodes = block.addresses.map((address, i) => ({
+      id: `${request.name}-node-${i + 1}`,
+      address,
+      url: `http://${address}:${spec.port}`,
+    }));
     const env: Record<string, string> = {
       PORT: String(spec.port),
       SYNC_STORE: syncStore(spec.store ?? this.options.store ?? 'sqlite', dir, request.name),
@@ -120,7 +142,13 @@ export class LocalStackProvisioner implements StackProvisioner {
       LOG_FORMAT: 'json',
     };
     // A restarted node reads its settings here again (startMissingNodes); the secret stays private.
-    writeFileSync(join(dir, 'node.env'), Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\n') + '\n', { mode: 0o600 });
+    writeFileSync(
+      join(dir, 'node.env'),
+      Object.entries(env)
+        .map(([k, v]) => `${k}=${v}`)
+        .join('\n') + '\n',
+      { mode: 0o600 },
+    );
     const record: StackRecord = {
       name: request.name,
       env: request.env,
@@ -151,7 +179,13 @@ export class LocalStackProvisioner implements StackProvisioner {
         cwd: repoRoot,
         detached: true,
         stdio: ['ignore', out, out],
-        env: { ...process.env, ...env, HOST: node.address, SYNC_NODE_ID: node.id, ...(journals ? { SYNC_ACK_JOURNAL: join(journals, `${nodeFile(node)}.acks`) } : {}) },
+        env: {
+          ...process.env,
+          ...env,
+          HOST: node.address,
+          SYNC_NODE_ID: node.id,
+          ...(journals ? { SYNC_ACK_JOURNAL: join(journals, `${nodeFile(node)}.acks`) } : {}),
+        },
       });
       closeSync(out);
       child.unref();
@@ -160,7 +194,11 @@ export class LocalStackProvisioner implements StackProvisioner {
     }
   }
 
-  async waitUntilReady(name: string, onProgress?: (p: StackProgress) => void, signal?: AbortSignal): Promise<StackDescription> {
+  async waitUntilReady(
+    name: string,
+    onProgress?: (p: StackProgress) => void,
+    signal?: AbortSignal,
+  ): Promise<StackDescription> {
     const deadline = Date.now() + this.readyTimeoutMs;
     for (;;) {
       signal?.throwIfAborted();
@@ -168,7 +206,8 @@ export class LocalStackProvisioner implements StackProvisioner {
       if (!record) throw new CloudError(`stack ${name} does not exist`, false, 'NotFound', name);
       if (record.status === 'failed') throw new StackFailedError(name, record.rawStatus, this.failures(record));
       if (record.status === 'ready') return describeRecord(record, this.deadNodes(record));
-      if (record.status !== 'creating') throw new CloudError(`stack ${name} is ${record.status}, it will not become ready`, false, 'NotCreating', name);
+      if (record.status !== 'creating')
+        throw new CloudError(`stack ${name} is ${record.status}, it will not become ready`, false, 'NotCreating', name);
       const ready = await Promise.all(record.nodes.map((n) => answersReady(n.url)));
       const done = ready.filter(Boolean).length;
       onProgress?.({ rawStatus: record.rawStatus, done, total: record.nodes.length });
@@ -186,7 +225,12 @@ export class LocalStackProvisioner implements StackProvisioner {
         return describeRecord(record, []);
       }
       if (Date.now() > deadline) {
-        throw new CloudError(`stack ${name}: ${done} of ${record.nodes.length} nodes ready after ${this.readyTimeoutMs} ms`, true, 'Timeout', name);
+        throw new CloudError(
+          `stack ${name}: ${done} of ${record.nodes.length} nodes ready after ${this.readyTimeoutMs} ms`,
+          true,
+          'Timeout',
+          name,
+        );
       }
       await sleep(200, undefined, { signal });
     }
@@ -217,7 +261,10 @@ export class LocalStackProvisioner implements StackProvisioner {
       this.write(record);
       // SIGTERM is a node's graceful close: its streams get `reconnect` before it exits.
       const running = record.nodes.filter((n) => this.pidOf(record, n) !== undefined);
-      await stopProcesses(running.map((n) => ({ pid: this.pidOf(record, n)!, marker: `SYNC_NODE_ID=${n.id}` })), this.stopGraceMs);
+      await stopProcesses(
+        running.map((n) => ({ pid: this.pidOf(record, n)!, marker: `SYNC_NODE_ID=${n.id}` })),
+        this.stopGraceMs,
+      );
       releaseBlock(join(this.stacksDir, CLAIMS), record.block, name);
     }
     rmSync(dir, { recursive: true, force: true });
@@ -235,7 +282,12 @@ export class LocalStackProvisioner implements StackProvisioner {
     const record = this.read(name);
     if (!record) return [];
     const dir = join(this.stacksDir, name);
-    return record.nodes.map((node) => ({ ...node, pid: this.pidOf(record, node), logFile: join(dir, `${nodeFile(node)}.log`), dir }));
+    return record.nodes.map((node) => ({
+      ...node,
+      pid: this.pidOf(record, node),
+      logFile: join(dir, `${nodeFile(node)}.log`),
+      dir,
+    }));
   }
 
   /** Stops one node (SIGTERM, SIGKILL after the grace) and starts it again with the stack's settings. */
@@ -266,7 +318,9 @@ export class LocalStackProvisioner implements StackProvisioner {
   /** Nodes that were started and are no longer running (a node not yet started is not dead). */
   private deadNodes(record: StackRecord): NodeRecord[] {
     const dir = join(this.stacksDir, record.name);
-    return record.nodes.filter((n) => existsSync(join(dir, `${nodeFile(n)}.pid`)) && this.pidOf(record, n) === undefined);
+    return record.nodes.filter(
+      (n) => existsSync(join(dir, `${nodeFile(n)}.pid`)) && this.pidOf(record, n) === undefined,
+    );
   }
 
   private pidOf(record: StackRecord, node: NodeRecord): number | undefined {
@@ -309,9 +363,10 @@ function nodeFile(node: NodeRecord): string {
 }
 
 function describeRecord(record: StackRecord, dead: NodeRecord[]): StackDescription {
-  const rawStatus = record.status === 'ready' && dead.length
-    ? `${record.rawStatus}; not running: ${dead.map((n) => n.id).join(', ')}`
-    : record.rawStatus;
+  const rawStatus =
+    record.status === 'ready' && dead.length
+      ? `${record.rawStatus}; not running: ${dead.map((n) => n.id).join(', ')}`
+      : record.rawStatus;
   return {
     name: record.name,
     env: record.env,

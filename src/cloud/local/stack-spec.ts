@@ -27,15 +27,21 @@ export function describeLocalStore(value: string): string | undefined {
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
-const specSchema = z.object({
-  nodes: int(1, 16),
-  port: int(1024, 65_535),
-  heartbeatMs: int(50, 600_000).default(25_000),
-  store: z.string().superRefine((value, context) => {
-    const problem = describeLocalStore(value);
-    if (problem) context.addIssue({ code: 'custom', message: problem });
-  }).transform((value) => value as LocalStore).optional(),
-}).strict();
+const specSchema = z
+  .object({
+    nodes: int(1, 16),
+    port: int(1024, 65_535),
+    heartbeatMs: int(50, 600_000).default(25_000),
+    store: z
+      .string()
+      .superRefine((value, context) => {
+        const problem = describeLocalStore(value);
+        if (problem) context.addIssue({ code: 'custom', message: problem });
+      })
+      .transform((value) => value as LocalStore)
+      .optional(),
+  })
+  .strict();
 
 const infraDir = resolve(repoRoot, 'infra');
 

@@ -19,7 +19,10 @@ export class FleetInputError extends Error {
 /** A rolling restart that stopped (a refusal, a node that did not come back). */
 export class FleetRestartError extends Error {
   override name = 'FleetRestartError';
-  constructor(message: string, readonly restarted: string[]) {
+  constructor(
+    message: string,
+    readonly restarted: string[],
+  ) {
     super(message);
   }
 }
@@ -89,26 +92,36 @@ export class Fleet {
   /** The stacks and nodes a scope names; unknown names are FleetInputErrors listing the known ones. */
   async select(scope: FleetScope): Promise<Selection> {
     const { env } = this.options;
-    const [all, record] = await Promise.all([this.options.stacks.list(env), this.options.dns.current(this.options.recordName)]);
+    const [all, record] = await Promise.all([
+      this.options.stacks.list(env),
+      this.options.dns.current(this.options.recordName),
+    ]);
     // The stack DNS sends clients to, by its ownership record or its target (src/switch/roles.ts); fences are not asked.
     const live = stackRoles({ record: record ?? null, stacks: all, states: {} }).live?.name;
     let stacks: StackDescription[];
     if (scope.all) stacks = all;
     else if (scope.stack) {
       const found = all.find((s) => s.name === scope.stack);
-      if (!found) throw new FleetInputError(`environment ${env} has no stack ${scope.stack} (its stacks: ${names(all.map((s) => s.name))})`);
+      if (!found)
+        throw new FleetInputError(
+          `environment ${env} has no stack ${scope.stack} (its stacks: ${names(all.map((s) => s.name))})`,
+        );
       stacks = [found];
     } else {
       const found = all.find((s) => s.name === live);
       if (!found) {
-        throw new FleetInputError(`environment ${env} has no live stack (${this.options.recordName} → ${record ? record.stack || 'a target of no stack' : 'no record'}): name one with --stack or use --all`);
+        throw new FleetInputError(
+          `environment ${env} has no live stack (${this.options.recordName} → ${record ? record.stack || 'a target of no stack' : 'no record'}): name one with --stack or use --all`,
+        );
       }
       stacks = [found];
     }
     const stackNodes = await this.options.platform.nodes(stacks);
     const nodes = scope.node ? stackNodes.filter((n) => n.id === scope.node) : stackNodes;
     if (!nodes.length && scope.node) {
-      throw new FleetInputError(`no node ${scope.node} in ${stacks.map((s) => s.name).join(', ') || env} (its nodes: ${names(stackNodes.map((n) => n.id))})`);
+      throw new FleetInputError(
+        `no node ${scope.node} in ${stacks.map((s) => s.name).join(', ') || env} (its nodes: ${names(stackNodes.map((n) => n.id))})`,
+      );
     }
     return { stacks, live, nodes, stackNodes };
   }
@@ -124,7 +137,15 @@ export class Fleet {
         colour: stack.colour,
         live: stack.name === live,
         status: statusOf(node, s),
-        ...(s ? { version: s.version, uptimeSeconds: s.uptimeSeconds, openStreams: s.openStreams, requestRate: s.requestRate, eventLoopLagMs: s.eventLoopLagMs } : {}),
+        ...(s
+          ? {
+              version: s.version,
+              uptimeSeconds: s.uptimeSeconds,
+              openStreams: s.openStreams,
+              requestRate: s.requestRate,
+              eventLoopLagMs: s.eventLoopLagMs,
+            }
+          : {}),
       };
     });
   }
@@ -134,23 +155,36 @@ export class Fleet {
    * `show`; with `follow`, then the lines written after, each batch in time order, until the
    * signal aborts.
    */
-  async logs(scope: FleetScope, query: { since?: number; grep?: RegExp; follow: boolean; signal: AbortSignal }, show: (lines: LogLine[]) => void): Promise<void> {
+  async logs(
+    scope: FleetScope,
+    query: { since?: number; grep?: RegExp; follow: boolean; signal: AbortSignal },
+    show: (lines: LogLine[]) => void,
+  ): Promise<void> {
     const { nodes } = await this.select(scope);
     const kept = (lines: LogLine[]) => mergeByTime(lines.filter((line) => !query.grep || query.grep.test(line.text)));
     const { lines, mark } = await this.options.platform.logs(nodes, { since: query.since, signal: query.signal });
     show(kept(lines));
     if (!query.follow) return;
-    await this.options.platform.follow(nodes, mark, (batch) => {
-      const shown = kept(batch);
-      if (shown.length) show(shown);
-    }, query.signal);
+    await this.options.platform.follow(
+      nodes,
+      mark,
+      (batch) => {
+        const shown = kept(batch);
+        if (shown.length) show(shown);
+      },
+      query.signal,
+    );
   }
 
   async stats(scope: FleetScope): Promise<StatsRow[]> {
     const { nodes } = await this.select(scope);
     const running = nodes.filter((n) => n.state === 'running');
     const [os, admin] = await Promise.all([
-      this.options.platform.exec(running, { script: OS_STATS_SCRIPT, parallel: running.length || 1, timeoutSeconds: STATS_TIMEOUT_SECONDS }),
+      this.options.platform.exec(running, {
+        script: OS_STATS_SCRIPT,
+        parallel: running.length || 1,
+        timeoutSeconds: STATS_TIMEOUT_SECONDS,
+      }),
       this.nodeStats(nodes),
     ]);
     return nodes.map((node, i) => {
@@ -158,7 +192,11 @@ export class Fleet {
       const figures = result && result.exitCode === 0 ? parseOsStats(result.stdout) : undefined;
       const s = admin[i];
       const problems = [
-        node.state !== 'running' ? `node is ${node.state}` : !figures ? `OS figures unavailable (${describe(result)})` : undefined,
+        node.state !== 'running'
+          ? `node is ${node.state}`
+          : !figures
+            ? `OS figures unavailable (${describe(result)})`
+            : undefined,
         s ? undefined : 'admin stats unavailable',
       ].filter(Boolean);
       return {
@@ -172,10 +210,19 @@ export class Fleet {
   }
 
   /** `onStart` hears which nodes are about to run it, before anything runs (the audit log). */
-  async exec(scope: FleetScope, command: string, options: { parallel: number; timeoutSeconds: number; signal?: AbortSignal; onStart?: (nodes: FleetNode[]) => void }): Promise<{ nodes: FleetNode[]; results: ExecResult[] }> {
+  async exec(
+    scope: FleetScope,
+    command: string,
+    options: { parallel: number; timeoutSeconds: number; signal?: AbortSignal; onStart?: (nodes: FleetNode[]) => void },
+  ): Promise<{ nodes: FleetNode[]; results: ExecResult[] }> {
     const { nodes } = await this.select(scope);
     options.onStart?.(nodes);
-    const results = await this.options.platform.exec(nodes, { script: command, parallel: options.parallel, timeoutSeconds: options.timeoutSeconds, signal: options.signal });
+    const results = await this.options.platform.exec(nodes, {
+      script: command,
+      parallel: options.parallel,
+      timeoutSeconds: options.timeoutSeconds,
+      signal: options.signal,
+    });
     return { nodes, results };
   }
 
@@ -183,7 +230,10 @@ export class Fleet {
    * Rolling: each node drained, restarted and answering /readyz before the next one goes. A node
    * that is the last ready one of the live stack is never taken down.
    */
-  async restart(scope: FleetScope, onStep: (node: FleetNode, step: 'draining' | 'restarting' | 'ready') => void): Promise<string[]> {
+  async restart(
+    scope: FleetScope,
+    onStep: (node: FleetNode, step: 'draining' | 'restarting' | 'ready') => void,
+  ): Promise<string[]> {
     const { live, nodes, stackNodes } = await this.select(scope);
     const restarted: string[] = [];
     for (const node of nodes) {
@@ -191,7 +241,10 @@ export class Fleet {
         const peers = stackNodes.filter((n) => n.stack === node.stack && n.id !== node.id);
         const readyPeers = (await this.nodeStats(peers)).filter((s, i) => statusOf(peers[i]!, s) === 'ready');
         if (!readyPeers.length) {
-          throw new FleetRestartError(`refusing to restart ${node.id}: no other node of the live stack ${node.stack} is ready, so clients would have none`, restarted);
+          throw new FleetRestartError(
+            `refusing to restart ${node.id}: no other node of the live stack ${node.stack} is ready, so clients would have none`,
+            restarted,
+          );
         }
       }
       onStep(node, 'draining');
@@ -199,7 +252,10 @@ export class Fleet {
       onStep(node, 'restarting');
       await this.options.platform.restart(node);
       if (!(await this.waitReady(node))) {
-        throw new FleetRestartError(`${node.id} did not answer /readyz within ${this.readyTimeoutMs / 1000} s after its restart; the restart stopped there`, restarted);
+        throw new FleetRestartError(
+          `${node.id} did not answer /readyz within ${this.readyTimeoutMs / 1000} s after its restart; the restart stopped there`,
+          restarted,
+        );
       }
       restarted.push(node.id);
       onStep(node, 'ready');

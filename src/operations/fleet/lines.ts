@@ -15,7 +15,8 @@ export function lineTime(text: string): number | undefined {
 
 /** Lines of every node in time order; lines of one node with the same time keep their order. */
 export function mergeByTime(lines: LogLine[]): LogLine[] {
-  return lines.map((line, index) => ({ line, index }))
+  return lines
+    .map((line, index) => ({ line, index }))
     .sort((a, b) => a.line.time - b.line.time || a.index - b.index)
     .map(({ line }) => line);
 }
@@ -23,7 +24,11 @@ export function mergeByTime(lines: LogLine[]): LogLine[] {
 /** `10m`, `2h`, `30s`, `1d` before now, or an ISO timestamp; undefined for anything else. */
 export function parseSince(value: string, now = Date.now()): number | undefined {
   const relative = /^(\d+)(s|m|h|d)$/.exec(value.trim());
-  if (relative) return now - Number(relative[1]) * { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[relative[2] as 's' | 'm' | 'h' | 'd'];
+  if (relative)
+    return (
+      now -
+      Number(relative[1]) * { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[relative[2] as 's' | 'm' | 'h' | 'd']
+    );
   if (!/^\d{4}-\d{2}-\d{2}/.test(value)) return undefined;
   const at = Date.parse(value);
   return Number.isNaN(at) ? undefined : at;
@@ -32,7 +37,10 @@ export function parseSince(value: string, now = Date.now()): number | undefined 
 /** One line for a person: `node | 19:03:02.123 INFO (navcloud-sync): message {…}`. */
 export function readableLine(colour: boolean): (line: LogLine) => string {
   const pretty = prettyFactory({
-    colorize: colour, singleLine: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,node',
+    colorize: colour,
+    singleLine: true,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'pid,hostname,node',
   });
   return (line) => {
     const text = line.text.startsWith('{') ? pretty(line.text).trimEnd() : line.text;

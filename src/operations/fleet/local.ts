@@ -12,7 +12,16 @@ import type { StackAdmin } from '../../navcloud/admin-client.ts';
 import type { NodeStats } from '../../navcloud/protocol.ts';
 import type { LocalNodeProcess, LocalStackProvisioner } from '../../cloud/local/stack-provisioner.ts';
 import { signalGroup } from '../../cloud/local/processes.ts';
-import { TIMED_OUT, type ExecRequest, type ExecResult, type FleetNode, type FleetPlatform, type LogLine, type LogMark, type LogQuery } from './port.ts';
+import {
+  TIMED_OUT,
+  type ExecRequest,
+  type ExecResult,
+  type FleetNode,
+  type FleetPlatform,
+  type LogLine,
+  type LogMark,
+  type LogQuery,
+} from './port.ts';
 import { boundedAll, keepNewest, lineTime, newest } from './lines.ts';
 
 const FOLLOW_POLL_MS = 250;
@@ -21,12 +30,21 @@ const OUTPUT_LIMIT = 1024 * 1024;
 
 export class LocalFleetPlatform implements FleetPlatform {
   /** `admin` signs with the environment's secret; its calls name each node's own URL. */
-  constructor(private readonly provisioner: LocalStackProvisioner, private readonly admin: StackAdmin) {}
+  constructor(
+    private readonly provisioner: LocalStackProvisioner,
+    private readonly admin: StackAdmin,
+  ) {}
 
   async nodes(stacks: StackDescription[]): Promise<FleetNode[]> {
-    return stacks.flatMap((stack) => this.provisioner.nodeProcesses(stack.name).map((node) => ({
-      stack: stack.name, id: node.id, address: node.address, url: node.url, state: node.pid === undefined ? 'stopped' : 'running',
-    })));
+    return stacks.flatMap((stack) =>
+      this.provisioner.nodeProcesses(stack.name).map((node) => ({
+        stack: stack.name,
+        id: node.id,
+        address: node.address,
+        url: node.url,
+        state: node.pid === undefined ? 'stopped' : 'running',
+      })),
+    );
   }
 
   async logs(nodes: FleetNode[], query: LogQuery): Promise<{ lines: LogLine[]; mark: LogMark }> {
@@ -60,11 +78,18 @@ export class LocalFleetPlatform implements FleetPlatform {
     return { lines, mark };
   }
 
-  async follow(nodes: FleetNode[], from: LogMark, onLines: (lines: LogLine[]) => void, signal: AbortSignal): Promise<void> {
-    const tails = await Promise.all(nodes.map(async (node) => {
-      const file = this.process(node).logFile;
-      return { node, file, offset: from.offsets[node.id] ?? await sizeOf(file), partial: '', last: from.at };
-    }));
+  async follow(
+    nodes: FleetNode[],
+    from: LogMark,
+    onLines: (lines: LogLine[]) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const tails = await Promise.all(
+      nodes.map(async (node) => {
+        const file = this.process(node).logFile;
+        return { node, file, offset: from.offsets[node.id] ?? (await sizeOf(file)), partial: '', last: from.at };
+      }),
+    );
     while (!signal.aborted) {
       const batch: LogLine[] = [];
       for (const tail of tails) {
@@ -132,20 +157,36 @@ export class LocalFleetPlatform implements FleetPlatform {
         cwd: node.dir,
         detached: true,
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, NODE_ID: node.id, NODE_URL: node.url, ...(node.pid === undefined ? {} : { NODE_PID: String(node.pid) }) },
+        env: {
+          ...process.env,
+          NODE_ID: node.id,
+          NODE_URL: node.url,
+          ...(node.pid === undefined ? {} : { NODE_PID: String(node.pid) }),
+        },
       });
       const out = { stdout: '', stderr: '' };
-      child.stdout.setEncoding('utf8').on('data', (chunk: string) => { out.stdout = keep(out.stdout, chunk); });
-      child.stderr.setEncoding('utf8').on('data', (chunk: string) => { out.stderr = keep(out.stderr, chunk); });
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+        out.stdout = keep(out.stdout, chunk);
+      });
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+        out.stderr = keep(out.stderr, chunk);
+      });
       let timedOut = false;
-      const kill = () => { if (child.pid !== undefined) signalGroup(child.pid, 'SIGKILL'); };
-      const timer = setTimeout(() => { timedOut = true; kill(); }, request.timeoutSeconds * 1000);
+      const kill = () => {
+        if (child.pid !== undefined) signalGroup(child.pid, 'SIGKILL');
+      };
+      const timer = setTimeout(() => {
+        timedOut = true;
+        kill();
+      }, request.timeoutSeconds * 1000);
       request.signal?.addEventListener('abort', kill, { once: true });
-      child.once('error', (err) => { out.stderr = keep(out.stderr, `${err.message}\n`); });
+      child.once('error', (err) => {
+        out.stderr = keep(out.stderr, `${err.message}\n`);
+      });
       child.once('close', (code) => {
         clearTimeout(timer);
         request.signal?.removeEventListener('abort', kill);
-        resolve({ node: node.id, exitCode: timedOut ? TIMED_OUT : code ?? 128, ...out, timedOut });
+        resolve({ node: node.id, exitCode: timedOut ? TIMED_OUT : (code ?? 128), ...out, timedOut });
       });
     });
   }

@@ -26,17 +26,31 @@ export const OS_STATS_SCRIPT = [
 
 /** The script's one line of output as figures; undefined when it is not that line. */
 export function parseOsStats(output: string): OsStats | undefined {
-  const fields = new Map(output.trim().split(/\s+/).map((pair) => {
-    const eq = pair.indexOf('=');
-    return [pair.slice(0, eq), pair.slice(eq + 1)] as const;
-  }));
+  const fields = new Map(
+    output
+      .trim()
+      .split(/\s+/)
+      .map((pair) => {
+        const eq = pair.indexOf('=');
+        return [pair.slice(0, eq), pair.slice(eq + 1)] as const;
+      }),
+  );
   const number = (key: string) => {
     const value = Number(fields.get(key));
     return Number.isFinite(value) && fields.get(key) !== '' ? value : undefined;
   };
   const [clk, ticks, ns, rssKb, fds] = ['clk', 'ticks', 'ns', 'rss_kb', 'fds'].map(number);
   const load = (fields.get('load') ?? '').split(',').map(Number);
-  if (!clk || ticks === undefined || !ns || rssKb === undefined || fds === undefined || load.length !== 3 || load.some(Number.isNaN)) return undefined;
+  if (
+    !clk ||
+    ticks === undefined ||
+    !ns ||
+    rssKb === undefined ||
+    fds === undefined ||
+    load.length !== 3 ||
+    load.some(Number.isNaN)
+  )
+    return undefined;
   return {
     cpuPercent: Math.round((ticks / clk / (ns / 1e9)) * 1000) / 10,
     rssBytes: rssKb * 1024,
