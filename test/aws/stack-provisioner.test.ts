@@ -95,19 +95,17 @@ function event(logical: string, type: string, status: string, reason?: string): 
 // A stack of a template without an ApiGroup resource, so no nodes.
 beforeEach(() => {
   cfn.reset();
-  cfn
-    .on(DescribeStackResourcesCommand)
-    .resolves({
-      StackResources: [
-        {
-          LogicalResourceId: 'Other',
-          PhysicalResourceId: 'other',
-          ResourceType: 'AWS::SNS::Topic',
-          ResourceStatus: 'CREATE_COMPLETE',
-          Timestamp: new Date(),
-        },
-      ],
-    });
+  cfn.on(DescribeStackResourcesCommand).resolves({
+    StackResources: [
+      {
+        LogicalResourceId: 'Other',
+        PhysicalResourceId: 'other',
+        ResourceType: 'AWS::SNS::Topic',
+        ResourceStatus: 'CREATE_COMPLETE',
+        Timestamp: new Date(),
+      },
+    ],
+  });
 });
 
 describe('AwsStackProvisioner (aws-sdk-client-mock)', () => {

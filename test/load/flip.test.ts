@@ -19,9 +19,7 @@ const RECORD = 'api.flip.navcloud.test';
 
 const cleanups = cleanupsAfterEach();
 
-async function twoStacks(
-  holdMs?: number,
-): Promise<{
+async function twoStacks(holdMs?: number): Promise<{
   old: TestStack;
   fresh: TestStack;
   dns: TestDns;

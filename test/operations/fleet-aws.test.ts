@@ -42,35 +42,29 @@ const throttled = () =>
 
 beforeEach(() => {
   for (const mock of [ssm, logs, cfn, asg, ec2]) mock.reset();
-  cfn
-    .on(DescribeStackResourcesCommand)
-    .resolves({
-      StackResources: [
-        {
-          LogicalResourceId: 'ApiGroup',
-          PhysicalResourceId: 'api-group',
-          ResourceType: 'AWS::AutoScaling::AutoScalingGroup',
-          ResourceStatus: 'CREATE_COMPLETE',
-          Timestamp: new Date(),
-        },
-      ],
-    });
-  asg
-    .on(DescribeAutoScalingGroupsCommand)
-    .resolves({
-      AutoScalingGroups: [
-        { AutoScalingGroupName: 'api-group', Instances: nodes.map((n) => ({ InstanceId: n.id })) } as never,
-      ],
-    });
-  ec2
-    .on(DescribeInstancesCommand)
-    .resolves({
-      Reservations: [
-        {
-          Instances: nodes.map((n) => ({ InstanceId: n.id, PrivateIpAddress: n.address, State: { Name: 'running' } })),
-        },
-      ],
-    } as never);
+  cfn.on(DescribeStackResourcesCommand).resolves({
+    StackResources: [
+      {
+        LogicalResourceId: 'ApiGroup',
+        PhysicalResourceId: 'api-group',
+        ResourceType: 'AWS::AutoScaling::AutoScalingGroup',
+        ResourceStatus: 'CREATE_COMPLETE',
+        Timestamp: new Date(),
+      },
+    ],
+  });
+  asg.on(DescribeAutoScalingGroupsCommand).resolves({
+    AutoScalingGroups: [
+      { AutoScalingGroupName: 'api-group', Instances: nodes.map((n) => ({ InstanceId: n.id })) } as never,
+    ],
+  });
+  ec2.on(DescribeInstancesCommand).resolves({
+    Reservations: [
+      {
+        Instances: nodes.map((n) => ({ InstanceId: n.id, PrivateIpAddress: n.address, State: { Name: 'running' } })),
+      },
+    ],
+  } as never);
   ssm.on(SendCommandCommand).resolves({ Command: { CommandId: 'cmd-1' } });
 });
 
@@ -122,14 +116,12 @@ describe('fleet on the aws profile: the paths moto cannot produce', () => {
   });
 
   it('fails a command when SendCommand is refused for good', async () => {
-    ssm
-      .on(SendCommandCommand)
-      .rejects(
-        Object.assign(new Error('not authorized to perform ssm:SendCommand'), {
-          name: 'AccessDeniedException',
-          $metadata: { httpStatusCode: 400 },
-        }),
-      );
+    ssm.on(SendCommandCommand).rejects(
+      Object.assign(new Error('not authorized to perform ssm:SendCommand'), {
+        name: 'AccessDeniedException',
+        $metadata: { httpStatusCode: 400 },
+      }),
+    );
     await expect(platform().exec(nodes, { script: 'uptime', parallel: 1, timeoutSeconds: 5 })).rejects.toMatchObject({
       code: 'AccessDenied',
       retryable: false,
@@ -194,13 +186,11 @@ describe('node stats on the aws profile', () => {
     ssm
       .on(GetCommandInvocationCommand, { InstanceId: 'i-0aaa' })
       .resolves({ Status: 'Success', ResponseCode: 0, StandardOutputContent: JSON.stringify(stats) });
-    ssm
-      .on(GetCommandInvocationCommand, { InstanceId: 'i-0bbb' })
-      .resolves({
-        Status: 'Failed',
-        ResponseCode: 1,
-        StandardErrorContent: 'navcloud-admin: GET /admin/stats on 127.0.0.1:8080 failed: connect ECONNREFUSED',
-      });
+    ssm.on(GetCommandInvocationCommand, { InstanceId: 'i-0bbb' }).resolves({
+      Status: 'Failed',
+      ResponseCode: 1,
+      StandardErrorContent: 'navcloud-admin: GET /admin/stats on 127.0.0.1:8080 failed: connect ECONNREFUSED',
+    });
     ssm
       .on(GetCommandInvocationCommand, { InstanceId: 'i-0ccc' })
       .resolves({ Status: 'Success', ResponseCode: 0, StandardOutputContent: 'not json' });
