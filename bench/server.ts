@@ -719,14 +719,21 @@ async function benchRiakExportImport(dataDir: string): Promise<void> {
   );
   for (const [index, mark] of marks.slice(0, -1).entries()) {
     const next = marks[index + 1]!;
-    const per = (name: (typeof RIAK_COUNTERS)[number]) =>
-      fmt((next.counters[name]! - mark.counters[name]!) / RIAK_ITEMS, 2);
     const seconds = (next.at - mark.at) / 1000;
-    const cores = next.cpu > mark.cpu ? `, Riak ${fmt((next.cpu - mark.cpu) / seconds, 2)} cores` : '';
-    console.log(
-      `    ${mark.phase.padEnd(8)} node_gets ${per('node_gets_total')}, node_puts ${per('node_puts_total')} (counter ${per('node_puts_counter_total')}), vnode_gets ${per('vnode_gets_total')}, vnode_heads ${per('vnode_heads_total')}, vnode_puts ${per('vnode_puts_total')}, vnode 2i reads ${per('vnode_index_reads_total')}, 2i writes ${per('vnode_index_writes_total')}${cores}`,
-    );
+    const cores = (next.cpu - mark.cpu) / seconds;
+    console.log(`    ${mark.phase.padEnd(8)} ${riakCost(mark.counters, next.counters, RIAK_ITEMS, cores)}`);
   }
+}
+
+/** What `count` items cost the cluster between two readings of its counters, per item, and the cores its VMs used. */
+function riakCost(before: Record<string, number>, after: Record<string, number>, count: number, cores: number): string {
+  const per = (name: (typeof RIAK_COUNTERS)[number]) => fmt((after[name]! - before[name]!) / Math.max(1, count), 2);
+  return [
+    `node_gets ${per('node_gets_total')}, node_puts ${per('node_puts_total')} (counter ${per('node_puts_counter_total')})`,
+    `vnode_gets ${per('vnode_gets_total')}, vnode_heads ${per('vnode_heads_total')}, vnode_puts ${per('vnode_puts_total')}`,
+    `vnode 2i reads ${per('vnode_index_reads_total')}, 2i writes ${per('vnode_index_writes_total')}`,
+    ...(cores > 0 ? [`Riak ${fmt(cores, 2)} cores`] : []),
+  ].join(', ');
 }
 
 /** Client writes of new items on Riak, 8 at a time: their rate and what each acknowledged write cost the cluster. */
@@ -762,14 +769,10 @@ async function benchRiakWrites(dataDir: string): Promise<void> {
     const after = await riakCounters();
     const cores = (riakCpuSeconds() - cpuBefore) / seconds;
     latencies.sort((a, b) => a - b);
-    const per = (name: (typeof RIAK_COUNTERS)[number]) =>
-      fmt((after[name]! - before[name]!) / Math.max(1, acknowledged), 2);
     console.log(
       `client writes on Riak: ${fmt(acknowledged)} acknowledged, ${fmt(refused)} refused in ${fmt(seconds, 1)} s = ${fmt(acknowledged / seconds)} writes/s, p50 ${fmt(latencies[Math.floor(latencies.length / 2)] ?? 0, 1)} ms, p99 ${fmt(latencies[Math.floor(latencies.length * 0.99)] ?? 0, 1)} ms`,
     );
-    console.log(
-      `    per write: node_gets ${per('node_gets_total')}, node_puts ${per('node_puts_total')} (counter ${per('node_puts_counter_total')}), vnode_gets ${per('vnode_gets_total')}, vnode_heads ${per('vnode_heads_total')}, vnode_puts ${per('vnode_puts_total')}, vnode 2i reads ${per('vnode_index_reads_total')}, 2i writes ${per('vnode_index_writes_total')}${cores > 0 ? `, Riak ${fmt(cores, 2)} cores` : ''}`,
-    );
+    console.log(`    per write: ${riakCost(before, after, acknowledged, cores)}`);
   } finally {
     await sync.stop();
   }
