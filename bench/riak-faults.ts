@@ -61,7 +61,8 @@ async function drill(label: string, fault: DrillOptions['fault']): Promise<Drill
     ? `${fault.kind} dev${fault.node} at ${(fault.atMs / 1000).toFixed(1)} s for ${(fault.forMs / 1000).toFixed(1)} s`
     : 'no fault';
   console.log(
-    `${label.padEnd(14)} ${faultText.padEnd(34)} acknowledged ${String(result.acknowledged).padStart(5)}  refused ${String(result.refused).padStart(5)}  missed ${result.missed.length}${result.missed.length ? ` (${result.missed.slice(0, 5).join(', ')}…)` : ''}  exports failed ${result.exportsFailed}`,
+    `${label.padEnd(14)} ${faultText.padEnd(34)} acknowledged ${String(result.acknowledged).padStart(5)}  refused ${String(result.refused).padStart(5)} ` +
+      ` missed ${result.missed.length}${result.missed.length ? ` (${result.missed.slice(0, 5).join(', ')}…)` : ''}  exports failed ${result.exportsFailed}`,
   );
   return result;
 }
@@ -84,7 +85,8 @@ console.log('|---|---|---|---|---|---|');
 for (const { label, results } of rows) {
   const sum = (pick: (r: DrillResult) => number) => results.reduce((total, r) => total + pick(r), 0);
   console.log(
-    `| ${label} | ${results.length} | ${sum((r) => r.acknowledged)} | ${sum((r) => r.refused)} | ${sum((r) => r.missed.length)} | ${results.filter((r) => r.missed.length > 0).length} |`,
+    `| ${label} | ${results.length} | ${sum((r) => r.acknowledged)} | ${sum((r) => r.refused)} ` +
+      `| ${sum((r) => r.missed.length)} | ${results.filter((r) => r.missed.length > 0).length} |`,
   );
 }
 await waitSettled();

@@ -369,10 +369,12 @@ async function benchStreams(dataDir: string): Promise<void> {
     const serverP99 = histogramQuantile(metricsBefore.text, metricsAfter.text, 'navcloud_heartbeat_lag_seconds', 0.99);
     const rssAtEnd = rssKiB(sync.child.pid!);
     console.log(
-      `streams: ${fmt(total)} open on one node (load average now ${loadavg()[0]!.toFixed(1)}) (${failed} refused), opened in ${fmt(openSeconds, 1)} s, heartbeat every ${periodMs} ms`,
+      `streams: ${fmt(total)} open on one node (load average now ${loadavg()[0]!.toFixed(1)}) ` +
+        `(${failed} refused), opened in ${fmt(openSeconds, 1)} s, heartbeat every ${periodMs} ms`,
     );
     console.log(
-      `  heartbeat lag, client side (|gap - period|, ${fmt(lags.reduce((s, l) => s + l.samples, 0))} gaps over 10 s): p50 ${fmt(Math.max(...lags.map((l) => l.p50)), 1)} ms, p99 ${fmt(Math.max(...lags.map((l) => l.p99)), 1)} ms, max ${fmt(Math.max(...lags.map((l) => l.max)), 1)} ms`,
+      `  heartbeat lag, client side (|gap - period|, ${fmt(lags.reduce((s, l) => s + l.samples, 0))} gaps over 10 s): p50 ` +
+        `${fmt(Math.max(...lags.map((l) => l.p50)), 1)} ms, p99 ${fmt(Math.max(...lags.map((l) => l.p99)), 1)} ms, max ${fmt(Math.max(...lags.map((l) => l.max)), 1)} ms`,
     );
     console.log(
       `  heartbeat lag, server side over the same 10 s (behind schedule, histogram bucket bound): p99 <= ${fmt(serverP99 * 1000, 1)} ms`,
@@ -382,7 +384,8 @@ async function benchStreams(dataDir: string): Promise<void> {
     );
     const perStreamKiB = ((after - before) * 1024) / Math.max(1, total) / 1024;
     console.log(
-      `  resident memory: ${fmt(before / 1024, 1)} MiB before, ${fmt(after / 1024, 1)} MiB with the streams (${fmt(rssAtEnd / 1024, 1)} MiB after 10 s) = ${fmt(perStreamKiB, 2)} KiB per stream`,
+      `  resident memory: ${fmt(before / 1024, 1)} MiB before, ${fmt(after / 1024, 1)} MiB with the ` +
+        `streams (${fmt(rssAtEnd / 1024, 1)} MiB after 10 s) = ${fmt(perStreamKiB, 2)} KiB per stream`,
     );
     console.log(
       `  ${againstTarget('19,800 streams on one node at <= 10 KiB each', `${fmt(total)} streams at ${fmt(perStreamKiB, 2)} KiB each`, total >= 19_800 && perStreamKiB <= 10)}`,
@@ -455,7 +458,8 @@ async function benchThroughput(dataDir: string): Promise<void> {
     process.execPath,
     [
       '-e',
-      `require('node:http').createServer((q, s) => { q.resume(); s.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(${JSON.stringify(fixed)}) }); s.end(${JSON.stringify(fixed)}); }).listen(${barePort}, '${HOST}')`,
+      `require('node:http').createServer((q, s) => { q.resume(); s.writeHead(200, { 'content-type': 'application/json', 'content-length': ` +
+        `Buffer.byteLength(${JSON.stringify(fixed)}) }); s.end(${JSON.stringify(fixed)}); }).listen(${barePort}, '${HOST}')`,
     ],
     { stdio: 'inherit' },
   );
@@ -627,7 +631,8 @@ async function benchExportImport(dataDir: string): Promise<void> {
   );
   const seededRate = seeded.applied / seeded.seconds;
   console.log(
-    `  import into an empty store:   ${fmt(seeded.seconds, 1)} s = ${fmt(seededRate)} items/s  ${againstTarget('import >= 50,000 items/s', `${fmt(seededRate)} items/s`, seededRate >= 50_000)}`,
+    `  import into an empty store:   ${fmt(seeded.seconds, 1)} s = ${fmt(seededRate)} items/s  ` +
+      `${againstTarget('import >= 50,000 items/s', `${fmt(seededRate)} items/s`, seededRate >= 50_000)}`,
   );
   console.log(`  export of the whole store:    ${fmt(exportSeconds, 1)} s = ${fmt(ITEMS / exportSeconds)} items/s`);
   console.log(
@@ -706,13 +711,16 @@ async function benchRiakExportImport(dataDir: string): Promise<void> {
   const importRate = result.seeded.applied / result.seeded.seconds;
   const exportRate = RIAK_ITEMS / result.exportSeconds;
   console.log(
-    `  import into an empty store:   ${fmt(result.seeded.seconds, 1)} s = ${fmt(importRate)} items/s  ${againstTarget('Riak import >= 2,000 items/s', `${fmt(importRate)} items/s`, importRate >= 2_000)}`,
+    `  import into an empty store:   ${fmt(result.seeded.seconds, 1)} s = ${fmt(importRate)} items/s  ` +
+      `${againstTarget('Riak import >= 2,000 items/s', `${fmt(importRate)} items/s`, importRate >= 2_000)}`,
   );
   console.log(
-    `  export of the whole store:    ${fmt(result.exportSeconds, 1)} s = ${fmt(exportRate)} items/s  ${againstTarget('Riak export >= 10,000 items/s', `${fmt(exportRate)} items/s`, exportRate >= 10_000)}`,
+    `  export of the whole store:    ${fmt(result.exportSeconds, 1)} s = ${fmt(exportRate)} items/s  ` +
+      `${againstTarget('Riak export >= 10,000 items/s', `${fmt(exportRate)} items/s`, exportRate >= 10_000)}`,
   );
   console.log(
-    `  import of that export:        ${fmt(result.restored.seconds, 1)} s = ${fmt(result.restored.applied / result.restored.seconds)} items/s; the importing node's RSS peaked at ${fmt(peakRss / 1024, 0)} MiB`,
+    `  import of that export:        ${fmt(result.restored.seconds, 1)} s = ${fmt(result.restored.applied / result.restored.seconds)} ` +
+      `items/s; the importing node's RSS peaked at ${fmt(peakRss / 1024, 0)} MiB`,
   );
   console.log(
     `  the cluster's own view, per item (GET /stats of ${riakNodes().length} node(s)), and its Erlang VMs' share of this machine's ${cpus().length} cores:`,
@@ -770,7 +778,8 @@ async function benchRiakWrites(dataDir: string): Promise<void> {
     const cores = (riakCpuSeconds() - cpuBefore) / seconds;
     latencies.sort((a, b) => a - b);
     console.log(
-      `client writes on Riak: ${fmt(acknowledged)} acknowledged, ${fmt(refused)} refused in ${fmt(seconds, 1)} s = ${fmt(acknowledged / seconds)} writes/s, p50 ${fmt(latencies[Math.floor(latencies.length / 2)] ?? 0, 1)} ms, p99 ${fmt(latencies[Math.floor(latencies.length * 0.99)] ?? 0, 1)} ms`,
+      `client writes on Riak: ${fmt(acknowledged)} acknowledged, ${fmt(refused)} refused in ${fmt(seconds, 1)} s = ${fmt(acknowledged / seconds)} ` +
+        `writes/s, p50 ${fmt(latencies[Math.floor(latencies.length / 2)] ?? 0, 1)} ms, p99 ${fmt(latencies[Math.floor(latencies.length * 0.99)] ?? 0, 1)} ms`,
     );
     console.log(`    per write: ${riakCost(before, after, acknowledged, cores)}`);
   } finally {
@@ -821,16 +830,19 @@ async function benchStalledStreams(dataDir: string): Promise<void> {
     const gauge = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1]) / 1024 / 1024;
     const behind = (ITEMS_PER_USER * 250) / 1024;
     console.log(
-      `stalled streams: ${fmt(total)} streams that never read (${opened.reduce((s, o) => s + o.failed, 0)} refused), each ${fmt(behind, 1)} MiB of 250 KiB items behind (${USERS} users, ${fmt(USERS * behind, 0)} MiB in the store)`,
+      `stalled streams: ${fmt(total)} streams that never read (${opened.reduce((s, o) => s + o.failed, 0)} refused), ` +
+        `each ${fmt(behind, 1)} MiB of 250 KiB items behind (${USERS} users, ${fmt(USERS * behind, 0)} MiB in the store)`,
     );
     console.log(
       `  node RSS: ${fmt(beforeTotal / 1024, 1)} MiB before, ${fmt(settledTotal / 1024, 1)} MiB with the streams (the SQLite file mapped in counts too)`,
     );
     console.log(
-      `  anonymous memory: ${fmt(before / 1024, 1)} MiB before, ${fmt(peak / 1024, 1)} MiB at the peak, ${fmt(settled / 1024, 1)} MiB after 5 s = ${fmt((settled - before) / Math.max(1, total), 0)} KiB per stream (bound: 256 KiB of buffer, or one larger message)`,
+      `  anonymous memory: ${fmt(before / 1024, 1)} MiB before, ${fmt(peak / 1024, 1)} MiB at the peak, ${fmt(settled / 1024, 1)} MiB ` +
+        `after 5 s = ${fmt((settled - before) / Math.max(1, total), 0)} KiB per stream (bound: 256 KiB of buffer, or one larger message)`,
     );
     console.log(
-      `  of which V8 heap in use ${fmt(gauge('nodejs_heap_size_used_bytes'), 1)} MiB (of ${fmt(gauge('nodejs_heap_size_total_bytes'), 1)} MiB), outside the heap (buffers) ${fmt(gauge('nodejs_external_memory_bytes'), 1)} MiB`,
+      `  of which V8 heap in use ${fmt(gauge('nodejs_heap_size_used_bytes'), 1)} MiB (of ${fmt(gauge('nodejs_heap_size_total_bytes'), 1)} ` +
+        `MiB), outside the heap (buffers) ${fmt(gauge('nodejs_external_memory_bytes'), 1)} MiB`,
     );
     for (const worker of workers) worker.send('close');
     await Promise.all(workers.map((worker) => (worker.exitCode === null ? once(worker, 'exit') : undefined)));

@@ -49,7 +49,8 @@ if (TTL !== undefined || VERIFY_RATE !== undefined) {
 }
 const env = await loadEnvironment('dev', environments);
 console.log(
-  `bench:switch — ${ITEMS} items in the backup, ${USERS} streams, ${WRITES_PER_SECOND} writes/s, DNS TTL ${env.ttl} s, data check at ${env.verifyItemsPerSecond} items/s (data in ${dataDir})`,
+  `bench:switch — ${ITEMS} items in the backup, ${USERS} streams, ${WRITES_PER_SECOND} writes/s, ` +
+    `DNS TTL ${env.ttl} s, data check at ${env.verifyItemsPerSecond} items/s (data in ${dataDir})`,
 );
 const setupStarted = Date.now();
 const localEnvironment = await startLocalEnvironment({
@@ -139,7 +140,8 @@ try {
   );
   const pause = Math.max(nonRetrying?.maxWritePauseMs ?? 0, retrying.maxWritePauseMs ?? 0);
   console.log(
-    `  [${pause <= 500 ? 'x' : ' '}] longest write pause any client saw ≤ 500 ms: ${pause} ms (non-retrying ${nonRetrying?.maxWritePauseMs ?? '–'} ms, retrying ${retrying.maxWritePauseMs ?? '–'} ms; DNS TTL ${env.ttl} s)`,
+    `  [${pause <= 500 ? 'x' : ' '}] longest write pause any client saw ≤ 500 ms: ${pause} ms (non-retrying ` +
+      `${nonRetrying?.maxWritePauseMs ?? '–'} ms, retrying ${retrying.maxWritePauseMs ?? '–'} ms; DNS TTL ${env.ttl} s)`,
   );
   if (!result.targets.every((t) => t.ok)) exitCode = 1;
 } finally {

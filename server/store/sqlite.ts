@@ -244,7 +244,8 @@ export class SqliteStore implements SyncStore {
         `INSERT INTO items (${COLUMNS}, copied_rev) VALUES (@seq, @id, @owner, @type, @data, @rev, @deleted, @shares, @updated_at, @rev)`,
       ),
       importUpdate: db.prepare(
-        `UPDATE items SET seq = @seq, owner = @owner, type = @type, data = @data, rev = @rev, deleted = @deleted, shares = @shares, updated_at = @updated_at, copied_rev = @rev WHERE id = @id`,
+        `UPDATE items SET seq = @seq, owner = @owner, type = @type, data = @data, rev = @rev, deleted = @deleted, ` +
+          `shares = @shares, updated_at = @updated_at, copied_rev = @rev WHERE id = @id`,
       ),
       moveSeq: db.prepare<[number, number]>('UPDATE items SET seq = ? WHERE seq = ?'),
       grant: db.prepare<[string, string, number]>(

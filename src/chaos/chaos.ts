@@ -72,7 +72,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
   const env = await loadEnvironment('dev', environmentsDir);
 
   out(
-    `chaos: seed ${options.seed}, ${options.run === undefined ? `${options.runs} runs` : `run ${options.run} only`}, store ${options.store}, faults ${menu.map((c) => c.target + (c.mode ? `:${c.mode}` : '')).join(',')}, lease ${FENCE_LEASE_SECONDS} s; data in ${dataDir}`,
+    `chaos: seed ${options.seed}, ${options.run === undefined ? `${options.runs} runs` : `run ${options.run} only`}, store ${options.store}, ` +
+      `faults ${menu.map((c) => c.target + (c.mode ? `:${c.mode}` : '')).join(',')}, lease ${FENCE_LEASE_SECONDS} s; data in ${dataDir}`,
   );
   const local = await startLocalEnvironment({
     dataDir,

@@ -127,7 +127,9 @@ export function judgeOneWriter(acks: Acknowledgment[], changesAllowed: number, t
   return {
     judge: 'one writer',
     ok,
-    detail: `${acks.length} acknowledgments, writer changed ${changes} times (at most ${changesAllowed}): ${sequence || 'none'}${overlap}${truncated ? '; a journal was truncated, judged on what it holds' : ''}`,
+    detail:
+      `${acks.length} acknowledgments, writer changed ${changes} times (at most ${changesAllowed}): ` +
+      `${sequence || 'none'}${overlap}${truncated ? '; a journal was truncated, judged on what it holds' : ''}`,
   };
 }
 

@@ -14,7 +14,9 @@ export function longestPause(clients: ClientFigures): number {
 const verdictOf = (result: RunResult, judge: JudgeName) => result.verdicts.find((v) => v.judge === judge)!;
 
 /**
- * `#3 seed 42 rollback worker:stop 12.3s@8.1s → rolled-back in 21.0s | plain 3/1204 failed | pause 10.2s | lost 0 | linearizable yes | one writer yes | streams yes | recovered yes | PASS`
+ * One line per run, e.g.:
+ *   #3 seed 42 rollback worker:stop 12.3s@8.1s → rolled-back in 21.0s | plain 3/1204 failed | pause 10.2s | lost 0
+ *   | linearizable yes | one writer yes | streams yes | recovered yes | PASS   (all on one line)
  */
 export function runLine(result: RunResult): string {
   const { plan, evidence } = result;

@@ -212,7 +212,9 @@ export function checkTargets(env: Environment, report: SwitchReport, clients: Cl
           {
             name: 'no failed requests for clients that never retry',
             ok: clients.nonRetrying.failedRequests === 0,
-            detail: `${clients.nonRetrying.failedRequests} of ${clients.nonRetrying.requests} failed; longest write pause ${clients.nonRetrying.maxWritePauseMs ?? 0} ms (retrying clients: ${clients.maxWritePauseMs ?? 0} ms)`,
+            detail:
+              `${clients.nonRetrying.failedRequests} of ${clients.nonRetrying.requests} failed; longest write pause ` +
+              `${clients.nonRetrying.maxWritePauseMs ?? 0} ms (retrying clients: ${clients.maxWritePauseMs ?? 0} ms)`,
           },
         ]
       : []),
@@ -221,7 +223,7 @@ export function checkTargets(env: Environment, report: SwitchReport, clients: Cl
           {
             name: 'Porcupine: per-key linearizable',
             ok: clients.linearizability.ok,
-            detail: `${clients.linearizability.result} over ${clients.linearizability.operations} operations on ${clients.linearizability.keys} items${clients.linearizability.violations.length ? `; violations: ${clients.linearizability.violations.slice(0, 5).join(', ')}` : ''}${clients.linearizability.detail ? ` (${clients.linearizability.detail})` : ''}`,
+            detail: linearizabilityDetail(clients.linearizability),
           },
         ]
       : []),
@@ -241,4 +243,10 @@ export function checkTargets(env: Environment, report: SwitchReport, clients: Cl
       detail: `${clients.streams} streams, ${clients.streamsReconnected} reconnections after a loss, slowest ${clients.maxReconnectMs} ms (bound ${reconnectBound} ms)`,
     },
   ];
+}
+
+function linearizabilityDetail(verdict: NonNullable<ClientFigures['linearizability']>): string {
+  const { result, operations, keys, violations, detail } = verdict;
+  const found = violations.length ? `; violations: ${violations.slice(0, 5).join(', ')}` : '';
+  return `${result} over ${operations} operations on ${keys} items${found}${detail ? ` (${detail})` : ''}`;
 }

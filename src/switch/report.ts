@@ -137,7 +137,8 @@ export function renderMarkdown(report: SwitchReport): string {
     if (verdict)
       lines.push(
         '',
-        `Porcupine (per-key linearizability): ${verdict.result} over ${verdict.operations} operations on ${verdict.keys} items${verdict.violations.length ? `; violations: ${verdict.violations.join(', ')}` : ''}`,
+        `Porcupine (per-key linearizability): ${verdict.result} over ${verdict.operations} operations on ` +
+          `${verdict.keys} items${verdict.violations.length ? `; violations: ${verdict.violations.join(', ')}` : ''}`,
       );
   }
   return `${lines.join('\n')}\n`;
@@ -167,7 +168,8 @@ export function describeWritePause(pause: WritePause): string {
   const counts =
     pause.requestsForwarded === undefined
       ? ''
-      : `; the old stack held ${count(pause.requestsHeld ?? 0, 'write')}${pause.holdsTimedOut ? ` (${pause.holdsTimedOut} ran out and were refused)` : ''} and forwarded ${count(pause.requestsForwarded, 'request')}`;
+      : `; the old stack held ${count(pause.requestsHeld ?? 0, 'write')}${pause.holdsTimedOut ? ` (${pause.holdsTimedOut} ran out and were refused)` : ''} ` +
+        `and forwarded ${count(pause.requestsForwarded, 'request')}`;
   return `${formatDuration(pause.fenceToForwardMs)}${counts}`;
 }
 

@@ -204,7 +204,8 @@ describe('Route53DnsRouter (aws-sdk-client-mock)', () => {
     route53.on(ChangeResourceRecordSetsCommand).rejects(
       new InvalidChangeBatch({
         message:
-          '[Tried to create an alias that targets green-nlb-2.elb.eu-west-1.amazonaws.com., type A in zone Z2IFOLAFXWLO4F, but the alias target name does not lie within the target zone]',
+          '[Tried to create an alias that targets green-nlb-2.elb.eu-west-1.amazonaws.com., type ' +
+          'A in zone Z2IFOLAFXWLO4F, but the alias target name does not lie within the target zone]',
         $metadata: { httpStatusCode: 400 },
       }),
     );

@@ -176,9 +176,18 @@ describe('SyncStream', () => {
   });
 
   it('reassembles lines and characters split across chunks', async () => {
-    const line = Buffer.from(
-      `${JSON.stringify({ type: 'change', cursor: 'c1', id: 'zurich', owner: 'u', itemType: 'place', rev: '1-a', deleted: false, data: { name: 'Zürich 東京' }, updatedAt: 'now' })}\n`,
-    );
+    const change = {
+      type: 'change',
+      cursor: 'c1',
+      id: 'zurich',
+      owner: 'u',
+      itemType: 'place',
+      rev: '1-a',
+      deleted: false,
+      data: { name: 'Zürich 東京' },
+      updatedAt: 'now',
+    };
+    const line = Buffer.from(`${JSON.stringify(change)}\n`);
     const splitter = createServer((_, response) => {
       response.writeHead(200, { 'content-type': 'application/x-ndjson' });
       // One byte per chunk: every multi-byte character and the line itself arrive in pieces.

@@ -94,7 +94,8 @@ describe.runIf(clusterRunning)(
       });
       await fault;
       console.log(
-        `switch on the cluster: ${run.report.outcome}; ${run.clients.writesAcknowledged} writes acknowledged, ${run.clients.writesLost} lost, ${run.clients.failedRequests} failed requests; verified ${run.report.verification?.itemsCompared} items\n  ${events.join('\n  ')}`,
+        `switch on the cluster: ${run.report.outcome}; ${run.clients.writesAcknowledged} writes acknowledged, ${run.clients.writesLost} lost, ` +
+          `${run.clients.failedRequests} failed requests; verified ${run.report.verification?.itemsCompared} items\n  ${events.join('\n  ')}`,
       );
       expect(events).toContain('dev3 back');
       expect(run.report.outcome, run.report.reason).toBe('switched');

@@ -328,7 +328,8 @@ describe('forwarding behind a PROXY protocol balancer', () => {
         });
       const admin2 = (path: string, body: object) =>
         Buffer.from(
-          `POST ${path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\nauthorization: Bearer ${admin}\r\ncontent-type: application/json\r\ncontent-length: ${JSON.stringify(body).length}\r\n\r\n${JSON.stringify(body)}`,
+          `POST ${path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\nauthorization: Bearer ${admin}\r\ncontent-type: ` +
+            `application/json\r\ncontent-length: ${JSON.stringify(body).length}\r\n\r\n${JSON.stringify(body)}`,
         );
       const change = (epoch: number, mode: string) => ({ expected: { epoch, mode }, by: 'test' });
       expect(

@@ -540,7 +540,10 @@ describe('Riak store: the exact requests it makes and how it reads each document
     riak.respondOnce((r) => r.method === 'PUT', {
       status: 300,
       headers: { 'content-type': `multipart/mixed; boundary=${boundary}`, 'x-riak-vclock': 'c2libGluZ3M=' },
-      body: `${part({ ...base, rev: '2-aaaa', seq: 2, data: { v: 2 } })}${part({ ...base, rev: '2-bbbb', seq: 3, data: { v: 'other' } })}\r\n--${boundary}\r\nX-Riak-Deleted: true\r\n\r\n\r\n--${boundary}--\r\n`,
+      body:
+        part({ ...base, rev: '2-aaaa', seq: 2, data: { v: 2 } }) +
+        part({ ...base, rev: '2-bbbb', seq: 3, data: { v: 'other' } }) +
+        `\r\n--${boundary}\r\nX-Riak-Deleted: true\r\n\r\n\r\n--${boundary}--\r\n`,
     });
     await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { v: 2 } });
     const puts = riak.requests.filter((r) => r.method === 'PUT');

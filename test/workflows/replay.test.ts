@@ -28,30 +28,34 @@ const fixtures = generations.flatMap((generation) =>
 
 beforeAll(() => quietRuntime());
 
-it('has the fixtures of every generation: the first, the fence-lease protocol (v2) with rehearsals, rollback following forwards (v3), notifications and data verification (v5), fencing tokens (v6), rollback by stack roles (v7)', () => {
-  const first = [
-    'switch-switched.json',
-    'switch-failed-smoke.json',
-    'switch-rolled-back.json',
-    'nightly-refresh-switched.json',
-    'nightly-refresh-skipped.json',
-  ];
-  const later = ['v2', 'v3', 'v5', 'v6', 'v7'].flatMap((generation) =>
-    [...first, 'switch-dns-refused.json', 'rollback.json'].map((f) => join(generation, f)),
-  );
-  const rehearsals = ['v2', 'v5', 'v6', 'v7'].flatMap((generation) =>
-    ['rehearsal-rehearsed.json', 'rehearsal-failed-smoke.json', 'nightly-refresh-rehearsed.json'].map((f) =>
-      join(generation, f),
-    ),
-  );
-  const verification = [
-    'v5/switch-data-mismatch.json',
-    'v6/switch-data-mismatch.json',
-    'v6/switch-approved.json',
-    'v7/switch-data-mismatch.json',
-  ];
-  expect(fixtures).toEqual(expect.arrayContaining([...first, ...later, ...rehearsals, ...verification]));
-});
+it(
+  'has the fixtures of every generation: the first, the fence-lease protocol (v2) with rehearsals, rollback following ' +
+    'forwards (v3), notifications and data verification (v5), fencing tokens (v6), rollback by stack roles (v7)',
+  () => {
+    const first = [
+      'switch-switched.json',
+      'switch-failed-smoke.json',
+      'switch-rolled-back.json',
+      'nightly-refresh-switched.json',
+      'nightly-refresh-skipped.json',
+    ];
+    const later = ['v2', 'v3', 'v5', 'v6', 'v7'].flatMap((generation) =>
+      [...first, 'switch-dns-refused.json', 'rollback.json'].map((f) => join(generation, f)),
+    );
+    const rehearsals = ['v2', 'v5', 'v6', 'v7'].flatMap((generation) =>
+      ['rehearsal-rehearsed.json', 'rehearsal-failed-smoke.json', 'nightly-refresh-rehearsed.json'].map((f) =>
+        join(generation, f),
+      ),
+    );
+    const verification = [
+      'v5/switch-data-mismatch.json',
+      'v6/switch-data-mismatch.json',
+      'v6/switch-approved.json',
+      'v7/switch-data-mismatch.json',
+    ];
+    expect(fixtures).toEqual(expect.arrayContaining([...first, ...later, ...rehearsals, ...verification]));
+  },
+);
 
 it('replays every saved history of every generation without a nondeterminism error', async () => {
   const histories = fixtures.map((file) => ({

@@ -176,13 +176,15 @@ export class RiakStore implements SyncStore {
       );
     if (items.allow_mult !== true) {
       throw new Error(
-        `Riak bucket type ${JSON.stringify(bucketType)} has allow_mult=${String(items.allow_mult)}: it must be true, or concurrent writes silently lose one of them instead of leaving siblings`,
+        `Riak bucket type ${JSON.stringify(bucketType)} has allow_mult=${String(items.allow_mult)}: ` +
+          `it must be true, or concurrent writes silently lose one of them instead of leaving siblings`,
       );
     }
     const counters = await this.riak.props(counterType, bucket);
     if (!counters) {
       throw new Error(
-        `Riak has no active bucket type ${JSON.stringify(counterType)}: create it with riak-admin bucket-type create ${counterType} '{"props":{"datatype":"counter"}}' and activate it`,
+        `Riak has no active bucket type ${JSON.stringify(counterType)}: create it with riak-admin ` +
+          `bucket-type create ${counterType} '{"props":{"datatype":"counter"}}' and activate it`,
       );
     }
     if (counters.datatype !== 'counter') {

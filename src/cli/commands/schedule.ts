@@ -57,7 +57,8 @@ export const scheduleCommand: CommandModule = (program, cli) => {
         );
       if (options.json) return cli.out(JSON.stringify(view, null, 2));
       const lines = [
-        `${view.scheduleId}: '${view.cron}' (${view.timezone}), version ${view.version}${view.rehearse ? ', rehearsals only' : ''}, ${view.paused ? 'PAUSED' : 'active'}${view.note ? ` — ${view.note}` : ''}`,
+        `${view.scheduleId}: '${view.cron}' (${view.timezone}), version ${view.version}${view.rehearse ? ', rehearsals only' : ''}, ` +
+          `${view.paused ? 'PAUSED' : 'active'}${view.note ? ` — ${view.note}` : ''}`,
         `next: ${view.nextRuns.slice(0, 3).join(', ') || 'none'}`,
         ...view.recentRuns.map(
           (run) =>

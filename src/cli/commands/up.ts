@@ -162,8 +162,9 @@ async function summary(cli: Cli, state: LocalState, envNames: string[]): Promise
   for (const name of envNames) {
     const env = await cli.environment(name);
     const live = await createPorts(env, cli.logger, state).dns.current(env.recordName);
+    const target = live && (live.target.kind === 'a' ? live.target.addresses.join(', ') : live.target.dnsName);
     lines.push(
-      `  ${env.name}: ${env.recordName} -> ${live ? `${live.stack} (${live.target.kind === 'a' ? live.target.addresses.join(', ') : live.target.dnsName})` : 'no record'}, port ${env.parameters.port}`,
+      `  ${env.name}: ${env.recordName} -> ${live ? `${live.stack} (${target})` : 'no record'}, port ${env.parameters.port}`,
     );
     lines.push(`    resolve it:  dig @${dnsHost} -p ${dnsPort} ${env.recordName}`);
     lines.push(`    switch it:   TEMPORAL_ADDRESS=${state.temporalAddress} switchyard switch --env ${env.name} --wait`);

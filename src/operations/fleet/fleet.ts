@@ -111,7 +111,8 @@ export class Fleet {
       const found = all.find((s) => s.name === live);
       if (!found) {
         throw new FleetInputError(
-          `environment ${env} has no live stack (${this.options.recordName} → ${record ? record.stack || 'a target of no stack' : 'no record'}): name one with --stack or use --all`,
+          `environment ${env} has no live stack (${this.options.recordName} → ` +
+            `${record ? record.stack || 'a target of no stack' : 'no record'}): name one with --stack or use --all`,
         );
       }
       stacks = [found];
