@@ -4,70 +4,33 @@
  * node acknowledged is in some export. For the SQLite file both nodes share, and for Riak (the
  * emulator as a process of its own, both nodes talking to it over loopback).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { signToken } from '../../src/navcloud/token.ts';
 import { decodeCursor } from '../../src/navcloud/cursor.ts';
-import { freePort, waitForPort } from '../../src/net.ts';
 import { spawnRiakEmulator } from '../support/riak-emulator.ts';
 import { call, changeFenceAsRead, SECRET } from './helpers.ts';
+import { exportIds, startSyncProcess, stopSyncProcess, type SyncProcess } from '../support/sync-process.ts';
 import { tempDir } from '../support/temp-dir.ts';
 
-const bin = resolve(import.meta.dirname, '../../bin/navcloud-sync.js');
 const WRITERS = 8;
 /** Writers go on until the fence refuses them, at most this many writes each. */
 const WRITES_PER_WRITER = 200;
 const ACKS_PER_EXPORT = 30;
 const EXPORTS_BEFORE_FENCE = 4;
 
-const children: ChildProcess[] = [];
+const processes: SyncProcess[] = [];
 const cleanups: (() => void | Promise<void>)[] = [];
 
 afterEach(async () => {
-  for (const child of children.splice(0)) {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      await exited;
-    }
-  }
+  await Promise.all(processes.splice(0).map(stopSyncProcess));
   for (const cleanup of cleanups.splice(0)) await cleanup();
 });
 
-async function startNode(store: string, nodeId: string): Promise<{ url: string }> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [bin], {
-    env: {
-      PATH: process.env.PATH,
-      LOG_LEVEL: 'error',
-      PORT: String(port),
-      SYNC_JWT_SECRET: SECRET,
-      SYNC_STORE: store,
-      SYNC_NODE_ID: nodeId,
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  children.push(child);
-  await waitForPort('127.0.0.1', port, 30_000, nodeId);
-  return { url: `http://127.0.0.1:${port}` };
-}
-
-async function exportFrom(
-  node: { url: string },
-  admin: string,
-  since: string | undefined,
-): Promise<{ ids: string[]; cursor: string }> {
-  const answer = await call(node, 'GET', `/admin/export${since ? `?since=${since}` : ''}`, { token: admin });
-  expect(answer.status).toBe(200);
-  const lines = answer.text
-    .trim()
-    .split('\n')
-    .map((line) => JSON.parse(line) as { kind: string; id: string; cursor: string });
-  const end = lines.at(-1)!;
-  expect(end.kind).toBe('end');
-  return { ids: lines.filter((line) => line.kind === 'item').map((line) => line.id), cursor: end.cursor };
+async function startNode(store: string, nodeId: string): Promise<SyncProcess> {
+  const node = await startSyncProcess({ store, nodeId, secret: SECRET });
+  processes.push(node);
+  return node;
 }
 
 async function writeAndChainExports(store: string): Promise<void> {
@@ -98,7 +61,7 @@ async function writeAndChainExports(store: string): Promise<void> {
     const target = (pass + 1) * ACKS_PER_EXPORT;
     for (let waited = 0; acknowledged.length < target && waited < 200; waited++)
       await new Promise((tick) => setTimeout(tick, 25));
-    const found = await exportFrom(nodes[pass % 2]!, admin, cursor);
+    const found = await exportIds(nodes[pass % 2]!, admin, cursor);
     found.ids.forEach((id) => exported.add(id));
     cursor = found.cursor;
   }
@@ -114,7 +77,7 @@ async function writeAndChainExports(store: string): Promise<void> {
     else throw new Error(`a write after the fence answered ${answer.status}: ${answer.text}`);
   }
   expect(refused).toBeGreaterThanOrEqual(nodes.length);
-  const last = await exportFrom(nodes[1]!, admin, cursor);
+  const last = await exportIds(nodes[1]!, admin, cursor);
   last.ids.forEach((id) => exported.add(id));
 
   const missing = acknowledged.filter((id) => !exported.has(id));

@@ -5,17 +5,13 @@
  * fence and the last export from the last cursor. Every write a sync node acknowledged must be in
  * some export. Used by test/riak/cluster-export.test.ts and bench/riak-faults.ts.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { signToken } from '../../src/navcloud/token.ts';
-import { freePort, waitForPort } from '../../src/net.ts';
 import { APP_STACK_QUORUMS, nodeHttp, strike, type ClusterNode, type FaultKind } from './riak-cluster.ts';
+import { exportIds, startSyncProcess, stopSyncProcess, type SyncProcess } from './sync-process.ts';
 
 const SECRET = 'drill-secret-0123456789abcdef-0123456789';
-const bin = resolve(import.meta.dirname, '../../bin/navcloud-sync.js');
 
 export interface DrillOptions {
   fault?: { kind: FaultKind; node: ClusterNode; atMs: number; forMs: number };
@@ -40,59 +36,9 @@ export interface DrillResult {
   events: string[];
 }
 
-interface SyncNode {
-  url: string;
-  child: ChildProcess;
-}
-
-async function startSyncNode(store: string, nodeId: string): Promise<SyncNode> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [bin], {
-    env: {
-      PATH: process.env.PATH,
-      LOG_LEVEL: 'error',
-      PORT: String(port),
-      SYNC_JWT_SECRET: SECRET,
-      SYNC_STORE: store,
-      SYNC_NODE_ID: nodeId,
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  await waitForPort('127.0.0.1', port, 30_000, nodeId);
-  return { url: `http://127.0.0.1:${port}`, child };
-}
-
-async function stopSyncNode(node: SyncNode): Promise<void> {
-  if (node.child.exitCode !== null || node.child.signalCode !== null) return;
-  const exited = once(node.child, 'exit');
-  node.child.kill('SIGTERM');
-  await exited;
-}
-
-async function exportFrom(
-  node: SyncNode,
-  token: string,
-  since: string | undefined,
-): Promise<{ ids: string[]; cursor: string }> {
-  const answer = await fetch(`${node.url}/admin/export${since ? `?since=${since}` : ''}`, {
-    headers: { authorization: `Bearer ${token}` },
-    signal: AbortSignal.timeout(120_000),
-  });
-  const text = await answer.text();
-  if (answer.status !== 200)
-    throw new Error(`export from ${node.url} answered ${answer.status}: ${text.slice(0, 200)}`);
-  const lines = text
-    .trim()
-    .split('\n')
-    .map((line) => JSON.parse(line) as { kind: string; id: string; cursor: string });
-  const end = lines.at(-1);
-  if (end?.kind !== 'end') throw new Error(`export from ${node.url} ended without its end line`);
-  return { ids: lines.filter((line) => line.kind === 'item').map((line) => line.id), cursor: end.cursor };
-}
-
 /** An export, through whichever sync node can serve it: one whose Riak node is struck cannot. */
 async function exportAny(
-  nodes: SyncNode[],
+  nodes: SyncProcess[],
   token: string,
   since: string | undefined,
   first: number,
@@ -100,7 +46,7 @@ async function exportAny(
   let lastError: unknown;
   for (let attempt = 0; attempt < 6; attempt++) {
     try {
-      return await exportFrom(nodes[(first + attempt) % nodes.length]!, token, since);
+      return await exportIds(nodes[(first + attempt) % nodes.length]!, token, since);
     } catch (error) {
       lastError = error;
       await sleep(1_000);
@@ -120,8 +66,8 @@ export async function runExportDrill(options: DrillOptions = {}): Promise<DrillR
   // The sync nodes sit on the two Riak nodes the fault spares when it can, as two API nodes of a stack would.
   const riakNodes = ([1, 2, 3] as ClusterNode[]).filter((node) => node !== options.fault?.node).slice(0, 2);
   const nodes = [
-    await startSyncNode(store(riakNodes[0]!), 'drill-a'),
-    await startSyncNode(store(riakNodes[1]!), 'drill-b'),
+    await startSyncProcess({ store: store(riakNodes[0]!), nodeId: 'drill-a', secret: SECRET }),
+    await startSyncProcess({ store: store(riakNodes[1]!), nodeId: 'drill-b', secret: SECRET }),
   ];
   const admin = await signToken(SECRET, 'ops', { admin: true });
   const events: string[] = [];
@@ -211,6 +157,6 @@ export async function runExportDrill(options: DrillOptions = {}): Promise<DrillR
     return { acknowledged: acknowledged.length, refused, exported: exported.size, missed, exportsFailed, events };
   } finally {
     stopWriting = true;
-    await Promise.all(nodes.map(stopSyncNode));
+    await Promise.all(nodes.map(stopSyncProcess));
   }
 }

@@ -1,0 +1,66 @@
+/**
+ * A real `navcloud-sync` process on loopback, for tests and drills that need nodes as separate
+ * processes (two nodes on one store, a node whose Riak node is struck), and a whole export read
+ * through its admin API.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { resolve } from 'node:path';
+import { freePort, waitForPort } from '../../src/net.ts';
+
+const bin = resolve(import.meta.dirname, '../../bin/navcloud-sync.js');
+
+export interface SyncProcess {
+  url: string;
+  child: ChildProcess;
+}
+
+export async function startSyncProcess(options: {
+  store: string;
+  nodeId: string;
+  secret: string;
+}): Promise<SyncProcess> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [bin], {
+    env: {
+      PATH: process.env.PATH,
+      LOG_LEVEL: 'error',
+      PORT: String(port),
+      SYNC_JWT_SECRET: options.secret,
+      SYNC_STORE: options.store,
+      SYNC_NODE_ID: options.nodeId,
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  await waitForPort('127.0.0.1', port, 30_000, options.nodeId);
+  return { url: `http://127.0.0.1:${port}`, child };
+}
+
+export async function stopSyncProcess(node: SyncProcess): Promise<void> {
+  if (node.child.exitCode !== null || node.child.signalCode !== null) return;
+  const exited = once(node.child, 'exit');
+  node.child.kill('SIGTERM');
+  await exited;
+}
+
+/** The item ids of one export after `since` and the cursor its end line gives; throws on anything else. */
+export async function exportIds(
+  node: { url: string },
+  adminToken: string,
+  since: string | undefined,
+): Promise<{ ids: string[]; cursor: string }> {
+  const answer = await fetch(`${node.url}/admin/export${since ? `?since=${since}` : ''}`, {
+    headers: { authorization: `Bearer ${adminToken}` },
+    signal: AbortSignal.timeout(120_000),
+  });
+  const text = await answer.text();
+  if (answer.status !== 200)
+    throw new Error(`export from ${node.url} answered ${answer.status}: ${text.slice(0, 200)}`);
+  const lines = text
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { kind: string; id: string; cursor: string });
+  const end = lines.at(-1);
+  if (end?.kind !== 'end') throw new Error(`export from ${node.url} ended without its end line`);
+  return { ids: lines.filter((line) => line.kind === 'item').map((line) => line.id), cursor: end.cursor };
+}
