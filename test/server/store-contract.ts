@@ -4,8 +4,8 @@
  * port; the store measures the fence lease on `clock` (monotonic ms), which the suite moves by hand.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ExportItemLine } from '../../src/navcloud/protocol.ts';
 import { encodeCursor } from '../../src/navcloud/cursor.ts';
+import { exportLineOf } from '../../server/wire.ts';
 import {
   FenceConflict,
   StoreError,
@@ -50,22 +50,6 @@ async function collect<Item = StoredItem>(exported: Promise<StoreExport<Item>>):
   const items: Item[] = [];
   for await (const item of (await exported).items) items.push(item);
   return items;
-}
-
-function lineOf(item: StoredItem): ExportItemLine {
-  const line: ExportItemLine = {
-    kind: 'item',
-    id: item.id,
-    owner: item.owner,
-    type: item.type,
-    rev: item.rev,
-    deleted: item.deleted,
-    shares: item.shares,
-    cursor: encodeCursor(item.seq),
-    updatedAt: item.updatedAt,
-  };
-  if (item.data !== undefined) line.data = item.data;
-  return line;
 }
 
 export function describeStoreContract(name: string, makeStore: (clock: Clock) => Promise<StoreUnderTest>): void {
@@ -240,7 +224,7 @@ export function describeStoreContract(name: string, makeStore: (clock: Clock) =>
 
       const target = await makeStore(clock);
       extra.push(target);
-      const result = await target.store.import(all.map(lineOf));
+      const result = await target.store.import(all.map(exportLineOf));
       expect(result).toEqual({ applied: 3, skipped: 0, seq: await store.highestSeq() });
       expect(await collect(target.store.exportSince(0))).toEqual(all);
       // The data check's view, by id: what it copied is the revision it holds; the source copied nothing.
@@ -252,7 +236,7 @@ export function describeStoreContract(name: string, makeStore: (clock: Clock) =>
         expect(await target.store.changes(user, 0, 100)).toEqual(await store.changes(user, 0, 100));
         expect(await target.store.changes(user, middle, 100)).toEqual(await store.changes(user, middle, 100));
       }
-      expect(await target.store.import(all.map(lineOf))).toEqual({ applied: 0, skipped: 3, seq: result.seq });
+      expect(await target.store.import(all.map(exportLineOf))).toEqual({ applied: 0, skipped: 3, seq: result.seq });
       expect(await target.store.countItems()).toBe(2);
       // A local change keeps the copied revision: the check knows the change was made on top of the copy.
       const changed = await target.store.put({ id: 'c', owner: 'alice', type: 'place', data: { n: 4 } });
@@ -270,7 +254,7 @@ export function describeStoreContract(name: string, makeStore: (clock: Clock) =>
       const source = store.exportSince(0);
       const target = await makeStore(clock);
       extra.push(target);
-      await target.store.import((await collect(source)).map(lineOf));
+      await target.store.import((await collect(source)).map(exportLineOf));
       // The source took two numbers it never stored (a write the fence refused, a writer that crashed): its cursor is past its last item.
       const cursor = (await source).through + 2;
       expect(await target.store.raiseNumbering(cursor)).toBe(cursor);
@@ -292,7 +276,7 @@ export function describeStoreContract(name: string, makeStore: (clock: Clock) =>
       await target.store.put({ id: 'smoke-1', owner: 'smoke', type: 'place', data: {} });
       const local = await target.store.put({ id: 'smoke-2', owner: 'smoke', type: 'place', data: {} });
       expect(source.map((i) => i.seq)).toContain(local.item.seq);
-      const result = await target.store.import(source.map(lineOf));
+      const result = await target.store.import(source.map(exportLineOf));
       expect(result.applied).toBe(2);
       expect((await target.store.changes('smoke', 0, 10)).map((c) => c.id)).toEqual(['smoke-1', 'smoke-2']);
       const moved = await target.store.get('smoke-2', 'smoke');
@@ -302,16 +286,16 @@ export function describeStoreContract(name: string, makeStore: (clock: Clock) =>
       const y = source.find((i) => i.id === 'y')!;
       expect(await target.store.get('y', 'alice')).toEqual(y);
 
-      const older = { ...lineOf(source.find((i) => i.id === 'x')!), rev: '1-000000000000', data: { v: 0 } };
+      const older = { ...exportLineOf(source.find((i) => i.id === 'x')!), rev: '1-000000000000', data: { v: 0 } };
       expect((await target.store.import([older])).skipped).toBe(1);
       expect((await target.store.get('x', 'alice'))?.data).toEqual({ v: 2 });
       // A revision of the same generation written apart (the copy's source missed this store's): the source is the writer.
-      const apart = { ...lineOf(source.find((i) => i.id === 'x')!), rev: '2-000000000000', data: { v: 'apart' } };
+      const apart = { ...exportLineOf(source.find((i) => i.id === 'x')!), rev: '2-000000000000', data: { v: 'apart' } };
       expect(apart.rev < (await target.store.get('x', 'alice'))!.rev).toBe(true);
       expect((await target.store.import([apart])).applied).toBe(1);
       expect((await target.store.get('x', 'alice'))?.data).toEqual({ v: 'apart' });
       const newer = {
-        ...lineOf(source.find((i) => i.id === 'x')!),
+        ...exportLineOf(source.find((i) => i.id === 'x')!),
         rev: '7-abc',
         data: { v: 7 },
         cursor: encodeCursor(result.seq + 5),
