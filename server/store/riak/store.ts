@@ -9,7 +9,7 @@
  *
  * Items are stored on all three primary replicas, or, when Riak cannot (a node down, stopped or
  * frozen), degraded: their number recorded in the degraded log first (riak/degraded.ts, storeItem),
- * so an export, whose index walk reads one replica per partition, still finds them.
+ * so an export or a feed, whose index query reads one replica per partition, still finds them.
  *
  * Sequence numbers come from a counter data type. Writes are read-modify-write carrying the
  * vector clock they read, guarded by `If-Match` on the version read (or `If-None-Match: *` when the
@@ -276,6 +276,8 @@ export class RiakStore implements SyncStore {
   async inbox(user: string, limit: number, maxBytes = PAGE_BYTES): Promise<StoredItem[]> {
     const keys = new Set<string>();
     for await (const [, key] of this.walk('inbox_bin', encodeUser(user), undefined)) keys.add(key);
+    // Degraded writes may be missing from the replica the index query read (degradedChanges).
+    for (const [, id] of await this.degradedLog.entries()) keys.add(id);
     // The index does not order by seq: every item is read to rank it, a few at a time, keeping only its number.
     const ranked: Array<{ key: string; seq: number }> = [];
     const all = [...keys];
@@ -335,7 +337,33 @@ export class RiakStore implements SyncStore {
       // An index entry is stale when its item moved on since: the item's newer entry comes later in the range.
       if (!continuation) break;
     }
+    const indexed = new Set(changes.map((change) => `${change.seq}/${change.id}`));
+    // A page the index cut short ends where its index part ends, so the next page skips nothing.
+    const cut = continuation !== undefined || bytes >= maxBytes || changes.length >= limit;
+    const end = cut ? Math.max(since, ...changes.map((change) => change.seq)) : MAX_SEQ;
+    for (const change of await this.degradedChanges(user, since, end)) {
+      if (!indexed.has(`${change.seq}/${change.id}`)) changes.push(change);
+    }
     return changes.sort((a, b) => a.seq - b.seq).slice(0, limit);
+  }
+
+  /**
+   * The changes of degraded writes `user` sees numbered in (since, end], each item read at quorum.
+   * The feed's index query reads one replica per partition, which may have missed them (storeItem);
+   * the log is read after the index, and a write's number goes into it before its object is stored.
+   */
+  private async degradedChanges(user: string, since: number, end: number): Promise<StoredChange[]> {
+    const entries = (await this.degradedLog.entries()).filter(([seq]) => seq > since && seq <= end);
+    const changes: StoredChange[] = [];
+    for (let start = 0; start < entries.length; start += FEED_READ_BATCH) {
+      const batch = entries.slice(start, start + FEED_READ_BATCH);
+      const records = await this.readMany(batch.map(([, id]) => id));
+      for (const [index, [seq]] of batch.entries()) {
+        const change = records[index] && changeFor(records[index], user, seq);
+        if (change) changes.push(change);
+      }
+    }
+    return changes;
   }
 
   /**
