@@ -8,6 +8,8 @@ import { freePort } from '../../src/net.ts';
 import { encodeCursor } from '../../src/navcloud/cursor.ts';
 import { JWT_SECRET, startProxy, startTestStack, type TestStack } from './stack.ts';
 import { testLogger } from '../support/logger.ts';
+import { createRootLogger } from '../../src/logging.ts';
+import { Writable } from 'node:stream';
 import { fenceAsIs, unfenceAsIs } from '../support/fence.ts';
 
 const HEARTBEAT_MS = 200;
@@ -106,6 +108,45 @@ describe('runSmokeChecks', () => {
     }
   });
 
+  it('runs the checks once more when they failed while the checker itself stalled, as a frozen worker does', async () => {
+    const warnings: string[] = [];
+    const log = createRootLogger('smoke', {
+      env: {},
+      level: 'warn',
+      stream: new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          warnings.push(String(JSON.parse(chunk.toString('utf8')).msg));
+          done();
+        },
+      }),
+    });
+    const node = stack.outputs.nodes[0]!;
+    let streams = 0;
+    // The first stream opened through it sees the whole process stall past the heartbeat's bound.
+    const proxy = await startProxy(node, (_headers, path) => {
+      if (path.startsWith('/v1/stream') && ++streams === 1) setTimeout(() => stall(HEARTBEAT_MS * 8), 50);
+    });
+    try {
+      const stalled = { ...stack.outputs, nodes: [proxy.url, ...stack.outputs.nodes.slice(1)] };
+      expect(failed(await runSmokeChecks(options({ stack: stalled, log })))).toEqual([]);
+      expect(streams).toBe(2);
+      expect(warnings).toEqual(['smoke check failed', expect.stringMatching(/while the checker itself stalled/)]);
+      // A failure with no stall of the checker stands: the slow node beats at another interval.
+      warnings.length = 0;
+      const slow = await startTestStack({ nodes: 1, heartbeatMs: 60_000 });
+      try {
+        expect(failed(await runSmokeChecks(options({ stack: slow.outputs, sampleItems: 0, log })))).toEqual([
+          'stream-heartbeats',
+        ]);
+      } finally {
+        await slow.close();
+      }
+      expect(warnings.filter((message) => /stalled/.test(message))).toEqual([]);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('fails the write checks on a fenced stack', async () => {
     const admin = createAdminClient({ adminUrl: stack.outputs.adminUrl, jwtSecret: JWT_SECRET });
     await fenceAsIs(admin, 60);
@@ -183,3 +224,9 @@ describe('runSmokeChecks', () => {
     await expect(runSmokeChecks(options({ signal: controller.signal }))).rejects.toBe(reason);
   });
 });
+
+/** Blocks the event loop, as a SIGSTOP of the process does from its own point of view. */
+function stall(ms: number): void {
+  const until = Date.now() + ms;
+  while (Date.now() < until);
+}

@@ -80,16 +80,16 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
 }
 
 /**
- * A forwarding HTTP proxy in front of `target`, with a hook to rewrite each request's headers:
- * what a misconfigured gateway in front of a stack looks like.
+ * A forwarding HTTP proxy in front of `target`, with a hook that sees each request's path and may
+ * rewrite its headers: what a misconfigured gateway in front of a stack looks like.
  */
 export async function startProxy(
   target: string,
-  rewrite: (headers: Record<string, string | string[] | undefined>) => void,
+  rewrite: (headers: Record<string, string | string[] | undefined>, path: string) => void,
 ): Promise<{ url: string; close(): Promise<void> }> {
   const server: Server = createServer((incoming, outgoing) => {
     const headers = { ...incoming.headers };
-    rewrite(headers);
+    rewrite(headers, incoming.url ?? '/');
     const upstream = request(new URL(incoming.url ?? '/', target), { method: incoming.method, headers }, (answer) => {
       outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
       answer.pipe(outgoing);
