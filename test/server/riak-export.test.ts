@@ -145,6 +145,23 @@ describe('a write whose number an export vouched for before it was stored', () =
     expect((await exportFrom(b, admin, passed.cursor)).ids).toEqual([]);
   });
 
+  it('is refused also when the watermark reads as not found afterwards: a node never reads it below what it raised', async () => {
+    riak = await new RiakEmulator().start();
+    const node = await riakNode(riak.url, 'node-a');
+    const admin = await node.token('ops', true);
+    const alice = await node.token('alice');
+    const { cursor: since } = await exportFrom(node, admin, undefined);
+    const lateStore = riak.hold(storeOf('late', 0));
+    const late = call(node, 'PUT', '/v1/items/late', { token: alice, body: { type: 'trip', data: {} } });
+    await lateStore.reached;
+    expect((await exportFrom(node, admin, since)).ids).toEqual([]);
+    // Replicas behind answer the watermark's read after the store: as if no export had raised it.
+    riak.respondOnce((r) => r.method === 'GET' && r.path.endsWith('/keys/export-watermark'), { status: 404 });
+    lateStore.open();
+    expect((await late).status).toBe(503);
+    expect((await call(node, 'GET', '/v1/items/late', { token: alice })).status).toBe(404);
+  });
+
   it('is refused also when the counter answers a number an export already covered (a replica behind the one the export read)', async () => {
     riak = await new RiakEmulator().start();
     const a = await riakNode(riak.url, 'node-a');

@@ -257,6 +257,9 @@ describe('Riak store: the exact requests it makes and how it reads each document
     await early.close();
   });
 
+  /** Every read: a replica's "not found" is no answer for the key while another replica may hold it. */
+  const READ = { r: 'quorum', pr: '1', notfound_ok: 'false', basic_quorum: 'false' };
+
   it('creates an item: fence read, item read, counter increment, conditional PUT with indexes, then fence and export watermark read together', async () => {
     const { item, created } = await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { name: 'Lisbon' } });
     expect(created).toBe(true);
@@ -265,11 +268,11 @@ describe('Riak store: the exact requests it makes and how it reads each document
     const afterStore = riak.requests.slice(4).map(withoutTransport);
     expect(afterStore).toEqual(
       expect.arrayContaining([
-        { method: 'GET', path: FENCE, query: { r: 'quorum', pr: '1' }, headers: { accept }, body: '' },
+        { method: 'GET', path: FENCE, query: READ, headers: { accept }, body: '' },
         {
           method: 'GET',
           path: `${T}.meta/keys/export-watermark`,
-          query: { r: 'quorum', pr: '1' },
+          query: READ,
           headers: { accept },
           body: '',
         },
@@ -277,8 +280,8 @@ describe('Riak store: the exact requests it makes and how it reads each document
     );
     expect(afterStore).toHaveLength(2);
     expect(riak.requests.slice(0, 4).map(withoutTransport)).toEqual([
-      { method: 'GET', path: FENCE, query: { r: 'quorum', pr: '1' }, headers: { accept }, body: '' },
-      { method: 'GET', path: ITEM, query: { r: 'quorum', pr: '1' }, headers: { accept }, body: '' },
+      { method: 'GET', path: FENCE, query: READ, headers: { accept }, body: '' },
+      { method: 'GET', path: ITEM, query: READ, headers: { accept }, body: '' },
       {
         // Numbers ask two primaries on two nodes, never all: a frozen node must not stall every write.
         method: 'POST',
@@ -371,6 +374,35 @@ describe('Riak store: the exact requests it makes and how it reads each document
     ]);
     await store.unfence({ expected: { epoch: fenced.epoch, mode: 'fenced' }, by: 'test' });
     await store.put({ id: 'trip-2', owner: 'alice', type: 'trip', data: {} });
+  });
+
+  it('never acts on a fence below an epoch it read: replicas that answer "not found" or an older fence are behind', async () => {
+    const fenced = await store.fence({ expected: { epoch: 0, mode: 'open' }, by: 'test', leaseMs: 60_000 });
+    const forwarding = await store.forward({
+      expected: { epoch: fenced.epoch, mode: 'fenced' },
+      by: 'test',
+      to: 'http://new',
+      cursor: fenced.seq,
+    });
+    // What two empty replicas answered on the cluster (a node restarted after a crash): the fence not found.
+    riak.respondOnce((r) => r.path === FENCE, {
+      status: 404,
+      headers: { 'content-type': 'text/plain' },
+      body: 'not found\n',
+    });
+    const behind = await storeError(store.fenceState());
+    expect(behind.code).toBe('unavailable');
+    expect(behind.message).toContain(`fence as not found, below epoch ${forwarding.epoch} this node read before`);
+    // A replica behind by one change: the fence open, as it was before this switch took it.
+    riak.respondOnce((r) => r.path === FENCE, {
+      status: 200,
+      headers: { 'content-type': 'application/json', etag: '"old"' },
+      body: JSON.stringify({ mode: 'open', epoch: forwarding.epoch - 1, by: 'test' }),
+    });
+    const write = await storeError(store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: {} }));
+    expect(write.message).toContain(`at epoch ${forwarding.epoch - 1}, below epoch ${forwarding.epoch}`);
+    expect(await store.item('trip-1')).toBeUndefined();
+    expect(await store.fenceState()).toMatchObject({ mode: 'forwarding', epoch: forwarding.epoch });
   });
 
   it('resolves fence siblings by epoch, and two changes that expected one epoch toward the safe side: forwarding, then fenced, then open', async () => {
@@ -598,6 +630,24 @@ describe('Riak store: the exact requests it makes and how it reads each document
     expect(await store.highestSeq()).toBe(0);
     expect((await store.fenceState()).mode).toBe('open');
     expect(riak.requests.map((r) => r.path)).toEqual([`${T}/keys/nothing`, COUNTER, FENCE, COUNTER]);
+  });
+
+  it('reads a 404 that is not Riak\'s "not found" (a node restarting, its routes not loaded yet) as unavailable, not as absence', async () => {
+    // What a node of the cluster answered for about 150 ms after `riakctl start-node`, before it served.
+    const starting = {
+      status: 404,
+      headers: { 'content-type': 'text/html' },
+      body: '<HTML><HEAD><TITLE>404 Not Found</TITLE></HEAD><BODY><H1>Not Found</H1>The requested document was not found on this server.<P><HR><ADDRESS>mochiweb+webmachine web server</ADDRESS></BODY></HTML>',
+    };
+    riak.respondOnce((r) => r.path === `${T}/keys/trip-1`, starting);
+    expect(await storeError(store.get('trip-1', 'alice'))).toMatchObject({
+      code: 'unavailable',
+      message: expect.stringContaining('(404: <HTML>'),
+    });
+    riak.respondOnce((r) => r.path === FENCE, starting);
+    expect((await storeError(store.fenceState())).code).toBe('unavailable');
+    riak.respondOnce((r) => r.path === COUNTER, starting);
+    expect((await storeError(store.highestSeq())).code).toBe('unavailable');
   });
 
   it('retries a write when Riak answers 412 (the item changed since it was read), and gives up after four attempts', async () => {

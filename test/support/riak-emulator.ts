@@ -279,7 +279,9 @@ export class RiakEmulator {
       const id = objectId(type, bucket, rest[0]!);
       if (request.method === 'GET') {
         const value = this.counters.get(id);
-        return value === undefined ? text(404, 'not found\n') : json(200, { type: 'counter', value });
+        return value === undefined
+          ? json(404, { type: 'counter', error: 'notfound' })
+          : json(200, { type: 'counter', value });
       }
       if (request.method === 'POST') {
         const op = JSON.parse(body.toString('utf8')) as { increment?: unknown };

@@ -53,6 +53,14 @@ interface Response {
   body: Buffer;
 }
 
+/**
+ * Every read asks Riak not to count a replica's "not found" toward r, nor to answer early on a
+ * quorum of them: a key answers 404 only when no replica asked holds it. By default two empty
+ * replicas answer for the key (a node restarted after a crash, fallbacks standing in for it),
+ * and a fence, a watermark or an item that exists read as absent.
+ */
+const ANSWER_FOUND = { notfound_ok: 'false', basic_quorum: 'false' };
+
 export class RiakClient {
   private readonly agent: http.Agent;
   private readonly transport: typeof http | typeof https;
@@ -71,7 +79,7 @@ export class RiakClient {
     const { r, pr } = this.config.quorum;
     const headers: Record<string, string> = { accept: 'multipart/mixed, application/json' };
     if (ifNoneMatch) headers['if-none-match'] = ifNoneMatch;
-    const response = await this.send('GET', this.objectPath(bucket, key), { r, pr }, headers);
+    const response = await this.send('GET', this.objectPath(bucket, key), { r, pr, ...ANSWER_FOUND }, headers);
     const vclock = header(response, 'x-riak-vclock');
     switch (response.status) {
       case 200:
@@ -86,6 +94,7 @@ export class RiakClient {
       case 304:
         return { kind: 'not-modified' };
       case 404:
+        if (!isNotFound(response)) throw this.unexpected('GET', key, response);
         return { kind: 'missing', vclock };
       default:
         throw this.unexpected('GET', key, response);
@@ -196,8 +205,13 @@ export class RiakClient {
 
   async counter(key: string): Promise<number> {
     const { r, pr } = this.config.quorum;
-    const response = await this.send('GET', this.counterPath(key), { r, pr }, { accept: 'application/json' });
-    if (response.status === 404) return 0;
+    const response = await this.send(
+      'GET',
+      this.counterPath(key),
+      { r, pr, ...ANSWER_FOUND },
+      { accept: 'application/json' },
+    );
+    if (response.status === 404 && isNotFound(response)) return 0;
     if (response.status !== 200) throw this.unexpected('GET', `counter ${key}`, response);
     return counterValue(response.body, key);
   }
@@ -232,7 +246,7 @@ export class RiakClient {
     if (response.status === 503 && QUORUM_UNMET.test(detail)) {
       return new RiakQuorumUnmet(`Riak could not serve ${method} ${what} with the replicas asked for (${detail})`);
     }
-    if (response.status >= 500) {
+    if (response.status >= 500 || response.status === 404) {
       return new StoreError(
         'unavailable',
         `Riak could not serve ${method} ${what} (${response.status}${detail ? `: ${detail}` : ''})`,
@@ -351,4 +365,13 @@ function parseJson(body: Buffer, what: string): unknown {
   } catch {
     throw new StoreError('unavailable', `Riak answered ${what} with a body that is not JSON`);
   }
+}
+
+/**
+ * Riak's own "not found" (an object's `not found`, a data type's `notfound`). A node still
+ * starting answers 404 for what it cannot serve yet (`Unknown bucket type: …`): that is no
+ * answer about the key, and reading it as absence would show a fence open or an item gone.
+ */
+function isNotFound(response: Response): boolean {
+  return /^not found$|"error"\s*:\s*"notfound"/.test(response.body.toString('utf8').trim());
 }

@@ -35,6 +35,8 @@ export class RiakFence {
   private cache: { etag: string; record: FenceRecord } | undefined;
   /** The lease as this node measures it. */
   private readonly lease: NodeLease;
+  /** The highest epoch this node has read: epochs only grow, so a read below it comes from replicas that are behind. */
+  private highestEpoch = 0;
 
   constructor(
     private readonly riak: RiakClient,
@@ -115,8 +117,25 @@ export class RiakFence {
     );
   }
 
-  /** The stored fence, siblings resolved; `fresh` skips the cache so the version is the stored one, for writing over it. */
+  /**
+   * The stored fence, siblings resolved; `fresh` skips the cache so the version is the stored one, for writing over it.
+   * A fence below an epoch this node has read is refused, not acted on: a node that read a fence
+   * open at epoch 0 (not found) while it forwarded would take writes, and serve reads, beside the new stack.
+   */
   private async read(fresh = false): Promise<FenceRead> {
+    const read = await this.fetch(fresh);
+    if (read.record.epoch < this.highestEpoch) {
+      this.cache = undefined;
+      throw new StoreError(
+        'unavailable',
+        `Riak answered the fence ${read.missing ? 'as not found' : `at epoch ${read.record.epoch}`}, below epoch ${this.highestEpoch} this node read before: the replicas that answered are behind; try again`,
+      );
+    }
+    this.highestEpoch = read.record.epoch;
+    return read;
+  }
+
+  private async fetch(fresh: boolean): Promise<FenceRead> {
     const cached = fresh ? undefined : this.cache;
     const fetched = await this.riak.fetch(this.bucket, FENCE_KEY, cached?.etag);
     if (fetched.kind === 'not-modified' && cached) return { record: cached.record, etag: cached.etag, missing: false };
@@ -149,7 +168,9 @@ export class RiakFence {
     });
     this.cache = undefined;
     if (stored.kind === 'precondition-failed') return undefined;
-    return stored.values.length > 0 ? resolveFence(stored.values) : record;
+    const written = stored.values.length > 0 ? resolveFence(stored.values) : record;
+    this.highestEpoch = Math.max(this.highestEpoch, written.epoch);
+    return written;
   }
 }
 

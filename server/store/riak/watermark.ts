@@ -18,6 +18,8 @@ const KEY = 'export-watermark';
 
 export class ExportWatermark {
   private readonly reads = new SharedRead(() => this.fetch().then(({ value }) => value));
+  /** The highest watermark this node has read or raised: it only grows, so a read below it is replicas behind. */
+  private highest = 0;
 
   constructor(
     private readonly riak: RiakClient,
@@ -42,15 +44,17 @@ export class ExportWatermark {
     });
     if (stored.kind === 'precondition-failed')
       throw new StoreError('unavailable', 'Riak refused to store the export watermark (412)');
+    this.highest = Math.max(this.highest, to);
   }
 
   private async fetch(): Promise<{ value: number; vclock?: string }> {
     const fetched = await this.riak.fetch(this.bucket, KEY);
-    if (fetched.kind === 'missing') return { value: 0, vclock: fetched.vclock };
-    if (fetched.kind !== 'found') return { value: 0 };
+    if (fetched.kind === 'missing') return { value: this.highest, vclock: fetched.vclock };
+    if (fetched.kind !== 'found') return { value: this.highest };
     const values = fetched.values.map((sibling) => Number(sibling.body.toString('utf8')));
     if (!values.every(Number.isSafeInteger))
       throw new StoreError('unavailable', 'the export watermark is not a number');
-    return { value: Math.max(...values), vclock: fetched.vclock };
+    this.highest = Math.max(this.highest, ...values);
+    return { value: this.highest, vclock: fetched.vclock };
   }
 }
