@@ -146,7 +146,8 @@ export class RiakClient {
       { w, pw, dw, node_confirms },
       vclock ? { 'x-riak-vclock': vclock } : {},
     );
-    if (response.status !== 204 && response.status !== 404) throw this.unexpected('DELETE', key, response);
+    if (response.status !== 204 && !(response.status === 404 && isNotFound(response)))
+      throw this.unexpected('DELETE', key, response);
   }
 
   /** One page of an exact (`end` omitted) or inclusive range query, sorted by term then key. */
