@@ -266,26 +266,3 @@ describe('the Riak emulator holds any step at a gate the test opens', () => {
     }
   });
 });
-
-describe('the final export of a switch, behind the fence', () => {
-  it('does not wait the grace: every write acknowledged before the fence is already stored, and it carries them', async () => {
-    riak = await new RiakEmulator().start();
-    // The longest grace there is, three times this test's time: an export that waited it would time the test out.
-    const node = await startTestNode(
-      { store: `riak:${riak.url}?bucket=race&export_grace_ms=60000`, nodeId: 'node-a' },
-      tempDir('navcloud-'),
-    );
-    nodes.push(node);
-    const admin = await node.token('ops', true);
-    const alice = await node.token('alice');
-    for (const id of ['one', 'two']) {
-      expect(
-        (await call(node, 'PUT', `/v1/items/${id}`, { token: alice, body: { type: 'trip', data: {} } })).status,
-      ).toBe(201);
-    }
-    expect((await changeFenceAsRead(node, admin, '/admin/fence', { leaseSeconds: 60 })).status).toBe(200);
-    const final = await exportFrom(node, admin, undefined);
-    expect(final.ids.sort()).toEqual(['one', 'two']);
-    expect((await exportFrom(node, admin, final.cursor)).ids).toEqual([]);
-  }, 20_000);
-});

@@ -380,10 +380,8 @@ export class RiakStore implements SyncStore {
   async exportSince(since: number): Promise<StoreExport> {
     const through = await this.highestSeq();
     // Writes in flight with a number at or below `through` get the grace to be stored; one still in
-    // flight after the watermark is raised is refused when it looks (acknowledgeable). The grace
-    // spares writes, it does not make the export safe: behind a fence (the final copy of a switch)
-    // every write in flight is refused anyway, so the export does not wait.
-    if (await this.fenceOf.isOpen()) await sleep(this.riak.config.exportGraceMs);
+    // flight after the watermark is raised is refused when it looks (acknowledgeable).
+    await sleep(this.riak.config.exportGraceMs);
     await this.watermark.raise(through);
     const degraded = await this.degradedSince(since, through);
     return { through, items: this.walkExport(since, through, degraded) };
