@@ -12,6 +12,7 @@
  * shows it lost that resolution is refused; one that was stored first and lost later cannot
  * know it. docs/riak.md says what that leaves and why the protocol stays safe.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../../src/logging.ts';
 import { FenceConflict, StoreError, type Clock, type FenceChange, type FenceMode, type FenceState } from '../port.ts';
 import { decide, lapseOf, NodeLease, OPEN, type FenceRecord, type FenceRequest } from '../fence-rules.ts';
@@ -20,6 +21,9 @@ import type { RiakClient, RiakValue } from './client.ts';
 const FENCE_KEY = 'fence';
 /** Reads and conditional writes of one change before it gives up on a fence that keeps changing. */
 const CHANGE_ATTEMPTS = 4;
+/** Reads of a fence below an epoch already seen (a change in flight, replicas behind) before the fence is unavailable. */
+const BEHIND_ATTEMPTS = 4;
+const BEHIND_RETRY_MS = 25;
 
 interface FenceRead {
   record: FenceRecord;
@@ -119,20 +123,27 @@ export class RiakFence {
 
   /**
    * The stored fence, siblings resolved; `fresh` skips the cache so the version is the stored one, for writing over it.
-   * A fence below an epoch this node has read is refused, not acted on: a node that read a fence
-   * open at epoch 0 (not found) while it forwarded would take writes, and serve reads, beside the new stack.
+   * A fence below an epoch this node has read is not acted on: a node that read a fence open at
+   * epoch 0 (not found) while it forwarded would take writes, and serve reads, beside the new stack.
+   * Reads racing a change still in flight can see the old epoch after the new one, so such a read
+   * is tried again a few times before the fence counts as unavailable.
    */
   private async read(fresh = false): Promise<FenceRead> {
-    const read = await this.fetch(fresh);
-    if (read.record.epoch < this.highestEpoch) {
+    for (let attempt = 1; ; attempt += 1) {
+      const read = await this.fetch(fresh || attempt > 1);
+      if (read.record.epoch >= this.highestEpoch) {
+        this.highestEpoch = read.record.epoch;
+        return read;
+      }
       this.cache = undefined;
-      throw new StoreError(
-        'unavailable',
-        `Riak answered the fence ${read.missing ? 'as not found' : `at epoch ${read.record.epoch}`}, below epoch ${this.highestEpoch} this node read before: the replicas that answered are behind; try again`,
-      );
+      if (attempt === BEHIND_ATTEMPTS) {
+        throw new StoreError(
+          'unavailable',
+          `Riak answered the fence ${read.missing ? 'as not found' : `at epoch ${read.record.epoch}`} ${BEHIND_ATTEMPTS} times, below epoch ${this.highestEpoch} this node read before: the replicas that answered are behind; try again`,
+        );
+      }
+      await sleep(BEHIND_RETRY_MS);
     }
-    this.highestEpoch = read.record.epoch;
-    return read;
   }
 
   private async fetch(fresh: boolean): Promise<FenceRead> {
