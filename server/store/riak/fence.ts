@@ -39,7 +39,7 @@ export class RiakFence {
   private cache: { etag: string; record: FenceRecord } | undefined;
   /** The lease as this node measures it. */
   private readonly lease: NodeLease;
-  /** The highest epoch this node has read: epochs only grow, so a read below it comes from replicas that are behind. */
+  /** The highest epoch this node has read or written: epochs only grow, so a read below it comes from replicas behind. */
   private highestEpoch = 0;
 
   constructor(
@@ -123,7 +123,7 @@ export class RiakFence {
 
   /**
    * The stored fence, siblings resolved; `fresh` skips the cache so the version is the stored one, for writing over it.
-   * A fence below an epoch this node has read is not acted on: a node that read a fence open at
+   * A fence below an epoch this node has read or written is not acted on: a node that read a fence open at
    * epoch 0 (not found) while it forwarded would take writes, and serve reads, beside the new stack.
    * Reads racing a change still in flight can see the old epoch after the new one, so such a read
    * is tried again a few times before the fence counts as unavailable.
