@@ -4,57 +4,37 @@
  * where they are when the fence opens), reads, changes, the inbox, shares and streams relayed
  * with the caller's identity, and a hold that times out.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, request, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { connect } from 'node:net';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signToken } from '../../src/navcloud/token.ts';
 import { encodeProxyHeader } from '../../server/proxy-protocol.ts';
-import { freePort, waitForPort } from '../../src/net.ts';
 import { call, changeFenceAsRead, openStream, SECRET, startTestNode } from './helpers.ts';
 import { tempDir } from '../support/temp-dir.ts';
+import { startSyncProcess, stopSyncProcess, type SyncProcess } from '../support/sync-process.ts';
 
-const bin = resolve(import.meta.dirname, '../../bin/navcloud-sync.js');
 const admin = await signToken(SECRET, 'switchyard', { admin: true });
 const alice = await signToken(SECRET, 'flip-alice');
 const bob = await signToken(SECRET, 'flip-bob');
 
-interface NodeProcess {
-  url: string;
-  port: number;
-  child: ChildProcess;
+interface NodeProcess extends SyncProcess {
   stop(): Promise<void>;
 }
 
 async function launch(name: string, env: Record<string, string> = {}): Promise<NodeProcess> {
   const dir = tempDir(`flip-${name}-`);
-  const port = await freePort();
-  const child = spawn(process.execPath, [bin], {
-    env: {
-      PATH: process.env.PATH,
-      LOG_LEVEL: 'warn',
-      PORT: String(port),
-      SYNC_JWT_SECRET: SECRET,
-      SYNC_NODE_ID: name,
-      SYNC_STORE: `sqlite:${join(dir.path, 'store.sqlite')}`,
-      SYNC_HEARTBEAT_MS: '200',
-      SYNC_RATE_LIMIT: 'off',
-      ...env,
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
+  const node = await startSyncProcess({
+    store: `sqlite:${join(dir.path, 'store.sqlite')}`,
+    nodeId: name,
+    secret: SECRET,
+    env: { LOG_LEVEL: 'warn', SYNC_HEARTBEAT_MS: '200', SYNC_RATE_LIMIT: 'off', ...env },
   });
-  await waitForPort('127.0.0.1', port, 30_000, `navcloud-sync ${name}`);
   return {
-    url: `http://127.0.0.1:${port}`,
-    port,
-    child,
+    ...node,
     async stop() {
-      if (child.exitCode === null) {
-        child.kill('SIGTERM');
-        await once(child, 'exit');
-      }
+      await stopSyncProcess(node);
       dir.remove();
     },
   };

@@ -12,6 +12,7 @@ const bin = resolve(import.meta.dirname, '../../bin/navcloud-sync.js');
 
 export interface SyncProcess {
   url: string;
+  port: number;
   child: ChildProcess;
 }
 
@@ -19,6 +20,8 @@ export async function startSyncProcess(options: {
   store: string;
   nodeId: string;
   secret: string;
+  /** More of the node's environment (server/config.ts), over the defaults here. */
+  env?: Record<string, string>;
 }): Promise<SyncProcess> {
   const port = await freePort();
   const child = spawn(process.execPath, [bin], {
@@ -29,11 +32,12 @@ export async function startSyncProcess(options: {
       SYNC_JWT_SECRET: options.secret,
       SYNC_STORE: options.store,
       SYNC_NODE_ID: options.nodeId,
+      ...options.env,
     },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   await waitForPort('127.0.0.1', port, 30_000, options.nodeId);
-  return { url: `http://127.0.0.1:${port}`, child };
+  return { url: `http://127.0.0.1:${port}`, port, child };
 }
 
 export async function stopSyncProcess(node: SyncProcess): Promise<void> {
