@@ -369,9 +369,10 @@ function parseJson(body: Buffer, what: string): unknown {
 }
 
 /**
- * Riak's own "not found" (an object's `not found`, a data type's `notfound`). A node still
- * starting answers 404 for what it cannot serve yet (`Unknown bucket type: …`): that is no
- * answer about the key, and reading it as absence would show a fence open or an item gone.
+ * Riak's own "not found" (an object's `not found`, a data type's `notfound`). A node restarting
+ * answers 404 with webmachine's HTML page for a few hundred milliseconds before it serves, and
+ * 404 `Unknown bucket type: …` for a type it does not know: neither is an answer about the key,
+ * and reading it as absence would show a fence open or an item gone.
  */
 function isNotFound(response: Response): boolean {
   return /^not found$|"error"\s*:\s*"notfound"/.test(response.body.toString('utf8').trim());
