@@ -114,6 +114,12 @@ export interface Run {
   workflow?: typeof stackSwitch | typeof rehearsal;
   /** Drives the running workflow (queries, updates, cancel) before its result is awaited. */
   during?: (handle: WorkflowHandle<typeof stackSwitch>) => Promise<void>;
+  /**
+   * The test's signal: when the test times out, what the switch was waiting on is printed and the
+   * switch is terminated, so that its pending activities stop holding the time-skipping server's
+   * clock for the tests (and retries) after it.
+   */
+  signal?: AbortSignal;
 }
 
 /** Runs a switch (or a rehearsal) to its end on a worker of its own; the handle is there to read its history. */
@@ -126,10 +132,26 @@ export async function runSwitch(testEnv: TestWorkflowEnvironment, options: Run =
       workflowId: options.workflowId ?? `switch-test-${randomUUID()}`,
       args: [{ env: 'test', backup: 'latest', trigger: 'ci', version: '2.0.0', ...options.input }],
     });
+    if (options.signal?.aborted) void giveUp(handle, world);
+    else options.signal?.addEventListener('abort', () => void giveUp(handle, world), { once: true });
     await options.during?.(handle);
     return { report: await handle.result(), handle };
   });
   return { report, world, reportsDir, handle };
+}
+
+async function giveUp(handle: WorkflowHandle, world: FakeWorld): Promise<void> {
+  try {
+    const { raw, historyLength } = await handle.describe();
+    const pending = (raw.pendingActivities ?? []).map((a) => `${a.activityType?.name} (attempt ${a.attempt})`);
+    console.error(
+      `switch ${handle.workflowId} given up after ${historyLength} events; pending activities: ${pending.join(', ') || 'none'}; ` +
+        `last calls on the world: ${world.state.calls.slice(-5).join(' | ')}`,
+    );
+    await handle.terminate('the test timed out');
+  } catch (err) {
+    console.error(`switch ${handle.workflowId} could not be given up: ${String(err)}`);
+  }
 }
 
 type History = proto.temporal.api.history.v1.IHistory;

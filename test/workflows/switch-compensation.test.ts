@@ -265,11 +265,13 @@ describe('approval', () => {
 });
 
 // Retried: under a full parallel run these have timed out now and then waiting on the time-skipping
-// server (to be chased; a real failure fails every try).
+// server (a real failure fails every try). A test that times out prints what its switch was waiting
+// on and terminates it (runSwitch's signal), so the switch it left cannot hold the clock of the retry.
 describe('abort', { retry: 2 }, () => {
-  it('while waiting for approval: records the decision and compensates', async () => {
+  it('while waiting for approval: records the decision and compensates', async ({ signal }) => {
     const world = seededWorld();
     const { report } = await runSwitch(testEnv(), {
+      signal,
       world,
       env: { approval: 'manual' },
       during: async (handle) => {
@@ -283,9 +285,10 @@ describe('abort', { retry: 2 }, () => {
     expectUntouched(world, report);
   });
 
-  it('while provisioning: cancels the wait and deletes the half-made stack', async () => {
+  it('while provisioning: cancels the wait and deletes the half-made stack', async ({ signal }) => {
     const world = seededWorld().fail('stacks.waitUntilReady', { message: 'hang' });
     const { report } = await runSwitch(testEnv(), {
+      signal,
       world,
       during: async (handle) => {
         await untilPhase(handle, 'provisioning');
@@ -297,9 +300,10 @@ describe('abort', { retry: 2 }, () => {
     expect(world.state.calls).toContain(`delete ${newStackOf(report)}`);
   });
 
-  it('is refused once switching has begun, with the reason, and the switch goes on', async () => {
+  it('is refused once switching has begun, with the reason, and the switch goes on', async ({ signal }) => {
     let refusal: unknown;
     const { report } = await runSwitch(testEnv(), {
+      signal,
       env: { verifySeconds: 600 },
       during: async (handle) => {
         await untilPhase(handle, 'verifying');
@@ -315,9 +319,10 @@ describe('abort', { retry: 2 }, () => {
     expect(report.outcome).toBe('switched');
   });
 
-  it('refuses a decision without who', async () => {
+  it('refuses a decision without who', async ({ signal }) => {
     let refusal: unknown;
     await runSwitch(testEnv(), {
+      signal,
       env: { approval: 'manual' },
       during: async (handle) => {
         await untilPhase(handle, 'awaiting-approval');
@@ -332,20 +337,30 @@ describe('abort', { retry: 2 }, () => {
 });
 
 describe('draining', { retry: 2 }, () => {
-  it('waits the full drainSeconds on the workflow clock while the old stack stays busy (time skipped, not shortened)', async () => {
+  it('waits the full drainSeconds on the workflow clock while the old stack stays busy (time skipped, not shortened)', async ({
+    signal,
+  }) => {
     const world = seededWorld();
     world.state.busyUntilStatsCall = 1_000_000;
-    const { report } = await runSwitch(testEnv(), { world, env: { ttl: 60, drainSeconds: 900 } });
+    const { report } = await runSwitch(testEnv(), {
+      signal,
+      world,
+      env: { ttl: 60, drainSeconds: 900 },
+    });
     const drain = report.phases.find((p) => p.name === 'draining')!;
     expect(drain.durationMs).toBeGreaterThanOrEqual(900_000);
     expect(drain.durationMs).toBeLessThan(960_000);
     expect(report.warnings?.join()).toMatch(/still had 6 open streams .* after 900 s of draining/);
   });
 
-  it('ends on evidence once the old stack is idle, but not before the record TTL', async () => {
+  it('ends on evidence once the old stack is idle, but not before the record TTL', async ({ signal }) => {
     const world = seededWorld();
     world.state.busyUntilStatsCall = 0;
-    const { report } = await runSwitch(testEnv(), { world, env: { ttl: 120, drainSeconds: 900 } });
+    const { report } = await runSwitch(testEnv(), {
+      signal,
+      world,
+      env: { ttl: 120, drainSeconds: 900 },
+    });
     const drain = report.phases.find((p) => p.name === 'draining')!;
     expect(drain.durationMs).toBeGreaterThanOrEqual(120_000);
     expect(drain.durationMs).toBeLessThan(900_000);
