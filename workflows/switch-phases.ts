@@ -394,7 +394,7 @@ async function commitFlip(
     } catch (err) {
       if (!lapsed(err) || commits >= MAX_FENCED_COPIES) throw err;
       run.describe(
-        `${old.name}'s fence lapsed before the commit and it took writes again: fencing it and copying again`,
+        `${old.name} refused the commit: its fence lapsed, or its copy is behind (a write it took or undid past the cursor): fencing it and copying again`,
       );
       run.fenced(workflowNow());
       const fenced = await fenceAndCopy(env, old, next, held.cursor, limits);

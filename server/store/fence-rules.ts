@@ -35,7 +35,8 @@ export interface FenceView {
    * No write can have been acknowledged under this fence with a number above this: SQLite numbers
    * and stores a write in one transaction (its highest number); on Riak a number may be taken and
    * never acknowledged, so it is the number when the fence began (writes re-read the fence after
-   * storing, and a lapse moves the epoch).
+   * storing, and a lapse moves the epoch), or an undo's number when higher: an undo puts an
+   * acknowledged revision back under a fresh number (riak/store.ts).
    */
   acknowledgedThrough: number;
 }

@@ -11,6 +11,8 @@ import { parseRiakUrl } from '../../server/store/riak/config.ts';
 import { RiakEmulator, type RecordedRequest } from '../support/riak-emulator.ts';
 import { call, changeFenceAsRead, exportAll, startTestNode, type TestNode } from './helpers.ts';
 import { tempDir } from '../support/temp-dir.ts';
+import type { ExportItemLine } from '../../src/navcloud/protocol.ts';
+import { generation } from '../../src/navcloud/revision.ts';
 
 const ROUNDS = 10;
 
@@ -35,16 +37,17 @@ async function riakNode(url: string, nodeId: string): Promise<TestNode> {
 const storeOf = (key: string, node: number) => (request: RecordedRequest) =>
   request.node === node && request.method === 'PUT' && request.path.endsWith(`/keys/${key}`);
 
-/** Ids of the item lines of one export and its end cursor. */
+/** The item lines of one export, their ids, and its end cursor. */
 async function exportFrom(
   node: TestNode,
   admin: string,
   since: string | undefined,
-): Promise<{ ids: string[]; cursor: string }> {
+): Promise<{ items: ExportItemLine[]; ids: string[]; cursor: string }> {
   const lines = await exportAll(node, admin, since);
   const end = lines.at(-1);
   expect(end.kind).toBe('end');
-  return { ids: lines.filter((line) => line.kind === 'item').map((line) => line.id), cursor: end.cursor };
+  const items: ExportItemLine[] = lines.filter((line) => line.kind === 'item');
+  return { items, ids: items.map((line) => line.id), cursor: end.cursor };
 }
 
 describe('Riak exports chained cursor to cursor', () => {
@@ -124,7 +127,7 @@ describe('Riak exports chained cursor to cursor', () => {
 });
 
 describe('a write whose number an export vouched for before it was stored', () => {
-  it('is not acknowledged, and is taken back, so no copy is behind what the stack shows', async () => {
+  it('is not acknowledged, and is undone, so no copy is behind what the stack shows', async () => {
     riak = await new RiakEmulator().start();
     const a = await riakNode(riak.url, 'node-a');
     const b = await riakNode(await riak.addNode(), 'node-b');
@@ -142,7 +145,9 @@ describe('a write whose number an export vouched for before it was stored', () =
     expect(answer.status).toBe(503);
     expect(answer.json.error.message).toMatch(/which an export had passed by the time it was stored: not acknowledged/);
     expect((await call(b, 'GET', '/v1/items/late', { token: alice })).status).toBe(404);
-    expect((await exportFrom(b, admin, passed.cursor)).ids).toEqual([]);
+    // The undo of a create is a tombstone, which the next export carries: to a copy that took the
+    // refused revision it says the item is gone, to any other it is an item that never lived.
+    expect((await exportFrom(b, admin, passed.cursor)).items).toMatchObject([{ id: 'late', deleted: true }]);
   });
 
   it('is refused also when the watermark reads as not found afterwards: a node never reads it below what it raised', async () => {
@@ -180,8 +185,9 @@ describe('a write whose number an export vouched for before it was stored', () =
     });
     const answer = await call(a, 'PUT', '/v1/items/behind', { token: alice, body: { type: 'trip', data: {} } });
     expect(answer.status).toBe(503);
-    // Acknowledged, it would sit at number 2, below the cursor every later export starts from.
-    expect((await exportFrom(a, admin, cursor)).ids).toEqual([]);
+    // Acknowledged, it would sit at number 2, below the cursor every later export starts from. Undone,
+    // it is a tombstone above that cursor.
+    expect((await exportFrom(a, admin, cursor)).items).toMatchObject([{ id: 'behind', deleted: true }]);
     expect((await call(a, 'PUT', '/v1/items/behind', { token: alice, body: { type: 'trip', data: {} } })).status).toBe(
       201,
     );
@@ -214,9 +220,78 @@ describe('the fence on Riak', () => {
     expect((await call(b, 'PUT', '/v1/items/after', { token: alice, body: { type: 'trip', data: {} } })).status).toBe(
       503,
     );
-    // The refused write is taken back: the store holds what it held before, and the last delta has nothing.
-    expect((await exportFrom(a, admin, cursor)).ids).toEqual([]);
+    // The refused write is undone: the item never lived, and the last delta says so.
+    expect((await exportFrom(a, admin, cursor)).items).toMatchObject([{ id: 'overtaken', deleted: true }]);
     expect((await call(a, 'GET', '/v1/items/overtaken', { token: alice })).status).toBe(404);
+  });
+});
+
+/**
+ * A write that stored its object and is then refused stands in the item's place until it is undone.
+ * An export walking meanwhile takes the refused revision, or misses the item (its index entry moved
+ * to the refused number). Found by the chaos soak on the Riak cluster (issue 19): the undo is a
+ * change of its own, above the export's cursor, and the commit of a hand-over waits for a copy of it.
+ */
+describe("a refused write's undo", () => {
+  it('gives the next export the acknowledged revision back, above the refused one an export took while it stood', async () => {
+    riak = await new RiakEmulator().start();
+    const a = await riakNode(riak.url, 'node-a');
+    const b = await riakNode(await riak.addNode(), 'node-b');
+    const admin = await a.token('ops', true);
+    const alice = await a.token('alice');
+    const { cursor: since } = await exportFrom(b, admin, undefined);
+    const put = (v: number) => call(a, 'PUT', '/v1/items/trip', { token: alice, body: { type: 'trip', data: { v } } });
+    expect((await put(1)).status).toBe(201);
+    // Node a stores v2; its answer is held before it looks at the fence and the export watermark.
+    const stored = riak.hold(storeOf('trip', 0), 'answer');
+    const v2 = put(2);
+    await stored.reached;
+    const passed = await exportFrom(b, admin, since);
+    expect(passed.items).toMatchObject([{ id: 'trip', data: { v: 2 } }]);
+    stored.open();
+    expect((await v2).status).toBe(503);
+    const next = await exportFrom(b, admin, passed.cursor);
+    expect(next.items).toMatchObject([{ id: 'trip', data: { v: 1 }, deleted: false }]);
+    expect(generation(next.items[0]!.rev)).toBeGreaterThan(generation(passed.items[0]!.rev));
+    expect((await call(b, 'GET', '/v1/items/trip', { token: alice })).json.data).toEqual({ v: 1 });
+  });
+
+  it('behind a fence: a commit over the copy that missed the item is refused, and the copy again carries it', async () => {
+    riak = await new RiakEmulator().start();
+    const a = await riakNode(riak.url, 'node-a');
+    const b = await riakNode(await riak.addNode(), 'node-b');
+    const admin = await a.token('ops', true);
+    const alice = await a.token('alice');
+    const { cursor: since } = await exportFrom(b, admin, undefined);
+    const put = (v: number) => call(a, 'PUT', '/v1/items/trip', { token: alice, body: { type: 'trip', data: { v } } });
+    expect((await put(1)).status).toBe(201);
+    // Node a has looked at the fence and waits for its number when node b fences.
+    const increment = riak.hold((r) => r.node === 0 && r.method === 'POST' && r.path.endsWith('/datatypes/seq'));
+    const v2 = put(2);
+    await increment.reached;
+    expect((await changeFenceAsRead(b, admin, '/admin/fence', { leaseSeconds: 60 })).status).toBe(200);
+    // The copy under the fence reads the counter (the route, then the store); only then does node a
+    // take its number and store v2, which moves the item's index entry past the copy's cursor.
+    const counterReads = () =>
+      riak!.requests.filter((r) => r.node === 1 && r.method === 'GET' && r.path.endsWith('/datatypes/seq')).length;
+    const readsBefore = counterReads();
+    const stored = riak.hold(storeOf('trip', 0), 'answer');
+    const copy = exportFrom(b, admin, since);
+    await expect.poll(counterReads).toBe(readsBefore + 2);
+    increment.open();
+    await stored.reached;
+    const missed = await copy;
+    expect(missed.ids).toEqual([]);
+    stored.open();
+    expect((await v2).json.error.code).toBe('fenced');
+    const commit = (cursor: string) =>
+      changeFenceAsRead(b, admin, '/admin/forward', { to: 'http://127.0.0.1:9', cursor });
+    const refused = await commit(missed.cursor);
+    expect(refused.status).toBe(409);
+    expect(refused.json.error.message).toMatch(/may have been acknowledged, past the copy's cursor/);
+    const again = await exportFrom(b, admin, missed.cursor);
+    expect(again.items).toMatchObject([{ id: 'trip', data: { v: 1 }, deleted: false }]);
+    expect((await commit(again.cursor)).status).toBe(200);
   });
 });
 

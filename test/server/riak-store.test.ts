@@ -319,7 +319,7 @@ describe('Riak store: the exact requests it makes and how it reads each document
     ]);
   });
 
-  it('does not acknowledge a write the fence overtook while it was being stored, and takes it back', async () => {
+  it('does not acknowledge a write the fence overtook while it was being stored, and undoes it by a change of its own', async () => {
     const first = await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { v: 1 } });
     riak.clearRequests();
     const fenced = JSON.stringify({ mode: 'fenced', epoch: 1, leaseMs: 60_000, fencedAt: 0, by: 'switch-1/fence' });
@@ -336,8 +336,20 @@ describe('Riak store: the exact requests it makes and how it reads each document
       `POST ${COUNTER}`,
       `PUT ${ITEM}`,
     ]);
-    // The item is back as it was: no reader, export or copy keeps a revision its writer was told failed.
-    expect(await store.item('trip-1')).toEqual(first.item);
+    // The item is as it was, under a fresh number and one generation above the refused revision, so an
+    // export that walked past its old number while the refused revision stood there carries it later,
+    // and a copy that took the refused revision takes this one over it.
+    const undone = await store.item('trip-1');
+    expect(undone).toMatchObject({ data: first.item.data, deleted: false, rev: '3-000000000001' });
+    expect(undone!.seq).toBe(first.item.seq + 2);
+    const stores = riak.requests.filter((r) => r.method === 'PUT' && r.path === ITEM);
+    expect(stores).toHaveLength(2);
+    // Only over the refused revision: a write made over it meanwhile would stand.
+    expect(stores[1]!.headers['if-match']).toMatch(/^"[^"]+"$/);
+    // The undo's number is recorded before it is stored, for the commit of a hand-over to read.
+    const mark = riak.requests.findIndex((r) => r.method === 'PUT' && r.path === `${T}.meta/keys/undone-through`);
+    expect(riak.requests[mark]!.body).toBe(String(undone!.seq));
+    expect(mark).toBeLessThan(riak.requests.indexOf(stores[1]!));
   });
 
   it('updates with the vector clock and ETag it read, and indexes every user who sees the change', async () => {
@@ -497,7 +509,7 @@ describe('Riak store: the exact requests it makes and how it reads each document
     expect(await store.fenceState()).toMatchObject({ mode: 'forwarding', forwardTo: 'http://other:1' });
   });
 
-  it('commits a flip over a write the fence caught: its number was taken after the fence, and it was never acknowledged', async () => {
+  it('refuses the commit over a write the fence caught until a copy reaches its undo: its number was taken after the fence', async () => {
     await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: { v: 1 } });
     // A write reads the fence open, then waits before taking its number.
     const increment = riak.hold((r) => r.method === 'POST' && r.path === COUNTER);
@@ -509,16 +521,21 @@ describe('Riak store: the exact requests it makes and how it reads each document
     const fenced = await store.fence({ expected: { epoch: 0, mode: 'open' }, by: 'switch-1/fence', leaseMs: 60_000 });
     increment.open();
     expect(await caught).toBe('fenced');
-    // The counter moved past the fence's cursor; nothing was acknowledged past it: the commit goes ahead.
-    expect(await store.highestSeq()).toBe(fenced.seq + 1);
-    expect(
-      await store.forward({
+    // Stored before it was refused, the write may have hidden v1 from a copy that ended at the fence's
+    // cursor: its undo, past that cursor, puts v1 back, and the commit waits for a copy that reaches it.
+    const undone = await store.highestSeq();
+    expect(undone).toBe(fenced.seq + 2);
+    const commit = (cursor: number) =>
+      store.forward({
         expected: { epoch: fenced.epoch, mode: 'fenced' },
         by: 'switch-1/commit',
         to: 'http://new:7070',
-        cursor: fenced.seq,
-      }),
-    ).toMatchObject({ mode: 'forwarding', epoch: fenced.epoch + 1 });
+        cursor,
+      });
+    await expect(commit(fenced.seq)).rejects.toThrow(
+      `writes up to number ${undone} may have been acknowledged, past the copy's cursor ${fenced.seq}`,
+    );
+    expect(await commit(undone)).toMatchObject({ mode: 'forwarding', epoch: fenced.epoch + 1 });
   });
 
   it('records a lapse before a write, so a commit held in flight meanwhile finds the fence moved', async () => {

@@ -47,8 +47,12 @@ export class RiakFence {
     private readonly bucket: string,
     clock: Clock,
     private readonly log: Logger,
-    /** The store's highest number now (the counter). */
-    private readonly highestSeq: () => Promise<number>,
+    private readonly numbers: {
+      /** The store's highest number now (the counter). */
+      highestSeq: () => Promise<number>;
+      /** The highest number an undo of a refused write took, read now (riak/store.ts). */
+      undoneThrough: () => Promise<number>;
+    },
   ) {
     this.lease = new NodeLease(clock);
   }
@@ -56,7 +60,7 @@ export class RiakFence {
   /** The fence as this node acts on it. */
   async state(): Promise<FenceState> {
     const { record } = await this.read();
-    return this.lease.state(record, await this.highestSeq());
+    return this.lease.state(record, await this.numbers.highestSeq());
   }
 
   /**
@@ -92,12 +96,13 @@ export class RiakFence {
   async change(change: FenceChange & FenceRequest): Promise<FenceState> {
     for (let attempt = 1; attempt <= CHANGE_ATTEMPTS; attempt += 1) {
       const current = await this.read(true);
-      const seq = await this.highestSeq();
+      const [seq, undone] = await Promise.all([this.numbers.highestSeq(), this.numbers.undoneThrough()]);
       const left = this.lease.leftMs(current.record);
       const view = {
         lapsed: left !== undefined && left <= 0,
         seq,
-        acknowledgedThrough: current.record.fencedAt ?? seq,
+        // An undo carries an acknowledged revision under its new number: a copy that ends below it is behind.
+        acknowledgedThrough: Math.max(current.record.fencedAt ?? seq, undone),
       };
       const decision = decide(current.record, view, change, () => this.lease.state(current.record, seq));
       if ('unchanged' in decision) return this.lease.state(current.record, seq);

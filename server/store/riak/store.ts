@@ -19,9 +19,9 @@
  *
  * The fence is a key read before every write and again after the write is stored, with the export
  * watermark (riak/watermark.ts): a write is acknowledged only if the fence was still open then and
- * no export had vouched for its number; otherwise it is taken back. So every acknowledged write was
- * stored before fence() wrote the fence and before any export whose cursor covers its number read
- * anything. The fence object itself is riak/fence.ts.
+ * no export had vouched for its number; otherwise it is undone, by a change of its own under a fresh
+ * number (undo). So every acknowledged write was stored before fence() wrote the fence and before any
+ * export whose cursor covers its number read anything. The fence object itself is riak/fence.ts.
  *
  * For the length of one write a client's feed may still show seq N+1 while N is on its way: a
  * client that moved its cursor past N in that window does not see N until the item changes again.
@@ -31,7 +31,7 @@
 import type { ExportItemLine } from '../../../src/navcloud/protocol.ts';
 import type { Logger } from '../../../src/logging.ts';
 import { decodeCursor } from '../../../src/navcloud/cursor.ts';
-import { compareRevisions, holdsAtLeast, nextRevision } from '../../../src/navcloud/revision.ts';
+import { compareRevisions, generation, holdsAtLeast, nextRevision } from '../../../src/navcloud/revision.ts';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -53,7 +53,7 @@ import { DegradedLog } from './degraded.ts';
 import { RiakFence } from './fence.ts';
 import { Numbering } from './numbering.ts';
 import { SharedRead } from './shared-read.ts';
-import { ExportWatermark } from './watermark.ts';
+import { Watermark } from './watermark.ts';
 import { parseRiakUrl } from './config.ts';
 
 /** What one Riak object holds. */
@@ -136,7 +136,9 @@ export class RiakStore implements SyncStore {
   private readonly degradedLog: DegradedLog;
   private readonly degradedMode: DegradedMode;
   private readonly numbering: Numbering;
-  private readonly watermark: ExportWatermark;
+  private readonly watermark: Watermark;
+  /** The highest number an undo took: a hand-over's copy that ends below it is behind. */
+  private readonly undone: Watermark;
   /** Looks at the fence shared by writes that look together (a busy node reads it once per batch of writes). */
   private readonly fenceChecks: SharedRead<void>;
 
@@ -152,12 +154,14 @@ export class RiakStore implements SyncStore {
     });
     this.bucket = riak.config.bucket;
     const metaBucket = `${riak.config.bucket}.meta`;
-    this.fenceOf = new RiakFence(riak, metaBucket, options.clock ?? (() => performance.now()), this.log, () =>
-      this.highestSeq(),
-    );
+    this.watermark = new Watermark(riak, metaBucket, DEGRADED, 'export-watermark');
+    this.undone = new Watermark(riak, metaBucket, DEGRADED, 'undone-through');
+    this.fenceOf = new RiakFence(riak, metaBucket, options.clock ?? (() => performance.now()), this.log, {
+      highestSeq: () => this.highestSeq(),
+      undoneThrough: () => this.undone.asOf(performance.now()),
+    });
     this.degradedLog = new DegradedLog(riak, metaBucket, DEGRADED, this.log);
     this.numbering = new Numbering(riak, DEGRADED);
-    this.watermark = new ExportWatermark(riak, metaBucket, DEGRADED);
     this.fenceChecks = new SharedRead(() => this.fenceOf.assertOpen());
     this.degradedMode = new DegradedMode(riak, metaBucket, options.probeEveryMs ?? PROBE_EVERY_MS, this.log);
   }
@@ -589,7 +593,7 @@ export class RiakStore implements SyncStore {
           siblings: stored.values.length,
         });
       }
-      await this.acknowledgeable(record, read, stored.vclock);
+      await this.acknowledgeable(record, read, stored);
       return record;
     }
     throw new StoreError('unavailable', `item ${id} kept changing during ${WRITE_ATTEMPTS} write attempts; try again`);
@@ -599,12 +603,12 @@ export class RiakStore implements SyncStore {
    * A stored write is acknowledged only if, read after its object was stored, the fence is open and
    * no export has vouched for its number (the export watermark): then every export whose cursor is
    * at or above its number began after it was stored, and the fence cannot have been written before
-   * it. Otherwise it is taken back and refused.
+   * it. Otherwise it is undone and refused.
    */
   private async acknowledgeable(
     record: ItemRecord,
     before: Read<ItemRecord>,
-    vclock: string | undefined,
+    stored: Extract<StoreResult, { kind: 'stored' }>,
   ): Promise<void> {
     const storedAt = performance.now();
     const [fence, watermark] = await Promise.allSettled([
@@ -613,7 +617,7 @@ export class RiakStore implements SyncStore {
     ]);
     if (fence.status === 'rejected' || watermark.status === 'rejected') {
       // Refused, or the fence or watermark could not be read: either way this write is not acknowledged.
-      await this.takeBack(record, before, vclock);
+      await this.undo(record, before, stored);
       throw fence.status === 'rejected' ? fence.reason : (watermark as PromiseRejectedResult).reason;
     }
     if (record.seq <= watermark.value) {
@@ -621,7 +625,7 @@ export class RiakStore implements SyncStore {
         { id: record.id, seq: record.seq, watermark: watermark.value },
         "an export vouched for this write's number before its object was stored; not acknowledged",
       );
-      await this.takeBack(record, before, vclock);
+      await this.undo(record, before, stored);
       throw new StoreError(
         'unavailable',
         `item ${record.id} took sequence number ${record.seq}, which an export had passed by the time it was stored: not acknowledged, retry it`,
@@ -630,19 +634,36 @@ export class RiakStore implements SyncStore {
   }
 
   /**
-   * Puts an item back as it was before a write that stored its object but is refused: no export,
-   * copy or reader is left with a revision whose writer was told it failed. Best effort: a write of
-   * the item in between makes siblings, which settle as any others do.
+   * Undoes a write that stored its object but is refused, by a change of its own: the item as it
+   * was before (a tombstone if it did not exist) under a fresh number, at a revision above the
+   * refused one, so a copy that took the refused revision takes this one over it. Put back under
+   * its old number instead, the item would be missed by every export that walked past that number
+   * while the refused revision stood in its place (docs/riak.md). Like a write, the undo is stored
+   * again under a new number until it lands above the export watermark, so the next export carries
+   * it; its number is recorded first (`undone`), so a hand-over's commit whose copy ended below it
+   * is refused as behind. Only over the refused revision (If-Match): a write over it meanwhile
+   * superseded it, and stands. Best effort: Riak may keep the refused revision.
    */
-  private async takeBack(record: ItemRecord, before: Read<ItemRecord>, vclock: string | undefined): Promise<void> {
+  private async undo(
+    refused: ItemRecord,
+    before: Read<ItemRecord>,
+    stored: Extract<StoreResult, { kind: 'stored' }>,
+  ): Promise<void> {
+    let over = { vclock: stored.vclock, etag: stored.values.length === 1 ? stored.values[0]!.etag : undefined };
     try {
-      if (before.record) await this.storeItem(before.record, vclock);
-      else await this.riak.remove(this.bucket, record.id, vclock, DEGRADED);
+      for (let attempt = 1; attempt <= WRITE_ATTEMPTS; attempt += 1) {
+        const undo = undoOf(refused, before.record, await this.numbering.take(), attempt);
+        await this.undone.raise(undo.seq);
+        const result = await this.storeItem(undo, over.vclock, over.etag ? { ifMatch: over.etag } : {});
+        if (result.kind === 'precondition-failed') return;
+        over = { vclock: result.vclock, etag: result.values.length === 1 ? result.values[0]!.etag : undefined };
+        const watermark = await this.watermark.asOf(performance.now());
+        if (undo.seq > watermark) return;
+        this.log.info({ id: undo.id, seq: undo.seq, watermark }, "an export passed the undo's number; undoing again");
+      }
+      this.log.warn({ id: refused.id, seq: refused.seq }, `an undo met an export's watermark ${WRITE_ATTEMPTS} times`);
     } catch (error) {
-      this.log.warn(
-        { err: error, id: record.id, seq: record.seq },
-        'could not take back a refused write: Riak keeps it',
-      );
+      this.log.warn({ err: error, id: refused.id, seq: refused.seq }, 'could not undo a refused write: Riak keeps it');
     }
   }
 
@@ -809,6 +830,20 @@ function toItem(record: ItemRecord): StoredItem {
   };
   if (record.data !== undefined && !record.deleted) item.data = record.data;
   return item;
+}
+
+/**
+ * The change that undoes `refused`: the item as `before` held it (a tombstone if it did not
+ * exist), numbered `seq`, one generation above the refused revision. Its nonce sorts below any
+ * random one, so when Riak keeps it beside a write made over the refused revision meanwhile (a
+ * degraded store has no If-Match), that write wins their siblings.
+ */
+function undoOf(refused: ItemRecord, before: ItemRecord | undefined, seq: number, attempt: number): ItemRecord {
+  const rev = `${generation(refused.rev) + 1}-${String(attempt).padStart(12, '0')}`;
+  if (before) return { ...before, seq, rev };
+  const tombstone: ItemRecord = { ...refused, seq, rev, deleted: true };
+  delete tombstone.data;
+  return tombstone;
 }
 
 /** The change `user` sees from this record's feed entry at `seq`, or undefined when the entry is stale. */
