@@ -268,7 +268,6 @@ export class RiakEmulator {
       const id = objectId(type, bucket, rest[0]!);
       if (request.method === 'GET') return this.fetch(id, request);
       if (request.method === 'PUT') return this.store(id, request, body);
-      if (request.method === 'DELETE') return this.objects.delete(id) ? { status: 204 } : text(404, 'not found\n');
     }
     if (kind === 'index' && (rest.length === 2 || rest.length === 3) && request.method === 'GET') {
       if (!this.types.kv.includes(type)) return text(404, `Unknown bucket type: ${type}\n`);

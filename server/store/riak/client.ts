@@ -137,19 +137,6 @@ export class RiakClient {
     }
   }
 
-  /** Deletes the object written over the version `vclock` names (Riak keeps a tombstone; reads answer 404). */
-  async remove(bucket: string, key: string, vclock: string | undefined, quorum?: RiakQuorum): Promise<void> {
-    const { w, pw, dw, node_confirms } = { ...this.config.quorum, ...quorum };
-    const response = await this.send(
-      'DELETE',
-      this.objectPath(bucket, key),
-      { w, pw, dw, node_confirms },
-      vclock ? { 'x-riak-vclock': vclock } : {},
-    );
-    if (response.status !== 204 && !(response.status === 404 && isNotFound(response)))
-      throw this.unexpected('DELETE', key, response);
-  }
-
   /** One page of an exact (`end` omitted) or inclusive range query, sorted by term then key. */
   async index(
     bucket: string,

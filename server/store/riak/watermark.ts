@@ -56,8 +56,7 @@ export class Watermark {
     if (fetched.kind === 'missing') return { value: this.highest, vclock: fetched.vclock };
     if (fetched.kind !== 'found') return { value: this.highest };
     const values = fetched.values.map((sibling) => Number(sibling.body.toString('utf8')));
-    if (!values.every(Number.isSafeInteger))
-      throw new StoreError('unavailable', `${this.key} is not a number`);
+    if (!values.every(Number.isSafeInteger)) throw new StoreError('unavailable', `${this.key} is not a number`);
     this.highest = Math.max(this.highest, ...values);
     return { value: this.highest, vclock: fetched.vclock };
   }
