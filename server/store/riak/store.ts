@@ -658,7 +658,10 @@ export class RiakStore implements SyncStore {
         if (result.kind === 'precondition-failed') return;
         over = { vclock: result.vclock, etag: result.values.length === 1 ? result.values[0]!.etag : undefined };
         const watermark = await this.watermark.asOf(performance.now());
-        if (undo.seq > watermark) return;
+        if (undo.seq > watermark) {
+          this.log.info({ id: undo.id, refused: refused.seq, seq: undo.seq }, 'refused write undone');
+          return;
+        }
         this.log.info({ id: undo.id, seq: undo.seq, watermark }, "an export passed the undo's number; undoing again");
       }
       this.log.warn({ id: refused.id, seq: refused.seq }, `an undo met an export's watermark ${WRITE_ATTEMPTS} times`);
