@@ -377,15 +377,21 @@ export class RiakStore implements SyncStore {
    * at or below it was stored before that, and the walk stops at that number, where the next export
    * starts.
    *
+   * Behind a fence the counter is read after the grace instead: no write can be acknowledged any
+   * more, and the numbers taken meanwhile are those of writes the fence caught and of their undos,
+   * which this export then carries, so a hand-over's commit after it need not wait for another copy.
+   *
    * The walk reads one replica per partition, which sees every whole write (storeItem). Degraded
    * writes are read from the degraded log instead, and their items by key at quorum; they take
    * their place in the walk's order.
    */
   async exportSince(since: number): Promise<StoreExport> {
-    const through = await this.highestSeq();
+    const fenced = !(await this.fenceOf.isOpen());
+    let through = await this.highestSeq();
     // Writes in flight with a number at or below `through` get the grace to be stored; one still in
     // flight after the watermark is raised is refused when it looks (acknowledgeable).
     await sleep(this.riak.config.exportGraceMs);
+    if (fenced) through = await this.highestSeq();
     await this.watermark.raise(through);
     const degraded = await this.degradedSince(since, through);
     return { through, items: this.walkExport(since, through, degraded) };
