@@ -234,17 +234,24 @@ describe('the fence on Riak', () => {
  * change of its own, above the export's cursor, and the commit of a hand-over waits for a copy of it.
  */
 describe("a refused write's undo", () => {
-  it('gives the next export the acknowledged revision back, above the refused one an export took while it stood', async () => {
-    riak = await new RiakEmulator().start();
-    const a = await riakNode(riak.url, 'node-a');
-    const b = await riakNode(await riak.addNode(), 'node-b');
+  /** Nodes a and b on one emulated cluster, an export's cursor, then `trip` written at v1 through node a. */
+  async function tripAcknowledged(graceMsOfB?: number) {
+    const emulator = await new RiakEmulator().start();
+    riak = emulator;
+    const a = await riakNode(emulator.url, 'node-a');
+    const b = await riakNode(await emulator.addNode(), 'node-b', graceMsOfB);
     const admin = await a.token('ops', true);
     const alice = await a.token('alice');
     const { cursor: since } = await exportFrom(b, admin, undefined);
     const put = (v: number) => call(a, 'PUT', '/v1/items/trip', { token: alice, body: { type: 'trip', data: { v } } });
     expect((await put(1)).status).toBe(201);
+    return { emulator, b, admin, alice, since, put };
+  }
+
+  it('gives the next export the acknowledged revision back, above the refused one an export took while it stood', async () => {
+    const { emulator, b, admin, alice, since, put } = await tripAcknowledged();
     // Node a stores v2; its answer is held before it looks at the fence and the export watermark.
-    const stored = riak.hold(storeOf('trip', 0), 'answer');
+    const stored = emulator.hold(storeOf('trip', 0), 'answer');
     const v2 = put(2);
     await stored.reached;
     const passed = await exportFrom(b, admin, since);
@@ -258,16 +265,9 @@ describe("a refused write's undo", () => {
   });
 
   it('behind a fence: the copy carries the undo of a write the fence caught during its grace, and the commit goes through at once', async () => {
-    riak = await new RiakEmulator().start();
-    const a = await riakNode(riak.url, 'node-a');
-    const b = await riakNode(await riak.addNode(), 'node-b', 3_000);
-    const admin = await a.token('ops', true);
-    const alice = await a.token('alice');
-    const { cursor: since } = await exportFrom(b, admin, undefined);
-    const put = (v: number) => call(a, 'PUT', '/v1/items/trip', { token: alice, body: { type: 'trip', data: { v } } });
-    expect((await put(1)).status).toBe(201);
+    const { emulator, b, admin, alice, since, put } = await tripAcknowledged(3_000);
     // Node a has stored v2 and not yet looked at the fence when node b fences.
-    const stored = riak.hold(storeOf('trip', 0), 'answer');
+    const stored = emulator.hold(storeOf('trip', 0), 'answer');
     const v2 = put(2);
     await stored.reached;
     expect((await changeFenceAsRead(b, admin, '/admin/fence', { leaseSeconds: 60 })).status).toBe(200);
@@ -287,23 +287,16 @@ describe("a refused write's undo", () => {
   });
 
   it('behind a fence: a commit over the copy that missed the item is refused, and the copy again carries it', async () => {
-    riak = await new RiakEmulator().start();
-    const a = await riakNode(riak.url, 'node-a');
-    const b = await riakNode(await riak.addNode(), 'node-b');
-    const admin = await a.token('ops', true);
-    const alice = await a.token('alice');
-    const { cursor: since } = await exportFrom(b, admin, undefined);
-    const put = (v: number) => call(a, 'PUT', '/v1/items/trip', { token: alice, body: { type: 'trip', data: { v } } });
-    expect((await put(1)).status).toBe(201);
+    const { emulator, b, admin, alice, since, put } = await tripAcknowledged();
     // Node a has looked at the fence and waits for its number when node b fences.
-    const increment = riak.hold((r) => r.node === 0 && r.method === 'POST' && r.path.endsWith('/datatypes/seq'));
+    const increment = emulator.hold((r) => r.node === 0 && r.method === 'POST' && r.path.endsWith('/datatypes/seq'));
     const v2 = put(2);
     await increment.reached;
     expect((await changeFenceAsRead(b, admin, '/admin/fence', { leaseSeconds: 60 })).status).toBe(200);
     // The copy under the fence reads the counter and starts its walk; only then does node a take its
     // number and store v2, which moves the item's index entry past the copy's cursor.
-    const stored = riak.hold(storeOf('trip', 0), 'answer');
-    const walk = riak.hold((r) => r.node === 1 && r.path.includes('/index/seq_int/'));
+    const stored = emulator.hold(storeOf('trip', 0), 'answer');
+    const walk = emulator.hold((r) => r.node === 1 && r.path.includes('/index/seq_int/'));
     const copy = exportFrom(b, admin, since);
     await walk.reached;
     increment.open();
