@@ -254,17 +254,10 @@ export class RiakStore implements SyncStore {
       if (ifMatch !== undefined && existing.rev !== ifMatch)
         throw new StoreError('precondition-failed', `item ${id} is at revision ${existing.rev}, not ${ifMatch}`);
       // Sharees keep their feed entries, so the tombstone reaches them too.
-      return (seq) => {
-        const tombstone: ItemRecord = {
-          ...existing,
-          seq,
-          rev: nextRevision(existing.rev),
-          deleted: true,
-          updatedAt: new Date().toISOString(),
-        };
-        delete tombstone.data;
-        return tombstone;
-      };
+      return (seq) => ({
+        ...tombstoneOf(existing, seq, nextRevision(existing.rev)),
+        updatedAt: new Date().toISOString(),
+      });
     });
     return toItem(record);
   }
@@ -655,14 +648,14 @@ export class RiakStore implements SyncStore {
     before: Read<ItemRecord>,
     stored: Extract<StoreResult, { kind: 'stored' }>,
   ): Promise<void> {
-    let over = { vclock: stored.vclock, etag: stored.values.length === 1 ? stored.values[0]!.etag : undefined };
+    let over = versionOf(stored);
     try {
       for (let attempt = 1; attempt <= WRITE_ATTEMPTS; attempt += 1) {
         const undo = undoOf(refused, before.record, await this.numbering.take(), attempt);
         await this.undone.raise(undo.seq);
         const result = await this.storeItem(undo, over.vclock, over.etag ? { ifMatch: over.etag } : {});
         if (result.kind === 'precondition-failed') return;
-        over = { vclock: result.vclock, etag: result.values.length === 1 ? result.values[0]!.etag : undefined };
+        over = versionOf(result);
         const watermark = await this.watermark.asOf(performance.now());
         if (undo.seq > watermark) {
           this.log.info({ id: undo.id, refused: refused.seq, seq: undo.seq }, 'refused write undone');
@@ -849,10 +842,18 @@ function toItem(record: ItemRecord): StoredItem {
  */
 function undoOf(refused: ItemRecord, before: ItemRecord | undefined, seq: number, attempt: number): ItemRecord {
   const rev = `${generation(refused.rev) + 1}-${String(attempt).padStart(12, '0')}`;
-  if (before) return { ...before, seq, rev };
-  const tombstone: ItemRecord = { ...refused, seq, rev, deleted: true };
-  delete tombstone.data;
-  return tombstone;
+  return before ? { ...before, seq, rev } : tombstoneOf(refused, seq, rev);
+}
+
+/** `record` deleted: its data dropped, numbered `seq` at `rev`. */
+function tombstoneOf(record: ItemRecord, seq: number, rev: string): ItemRecord {
+  const { data: _data, ...rest } = record;
+  return { ...rest, seq, rev, deleted: true };
+}
+
+/** The version a stored object is: its vector clock, and the ETag `If-Match` guards when Riak kept one value. */
+function versionOf(stored: Extract<StoreResult, { kind: 'stored' }>): { vclock?: string; etag?: string } {
+  return { vclock: stored.vclock, etag: stored.values.length === 1 ? stored.values[0]!.etag : undefined };
 }
 
 /** The change `user` sees from this record's feed entry at `seq`, or undefined when the entry is stale. */
