@@ -53,6 +53,16 @@ export function brokerEnvironment(dir: string, { port, distPort, epmdPort }: Bro
   };
 }
 
+/**
+ * True once a broker at `url` completes an AMQP handshake. The socket's timeout bounds the handshake
+ * too, so a listener that accepts and says nothing (a broker still booting) fails within timeoutMs.
+ */
+export async function completesHandshake(url: string, timeoutMs = 2_000): Promise<boolean> {
+  const connection = await connect(url, { timeout: timeoutMs });
+  await connection.close();
+  return true;
+}
+
 export interface Broker {
   url: string;
   /** epmd, which stays up when the broker is restarted. */
@@ -105,9 +115,7 @@ export async function startBroker(
           if (readFileSync(broker.logFile, 'utf8').slice(bootLog).includes('init terminating in do_boot')) {
             throw new ServiceFailedError(`rabbitmq-server failed to boot; see ${broker.logFile}`);
           }
-          const connection = await connect(url);
-          await connection.close();
-          return true;
+          return completesHandshake(url);
         });
       } catch (err) {
         await broker.stop(2_000);

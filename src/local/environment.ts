@@ -119,15 +119,17 @@ export async function startLocalEnvironment(options: LocalEnvironmentOptions): P
       return { supervised, address: `127.0.0.1:${port}` };
     };
     const [moto, broker, temporal] = await Promise.all([
-      withRetries(() => startMoto(logDir, region)).then((s) => {
+      withRetries('moto', log, () => startMoto(logDir, region)).then((s) => {
         stops.push(() => s.service.stop(5_000));
         return s;
       }),
-      withRetries(() => startBroker(join(dataDir, 'rabbitmq'), logDir, recordPid)).then((b: Broker) => {
-        stops.push(b.stop);
-        return b;
-      }),
-      withRetries(startTemporal).then((t) => {
+      withRetries('RabbitMQ', log, () => startBroker(join(dataDir, 'rabbitmq'), logDir, recordPid)).then(
+        (b: Broker) => {
+          stops.push(b.stop);
+          return b;
+        },
+      ),
+      withRetries('the Temporal dev server', log, startTemporal).then((t) => {
         stops.push(() => t.supervised.stop());
         return t;
       }),
@@ -184,7 +186,7 @@ export async function startLocalEnvironment(options: LocalEnvironmentOptions): P
         logFile: join(logDir, 'worker.log'),
       });
       recordPid('worker', service.pid);
-      await waitReady(service, 'the worker', 60_000, () => hasWorkflowPoller(temporalAddress));
+      await waitReady(service, 'the worker', 60_000, (signal) => hasWorkflowPoller(temporalAddress, signal));
       log.info({ pid: service.pid }, 'worker polling');
       return { pid: service.pid, kill: () => service.kill(), stop: () => service.stop(10_000) };
     });
@@ -261,14 +263,15 @@ async function startDnsProcess(
 /**
  * A port freePort() found can be taken by another process before the service binds it (a busy
  * shared machine): starting afresh, with new ports, is the remedy. Each start cleans up after
- * itself when it fails.
+ * itself when it fails; each failure is logged, so a slow start says why.
  */
-async function withRetries<T>(start: () => Promise<T>, attempts = 3): Promise<T> {
+async function withRetries<T>(what: string, log: Logger, start: () => Promise<T>, attempts = 3): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await start();
     } catch (err) {
       if (attempt >= attempts) throw err;
+      log.warn({ err, attempt, attempts }, `starting ${what} failed; starting it again on fresh ports`);
     }
   }
 }
@@ -285,8 +288,8 @@ async function startMoto(logDir: string, region: string): Promise<{ endpoint: st
     logFile: join(logDir, 'moto.log'),
   });
   try {
-    await waitReady(service, 'moto_server', 60_000, async () => {
-      const res = await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(2_000) });
+    await waitReady(service, 'moto_server', 60_000, async (signal) => {
+      const res = await fetch(`${endpoint}/moto-api/`, { signal });
       await res.arrayBuffer();
       return res.ok;
     });
@@ -298,14 +301,16 @@ async function startMoto(logDir: string, region: string): Promise<{ endpoint: st
 }
 
 /** True once some worker polls the switchyard task queue for workflow tasks. */
-async function hasWorkflowPoller(address: string): Promise<boolean> {
+async function hasWorkflowPoller(address: string, signal: AbortSignal): Promise<boolean> {
   const connection = await Connection.connect({ address, connectTimeout: 2_000 });
   try {
-    const queue = await connection.workflowService.describeTaskQueue({
-      namespace: 'default',
-      taskQueue: { name: TASK_QUEUE },
-      taskQueueType: 1,
-    });
+    const queue = await connection.withAbortSignal(signal, () =>
+      connection.workflowService.describeTaskQueue({
+        namespace: 'default',
+        taskQueue: { name: TASK_QUEUE },
+        taskQueueType: 1,
+      }),
+    );
     return (queue.pollers?.length ?? 0) > 0;
   } finally {
     await connection.close();

@@ -88,24 +88,34 @@ export class ServiceFailedError extends Error {
   override name = 'ServiceFailedError';
 }
 
-/** Polls `probe` until it says ready; fails early, naming the log, if the service exits first. */
+/** One probe may take this long; one that hangs (a half-open listener during boot) counts as "not ready yet". */
+const PROBE_TIMEOUT_MS = 5_000;
+
+/**
+ * Polls `probe` until it says ready; fails early, naming the log, if the service exits first. Each
+ * probe gets a signal that aborts after PROBE_TIMEOUT_MS (or at the deadline), and is abandoned then,
+ * so the wait never outlasts `timeoutMs` by more than a moment.
+ */
 export async function waitReady(
   service: Service,
   what: string,
   timeoutMs: number,
-  probe: () => Promise<boolean>,
+  probe: (signal: AbortSignal) => Promise<boolean>,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (!service.running())
       throw new Error(`${what} exited with ${await service.exited} before it was ready; see ${service.logFile}`);
-    if (
-      await probe().catch((err: unknown) => {
+    const signal = AbortSignal.timeout(Math.max(1, Math.min(PROBE_TIMEOUT_MS, deadline - Date.now())));
+    const aborted = new Promise<boolean>((res) => signal.addEventListener('abort', () => res(false), { once: true }));
+    const ready = await Promise.race([
+      probe(signal).catch((err: unknown) => {
         if (err instanceof ServiceFailedError) throw err;
         return false;
-      })
-    )
-      return;
+      }),
+      aborted,
+    ]);
+    if (ready) return;
     if (Date.now() > deadline) throw new Error(`${what} was not ready within ${timeoutMs} ms; see ${service.logFile}`);
     await sleep(100);
   }

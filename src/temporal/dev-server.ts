@@ -56,8 +56,14 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   const exited = new Promise<never>((_, reject) =>
     child.once('exit', (code) => reject(new Error(`temporal dev server exited with ${code}; see ${options.logFile}`))),
   );
-  await Promise.race([waitForPort(host, options.port, 60_000, 'temporal dev server'), exited]);
   exited.catch(() => undefined);
+  try {
+    await Promise.race([waitForPort(host, options.port, 60_000, 'temporal dev server'), exited]);
+  } catch (err) {
+    // A server that never listened must not stay behind holding its database and ports.
+    child.kill('SIGKILL');
+    throw err;
+  }
   return {
     address: `${host}:${options.port}`,
     uiUrl: options.uiPort ? `http://${host}:${options.uiPort}` : undefined,
