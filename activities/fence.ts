@@ -24,6 +24,30 @@ import type {
   TakeFenceInput,
 } from './types.ts';
 
+/** How long each node of a fenced stack may take to resolve the writes the fence caught in flight. */
+const SETTLE_WITHIN_MS = 2_000;
+
+/**
+ * Waits until every node of the fenced stack has resolved the writes the fence caught in flight
+ * (refused, and undone under numbers of their own), so the copy that follows carries the undos and
+ * the commit after it is not refused as behind. Best effort: a node that does not settle in time
+ * or does not answer costs at most another fenced copy, never a write.
+ */
+async function settleCaughtWrites(source: StackAdmin, nodes: string[], signal: AbortSignal): Promise<void> {
+  const startedAt = performance.now();
+  // A node that never answers (frozen) is given up soon after the others' wait ends.
+  const bounded = AbortSignal.any([signal, AbortSignal.timeout(SETTLE_WITHIN_MS + 500)]);
+  const answers = await Promise.allSettled(nodes.map((node) => source.settled(node, SETTLE_WITHIN_MS, bounded)));
+  const unsettled = answers.flatMap((answer, i): Array<{ node: string; unresolved?: number; error?: string }> => {
+    if (answer.status === 'rejected') return [{ node: nodes[i]!, error: String(answer.reason) }];
+    return answer.value.unresolved > 0 ? [{ node: nodes[i]!, unresolved: answer.value.unresolved }] : [];
+  });
+  const waitedMs = Math.round(performance.now() - startedAt);
+  if (unsettled.length)
+    Context.current().log.warn('copying with writes the fence caught unresolved', { unsettled, waitedMs });
+  else Context.current().log.info('every node settled the writes the fence caught', { nodes: nodes.length, waitedMs });
+}
+
 export function fenceActivities(context: (env: string) => Promise<EnvironmentContext>, batchLines: number) {
   return {
     /**
@@ -67,9 +91,10 @@ export function fenceActivities(context: (env: string) => Promise<EnvironmentCon
       // A retry has what the first attempt had, less the time since that was scheduled (both on the server's clock).
       const ceilingMs = input.writePauseLeftMs - (info.currentAttemptScheduledTimestampMs - info.scheduledTimestampMs);
       const renewal = heldRenewal(source, held, input.leaseSeconds, cancellationSignal, ceilingMs);
-      const copy = await renewal.during((signal) =>
-        copyBetween(source, admin(input.toAdminUrl), input, batchLines, signal),
-      );
+      const copy = await renewal.during(async (signal) => {
+        if (input.fromNodes?.length) await settleCaughtWrites(source, input.fromNodes, signal);
+        return copyBetween(source, admin(input.toAdminUrl), input, batchLines, signal);
+      });
       return { ...copy, fence: held };
     },
 

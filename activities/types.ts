@@ -141,6 +141,11 @@ export interface FencedCopyInput {
   leaseSeconds: number;
   /** What is left of maxWritePauseSeconds when the copy is asked for: renewals stop there, and the copy fails. */
   writePauseLeftMs: number;
+  /**
+   * The fenced stack's nodes: each settles the writes the fence caught before the copy starts
+   * (absent in runs scheduled before settling, whose copies may be refused as behind more often).
+   */
+  fromNodes?: string[];
 }
 
 export interface FencedCopyResult extends CopyResult {

@@ -11,7 +11,9 @@
  * never both take writes, whatever pauses, dies, is terminated or runs out of retries.
  */
 import type { CopyResult, HeldFence, StackRef } from '../activities/types.ts';
+import { patched } from '@temporalio/workflow';
 import { fencing, streaming } from './activities.ts';
+import { PATCHES } from './patches.ts';
 import { refusedWith, stop } from './failures.ts';
 
 /** Catch-up passes before fencing no matter how busy the stack still is. */
@@ -85,6 +87,7 @@ export async function fenceAndCopy(
     fence: { epoch: fence.epoch },
     leaseSeconds: limits.leaseSeconds,
     writePauseLeftMs: limits.maxWritePauseSeconds * 1000,
+    ...(patched(PATCHES.settleCaughtWrites) ? { fromNodes: from.outputs.nodes } : {}),
   });
   return { cursor: copy.cursor, fence: copy.fence };
 }

@@ -38,4 +38,10 @@ export const PATCHES = {
    * (src/switch/roles.ts), instead of listing the stacks and asking each candidate in turn.
    */
   stackRoles: 'stack-roles',
+  /**
+   * The copy under a fence starts once every node of the fenced stack resolved the writes the fence
+   * caught in flight (copyUnderFence's `fromNodes`), so it carries their undos and the commit after
+   * it is not refused as behind.
+   */
+  settleCaughtWrites: 'settle-caught-writes',
 } as const;

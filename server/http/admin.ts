@@ -17,6 +17,7 @@ import {
   type FenceStatus,
   type ImportResult,
   type NodeStats,
+  type SettleResult,
 } from '../../src/navcloud/protocol.ts';
 import { decodeCursor, encodeCursor } from '../../src/navcloud/cursor.ts';
 import { ApiError } from '../errors.ts';
@@ -399,6 +400,29 @@ export const unfence: Handler = async (context, exchange) => {
   const result = await changeFence(() => context.store.unfence({ expected, by }));
   context.logger.warn({ cursor: result.cursor, epoch: result.epoch, by }, 'store unfenced: writes accepted again');
   sendJson(exchange.response, 200, result);
+};
+
+/** The longest GET /admin/settled waits: a node frozen mid-write must not hold the switch's copy. */
+const MAX_SETTLE_MS = 10_000;
+
+/**
+ * GET /admin/settled?within_ms=N: answers once every write this node began before the request is
+ * acknowledged or refused (a refused one undone), or after N ms (default 2,000), with how many are
+ * still unresolved. A switch asks every node of a stack it fenced before the copy under the fence.
+ */
+export const settled: Handler = async (context, { response, query }) => {
+  const raw = query.get('within_ms') ?? '2000';
+  const withinMs = Number(raw);
+  if (!/^\d+$/.test(raw) || withinMs > MAX_SETTLE_MS)
+    throw new ApiError(
+      400,
+      'invalid-within',
+      `within_ms must be an integer from 0 to ${MAX_SETTLE_MS}, got ${JSON.stringify(raw.slice(0, 32))}`,
+    );
+  const { unresolved } = await context.store.settleWrites(withinMs);
+  if (unresolved > 0) context.logger.warn({ unresolved, withinMs }, 'writes still unresolved after the settle wait');
+  const result: SettleResult = { node: context.config.nodeId, unresolved };
+  sendJson(response, 200, result);
 };
 
 export const drain: Handler = async (context, { response }) => {

@@ -55,6 +55,7 @@ export const ROUTES: Route[] = [
   route('POST', '/admin/fence', 'admin', 'local', admin.fence),
   route('POST', '/admin/forward', 'admin', 'local', admin.forward),
   route('POST', '/admin/unfence', 'admin', 'local', admin.unfence),
+  route('GET', '/admin/settled', 'admin', 'local', admin.settled),
   route('POST', '/admin/drain', 'admin', 'local', admin.drain),
   route('POST', '/admin/undrain', 'admin', 'local', admin.undrain),
   route('GET', '/admin/stats', 'admin', 'local', admin.stats),

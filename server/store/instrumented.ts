@@ -21,6 +21,7 @@ const TIMED: AsyncMethods[] = [
   'forward',
   'unfence',
   'fenceState',
+  'settleWrites',
   'highestSeq',
   'countItems',
   'ping',

@@ -186,6 +186,14 @@ export interface SyncStore {
   unfence(change: FenceChange): Promise<FenceState>;
   /** As this node acts on it: a lease lapsed by its clock reads as 'open'. */
   fenceState(): Promise<FenceState>;
+  /**
+   * Resolves once every write this node began before the call is acknowledged or refused (a
+   * refused one undone), or after `withinMs`, answering how many are still unresolved. A copy
+   * behind a fence that starts once every node settled carries the undos of the writes the fence
+   * caught, so the commit after it is not refused as behind. Writes begun after the call read the
+   * fence afresh and are refused before they store anything.
+   */
+  settleWrites(withinMs: number): Promise<{ unresolved: number }>;
   /** Highest sequence number in the store. */
   highestSeq(): Promise<number>;
   countItems(): Promise<number>;

@@ -18,6 +18,7 @@ import type {
   ForwardRequest,
   ImportResult,
   NodeStats,
+  SettleResult,
   RevisionExportLine,
   UnfenceRequest,
 } from './protocol.ts';
@@ -55,6 +56,8 @@ export interface StackAdmin {
   /** POST /admin/undrain on one node: it reports ready and takes streams again. */
   undrain(node: string, signal?: AbortSignal): Promise<void>;
   stats(node: string, signal?: AbortSignal): Promise<NodeStats>;
+  /** GET /admin/settled on one node: waits up to `withinMs` for the writes it began before the call to resolve. */
+  settled(node: string, withinMs: number, signal?: AbortSignal): Promise<SettleResult>;
   /** GET /admin/items/:id: the item as an export line whoever owns it, or undefined when the stack has none. */
   item(id: string, signal?: AbortSignal): Promise<ExportItemLine | undefined>;
   /** GET /healthz on a base URL: true on 200, false on any other answer or no answer. */
@@ -183,6 +186,8 @@ export function createAdminClient(options: AdminClientOptions): StackAdmin {
       await json<unknown>('POST', '/admin/undrain', signal, node);
     },
     stats: (node, signal) => json<NodeStats>('GET', '/admin/stats', signal, node),
+    settled: (node, withinMs, signal) =>
+      json<SettleResult>('GET', `/admin/settled?within_ms=${withinMs}`, signal, node),
     async item(id, signal) {
       try {
         return await json<ExportItemLine>('GET', `/admin/items/${encodeURIComponent(id)}`, signal);

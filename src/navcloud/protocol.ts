@@ -176,6 +176,12 @@ export interface DrainResult {
   closedStreams: number;
 }
 
+/** Answer of GET /admin/settled (one node): its writes begun before the request that are still unresolved. */
+export interface SettleResult {
+  node: string;
+  unresolved: number;
+}
+
 /** Answer of GET /admin/stats (one node). */
 export interface NodeStats {
   node: string;

@@ -341,6 +341,21 @@ describe('fence lease and forward over HTTP', () => {
   });
 });
 
+describe('settled', () => {
+  it('answers at once on SQLite, whose writes check the fence and store in one transaction, and names a bad wait', async () => {
+    const target = await node({ nodeId: 'node-s' });
+    const admin = await target.token('ops', true);
+    const settled = (query: string) => call(target, 'GET', `/admin/settled${query}`, { token: admin });
+    expect((await settled('?within_ms=10000')).json).toEqual({ node: 'node-s', unresolved: 0 });
+    expect((await settled('')).json).toEqual({ node: 'node-s', unresolved: 0 });
+    for (const bad of ['?within_ms=10001', '?within_ms=-1', '?within_ms=soon']) {
+      const refused = await settled(bad);
+      expect([refused.status, refused.json.error.code]).toEqual([400, 'invalid-within']);
+      expect(refused.json.error.message).toMatch(/within_ms must be an integer from 0 to 10000, got "/);
+    }
+  });
+});
+
 describe('drain', () => {
   it('sends reconnect to every stream, answers readyz and new streams 503, and keeps serving requests', async () => {
     const target = await node();

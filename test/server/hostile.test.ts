@@ -131,6 +131,7 @@ describe('hostile clients: the admin API', () => {
       ['POST', '/admin/drain'],
       ['POST', '/admin/undrain'],
       ['GET', '/admin/stats'],
+      ['GET', '/admin/settled'],
     ] as const) {
       expect((await call(node, method, path, { token: alice })).status).toBe(403);
     }

@@ -242,10 +242,10 @@ describe("a refused write's undo", () => {
     const b = await riakNode(await emulator.addNode(), 'node-b', graceMsOfB);
     const admin = await a.token('ops', true);
     const alice = await a.token('alice');
-    const { cursor: since } = await exportFrom(b, admin, undefined);
+    const { cursor: since } = await exportFrom(a, admin, undefined);
     const put = (v: number) => call(a, 'PUT', '/v1/items/trip', { token: alice, body: { type: 'trip', data: { v } } });
     expect((await put(1)).status).toBe(201);
-    return { emulator, b, admin, alice, since, put };
+    return { emulator, a, b, admin, alice, since, put };
   }
 
   it('gives the next export the acknowledged revision back, above the refused one an export took while it stood', async () => {
@@ -264,20 +264,22 @@ describe("a refused write's undo", () => {
     expect((await call(b, 'GET', '/v1/items/trip', { token: alice })).json.data).toEqual({ v: 1 });
   });
 
-  it('behind a fence: the copy carries the undo of a write the fence caught during its grace, and the commit goes through at once', async () => {
-    const { emulator, b, admin, alice, since, put } = await tripAcknowledged(3_000);
+  it('behind a fence: once every node settled, the copy carries the undo of the write the fence caught, without a grace, and the commit goes through at once', async () => {
+    const { emulator, a, b, admin, since, put } = await tripAcknowledged(60_000);
     // Node a has stored v2 and not yet looked at the fence when node b fences.
     const stored = emulator.hold(storeOf('trip', 0), 'answer');
     const v2 = put(2);
     await stored.reached;
     expect((await changeFenceAsRead(b, admin, '/admin/fence', { leaseSeconds: 60 })).status).toBe(200);
-    const copy = exportFrom(b, admin, since);
-    // A second into the copy's three of grace (it read the counter within milliseconds) node a looks,
-    // finds the fence, and undoes v2 under a number past the one the copy read.
-    await sleep(1_000);
+    const settled = (withinMs: number) => call(a, 'GET', `/admin/settled?within_ms=${withinMs}`, { token: admin });
+    expect((await settled(100)).json).toEqual({ node: 'node-a', unresolved: 1 });
+    const settling = settled(10_000);
+    // Node a looks, finds the fence, and undoes v2 under a number of its own.
     stored.open();
     expect((await v2).json.error.code).toBe('fenced');
-    const copied = await copy;
+    expect((await settling).json).toEqual({ node: 'node-a', unresolved: 0 });
+    // Node b's grace is a minute: behind the fence the copy does not wait it.
+    const copied = await exportFrom(b, admin, since);
     expect(copied.items.at(-1)).toMatchObject({ id: 'trip', data: { v: 1 }, deleted: false });
     const commit = await changeFenceAsRead(b, admin, '/admin/forward', {
       to: 'http://127.0.0.1:9',

@@ -60,6 +60,7 @@ export const FAILURE_POINTS = [
   'admin.drain',
   'admin.undrain',
   'admin.stats',
+  'admin.settled',
   'dns.switch',
   'dns.waitInSync',
   'dns.verify',
@@ -1017,6 +1018,13 @@ export class FakeWorld {
         const stack = world.stackOfUrl(node);
         stack.draining = false;
         world.record(`undrain ${node}`);
+      },
+      // A fake stack applies a write whole, in one step: none is ever caught half-way.
+      async settled(node) {
+        world.beforeRequest(node);
+        world.check('admin.settled', node);
+        world.record(`settled ${node}`);
+        return { node, unresolved: 0 };
       },
       async stats(node): Promise<NodeStats> {
         world.beforeRequest(node);

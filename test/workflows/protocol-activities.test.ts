@@ -296,6 +296,38 @@ describe('fencing tokens: the fence, the commit and the hand-over, against real 
     expect((await call(to, 'GET', '/v1/items/on-from', { token: await to.token('user-1') })).status).toBe(200);
   });
 
+  it('asks every node of the fenced stack to settle its caught writes before the copy, and copies even when one never answers', async () => {
+    const activities = activitiesFor(new FakeWorld());
+    const since = (await adminOf(from).fenceState()).cursor;
+    expect((await write(from, 'before-fence')).status).toBe(201);
+    const fence: FenceResult = await step('fence').run(activities.takeFence, {
+      env: 'test',
+      adminUrl: from.url,
+      leaseSeconds: 60,
+    });
+    // A node that takes the request and never answers: frozen, or behind a network that holds requests.
+    const asked: string[] = [];
+    const frozen = createServer((request) => asked.push(`${request.method} ${request.url}`));
+    await new Promise<void>((ready) => frozen.listen(0, '127.0.0.1', ready));
+    try {
+      const copy: FencedCopyResult = await step('copy').run(activities.copyUnderFence, {
+        env: 'test',
+        fromAdminUrl: from.url,
+        toAdminUrl: to.url,
+        since,
+        fence: { epoch: fence.epoch },
+        leaseSeconds: 60,
+        writePauseLeftMs: 30_000,
+        fromNodes: [from.url, `http://127.0.0.1:${(frozen.address() as AddressInfo).port}`],
+      });
+      expect(copy.copied).toBe(1);
+      expect(asked).toEqual(['GET /admin/settled?within_ms=2000']);
+    } finally {
+      frozen.closeAllConnections();
+      await new Promise((done) => frozen.close(done));
+    }
+  });
+
   it('renews the fence while a slow copy runs, every renewal done before the copy answers, and stops at the write-pause ceiling', async () => {
     const world = new FakeWorld();
     const real = (url: string) => createAdminClient({ adminUrl: url, jwtSecret: SECRET });

@@ -30,7 +30,7 @@ beforeAll(() => quietRuntime());
 
 it(
   'has the fixtures of every generation: the first, the fence-lease protocol (v2) with rehearsals, rollback following ' +
-    'forwards (v3), notifications and data verification (v5), fencing tokens (v6), rollback by stack roles (v7)',
+    'forwards (v3), notifications and data verification (v5), fencing tokens (v6), rollback by stack roles (v7), settling caught writes before the fenced copy (v8)',
   () => {
     const first = [
       'switch-switched.json',
@@ -39,10 +39,10 @@ it(
       'nightly-refresh-switched.json',
       'nightly-refresh-skipped.json',
     ];
-    const later = ['v2', 'v3', 'v5', 'v6', 'v7'].flatMap((generation) =>
+    const later = ['v2', 'v3', 'v5', 'v6', 'v7', 'v8'].flatMap((generation) =>
       [...first, 'switch-dns-refused.json', 'rollback.json'].map((f) => join(generation, f)),
     );
-    const rehearsals = ['v2', 'v5', 'v6', 'v7'].flatMap((generation) =>
+    const rehearsals = ['v2', 'v5', 'v6', 'v7', 'v8'].flatMap((generation) =>
       ['rehearsal-rehearsed.json', 'rehearsal-failed-smoke.json', 'nightly-refresh-rehearsed.json'].map((f) =>
         join(generation, f),
       ),
@@ -52,6 +52,7 @@ it(
       'v6/switch-data-mismatch.json',
       'v6/switch-approved.json',
       'v7/switch-data-mismatch.json',
+      'v8/switch-data-mismatch.json',
     ];
     expect(fixtures).toEqual(expect.arrayContaining([...first, ...later, ...rehearsals, ...verification]));
   },

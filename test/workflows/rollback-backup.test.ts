@@ -40,7 +40,7 @@ describe('rollback', () => {
     const nodes = (stack: string) => world.stack(stack).description.outputs!.nodes;
     const calls = world.state.calls;
     // Writer first, DNS last: the previous stack undrained (it still forwards), the current one
-    // caught up from, fenced and copied from, then one hand-over: the commit on the current stack
+    // caught up from, fenced, its nodes settled and copied from, then one hand-over: the commit on the current stack
     // (its fence renewed, then it forwards to the previous one), and only then the previous stack
     // opens. Then DNS.
     const rollbackCalls = calls.slice(calls.indexOf(`dns ${current}`));
@@ -49,6 +49,7 @@ describe('rollback', () => {
       ...nodes(OLD).map((node) => `drain ${node}`),
       ...nodes(OLD).map((node) => `undrain ${node}`),
       `fence ${current}`,
+      ...nodes(current).map((node) => `settled ${node}`),
       `fence ${current}`,
       `forward ${current} to ${OLD}`,
       `unfence ${OLD}`,

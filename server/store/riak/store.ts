@@ -141,6 +141,8 @@ export class RiakStore implements SyncStore {
   private readonly undone: Watermark;
   /** Looks at the fence shared by writes that look together (a busy node reads it once per batch of writes). */
   private readonly fenceChecks: SharedRead<void>;
+  /** Writes begun here and not yet acknowledged or refused (settleWrites waits for them). */
+  private readonly writesInFlight = new Set<Promise<unknown>>();
 
   constructor(
     private readonly riak: RiakClient,
@@ -370,9 +372,11 @@ export class RiakStore implements SyncStore {
    * at or below it was stored before that, and the walk stops at that number, where the next export
    * starts.
    *
-   * Behind a fence the counter is read after the grace instead: no write can be acknowledged any
-   * more, and the numbers taken meanwhile are those of writes the fence caught and of their undos,
-   * which this export then carries, so a hand-over's commit after it need not wait for another copy.
+   * Behind a fence there is no grace: no write can be acknowledged any more, and every write
+   * acknowledged before had stored its object before it looked at the fence, so before this read.
+   * The writes the fence caught are undone under numbers of their own, recorded first
+   * (`undone-through`): a hand-over's commit over a copy that ends below one is refused as behind.
+   * A copy that waits for every node to settle its writes (settleWrites) carries their undos.
    *
    * The walk reads one replica per partition, which sees every whole write (storeItem). Degraded
    * writes are read from the degraded log instead, and their items by key at quorum; they take
@@ -380,11 +384,10 @@ export class RiakStore implements SyncStore {
    */
   async exportSince(since: number): Promise<StoreExport> {
     const fenced = !(await this.fenceOf.isOpen());
-    let through = await this.highestSeq();
+    const through = await this.highestSeq();
     // Writes in flight with a number at or below `through` get the grace to be stored; one still in
     // flight after the watermark is raised is refused when it looks (acknowledgeable).
-    await sleep(this.riak.config.exportGraceMs);
-    if (fenced) through = await this.highestSeq();
+    if (!fenced) await sleep(this.riak.config.exportGraceMs);
     await this.watermark.raise(through);
     const degraded = await this.degradedSince(since, through);
     return { through, items: this.walkExport(since, through, degraded) };
@@ -564,9 +567,33 @@ export class RiakStore implements SyncStore {
   /**
    * Read-modify-write of one item. `decide` sees the current record and either throws, answers
    * the record unchanged (nothing to write), or answers how to build the new record once it has
-   * its sequence number.
+   * its sequence number. Counted in flight until it is acknowledged or refused.
    */
-  private async write(
+  private write(
+    id: string,
+    decide: (existing: ItemRecord | undefined) => ItemRecord | ((seq: number) => ItemRecord),
+  ): Promise<ItemRecord> {
+    const write = this.readModifyWrite(id, decide);
+    const resolved: Promise<unknown> = write.then(
+      () => this.writesInFlight.delete(resolved),
+      () => this.writesInFlight.delete(resolved),
+    );
+    this.writesInFlight.add(resolved);
+    return write;
+  }
+
+  async settleWrites(withinMs: number): Promise<{ unresolved: number }> {
+    const begun = [...this.writesInFlight];
+    const timer = new AbortController();
+    await Promise.race([
+      Promise.all(begun),
+      sleep(withinMs, undefined, { signal: timer.signal }).catch(() => undefined),
+    ]);
+    timer.abort();
+    return { unresolved: begun.filter((write) => this.writesInFlight.has(write)).length };
+  }
+
+  private async readModifyWrite(
     id: string,
     decide: (existing: ItemRecord | undefined) => ItemRecord | ((seq: number) => ItemRecord),
   ): Promise<ItemRecord> {
