@@ -44,4 +44,9 @@ export const PATCHES = {
    * it is not refused as behind.
    */
   settleCaughtWrites: 'settle-caught-writes',
+  /**
+   * A commit refused as behind (CopyBehind) leaves the old stack fenced: the write pause, its
+   * ceiling and the report count from the first fence, not from the fence taken again.
+   */
+  pauseFromFirstFence: 'pause-from-first-fence',
 } as const;

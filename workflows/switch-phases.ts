@@ -16,7 +16,7 @@ import { dnsWait, fencing, persistent, provisioning, quick, smoke, streaming } f
 import { pointDnsBack, startPointingBack, type PointBack } from './point-back.ts';
 import { copyUntilFew, fenceAndCopy, lapsed, MAX_FENCED_COPIES, type CaughtUp } from './hand-over.ts';
 import type { SwitchRun, Undo } from './switch-run.ts';
-import { reasonOf, stop } from './failures.ts';
+import { reasonOf, refusedWith, stop } from './failures.ts';
 import { PATCHES } from './patches.ts';
 import { workflowNow } from './clock.ts';
 
@@ -396,7 +396,9 @@ async function commitFlip(
       run.describe(
         `${old.name} refused the commit: its fence lapsed, or its copy is behind (a write it took or undid past the cursor): fencing it and copying again`,
       );
-      run.fenced(workflowNow());
+      // A copy behind its fence leaves the stack fenced, and its writes held, since the first fence.
+      const behind = patched(PATCHES.pauseFromFirstFence) && refusedWith(err, 'CopyBehind');
+      run.fenced(behind ? run.pausedSince() : workflowNow());
       const fenced = await fenceAndCopy(env, old, next, held.cursor, limits);
       held = { cursor: fenced.cursor, fence: fenced.fence };
     }

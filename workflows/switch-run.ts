@@ -224,7 +224,12 @@ export class SwitchRun {
 
   /** How long writes have waited since the fence, while fenced or committing. */
   writePauseMs(): number {
-    return workflowNow() - this.fencedState('the write pause').since;
+    return workflowNow() - this.pausedSince();
+  }
+
+  /** When the old stack's writes began to be held: its fence, taken anew only after a lapse let writes in. */
+  pausedSince(): number {
+    return this.fencedState('the write pause').since;
   }
 
   private fencedState(step: string): Extract<Placement, { since: number }> {

@@ -110,6 +110,20 @@ export const SCENARIOS: Base[] = [
     setup: (world) => void (world.state.inFlightAtFence = 'overtaken'),
   },
   {
+    name: 'caught-write-undone',
+    flow: 'switch',
+    expected: 'switched',
+    setup: (world) => void (world.state.inFlightAtFence = 'undone'),
+  },
+  {
+    // Its nodes cannot be asked to settle: the undo lands past the copy, and the commit is refused as behind.
+    name: 'caught-write-undone-unsettled',
+    flow: 'switch',
+    expected: 'switched',
+    failures: { 'admin.settled': { message: 'connection refused' } },
+    setup: (world) => void (world.state.inFlightAtFence = 'undone'),
+  },
+  {
     name: 'caught-write-gap',
     flow: 'switch',
     failures: verifyFails,

@@ -86,8 +86,13 @@ export interface Failure {
 /** Nodes per fake stack (its outputs name as many). */
 const NODES = 2;
 
-/** What a write in flight when a fence lands does with its number (`FakeState.inFlightAtFence`). */
-export type CaughtWrite = 'gap' | 'overtaken';
+/**
+ * What a write in flight when a fence lands does with its number (`FakeState.inFlightAtFence`):
+ * never stored ('gap'), stored and refused ('overtaken'), or stored, refused and undone under a
+ * number of its own, which the commit counts ('undone', as on Riak): the undo lands when a node of
+ * the stack is asked to settle, or else only after the copy under the fence read its cursor.
+ */
+export type CaughtWrite = 'gap' | 'overtaken' | 'undone';
 
 interface FakeStack {
   description: StackDescription;
@@ -102,6 +107,8 @@ interface FakeStack {
   adminRequests?: number;
   /** A write caught by the last fence that has not taken its number yet. */
   caught?: CaughtWrite;
+  /** The number of the last undo of a caught write: a commit over a copy that ends below it is refused as behind. */
+  undoneThrough?: number;
   draining: boolean;
   smoke?: 'passed' | 'failed' | 'not-run';
   /** DNS pointed to it at some time. */
@@ -404,7 +411,7 @@ export class FakeWorld {
     const view = {
       lapsed: record.mode === 'fenced' && mode === 'open',
       seq: stack.seq,
-      acknowledgedThrough: record.fencedAt ?? stack.seq,
+      acknowledgedThrough: Math.max(record.fencedAt ?? stack.seq, stack.undoneThrough ?? 0),
     };
     let decision;
     try {
@@ -454,12 +461,23 @@ export class FakeWorld {
     if (stack.caught === 'gap') this.takeCaughtNumber(stack);
   }
 
-  /** A write caught by a fence takes its number: never stored ('gap') or stored and refused ('overtaken'). */
+  /** A write caught by a fence takes its number: never stored ('gap'), stored and refused ('overtaken'), or its undo's ('undone'). */
   private takeCaughtNumber(stack: FakeStack): void {
     const caught = stack.caught;
     stack.caught = undefined;
     if (!caught) return;
     stack.seq += 1;
+    if (caught === 'undone') {
+      const id = 'shared-0';
+      const have = stack.items[id];
+      stack.items[id] = {
+        ...(have ?? { kind: 'item', id, owner: 'u1', type: 'trip', deleted: true, shares: [] }),
+        rev: `${(have ? Number(have.rev.split('-')[0]) || 0 : 0) + 1}-undo`,
+        cursor: cursorOf(stack.seq),
+        updatedAt: new Date(this.now()).toISOString(),
+      };
+      stack.undoneThrough = stack.seq;
+    }
     if (caught === 'overtaken') {
       const id = 'shared-0';
       const have = stack.items[id];
@@ -478,7 +496,7 @@ export class FakeWorld {
       };
     }
     this.changed(
-      `a write caught by the fence of ${stack.description.name} took number ${stack.seq}${caught === 'gap' ? ' (never stored)' : ''}`,
+      `a write caught by the fence of ${stack.description.name} took number ${stack.seq}${caught === 'gap' ? ' (never stored)' : caught === 'undone' ? ' (its undo)' : ''}`,
     );
   }
 
@@ -1019,10 +1037,12 @@ export class FakeWorld {
         stack.draining = false;
         world.record(`undrain ${node}`);
       },
-      // A fake stack applies a write whole, in one step: none is ever caught half-way.
+      // The write the last fence caught is undone now, before the copy reads its cursor.
       async settled(node) {
         world.beforeRequest(node);
         world.check('admin.settled', node);
+        const stack = world.stackOfUrl(node);
+        if (stack.caught === 'undone') world.takeCaughtNumber(stack);
         world.record(`settled ${node}`);
         return { node, unresolved: 0 };
       },

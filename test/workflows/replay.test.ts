@@ -30,7 +30,7 @@ beforeAll(() => quietRuntime());
 
 it(
   'has the fixtures of every generation: the first, the fence-lease protocol (v2) with rehearsals, rollback following ' +
-    'forwards (v3), notifications and data verification (v5), fencing tokens (v6), rollback by stack roles (v7), settling caught writes before the fenced copy (v8)',
+    'forwards (v3), notifications and data verification (v5), fencing tokens (v6), rollback by stack roles (v7), settling caught writes before the fenced copy and a commit refused as behind (v8)',
   () => {
     const first = [
       'switch-switched.json',
@@ -53,6 +53,7 @@ it(
       'v6/switch-approved.json',
       'v7/switch-data-mismatch.json',
       'v8/switch-data-mismatch.json',
+      'v8/switch-copy-behind.json',
     ];
     expect(fixtures).toEqual(expect.arrayContaining([...first, ...later, ...rehearsals, ...verification]));
   },

@@ -69,6 +69,40 @@ describe('the write pause', () => {
   });
 });
 
+describe('a write the fence caught, undone under a number of its own (Riak)', () => {
+  /** Each import takes `importDelayMs`; the new stack's lines and how often the old stack was fenced (taken or renewed). */
+  async function switchOver(world: FakeWorld) {
+    world.state.inFlightAtFence = 'undone';
+    const { report } = await runSwitch(testEnv(), { world });
+    const next = newStackOf(report);
+    return { report, next, fences: world.state.calls.filter((call) => call === `fence ${OLD}`).length };
+  }
+
+  it('is settled on every node of the old stack before the fenced copy, which carries its undo: the commit goes through the first time', async () => {
+    const world = seededWorld();
+    const { report, next, fences } = await switchOver(world);
+    expect(report.outcome).toBe('switched');
+    // Taken, then renewed by the commit: one fenced copy.
+    expect(fences).toBe(2);
+    const calls = world.state.calls;
+    const settled = world.stack(OLD).description.outputs!.nodes.map((node) => calls.indexOf(`settled ${node}`));
+    expect(
+      settled.every((at) => at > calls.indexOf(`fence ${OLD}`) && at < calls.indexOf(`forward ${OLD} to ${next}`)),
+    ).toBe(true);
+    expect(world.stack(next).items['shared-0']?.rev).toMatch(/-undo$/);
+  });
+
+  it('costs another fenced copy when the nodes cannot be asked to settle, and the write pause counts from the first fence', async () => {
+    // Every import takes 300 ms: the pause holds two fenced copies' imports, not only the last one's.
+    const world = seededWorld({ importDelayMs: 300 }).fail('admin.settled', { stack: OLD });
+    const { report, next, fences } = await switchOver(world);
+    expect(report.outcome).toBe('switched');
+    expect(fences).toBe(4);
+    expect(world.stack(next).items['shared-0']?.rev).toMatch(/-undo$/);
+    expect(report.writePause?.fenceToForwardMs).toBeGreaterThanOrEqual(600);
+  });
+});
+
 describe('a commit the old stack refused', () => {
   it('copies nothing back into the live stack: the writer never moved; its fence is released', async () => {
     let world!: FakeWorld;
