@@ -13,7 +13,7 @@ import { copyBetween } from './catch-up.ts';
 import type { EnvironmentContext } from './deps.ts';
 import { refuse } from './failures.ts';
 import { changedBy, withinAttempt } from './heartbeat.ts';
-import { heldRenewal, lost } from './renewal.ts';
+import { heldRenewal, lost, renewHeld } from './renewal.ts';
 import type {
   CommitInput,
   FencedCopyInput,
@@ -202,7 +202,7 @@ async function commit(
   const askedAt = performance.now();
   let renewed: FenceResult;
   try {
-    renewed = await stack.fence({ expected: { epoch: flip.fence.epoch, mode: 'fenced' }, by, leaseSeconds }, signal);
+    renewed = await renewHeld(stack, flip.fence.epoch, by, leaseSeconds, signal);
   } catch (err) {
     return answered(err, flip.fence.epoch);
   }

@@ -9,6 +9,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { FenceConflictError, type StackAdmin } from '../src/navcloud/admin-client.ts';
 import { refuse } from './failures.ts';
 import { changedBy } from './heartbeat.ts';
+import type { FenceResult } from '../src/navcloud/protocol.ts';
 import type { HeldFence } from './types.ts';
 
 /** Renewals per lease: two may fail before it lapses. */
@@ -95,15 +96,49 @@ export function heldRenewal(
   const by = changedBy();
   return new Renewal(
     async (renewing) => {
-      const renewed = await admin.fence(
-        { expected: { epoch: held.epoch, mode: 'fenced' }, by, leaseSeconds },
-        renewing,
-      );
-      held.epoch = renewed.epoch;
+      held.epoch = (await renewHeld(admin, held.epoch, by, leaseSeconds, renewing)).epoch;
     },
     leaseSeconds,
     signal,
     ceilingMs,
+  );
+}
+
+/**
+ * Renews the fence held at `epoch`. Found still fenced at a higher epoch by another step of this
+ * same run, it is renewed at that epoch: a late attempt of an earlier step changed it (a worker
+ * that froze with its polls outstanding is handed two attempts of one step, which then run side by
+ * side, and the later one renews over the earlier). The fence never left this run; had it lapsed
+ * and taken writes meanwhile, the commit's check of the copy's cursor refuses it (CopyBehind).
+ */
+export async function renewHeld(
+  admin: StackAdmin,
+  epoch: number,
+  by: string,
+  leaseSeconds: number,
+  signal: AbortSignal,
+): Promise<FenceResult> {
+  try {
+    return await admin.fence({ expected: { epoch, mode: 'fenced' }, by, leaseSeconds }, signal);
+  } catch (err) {
+    if (!(err instanceof FenceConflictError) || !heldByThisRun(err.current, epoch, by)) throw err;
+    Context.current().log.warn(
+      'the fence was renewed by a late attempt of an earlier step of this run; renewing it there',
+      {
+        held: epoch,
+        found: err.current.epoch,
+        by: err.current.by,
+      },
+    );
+    return admin.fence({ expected: { epoch: err.current.epoch, mode: 'fenced' }, by, leaseSeconds }, signal);
+  }
+}
+
+/** Still fenced, past `epoch`, by another step of the run that `by` names (`workflowId/runId/step`). */
+function heldByThisRun(current: FenceResult, epoch: number, by: string): boolean {
+  const runOf = (who: string) => who.slice(0, who.lastIndexOf('/') + 1);
+  return (
+    current.mode === 'fenced' && current.epoch > epoch && current.by !== undefined && runOf(current.by) === runOf(by)
   );
 }
 

@@ -247,6 +247,44 @@ describe('fencing tokens: the fence, the commit and the hand-over, against real 
     expect(await adminOf(to).fenceState()).toMatchObject({ mode: 'open', by: 'lapse' });
   });
 
+  it('commits from a fence a late attempt of its own takeFence renewed meanwhile, never from one another run changed', async () => {
+    const activities = activitiesFor(new FakeWorld());
+    const take = (on: TestNode) =>
+      step('fence').run(activities.takeFence, {
+        env: 'test',
+        adminUrl: on.url,
+        leaseSeconds: 60,
+      }) as Promise<FenceResult>;
+    const commit = (on: TestNode, fence: FenceResult) =>
+      step('commit').run(activities.commitForward, {
+        env: 'test',
+        adminUrl: on.url,
+        to: 'http://127.0.0.1:9',
+        fence: { epoch: fence.epoch },
+        cursor: fence.cursor,
+        leaseSeconds: 60,
+      });
+    // A worker that froze with its polls outstanding is handed a second attempt of the fence step; both
+    // run once it thaws, and the one whose answer the run did not take renews the fence over the other.
+    const held = await take(from);
+    const late: FenceResult = await step('fence', { attempt: 2 }).run(activities.takeFence, {
+      env: 'test',
+      adminUrl: from.url,
+      leaseSeconds: 60,
+    });
+    expect(late.epoch).toBe(held.epoch + 1);
+    expect(await commit(from, held)).toMatchObject({ mode: 'forwarding', forwardTo: 'http://127.0.0.1:9' });
+
+    const mine = await take(to);
+    await adminOf(to).fence({
+      expected: { epoch: mine.epoch, mode: 'fenced' },
+      by: 'switch-other/run-2/10',
+      leaseSeconds: 60,
+    });
+    expect(await commit(to, mine).catch((e: unknown) => e)).toMatchObject({ type: 'FenceLost', nonRetryable: true });
+    expect((await adminOf(to).fenceState()).mode).toBe('fenced');
+  });
+
   it('hands the writer over by committing on the stack being left first: until the other opens, neither takes writes', async () => {
     const activities = activitiesFor(new FakeWorld());
     // `to` is the stack a switch left: it forwards to `from`, the writer.
