@@ -359,7 +359,7 @@ describe('fencing tokens: the fence, the commit and the hand-over, against real 
         fromNodes: [from.url, `http://127.0.0.1:${(frozen.address() as AddressInfo).port}`],
       });
       expect(copy.copied).toBe(1);
-      expect(asked).toEqual(['GET /admin/settled?within_ms=2000']);
+      expect(asked).toEqual(['GET /admin/settled?within_ms=5000']);
     } finally {
       frozen.closeAllConnections();
       await new Promise((done) => frozen.close(done));
