@@ -23,6 +23,9 @@ export class Watermark {
   private readonly reads = new SharedRead(() => this.fetch().then(({ value }) => value));
   /** The highest value this node has read or raised: it only grows, so a read below it is replicas behind. */
   private highest = 0;
+  /** The highest value a raise was asked for, and the raise in flight, which the raises asked for meanwhile wait for. */
+  private wanted = 0;
+  private raising: Promise<void> | undefined;
 
   constructor(
     private readonly riak: RiakClient,
@@ -36,8 +39,21 @@ export class Watermark {
     return this.reads.since(since);
   }
 
-  /** Raises the value to at least `to`; answers once Riak stored it at quorum. */
+  /**
+   * Raises the value to at least `to`; answers once Riak stored it (or a higher value) at quorum.
+   * Raises asked for while one is in flight share the next one, to the highest of them: the writes
+   * a fence catches are undone together, and each undo raised the undo mark with a read and a write
+   * of its own (47 at once on the cluster under the demo's load).
+   */
   async raise(to: number): Promise<void> {
+    this.wanted = Math.max(this.wanted, to);
+    while (this.highest < to) {
+      this.raising ??= this.raiseOnce(this.wanted).finally(() => (this.raising = undefined));
+      await this.raising;
+    }
+  }
+
+  private async raiseOnce(to: number): Promise<void> {
     const { value, vclock } = await this.fetch();
     if (value >= to) return;
     const stored = await this.riak.store(this.bucket, this.key, {
