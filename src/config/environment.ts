@@ -82,7 +82,7 @@ export const environmentSchema = z.object({
   }),
   smoke: z.object({
     heartbeatMs: z.number().int().min(50),
-    /** How long a change written on one node may take to reach a stream on another. */
+    /** How long a change acknowledged by one node may take to reach a stream on another. */
     changeArrivalMs: z.number().int().min(1).default(2_000),
     sampleItems: z.number().int().min(0).default(20),
     /** Per-check latency ceiling for the HTTP round trips. */
