@@ -619,8 +619,7 @@ export class RiakStore implements SyncStore {
           siblings: stored.values.length,
         });
       }
-      await this.acknowledgeable(record, read, stored);
-      return record;
+      return this.acknowledgeable(record, read, stored, decision);
     }
     throw new StoreError('unavailable', `item ${id} kept changing during ${WRITE_ATTEMPTS} write attempts; try again`);
   }
@@ -629,33 +628,62 @@ export class RiakStore implements SyncStore {
    * A stored write is acknowledged only if, read after its object was stored, the fence is open and
    * no export has vouched for its number (the export watermark): then every export whose cursor is
    * at or above its number began after it was stored, and the fence cannot have been written before
-   * it. Otherwise it is undone and refused.
+   * it. A write an export passed is stored again, the same revision under a new number (over its own
+   * stored version), until it lands above the watermark: the next export carries it, and the client
+   * is not refused for a store that outlasted an export's grace (two plain clients of the Riak demo
+   * were, under load). Refused by the fence, or past WRITE_ATTEMPTS, it is undone and refused.
+   * Answers the record acknowledged.
    */
   private async acknowledgeable(
     record: ItemRecord,
     before: Read<ItemRecord>,
     stored: Extract<StoreResult, { kind: 'stored' }>,
-  ): Promise<void> {
-    const storedAt = performance.now();
-    const [fence, watermark] = await Promise.allSettled([
-      this.fenceChecks.since(storedAt),
-      this.watermark.asOf(storedAt),
-    ]);
-    if (fence.status === 'rejected' || watermark.status === 'rejected') {
-      // Refused, or the fence or watermark could not be read: either way this write is not acknowledged.
-      await this.undo(record, before, stored);
-      throw fence.status === 'rejected' ? fence.reason : (watermark as PromiseRejectedResult).reason;
-    }
-    if (record.seq <= watermark.value) {
-      this.log.warn(
-        { id: record.id, seq: record.seq, watermark: watermark.value },
-        "an export vouched for this write's number before its object was stored; not acknowledged",
+    numbered: (seq: number) => ItemRecord,
+  ): Promise<ItemRecord> {
+    let current = record;
+    let over = stored;
+    for (let attempt = 1; ; attempt += 1) {
+      const storedAt = performance.now();
+      const [fence, watermark] = await Promise.allSettled([
+        this.fenceChecks.since(storedAt),
+        this.watermark.asOf(storedAt),
+      ]);
+      if (fence.status === 'rejected' || watermark.status === 'rejected') {
+        // Refused, or the fence or watermark could not be read: either way this write is not acknowledged.
+        await this.undo(current, before, over);
+        throw fence.status === 'rejected' ? fence.reason : (watermark as PromiseRejectedResult).reason;
+      }
+      if (current.seq > watermark.value) return current;
+      if (attempt >= WRITE_ATTEMPTS) {
+        this.log.warn(
+          { id: current.id, seq: current.seq, watermark: watermark.value, attempts: attempt },
+          "exports kept vouching for this write's numbers before its object was stored; not acknowledged",
+        );
+        await this.undo(current, before, over);
+        throw new StoreError(
+          'unavailable',
+          `item ${current.id} took sequence number ${current.seq}, which an export had passed by the time it was stored, ${attempt} times: not acknowledged, retry it`,
+        );
+      }
+      this.log.info(
+        { id: current.id, seq: current.seq, watermark: watermark.value },
+        "an export passed this write's number before its object was stored; storing it again under a new one",
       );
-      await this.undo(record, before, stored);
-      throw new StoreError(
-        'unavailable',
-        `item ${record.id} took sequence number ${record.seq}, which an export had passed by the time it was stored: not acknowledged, retry it`,
-      );
+      const again: ItemRecord = {
+        ...numbered(await this.numbering.take()),
+        rev: current.rev,
+        updatedAt: current.updatedAt,
+      };
+      const version = versionOf(over);
+      const result = await this.storeItem(again, version.vclock, version.etag ? { ifMatch: version.etag } : {});
+      if (result.kind === 'precondition-failed') {
+        throw new StoreError(
+          'unavailable',
+          `item ${current.id} changed while this write was stored again above an export's cursor: not acknowledged, retry it`,
+        );
+      }
+      current = again;
+      over = result;
     }
   }
 
