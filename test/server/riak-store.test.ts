@@ -388,6 +388,18 @@ describe('Riak store: the exact requests it makes and how it reads each document
     await store.put({ id: 'trip-2', owner: 'alice', type: 'trip', data: {} });
   });
 
+  it('reads the fence again when a primary did not answer in time, and is unavailable after four such answers', async () => {
+    const fenced = await store.fence({ expected: { epoch: 0, mode: 'open' }, by: 'test', leaseMs: 60_000 });
+    // What a busy cluster answered under the demo's load.
+    const unmet = { status: 503, headers: { 'content-type': 'text/plain' }, body: 'PR-value unsatisfied: 1/2\n' };
+    for (let i = 0; i < 3; i++) riak.respondOnce((r) => r.path === FENCE, unmet);
+    expect(await store.fenceState()).toMatchObject({ mode: 'fenced', epoch: fenced.epoch });
+    for (let i = 0; i < 4; i++) riak.respondOnce((r) => r.path === FENCE, unmet);
+    const refused = await storeError(store.fenceState());
+    expect(refused.code).toBe('unavailable');
+    expect(refused.message).toContain('PR-value unsatisfied: 1/2');
+  });
+
   it('never acts on a fence below an epoch it read: it reads again, and after four such answers the fence is unavailable', async () => {
     const fenced = await store.fence({ expected: { epoch: 0, mode: 'open' }, by: 'test', leaseMs: 60_000 });
     const forwarding = await store.forward({
