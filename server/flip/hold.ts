@@ -8,8 +8,9 @@
  *   answers that refusal, as it answers every write the store refuses as fenced (503 `fenced`).
  *   The hold never refuses by itself, so a fenced write has one answer, decided by the store.
  * - forwarding: relayed to the stack this one forwards to, streams included.
- * A write's body is read before any of this, so a write the store refuses as fenced while the hold
- * has time left (this node's view of the fence was a moment old) is held and handled again.
+ * A write's body is read before any of this, so a write the store refuses as fenced (this node's
+ * view of the fence was a moment old, or the fence caught the write in the store) is held, for a
+ * whole hold from then, and handled again; the store undid whatever it had stored of it.
  */
 import { MAX_ITEM_BYTES } from '../../src/navcloud/protocol.ts';
 import type { AppContext } from '../http/context.ts';
@@ -47,7 +48,8 @@ export class HoldOrForward {
     if (flip === 'local') return handle();
     const write = flip === 'write';
     const body = write ? await keepBody(call.exchange, MAX_ITEM_BYTES) : undefined;
-    const deadline = Date.now() + this.options.holdMs;
+    let deadline = Date.now() + this.options.holdMs;
+    let caught = false;
     let heldSince: number | undefined;
     const endHold = (outcome: 'forwarded' | 'applied' | 'timed-out') => {
       if (heldSince !== undefined) this.context.metrics.held(outcome, (Date.now() - heldSince) / 1000);
@@ -80,8 +82,12 @@ export class HoldOrForward {
         await handle();
       } catch (error) {
         const fenced = write && error instanceof StoreError && error.code === 'fenced';
-        // This node's view of the fence was behind the store's: hold the write after all.
-        if (fenced && !heldOut && !call.exchange.response.headersSent && Date.now() < deadline) {
+        // This node's view of the fence was behind the store's, or the fence caught the write in the
+        // store (on Riak, refused and undone after its object was stored, seconds after it came under
+        // load): hold it after all, for a whole hold from now, once.
+        if (fenced && !heldOut && !caught && !call.exchange.response.headersSent) {
+          caught = true;
+          deadline = Math.max(deadline, Date.now() + this.options.holdMs);
           await this.watch.fresh();
           continue;
         }

@@ -316,6 +316,42 @@ describe("a refused write's undo", () => {
     expect(commit.status).toBe(200);
   });
 
+  it('holds a write the fence caught in the store, for a whole hold from its refusal, and relays it once the stack forwards', async () => {
+    const emulator = await new RiakEmulator().start();
+    riak = emulator;
+    // A hold of 300 ms: the caught write is refused after it, and still relayed.
+    const a = await startTestNode(
+      { store: `riak:${emulator.url}?bucket=race`, nodeId: 'node-a', holdMs: 300 },
+      tempDir('navcloud-'),
+    );
+    nodes.push(a);
+    const fresh = await startTestNode({ nodeId: 'new-1' });
+    nodes.push(fresh);
+    const admin = await a.token('ops', true);
+    const alice = await a.token('alice');
+    const stored = emulator.hold(storeOf('trip', 0), 'answer');
+    const write = call(a, 'PUT', '/v1/items/trip', { token: alice, body: { type: 'trip', data: { v: 1 } } });
+    await stored.reached;
+    expect((await changeFenceAsRead(a, admin, '/admin/fence', { leaseSeconds: 60 })).status).toBe(200);
+    await sleep(500);
+    stored.open();
+    // Refused and undone in the store: then held, not answered.
+    expect((await call(a, 'GET', '/admin/settled?within_ms=5000', { token: admin })).json.unresolved).toBe(0);
+    const copy = await call(a, 'GET', '/admin/export', { token: admin });
+    const imported = await call(fresh, 'POST', '/admin/import', {
+      token: admin,
+      raw: copy.text,
+      headers: { 'content-type': 'application/x-ndjson' },
+    });
+    expect(imported.status).toBe(200);
+    const end = JSON.parse(copy.text.trim().split('\n').at(-1)!) as { cursor: string };
+    const forwarded = await changeFenceAsRead(a, admin, '/admin/forward', { to: fresh.url, cursor: end.cursor });
+    expect(forwarded.status).toBe(200);
+    const answer = await write;
+    expect(answer.status).toBe(201);
+    expect((await call(fresh, 'GET', '/v1/items/trip', { token: alice })).json.data).toEqual({ v: 1 });
+  });
+
   it('behind a fence: a commit over the copy that missed the item is refused, and the copy again carries it', async () => {
     const { emulator, b, admin, alice, since, put } = await tripAcknowledged();
     // Node a has looked at the fence and waits for its number when node b fences.
