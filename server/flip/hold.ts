@@ -84,8 +84,8 @@ export class HoldOrForward {
         const fenced = write && error instanceof StoreError && error.code === 'fenced';
         // This node's view of the fence was behind the store's, or the fence caught the write in the
         // store (on Riak, refused and undone after its object was stored, seconds after it came under
-        // load): hold it after all, for a whole hold from now, once.
-        if (fenced && !heldOut && !caught && !call.exchange.response.headersSent) {
+        // load): hold it after all, for a whole hold from now, once (when holds are on at all).
+        if (fenced && !heldOut && !caught && this.options.holdMs > 0 && !call.exchange.response.headersSent) {
           caught = true;
           deadline = Math.max(deadline, Date.now() + this.options.holdMs);
           await this.watch.fresh();
