@@ -28,7 +28,7 @@ import type { Handler } from './context.ts';
 import { fromStoreError } from './failures.ts';
 import { drained, readJson, requireContentType, sendJson } from './io.ts';
 import { parseJson } from './json.ts';
-import { itemId, sinceParam, USER_ID } from './params.ts';
+import { integerParam, itemId, sinceParam, USER_ID } from './params.ts';
 
 const EXPORT_CHUNK = 64 * 1024;
 /** Lines per store transaction: large batches amortise each commit over more rows. */
@@ -411,14 +411,7 @@ const MAX_SETTLE_MS = 10_000;
  * still unresolved. A switch asks every node of a stack it fenced before the copy under the fence.
  */
 export const settled: Handler = async (context, { response, query }) => {
-  const raw = query.get('within_ms') ?? '2000';
-  const withinMs = Number(raw);
-  if (!/^\d+$/.test(raw) || withinMs > MAX_SETTLE_MS)
-    throw new ApiError(
-      400,
-      'invalid-within',
-      `within_ms must be an integer from 0 to ${MAX_SETTLE_MS}, got ${JSON.stringify(raw.slice(0, 32))}`,
-    );
+  const withinMs = integerParam(query, 'within_ms', 2_000, 0, MAX_SETTLE_MS, 'invalid-within');
   const { unresolved } = await context.store.settleWrites(withinMs);
   if (unresolved > 0) context.logger.warn({ unresolved, withinMs }, 'writes still unresolved after the settle wait');
   const result: SettleResult = { node: context.config.nodeId, unresolved };

@@ -45,14 +45,26 @@ export function sinceParam(query: URLSearchParams): number {
 }
 
 export function limitParam(query: URLSearchParams, fallback: number, max: number): number {
-  const raw = query.get('limit');
+  return integerParam(query, 'limit', fallback, 1, max, 'invalid-limit');
+}
+
+/** `?name=` as a whole number from min to max (absent: the fallback); 400 `code` naming the range otherwise. */
+export function integerParam(
+  query: URLSearchParams,
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+  code: string,
+): number {
+  const raw = query.get(name);
   if (raw === null) return fallback;
   const value = Number(raw);
-  if (!/^\d+$/.test(raw) || value < 1 || value > max)
+  if (!/^\d+$/.test(raw) || value < min || value > max)
     throw new ApiError(
       400,
-      'invalid-limit',
-      `limit must be an integer from 1 to ${max}, got ${JSON.stringify(raw.slice(0, 32))}`,
+      code,
+      `${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw.slice(0, 32))}`,
     );
   return value;
 }
