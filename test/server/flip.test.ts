@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signToken } from '../../src/navcloud/token.ts';
 import { encodeProxyHeader } from '../../server/proxy-protocol.ts';
-import { call, changeFenceAsRead, openStream, SECRET, startTestNode } from './helpers.ts';
+import { call, changeFenceAsRead, copyAll, openStream, SECRET, startTestNode } from './helpers.ts';
 import { tempDir } from '../support/temp-dir.ts';
 import { startSyncProcess, stopSyncProcess, type SyncProcess } from '../support/sync-process.ts';
 
@@ -82,17 +82,6 @@ function rawPut(
   });
 }
 
-/** Copies the old stack's export into the new one: the last delta of a switch. */
-async function copyAll(from: NodeProcess, to: NodeProcess): Promise<void> {
-  const exported = await call(from, 'GET', '/admin/export', { token: admin });
-  const imported = await call(to, 'POST', '/admin/import', {
-    token: admin,
-    raw: exported.text,
-    headers: { 'content-type': 'application/x-ndjson' },
-  });
-  expect(imported.status).toBe(200);
-}
-
 describe('the flip: hold, then forward', () => {
   let old: NodeProcess;
   let fresh: NodeProcess;
@@ -119,7 +108,7 @@ describe('the flip: hold, then forward', () => {
     expect((await call(old, 'GET', '/v1/items/flip-a', { token: alice })).status).toBe(200);
     await new Promise((wait) => setTimeout(wait, 300));
     expect(answeredAt).toBe(0);
-    await copyAll(old, fresh);
+    await copyAll(old, fresh, admin);
     const forwardedAt = Date.now();
     expect((await forward(old, fresh)).json).toMatchObject({ mode: 'forwarding', forwardTo: fresh.url });
 

@@ -152,6 +152,18 @@ export async function exportAll(node: { url: string }, adminToken: string, since
     .map((line) => JSON.parse(line));
 }
 
+/** Copies `from`'s whole export into `to` (the last delta of a switch); answers the export's end cursor. */
+export async function copyAll(from: { url: string }, to: { url: string }, adminToken: string): Promise<string> {
+  const exported = await call(from, 'GET', '/admin/export', { token: adminToken });
+  const imported = await call(to, 'POST', '/admin/import', {
+    token: adminToken,
+    raw: exported.text,
+    headers: { 'content-type': 'application/x-ndjson' },
+  });
+  if (imported.status !== 200) throw new Error(`import answered ${imported.status}: ${imported.text}`);
+  return (JSON.parse(exported.text.trim().split('\n').at(-1)!) as { cursor: string }).cursor;
+}
+
 /** A change of a node's fence over HTTP expecting it as it reads it now (GET /admin/fence), by `test`. */
 export async function changeFenceAsRead(
   node: { url: string },

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { RiakClient } from '../../server/store/riak/client.ts';
 import { parseRiakUrl } from '../../server/store/riak/config.ts';
 import { RiakEmulator, type RecordedRequest } from '../support/riak-emulator.ts';
-import { call, changeFenceAsRead, exportAll, startTestNode, type TestNode } from './helpers.ts';
+import { call, changeFenceAsRead, copyAll, exportAll, startTestNode, type TestNode } from './helpers.ts';
 import { tempDir } from '../support/temp-dir.ts';
 import type { ExportItemLine } from '../../src/navcloud/protocol.ts';
 import { generation } from '../../src/navcloud/revision.ts';
@@ -337,15 +337,8 @@ describe("a refused write's undo", () => {
     stored.open();
     // Refused and undone in the store: then held, not answered.
     expect((await call(a, 'GET', '/admin/settled?within_ms=5000', { token: admin })).json.unresolved).toBe(0);
-    const copy = await call(a, 'GET', '/admin/export', { token: admin });
-    const imported = await call(fresh, 'POST', '/admin/import', {
-      token: admin,
-      raw: copy.text,
-      headers: { 'content-type': 'application/x-ndjson' },
-    });
-    expect(imported.status).toBe(200);
-    const end = JSON.parse(copy.text.trim().split('\n').at(-1)!) as { cursor: string };
-    const forwarded = await changeFenceAsRead(a, admin, '/admin/forward', { to: fresh.url, cursor: end.cursor });
+    const cursor = await copyAll(a, fresh, admin);
+    const forwarded = await changeFenceAsRead(a, admin, '/admin/forward', { to: fresh.url, cursor });
     expect(forwarded.status).toBe(200);
     const answer = await write;
     expect(answer.status).toBe(201);
