@@ -199,6 +199,29 @@ describe('fencing tokens: the fence, the commit and the hand-over, against real 
   const adminOf = (node: TestNode) => createAdminClient({ adminUrl: node.url, jwtSecret: SECRET });
   const write = async (node: TestNode, id: string) =>
     call(node, 'PUT', `/v1/items/${id}`, { token: await node.token('user-1'), body: { type: 'trip', data: {} } });
+  /** `from` fenced (step `fence`), then copied into `to` from `since` under that fence (step `copy`). */
+  const fenceAndCopy = async (
+    activities: ReturnType<typeof activitiesFor>,
+    since: string,
+    { leaseSeconds = 60, fromNodes }: { leaseSeconds?: number; fromNodes?: string[] } = {},
+  ) => {
+    const fence: FenceResult = await step('fence').run(activities.takeFence, {
+      env: 'test',
+      adminUrl: from.url,
+      leaseSeconds,
+    });
+    const copy: FencedCopyResult = await step('copy').run(activities.copyUnderFence, {
+      env: 'test',
+      fromAdminUrl: from.url,
+      toAdminUrl: to.url,
+      since,
+      fence: { epoch: fence.epoch },
+      leaseSeconds,
+      writePauseLeftMs: 30_000,
+      ...(fromNodes ? { fromNodes } : {}),
+    });
+    return { fence, copy };
+  };
 
   it('commits a flip from the fence it holds, answers a retry as done, and refuses a stack whose lease lapsed and took a write', async () => {
     const activities = activitiesFor(new FakeWorld());
@@ -291,20 +314,7 @@ describe('fencing tokens: the fence, the commit and the hand-over, against real 
     await forwardAsIs(adminOf(to), from.url);
     const since = (await adminOf(from).fenceState()).cursor;
     expect((await write(from, 'on-from')).status).toBe(201);
-    const fence: FenceResult = await step('fence').run(activities.takeFence, {
-      env: 'test',
-      adminUrl: from.url,
-      leaseSeconds: 60,
-    });
-    const copy: FencedCopyResult = await step('copy').run(activities.copyUnderFence, {
-      env: 'test',
-      fromAdminUrl: from.url,
-      toAdminUrl: to.url,
-      since,
-      fence: { epoch: fence.epoch },
-      leaseSeconds: 60,
-      writePauseLeftMs: 30_000,
-    });
+    const { copy } = await fenceAndCopy(activities, since);
     const input = {
       env: 'test',
       from: from.url,
@@ -338,24 +348,12 @@ describe('fencing tokens: the fence, the commit and the hand-over, against real 
     const activities = activitiesFor(new FakeWorld());
     const since = (await adminOf(from).fenceState()).cursor;
     expect((await write(from, 'before-fence')).status).toBe(201);
-    const fence: FenceResult = await step('fence').run(activities.takeFence, {
-      env: 'test',
-      adminUrl: from.url,
-      leaseSeconds: 60,
-    });
     // A node that takes the request and never answers: frozen, or behind a network that holds requests.
     const asked: string[] = [];
     const frozen = createServer((request) => asked.push(`${request.method} ${request.url}`));
     await new Promise<void>((ready) => frozen.listen(0, '127.0.0.1', ready));
     try {
-      const copy: FencedCopyResult = await step('copy').run(activities.copyUnderFence, {
-        env: 'test',
-        fromAdminUrl: from.url,
-        toAdminUrl: to.url,
-        since,
-        fence: { epoch: fence.epoch },
-        leaseSeconds: 60,
-        writePauseLeftMs: 30_000,
+      const { copy } = await fenceAndCopy(activities, since, {
         fromNodes: [from.url, `http://127.0.0.1:${(frozen.address() as AddressInfo).port}`],
       });
       expect(copy.copied).toBe(1);
@@ -383,20 +381,7 @@ describe('fencing tokens: the fence, the commit and the hand-over, against real 
     });
     const since = (await adminOf(from).fenceState()).cursor;
     for (const id of ['a', 'b', 'c']) expect((await write(from, id)).status).toBe(201);
-    const fence: FenceResult = await step('fence').run(activities.takeFence, {
-      env: 'test',
-      adminUrl: from.url,
-      leaseSeconds: 3,
-    });
-    const copy: FencedCopyResult = await step('copy').run(activities.copyUnderFence, {
-      env: 'test',
-      fromAdminUrl: from.url,
-      toAdminUrl: to.url,
-      since,
-      fence: { epoch: fence.epoch },
-      leaseSeconds: 3,
-      writePauseLeftMs: 30_000,
-    });
+    const { fence, copy } = await fenceAndCopy(activities, since, { leaseSeconds: 3 });
     expect(copy.copied).toBe(3);
     expect(copy.fence.epoch).toBeGreaterThanOrEqual(fence.epoch + 2);
     // A renewal that outlived the copy would land within one renewal period (1 s).
