@@ -10,6 +10,7 @@ import { JWT_SECRET, startProxy, startTestStack, type TestStack } from './stack.
 import { testLogger } from '../support/logger.ts';
 import { createRootLogger } from '../../src/logging.ts';
 import { Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fenceAsIs, unfenceAsIs } from '../support/fence.ts';
 
 const HEARTBEAT_MS = 200;
@@ -82,6 +83,34 @@ describe('runSmokeChecks', () => {
       if (line.kind === 'item' && line.owner.startsWith('smoke-') && !line.deleted) live.push(line.id);
     }
     expect(live).toEqual([]);
+  });
+
+  it('runs the checks side by side, and the sample reads too, reporting them in their fixed order', async () => {
+    const arrived: string[] = [];
+    // Each sample read is held until five are waiting (or a second passed): one after the other, never more than one waits.
+    let sampleReadsWaiting = 0;
+    let mostSampleReadsWaiting = 0;
+    const endpoint = await startProxy(stack.outputs.endpoint, async (_headers, path) => {
+      arrived.push(path);
+      if (!path.includes('/v1/items/restored-')) return;
+      mostSampleReadsWaiting = Math.max(mostSampleReadsWaiting, ++sampleReadsWaiting);
+      for (let waited = 0; sampleReadsWaiting < 5 && mostSampleReadsWaiting < 5 && waited < 1000; waited += 10)
+        await sleep(10);
+      sampleReadsWaiting -= 1;
+    });
+    try {
+      const checks = await runSmokeChecks(options({ stack: { ...stack.outputs, endpoint: endpoint.url } }));
+      expect(checks.map((c) => c.name)).toEqual([...stack.outputs.nodes.map((n) => `health ${n}`), ...CHECK_NAMES]);
+      expect(failed(checks)).toEqual([]);
+    } finally {
+      await endpoint.close();
+    }
+    // One after the other, every request of the round trip would come before the first of sharing.
+    const lastRoundTrip = arrived.map((path) => path.includes('-round-trip')).lastIndexOf(true);
+    const firstSharing = arrived.findIndex((path) => path.includes('-shared'));
+    expect(firstSharing).toBeGreaterThan(-1);
+    expect(firstSharing).toBeLessThan(lastRoundTrip);
+    expect(mostSampleReadsWaiting).toBe(5);
   });
 
   it('fails the health check of a node that is down, and the stream check writing through it', async () => {

@@ -85,17 +85,19 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
  */
 export async function startProxy(
   target: string,
-  rewrite: (headers: Record<string, string | string[] | undefined>, path: string) => void,
+  /** Sees each request before it is passed on; the request waits for the promise it answers. */
+  rewrite: (headers: Record<string, string | string[] | undefined>, path: string) => void | Promise<void>,
 ): Promise<{ url: string; close(): Promise<void> }> {
   const server: Server = createServer((incoming, outgoing) => {
     const headers = { ...incoming.headers };
-    rewrite(headers, incoming.url ?? '/');
-    const upstream = request(new URL(incoming.url ?? '/', target), { method: incoming.method, headers }, (answer) => {
-      outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(outgoing);
+    void Promise.resolve(rewrite(headers, incoming.url ?? '/')).then(() => {
+      const upstream = request(new URL(incoming.url ?? '/', target), { method: incoming.method, headers }, (answer) => {
+        outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(outgoing);
+      });
+      upstream.on('error', () => outgoing.destroy());
+      incoming.pipe(upstream);
     });
-    upstream.on('error', () => outgoing.destroy());
-    incoming.pipe(upstream);
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');

@@ -54,6 +54,7 @@ import { RiakFence } from './fence.ts';
 import { Numbering } from './numbering.ts';
 import { SharedRead } from './shared-read.ts';
 import { Watermark } from './watermark.ts';
+import { inParallel } from '../../../src/in-parallel.ts';
 import { parseRiakUrl } from './config.ts';
 
 /** What one Riak object holds. */
@@ -969,27 +970,6 @@ function feedTerm(user: string, seq: number): string {
 
 function seqOfTerm(term: string): number {
   return Number(term.slice(term.lastIndexOf('/') + 1));
-}
-
-/**
- * Runs `work` on every item, at most `limit` at a time. Settles every started one before it fails
- * with the first error: nothing goes on writing after the caller has been answered.
- */
-async function inParallel<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const errors: unknown[] = [];
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length && errors.length === 0) {
-        try {
-          await work(items[next++]!);
-        } catch (error) {
-          errors.push(error);
-        }
-      }
-    }),
-  );
-  if (errors.length > 0) throw errors[0];
 }
 
 /** The walk's keys (in key order) with `extra` (sorted) merged in, each key once. */
