@@ -6,7 +6,8 @@
  *   4. resident memory with 1,000 streams that never read, on a store of large items (issue 13);
  *   5. with RIAK_URL (e.g. the cluster of ../shared/riak/riakctl), the same export and import on Riak beside
  *      SQLite's (BENCH_RIAK_ITEMS, 20,000 by default), with the cluster's own counters per item and
- *      the CPU its Erlang VMs used, which names the bottleneck (issue 20); then client writes on Riak
+ *      the CPU its Erlang VMs used, which names the bottleneck (issue 20); the cluster's own ceiling (bare
+ *      PUTs and GETs, no sync node); then client writes on Riak
  *      (BENCH_RIAK_WRITES, 2,000 by default, 8 at a time), with the cluster's counters per write.
  * The targets of issue 13 are printed beside the figures and again at the end.
  * Every server is a real `navcloud-sync` process on loopback; load comes from raw-socket clients in
@@ -733,6 +734,74 @@ async function benchRiakExportImport(dataDir: string): Promise<void> {
   }
 }
 
+/**
+ * The cluster alone, no sync node: item-sized PUTs with the store's item quorums and indexes, then
+ * quorum GETs of them, 32 in flight. An import is one of each, an export one GET, so these rates
+ * are the ceiling any store on Riak's HTTP API reaches on this machine.
+ */
+async function benchRiakCeiling(): Promise<void> {
+  const base = process.env.RIAK_URL!.replace(/\?.*$/, '').replace(/\/+$/, '');
+  const bucket = `${base}/types/navcloud/buckets/bench-bare-${Math.random().toString(36).slice(2, 8)}/keys`;
+  const count = Math.min(RIAK_ITEMS, 5_000);
+  const body = JSON.stringify({
+    owner: 'user-1',
+    type: 'place',
+    rev: '1-0123456789ab',
+    data: { name: 'x'.repeat(200) },
+  });
+  const rate = async (what: string, call: (index: number) => Promise<number>): Promise<number> => {
+    const cpu = riakCpuSeconds();
+    const started = performance.now();
+    const stopAt = started + 60_000;
+    let next = 0;
+    let failed = 0;
+    await Promise.all(
+      Array.from({ length: 32 }, async () => {
+        while (next < count && performance.now() < stopAt) if ((await call(next++)) >= 300) failed++;
+      }),
+    );
+    const seconds = (performance.now() - started) / 1000;
+    const perSecond = next / seconds;
+    console.log(
+      `  bare ${what.padEnd(46)} ${fmt(perSecond)}/s${failed ? ` (${fmt(failed)} failed)` : ''}, Riak ${fmt((riakCpuSeconds() - cpu) / seconds, 2)} cores`,
+    );
+    return perSecond;
+  };
+  console.log(
+    `the cluster alone, ${fmt(count)} items, 32 requests in flight, no sync node (its ceiling on this machine):`,
+  );
+  const puts = await rate('PUT (pw=all, dw=all, three indexes):', (index) =>
+    riakRequest(`${bucket}/item-${index}?pw=all&dw=all`, 'PUT', body, {
+      'x-riak-index-seq_int': String(index + 1),
+      'x-riak-index-live_int': '1',
+      'x-riak-index-feed_bin': `user-1/${index + 1}`,
+    }),
+  );
+  const gets = await rate('GET (r=quorum, pr=quorum):', (index) =>
+    riakRequest(`${bucket}/item-${index}?r=quorum&pr=quorum`, 'GET'),
+  );
+  console.log(
+    `  so an import (a GET and a PUT per item) reaches at most ${fmt(1 / (1 / puts + 1 / gets))} items/s and an export (a GET) ${fmt(gets)} items/s`,
+  );
+}
+
+function riakRequest(
+  url: string,
+  method: string,
+  body?: string,
+  headers: Record<string, string> = {},
+): Promise<number> {
+  return new Promise((done, fail) => {
+    const req = request(
+      url,
+      { method, headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) } },
+      (res) => res.resume().on('end', () => done(res.statusCode ?? 0)),
+    );
+    req.on('error', fail);
+    req.end(body);
+  });
+}
+
 /** What `count` items cost the cluster between two readings of its counters, per item, and the cores its VMs used. */
 function riakCost(before: Record<string, number>, after: Record<string, number>, count: number, cores: number): string {
   const per = (name: (typeof RIAK_COUNTERS)[number]) => fmt((after[name]! - before[name]!) / Math.max(1, count), 2);
@@ -873,6 +942,7 @@ async function main(): Promise<void> {
     if (phases.includes('stalled')) await benchStalledStreams(join(dataDir, 'stalled'));
     if (phases.includes('riak') && process.env.RIAK_URL) {
       await benchRiakExportImport(dataDir);
+      await benchRiakCeiling();
       await benchRiakWrites(join(dataDir, 'riak-writes'));
     } else if (phases.includes('riak'))
       console.log(
