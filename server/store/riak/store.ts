@@ -55,6 +55,7 @@ import { Numbering } from './numbering.ts';
 import { SharedRead } from './shared-read.ts';
 import { Watermark } from './watermark.ts';
 import { inParallel } from '../../../src/in-parallel.ts';
+import { readAhead } from './read-ahead.ts';
 import { parseRiakUrl } from './config.ts';
 
 /** What one Riak object holds. */
@@ -95,7 +96,7 @@ const WRITE_ATTEMPTS = 4;
 const MAX_PAGES = 10_000;
 /** Items read at once for the feed and the inbox: a page holds at most maxBytes plus this many items. */
 const FEED_READ_BATCH = 8;
-/** Items an export reads at once: enough requests in flight to keep the cluster busy, few enough 256 KiB items to hold (8 MiB). */
+/** Items an export keeps in flight: enough requests to keep the cluster busy, few enough 256 KiB items to hold (8 MiB). */
 const EXPORT_READ_BATCH = 32;
 /** Import lines applied at once, for the same reason. */
 const IMPORT_CONCURRENCY = 32;
@@ -401,18 +402,8 @@ export class RiakStore implements SyncStore {
   async *revisionsById(): AsyncIterable<ItemRevision> {
     const logged = [...new Set((await this.degradedLog.entries()).map(([, id]) => id))].sort();
     const keys = mergeKeys(this.walk('$bucket', '_', undefined), logged);
-    let batch: string[] = [];
-    for await (const key of keys) {
-      batch.push(key);
-      if (batch.length < EXPORT_READ_BATCH) continue;
-      yield* this.revisionsOf(batch);
-      batch = [];
-    }
-    yield* this.revisionsOf(batch);
-  }
-
-  private async *revisionsOf(keys: string[]): AsyncIterable<ItemRevision> {
-    for (const record of await this.readMany(keys)) if (record) yield revisionOf(record);
+    for await (const [, read] of readAhead(keys, EXPORT_READ_BATCH, (key) => this.readItem(key)))
+      if (read.record) yield revisionOf(read.record);
   }
 
   /** The items of degraded writes numbered in (since, through], as they are now if still in that range, in number order. */
@@ -432,30 +423,18 @@ export class RiakStore implements SyncStore {
   private async *walkExport(since: number, through: number, degraded: ItemRecord[]): AsyncIterable<StoredItem> {
     if (through <= since) return;
     const fromLog = new Set(degraded.map((record) => record.id));
+    const walked = this.walk('seq_int', since + 1, through);
+    const entries = (async function* () {
+      for await (const entry of walked) if (!fromLog.has(entry[1])) yield entry;
+    })();
     let next = 0;
-    let continuation: string | undefined;
-    for (let page = 0; page < MAX_PAGES; page += 1) {
-      const found = await this.riak.index(this.bucket, 'seq_int', since + 1, through, this.page, continuation);
-      const entries = found.results.filter(([, key]) => !fromLog.has(key));
-      // Read a few at a time: a page of 256 KiB items must not be held in memory at once.
-      for (let start = 0; start < entries.length; start += EXPORT_READ_BATCH) {
-        const batch = entries.slice(start, start + EXPORT_READ_BATCH);
-        const records = await this.readMany(batch.map(([, key]) => key));
-        for (const [index, [term]] of batch.entries()) {
-          const record = records[index];
-          // Yielded at its current number only; an entry it has moved on from is stale.
-          if (!record || record.seq !== Number(term)) continue;
-          for (; next < degraded.length && degraded[next]!.seq <= record.seq; next++) yield toItem(degraded[next]!);
-          yield toItem(record);
-        }
-      }
-      continuation = found.continuation;
-      if (!continuation) {
-        for (; next < degraded.length; next++) yield toItem(degraded[next]!);
-        return;
-      }
+    for await (const [[term], { record }] of readAhead(entries, EXPORT_READ_BATCH, ([, key]) => this.readItem(key))) {
+      // Yielded at its current number only; an entry it has moved on from is stale.
+      if (!record || record.seq !== Number(term)) continue;
+      for (; next < degraded.length && degraded[next]!.seq <= record.seq; next++) yield toItem(degraded[next]!);
+      yield toItem(record);
     }
-    throw new Error(`export since ${since} did not finish within ${MAX_PAGES} pages of ${this.page}`);
+    for (; next < degraded.length; next++) yield toItem(degraded[next]!);
   }
 
   /**
