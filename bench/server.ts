@@ -13,7 +13,9 @@
  * Every server is a real `navcloud-sync` process on loopback; load comes from raw-socket clients in
  * forked processes so the client's own cost stays small. Every phase is bounded in count and time.
  * Sizes can be lowered for a quick run: BENCH_STREAMS, BENCH_ITEMS, BENCH_SECONDS, BENCH_STALLED_STREAMS.
- * BENCH_PHASES picks phases (streams,throughput,export,stalled,riak).
+ *   6. with RIAK_URL and BENCH_PHASES=riak-memory (not run by default: about 40 minutes here), a sync node's
+ *      resident memory through an import of a million items into Riak (BENCH_RIAK_MEMORY_ITEMS).
+ * BENCH_PHASES picks phases (streams,throughput,export,stalled,riak by default; riak-memory).
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -813,6 +815,79 @@ function riakCost(before: Record<string, number>, after: Record<string, number>,
   ].join(', ');
 }
 
+/**
+ * A sync node's resident memory through one long import into Riak (BENCH_RIAK_MEMORY_ITEMS, a
+ * million by default), sampled every 200 ms and printed at every tenth of the lines sent: an import
+ * holds a batch at a time, so the figure must stay flat however many lines follow. Stops after
+ * BENCH_RIAK_MEMORY_SECONDS (an hour) and says how far it got.
+ */
+async function benchRiakImportMemory(dataDir: string): Promise<void> {
+  const items = Number(process.env.BENCH_RIAK_MEMORY_ITEMS ?? 1_000_000);
+  const seconds = Number(process.env.BENCH_RIAK_MEMORY_SECONDS ?? 3_600);
+  mkdirSync(dataDir, { recursive: true });
+  const seed = join(dataDir, 'seed.ndjson');
+  await writeItems(seed, items);
+  const bucket = `bench-memory-${Math.random().toString(36).slice(2, 8)}`;
+  const sync = await startSync(join(dataDir, 'node'), {
+    SYNC_STORE: `riak:${process.env.RIAK_URL!.replace(/\?.*$/, '')}?${RIAK_QUORUMS}&bucket=${bucket}`,
+  });
+  const pid = sync.child.pid!;
+  const admin = await signToken(SECRET, 'bench-admin', { admin: true });
+  let sent = 0;
+  let peak = 0;
+  let reported = 0;
+  const started = performance.now();
+  console.log(
+    `a sync node's memory through an import of ${fmt(items)} items into Riak (stops after ${fmt(seconds)} s):`,
+  );
+  console.log(`  before: RSS ${fmt(rssKiB(pid) / 1024, 0)} MiB`);
+  const sampler = setInterval(() => {
+    const rss = rssKiB(pid);
+    peak = Math.max(peak, rss);
+    if (sent >= ((reported + 1) * items) / 10) {
+      reported = Math.floor((sent * 10) / items);
+      const elapsed = (performance.now() - started) / 1000;
+      console.log(
+        `  ${fmt(sent)} lines sent in ${fmt(elapsed)} s (${fmt(sent / elapsed)}/s): RSS ${fmt(rss / 1024, 0)} MiB, peak so far ${fmt(peak / 1024, 0)} MiB`,
+      );
+    }
+  }, 200);
+  try {
+    const outcome = await new Promise<string>((done) => {
+      const lines = createReadStream(seed);
+      const req = request(
+        `${sync.url}/admin/import`,
+        { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/x-ndjson' } },
+        (res) => {
+          let text = '';
+          res
+            .setEncoding('utf8')
+            .on('data', (chunk: string) => (text += chunk))
+            .on('end', () => done(`answered ${res.statusCode}: ${text.slice(0, 200)}`));
+        },
+      );
+      req.on('error', (error) => done(`stopped: ${error.message}`));
+      const deadline = setTimeout(() => {
+        lines.destroy();
+        req.destroy(new Error(`time is up after ${seconds} s`));
+      }, seconds * 1000);
+      req.on('close', () => clearTimeout(deadline));
+      lines.on('data', (chunk) => {
+        for (const byte of chunk as Buffer) if (byte === 0x0a) sent++;
+      });
+      lines.pipe(req);
+    });
+    const elapsed = (performance.now() - started) / 1000;
+    console.log(
+      `  import ${outcome} after ${fmt(elapsed)} s, ${fmt(sent)} lines sent (${fmt(sent / elapsed)}/s); ` +
+        `the node's RSS peaked at ${fmt(peak / 1024, 0)} MiB`,
+    );
+  } finally {
+    clearInterval(sampler);
+    await sync.stop();
+  }
+}
+
 /** Client writes of new items on Riak, 8 at a time: their rate and what each acknowledged write cost the cluster. */
 async function benchRiakWrites(dataDir: string): Promise<void> {
   const run = Math.random().toString(36).slice(2, 8);
@@ -944,7 +1019,10 @@ async function main(): Promise<void> {
       await benchRiakExportImport(dataDir);
       await benchRiakCeiling();
       await benchRiakWrites(join(dataDir, 'riak-writes'));
-    } else if (phases.includes('riak'))
+    }
+    if (phases.includes('riak-memory') && process.env.RIAK_URL)
+      await benchRiakImportMemory(join(dataDir, 'riak-memory'));
+    if (phases.some((phase) => phase.startsWith('riak')) && !process.env.RIAK_URL)
       console.log(
         'export/import on Riak: skipped (set RIAK_URL, e.g. http://127.0.0.1:10018 for ../shared/riak/riakctl cluster start)',
       );
