@@ -759,7 +759,10 @@ describe('Riak store: the exact requests it makes and how it reads each document
       `${T}/index/feed_bin/alice%2F0000000000000003/alice%2F${String(Number.MAX_SAFE_INTEGER).padStart(16, '0')}`,
     );
     expect(feed.query).toEqual({ max_results: '10', return_terms: 'true' });
+    riak.clearRequests();
     expect(await paged.countItems()).toBe(5);
+    // Counting reads keys only, in pages of 10,000 whatever the store's page: one query here.
+    expect(riak.requests.map((r) => [r.path, r.query.max_results])).toEqual([[`${T}/index/live_int/1`, '10000']]);
     await paged.close();
   });
 

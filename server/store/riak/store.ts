@@ -100,6 +100,12 @@ const FEED_READ_BATCH = 8;
 const EXPORT_READ_BATCH = 32;
 /** Import lines applied at once, for the same reason. */
 const IMPORT_CONCURRENCY = 32;
+/**
+ * Keys per index page when only counting (GET /admin/stats): each page is a coverage query over a
+ * third of the vnodes, and 100,000 items took 7.8 s in pages of 500 against 0.8 s in pages of
+ * 10,000 on the three-node cluster. A page of keys alone is about 400 KB.
+ */
+const COUNT_PAGE = 10_000;
 
 export interface RiakStoreOptions {
   logger: Logger;
@@ -509,7 +515,7 @@ export class RiakStore implements SyncStore {
 
   async countItems(): Promise<number> {
     let count = 0;
-    for await (const _ of this.walk('live_int', 1, undefined)) count += 1;
+    for await (const _ of this.walk('live_int', 1, undefined, COUNT_PAGE)) count += 1;
     return count;
   }
 
@@ -791,15 +797,16 @@ export class RiakStore implements SyncStore {
     index: string,
     start: string | number,
     end: string | number | undefined,
+    pageSize = this.page,
   ): AsyncIterable<[string, string]> {
     let continuation: string | undefined;
     for (let page = 0; page < MAX_PAGES; page += 1) {
-      const found = await this.riak.index(this.bucket, index, start, end, this.page, continuation);
+      const found = await this.riak.index(this.bucket, index, start, end, pageSize, continuation);
       yield* found.results;
       continuation = found.continuation;
       if (!continuation) return;
     }
-    throw new Error(`the ${index} index query did not finish within ${MAX_PAGES} pages of ${this.page}`);
+    throw new Error(`the ${index} index query did not finish within ${MAX_PAGES} pages of ${pageSize}`);
   }
 }
 
