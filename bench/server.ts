@@ -297,7 +297,8 @@ async function startSync(dataDir: string, env: Record<string, string> = {}): Pro
 
 function rssKiB(pid: number, part: 'VmRSS' | 'RssAnon' = 'VmRSS'): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(new RegExp(`${part}:\\s+(\\d+) kB`).exec(status)?.[1]);
+  // A process that has exited but is not reaped yet has no memory lines.
+  return Number(new RegExp(`${part}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
 }
 
 function httpCall(
