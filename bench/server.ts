@@ -29,10 +29,11 @@ import {
   rmSync,
   statSync,
 } from 'node:fs';
-import { request } from 'node:http';
+import { request, type ClientRequest } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { signToken } from '../src/navcloud/token.ts';
 import { encodeCursor } from '../src/navcloud/cursor.ts';
@@ -578,26 +579,11 @@ async function exportImport(
   try {
     const importInto = async (url: string, file: string) => {
       const started = performance.now();
-      const answer = await new Promise<string>((done, fail) => {
-        const req = request(
-          `${url}/admin/import`,
-          { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/x-ndjson' } },
-          (res) => {
-            let text = '';
-            res
-              .setEncoding('utf8')
-              .on('data', (c: string) => (text += c))
-              .on('end', () =>
-                res.statusCode === 200 ? done(text) : fail(new Error(`import answered ${res.statusCode}: ${text}`)),
-              );
-          },
-        );
-        req.on('error', fail);
-        createReadStream(file).pipe(req);
-      });
+      const { status, text } = await postImport(url, admin, createReadStream(file)).answer;
+      if (status !== 200) throw new Error(`import answered ${status}: ${text}`);
       return {
         seconds: (performance.now() - started) / 1000,
-        applied: (JSON.parse(answer) as { applied: number }).applied,
+        applied: (JSON.parse(text) as { applied: number }).applied,
       };
     };
     await phaseStarts?.('import', source.child.pid!);
@@ -624,6 +610,37 @@ async function exportImport(
     await source.stop();
     await target.stop();
   }
+}
+
+/** Streams NDJSON `lines` into a node's POST /admin/import: its answer, and a way to stop sending. */
+function postImport(
+  url: string,
+  adminToken: string,
+  lines: Readable,
+): { answer: Promise<{ status: number; text: string }>; cancel(reason: Error): void } {
+  let req: ClientRequest | undefined;
+  const answer = new Promise<{ status: number; text: string }>((done, fail) => {
+    req = request(
+      `${url}/admin/import`,
+      { method: 'POST', headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/x-ndjson' } },
+      (res) => {
+        let text = '';
+        res
+          .setEncoding('utf8')
+          .on('data', (chunk: string) => (text += chunk))
+          .on('end', () => done({ status: res.statusCode ?? 0, text }));
+      },
+    );
+    req.on('error', fail);
+    lines.pipe(req);
+  });
+  return {
+    answer,
+    cancel(reason) {
+      lines.destroy();
+      req?.destroy(reason);
+    },
+  };
 }
 
 async function benchExportImport(dataDir: string): Promise<void> {
@@ -854,30 +871,18 @@ async function benchRiakImportMemory(dataDir: string): Promise<void> {
     }
   }, 200);
   try {
-    const outcome = await new Promise<string>((done) => {
-      const lines = createReadStream(seed);
-      const req = request(
-        `${sync.url}/admin/import`,
-        { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/x-ndjson' } },
-        (res) => {
-          let text = '';
-          res
-            .setEncoding('utf8')
-            .on('data', (chunk: string) => (text += chunk))
-            .on('end', () => done(`answered ${res.statusCode}: ${text.slice(0, 200)}`));
-        },
-      );
-      req.on('error', (error) => done(`stopped: ${error.message}`));
-      const deadline = setTimeout(() => {
-        lines.destroy();
-        req.destroy(new Error(`time is up after ${seconds} s`));
-      }, seconds * 1000);
-      req.on('close', () => clearTimeout(deadline));
-      lines.on('data', (chunk) => {
-        for (const byte of chunk as Buffer) if (byte === 0x0a) sent++;
-      });
-      lines.pipe(req);
+    const lines = createReadStream(seed);
+    lines.on('data', (chunk) => {
+      for (const byte of chunk as Buffer) if (byte === 0x0a) sent++;
     });
+    const upload = postImport(sync.url, admin, lines);
+    const deadline = setTimeout(() => upload.cancel(new Error(`time is up after ${seconds} s`)), seconds * 1000);
+    const outcome = await upload.answer
+      .then(
+        ({ status, text }) => `answered ${status}: ${text.slice(0, 200)}`,
+        (error: Error) => `stopped: ${error.message}`,
+      )
+      .finally(() => clearTimeout(deadline));
     const elapsed = (performance.now() - started) / 1000;
     console.log(
       `  import ${outcome} after ${fmt(elapsed)} s, ${fmt(sent)} lines sent (${fmt(sent / elapsed)}/s); ` +
