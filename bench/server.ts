@@ -29,7 +29,7 @@ import {
   rmSync,
   statSync,
 } from 'node:fs';
-import { request, type ClientRequest } from 'node:http';
+import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -52,6 +52,7 @@ const RIAK_WRITES = Number(process.env.BENCH_RIAK_WRITES ?? 2_000);
 /** The app stack's quorums (infra/app-stack.yaml). */
 const RIAK_QUORUMS = 'type=navcloud&counter_type=counters&r=quorum&pr=quorum&w=quorum&pw=quorum&dw=quorum';
 const CLIENTS = 50;
+const NDJSON = 'application/x-ndjson';
 const STREAM_WORKERS = 4;
 
 /** Issue 13's targets, with what this run measured against each. */
@@ -302,12 +303,14 @@ function rssKiB(pid: number, part: 'VmRSS' | 'RssAnon' = 'VmRSS'): number {
   return Number(new RegExp(`${part}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
 }
 
+/** One request; a stream body is piped, and `signal` stops it. */
 function httpCall(
   url: string,
   method: string,
   token: string,
-  body?: string,
+  body?: string | Readable,
   contentType = 'application/json',
+  signal?: AbortSignal,
 ): Promise<{ status: number; text: string }> {
   return new Promise((done, fail) => {
     const req = request(
@@ -315,6 +318,7 @@ function httpCall(
       {
         method,
         headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': contentType }) },
+        signal,
       },
       (res) => {
         let text = '';
@@ -325,7 +329,8 @@ function httpCall(
       },
     );
     req.on('error', fail);
-    req.end(body);
+    if (typeof body === 'object') body.pipe(req);
+    else req.end(body);
   });
 }
 
@@ -579,7 +584,7 @@ async function exportImport(
   try {
     const importInto = async (url: string, file: string) => {
       const started = performance.now();
-      const { status, text } = await postImport(url, admin, createReadStream(file)).answer;
+      const { status, text } = await httpCall(`${url}/admin/import`, 'POST', admin, createReadStream(file), NDJSON);
       if (status !== 200) throw new Error(`import answered ${status}: ${text}`);
       return {
         seconds: (performance.now() - started) / 1000,
@@ -610,37 +615,6 @@ async function exportImport(
     await source.stop();
     await target.stop();
   }
-}
-
-/** Streams NDJSON `lines` into a node's POST /admin/import: its answer, and a way to stop sending. */
-function postImport(
-  url: string,
-  adminToken: string,
-  lines: Readable,
-): { answer: Promise<{ status: number; text: string }>; cancel(reason: Error): void } {
-  let req: ClientRequest | undefined;
-  const answer = new Promise<{ status: number; text: string }>((done, fail) => {
-    req = request(
-      `${url}/admin/import`,
-      { method: 'POST', headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/x-ndjson' } },
-      (res) => {
-        let text = '';
-        res
-          .setEncoding('utf8')
-          .on('data', (chunk: string) => (text += chunk))
-          .on('end', () => done({ status: res.statusCode ?? 0, text }));
-      },
-    );
-    req.on('error', fail);
-    lines.pipe(req);
-  });
-  return {
-    answer,
-    cancel(reason) {
-      lines.destroy();
-      req?.destroy(reason);
-    },
-  };
 }
 
 async function benchExportImport(dataDir: string): Promise<void> {
@@ -875,14 +849,19 @@ async function benchRiakImportMemory(dataDir: string): Promise<void> {
     lines.on('data', (chunk) => {
       for (const byte of chunk as Buffer) if (byte === 0x0a) sent++;
     });
-    const upload = postImport(sync.url, admin, lines);
-    const deadline = setTimeout(() => upload.cancel(new Error(`time is up after ${seconds} s`)), seconds * 1000);
-    const outcome = await upload.answer
+    const outcome = await httpCall(
+      `${sync.url}/admin/import`,
+      'POST',
+      admin,
+      lines,
+      NDJSON,
+      AbortSignal.timeout(seconds * 1000),
+    )
       .then(
         ({ status, text }) => `answered ${status}: ${text.slice(0, 200)}`,
-        (error: Error) => `stopped: ${error.message}`,
+        (error: Error) => `stopped (${error.message}; the bound is ${seconds} s)`,
       )
-      .finally(() => clearTimeout(deadline));
+      .finally(() => lines.destroy());
     const elapsed = (performance.now() - started) / 1000;
     console.log(
       `  import ${outcome} after ${fmt(elapsed)} s, ${fmt(sent)} lines sent (${fmt(sent / elapsed)}/s); ` +
