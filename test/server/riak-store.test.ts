@@ -400,6 +400,17 @@ describe('Riak store: the exact requests it makes and how it reads each document
     expect(refused.message).toContain('PR-value unsatisfied: 1/2');
   });
 
+  it('reads the export watermark again when a primary did not answer in time, and refuses the write after four such answers', async () => {
+    const WATERMARK = `${T}.meta/keys/export-watermark`;
+    const unmet = { status: 503, headers: { 'content-type': 'text/plain' }, body: 'PR-value unsatisfied: 1/2\n' };
+    for (let i = 0; i < 3; i++) riak.respondOnce((r) => r.path === WATERMARK && r.method === 'GET', unmet);
+    await store.put({ id: 'trip-1', owner: 'alice', type: 'trip', data: {} });
+    for (let i = 0; i < 4; i++) riak.respondOnce((r) => r.path === WATERMARK && r.method === 'GET', unmet);
+    const refused = await storeError(store.put({ id: 'trip-2', owner: 'alice', type: 'trip', data: {} }));
+    expect(refused.code).toBe('unavailable');
+    expect(refused.message).toContain('PR-value unsatisfied: 1/2');
+  });
+
   it('never acts on a fence below an epoch it read: it reads again, and after four such answers the fence is unavailable', async () => {
     const fenced = await store.fence({ expected: { epoch: 0, mode: 'open' }, by: 'test', leaseMs: 60_000 });
     const forwarding = await store.forward({
