@@ -21,6 +21,7 @@ const SHARED_WITH_SERVER = [
   '^src/navcloud/cursor\\.ts$',
   '^src/navcloud/revision\\.ts$',
   '^src/logging\\.ts$',
+  '^src/in-parallel\\.ts$',
 ];
 
 /** Every rule is an error: `comment` is what the test prints beside the two files. */
@@ -61,7 +62,7 @@ module.exports = {
     forbid(
       'server-imports-only-the-shared-protocol',
       'The sync server is its own program: from src/ it takes only the wire protocol, the token ' +
-        'signer, the cursor and revision codecs and the logger, which the clients share with it.',
+        'signer, the cursor and revision codecs, the logger and inParallel, which the clients share with it.',
       { path: '^server/' },
       { path: '^(src|activities|workflows|bench|test)/', pathNot: SHARED_WITH_SERVER },
     ),
