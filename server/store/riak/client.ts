@@ -6,6 +6,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { StoreError } from '../port.ts';
 import type { RiakConfig, RiakQuorum } from './config.ts';
 import { boundaryOf, parseMultipart } from './multipart.ts';
@@ -294,6 +295,28 @@ const QUORUM_UNMET = /^(PW|W|DW|PR|R)-value unsatisfied|^request timed out|^Too 
 export class RiakQuorumUnmet extends StoreError {
   constructor(message: string) {
     super('unavailable', message);
+  }
+}
+
+/** Reads of a value every write waits on, and how far apart, before a quorum Riak keeps failing counts as unavailable. */
+const QUORUM_READ_ATTEMPTS = 4;
+const QUORUM_READ_RETRY_MS = 25;
+
+/**
+ * Reads a value every write waits on (the fence, the export watermark, the undo mark), again while
+ * Riak answers that the quorum was not met. A busy cluster's primary that did not answer in time
+ * fails it with no node down (`PR-value unsatisfied: 1/2`), and the next read usually finds it:
+ * the Riak demo's plain clients got 503s at the fence and at the watermark without this. Item
+ * reads are not read again, so refusals while a node is down stay quick.
+ */
+export async function readAgainWhileQuorumUnmet<T>(read: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await read();
+    } catch (error) {
+      if (!(error instanceof RiakQuorumUnmet) || attempt === QUORUM_READ_ATTEMPTS) throw error;
+      await sleep(QUORUM_READ_RETRY_MS);
+    }
   }
 }
 

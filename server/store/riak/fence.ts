@@ -16,7 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../../src/logging.ts';
 import { FenceConflict, StoreError, type Clock, type FenceChange, type FenceMode, type FenceState } from '../port.ts';
 import { decide, lapseOf, NodeLease, OPEN, type FenceRecord, type FenceRequest } from '../fence-rules.ts';
-import { RiakQuorumUnmet, type RiakClient, type RiakValue } from './client.ts';
+import { readAgainWhileQuorumUnmet, type RiakClient, type RiakValue } from './client.ts';
 
 const FENCE_KEY = 'fence';
 /** Reads and conditional writes of one change before it gives up on a fence that keeps changing. */
@@ -135,18 +135,7 @@ export class RiakFence {
    */
   private async read(fresh = false): Promise<FenceRead> {
     for (let attempt = 1; ; attempt += 1) {
-      let read: FenceRead;
-      try {
-        read = await this.fetch(fresh || attempt > 1);
-      } catch (error) {
-        // A busy cluster's primary that did not answer in time (PR unsatisfied): every request on
-        // this node waits on this read, and the next one usually finds the quorum (the Riak demo's
-        // plain clients got three 503s at one fence without this).
-        if (!(error instanceof RiakQuorumUnmet) || attempt === BEHIND_ATTEMPTS) throw error;
-        this.cache = undefined;
-        await sleep(BEHIND_RETRY_MS);
-        continue;
-      }
+      const read = await this.fetch(fresh || attempt > 1);
       if (read.record.epoch >= this.highestEpoch) {
         this.highestEpoch = read.record.epoch;
         return read;
@@ -164,7 +153,7 @@ export class RiakFence {
 
   private async fetch(fresh: boolean): Promise<FenceRead> {
     const cached = fresh ? undefined : this.cache;
-    const fetched = await this.riak.fetch(this.bucket, FENCE_KEY, cached?.etag);
+    const fetched = await readAgainWhileQuorumUnmet(() => this.riak.fetch(this.bucket, FENCE_KEY, cached?.etag));
     if (fetched.kind === 'not-modified' && cached) return { record: cached.record, etag: cached.etag, missing: false };
     if (fetched.kind === 'found') {
       const record = resolveFence(fetched.values);

@@ -14,15 +14,10 @@
  * Concurrent raises leave siblings, read as their maximum. Read and written at quorum, so a read
  * begun after a raise was answered sees it.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { StoreError } from '../port.ts';
-import { RiakQuorumUnmet, type RiakClient } from './client.ts';
+import { readAgainWhileQuorumUnmet, type RiakClient } from './client.ts';
 import type { RiakQuorum } from './config.ts';
 import { SharedRead } from './shared-read.ts';
-
-/** Reads of a busy cluster's answer that a primary did not answer in time, before the value is unavailable. */
-const READ_ATTEMPTS = 4;
-const READ_RETRY_MS = 25;
 
 export class Watermark {
   private readonly reads = new SharedRead(() => this.fetch().then(({ value }) => value));
@@ -72,25 +67,9 @@ export class Watermark {
     this.highest = Math.max(this.highest, to);
   }
 
-  /**
-   * Every write waits on this read, as on the fence's. A primary too busy to answer in time fails
-   * the quorum (`PR-value unsatisfied: 1/2`, no node down) and the next read usually finds it: read
-   * again, as the fence is, before the write is answered 503 (a plain client of the Riak demo was,
-   * at its smoke check).
-   */
+  /** Every write waits on this read, as on the fence's. */
   private async fetch(): Promise<{ value: number; vclock?: string }> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.fetchOnce();
-      } catch (error) {
-        if (!(error instanceof RiakQuorumUnmet) || attempt === READ_ATTEMPTS) throw error;
-        await sleep(READ_RETRY_MS);
-      }
-    }
-  }
-
-  private async fetchOnce(): Promise<{ value: number; vclock?: string }> {
-    const fetched = await this.riak.fetch(this.bucket, this.key);
+    const fetched = await readAgainWhileQuorumUnmet(() => this.riak.fetch(this.bucket, this.key));
     if (fetched.kind === 'missing') return { value: this.highest, vclock: fetched.vclock };
     if (fetched.kind !== 'found') return { value: this.highest };
     const values = fetched.values.map((sibling) => Number(sibling.body.toString('utf8')));
