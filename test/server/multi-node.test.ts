@@ -2,71 +2,34 @@
  * Two real `navcloud-sync` processes sharing one SQLite file and a real RabbitMQ: changes cross
  * nodes through the fanout exchange, and a broker outage delays them without losing or repeating any.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync, closeSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signToken } from '../../src/navcloud/token.ts';
-import { repoRoot } from '../../src/config/environment.ts';
-import { freePort, waitForPort } from '../../src/net.ts';
 import { startRabbitMq, type RabbitMq } from '../support/rabbitmq.ts';
 import { call, openStream, SECRET, type StreamReader } from './helpers.ts';
 import { tempDir } from '../support/temp-dir.ts';
-
-const bin = resolve(repoRoot, 'bin/navcloud-sync.js');
-
-interface Node {
-  url: string;
-  child: ChildProcess;
-}
+import { startSyncProcess, stopSyncProcess, type SyncProcess } from '../support/sync-process.ts';
 
 let broker: RabbitMq;
 let dir: { path: string; remove(): void };
-const nodes: Node[] = [];
+const nodes: SyncProcess[] = [];
 
-async function startNode(id: string, database: string, busUrl: string): Promise<Node> {
-  const port = await freePort();
-  const logDir = resolve(repoRoot, 'test-artifacts');
-  mkdirSync(logDir, { recursive: true });
-  const log = openSync(join(logDir, `multi-node-${id}-${port}.log`), 'a');
-  const child = spawn(process.execPath, [bin], {
-    env: {
-      PATH: process.env.PATH,
-      LOG_FORMAT: 'json',
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      SYNC_STORE: `sqlite:${database}`,
-      SYNC_BUS: busUrl,
-      SYNC_JWT_SECRET: SECRET,
-      SYNC_NODE_ID: id,
-      SYNC_HEARTBEAT_MS: '1000',
-    },
-    stdio: ['ignore', 'ignore', log],
+async function startNode(id: string, database: string, busUrl: string): Promise<SyncProcess> {
+  const node = await startSyncProcess({
+    store: `sqlite:${database}`,
+    nodeId: id,
+    secret: SECRET,
+    env: { HOST: '127.0.0.1', SYNC_BUS: busUrl, SYNC_HEARTBEAT_MS: '1000' },
+    log: `multi-node-${id}`,
   });
-  closeSync(log);
-  const node = { url: `http://127.0.0.1:${port}`, child };
   nodes.push(node);
-  const exited = new Promise<never>((_, reject) =>
-    child.once('exit', (code) => reject(new Error(`navcloud-sync ${id} exited with ${code}; see test-artifacts`))),
-  );
-  exited.catch(() => undefined);
-  await Promise.race([waitForPort('127.0.0.1', port, 60_000, `navcloud-sync ${id}`), exited]);
   return node;
-}
-
-async function stopNode(node: Node): Promise<void> {
-  if (node.child.exitCode !== null || node.child.signalCode !== null) return;
-  const exited = new Promise<void>((res) => node.child.once('exit', () => res()));
-  node.child.kill('SIGTERM');
-  const timer = setTimeout(() => node.child.kill('SIGKILL'), 15_000);
-  await exited;
-  clearTimeout(timer);
 }
 
 const alice = await signToken(SECRET, 'alice');
 
-async function put(node: Node, id: string, data: unknown): Promise<void> {
+async function put(node: SyncProcess, id: string, data: unknown): Promise<void> {
   const answer = await call(node, 'PUT', `/v1/items/${id}`, { token: alice, body: { type: 'place', data } });
   expect(answer.status, answer.text).toBe(201);
 }
@@ -83,8 +46,8 @@ async function collect(stream: StreamReader, ids: string[], timeoutMs: number): 
 }
 
 describe('two sync nodes, one SQLite file, a real RabbitMQ', () => {
-  let a: Node;
-  let b: Node;
+  let a: SyncProcess;
+  let b: SyncProcess;
 
   beforeAll(async () => {
     broker = await startRabbitMq();
@@ -95,7 +58,7 @@ describe('two sync nodes, one SQLite file, a real RabbitMQ', () => {
   });
 
   afterAll(async () => {
-    await Promise.all(nodes.splice(0).map(stopNode));
+    await Promise.all(nodes.splice(0).map(stopSyncProcess));
     await broker?.dispose();
     dir?.remove();
   });

@@ -5,7 +5,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { resolve } from 'node:path';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { freePort, waitForPort } from '../../src/net.ts';
 
 const bin = resolve(import.meta.dirname, '../../bin/navcloud-sync.js');
@@ -22,29 +23,50 @@ export async function startSyncProcess(options: {
   secret: string;
   /** More of the node's environment (server/config.ts), over the defaults here. */
   env?: Record<string, string>;
+  /** Its JSON log goes to test-artifacts/<log>-<port>.log instead of the test's stderr (errors only). */
+  log?: string;
 }): Promise<SyncProcess> {
   const port = await freePort();
+  const logFile = options.log ? artifactLog(`${options.log}-${port}.log`) : undefined;
   const child = spawn(process.execPath, [bin], {
     env: {
       PATH: process.env.PATH,
-      LOG_LEVEL: 'error',
+      ...(logFile ? { LOG_FORMAT: 'json' } : { LOG_LEVEL: 'error' }),
       PORT: String(port),
       SYNC_JWT_SECRET: options.secret,
       SYNC_STORE: options.store,
       SYNC_NODE_ID: options.nodeId,
       ...options.env,
     },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', 'ignore', logFile ?? 'inherit'],
   });
-  await waitForPort('127.0.0.1', port, 30_000, options.nodeId);
+  if (typeof logFile === 'number') closeSync(logFile);
+  const exited = new Promise<never>((_, reject) =>
+    child.once('exit', (code) =>
+      reject(
+        new Error(`navcloud-sync ${options.nodeId} exited with ${code}${options.log ? '; see test-artifacts' : ''}`),
+      ),
+    ),
+  );
+  exited.catch(() => undefined);
+  await Promise.race([waitForPort('127.0.0.1', port, 60_000, options.nodeId), exited]);
   return { url: `http://127.0.0.1:${port}`, port, child };
 }
 
+/** Stops a node with SIGTERM, and kills it if it has not exited 15 s later. */
 export async function stopSyncProcess(node: SyncProcess): Promise<void> {
   if (node.child.exitCode !== null || node.child.signalCode !== null) return;
   const exited = once(node.child, 'exit');
   node.child.kill('SIGTERM');
+  const timer = setTimeout(() => node.child.kill('SIGKILL'), 15_000);
   await exited;
+  clearTimeout(timer);
+}
+
+function artifactLog(name: string): number {
+  const dir = resolve(import.meta.dirname, '../../test-artifacts');
+  mkdirSync(dir, { recursive: true });
+  return openSync(join(dir, name), 'a');
 }
 
 /** The item ids of one export after `since` and the cursor its end line gives; throws on anything else. */
