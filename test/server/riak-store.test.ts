@@ -777,6 +777,27 @@ describe('Riak store: the exact requests it makes and how it reads each document
     await paged.close();
   });
 
+  it('reads the counter for a feed only when the cursor is above every number this node has seen', async () => {
+    for (let i = 0; i < 3; i += 1) await store.put({ id: `t${i}`, owner: 'alice', type: 'trip', data: { i } });
+    const counterReads = () => riak.requests.filter((r) => r.path === COUNTER && r.method === 'GET').length;
+    riak.clearRequests();
+    // Numbers this node handed out, and numbers of the changes a feed page carried.
+    const first = await store.changes('alice', 0, 2);
+    const rest = await store.changes('alice', first.at(-1)!.seq, 10);
+    expect(rest.map((c) => c.id)).toEqual(['t2']);
+    expect(counterReads()).toBe(0);
+    // A cursor above them: the counter decides.
+    expect((await storeError(store.changes('alice', rest[0]!.seq + 1, 10))).code).toBe('cursor-gone');
+    expect(counterReads()).toBe(1);
+    // Another node of the stack has seen none of these numbers: it reads the counter once, then knows.
+    const other = await openRiakStore(`${riak.url}?bucket=trips`, { logger });
+    riak.clearRequests();
+    expect(await other.changes('alice', rest[0]!.seq, 10)).toEqual([]);
+    expect(await other.changes('alice', rest[0]!.seq, 10)).toEqual([]);
+    expect(counterReads()).toBe(1);
+    await other.close();
+  });
+
   it('keeps imported sequence numbers by raising the counter, and refuses a line without a cursor', async () => {
     const line = {
       kind: 'item' as const,

@@ -17,6 +17,8 @@ const COUNTER = 'seq';
 export class Numbering {
   private waiting: Array<{ resolve: (seq: number) => void; reject: (error: unknown) => void }> = [];
   private inFlight = false;
+  /** The highest value this node has seen the counter reach: the counter never goes below it. */
+  private reached = 0;
 
   constructor(
     private readonly riak: RiakClient,
@@ -32,12 +34,27 @@ export class Numbering {
   }
 
   /** Raises the counter by `by` and answers its value after. */
-  add(by: number): Promise<number> {
-    return this.riak.increment(COUNTER, by, this.quorum);
+  async add(by: number): Promise<number> {
+    return this.saw(await this.riak.increment(COUNTER, by, this.quorum));
   }
 
-  highest(): Promise<number> {
-    return this.riak.counter(COUNTER);
+  async highest(): Promise<number> {
+    return this.saw(await this.riak.counter(COUNTER));
+  }
+
+  /**
+   * Whether the counter has reached `seq`, read only when this node has not seen it that high: a
+   * number handed out, read, or carried by a stored change (every change takes its number from
+   * the counter before it is stored) is never above the counter.
+   */
+  async hasReached(seq: number): Promise<boolean> {
+    return seq <= this.reached || seq <= (await this.highest());
+  }
+
+  /** A number the counter has reached: handed out, or carried by a stored change. */
+  saw(seq: number): number {
+    this.reached = Math.max(this.reached, seq);
+    return seq;
   }
 
   private async increment(): Promise<void> {

@@ -311,8 +311,8 @@ export class RiakStore implements SyncStore {
   }
 
   async changes(user: string, since: number, limit: number, maxBytes = PAGE_BYTES): Promise<StoredChange[]> {
-    const highest = await this.highestSeq();
-    if (since > highest)
+    // A stream's cursor is a change it was sent: known to be within the store without a counter read.
+    if (!(await this.numbering.hasReached(since)))
       throw new StoreError('cursor-gone', `cursor ${since} is beyond the newest change of this store`);
     const changes: StoredChange[] = [];
     if (limit < 1) return changes;
@@ -351,7 +351,9 @@ export class RiakStore implements SyncStore {
     for (const change of await this.degradedChanges(user, since, end)) {
       if (!indexed.has(`${change.seq}/${change.id}`)) changes.push(change);
     }
-    return changes.sort((a, b) => a.seq - b.seq).slice(0, limit);
+    const page = changes.sort((a, b) => a.seq - b.seq).slice(0, limit);
+    if (page.length) this.numbering.saw(page.at(-1)!.seq);
+    return page;
   }
 
   /**
