@@ -96,20 +96,25 @@ async function pings(node: ClusterNode): Promise<boolean> {
  * Waits until every node answers and, unless `handoffs` is 'pending', no handoff is pending. A
  * settled start measures one fault alone; a start with the last fault's handoffs pending (they wait
  * out Riak's vnode inactivity timeout, a minute or more here) strikes a cluster still repairing,
- * which the promise covers as well and which takes a third of the time.
+ * which the promise covers as well and which takes a third of the time. `onWait` hears what it
+ * waits for, each time that changes (.ci/run prints it).
  */
 export async function waitSettled(
-  options: { handoffs?: 'settled' | 'pending'; timeoutMs?: number } = {},
+  options: { handoffs?: 'settled' | 'pending'; timeoutMs?: number; onWait?: (what: string) => void } = {},
 ): Promise<void> {
   const timeoutMs = options.timeoutMs ?? 300_000;
   const deadline = Date.now() + timeoutMs;
+  let waitingFor = '';
   for (;;) {
     const up = await Promise.all(CLUSTER_NODES.map(pings));
+    let what = `nodes ${CLUSTER_NODES.filter((_, i) => !up[i]).join(', ')} do not answer`;
     if (up.every(Boolean)) {
       if (options.handoffs === 'pending') return;
       const transfers = await riakctl('transfers').catch(() => 'unknown');
       if (/No transfers active/.test(transfers) && !/waiting to handoff/.test(transfers)) return;
+      what = `${transfers.match(/waiting to handoff/g)?.length ?? 0} nodes still hand off`;
     }
+    if (what !== waitingFor) options.onWait?.((waitingFor = what));
     if (Date.now() > deadline)
       throw new Error(
         `the Riak cluster did not ${options.handoffs === 'pending' ? 'answer on every node' : 'settle'} within ${timeoutMs / 1000} s`,
