@@ -9,8 +9,7 @@
  *   fail-after   the call does its work, then its answer is lost (a retryable error)
  *   hang         the call never answers; the server times it out and retries
  *   kill         the call does its work, then the worker dies: it is shut down and a new one starts
- *   terminate    the call does its work, then the run is terminated before the answer arrives
- *                (nothing of it runs again)
+ *   terminate    the call does its work and the run is terminated meanwhile (nothing of it runs again)
  * and, at calls that change a stack (ADMIN_CALLS), faults of the call's admin requests:
  *   pause        the worker freezes for longer than the fence lease right after the call's first admin
  *                request, then thaws and sends the rest; the server timed the attempt out meanwhile
@@ -281,15 +280,6 @@ class ScheduleRun {
           'end of the run',
         );
       }
-      const terminateAt = this.schedule.faults.find((f) => f.kind === 'terminate')?.call;
-      if (terminateAt !== undefined && this.calls.length > terminateAt && result !== 'terminated')
-        this.note(
-          {
-            invariant: 'outcome',
-            message: `the ${base.flow} reached call ${terminateAt}, to be terminated there, and ended ${result.split('\n')[0]}`,
-          },
-          'end of the run',
-        );
       if (result === 'terminated') {
         // A dead run's stacks are cleaned up by the next switch, which also proves the fence lapsed.
         // The test server keeps time locked for an activity whose run was terminated under it.
@@ -420,10 +410,10 @@ class ScheduleRun {
         if (kind === 'fail-after')
           throw ApplicationFailure.retryable(`explorer: ${name} did its work but its answer was lost`, 'ExplorerFault');
         if (kind === 'kill') return this.kill(name);
-        // Once the work is done and before the answer goes back, so the run stops at the same
-        // place however loaded the machine is (a terminate sent 20 ms after the answer landed in
-        // whichever step the run had reached by then).
-        if (kind === 'terminate') await this.handle?.terminate('explorer: terminated');
+        // Right after the answer went back: the run is stopped between two steps.
+        const handle = this.handle;
+        if (kind === 'terminate')
+          setTimeout(() => void handle?.terminate('explorer: terminated').catch(() => undefined), 20);
         return result;
       };
     }
