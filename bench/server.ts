@@ -303,21 +303,24 @@ function rssKiB(pid: number, part: 'VmRSS' | 'RssAnon' = 'VmRSS'): number {
   return Number(new RegExp(`${part}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
 }
 
-/** One request; a stream body is piped, and `signal` stops it. */
+/** One request; a stream body is piped, and `signal` stops it. No token: no authorization header (Riak). */
 function httpCall(
   url: string,
   method: string,
   token: string,
   body?: string | Readable,
-  contentType = 'application/json',
-  signal?: AbortSignal,
+  { contentType = 'application/json', headers = {}, signal }: RequestOptions = {},
 ): Promise<{ status: number; text: string }> {
   return new Promise((done, fail) => {
     const req = request(
       url,
       {
         method,
-        headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': contentType }) },
+        headers: {
+          ...headers,
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+          ...(body === undefined ? {} : { 'content-type': contentType }),
+        },
         signal,
       },
       (res) => {
@@ -332,6 +335,12 @@ function httpCall(
     if (typeof body === 'object') body.pipe(req);
     else req.end(body);
   });
+}
+
+interface RequestOptions {
+  contentType?: string;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
 }
 
 function fmt(value: number, digits = 0): string {
@@ -584,7 +593,9 @@ async function exportImport(
   try {
     const importInto = async (url: string, file: string) => {
       const started = performance.now();
-      const { status, text } = await httpCall(`${url}/admin/import`, 'POST', admin, createReadStream(file), NDJSON);
+      const { status, text } = await httpCall(`${url}/admin/import`, 'POST', admin, createReadStream(file), {
+        contentType: NDJSON,
+      });
       if (status !== 200) throw new Error(`import answered ${status}: ${text}`);
       return {
         seconds: (performance.now() - started) / 1000,
@@ -743,7 +754,7 @@ async function benchRiakCeiling(): Promise<void> {
     rev: '1-0123456789ab',
     data: { name: 'x'.repeat(200) },
   });
-  const rate = async (what: string, call: (index: number) => Promise<number>): Promise<number> => {
+  const rate = async (what: string, call: (index: number) => Promise<{ status: number }>): Promise<number> => {
     const cpu = riakCpuSeconds();
     const started = performance.now();
     const stopAt = started + 60_000;
@@ -751,7 +762,7 @@ async function benchRiakCeiling(): Promise<void> {
     let failed = 0;
     await Promise.all(
       Array.from({ length: 32 }, async () => {
-        while (next < count && performance.now() < stopAt) if ((await call(next++)) >= 300) failed++;
+        while (next < count && performance.now() < stopAt) if ((await call(next++)).status >= 300) failed++;
       }),
     );
     const seconds = (performance.now() - started) / 1000;
@@ -765,35 +776,20 @@ async function benchRiakCeiling(): Promise<void> {
     `the cluster alone, ${fmt(count)} items, 32 requests in flight, no sync node (its ceiling on this machine):`,
   );
   const puts = await rate('PUT (pw=all, dw=all, three indexes):', (index) =>
-    riakRequest(`${bucket}/item-${index}?pw=all&dw=all`, 'PUT', body, {
-      'x-riak-index-seq_int': String(index + 1),
-      'x-riak-index-live_int': '1',
-      'x-riak-index-feed_bin': `user-1/${index + 1}`,
+    httpCall(`${bucket}/item-${index}?pw=all&dw=all`, 'PUT', '', body, {
+      headers: {
+        'x-riak-index-seq_int': String(index + 1),
+        'x-riak-index-live_int': '1',
+        'x-riak-index-feed_bin': `user-1/${index + 1}`,
+      },
     }),
   );
   const gets = await rate('GET (r=quorum, pr=quorum):', (index) =>
-    riakRequest(`${bucket}/item-${index}?r=quorum&pr=quorum`, 'GET'),
+    httpCall(`${bucket}/item-${index}?r=quorum&pr=quorum`, 'GET', ''),
   );
   console.log(
     `  so an import (a GET and a PUT per item) reaches at most ${fmt(1 / (1 / puts + 1 / gets))} items/s and an export (a GET) ${fmt(gets)} items/s`,
   );
-}
-
-function riakRequest(
-  url: string,
-  method: string,
-  body?: string,
-  headers: Record<string, string> = {},
-): Promise<number> {
-  return new Promise((done, fail) => {
-    const req = request(
-      url,
-      { method, headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) } },
-      (res) => res.resume().on('end', () => done(res.statusCode ?? 0)),
-    );
-    req.on('error', fail);
-    req.end(body);
-  });
 }
 
 /** What `count` items cost the cluster between two readings of its counters, per item, and the cores its VMs used. */
@@ -849,14 +845,10 @@ async function benchRiakImportMemory(dataDir: string): Promise<void> {
     lines.on('data', (chunk) => {
       for (const byte of chunk as Buffer) if (byte === 0x0a) sent++;
     });
-    const outcome = await httpCall(
-      `${sync.url}/admin/import`,
-      'POST',
-      admin,
-      lines,
-      NDJSON,
-      AbortSignal.timeout(seconds * 1000),
-    )
+    const outcome = await httpCall(`${sync.url}/admin/import`, 'POST', admin, lines, {
+      contentType: NDJSON,
+      signal: AbortSignal.timeout(seconds * 1000),
+    })
       .then(
         ({ status, text }) => `answered ${status}: ${text.slice(0, 200)}`,
         (error: Error) => `stopped (${error.message}; the bound is ${seconds} s)`,

@@ -40,7 +40,7 @@ export async function startSyncProcess(options: {
     },
     stdio: ['ignore', 'ignore', logFile ?? 'inherit'],
   });
-  if (typeof logFile === 'number') closeSync(logFile);
+  if (logFile !== undefined) closeSync(logFile);
   const exited = new Promise<never>((_, reject) =>
     child.once('exit', (code) =>
       reject(
