@@ -41,7 +41,7 @@ import { checkEnd, checkStep, type Violation } from '../support/invariants.ts';
 import { createActivities } from '../../activities/index.ts';
 import { rollback, stackSwitch } from '../../workflows/index.ts';
 import { FakeWorld, seedWorld, type Failure, type FailurePoint } from '../support/fake-ports.ts';
-import { timeSkippingEnvironment, workflowBundle } from '../workflows/harness.ts';
+import { releaseTimeHeldByTerminatedRun, timeSkippingEnvironment, workflowBundle } from '../workflows/harness.ts';
 import { tempDir } from '../support/temp-dir.ts';
 
 export const FAULT_KINDS = [
@@ -121,10 +121,6 @@ export interface Outcome {
 /** The environment every explored run uses: a short verify and drain keep the histories small. */
 const EXPLORED_ENV: Partial<Environment> = { verifySeconds: 10, drainSeconds: 2, ttl: 1, keepStacks: 1 };
 const LEASE_MS = 60_000;
-/** A sleep of this length returns at once while time skips, and after this long in real time when it is held. */
-const TIME_PROBE_MS = 2_000;
-/** More locks than a run of these workflows holds at once (a step and a workflow task). */
-const MAX_HELD_LOCKS = 3;
 
 /** One time-skipping server that runs schedules one after another. */
 export class Lane {
@@ -286,7 +282,9 @@ class ScheduleRun {
       }
       if (result === 'terminated') {
         // A dead run's stacks are cleaned up by the next switch, which also proves the fence lapsed.
-        await this.releaseTimeHeldByTerminatedRun();
+        // Not one unlock whatever the terminate found: switch@17:terminate can land in the verify
+        // timer, with nothing held, and the unlock too many failed CI once.
+        await releaseTimeHeldByTerminatedRun(this.testEnv);
         await this.testEnv.sleep(LEASE_MS + 1_000);
         await this.tick();
         this.world.state.failures = {};
@@ -305,26 +303,6 @@ class ScheduleRun {
   }
 
   private lastResult = '';
-
-  /**
-   * The test server holds time still for each activity and workflow task a run has pending, and
-   * releases none of them when the run is terminated. How many were pending depends on where the
-   * terminate landed: one while a step or a workflow task is pending, none while the run waits on
-   * a timer. The locks left are counted by probing: a sleep that takes its own length in real time
-   * is held by one. One lock released too many lets time skip while steps run, and the server
-   * refuses the next unlock ('Unbalanced lock and unlock calls'), which the client retries: the
-   * explorer unlocked once whatever was pending, and `switch@17:terminate`, whose terminate can
-   * land in the verify timer, failed CI once. One too few runs the lane's later timers in real time.
-   */
-  private async releaseTimeHeldByTerminatedRun(): Promise<void> {
-    for (let released = 0; released <= MAX_HELD_LOCKS; released++) {
-      const started = Date.now();
-      await this.testEnv.sleep(TIME_PROBE_MS);
-      if (Date.now() - started < TIME_PROBE_MS) return;
-      await this.testEnv.connection.testService!.unlockTimeSkipping({});
-    }
-    throw new Error(`time still does not skip after releasing ${MAX_HELD_LOCKS} locks of the terminated run`);
-  }
 
   /** Runs one workflow to its end; faults apply to it when `faulted`. Returns its outcome. */
   private async runWorkflow(

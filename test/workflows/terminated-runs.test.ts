@@ -1,0 +1,61 @@
+/**
+ * What a terminated run leaves held on the time-skipping server, and that the explorer's release
+ * (releaseTimeHeldByTerminatedRun) counts it: nothing where the terminate found the run on a timer,
+ * one lock where it found a step running. The explorer's terminate schedules land on either.
+ */
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { expect, it } from 'vitest';
+import { DefaultLogger, Worker, bundleWorkflowCode } from '@temporalio/worker';
+import type { WorkflowHandle } from '@temporalio/client';
+import { releaseTimeHeldByTerminatedRun } from './harness.ts';
+import { useTimeSkippingEnvironment } from './time-skipping-suite.ts';
+import { waitsOnStep, waitsOnTimer } from './terminated-runs.workflows.ts';
+
+const testEnv = useTimeSkippingEnvironment();
+
+async function timerStarted(handle: WorkflowHandle): Promise<void> {
+  for (let polls = 0; polls < 200; polls++) {
+    const { events } = await handle.fetchHistory();
+    if (events?.some((event) => event.timerStartedEventAttributes)) return;
+    await new Promise((wait) => setTimeout(wait, 50));
+  }
+  throw new Error(`${handle.workflowId} never started its timer`);
+}
+
+it('releases no lock of a run terminated on a timer, and the one of a run terminated during a step', async () => {
+  const env = testEnv();
+  let stepStarted!: () => void;
+  const stepRunning = new Promise<void>((started) => (stepStarted = started));
+  let releaseStep!: () => void;
+  const stepReleased = new Promise<void>((release) => (releaseStep = release));
+  const taskQueue = `terminated-runs-${randomUUID()}`;
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: await bundleWorkflowCode({
+      workflowsPath: fileURLToPath(new URL('./terminated-runs.workflows.ts', import.meta.url)),
+      logger: new DefaultLogger('WARN'),
+    }),
+    activities: {
+      async waitForRelease() {
+        stepStarted();
+        await stepReleased;
+      },
+    },
+  });
+  await worker.runUntil(async () => {
+    const onTimer = await env.client.workflow.start(waitsOnTimer, { taskQueue, workflowId: `timer-${randomUUID()}` });
+    await timerStarted(onTimer);
+    await onTimer.terminate('test');
+    expect(await releaseTimeHeldByTerminatedRun(env)).toBe(0);
+
+    const onStep = await env.client.workflow.start(waitsOnStep, { taskQueue, workflowId: `step-${randomUUID()}` });
+    await stepRunning;
+    await onStep.terminate('test');
+    releaseStep();
+    expect(await releaseTimeHeldByTerminatedRun(env)).toBe(1);
+    // Released exactly: the next probe finds time skipping, with nothing to release.
+    expect(await releaseTimeHeldByTerminatedRun(env)).toBe(0);
+  });
+}, 60_000);
