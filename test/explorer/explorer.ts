@@ -282,8 +282,8 @@ class ScheduleRun {
       }
       if (result === 'terminated') {
         // A dead run's stacks are cleaned up by the next switch, which also proves the fence lapsed.
-        // Not one unlock whatever the terminate found: switch@17:terminate can land in the verify
-        // timer, with nothing held, and the unlock too many failed CI once.
+        // As many unlocks as the terminate left locks: one whatever it found was one too many where
+        // switch@17:terminate landed in the verify timer, and CI failed on it once.
         await releaseTimeHeldByTerminatedRun(this.testEnv);
         await this.testEnv.sleep(LEASE_MS + 1_000);
         await this.tick();
