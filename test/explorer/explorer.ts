@@ -41,7 +41,7 @@ import { checkEnd, checkStep, type Violation } from '../support/invariants.ts';
 import { createActivities } from '../../activities/index.ts';
 import { rollback, stackSwitch } from '../../workflows/index.ts';
 import { FakeWorld, seedWorld, type Failure, type FailurePoint } from '../support/fake-ports.ts';
-import { releaseTimeHeldByTerminatedRun, timeSkippingEnvironment, workflowBundle } from '../workflows/harness.ts';
+import { releaseTimeHeldByClosedRuns, timeSkippingEnvironment, workflowBundle } from '../workflows/harness.ts';
 import { tempDir } from '../support/temp-dir.ts';
 
 export const FAULT_KINDS = [
@@ -284,7 +284,7 @@ class ScheduleRun {
         // A dead run's stacks are cleaned up by the next switch, which also proves the fence lapsed.
         // As many unlocks as the terminate left locks: one whatever it found was one too many where
         // switch@17:terminate landed in the verify timer, and CI failed on it once.
-        await releaseTimeHeldByTerminatedRun(this.testEnv);
+        await releaseTimeHeldByClosedRuns(this.testEnv);
         await this.testEnv.sleep(LEASE_MS + 1_000);
         await this.tick();
         this.world.state.failures = {};
@@ -295,6 +295,10 @@ class ScheduleRun {
       await this.killing;
       await this.stopWorker();
     }
+    // Every run is closed. A lock one left would hold this lane's clock for every later schedule:
+    // each would wait the lease below in real time, as the explorer did when CI ran out its time.
+    const released = await releaseTimeHeldByClosedRuns(this.testEnv);
+    if (released) console.log(`fault explorer: ${scheduleName(this.schedule)} left ${released} time lock(s) held`);
     // Every fence a run left behind must have lapsed by now.
     await this.testEnv.sleep(LEASE_MS + 1_000);
     await this.tick();

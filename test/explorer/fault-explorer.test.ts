@@ -28,12 +28,18 @@ afterAll(async () => {
 /** Runs the schedules on all lanes, each lane taking the next one when it is free. */
 async function explore(schedules: Schedule[]): Promise<Outcome[]> {
   const outcomes: Outcome[] = [];
+  const started = Date.now();
   let next = 0;
   await Promise.all(
     lanes.map(async (lane) => {
       while (next < schedules.length) {
         const schedule = schedules[next++]!;
         outcomes.push(await lane.run(schedule));
+        // Progress, so that a run past the test's bound shows how far it got.
+        if (outcomes.length % 50 === 0)
+          console.log(
+            `fault explorer: ${outcomes.length} of ${schedules.length} schedules in ${Math.round((Date.now() - started) / 1000)} s`,
+          );
       }
     }),
   );

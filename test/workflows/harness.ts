@@ -102,27 +102,30 @@ export async function timeSkippingEnvironment(): Promise<TestWorkflowEnvironment
   return env;
 }
 
-/** A sleep of this length returns at once while time skips, and after this long in real time while it is held. */
-const TIME_PROBE_MS = 2_000;
-/** More locks than a run holds at once (a step and a workflow task). */
-const MAX_HELD_LOCKS = 3;
+/**
+ * A sleep of this length returns at once while time skips, and after this long in real time while
+ * it is held: long enough that a loaded machine does not pass a skipped sleep off as a held one.
+ */
+const TIME_PROBE_MS = 3_000;
+/** More locks than runs leave behind (a step and a workflow task each). */
+const MAX_HELD_LOCKS = 4;
 
 /**
  * The time-skipping server holds time still for each activity and workflow task a run has
- * pending, and releases none of them when the run is terminated: one is left where the terminate
- * found a step or a workflow task pending, none where the run waited on a timer. This counts them
- * by probing (a sleep that takes its own length in real time is held) and releases them; answers
- * how many it released. One released too many lets time skip while later runs' steps run, and
- * the server refuses a later unlock ('Unbalanced lock and unlock calls'), which the client
- * retries; one too few runs every later timer in real time.
+ * pending, and a run that closes with some still pending releases none of them: one is left where
+ * a terminate found a step or a workflow task pending, none where the run waited on a timer. With
+ * every run closed, this counts the locks left by probing (a sleep that takes its own length in
+ * real time is held) and releases them; answers how many it released. One released too many lets
+ * time skip while later runs' steps run, and the server refuses a later unlock ('Unbalanced lock
+ * and unlock calls'), which the client retries; one too few runs every later timer in real time.
  */
-export async function releaseTimeHeldByTerminatedRun(testEnv: TestWorkflowEnvironment): Promise<number> {
+export async function releaseTimeHeldByClosedRuns(testEnv: TestWorkflowEnvironment): Promise<number> {
   for (let released = 0; ; released++) {
     const started = Date.now();
     await testEnv.sleep(TIME_PROBE_MS);
     if (Date.now() - started < TIME_PROBE_MS) return released;
     if (released === MAX_HELD_LOCKS)
-      throw new Error(`time still does not skip after releasing ${released} locks of a terminated run`);
+      throw new Error(`time still does not skip after releasing ${released} locks of closed runs`);
     await testEnv.connection.testService!.unlockTimeSkipping({});
   }
 }

@@ -1,6 +1,6 @@
 /**
  * What a terminated run leaves held on the time-skipping server, and that the explorer's release
- * (releaseTimeHeldByTerminatedRun) counts it: nothing where the terminate found the run on a timer,
+ * (releaseTimeHeldByClosedRuns) counts it: nothing where the terminate found the run on a timer,
  * one lock where it found a step running. The explorer's terminate schedules land on either.
  */
 import { randomUUID } from 'node:crypto';
@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
 import { DefaultLogger, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import type { WorkflowHandle } from '@temporalio/client';
-import { releaseTimeHeldByTerminatedRun } from './harness.ts';
+import { releaseTimeHeldByClosedRuns } from './harness.ts';
 import { useTimeSkippingEnvironment } from './time-skipping-suite.ts';
 import { waitsOnStep, waitsOnTimer } from './terminated-runs.workflows.ts';
 
@@ -48,14 +48,14 @@ it('releases no lock of a run terminated on a timer, and the one of a run termin
     const onTimer = await env.client.workflow.start(waitsOnTimer, { taskQueue, workflowId: `timer-${randomUUID()}` });
     await timerStarted(onTimer);
     await onTimer.terminate('test');
-    expect(await releaseTimeHeldByTerminatedRun(env)).toBe(0);
+    expect(await releaseTimeHeldByClosedRuns(env)).toBe(0);
 
     const onStep = await env.client.workflow.start(waitsOnStep, { taskQueue, workflowId: `step-${randomUUID()}` });
     await stepRunning;
     await onStep.terminate('test');
     releaseStep();
-    expect(await releaseTimeHeldByTerminatedRun(env)).toBe(1);
+    expect(await releaseTimeHeldByClosedRuns(env)).toBe(1);
     // Released exactly: the next probe finds time skipping, with nothing to release.
-    expect(await releaseTimeHeldByTerminatedRun(env)).toBe(0);
+    expect(await releaseTimeHeldByClosedRuns(env)).toBe(0);
   });
 }, 60_000);
