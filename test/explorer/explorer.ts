@@ -121,6 +121,8 @@ export interface Outcome {
 /** The environment every explored run uses: a short verify and drain keep the histories small. */
 const EXPLORED_ENV: Partial<Environment> = { verifySeconds: 10, drainSeconds: 2, ttl: 1, keepStacks: 1 };
 const LEASE_MS = 60_000;
+/** Schedules take seconds, and a few a minute on a loaded machine (each killed worker's task times out in real time). */
+const STALLED_AFTER_MS = 150_000;
 
 /** One time-skipping server that runs schedules one after another. */
 export class Lane {
@@ -177,16 +179,45 @@ export class Lane {
     await this.testEnv.teardown();
   }
 
+  /**
+   * Runs a schedule; one that stalls is run once more, afresh. The time-skipping server can wedge a
+   * run for good (sdk-java issues 2606 and 3088): a timer fires while a workflow task that cancels
+   * it is in flight, the server refuses that completion, and the task stays started, never timed
+   * out or sent again. Only a slow workflow task lets the timer fire first, so it happens on a
+   * loaded CI machine: a switch stuck after its restore ran out the explorer's bound there.
+   */
   async run(schedule: Schedule): Promise<Outcome> {
+    const first = await this.attempt(schedule);
+    if (!first.stalled) return first.outcome;
+    console.log(`fault explorer: ${scheduleName(schedule)} stalled (${first.outcome.result}); running it again`);
+    const second = await this.attempt(schedule);
+    if (!second.stalled) return second.outcome;
+    return { ...second.outcome, result: `the schedule itself broke: it stalled twice (${second.outcome.result})` };
+  }
+
+  private async attempt(schedule: Schedule): Promise<{ outcome: Outcome; stalled: boolean }> {
     this.schedules += 1;
     const envName = `x${this.schedules}${randomUUID().slice(0, 4)}`;
     const ownWorkers = schedule.faults.some((f) => f.kind === 'kill');
     const run = new ScheduleRun(this.testEnv, schedule, envName, ownWorkers ? undefined : this.taskQueue);
     this.current = run;
+    const started = Date.now();
+    let stalled = false;
+    // A schedule takes seconds: one that does not end says where it waits, and is stopped.
+    const watchdog = setInterval(() => {
+      const seconds = Math.round((Date.now() - started) / 1000);
+      console.log(`fault explorer: ${scheduleName(schedule)} still running after ${seconds} s: ${run.whereItIs()}`);
+      if (!stalled && seconds * 1000 >= STALLED_AFTER_MS) {
+        stalled = true;
+        void run.stall();
+      }
+    }, 30_000);
     try {
-      return await run.execute();
+      return { outcome: await run.execute(), stalled };
     } catch (err) {
-      return run.outcome(`the schedule itself broke: ${(err as Error).stack ?? String(err)}`);
+      return { outcome: run.outcome(`the schedule itself broke: ${(err as Error).stack ?? String(err)}`), stalled };
+    } finally {
+      clearInterval(watchdog);
     }
   }
 }
@@ -208,6 +239,9 @@ class ScheduleRun {
   private killing?: Promise<void>;
   private stopping = false;
   private lastStep = 'start';
+  /** What execute() awaits now. */
+  private stage = 'setting up';
+  private stalled = false;
   /** How far the world's clock is ahead of the server's (hung and lost attempts). */
   private skewMs = 0;
   /** The attempt whose admin requests are faulted now (REQUEST_KINDS). */
@@ -249,6 +283,21 @@ class ScheduleRun {
     };
   }
 
+  /** Terminates the runs still open, and skips what would start another: the schedule is run again. */
+  async stall(): Promise<void> {
+    this.stalled = true;
+    for (const run of this.world.state.runs ?? [])
+      if (run.state === 'running')
+        await this.testEnv.client.workflow
+          .getHandle(run.workflowId)
+          .terminate('explorer: the schedule stalled')
+          .catch(() => undefined);
+  }
+
+  whereItIs(): string {
+    return `${this.stage}; ${this.calls.length} calls counted, last step: ${this.lastStep}; world: ${this.world.state.calls.slice(-3).join(' | ')}`;
+  }
+
   private step(what: string): void {
     this.lastStep = what;
     for (const v of checkStep(this.world.snapshot())) this.note(v, what);
@@ -280,7 +329,7 @@ class ScheduleRun {
           'end of the run',
         );
       }
-      if (result === 'terminated') {
+      if (result === 'terminated' && !this.stalled) {
         // A dead run's stacks are cleaned up by the next switch, which also proves the fence lapsed.
         // As many unlocks as the terminate left locks: one whatever it found was one too many where
         // switch@17:terminate landed in the verify timer, and CI failed on it once.
@@ -292,14 +341,17 @@ class ScheduleRun {
       }
     } finally {
       this.stopping = true;
+      this.stage = 'stopping the workers';
       await this.killing;
       await this.stopWorker();
     }
     // Every run is closed. A lock one left would hold this lane's clock for every later schedule:
-    // each would wait the lease below in real time, as the explorer did when CI ran out its time.
+    // each would wait the lease below in real time.
+    this.stage = 'releasing time held by closed runs';
     const released = await releaseTimeHeldByClosedRuns(this.testEnv);
     if (released) console.log(`fault explorer: ${scheduleName(this.schedule)} left ${released} time lock(s) held`);
     // Every fence a run left behind must have lapsed by now.
+    this.stage = 'waiting out the lease';
     await this.testEnv.sleep(LEASE_MS + 1_000);
     await this.tick();
     for (const v of checkEnd(this.world.snapshot())) this.note(v, 'end');
@@ -340,6 +392,7 @@ class ScheduleRun {
             args: [{ env: this.envName, by: 'explorer' }],
           });
     if (isTarget) this.handle = handle;
+    this.stage = `awaiting ${workflowId}`;
     let outcome: string;
     let state: 'closed' | 'terminated' = 'closed';
     let returned = false;
