@@ -202,20 +202,17 @@ export class Lane {
     const run = new ScheduleRun(this.testEnv, schedule, envName, ownWorkers ? undefined : this.taskQueue);
     this.current = run;
     const started = Date.now();
-    let stalled = false;
     // A schedule takes seconds: one that does not end says where it waits, and is stopped.
     const watchdog = setInterval(() => {
       const seconds = Math.round((Date.now() - started) / 1000);
       console.log(`fault explorer: ${scheduleName(schedule)} still running after ${seconds} s: ${run.whereItIs()}`);
-      if (!stalled && seconds * 1000 >= STALLED_AFTER_MS) {
-        stalled = true;
-        void run.stall();
-      }
+      if (!run.stalled && seconds * 1000 >= STALLED_AFTER_MS) void run.stall();
     }, 30_000);
     try {
-      return { outcome: await run.execute(), stalled };
+      return { outcome: await run.execute(), stalled: run.stalled };
     } catch (err) {
-      return { outcome: run.outcome(`the schedule itself broke: ${(err as Error).stack ?? String(err)}`), stalled };
+      const outcome = run.outcome(`the schedule itself broke: ${(err as Error).stack ?? String(err)}`);
+      return { outcome, stalled: run.stalled };
     } finally {
       clearInterval(watchdog);
     }
@@ -241,7 +238,8 @@ class ScheduleRun {
   private lastStep = 'start';
   /** What execute() awaits now. */
   private stage = 'setting up';
-  private stalled = false;
+  /** Set by stall(): the lane runs the schedule again. */
+  stalled = false;
   /** How far the world's clock is ahead of the server's (hung and lost attempts). */
   private skewMs = 0;
   /** The attempt whose admin requests are faulted now (REQUEST_KINDS). */

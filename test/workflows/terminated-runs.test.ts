@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { expect, it } from 'vitest';
+import { expect, it, vi } from 'vitest';
 import { DefaultLogger, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import type { WorkflowHandle } from '@temporalio/client';
 import { releaseTimeHeldByClosedRuns } from './harness.ts';
@@ -14,13 +14,15 @@ import { waitsOnStep, waitsOnTimer } from './terminated-runs.workflows.ts';
 
 const testEnv = useTimeSkippingEnvironment();
 
-async function timerStarted(handle: WorkflowHandle): Promise<void> {
-  for (let polls = 0; polls < 200; polls++) {
-    const { events } = await handle.fetchHistory();
-    if (events?.some((event) => event.timerStartedEventAttributes)) return;
-    await new Promise((wait) => setTimeout(wait, 50));
-  }
-  throw new Error(`${handle.workflowId} never started its timer`);
+function timerStarted(handle: WorkflowHandle): Promise<void> {
+  return vi.waitFor(
+    async () => {
+      const { events } = await handle.fetchHistory();
+      if (!events?.some((event) => event.timerStartedEventAttributes))
+        throw new Error(`${handle.workflowId} has not started its timer`);
+    },
+    { timeout: 10_000, interval: 50 },
+  );
 }
 
 it('releases no lock of a run terminated on a timer, and the one of a run terminated during a step', async () => {
